@@ -1,0 +1,71 @@
+"""autotrace: typed, multi-tenant tracing for LLM agent pipelines.
+
+``autotrace.install()`` at start-up patches the libraries it finds; the ``start_*`` context
+managers and the ``observe`` / ``traced_tool`` decorators cover the rest.
+"""
+
+from ._internal import reset_stats, stats
+from .api import (
+    event,
+    observe,
+    start_agent,
+    start_chain,
+    start_embedding,
+    start_evaluator,
+    start_generation,
+    start_guardrail,
+    start_observation,
+    start_retrieval,
+    start_span,
+    start_tool,
+    traced_tool,
+)
+from .config import ConfigError, Settings
+from .context import (
+    content_capture,
+    current_tenant,
+    reset_tenant,
+    set_tenant,
+    tenant,
+    trace_attributes,
+)
+from .install import flush, install, local_store, shutdown, uninstall
+from .observation import Observation, ObservationType
+from .recorder import __version__, current_observation
+from .scores import score
+
+__all__ = [
+    "ConfigError",
+    "Observation",
+    "ObservationType",
+    "Settings",
+    "__version__",
+    "content_capture",
+    "current_observation",
+    "current_tenant",
+    "event",
+    "flush",
+    "install",
+    "local_store",
+    "observe",
+    "reset_stats",
+    "reset_tenant",
+    "score",
+    "set_tenant",
+    "shutdown",
+    "start_agent",
+    "start_chain",
+    "start_embedding",
+    "start_evaluator",
+    "start_generation",
+    "start_guardrail",
+    "start_observation",
+    "start_retrieval",
+    "start_span",
+    "start_tool",
+    "stats",
+    "tenant",
+    "trace_attributes",
+    "traced_tool",
+    "uninstall",
+]

@@ -1,0 +1,5 @@
+"""``python -m autotrace``: the CLI."""
+
+from .cli import main
+
+raise SystemExit(main())

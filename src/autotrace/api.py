@@ -1,0 +1,344 @@
+"""The manual API: typed ``start_*`` observations, ``event``, and the ``observe`` / ``traced_tool``
+decorators for functions, coroutines, generators and async generators."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import set_span_in_context
+
+from . import recorder
+from ._internal import guarded_failure
+from .context import capture_enabled
+from .observation import Observation, ObservationType
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MAX_STREAM_ITEMS = 1000
+
+
+def start_observation(as_type: ObservationType | str, name: str, **fields: Any) -> Observation:
+    """Start an observation of any type. Use it with ``with``/``async with`` to make it current,
+    or call ``.end()`` yourself. Fields are those of ``Observation.update``."""
+    obs = recorder.start(ObservationType(as_type), name)
+    if fields:
+        obs.update(**fields)
+    return obs
+
+
+def start_generation(
+    name: str, *, model: str | None = None, input: Any = None, model_parameters: dict[str, Any] | None = None,
+    prompt: Any = None, metadata: dict[str, Any] | None = None, **fields: Any,
+) -> Observation:
+    """A model call: model, parameters, messages in, completion out, usage, cost, prompt version."""
+    return start_observation(ObservationType.GENERATION, name, model=model, input=input,
+                             model_parameters=model_parameters, prompt=prompt, metadata=metadata, **fields)
+
+
+def start_embedding(
+    name: str, *, model: str | None = None, input: Any = None, metadata: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Observation:
+    """An embedding call: model, input count, dimensions, usage."""
+    return start_observation(ObservationType.EMBEDDING, name, model=model, input=input, metadata=metadata,
+                             **fields)
+
+
+def start_retrieval(
+    name: str, *, query: Any = None, top_k: int | None = None, store: str | None = None,
+    collection: str | None = None, metadata: dict[str, Any] | None = None, **fields: Any,
+) -> Observation:
+    """A retrieval: query, top_k, store and collection; set documents with ``update(documents=...)``
+    or ``set_output``."""
+    return start_observation(ObservationType.RETRIEVER, name, query=query, top_k=top_k, store=store,
+                             collection=collection, metadata=metadata, **fields)
+
+
+def start_tool(
+    name: str, *, arguments: Any = None, metadata: dict[str, Any] | None = None, **fields: Any
+) -> Observation:
+    """A tool call: tool name, arguments, result."""
+    return start_observation(ObservationType.TOOL, name, tool_name=name, arguments=arguments,
+                             metadata=metadata, **fields)
+
+
+def start_guardrail(
+    name: str, *, input: Any = None, metadata: dict[str, Any] | None = None, **fields: Any
+) -> Observation:
+    """A safety or policy check: input, output, ``passed``, ``modified``, ``reason``."""
+    return start_observation(ObservationType.GUARDRAIL, name, input=input, metadata=metadata, **fields)
+
+
+def start_chain(name: str, *, input: Any = None, metadata: dict[str, Any] | None = None, **fields: Any) -> Observation:
+    """A pipeline step that links other steps."""
+    return start_observation(ObservationType.CHAIN, name, input=input, metadata=metadata, **fields)
+
+
+def start_agent(name: str, *, input: Any = None, metadata: dict[str, Any] | None = None, **fields: Any) -> Observation:
+    """An agent turn: the step that decides which tools and models to use."""
+    return start_observation(ObservationType.AGENT, name, input=input, metadata=metadata, **fields)
+
+
+def start_span(name: str, *, input: Any = None, metadata: dict[str, Any] | None = None, **fields: Any) -> Observation:
+    """A generic step."""
+    return start_observation(ObservationType.SPAN, name, input=input, metadata=metadata, **fields)
+
+
+def start_evaluator(name: str, *, input: Any = None, metadata: dict[str, Any] | None = None,
+                    **fields: Any) -> Observation:
+    """An evaluation step (its result can become a score, see ``observe(as_type="evaluator")``)."""
+    return start_observation(ObservationType.EVALUATOR, name, input=input, metadata=metadata, **fields)
+
+
+def event(name: str, *, input: Any = None, output: Any = None, metadata: dict[str, Any] | None = None,
+          level: str | None = None) -> None:
+    """Record a point-in-time event under the current observation."""
+    try:
+        obs = start_observation(ObservationType.EVENT, name, input=input, output=output, metadata=metadata,
+                                level=level)
+        obs.end()
+    except Exception as exc:
+        guarded_failure("event", exc)
+
+
+# -- decorators -----------------------------------------------------------------------------------
+@overload
+def observe(func: F) -> F: ...
+@overload
+def observe(
+    func: None = None, *, name: str | None = None, as_type: ObservationType | str = ...,
+    capture_input: bool = ..., capture_output: bool = ..., **fields: Any,
+) -> Callable[[F], F]: ...
+def observe(
+    func: F | None = None,
+    *,
+    name: str | None = None,
+    as_type: ObservationType | str = ObservationType.SPAN,
+    capture_input: bool = True,
+    capture_output: bool = True,
+    **fields: Any,
+) -> F | Callable[[F], F]:
+    """Trace every call of a function, coroutine, generator or async generator as an observation.
+
+    Arguments become the input and the return value (or the yielded items) the output. Exceptions
+    mark the observation ERROR and propagate unchanged. Extra keyword arguments are recorded as
+    typed fields (e.g. ``model=`` for a generation).
+    """
+    obs_type = ObservationType(as_type)
+
+    def decorate(fn: F) -> F:
+        return _Traced(fn, name or getattr(fn, "__qualname__", "observed"), obs_type, capture_input,
+                       capture_output, fields).wrapper()  # type: ignore[return-value]
+
+    return decorate(func) if func is not None else decorate
+
+
+def traced_tool(func: F | None = None, *, name: str | None = None, **fields: Any) -> F | Callable[[F], F]:
+    """Trace a function as a tool call: its arguments and result become the tool's."""
+    def decorate(fn: F) -> F:
+        tool_name = name or getattr(fn, "__name__", "tool")
+        return observe(name=tool_name, as_type=ObservationType.TOOL, tool_name=tool_name, **fields)(fn)
+
+    return decorate(func) if func is not None else decorate
+
+
+class _Traced:
+    """Builds the right wrapper for one decorated callable; all four kinds share these helpers."""
+
+    def __init__(self, fn: Callable[..., Any], name: str, obs_type: ObservationType, capture_input: bool,
+                 capture_output: bool, fields: dict[str, Any]) -> None:
+        self.fn = fn
+        self.name = name
+        self.obs_type = obs_type
+        self.capture_input = capture_input
+        self.capture_output = capture_output
+        self.fields = fields
+        try:
+            self.signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self.signature = None
+
+    # -- shared steps, each of which never raises ---------------------------------------------------
+    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
+        try:
+            obs = recorder.start(self.obs_type, self.name)
+            if self.fields:
+                obs.update(**self.fields)
+            if self.capture_input and capture_enabled():
+                obs.set_input(self.bind(args, kwargs))
+            return obs
+        except Exception as exc:
+            guarded_failure("observe.begin", exc)
+            return None
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.signature is None:
+            return {"args": list(args), "kwargs": kwargs}
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+        except TypeError:
+            return {"args": list(args), "kwargs": kwargs}
+        values = dict(bound.arguments)
+        for skip in ("self", "cls"):
+            values.pop(skip, None)
+        return values
+
+    @staticmethod
+    def attach(obs: Observation) -> object | None:
+        try:
+            return otel_context.attach(set_span_in_context(obs.span))
+        except Exception as exc:
+            guarded_failure("observe.attach", exc)
+            return None
+
+    @staticmethod
+    def detach(token: object | None) -> None:
+        if token is not None:
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception as exc:
+                guarded_failure("observe.detach", exc)
+
+    def succeed(self, obs: Observation, output: Any) -> None:
+        try:
+            if self.capture_output:
+                obs.set_output(output)
+            obs.end()
+        except Exception as exc:
+            guarded_failure("observe.end", exc)
+
+    @staticmethod
+    def fail(obs: Observation, error: BaseException) -> None:
+        try:
+            obs.record_error(error)
+            obs.end()
+        except Exception as exc:
+            guarded_failure("observe.end", exc)
+
+    # -- wrappers -----------------------------------------------------------------------------------
+    def wrapper(self) -> Callable[..., Any]:
+        fn = self.fn
+        if inspect.isasyncgenfunction(fn):
+            wrapped = self.async_generator_wrapper()
+        elif inspect.isgeneratorfunction(fn):
+            wrapped = self.generator_wrapper()
+        elif inspect.iscoroutinefunction(fn):
+            wrapped = self.coroutine_wrapper()
+        else:
+            wrapped = self.function_wrapper()
+        return functools.wraps(fn)(wrapped)
+
+    def function_wrapper(self) -> Callable[..., Any]:
+        fn = self.fn
+
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            obs = self.begin(args, kwargs)
+            if obs is None:
+                return fn(*args, **kwargs)
+            token = self.attach(obs)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as error:
+                self.detach(token)
+                self.fail(obs, error)
+                raise
+            self.detach(token)
+            self.succeed(obs, result)
+            return result
+
+        return traced
+
+    def coroutine_wrapper(self) -> Callable[..., Any]:
+        fn = self.fn
+
+        async def traced(*args: Any, **kwargs: Any) -> Any:
+            obs = self.begin(args, kwargs)
+            if obs is None:
+                return await fn(*args, **kwargs)
+            token = self.attach(obs)
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as error:
+                self.detach(token)
+                self.fail(obs, error)
+                raise
+            self.detach(token)
+            self.succeed(obs, result)
+            return result
+
+        return traced
+
+    def generator_wrapper(self) -> Callable[..., Any]:
+        fn = self.fn
+
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            obs = self.begin(args, kwargs)
+            inner = fn(*args, **kwargs)
+            if obs is None:
+                return (yield from inner)
+            items: list[Any] = []
+            value: Any = None
+            try:
+                while True:
+                    token = self.attach(obs)
+                    try:
+                        item = inner.send(value)
+                    finally:
+                        self.detach(token)
+                    if len(items) < _MAX_STREAM_ITEMS:
+                        items.append(item)
+                    value = yield item
+            except StopIteration as stop:
+                self.succeed(obs, _stream_output(items))
+                return stop.value
+            except BaseException as error:
+                # GeneratorExit on close()/abandonment, or an exception from the body
+                inner.close()
+                self.fail(obs, error) if not isinstance(error, GeneratorExit) else self.succeed(
+                    obs, _stream_output(items))
+                raise
+
+        return traced
+
+    def async_generator_wrapper(self) -> Callable[..., Any]:
+        fn = self.fn
+
+        async def traced(*args: Any, **kwargs: Any) -> Any:
+            obs = self.begin(args, kwargs)
+            inner = fn(*args, **kwargs)
+            items: list[Any] = []
+            value: Any = None
+            try:
+                while True:
+                    token = self.attach(obs) if obs is not None else None
+                    try:
+                        item = await inner.asend(value)
+                    finally:
+                        self.detach(token)
+                    if obs is not None and len(items) < _MAX_STREAM_ITEMS:
+                        items.append(item)
+                    value = yield item
+            except StopAsyncIteration:
+                if obs is not None:
+                    self.succeed(obs, _stream_output(items))
+            except BaseException as error:
+                await inner.aclose()
+                if obs is not None:
+                    if isinstance(error, GeneratorExit):
+                        self.succeed(obs, _stream_output(items))
+                    else:
+                        self.fail(obs, error)
+                raise
+
+        return traced
+
+
+def _stream_output(items: list[Any]) -> Any:
+    """Streamed text is joined; other yielded items are kept as a list."""
+    if items and all(isinstance(item, str) for item in items):
+        return "".join(items)
+    return items

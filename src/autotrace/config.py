@@ -1,0 +1,200 @@
+"""Settings: keyword arguments > ``AUTOTRACE_*`` / ``LANGFUSE_*`` / ``OTEL_*`` environment > defaults.
+
+Every value is validated; a bad one raises :class:`ConfigError` naming the setting and the source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An invalid autotrace setting (the message names the setting and where it came from)."""
+
+
+_ENV_NAME = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
+_POLICIES = ("drop", "default", "local")
+_LOCAL_MODES = ("auto", "on", "off")
+
+
+def default_store_path() -> Path:
+    """Where the embedded store lives unless ``AUTOTRACE_LOCAL_STORE_PATH`` says otherwise."""
+    home = os.environ.get("AUTOTRACE_HOME")
+    base = Path(home) if home else Path.home() / ".autotrace"
+    return base / "traces.db"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Validated configuration for one ``install()``."""
+
+    enabled: bool = True
+    service_name: str = "autotrace-app"
+    langfuse_host: str | None = None
+    public_key: str | None = None
+    secret_key: str | None = None
+    credentials: Any = None
+    tenant_resolver: Callable[[], str | None] | None = None
+    unknown_tenant: str = "drop"
+    trust_incoming_tenant: bool = False
+    local_store: str = "auto"
+    local_store_path: Path = dataclasses.field(default_factory=default_store_path)
+    retention_days: float = 28.0
+    capture_content: bool = True
+    max_value_bytes: int = 64 * 1024
+    queue_size: int = 20_000
+    max_export_batch: int = 512
+    export_interval: float = 1.0
+    export_timeout: float = 10.0
+    max_retries: int = 5
+    max_destination_queue: int = 10_000
+    max_tenants: int = 1_000
+    tenant_idle_seconds: float = 300.0
+    export_workers: int = 4
+    redact: Any = True
+    environment: str | None = None
+    release: str | None = None
+    integrations: tuple[str, ...] | None = None
+    disabled_integrations: tuple[str, ...] = ()
+    full_trace_flags: bool = False
+    set_global_provider: bool = True
+
+    @property
+    def langfuse_enabled(self) -> bool:
+        return self.langfuse_host is not None
+
+    @property
+    def local_store_enabled(self) -> bool:
+        if self.local_store == "auto":
+            return not self.langfuse_enabled
+        return self.local_store == "on"
+
+    def __repr__(self) -> str:  # never show secrets
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if shown["secret_key"]:
+            shown["secret_key"] = "***"
+        body = ", ".join(f"{k}={v!r}" for k, v in shown.items() if k != "credentials")
+        return f"Settings({body})"
+
+
+# name -> (environment variables in priority order, parser)
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true/false")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("expected a positive number")
+    return value
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+_ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
+    "enabled": (("AUTOTRACE_ENABLED",), _bool),
+    "service_name": (("AUTOTRACE_SERVICE_NAME", "OTEL_SERVICE_NAME"), str),
+    "langfuse_host": (("AUTOTRACE_LANGFUSE_HOST", "LANGFUSE_HOST", "LANGFUSE_BASE_URL"), str),
+    "public_key": (("LANGFUSE_PUBLIC_KEY",), str),
+    "secret_key": (("LANGFUSE_SECRET_KEY",), str),
+    "credentials": (("AUTOTRACE_CREDENTIALS_FILE",), str),
+    "unknown_tenant": (("AUTOTRACE_UNKNOWN_TENANT",), str),
+    "trust_incoming_tenant": (("AUTOTRACE_TRUST_INCOMING_TENANT",), _bool),
+    "local_store": (("AUTOTRACE_LOCAL_STORE",), str),
+    "local_store_path": (("AUTOTRACE_LOCAL_STORE_PATH",), Path),
+    "retention_days": (("AUTOTRACE_RETENTION_DAYS",), _positive_float),
+    "capture_content": (("AUTOTRACE_CAPTURE_CONTENT",), _bool),
+    "max_value_bytes": (("AUTOTRACE_MAX_VALUE_BYTES",), _positive_int),
+    "queue_size": (("AUTOTRACE_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE"), _positive_int),
+    "max_export_batch": (("AUTOTRACE_MAX_EXPORT_BATCH", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), _positive_int),
+    "export_interval": (("AUTOTRACE_EXPORT_INTERVAL",), _positive_float),
+    "export_timeout": (("AUTOTRACE_EXPORT_TIMEOUT",), _positive_float),
+    "max_retries": (("AUTOTRACE_MAX_RETRIES",), int),
+    "max_destination_queue": (("AUTOTRACE_MAX_DESTINATION_QUEUE",), _positive_int),
+    "max_tenants": (("AUTOTRACE_MAX_TENANTS",), _positive_int),
+    "tenant_idle_seconds": (("AUTOTRACE_TENANT_IDLE_SECONDS",), _positive_float),
+    "export_workers": (("AUTOTRACE_EXPORT_WORKERS",), _positive_int),
+    "redact": (("AUTOTRACE_REDACT",), str),
+    "environment": (("AUTOTRACE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"), str),
+    "release": (("AUTOTRACE_RELEASE", "LANGFUSE_RELEASE"), str),
+    "integrations": (("AUTOTRACE_INTEGRATIONS",), _names),
+    "disabled_integrations": (("AUTOTRACE_DISABLED_INTEGRATIONS",), _names),
+    "full_trace_flags": (("AUTOTRACE_FULL_TRACE_FLAGS",), _bool),
+}
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Build validated settings from keyword overrides, then the environment, then defaults."""
+    env = os.environ if env is None else env
+    overrides = dict(overrides or {})
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; valid settings: {', '.join(sorted(known))}")
+    values: dict[str, Any] = {}
+    for name, (variables, parse) in _ENV.items():
+        if name in overrides:
+            continue
+        for variable in variables:
+            raw = env.get(variable)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[name] = parse(raw.strip())
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{variable}={raw!r} is invalid for setting {name!r}: {exc}") from None
+            break
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" and "enabled" not in overrides:
+        values["enabled"] = False
+    values.update({k: v for k, v in overrides.items() if v is not None or k in ("tenant_resolver",)})
+    return _validate(Settings(**values))
+
+
+def _validate(settings: Settings) -> Settings:
+    def fail(name: str, message: str) -> None:
+        raise ConfigError(f"setting {name!r}: {message}")
+
+    if settings.unknown_tenant not in _POLICIES:
+        fail("unknown_tenant", f"must be one of {', '.join(_POLICIES)}, got {settings.unknown_tenant!r}")
+    if settings.local_store not in _LOCAL_MODES:
+        fail("local_store", f"must be one of {', '.join(_LOCAL_MODES)}, got {settings.local_store!r}")
+    if settings.langfuse_host is not None and not re.match(r"^https?://[^\s/]+", settings.langfuse_host):
+        fail("langfuse_host", f"must be an http(s) URL, got {settings.langfuse_host!r}")
+    if settings.environment is not None and not _ENV_NAME.match(settings.environment):
+        fail("environment", "must match ^(?!langfuse)[a-z0-9_-]+$ and be at most 40 characters")
+    if (settings.public_key is None) != (settings.secret_key is None):
+        fail("public_key", "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must be set together")
+    if settings.unknown_tenant == "default" and settings.public_key is None and settings.langfuse_enabled:
+        fail("unknown_tenant", "'default' needs LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY for the default project")
+    if settings.tenant_resolver is not None and not callable(settings.tenant_resolver):
+        fail("tenant_resolver", "must be a callable returning a tenant id or None")
+    if settings.max_retries < 0:
+        fail("max_retries", "must be >= 0")
+    if settings.max_value_bytes < 256:
+        fail("max_value_bytes", "must be at least 256")
+    if settings.max_export_batch > settings.queue_size:
+        fail("max_export_batch", "must not exceed queue_size")
+    for name in ("integrations", "disabled_integrations"):
+        value = getattr(settings, name)
+        if value is not None and (isinstance(value, str) or not all(isinstance(v, str) for v in value)):
+            fail(name, "must be a list of integration names")
+    return settings

@@ -1,0 +1,117 @@
+"""Request-scoped context: the tenant and trace-level attributes, in contextvars, and the baggage
+entry that carries the tenant across internal services."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from typing import Any
+
+from opentelemetry import baggage
+from opentelemetry.context import Context
+
+from . import schema
+from .runtime import state
+
+TENANT_BAGGAGE_KEY = "autotrace.tenant"
+_TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
+
+_tenant: ContextVar[str | None] = ContextVar("autotrace_tenant", default=None)
+_capture: ContextVar[bool | None] = ContextVar("autotrace_capture_content", default=None)
+_trace_attrs: ContextVar[dict[str, Any] | None] = ContextVar("autotrace_trace_attrs", default=None)
+
+
+def valid_tenant(value: object) -> bool:
+    """Tenant ids are 1-128 characters of letters, digits and ``._:@/-``, starting alphanumeric."""
+    return isinstance(value, str) and _TENANT_PATTERN.match(value) is not None
+
+
+def current_tenant() -> str | None:
+    """The tenant set for the current request context, if any."""
+    return _tenant.get()
+
+
+def set_tenant(tenant_id: str | None) -> Token[str | None]:
+    """Set the tenant for the rest of the current context; returns a token for ``reset_tenant``."""
+    if tenant_id is not None and not valid_tenant(tenant_id):
+        raise ValueError(f"invalid tenant id {tenant_id!r}: use 1-128 characters of [A-Za-z0-9._:@/-]")
+    return _tenant.set(tenant_id)
+
+
+def reset_tenant(token: Token[str | None]) -> None:
+    """Restore the tenant that was current before ``set_tenant``."""
+    _tenant.reset(token)
+
+
+@contextmanager
+def tenant(tenant_id: str) -> Iterator[str]:
+    """Run the block on behalf of ``tenant_id``: every span started inside belongs to that tenant."""
+    token = set_tenant(tenant_id)
+    try:
+        yield tenant_id
+    finally:
+        _tenant.reset(token)
+
+
+@contextmanager
+def trace_attributes(
+    *,
+    name: str | None = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    release: str | None = None,
+    environment: str | None = None,
+) -> Iterator[None]:
+    """Attach trace-level fields (name, user, session, tags, metadata) to every span started inside."""
+    current = dict(_trace_attrs.get() or {})
+    current.update(
+        schema.trace_attributes(
+            name=name, user_id=user_id, session_id=session_id, tags=tags, metadata=metadata,
+            release=release, environment=environment,
+        )
+    )
+    token = _trace_attrs.set(current)
+    try:
+        yield
+    finally:
+        _trace_attrs.reset(token)
+
+
+def current_trace_attributes() -> dict[str, Any] | None:
+    """The trace-level attributes set by enclosing ``trace_attributes`` blocks."""
+    return _trace_attrs.get()
+
+
+def tenant_from_baggage(ctx: Context | None = None) -> str | None:
+    """The tenant carried as baggage in ``ctx`` (validated), or None."""
+    value = baggage.get_baggage(TENANT_BAGGAGE_KEY, ctx)
+    return value if valid_tenant(value) else None
+
+
+def with_tenant_baggage(tenant_id: str | None, ctx: Context | None = None) -> Context | None:
+    """A context carrying ``tenant_id`` as baggage, for outgoing calls to internal services."""
+    if tenant_id is None:
+        return ctx
+    return baggage.set_baggage(TENANT_BAGGAGE_KEY, tenant_id, ctx)
+
+
+def capture_enabled() -> bool:
+    """Whether message content (inputs, outputs, documents, tool arguments) is recorded here."""
+    override = _capture.get()
+    if override is not None:
+        return override
+    return state.capture_content
+
+
+@contextmanager
+def content_capture(enabled: bool) -> Iterator[None]:
+    """Switch content capture on or off for the calls made inside the block."""
+    token = _capture.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _capture.reset(token)

@@ -1,0 +1,163 @@
+"""A destination: one sink with its own bounded buffer, batching, and retry with backoff.
+
+Destinations never block the pipeline: the router adds spans (dropping and counting when the
+buffer is full) and hands due batches to the export workers; a failing or slow destination keeps
+only its own spans waiting.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from .._internal import count, guarded_failure, log_once
+from .sink import Sink, SinkResult
+
+_BACKOFF_BASE = 0.5
+_BACKOFF_MAX = 30.0
+
+
+class Destination:
+    """Buffered, batched delivery of spans to one sink."""
+
+    def __init__(
+        self,
+        key: str,
+        sink: Sink,
+        *,
+        max_queue: int,
+        max_batch: int,
+        max_retries: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.key = key
+        self.sink = sink
+        self.max_queue = max_queue
+        self.max_batch = max_batch
+        self.max_retries = max_retries
+        self._clock = clock
+        self._buffer: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self._retry_batch: list[Any] | None = None
+        self._attempts = 0
+        self._next_attempt = 0.0
+        self._oldest = 0.0
+        self.in_flight = False
+        self.last_used = clock()
+
+    # -- producer side (pipeline thread) ------------------------------------------------------------
+    def add(self, span: Any) -> bool:
+        """Buffer one span; False (and counted) when the buffer is full."""
+        with self._lock:
+            if len(self._buffer) >= self.max_queue:
+                count("spans_dropped.destination_full")
+                log_once(f"full:{self.key}", "autotrace: export buffer of %s is full; dropping spans (counted)",
+                         self.key)
+                return False
+            if not self._buffer:
+                self._oldest = self._clock()
+            self._buffer.append(span)
+            self.last_used = self._clock()
+            return True
+
+    @property
+    def pending(self) -> int:
+        """Spans waiting here, including a batch waiting to be retried."""
+        return len(self._buffer) + (len(self._retry_batch) if self._retry_batch else 0)
+
+    def idle(self) -> bool:
+        return not self.in_flight and self.pending == 0
+
+    def due(self, now: float, interval: float, force: bool) -> bool:
+        """Whether a batch should be exported now."""
+        if self.in_flight or now < self._next_attempt:
+            return False
+        if self._retry_batch:
+            return True
+        size = len(self._buffer)
+        return size > 0 and (force or size >= self.max_batch or now - self._oldest >= interval)
+
+    def take(self) -> list[Any]:
+        """Claim the next batch for export (the retry batch first)."""
+        with self._lock:
+            self.in_flight = True
+            if self._retry_batch:
+                batch, self._retry_batch = self._retry_batch, None
+                return batch
+            size = min(self.max_batch, len(self._buffer))
+            batch = [self._buffer.popleft() for _ in range(size)]
+            if self._buffer:
+                self._oldest = self._clock()
+            return batch
+
+    # -- worker side --------------------------------------------------------------------------------
+    def export(self, batch: list[Any]) -> None:
+        """Send one batch; on a retryable failure keep it for later with exponential backoff."""
+        try:
+            try:
+                result = self.sink.export(batch)
+            except Exception as exc:  # a broken sink counts as a retryable failure
+                guarded_failure(f"export.{self.sink.name}", exc)
+                result = SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
+            self._settle(batch, result)
+        finally:
+            self.in_flight = False
+
+    def _settle(self, batch: list[Any], result: SinkResult) -> None:
+        if result.ok:
+            count("spans_exported", len(batch))
+            count(f"spans_exported.{self.sink.name}", len(batch))
+            self._attempts = 0
+            self._next_attempt = 0.0
+            return
+        count(f"export_failures.{self.sink.name}")
+        self._attempts += 1
+        if result.retryable and self._attempts <= self.max_retries:
+            delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** (self._attempts - 1))
+            delay = delay * (0.5 + random.random() / 2)
+            if result.retry_after is not None:
+                delay = max(delay, min(result.retry_after, _BACKOFF_MAX))
+            self._next_attempt = self._clock() + delay
+            with self._lock:
+                self._retry_batch = batch
+            log_once(f"retry:{self.key}:{result.reason}", "autotrace: export to %s failed (%s); retrying with backoff",
+                     self.key, result.reason)
+            return
+        count("spans_dropped.export_failed", len(batch))
+        log_once(f"drop:{self.key}:{result.reason}", "autotrace: export to %s failed (%s); batch dropped (counted)",
+                 self.key, result.reason)
+        self._attempts = 0
+        self._next_attempt = self._clock() + (_BACKOFF_BASE if result.retryable else 0.0)
+
+    def discard(self) -> int:
+        """Drop everything still buffered (shutdown past its deadline); returns how many."""
+        with self._lock:
+            lost = len(self._buffer) + (len(self._retry_batch) if self._retry_batch else 0)
+            self._buffer.clear()
+            self._retry_batch = None
+        return lost
+
+    def after_fork(self) -> None:
+        """Forget the parent's spans, lock and connection state in a forked child."""
+        self._lock = threading.Lock()
+        self._buffer.clear()
+        self._retry_batch = None
+        self._attempts = 0
+        self._next_attempt = 0.0
+        self.in_flight = False
+        reset = getattr(self.sink, "after_fork", None)
+        if reset is not None:
+            try:
+                reset()
+            except Exception as exc:
+                guarded_failure("sink.after_fork", exc)
+
+    def close(self) -> None:
+        try:
+            self.sink.close()
+        except Exception as exc:
+            guarded_failure("sink.close", exc)

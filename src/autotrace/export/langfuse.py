@@ -1,0 +1,70 @@
+"""Langfuse as an export target: the OTLP endpoint, authentication and ingestion headers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from .credentials import Credentials
+from .otlp_http import HttpTarget, OtlpHttpSink
+from .sink import OK, SinkResult
+
+OTLP_PATH = "/api/public/otel/v1/traces"
+SCORES_PATH = "/api/public/scores"
+INGESTION_VERSION = "4"
+
+
+def langfuse_headers(credentials: Credentials) -> dict[str, str]:
+    """Headers the Langfuse OTLP endpoint expects; the key pair alone selects the project."""
+    return {
+        "Authorization": credentials.authorization_header(),
+        "x-langfuse-public-key": credentials.public_key,
+        "x-langfuse-ingestion-version": INGESTION_VERSION,
+        "x-langfuse-sdk-name": "autotrace",
+    }
+
+
+class LangfuseSink(OtlpHttpSink):
+    """OTLP export into one Langfuse project, identified by ``credentials``."""
+
+    def __init__(self, host: str, credentials: Credentials, timeout: float = 10.0, name: str = "langfuse") -> None:
+        super().__init__(host.rstrip("/") + OTLP_PATH, langfuse_headers(credentials), timeout, name)
+        self.fingerprint = credentials.fingerprint
+        self._scores = HttpTarget(host.rstrip("/") + SCORES_PATH, timeout)
+        self._auth = credentials.authorization_header()
+
+    def export(self, items: Sequence[Any]) -> SinkResult:
+        """Spans in one OTLP request; scores one per request (the scores API takes one at a time).
+
+        A retried batch is sent again whole: Langfuse upserts observations and scores by id.
+        """
+        spans = [item for item in items if isinstance(item, ReadableSpan)]
+        if spans:
+            result = super().export(spans)
+            if not result.ok:
+                return result
+        headers = {"Authorization": self._auth, "Content-Type": "application/json"}
+        for item in items:
+            if not isinstance(item, ReadableSpan):
+                result = self._scores.send(json.dumps(item.body).encode(), headers)
+                if not result.ok:
+                    return result
+        return OK
+
+    def after_fork(self) -> None:
+        super().after_fork()
+        self._scores.forget()
+
+    def close(self) -> None:
+        super().close()
+        self._scores.close()
+
+    def rotate(self, credentials: Credentials) -> None:
+        """Use new keys for the next batch (no restart, no new connection needed)."""
+        if credentials.fingerprint != self.fingerprint:
+            self.set_headers(langfuse_headers(credentials))
+            self._auth = credentials.authorization_header()
+            self.fingerprint = credentials.fingerprint

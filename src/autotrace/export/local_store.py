@@ -1,0 +1,225 @@
+"""The embedded local store: finished observations and scores in SQLite (stdlib), with retention.
+
+Written only from export worker threads; read by the CLI, replay and compare (WAL lets them read
+while an application writes).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from .. import schema
+from .sink import OK, SinkResult
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS observations (
+    trace_id TEXT NOT NULL, id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL, type TEXT NOT NULL,
+    tenant TEXT, service TEXT, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, level TEXT,
+    model TEXT, usage_total INTEGER, cost_total REAL, record TEXT NOT NULL,
+    PRIMARY KEY (trace_id, id)
+);
+CREATE INDEX IF NOT EXISTS observations_end ON observations (end_ns);
+CREATE INDEX IF NOT EXISTS observations_start ON observations (start_ns);
+CREATE TABLE IF NOT EXISTS scores (
+    id TEXT PRIMARY KEY, trace_id TEXT, observation_id TEXT, name TEXT NOT NULL, value REAL,
+    string_value TEXT, data_type TEXT, comment TEXT, tenant TEXT, created_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scores_trace ON scores (trace_id);
+"""
+_PURGE_EVERY = 3600.0
+
+
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    """The stored form of a finished span: ids, timing and its typed fields."""
+    context = span.get_span_context()
+    parent = span.parent
+    attrs = dict(span.attributes or {})
+    record = schema.observation_record(attrs)
+    record.update(
+        trace_id=format(context.trace_id, "032x"),
+        id=format(context.span_id, "016x"),
+        parent_id=format(parent.span_id, "016x") if parent is not None else None,
+        name=span.name,
+        start_ns=span.start_time or 0,
+        end_ns=span.end_time or span.start_time or 0,
+        service=span.resource.attributes.get("service.name") if span.resource else None,
+        error=record["level"] == "ERROR" or span.status.status_code.name == "ERROR",
+        events=[{"name": e.name, "attributes": dict(e.attributes or {})} for e in span.events],
+    )
+    record["duration_ms"] = (record["end_ns"] - record["start_ns"]) / 1e6
+    if record["error"] and not record["status_message"] and span.status.description:
+        record["status_message"] = span.status.description
+    return record
+
+
+def _total(value: Any, key: str = "total") -> float | None:
+    if isinstance(value, dict):
+        total = value.get(key)
+        return total if isinstance(total, int | float) else None
+    return None
+
+
+class LocalStore:
+    """SQLite-backed storage of observations and scores."""
+
+    def __init__(self, path: str | Path, retention_days: float = 28.0) -> None:
+        self.path = Path(path)
+        self.retention_ns = int(retention_days * 86400 * 1e9)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = self._connect()
+        self._last_purge = 0.0
+        self.purge()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        return db
+
+    def reopen(self) -> None:
+        """A new connection (a SQLite connection must not cross ``fork``)."""
+        self._lock = threading.Lock()
+        self._db = self._connect()
+
+    # -- writing ------------------------------------------------------------------------------------
+    def write(self, records: Iterable[dict[str, Any]]) -> int:
+        rows = [
+            (r["trace_id"], r["id"], r["parent_id"], r["name"], r["type"], r["tenant"], r.get("service"),
+             r["start_ns"], r["end_ns"], r["level"], r["model"], _total(r["usage"]), _total(r["cost"]),
+             json.dumps(r, default=str, ensure_ascii=False))
+            for r in records
+        ]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if time.monotonic() - self._last_purge > _PURGE_EVERY:
+            self.purge()
+        return len(rows)
+
+    def add_score(self, score: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (score["id"], score.get("trace_id"), score.get("observation_id"), score["name"],
+                 score.get("value") if isinstance(score.get("value"), int | float) else None,
+                 score.get("value") if isinstance(score.get("value"), str) else None,
+                 score.get("data_type"), score.get("comment"), score.get("tenant"), time.time_ns()),
+            )
+
+    def purge(self, now_ns: int | None = None) -> int:
+        """Delete observations and scores older than the retention period; returns rows deleted."""
+        cutoff = (now_ns or time.time_ns()) - self.retention_ns
+        with self._lock:
+            deleted = self._db.execute("DELETE FROM observations WHERE end_ns < ?", (cutoff,)).rowcount
+            deleted += self._db.execute("DELETE FROM scores WHERE created_ns < ?", (cutoff,)).rowcount
+        self._last_purge = time.monotonic()
+        return deleted
+
+    # -- reading ------------------------------------------------------------------------------------
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def trace(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every observation of one trace (prefix match on the id allowed), ordered by start."""
+        rows = self._rows(
+            "SELECT record FROM observations WHERE trace_id LIKE ? ORDER BY start_ns, rowid",
+            (trace_id.lower() + "%",),
+        )
+        records = [json.loads(r[0]) for r in rows]
+        ids = {r["trace_id"] for r in records}
+        return records if len(ids) <= 1 else [r for r in records if r["trace_id"] == min(ids)]
+
+    def traces(self, limit: int = 20, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Summaries of recent traces: name, tenant, duration, tokens, cost, errors."""
+        where, args = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])
+        rows = self._rows(
+            f"""SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), SUM(COALESCE(usage_total, 0)),
+                       SUM(COALESCE(cost_total, 0)), SUM(level = 'ERROR'), MAX(tenant)
+                FROM observations {where} GROUP BY trace_id ORDER BY MIN(start_ns) DESC LIMIT ?""",
+            [*args, limit],
+        )
+        summaries = []
+        for trace_id, start, end, n, tokens, cost, errors, tenant_id in rows:
+            root = self._rows(
+                "SELECT name, record FROM observations WHERE trace_id = ? ORDER BY start_ns LIMIT 1", (trace_id,)
+            )
+            record = json.loads(root[0][1]) if root else {}
+            summaries.append({
+                "trace_id": trace_id, "name": record.get("trace_name") or (root[0][0] if root else None),
+                "tenant": tenant_id, "start_ns": start, "duration_ms": (end - start) / 1e6, "observations": n,
+                "tokens": int(tokens or 0), "cost": float(cost or 0.0), "errors": int(errors or 0),
+                "replay_of": record.get("replay_of"),
+            })
+        return summaries
+
+    def observations(self, since_ns: int | None = None, limit: int | None = None) -> Iterable[dict[str, Any]]:
+        """Observations, newest first (optionally since a time)."""
+        sql = "SELECT record FROM observations"
+        args: list[Any] = []
+        if since_ns is not None:
+            sql += " WHERE start_ns >= ?"
+            args.append(since_ns)
+        sql += " ORDER BY start_ns DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [json.loads(r[0]) for r in self._rows(sql, args)]
+
+    def scores(self, trace_id: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT id, trace_id, observation_id, name, value, string_value, data_type, comment, tenant FROM scores"
+        args: list[Any] = []
+        if trace_id:
+            sql += " WHERE trace_id = ?"
+            args.append(trace_id)
+        keys = ("id", "trace_id", "observation_id", "name", "value", "string_value", "data_type", "comment", "tenant")
+        return [dict(zip(keys, row, strict=True)) for row in self._rows(sql + " ORDER BY created_ns", args)]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class LocalStoreSink:
+    """The local store as an export target."""
+
+    name = "local"
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+
+    def export(self, items: Sequence[Any]) -> SinkResult:
+        spans = [item for item in items if isinstance(item, ReadableSpan)]
+        if spans:
+            self.store.write(span_record(span) for span in spans)
+        for item in items:
+            body = getattr(item, "body", None)
+            if body is not None:
+                self.store.add_score({
+                    "id": body["id"], "trace_id": body.get("traceId"), "observation_id": body.get("observationId"),
+                    "name": body["name"], "value": body.get("value"), "data_type": body.get("dataType"),
+                    "comment": body.get("comment"), "tenant": getattr(item, "tenant", None),
+                })
+        return OK
+
+    def after_fork(self) -> None:
+        self.store.reopen()
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,279 @@
+"""The span pipeline: ONE span processor that stamps the tenant on every span at start, and at end
+moves it off the caller's thread, where it is serialised, capped, redacted and routed.
+
+Every span goes through it, third-party OpenTelemetry spans included, so redaction and tenant
+routing cannot be bypassed. The caller's thread only appends to a bounded queue.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from .. import recorder, schema
+from .._internal import count, guarded_failure, log_once
+from ..config import Settings
+from ..context import current_tenant, current_trace_attributes, valid_tenant
+from ..scores import ScoreItem
+from .redaction import Redactor, redact_text
+from .router import Router
+
+_MAX_TRACKED_TRACES = 50_000
+_TENANT = schema.TENANT
+
+
+class TenantTracker:
+    """Decides the tenant of each new span; a trace keeps the tenant it started with."""
+
+    def __init__(self, resolver: Callable[[], str | None] | None) -> None:
+        self._resolver = resolver
+        self._traces: OrderedDict[int, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def tenant_for(self, trace_id: int) -> str | None:
+        tenant = current_tenant()
+        if tenant is None and self._resolver is not None:
+            tenant = self._resolve()
+        with self._lock:
+            known = self._traces.get(trace_id)
+            if known is None:
+                if tenant is not None:
+                    self._traces[trace_id] = tenant
+                    if len(self._traces) > _MAX_TRACKED_TRACES:
+                        self._traces.popitem(last=False)
+                return tenant
+        if tenant is not None and tenant != known:
+            count("tenant_mismatch")
+            log_once("tenant_mismatch", "autotrace: a span of a trace owned by one tenant was started under "
+                     "another; it keeps the trace's original tenant (counted as tenant_mismatch)")
+        return known
+
+    def _resolve(self) -> str | None:
+        try:
+            tenant = self._resolver()  # type: ignore[misc]
+        except Exception as exc:
+            count("tenant_resolver_errors")
+            log_once(f"tenant_resolver:{type(exc).__name__}", "autotrace: tenant_resolver raised %s; span has "
+                     "no tenant", type(exc).__name__)
+            return None
+        if tenant is None or valid_tenant(tenant):
+            return tenant
+        count("tenant_resolver_errors")
+        log_once("tenant_resolver:invalid", "autotrace: tenant_resolver returned an invalid tenant id")
+        return None
+
+    def known(self, trace_id: int) -> str | None:
+        """The tenant recorded for a live trace, if any."""
+        with self._lock:
+            return self._traces.get(trace_id)
+
+    def trace_ended(self, trace_id: int) -> None:
+        with self._lock:
+            self._traces.pop(trace_id, None)
+
+
+class SpanPipeline(SpanProcessor):
+    """Bounded hand-off from caller threads to one background thread that finalises and routes."""
+
+    def __init__(self, settings: Settings, router: Router, redactor: Redactor) -> None:
+        self.settings = settings
+        self.router = router
+        self.redactor = redactor
+        self.tenants = TenantTracker(settings.tenant_resolver)
+        self._queue: deque[tuple[ReadableSpan, str | None, dict[str, Any] | None]] = deque()
+        self._max_queue = settings.queue_size
+        self._wake_at = max(1, min(settings.max_export_batch, settings.queue_size // 4))
+        self._yield_at = settings.queue_size // 2
+        self._wake = threading.Event()
+        self._flush_requested = threading.Event()
+        self._busy = False
+        self._stopped = False
+        self._processed = 0
+        self._enqueued = 0
+        self._thread = self._start_thread()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="autotrace-pipeline", daemon=True)
+        thread.start()
+        return thread
+
+    def _after_fork(self) -> None:
+        """In a forked child the worker thread is gone: start a fresh one, drop the parent's spans."""
+        if self._stopped:
+            return
+        self._queue.clear()
+        self._wake = threading.Event()
+        self._flush_requested = threading.Event()
+        self._busy = False
+        self._enqueued = self._processed = 0
+        self.router.reset_after_fork()
+        self._thread = self._start_thread()
+
+    # -- caller's thread ----------------------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            context = span.get_span_context()
+            tenant = self.tenants.tenant_for(context.trace_id)
+            if tenant is not None:
+                span.set_attribute(_TENANT, tenant)
+            trace_attrs = current_trace_attributes()
+            if trace_attrs:
+                span.set_attributes(trace_attrs)
+        except Exception as exc:
+            guarded_failure("pipeline.on_start", exc)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            context = span.get_span_context()
+            obs = recorder.PENDING.pop(context.span_id, None)
+            if span.parent is None or span.parent.is_remote:
+                self.tenants.trace_ended(context.trace_id)
+            queue = self._queue
+            if len(queue) >= self._max_queue:
+                count("spans_dropped.queue_full")
+                log_once("queue_full", "autotrace: span queue full (%d); dropping spans (counted)", self._max_queue)
+                return
+            if obs is None:
+                queue.append((span, None, None))
+            else:
+                queue.append((span, obs.type.value, obs.fields))
+            self._enqueued += 1
+            size = len(queue)
+            if size >= self._wake_at:
+                self._wake.set()
+                if size >= self._yield_at:
+                    time.sleep(0)  # let the pipeline thread take the GIL under a tight loop
+        except Exception as exc:
+            guarded_failure("pipeline.on_end", exc)
+
+    def submit(self, item: ScoreItem) -> None:
+        """Queue a non-span item (a score) for the same redaction and routing as spans."""
+        if len(self._queue) >= self._max_queue:
+            count("scores_dropped.queue_full")
+            return
+        self._queue.append((item, None, None))  # type: ignore[arg-type]
+        self._wake.set()
+
+    # -- pipeline thread ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        interval = self.settings.export_interval
+        while not self._stopped:
+            self._wake.wait(timeout=min(interval, 0.25))
+            self._wake.clear()
+            self._drain()
+
+    def _drain(self) -> None:
+        self._busy = True
+        try:
+            queue = self._queue
+            while queue:
+                span, obs_type, fields = queue.popleft()
+                try:
+                    self._finalize(span, obs_type, fields)
+                except Exception as exc:
+                    count("spans_dropped.pipeline_error")
+                    guarded_failure("pipeline.finalize", exc)
+                self._processed += 1
+                if self._processed % self.settings.max_export_batch == 0:
+                    self.router.dispatch()
+            self.router.dispatch(force=self._flush_requested.is_set())
+        except Exception as exc:
+            guarded_failure("pipeline.drain", exc)
+        finally:
+            self._busy = False
+
+    def _finalize(self, span: ReadableSpan, obs_type: str | None, fields: dict[str, Any] | None) -> None:
+        if isinstance(span, ScoreItem):
+            self._route_score(span)
+            return
+        max_bytes = self.settings.max_value_bytes
+        attrs = dict(span.attributes or {})
+        if fields is not None and obs_type is not None:
+            attrs.update(schema.observation_attributes(obs_type, fields, max_bytes))
+        else:
+            attrs[schema.OBS_TYPE] = obs_type or schema.infer_type(attrs)
+        if self.settings.environment and schema.ENVIRONMENT not in attrs:
+            attrs[schema.ENVIRONMENT] = self.settings.environment
+        if self.settings.release and schema.RELEASE not in attrs:
+            attrs[schema.RELEASE] = self.settings.release
+        attrs = schema.cap_attributes(attrs, max_bytes)
+        tenant = attrs.get(_TENANT)
+        span_type = str(attrs[schema.OBS_TYPE])
+        name, status, events = span.name, span.status, span.events
+        if self.redactor.enabled:
+            try:
+                attrs, _report = self.redactor.redact_attributes(attrs, span_type)
+                name = redact_text(name)[0]
+                if status.description:
+                    status = type(status)(status.status_code, redact_text(status.description)[0])
+                events = tuple(self._redact_event(event, span_type) for event in events)
+            except Exception as exc:  # fail closed: an unredacted span is never exported
+                count("spans_dropped.redaction_failed")
+                guarded_failure("redaction", exc)
+                return
+        finished = ReadableSpan(
+            name=name, context=span.context, parent=span.parent, resource=span.resource, attributes=attrs,
+            events=events, links=span.links, kind=span.kind, status=status, start_time=span.start_time,
+            end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
+        )
+        self.router.route(tenant if isinstance(tenant, str) else None, finished)
+
+    def _route_score(self, item: ScoreItem) -> None:
+        if self.redactor.enabled:
+            for key in ("comment", "value"):
+                value = item.body.get(key)
+                if isinstance(value, str):
+                    item.body[key] = redact_text(value)[0]
+        self.router.route(item.tenant, item)
+
+    def _redact_event(self, event: Any, span_type: str) -> Any:
+        attributes = event.attributes or {}
+        redacted, _ = self.redactor.redact_attributes(dict(attributes), span_type)
+        return type(event)(redact_text(event.name)[0], redacted, event.timestamp)
+
+    # -- control ------------------------------------------------------------------------------------
+    def pending(self) -> int:
+        return len(self._queue) + (1 if self._busy else 0) + self.router.pending()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.flush(timeout_millis / 1000)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Export everything finished so far; True if done within ``timeout`` seconds."""
+        if self._stopped:
+            return True
+        deadline = time.monotonic() + timeout
+        self._flush_requested.set()
+        try:
+            while time.monotonic() < deadline:
+                self._wake.set()
+                if self.pending() == 0:
+                    return True
+                time.sleep(0.005)
+            return self.pending() == 0
+        finally:
+            self._flush_requested.clear()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush within ``timeout``, then stop; what could not be sent is counted as dropped."""
+        if self._stopped:
+            return
+        done = self.flush(timeout)
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(timeout=0.5)
+        if not done:
+            lost = len(self._queue) + self.router.discard_all()
+            self._queue.clear()
+            if lost:
+                count("spans_dropped.shutdown", lost)
+                log_once("shutdown_lost", "autotrace: %d spans not exported before shutdown timeout", lost)
+        self.router.close()

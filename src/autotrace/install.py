@@ -1,0 +1,192 @@
+"""``install()`` / ``uninstall()`` / ``flush()`` / ``shutdown()``: the tracer provider, the span
+pipeline with its exporters, and integration discovery. All idempotent and thread-safe."""
+
+from __future__ import annotations
+
+import atexit
+import importlib.metadata
+import threading
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+
+from . import recorder
+from ._internal import count, guarded_failure, log_once, logger
+from .config import Settings, load_settings
+from .export.credentials import coerce_resolver
+from .export.local_store import LocalStore, LocalStoreSink
+from .export.pipeline import SpanPipeline
+from .export.redaction import Redactor
+from .export.router import Router
+from .export.workers import WorkerPool
+from .integrations.base import Integration
+from .runtime import state
+
+ENTRY_POINT_GROUP = "autotrace.integrations"
+_lock = threading.RLock()
+_integrations: dict[str, Integration] = {}
+_local_store: LocalStore | None = None
+_atexit_registered = False
+
+
+class _Relay(SpanProcessor):
+    """Added once to a provider; forwards to whichever pipeline is installed (none after uninstall)."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pipeline = state.pipeline
+        if pipeline is not None:
+            pipeline.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pipeline = state.pipeline
+        if pipeline is not None:
+            pipeline.on_end(span)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        pipeline = state.pipeline
+        return pipeline.force_flush(timeout_millis) if pipeline is not None else True
+
+
+_RELAY = _Relay()
+_relayed_providers: list[TracerProvider] = []
+
+
+def _provider(settings: Settings) -> TracerProvider:
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):  # the user's (or ours from an earlier install)
+        provider = current
+    else:
+        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+        if settings.set_global_provider:
+            trace.set_tracer_provider(provider)
+            if trace.get_tracer_provider() is not provider:  # someone else won the race
+                other = trace.get_tracer_provider()
+                provider = other if isinstance(other, TracerProvider) else provider
+    if not any(p is provider for p in _relayed_providers):
+        provider.add_span_processor(_RELAY)
+        _relayed_providers.append(provider)
+    return provider
+
+
+def _redactor(setting: Any) -> Redactor:
+    if setting is True or setting == "all":
+        return Redactor()
+    if setting is False or setting in ("none", "off", "false"):
+        return Redactor(detectors=[])
+    if callable(setting):
+        return Redactor(hooks=[setting])
+    if isinstance(setting, str):
+        return Redactor(detectors=[part.strip() for part in setting.split(",") if part.strip()])
+    items = list(setting)
+    hooks = [item for item in items if callable(item)]
+    names = [item for item in items if isinstance(item, str)]
+    return Redactor(detectors=names if names else None, hooks=hooks)
+
+
+def install(**options: Any) -> Settings:
+    """Start tracing. Options override ``AUTOTRACE_*``/``LANGFUSE_*``/``OTEL_*`` variables.
+
+    Calling it again without options does nothing; with options it re-installs with the new ones.
+    """
+    global _local_store, _atexit_registered
+    with _lock:
+        if state.settings is not None and not options:
+            return state.settings
+        settings = load_settings(options)
+        if state.settings is not None:
+            uninstall()
+        if not settings.enabled:
+            logger.info("autotrace: disabled by configuration")
+            return settings
+        provider = _provider(settings)
+        resolver = coerce_resolver(settings.credentials) if settings.langfuse_enabled else None
+        local_sink = None
+        if settings.local_store_enabled:
+            _local_store = LocalStore(settings.local_store_path, settings.retention_days)
+            local_sink = LocalStoreSink(_local_store)
+        router = Router(settings, resolver, local_sink, WorkerPool(settings.export_workers))
+        pipeline = SpanPipeline(settings, router, _redactor(settings.redact))
+        state.settings = settings
+        state.provider = provider
+        state.capture_content = settings.capture_content
+        state.max_value_bytes = settings.max_value_bytes
+        recorder.use_tracer(provider.get_tracer("autotrace", recorder.__version__))
+        state.pipeline = pipeline
+        _instrument_integrations(settings)
+        if not _atexit_registered:
+            atexit.register(_at_exit)
+            _atexit_registered = True
+        return settings
+
+
+def uninstall(timeout: float = 5.0) -> None:
+    """Stop tracing: restore every patched library, flush within ``timeout`` and stop the pipeline."""
+    global _local_store
+    with _lock:
+        for integration in list(_integrations.values()):
+            try:
+                integration.uninstrument()
+            except Exception as exc:
+                guarded_failure(f"uninstrument.{integration.name}", exc)
+        _integrations.clear()
+        pipeline, state.pipeline = state.pipeline, None
+        if pipeline is not None:
+            pipeline.shutdown(timeout)
+        state.settings = None
+        _local_store = None
+        recorder.use_tracer(None)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Export everything finished so far; True if it completed within ``timeout`` seconds."""
+    pipeline = state.pipeline
+    return pipeline.flush(timeout) if pipeline is not None else True
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Flush within ``timeout`` and stop (alias of ``uninstall`` for symmetry with OTel)."""
+    uninstall(timeout)
+
+
+def local_store() -> LocalStore | None:
+    """The embedded store of the current install, if it is on."""
+    return _local_store
+
+
+def installed_integrations() -> list[str]:
+    return sorted(_integrations)
+
+
+def _at_exit() -> None:
+    try:
+        uninstall(timeout=2.0)
+    except Exception as exc:  # never turn interpreter exit into a traceback
+        guarded_failure("atexit", exc)
+
+
+def _instrument_integrations(settings: Settings) -> None:
+    wanted = set(settings.integrations) if settings.integrations is not None else None
+    disabled = set(settings.disabled_integrations)
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        name = entry_point.name
+        if name in disabled or (wanted is not None and name not in wanted) or name in _integrations:
+            continue
+        try:
+            integration = entry_point.load()
+            if isinstance(integration, type):
+                integration = integration()
+            reason = integration.check()
+            if reason is not None:
+                if reason != "not installed":
+                    count(f"integration_skipped.{name}")
+                    log_once(f"integration:{name}", "autotrace: not instrumenting %s: %s", name, reason)
+                continue
+            if integration.instrument():
+                _integrations[name] = integration
+        except Exception as exc:
+            count(f"integration_failed.{name}")
+            log_once(f"integration_failed:{name}", "autotrace: integration %s failed to install (%s: %s); "
+                     "continuing without it", name, type(exc).__name__, exc)

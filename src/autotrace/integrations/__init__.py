@@ -1,0 +1,1 @@
+"""Auto-instrumentation: one module (or small package) per library, discovered by entry point."""

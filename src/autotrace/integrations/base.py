@@ -1,0 +1,107 @@
+"""The integration contract and the patching helper every integration shares.
+
+An integration declares the distribution it instruments and the version range it supports,
+patches on ``instrument()`` and restores every original on ``uninstrument()``. A patch target
+that no longer exists (a changed library API) disables only that patch, with one warning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Callable
+from typing import Any
+
+import wrapt
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from .._internal import count, log_once
+
+
+class Patcher:
+    """Applies wrapt wrappers and remembers them so they can all be undone."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self._applied: list[tuple[Any, str, Any]] = []
+
+    def wrap(self, module: str, target: str, wrapper: Callable[..., Any]) -> bool:
+        """Wrap ``module:target`` (``Class.method`` allowed); False, with one warning, if it is gone."""
+        try:
+            parent: Any = importlib.import_module(module)
+            *path, attribute = target.split(".")
+            for part in path:
+                parent = getattr(parent, part)
+            original = parent.__dict__[attribute] if isinstance(parent, type) else getattr(parent, attribute)
+        except (ImportError, AttributeError, KeyError) as exc:
+            count(f"integration_patch_skipped.{self.owner}")
+            log_once(f"patch:{self.owner}:{module}:{target}", "autotrace: %s cannot patch %s.%s (%s); that "
+                     "part is not traced", self.owner, module, target, type(exc).__name__)
+            return False
+        wrapt.wrap_function_wrapper(parent, attribute, wrapper)
+        self._applied.append((parent, attribute, original))
+        return True
+
+    def unwrap_all(self) -> None:
+        """Restore every original, newest first."""
+        while self._applied:
+            parent, attribute, original = self._applied.pop()
+            setattr(parent, attribute, original)
+
+    @property
+    def active(self) -> bool:
+        return bool(self._applied)
+
+
+class Integration:
+    """Base class: set ``name``, ``distribution`` and ``supported``, implement ``_instrument``."""
+
+    name: str = ""
+    distribution: str = ""
+    supported: str = ""
+
+    def __init__(self) -> None:
+        self.patcher = Patcher(self.name)
+        self.instrumented = False
+
+    def installed_version(self) -> str | None:
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    def check(self) -> str | None:
+        """None if the library is present in a supported version, else the reason to skip."""
+        version = self.installed_version()
+        if version is None:
+            return "not installed"
+        if self.supported:
+            try:
+                if Version(version) not in SpecifierSet(self.supported):
+                    return f"{self.distribution} {version} is outside the supported range {self.supported}"
+            except InvalidVersion:
+                return f"{self.distribution} has an unparseable version {version!r}"
+        return None
+
+    def instrument(self) -> bool:
+        """Patch the library (idempotent); returns whether anything is instrumented."""
+        if self.instrumented:
+            return True
+        self._instrument()
+        self.instrumented = True
+        return True
+
+    def uninstrument(self) -> None:
+        """Restore the library exactly as it was."""
+        if not self.instrumented:
+            return
+        self._uninstrument()
+        self.patcher.unwrap_all()
+        self.instrumented = False
+
+    def _instrument(self) -> None:
+        raise NotImplementedError
+
+    def _uninstrument(self) -> None:
+        """Extra teardown beyond the patches (optional)."""

@@ -1,0 +1,220 @@
+"""The typed vocabulary: observation types and the handle users hold while an observation runs."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Span, Status, StatusCode, set_span_in_context
+
+from ._internal import guarded_failure
+from .context import capture_enabled
+
+if TYPE_CHECKING:
+    from .scores import ScoreValue
+
+
+class ObservationType(StrEnum):
+    """The kinds of step an agent pipeline is made of (Langfuse observation types)."""
+
+    GENERATION = "generation"
+    EMBEDDING = "embedding"
+    RETRIEVER = "retriever"
+    TOOL = "tool"
+    GUARDRAIL = "guardrail"
+    AGENT = "agent"
+    CHAIN = "chain"
+    EVALUATOR = "evaluator"
+    SPAN = "span"
+    EVENT = "event"
+
+
+#: Fields each observation type understands in ``update()`` besides the common ones.
+TYPE_FIELDS: dict[ObservationType, frozenset[str]] = {
+    ObservationType.GENERATION: frozenset(
+        {"model", "model_parameters", "usage", "cost", "completion_start_time", "prompt", "finish_reason",
+         "response_model", "provider"}
+    ),
+    ObservationType.EMBEDDING: frozenset(
+        {"model", "model_parameters", "usage", "cost", "input_count", "dimensions", "provider", "response_model"}
+    ),
+    ObservationType.RETRIEVER: frozenset(
+        {"query", "top_k", "doc_count", "documents", "store", "collection", "filter", "scores", "operation"}
+    ),
+    ObservationType.TOOL: frozenset({"tool_name", "arguments", "result", "error"}),
+    ObservationType.GUARDRAIL: frozenset({"passed", "modified", "reason"}),
+}
+COMMON_FIELDS = frozenset({"input", "output", "metadata", "level", "status_message", "version", "prompt"})
+#: Fields that carry user content; not recorded while content capture is off.
+CONTENT_FIELDS = frozenset({"input", "output", "query", "documents", "arguments", "result"})
+
+
+class Observation:
+    """A running observation: the handle returned by ``start_*`` and passed to decorated code.
+
+    Every method is safe to call at any time: after ``end()`` updates are ignored, and no method
+    raises into the caller because of autotrace itself.
+    """
+
+    __slots__ = ("__weakref__", "_ended", "_fields", "_span", "_token", "name", "type")
+
+    def __init__(self, span: Span, obs_type: ObservationType, name: str) -> None:
+        self._span = span
+        self.type = obs_type
+        self.name = name
+        self._fields: dict[str, Any] = {}
+        self._ended = False
+        self._token: object | None = None
+
+    # -- context management: ``with`` / ``async with`` make the observation current ---------------
+    def __enter__(self) -> Observation:
+        try:
+            self._token = otel_context.attach(set_span_in_context(self._span))
+        except Exception as exc:
+            guarded_failure("attach", exc)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None:
+            self.record_error(exc)
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception as error:
+                guarded_failure("detach", error)
+        self.end()
+
+    async def __aenter__(self) -> Observation:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- identity ---------------------------------------------------------------------------------
+    @property
+    def span(self) -> Span:
+        """The underlying OpenTelemetry span."""
+        return self._span
+
+    @property
+    def trace_id(self) -> str:
+        """The W3C trace id as 32 hex characters."""
+        return format(self._span.get_span_context().trace_id, "032x")
+
+    @property
+    def id(self) -> str:
+        """The observation (span) id as 16 hex characters."""
+        return format(self._span.get_span_context().span_id, "016x")
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The typed fields recorded so far (a live view; do not mutate)."""
+        return self._fields
+
+    # -- recording --------------------------------------------------------------------------------
+    def set_input(self, value: Any) -> Observation:
+        """Record the observation's input (serialised off the caller's thread)."""
+        if not self._ended and capture_enabled():
+            self._fields["input"] = _snapshot(value)
+        return self
+
+    def set_output(self, value: Any) -> Observation:
+        """Record the observation's output."""
+        if not self._ended and capture_enabled():
+            self._fields["output"] = _snapshot(value)
+        return self
+
+    def update(self, **fields: Any) -> Observation:
+        """Record typed fields: ``model``, ``usage``, ``cost``, ``prompt``, ``metadata``, ``documents`` ...
+
+        ``metadata`` merges into earlier metadata; ``None`` values are ignored.
+        """
+        if self._ended:
+            return self
+        capture = capture_enabled()
+        for key, value in fields.items():
+            if value is None or (not capture and key in CONTENT_FIELDS):
+                continue
+            if key == "metadata" and isinstance(value, dict):
+                merged = self._fields.setdefault("metadata", {})
+                merged.update(value)
+            else:
+                self._fields[key] = _snapshot(value)
+        return self
+
+    def set_level(self, level: str, message: str | None = None) -> Observation:
+        """Set the Langfuse level (DEBUG, DEFAULT, WARNING, ERROR) and an optional status message."""
+        self._fields["level"] = level.upper()
+        if message is not None:
+            self._fields["status_message"] = message
+        return self
+
+    def record_error(self, error: BaseException | str) -> Observation:
+        """Mark the observation as failed; the exception itself is left to the caller."""
+        if self._ended:
+            return self
+        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if isinstance(error, BaseException) and not isinstance(error, Exception):
+            # cancellation, GeneratorExit, KeyboardInterrupt: the step was interrupted, not failed
+            self._fields["level"] = "WARNING"
+            self._fields["status_message"] = message or type(error).__name__
+            return self
+        self._fields["level"] = "ERROR"
+        self._fields["status_message"] = message
+        try:
+            if isinstance(error, BaseException):
+                self._span.record_exception(error)
+            self._span.set_status(Status(StatusCode.ERROR, message))
+        except Exception as exc:  # a broken third-party span must not break the caller
+            guarded_failure("record_error", exc)
+        return self
+
+    def score(
+        self,
+        name: str,
+        value: ScoreValue,
+        *,
+        data_type: str | None = None,
+        comment: str | None = None,
+    ) -> None:
+        """Attach a score to this observation (sent to the tenant's Langfuse and stored locally)."""
+        from .scores import score
+
+        score(name, value, trace_id=self.trace_id, observation_id=self.id, data_type=data_type, comment=comment)
+
+    def mark_first_token(self) -> None:
+        """Record now as the completion start time (first streamed token), once."""
+        if "completion_start_time" not in self._fields:
+            self._fields["completion_start_time"] = time.time_ns()
+
+    def end(self, end_time: int | None = None) -> None:
+        """End the observation exactly once; later calls do nothing."""
+        if self._ended:
+            return
+        self._ended = True
+        from .recorder import finish
+
+        finish(self, end_time)
+
+    def __repr__(self) -> str:
+        return f"<Observation {self.type.value} {self.name!r} id={self.id}>"
+
+
+def _snapshot(value: Any) -> Any:
+    """Copy top-level containers so later mutation by the caller does not change what was recorded.
+
+    Serialisation happens on the export thread; a chat loop that appends to its ``messages`` list
+    after the call must not rewrite the recorded input.
+    """
+    if type(value) is list:
+        return list(value)
+    if type(value) is dict:
+        return dict(value)
+    return value

@@ -1,0 +1,345 @@
+"""The ONE place that turns typed observation fields into span attributes, and span attributes back
+into observation records (for the local store and the CLI).
+
+Attribute names follow the Langfuse OTel contract plus a minimal ``gen_ai.*`` set so any OTLP
+backend shows useful data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ._internal import count
+
+# -- attribute keys -------------------------------------------------------------------------------
+OBS_TYPE = "langfuse.observation.type"
+OBS_INPUT = "langfuse.observation.input"
+OBS_OUTPUT = "langfuse.observation.output"
+OBS_LEVEL = "langfuse.observation.level"
+OBS_STATUS = "langfuse.observation.status_message"
+OBS_MODEL = "langfuse.observation.model.name"
+OBS_MODEL_PARAMS = "langfuse.observation.model.parameters"
+OBS_USAGE = "langfuse.observation.usage_details"
+OBS_COST = "langfuse.observation.cost_details"
+OBS_COMPLETION_START = "langfuse.observation.completion_start_time"
+OBS_PROMPT_NAME = "langfuse.observation.prompt.name"
+OBS_PROMPT_VERSION = "langfuse.observation.prompt.version"
+OBS_METADATA = "langfuse.observation.metadata"
+TRACE_NAME = "langfuse.trace.name"
+TRACE_USER = "user.id"
+TRACE_SESSION = "session.id"
+TRACE_TAGS = "langfuse.trace.tags"
+TRACE_METADATA = "langfuse.trace.metadata"
+ENVIRONMENT = "langfuse.environment"
+RELEASE = "langfuse.release"
+VERSION = "langfuse.version"
+TENANT = "autotrace.tenant"
+REPLAY_OF = "autotrace.replay_of"
+
+GEN_AI_OPERATION = "gen_ai.operation.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_PROVIDER = "gen_ai.provider.name"
+GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+
+MAX_ATTRIBUTES = 128
+DEFAULT_MAX_VALUE_BYTES = 64 * 1024
+_TRUNCATION_MARK = "…[truncated]"
+
+_OPERATION_BY_TYPE = {
+    "generation": "chat",
+    "embedding": "embeddings",
+    "tool": "execute_tool",
+    "agent": "invoke_agent",
+    "retriever": "retrieval",
+}
+#: Typed fields recorded as ``langfuse.observation.metadata.<field>``.
+_METADATA_FIELDS = (
+    "finish_reason", "provider", "input_count", "dimensions", "query", "top_k", "doc_count", "store",
+    "collection", "filter", "scores", "operation", "tool_name", "passed", "modified", "reason",
+)
+
+
+# -- serialisation --------------------------------------------------------------------------------
+def _default(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):  # pydantic v2 (OpenAI, LlamaIndex, LangChain messages)
+        try:
+            return dump(mode="json", exclude_none=True)
+        except TypeError:
+            return dump()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist):
+        return tolist()
+    to_dict = getattr(value, "to_dict", None) or getattr(value, "dict", None)
+    if callable(to_dict):
+        try:
+            return to_dict()
+        except Exception:
+            pass
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    """Serialise any value to JSON text; never raises (unserialisable parts become strings)."""
+    try:
+        return json.dumps(value, default=_default, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        count("serialization_fallbacks")
+        return json.dumps(str(value), ensure_ascii=False)
+
+
+def serialize_io(value: Any) -> str | None:
+    """Input/output encoding of the Langfuse SDK: strings stay raw, anything else is JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return dumps(value)
+
+
+def truncate(value: str, max_bytes: int) -> str:
+    """Cut ``value`` to at most ``max_bytes`` UTF-8 bytes, marking the cut; counted."""
+    if len(value) <= max_bytes // 4:
+        return value
+    encoded = value.encode("utf-8", "surrogatepass")
+    if len(encoded) <= max_bytes:
+        return value
+    count("attributes_truncated")
+    keep = max(0, max_bytes - len(_TRUNCATION_MARK.encode()))
+    return encoded[:keep].decode("utf-8", "ignore") + _TRUNCATION_MARK
+
+
+def _iso(ns: int | float | _dt.datetime) -> str:
+    if isinstance(ns, _dt.datetime):
+        return ns.isoformat()
+    return _dt.datetime.fromtimestamp(ns / 1e9, tz=_dt.UTC).isoformat()
+
+
+def _prompt_parts(prompt: Any) -> tuple[str | None, int | None]:
+    if isinstance(prompt, Mapping):
+        return prompt.get("name"), prompt.get("version")
+    if isinstance(prompt, tuple) and len(prompt) == 2:
+        return prompt[0], prompt[1]
+    if isinstance(prompt, str):
+        return prompt, None
+    if getattr(prompt, "is_fallback", False):  # a Langfuse prompt client that fell back locally
+        return None, None
+    return getattr(prompt, "name", None), getattr(prompt, "version", None)
+
+
+def _usage_dict(usage: Any) -> dict[str, Any]:
+    if isinstance(usage, Mapping):
+        return {k: v for k, v in usage.items() if v is not None}
+    return {}
+
+
+# -- fields -> attributes -------------------------------------------------------------------------
+def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_bytes: int) -> dict[str, Any]:
+    """Turn an observation's typed fields into span attributes (Langfuse keys + ``gen_ai.*``)."""
+    attrs: dict[str, Any] = {OBS_TYPE: obs_type}
+    get = fields.get
+    input_value = get("input")
+    output_value = get("output")
+    if obs_type == "retriever":
+        input_value = input_value if input_value is not None else get("query")
+        output_value = output_value if output_value is not None else get("documents")
+    elif obs_type == "tool":
+        input_value = input_value if input_value is not None else get("arguments")
+        output_value = output_value if output_value is not None else get("result")
+    if input_value is not None:
+        attrs[OBS_INPUT] = truncate(serialize_io(input_value), max_value_bytes)  # type: ignore[arg-type]
+    if output_value is not None:
+        attrs[OBS_OUTPUT] = truncate(serialize_io(output_value), max_value_bytes)  # type: ignore[arg-type]
+    if (level := get("level")) is not None:
+        attrs[OBS_LEVEL] = str(level)
+    if (status := get("status_message")) is not None:
+        attrs[OBS_STATUS] = truncate(str(status), max_value_bytes)
+    if (version := get("version")) is not None:
+        attrs[VERSION] = str(version)
+
+    model = get("model")
+    response_model = get("response_model")
+    if model is not None:
+        attrs[GEN_AI_REQUEST_MODEL] = str(model)
+    if response_model is not None:
+        attrs[GEN_AI_RESPONSE_MODEL] = str(response_model)
+    if model is not None or response_model is not None:
+        attrs[OBS_MODEL] = str(response_model or model)
+    if (params := get("model_parameters")) is not None:
+        attrs[OBS_MODEL_PARAMS] = truncate(dumps(params), max_value_bytes)
+    if (usage := get("usage")) is not None:
+        usage = _usage_dict(usage)
+        attrs[OBS_USAGE] = dumps(usage)
+        if isinstance(usage.get("input"), int):
+            attrs[GEN_AI_INPUT_TOKENS] = usage["input"]
+        if isinstance(usage.get("output"), int):
+            attrs[GEN_AI_OUTPUT_TOKENS] = usage["output"]
+    if (cost := get("cost")) is not None:
+        attrs[OBS_COST] = dumps({"total": cost} if isinstance(cost, int | float) else cost)
+    if (first_token := get("completion_start_time")) is not None:
+        attrs[OBS_COMPLETION_START] = json.dumps(_iso(first_token))
+    if (prompt := get("prompt")) is not None:
+        prompt_name, prompt_version = _prompt_parts(prompt)
+        if prompt_name is not None:
+            attrs[OBS_PROMPT_NAME] = str(prompt_name)
+        if prompt_version is not None:
+            attrs[OBS_PROMPT_VERSION] = int(prompt_version)
+    operation = get("operation") if obs_type in ("generation", "embedding") else None
+    if (op := operation or _OPERATION_BY_TYPE.get(obs_type)) is not None:
+        attrs[GEN_AI_OPERATION] = op
+    if (provider := get("provider")) is not None:
+        attrs[GEN_AI_PROVIDER] = str(provider)
+    if (tool_name := get("tool_name")) is not None:
+        attrs[GEN_AI_TOOL_NAME] = str(tool_name)
+
+    for key in _METADATA_FIELDS:
+        value = get(key)
+        if value is not None:
+            attrs[f"{OBS_METADATA}.{key}"] = truncate(metadata_value(value), max_value_bytes)
+    metadata = get("metadata")
+    if isinstance(metadata, Mapping):
+        room = MAX_ATTRIBUTES - 16 - len(attrs)  # leave room for trace-level and third-party keys
+        for key, value in metadata.items():
+            if value is None:
+                continue
+            if room <= 0:
+                count("attributes_dropped")
+                continue
+            attrs[f"{OBS_METADATA}.{key}"] = truncate(metadata_value(value), max_value_bytes)
+            room -= 1
+    return attrs
+
+
+def metadata_value(value: Any) -> str:
+    """Metadata values are JSON-encoded, strings included, as the Langfuse v5 SDK sends them."""
+    if type(value) is str:
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def trace_attributes(
+    *,
+    name: str | None = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    release: str | None = None,
+    environment: str | None = None,
+) -> dict[str, Any]:
+    """Trace-level attributes (Langfuse copies them onto the trace from any span carrying them)."""
+    attrs: dict[str, Any] = {}
+    if name is not None:
+        attrs[TRACE_NAME] = name
+    if user_id is not None:
+        attrs[TRACE_USER] = str(user_id)
+    if session_id is not None:
+        attrs[TRACE_SESSION] = str(session_id)
+    if tags:
+        attrs[TRACE_TAGS] = [str(tag) for tag in tags]
+    if metadata:
+        for key, value in metadata.items():
+            if value is not None:
+                attrs[f"{TRACE_METADATA}.{key}"] = metadata_value(value)
+    if release is not None:
+        attrs[RELEASE] = release
+    if environment is not None:
+        attrs[ENVIRONMENT] = environment
+    return attrs
+
+
+def cap_attributes(attrs: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
+    """Enforce the value size limit and the 128-attribute cap on a finished span's attributes."""
+    for key, value in attrs.items():
+        if type(value) is str and len(value) > max_value_bytes // 4:
+            attrs[key] = truncate(value, max_value_bytes)
+    if len(attrs) > MAX_ATTRIBUTES:
+        count("attributes_dropped", len(attrs) - MAX_ATTRIBUTES)
+        attrs = dict(list(attrs.items())[:MAX_ATTRIBUTES])
+    return attrs
+
+
+# -- attributes -> observation record ------------------------------------------------------------
+def _loads(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def infer_type(attrs: Mapping[str, Any]) -> str:
+    """The observation type of any span, third-party ones included."""
+    explicit = attrs.get(OBS_TYPE)
+    if explicit:
+        return str(explicit)
+    operation = attrs.get(GEN_AI_OPERATION)
+    if operation in ("chat", "text_completion", "generate_content"):
+        return "generation"
+    if operation == "embeddings":
+        return "embedding"
+    if operation == "execute_tool":
+        return "tool"
+    if operation == "invoke_agent":
+        return "agent"
+    return "span"
+
+
+def observation_record(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The typed fields of a finished span, decoded from its attributes (local store and CLI)."""
+    metadata: dict[str, Any] = {}
+    trace_metadata: dict[str, Any] = {}
+    prefix = OBS_METADATA + "."
+    trace_prefix = TRACE_METADATA + "."
+    for key, value in attrs.items():
+        if key.startswith(prefix):
+            metadata[key[len(prefix):]] = _loads(value)
+        elif key.startswith(trace_prefix):
+            trace_metadata[key[len(trace_prefix):]] = _loads(value)
+    usage = _loads(attrs.get(OBS_USAGE))
+    if usage is None and (GEN_AI_INPUT_TOKENS in attrs or GEN_AI_OUTPUT_TOKENS in attrs):
+        usage = {"input": attrs.get(GEN_AI_INPUT_TOKENS, 0), "output": attrs.get(GEN_AI_OUTPUT_TOKENS, 0)}
+        usage["total"] = usage["input"] + usage["output"]
+    if isinstance(usage, dict) and "total" not in usage and ("input" in usage or "output" in usage):
+        usage["total"] = (usage.get("input") or 0) + (usage.get("output") or 0)
+    prompt_name = attrs.get(OBS_PROMPT_NAME)
+    return {
+        "type": infer_type(attrs),
+        "tenant": attrs.get(TENANT),
+        "level": attrs.get(OBS_LEVEL, "DEFAULT"),
+        "status_message": attrs.get(OBS_STATUS),
+        "model": attrs.get(OBS_MODEL) or attrs.get(GEN_AI_RESPONSE_MODEL) or attrs.get(GEN_AI_REQUEST_MODEL),
+        "input": _loads(attrs.get(OBS_INPUT)),
+        "output": _loads(attrs.get(OBS_OUTPUT)),
+        "usage": usage,
+        "cost": _loads(attrs.get(OBS_COST)),
+        "model_parameters": _loads(attrs.get(OBS_MODEL_PARAMS)),
+        "completion_start_time": _loads(attrs.get(OBS_COMPLETION_START)),
+        "prompt": {"name": prompt_name, "version": attrs.get(OBS_PROMPT_VERSION)} if prompt_name else None,
+        "metadata": metadata,
+        "doc_count": metadata.get("doc_count"),
+        "top_k": metadata.get("top_k"),
+        "trace_name": attrs.get(TRACE_NAME),
+        "user_id": attrs.get(TRACE_USER),
+        "session_id": attrs.get(TRACE_SESSION),
+        "tags": list(attrs.get(TRACE_TAGS) or ()),
+        "trace_metadata": trace_metadata,
+        "replay_of": attrs.get(REPLAY_OF),
+    }

@@ -211,6 +211,13 @@ class _Traced:
         except Exception as exc:
             guarded_failure("observe.end", exc)
 
+    def replayed(self, obs: Observation) -> Any:
+        """A frozen call during a replay: record and return the recorded output without running."""
+        output = obs.intercept.output if obs.intercept is not None else None
+        obs.update(metadata={"replay": "frozen"})
+        self.succeed(obs, output)
+        return output
+
     @staticmethod
     def fail(obs: Observation, error: BaseException) -> None:
         try:
@@ -239,6 +246,8 @@ class _Traced:
             obs = self.begin(args, kwargs)
             if obs is None:
                 return fn(*args, **kwargs)
+            if obs.intercept is not None and obs.intercept.frozen:
+                return self.replayed(obs)
             token = self.attach(obs)
             try:
                 result = fn(*args, **kwargs)
@@ -259,6 +268,8 @@ class _Traced:
             obs = self.begin(args, kwargs)
             if obs is None:
                 return await fn(*args, **kwargs)
+            if obs.intercept is not None and obs.intercept.frozen:
+                return self.replayed(obs)
             token = self.attach(obs)
             try:
                 result = await fn(*args, **kwargs)

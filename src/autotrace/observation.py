@@ -13,6 +13,7 @@ from ._internal import guarded_failure
 from .context import capture_enabled
 
 if TYPE_CHECKING:
+    from .interception import Intercept
     from .scores import ScoreValue
 
 
@@ -58,7 +59,7 @@ class Observation:
     raises into the caller because of autotrace itself.
     """
 
-    __slots__ = ("__weakref__", "_ended", "_fields", "_span", "_token", "name", "type")
+    __slots__ = ("__weakref__", "_ended", "_fields", "_span", "_token", "intercept", "name", "type")
 
     def __init__(self, span: Span, obs_type: ObservationType, name: str) -> None:
         self._span = span
@@ -67,6 +68,8 @@ class Observation:
         self._fields: dict[str, Any] = {}
         self._ended = False
         self._token: object | None = None
+        #: Set during a replay: whether this call is frozen (and its recorded output) or overridden.
+        self.intercept: Intercept | None = None
 
     # -- context management: ``with`` / ``async with`` make the observation current ---------------
     def __enter__(self) -> Observation:

@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
-from . import schema
+from . import interception, schema
 from ._internal import guarded_failure
 from .observation import Observation, ObservationType
 from .runtime import state
@@ -48,6 +48,12 @@ def start(
         span._autotrace_obs = obs  # type: ignore[attr-defined]  # lets current_observation() find it
     except AttributeError:
         pass
+    interceptor = interception.active()
+    if interceptor is not None:
+        try:
+            obs.intercept = interceptor.intercept(obs)
+        except Exception as exc:
+            guarded_failure("intercept", exc)
     return obs
 
 

@@ -1,30 +1,36 @@
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+PIP    := $(PY) -m pip --disable-pip-version-check
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/.created:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 ($(PYTHON)) not found" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
-	@touch $(STAMP)
+	@touch $@
 
-demo: $(STAMP)
+# `make demo` installs only what the demo needs; `make test` adds the test tools and chromadb.
+$(VENV)/.demo: $(VENV)/.created pyproject.toml
+	$(PIP) install --quiet -e ".[all]"
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.created pyproject.toml
+	$(PIP) install --quiet -e ".[dev,chroma]"
+	@touch $@ $(VENV)/.demo
+
+demo: $(VENV)/.demo
 	$(PY) -m autotrace demo
 
-test: $(STAMP)
+test: $(VENV)/.dev
 	$(PY) -m ruff check src tests benchmarks examples
 	$(PY) -m pytest -q
 
-lint: $(STAMP)
+lint: $(VENV)/.dev
 	$(PY) -m ruff check src tests benchmarks examples
-	$(PY) -m ruff format --check src tests benchmarks examples
 
-bench: $(STAMP)
+bench: $(VENV)/.dev
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info

@@ -165,7 +165,12 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
             break
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" and "enabled" not in overrides:
         values["enabled"] = False
-    values.update({k: v for k, v in overrides.items() if v is not None or k in ("tenant_resolver",)})
+    for name in ("integrations", "disabled_integrations"):
+        if isinstance(overrides.get(name), list | tuple | set | frozenset):
+            overrides[name] = tuple(overrides[name])
+    if isinstance(overrides.get("local_store_path"), str):
+        overrides["local_store_path"] = Path(overrides["local_store_path"])
+    values.update({k: v for k, v in overrides.items() if v is not None})
     return _validate(Settings(**values))
 
 

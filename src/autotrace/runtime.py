@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 class Runtime:
     """Mutable holder for what the hot path needs; a single instance lives in this module."""
 
-    __slots__ = ("capture_content", "max_value_bytes", "pipeline", "provider", "settings", "owns_provider")
+    __slots__ = ("capture_content", "max_value_bytes", "owns_provider", "pipeline", "provider", "settings")
 
     def __init__(self) -> None:
         self.settings: Settings | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import http.client
-import socket
 import ssl
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
@@ -70,7 +69,7 @@ class HttpTarget:
         """POST once; network errors are retryable and close the connection."""
         try:
             status, response_headers = post(self.connection(), self.path, body, headers)
-        except (OSError, http.client.HTTPException, socket.timeout) as exc:
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
             self.close()
             return SinkResult(ok=False, retryable=True, reason=f"{type(exc).__name__}")
         if status >= 400:

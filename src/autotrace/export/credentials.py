@@ -1,0 +1,321 @@
+"""Tenant credentials: which Langfuse key pair (and optionally host) each tenant exports with.
+
+Resolvers: a static mapping, a TOML/JSON file (secrets by environment-variable reference, reloaded
+on change), environment variables, or a callable such as a secret-store client (TTL-cached).
+``resolve()`` never raises and secrets never appear in reprs, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import threading
+import time
+import tomllib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from .._internal import log_once
+
+Clock = Callable[[], float]
+
+
+class CredentialsError(ValueError):
+    """Invalid credentials (the message never contains the secret)."""
+
+
+def _check_key(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise CredentialsError(f"{name} must be a non-empty string")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise CredentialsError(f"{name} must not contain whitespace or control characters")
+    return value
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """One Langfuse project's key pair; ``host`` overrides the cluster-wide Langfuse host."""
+
+    public_key: str
+    secret_key: str = field(repr=False)
+    host: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_key("public_key", self.public_key)
+        _check_key("secret_key", self.secret_key)
+        if self.host is not None and not (isinstance(self.host, str) and self.host.startswith(("http://", "https://"))):
+            raise CredentialsError("host must be an http(s) URL")
+
+    def __repr__(self) -> str:
+        return f"Credentials(public_key={self.public_key!r}, secret_key='***', host={self.host!r})"
+
+    __str__ = __repr__
+
+    def authorization_header(self) -> str:
+        token = base64.b64encode(f"{self.public_key}:{self.secret_key}".encode()).decode("ascii")
+        return f"Basic {token}"
+
+    @property
+    def fingerprint(self) -> str:
+        """A short digest that tells rotations apart without revealing the secret."""
+        return hashlib.sha256(f"{self.public_key}\0{self.secret_key}".encode()).hexdigest()[:16]
+
+
+def to_credentials(value: Any) -> Credentials | None:
+    """Accept ``Credentials``, a mapping with public_key/secret_key[/host], or a (public, secret) pair."""
+    if value is None or isinstance(value, Credentials):
+        return value
+    if isinstance(value, Mapping):
+        return Credentials(value.get("public_key"), value.get("secret_key"), value.get("host"))  # type: ignore[arg-type]
+    if isinstance(value, tuple | list) and len(value) in (2, 3):
+        return Credentials(*value)
+    raise CredentialsError(f"cannot build credentials from a {type(value).__name__}")
+
+
+@runtime_checkable
+class CredentialsResolver(Protocol):
+    def resolve(self, tenant: str) -> Credentials | None: ...
+
+
+class _Counted:
+    def __init__(self) -> None:
+        self._stats = {"resolved": 0, "unknown": 0, "errors": 0, "evictions": 0}
+
+    def _note(self, result: Credentials | None) -> Credentials | None:
+        self._stats["resolved" if result is not None else "unknown"] += 1
+        return result
+
+    def stats(self) -> dict[str, int]:
+        return dict(self._stats)
+
+    def close(self) -> None:
+        """Nothing to release by default."""
+
+
+class StaticCredentials(_Counted):
+    """A fixed tenant -> credentials mapping."""
+
+    def __init__(self, mapping: Mapping[str, Any]) -> None:
+        super().__init__()
+        self._mapping = {tenant: to_credentials(value) for tenant, value in mapping.items()}
+
+    def resolve(self, tenant: str) -> Credentials | None:
+        return self._note(self._mapping.get(tenant))
+
+
+class EnvCredentials(_Counted):
+    """``<PREFIX><TENANT>_PUBLIC_KEY`` / ``_SECRET_KEY`` / ``_HOST``, read on every call (rotation-safe)."""
+
+    def __init__(self, prefix: str = "AUTOTRACE_TENANT_", environ: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self._environ = environ if environ is not None else os.environ
+
+    def resolve(self, tenant: str) -> Credentials | None:
+        key = self.prefix + "".join(ch if ch.isalnum() else "_" for ch in tenant).upper()
+        public, secret = self._environ.get(key + "_PUBLIC_KEY"), self._environ.get(key + "_SECRET_KEY")
+        if not public or not secret:
+            return self._note(None)
+        try:
+            return self._note(Credentials(public, secret, self._environ.get(key + "_HOST") or None))
+        except CredentialsError as exc:
+            self._stats["errors"] += 1
+            log_once(f"env_credentials:{key}", "autotrace: credentials in %s_* are invalid: %s", key, exc)
+            return None
+
+
+class FileCredentials(_Counted):
+    """A TOML or JSON file: ``[tenants.acme] public_key = "..."  secret_key_env = "ACME_LF_SECRET"``.
+
+    Reloaded when its modification time or size changes (checked at most every ``reload_interval``
+    seconds). An invalid file keeps the last good mapping.
+    """
+
+    def __init__(self, path: str | Path, reload_interval: float = 5.0, clock: Clock = time.monotonic,
+                 environ: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.reload_interval = reload_interval
+        self._clock = clock
+        self._environ = environ if environ is not None else os.environ
+        self._lock = threading.Lock()
+        self._mapping: dict[str, Credentials] = {}
+        self._signature: tuple[int, int] | None = None
+        self._checked = float("-inf")
+
+    def _load(self) -> None:
+        now = self._clock()
+        if now - self._checked < self.reload_interval:
+            return
+        self._checked = now
+        try:
+            stat = self.path.stat()
+        except OSError as exc:
+            log_once(f"credentials_file:{self.path}:{type(exc).__name__}", "autotrace: cannot read credentials "
+                     "file %s (%s); keeping the last good credentials", self.path, type(exc).__name__)
+            return
+        signature = (stat.st_mtime_ns, stat.st_size)
+        if signature == self._signature:
+            return
+        try:
+            self._mapping = self._parse(self.path.read_bytes())
+            self._signature = signature
+        except Exception as exc:
+            self._stats["errors"] += 1
+            log_once(f"credentials_file:{self.path}:{type(exc).__name__}:{str(exc)[:80]}", "autotrace: credentials "
+                     "file %s is invalid (%s); keeping the last good credentials", self.path, _safe_reason(exc))
+
+    def _parse(self, raw: bytes) -> dict[str, Credentials]:
+        text = raw.decode("utf-8")
+        data = json.loads(text) if self.path.suffix.lower() == ".json" else tomllib.loads(text)
+        tenants = data.get("tenants") if isinstance(data, dict) else None
+        if not isinstance(tenants, dict):
+            raise CredentialsError("expected a 'tenants' table")
+        mapping: dict[str, Credentials] = {}
+        for tenant, entry in tenants.items():
+            if not isinstance(entry, dict):
+                raise CredentialsError(f"tenant {tenant!r} must be a table")
+            secret = entry.get("secret_key")
+            env_name = entry.get("secret_key_env")
+            if env_name is not None:
+                secret = self._environ.get(str(env_name))
+                if not secret:
+                    log_once(f"credentials_env:{env_name}", "autotrace: environment variable %s (secret of tenant "
+                             "%r) is not set; that tenant is not exported", env_name, tenant)
+                    continue
+            mapping[str(tenant)] = Credentials(entry.get("public_key"), secret, entry.get("host"))  # type: ignore[arg-type]
+        return mapping
+
+    def resolve(self, tenant: str) -> Credentials | None:
+        try:
+            with self._lock:
+                self._load()
+                return self._note(self._mapping.get(tenant))
+        except Exception as exc:
+            self._stats["errors"] += 1
+            log_once(f"credentials_file_resolve:{type(exc).__name__}", "autotrace: credentials lookup failed (%s)",
+                     type(exc).__name__)
+            return None
+
+
+def _safe_reason(exc: BaseException) -> str:
+    """An error description that cannot echo file contents (secrets) back."""
+    if isinstance(exc, CredentialsError):
+        return str(exc)
+    if isinstance(exc, json.JSONDecodeError):
+        return f"JSON syntax error at line {exc.lineno}"
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return "TOML syntax error"
+    return type(exc).__name__
+
+
+class CallableCredentials(_Counted):
+    """Wraps ``fn(tenant)`` (a secret store, say) with a bounded TTL cache.
+
+    Concurrent lookups of one tenant call ``fn`` once; when ``fn`` fails the last value is reused.
+    """
+
+    def __init__(self, fn: Callable[[str], Any], ttl: float = 300.0, negative_ttl: float = 30.0,
+                 max_entries: int = 10_000, clock: Clock = time.monotonic) -> None:
+        super().__init__()
+        self._fn = fn
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[Credentials | None, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._inflight: dict[str, threading.Lock] = {}
+
+    def resolve(self, tenant: str) -> Credentials | None:
+        try:
+            return self._note(self._resolve(tenant))
+        except Exception as exc:
+            self._stats["errors"] += 1
+            log_once(f"callable_credentials:{type(exc).__name__}", "autotrace: credentials lookup failed (%s)",
+                     type(exc).__name__)
+            return None
+
+    def _fresh(self, tenant: str) -> tuple[bool, Credentials | None]:
+        entry = self._cache.get(tenant)
+        if entry is not None and entry[1] > self._clock():
+            self._cache.move_to_end(tenant)
+            return True, entry[0]
+        return False, entry[0] if entry is not None else None
+
+    def _resolve(self, tenant: str) -> Credentials | None:
+        with self._lock:
+            fresh, value = self._fresh(tenant)
+            if fresh:
+                return value
+            gate = self._inflight.setdefault(tenant, threading.Lock())
+        with gate:
+            with self._lock:
+                fresh, stale = self._fresh(tenant)
+                if fresh:
+                    return stale
+            try:
+                value = to_credentials(self._fn(tenant))
+            except Exception as exc:
+                self._stats["errors"] += 1
+                log_once(f"credentials_fn:{type(exc).__name__}", "autotrace: credentials function raised %s; using "
+                         "the previous credentials if any", type(exc).__name__)
+                return stale
+            finally:
+                with self._lock:
+                    self._inflight.pop(tenant, None)
+            with self._lock:
+                ttl = self.ttl if value is not None else self.negative_ttl
+                self._cache[tenant] = (value, self._clock() + ttl)
+                self._cache.move_to_end(tenant)
+                while len(self._cache) > self.max_entries:
+                    self._cache.popitem(last=False)
+                    self._stats["evictions"] += 1
+            return value
+
+    def invalidate(self, tenant: str | None = None) -> None:
+        with self._lock:
+            if tenant is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(tenant, None)
+
+
+class ChainCredentials(_Counted):
+    """The first resolver that knows the tenant wins."""
+
+    def __init__(self, *resolvers: CredentialsResolver) -> None:
+        super().__init__()
+        self.resolvers = resolvers
+
+    def resolve(self, tenant: str) -> Credentials | None:
+        for resolver in self.resolvers:
+            try:
+                found = resolver.resolve(tenant)
+            except Exception:
+                self._stats["errors"] += 1
+                continue
+            if found is not None:
+                return self._note(found)
+        return self._note(None)
+
+
+def coerce_resolver(value: Any) -> CredentialsResolver:
+    """dict -> static, path -> file, callable -> cached callable, None -> environment, resolver -> itself."""
+    if value is None:
+        return EnvCredentials()
+    if isinstance(value, CredentialsResolver) and not isinstance(value, type):
+        return value
+    if isinstance(value, Mapping):
+        return StaticCredentials(value)
+    if isinstance(value, str | Path):
+        return FileCredentials(value)
+    if callable(value):
+        return CallableCredentials(value)
+    raise CredentialsError(f"credentials must be a mapping, a file path, a callable or a resolver, "
+                           f"not {type(value).__name__}")

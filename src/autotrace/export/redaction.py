@@ -1,0 +1,213 @@
+"""PII redaction: built-in detectors plus user hooks, applied to every span before export.
+
+Detectors replace matches with a placeholder naming the kind (``<EMAIL>``). They run in one
+combined regular expression with validators (Luhn, IBAN mod-97, SSN rules, IP octets), behind a
+cheap pre-filter. Placeholders contain no quotes or backslashes, so JSON text stays valid.
+A user hook that raises makes that attribute ``<REDACTION_FAILED>``: a raw value is never kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .._internal import count, log_once
+
+RedactHook = Callable[[str, Any, str], Any]
+FAILED = "<REDACTION_FAILED>"
+
+_PATTERNS: dict[str, str] = {
+    # order matters: more specific shapes first
+    "JWT": r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
+    "BEARER_TOKEN": r"(?<=[Bb]earer )[A-Za-z0-9._~+/-]{8,}=*",
+    "API_KEY": (
+        r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}|[ps]k-lf-[A-Za-z0-9-]{8,}|AKIA[0-9A-Z]{16}"
+        r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[bpasr]-[A-Za-z0-9-]{10,}"
+        r"|AIza[0-9A-Za-z_-]{35})"
+    ),
+    "EMAIL": r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
+    "IBAN": r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
+    "CREDIT_CARD": r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])",
+    "US_SSN": r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])",
+    "PHONE": (
+        r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}"
+        r"|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w])"
+    ),
+    "IP_ADDRESS": (
+        r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"
+        r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
+        r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?(?![\w:])"
+    ),
+}
+# ``api_key=...``-style assignments need the key kept, so they have their own expression.
+_KEY_VALUE = re.compile(
+    r"(?P<prefix>[\"']?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)[\"']?\s?[:=]\s?[\"']?)"
+    r"(?P<value>(?!<)[^\s\"',;}]{6,})",
+    re.IGNORECASE,
+)
+BUILT_IN_KINDS = frozenset(_PATTERNS)
+_COMBINED = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _PATTERNS.items()))
+_PREFILTER = re.compile(r"[\d@]|eyJ|[Bb]earer|sk-|k-lf-|AKIA|gh[pousr]_|github_pat_|xox|AIza|key|secret|token|passw",
+                        re.IGNORECASE)
+
+#: Structural attributes never redacted (ids, types, model names, usage and cost numbers).
+DEFAULT_SKIP_KEYS = frozenset({
+    "langfuse.observation.type", "langfuse.observation.level", "langfuse.observation.model.name",
+    "langfuse.observation.usage_details", "langfuse.observation.cost_details",
+    "langfuse.observation.completion_start_time", "langfuse.observation.prompt.name",
+    "langfuse.observation.prompt.version", "langfuse.environment", "langfuse.release", "langfuse.version",
+    "autotrace.tenant", "autotrace.replay_of", "gen_ai.request.model", "gen_ai.response.model",
+    "gen_ai.operation.name", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.provider.name",
+})
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _iban_ok(text: str) -> bool:
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    try:
+        return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+    except ValueError:
+        return False
+
+
+def _ssn_ok(text: str) -> bool:
+    area, group, serial = text.split("-")
+    return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
+
+
+def _ip_ok(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _card_ok(text: str) -> bool:
+    digits = re.sub(r"[ -]", "", text)
+    return 13 <= len(digits) <= 19 and _luhn(digits)
+
+
+_VALIDATORS: dict[str, Callable[[str], bool]] = {
+    "IBAN": _iban_ok, "US_SSN": _ssn_ok, "IP_ADDRESS": _ip_ok, "CREDIT_CARD": _card_ok,
+}
+
+
+def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, int]:
+    """Replace every detected value in ``text``; returns the new text and the number of replacements."""
+    if not text or _PREFILTER.search(text) is None:
+        return text, 0
+    replaced = 0
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal replaced
+        kind = match.lastgroup or ""
+        value = match.group()
+        if (kinds is not None and kind not in kinds) or not _VALIDATORS.get(kind, bool)(value):
+            return value
+        replaced += 1
+        return f"<{kind}>"
+
+    result = _COMBINED.sub(substitute, text)
+    if kinds is None or "API_KEY" in kinds:
+        def key_value(match: re.Match[str]) -> str:
+            nonlocal replaced
+            replaced += 1
+            return f"{match.group('prefix')}<API_KEY>"
+
+        result = _KEY_VALUE.sub(key_value, result)
+    return result, replaced
+
+
+@dataclasses.dataclass
+class RedactionReport:
+    replacements: int = 0
+    hook_failures: int = 0
+    failed_keys: list[str] = dataclasses.field(default_factory=list)
+
+
+class Redactor:
+    """Applies the built-in detectors, then each user hook, to span attributes."""
+
+    def __init__(self, detectors: Iterable[str] | None = None, hooks: Sequence[RedactHook] = (),
+                 skip_keys: frozenset[str] = DEFAULT_SKIP_KEYS) -> None:
+        if detectors is None:
+            self.kinds: frozenset[str] | None = None
+        else:
+            self.kinds = frozenset(d.upper() for d in detectors)
+            unknown = self.kinds - BUILT_IN_KINDS
+            if unknown:
+                raise ValueError(f"unknown redaction detector(s) {sorted(unknown)}; known: {sorted(BUILT_IN_KINDS)}")
+        self.hooks = tuple(hooks)
+        self.skip_keys = skip_keys
+        self.enabled = self.kinds is None or bool(self.kinds) or bool(self.hooks)
+
+    @classmethod
+    def disabled(cls) -> Redactor:
+        return cls(detectors=[])
+
+    def _builtin(self, value: Any, report: RedactionReport) -> Any:
+        if self.kinds is not None and not self.kinds:
+            return value
+        if isinstance(value, str):
+            new, n = redact_text(value, self.kinds)
+            report.replacements += n
+            return new
+        if isinstance(value, list | tuple):
+            items = []
+            for item in value:
+                if isinstance(item, str):
+                    item, n = redact_text(item, self.kinds)
+                    report.replacements += n
+                items.append(item)
+            return type(value)(items)
+        return value
+
+    def redact_value(self, key: str, value: Any, span_type: str, report: RedactionReport | None = None) -> Any:
+        """Redact one value; returns ``None`` when a hook asked to drop it."""
+        report = report if report is not None else RedactionReport()
+        value = self._builtin(value, report)
+        for hook in self.hooks:
+            try:
+                value = hook(key, value, span_type)
+            except Exception as exc:
+                report.hook_failures += 1
+                report.failed_keys.append(key)
+                count("redaction_hook_failures")
+                log_once(f"redact_hook:{id(hook)}", "autotrace: redaction hook %r raised %s; the affected values "
+                         "are replaced, never exported raw", getattr(hook, "__name__", hook), type(exc).__name__)
+                return FAILED
+            if value is None:
+                return None
+        return value
+
+    def redact_attributes(self, attributes: Mapping[str, Any], span_type: str) -> tuple[dict[str, Any], RedactionReport]:
+        report = RedactionReport()
+        result: dict[str, Any] = {}
+        for key, value in attributes.items():
+            if key in self.skip_keys:
+                result[key] = value
+                continue
+            new = self.redact_value(key, value, span_type, report)
+            if new is not None:
+                result[key] = new
+        if report.replacements:
+            count("redactions", report.replacements)
+        return result, report

@@ -1,0 +1,97 @@
+"""ASGI and WSGI middleware that put each request's tenant (and incoming trace context) in scope.
+
+The tenant comes from a function of the request that you supply (typically reading what your auth
+middleware established). A tenant arriving as baggage from another service is used only when
+``trust_incoming_tenant`` is configured, and only if your function found none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.propagate import extract
+
+from ._internal import count, log_once
+from .context import reset_tenant, set_tenant, tenant_from_baggage, valid_tenant
+from .runtime import state
+
+_MAX_HEADER = 8192
+
+
+def _trusted() -> bool:
+    return bool(state.settings is not None and state.settings.trust_incoming_tenant)
+
+
+def _tenant_of(resolve: Callable[[Any], str | None] | None, request: Any, carrier_ctx: Any) -> str | None:
+    tenant = None
+    if resolve is not None:
+        try:
+            tenant = resolve(request)
+        except Exception as exc:
+            count("tenant_resolver_errors")
+            log_once(f"middleware_resolver:{type(exc).__name__}", "autotrace: tenant function raised %s; "
+                     "request has no tenant", type(exc).__name__)
+            tenant = None
+        if tenant is not None and not valid_tenant(tenant):
+            count("tenant_resolver_errors")
+            tenant = None
+    if tenant is None and _trusted():
+        tenant = tenant_from_baggage(carrier_ctx)
+    return tenant
+
+
+def _enter(headers: Mapping[str, str], resolve: Callable[[Any], str | None] | None, request: Any) -> tuple[Any, Any]:
+    carrier = {k: v for k, v in headers.items() if len(v) <= _MAX_HEADER}
+    ctx = extract(carrier)
+    tenant = _tenant_of(resolve, request, ctx)
+    context_token = otel_context.attach(ctx)
+    tenant_token = set_tenant(tenant) if tenant is not None else None
+    return context_token, tenant_token
+
+
+def _exit(tokens: tuple[Any, Any]) -> None:
+    context_token, tenant_token = tokens
+    if tenant_token is not None:
+        reset_tenant(tenant_token)
+    otel_context.detach(context_token)
+
+
+class TenantASGIMiddleware:
+    """``app = TenantASGIMiddleware(app, tenant_from_scope=lambda scope: scope["state"]["tenant"])``."""
+
+    def __init__(self, app: Any, tenant_from_scope: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
+        self.app = app
+        self.tenant_from_scope = tenant_from_scope
+
+    async def __call__(self, scope: Mapping[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        tokens = _enter(headers, self.tenant_from_scope, scope)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _exit(tokens)
+
+
+class TenantWSGIMiddleware:
+    """``app = TenantWSGIMiddleware(app, tenant_from_environ=lambda env: env.get("HTTP_X_TENANT"))``."""
+
+    def __init__(self, app: Any, tenant_from_environ: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
+        self.app = app
+        self.tenant_from_environ = tenant_from_environ
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        headers = {
+            key[5:].replace("_", "-").lower(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_") and isinstance(value, str)
+        }
+        tokens = _enter(headers, self.tenant_from_environ, environ)
+        try:
+            return self.app(environ, start_response)
+        finally:
+            _exit(tokens)

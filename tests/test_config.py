@@ -1,0 +1,65 @@
+"""Settings: precedence, validation with clear messages, secrets never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autotrace.config import ConfigError, load_settings
+
+
+def test_defaults() -> None:
+    s = load_settings(env={})
+    assert s.enabled and s.unknown_tenant == "drop" and s.local_store == "auto"
+    assert s.local_store_enabled and not s.langfuse_enabled
+    assert s.max_value_bytes == 64 * 1024 and s.retention_days == 28.0
+
+
+def test_kwargs_override_env_and_autotrace_env_beats_otel() -> None:
+    env = {"AUTOTRACE_QUEUE_SIZE": "5000", "OTEL_BSP_MAX_QUEUE_SIZE": "9", "OTEL_SERVICE_NAME": "svc",
+           "AUTOTRACE_SERVICE_NAME": "mine", "LANGFUSE_HOST": "http://lf:3000"}
+    s = load_settings({"service_name": "kw"}, env=env)
+    assert s.queue_size == 5000
+    assert s.service_name == "kw"
+    assert s.langfuse_host == "http://lf:3000" and not s.local_store_enabled
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"AUTOTRACE_QUEUE_SIZE": "abc"}, "AUTOTRACE_QUEUE_SIZE='abc' is invalid for setting 'queue_size'"),
+        ({"AUTOTRACE_QUEUE_SIZE": "-1"}, "AUTOTRACE_QUEUE_SIZE='-1' is invalid"),
+        ({"AUTOTRACE_CAPTURE_CONTENT": "maybe"}, "AUTOTRACE_CAPTURE_CONTENT='maybe' is invalid"),
+        ({"AUTOTRACE_UNKNOWN_TENANT": "everywhere"}, "setting 'unknown_tenant': must be one of drop, default, local"),
+        ({"LANGFUSE_HOST": "ftp://x"}, "setting 'langfuse_host': must be an http(s) URL"),
+        ({"LANGFUSE_TRACING_ENVIRONMENT": "langfuse-prod"}, "setting 'environment'"),
+        ({"LANGFUSE_PUBLIC_KEY": "pk-lf-1"}, "must be set together"),
+    ],
+)
+def test_invalid_settings_name_the_setting(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env=env)
+    assert fragment in str(raised.value)
+
+
+def test_unknown_keyword_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings({"queue_sise": 3}, env={})
+
+
+def test_secret_never_in_repr() -> None:
+    s = load_settings(env={"LANGFUSE_PUBLIC_KEY": "pk-lf-1", "LANGFUSE_SECRET_KEY": "sk-lf-verysecret",
+                           "LANGFUSE_HOST": "http://127.0.0.1:1"})
+    assert "sk-lf-verysecret" not in repr(s)
+    assert "pk-lf-1" in repr(s)
+
+
+def test_otel_sdk_disabled_turns_autotrace_off(tmp_path: Path) -> None:
+    assert load_settings(env={"OTEL_SDK_DISABLED": "true"}).enabled is False
+
+
+def test_lists_from_kwargs_and_env() -> None:
+    assert load_settings({"integrations": ["openai", "grpc"]}, env={}).integrations == ("openai", "grpc")
+    assert load_settings(env={"AUTOTRACE_DISABLED_INTEGRATIONS": "grpc, qdrant"}).disabled_integrations == (
+        "grpc", "qdrant")

@@ -11,6 +11,7 @@ from typing import Any
 
 from opentelemetry import baggage
 from opentelemetry.context import Context
+from opentelemetry.trace import get_current_span
 
 from . import schema
 from .runtime import state
@@ -66,14 +67,16 @@ def trace_attributes(
     release: str | None = None,
     environment: str | None = None,
 ) -> Iterator[None]:
-    """Attach trace-level fields (name, user, session, tags, metadata) to every span started inside."""
-    current = dict(_trace_attrs.get() or {})
-    current.update(
-        schema.trace_attributes(
-            name=name, user_id=user_id, session_id=session_id, tags=tags, metadata=metadata,
-            release=release, environment=environment,
-        )
+    """Attach trace-level fields (name, user, session, tags, metadata) to the current span and to
+    every span started inside (Langfuse aggregates only over spans that carry them)."""
+    added = schema.trace_attributes(
+        name=name, user_id=user_id, session_id=session_id, tags=tags, metadata=metadata,
+        release=release, environment=environment,
     )
+    current = {**(_trace_attrs.get() or {}), **added}
+    span = get_current_span()
+    if span.is_recording():
+        span.set_attributes(added)
     token = _trace_attrs.set(current)
     try:
         yield

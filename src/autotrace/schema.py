@@ -62,7 +62,7 @@ _OPERATION_BY_TYPE = {
 }
 #: Typed fields recorded as ``langfuse.observation.metadata.<field>``.
 _METADATA_FIELDS = (
-    "finish_reason", "provider", "input_count", "dimensions", "query", "top_k", "doc_count", "store",
+    "finish_reason", "provider", "input_count", "dimensions", "top_k", "doc_count", "store",
     "collection", "filter", "scores", "operation", "tool_name", "passed", "modified", "reason",
 )
 

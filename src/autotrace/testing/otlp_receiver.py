@@ -1,0 +1,253 @@
+"""A loopback OTLP/HTTP receiver that decodes what exporters send (Langfuse paths included).
+
+Used by the test suite and the benchmarks; it can also fail, slow down or drop connections on
+demand, to show how the exporter behaves under faults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+TRACE_PATHS = ("/api/public/otel/v1/traces", "/v1/traces")
+SCORES_PATH = "/api/public/scores"
+
+
+def decode_value(value: AnyValue) -> Any:
+    """An OTLP ``AnyValue`` as a plain Python value."""
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [decode_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return decode_attributes(value.kvlist_value.values)
+    return getattr(value, kind) if kind else None
+
+
+def decode_attributes(items: Any) -> dict[str, Any]:
+    return {item.key: decode_value(item.value) for item in items if isinstance(item, KeyValue)}
+
+
+@dataclasses.dataclass
+class ReceivedSpan:
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: int
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    attributes: dict[str, Any]
+    status_code: int
+    status_message: str
+    events: list[dict[str, Any]]
+    resource: dict[str, Any]
+    scope_name: str
+    headers: dict[str, str]
+
+
+@dataclasses.dataclass
+class ReceivedRequest:
+    path: str
+    headers: dict[str, str]
+    raw_body_len: int
+    span_count: int
+
+
+class OtlpReceiver:
+    """``with OtlpReceiver() as rx: ... rx.wait_for_spans(3)``; ``rx.endpoint`` is the base URL."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._spans: list[ReceivedSpan] = []
+        self._requests: list[ReceivedRequest] = []
+        self._scores: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self._fail_status: int | None = None
+        self._fail_times: int | None = None
+        self._delay = 0.0
+        self._drops = 0
+        self._auth: str | None = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> OtlpReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                receiver._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> OtlpReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- fault injection ----------------------------------------------------------------------------
+    def fail_with(self, status: int | None, times: int | None = None) -> None:
+        """Answer ``status`` to the next ``times`` requests (all, if None); ``None`` recovers."""
+        with self._cond:
+            self._fail_status, self._fail_times = status, times
+
+    def delay(self, seconds: float) -> None:
+        self._delay = seconds
+
+    def drop_connections(self, times: int) -> None:
+        with self._cond:
+            self._drops = times
+
+    def require_auth(self, header_value: str | None) -> None:
+        self._auth = header_value
+
+    # -- data ---------------------------------------------------------------------------------------
+    @property
+    def spans(self) -> list[ReceivedSpan]:
+        with self._cond:
+            return list(self._spans)
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        with self._cond:
+            return list(self._requests)
+
+    @property
+    def scores(self) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        with self._cond:
+            return list(self._scores)
+
+    def wait_for_spans(self, n: int, timeout: float = 5.0) -> list[ReceivedSpan]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._spans) < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return list(self._spans)
+
+    def clear(self) -> None:
+        with self._cond:
+            self._spans.clear()
+            self._requests.clear()
+            self._scores.clear()
+
+    # -- request handling ---------------------------------------------------------------------------
+    def _injected_fault(self) -> str | int | None:
+        with self._cond:
+            if self._drops > 0:
+                self._drops -= 1
+                return "drop"
+            if self._fail_status is not None:
+                if self._fail_times is not None:
+                    if self._fail_times <= 0:
+                        self._fail_status = None
+                        return None
+                    self._fail_times -= 1
+                return self._fail_status
+        return None
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length)
+        if self._delay:
+            time.sleep(self._delay)
+        fault = self._injected_fault()
+        if fault == "drop":
+            handler.close_connection = True
+            handler.connection.close()
+            return
+        if isinstance(fault, int):
+            extra = {"Retry-After": "0"} if fault == 429 else {}
+            self._respond(handler, fault, b"{}", "application/json", extra)
+            return
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        if self._auth is not None and headers.get("authorization") != self._auth:
+            self._respond(handler, 401, b'{"message":"unauthorized"}', "application/json")
+            return
+        path = handler.path.split("?", 1)[0]
+        if headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        if path in TRACE_PATHS:
+            spans = self._decode(body, headers)
+            with self._cond:
+                self._spans.extend(spans)
+                self._requests.append(ReceivedRequest(path, headers, length, len(spans)))
+                self._cond.notify_all()
+            self._respond(handler, 200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
+        elif path == SCORES_PATH:
+            with self._cond:
+                self._scores.append((headers, json.loads(body or b"{}")))
+                self._requests.append(ReceivedRequest(path, headers, length, 0))
+                self._cond.notify_all()
+            self._respond(handler, 200, json.dumps({"id": uuid.uuid4().hex}).encode(), "application/json")
+        else:
+            self._respond(handler, 404, b"{}", "application/json")
+
+    @staticmethod
+    def _respond(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
+                 extra: dict[str, str] | None = None) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        for key, value in (extra or {}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    @staticmethod
+    def _decode(body: bytes, headers: dict[str, str]) -> list[ReceivedSpan]:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        spans = []
+        for resource_spans in request.resource_spans:
+            resource = decode_attributes(resource_spans.resource.attributes)
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    spans.append(ReceivedSpan(
+                        trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex() or None, name=span.name, kind=span.kind,
+                        start_time_unix_nano=span.start_time_unix_nano, end_time_unix_nano=span.end_time_unix_nano,
+                        attributes=decode_attributes(span.attributes), status_code=span.status.code,
+                        status_message=span.status.message,
+                        events=[{"name": e.name, "attributes": decode_attributes(e.attributes)} for e in span.events],
+                        resource=resource, scope_name=scope_spans.scope.name, headers=headers,
+                    ))
+        return spans

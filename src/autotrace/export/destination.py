@@ -47,6 +47,7 @@ class Destination:
         self._next_attempt = 0.0
         self._oldest = 0.0
         self.in_flight = False
+        self._in_flight_size = 0
         self.last_used = clock()
 
     # -- producer side (pipeline thread) ------------------------------------------------------------
@@ -87,11 +88,12 @@ class Destination:
             self.in_flight = True
             if self._retry_batch:
                 batch, self._retry_batch = self._retry_batch, None
-                return batch
-            size = min(self.max_batch, len(self._buffer))
-            batch = [self._buffer.popleft() for _ in range(size)]
-            if self._buffer:
-                self._oldest = self._clock()
+            else:
+                size = min(self.max_batch, len(self._buffer))
+                batch = [self._buffer.popleft() for _ in range(size)]
+                if self._buffer:
+                    self._oldest = self._clock()
+            self._in_flight_size = len(batch)
             return batch
 
     # -- worker side --------------------------------------------------------------------------------
@@ -134,9 +136,11 @@ class Destination:
         self._next_attempt = self._clock() + (_BACKOFF_BASE if result.retryable else 0.0)
 
     def discard(self) -> int:
-        """Drop everything still buffered (shutdown past its deadline); returns how many."""
+        """Drop everything still buffered (shutdown past its deadline); returns how many were not
+        confirmed delivered, counting a batch still in flight."""
         with self._lock:
             lost = len(self._buffer) + (len(self._retry_batch) if self._retry_batch else 0)
+            lost += self._in_flight_size if self.in_flight else 0
             self._buffer.clear()
             self._retry_batch = None
         return lost

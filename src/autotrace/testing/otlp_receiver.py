@@ -63,6 +63,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     raw_body_len: int
     span_count: int
+    body: bytes = b""  # decompressed
 
 
 class OtlpReceiver:
@@ -96,7 +97,8 @@ class OtlpReceiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="otlp-receiver", daemon=True)
         self._thread.start()
         return self
 
@@ -164,7 +166,12 @@ class OtlpReceiver:
             return list(self._spans)
 
     def clear(self) -> None:
+        """Forget everything received and every injected fault."""
+        self._auth = None
+        self._delay = 0.0
         with self._cond:
+            self._fail_status = self._fail_times = None
+            self._drops = 0
             self._spans.clear()
             self._requests.clear()
             self._scores.clear()
@@ -209,13 +216,13 @@ class OtlpReceiver:
             spans = self._decode(body, headers)
             with self._cond:
                 self._spans.extend(spans)
-                self._requests.append(ReceivedRequest(path, headers, length, len(spans)))
+                self._requests.append(ReceivedRequest(path, headers, length, len(spans), body))
                 self._cond.notify_all()
             self._respond(handler, 200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
         elif path == SCORES_PATH:
             with self._cond:
                 self._scores.append((headers, json.loads(body or b"{}")))
-                self._requests.append(ReceivedRequest(path, headers, length, 0))
+                self._requests.append(ReceivedRequest(path, headers, length, 0, body))
                 self._cond.notify_all()
             self._respond(handler, 200, json.dumps({"id": uuid.uuid4().hex}).encode(), "application/json")
         else:

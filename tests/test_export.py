@@ -1,0 +1,155 @@
+"""Langfuse export over real OTLP/HTTP to a loopback receiver: headers, batching, retries, faults.
+
+The traced code's result never depends on the exporter: an endpoint that is down, slow, failing
+or raising only shows up in ``autotrace.stats()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import autotrace
+from autotrace.export.otlp_http import OtlpHttpSink
+from autotrace.runtime import state
+from autotrace.testing.otlp_receiver import OtlpReceiver
+
+PK, SK = "pk-lf-export", "sk-lf-export"
+AUTH = "Basic " + base64.b64encode(f"{PK}:{SK}".encode()).decode()
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as rx:
+        yield rx
+
+
+def _install(endpoint: str, **options: object) -> None:
+    autotrace.install(langfuse_host=endpoint, public_key=PK, secret_key=SK, unknown_tenant="default",
+                      integrations=(), export_interval=0.05, **options)
+
+
+def _work(n: int = 1) -> list[str]:
+    ids = []
+    for i in range(n):
+        with autotrace.start_chain(f"turn-{i}") as chain:
+            with autotrace.start_generation("llm", model="m"):
+                pass
+            ids.append(chain.trace_id)
+    return ids
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_spans_arrive_with_langfuse_headers_and_links(receiver: OtlpReceiver) -> None:
+    _install(receiver.endpoint)
+    (trace_id,) = _work()
+    assert autotrace.flush(5)
+    spans = receiver.wait_for_spans(2)
+    assert {(s.name, s.trace_id) for s in spans} == {("turn-0", trace_id), ("llm", trace_id)}
+    chain = next(s for s in spans if s.name == "turn-0")
+    llm = next(s for s in spans if s.name == "llm")
+    assert llm.parent_span_id == chain.span_id and chain.parent_span_id is None
+    assert llm.attributes["langfuse.observation.type"] == "generation"
+    assert llm.attributes["gen_ai.request.model"] == "m"
+    headers = receiver.requests[0].headers
+    assert headers["authorization"] == AUTH
+    assert headers["x-langfuse-ingestion-version"] == "4"
+    assert headers["x-langfuse-public-key"] == PK
+    assert headers["content-encoding"] == "gzip"
+    assert receiver.requests[0].path == "/api/public/otel/v1/traces"
+    assert autotrace.stats()["spans_exported"] == 2
+
+
+def test_retries_5xx_and_429_then_delivers(receiver: OtlpReceiver) -> None:
+    receiver.fail_with(503, times=1)
+    _install(receiver.endpoint)
+    _work(3)
+    spans = receiver.wait_for_spans(6, timeout=15)
+    assert len(spans) == 6
+    receiver.clear()
+    receiver.fail_with(429, times=1)
+    _work(1)
+    assert len(receiver.wait_for_spans(2, timeout=15)) == 2
+    stats = autotrace.stats()
+    assert stats["export_failures.langfuse:default"] == 2
+    assert "spans_dropped.export_failed" not in stats
+
+
+def test_dropped_connection_is_retried(receiver: OtlpReceiver) -> None:
+    receiver.drop_connections(1)
+    _install(receiver.endpoint)
+    _work(1)
+    assert len(receiver.wait_for_spans(2, timeout=15)) == 2
+
+
+def test_client_error_drops_the_batch_and_counts_it(receiver: OtlpReceiver) -> None:
+    receiver.require_auth("Basic wrong")
+    _install(receiver.endpoint)
+    _work(2)
+    assert autotrace.flush(5)
+    assert receiver.spans == []
+    assert autotrace.stats()["spans_dropped.export_failed"] == 4
+
+
+def test_endpoint_down_never_affects_the_traced_code() -> None:
+    _install(f"http://127.0.0.1:{_free_port()}", max_retries=1, export_timeout=0.5)
+
+    @autotrace.observe
+    def step(x: int) -> int:
+        return x + 1
+
+    assert [step(i) for i in range(200)] == list(range(1, 201))
+    assert autotrace.flush(0.2) is False  # nothing can be delivered while the endpoint is down
+    deadline = time.monotonic() + 10
+    while "spans_dropped.export_failed" not in autotrace.stats() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert autotrace.stats()["spans_dropped.export_failed"] >= 1
+
+
+def test_a_raising_exporter_never_affects_the_traced_code(receiver: OtlpReceiver,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(self: OtlpHttpSink, spans: object) -> None:
+        raise RuntimeError("exporter bug")
+
+    monkeypatch.setattr(OtlpHttpSink, "export", explode)
+    _install(receiver.endpoint, max_retries=0)
+    with autotrace.start_tool("t") as tool:
+        tool.update(result=1)
+    assert autotrace.flush(5)
+    stats = autotrace.stats()
+    assert stats["internal_errors.export.langfuse:default"] == 1
+    assert stats["spans_dropped.export_failed"] == 1
+
+
+@pytest.mark.timeout(10)
+def test_shutdown_with_a_slow_endpoint_is_bounded(receiver: OtlpReceiver) -> None:
+    receiver.delay(30.0)
+    _install(receiver.endpoint, export_timeout=60)
+    _work(1)
+    autotrace.shutdown(timeout=0.5)  # returns although the endpoint would hold the request for 30 s
+    assert autotrace.stats()["spans_dropped.shutdown"] == 2
+    receiver.delay(0)
+
+
+def test_full_queue_drops_and_counts(tmp_path) -> None:
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(), queue_size=10,
+                      max_export_batch=10, export_interval=5)
+    pipeline = state.pipeline
+    assert pipeline is not None
+    pipeline._stopped = True  # freeze the worker so the queue cannot drain
+    pipeline._wake.set()
+    pipeline._thread.join(2)
+    for i in range(25):
+        with autotrace.start_span(f"s{i}"):
+            pass
+    assert autotrace.stats()["spans_dropped.queue_full"] == 15
+    pipeline._stopped = False

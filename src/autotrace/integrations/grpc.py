@@ -1,0 +1,427 @@
+"""gRPC: client and server interceptors for ``grpc`` and ``grpc.aio``, installed by patching channel
+and server creation.
+
+Client calls become CLIENT spans that carry W3C trace context and the tenant (as baggage) in the
+call metadata; servers join the caller's trace with a SERVER span, adopt the caller's tenant only
+when ``trust_incoming_tenant`` is set, and record the status code. Every kind of call is covered
+by one mechanism: the span ends in the call's done-callback (client) or when the handler, or the
+stream it returns, finishes (server). Channels and servers made before ``install()`` can be wrapped
+with ``instrument_channel`` / ``server_interceptor``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import grpc
+import grpc.aio
+from opentelemetry import context as otel_context
+from opentelemetry.trace import SpanKind, set_span_in_context
+
+from .. import recorder
+from .._internal import guarded_failure
+from ..context import reset_tenant, set_tenant, tenant_from_baggage
+from ..observation import Observation, ObservationType
+from ..propagation import extract, inject
+from ..runtime import state
+from .base import Integration
+
+_KIND_CLIENT = SpanKind.CLIENT
+_KIND_SERVER = SpanKind.SERVER
+
+
+def _method_parts(method: str | bytes) -> tuple[str, str]:
+    text = method.decode() if isinstance(method, bytes) else method
+    service, _, name = text.lstrip("/").partition("/")
+    return service, name
+
+
+def _start(method: str | bytes, kind: Any, parent: Any = None) -> Observation | None:
+    try:
+        service, name = _method_parts(method)
+        return recorder.start(ObservationType.SPAN, f"{service}/{name}", kind=kind, parent=parent, attributes={
+            "rpc.system": "grpc", "rpc.service": service, "rpc.method": name,
+        })
+    except Exception as exc:
+        guarded_failure("grpc.start", exc)
+        return None
+
+
+def _finish(obs: Observation, code: Any, details: str | None = None, error: BaseException | None = None) -> None:
+    try:
+        status = code if isinstance(code, grpc.StatusCode) else None
+        if status is not None:
+            obs.span.set_attribute("rpc.grpc.status_code", status.value[0])
+        if error is not None:
+            obs.record_error(error)
+        elif status is not None and status is not grpc.StatusCode.OK:
+            obs.record_error(f"{status.name}: {details or ''}".rstrip(": "))
+        obs.end()
+    except Exception as exc:
+        guarded_failure("grpc.finish", exc)
+
+
+def _outgoing_metadata(metadata: Any, obs: Observation) -> list[tuple[str, Any]]:
+    pairs = list(metadata or ())
+    carrier: dict[str, str] = {}
+    inject(carrier, set_span_in_context(obs.span))
+    existing = {k for k, _ in pairs}
+    pairs.extend((k, v) for k, v in carrier.items() if k not in existing)
+    return pairs
+
+
+def _on_done(obs: Observation) -> Callable[[Any], None]:
+    def done(call: Any) -> None:
+        try:
+            code, details = call.code(), call.details()
+        except Exception:
+            code, details = None, None
+        _finish(obs, code, details)
+
+    return done
+
+
+_pending_tasks: set[Any] = set()
+
+
+def _on_done_aio(obs: Observation) -> Callable[[Any], None]:
+    """``grpc.aio`` calls report their status through coroutines: read them in a task."""
+
+    async def read_status(call: Any) -> None:
+        try:
+            code, details = await call.code(), await call.details()
+        except Exception:
+            code, details = None, None
+        _finish(obs, code, details)
+
+    def done(call: Any) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(read_status(call))
+        except Exception as exc:
+            guarded_failure("grpc.aio_status", exc)
+            _finish(obs, None)
+            return
+        _pending_tasks.add(task)
+        task.add_done_callback(_pending_tasks.discard)
+
+    return done
+
+
+# -- client, sync ---------------------------------------------------------------------------------
+class _SyncClientCallDetails(grpc.ClientCallDetails):
+    def __init__(self, base: Any, metadata: list[tuple[str, Any]]) -> None:
+        self.method = base.method
+        self.timeout = base.timeout
+        self.metadata = metadata
+        self.credentials = base.credentials
+        self.wait_for_ready = getattr(base, "wait_for_ready", None)
+        self.compression = getattr(base, "compression", None)
+
+
+class ClientInterceptor(
+    grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor,
+):
+    """Traces every call of a synchronous channel."""
+
+    def _intercept(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        obs = _start(details.method, _KIND_CLIENT)
+        if obs is None:
+            return continuation(details, request)
+        try:
+            new_details = _SyncClientCallDetails(details, _outgoing_metadata(details.metadata, obs))
+        except Exception as exc:
+            guarded_failure("grpc.metadata", exc)
+            new_details = details
+        try:
+            call = continuation(new_details, request)
+        except BaseException as error:
+            _finish(obs, None, error=error)
+            raise
+        try:
+            call.add_done_callback(_on_done(obs))
+        except Exception as exc:
+            guarded_failure("grpc.done_callback", exc)
+            _finish(obs, None)
+        return call
+
+    intercept_unary_unary = _intercept
+    intercept_unary_stream = _intercept
+    intercept_stream_unary = _intercept
+    intercept_stream_stream = _intercept
+
+
+# -- client, asyncio ------------------------------------------------------------------------------
+async def _aio_intercept(continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+    obs = _start(details.method, _KIND_CLIENT)
+    if obs is None:
+        return await continuation(details, request)
+    try:
+        metadata = grpc.aio.Metadata(*_outgoing_metadata(details.metadata, obs))
+        details = grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
+                                             details.wait_for_ready)
+    except Exception as exc:
+        guarded_failure("grpc.metadata", exc)
+    try:
+        call = await continuation(details, request)
+    except BaseException as error:
+        _finish(obs, None, error=error)
+        raise
+    try:
+        call.add_done_callback(_on_done_aio(obs))
+    except Exception as exc:
+        guarded_failure("grpc.done_callback", exc)
+        _finish(obs, None)
+    return call
+
+
+class _AioUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await _aio_intercept(continuation, details, request)
+
+
+class _AioUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await _aio_intercept(continuation, details, request)
+
+
+class _AioStreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return await _aio_intercept(continuation, details, request_iterator)
+
+
+class _AioStreamStream(grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return await _aio_intercept(continuation, details, request_iterator)
+
+
+def aio_client_interceptors() -> list[Any]:
+    """One interceptor per call kind (``grpc.aio`` sorts interceptors by kind)."""
+    return [_AioUnaryUnary(), _AioUnaryStream(), _AioStreamUnary(), _AioStreamStream()]
+
+
+# -- server ---------------------------------------------------------------------------------------
+class _ServerCall:
+    """The span and tenant scope of one incoming call."""
+
+    __slots__ = ("obs", "tenant_token")
+
+    def __init__(self, handler_call_details: Any) -> None:
+        self.obs: Observation | None = None
+        self.tenant_token: Any = None
+        try:
+            ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
+            settings = state.settings
+            if settings is not None and settings.trust_incoming_tenant:
+                tenant = tenant_from_baggage(ctx)
+                if tenant is not None:
+                    self.tenant_token = set_tenant(tenant)
+            self.obs = _start(handler_call_details.method, _KIND_SERVER, parent=ctx)
+        except Exception as exc:
+            guarded_failure("grpc.server_start", exc)
+
+    def close(self, servicer_context: Any, error: BaseException | None = None) -> None:
+        if self.obs is not None:
+            code = _context_code(servicer_context)
+            if error is not None and code is None:
+                code = grpc.StatusCode.UNKNOWN
+            _finish(self.obs, code or grpc.StatusCode.OK, _context_details(servicer_context),
+                    error if code in (None, grpc.StatusCode.UNKNOWN) else None)
+        if self.tenant_token is not None:
+            try:
+                reset_tenant(self.tenant_token)
+            except ValueError:  # reset from another context (a stream finished elsewhere)
+                pass
+            self.tenant_token = None
+
+
+def _context_code(servicer_context: Any) -> Any:
+    try:
+        return servicer_context.code()
+    except Exception:
+        return None
+
+
+def _context_details(servicer_context: Any) -> str | None:
+    try:
+        details = servicer_context.details()
+        return details.decode() if isinstance(details, bytes) else details
+    except Exception:
+        return None
+
+
+def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, streaming: bool) -> Callable[..., Any]:
+    if inspect.isasyncgenfunction(behavior):
+        async def agen(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
+            call = _ServerCall(handler_call_details)
+            try:
+                with _current(call.obs):
+                    async for item in behavior(request, servicer_context):
+                        yield item
+            except BaseException as error:
+                call.close(servicer_context, error)
+                raise
+            call.close(servicer_context)
+
+        return agen
+    if inspect.iscoroutinefunction(behavior):
+        async def coroutine(request: Any, servicer_context: Any) -> Any:
+            call = _ServerCall(handler_call_details)
+            try:
+                with _current(call.obs):
+                    result = await behavior(request, servicer_context)
+            except BaseException as error:
+                call.close(servicer_context, error)
+                raise
+            call.close(servicer_context)
+            return result
+
+        return coroutine
+
+    def function(request: Any, servicer_context: Any) -> Any:
+        call = _ServerCall(handler_call_details)
+        try:
+            with _current(call.obs):
+                result = behavior(request, servicer_context)
+        except BaseException as error:
+            call.close(servicer_context, error)
+            raise
+        if streaming and isinstance(result, Iterator):
+            return _stream(result, call, servicer_context)
+        call.close(servicer_context)
+        return result
+
+    return function
+
+
+def _stream(items: Iterator[Any], call: _ServerCall, servicer_context: Any) -> Iterator[Any]:
+    try:
+        while True:
+            with _current(call.obs):
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+            yield item
+    except BaseException as error:
+        call.close(servicer_context, error)
+        raise
+    call.close(servicer_context)
+
+
+class _current:
+    """Make an observation's span current for a block (no-op for None)."""
+
+    __slots__ = ("obs", "token")
+
+    def __init__(self, obs: Observation | None) -> None:
+        self.obs = obs
+        self.token: Any = None
+
+    def __enter__(self) -> None:
+        if self.obs is not None:
+            self.token = otel_context.attach(set_span_in_context(self.obs.span))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.token is not None:
+            try:
+                otel_context.detach(self.token)
+            except Exception:
+                pass
+
+
+_BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+
+def _wrap_handler(handler: Any, handler_call_details: Any) -> Any:
+    if handler is None:
+        return None
+    try:
+        changes = {}
+        for field in _BEHAVIORS:
+            behavior = getattr(handler, field, None)
+            if behavior is not None:
+                changes[field] = _wrap_behavior(behavior, handler_call_details, field.endswith("stream"))
+        return handler._replace(**changes)
+    except Exception as exc:
+        guarded_failure("grpc.wrap_handler", exc)
+        return handler
+
+
+class ServerInterceptor(grpc.ServerInterceptor):
+    """Joins incoming calls of a synchronous server to the caller's trace."""
+
+    def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
+        return _wrap_handler(continuation(handler_call_details), handler_call_details)
+
+
+class AioServerInterceptor(grpc.aio.ServerInterceptor):
+    """Joins incoming calls of an asyncio server to the caller's trace."""
+
+    async def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
+        return _wrap_handler(await continuation(handler_call_details), handler_call_details)
+
+
+def instrument_channel(channel: grpc.Channel) -> grpc.Channel:
+    """Trace a synchronous channel created before ``install()``."""
+    return grpc.intercept_channel(channel, ClientInterceptor())
+
+
+def server_interceptor(asyncio: bool = False) -> grpc.ServerInterceptor:
+    """An interceptor to pass to a server created before ``install()`` (or by other means)."""
+    return AioServerInterceptor() if asyncio else ServerInterceptor()
+
+
+# -- patching -------------------------------------------------------------------------------------
+def _with_interceptors(kwargs: dict[str, Any], extra: list[Any], first: bool) -> dict[str, Any]:
+    existing = list(kwargs.get("interceptors") or ())
+    kwargs["interceptors"] = [*extra, *existing] if first else [*existing, *extra]
+    return kwargs
+
+
+def _sync_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    channel = wrapped(*args, **kwargs)
+    try:
+        return instrument_channel(channel)
+    except Exception as exc:
+        guarded_failure("grpc.channel", exc)
+        return channel
+
+
+def _sync_server(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    if len(args) >= 3:  # interceptors given positionally: leave the call as it is
+        return wrapped(*args, **kwargs)
+    return wrapped(*args, **_with_interceptors(dict(kwargs), [ServerInterceptor()], first=True))
+
+
+def _aio_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    if len(args) >= 4 + (wrapped.__name__ == "secure_channel"):
+        return wrapped(*args, **kwargs)
+    return wrapped(*args, **_with_interceptors(dict(kwargs), aio_client_interceptors(), first=False))
+
+
+def _aio_server(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    if len(args) >= 3:
+        return wrapped(*args, **kwargs)
+    return wrapped(*args, **_with_interceptors(dict(kwargs), [AioServerInterceptor()], first=True))
+
+
+class GrpcIntegration(Integration):
+    name = "grpc"
+    distribution = "grpcio"
+    supported = ">=1.60,<2"
+
+    def _instrument(self) -> None:
+        wrap = self.patcher.wrap
+        wrap("grpc", "insecure_channel", _sync_channel)
+        wrap("grpc", "secure_channel", _sync_channel)
+        wrap("grpc", "server", _sync_server)
+        wrap("grpc.aio", "insecure_channel", _aio_channel)
+        wrap("grpc.aio", "secure_channel", _aio_channel)
+        wrap("grpc.aio", "server", _aio_server)
+
+
+INTEGRATION = GrpcIntegration()

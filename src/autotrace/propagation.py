@@ -1,0 +1,85 @@
+"""W3C trace context and baggage across services.
+
+Outgoing calls carry ``traceparent``/``tracestate`` and baggage with the tenant. By default the
+trace flags carry only the sampled bit: otel-go releases before 2026 reject flags above 2 (the
+W3C level-2 random-id bit that OTel Python sets) and silently start a new trace. Set
+``full_trace_flags=True`` to send the flags unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry import baggage, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from ._internal import count
+from .context import TENANT_BAGGAGE_KEY, current_tenant
+from .runtime import state
+
+MAX_HEADER_LENGTH = 8192
+_tracecontext = TraceContextTextMapPropagator()
+_baggage = W3CBaggagePropagator()
+
+
+def traceparent(context: Context | None = None, full_flags: bool | None = None) -> str | None:
+    """The ``traceparent`` value for the current (or given) context; None without a valid span."""
+    span_context = trace.get_current_span(context).get_span_context()
+    if not span_context.is_valid:
+        return None
+    if full_flags is None:
+        full_flags = bool(state.settings and state.settings.full_trace_flags)
+    flags = int(span_context.trace_flags) if full_flags else int(span_context.trace_flags) & 0x01
+    return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{flags:02x}"
+
+
+def inject(carrier: MutableMapping[str, str], context: Context | None = None) -> MutableMapping[str, str]:
+    """Write trace context and baggage (with the current tenant) into ``carrier``."""
+    parent = traceparent(context)
+    if parent is not None:
+        carrier["traceparent"] = parent
+        trace_state = trace.get_current_span(context).get_span_context().trace_state
+        if trace_state:
+            carrier["tracestate"] = trace_state.to_header()
+    tenant = current_tenant()
+    ctx = baggage.set_baggage(TENANT_BAGGAGE_KEY, tenant, context) if tenant is not None else context
+    _baggage.inject(carrier, ctx)
+    return carrier
+
+
+class _PairsGetter(Getter[Iterable[tuple[str, Any]]]):
+    """Reads gRPC-style metadata (a sequence of key/value pairs)."""
+
+    def get(self, carrier: Iterable[tuple[str, Any]], key: str) -> list[str] | None:
+        values = [v.decode("latin-1") if isinstance(v, bytes) else str(v) for k, v in carrier if k.lower() == key]
+        return values or None
+
+    def keys(self, carrier: Iterable[tuple[str, Any]]) -> list[str]:
+        return [k for k, _ in carrier]
+
+
+PAIRS_GETTER = _PairsGetter()
+
+
+def extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]] | None) -> Context:
+    """A context with the remote parent and baggage from ``carrier``; malformed input is ignored."""
+    context = Context()
+    if not carrier:
+        return context
+    try:
+        if isinstance(carrier, Mapping):
+            safe: Any = {k.lower(): v for k, v in carrier.items()
+                         if isinstance(v, str) and len(v) <= MAX_HEADER_LENGTH}
+            context = _tracecontext.extract(safe, context)
+            return _baggage.extract(safe, context)
+        pairs = [(str(k).lower(), v) for k, v in carrier
+                 if isinstance(v, str | bytes) and len(v) <= MAX_HEADER_LENGTH]
+        context = _tracecontext.extract(pairs, context, getter=PAIRS_GETTER)
+        return _baggage.extract(pairs, context, getter=PAIRS_GETTER)
+    except Exception:  # a hostile header must never break a request
+        count("propagation_invalid_headers")
+        return Context()

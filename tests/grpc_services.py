@@ -1,0 +1,106 @@
+"""A small JSON-over-gRPC service (no protoc needed) with all four call kinds, sync and asyncio."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc
+import grpc.aio
+
+import autotrace
+
+SERVICE = "test.Echo"
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def loads(raw: bytes) -> Any:
+    return json.loads(raw)
+
+
+def _inner(name: str) -> dict[str, Any]:
+    with autotrace.start_retrieval(f"inner-{name}", query=name) as ret:
+        ret.update(doc_count=1)
+    return {"tenant": autotrace.current_tenant(), "traceparent": None}
+
+
+class Echo:
+    """Sync behaviours."""
+
+    def Unary(self, request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
+        if request.get("fail"):
+            context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+        seen = _inner("unary")
+        seen["traceparent"] = dict(context.invocation_metadata()).get("traceparent")
+        return {"echo": request.get("text"), **seen}
+
+    def ServerStream(self, request: dict[str, Any], context: grpc.ServicerContext) -> Iterator[dict[str, Any]]:
+        for i in range(request.get("n", 3)):
+            _inner(f"stream-{i}")
+            yield {"i": i}
+
+    def ClientStream(self, requests: Iterator[dict[str, Any]], context: grpc.ServicerContext) -> dict[str, Any]:
+        total = sum(r["n"] for r in requests)
+        _inner("client-stream")
+        return {"total": total}
+
+    def Bidi(self, requests: Iterator[dict[str, Any]], context: grpc.ServicerContext) -> Iterator[dict[str, Any]]:
+        for r in requests:
+            yield {"twice": r["n"] * 2}
+
+
+class AioEcho:
+    """Asyncio behaviours."""
+
+    async def Unary(self, request: dict[str, Any], context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        if request.get("fail"):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "nope")
+        return {"echo": request.get("text"), **_inner("aio-unary")}
+
+    async def ServerStream(self, request: dict[str, Any], context: Any) -> AsyncIterator[dict[str, Any]]:
+        for i in range(request.get("n", 3)):
+            yield {"i": i}
+
+    async def ClientStream(self, requests: AsyncIterator[dict[str, Any]], context: Any) -> dict[str, Any]:
+        total = 0
+        async for r in requests:
+            total += r["n"]
+        return {"total": total}
+
+    async def Bidi(self, requests: AsyncIterator[dict[str, Any]], context: Any) -> AsyncIterator[dict[str, Any]]:
+        async for r in requests:
+            yield {"twice": r["n"] * 2}
+
+
+def handler(servicer: Any) -> grpc.GenericRpcHandler:
+    kw = {"request_deserializer": loads, "response_serializer": dumps}
+    return grpc.method_handlers_generic_handler(SERVICE, {
+        "Unary": grpc.unary_unary_rpc_method_handler(servicer.Unary, **kw),
+        "ServerStream": grpc.unary_stream_rpc_method_handler(servicer.ServerStream, **kw),
+        "ClientStream": grpc.stream_unary_rpc_method_handler(servicer.ClientStream, **kw),
+        "Bidi": grpc.stream_stream_rpc_method_handler(servicer.Bidi, **kw),
+    })
+
+
+def start_sync_server(**server_kwargs: Any) -> tuple[grpc.Server, int]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), **server_kwargs)
+    server.add_generic_rpc_handlers((handler(Echo()),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+class Stub:
+    """Client callables for a channel (sync or asyncio)."""
+
+    def __init__(self, channel: Any) -> None:
+        kw = {"request_serializer": dumps, "response_deserializer": loads}
+        self.Unary = channel.unary_unary(f"/{SERVICE}/Unary", **kw)
+        self.ServerStream = channel.unary_stream(f"/{SERVICE}/ServerStream", **kw)
+        self.ClientStream = channel.stream_unary(f"/{SERVICE}/ClientStream", **kw)
+        self.Bidi = channel.stream_stream(f"/{SERVICE}/Bidi", **kw)

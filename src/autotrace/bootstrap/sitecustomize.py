@@ -1,0 +1,57 @@
+"""Zero-code activation: Python imports this at start-up when ``autotrace run`` has put this folder
+first on ``PYTHONPATH``.
+
+It runs the application's own ``sitecustomize`` (if there is one further down the path), then
+calls ``autotrace.install()`` configured by environment variables only. Child processes that
+inherit the environment are not traced again unless ``AUTOTRACE_TRACE_SUBPROCESSES`` is true.
+Nothing here may stop the application from starting: any failure is reported on stderr and the
+application runs untraced.
+"""
+
+import importlib.util
+import os
+import sys
+
+_MARKER = "AUTOTRACE_ACTIVATED_PID"
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _run_user_sitecustomize() -> None:
+    for entry in sys.path:
+        folder = os.path.abspath(entry or os.getcwd())
+        if folder == _HERE:
+            continue
+        for candidate in (os.path.join(folder, "sitecustomize.py"), os.path.join(folder, "sitecustomize", "__init__.py")):
+            if os.path.isfile(candidate):
+                spec = importlib.util.spec_from_file_location("sitecustomize", candidate)
+                if spec is not None and spec.loader is not None:
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules["sitecustomize"] = module
+                    spec.loader.exec_module(module)
+                return
+
+
+def _wanted() -> bool:
+    owner = os.environ.get(_MARKER)
+    if owner is None or owner == str(os.getpid()):
+        return True
+    return os.environ.get("AUTOTRACE_TRACE_SUBPROCESSES", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _activate() -> None:
+    if not _wanted():
+        return
+    os.environ[_MARKER] = str(os.getpid())
+    try:
+        import autotrace
+
+        autotrace.install()
+    except Exception as exc:
+        sys.stderr.write(f"autotrace: tracing is off for this process: {type(exc).__name__}: {exc}\n")
+
+
+try:
+    _run_user_sitecustomize()
+except Exception as error:  # the user's own sitecustomize failing is theirs to see, but not fatal here
+    sys.stderr.write(f"autotrace: the application's sitecustomize raised {type(error).__name__}: {error}\n")
+_activate()

@@ -1,0 +1,307 @@
+"""A loopback server speaking enough of the OpenAI REST API for the real ``openai`` SDK.
+
+Chat completions (streamed or not, with tool calls and ``stream_options.include_usage``), the
+Responses API, legacy completions and embeddings, plus the Azure path shape. Replies are
+deterministic and can be scripted per request: reply text, tool calls, chunk count, usage, model,
+or an OpenAI-style error.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclasses.dataclass
+class Script:
+    """The next reply: text, tool calls, stream chunk count, usage, model, or an error."""
+
+    reply: str | None = None
+    tool_calls: list[dict[str, str]] | None = None
+    chunks: int | None = None
+    usage: tuple[int, int] | None = None
+    model: str | None = None
+    error: tuple[int, str] | None = None
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+def _tokens(text: str) -> int:
+    return len(text.split()) + 3
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, list):
+                    return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+                return str(content)
+    value = body.get("input", body.get("prompt", ""))
+    if isinstance(value, list):
+        return " ".join(v if isinstance(v, str) else str(v.get("content", "")) for v in value)
+    return str(value)
+
+
+def _split(text: str, n: int) -> list[str]:
+    n = max(1, n)
+    size = max(1, -(-len(text) // n))
+    parts = [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    return parts + [""] * (n - len(parts)) if len(parts) < n else parts[:n - 1] + ["".join(parts[n - 1:])]
+
+
+class FakeOpenAI:
+    """``with FakeOpenAI() as srv: OpenAI(base_url=srv.base_url, api_key="x")``."""
+
+    def __init__(self) -> None:
+        self._scripts: deque[Script] = deque()
+        self._lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self._delay = 0.0
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- control ------------------------------------------------------------------------------------
+    def script(self, **fields: Any) -> FakeOpenAI:
+        """Queue the reply for the next request (see ``Script`` for the fields)."""
+        with self._lock:
+            self._scripts.append(Script(**fields))
+        return self
+
+    def delay(self, seconds: float) -> None:
+        self._delay = seconds
+
+    def _next_script(self) -> Script:
+        with self._lock:
+            return self._scripts.popleft() if self._scripts else Script()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> FakeOpenAI:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                fake._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def root_url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root_url + "/v1"
+
+    # -- handling -----------------------------------------------------------------------------------
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length)
+        body = json.loads(raw or b"{}")
+        path = handler.path.split("?", 1)[0]
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        with self._lock:
+            self.requests.append({"path": path, "headers": headers, "body": body})
+        if self._delay:
+            time.sleep(self._delay)
+        script = self._next_script()
+        if script.error is not None:
+            status, message = script.error
+            error = {"error": {"message": message, "type": "invalid_request_error", "code": str(status)}}
+            self._send_json(handler, status, error)
+            return
+        route = path.rsplit("/", 2)
+        endpoint = "/".join(route[-2:]) if route[-2] == "chat" else route[-1]
+        handlers = {
+            "chat/completions": self._chat, "completions": self._completions,
+            "embeddings": self._embeddings, "responses": self._responses,
+        }
+        produce = handlers.get(endpoint)
+        if produce is None:
+            self._send_json(handler, 404, {"error": {"message": f"no route {path}", "type": "not_found"}})
+            return
+        chunks = script.chunks or int(headers.get("x-fake-chunks", 5))
+        result = produce(body, script, chunks)
+        if isinstance(result, dict):
+            self._send_json(handler, 200, result)
+        else:
+            self._send_stream(handler, result)
+
+    @staticmethod
+    def _send_json(handler: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.send_header("x-request-id", f"req_{hashlib.md5(data).hexdigest()[:12]}")
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    @staticmethod
+    def _send_stream(handler: BaseHTTPRequestHandler, events: Iterator[Any]) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+
+        def write(text: str) -> None:
+            data = text.encode()
+            handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+        try:
+            for event in events:
+                if isinstance(event, tuple):  # (event name, payload) for the Responses API
+                    write(f"event: {event[0]}\ndata: {json.dumps(event[1])}\n\n")
+                else:
+                    write(f"data: {json.dumps(event)}\n\n")
+            write("data: [DONE]\n\n")
+            handler.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):  # the client closed the stream early
+            handler.close_connection = True
+
+    # -- payloads -----------------------------------------------------------------------------------
+    @staticmethod
+    def _usage(body: dict[str, Any], script: Script, text: str) -> tuple[int, int]:
+        if script.usage is not None:
+            return script.usage
+        return _tokens(json.dumps(body.get("messages", body.get("input", body.get("prompt", ""))))), _tokens(text)
+
+    def _chat(self, body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any] | Iterator[Any]:
+        model = script.model or body.get("model", "gpt-4o-mini")
+        text = script.reply if script.reply is not None else ("" if script.tool_calls else
+                                                               f"echo: {_last_user_text(body)}")
+        prompt_tokens, completion_tokens = self._usage(body, script, text)
+        usage = {
+            "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": script.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": script.reasoning_tokens},
+        }
+        tool_calls = [
+            {"id": f"call_{i}", "type": "function", "function": {"name": t["name"], "arguments": t["arguments"]}}
+            for i, t in enumerate(script.tool_calls or [])
+        ]
+        finish = "tool_calls" if tool_calls else "stop"
+        base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model, "system_fingerprint": "fp_fake"}
+        if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": text or None}
+            if tool_calls:
+                message["tool_calls"] = tool_calls
+            return {**base, "object": "chat.completion", "usage": usage,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def events() -> Iterator[Any]:
+            chunk = {**base, "object": "chat.completion.chunk"}
+            yield {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                         "finish_reason": None}]}
+            for piece in _split(text, chunks) if text else []:
+                yield {**chunk, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            for i, call in enumerate(tool_calls):
+                yield {**chunk, "choices": [{"index": 0, "delta": {"tool_calls": [{**call, "index": i}]},
+                                             "finish_reason": None}]}
+            yield {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
+            if include_usage:
+                yield {**chunk, "choices": [], "usage": usage}
+
+        return events()
+
+    def _completions(self, body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any] | Iterator[Any]:
+        model = script.model or body.get("model", "gpt-3.5-turbo-instruct")
+        text = script.reply if script.reply is not None else f"echo: {_last_user_text(body)}"
+        prompt_tokens, completion_tokens = self._usage(body, script, text)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        base = {"id": "cmpl-fake", "object": "text_completion", "created": int(time.time()), "model": model}
+        if not body.get("stream"):
+            return {**base, "usage": usage,
+                    "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}]}
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def events() -> Iterator[Any]:
+            for piece in _split(text, chunks):
+                yield {**base, "choices": [{"index": 0, "text": piece, "finish_reason": None, "logprobs": None}]}
+            yield {**base, "choices": [{"index": 0, "text": "", "finish_reason": "stop", "logprobs": None}]}
+            if include_usage:
+                yield {**base, "choices": [], "usage": usage}
+
+        return events()
+
+    @staticmethod
+    def _embeddings(body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any]:
+        inputs = body.get("input")
+        items = inputs if isinstance(inputs, list) else [inputs]
+        dims = int(body.get("dimensions") or 8)
+        data = []
+        for index, item in enumerate(items):
+            digest = hashlib.sha256(str(item).encode()).digest()
+            vector = [((digest[(i * 7) % 32] + i) % 200) / 100.0 - 1.0 for i in range(dims)]
+            embedding: Any = vector
+            if body.get("encoding_format") == "base64":
+                embedding = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(_tokens(str(i)) for i in items)
+        return {"object": "list", "data": data, "model": script.model or body.get("model", "text-embedding-3-small"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    def _responses(self, body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any] | Iterator[Any]:
+        model = script.model or body.get("model", "gpt-4o-mini")
+        text = script.reply if script.reply is not None else f"echo: {_last_user_text(body)}"
+        input_tokens, output_tokens = self._usage(body, script, text)
+        response = {
+            "id": "resp_fake", "object": "response", "created_at": int(time.time()), "model": model,
+            "status": "completed", "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+            "output": [{"type": "message", "id": "msg_fake", "role": "assistant", "status": "completed",
+                        "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                      "total_tokens": input_tokens + output_tokens,
+                      "input_tokens_details": {"cached_tokens": script.cached_tokens},
+                      "output_tokens_details": {"reasoning_tokens": script.reasoning_tokens}},
+        }
+        if not body.get("stream"):
+            return response
+
+        def events() -> Iterator[Any]:
+            seq = 0
+            yield "response.created", {"type": "response.created", "sequence_number": seq,
+                                       "response": {**response, "status": "in_progress", "output": [], "usage": None}}
+            for piece in _split(text, chunks):
+                seq += 1
+                yield "response.output_text.delta", {
+                    "type": "response.output_text.delta", "sequence_number": seq, "item_id": "msg_fake",
+                    "output_index": 0, "content_index": 0, "delta": piece, "logprobs": []}
+            yield "response.completed", {"type": "response.completed", "sequence_number": seq + 1,
+                                         "response": response}
+
+        return events()

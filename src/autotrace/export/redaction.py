@@ -61,6 +61,7 @@ DEFAULT_SKIP_KEYS = frozenset({
     "langfuse.observation.prompt.version", "langfuse.environment", "langfuse.release", "langfuse.version",
     "autotrace.tenant", "autotrace.replay_of", "gen_ai.request.model", "gen_ai.response.model",
     "gen_ai.operation.name", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.provider.name",
+    "langfuse.observation.metadata.provider", "langfuse.observation.metadata.finish_reason",
 })
 
 

@@ -1,0 +1,218 @@
+"""OpenAI: every chat completion, Responses API call, legacy completion and embedding becomes a
+typed observation, for sync and async clients, Azure and any OpenAI-compatible base URL.
+
+One choke point per client kind is wrapped: ``SyncAPIClient.request`` and
+``AsyncAPIClient.request``, dispatched on the request path, so ``with_raw_response`` and every
+resource method are covered alike.
+
+Which instrumentation records a call (one generation per call): the outermost. If a LangChain or
+LlamaIndex generation (or embedding) observation is current, this integration creates nothing and
+only fills in what the framework's observation lacks (usage, returned model, finish reason, cost).
+If another OpenTelemetry instrumentor's ``gen_ai`` span is current, it does nothing at all.
+
+Streams: ``stream_options={"include_usage": true}`` is added when the caller did not set it, and
+the extra usage-only chunk is then hidden from the caller. Content capture follows
+``autotrace.content_capture(...)`` (per block/call) and the ``capture_content`` setting.
+
+Replay: a frozen non-streamed chat completion returns the recorded message without a request;
+a live one applies overrides (``model``, ``model_parameters``, ``messages``). Frozen streams,
+embeddings and Responses calls run live.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from ... import recorder
+from ..._internal import guarded_failure
+from ...observation import Observation, ObservationType
+from .. import ownership
+from ..base import Integration
+from . import _extract
+from ._stream import StreamState, TracedStream
+from .pricing import set_prices
+
+__all__ = ["INTEGRATION", "OpenAIIntegration", "set_prices"]
+
+_RAW_HEADER = "X-Stainless-Raw-Response"
+
+
+def _provider(client: Any) -> tuple[str, str]:
+    base_url = str(getattr(client, "base_url", "") or "")
+    if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI"):
+        return "azure", base_url
+    host = urlsplit(base_url).hostname or ""
+    return ("openai" if host == "api.openai.com" else host or "openai-compatible"), base_url
+
+
+class _Call:
+    """One intercepted request: decides whether to trace it, and records what it returns."""
+
+    __slots__ = ("obs", "operation", "options", "owner", "raw", "stream", "usage_added")
+
+    def __init__(self, client: Any, options: Any, stream: bool) -> None:
+        self.obs: Observation | None = None
+        self.owner: Observation | None = None
+        self.options = options
+        self.stream = stream
+        self.usage_added = False
+        self.operation = ""
+        self.raw = False
+        try:
+            self._prepare(client)
+        except Exception as exc:
+            guarded_failure("openai.prepare", exc)
+            self.obs = None
+
+    def _prepare(self, client: Any) -> None:
+        found = _extract.endpoint(self.options.url)
+        body = self.options.json_data
+        if found is None or not isinstance(body, dict):
+            return
+        self.operation, name = found
+        kind = ObservationType.EMBEDDING if self.operation == "embeddings" else ObservationType.GENERATION
+        owner = ownership.owner(kind)
+        if owner is not None:
+            self.owner = owner if isinstance(owner, Observation) else None
+            return
+        headers = self.options.headers
+        self.raw = bool(headers) and headers.get(_RAW_HEADER) is not None
+        obs = recorder.start(kind, name)
+        provider, base_url = _provider(client)
+        obs.update(provider=provider, metadata={"base_url": base_url}, **_extract.request_fields(self.operation, body))
+        self.obs = obs
+        intercept = obs.intercept
+        if intercept is not None and not intercept.frozen and intercept.overrides:
+            body = self._override(body, intercept.overrides)
+        if self.stream and self.operation in ("chat", "text_completion") and "stream_options" not in body:
+            body = {**body, "stream_options": {"include_usage": True}}
+            self.usage_added = True
+        if body is not self.options.json_data:
+            self.options = copy.copy(self.options)
+            self.options.json_data = body
+
+    @staticmethod
+    def _override(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+        body = dict(body)
+        if "model" in overrides:
+            body["model"] = overrides["model"]
+        body.update(overrides.get("model_parameters") or {})
+        if "messages" in overrides and "messages" in body:
+            body["messages"] = overrides["messages"]
+        if "input" in overrides and "input" in body:
+            body["input"] = overrides["input"]
+        return body
+
+    def frozen(self) -> Any | None:
+        """The recorded response when a replay froze this call (chat, non-streamed, parsed only)."""
+        obs = self.obs
+        if obs is None or obs.intercept is None or not obs.intercept.frozen:
+            return None
+        if self.stream or self.raw or self.operation != "chat":
+            return None
+        try:
+            from openai.types.chat import ChatCompletion
+
+            record = obs.intercept.record or {}
+            message = record.get("output") or {"role": "assistant", "content": ""}
+            usage = record.get("usage") or {}
+            response = ChatCompletion.model_validate({
+                "id": "chatcmpl-replayed", "object": "chat.completion", "created": int(time.time()),
+                "model": record.get("model") or "replayed",
+                "choices": [{"index": 0, "message": message,
+                             "finish_reason": (record.get("metadata") or {}).get("finish_reason") or "stop"}],
+                "usage": {"prompt_tokens": usage.get("input", 0), "completion_tokens": usage.get("output", 0),
+                          "total_tokens": usage.get("total", 0)},
+            })
+        except Exception as exc:
+            guarded_failure("openai.replay", exc)
+            return None
+        obs.update(metadata={"replay": "frozen"})
+        self.succeeded(response)
+        return response
+
+    def succeeded(self, result: Any) -> Any:
+        """Record the result (wrapping a stream) and return what the caller must receive."""
+        obs = self.obs
+        try:
+            if obs is None:
+                if self.owner is not None and not self.stream and not self.raw:
+                    ownership.enrich(self.owner, **{k: v for k, v in _extract.response_fields(
+                        self.operation, result).items() if k != "output"})
+                return result
+            if self.stream and not self.raw:
+                return TracedStream(result, obs, StreamState(self.operation, hide_usage_chunk=self.usage_added))
+            parsed = result
+            if self.raw:
+                parsed = result.parse() if not self.stream else None
+            if parsed is not None:
+                obs.update(**_extract.response_fields(self.operation, parsed))
+            obs.end()
+        except Exception as exc:
+            guarded_failure("openai.response", exc)
+            if obs is not None:
+                obs.end()
+        return result
+
+    def failed(self, error: BaseException) -> None:
+        if self.obs is not None:
+            self.obs.record_error(error)
+            self.obs.end()
+
+
+def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    cast_to, options, stream = _arguments(args, kwargs)
+    call = _Call(instance, options, stream)
+    if call.obs is None and call.owner is None:
+        return wrapped(*args, **kwargs)
+    replayed = call.frozen()
+    if replayed is not None:
+        return replayed
+    try:
+        result = wrapped(cast_to, call.options, **_rest(kwargs))
+    except BaseException as error:
+        call.failed(error)
+        raise
+    return call.succeeded(result)
+
+
+async def _async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    cast_to, options, stream = _arguments(args, kwargs)
+    call = _Call(instance, options, stream)
+    if call.obs is None and call.owner is None:
+        return await wrapped(*args, **kwargs)
+    replayed = call.frozen()
+    if replayed is not None:
+        return replayed
+    try:
+        result = await wrapped(cast_to, call.options, **_rest(kwargs))
+    except BaseException as error:
+        call.failed(error)
+        raise
+    return call.succeeded(result)
+
+
+def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, bool]:
+    cast_to = args[0] if args else kwargs.get("cast_to")
+    options = args[1] if len(args) > 1 else kwargs.get("options")
+    return cast_to, options, bool(kwargs.get("stream", False))
+
+
+def _rest(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k not in ("cast_to", "options")}
+
+
+class OpenAIIntegration(Integration):
+    name = "openai"
+    distribution = "openai"
+    supported = ">=1.40,<4"
+
+    def _instrument(self) -> None:
+        self.patcher.wrap("openai._base_client", "SyncAPIClient.request", _sync_request)
+        self.patcher.wrap("openai._base_client", "AsyncAPIClient.request", _async_request)
+
+
+INTEGRATION = OpenAIIntegration()

@@ -1,0 +1,131 @@
+"""Request and response extraction for OpenAI calls: cheap attribute reads only (serialisation
+happens later, on the export thread)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import pricing
+
+#: Request keys recorded as model parameters.
+_PARAMETERS = (
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "max_output_tokens", "n", "stop", "seed",
+    "presence_penalty", "frequency_penalty", "response_format", "tool_choice", "reasoning_effort", "stream",
+    "parallel_tool_calls", "logprobs", "top_logprobs", "service_tier", "dimensions", "encoding_format",
+)
+
+#: url path suffix -> (operation, observation name, is embedding)
+ENDPOINTS = {
+    "/chat/completions": ("chat", "openai.chat"),
+    "/responses": ("responses", "openai.responses"),
+    "/completions": ("text_completion", "openai.completions"),
+    "/embeddings": ("embeddings", "openai.embeddings"),
+}
+
+
+def endpoint(url: str) -> tuple[str, str] | None:
+    """The operation and name for a request path (Azure deployment paths included)."""
+    for suffix, found in ENDPOINTS.items():
+        if url.endswith(suffix):
+            return found
+    return None
+
+
+def request_fields(operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Typed fields from the request body."""
+    fields: dict[str, Any] = {"model": body.get("model"), "operation": operation}
+    params = {key: body[key] for key in _PARAMETERS if key in body}
+    tools = body.get("tools")
+    if tools:
+        params["tools"] = [_tool_name(tool) for tool in tools]
+    if params:
+        fields["model_parameters"] = params
+    if operation == "chat":
+        fields["input"] = body.get("messages")
+    elif operation == "responses":
+        instructions = body.get("instructions")
+        value = body.get("input")
+        fields["input"] = {"instructions": instructions, "input": value} if instructions else value
+    elif operation == "text_completion":
+        fields["input"] = body.get("prompt")
+    else:
+        value = body.get("input")
+        fields["input"] = value
+        fields["input_count"] = len(value) if isinstance(value, list) else 1
+    return fields
+
+
+def _tool_name(tool: Any) -> Any:
+    if isinstance(tool, dict):
+        function = tool.get("function")
+        if isinstance(function, dict):
+            return function.get("name")
+        return tool.get("name") or tool.get("type")
+    return str(tool)
+
+
+def _details(usage: Any, name: str, field: str) -> int | None:
+    details = getattr(usage, name, None)
+    value = getattr(details, field, None) if details is not None else None
+    return value if isinstance(value, int) else None
+
+
+def usage_fields(usage: Any) -> dict[str, int] | None:
+    """Usage in Langfuse's keys from any OpenAI usage object (chat, responses, embeddings)."""
+    if usage is None:
+        return None
+    prompt = getattr(usage, "prompt_tokens", None)
+    if prompt is None:
+        prompt = getattr(usage, "input_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    if completion is None:
+        completion = getattr(usage, "output_tokens", None)
+    total = getattr(usage, "total_tokens", None)
+    result: dict[str, int] = {}
+    if isinstance(prompt, int):
+        result["input"] = prompt
+    if isinstance(completion, int):
+        result["output"] = completion
+    if isinstance(total, int):
+        result["total"] = total
+    cached = _details(usage, "prompt_tokens_details", "cached_tokens")
+    if cached is None:
+        cached = _details(usage, "input_tokens_details", "cached_tokens")
+    reasoning = _details(usage, "completion_tokens_details", "reasoning_tokens")
+    if reasoning is None:
+        reasoning = _details(usage, "output_tokens_details", "reasoning_tokens")
+    if cached is not None:
+        result["input_cached_tokens"] = cached
+    if reasoning is not None:
+        result["output_reasoning_tokens"] = reasoning
+    return result or None
+
+
+def response_fields(operation: str, response: Any) -> dict[str, Any]:
+    """Typed fields from a parsed (non-streamed) response."""
+    model = getattr(response, "model", None)
+    usage = usage_fields(getattr(response, "usage", None))
+    fields: dict[str, Any] = {"response_model": model, "usage": usage, "cost": pricing.cost(model, usage)}
+    if operation == "chat":
+        choices = getattr(response, "choices", None) or []
+        if choices:
+            fields["finish_reason"] = choices[0].finish_reason
+            fields["output"] = choices[0].message if len(choices) == 1 else [c.message for c in choices]
+    elif operation == "text_completion":
+        choices = getattr(response, "choices", None) or []
+        if choices:
+            fields["finish_reason"] = choices[0].finish_reason
+            fields["output"] = choices[0].text if len(choices) == 1 else [c.text for c in choices]
+    elif operation == "responses":
+        output = getattr(response, "output", None) or []
+        calls = [item for item in output if getattr(item, "type", None) == "function_call"]
+        fields["output"] = output if calls else getattr(response, "output_text", None)
+        fields["finish_reason"] = getattr(response, "status", None)
+    else:
+        data = getattr(response, "data", None) or []
+        if data:
+            first = getattr(data[0], "embedding", None)
+            if isinstance(first, list):
+                fields["dimensions"] = len(first)
+        fields["output"] = {"count": len(data)}
+    return fields

@@ -1,0 +1,65 @@
+"""Built-in OpenAI prices (USD per 1M tokens: input, cached input, output) and cost computation.
+
+Dated model names (``gpt-4o-mini-2024-07-18``) use their base model's price. Unknown models get
+no cost, only usage. ``set_prices`` adds or overrides entries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
+
+_PRICES: dict[str, tuple[float, float, float]] = {
+    "gpt-5": (1.25, 0.125, 10.0),
+    "gpt-5-mini": (0.25, 0.025, 2.0),
+    "gpt-5-nano": (0.05, 0.005, 0.40),
+    "gpt-4.1": (2.0, 0.50, 8.0),
+    "gpt-4.1-mini": (0.40, 0.10, 1.60),
+    "gpt-4.1-nano": (0.10, 0.025, 0.40),
+    "gpt-4o": (2.50, 1.25, 10.0),
+    "gpt-4o-mini": (0.15, 0.075, 0.60),
+    "o1": (15.0, 7.50, 60.0),
+    "o3": (2.0, 0.50, 8.0),
+    "o3-mini": (1.10, 0.55, 4.40),
+    "o4-mini": (1.10, 0.275, 4.40),
+    "gpt-4-turbo": (10.0, 10.0, 30.0),
+    "gpt-3.5-turbo": (0.50, 0.50, 1.50),
+    "gpt-3.5-turbo-instruct": (1.50, 1.50, 2.0),
+    "text-embedding-3-small": (0.02, 0.02, 0.0),
+    "text-embedding-3-large": (0.13, 0.13, 0.0),
+    "text-embedding-ada-002": (0.10, 0.10, 0.0),
+}
+
+
+def set_prices(prices: Mapping[str, tuple[float, float, float]]) -> None:
+    """Add or override prices: ``{"my-model": (input, cached_input, output)}`` in USD per 1M tokens."""
+    for model, triple in prices.items():
+        if len(triple) != 3 or not all(isinstance(p, int | float) and p >= 0 for p in triple):
+            raise ValueError(f"price for {model!r} must be (input, cached_input, output) non-negative numbers")
+        _PRICES[model] = (float(triple[0]), float(triple[1]), float(triple[2]))
+
+
+def price_of(model: str | None) -> tuple[float, float, float] | None:
+    if not model:
+        return None
+    found = _PRICES.get(model)
+    if found is None:
+        found = _PRICES.get(_DATE_SUFFIX.sub("", model))
+    return found
+
+
+def cost(model: str | None, usage: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """``{"input", "output", "total"}`` in USD for a known model, else None."""
+    prices = price_of(model)
+    if prices is None or not usage:
+        return None
+    input_price, cached_price, output_price = prices
+    tokens_in = usage.get("input") or 0
+    cached = usage.get("input_cached_tokens") or 0
+    tokens_out = usage.get("output") or 0
+    input_cost = ((tokens_in - cached) * input_price + cached * cached_price) / 1e6
+    output_cost = tokens_out * output_price / 1e6
+    return {"input": input_cost, "output": output_cost, "total": input_cost + output_cost}

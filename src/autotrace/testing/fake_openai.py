@@ -55,10 +55,9 @@ def _last_user_text(body: dict[str, Any]) -> str:
 
 
 def _split(text: str, n: int) -> list[str]:
+    """``text`` in ``n`` consecutive pieces (some empty when the text is shorter than ``n``)."""
     n = max(1, n)
-    size = max(1, -(-len(text) // n))
-    parts = [text[i:i + size] for i in range(0, len(text), size)] or [""]
-    return parts + [""] * (n - len(parts)) if len(parts) < n else parts[:n - 1] + ["".join(parts[n - 1:])]
+    return [text[len(text) * i // n: len(text) * (i + 1) // n] for i in range(n)]
 
 
 class FakeOpenAI:

@@ -214,7 +214,9 @@ def test_a_wrapper_bug_never_changes_the_result(traced: Traced, client: openai.O
     monkeypatch.setattr(_extract, "request_fields", broken)
     response = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert response.choices[0].message.content == "echo: where is my order"
-    assert autotrace.stats()["internal_errors.openai.response"] == 1
+    (record,) = traced.records()  # the first call is still traced, without the fields that failed
+    assert record["input"] == MESSAGES and record["output"] is None and record["usage"] is None
+    assert autotrace.stats()["internal_errors.deferred_fields"] == 1
     assert autotrace.stats()["internal_errors.openai.prepare"] == 1
 
 

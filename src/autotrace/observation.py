@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,8 @@ TYPE_FIELDS: dict[ObservationType, frozenset[str]] = {
     ObservationType.GUARDRAIL: frozenset({"passed", "modified", "reason"}),
 }
 COMMON_FIELDS = frozenset({"input", "output", "metadata", "level", "status_message", "version", "prompt"})
+#: Key under which ``defer`` keeps callables that compute more fields on the export thread.
+DEFERRED = "__deferred__"
 #: Fields that carry user content; not recorded while content capture is off.
 CONTENT_FIELDS = frozenset({"input", "output", "query", "documents", "arguments", "result"})
 
@@ -152,6 +155,15 @@ class Observation:
                 self._fields[key] = _snapshot(value)
         return self
 
+    def defer(self, compute: Callable[[], dict[str, Any]]) -> Observation:
+        """Add fields computed later, on the export thread (keeps extraction off the caller's path).
+
+        ``compute`` must only read objects that no longer change, such as a parsed response.
+        """
+        if not self._ended:
+            self._fields.setdefault(DEFERRED, []).append((compute, capture_enabled()))
+        return self
+
     def set_level(self, level: str, message: str | None = None) -> Observation:
         """Set the Langfuse level (DEBUG, DEFAULT, WARNING, ERROR) and an optional status message."""
         self._fields["level"] = level.upper()
@@ -221,3 +233,22 @@ def _snapshot(value: Any) -> Any:
     if type(value) is dict:
         return dict(value)
     return value
+
+
+def resolved_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields with deferred computations applied (content capture rules still hold)."""
+    deferred = fields.get(DEFERRED)
+    if not deferred:
+        return fields
+    result = {k: v for k, v in fields.items() if k != DEFERRED}
+    for compute, capture in deferred:
+        try:
+            computed = compute()
+        except Exception as exc:  # an extractor bug loses those fields, never the observation
+            guarded_failure("deferred_fields", exc)
+            continue
+        for key, value in computed.items():
+            if value is None or key in result or (not capture and key in CONTENT_FIELDS):
+                continue
+            result[key] = value
+    return result

@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 
 from . import interception, schema
 from ._internal import guarded_failure
-from .observation import Observation, ObservationType
+from .observation import Observation, ObservationType, resolved_fields
 from .runtime import state
 
 __version__ = "0.1.0"
@@ -76,7 +76,8 @@ def finish(obs: Observation, end_time: int | None) -> None:
             finally:
                 PENDING.pop(span_id, None)
         else:
-            span.set_attributes(schema.observation_attributes(obs.type.value, obs.fields, state.max_value_bytes))
+            fields = resolved_fields(obs.fields)
+            span.set_attributes(schema.observation_attributes(obs.type.value, fields, state.max_value_bytes))
             span.end(end_time)
     except Exception as exc:
         guarded_failure("finish", exc)

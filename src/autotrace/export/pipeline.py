@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +21,7 @@ from .. import recorder, schema
 from .._internal import count, guarded_failure, log_once
 from ..config import Settings
 from ..context import current_tenant, current_trace_attributes, valid_tenant
+from ..observation import resolved_fields
 from ..scores import ScoreItem
 from .redaction import Redactor, redact_text
 from .router import Router
@@ -34,21 +35,20 @@ class TenantTracker:
 
     def __init__(self, resolver: Callable[[], str | None] | None) -> None:
         self._resolver = resolver
-        self._traces: OrderedDict[int, str] = OrderedDict()
-        self._lock = threading.Lock()
+        # single dict operations are atomic under the GIL; insertion order gives the oldest entry
+        self._traces: dict[int, str] = {}
 
     def tenant_for(self, trace_id: int) -> str | None:
         tenant = current_tenant()
         if tenant is None and self._resolver is not None:
             tenant = self._resolve()
-        with self._lock:
-            known = self._traces.get(trace_id)
-            if known is None:
-                if tenant is not None:
-                    self._traces[trace_id] = tenant
-                    if len(self._traces) > _MAX_TRACKED_TRACES:
-                        self._traces.popitem(last=False)
-                return tenant
+        known = self._traces.get(trace_id)
+        if known is None:
+            if tenant is not None:
+                self._traces[trace_id] = tenant
+                if len(self._traces) > _MAX_TRACKED_TRACES:
+                    self._evict_oldest()
+            return tenant
         if tenant is not None and tenant != known:
             count("tenant_mismatch")
             log_once("tenant_mismatch", "autotrace: a span of a trace owned by one tenant was started under "
@@ -69,14 +69,19 @@ class TenantTracker:
         log_once("tenant_resolver:invalid", "autotrace: tenant_resolver returned an invalid tenant id")
         return None
 
+    def _evict_oldest(self) -> None:
+        try:
+            self._traces.pop(next(iter(self._traces)), None)
+            count("tenant_traces_evicted")
+        except (StopIteration, RuntimeError):  # emptied or resized by another thread meanwhile
+            pass
+
     def known(self, trace_id: int) -> str | None:
         """The tenant recorded for a live trace, if any."""
-        with self._lock:
-            return self._traces.get(trace_id)
+        return self._traces.get(trace_id)
 
     def trace_ended(self, trace_id: int) -> None:
-        with self._lock:
-            self._traces.pop(trace_id, None)
+        self._traces.pop(trace_id, None)
 
 
 class SpanPipeline(SpanProcessor):
@@ -197,7 +202,7 @@ class SpanPipeline(SpanProcessor):
         max_bytes = self.settings.max_value_bytes
         attrs = dict(span.attributes or {})
         if fields is not None and obs_type is not None:
-            attrs.update(schema.observation_attributes(obs_type, fields, max_bytes))
+            attrs.update(schema.observation_attributes(obs_type, resolved_fields(fields), max_bytes))
         else:
             attrs[schema.OBS_TYPE] = obs_type or schema.infer_type(attrs)
         if self.settings.environment and schema.ENVIRONMENT not in attrs:

@@ -1,8 +1,8 @@
 """PII redaction: built-in detectors plus user hooks, applied to every span before export.
 
-Detectors replace matches with a placeholder naming the kind (``<EMAIL>``). They run in one
-combined regular expression with validators (Luhn, IBAN mod-97, SSN rules, IP octets), behind a
-cheap pre-filter. Placeholders contain no quotes or backslashes, so JSON text stays valid.
+Detectors replace matches with a placeholder naming the kind (``<EMAIL>``). Each runs only when
+a cheap trigger is present, and matches are checked by validators (Luhn, IBAN mod-97, SSN rules,
+IP octets). Placeholders contain no quotes or backslashes, so JSON text stays valid.
 A user hook that raises makes that attribute ``<REDACTION_FAILED>``: a raw value is never kept.
 """
 
@@ -49,9 +49,21 @@ _KEY_VALUE = re.compile(
     re.IGNORECASE,
 )
 BUILT_IN_KINDS = frozenset(_PATTERNS)
-_COMBINED = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _PATTERNS.items()))
-_PREFILTER = re.compile(r"[\d@]|eyJ|[Bb]earer|sk-|k-lf-|AKIA|gh[pousr]_|github_pat_|xox|AIza|key|secret|token|passw",
-                        re.IGNORECASE)
+#: Each detector runs only when a cheap trigger is present: a substring test or, for the
+#: digit-based kinds, two digits close together. Passes run in order; placeholders contain no
+#: digits or trigger text, so a later pass never matches an earlier replacement.
+_DIGITS_NEARBY = re.compile(r"\d[\d .:()/-]?\d")
+_DIGIT_KINDS = ("IBAN", "CREDIT_CARD", "US_SSN", "PHONE", "IP_ADDRESS")
+_TEXT_PASSES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
+    ("JWT", ("eyJ",), re.compile(_PATTERNS["JWT"])),
+    ("BEARER_TOKEN", ("earer ",), re.compile(_PATTERNS["BEARER_TOKEN"])),
+    ("API_KEY", ("sk-", "k-lf-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza"),
+     re.compile(_PATTERNS["API_KEY"])),
+    ("EMAIL", ("@",), re.compile(_PATTERNS["EMAIL"])),
+)
+_ANY_TRIGGER = re.compile("|".join(re.escape(t) for _, triggers, _ in _TEXT_PASSES for t in triggers))
+_DIGIT_PASS = re.compile("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
+_KEY_WORDS = ("key", "secret", "token", "passw")
 
 #: Structural attributes never redacted (ids, types, model names, usage and cost numbers).
 DEFAULT_SKIP_KEYS = frozenset({
@@ -113,7 +125,7 @@ _VALIDATORS: dict[str, Callable[[str], bool]] = {
 
 def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, int]:
     """Replace every detected value in ``text``; returns the new text and the number of replacements."""
-    if not text or _PREFILTER.search(text) is None:
+    if not text:
         return text, 0
     replaced = 0
 
@@ -121,20 +133,35 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
         nonlocal replaced
         kind = match.lastgroup or ""
         value = match.group()
-        if (kinds is not None and kind not in kinds) or not _VALIDATORS.get(kind, bool)(value):
+        if not _VALIDATORS.get(kind, bool)(value):
             return value
         replaced += 1
         return f"<{kind}>"
 
-    result = _COMBINED.sub(substitute, text)
-    if kinds is None or "API_KEY" in kinds:
-        def key_value(match: re.Match[str]) -> str:
-            nonlocal replaced
-            replaced += 1
-            return f"{match.group('prefix')}<API_KEY>"
+    if _ANY_TRIGGER.search(text) is not None:
+        for kind, triggers, pattern in _TEXT_PASSES:
+            if (kinds is None or kind in kinds) and any(trigger in text for trigger in triggers):
+                text, n = pattern.subn(f"<{kind}>", text)
+                replaced += n
+    if (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)) and _DIGITS_NEARBY.search(text) is not None:
+        text = _DIGIT_PASS.sub(substitute if kinds is None else _only(kinds, substitute), text)
+    if (kinds is None or "API_KEY" in kinds) and ("=" in text or ":" in text):
+        lowered = text.lower()
+        if any(word in lowered for word in _KEY_WORDS):
+            def key_value(match: re.Match[str]) -> str:
+                nonlocal replaced
+                replaced += 1
+                return f"{match.group('prefix')}<API_KEY>"
 
-        result = _KEY_VALUE.sub(key_value, result)
-    return result, replaced
+            text = _KEY_VALUE.sub(key_value, text)
+    return text, replaced
+
+
+def _only(kinds: frozenset[str], substitute: Callable[[re.Match[str]], str]) -> Callable[[re.Match[str]], str]:
+    def restricted(match: re.Match[str]) -> str:
+        return substitute(match) if match.lastgroup in kinds else match.group()
+
+    return restricted
 
 
 @dataclasses.dataclass

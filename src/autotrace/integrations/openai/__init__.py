@@ -41,11 +41,22 @@ _RAW_HEADER = "X-Stainless-Raw-Response"
 
 
 def _provider(client: Any) -> tuple[str, str]:
-    base_url = str(getattr(client, "base_url", "") or "")
+    """(provider, base URL) of a client, cached on the client until its base URL changes."""
+    url_object = getattr(client, "base_url", None)
+    cached = getattr(client, "_autotrace_provider", None)
+    if cached is not None and cached[0] is url_object:
+        return cached[1], cached[2]
+    base_url = str(url_object or "")
     if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI"):
-        return "azure", base_url
-    host = urlsplit(base_url).hostname or ""
-    return ("openai" if host == "api.openai.com" else host or "openai-compatible"), base_url
+        provider = "azure"
+    else:
+        host = urlsplit(base_url).hostname or ""
+        provider = "openai" if host == "api.openai.com" else host or "openai-compatible"
+    try:
+        client._autotrace_provider = (url_object, provider, base_url)
+    except AttributeError:
+        pass
+    return provider, base_url
 
 
 class _Call:
@@ -149,7 +160,8 @@ class _Call:
             if self.raw:
                 parsed = result.parse() if not self.stream else None
             if parsed is not None:
-                obs.update(**_extract.response_fields(self.operation, parsed))
+                operation = self.operation
+                obs.defer(lambda: _extract.response_fields(operation, parsed))
             obs.end()
         except Exception as exc:
             guarded_failure("openai.response", exc)

@@ -113,7 +113,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_done = True
         try:
             obs = self._self_obs
-            obs.update(**self._self_state.fields())
+            obs.defer(self._self_state.fields)
             if error is not None:
                 obs.record_error(error)
             obs.end()

@@ -1,0 +1,90 @@
+"""Shared benchmark plumbing: timing loops, one subprocess per contender (so patches never stack),
+and the result tables. Timings are medians of several rounds, in microseconds per call."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+
+def time_sync(fn: Callable[[], Any], iterations: int, rounds: int = 5, warmup: int = 50) -> float:
+    """Median µs per call of ``fn`` over ``rounds`` rounds of ``iterations`` calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(iterations):
+            fn()
+        samples.append((time.perf_counter() - start) / iterations * 1e6)
+    return statistics.median(samples)
+
+
+def time_async(fn: Callable[[], Awaitable[Any]], iterations: int, rounds: int = 5, warmup: int = 50) -> float:
+    """The same for a coroutine function, on one event loop."""
+    import asyncio
+
+    async def run() -> float:
+        for _ in range(warmup):
+            await fn()
+        samples = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(iterations):
+                await fn()
+            samples.append((time.perf_counter() - start) / iterations * 1e6)
+        return statistics.median(samples)
+
+    return asyncio.run(run())
+
+
+def run_contender(script: str, contender: str, *args: str, timeout: float = 600) -> dict[str, Any] | None:
+    """Run ``script --contender NAME`` in a fresh interpreter; its last stdout line is a JSON result."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    result = subprocess.run([sys.executable, script, "--contender", contender, *args], capture_output=True,
+                            text=True, timeout=timeout, env=env, check=False)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["failed"])[-1]
+        return {"skipped": reason[:120]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print a contender's result for the parent process."""
+    print(json.dumps(result))
+
+
+def table(title: str, rows: Sequence[tuple[str, dict[str, Any] | None]], columns: Sequence[str],
+          baseline: str = "bare") -> str:
+    """Rows of µs/call with the added µs and ratio against the baseline row, per column."""
+    base = dict(rows).get(baseline) or {}
+    header = f"{'contender':<28}" + "".join(f"{c + ' µs':>14}{'+µs':>10}{'x bare':>9}" for c in columns)
+    lines = [title, header, "-" * len(header)]
+    for name, result in rows:
+        if not result or "skipped" in result:
+            lines.append(f"{name:<28}skipped: {(result or {}).get('skipped', 'not installed')}")
+            continue
+        cells = ""
+        for column in columns:
+            value, ref = result.get(column), base.get(column)
+            if value is None:
+                cells += f"{'-':>14}{'':>10}{'':>9}"
+                continue
+            added = value - ref if ref else 0.0
+            ratio = value / ref if ref else 1.0
+            cells += f"{value:>14.1f}{added:>+10.1f}{ratio:>9.3f}"
+        lines.append(f"{name:<28}{cells}")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """One line describing the machine and interpreter."""
+    return (f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")

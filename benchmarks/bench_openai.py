@@ -1,0 +1,176 @@
+"""Per-call overhead of OpenAI instrumentation: sync chat, a 20-chunk stream, async chat.
+
+Every contender runs in its own interpreter against the same in-process httpx2 mock transport
+(no network), content capture on. autotrace runs its full pipeline (serialisation, redaction,
+routing) with no destination, so only the export I/O is left out; the others run their SDK span
+pipeline with a batch processor and a no-op exporter.
+
+    python benchmarks/bench_openai.py            # ~1 minute
+    python benchmarks/bench_openai.py --quick    # ~15 seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness  # noqa: E402
+
+CONTENDERS = ["bare", "autotrace", "openinference", "openllmetry", "otel-contrib-openai-v2", "langfuse"]
+COLUMNS = ["sync", "stream20", "async"]
+MESSAGES = [{"role": "system", "content": "You are a support agent."},
+            {"role": "user", "content": "Where is my order 7? It was due yesterday."}]
+
+
+def _completion() -> bytes:
+    return json.dumps({
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "Your order ships today."}}],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 6, "total_tokens": 36},
+    }).encode()
+
+
+def _stream(include_usage: bool) -> bytes:
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
+    lines = []
+    for i in range(20):
+        lines.append({**base, "choices": [{"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}]})
+    lines.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if include_usage:
+        lines.append({**base, "choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 20,
+                                                        "total_tokens": 50}})
+    return "".join(f"data: {json.dumps(line)}\n\n" for line in lines).encode() + b"data: [DONE]\n\n"
+
+
+def _clients() -> tuple[Any, Any]:
+    import httpx2
+    import openai
+
+    completion, with_usage, without_usage = _completion(), _stream(True), _stream(False)
+
+    def handler(request: Any) -> Any:
+        body = json.loads(request.content)
+        if body.get("stream"):
+            data = with_usage if (body.get("stream_options") or {}).get("include_usage") else without_usage
+            return httpx2.Response(200, content=data, headers={"content-type": "text/event-stream"})
+        return httpx2.Response(200, content=completion, headers={"content-type": "application/json"})
+
+    sync = openai.OpenAI(api_key="sk-bench", base_url="http://bench.local/v1", max_retries=0,
+                         http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+    asyncc = openai.AsyncOpenAI(api_key="sk-bench", base_url="http://bench.local/v1", max_retries=0,
+                                http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    return sync, asyncc
+
+
+def _otel_provider() -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Noop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Noop()))
+    trace.set_tracer_provider(provider)
+
+
+def setup(contender: str) -> None:
+    import os
+
+    if contender == "bare":
+        return
+    if contender == "autotrace":
+        import autotrace
+
+        autotrace.install(local_store="off", integrations=("openai",))
+    elif contender == "openinference":
+        _otel_provider()
+        from openinference.instrumentation.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument()
+    elif contender == "openllmetry":
+        _otel_provider()
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument()
+    elif contender == "otel-contrib-openai-v2":
+        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "true"
+        _otel_provider()
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument()
+    elif contender == "langfuse":
+        from langfuse import Langfuse
+        from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+        class Noop(SpanExporter):
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        Langfuse(public_key="pk-lf-bench", secret_key="sk-lf-bench", base_url="http://127.0.0.1:9",
+                 span_exporter=Noop())
+    else:
+        raise SystemExit(f"unknown contender {contender}")
+
+
+def measure(contender: str, iterations: int) -> dict[str, float]:
+    setup(contender)
+    if contender == "langfuse":
+        from langfuse.openai import openai as lf_openai  # the drop-in replacement module
+        import httpx2  # noqa: F401
+
+        sync, asyncc = _clients()
+        sync = lf_openai.OpenAI(api_key="sk-bench", base_url="http://bench.local/v1", max_retries=0,
+                                http_client=sync._client)
+        asyncc = lf_openai.AsyncOpenAI(api_key="sk-bench", base_url="http://bench.local/v1", max_retries=0,
+                                       http_client=asyncc._client)
+    else:
+        sync, asyncc = _clients()
+
+    def chat() -> Any:
+        return sync.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0.2)
+
+    def stream() -> Any:
+        return [chunk for chunk in sync.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)]
+
+    async def achat() -> Any:
+        return await asyncc.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0.2)
+
+    result = {
+        "sync": _harness.time_sync(chat, iterations),
+        "stream20": _harness.time_sync(stream, max(1, iterations // 2)),
+        "async": _harness.time_async(achat, iterations),
+    }
+    if contender == "autotrace":
+        import autotrace
+
+        autotrace.flush(30)
+        stats = autotrace.stats()
+        result["spans_processed"] = stats.get("spans_dropped.no_destination", 0)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--contender")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--iterations", type=int)
+    args = parser.parse_args()
+    iterations = args.iterations or (300 if args.quick else 1500)
+    if args.contender:
+        _harness.emit(measure(args.contender, iterations))
+        return
+    rows = [(name, _harness.run_contender(__file__, name, "--iterations", str(iterations))) for name in CONTENDERS]
+    print(_harness.table(f"OpenAI per-call time ({_harness.machine()}; {iterations} calls x 5 rounds, median)",
+                         rows, COLUMNS))
+
+
+if __name__ == "__main__":
+    main()

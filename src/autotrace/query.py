@@ -1,0 +1,247 @@
+"""The filter language of ``autotrace query``: comparisons on observation fields joined by
+``and``/``or``/``not`` with parentheses.
+
+    type=generation and usage.total>2000
+    type=retriever and doc_count<1
+    level=ERROR or (name~search and not tenant=acme)
+    has prompt.version
+
+Operators: ``=`` ``==`` ``!=`` ``<`` ``<=`` ``>`` ``>=`` ``~`` (case-insensitive contains) ``!~``.
+Values: numbers, quoted strings, bare words, ``true``/``false``/``null``. A missing field fails
+every comparison except ``!=`` and ``!~``. ``type`` and ``level`` compare case-insensitively.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MAX_LENGTH = 4000
+MAX_DEPTH = 64
+_CASE_INSENSITIVE = frozenset({"type", "level"})
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<lparen>\()
+  | (?P<rparen>\))
+  | (?P<op>==|!=|<=|>=|!~|=|<|>|~)
+  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+  | (?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.-]))
+  | (?P<word>[A-Za-z_][\w.:/@-]*|[\w.:/@-]+)
+""", re.VERBOSE)
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_ESCAPES = {"n": "\n", "t": "\t"}
+_MISSING = object()
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+class QueryError(ValueError):
+    """A malformed query; ``position`` is the 0-based column of the problem."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(f"{message} (at column {position + 1})")
+        self.position = position
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str
+    text: str
+    position: int
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None:
+            if text[position] in "\"'":
+                raise QueryError("unterminated string", position)
+            raise QueryError(f"unexpected character {text[position]!r}", position)
+        kind = match.lastgroup or ""
+        if kind != "ws":
+            tokens.append(_Token(kind, match.group(), position))
+        position = match.end()
+    return tokens
+
+
+def _lookup(obs: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = obs
+    for part in path:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return _MISSING if value is None else value
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _compare(field: str, op: str, expected: Any) -> Predicate:
+    path = tuple(field.split("."))
+    fold = path[-1] in _CASE_INSENSITIVE and len(path) == 1
+
+    def predicate(obs: Mapping[str, Any]) -> bool:
+        actual = _lookup(obs, path)
+        if actual is _MISSING:
+            return op in ("!=", "!~") and expected is not None
+        if op in ("~", "!~"):
+            found = str(expected if expected is not None else "null").lower() in _text(actual).lower()
+            return found if op == "~" else not found
+        if expected is None:
+            return op == "!="
+        if isinstance(expected, bool) or isinstance(actual, bool):
+            equal = actual is expected if isinstance(expected, bool) else False
+        elif isinstance(expected, float):
+            number = _as_number(actual)
+            if number is None:
+                return op == "!="
+            if op in ("<", "<=", ">", ">="):
+                return {"<": number < expected, "<=": number <= expected, ">": number > expected,
+                        ">=": number >= expected}[op]
+            equal = number == expected
+        else:
+            if not isinstance(actual, str):
+                actual = _text(actual)
+            left, right = (actual.lower(), expected.lower()) if fold else (actual, expected)
+            if op in ("<", "<=", ">", ">="):
+                return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+            equal = left == right
+        return equal if op in ("=", "==") else not equal if op == "!=" else False
+
+    return predicate
+
+
+class _Parser:
+    def __init__(self, tokens: list[_Token], length: int) -> None:
+        self.tokens = tokens
+        self.index = 0
+        self.length = length
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.index] if self.index < len(self.tokens) else None
+
+    def keyword(self, word: str) -> bool:
+        token = self.peek()
+        return token is not None and token.kind == "word" and token.text.lower() == word
+
+    def take(self) -> _Token:
+        token = self.peek()
+        if token is None:
+            raise QueryError("unexpected end of query", self.length)
+        self.index += 1
+        return token
+
+    def parse_or(self, depth: int) -> Predicate:
+        if depth > MAX_DEPTH:
+            raise QueryError(f"nesting deeper than {MAX_DEPTH}", self.peek().position if self.peek() else 0)
+        parts = [self.parse_and(depth)]
+        while self.keyword("or"):
+            self.take()
+            parts.append(self.parse_and(depth))
+        return parts[0] if len(parts) == 1 else (lambda obs: any(p(obs) for p in parts))
+
+    def parse_and(self, depth: int) -> Predicate:
+        parts = [self.parse_not(depth)]
+        while self.keyword("and"):
+            self.take()
+            parts.append(self.parse_not(depth))
+        return parts[0] if len(parts) == 1 else (lambda obs: all(p(obs) for p in parts))
+
+    def parse_not(self, depth: int) -> Predicate:
+        if self.keyword("not"):
+            self.take()
+            if depth + 1 > MAX_DEPTH:
+                raise QueryError(f"nesting deeper than {MAX_DEPTH}", self.peek().position if self.peek() else 0)
+            inner = self.parse_not(depth + 1)
+            return lambda obs: not inner(obs)
+        return self.parse_atom(depth)
+
+    def parse_atom(self, depth: int) -> Predicate:
+        token = self.take()
+        if token.kind == "lparen":
+            inner = self.parse_or(depth + 1)
+            closing = self.peek()
+            if closing is None or closing.kind != "rparen":
+                raise QueryError("missing ')'", closing.position if closing else self.length)
+            self.take()
+            return inner
+        if token.kind == "word" and token.text.lower() == "has":
+            field = self.take()
+            if field.kind != "word":
+                raise QueryError("'has' needs a field name", field.position)
+            path = tuple(field.text.split("."))
+            return lambda obs: _lookup(obs, path) is not _MISSING
+        if token.kind != "word" or token.text.lower() in ("and", "or", "not"):
+            raise QueryError(f"expected a field name, found {token.text!r}", token.position)
+        op = self.take()
+        if op.kind != "op":
+            raise QueryError(f"expected an operator after {token.text!r}, found {op.text!r}", op.position)
+        return _compare(token.text, op.text, self.value())
+
+    def value(self) -> Any:
+        token = self.take()
+        if token.kind == "number":
+            return float(token.text)
+        if token.kind == "string":
+            return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), token.text[1:-1])
+        if token.kind == "word":
+            lowered = token.text.lower()
+            if lowered in ("true", "false"):
+                return lowered == "true"
+            if lowered == "null":
+                return None
+            return token.text
+        raise QueryError(f"expected a value, found {token.text!r}", token.position)
+
+
+class Query:
+    """A compiled filter; ``matches`` never raises."""
+
+    def __init__(self, text: str, predicate: Predicate) -> None:
+        self.text = text
+        self._predicate = predicate
+
+    def matches(self, obs: Mapping[str, Any]) -> bool:
+        try:
+            return bool(self._predicate(obs))
+        except Exception:
+            return False
+
+    def __repr__(self) -> str:
+        return f"Query({self.text!r})"
+
+
+def compile_query(text: str) -> Query:
+    """Compile ``text``; raises ``QueryError`` with the column of the problem."""
+    if len(text) > MAX_LENGTH:
+        raise QueryError(f"query longer than {MAX_LENGTH} characters", MAX_LENGTH)
+    tokens = _tokenize(text)
+    if not tokens:
+        raise QueryError("empty query", 0)
+    parser = _Parser(tokens, len(text))
+    predicate = parser.parse_or(0)
+    trailing = parser.peek()
+    if trailing is not None:
+        raise QueryError(f"unexpected {trailing.text!r}", trailing.position)
+    return Query(text, predicate)

@@ -1,0 +1,101 @@
+"""The query language: operators, precedence, missing fields, errors with positions, fuzzing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autotrace.query import QueryError, compile_query
+
+OBS: dict[str, Any] = {
+    "type": "generation", "name": "knowledge-search", "tenant": "acme", "level": "DEFAULT", "model": "gpt-4o",
+    "usage": {"input": 2000, "output": 500, "total": 2500}, "doc_count": 0, "duration_ms": 1500.5,
+    "metadata": {"user_id": "u-1", "score": "0.75"}, "prompt": {"name": "answer", "version": 3}, "error": False,
+    "output": {"role": "assistant", "content": "Refund issued"},
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("type=generation and usage.total>2000", True),
+    ("type=GENERATION", True),
+    ("name=Knowledge-Search", False),
+    ("usage.total>=2500 and usage.total<=2500", True),
+    ("usage.total > 2500", False),
+    ("doc_count<1", True),
+    ("model == \"gpt-4o\" and duration_ms >= 1500.5", True),
+    ("name~SEARCH and not (tenant=acme)", False),
+    ("name~search and not tenant=other", True),
+    ("output~refund", True),
+    ("output!~refund", False),
+    ("level=error or error=true", False),
+    ("error=false", True),
+    ("metadata.score>0.5", True),
+    ("prompt.version=3 and prompt.name=answer", True),
+    ("missing.field=1", False),
+    ("missing.field!=1", True),
+    ("has prompt.version", True),
+    ("has prompt.label", False),
+    ("not has metadata.user_id", False),
+    ("type=retriever or type=generation and tenant=acme", True),
+    ("(type=retriever or type=generation) and tenant=other", False),
+    ("tenant='acme'", True),
+    ("name='knowledge\\-search'", True),
+    ("usage.total=2500", True),
+    ("model=null", False),
+    ("model!=null", True),
+])
+def test_matches(text: str, expected: bool) -> None:
+    assert compile_query(text).matches(OBS) is expected
+
+
+@pytest.mark.parametrize(("text", "message", "column"), [
+    ("", "empty query", 1),
+    ("   ", "empty query", 1),
+    ("type", "unexpected end of query", 5),
+    ("type generation", "expected an operator after 'type'", 6),
+    ("type=", "unexpected end of query", 6),
+    ("type=(", "expected a value", 6),
+    ("(type=x", "missing ')'", 8),
+    ("type=x)", "unexpected ')'", 7),
+    ("name='open", "unterminated string", 6),
+    ("type=x and", "unexpected end of query", 11),
+    ("and type=x", "expected a field name", 1),
+    ("type=x $", "unexpected character '$'", 8),
+    ("(" * 70 + "type=x" + ")" * 70, "nesting deeper than 64", None),
+    ("type=" + "x" * 4001, "longer than 4000", None),
+])
+def test_errors_point_at_the_problem(text: str, message: str, column: int | None) -> None:
+    with pytest.raises(QueryError) as raised:
+        compile_query(text)
+    assert message in str(raised.value)
+    if column is not None:
+        assert raised.value.position == column - 1
+
+
+_TOKENS = st.sampled_from(["type", "=", "!=", "<", ">=", "~", "and", "or", "not", "(", ")", "has", "usage.total",
+                           "1", "-2.5", "'x'", '"y"', "generation", "true", "null", "\\", "'", "$"])
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+                     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children,
+                                                                                        max_size=3), max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_arbitrary_text_compiles_or_raises_query_error(text: str) -> None:
+    try:
+        compile_query(text)
+    except QueryError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TOKENS, max_size=12).map(" ".join), st.dictionaries(st.sampled_from(["type", "usage", "x"]), _JSON))
+def test_token_soups_and_arbitrary_observations_never_raise(text: str, obs: dict[str, Any]) -> None:
+    try:
+        query = compile_query(text)
+    except QueryError:
+        return
+    assert query.matches(obs) in (True, False)

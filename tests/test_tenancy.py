@@ -186,3 +186,40 @@ class _Rotating:
 
     def resolve(self, tenant: str) -> Credentials | None:
         return Credentials(*self.keys["current"]) if tenant == "tenant-05" else None
+
+
+def test_a_slow_tenant_endpoint_never_delays_another_tenant(receivers: dict[str, OtlpReceiver]) -> None:
+    slow, fast = receivers["tenant-06"], receivers["tenant-07"]
+    slow.delay(3.0)
+    autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05, credentials={
+        "tenant-06": Credentials("pk-tenant-06", "sk-tenant-06", host=slow.endpoint),
+        "tenant-07": Credentials("pk-tenant-07", "sk-tenant-07", host=fast.endpoint),
+    })
+    with autotrace.tenant("tenant-06"):
+        _turn("tenant-06", 0)
+    with autotrace.tenant("tenant-07"):
+        _turn("tenant-07", 0)
+    assert len(fast.wait_for_spans(3, timeout=1.5)) == 3  # well before the slow endpoint answers
+    assert slow.spans == []
+    assert len(slow.wait_for_spans(3, timeout=10)) == 3  # and the slow tenant loses nothing
+
+
+def test_scores_reach_the_tenants_project_and_the_local_store(receivers: dict[str, OtlpReceiver], tmp_path) -> None:
+    rx = receivers["tenant-08"]
+    autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05, local_store="on",
+                      local_store_path=tmp_path / "s.db",
+                      credentials={"tenant-08": Credentials("pk-tenant-08", "sk-tenant-08", host=rx.endpoint)})
+    with autotrace.tenant("tenant-08"), autotrace.start_generation("answer") as gen:
+        gen.score("helpfulness", 0.9, comment="good")
+        autotrace.score("correct", True)
+        trace_id, observation_id = gen.trace_id, gen.id
+    autotrace.score("label", "great", trace_id=trace_id, tenant="tenant-08")
+    assert autotrace.flush(5)
+    bodies = sorted((body for _, body in rx.scores), key=lambda b: b["name"])
+    assert [(b["name"], b["value"], b["dataType"]) for b in bodies] == [
+        ("correct", 1, "BOOLEAN"), ("helpfulness", 0.9, "NUMERIC"), ("label", "great", "CATEGORICAL")]
+    assert bodies[1]["observationId"] == observation_id and bodies[1]["traceId"] == trace_id
+    assert "observationId" not in bodies[2]
+    assert {h["authorization"] for h, _ in rx.scores} == {_auth("tenant-08")}
+    stored = autotrace.local_store().scores(trace_id)
+    assert sorted(s["name"] for s in stored) == ["correct", "helpfulness", "label"]

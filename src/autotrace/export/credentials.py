@@ -309,12 +309,12 @@ def coerce_resolver(value: Any) -> CredentialsResolver:
     """dict -> static, path -> file, callable -> cached callable, None -> environment, resolver -> itself."""
     if value is None:
         return EnvCredentials()
+    if isinstance(value, str | Path):  # before the protocol check: Path has a resolve() of its own
+        return FileCredentials(value)
     if isinstance(value, CredentialsResolver) and not isinstance(value, type):
         return value
     if isinstance(value, Mapping):
         return StaticCredentials(value)
-    if isinstance(value, str | Path):
-        return FileCredentials(value)
     if callable(value):
         return CallableCredentials(value)
     raise CredentialsError(f"credentials must be a mapping, a file path, a callable or a resolver, "

@@ -1,0 +1,74 @@
+"""ASGI and WSGI middleware: tenant from the request, incoming trace context, baggage trust."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import autotrace
+from autotrace.middleware import TenantASGIMiddleware, TenantWSGIMiddleware
+from tests.helpers import Traced, shape
+
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def _asgi_app(seen: list[Any]) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        with autotrace.start_chain("handler") as chain:
+            seen.append((autotrace.current_tenant(), chain.trace_id))
+
+    return app
+
+
+def _call_asgi(app: Any, headers: list[tuple[bytes, bytes]]) -> None:
+    scope = {"type": "http", "headers": headers, "path": "/"}
+
+    async def noop(*args: Any) -> None:
+        return None
+
+    asyncio.run(app(scope, noop, noop))
+
+
+def test_asgi_sets_tenant_and_joins_the_incoming_trace(traced: Traced) -> None:
+    seen: list[Any] = []
+    app = TenantASGIMiddleware(_asgi_app(seen), tenant_from_scope=lambda scope: dict(scope["headers"]).get(
+        b"x-customer", b"").decode() or None)
+    _call_asgi(app, [(b"x-customer", b"acme"), (b"traceparent", PARENT.encode())])
+    assert seen == [("acme", "0af7651916cd43dd8448eb211c80319c")]
+    (record,) = traced.records()
+    assert record["tenant"] == "acme" and record["parent_id"] == "b7ad6b7169203331"
+    assert autotrace.current_tenant() is None
+
+
+def test_asgi_baggage_tenant_needs_trust(tmp_path) -> None:
+    for trust, expected in ((False, None), (True, "globex")):
+        autotrace.install(local_store="on", local_store_path=tmp_path / f"{trust}.db", integrations=(),
+                          trust_incoming_tenant=trust)
+        seen: list[Any] = []
+        _call_asgi(TenantASGIMiddleware(_asgi_app(seen)), [(b"baggage", b"autotrace.tenant=globex")])
+        assert seen[0][0] == expected
+
+
+def test_asgi_raising_tenant_function_leaves_request_untenanted(traced: Traced) -> None:
+    def broken(scope: Any) -> str:
+        raise KeyError("no auth")
+
+    seen: list[Any] = []
+    _call_asgi(TenantASGIMiddleware(_asgi_app(seen), broken), [])
+    assert seen[0][0] is None and autotrace.stats()["tenant_resolver_errors"] == 1
+
+
+def test_wsgi_sets_tenant(traced: Traced) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with autotrace.start_span("wsgi-handler"):
+            with autotrace.start_tool("tool"):
+                pass
+        start_response("200 OK", [])
+        return [autotrace.current_tenant().encode()]
+
+    wrapped = TenantWSGIMiddleware(app, tenant_from_environ=lambda env: env.get("HTTP_X_CUSTOMER"))
+    body = wrapped({"HTTP_X_CUSTOMER": "initech", "HTTP_TRACEPARENT": PARENT}, lambda *a: None)
+    assert body == [b"initech"]
+    records = traced.records()
+    assert shape(records) == [("span", "wsgi-handler", [("tool", "tool", [])])]
+    assert {r["tenant"] for r in records} == {"initech"}

@@ -1,0 +1,113 @@
+"""Built-in PII detectors: positives, near-misses that must stay, JSON safety, hooks, fuzzing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autotrace.export.redaction import FAILED, Redactor, redact_text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("mail jane.doe+x@example.co.uk now", "mail <EMAIL> now"),
+    ("card 4111 1111 1111 1111 ok", "card <CREDIT_CARD> ok"),
+    ("card 4111-1111-1111-1111", "card <CREDIT_CARD>"),
+    ("iban DE89 3704 0044 0532 0130 00.", "iban <IBAN>."),
+    ("iban GB82WEST12345698765432", "iban <IBAN>"),
+    ("ssn 078-05-1120", "ssn <US_SSN>"),
+    ("from 192.168.1.20 and 8.8.8.8", "from <IP_ADDRESS> and <IP_ADDRESS>"),
+    ("v6 2001:db8:85a3::8a2e:370:7334 end", "v6 <IP_ADDRESS> end"),
+    ("Authorization: Bearer abc.DEF-123_456", "Authorization: Bearer <BEARER_TOKEN>"),
+    ("key sk-proj-AbCdEfGhIjKlMnOp1234", "key <API_KEY>"),
+    ("lf pk-lf-1234abcd-ef", "lf <API_KEY>"),
+    ("aws AKIAIOSFODNN7EXAMPLE", "aws <API_KEY>"),
+    ("gh ghp_abcdefghijklmnopqrstuvwxyz0123", "gh <API_KEY>"),
+    ("slack xoxb-1234567890-abcdef", "slack <API_KEY>"),
+    ("google AIzaSyA1234567890abcdefghijklmnopqrstuv", "google <API_KEY>"),
+    ('{"api_key": "s3cr3t-value"}', '{"api_key": "<API_KEY>"}'),
+    ("password=hunter22", "password=<API_KEY>"),
+    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abcDEF_12345", "jwt <JWT>"),
+    ("call (415) 555-0132 or 415-555-0132", "call <PHONE> or <PHONE>"),
+    ("uk +44 20 7946 0958", "uk <PHONE>"),
+])
+def test_detectors_replace_with_the_kind(text: str, expected: str) -> None:
+    assert redact_text(text)[0] == expected
+
+
+@pytest.mark.parametrize("text", [
+    "card 4111 1111 1111 1112",  # fails Luhn
+    "iban DE89 3704 0044 0532 0130 01",  # fails mod-97
+    "ssn 000-12-3456 and 666-12-3456 and 900-12-3456 and 123-00-4567 and 123-45-0000",
+    "ip 10.0.0.256",
+    "released 2024-01-05, version 1.2.3, order 42, took 350 ms",
+    "nothing to see here",
+])
+def test_near_misses_stay(text: str) -> None:
+    assert redact_text(text) == (text, 0)
+
+
+def test_kinds_can_be_restricted() -> None:
+    assert redact_text("a@b.io 4111 1111 1111 1111", frozenset({"EMAIL"}))[0] == "<EMAIL> 4111 1111 1111 1111"
+    with pytest.raises(ValueError, match="unknown redaction detector"):
+        Redactor(detectors=["SOCIAL"])
+
+
+def test_json_stays_valid() -> None:
+    payload = json.dumps({"messages": [{"content": "mail a.b@c.io, card 4111 1111 1111 1111, ip 1.2.3.4"}],
+                          "auth": "Bearer abcdefgh12345"})
+    redacted, count = redact_text(payload)
+    assert count == 4
+    assert json.loads(redacted) == {"messages": [{"content": "mail <EMAIL>, card <CREDIT_CARD>, ip <IP_ADDRESS>"}],
+                                    "auth": "Bearer <BEARER_TOKEN>"}
+
+
+def test_redactor_skips_structural_keys_and_handles_lists_and_hooks() -> None:
+    order: list[str] = []
+
+    def first(key: str, value: object, span_type: str) -> object:
+        order.append("first")
+        return value.replace("ACME-7", "<ACCOUNT>") if isinstance(value, str) else value
+
+    def second(key: str, value: object, span_type: str) -> object:
+        order.append("second")
+        return None if key == "drop.me" else value
+
+    redactor = Redactor(hooks=[first, second])
+    attrs, report = redactor.redact_attributes({
+        "langfuse.observation.model.name": "model-4111 1111 1111 1111",
+        "langfuse.observation.input": "account ACME-7 of x@y.io",
+        "tags": ["x@y.io", "plain"],
+        "drop.me": "bye",
+    }, "generation")
+    assert attrs == {
+        "langfuse.observation.model.name": "model-4111 1111 1111 1111",
+        "langfuse.observation.input": "account <ACCOUNT> of <EMAIL>",
+        "tags": ["<EMAIL>", "plain"],
+    }
+    assert report.replacements == 2 and order[:2] == ["first", "second"]
+
+
+def test_a_raising_hook_replaces_only_the_affected_value() -> None:
+    def picky(key: str, value: object, span_type: str) -> object:
+        if key == "b":
+            raise RuntimeError("hook bug with " + str(value))
+        return value
+
+    attrs, report = Redactor(hooks=[picky]).redact_attributes({"a": "fine", "b": "secret raw value"}, "span")
+    assert attrs == {"a": "fine", "b": FAILED}
+    assert report.hook_failures == 1 and report.failed_keys == ["b"]
+
+
+def test_disabled_redactor() -> None:
+    redactor = Redactor.disabled()
+    assert redactor.enabled is False
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=120))
+def test_never_raises_and_is_idempotent(text: str) -> None:
+    once, _ = redact_text(text)
+    assert redact_text(once)[0] == once

@@ -1,0 +1,69 @@
+"""The schema: size limits, the attribute cap, metadata encoding, and working beside a user's provider."""
+
+from __future__ import annotations
+
+import json
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import autotrace
+from autotrace import schema
+from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import Traced
+
+
+def test_values_over_the_limit_are_truncated_and_counted(tmp_path) -> None:
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(), export_interval=0.05,
+                      max_value_bytes=1024)
+    with autotrace.start_generation("big", input="é" * 5000, model="m") as gen:
+        gen.set_output({"text": "x" * 10})
+    (record,) = Traced(tmp_path / "t.db").records()
+    assert isinstance(record["input"], str) and record["input"].endswith("…[truncated]")
+    assert len(record["input"].encode()) <= 1024
+    assert record["output"] == {"text": "x" * 10}
+    assert autotrace.stats()["attributes_truncated"] == 1
+
+
+def test_never_more_than_128_attributes() -> None:
+    with OtlpReceiver() as rx:
+        autotrace.install(langfuse_host=rx.endpoint, public_key="pk-lf-a", secret_key="sk-lf-a",
+                          unknown_tenant="default", integrations=(), export_interval=0.05)
+        with autotrace.start_span("wide", metadata={f"k{i}": i for i in range(300)}):
+            pass
+        assert autotrace.flush(5)
+        (span,) = rx.wait_for_spans(1)
+    assert len(span.attributes) <= 128
+    assert span.attributes["langfuse.observation.metadata.k0"] == "0"
+    assert autotrace.stats()["attributes_dropped"] > 0
+
+
+def test_metadata_values_are_json_encoded_like_the_langfuse_sdk() -> None:
+    attrs = schema.observation_attributes("span", {"metadata": {"s": "text", "n": 3, "d": {"a": [1]}}}, 65536)
+    assert attrs["langfuse.observation.metadata.s"] == '"text"'
+    assert attrs["langfuse.observation.metadata.n"] == "3"
+    assert json.loads(attrs["langfuse.observation.metadata.d"]) == {"a": [1]}
+    assert attrs["langfuse.observation.type"] == "span"
+
+
+def test_works_alongside_the_users_own_tracer_provider(tmp_path) -> None:
+    exporter = InMemorySpanExporter()
+    user_provider = TracerProvider()
+    user_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    previous = trace._TRACER_PROVIDER  # this test owns the global slot for a moment
+    trace._TRACER_PROVIDER = None
+    trace._TRACER_PROVIDER_SET_ONCE._done = False
+    trace.set_tracer_provider(user_provider)
+    try:
+        autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(), export_interval=0.05)
+        with autotrace.start_tool("lookup", arguments={"q": 1}):
+            with trace.get_tracer("user.code").start_as_current_span("user-span"):
+                pass
+        records = Traced(tmp_path / "t.db").records()
+        assert sorted(r["name"] for r in records) == ["lookup", "user-span"]
+        assert sorted(s.name for s in exporter.get_finished_spans()) == ["lookup", "user-span"]
+    finally:
+        autotrace.uninstall()
+        trace._TRACER_PROVIDER = previous

@@ -1,0 +1,331 @@
+"""LangChain (langchain-core): every run becomes a typed observation.
+
+A callback handler is registered through langchain-core's configure hooks, so it joins every
+callback manager LangChain creates (invoke, ainvoke, stream, batch, thread pools) with no user
+code. Chat models and LLMs become generations, retrievers retrievals, tools tool calls, agent
+runs agents, everything else chains. Runs nest by ``parent_run_id``; a root run nests under the
+OpenTelemetry span current when it starts. While a run is active its span is current, so an
+OpenAI call made by the model nests under it and is recorded once (see ``ownership``).
+
+Metadata from ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_user_id``/
+``langfuse_session_id``) become trace attributes, ``prompt_name``/``prompt_version`` the prompt of
+generations, other keys (except LangSmith's ``ls_*``) observation metadata.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from contextvars import ContextVar
+from typing import Any
+from uuid import UUID
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from .. import recorder, schema
+from .._internal import count, guarded_failure
+from ..observation import Observation, ObservationType
+from .base import Integration
+
+_MAX_RUNS = 10_000
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
+_TRACE_KEYS = {"user_id": schema.TRACE_USER, "langfuse_user_id": schema.TRACE_USER,
+               "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION}
+_PROMPT_KEYS = ("prompt_name", "prompt_version", "langfuse_prompt_name", "langfuse_prompt_version")
+
+
+def _message(message: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"role": _ROLES.get(getattr(message, "type", ""), getattr(message, "type", "unknown")),
+                             "content": getattr(message, "content", message)}
+    tool_calls = getattr(message, "tool_calls", None)
+    if tool_calls:
+        entry["tool_calls"] = tool_calls
+    return entry
+
+
+def _usage(response: Any, message: Any) -> dict[str, int] | None:
+    metadata = getattr(message, "usage_metadata", None)
+    if metadata:
+        usage = {"input": metadata.get("input_tokens"), "output": metadata.get("output_tokens"),
+                 "total": metadata.get("total_tokens")}
+        cached = (metadata.get("input_token_details") or {}).get("cache_read")
+        reasoning = (metadata.get("output_token_details") or {}).get("reasoning")
+        if cached is not None:
+            usage["input_cached_tokens"] = cached
+        if reasoning is not None:
+            usage["output_reasoning_tokens"] = reasoning
+        return {k: v for k, v in usage.items() if isinstance(v, int)}
+    token_usage = (getattr(response, "llm_output", None) or {}).get("token_usage") or {}
+    if token_usage:
+        usage = {"input": token_usage.get("prompt_tokens"), "output": token_usage.get("completion_tokens"),
+                 "total": token_usage.get("total_tokens")}
+        return {k: v for k, v in usage.items() if isinstance(v, int)} or None
+    return None
+
+
+def _document(doc: Any) -> dict[str, Any]:
+    metadata = dict(getattr(doc, "metadata", None) or {})
+    score = metadata.pop("score", None)
+    if score is None:
+        score = metadata.pop("relevance_score", None)
+    entry: dict[str, Any] = {"id": getattr(doc, "id", None) or metadata.get("id"),
+                             "content": str(getattr(doc, "page_content", ""))[:200]}
+    if score is not None:
+        entry["score"] = score
+    if metadata:
+        entry["metadata"] = metadata
+    return entry
+
+
+def _name(serialized: Any, kwargs: dict[str, Any], default: str) -> str:
+    name = kwargs.get("name")
+    if name:
+        return str(name)
+    if isinstance(serialized, dict):
+        if serialized.get("name"):
+            return str(serialized["name"])
+        ident = serialized.get("id")
+        if isinstance(ident, list) and ident:
+            return str(ident[-1])
+    return default
+
+
+class AutotraceCallbackHandler:
+    """Maps LangChain run callbacks to observations. Every method is guarded."""
+
+    raise_error = False
+    run_inline = True
+    ignore_llm = ignore_chain = ignore_agent = ignore_retriever = ignore_chat_model = ignore_retry = False
+    ignore_custom_event = True
+
+    def __init__(self) -> None:
+        self.runs: OrderedDict[UUID, tuple[Observation, Any, Any]] = OrderedDict()
+        self._by_span: dict[int, Any] = {}  # span id of a live run -> the context its run started in
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def _start(self, obs_type: ObservationType, name: str, run_id: UUID, parent_run_id: UUID | None,
+               metadata: dict[str, Any] | None, **fields: Any) -> Observation | None:
+        parent = self.runs.get(parent_run_id) if parent_run_id is not None else None
+        if parent is not None:
+            parent_context = trace.set_span_in_context(parent[0].span)
+        else:
+            # A root run. If the current span is another root LangChain started in this context
+            # (``batch`` starts every input's root before running any), start beside it instead.
+            current = trace.get_current_span().get_span_context().span_id
+            parent_context = self._by_span.get(current, otel_context.get_current())
+        obs = recorder.start(obs_type, name, parent=parent_context)
+        extra = self._metadata(obs, metadata)
+        obs.update(metadata=extra or None, **fields)
+        token = otel_context.attach(trace.set_span_in_context(obs.span))
+        self.runs[run_id] = (obs, token, parent_context)
+        if parent is None:
+            self._by_span[obs.span.get_span_context().span_id] = parent_context
+        if len(self.runs) > _MAX_RUNS:
+            stale = self.runs.popitem(last=False)[1][0]
+            self._by_span.pop(stale.span.get_span_context().span_id, None)
+            stale.end()
+            count("langchain_runs_evicted")
+        return obs
+
+    @staticmethod
+    def _metadata(obs: Observation, metadata: dict[str, Any] | None) -> dict[str, Any]:
+        if not metadata:
+            return {}
+        extra: dict[str, Any] = {}
+        for key, value in metadata.items():
+            if key in _TRACE_KEYS:
+                obs.span.set_attribute(_TRACE_KEYS[key], str(value))
+            elif key in _PROMPT_KEYS or key.startswith("ls_"):
+                continue
+            else:
+                extra[key] = value
+        if obs.type is ObservationType.GENERATION:
+            name = metadata.get("prompt_name") or metadata.get("langfuse_prompt_name")
+            if name is not None:
+                version = metadata.get("prompt_version") or metadata.get("langfuse_prompt_version")
+                obs.update(prompt={"name": name, "version": version})
+        return extra
+
+    def _end(self, run_id: UUID, error: BaseException | None = None, **fields: Any) -> None:
+        entry = self.runs.pop(run_id, None)
+        if entry is None:
+            return
+        obs, token, _ = entry
+        self._by_span.pop(obs.span.get_span_context().span_id, None)
+        if fields:
+            obs.update(**fields)
+        if error is not None:
+            obs.record_error(error)
+        if trace.get_current_span() is obs.span:  # detach only where it was attached
+            try:
+                otel_context.detach(token)
+            except Exception:
+                pass
+        obs.end()
+
+    def _guard(self, where: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:
+            guarded_failure(f"langchain.{where}", exc)
+
+    # -- chains and agents --------------------------------------------------------------------------
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+                       tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        def start() -> None:
+            name = _name(serialized, kwargs, "chain")
+            is_agent = "agent" in name.lower() or any("agent" in tag.lower() for tag in tags or ())
+            self._start(ObservationType.AGENT if is_agent else ObservationType.CHAIN, name, run_id, parent_run_id,
+                        metadata, input=inputs)
+
+        self._guard("chain_start", start)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._guard("chain_end", self._end, run_id, output=outputs)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._guard("chain_error", self._end, run_id, error)
+
+    def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        def mark() -> None:
+            entry = self.runs.get(run_id)
+            if entry is not None:
+                entry[0].type = ObservationType.AGENT
+
+        self._guard("agent_action", mark)
+
+    def on_agent_finish(self, finish: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        return None
+
+    # -- models -------------------------------------------------------------------------------------
+    def _model_fields(self, serialized: Any, kwargs: dict[str, Any], metadata: dict[str, Any] | None) -> dict[str, Any]:
+        params = dict(kwargs.get("invocation_params") or {})
+        model = params.pop("model", None) or params.pop("model_name", None) or (metadata or {}).get("ls_model_name")
+        for noise in ("_type", "stop", "stream"):
+            params.pop(noise, None)
+        provider = (metadata or {}).get("ls_provider")
+        return {"model": model, "model_parameters": params or None, "provider": provider}
+
+    def on_chat_model_start(self, serialized: Any, messages: list[list[Any]], *, run_id: UUID,
+                            parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
+                            **kwargs: Any) -> None:
+        def start() -> None:
+            batch = [[_message(m) for m in group] for group in messages]
+            self._start(ObservationType.GENERATION, _name(serialized, kwargs, "chat_model"), run_id, parent_run_id,
+                        metadata, input=batch[0] if len(batch) == 1 else batch,
+                        **self._model_fields(serialized, kwargs, metadata))
+
+        self._guard("chat_model_start", start)
+
+    def on_llm_start(self, serialized: Any, prompts: list[str], *, run_id: UUID, parent_run_id: UUID | None = None,
+                     metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        def start() -> None:
+            self._start(ObservationType.GENERATION, _name(serialized, kwargs, "llm"), run_id, parent_run_id, metadata,
+                        input=prompts[0] if len(prompts) == 1 else prompts, operation="text_completion",
+                        **self._model_fields(serialized, kwargs, metadata))
+
+        self._guard("llm_start", start)
+
+    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        def first() -> None:
+            entry = self.runs.get(run_id)
+            if entry is not None:
+                entry[0].mark_first_token()
+
+        self._guard("llm_new_token", first)
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        def end() -> None:
+            generations = getattr(response, "generations", None) or [[]]
+            first = generations[0][0] if generations and generations[0] else None
+            message = getattr(first, "message", None)
+            output = _message(message) if message is not None else getattr(first, "text", None)
+            info = getattr(first, "generation_info", None) or {}
+            response_metadata = getattr(message, "response_metadata", None) or {}
+            self._end(run_id, output=output, usage=_usage(response, message),
+                      finish_reason=info.get("finish_reason") or response_metadata.get("finish_reason"),
+                      response_model=response_metadata.get("model_name"))
+
+        self._guard("llm_end", end)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._guard("llm_error", self._end, run_id, error)
+
+    # -- retrievers and tools -----------------------------------------------------------------------
+    def on_retriever_start(self, serialized: Any, query: str, *, run_id: UUID, parent_run_id: UUID | None = None,
+                           metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        def start() -> None:
+            self._start(ObservationType.RETRIEVER, _name(serialized, kwargs, "retriever"), run_id, parent_run_id,
+                        metadata, query=query, store=(metadata or {}).get("ls_vector_store_provider"))
+
+        self._guard("retriever_start", start)
+
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        def end() -> None:
+            docs = [_document(d) for d in documents or ()]
+            scores = [d["score"] for d in docs if "score" in d]
+            self._end(run_id, documents=docs, doc_count=len(docs), scores=scores or None)
+
+        self._guard("retriever_end", end)
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._guard("retriever_error", self._end, run_id, error)
+
+    def on_tool_start(self, serialized: Any, input_str: str, *, run_id: UUID, parent_run_id: UUID | None = None,
+                      metadata: dict[str, Any] | None = None, inputs: dict[str, Any] | None = None,
+                      **kwargs: Any) -> None:
+        def start() -> None:
+            name = _name(serialized, kwargs, "tool")
+            self._start(ObservationType.TOOL, name, run_id, parent_run_id, metadata, tool_name=name,
+                        arguments=inputs if inputs is not None else input_str)
+
+        self._guard("tool_start", start)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._guard("tool_end", self._end, run_id, result=getattr(output, "content", output))
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._guard("tool_error", self._end, run_id, error)
+
+    def on_text(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_retry(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _handler_class() -> type:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    return type("AutotraceLangChainHandler", (AutotraceCallbackHandler, BaseCallbackHandler), {})
+
+
+class LangChainIntegration(Integration):
+    name = "langchain"
+    distribution = "langchain-core"
+    supported = ">=0.3,<2"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handler: AutotraceCallbackHandler | None = None
+        self._hook: tuple[Any, ...] | None = None
+
+    def _instrument(self) -> None:
+        from langchain_core.tracers import context as tracer_context
+
+        handler_class = _handler_class()
+        self.handler = handler_class()
+        variable: ContextVar[Any] = ContextVar("autotrace_langchain_handler", default=self.handler)
+        tracer_context.register_configure_hook(variable, True)
+        self._hook = tracer_context._configure_hooks[-1]
+
+    def _uninstrument(self) -> None:
+        from langchain_core.tracers import context as tracer_context
+
+        if self._hook is not None and self._hook in tracer_context._configure_hooks:
+            tracer_context._configure_hooks.remove(self._hook)
+        self._hook = None
+        self.handler = None
+
+
+INTEGRATION = LangChainIntegration()

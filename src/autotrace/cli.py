@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_query)
 
-    p = sub.add_parser("demo", help="run the example agent turn and print its trace")
+    p = sub.add_parser("demo", help="run the two-service demo (agent + RAG over gRPC) and print its traces")
     p.set_defaults(func=cmd_demo)
 
     from . import commands

@@ -16,7 +16,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -37,6 +37,16 @@ class Script:
 
 def _tokens(text: str) -> int:
     return len(text.split()) + 3
+
+
+def _bag_of_words(text: str, dims: int) -> list[float]:
+    """A deterministic unit vector in which texts sharing words are close (hashed bag of words)."""
+    vector = [0.0] * dims
+    for word in "".join(c.lower() if c.isalnum() else " " for c in text).split():
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[digest[0] % dims] += 1.0 if digest[1] % 2 else -1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [v / norm for v in vector]
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
@@ -63,7 +73,9 @@ def _split(text: str, n: int) -> list[str]:
 class FakeOpenAI:
     """``with FakeOpenAI() as srv: OpenAI(base_url=srv.base_url, api_key="x")``."""
 
-    def __init__(self) -> None:
+    def __init__(self, responder: Callable[[dict[str, Any]], Script | None] | None = None) -> None:
+        #: Optional function of the request body returning the reply when nothing is scripted.
+        self.responder = responder
         self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
@@ -135,6 +147,8 @@ class FakeOpenAI:
         if self._delay:
             time.sleep(self._delay)
         script = self._next_script()
+        if script == Script() and self.responder is not None:
+            script = self.responder(body) or script
         if script.error is not None:
             status, message = script.error
             error = {"error": {"message": message, "type": "invalid_request_error", "code": str(status)}}
@@ -264,8 +278,7 @@ class FakeOpenAI:
         dims = int(body.get("dimensions") or 8)
         data = []
         for index, item in enumerate(items):
-            digest = hashlib.sha256(str(item).encode()).digest()
-            vector = [((digest[(i * 7) % 32] + i) % 200) / 100.0 - 1.0 for i in range(dims)]
+            vector = _bag_of_words(str(item), dims)
             embedding: Any = vector
             if body.get("encoding_format") == "base64":
                 embedding = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()

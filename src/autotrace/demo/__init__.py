@@ -1,0 +1,73 @@
+"""The two-service demo: an agent service and a RAG service, both started with ``autotrace run``,
+talking over gRPC on loopback, for two tenants, against a loopback OpenAI-compatible server.
+
+The two services write to the same embedded store; the demo then prints each tenant's stitched
+tree (one trace across both processes) and shows the tenants' traces are separate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from .. import render
+from ..config import default_store_path
+from ..export.local_store import LocalStore
+from ..testing.fake_openai import FakeOpenAI
+from .brain import respond
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _launcher() -> list[str]:
+    return [sys.executable, "-m", "autotrace", "run", "--", sys.executable, "-m"]
+
+
+def run_demo(db: str | Path | None = None, quiet: bool = False) -> int:
+    """Run both services for two tenants and print each tenant's stitched trace tree."""
+    store_path = Path(db) if db is not None else default_store_path()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "OTEL_"))}
+    env.update({"AUTOTRACE_LOCAL_STORE": "on", "AUTOTRACE_LOCAL_STORE_PATH": str(store_path),
+                "AUTOTRACE_TRUST_INCOMING_TENANT": "true", "AUTOTRACE_EXPORT_INTERVAL": "0.1"})
+    port = _free_port()
+    with FakeOpenAI(responder=respond) as llm:
+        rag = subprocess.Popen([*_launcher(), "autotrace.demo.rag_service", "--port", str(port),
+                                "--openai", llm.base_url], env={**env, "AUTOTRACE_SERVICE_NAME": "rag-service"},
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            assert rag.stdout is not None
+            if rag.stdout.readline().strip() != "ready":
+                print("autotrace demo: the RAG service did not start", file=sys.stderr)
+                return 1
+            agent = subprocess.run([*_launcher(), "autotrace.demo.agent_service", "--rag", f"127.0.0.1:{port}",
+                                    "--openai", llm.base_url], env={**env, "AUTOTRACE_SERVICE_NAME": "agent-service"},
+                                   capture_output=True, text=True, timeout=120, check=False)
+        finally:
+            rag.terminate()
+            rag.wait(timeout=30)
+    if agent.returncode != 0:
+        print(agent.stderr, file=sys.stderr)
+        return agent.returncode
+    turns = [json.loads(line) for line in agent.stdout.splitlines() if line.startswith("{")]
+    store = LocalStore(store_path)
+    for turn in turns:
+        records = store.trace(turn["trace_id"])
+        services = sorted({r.get("service") or "?" for r in records})
+        tenants = sorted({r.get("tenant") or "-" for r in records})
+        if not quiet:
+            print(f"\n=== tenant {turn['tenant']}: one trace across {', '.join(services)}; "
+                  f"tenants in it: {', '.join(tenants)}")
+            print(render.render_tree(records))
+            print(f"answer: {turn['answer']}")
+    if not quiet:
+        print(f"\nstored in {store_path}. Try: autotrace traces   |   autotrace show <trace id>   |   "
+              "autotrace query 'type=generation and usage.total>150'")
+    return 0

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 
 import autotrace
 from tests.helpers import Traced
@@ -24,6 +25,8 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     autotrace.reset_stats()
     yield
     autotrace.uninstall(timeout=2.0)
+    leaked = trace.get_current_span().get_span_context()
+    assert not leaked.is_valid, "a test left a span attached to the context"
 
 
 @pytest.fixture

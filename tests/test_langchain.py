@@ -20,6 +20,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
+from opentelemetry import trace
 
 import autotrace
 from autotrace.integrations.langchain import INTEGRATION
@@ -82,6 +83,10 @@ def test_batch_on_a_thread_pool_gives_each_input_its_own_tree(traced: Traced) ->
     records = traced.records()
     assert sorted(shape(records)) == sorted(_basic_tree() * 4)
     assert len({r["trace_id"] for r in records}) == 4
+    assert not trace.get_current_span().get_span_context().is_valid  # nothing left attached
+    with autotrace.start_span("after") as after:
+        pass
+    assert after.trace_id not in {r["trace_id"] for r in records}
 
 
 class ScoredRetriever(BaseRetriever):

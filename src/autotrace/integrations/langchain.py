@@ -100,7 +100,9 @@ class AutotraceCallbackHandler:
 
     def __init__(self) -> None:
         self.runs: OrderedDict[UUID, tuple[Observation, Any, Any]] = OrderedDict()
-        self._by_span: dict[int, Any] = {}  # span id of a live run -> the context its run started in
+        self._by_span: dict[int, Any] = {}  # span id of a live root run -> the context it started in
+        # runs that ended while another span was current: span id -> the context to return to
+        self._stale: OrderedDict[int, Any] = OrderedDict()
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _start(self, obs_type: ObservationType, name: str, run_id: UUID, parent_run_id: UUID | None,
@@ -150,8 +152,9 @@ class AutotraceCallbackHandler:
         entry = self.runs.pop(run_id, None)
         if entry is None:
             return
-        obs, token, _ = entry
-        self._by_span.pop(obs.span.get_span_context().span_id, None)
+        obs, token, parent_context = entry
+        span_id = obs.span.get_span_context().span_id
+        self._by_span.pop(span_id, None)
         if fields:
             obs.update(**fields)
         if error is not None:
@@ -161,7 +164,22 @@ class AutotraceCallbackHandler:
                 otel_context.detach(token)
             except Exception:
                 pass
+        else:
+            self._stale[span_id] = parent_context
+            if len(self._stale) > _MAX_RUNS:
+                self._stale.popitem(last=False)
         obs.end()
+        self._restore()
+
+    def _restore(self) -> None:
+        """Never leave the caller's context pointing at a finished run (runs that end out of order,
+        as ``batch`` does, cannot detach their own context)."""
+        while self._stale:
+            current = trace.get_current_span().get_span_context().span_id
+            context = self._stale.pop(current, None)
+            if context is None:
+                return
+            otel_context.attach(context)
 
     def _guard(self, where: str, fn: Any, *args: Any, **kwargs: Any) -> None:
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness  # noqa: E402
+import _harness
 
 CONTENDERS = ["bare", "autotrace", "openinference", "openllmetry", "otel-contrib-openai-v2", "langfuse"]
 COLUMNS = ["sync", "stream20", "async"]
@@ -123,8 +123,8 @@ def setup(contender: str) -> None:
 def measure(contender: str, iterations: int) -> dict[str, float]:
     setup(contender)
     if contender == "langfuse":
-        from langfuse.openai import openai as lf_openai  # the drop-in replacement module
         import httpx2  # noqa: F401
+        from langfuse.openai import openai as lf_openai  # the drop-in replacement module
 
         sync, asyncc = _clients()
         sync = lf_openai.OpenAI(api_key="sk-bench", base_url="http://bench.local/v1", max_retries=0,

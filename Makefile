@@ -16,7 +16,7 @@ $(VENV)/.demo: $(VENV)/.created pyproject.toml
 	@touch $@
 
 $(VENV)/.dev: $(VENV)/.created pyproject.toml
-	$(PIP) install --quiet -e ".[dev,chroma]"
+	$(PIP) install --quiet -e ".[dev]"
 	@touch $@ $(VENV)/.demo
 
 demo: $(VENV)/.demo

@@ -148,3 +148,57 @@ def test_uninstall_removes_the_handlers(index: VectorStoreIndex, traced: Traced)
                       export_interval=0.05)
     index.as_query_engine().query("q")
     assert autotrace.flush(5) and autotrace.local_store().observations() == []
+
+
+class Scripted(CustomLLM):
+    """An LLM that answers from a script, enough to drive a real ReAct agent."""
+
+    replies: list[str]
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name="scripted", is_chat_model=False)
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return CompletionResponse(text=self.replies.pop(0))
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+def test_react_agent_with_a_tool(traced: Traced) -> None:
+    from llama_index.core.agent.workflow import ReActAgent
+
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        return a * b
+
+    llm = Scripted(replies=['Thought: I need to multiply.\nAction: multiply\nAction Input: {"a": 6, "b": 7}\n',
+                            "Thought: I can answer.\nAnswer: 42\n"])
+    agent = ReActAgent(tools=[FunctionTool.from_defaults(fn=multiply)], llm=llm, streaming=False)
+    async def ask() -> Any:
+        return await agent.run(user_msg="what is 6 times 7?")
+
+    assert str(asyncio.run(ask())) == "42"
+    records = traced.records()
+    assert shape(records) == [("agent", "ReActAgent.run", [
+        ("generation", "Scripted.achat", []), ("tool", "FunctionTool.acall", []), ("generation", "Scripted.achat", []),
+    ])]
+    tool = next(r for r in records if r["type"] == "tool")
+    assert tool["output"] == 42 and tool["metadata"]["tool_name"] == "multiply"
+
+
+def test_reranker_is_a_retrieval_step(index: VectorStoreIndex, traced: Traced) -> None:
+    from llama_index.core.postprocessor import SimilarityPostprocessor
+
+    engine = index.as_query_engine(similarity_top_k=2,
+                                   node_postprocessors=[SimilarityPostprocessor(similarity_cutoff=-1.0)])
+    response = engine.query("orders")
+    records = traced.records()
+    rerank = next(r for r in records if r["name"] == "SimilarityPostprocessor.postprocess_nodes")
+    assert rerank["type"] == "retriever" and rerank["metadata"]["operation"] == "rerank"
+    assert rerank["doc_count"] == len(response.source_nodes)
+    parent = next(r for r in records if r["id"] == rerank["parent_id"])
+    assert parent["name"] == "RetrieverQueryEngine.query"

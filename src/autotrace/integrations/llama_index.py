@@ -38,17 +38,19 @@ _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": 
 
 def _classify(instance: Any, method: str) -> tuple[ObservationType, dict[str, Any]] | None:
     """The observation type for a dispatcher span, or None to skip it."""
-    if instance is None or method.startswith("_"):
+    if instance is None:
         return None
     kinds = {cls.__name__ for cls in type(instance).__mro__}
+    if "BaseNodePostprocessor" in kinds:  # only its abstract _postprocess_nodes is instrumented
+        return (ObservationType.RETRIEVER, {"operation": "rerank"}) if "postprocess_nodes" in method else None
+    if method.startswith("_"):
+        return None
     if "BaseLLM" in kinds:
         return (ObservationType.GENERATION, {}) if method in _LLM_METHODS else None
     if "BaseEmbedding" in kinds:
         return (ObservationType.EMBEDDING, {}) if "embedding" in method else None
     if "BaseRetriever" in kinds:
         return (ObservationType.RETRIEVER, {}) if method in ("retrieve", "aretrieve") else None
-    if "BaseNodePostprocessor" in kinds:
-        return (ObservationType.RETRIEVER, {"operation": "rerank"}) if "postprocess_nodes" in method else None
     if "BaseTool" in kinds or "AsyncBaseTool" in kinds:
         return (ObservationType.TOOL, {}) if method in ("call", "acall", "__call__") else None
     if any("Agent" in kind for kind in kinds):
@@ -106,6 +108,8 @@ def _start_fields(obs_type: ObservationType, instance: Any, method: str, argumen
                 "input_count": len(value) if isinstance(value, list) else 1}
     if obs_type is ObservationType.RETRIEVER:
         query = arguments.get("str_or_query_bundle") or arguments.get("query_bundle") or arguments.get("query_str")
+        if query is None and "nodes" in arguments:  # a reranker
+            return {"store": type(instance).__name__, "metadata": {"input_count": len(arguments["nodes"] or ())}}
         return {"query": _query(query), "store": type(instance).__name__}
     if obs_type is ObservationType.TOOL:
         name = getattr(getattr(instance, "metadata", None), "name", None) or type(instance).__name__
@@ -171,7 +175,7 @@ class _Tracker:
             self.skipped[id_] = ancestor  # e.g. acomplete delegating to complete: one generation
             return
         parent_context = trace.set_span_in_context(parent[0].span) if parent is not None else None
-        obs = recorder.start(obs_type, f"{type(instance).__name__}.{method}", parent=parent_context)
+        obs = recorder.start(obs_type, f"{type(instance).__name__}.{method.lstrip('_')}", parent=parent_context)
         obs.update(**_start_fields(obs_type, instance, method, arguments), **extra)
         token = otel_context.attach(trace.set_span_in_context(obs.span))
         self.open[id_] = (obs, token)

@@ -26,8 +26,11 @@ class Patcher:
         self.owner = owner
         self._applied: list[tuple[Any, str, Any]] = []
 
-    def wrap(self, module: str, target: str, wrapper: Callable[..., Any]) -> bool:
-        """Wrap ``module:target`` (``Class.method`` allowed); False, with one warning, if it is gone."""
+    def wrap(self, module: str, target: str, wrapper: Callable[..., Any], optional: bool = False) -> bool:
+        """Wrap ``module:target`` (``Class.method`` allowed); False, with one warning, if it is gone.
+
+        ``optional`` targets exist only in some versions of the library and are skipped quietly.
+        """
         try:
             parent: Any = importlib.import_module(module)
             *path, attribute = target.split(".")
@@ -35,6 +38,8 @@ class Patcher:
                 parent = getattr(parent, part)
             original = parent.__dict__[attribute] if isinstance(parent, type) else getattr(parent, attribute)
         except (ImportError, AttributeError, KeyError) as exc:
+            if optional:
+                return False
             count(f"integration_patch_skipped.{self.owner}")
             log_once(f"patch:{self.owner}:{module}:{target}", "autotrace: %s cannot patch %s.%s (%s); that "
                      "part is not traced", self.owner, module, target, type(exc).__name__)
@@ -42,6 +47,12 @@ class Patcher:
         wrapt.wrap_function_wrapper(parent, attribute, wrapper)
         self._applied.append((parent, attribute, original))
         return True
+
+    def wrap_object(self, parent: Any, attribute: str, wrapper: Callable[..., Any]) -> None:
+        """Wrap an attribute of an object already in hand (e.g. each class of a family)."""
+        original = parent.__dict__[attribute] if isinstance(parent, type) else getattr(parent, attribute)
+        wrapt.wrap_function_wrapper(parent, attribute, wrapper)
+        self._applied.append((parent, attribute, original))
 
     def unwrap_all(self) -> None:
         """Restore every original, newest first."""

@@ -1,0 +1,163 @@
+"""The mechanism every vector-store integration shares: a retrieval around a search (or, inside a
+framework retriever, enrichment of that retriever), and a span with a count around a write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ... import recorder
+from ..._internal import guarded_failure
+from ...observation import Observation, ObservationType
+from .. import ownership
+
+Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
+Results = Callable[[Any, dict[str, Any]], list[list[dict[str, Any]]]]
+Count = Callable[[Any, tuple[Any, ...], dict[str, Any]], int | None]
+
+_CONTENT = 200
+
+
+def document(id_: Any, score: Any = None, content: Any = None) -> dict[str, Any]:
+    """One retrieved document as recorded: id, score and a short content preview."""
+    entry: dict[str, Any] = {"id": id_ if isinstance(id_, str | int) or id_ is None else str(id_)}
+    if score is not None:
+        entry["score"] = float(score)
+    if content is not None:
+        entry["content"] = str(content)[:_CONTENT]
+    return entry
+
+
+class _Search:
+    """One traced search: its own retriever observation, or an owner to enrich."""
+
+    __slots__ = ("obs", "owner", "request", "store")
+
+    def __init__(self, store: str, operation: str, describe: Describe, instance: Any, args: Any, kwargs: Any) -> None:
+        self.obs: Observation | None = None
+        self.owner: Observation | None = None
+        self.store = store
+        self.request: dict[str, Any] = {}
+        try:
+            found = ownership.owner(ObservationType.RETRIEVER)
+            if found is ownership.FOREIGN:
+                return
+            self.request = describe(instance, args, kwargs)
+            if isinstance(found, Observation):
+                self.owner = found
+                return
+            self.obs = recorder.start(ObservationType.RETRIEVER, f"{store}.{operation}")
+            self.obs.update(store=store, **self.request)
+        except Exception as exc:
+            guarded_failure(f"{store}.search", exc)
+
+    def done(self, response: Any, results: Results) -> None:
+        try:
+            batches = results(response, self.request)
+            flat = [d for batch in batches for d in batch]
+            scores = [d["score"] for d in flat if "score" in d]
+            fields: dict[str, Any] = {"documents": flat, "doc_count": len(flat), "scores": scores or None}
+            if len(batches) > 1:
+                fields["metadata"] = {"doc_counts": [len(b) for b in batches]}
+            if scores:  # stores return results best first, whether scores are similarities or distances
+                fields.setdefault("metadata", {})["top_score"] = scores[0]
+            if self.owner is not None:
+                ownership.enrich(self.owner, store=self.store, collection=self.request.get("collection"),
+                                 scores=scores or None, metadata={"store": self.store})
+            elif self.obs is not None:
+                self.obs.update(**fields)
+        except Exception as exc:
+            guarded_failure(f"{self.store}.results", exc)
+        if self.obs is not None:
+            self.obs.end()
+
+    def failed(self, error: BaseException) -> None:
+        if self.obs is not None:
+            self.obs.record_error(error)
+            self.obs.end()
+
+
+def search_wrapper(store: str, operation: str, describe: Describe, results: Results,
+                   asynchronous: bool = False) -> Callable[..., Any]:
+    """A wrapt wrapper recording ``operation`` of ``store`` as a retrieval."""
+    if asynchronous:
+        async def traced_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            search = _Search(store, operation, describe, instance, args, kwargs)
+            if search.obs is None and search.owner is None:
+                return await wrapped(*args, **kwargs)
+            try:
+                response = await wrapped(*args, **kwargs)
+            except BaseException as error:
+                search.failed(error)
+                raise
+            search.done(response, results)
+            return response
+
+        return traced_async
+
+    def traced(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        search = _Search(store, operation, describe, instance, args, kwargs)
+        if search.obs is None and search.owner is None:
+            return wrapped(*args, **kwargs)
+        try:
+            response = wrapped(*args, **kwargs)
+        except BaseException as error:
+            search.failed(error)
+            raise
+        search.done(response, results)
+        return response
+
+    return traced
+
+
+def _start_write(store: str, operation: str, describe: Describe, counter: Count, instance: Any, args: Any,
+                 kwargs: Any) -> Observation | None:
+    try:
+        fields = describe(instance, args, kwargs)
+        obs = recorder.start(ObservationType.SPAN, f"{store}.{operation}")
+        obs.update(store=store, operation=operation, metadata={"count": counter(instance, args, kwargs),
+                                                               "collection": fields.get("collection")})
+        return obs
+    except Exception as exc:
+        guarded_failure(f"{store}.write", exc)
+        return None
+
+
+def write_wrapper(store: str, operation: str, describe: Describe, counter: Count,
+                  asynchronous: bool = False) -> Callable[..., Any]:
+    """A wrapt wrapper recording a write (add/upsert/delete) as a span with its count."""
+    if asynchronous:
+        async def traced_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            obs = _start_write(store, operation, describe, counter, instance, args, kwargs)
+            try:
+                return await wrapped(*args, **kwargs)
+            except BaseException as error:
+                if obs is not None:
+                    obs.record_error(error)
+                raise
+            finally:
+                if obs is not None:
+                    obs.end()
+
+        return traced_async
+
+    def traced(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        obs = _start_write(store, operation, describe, counter, instance, args, kwargs)
+        try:
+            return wrapped(*args, **kwargs)
+        except BaseException as error:
+            if obs is not None:
+                obs.record_error(error)
+            raise
+        finally:
+            if obs is not None:
+                obs.end()
+
+    return traced
+
+
+def argument(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, position: int, default: Any = None) -> Any:
+    """A call argument by keyword or position (positions count after ``self``)."""
+    if name in kwargs:
+        return kwargs[name]
+    return args[position] if len(args) > position else default

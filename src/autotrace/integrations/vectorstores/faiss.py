@@ -1,0 +1,44 @@
+"""FAISS (faiss-cpu): ``Index.search`` on the Python wrapper becomes a retrieval.
+
+faiss installs a separate ``search`` replacement on each index class at import; each of those
+present at install time is wrapped. Distances are recorded as scores, ids of -1 (no result) are
+left out, and a batch of queries records one count per query.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..base import Integration
+from ._common import argument, document, search_wrapper
+
+
+def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    queries = argument(args, kwargs, "x", 0)
+    shape = getattr(queries, "shape", None)
+    return {"collection": type(instance).__name__, "top_k": argument(args, kwargs, "k", 1),
+            "metadata": {"queries": int(shape[0]) if shape else None,
+                         "vector_dimensions": int(shape[1]) if shape is not None and len(shape) > 1 else None}}
+
+
+def _results(response: Any, request: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    distances, ids = response
+    return [[document(int(i), float(d)) for d, i in zip(row_d, row_i, strict=True) if i != -1]
+            for row_d, row_i in zip(distances.tolist(), ids.tolist(), strict=True)]
+
+
+class FaissIntegration(Integration):
+    name = "faiss"
+    distribution = "faiss-cpu"
+    supported = ">=1.7"
+
+    def _instrument(self) -> None:
+        import faiss
+
+        wrapper = search_wrapper("faiss", "search", _describe, _results)
+        for value in list(vars(faiss).values()):
+            if isinstance(value, type) and issubclass(value, faiss.Index) and "search" in value.__dict__:
+                self.patcher.wrap_object(value, "search", wrapper)
+
+
+INTEGRATION = FaissIntegration()

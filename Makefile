@@ -16,7 +16,7 @@ $(VENV)/.demo: $(VENV)/.created pyproject.toml
 	@touch $@
 
 $(VENV)/.dev: $(VENV)/.created pyproject.toml
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e ".[dev,chroma]"
 	@touch $@ $(VENV)/.demo
 
 demo: $(VENV)/.demo

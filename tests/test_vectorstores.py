@@ -81,7 +81,7 @@ def test_faiss_search_single_and_batch(traced: Traced) -> None:
     index = faiss.IndexFlatL2(3)
     index.add(np.array([[0, 0, 0], [1, 1, 1], [5, 5, 5]], dtype="float32"))
     distances, ids = index.search(np.array([[0.9, 1, 1]], dtype="float32"), 2)
-    batch_d, batch_i = index.search(np.array([[0, 0, 0], [5, 5, 5]], dtype="float32"), 5)  # k > ntotal: -1 ids
+    _, batch_i = index.search(np.array([[0, 0, 0], [5, 5, 5]], dtype="float32"), 5)  # k > ntotal: -1 ids
     inner = faiss.IndexFlatIP(3)
     inner.add(np.eye(3, dtype="float32"))
     inner.search(np.array([[1, 0, 0]], dtype="float32"), 1)

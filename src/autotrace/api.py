@@ -164,7 +164,10 @@ class _Traced:
     # -- shared steps, each of which never raises ---------------------------------------------------
     def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
         try:
+            target = _evaluation_target(args, kwargs) if self.obs_type is ObservationType.EVALUATOR else None
             obs = recorder.start(self.obs_type, self.name)
+            if target is not None:
+                obs.update(metadata={"evaluates": target.id, "evaluates_trace": target.trace_id})
             if self.fields:
                 obs.update(**self.fields)
             if self.capture_input and capture_enabled():
@@ -208,6 +211,8 @@ class _Traced:
             if self.capture_output:
                 obs.set_output(output)
             obs.end()
+            if self.obs_type is ObservationType.EVALUATOR:
+                _score_evaluation(self.name, obs, output)
         except Exception as exc:
             guarded_failure("observe.end", exc)
 
@@ -346,6 +351,34 @@ class _Traced:
                 raise
 
         return traced
+
+
+def _evaluation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
+    """What an evaluator evaluates: an ``Observation`` it is given, else the observation it runs in."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, Observation):
+            return value
+    return recorder.current_observation()
+
+
+def _score_evaluation(name: str, obs: Observation, output: Any) -> None:
+    """Attach an evaluator's result as a score to the observation it evaluated.
+
+    The result may be a number, a bool, a string (categorical), or a mapping with ``value`` and
+    optionally ``comment`` and ``data_type``.
+    """
+    from .scores import score
+
+    metadata = obs.fields.get("metadata") or {}
+    target = metadata.get("evaluates")
+    if target is None:
+        return
+    comment = data_type = None
+    if isinstance(output, dict):
+        comment, data_type, output = output.get("comment"), output.get("data_type"), output.get("value")
+    if isinstance(output, bool | int | float | str):
+        score(name, output, trace_id=metadata["evaluates_trace"], observation_id=target, comment=comment,
+              data_type=data_type)
 
 
 def _stream_output(items: list[Any]) -> Any:

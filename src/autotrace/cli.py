@@ -95,7 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] | None = None
+    if "--" in argv:  # everything after -- is the program to run (run, replay)
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1:]
     args = parser.parse_args(argv)
+    if command is not None:
+        args.command = command
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -1,10 +1,13 @@
-"""Subcommands beyond inspection: ``run`` (zero-code activation); replay and compare register here."""
+"""Subcommands beyond inspection: ``run`` (zero-code activation), ``replay`` and ``compare``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
@@ -34,8 +37,87 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _store_path(args: argparse.Namespace) -> Path:
+    from .config import load_settings
+
+    return Path(args.db) if args.db else load_settings().local_store_path
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .export.local_store import LocalStore
+    from .replay import REPLAY_FILE_ENV, first_difference, parse_overrides, side_by_side
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("autotrace replay: give the program to run after --", file=sys.stderr)
+        return 2
+    path = _store_path(args)
+    store = LocalStore(path)
+    records = store.trace(args.trace_id)
+    if not records:
+        print(f"autotrace replay: no trace {args.trace_id} in {path}", file=sys.stderr)
+        return 1
+    matches = [r for r in records if r["id"].startswith(args.at.lower())]
+    if len(matches) != 1:
+        print(f"autotrace replay: --at {args.at} matches {len(matches)} observations of the trace", file=sys.stderr)
+        return 2
+    try:
+        overrides = parse_overrides(args.set or [], args.messages_file)
+    except (ValueError, OSError) as exc:
+        print(f"autotrace replay: {exc}", file=sys.stderr)
+        return 2
+    original = records[0]["trace_id"]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
+        json.dump({"records": records, "at": matches[0]["id"], "overrides": overrides}, spec, default=str)
+    env = activation_env()
+    env.update({REPLAY_FILE_ENV: spec.name, "AUTOTRACE_LOCAL_STORE": "on", "AUTOTRACE_LOCAL_STORE_PATH": str(path)})
+    try:
+        code = subprocess.run(command, env=env, check=False).returncode
+    finally:
+        os.unlink(spec.name)
+    replays = [t for t in store.traces(limit=200) if t.get("replay_of") == original]
+    if not replays:
+        print("autotrace replay: the program recorded no replay trace", file=sys.stderr)
+        return code or 1
+    replayed = store.trace(replays[0]["trace_id"])
+    print(side_by_side(records, replayed))
+    difference = first_difference(records, replayed)
+    print(f"\nreplay {replays[0]['trace_id']} of {original}")
+    print(f"first difference: {difference}" if difference else "no difference")
+    return code
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_versions, render_comparison
+    from .export.local_store import LocalStore
+
+    store = LocalStore(_store_path(args))
+    report = compare_versions(store.observations(), store.scores(), args.prompt, args.a, args.b, args.alpha)
+    print(json.dumps(report, indent=2) if args.json else render_comparison(report))
+    return 1 if report["regressions"] and args.fail_on_regression else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the feature subcommands to the CLI parser."""
     p = sub.add_parser("run", help="run a Python program with autotrace activated (configured by environment)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- python app.py ...")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("replay", help="re-run a program, frozen up to one generation that runs with overrides")
+    p.add_argument("trace_id")
+    p.add_argument("--at", required=True, help="id (or prefix) of the generation to run live")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model=... or a model parameter")
+    p.add_argument("--messages-file", help="JSON list of messages replacing the generation's input")
+    p.set_defaults(command=[])
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("compare", help="compare two versions of a prompt over the local store")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a regression is flagged")
+    p.set_defaults(func=cmd_compare)

@@ -35,11 +35,27 @@ class Interceptor(Protocol):
     def intercept(self, obs: Observation) -> Intercept | None: ...
 
 
+class ReplayStop(BaseException):
+    """Raised into the application to stop a replay whose calls no longer match the recording.
+
+    A ``BaseException``, so that no guard of autotrace's (nor an application's ``except Exception``)
+    turns it into a silently diverging run.
+    """
+
+
 _active: ContextVar[Interceptor | None] = ContextVar("autotrace_interceptor", default=None)
+_process: Interceptor | None = None
 
 
 def active() -> Interceptor | None:
-    return _active.get()
+    """The interceptor of this context, else the process-wide one (``autotrace replay`` runs)."""
+    return _active.get() or _process
+
+
+def activate_process(interceptor: Interceptor | None) -> None:
+    """Intercept observations in every thread of the process (used by the replay CLI)."""
+    global _process
+    _process = interceptor
 
 
 def activate(interceptor: Interceptor | None) -> object:

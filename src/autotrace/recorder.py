@@ -52,6 +52,10 @@ def start(
     if interceptor is not None:
         try:
             obs.intercept = interceptor.intercept(obs)
+        except interception.ReplayStop:
+            obs.record_error("replay stopped: the run no longer matches the recording")
+            obs.end()
+            raise
         except Exception as exc:
             guarded_failure("intercept", exc)
     return obs

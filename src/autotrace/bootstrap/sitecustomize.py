@@ -44,8 +44,10 @@ def _activate() -> None:
     os.environ[_MARKER] = str(os.getpid())
     try:
         import autotrace
+        from autotrace.replay import activate_from_environment
 
         autotrace.install()
+        activate_from_environment(dict(os.environ))
     except Exception as exc:
         sys.stderr.write(f"autotrace: tracing is off for this process: {type(exc).__name__}: {exc}\n")
 

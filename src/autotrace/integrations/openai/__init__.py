@@ -62,7 +62,7 @@ def _provider(client: Any) -> tuple[str, str]:
 class _Call:
     """One intercepted request: decides whether to trace it, and records what it returns."""
 
-    __slots__ = ("obs", "operation", "options", "owner", "raw", "stream", "usage_added")
+    __slots__ = ("intercept", "obs", "operation", "options", "owner", "raw", "stream", "usage_added")
 
     def __init__(self, client: Any, options: Any, stream: bool) -> None:
         self.obs: Observation | None = None
@@ -72,6 +72,7 @@ class _Call:
         self.usage_added = False
         self.operation = ""
         self.raw = False
+        self.intercept: Any = None
         try:
             self._prepare(client)
         except Exception as exc:
@@ -85,20 +86,24 @@ class _Call:
             return
         self.operation, name = found
         kind = ObservationType.EMBEDDING if self.operation == "embeddings" else ObservationType.GENERATION
-        owner = ownership.owner(kind)
-        if owner is not None:
-            self.owner = owner if isinstance(owner, Observation) else None
-            return
         headers = self.options.headers
         self.raw = bool(headers) and headers.get(_RAW_HEADER) is not None
-        obs = recorder.start(kind, name)
-        provider, base_url = _provider(client)
-        obs.update(provider=provider, metadata={"base_url": base_url}, **_extract.request_fields(self.operation, body))
-        self.obs = obs
-        intercept = obs.intercept
+        owner = ownership.owner(kind)
+        if owner is not None:
+            if not isinstance(owner, Observation):
+                return
+            self.owner = owner  # a framework generation records this call; a replay may still steer it
+        else:
+            obs = recorder.start(kind, name)
+            provider, base_url = _provider(client)
+            obs.update(provider=provider, metadata={"base_url": base_url},
+                       **_extract.request_fields(self.operation, body))
+            self.obs = obs
+        intercept = self.intercept = (self.obs or self.owner).intercept  # type: ignore[union-attr]
         if intercept is not None and not intercept.frozen and intercept.overrides:
             body = self._override(body, intercept.overrides)
-        if self.stream and self.operation in ("chat", "text_completion") and "stream_options" not in body:
+        streamed_here = self.obs is not None and self.stream  # an owner's stream stays as the owner made it
+        if streamed_here and self.operation in ("chat", "text_completion") and "stream_options" not in body:
             body = {**body, "stream_options": {"include_usage": True}}
             self.usage_added = True
         if body is not self.options.json_data:
@@ -119,15 +124,13 @@ class _Call:
 
     def frozen(self) -> Any | None:
         """The recorded response when a replay froze this call (chat, non-streamed, parsed only)."""
-        obs = self.obs
-        if obs is None or obs.intercept is None or not obs.intercept.frozen:
-            return None
-        if self.stream or self.raw or self.operation != "chat":
+        intercept = self.intercept
+        if intercept is None or not intercept.frozen or self.stream or self.raw or self.operation != "chat":
             return None
         try:
             from openai.types.chat import ChatCompletion
 
-            record = obs.intercept.record or {}
+            record = intercept.record or {}
             message = record.get("output") or {"role": "assistant", "content": ""}
             usage = record.get("usage") or {}
             response = ChatCompletion.model_validate({
@@ -141,8 +144,9 @@ class _Call:
         except Exception as exc:
             guarded_failure("openai.replay", exc)
             return None
-        obs.update(metadata={"replay": "frozen"})
-        self.succeeded(response)
+        if self.obs is not None:
+            self.obs.update(metadata={"replay": "frozen"})
+            self.succeeded(response)
         return response
 
     def succeeded(self, result: Any) -> Any:

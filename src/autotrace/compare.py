@@ -1,0 +1,142 @@
+"""Compare two versions of a prompt over the local store: count, latency p50/p95, tokens, cost,
+error rate and scores, with significance tests, flagging regressions of version B against A.
+
+Latency, tokens, cost and numeric scores use the Mann-Whitney U test (normal approximation with
+tie correction); the error rate a two-proportion z-test. A change is flagged as a regression when
+it is worse (slower, more tokens, costlier, more errors, lower scores) at p < ``alpha``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+#: metric -> True when higher is worse
+_DIRECTION = {"latency_ms": True, "tokens": True, "cost": True}
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _normal_p(z: float) -> float:
+    """Two-sided p-value of a standard normal statistic."""
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided p-value that ``a`` and ``b`` come from the same distribution (None if too small)."""
+    n1, n2 = len(a), len(b)
+    if n1 < 2 or n2 < 2:
+        return None
+    combined = sorted([(v, 0) for v in a] + [(v, 1) for v in b])
+    ranks = [0.0] * len(combined)
+    ties = 0.0
+    i = 0
+    while i < len(combined):
+        j = i
+        while j + 1 < len(combined) and combined[j + 1][0] == combined[i][0]:
+            j += 1
+        rank = (i + j) / 2 + 1
+        for k in range(i, j + 1):
+            ranks[k] = rank
+        size = j - i + 1
+        ties += size**3 - size
+        i = j + 1
+    rank_sum_a = sum(r for r, (_, group) in zip(ranks, combined, strict=True) if group == 0)
+    u = rank_sum_a - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    variance = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)))
+    if variance <= 0:
+        return 1.0
+    return _normal_p((u - n1 * n2 / 2) / math.sqrt(variance))
+
+
+def proportion_p(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float | None:
+    if n_a == 0 or n_b == 0:
+        return None
+    pooled = (errors_a + errors_b) / (n_a + n_b)
+    variance = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
+    if variance == 0:
+        return 1.0
+    return _normal_p((errors_b / n_b - errors_a / n_a) / math.sqrt(variance))
+
+
+def _version_data(records: list[dict[str, Any]], scores: list[dict[str, Any]]) -> dict[str, Any]:
+    ids = {r["id"] for r in records}
+    traces = {r["trace_id"] for r in records}
+    by_name: dict[str, list[float]] = defaultdict(list)
+    for score in scores:
+        if not isinstance(score.get("value"), int | float):
+            continue
+        if score.get("observation_id") in ids or (score.get("observation_id") is None and score["trace_id"] in traces):
+            by_name[score["name"]].append(float(score["value"]))
+    return {
+        "latency_ms": [r["duration_ms"] for r in records],
+        "tokens": [float((r.get("usage") or {}).get("total") or 0) for r in records],
+        "cost": [float((r.get("cost") or {}).get("total") or 0) for r in records],
+        "errors": sum(1 for r in records if r.get("error") or r.get("level") == "ERROR"),
+        "scores": dict(by_name),
+    }
+
+
+def compare_versions(observations: list[dict[str, Any]], scores: list[dict[str, Any]], prompt: str,
+                     version_a: str | int, version_b: str | int, alpha: float = 0.05) -> dict[str, Any]:
+    """The comparison report of two versions of ``prompt``."""
+    def select(version: str | int) -> list[dict[str, Any]]:
+        return [r for r in observations if r.get("type") == "generation" and (r.get("prompt") or {}).get("name")
+                == prompt and str((r.get("prompt") or {}).get("version")) == str(version)]
+
+    a_records, b_records = select(version_a), select(version_b)
+    a, b = _version_data(a_records, scores), _version_data(b_records, scores)
+    metrics: list[dict[str, Any]] = []
+    for name, higher_is_worse in _DIRECTION.items():
+        values_a, values_b = a[name], b[name]
+        p = mann_whitney_p(values_a, values_b)
+        median_a, median_b = percentile(values_a, 0.5), percentile(values_b, 0.5)
+        worse = (median_a is not None and median_b is not None
+                 and (median_b > median_a if higher_is_worse else median_b < median_a))
+        metrics.append({"metric": name, "a_p50": median_a, "b_p50": median_b, "a_p95": percentile(values_a, 0.95),
+                        "b_p95": percentile(values_b, 0.95), "p_value": p,
+                        "regression": bool(worse and p is not None and p < alpha)})
+    n_a, n_b = len(a_records), len(b_records)
+    p = proportion_p(a["errors"], n_a, b["errors"], n_b)
+    rate_a = a["errors"] / n_a if n_a else None
+    rate_b = b["errors"] / n_b if n_b else None
+    metrics.append({"metric": "error_rate", "a_p50": rate_a, "b_p50": rate_b, "a_p95": None, "b_p95": None,
+                    "p_value": p, "regression": bool(rate_a is not None and rate_b is not None and rate_b > rate_a
+                                                     and p is not None and p < alpha)})
+    for score_name in sorted(set(a["scores"]) | set(b["scores"])):
+        values_a, values_b = a["scores"].get(score_name, []), b["scores"].get(score_name, [])
+        p = mann_whitney_p(values_a, values_b)
+        mean_a = sum(values_a) / len(values_a) if values_a else None
+        mean_b = sum(values_b) / len(values_b) if values_b else None
+        metrics.append({"metric": f"score:{score_name}", "a_p50": mean_a, "b_p50": mean_b, "a_p95": None,
+                        "b_p95": None, "p_value": p,
+                        "regression": bool(mean_a is not None and mean_b is not None and mean_b < mean_a
+                                           and p is not None and p < alpha)})
+    return {"prompt": prompt, "a": str(version_a), "b": str(version_b), "count_a": n_a, "count_b": n_b,
+            "alpha": alpha, "metrics": metrics, "regressions": [m["metric"] for m in metrics if m["regression"]]}
+
+
+def render_comparison(report: dict[str, Any]) -> str:
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+    lines = [f"prompt {report['prompt']!r}: version {report['a']} (n={report['count_a']}) vs "
+             f"{report['b']} (n={report['count_b']}), alpha={report['alpha']}",
+             f"{'metric':<22}{'A p50/mean':>14}{'B p50/mean':>14}{'A p95':>12}{'B p95':>12}{'p':>10}  flag"]
+    for m in report["metrics"]:
+        lines.append(f"{m['metric']:<22}{cell(m['a_p50']):>14}{cell(m['b_p50']):>14}{cell(m['a_p95']):>12}"
+                     f"{cell(m['b_p95']):>12}{cell(m['p_value']):>10}  {'REGRESSION' if m['regression'] else ''}")
+    lines.append("regressions: " + (", ".join(report["regressions"]) or "none"))
+    return "\n".join(lines)

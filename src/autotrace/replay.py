@@ -1,0 +1,194 @@
+"""Replay a recorded trace from a chosen generation.
+
+Every instrumented call that started BEFORE the chosen generation (and is not one of its
+ancestors) returns its recorded output without running; the chosen generation runs live with
+overrides (model, parameters, messages); everything after it runs live. Calls are matched by
+their position in the tree: the same parent, type and name, in the same order. A call that has no
+counterpart in the recording stops the replay with ``ReplayStop``.
+
+Calls that can be frozen: functions decorated with ``observe``/``traced_tool`` and non-streamed
+OpenAI chat completions. Other observations run live and still keep their positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from . import schema
+from .interception import Intercept, ReplayStop, activate, activate_process, deactivate
+from .observation import Observation
+
+_FREEZABLE = frozenset({"generation", "embedding", "retriever", "tool", "guardrail", "evaluator", "chain",
+                        "agent", "span"})
+
+
+class ReplayController:
+    """Maps live observations to recorded ones by tree position and decides frozen / live."""
+
+    def __init__(self, recorded: list[dict[str, Any]], at: str, overrides: dict[str, Any] | None = None) -> None:
+        self.records = {r["id"]: r for r in recorded}
+        if at not in self.records:
+            raise ValueError(f"observation {at} is not part of trace {recorded[0]['trace_id'] if recorded else '?'}")
+        self.at = at
+        self.original = recorded[0]["trace_id"]
+        self.overrides = dict(overrides or {})
+        self.children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+        for record in sorted(recorded, key=lambda r: (r["start_ns"], r["end_ns"])):
+            parent = record["parent_id"] if record["parent_id"] in self.records else None
+            self.children[parent].append(record)
+        self.ancestors: set[str] = set()
+        node = self.records[at]
+        while node["parent_id"] in self.records:
+            node = self.records[node["parent_id"]]
+            self.ancestors.add(node["id"])
+        self.live_to_recorded: dict[str, str] = {}
+        self.seen: Counter[str | None] = Counter()
+        self.reached = False
+        self.unmapped: set[str] = set()
+        self.trace_id: str | None = None
+
+    def intercept(self, obs: Observation) -> Intercept | None:
+        if self.trace_id is None:
+            self.trace_id = obs.trace_id
+        obs.span.set_attribute(schema.REPLAY_OF, self.original)
+        parent = obs.span.parent  # type: ignore[attr-defined]
+        parent_live = format(parent.span_id, "016x") if parent is not None else None
+        parent_recorded = self.live_to_recorded.get(parent_live) if parent_live else None
+        if parent_recorded is None and parent_live in self.unmapped:
+            return None  # inside a call that runs live without a recorded counterpart
+        index = self.seen[parent_recorded]
+        self.seen[parent_recorded] += 1
+        siblings = self.children[parent_recorded]
+        record = siblings[index] if index < len(siblings) else None
+        if record is None or (record["type"], record["name"]) != (obs.type.value, obs.name):
+            if self.reached:
+                self.unmapped.add(obs.id)
+                return None
+            expected = f"{record['type']} {record['name']!r}" if record else "nothing"
+            raise ReplayStop(f"replay mismatch: call #{index + 1} under "
+                             f"{self.records[parent_recorded]['name'] if parent_recorded else 'the root'} is "
+                             f"{obs.type.value} {obs.name!r}, the recording has {expected} there")
+        self.live_to_recorded[obs.id] = record["id"]
+        if record["id"] == self.at:
+            self.reached = True
+            return Intercept(frozen=False, record=record, overrides=self.overrides)
+        if self.reached or record["id"] in self.ancestors or record["type"] not in _FREEZABLE:
+            return None
+        return Intercept(frozen=True, record=record)
+
+
+@dataclasses.dataclass
+class ReplayResult:
+    trace_id: str | None
+    result: Any
+    reached: bool
+
+
+def replay(recorded: list[dict[str, Any]], at: str, entry: Callable[..., Any], *args: Any,
+           overrides: dict[str, Any] | None = None, **kwargs: Any) -> ReplayResult:
+    """Run ``entry(*args, **kwargs)`` as a replay of ``recorded`` from observation ``at``.
+
+    The run is recorded as a new trace carrying ``autotrace.replay_of`` = the original trace id.
+    """
+    controller = ReplayController(recorded, at, overrides)
+    token = activate(controller)
+    try:
+        result = entry(*args, **kwargs)
+    finally:
+        deactivate(token)
+    return ReplayResult(trace_id=controller.trace_id, result=result, reached=controller.reached)
+
+
+REPLAY_FILE_ENV = "AUTOTRACE_REPLAY_FILE"
+
+
+def activate_from_environment(environ: dict[str, str]) -> bool:
+    """Set up a process-wide replay described by ``autotrace replay`` in the environment."""
+    path = environ.get(REPLAY_FILE_ENV)
+    if not path:
+        return False
+    with open(path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    activate_process(ReplayController(spec["records"], spec["at"], spec.get("overrides")))
+    return True
+
+
+def side_by_side(original: list[dict[str, Any]], replayed: list[dict[str, Any]], width: int = 64) -> str:
+    """The two trees next to each other."""
+    from .render import render_tree
+
+    left = render_tree(original, io=False).splitlines()
+    right = render_tree(replayed, io=False).splitlines()
+    rows = [f"{'ORIGINAL':<{width}}  REPLAY"]
+    for index in range(max(len(left), len(right))):
+        a = left[index] if index < len(left) else ""
+        b = right[index] if index < len(right) else ""
+        rows.append(f"{a[:width]:<{width}}  {b}")
+    return "\n".join(rows)
+
+
+def parse_overrides(settings: list[str], messages_file: str | None = None) -> dict[str, Any]:
+    """``model=gpt-4o`` and ``temperature=0.2`` style settings into replay overrides."""
+    overrides: dict[str, Any] = {}
+    parameters: dict[str, Any] = {}
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        if key == "model":
+            overrides["model"] = str(value)
+        else:
+            parameters[key] = value
+    if parameters:
+        overrides["model_parameters"] = parameters
+    if messages_file:
+        with open(messages_file, encoding="utf-8") as handle:
+            messages = json.load(handle)
+        if not isinstance(messages, list):
+            raise ValueError("--messages-file must hold a JSON list of messages")
+        overrides["messages"] = messages
+    return overrides
+
+
+def first_difference(original: list[dict[str, Any]], replayed: list[dict[str, Any]]) -> str | None:
+    """The first observation, in execution order, whose type, name or output differs.
+
+    Children are compared before their parent's output (a step's output differs because of what
+    ran inside it); the children of a frozen call are not compared, as it did not run.
+    """
+    from .render import build_tree
+
+    def describe(record: dict[str, Any]) -> str:
+        return f"{record['type']} {record['name']!r}"
+
+    def compare(left: list[Any], right: list[Any], path: str) -> str | None:
+        for index in range(max(len(left), len(right))):
+            where = f"{path}{index + 1}"
+            if index >= len(left):
+                return f"{where}: {describe(right[index][0])} exists only in the replay"
+            if index >= len(right):
+                return f"{where}: {describe(left[index][0])} exists only in the original"
+            (a, a_children), (b, b_children) = left[index], right[index]
+            if (a["type"], a["name"]) != (b["type"], b["name"]):
+                return f"{where}: {describe(a)} became {describe(b)}"
+            if (b.get("metadata") or {}).get("replay") != "frozen":
+                found = compare(a_children, b_children, f"{where}.")
+                if found is not None:
+                    return found
+            if a.get("output") != b.get("output"):
+                return (f"{where}: {describe(a)} output {json.dumps(a.get('output'), default=str)[:80]} became "
+                        f"{json.dumps(b.get('output'), default=str)[:80]}")
+        return None
+
+    def tree(records: list[dict[str, Any]]) -> list[Any]:
+        return build_tree(sorted(records, key=lambda r: r["start_ns"]))
+
+    return compare(tree(original), tree(replayed), "")

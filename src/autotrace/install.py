@@ -6,8 +6,10 @@ from __future__ import annotations
 import atexit
 import importlib.metadata
 import threading
+from collections.abc import Callable
 from typing import Any
 
+import wrapt
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -157,6 +159,7 @@ def local_store() -> LocalStore | None:
 
 
 def installed_integrations() -> list[str]:
+    """Integrations active in this install (each patches its library once that is imported)."""
     return sorted(_integrations)
 
 
@@ -168,6 +171,8 @@ def _at_exit() -> None:
 
 
 def _instrument_integrations(settings: Settings) -> None:
+    """Register every wanted, installed integration; each patches its library when the application
+    first imports it (or now, if it already has), so start-up never imports unused libraries."""
     wanted = set(settings.integrations) if settings.integrations is not None else None
     disabled = set(settings.disabled_integrations)
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -184,9 +189,27 @@ def _instrument_integrations(settings: Settings) -> None:
                     count(f"integration_skipped.{name}")
                     log_once(f"integration:{name}", "autotrace: not instrumenting %s: %s", name, reason)
                 continue
-            if integration.instrument():
-                _integrations[name] = integration
+            _integrations[name] = integration
+            wrapt.register_post_import_hook(_on_import(name, integration), integration.module or name)
         except Exception as exc:
-            count(f"integration_failed.{name}")
-            log_once(f"integration_failed:{name}", "autotrace: integration %s failed to install (%s: %s); "
-                     "continuing without it", name, type(exc).__name__, exc)
+            _failed(name, exc)
+
+
+def _on_import(name: str, integration: Integration) -> Callable[[Any], None]:
+    def instrument(module: Any) -> None:
+        with _lock:
+            if _integrations.get(name) is not integration or integration.instrumented:
+                return  # uninstalled meanwhile, or already done
+            try:
+                integration.instrument()
+            except Exception as exc:
+                _integrations.pop(name, None)
+                _failed(name, exc)
+
+    return instrument
+
+
+def _failed(name: str, exc: Exception) -> None:
+    count(f"integration_failed.{name}")
+    log_once(f"integration_failed:{name}", "autotrace: integration %s failed to install (%s: %s); continuing "
+             "without it", name, type(exc).__name__, exc)

@@ -70,6 +70,8 @@ class Integration:
 
     name: str = ""
     distribution: str = ""
+    #: The import name whose first import triggers patching (the library is never imported by us).
+    module: str = ""
     supported: str = ""
 
     def __init__(self) -> None:

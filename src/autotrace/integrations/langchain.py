@@ -321,6 +321,7 @@ def _handler_class() -> type:
 class LangChainIntegration(Integration):
     name = "langchain"
     distribution = "langchain-core"
+    module = "langchain_core"
     supported = ">=0.3,<2"
 
     def __init__(self) -> None:

@@ -281,6 +281,7 @@ def _handlers(tracker: _Tracker) -> tuple[Any, Any]:
 class LlamaIndexIntegration(Integration):
     name = "llama_index"
     distribution = "llama-index-core"
+    module = "llama_index.core"
     supported = ">=0.12,<0.15"
 
     def __init__(self) -> None:

@@ -224,6 +224,7 @@ def _rest(kwargs: dict[str, Any]) -> dict[str, Any]:
 class OpenAIIntegration(Integration):
     name = "openai"
     distribution = "openai"
+    module = "openai"
     supported = ">=1.40,<4"
 
     def _instrument(self) -> None:

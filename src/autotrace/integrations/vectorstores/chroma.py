@@ -55,6 +55,7 @@ def _count(instance: Any, args: Any, kwargs: Any) -> int | None:
 class ChromaIntegration(Integration):
     name = "chroma"
     distribution = "chromadb"
+    module = "chromadb"
     supported = ">=0.5,<2"
 
     def _instrument(self) -> None:

@@ -30,6 +30,7 @@ def _results(response: Any, request: dict[str, Any]) -> list[list[dict[str, Any]
 class FaissIntegration(Integration):
     name = "faiss"
     distribution = "faiss-cpu"
+    module = "faiss"
     supported = ">=1.7"
 
     def _instrument(self) -> None:

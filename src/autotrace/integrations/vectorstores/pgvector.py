@@ -98,6 +98,7 @@ def _vector_only(wrapper: Any, asynchronous: bool) -> Any:
 class PgvectorIntegration(Integration):
     name = "pgvector"
     distribution = "psycopg"
+    module = "psycopg"
     supported = ">=3.1,<4"
 
     def _instrument(self) -> None:

@@ -43,6 +43,7 @@ def _count(instance: Any, args: Any, kwargs: Any) -> int | None:
 class PineconeIntegration(Integration):
     name = "pinecone"
     distribution = "pinecone"
+    module = "pinecone"
     supported = ">=5,<12"
 
     def _instrument(self) -> None:

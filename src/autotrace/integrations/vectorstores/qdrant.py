@@ -79,6 +79,7 @@ def _count_points(instance: Any, args: Any, kwargs: Any) -> int | None:
 class QdrantIntegration(Integration):
     name = "qdrant"
     distribution = "qdrant-client"
+    module = "qdrant_client"
     supported = ">=1.9,<2"
 
     def _instrument(self) -> None:

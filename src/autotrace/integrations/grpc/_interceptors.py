@@ -21,13 +21,12 @@ import grpc.aio
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, set_span_in_context
 
-from .. import recorder
-from .._internal import guarded_failure
-from ..context import reset_tenant, set_tenant, tenant_from_baggage
-from ..observation import Observation, ObservationType
-from ..propagation import extract, inject
-from ..runtime import state
-from .base import Integration
+from ... import recorder
+from ..._internal import guarded_failure
+from ...context import reset_tenant, set_tenant, tenant_from_baggage
+from ...observation import Observation, ObservationType
+from ...propagation import extract, inject
+from ...runtime import state
 
 _KIND_CLIENT = SpanKind.CLIENT
 _KIND_SERVER = SpanKind.SERVER
@@ -407,21 +406,3 @@ def _aio_server(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: A
     if len(args) >= 3:
         return wrapped(*args, **kwargs)
     return wrapped(*args, **_with_interceptors(dict(kwargs), [AioServerInterceptor()], first=True))
-
-
-class GrpcIntegration(Integration):
-    name = "grpc"
-    distribution = "grpcio"
-    supported = ">=1.60,<2"
-
-    def _instrument(self) -> None:
-        wrap = self.patcher.wrap
-        wrap("grpc", "insecure_channel", _sync_channel)
-        wrap("grpc", "secure_channel", _sync_channel)
-        wrap("grpc", "server", _sync_server)
-        wrap("grpc.aio", "insecure_channel", _aio_channel)
-        wrap("grpc.aio", "secure_channel", _aio_channel)
-        wrap("grpc.aio", "server", _aio_server)
-
-
-INTEGRATION = GrpcIntegration()

@@ -1,0 +1,14 @@
+"""Run every benchmark in turn (``make bench``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+for script in ("bench_openai.py", "bench_integrations.py", "bench_pipeline.py", "bench_startup.py",
+               "bench_memory.py"):
+    print(f"\n## {script}", flush=True)
+    subprocess.run([sys.executable, str(HERE / script)], check=False)

@@ -1,0 +1,79 @@
+"""Reliability under faults: fork, a tight loop against the bounded queue, hostile configuration."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autotrace
+from autotrace.config import ConfigError, load_settings
+from autotrace.testing.otlp_receiver import OtlpReceiver
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_worker_traces_with_fresh_threads() -> None:
+    with OtlpReceiver() as rx:
+        autotrace.install(langfuse_host=rx.endpoint, public_key="pk-lf-f", secret_key="sk-lf-f",
+                          unknown_tenant="default", integrations=(), export_interval=0.05)
+        with autotrace.start_span("before-fork"):
+            pass
+        pid = os.fork()
+        if pid == 0:  # gunicorn-style worker
+            code = 1
+            try:
+                with autotrace.start_span("in-child"):
+                    pass
+                code = 0 if autotrace.flush(5) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        with autotrace.start_span("parent-after-fork"):
+            pass
+        assert autotrace.flush(5)
+        names = sorted(s.name for s in rx.wait_for_spans(3))
+    assert names == ["before-fork", "in-child", "parent-after-fork"]
+
+
+def test_tight_loop_drops_nothing_with_the_default_queue(tmp_path: Path) -> None:
+    autotrace.install(local_store="off", integrations=())
+
+    @autotrace.observe(as_type="tool")
+    def step(i: int) -> int:
+        return i
+
+    for i in range(30_000):
+        step(i)
+    assert autotrace.flush(60)
+    stats = autotrace.stats()
+    assert stats["spans_dropped.no_destination"] == 30_000  # every span went all the way through
+    assert not [k for k in stats if k.startswith("spans_dropped.") and k != "spans_dropped.no_destination"]
+
+
+def test_a_tiny_queue_counts_every_drop(tmp_path: Path) -> None:
+    autotrace.install(local_store="off", integrations=(), queue_size=64, max_export_batch=32)
+    for i in range(20_000):
+        with autotrace.start_span(f"s{i % 10}"):
+            pass
+    assert autotrace.flush(60)
+    stats = autotrace.stats()
+    assert stats.get("spans_dropped.queue_full", 0) + stats["spans_dropped.no_destination"] == 20_000
+
+
+_ENV_NAMES = st.sampled_from(["AUTOTRACE_QUEUE_SIZE", "AUTOTRACE_CAPTURE_CONTENT", "AUTOTRACE_UNKNOWN_TENANT",
+                              "LANGFUSE_HOST", "LANGFUSE_PUBLIC_KEY", "AUTOTRACE_RETENTION_DAYS",
+                              "AUTOTRACE_INTEGRATIONS", "LANGFUSE_TRACING_ENVIRONMENT", "AUTOTRACE_LOCAL_STORE",
+                              "AUTOTRACE_EXPORT_INTERVAL", "OTEL_SDK_DISABLED", "AUTOTRACE_MAX_VALUE_BYTES"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_ENV_NAMES, st.text(max_size=30), max_size=6))
+def test_fuzzed_environment_gives_settings_or_a_config_error(env: dict[str, str]) -> None:
+    try:
+        load_settings(env=env)
+    except ConfigError as exc:
+        assert "setting" in str(exc)

@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness  # noqa: E402
-
-import autotrace  # noqa: E402
+import _harness
+import autotrace
 
 
 def rss_mb() -> float:

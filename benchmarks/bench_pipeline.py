@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness  # noqa: E402
-
-import autotrace  # noqa: E402
-from autotrace.export.credentials import Credentials  # noqa: E402
-from autotrace.testing.otlp_receiver import OtlpReceiver  # noqa: E402
+import _harness
+import autotrace
+from autotrace.export.credentials import Credentials
+from autotrace.testing.otlp_receiver import OtlpReceiver
 
 
 def main() -> None:

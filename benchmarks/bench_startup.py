@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness  # noqa: E402
+import _harness
 
 SNIPPETS = {
     "python (baseline)": "pass",

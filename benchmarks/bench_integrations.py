@@ -1,0 +1,101 @@
+"""Per-call overhead of the framework integrations: a LangChain LCEL chain, a LlamaIndex query
+and a gRPC unary call, bare and with autotrace (each in its own interpreter; other libraries'
+LangChain/LlamaIndex/gRPC instrumentors are measured when they are installed).
+
+    python benchmarks/bench_integrations.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness
+
+CONTENDERS = ["bare", "autotrace", "openinference"]
+COLUMNS = ["langchain", "llamaindex", "grpc"]
+
+
+def setup(contender: str) -> None:
+    if contender == "autotrace":
+        import autotrace
+
+        autotrace.install(local_store="off", integrations=("langchain", "llama_index", "grpc"))
+    elif contender == "openinference":
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+        from openinference.instrumentation.langchain import (
+            LangChainInstrumentor,  # not installed here by default
+        )
+        from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
+
+        LangChainInstrumentor().instrument(tracer_provider=provider)
+        LlamaIndexInstrumentor().instrument(tracer_provider=provider)
+
+
+def langchain_call() -> Any:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+
+    chain = ChatPromptTemplate.from_messages([("user", "{q}")]) | FakeListChatModel(responses=["ok"]) | StrOutputParser()
+    return lambda: chain.invoke({"q": "hello"})
+
+
+def llamaindex_call() -> Any:
+    from llama_index.core import Document, Settings, VectorStoreIndex
+    from llama_index.core.embeddings.mock_embed_model import MockEmbedding
+    from llama_index.core.llms.mock import MockLLM
+
+    Settings.llm = MockLLM(max_tokens=4)
+    Settings.embed_model = MockEmbedding(embed_dim=8)
+    engine = VectorStoreIndex.from_documents([Document(text="a"), Document(text="b")]).as_query_engine()
+    return lambda: engine.query("q")
+
+
+def grpc_call() -> Any:
+    from concurrent import futures
+
+    import grpc
+
+    handler = grpc.method_handlers_generic_handler("b.B", {"U": grpc.unary_unary_rpc_method_handler(
+        lambda request, context: request, request_deserializer=bytes, response_serializer=bytes)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    call = channel.unary_unary("/b.B/U", request_serializer=bytes, response_deserializer=bytes)
+    return lambda _keep=(server, channel): call(b"x")  # keep the server alive
+
+
+def measure(contender: str, iterations: int) -> dict[str, float]:
+    setup(contender)
+    return {name: _harness.time_sync(factory(), iterations) for name, factory in
+            (("langchain", langchain_call), ("llamaindex", llamaindex_call), ("grpc", grpc_call))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--contender")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--iterations", type=int)
+    args = parser.parse_args()
+    iterations = args.iterations or (100 if args.quick else 500)
+    if args.contender:
+        print(json.dumps(measure(args.contender, iterations)))
+        return
+    rows = [(name, _harness.run_contender(__file__, name, "--iterations", str(iterations))) for name in CONTENDERS]
+    print(_harness.table(f"framework integrations per call ({_harness.machine()}; {iterations} calls x 5 rounds)",
+                         rows, COLUMNS))
+
+
+if __name__ == "__main__":
+    main()

@@ -7,10 +7,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 from opentelemetry import trace
 
 import autotrace
+from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced
 
 _CLEARED_PREFIXES = ("AUTOTRACE_", "LANGFUSE_", "OTEL_")
@@ -30,9 +32,30 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 
 
 @pytest.fixture
-def traced(tmp_path: Path) -> Traced:
+def traced(tmp_path: Path, request: pytest.FixtureRequest) -> Traced:
+    """autotrace installed into a temporary local store, with the integrations named by the
+    module's or test's ``@pytest.mark.integrations(...)`` (none by default)."""
+    marker = request.node.get_closest_marker("integrations")
     path = tmp_path / "traces.db"
-    autotrace.install(local_store="on", local_store_path=path, integrations=(), export_interval=0.05)
+    autotrace.install(local_store="on", local_store_path=path, integrations=tuple(marker.args) if marker else (),
+                      export_interval=0.05)
     return Traced(path)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    """A loopback OpenAI-compatible server."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def client(fake: FakeOpenAI) -> openai.OpenAI:
+    return openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
+
+
+@pytest.fixture
+def aclient(fake: FakeOpenAI) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
 
 

@@ -4,46 +4,28 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from autotrace.testing._loopback import LoopbackServer
 
-class FakePinecone:
+
+class FakePinecone(LoopbackServer):
     """Keeps vectors per namespace and answers cosine-similarity queries."""
 
     def __init__(self) -> None:
         self.vectors: dict[str, dict[str, tuple[list[float], dict[str, Any]]]] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
-        fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                fake.requests.append((self.path, body))
-                reply = fake.handle(self.path, body)
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    @property
-    def host(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        body = json.loads(handler.rfile.read(int(handler.headers.get("Content-Length") or 0)) or b"{}")
+        self.requests.append((handler.path, body))
+        data = json.dumps(self.handle(handler.path, body)).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
 
     def handle(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         namespace = self.vectors.setdefault(body.get("namespace", ""), {})

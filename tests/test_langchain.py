@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -27,15 +25,10 @@ from autotrace.integrations.langchain import INTEGRATION
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
 
+pytestmark = pytest.mark.integrations("langchain", "openai")
+
 PROMPT = ChatPromptTemplate.from_messages([("system", "be brief"), ("user", "{question}")])
 SEQ = "RunnableSequence"
-
-
-@pytest.fixture
-def traced(tmp_path: Path) -> Traced:
-    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("langchain", "openai"),
-                      export_interval=0.05)
-    return Traced(tmp_path / "t.db")
 
 
 def _chain(*responses: str) -> Any:
@@ -165,12 +158,6 @@ class OpenAIChat(BaseChatModel):
             "input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens})
         return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
 
 
 def test_langchain_calling_openai_records_one_generation(traced: Traced, fake: FakeOpenAI) -> None:

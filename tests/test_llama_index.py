@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -23,6 +22,8 @@ from autotrace.integrations.llama_index import INTEGRATION
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
 
+pytestmark = pytest.mark.integrations("llama_index", "openai")
+
 QUERY_TREE = [("chain", "RetrieverQueryEngine.query", [
     ("retriever", "VectorIndexRetriever.retrieve", [("embedding", "MockEmbedding.get_query_embedding", [])]),
     ("chain", "CompactAndRefine.synthesize", [("generation", "MockLLM.complete", [])]),
@@ -37,13 +38,6 @@ def index() -> Iterator[VectorStoreIndex]:
     yield VectorStoreIndex.from_documents([Document(text="Orders ship in 24 hours.", doc_id="d1"),
                                            Document(text="Refunds take five days.", doc_id="d2")])
     Settings._llm, Settings._embed_model = previous
-
-
-@pytest.fixture
-def traced(tmp_path: Path) -> Traced:
-    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("llama_index", "openai"),
-                      export_interval=0.05)
-    return Traced(tmp_path / "t.db")
 
 
 def test_query_engine_tree_and_fields(index: VectorStoreIndex, traced: Traced) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +17,9 @@ from autotrace.integrations.openai import _extract
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
 
+pytestmark = pytest.mark.integrations("openai")
+
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "where is my order"}]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def traced(tmp_path: Path) -> Traced:
-    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
-                      export_interval=0.05)
-    return Traced(tmp_path / "t.db")
-
-
-@pytest.fixture
-def client(fake: FakeOpenAI) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
-
-
-@pytest.fixture
-def aclient(fake: FakeOpenAI) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
 
 
 def _only(traced: Traced) -> dict[str, Any]:

@@ -6,42 +6,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 from openai import AsyncStream, Stream
 
-import autotrace
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced
 
+pytestmark = pytest.mark.integrations("openai")
+
 MESSAGES = [{"role": "user", "content": "tell me"}]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def traced(tmp_path: Path) -> Traced:
-    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
-                      export_interval=0.05)
-    return Traced(tmp_path / "t.db")
-
-
-@pytest.fixture
-def client(fake: FakeOpenAI) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
-
-
-@pytest.fixture
-def aclient(fake: FakeOpenAI) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
 
 
 def _one(traced: Traced) -> dict[str, Any]:

@@ -23,18 +23,12 @@ from autotrace.testing.fake_openai import FakeOpenAI
 from tests import replay_app
 from tests.helpers import Traced, shape
 
+pytestmark = pytest.mark.integrations("openai")
 
 @pytest.fixture
 def fake() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(responder=replay_app.brain) as server:
         yield server
-
-
-@pytest.fixture
-def traced(tmp_path: Path) -> Traced:
-    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
-                      export_interval=0.05)
-    return Traced(tmp_path / "t.db")
 
 
 def _record(client: openai.OpenAI, traced: Traced) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,13 +14,7 @@ import autotrace
 from autotrace.integrations.base import Patcher
 from tests.helpers import Traced, shape
 
-ALL = ("qdrant", "faiss", "chroma")
-
-
-@pytest.fixture
-def traced(tmp_path: Path) -> Traced:
-    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=ALL, export_interval=0.05)
-    return Traced(tmp_path / "t.db")
+pytestmark = pytest.mark.integrations("qdrant", "faiss", "chroma")
 
 
 def _qdrant() -> QdrantClient:

@@ -16,15 +16,14 @@ pinecone = pytest.importorskip("pinecone")
 
 @pytest.fixture
 def fake() -> Iterator[FakePinecone]:
-    server = FakePinecone()
-    yield server
-    server.stop()
+    with FakePinecone() as server:
+        yield server
 
 
 def test_query_upsert_delete(tmp_path: Path, fake: FakePinecone) -> None:
     autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("pinecone",),
                       export_interval=0.05)
-    index = pinecone.Pinecone(api_key="pc-test").Index(host=fake.host)
+    index = pinecone.Pinecone(api_key="pc-test").Index(host=fake.url)
     index.upsert(vectors=[("a", [1.0, 0.0], {"text": "alpha"}), ("b", [0.0, 1.0], {"text": "beta"}),
                           ("c", [0.7, 0.7], {"text": "gamma"})], namespace="kb")
     response = index.query(vector=[1.0, 0.1], top_k=2, include_metadata=True, namespace="kb")

@@ -17,8 +17,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from ._loopback import LoopbackServer
 
 
 @dataclasses.dataclass
@@ -70,7 +72,7 @@ def _split(text: str, n: int) -> list[str]:
     return [text[len(text) * i // n: len(text) * (i + 1) // n] for i in range(n)]
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """``with FakeOpenAI() as srv: OpenAI(base_url=srv.base_url, api_key="x")``."""
 
     def __init__(self, responder: Callable[[dict[str, Any]], Script | None] | None = None) -> None:
@@ -80,7 +82,6 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self._delay = 0.0
-        self._server: ThreadingHTTPServer | None = None
 
     # -- control ------------------------------------------------------------------------------------
     def script(self, **fields: Any) -> FakeOpenAI:
@@ -96,40 +97,9 @@ class FakeOpenAI:
         with self._lock:
             return self._scripts.popleft() if self._scripts else Script()
 
-    # -- lifecycle ----------------------------------------------------------------------------------
-    def start(self) -> FakeOpenAI:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def root_url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
 
     @property
     def base_url(self) -> str:

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -20,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from ._loopback import LoopbackServer
 
 TRACE_PATHS = ("/api/public/otel/v1/traces", "/v1/traces")
 SCORES_PATH = "/api/public/scores"
@@ -66,7 +68,7 @@ class ReceivedRequest:
     body: bytes = b""  # decompressed
 
 
-class OtlpReceiver:
+class OtlpReceiver(LoopbackServer):
     """``with OtlpReceiver() as rx: ... rx.wait_for_spans(3)``; ``rx.endpoint`` is the base URL."""
 
     def __init__(self) -> None:
@@ -79,49 +81,10 @@ class OtlpReceiver:
         self._delay = 0.0
         self._drops = 0
         self._auth: str | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------------------
-    def start(self) -> OtlpReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                receiver._handle(self)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="otlp-receiver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> OtlpReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url
 
     # -- fault injection ----------------------------------------------------------------------------
     def fail_with(self, status: int | None, times: int | None = None) -> None:

@@ -67,3 +67,20 @@ def test_works_alongside_the_users_own_tracer_provider(tmp_path) -> None:
     finally:
         autotrace.uninstall()
         trace._TRACER_PROVIDER = previous
+
+
+def test_prompt_from_a_langfuse_prompt_object(traced: Traced) -> None:
+    from langfuse.api import Prompt_Text
+    from langfuse.model import TextPromptClient
+
+    def client(fallback: bool) -> TextPromptClient:
+        return TextPromptClient(Prompt_Text(prompt="Answer {{q}}", name="support-answer", version=7, config={},
+                                            labels=["production"], tags=[]), is_fallback=fallback)
+
+    with autotrace.start_generation("managed", prompt=client(False)):
+        pass
+    with autotrace.start_generation("fallback", prompt=client(True)):  # a local fallback is no version
+        pass
+    by_name = {r["name"]: r for r in traced.records()}
+    assert by_name["managed"]["prompt"] == {"name": "support-answer", "version": 7}
+    assert by_name["fallback"]["prompt"] is None

@@ -78,7 +78,11 @@ class TenantASGIMiddleware:
 
 
 class TenantWSGIMiddleware:
-    """``app = TenantWSGIMiddleware(app, tenant_from_environ=lambda env: env.get("HTTP_X_TENANT"))``."""
+    """``app = TenantWSGIMiddleware(app, tenant_from_environ=lambda env: env.get("HTTP_X_TENANT"))``.
+
+    The tenant is in scope while the application callable runs; a streamed response body that the
+    server iterates afterwards is outside it.
+    """
 
     def __init__(self, app: Any, tenant_from_environ: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
         self.app = app

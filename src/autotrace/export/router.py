@@ -59,16 +59,14 @@ class Router:
     # -- routing (pipeline thread) ------------------------------------------------------------------
     def route(self, tenant: str | None, span: Any) -> None:
         """Buffer ``span`` for its destination (and the local store when that is on)."""
-        delivered = False
         if self._local is not None:
-            delivered = self._local.add(span)
+            self._local.add(span)  # a full buffer counts its own drops
         if self.settings.langfuse_enabled:
             destination = self._for_tenant(tenant)
             if destination is not None:
-                delivered = destination.add(span) or delivered
+                destination.add(span)
         elif self._local is None:
             count("spans_dropped.no_destination")
-        _ = delivered
 
     def _for_tenant(self, tenant: str | None) -> Destination | None:
         if tenant is None:

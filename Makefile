@@ -30,6 +30,7 @@ lint: $(VENV)/.dev
 	$(PY) -m ruff check src tests benchmarks examples
 
 bench: $(VENV)/.dev
+	$(PIP) install --quiet -e ".[bench]"
 	$(PY) benchmarks/run_all.py
 
 clean:

@@ -102,7 +102,7 @@ class Router:
         policy = self.settings.unknown_tenant
         if policy == "default" and self._default is not None:
             return self._default
-        if policy != "local":  # with "local" the span already went to the local store
+        if policy != "local" or self._local is None:  # with "local" the local store already has it
             count(reason)
         return None
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for script in ("bench_openai.py", "bench_integrations.py", "bench_pipeline.py", "bench_startup.py",
-               "bench_memory.py"):
+SCRIPTS = ("bench_openai.py", "bench_integrations.py", "bench_pipeline.py", "bench_hot_loop.py",
+           "bench_startup.py", "bench_memory.py")
+
+for script in SCRIPTS:
     print(f"\n## {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=False)

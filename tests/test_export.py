@@ -115,6 +115,27 @@ def test_endpoint_down_never_affects_the_traced_code() -> None:
     assert autotrace.stats()["spans_dropped.export_failed"] >= 1
 
 
+def test_an_outage_never_slows_callers_down() -> None:
+    _install(f"http://127.0.0.1:{_free_port()}", max_retries=100, export_timeout=0.2, max_destination_queue=100,
+              max_export_batch=10)
+
+    @autotrace.observe
+    def step(i: int) -> int:
+        return i
+
+    for i in range(50):
+        step(i)
+    deadline = time.monotonic() + 5
+    while autotrace.stats().get("export_failures.langfuse:default", 0) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)  # let the pipeline thread see the failure
+    pauses_before = autotrace.stats().get("backpressure_pauses", 0)
+    for i in range(400):
+        step(i)
+    assert autotrace.stats().get("backpressure_pauses", 0) == pauses_before  # no pause during the outage
+    assert autotrace.stats()["spans_dropped.destination_full"] > 0  # drops are counted instead
+
+
 def test_a_raising_exporter_never_affects_the_traced_code(receiver: OtlpReceiver,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(self: OtlpHttpSink, spans: object) -> None:

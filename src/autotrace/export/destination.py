@@ -70,6 +70,12 @@ class Destination:
         """Spans waiting here, including a batch waiting to be retried."""
         return len(self._buffer) + (len(self._retry_batch) if self._retry_batch else 0)
 
+    @property
+    def filling(self) -> bool:
+        """Healthy but falling behind: worth slowing callers down. A failing endpoint (retrying or
+        in backoff) never is: an outage must not slow the application."""
+        return self._attempts == 0 and self._next_attempt == 0.0 and self.pending > self.max_queue // 4
+
     def idle(self) -> bool:
         return not self.in_flight and self.pending == 0
 

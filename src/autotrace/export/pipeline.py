@@ -27,6 +27,11 @@ from .redaction import Redactor, redact_text
 from .router import Router
 
 _MAX_TRACKED_TRACES = 50_000
+#: How long a caller pauses, per span, while the export side is filling up (the span queue past
+#: half, or a destination's buffer past a quarter). A real sleep, not ``sleep(0)``: a tight loop
+#: that keeps re-taking the GIL can otherwise starve the export threads for seconds. Bounded, and
+#: only under overload, it trades a little latency for not dropping spans.
+BACKPRESSURE_PAUSE = 0.001
 _TENANT = schema.TENANT
 
 
@@ -154,8 +159,9 @@ class SpanPipeline(SpanProcessor):
             size = len(queue)
             if size >= self._wake_at:
                 self._wake.set()
-                if size >= self._yield_at:
-                    time.sleep(0)  # let the pipeline thread take the GIL under a tight loop
+            if size >= self._yield_at or self.router.pressured:
+                count("backpressure_pauses")
+                time.sleep(BACKPRESSURE_PAUSE)
         except Exception as exc:
             guarded_failure("pipeline.on_end", exc)
 

@@ -40,6 +40,8 @@ class Router:
         self._pool = pool
         self._clock = clock
         self._tenants: OrderedDict[str, tuple[Destination, float]] = OrderedDict()
+        #: True while some destination's buffer is past a quarter full (callers then slow down).
+        self.pressured = False
         self._local = self._destination("local", local_sink) if local_sink is not None else None
         self._default: Destination | None = None
         if settings.langfuse_enabled and settings.public_key and settings.secret_key:
@@ -61,10 +63,12 @@ class Router:
         """Buffer ``span`` for its destination (and the local store when that is on)."""
         if self._local is not None:
             self._local.add(span)  # a full buffer counts its own drops
+            self.pressured = self.pressured or self._local.filling
         if self.settings.langfuse_enabled:
             destination = self._for_tenant(tenant)
             if destination is not None:
                 destination.add(span)
+                self.pressured = self.pressured or destination.filling
         elif self._local is None:
             count("spans_dropped.no_destination")
 
@@ -130,10 +134,13 @@ class Router:
     def dispatch(self, force: bool = False) -> None:
         """Hand every due batch to the export workers; close destinations idle for too long."""
         now = self._clock()
+        pressured = False
         for destination in self.destinations():
+            pressured = pressured or destination.filling
             if destination.due(now, self.settings.export_interval, force):
                 batch = destination.take()
                 self._pool.submit(lambda d=destination, b=batch: d.export(b))
+        self.pressured = pressured
         idle_for = self.settings.tenant_idle_seconds
         stale = [t for t, (d, _) in self._tenants.items() if d.idle() and now - d.last_used > idle_for]
         for tenant in stale:

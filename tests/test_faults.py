@@ -78,3 +78,14 @@ def test_fuzzed_environment_gives_settings_or_a_config_error(env: dict[str, str]
         load_settings(env=env)
     except ConfigError as exc:
         assert "setting" in str(exc)
+
+
+def test_backpressure_can_be_switched_off(tmp_path: Path) -> None:
+    autotrace.install(local_store="off", integrations=(), queue_size=64, max_export_batch=32, backpressure=False)
+    for i in range(2_000):
+        with autotrace.start_span(f"s{i % 10}"):
+            pass
+    assert autotrace.flush(60)
+    stats = autotrace.stats()
+    assert "backpressure_pauses" not in stats
+    assert stats.get("spans_dropped.queue_full", 0) + stats["spans_dropped.no_destination"] == 2_000

@@ -62,6 +62,7 @@ class Settings:
     integrations: tuple[str, ...] | None = None
     disabled_integrations: tuple[str, ...] = ()
     full_trace_flags: bool = False
+    backpressure: bool = True
     set_global_provider: bool = True
 
     @property
@@ -139,6 +140,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "integrations": (("AUTOTRACE_INTEGRATIONS",), _names),
     "disabled_integrations": (("AUTOTRACE_DISABLED_INTEGRATIONS",), _names),
     "full_trace_flags": (("AUTOTRACE_FULL_TRACE_FLAGS",), _bool),
+    "backpressure": (("AUTOTRACE_BACKPRESSURE",), _bool),
 }
 
 

@@ -101,6 +101,7 @@ class SpanPipeline(SpanProcessor):
         self._max_queue = settings.queue_size
         self._wake_at = max(1, min(settings.max_export_batch, settings.queue_size // 4))
         self._yield_at = settings.queue_size // 2
+        self._backpressure = settings.backpressure
         self._wake = threading.Event()
         self._flush_requested = threading.Event()
         self._busy = False
@@ -159,7 +160,7 @@ class SpanPipeline(SpanProcessor):
             size = len(queue)
             if size >= self._wake_at:
                 self._wake.set()
-            if size >= self._yield_at or self.router.pressured:
+            if self._backpressure and (size >= self._yield_at or self.router.pressured):
                 count("backpressure_pauses")
                 time.sleep(BACKPRESSURE_PAUSE)
         except Exception as exc:

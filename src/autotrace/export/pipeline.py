@@ -107,7 +107,6 @@ class SpanPipeline(SpanProcessor):
         self._busy = False
         self._stopped = False
         self._processed = 0
-        self._enqueued = 0
         self._thread = self._start_thread()
         os.register_at_fork(after_in_child=self._after_fork)
 
@@ -124,7 +123,7 @@ class SpanPipeline(SpanProcessor):
         self._wake = threading.Event()
         self._flush_requested = threading.Event()
         self._busy = False
-        self._enqueued = self._processed = 0
+        self._processed = 0
         self.router.reset_after_fork()
         self._thread = self._start_thread()
 
@@ -156,7 +155,6 @@ class SpanPipeline(SpanProcessor):
                 queue.append((span, None, None))
             else:
                 queue.append((span, obs.type.value, obs.fields))
-            self._enqueued += 1
             size = len(queue)
             if size >= self._wake_at:
                 self._wake.set()

@@ -89,3 +89,14 @@ def test_backpressure_can_be_switched_off(tmp_path: Path) -> None:
     stats = autotrace.stats()
     assert "backpressure_pauses" not in stats
     assert stats.get("spans_dropped.queue_full", 0) + stats["spans_dropped.no_destination"] == 2_000
+
+
+def test_an_unusable_local_store_path_does_not_stop_install(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    autotrace.install(local_store="on", local_store_path=blocker / "traces.db", integrations=())
+    with autotrace.start_span("still-traced") as span:
+        span.set_output(1)
+    assert autotrace.flush(5)
+    stats = autotrace.stats()
+    assert stats["local_store_unavailable"] == 1 and stats["spans_dropped.no_destination"] == 1

@@ -107,8 +107,13 @@ def install(**options: Any) -> Settings:
         resolver = coerce_resolver(settings.credentials) if settings.langfuse_enabled else None
         local_sink = None
         if settings.local_store_enabled:
-            _local_store = LocalStore(settings.local_store_path, settings.retention_days)
-            local_sink = LocalStoreSink(_local_store)
+            try:
+                _local_store = LocalStore(settings.local_store_path, settings.retention_days)
+                local_sink = LocalStoreSink(_local_store)
+            except Exception as exc:  # e.g. a read-only home directory: trace on without the store
+                count("local_store_unavailable")
+                log_once("local_store", "autotrace: local store %s unavailable (%s: %s); spans that would go "
+                         "there are dropped (counted)", settings.local_store_path, type(exc).__name__, exc)
         router = Router(settings, resolver, local_sink, WorkerPool(settings.export_workers))
         pipeline = SpanPipeline(settings, router, _redactor(settings.redact))
         state.settings = settings

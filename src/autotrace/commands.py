@@ -22,12 +22,21 @@ def activation_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _program(args: argparse.Namespace, verb: str) -> list[str] | None:
+    """The program to launch (after ``--``), or None with a usage message."""
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print("autotrace run: give the command to run, e.g. autotrace run -- python app.py", file=sys.stderr)
+        print(f"autotrace {verb}: give the program to run, e.g. autotrace {verb} ... -- python app.py",
+              file=sys.stderr)
+        return None
+    return command
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    command = _program(args, "run")
+    if command is None:
         return 2
     try:
         os.execvpe(command[0], command, activation_env())
@@ -47,11 +56,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .export.local_store import LocalStore
     from .replay import REPLAY_FILE_ENV, first_difference, parse_overrides, side_by_side
 
-    command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
-    if not command:
-        print("autotrace replay: give the program to run after --", file=sys.stderr)
+    command = _program(args, "replay")
+    if command is None:
         return 2
     path = _store_path(args)
     store = LocalStore(path)

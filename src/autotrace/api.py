@@ -8,13 +8,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from opentelemetry import context as otel_context
-from opentelemetry.trace import set_span_in_context
-
 from . import recorder
 from ._internal import guarded_failure
 from .context import capture_enabled
-from .observation import Observation, ObservationType
+from .observation import Observation, ObservationType, make_current, restore_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_STREAM_ITEMS = 1000
@@ -190,22 +187,6 @@ class _Traced:
             values.pop(skip, None)
         return values
 
-    @staticmethod
-    def attach(obs: Observation) -> object | None:
-        try:
-            return otel_context.attach(set_span_in_context(obs.span))
-        except Exception as exc:
-            guarded_failure("observe.attach", exc)
-            return None
-
-    @staticmethod
-    def detach(token: object | None) -> None:
-        if token is not None:
-            try:
-                otel_context.detach(token)  # type: ignore[arg-type]
-            except Exception as exc:
-                guarded_failure("observe.detach", exc)
-
     def succeed(self, obs: Observation, output: Any) -> None:
         try:
             if self.capture_output:
@@ -253,14 +234,14 @@ class _Traced:
                 return fn(*args, **kwargs)
             if obs.intercept is not None and obs.intercept.frozen:
                 return self.replayed(obs)
-            token = self.attach(obs)
+            token = make_current(obs)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as error:
-                self.detach(token)
+                restore_context(token)
                 self.fail(obs, error)
                 raise
-            self.detach(token)
+            restore_context(token)
             self.succeed(obs, result)
             return result
 
@@ -275,14 +256,14 @@ class _Traced:
                 return await fn(*args, **kwargs)
             if obs.intercept is not None and obs.intercept.frozen:
                 return self.replayed(obs)
-            token = self.attach(obs)
+            token = make_current(obs)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as error:
-                self.detach(token)
+                restore_context(token)
                 self.fail(obs, error)
                 raise
-            self.detach(token)
+            restore_context(token)
             self.succeed(obs, result)
             return result
 
@@ -300,11 +281,11 @@ class _Traced:
             value: Any = None
             try:
                 while True:
-                    token = self.attach(obs)
+                    token = make_current(obs)
                     try:
                         item = inner.send(value)
                     finally:
-                        self.detach(token)
+                        restore_context(token)
                     if len(items) < _MAX_STREAM_ITEMS:
                         items.append(item)
                     value = yield item
@@ -330,11 +311,11 @@ class _Traced:
             value: Any = None
             try:
                 while True:
-                    token = self.attach(obs) if obs is not None else None
+                    token = make_current(obs) if obs is not None else None
                     try:
                         item = await inner.asend(value)
                     finally:
-                        self.detach(token)
+                        restore_context(token)
                     if obs is not None and len(items) < _MAX_STREAM_ITEMS:
                         items.append(item)
                     value = yield item

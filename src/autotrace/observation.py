@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.trace import Span, Status, StatusCode, set_span_in_context
+from opentelemetry.trace import Span, Status, StatusCode, get_current_span, set_span_in_context
 
 from ._internal import guarded_failure
 from .context import capture_enabled
@@ -76,21 +76,14 @@ class Observation:
 
     # -- context management: ``with`` / ``async with`` make the observation current ---------------
     def __enter__(self) -> Observation:
-        try:
-            self._token = otel_context.attach(set_span_in_context(self._span))
-        except Exception as exc:
-            guarded_failure("attach", exc)
+        self._token = make_current(self)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None:
             self.record_error(exc)
         token, self._token = self._token, None
-        if token is not None:
-            try:
-                otel_context.detach(token)  # type: ignore[arg-type]
-            except Exception as error:
-                guarded_failure("detach", error)
+        restore_context(token)
         self.end()
 
     async def __aenter__(self) -> Observation:
@@ -220,6 +213,33 @@ class Observation:
 
     def __repr__(self) -> str:
         return f"<Observation {self.type.value} {self.name!r} id={self.id}>"
+
+
+def make_current(obs: Observation) -> object | None:
+    """Make ``obs``'s span the current OTel span; returns the token for ``restore_context``."""
+    try:
+        return otel_context.attach(set_span_in_context(obs.span))
+    except Exception as exc:
+        guarded_failure("attach", exc)
+        return None
+
+
+def restore_context(token: object | None) -> None:
+    """Undo ``make_current`` (never raises)."""
+    if token is not None:
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception as exc:
+            guarded_failure("detach", exc)
+
+
+def release_if_current(obs: Observation, token: object | None) -> bool:
+    """Undo ``make_current`` only where it is still in effect: callbacks of frameworks may end a
+    run in another context, where detaching would corrupt that context. True if detached."""
+    if get_current_span() is not obs.span:
+        return False
+    restore_context(token)
+    return True
 
 
 def _snapshot(value: Any) -> Any:

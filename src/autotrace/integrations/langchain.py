@@ -24,7 +24,7 @@ from opentelemetry import trace
 
 from .. import recorder, schema
 from .._internal import count, guarded_failure
-from ..observation import Observation, ObservationType
+from ..observation import Observation, ObservationType, make_current, release_if_current
 from .base import Integration
 
 _MAX_RUNS = 10_000
@@ -118,7 +118,7 @@ class AutotraceCallbackHandler:
         obs = recorder.start(obs_type, name, parent=parent_context)
         extra = self._metadata(obs, metadata)
         obs.update(metadata=extra or None, **fields)
-        token = otel_context.attach(trace.set_span_in_context(obs.span))
+        token = make_current(obs)
         self.runs[run_id] = (obs, token, parent_context)
         if parent is None:
             self._by_span[obs.span.get_span_context().span_id] = parent_context
@@ -159,12 +159,7 @@ class AutotraceCallbackHandler:
             obs.update(**fields)
         if error is not None:
             obs.record_error(error)
-        if trace.get_current_span() is obs.span:  # detach only where it was attached
-            try:
-                otel_context.detach(token)
-            except Exception:
-                pass
-        else:
+        if not release_if_current(obs, token):
             self._stale[span_id] = parent_context
             if len(self._stale) > _MAX_RUNS:
                 self._stale.popitem(last=False)

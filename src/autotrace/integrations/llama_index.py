@@ -21,12 +21,11 @@ import inspect
 from collections import OrderedDict
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from .. import recorder
 from .._internal import count, guarded_failure
-from ..observation import Observation, ObservationType
+from ..observation import Observation, ObservationType, make_current, release_if_current
 from .base import Integration
 
 _MAX_OPEN = 10_000
@@ -177,7 +176,7 @@ class _Tracker:
         parent_context = trace.set_span_in_context(parent[0].span) if parent is not None else None
         obs = recorder.start(obs_type, f"{type(instance).__name__}.{method.lstrip('_')}", parent=parent_context)
         obs.update(**_start_fields(obs_type, instance, method, arguments), **extra)
-        token = otel_context.attach(trace.set_span_in_context(obs.span))
+        token = make_current(obs)
         self.open[id_] = (obs, token)
         self._bound(self.open)
 
@@ -195,11 +194,7 @@ class _Tracker:
         if entry is None:
             return
         obs, token = entry
-        if trace.get_current_span() is obs.span:
-            try:
-                otel_context.detach(token)
-            except Exception:
-                pass
+        release_if_current(obs, token)
         streaming = error is None and (inspect.isgenerator(result) or inspect.isasyncgen(result))
         if streaming and obs.type is ObservationType.GENERATION:
             return  # ends when LlamaIndex reports the end of the stream

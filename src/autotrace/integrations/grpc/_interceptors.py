@@ -18,13 +18,12 @@ from typing import Any
 
 import grpc
 import grpc.aio
-from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, set_span_in_context
 
 from ... import recorder
 from ..._internal import guarded_failure
 from ...context import reset_tenant, set_tenant, tenant_from_baggage
-from ...observation import Observation, ObservationType
+from ...observation import Observation, ObservationType, make_current, restore_context
 from ...propagation import extract, inject
 from ...runtime import state
 
@@ -322,14 +321,10 @@ class _current:
 
     def __enter__(self) -> None:
         if self.obs is not None:
-            self.token = otel_context.attach(set_span_in_context(self.obs.span))
+            self.token = make_current(self.obs)
 
     def __exit__(self, *exc: object) -> None:
-        if self.token is not None:
-            try:
-                otel_context.detach(self.token)
-            except Exception:
-                pass
+        restore_context(self.token)
 
 
 _BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")

@@ -56,6 +56,25 @@ def run_contender(script: str, contender: str, *args: str, timeout: float = 600)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def compare_main(script: str, doc: str | None, contenders: Sequence[str], columns: Sequence[str], title: str,
+                 measure: Callable[[str, int], dict[str, Any]], quick: int, full: int) -> None:
+    """The command line every contender benchmark shares: the parent runs each contender in a
+    fresh interpreter (``--contender NAME``) and prints the table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--contender")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--iterations", type=int)
+    args = parser.parse_args()
+    iterations = args.iterations or (quick if args.quick else full)
+    if args.contender:
+        emit(measure(args.contender, iterations))
+        return
+    rows = [(name, run_contender(script, name, "--iterations", str(iterations))) for name in contenders]
+    print(table(f"{title} ({machine()}; {iterations} calls x 5 rounds, median)", rows, columns))
+
+
 def emit(result: dict[str, Any]) -> None:
     """Print a contender's result for the parent process."""
     print(json.dumps(result))

@@ -7,8 +7,6 @@ LangChain/LlamaIndex/gRPC instrumentors are measured when they are installed).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,19 +81,7 @@ def measure(contender: str, iterations: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--contender")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--iterations", type=int)
-    args = parser.parse_args()
-    iterations = args.iterations or (100 if args.quick else 500)
-    if args.contender:
-        print(json.dumps(measure(args.contender, iterations)))
-        return
-    rows = [(name, _harness.run_contender(__file__, name, "--iterations", str(iterations))) for name in CONTENDERS]
-    print(_harness.table(f"framework integrations per call ({_harness.machine()}; {iterations} calls x 5 rounds)",
-                         rows, COLUMNS))
-
+    _harness.compare_main(__file__, __doc__, CONTENDERS, COLUMNS, "framework integrations per call", measure, quick=100, full=500)
 
 if __name__ == "__main__":
     main()

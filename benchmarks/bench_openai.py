@@ -11,7 +11,6 @@ pipeline with a batch processor and a no-op exporter.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -158,19 +157,7 @@ def measure(contender: str, iterations: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--contender")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--iterations", type=int)
-    args = parser.parse_args()
-    iterations = args.iterations or (300 if args.quick else 1500)
-    if args.contender:
-        _harness.emit(measure(args.contender, iterations))
-        return
-    rows = [(name, _harness.run_contender(__file__, name, "--iterations", str(iterations))) for name in CONTENDERS]
-    print(_harness.table(f"OpenAI per-call time ({_harness.machine()}; {iterations} calls x 5 rounds, median)",
-                         rows, COLUMNS))
-
+    _harness.compare_main(__file__, __doc__, CONTENDERS, COLUMNS, "OpenAI per-call time", measure, quick=300, full=1500)
 
 if __name__ == "__main__":
     main()

@@ -133,6 +133,9 @@ def test_an_outage_never_slows_callers_down() -> None:
     for i in range(400):
         step(i)
     assert autotrace.stats().get("backpressure_pauses", 0) == pauses_before  # no pause during the outage
+    deadline = time.monotonic() + 5  # the pipeline thread routes (and drops) asynchronously
+    while "spans_dropped.destination_full" not in autotrace.stats() and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert autotrace.stats()["spans_dropped.destination_full"] > 0  # drops are counted instead
 
 

@@ -57,7 +57,8 @@ def run_contender(script: str, contender: str, *args: str, timeout: float = 600)
 
 
 def compare_main(script: str, doc: str | None, contenders: Sequence[str], columns: Sequence[str], title: str,
-                 measure: Callable[[str, int], dict[str, Any]], quick: int, full: int) -> None:
+                 measure: Callable[[str, int], dict[str, Any]], quick: int, full: int,
+                 footer: Callable[[list[tuple[str, dict[str, Any] | None]]], str] | None = None) -> None:
     """The command line every contender benchmark shares: the parent runs each contender in a
     fresh interpreter (``--contender NAME``) and prints the table."""
     import argparse
@@ -73,6 +74,8 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
         return
     rows = [(name, run_contender(script, name, "--iterations", str(iterations))) for name in contenders]
     print(table(f"{title} ({machine()}; {iterations} calls x 5 rounds, median)", rows, columns))
+    if footer is not None:
+        print(footer(rows))
 
 
 def emit(result: dict[str, Any]) -> None:

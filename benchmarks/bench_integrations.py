@@ -1,6 +1,8 @@
 """Per-call overhead of the framework integrations: a LangChain LCEL chain, a LlamaIndex query
-and a gRPC unary call, bare and with autotrace (each in its own interpreter; other libraries'
-LangChain/LlamaIndex/gRPC instrumentors are measured when they are installed).
+and a gRPC unary call, bare, with autotrace, and with the other libraries' instrumentors for the
+same framework (OpenInference and OpenLLMetry for LangChain and LlamaIndex, the OpenTelemetry
+contrib instrumentor for gRPC), each in its own interpreter. The others run the SDK with a batch
+processor and a no-op exporter; autotrace runs its whole pipeline with no destination.
 
     python benchmarks/bench_integrations.py [--quick]
 """
@@ -14,8 +16,28 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness
 
-CONTENDERS = ["bare", "autotrace", "openinference"]
+CONTENDERS = ["bare", "autotrace", "openinference", "openllmetry", "otel-contrib"]
 COLUMNS = ["langchain", "llamaindex", "grpc"]
+#: What each contender instruments (a column it does not instrument is not measured).
+COVERS = {
+    "bare": COLUMNS, "autotrace": COLUMNS, "openinference": ["langchain", "llamaindex"],
+    "openllmetry": ["langchain", "llamaindex"], "otel-contrib": ["grpc"],
+}
+
+
+def _otel_provider() -> Any:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Noop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Noop()))
+    trace.set_tracer_provider(provider)
+    return provider
 
 
 def setup(contender: str) -> None:
@@ -24,18 +46,25 @@ def setup(contender: str) -> None:
 
         autotrace.install(local_store="off", integrations=("langchain", "llama_index", "grpc"))
     elif contender == "openinference":
-        from opentelemetry import trace
-        from opentelemetry.sdk.trace import TracerProvider
-
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-        from openinference.instrumentation.langchain import (
-            LangChainInstrumentor,  # not installed here by default
-        )
+        provider = _otel_provider()
+        from openinference.instrumentation.langchain import LangChainInstrumentor
         from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
 
         LangChainInstrumentor().instrument(tracer_provider=provider)
         LlamaIndexInstrumentor().instrument(tracer_provider=provider)
+    elif contender == "openllmetry":
+        provider = _otel_provider()
+        from opentelemetry.instrumentation.langchain import LangchainInstrumentor
+        from opentelemetry.instrumentation.llamaindex import LlamaIndexInstrumentor as LlamaInstrumentor
+
+        LangchainInstrumentor().instrument(tracer_provider=provider)
+        LlamaInstrumentor().instrument(tracer_provider=provider)
+    elif contender == "otel-contrib":
+        provider = _otel_provider()
+        from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
+
+        GrpcInstrumentorClient().instrument(tracer_provider=provider)
+        GrpcInstrumentorServer().instrument(tracer_provider=provider)
 
 
 def langchain_call() -> Any:
@@ -76,8 +105,8 @@ def grpc_call() -> Any:
 
 def measure(contender: str, iterations: int) -> dict[str, float]:
     setup(contender)
-    return {name: _harness.time_sync(factory(), iterations) for name, factory in
-            (("langchain", langchain_call), ("llamaindex", llamaindex_call), ("grpc", grpc_call))}
+    factories = {"langchain": langchain_call, "llamaindex": llamaindex_call, "grpc": grpc_call}
+    return {name: _harness.time_sync(factories[name](), iterations) for name in COVERS[contender]}
 
 
 def main() -> None:

@@ -66,17 +66,28 @@ def _clients() -> tuple[Any, Any]:
     return sync, asyncc
 
 
-def _otel_provider() -> None:
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+#: Spans the no-op exporter of an OpenTelemetry-based contender has received so far.
+EXPORTED = [0]
+
+
+def _noop_exporter() -> Any:
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     class Noop(SpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
+            EXPORTED[0] += len(spans)
             return SpanExportResult.SUCCESS
 
+    return Noop()
+
+
+def _otel_provider() -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Noop()))
+    provider.add_span_processor(BatchSpanProcessor(_noop_exporter()))
     trace.set_tracer_provider(provider)
 
 
@@ -100,21 +111,18 @@ def setup(contender: str) -> None:
 
         OpenAIInstrumentor().instrument()
     elif contender == "otel-contrib-openai-v2":
-        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "true"
+        # content on the span, in the latest GenAI conventions (what this version reads)
+        os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
+        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_ONLY"
         _otel_provider()
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
         OpenAIInstrumentor().instrument()
     elif contender == "langfuse":
         from langfuse import Langfuse
-        from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-
-        class Noop(SpanExporter):
-            def export(self, spans: Any) -> SpanExportResult:
-                return SpanExportResult.SUCCESS
 
         Langfuse(public_key="pk-lf-bench", secret_key="sk-lf-bench", base_url="http://127.0.0.1:9",
-                 span_exporter=Noop())
+                 span_exporter=_noop_exporter())
     else:
         raise SystemExit(f"unknown contender {contender}")
 
@@ -146,18 +154,53 @@ def measure(contender: str, iterations: int) -> dict[str, float]:
         "sync": _harness.time_sync(chat, iterations),
         "stream20": _harness.time_sync(stream, max(1, iterations // 2)),
         "async": _harness.time_async(achat, iterations),
+        "calls": 3 * 50 + 5 * (2 * iterations + max(1, iterations // 2)),
     }
-    if contender == "autotrace":
-        import autotrace
-
-        autotrace.flush(30)
-        stats = autotrace.stats()
-        result["spans_processed"] = stats.get("spans_dropped.no_destination", 0)
+    if contender != "bare":
+        result["exported_in_loop"] = _exported(contender)
+        _flush(contender)
+        result["exported"] = _exported(contender)
     return result
 
 
+def _exported(contender: str) -> int:
+    if contender == "autotrace":  # spans that went through its whole pipeline (no destination here)
+        import autotrace
+
+        return autotrace.stats().get("spans_dropped.no_destination", 0)
+    return EXPORTED[0]
+
+
+def _flush(contender: str) -> None:
+    if contender == "autotrace":
+        import autotrace
+
+        autotrace.flush(60)
+    elif contender == "langfuse":
+        from langfuse import get_client
+
+        get_client().flush()
+    else:
+        from opentelemetry import trace
+
+        trace.get_tracer_provider().force_flush()
+
+
+def _spans_footer(rows: list[tuple[str, dict[str, Any] | None]]) -> str:
+    """How much of each contender's export work happened inside the timed loops."""
+    lines = ["spans per contender: exported while the loops ran / after a final flush / calls made"]
+    for name, result in rows:
+        if result and "exported" in result:
+            calls = result["calls"]
+            lines.append(f"  {name:<26}{result['exported_in_loop']:>8} / {result['exported']:>8} / {calls:>8}"
+                         f"   ({result['exported_in_loop'] / calls:.0%} in the loop, "
+                         f"{1 - result['exported'] / calls:.0%} never exported)")
+    return "\n".join(lines)
+
+
 def main() -> None:
-    _harness.compare_main(__file__, __doc__, CONTENDERS, COLUMNS, "OpenAI per-call time", measure, quick=300, full=1500)
+    _harness.compare_main(__file__, __doc__, CONTENDERS, COLUMNS, "OpenAI per-call time", measure, quick=300, full=1500,
+                          footer=_spans_footer)
 
 if __name__ == "__main__":
     main()

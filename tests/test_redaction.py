@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autotrace.export.redaction import FAILED, Redactor, redact_text
+from autotrace.export.redaction import (
+    _DIGIT_PASS,
+    _DIGITS_NEARBY,
+    _VALIDATORS,
+    FAILED,
+    Redactor,
+    _has_digit_shape,
+    redact_text,
+)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -112,3 +120,22 @@ def test_disabled_redactor() -> None:
 def test_never_raises_and_is_idempotent(text: str) -> None:
     once, _ = redact_text(text)
     assert redact_text(once)[0] == once
+
+
+_NUMBERISH = st.text(alphabet="0123456789 .-:()+/ABDEGIKLNRSfe", max_size=60)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_NUMBERISH, _NUMBERISH)
+def test_the_cheap_digit_checks_never_hide_a_value_the_full_pass_would_replace(prefix: str, text: str) -> None:
+    text = prefix + text
+    found = [m for m in _DIGIT_PASS.finditer(text) if _VALIDATORS.get(m.lastgroup or "", bool)(m.group())]
+    if found and _DIGITS_NEARBY.search(text):
+        assert _has_digit_shape(text), (text, [m.group() for m in found])
+
+
+@pytest.mark.parametrize("text", ["4111 1111 1111 1111", "+1 (555) 010-9999", "078-05-1120", "10.0.0.1",
+                                  "fe80::1ff:fe23:4567:890a", "DE89 3704 0044 0532 0130 00", "(555) 123-4567"])
+def test_every_digit_kind_passes_the_cheap_checks(text: str) -> None:
+    assert _has_digit_shape(text)
+    assert redact_text(f"see {text} here")[1] == 1

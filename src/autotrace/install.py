@@ -26,6 +26,7 @@ from .export.router import Router
 from .export.workers import WorkerPool
 from .integrations.base import Integration
 from .runtime import state
+from .spans import ObservationTracer
 
 ENTRY_POINT_GROUP = "autotrace.integrations"
 _lock = threading.RLock()
@@ -120,7 +121,7 @@ def install(**options: Any) -> Settings:
         state.provider = provider
         state.capture_content = settings.capture_content
         state.max_value_bytes = settings.max_value_bytes
-        recorder.use_tracer(provider.get_tracer("autotrace", recorder.__version__))
+        recorder.use_tracer(ObservationTracer(provider, _RELAY, recorder.__version__))
         state.pipeline = pipeline
         _instrument_integrations(settings)
         if not _atexit_registered:

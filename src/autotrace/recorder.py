@@ -1,8 +1,9 @@
 """Span lifecycle for observations: start an OTel span for a typed observation and finish it.
 
-When the autotrace pipeline is installed, an observation's fields travel to the export thread
-untouched and are serialised there; otherwise they are written as attributes right away so any
-OTel provider the user has still receives complete spans.
+An observation's fields become span attributes when it ends, on the caller's thread: that frees
+the objects it refers to (a parsed response, a copied message list) at once instead of keeping
+them alive in the export queue, where they would fill the garbage collector's older generations.
+Everything costlier (redaction, routing, export) still happens on the pipeline thread.
 """
 
 from __future__ import annotations
@@ -20,14 +21,12 @@ from .runtime import state
 
 __version__ = "0.1.0"
 _default_tracer = trace.get_tracer("autotrace", __version__)
-_tracer: trace.Tracer = _default_tracer
-
-#: Observations whose span is ending right now, keyed by span id; read by the pipeline's on_end.
-PENDING: dict[int, Observation] = {}
+_tracer: Any = _default_tracer
 
 
-def use_tracer(tracer: trace.Tracer | None) -> None:
-    """Create observation spans with ``tracer`` (the installed provider's), or the global one."""
+
+def use_tracer(tracer: Any) -> None:
+    """Create observation spans with ``tracer`` (the installed one), or the global provider's."""
     global _tracer
     _tracer = tracer if tracer is not None else _default_tracer
 
@@ -69,20 +68,13 @@ def finish(obs: Observation, end_time: int | None) -> None:
     except AttributeError:
         pass
     try:
-        if not span.is_recording():
-            span.end(end_time)
-            return
-        if state.pipeline is not None:
-            span_id = span.get_span_context().span_id
-            PENDING[span_id] = obs
-            try:
-                span.end(end_time)
-            finally:
-                PENDING.pop(span_id, None)
-        else:
+        if span.is_recording():
             fields = resolved_fields(obs.fields)
             span.set_attributes(schema.observation_attributes(obs.type.value, fields, state.max_value_bytes))
-            span.end(end_time)
+    except Exception as exc:  # the span still ends, with what it has
+        guarded_failure("finish", exc)
+    try:
+        span.end(end_time)
     except Exception as exc:
         guarded_failure("finish", exc)
 

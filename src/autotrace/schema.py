@@ -11,7 +11,7 @@ import dataclasses
 import datetime as _dt
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._internal import count
@@ -97,13 +97,33 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+_encode_str = json.encoder.encode_basestring  # what json.dumps does for a str, ensure_ascii off
+
+
+def _encoder(item_separator: str, key_separator: str) -> Callable[[Any], str]:
+    """A JSON encoder built once (``json.dumps`` with options builds one per call). The C encoder
+    is reused without a circular-reference table, so a cycle ends as RecursionError (caught)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.JSONEncoder(ensure_ascii=False, default=_default,
+                                separators=(item_separator, key_separator)).encode
+    iterencode = make(None, _default, _encode_str, None, key_separator, item_separator, False, False, True)
+    return lambda value: "".join(iterencode(value, 0))
+
+
+_encode = _encoder(", ", ": ")
+_encode_compact = _encoder(",", ":")
+
+
 def dumps(value: Any) -> str:
     """Serialise any value to JSON text; never raises (unserialisable parts become strings)."""
+    if type(value) is str:
+        return _encode_str(value)
     try:
-        return json.dumps(value, default=_default, ensure_ascii=False)
+        return _encode(value)
     except (ValueError, TypeError, RecursionError):
         count("serialization_fallbacks")
-        return json.dumps(str(value), ensure_ascii=False)
+        return _encode_str(str(value))
 
 
 def serialize_io(value: Any) -> str | None:
@@ -125,10 +145,19 @@ def truncate(value: str, max_bytes: int) -> str:
     return encoded[:keep].decode("utf-8", "ignore") + _TRUNCATION_MARK
 
 
+_iso_second: tuple[int, str] = (-1, "")
+
+
 def _iso(ns: int | float | _dt.datetime) -> str:
+    """UTC ISO 8601 with microseconds; the date and time of day are formatted once per second."""
+    global _iso_second
     if isinstance(ns, _dt.datetime):
         return ns.isoformat()
-    return _dt.datetime.fromtimestamp(ns / 1e9, tz=_dt.UTC).isoformat()
+    seconds, fraction = divmod(int(ns), 1_000_000_000)
+    cached = _iso_second
+    if cached[0] != seconds:
+        cached = _iso_second = (seconds, _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{fraction // 1000:06d}+00:00"
 
 
 def _prompt_parts(prompt: Any) -> tuple[str | None, int | None]:
@@ -229,8 +258,12 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
 def metadata_value(value: Any) -> str:
     """Metadata values are JSON-encoded, strings included, as the Langfuse v5 SDK sends them."""
     if type(value) is str:
-        return json.dumps(value, ensure_ascii=False)
-    return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"))
+        return _encode_str(value)
+    try:
+        return _encode_compact(value)
+    except (ValueError, TypeError, RecursionError):
+        count("serialization_fallbacks")
+        return _encode_str(str(value))
 
 
 def trace_attributes(

@@ -6,11 +6,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
-
 from .credentials import Credentials
 from .otlp_http import HttpTarget, OtlpHttpSink
-from .sink import OK, SinkResult
+from .sink import OK, SinkResult, split
 
 OTLP_PATH = "/api/public/otel/v1/traces"
 SCORES_PATH = "/api/public/scores"
@@ -41,17 +39,16 @@ class LangfuseSink(OtlpHttpSink):
 
         A retried batch is sent again whole: Langfuse upserts observations and scores by id.
         """
-        spans = [item for item in items if isinstance(item, ReadableSpan)]
+        spans, scores = split(items)
         if spans:
             result = super().export(spans)
             if not result.ok:
                 return result
         headers = {"Authorization": self._auth, "Content-Type": "application/json"}
-        for item in items:
-            if not isinstance(item, ReadableSpan):
-                result = self._scores.send(json.dumps(item.body).encode(), headers)
-                if not result.ok:
-                    return result
+        for item in scores:
+            result = self._scores.send(json.dumps(item.body).encode(), headers)
+            if not result.ok:
+                return result
         return OK
 
     def after_fork(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .. import schema
-from .sink import OK, SinkResult
+from .sink import OK, SinkResult, split
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS observations (
@@ -205,17 +205,16 @@ class LocalStoreSink:
         self.store = store
 
     def export(self, items: Sequence[Any]) -> SinkResult:
-        spans = [item for item in items if isinstance(item, ReadableSpan)]
+        spans, scores = split(items)
         if spans:
             self.store.write(span_record(span) for span in spans)
-        for item in items:
-            body = getattr(item, "body", None)
-            if body is not None:
-                self.store.add_score({
-                    "id": body["id"], "trace_id": body.get("traceId"), "observation_id": body.get("observationId"),
-                    "name": body["name"], "value": body.get("value"), "data_type": body.get("dataType"),
-                    "comment": body.get("comment"), "tenant": getattr(item, "tenant", None),
-                })
+        for item in scores:
+            body = item.body
+            self.store.add_score({
+                "id": body["id"], "trace_id": body.get("traceId"), "observation_id": body.get("observationId"),
+                "name": body["name"], "value": body.get("value"), "data_type": body.get("dataType"),
+                "comment": body.get("comment"), "tenant": item.tenant,
+            })
         return OK
 
     def after_fork(self) -> None:

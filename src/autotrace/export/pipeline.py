@@ -17,21 +17,26 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from .. import recorder, schema
+from .. import schema
 from .._internal import count, guarded_failure, log_once
 from ..config import Settings
 from ..context import current_tenant, current_trace_attributes, valid_tenant
-from ..observation import resolved_fields
 from ..scores import ScoreItem
-from .redaction import Redactor, redact_text
+from ..spans import ObservationSpan
+from .redaction import Redactor
 from .router import Router
 
 _MAX_TRACKED_TRACES = 50_000
-#: How long a caller pauses, per span, while the export side is filling up (the span queue past
-#: half, or a destination's buffer past a quarter). A real sleep, not ``sleep(0)``: a tight loop
-#: that keeps re-taking the GIL can otherwise starve the export threads for seconds. Bounded, and
-#: only under overload, it trades a little latency for not dropping spans.
-BACKPRESSURE_PAUSE = 0.001
+#: The pipeline thread is woken once this many spans wait: draining soon keeps the backlog (and
+#: the garbage collector's work on it) small.
+WAKE_AT = 64
+#: A caller pauses once per span while this many spans wait, or a destination's buffer is past a
+#: quarter full. A loop that calls an SDK which briefly releases the GIL on every call (openai's
+#: ``uuid4()``) re-takes it before the pipeline thread can run, starving that thread for seconds;
+#: only a real sleep hands it the GIL, after which it keeps it for a whole switch interval. So a
+#: pause is rare (about one per hundred spans in such a loop) and short.
+PAUSE_AT = 256
+BACKPRESSURE_PAUSE = 0.0005
 _TENANT = schema.TENANT
 
 
@@ -97,10 +102,10 @@ class SpanPipeline(SpanProcessor):
         self.router = router
         self.redactor = redactor
         self.tenants = TenantTracker(settings.tenant_resolver)
-        self._queue: deque[tuple[ReadableSpan, str | None, dict[str, Any] | None]] = deque()
+        self._queue: deque[ReadableSpan | ScoreItem] = deque()
         self._max_queue = settings.queue_size
-        self._wake_at = max(1, min(settings.max_export_batch, settings.queue_size // 4))
-        self._yield_at = settings.queue_size // 2
+        self._wake_at = max(1, min(WAKE_AT, settings.max_export_batch, settings.queue_size // 4))
+        self._pause_at = max(1, min(PAUSE_AT, settings.queue_size // 2))
         self._backpressure = settings.backpressure
         self._wake = threading.Event()
         self._flush_requested = threading.Event()
@@ -142,23 +147,18 @@ class SpanPipeline(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            context = span.get_span_context()
-            obs = recorder.PENDING.pop(context.span_id, None)
             if span.parent is None or span.parent.is_remote:
-                self.tenants.trace_ended(context.trace_id)
+                self.tenants.trace_ended(span.context.trace_id)  # type: ignore[union-attr]
             queue = self._queue
             if len(queue) >= self._max_queue:
                 count("spans_dropped.queue_full")
                 log_once("queue_full", "autotrace: span queue full (%d); dropping spans (counted)", self._max_queue)
                 return
-            if obs is None:
-                queue.append((span, None, None))
-            else:
-                queue.append((span, obs.type.value, obs.fields))
+            queue.append(span)
             size = len(queue)
-            if size >= self._wake_at:
+            if size >= self._wake_at and not self._wake.is_set():
                 self._wake.set()
-            if self._backpressure and (size >= self._yield_at or self.router.pressured):
+            if self._backpressure and (size >= self._pause_at or self.router.pressured):
                 count("backpressure_pauses")
                 time.sleep(BACKPRESSURE_PAUSE)
         except Exception as exc:
@@ -169,7 +169,7 @@ class SpanPipeline(SpanProcessor):
         if len(self._queue) >= self._max_queue:
             count("scores_dropped.queue_full")
             return
-        self._queue.append((item, None, None))  # type: ignore[arg-type]
+        self._queue.append(item)
         self._wake.set()
 
     # -- pipeline thread ----------------------------------------------------------------------------
@@ -185,9 +185,9 @@ class SpanPipeline(SpanProcessor):
         try:
             queue = self._queue
             while queue:
-                span, obs_type, fields = queue.popleft()
+                item = queue.popleft()
                 try:
-                    self._finalize(span, obs_type, fields)
+                    self._finalize(item)
                 except Exception as exc:
                     count("spans_dropped.pipeline_error")
                     guarded_failure("pipeline.finalize", exc)
@@ -200,16 +200,14 @@ class SpanPipeline(SpanProcessor):
         finally:
             self._busy = False
 
-    def _finalize(self, span: ReadableSpan, obs_type: str | None, fields: dict[str, Any] | None) -> None:
+    def _finalize(self, span: ReadableSpan | ScoreItem) -> None:
         if isinstance(span, ScoreItem):
             self._route_score(span)
             return
         max_bytes = self.settings.max_value_bytes
         attrs = dict(span.attributes or {})
-        if fields is not None and obs_type is not None:
-            attrs.update(schema.observation_attributes(obs_type, resolved_fields(fields), max_bytes))
-        else:
-            attrs[schema.OBS_TYPE] = obs_type or schema.infer_type(attrs)
+        if schema.OBS_TYPE not in attrs:
+            attrs[schema.OBS_TYPE] = schema.infer_type(attrs)
         if self.settings.environment and schema.ENVIRONMENT not in attrs:
             attrs[schema.ENVIRONMENT] = self.settings.environment
         if self.settings.release and schema.RELEASE not in attrs:
@@ -221,19 +219,24 @@ class SpanPipeline(SpanProcessor):
         if self.redactor.enabled:
             try:
                 attrs, _report = self.redactor.redact_attributes(attrs, span_type)
-                name = redact_text(name)[0]
+                name = self.redactor.redact_text(name, repeats=True)
                 if status.description:
-                    status = type(status)(status.status_code, redact_text(status.description)[0])
-                events = tuple(self._redact_event(event, span_type) for event in events)
+                    status = type(status)(status.status_code, self.redactor.redact_text(status.description))
+                if events:
+                    events = tuple(self._redact_event(event, span_type) for event in events)
             except Exception as exc:  # fail closed: an unredacted span is never exported
                 count("spans_dropped.redaction_failed")
                 guarded_failure("redaction", exc)
                 return
-        finished = ReadableSpan(
-            name=name, context=span.context, parent=span.parent, resource=span.resource, attributes=attrs,
-            events=events, links=span.links, kind=span.kind, status=status, start_time=span.start_time,
-            end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
-        )
+        if type(span) is ObservationSpan:  # ended and handed over: finish it in place
+            span.attributes, span.name, span.status, span.events = attrs, name, status, events
+            finished: ReadableSpan | ObservationSpan = span
+        else:
+            finished = ReadableSpan(
+                name=name, context=span.context, parent=span.parent, resource=span.resource, attributes=attrs,
+                events=events, links=span.links, kind=span.kind, status=status, start_time=span.start_time,
+                end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
+            )
         self.router.route(tenant if isinstance(tenant, str) else None, finished)
 
     def _route_score(self, item: ScoreItem) -> None:
@@ -241,13 +244,13 @@ class SpanPipeline(SpanProcessor):
             for key in ("comment", "value"):
                 value = item.body.get(key)
                 if isinstance(value, str):
-                    item.body[key] = redact_text(value)[0]
+                    item.body[key] = self.redactor.redact_text(value)
         self.router.route(item.tenant, item)
 
     def _redact_event(self, event: Any, span_type: str) -> Any:
         attributes = event.attributes or {}
         redacted, _ = self.redactor.redact_attributes(dict(attributes), span_type)
-        return type(event)(redact_text(event.name)[0], redacted, event.timestamp)
+        return type(event)(self.redactor.redact_text(event.name, repeats=True), redacted, event.timestamp)
 
     # -- control ------------------------------------------------------------------------------------
     def pending(self) -> int:

@@ -53,6 +53,16 @@ BUILT_IN_KINDS = frozenset(_PATTERNS)
 #: digit-based kinds, two digits close together. Passes run in order; placeholders contain no
 #: digits or trigger text, so a later pass never matches an earlier replacement.
 _DIGITS_NEARBY = re.compile(r"\d[\d .:()/-]?\d")
+#: Every match of a digit-based kind contains one of these shapes: six digits at most two
+#: separators apart (cards, SSNs, phones), a dotted quad's middle, an IBAN's country and check
+#: digits, an IPv6 colon group. Plain numbers ("order 12", "0.2") fail them all, so the costly
+#: digit pass runs only on text that can hold such a value.
+_DIGIT_SHAPES = (
+    re.compile(r"\d(?:[ .()/+-]{0,2}\d){5}"),
+    re.compile(r"\d\.\d{1,3}\.\d"),
+    re.compile(r"[A-Z]{2}\d\d"),
+    re.compile(r"[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:"),
+)
 _DIGIT_KINDS = ("IBAN", "CREDIT_CARD", "US_SSN", "PHONE", "IP_ADDRESS")
 _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     ("JWT", ("eyJ",), re.compile(_PATTERNS["JWT"])),
@@ -75,6 +85,13 @@ DEFAULT_SKIP_KEYS = frozenset({
     "gen_ai.operation.name", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.provider.name",
     "langfuse.observation.metadata.provider", "langfuse.observation.metadata.finish_reason",
 })
+
+#: Keys whose values are content, different on almost every span (never remembered).
+_CONTENT_KEYS = frozenset({
+    "langfuse.observation.input", "langfuse.observation.output", "langfuse.observation.status_message",
+})
+_REMEMBERED_VALUES = 4096
+_REMEMBERED_LENGTH = 512
 
 
 def _luhn(digits: str) -> bool:
@@ -127,6 +144,12 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
     """Replace every detected value in ``text``; returns the new text and the number of replacements."""
     if not text:
         return text, 0
+    # three cheap tests first: most values (plain prose, JSON without secrets) pass all of them
+    triggered = _ANY_TRIGGER.search(text) is not None
+    digits = _DIGITS_NEARBY.search(text) is not None and _has_digit_shape(text)
+    keyed = ("=" in text or ":" in text) and _has_key_word(text)
+    if not (triggered or digits or keyed):
+        return text, 0
     replaced = 0
 
     def substitute(match: re.Match[str]) -> str:
@@ -138,23 +161,30 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
         replaced += 1
         return f"<{kind}>"
 
-    if _ANY_TRIGGER.search(text) is not None:
+    if triggered:
         for kind, triggers, pattern in _TEXT_PASSES:
             if (kinds is None or kind in kinds) and any(trigger in text for trigger in triggers):
                 text, n = pattern.subn(f"<{kind}>", text)
                 replaced += n
-    if (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)) and _DIGITS_NEARBY.search(text) is not None:
+    if digits and (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)):
         text = _DIGIT_PASS.sub(substitute if kinds is None else _only(kinds, substitute), text)
-    if (kinds is None or "API_KEY" in kinds) and ("=" in text or ":" in text):
-        lowered = text.lower()
-        if any(word in lowered for word in _KEY_WORDS):
-            def key_value(match: re.Match[str]) -> str:
-                nonlocal replaced
-                replaced += 1
-                return f"{match.group('prefix')}<API_KEY>"
+    if keyed and (kinds is None or "API_KEY" in kinds):
+        def key_value(match: re.Match[str]) -> str:
+            nonlocal replaced
+            replaced += 1
+            return f"{match.group('prefix')}<API_KEY>"
 
-            text = _KEY_VALUE.sub(key_value, text)
+        text = _KEY_VALUE.sub(key_value, text)
     return text, replaced
+
+
+def _has_digit_shape(text: str) -> bool:
+    return any(shape.search(text) is not None for shape in _DIGIT_SHAPES)
+
+
+def _has_key_word(text: str) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in _KEY_WORDS)
 
 
 def _only(kinds: frozenset[str], substitute: Callable[[re.Match[str]], str]) -> Callable[[re.Match[str]], str]:
@@ -186,32 +216,53 @@ class Redactor:
         self.hooks = tuple(hooks)
         self.skip_keys = skip_keys
         self.enabled = self.kinds is None or bool(self.kinds) or bool(self.hooks)
+        self._detect = self.kinds is None or bool(self.kinds)
+        #: Detector results for short values of low-cardinality keys (names, parameters, URLs,
+        #: metadata), which repeat from span to span. Bounded; only touched by the pipeline thread.
+        self._known: dict[str, tuple[str, int]] = {}
 
     @classmethod
     def disabled(cls) -> Redactor:
         return cls(detectors=[])
 
-    def _builtin(self, value: Any, report: RedactionReport) -> Any:
-        if self.kinds is not None and not self.kinds:
+    def _text(self, text: str, report: RedactionReport, repeats: bool) -> str:
+        if repeats and len(text) <= _REMEMBERED_LENGTH:
+            found = self._known.get(text)
+            if found is None:
+                found = redact_text(text, self.kinds)
+                if len(self._known) >= _REMEMBERED_VALUES:
+                    self._known.clear()
+                self._known[text] = found
+        else:
+            found = redact_text(text, self.kinds)
+        report.replacements += found[1]
+        return found[0]
+
+    def redact_text(self, text: str, repeats: bool = False) -> str:
+        """``text`` with the configured detectors applied (``repeats``: a low-cardinality value,
+        such as a span name, whose result is worth remembering). Hooks are not applied."""
+        if not self._detect:
+            return text
+        report = RedactionReport()
+        result = self._text(text, report, repeats)
+        if report.replacements:
+            count("redactions", report.replacements)
+        return result
+
+    def _builtin(self, value: Any, report: RedactionReport, repeats: bool = False) -> Any:
+        if not self._detect:
             return value
         if isinstance(value, str):
-            new, n = redact_text(value, self.kinds)
-            report.replacements += n
-            return new
+            return self._text(value, report, repeats)
         if isinstance(value, list | tuple):
-            items = []
-            for item in value:
-                if isinstance(item, str):
-                    item, n = redact_text(item, self.kinds)
-                    report.replacements += n
-                items.append(item)
-            return type(value)(items)
+            return type(value)(self._text(item, report, repeats) if isinstance(item, str) else item
+                               for item in value)
         return value
 
     def redact_value(self, key: str, value: Any, span_type: str, report: RedactionReport | None = None) -> Any:
         """Redact one value; returns ``None`` when a hook asked to drop it."""
         report = report if report is not None else RedactionReport()
-        value = self._builtin(value, report)
+        value = self._builtin(value, report, key not in _CONTENT_KEYS)
         for hook in self.hooks:
             try:
                 value = hook(key, value, span_type)

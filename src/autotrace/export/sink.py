@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
+
+from ..scores import ScoreItem
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -27,6 +29,15 @@ class Sink(Protocol):
 
     name: str
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SinkResult: ...
+    def export(self, items: Sequence[Any]) -> SinkResult: ...
 
     def close(self) -> None: ...
+
+
+def split(items: Sequence[Any]) -> tuple[list[ReadableSpan], list[ScoreItem]]:
+    """A batch's finished spans (SDK spans or autotrace's own, both readable alike) and scores."""
+    spans: list[ReadableSpan] = []
+    scores: list[ScoreItem] = []
+    for item in items:
+        (scores if isinstance(item, ScoreItem) else spans).append(item)
+    return spans, scores

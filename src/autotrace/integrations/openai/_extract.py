@@ -74,12 +74,17 @@ def usage_fields(usage: Any) -> dict[str, int] | None:
     """Usage in Langfuse's keys from any OpenAI usage object (chat, responses, embeddings)."""
     if usage is None:
         return None
+    # one family of names per object: asking a pydantic model for a missing field is slow
     prompt = getattr(usage, "prompt_tokens", None)
-    if prompt is None:
+    if prompt is not None:  # chat, legacy completions, embeddings
+        completion = getattr(usage, "completion_tokens", None)
+        cached = _details(usage, "prompt_tokens_details", "cached_tokens")
+        reasoning = _details(usage, "completion_tokens_details", "reasoning_tokens")
+    else:  # the Responses API
         prompt = getattr(usage, "input_tokens", None)
-    completion = getattr(usage, "completion_tokens", None)
-    if completion is None:
         completion = getattr(usage, "output_tokens", None)
+        cached = _details(usage, "input_tokens_details", "cached_tokens")
+        reasoning = _details(usage, "output_tokens_details", "reasoning_tokens")
     total = getattr(usage, "total_tokens", None)
     result: dict[str, int] = {}
     if isinstance(prompt, int):
@@ -88,12 +93,6 @@ def usage_fields(usage: Any) -> dict[str, int] | None:
         result["output"] = completion
     if isinstance(total, int):
         result["total"] = total
-    cached = _details(usage, "prompt_tokens_details", "cached_tokens")
-    if cached is None:
-        cached = _details(usage, "input_tokens_details", "cached_tokens")
-    reasoning = _details(usage, "completion_tokens_details", "reasoning_tokens")
-    if reasoning is None:
-        reasoning = _details(usage, "output_tokens_details", "reasoning_tokens")
     if cached is not None:
         result["input_cached_tokens"] = cached
     if reasoning is not None:

@@ -9,6 +9,7 @@ exception, or abandonment (garbage collection).
 from __future__ import annotations
 
 import inspect
+import time
 from typing import Any
 
 import wrapt
@@ -17,27 +18,60 @@ from ..._internal import guarded_failure
 from ...observation import Observation
 from . import _extract, pricing
 
+#: Chunks kept before they are read in one go (bounds what a long stream holds on to).
+_FOLD_EVERY = 256
+
 
 class StreamState:
-    """What a stream has produced so far, per operation."""
+    """What a stream has produced so far, per operation. Per chunk it only keeps the chunk (and
+    notes the first token's time); chunks are read in batches, away from the caller's loop."""
 
-    __slots__ = ("finish_reason", "hide_usage_chunk", "model", "operation", "response", "text", "tool_calls",
-                 "usage")
+    __slots__ = ("chunks", "finish_reason", "first_token_ns", "hide_usage_chunk", "model", "operation", "response",
+                 "text", "tool_calls", "usage")
 
     def __init__(self, operation: str, hide_usage_chunk: bool) -> None:
         self.operation = operation
         self.hide_usage_chunk = hide_usage_chunk
+        self.chunks: list[Any] = []
         self.text: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None
+        self.first_token_ns: int | None = None
         self.model: str | None = None
         self.usage: Any = None
         self.response: Any = None
 
-    def record(self, chunk: Any, obs: Observation) -> bool:
-        """Take in one chunk; False if the caller must not see it (the usage chunk autotrace asked for)."""
+    def take(self, chunk: Any) -> bool:
+        """Keep one chunk; False if the caller must not see it (the usage chunk autotrace asked for)."""
+        chunks = self.chunks
+        chunks.append(chunk)
+        if self.first_token_ns is None and self._is_token(chunk):
+            self.first_token_ns = time.time_ns()
+        if len(chunks) >= _FOLD_EVERY:
+            self.fold()
+        return not (self.hide_usage_chunk and not chunk.choices and getattr(chunk, "usage", None) is not None)
+
+    def _is_token(self, chunk: Any) -> bool:
         if self.operation == "responses":
-            return self._record_event(chunk, obs)
+            return getattr(chunk, "type", "") == "response.output_text.delta"
+        choices = chunk.choices
+        if not choices:
+            return False
+        if self.operation == "text_completion":
+            return bool(choices[0].text)
+        delta = choices[0].delta
+        return delta is not None and bool(delta.content or delta.tool_calls)
+
+    def fold(self) -> None:
+        """Read the kept chunks into the accumulated output, usage and finish reason."""
+        chunks, self.chunks = self.chunks, []
+        for chunk in chunks:
+            if self.operation == "responses":
+                self._record_event(chunk)
+            else:
+                self._record(chunk)
+
+    def _record(self, chunk: Any) -> None:
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self.usage = usage
@@ -45,48 +79,46 @@ class StreamState:
             self.model = getattr(chunk, "model", None)
         choices = chunk.choices
         if not choices:
-            return not (self.hide_usage_chunk and usage is not None)
+            return
         choice = choices[0]
         if choice.finish_reason is not None:
             self.finish_reason = choice.finish_reason
         if self.operation == "text_completion":
             if choice.text:
-                obs.mark_first_token()
                 self.text.append(choice.text)
-            return True
+            return
         delta = choice.delta
         if delta is None:
-            return True
+            return
         if delta.content:
-            obs.mark_first_token()
             self.text.append(delta.content)
         if delta.tool_calls:
-            obs.mark_first_token()
-            for call in delta.tool_calls:
-                entry = self.tool_calls.setdefault(call.index, {"id": None, "type": "function",
-                                                               "function": {"name": "", "arguments": ""}})
-                if call.id:
-                    entry["id"] = call.id
-                function = call.function
-                if function is not None:
-                    entry["function"]["name"] += function.name or ""
-                    entry["function"]["arguments"] += function.arguments or ""
-        return True
+            self._tool_calls(delta.tool_calls)
 
-    def _record_event(self, event: Any, obs: Observation) -> bool:
-        kind = getattr(event, "type", "")
-        if kind == "response.output_text.delta":
-            obs.mark_first_token()
-        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+    def _tool_calls(self, calls: Any) -> None:
+        for call in calls:
+            entry = self.tool_calls.setdefault(call.index, {"id": None, "type": "function",
+                                                           "function": {"name": "", "arguments": ""}})
+            if call.id:
+                entry["id"] = call.id
+            function = call.function
+            if function is not None:
+                entry["function"]["name"] += function.name or ""
+                entry["function"]["arguments"] += function.arguments or ""
+
+    def _record_event(self, event: Any) -> None:
+        if getattr(event, "type", "") in ("response.completed", "response.incomplete", "response.failed"):
             self.response = event.response
-        return True
 
     def fields(self) -> dict[str, Any]:
+        self.fold()
         if self.response is not None:
-            return _extract.response_fields("responses", self.response)
+            fields = _extract.response_fields("responses", self.response)
+            fields["completion_start_time"] = self.first_token_ns
+            return fields
         usage = _extract.usage_fields(self.usage)
         fields: dict[str, Any] = {"response_model": self.model, "usage": usage, "finish_reason": self.finish_reason,
-                                  "cost": pricing.cost(self.model, usage)}
+                                  "cost": pricing.cost(self.model, usage), "completion_start_time": self.first_token_ns}
         text = "".join(self.text)
         if self.operation == "text_completion":
             fields["output"] = text
@@ -120,13 +152,6 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         except Exception as exc:
             guarded_failure("openai.stream_finish", exc)
 
-    def _self_take(self, chunk: Any) -> bool:
-        try:
-            return self._self_state.record(chunk, self._self_obs)
-        except Exception as exc:
-            guarded_failure("openai.stream_chunk", exc)
-            return True
-
     # -- sync ---------------------------------------------------------------------------------------
     def __iter__(self) -> TracedStream:
         return self
@@ -141,7 +166,11 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as error:
                 self._self_finish(error)
                 raise
-            if self._self_take(chunk):
+            try:
+                if self._self_state.take(chunk):
+                    return chunk
+            except Exception as exc:  # a chunk autotrace cannot read still reaches the caller
+                guarded_failure("openai.stream_chunk", exc)
                 return chunk
 
     def __enter__(self) -> TracedStream:
@@ -185,7 +214,11 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as error:
                 self._self_finish(error)
                 raise
-            if self._self_take(chunk):
+            try:
+                if self._self_state.take(chunk):
+                    return chunk
+            except Exception as exc:  # a chunk autotrace cannot read still reaches the caller
+                guarded_failure("openai.stream_chunk", exc)
                 return chunk
 
     async def __aenter__(self) -> TracedStream:

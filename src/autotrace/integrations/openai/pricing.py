@@ -34,20 +34,33 @@ _PRICES: dict[str, tuple[float, float, float]] = {
 }
 
 
+#: Response model name -> price, for names seen before (bounded: model names come from servers).
+_RESOLVED: dict[str, tuple[float, float, float] | None] = {}
+_MAX_RESOLVED = 512
+
+
 def set_prices(prices: Mapping[str, tuple[float, float, float]]) -> None:
     """Add or override prices: ``{"my-model": (input, cached_input, output)}`` in USD per 1M tokens."""
     for model, triple in prices.items():
         if len(triple) != 3 or not all(isinstance(p, int | float) and p >= 0 for p in triple):
             raise ValueError(f"price for {model!r} must be (input, cached_input, output) non-negative numbers")
         _PRICES[model] = (float(triple[0]), float(triple[1]), float(triple[2]))
+    _RESOLVED.clear()
 
 
 def price_of(model: str | None) -> tuple[float, float, float] | None:
     if not model:
         return None
+    try:
+        return _RESOLVED[model]
+    except KeyError:
+        pass
     found = _PRICES.get(model)
     if found is None:
         found = _PRICES.get(_DATE_SUFFIX.sub("", model))
+    if len(_RESOLVED) >= _MAX_RESOLVED:
+        _RESOLVED.clear()
+    _RESOLVED[model] = found
     return found
 
 

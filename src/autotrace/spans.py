@@ -1,0 +1,173 @@
+"""Light spans for autotrace's own observations.
+
+When autotrace's span pipeline is the only processor of the tracer provider, an observation does
+not need the SDK span's machinery (attribute validation under a lock, a copy into a new readable
+span at end, processor fan-out). ``ObservationTracer`` then creates an ``ObservationSpan``: a small
+OpenTelemetry ``Span`` with the same ids, sampling decision and parent rules as the SDK's, that
+hands itself to the pipeline when it ends. It is an ordinary API span, so making it current lets
+any other OpenTelemetry instrumentation start its spans under it.
+
+As soon as the provider has another processor (the application's own exporter, say), spans come
+from the SDK tracer again, so every processor keeps seeing every span.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.util.types import Attributes
+
+_UNSET = Status(StatusCode.UNSET)
+_NO_TRACE_STATE = TraceState()
+_FLAGS = {  # (sampled, random trace id) -> flags; shared, they never change
+    (sampled, random): TraceFlags((TraceFlags.SAMPLED if sampled else 0) | (TraceFlags.RANDOM_TRACE_ID if random else 0))
+    for sampled in (False, True) for random in (False, True)
+}
+
+
+class ObservationSpan(trace.Span):
+    """A recording span read by the pipeline like a finished SDK span (same attribute names)."""
+
+    __slots__ = ("_autotrace_obs", "_relay", "attributes", "context", "end_time", "events",
+                 "instrumentation_scope", "kind", "links", "name", "parent", "resource", "start_time", "status")
+
+    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
+                 start_time: int, resource: Resource, scope: InstrumentationScope, relay: SpanProcessor) -> None:
+        self.name = name
+        self.context = context
+        self.parent = parent
+        self.kind = kind
+        self.start_time = start_time
+        self.end_time: int | None = None
+        self.resource = resource
+        self.instrumentation_scope = scope
+        self.attributes: dict[str, Any] = {}
+        self.events: tuple[Event, ...] | list[Event] = ()
+        self.links: tuple[trace.Link, ...] = ()
+        self.status = _UNSET
+        self._autotrace_obs: Any = None
+        self._relay = relay
+
+    #: Read by exporters as on a finished SDK span; autotrace counts its own drops instead.
+    dropped_attributes = dropped_events = dropped_links = 0
+
+    def get_span_context(self) -> SpanContext:
+        return self.context
+
+    def is_recording(self) -> bool:
+        return self.end_time is None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self.end_time is None:
+            self.attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self.end_time is None:
+            self.attributes.update(attributes)
+
+    def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
+        if self.end_time is not None:
+            return
+        if not isinstance(self.events, list):
+            self.events = []
+        self.events.append(Event(name, dict(attributes or {}), timestamp or time.time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        if self.end_time is None and context is not None and context.is_valid:
+            self.links = (*self.links, trace.Link(context, attributes))
+
+    def update_name(self, name: str) -> None:
+        if self.end_time is None:
+            self.name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self.end_time is not None or self.status.status_code is StatusCode.OK:
+            return  # as in the SDK: OK is final
+        self.status = status if isinstance(status, Status) else Status(status, description)
+
+    def record_exception(self, exception: BaseException, attributes: Attributes = None,
+                         timestamp: int | None = None, escaped: bool = False) -> None:
+        module = type(exception).__module__
+        qualname = type(exception).__qualname__
+        event_attributes: dict[str, Any] = {
+            "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        event_attributes.update(attributes or {})
+        self.add_event("exception", event_attributes, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self.end_time is not None:
+            return
+        self.end_time = end_time or time.time_ns()
+        self._relay.on_end(self)  # type: ignore[arg-type]  # read like a ReadableSpan
+
+    def __repr__(self) -> str:
+        return f"<ObservationSpan {self.name!r} span_id={self.context.span_id:016x}>"
+
+
+class ObservationTracer:
+    """Starts observation spans: light ones while ``relay`` is the provider's only processor."""
+
+    def __init__(self, provider: TracerProvider, relay: SpanProcessor, version: str) -> None:
+        self._provider = provider
+        self._relay = relay
+        self._sdk_tracer = provider.get_tracer("autotrace", version)
+        self._scope = InstrumentationScope("autotrace", version)
+
+    def light(self) -> bool:
+        """True while the relay is the provider's only span processor (read defensively: if the
+        SDK ever stores its processors differently, the SDK path is used)."""
+        active = getattr(self._provider, "_active_span_processor", None)
+        processors = getattr(active, "_span_processors", None)
+        return type(processors) is tuple and len(processors) == 1 and processors[0] is self._relay
+
+    def start_span(self, name: str, context: Context | None = None, kind: SpanKind = SpanKind.INTERNAL,
+                   start_time: int | None = None, attributes: Mapping[str, Any] | None = None) -> trace.Span:
+        if not self.light():
+            return self._sdk_tracer.start_span(name, context=context, kind=kind, start_time=start_time,
+                                               attributes=attributes)
+        provider = self._provider
+        parent = trace.get_current_span(context).get_span_context()
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = provider.id_generator.generate_trace_id()
+            random_id = provider.id_generator.is_trace_id_random()
+        else:
+            trace_id = parent.trace_id
+            random_id = parent.trace_flags.random_trace_id
+        sampled, trace_state, extra = _sample(provider.sampler, context, parent, trace_id, name, kind, attributes)
+        span_context = SpanContext(trace_id, provider.id_generator.generate_span_id(), is_remote=False,
+                                   trace_flags=_FLAGS[(sampled, random_id)], trace_state=trace_state)
+        if not sampled:
+            return trace.NonRecordingSpan(span_context)
+        span = ObservationSpan(name, span_context, parent, kind, start_time or time.time_ns(), provider.resource,
+                               self._scope, self._relay)
+        if extra:
+            span.attributes.update(extra)
+        self._relay.on_start(span, context)  # type: ignore[arg-type]
+        return span
+
+
+def _sample(sampler: sampling.Sampler, context: Context | None, parent: SpanContext | None, trace_id: int,
+            name: str, kind: SpanKind, attributes: Mapping[str, Any] | None,
+            ) -> tuple[bool, TraceState, Mapping[str, Any] | None]:
+    """The provider's sampling decision; the SDK default (parent-based, always on) is decided inline."""
+    if sampler is sampling.DEFAULT_ON:
+        if parent is None:
+            return True, _NO_TRACE_STATE, attributes
+        return parent.trace_flags.sampled, parent.trace_state, attributes
+    links: Sequence[trace.Link] = ()
+    result = sampler.should_sample(context, trace_id, name, kind, attributes, links)
+    return result.decision.is_sampled(), result.trace_state or _NO_TRACE_STATE, result.attributes

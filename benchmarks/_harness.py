@@ -67,15 +67,37 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
     parser.add_argument("--contender")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--iterations", type=int)
+    parser.add_argument("--repeat", type=int, help="fresh interpreters per contender, taken in turns (default 3, "
+                        "1 with --quick); the table shows the median")
     args = parser.parse_args()
     iterations = args.iterations or (quick if args.quick else full)
     if args.contender:
         emit(measure(args.contender, iterations))
         return
-    rows = [(name, run_contender(script, name, "--iterations", str(iterations))) for name in contenders]
-    print(table(f"{title} ({machine()}; {iterations} calls x 5 rounds, median)", rows, columns))
+    repeat = args.repeat or (1 if args.quick else 3)
+    runs: dict[str, list[dict[str, Any] | None]] = {name: [] for name in contenders}
+    for _ in range(repeat):  # in turns, so a slow phase of the machine hits every contender alike
+        for name in contenders:
+            runs[name].append(run_contender(script, name, "--iterations", str(iterations)))
+    rows = [(name, combine(results)) for name, results in runs.items()]
+    print(table(f"{title} ({machine()}; {iterations} calls x 5 rounds, median of {repeat} interpreters)", rows,
+                columns))
     if footer is not None:
         print(footer(rows))
+
+
+def combine(results: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """One row from a contender's runs: the median of each number; skipped if any run was."""
+    for result in results:
+        if not result or "skipped" in result:
+            return result
+    first = results[0]
+    assert first is not None
+    combined = dict(first)
+    for key, value in first.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            combined[key] = statistics.median(r[key] for r in results if r is not None and key in r)
+    return combined
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -18,53 +18,69 @@ import _harness
 
 CONTENDERS = ["bare", "autotrace", "openinference", "openllmetry", "otel-contrib"]
 COLUMNS = ["langchain", "llamaindex", "grpc"]
-#: What each contender instruments (a column it does not instrument is not measured).
-COVERS = {
-    "bare": COLUMNS, "autotrace": COLUMNS, "openinference": ["langchain", "llamaindex"],
-    "openllmetry": ["langchain", "llamaindex"], "otel-contrib": ["grpc"],
-}
+_provider: list[Any] = []
 
 
 def _otel_provider() -> Any:
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    """One SDK provider per process, with a batch processor and a no-op exporter."""
+    if not _provider:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-    class Noop(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
+        class Noop(SpanExporter):
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Noop()))
-    trace.set_tracer_provider(provider)
-    return provider
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(Noop()))
+        trace.set_tracer_provider(provider)
+        _provider.append(provider)
+    return _provider[0]
 
 
-def setup(contender: str) -> None:
-    if contender == "autotrace":
+def _instrumentors(contender: str) -> dict[str, Any]:
+    """Per column, a function that instruments it (contenders cover different frameworks)."""
+
+    def autotrace_all() -> None:
         import autotrace
 
         autotrace.install(local_store="off", integrations=("langchain", "llama_index", "grpc"))
-    elif contender == "openinference":
-        provider = _otel_provider()
+
+    def openinference_langchain() -> None:
         from openinference.instrumentation.langchain import LangChainInstrumentor
+
+        LangChainInstrumentor().instrument(tracer_provider=_otel_provider())
+
+    def openinference_llamaindex() -> None:
         from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
 
-        LangChainInstrumentor().instrument(tracer_provider=provider)
-        LlamaIndexInstrumentor().instrument(tracer_provider=provider)
-    elif contender == "openllmetry":
-        provider = _otel_provider()
-        from opentelemetry.instrumentation.langchain import LangchainInstrumentor
-        from opentelemetry.instrumentation.llamaindex import LlamaIndexInstrumentor as LlamaInstrumentor
+        LlamaIndexInstrumentor().instrument(tracer_provider=_otel_provider())
 
-        LangchainInstrumentor().instrument(tracer_provider=provider)
-        LlamaInstrumentor().instrument(tracer_provider=provider)
-    elif contender == "otel-contrib":
-        provider = _otel_provider()
+    def openllmetry_langchain() -> None:
+        from opentelemetry.instrumentation.langchain import LangchainInstrumentor
+
+        LangchainInstrumentor().instrument(tracer_provider=_otel_provider())
+
+    def openllmetry_llamaindex() -> None:
+        from opentelemetry.instrumentation.llamaindex import LlamaIndexInstrumentor
+
+        LlamaIndexInstrumentor().instrument(tracer_provider=_otel_provider())
+
+    def contrib_grpc() -> None:
         from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
 
+        provider = _otel_provider()
         GrpcInstrumentorClient().instrument(tracer_provider=provider)
         GrpcInstrumentorServer().instrument(tracer_provider=provider)
+
+    return {
+        "bare": {column: None for column in COLUMNS},
+        "autotrace": {"langchain": autotrace_all, "llamaindex": None, "grpc": None},
+        "openinference": {"langchain": openinference_langchain, "llamaindex": openinference_llamaindex},
+        "openllmetry": {"langchain": openllmetry_langchain, "llamaindex": openllmetry_llamaindex},
+        "otel-contrib": {"grpc": contrib_grpc},
+    }[contender]
 
 
 def langchain_call() -> Any:
@@ -103,14 +119,33 @@ def grpc_call() -> Any:
     return lambda _keep=(server, channel): call(b"x")  # keep the server alive
 
 
-def measure(contender: str, iterations: int) -> dict[str, float]:
-    setup(contender)
+def measure(contender: str, iterations: int) -> dict[str, Any]:
+    """Instrument what the contender covers (a column whose instrumentor fails is reported, not
+    measured), then time each covered column."""
+    result: dict[str, Any] = {}
+    covered = []
+    for column, instrument in _instrumentors(contender).items():
+        try:
+            if instrument is not None:
+                instrument()
+            covered.append(column)
+        except Exception as exc:
+            result.setdefault("unavailable", {})[column] = f"{type(exc).__name__}: {exc}"[:100]
     factories = {"langchain": langchain_call, "llamaindex": llamaindex_call, "grpc": grpc_call}
-    return {name: _harness.time_sync(factories[name](), iterations) for name in COVERS[contender]}
+    for column in covered:
+        result[column] = _harness.time_sync(factories[column](), iterations)
+    return result
+
+
+def _unavailable_footer(rows: list[tuple[str, dict[str, Any] | None]]) -> str:
+    lines = [f"  {name} {column}: {reason}" for name, result in rows
+             for column, reason in ((result or {}).get("unavailable") or {}).items()]
+    return "instrumentors that could not run here:\n" + "\n".join(lines) if lines else ""
 
 
 def main() -> None:
-    _harness.compare_main(__file__, __doc__, CONTENDERS, COLUMNS, "framework integrations per call", measure, quick=100, full=500)
+    _harness.compare_main(__file__, __doc__, CONTENDERS, COLUMNS, "framework integrations per call", measure, quick=100, full=500,
+                          footer=_unavailable_footer)
 
 if __name__ == "__main__":
     main()

@@ -192,7 +192,7 @@ def _spans_footer(rows: list[tuple[str, dict[str, Any] | None]]) -> str:
     for name, result in rows:
         if result and "exported" in result:
             calls = result["calls"]
-            lines.append(f"  {name:<26}{result['exported_in_loop']:>8} / {result['exported']:>8} / {calls:>8}"
+            lines.append(f"  {name:<26}{result['exported_in_loop']:>8.0f} / {result['exported']:>8.0f} / {calls:>8.0f}"
                          f"   ({result['exported_in_loop'] / calls:.0%} in the loop, "
                          f"{1 - result['exported'] / calls:.0%} never exported)")
     return "\n".join(lines)

@@ -64,6 +64,9 @@ def test_works_alongside_the_users_own_tracer_provider(tmp_path) -> None:
         records = Traced(tmp_path / "t.db").records()
         assert sorted(r["name"] for r in records) == ["lookup", "user-span"]
         assert sorted(s.name for s in exporter.get_finished_spans()) == ["lookup", "user-span"]
+        lookup = next(s for s in exporter.get_finished_spans() if s.name == "lookup")  # an SDK span, typed
+        assert lookup.attributes["langfuse.observation.type"] == "tool"
+        assert json.loads(lookup.attributes["langfuse.observation.input"]) == {"q": 1}
     finally:
         autotrace.uninstall()
         trace._TRACER_PROVIDER = previous

@@ -49,7 +49,7 @@ TYPE_FIELDS: dict[ObservationType, frozenset[str]] = {
     ObservationType.GUARDRAIL: frozenset({"passed", "modified", "reason"}),
 }
 COMMON_FIELDS = frozenset({"input", "output", "metadata", "level", "status_message", "version", "prompt"})
-#: Key under which ``defer`` keeps callables that compute more fields on the export thread.
+#: Key under which ``defer`` keeps callables that compute more fields when the observation ends.
 DEFERRED = "__deferred__"
 #: Fields that carry user content; not recorded while content capture is off.
 CONTENT_FIELDS = frozenset({"input", "output", "query", "documents", "arguments", "result"})
@@ -119,7 +119,7 @@ class Observation:
 
     # -- recording --------------------------------------------------------------------------------
     def set_input(self, value: Any) -> Observation:
-        """Record the observation's input (serialised off the caller's thread)."""
+        """Record the observation's input (serialised once, when the observation ends)."""
         if not self._ended and capture_enabled():
             self._fields["input"] = _snapshot(value)
         return self
@@ -149,7 +149,7 @@ class Observation:
         return self
 
     def defer(self, compute: Callable[[], dict[str, Any]]) -> Observation:
-        """Add fields computed later, on the export thread (keeps extraction off the caller's path).
+        """Add fields computed once, when the observation ends (nothing is extracted before then).
 
         ``compute`` must only read objects that no longer change, such as a parsed response.
         """

@@ -27,15 +27,15 @@ from .redaction import Redactor
 from .router import Router
 
 _MAX_TRACKED_TRACES = 50_000
-#: The pipeline thread is woken once this many spans wait: draining soon keeps the backlog (and
-#: the garbage collector's work on it) small.
-WAKE_AT = 64
-#: A caller pauses once per span while this many spans wait, or a destination's buffer is past a
-#: quarter full. A loop that calls an SDK which briefly releases the GIL on every call (openai's
-#: ``uuid4()``) re-takes it before the pipeline thread can run, starving that thread for seconds;
-#: only a real sleep hands it the GIL, after which it keeps it for a whole switch interval. So a
-#: pause is rare (about one per hundred spans in such a loop) and short.
-PAUSE_AT = 256
+#: Once this many spans wait, the pipeline thread is woken and the caller pauses briefly (or a
+#: destination's buffer is past a quarter full: then it only pauses). A loop that calls an SDK
+#: which releases the GIL for a moment on every call (openai's ``uuid4()``) re-takes it before a
+#: waiting thread can run, so the pipeline thread would starve for seconds; a real sleep hands it
+#: the GIL, which it then keeps for a whole switch interval. Waking it any earlier only makes it
+#: wait for the GIL, which slows every call of such a loop. In a loop around openai that is about
+#: one pause per three hundred calls; when the GIL is free (I/O-bound code) the queue never gets
+#: this long, and the thread also wakes on its timer.
+DRAIN_AT = 256
 BACKPRESSURE_PAUSE = 0.0005
 _TENANT = schema.TENANT
 
@@ -104,8 +104,7 @@ class SpanPipeline(SpanProcessor):
         self.tenants = TenantTracker(settings.tenant_resolver)
         self._queue: deque[ReadableSpan | ScoreItem] = deque()
         self._max_queue = settings.queue_size
-        self._wake_at = max(1, min(WAKE_AT, settings.max_export_batch, settings.queue_size // 4))
-        self._pause_at = max(1, min(PAUSE_AT, settings.queue_size // 2))
+        self._drain_at = max(1, min(DRAIN_AT, settings.queue_size // 2))
         self._backpressure = settings.backpressure
         self._wake = threading.Event()
         self._flush_requested = threading.Event()
@@ -155,10 +154,10 @@ class SpanPipeline(SpanProcessor):
                 log_once("queue_full", "autotrace: span queue full (%d); dropping spans (counted)", self._max_queue)
                 return
             queue.append(span)
-            size = len(queue)
-            if size >= self._wake_at and not self._wake.is_set():
+            behind = len(queue) >= self._drain_at
+            if behind and not self._wake.is_set():
                 self._wake.set()
-            if self._backpressure and (size >= self._pause_at or self.router.pressured):
+            if self._backpressure and (behind or self.router.pressured):
                 count("backpressure_pauses")
                 time.sleep(BACKPRESSURE_PAUSE)
         except Exception as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import wrapt
@@ -152,9 +153,30 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         except Exception as exc:
             guarded_failure("openai.stream_finish", exc)
 
+    def _self_keep(self, chunk: Any) -> bool:
+        try:
+            return self._self_state.take(chunk)
+        except Exception as exc:  # a chunk autotrace cannot read still reaches the caller
+            guarded_failure("openai.stream_chunk", exc)
+            return True
+
     # -- sync ---------------------------------------------------------------------------------------
-    def __iter__(self) -> TracedStream:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        return self._self_iterate()  # a generator: cheaper per chunk than a __next__ method
+
+    def _self_iterate(self) -> Iterator[Any]:
+        keep = self._self_keep
+        try:
+            for chunk in self.__wrapped__:
+                if keep(chunk):
+                    yield chunk
+        except GeneratorExit:  # the caller stopped early (break, close): not an error
+            self._self_finish()
+            raise
+        except BaseException as error:
+            self._self_finish(error)
+            raise
+        self._self_finish()
 
     def __next__(self) -> Any:
         while True:
@@ -166,11 +188,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as error:
                 self._self_finish(error)
                 raise
-            try:
-                if self._self_state.take(chunk):
-                    return chunk
-            except Exception as exc:  # a chunk autotrace cannot read still reaches the caller
-                guarded_failure("openai.stream_chunk", exc)
+            if self._self_keep(chunk):
                 return chunk
 
     def __enter__(self) -> TracedStream:
@@ -201,8 +219,22 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_finish()
 
     # -- async --------------------------------------------------------------------------------------
-    def __aiter__(self) -> TracedStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._self_aiterate()
+
+    async def _self_aiterate(self) -> AsyncIterator[Any]:
+        keep = self._self_keep
+        try:
+            async for chunk in self.__wrapped__:
+                if keep(chunk):
+                    yield chunk
+        except GeneratorExit:
+            self._self_finish()
+            raise
+        except BaseException as error:
+            self._self_finish(error)
+            raise
+        self._self_finish()
 
     async def __anext__(self) -> Any:
         while True:
@@ -214,11 +246,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as error:
                 self._self_finish(error)
                 raise
-            try:
-                if self._self_state.take(chunk):
-                    return chunk
-            except Exception as exc:  # a chunk autotrace cannot read still reaches the caller
-                guarded_failure("openai.stream_chunk", exc)
+            if self._self_keep(chunk):
                 return chunk
 
     async def __aenter__(self) -> TracedStream:

@@ -1,0 +1,152 @@
+"""Light observation spans: same ids, parents, sampling and export as SDK spans, and the SDK path
+whenever the tracer provider has a processor besides autotrace's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, TraceIdRatioBased
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+import autotrace
+from autotrace.spans import ObservationSpan, ObservationTracer
+from tests.helpers import Traced, shape
+
+REMOTE_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+REMOTE_SPAN = "00f067aa0ba902b7"
+
+
+class Recorder(SpanProcessor):
+    """A relay stand-in that keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+        self.ended: list[Any] = []
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.started.append(span)
+
+    def on_end(self, span: Any) -> None:
+        self.ended.append(span)
+
+
+def _under_remote_parent(flags: str) -> object:
+    carrier = {"traceparent": f"00-{REMOTE_TRACE}-{REMOTE_SPAN}-{flags}"}
+    return otel_context.attach(TraceContextTextMapPropagator().extract(carrier))
+
+
+def test_other_instrumentation_nests_under_a_light_span_and_the_tree_is_exported(traced: Traced) -> None:
+    with autotrace.start_agent("agent") as agent:
+        assert isinstance(agent.span, ObservationSpan)
+        agent_context = agent.span.get_span_context()
+        with trace.get_tracer("third.party").start_as_current_span("http GET") as foreign:
+            assert isinstance(foreign, SdkSpan)
+            assert foreign.get_span_context().trace_id == agent_context.trace_id
+            assert foreign.parent.span_id == agent_context.span_id
+            with autotrace.start_tool("lookup", arguments={"q": "x"}) as tool:
+                assert tool.span.parent.span_id == foreign.get_span_context().span_id
+                tool.set_output({"hits": 1})
+    records = traced.records()
+    assert shape(records) == [("agent", "agent", [("span", "http GET", [("tool", "lookup", [])])])]
+    assert {r["trace_id"] for r in records} == {format(agent_context.trace_id, "032x")}
+    lookup = next(r for r in records if r["name"] == "lookup")
+    assert lookup["input"] == {"q": "x"} and lookup["output"] == {"hits": 1}
+
+
+def test_an_error_on_a_light_span_is_exported_like_an_sdk_one(traced: Traced) -> None:
+    with pytest.raises(ValueError, match="boom"), autotrace.start_tool("fails"):
+        raise ValueError("boom")
+    (record,) = traced.records()
+    assert record["level"] == "ERROR" and record["error"] is True
+    assert record["status_message"] == "ValueError: boom"
+    (event,) = record["events"]
+    assert event["name"] == "exception"
+    assert event["attributes"]["exception.type"] == "ValueError"
+    assert event["attributes"]["exception.message"] == "boom"
+    assert "raise ValueError" in event["attributes"]["exception.stacktrace"]
+
+
+def test_a_sampled_remote_parent_is_joined(traced: Traced) -> None:
+    token = _under_remote_parent("01")
+    try:
+        with autotrace.start_span("handler") as span:
+            assert span.trace_id == REMOTE_TRACE
+    finally:
+        otel_context.detach(token)
+    (record,) = traced.records()
+    assert record["trace_id"] == REMOTE_TRACE and record["parent_id"] == REMOTE_SPAN
+
+
+def test_an_unsampled_remote_parent_leaves_observations_unrecorded(traced: Traced) -> None:
+    token = _under_remote_parent("00")
+    try:
+        with autotrace.start_span("not-sampled") as span:
+            assert not span.span.is_recording()
+            span.set_output("ignored")
+    finally:
+        otel_context.detach(token)
+    with autotrace.start_span("sampled"):
+        pass
+    assert [r["name"] for r in traced.records()] == ["sampled"]
+
+
+def test_the_providers_sampler_decides() -> None:
+    relay = Recorder()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(relay)
+    span = ObservationTracer(provider, relay, "test").start_span("dropped")
+    assert not span.is_recording() and not span.get_span_context().trace_flags.sampled
+    span.end()
+    assert relay.started == [] and relay.ended == []
+
+    provider = TracerProvider(sampler=TraceIdRatioBased(1.0))
+    provider.add_span_processor(relay)
+    span = ObservationTracer(provider, relay, "test").start_span("kept", attributes={"k": "v"})
+    assert isinstance(span, ObservationSpan) and span.get_span_context().trace_flags.sampled
+    span.end()
+    assert relay.started == [span] and relay.ended == [span]
+    assert span.attributes == {"k": "v"} and not span.is_recording()
+
+
+def test_a_light_span_is_read_like_a_finished_sdk_span() -> None:
+    relay = Recorder()
+    provider = TracerProvider()
+    provider.add_span_processor(relay)
+    span = ObservationTracer(provider, relay, "test").start_span("step", start_time=1_000)
+    span.set_attribute("a", 1)
+    span.set_attributes({"b": "two"})
+    span.add_event("note", {"n": 1}, timestamp=1_500)
+    span.update_name("renamed")
+    span.set_status(trace.StatusCode.ERROR, "bad")
+    span.end(2_000)
+    span.end(3_000)  # ends once
+    span.set_attribute("late", True)  # ignored once ended
+    (ended,) = relay.ended
+    assert ended is span and span.end_time == 2_000 and span.start_time == 1_000
+    assert span.name == "renamed" and span.attributes == {"a": 1, "b": "two"}
+    assert [(e.name, dict(e.attributes), e.timestamp) for e in span.events] == [("note", {"n": 1}, 1_500)]
+    assert span.status.status_code is trace.StatusCode.ERROR and span.status.description == "bad"
+    assert span.resource is provider.resource and span.instrumentation_scope.name == "autotrace"
+    assert (span.dropped_attributes, span.dropped_events, span.dropped_links) == (0, 0, 0)
+
+
+def test_another_processor_on_the_provider_switches_to_sdk_spans() -> None:
+    relay = Recorder()
+    provider = TracerProvider()
+    provider.add_span_processor(relay)
+    tracer = ObservationTracer(provider, relay, "test")
+    assert isinstance(tracer.start_span("light"), ObservationSpan)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))  # the application's own exporter
+    span = tracer.start_span("sdk")
+    assert isinstance(span, SdkSpan)
+    span.end()
+    assert [s.name for s in exporter.get_finished_spans()] == ["sdk"]
+    assert isinstance(relay.ended[-1], ReadableSpan) and relay.ended[-1].name == "sdk"

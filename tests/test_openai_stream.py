@@ -12,6 +12,7 @@ import openai
 import pytest
 from openai import AsyncStream, Stream
 
+import autotrace
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced
 
@@ -53,6 +54,19 @@ def test_caller_that_asked_for_usage_sees_the_usage_chunk(traced: Traced, client
     chunks = list(stream)
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
     assert _one(traced)["usage"]["total"] == chunks[-1].usage.total_tokens
+
+
+def test_stream_usage_off_leaves_the_request_as_the_caller_made_it(tmp_path: Any, client: openai.OpenAI,
+                                                                    fake: FakeOpenAI) -> None:
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
+                      stream_usage=False)
+    fake.script(reply="one two", chunks=4, usage=(9, 4))
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert "stream_options" not in fake.requests[-1]["body"]
+    assert all(chunk.choices for chunk in chunks)  # the server sent no usage chunk
+    record = _one(Traced(tmp_path / "t.db"))
+    assert record["output"] == {"role": "assistant", "content": "one two"}
+    assert record["usage"] is None and record["cost"] is None  # nothing to count without the server's usage
 
 
 def test_break_then_close_ends_once(traced: Traced, client: openai.OpenAI) -> None:

@@ -150,3 +150,18 @@ def test_another_processor_on_the_provider_switches_to_sdk_spans() -> None:
     span.end()
     assert [s.name for s in exporter.get_finished_spans()] == ["sdk"]
     assert isinstance(relay.ended[-1], ReadableSpan) and relay.ended[-1].name == "sdk"
+
+
+def test_a_failing_light_path_falls_back_to_the_sdk_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> Any:
+        raise AttributeError("a provider of another shape")
+
+    monkeypatch.setattr("autotrace.spans._sample", broken)
+    relay = Recorder()
+    provider = TracerProvider()
+    provider.add_span_processor(relay)
+    span = ObservationTracer(provider, relay, "test").start_span("still-traced")
+    assert isinstance(span, SdkSpan) and span.is_recording()
+    span.end()
+    assert [s.name for s in relay.ended] == ["still-traced"]
+    assert autotrace.stats()["internal_errors.light_span"] == 1

@@ -46,6 +46,7 @@ class Settings:
     local_store_path: Path = dataclasses.field(default_factory=default_store_path)
     retention_days: float = 28.0
     capture_content: bool = True
+    stream_usage: bool = True
     max_value_bytes: int = 64 * 1024
     queue_size: int = 20_000
     max_export_batch: int = 512
@@ -124,6 +125,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "local_store_path": (("AUTOTRACE_LOCAL_STORE_PATH",), Path),
     "retention_days": (("AUTOTRACE_RETENTION_DAYS",), _positive_float),
     "capture_content": (("AUTOTRACE_CAPTURE_CONTENT",), _bool),
+    "stream_usage": (("AUTOTRACE_STREAM_USAGE",), _bool),
     "max_value_bytes": (("AUTOTRACE_MAX_VALUE_BYTES",), _positive_int),
     "queue_size": (("AUTOTRACE_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE"), _positive_int),
     "max_export_batch": (("AUTOTRACE_MAX_EXPORT_BATCH", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), _positive_int),

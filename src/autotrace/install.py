@@ -120,6 +120,7 @@ def install(**options: Any) -> Settings:
         state.settings = settings
         state.provider = provider
         state.capture_content = settings.capture_content
+        state.stream_usage = settings.stream_usage
         state.max_value_bytes = settings.max_value_bytes
         recorder.use_tracer(ObservationTracer(provider, _RELAY, recorder.__version__))
         state.pipeline = pipeline

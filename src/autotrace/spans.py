@@ -26,10 +26,13 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.util.types import Attributes
 
+from ._internal import guarded_failure
+
 _UNSET = Status(StatusCode.UNSET)
 _NO_TRACE_STATE = TraceState()
+_RANDOM_TRACE_ID = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)  # W3C level 2; older APIs lack it
 _FLAGS = {  # (sampled, random trace id) -> flags; shared, they never change
-    (sampled, random): TraceFlags((TraceFlags.SAMPLED if sampled else 0) | (TraceFlags.RANDOM_TRACE_ID if random else 0))
+    (sampled, random): TraceFlags((TraceFlags.SAMPLED if sampled else 0) | (_RANDOM_TRACE_ID if random else 0))
     for sampled in (False, True) for random in (False, True)
 }
 
@@ -135,18 +138,26 @@ class ObservationTracer:
 
     def start_span(self, name: str, context: Context | None = None, kind: SpanKind = SpanKind.INTERNAL,
                    start_time: int | None = None, attributes: Mapping[str, Any] | None = None) -> trace.Span:
-        if not self.light():
-            return self._sdk_tracer.start_span(name, context=context, kind=kind, start_time=start_time,
-                                               attributes=attributes)
+        if self.light():
+            try:
+                return self._start_light(name, context, kind, start_time, attributes)
+            except Exception as exc:  # e.g. an SDK whose provider changed shape: its own tracer still works
+                guarded_failure("light_span", exc)
+        return self._sdk_tracer.start_span(name, context=context, kind=kind, start_time=start_time,
+                                           attributes=attributes)
+
+    def _start_light(self, name: str, context: Context | None, kind: SpanKind, start_time: int | None,
+                     attributes: Mapping[str, Any] | None) -> trace.Span:
         provider = self._provider
         parent = trace.get_current_span(context).get_span_context()
         if parent is None or not parent.is_valid:
             parent = None
             trace_id = provider.id_generator.generate_trace_id()
-            random_id = provider.id_generator.is_trace_id_random()
+            is_random = getattr(provider.id_generator, "is_trace_id_random", None)
+            random_id = bool(is_random()) if is_random is not None else False
         else:
             trace_id = parent.trace_id
-            random_id = parent.trace_flags.random_trace_id
+            random_id = bool(getattr(parent.trace_flags, "random_trace_id", False))
         sampled, trace_state, extra = _sample(provider.sampler, context, parent, trace_id, name, kind, attributes)
         span_context = SpanContext(trace_id, provider.id_generator.generate_span_id(), is_remote=False,
                                    trace_flags=_FLAGS[(sampled, random_id)], trace_state=trace_state)

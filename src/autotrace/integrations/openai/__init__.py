@@ -11,7 +11,8 @@ only fills in what the framework's observation lacks (usage, returned model, fin
 If another OpenTelemetry instrumentor's ``gen_ai`` span is current, it does nothing at all.
 
 Streams: ``stream_options={"include_usage": true}`` is added when the caller did not set it, and
-the extra usage-only chunk is then hidden from the caller. Content capture follows
+the extra usage-only chunk is then hidden from the caller (``stream_usage=False`` turns that off:
+the server then sends no usage, and the SDK has one chunk less to parse). Content capture follows
 ``autotrace.content_capture(...)`` (per block/call) and the ``capture_content`` setting.
 
 Replay: a frozen non-streamed chat completion returns the recorded message without a request;
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 from ... import recorder
 from ..._internal import guarded_failure
 from ...observation import Observation, ObservationType
+from ...runtime import state
 from .. import ownership
 from ..base import Integration
 from . import _extract
@@ -103,7 +105,8 @@ class _Call:
         if intercept is not None and not intercept.frozen and intercept.overrides:
             body = self._override(body, intercept.overrides)
         streamed_here = self.obs is not None and self.stream  # an owner's stream stays as the owner made it
-        if streamed_here and self.operation in ("chat", "text_completion") and "stream_options" not in body:
+        if (streamed_here and state.stream_usage and self.operation in ("chat", "text_completion")
+                and "stream_options" not in body):
             body = {**body, "stream_options": {"include_usage": True}}
             self.usage_added = True
         if body is not self.options.json_data:

@@ -20,7 +20,7 @@ from ...observation import Observation
 from . import _extract, pricing
 
 #: Chunks kept before they are read in one go (bounds what a long stream holds on to).
-_FOLD_EVERY = 256
+_FOLD_EVERY = 64
 
 
 class StreamState:
@@ -165,10 +165,15 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         return self._self_iterate()  # a generator: cheaper per chunk than a __next__ method
 
     def _self_iterate(self) -> Iterator[Any]:
-        keep = self._self_keep
+        take = self._self_state.take
         try:
             for chunk in self.__wrapped__:
-                if keep(chunk):
+                try:
+                    keep = take(chunk)
+                except Exception as exc:  # a chunk autotrace cannot read still reaches the caller
+                    guarded_failure("openai.stream_chunk", exc)
+                    keep = True
+                if keep:
                     yield chunk
         except GeneratorExit:  # the caller stopped early (break, close): not an error
             self._self_finish()
@@ -223,10 +228,15 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         return self._self_aiterate()
 
     async def _self_aiterate(self) -> AsyncIterator[Any]:
-        keep = self._self_keep
+        take = self._self_state.take
         try:
             async for chunk in self.__wrapped__:
-                if keep(chunk):
+                try:
+                    keep = take(chunk)
+                except Exception as exc:
+                    guarded_failure("openai.stream_chunk", exc)
+                    keep = True
+                if keep:
                     yield chunk
         except GeneratorExit:
             self._self_finish()

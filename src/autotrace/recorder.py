@@ -61,7 +61,7 @@ def start(
 
 
 def finish(obs: Observation, end_time: int | None) -> None:
-    """End the observation's span, handing its fields to the pipeline (or writing them now)."""
+    """Write the observation's fields onto its span as attributes, then end the span."""
     span = obs.span
     try:
         span._autotrace_obs = None  # type: ignore[attr-defined]  # break the span <-> handle cycle

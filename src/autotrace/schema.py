@@ -115,12 +115,12 @@ _encode = _encoder(", ", ": ")
 _encode_compact = _encoder(",", ":")
 
 
-def dumps(value: Any) -> str:
+def dumps(value: Any, compact: bool = False) -> str:
     """Serialise any value to JSON text; never raises (unserialisable parts become strings)."""
     if type(value) is str:
         return _encode_str(value)
     try:
-        return _encode(value)
+        return _encode_compact(value) if compact else _encode(value)
     except (ValueError, TypeError, RecursionError):
         count("serialization_fallbacks")
         return _encode_str(str(value))
@@ -257,13 +257,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
 
 def metadata_value(value: Any) -> str:
     """Metadata values are JSON-encoded, strings included, as the Langfuse v5 SDK sends them."""
-    if type(value) is str:
-        return _encode_str(value)
-    try:
-        return _encode_compact(value)
-    except (ValueError, TypeError, RecursionError):
-        count("serialization_fallbacks")
-        return _encode_str(str(value))
+    return dumps(value, compact=True)
 
 
 def trace_attributes(

@@ -8,6 +8,7 @@ exception, or abandonment (garbage collection).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -43,14 +44,19 @@ class StreamState:
         self.response: Any = None
 
     def take(self, chunk: Any) -> bool:
-        """Keep one chunk; False if the caller must not see it (the usage chunk autotrace asked for)."""
-        chunks = self.chunks
-        chunks.append(chunk)
-        if self.first_token_ns is None and self._is_token(chunk):
-            self.first_token_ns = time.time_ns()
-        if len(chunks) >= _FOLD_EVERY:
-            self.fold()
-        return not (self.hide_usage_chunk and not chunk.choices and getattr(chunk, "usage", None) is not None)
+        """Keep one chunk; False if the caller must not see it (the usage chunk autotrace asked for).
+        Never raises: a chunk autotrace cannot read still reaches the caller."""
+        try:
+            chunks = self.chunks
+            chunks.append(chunk)
+            if self.first_token_ns is None and self._is_token(chunk):
+                self.first_token_ns = time.time_ns()
+            if len(chunks) >= _FOLD_EVERY:
+                self.fold()
+            return not (self.hide_usage_chunk and not chunk.choices and getattr(chunk, "usage", None) is not None)
+        except Exception as exc:
+            guarded_failure("openai.stream_chunk", exc)
+            return True
 
     def _is_token(self, chunk: Any) -> bool:
         if self.operation == "responses":
@@ -153,28 +159,11 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         except Exception as exc:
             guarded_failure("openai.stream_finish", exc)
 
-    def _self_keep(self, chunk: Any) -> bool:
+    @contextlib.contextmanager
+    def _self_ending(self) -> Iterator[None]:
+        """Around a whole iteration: the observation ends however it stops."""
         try:
-            return self._self_state.take(chunk)
-        except Exception as exc:  # a chunk autotrace cannot read still reaches the caller
-            guarded_failure("openai.stream_chunk", exc)
-            return True
-
-    # -- sync ---------------------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[Any]:
-        return self._self_iterate()  # a generator: cheaper per chunk than a __next__ method
-
-    def _self_iterate(self) -> Iterator[Any]:
-        take = self._self_state.take
-        try:
-            for chunk in self.__wrapped__:
-                try:
-                    keep = take(chunk)
-                except Exception as exc:  # a chunk autotrace cannot read still reaches the caller
-                    guarded_failure("openai.stream_chunk", exc)
-                    keep = True
-                if keep:
-                    yield chunk
+            yield
         except GeneratorExit:  # the caller stopped early (break, close): not an error
             self._self_finish()
             raise
@@ -182,6 +171,17 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_finish(error)
             raise
         self._self_finish()
+
+    # -- sync ---------------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Any]:
+        return self._self_iterate()  # a generator: cheaper per chunk than a __next__ method
+
+    def _self_iterate(self) -> Iterator[Any]:
+        take = self._self_state.take
+        with self._self_ending():
+            for chunk in self.__wrapped__:
+                if take(chunk):
+                    yield chunk
 
     def __next__(self) -> Any:
         while True:
@@ -193,7 +193,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as error:
                 self._self_finish(error)
                 raise
-            if self._self_keep(chunk):
+            if self._self_state.take(chunk):
                 return chunk
 
     def __enter__(self) -> TracedStream:
@@ -229,22 +229,10 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
 
     async def _self_aiterate(self) -> AsyncIterator[Any]:
         take = self._self_state.take
-        try:
+        with self._self_ending():
             async for chunk in self.__wrapped__:
-                try:
-                    keep = take(chunk)
-                except Exception as exc:
-                    guarded_failure("openai.stream_chunk", exc)
-                    keep = True
-                if keep:
+                if take(chunk):
                     yield chunk
-        except GeneratorExit:
-            self._self_finish()
-            raise
-        except BaseException as error:
-            self._self_finish(error)
-            raise
-        self._self_finish()
 
     async def __anext__(self) -> Any:
         while True:
@@ -256,7 +244,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as error:
                 self._self_finish(error)
                 raise
-            if self._self_keep(chunk):
+            if self._self_state.take(chunk):
                 return chunk
 
     async def __aenter__(self) -> TracedStream:

@@ -165,3 +165,20 @@ def test_a_failing_light_path_falls_back_to_the_sdk_span(monkeypatch: pytest.Mon
     span.end()
     assert [s.name for s in relay.ended] == ["still-traced"]
     assert autotrace.stats()["internal_errors.light_span"] == 1
+
+
+def test_a_light_span_bounds_its_attributes_and_events_like_the_sdk() -> None:
+    relay = Recorder()
+    provider = TracerProvider()
+    provider.add_span_processor(relay)
+    span = ObservationTracer(provider, relay, "test").start_span("busy")
+    for i in range(200):
+        span.set_attribute(f"k{i}", i)
+        span.add_event(f"e{i}")
+    span.set_attributes({f"m{i}": i for i in range(10)})
+    span.set_attribute("k0", "updated")  # an existing key still changes
+    span.end()
+    assert len(span.attributes) == 128 and span.attributes["k0"] == "updated" and "k128" not in span.attributes
+    assert len(span.events) == 128 and span.events[-1].name == "e127"
+    stats = autotrace.stats()
+    assert stats["attributes_dropped"] == 72 + 10 and stats["events_dropped"] == 72

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -26,9 +26,12 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.util.types import Attributes
 
-from ._internal import guarded_failure
+from ._internal import count, guarded_failure
+from .schema import MAX_ATTRIBUTES
 
 _UNSET = Status(StatusCode.UNSET)
+#: As the SDK's default span limits: later attributes (new keys) and events are dropped, counted.
+_MAX_EVENTS = 128
 _NO_TRACE_STATE = TraceState()
 _RANDOM_TRACE_ID = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)  # W3C level 2; older APIs lack it
 _FLAGS = {  # (sampled, random trace id) -> flags; shared, they never change
@@ -71,14 +74,24 @@ class ObservationSpan(trace.Span):
 
     def set_attribute(self, key: str, value: Any) -> None:
         if self.end_time is None:
+            if len(self.attributes) >= MAX_ATTRIBUTES and key not in self.attributes:
+                count("attributes_dropped")
+                return
             self.attributes[key] = value
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if self.end_time is None:
-            self.attributes.update(attributes)
+            if len(self.attributes) + len(attributes) <= MAX_ATTRIBUTES:
+                self.attributes.update(attributes)
+            else:
+                for key, value in attributes.items():
+                    self.set_attribute(key, value)
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         if self.end_time is not None:
+            return
+        if len(self.events) >= _MAX_EVENTS:
+            count("events_dropped")
             return
         if not isinstance(self.events, list):
             self.events = []
@@ -179,6 +192,5 @@ def _sample(sampler: sampling.Sampler, context: Context | None, parent: SpanCont
         if parent is None:
             return True, _NO_TRACE_STATE, attributes
         return parent.trace_flags.sampled, parent.trace_state, attributes
-    links: Sequence[trace.Link] = ()
-    result = sampler.should_sample(context, trace_id, name, kind, attributes, links)
+    result = sampler.should_sample(context, trace_id, name, kind, attributes, ())
     return result.decision.is_sampled(), result.trace_state or _NO_TRACE_STATE, result.attributes

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, Status, StatusCode, get_current_span, set_span_in_context
 
+from . import schema
 from ._internal import guarded_failure
 from .context import capture_enabled
+from .runtime import state
 
 if TYPE_CHECKING:
     from .interception import Intercept
@@ -203,13 +205,31 @@ class Observation:
             self._fields["completion_start_time"] = time.time_ns()
 
     def end(self, end_time: int | None = None) -> None:
-        """End the observation exactly once; later calls do nothing."""
+        """End the observation exactly once; later calls do nothing.
+
+        Its fields become span attributes here, on the caller's thread: that frees what they refer
+        to (a parsed response, a copied message list) at once instead of keeping it alive in the
+        export queue, where it would fill the garbage collector's older generations. Redaction,
+        routing and export still happen on the pipeline thread.
+        """
         if self._ended:
             return
         self._ended = True
-        from .recorder import finish
-
-        finish(self, end_time)
+        span = self._span
+        try:
+            span._autotrace_obs = None  # type: ignore[attr-defined]  # break the span <-> handle cycle
+        except AttributeError:
+            pass
+        try:
+            if span.is_recording():
+                span.set_attributes(schema.observation_attributes(
+                    self.type._value_, resolved_fields(self._fields), state.max_value_bytes))
+        except Exception as exc:  # the span still ends, with what it has
+            guarded_failure("finish", exc)
+        try:
+            span.end(end_time)
+        except Exception as exc:
+            guarded_failure("finish", exc)
 
     def __repr__(self) -> str:
         return f"<Observation {self.type.value} {self.name!r} id={self.id}>"

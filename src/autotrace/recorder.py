@@ -1,10 +1,5 @@
-"""Span lifecycle for observations: start an OTel span for a typed observation and finish it.
-
-An observation's fields become span attributes when it ends, on the caller's thread: that frees
-the objects it refers to (a parsed response, a copied message list) at once instead of keeping
-them alive in the export queue, where they would fill the garbage collector's older generations.
-Everything costlier (redaction, routing, export) still happens on the pipeline thread.
-"""
+"""Starting observations: an OTel span for a typed observation, under the current context (the
+observation finishes itself: ``Observation.end``)."""
 
 from __future__ import annotations
 
@@ -14,10 +9,9 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
-from . import interception, schema
+from . import interception
 from ._internal import guarded_failure
-from .observation import Observation, ObservationType, resolved_fields
-from .runtime import state
+from .observation import Observation, ObservationType
 
 __version__ = "0.1.0"
 _default_tracer = trace.get_tracer("autotrace", __version__)
@@ -58,25 +52,6 @@ def start(
         except Exception as exc:
             guarded_failure("intercept", exc)
     return obs
-
-
-def finish(obs: Observation, end_time: int | None) -> None:
-    """Write the observation's fields onto its span as attributes, then end the span."""
-    span = obs.span
-    try:
-        span._autotrace_obs = None  # type: ignore[attr-defined]  # break the span <-> handle cycle
-    except AttributeError:
-        pass
-    try:
-        if span.is_recording():
-            fields = resolved_fields(obs.fields)
-            span.set_attributes(schema.observation_attributes(obs.type.value, fields, state.max_value_bytes))
-    except Exception as exc:  # the span still ends, with what it has
-        guarded_failure("finish", exc)
-    try:
-        span.end(end_time)
-    except Exception as exc:
-        guarded_failure("finish", exc)
 
 
 def current_observation() -> Observation | None:

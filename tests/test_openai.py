@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,46 @@ def test_a_wrapper_bug_never_changes_the_result(traced: Traced, client: openai.O
     assert record["input"] == MESSAGES and record["output"] is None and record["usage"] is None
     assert autotrace.stats()["internal_errors.deferred_fields"] == 1
     assert autotrace.stats()["internal_errors.openai.prepare"] == 1
+
+
+def test_a_changed_request_signature_disables_only_that_patch(tmp_path: Path, client: openai.OpenAI,
+                                                              aclient: openai.AsyncOpenAI,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A future SDK whose sync ``request`` takes its arguments in another order: autotrace leaves
+    it unwrapped (one warning, counted), the call works exactly as without autotrace, and the
+    async client, still shaped as before, stays traced."""
+    from openai._base_client import SyncAPIClient
+    from openai._models import FinalRequestOptions
+
+    original = SyncAPIClient.request
+
+    def request(self: Any, options: Any, cast_to: Any, *, stream: bool = False, stream_cls: Any = None) -> Any:
+        return original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
+
+    def post(self: Any, path: str, *, cast_to: Any, body: Any = None, options: Any = None, stream: bool = False,
+             stream_cls: Any = None, **_: Any) -> Any:
+        final = FinalRequestOptions.construct(method="post", url=path, json_data=body, **(options or {}))
+        return self.request(final, cast_to, stream=stream, stream_cls=stream_cls)
+
+    monkeypatch.setattr(SyncAPIClient, "request", request)
+    monkeypatch.setattr(SyncAPIClient, "post", post)
+    with caplog.at_level(logging.WARNING, logger="autotrace"):
+        autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
+                          export_interval=0.05)
+    assert caplog.text.count("cannot patch openai._base_client.SyncAPIClient.request (its parameters changed)") == 1
+    assert autotrace.stats()["integration_patch_skipped.openai"] == 1
+    assert not hasattr(SyncAPIClient.request, "__wrapped__")
+
+    response = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert response.choices[0].message.content == "echo: where is my order"
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices) == \
+        "echo: where is my order"
+    asyncio.run(aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES))
+    records = Traced(tmp_path / "t.db").records()
+    assert [(r["type"], r["name"]) for r in records] == [("generation", "openai.chat")]  # the async call only
+    assert "internal_errors.openai.prepare" not in autotrace.stats()
 
 
 def test_uninstall_restores_the_sdk(traced: Traced, client: openai.OpenAI) -> None:

@@ -2,13 +2,15 @@
 
 An integration declares the distribution it instruments and the version range it supports,
 patches on ``instrument()`` and restores every original on ``uninstrument()``. A patch target
-that no longer exists (a changed library API) disables only that patch, with one warning.
+that no longer exists, or whose parameters no longer are the ones its wrapper reads (a changed
+library API), disables only that patch, with one warning.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -26,10 +28,13 @@ class Patcher:
         self.owner = owner
         self._applied: list[tuple[Any, str, Any]] = []
 
-    def wrap(self, module: str, target: str, wrapper: Callable[..., Any], optional: bool = False) -> bool:
+    def wrap(self, module: str, target: str, wrapper: Callable[..., Any], optional: bool = False,
+             expects: tuple[str, ...] = ()) -> bool:
         """Wrap ``module:target`` (``Class.method`` allowed); False, with one warning, if it is gone.
 
         ``optional`` targets exist only in some versions of the library and are skipped quietly.
+        ``expects`` names the leading positional parameters (after ``self``) the wrapper reads by
+        position; a target whose signature says otherwise is not wrapped.
         """
         try:
             parent: Any = importlib.import_module(module)
@@ -40,13 +45,19 @@ class Patcher:
         except (ImportError, AttributeError, KeyError) as exc:
             if optional:
                 return False
-            count(f"integration_patch_skipped.{self.owner}")
-            log_once(f"patch:{self.owner}:{module}:{target}", "autotrace: %s cannot patch %s.%s (%s); that "
-                     "part is not traced", self.owner, module, target, type(exc).__name__)
+            self._skipped(module, target, type(exc).__name__)
+            return False
+        if expects and not _leads_with(original, expects, skip_self=isinstance(parent, type)):
+            self._skipped(module, target, "its parameters changed")
             return False
         wrapt.wrap_function_wrapper(parent, attribute, wrapper)
         self._applied.append((parent, attribute, original))
         return True
+
+    def _skipped(self, module: str, target: str, reason: str) -> None:
+        count(f"integration_patch_skipped.{self.owner}")
+        log_once(f"patch:{self.owner}:{module}:{target}", "autotrace: %s cannot patch %s.%s (%s); that "
+                 "part is not traced", self.owner, module, target, reason)
 
     def wrap_object(self, parent: Any, attribute: str, wrapper: Callable[..., Any]) -> None:
         """Wrap an attribute of an object already in hand (e.g. each class of a family)."""
@@ -63,6 +74,19 @@ class Patcher:
     @property
     def active(self) -> bool:
         return bool(self._applied)
+
+
+def _leads_with(function: Any, names: tuple[str, ...], skip_self: bool) -> bool:
+    """Whether ``function``'s first positional parameters are ``names`` (True if it cannot be read)."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to compare
+        return True
+    positional = [p.name for p in parameters
+                  if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    if skip_self:
+        positional = positional[1:]
+    return tuple(positional[:len(names)]) == names
 
 
 class Integration:

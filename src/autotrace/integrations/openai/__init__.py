@@ -231,8 +231,9 @@ class OpenAIIntegration(Integration):
     supported = ">=1.40,<4"
 
     def _instrument(self) -> None:
-        self.patcher.wrap("openai._base_client", "SyncAPIClient.request", _sync_request)
-        self.patcher.wrap("openai._base_client", "AsyncAPIClient.request", _async_request)
+        expects = ("cast_to", "options")  # what ``_arguments`` reads by position
+        self.patcher.wrap("openai._base_client", "SyncAPIClient.request", _sync_request, expects=expects)
+        self.patcher.wrap("openai._base_client", "AsyncAPIClient.request", _async_request, expects=expects)
 
 
 INTEGRATION = OpenAIIntegration()

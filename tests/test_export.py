@@ -7,6 +7,7 @@ or raising only shows up in ``autotrace.stats()``.
 from __future__ import annotations
 
 import base64
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -141,11 +142,47 @@ def test_an_outage_never_slows_callers_down() -> None:
     assert autotrace.stats()["spans_dropped.destination_full"] > 0  # drops are counted instead
 
 
+def _wait_for_stat(name: str, at_least: int = 1, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while autotrace.stats().get(name, 0) < at_least and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return autotrace.stats().get(name, 0)
+
+
+def test_spans_of_a_short_outage_arrive_when_the_endpoint_comes_back(caplog: pytest.LogCaptureFixture) -> None:
+    port = _free_port()
+    with caplog.at_level(logging.WARNING, logger="autotrace"):
+        _install(f"http://127.0.0.1:{port}", export_timeout=0.5)  # default retries
+        during = _work(3)
+        assert _wait_for_stat("export_failures.langfuse:default") >= 1  # nothing listens there yet
+        with OtlpReceiver().start(port=port) as rx:
+            after = _work(1)
+            spans = rx.wait_for_spans(8, timeout=40)  # the held batch once its backoff ends, then the rest
+            assert autotrace.flush(10)
+    assert sorted(s.trace_id for s in spans) == sorted(2 * [*during, *after])
+    assert "spans_dropped.export_failed" not in autotrace.stats()
+    assert caplog.text.count("retrying with backoff") == 1  # logged once however often it failed
+
+
+def test_tracing_resumes_after_a_slow_endpoint(receiver: OtlpReceiver) -> None:
+    receiver.delay(10.0)
+    _install(receiver.endpoint, export_timeout=0.3, max_retries=0)
+    _work(2)
+    assert _wait_for_stat("spans_dropped.export_failed", at_least=4) == 4  # timed out, dropped and counted
+    receiver.delay(0)
+    (trace_id,) = _work(1)
+    assert autotrace.flush(5)
+    spans = receiver.wait_for_spans(2)
+    assert [s.trace_id for s in spans if s.trace_id == trace_id] == [trace_id, trace_id]
+    assert autotrace.stats()["spans_dropped.export_failed"] == 4
+
+
 def test_a_raising_exporter_never_affects_the_traced_code(receiver: OtlpReceiver,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(self: OtlpHttpSink, spans: object) -> None:
         raise RuntimeError("exporter bug")
 
+    healthy_export = OtlpHttpSink.export
     monkeypatch.setattr(OtlpHttpSink, "export", explode)
     _install(receiver.endpoint, max_retries=0)
     with autotrace.start_tool("t") as tool:
@@ -154,6 +191,11 @@ def test_a_raising_exporter_never_affects_the_traced_code(receiver: OtlpReceiver
     stats = autotrace.stats()
     assert stats["internal_errors.export.langfuse:default"] == 1
     assert stats["spans_dropped.export_failed"] == 1
+    monkeypatch.setattr(OtlpHttpSink, "export", healthy_export)  # the bug is gone: export resumes
+    with autotrace.start_tool("after"):
+        pass
+    assert autotrace.flush(5)
+    assert [s.name for s in receiver.wait_for_spans(1)] == ["after"]
 
 
 @pytest.mark.timeout(10)
@@ -179,3 +221,11 @@ def test_full_queue_drops_and_counts(tmp_path) -> None:
             pass
     assert autotrace.stats()["spans_dropped.queue_full"] == 15
     pipeline._stopped = False
+    pipeline._thread = pipeline._start_thread()  # the queue drains again: tracing resumes
+    with autotrace.start_span("after"):
+        pass
+    assert autotrace.flush(10)
+    store = autotrace.local_store()
+    assert store is not None
+    assert sorted(r["name"] for r in store.observations()) == sorted([f"s{i}" for i in range(10)] + ["after"])
+    assert autotrace.stats()["spans_dropped.queue_full"] == 15

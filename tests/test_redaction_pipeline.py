@@ -103,3 +103,30 @@ def test_user_hook_sees_key_value_and_type_and_a_raising_hook_fails_closed() -> 
     assert span.attributes["langfuse.observation.output"] == "<REDACTION_FAILED>"
     assert ("langfuse.observation.input", "tool") in seen
     assert autotrace.stats()["redaction_hook_failures"] == 1
+
+
+def test_a_hook_that_raised_for_a_while_redacts_again_once_fixed(caplog: pytest.LogCaptureFixture) -> None:
+    failing = {"now": True}
+
+    def mask_order_ids(key: str, value: object, span_type: str) -> object:
+        if failing["now"]:
+            raise RuntimeError("hook bug")
+        return value.replace("ORD-7", "<ORDER>") if isinstance(value, str) else value
+
+    with OtlpReceiver() as rx:
+        autotrace.install(langfuse_host=rx.endpoint, public_key="pk-lf-x", secret_key="sk-lf-x",
+                          unknown_tenant="default", integrations=(), export_interval=0.05, redact=[mask_order_ids])
+        for turn in range(3):
+            with autotrace.start_tool(f"lookup-{turn}", arguments="order ORD-7"):
+                pass
+        assert autotrace.flush(10)
+        failing["now"] = False
+        with autotrace.start_tool("lookup-after", arguments="order ORD-7"):
+            pass
+        assert autotrace.flush(10)
+        spans = {s.name: s for s in rx.wait_for_spans(4)}
+    for turn in range(3):  # fail closed while it raised: the value never left unredacted
+        assert spans[f"lookup-{turn}"].attributes["langfuse.observation.input"] == "<REDACTION_FAILED>"
+    assert spans["lookup-after"].attributes["langfuse.observation.input"] == "order <ORDER>"
+    assert autotrace.stats()["redaction_hook_failures"] >= 3
+    assert caplog.text.count("raised RuntimeError") == 1

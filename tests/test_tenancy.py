@@ -133,7 +133,8 @@ def test_a_trace_never_changes_tenant(receivers: dict[str, OtlpReceiver]) -> Non
     assert autotrace.stats()["tenant_mismatch"] == 1
 
 
-def test_tenant_resolver_and_its_failures(receivers: dict[str, OtlpReceiver]) -> None:
+def test_tenant_resolver_and_its_failures(receivers: dict[str, OtlpReceiver],
+                                          caplog: pytest.LogCaptureFixture) -> None:
     rx = receivers["tenant-03"]
     current = {"value": "tenant-03"}
 
@@ -148,9 +149,17 @@ def test_tenant_resolver_and_its_failures(receivers: dict[str, OtlpReceiver]) ->
     _turn("tenant-03", 0)
     current["value"] = "boom"
     assert _turn("x", 1)  # the traced code is unaffected by a raising resolver
+    assert _turn("x", 2)
     assert autotrace.flush(5)
     assert len(rx.wait_for_spans(3)) == 3
-    assert autotrace.stats()["tenant_resolver_errors"] >= 1
+    assert autotrace.stats()["tenant_resolver_errors"] == 6  # once per span started while it raised
+    assert autotrace.stats()["spans_dropped.no_tenant"] == 6  # tenantless: dropped, never sent elsewhere
+    assert caplog.text.count("tenant_resolver raised RuntimeError") == 1  # logged once
+    current["value"] = "tenant-03"  # the resolver recovers, and so does tracing
+    recovered = _turn("x", 3)
+    assert autotrace.flush(5)
+    spans = rx.wait_for_spans(6)
+    assert [s.trace_id for s in spans].count(recovered) == 3 and len(spans) == 6
 
 
 def test_default_policy_sends_unknown_tenants_to_the_default_project(receivers: dict[str, OtlpReceiver]) -> None:

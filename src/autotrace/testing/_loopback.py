@@ -16,7 +16,8 @@ class LoopbackServer:
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
 
-    def start(self) -> Self:
+    def start(self, port: int = 0) -> Self:
+        """Serve on ``port`` (default: any free one), e.g. the port of an endpoint that was down."""
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,7 +29,7 @@ class LoopbackServer:
             def do_POST(self) -> None:
                 owner._handle(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                          name=type(self).__name__, daemon=True).start()

@@ -126,6 +126,13 @@ def dumps(value: Any, compact: bool = False) -> str:
         return _encode_str(str(value))
 
 
+def serialize_io(value: Any) -> str | None:
+    """Input/output encoding of the Langfuse SDK: strings stay raw, anything else is JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return dumps(value)
+
+
 def truncate(value: str, max_bytes: int) -> str:
     """Cut ``value`` to at most ``max_bytes`` UTF-8 bytes, marking the cut; counted."""
     if len(value) <= max_bytes // 4:
@@ -175,18 +182,9 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
 _METADATA_KEYS = {key: f"{OBS_METADATA}.{key}" for key in _METADATA_FIELDS}
 
 
-def _number_json(value: Any) -> str | None:
-    """JSON of an int or a finite float without the encoder (``repr`` is what it writes)."""
-    kind = type(value)
-    if kind is int or (kind is float and value - value == 0):
-        return repr(value)
-    return None
-
-
 def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_bytes: int) -> dict[str, Any]:
     """Turn an observation's typed fields into span attributes (Langfuse keys + ``gen_ai.*``)."""
     attrs: dict[str, Any] = {OBS_TYPE: obs_type}
-    quarter = max_value_bytes // 4  # shorter text cannot exceed the limit: no need to measure it
     get = fields.get
     input_value = get("input")
     output_value = get("output")
@@ -197,11 +195,9 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
         input_value = input_value if input_value is not None else get("arguments")
         output_value = output_value if output_value is not None else get("result")
     if input_value is not None:
-        text = input_value if isinstance(input_value, str) else dumps(input_value)  # strings raw, as the SDK
-        attrs[OBS_INPUT] = text if len(text) <= quarter else truncate(text, max_value_bytes)
+        attrs[OBS_INPUT] = truncate(serialize_io(input_value), max_value_bytes)  # type: ignore[arg-type]
     if output_value is not None:
-        text = output_value if isinstance(output_value, str) else dumps(output_value)
-        attrs[OBS_OUTPUT] = text if len(text) <= quarter else truncate(text, max_value_bytes)
+        attrs[OBS_OUTPUT] = truncate(serialize_io(output_value), max_value_bytes)  # type: ignore[arg-type]
     if (level := get("level")) is not None:
         attrs[OBS_LEVEL] = str(level)
     if (status := get("status_message")) is not None:
@@ -218,19 +214,16 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
     if model is not None or response_model is not None:
         attrs[OBS_MODEL] = str(response_model or model)
     if (params := get("model_parameters")) is not None:
-        text = dumps(params)
-        attrs[OBS_MODEL_PARAMS] = text if len(text) <= quarter else truncate(text, max_value_bytes)
+        attrs[OBS_MODEL_PARAMS] = truncate(dumps(params), max_value_bytes)
     if (usage := get("usage")) is not None:
         usage = _usage_dict(usage)
         attrs[OBS_USAGE] = dumps(usage)
-        if type(tokens := usage.get("input")) is int:
-            attrs[GEN_AI_INPUT_TOKENS] = tokens
-        if type(tokens := usage.get("output")) is int:
-            attrs[GEN_AI_OUTPUT_TOKENS] = tokens
+        if isinstance(usage.get("input"), int):
+            attrs[GEN_AI_INPUT_TOKENS] = usage["input"]
+        if isinstance(usage.get("output"), int):
+            attrs[GEN_AI_OUTPUT_TOKENS] = usage["output"]
     if (cost := get("cost")) is not None:
-        number = _number_json(cost)
-        attrs[OBS_COST] = '{"total": ' + number + "}" if number is not None else dumps(
-            {"total": cost} if isinstance(cost, int | float) else cost)
+        attrs[OBS_COST] = dumps({"total": cost} if isinstance(cost, int | float) else cost)
     if (first_token := get("completion_start_time")) is not None:
         attrs[OBS_COMPLETION_START] = f'"{_iso(first_token)}"'  # an ISO timestamp needs no escaping
     if (prompt := get("prompt")) is not None:
@@ -250,8 +243,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
     metadata_keys = _METADATA_KEYS
     for key, value in fields.items():  # the typed metadata fields this observation has
         if value is not None and key in metadata_keys:
-            text = metadata_value(value)
-            attrs[metadata_keys[key]] = text if len(text) <= quarter else truncate(text, max_value_bytes)
+            attrs[metadata_keys[key]] = truncate(metadata_value(value), max_value_bytes)
     metadata = get("metadata")
     if isinstance(metadata, Mapping):
         room = MAX_ATTRIBUTES - 16 - len(attrs)  # leave room for trace-level and third-party keys
@@ -261,8 +253,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
             if room <= 0:
                 count("attributes_dropped")
                 continue
-            text = metadata_value(value)
-            attrs[f"{OBS_METADATA}.{key}"] = text if len(text) <= quarter else truncate(text, max_value_bytes)
+            attrs[f"{OBS_METADATA}.{key}"] = truncate(metadata_value(value), max_value_bytes)
             room -= 1
     return attrs
 

@@ -36,9 +36,11 @@ def main() -> None:
                                 text=True)
     assert receiver.stdout is not None and receiver.stdin is not None
     endpoint = receiver.stdout.readline().strip()
+    client, _ = bench_openai._clients()
+    bare = _harness.time_sync(lambda: client.chat.completions.create(model="gpt-4o-mini",
+                                                                     messages=bench_openai.MESSAGES), 2_000, rounds=3)
     autotrace.install(langfuse_host=endpoint, public_key="pk-lf-hot", secret_key="sk-lf-hot",
                       unknown_tenant="default", integrations=("openai",))
-    client, _ = bench_openai._clients()
     started = time.perf_counter()
     for _ in range(args.calls):
         client.chat.completions.create(model="gpt-4o-mini", messages=bench_openai.MESSAGES)
@@ -51,9 +53,12 @@ def main() -> None:
     received = int(receiver.stdout.readline())
     receiver.wait(timeout=60)
     dropped = sum(v for k, v in stats.items() if k.startswith("spans_dropped"))
+    pauses = stats.get("backpressure_pauses", 0)
     print(f"hot loop ({_harness.machine()}): {args.calls:,} calls in {loop:.1f} s; flushed={flushed}; "
           f"received {received:,}; dropped {dropped:,} ({dropped / args.calls:.2%}); "
-          f"received + dropped = {received + dropped:,}")
+          f"received + dropped = {received + dropped:,}\n"
+          f"  {loop / args.calls * 1e6:.0f} µs per call against {bare:.0f} bare; {pauses:,} backpressure pauses "
+          f"({pauses * 0.5 / args.calls * 1e3:.0f} µs per call asleep while the export threads ran)")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ import ssl
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
+from .otlp_encode import encode_spans
 from .sink import OK, SinkResult
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -106,7 +106,7 @@ class OtlpHttpSink:
         self._headers.update(headers)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SinkResult:
-        body = gzip.compress(encode_spans(spans).SerializeToString(), compresslevel=6)
+        body = gzip.compress(encode_spans(spans), compresslevel=6)
         return self._target.send(body, self._headers)
 
     def after_fork(self) -> None:

@@ -1,7 +1,8 @@
 """A loopback OTLP/HTTP receiver that decodes what exporters send (Langfuse paths included).
 
 Used by the test suite and the benchmarks; it can also fail, slow down or drop connections on
-demand, to show how the exporter behaves under faults.
+demand, to show how the exporter behaves under faults. Needs ``autotrace[testing]`` (the
+protobuf classes it decodes with).
 """
 
 from __future__ import annotations

@@ -144,9 +144,9 @@ def _text(tag: bytes, value: str | None) -> bytes:
     return _field(tag, _utf8(value)) if value else b""
 
 
-def _flags(parent: Any) -> bytes:
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-    return b"\x85\x01" + _FIXED32(flags)  # field 16, fixed32
+def _remote_flags(context: Any) -> bytes:
+    """OTLP's span flags as OpenTelemetry sets them: whether the parent (or linked) context is remote."""
+    return _FIXED32(_HAS_IS_REMOTE | (_IS_REMOTE if context is not None and context.is_remote else 0))
 
 
 def _span(span: Any) -> bytes:
@@ -180,12 +180,12 @@ def _span(span: Any) -> bytes:
             _field(_T2_LEN, link.context.span_id.to_bytes(8, "big")),
             _attributes(_T4_LEN, link.attributes),
             _uint(_T5_VARINT, getattr(link, "dropped_attributes", 0)),
-            b"\x35" + _FIXED32(_HAS_IS_REMOTE | (_IS_REMOTE if link.context.is_remote else 0)),
+            b"\x35" + _remote_flags(link.context),
         ))))
     parts.append(_uint(b"\x70", span.dropped_links))
     if status is not None:
         parts.append(_field(b"\x7a", _text(_T2_LEN, status.description) + _uint(_T3_VARINT, status.status_code.value)))
-    parts.append(_flags(parent))
+    parts.append(b"\x85\x01" + _remote_flags(parent))  # field 16, fixed32
     return b"".join(parts)
 
 

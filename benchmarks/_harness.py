@@ -45,6 +45,38 @@ def time_async(fn: Callable[[], Awaitable[Any]], iterations: int, rounds: int = 
     return asyncio.run(run())
 
 
+#: Spans the no-op exporter of an OpenTelemetry-based contender has received so far.
+EXPORTED = [0]
+_providers: list[Any] = []
+
+
+def noop_exporter() -> Any:
+    """A span exporter that only counts what it receives (in ``EXPORTED``)."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class Noop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            EXPORTED[0] += len(spans)
+            return SpanExportResult.SUCCESS
+
+    return Noop()
+
+
+def otel_provider() -> Any:
+    """This process's global SDK provider for the OpenTelemetry-based contenders: a batch processor
+    and a no-op exporter, so they pay their span pipeline but no export I/O."""
+    if not _providers:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(noop_exporter()))
+        trace.set_tracer_provider(provider)
+        _providers.append(provider)
+    return _providers[0]
+
+
 def run_contender(script: str, contender: str, *args: str, timeout: float = 600) -> dict[str, Any] | None:
     """Run ``script --contender NAME`` in a fresh interpreter; its last stdout line is a JSON result."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}

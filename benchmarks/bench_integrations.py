@@ -18,25 +18,6 @@ import _harness
 
 CONTENDERS = ["bare", "autotrace", "openinference", "openllmetry", "otel-contrib"]
 COLUMNS = ["langchain", "llamaindex", "grpc"]
-_provider: list[Any] = []
-
-
-def _otel_provider() -> Any:
-    """One SDK provider per process, with a batch processor and a no-op exporter."""
-    if not _provider:
-        from opentelemetry import trace
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-        class Noop(SpanExporter):
-            def export(self, spans: Any) -> SpanExportResult:
-                return SpanExportResult.SUCCESS
-
-        provider = TracerProvider()
-        provider.add_span_processor(BatchSpanProcessor(Noop()))
-        trace.set_tracer_provider(provider)
-        _provider.append(provider)
-    return _provider[0]
 
 
 def _instrumentors(contender: str) -> dict[str, Any]:
@@ -50,27 +31,27 @@ def _instrumentors(contender: str) -> dict[str, Any]:
     def openinference_langchain() -> None:
         from openinference.instrumentation.langchain import LangChainInstrumentor
 
-        LangChainInstrumentor().instrument(tracer_provider=_otel_provider())
+        LangChainInstrumentor().instrument(tracer_provider=_harness.otel_provider())
 
     def openinference_llamaindex() -> None:
         from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
 
-        LlamaIndexInstrumentor().instrument(tracer_provider=_otel_provider())
+        LlamaIndexInstrumentor().instrument(tracer_provider=_harness.otel_provider())
 
     def openllmetry_langchain() -> None:
         from opentelemetry.instrumentation.langchain import LangchainInstrumentor
 
-        LangchainInstrumentor().instrument(tracer_provider=_otel_provider())
+        LangchainInstrumentor().instrument(tracer_provider=_harness.otel_provider())
 
     def openllmetry_llamaindex() -> None:
         from opentelemetry.instrumentation.llamaindex import LlamaIndexInstrumentor
 
-        LlamaIndexInstrumentor().instrument(tracer_provider=_otel_provider())
+        LlamaIndexInstrumentor().instrument(tracer_provider=_harness.otel_provider())
 
     def contrib_grpc() -> None:
         from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
 
-        provider = _otel_provider()
+        provider = _harness.otel_provider()
         GrpcInstrumentorClient().instrument(tracer_provider=provider)
         GrpcInstrumentorServer().instrument(tracer_provider=provider)
 

@@ -69,31 +69,6 @@ def _clients() -> tuple[Any, Any]:
     return sync, asyncc
 
 
-#: Spans the no-op exporter of an OpenTelemetry-based contender has received so far.
-EXPORTED = [0]
-
-
-def _noop_exporter() -> Any:
-    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-
-    class Noop(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            EXPORTED[0] += len(spans)
-            return SpanExportResult.SUCCESS
-
-    return Noop()
-
-
-def _otel_provider() -> None:
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(_noop_exporter()))
-    trace.set_tracer_provider(provider)
-
-
 def setup(contender: str) -> None:
     import os
 
@@ -105,12 +80,12 @@ def setup(contender: str) -> None:
         # the second variant does not ask streams for usage: the SDK then parses one chunk less
         autotrace.install(local_store="off", integrations=("openai",), stream_usage=contender == "autotrace")
     elif contender == "openinference":
-        _otel_provider()
+        _harness.otel_provider()
         from openinference.instrumentation.openai import OpenAIInstrumentor
 
         OpenAIInstrumentor().instrument()
     elif contender == "openllmetry":
-        _otel_provider()
+        _harness.otel_provider()
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 
         OpenAIInstrumentor().instrument()
@@ -118,7 +93,7 @@ def setup(contender: str) -> None:
         # content on the span, in the latest GenAI conventions (what this version reads)
         os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
         os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_ONLY"
-        _otel_provider()
+        _harness.otel_provider()
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
         OpenAIInstrumentor().instrument()
@@ -126,7 +101,7 @@ def setup(contender: str) -> None:
         from langfuse import Langfuse
 
         Langfuse(public_key="pk-lf-bench", secret_key="sk-lf-bench", base_url="http://127.0.0.1:9",
-                 span_exporter=_noop_exporter())
+                 span_exporter=_harness.noop_exporter())
     else:
         raise SystemExit(f"unknown contender {contender}")
 
@@ -177,7 +152,7 @@ def _exported(contender: str) -> int:
         import autotrace
 
         return autotrace.stats().get("spans_dropped.no_destination", 0)
-    return EXPORTED[0]
+    return _harness.EXPORTED[0]
 
 
 def _flush(contender: str) -> None:

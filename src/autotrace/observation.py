@@ -223,7 +223,7 @@ class Observation:
         try:
             if span.is_recording():
                 span.set_attributes(schema.observation_attributes(
-                    self.type._value_, resolved_fields(self._fields), state.max_value_bytes))
+                    self.type.value, resolved_fields(self._fields), state.max_value_bytes))
         except Exception as exc:  # the span still ends, with what it has
             guarded_failure("finish", exc)
         try:

@@ -18,7 +18,6 @@ _default_tracer = trace.get_tracer("autotrace", __version__)
 _tracer: Any = _default_tracer
 
 
-
 def use_tracer(tracer: Any) -> None:
     """Create observation spans with ``tracer`` (the installed one), or the global provider's."""
     global _tracer

@@ -240,10 +240,9 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
     if (tool_name := get("tool_name")) is not None:
         attrs[GEN_AI_TOOL_NAME] = str(tool_name)
 
-    metadata_keys = _METADATA_KEYS
     for key, value in fields.items():  # the typed metadata fields this observation has
-        if value is not None and key in metadata_keys:
-            attrs[metadata_keys[key]] = truncate(metadata_value(value), max_value_bytes)
+        if value is not None and key in _METADATA_KEYS:
+            attrs[_METADATA_KEYS[key]] = truncate(metadata_value(value), max_value_bytes)
     metadata = get("metadata")
     if isinstance(metadata, Mapping):
         room = MAX_ATTRIBUTES - 16 - len(attrs)  # leave room for trace-level and third-party keys

@@ -90,7 +90,8 @@ def run_contender(script: str, contender: str, *args: str, timeout: float = 600)
 
 def compare_main(script: str, doc: str | None, contenders: Sequence[str], columns: Sequence[str], title: str,
                  measure: Callable[[str, int], dict[str, Any]], quick: int, full: int,
-                 footer: Callable[[list[tuple[str, dict[str, Any] | None]]], str] | None = None) -> None:
+                 footer: Callable[[list[tuple[str, dict[str, Any] | None]], dict[str, list[dict[str, Any] | None]]], str]
+                 | None = None) -> None:
     """The command line every contender benchmark shares: the parent runs each contender in a
     fresh interpreter (``--contender NAME``) and prints the table."""
     import argparse
@@ -99,14 +100,14 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
     parser.add_argument("--contender")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--iterations", type=int)
-    parser.add_argument("--repeat", type=int, help="fresh interpreters per contender, taken in turns (default 3, "
+    parser.add_argument("--repeat", type=int, help="fresh interpreters per contender, taken in turns (default 5, "
                         "1 with --quick); the table shows the median")
     args = parser.parse_args()
     iterations = args.iterations or (quick if args.quick else full)
     if args.contender:
         emit(measure(args.contender, iterations))
         return
-    repeat = args.repeat or (1 if args.quick else 3)
+    repeat = args.repeat or (1 if args.quick else 5)
     runs: dict[str, list[dict[str, Any] | None]] = {name: [] for name in contenders}
     for _ in range(repeat):  # in turns, so a slow phase of the machine hits every contender alike
         for name in contenders:
@@ -115,7 +116,7 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
     print(table(f"{title} ({machine()}; {iterations} calls x 5 rounds, median of {repeat} interpreters)", rows,
                 columns))
     if footer is not None:
-        print(footer(rows))
+        print(footer(rows, runs))  # with every interpreter's result, for per-round figures
 
 
 def combine(results: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:

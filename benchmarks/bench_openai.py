@@ -7,14 +7,16 @@ Every contender runs in its own interpreter against the same in-process httpx2 m
 routing) with no destination, so only the export I/O is left out; the others run their SDK span
 pipeline with a batch processor and a no-op exporter.
 
-    python benchmarks/bench_openai.py            # ~1 minute
-    python benchmarks/bench_openai.py --quick    # ~15 seconds
+    python benchmarks/bench_openai.py            # ~25 minutes: 5 interpreters per contender
+    python benchmarks/bench_openai.py --quick    # ~2 minutes, one interpreter each: a smoke test
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,19 +108,16 @@ def setup(contender: str) -> None:
         raise SystemExit(f"unknown contender {contender}")
 
 
-def measure(contender: str, iterations: int) -> dict[str, float]:
-    setup(contender)
+def calls(contender: str) -> dict[str, Callable[[], Any]]:
+    """The call each column times, on clients made for ``contender`` (Langfuse's drop-in has its own)."""
+    sync, asyncc = _clients()
     if contender == "langfuse":
-        import httpx2  # noqa: F401
         from langfuse.openai import openai as lf_openai  # the drop-in replacement module
 
-        sync, asyncc = _clients()
         sync = lf_openai.OpenAI(api_key="sk-bench", base_url="http://bench.local/v1", max_retries=0,
                                 http_client=sync._client)
         asyncc = lf_openai.AsyncOpenAI(api_key="sk-bench", base_url="http://bench.local/v1", max_retries=0,
                                        http_client=asyncc._client)
-    else:
-        sync, asyncc = _clients()
 
     def chat() -> Any:
         return sync.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0.2)
@@ -133,16 +132,22 @@ def measure(contender: str, iterations: int) -> dict[str, float]:
     async def achat() -> Any:
         return await asyncc.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0.2)
 
+    return {"sync": chat, "stream20": stream, "async": achat, "stream20u": stream_with_usage}
+
+
+def measure(contender: str, iterations: int) -> dict[str, float]:
+    setup(contender)
+    call = calls(contender)
     result = {
-        "sync": _harness.time_sync(chat, iterations),
-        "stream20": _harness.time_sync(stream, max(1, iterations // 2)),
-        "async": _harness.time_async(achat, iterations),
-        "stream20u": _harness.time_sync(stream_with_usage, max(1, iterations // 2)),
+        "sync": _harness.time_sync(call["sync"], iterations),
+        "stream20": _harness.time_sync(call["stream20"], max(1, iterations // 2)),
+        "async": _harness.time_async(call["async"], iterations),
+        "stream20u": _harness.time_sync(call["stream20u"], max(1, iterations // 2)),
         "calls": 4 * 50 + 5 * (2 * iterations + 2 * max(1, iterations // 2)),
     }
     if contender != "bare":
         result["exported_in_loop"] = _exported(contender)
-        _flush(contender)
+        flush(contender)
         result["exported"] = _exported(contender)
     return result
 
@@ -155,7 +160,8 @@ def _exported(contender: str) -> int:
     return _harness.EXPORTED[0]
 
 
-def _flush(contender: str) -> None:
+def flush(contender: str) -> None:
+    """Hand everything the contender still holds to its exporter."""
     if contender.startswith("autotrace"):
         import autotrace
 
@@ -170,28 +176,50 @@ def _flush(contender: str) -> None:
         trace.get_tracer_provider().force_flush()
 
 
-def _ratios(rows: list[tuple[str, dict[str, Any] | None]]) -> list[str]:
-    """autotrace's added time over the fastest other library's, per column (the issue's target: 0.5)."""
+Runs = dict[str, list[dict[str, Any] | None]]
+
+
+def _ratios(rows: list[tuple[str, dict[str, Any] | None]], runs: Runs) -> list[str]:
+    """autotrace's added time over the fastest other library's, per column (the issue's target: 0.5):
+    from the medians, and its range over the rounds (one interpreter per contender, taken in turns)."""
     results = {name: result for name, result in rows if result and "skipped" not in result}
     bare = results.get("bare")
     if bare is None:
         return []
     others = [name for name in results if name != "bare" and not name.startswith("autotrace")]
-    lines = ["added time of autotrace over the fastest other library's (target: at most 0.5)"]
+    lines = ["added time of autotrace over the fastest other library's (target: at most 0.5): from the medians, "
+             "then the same ratio within each round (median, lowest-highest)"]
     for ours in (name for name in results if name.startswith("autotrace")):
         cells = []
         for column in COLUMNS:
             added = {name: results[name][column] - bare[column] for name in [ours, *others]}
             fastest = min(others, key=lambda name: added[name], default=None)
             if fastest is not None and added[fastest] > 0:
-                cells.append(f"{column} {added[ours] / added[fastest]:.2f} (vs {fastest})")
+                per_round = _round_ratios(runs, ours, others, column)
+                spread = (f" (rounds {statistics.median(per_round):.2f}, {min(per_round):.2f}-{max(per_round):.2f})"
+                          if len(per_round) > 1 else "")
+                cells.append(f"{column} {added[ours] / added[fastest]:.2f}{spread} (vs {fastest})")
         lines.append(f"  {ours:<26}" + ", ".join(cells))
     return lines
 
 
-def _spans_footer(rows: list[tuple[str, dict[str, Any] | None]]) -> str:
+def _round_ratios(runs: Runs, ours: str, others: list[str], column: str) -> list[float]:
+    """The ratio within each round, against that round's bare interpreter and fastest other library."""
+    ratios = []
+    for index, base in enumerate(runs.get("bare", [])):
+        try:
+            added_others = [runs[name][index][column] - base[column] for name in others]  # type: ignore[index]
+            fastest = min(added_others)
+            if fastest > 0:
+                ratios.append((runs[ours][index][column] - base[column]) / fastest)  # type: ignore[index]
+        except (TypeError, KeyError, IndexError):  # a contender skipped in that round
+            continue
+    return ratios
+
+
+def _spans_footer(rows: list[tuple[str, dict[str, Any] | None]], runs: Runs) -> str:
     """The target ratios, and how much of each contender's export work happened inside the timed loops."""
-    lines = [*_ratios(rows), "spans per contender: exported while the loops ran / after a final flush / calls made"]
+    lines = [*_ratios(rows, runs), "spans per contender: exported while the loops ran / after a final flush / calls made"]
     for name, result in rows:
         if result and "exported" in result:
             calls = result["calls"]

@@ -9,7 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 SCRIPTS = ("bench_openai.py", "bench_integrations.py", "bench_pipeline.py", "bench_hot_loop.py",
-           "bench_startup.py", "bench_memory.py")
+           "bench_startup.py", "bench_memory.py", "bench_instructions.py")
 
 for script in SCRIPTS:
     print(f"\n## {script}", flush=True)

@@ -6,10 +6,10 @@ and a larger number of calls after the same warm-up; the difference divided by t
 the cost of one call, start-up excluded. Every contender flushes its span pipeline before it exits,
 so its export work (serialisation, redaction and routing for autotrace; the batch processor and a
 no-op exporter for the OpenTelemetry-based ones) is counted too. ``PYTHONHASHSEED`` is fixed; two
-runs still differ by about 0.5% of a call (thread scheduling), i.e. ±100k for a 20-chunk stream.
+runs still differ by up to 0.4% of a call (thread scheduling), about 0.1 million for a stream.
 Instructions are not time: interpreted code between the SDK's own steps runs with cold caches.
 
-    python benchmarks/bench_instructions.py                 # needs valgrind; ~15 minutes
+    python benchmarks/bench_instructions.py                 # needs valgrind; ~10 minutes on 2 cores
     python benchmarks/bench_instructions.py --contenders bare,autotrace
 """
 

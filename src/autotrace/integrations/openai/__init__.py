@@ -11,8 +11,9 @@ only fills in what the framework's observation lacks (usage, returned model, fin
 If another OpenTelemetry instrumentor's ``gen_ai`` span is current, it does nothing at all.
 
 Streams: ``stream_options={"include_usage": true}`` is added when the caller did not set it, and
-the extra usage-only chunk is then hidden from the caller (``stream_usage=False`` turns that off:
-the server then sends no usage, and the SDK has one chunk less to parse). Content capture follows
+the extra usage-only event is then hidden from the caller: cut from the response bytes before
+the SDK decodes it when a read holds all of it, else dropped from the chunks (``stream_usage=False``
+turns this off: the server then sends no usage). Content capture follows
 ``autotrace.content_capture(...)`` (per block/call) and the ``capture_content`` setting.
 
 Replay: a frozen non-streamed chat completion returns the recorded message without a request;
@@ -162,7 +163,10 @@ class _Call:
                         self.operation, result).items() if k != "output"})
                 return result
             if self.stream and not self.raw:
-                return TracedStream(result, obs, StreamState(self.operation, hide_usage_chunk=self.usage_added))
+                stream_state = StreamState(self.operation, hide_usage_chunk=self.usage_added)
+                if self.usage_added:
+                    stream_state.watch_usage_event(result)
+                return TracedStream(result, obs, stream_state)
             parsed = result
             if self.raw:
                 parsed = result.parse() if not self.stream else None

@@ -64,28 +64,33 @@ def _tool_name(tool: Any) -> Any:
     return str(tool)
 
 
+def _field(value: Any, name: str) -> Any:
+    """``value.name``, or ``value[name]`` for usage kept as parsed JSON (a stream's usage event)."""
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
 def _details(usage: Any, name: str, field: str) -> int | None:
-    details = getattr(usage, name, None)
-    value = getattr(details, field, None) if details is not None else None
+    details = _field(usage, name)
+    value = _field(details, field) if details is not None else None
     return value if isinstance(value, int) else None
 
 
 def usage_fields(usage: Any) -> dict[str, int] | None:
-    """Usage in Langfuse's keys from any OpenAI usage object (chat, responses, embeddings)."""
+    """Usage in Langfuse's keys from any OpenAI usage object (chat, responses, embeddings) or its JSON."""
     if usage is None:
         return None
     # one family of names per object: asking a pydantic model for a missing field is slow
-    prompt = getattr(usage, "prompt_tokens", None)
+    prompt = _field(usage, "prompt_tokens")
     if prompt is not None:  # chat, legacy completions, embeddings
-        completion = getattr(usage, "completion_tokens", None)
+        completion = _field(usage, "completion_tokens")
         cached = _details(usage, "prompt_tokens_details", "cached_tokens")
         reasoning = _details(usage, "completion_tokens_details", "reasoning_tokens")
     else:  # the Responses API
-        prompt = getattr(usage, "input_tokens", None)
-        completion = getattr(usage, "output_tokens", None)
+        prompt = _field(usage, "input_tokens")
+        completion = _field(usage, "output_tokens")
         cached = _details(usage, "input_tokens_details", "cached_tokens")
         reasoning = _details(usage, "output_tokens_details", "reasoning_tokens")
-    total = getattr(usage, "total_tokens", None)
+    total = _field(usage, "total_tokens")
     result: dict[str, int] = {}
     if isinstance(prompt, int):
         result["input"] = prompt

@@ -19,6 +19,7 @@ import wrapt
 from ..._internal import guarded_failure
 from ...observation import Observation
 from . import _extract, pricing
+from ._usage_event import UsageEventCutter, watch
 
 #: Chunks kept before they are read in one go (bounds what a long stream holds on to).
 _FOLD_EVERY = 64
@@ -28,8 +29,8 @@ class StreamState:
     """What a stream has produced so far, per operation. Per chunk it only keeps the chunk (and
     notes the first token's time); chunks are read in batches, away from the caller's loop."""
 
-    __slots__ = ("chunks", "finish_reason", "first_token_ns", "hide_usage_chunk", "model", "operation", "response",
-                 "text", "tool_calls", "usage")
+    __slots__ = ("chunks", "cutter", "finish_reason", "first_token_ns", "hide_usage_chunk", "model", "operation",
+                 "response", "text", "tool_calls", "usage")
 
     def __init__(self, operation: str, hide_usage_chunk: bool) -> None:
         self.operation = operation
@@ -42,6 +43,14 @@ class StreamState:
         self.model: str | None = None
         self.usage: Any = None
         self.response: Any = None
+        #: Set when the usage event autotrace asked for is cut from the bytes (``watch_usage_event``).
+        self.cutter: UsageEventCutter | None = None
+
+    def watch_usage_event(self, stream: Any) -> None:
+        """Have the usage event autotrace asked for cut out of ``stream``'s bytes before the SDK
+        decodes it (``_usage_event``); what the cutter cannot take, the SDK decodes and ``take`` hides."""
+        self.cutter = UsageEventCutter()
+        watch(getattr(stream, "response", None), self.cutter)
 
     def take(self, chunk: Any) -> bool:
         """Keep one chunk; False if the caller must not see it (the usage chunk autotrace asked for).
@@ -123,7 +132,10 @@ class StreamState:
             fields = _extract.response_fields("responses", self.response)
             fields["completion_start_time"] = self.first_token_ns
             return fields
-        usage = _extract.usage_fields(self.usage)
+        usage_seen = self.usage
+        if usage_seen is None and self.cutter is not None:
+            usage_seen = self.cutter.usage  # the usage event, cut from the bytes before the SDK saw it
+        usage = _extract.usage_fields(usage_seen)
         fields: dict[str, Any] = {"response_model": self.model, "usage": usage, "finish_reason": self.finish_reason,
                                   "cost": pricing.cost(self.model, usage), "completion_start_time": self.first_token_ns}
         text = "".join(self.text)

@@ -1,0 +1,103 @@
+"""Taking the usage event autotrace asked for out of a stream's bytes, before the SDK decodes it.
+
+With ``stream_options.include_usage`` the server ends a chat stream with one more event: no
+choices, only usage. The SDK would decode and validate it like any chunk (about 0.6 million
+instructions, as much as everything autotrace does for a stream), and the caller must not see it
+anyway. So the response's byte reads are watched for it: a read that holds the whole event, on
+event boundaries, has it cut out and its usage kept for the observation.
+
+Anything less certain is left alone: an event split across reads, other line endings, a chunk
+that has choices as well as usage, JSON that does not parse. The SDK then decodes the event and
+the stream proxy hides the chunk, as it would without this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from ..._internal import guarded_failure
+
+#: How a usage-only event's empty choices are written (compact, or with a space after the colon).
+_EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')
+_END = b"\n\n"
+_DATA = b"data: "
+
+
+class UsageEventCutter:
+    """Cuts the usage-only event out of the reads of one stream; ``usage`` is what it held."""
+
+    __slots__ = ("at_boundary", "usage")
+
+    def __init__(self) -> None:
+        self.at_boundary = True  # the next read starts a new event
+        self.usage: dict[str, Any] | None = None
+
+    def cut(self, data: bytes) -> bytes:
+        """``data`` without the usage-only event, if it holds all of it; never raises."""
+        try:
+            at_boundary, self.at_boundary = self.at_boundary, data.endswith(_END) or (not data and self.at_boundary)
+            if self.usage is None and (_EMPTY_CHOICES[0] in data or _EMPTY_CHOICES[1] in data):
+                return self._cut(data, at_boundary)
+        except Exception as exc:
+            guarded_failure("openai.usage_event", exc)
+        return data
+
+    def _cut(self, data: bytes, at_boundary: bool) -> bytes:
+        for marker in _EMPTY_CHOICES:
+            found = data.find(marker)
+            while found != -1:
+                start = data.rfind(_END, 0, found)
+                if start != -1 or at_boundary:
+                    start = start + len(_END) if start != -1 else 0
+                    end = data.find(_END, found)
+                    if end == -1:
+                        return data  # the event goes on in the next read
+                    usage = _usage_only(data[start:end])
+                    if usage is not None:
+                        self.usage = usage
+                        return data[:start] + data[end + len(_END):]
+                found = data.find(marker, found + len(marker))
+        return data
+
+
+def _usage_only(event: bytes) -> dict[str, Any] | None:
+    """The usage of a single-line ``data:`` event with no choices, else None."""
+    if not event.startswith(_DATA) or b"\n" in event or b"\r" in event:
+        return None
+    try:
+        payload = json.loads(event[len(_DATA):])
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or payload.get("choices") != []:
+        return None
+    usage = payload.get("usage")
+    return usage if isinstance(usage, dict) else None
+
+
+def watch(response: Any, cutter: UsageEventCutter) -> None:
+    """Route ``response``'s byte reads (sync and async) through ``cutter``. If the SDK reads the
+    body some other way, nothing is cut and the proxy hides the usage chunk instead."""
+    iter_bytes: Callable[..., Iterator[bytes]] | None = getattr(response, "iter_bytes", None)
+    aiter_bytes: Callable[..., AsyncIterator[bytes]] | None = getattr(response, "aiter_bytes", None)
+
+    def cut_iter_bytes(*args: Any, **kwargs: Any) -> Iterator[bytes]:
+        for data in iter_bytes(*args, **kwargs):  # type: ignore[misc]
+            data = cutter.cut(data)
+            if data:
+                yield data
+
+    async def cut_aiter_bytes(*args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
+        async for data in aiter_bytes(*args, **kwargs):  # type: ignore[misc]
+            data = cutter.cut(data)
+            if data:
+                yield data
+
+    try:
+        if iter_bytes is not None:
+            response.iter_bytes = cut_iter_bytes
+        if aiter_bytes is not None:
+            response.aiter_bytes = cut_aiter_bytes
+    except (AttributeError, TypeError):  # a response type that takes no attributes: nothing is cut
+        pass

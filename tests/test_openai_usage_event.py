@@ -1,0 +1,145 @@
+"""The usage event autotrace asks for is cut from a stream's bytes before the SDK decodes it, when a
+read holds all of it; every other case falls back to the SDK decoding it and the proxy hiding it.
+The caller's chunks and the recorded generation are the same either way."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+
+from tests.helpers import Traced
+
+pytestmark = pytest.mark.integrations("openai")
+
+MESSAGES = [{"role": "user", "content": "tell me"}]
+_BASE = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
+USAGE = {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13,
+         "prompt_tokens_details": {"cached_tokens": 2}}
+
+
+def _event(payload: dict[str, Any], compact: bool) -> bytes:
+    text = json.dumps(payload, separators=(",", ":")) if compact else json.dumps(payload)
+    return b"data: " + text.encode() + b"\n\n"
+
+
+def _content(text: str, finish: str | None = None) -> dict[str, Any]:
+    return {**_BASE, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}], "usage": None}
+
+
+def _body(compact: bool = True) -> tuple[bytes, bytes]:
+    """(the content events, the usage-only event followed by [DONE])."""
+    content = b"".join(_event(_content(word), compact) for word in ("one ", "two ", "three"))
+    content += _event(_content("", "stop"), compact)
+    return content, _event({**_BASE, "choices": [], "usage": USAGE}, compact) + b"data: [DONE]\n\n"
+
+
+def _client(pieces: Sequence[bytes], requests: list[dict[str, Any]]) -> openai.OpenAI:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        requests.append(json.loads(request.content))
+        return httpx2.Response(200, content=iter(pieces), headers={"content-type": "text/event-stream"})
+
+    return openai.OpenAI(api_key="sk-test", base_url="http://llm.test/v1", max_retries=0,
+                         http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+
+
+def _stream(client: openai.OpenAI) -> tuple[Any, list[Any]]:
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    return stream, list(stream)
+
+
+def _assert_recorded(traced: Traced, chunks: list[Any]) -> None:
+    assert [c.choices[0].delta.content for c in chunks] == ["one ", "two ", "three", ""]
+    (record,) = traced.records()
+    assert record["output"] == {"role": "assistant", "content": "one two three"}
+    assert record["usage"] == {"input": 9, "output": 4, "total": 13, "input_cached_tokens": 2}
+    assert record["cost"]["total"] > 0 and record["metadata"]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["compact-json", "spaced-json"])
+def test_usage_event_in_one_read_is_cut_before_the_sdk_decodes_it(traced: Traced, compact: bool) -> None:
+    content, usage_and_done = _body(compact)
+    requests: list[dict[str, Any]] = []
+    stream, chunks = _stream(_client([content + usage_and_done], requests))
+    assert requests[0]["stream_options"] == {"include_usage": True}
+    assert stream._self_state.cutter.usage == USAGE  # taken from the bytes: the SDK never saw it
+    _assert_recorded(traced, chunks)
+
+
+def test_usage_event_in_a_read_of_its_own_is_cut(traced: Traced) -> None:
+    content, usage_and_done = _body()
+    usage_event, done = usage_and_done.split(b"data: [DONE]")
+    stream, chunks = _stream(_client([content, usage_event, b"data: [DONE]" + done], []))
+    assert stream._self_state.cutter.usage == USAGE
+    _assert_recorded(traced, chunks)
+
+
+@pytest.mark.parametrize("where", ["split-inside-the-event", "read-starts-inside-the-event"])
+def test_usage_event_across_reads_is_left_to_the_sdk_and_hidden(traced: Traced, where: str) -> None:
+    content, usage_and_done = _body()
+    at = usage_and_done.index(b'"usage"') if where == "split-inside-the-event" else usage_and_done.index(b'"object"')
+    pieces = [content + usage_and_done[:at], usage_and_done[at:]]
+    stream, chunks = _stream(_client(pieces, []))
+    assert stream._self_state.cutter.usage is None  # not cut: the SDK decoded it
+    assert all(chunk.choices for chunk in chunks)  # and the proxy hid it from the caller
+    _assert_recorded(traced, chunks)
+
+
+def test_crlf_events_are_left_to_the_sdk(traced: Traced) -> None:
+    content, usage_and_done = _body()
+    stream, chunks = _stream(_client([(content + usage_and_done).replace(b"\n", b"\r\n")], []))
+    assert stream._self_state.cutter.usage is None
+    _assert_recorded(traced, chunks)
+
+
+def test_usage_on_a_chunk_with_choices_is_never_cut(traced: Traced) -> None:
+    """Some compatible servers put usage on the last content chunk: it reaches the caller whole."""
+    content = b"".join(_event(_content(word), True) for word in ("one ", "two ", "three"))
+    last = {**_content("", "stop"), "usage": USAGE}
+    stream, chunks = _stream(_client([content + _event(last, True) + b"data: [DONE]\n\n"], []))
+    assert stream._self_state.cutter.usage is None
+    assert chunks[-1].usage.total_tokens == 13 and chunks[-1].choices[0].finish_reason == "stop"
+    _assert_recorded(traced, chunks)
+
+
+def test_async_stream_cuts_the_usage_event(traced: Traced) -> None:
+    content, usage_and_done = _body()
+
+    def body() -> Callable[[], AsyncIterator[bytes]]:
+        async def pieces() -> AsyncIterator[bytes]:
+            yield content
+            yield usage_and_done
+        return pieces
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body()(), headers={"content-type": "text/event-stream"})
+
+    client = openai.AsyncOpenAI(api_key="sk-test", base_url="http://llm.test/v1", max_retries=0,
+                                http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+
+    async def run() -> tuple[Any, list[Any]]:
+        stream = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        return stream, [chunk async for chunk in stream]
+
+    stream, chunks = asyncio.run(run())
+    assert stream._self_state.cutter.usage == USAGE
+    _assert_recorded(traced, chunks)
+
+
+def test_a_failing_cutter_leaves_the_stream_to_the_sdk(traced: Traced, monkeypatch: pytest.MonkeyPatch) -> None:
+    from autotrace.integrations.openai import _usage_event
+
+    def broken(event: bytes) -> None:
+        raise RuntimeError("cutter bug")
+
+    monkeypatch.setattr(_usage_event, "_usage_only", broken)
+    content, usage_and_done = _body()
+    stream, chunks = _stream(_client([content + usage_and_done], []))
+    assert stream._self_state.cutter.usage is None
+    assert all(chunk.choices for chunk in chunks)
+    _assert_recorded(traced, chunks)

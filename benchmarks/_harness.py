@@ -45,6 +45,8 @@ def time_async(fn: Callable[[], Awaitable[Any]], iterations: int, rounds: int = 
     return asyncio.run(run())
 
 
+#: Every interpreter's result per contender, in the order the rounds ran (None: it failed).
+Runs = dict[str, list[dict[str, Any] | None]]
 #: Spans the no-op exporter of an OpenTelemetry-based contender has received so far.
 EXPORTED = [0]
 _providers: list[Any] = []
@@ -90,8 +92,7 @@ def run_contender(script: str, contender: str, *args: str, timeout: float = 600)
 
 def compare_main(script: str, doc: str | None, contenders: Sequence[str], columns: Sequence[str], title: str,
                  measure: Callable[[str, int], dict[str, Any]], quick: int, full: int,
-                 footer: Callable[[list[tuple[str, dict[str, Any] | None]], dict[str, list[dict[str, Any] | None]]], str]
-                 | None = None) -> None:
+                 footer: Callable[[list[tuple[str, dict[str, Any] | None]], Runs], str] | None = None) -> None:
     """The command line every contender benchmark shares: the parent runs each contender in a
     fresh interpreter (``--contender NAME``) and prints the table."""
     import argparse
@@ -108,7 +109,7 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
         emit(measure(args.contender, iterations))
         return
     repeat = args.repeat or (1 if args.quick else 5)
-    runs: dict[str, list[dict[str, Any] | None]] = {name: [] for name in contenders}
+    runs: Runs = {name: [] for name in contenders}
     for _ in range(repeat):  # in turns, so a slow phase of the machine hits every contender alike
         for name in contenders:
             runs[name].append(run_contender(script, name, "--iterations", str(iterations)))

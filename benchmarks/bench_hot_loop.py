@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness
 import autotrace
 import bench_openai
+from autotrace.export.pipeline import BACKPRESSURE_PAUSE
 
 _RECEIVER = """
 import sys
@@ -58,7 +59,7 @@ def main() -> None:
           f"received {received:,}; dropped {dropped:,} ({dropped / args.calls:.2%}); "
           f"received + dropped = {received + dropped:,}\n"
           f"  {loop / args.calls * 1e6:.0f} µs per call against {bare:.0f} bare; {pauses:,} backpressure pauses "
-          f"({pauses * 0.5 / args.calls * 1e3:.0f} µs per call asleep while the export threads ran)")
+          f"({pauses * BACKPRESSURE_PAUSE / args.calls * 1e6:.0f} µs per call asleep while the export threads ran)")
 
 
 if __name__ == "__main__":

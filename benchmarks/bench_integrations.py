@@ -118,7 +118,7 @@ def measure(contender: str, iterations: int) -> dict[str, Any]:
     return result
 
 
-def _unavailable_footer(rows: list[tuple[str, dict[str, Any] | None]], runs: Any) -> str:
+def _unavailable_footer(rows: list[tuple[str, dict[str, Any] | None]], runs: _harness.Runs) -> str:
     lines = [f"  {name} {column}: {reason}" for name, result in rows
              for column, reason in ((result or {}).get("unavailable") or {}).items()]
     return "instrumentors that could not run here:\n" + "\n".join(lines) if lines else ""

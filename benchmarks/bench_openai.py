@@ -176,10 +176,7 @@ def flush(contender: str) -> None:
         trace.get_tracer_provider().force_flush()
 
 
-Runs = dict[str, list[dict[str, Any] | None]]
-
-
-def _ratios(rows: list[tuple[str, dict[str, Any] | None]], runs: Runs) -> list[str]:
+def _ratios(rows: list[tuple[str, dict[str, Any] | None]], runs: _harness.Runs) -> list[str]:
     """autotrace's added time over the fastest other library's, per column (the issue's target: 0.5):
     from the medians, and its range over the rounds (one interpreter per contender, taken in turns)."""
     results = {name: result for name, result in rows if result and "skipped" not in result}
@@ -203,7 +200,7 @@ def _ratios(rows: list[tuple[str, dict[str, Any] | None]], runs: Runs) -> list[s
     return lines
 
 
-def _round_ratios(runs: Runs, ours: str, others: list[str], column: str) -> list[float]:
+def _round_ratios(runs: _harness.Runs, ours: str, others: list[str], column: str) -> list[float]:
     """The ratio within each round, against that round's bare interpreter and fastest other library."""
     ratios = []
     for index, base in enumerate(runs.get("bare", [])):
@@ -217,7 +214,7 @@ def _round_ratios(runs: Runs, ours: str, others: list[str], column: str) -> list
     return ratios
 
 
-def _spans_footer(rows: list[tuple[str, dict[str, Any] | None]], runs: Runs) -> str:
+def _spans_footer(rows: list[tuple[str, dict[str, Any] | None]], runs: _harness.Runs) -> str:
     """The target ratios, and how much of each contender's export work happened inside the timed loops."""
     lines = [*_ratios(rows, runs), "spans per contender: exported while the loops ran / after a final flush / calls made"]
     for name, result in rows:

@@ -37,7 +37,9 @@ class UsageEventCutter:
     def cut(self, data: bytes) -> bytes:
         """``data`` without the usage-only event, if it holds all of it; never raises."""
         try:
-            at_boundary, self.at_boundary = self.at_boundary, data.endswith(_END) or (not data and self.at_boundary)
+            at_boundary = self.at_boundary
+            if data:
+                self.at_boundary = data.endswith(_END)
             if self.usage is None and (_EMPTY_CHOICES[0] in data or _EMPTY_CHOICES[1] in data):
                 return self._cut(data, at_boundary)
         except Exception as exc:

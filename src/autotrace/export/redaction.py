@@ -50,19 +50,15 @@ _KEY_VALUE = re.compile(
 )
 BUILT_IN_KINDS = frozenset(_PATTERNS)
 #: Each detector runs only when a cheap trigger is present: a substring test or, for the
-#: digit-based kinds, two digits close together. Passes run in order; placeholders contain no
-#: digits or trigger text, so a later pass never matches an earlier replacement.
-_DIGITS_NEARBY = re.compile(r"\d[\d .:()/-]?\d")
+#: digit-based kinds, a digit shape. Passes run in order; placeholders contain no digits or
+#: trigger text, so a later pass never matches an earlier replacement.
 #: Every match of a digit-based kind contains one of these shapes: six digits at most two
 #: separators apart (cards, SSNs, phones), a dotted quad's middle, an IBAN's country and check
-#: digits, an IPv6 colon group. Plain numbers ("order 12", "0.2") fail them all, so the costly
-#: digit pass runs only on text that can hold such a value.
-_DIGIT_SHAPES = (
-    re.compile(r"\d(?:[ .()/+-]{0,2}\d){5}"),
-    re.compile(r"\d\.\d{1,3}\.\d"),
-    re.compile(r"[A-Z]{2}\d\d"),
-    re.compile(r"[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:"),
-)
+#: digits (all three start at a digit, so one scan that skips to digits finds them), or an IPv6
+#: colon group (found from its colons). Plain numbers ("order 12", "0.2") have none of them, so
+#: the costly digit pass runs only on text that can hold such a value.
+_DIGIT_SHAPE = re.compile(r"\d(?:(?:[ .()/+-]{0,2}\d){5}|\.\d{1,3}\.\d|(?<=[A-Z]{2}\d)\d)")
+_COLON_GROUP = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _DIGIT_KINDS = ("IBAN", "CREDIT_CARD", "US_SSN", "PHONE", "IP_ADDRESS")
 _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     ("JWT", ("eyJ",), re.compile(_PATTERNS["JWT"])),
@@ -146,7 +142,7 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
         return text, 0
     # three cheap tests first: most values (plain prose, JSON without secrets) pass all of them
     triggered = _ANY_TRIGGER.search(text) is not None
-    digits = _DIGITS_NEARBY.search(text) is not None and _has_digit_shape(text)
+    digits = _has_digit_shape(text)
     keyed = ("=" in text or ":" in text) and _has_key_word(text)
     if not (triggered or digits or keyed):
         return text, 0
@@ -179,7 +175,7 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
 
 
 def _has_digit_shape(text: str) -> bool:
-    return any(shape.search(text) is not None for shape in _DIGIT_SHAPES)
+    return _DIGIT_SHAPE.search(text) is not None or (":" in text and _COLON_GROUP.search(text) is not None)
 
 
 def _has_key_word(text: str) -> bool:
@@ -280,9 +276,13 @@ class Redactor:
     def redact_attributes(self, attributes: Mapping[str, Any], span_type: str) -> tuple[dict[str, Any], RedactionReport]:
         report = RedactionReport()
         result: dict[str, Any] = {}
+        skip_keys, plain = self.skip_keys, self._detect and not self.hooks
         for key, value in attributes.items():
-            if key in self.skip_keys:
+            if key in skip_keys:
                 result[key] = value
+                continue
+            if plain and type(value) is str:  # the common case, without redact_value's generality
+                result[key] = self._text(value, report, key not in _CONTENT_KEYS)
                 continue
             new = self.redact_value(key, value, span_type, report)
             if new is not None:

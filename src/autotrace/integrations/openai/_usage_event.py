@@ -7,7 +7,8 @@ anyway. So the response's byte reads are watched for it: a read that holds the w
 event boundaries, has it cut out and its usage kept for the observation.
 
 Anything less certain is left alone: an event split across reads, other line endings, a chunk
-that has choices as well as usage, JSON that does not parse. The SDK then decodes the event and
+that has choices as well as usage, another event after it in the same read, JSON that does not
+parse. The SDK then decodes the event and
 the stream proxy hides the chunk, as it would without this module.
 """
 
@@ -19,8 +20,9 @@ from typing import Any
 
 from ..._internal import guarded_failure
 
-#: How a usage-only event's empty choices are written (compact, or with a space after the colon).
-_EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')
+_CHOICES = b'"choices":'
+#: How a usage-only event's empty choices go on after ``"choices":`` (compact, or with a space).
+_EMPTY = (b"[]", b" []")
 _END = b"\n\n"
 _DATA = b"data: "
 
@@ -40,28 +42,37 @@ class UsageEventCutter:
             at_boundary = self.at_boundary
             if data:
                 self.at_boundary = data.endswith(_END)
-            if self.usage is None and (_EMPTY_CHOICES[0] in data or _EMPTY_CHOICES[1] in data):
+            if self.usage is None:
                 return self._cut(data, at_boundary)
         except Exception as exc:
             guarded_failure("openai.usage_event", exc)
         return data
 
+    @staticmethod
+    def _span(data: bytes, at_boundary: bool) -> tuple[int, int] | None:
+        """Where the usage-only event lies in ``data`` (start, end of its blank line), if whole.
+        It is the stream's last event, so only the read's last ``"choices":`` can belong to it:
+        one backward search per read."""
+        found = data.rfind(_CHOICES)
+        if found == -1 or not data.startswith(_EMPTY, found + len(_CHOICES)):
+            return None
+        start = data.rfind(_END, 0, found)
+        if start == -1 and not at_boundary:
+            return None  # the event began in an earlier read
+        start = start + len(_END) if start != -1 else 0
+        end = data.find(_END, found)
+        return None if end == -1 else (start, end)  # no end: the event goes on in the next read
+
     def _cut(self, data: bytes, at_boundary: bool) -> bytes:
-        for marker in _EMPTY_CHOICES:
-            found = data.find(marker)
-            while found != -1:
-                start = data.rfind(_END, 0, found)
-                if start != -1 or at_boundary:
-                    start = start + len(_END) if start != -1 else 0
-                    end = data.find(_END, found)
-                    if end == -1:
-                        return data  # the event goes on in the next read
-                    usage = _usage_only(data[start:end])
-                    if usage is not None:
-                        self.usage = usage
-                        return data[:start] + data[end + len(_END):]
-                found = data.find(marker, found + len(marker))
-        return data
+        where = self._span(data, at_boundary)
+        if where is None:
+            return data
+        start, end = where
+        usage = _usage_only(data[start:end])
+        if usage is None:
+            return data
+        self.usage = usage
+        return data[:start] + data[end + len(_END):]
 
 
 def _usage_only(event: bytes) -> dict[str, Any] | None:

@@ -79,37 +79,36 @@ class StreamState:
         return delta is not None and bool(delta.content or delta.tool_calls)
 
     def fold(self) -> None:
-        """Read the kept chunks into the accumulated output, usage and finish reason."""
+        """Read the kept chunks into the accumulated output, usage and finish reason (one loop,
+        no call per chunk: this runs for every chunk of every stream)."""
         chunks, self.chunks = self.chunks, []
+        if self.operation == "responses":
+            for event in chunks:
+                self._record_event(event)
+            return
+        completion, text = self.operation == "text_completion", self.text
         for chunk in chunks:
-            if self.operation == "responses":
-                self._record_event(chunk)
-            else:
-                self._record(chunk)
-
-    def _record(self, chunk: Any) -> None:
-        usage = getattr(chunk, "usage", None)
-        if usage is not None:
-            self.usage = usage
-        if self.model is None:
-            self.model = getattr(chunk, "model", None)
-        choices = chunk.choices
-        if not choices:
-            return
-        choice = choices[0]
-        if choice.finish_reason is not None:
-            self.finish_reason = choice.finish_reason
-        if self.operation == "text_completion":
-            if choice.text:
-                self.text.append(choice.text)
-            return
-        delta = choice.delta
-        if delta is None:
-            return
-        if delta.content:
-            self.text.append(delta.content)
-        if delta.tool_calls:
-            self._tool_calls(delta.tool_calls)
+            usage = getattr(chunk, "usage", None)
+            if usage is not None:
+                self.usage = usage
+            if self.model is None:
+                self.model = getattr(chunk, "model", None)
+            choices = chunk.choices
+            if not choices:
+                continue
+            choice = choices[0]
+            if choice.finish_reason is not None:
+                self.finish_reason = choice.finish_reason
+            if completion:
+                if choice.text:
+                    text.append(choice.text)
+                continue
+            delta = choice.delta
+            if delta is not None:
+                if delta.content:
+                    text.append(delta.content)
+                if delta.tool_calls:
+                    self._tool_calls(delta.tool_calls)
 
     def _tool_calls(self, calls: Any) -> None:
         for call in calls:

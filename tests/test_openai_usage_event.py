@@ -5,7 +5,9 @@ The caller's chunks and the recorded generation are the same either way."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -76,6 +78,24 @@ def test_usage_event_in_a_read_of_its_own_is_cut(traced: Traced) -> None:
     usage_event, done = usage_and_done.split(b"data: [DONE]")
     stream, chunks = _stream(_client([content, usage_event, b"data: [DONE]" + done], []))
     assert stream._self_state.cutter.usage == USAGE
+    _assert_recorded(traced, chunks)
+
+
+def test_a_cut_stream_leaves_no_reference_cycle(traced: Traced) -> None:
+    """The byte reads are watched without a cycle through the response, so a finished stream's
+    response is freed at once, not left for the garbage collector."""
+    content, usage_and_done = _body()
+    client = _client([content + usage_and_done], [])
+    gc.collect()
+    gc.disable()
+    try:
+        stream, chunks = _stream(client)
+        assert stream._self_state.cutter.usage == USAGE
+        response = weakref.ref(stream.response)
+        del stream
+        assert response() is None
+    finally:
+        gc.enable()
     _assert_recorded(traced, chunks)
 
 

@@ -15,6 +15,7 @@ the stream proxy hides the chunk, as it would without this module.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -91,26 +92,34 @@ def _usage_only(event: bytes) -> dict[str, Any] | None:
 
 def watch(response: Any, cutter: UsageEventCutter) -> None:
     """Route ``response``'s byte reads (sync and async) through ``cutter``. If the SDK reads the
-    body some other way, nothing is cut and the proxy hides the usage chunk instead."""
-    iter_bytes: Callable[..., Iterator[bytes]] | None = getattr(response, "iter_bytes", None)
-    aiter_bytes: Callable[..., AsyncIterator[bytes]] | None = getattr(response, "aiter_bytes", None)
+    body some other way, nothing is cut and the proxy hides the usage chunk instead.
+
+    The replacements reach the response through a weak reference and call its class's methods:
+    set on the response, a closure over it (or its bound method) would be a reference cycle that
+    keeps every streamed response alive until the garbage collector runs."""
+    try:
+        own = vars(response)
+        owner = weakref.ref(response)
+    except TypeError:  # no instance attributes or no weak references: nothing is cut
+        return
+    if "iter_bytes" in own or "aiter_bytes" in own:
+        return  # already replaced by someone else: left as it is
+    iter_bytes: Callable[..., Iterator[bytes]] | None = getattr(type(response), "iter_bytes", None)
+    aiter_bytes: Callable[..., AsyncIterator[bytes]] | None = getattr(type(response), "aiter_bytes", None)
 
     def cut_iter_bytes(*args: Any, **kwargs: Any) -> Iterator[bytes]:
-        for data in iter_bytes(*args, **kwargs):  # type: ignore[misc]
+        for data in iter_bytes(owner(), *args, **kwargs):  # type: ignore[misc]
             data = cutter.cut(data)
             if data:
                 yield data
 
     async def cut_aiter_bytes(*args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
-        async for data in aiter_bytes(*args, **kwargs):  # type: ignore[misc]
+        async for data in aiter_bytes(owner(), *args, **kwargs):  # type: ignore[misc]
             data = cutter.cut(data)
             if data:
                 yield data
 
-    try:
-        if iter_bytes is not None:
-            response.iter_bytes = cut_iter_bytes
-        if aiter_bytes is not None:
-            response.aiter_bytes = cut_aiter_bytes
-    except (AttributeError, TypeError):  # a response type that takes no attributes: nothing is cut
-        pass
+    if iter_bytes is not None:
+        own["iter_bytes"] = cut_iter_bytes
+    if aiter_bytes is not None:
+        own["aiter_bytes"] = cut_aiter_bytes

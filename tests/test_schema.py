@@ -27,6 +27,24 @@ def test_values_over_the_limit_are_truncated_and_counted(tmp_path) -> None:
     assert autotrace.stats()["attributes_truncated"] == 1
 
 
+def test_a_third_party_span_attribute_over_the_limit_is_truncated_before_export() -> None:
+    """Attributes set straight on a span (by another instrumentation or the user) skip the
+    observation's own truncation; the pipeline caps them, and leaves short ones alone."""
+    with OtlpReceiver() as rx:
+        autotrace.install(langfuse_host=rx.endpoint, public_key="pk-lf-a", secret_key="sk-lf-a",
+                          unknown_tenant="default", integrations=(), export_interval=0.05, max_value_bytes=1024)
+        with trace.get_tracer("third.party").start_as_current_span("raw") as span:
+            span.set_attribute("big", "y" * 5000)
+            span.set_attribute("small", "z" * 200)
+            span.set_attribute("number", 7)
+        assert autotrace.flush(5)
+        (exported,) = rx.wait_for_spans(1)
+    big = exported.attributes["big"]
+    assert big.endswith("…[truncated]") and len(big.encode()) <= 1024
+    assert exported.attributes["small"] == "z" * 200 and exported.attributes["number"] == 7
+    assert autotrace.stats()["attributes_truncated"] == 1
+
+
 def test_never_more_than_128_attributes() -> None:
     with OtlpReceiver() as rx:
         autotrace.install(langfuse_host=rx.endpoint, public_key="pk-lf-a", secret_key="sk-lf-a",

@@ -280,7 +280,8 @@ def resolved_fields(fields: dict[str, Any]) -> dict[str, Any]:
     deferred = fields.get(DEFERRED)
     if not deferred:
         return fields
-    result = {k: v for k, v in fields.items() if k != DEFERRED}
+    result = dict(fields)
+    del result[DEFERRED]
     for compute, capture in deferred:
         try:
             computed = compute()

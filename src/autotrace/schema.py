@@ -293,11 +293,16 @@ def trace_attributes(
     return attrs
 
 
+_is_str = str.__instancecheck__  # isinstance(value, str) as a C callable, for filter()
+
+
 def cap_attributes(attrs: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
     """Enforce the value size limit and the 128-attribute cap on a finished span's attributes."""
-    for key, value in attrs.items():
-        if type(value) is str and len(value) > max_value_bytes // 4:
-            attrs[key] = truncate(value, max_value_bytes)
+    limit = max_value_bytes // 4  # below this many characters no string can exceed the limit
+    if len(max(filter(_is_str, attrs.values()), key=len, default="")) > limit:  # one pass in C
+        for key, value in attrs.items():
+            if isinstance(value, str) and len(value) > limit:
+                attrs[key] = truncate(value, max_value_bytes)
     if len(attrs) > MAX_ATTRIBUTES:
         count("attributes_dropped", len(attrs) - MAX_ATTRIBUTES)
         attrs = dict(list(attrs.items())[:MAX_ATTRIBUTES])

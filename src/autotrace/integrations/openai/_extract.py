@@ -8,11 +8,11 @@ from typing import Any
 from . import pricing
 
 #: Request keys recorded as model parameters.
-_PARAMETERS = (
+_PARAMETERS = frozenset({
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "max_output_tokens", "n", "stop", "seed",
     "presence_penalty", "frequency_penalty", "response_format", "tool_choice", "reasoning_effort", "stream",
     "parallel_tool_calls", "logprobs", "top_logprobs", "service_tier", "dimensions", "encoding_format",
-)
+})
 
 #: url path suffix -> (operation, observation name, is embedding)
 ENDPOINTS = {
@@ -34,7 +34,7 @@ def endpoint(url: str) -> tuple[str, str] | None:
 def request_fields(operation: str, body: dict[str, Any]) -> dict[str, Any]:
     """Typed fields from the request body."""
     fields: dict[str, Any] = {"model": body.get("model"), "operation": operation}
-    params = {key: body[key] for key in _PARAMETERS if key in body}
+    params = {key: value for key, value in body.items() if key in _PARAMETERS}  # in the caller's order
     tools = body.get("tools")
     if tools:
         params["tools"] = [_tool_name(tool) for tool in tools]

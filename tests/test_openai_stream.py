@@ -176,3 +176,54 @@ def test_streamed_tool_calls_are_assembled(traced: Traced, client: openai.OpenAI
         {"id": "call_0", "type": "function", "function": {"name": "refund", "arguments": '{"order": 7}'}}
     ]
     assert record["metadata"]["finish_reason"] == "tool_calls"
+
+
+LONG_REPLY = " ".join(f"w{i}" for i in range(150))
+
+
+def test_long_stream_is_folded_while_it_runs_and_recorded_whole(traced: Traced, client: openai.OpenAI,
+                                                                 fake: FakeOpenAI) -> None:
+    """Past the first token, chunks are kept without a call per chunk and folded in batches (150
+    chunks: two batches during the stream, the rest at the end); nothing is lost or doubled."""
+    fake.script(reply=LONG_REPLY, chunks=150, usage=(9, 150))
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    chunks = list(stream)
+    assert all(chunk.choices for chunk in chunks)  # the usage chunk stays hidden
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
+    assert len(stream._self_state.chunks) == 0  # everything read, nothing held
+    record = _one(traced)
+    assert record["output"] == {"role": "assistant", "content": LONG_REPLY}
+    assert record["usage"]["output"] == 150 and record["metadata"]["finish_reason"] == "stop"
+    assert record["start_ns"] <= _ns(record["completion_start_time"]) <= record["end_ns"]
+
+
+def test_long_async_stream_is_recorded_whole(traced: Traced, aclient: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
+    fake.script(reply=LONG_REPLY, chunks=150, usage=(9, 150))
+
+    async def run() -> list[Any]:
+        stream = await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        return [chunk async for chunk in stream]
+
+    chunks = asyncio.run(run())
+    assert all(chunk.choices for chunk in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
+    record = _one(traced)
+    assert record["output"] == {"role": "assistant", "content": LONG_REPLY} and record["usage"]["output"] == 150
+
+
+def test_a_chunk_autotrace_cannot_read_never_reaches_the_caller_as_an_error(
+        traced: Traced, client: openai.OpenAI, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold that fails (a chunk shape autotrace does not know) loses that batch's output in the
+    record; the caller still gets every chunk and the observation still ends."""
+    from autotrace.integrations.openai import _stream
+
+    def broken(self: Any, chunks: list[Any]) -> None:
+        raise RuntimeError("unexpected chunk shape")
+
+    monkeypatch.setattr(_stream.StreamState, "_fold", broken)
+    fake.script(reply=LONG_REPLY, chunks=150, usage=(9, 150))
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
+    record = _one(traced)
+    assert record["output"] == {"role": "assistant", "content": None}
+    assert autotrace.stats()["internal_errors.openai.stream_fold"] >= 1

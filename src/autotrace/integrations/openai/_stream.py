@@ -62,7 +62,7 @@ class StreamState:
                 self.first_token_ns = time.time_ns()
             if len(chunks) >= _FOLD_EVERY:
                 self.fold()
-            return not (self.hide_usage_chunk and not chunk.choices and getattr(chunk, "usage", None) is not None)
+            return not (self.hide_usage_chunk and _usage_only(chunk))
         except Exception as exc:
             guarded_failure("openai.stream_chunk", exc)
             return True
@@ -80,8 +80,15 @@ class StreamState:
 
     def fold(self) -> None:
         """Read the kept chunks into the accumulated output, usage and finish reason (one loop,
-        no call per chunk: this runs for every chunk of every stream)."""
-        chunks, self.chunks = self.chunks, []
+        no call per chunk: this runs for every chunk of every stream). Never raises."""
+        chunks = self.chunks[:]
+        self.chunks.clear()  # the same list: the stream proxy's loop holds it
+        try:
+            self._fold(chunks)
+        except Exception as exc:
+            guarded_failure("openai.stream_fold", exc)
+
+    def _fold(self, chunks: list[Any]) -> None:
         if self.operation == "responses":
             for event in chunks:
                 self._record_event(event)
@@ -148,6 +155,11 @@ class StreamState:
         return fields
 
 
+def _usage_only(chunk: Any) -> bool:
+    """Whether ``chunk`` is a usage-only chunk (usage, no choices); never raises."""
+    return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", True)
+
+
 class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """Behaves exactly like the ``Stream``/``AsyncStream`` it wraps."""
 
@@ -188,10 +200,20 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         return self._self_iterate()  # a generator: cheaper per chunk than a __next__ method
 
     def _self_iterate(self) -> Iterator[Any]:
-        take = self._self_state.take
+        state = self._self_state
         with self._self_ending():
-            for chunk in self.__wrapped__:
-                if take(chunk):
+            chunks = iter(self.__wrapped__)
+            for chunk in chunks:  # until the first token, ``take`` looks at every chunk
+                if state.take(chunk):
+                    yield chunk
+                if state.first_token_ns is not None:
+                    break
+            kept, hide = state.chunks, state.hide_usage_chunk
+            for chunk in chunks:  # then only keeps it: no call per chunk (``take`` without the token check)
+                kept.append(chunk)
+                if len(kept) >= _FOLD_EVERY:
+                    state.fold()
+                if not (hide and getattr(chunk, "usage", None) is not None and _usage_only(chunk)):
                     yield chunk
 
     def __next__(self) -> Any:
@@ -239,10 +261,20 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         return self._self_aiterate()
 
     async def _self_aiterate(self) -> AsyncIterator[Any]:
-        take = self._self_state.take
-        with self._self_ending():
-            async for chunk in self.__wrapped__:
-                if take(chunk):
+        state = self._self_state
+        with self._self_ending():  # as ``_self_iterate``
+            chunks = aiter(self.__wrapped__)
+            async for chunk in chunks:
+                if state.take(chunk):
+                    yield chunk
+                if state.first_token_ns is not None:
+                    break
+            kept, hide = state.chunks, state.hide_usage_chunk
+            async for chunk in chunks:
+                kept.append(chunk)
+                if len(kept) >= _FOLD_EVERY:
+                    state.fold()
+                if not (hide and getattr(chunk, "usage", None) is not None and _usage_only(chunk)):
                     yield chunk
 
     async def __anext__(self) -> Any:

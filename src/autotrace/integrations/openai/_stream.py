@@ -62,7 +62,7 @@ class StreamState:
                 self.first_token_ns = time.time_ns()
             if len(chunks) >= _FOLD_EVERY:
                 self.fold()
-            return not (self.hide_usage_chunk and _usage_only(chunk))
+            return not (self.hide_usage_chunk and _is_usage_chunk(chunk))
         except Exception as exc:
             guarded_failure("openai.stream_chunk", exc)
             return True
@@ -155,7 +155,7 @@ class StreamState:
         return fields
 
 
-def _usage_only(chunk: Any) -> bool:
+def _is_usage_chunk(chunk: Any) -> bool:
     """Whether ``chunk`` is a usage-only chunk (usage, no choices); never raises."""
     return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", True)
 
@@ -213,7 +213,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
                 kept.append(chunk)
                 if len(kept) >= _FOLD_EVERY:
                     state.fold()
-                if not (hide and getattr(chunk, "usage", None) is not None and _usage_only(chunk)):
+                if not (hide and getattr(chunk, "usage", None) is not None and _is_usage_chunk(chunk)):
                     yield chunk
 
     def __next__(self) -> Any:
@@ -274,7 +274,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
                 kept.append(chunk)
                 if len(kept) >= _FOLD_EVERY:
                     state.fold()
-                if not (hide and getattr(chunk, "usage", None) is not None and _usage_only(chunk)):
+                if not (hide and getattr(chunk, "usage", None) is not None and _is_usage_chunk(chunk)):
                     yield chunk
 
     async def __anext__(self) -> Any:

@@ -8,8 +8,8 @@ event boundaries, has it cut out and its usage kept for the observation.
 
 Anything less certain is left alone: an event split across reads, other line endings, a chunk
 that has choices as well as usage, another event after it in the same read, JSON that does not
-parse. The SDK then decodes the event and
-the stream proxy hides the chunk, as it would without this module.
+parse. The SDK then decodes the event and the stream proxy hides the chunk, as it would without
+this module.
 """
 
 from __future__ import annotations

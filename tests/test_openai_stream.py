@@ -211,7 +211,7 @@ def test_long_async_stream_is_recorded_whole(traced: Traced, aclient: openai.Asy
     assert record["output"] == {"role": "assistant", "content": LONG_REPLY} and record["usage"]["output"] == 150
 
 
-def test_a_chunk_autotrace_cannot_read_never_reaches_the_caller_as_an_error(
+def test_a_failing_fold_costs_the_record_its_output_never_the_caller_its_chunks(
         traced: Traced, client: openai.OpenAI, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fold that fails (a chunk shape autotrace does not know) loses that batch's output in the
     record; the caller still gets every chunk and the observation still ends."""

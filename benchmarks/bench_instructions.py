@@ -6,7 +6,9 @@ and a larger number of calls after the same warm-up; the difference divided by t
 the cost of one call, start-up excluded. Every contender flushes its span pipeline before it exits,
 so its export work (serialisation, redaction and routing for autotrace; the batch processor and a
 no-op exporter for the OpenTelemetry-based ones) is counted too. ``PYTHONHASHSEED`` is fixed; two
-runs still differ by up to 0.4% of a call (thread scheduling), about 0.1 million for a stream.
+runs still differ by up to 0.4% of a call (thread scheduling), about 0.1 million for a stream, and
+counts of different code or environments move by about as much with where objects land in memory
+(the bare SDK alone, with only ``PYTHONPATH`` changed: 21.65 against 21.80 million per stream).
 Instructions are not time: interpreted code between the SDK's own steps runs with cold caches.
 
     python benchmarks/bench_instructions.py                 # needs valgrind; ~10 minutes on 2 cores

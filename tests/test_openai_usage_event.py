@@ -126,6 +126,7 @@ def test_usage_on_a_chunk_with_choices_is_never_cut(traced: Traced) -> None:
     assert chunks[-1].usage.total_tokens == 13 and chunks[-1].choices[0].finish_reason == "stop"
     _assert_recorded(traced, chunks)
 
+
 def test_usage_event_followed_by_another_event_is_left_to_the_sdk(traced: Traced) -> None:
     """Only a read's last event can be the usage event: with one after it, the SDK decodes it and
     the proxy hides it."""
@@ -138,7 +139,6 @@ def test_usage_event_followed_by_another_event_is_left_to_the_sdk(traced: Traced
     (record,) = traced.records()
     assert record["output"] == {"role": "assistant", "content": "one two three!"}
     assert record["usage"] == {"input": 9, "output": 4, "total": 13, "input_cached_tokens": 2}
-
 
 
 def test_async_stream_cuts_the_usage_event(traced: Traced) -> None:

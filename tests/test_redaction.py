@@ -134,7 +134,8 @@ def test_the_cheap_digit_checks_never_hide_a_value_the_full_pass_would_replace(p
 
 
 @pytest.mark.parametrize("text", ["4111 1111 1111 1111", "+1 (555) 010-9999", "078-05-1120", "10.0.0.1",
-                                  "fe80::1ff:fe23:4567:890a", "DE89 3704 0044 0532 0130 00", "(555) 123-4567"])
+                                  "fe80::1ff:fe23:4567:890a", "DE89 3704 0044 0532 0130 00", "(555) 123-4567",
+                                  "a:b:c:d:e:f:a:b"])  # an IPv6 address without a digit is found by its colons
 def test_every_digit_kind_passes_the_cheap_checks(text: str) -> None:
     assert _has_digit_shape(text)
     assert redact_text(f"see {text} here")[1] == 1

@@ -26,6 +26,9 @@ SNIPPETS = {
     "openllmetry (openai)": (
         "from opentelemetry.sdk.trace import TracerProvider; from opentelemetry.instrumentation.openai import "
         "OpenAIInstrumentor; OpenAIInstrumentor().instrument(tracer_provider=TracerProvider())"),
+    "otel contrib (openai-v2)": (
+        "from opentelemetry.sdk.trace import TracerProvider; from opentelemetry.instrumentation.openai_v2 import "
+        "OpenAIInstrumentor; OpenAIInstrumentor().instrument(tracer_provider=TracerProvider())"),
     "langfuse": "from langfuse import Langfuse; Langfuse(public_key='pk', secret_key='sk', base_url='http://127.0.0.1:9')",
 }
 

@@ -10,9 +10,13 @@ from hypothesis import strategies as st
 
 from autotrace.export.redaction import (
     _DIGIT_PASS,
+    _DIGIT_SHAPE,
+    _TEXT_PASSES,
+    _TRIGGER_HINTS,
     _VALIDATORS,
     FAILED,
     Redactor,
+    _contains_any,
     _has_digit_shape,
     redact_text,
 )
@@ -128,9 +132,38 @@ _NUMBERISH = st.text(alphabet="0123456789 .-:()+/ABDEGIKLNRSfe", max_size=60)
 @given(_NUMBERISH, _NUMBERISH)
 def test_the_cheap_digit_checks_never_hide_a_value_the_full_pass_would_replace(prefix: str, text: str) -> None:
     text = prefix + text
-    found = [m for m in _DIGIT_PASS.finditer(text) if _VALIDATORS.get(m.lastgroup or "", bool)(m.group())]
+    full_pass = _DIGIT_PASS[text.isascii()]
+    found = [m for m in full_pass.finditer(text) if _VALIDATORS.get(m.lastgroup or "", bool)(m.group())]
     if found:
         assert _has_digit_shape(text), (text, [m.group() for m in found])
+
+
+@pytest.mark.parametrize("trigger", [trigger for _, triggers, _ in _TEXT_PASSES for trigger in triggers])
+def test_every_text_pass_trigger_passes_the_cheap_hint_check(trigger: str) -> None:
+    assert _contains_any(f"plain words {trigger} more words", _TRIGGER_HINTS)
+
+
+def test_text_without_any_hint_skips_the_text_passes() -> None:
+    assert not _contains_any("You are a support agent. Where is my order? It was due yesterday.", _TRIGGER_HINTS)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=80), _NUMBERISH)
+def test_on_ascii_text_the_ascii_compiled_patterns_match_exactly_what_the_unicode_ones_do(
+        prefix: str, text: str) -> None:
+    text = prefix + text
+    for unicode_pattern, ascii_pattern in (_DIGIT_SHAPE, _DIGIT_PASS):
+        assert [(m.span(), m.lastgroup) for m in ascii_pattern.finditer(text)] == \
+            [(m.span(), m.lastgroup) for m in unicode_pattern.finditer(text)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("call +\u0661 \u0664\u0661\u0665 \u0665\u0665\u0665 \u0660\u0661\u0660\u0660 now", "call <PHONE> now"),
+    ("ssn \u0660\u0667\u0668-\u0660\u0665-\u0661\u0661\u0662\u0660 \u00e9", "ssn <US_SSN> \u00e9"),
+])
+def test_digits_of_other_scripts_are_still_detected(text: str, expected: str) -> None:
+    assert not text.isascii()
+    assert redact_text(text) == (expected, 1)
 
 
 @pytest.mark.parametrize("text", ["4111 1111 1111 1111", "+1 (555) 010-9999", "078-05-1120", "10.0.0.1",

@@ -57,9 +57,21 @@ BUILT_IN_KINDS = frozenset(_PATTERNS)
 #: digits (all three start at a digit, so one scan that skips to digits finds them), or an IPv6
 #: colon group (found from its colons). Plain numbers ("order 12", "0.2") have none of them, so
 #: the costly digit pass runs only on text that can hold such a value.
-_DIGIT_SHAPE = re.compile(r"\d(?:(?:[ .()/+-]{0,2}\d){5}|\.\d{1,3}\.\d|(?<=[A-Z]{2}\d)\d)")
+#: The six digits are written out (a repeated group costs the matcher more at every digit).
+_DIGIT_SHAPE_PATTERN = r"\d(?:" + r"[ .()/+-]{0,2}\d" * 5 + r"|\.\d{1,3}\.\d|(?<=[A-Z]{2}\d)\d)"
 _COLON_GROUP = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _DIGIT_KINDS = ("IBAN", "CREDIT_CARD", "US_SSN", "PHONE", "IP_ADDRESS")
+
+
+def _by_text(pattern: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """``pattern`` compiled twice, indexed by ``text.isascii()``: on ASCII text the ASCII-only
+    classes (``\\d`` as ``[0-9]``, ``\\w``, ``\\b``) match exactly what the Unicode ones do, and
+    cost the matcher less per character; other text keeps the Unicode classes (digits of other
+    scripts stay detected)."""
+    return re.compile(pattern), re.compile(pattern, re.ASCII)
+
+
+_DIGIT_SHAPE = _by_text(_DIGIT_SHAPE_PATTERN)
 _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     ("JWT", ("eyJ",), re.compile(_PATTERNS["JWT"])),
     ("BEARER_TOKEN", ("earer ",), re.compile(_PATTERNS["BEARER_TOKEN"])),
@@ -67,8 +79,11 @@ _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
      re.compile(_PATTERNS["API_KEY"])),
     ("EMAIL", ("@",), re.compile(_PATTERNS["EMAIL"])),
 )
-_ANY_TRIGGER = re.compile("|".join(re.escape(t) for _, triggers, _ in _TEXT_PASSES for t in triggers))
-_DIGIT_PASS = re.compile("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
+#: Every text pass's trigger contains one of these (checked by a test), so a text with none of
+#: them needs no text pass. A few substring tests cost far less than one scan with a regular
+#: expression whose alternatives start with common letters.
+_TRIGGER_HINTS = ("@", "k-", "_", "eyJ", "earer ", "xox", "AKIA", "AIza")
+_DIGIT_PASS = _by_text("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
 _KEY_WORDS = ("key", "secret", "token", "passw")
 
 #: Structural attributes never redacted (ids, types, model names, usage and cost numbers).
@@ -141,9 +156,9 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
     if not text:
         return text, 0
     # three cheap tests first: most values (plain prose, JSON without secrets) pass all of them
-    triggered = _ANY_TRIGGER.search(text) is not None
+    triggered = _contains_any(text, _TRIGGER_HINTS)
     digits = _has_digit_shape(text)
-    keyed = ("=" in text or ":" in text) and _has_key_word(text)
+    keyed = ("=" in text or ":" in text) and _contains_any(text.lower(), _KEY_WORDS)
     if not (triggered or digits or keyed):
         return text, 0
     replaced = 0
@@ -163,7 +178,7 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
                 text, n = pattern.subn(f"<{kind}>", text)
                 replaced += n
     if digits and (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)):
-        text = _DIGIT_PASS.sub(substitute if kinds is None else _only(kinds, substitute), text)
+        text = _DIGIT_PASS[text.isascii()].sub(substitute if kinds is None else _only(kinds, substitute), text)
     if keyed and (kinds is None or "API_KEY" in kinds):
         def key_value(match: re.Match[str]) -> str:
             nonlocal replaced
@@ -174,13 +189,18 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
     return text, replaced
 
 
+def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
+    """Whether ``text`` contains one of ``needles``: a plain loop, as ``any()`` over a generator
+    costs half as much again, and this runs on every content value."""
+    for needle in needles:  # noqa: SIM110
+        if needle in text:
+            return True
+    return False
+
+
 def _has_digit_shape(text: str) -> bool:
-    return _DIGIT_SHAPE.search(text) is not None or (":" in text and _COLON_GROUP.search(text) is not None)
-
-
-def _has_key_word(text: str) -> bool:
-    lowered = text.lower()
-    return any(word in lowered for word in _KEY_WORDS)
+    return (_DIGIT_SHAPE[text.isascii()].search(text) is not None
+            or (":" in text and _COLON_GROUP.search(text) is not None))
 
 
 def _only(kinds: frozenset[str], substitute: Callable[[re.Match[str]], str]) -> Callable[[re.Match[str]], str]:

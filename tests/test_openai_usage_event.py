@@ -177,3 +177,21 @@ def test_a_failing_cutter_leaves_the_stream_to_the_sdk(traced: Traced, monkeypat
     assert stream._self_state.cutter.usage is None
     assert all(chunk.choices for chunk in chunks)
     _assert_recorded(traced, chunks)
+
+
+@pytest.mark.parametrize(("event", "usage"), [
+    (b'data: {"choices":[],"usage":{"total_tokens":3}}', {"total_tokens": 3}),
+    (b'data: {"choices": [], "usage": {"total_tokens": 3}}', {"total_tokens": 3}),
+    (b'data: {"choices":[],"usage":{"total_tokens":3}} {}', None),  # something after the value
+    (b'data: {"choices":[],"usage":{"total_tokens":3}', None),  # cut short
+    (b'data: {"choices":[{"index":0}],"usage":{"total_tokens":3}}', None),  # not usage-only
+    (b'data: {"choices":[],"usage":null}', None),
+    (b'data: \xff{"choices":[]}', None),  # not UTF-8
+    (b"data: ", None),
+    (b"data: [DONE]", None),
+    (b'data: {"choices":[],\n"usage":{}}', None),  # more than one line
+])
+def test_only_a_whole_single_line_usage_only_event_is_taken(event: bytes, usage: Any) -> None:
+    from autotrace.integrations.openai._usage_event import _usage_only
+
+    assert _usage_only(event) == usage

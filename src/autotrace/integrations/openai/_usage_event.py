@@ -26,6 +26,9 @@ _CHOICES = b'"choices":'
 _EMPTY = (b"[]", b" []")
 _END = b"\n\n"
 _DATA = b"data: "
+#: The standard library's C scanner itself: ``json.loads`` would add a Python-level wrapper, an
+#: encoding sniff and two whitespace matches to every cut.
+_SCAN = json.JSONDecoder().scan_once
 
 
 class UsageEventCutter:
@@ -81,8 +84,11 @@ def _usage_only(event: bytes) -> dict[str, Any] | None:
     if not event.startswith(_DATA) or b"\n" in event or b"\r" in event:
         return None
     try:
-        payload = json.loads(event[len(_DATA):])
-    except ValueError:
+        text = event[len(_DATA):].decode()
+        payload, end = _SCAN(text, 0)
+    except (ValueError, StopIteration):  # not UTF-8, not JSON, or no value at all
+        return None
+    if end != len(text):  # something after the value
         return None
     if not isinstance(payload, dict) or payload.get("choices") != []:
         return None

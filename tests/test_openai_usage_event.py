@@ -195,3 +195,28 @@ def test_only_a_whole_single_line_usage_only_event_is_taken(event: bytes, usage:
     from autotrace.integrations.openai._usage_event import _usage_only
 
     assert _usage_only(event) == usage
+
+
+def test_the_cut_usage_event_wins_over_running_usage_on_every_chunk(traced: Traced) -> None:
+    """Servers that put running totals on every chunk: the final usage event, cut from the bytes,
+    is what the generation records, not a chunk's partial count."""
+    running = {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}
+    content = b"".join(_event({**_content(word), "usage": running}, True) for word in ("one ", "two ", "three"))
+    content += _event({**_content("", "stop"), "usage": running}, True)
+    _, usage_and_done = _body()
+    stream, chunks = _stream(_client([content + usage_and_done], []))
+    assert stream._self_state.cutter.usage == USAGE
+    _assert_recorded(traced, chunks)
+
+
+def test_a_leading_chunk_without_choices_or_model_is_passed_on_and_not_taken_as_the_model(traced: Traced) -> None:
+    """Azure opens a stream with a content-filter chunk: no choices, an empty model. The caller gets
+    it; the recorded model (and so the cost) comes from the first chunk that names one."""
+    content, usage_and_done = _body()
+    filter_chunk = _event({"id": "", "object": "", "created": 0, "model": "", "choices": [],
+                           "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]}, True)
+    _, chunks = _stream(_client([filter_chunk + content + usage_and_done], []))
+    assert chunks[0].choices == [] and chunks[0].model == ""
+    _assert_recorded(traced, chunks[1:])
+    (record,) = traced.records()
+    assert record["model"] == "gpt-4o-mini"

@@ -93,24 +93,32 @@ class StreamState:
             for event in chunks:
                 self._record_event(event)
             return
+        if self.model is None:  # the first model named (Azure's content-filter chunk names none)
+            self.model = next((model for chunk in chunks if (model := getattr(chunk, "model", None))), None)
+        cutter = self.cutter
+        if cutter is None or cutter.usage is None:  # else the usage event was cut from the bytes
+            for chunk in reversed(chunks):  # the latest usage wins (usually the last chunk's)
+                usage = getattr(chunk, "usage", None)
+                if usage is not None:
+                    self.usage = usage
+                    break
+        for chunk in reversed(chunks):  # the finish reason is on the last chunk with choices
+            choices = chunk.choices
+            if choices:
+                finish_reason = choices[0].finish_reason
+                if finish_reason is not None:
+                    self.finish_reason = finish_reason
+                break
         completion, text = self.operation == "text_completion", self.text
         for chunk in chunks:
-            usage = getattr(chunk, "usage", None)
-            if usage is not None:
-                self.usage = usage
-            if self.model is None:
-                self.model = getattr(chunk, "model", None)
             choices = chunk.choices
             if not choices:
                 continue
-            choice = choices[0]
-            if choice.finish_reason is not None:
-                self.finish_reason = choice.finish_reason
             if completion:
-                if choice.text:
-                    text.append(choice.text)
+                if choices[0].text:
+                    text.append(choices[0].text)
                 continue
-            delta = choice.delta
+            delta = choices[0].delta
             if delta is not None:
                 if delta.content:
                     text.append(delta.content)
@@ -138,9 +146,8 @@ class StreamState:
             fields = _extract.response_fields("responses", self.response)
             fields["completion_start_time"] = self.first_token_ns
             return fields
-        usage_seen = self.usage
-        if usage_seen is None and self.cutter is not None:
-            usage_seen = self.cutter.usage  # the usage event, cut from the bytes before the SDK saw it
+        cutter = self.cutter  # the usage event, cut from the bytes before the SDK saw it, is the final one
+        usage_seen = cutter.usage if cutter is not None and cutter.usage is not None else self.usage
         usage = _extract.usage_fields(usage_seen)
         fields: dict[str, Any] = {"response_model": self.model, "usage": usage, "finish_reason": self.finish_reason,
                                   "cost": pricing.cost(self.model, usage), "completion_start_time": self.first_token_ns}

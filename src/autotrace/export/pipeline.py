@@ -204,7 +204,9 @@ class SpanPipeline(SpanProcessor):
             self._route_score(span)
             return
         max_bytes = self.settings.max_value_bytes
-        attrs = dict(span.attributes or {})
+        # an ended ObservationSpan's dict is handed over with it (finished in place below); any
+        # other span's attributes are read-only
+        attrs = span.attributes if type(span) is ObservationSpan else dict(span.attributes or {})
         if schema.OBS_TYPE not in attrs:
             attrs[schema.OBS_TYPE] = schema.infer_type(attrs)
         if self.settings.environment and schema.ENVIRONMENT not in attrs:

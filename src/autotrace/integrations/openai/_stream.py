@@ -79,8 +79,10 @@ class StreamState:
         return delta is not None and bool(delta.content or delta.tool_calls)
 
     def fold(self) -> None:
-        """Read the kept chunks into the accumulated output, usage and finish reason (one loop,
-        no call per chunk: this runs for every chunk of every stream). Never raises."""
+        """Read the kept chunks into the accumulated output, usage, model and finish reason. Never
+        raises. The model, usage and finish reason are looked for once per batch, from its start or
+        end, where the API puts them; only the output is read from every chunk, in one loop with no
+        call per chunk (this runs for every chunk of every stream)."""
         chunks = self.chunks[:]
         self.chunks.clear()  # the same list: the stream proxy's loop holds it
         try:

@@ -5,22 +5,27 @@ Each contender runs in its own interpreter under ``valgrind --tool=cachegrind`` 
 and a larger number of calls after the same warm-up; the difference divided by the extra calls is
 the cost of one call, start-up excluded. Every contender flushes its span pipeline before it exits,
 so its export work (serialisation, redaction and routing for autotrace; the batch processor and a
-no-op exporter for the OpenTelemetry-based ones) is counted too. ``PYTHONHASHSEED`` is fixed; two
-runs still differ by up to 0.4% of a call (thread scheduling), about 0.1 million for a stream, and
-counts of different code or environments move by about as much with where objects land in memory
-(the bare SDK alone, with only ``PYTHONPATH`` changed: 21.65 against 21.80 million per stream).
-Instructions are not time: interpreted code between the SDK's own steps runs with cold caches.
+no-op exporter for the OpenTelemetry-based ones) is counted too. After the warm-up the garbage
+collector's heap is frozen, so its passes over what was loaded before (the same for everyone)
+do not land in one run and not the other. ``PYTHONHASHSEED`` is fixed; two runs still differ by
+a few hundredths of a million per stream (the span pipelines' threads are scheduled by the
+clock), hence ``--repeat``; and counts of different code or environments move by up to 0.1
+million with where objects land in memory (the bare SDK alone, with only ``PYTHONPATH``
+changed: 21.65 against 21.80 million per stream). Instructions are not time: interpreted code
+between the SDK's own steps runs with cold caches.
 
     python benchmarks/bench_instructions.py                 # needs valgrind; ~10 minutes on 2 cores
-    python benchmarks/bench_instructions.py --contenders bare,autotrace
+    python benchmarks/bench_instructions.py --contenders bare,autotrace --repeat 3
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +48,11 @@ def child(contender: str, column: str, calls: int) -> None:
     call = bench_openai.calls(contender)[column]
     for _ in range(30):
         call()
+    # The collector's passes over everything loaded so far (the SDK, the libraries: the same for
+    # every contender, and as big as the application) are left out: they would otherwise come
+    # whenever the pipeline threads' allocations tip a threshold, one more or less per run.
+    gc.collect()
+    gc.freeze()
     for _ in range(calls):
         call()
     if contender != "bare":
@@ -61,16 +71,24 @@ def instructions(contender: str, column: str, calls: int) -> int | None:
     return int(found.group(1).replace(",", ""))
 
 
-def per_call(contender: str, column: str) -> float | None:
+def per_call(contender: str, column: str, repeat: int = 1) -> float | None:
+    """Instructions of one call: the median over ``repeat`` pairs of runs (the pipeline threads'
+    scheduling still moves a pair by a few hundredths of a million per stream)."""
     fewer, more = COLUMNS[column]
-    low, high = instructions(contender, column, fewer), instructions(contender, column, more)
-    return None if low is None or high is None else (high - low) / (more - fewer)
+    values = []
+    for _ in range(repeat):
+        low, high = instructions(contender, column, fewer), instructions(contender, column, more)
+        if low is None or high is None:
+            return None
+        values.append((high - low) / (more - fewer))
+    return statistics.median(values)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--child", nargs=3, metavar=("CONTENDER", "COLUMN", "CALLS"))
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of runs per cell; the median is shown")
     args = parser.parse_args()
     if args.child:
         child(args.child[0], args.child[1], int(args.child[2]))
@@ -80,7 +98,7 @@ def main() -> None:
     names = args.contenders.split(",")
     jobs = [(name, column) for name in names for column in COLUMNS]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # one valgrind per core
-        counts = dict(zip(jobs, pool.map(lambda job: per_call(*job), jobs), strict=True))
+        counts = dict(zip(jobs, pool.map(lambda job: per_call(*job, args.repeat), jobs), strict=True))
     print(f"instructions per OpenAI call, millions ({_harness.machine()})")
     print(f"{'contender':<26}" + "".join(f"{column:>12}{'added':>10}" for column in COLUMNS))
     for name in names:

@@ -217,6 +217,4 @@ def test_a_leading_chunk_without_choices_or_model_is_passed_on_and_not_taken_as_
                            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]}, True)
     _, chunks = _stream(_client([filter_chunk + content + usage_and_done], []))
     assert chunks[0].choices == [] and chunks[0].model == ""
-    _assert_recorded(traced, chunks[1:])
-    (record,) = traced.records()
-    assert record["model"] == "gpt-4o-mini"
+    _assert_recorded(traced, chunks[1:])  # with a cost, which needs the model priced

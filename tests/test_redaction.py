@@ -143,7 +143,7 @@ def test_every_text_pass_trigger_passes_the_cheap_hint_check(trigger: str) -> No
     assert _contains_any(f"plain words {trigger} more words", _TRIGGER_HINTS)
 
 
-def test_text_without_any_hint_skips_the_text_passes() -> None:
+def test_plain_prose_holds_no_hint_so_its_text_passes_are_skipped() -> None:
     assert not _contains_any("You are a support agent. Where is my order? It was due yesterday.", _TRIGGER_HINTS)
 
 

@@ -218,3 +218,34 @@ def test_a_leading_chunk_without_choices_or_model_is_passed_on_and_not_taken_as_
     _, chunks = _stream(_client([filter_chunk + content + usage_and_done], []))
     assert chunks[0].choices == [] and chunks[0].model == ""
     _assert_recorded(traced, chunks[1:])  # with a cost, which needs the model priced
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_the_callers_request_options_keep_their_own_body(traced: Traced, status: int) -> None:
+    """The usage request is swapped into the options the SDK is given and put back when the call
+    returns or raises: options built and passed by the caller end as they were."""
+    from openai._models import FinalRequestOptions
+    from openai.types.chat import ChatCompletionChunk
+
+    content, usage_and_done = _body()
+    requests: list[dict[str, Any]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        requests.append(json.loads(request.content))
+        return httpx2.Response(status, content=content + usage_and_done, headers={"content-type": "text/event-stream"})
+
+    client = openai.OpenAI(api_key="sk-test", base_url="http://llm.test/v1", max_retries=0,
+                           http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    options = FinalRequestOptions.construct(method="post", url="/chat/completions", json_data=body)
+    if status == 200:
+        chunks = list(client.request(ChatCompletionChunk, options, stream=True,
+                                     stream_cls=openai.Stream[ChatCompletionChunk]))
+        _assert_recorded(traced, chunks)
+    else:
+        with pytest.raises(openai.InternalServerError):
+            client.request(ChatCompletionChunk, options, stream=True, stream_cls=openai.Stream[ChatCompletionChunk])
+        (record,) = traced.records()
+        assert record["level"] == "ERROR"
+    assert requests[0]["stream_options"] == {"include_usage": True}
+    assert options.json_data == {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autotrace.export.redaction import (
+    _COLON_GROUP,
     _DIGIT_PASS,
     _DIGIT_SHAPE,
     _TEXT_PASSES,
@@ -149,12 +150,32 @@ def test_plain_prose_holds_no_hint_so_its_text_passes_are_skipped() -> None:
 
 @settings(max_examples=1000, deadline=None)
 @given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=80), _NUMBERISH)
-def test_on_ascii_text_the_ascii_compiled_patterns_match_exactly_what_the_unicode_ones_do(
+def test_on_ascii_text_the_ascii_compiled_digit_pass_matches_exactly_what_the_unicode_one_does(
         prefix: str, text: str) -> None:
     text = prefix + text
-    for unicode_pattern, ascii_pattern in (_DIGIT_SHAPE, _DIGIT_PASS):
-        assert [(m.span(), m.lastgroup) for m in ascii_pattern.finditer(text)] == \
-            [(m.span(), m.lastgroup) for m in unicode_pattern.finditer(text)]
+    unicode_pattern, ascii_pattern = _DIGIT_PASS
+    assert [(m.span(), m.lastgroup) for m in ascii_pattern.finditer(text)] == \
+        [(m.span(), m.lastgroup) for m in unicode_pattern.finditer(text)]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=40),
+       st.text(alphabet="0123456789 .-()+/,:xAZ", max_size=60))
+def test_on_ascii_text_the_digit_shapes_are_found_exactly_where_their_pattern_finds_them(
+        prefix: str, text: str) -> None:
+    """The ASCII path (character classes and substring tests) is the pattern, not an approximation."""
+    text = prefix + text
+    assert _has_digit_shape(text) == (_DIGIT_SHAPE.search(text) is not None or _COLON_GROUP.search(text) is not None)
+
+
+@pytest.mark.parametrize(("text", "has_shape"), [
+    ("12 34 56", True), ("1 2 3 4 5 6", True), ("12  34  56", True), ("12   34 56", False), ("123.45.6", True),
+    ("1.234.5", True), ("1.2345", False), ("DE89", True), ("De89", False), ("tok0 tok1 tok2 tok3 tok4 tok5", False),
+    ("order 7, 2 items at 4.5", False), ("(555) 123", True), ("12-34-5", False),
+])
+def test_digit_shapes_on_ascii_text(text: str, has_shape: bool) -> None:
+    assert _has_digit_shape(text) is has_shape
+    assert (_DIGIT_SHAPE.search(text) is not None) is has_shape
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as _dt
 import enum
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._internal import count
@@ -100,15 +100,15 @@ def _default(value: Any) -> Any:
 _encode_str = json.encoder.encode_basestring  # what json.dumps does for a str, ensure_ascii off
 
 
-def _encoder(item_separator: str, key_separator: str) -> Callable[[Any], str]:
-    """A JSON encoder built once (``json.dumps`` with options builds one per call). The C encoder
-    is reused without a circular-reference table, so a cycle ends as RecursionError (caught)."""
+def _encoder(item_separator: str, key_separator: str) -> Callable[[Any, int], Iterable[str]]:
+    """A JSON encoder built once (``json.dumps`` with options builds one per call), called as
+    ``encoder(value, 0)`` for the pieces of the text. The C encoder is reused without a
+    circular-reference table, so a cycle ends as RecursionError (caught)."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return json.JSONEncoder(ensure_ascii=False, default=_default,
-                                separators=(item_separator, key_separator)).encode
-    iterencode = make(None, _default, _encode_str, None, key_separator, item_separator, False, False, True)
-    return lambda value: "".join(iterencode(value, 0))
+                                separators=(item_separator, key_separator)).iterencode
+    return make(None, _default, _encode_str, None, key_separator, item_separator, False, False, True)  # type: ignore[no-any-return]
 
 
 _encode = _encoder(", ", ": ")
@@ -120,7 +120,7 @@ def dumps(value: Any, compact: bool = False) -> str:
     if type(value) is str:
         return _encode_str(value)
     try:
-        return _encode_compact(value) if compact else _encode(value)
+        return "".join(_encode_compact(value, 0) if compact else _encode(value, 0))
     except (ValueError, TypeError, RecursionError):
         count("serialization_fallbacks")
         return _encode_str(str(value))
@@ -242,7 +242,8 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
 
     for key, value in fields.items():  # the typed metadata fields this observation has
         if value is not None and key in _METADATA_KEYS:
-            attrs[_METADATA_KEYS[key]] = truncate(metadata_value(value), max_value_bytes)
+            attrs[_METADATA_KEYS[key]] = truncate(_encode_str(value) if type(value) is str else metadata_value(value),
+                                                  max_value_bytes)
     metadata = get("metadata")
     if isinstance(metadata, Mapping):
         room = MAX_ATTRIBUTES - 16 - len(attrs)  # leave room for trace-level and third-party keys

@@ -54,11 +54,30 @@ BUILT_IN_KINDS = frozenset(_PATTERNS)
 #: trigger text, so a later pass never matches an earlier replacement.
 #: Every match of a digit-based kind contains one of these shapes: six digits at most two
 #: separators apart (cards, SSNs, phones), a dotted quad's middle, an IBAN's country and check
-#: digits (all three start at a digit, so one scan that skips to digits finds them), or an IPv6
-#: colon group (found from its colons). Plain numbers ("order 12", "0.2") have none of them, so
-#: the costly digit pass runs only on text that can hold such a value.
-#: The six digits are written out (a repeated group costs the matcher more at every digit).
-_DIGIT_SHAPE_PATTERN = r"\d(?:" + r"[ .()/+-]{0,2}\d" * 5 + r"|\.\d{1,3}\.\d|(?<=[A-Z]{2}\d)\d)"
+#: digits, or an IPv6 colon group (found from its colons). Plain numbers ("order 12", "0.2") have
+#: none of them, so the costly digit pass runs only on text that can hold such a value.
+#: On other than ASCII text (digits of any script) the shapes are one pattern:
+_DIGIT_SHAPE = re.compile(r"\d(?:" + r"[ .()/+-]{0,2}\d" * 5 + r"|\.\d{1,3}\.\d|(?<=[A-Z]{2}\d)\d)")
+
+
+def _shape_classes() -> bytes:
+    """A ``bytes.translate`` table giving each ASCII character its class in the digit shapes: a
+    digit ``0``, a dot ``.``, another separator of digit groups ``,``, a capital ``A``, else ``x``."""
+    table = bytearray(b"x" * 256)
+    for char in b"0123456789":
+        table[char] = ord("0")
+    for char in b" ()/+-":
+        table[char] = ord(",")
+    table[ord(".")] = ord(".")
+    for char in range(ord("A"), ord("Z") + 1):
+        table[char] = ord("A")
+    return bytes(table)
+
+
+#: On ASCII text the same shapes are found in the text's classes with a few passes in C instead:
+#: a regular-expression search costs hundreds of instructions at every character.
+_SHAPE_CLASSES = _shape_classes()
+_DOTTED_MIDDLE = re.compile(rb"0\.0{1,3}\.0")
 _COLON_GROUP = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _DIGIT_KINDS = ("IBAN", "CREDIT_CARD", "US_SSN", "PHONE", "IP_ADDRESS")
 
@@ -71,7 +90,6 @@ def _by_text(pattern: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return re.compile(pattern), re.compile(pattern, re.ASCII)
 
 
-_DIGIT_SHAPE = _by_text(_DIGIT_SHAPE_PATTERN)
 _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     ("JWT", ("eyJ",), re.compile(_PATTERNS["JWT"])),
     ("BEARER_TOKEN", ("earer ",), re.compile(_PATTERNS["BEARER_TOKEN"])),
@@ -199,8 +217,18 @@ def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
 
 
 def _has_digit_shape(text: str) -> bool:
-    return (_DIGIT_SHAPE[text.isascii()].search(text) is not None
-            or (":" in text and _COLON_GROUP.search(text) is not None))
+    if text.isascii():
+        classes = text.encode().translate(_SHAPE_CLASSES)
+        digits = classes.count(b"0")  # every shape holds two digits at least
+        found = digits > 1 and (
+            b"AA00" in classes
+            or (digits > 2 and b"0." in classes and _DOTTED_MIDDLE.search(classes) is not None)
+            # three separators in a row end a group (one becomes a non-separator); once the
+            # separators are gone, six digits at most two separators apart are six in a row
+            or (digits > 5 and b"000000" in classes.replace(b".", b",").replace(b",,,", b"x").replace(b",", b"")))
+    else:
+        found = _DIGIT_SHAPE.search(text) is not None
+    return found or (":" in text and _COLON_GROUP.search(text) is not None)
 
 
 def _only(kinds: frozenset[str], substitute: Callable[[re.Match[str]], str]) -> Callable[[re.Match[str]], str]:

@@ -3,6 +3,7 @@ happens later, on the export thread)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import pricing
@@ -64,33 +65,29 @@ def _tool_name(tool: Any) -> Any:
     return str(tool)
 
 
-def _field(value: Any, name: str) -> Any:
-    """``value.name``, or ``value[name]`` for usage kept as parsed JSON (a stream's usage event)."""
-    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
-
-
-def _details(usage: Any, name: str, field: str) -> int | None:
-    details = _field(usage, name)
-    value = _field(details, field) if details is not None else None
-    return value if isinstance(value, int) else None
+def _reader(value: Any) -> Callable[[str], Any]:
+    """``value.get`` for usage kept as parsed JSON (a stream's usage event), else a reader of
+    ``value``'s attributes; either gives None for a missing name."""
+    if type(value) is dict:
+        return value.get
+    return lambda name: getattr(value, name, None)
 
 
 def usage_fields(usage: Any) -> dict[str, int] | None:
     """Usage in Langfuse's keys from any OpenAI usage object (chat, responses, embeddings) or its JSON."""
     if usage is None:
         return None
+    get = _reader(usage)
     # one family of names per object: asking a pydantic model for a missing field is slow
-    prompt = _field(usage, "prompt_tokens")
+    prompt = get("prompt_tokens")
     if prompt is not None:  # chat, legacy completions, embeddings
-        completion = _field(usage, "completion_tokens")
-        cached = _details(usage, "prompt_tokens_details", "cached_tokens")
-        reasoning = _details(usage, "completion_tokens_details", "reasoning_tokens")
+        completion = get("completion_tokens")
+        input_details, output_details = get("prompt_tokens_details"), get("completion_tokens_details")
     else:  # the Responses API
-        prompt = _field(usage, "input_tokens")
-        completion = _field(usage, "output_tokens")
-        cached = _details(usage, "input_tokens_details", "cached_tokens")
-        reasoning = _details(usage, "output_tokens_details", "reasoning_tokens")
-    total = _field(usage, "total_tokens")
+        prompt = get("input_tokens")
+        completion = get("output_tokens")
+        input_details, output_details = get("input_tokens_details"), get("output_tokens_details")
+    total = get("total_tokens")
     result: dict[str, int] = {}
     if isinstance(prompt, int):
         result["input"] = prompt
@@ -98,9 +95,9 @@ def usage_fields(usage: Any) -> dict[str, int] | None:
         result["output"] = completion
     if isinstance(total, int):
         result["total"] = total
-    if cached is not None:
+    if input_details is not None and isinstance(cached := _reader(input_details)("cached_tokens"), int):
         result["input_cached_tokens"] = cached
-    if reasoning is not None:
+    if output_details is not None and isinstance(reasoning := _reader(output_details)("reasoning_tokens"), int):
         result["output_reasoning_tokens"] = reasoning
     return result or None
 

@@ -112,20 +112,20 @@ class StreamState:
                     self.finish_reason = finish_reason
                 break
         completion, text = self.operation == "text_completion", self.text
-        for chunk in chunks:
+        for chunk in chunks:  # every read of a chunk's field goes through pydantic: each once
             choices = chunk.choices
             if not choices:
                 continue
             if completion:
-                if choices[0].text:
-                    text.append(choices[0].text)
+                if piece := choices[0].text:
+                    text.append(piece)
                 continue
             delta = choices[0].delta
             if delta is not None:
-                if delta.content:
-                    text.append(delta.content)
-                if delta.tool_calls:
-                    self._tool_calls(delta.tool_calls)
+                if content := delta.content:
+                    text.append(content)
+                if tool_calls := delta.tool_calls:
+                    self._tool_calls(tool_calls)
 
     def _tool_calls(self, calls: Any) -> None:
         for call in calls:

@@ -222,8 +222,10 @@ class Observation:
             pass
         try:
             if span.is_recording():
-                span.set_attributes(schema.observation_attributes(
-                    self.type.value, resolved_fields(self._fields), state.max_value_bytes))
+                attributes = schema.observation_attributes(self.type.value, resolved_fields(self._fields),
+                                                           state.max_value_bytes)
+                set_capped = getattr(span, "set_capped_attributes", None)  # autotrace's own light span
+                (set_capped or span.set_attributes)(attributes)
         except Exception as exc:  # the span still ends, with what it has
             guarded_failure("finish", exc)
         try:

@@ -294,13 +294,11 @@ def trace_attributes(
     return attrs
 
 
-_is_str = str.__instancecheck__  # isinstance(value, str) as a C callable, for filter()
-
-
-def cap_attributes(attrs: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
-    """Enforce the value size limit and the 128-attribute cap on a finished span's attributes."""
-    limit = max_value_bytes // 4  # below this many characters no string can exceed the limit
-    if len(max(filter(_is_str, attrs.values()), key=len, default="")) > limit:  # one pass in C
+def cap_attributes(attrs: dict[str, Any], max_value_bytes: int, values_capped: bool = False) -> dict[str, Any]:
+    """Enforce the value size limit (unless ``values_capped``) and the 128-attribute cap on a
+    finished span's attributes."""
+    if not values_capped:
+        limit = max_value_bytes // 4  # below this many characters no string can exceed the limit
         for key, value in attrs.items():
             if isinstance(value, str) and len(value) > limit:
                 attrs[key] = truncate(value, max_value_bytes)

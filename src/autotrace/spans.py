@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.util.types import Attributes
 
 from ._internal import count, guarded_failure
+from .runtime import state
 from .schema import MAX_ATTRIBUTES
 
 _UNSET = Status(StatusCode.UNSET)
@@ -44,7 +45,8 @@ class ObservationSpan(trace.Span):
     """A recording span read by the pipeline like a finished SDK span (same attribute names)."""
 
     __slots__ = ("_autotrace_obs", "_relay", "attributes", "context", "end_time", "events",
-                 "instrumentation_scope", "kind", "links", "name", "parent", "resource", "start_time", "status")
+                 "instrumentation_scope", "kind", "links", "long_values", "name", "parent", "resource", "start_time",
+                 "status")
 
     def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
                  start_time: int, resource: Resource, scope: InstrumentationScope, relay: SpanProcessor) -> None:
@@ -62,6 +64,9 @@ class ObservationSpan(trace.Span):
         self.status = _UNSET
         self._autotrace_obs: Any = None
         self._relay = relay
+        #: Whether a string longer than a quarter of the value size limit was set through the
+        #: OpenTelemetry API; if not, the pipeline need not look for values to cut.
+        self.long_values = False
 
     #: Read by exporters as on a finished SDK span; autotrace counts its own drops instead.
     dropped_attributes = dropped_events = dropped_links = 0
@@ -78,14 +83,25 @@ class ObservationSpan(trace.Span):
                 count("attributes_dropped")
                 return
             self.attributes[key] = value
+            if isinstance(value, str) and len(value) > state.max_value_bytes // 4:
+                self.long_values = True
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self.end_time is None:
+            if not self.long_values and has_long_string(attributes.values()):
+                self.long_values = True
+            self.set_capped_attributes(attributes)
+
+    def set_capped_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """``set_attributes`` for values already cut to the size limit (an observation's own)."""
         if self.end_time is None:
             if len(self.attributes) + len(attributes) <= MAX_ATTRIBUTES:
                 self.attributes.update(attributes)
             else:
+                long_values = self.long_values
                 for key, value in attributes.items():
                     self.set_attribute(key, value)
+                self.long_values = long_values
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         if self.end_time is not None:
@@ -179,9 +195,19 @@ class ObservationTracer:
         span = ObservationSpan(name, span_context, parent, kind, start_time or time.time_ns(), provider.resource,
                                self._scope, self._relay)
         if extra:
-            span.attributes.update(extra)
+            span.set_attributes(extra)
         self._relay.on_start(span, context)  # type: ignore[arg-type]
         return span
+
+
+def has_long_string(values: Iterable[Any], max_value_bytes: int | None = None) -> bool:
+    """Whether a string among ``values`` is longer than a quarter of the value size limit (the
+    length below which no string can exceed it; the installed limit by default)."""
+    limit = (max_value_bytes or state.max_value_bytes) // 4
+    for value in values:  # noqa: SIM110  (a loop: cheaper than any() over a generator)
+        if isinstance(value, str) and len(value) > limit:
+            return True
+    return False
 
 
 def _sample(sampler: sampling.Sampler, context: Context | None, parent: SpanContext | None, trace_id: int,

@@ -22,7 +22,7 @@ from .._internal import count, guarded_failure, log_once
 from ..config import Settings
 from ..context import current_tenant, current_trace_attributes, valid_tenant
 from ..scores import ScoreItem
-from ..spans import ObservationSpan
+from ..spans import ObservationSpan, has_long_string
 from .redaction import Redactor
 from .router import Router
 
@@ -104,6 +104,7 @@ class SpanPipeline(SpanProcessor):
         self.tenants = TenantTracker(settings.tenant_resolver)
         self._queue: deque[ReadableSpan | ScoreItem] = deque()
         self._max_queue = settings.queue_size
+        self._long_settings = has_long_string((settings.environment, settings.release), settings.max_value_bytes)
         self._drain_at = max(1, min(DRAIN_AT, settings.queue_size // 2))
         self._backpressure = settings.backpressure
         self._wake = threading.Event()
@@ -213,7 +214,9 @@ class SpanPipeline(SpanProcessor):
             attrs[schema.ENVIRONMENT] = self.settings.environment
         if self.settings.release and schema.RELEASE not in attrs:
             attrs[schema.RELEASE] = self.settings.release
-        attrs = schema.cap_attributes(attrs, max_bytes)
+        # an autotrace span's values were cut when they were set, unless set through the OTel API
+        capped = type(span) is ObservationSpan and not span.long_values and not self._long_settings
+        attrs = schema.cap_attributes(attrs, max_bytes, values_capped=capped)
         tenant = attrs.get(_TENANT)
         span_type = str(attrs[schema.OBS_TYPE])
         name, status, events = span.name, span.status, span.events

@@ -8,7 +8,6 @@ exception, or abandonment (garbage collection).
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -169,6 +168,23 @@ def _is_usage_chunk(chunk: Any) -> bool:
     return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", True)
 
 
+class _Ending:
+    """Around a whole iteration of a traced stream: its observation ends however it stops (a
+    class: a generator-based context manager costs several more calls per stream)."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: TracedStream) -> None:
+        self.stream = stream
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        # GeneratorExit: the caller stopped early (break, close), which is not an error
+        self.stream._self_finish(None if kind is None or kind is GeneratorExit else error)
+
+
 class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """Behaves exactly like the ``Stream``/``AsyncStream`` it wraps."""
 
@@ -191,26 +207,13 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         except Exception as exc:
             guarded_failure("openai.stream_finish", exc)
 
-    @contextlib.contextmanager
-    def _self_ending(self) -> Iterator[None]:
-        """Around a whole iteration: the observation ends however it stops."""
-        try:
-            yield
-        except GeneratorExit:  # the caller stopped early (break, close): not an error
-            self._self_finish()
-            raise
-        except BaseException as error:
-            self._self_finish(error)
-            raise
-        self._self_finish()
-
     # -- sync ---------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
         return self._self_iterate()  # a generator: cheaper per chunk than a __next__ method
 
     def _self_iterate(self) -> Iterator[Any]:
         state = self._self_state
-        with self._self_ending():
+        with _Ending(self):
             chunks = iter(self.__wrapped__)
             for chunk in chunks:  # until the first token, ``take`` looks at every chunk
                 if state.take(chunk):
@@ -271,7 +274,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
 
     async def _self_aiterate(self) -> AsyncIterator[Any]:
         state = self._self_state
-        with self._self_ending():  # as ``_self_iterate``
+        with _Ending(self):  # as ``_self_iterate``
             chunks = aiter(self.__wrapped__)
             async for chunk in chunks:
                 if state.take(chunk):

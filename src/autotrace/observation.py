@@ -14,6 +14,7 @@ from . import schema
 from ._internal import guarded_failure
 from .context import capture_enabled
 from .runtime import state
+from .spans import ObservationSpan
 
 if TYPE_CHECKING:
     from .interception import Intercept
@@ -224,8 +225,10 @@ class Observation:
             if span.is_recording():
                 attributes = schema.observation_attributes(self.type.value, resolved_fields(self._fields),
                                                            state.max_value_bytes)
-                set_capped = getattr(span, "set_capped_attributes", None)  # autotrace's own light span
-                (set_capped or span.set_attributes)(attributes)
+                if type(span) is ObservationSpan:  # autotrace's own light span: no size scan later
+                    span.set_capped_attributes(attributes)
+                else:
+                    span.set_attributes(attributes)
         except Exception as exc:  # the span still ends, with what it has
             guarded_failure("finish", exc)
         try:

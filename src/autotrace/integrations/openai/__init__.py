@@ -121,10 +121,12 @@ class _Call:
             self._send(body)
 
     def _send(self, body: dict[str, Any]) -> None:
-        """Have the SDK send ``body`` instead of the caller's. The SDK copies the options it is
-        given before it reads them, and never reads them again, so the body is swapped in place
-        and put back when the call returns (``put_back``): a copy of the options model costs
-        about 20,000 instructions. Options that keep their fields elsewhere are copied."""
+        """Have the SDK send ``body`` instead of the caller's. The SDK's ``request`` copies the
+        options it is given first and works on its copy, so the body is swapped in place and put
+        back when the call returns or raises (``put_back``) instead of copying the options model
+        here (about 20,000 instructions). The SDK builds the options per call; one that code
+        shares between concurrent calls would show the swapped body meanwhile. Options that
+        keep their fields elsewhere are copied."""
         options = self.options
         fields = getattr(options, "__dict__", None)
         if type(fields) is dict and fields.get("json_data") is options.json_data:

@@ -99,6 +99,7 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
 
     parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("--contender")
+    parser.add_argument("--contenders", help="comma-separated subset of " + ",".join(contenders))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--repeat", type=int, help="fresh interpreters per contender, taken in turns (default 5, "
@@ -109,6 +110,12 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
         emit(measure(args.contender, iterations))
         return
     repeat = args.repeat or (1 if args.quick else 5)
+    if args.contenders:
+        chosen = args.contenders.split(",")
+        unknown = set(chosen) - set(contenders)
+        if unknown:
+            parser.error(f"unknown contender(s) {sorted(unknown)}")
+        contenders = [name for name in contenders if name in chosen]
     runs: Runs = {name: [] for name in contenders}
     for _ in range(repeat):  # in turns, so a slow phase of the machine hits every contender alike
         for name in contenders:

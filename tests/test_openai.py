@@ -50,7 +50,6 @@ def test_chat_completion_records_every_field(traced: Traced, client: openai.Open
     assert fake.requests[-1]["body"].get("stream_options") is None
 
 
-
 def test_the_provider_follows_a_changed_base_url(traced: Traced, client: openai.OpenAI, fake: FakeOpenAI) -> None:
     """The provider is cached on the client, keyed by its URL object: setting ``base_url`` (which
     stores a new one) is seen by the next call."""
@@ -61,6 +60,7 @@ def test_the_provider_follows_a_changed_base_url(traced: Traced, client: openai.
     assert (first["metadata"]["provider"], second["metadata"]["provider"]) == ("127.0.0.1", "localhost")
     port = fake.base_url.rsplit(":", 1)[1]
     assert second["metadata"]["base_url"] == f"http://localhost:{port}/"
+
 
 def test_tool_calls_in_the_output(traced: Traced, client: openai.OpenAI, fake: FakeOpenAI) -> None:
     fake.script(tool_calls=[{"name": "lookup_order", "arguments": '{"id": 7}'}])

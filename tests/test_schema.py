@@ -45,11 +45,10 @@ def test_a_third_party_span_attribute_over_the_limit_is_truncated_before_export(
     assert autotrace.stats()["attributes_truncated"] == 1
 
 
-
 def test_a_long_attribute_set_on_an_autotrace_span_is_truncated_before_export() -> None:
     """An observation's own values are cut when it ends, so the pipeline skips its size scan for
     them; a long value set on the observation's span through the OpenTelemetry API (one at a
-    time, in bulk, or as a start attribute) still brings it back."""
+    time or in bulk) still brings it back."""
     with OtlpReceiver() as rx:
         autotrace.install(langfuse_host=rx.endpoint, public_key="pk-lf-a", secret_key="sk-lf-a",
                           unknown_tenant="default", integrations=(), export_interval=0.05, max_value_bytes=1024)
@@ -69,6 +68,7 @@ def test_a_long_attribute_set_on_an_autotrace_span_is_truncated_before_export() 
     output = spans["short"].attributes["langfuse.observation.output"]
     assert output.endswith("…[truncated]") and len(output.encode()) <= 1024
     assert autotrace.stats()["attributes_truncated"] == 3
+
 
 def test_never_more_than_128_attributes() -> None:
     with OtlpReceiver() as rx:

@@ -242,8 +242,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
 
     for key, value in fields.items():  # the typed metadata fields this observation has
         if value is not None and key in _METADATA_KEYS:
-            attrs[_METADATA_KEYS[key]] = truncate(_encode_str(value) if type(value) is str else metadata_value(value),
-                                                  max_value_bytes)
+            attrs[_METADATA_KEYS[key]] = truncate(metadata_value(value), max_value_bytes)
     metadata = get("metadata")
     if isinstance(metadata, Mapping):
         room = MAX_ATTRIBUTES - 16 - len(attrs)  # leave room for trace-level and third-party keys
@@ -294,13 +293,22 @@ def trace_attributes(
     return attrs
 
 
+def has_long_string(values: Iterable[Any], max_value_bytes: int) -> bool:
+    """Whether a string among ``values`` may exceed the value size limit: one longer than a
+    quarter of it (below that many characters no string can exceed it)."""
+    limit = max_value_bytes // 4
+    for value in values:  # noqa: SIM110  (a loop: cheaper than any() over a generator)
+        if isinstance(value, str) and len(value) > limit:
+            return True
+    return False
+
+
 def cap_attributes(attrs: dict[str, Any], max_value_bytes: int, values_capped: bool = False) -> dict[str, Any]:
     """Enforce the value size limit (unless ``values_capped``) and the 128-attribute cap on a
     finished span's attributes."""
-    if not values_capped:
-        limit = max_value_bytes // 4  # below this many characters no string can exceed the limit
+    if not values_capped and has_long_string(attrs.values(), max_value_bytes):
         for key, value in attrs.items():
-            if isinstance(value, str) and len(value) > limit:
+            if isinstance(value, str):
                 attrs[key] = truncate(value, max_value_bytes)
     if len(attrs) > MAX_ATTRIBUTES:
         count("attributes_dropped", len(attrs) - MAX_ATTRIBUTES)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -28,7 +28,7 @@ from opentelemetry.util.types import Attributes
 
 from ._internal import count, guarded_failure
 from .runtime import state
-from .schema import MAX_ATTRIBUTES
+from .schema import MAX_ATTRIBUTES, has_long_string
 
 _UNSET = Status(StatusCode.UNSET)
 #: As the SDK's default span limits: later attributes (new keys) and events are dropped, counted.
@@ -83,12 +83,12 @@ class ObservationSpan(trace.Span):
                 count("attributes_dropped")
                 return
             self.attributes[key] = value
-            if isinstance(value, str) and len(value) > state.max_value_bytes // 4:
+            if has_long_string((value,), state.max_value_bytes):
                 self.long_values = True
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if self.end_time is None:
-            if not self.long_values and has_long_string(attributes.values()):
+            if not self.long_values and has_long_string(attributes.values(), state.max_value_bytes):
                 self.long_values = True
             self.set_capped_attributes(attributes)
 
@@ -198,16 +198,6 @@ class ObservationTracer:
             span.set_attributes(extra)
         self._relay.on_start(span, context)  # type: ignore[arg-type]
         return span
-
-
-def has_long_string(values: Iterable[Any], max_value_bytes: int | None = None) -> bool:
-    """Whether a string among ``values`` is longer than a quarter of the value size limit (the
-    length below which no string can exceed it; the installed limit by default)."""
-    limit = (max_value_bytes or state.max_value_bytes) // 4
-    for value in values:  # noqa: SIM110  (a loop: cheaper than any() over a generator)
-        if isinstance(value, str) and len(value) > limit:
-            return True
-    return False
 
 
 def _sample(sampler: sampling.Sampler, context: Context | None, parent: SpanContext | None, trace_id: int,

@@ -22,7 +22,7 @@ from .._internal import count, guarded_failure, log_once
 from ..config import Settings
 from ..context import current_tenant, current_trace_attributes, valid_tenant
 from ..scores import ScoreItem
-from ..spans import ObservationSpan, has_long_string
+from ..spans import ObservationSpan
 from .redaction import Redactor
 from .router import Router
 
@@ -104,7 +104,7 @@ class SpanPipeline(SpanProcessor):
         self.tenants = TenantTracker(settings.tenant_resolver)
         self._queue: deque[ReadableSpan | ScoreItem] = deque()
         self._max_queue = settings.queue_size
-        self._long_settings = has_long_string((settings.environment, settings.release), settings.max_value_bytes)
+        self._long_settings = schema.has_long_string((settings.environment, settings.release), settings.max_value_bytes)
         self._drain_at = max(1, min(DRAIN_AT, settings.queue_size // 2))
         self._backpressure = settings.backpressure
         self._wake = threading.Event()

@@ -92,9 +92,12 @@ def run_contender(script: str, contender: str, *args: str, timeout: float = 600)
 
 def compare_main(script: str, doc: str | None, contenders: Sequence[str], columns: Sequence[str], title: str,
                  measure: Callable[[str, int], dict[str, Any]], quick: int, full: int,
-                 footer: Callable[[list[tuple[str, dict[str, Any] | None]], Runs], str] | None = None) -> None:
+                 footer: Callable[[list[tuple[str, dict[str, Any] | None]], Runs], str] | None = None,
+                 paired: Callable[[str, int], dict[str, Any]] | None = None) -> None:
     """The command line every contender benchmark shares: the parent runs each contender in a
-    fresh interpreter (``--contender NAME``) and prints the table."""
+    fresh interpreter (``--contender NAME``) and prints the table. With ``--paired`` (where the
+    benchmark supports it) each interpreter measures its contender's added time itself, patches
+    switched off and on between blocks (``_paired``)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc)
@@ -103,19 +106,27 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--repeat", type=int, help="fresh interpreters per contender, taken in turns (default 5, "
-                        "1 with --quick); the table shows the median")
+                        "1 with --quick or --paired); the table shows the median")
+    if paired is not None:
+        parser.add_argument("--paired", action="store_true", help="added time within each interpreter, patches "
+                            "switched off and on between blocks of calls")
+        parser.add_argument("--rounds", type=int, default=100, help="paired rounds per column (default 100)")
     args = parser.parse_args()
     iterations = args.iterations or (quick if args.quick else full)
+    is_paired = paired is not None and args.paired
     if args.contender:
-        emit(measure(args.contender, iterations))
+        emit(paired(args.contender, args.rounds) if is_paired else measure(args.contender, iterations))  # type: ignore[misc]
         return
-    repeat = args.repeat or (1 if args.quick else 5)
+    repeat = args.repeat or (1 if args.quick or is_paired else 5)
     if args.contenders:
         chosen = args.contenders.split(",")
         unknown = set(chosen) - set(contenders)
         if unknown:
             parser.error(f"unknown contender(s) {sorted(unknown)}")
         contenders = [name for name in contenders if name in chosen]
+    if is_paired:
+        _paired_main(script, [name for name in contenders if name != "bare"], columns, title, repeat, args.rounds)
+        return
     runs: Runs = {name: [] for name in contenders}
     for _ in range(repeat):  # in turns, so a slow phase of the machine hits every contender alike
         for name in contenders:
@@ -125,6 +136,53 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
                 columns))
     if footer is not None:
         print(footer(rows, runs))  # with every interpreter's result, for per-round figures
+
+
+def _paired_main(script: str, contenders: Sequence[str], columns: Sequence[str], title: str, repeat: int,
+                 rounds: int) -> None:
+    """Run every contender's paired measurement (in turns, ``repeat`` times) and print the table."""
+    runs: Runs = {name: [] for name in contenders}
+    for _ in range(repeat):
+        for name in contenders:
+            runs[name].append(run_contender(script, name, "--paired", "--rounds", str(rounds), timeout=3600))
+    rows = [(name, _combine_paired(results, columns)) for name, results in runs.items()]
+    print(paired_table(f"{title}, paired ({machine()}; {rounds} rounds per column, median of {repeat} "
+                       f"interpreter{'s' if repeat > 1 else ''})", rows, columns))
+
+
+def _combine_paired(results: Sequence[dict[str, Any] | None], columns: Sequence[str]) -> dict[str, Any] | None:
+    """The median over interpreters of each column's added time (and of its quartiles)."""
+    for result in results:
+        if not result or "skipped" in result:
+            return result
+    return {column: {key: statistics.median(r[column][key] for r in results if r is not None)
+                     for key in ("added", "q1", "q3", "off")} for column in columns}
+
+
+def paired_table(title: str, rows: Sequence[tuple[str, dict[str, Any] | None]], columns: Sequence[str],
+                 ours: str = "autotrace") -> str:
+    """Added µs per call (quartiles of the rounds), then ours over the fastest other contender's."""
+    header = f"{'contender':<28}" + "".join(f"{c + ' +µs':>16}{'(q1-q3)':>14}" for c in columns)
+    lines = [title, header, "-" * len(header)]
+    measured = {name: result for name, result in rows if result and "skipped" not in result}
+    for name, result in rows:
+        if name not in measured:
+            lines.append(f"{name:<28}skipped: {(result or {}).get('skipped', 'not installed')}")
+            continue
+        cells = "".join(f"{result[c]['added']:>16.1f}{result[c]['q1']:>7.0f}-{result[c]['q3']:<6.0f}"  # type: ignore[index]
+                        for c in columns)
+        lines.append(f"{name:<28}{cells}")
+    others = [name for name in measured if not name.startswith(ours)]
+    if others:
+        lines.append(f"added time of {ours} over the fastest other library's (target: at most 0.5)")
+        for name in (name for name in measured if name.startswith(ours)):
+            cells = []
+            for column in columns:
+                fastest = min(others, key=lambda other: measured[other][column]["added"])
+                cells.append(f"{column} {measured[name][column]['added'] / measured[fastest][column]['added']:.2f} "
+                             f"(vs {fastest})")
+            lines.append(f"  {name:<26}" + ", ".join(cells))
+    return "\n".join(lines)
 
 
 def combine(results: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ pipeline with a batch processor and a no-op exporter.
 
     python benchmarks/bench_openai.py            # ~25 minutes: 5 interpreters per contender
     python benchmarks/bench_openai.py --quick    # ~2 minutes, one interpreter each: a smoke test
+    python benchmarks/bench_openai.py --paired   # ~6 minutes: added time within each interpreter
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness
+import _paired
 
 CONTENDERS = ["bare", "autotrace", "autotrace-no-stream-usage", "openinference", "openllmetry",
               "otel-contrib-openai-v2", "langfuse"]
@@ -152,6 +154,25 @@ def measure(contender: str, iterations: int) -> dict[str, float]:
     return result
 
 
+def measure_paired(contender: str, rounds: int) -> dict[str, Any]:
+    """Each column's added time with the contender's patches switched off and on (``_paired``)."""
+    import asyncio
+
+    for column, fn in calls("bare").items():  # loads every module the calls use, before the snapshot
+        asyncio.run(fn()) if column == "async" else fn()
+    before = _paired.snapshot("openai")
+    setup(contender)
+    call = calls(contender)
+    found = _paired.patches(before, "openai")
+    if not found:
+        raise SystemExit(f"{contender}: no patched attribute found in openai")
+    result: dict[str, Any] = {"patched": sorted(f"{getattr(owner, '__name__', owner)}.{name}"
+                                                for owner, name, _, _ in found)}
+    for column in COLUMNS:
+        result[column] = _paired.added(found, call[column], rounds, calls=10 if column.startswith("stream") else 20)
+    return result
+
+
 def _exported(contender: str) -> int:
     if contender.startswith("autotrace"):  # spans that went through its whole pipeline (no destination here)
         import autotrace
@@ -228,7 +249,7 @@ def _spans_footer(rows: list[tuple[str, dict[str, Any] | None]], runs: _harness.
 
 def main() -> None:
     _harness.compare_main(__file__, __doc__, CONTENDERS, COLUMNS, "OpenAI per-call time", measure, quick=300, full=1500,
-                          footer=_spans_footer)
+                          footer=_spans_footer, paired=measure_paired)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,125 @@
+"""Paired timing: a contender's added time measured inside one interpreter, its patches switched
+off and on between blocks of calls.
+
+Timing each contender in its own interpreter against a bare interpreter compares two memory
+layouts as well as two libraries: on this machine the bare SDK's own time moves by tens of µs
+from one interpreter to the next, as much as the smaller libraries add. Here the difference is
+taken between neighbouring blocks of the same interpreter instead:
+
+- the patch points are found by comparing every class and function of the instrumented
+  package's modules before and after the contender instruments it (each column is called once
+  before, so every module the calls use is loaded);
+- each round runs one block with the patched attributes and one with the originals put back, in
+  a random order (seeded), after two untimed calls that absorb the switch;
+- the result per column is the median of the rounds' differences, with its quartiles.
+
+Everything else the contender set up (its provider, its export thread, the spans it queued)
+stays in place in both blocks, so export work done in the background is counted in both; what
+is measured is the cost of the patched calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+#: (owner, attribute name, original value or ABSENT, patched value)
+Patch = tuple[Any, str, Any, Any]
+#: The original of an attribute the contender added (a patch on a subclass of the defining class).
+ABSENT = object()
+
+
+def snapshot(package: str) -> dict[tuple[str, str, str], Any]:
+    """The attributes of every module of ``package`` and of every class defined there."""
+    found: dict[tuple[str, str, str], Any] = {}
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == package or name.startswith(package + ".")):
+            continue
+        for attribute, value in list(vars(module).items()):
+            found[(name, "", attribute)] = value
+            if inspect.isclass(value) and value.__module__ == name:
+                for member, member_value in list(vars(value).items()):
+                    found[(name, attribute, member)] = member_value
+    return found
+
+
+def patches(before: dict[tuple[str, str, str], Any], package: str) -> list[Patch]:
+    """The callables added or replaced since ``before`` (a cache or a counter is not a patch)."""
+    changed: dict[tuple[int, str], Patch] = {}  # a class re-exported by another module is seen twice
+    for key, value in snapshot(package).items():
+        module_name, class_name, attribute = key
+        original = before.get(key, ABSENT)
+        if original is value or not callable(value):
+            continue
+        if original is ABSENT and (not class_name or (module_name, "", class_name) not in before):
+            continue  # a name in a module or class loaded since: not a patch of what was there
+        owner = sys.modules[module_name]
+        if class_name:
+            owner = getattr(owner, class_name)
+        changed[(id(owner), attribute)] = (owner, attribute, original, value)
+    return list(changed.values())
+
+
+def switch(found: list[Patch], on: bool) -> None:
+    for owner, attribute, original, patched in found:
+        if on:
+            setattr(owner, attribute, patched)
+        elif original is ABSENT:
+            if attribute in vars(owner):
+                delattr(owner, attribute)
+        else:
+            setattr(owner, attribute, original)
+
+
+def _block(fn: Callable[[], Any], calls: int, is_async: bool, loop: asyncio.AbstractEventLoop | None) -> float:
+    """µs per call over ``calls`` calls, after two untimed ones."""
+    if is_async:
+        assert loop is not None
+
+        async def run() -> float:
+            await fn()
+            await fn()
+            start = time.perf_counter()
+            for _ in range(calls):
+                await fn()
+            return (time.perf_counter() - start) / calls * 1e6
+
+        return loop.run_until_complete(run())
+    fn()
+    fn()
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def added(found: list[Patch], fn: Callable[[], Any], rounds: int, calls: int, seed: int = 7,
+          warmup: int = 50) -> dict[str, float]:
+    """The median added µs per call over ``rounds`` paired blocks (after ``warmup`` calls with the
+    patches on), its quartiles, and the median µs per call with the patches off."""
+    is_async = inspect.iscoroutinefunction(fn)
+    loop = asyncio.new_event_loop() if is_async else None
+    order = random.Random(seed)
+    on_times: list[float] = []
+    off_times: list[float] = []
+    try:
+        switch(found, True)
+        _block(fn, warmup, is_async, loop)
+        for _ in range(rounds):
+            first = order.random() < 0.5
+            for on in (first, not first):
+                switch(found, on)
+                (on_times if on else off_times).append(_block(fn, calls, is_async, loop))
+    finally:
+        switch(found, True)
+        if loop is not None:
+            loop.close()
+    differences = [on - off for on, off in zip(on_times, off_times, strict=True)]
+    low, _, high = statistics.quantiles(differences, n=4)
+    return {"added": statistics.median(differences), "q1": low, "q3": high, "off": statistics.median(off_times)}

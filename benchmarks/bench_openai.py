@@ -169,7 +169,8 @@ def measure_paired(contender: str, rounds: int) -> dict[str, Any]:
     result: dict[str, Any] = {"patched": sorted(f"{getattr(owner, '__name__', owner)}.{name}"
                                                 for owner, name, _, _ in found)}
     for column in COLUMNS:
-        result[column] = _paired.added(found, call[column], rounds, calls=10 if column.startswith("stream") else 20)
+        result[column] = _paired.added(found, call[column], rounds, calls=10 if column.startswith("stream") else 20,
+                                       settle=lambda: flush(contender))
     return result
 
 

@@ -130,3 +130,13 @@ def test_prompt_from_a_langfuse_prompt_object(traced: Traced) -> None:
     by_name = {r["name"]: r for r in traced.records()}
     assert by_name["managed"]["prompt"] == {"name": "support-answer", "version": 7}
     assert by_name["fallback"]["prompt"] is None
+
+
+def test_usage_drops_none_counts_and_leaves_the_recorded_dict_alone() -> None:
+    attrs = schema.observation_attributes("generation", {"usage": {"input": 3, "output": None, "total": 3}}, 1 << 20)
+    assert json.loads(attrs[schema.OBS_USAGE]) == {"input": 3, "total": 3}
+    assert attrs[schema.GEN_AI_INPUT_TOKENS] == 3 and schema.GEN_AI_OUTPUT_TOKENS not in attrs
+    clean = {"input": 3, "output": 1, "total": 4}
+    attrs = schema.observation_attributes("generation", {"usage": clean}, 1 << 20)
+    assert json.loads(attrs[schema.OBS_USAGE]) == clean == {"input": 3, "output": 1, "total": 4}
+    assert (attrs[schema.GEN_AI_INPUT_TOKENS], attrs[schema.GEN_AI_OUTPUT_TOKENS]) == (3, 1)

@@ -173,6 +173,9 @@ def _prompt_parts(prompt: Any) -> tuple[str | None, int | None]:
 
 
 def _usage_dict(usage: Any) -> dict[str, Any]:
+    """``usage`` without its None values (read only: a dict that has none is returned as it is)."""
+    if type(usage) is dict and None not in usage.values():
+        return usage
     if isinstance(usage, Mapping):
         return {k: v for k, v in usage.items() if v is not None}
     return {}

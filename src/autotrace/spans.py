@@ -188,8 +188,9 @@ class ObservationTracer:
             trace_id = parent.trace_id
             random_id = bool(getattr(parent.trace_flags, "random_trace_id", False))
         sampled, trace_state, extra = _sample(provider.sampler, context, parent, trace_id, name, kind, attributes)
-        span_context = SpanContext(trace_id, provider.id_generator.generate_span_id(), is_remote=False,
-                                   trace_flags=_FLAGS[(sampled, random_id)], trace_state=trace_state)
+        # positional: the keyword form costs half as much again as the constructor's own work
+        span_context = SpanContext(trace_id, provider.id_generator.generate_span_id(), False,
+                                   _FLAGS[(sampled, random_id)], trace_state)
         if not sampled:
             return trace.NonRecordingSpan(span_context)
         span = ObservationSpan(name, span_context, parent, kind, start_time or time.time_ns(), provider.resource,

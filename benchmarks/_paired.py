@@ -14,11 +14,12 @@ taken between neighbouring blocks of the same interpreter instead:
 - the result per column is the median of the rounds' differences, with its quartiles.
 
 Everything else the contender set up (its provider, its export thread) stays in place in both
-blocks. After every block the contender's span pipeline is flushed, untimed, so no block inherits
-the export work of the one before: what is measured is the calls' own cost, plus whatever export
-work a contender's background thread does for them within their block (autotrace's wakes every
-0.25 s; the OpenTelemetry batch processor every 5 s). Instruction counts
-(``bench_instructions.py``) include all of the export work.
+blocks. Its background export work runs whenever its thread wakes (autotrace's every 0.25 s, the
+OpenTelemetry batch processor's every 5 s), as likely in a block without the patches as in one
+with them, so it cancels out: what is measured is the cost the patched calls add on the caller's
+thread. The export work is counted by ``bench_instructions.py`` and the interpreter-per-contender
+tables. (Flushing after every block instead made autotrace's rounds spread several times wider:
+its flush wakes its thread, which then competes with the next block.)
 """
 
 from __future__ import annotations
@@ -103,11 +104,9 @@ def _block(fn: Callable[[], Any], calls: int, is_async: bool, loop: asyncio.Abst
 
 
 def added(found: list[Patch], fn: Callable[[], Any], rounds: int, calls: int, seed: int = 7,
-          warmup: int = 50, settle: Callable[[], Any] | None = None) -> dict[str, float]:
+          warmup: int = 50) -> dict[str, float]:
     """The median added µs per call over ``rounds`` paired blocks (after ``warmup`` calls with the
-    patches on), its quartiles, and the median µs per call with the patches off. ``settle`` runs
-    untimed after every block: a flush of the contender's span pipeline, so no block inherits
-    export work queued by the block before it."""
+    patches on), its quartiles, and the median µs per call with the patches off."""
     is_async = inspect.iscoroutinefunction(fn)
     loop = asyncio.new_event_loop() if is_async else None
     order = random.Random(seed)
@@ -121,8 +120,6 @@ def added(found: list[Patch], fn: Callable[[], Any], rounds: int, calls: int, se
             for on in (first, not first):
                 switch(found, on)
                 (on_times if on else off_times).append(_block(fn, calls, is_async, loop))
-                if settle is not None:
-                    settle()
     finally:
         switch(found, True)
         if loop is not None:

@@ -169,8 +169,7 @@ def measure_paired(contender: str, rounds: int) -> dict[str, Any]:
     result: dict[str, Any] = {"patched": sorted(f"{getattr(owner, '__name__', owner)}.{name}"
                                                 for owner, name, _, _ in found)}
     for column in COLUMNS:
-        result[column] = _paired.added(found, call[column], rounds, calls=10 if column.startswith("stream") else 20,
-                                       settle=lambda: flush(contender))
+        result[column] = _paired.added(found, call[column], rounds, calls=10 if column.startswith("stream") else 20)
     return result
 
 

@@ -147,7 +147,7 @@ def _paired_main(script: str, contenders: Sequence[str], columns: Sequence[str],
             runs[name].append(run_contender(script, name, "--paired", "--rounds", str(rounds), timeout=3600))
     rows = [(name, _combine_paired(results, columns)) for name, results in runs.items()]
     print(paired_table(f"{title}, paired ({machine()}; {rounds} rounds per column, median of {repeat} "
-                       f"interpreter{'s' if repeat > 1 else ''})", rows, columns))
+                       f"interpreter{'s' if repeat > 1 else ''})", rows, columns, runs))
 
 
 def _combine_paired(results: Sequence[dict[str, Any] | None], columns: Sequence[str]) -> dict[str, Any] | None:
@@ -160,29 +160,53 @@ def _combine_paired(results: Sequence[dict[str, Any] | None], columns: Sequence[
 
 
 def paired_table(title: str, rows: Sequence[tuple[str, dict[str, Any] | None]], columns: Sequence[str],
-                 ours: str = "autotrace") -> str:
-    """Added µs per call (quartiles of the rounds), then ours over the fastest other contender's."""
-    header = f"{'contender':<28}" + "".join(f"{c + ' +µs':>16}{'(q1-q3)':>14}" for c in columns)
+                 runs: Runs | None = None, ours: str = "autotrace") -> str:
+    """Added µs per call (quartiles of the rounds) and as a share of the bare call measured beside
+    it; then ours over the fastest other contender's, in µs and in shares of the bare call (which
+    cancels a change of the machine's speed between the contenders' interpreters), with the range
+    of the latter over the repetitions (``runs``)."""
+    header = f"{'contender':<28}" + "".join(f"{c + ' +µs':>16}{'(q1-q3)':>12}{'+%':>7}" for c in columns)
     lines = [title, header, "-" * len(header)]
     measured = {name: result for name, result in rows if result and "skipped" not in result}
     for name, result in rows:
         if name not in measured:
             lines.append(f"{name:<28}skipped: {(result or {}).get('skipped', 'not installed')}")
             continue
-        cells = "".join(f"{result[c]['added']:>16.1f}{result[c]['q1']:>7.0f}-{result[c]['q3']:<6.0f}"  # type: ignore[index]
-                        for c in columns)
+        cells = "".join(f"{result[c]['added']:>16.1f}{result[c]['q1']:>6.0f}-{result[c]['q3']:<5.0f}"  # type: ignore[index]
+                        f"{_share(result[c]):>7.1%}" for c in columns)  # type: ignore[index]
         lines.append(f"{name:<28}{cells}")
     others = [name for name in measured if not name.startswith(ours)]
     if others:
-        lines.append(f"added time of {ours} over the fastest other library's (target: at most 0.5)")
+        lines.append(f"added time of {ours} over the fastest other library's (target: at most 0.5): in µs; in shares "
+                     "of the bare call, and their range over the repetitions")
         for name in (name for name in measured if name.startswith(ours)):
             cells = []
             for column in columns:
-                fastest = min(others, key=lambda other: measured[other][column]["added"])
-                cells.append(f"{column} {measured[name][column]['added'] / measured[fastest][column]['added']:.2f} "
-                             f"(vs {fastest})")
-            lines.append(f"  {name:<26}" + ", ".join(cells))
+                fastest = min(others, key=lambda other: _share(measured[other][column]))
+                plain = measured[name][column]["added"] / measured[fastest][column]["added"]
+                share = _share(measured[name][column]) / _share(measured[fastest][column])
+                spread = _repetition_ratios(runs or {}, name, others, column)
+                cells.append(f"{column} {plain:.2f}, {share:.2f}"
+                             + (f" ({min(spread):.2f}-{max(spread):.2f})" if len(spread) > 1 else "") + f" vs {fastest}")
+            lines.append(f"  {name:<26}" + "; ".join(cells))
     return "\n".join(lines)
+
+
+def _share(cell: dict[str, float]) -> float:
+    """Added time as a share of the bare call measured beside it."""
+    return cell["added"] / cell["off"]
+
+
+def _repetition_ratios(runs: Runs, ours: str, others: Sequence[str], column: str) -> list[float]:
+    """Ours over the fastest other contender's share of the bare call, within each repetition."""
+    ratios = []
+    for index, result in enumerate(runs.get(ours, [])):
+        try:
+            fastest = min(_share(runs[name][index][column]) for name in others)  # type: ignore[index]
+            ratios.append(_share(result[column]) / fastest)  # type: ignore[index]
+        except (TypeError, KeyError, IndexError):  # a contender skipped in that repetition
+            continue
+    return ratios
 
 
 def combine(results: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:

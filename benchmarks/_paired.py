@@ -7,8 +7,8 @@ from one interpreter to the next, as much as the smaller libraries add. Here the
 taken between neighbouring blocks of the same interpreter instead:
 
 - the patch points are found by comparing every class and function of the instrumented
-  package's modules before and after the contender instruments it (each column is called once
-  before, so every module the calls use is loaded);
+  package's modules before and after the contender instruments it (the benchmark makes each of
+  its calls once before, bare, so every module they use is loaded by then);
 - each round runs one block with the patched attributes and one with the originals put back, in
   a random order (seeded), after two untimed calls that absorb the switch;
 - the result per column is the median of the rounds' differences, with its quartiles.

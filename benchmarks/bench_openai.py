@@ -9,7 +9,7 @@ pipeline with a batch processor and a no-op exporter.
 
     python benchmarks/bench_openai.py            # ~25 minutes: 5 interpreters per contender
     python benchmarks/bench_openai.py --quick    # ~2 minutes, one interpreter each: a smoke test
-    python benchmarks/bench_openai.py --paired   # ~6 minutes: added time within each interpreter
+    python benchmarks/bench_openai.py --paired   # ~3 minutes (--repeat 3: ~7): added time within each interpreter
 """
 
 from __future__ import annotations
@@ -159,7 +159,10 @@ def measure_paired(contender: str, rounds: int) -> dict[str, Any]:
     import asyncio
 
     for column, fn in calls("bare").items():  # loads every module the calls use, before the snapshot
-        asyncio.run(fn()) if column == "async" else fn()
+        if column == "async":
+            asyncio.run(fn())
+        else:
+            fn()
     before = _paired.snapshot("openai")
     setup(contender)
     call = calls(contender)

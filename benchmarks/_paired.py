@@ -71,6 +71,7 @@ def patches(before: dict[tuple[str, str, str], Any], package: str) -> list[Patch
 
 
 def switch(found: list[Patch], on: bool) -> None:
+    """Put the patched callables in place (``on``) or the originals back (an added one is removed)."""
     for owner, attribute, original, patched in found:
         if on:
             setattr(owner, attribute, patched)

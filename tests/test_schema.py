@@ -140,3 +140,19 @@ def test_usage_drops_none_counts_and_leaves_the_recorded_dict_alone() -> None:
     attrs = schema.observation_attributes("generation", {"usage": clean}, 1 << 20)
     assert json.loads(attrs[schema.OBS_USAGE]) == clean == {"input": 3, "output": 1, "total": 4}
     assert (attrs[schema.GEN_AI_INPUT_TOKENS], attrs[schema.GEN_AI_OUTPUT_TOKENS]) == (3, 1)
+
+
+def test_every_field_of_an_observation_is_cut_to_the_limit(tmp_path) -> None:
+    """Not only input and output: a model name, usage or provider over the limit is cut too (an
+    observation's own span is not scanned again in the pipeline)."""
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(), export_interval=0.05,
+                      max_value_bytes=1024)
+    with autotrace.start_generation("long", model="m" * 5000, usage={"input": 1, "note": "n" * 5000},
+                                    provider="p" * 5000):
+        pass
+    (record,) = Traced(tmp_path / "t.db").records()
+    assert record["model"].startswith("m" * 100) and len(record["model"].encode()) <= 1024
+    assert record["metadata"]["provider"].startswith('"' + "p" * 100)  # cut JSON text
+    assert len(record["metadata"]["provider"].encode()) <= 1024
+    assert isinstance(record["usage"], str) and len(record["usage"].encode()) <= 1024  # cut JSON stays text
+    assert autotrace.stats()["attributes_truncated"] >= 5  # model (3 keys), usage, provider (2 keys)

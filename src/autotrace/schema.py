@@ -186,7 +186,8 @@ _METADATA_KEYS = {key: f"{OBS_METADATA}.{key}" for key in _METADATA_FIELDS}
 
 
 def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_bytes: int) -> dict[str, Any]:
-    """Turn an observation's typed fields into span attributes (Langfuse keys + ``gen_ai.*``)."""
+    """Turn an observation's typed fields into span attributes (Langfuse keys + ``gen_ai.*``),
+    each value cut to ``max_value_bytes``."""
     attrs: dict[str, Any] = {OBS_TYPE: obs_type}
     get = fields.get
     input_value = get("input")
@@ -198,13 +199,13 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
         input_value = input_value if input_value is not None else get("arguments")
         output_value = output_value if output_value is not None else get("result")
     if input_value is not None:
-        attrs[OBS_INPUT] = truncate(serialize_io(input_value), max_value_bytes)  # type: ignore[arg-type]
+        attrs[OBS_INPUT] = serialize_io(input_value)
     if output_value is not None:
-        attrs[OBS_OUTPUT] = truncate(serialize_io(output_value), max_value_bytes)  # type: ignore[arg-type]
+        attrs[OBS_OUTPUT] = serialize_io(output_value)
     if (level := get("level")) is not None:
         attrs[OBS_LEVEL] = str(level)
     if (status := get("status_message")) is not None:
-        attrs[OBS_STATUS] = truncate(str(status), max_value_bytes)
+        attrs[OBS_STATUS] = str(status)
     if (version := get("version")) is not None:
         attrs[VERSION] = str(version)
 
@@ -217,7 +218,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
     if model is not None or response_model is not None:
         attrs[OBS_MODEL] = str(response_model or model)
     if (params := get("model_parameters")) is not None:
-        attrs[OBS_MODEL_PARAMS] = truncate(dumps(params), max_value_bytes)
+        attrs[OBS_MODEL_PARAMS] = dumps(params)
     if (usage := get("usage")) is not None:
         usage = _usage_dict(usage)
         attrs[OBS_USAGE] = dumps(usage)
@@ -245,7 +246,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
 
     for key, value in fields.items():  # the typed metadata fields this observation has
         if value is not None and key in _METADATA_KEYS:
-            attrs[_METADATA_KEYS[key]] = truncate(metadata_value(value), max_value_bytes)
+            attrs[_METADATA_KEYS[key]] = metadata_value(value)
     metadata = get("metadata")
     if isinstance(metadata, Mapping):
         room = MAX_ATTRIBUTES - 16 - len(attrs)  # leave room for trace-level and third-party keys
@@ -255,9 +256,10 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
             if room <= 0:
                 count("attributes_dropped")
                 continue
-            attrs[f"{OBS_METADATA}.{key}"] = truncate(metadata_value(value), max_value_bytes)
+            attrs[f"{OBS_METADATA}.{key}"] = metadata_value(value)
             room -= 1
-    return attrs
+    # every value within the size limit, whichever field it came from: the span takes them as they are
+    return cap_attributes(attrs, max_value_bytes)
 
 
 def metadata_value(value: Any) -> str:

@@ -64,16 +64,19 @@ def noop_exporter() -> Any:
     return Noop()
 
 
-def otel_provider() -> Any:
+def otel_provider(private: bool = False) -> Any:
     """This process's global SDK provider for the OpenTelemetry-based contenders: a batch processor
-    and a no-op exporter, so they pay their span pipeline but no export I/O."""
-    if not _providers:
+    and a no-op exporter, so they pay their span pipeline but no export I/O. ``private``: a new
+    provider of the same kind, not made global (for a contender sharing the interpreter)."""
+    if private or not _providers:
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(noop_exporter()))
+        if private:
+            return provider
         trace.set_tracer_provider(provider)
         _providers.append(provider)
     return _providers[0]
@@ -93,11 +96,14 @@ def run_contender(script: str, contender: str, *args: str, timeout: float = 600)
 def compare_main(script: str, doc: str | None, contenders: Sequence[str], columns: Sequence[str], title: str,
                  measure: Callable[[str, int], dict[str, Any]], quick: int, full: int,
                  footer: Callable[[list[tuple[str, dict[str, Any] | None]], Runs], str] | None = None,
-                 paired: Callable[[str, int], dict[str, Any]] | None = None) -> None:
+                 paired: Callable[[str, int], dict[str, Any]] | None = None,
+                 together: tuple[Callable[[list[str], int], dict[str, Any]], Sequence[str]] | None = None) -> None:
     """The command line every contender benchmark shares: the parent runs each contender in a
     fresh interpreter (``--contender NAME``) and prints the table. With ``--paired`` (where the
     benchmark supports it) each interpreter measures its contender's added time itself, patches
-    switched off and on between blocks (``_paired``)."""
+    switched off and on between blocks (``_paired``); with ``--together`` as well, the contenders
+    that can (``together``: the measurement and their names) share each interpreter, and every
+    round times each of them and the bare call side by side."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc)
@@ -111,11 +117,18 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
         parser.add_argument("--paired", action="store_true", help="added time within each interpreter, patches "
                             "switched off and on between blocks of calls")
         parser.add_argument("--rounds", type=int, default=100, help="paired rounds per column (default 100)")
+    if together is not None:
+        parser.add_argument("--together", action="store_true", help="with --paired: the contenders share each "
+                            "interpreter (default: " + ",".join(together[1]) + ")")
     args = parser.parse_args()
     iterations = args.iterations or (quick if args.quick else full)
     is_paired = paired is not None and args.paired
+    is_together = together is not None and is_paired and args.together
     if args.contender:
-        emit(paired(args.contender, args.rounds) if is_paired else measure(args.contender, iterations))  # type: ignore[misc]
+        if is_together:
+            emit(together[0](args.contender.split(","), args.rounds))  # type: ignore[index]
+        else:
+            emit(paired(args.contender, args.rounds) if is_paired else measure(args.contender, iterations))  # type: ignore[misc]
         return
     repeat = args.repeat or (1 if args.quick or is_paired else 5)
     if args.contenders:
@@ -124,6 +137,11 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
         if unknown:
             parser.error(f"unknown contender(s) {sorted(unknown)}")
         contenders = [name for name in contenders if name in chosen]
+    elif is_together:
+        contenders = list(together[1])  # type: ignore[index]
+    if is_together:
+        _together_main(script, [name for name in contenders if name != "bare"], columns, title, repeat, args.rounds)
+        return
     if is_paired:
         _paired_main(script, [name for name in contenders if name != "bare"], columns, title, repeat, args.rounds)
         return
@@ -148,6 +166,20 @@ def _paired_main(script: str, contenders: Sequence[str], columns: Sequence[str],
     rows = [(name, _combine_paired(results, columns)) for name, results in runs.items()]
     print(paired_table(f"{title}, paired ({machine()}; {rounds} rounds per column, median of {repeat} "
                        f"interpreter{'s' if repeat > 1 else ''})", rows, columns, runs))
+
+
+def _together_main(script: str, contenders: Sequence[str], columns: Sequence[str], title: str, repeat: int,
+                   rounds: int) -> None:
+    """Run the contenders side by side in ``repeat`` fresh interpreters and print the paired table."""
+    runs: Runs = {name: [] for name in contenders}
+    for _ in range(repeat):
+        result = run_contender(script, ",".join(contenders), "--paired", "--together", "--rounds", str(rounds),
+                               timeout=3600)
+        for name in contenders:
+            runs[name].append(result if not result or "skipped" in result else result[name])
+    rows = [(name, _combine_paired(results, columns)) for name, results in runs.items()]
+    print(paired_table(f"{title}, paired, contenders side by side in each interpreter ({machine()}; {rounds} rounds "
+                       f"per column, median of {repeat} interpreter{'s' if repeat > 1 else ''})", rows, columns, runs))
 
 
 def _combine_paired(results: Sequence[dict[str, Any] | None], columns: Sequence[str]) -> dict[str, Any] | None:

@@ -13,9 +13,15 @@ taken between neighbouring blocks of the same interpreter instead:
   a random order (seeded), after two untimed calls that absorb the switch;
 - the result per column is the median of the rounds' differences, with its quartiles.
 
-Everything else the contender set up (its provider, its export thread) stays in place in both
-blocks. Its background export work runs whenever its thread wakes (autotrace's every 0.25 s, the
-OpenTelemetry batch processor's every 5 s), as likely in a block without the patches as in one
+Several contenders can also share one interpreter (``compare``): each is set up with the
+others' patches switched off, so it finds only its own, and a round times one block per
+contender, with only its patches in place, and one bare block. Their differences from the bare
+block are then taken on the same memory layout of the SDK and in the same moments of the
+machine, which separate interpreters, run one after another, cannot give.
+
+Everything else a contender set up (its provider, its export thread) stays in place in every
+block. Its background export work runs whenever its thread wakes (autotrace's every 0.25 s, the
+OpenTelemetry batch processor's every 5 s), as likely in a block without its patches as in one
 with them, so it cancels out: what is measured is the cost the patched calls add on the caller's
 thread. The export work is counted by ``bench_instructions.py`` and the interpreter-per-contender
 tables. (Flushing after every block instead made autotrace's rounds spread several times wider:
@@ -107,24 +113,54 @@ def _block(fn: Callable[[], Any], calls: int, is_async: bool, loop: asyncio.Abst
 def added(found: list[Patch], fn: Callable[[], Any], rounds: int, calls: int, seed: int = 7,
           warmup: int = 50) -> dict[str, float]:
     """The median added µs per call over ``rounds`` paired blocks (after ``warmup`` calls with the
-    patches on), its quartiles, and the median µs per call with the patches off."""
+    patches on), its quartiles, and the median µs per call with the patches off; the patches are
+    left on."""
+    try:
+        return compare({"on": found}, fn, rounds, calls, seed, warmup)["on"]
+    finally:
+        switch(found, True)
+
+
+def compare(contenders: dict[str, list[Patch]], fn: Callable[[], Any], rounds: int, calls: int, seed: int = 7,
+            warmup: int = 50) -> dict[str, dict[str, float]]:
+    """Several contenders instrumented in one interpreter, each with its patches found while the
+    others' were off: a round times one block with no patches and one per contender with only its
+    own in place, in a random order. Per contender: the median of the rounds' differences from the
+    bare block, its quartiles, and the bare block's median. Every patch is off afterwards.
+
+    The contenders are compared on the same memory layout of the instrumented package and in the
+    same moments of the machine, instead of in interpreters run one after another."""
     is_async = inspect.iscoroutinefunction(fn)
     loop = asyncio.new_event_loop() if is_async else None
     order = random.Random(seed)
-    on_times: list[float] = []
-    off_times: list[float] = []
+    states: list[str | None] = [None, *contenders]
+    times: dict[str | None, list[float]] = {state: [] for state in states}
     try:
-        switch(found, True)
-        _block(fn, warmup, is_async, loop)
+        for name in contenders:
+            _only(contenders, name)
+            _block(fn, warmup, is_async, loop)
         for _ in range(rounds):
-            first = order.random() < 0.5
-            for on in (first, not first):
-                switch(found, on)
-                (on_times if on else off_times).append(_block(fn, calls, is_async, loop))
+            order.shuffle(states)
+            for state in states:
+                _only(contenders, state)
+                times[state].append(_block(fn, calls, is_async, loop))
     finally:
-        switch(found, True)
+        _only(contenders, None)
         if loop is not None:
             loop.close()
-    differences = [on - off for on, off in zip(on_times, off_times, strict=True)]
-    low, _, high = statistics.quantiles(differences, n=4)
-    return {"added": statistics.median(differences), "q1": low, "q3": high, "off": statistics.median(off_times)}
+    bare = times[None]
+    result = {}
+    for name in contenders:
+        differences = [on - off for on, off in zip(times[name], bare, strict=True)]
+        low, _, high = statistics.quantiles(differences, n=4)
+        result[name] = {"added": statistics.median(differences), "q1": low, "q3": high,
+                        "off": statistics.median(bare)}
+    return result
+
+
+def _only(contenders: dict[str, list[Patch]], name: str | None) -> None:
+    """Every contender's patches off, then ``name``'s on (two may have patched the same attribute)."""
+    for found in contenders.values():
+        switch(found, False)
+    if name is not None:
+        switch(contenders[name], True)

@@ -10,6 +10,8 @@ pipeline with a batch processor and a no-op exporter.
     python benchmarks/bench_openai.py            # ~25 minutes: 5 interpreters per contender
     python benchmarks/bench_openai.py --quick    # ~2 minutes, one interpreter each: a smoke test
     python benchmarks/bench_openai.py --paired   # ~3 minutes (--repeat 3: ~7): added time within each interpreter
+    python benchmarks/bench_openai.py --paired --together   # ~1 minute (--rounds 300 --repeat 3: ~10): autotrace
+                                                            # and the OpenTelemetry-based ones side by side
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ import _paired
 CONTENDERS = ["bare", "autotrace", "autotrace-no-stream-usage", "openinference", "openllmetry",
               "otel-contrib-openai-v2", "langfuse"]
 COLUMNS = ["sync", "stream20", "async", "stream20u"]
+#: Contenders that can share one interpreter (``--paired --together``; one autotrace variant at a
+#: time): each patches the SDK's classes, and the OpenTelemetry-based ones take a tracer provider
+#: of their own.
+SHAREABLE = ["autotrace", "autotrace-no-stream-usage", "otel-contrib-openai-v2", "openinference", "openllmetry"]
 MESSAGES = [{"role": "system", "content": "You are a support agent."},
             {"role": "user", "content": "Where is my order 7? It was due yesterday."}]
 
@@ -73,7 +79,9 @@ def _clients() -> tuple[Any, Any]:
     return sync, asyncc
 
 
-def setup(contender: str) -> None:
+def setup(contender: str, shared: bool = False) -> None:
+    """Instrument the SDK for ``contender``; ``shared``: other contenders share this interpreter,
+    so an OpenTelemetry-based one gets a tracer provider of its own instead of the global one."""
     import os
 
     if contender == "bare":
@@ -84,23 +92,20 @@ def setup(contender: str) -> None:
         # the second variant does not ask streams for usage: the SDK then parses one chunk less
         autotrace.install(local_store="off", integrations=("openai",), stream_usage=contender == "autotrace")
     elif contender == "openinference":
-        _harness.otel_provider()
         from openinference.instrumentation.openai import OpenAIInstrumentor
 
-        OpenAIInstrumentor().instrument()
+        OpenAIInstrumentor().instrument(tracer_provider=_harness.otel_provider(private=shared))
     elif contender == "openllmetry":
-        _harness.otel_provider()
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 
-        OpenAIInstrumentor().instrument()
+        OpenAIInstrumentor().instrument(tracer_provider=_harness.otel_provider(private=shared))
     elif contender == "otel-contrib-openai-v2":
         # content on the span, in the latest GenAI conventions (what this version reads)
         os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
         os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_ONLY"
-        _harness.otel_provider()
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
-        OpenAIInstrumentor().instrument()
+        OpenAIInstrumentor().instrument(tracer_provider=_harness.otel_provider(private=shared))
     elif contender == "langfuse":
         from langfuse import Langfuse
 
@@ -156,6 +161,36 @@ def measure(contender: str, iterations: int) -> dict[str, float]:
 
 def measure_paired(contender: str, rounds: int) -> dict[str, Any]:
     """Each column's added time with the contender's patches switched off and on (``_paired``)."""
+    found = _instrument(contender, shared=False)
+    call = calls(contender)
+    result: dict[str, Any] = {"patched": _names(found)}
+    for column in COLUMNS:
+        result[column] = _paired.added(found, call[column], rounds, calls=_block_calls(column))
+    return result
+
+
+def measure_together(contenders: list[str], rounds: int) -> dict[str, Any]:
+    """Each column's added time of several contenders instrumented in this one interpreter, each
+    timed with only its own patches in place (``_paired.compare``)."""
+    unknown = [name for name in contenders if name not in SHAREABLE]
+    if unknown:
+        raise SystemExit(f"cannot share an interpreter: {', '.join(unknown)} (these can: {', '.join(SHAREABLE)})")
+    if sum(name.startswith("autotrace") for name in contenders) > 1:
+        raise SystemExit("one autotrace variant at a time: they patch the same methods with one installation")
+    found: dict[str, list[_paired.Patch]] = {}
+    for name in contenders:  # each finds its patch points with the others' switched off
+        found[name] = _instrument(name, shared=True)
+        _paired.switch(found[name], False)
+    call = calls("bare")  # plain clients: every contender here patches the SDK's classes
+    result: dict[str, Any] = {name: {"patched": _names(patches)} for name, patches in found.items()}
+    for column in COLUMNS:
+        for name, cell in _paired.compare(found, call[column], rounds, calls=_block_calls(column)).items():
+            result[name][column] = cell
+    return result
+
+
+def _instrument(contender: str, shared: bool) -> list[_paired.Patch]:
+    """Set ``contender`` up and return what it patched in ``openai``."""
     import asyncio
 
     for column, fn in calls("bare").items():  # loads every module the calls use, before the snapshot
@@ -164,16 +199,19 @@ def measure_paired(contender: str, rounds: int) -> dict[str, Any]:
         else:
             fn()
     before = _paired.snapshot("openai")
-    setup(contender)
-    call = calls(contender)
+    setup(contender, shared)
     found = _paired.patches(before, "openai")
     if not found:
         raise SystemExit(f"{contender}: no patched attribute found in openai")
-    result: dict[str, Any] = {"patched": sorted(f"{getattr(owner, '__name__', owner)}.{name}"
-                                                for owner, name, _, _ in found)}
-    for column in COLUMNS:
-        result[column] = _paired.added(found, call[column], rounds, calls=10 if column.startswith("stream") else 20)
-    return result
+    return found
+
+
+def _names(found: list[_paired.Patch]) -> list[str]:
+    return sorted(f"{getattr(owner, '__name__', owner)}.{name}" for owner, name, _, _ in found)
+
+
+def _block_calls(column: str) -> int:
+    return 10 if column.startswith("stream") else 20
 
 
 def _exported(contender: str) -> int:
@@ -252,7 +290,8 @@ def _spans_footer(rows: list[tuple[str, dict[str, Any] | None]], runs: _harness.
 
 def main() -> None:
     _harness.compare_main(__file__, __doc__, CONTENDERS, COLUMNS, "OpenAI per-call time", measure, quick=300, full=1500,
-                          footer=_spans_footer, paired=measure_paired)
+                          footer=_spans_footer, paired=measure_paired,
+                          together=(measure_together, [name for name in SHAREABLE if name != "autotrace-no-stream-usage"]))
 
 if __name__ == "__main__":
     main()

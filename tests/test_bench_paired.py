@@ -110,3 +110,34 @@ def test_coroutine_functions_are_timed_on_their_own_loop(package: types.ModuleTy
     result = _paired.added(found, call, rounds=2, calls=2, warmup=1)
     assert len(seen) == 3 + 2 * 2 * 4 and seen.count("base") == 2 * 4
     assert set(result) == {"added", "q1", "q3", "off"}
+
+
+def test_contenders_side_by_side_are_timed_each_alone(package: types.ModuleType) -> None:
+    """Two contenders in one interpreter, both patching the same method: each finds its patches
+    with the other's off, and each block runs with one contender's patches only (or none)."""
+    original_helper = package.helper
+    before = _paired.snapshot("pairedpkg")
+    package.Base.call = lambda self: "first"
+    package.helper = lambda: "first's helper"
+    first = _paired.patches(before, "pairedpkg")
+    _paired.switch(first, False)
+    before = _paired.snapshot("pairedpkg")
+    package.Base.call = lambda self: "second"
+    second = _paired.patches(before, "pairedpkg")
+    _paired.switch(second, False)
+    assert package.Base().call() == "base"
+    seen: list[tuple[str, bool]] = []
+
+    def call() -> None:
+        seen.append((package.Child().call(), package.helper is original_helper))
+
+    result = _paired.compare({"first": first, "second": second}, call, rounds=5, calls=3, warmup=4)
+    assert set(result) == {"first", "second"}
+    assert all(set(cell) == {"added", "q1", "q3", "off"} for cell in result.values())
+    assert seen[:12] == [("first", False)] * 6 + [("second", True)] * 6  # each warmed up alone
+    blocks = [seen[start:start + 5] for start in range(12, len(seen), 5)]
+    assert len(blocks) == 15 and all(len(set(block)) == 1 for block in blocks)
+    states = [block[0] for block in blocks]
+    for round_start in range(0, 15, 3):  # each round: one block of each state, alone
+        assert sorted(states[round_start:round_start + 3]) == [("base", True), ("first", False), ("second", True)]
+    assert (package.Base().call(), package.helper) == ("base", original_helper)  # all off afterwards

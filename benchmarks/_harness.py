@@ -50,6 +50,8 @@ Runs = dict[str, list[dict[str, Any] | None]]
 #: Spans the no-op exporter of an OpenTelemetry-based contender has received so far.
 EXPORTED = [0]
 _providers: list[Any] = []
+#: The providers made for contenders that share the interpreter.
+_private_providers: list[Any] = []
 
 
 def noop_exporter() -> Any:
@@ -76,10 +78,18 @@ def otel_provider(private: bool = False) -> Any:
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(noop_exporter()))
         if private:
+            _private_providers.append(provider)
             return provider
         trace.set_tracer_provider(provider)
         _providers.append(provider)
     return _providers[0]
+
+
+def exported_by_otel() -> int:
+    """Spans every OpenTelemetry provider made here has exported so far, after flushing them all."""
+    for provider in (*_providers, *_private_providers):
+        provider.force_flush()
+    return EXPORTED[0]
 
 
 def run_contender(script: str, contender: str, *args: str, timeout: float = 600) -> dict[str, Any] | None:

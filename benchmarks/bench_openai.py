@@ -171,7 +171,8 @@ def measure_paired(contender: str, rounds: int) -> dict[str, Any]:
 
 def measure_together(contenders: list[str], rounds: int) -> dict[str, Any]:
     """Each column's added time of several contenders instrumented in this one interpreter, each
-    timed with only its own patches in place (``_paired.compare``)."""
+    timed with only its own patches in place (``_paired.compare``), once ``_check_alone`` has
+    shown that each records its calls alone."""
     unknown = [name for name in contenders if name not in SHAREABLE]
     if unknown:
         raise SystemExit(f"cannot share an interpreter: {', '.join(unknown)} (these can: {', '.join(SHAREABLE)})")
@@ -182,11 +183,37 @@ def measure_together(contenders: list[str], rounds: int) -> dict[str, Any]:
         found[name] = _instrument(name, shared=True)
         _paired.switch(found[name], False)
     call = calls("bare")  # plain clients: every contender here patches the SDK's classes
+    _check_alone(found, call)
     result: dict[str, Any] = {name: {"patched": _names(patches)} for name, patches in found.items()}
     for column in COLUMNS:
         for name, cell in _paired.compare(found, call[column], rounds, calls=_block_calls(column)).items():
             result[name][column] = cell
     return result
+
+
+def _check_alone(found: dict[str, list[_paired.Patch]], call: dict[str, Callable[[], Any]]) -> None:
+    """Before timing: with each contender's patches alone in place, one call of every column gives
+    one span per call to that contender and none to the others; with none in place, no span."""
+    import asyncio
+
+    import autotrace
+
+    def spans() -> tuple[int, int]:
+        autotrace.flush(10)
+        return autotrace.stats().get("spans_dropped.no_destination", 0), _harness.exported_by_otel()
+
+    for state in (None, *found):
+        _paired._only(found, state)
+        before = spans()
+        for column, fn in call.items():
+            asyncio.run(fn()) if column == "async" else fn()
+        after = spans()
+        recorded = (after[0] - before[0], after[1] - before[1])
+        own = len(call)
+        expected = (0, 0) if state is None else (own, 0) if state.startswith("autotrace") else (0, own)
+        if recorded != expected:
+            raise SystemExit(f"{state or 'bare'}: spans (autotrace, OpenTelemetry) {recorded}, expected {expected}")
+    _paired._only(found, None)
 
 
 def _instrument(contender: str, shared: bool) -> list[_paired.Patch]:

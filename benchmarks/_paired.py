@@ -137,15 +137,15 @@ def compare(contenders: dict[str, list[Patch]], fn: Callable[[], Any], rounds: i
     times: dict[str | None, list[float]] = {state: [] for state in states}
     try:
         for name in contenders:
-            _only(contenders, name)
+            switch_only(contenders, name)
             _block(fn, warmup, is_async, loop)
         for _ in range(rounds):
             order.shuffle(states)
             for state in states:
-                _only(contenders, state)
+                switch_only(contenders, state)
                 times[state].append(_block(fn, calls, is_async, loop))
     finally:
-        _only(contenders, None)
+        switch_only(contenders, None)
         if loop is not None:
             loop.close()
     bare = times[None]
@@ -158,7 +158,7 @@ def compare(contenders: dict[str, list[Patch]], fn: Callable[[], Any], rounds: i
     return result
 
 
-def _only(contenders: dict[str, list[Patch]], name: str | None) -> None:
+def switch_only(contenders: dict[str, list[Patch]], name: str | None) -> None:
     """Every contender's patches off, then ``name``'s on (two may have patched the same attribute)."""
     for found in contenders.values():
         switch(found, False)

@@ -203,17 +203,20 @@ def _check_alone(found: dict[str, list[_paired.Patch]], call: dict[str, Callable
         return autotrace.stats().get("spans_dropped.no_destination", 0), _harness.exported_by_otel()
 
     for state in (None, *found):
-        _paired._only(found, state)
+        _paired.switch_only(found, state)
         before = spans()
         for column, fn in call.items():
-            asyncio.run(fn()) if column == "async" else fn()
+            if column == "async":
+                asyncio.run(fn())
+            else:
+                fn()
         after = spans()
         recorded = (after[0] - before[0], after[1] - before[1])
         own = len(call)
         expected = (0, 0) if state is None else (own, 0) if state.startswith("autotrace") else (0, own)
         if recorded != expected:
             raise SystemExit(f"{state or 'bare'}: spans (autotrace, OpenTelemetry) {recorded}, expected {expected}")
-    _paired._only(found, None)
+    _paired.switch_only(found, None)
 
 
 def _instrument(contender: str, shared: bool) -> list[_paired.Patch]:

@@ -85,8 +85,8 @@ def otel_provider(private: bool = False) -> Any:
     return _providers[0]
 
 
-def exported_by_otel() -> int:
-    """Spans every OpenTelemetry provider made here has exported so far, after flushing them all."""
+def flush_otel() -> int:
+    """Flush every OpenTelemetry provider made here; the spans their exporters have received so far."""
     for provider in (*_providers, *_private_providers):
         provider.force_flush()
     return EXPORTED[0]
@@ -149,11 +149,9 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
         contenders = [name for name in contenders if name in chosen]
     elif is_together:
         contenders = list(together[1])  # type: ignore[index]
-    if is_together:
-        _together_main(script, [name for name in contenders if name != "bare"], columns, title, repeat, args.rounds)
-        return
     if is_paired:
-        _paired_main(script, [name for name in contenders if name != "bare"], columns, title, repeat, args.rounds)
+        _paired_main(script, [name for name in contenders if name != "bare"], columns, title, repeat, args.rounds,
+                     together=is_together)
         return
     runs: Runs = {name: [] for name in contenders}
     for _ in range(repeat):  # in turns, so a slow phase of the machine hits every contender alike
@@ -167,29 +165,23 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
 
 
 def _paired_main(script: str, contenders: Sequence[str], columns: Sequence[str], title: str, repeat: int,
-                 rounds: int) -> None:
-    """Run every contender's paired measurement (in turns, ``repeat`` times) and print the table."""
+                 rounds: int, together: bool = False) -> None:
+    """Run the paired measurement ``repeat`` times and print the table: each contender in an
+    interpreter of its own, in turns, or (``together``) all of them side by side in one."""
     runs: Runs = {name: [] for name in contenders}
     for _ in range(repeat):
+        if together:
+            result = run_contender(script, ",".join(contenders), "--paired", "--together", "--rounds", str(rounds),
+                                   timeout=3600)
+            for name in contenders:
+                runs[name].append(result if not result or "skipped" in result else result[name])
+            continue
         for name in contenders:
             runs[name].append(run_contender(script, name, "--paired", "--rounds", str(rounds), timeout=3600))
     rows = [(name, _combine_paired(results, columns)) for name, results in runs.items()]
-    print(paired_table(f"{title}, paired ({machine()}; {rounds} rounds per column, median of {repeat} "
+    how = "paired, contenders side by side in each interpreter" if together else "paired"
+    print(paired_table(f"{title}, {how} ({machine()}; {rounds} rounds per column, median of {repeat} "
                        f"interpreter{'s' if repeat > 1 else ''})", rows, columns, runs))
-
-
-def _together_main(script: str, contenders: Sequence[str], columns: Sequence[str], title: str, repeat: int,
-                   rounds: int) -> None:
-    """Run the contenders side by side in ``repeat`` fresh interpreters and print the paired table."""
-    runs: Runs = {name: [] for name in contenders}
-    for _ in range(repeat):
-        result = run_contender(script, ",".join(contenders), "--paired", "--together", "--rounds", str(rounds),
-                               timeout=3600)
-        for name in contenders:
-            runs[name].append(result if not result or "skipped" in result else result[name])
-    rows = [(name, _combine_paired(results, columns)) for name, results in runs.items()]
-    print(paired_table(f"{title}, paired, contenders side by side in each interpreter ({machine()}; {rounds} rounds "
-                       f"per column, median of {repeat} interpreter{'s' if repeat > 1 else ''})", rows, columns, runs))
 
 
 def _combine_paired(results: Sequence[dict[str, Any] | None], columns: Sequence[str]) -> dict[str, Any] | None:

@@ -196,11 +196,9 @@ def _check_alone(found: dict[str, list[_paired.Patch]], call: dict[str, Callable
     one span per call to that contender and none to the others; with none in place, no span."""
     import asyncio
 
-    import autotrace
-
     def spans() -> tuple[int, int]:
-        autotrace.flush(10)
-        return autotrace.stats().get("spans_dropped.no_destination", 0), _harness.exported_by_otel()
+        flush("autotrace")
+        return _exported("autotrace"), _harness.flush_otel()
 
     for state in (None, *found):
         _paired.switch_only(found, state)
@@ -263,9 +261,7 @@ def flush(contender: str) -> None:
 
         get_client().flush()
     else:
-        from opentelemetry import trace
-
-        trace.get_tracer_provider().force_flush()
+        _harness.flush_otel()
 
 
 def _ratios(rows: list[tuple[str, dict[str, Any] | None]], runs: _harness.Runs) -> list[str]:

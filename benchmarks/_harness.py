@@ -210,10 +210,11 @@ def paired_table(title: str, rows: Sequence[tuple[str, dict[str, Any] | None]], 
                         f"{_share(result[c]):>7.1%}" for c in columns)  # type: ignore[index]
         lines.append(f"{name:<28}{cells}")
     others = [name for name in measured if not name.startswith(ours)]
-    if others:
+    ours_measured = [name for name in measured if name.startswith(ours)]
+    if others and ours_measured:
         lines.append(f"added time of {ours} over the fastest other library's (target: at most 0.5): in µs; in shares "
                      "of the bare call, and their range over the repetitions")
-        for name in (name for name in measured if name.startswith(ours)):
+        for name in ours_measured:
             cells = []
             for column in columns:
                 fastest = min(others, key=lambda other: _share(measured[other][column]))

@@ -17,6 +17,7 @@ from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _harness
 import _paired
 
 MESSAGES = [{"role": "user", "content": "where is my order"}]
@@ -141,3 +142,14 @@ def test_contenders_side_by_side_are_timed_each_alone(package: types.ModuleType)
     for round_start in range(0, 15, 3):  # each round: one block of each state, alone
         assert sorted(states[round_start:round_start + 3]) == [("base", True), ("first", False), ("second", True)]
     assert (package.Base().call(), package.helper) == ("base", original_helper)  # all off afterwards
+
+
+def test_the_paired_table_gives_ours_over_the_fastest_other_only_when_both_ran() -> None:
+    def cell(added: float) -> dict[str, float]:
+        return {"added": added, "q1": added - 1, "q3": added + 1, "off": 1000.0}
+
+    rows = [("autotrace", {"sync": cell(60.0)}), ("contrib", {"sync": cell(150.0)}), ("slow", {"sync": cell(300.0)})]
+    table = _harness.paired_table("t", rows, ["sync"])
+    assert "sync 0.40, 0.40 vs contrib" in table
+    alone = _harness.paired_table("t", rows[1:], ["sync"])
+    assert "contrib" in alone and "over the fastest other" not in alone

@@ -194,7 +194,6 @@ def measure_together(contenders: list[str], rounds: int) -> dict[str, Any]:
 def _check_alone(found: dict[str, list[_paired.Patch]], call: dict[str, Callable[[], Any]]) -> None:
     """Before timing: with each contender's patches alone in place, one call of every column gives
     one span per call to that contender and none to the others; with none in place, no span."""
-    import asyncio
 
     def spans() -> tuple[int, int]:
         flush("autotrace")
@@ -203,11 +202,7 @@ def _check_alone(found: dict[str, list[_paired.Patch]], call: dict[str, Callable
     for state in (None, *found):
         _paired.switch_only(found, state)
         before = spans()
-        for column, fn in call.items():
-            if column == "async":
-                asyncio.run(fn())
-            else:
-                fn()
+        _call_each(call)
         after = spans()
         recorded = (after[0] - before[0], after[1] - before[1])
         own = len(call)
@@ -219,19 +214,24 @@ def _check_alone(found: dict[str, list[_paired.Patch]], call: dict[str, Callable
 
 def _instrument(contender: str, shared: bool) -> list[_paired.Patch]:
     """Set ``contender`` up and return what it patched in ``openai``."""
-    import asyncio
-
-    for column, fn in calls("bare").items():  # loads every module the calls use, before the snapshot
-        if column == "async":
-            asyncio.run(fn())
-        else:
-            fn()
+    _call_each(calls("bare"))  # loads every module the calls use, before the snapshot
     before = _paired.snapshot("openai")
     setup(contender, shared)
     found = _paired.patches(before, "openai")
     if not found:
         raise SystemExit(f"{contender}: no patched attribute found in openai")
     return found
+
+
+def _call_each(call: dict[str, Callable[[], Any]]) -> None:
+    """Make each column's call once (the async one on a loop of its own)."""
+    import asyncio
+
+    for column, fn in call.items():
+        if column == "async":
+            asyncio.run(fn())
+        else:
+            fn()
 
 
 def _names(found: list[_paired.Patch]) -> list[str]:

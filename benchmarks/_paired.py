@@ -149,12 +149,12 @@ def compare(contenders: dict[str, list[Patch]], fn: Callable[[], Any], rounds: i
         if loop is not None:
             loop.close()
     bare = times[None]
+    off = statistics.median(bare)
     result = {}
     for name in contenders:
-        differences = [on - off for on, off in zip(times[name], bare, strict=True)]
+        differences = [on - bare_time for on, bare_time in zip(times[name], bare, strict=True)]
         low, _, high = statistics.quantiles(differences, n=4)
-        result[name] = {"added": statistics.median(differences), "q1": low, "q3": high,
-                        "off": statistics.median(bare)}
+        result[name] = {"added": statistics.median(differences), "q1": low, "q3": high, "off": off}
     return result
 
 

@@ -3,6 +3,7 @@ whenever the tracer provider has a processor besides autotrace's."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 import autotrace
+from autotrace import schema
+from autotrace.observation import Observation, ObservationType
 from autotrace.spans import ObservationSpan, ObservationTracer
 from tests.helpers import Traced, shape
 
@@ -182,3 +185,49 @@ def test_a_light_span_bounds_its_attributes_and_events_like_the_sdk() -> None:
     assert len(span.events) == 128 and span.events[-1].name == "e127"
     stats = autotrace.stats()
     assert stats["attributes_dropped"] == 72 + 10 and stats["events_dropped"] == 72
+
+
+def test_an_observation_hands_its_fields_over_with_its_content_already_serialised() -> None:
+    """A light span's attributes are built on the pipeline thread (``settle``), but its content is
+    serialised when the observation ends: the caller's data changing afterwards changes nothing."""
+    relay = Recorder()
+    provider = TracerProvider()
+    provider.add_span_processor(relay)
+    span = ObservationTracer(provider, relay, "test").start_span("answer")
+    obs = Observation(span, ObservationType.GENERATION, "answer")
+    messages = [{"role": "user", "content": "first"}]
+    obs.update(model="m", input=messages, metadata={"k": "v"})
+    obs.set_output({"role": "assistant", "content": "ok"})
+    computed: list[str] = []
+    obs.defer(lambda: computed.append("at the end") or {"response_model": "m-1"})
+    obs.defer(lambda: computed.append("late") or {"usage": {"input": 3, "output": 4}}, late=True)
+    obs.end()
+    messages[0]["content"] = "changed"
+    assert relay.ended == [span] and span.attributes == {}  # nothing built on the caller's thread
+    assert computed == ["at the end"]
+    span.settle()
+    assert computed == ["at the end", "late"]
+    attrs = dict(span.attributes)
+    assert json.loads(attrs.pop(schema.OBS_INPUT)) == [{"role": "user", "content": "first"}]
+    assert json.loads(attrs.pop(schema.OBS_OUTPUT)) == {"role": "assistant", "content": "ok"}
+    assert json.loads(attrs.pop(schema.OBS_USAGE)) == {"input": 3, "output": 4}
+    assert attrs == {schema.OBS_TYPE: "generation", schema.GEN_AI_REQUEST_MODEL: "m", schema.OBS_MODEL: "m-1",
+                     schema.GEN_AI_RESPONSE_MODEL: "m-1",
+                     schema.GEN_AI_INPUT_TOKENS: 3, schema.GEN_AI_OUTPUT_TOKENS: 4,
+                     schema.GEN_AI_OPERATION: "chat", f"{schema.OBS_METADATA}.k": '"v"'}
+    assert obs.fields["input"] == [{"role": "user", "content": "changed"}]  # the user's view is left alone
+    span.settle()  # once
+    assert len(span.attributes) == len(attrs) + 3 and computed == ["at the end", "late"]
+
+
+def test_a_span_whose_attributes_cannot_be_built_is_still_exported(traced: Traced,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> Any:
+        raise ValueError("an unexpected field")
+
+    monkeypatch.setattr("autotrace.schema.observation_attributes", broken)
+    with autotrace.start_tool("lookup", arguments={"q": 1}), trace.get_tracer("t").start_as_current_span("child"):
+        pass
+    records = traced.records()
+    assert shape(records) == [("span", "lookup", [("span", "child", [])])]  # typed from what it has
+    assert autotrace.stats()["internal_errors.finish"] == 1

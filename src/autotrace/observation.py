@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -151,13 +152,16 @@ class Observation:
                 self._fields[key] = _snapshot(value)
         return self
 
-    def defer(self, compute: Callable[[], dict[str, Any]]) -> Observation:
+    def defer(self, compute: Callable[[], dict[str, Any]], *, late: bool = False) -> Observation:
         """Add fields computed once, when the observation ends (nothing is extracted before then).
 
         ``compute`` must only read objects that no longer change, such as a parsed response.
+        ``late``: computed when the attributes are built instead, on the pipeline thread for
+        autotrace's own spans; it must then read only autotrace's own plain data (the library's
+        objects would stay alive until then), and its content is not copied at the end.
         """
         if not self._ended:
-            self._fields.setdefault(DEFERRED, []).append((compute, capture_enabled()))
+            self._fields.setdefault(DEFERRED, []).append((compute, capture_enabled(), late))
         return self
 
     def set_level(self, level: str, message: str | None = None) -> Observation:
@@ -208,10 +212,12 @@ class Observation:
     def end(self, end_time: int | None = None) -> None:
         """End the observation exactly once; later calls do nothing.
 
-        Its fields become span attributes here, on the caller's thread: that frees what they refer
-        to (a parsed response, a copied message list) at once instead of keeping it alive in the
-        export queue, where it would fill the garbage collector's older generations. Redaction,
-        routing and export still happen on the pipeline thread.
+        Here, on the caller's thread, deferred fields are computed (they read the library's
+        objects, which are then free; ``late`` ones wait) and the content (input, output,
+        documents ...) is serialised, so what is recorded is what it was at the end. The other
+        typed fields become attributes on the pipeline thread, before redaction
+        (``ObservationSpan.settle``), when the span is autotrace's own light span; an SDK span
+        gets its attributes here.
         """
         if self._ended:
             return
@@ -223,12 +229,11 @@ class Observation:
             pass
         try:
             if span.is_recording():
-                attributes = schema.observation_attributes(self.type.value, resolved_fields(self._fields),
-                                                           state.max_value_bytes)
-                if type(span) is ObservationSpan:  # autotrace's own light span: no size scan later
-                    span.set_capped_attributes(attributes)
+                if type(span) is ObservationSpan:
+                    fields = _content_serialized(resolved_fields(self._fields, keep_late=True))
+                    span.hand_over(partial(_attributes, self.type.value, fields, state.max_value_bytes))
                 else:
-                    span.set_attributes(attributes)
+                    span.set_attributes(_attributes(self.type.value, self._fields, state.max_value_bytes))
         except Exception as exc:  # the span still ends, with what it has
             guarded_failure("finish", exc)
         try:
@@ -270,8 +275,8 @@ def release_if_current(obs: Observation, token: object | None) -> bool:
 def _snapshot(value: Any) -> Any:
     """Copy top-level containers so later mutation by the caller does not change what was recorded.
 
-    Serialisation happens on the export thread; a chat loop that appends to its ``messages`` list
-    after the call must not rewrite the recorded input.
+    Content is serialised when the observation ends; a chat loop that appends to its ``messages``
+    list before then (a stream's caller, say) must not rewrite the recorded input.
     """
     if type(value) is list:
         return list(value)
@@ -280,14 +285,35 @@ def _snapshot(value: Any) -> Any:
     return value
 
 
-def resolved_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """The fields with deferred computations applied (content capture rules still hold)."""
+def _content_serialized(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with their content as the text it is exported as (``schema.serialize_io``): it is
+    the caller's data, which may change (or be freed) once the observation has ended. A copy:
+    the pipeline thread reads it while the observation's own dict stays the user's to read."""
+    result = dict(fields)
+    for key in CONTENT_FIELDS:
+        value = result.get(key)
+        if value is not None and not isinstance(value, str):
+            result[key] = schema.serialize_io(value)
+    return result
+
+
+def _attributes(obs_type: str, fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
+    return schema.observation_attributes(obs_type, resolved_fields(fields), max_value_bytes)
+
+
+def resolved_fields(fields: dict[str, Any], keep_late: bool = False) -> dict[str, Any]:
+    """The fields with deferred computations applied (content capture rules still hold);
+    ``keep_late``: the late ones are left for later."""
     deferred = fields.get(DEFERRED)
     if not deferred:
         return fields
     result = dict(fields)
     del result[DEFERRED]
-    for compute, capture in deferred:
+    for entry in deferred:
+        compute, capture, late = entry
+        if late and keep_late:
+            result.setdefault(DEFERRED, []).append(entry)
+            continue
         try:
             computed = compute()
         except Exception as exc:  # an extractor bug loses those fields, never the observation

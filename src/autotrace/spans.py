@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -44,7 +44,7 @@ _FLAGS = {  # (sampled, random trace id) -> flags; shared, they never change
 class ObservationSpan(trace.Span):
     """A recording span read by the pipeline like a finished SDK span (same attribute names)."""
 
-    __slots__ = ("_autotrace_obs", "_relay", "attributes", "context", "end_time", "events",
+    __slots__ = ("_autotrace_obs", "_relay", "attributes", "build_attributes", "context", "end_time", "events",
                  "instrumentation_scope", "kind", "links", "long_values", "name", "parent", "resource", "start_time",
                  "status")
 
@@ -67,6 +67,8 @@ class ObservationSpan(trace.Span):
         #: Whether a string longer than a quarter of the value size limit was set through the
         #: OpenTelemetry API; if not, the pipeline need not look for values to cut.
         self.long_values = False
+        #: Builds an ended observation's attributes, called by ``settle`` (pipeline thread).
+        self.build_attributes: Callable[[], Mapping[str, Any]] | None = None
 
     #: Read by exporters as on a finished SDK span; autotrace counts its own drops instead.
     dropped_attributes = dropped_events = dropped_links = 0
@@ -78,30 +80,48 @@ class ObservationSpan(trace.Span):
         return self.end_time is None
 
     def set_attribute(self, key: str, value: Any) -> None:
-        if self.end_time is None:
-            if len(self.attributes) >= MAX_ATTRIBUTES and key not in self.attributes:
-                count("attributes_dropped")
-                return
-            self.attributes[key] = value
-            if has_long_string((value,), state.max_value_bytes):
-                self.long_values = True
+        if self.end_time is None and self._put(key, value) and has_long_string((value,), state.max_value_bytes):
+            self.long_values = True
+
+    def _put(self, key: str, value: Any) -> bool:
+        """Set one attribute unless it is a new key past the limit (dropped, counted)."""
+        if len(self.attributes) >= MAX_ATTRIBUTES and key not in self.attributes:
+            count("attributes_dropped")
+            return False
+        self.attributes[key] = value
+        return True
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if self.end_time is None:
             if not self.long_values and has_long_string(attributes.values(), state.max_value_bytes):
                 self.long_values = True
-            self.set_capped_attributes(attributes)
+            self._merge_capped(attributes)
 
-    def set_capped_attributes(self, attributes: Mapping[str, Any]) -> None:
-        """``set_attributes`` for values already cut to the size limit (an observation's own)."""
+    def _merge_capped(self, attributes: Mapping[str, Any]) -> None:
+        """Set attributes whose values are within the size limit (no scan for long ones)."""
+        if len(self.attributes) + len(attributes) <= MAX_ATTRIBUTES:
+            self.attributes.update(attributes)
+            return
+        for key, value in attributes.items():
+            self._put(key, value)
+
+    def hand_over(self, build: Callable[[], Mapping[str, Any]]) -> None:
+        """Keep how to build an ending observation's attributes (values within the size limit)
+        for ``settle``: they are then built on the pipeline thread, many spans in a row, instead
+        of once per call on the caller's."""
         if self.end_time is None:
-            if len(self.attributes) + len(attributes) <= MAX_ATTRIBUTES:
-                self.attributes.update(attributes)
-            else:
-                long_values = self.long_values
-                for key, value in attributes.items():
-                    self.set_attribute(key, value)
-                self.long_values = long_values
+            self.build_attributes = build
+
+    def settle(self) -> None:
+        """Build the attributes handed over; never raises: if that fails, the span keeps the
+        attributes it has."""
+        build, self.build_attributes = self.build_attributes, None
+        if build is None:
+            return
+        try:
+            self._merge_capped(build())
+        except Exception as exc:
+            guarded_failure("finish", exc)
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         if self.end_time is not None:

@@ -205,6 +205,8 @@ class SpanPipeline(SpanProcessor):
             self._route_score(span)
             return
         max_bytes = self.settings.max_value_bytes
+        if type(span) is ObservationSpan:
+            span.settle()  # its observation's attributes, from the fields it ended with
         # an ended ObservationSpan's dict is handed over with it (finished in place below); any
         # other span's attributes are read-only
         attrs = span.attributes if type(span) is ObservationSpan else dict(span.attributes or {})

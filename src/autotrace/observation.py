@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -152,16 +151,13 @@ class Observation:
                 self._fields[key] = _snapshot(value)
         return self
 
-    def defer(self, compute: Callable[[], dict[str, Any]], *, late: bool = False) -> Observation:
+    def defer(self, compute: Callable[[], dict[str, Any]]) -> Observation:
         """Add fields computed once, when the observation ends (nothing is extracted before then).
 
         ``compute`` must only read objects that no longer change, such as a parsed response.
-        ``late``: computed when the attributes are built instead, on the pipeline thread for
-        autotrace's own spans; it must then read only autotrace's own plain data (the library's
-        objects would stay alive until then), and its content is not copied at the end.
         """
         if not self._ended:
-            self._fields.setdefault(DEFERRED, []).append((compute, capture_enabled(), late))
+            self._fields.setdefault(DEFERRED, []).append((compute, capture_enabled()))
         return self
 
     def set_level(self, level: str, message: str | None = None) -> Observation:
@@ -213,11 +209,10 @@ class Observation:
         """End the observation exactly once; later calls do nothing.
 
         Here, on the caller's thread, deferred fields are computed (they read the library's
-        objects, which are then free; ``late`` ones wait) and the content (input, output,
-        documents ...) is serialised, so what is recorded is what it was at the end. The other
-        typed fields become attributes on the pipeline thread, before redaction
-        (``ObservationSpan.settle``), when the span is autotrace's own light span; an SDK span
-        gets its attributes here.
+        objects, which are then free) and the content (input, output, documents ...) is
+        serialised, so what is recorded is what it was at the end. When the span is autotrace's
+        own light span, the fields, now plain values, become attributes on the pipeline thread,
+        before redaction (``ObservationSpan.settle``); an SDK span gets its attributes here.
         """
         if self._ended:
             return
@@ -229,11 +224,11 @@ class Observation:
             pass
         try:
             if span.is_recording():
+                fields = resolved_fields(self._fields)
                 if type(span) is ObservationSpan:
-                    fields = _content_serialized(resolved_fields(self._fields, keep_late=True))
-                    span.hand_over(partial(_attributes, self.type.value, fields, state.max_value_bytes))
+                    span.hand_over(self.type.value, _plain(fields), state.max_value_bytes)
                 else:
-                    span.set_attributes(_attributes(self.type.value, self._fields, state.max_value_bytes))
+                    span.set_attributes(schema.observation_attributes(self.type.value, fields, state.max_value_bytes))
         except Exception as exc:  # the span still ends, with what it has
             guarded_failure("finish", exc)
         try:
@@ -285,35 +280,28 @@ def _snapshot(value: Any) -> Any:
     return value
 
 
-def _content_serialized(fields: dict[str, Any]) -> dict[str, Any]:
-    """``fields`` with their content as the text it is exported as (``schema.serialize_io``): it is
-    the caller's data, which may change (or be freed) once the observation has ended. A copy:
-    the pipeline thread reads it while the observation's own dict stays the user's to read."""
-    result = dict(fields)
-    for key in CONTENT_FIELDS:
-        value = result.get(key)
-        if value is not None and not isinstance(value, str):
-            result[key] = schema.serialize_io(value)
-    return result
+def _plain(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` as the pipeline thread gets them: the content (the caller's data, which may change
+    once the observation has ended) as the text it is exported as (``schema.serialize_io``).
+
+    Only strings, numbers and the integrations' small dicts of them are left, which the garbage
+    collector never visits: a span waiting in the queue adds one dict to its collections."""
+    plain = {}
+    for key, value in fields.items():
+        if key in CONTENT_FIELDS and value is not None and not isinstance(value, str):
+            value = schema.serialize_io(value)
+        plain[key] = value
+    return plain
 
 
-def _attributes(obs_type: str, fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
-    return schema.observation_attributes(obs_type, resolved_fields(fields), max_value_bytes)
-
-
-def resolved_fields(fields: dict[str, Any], keep_late: bool = False) -> dict[str, Any]:
-    """The fields with deferred computations applied (content capture rules still hold);
-    ``keep_late``: the late ones are left for later."""
+def resolved_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields with deferred computations applied (content capture rules still hold)."""
     deferred = fields.get(DEFERRED)
     if not deferred:
         return fields
     result = dict(fields)
     del result[DEFERRED]
-    for entry in deferred:
-        compute, capture, late = entry
-        if late and keep_late:
-            result.setdefault(DEFERRED, []).append(entry)
-            continue
+    for compute, capture in deferred:
         try:
             computed = compute()
         except Exception as exc:  # an extractor bug loses those fields, never the observation

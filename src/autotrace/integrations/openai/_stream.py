@@ -142,9 +142,7 @@ class StreamState:
             self.response = event.response
 
     def fields(self) -> dict[str, Any]:
-        """The stream's fields from what ``fold`` kept: chat and legacy completions keep only plain
-        data (text pieces, tool call parts, the usage event's JSON), so this may run late, away
-        from the caller's thread; a Responses stream keeps the SDK's final response."""
+        self.fold()
         if self.response is not None:
             fields = _extract.response_fields("responses", self.response)
             fields["completion_start_time"] = self.first_token_ns
@@ -201,9 +199,8 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             return
         self._self_done = True
         try:
-            obs, state = self._self_obs, self._self_state
-            state.fold()  # the last chunks are read now, and let go
-            obs.defer(state.fields, late=state.operation != "responses")
+            obs = self._self_obs
+            obs.defer(self._self_state.fields)
             if error is not None:
                 obs.record_error(error)
             obs.end()

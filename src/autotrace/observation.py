@@ -284,8 +284,9 @@ def _plain(fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` as the pipeline thread gets them: the content (the caller's data, which may change
     once the observation has ended) as the text it is exported as (``schema.serialize_io``).
 
-    Only strings, numbers and the integrations' small dicts of them are left, which the garbage
-    collector never visits: a span waiting in the queue adds one dict to its collections."""
+    A new dict: what is left in it is mostly strings, numbers and small dicts of them, which the
+    garbage collector never visits, so a span waiting in the queue adds about one dict to its
+    collections (a callable holding the stream's state added ten, and frequent full collections)."""
     plain = {}
     for key, value in fields.items():
         if key in CONTENT_FIELDS and value is not None and not isinstance(value, str):

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 import autotrace
-from autotrace import schema
+from autotrace import runtime, schema
 from autotrace.observation import Observation, ObservationType
 from autotrace.spans import ObservationSpan, ObservationTracer
 from tests.helpers import Traced, shape
@@ -232,3 +232,25 @@ def test_a_span_whose_attributes_cannot_be_built_is_still_exported(traced: Trace
     records = traced.records()
     assert shape(records) == [("span", "lookup", [("span", "child", [])])]  # typed from what it has
     assert autotrace.stats()["internal_errors.finish"] == 1
+
+
+def test_content_over_the_limit_is_cut_before_it_waits_in_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An observation's content is cut when it ends, not only when its attributes are built: a
+    span waiting in the queue holds no more than it will export."""
+    monkeypatch.setattr(runtime.state, "max_value_bytes", 1024)
+    relay = Recorder()
+    provider = TracerProvider()
+    provider.add_span_processor(relay)
+    span = ObservationTracer(provider, relay, "test").start_span("fetch")
+    obs = Observation(span, ObservationType.TOOL, "fetch")
+    obs.update(arguments={"url": "x" * 4000})
+    obs.set_output("y" * 100_000)
+    obs.end()
+    waiting = span.observation_fields[1]
+    assert len(waiting["arguments"].encode()) <= 1024 and waiting["arguments"].endswith("…[truncated]")
+    assert len(waiting["output"].encode()) <= 1024 and waiting["output"].endswith("…[truncated]")
+    assert autotrace.stats()["attributes_truncated"] == 2
+    span.settle()
+    assert span.attributes[schema.OBS_INPUT] == waiting["arguments"]
+    assert span.attributes[schema.OBS_OUTPUT] == waiting["output"]
+    assert autotrace.stats()["attributes_truncated"] == 2  # counted once

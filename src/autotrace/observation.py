@@ -226,7 +226,8 @@ class Observation:
             if span.is_recording():
                 fields = resolved_fields(self._fields)
                 if type(span) is ObservationSpan:
-                    span.hand_over(self.type.value, _plain(fields), state.max_value_bytes)
+                    max_bytes = state.max_value_bytes
+                    span.hand_over(self.type.value, _plain(fields, max_bytes), max_bytes)
                 else:
                     span.set_attributes(schema.observation_attributes(self.type.value, fields, state.max_value_bytes))
         except Exception as exc:  # the span still ends, with what it has
@@ -280,17 +281,18 @@ def _snapshot(value: Any) -> Any:
     return value
 
 
-def _plain(fields: dict[str, Any]) -> dict[str, Any]:
+def _plain(fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
     """``fields`` as the pipeline thread gets them: the content (the caller's data, which may change
-    once the observation has ended) as the text it is exported as (``schema.serialize_io``).
+    once the observation has ended) as the text it is exported as (``schema.serialize_io``),
+    already cut to the size limit, so a waiting span never holds more than an exported one.
 
     A new dict: what is left in it is mostly strings, numbers and small dicts of them, which the
     garbage collector never visits, so a span waiting in the queue adds about one dict to its
     collections (a callable holding the stream's state added ten, and frequent full collections)."""
     plain = {}
     for key, value in fields.items():
-        if key in CONTENT_FIELDS and value is not None and not isinstance(value, str):
-            value = schema.serialize_io(value)
+        if key in CONTENT_FIELDS and value is not None:
+            value = schema.truncate(value if isinstance(value, str) else schema.serialize_io(value), max_value_bytes)
         plain[key] = value
     return plain
 

@@ -207,9 +207,9 @@ class SpanPipeline(SpanProcessor):
         max_bytes = self.settings.max_value_bytes
         if type(span) is ObservationSpan:
             span.settle()  # its observation's attributes, from the fields it ended with
-        # an ended ObservationSpan's dict is handed over with it (finished in place below); any
-        # other span's attributes are read-only
-        attrs = span.attributes if type(span) is ObservationSpan else dict(span.attributes or {})
+            attrs = span.attributes  # handed over with the ended span (finished in place below)
+        else:
+            attrs = dict(span.attributes or {})  # any other span's attributes are read-only
         if schema.OBS_TYPE not in attrs:
             attrs[schema.OBS_TYPE] = schema.infer_type(attrs)
         if self.settings.environment and schema.ENVIRONMENT not in attrs:

@@ -1,6 +1,7 @@
 """The usage event autotrace asks for is cut from a stream's bytes before the SDK decodes it, when a
 read holds all of it; every other case falls back to the SDK decoding it and the proxy hiding it.
-The caller's chunks and the recorded generation are the same either way."""
+The caller's chunks and the recorded generation are the same either way. A cut event's text is
+parsed on the pipeline thread."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import httpx2
 import openai
 import pytest
 
+import autotrace
 from tests.helpers import Traced
 
 pytestmark = pytest.mark.integrations("openai")
@@ -50,6 +52,12 @@ def _client(pieces: Sequence[bytes], requests: list[dict[str, Any]]) -> openai.O
                          http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
 
 
+def _cut_usage(stream: Any) -> Any:
+    """The usage in the event cut from ``stream``'s bytes, if one was."""
+    event = stream._self_state.cutter.event
+    return None if event is None else json.loads(event)["usage"]
+
+
 def _stream(client: openai.OpenAI) -> tuple[Any, list[Any]]:
     stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     return stream, list(stream)
@@ -69,7 +77,7 @@ def test_usage_event_in_one_read_is_cut_before_the_sdk_decodes_it(traced: Traced
     requests: list[dict[str, Any]] = []
     stream, chunks = _stream(_client([content + usage_and_done], requests))
     assert requests[0]["stream_options"] == {"include_usage": True}
-    assert stream._self_state.cutter.usage == USAGE  # taken from the bytes: the SDK never saw it
+    assert _cut_usage(stream) == USAGE  # taken from the bytes: the SDK never saw it
     _assert_recorded(traced, chunks)
 
 
@@ -77,7 +85,7 @@ def test_usage_event_in_a_read_of_its_own_is_cut(traced: Traced) -> None:
     content, usage_and_done = _body()
     usage_event, done = usage_and_done.split(b"data: [DONE]")
     stream, chunks = _stream(_client([content, usage_event, b"data: [DONE]" + done], []))
-    assert stream._self_state.cutter.usage == USAGE
+    assert _cut_usage(stream) == USAGE
     _assert_recorded(traced, chunks)
 
 
@@ -90,7 +98,7 @@ def test_a_cut_stream_leaves_no_reference_cycle(traced: Traced) -> None:
     gc.disable()
     try:
         stream, chunks = _stream(client)
-        assert stream._self_state.cutter.usage == USAGE
+        assert _cut_usage(stream) == USAGE
         response = weakref.ref(stream.response)
         del stream
         assert response() is None
@@ -105,7 +113,7 @@ def test_usage_event_across_reads_is_left_to_the_sdk_and_hidden(traced: Traced, 
     at = usage_and_done.index(b'"usage"') if where == "split-inside-the-event" else usage_and_done.index(b'"object"')
     pieces = [content + usage_and_done[:at], usage_and_done[at:]]
     stream, chunks = _stream(_client(pieces, []))
-    assert stream._self_state.cutter.usage is None  # not cut: the SDK decoded it
+    assert _cut_usage(stream) is None  # not cut: the SDK decoded it
     assert all(chunk.choices for chunk in chunks)  # and the proxy hid it from the caller
     _assert_recorded(traced, chunks)
 
@@ -113,7 +121,7 @@ def test_usage_event_across_reads_is_left_to_the_sdk_and_hidden(traced: Traced, 
 def test_crlf_events_are_left_to_the_sdk(traced: Traced) -> None:
     content, usage_and_done = _body()
     stream, chunks = _stream(_client([(content + usage_and_done).replace(b"\n", b"\r\n")], []))
-    assert stream._self_state.cutter.usage is None
+    assert _cut_usage(stream) is None
     _assert_recorded(traced, chunks)
 
 
@@ -122,7 +130,7 @@ def test_usage_on_a_chunk_with_choices_is_never_cut(traced: Traced) -> None:
     content = b"".join(_event(_content(word), True) for word in ("one ", "two ", "three"))
     last = {**_content("", "stop"), "usage": USAGE}
     stream, chunks = _stream(_client([content + _event(last, True) + b"data: [DONE]\n\n"], []))
-    assert stream._self_state.cutter.usage is None
+    assert _cut_usage(stream) is None
     assert chunks[-1].usage.total_tokens == 13 and chunks[-1].choices[0].finish_reason == "stop"
     _assert_recorded(traced, chunks)
 
@@ -134,7 +142,7 @@ def test_usage_event_followed_by_another_event_is_left_to_the_sdk(traced: Traced
     usage = usage_and_done.removesuffix(b"data: [DONE]\n\n")
     extra = _event({**_BASE, "choices": [{"index": 0, "delta": {"content": "!"}, "finish_reason": None}]}, True)
     stream, chunks = _stream(_client([content + usage + extra + b"data: [DONE]\n\n"], []))
-    assert stream._self_state.cutter.usage is None
+    assert _cut_usage(stream) is None
     assert [c.choices[0].delta.content for c in chunks] == ["one ", "two ", "three", "", "!"]
     (record,) = traced.records()
     assert record["output"] == {"role": "assistant", "content": "one two three!"}
@@ -161,7 +169,7 @@ def test_async_stream_cuts_the_usage_event(traced: Traced) -> None:
         return stream, [chunk async for chunk in stream]
 
     stream, chunks = asyncio.run(run())
-    assert stream._self_state.cutter.usage == USAGE
+    assert _cut_usage(stream) == USAGE
     _assert_recorded(traced, chunks)
 
 
@@ -174,27 +182,55 @@ def test_a_failing_cutter_leaves_the_stream_to_the_sdk(traced: Traced, monkeypat
     monkeypatch.setattr(_usage_event, "_usage_only", broken)
     content, usage_and_done = _body()
     stream, chunks = _stream(_client([content + usage_and_done], []))
-    assert stream._self_state.cutter.usage is None
+    assert _cut_usage(stream) is None
     assert all(chunk.choices for chunk in chunks)
     _assert_recorded(traced, chunks)
 
 
-@pytest.mark.parametrize(("event", "usage"), [
-    (b'data: {"choices":[],"usage":{"total_tokens":3}}', {"total_tokens": 3}),
-    (b'data: {"choices": [], "usage": {"total_tokens": 3}}', {"total_tokens": 3}),
-    (b'data: {"choices":[],"usage":{"total_tokens":3}} {}', None),  # something after the value
-    (b'data: {"choices":[],"usage":{"total_tokens":3}', None),  # cut short
-    (b'data: {"choices":[{"index":0}],"usage":{"total_tokens":3}}', None),  # not usage-only
-    (b'data: {"choices":[],"usage":null}', None),
-    (b'data: \xff{"choices":[]}', None),  # not UTF-8
-    (b"data: ", None),
-    (b"data: [DONE]", None),
-    (b'data: {"choices":[],\n"usage":{}}', None),  # more than one line
+@pytest.mark.parametrize(("event", "taken"), [
+    (b'data: {"choices":[],"usage":{"total_tokens":3}}', True),
+    (b'data: {"id":"c","choices": [], "usage": {"total_tokens":3},"model":"m"}', True),
+    (b'data: {"choices":[{"index":0}],"usage":{"total_tokens":3}}', False),  # not usage-only
+    (b'data: {"choices":[],"usage":null}', False),
+    (b'data: {"choices":[],"prompt_filter_results":[]}', False),  # Azure's first chunk: no usage
+    (b'data: {"choices":[],"usage":{"total_tokens":3},"x":{"choices":[{"index":0}]}}', False),  # two "choices"
+    (b'data: {"choices":[],"usage":null,"x":{"usage":{}}}', False),  # two "usage"
+    (b'data: {"choices":[],"usage":{"total_tokens":3}} {"a":', False),  # not one object
+    (b'data: ["choices":[],"usage":{}]', False),
+    (b"data: ", False),
+    (b"data: [DONE]", False),
+    (b'data: {"choices":[],\n"usage":{}}', False),  # more than one line
+    (b'event: x {"choices":[],"usage":{}}', False),
 ])
-def test_only_a_whole_single_line_usage_only_event_is_taken(event: bytes, usage: Any) -> None:
+def test_only_a_whole_single_line_usage_only_event_is_taken(event: bytes, taken: bool) -> None:
     from autotrace.integrations.openai._usage_event import _usage_only
 
-    assert _usage_only(event) == usage
+    assert _usage_only(event) == (event.removeprefix(b"data: ") if taken else None)
+
+
+def test_a_cut_event_that_does_not_parse_costs_the_usage_and_nothing_else(traced: Traced) -> None:
+    """The cut event is parsed on the pipeline thread: if it is not JSON after all, the generation
+    has no usage (counted), and the caller gets the same chunks."""
+    content, _ = _body()
+    broken = b'data: {"choices":[],"usage":{"prompt_tokens":9,}\n\ndata: [DONE]\n\n'
+    stream, chunks = _stream(_client([content + broken], []))
+    assert stream._self_state.cutter.event is not None
+    assert [c.choices[0].delta.content for c in chunks] == ["one ", "two ", "three", ""]
+    (record,) = traced.records()
+    assert record["output"] == {"role": "assistant", "content": "one two three"}
+    assert record["usage"] is None and record["cost"] is None
+    assert autotrace.stats()["openai.usage_event_unreadable"] == 1
+
+
+def test_usage_event_fields_reads_usage_and_prices_the_events_model() -> None:
+    from autotrace.integrations.openai._usage_event import usage_event_fields
+
+    fields = usage_event_fields(b'{"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":1000000,'
+                                b'"completion_tokens":0,"total_tokens":1000000}}')
+    assert fields["usage"] == {"input": 1_000_000, "output": 0, "total": 1_000_000}
+    assert fields["cost"]["total"] == pytest.approx(0.15)
+    assert usage_event_fields(b'{"choices":[],"usage":{"total_tokens":3}}') == {"usage": {"total": 3}, "cost": None}
+    assert usage_event_fields(b'[1]') == {} and usage_event_fields(b'{"usage":') == {}
 
 
 def test_the_cut_usage_event_wins_over_running_usage_on_every_chunk(traced: Traced) -> None:
@@ -205,7 +241,7 @@ def test_the_cut_usage_event_wins_over_running_usage_on_every_chunk(traced: Trac
     content += _event({**_content("", "stop"), "usage": running}, True)
     _, usage_and_done = _body()
     stream, chunks = _stream(_client([content + usage_and_done], []))
-    assert stream._self_state.cutter.usage == USAGE
+    assert _cut_usage(stream) == USAGE
     _assert_recorded(traced, chunks)
 
 

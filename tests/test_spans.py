@@ -19,7 +19,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 import autotrace
 from autotrace import runtime, schema
-from autotrace.observation import Observation, ObservationType
+from autotrace.observation import Observation, ObservationType, settled_attributes
 from autotrace.spans import ObservationSpan, ObservationTracer
 from tests.helpers import Traced, shape
 
@@ -188,6 +188,13 @@ def test_a_light_span_bounds_its_attributes_and_events_like_the_sdk() -> None:
     assert stats["attributes_dropped"] == 72 + 10 and stats["events_dropped"] == 72
 
 
+def _waiting(span: ObservationSpan) -> dict[str, Any]:
+    """The fields an ended observation's span holds until the pipeline builds its attributes."""
+    build, (_, fields, _) = span.settling
+    assert build is settled_attributes
+    return fields
+
+
 def test_an_observation_hands_its_fields_over_with_its_content_already_serialised() -> None:
     """A light span's attributes are built on the pipeline thread (``settle``), but its content is
     serialised when the observation ends: the caller's data changing afterwards changes nothing."""
@@ -205,7 +212,7 @@ def test_an_observation_hands_its_fields_over_with_its_content_already_serialise
     messages[0]["content"] = "changed"
     assert computed == ["at the end"]  # the library's objects are read on the caller's thread
     assert relay.ended == [span] and span.attributes == {}  # the attributes are not built there
-    plain = span.observation_fields[1].values()  # what waits in the queue: no containers the collector visits
+    plain = _waiting(span).values()  # what waits in the queue: no containers the collector visits
     assert all(type(value) in (str, int) or (type(value) is dict and not gc.is_tracked(value)) for value in plain)
     span.settle()
     attrs = dict(span.attributes)
@@ -221,12 +228,41 @@ def test_an_observation_hands_its_fields_over_with_its_content_already_serialise
     assert len(span.attributes) == len(attrs) + 3 and computed == ["at the end"]
 
 
+def _usage_from(text: bytes, calls: list[bytes]) -> dict[str, Any]:
+    calls.append(text)
+    return {"usage": json.loads(text), "model": "never-used"}
+
+
+@pytest.mark.parametrize("light", [True, False], ids=["light-span", "sdk-span"])
+def test_late_fields_are_computed_on_the_pipeline_thread_from_plain_values(light: bool) -> None:
+    """``defer(..., late=True)`` computes its fields when the attributes are built: on the pipeline
+    thread for a light span (the span waits with the function and its bytes only), at once for
+    an SDK span; they never replace a field already set."""
+    relay = Recorder()
+    provider = TracerProvider()
+    provider.add_span_processor(relay)
+    if not light:
+        provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    span = ObservationTracer(provider, relay, "test").start_span("answer")
+    obs = Observation(span, ObservationType.GENERATION, "answer")
+    calls: list[bytes] = []
+    obs.update(model="m")
+    obs.defer(_usage_from, b'{"input": 3, "output": 4}', calls, late=True)
+    obs.end()
+    if light:
+        assert calls == [] and span.attributes == {}
+        span.settle()
+    assert calls == [b'{"input": 3, "output": 4}']
+    assert json.loads(span.attributes[schema.OBS_USAGE]) == {"input": 3, "output": 4}
+    assert span.attributes[schema.GEN_AI_INPUT_TOKENS] == 3 and span.attributes[schema.OBS_MODEL] == "m"
+
+
 def test_a_span_whose_attributes_cannot_be_built_is_still_exported(traced: Traced,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: Any) -> Any:
         raise ValueError("an unexpected field")
 
-    monkeypatch.setattr("autotrace.spans.observation_attributes", broken)
+    monkeypatch.setattr("autotrace.schema.observation_attributes", broken)
     with autotrace.start_tool("lookup", arguments={"q": 1}), trace.get_tracer("t").start_as_current_span("child"):
         pass
     records = traced.records()
@@ -246,7 +282,7 @@ def test_content_over_the_limit_is_cut_before_it_waits_in_the_queue(monkeypatch:
     obs.update(arguments={"url": "x" * 4000})
     obs.set_output("y" * 100_000)
     obs.end()
-    waiting = span.observation_fields[1]
+    waiting = _waiting(span)
     assert len(waiting["arguments"].encode()) <= 1024 and waiting["arguments"].endswith("…[truncated]")
     assert len(waiting["output"].encode()) <= 1024 and waiting["output"].endswith("…[truncated]")
     assert autotrace.stats()["attributes_truncated"] == 2

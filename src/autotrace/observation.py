@@ -54,6 +54,8 @@ TYPE_FIELDS: dict[ObservationType, frozenset[str]] = {
 COMMON_FIELDS = frozenset({"input", "output", "metadata", "level", "status_message", "version", "prompt"})
 #: Key under which ``defer`` keeps callables that compute more fields when the observation ends.
 DEFERRED = "__deferred__"
+#: Key under which ``defer(..., late=True)`` keeps those computed on the pipeline thread.
+LATE = "__late__"
 #: Fields that carry user content; not recorded while content capture is off.
 CONTENT_FIELDS = frozenset({"input", "output", "query", "documents", "arguments", "result"})
 
@@ -151,13 +153,17 @@ class Observation:
                 self._fields[key] = _snapshot(value)
         return self
 
-    def defer(self, compute: Callable[[], dict[str, Any]]) -> Observation:
-        """Add fields computed once, when the observation ends (nothing is extracted before then).
+    def defer(self, compute: Callable[..., dict[str, Any]], *args: Any, late: bool = False) -> Observation:
+        """Add fields computed once, as ``compute(*args)``, when the observation ends (nothing is
+        extracted before then). They never replace fields already set.
 
         ``compute`` must only read objects that no longer change, such as a parsed response.
+        ``late``: compute them on the export pipeline's thread instead, before redaction; ``args``
+        must then be plain values (bytes, strings, numbers), so a span waiting to be exported
+        holds nothing of the library's.
         """
         if not self._ended:
-            self._fields.setdefault(DEFERRED, []).append((compute, capture_enabled()))
+            self._fields.setdefault(LATE if late else DEFERRED, []).append((compute, args, capture_enabled()))
         return self
 
     def set_level(self, level: str, message: str | None = None) -> Observation:
@@ -212,7 +218,8 @@ class Observation:
         objects, which are then free) and the content (input, output, documents ...) is
         serialised, so what is recorded is what it was at the end. When the span is autotrace's
         own light span, the fields, now plain values, become attributes on the pipeline thread,
-        before redaction (``ObservationSpan.settle``); an SDK span gets its attributes here.
+        before redaction, with the late fields computed first (``ObservationSpan.settle``); an
+        SDK span gets its attributes here.
         """
         if self._ended:
             return
@@ -224,12 +231,12 @@ class Observation:
             pass
         try:
             if span.is_recording():
-                fields = resolved_fields(self._fields)
+                fields = resolved_fields(self._fields, DEFERRED)
+                max_bytes = state.max_value_bytes
                 if type(span) is ObservationSpan:
-                    max_bytes = state.max_value_bytes
-                    span.hand_over(self.type.value, _plain(fields, max_bytes), max_bytes)
+                    span.hand_over(settled_attributes, self.type.value, _plain(fields, max_bytes), max_bytes)
                 else:
-                    span.set_attributes(schema.observation_attributes(self.type.value, fields, state.max_value_bytes))
+                    span.set_attributes(settled_attributes(self.type.value, fields, max_bytes))
         except Exception as exc:  # the span still ends, with what it has
             guarded_failure("finish", exc)
         try:
@@ -297,16 +304,22 @@ def _plain(fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
     return plain
 
 
-def resolved_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """The fields with deferred computations applied (content capture rules still hold)."""
-    deferred = fields.get(DEFERRED)
+def settled_attributes(obs_type: str, fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
+    """An ended observation's span attributes, its late fields computed first."""
+    return schema.observation_attributes(obs_type, resolved_fields(fields, LATE), max_value_bytes)
+
+
+def resolved_fields(fields: dict[str, Any], key: str) -> dict[str, Any]:
+    """The fields with the computations kept under ``key`` (``DEFERRED`` or ``LATE``) applied, in a
+    new dict if there are any; content capture rules still hold."""
+    deferred = fields.get(key)
     if not deferred:
         return fields
     result = dict(fields)
-    del result[DEFERRED]
-    for compute, capture in deferred:
+    del result[key]
+    for compute, args, capture in deferred:
         try:
-            computed = compute()
+            computed = compute(*args)
         except Exception as exc:  # an extractor bug loses those fields, never the observation
             guarded_failure("deferred_fields", exc)
             continue

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -28,7 +28,7 @@ from opentelemetry.util.types import Attributes
 
 from ._internal import count, guarded_failure
 from .runtime import state
-from .schema import MAX_ATTRIBUTES, has_long_string, observation_attributes
+from .schema import MAX_ATTRIBUTES, has_long_string
 
 _UNSET = Status(StatusCode.UNSET)
 #: As the SDK's default span limits: later attributes (new keys) and events are dropped, counted.
@@ -45,8 +45,8 @@ class ObservationSpan(trace.Span):
     """A recording span read by the pipeline like a finished SDK span (same attribute names)."""
 
     __slots__ = ("_autotrace_obs", "_relay", "attributes", "context", "end_time", "events",
-                 "instrumentation_scope", "kind", "links", "long_values", "name", "observation_fields", "parent",
-                 "resource", "start_time", "status")
+                 "instrumentation_scope", "kind", "links", "long_values", "name", "parent", "resource",
+                 "settling", "start_time", "status")
 
     def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
                  start_time: int, resource: Resource, scope: InstrumentationScope, relay: SpanProcessor) -> None:
@@ -67,8 +67,8 @@ class ObservationSpan(trace.Span):
         #: Whether a string longer than a quarter of the value size limit was set through the
         #: OpenTelemetry API; if not, the pipeline need not look for values to cut.
         self.long_values = False
-        #: An ended observation's type, plain fields and value size limit, for ``settle``.
-        self.observation_fields: tuple[str, Mapping[str, Any], int] | None = None
+        #: How to build an ended observation's attributes, for ``settle``: a function and its arguments.
+        self.settling: tuple[Callable[..., Mapping[str, Any]], tuple[Any, ...]] | None = None
 
     #: Read by exporters as on a finished SDK span; autotrace counts its own drops instead.
     dropped_attributes = dropped_events = dropped_links = 0
@@ -105,21 +105,22 @@ class ObservationSpan(trace.Span):
         for key, value in attributes.items():
             self._put(key, value)
 
-    def hand_over(self, obs_type: str, fields: Mapping[str, Any], max_value_bytes: int) -> None:
-        """Keep an ending observation's fields (plain values: nothing the caller can still change)
-        for ``settle``: its attributes are then built on the pipeline thread, many spans in a row,
-        instead of once per call on the caller's."""
+    def hand_over(self, build: Callable[..., Mapping[str, Any]], *args: Any) -> None:
+        """Have ``settle`` set the attributes ``build(*args)`` of an ending observation (``args``
+        are plain values: nothing the caller can still change): they are then built on the
+        pipeline thread, many spans in a row, instead of once per call on the caller's."""
         if self.end_time is None:
-            self.observation_fields = (obs_type, fields, max_value_bytes)
+            self.settling = (build, args)
 
     def settle(self) -> None:
-        """Turn the fields handed over into attributes (cut to the size limit); never raises: if
-        that fails, the span keeps the attributes it has."""
-        pending, self.observation_fields = self.observation_fields, None
+        """Set the attributes handed over (within the size limit); never raises: if building them
+        fails, the span keeps the attributes it has."""
+        pending, self.settling = self.settling, None
         if pending is None:
             return
+        build, args = pending
         try:
-            self._merge_capped(observation_attributes(*pending))
+            self._merge_capped(build(*args))
         except Exception as exc:
             guarded_failure("finish", exc)
 

@@ -201,8 +201,7 @@ class _Call:
             if self.raw:
                 parsed = result.parse() if not self.stream else None
             if parsed is not None:
-                operation = self.operation
-                obs.defer(lambda: _extract.response_fields(operation, parsed))
+                obs.defer(_extract.response_fields, self.operation, parsed)
             obs.end()
         except Exception as exc:
             guarded_failure("openai.response", exc)

@@ -18,7 +18,7 @@ import wrapt
 from ..._internal import guarded_failure
 from ...observation import Observation
 from . import _extract, pricing
-from ._usage_event import UsageEventCutter, watch
+from ._usage_event import UsageEventCutter, usage_event_fields, watch
 
 #: Chunks kept before they are read in one go (bounds what a long stream holds on to).
 _FOLD_EVERY = 64
@@ -97,7 +97,7 @@ class StreamState:
         if self.model is None:  # the first model named (Azure's content-filter chunk names none)
             self.model = next((model for chunk in chunks if (model := getattr(chunk, "model", None))), None)
         cutter = self.cutter
-        if cutter is None or cutter.usage is None:  # else the usage event was cut from the bytes
+        if cutter is None or cutter.event is None:  # else the usage event was cut from the bytes
             for chunk in reversed(chunks):  # the latest usage wins (usually the last chunk's)
                 usage = getattr(chunk, "usage", None)
                 if usage is not None:
@@ -141,15 +141,21 @@ class StreamState:
         if getattr(event, "type", "") in ("response.completed", "response.incomplete", "response.failed"):
             self.response = event.response
 
+    def cut_usage_event(self) -> bytes | None:
+        """The usage event's JSON text, if it was cut from the bytes (its usage is then the final one,
+        read by ``usage_event_fields`` on the pipeline thread)."""
+        cutter = self.cutter
+        return None if cutter is None else cutter.event
+
     def fields(self) -> dict[str, Any]:
+        """The stream's fields, read from its chunks; usage and cost only if the usage event was not
+        cut from the bytes (a chunk's running count, if any, is not the final one then)."""
         self.fold()
         if self.response is not None:
             fields = _extract.response_fields("responses", self.response)
             fields["completion_start_time"] = self.first_token_ns
             return fields
-        cutter = self.cutter  # the usage event, cut from the bytes before the SDK saw it, is the final one
-        usage_seen = cutter.usage if cutter is not None and cutter.usage is not None else self.usage
-        usage = _extract.usage_fields(usage_seen)
+        usage = _extract.usage_fields(self.usage) if self.cut_usage_event() is None else None
         fields: dict[str, Any] = {"response_model": self.model, "usage": usage, "finish_reason": self.finish_reason,
                                   "cost": pricing.cost(self.model, usage), "completion_start_time": self.first_token_ns}
         text = "".join(self.text)
@@ -199,8 +205,11 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             return
         self._self_done = True
         try:
-            obs = self._self_obs
-            obs.defer(self._self_state.fields)
+            obs, state = self._self_obs, self._self_state
+            obs.defer(state.fields)
+            usage_event = state.cut_usage_event()
+            if usage_event is not None:  # bytes: parsed on the pipeline thread
+                obs.defer(usage_event_fields, usage_event, late=True)
             if error is not None:
                 obs.record_error(error)
             obs.end()

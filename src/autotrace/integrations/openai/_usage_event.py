@@ -4,12 +4,19 @@ With ``stream_options.include_usage`` the server ends a chat stream with one mor
 choices, only usage. The SDK would decode and validate it like any chunk (about 0.6 million
 instructions, as much as everything autotrace does for a stream), and the caller must not see it
 anyway. So the response's byte reads are watched for it: a read that holds the whole event, on
-event boundaries, has it cut out and its usage kept for the observation.
+event boundaries, has it cut out and its text kept for the observation. The text is parsed on the
+pipeline thread (``usage_event_fields``), not between the caller's chunks.
+
+Which event is the usage event is read from its bytes: a single ``data:`` line holding a JSON
+object whose only ``"choices":`` key is an empty list and whose only ``"usage":`` key is an
+object. Such a key cannot be inside a JSON string (its quotes would be escaped), and a chunk's
+choices are at its top level, so that is the event the stream proxy would otherwise hide (usage,
+no choices). Its text is kept only: if it then does not parse, the observation has no usage and
+the loss is counted; the caller, who never asked for the event, sees the same chunks either way.
 
 Anything less certain is left alone: an event split across reads, other line endings, a chunk
-that has choices as well as usage, another event after it in the same read, JSON that does not
-parse. The SDK then decodes the event and the stream proxy hides the chunk, as it would without
-this module.
+that has choices as well as usage, another event after it in the same read. The SDK then decodes
+the event and the stream proxy hides the chunk, as it would without this module.
 """
 
 from __future__ import annotations
@@ -19,26 +26,27 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from ..._internal import guarded_failure
+from ..._internal import count, guarded_failure
+from . import _extract, pricing
 
 _CHOICES = b'"choices":'
 #: How a usage-only event's empty choices go on after ``"choices":`` (compact, or with a space).
 _EMPTY = (b"[]", b" []")
+_USAGE = b'"usage":'
+#: How the usage object starts after ``"usage":``.
+_OBJECT = (b"{", b" {")
 _END = b"\n\n"
 _DATA = b"data: "
-#: The standard library's C scanner itself: ``json.loads`` would add a Python-level wrapper, an
-#: encoding sniff and two whitespace matches to every cut.
-_SCAN = json.JSONDecoder().scan_once
 
 
 class UsageEventCutter:
-    """Cuts the usage-only event out of the reads of one stream; ``usage`` is what it held."""
+    """Cuts the usage-only event out of the reads of one stream; ``event`` is its JSON text."""
 
-    __slots__ = ("at_boundary", "usage")
+    __slots__ = ("at_boundary", "event")
 
     def __init__(self) -> None:
         self.at_boundary = True  # the next read starts a new event
-        self.usage: dict[str, Any] | None = None
+        self.event: bytes | None = None
 
     def cut(self, data: bytes) -> bytes:
         """``data`` without the usage-only event, if it holds all of it; never raises."""
@@ -46,7 +54,7 @@ class UsageEventCutter:
             at_boundary = self.at_boundary
             if data:
                 self.at_boundary = data.endswith(_END)
-            if self.usage is None:
+            if self.event is None:
                 return self._cut(data, at_boundary)
         except Exception as exc:
             guarded_failure("openai.usage_event", exc)
@@ -72,28 +80,41 @@ class UsageEventCutter:
         if where is None:
             return data
         start, end = where
-        usage = _usage_only(data[start:end])
-        if usage is None:
+        event = _usage_only(data[start:end])
+        if event is None:
             return data
-        self.usage = usage
+        self.event = event
         return data[:start] + data[end + len(_END):]
 
 
-def _usage_only(event: bytes) -> dict[str, Any] | None:
-    """The usage of a single-line ``data:`` event with no choices, else None."""
+def _usage_only(event: bytes) -> bytes | None:
+    """The JSON text of a single-line ``data:`` event that is a usage-only chunk, else None: an
+    object whose only ``"choices":`` key is an empty list and whose only ``"usage":`` key is an
+    object (byte searches only; the text is parsed later, by ``usage_event_fields``)."""
     if not event.startswith(_DATA) or b"\n" in event or b"\r" in event:
         return None
+    text = event[len(_DATA):]
+    if not (text.startswith(b"{") and text.endswith(b"}")):
+        return None
+    choices, usage = text.find(_CHOICES), text.find(_USAGE)
+    if choices == -1 or usage == -1 or text.count(_CHOICES) != 1 or text.count(_USAGE) != 1:
+        return None
+    if not (text.startswith(_EMPTY, choices + len(_CHOICES)) and text.startswith(_OBJECT, usage + len(_USAGE))):
+        return None
+    return text
+
+
+def usage_event_fields(event: bytes) -> dict[str, Any]:
+    """Usage and cost from a usage event's JSON text (on the pipeline thread); no fields if it does
+    not parse (counted as ``openai.usage_event_unreadable``)."""
     try:
-        text = event[len(_DATA):].decode()
-        payload, end = _SCAN(text, 0)
-    except (ValueError, StopIteration):  # not UTF-8, not JSON, or no value at all
-        return None
-    if end != len(text):  # something after the value
-        return None
-    if not isinstance(payload, dict) or payload.get("choices") != []:
-        return None
-    usage = payload.get("usage")
-    return usage if isinstance(usage, dict) else None
+        payload = json.loads(event)
+        usage = _extract.usage_fields(payload["usage"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        count("openai.usage_event_unreadable")
+        return {}
+    model = payload.get("model")
+    return {"usage": usage, "cost": pricing.cost(model if isinstance(model, str) else None, usage)}
 
 
 def watch(response: Any, cutter: UsageEventCutter) -> None:

@@ -66,8 +66,10 @@ def price_of(model: str | None) -> tuple[float, float, float] | None:
 
 def cost(model: str | None, usage: Mapping[str, Any] | None) -> dict[str, float] | None:
     """``{"input", "output", "total"}`` in USD for a known model, else None."""
+    if not usage:
+        return None
     prices = price_of(model)
-    if prices is None or not usage:
+    if prices is None:
         return None
     input_price, cached_price, output_price = prices
     tokens_in = usage.get("input") or 0

@@ -194,8 +194,10 @@ class _Ending:
 class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """Behaves exactly like the ``Stream``/``AsyncStream`` it wraps."""
 
+    __slots__ = ("_self_done", "_self_obs", "_self_state")
+
     def __init__(self, stream: Any, obs: Observation, state: StreamState) -> None:
-        super().__init__(stream)
+        wrapt.ObjectProxy.__init__(self, stream)
         self._self_obs = obs
         self._self_state = state
         self._self_done = False

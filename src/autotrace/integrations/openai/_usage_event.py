@@ -32,6 +32,7 @@ from . import _extract, pricing
 _CHOICES = b'"choices":'
 #: How a usage-only event's empty choices go on after ``"choices":`` (compact, or with a space).
 _EMPTY = (b"[]", b" []")
+_NO_CHOICES = tuple(_CHOICES + empty for empty in _EMPTY)
 _USAGE = b'"usage":'
 #: How the usage object starts after ``"usage":``.
 _OBJECT = (b"{", b" {")
@@ -49,12 +50,14 @@ class UsageEventCutter:
         self.event: bytes | None = None
 
     def cut(self, data: bytes) -> bytes:
-        """``data`` without the usage-only event, if it holds all of it; never raises."""
+        """``data`` without the usage-only event, if it holds all of it; never raises. It runs for
+        every read (a read per event, on a live stream): most are let through after two byte
+        searches for empty choices."""
         try:
             at_boundary = self.at_boundary
             if data:
                 self.at_boundary = data.endswith(_END)
-            if self.event is None:
+            if self.event is None and (_NO_CHOICES[0] in data or _NO_CHOICES[1] in data):
                 return self._cut(data, at_boundary)
         except Exception as exc:
             guarded_failure("openai.usage_event", exc)

@@ -285,3 +285,27 @@ def test_the_callers_request_options_keep_their_own_body(traced: Traced, status:
         assert record["level"] == "ERROR"
     assert requests[0]["stream_options"] == {"include_usage": True}
     assert options.json_data == {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+
+
+def test_byte_reads_already_replaced_on_the_response_are_left_alone(traced: Traced) -> None:
+    """Someone else's replacement of the response's byte reads stays in place: nothing is cut,
+    the SDK decodes the usage event and the proxy hides it."""
+    from autotrace.integrations.openai._usage_event import UsageEventCutter, watch
+
+    content, usage_and_done = _body()
+    response = httpx2.Response(200, content=content + usage_and_done)
+    original = response.iter_bytes
+
+    def theirs(*args: Any, **kwargs: Any) -> Any:
+        return original(*args, **kwargs)
+
+    response.iter_bytes = theirs  # as another library would wrap it
+    cutter = UsageEventCutter()
+    watch(response, cutter)
+    assert response.iter_bytes is theirs
+    assert b"".join(response.iter_bytes()) == content + usage_and_done and cutter.event is None
+
+    fresh = httpx2.Response(200, content=content + usage_and_done)
+    watch(fresh, cutter)
+    assert b"".join(fresh.iter_bytes()) == content + b"data: [DONE]\n\n"
+    assert json.loads(cutter.event)["usage"] == USAGE

@@ -32,7 +32,6 @@ from . import _extract, pricing
 _CHOICES = b'"choices":'
 #: How a usage-only event's empty choices go on after ``"choices":`` (compact, or with a space).
 _EMPTY = (b"[]", b" []")
-_NO_CHOICES = tuple(_CHOICES + empty for empty in _EMPTY)
 _USAGE = b'"usage":'
 #: How the usage object starts after ``"usage":``.
 _OBJECT = (b"{", b" {")
@@ -51,38 +50,30 @@ class UsageEventCutter:
 
     def cut(self, data: bytes) -> bytes:
         """``data`` without the usage-only event, if it holds all of it; never raises. It runs for
-        every read (a read per event, on a live stream): most are let through after two byte
-        searches for empty choices."""
+        every read (a read per event, on a live stream): the usage event is the stream's last, so
+        only a read's last ``"choices":`` can be its own, and one backward search finds it; a
+        read whose last choices are not empty is let through then, with no further call."""
         try:
             at_boundary = self.at_boundary
             if data:
                 self.at_boundary = data.endswith(_END)
-            if self.event is None and (_NO_CHOICES[0] in data or _NO_CHOICES[1] in data):
-                return self._cut(data, at_boundary)
+            if self.event is None:
+                found = data.rfind(_CHOICES)
+                if found != -1 and data.startswith(_EMPTY, found + len(_CHOICES)):
+                    return self._cut(data, found, at_boundary)
         except Exception as exc:
             guarded_failure("openai.usage_event", exc)
         return data
 
-    @staticmethod
-    def _span(data: bytes, at_boundary: bool) -> tuple[int, int] | None:
-        """Where the usage-only event lies in ``data`` (start, end of its blank line), if whole.
-        It is the stream's last event, so only the read's last ``"choices":`` can belong to it:
-        one backward search per read."""
-        found = data.rfind(_CHOICES)
-        if found == -1 or not data.startswith(_EMPTY, found + len(_CHOICES)):
-            return None
+    def _cut(self, data: bytes, found: int, at_boundary: bool) -> bytes:
+        """``data`` without the event around ``found``, if it is whole and a usage-only event."""
         start = data.rfind(_END, 0, found)
         if start == -1 and not at_boundary:
-            return None  # the event began in an earlier read
+            return data  # the event began in an earlier read
         start = start + len(_END) if start != -1 else 0
         end = data.find(_END, found)
-        return None if end == -1 else (start, end)  # no end: the event goes on in the next read
-
-    def _cut(self, data: bytes, at_boundary: bool) -> bytes:
-        where = self._span(data, at_boundary)
-        if where is None:
-            return data
-        start, end = where
+        if end == -1:
+            return data  # the event goes on in the next read
         event = _usage_only(data[start:end])
         if event is None:
             return data
@@ -126,16 +117,18 @@ def watch(response: Any, cutter: UsageEventCutter) -> None:
 
     The replacements reach the response through a weak reference and call its class's methods:
     set on the response, a closure over it (or its bound method) would be a reference cycle that
-    keeps every streamed response alive until the garbage collector runs."""
-    try:
-        own = vars(response)
-        owner = weakref.ref(response)
-    except TypeError:  # no instance attributes or no weak references: nothing is cut
-        return
-    if "iter_bytes" in own or "aiter_bytes" in own:
+    keeps every streamed response alive until the garbage collector runs. They are set with
+    ``setattr``, not through the response's ``__dict__``: asking for that dict makes the
+    interpreter build one for an object that keeps its attributes inline."""
+    kind = type(response)
+    iter_bytes: Callable[..., Iterator[bytes]] | None = getattr(kind, "iter_bytes", None)
+    aiter_bytes: Callable[..., AsyncIterator[bytes]] | None = getattr(kind, "aiter_bytes", None)
+    if not (_unreplaced(response, "iter_bytes", iter_bytes) and _unreplaced(response, "aiter_bytes", aiter_bytes)):
         return  # already replaced by someone else: left as it is
-    iter_bytes: Callable[..., Iterator[bytes]] | None = getattr(type(response), "iter_bytes", None)
-    aiter_bytes: Callable[..., AsyncIterator[bytes]] | None = getattr(type(response), "aiter_bytes", None)
+    try:
+        owner = weakref.ref(response)
+    except TypeError:  # no weak references: nothing is cut
+        return
 
     def cut_iter_bytes(*args: Any, **kwargs: Any) -> Iterator[bytes]:
         for data in iter_bytes(owner(), *args, **kwargs):  # type: ignore[misc]
@@ -149,7 +142,15 @@ def watch(response: Any, cutter: UsageEventCutter) -> None:
             if data:
                 yield data
 
-    if iter_bytes is not None:
-        own["iter_bytes"] = cut_iter_bytes
-    if aiter_bytes is not None:
-        own["aiter_bytes"] = cut_aiter_bytes
+    try:
+        if iter_bytes is not None:
+            response.iter_bytes = cut_iter_bytes
+        if aiter_bytes is not None:
+            response.aiter_bytes = cut_aiter_bytes
+    except AttributeError:  # no instance attributes: nothing is cut
+        pass
+
+
+def _unreplaced(response: Any, name: str, method: Any) -> bool:
+    """Whether ``response.name`` is still its class's ``method`` (or neither has one)."""
+    return method is None or getattr(getattr(response, name, None), "__func__", None) is method

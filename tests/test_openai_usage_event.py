@@ -309,3 +309,25 @@ def test_byte_reads_already_replaced_on_the_response_are_left_alone(traced: Trac
     watch(fresh, cutter)
     assert b"".join(fresh.iter_bytes()) == content + b"data: [DONE]\n\n"
     assert json.loads(cutter.event)["usage"] == USAGE
+
+
+def test_the_cut_usage_event_is_parsed_off_the_callers_thread(traced: Traced,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller's thread only keeps the event's bytes: usage and cost are read from them on the
+    pipeline thread, when the generation's attributes are built."""
+    import threading
+
+    from autotrace.integrations.openai import _stream as stream_module
+    from autotrace.integrations.openai import _usage_event
+
+    threads: list[int] = []
+
+    def recording(event: bytes) -> dict[str, Any]:
+        threads.append(threading.get_ident())
+        return _usage_event.usage_event_fields(event)
+
+    monkeypatch.setattr(stream_module, "usage_event_fields", recording)
+    content, usage_and_done = _body()
+    _, chunks = _stream(_client([content + usage_and_done], []))
+    _assert_recorded(traced, chunks)
+    assert len(threads) == 1 and threads[0] != threading.get_ident()

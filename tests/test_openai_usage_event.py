@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import types
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -287,28 +288,45 @@ def test_the_callers_request_options_keep_their_own_body(traced: Traced, status:
     assert options.json_data == {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
 
 
-def test_byte_reads_already_replaced_on_the_response_are_left_alone(traced: Traced) -> None:
-    """Someone else's replacement of the response's byte reads stays in place: nothing is cut,
-    the SDK decodes the usage event and the proxy hides it."""
+def test_the_sdk_decoder_reads_through_the_cutter_once() -> None:
+    """``watch`` wraps the stream's SSE decoder (nothing else of the stream or its response
+    changes), once, and the wrapper passes anything else through to the decoder."""
+    from openai._streaming import SSEDecoder
+
     from autotrace.integrations.openai._usage_event import UsageEventCutter, watch
 
     content, usage_and_done = _body()
-    response = httpx2.Response(200, content=content + usage_and_done)
-    original = response.iter_bytes
-
-    def theirs(*args: Any, **kwargs: Any) -> Any:
-        return original(*args, **kwargs)
-
-    response.iter_bytes = theirs  # as another library would wrap it
+    stream = types.SimpleNamespace(_decoder=SSEDecoder())
     cutter = UsageEventCutter()
-    watch(response, cutter)
-    assert response.iter_bytes is theirs
-    assert b"".join(response.iter_bytes()) == content + usage_and_done and cutter.event is None
-
-    fresh = httpx2.Response(200, content=content + usage_and_done)
-    watch(fresh, cutter)
-    assert b"".join(fresh.iter_bytes()) == content + b"data: [DONE]\n\n"
+    watch(stream, cutter)
+    wrapped = stream._decoder
+    watch(stream, UsageEventCutter())
+    assert stream._decoder is wrapped  # not wrapped twice
+    events = [event.data for event in stream._decoder.iter_bytes(iter([content + usage_and_done]))]
+    assert len(events) == 5 and events[-1] == "[DONE]" and all('"choices":[]' not in data for data in events)
     assert json.loads(cutter.event)["usage"] == USAGE
+    assert stream._decoder.decode == wrapped._decoder.decode  # the decoder's own API, passed through
+
+
+def test_a_stream_whose_decoder_cannot_be_wrapped_is_left_to_the_sdk(traced: Traced,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decoder without the two byte-reading methods (an SDK that changed) is left as it is:
+    nothing is cut, the SDK decodes the usage event and the proxy hides it."""
+    from openai._streaming import SSEDecoder
+
+    class SyncOnlyDecoder:
+        def __init__(self) -> None:
+            self.decoder = SSEDecoder()
+
+        def iter_bytes(self, reads: Any) -> Any:
+            return self.decoder.iter_bytes(reads)
+
+    monkeypatch.setattr(openai.OpenAI, "_make_sse_decoder", lambda self: SyncOnlyDecoder())
+    content, usage_and_done = _body()
+    stream, chunks = _stream(_client([content + usage_and_done], []))
+    assert type(stream._decoder) is SyncOnlyDecoder and _cut_usage(stream) is None
+    assert all(chunk.choices for chunk in chunks)
+    _assert_recorded(traced, chunks)
 
 
 def test_the_cut_usage_event_is_parsed_off_the_callers_thread(traced: Traced,

@@ -49,7 +49,7 @@ class StreamState:
         """Have the usage event autotrace asked for cut out of ``stream``'s bytes before the SDK
         decodes it (``_usage_event``); what the cutter cannot take, the SDK decodes and ``take`` hides."""
         self.cutter = UsageEventCutter()
-        watch(getattr(stream, "response", None), self.cutter)
+        watch(stream, self.cutter)
 
     def take(self, chunk: Any) -> bool:
         """Keep one chunk; False if the caller must not see it (the usage chunk autotrace asked for).

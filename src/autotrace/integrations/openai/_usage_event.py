@@ -3,8 +3,9 @@
 With ``stream_options.include_usage`` the server ends a chat stream with one more event: no
 choices, only usage. The SDK would decode and validate it like any chunk (about 0.6 million
 instructions, as much as everything autotrace does for a stream), and the caller must not see it
-anyway. So the response's byte reads are watched for it: a read that holds the whole event, on
-event boundaries, has it cut out and its text kept for the observation. The text is parsed on the
+anyway. So the response's byte reads are watched for it, on their way to the SDK's SSE decoder:
+a read that holds the whole event, on event boundaries, has it cut out and its text kept for the
+observation. The text is parsed on the
 pipeline thread (``usage_event_fields``), not between the caller's chunks.
 
 Which event is the usage event is read from its bytes: a single ``data:`` line holding a JSON
@@ -22,8 +23,7 @@ the event and the stream proxy hides the chunk, as it would without this module.
 from __future__ import annotations
 
 import json
-import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..._internal import count, guarded_failure
@@ -111,46 +111,52 @@ def usage_event_fields(event: bytes) -> dict[str, Any]:
     return {"usage": usage, "cost": pricing.cost(model if isinstance(model, str) else None, usage)}
 
 
-def watch(response: Any, cutter: UsageEventCutter) -> None:
-    """Route ``response``'s byte reads (sync and async) through ``cutter``. If the SDK reads the
-    body some other way, nothing is cut and the proxy hides the usage chunk instead.
+def watch(stream: Any, cutter: UsageEventCutter) -> None:
+    """Have ``stream``'s SSE decoder (the SDK's ``Stream._decoder``) read the response's bytes
+    through ``cutter``. A stream without one, or whose decoder lacks the two byte-reading
+    methods, is left alone: nothing is cut and the proxy hides the usage chunk instead.
 
-    The replacements reach the response through a weak reference and call its class's methods:
-    set on the response, a closure over it (or its bound method) would be a reference cycle that
-    keeps every streamed response alive until the garbage collector runs. They are set with
-    ``setattr``, not through the response's ``__dict__``: asking for that dict makes the
-    interpreter build one for an object that keeps its attributes inline."""
-    kind = type(response)
-    iter_bytes: Callable[..., Iterator[bytes]] | None = getattr(kind, "iter_bytes", None)
-    aiter_bytes: Callable[..., AsyncIterator[bytes]] | None = getattr(kind, "aiter_bytes", None)
-    if not (_unreplaced(response, "iter_bytes", iter_bytes) and _unreplaced(response, "aiter_bytes", aiter_bytes)):
-        return  # already replaced by someone else: left as it is
-    try:
-        owner = weakref.ref(response)
-    except TypeError:  # no weak references: nothing is cut
+    Only the stream's own attribute changes, before anything has been read. The response, an
+    object of the HTTP library that its own code reads on every step, is not touched: replacing
+    its byte reads instead was slower in place (``benchmarks/README.md``)."""
+    decoder = getattr(stream, "_decoder", None)
+    if type(decoder) is _CuttingDecoder or not (hasattr(decoder, "iter_bytes") and hasattr(decoder, "aiter_bytes")):
         return
-
-    def cut_iter_bytes(*args: Any, **kwargs: Any) -> Iterator[bytes]:
-        for data in iter_bytes(owner(), *args, **kwargs):  # type: ignore[misc]
-            data = cutter.cut(data)
-            if data:
-                yield data
-
-    async def cut_aiter_bytes(*args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
-        async for data in aiter_bytes(owner(), *args, **kwargs):  # type: ignore[misc]
-            data = cutter.cut(data)
-            if data:
-                yield data
-
     try:
-        if iter_bytes is not None:
-            response.iter_bytes = cut_iter_bytes
-        if aiter_bytes is not None:
-            response.aiter_bytes = cut_aiter_bytes
+        stream._decoder = _CuttingDecoder(decoder, cutter)
     except AttributeError:  # no instance attributes: nothing is cut
         pass
 
 
-def _unreplaced(response: Any, name: str, method: Any) -> bool:
-    """Whether ``response.name`` is still its class's ``method`` (or neither has one)."""
-    return method is None or getattr(getattr(response, name, None), "__func__", None) is method
+class _CuttingDecoder:
+    """The SDK's SSE decoder, given the response's reads with the usage event cut out; anything
+    else is the decoder's own."""
+
+    __slots__ = ("_cutter", "_decoder")
+
+    def __init__(self, decoder: Any, cutter: UsageEventCutter) -> None:
+        self._decoder = decoder
+        self._cutter = cutter
+
+    def iter_bytes(self, reads: Iterator[bytes]) -> Any:
+        return self._decoder.iter_bytes(_cut_reads(reads, self._cutter))
+
+    def aiter_bytes(self, reads: AsyncIterator[bytes]) -> Any:
+        return self._decoder.aiter_bytes(_acut_reads(reads, self._cutter))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._decoder, name)
+
+
+def _cut_reads(reads: Iterator[bytes], cutter: UsageEventCutter) -> Iterator[bytes]:
+    for data in reads:
+        data = cutter.cut(data)
+        if data:
+            yield data
+
+
+async def _acut_reads(reads: AsyncIterator[bytes], cutter: UsageEventCutter) -> AsyncIterator[bytes]:
+    async for data in reads:
+        data = cutter.cut(data)
+        if data:
+            yield data

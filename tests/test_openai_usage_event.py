@@ -6,6 +6,7 @@ parsed on the pipeline thread."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import json
 import types
@@ -91,8 +92,8 @@ def test_usage_event_in_a_read_of_its_own_is_cut(traced: Traced) -> None:
 
 
 def test_a_cut_stream_leaves_no_reference_cycle(traced: Traced) -> None:
-    """The byte reads are watched without a cycle through the response, so a finished stream's
-    response is freed at once, not left for the garbage collector."""
+    """The byte reads are watched without a reference cycle, so a finished stream's response is
+    freed at once, not left for the garbage collector."""
     content, usage_and_done = _body()
     client = _client([content + usage_and_done], [])
     gc.collect()
@@ -306,6 +307,7 @@ def test_the_sdk_decoder_reads_through_the_cutter_once() -> None:
     assert len(events) == 5 and events[-1] == "[DONE]" and all('"choices":[]' not in data for data in events)
     assert json.loads(cutter.event)["usage"] == USAGE
     assert stream._decoder.decode == wrapped._decoder.decode  # the decoder's own API, passed through
+    assert copy.copy(wrapped).iter_bytes  # a copy is made without asking the missing decoder
 
 
 def test_a_stream_whose_decoder_cannot_be_wrapped_is_left_to_the_sdk(traced: Traced,

@@ -5,8 +5,8 @@ choices, only usage. The SDK would decode and validate it like any chunk (about 
 instructions, as much as everything autotrace does for a stream), and the caller must not see it
 anyway. So the response's byte reads are watched for it, on their way to the SDK's SSE decoder:
 a read that holds the whole event, on event boundaries, has it cut out and its text kept for the
-observation. The text is parsed on the
-pipeline thread (``usage_event_fields``), not between the caller's chunks.
+observation. The text is parsed on the pipeline thread (``usage_event_fields``), not between the
+caller's chunks.
 
 Which event is the usage event is read from its bytes: a single ``data:`` line holding a JSON
 object whose only ``"choices":`` key is an empty list and whose only ``"usage":`` key is an
@@ -145,6 +145,8 @@ class _CuttingDecoder:
         return self._decoder.aiter_bytes(_acut_reads(reads, self._cutter))
 
     def __getattr__(self, name: str) -> Any:
+        if name in _CuttingDecoder.__slots__:  # not set yet (a copy being made): not the decoder's
+            raise AttributeError(name)
         return getattr(self._decoder, name)
 
 

@@ -203,6 +203,7 @@ def test_a_failing_cutter_leaves_the_stream_to_the_sdk(traced: Traced, monkeypat
     (b"data: [DONE]", False),
     (b'data: {"choices":[],\n"usage":{}}', False),  # more than one line
     (b'event: x {"choices":[],"usage":{}}', False),
+    (b'data: {"choices":[],"usage":{"total_tokens":3},"x":"' + b"y" * 16_384 + b'"}', False),  # over the bound
 ])
 def test_only_a_whole_single_line_usage_only_event_is_taken(event: bytes, taken: bool) -> None:
     from autotrace.integrations.openai._usage_event import _usage_only

@@ -16,8 +16,9 @@ no choices). Its text is kept only: if it then does not parse, the observation h
 the loss is counted; the caller, who never asked for the event, sees the same chunks either way.
 
 Anything less certain is left alone: an event split across reads, other line endings, a chunk
-that has choices as well as usage, another event after it in the same read. The SDK then decodes
-the event and the stream proxy hides the chunk, as it would without this module.
+that has choices as well as usage, another event after it in the same read, an event over 16 KiB
+(its text would wait with the span). The SDK then decodes the event and the stream proxy hides
+the chunk, as it would without this module.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ _USAGE = b'"usage":'
 _OBJECT = (b"{", b" {")
 _END = b"\n\n"
 _DATA = b"data: "
+#: The longest usage event kept for the pipeline thread (a real one is under a kilobyte): a
+#: waiting span holds its text, so a longer one is left to the SDK, which decodes it at once.
+_MAX_EVENT_BYTES = 16_384
 
 
 class UsageEventCutter:
@@ -84,8 +88,9 @@ class UsageEventCutter:
 def _usage_only(event: bytes) -> bytes | None:
     """The JSON text of a single-line ``data:`` event that is a usage-only chunk, else None: an
     object whose only ``"choices":`` key is an empty list and whose only ``"usage":`` key is an
-    object (byte searches only; the text is parsed later, by ``usage_event_fields``)."""
-    if not event.startswith(_DATA) or b"\n" in event or b"\r" in event:
+    object, and no longer than ``_MAX_EVENT_BYTES`` (byte searches only; the text is parsed
+    later, by ``usage_event_fields``)."""
+    if len(event) > _MAX_EVENT_BYTES or not event.startswith(_DATA) or b"\n" in event or b"\r" in event:
         return None
     text = event[len(_DATA):]
     if not (text.startswith(b"{") and text.endswith(b"}")):

@@ -1,7 +1,7 @@
-"""The usage event autotrace asks for is cut from a stream's bytes before the SDK decodes it, when a
-read holds all of it; every other case falls back to the SDK decoding it and the proxy hiding it.
-The caller's chunks and the recorded generation are the same either way. A cut event's text is
-parsed on the pipeline thread."""
+"""The usage event autotrace asks for is cut from a stream's bytes before the SDK decodes it, however
+the reads split the stream; what the cutter cannot take falls back to the SDK decoding it and the
+proxy hiding it. The caller's chunks and the recorded generation are the same either way. A cut
+event's text is parsed on the pipeline thread."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ def _client(pieces: Sequence[bytes], requests: list[dict[str, Any]]) -> openai.O
 
 def _cut_usage(stream: Any) -> Any:
     """The usage in the event cut from ``stream``'s bytes, if one was."""
-    event = stream._self_state.cutter.event
-    return None if event is None else json.loads(event)["usage"]
+    cutter = stream._self_state.cutter
+    return None if cutter is None or cutter.event is None else json.loads(cutter.event)["usage"]
 
 
 def _stream(client: openai.OpenAI) -> tuple[Any, list[Any]]:
@@ -109,22 +109,61 @@ def test_a_cut_stream_leaves_no_reference_cycle(traced: Traced) -> None:
     _assert_recorded(traced, chunks)
 
 
-@pytest.mark.parametrize("where", ["split-inside-the-event", "read-starts-inside-the-event"])
-def test_usage_event_across_reads_is_left_to_the_sdk_and_hidden(traced: Traced, where: str) -> None:
+@pytest.mark.parametrize("step", [1, 7, 64])
+def test_the_usage_event_is_cut_however_the_reads_split_the_stream(traced: Traced, step: int) -> None:
+    """Reads end anywhere on a live stream: the cutter hands the decoder whole events, so every
+    split gives the same chunks, the same generation, and the event cut."""
     content, usage_and_done = _body()
-    at = usage_and_done.index(b'"usage"') if where == "split-inside-the-event" else usage_and_done.index(b'"object"')
-    pieces = [content + usage_and_done[:at], usage_and_done[at:]]
-    stream, chunks = _stream(_client(pieces, []))
-    assert _cut_usage(stream) is None  # not cut: the SDK decoded it
-    assert all(chunk.choices for chunk in chunks)  # and the proxy hid it from the caller
-    _assert_recorded(traced, chunks)
+    body = content + usage_and_done
+    for at in range(1, len(body), step):
+        stream, chunks = _stream(_client([body[:at], body[at:]], []))
+        assert _cut_usage(stream) == USAGE, at
+        assert [c.choices[0].delta.content for c in chunks] == ["one ", "two ", "three", ""], at
+    stream, chunks = _stream(_client([body[i:i + step] for i in range(0, len(body), step)], []))
+    assert _cut_usage(stream) == USAGE
+    records = traced.records()
+    assert len(records) == len(range(1, len(body), step)) + 1
+    assert all(r["usage"] == {"input": 9, "output": 4, "total": 13, "input_cached_tokens": 2} for r in records)
+    assert {json.dumps(r["output"]) for r in records} == {json.dumps({"role": "assistant", "content": "one two three"})}
 
 
-def test_crlf_events_are_left_to_the_sdk(traced: Traced) -> None:
+def test_crlf_events_are_left_to_the_sdk_and_the_usage_chunk_hidden(traced: Traced) -> None:
     content, usage_and_done = _body()
     stream, chunks = _stream(_client([(content + usage_and_done).replace(b"\n", b"\r\n")], []))
     assert _cut_usage(stream) is None
+    assert all(chunk.choices for chunk in chunks)
     _assert_recorded(traced, chunks)
+
+
+def test_an_unfinished_event_past_the_bound_is_left_to_the_sdk(traced: Traced) -> None:
+    """An event whose end does not come within 64 KiB is not waited for: reads go on to the
+    decoder as they come, and the proxy hides the usage chunk."""
+    content, usage_and_done = _body()
+    long_text = "x" * 70_000
+    long_event = _event(_content(long_text), True)
+    pieces = [content + long_event[:66_000], long_event[66_000:] + usage_and_done]
+    stream, chunks = _stream(_client(pieces, []))
+    assert _cut_usage(stream) is None
+    assert [c.choices[0].delta.content for c in chunks] == ["one ", "two ", "three", "", long_text]
+    assert all(chunk.choices for chunk in chunks)
+    (record,) = traced.records()
+    assert record["usage"] == {"input": 9, "output": 4, "total": 13, "input_cached_tokens": 2}
+
+
+@pytest.mark.parametrize("usage_event", [
+    b'data: {"id":"c","choices":[],"us\\u0061ge":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}\n\n',
+    b'data: {"id":"c","choices":[],"usage" : {"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}\n\n',
+    b'data: {"id":"c","choices":[],\ndata: "usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}\n\n',
+], ids=["escaped-key", "space-before-colon", "two-data-lines"])
+def test_a_usage_event_the_cutter_cannot_read_never_reaches_the_caller(traced: Traced, usage_event: bytes) -> None:
+    """A usage-only event written in a form the byte rules do not take is decoded by the SDK, and
+    the proxy hides the chunk."""
+    content, _ = _body()
+    stream, chunks = _stream(_client([content + usage_event + b"data: [DONE]\n\n"], []))
+    assert _cut_usage(stream) is None
+    assert [c.choices[0].delta.content for c in chunks] == ["one ", "two ", "three", ""]
+    (record,) = traced.records()
+    assert record["usage"] == {"input": 9, "output": 4, "total": 13}
 
 
 def test_usage_on_a_chunk_with_choices_is_never_cut(traced: Traced) -> None:
@@ -175,7 +214,10 @@ def test_async_stream_cuts_the_usage_event(traced: Traced) -> None:
     _assert_recorded(traced, chunks)
 
 
-def test_a_failing_cutter_leaves_the_stream_to_the_sdk(traced: Traced, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("split", [False, True], ids=["one-read", "held-back-tail"])
+def test_a_failing_cutter_leaves_the_stream_to_the_sdk(traced: Traced, monkeypatch: pytest.MonkeyPatch,
+                                                       split: bool) -> None:
+    """A bug in the cutter hands everything read so far on, a held-back tail once only."""
     from autotrace.integrations.openai import _usage_event
 
     def broken(event: bytes) -> None:
@@ -183,7 +225,9 @@ def test_a_failing_cutter_leaves_the_stream_to_the_sdk(traced: Traced, monkeypat
 
     monkeypatch.setattr(_usage_event, "_usage_only", broken)
     content, usage_and_done = _body()
-    stream, chunks = _stream(_client([content + usage_and_done], []))
+    body = content + usage_and_done
+    at = body.index(b"data: [DONE]") + 3 if split else len(body)
+    stream, chunks = _stream(_client([body[:at], body[at:]], []))
     assert _cut_usage(stream) is None
     assert all(chunk.choices for chunk in chunks)
     _assert_recorded(traced, chunks)

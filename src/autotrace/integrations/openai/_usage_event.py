@@ -3,10 +3,13 @@
 With ``stream_options.include_usage`` the server ends a chat stream with one more event: no
 choices, only usage. The SDK would decode and validate it like any chunk (about 0.6 million
 instructions, as much as everything autotrace does for a stream), and the caller must not see it
-anyway. So the response's byte reads are watched for it, on their way to the SDK's SSE decoder:
-a read that holds the whole event, on event boundaries, has it cut out and its text kept for the
-observation. The text is parsed on the pipeline thread (``usage_event_fields``), not between the
-caller's chunks.
+anyway. So the response's byte reads are watched for it, on their way to the SDK's SSE decoder,
+and the event is cut out, its text kept for the observation. The text is parsed on the pipeline
+thread (``usage_event_fields``), not between the caller's chunks.
+
+The reads reach the decoder as whole events: a read's unfinished last event waits for the rest of
+its bytes (the decoder could not hand it on before its blank line anyway), so an event split
+across reads is seen whole.
 
 Which event is the usage event is read from its bytes: a single ``data:`` line holding a JSON
 object whose only ``"choices":`` key is an empty list and whose only ``"usage":`` key is an
@@ -15,10 +18,10 @@ choices are at its top level, so that is the event the stream proxy would otherw
 no choices). Its text is kept only: if it then does not parse, the observation has no usage and
 the loss is counted; the caller, who never asked for the event, sees the same chunks either way.
 
-Anything less certain is left alone: an event split across reads, other line endings, a chunk
-that has choices as well as usage, another event after it in the same read, an event over 16 KiB
-(its text would wait with the span). The SDK then decodes the event and the stream proxy hides
-the chunk, as it would without this module.
+Anything less certain is left alone: a chunk that has choices as well as usage, a usage event
+with another event after it in the same read, one over 16 KiB (its text would wait with the span),
+other line endings. The SDK then decodes the event and the stream proxy hides the chunk, as it
+would without this module.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ _USAGE = b'"usage":'
 _OBJECT = (b"{", b" {")
 _END = b"\n\n"
 _DATA = b"data: "
+#: The longest unfinished event waited for; past it, reads go on to the decoder as they come.
+_MAX_PENDING_BYTES = 65_536
 #: The longest usage event kept for the pipeline thread (a real one is under a kilobyte): a
 #: waiting span holds its text, so a longer one is left to the SDK, which decodes it at once.
 _MAX_EVENT_BYTES = 16_384
@@ -46,38 +51,61 @@ _MAX_EVENT_BYTES = 16_384
 class UsageEventCutter:
     """Cuts the usage-only event out of the reads of one stream; ``event`` is its JSON text."""
 
-    __slots__ = ("at_boundary", "event")
+    __slots__ = ("event", "pending", "whole")
 
     def __init__(self) -> None:
-        self.at_boundary = True  # the next read starts a new event
         self.event: bytes | None = None
+        #: The start of an event whose end has not been read yet.
+        self.pending = b""
+        #: Whether reads are still handed on as whole events (else as they come).
+        self.whole = True
 
     def cut(self, data: bytes) -> bytes:
-        """``data`` without the usage-only event, if it holds all of it; never raises. It runs for
+        """The whole events read so far, without the usage-only event; never raises. It runs for
         every read (a read per event, on a live stream): the usage event is the stream's last, so
-        only a read's last ``"choices":`` can be its own, and one backward search finds it; a
-        read whose last choices are not empty is let through then, with no further call."""
+        only a read's last ``"choices":`` can be its own, and one backward search finds it."""
+        if not self.whole:
+            return data
+        if self.pending:
+            data, self.pending = self.pending + data, b""
         try:
-            at_boundary = self.at_boundary
-            if data:
-                self.at_boundary = data.endswith(_END)
-            if self.event is None:
-                found = data.rfind(_CHOICES)
-                if found != -1 and data.startswith(_EMPTY, found + len(_CHOICES)):
-                    return self._cut(data, found, at_boundary)
+            return self._whole_events(data)
         except Exception as exc:
             guarded_failure("openai.usage_event", exc)
+            return self.give_up(data)
+
+    def rest(self) -> bytes:
+        """What is left unread at the end of the stream (an unfinished event), for the decoder."""
+        rest, self.pending = self.pending, b""
+        return rest
+
+    def give_up(self, data: bytes) -> bytes:
+        """Hand ``data`` (all that was held back included) and every later read on as they come."""
+        self.whole, self.pending = False, b""
         return data
 
-    def _cut(self, data: bytes, found: int, at_boundary: bool) -> bytes:
-        """``data`` without the event around ``found``, if it is whole and a usage-only event."""
+    def _whole_events(self, data: bytes) -> bytes:
+        if b"\r" in data:  # other line endings than the API's: every event is left to the SDK
+            return self.give_up(data)
+        last = data.rfind(_END)
+        end = last + len(_END) if last != -1 else 0
+        if end < len(data):  # the last event goes on in the next read
+            if len(data) - end > _MAX_PENDING_BYTES:
+                return self.give_up(data)
+            data, self.pending = data[:end], data[end:]
+        if not data:
+            return data
+        if self.event is None:
+            found = data.rfind(_CHOICES)
+            if found != -1 and data.startswith(_EMPTY, found + len(_CHOICES)):
+                return self._cut(data, found)
+        return data
+
+    def _cut(self, data: bytes, found: int) -> bytes:
+        """``data`` (whole events) without the event around ``found``, if it is a usage-only event."""
         start = data.rfind(_END, 0, found)
-        if start == -1 and not at_boundary:
-            return data  # the event began in an earlier read
         start = start + len(_END) if start != -1 else 0
         end = data.find(_END, found)
-        if end == -1:
-            return data  # the event goes on in the next read
         event = _usage_only(data[start:end])
         if event is None:
             return data
@@ -160,6 +188,8 @@ def _cut_reads(reads: Iterator[bytes], cutter: UsageEventCutter) -> Iterator[byt
         data = cutter.cut(data)
         if data:
             yield data
+    if rest := cutter.rest():
+        yield rest
 
 
 async def _acut_reads(reads: AsyncIterator[bytes], cutter: UsageEventCutter) -> AsyncIterator[bytes]:
@@ -167,3 +197,5 @@ async def _acut_reads(reads: AsyncIterator[bytes], cutter: UsageEventCutter) -> 
         data = cutter.cut(data)
         if data:
             yield data
+    if rest := cutter.rest():
+        yield rest

@@ -56,8 +56,8 @@ def _client(pieces: Sequence[bytes], requests: list[dict[str, Any]]) -> openai.O
 
 def _cut_usage(stream: Any) -> Any:
     """The usage in the event cut from ``stream``'s bytes, if one was."""
-    cutter = stream._self_state.cutter
-    return None if cutter is None or cutter.event is None else json.loads(cutter.event)["usage"]
+    event = stream._self_state.cutter.event
+    return None if event is None else json.loads(event)["usage"]
 
 
 def _stream(client: openai.OpenAI) -> tuple[Any, list[Any]]:
@@ -125,6 +125,26 @@ def test_the_usage_event_is_cut_however_the_reads_split_the_stream(traced: Trace
     assert len(records) == len(range(1, len(body), step)) + 1
     assert all(r["usage"] == {"input": 9, "output": 4, "total": 13, "input_cached_tokens": 2} for r in records)
     assert {json.dumps(r["output"]) for r in records} == {json.dumps({"role": "assistant", "content": "one two three"})}
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["cutting", "failing-cutter"])
+def test_the_cutter_hands_every_byte_on_once(monkeypatch: pytest.MonkeyPatch, broken: bool) -> None:
+    """Whatever the split, the decoder gets the stream's bytes in order, each once: without the
+    usage event when it is cut, all of them when the cutter fails (a held-back tail included)."""
+    from autotrace.integrations.openai import _usage_event
+
+    if broken:
+        def failing(event: bytes) -> None:
+            raise RuntimeError("cutter bug")
+
+        monkeypatch.setattr(_usage_event, "_usage_only", failing)
+    content, usage_and_done = _body()
+    body = content + usage_and_done
+    expected = body if broken else content + b"data: [DONE]\n\n"
+    for at in range(1, len(body)):
+        cutter = _usage_event.UsageEventCutter()
+        handed = b"".join(_usage_event._cut_reads(iter([body[:at], body[at:]]), cutter))
+        assert handed == expected, at
 
 
 def test_crlf_events_are_left_to_the_sdk_and_the_usage_chunk_hidden(traced: Traced) -> None:
@@ -217,7 +237,8 @@ def test_async_stream_cuts_the_usage_event(traced: Traced) -> None:
 @pytest.mark.parametrize("split", [False, True], ids=["one-read", "held-back-tail"])
 def test_a_failing_cutter_leaves_the_stream_to_the_sdk(traced: Traced, monkeypatch: pytest.MonkeyPatch,
                                                        split: bool) -> None:
-    """A bug in the cutter hands everything read so far on, a held-back tail once only."""
+    """A bug in the cutter hands everything read so far on (a held-back tail included), and the
+    stream goes on as without the cutter; each byte once: ``test_the_cutter_hands_every_byte_on_once``."""
     from autotrace.integrations.openai import _usage_event
 
     def broken(event: bytes) -> None:

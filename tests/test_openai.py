@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 from pathlib import Path
+from types import FunctionType
 from typing import Any
 
 import openai
@@ -252,12 +253,16 @@ def test_a_changed_request_signature_disables_only_that_patch(tmp_path: Path, cl
 
 
 def test_uninstall_restores_the_sdk(traced: Traced, client: openai.OpenAI) -> None:
+    from openai import AsyncStream, Stream
     from openai._base_client import AsyncAPIClient, SyncAPIClient
 
-    assert hasattr(SyncAPIClient.request, "__wrapped__")
+    assert hasattr(SyncAPIClient.request, "__wrapped__") and hasattr(Stream.__iter__, "__wrapped__")
     autotrace.uninstall()
     assert not hasattr(SyncAPIClient.request, "__wrapped__")
     assert not hasattr(AsyncAPIClient.request, "__wrapped__")
+    for method in (Stream.__iter__, Stream.__next__, Stream.close, AsyncStream.__aiter__, AsyncStream.__anext__,
+                   AsyncStream.close):
+        assert type(method) is FunctionType and method.__module__ == "openai._streaming"
     autotrace.install(local_store="on", local_store_path=traced.path.with_name("u.db"), integrations=(),
                       export_interval=0.05)
     client.chat.completions.create(model="gpt-4o", messages=MESSAGES)

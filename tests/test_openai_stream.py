@@ -1,5 +1,6 @@
-"""OpenAI streams: transparent proxy, first-token time, usage capture, and exactly one span on
-every exit path (exhausted, break + close, with, async with + break, exception, abandonment)."""
+"""OpenAI streams: traced in place (the caller gets the SDK's own stream), first-token time, usage
+capture, and exactly one span on every exit path (exhausted, break, break + close, with, async
+with + break, exception, abandonment)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from openai import AsyncStream, Stream
 
 import autotrace
+from autotrace.integrations.openai._stream import tracking
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced
 
@@ -35,7 +37,7 @@ def test_exhausted_stream_records_output_usage_and_first_token(traced: Traced, c
                                                                fake: FakeOpenAI) -> None:
     fake.script(reply="one two three four", chunks=20, usage=(9, 4))
     stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
-    assert isinstance(stream, Stream)  # the proxy is transparent to isinstance
+    assert type(stream) is Stream  # the SDK's own object, not a proxy
     chunks = list(stream)
     assert all(chunk.choices for chunk in chunks)  # the usage chunk autotrace asked for stays hidden
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "one two three four"
@@ -92,7 +94,7 @@ def test_async_with_and_break(traced: Traced, aclient: openai.AsyncOpenAI, fake:
 
     async def consume() -> str:
         stream = await aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
-        assert isinstance(stream, AsyncStream)
+        assert type(stream) is AsyncStream
         async with stream:
             async for chunk in stream:
                 if chunk.choices[0].delta.content:
@@ -146,6 +148,110 @@ def test_abandoned_stream_ends_on_collection(traced: Traced, client: openai.Open
     assert len(traced.records()) == 1
 
 
+def test_a_break_ends_the_observation_at_once_without_the_collector(traced: Traced, client: openai.OpenAI,
+                                                                    fake: FakeOpenAI) -> None:
+    """The SDK's stream is in a reference cycle with its own generator, so only the collector frees
+    it; the iteration autotrace hands out is not, and ends the observation when the loop is left."""
+    fake.script(reply="abcdefghij", chunks=10)
+    gc.collect()
+    gc.disable()
+    try:
+        stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        for chunk in stream:
+            if chunk.choices[0].delta.content:
+                break
+        assert tracking(stream).done
+        assert _one(traced)["output"]["content"] == "a"
+        rest = list(stream)  # going on after the observation ended: still no usage chunk, nothing kept
+        assert "".join(c.choices[0].delta.content or "" for c in rest) == "bcdefghij"
+        assert tracking(stream).state.reads.kept == [] and len(traced.records()) == 1
+    finally:
+        gc.enable()
+
+
+def test_next_until_the_end_records_the_stream_once(traced: Traced, client: openai.OpenAI,
+                                                   aclient: openai.AsyncOpenAI) -> None:
+    """Chunks pulled one by one (``next`` / ``anext``) are recorded as an iteration's are, and the
+    observation ends when the stream does."""
+    def pull() -> list[Any]:
+        stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        chunks = []
+        while True:
+            try:
+                chunks.append(next(stream))
+            except StopIteration:
+                assert tracking(stream).done
+                return chunks
+
+    async def apull() -> list[Any]:
+        stream = await aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        chunks = []
+        while True:
+            try:
+                chunks.append(await anext(stream))
+            except StopAsyncIteration:
+                assert tracking(stream).done
+                return chunks
+
+    for chunks in (pull(), asyncio.run(apull())):
+        assert all(chunk.choices for chunk in chunks)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: tell me"
+    records = traced.records()
+    assert [r["output"]["content"] for r in records] == ["echo: tell me"] * 2
+    assert all(r["usage"]["total"] > 0 and r["completion_start_time"] for r in records)
+
+
+def test_untraced_streams_take_the_sdks_own_path(traced: Traced, client: openai.OpenAI, fake: FakeOpenAI) -> None:
+    """A raw-response stream is not tracked: the request goes as the caller made it (no usage is
+    asked for, as no chunk of it could be hidden) and its chunks are the SDK's alone."""
+    fake.script(reply="one two", chunks=4, usage=(9, 4))
+    stream = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES,
+                                                                stream=True).parse()
+    assert type(stream) is Stream and tracking(stream) is None
+    chunks = list(stream)
+    assert "stream_options" not in fake.requests[-1]["body"]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "one two"
+    record = _one(traced)
+    assert record["type"] == "generation" and record["output"] is None
+
+
+def test_an_iteration_patched_by_another_library_runs_beneath_autotraces(
+        tmp_path: Any, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Stream.__iter__`` is skipped only while it is the SDK's own pass-through; one another
+    library patched first is called, and autotrace records what it hands on."""
+    original = Stream.__iter__
+    seen: list[Any] = []
+
+    def other_library(self: Any) -> Any:
+        for chunk in original(self):
+            seen.append(chunk)
+            yield chunk
+
+    monkeypatch.setattr(Stream, "__iter__", other_library)
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",))
+    chunks = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert chunks and seen == chunks
+    record = _one(Traced(tmp_path / "t.db"))
+    assert record["output"]["content"] == "echo: tell me" and record["usage"]["total"] > 0
+
+
+def test_stream_classes_that_cannot_all_be_patched_leave_every_stream_as_the_sdk_makes_it(
+        tmp_path: Any, client: openai.OpenAI, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed SDK (here ``AsyncStream.__anext__`` gone): no stream is tracked, so usage is not
+    asked for either; each call still records its generation, ended when the call returns."""
+    monkeypatch.delattr(AsyncStream, "__anext__")
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",))
+    assert autotrace.stats()["integration_patch_skipped.openai"] == 1
+    fake.script(reply="one two", chunks=4, usage=(9, 4))
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert type(stream) is Stream and tracking(stream) is None
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == "one two"
+    assert "stream_options" not in fake.requests[-1]["body"]
+    record = _one(Traced(tmp_path / "t.db"))
+    assert record["name"] == "openai.chat" and record["output"] is None and record["end_ns"] >= record["start_ns"]
+    assert autotrace.stats()["openai.stream_untracked"] == 1
+
+
 def test_stream_attributes_and_helpers_behave_as_without_autotrace(traced: Traced, client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
     assert stream.response.status_code == 200
@@ -178,27 +284,28 @@ def test_streamed_tool_calls_are_assembled(traced: Traced, client: openai.OpenAI
     assert record["metadata"]["finish_reason"] == "tool_calls"
 
 
-LONG_REPLY = " ".join(f"w{i}" for i in range(150))
+LONG_REPLY = " ".join(f"w{i}" for i in range(600))
 
 
-def test_long_stream_is_folded_while_it_runs_and_recorded_whole(traced: Traced, client: openai.OpenAI,
-                                                                 fake: FakeOpenAI) -> None:
-    """Past the first token, chunks are kept without a call per chunk and folded in batches (150
-    chunks: two batches during the stream, the rest at the end); nothing is lost or doubled."""
-    fake.script(reply=LONG_REPLY, chunks=150, usage=(9, 150))
+def test_long_stream_is_read_in_batches_while_it_runs_and_recorded_whole(traced: Traced, client: openai.OpenAI,
+                                                                         fake: FakeOpenAI) -> None:
+    """A stream's reads are kept for the pipeline thread up to a bound; past it (600 chunks, about
+    150 KB) they are read in batches as they come, and the rest at the end: nothing lost or doubled."""
+    fake.script(reply=LONG_REPLY, chunks=600, usage=(9, 600))
     stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     chunks = list(stream)
     assert all(chunk.choices for chunk in chunks)  # the usage chunk stays hidden
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
-    assert len(stream._self_state.chunks) == 0  # everything read, nothing held
+    reads = tracking(stream).state.reads
+    assert reads.fold is not None and reads.kept == []  # some read on the way, the rest handed over
     record = _one(traced)
     assert record["output"] == {"role": "assistant", "content": LONG_REPLY}
-    assert record["usage"]["output"] == 150 and record["metadata"]["finish_reason"] == "stop"
+    assert record["usage"]["output"] == 600 and record["metadata"]["finish_reason"] == "stop"
     assert record["start_ns"] <= _ns(record["completion_start_time"]) <= record["end_ns"]
 
 
 def test_long_async_stream_is_recorded_whole(traced: Traced, aclient: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
-    fake.script(reply=LONG_REPLY, chunks=150, usage=(9, 150))
+    fake.script(reply=LONG_REPLY, chunks=600, usage=(9, 600))
 
     async def run() -> list[Any]:
         stream = await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
@@ -208,22 +315,39 @@ def test_long_async_stream_is_recorded_whole(traced: Traced, aclient: openai.Asy
     assert all(chunk.choices for chunk in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
     record = _one(traced)
-    assert record["output"] == {"role": "assistant", "content": LONG_REPLY} and record["usage"]["output"] == 150
+    assert record["output"] == {"role": "assistant", "content": LONG_REPLY} and record["usage"]["output"] == 600
 
 
-def test_a_failing_fold_costs_the_record_its_output_never_the_caller_its_chunks(
+def test_an_output_longer_than_the_value_limit_is_kept_only_to_the_limit(tmp_path: Any, client: openai.OpenAI,
+                                                                         fake: FakeOpenAI) -> None:
+    """The text read from a long stream stops growing at the value limit (a waiting span holds no
+    more than it exports), and the exported output is cut there, marked."""
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
+                      max_value_bytes=1024)
+    fake.script(reply=LONG_REPLY, chunks=600, usage=(9, 600))
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
+    record = _one(Traced(tmp_path / "t.db"))
+    assert isinstance(record["output"], str) and len(record["output"].encode()) <= 1024
+    assert record["output"].startswith('{"role": "assistant", "content": "w0 w1 w2')
+    assert record["usage"]["output"] == 600 and autotrace.stats()["attributes_truncated"] >= 1
+
+
+def test_a_failing_read_costs_the_record_its_output_never_the_caller_its_chunks(
         traced: Traced, client: openai.OpenAI, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fold that fails (a chunk shape autotrace does not know) loses that batch's output in the
-    record; the caller still gets every chunk and the observation still ends."""
-    from autotrace.integrations.openai import _stream
+    """A bug reading the stream's events (a shape autotrace does not know) loses the output in the
+    record, on the caller's thread (a long stream's batches) and on the pipeline thread alike; the
+    caller still gets every chunk, and the observation still ends, with the usage it was sent."""
+    from autotrace.integrations.openai._sse_fold import EventFold
 
-    def broken(self: Any, chunks: list[Any]) -> None:
-        raise RuntimeError("unexpected chunk shape")
+    def broken(self: Any, events: list[Any]) -> None:
+        raise RuntimeError("unexpected event shape")
 
-    monkeypatch.setattr(_stream.StreamState, "_fold", broken)
-    fake.script(reply=LONG_REPLY, chunks=150, usage=(9, 150))
+    monkeypatch.setattr(EventFold, "feed_events", broken)
+    fake.script(reply=LONG_REPLY, chunks=600, usage=(9, 600))
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
     record = _one(traced)
-    assert record["output"] == {"role": "assistant", "content": None}
-    assert autotrace.stats()["internal_errors.openai.stream_fold"] >= 1
+    assert record["output"] is None and record["usage"]["output"] == 600
+    stats = autotrace.stats()
+    assert stats["internal_errors.openai.stream_read"] >= 1 and stats["internal_errors.deferred_fields"] == 1

@@ -1,6 +1,6 @@
 """The usage event autotrace asks for is cut from a stream's bytes before the SDK decodes it, however
 the reads split the stream; what the cutter cannot take falls back to the SDK decoding it and the
-proxy hiding it. The caller's chunks and the recorded generation are the same either way. A cut
+stream tracking hiding it. The caller's chunks and the recorded generation are the same either way. A cut
 event's text is parsed on the pipeline thread."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import openai
 import pytest
 
 import autotrace
+from autotrace.integrations.openai._stream import tracking
 from tests.helpers import Traced
 
 pytestmark = pytest.mark.integrations("openai")
@@ -56,7 +57,8 @@ def _client(pieces: Sequence[bytes], requests: list[dict[str, Any]]) -> openai.O
 
 def _cut_usage(stream: Any) -> Any:
     """The usage in the event cut from ``stream``'s bytes, if one was."""
-    event = stream._self_state.cutter.event
+    reads = tracking(stream).state.reads
+    event = None if reads is None else reads.usage_event()
     return None if event is None else json.loads(event)["usage"]
 
 
@@ -131,7 +133,7 @@ def test_the_usage_event_is_cut_however_the_reads_split_the_stream(traced: Trace
 def test_the_cutter_hands_every_byte_on_once(monkeypatch: pytest.MonkeyPatch, broken: bool) -> None:
     """Whatever the split, the decoder gets the stream's bytes in order, each once: without the
     usage event when it is cut, all of them when the cutter fails (a held-back tail included)."""
-    from autotrace.integrations.openai import _usage_event
+    from autotrace.integrations.openai import _stream_reads, _usage_event
 
     if broken:
         def failing(event: bytes) -> None:
@@ -142,8 +144,8 @@ def test_the_cutter_hands_every_byte_on_once(monkeypatch: pytest.MonkeyPatch, br
     body = content + usage_and_done
     expected = body if broken else content + b"data: [DONE]\n\n"
     for at in range(1, len(body)):
-        cutter = _usage_event.UsageEventCutter()
-        handed = b"".join(_usage_event._cut_reads(iter([body[:at], body[at:]]), cutter))
+        reads = _stream_reads.StreamReads(cut_usage_event=True, text_budget=1000)
+        handed = b"".join(_stream_reads.watched(iter([body[:at], body[at:]]), reads))
         assert handed == expected, at
 
 
@@ -157,7 +159,7 @@ def test_crlf_events_are_left_to_the_sdk_and_the_usage_chunk_hidden(traced: Trac
 
 def test_an_unfinished_event_past_the_bound_is_left_to_the_sdk(traced: Traced) -> None:
     """An event whose end does not come within 64 KiB is not waited for: reads go on to the
-    decoder as they come, and the proxy hides the usage chunk."""
+    decoder as they come, and the stream tracking hides the usage chunk."""
     content, usage_and_done = _body()
     long_text = "x" * 70_000
     long_event = _event(_content(long_text), True)
@@ -177,7 +179,7 @@ def test_an_unfinished_event_past_the_bound_is_left_to_the_sdk(traced: Traced) -
 ], ids=["escaped-key", "space-before-colon", "two-data-lines"])
 def test_a_usage_event_the_cutter_cannot_read_never_reaches_the_caller(traced: Traced, usage_event: bytes) -> None:
     """A usage-only event written in a form the byte rules do not take is decoded by the SDK, and
-    the proxy hides the chunk."""
+    the stream tracking hides the chunk."""
     content, _ = _body()
     stream, chunks = _stream(_client([content + usage_event + b"data: [DONE]\n\n"], []))
     assert _cut_usage(stream) is None
@@ -198,7 +200,7 @@ def test_usage_on_a_chunk_with_choices_is_never_cut(traced: Traced) -> None:
 
 def test_usage_event_followed_by_another_event_is_left_to_the_sdk(traced: Traced) -> None:
     """Only a read's last event can be the usage event: with one after it, the SDK decodes it and
-    the proxy hides it."""
+    the stream tracking hides it."""
     content, usage_and_done = _body()
     usage = usage_and_done.removesuffix(b"data: [DONE]\n\n")
     extra = _event({**_BASE, "choices": [{"index": 0, "delta": {"content": "!"}, "finish_reason": None}]}, True)
@@ -282,7 +284,7 @@ def test_a_cut_event_that_does_not_parse_costs_the_usage_and_nothing_else(traced
     content, _ = _body()
     broken = b'data: {"choices":[],"usage":{"prompt_tokens":9,}\n\ndata: [DONE]\n\n'
     stream, chunks = _stream(_client([content + broken], []))
-    assert stream._self_state.cutter.event is not None
+    assert tracking(stream).state.reads.usage_event() is not None
     assert [c.choices[0].delta.content for c in chunks] == ["one ", "two ", "three", ""]
     (record,) = traced.records()
     assert record["output"] == {"role": "assistant", "content": "one two three"}
@@ -357,21 +359,23 @@ def test_the_callers_request_options_keep_their_own_body(traced: Traced, status:
 
 def test_the_sdk_decoder_reads_through_the_cutter_once() -> None:
     """``watch`` wraps the stream's SSE decoder (nothing else of the stream or its response
-    changes), once, and the wrapper passes anything else through to the decoder."""
+    changes), once, and the wrapper passes anything else through to the decoder; what the decoder
+    gets is kept, for the pipeline thread."""
     from openai._streaming import SSEDecoder
 
-    from autotrace.integrations.openai._usage_event import UsageEventCutter, watch
+    from autotrace.integrations.openai._stream_reads import StreamReads, watch
 
     content, usage_and_done = _body()
     stream = types.SimpleNamespace(_decoder=SSEDecoder())
-    cutter = UsageEventCutter()
-    watch(stream, cutter)
+    reads = StreamReads(cut_usage_event=True, text_budget=1000)
+    assert watch(stream, reads)
     wrapped = stream._decoder
-    watch(stream, UsageEventCutter())
+    assert not watch(stream, StreamReads(cut_usage_event=True, text_budget=1000))
     assert stream._decoder is wrapped  # not wrapped twice
     events = [event.data for event in stream._decoder.iter_bytes(iter([content + usage_and_done]))]
     assert len(events) == 5 and events[-1] == "[DONE]" and all('"choices":[]' not in data for data in events)
-    assert json.loads(cutter.event)["usage"] == USAGE
+    assert json.loads(reads.usage_event())["usage"] == USAGE
+    assert reads.unread() == content + b"data: [DONE]\n\n" and reads.unread() == b""
     assert stream._decoder.decode == wrapped._decoder.decode  # the decoder's own API, passed through
     assert copy.copy(wrapped).iter_bytes  # a copy is made without asking the missing decoder
 
@@ -379,7 +383,8 @@ def test_the_sdk_decoder_reads_through_the_cutter_once() -> None:
 def test_a_stream_whose_decoder_cannot_be_wrapped_is_left_to_the_sdk(traced: Traced,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A decoder without the two byte-reading methods (an SDK that changed) is left as it is:
-    nothing is cut, the SDK decodes the usage event and the proxy hides it."""
+    nothing is cut, the SDK decodes the usage event, the stream tracking hides it, and the chunks
+    are kept and read for the record instead of the reads."""
     from openai._streaming import SSEDecoder
 
     class SyncOnlyDecoder:
@@ -393,6 +398,7 @@ def test_a_stream_whose_decoder_cannot_be_wrapped_is_left_to_the_sdk(traced: Tra
     content, usage_and_done = _body()
     stream, chunks = _stream(_client([content + usage_and_done], []))
     assert type(stream._decoder) is SyncOnlyDecoder and _cut_usage(stream) is None
+    assert tracking(stream).state.reads is None  # the chunks were kept and read instead
     assert all(chunk.choices for chunk in chunks)
     _assert_recorded(traced, chunks)
 

@@ -10,10 +10,12 @@ LlamaIndex generation (or embedding) observation is current, this integration cr
 only fills in what the framework's observation lacks (usage, returned model, finish reason, cost).
 If another OpenTelemetry instrumentor's ``gen_ai`` span is current, it does nothing at all.
 
-Streams: ``stream_options={"include_usage": true}`` is added when the caller did not set it, and
-the extra usage-only event is then hidden from the caller: cut from the response bytes before
-the SDK decodes it when a read holds all of it, else dropped from the chunks (``stream_usage=False``
-turns this off: the server then sends no usage). Content capture follows
+Streams: the caller gets the SDK's own stream object, its class patched (``_stream``). Its
+output is read on the pipeline thread from the bytes its SSE decoder was handed, once it ends.
+``stream_options={"include_usage": true}`` is added when the caller did not set it (and the
+stream can be traced), and the extra usage-only event is then hidden from the caller: cut from
+the response bytes before the SDK decodes it when a read holds all of it, else dropped from the
+chunks (``stream_usage=False`` turns this off: the server then sends no usage). Content capture follows
 ``autotrace.content_capture(...)`` (per block/call) and the ``capture_content`` setting.
 
 Replay: a frozen non-streamed chat completion returns the recorded message without a request;
@@ -29,13 +31,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ... import recorder
-from ..._internal import guarded_failure
+from ..._internal import count, guarded_failure
 from ...observation import Observation, ObservationType
 from ...runtime import state
 from .. import ownership
 from ..base import Integration
-from . import _extract
-from ._stream import StreamState, TracedStream
+from . import _extract, _stream
+from ._stream import StreamState
 from .pricing import set_prices
 
 __all__ = ["INTEGRATION", "OpenAIIntegration", "set_prices"]
@@ -112,9 +114,10 @@ class _Call:
         intercept = self.intercept = (self.obs or self.owner).intercept  # type: ignore[union-attr]
         if intercept is not None and not intercept.frozen and intercept.overrides:
             body = self._override(body, intercept.overrides)
-        streamed_here = self.obs is not None and self.stream  # an owner's stream stays as the owner made it
+        # an owner's stream stays as the owner made it, and so does a raw one (no chunk of it is hidden)
+        streamed_here = self.obs is not None and self.stream and not self.raw
         if (streamed_here and state.stream_usage and self.operation in ("chat", "text_completion")
-                and "stream_options" not in body):
+                and "stream_options" not in body and _stream.trackable()):
             body = {**body, "stream_options": {"include_usage": True}}
             self.usage_added = True
         if body is not self.options.json_data:
@@ -182,7 +185,7 @@ class _Call:
         return response
 
     def succeeded(self, result: Any) -> Any:
-        """Record the result (wrapping a stream) and return what the caller must receive."""
+        """Record the result (tracking a stream) and return what the caller must receive."""
         obs = self.obs
         try:
             if self.swapped is not None:
@@ -194,9 +197,12 @@ class _Call:
                 return result
             if self.stream and not self.raw:
                 stream_state = StreamState(self.operation, hide_usage_chunk=self.usage_added)
-                if self.usage_added:
-                    stream_state.watch_usage_event(result)
-                return TracedStream(result, obs, stream_state)
+                if _stream.track(result, obs, stream_state):
+                    stream_state.watch_reads(result, cut_usage_event=self.usage_added)
+                    return result
+                count("openai.stream_untracked")  # a stream class the patches do not reach
+                obs.end()
+                return result
             parsed = result
             if self.raw:
                 parsed = result.parse() if not self.stream else None
@@ -272,6 +278,7 @@ class OpenAIIntegration(Integration):
         expects = ("cast_to", "options")  # what ``_arguments`` reads by position
         self.patcher.wrap("openai._base_client", "SyncAPIClient.request", _sync_request, expects=expects)
         self.patcher.wrap("openai._base_client", "AsyncAPIClient.request", _async_request, expects=expects)
+        _stream.patch(self.patcher)
 
 
 INTEGRATION = OpenAIIntegration()

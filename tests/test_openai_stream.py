@@ -14,7 +14,7 @@ import pytest
 from openai import AsyncStream, Stream
 
 import autotrace
-from autotrace.integrations.openai._stream import tracking
+from autotrace.integrations.openai._stream import StreamState, tracking
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced
 
@@ -162,9 +162,9 @@ def test_a_break_ends_the_observation_at_once_without_the_collector(traced: Trac
                 break
         assert tracking(stream).done
         assert _one(traced)["output"]["content"] == "a"
-        rest = list(stream)  # going on after the observation ended: still no usage chunk, nothing kept
+        rest = list(stream)  # going on after the observation ended: still no usage chunk, one record
         assert "".join(c.choices[0].delta.content or "" for c in rest) == "bcdefghij"
-        assert tracking(stream).state.reads.kept == [] and len(traced.records()) == 1
+        assert len(traced.records()) == 1
     finally:
         gc.enable()
 
@@ -284,28 +284,27 @@ def test_streamed_tool_calls_are_assembled(traced: Traced, client: openai.OpenAI
     assert record["metadata"]["finish_reason"] == "tool_calls"
 
 
-LONG_REPLY = " ".join(f"w{i}" for i in range(600))
+LONG_REPLY = " ".join(f"w{i}" for i in range(150))
 
 
-def test_long_stream_is_read_in_batches_while_it_runs_and_recorded_whole(traced: Traced, client: openai.OpenAI,
-                                                                         fake: FakeOpenAI) -> None:
-    """A stream's reads are kept for the pipeline thread up to a bound; past it (600 chunks, about
-    150 KB) they are read in batches as they come, and the rest at the end: nothing lost or doubled."""
-    fake.script(reply=LONG_REPLY, chunks=600, usage=(9, 600))
+def test_long_stream_is_folded_while_it_runs_and_recorded_whole(traced: Traced, client: openai.OpenAI,
+                                                                 fake: FakeOpenAI) -> None:
+    """Past the first token, chunks are kept without a call per chunk and folded in batches (150
+    chunks: two batches during the stream, the rest at the end); nothing is lost or doubled."""
+    fake.script(reply=LONG_REPLY, chunks=150, usage=(9, 150))
     stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     chunks = list(stream)
     assert all(chunk.choices for chunk in chunks)  # the usage chunk stays hidden
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
-    reads = tracking(stream).state.reads
-    assert reads.fold is not None and reads.kept == []  # some read on the way, the rest handed over
+    assert len(tracking(stream).state.chunks) == 0  # everything read, nothing held
     record = _one(traced)
     assert record["output"] == {"role": "assistant", "content": LONG_REPLY}
-    assert record["usage"]["output"] == 600 and record["metadata"]["finish_reason"] == "stop"
+    assert record["usage"]["output"] == 150 and record["metadata"]["finish_reason"] == "stop"
     assert record["start_ns"] <= _ns(record["completion_start_time"]) <= record["end_ns"]
 
 
 def test_long_async_stream_is_recorded_whole(traced: Traced, aclient: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
-    fake.script(reply=LONG_REPLY, chunks=600, usage=(9, 600))
+    fake.script(reply=LONG_REPLY, chunks=150, usage=(9, 150))
 
     async def run() -> list[Any]:
         stream = await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
@@ -315,39 +314,33 @@ def test_long_async_stream_is_recorded_whole(traced: Traced, aclient: openai.Asy
     assert all(chunk.choices for chunk in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
     record = _one(traced)
-    assert record["output"] == {"role": "assistant", "content": LONG_REPLY} and record["usage"]["output"] == 600
+    assert record["output"] == {"role": "assistant", "content": LONG_REPLY} and record["usage"]["output"] == 150
 
 
-def test_an_output_longer_than_the_value_limit_is_kept_only_to_the_limit(tmp_path: Any, client: openai.OpenAI,
-                                                                         fake: FakeOpenAI) -> None:
-    """The text read from a long stream stops growing at the value limit (a waiting span holds no
-    more than it exports), and the exported output is cut there, marked."""
-    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
-                      max_value_bytes=1024)
-    fake.script(reply=LONG_REPLY, chunks=600, usage=(9, 600))
+def test_a_failing_fold_costs_the_record_its_output_never_the_caller_its_chunks(
+        traced: Traced, client: openai.OpenAI, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold that fails (a chunk shape autotrace does not know) loses that batch's output in the
+    record; the caller still gets every chunk and the observation still ends."""
+    def broken(self: Any, chunks: list[Any]) -> None:
+        raise RuntimeError("unexpected chunk shape")
+
+    monkeypatch.setattr(StreamState, "_fold", broken)
+    fake.script(reply=LONG_REPLY, chunks=150, usage=(9, 150))
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
+    record = _one(traced)
+    assert record["output"] == {"role": "assistant", "content": None}
+    assert autotrace.stats()["internal_errors.openai.stream_fold"] >= 1
+
+def test_an_output_longer_than_the_value_limit_is_cut_there_and_marked(tmp_path: Any, client: openai.OpenAI,
+                                                                       fake: FakeOpenAI) -> None:
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
+                      max_value_bytes=1024)
+    reply = " ".join(f"w{i}" for i in range(600))
+    fake.script(reply=reply, chunks=600, usage=(9, 600))
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == reply
     record = _one(Traced(tmp_path / "t.db"))
     assert isinstance(record["output"], str) and len(record["output"].encode()) <= 1024
     assert record["output"].startswith('{"role": "assistant", "content": "w0 w1 w2')
     assert record["usage"]["output"] == 600 and autotrace.stats()["attributes_truncated"] >= 1
-
-
-def test_a_failing_read_costs_the_record_its_output_never_the_caller_its_chunks(
-        traced: Traced, client: openai.OpenAI, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bug reading the stream's events (a shape autotrace does not know) loses the output in the
-    record, on the caller's thread (a long stream's batches) and on the pipeline thread alike; the
-    caller still gets every chunk, and the observation still ends, with the usage it was sent."""
-    from autotrace.integrations.openai._sse_fold import EventFold
-
-    def broken(self: Any, events: list[Any]) -> None:
-        raise RuntimeError("unexpected event shape")
-
-    monkeypatch.setattr(EventFold, "feed_events", broken)
-    fake.script(reply=LONG_REPLY, chunks=600, usage=(9, 600))
-    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
-    assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
-    record = _one(traced)
-    assert record["output"] is None and record["usage"]["output"] == 600
-    stats = autotrace.stats()
-    assert stats["internal_errors.openai.stream_read"] >= 1 and stats["internal_errors.deferred_fields"] == 1

@@ -57,8 +57,7 @@ def _client(pieces: Sequence[bytes], requests: list[dict[str, Any]]) -> openai.O
 
 def _cut_usage(stream: Any) -> Any:
     """The usage in the event cut from ``stream``'s bytes, if one was."""
-    reads = tracking(stream).state.reads
-    event = None if reads is None else reads.usage_event()
+    event = tracking(stream).state.cutter.event
     return None if event is None else json.loads(event)["usage"]
 
 
@@ -133,7 +132,7 @@ def test_the_usage_event_is_cut_however_the_reads_split_the_stream(traced: Trace
 def test_the_cutter_hands_every_byte_on_once(monkeypatch: pytest.MonkeyPatch, broken: bool) -> None:
     """Whatever the split, the decoder gets the stream's bytes in order, each once: without the
     usage event when it is cut, all of them when the cutter fails (a held-back tail included)."""
-    from autotrace.integrations.openai import _stream_reads, _usage_event
+    from autotrace.integrations.openai import _usage_event
 
     if broken:
         def failing(event: bytes) -> None:
@@ -144,8 +143,8 @@ def test_the_cutter_hands_every_byte_on_once(monkeypatch: pytest.MonkeyPatch, br
     body = content + usage_and_done
     expected = body if broken else content + b"data: [DONE]\n\n"
     for at in range(1, len(body)):
-        reads = _stream_reads.StreamReads(cut_usage_event=True, text_budget=1000)
-        handed = b"".join(_stream_reads.watched(iter([body[:at], body[at:]]), reads))
+        cutter = _usage_event.UsageEventCutter()
+        handed = b"".join(_usage_event._cut_reads(iter([body[:at], body[at:]]), cutter))
         assert handed == expected, at
 
 
@@ -284,7 +283,7 @@ def test_a_cut_event_that_does_not_parse_costs_the_usage_and_nothing_else(traced
     content, _ = _body()
     broken = b'data: {"choices":[],"usage":{"prompt_tokens":9,}\n\ndata: [DONE]\n\n'
     stream, chunks = _stream(_client([content + broken], []))
-    assert tracking(stream).state.reads.usage_event() is not None
+    assert tracking(stream).state.cutter.event is not None
     assert [c.choices[0].delta.content for c in chunks] == ["one ", "two ", "three", ""]
     (record,) = traced.records()
     assert record["output"] == {"role": "assistant", "content": "one two three"}
@@ -359,23 +358,21 @@ def test_the_callers_request_options_keep_their_own_body(traced: Traced, status:
 
 def test_the_sdk_decoder_reads_through_the_cutter_once() -> None:
     """``watch`` wraps the stream's SSE decoder (nothing else of the stream or its response
-    changes), once, and the wrapper passes anything else through to the decoder; what the decoder
-    gets is kept, for the pipeline thread."""
+    changes), once, and the wrapper passes anything else through to the decoder."""
     from openai._streaming import SSEDecoder
 
-    from autotrace.integrations.openai._stream_reads import StreamReads, watch
+    from autotrace.integrations.openai._usage_event import UsageEventCutter, watch
 
     content, usage_and_done = _body()
     stream = types.SimpleNamespace(_decoder=SSEDecoder())
-    reads = StreamReads(cut_usage_event=True, text_budget=1000)
-    assert watch(stream, reads)
+    cutter = UsageEventCutter()
+    watch(stream, cutter)
     wrapped = stream._decoder
-    assert not watch(stream, StreamReads(cut_usage_event=True, text_budget=1000))
+    watch(stream, UsageEventCutter())
     assert stream._decoder is wrapped  # not wrapped twice
     events = [event.data for event in stream._decoder.iter_bytes(iter([content + usage_and_done]))]
     assert len(events) == 5 and events[-1] == "[DONE]" and all('"choices":[]' not in data for data in events)
-    assert json.loads(reads.usage_event())["usage"] == USAGE
-    assert reads.unread() == content + b"data: [DONE]\n\n" and reads.unread() == b""
+    assert json.loads(cutter.event)["usage"] == USAGE
     assert stream._decoder.decode == wrapped._decoder.decode  # the decoder's own API, passed through
     assert copy.copy(wrapped).iter_bytes  # a copy is made without asking the missing decoder
 
@@ -383,8 +380,7 @@ def test_the_sdk_decoder_reads_through_the_cutter_once() -> None:
 def test_a_stream_whose_decoder_cannot_be_wrapped_is_left_to_the_sdk(traced: Traced,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A decoder without the two byte-reading methods (an SDK that changed) is left as it is:
-    nothing is cut, the SDK decodes the usage event, the stream tracking hides it, and the chunks
-    are kept and read for the record instead of the reads."""
+    nothing is cut, the SDK decodes the usage event and the stream tracking hides it."""
     from openai._streaming import SSEDecoder
 
     class SyncOnlyDecoder:
@@ -398,7 +394,6 @@ def test_a_stream_whose_decoder_cannot_be_wrapped_is_left_to_the_sdk(traced: Tra
     content, usage_and_done = _body()
     stream, chunks = _stream(_client([content + usage_and_done], []))
     assert type(stream._decoder) is SyncOnlyDecoder and _cut_usage(stream) is None
-    assert tracking(stream).state.reads is None  # the chunks were kept and read instead
     assert all(chunk.choices for chunk in chunks)
     _assert_recorded(traced, chunks)
 

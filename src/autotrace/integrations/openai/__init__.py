@@ -10,8 +10,7 @@ LlamaIndex generation (or embedding) observation is current, this integration cr
 only fills in what the framework's observation lacks (usage, returned model, finish reason, cost).
 If another OpenTelemetry instrumentor's ``gen_ai`` span is current, it does nothing at all.
 
-Streams: the caller gets the SDK's own stream object, its class patched (``_stream``). Its
-output is read on the pipeline thread from the bytes its SSE decoder was handed, once it ends.
+Streams: the caller gets the SDK's own stream object, its class patched (``_stream``).
 ``stream_options={"include_usage": true}`` is added when the caller did not set it (and the
 stream can be traced), and the extra usage-only event is then hidden from the caller: cut from
 the response bytes before the SDK decodes it when a read holds all of it, else dropped from the
@@ -198,7 +197,8 @@ class _Call:
             if self.stream and not self.raw:
                 stream_state = StreamState(self.operation, hide_usage_chunk=self.usage_added)
                 if _stream.track(result, obs, stream_state):
-                    stream_state.watch_reads(result, cut_usage_event=self.usage_added)
+                    if self.usage_added:
+                        stream_state.watch_usage_event(result)
                     return result
                 count("openai.stream_untracked")  # a stream class the patches do not reach
                 obs.end()

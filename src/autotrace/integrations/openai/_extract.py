@@ -103,11 +103,9 @@ def usage_fields(usage: Any) -> dict[str, int] | None:
 
 
 def response_fields(operation: str, response: Any) -> dict[str, Any]:
-    """Typed fields from a parsed (non-streamed) response; a Responses API response may also be
-    its JSON (a stream's final event, read on the pipeline thread)."""
-    get = _reader(response)
-    model = get("model")
-    usage = usage_fields(get("usage"))
+    """Typed fields from a parsed (non-streamed) response."""
+    model = getattr(response, "model", None)
+    usage = usage_fields(getattr(response, "usage", None))
     fields: dict[str, Any] = {"response_model": model, "usage": usage, "cost": pricing.cost(model, usage)}
     if operation == "chat":
         choices = getattr(response, "choices", None) or []
@@ -120,11 +118,10 @@ def response_fields(operation: str, response: Any) -> dict[str, Any]:
             fields["finish_reason"] = choices[0].finish_reason
             fields["output"] = choices[0].text if len(choices) == 1 else [c.text for c in choices]
     elif operation == "responses":
-        output = get("output") or []
-        calls = [item for item in output if _reader(item)("type") == "function_call"]
-        text = _output_text(output) if type(response) is dict else get("output_text")
-        fields["output"] = output if calls else text
-        fields["finish_reason"] = get("status")
+        output = getattr(response, "output", None) or []
+        calls = [item for item in output if getattr(item, "type", None) == "function_call"]
+        fields["output"] = output if calls else getattr(response, "output_text", None)
+        fields["finish_reason"] = getattr(response, "status", None)
     else:
         data = getattr(response, "data", None) or []
         if data:
@@ -133,9 +130,3 @@ def response_fields(operation: str, response: Any) -> dict[str, Any]:
                 fields["dimensions"] = len(first)
         fields["output"] = {"count": len(data)}
     return fields
-
-
-def _output_text(output: list[Any]) -> str:
-    """The text of a Responses API response's JSON output, as the SDK's ``output_text`` joins it."""
-    return "".join(part.get("text") or "" for item in output if type(item) is dict and item.get("type") == "message"
-                   for part in item.get("content") or () if type(part) is dict and part.get("type") == "output_text")

@@ -2,9 +2,8 @@
 
 The SDK's ``Stream`` and ``AsyncStream`` classes are patched (``patch``), and a stream the
 integration traces carries a ``StreamTracking`` in its ``__dict__``. Tracking records the first
-token time, keeps the stream's reads for its output and usage to be read on the pipeline thread
-(``_stream_reads``, ``_sse_fold``), hides the usage-only chunk when autotrace asked for it and the
-caller did not, and ends the observation exactly once on every
+token time, accumulates the output cheaply, captures usage (hiding the usage-only chunk when
+autotrace asked for it and the caller did not), and ends the observation exactly once on every
 exit path: exhausted, ``break`` (at once: the iteration handed out is in no reference cycle),
 ``close()``, ``with``/``async with``, an exception, or abandonment (when the collector frees the
 SDK's stream, which is in a reference cycle with its own generator).
@@ -19,49 +18,50 @@ from typing import Any
 
 from ..._internal import guarded_failure
 from ...observation import Observation
-from ...runtime import state as runtime
-from ._sse_fold import EventFold, stream_fields
-from ._stream_reads import StreamReads, watch
-from ._usage_event import usage_event_fields
+from . import _extract, pricing
+from ._usage_event import UsageEventCutter, usage_event_fields, watch
 
-#: Chunks kept before they are read in one go, when the reads cannot be watched.
-_READ_EVERY = 64
+#: Chunks kept before they are read in one go (bounds what a long stream holds on to).
+_FOLD_EVERY = 64
 
 
 class StreamState:
-    """What the caller's thread keeps of a stream: the first token's time, and the stream's reads
-    (``StreamReads``), whose output is read on the pipeline thread once the stream ends. Per
-    chunk it only checks whether the caller may see it, until the first token also whether it is
-    one. If the reads cannot be watched (a changed SDK), the chunks are kept and read instead."""
+    """What a stream has produced so far, per operation. Per chunk it only keeps the chunk (and
+    notes the first token's time); chunks are read in batches, away from the caller's loop."""
 
-    __slots__ = ("chunk_fold", "chunks", "first_token_ns", "hide_usage_chunk", "operation", "reads")
+    __slots__ = ("chunks", "cutter", "finish_reason", "first_token_ns", "hide_usage_chunk", "model", "operation",
+                 "response", "text", "tool_calls", "usage")
 
     def __init__(self, operation: str, hide_usage_chunk: bool) -> None:
         self.operation = operation
         self.hide_usage_chunk = hide_usage_chunk
+        self.chunks: list[Any] = []
+        self.text: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
         self.first_token_ns: int | None = None
-        self.reads: StreamReads | None = None
-        #: Only when the reads cannot be watched: the chunks kept, and what they said so far.
-        self.chunks: list[Any] | None = None
-        self.chunk_fold: EventFold | None = None
+        self.model: str | None = None
+        self.usage: Any = None
+        self.response: Any = None
+        #: Set when the usage event autotrace asked for is cut from the bytes (``watch_usage_event``).
+        self.cutter: UsageEventCutter | None = None
 
-    def watch_reads(self, stream: Any, cut_usage_event: bool) -> None:
-        """Keep ``stream``'s reads (cutting the usage event autotrace asked for); else its chunks."""
-        reads = StreamReads(cut_usage_event, runtime.max_value_bytes)
-        if watch(stream, reads):
-            self.reads = reads
-        else:
-            self.chunks = []
+    def watch_usage_event(self, stream: Any) -> None:
+        """Have the usage event autotrace asked for cut out of ``stream``'s bytes before the SDK
+        decodes it (``_usage_event``); what the cutter cannot take, the SDK decodes and ``take`` hides."""
+        self.cutter = UsageEventCutter()
+        watch(stream, self.cutter)
 
     def take(self, chunk: Any) -> bool:
-        """Look at one chunk (each until the first token; each pulled with ``next``); False if the
-        caller must not see it (the usage chunk autotrace asked for). Never raises: a chunk
-        autotrace cannot read still reaches the caller."""
+        """Keep one chunk; False if the caller must not see it (the usage chunk autotrace asked for).
+        Never raises: a chunk autotrace cannot read still reaches the caller."""
         try:
+            chunks = self.chunks
+            chunks.append(chunk)
             if self.first_token_ns is None and self._is_token(chunk):
                 self.first_token_ns = time.time_ns()
-            if self.chunks is not None:
-                self.keep(chunk)
+            if len(chunks) >= _FOLD_EVERY:
+                self.fold()
             return not (self.hide_usage_chunk and _is_usage_chunk(chunk))
         except Exception as exc:
             guarded_failure("openai.stream_chunk", exc)
@@ -78,39 +78,96 @@ class StreamState:
         delta = choices[0].delta
         return delta is not None and bool(delta.content or delta.tool_calls)
 
-    def keep(self, chunk: Any) -> None:
-        """Keep a chunk (only when the reads cannot be watched), reading them in batches."""
-        chunks = self.chunks
-        chunks.append(chunk)  # type: ignore[union-attr]
-        if len(chunks) >= _READ_EVERY:  # type: ignore[arg-type]
-            self._read_chunks()
-
-    def _read_chunks(self) -> None:
-        chunks, self.chunks = self.chunks or [], []
+    def fold(self) -> None:
+        """Read the kept chunks into the accumulated output, usage, model and finish reason. Never
+        raises. The model, usage and finish reason are looked for once per batch, from its start or
+        end, where the API puts them; only the output is read from every chunk, in one loop with no
+        call per chunk (this runs for every chunk of every stream)."""
+        chunks = self.chunks[:]
+        self.chunks.clear()  # the same list: the stream's traced loop holds it
         try:
-            if self.chunk_fold is None:
-                self.chunk_fold = EventFold(runtime.max_value_bytes)
-            self.chunk_fold.feed_events([chunk.model_dump() for chunk in chunks])
+            self._fold(chunks)
         except Exception as exc:
             guarded_failure("openai.stream_fold", exc)
 
-    def _chunk_fields(self) -> dict[str, Any]:
-        self._read_chunks()
-        return self.chunk_fold.fields(self.operation) if self.chunk_fold is not None else {}
+    def _fold(self, chunks: list[Any]) -> None:
+        if self.operation == "responses":
+            for event in chunks:
+                self._record_event(event)
+            return
+        if self.model is None:  # the first model named (Azure's content-filter chunk names none)
+            self.model = next((model for chunk in chunks if (model := getattr(chunk, "model", None))), None)
+        cutter = self.cutter
+        if cutter is None or cutter.event is None:  # else the usage event was cut from the bytes
+            for chunk in reversed(chunks):  # the latest usage wins (usually the last chunk's)
+                usage = getattr(chunk, "usage", None)
+                if usage is not None:
+                    self.usage = usage
+                    break
+        for chunk in reversed(chunks):  # the finish reason is on the last chunk with choices
+            choices = chunk.choices
+            if choices:
+                finish_reason = choices[0].finish_reason
+                if finish_reason is not None:
+                    self.finish_reason = finish_reason
+                break
+        completion, text = self.operation == "text_completion", self.text
+        for chunk in chunks:  # every read of a chunk's field goes through pydantic: each once
+            choices = chunk.choices
+            if not choices:
+                continue
+            if completion:
+                if piece := choices[0].text:
+                    text.append(piece)
+                continue
+            delta = choices[0].delta
+            if delta is not None:
+                if content := delta.content:
+                    text.append(content)
+                if tool_calls := delta.tool_calls:
+                    self._tool_calls(tool_calls)
 
-    def record(self, obs: Observation) -> None:
-        """Have ``obs`` record what the stream said: read on the pipeline thread from the kept
-        reads (the cut usage event first, so its usage wins over any chunk's running count), or
-        from the kept chunks on this thread."""
-        reads = self.reads
-        if reads is not None:
-            usage_event = reads.usage_event()
-            if usage_event is not None:
-                obs.defer(usage_event_fields, usage_event, late=True)
-            obs.defer(stream_fields, self.operation, reads.fold, reads.unread(), reads.text_budget, late=True)
-        elif self.chunks is not None:
-            obs.defer(self._chunk_fields)
-        obs.update(completion_start_time=self.first_token_ns)
+    def _tool_calls(self, calls: Any) -> None:
+        for call in calls:
+            entry = self.tool_calls.setdefault(call.index, {"id": None, "type": "function",
+                                                           "function": {"name": "", "arguments": ""}})
+            if call.id:
+                entry["id"] = call.id
+            function = call.function
+            if function is not None:
+                entry["function"]["name"] += function.name or ""
+                entry["function"]["arguments"] += function.arguments or ""
+
+    def _record_event(self, event: Any) -> None:
+        if getattr(event, "type", "") in ("response.completed", "response.incomplete", "response.failed"):
+            self.response = event.response
+
+    def cut_usage_event(self) -> bytes | None:
+        """The usage event's JSON text, if it was cut from the bytes (its usage is then the final one,
+        read by ``usage_event_fields`` on the pipeline thread)."""
+        cutter = self.cutter
+        return None if cutter is None else cutter.event
+
+    def fields(self) -> dict[str, Any]:
+        """The stream's fields, read from its chunks; usage and cost only if the usage event was not
+        cut from the bytes (a chunk's running count, if any, is not the final one then)."""
+        self.fold()
+        if self.response is not None:
+            fields = _extract.response_fields("responses", self.response)
+            fields["completion_start_time"] = self.first_token_ns
+            return fields
+        usage = _extract.usage_fields(self.usage) if self.cut_usage_event() is None else None
+        fields: dict[str, Any] = {"response_model": self.model, "usage": usage, "finish_reason": self.finish_reason,
+                                  "cost": pricing.cost(self.model, usage), "completion_start_time": self.first_token_ns}
+        text = "".join(self.text)
+        if self.operation == "text_completion":
+            fields["output"] = text
+        else:
+            message: dict[str, Any] = {"role": "assistant", "content": text or None}
+            if self.tool_calls:
+                message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+            fields["output"] = message
+        return fields
 
 
 def _is_usage_chunk(chunk: Any) -> bool:
@@ -138,8 +195,11 @@ class StreamTracking:
             return
         self.done = True
         try:
-            obs = self.obs
-            self.state.record(obs)
+            obs, state = self.obs, self.state
+            obs.defer(state.fields)
+            usage_event = state.cut_usage_event()
+            if usage_event is not None:  # bytes: parsed on the pipeline thread
+                obs.defer(usage_event_fields, usage_event, late=True)
             if error is not None:
                 obs.record_error(error)
             obs.end()
@@ -239,29 +299,28 @@ def _iterate(chunks: Iterator[Any], tracking: StreamTracking) -> Iterator[Any]:
                 yield chunk
             if state.first_token_ns is not None:
                 break
-        keeping, hide = state.chunks is not None, state.hide_usage_chunk
-        if not (keeping or hide):
-            yield from chunks  # nothing left to look at
-            return
-        for chunk in chunks:  # then only whether the caller may see it (no call per chunk)
-            if keeping:
-                state.keep(chunk)
+        kept, hide = state.chunks, state.hide_usage_chunk
+        for chunk in chunks:  # then only keeps it: no call per chunk (``take`` without the token check)
+            kept.append(chunk)
+            if len(kept) >= _FOLD_EVERY:
+                state.fold()
             if not (hide and getattr(chunk, "usage", None) is not None and _is_usage_chunk(chunk)):
                 yield chunk
 
 
 async def _aiterate(chunks: AsyncIterator[Any], tracking: StreamTracking) -> AsyncIterator[Any]:
     state = tracking.state
-    with tracking:  # as ``_iterate`` (an async generator cannot delegate with ``yield from``)
+    with tracking:  # as ``_iterate``
         async for chunk in chunks:
             if state.take(chunk):
                 yield chunk
             if state.first_token_ns is not None:
                 break
-        keeping, hide = state.chunks is not None, state.hide_usage_chunk
+        kept, hide = state.chunks, state.hide_usage_chunk
         async for chunk in chunks:
-            if keeping:
-                state.keep(chunk)
+            kept.append(chunk)
+            if len(kept) >= _FOLD_EVERY:
+                state.fold()
             if not (hide and getattr(chunk, "usage", None) is not None and _is_usage_chunk(chunk)):
                 yield chunk
 

@@ -21,12 +21,13 @@ the loss is counted; the caller, who never asked for the event, sees the same ch
 Anything less certain is left alone: a chunk that has choices as well as usage, a usage event
 with another event after it in the same read, one over 16 KiB (its text would wait with the span),
 other line endings. The SDK then decodes the event and the stream tracking hides the chunk, as it
-would without this module. The reads reach the cutter through ``_stream_reads``.
+would without this module.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..._internal import count, guarded_failure
@@ -141,3 +142,60 @@ def usage_event_fields(event: bytes) -> dict[str, Any]:
         return {}
     model = payload.get("model")
     return {"usage": usage, "cost": pricing.cost(model if isinstance(model, str) else None, usage)}
+
+
+def watch(stream: Any, cutter: UsageEventCutter) -> None:
+    """Have ``stream``'s SSE decoder (the SDK's ``Stream._decoder``) read the response's bytes
+    through ``cutter``. A stream without one, or whose decoder lacks the two byte-reading
+    methods, is left alone: nothing is cut and the stream tracking hides the usage chunk instead.
+
+    Only the stream's own attribute changes, before anything has been read. The response, an
+    object of the HTTP library that its own code reads on every step, is not touched: replacing
+    its byte reads instead was slower in place (``benchmarks/README.md``)."""
+    decoder = getattr(stream, "_decoder", None)
+    if type(decoder) is _CuttingDecoder or not (hasattr(decoder, "iter_bytes") and hasattr(decoder, "aiter_bytes")):
+        return
+    try:
+        stream._decoder = _CuttingDecoder(decoder, cutter)
+    except AttributeError:  # no instance attributes: nothing is cut
+        pass
+
+
+class _CuttingDecoder:
+    """The SDK's SSE decoder, given the response's reads with the usage event cut out; anything
+    else is the decoder's own."""
+
+    __slots__ = ("_cutter", "_decoder")
+
+    def __init__(self, decoder: Any, cutter: UsageEventCutter) -> None:
+        self._decoder = decoder
+        self._cutter = cutter
+
+    def iter_bytes(self, reads: Iterator[bytes]) -> Any:
+        return self._decoder.iter_bytes(_cut_reads(reads, self._cutter))
+
+    def aiter_bytes(self, reads: AsyncIterator[bytes]) -> Any:
+        return self._decoder.aiter_bytes(_acut_reads(reads, self._cutter))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _CuttingDecoder.__slots__:  # not set yet (a copy being made): not the decoder's
+            raise AttributeError(name)
+        return getattr(self._decoder, name)
+
+
+def _cut_reads(reads: Iterator[bytes], cutter: UsageEventCutter) -> Iterator[bytes]:
+    for data in reads:
+        data = cutter.cut(data)
+        if data:
+            yield data
+    if rest := cutter.rest():
+        yield rest
+
+
+async def _acut_reads(reads: AsyncIterator[bytes], cutter: UsageEventCutter) -> AsyncIterator[bytes]:
+    async for data in reads:
+        data = cutter.cut(data)
+        if data:
+            yield data
+    if rest := cutter.rest():
+        yield rest

@@ -271,6 +271,7 @@ def patch(patcher: Any) -> None:
 
 
 def _passes_through(function: Any) -> bool:
+    """Whether ``function`` is a generator (or async generator) that reads ``_iterator`` and nothing else."""
     code = getattr(function, "__code__", None)
     return (code is not None and code.co_names == ("_iterator",)
             and bool(code.co_flags & (inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR)))

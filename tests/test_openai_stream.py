@@ -105,6 +105,19 @@ def test_async_with_and_break(traced: Traced, aclient: openai.AsyncOpenAI, fake:
     assert _one(traced)["output"]["content"] == "a"
 
 
+def test_async_aclose_ends_the_observation(traced: Traced, aclient: openai.AsyncOpenAI) -> None:
+    """``AsyncStream.aclose`` goes through the SDK's own ``close``, where the tracking is."""
+    async def consume() -> Any:
+        stream = await aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        first = await anext(stream)
+        await stream.aclose()
+        assert tracking(stream).done
+        return first
+
+    assert asyncio.run(consume()).choices[0].delta.role == "assistant"
+    assert _one(traced)["level"] == "DEFAULT"
+
+
 def test_async_stream_exhausted_and_closed(traced: Traced, aclient: openai.AsyncOpenAI) -> None:
     async def consume() -> list[Any]:
         stream = await aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)

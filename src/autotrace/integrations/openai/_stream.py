@@ -177,6 +177,8 @@ def _is_usage_chunk(chunk: Any) -> bool:
 
 #: Where a traced stream keeps its ``StreamTracking`` (in the SDK stream's own ``__dict__``).
 _KEY = "_autotrace_stream"
+#: How a stream stops without failing: its chunks ran out, or the caller left the loop.
+_NOT_ERRORS = (StopIteration, StopAsyncIteration, GeneratorExit)
 
 
 class StreamTracking:
@@ -212,8 +214,12 @@ class StreamTracking:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
-        # GeneratorExit: the caller stopped early (break, close), which is not an error
-        self.finish(None if kind is None or kind is GeneratorExit else error)
+        self.stop(error)
+
+    def stop(self, error: BaseException | None) -> None:
+        """Finish because the stream stopped with ``error``: the end of the chunks, or the caller
+        stopping early (break, close), is not an error."""
+        self.finish(None if error is None or isinstance(error, _NOT_ERRORS) else error)
 
     def __del__(self) -> None:  # the stream was freed without being exhausted or closed
         self.finish()
@@ -282,11 +288,10 @@ def _iter_wrapper(iterate: Any, direct: bool) -> Any:
     stream (its ``_iterator`` itself when ``direct``), the SDK's own iteration for any other."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        fields = getattr(instance, "__dict__", None)
-        found = fields.get(_KEY) if type(fields) is dict else None
+        found = tracking(instance)
         if found is None:
             return wrapped(*args, **kwargs)
-        source = fields.get("_iterator") if direct else None
+        source = instance.__dict__.get("_iterator") if direct else None  # tracked: it has a __dict__
         return iterate(wrapped(*args, **kwargs) if source is None else source, found)
 
     return wrapper
@@ -334,11 +339,8 @@ def _next(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     while True:
         try:
             chunk = wrapped(*args, **kwargs)
-        except StopIteration:
-            found.finish()
-            raise
         except BaseException as error:
-            found.finish(error)
+            found.stop(error)
             raise
         if found.state.take(chunk):
             return chunk
@@ -356,11 +358,8 @@ async def _anext_traced(wrapped: Any, args: Any, kwargs: Any, found: StreamTrack
     while True:
         try:
             chunk = await wrapped(*args, **kwargs)
-        except StopAsyncIteration:
-            found.finish()
-            raise
         except BaseException as error:
-            found.finish(error)
+            found.stop(error)
             raise
         if found.state.take(chunk):
             return chunk

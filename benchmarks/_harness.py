@@ -106,8 +106,9 @@ def run_contender(script: str, contender: str, *args: str, timeout: float = 600)
 def compare_main(script: str, doc: str | None, contenders: Sequence[str], columns: Sequence[str], title: str,
                  measure: Callable[[str, int], dict[str, Any]], quick: int, full: int,
                  footer: Callable[[list[tuple[str, dict[str, Any] | None]], Runs], str] | None = None,
-                 paired: Callable[[str, int], dict[str, Any]] | None = None,
-                 together: tuple[Callable[[list[str], int], dict[str, Any]], Sequence[str]] | None = None) -> None:
+                 paired: Callable[[str, int, int | None], dict[str, Any]] | None = None,
+                 together: tuple[Callable[[list[str], int, int | None], dict[str, Any]], Sequence[str]] | None = None,
+                 ) -> None:
     """The command line every contender benchmark shares: the parent runs each contender in a
     fresh interpreter (``--contender NAME``) and prints the table. With ``--paired`` (where the
     benchmark supports it) each interpreter measures its contender's added time itself, patches
@@ -127,6 +128,9 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
         parser.add_argument("--paired", action="store_true", help="added time within each interpreter, patches "
                             "switched off and on between blocks of calls")
         parser.add_argument("--rounds", type=int, default=100, help="paired rounds per column (default 100)")
+        parser.add_argument("--block", type=int, help="calls per paired block (default: the benchmark's own, "
+                            "short); longer blocks keep more of each contender's background work (its export "
+                            "thread, the garbage it leaves) inside its own blocks")
     if together is not None:
         parser.add_argument("--together", action="store_true", help="with --paired: the contenders share each "
                             "interpreter (default: " + ",".join(together[1]) + ")")
@@ -136,9 +140,11 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
     is_together = together is not None and is_paired and args.together
     if args.contender:
         if is_together:
-            emit(together[0](args.contender.split(","), args.rounds))  # type: ignore[index]
+            emit(together[0](args.contender.split(","), args.rounds, args.block))  # type: ignore[index]
+        elif is_paired:
+            emit(paired(args.contender, args.rounds, args.block))  # type: ignore[misc]
         else:
-            emit(paired(args.contender, args.rounds) if is_paired else measure(args.contender, iterations))  # type: ignore[misc]
+            emit(measure(args.contender, iterations))
         return
     repeat = args.repeat or (1 if args.quick or is_paired else 5)
     if args.contenders:
@@ -151,7 +157,7 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
         contenders = list(together[1])  # type: ignore[index]
     if is_paired:
         _paired_main(script, [name for name in contenders if name != "bare"], columns, title, repeat, args.rounds,
-                     together=is_together)
+                     together=is_together, block=args.block)
         return
     runs: Runs = {name: [] for name in contenders}
     for _ in range(repeat):  # in turns, so a slow phase of the machine hits every contender alike
@@ -165,22 +171,24 @@ def compare_main(script: str, doc: str | None, contenders: Sequence[str], column
 
 
 def _paired_main(script: str, contenders: Sequence[str], columns: Sequence[str], title: str, repeat: int,
-                 rounds: int, together: bool = False) -> None:
+                 rounds: int, together: bool = False, block: int | None = None) -> None:
     """Run the paired measurement ``repeat`` times and print the table: each contender in an
-    interpreter of its own, in turns, or (``together``) all of them side by side in one."""
+    interpreter of its own, in turns, or (``together``) all of them side by side in one;
+    ``block``: calls per block, if not the benchmark's own."""
     runs: Runs = {name: [] for name in contenders}
+    options = ["--rounds", str(rounds), *(["--block", str(block)] if block else [])]
     for _ in range(repeat):
         if together:
-            result = run_contender(script, ",".join(contenders), "--paired", "--together", "--rounds", str(rounds),
-                                   timeout=3600)
+            result = run_contender(script, ",".join(contenders), "--paired", "--together", *options, timeout=3600)
             for name in contenders:
                 runs[name].append(result if not result or "skipped" in result else result[name])
             continue
         for name in contenders:
-            runs[name].append(run_contender(script, name, "--paired", "--rounds", str(rounds), timeout=3600))
+            runs[name].append(run_contender(script, name, "--paired", *options, timeout=3600))
     rows = [(name, _combine_paired(results, columns)) for name, results in runs.items()]
     how = "paired, contenders side by side in each interpreter" if together else "paired"
-    print(paired_table(f"{title}, {how} ({machine()}; {rounds} rounds per column, median of {repeat} "
+    blocks = f"{block} calls per block, " if block else ""
+    print(paired_table(f"{title}, {how} ({machine()}; {blocks}{rounds} rounds per column, median of {repeat} "
                        f"interpreter{'s' if repeat > 1 else ''})", rows, columns, runs))
 
 

@@ -20,12 +20,15 @@ block are then taken on the same memory layout of the SDK and in the same moment
 machine, which separate interpreters, run one after another, cannot give.
 
 Everything else a contender set up (its provider, its export thread) stays in place in every
-block. Its background export work runs whenever its thread wakes (autotrace's every 0.25 s, the
-OpenTelemetry batch processor's every 5 s), as likely in a block without its patches as in one
-with them, so it cancels out: what is measured is the cost the patched calls add on the caller's
-thread. The export work is counted by ``bench_instructions.py`` and the interpreter-per-contender
-tables. (Flushing after every block instead made autotrace's rounds spread several times wider:
-its flush wakes its thread, which then competes with the next block.)
+block. With short blocks (the benchmarks' default), its background export work runs whenever its
+thread wakes (autotrace's every 0.25 s, the OpenTelemetry batch processor's every 5 s), as likely
+in a block without its patches as in one with them, and so does a garbage collection its objects
+bring about: what is measured is close to the cost the patched calls add on the caller's thread.
+With long blocks (``calls`` in the hundreds or more) that work lands mostly in the contender's
+own blocks, as in a loop that never waits: what is measured is then closer to its whole cost.
+The export work is also counted by ``bench_instructions.py``. (Flushing after every block instead
+made autotrace's rounds spread several times wider: its flush wakes its thread, which then
+competes with the next block.)
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ pipeline with a batch processor and a no-op exporter.
     python benchmarks/bench_openai.py --paired   # ~3 minutes (--repeat 3: ~7): added time within each interpreter
     python benchmarks/bench_openai.py --paired --together   # ~1 minute (--rounds 300 --repeat 3: ~10): autotrace
                                                             # and the OpenTelemetry-based ones side by side
+    python benchmarks/bench_openai.py --paired --together --block 1000 --rounds 8 --repeat 3   # ~8 minutes:
+        # blocks long enough that each library's export thread and garbage land in its own blocks
 """
 
 from __future__ import annotations
@@ -159,17 +161,17 @@ def measure(contender: str, iterations: int) -> dict[str, float]:
     return result
 
 
-def measure_paired(contender: str, rounds: int) -> dict[str, Any]:
+def measure_paired(contender: str, rounds: int, block: int | None = None) -> dict[str, Any]:
     """Each column's added time with the contender's patches switched off and on (``_paired``)."""
     found = _instrument(contender, shared=False)
     call = calls(contender)
     result: dict[str, Any] = {"patched": _names(found)}
     for column in COLUMNS:
-        result[column] = _paired.added(found, call[column], rounds, calls=_block_calls(column))
+        result[column] = _paired.added(found, call[column], rounds, calls=block or _block_calls(column))
     return result
 
 
-def measure_together(contenders: list[str], rounds: int) -> dict[str, Any]:
+def measure_together(contenders: list[str], rounds: int, block: int | None = None) -> dict[str, Any]:
     """Each column's added time of several contenders instrumented in this one interpreter, each
     timed with only its own patches in place (``_paired.compare``), once ``_check_alone`` has
     shown that each records its calls alone."""
@@ -186,7 +188,7 @@ def measure_together(contenders: list[str], rounds: int) -> dict[str, Any]:
     _check_alone(found, call)
     result: dict[str, Any] = {name: {"patched": _names(patches)} for name, patches in found.items()}
     for column in COLUMNS:
-        for name, cell in _paired.compare(found, call[column], rounds, calls=_block_calls(column)).items():
+        for name, cell in _paired.compare(found, call[column], rounds, calls=block or _block_calls(column)).items():
             result[name][column] = cell
     return result
 

@@ -154,3 +154,24 @@ def test_the_paired_table_gives_ours_over_the_fastest_other_only_when_both_ran()
     assert "sync 0.40, 0.40 vs contrib" in table
     alone = _harness.paired_table("t", rows[1:], ["sync"])
     assert "contrib" in alone and "over the fastest other" not in alone
+
+
+def test_block_reaches_every_child_interpreter_and_the_title(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    asked: list[tuple[str, ...]] = []
+
+    def child(script: str, contender: str, *args: str, timeout: float = 600) -> dict[str, object]:
+        asked.append((contender, *args))
+        cell = {"added": 50.0, "q1": 40.0, "q3": 60.0, "off": 1000.0}
+        if "--together" in args:
+            return {name: {"sync": cell} for name in contender.split(",")}
+        return {"sync": cell}
+
+    monkeypatch.setattr(_harness, "run_contender", child)
+    _harness._paired_main("bench.py", ["autotrace", "contrib"], ["sync"], "t", repeat=2, rounds=7, together=True,
+                          block=300)
+    assert asked == [("autotrace,contrib", "--paired", "--together", "--rounds", "7", "--block", "300")] * 2
+    assert "300 calls per block, 7 rounds per column" in capsys.readouterr().out
+    asked.clear()
+    _harness._paired_main("bench.py", ["autotrace"], ["sync"], "t", repeat=1, rounds=7)
+    assert asked == [("autotrace", "--paired", "--rounds", "7")]  # the benchmark's own blocks

@@ -345,14 +345,18 @@ def test_a_failing_fold_costs_the_record_its_output_never_the_caller_its_chunks(
     assert record["output"] == {"role": "assistant", "content": None}
     assert autotrace.stats()["internal_errors.openai.stream_fold"] >= 1
 
+
 def test_an_output_longer_than_the_value_limit_is_cut_there_and_marked(tmp_path: Any, client: openai.OpenAI,
                                                                        fake: FakeOpenAI) -> None:
     autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
                       max_value_bytes=1024)
     reply = " ".join(f"w{i}" for i in range(600))
     fake.script(reply=reply, chunks=600, usage=(9, 600))
-    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == reply
+    held = tracking(stream).state.text  # while it ran: the text cut to the limit, and at most one batch after it
+    assert len(held[0]) <= 1024 and len(held) < 64 and len("".join(held)) < len(reply) / 2
     record = _one(Traced(tmp_path / "t.db"))
     assert isinstance(record["output"], str) and len(record["output"].encode()) <= 1024
     assert record["output"].startswith('{"role": "assistant", "content": "w0 w1 w2')

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..._internal import guarded_failure
 from ...observation import Observation
+from ...runtime import state as runtime
 from . import _extract, pricing
 from ._usage_event import UsageEventCutter, usage_event_fields, watch
 
@@ -87,8 +88,16 @@ class StreamState:
         self.chunks.clear()  # the same list: the stream's traced loop holds it
         try:
             self._fold(chunks)
+            if len(self.text) >= _FOLD_EVERY:  # a long stream: its text is kept only to the value limit
+                self._bound_text()
         except Exception as exc:
             guarded_failure("openai.stream_fold", exc)
+
+    def _bound_text(self) -> None:
+        """Join the text read so far and keep only as many characters as the value limit has bytes:
+        the exported output is cut there anyway (``Observation.end``), so a long stream holds no
+        more than that (plus one batch) while it runs."""
+        self.text[:] = ["".join(self.text)[:runtime.max_value_bytes]]
 
     def _fold(self, chunks: list[Any]) -> None:
         if self.operation == "responses":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import json
 from typing import Any
 
 import openai
@@ -14,6 +15,7 @@ import pytest
 from openai import AsyncStream, Stream
 
 import autotrace
+from autotrace.integrations.openai import _stream
 from autotrace.integrations.openai._stream import StreamState, tracking
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced
@@ -288,13 +290,47 @@ def test_responses_and_completions_streams(traced: Traced, client: openai.OpenAI
 
 
 def test_streamed_tool_calls_are_assembled(traced: Traced, client: openai.OpenAI, fake: FakeOpenAI) -> None:
-    fake.script(tool_calls=[{"name": "refund", "arguments": '{"order": 7}'}])
-    list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    """Each call's name comes first, then its arguments in pieces (seven here), as the API streams them."""
+    fake.script(tool_calls=[{"name": "refund", "arguments": '{"order": 7, "reason": "late"}'},
+                            {"name": "notify", "arguments": '{"channel": "email"}'}], chunks=7)
+    chunks = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.tool_calls) == 2 * (1 + 7)
     record = _one(traced)
     assert record["output"]["tool_calls"] == [
-        {"id": "call_0", "type": "function", "function": {"name": "refund", "arguments": '{"order": 7}'}}
+        {"id": "call_0", "type": "function",
+         "function": {"name": "refund", "arguments": '{"order": 7, "reason": "late"}'}},
+        {"id": "call_1", "type": "function", "function": {"name": "notify", "arguments": '{"channel": "email"}'}},
     ]
     assert record["metadata"]["finish_reason"] == "tool_calls"
+
+
+def test_long_tool_call_arguments_are_held_only_to_the_value_limit(tmp_path: Any, client: openai.OpenAI,
+                                                                   fake: FakeOpenAI) -> None:
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
+                      max_value_bytes=1024)
+    arguments = json.dumps({"rows": [f"row {i}" for i in range(600)]})
+    fake.script(tool_calls=[{"name": "export", "arguments": arguments}], chunks=600)
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    received = "".join(c.choices[0].delta.tool_calls[0].function.arguments or ""
+                       for c in stream if c.choices and c.choices[0].delta.tool_calls)
+    assert received == arguments  # the caller gets every piece
+    held = tracking(stream).state.tool_calls[0].arguments  # while it ran: cut to the limit, plus one batch
+    assert len(held[0]) <= 1024 and len(held) < 64 and len("".join(held)) < len(arguments) / 2
+    record = _one(Traced(tmp_path / "t.db"))
+    assert isinstance(record["output"], str) and len(record["output"].encode()) <= 1024
+    assert '"name": "export", "arguments": "{\\"rows\\": [\\"row 0\\"' in record["output"]
+    assert autotrace.stats()["attributes_truncated"] >= 1
+
+
+def test_tool_calls_past_the_limit_are_dropped_and_counted(traced: Traced, client: openai.OpenAI,
+                                                          fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_stream, "_MAX_TOOL_CALLS", 3)
+    fake.script(tool_calls=[{"name": f"step{i}", "arguments": "{}"} for i in range(5)], chunks=2)
+    chunks = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.tool_calls) == 5 * 3  # the caller sees all
+    record = _one(traced)
+    assert [call["function"]["name"] for call in record["output"]["tool_calls"]] == ["step0", "step1", "step2"]
+    assert autotrace.stats()["openai.stream_tool_call_pieces_dropped"] == 2 * 3  # a name and two pieces each
 
 
 LONG_REPLY = " ".join(f"w{i}" for i in range(150))

@@ -25,7 +25,8 @@ from ._loopback import LoopbackServer
 
 @dataclasses.dataclass
 class Script:
-    """The next reply: text, tool calls, stream chunk count, usage, model, or an error."""
+    """The next reply: text, tool calls, stream chunk count (a stream gives the text, and each tool
+    call's arguments, in that many pieces), usage, model, or an error."""
 
     reply: str | None = None
     tool_calls: list[dict[str, str]] | None = None
@@ -211,9 +212,14 @@ class FakeOpenAI(LoopbackServer):
                                          "finish_reason": None}]}
             for piece in _split(text, chunks) if text else []:
                 yield {**chunk, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-            for i, call in enumerate(tool_calls):
-                yield {**chunk, "choices": [{"index": 0, "delta": {"tool_calls": [{**call, "index": i}]},
-                                             "finish_reason": None}]}
+            for i, call in enumerate(tool_calls):  # as the API streams them: the name, then the arguments in pieces
+                name = {"index": i, "id": call["id"], "type": "function",
+                        "function": {"name": call["function"]["name"], "arguments": ""}}
+                yield {**chunk, "choices": [{"index": 0, "delta": {"tool_calls": [name]}, "finish_reason": None}]}
+                for piece in _split(call["function"]["arguments"], chunks):
+                    fragment = {"index": i, "function": {"arguments": piece}}
+                    yield {**chunk, "choices": [{"index": 0, "delta": {"tool_calls": [fragment]},
+                                                 "finish_reason": None}]}
             yield {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
             if include_usage:
                 yield {**chunk, "choices": [], "usage": usage}

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from ..._internal import guarded_failure
+from ..._internal import count, guarded_failure
 from ...observation import Observation
 from ...runtime import state as runtime
 from . import _extract, pricing
@@ -24,6 +24,8 @@ from ._usage_event import UsageEventCutter, usage_event_fields, watch
 
 #: Chunks kept before they are read in one go (bounds what a long stream holds on to).
 _FOLD_EVERY = 64
+#: Tool calls recorded per stream (a reply holds a few); the pieces of later ones are dropped, counted.
+_MAX_TOOL_CALLS = 128
 
 
 class StreamState:
@@ -38,7 +40,7 @@ class StreamState:
         self.hide_usage_chunk = hide_usage_chunk
         self.chunks: list[Any] = []
         self.text: list[str] = []
-        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.tool_calls: dict[int, _ToolCallParts] = {}
         self.finish_reason: str | None = None
         self.first_token_ns: int | None = None
         self.model: str | None = None
@@ -89,15 +91,9 @@ class StreamState:
         try:
             self._fold(chunks)
             if len(self.text) >= _FOLD_EVERY:  # a long stream: its text is kept only to the value limit
-                self._bound_text()
+                _bound(self.text)
         except Exception as exc:
             guarded_failure("openai.stream_fold", exc)
-
-    def _bound_text(self) -> None:
-        """Join the text read so far and keep only as many characters as the value limit has bytes:
-        the exported output is cut there anyway (``Observation.end``), so a long stream holds no
-        more than that (plus one batch) while it runs."""
-        self.text[:] = ["".join(self.text)[:runtime.max_value_bytes]]
 
     def _fold(self, chunks: list[Any]) -> None:
         if self.operation == "responses":
@@ -138,14 +134,20 @@ class StreamState:
 
     def _tool_calls(self, calls: Any) -> None:
         for call in calls:
-            entry = self.tool_calls.setdefault(call.index, {"id": None, "type": "function",
-                                                           "function": {"name": "", "arguments": ""}})
+            parts = self.tool_calls.get(call.index)
+            if parts is None:
+                if len(self.tool_calls) >= _MAX_TOOL_CALLS:
+                    count("openai.stream_tool_call_pieces_dropped")
+                    continue
+                parts = self.tool_calls[call.index] = _ToolCallParts()
             if call.id:
-                entry["id"] = call.id
+                parts.id = call.id
             function = call.function
             if function is not None:
-                entry["function"]["name"] += function.name or ""
-                entry["function"]["arguments"] += function.arguments or ""
+                if name := function.name:
+                    _keep(parts.name, name)
+                if arguments := function.arguments:
+                    _keep(parts.arguments, arguments)
 
     def _record_event(self, event: Any) -> None:
         if getattr(event, "type", "") in ("response.completed", "response.incomplete", "response.failed"):
@@ -174,9 +176,38 @@ class StreamState:
         else:
             message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if self.tool_calls:
-                message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+                message["tool_calls"] = [self.tool_calls[i].record() for i in sorted(self.tool_calls)]
             fields["output"] = message
         return fields
+
+
+def _keep(pieces: list[str], piece: str) -> None:
+    """Add one piece of a tool call's growing name or arguments (bounded as the output's text)."""
+    pieces.append(piece)
+    if len(pieces) >= _FOLD_EVERY:
+        _bound(pieces)
+
+
+def _bound(pieces: list[str]) -> None:
+    """Join ``pieces`` of a growing text (a stream's output, a tool call's arguments) into one, cut
+    to as many characters as the value limit has bytes: the exported output is cut there anyway
+    (``Observation.end``), so a long stream holds no more than that, plus one batch, while it runs."""
+    pieces[:] = ["".join(pieces)[:runtime.max_value_bytes]]
+
+
+class _ToolCallParts:
+    """One streamed tool call, as its pieces arrive (joined once, for the record)."""
+
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name: list[str] = []
+        self.arguments: list[str] = []
+
+    def record(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function",
+                "function": {"name": "".join(self.name), "arguments": "".join(self.arguments)}}
 
 
 def _is_usage_chunk(chunk: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -18,6 +19,7 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.tools import FunctionTool
 
 import autotrace
+from autotrace import schema
 from autotrace.integrations.llama_index import INTEGRATION
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
@@ -75,6 +77,22 @@ def test_streaming_generation_records_first_token_and_ends_with_the_stream(index
     assert gen["name"] == "MockLLM.stream_complete" and gen["output"] == text
     assert gen["completion_start_time"] is not None
     assert not INTEGRATION.tracker.open and not INTEGRATION.tracker.partial
+
+
+def test_a_long_stream_is_held_only_to_the_value_limit(tmp_path: Path) -> None:
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("llama_index",),
+                      max_value_bytes=1024)
+    text = ""
+    for i, response in enumerate(MockLLM(max_tokens=600).stream_complete("p")):
+        text = response.text
+        if i == 500:  # while it runs: the text so far cut to the limit, and at most one batch after it
+            (held,) = INTEGRATION.tracker.partial.values()
+            assert len(held[0]) <= 1024 + 1 and len(held) < 64
+    assert len(text) > 2 * 1024
+    (record,) = Traced(tmp_path / "t.db").records()
+    assert record["name"] == "MockLLM.stream_complete"
+    assert record["output"] == schema.truncate(text, 1024)  # the whole text, cut and marked at the limit
+    assert not INTEGRATION.tracker.partial
 
 
 def test_nesting_under_an_outer_observation_and_errors(index: VectorStoreIndex, traced: Traced) -> None:

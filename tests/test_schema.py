@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -156,3 +157,19 @@ def test_every_field_of_an_observation_is_cut_to_the_limit(tmp_path) -> None:
     assert len(record["metadata"]["provider"].encode()) <= 1024
     assert isinstance(record["usage"], str) and len(record["usage"].encode()) <= 1024  # cut JSON stays text
     assert autotrace.stats()["attributes_truncated"] == 5  # model (2 keys), usage, provider (2 keys)
+
+
+@pytest.mark.parametrize("piece", ["ab ", "é", "😀", 'q"\\\n'])
+def test_a_growing_text_held_in_bounded_pieces_is_cut_and_marked_as_the_whole_text(piece: str) -> None:
+    """After every piece, what ``keep_piece`` holds exports (plain, or inside JSON) exactly as the
+    whole text would: cut at the same byte and marked, or whole while it fits."""
+    held: list[str] = []
+    whole = ""
+    for _ in range(600):
+        schema.keep_piece(held, piece, 256)
+        whole += piece
+        assert len(held) < schema.JOIN_PIECES_AT and len(held[0]) <= 256 + 1
+        text = "".join(held)
+        assert schema.truncate(text, 256) == schema.truncate(whole, 256)
+        assert (schema.truncate(schema.serialize_io({"content": text}), 256)
+                == schema.truncate(schema.serialize_io({"content": whole}), 256))

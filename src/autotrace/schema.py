@@ -145,6 +145,27 @@ def truncate(value: str, max_bytes: int) -> str:
     return encoded[:keep].decode("utf-8", "ignore") + _TRUNCATION_MARK
 
 
+#: A growing text held as pieces (a stream's output) is joined and cut once it has this many.
+JOIN_PIECES_AT = 64
+
+
+def keep_piece(pieces: list[str], piece: str, max_value_bytes: int) -> None:
+    """Add ``piece`` to a text that is still growing, held as ``pieces`` (``bound_pieces`` once
+    there are ``JOIN_PIECES_AT`` of them)."""
+    pieces.append(piece)
+    if len(pieces) >= JOIN_PIECES_AT:
+        bound_pieces(pieces, max_value_bytes)
+
+
+def bound_pieces(pieces: list[str], max_value_bytes: int) -> None:
+    """Join the ``pieces`` of a text that is still growing (a stream's output, a tool call's
+    arguments) into one of at most one character more than ``max_value_bytes``: the value is cut
+    there on export anyway (``truncate``), and a text longer than the limit stays longer, so it
+    is cut and marked exactly as it would have been whole. A long stream then holds no more
+    than that, plus one batch of pieces, while it runs."""
+    pieces[:] = ["".join(pieces)[:max_value_bytes + 1]]
+
+
 _iso_second: tuple[int, str] = (-1, "")
 
 

@@ -23,9 +23,10 @@ from typing import Any
 
 from opentelemetry import trace
 
-from .. import recorder
+from .. import recorder, schema
 from .._internal import count, guarded_failure
 from ..observation import Observation, ObservationType, make_current, release_if_current
+from ..runtime import state
 from .base import Integration
 
 _MAX_OPEN = 10_000
@@ -216,8 +217,8 @@ class _Tracker:
             deltas = self.partial.setdefault(event.span_id, [])
             self._bound(self.partial)
             delta = getattr(event.response, "delta", None)
-            if isinstance(delta, str):
-                deltas.append(delta)
+            if isinstance(delta, str):  # a long stream's text is held only to the value limit
+                schema.keep_piece(deltas, delta, state.max_value_bytes)
         elif kind in ("LLMChatEndEvent", "LLMCompletionEndEvent"):
             deltas = self.partial.pop(event.span_id, None)
             if deltas is None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from ... import schema
 from ..._internal import count, guarded_failure
 from ...observation import Observation
 from ...runtime import state as runtime
@@ -90,8 +91,8 @@ class StreamState:
         self.chunks.clear()  # the same list: the stream's traced loop holds it
         try:
             self._fold(chunks)
-            if len(self.text) >= _FOLD_EVERY:  # a long stream: its text is kept only to the value limit
-                _bound(self.text)
+            if len(self.text) >= schema.JOIN_PIECES_AT:  # a long stream: its text is kept only to the value limit
+                schema.bound_pieces(self.text, runtime.max_value_bytes)
         except Exception as exc:
             guarded_failure("openai.stream_fold", exc)
 
@@ -145,9 +146,9 @@ class StreamState:
             function = call.function
             if function is not None:
                 if name := function.name:
-                    _keep(parts.name, name)
+                    schema.keep_piece(parts.name, name, runtime.max_value_bytes)
                 if arguments := function.arguments:
-                    _keep(parts.arguments, arguments)
+                    schema.keep_piece(parts.arguments, arguments, runtime.max_value_bytes)
 
     def _record_event(self, event: Any) -> None:
         if getattr(event, "type", "") in ("response.completed", "response.incomplete", "response.failed"):
@@ -181,22 +182,9 @@ class StreamState:
         return fields
 
 
-def _keep(pieces: list[str], piece: str) -> None:
-    """Add one piece of a tool call's growing name or arguments (bounded as the output's text)."""
-    pieces.append(piece)
-    if len(pieces) >= _FOLD_EVERY:
-        _bound(pieces)
-
-
-def _bound(pieces: list[str]) -> None:
-    """Join ``pieces`` of a growing text (a stream's output, a tool call's arguments) into one, cut
-    to as many characters as the value limit has bytes: the exported output is cut there anyway
-    (``Observation.end``), so a long stream holds no more than that, plus one batch, while it runs."""
-    pieces[:] = ["".join(pieces)[:runtime.max_value_bytes]]
-
-
 class _ToolCallParts:
-    """One streamed tool call, as its pieces arrive (joined once, for the record)."""
+    """One streamed tool call, as its pieces arrive (joined once, for the record; a long name or
+    long arguments are held only to the value limit, as the output's text)."""
 
     __slots__ = ("arguments", "id", "name")
 

@@ -13,6 +13,7 @@ import pytest
 from opentelemetry import trace
 
 import autotrace
+import autotrace._internal as internal
 import autotrace.export.router as router_module
 from autotrace.export.credentials import Credentials, StaticCredentials
 from autotrace.testing.otlp_receiver import OtlpReceiver
@@ -99,6 +100,31 @@ def test_fifty_tenants_threads_and_tasks_each_reach_only_their_project(
     assert total == 3 * (16 * 25 + 500)
     stats = autotrace.stats()
     assert not [k for k in stats if k.startswith("spans_dropped")]
+
+
+def test_per_tenant_counters_are_bounded(receivers: dict[str, OtlpReceiver],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Export counters name each tenant's destination; past the cap on such names (a small one
+    here), a new tenant's counts go to ``<name>.other``, so counting stays exact and bounded, and
+    the fixed counters keep their names."""
+    monkeypatch.setattr(internal, "_MAX_KEYED_COUNTERS", 20)
+    credentials = StaticCredentials({
+        t: Credentials(f"pk-{t}", f"sk-{t}", host=rx.endpoint) for t, rx in receivers.items()
+    })
+    autotrace.install(langfuse_host="http://127.0.0.1:9", credentials=credentials, integrations=(),
+                      export_interval=0.05, export_workers=4)
+    for tenant in TENANTS:
+        with autotrace.tenant(tenant):
+            _turn(tenant, 0)
+    _turn("nobody", 0)  # counted under a fixed name, which the cap never touches
+    assert autotrace.flush(20)
+    assert all(len(rx.wait_for_spans(3)) == 3 for rx in receivers.values())
+    stats = autotrace.stats()
+    named = {k: v for k, v in stats.items() if k.startswith("spans_exported.langfuse:")}
+    assert len(named) == 20 and all(v == 3 for v in named.values())
+    assert stats["spans_exported.other"] == 3 * (len(TENANTS) - 20)
+    assert stats["spans_exported"] == 3 * len(TENANTS)
+    assert stats["spans_dropped.no_tenant"] == 3
 
 
 def test_unknown_or_missing_tenant_is_dropped_by_default(receivers: dict[str, OtlpReceiver]) -> None:

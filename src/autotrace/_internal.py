@@ -12,12 +12,31 @@ _lock = threading.Lock()
 _counters: Counter[str] = Counter()
 _logged: set[str] = set()
 _MAX_LOG_KEYS = 1024
+#: Counter names made with a key (``count_keyed``: one per tenant's destination, say); past this
+#: many, a new key's counts go to ``<name>.other``. Other counter names are a fixed set.
+_MAX_KEYED_COUNTERS = 4096
+_keyed_names = 0
 
 
 def count(name: str, n: int = 1) -> None:
     """Add ``n`` to the counter ``name``."""
     with _lock:
         _counters[name] += n
+
+
+def count_keyed(name: str, key: str, n: int = 1) -> None:
+    """Add ``n`` to the counter ``name`` and to ``<name>.<key>``; keyed names are bounded
+    (``_MAX_KEYED_COUNTERS``), so a key from outside (a tenant) cannot grow the counters forever."""
+    global _keyed_names
+    keyed = f"{name}.{key}"
+    with _lock:
+        _counters[name] += n
+        if keyed not in _counters:
+            if _keyed_names >= _MAX_KEYED_COUNTERS:
+                keyed = f"{name}.other"
+            else:
+                _keyed_names += 1
+        _counters[keyed] += n
 
 
 def stats() -> dict[str, int]:
@@ -28,9 +47,11 @@ def stats() -> dict[str, int]:
 
 def reset_stats() -> None:
     """Zero every counter (tests and benchmarks)."""
+    global _keyed_names
     with _lock:
         _counters.clear()
         _logged.clear()
+        _keyed_names = 0
 
 
 def log_once(key: str, message: str, *args: object, level: int = logging.WARNING, exc_info: bool = False) -> None:
@@ -42,13 +63,17 @@ def log_once(key: str, message: str, *args: object, level: int = logging.WARNING
     logger.log(level, message, *args, exc_info=exc_info)
 
 
-def guarded_failure(where: str, exc: BaseException) -> None:
-    """Record an internal failure that must not reach the host application."""
-    count(f"internal_errors.{where}")
+def guarded_failure(where: str, exc: BaseException, key: str | None = None) -> None:
+    """Record an internal failure that must not reach the host application (``key``: which of
+    many, such as a tenant's destination, counted as ``count_keyed`` does)."""
+    if key is None:
+        count(f"internal_errors.{where}")
+    else:
+        count_keyed(f"internal_errors.{where}", key)
     log_once(
         f"internal:{where}:{type(exc).__name__}",
         "autotrace: internal error in %s (%s: %s); tracing continues",
-        where,
+        where if key is None else f"{where} ({key})",
         type(exc).__name__,
         exc,
     )

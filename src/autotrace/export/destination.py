@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._internal import count, guarded_failure, log_once
+from .._internal import count, count_keyed, guarded_failure, log_once
 from .sink import Sink, SinkResult
 
 _BACKOFF_BASE = 0.5
@@ -109,7 +109,7 @@ class Destination:
             try:
                 result = self.sink.export(batch)
             except Exception as exc:  # a broken sink counts as a retryable failure
-                guarded_failure(f"export.{self.sink.name}", exc)
+                guarded_failure("export", exc, key=self.sink.name)
                 result = SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
             self._settle(batch, result)
         finally:
@@ -117,12 +117,11 @@ class Destination:
 
     def _settle(self, batch: list[Any], result: SinkResult) -> None:
         if result.ok:
-            count("spans_exported", len(batch))
-            count(f"spans_exported.{self.sink.name}", len(batch))
+            count_keyed("spans_exported", self.sink.name, len(batch))
             self._attempts = 0
             self._next_attempt = 0.0
             return
-        count(f"export_failures.{self.sink.name}")
+        count_keyed("export_failures", self.sink.name)
         self._attempts += 1
         if result.retryable and self._attempts <= self.max_retries:
             delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** (self._attempts - 1))

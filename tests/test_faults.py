@@ -100,3 +100,20 @@ def test_an_unusable_local_store_path_does_not_stop_install(tmp_path: Path) -> N
     assert autotrace.flush(5)
     stats = autotrace.stats()
     assert stats["local_store_unavailable"] == 1 and stats["spans_dropped.no_destination"] == 1
+
+
+def test_past_the_log_cap_one_line_says_later_warnings_are_only_counted(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import autotrace._internal as internal
+
+    monkeypatch.setattr(internal, "_MAX_LOG_KEYS", 3)
+    caplog.set_level("WARNING", logger="autotrace")
+    for tenant in ("a", "b", "c", "d", "e"):
+        internal.log_once(f"drop:{tenant}", "export to %s failed", tenant)
+    internal.log_once("drop:a", "export to %s failed", "a")
+    internal.guarded_failure("redaction", ValueError("boom"))
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ["export to a failed", "export to b failed", "export to c failed",
+                        "autotrace: 3 different warnings logged; later new ones are not logged, only counted "
+                        "(autotrace.stats())"]
+    assert autotrace.stats()["internal_errors.redaction"] == 1

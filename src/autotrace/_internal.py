@@ -12,6 +12,10 @@ _lock = threading.Lock()
 _counters: Counter[str] = Counter()
 _logged: set[str] = set()
 _MAX_LOG_KEYS = 1024
+#: Logged once when ``_MAX_LOG_KEYS`` different warnings have been logged: later ones are not.
+_SILENCED = "\0silenced"
+_SILENCED_MESSAGE = ("autotrace: %d different warnings logged; later new ones are not logged, only counted "
+                     "(autotrace.stats())")
 #: Counter names made with a key (``count_keyed``: one per tenant's destination, say); past this
 #: many, a new key's counts go to ``<name>.other``. Other counter names are a fixed set.
 _MAX_KEYED_COUNTERS = 4096
@@ -57,9 +61,15 @@ def reset_stats() -> None:
 def log_once(key: str, message: str, *args: object, level: int = logging.WARNING, exc_info: bool = False) -> None:
     """Log ``message`` the first time ``key`` is seen; later calls are silent (the caller counts)."""
     with _lock:
-        if key in _logged or len(_logged) >= _MAX_LOG_KEYS:
+        if key in _logged:
             return
-        _logged.add(key)
+        if len(_logged) >= _MAX_LOG_KEYS:  # said once, then only counted
+            if _SILENCED in _logged:
+                return
+            _logged.add(_SILENCED)
+            message, args, level, exc_info = _SILENCED_MESSAGE, (_MAX_LOG_KEYS,), logging.WARNING, False
+        else:
+            _logged.add(key)
     logger.log(level, message, *args, exc_info=exc_info)
 
 

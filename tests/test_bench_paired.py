@@ -30,9 +30,11 @@ def test_autotrace_openai_patch_is_found_and_switched(tmp_path: Path, client: op
     path = tmp_path / "traces.db"
     autotrace.install(local_store="on", local_store_path=path, integrations=("openai",), export_interval=0.05)
     found = _paired.patches(before, "openai")
+    # (the Responses API's stream helpers are patched too, in a module the chat call does not load)
     assert sorted(f"{owner.__name__}.{name}" for owner, name, _, _ in found) == [
-        "AsyncAPIClient.request", "AsyncStream.__aiter__", "AsyncStream.__anext__", "AsyncStream.close",
-        "Stream.__iter__", "Stream.__next__", "Stream.close", "SyncAPIClient.request"]
+        "APIResponse.parse", "AsyncAPIClient.request", "AsyncAPIResponse.parse", "AsyncChatCompletionStream.close",
+        "AsyncStream.__aiter__", "AsyncStream.__anext__", "AsyncStream.close", "ChatCompletionStream.close",
+        "LegacyAPIResponse.parse", "Stream.__iter__", "Stream.__next__", "Stream.close", "SyncAPIClient.request"]
 
     _paired.switch(found, False)
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)

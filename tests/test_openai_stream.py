@@ -217,18 +217,54 @@ def test_next_until_the_end_records_the_stream_once(traced: Traced, client: open
     assert all(r["usage"]["total"] > 0 and r["completion_start_time"] for r in records)
 
 
-def test_untraced_streams_take_the_sdks_own_path(traced: Traced, client: openai.OpenAI, fake: FakeOpenAI) -> None:
-    """A raw-response stream is not tracked: the request goes as the caller made it (no usage is
-    asked for, as no chunk of it could be hidden) and its chunks are the SDK's alone."""
+def test_a_raw_stream_is_recorded_once_the_caller_parses_it(traced: Traced, client: openai.OpenAI,
+                                                            fake: FakeOpenAI) -> None:
+    """A raw-response stream goes as the caller made it (no usage is asked for, as the caller may
+    read its raw lines, so no chunk of it could be hidden); the stream its ``parse()`` gives is the
+    SDK's own, tracked, and the generation ends with it."""
     fake.script(reply="one two", chunks=4, usage=(9, 4))
-    stream = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES,
-                                                                stream=True).parse()
-    assert type(stream) is Stream and tracking(stream) is None
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert raw.headers["content-type"].startswith("text/event-stream")
+    stream = raw.parse()
+    assert type(stream) is Stream and tracking(stream) is not None and raw.parse() is stream
     chunks = list(stream)
     assert "stream_options" not in fake.requests[-1]["body"]
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "one two"
     record = _one(traced)
-    assert record["type"] == "generation" and record["output"] is None
+    assert record["type"] == "generation" and record["output"] == {"role": "assistant", "content": "one two"}
+    assert record["metadata"]["finish_reason"] == "stop" and record["usage"] is None
+    assert record["start_ns"] <= _ns(record["completion_start_time"]) <= record["end_ns"]
+
+
+def test_a_streaming_response_is_recorded_when_parsed_or_else_when_freed(traced: Traced, client: openai.OpenAI,
+                                                                         aclient: openai.AsyncOpenAI,
+                                                                         fake: FakeOpenAI) -> None:
+    """``with_streaming_response``: a stream parsed by the caller (sync and async), a response
+    parsed by the caller, and one whose lines the caller reads itself (ended, without an output,
+    when the response is freed)."""
+    fake.script(reply="one two", chunks=3)
+    with client.chat.completions.with_streaming_response.create(model="gpt-4o", messages=MESSAGES,
+                                                                stream=True) as response:
+        assert "".join(c.choices[0].delta.content or "" for c in response.parse()) == "one two"
+
+    async def parse_async() -> str:
+        fake.script(reply="three four", chunks=3)
+        async with aclient.chat.completions.with_streaming_response.create(model="gpt-4o", messages=MESSAGES,
+                                                                           stream=True) as response:
+            return "".join([c.choices[0].delta.content or "" async for c in await response.parse()])
+
+    assert asyncio.run(parse_async()) == "three four"
+    fake.script(reply="five")
+    with client.chat.completions.with_streaming_response.create(model="gpt-4o", messages=MESSAGES) as response:
+        assert response.parse().choices[0].message.content == "five"
+    fake.script(reply="six")
+    with client.chat.completions.with_streaming_response.create(model="gpt-4o", messages=MESSAGES) as response:
+        assert b"six" in b"".join(response.iter_bytes())
+    del response
+    gc.collect()
+    outputs = [r["output"] for r in traced.records()]
+    assert outputs == [{"role": "assistant", "content": "one two"}, {"role": "assistant", "content": "three four"},
+                       {"role": "assistant", "content": "five"}, None]
 
 
 def test_an_iteration_patched_by_another_library_runs_beneath_autotraces(

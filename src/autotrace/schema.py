@@ -71,8 +71,8 @@ _METADATA_FIELDS = (
 def _default(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):  # pydantic v2 (OpenAI, LlamaIndex, LangChain messages)
-        try:
-            return dump(mode="json", exclude_none=True)
+        try:  # no serializer warnings: they would reach the application's stderr (a parsed message's ``parsed``)
+            return dump(mode="json", exclude_none=True, warnings=False)
         except TypeError:
             return dump()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -11,11 +11,13 @@ only fills in what the framework's observation lacks (usage, returned model, fin
 If another OpenTelemetry instrumentor's ``gen_ai`` span is current, it does nothing at all.
 
 Streams: the caller gets the SDK's own stream object, its class patched (``_stream``).
-``stream_options={"include_usage": true}`` is added when the caller did not set it (and the
-stream can be traced), and the extra usage-only event is then hidden from the caller: cut from
-the response bytes before the SDK decodes it when a read holds all of it, else dropped from the
-chunks (``stream_usage=False`` turns this off: the server then sends no usage). Content capture follows
-``autotrace.content_capture(...)`` (per block/call) and the ``capture_content`` setting.
+``include_usage: true`` is added to ``stream_options`` when the caller did not decide on usage
+(in the body or in ``extra_body``) and the stream can be traced, and the extra usage-only event
+is then hidden from the caller: cut from the response bytes before the SDK decodes it when a read
+holds all of it, else dropped from the chunks (``stream_usage=False`` turns this off: the server
+then sends no usage). A raw response whose body the caller reads (a raw stream,
+``with_streaming_response``) is recorded when the caller parses it (``_raw``). Content capture
+follows ``autotrace.content_capture(...)`` (per block/call) and the ``capture_content`` setting.
 
 Replay: a frozen non-streamed chat completion returns the recorded message without a request;
 a live one applies overrides (``model``, ``model_parameters``, ``messages``). Frozen streams,
@@ -25,7 +27,9 @@ embeddings and Responses calls run live.
 from __future__ import annotations
 
 import copy
+import inspect
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,7 +39,7 @@ from ...observation import Observation, ObservationType
 from ...runtime import state
 from .. import ownership
 from ..base import Integration
-from . import _extract, _stream
+from . import _extract, _raw, _stream
 from ._stream import StreamState
 from .pricing import set_prices
 
@@ -72,7 +76,8 @@ def _provider(client: Any) -> tuple[str, str]:
 class _Call:
     """One intercepted request: decides whether to trace it, and records what it returns."""
 
-    __slots__ = ("intercept", "obs", "operation", "options", "owner", "raw", "stream", "swapped", "usage_added")
+    __slots__ = ("choices", "intercept", "obs", "operation", "options", "owner", "raw", "stream", "swapped",
+                 "usage_added")
 
     def __init__(self, client: Any, options: Any, stream: bool) -> None:
         self.obs: Observation | None = None
@@ -80,6 +85,7 @@ class _Call:
         self.options = options
         self.stream = stream
         self.usage_added = False
+        self.choices = 1
         self.operation = ""
         self.raw = False
         self.intercept: Any = None
@@ -95,6 +101,8 @@ class _Call:
         body = self.options.json_data
         if found is None or not isinstance(body, dict):
             return
+        extra = getattr(self.options, "extra_json", None)  # ``extra_body``: the SDK merges it over the body
+        sent = {**body, **extra} if isinstance(extra, Mapping) and extra else body
         self.operation, name = found
         kind = ObservationType.EMBEDDING if self.operation == "embeddings" else ObservationType.GENERATION
         headers = self.options.headers
@@ -108,17 +116,21 @@ class _Call:
             obs = recorder.start(kind, name)
             provider, base_url = _provider(client)
             obs.update(provider=provider, metadata={"base_url": base_url},
-                       **_extract.request_fields(self.operation, body))
+                       **_extract.request_fields(self.operation, sent))
             self.obs = obs
         intercept = self.intercept = (self.obs or self.owner).intercept  # type: ignore[union-attr]
         if intercept is not None and not intercept.frozen and intercept.overrides:
             body = self._override(body, intercept.overrides)
         # an owner's stream stays as the owner made it, and so does a raw one (no chunk of it is hidden)
         streamed_here = self.obs is not None and self.stream and not self.raw
+        if self.stream and type(choices := sent.get("n")) is int:
+            self.choices = choices
         if (streamed_here and state.stream_usage and self.operation in ("chat", "text_completion")
-                and "stream_options" not in body and _stream.trackable()):
-            body = {**body, "stream_options": {"include_usage": True}}
-            self.usage_added = True
+                and _stream.trackable()):
+            stream_options = _with_usage(sent.get("stream_options"))
+            if stream_options is not None and (sent is body or "stream_options" not in extra):
+                body = {**body, "stream_options": stream_options}
+                self.usage_added = True
         if body is not self.options.json_data:
             self._send(body)
 
@@ -175,6 +187,9 @@ class _Call:
                 "usage": {"prompt_tokens": usage.get("input", 0), "completion_tokens": usage.get("output", 0),
                           "total_tokens": usage.get("total", 0)},
             })
+            post_parser = getattr(self.options, "post_parser", None)  # ``parse()``: the caller's parsed type
+            if callable(post_parser):
+                response = post_parser(response)
         except Exception as exc:
             guarded_failure("openai.replay", exc)
             return None
@@ -195,7 +210,7 @@ class _Call:
                         self.operation, result).items() if k != "output"})
                 return result
             if self.stream and not self.raw:
-                stream_state = StreamState(self.operation, hide_usage_chunk=self.usage_added)
+                stream_state = StreamState(self.operation, hide_usage_chunk=self.usage_added, choices=self.choices)
                 if _stream.track(result, obs, stream_state):
                     if self.usage_added:
                         stream_state.watch_usage_event(result)
@@ -205,7 +220,12 @@ class _Call:
                 return result
             parsed = result
             if self.raw:
-                parsed = result.parse() if not self.stream else None
+                if self.stream or not _read_whole(result):  # the caller reads the body: recorded when parsed
+                    if _raw.wait_for_parse(result, obs, self.operation, self.stream, self.choices):
+                        return result
+                    parsed = None
+                else:
+                    parsed = result.parse()
             if parsed is not None:
                 obs.defer(_extract.response_fields, self.operation, parsed)
             obs.end()
@@ -224,6 +244,26 @@ class _Call:
         if self.obs is not None:
             self.obs.record_error(error)
             self.obs.end()
+
+
+def _read_whole(response: Any) -> bool:
+    """Whether a raw response's body has been read (``with_raw_response``), so parsing it here
+    neither waits for the network nor takes a read from the caller: not so for
+    ``with_streaming_response``, nor for an async response, whose ``parse`` is a coroutine (both
+    are recorded when the caller parses them, ``_raw``)."""
+    http_response = getattr(response, "http_response", None)
+    return (getattr(http_response, "is_closed", False) is True
+            and not inspect.iscoroutinefunction(getattr(response, "parse", None)))
+
+
+def _with_usage(stream_options: Any) -> dict[str, Any] | None:
+    """The caller's ``stream_options`` asking for usage too, or None if the caller decided on usage
+    (``include_usage`` given, true or false) or sent options autotrace cannot add to."""
+    if stream_options is None:
+        return {"include_usage": True}
+    if type(stream_options) is dict and "include_usage" not in stream_options:
+        return {**stream_options, "include_usage": True}
+    return None
 
 
 def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -279,6 +319,7 @@ class OpenAIIntegration(Integration):
         self.patcher.wrap("openai._base_client", "SyncAPIClient.request", _sync_request, expects=expects)
         self.patcher.wrap("openai._base_client", "AsyncAPIClient.request", _async_request, expects=expects)
         _stream.patch(self.patcher)
+        _raw.patch(self.patcher)
 
 
 INTEGRATION = OpenAIIntegration()

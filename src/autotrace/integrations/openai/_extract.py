@@ -52,7 +52,8 @@ def request_fields(operation: str, body: dict[str, Any]) -> dict[str, Any]:
     else:
         value = body.get("input")
         fields["input"] = value
-        fields["input_count"] = len(value) if isinstance(value, list) else 1
+        # a list of token ids is one input; a list of texts (or of token lists) is several
+        fields["input_count"] = len(value) if isinstance(value, list) and not (value and type(value[0]) is int) else 1
     return fields
 
 
@@ -121,7 +122,10 @@ def response_fields(operation: str, response: Any) -> dict[str, Any]:
         output = getattr(response, "output", None) or []
         calls = [item for item in output if getattr(item, "type", None) == "function_call"]
         fields["output"] = output if calls else getattr(response, "output_text", None)
-        fields["finish_reason"] = getattr(response, "status", None)
+        status = fields["finish_reason"] = getattr(response, "status", None)
+        if status == "failed":  # the API's own failure, reported in the response
+            fields["level"] = "ERROR"
+            fields["status_message"] = str(getattr(getattr(response, "error", None), "message", None) or "failed")
     else:
         data = getattr(response, "data", None) or []
         if data:

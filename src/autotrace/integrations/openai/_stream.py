@@ -25,30 +25,46 @@ from ._usage_event import UsageEventCutter, usage_event_fields, watch
 
 #: Chunks kept before they are read in one go (bounds what a long stream holds on to).
 _FOLD_EVERY = 64
-#: Tool calls recorded per stream (a reply holds a few); the pieces of later ones are dropped, counted.
+#: Tool calls recorded per choice (a reply holds a few); the pieces of later ones are dropped, counted.
 _MAX_TOOL_CALLS = 128
+#: Choices recorded per stream (``n``; the API allows 128); the pieces of later ones are dropped, counted.
+_MAX_CHOICES = 128
 
 
 class StreamState:
     """What a stream has produced so far, per operation. Per chunk it only keeps the chunk (and
     notes the first token's time); chunks are read in batches, away from the caller's loop."""
 
-    __slots__ = ("chunks", "cutter", "finish_reason", "first_token_ns", "hide_usage_chunk", "model", "operation",
-                 "response", "text", "tool_calls", "usage")
+    __slots__ = ("choices", "chunks", "cutter", "error", "first", "first_token_ns", "hide_usage_chunk", "many",
+                 "model", "operation", "response", "usage")
 
-    def __init__(self, operation: str, hide_usage_chunk: bool) -> None:
+    def __init__(self, operation: str, hide_usage_chunk: bool, choices: int = 1) -> None:
         self.operation = operation
         self.hide_usage_chunk = hide_usage_chunk
         self.chunks: list[Any] = []
-        self.text: list[str] = []
-        self.tool_calls: dict[int, _ToolCallParts] = {}
-        self.finish_reason: str | None = None
+        #: The first choice, the only one unless the caller asked for several (``n``).
+        self.first = _ChoiceParts()
+        #: Every choice by its index, when the caller asked for several.
+        self.choices: dict[int, _ChoiceParts] = {0: self.first}
+        self.many = choices > 1
         self.first_token_ns: int | None = None
         self.model: str | None = None
         self.usage: Any = None
+        #: The Responses API's final response (completed, incomplete or failed), and an error event's message.
         self.response: Any = None
+        self.error: str | None = None
         #: Set when the usage event autotrace asked for is cut from the bytes (``watch_usage_event``).
         self.cutter: UsageEventCutter | None = None
+
+    @property
+    def text(self) -> list[str]:
+        """The first choice's text so far, in pieces."""
+        return self.first.text
+
+    @property
+    def tool_calls(self) -> dict[int, _ToolCallParts]:
+        """The first choice's tool calls so far, by index."""
+        return self.first.tool_calls
 
     def watch_usage_event(self, stream: Any) -> None:
         """Have the usage event autotrace asked for cut out of ``stream``'s bytes before the SDK
@@ -73,14 +89,11 @@ class StreamState:
 
     def _is_token(self, chunk: Any) -> bool:
         if self.operation == "responses":
-            return getattr(chunk, "type", "") == "response.output_text.delta"
+            return getattr(chunk, "type", "") in _TOKEN_EVENTS
         choices = chunk.choices
         if not choices:
             return False
-        if self.operation == "text_completion":
-            return bool(choices[0].text)
-        delta = choices[0].delta
-        return delta is not None and bool(delta.content or delta.tool_calls)
+        return _has_output(choices[0], self.operation == "text_completion")
 
     def fold(self) -> None:
         """Read the kept chunks into the accumulated output, usage, model and finish reason. Never
@@ -91,8 +104,11 @@ class StreamState:
         self.chunks.clear()  # the same list: the stream's traced loop holds it
         try:
             self._fold(chunks)
-            if len(self.text) >= schema.JOIN_PIECES_AT:  # a long stream: its text is kept only to the value limit
-                schema.bound_pieces(self.text, runtime.max_value_bytes)
+            if self.many:
+                for parts in self.choices.values():
+                    parts.bound()
+            elif len(self.first.text) >= schema.JOIN_PIECES_AT:
+                self.first.bound()
         except Exception as exc:
             guarded_failure("openai.stream_fold", exc)
 
@@ -110,14 +126,22 @@ class StreamState:
                 if usage is not None:
                     self.usage = usage
                     break
-        for chunk in reversed(chunks):  # the finish reason is on the last chunk with choices
-            choices = chunk.choices
+        completion = self.operation == "text_completion"
+        if self.many:
+            self._fold_choices(chunks, completion)
+            return
+        first = self.first
+        for chunk in reversed(chunks):  # the finish reason: on the last chunk with choices, or
+            choices = chunk.choices     # before annotations that follow it (Azure's content filter)
             if choices:
-                finish_reason = choices[0].finish_reason
+                choice = choices[0]
+                finish_reason = choice.finish_reason
                 if finish_reason is not None:
-                    self.finish_reason = finish_reason
-                break
-        completion, text = self.operation == "text_completion", self.text
+                    first.finish_reason = finish_reason
+                    break
+                if _has_output(choice, completion):  # the stream goes on past this batch
+                    break
+        text = first.text
         for chunk in chunks:  # every read of a chunk's field goes through pydantic: each once
             choices = chunk.choices
             if not choices:
@@ -131,9 +155,99 @@ class StreamState:
                 if content := delta.content:
                     text.append(content)
                 if tool_calls := delta.tool_calls:
-                    self._tool_calls(tool_calls)
+                    first.add_tool_calls(tool_calls)
 
-    def _tool_calls(self, calls: Any) -> None:
+    def _fold_choices(self, chunks: list[Any], completion: bool) -> None:
+        """``_fold`` for a stream of several choices (``n``), each read by its index."""
+        for chunk in chunks:
+            for choice in chunk.choices or ():
+                parts = self._choice(choice.index)
+                if parts is None:
+                    continue
+                if choice.finish_reason is not None:
+                    parts.finish_reason = choice.finish_reason
+                if completion:
+                    if piece := choice.text:
+                        parts.text.append(piece)
+                    continue
+                delta = choice.delta
+                if delta is not None:
+                    if content := delta.content:
+                        parts.text.append(content)
+                    if tool_calls := delta.tool_calls:
+                        parts.add_tool_calls(tool_calls)
+
+    def _choice(self, index: Any) -> _ChoiceParts | None:
+        parts = self.choices.get(index)
+        if parts is None:
+            if len(self.choices) >= _MAX_CHOICES or not isinstance(index, int):
+                count("openai.stream_choice_pieces_dropped")
+                return None
+            parts = self.choices[index] = _ChoiceParts()
+        return parts
+
+    def _record_event(self, event: Any) -> None:
+        """One Responses API event: its text, its model, its final response, or an error."""
+        kind = getattr(event, "type", "")
+        if kind == "response.output_text.delta":
+            if isinstance(delta := getattr(event, "delta", None), str):
+                schema.keep_piece(self.first.text, delta, runtime.max_value_bytes)
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.response = event.response
+        elif kind == "response.created":
+            self.model = getattr(event.response, "model", None)
+        elif kind == "error":
+            self.error = str(getattr(event, "message", None) or getattr(event, "code", None) or "error event")
+
+    def cut_usage_event(self) -> bytes | None:
+        """The usage event's JSON text, if it was cut from the bytes (its usage is then the final one,
+        read by ``usage_event_fields`` on the pipeline thread)."""
+        cutter = self.cutter
+        return None if cutter is None else cutter.event
+
+    def fields(self) -> dict[str, Any]:
+        """The stream's fields, read from its chunks; usage and cost only if the usage event was not
+        cut from the bytes (a chunk's running count, if any, is not the final one then)."""
+        self.fold()
+        if self.operation == "responses":
+            return self._response_fields()
+        usage = _extract.usage_fields(self.usage) if self.cut_usage_event() is None else None
+        completion = self.operation == "text_completion"
+        if len(self.choices) > 1:  # as a response of several choices is recorded: a list, by index
+            output: Any = [self.choices[i].output(completion) for i in sorted(self.choices)]
+        else:
+            output = self.first.output(completion)
+        return {"response_model": self.model, "usage": usage, "finish_reason": self.first.finish_reason,
+                "cost": pricing.cost(self.model, usage), "completion_start_time": self.first_token_ns,
+                "output": output}
+
+    def _response_fields(self) -> dict[str, Any]:
+        """A Responses API stream's fields: from its final response, else (the caller stopped early,
+        or an error event ended it) from the text and model streamed so far."""
+        text = "".join(self.first.text)
+        if self.response is not None:
+            fields = _extract.response_fields("responses", self.response)
+            if not fields.get("output") and text:  # a failed response has no output: what was streamed
+                fields["output"] = text
+        else:
+            fields = {"response_model": self.model, "output": text or None}
+        if self.error is not None:
+            fields["level"], fields["status_message"] = "ERROR", self.error
+        fields["completion_start_time"] = self.first_token_ns
+        return fields
+
+
+class _ChoiceParts:
+    """One choice of a stream as its pieces arrive: its text, tool calls and finish reason."""
+
+    __slots__ = ("finish_reason", "text", "tool_calls")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.tool_calls: dict[int, _ToolCallParts] = {}
+        self.finish_reason: str | None = None
+
+    def add_tool_calls(self, calls: Any) -> None:
         for call in calls:
             parts = self.tool_calls.get(call.index)
             if parts is None:
@@ -150,36 +264,20 @@ class StreamState:
                 if arguments := function.arguments:
                     schema.keep_piece(parts.arguments, arguments, runtime.max_value_bytes)
 
-    def _record_event(self, event: Any) -> None:
-        if getattr(event, "type", "") in ("response.completed", "response.incomplete", "response.failed"):
-            self.response = event.response
+    def bound(self) -> None:
+        """Keep a long text only to the value limit (a long stream's)."""
+        if len(self.text) >= schema.JOIN_PIECES_AT:
+            schema.bound_pieces(self.text, runtime.max_value_bytes)
 
-    def cut_usage_event(self) -> bytes | None:
-        """The usage event's JSON text, if it was cut from the bytes (its usage is then the final one,
-        read by ``usage_event_fields`` on the pipeline thread)."""
-        cutter = self.cutter
-        return None if cutter is None else cutter.event
-
-    def fields(self) -> dict[str, Any]:
-        """The stream's fields, read from its chunks; usage and cost only if the usage event was not
-        cut from the bytes (a chunk's running count, if any, is not the final one then)."""
-        self.fold()
-        if self.response is not None:
-            fields = _extract.response_fields("responses", self.response)
-            fields["completion_start_time"] = self.first_token_ns
-            return fields
-        usage = _extract.usage_fields(self.usage) if self.cut_usage_event() is None else None
-        fields: dict[str, Any] = {"response_model": self.model, "usage": usage, "finish_reason": self.finish_reason,
-                                  "cost": pricing.cost(self.model, usage), "completion_start_time": self.first_token_ns}
+    def output(self, completion: bool) -> Any:
+        """The recorded output: the text of a legacy completion, else the assistant's message."""
         text = "".join(self.text)
-        if self.operation == "text_completion":
-            fields["output"] = text
-        else:
-            message: dict[str, Any] = {"role": "assistant", "content": text or None}
-            if self.tool_calls:
-                message["tool_calls"] = [self.tool_calls[i].record() for i in sorted(self.tool_calls)]
-            fields["output"] = message
-        return fields
+        if completion:
+            return text
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if self.tool_calls:
+            message["tool_calls"] = [self.tool_calls[i].record() for i in sorted(self.tool_calls)]
+        return message
 
 
 class _ToolCallParts:
@@ -196,6 +294,19 @@ class _ToolCallParts:
     def record(self) -> dict[str, Any]:
         return {"id": self.id, "type": "function",
                 "function": {"name": "".join(self.name), "arguments": "".join(self.arguments)}}
+
+
+#: Responses API events that carry the first output (text, or a function call's arguments).
+_TOKEN_EVENTS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta",
+                           "response.refusal.delta"})
+
+
+def _has_output(choice: Any, completion: bool) -> bool:
+    """Whether a chunk's choice carries output (text or a tool call's piece)."""
+    if completion:
+        return bool(choice.text)
+    delta = choice.delta
+    return delta is not None and bool(delta.content or delta.tool_calls)
 
 
 def _is_usage_chunk(chunk: Any) -> bool:
@@ -302,6 +413,13 @@ def patch(patcher: Any) -> None:
         if all(patched):
             trackable.append(cls)
     _TRACKABLE = tuple(trackable) if len(trackable) == 2 else ()  # both kinds, or neither
+    # the SDK's stream helpers (``client.chat.completions.stream(...)``) close the response, not
+    # the stream they read: their observation ends with them too (not when the collector runs)
+    for module, helper in (("openai.lib.streaming.chat._completions", "ChatCompletionStream"),
+                           ("openai.lib.streaming.chat._completions", "AsyncChatCompletionStream"),
+                           ("openai.lib.streaming.responses._responses", "ResponseStream"),
+                           ("openai.lib.streaming.responses._responses", "AsyncResponseStream")):
+        patcher.wrap(module, f"{helper}.close", _helper_close, optional=True)
 
 
 def _passes_through(function: Any) -> bool:
@@ -399,6 +517,18 @@ def _close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     found = tracking(instance)
     if found is None:
         return wrapped(*args, **kwargs)
+    return _closed(wrapped, args, kwargs, found)
+
+
+def _helper_close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``close`` of a stream helper, which closes the response of the stream it reads: as ``_close``."""
+    found = tracking(getattr(instance, "_raw_stream", None))
+    if found is None:
+        return wrapped(*args, **kwargs)
+    return _closed(wrapped, args, kwargs, found)
+
+
+def _closed(wrapped: Any, args: Any, kwargs: Any, found: StreamTracking) -> Any:
     try:
         result = wrapped(*args, **kwargs)
     except BaseException:

@@ -1,7 +1,8 @@
 """Built-in OpenAI prices (USD per 1M tokens: input, cached input, output) and cost computation.
 
-Dated model names (``gpt-4o-mini-2024-07-18``) use their base model's price. Unknown models get
-no cost, only usage. ``set_prices`` adds or overrides entries.
+Dated model names (``gpt-4o-mini-2024-07-18``) use their base model's price, except the older
+snapshots priced differently, listed by their own names. Unknown models get no cost, only usage.
+``set_prices`` adds or overrides entries.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _PRICES: dict[str, tuple[float, float, float]] = {
     "gpt-4.1-mini": (0.40, 0.10, 1.60),
     "gpt-4.1-nano": (0.10, 0.025, 0.40),
     "gpt-4o": (2.50, 1.25, 10.0),
+    "gpt-4o-2024-05-13": (5.0, 5.0, 15.0),
     "gpt-4o-mini": (0.15, 0.075, 0.60),
     "o1": (15.0, 7.50, 60.0),
     "o3": (2.0, 0.50, 8.0),
@@ -27,6 +29,8 @@ _PRICES: dict[str, tuple[float, float, float]] = {
     "o4-mini": (1.10, 0.275, 4.40),
     "gpt-4-turbo": (10.0, 10.0, 30.0),
     "gpt-3.5-turbo": (0.50, 0.50, 1.50),
+    "gpt-3.5-turbo-1106": (1.0, 1.0, 2.0),
+    "gpt-3.5-turbo-0613": (1.50, 1.50, 2.0),
     "gpt-3.5-turbo-instruct": (1.50, 1.50, 2.0),
     "text-embedding-3-small": (0.02, 0.02, 0.0),
     "text-embedding-3-large": (0.13, 0.13, 0.0),

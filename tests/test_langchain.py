@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import openai
 import pytest
-from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForLLMRun,
+    CallbackManagerForRetrieverRun,
+)
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableLambda, RunnableParallel
 from langchain_core.tools import tool
 from opentelemetry import trace
 
@@ -82,6 +88,75 @@ def test_batch_on_a_thread_pool_gives_each_input_its_own_tree(traced: Traced) ->
     assert after.trace_id not in {r["trace_id"] for r in records}
 
 
+async def _drain(stream: Any) -> None:
+    async for _ in stream:
+        pass
+
+
+def _model() -> FakeListChatModel:
+    return FakeListChatModel(responses=["alpha beta"])
+
+
+_GEN = ("generation", "FakeListChatModel", [])
+_ASYNC_CALLS: dict[str, tuple[Callable[[], Awaitable[Any]], list[Any]]] = {
+    "chain.ainvoke": (lambda: _chain("a").ainvoke({"question": "q"}), _basic_tree()),
+    "chain.astream": (lambda: _drain(_chain("a b").astream({"question": "q"})), _basic_tree()),
+    "model.ainvoke": (lambda: _model().ainvoke("hi"), [_GEN]),
+    "model.astream": (lambda: _drain(_model().astream("hi")), [_GEN]),
+    "chain.abatch": (lambda: _chain("a", "b").abatch([{"question": "1"}, {"question": "2"}]), _basic_tree() * 2),
+    "RunnableParallel.ainvoke": (lambda: RunnableParallel(x=_chain("a"), y=_chain("b")).ainvoke({"question": "q"}),
+                                 [("chain", "RunnableParallel<x,y>", _basic_tree() * 2)]),
+    "lambda|lambda astream": (lambda: _drain((RunnableLambda(lambda x: x) | RunnableLambda(lambda x: x)).astream(1)),
+                              [("chain", SEQ, [("chain", "RunnableLambda", []), ("chain", "RunnableLambda", [])])]),
+}
+
+
+@pytest.mark.parametrize("call", list(_ASYNC_CALLS))
+def test_async_calls_leave_no_span_current(traced: Traced, call: str, caplog: pytest.LogCaptureFixture) -> None:
+    """LangChain ends async runs in a copy of the caller's context: the caller's own context must
+    still be free of the finished run, so its next request is a trace of its own."""
+    run, tree = _ASYNC_CALLS[call]
+
+    async def caller() -> None:
+        await run()
+        assert not trace.get_current_span().get_span_context().is_valid
+        with autotrace.start_span("next_request"):
+            pass
+
+    with caplog.at_level(logging.WARNING, logger="opentelemetry.context"):
+        asyncio.run(caller())
+    assert shape(traced.records()) == [*tree, ("span", "next_request", [])]
+    assert not caplog.records  # no "Failed to detach context"
+    assert INTEGRATION.handler.runs == {}
+
+
+class RewritingRetriever(BaseRetriever):
+    """Runs a chain of its own first (as multi-query retrievers do), then searches in its own context."""
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        raise NotImplementedError
+
+    async def _aget_relevant_documents(self, query: str, *,
+                                       run_manager: AsyncCallbackManagerForRetrieverRun) -> list[Document]:
+        rewrite = RunnableLambda(lambda q: q.upper()).with_config(run_name="rewrite")
+        rewritten = await rewrite.ainvoke(query, config={"callbacks": run_manager.get_child()})
+        with autotrace.start_span("search"):
+            return [Document(page_content=rewritten)]
+
+
+def test_async_run_keeps_its_span_after_a_child_ends_and_releases_it_when_it_ends(traced: Traced) -> None:
+    async def caller() -> None:
+        assert (await RewritingRetriever().ainvoke("q"))[0].page_content == "Q"
+        with autotrace.start_span("next_request"):
+            pass
+
+    asyncio.run(caller())
+    assert shape(traced.records()) == [
+        ("retriever", "RewritingRetriever", [("chain", "rewrite", []), ("span", "search", [])]),
+        ("span", "next_request", []),
+    ]
+
+
 class ScoredRetriever(BaseRetriever):
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [Document(page_content="Orders ship in 24h.", id="kb-1", metadata={"score": 0.91, "src": "faq"}),
@@ -144,6 +219,7 @@ class OpenAIChat(BaseChatModel):
     """A minimal chat model calling a real OpenAI client (langchain-openai is not installed here)."""
 
     client: Any
+    aclient: Any = None
 
     @property
     def _llm_type(self) -> str:
@@ -159,6 +235,20 @@ class OpenAIChat(BaseChatModel):
             "total_tokens": usage.total_tokens})
         return ChatResult(generations=[ChatGeneration(message=message)])
 
+    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                         **kwargs: Any) -> ChatResult:
+        response = await self.aclient.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": str(messages[-1].content)}])
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=response.choices[0].message.content))])
+
+    def _stream(self, messages: list[BaseMessage], stop: Any = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Any:
+        stream = self.client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": str(messages[-1].content)}], stream=True)
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                yield ChatGenerationChunk(message=AIMessageChunk(content=chunk.choices[0].delta.content))
+
 
 def test_langchain_calling_openai_records_one_generation(traced: Traced, fake: FakeOpenAI) -> None:
     client = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
@@ -170,6 +260,48 @@ def test_langchain_calling_openai_records_one_generation(traced: Traced, fake: F
     gen = next(r for r in records if r["type"] == "generation")
     assert gen["usage"]["total"] > 0
     assert gen["model"] == "gpt-4o-mini"  # filled in by the OpenAI integration from the response
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize("streamed", ["chain", "model"])
+def test_stream_consumer_code_runs_in_its_own_context(traced: Traced, fake: FakeOpenAI, streamed: str) -> None:
+    """Between chunks the consumer's own context is current: its OpenAI call is a generation of its
+    own, and the streamed model's call to OpenAI is still recorded once, by the model's generation."""
+    client = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
+    model = OpenAIChat(client=client)
+    runnable = PROMPT | model | StrOutputParser() if streamed == "chain" else model
+    seen = []
+    for i, _ in enumerate(runnable.stream({"question": "ping"} if streamed == "chain" else "ping")):
+        seen.append(trace.get_current_span().get_span_context().is_valid)
+        if i == 0:
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "mine"}])
+    assert seen and not any(seen)
+    assert len(fake.requests) == 2
+    generation = ("generation", "OpenAIChat", [])
+    mine = ("generation", "openai.chat", [])
+    if streamed == "chain":
+        assert shape(traced.records()) == [
+            ("chain", SEQ, [("chain", "ChatPromptTemplate", []), generation, ("chain", "StrOutputParser", [])]), mine]
+    else:
+        assert shape(traced.records()) == [generation, mine]
+
+
+def test_spans_made_while_holding_a_stream_are_not_inside_it(traced: Traced) -> None:
+    stream = _chain("ab").stream({"question": "q"})
+    assert next(stream) == "a"  # the model streams a character a chunk
+    with autotrace.start_span("consumer_work"):
+        pass
+    assert list(stream) == ["b"]
+    assert shape(traced.records()) == [*_basic_tree(), ("span", "consumer_work", [])]
+
+
+def test_langchain_calling_openai_async_records_one_generation(traced: Traced, fake: FakeOpenAI) -> None:
+    aclient = openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
+    chain = PROMPT | OpenAIChat(client=None, aclient=aclient) | StrOutputParser()
+    assert asyncio.run(chain.ainvoke({"question": "ping"})) == "echo: ping"
+    assert shape(traced.records()) == [("chain", SEQ, [("chain", "ChatPromptTemplate", []),
+                                                       ("generation", "OpenAIChat", []),
+                                                       ("chain", "StrOutputParser", [])])]
     assert len(fake.requests) == 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextvars import Token
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -268,9 +269,16 @@ def restore_context(token: object | None) -> None:
 
 def release_if_current(obs: Observation, token: object | None) -> bool:
     """Undo ``make_current`` only where it is still in effect: callbacks of frameworks may end a
-    run in another context, where detaching would corrupt that context. True if detached."""
+    run in another context, where detaching would corrupt that context, or (a copy of the
+    context, as asyncio tasks get) fail. True if detached."""
     if get_current_span() is not obs.span:
         return False
+    if isinstance(token, Token):  # OTel's contextvars runtime: a token resets only its own context
+        try:
+            token.var.reset(token)
+        except (RuntimeError, ValueError):  # made in another context, or already used
+            return False
+        return True
     restore_context(token)
     return True
 

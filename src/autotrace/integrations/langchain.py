@@ -5,7 +5,10 @@ callback manager LangChain creates (invoke, ainvoke, stream, batch, thread pools
 code. Chat models and LLMs become generations, retrievers retrievals, tools tool calls, agent
 runs agents, everything else chains. Runs nest by ``parent_run_id``; a root run nests under the
 OpenTelemetry span current when it starts. While a run is active its span is current, so an
-OpenAI call made by the model nests under it and is recorded once (see ``ownership``).
+OpenAI call made by the model nests under it and is recorded once (see ``ownership``); but code
+that consumes a stream runs between chunks in its own context: a streamed root chain is not made
+current, a generation stops being current at its first token (its request is made by then).
+Once a run ends no context shows its span, even one LangChain's callbacks cannot reach (``_Run``).
 
 Metadata from ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_user_id``/
 ``langfuse_session_id``) become trace attributes, ``prompt_name``/``prompt_version`` the prompt of
@@ -14,6 +17,7 @@ generations, other keys (except LangSmith's ``ls_*``) observation metadata.
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from contextvars import ContextVar
 from typing import Any
@@ -21,6 +25,7 @@ from uuid import UUID
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 
 from .. import recorder, schema
 from .._internal import count, guarded_failure
@@ -90,6 +95,39 @@ def _name(serialized: Any, kwargs: dict[str, Any], default: str) -> str:
     return default
 
 
+def _streamed(inputs: Any) -> bool:
+    """Whether a chain run was started by LangChain's streaming path, which holds ``{"input": ""}``
+    until its input has been read (``_transform_stream_with_config``)."""
+    return type(inputs) is dict and len(inputs) == 1 and type(inputs.get("input")) is str and not inputs["input"]
+
+
+def _show(context: Context, outer: Context) -> None:
+    """Make ``context`` hold what ``outer`` holds, in place, for every task or thread it is current
+    in. OTel's ``Context`` refuses changes through its own methods; only contexts that a run made
+    current are changed so."""
+    dict.update(context, outer)
+    for key in context.keys() - outer.keys():
+        dict.__delitem__(context, key)
+
+
+class _Run:
+    """A live run. LangChain ends async runs in a copy of the context they started in (and a
+    stream's consumer runs in its start context), where the attach cannot be undone; so the
+    context made current is kept, and when the run releases it, it is changed in place to show
+    ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
+
+    __slots__ = ("attached", "fallen", "obs", "outer", "parent_run_id", "token")
+
+    def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context) -> None:
+        self.obs = obs
+        self.parent_run_id = parent_run_id  # only when the parent run is recorded
+        self.outer = outer  # the context the run started in, its span key set
+        self.token: object | None = None
+        self.attached: Context | None = None  # the context made current, until released
+        #: contexts of ended descendants now showing this run, forgotten once nothing holds them
+        self.fallen: weakref.WeakValueDictionary[int, Context] | None = None
+
+
 class AutotraceCallbackHandler:
     """Maps LangChain run callbacks to observations. Every method is guarded."""
 
@@ -99,35 +137,54 @@ class AutotraceCallbackHandler:
     ignore_custom_event = True
 
     def __init__(self) -> None:
-        self.runs: OrderedDict[UUID, tuple[Observation, Any, Any]] = OrderedDict()
-        self._by_span: dict[int, Any] = {}  # span id of a live root run -> the context it started in
-        # runs that ended while another span was current: span id -> the context to return to
-        self._stale: OrderedDict[int, Any] = OrderedDict()
+        self.runs: OrderedDict[UUID, _Run] = OrderedDict()
+        self._by_span: dict[int, Context] = {}  # span id of a live root run -> the context it started in
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _start(self, obs_type: ObservationType, name: str, run_id: UUID, parent_run_id: UUID | None,
-               metadata: dict[str, Any] | None, **fields: Any) -> Observation | None:
+               metadata: dict[str, Any] | None, streamed: bool = False, **fields: Any) -> Observation | None:
         parent = self.runs.get(parent_run_id) if parent_run_id is not None else None
         if parent is not None:
-            parent_context = trace.set_span_in_context(parent[0].span)
+            outer = trace.set_span_in_context(parent.obs.span)
         else:
             # A root run. If the current span is another root LangChain started in this context
             # (``batch`` starts every input's root before running any), start beside it instead.
             current = trace.get_current_span().get_span_context().span_id
-            parent_context = self._by_span.get(current, otel_context.get_current())
-        obs = recorder.start(obs_type, name, parent=parent_context)
+            found = self._by_span.get(current)
+            outer = found if found is not None else trace.set_span_in_context(trace.get_current_span())
+        obs = recorder.start(obs_type, name, parent=outer)
         extra = self._metadata(obs, metadata)
         obs.update(metadata=extra or None, **fields)
-        token = make_current(obs)
-        self.runs[run_id] = (obs, token, parent_context)
+        run = _Run(obs, parent_run_id if parent is not None else None, outer)
+        if not (streamed and parent is None):  # started in its consumer's context; its steps get their own
+            run.token = make_current(obs)
+            if run.token is not None:
+                run.attached = otel_context.get_current()
+        self.runs[run_id] = run
         if parent is None:
-            self._by_span[obs.span.get_span_context().span_id] = parent_context
+            self._by_span[obs.span.get_span_context().span_id] = outer
         if len(self.runs) > _MAX_RUNS:
-            stale = self.runs.popitem(last=False)[1][0]
-            self._by_span.pop(stale.span.get_span_context().span_id, None)
-            stale.end()
+            stale = self.runs.popitem(last=False)[1]
+            self._by_span.pop(stale.obs.span.get_span_context().span_id, None)
+            self._release(stale)
+            stale.obs.end()
             count("langchain_runs_evicted")
         return obs
+
+    def _release(self, run: _Run) -> None:
+        """Stop showing ``run``'s span: undo its attach where that is in effect, and make every
+        other context still showing it show the run's ``outer`` context instead."""
+        stale = list(run.fallen.values()) if run.fallen else []
+        if run.attached is not None and not release_if_current(run.obs, run.token):
+            stale.append(run.attached)
+        run.token = run.attached = run.fallen = None
+        for context in stale:
+            _show(context, run.outer)
+        parent = self.runs.get(run.parent_run_id) if run.parent_run_id is not None else None
+        if parent is not None and stale:
+            if parent.fallen is None:
+                parent.fallen = weakref.WeakValueDictionary()
+            parent.fallen.update((id(context), context) for context in stale)
 
     @staticmethod
     def _metadata(obs: Observation, metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -149,32 +206,17 @@ class AutotraceCallbackHandler:
         return extra
 
     def _end(self, run_id: UUID, error: BaseException | None = None, **fields: Any) -> None:
-        entry = self.runs.pop(run_id, None)
-        if entry is None:
+        run = self.runs.pop(run_id, None)
+        if run is None:
             return
-        obs, token, parent_context = entry
-        span_id = obs.span.get_span_context().span_id
-        self._by_span.pop(span_id, None)
+        obs = run.obs
+        self._by_span.pop(obs.span.get_span_context().span_id, None)
         if fields:
             obs.update(**fields)
         if error is not None:
             obs.record_error(error)
-        if not release_if_current(obs, token):
-            self._stale[span_id] = parent_context
-            if len(self._stale) > _MAX_RUNS:
-                self._stale.popitem(last=False)
+        self._release(run)
         obs.end()
-        self._restore()
-
-    def _restore(self) -> None:
-        """Never leave the caller's context pointing at a finished run (runs that end out of order,
-        as ``batch`` does, cannot detach their own context)."""
-        while self._stale:
-            current = trace.get_current_span().get_span_context().span_id
-            context = self._stale.pop(current, None)
-            if context is None:
-                return
-            otel_context.attach(context)
 
     def _guard(self, where: str, fn: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -189,7 +231,7 @@ class AutotraceCallbackHandler:
             name = _name(serialized, kwargs, "chain")
             is_agent = "agent" in name.lower() or any("agent" in tag.lower() for tag in tags or ())
             self._start(ObservationType.AGENT if is_agent else ObservationType.CHAIN, name, run_id, parent_run_id,
-                        metadata, input=inputs)
+                        metadata, _streamed(inputs), input=inputs)
 
         self._guard("chain_start", start)
 
@@ -201,9 +243,9 @@ class AutotraceCallbackHandler:
 
     def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
         def mark() -> None:
-            entry = self.runs.get(run_id)
-            if entry is not None:
-                entry[0].type = ObservationType.AGENT
+            run = self.runs.get(run_id)
+            if run is not None:
+                run.obs.type = ObservationType.AGENT
 
         self._guard("agent_action", mark)
 
@@ -241,9 +283,11 @@ class AutotraceCallbackHandler:
 
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
         def first() -> None:
-            entry = self.runs.get(run_id)
-            if entry is not None:
-                entry[0].mark_first_token()
+            run = self.runs.get(run_id)
+            if run is not None:
+                run.obs.mark_first_token()
+                if run.attached is not None:  # chunks go to a consumer now, whose code is its own
+                    self._release(run)
 
         self._guard("llm_new_token", first)
 

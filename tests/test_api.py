@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry import trace
 
 import autotrace
@@ -238,3 +243,253 @@ def test_observations_work_without_install_on_a_plain_provider() -> None:
     with autotrace.start_generation("g", model="m") as gen:
         gen.set_output("x")
     assert gen.ended and gen.fields["output"] == "x"
+
+
+def test_generator_gets_sent_and_thrown_values_like_the_undecorated_one(traced: Traced) -> None:
+    log: list[str] = []
+
+    def counter():
+        i = 0
+        while True:
+            try:
+                sent = yield i
+                log.append(f"sent {sent}")
+            except KeyError:
+                i = 100
+            except ValueError:
+                return "stopped"
+            i += 1
+
+    @contextmanager
+    @autotrace.observe(name="transaction")
+    def transaction():
+        try:
+            yield "conn"
+        except ValueError:
+            log.append("rollback")
+
+    stream = autotrace.observe(name="counter")(counter)()
+    assert (next(stream), stream.send("a"), stream.throw(KeyError()), next(stream)) == (0, 1, 101, 102)
+    with pytest.raises(StopIteration) as stopped:
+        stream.throw(ValueError())
+    assert stopped.value.value == "stopped"
+    with transaction() as conn:  # the generator handles the error: suppressed, as without the decorator
+        assert conn == "conn"
+        raise ValueError("boom")
+    assert log == ["sent a", "sent None", "rollback"]
+    records = traced.records()
+    assert shape(records) == [("span", "counter", []), ("span", "transaction", [])]
+    counted, transacted = records
+    assert counted["output"] == [0, 1, 101, 102] and counted["level"] == "DEFAULT"
+    assert transacted["output"] == "conn" and transacted["level"] == "DEFAULT"
+
+
+def test_generator_close_and_unhandled_throw_reach_the_user_generator(traced: Traced) -> None:
+    log: list[str] = []
+
+    @autotrace.observe
+    def closing():
+        try:
+            yield 1
+            yield 2
+        except GeneratorExit:
+            log.append("closing")
+            raise
+        finally:
+            log.append("finally")
+
+    first, second = closing(), closing()
+    next(first)
+    first.close()
+    next(second)
+    error = RuntimeError("thrown")
+    with pytest.raises(RuntimeError) as raised:
+        second.throw(error)
+    assert raised.value is error
+    assert log == ["closing", "finally", "finally"]
+    assert [(r["output"], r["level"]) for r in traced.records()] == [([1], "DEFAULT"), (None, "ERROR")]
+
+
+def test_async_generator_gets_asend_and_athrow_like_the_undecorated_one(traced: Traced) -> None:
+    log: list[str] = []
+
+    @autotrace.observe(name="counter")
+    async def counter():
+        i = 0
+        while True:
+            try:
+                sent = yield i
+                log.append(f"sent {sent}")
+            except KeyError:
+                with autotrace.start_span("recover"):
+                    await asyncio.sleep(0)
+                i = 100
+            i += 1
+
+    @asynccontextmanager
+    @autotrace.observe(name="transaction")
+    async def transaction():
+        try:
+            yield "conn"
+        except ValueError:
+            log.append("rollback")
+
+    async def scenario() -> tuple[int, ...]:
+        stream = counter()
+        values = (await anext(stream), await stream.asend("a"), await stream.athrow(KeyError()))
+        assert trace.get_current_span() is trace.INVALID_SPAN  # the caller's context between items
+        await stream.aclose()
+        async with transaction():
+            raise ValueError("boom")
+        return values
+
+    assert asyncio.run(scenario()) == (0, 1, 101)
+    assert log == ["sent a", "rollback"]
+    records = traced.records()
+    assert shape(records) == [("span", "counter", [("span", "recover", [])]), ("span", "transaction", [])]
+    counted, _, transacted = records
+    assert counted["output"] == [0, 1, 101] and counted["level"] == "DEFAULT"
+    assert transacted["output"] == "conn" and transacted["level"] == "DEFAULT"
+
+
+def test_observe_on_top_of_staticmethod_and_classmethod(traced: Traced) -> None:
+    class Kinds:
+        @autotrace.observe
+        @staticmethod
+        def double(x: int) -> int:
+            return x * 2
+
+        @autotrace.observe(as_type="chain")
+        @classmethod
+        def named(cls, x: int) -> tuple[str, int]:
+            return cls.__name__, x
+
+        @autotrace.traced_tool
+        @classmethod
+        async def fetch(cls, key: str) -> str:
+            return f"{cls.__name__}:{key}"
+
+    assert (Kinds.double(3), Kinds().double(4), Kinds.named(5), Kinds().named(6)) == (6, 8, ("Kinds", 5),
+                                                                                      ("Kinds", 6))
+    assert asyncio.run(Kinds.fetch("k")) == "Kinds:k"
+    assert isinstance(inspect.getattr_static(Kinds, "double"), staticmethod)
+    assert isinstance(inspect.getattr_static(Kinds, "named"), classmethod)
+    records = traced.records()
+    prefix = "test_observe_on_top_of_staticmethod_and_classmethod.<locals>.Kinds"
+    assert [(r["type"], r["name"], r["input"], r["output"]) for r in records] == [
+        ("span", f"{prefix}.double", {"x": 3}, 6),
+        ("span", f"{prefix}.double", {"x": 4}, 8),
+        ("chain", f"{prefix}.named", {"x": 5}, ["Kinds", 5]),
+        ("chain", f"{prefix}.named", {"x": 6}, ["Kinds", 6]),
+        ("tool", "fetch", {"key": "k"}, "Kinds:k"),
+    ]
+
+
+
+_THROWN = {"throw KeyError": KeyError, "throw ValueError": ValueError, "throw GeneratorExit": GeneratorExit}
+_OPERATIONS = st.lists(st.sampled_from(["next", "send", "close", *_THROWN]), max_size=8)
+
+
+def _protocol(log: list[Any]) -> Any:
+    i = 0
+    try:
+        while i < 4:
+            try:
+                log.append(("sent", (yield i)))
+            except KeyError:
+                log.append("handled")
+            i += 1
+        return "done"
+    finally:
+        log.append("finally")
+
+
+async def _async_protocol(log: list[Any]) -> Any:
+    i = 0
+    try:
+        while i < 4:
+            try:
+                log.append(("sent", (yield i)))
+            except KeyError:
+                log.append("handled")
+            i += 1
+    finally:
+        log.append("finally")
+
+
+def _drive(generator: Any, operations: list[str]) -> list[Any]:
+    """What each operation on a generator returned or raised."""
+    outcomes: list[Any] = []
+    for operation in operations:
+        try:
+            if operation == "close":
+                result = generator.close()
+            elif operation in _THROWN:
+                result = generator.throw(_THROWN[operation]())
+            else:
+                result = generator.send("v" if operation == "send" else None)
+            outcomes.append(("ok", result))
+        except StopIteration as stop:
+            outcomes.append(("stop", stop.value))
+        except BaseException as error:
+            outcomes.append(("raised", type(error).__name__))
+    return outcomes
+
+
+async def _async_drive(generator: Any, operations: list[str]) -> list[Any]:
+    """What each operation on an async generator returned or raised."""
+    outcomes: list[Any] = []
+    for operation in operations:
+        try:
+            if operation == "close":
+                result = await generator.aclose()
+            elif operation in _THROWN:
+                result = await generator.athrow(_THROWN[operation]())
+            else:
+                result = await generator.asend("v" if operation == "send" else None)
+            outcomes.append(("ok", result))
+        except StopAsyncIteration:
+            outcomes.append(("stop", None))
+        except BaseException as error:
+            outcomes.append(("raised", type(error).__name__))
+    return outcomes
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operations=_OPERATIONS)
+def test_decorated_generators_behave_like_undecorated_ones(traced: Traced, operations: list[str]) -> None:
+    def run(generator_function: Any) -> tuple[list[Any], list[Any]]:
+        log: list[Any] = []
+        return _drive(generator_function(log), operations), log
+
+    async def run_async(generator_function: Any) -> tuple[list[Any], list[Any]]:
+        log: list[Any] = []
+        generator = generator_function(log)
+        try:
+            return await _async_drive(generator, operations), log
+        finally:
+            await generator.aclose()
+
+    assert run(autotrace.observe(_protocol)) == run(_protocol)
+    assert asyncio.run(run_async(autotrace.observe(_async_protocol))) == asyncio.run(run_async(_async_protocol))
+
+
+def test_a_bookkeeping_failure_does_not_change_the_generator(traced: Traced, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(items: list[Any]) -> Any:
+        raise RuntimeError("autotrace bug")
+
+    monkeypatch.setattr("autotrace.api._stream_output", broken)
+
+    @autotrace.observe
+    def gen():
+        yield 1
+        return "done"
+
+    generator = gen()
+    assert next(generator) == 1
+    with pytest.raises(StopIteration) as stopped:
+        next(generator)
+    assert stopped.value.value == "done"
+    assert autotrace.stats()["internal_errors.observe.end"] == 1
+    assert [r["name"] for r in traced.records()] == [  # still ended, once
+        "test_a_bookkeeping_failure_does_not_change_the_generator.<locals>.gen"]

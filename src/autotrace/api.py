@@ -127,6 +127,8 @@ def observe(
     obs_type = ObservationType(as_type)
 
     def decorate(fn: F) -> F:
+        if isinstance(fn, staticmethod | classmethod):  # on top of one: wrap its function, keep the kind
+            return type(fn)(decorate(fn.__func__))  # type: ignore[return-value]
         return _Traced(fn, name or getattr(fn, "__qualname__", "observed"), obs_type, capture_input,
                        capture_output, fields).wrapper()  # type: ignore[return-value]
 
@@ -270,68 +272,92 @@ class _Traced:
         return traced
 
     def generator_wrapper(self) -> Callable[..., Any]:
+        """Drive the user's generator step by step, as ``yield from`` would: values sent and
+        exceptions thrown in (``close()`` too) reach it at its ``yield``."""
         fn = self.fn
 
         def traced(*args: Any, **kwargs: Any) -> Any:
-            obs = self.begin(args, kwargs)
             inner = fn(*args, **kwargs)
-            if obs is None:
-                return (yield from inner)
-            items: list[Any] = []
-            value: Any = None
-            try:
-                while True:
-                    token = make_current(obs)
-                    try:
-                        item = inner.send(value)
-                    finally:
-                        restore_context(token)
-                    if len(items) < _MAX_STREAM_ITEMS:
-                        items.append(item)
+            stream = _Stream(self, self.begin(args, kwargs))
+            step, value = inner.send, None
+            while True:
+                try:
+                    with stream:
+                        item = step(value)
+                except StopIteration as stop:
+                    return stop.value
+                stream.add(item)
+                try:
                     value = yield item
-            except StopIteration as stop:
-                self.succeed(obs, _stream_output(items))
-                return stop.value
-            except BaseException as error:
-                # GeneratorExit on close()/abandonment, or an exception from the body
-                inner.close()
-                self.fail(obs, error) if not isinstance(error, GeneratorExit) else self.succeed(
-                    obs, _stream_output(items))
-                raise
+                    step = inner.send
+                except BaseException as thrown:  # GeneratorExit on close() included: the generator decides
+                    step, value = inner.throw, thrown
 
         return traced
 
     def async_generator_wrapper(self) -> Callable[..., Any]:
+        """The async twin of ``generator_wrapper`` (``asend``/``athrow``/``aclose``)."""
         fn = self.fn
 
         async def traced(*args: Any, **kwargs: Any) -> Any:
-            obs = self.begin(args, kwargs)
             inner = fn(*args, **kwargs)
-            items: list[Any] = []
-            value: Any = None
-            try:
-                while True:
-                    token = make_current(obs) if obs is not None else None
-                    try:
-                        item = await inner.asend(value)
-                    finally:
-                        restore_context(token)
-                    if obs is not None and len(items) < _MAX_STREAM_ITEMS:
-                        items.append(item)
+            stream = _Stream(self, self.begin(args, kwargs))
+            step, value = inner.asend, None
+            while True:
+                try:
+                    with stream:
+                        item = await step(value)
+                except StopAsyncIteration:
+                    return
+                stream.add(item)
+                try:
                     value = yield item
-            except StopAsyncIteration:
-                if obs is not None:
-                    self.succeed(obs, _stream_output(items))
-            except BaseException as error:
-                await inner.aclose()
-                if obs is not None:
-                    if isinstance(error, GeneratorExit):
-                        self.succeed(obs, _stream_output(items))
-                    else:
-                        self.fail(obs, error)
-                raise
+                    step = inner.asend
+                except BaseException as thrown:
+                    step, value = inner.athrow, thrown
 
         return traced
+
+
+class _Stream:
+    """The bookkeeping of one traced (async) generator, shared by both wrappers.
+
+    Each step of the user's generator runs inside ``with stream:``: the observation is current
+    during the step only, and the step's outcome ends it exactly once (finished or closed:
+    success with the items; any other exception: error). Nothing here raises into the generator.
+    """
+
+    __slots__ = ("ended", "items", "obs", "token", "traced")
+
+    def __init__(self, traced: _Traced, obs: Observation | None) -> None:
+        self.traced = traced
+        self.obs = obs
+        self.items: list[Any] = []
+        self.token: object | None = None
+        self.ended = obs is None
+
+    def __enter__(self) -> None:
+        if self.obs is not None:
+            self.token = make_current(self.obs)
+
+    def __exit__(self, exc_type: Any, error: BaseException | None, tb: Any) -> None:
+        token, self.token = self.token, None
+        restore_context(token)
+        if error is None or self.ended or self.obs is None:
+            return
+        self.ended = True
+        try:
+            if isinstance(error, StopIteration | StopAsyncIteration | GeneratorExit):
+                self.traced.succeed(self.obs, _stream_output(self.items))
+            else:
+                self.traced.fail(self.obs, error)
+        except Exception as exc:
+            guarded_failure("observe.end", exc)
+            self.obs.end()
+
+    def add(self, item: Any) -> None:
+        if not self.ended and len(self.items) < _MAX_STREAM_ITEMS:
+            self.items.append(item)
 
 
 def _evaluation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:

@@ -8,6 +8,7 @@ import logging
 
 import numpy as np
 import pytest
+from opentelemetry import trace
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 import autotrace
@@ -145,3 +146,83 @@ def test_uninstall_restores_the_stores(traced: Traced) -> None:
     autotrace.uninstall()
     assert not hasattr(QdrantClient.query_points, "__wrapped__")
     assert not hasattr(faiss.IndexFlatL2.search, "__wrapped__")
+
+
+def test_chroma_embeddings_computed_by_the_store_nest_under_its_call(traced: Traced) -> None:
+    chromadb = pytest.importorskip("chromadb")
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+
+    class LocalEmbedder(EmbeddingFunction):
+        """A local embedding function (no model download) recording an embedding, as a client would."""
+
+        def __init__(self) -> None:
+            pass
+
+        @staticmethod
+        def name() -> str:
+            return "local-embedder"
+
+        def get_config(self) -> dict:
+            return {}
+
+        @staticmethod
+        def build_from_config(config: dict) -> LocalEmbedder:
+            return LocalEmbedder()
+
+        def __call__(self, input: Documents) -> Embeddings:
+            with autotrace.start_embedding("embed", model="e-1", input=list(input)):
+                return [np.array([float(len(t)), 1.0, 0.5], dtype="float32") for t in input]
+
+    collection = chromadb.EphemeralClient().get_or_create_collection("nested", embedding_function=LocalEmbedder())
+    collection.add(ids=["a", "b"], documents=["alpha", "be"])
+    with autotrace.start_agent("request"):
+        result = collection.query(query_texts=["alphz"], n_results=1)
+        assert trace.get_current_span().name == "request"
+    with autotrace.start_retrieval("framework-retriever"):  # a framework's retriever owns the search
+        collection.query(query_texts=["alphz"], n_results=1)
+    assert result["ids"] == [["a"]]
+    assert shape(traced.records()) == [
+        ("span", "chroma.add", [("embedding", "embed", [])]),
+        ("agent", "request", [("retriever", "chroma.query", [("embedding", "embed", [])])]),
+        ("retriever", "framework-retriever", [("embedding", "embed", [])]),
+    ]
+
+
+def test_work_inside_a_store_call_nests_under_it_sync_and_async(traced: Traced) -> None:
+    """What the client runs for the call (its local backend, traced here) is a child of the call."""
+    def trace_backend(client: QdrantClient | AsyncQdrantClient) -> None:
+        for method in ("upsert", "query_points"):
+            setattr(client._client, method, autotrace.observe(name=f"backend.{method}")(
+                getattr(client._client, method)))
+
+    sync_client = _qdrant()
+    trace_backend(sync_client)
+    sync_client.upsert("kb", points=POINTS)
+    sync_client.query_points("kb", query=[1.0, 1.0, 0.5], limit=2)
+
+    async def scenario() -> None:
+        client = AsyncQdrantClient(":memory:")
+        await client.create_collection("kb", vectors_config=models.VectorParams(size=3,
+                                                                                distance=models.Distance.DOT))
+        trace_backend(client)
+        await client.upsert("kb", points=POINTS)
+        await client.query_points("kb", query=[0.0, 1.0, 0.0], limit=2)
+
+    asyncio.run(scenario())
+    nested = [("span", "qdrant.upsert", [("span", "backend.upsert", [])]),
+              ("retriever", "qdrant.query_points", [("span", "backend.query_points", [])])]
+    assert shape(traced.records()) == nested + nested
+
+
+def test_a_failed_store_call_restores_the_callers_context(traced: Traced) -> None:
+    client = _qdrant()
+    with autotrace.start_chain("request"):
+        with pytest.raises(ValueError, match="missing"):
+            client.query_points("missing", query=[1.0, 1.0, 0.5])
+        with pytest.raises(ValueError, match="missing"):
+            client.upsert("missing", points=POINTS)
+        assert trace.get_current_span().name == "request"
+    records = traced.records()
+    assert shape(records) == [("chain", "request", [("retriever", "qdrant.query_points", []),
+                                                    ("span", "qdrant.upsert", [])])]
+    assert [r["level"] for r in records] == ["DEFAULT", "ERROR", "ERROR"]

@@ -4,11 +4,12 @@ framework retriever, enrichment of that retriever), and a span with a count arou
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from ... import recorder
 from ..._internal import guarded_failure
-from ...observation import Observation, ObservationType
+from ...observation import Observation, ObservationType, make_current, restore_context
 from .. import ownership
 
 Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
@@ -29,15 +30,20 @@ def document(id_: Any, score: Any = None, content: Any = None) -> dict[str, Any]
 
 
 class _Search:
-    """One traced search: its own retriever observation, or an owner to enrich."""
+    """One traced search: its own retriever observation, or an owner to enrich.
 
-    __slots__ = ("obs", "owner", "request", "store")
+    ``with search:`` around the store call makes its observation current, so work the store does
+    inside (embedding the query text, say) nests under it; an error is recorded and ends it.
+    """
+
+    __slots__ = ("obs", "owner", "request", "store", "token")
 
     def __init__(self, store: str, operation: str, describe: Describe, instance: Any, args: Any, kwargs: Any) -> None:
         self.obs: Observation | None = None
         self.owner: Observation | None = None
         self.store = store
         self.request: dict[str, Any] = {}
+        self.token: object | None = None
         try:
             found = ownership.owner(ObservationType.RETRIEVER)
             if found is ownership.FOREIGN:
@@ -71,8 +77,14 @@ class _Search:
         if self.obs is not None:
             self.obs.end()
 
-    def failed(self, error: BaseException) -> None:
+    def __enter__(self) -> None:
         if self.obs is not None:
+            self.token = make_current(self.obs)
+
+    def __exit__(self, exc_type: Any, error: BaseException | None, tb: Any) -> None:
+        token, self.token = self.token, None
+        restore_context(token)
+        if error is not None and self.obs is not None:
             self.obs.record_error(error)
             self.obs.end()
 
@@ -85,11 +97,8 @@ def search_wrapper(store: str, operation: str, describe: Describe, results: Resu
             search = _Search(store, operation, describe, instance, args, kwargs)
             if search.obs is None and search.owner is None:
                 return await wrapped(*args, **kwargs)
-            try:
+            with search:
                 response = await wrapped(*args, **kwargs)
-            except BaseException as error:
-                search.failed(error)
-                raise
             search.done(response, results)
             return response
 
@@ -99,11 +108,8 @@ def search_wrapper(store: str, operation: str, describe: Describe, results: Resu
         search = _Search(store, operation, describe, instance, args, kwargs)
         if search.obs is None and search.owner is None:
             return wrapped(*args, **kwargs)
-        try:
+        with search:
             response = wrapped(*args, **kwargs)
-        except BaseException as error:
-            search.failed(error)
-            raise
         search.done(response, results)
         return response
 
@@ -111,16 +117,17 @@ def search_wrapper(store: str, operation: str, describe: Describe, results: Resu
 
 
 def _start_write(store: str, operation: str, describe: Describe, counter: Count, instance: Any, args: Any,
-                 kwargs: Any) -> Observation | None:
+                 kwargs: Any) -> AbstractContextManager[Any]:
+    """The write's span, to use with ``with``: current during the call, ended (with any error)
+    after it; if it cannot be started, a context that does nothing."""
     try:
-        fields = describe(instance, args, kwargs)
-        obs = recorder.start(ObservationType.SPAN, f"{store}.{operation}")
-        obs.update(store=store, operation=operation, metadata={"count": counter(instance, args, kwargs),
-                                                               "collection": fields.get("collection")})
-        return obs
+        metadata = {"count": counter(instance, args, kwargs),
+                    "collection": describe(instance, args, kwargs).get("collection")}
+        return recorder.start(ObservationType.SPAN, f"{store}.{operation}").update(
+            store=store, operation=operation, metadata=metadata)
     except Exception as exc:
         guarded_failure(f"{store}.write", exc)
-        return None
+        return nullcontext()
 
 
 def write_wrapper(store: str, operation: str, describe: Describe, counter: Count,
@@ -128,30 +135,14 @@ def write_wrapper(store: str, operation: str, describe: Describe, counter: Count
     """A wrapt wrapper recording a write (add/upsert/delete) as a span with its count."""
     if asynchronous:
         async def traced_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            obs = _start_write(store, operation, describe, counter, instance, args, kwargs)
-            try:
+            with _start_write(store, operation, describe, counter, instance, args, kwargs):
                 return await wrapped(*args, **kwargs)
-            except BaseException as error:
-                if obs is not None:
-                    obs.record_error(error)
-                raise
-            finally:
-                if obs is not None:
-                    obs.end()
 
         return traced_async
 
     def traced(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        obs = _start_write(store, operation, describe, counter, instance, args, kwargs)
-        try:
+        with _start_write(store, operation, describe, counter, instance, args, kwargs):
             return wrapped(*args, **kwargs)
-        except BaseException as error:
-            if obs is not None:
-                obs.record_error(error)
-            raise
-        finally:
-            if obs is not None:
-                obs.end()
 
     return traced
 

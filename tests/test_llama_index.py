@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 from llama_index.core import Document, Settings, VectorStoreIndex
-from llama_index.core.base.llms.types import CompletionResponse, LLMMetadata
+from llama_index.core.base.llms.types import ChatMessage, CompletionResponse, LLMMetadata
 from llama_index.core.embeddings.mock_embed_model import MockEmbedding
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
@@ -25,6 +25,12 @@ from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
 
 pytestmark = pytest.mark.integrations("llama_index", "openai")
+
+def assert_nothing_held() -> None:
+    tracker = INTEGRATION.tracker
+    assert tracker is not None
+    assert not (tracker.open or tracker.streams or tracker.delegates or tracker.skipped)
+
 
 QUERY_TREE = [("chain", "RetrieverQueryEngine.query", [
     ("retriever", "VectorIndexRetriever.retrieve", [("embedding", "MockEmbedding.get_query_embedding", [])]),
@@ -76,7 +82,7 @@ def test_streaming_generation_records_first_token_and_ends_with_the_stream(index
     gen = next(r for r in records if r["type"] == "generation")
     assert gen["name"] == "MockLLM.stream_complete" and gen["output"] == text
     assert gen["completion_start_time"] is not None
-    assert not INTEGRATION.tracker.open and not INTEGRATION.tracker.partial
+    assert_nothing_held()
 
 
 def test_a_long_stream_is_held_only_to_the_value_limit(tmp_path: Path) -> None:
@@ -86,13 +92,13 @@ def test_a_long_stream_is_held_only_to_the_value_limit(tmp_path: Path) -> None:
     for i, response in enumerate(MockLLM(max_tokens=600).stream_complete("p")):
         text = response.text
         if i == 500:  # while it runs: the text so far cut to the limit, and at most one batch after it
-            (held,) = INTEGRATION.tracker.partial.values()
-            assert len(held[0]) <= 1024 + 1 and len(held) < 64
+            (held,) = INTEGRATION.tracker.streams.values()
+            assert len(held.deltas[0]) <= 1024 + 1 and len(held.deltas) < 64
     assert len(text) > 2 * 1024
     (record,) = Traced(tmp_path / "t.db").records()
     assert record["name"] == "MockLLM.stream_complete"
     assert record["output"] == schema.truncate(text, 1024)  # the whole text, cut and marked at the limit
-    assert not INTEGRATION.tracker.partial
+    assert_nothing_held()
 
 
 def test_nesting_under_an_outer_observation_and_errors(index: VectorStoreIndex, traced: Traced) -> None:
@@ -177,7 +183,8 @@ class Scripted(CustomLLM):
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-        raise NotImplementedError
+        text = self.replies.pop(0)
+        return (CompletionResponse(text=text[:end], delta=piece) for end, piece in ((9, text[:9]), (None, text[9:])))
 
 
 def test_react_agent_with_a_tool(traced: Traced) -> None:
@@ -214,3 +221,149 @@ def test_reranker_is_a_retrieval_step(index: VectorStoreIndex, traced: Traced) -
     assert rerank["doc_count"] == len(response.source_nodes)
     parent = next(r for r in records if r["id"] == rerank["parent_id"])
     assert parent["name"] == "RetrieverQueryEngine.query"
+
+
+def test_react_agent_streaming_records_one_generation_per_llm_call(traced: Traced) -> None:
+    """ReActAgent streams by default: CustomLLM.astream_chat runs stream_chat lazily, outside its span."""
+    from llama_index.core.agent.workflow import ReActAgent
+
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        return a * b
+
+    replies = ['Thought: I need to multiply.\nAction: multiply\nAction Input: {"a": 6, "b": 7}\n',
+               "Thought: I can answer.\nAnswer: 42\n"]
+    agent = ReActAgent(tools=[FunctionTool.from_defaults(fn=multiply)], llm=Scripted(replies=list(replies)))
+
+    async def ask() -> Any:
+        return await agent.run(user_msg="what is 6 times 7?")
+
+    assert str(asyncio.run(ask())).strip() == "42"
+    records = traced.records()
+    assert shape(records) == [("agent", "ReActAgent.run", [
+        ("generation", "Scripted.astream_chat", []), ("tool", "FunctionTool.acall", []),
+        ("generation", "Scripted.astream_chat", []),
+    ])]
+    outputs = [r["output"] for r in records if r["type"] == "generation"]
+    assert outputs == [{"role": "assistant", "content": reply} for reply in replies]
+    assert_nothing_held()
+
+
+class Metered(CustomLLM):
+    """A streaming LLM that reports token usage on its last chunk, as OpenAI's streams do."""
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name="metered")
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        raise NotImplementedError
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
+        usage = {"usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+        return (chunk for chunk in [CompletionResponse(text="Hel", delta="Hel"),
+                                    CompletionResponse(text="Hello", delta="lo", raw=usage)])
+
+
+def test_custom_llm_async_streams_record_one_generation_each(traced: Traced) -> None:
+    llm = Metered()
+
+    async def run() -> str:
+        with autotrace.start_chain("request") as outer:
+            first = await llm.astream_complete("hi")  # both open before either is read
+            second = await llm.astream_chat([ChatMessage(role="user", content="hi")])
+            assert "".join([r.delta for r in llm.stream_complete("sync")]) == "Hello"  # the same LLM, meanwhile
+            assert [r.delta async for r in second] == ["Hel", "lo"]
+            assert [r.delta async for r in first] == ["Hel", "lo"]
+        return outer.trace_id
+
+    records = traced.trace(asyncio.run(run()))
+    assert shape(records) == [("chain", "request", [
+        ("generation", "Metered.astream_complete", []), ("generation", "Metered.astream_chat", []),
+        ("generation", "Metered.stream_complete", []),
+    ])]
+    by_name = {r["name"]: r for r in records}
+    usage = {"input": 3, "output": 2, "total": 5}
+    assert by_name["Metered.astream_complete"]["input"] == "hi"
+    assert by_name["Metered.astream_complete"]["output"] == "Hello"
+    assert by_name["Metered.astream_chat"]["input"] == [{"role": "user", "content": "hi"}]
+    assert by_name["Metered.astream_chat"]["output"] == {"role": "assistant", "content": "Hello"}
+    assert by_name["Metered.stream_complete"]["input"] == "sync"
+    assert all(r["usage"] == usage and r["completion_start_time"] for r in records if r["type"] == "generation")
+    assert_nothing_held()
+
+
+class Flaky(CustomLLM):
+    """A streaming LLM whose connection drops after the first chunk."""
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name="flaky")
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        raise NotImplementedError
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
+        def chunks() -> Iterator[CompletionResponse]:
+            yield CompletionResponse(text="par", delta="par")
+            raise ConnectionError("connection reset mid-stream")
+
+        return chunks()
+
+
+def test_a_stream_failing_midway_ends_its_generation_with_the_error(traced: Traced) -> None:
+    async def read_async() -> None:
+        async for _ in await Flaky().astream_chat([ChatMessage(role="user", content="hi")]):
+            pass
+
+    with autotrace.start_chain("request") as outer:
+        with pytest.raises(ConnectionError, match="connection reset mid-stream"):
+            for _ in Flaky().stream_complete("hi"):
+                pass
+        with pytest.raises(ConnectionError, match="connection reset mid-stream"):
+            asyncio.run(read_async())
+    records = traced.trace(outer.trace_id)
+    assert shape(records) == [("chain", "request", [
+        ("generation", "Flaky.stream_complete", []), ("generation", "Flaky.astream_chat", []),
+    ])]
+    chain, sync, chat = records
+    assert chain["level"] == "DEFAULT"
+    for gen in (sync, chat):
+        assert (gen["level"], gen["status_message"]) == ("ERROR", "ConnectionError: connection reset mid-stream")
+    assert sync["output"] == "par" and chat["output"] == {"role": "assistant", "content": "par"}
+    assert_nothing_held()
+
+
+def test_an_abandoned_stream_ends_with_what_the_caller_received(traced: Traced) -> None:
+    llm = MockLLM(max_tokens=8)
+    messages = [ChatMessage(role="user", content="tell me a story")]
+    with autotrace.start_chain("request") as outer:
+        closed = llm.stream_chat(messages)
+        assert [next(closed).delta, next(closed).delta] == ["text ", "text "]
+        closed.close()  # break + close
+        dropped = llm.stream_complete("a story")
+        assert next(dropped).delta == "text "
+        del dropped  # freed unfinished
+        llm.stream_complete("never read")  # freed at once
+
+        async def read_async() -> None:
+            stream = await llm.astream_chat(messages)
+            async for chunk in stream:
+                assert chunk.delta == "text "
+                break
+            await stream.aclose()
+
+        asyncio.run(read_async())
+    records = traced.trace(outer.trace_id)
+    assert shape(records) == [("chain", "request", [
+        ("generation", "MockLLM.stream_chat", []), ("generation", "MockLLM.stream_complete", []),
+        ("generation", "MockLLM.stream_complete", []), ("generation", "MockLLM.astream_chat", []),
+    ])]
+    assert [r["output"] for r in records[1:]] == [{"role": "assistant", "content": "text text "}, "text ", "",
+                                                  {"role": "assistant", "content": "text "}]
+    assert all(r["level"] == "DEFAULT" and r["status_message"] is None for r in records)
+    assert_nothing_held()

@@ -11,13 +11,16 @@ recorded (all others are skipped, and their children attach to the nearest recor
 - ``BaseTool.call/acall`` -> tool; agents (classes named ``*Agent*``, ``run``/``chat``) -> agent
 
 While a recorded span runs its OTel span is current, so an OpenAI call made by the LLM nests
-under it and is recorded once (see ``ownership``). A streamed LLM call stays open until
-LlamaIndex reports the stream's end, and records its first token.
+under it and is recorded once (see ``ownership``). A streamed LLM call stays open until its
+stream ends, fails or is dropped unfinished (then with the text it gave), and records its first
+token. A ``CustomLLM``'s ``astream_*`` iterates its ``stream_*`` lazily, outside its own span: that
+``stream_*`` is recognised (same LLM, same input object) and not recorded a second time.
 """
 
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -83,6 +86,29 @@ def _message(message: Any) -> dict[str, Any]:
     return {"role": _ROLES.get(role, role), "content": getattr(message, "content", str(message))}
 
 
+def _method(id_: str) -> str:
+    """The method name in a LlamaIndex span id (``Class.method-uuid``)."""
+    return id_.split("-", 1)[0].rsplit(".", 1)[-1]
+
+
+def _llm_input(method: str, arguments: dict[str, Any]) -> Any:
+    """The messages (chat) or prompt (completion) an LLM call was given."""
+    positional = arguments.get("args") or ()  # LLM callbacks wrap methods as (_self, *args, **kwargs)
+    first = positional[0] if positional else None
+    return (arguments.get("messages") or first) if "chat" in method else (arguments.get("prompt") or first)
+
+
+def _usage(result: Any) -> dict[str, int] | None:
+    """Token usage from a response's ``raw`` (an OpenAI-style object or dict), if it has it."""
+    raw = getattr(result, "raw", None)
+    usage = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
+    counts = [usage.get(k) if isinstance(usage, dict) else getattr(usage, k, None)
+              for k in ("prompt_tokens", "completion_tokens")]
+    if all(isinstance(n, int) for n in counts):
+        return {"input": counts[0], "output": counts[1], "total": counts[0] + counts[1]}
+    return None
+
+
 def _model(instance: Any) -> str | None:
     for attribute in ("model", "model_name"):
         value = getattr(instance, attribute, None)
@@ -95,13 +121,11 @@ def _model(instance: Any) -> str | None:
 
 def _start_fields(obs_type: ObservationType, instance: Any, method: str, arguments: dict[str, Any]) -> dict[str, Any]:
     if obs_type is ObservationType.GENERATION:
-        positional = arguments.get("args") or ()  # LLM callbacks wrap methods as (_self, *args, **kwargs)
-        first = positional[0] if positional else None
-        messages = arguments.get("messages") or (first if "chat" in method else None)
-        prompt = arguments.get("prompt") or (first if "chat" not in method else None)
+        value = _llm_input(method, arguments)
+        chat = "chat" in method
         return {"model": _model(instance), "provider": "llama_index",
-                "input": [_message(m) for m in messages] if messages is not None else prompt,
-                "operation": "chat" if "chat" in method else "text_completion"}
+                "input": [_message(m) for m in value] if chat and value is not None else value,
+                "operation": "chat" if chat else "text_completion"}
     if obs_type is ObservationType.EMBEDDING:
         value = arguments.get("query") or arguments.get("text") or arguments.get("texts")
         return {"model": _model(instance), "input": value,
@@ -122,17 +146,7 @@ def _end_fields(obs_type: ObservationType, result: Any) -> dict[str, Any]:
     if obs_type is ObservationType.GENERATION:
         message = getattr(result, "message", None)
         output = _message(message) if message is not None else getattr(result, "text", None)
-        raw = getattr(result, "raw", None)
-        usage = getattr(raw, "usage", None) if raw is not None and not isinstance(raw, dict) else (raw or {}).get(
-            "usage") if isinstance(raw, dict) else None
-        fields: dict[str, Any] = {"output": output}
-        if usage is not None:
-            prompt = getattr(usage, "prompt_tokens", None) if not isinstance(usage, dict) else usage.get("prompt_tokens")
-            completion = (getattr(usage, "completion_tokens", None) if not isinstance(usage, dict)
-                          else usage.get("completion_tokens"))
-            if isinstance(prompt, int) and isinstance(completion, int):
-                fields["usage"] = {"input": prompt, "output": completion, "total": prompt + completion}
-        return fields
+        return {"output": output, "usage": _usage(result)}
     if obs_type is ObservationType.EMBEDDING:
         vectors = result if result and isinstance(result[0], list) else [result]
         return {"dimensions": len(vectors[0]) if vectors and vectors[0] else None,
@@ -146,13 +160,26 @@ def _end_fields(obs_type: ObservationType, result: Any) -> dict[str, Any]:
     return {"output": getattr(result, "response", result)}
 
 
+class _Stream:
+    """A streamed generation whose call has returned, until its stream ends, fails or is dropped."""
+
+    __slots__ = ("delegate", "deltas", "ref")
+
+    def __init__(self, delegate: tuple[int, str, int] | None) -> None:
+        self.deltas: list[str] = []  # the text so far, held only to the value limit
+        self.delegate = delegate  # the key in ``_Tracker.delegates`` while that is unclaimed
+        self.ref: weakref.ref[Any] | None = None  # the stream; freed unfinished, it ends the generation
+
+
 class _Tracker:
     """The open observations by LlamaIndex span id (bounded), shared by both handlers."""
 
     def __init__(self) -> None:
         self.open: OrderedDict[str, tuple[Observation, Any]] = OrderedDict()
         self.skipped: OrderedDict[str, str | None] = OrderedDict()  # skipped span -> nearest recorded ancestor
-        self.partial: OrderedDict[str, list[str]] = OrderedDict()  # streaming generation -> deltas so far
+        self.streams: OrderedDict[str, _Stream] = OrderedDict()  # streamed generation (also in open) -> its state
+        #: (LLM id, ``stream_*`` method, input id) -> the ``astream_*`` generation it would duplicate
+        self.delegates: OrderedDict[tuple[int, str, int], str] = OrderedDict()
 
     def recorded_ancestor(self, parent_id: str | None) -> str | None:
         while parent_id is not None and parent_id not in self.open:
@@ -162,9 +189,13 @@ class _Tracker:
         return parent_id
 
     def start(self, id_: str, instance: Any, parent_id: str | None, arguments: dict[str, Any]) -> None:
-        method = id_.split("-", 1)[0].rsplit(".", 1)[-1]
+        method = _method(id_)
         found = _classify(instance, method)
         ancestor = self.recorded_ancestor(parent_id)
+        if found is not None and found[0] is ObservationType.GENERATION and self.delegates:
+            outer = self.delegates.pop((id(instance), method, id(_llm_input(method, arguments))), None)
+            if outer is not None:  # CustomLLM.astream_* iterating its stream_*: the same call
+                found, ancestor = None, outer
         if found is None:
             self.skipped[id_] = ancestor
             self._bound(self.skipped)
@@ -173,6 +204,7 @@ class _Tracker:
         parent = self.open.get(ancestor) if ancestor is not None else None
         if parent is not None and parent[0].type is obs_type and obs_type in _ONE_PER_CALL:
             self.skipped[id_] = ancestor  # e.g. acomplete delegating to complete: one generation
+            self._bound(self.skipped)
             return
         parent_context = trace.set_span_in_context(parent[0].span) if parent is not None else None
         obs = recorder.start(obs_type, f"{type(instance).__name__}.{method.lstrip('_')}", parent=parent_context)
@@ -182,14 +214,15 @@ class _Tracker:
         self._bound(self.open)
 
     @staticmethod
-    def _bound(mapping: OrderedDict[str, Any]) -> None:
+    def _bound(mapping: OrderedDict[Any, Any]) -> None:
         if len(mapping) > _MAX_OPEN:
             evicted = mapping.popitem(last=False)[1]
             if isinstance(evicted, tuple) and isinstance(evicted[0], Observation):
                 evicted[0].end()
             count("llama_index_spans_evicted")
 
-    def exit(self, id_: str, result: Any = None, error: BaseException | None = None) -> None:
+    def exit(self, id_: str, result: Any = None, error: BaseException | None = None, instance: Any = None,
+             arguments: dict[str, Any] | None = None) -> None:
         self.skipped.pop(id_, None)
         entry = self.open.get(id_)
         if entry is None:
@@ -198,7 +231,8 @@ class _Tracker:
         release_if_current(obs, token)
         streaming = error is None and (inspect.isgenerator(result) or inspect.isasyncgen(result))
         if streaming and obs.type is ObservationType.GENERATION:
-            return  # ends when LlamaIndex reports the end of the stream
+            self._follow(id_, result, instance, arguments or {})
+            return  # ends with the stream
         del self.open[id_]
         if error is not None:
             obs.record_error(error)
@@ -206,28 +240,59 @@ class _Tracker:
             obs.update(**_end_fields(obs.type, result))
         obs.end()
 
-    def event(self, event: Any) -> None:
-        kind = type(event).__name__
-        entry = self.open.get(getattr(event, "span_id", None) or "")
-        if entry is None:
+    def _follow(self, id_: str, stream: Any, instance: Any, arguments: dict[str, Any]) -> None:
+        """Keep the generation open until ``stream`` ends, fails or is freed unfinished."""
+        method = _method(id_)
+        delegate = None
+        if inspect.isasyncgen(stream) and method.startswith("astream_"):
+            delegate = (id(instance), method[1:], id(_llm_input(method, arguments)))
+            self.delegates[delegate] = id_
+            self._bound(self.delegates)
+        tracked = self.streams[id_] = _Stream(delegate)
+        self._bound(self.streams)
+        tracked.ref = weakref.ref(stream, lambda _: self._dropped(id_))
+
+    def _dropped(self, id_: str) -> None:
+        try:
+            self._end_stream(id_)
+        except Exception as exc:
+            guarded_failure("llama_index.stream_dropped", exc)
+
+    def _end_stream(self, id_: str, response: Any = None, error: BaseException | None = None) -> None:
+        """End a streamed generation with the text it gave; an error other than the caller closing
+        the stream (GeneratorExit) is recorded as the generation's."""
+        tracked = self.streams.pop(id_, None)
+        entry = self.open.pop(id_, None)
+        if tracked is None or entry is None:
             return
+        if tracked.delegate is not None and self.delegates.get(tracked.delegate) == id_:
+            del self.delegates[tracked.delegate]
         obs = entry[0]
+        text = "".join(tracked.deltas)  # what the caller received
+        if error is None or text:
+            obs.update(output={"role": "assistant", "content": text} if "chat" in _method(id_) else text)
+        if error is not None and not isinstance(error, GeneratorExit):
+            obs.record_error(error)
+        obs.update(usage=_usage(response))
+        obs.end()
+
+    def event(self, event: Any) -> None:
+        id_ = getattr(event, "span_id", None) or ""
+        tracked = self.streams.get(id_)
+        if tracked is None:
+            return  # not a stream: the span's exit records the result
+        kind = type(event).__name__
         if kind in ("LLMChatInProgressEvent", "LLMCompletionInProgressEvent"):
-            obs.mark_first_token()
-            deltas = self.partial.setdefault(event.span_id, [])
-            self._bound(self.partial)
+            entry = self.open.get(id_)
+            if entry is not None:
+                entry[0].mark_first_token()
             delta = getattr(event.response, "delta", None)
             if isinstance(delta, str):  # a long stream's text is held only to the value limit
-                schema.keep_piece(deltas, delta, state.max_value_bytes)
+                schema.keep_piece(tracked.deltas, delta, state.max_value_bytes)
         elif kind in ("LLMChatEndEvent", "LLMCompletionEndEvent"):
-            deltas = self.partial.pop(event.span_id, None)
-            if deltas is None:
-                return  # not a stream: the span's exit records the result
-            del self.open[event.span_id]
-            text = "".join(deltas)  # what the caller received
-            chat = kind == "LLMChatEndEvent"
-            obs.update(output={"role": "assistant", "content": text} if chat else text)
-            obs.end()
+            self._end_stream(id_, response=event.response)
+        elif kind == "ExceptionEvent":  # the stream failed, or the caller closed it (GeneratorExit)
+            self._end_stream(id_, error=event.exception)
 
 
 def _handlers(tracker: _Tracker) -> tuple[Any, Any]:
@@ -249,7 +314,7 @@ def _handlers(tracker: _Tracker) -> tuple[Any, Any]:
         def prepare_to_exit_span(self, id_: str, bound_args: Any, instance: Any = None, result: Any = None,
                                  **kwargs: Any) -> None:
             try:
-                tracker.exit(id_, result=result)
+                tracker.exit(id_, result=result, instance=instance, arguments=bound_args.arguments)
             except Exception as exc:
                 guarded_failure("llama_index.exit_span", exc)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
+import autotrace
 from autotrace.config import ConfigError, load_settings
+from autotrace.runtime import state
 
 
 def test_defaults() -> None:
@@ -63,3 +66,33 @@ def test_lists_from_kwargs_and_env() -> None:
     assert load_settings({"integrations": ["openai", "grpc"]}, env={}).integrations == ("openai", "grpc")
     assert load_settings(env={"AUTOTRACE_DISABLED_INTEGRATIONS": "grpc, qdrant"}).disabled_integrations == (
         "grpc", "qdrant")
+
+
+def test_redact_is_validated_and_normalised() -> None:
+    def hook(key: str, value: object, span_type: str) -> object:
+        return value
+
+    assert load_settings(env={"AUTOTRACE_REDACT": "email, Phone"}).redact == ("EMAIL", "PHONE")
+    assert load_settings(env={"AUTOTRACE_REDACT": "all"}).redact is True
+    assert load_settings(env={"AUTOTRACE_REDACT": "none"}).redact is False
+    assert load_settings({"redact": ["email", hook]}, env={}).redact == ("EMAIL", hook)
+    assert load_settings({"redact": hook}, env={}).redact is hook
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env={"AUTOTRACE_REDACT": "emails,phone"})
+    assert "AUTOTRACE_REDACT='emails,phone' is invalid for setting 'redact'" in str(raised.value)
+    assert "'emails'" in str(raised.value) and "EMAIL, IBAN" in str(raised.value)
+    for bad in (["email", "ssn"], ",", 3):
+        with pytest.raises(ConfigError, match="setting 'redact'"):
+            load_settings({"redact": bad}, env={})
+
+
+def test_install_with_bad_redact_raises_config_error_and_starts_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=())
+    before = set(threading.enumerate())
+    monkeypatch.setenv("AUTOTRACE_REDACT", "emails")
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="AUTOTRACE_REDACT='emails'"):
+            autotrace.install(local_store="on", local_store_path=tmp_path / "u.db", integrations=())
+    assert set(threading.enumerate()) <= before
+    assert state.settings is not None and state.settings.local_store_path == tmp_path / "t.db"  # kept

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from concurrent import futures
 from typing import Any
 
 import grpc
@@ -12,6 +13,7 @@ import grpc.aio
 import pytest
 
 import autotrace
+from autotrace import propagation
 from autotrace.integrations import grpc as grpc_integration
 from tests import grpc_services as svc
 from tests.helpers import Traced, shape
@@ -185,3 +187,55 @@ def test_uninstall_restores_grpc(traced_grpc: Traced) -> None:
     autotrace.uninstall()
     assert grpc.insecure_channel is not patched
     assert not hasattr(grpc.insecure_channel, "__wrapped__")
+
+
+def _forwarding_handler(asyncio_server: bool) -> grpc.GenericRpcHandler:
+    """``Forward``: the tenant in scope and the headers an onward call would carry."""
+
+    def seen() -> dict[str, Any]:
+        return {"tenant": autotrace.current_tenant(), "outgoing": dict(propagation.inject({}))}
+
+    async def aio_forward(request: Any, context: Any) -> dict[str, Any]:
+        return seen()
+
+    def forward(request: Any, context: Any) -> dict[str, Any]:
+        return seen()
+
+    method = grpc.unary_unary_rpc_method_handler(aio_forward if asyncio_server else forward,
+                                                 request_deserializer=svc.loads, response_serializer=svc.dumps)
+    return grpc.method_handlers_generic_handler("test.Forward", {"Forward": method})
+
+
+@pytest.mark.parametrize("asyncio_server", [False, True])
+@pytest.mark.parametrize(("trust", "tenant"), [(False, None), (True, "victim")])
+def test_incoming_tenant_is_forwarded_only_when_adopted(tmp_path, asyncio_server: bool, trust: bool,
+                                                         tenant: str | None) -> None:
+    """The servers never attach the caller's baggage: only an adopted tenant travels on."""
+    autotrace.install(local_store="on", local_store_path=tmp_path / "b.db", integrations=("grpc",),
+                      export_interval=0.05, trust_incoming_tenant=trust)
+    metadata = (("baggage", "autotrace.tenant=victim,other=1"),)
+
+    async def scenario() -> dict[str, Any]:
+        if asyncio_server:
+            server: Any = grpc.aio.server()
+            server.add_generic_rpc_handlers((_forwarding_handler(True),))
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+        else:
+            server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+            server.add_generic_rpc_handlers((_forwarding_handler(False),))
+            port = server.add_insecure_port("127.0.0.1:0")
+            server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = channel.unary_unary("/test.Forward/Forward", request_serializer=svc.dumps,
+                                           response_deserializer=svc.loads)
+                return await call({}, metadata=metadata)
+        finally:
+            stopped = server.stop(0)
+            if asyncio_server:
+                await stopped
+
+    reply = asyncio.run(scenario())
+    forwarded = [e for e in reply["outgoing"].get("baggage", "").split(",") if e.startswith("autotrace.tenant=")]
+    assert (reply["tenant"], forwarded) == (tenant, [f"autotrace.tenant={tenant}"] if tenant else [])

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 import autotrace
+from autotrace import propagation
 from autotrace.middleware import TenantASGIMiddleware, TenantWSGIMiddleware
 from tests.helpers import Traced, shape
 
@@ -72,3 +75,45 @@ def test_wsgi_sets_tenant(traced: Traced) -> None:
     records = traced.records()
     assert shape(records) == [("span", "wsgi-handler", [("tool", "tool", [])])]
     assert {r["tenant"] for r in records} == {"initech"}
+
+
+def _outgoing_from(kind: str, resolve: Any, baggage_header: str) -> tuple[str | None, set[str]]:
+    """Call an ASGI or WSGI app through the middleware; return the tenant in scope and the baggage
+    entries an onward call made by the app would carry."""
+    seen: list[Any] = []
+
+    def record() -> None:
+        entries = propagation.inject({}).get("baggage", "").split(",")
+        seen.append((autotrace.current_tenant(), set(entries)))
+
+    if kind == "asgi":
+        async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+            record()
+
+        _call_asgi(TenantASGIMiddleware(asgi_app, resolve), [(b"baggage", baggage_header.encode())])
+    else:
+        def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+            record()
+            start_response("200 OK", [])
+            return [b""]
+
+        TenantWSGIMiddleware(wsgi_app, resolve)({"HTTP_BAGGAGE": baggage_header}, lambda *a: None)
+    return seen[0]
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+@pytest.mark.parametrize(
+    ("trust", "resolved", "tenant", "outgoing"),
+    [
+        (False, None, None, {"other=1"}),  # anonymous request at an untrusting edge: never forwarded
+        (False, "acme", "acme", {"other=1", "autotrace.tenant=acme"}),
+        (True, "acme", "acme", {"other=1", "autotrace.tenant=acme"}),  # the resolved tenant wins
+        (True, None, "victim", {"other=1", "autotrace.tenant=victim"}),  # adopted from a trusted caller
+    ],
+)
+def test_incoming_tenant_baggage_is_forwarded_only_as_the_tenant_in_scope(
+        tmp_path, kind: str, trust: bool, resolved: str | None, tenant: str | None, outgoing: set[str]) -> None:
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(),
+                      trust_incoming_tenant=trust)
+    seen = _outgoing_from(kind, lambda request: resolved, "autotrace.tenant=victim,other=1")
+    assert seen == (tenant, outgoing)

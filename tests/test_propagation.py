@@ -1,15 +1,21 @@
-"""W3C propagation helpers: compat flags, tenant baggage, and fuzzed incoming headers."""
+"""W3C propagation helpers: compat flags, tenant baggage, fuzzed incoming headers and tenant ids."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+import string
+
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 import autotrace
 from autotrace import propagation
-from autotrace.context import tenant_from_baggage
+from autotrace.context import tenant_from_baggage, valid_tenant
 from tests.helpers import Traced
+
+_ALNUM = string.ascii_letters + string.digits
+_TENANT_CHARS = _ALNUM + "._:@/-"
 
 
 def test_inject_then_extract_round_trip(traced: Traced) -> None:
@@ -41,3 +47,23 @@ def test_fuzzed_headers_never_raise(headers: dict[str, str]) -> None:
     tenant = tenant_from_baggage(ctx)
     assert tenant is None or isinstance(tenant, str)
     propagation.extract(list(headers.items()))
+
+
+def test_inject_never_forwards_a_tenant_that_is_only_in_the_baggage(traced: Traced) -> None:
+    # e.g. another OpenTelemetry instrumentation attached an incoming request's baggage
+    token = otel_context.attach(propagation.extract({"baggage": "autotrace.tenant=victim,other=1"}))
+    try:
+        assert propagation.inject({})["baggage"] == "other=1"
+        with autotrace.tenant("acme"):
+            assert set(propagation.inject({})["baggage"].split(",")) == {"other=1", "autotrace.tenant=acme"}
+    finally:
+        otel_context.detach(token)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=_TENANT_CHARS + "\n\r\t \x00\u00e9\u0661", max_size=130))
+@example("acme\n")
+@example("acme\r\n")
+def test_tenant_ids_are_exactly_the_documented_shape(value: str) -> None:
+    documented = 1 <= len(value) <= 128 and value[0] in _ALNUM and set(value) <= set(_TENANT_CHARS)
+    assert valid_tenant(value) is documented

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .export.redaction import BUILT_IN_KINDS
+
 
 class ConfigError(ValueError):
     """An invalid autotrace setting (the message names the setting and where it came from)."""
@@ -112,6 +114,29 @@ def _names(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _redact(value: Any) -> Any:
+    """``redact`` as ``True`` (all detectors), ``False`` (none), a hook, or a tuple of detector names
+    (upper case) and hooks; an unknown name is an error, never a silent gap in redaction."""
+    if isinstance(value, bool) or callable(value):
+        return value
+    if isinstance(value, str):
+        if value.strip().lower() in ("all", "true", "on", "yes", "1"):
+            return True
+        if value.strip().lower() in ("none", "false", "off", "no", "0"):
+            return False
+        value = _names(value)
+        if not value:
+            raise ValueError("expected 'all', 'none' or detector names")
+    if not isinstance(value, list | tuple | set | frozenset):
+        raise ValueError(f"expected 'all', 'none', detector names or hooks, not {type(value).__name__}")
+    names = [v for v in value if not callable(v)]
+    unknown = [v for v in names if not isinstance(v, str) or v.strip().upper() not in BUILT_IN_KINDS]
+    if unknown:
+        raise ValueError(f"unknown redaction detector(s) {', '.join(map(repr, unknown))}; "
+                         f"valid: all, none, {', '.join(sorted(BUILT_IN_KINDS))}")
+    return tuple(v.strip().upper() if isinstance(v, str) else v for v in value)
+
+
 _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "enabled": (("AUTOTRACE_ENABLED",), _bool),
     "service_name": (("AUTOTRACE_SERVICE_NAME", "OTEL_SERVICE_NAME"), str),
@@ -136,7 +161,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "max_tenants": (("AUTOTRACE_MAX_TENANTS",), _positive_int),
     "tenant_idle_seconds": (("AUTOTRACE_TENANT_IDLE_SECONDS",), _positive_float),
     "export_workers": (("AUTOTRACE_EXPORT_WORKERS",), _positive_int),
-    "redact": (("AUTOTRACE_REDACT",), str),
+    "redact": (("AUTOTRACE_REDACT",), _redact),
     "environment": (("AUTOTRACE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"), str),
     "release": (("AUTOTRACE_RELEASE", "LANGFUSE_RELEASE"), str),
     "integrations": (("AUTOTRACE_INTEGRATIONS",), _names),
@@ -196,6 +221,10 @@ def _validate(settings: Settings) -> Settings:
         fail("unknown_tenant", "'default' needs LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY for the default project")
     if settings.tenant_resolver is not None and not callable(settings.tenant_resolver):
         fail("tenant_resolver", "must be a callable returning a tenant id or None")
+    try:
+        settings = dataclasses.replace(settings, redact=_redact(settings.redact))
+    except ValueError as exc:
+        fail("redact", str(exc))
     if settings.max_retries < 0:
         fail("max_retries", "must be >= 0")
     if settings.max_value_bytes < 256:

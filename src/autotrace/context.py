@@ -17,7 +17,7 @@ from . import schema
 from .runtime import state
 
 TENANT_BAGGAGE_KEY = "autotrace.tenant"
-_TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
+_TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")  # whole value (fullmatch)
 
 _tenant: ContextVar[str | None] = ContextVar("autotrace_tenant", default=None)
 _capture: ContextVar[bool | None] = ContextVar("autotrace_capture_content", default=None)
@@ -26,7 +26,7 @@ _trace_attrs: ContextVar[dict[str, Any] | None] = ContextVar("autotrace_trace_at
 
 def valid_tenant(value: object) -> bool:
     """Tenant ids are 1-128 characters of letters, digits and ``._:@/-``, starting alphanumeric."""
-    return isinstance(value, str) and _TENANT_PATTERN.match(value) is not None
+    return isinstance(value, str) and _TENANT_PATTERN.fullmatch(value) is not None
 
 
 def current_tenant() -> str | None:
@@ -100,6 +100,12 @@ def with_tenant_baggage(tenant_id: str | None, ctx: Context | None = None) -> Co
     if tenant_id is None:
         return ctx
     return baggage.set_baggage(TENANT_BAGGAGE_KEY, tenant_id, ctx)
+
+
+def without_tenant_baggage(ctx: Context | None = None) -> Context:
+    """``ctx`` (default: the current context) without a tenant baggage entry: a tenant that
+    arrived from a caller is never forwarded as is, only this service's own tenant is sent on."""
+    return baggage.remove_baggage(TENANT_BAGGAGE_KEY, ctx)
 
 
 def capture_enabled() -> bool:

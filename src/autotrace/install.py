@@ -99,6 +99,7 @@ def install(**options: Any) -> Settings:
         if state.settings is not None and not options:
             return state.settings
         settings = load_settings(options)
+        redactor = _redactor(settings.redact)  # before anything starts: a bad value leaves no threads
         if state.settings is not None:
             uninstall()
         if not settings.enabled:
@@ -116,7 +117,7 @@ def install(**options: Any) -> Settings:
                 log_once("local_store", "autotrace: local store %s unavailable (%s: %s); spans that would go "
                          "there are dropped (counted)", settings.local_store_path, type(exc).__name__, exc)
         router = Router(settings, resolver, local_sink, WorkerPool(settings.export_workers))
-        pipeline = SpanPipeline(settings, router, _redactor(settings.redact))
+        pipeline = SpanPipeline(settings, router, redactor)
         state.settings = settings
         state.provider = provider
         state.capture_content = settings.capture_content

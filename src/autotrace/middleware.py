@@ -2,7 +2,9 @@
 
 The tenant comes from a function of the request that you supply (typically reading what your auth
 middleware established). A tenant arriving as baggage from another service is used only when
-``trust_incoming_tenant`` is configured, and only if your function found none.
+``trust_incoming_tenant`` is configured, and only if your function found none. Either way the
+incoming tenant entry is removed from the baggage the request carries on: outgoing calls carry only
+the tenant in scope here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.propagate import extract
 
 from ._internal import count, log_once
-from .context import reset_tenant, set_tenant, tenant_from_baggage, valid_tenant
+from .context import reset_tenant, set_tenant, tenant_from_baggage, valid_tenant, without_tenant_baggage
 from .runtime import state
 
 _MAX_HEADER = 8192
@@ -46,7 +48,7 @@ def _enter(headers: Mapping[str, str], resolve: Callable[[Any], str | None] | No
     carrier = {k: v for k, v in headers.items() if len(v) <= _MAX_HEADER}
     ctx = extract(carrier)
     tenant = _tenant_of(resolve, request, ctx)
-    context_token = otel_context.attach(ctx)
+    context_token = otel_context.attach(without_tenant_baggage(ctx))
     tenant_token = set_tenant(tenant) if tenant is not None else None
     return context_token, tenant_token
 

@@ -1,6 +1,8 @@
 """W3C trace context and baggage across services.
 
-Outgoing calls carry ``traceparent``/``tracestate`` and baggage with the tenant. By default the
+Outgoing calls carry ``traceparent``/``tracestate`` and baggage with the tenant: the current
+tenant (``autotrace.tenant`` scope, middleware or interceptor), never a tenant entry that merely
+sits in the context's baggage (e.g. attached from an incoming request). By default the
 trace flags carry only the sampled bit: otel-go releases before 2026 reject flags above 2 (the
 W3C level-2 random-id bit that OTel Python sets) and silently start a new trace. Set
 ``full_trace_flags=True`` to send the flags unchanged.
@@ -11,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
-from opentelemetry import baggage, trace
+from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ._internal import count
-from .context import TENANT_BAGGAGE_KEY, current_tenant
+from .context import current_tenant, with_tenant_baggage, without_tenant_baggage
 from .runtime import state
 
 MAX_HEADER_LENGTH = 8192
@@ -38,7 +40,8 @@ def traceparent(context: Context | None = None, full_flags: bool | None = None) 
 
 
 def inject(carrier: MutableMapping[str, str], context: Context | None = None) -> MutableMapping[str, str]:
-    """Write trace context and baggage (with the current tenant) into ``carrier``."""
+    """Write trace context and baggage (with the current tenant, or without any tenant entry when
+    there is none) into ``carrier``."""
     parent = traceparent(context)
     if parent is not None:
         carrier["traceparent"] = parent
@@ -46,7 +49,7 @@ def inject(carrier: MutableMapping[str, str], context: Context | None = None) ->
         if trace_state:
             carrier["tracestate"] = trace_state.to_header()
     tenant = current_tenant()
-    ctx = baggage.set_baggage(TENANT_BAGGAGE_KEY, tenant, context) if tenant is not None else context
+    ctx = with_tenant_baggage(tenant, context) if tenant is not None else without_tenant_baggage(context)
     _baggage.inject(carrier, ctx)
     return carrier
 

@@ -102,7 +102,7 @@ class _Call:
         if found is None or not isinstance(body, dict):
             return
         extra = getattr(self.options, "extra_json", None)  # ``extra_body``: the SDK merges it over the body
-        sent = {**body, **extra} if isinstance(extra, Mapping) and extra else body
+        sent = {**body, **extra} if extra and isinstance(extra, Mapping) else body
         self.operation, name = found
         kind = ObservationType.EMBEDDING if self.operation == "embeddings" else ObservationType.GENERATION
         headers = self.options.headers

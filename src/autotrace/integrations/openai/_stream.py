@@ -35,8 +35,8 @@ class StreamState:
     """What a stream has produced so far, per operation. Per chunk it only keeps the chunk (and
     notes the first token's time); chunks are read in batches, away from the caller's loop."""
 
-    __slots__ = ("choices", "chunks", "cutter", "error", "first", "first_token_ns", "hide_usage_chunk", "many",
-                 "model", "operation", "response", "usage")
+    __slots__ = ("choices", "chunks", "cutter", "error", "first", "first_token_ns", "hide_usage_chunk", "model",
+                 "operation", "response", "usage")
 
     def __init__(self, operation: str, hide_usage_chunk: bool, choices: int = 1) -> None:
         self.operation = operation
@@ -45,8 +45,7 @@ class StreamState:
         #: The first choice, the only one unless the caller asked for several (``n``).
         self.first = _ChoiceParts()
         #: Every choice by its index, when the caller asked for several.
-        self.choices: dict[int, _ChoiceParts] = {0: self.first}
-        self.many = choices > 1
+        self.choices: dict[int, _ChoiceParts] | None = {0: self.first} if choices > 1 else None
         self.first_token_ns: int | None = None
         self.model: str | None = None
         self.usage: Any = None
@@ -104,7 +103,7 @@ class StreamState:
         self.chunks.clear()  # the same list: the stream's traced loop holds it
         try:
             self._fold(chunks)
-            if self.many:
+            if self.choices is not None:
                 for parts in self.choices.values():
                     parts.bound()
             elif len(self.first.text) >= schema.JOIN_PIECES_AT:
@@ -127,8 +126,8 @@ class StreamState:
                     self.usage = usage
                     break
         completion = self.operation == "text_completion"
-        if self.many:
-            self._fold_choices(chunks, completion)
+        if self.choices is not None:
+            _fold_choices(self.choices, chunks, completion)
             return
         first = self.first
         for chunk in reversed(chunks):  # the finish reason: on the last chunk with choices, or
@@ -157,35 +156,6 @@ class StreamState:
                 if tool_calls := delta.tool_calls:
                     first.add_tool_calls(tool_calls)
 
-    def _fold_choices(self, chunks: list[Any], completion: bool) -> None:
-        """``_fold`` for a stream of several choices (``n``), each read by its index."""
-        for chunk in chunks:
-            for choice in chunk.choices or ():
-                parts = self._choice(choice.index)
-                if parts is None:
-                    continue
-                if choice.finish_reason is not None:
-                    parts.finish_reason = choice.finish_reason
-                if completion:
-                    if piece := choice.text:
-                        parts.text.append(piece)
-                    continue
-                delta = choice.delta
-                if delta is not None:
-                    if content := delta.content:
-                        parts.text.append(content)
-                    if tool_calls := delta.tool_calls:
-                        parts.add_tool_calls(tool_calls)
-
-    def _choice(self, index: Any) -> _ChoiceParts | None:
-        parts = self.choices.get(index)
-        if parts is None:
-            if len(self.choices) >= _MAX_CHOICES or not isinstance(index, int):
-                count("openai.stream_choice_pieces_dropped")
-                return None
-            parts = self.choices[index] = _ChoiceParts()
-        return parts
-
     def _record_event(self, event: Any) -> None:
         """One Responses API event: its text, its model, its final response, or an error."""
         kind = getattr(event, "type", "")
@@ -213,8 +183,9 @@ class StreamState:
             return self._response_fields()
         usage = _extract.usage_fields(self.usage) if self.cut_usage_event() is None else None
         completion = self.operation == "text_completion"
-        if len(self.choices) > 1:  # as a response of several choices is recorded: a list, by index
-            output: Any = [self.choices[i].output(completion) for i in sorted(self.choices)]
+        choices = self.choices
+        if choices is not None and len(choices) > 1:  # as a response of several choices: a list, by index
+            output: Any = [choices[i].output(completion) for i in sorted(choices)]
         else:
             output = self.first.output(completion)
         return {"response_model": self.model, "usage": usage, "finish_reason": self.first.finish_reason,
@@ -235,6 +206,30 @@ class StreamState:
             fields["level"], fields["status_message"] = "ERROR", self.error
         fields["completion_start_time"] = self.first_token_ns
         return fields
+
+
+def _fold_choices(choices: dict[int, _ChoiceParts], chunks: list[Any], completion: bool) -> None:
+    """``StreamState._fold`` for a stream of several choices (``n``), each read by its index."""
+    for chunk in chunks:
+        for choice in chunk.choices or ():
+            parts = choices.get(choice.index)
+            if parts is None:
+                if len(choices) >= _MAX_CHOICES or not isinstance(choice.index, int):
+                    count("openai.stream_choice_pieces_dropped")
+                    continue
+                parts = choices[choice.index] = _ChoiceParts()
+            if choice.finish_reason is not None:
+                parts.finish_reason = choice.finish_reason
+            if completion:
+                if piece := choice.text:
+                    parts.text.append(piece)
+                continue
+            delta = choice.delta
+            if delta is not None:
+                if content := delta.content:
+                    parts.text.append(content)
+                if tool_calls := delta.tool_calls:
+                    parts.add_tool_calls(tool_calls)
 
 
 class _ChoiceParts:

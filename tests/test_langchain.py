@@ -73,6 +73,8 @@ def test_ainvoke_and_stream_with_first_token(traced: Traced) -> None:
     stream_gen = [r for r in records if r["name"] == "FakeListChatModel"][1]
     assert stream_gen["completion_start_time"] is not None
     assert stream_gen["output"]["content"] == "streamed words here"
+    streamed_root = [r for r in records if r["name"] == SEQ][1]  # its input is known only at its end
+    assert streamed_root["input"] == {"question": "s"} and streamed_root["output"] == "streamed words here"
 
 
 def test_batch_on_a_thread_pool_gives_each_input_its_own_tree(traced: Traced) -> None:

@@ -235,8 +235,10 @@ class AutotraceCallbackHandler:
 
         self._guard("chain_start", start)
 
-    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._guard("chain_end", self._end, run_id, output=outputs)
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
+        # a streamed run's input is known only at its end (it started with ``{"input": ""}``)
+        fields = {"output": outputs} if inputs is None else {"output": outputs, "input": inputs}
+        self._guard("chain_end", self._end, run_id, **fields)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._guard("chain_error", self._end, run_id, error)

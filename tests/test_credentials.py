@@ -97,12 +97,42 @@ def test_missing_env_reference_only_disables_that_tenant(tmp_path: Path) -> None
 
 
 def test_environment_credentials() -> None:
-    env = {"AUTOTRACE_TENANT_ACME_CORP_PUBLIC_KEY": "pk-ac", "AUTOTRACE_TENANT_ACME_CORP_SECRET_KEY": "sk-ac"}
+    env = {"AUTOTRACE_TENANT_ACME_CORP_PUBLIC_KEY": "pk-ac", "AUTOTRACE_TENANT_ACME_CORP_SECRET_KEY": "sk-ac",
+           "AUTOTRACE_TENANT_ACME_CORP_ID": "acme-corp"}
     resolver = EnvCredentials(environ=env)
     assert resolver.resolve("acme-corp") == Credentials("pk-ac", "sk-ac")
     env["AUTOTRACE_TENANT_ACME_CORP_SECRET_KEY"] = "sk-rotated"
     assert resolver.resolve("acme-corp").secret_key == "sk-rotated"
     assert resolver.resolve("other") is None
+
+
+def test_environment_credentials_belong_to_exactly_one_tenant_id() -> None:
+    """Ids that share an environment name never share its keys: without ``_ID`` the name belongs
+    only to its lower-case id; with ``_ID`` only to that exact id."""
+    env = {"AUTOTRACE_TENANT_ACME_CORP_PUBLIC_KEY": "pk-ac", "AUTOTRACE_TENANT_ACME_CORP_SECRET_KEY": "sk-ac"}
+    resolver = EnvCredentials(environ=env)
+    siblings = ["acme-corp", "acme.corp", "ACME_CORP", "ACME:corp", "Acme/Corp", "acme@corp"]
+    assert resolver.resolve("acme_corp") == Credentials("pk-ac", "sk-ac")
+    assert [resolver.resolve(t) for t in siblings] == [None] * len(siblings)
+    env["AUTOTRACE_TENANT_ACME_CORP_ID"] = "acme.corp"
+    assert resolver.resolve("acme.corp") == Credentials("pk-ac", "sk-ac")
+    assert [resolver.resolve(t) for t in ["acme_corp", *siblings[:1], *siblings[2:]]] == [None] * len(siblings)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.from_regex(r"[aA1][aA1_.:@/-]{0,3}", fullmatch=True), min_size=2, max_size=6, unique=True),
+       st.booleans())
+def test_no_two_tenant_ids_ever_read_the_same_environment_keys(tenants: list[str], bind: bool) -> None:
+    env: dict[str, str] = {}
+    for i, tenant in enumerate(tenants):
+        name = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in tenant).upper()
+        env[f"AUTOTRACE_TENANT_{name}_PUBLIC_KEY"] = f"pk-{i}"
+        env[f"AUTOTRACE_TENANT_{name}_SECRET_KEY"] = f"sk-{i}"
+        if bind:
+            env[f"AUTOTRACE_TENANT_{name}_ID"] = tenant
+    resolver = EnvCredentials(environ=env)
+    found = [c.public_key for c in map(resolver.resolve, tenants) if c is not None]
+    assert len(found) == len(set(found))
 
 
 def test_callable_ttl_stale_on_failure_and_negative_cache(caplog: pytest.LogCaptureFixture) -> None:

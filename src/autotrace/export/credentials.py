@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 import tomllib
@@ -96,6 +97,9 @@ class _Counted:
     def close(self) -> None:
         """Nothing to release by default."""
 
+    def after_fork(self) -> None:
+        """In a forked child: forget locks and lookups of the parent's threads (none by default)."""
+
 
 class StaticCredentials(_Counted):
     """A fixed tenant -> credentials mapping."""
@@ -109,7 +113,14 @@ class StaticCredentials(_Counted):
 
 
 class EnvCredentials(_Counted):
-    """``<PREFIX><TENANT>_PUBLIC_KEY`` / ``_SECRET_KEY`` / ``_HOST``, read on every call (rotation-safe)."""
+    """``<PREFIX><NAME>_PUBLIC_KEY`` / ``_SECRET_KEY`` / ``_HOST``, read on every call (rotation-safe).
+
+    ``NAME`` is the tenant id upper-cased with every character other than ``A-Z a-z 0-9`` turned
+    into ``_``. Several ids share a name (``acme-corp``, ``acme.corp``, ``acme_corp``), so a name
+    belongs to exactly ONE id: the one in ``<PREFIX><NAME>_ID`` when that is set, otherwise only
+    the id ``NAME.lower()`` (an id of ``[a-z0-9_]``). Any other id sharing the name is unknown:
+    two tenants can never read the same keys.
+    """
 
     def __init__(self, prefix: str = "AUTOTRACE_TENANT_", environ: Mapping[str, str] | None = None) -> None:
         super().__init__()
@@ -117,7 +128,11 @@ class EnvCredentials(_Counted):
         self._environ = environ if environ is not None else os.environ
 
     def resolve(self, tenant: str) -> Credentials | None:
-        key = self.prefix + "".join(ch if ch.isalnum() else "_" for ch in tenant).upper()
+        name = re.sub(r"[^A-Za-z0-9]", "_", tenant).upper()
+        key = self.prefix + name
+        owner = self._environ.get(key + "_ID", name.lower())
+        if owner != tenant:
+            return self._note(None)
         public, secret = self._environ.get(key + "_PUBLIC_KEY"), self._environ.get(key + "_SECRET_KEY")
         if not public or not secret:
             return self._note(None)
@@ -190,6 +205,9 @@ class FileCredentials(_Counted):
                     continue
             mapping[str(tenant)] = Credentials(entry.get("public_key"), secret, entry.get("host"))  # type: ignore[arg-type]
         return mapping
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def resolve(self, tenant: str) -> Credentials | None:
         try:
@@ -278,6 +296,11 @@ class CallableCredentials(_Counted):
                     self._stats["evictions"] += 1
             return value
 
+    def after_fork(self) -> None:
+        """A parent's thread may have held a lock or been mid-lookup at ``fork``: start clean."""
+        self._lock = threading.Lock()
+        self._inflight = {}
+
     def invalidate(self, tenant: str | None = None) -> None:
         with self._lock:
             if tenant is None:
@@ -303,6 +326,21 @@ class ChainCredentials(_Counted):
             if found is not None:
                 return self._note(found)
         return self._note(None)
+
+    def after_fork(self) -> None:
+        for resolver in self.resolvers:
+            reset_after_fork(resolver)
+
+
+def reset_after_fork(resolver: object) -> None:
+    """Call ``resolver.after_fork()`` if it has one (a user's resolver may not); never raises."""
+    reset = getattr(resolver, "after_fork", None)
+    if callable(reset):
+        try:
+            reset()
+        except Exception as exc:
+            log_once(f"credentials_after_fork:{type(exc).__name__}", "autotrace: credentials resolver "
+                     "after_fork raised %s", type(exc).__name__)
 
 
 def coerce_resolver(value: Any) -> CredentialsResolver:

@@ -140,6 +140,14 @@ class Destination:
         self._attempts = 0
         self._next_attempt = self._clock() + (_BACKOFF_BASE if result.retryable else 0.0)
 
+    def take_all(self) -> list[Any]:
+        """Remove and return every span waiting here (the retry batch first), to re-target them."""
+        with self._lock:
+            spans = [*(self._retry_batch or ()), *self._buffer]
+            self._buffer.clear()
+            self._retry_batch = None
+        return spans
+
     def discard(self) -> int:
         """Drop everything still buffered (shutdown past its deadline); returns how many were not
         confirmed delivered, counting a batch still in flight."""

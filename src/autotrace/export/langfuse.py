@@ -30,6 +30,8 @@ class LangfuseSink(OtlpHttpSink):
 
     def __init__(self, host: str, credentials: Credentials, timeout: float = 10.0, name: str = "langfuse") -> None:
         super().__init__(host.rstrip("/") + OTLP_PATH, langfuse_headers(credentials), timeout, name)
+        #: Where this sink sends; fixed for its lifetime (a new host needs a new sink).
+        self.host = host.rstrip("/")
         self.fingerprint = credentials.fingerprint
         self._scores = HttpTarget(host.rstrip("/") + SCORES_PATH, timeout)
         self._auth = credentials.authorization_header()
@@ -60,7 +62,8 @@ class LangfuseSink(OtlpHttpSink):
         self._scores.close()
 
     def rotate(self, credentials: Credentials) -> None:
-        """Use new keys for the next batch (no restart, no new connection needed)."""
+        """Use new keys for the next batch (no restart, no new connection needed). Only for keys of
+        this sink's host: keys meant for another host must never be sent here."""
         if credentials.fingerprint != self.fingerprint:
             self.set_headers(langfuse_headers(credentials))
             self._auth = credentials.authorization_header()

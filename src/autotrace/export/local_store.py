@@ -7,10 +7,12 @@ while an application writes).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +69,20 @@ def _total(value: Any, key: str = "total") -> float | None:
     return None
 
 
+#: Connections inherited across ``fork``: never closed in the child (closing one there would act
+#: on the parent's database state), only kept so they are not closed by garbage collection.
+_INHERITED: list[sqlite3.Connection] = []
+#: ``fork`` waits at most this long for a write in progress (longer than SQLite's busy timeout).
+_FORK_WAIT = 15.0
+
+
 class LocalStore:
-    """SQLite-backed storage of observations and scores."""
+    """SQLite-backed storage of observations and scores.
+
+    Every use of the connection holds ``_lock``; ``fork`` takes it too, so no thread of ours is
+    inside SQLite when a process forks (its mutexes would stay locked in the child). The child opens
+    its own connection on first use, never in the fork handler.
+    """
 
     def __init__(self, path: str | Path, retention_days: float = 28.0) -> None:
         self.path = Path(path)
@@ -76,9 +90,13 @@ class LocalStore:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = self._connect()
+        self._held_for_fork: threading.Lock | None = None
+        self._pid = os.getpid()
+        self._closed = False
+        self._db: sqlite3.Connection | None = self._connect()
         self._last_purge = 0.0
         self.purge()
+        _register_at_fork(self)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0)
@@ -87,10 +105,38 @@ class LocalStore:
         db.executescript(_SCHEMA)
         return db
 
+    def _conn(self) -> sqlite3.Connection:
+        """The connection, opened on first use after ``fork`` (call with ``_lock`` held)."""
+        if self._db is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            self._db = self._connect()
+        return self._db
+
     def reopen(self) -> None:
-        """A new connection (a SQLite connection must not cross ``fork``)."""
+        """In a forked child: forget the parent's connection and lock (a SQLite connection must not
+        cross ``fork``); the next use opens a new connection. Touches no SQLite code, so it is safe
+        in a fork handler; once per process."""
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._db = self._connect()
+        if self._db is not None:
+            _INHERITED.append(self._db)
+            self._db = None
+
+    def _before_fork(self) -> None:
+        if self._lock.acquire(timeout=_FORK_WAIT):
+            self._held_for_fork = self._lock
+
+    def _after_fork_in_parent(self) -> None:
+        held, self._held_for_fork = self._held_for_fork, None
+        if held is not None:
+            held.release()
+
+    def _after_fork_in_child(self) -> None:
+        self._held_for_fork = None
+        self.reopen()
 
     # -- writing ------------------------------------------------------------------------------------
     def write(self, records: Iterable[dict[str, Any]]) -> int:
@@ -101,12 +147,13 @@ class LocalStore:
             for r in records
         ]
         with self._lock:
-            self._db.execute("BEGIN")
+            db = self._conn()
+            db.execute("BEGIN")
             try:
-                self._db.executemany("INSERT OR REPLACE INTO observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-                self._db.execute("COMMIT")
+                db.executemany("INSERT OR REPLACE INTO observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
         if time.monotonic() - self._last_purge > _PURGE_EVERY:
             self.purge()
@@ -114,7 +161,7 @@ class LocalStore:
 
     def add_score(self, score: dict[str, Any]) -> None:
         with self._lock:
-            self._db.execute(
+            self._conn().execute(
                 "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (score["id"], score.get("trace_id"), score.get("observation_id"), score["name"],
                  score.get("value") if isinstance(score.get("value"), int | float) else None,
@@ -126,15 +173,16 @@ class LocalStore:
         """Delete observations and scores older than the retention period; returns rows deleted."""
         cutoff = (now_ns or time.time_ns()) - self.retention_ns
         with self._lock:
-            deleted = self._db.execute("DELETE FROM observations WHERE end_ns < ?", (cutoff,)).rowcount
-            deleted += self._db.execute("DELETE FROM scores WHERE created_ns < ?", (cutoff,)).rowcount
+            db = self._conn()
+            deleted = db.execute("DELETE FROM observations WHERE end_ns < ?", (cutoff,)).rowcount
+            deleted += db.execute("DELETE FROM scores WHERE created_ns < ?", (cutoff,)).rowcount
         self._last_purge = time.monotonic()
         return deleted
 
     # -- reading ------------------------------------------------------------------------------------
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            return self._conn().execute(sql, args).fetchall()
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
         """Every observation of one trace (prefix match on the id allowed), ordered by start."""
@@ -193,7 +241,25 @@ class LocalStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._closed = True
+            if self._db is not None:
+                self._db.close()
+
+
+def _register_at_fork(store: LocalStore) -> None:
+    """Fork handlers for ``store`` that do not keep it alive (a closed store's do nothing)."""
+    ref = weakref.ref(store)
+
+    def call(method: str) -> Callable[[], None]:
+        def handler() -> None:
+            target = ref()
+            if target is not None:
+                getattr(target, method)()
+        return handler
+
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=call("_before_fork"), after_in_parent=call("_after_fork_in_parent"),
+                            after_in_child=call("_after_fork_in_child"))
 
 
 class LocalStoreSink:

@@ -1,27 +1,31 @@
 """Routing: choose ONE destination per finished span from its tenant, and drive exports.
 
-Per-tenant Langfuse destinations are created lazily from the credentials resolver, capped in
-number (least recently used idle ones are evicted) and closed when idle. A span whose tenant is
-missing or unknown follows the ``unknown_tenant`` policy: ``drop`` (default), ``default`` (the
-project of ``LANGFUSE_PUBLIC_KEY``) or ``local`` (the embedded store only).
+Per-tenant Langfuse destinations are created lazily from the credentials resolver (looked up on
+an export worker, never on the pipeline thread), capped in number (least recently used idle ones
+are evicted) and closed when idle. A span whose tenant is missing or unknown follows the
+``unknown_tenant`` policy: ``drop`` (default: kept nowhere, not even in the local store),
+``default`` (the project of ``LANGFUSE_PUBLIC_KEY``) or ``local`` (the embedded store only).
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from .._internal import count, log_once
+from .._internal import count, guarded_failure, log_once
 from ..config import Settings
-from .credentials import Credentials, CredentialsResolver
+from .credentials import Credentials, CredentialsResolver, reset_after_fork
 from .destination import Destination
 from .langfuse import LangfuseSink
 from .sink import Sink
 from .workers import WorkerPool
 
+#: Seconds a tenant's credentials (or their absence) are trusted before being looked up again.
 _RECHECK_CREDENTIALS = 5.0
+#: Spans of one tenant kept while its credentials are being looked up.
+_MAX_WAITING = 1_000
 
 
 class Router:
@@ -40,6 +44,14 @@ class Router:
         self._pool = pool
         self._clock = clock
         self._tenants: OrderedDict[str, tuple[Destination, float]] = OrderedDict()
+        #: Tenants being looked up: new ones with their spans meanwhile (bounded), known ones being
+        #: checked again (their spans flow on); finished lookups.
+        self._waiting: dict[str, deque[Any]] = {}
+        self._checking: set[str] = set()
+        self._lookups: deque[tuple[str, Credentials | None]] = deque()
+        self._max_waiting = min(settings.max_destination_queue, _MAX_WAITING)
+        #: Tenants without credentials, and when that was found (bounded, oldest forgotten first).
+        self._unknown_tenants: OrderedDict[str, float] = OrderedDict()
         #: True while some destination's buffer is past a quarter full (callers then slow down).
         self.pressured = False
         self._local = self._destination("local", local_sink) if local_sink is not None else None
@@ -54,65 +66,166 @@ class Router:
                            max_retries=s.max_retries, clock=self._clock)
 
     def _langfuse_sink(self, credentials: Credentials, key: str) -> LangfuseSink:
-        host = credentials.host or self.settings.langfuse_host
-        assert host is not None
-        return LangfuseSink(host, credentials, timeout=self.settings.export_timeout, name=f"langfuse:{key}")
+        return LangfuseSink(self._host(credentials), credentials, timeout=self.settings.export_timeout,
+                            name=f"langfuse:{key}")
 
     # -- routing (pipeline thread) ------------------------------------------------------------------
     def route(self, tenant: str | None, span: Any) -> None:
-        """Buffer ``span`` for its destination (and the local store when that is on)."""
-        if self._local is not None:
-            self._local.add(span)  # a full buffer counts its own drops
-            self.pressured = self.pressured or self._local.filling
-        if self.settings.langfuse_enabled:
-            destination = self._for_tenant(tenant)
-            if destination is not None:
-                destination.add(span)
-                self.pressured = self.pressured or destination.filling
-        elif self._local is None:
-            count("spans_dropped.no_destination")
+        """Buffer ``span`` for its tenant's destination and the local store (when that is on).
 
-    def _for_tenant(self, tenant: str | None) -> Destination | None:
+        With Langfuse off, the local store keeps every span. With Langfuse on, a span whose tenant
+        is missing or unknown is kept only where ``unknown_tenant`` says (``drop``: nowhere).
+        A tenant not looked up recently waits (bounded) while a worker asks the resolver, so one
+        slow lookup never holds up other tenants.
+        """
+        if not self.settings.langfuse_enabled:
+            if self._local is not None:
+                self._add(self._local, span)
+            else:
+                count("spans_dropped.no_destination")
+            return
         if tenant is None:
-            return self._fallback("spans_dropped.no_tenant")
-        entry = self._tenants.get(tenant)
+            self._unknown(span, "spans_dropped.no_tenant")
+            return
+        waiting = self._waiting.get(tenant)
+        if waiting is not None:
+            self._park(waiting, span)
+            return
         now = self._clock()
-        if entry is not None and now - entry[1] < _RECHECK_CREDENTIALS:
+        entry = self._tenants.get(tenant)
+        if entry is not None:  # a known tenant: its spans flow on while its credentials are checked again
+            if (now - entry[1] >= _RECHECK_CREDENTIALS and tenant not in self._checking
+                    and self._lookups_running() < self.settings.max_tenants):
+                self._checking.add(tenant)
+                self._look_up(tenant)
             self._tenants.move_to_end(tenant)
-            return entry[0]
-        credentials = self._resolver.resolve(tenant) if self._resolver is not None else None
-        if credentials is None:
-            if entry is not None:  # credentials revoked: stop sending this tenant anywhere it used to go
-                self._remove(tenant)
-            return self._fallback("spans_dropped.unknown_tenant")
-        if entry is not None:
-            sink = entry[0].sink
-            if isinstance(sink, LangfuseSink):
-                sink.rotate(credentials)
-            self._tenants[tenant] = (entry[0], now)
-            self._tenants.move_to_end(tenant)
-            return entry[0]
-        if len(self._tenants) >= self.settings.max_tenants and not self._evict_one():
-            count("spans_dropped.tenant_cap")
-            log_once("tenant_cap", "autotrace: %d live tenant destinations (max_tenants); dropping spans (counted)",
-                     len(self._tenants))
-            return None
-        destination = self._destination(f"tenant:{tenant}", self._langfuse_sink(credentials, tenant))
-        self._tenants[tenant] = (destination, now)
-        count("tenant_destinations_created")
-        return destination
+            self._deliver(entry[0], span)
+            return
+        unknown_since = self._unknown_tenants.get(tenant)
+        if unknown_since is not None and now - unknown_since < _RECHECK_CREDENTIALS:
+            self._unknown(span, "spans_dropped.unknown_tenant")
+        elif self._lookups_running() < self.settings.max_tenants:
+            self._waiting[tenant] = deque([span])
+            self._look_up(tenant)
+        else:
+            self._cap_reached()
 
-    def _fallback(self, reason: str) -> Destination | None:
+    def _lookups_running(self) -> int:
+        return len(self._waiting) + len(self._checking)
+
+    def _add(self, destination: Destination, span: Any) -> None:
+        destination.add(span)  # a full buffer counts its own drops
+        self.pressured = self.pressured or destination.filling
+
+    def _deliver(self, destination: Destination | None, span: Any) -> None:
+        """A span of an admitted tenant: the local store (when on) and ``destination``."""
+        if self._local is not None:
+            self._add(self._local, span)
+        if destination is not None:
+            self._add(destination, span)
+
+    def _unknown(self, span: Any, reason: str) -> None:
+        """The ``unknown_tenant`` policy (fail closed: with ``drop`` the span is kept nowhere)."""
         policy = self.settings.unknown_tenant
         if policy == "default" and self._default is not None:
-            return self._default
-        if policy != "local" or self._local is None:  # with "local" the local store already has it
+            self._deliver(self._default, span)
+        elif policy == "local" and self._local is not None:
+            self._add(self._local, span)
+        else:
             count(reason)
-        return None
+
+    def _cap_reached(self, n: int = 1) -> None:
+        count("spans_dropped.tenant_cap", n)
+        log_once("tenant_cap", "autotrace: %d live tenant destinations (max_tenants); dropping spans (counted)",
+                 len(self._tenants))
+
+    def _park(self, waiting: deque[Any], span: Any) -> None:
+        if len(waiting) >= self._max_waiting:
+            count("spans_dropped.credentials_pending")
+            log_once("credentials_pending", "autotrace: spans of a tenant whose credentials are being looked up "
+                     "exceed %d; dropping spans (counted)", self._max_waiting)
+        else:
+            waiting.append(span)
+
+    def _look_up(self, tenant: str) -> None:
+        """Resolve ``tenant`` on a worker; ``apply_lookups`` routes the result (and any spans parked
+        for it meanwhile)."""
+        resolver, results = self._resolver, self._lookups
+
+        def job() -> None:
+            credentials: Credentials | None = None
+            try:
+                credentials = resolver.resolve(tenant) if resolver is not None else None
+            except Exception as exc:
+                guarded_failure("credentials", exc)
+            results.append((tenant, credentials))
+
+        self._pool.submit(job)
+
+    def apply_lookups(self) -> None:
+        """Route the spans of every tenant whose lookup has finished (pipeline thread)."""
+        while self._lookups:
+            tenant, credentials = self._lookups.popleft()
+            self._checking.discard(tenant)
+            spans = self._waiting.pop(tenant, None) or ()
+            if credentials is None:
+                self._forget(tenant)
+                for span in spans:
+                    self._unknown(span, "spans_dropped.unknown_tenant")
+                continue
+            self._unknown_tenants.pop(tenant, None)
+            destination = self._settle(tenant, credentials)
+            if destination is None:
+                self._cap_reached(len(spans))
+            for span in spans:
+                self._deliver(destination, span)
+
+    def _forget(self, tenant: str) -> None:
+        """No credentials: stop sending this tenant anywhere it used to go; remember for a while."""
+        if tenant in self._tenants:
+            self._remove(tenant)
+        self._unknown_tenants[tenant] = self._clock()
+        self._unknown_tenants.move_to_end(tenant)
+        while len(self._unknown_tenants) > self.settings.max_tenants:
+            self._unknown_tenants.popitem(last=False)
+
+    def _settle(self, tenant: str, credentials: Credentials) -> Destination | None:
+        """The tenant's destination for ``credentials``: rotated keys on the same host in place; a
+        new host gets a new destination, and spans waiting for the old one move with the tenant
+        (the old host never sees the new keys)."""
+        now = self._clock()
+        entry = self._tenants.get(tenant)
+        if entry is not None:
+            old = entry[0]
+            sink = old.sink
+            if not isinstance(sink, LangfuseSink) or sink.host == self._host(credentials):
+                if isinstance(sink, LangfuseSink):
+                    sink.rotate(credentials)
+                self._tenants[tenant] = (old, now)
+                self._tenants.move_to_end(tenant)
+                return old
+            moved = old.take_all()
+            self._remove(tenant)
+            count("tenant_destinations_moved")
+            destination = self._destination(f"tenant:{tenant}", self._langfuse_sink(credentials, tenant))
+            for span in moved:
+                destination.add(span)
+        else:
+            if len(self._tenants) >= self.settings.max_tenants and not self._evict_one():
+                return None
+            destination = self._destination(f"tenant:{tenant}", self._langfuse_sink(credentials, tenant))
+            count("tenant_destinations_created")
+        self._tenants[tenant] = (destination, now)
+        return destination
+
+    def _host(self, credentials: Credentials) -> str:
+        host = credentials.host or self.settings.langfuse_host
+        assert host is not None
+        return host.rstrip("/")
 
     def _evict_one(self) -> bool:
         for tenant, (destination, _) in self._tenants.items():
-            if destination.idle():
+            if destination.idle() and tenant not in self._waiting:
                 self._remove(tenant)
                 count("tenant_destinations_evicted")
                 return True
@@ -132,7 +245,9 @@ class Router:
         return found
 
     def dispatch(self, force: bool = False) -> None:
-        """Hand every due batch to the export workers; close destinations idle for too long."""
+        """Route finished lookups, hand every due batch to the export workers, close destinations
+        idle for too long."""
+        self.apply_lookups()
         now = self._clock()
         pressured = False
         for destination in self.destinations():
@@ -142,27 +257,40 @@ class Router:
                 self._pool.submit(lambda d=destination, b=batch: d.export(b))
         self.pressured = pressured
         idle_for = self.settings.tenant_idle_seconds
-        stale = [t for t, (d, _) in self._tenants.items() if d.idle() and now - d.last_used > idle_for]
+        stale = [t for t, (d, _) in self._tenants.items()
+                 if d.idle() and now - d.last_used > idle_for and t not in self._waiting]
         for tenant in stale:
             self._remove(tenant)
             count("tenant_destinations_evicted")
 
     def pending(self) -> int:
-        return sum(d.pending + (1 if d.in_flight else 0) for d in self.destinations())
+        waiting = sum(len(spans) for spans in list(self._waiting.values()))
+        return waiting + sum(d.pending + (1 if d.in_flight else 0) for d in self.destinations())
 
     def live_tenants(self) -> int:
         return len(self._tenants)
 
     def discard_all(self) -> int:
-        return sum(d.discard() for d in self.destinations())
+        waiting = sum(len(spans) for spans in self._waiting.values())
+        self._waiting.clear()
+        return waiting + sum(d.discard() for d in self.destinations())
 
     def reset_after_fork(self) -> None:
-        """In a forked child: fresh export threads, fresh connections, none of the parent's spans."""
-        self._pool = self._pool.respawn()
+        """In a forked child: fresh export threads, fresh connections and credentials locks, no
+        lookups in flight, none of the parent's spans."""
+        self._waiting = {}
+        self._checking = set()
+        self._lookups = deque()
+        reset_after_fork(self._resolver)
         for destination in self.destinations():
             destination.after_fork()
+        self._pool = self._pool.respawn()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 1.0) -> None:
+        """Close every destination and stop the export threads (waiting at most ``timeout``)."""
+        self._pool.stop(timeout)
         for destination in self.destinations():
             destination.close()
         self._tenants.clear()
+        self._waiting.clear()
+        self._checking.clear()

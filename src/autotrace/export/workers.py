@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from .._internal import guarded_failure
@@ -36,11 +37,18 @@ class WorkerPool:
                 guarded_failure("worker", exc)
 
     def stop(self, timeout: float) -> None:
-        """Ask every thread to finish its current job and exit; waits at most ``timeout`` overall."""
+        """Drop jobs not started yet, let every thread finish its current job and exit; waits at
+        most ``timeout`` overall (a thread stuck on a hung endpoint exits when its job returns)."""
+        try:
+            while True:
+                self._jobs.get_nowait()
+        except queue.Empty:
+            pass
         for _ in self._threads:
             self._jobs.put(None)
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=max(0.0, timeout / len(self._threads)))
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def respawn(self) -> WorkerPool:
         """A new pool of the same shape (after ``fork`` the old threads do not exist in the child)."""

@@ -124,9 +124,11 @@ def test_a_hook_that_raised_for_a_while_redacts_again_once_fixed(caplog: pytest.
         with autotrace.start_tool("lookup-after", arguments="order ORD-7"):
             pass
         assert autotrace.flush(10)
-        spans = {s.name: s for s in rx.wait_for_spans(4)}
-    for turn in range(3):  # fail closed while it raised: the value never left unredacted
-        assert spans[f"lookup-{turn}"].attributes["langfuse.observation.input"] == "<REDACTION_FAILED>"
-    assert spans["lookup-after"].attributes["langfuse.observation.input"] == "order <ORDER>"
+        spans = rx.wait_for_spans(4)
+    failed = [s for s in spans if s.name == "<REDACTION_FAILED>"]  # the hook also sees span names
+    assert len(failed) == 3  # fail closed while it raised: no value left unredacted
+    assert {s.attributes["langfuse.observation.input"] for s in failed} == {"<REDACTION_FAILED>"}
+    (after,) = [s for s in spans if s.name == "lookup-after"]
+    assert after.attributes["langfuse.observation.input"] == "order <ORDER>"
     assert autotrace.stats()["redaction_hook_failures"] >= 3
     assert caplog.text.count("raised RuntimeError") == 1

@@ -271,8 +271,9 @@ def test_a_span_whose_attributes_cannot_be_built_is_still_exported(traced: Trace
 
 
 def test_content_over_the_limit_is_cut_before_it_waits_in_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An observation's content is cut when it ends, not only when its attributes are built: a
-    span waiting in the queue holds no more than it will export."""
+    """An observation's content is bounded when it ends, not only when its attributes are built: a
+    span waiting in the queue holds no more than the limit plus the redaction margin, and is cut
+    at the limit once redacted."""
     monkeypatch.setattr(runtime.state, "max_value_bytes", 1024)
     relay = Recorder()
     provider = TracerProvider()
@@ -283,10 +284,14 @@ def test_content_over_the_limit_is_cut_before_it_waits_in_the_queue(monkeypatch:
     obs.set_output("y" * 100_000)
     obs.end()
     waiting = _waiting(span)
-    assert len(waiting["arguments"].encode()) <= 1024 and waiting["arguments"].endswith("…[truncated]")
-    assert len(waiting["output"].encode()) <= 1024 and waiting["output"].endswith("…[truncated]")
-    assert autotrace.stats()["attributes_truncated"] == 2
+    held = 1024 + schema.REDACTION_MARGIN + len(schema.HELD_MARK.encode())
+    for key in ("arguments", "output"):
+        assert len(waiting[key].encode()) <= held and waiting[key].endswith(schema.HELD_MARK)
     span.settle()
-    assert span.attributes[schema.OBS_INPUT] == waiting["arguments"]
-    assert span.attributes[schema.OBS_OUTPUT] == waiting["output"]
-    assert autotrace.stats()["attributes_truncated"] == 2  # counted once
+    attrs = dict(span.attributes)
+    assert attrs[schema.OBS_INPUT] == waiting["arguments"] and attrs[schema.OBS_OUTPUT] == waiting["output"]
+    schema.cut_values(attrs, 1024)  # as the pipeline does once it has redacted them
+    for key in (schema.OBS_INPUT, schema.OBS_OUTPUT):
+        assert len(attrs[key].encode()) <= 1024 and attrs[key].endswith("…[truncated]")
+        assert not attrs[key].endswith(schema.HELD_MARK)
+    assert autotrace.stats()["attributes_truncated"] == 2  # counted once, when cut at the limit

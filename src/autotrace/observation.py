@@ -299,7 +299,8 @@ def _snapshot(value: Any) -> Any:
 def _plain(fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
     """``fields`` as the pipeline thread gets them: the content (the caller's data, which may change
     once the observation has ended) as the text it is exported as (``schema.serialize_io``),
-    already cut to the size limit, so a waiting span never holds more than an exported one.
+    already bounded (``schema.hold``: the limit plus a margin, so that redaction sees whole a secret
+    the cut at the limit would split), so a waiting span never holds much more than an exported one.
 
     A new dict: what is left in it is mostly strings, numbers and small dicts of them, which the
     garbage collector never visits, so a span waiting in the queue adds about one dict to its
@@ -307,7 +308,7 @@ def _plain(fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
     plain = {}
     for key, value in fields.items():
         if key in CONTENT_FIELDS and value is not None:
-            value = schema.truncate(value if isinstance(value, str) else schema.serialize_io(value), max_value_bytes)
+            value = schema.hold(value if isinstance(value, str) else schema.serialize_io(value), max_value_bytes)
         plain[key] = value
     return plain
 

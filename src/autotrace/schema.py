@@ -133,16 +133,45 @@ def serialize_io(value: Any) -> str | None:
     return dumps(value)
 
 
-def truncate(value: str, max_bytes: int) -> str:
-    """Cut ``value`` to at most ``max_bytes`` UTF-8 bytes, marking the cut; counted."""
-    if len(value) <= max_bytes // 4:
+#: Past the size limit, a value is held up to this many bytes longer until it has been redacted,
+#: then cut at the limit: a secret that the cut splits (a card number, an e-mail, a key) is then
+#: seen whole by the detectors, and none of it is exported. Longer than the longest bounded shape
+#: detected (an e-mail address is at most 254 characters), and than most API keys.
+REDACTION_MARGIN = 512
+#: Ends a value held cut at the limit plus the margin (``hold``): its last ``REDACTION_MARGIN``
+#: bytes may end in a partial secret, so ``truncate`` never keeps them. It starts with a space, so
+#: no detector's match runs into it.
+HELD_MARK = " " + _TRUNCATION_MARK
+
+
+def hold(value: str, max_bytes: int) -> str:
+    """``value`` as it may wait for redaction: whole if it is at most ``REDACTION_MARGIN`` bytes over
+    ``max_bytes``, else cut there and marked with ``HELD_MARK``. ``truncate`` cuts it at the limit
+    once it has been redacted (and counts that)."""
+    limit = max_bytes + REDACTION_MARGIN
+    if len(value) <= limit // 4:
         return value
     encoded = value.encode("utf-8", "surrogatepass")
-    if len(encoded) <= max_bytes:
+    if len(encoded) <= limit:
+        return value
+    return encoded[:limit].decode("utf-8", "ignore") + HELD_MARK
+
+
+def truncate(value: str, max_bytes: int) -> str:
+    """Cut ``value`` to at most ``max_bytes`` UTF-8 bytes, marking the cut; counted. A value cut by
+    ``hold`` loses at least its last ``REDACTION_MARGIN`` bytes, so what redaction could not see
+    whole is never exported."""
+    if len(value) <= max_bytes // 4:
+        return value
+    held = value.endswith(HELD_MARK)
+    encoded = value.encode("utf-8", "surrogatepass")
+    if len(encoded) <= max_bytes and not held:
         return value
     count("attributes_truncated")
-    keep = max(0, max_bytes - len(_TRUNCATION_MARK.encode()))
-    return encoded[:keep].decode("utf-8", "ignore") + _TRUNCATION_MARK
+    keep = max_bytes - len(_TRUNCATION_MARK.encode())
+    if held:
+        keep = min(keep, len(encoded) - len(HELD_MARK.encode()) - REDACTION_MARGIN)
+    return encoded[:max(0, keep)].decode("utf-8", "ignore") + _TRUNCATION_MARK
 
 
 #: A growing text held as pieces (a stream's output) is joined and cut once it has this many.
@@ -208,7 +237,7 @@ _METADATA_KEYS = {key: f"{OBS_METADATA}.{key}" for key in _METADATA_FIELDS}
 
 def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_bytes: int) -> dict[str, Any]:
     """Turn an observation's typed fields into span attributes (Langfuse keys + ``gen_ai.*``),
-    each value cut to ``max_value_bytes``."""
+    each value bounded by ``hold`` (cut at ``max_value_bytes`` once redacted)."""
     attrs: dict[str, Any] = {OBS_TYPE: obs_type}
     get = fields.get
     input_value = get("input")
@@ -279,7 +308,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
                 continue
             attrs[f"{OBS_METADATA}.{key}"] = metadata_value(value)
             room -= 1
-    # every value within the size limit, whichever field it came from: the span takes them as they are
+    # every value bounded, whichever field it came from: the span takes them as they are
     return cap_attributes(attrs, max_value_bytes)
 
 
@@ -329,17 +358,35 @@ def has_long_string(values: Iterable[Any], max_value_bytes: int) -> bool:
     return False
 
 
+#: Keys autotrace itself sets on every span: never the ones dropped to keep under the cap.
+_OWN_KEYS = (OBS_TYPE, TENANT, ENVIRONMENT, RELEASE)
+
+
 def cap_attributes(attrs: dict[str, Any], max_value_bytes: int, values_capped: bool = False) -> dict[str, Any]:
-    """Enforce the value size limit (unless ``values_capped``) and the 128-attribute cap on a
-    finished span's attributes."""
+    """Bound a span's attributes before redaction: each string value to what ``hold`` keeps (unless
+    ``values_capped``), and their number to the 128-attribute cap, dropping others' keys rather
+    than autotrace's own (counted). ``cut_values`` cuts the values at the limit once redacted."""
     if not values_capped and has_long_string(attrs.values(), max_value_bytes):
         for key, value in attrs.items():
             if isinstance(value, str):
-                attrs[key] = truncate(value, max_value_bytes)
+                attrs[key] = hold(value, max_value_bytes)
     if len(attrs) > MAX_ATTRIBUTES:
         count("attributes_dropped", len(attrs) - MAX_ATTRIBUTES)
-        attrs = dict(list(attrs.items())[:MAX_ATTRIBUTES])
+        kept = {key: attrs[key] for key in _OWN_KEYS if key in attrs}
+        for key, value in attrs.items():
+            if len(kept) >= MAX_ATTRIBUTES:
+                break
+            kept.setdefault(key, value)
+        attrs = kept
     return attrs
+
+
+def cut_values(attrs: dict[str, Any], max_value_bytes: int) -> None:
+    """Cut every string value of ``attrs`` (redacted by now) at the value size limit, in place."""
+    if has_long_string(attrs.values(), max_value_bytes):
+        for key, value in attrs.items():
+            if isinstance(value, str):
+                attrs[key] = truncate(value, max_value_bytes)
 
 
 # -- attributes -> observation record ------------------------------------------------------------

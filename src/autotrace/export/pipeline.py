@@ -1,5 +1,6 @@
-"""The span pipeline: ONE span processor that stamps the tenant on every span at start, and at end
-moves it off the caller's thread, where it is serialised, capped, redacted and routed.
+"""The span pipeline: ONE span processor that decides the tenant of every span at start (kept
+beside the span, not in its attributes), and at end moves it off the caller's thread, where it is
+serialised, capped, redacted, cut to the size limit and routed.
 
 Every span goes through it, third-party OpenTelemetry spans included, so redaction and tenant
 routing cannot be bypassed. The caller's thread only appends to a bounded queue.
@@ -10,12 +11,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import Link, SpanContext
 
 from .. import schema
 from .._internal import count, guarded_failure, log_once
@@ -23,10 +26,13 @@ from ..config import Settings
 from ..context import current_tenant, current_trace_attributes, valid_tenant
 from ..scores import ScoreItem
 from ..spans import ObservationSpan
-from .redaction import Redactor
+from .redaction import EVENT_NAME, SCORE_COMMENT, SCORE_VALUE, SPAN_NAME, STATUS_MESSAGE, Redactor
 from .router import Router
 
+#: Bounds on the tenants remembered for live spans and for live traces' local roots.
+_MAX_LIVE_SPANS = 100_000
 _MAX_TRACKED_TRACES = 50_000
+_AMBIGUOUS = ""  # a trace id that local roots of different tenants share (never a valid tenant)
 #: Once this many spans wait, the pipeline thread is woken and the caller pauses briefly (or a
 #: destination's buffer is past a quarter full: then it only pauses). A loop that calls an SDK
 #: which releases the GIL for a moment on every call (openai's ``uuid4()``) re-takes it before a
@@ -38,32 +44,68 @@ _MAX_TRACKED_TRACES = 50_000
 DRAIN_AT = 256
 BACKPRESSURE_PAUSE = 0.0005
 _TENANT = schema.TENANT
+#: The live pipelines, for the one at-fork hook below: a pipeline is never kept alive by it.
+_live: weakref.WeakSet[SpanPipeline] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pipeline in list(_live):
+        pipeline._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class TenantTracker:
-    """Decides the tenant of each new span; a trace keeps the tenant it started with."""
+    """Decides each span's tenant when it starts, and keeps it outside the span's attributes (which
+    later code could change, or the SDK evict when full) until the span is finalised.
+
+    A span under a local parent takes its parent's tenant: a trace never changes tenant midway
+    (a mismatch is counted, the original tenant kept). A local root (no parent, or a remote one:
+    an incoming request) takes the current tenant, so separate requests that carry the same trace
+    id from outside never take each other's tenant."""
 
     def __init__(self, resolver: Callable[[], str | None] | None) -> None:
         self._resolver = resolver
         # single dict operations are atomic under the GIL; insertion order gives the oldest entry
+        self._spans: dict[int, str] = {}  # span id -> tenant, from its start until it is finalised
+        self._evicted: dict[int, None] = {}  # span ids whose tenant was evicted: dropped, never misrouted
+        #: trace id -> the tenant of its live local roots (_AMBIGUOUS if they differ): for scores only
         self._traces: dict[int, str] = {}
 
-    def tenant_for(self, trace_id: int) -> str | None:
+    def span_started(self, span_id: int, trace_id: int, parent: SpanContext | None) -> str | None:
         tenant = current_tenant()
+        root = parent is None or parent.is_remote
+        if not root:
+            # a parent without a tenant (or already finalised) passes none on: the current one applies
+            known = self._spans.get(parent.span_id)  # type: ignore[union-attr]
+            if known is not None:
+                if tenant is not None and tenant != known:
+                    count("tenant_mismatch")
+                    log_once("tenant_mismatch", "autotrace: a span of a trace owned by one tenant was started "
+                             "under another; it keeps the trace's original tenant (counted as tenant_mismatch)")
+                self._remember(span_id, known)
+                return known
         if tenant is None and self._resolver is not None:
             tenant = self._resolve()
-        known = self._traces.get(trace_id)
-        if known is None:
-            if tenant is not None:
-                self._traces[trace_id] = tenant
+        if tenant is not None:
+            self._remember(span_id, tenant)
+            if root:
+                known = self._traces.get(trace_id)
+                self._traces[trace_id] = tenant if known is None or known == tenant else _AMBIGUOUS
                 if len(self._traces) > _MAX_TRACKED_TRACES:
-                    self._evict_oldest()
-            return tenant
-        if tenant is not None and tenant != known:
-            count("tenant_mismatch")
-            log_once("tenant_mismatch", "autotrace: a span of a trace owned by one tenant was started under "
-                     "another; it keeps the trace's original tenant (counted as tenant_mismatch)")
-        return known
+                    _evict_oldest(self._traces, "tenant_traces_evicted")
+        return tenant
+
+    def _remember(self, span_id: int, tenant: str) -> None:
+        spans = self._spans
+        spans[span_id] = tenant
+        if len(spans) > _MAX_LIVE_SPANS:
+            evicted = _evict_oldest(spans, "tenant_spans_evicted")
+            if evicted is not None:
+                self._evicted[evicted] = None
+                if len(self._evicted) > _MAX_LIVE_SPANS:
+                    _evict_oldest(self._evicted, None)
 
     def _resolve(self) -> str | None:
         try:
@@ -79,19 +121,31 @@ class TenantTracker:
         log_once("tenant_resolver:invalid", "autotrace: tenant_resolver returned an invalid tenant id")
         return None
 
-    def _evict_oldest(self) -> None:
-        try:
-            self._traces.pop(next(iter(self._traces)), None)
-            count("tenant_traces_evicted")
-        except (StopIteration, RuntimeError):  # emptied or resized by another thread meanwhile
-            pass
+    def span_finished(self, span_id: int) -> tuple[str | None, bool]:
+        """The tenant a span started with, forgotten now; and whether it was lost (evicted)."""
+        tenant = self._spans.pop(span_id, None)
+        if tenant is None and span_id in self._evicted:
+            self._evicted.pop(span_id, None)
+            return None, True
+        return tenant, False
 
     def known(self, trace_id: int) -> str | None:
-        """The tenant recorded for a live trace, if any."""
-        return self._traces.get(trace_id)
+        """The tenant of a live trace's local root(s), if they agree."""
+        return self._traces.get(trace_id) or None
 
     def trace_ended(self, trace_id: int) -> None:
         self._traces.pop(trace_id, None)
+
+
+def _evict_oldest(entries: dict[int, Any], counter: str | None) -> int | None:
+    try:
+        key = next(iter(entries))
+        entries.pop(key, None)
+    except (StopIteration, RuntimeError):  # emptied or resized by another thread meanwhile
+        return None
+    if counter:
+        count(counter)
+    return key
 
 
 class SpanPipeline(SpanProcessor):
@@ -113,7 +167,7 @@ class SpanPipeline(SpanProcessor):
         self._stopped = False
         self._processed = 0
         self._thread = self._start_thread()
-        os.register_at_fork(after_in_child=self._after_fork)
+        _live.add(self)
 
     def _start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name="autotrace-pipeline", daemon=True)
@@ -135,10 +189,8 @@ class SpanPipeline(SpanProcessor):
     # -- caller's thread ----------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            context = span.get_span_context()
-            tenant = self.tenants.tenant_for(context.trace_id)
-            if tenant is not None:
-                span.set_attribute(_TENANT, tenant)
+            context = span.context
+            self.tenants.span_started(context.span_id, context.trace_id, span.parent)
             trace_attrs = current_trace_attributes()
             if trace_attrs:
                 span.set_attributes(trace_attrs)
@@ -151,6 +203,7 @@ class SpanPipeline(SpanProcessor):
                 self.tenants.trace_ended(span.context.trace_id)  # type: ignore[union-attr]
             queue = self._queue
             if len(queue) >= self._max_queue:
+                self.tenants.span_finished(span.context.span_id)  # type: ignore[union-attr]
                 count("spans_dropped.queue_full")
                 log_once("queue_full", "autotrace: span queue full (%d); dropping spans (counted)", self._max_queue)
                 return
@@ -204,6 +257,10 @@ class SpanPipeline(SpanProcessor):
         if isinstance(span, ScoreItem):
             self._route_score(span)
             return
+        tenant, lost = self.tenants.span_finished(span.context.span_id)  # type: ignore[union-attr]
+        if lost:  # its tenant was forgotten (too many live spans): never exported elsewhere
+            count("spans_dropped.tenant_evicted")
+            return
         max_bytes = self.settings.max_value_bytes
         if type(span) is ObservationSpan:
             span.settle()  # its observation's attributes, from the fields it ended with
@@ -216,47 +273,59 @@ class SpanPipeline(SpanProcessor):
             attrs[schema.ENVIRONMENT] = self.settings.environment
         if self.settings.release and schema.RELEASE not in attrs:
             attrs[schema.RELEASE] = self.settings.release
-        # an autotrace span's values were cut when they were set, unless set through the OTel API
+        if tenant is not None:  # the tenant decided at start, whatever the span's code set since
+            attrs[_TENANT] = tenant
+        elif _TENANT in attrs:
+            del attrs[_TENANT]
+        # an autotrace span's values were bounded when they were set, unless set through the OTel API
         capped = type(span) is ObservationSpan and not span.long_values and not self._long_settings
         attrs = schema.cap_attributes(attrs, max_bytes, values_capped=capped)
-        tenant = attrs.get(_TENANT)
         span_type = str(attrs[schema.OBS_TYPE])
-        name, status, events = span.name, span.status, span.events
-        if self.redactor.enabled:
+        name, status, events, links = span.name, span.status, span.events, span.links
+        redactor = self.redactor
+        if redactor.enabled:
             try:
-                attrs, _report = self.redactor.redact_attributes(attrs, span_type)
-                name = self.redactor.redact_text(name, repeats=True)
+                attrs, _report = redactor.redact_attributes(attrs, span_type)
+                name = redactor.redact_text(name, SPAN_NAME, span_type)
                 if status.description:
-                    status = type(status)(status.status_code, self.redactor.redact_text(status.description))
+                    status = type(status)(status.status_code,
+                                          redactor.redact_text(status.description, STATUS_MESSAGE, span_type))
                 if events:
                     events = tuple(self._redact_event(event, span_type) for event in events)
+                if links:
+                    links = tuple(self._redact_link(link, span_type) for link in links)
             except Exception as exc:  # fail closed: an unredacted span is never exported
                 count("spans_dropped.redaction_failed")
                 guarded_failure("redaction", exc)
                 return
+        schema.cut_values(attrs, max_bytes)  # at the limit, now that what it held is redacted
         if type(span) is ObservationSpan:  # ended and handed over: finish it in place
-            span.attributes, span.name, span.status, span.events = attrs, name, status, events
+            span.attributes, span.name, span.status, span.events, span.links = attrs, name, status, events, links
             finished: ReadableSpan | ObservationSpan = span
         else:
             finished = ReadableSpan(
                 name=name, context=span.context, parent=span.parent, resource=span.resource, attributes=attrs,
-                events=events, links=span.links, kind=span.kind, status=status, start_time=span.start_time,
+                events=events, links=links, kind=span.kind, status=status, start_time=span.start_time,
                 end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
             )
-        self.router.route(tenant if isinstance(tenant, str) else None, finished)
+        self.router.route(tenant, finished)
 
     def _route_score(self, item: ScoreItem) -> None:
         if self.redactor.enabled:
-            for key in ("comment", "value"):
+            for key, hook_key in (("comment", SCORE_COMMENT), ("value", SCORE_VALUE)):
                 value = item.body.get(key)
                 if isinstance(value, str):
-                    item.body[key] = self.redactor.redact_text(value)
+                    item.body[key] = self.redactor.redact_text(value, hook_key, "score")
         self.router.route(item.tenant, item)
 
     def _redact_event(self, event: Any, span_type: str) -> Any:
-        attributes = event.attributes or {}
-        redacted, _ = self.redactor.redact_attributes(dict(attributes), span_type)
-        return type(event)(self.redactor.redact_text(event.name, repeats=True), redacted, event.timestamp)
+        redacted, _ = self.redactor.redact_attributes(event.attributes or {}, span_type)
+        return type(event)(self.redactor.redact_text(event.name, EVENT_NAME, span_type), redacted, event.timestamp)
+
+    def _redact_link(self, link: Link, span_type: str) -> Link:
+        if not link.attributes:
+            return link
+        return Link(link.context, self.redactor.redact_attributes(link.attributes, span_type)[0])
 
     # -- control ------------------------------------------------------------------------------------
     def pending(self) -> int:

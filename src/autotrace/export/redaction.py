@@ -3,7 +3,14 @@
 Detectors replace matches with a placeholder naming the kind (``<EMAIL>``). Each runs only when
 a cheap trigger is present, and matches are checked by validators (Luhn, IBAN mod-97, SSN rules,
 IP octets). Placeholders contain no quotes or backslashes, so JSON text stays valid.
-A user hook that raises makes that attribute ``<REDACTION_FAILED>``: a raw value is never kept.
+Every value is redacted, whatever its type: strings inside mappings (keys too) and sequences at
+any depth, bytes (as UTF-8 text, undecodable bytes kept as they are); a value nested too deep, too
+large or of another type is replaced, never exported raw.
+
+User hooks are called as ``hook(key, value, span_type)`` for every attribute (of the span, its
+events and links), and for the texts that are not attributes under these keys: ``span.name``,
+``event.name``, ``status.message``, ``score.comment`` and ``score.value`` (``span_type`` is then
+``score``). A hook that raises makes that value ``<REDACTION_FAILED>``: a raw value is never kept.
 """
 
 from __future__ import annotations
@@ -18,6 +25,13 @@ from .._internal import count, log_once
 
 RedactHook = Callable[[str, Any, str], Any]
 FAILED = "<REDACTION_FAILED>"
+#: The keys hooks see for texts that are not attributes.
+SPAN_NAME, EVENT_NAME, STATUS_MESSAGE = "span.name", "event.name", "status.message"
+SCORE_COMMENT, SCORE_VALUE = "score.comment", "score.value"
+_SCALARS = frozenset({bool, int, float, type(None)})
+#: Bounds on a structured value (a mapping or sequence): past them it is replaced, counted.
+_MAX_DEPTH = 8
+_MAX_ITEMS = 10_000
 
 _PATTERNS: dict[str, str] = {
     # order matters: more specific shapes first
@@ -118,6 +132,7 @@ DEFAULT_SKIP_KEYS = frozenset({
 #: Keys whose values are content, different on almost every span (never remembered).
 _CONTENT_KEYS = frozenset({
     "langfuse.observation.input", "langfuse.observation.output", "langfuse.observation.status_message",
+    STATUS_MESSAGE, SCORE_COMMENT,
 })
 _REMEMBERED_VALUES = 4096
 _REMEMBERED_LENGTH = 512
@@ -282,13 +297,17 @@ class Redactor:
         report.replacements += found[1]
         return found[0]
 
-    def redact_text(self, text: str, repeats: bool = False) -> str:
-        """``text`` with the configured detectors applied (``repeats``: a low-cardinality value,
-        such as a span name, whose result is worth remembering). Hooks are not applied."""
-        if not self._detect:
-            return text
+    def redact_text(self, text: str, key: str, span_type: str) -> str:
+        """A text that is not an attribute (``key``: ``span.name``, ``status.message`` ...), with the
+        detectors and then the hooks applied; a hook's failure makes it ``FAILED``, a drop empty."""
         report = RedactionReport()
-        result = self._text(text, report, repeats)
+        if self.hooks:
+            value = self.redact_value(key, text, span_type, report)
+            result = "" if value is None else value if isinstance(value, str) else FAILED
+        elif self._detect:
+            result = self._text(text, report, key not in _CONTENT_KEYS)
+        else:
+            return text
         if report.replacements:
             count("redactions", report.replacements)
         return result
@@ -296,12 +315,39 @@ class Redactor:
     def _builtin(self, value: Any, report: RedactionReport, repeats: bool = False) -> Any:
         if not self._detect:
             return value
-        if isinstance(value, str):
+        if type(value) is str:
             return self._text(value, report, repeats)
-        if isinstance(value, list | tuple):
-            return type(value)(self._text(item, report, repeats) if isinstance(item, str) else item
-                               for item in value)
-        return value
+        if type(value) in _SCALARS:
+            return value
+        try:
+            return self._structured(value, report, repeats, [_MAX_ITEMS], 0)
+        except Exception:  # too deep, too large, or not a value OTLP carries: fail closed
+            count("redaction_unsupported_values")
+            return FAILED
+
+    def _structured(self, value: Any, report: RedactionReport, repeats: bool, budget: list[int], depth: int) -> Any:
+        """Any other value, its strings redacted at every depth (raises past the bounds)."""
+        budget[0] -= 1
+        if budget[0] < 0 or depth > _MAX_DEPTH:
+            raise ValueError("value too large to redact")
+        if type(value) in _SCALARS:
+            return value
+        if isinstance(value, str):
+            return self._text(str(value), report, repeats)
+        if isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, bytes | bytearray | memoryview):
+            data = bytes(value)
+            text = data.decode("utf-8", "surrogateescape")
+            redacted = self._text(text, report, False)
+            return data if redacted == text else redacted.encode("utf-8", "surrogateescape")
+        if isinstance(value, Mapping):
+            return {self._text(str(k), report, True): self._structured(v, report, repeats, budget, depth + 1)
+                    for k, v in value.items()}
+        if isinstance(value, Sequence):
+            items = [self._structured(item, report, repeats, budget, depth + 1) for item in value]
+            return tuple(items) if isinstance(value, tuple) else items
+        raise TypeError(f"unsupported attribute value type {type(value).__name__}")
 
     def redact_value(self, key: str, value: Any, span_type: str, report: RedactionReport | None = None) -> Any:
         """Redact one value; returns ``None`` when a hook asked to drop it."""
@@ -326,7 +372,7 @@ class Redactor:
         result: dict[str, Any] = {}
         skip_keys, plain = self.skip_keys, self._detect and not self.hooks
         for key, value in attributes.items():
-            if key in skip_keys:
+            if key in skip_keys and (type(value) is str or type(value) in _SCALARS):  # not a container
                 result[key] = value
                 continue
             if plain and type(value) is str:  # the common case, without redact_value's generality

@@ -93,7 +93,7 @@ def test_a_long_stream_is_held_only_to_the_value_limit(tmp_path: Path) -> None:
         text = response.text
         if i == 500:  # while it runs: the text so far cut to the limit, and at most one batch after it
             (held,) = INTEGRATION.tracker.streams.values()
-            assert len(held.deltas[0]) <= 1024 + 1 and len(held.deltas) < 64
+            assert len(held.deltas[0]) <= 1024 + schema.REDACTION_MARGIN + 1 and len(held.deltas) < 64
     assert len(text) > 2 * 1024
     (record,) = Traced(tmp_path / "t.db").records()
     assert record["name"] == "MockLLM.stream_complete"

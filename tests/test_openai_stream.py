@@ -373,7 +373,7 @@ def test_long_tool_call_arguments_are_held_only_to_the_value_limit(tmp_path: Any
                        for c in stream if c.choices and c.choices[0].delta.tool_calls)
     assert received == arguments  # the caller gets every piece
     held = tracking(stream).state.tool_calls[0].arguments  # while it ran: cut to the limit, plus one batch
-    assert len(held[0]) <= 1024 + 1 and len(held) < 64 and len("".join(held)) < len(arguments) / 2
+    assert len(held[0]) <= 1024 + schema.REDACTION_MARGIN + 1 and len(held) < 64 and len("".join(held)) < len(arguments) / 2
     record = _one(Traced(tmp_path / "t.db"))
     assert isinstance(record["output"], str) and len(record["output"].encode()) <= 1024
     assert '"name": "export", "arguments": "{\\"rows\\": [\\"row 0\\"' in record["output"]
@@ -450,8 +450,25 @@ def test_an_output_longer_than_the_value_limit_is_cut_there_and_marked(tmp_path:
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == reply
     held = tracking(stream).state.text  # while it ran: the text cut to the limit, and at most one batch after it
-    assert len(held[0]) <= 1024 + 1 and len(held) < 64 and len("".join(held)) < len(reply) / 2
+    assert len(held[0]) <= 1024 + schema.REDACTION_MARGIN + 1 and len(held) < 64 and len("".join(held)) < len(reply) / 2
     record = _one(Traced(tmp_path / "t.db"))
     assert isinstance(record["output"], str) and len(record["output"].encode()) <= 1024
     assert record["output"].startswith('{"role": "assistant", "content": "w0 w1 w2')
     assert record["usage"]["output"] == 600 and autotrace.stats()["attributes_truncated"] >= 1
+
+
+def test_a_long_streamed_text_is_redacted_before_it_is_cut(tmp_path: Any, client: openai.OpenAI,
+                                                           fake: FakeOpenAI) -> None:
+    """A long stream is held past the value limit by the redaction margin, so a secret the cut at
+    the limit splits is seen whole by redaction and none of it is exported."""
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
+                      max_value_bytes=1024)
+    email = "jane.roe.private.person@example-mail.com"
+    keep = 1024 - len("…[truncated]".encode())  # the bytes an exported value keeps
+    reply = "w" * (keep - 5) + " " + email + " and the rest of the answer" * 20  # the cut falls 4 into it
+    fake.script(reply=reply, chunks=600)
+    stream = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="p", stream=True)
+    assert "".join(c.choices[0].text for c in stream) == reply
+    output = _one(Traced(tmp_path / "t.db"))["output"]
+    assert output.endswith("…[truncated]") and len(output.encode()) <= 1024
+    assert "jane" not in output and output.startswith("w" * 100)

@@ -168,7 +168,7 @@ def test_a_growing_text_held_in_bounded_pieces_is_cut_and_marked_as_the_whole_te
     for _ in range(600):
         schema.keep_piece(held, piece, 256)
         whole += piece
-        assert len(held) < schema.JOIN_PIECES_AT and len(held[0]) <= 256 + 1
+        assert len(held) < schema.JOIN_PIECES_AT and len(held[0]) <= 256 + schema.REDACTION_MARGIN + 1
         text = "".join(held)
         assert schema.truncate(text, 256) == schema.truncate(whole, 256)
         assert (schema.truncate(schema.serialize_io({"content": text}), 256)

@@ -188,11 +188,12 @@ def keep_piece(pieces: list[str], piece: str, max_value_bytes: int) -> None:
 
 def bound_pieces(pieces: list[str], max_value_bytes: int) -> None:
     """Join the ``pieces`` of a text that is still growing (a stream's output, a tool call's
-    arguments) into one of at most one character more than ``max_value_bytes``: the value is cut
-    there on export anyway (``truncate``), and a text longer than the limit stays longer, so it
-    is cut and marked exactly as it would have been whole. A long stream then holds no more
-    than that, plus one batch of pieces, while it runs."""
-    pieces[:] = ["".join(pieces)[:max_value_bytes + 1]]
+    arguments) into one of at most ``REDACTION_MARGIN`` characters, plus one, more than
+    ``max_value_bytes``: the value is held there until redacted and cut at the limit on export
+    anyway (``hold``, ``truncate``), so a secret the cut splits is seen whole by redaction, and a
+    text longer than the limit stays longer, so it is cut and marked exactly as it would have been
+    whole. A long stream then holds no more than that, plus one batch of pieces, while it runs."""
+    pieces[:] = ["".join(pieces)[:max_value_bytes + REDACTION_MARGIN + 1]]
 
 
 _iso_second: tuple[int, str] = (-1, "")

@@ -444,7 +444,7 @@ def test_an_output_longer_than_the_value_limit_is_cut_there_and_marked(tmp_path:
                                                                        fake: FakeOpenAI) -> None:
     autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
                       max_value_bytes=1024)
-    reply = " ".join(f"w{i}" for i in range(600))
+    reply = " ".join(f"w{i}" for i in range(1500))
     fake.script(reply=reply, chunks=600, usage=(9, 600))
     stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     chunks = list(stream)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, overload
 from . import recorder
 from ._internal import guarded_failure
 from .context import capture_enabled
-from .observation import Observation, ObservationType, make_current, restore_context
+from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_STREAM_ITEMS = 1000
@@ -319,7 +319,7 @@ class _Traced:
         return traced
 
 
-class _Stream:
+class _Stream(CurrentDuring):
     """The bookkeeping of one traced (async) generator, shared by both wrappers.
 
     Each step of the user's generator runs inside ``with stream:``: the observation is current
@@ -327,22 +327,15 @@ class _Stream:
     success with the items; any other exception: error). Nothing here raises into the generator.
     """
 
-    __slots__ = ("ended", "items", "obs", "token", "traced")
+    __slots__ = ("ended", "items", "traced")
 
     def __init__(self, traced: _Traced, obs: Observation | None) -> None:
+        super().__init__(obs)
         self.traced = traced
-        self.obs = obs
         self.items: list[Any] = []
-        self.token: object | None = None
         self.ended = obs is None
 
-    def __enter__(self) -> None:
-        if self.obs is not None:
-            self.token = make_current(self.obs)
-
-    def __exit__(self, exc_type: Any, error: BaseException | None, tb: Any) -> None:
-        token, self.token = self.token, None
-        restore_context(token)
+    def exited(self, error: BaseException | None) -> None:
         if error is None or self.ended or self.obs is None:
             return
         self.ended = True

@@ -249,6 +249,30 @@ class Observation:
         return f"<Observation {self.type.value} {self.name!r} id={self.id}>"
 
 
+class CurrentDuring:
+    """A base for ``with``-blocks that make an observation current for the block only: the
+    caller's context is restored after it, then ``exited(error)`` runs (``obs`` may be None:
+    nothing is made current)."""
+
+    __slots__ = ("obs", "token")
+
+    def __init__(self, obs: Observation | None) -> None:
+        self.obs = obs
+        self.token: object | None = None
+
+    def __enter__(self) -> None:
+        if self.obs is not None:
+            self.token = make_current(self.obs)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        token, self.token = self.token, None
+        restore_context(token)
+        self.exited(error)
+
+    def exited(self, error: BaseException | None) -> None:
+        """What the block's end means (``error``: what it raised, if anything)."""
+
+
 def make_current(obs: Observation) -> object | None:
     """Make ``obs``'s span the current OTel span; returns the token for ``restore_context``."""
     try:

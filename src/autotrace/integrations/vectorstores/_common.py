@@ -9,7 +9,7 @@ from typing import Any
 
 from ... import recorder
 from ..._internal import guarded_failure
-from ...observation import Observation, ObservationType, make_current, restore_context
+from ...observation import CurrentDuring, Observation, ObservationType
 from .. import ownership
 
 Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
@@ -29,21 +29,20 @@ def document(id_: Any, score: Any = None, content: Any = None) -> dict[str, Any]
     return entry
 
 
-class _Search:
+class _Search(CurrentDuring):
     """One traced search: its own retriever observation, or an owner to enrich.
 
     ``with search:`` around the store call makes its observation current, so work the store does
     inside (embedding the query text, say) nests under it; an error is recorded and ends it.
     """
 
-    __slots__ = ("obs", "owner", "request", "store", "token")
+    __slots__ = ("owner", "request", "store")
 
     def __init__(self, store: str, operation: str, describe: Describe, instance: Any, args: Any, kwargs: Any) -> None:
-        self.obs: Observation | None = None
+        super().__init__(None)
         self.owner: Observation | None = None
         self.store = store
         self.request: dict[str, Any] = {}
-        self.token: object | None = None
         try:
             found = ownership.owner(ObservationType.RETRIEVER)
             if found is ownership.FOREIGN:
@@ -77,13 +76,7 @@ class _Search:
         if self.obs is not None:
             self.obs.end()
 
-    def __enter__(self) -> None:
-        if self.obs is not None:
-            self.token = make_current(self.obs)
-
-    def __exit__(self, exc_type: Any, error: BaseException | None, tb: Any) -> None:
-        token, self.token = self.token, None
-        restore_context(token)
+    def exited(self, error: BaseException | None) -> None:
         if error is not None and self.obs is not None:
             self.obs.record_error(error)
             self.obs.end()

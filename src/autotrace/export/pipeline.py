@@ -65,8 +65,10 @@ class TenantTracker:
     an incoming request) takes the current tenant, so separate requests that carry the same trace
     id from outside never take each other's tenant."""
 
-    def __init__(self, resolver: Callable[[], str | None] | None) -> None:
+    def __init__(self, resolver: Callable[[], str | None] | None, max_live_spans: int = _MAX_LIVE_SPANS) -> None:
         self._resolver = resolver
+        #: Spans remembered from start to finalising: well above what the span queue can hold.
+        self._max_live = max_live_spans
         # single dict operations are atomic under the GIL; insertion order gives the oldest entry
         self._spans: dict[int, str] = {}  # span id -> tenant, from its start until it is finalised
         self._evicted: dict[int, None] = {}  # span ids whose tenant was evicted: dropped, never misrouted
@@ -100,11 +102,11 @@ class TenantTracker:
     def _remember(self, span_id: int, tenant: str) -> None:
         spans = self._spans
         spans[span_id] = tenant
-        if len(spans) > _MAX_LIVE_SPANS:
+        if len(spans) > self._max_live:
             evicted = _evict_oldest(spans, "tenant_spans_evicted")
             if evicted is not None:
                 self._evicted[evicted] = None
-                if len(self._evicted) > _MAX_LIVE_SPANS:
+                if len(self._evicted) > self._max_live:
                     _evict_oldest(self._evicted, None)
 
     def _resolve(self) -> str | None:
@@ -155,7 +157,7 @@ class SpanPipeline(SpanProcessor):
         self.settings = settings
         self.router = router
         self.redactor = redactor
-        self.tenants = TenantTracker(settings.tenant_resolver)
+        self.tenants = TenantTracker(settings.tenant_resolver, max(_MAX_LIVE_SPANS, 4 * settings.queue_size))
         self._queue: deque[ReadableSpan | ScoreItem] = deque()
         self._max_queue = settings.queue_size
         self._long_settings = schema.has_long_string((settings.environment, settings.release), settings.max_value_bytes)

@@ -4,6 +4,7 @@ loopback server, and on a small package of its own)."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from collections.abc import Iterator
@@ -26,15 +27,16 @@ MESSAGES = [{"role": "user", "content": "where is my order"}]
 def test_autotrace_openai_patch_is_found_and_switched(tmp_path: Path, client: openai.OpenAI,
                                                       fake: FakeOpenAI) -> None:
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # loads the modules first
+    importlib.import_module("openai.lib.streaming.responses._responses")  # (whichever tests ran before)
     before = _paired.snapshot("openai")
     path = tmp_path / "traces.db"
     autotrace.install(local_store="on", local_store_path=path, integrations=("openai",), export_interval=0.05)
     found = _paired.patches(before, "openai")
-    # (the Responses API's stream helpers are patched too, in a module the chat call does not load)
     assert sorted(f"{owner.__name__}.{name}" for owner, name, _, _ in found) == [
         "APIResponse.parse", "AsyncAPIClient.request", "AsyncAPIResponse.parse", "AsyncChatCompletionStream.close",
-        "AsyncStream.__aiter__", "AsyncStream.__anext__", "AsyncStream.close", "ChatCompletionStream.close",
-        "LegacyAPIResponse.parse", "Stream.__iter__", "Stream.__next__", "Stream.close", "SyncAPIClient.request"]
+        "AsyncResponseStream.close", "AsyncStream.__aiter__", "AsyncStream.__anext__", "AsyncStream.close",
+        "ChatCompletionStream.close", "LegacyAPIResponse.parse", "ResponseStream.close", "Stream.__iter__",
+        "Stream.__next__", "Stream.close", "SyncAPIClient.request"]
 
     _paired.switch(found, False)
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)

@@ -1,0 +1,301 @@
+"""What an OpenAI stream has produced so far (``StreamState``), per operation: chat and legacy
+completions (per choice: text, tool calls, finish reason), and Responses API events. Chunks are
+kept as they come and read in batches, away from the caller's loop; growing texts are held only to
+the value limit plus the redaction margin.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ... import schema
+from ..._internal import count, guarded_failure
+from ...runtime import state as runtime
+from . import _extract, pricing
+from ._usage_event import UsageEventCutter, watch
+
+#: Chunks kept before they are read in one go (bounds what a long stream holds on to).
+_FOLD_EVERY = 64
+#: Tool calls recorded per choice (a reply holds a few); the pieces of later ones are dropped, counted.
+_MAX_TOOL_CALLS = 128
+#: Choices recorded per stream (``n``; the API allows 128); the pieces of later ones are dropped, counted.
+_MAX_CHOICES = 128
+
+
+class StreamState:
+    """What a stream has produced so far, per operation. Per chunk it only keeps the chunk (and
+    notes the first token's time); chunks are read in batches, away from the caller's loop."""
+
+    __slots__ = ("choices", "chunks", "cutter", "error", "first", "first_token_ns", "hide_usage_chunk", "model",
+                 "operation", "response", "usage")
+
+    def __init__(self, operation: str, hide_usage_chunk: bool, choices: int = 1) -> None:
+        self.operation = operation
+        self.hide_usage_chunk = hide_usage_chunk
+        self.chunks: list[Any] = []
+        #: The first choice, the only one unless the caller asked for several (``n``).
+        self.first = _ChoiceParts()
+        #: Every choice by its index, when the caller asked for several.
+        self.choices: dict[int, _ChoiceParts] | None = {0: self.first} if choices > 1 else None
+        self.first_token_ns: int | None = None
+        self.model: str | None = None
+        self.usage: Any = None
+        #: The Responses API's final response (completed, incomplete or failed), and an error event's message.
+        self.response: Any = None
+        self.error: str | None = None
+        #: Set when the usage event autotrace asked for is cut from the bytes (``watch_usage_event``).
+        self.cutter: UsageEventCutter | None = None
+
+    @property
+    def text(self) -> list[str]:
+        """The first choice's text so far, in pieces."""
+        return self.first.text
+
+    @property
+    def tool_calls(self) -> dict[int, _ToolCallParts]:
+        """The first choice's tool calls so far, by index."""
+        return self.first.tool_calls
+
+    def watch_usage_event(self, stream: Any) -> None:
+        """Have the usage event autotrace asked for cut out of ``stream``'s bytes before the SDK
+        decodes it (``_usage_event``); what the cutter cannot take, the SDK decodes and ``take`` hides."""
+        self.cutter = UsageEventCutter()
+        watch(stream, self.cutter)
+
+    def take(self, chunk: Any) -> bool:
+        """Keep one chunk; False if the caller must not see it (the usage chunk autotrace asked for).
+        Never raises: a chunk autotrace cannot read still reaches the caller."""
+        try:
+            chunks = self.chunks
+            chunks.append(chunk)
+            if self.first_token_ns is None and self._is_token(chunk):
+                self.first_token_ns = time.time_ns()
+            if len(chunks) >= _FOLD_EVERY:
+                self.fold()
+            return not (self.hide_usage_chunk and _is_usage_chunk(chunk))
+        except Exception as exc:
+            guarded_failure("openai.stream_chunk", exc)
+            return True
+
+    def _is_token(self, chunk: Any) -> bool:
+        if self.operation == "responses":
+            return getattr(chunk, "type", "") in _TOKEN_EVENTS
+        choices = chunk.choices
+        if not choices:
+            return False
+        return _has_output(choices[0], self.operation == "text_completion")
+
+    def fold(self) -> None:
+        """Read the kept chunks into the accumulated output, usage, model and finish reason. Never
+        raises. The model, usage and finish reason are looked for once per batch, from its start or
+        end, where the API puts them; only the output is read from every chunk, in one loop with no
+        call per chunk (this runs for every chunk of every stream)."""
+        chunks = self.chunks[:]
+        self.chunks.clear()  # the same list: the stream's traced loop holds it
+        try:
+            self._fold(chunks)
+            if self.choices is not None:
+                for parts in self.choices.values():
+                    parts.bound()
+            elif len(self.first.text) >= schema.JOIN_PIECES_AT:
+                self.first.bound()
+        except Exception as exc:
+            guarded_failure("openai.stream_fold", exc)
+
+    def _fold(self, chunks: list[Any]) -> None:
+        if self.operation == "responses":
+            for event in chunks:
+                self._record_event(event)
+            return
+        if self.model is None:  # the first model named (Azure's content-filter chunk names none)
+            self.model = next((model for chunk in chunks if (model := getattr(chunk, "model", None))), None)
+        cutter = self.cutter
+        if cutter is None or cutter.event is None:  # else the usage event was cut from the bytes
+            for chunk in reversed(chunks):  # the latest usage wins (usually the last chunk's)
+                usage = getattr(chunk, "usage", None)
+                if usage is not None:
+                    self.usage = usage
+                    break
+        completion = self.operation == "text_completion"
+        if self.choices is not None:
+            _fold_choices(self.choices, chunks, completion)
+            return
+        first = self.first
+        for chunk in reversed(chunks):  # the finish reason: on the last chunk with choices, or
+            choices = chunk.choices     # before annotations that follow it (Azure's content filter)
+            if choices:
+                choice = choices[0]
+                finish_reason = choice.finish_reason
+                if finish_reason is not None:
+                    first.finish_reason = finish_reason
+                    break
+                if _has_output(choice, completion):  # the stream goes on past this batch
+                    break
+        text = first.text
+        for chunk in chunks:  # every read of a chunk's field goes through pydantic: each once
+            choices = chunk.choices
+            if not choices:
+                continue
+            if completion:
+                if piece := choices[0].text:
+                    text.append(piece)
+                continue
+            delta = choices[0].delta
+            if delta is not None:
+                if content := delta.content:
+                    text.append(content)
+                if tool_calls := delta.tool_calls:
+                    first.add_tool_calls(tool_calls)
+
+    def _record_event(self, event: Any) -> None:
+        """One Responses API event: its text, its model, its final response, or an error."""
+        kind = getattr(event, "type", "")
+        if kind == "response.output_text.delta":
+            if isinstance(delta := getattr(event, "delta", None), str):
+                schema.keep_piece(self.first.text, delta, runtime.max_value_bytes)
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.response = event.response
+        elif kind == "response.created":
+            self.model = getattr(event.response, "model", None)
+        elif kind == "error":
+            self.error = str(getattr(event, "message", None) or getattr(event, "code", None) or "error event")
+
+    def cut_usage_event(self) -> bytes | None:
+        """The usage event's JSON text, if it was cut from the bytes (its usage is then the final one,
+        read by ``usage_event_fields`` on the pipeline thread)."""
+        cutter = self.cutter
+        return None if cutter is None else cutter.event
+
+    def fields(self) -> dict[str, Any]:
+        """The stream's fields, read from its chunks; usage and cost only if the usage event was not
+        cut from the bytes (a chunk's running count, if any, is not the final one then)."""
+        self.fold()
+        if self.operation == "responses":
+            return self._response_fields()
+        usage = _extract.usage_fields(self.usage) if self.cut_usage_event() is None else None
+        completion = self.operation == "text_completion"
+        choices = self.choices
+        if choices is not None and len(choices) > 1:  # as a response of several choices: a list, by index
+            output: Any = [choices[i].output(completion) for i in sorted(choices)]
+        else:
+            output = self.first.output(completion)
+        return {"response_model": self.model, "usage": usage, "finish_reason": self.first.finish_reason,
+                "cost": pricing.cost(self.model, usage), "completion_start_time": self.first_token_ns,
+                "output": output}
+
+    def _response_fields(self) -> dict[str, Any]:
+        """A Responses API stream's fields: from its final response, else (the caller stopped early,
+        or an error event ended it) from the text and model streamed so far."""
+        text = "".join(self.first.text)
+        if self.response is not None:
+            fields = _extract.response_fields("responses", self.response)
+            if not fields.get("output") and text:  # a failed response has no output: what was streamed
+                fields["output"] = text
+        else:
+            fields = {"response_model": self.model, "output": text or None}
+        if self.error is not None:
+            fields["level"], fields["status_message"] = "ERROR", self.error
+        fields["completion_start_time"] = self.first_token_ns
+        return fields
+
+
+def _fold_choices(choices: dict[int, _ChoiceParts], chunks: list[Any], completion: bool) -> None:
+    """``StreamState._fold`` for a stream of several choices (``n``), each read by its index."""
+    for chunk in chunks:
+        for choice in chunk.choices or ():
+            parts = choices.get(choice.index)
+            if parts is None:
+                if len(choices) >= _MAX_CHOICES or not isinstance(choice.index, int):
+                    count("openai.stream_choice_pieces_dropped")
+                    continue
+                parts = choices[choice.index] = _ChoiceParts()
+            if choice.finish_reason is not None:
+                parts.finish_reason = choice.finish_reason
+            if completion:
+                if piece := choice.text:
+                    parts.text.append(piece)
+                continue
+            delta = choice.delta
+            if delta is not None:
+                if content := delta.content:
+                    parts.text.append(content)
+                if tool_calls := delta.tool_calls:
+                    parts.add_tool_calls(tool_calls)
+
+
+class _ChoiceParts:
+    """One choice of a stream as its pieces arrive: its text, tool calls and finish reason."""
+
+    __slots__ = ("finish_reason", "text", "tool_calls")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.tool_calls: dict[int, _ToolCallParts] = {}
+        self.finish_reason: str | None = None
+
+    def add_tool_calls(self, calls: Any) -> None:
+        for call in calls:
+            parts = self.tool_calls.get(call.index)
+            if parts is None:
+                if len(self.tool_calls) >= _MAX_TOOL_CALLS:
+                    count("openai.stream_tool_call_pieces_dropped")
+                    continue
+                parts = self.tool_calls[call.index] = _ToolCallParts()
+            if call.id:
+                parts.id = call.id
+            function = call.function
+            if function is not None:
+                if name := function.name:
+                    schema.keep_piece(parts.name, name, runtime.max_value_bytes)
+                if arguments := function.arguments:
+                    schema.keep_piece(parts.arguments, arguments, runtime.max_value_bytes)
+
+    def bound(self) -> None:
+        """Keep a long text only to the value limit (a long stream's)."""
+        if len(self.text) >= schema.JOIN_PIECES_AT:
+            schema.bound_pieces(self.text, runtime.max_value_bytes)
+
+    def output(self, completion: bool) -> Any:
+        """The recorded output: the text of a legacy completion, else the assistant's message."""
+        text = "".join(self.text)
+        if completion:
+            return text
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if self.tool_calls:
+            message["tool_calls"] = [self.tool_calls[i].record() for i in sorted(self.tool_calls)]
+        return message
+
+
+class _ToolCallParts:
+    """One streamed tool call, as its pieces arrive (joined once, for the record; a long name or
+    long arguments are held only to the value limit, as the output's text)."""
+
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name: list[str] = []
+        self.arguments: list[str] = []
+
+    def record(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function",
+                "function": {"name": "".join(self.name), "arguments": "".join(self.arguments)}}
+
+
+#: Responses API events that carry the first output (text, or a function call's arguments).
+_TOKEN_EVENTS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta",
+                           "response.refusal.delta"})
+
+
+def _has_output(choice: Any, completion: bool) -> bool:
+    """Whether a chunk's choice carries output (text or a tool call's piece)."""
+    if completion:
+        return bool(choice.text)
+    delta = choice.delta
+    return delta is not None and bool(delta.content or delta.tool_calls)
+
+
+def _is_usage_chunk(chunk: Any) -> bool:
+    """Whether ``chunk`` is a usage-only chunk (usage, no choices); never raises."""
+    return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -84,3 +85,41 @@ def test_run_without_a_command_or_with_a_missing_one(tmp_path: Path) -> None:
     missing = subprocess.run([*_autotrace_cli(), "run", "--", "no-such-program-xyz"], capture_output=True,
                              text=True, check=False)
     assert missing.returncode == 127 and "cannot run 'no-such-program-xyz'" in missing.stderr
+
+
+def test_arguments_after_the_program_are_its_own(tmp_path: Path) -> None:
+    script = "import sys; print(sys.argv[1:])"
+    for separator in ([], ["--"]):
+        result = subprocess.run([*_autotrace_cli(), "run", *separator, sys.executable, "-c", script, "a", "--", "b"],
+                                capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "['a', '--', 'b']"
+
+
+def test_a_store_locked_at_start_up_is_opened_later(tmp_path: Path) -> None:
+    db = tmp_path / "traces.db"
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("BEGIN IMMEDIATE")  # another process is writing while the app starts
+    writer.execute("CREATE TABLE other (a)")
+    app = tmp_path / "app.py"
+    app.write_text("import autotrace\nprint(autotrace.local_store() is not None)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env.update({"AUTOTRACE_LOCAL_STORE": "on", "AUTOTRACE_LOCAL_STORE_PATH": str(db)})
+    try:
+        result = subprocess.run([*_autotrace_cli(), "run", "--", sys.executable, str(app)], capture_output=True,
+                                text=True, env=env, timeout=120, check=False)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert result.returncode == 0 and result.stdout.strip() == "True"
+    assert "unavailable" not in result.stderr and "locked" not in result.stderr
+
+
+def test_a_broken_replay_spec_says_tracing_stays_on(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text("{not json")
+    result = _run(tmp_path, *_autotrace_cli(), extra_env={"AUTOTRACE_REPLAY_FILE": str(spec)})
+    assert result.returncode == 0
+    assert json.loads(result.stdout.strip().splitlines()[-1])["installed"] is True
+    assert "replay is off" in result.stderr and "tracing is off" not in result.stderr

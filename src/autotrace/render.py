@@ -1,15 +1,54 @@
-"""Terminal rendering of stored traces: the typed tree and the trace list."""
+"""Terminal rendering of stored traces: the typed tree and the trace list.
+
+Everything printed goes through ``clean`` (control and invisible formatting characters escaped), and
+the tree is walked without recursion, with caps on the depth shown and on the lines printed.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 _ICONS = {
     "generation": "GEN", "embedding": "EMB", "retriever": "RET", "tool": "TOOL", "guardrail": "GUARD",
     "agent": "AGENT", "chain": "CHAIN", "evaluator": "EVAL", "span": "SPAN", "event": "EVENT",
 }
+#: C0/C1 controls, bidi overrides, zero-width and line/paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+MAX_DEPTH = 64
+MAX_LINES = 2000
+
+Node = tuple[dict[str, Any], list[Any]]
+
+
+def clean(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``, ``\\u202e``), safe for a terminal."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m[0]) or (f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100
+                                                        else f"\\u{ord(m[0]):04x}"), text)
+
+
+def to_json(data: Any) -> str:
+    """Indented JSON whose strings carry no raw control characters (C1 and separators escaped too)."""
+    text = json.dumps(data, indent=2, default=str, ensure_ascii=False)  # escapes C0 itself
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
+def _text(value: Any) -> str:
+    return clean(value if isinstance(value, str) else str(value))
+
+
+def _number(value: Any, spec: str) -> str:
+    """``value`` formatted with ``spec`` when it is a number, otherwise as given."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return format(value, spec)
+        except (ValueError, OverflowError):  # an int too large for a float
+            pass
+    return short(value, 24)
 
 
 def short(value: Any, width: int = 60) -> str:
@@ -17,14 +56,14 @@ def short(value: Any, width: int = 60) -> str:
     if value is None:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    text = " ".join(text.split())
+    text = clean(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def build_tree(records: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], list[Any]]]:
+def build_tree(records: Sequence[dict[str, Any]]) -> list[Node]:
     """Nest records by parent id; records whose parent is not in the set become roots."""
     nodes = {r["id"]: (r, []) for r in records}
-    roots: list[tuple[dict[str, Any], list[Any]]] = []
+    roots: list[Node] = []
     for record in records:
         node = nodes[record["id"]]
         parent = nodes.get(record.get("parent_id") or "")
@@ -32,46 +71,72 @@ def build_tree(records: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], 
     return roots
 
 
+def iter_tree(roots: Sequence[Node]) -> Iterator[tuple[int, bool, Node]]:
+    """Pre-order walk without recursion: ``(depth, last among its siblings, node)`` per node."""
+    stack = [(0, index == len(roots) - 1, node) for index, node in reversed(list(enumerate(roots)))]
+    while stack:
+        depth, last, node = stack.pop()
+        yield depth, last, node
+        children = node[1]
+        stack.extend((depth + 1, i == len(children) - 1, child) for i, child in reversed(list(enumerate(children))))
+
+
 def node_label(record: dict[str, Any]) -> str:
-    parts = [f"[{_ICONS.get(record['type'], record['type'].upper())}] {record['name']}",
-             f"{record.get('duration_ms', 0):.1f}ms"]
+    kind = _text(record.get("type") or "?")
+    parts = [f"[{_ICONS.get(kind, kind.upper())}] {_text(record.get('name'))}",
+             f"{_number(record.get('duration_ms', 0), '.1f')}ms"]
     usage = record.get("usage") or {}
     if isinstance(usage, dict) and usage.get("total"):
-        parts.append(f"{usage['total']} tok")
+        parts.append(f"{short(usage['total'], 24)} tok")
     cost = record.get("cost") or {}
     if isinstance(cost, dict) and cost.get("total"):
-        parts.append(f"${cost['total']:.6f}")
+        parts.append(f"${_number(cost['total'], '.6f')}")
     if record.get("model"):
-        parts.append(str(record["model"]))
+        parts.append(short(record["model"], 60))
     if record.get("doc_count") is not None:
-        parts.append(f"{record['doc_count']} docs")
+        parts.append(f"{short(record['doc_count'], 24)} docs")
     if record.get("level") == "ERROR" or record.get("error"):
         parts.append(f"ERROR {short(record.get('status_message'), 50)}")
     return "  ".join(parts)
 
 
-def render_tree(records: Sequence[dict[str, Any]], io: bool = True) -> str:
-    """The typed tree of one trace with latency, tokens, cost and short input/output per node."""
+def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: int = MAX_DEPTH,
+                max_lines: int = MAX_LINES) -> str:
+    """The typed tree of one trace with latency, tokens, cost and short input/output per node; nodes
+    deeper than ``max_depth`` and lines beyond ``max_lines`` are left out, with a note saying so."""
     if not records:
         return "(no observations)"
     first = records[0]
-    lines = [f"trace {first['trace_id']}  tenant={first.get('tenant') or '-'}"]
-
-    def walk(nodes: Iterable[tuple[dict[str, Any], list[Any]]], prefix: str) -> None:
-        nodes = list(nodes)
-        for index, (record, children) in enumerate(nodes):
-            last = index == len(nodes) - 1
-            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{node_label(record)}")
-            inner = prefix + ("   " if last else "│  ")
-            if io:
-                if record.get("input") is not None:
-                    lines.append(f"{inner}{'│  ' if children else '   '}in:  {short(record['input'])}")
-                if record.get("output") is not None:
-                    lines.append(f"{inner}{'│  ' if children else '   '}out: {short(record['output'])}")
-            walk(children, inner)
-
-    walk(build_tree(records), "")
-    return "\n".join(lines)
+    lines = [f"trace {_text(first.get('trace_id'))}  tenant={_text(first.get('tenant') or '-')}"]
+    prefixes = [""]  # prefixes[d]: what precedes the branch of a node at depth d
+    shown = deep = 0
+    capped = False
+    for depth, last, (record, children) in iter_tree(build_tree(records)):
+        if depth >= max_depth:
+            deep += 1
+            continue
+        if len(lines) >= max_lines:
+            capped = True
+            break
+        shown += 1
+        prefix = prefixes[depth]
+        lines.append(f"{prefix}{'└─ ' if last else '├─ '}{node_label(record)}")
+        inner = prefix + ("   " if last else "│  ")
+        del prefixes[depth + 1:]
+        prefixes.append(inner)
+        if io:
+            bar = "│  " if children and depth + 1 < max_depth else "   "
+            if record.get("input") is not None:
+                lines.append(f"{inner}{bar}in:  {short(record['input'])}")
+            if record.get("output") is not None:
+                lines.append(f"{inner}{bar}out: {short(record['output'])}")
+    omitted = len(records) - shown
+    if omitted:
+        why = (f"output capped at {max_lines} lines" if capped
+               else f"{deep} nested deeper than {max_depth} levels" if deep == omitted
+               else f"{deep} nested deeper than {max_depth} levels, {omitted - deep} in a parent-id cycle")
+        lines.append(f"… {omitted} of {len(records)} observations not shown ({why}; --json prints them all)")
+    return "\n".join(clean(line) for line in lines)
 
 
 def render_traces(summaries: Sequence[dict[str, Any]]) -> str:
@@ -80,15 +145,16 @@ def render_traces(summaries: Sequence[dict[str, Any]]) -> str:
     rows = [header]
     for s in summaries:
         rows.append(
-            f"{s['trace_id']:32}  {short(s.get('name') or '-', 24):24}  {short(s.get('tenant') or '-', 12):12}  "
-            f"{s['duration_ms']:>8.1f}ms  {s['tokens']:>7}  {s['cost']:>10.6f}  {s['errors']}"
+            f"{_text(s['trace_id']):32}  {short(s.get('name') or '-', 24):24}  {short(s.get('tenant') or '-', 12):12}  "
+            f"{_number(s['duration_ms'], '>8.1f')}ms  {_number(s['tokens'], '>7')}  {_number(s['cost'], '>10.6f')}  "
+            f"{s['errors']}"
         )
-    return "\n".join(rows)
+    return "\n".join(clean(row) for row in rows)
 
 
 def render_observations(records: Sequence[dict[str, Any]]) -> str:
     """One line per matching observation."""
     rows = [f"{'TRACE':32}  {'ID':16}  {'TYPE':10}  NAME / DETAILS"]
     for r in records:
-        rows.append(f"{r['trace_id']:32}  {r['id']:16}  {r['type']:10}  {node_label(r)}")
-    return "\n".join(rows)
+        rows.append(f"{_text(r.get('trace_id')):32}  {_text(r.get('id')):16}  {_text(r.get('type')):10}  {node_label(r)}")
+    return "\n".join(clean(row) for row in rows)

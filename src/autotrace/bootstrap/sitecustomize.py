@@ -44,12 +44,18 @@ def _activate() -> None:
     os.environ[_MARKER] = str(os.getpid())
     try:
         import autotrace
-        from autotrace.replay import activate_from_environment
 
         autotrace.install()
-        activate_from_environment(dict(os.environ))
     except Exception as exc:
         sys.stderr.write(f"autotrace: tracing is off for this process: {type(exc).__name__}: {exc}\n")
+        return
+    try:
+        from autotrace.replay import activate_from_environment
+
+        activate_from_environment(dict(os.environ))
+    except Exception as exc:
+        sys.stderr.write(f"autotrace: replay is off for this process (the program runs live, traced): "
+                         f"{type(exc).__name__}: {exc}\n")
 
 
 try:

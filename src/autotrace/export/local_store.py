@@ -1,6 +1,7 @@
 """The embedded local store: finished observations and scores in SQLite (stdlib), with retention.
 
-Written only from export worker threads; read by the CLI, replay and compare (WAL lets them read
+Written only from export worker threads; read by the CLI, replay and compare through read-only
+connections (``LocalStore(path, read_only=True)``: no schema script, no purge; WAL lets them read
 while an application writes).
 """
 
@@ -8,17 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .. import schema
+from .._internal import count
 from .sink import OK, SinkResult, split
 
 _SCHEMA = """
@@ -37,6 +41,27 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE INDEX IF NOT EXISTS scores_trace ON scores (trace_id);
 """
 _PURGE_EVERY = 3600.0
+#: SQLite's busy timeout for writes from the export thread.
+_BUSY_TIMEOUT = 10.0
+#: How long opening the store may wait for another writer (it runs in ``install()``; when the store
+#: is busy the export thread opens it on first use instead).
+_OPEN_WAIT = 0.2
+#: How long a reader waits for a lock (WAL readers never wait for writers; other journal modes may).
+_READ_WAIT = 2.0
+_INT64 = (-(2**63), 2**63 - 1)
+_TRACE_PREFIX = re.compile(r"[0-9a-f]{1,32}")
+#: An observation is in error when its level or its span status is ERROR (the ``error`` field, as
+#: ``show`` renders it); a record with NaN (not strict JSON) is searched for the field's text.
+ERROR_SQL = ("CASE WHEN level = 'ERROR' THEN 1 WHEN json_valid(record) THEN json_extract(record, '$.error') = 1 "
+             "ELSE instr(record, '\"error\": true') > 0 END")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or read (missing, not a database, locked, not an autotrace store)."""
+
+
+class TraceIdError(StoreError, ValueError):
+    """A trace id (prefix) that is not hex or matches more than one trace."""
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:
@@ -63,8 +88,12 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
 
 
 def _total(value: Any, key: str = "total") -> float | None:
+    """The numeric total for its column; integers beyond SQLite's 64 bits are stored as REAL (counted)."""
     if isinstance(value, dict):
         total = value.get(key)
+        if isinstance(total, int) and not _INT64[0] <= total <= _INT64[1]:
+            count("local_store.int_out_of_range")
+            return float(total)
         return total if isinstance(total, int | float) else None
     return None
 
@@ -84,25 +113,65 @@ class LocalStore:
     its own connection on first use, never in the fork handler.
     """
 
-    def __init__(self, path: str | Path, retention_days: float = 28.0) -> None:
+    def __init__(self, path: str | Path, retention_days: float = 28.0, *, read_only: bool = False) -> None:
+        """Open (creating if needed) the store for writing; never waits long for another writer: a busy
+        store is opened on first use. ``read_only``: open an existing store for reading only (raises
+        ``StoreError``); it never writes, purges or waits for a writer."""
         self.path = Path(path)
         self.retention_ns = int(retention_days * 86400 * 1e9)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.Lock()
         self._held_for_fork: threading.Lock | None = None
         self._pid = os.getpid()
         self._closed = False
-        self._db: sqlite3.Connection | None = self._connect()
-        self._last_purge = 0.0
-        self.purge()
+        self._last_purge = float("-inf")  # when the store is busy at open, the first write purges
+        self._db: sqlite3.Connection | None = None
+        if read_only:
+            self._db = self._open_reader()
+        else:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._db = self._connect(_OPEN_WAIT)
+                self.purge()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            finally:
+                if self._db is not None:
+                    self._db.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT * 1000)}")
         _register_at_fork(self)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+    def _connect(self, wait: float = _BUSY_TIMEOUT) -> sqlite3.Connection:
+        if self.read_only:
+            return self._open_reader()
+        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=wait)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            if db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('observations', 'scores', "
+                          "'observations_end', 'observations_start', 'scores_trace')").fetchone()[0] < 5:
+                db.executescript(_SCHEMA)  # a write: only when the store is new
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_reader(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise StoreError(f"no local store at {self.path} (run something traced first, or pass --db)")
+        if not self.path.is_file():
+            raise StoreError(f"local store {self.path} is not a file")
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        with _reading(self.path):
+            db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=_READ_WAIT)
+            try:
+                db.execute("PRAGMA query_only = 1")
+                if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'observations'").fetchone():
+                    raise StoreError(f"{self.path} is not an autotrace store (no observations table)")
+            except BaseException:
+                db.close()
+                raise
         return db
 
     def _conn(self) -> sqlite3.Connection:
@@ -181,25 +250,45 @@ class LocalStore:
 
     # -- reading ------------------------------------------------------------------------------------
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with _reading(self.path), self._lock:
             return self._conn().execute(sql, args).fetchall()
 
+    def _stream(self, sql: str, args: Sequence[Any] = (), chunk: int = 256) -> Iterator[tuple[Any, ...]]:
+        """Rows of a query, fetched ``chunk`` at a time (memory bounded by the chunk, not the store)."""
+        with _reading(self.path):
+            with self._lock:
+                cursor = self._conn().execute(sql, args)
+            while True:
+                with self._lock:
+                    rows = cursor.fetchmany(chunk)
+                if not rows:
+                    return
+                yield from rows
+
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
-        """Every observation of one trace (prefix match on the id allowed), ordered by start."""
-        rows = self._rows(
-            "SELECT record FROM observations WHERE trace_id LIKE ? ORDER BY start_ns, rowid",
-            (trace_id.lower() + "%",),
-        )
-        records = [json.loads(r[0]) for r in rows]
-        ids = {r["trace_id"] for r in records}
-        return records if len(ids) <= 1 else [r for r in records if r["trace_id"] == min(ids)]
+        """Every observation of one trace, ordered by start; ``trace_id`` may be a unique hex prefix
+        (``TraceIdError`` when it is not hex or matches several traces)."""
+        prefix = trace_id.strip().lower()
+        if not _TRACE_PREFIX.fullmatch(prefix):
+            raise TraceIdError(f"{trace_id!r} is not a trace id (1 to 32 hex digits)")
+        ids = [r[0] for r in self._rows(
+            "SELECT DISTINCT trace_id FROM observations WHERE trace_id >= ? AND trace_id < ? ORDER BY trace_id LIMIT 6",
+            (prefix, prefix + "g"),
+        )]
+        if len(ids) > 1:
+            more = ", ..." if len(ids) > 5 else ""
+            raise TraceIdError(f"trace id prefix {prefix!r} is ambiguous: {', '.join(ids[:5])}{more}")
+        if not ids:
+            return []
+        rows = self._rows("SELECT record FROM observations WHERE trace_id = ? ORDER BY start_ns, rowid", (ids[0],))
+        return [json.loads(r[0]) for r in rows]
 
     def traces(self, limit: int = 20, tenant: str | None = None) -> list[dict[str, Any]]:
         """Summaries of recent traces: name, tenant, duration, tokens, cost, errors."""
         where, args = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])
         rows = self._rows(
             f"""SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), SUM(COALESCE(usage_total, 0)),
-                       SUM(COALESCE(cost_total, 0)), SUM(level = 'ERROR'), MAX(tenant)
+                       SUM(COALESCE(cost_total, 0)), SUM({ERROR_SQL}), MAX(tenant)
                 FROM observations {where} GROUP BY trace_id ORDER BY MIN(start_ns) DESC LIMIT ?""",
             [*args, limit],
         )
@@ -217,8 +306,12 @@ class LocalStore:
             })
         return summaries
 
-    def observations(self, since_ns: int | None = None, limit: int | None = None) -> Iterable[dict[str, Any]]:
+    def observations(self, since_ns: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Observations, newest first (optionally since a time)."""
+        return list(self.iter_observations(since_ns, limit))
+
+    def iter_observations(self, since_ns: int | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Observations, newest first, decoded one at a time as they are consumed."""
         sql = "SELECT record FROM observations"
         args: list[Any] = []
         if since_ns is not None:
@@ -228,7 +321,7 @@ class LocalStore:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [json.loads(r[0]) for r in self._rows(sql, args)]
+        return (json.loads(row[0]) for row in self._stream(sql, args))
 
     def scores(self, trace_id: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT id, trace_id, observation_id, name, value, string_value, data_type, comment, tenant FROM scores"
@@ -244,6 +337,20 @@ class LocalStore:
             self._closed = True
             if self._db is not None:
                 self._db.close()
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn SQLite errors while reading ``path`` into a one-line ``StoreError``."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            raise StoreError(f"local store {path} is locked by another process; try again") from exc
+        if "not a database" in text or "malformed" in text:
+            raise StoreError(f"local store {path} is not a readable SQLite database ({text})") from exc
+        raise StoreError(f"cannot read local store {path}: {text}") from exc
 
 
 def _register_at_fork(store: LocalStore) -> None:

@@ -8,13 +8,15 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from . import recorder
+from . import recorder, schema
 from ._internal import guarded_failure
 from .context import capture_enabled
+from .interception import ReplayStop
 from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_STREAM_ITEMS = 1000
+_CUT_MARK = schema.HELD_MARK.lstrip()  # ends a value cut at the size limit
 
 
 def start_observation(as_type: ObservationType | str, name: str, **fields: Any) -> Observation:
@@ -200,14 +202,35 @@ class _Traced:
             guarded_failure("observe.end", exc)
 
     def replayed(self, obs: Observation) -> Any:
-        """A frozen call during a replay: record and return the recorded output without running."""
-        output = obs.intercept.output if obs.intercept is not None else None
+        """A frozen call during a replay: record and return the recorded output without running, or
+        raise ``RecordedError`` (recorded as ERROR, with the recorded message) if the recording raised."""
+        intercept = obs.intercept
         obs.update(metadata={"replay": "frozen"})
+        error = intercept.error if intercept is not None else None
+        if error is not None:
+            self.fail(obs, error.status_message or error)
+            raise error
+        output = intercept.output if intercept is not None else None
         self.succeed(obs, output)
         return output
 
+    def replayed_items(self, obs: Observation) -> list[Any]:
+        """A frozen generator: its recorded items (recorded text is one item), else ``ReplayStop``
+        when the recording does not hold them all (it raised, was cut, or content was not captured)."""
+        output = obs.intercept.output if obs.intercept is not None else None
+        if isinstance(output, str) and not output.endswith(_CUT_MARK):
+            items = [output]
+        elif isinstance(output, list) and len(output) < _MAX_STREAM_ITEMS:
+            items = output
+        else:
+            self.fail(obs, "replay stopped: the recording does not hold the yielded items")
+            raise ReplayStop(f"replay stopped: the recording of {self.name!r} does not hold the items it yielded")
+        obs.update(metadata={"replay": "frozen"})
+        self.succeed(obs, output)
+        return items
+
     @staticmethod
-    def fail(obs: Observation, error: BaseException) -> None:
+    def fail(obs: Observation, error: BaseException | str) -> None:
         try:
             obs.record_error(error)
             obs.end()
@@ -278,7 +301,12 @@ class _Traced:
 
         def traced(*args: Any, **kwargs: Any) -> Any:
             inner = fn(*args, **kwargs)
-            stream = _Stream(self, self.begin(args, kwargs))
+            obs = self.begin(args, kwargs)
+            if obs is not None and obs.intercept is not None and obs.intercept.frozen:
+                for item in self.replayed_items(obs):  # not ``yield from``: a list has no send()
+                    yield item
+                return None
+            stream = _Stream(self, obs)
             step, value = inner.send, None
             while True:
                 try:
@@ -301,7 +329,12 @@ class _Traced:
 
         async def traced(*args: Any, **kwargs: Any) -> Any:
             inner = fn(*args, **kwargs)
-            stream = _Stream(self, self.begin(args, kwargs))
+            obs = self.begin(args, kwargs)
+            if obs is not None and obs.intercept is not None and obs.intercept.frozen:
+                for item in self.replayed_items(obs):
+                    yield item
+                return
+            stream = _Stream(self, obs)
             step, value = inner.asend, None
             while True:
                 try:

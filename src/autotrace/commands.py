@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
@@ -46,21 +47,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def _store_path(args: argparse.Namespace) -> Path:
-    from .config import load_settings
-
-    return Path(args.db) if args.db else load_settings().local_store_path
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .export.local_store import LocalStore
+    from .cli import _store  # as the other commands: a missing store is reported, never created
     from .replay import REPLAY_FILE_ENV, first_difference, parse_overrides, side_by_side
 
     command = _program(args, "replay")
     if command is None:
         return 2
-    path = _store_path(args)
-    store = LocalStore(path)
+    store = _store(args)
+    path = store.path
     records = store.trace(args.trace_id)
     if not records:
         print(f"autotrace replay: no trace {args.trace_id} in {path}", file=sys.stderr)
@@ -79,13 +74,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         json.dump({"records": records, "at": matches[0]["id"], "overrides": overrides}, spec, default=str)
     env = activation_env()
     env.update({REPLAY_FILE_ENV: spec.name, "AUTOTRACE_LOCAL_STORE": "on", "AUTOTRACE_LOCAL_STORE_PATH": str(path)})
+    started = time.time_ns()
     try:
         code = subprocess.run(command, env=env, check=False).returncode
     finally:
         os.unlink(spec.name)
-    replays = [t for t in store.traces(limit=200) if t.get("replay_of") == original]
+    # only a replay started by this run counts, never an earlier replay of the same trace
+    replays = [t for t in store.traces(limit=200) if t.get("replay_of") == original and t["start_ns"] >= started]
     if not replays:
-        print("autotrace replay: the program recorded no replay trace", file=sys.stderr)
+        print(f"autotrace replay: the program (exit code {code}) recorded no replay trace of {original}",
+              file=sys.stderr)
         return code or 1
     replayed = store.trace(replays[0]["trace_id"])
     print(side_by_side(records, replayed))
@@ -96,10 +94,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from .cli import _store
     from .compare import compare_versions, render_comparison
-    from .export.local_store import LocalStore
 
-    store = LocalStore(_store_path(args))
+    store = _store(args)
     report = compare_versions(store.observations(), store.scores(), args.prompt, args.a, args.b, args.alpha)
     print(json.dumps(report, indent=2) if args.json else render_comparison(report))
     return 1 if report["regressions"] and args.fail_on_regression else 0

@@ -4,10 +4,13 @@ Every instrumented call that started BEFORE the chosen generation (and is not on
 ancestors) returns its recorded output without running; the chosen generation runs live with
 overrides (model, parameters, messages); everything after it runs live. Calls are matched by
 their position in the tree: the same parent, type and name, in the same order. A call that has no
-counterpart in the recording stops the replay with ``ReplayStop``.
+counterpart in the recording stops the replay with ``ReplayStop``, and so does a call made for
+another tenant than the recording's: a replay never hands one tenant's recorded data to another.
 
-Calls that can be frozen: functions decorated with ``observe``/``traced_tool`` and non-streamed
-OpenAI chat completions. Other observations run live and still keep their positions.
+Calls that can be frozen: functions, coroutines and (async) generators decorated with
+``observe``/``traced_tool``, and non-streamed OpenAI chat completions. A frozen call whose recording
+raised raises ``RecordedError``; a frozen generator yields its recorded items. Other observations
+run live and still keep their positions.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 from . import schema
+from .context import current_tenant
 from .interception import Intercept, ReplayStop, activate, activate_process, deactivate
+from .interception import RecordedError as RecordedError
 from .observation import Observation
+from .runtime import state
 
 _FREEZABLE = frozenset({"generation", "embedding", "retriever", "tool", "guardrail", "evaluator", "chain",
                         "agent", "span"})
@@ -50,8 +56,12 @@ class ReplayController:
         self.reached = False
         self.unmapped: set[str] = set()
         self.trace_id: str | None = None
+        self.tenants = {r.get("tenant") for r in recorded}
 
     def intercept(self, obs: Observation) -> Intercept | None:
+        tenant = _tenant_of(obs)
+        if tenant not in self.tenants:  # checked first: nothing recorded reaches another tenant's run
+            raise ReplayStop(_OTHER_TENANT)
         if self.trace_id is None:
             self.trace_id = obs.trace_id
         obs.span.set_attribute(schema.REPLAY_OF, self.original)
@@ -72,6 +82,8 @@ class ReplayController:
             raise ReplayStop(f"replay mismatch: call #{index + 1} under "
                              f"{self.records[parent_recorded]['name'] if parent_recorded else 'the root'} is "
                              f"{obs.type.value} {obs.name!r}, the recording has {expected} there")
+        if record.get("tenant") != tenant:
+            raise ReplayStop(_OTHER_TENANT)
         self.live_to_recorded[obs.id] = record["id"]
         if record["id"] == self.at:
             self.reached = True
@@ -79,6 +91,19 @@ class ReplayController:
         if self.reached or record["id"] in self.ancestors or record["type"] not in _FREEZABLE:
             return None
         return Intercept(frozen=True, record=record)
+
+
+_OTHER_TENANT = ("replay stopped: this run is for another tenant than the recording (a replay never hands "
+                 "one tenant's recorded data to another)")
+
+
+def _tenant_of(obs: Observation) -> str | None:
+    """The tenant a live call runs for: that of its context and that of its trace (as the pipeline
+    decided when the trace started), which must agree; ``""`` (nobody's) when they differ."""
+    pipeline = state.pipeline
+    trace_id = obs.span.get_span_context().trace_id
+    found = {current_tenant(), pipeline.tenants.known(trace_id) if pipeline is not None else None} - {None}
+    return (found.pop() if len(found) == 1 else "") if found else None
 
 
 @dataclasses.dataclass

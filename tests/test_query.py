@@ -51,6 +51,41 @@ def test_matches(text: str, expected: bool) -> None:
     assert compile_query(text).matches(OBS) is expected
 
 
+TEXTS: dict[str, Any] = {
+    "name": "error-404", "id": "1234e56789012345", "prompt": {"version": "1.1"}, "usage": {"total": 2500},
+    "input": [{"role": "user", "content": "Grüße aus café 日本"}], "metadata": {"build": "0042", "ratio": "0.5"},
+    "cost": {"total": 0.25}, "big": 12345678901234567891,
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("name~404", True),  # the value as typed, not "404.0"
+    ("name!~404", False),
+    ("name~-404", True),
+    ("input~café", True),  # structured fields keep non-ASCII text
+    ("input~日本", True),
+    ("input~GRÜSSE", True),
+    ("usage~2500", True),
+    ("id=1234e56789012345", True),  # a text field equals the text, not a number
+    ("id=9999e99999999999", False),  # both would be infinity as numbers
+    ("id!=9999e99999999999", True),
+    ("prompt.version=1.10", False),
+    ("prompt.version=1.1", True),
+    ("metadata.build=42", False),
+    ("metadata.build=0042", True),
+    ("metadata.ratio<1", True),  # ordering reads a text field that holds a finite number
+    ("usage.total=2.5e3", True),
+    ("usage.total>1e309", False),  # not a finite number: no numeric comparison
+    ("usage.total<1e309", False),
+    ("usage.total='2500'", True),
+    ("cost.total=0.25", True),
+    ("big=12345678901234567891", True),  # integers compare exactly
+    ("big=12345678901234567890", False),
+])
+def test_values_compare_as_typed(text: str, expected: bool) -> None:
+    assert compile_query(text).matches(TEXTS) is expected
+
+
 @pytest.mark.parametrize(("text", "message", "column"), [
     ("", "empty query", 1),
     ("   ", "empty query", 1),

@@ -1,9 +1,12 @@
 """Compare two versions of a prompt over the local store: count, latency p50/p95, tokens, cost,
 error rate and scores, with significance tests, flagging regressions of version B against A.
 
-Latency, tokens, cost and numeric scores use the Mann-Whitney U test (normal approximation with
-tie correction); the error rate a two-proportion z-test. A change is flagged as a regression when
-it is worse (slower, more tokens, costlier, more errors, lower scores) at p < ``alpha``.
+Latency, tokens, cost and numeric scores use the two-sided Mann-Whitney U test: exact (every split
+of the pooled values, ties kept as midranks) up to ``EXACT_MAX`` values in all, else the normal
+approximation with tie and continuity corrections. The error rate uses Fisher's exact test. A
+change is flagged as a regression when it is worse (slower, more tokens, costlier, more errors,
+lower scores) at p < ``alpha``. Non-finite values (a score of infinity or NaN) are left out, so the
+report holds only finite numbers or None (``null`` in ``--json``, strict JSON).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 
 #: metric -> True when higher is worse
 _DIRECTION = {"latency_ms": True, "tokens": True, "cost": True}
+#: The Mann-Whitney p-value is exact up to this many values in both samples together (~30 ms at most).
+EXACT_MAX = 50
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -31,42 +36,85 @@ def _normal_p(z: float) -> float:
     return math.erfc(abs(z) / math.sqrt(2))
 
 
+def _doubled_ranks(values: Sequence[float]) -> list[tuple[int, int]]:
+    """The tie groups of sorted ``values``: (twice their midrank, size), in order."""
+    groups: list[tuple[int, int]] = []
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[i]:
+            j += 1
+        groups.append((i + j + 2, j - i + 1))
+        i = j + 1
+    return groups
+
+
+def _exact_p(groups: list[tuple[int, int]], n1: int, observed: int) -> float:
+    """P(|W - E W| >= |w - E W|) over every choice of ``n1`` of the pooled values, where W is twice
+    their rank sum and ``observed`` is twice the first sample's."""
+    n = sum(size for _, size in groups)
+    center = n1 * (n + 1)
+    counts: list[dict[int, int]] = [{0: 1}] + [{} for _ in range(n1)]  # k chosen -> {sum: ways}
+    seen = 0
+    for rank, size in groups:
+        seen += size
+        for k in range(min(n1, seen), 0, -1):  # downwards: counts[k - j] is still without this group
+            target = counts[k]
+            for j in range(1, min(size, k) + 1):
+                ways, add = math.comb(size, j), j * rank
+                for total, c in counts[k - j].items():
+                    target[total + add] = target.get(total + add, 0) + c * ways
+    distance = abs(observed - center)
+    extreme = sum(c for total, c in counts[n1].items() if abs(total - center) >= distance)
+    return min(1.0, extreme / math.comb(n, n1))
+
+
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Two-sided p-value that ``a`` and ``b`` come from the same distribution (None if too small)."""
     n1, n2 = len(a), len(b)
     if n1 < 2 or n2 < 2:
         return None
-    combined = sorted([(v, 0) for v in a] + [(v, 1) for v in b])
-    ranks = [0.0] * len(combined)
-    ties = 0.0
-    i = 0
-    while i < len(combined):
-        j = i
-        while j + 1 < len(combined) and combined[j + 1][0] == combined[i][0]:
-            j += 1
-        rank = (i + j) / 2 + 1
-        for k in range(i, j + 1):
-            ranks[k] = rank
-        size = j - i + 1
-        ties += size**3 - size
-        i = j + 1
-    rank_sum_a = sum(r for r, (_, group) in zip(ranks, combined, strict=True) if group == 0)
-    u = rank_sum_a - n1 * (n1 + 1) / 2
+    if n1 > n2:  # the same p-value, counted over the smaller sample
+        a, b, n1, n2 = b, a, n2, n1
+    groups = _doubled_ranks(sorted([*a, *b]))
+    rank_of = dict(zip(sorted(set(a) | set(b)), (rank for rank, _ in groups), strict=True))
+    doubled_sum = sum(rank_of[v] for v in a)
     n = n1 + n2
+    if n <= EXACT_MAX:
+        return _exact_p(groups, n1, doubled_sum)
+    ties = sum(size**3 - size for _, size in groups)
     variance = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)))
     if variance <= 0:
         return 1.0
-    return _normal_p((u - n1 * n2 / 2) / math.sqrt(variance))
+    u = doubled_sum / 2 - n1 * (n1 + 1) / 2
+    return _normal_p(max(0.0, abs(u - n1 * n2 / 2) - 0.5) / math.sqrt(variance))
+
+
+def _log_comb(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
 def proportion_p(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float | None:
+    """Two-sided Fisher exact p-value that two error rates are equal (None if a sample is empty):
+    the probability of every table with these margins no likelier than the observed one."""
     if n_a == 0 or n_b == 0:
         return None
-    pooled = (errors_a + errors_b) / (n_a + n_b)
-    variance = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
-    if variance == 0:
-        return 1.0
-    return _normal_p((errors_b / n_b - errors_a / n_a) / math.sqrt(variance))
+    n, errors = n_a + n_b, errors_a + errors_b
+
+    def log_p(x: int) -> float:  # x errors in A, hypergeometric
+        return _log_comb(errors, x) + _log_comb(n - errors, n_a - x) - _log_comb(n, n_a)
+
+    observed = log_p(errors_a) + 1e-7  # relative tolerance for equally likely tables, as R's fisher.test
+    tables = range(max(0, n_a - (n - errors)), min(errors, n_a) + 1)
+    return min(1.0, sum(math.exp(p) for p in map(log_p, tables) if p <= observed))
+
+
+def _finite(values: list[float]) -> list[float]:
+    return [v for v in values if math.isfinite(v)]
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
 
 
 def _version_data(records: list[dict[str, Any]], scores: list[dict[str, Any]]) -> dict[str, Any]:
@@ -74,14 +122,14 @@ def _version_data(records: list[dict[str, Any]], scores: list[dict[str, Any]]) -
     traces = {r["trace_id"] for r in records}
     by_name: dict[str, list[float]] = defaultdict(list)
     for score in scores:
-        if not isinstance(score.get("value"), int | float):
+        if not isinstance(score.get("value"), int | float) or not math.isfinite(score["value"]):
             continue
         if score.get("observation_id") in ids or (score.get("observation_id") is None and score["trace_id"] in traces):
             by_name[score["name"]].append(float(score["value"]))
     return {
-        "latency_ms": [r["duration_ms"] for r in records],
-        "tokens": [float((r.get("usage") or {}).get("total") or 0) for r in records],
-        "cost": [float((r.get("cost") or {}).get("total") or 0) for r in records],
+        "latency_ms": _finite([r["duration_ms"] for r in records]),
+        "tokens": _finite([float((r.get("usage") or {}).get("total") or 0) for r in records]),
+        "cost": _finite([float((r.get("cost") or {}).get("total") or 0) for r in records]),
         "errors": sum(1 for r in records if r.get("error") or r.get("level") == "ERROR"),
         "scores": dict(by_name),
     }
@@ -122,8 +170,11 @@ def compare_versions(observations: list[dict[str, Any]], scores: list[dict[str, 
                         "b_p95": None, "p_value": p,
                         "regression": bool(mean_a is not None and mean_b is not None and mean_b < mean_a
                                            and p is not None and p < alpha)})
+    for metric in metrics:  # an overflowing mean or percentile: no number, so the JSON stays strict
+        for key in ("a_p50", "b_p50", "a_p95", "b_p95"):
+            metric[key] = _finite_or_none(metric[key])
     return {"prompt": prompt, "a": str(version_a), "b": str(version_b), "count_a": n_a, "count_b": n_b,
-            "alpha": alpha, "metrics": metrics, "regressions": [m["metric"] for m in metrics if m["regression"]]}
+            "alpha": _finite_or_none(alpha), "metrics": metrics, "regressions": [m["metric"] for m in metrics if m["regression"]]}
 
 
 def render_comparison(report: dict[str, Any]) -> str:

@@ -7,13 +7,20 @@
     has prompt.version
 
 Operators: ``=`` ``==`` ``!=`` ``<`` ``<=`` ``>`` ``>=`` ``~`` (case-insensitive contains) ``!~``.
-Values: numbers, quoted strings, bare words, ``true``/``false``/``null``. A missing field fails
-every comparison except ``!=`` and ``!~``. ``type`` and ``level`` compare case-insensitively.
+Values: numbers, quoted strings, bare words, ``true``/``false``/``null``. ``~`` looks for the value
+as typed (``name~404`` finds ``error-404``) in the field's text (structured fields as JSON, non-ASCII
+kept). A value typed as a finite number compares numerically with a numeric field (``2.5e3`` equals
+2500); ``<`` ``<=`` ``>`` ``>=`` with such a value also read a text field that holds a finite number,
+and fail on anything else. Otherwise equality compares text: a text field with the value as typed
+(``version=1.10`` does not match ``"1.1"``), any other field with its JSON text. A missing field
+fails every comparison except ``!=`` and ``!~``. ``type`` and ``level`` compare case-insensitively.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +41,8 @@ _TOKEN = re.compile(r"""
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {"n": "\n", "t": "\t"}
 _MISSING = object()
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
+                                                 ">=": operator.ge}
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 
@@ -80,54 +89,65 @@ def _lookup(obs: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return _MISSING if value is None else value
 
 
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool):
+@dataclass(frozen=True, slots=True)
+class _Literal:
+    """A value as typed: ``value`` is its text, a bool or None (``null``); ``number`` is set when it
+    was typed as a number, and holds that number if it is finite (None otherwise)."""
+
+    value: str | bool | None
+    text: str
+    typed_number: bool = False
+    number: int | float | None = None
+
+
+def _finite(value: Any) -> int | float | None:
+    """``value`` if it is a finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    return value if isinstance(value, int) or math.isfinite(value) else None
+
+
+def _parse_number(text: str) -> int | float | None:
+    """The finite number ``text`` holds (an integer exactly), else None."""
+    try:
+        return _finite(int(text) if text.lstrip("-").isdigit() else float(text))
+    except (ValueError, OverflowError):
+        return None
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+    return value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
 
 
-def _compare(field: str, op: str, expected: Any) -> Predicate:
+def _compare(field: str, op: str, expected: _Literal) -> Predicate:
     path = tuple(field.split("."))
     fold = path[-1] in _CASE_INSENSITIVE and len(path) == 1
+    needle = expected.text.casefold()
 
     def predicate(obs: Mapping[str, Any]) -> bool:
         actual = _lookup(obs, path)
         if actual is _MISSING:
-            return op in ("!=", "!~") and expected is not None
+            return op in ("!=", "!~") and expected.value is not None
         if op in ("~", "!~"):
-            found = str(expected if expected is not None else "null").lower() in _text(actual).lower()
+            found = needle in _text(actual).casefold()
             return found if op == "~" else not found
-        if expected is None:
+        if expected.value is None:
             return op == "!="
-        if isinstance(expected, bool) or isinstance(actual, bool):
-            equal = actual is expected if isinstance(expected, bool) else False
-        elif isinstance(expected, float):
-            number = _as_number(actual)
-            if number is None:
-                return op == "!="
-            if op in ("<", "<=", ">", ">="):
-                return {"<": number < expected, "<=": number <= expected, ">": number > expected,
-                        ">=": number >= expected}[op]
-            equal = number == expected
+        if op in ("<", "<=", ">", ">="):
+            if expected.typed_number:
+                left = _parse_number(actual) if isinstance(actual, str) else _finite(actual)
+                return left is not None and expected.number is not None and _ORDER[op](left, expected.number)
+            if not isinstance(actual, str) or isinstance(expected.value, bool):
+                return False
+            return _ORDER[op](actual.lower(), expected.text.lower()) if fold else _ORDER[op](actual, expected.text)
+        if isinstance(expected.value, bool) or isinstance(actual, bool):
+            equal = actual is expected.value
+        elif expected.number is not None and _finite(actual) is not None:
+            equal = actual == expected.number
         else:
-            if not isinstance(actual, str):
-                actual = _text(actual)
-            left, right = (actual.lower(), expected.lower()) if fold else (actual, expected)
-            if op in ("<", "<=", ">", ">="):
-                return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
-            equal = left == right
-        return equal if op in ("=", "==") else not equal if op == "!=" else False
+            left = _text(actual)
+            equal = left.lower() == expected.text.lower() if fold else left == expected.text
+        return equal if op in ("=", "==") else not equal
 
     return predicate
 
@@ -199,19 +219,18 @@ class _Parser:
             raise QueryError(f"expected an operator after {token.text!r}, found {op.text!r}", op.position)
         return _compare(token.text, op.text, self.value())
 
-    def value(self) -> Any:
+    def value(self) -> _Literal:
         token = self.take()
         if token.kind == "number":
-            return float(token.text)
+            return _Literal(token.text, token.text, True, _parse_number(token.text))
         if token.kind == "string":
-            return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), token.text[1:-1])
+            text = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), token.text[1:-1])
+            return _Literal(text, text)
         if token.kind == "word":
             lowered = token.text.lower()
             if lowered in ("true", "false"):
-                return lowered == "true"
-            if lowered == "null":
-                return None
-            return token.text
+                return _Literal(lowered == "true", token.text)
+            return _Literal(None if lowered == "null" else token.text, token.text)
         raise QueryError(f"expected a value, found {token.text!r}", token.position)
 
 

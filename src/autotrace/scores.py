@@ -2,21 +2,28 @@
 
 A score travels through the same pipeline as spans (off the caller's thread, redacted, routed by
 tenant) and is sent to the tenant's Langfuse scores API, one per request, and to the local store.
+``score()`` never raises: a score it cannot send is dropped, counted in ``stats()`` and logged once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import uuid
 from typing import Any
 
-from ._internal import count, log_once
-from .context import current_tenant
+from ._internal import count, guarded_failure, log_once
+from .context import current_tenant, valid_tenant
 from .recorder import current_observation
 from .runtime import state
 
 ScoreValue = float | int | bool | str
 _DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL")
+#: The key redaction hooks see for a score's name (``score.comment`` and ``score.value`` too).
+SCORE_NAME = "score.name"
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
+_SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 
 
 @dataclasses.dataclass(slots=True)
@@ -27,17 +34,41 @@ class ScoreItem:
     tenant: str | None
 
 
-def _data_type(value: ScoreValue, declared: str | None) -> str:
+class _Invalid(ValueError):
+    """A score argument autotrace cannot send; the message names the argument, never its value."""
+
+
+def _data_type(value: object, declared: object) -> str:
     if declared is not None:
-        upper = declared.upper()
-        if upper not in _DATA_TYPES:
-            raise ValueError(f"data_type must be one of {', '.join(_DATA_TYPES)}, got {declared!r}")
-        return upper
+        if not isinstance(declared, str) or declared.upper() not in _DATA_TYPES:
+            raise _Invalid(f"data_type must be one of {', '.join(_DATA_TYPES)}")
+        return declared.upper()
     if isinstance(value, bool):
         return "BOOLEAN"
-    if isinstance(value, int | float):
-        return "NUMERIC"
-    return "CATEGORICAL"
+    return "NUMERIC" if isinstance(value, int | float) else "CATEGORICAL"
+
+
+def _value(value: object, kind: str) -> ScoreValue:
+    """The value as Langfuse takes it for ``kind`` (a boolean as 1/0)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    too_big = isinstance(value, int) and abs(value) >= 2**63
+    if too_big or (isinstance(value, float) and not math.isfinite(value)):
+        raise _Invalid("a score value must be a finite number (an integer of 64 bits at most)")
+    if kind == "BOOLEAN" and (isinstance(value, bool) or (number and value in (0, 1))):
+        return 1 if value else 0
+    if kind == "NUMERIC" and isinstance(value, int | float):
+        return int(value) if isinstance(value, bool) else value
+    if kind == "CATEGORICAL" and isinstance(value, str):
+        return value
+    raise _Invalid(f"a {kind} score needs a {'string' if kind == 'CATEGORICAL' else 'number'} value")
+
+
+def _comment(comment: object) -> str | None:
+    if comment is None or isinstance(comment, str):
+        return comment
+    if isinstance(comment, bytes | bytearray):
+        return bytes(comment).decode("utf-8", "replace")
+    raise _Invalid("comment must be a string")
 
 
 def score(
@@ -52,8 +83,23 @@ def score(
 ) -> str | None:
     """Record a score; defaults to the current observation. Returns the score id (None if not sent).
 
-    ``data_type`` is NUMERIC, BOOLEAN or CATEGORICAL (inferred from ``value`` when omitted).
+    ``data_type`` is NUMERIC, BOOLEAN or CATEGORICAL (inferred from ``value`` when omitted);
+    ``trace_id`` is 32 and ``observation_id`` 16 hex digits. Never raises: an invalid argument
+    drops the score (``scores_dropped.invalid``, logged once per argument).
     """
+    try:
+        return _score(name, value, trace_id, observation_id, data_type, comment, tenant)
+    except _Invalid as exc:
+        count("scores_dropped.invalid")
+        log_once(f"score_invalid:{exc}", "autotrace: score dropped: %s", exc)
+    except Exception as exc:  # never into the application
+        count("scores_dropped.internal_error")
+        guarded_failure("score", exc)
+    return None
+
+
+def _score(name: object, value: object, trace_id: object, observation_id: object, data_type: object,
+           comment: object, tenant: object) -> str | None:
     pipeline = state.pipeline
     if pipeline is None:
         count("scores_dropped.not_installed")
@@ -66,21 +112,31 @@ def score(
             return None
         trace_id = obs.trace_id
         observation_id = observation_id or obs.id
+    if not isinstance(trace_id, str) or _TRACE_ID.fullmatch(trace_id) is None or int(trace_id, 16) == 0:
+        raise _Invalid("trace_id must be a trace id of 32 hex digits")
+    if observation_id is not None and (not isinstance(observation_id, str) or _SPAN_ID.fullmatch(observation_id)
+                                       is None):
+        raise _Invalid("observation_id must be an observation id of 16 hex digits")
+    if not isinstance(name, str) or not name:
+        raise _Invalid("name must be a non-empty string")
+    if tenant and not valid_tenant(tenant):
+        raise _Invalid("tenant must be a valid tenant id")
     kind = _data_type(value, data_type)
     body: dict[str, Any] = {
         "id": uuid.uuid4().hex,
-        "traceId": trace_id,
+        "traceId": trace_id.lower(),
         "name": name,
-        "value": (1 if value else 0) if kind == "BOOLEAN" else value,
+        "value": _value(value, kind),
         "dataType": kind,
     }
     if observation_id:
-        body["observationId"] = observation_id
-    if comment is not None:
-        body["comment"] = comment
+        body["observationId"] = observation_id.lower()
+    text = _comment(comment)
+    if text is not None:
+        body["comment"] = text
     settings = state.settings
     if settings is not None and settings.environment:
         body["environment"] = settings.environment
     owner = tenant or current_tenant() or pipeline.tenants.known(int(trace_id, 16))
-    pipeline.submit(ScoreItem(body, owner))
+    pipeline.submit(ScoreItem(body, owner))  # type: ignore[arg-type]
     return body["id"]

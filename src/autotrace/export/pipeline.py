@@ -24,9 +24,9 @@ from .. import schema
 from .._internal import count, guarded_failure, log_once
 from ..config import Settings
 from ..context import current_tenant, current_trace_attributes, valid_tenant
-from ..scores import ScoreItem
+from ..scores import SCORE_NAME, ScoreItem
 from ..spans import ObservationSpan
-from .redaction import EVENT_NAME, SCORE_COMMENT, SCORE_VALUE, SPAN_NAME, STATUS_MESSAGE, Redactor
+from .redaction import EVENT_NAME, FAILED, SCORE_COMMENT, SCORE_VALUE, SPAN_NAME, STATUS_MESSAGE, Redactor
 from .router import Router
 
 #: Bounds on the tenants remembered for live spans and for live traces' local roots.
@@ -313,11 +313,35 @@ class SpanPipeline(SpanProcessor):
         self.router.route(tenant, finished)
 
     def _route_score(self, item: ScoreItem) -> None:
-        if self.redactor.enabled:
-            for key, hook_key in (("comment", SCORE_COMMENT), ("value", SCORE_VALUE)):
-                value = item.body.get(key)
-                if isinstance(value, str):
-                    item.body[key] = self.redactor.redact_text(value, hook_key, "score")
+        """Redact a score's name, comment and value, whatever their type, then route it. A value
+        the redactor returns as other than text (or a number, for the value) is replaced; a score
+        whose redaction raises, or whose value a hook drops, is dropped: never exported raw."""
+        body, redactor = item.body, self.redactor
+        if redactor.enabled:
+            try:
+                for key, hook_key in (("name", SCORE_NAME), ("comment", SCORE_COMMENT), ("value", SCORE_VALUE)):
+                    if key not in body:
+                        continue
+                    value = body[key]
+                    new = (redactor.redact_text(value, hook_key, "score") if type(value) is str
+                           else redactor.redact_value(hook_key, value, "score"))
+                    if isinstance(new, bytes):
+                        new = new.decode("utf-8", "replace")
+                    if new is None and key == "comment":
+                        del body[key]
+                    elif new is None and key == "value":
+                        count("scores_dropped.redacted")
+                        return
+                    elif type(new) is str or (key == "value" and type(new) in (int, float)):
+                        body[key] = new
+                    else:
+                        count("redaction_unsupported_values")
+                        body[key] = FAILED
+            except Exception as exc:  # fail closed: an unredacted score is never exported
+                count("scores_dropped.redaction_failed")
+                log_once("score_redaction_failed", "autotrace: a score was dropped: redaction failed (%s)",
+                         type(exc).__name__)
+                return
         self.router.route(item.tenant, item)
 
     def _redact_event(self, event: Any, span_type: str) -> Any:

@@ -5,23 +5,20 @@ parsed stream is tracked as any other (without usage being asked for: the caller
 lines, so no chunk of it could be hidden). A response never parsed ends its observation, with what
 is known, when it is freed.
 
-The SDK's response classes are patched (``patch``); a response waiting to be parsed carries a
-``RawTracking`` in its ``__dict__``. Any other takes the SDK's own ``parse`` at the cost of one
-dictionary lookup.
+A response waiting to be parsed has its ``parse`` shadowed on the instance (``wait_for_parse``);
+no class is patched.
 """
 
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Any
 
 from ..._internal import count, guarded_failure
 from ...observation import Observation
 from . import _extract, _stream
 from ._stream import StreamState
-
-#: Where a response waiting to be parsed keeps its ``RawTracking``.
-_KEY = "_autotrace_raw"
 
 
 class RawTracking:
@@ -69,46 +66,38 @@ class RawTracking:
 
 
 def wait_for_parse(response: Any, obs: Observation, operation: str, stream: bool, choices: int) -> bool:
-    """Have ``obs`` end when the caller parses ``response``; False, with nothing changed, if it cannot."""
+    """Have ``obs`` end when the caller parses ``response``; False, with nothing changed, if it cannot.
+
+    The response's own ``parse`` is shadowed by one on the instance, for its first call only (then
+    removed): no class is patched, so responses autotrace does not wait for take no extra step. It
+    holds the response weakly, so a response never parsed is freed, and ends ``obs``, at once."""
     fields = getattr(response, "__dict__", None)
-    if type(fields) is not dict or not _PATCHED:
+    parse = getattr(type(response), "parse", None)
+    if type(fields) is not dict or not callable(parse):
         return False
-    fields[_KEY] = RawTracking(obs, operation, stream, choices)
+    found = RawTracking(obs, operation, stream, choices)
+    owner = weakref.ref(response)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        instance = owner()
+        if instance is not None:
+            instance.__dict__.pop("parse", None)  # later calls: the SDK's own (it caches the result)
+        try:
+            return parse(instance, *args, **kwargs)
+        except BaseException as error:
+            found.failed(error)
+            raise
+
+    if inspect.iscoroutinefunction(parse):
+        async def parse_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = await call(*args, **kwargs)
+            except BaseException as error:
+                found.failed(error)
+                raise
+            return found.parsed(result)
+
+        fields["parse"] = parse_async
+    else:
+        fields["parse"] = lambda *args, **kwargs: found.parsed(call(*args, **kwargs))
     return True
-
-
-def _parse(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    """``parse`` of the SDK's response classes (async: a coroutine function)."""
-    fields = getattr(instance, "__dict__", None)
-    found = fields.pop(_KEY, None) if type(fields) is dict else None
-    if found is None:
-        return wrapped(*args, **kwargs)
-    try:
-        result = wrapped(*args, **kwargs)
-    except BaseException as error:
-        found.failed(error)
-        raise
-    if inspect.isawaitable(result):
-        return _parsed_later(result, found)
-    return found.parsed(result)
-
-
-async def _parsed_later(awaitable: Any, found: RawTracking) -> Any:
-    try:
-        result = await awaitable
-    except BaseException as error:
-        found.failed(error)
-        raise
-    return found.parsed(result)
-
-
-#: Whether every response class's ``parse`` is patched (else no response waits for one).
-_PATCHED = False
-
-
-def patch(patcher: Any) -> None:
-    """Patch ``parse`` of the SDK's raw response classes."""
-    global _PATCHED
-    _PATCHED = all([patcher.wrap("openai._legacy_response", "LegacyAPIResponse.parse", _parse),
-                    patcher.wrap("openai._response", "APIResponse.parse", _parse),
-                    patcher.wrap("openai._response", "AsyncAPIResponse.parse", _parse)])

@@ -13,6 +13,7 @@ from opentelemetry import trace
 
 import autotrace
 from autotrace.testing.fake_openai import FakeOpenAI
+from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import Traced
 
 _CLEARED_PREFIXES = ("AUTOTRACE_", "LANGFUSE_", "OTEL_")
@@ -59,3 +60,10 @@ def aclient(fake: FakeOpenAI) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
 
 
+
+
+@pytest.fixture
+def rx() -> Iterator[OtlpReceiver]:
+    """A loopback OTLP receiver (a tenant's Langfuse, as far as autotrace can tell)."""
+    with OtlpReceiver() as receiver:
+        yield receiver

@@ -36,3 +36,11 @@ def shape(records: list[dict[str, Any]]) -> list[Any]:
         return (record["type"], record["name"], [convert(child) for child in children])
 
     return [convert(root) for root in render.build_tree(sorted(records, key=lambda r: r["start_ns"]))]
+
+
+def install_one_tenant(rx: Any, **options: Any) -> None:
+    """autotrace installed with one tenant, ``t``, exporting to the receiver ``rx``."""
+    from autotrace.export.credentials import Credentials
+
+    autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05,
+                      credentials={"t": Credentials("pk-t", "sk-t", host=rx.endpoint)}, **options)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,19 +19,9 @@ from autotrace import schema
 from autotrace.export.credentials import Credentials
 from autotrace.export.pipeline import SpanPipeline
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import install_one_tenant
 
 EMAIL, CARD = "alice.private@example.com", "4111 1111 1111 1111"
-
-
-@pytest.fixture
-def rx() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as receiver:
-        yield receiver
-
-
-def _install(rx: OtlpReceiver, **options: Any) -> None:
-    autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05,
-                      credentials={"t": Credentials("pk-t", "sk-t", host=rx.endpoint)}, **options)
 
 
 def _payload(rx: OtlpReceiver) -> bytes:
@@ -40,7 +29,7 @@ def _payload(rx: OtlpReceiver) -> bytes:
 
 
 def test_values_of_any_type_are_redacted_in_attributes_events_and_links(rx: OtlpReceiver) -> None:
-    _install(rx)
+    install_one_tenant(rx)
     third_party = trace.get_tracer("third.party")
     with autotrace.tenant("t"):
         with third_party.start_as_current_span("rag.query") as span:
@@ -87,7 +76,7 @@ def test_hooks_see_span_and_event_names_status_messages_and_score_comments(rx: O
         seen.add(key)
         return value.replace(secret, "[NAME]") if isinstance(value, str) else value
 
-    _install(rx, redact=mask_names)
+    install_one_tenant(rx, redact=mask_names)
     with autotrace.tenant("t"):
         with trace.get_tracer("third.party").start_as_current_span(f"lookup {secret}") as span:
             span.add_event(f"cache miss for {secret}")
@@ -109,7 +98,7 @@ def test_a_hook_that_raises_on_names_and_comments_fails_closed(rx: OtlpReceiver)
             raise RuntimeError("hook bug")
         return value
 
-    _install(rx, redact=broken)
+    install_one_tenant(rx, redact=broken)
     with autotrace.tenant("t"):
         with trace.get_tracer("third.party").start_as_current_span("lookup Jane") as span:
             span.add_event("miss for Jane")
@@ -126,7 +115,7 @@ def test_a_hook_that_raises_on_names_and_comments_fails_closed(rx: OtlpReceiver)
 
 @pytest.mark.parametrize("count", [127, 128, 200])
 def test_a_span_at_the_attribute_cap_is_exported_with_its_type_and_tenant(rx: OtlpReceiver, count: int) -> None:
-    _install(rx, environment="prod", release="r1")
+    install_one_tenant(rx, environment="prod", release="r1")
     with autotrace.tenant("t"), trace.get_tracer("third.party").start_as_current_span("wide") as span:
         for i in range(count):
             span.set_attribute(f"llm.input_messages.{i}.message.content", f"message {i}")
@@ -175,7 +164,7 @@ def test_the_tenant_decided_at_start_is_kept_whatever_the_span_sets() -> None:
 def test_a_secret_straddling_the_size_limit_is_never_exported_even_partly(rx: OtlpReceiver, secret: str,
                                                                           own: bool) -> None:
     limit = 1024
-    _install(rx, max_value_bytes=limit)
+    install_one_tenant(rx, max_value_bytes=limit)
     mark = "…[truncated]"
     values = {}
     for keep in range(1, len(secret), 3):  # the cut at the limit falls ``keep`` characters into it
@@ -202,7 +191,7 @@ def test_a_value_that_redaction_shortens_still_loses_the_part_it_held_past_the_l
     """Redaction can make a value cut past the limit shorter than the limit: the end it held, which
     may end in a partial secret, is still never exported."""
     limit = 1024
-    _install(rx, max_value_bytes=limit)
+    install_one_tenant(rx, max_value_bytes=limit)
     emails = f"{EMAIL} " * 50
     filler = "x" * (limit + schema.REDACTION_MARGIN - len(emails) - len(" 4111 1111"))
     text = emails + filler + " 4111 1111 1111 1111 and more"

@@ -4,30 +4,17 @@ OTLP receiver), and ``autotrace.score()`` never raising into the application (lo
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import autotrace
-from autotrace.export.credentials import Credentials
 from autotrace.runtime import state
 from autotrace.scores import ScoreItem
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import Traced
+from tests.helpers import Traced, install_one_tenant
 
 EMAIL, PHONE = "john.doe@example.com", "+1 415 555 0100"
-
-
-@pytest.fixture
-def rx() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as receiver:
-        yield receiver
-
-
-def _install(rx: OtlpReceiver, **options: Any) -> None:
-    autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05,
-                      credentials={"t": Credentials("pk-t", "sk-t", host=rx.endpoint)}, **options)
 
 
 def _sent(rx: OtlpReceiver) -> dict[str, dict[str, Any]]:
@@ -36,7 +23,7 @@ def _sent(rx: OtlpReceiver) -> dict[str, dict[str, Any]]:
 
 
 def test_score_name_comment_and_value_are_redacted_whatever_their_type(rx: OtlpReceiver) -> None:
-    _install(rx)
+    install_one_tenant(rx)
     with autotrace.tenant("t"), autotrace.start_generation("g") as gen:
         named = autotrace.score(f"reviewer {EMAIL}", 1)
         raw = autotrace.score("bytes comment", 1, comment=f"mail {EMAIL}".encode())  # type: ignore[arg-type]
@@ -67,7 +54,7 @@ def test_hooks_see_score_names_and_values_and_fail_closed(rx: OtlpReceiver) -> N
             return None  # a hook may drop a value: then the score goes
         return value
 
-    _install(rx, redact=hook)
+    install_one_tenant(rx, redact=hook)
     with autotrace.tenant("t"), autotrace.start_generation("g"):
         failed = autotrace.score("Jane's review", 0.5)
         dropped = autotrace.score("unlucky", 13)

@@ -163,3 +163,22 @@ def test_out_of_range_integers_do_not_lose_the_batch(tmp_path: Path) -> None:
     assert [r["name"] for r in records] == ["fine", "step"] and records[1]["usage"]["total"] == 10**30
     assert store.traces()[0]["tokens"] == pytest.approx(1e30)
     store.close()
+
+
+def test_a_failed_span_of_another_library_is_an_error_everywhere(tmp_path: Path) -> None:
+    """A span whose only sign of failure is its status (no Langfuse level) is level ERROR in the
+    record, so ``traces``, ``show`` and ``query level=ERROR`` agree."""
+    from opentelemetry import trace
+    from opentelemetry.trace import Status, StatusCode
+
+    import autotrace
+
+    db = tmp_path / "t.db"
+    autotrace.install(local_store="on", local_store_path=db, integrations=())
+    with autotrace.start_chain("turn"), trace.get_tracer("other.library").start_as_current_span("http GET") as span:
+        span.set_status(Status(StatusCode.ERROR, "503"))
+    assert autotrace.flush(5)
+    autotrace.uninstall()
+    found = json.loads(_cli(db, "query", "level=ERROR", "--json").stdout)
+    assert [(r["name"], r["level"], r["status_message"]) for r in found] == [("http GET", "ERROR", "503")]
+    assert json.loads(_cli(db, "traces", "--json").stdout)[0]["errors"] == 1

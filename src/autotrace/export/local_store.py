@@ -82,6 +82,8 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
         events=[{"name": e.name, "attributes": dict(e.attributes or {})} for e in span.events],
     )
     record["duration_ms"] = (record["end_ns"] - record["start_ns"]) / 1e6
+    if record["error"] and schema.OBS_LEVEL not in attrs:  # a failed span of another library: as Langfuse shows it
+        record["level"] = "ERROR"
     if record["error"] and not record["status_message"] and span.status.description:
         record["status_message"] = span.status.description
     return record

@@ -1,10 +1,14 @@
-"""Shared plumbing: the package logger, log-once, and the counters behind ``autotrace.stats()``."""
+"""Shared plumbing: the package logger, log-once, the counters behind ``autotrace.stats()``, and the
+one ``os.fork`` registration every fork-aware object shares (``follow_fork``)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from collections import Counter
+from typing import Any
 
 logger = logging.getLogger("autotrace")
 
@@ -87,3 +91,31 @@ def guarded_failure(where: str, exc: BaseException, key: str | None = None) -> N
         type(exc).__name__,
         exc,
     )
+
+
+#: Objects told about ``os.fork`` (held weakly: following a fork never keeps one alive).
+_fork_followers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def follow_fork(follower: Any) -> None:
+    """Call ``follower``'s ``_before_fork``, ``_after_fork_in_parent`` and ``_after_fork_in_child``
+    (each optional) around every ``os.fork``. One process-wide registration serves every follower:
+    ``os.register_at_fork`` cannot be undone, so registering per object would grow for good."""
+    _fork_followers.add(follower)
+
+
+def _tell_followers(method: str) -> None:
+    for follower in list(_fork_followers):
+        handler = getattr(follower, method, None)
+        if handler is None:
+            continue
+        try:
+            handler()
+        except Exception:  # as os.register_at_fork treats a raising handler: the others still run
+            pass  # (nothing is logged or counted here: in a child the locks to do so may be held)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=lambda: _tell_followers("_before_fork"),
+                        after_in_parent=lambda: _tell_followers("_after_fork_in_parent"),
+                        after_in_child=lambda: _tell_followers("_after_fork_in_child"))

@@ -13,8 +13,7 @@ import re
 import sqlite3
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .. import schema
-from .._internal import count
+from .._internal import count, follow_fork
 from .sink import OK, SinkResult, split
 
 _SCHEMA = """
@@ -142,7 +141,7 @@ class LocalStore:
             finally:
                 if self._db is not None:
                     self._db.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT * 1000)}")
-        _register_at_fork(self)
+        follow_fork(self)
 
     def _connect(self, wait: float = _BUSY_TIMEOUT) -> sqlite3.Connection:
         if self.read_only:
@@ -353,22 +352,6 @@ def _reading(path: Path) -> Iterator[None]:
         if "not a database" in text or "malformed" in text:
             raise StoreError(f"local store {path} is not a readable SQLite database ({text})") from exc
         raise StoreError(f"cannot read local store {path}: {text}") from exc
-
-
-def _register_at_fork(store: LocalStore) -> None:
-    """Fork handlers for ``store`` that do not keep it alive (a closed store's do nothing)."""
-    ref = weakref.ref(store)
-
-    def call(method: str) -> Callable[[], None]:
-        def handler() -> None:
-            target = ref()
-            if target is not None:
-                getattr(target, method)()
-        return handler
-
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=call("_before_fork"), after_in_parent=call("_after_fork_in_parent"),
-                            after_in_child=call("_after_fork_in_child"))
 
 
 class LocalStoreSink:

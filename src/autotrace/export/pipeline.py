@@ -8,10 +8,8 @@ routing cannot be bypassed. The caller's thread only appends to a bounded queue.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Link, SpanContext
 
 from .. import schema
-from .._internal import count, guarded_failure, log_once
+from .._internal import count, follow_fork, guarded_failure, log_once
 from ..config import Settings
 from ..context import current_tenant, current_trace_attributes, valid_tenant
 from ..scores import SCORE_NAME, ScoreItem
@@ -44,16 +42,6 @@ _AMBIGUOUS = ""  # a trace id that local roots of different tenants share (never
 DRAIN_AT = 256
 BACKPRESSURE_PAUSE = 0.0005
 _TENANT = schema.TENANT
-#: The live pipelines, for the one at-fork hook below: a pipeline is never kept alive by it.
-_live: weakref.WeakSet[SpanPipeline] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for pipeline in list(_live):
-        pipeline._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class TenantTracker:
@@ -169,14 +157,14 @@ class SpanPipeline(SpanProcessor):
         self._stopped = False
         self._processed = 0
         self._thread = self._start_thread()
-        _live.add(self)
+        follow_fork(self)
 
     def _start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name="autotrace-pipeline", daemon=True)
         thread.start()
         return thread
 
-    def _after_fork(self) -> None:
+    def _after_fork_in_child(self) -> None:
         """In a forked child the worker thread is gone: start a fresh one, drop the parent's spans."""
         if self._stopped:
             return

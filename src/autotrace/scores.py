@@ -20,8 +20,6 @@ from .runtime import state
 
 ScoreValue = float | int | bool | str
 _DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL")
-#: The key redaction hooks see for a score's name (``score.comment`` and ``score.value`` too).
-SCORE_NAME = "score.name"
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 

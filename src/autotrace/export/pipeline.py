@@ -22,9 +22,18 @@ from .. import schema
 from .._internal import count, follow_fork, guarded_failure, log_once
 from ..config import Settings
 from ..context import current_tenant, current_trace_attributes, valid_tenant
-from ..scores import SCORE_NAME, ScoreItem
+from ..scores import ScoreItem
 from ..spans import ObservationSpan
-from .redaction import EVENT_NAME, FAILED, SCORE_COMMENT, SCORE_VALUE, SPAN_NAME, STATUS_MESSAGE, Redactor
+from .redaction import (
+    EVENT_NAME,
+    FAILED,
+    SCORE_COMMENT,
+    SCORE_NAME,
+    SCORE_VALUE,
+    SPAN_NAME,
+    STATUS_MESSAGE,
+    Redactor,
+)
 from .router import Router
 
 #: Bounds on the tenants remembered for live spans and for live traces' local roots.

@@ -9,8 +9,8 @@ large or of another type is replaced, never exported raw.
 
 User hooks are called as ``hook(key, value, span_type)`` for every attribute (of the span, its
 events and links), and for the texts that are not attributes under these keys: ``span.name``,
-``event.name``, ``status.message``, ``score.comment`` and ``score.value`` (``span_type`` is then
-``score``). A hook that raises makes that value ``<REDACTION_FAILED>``: a raw value is never kept.
+``event.name``, ``status.message``, ``score.name``, ``score.comment`` and ``score.value``
+(``span_type`` is then ``score``). A hook that raises makes that value ``<REDACTION_FAILED>``: a raw value is never kept.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ RedactHook = Callable[[str, Any, str], Any]
 FAILED = "<REDACTION_FAILED>"
 #: The keys hooks see for texts that are not attributes.
 SPAN_NAME, EVENT_NAME, STATUS_MESSAGE = "span.name", "event.name", "status.message"
-SCORE_COMMENT, SCORE_VALUE = "score.comment", "score.value"
+SCORE_NAME, SCORE_COMMENT, SCORE_VALUE = "score.name", "score.comment", "score.value"
 _SCALARS = frozenset({bool, int, float, type(None)})
 #: Bounds on a structured value (a mapping or sequence): past them it is replaced, counted.
 _MAX_DEPTH = 8

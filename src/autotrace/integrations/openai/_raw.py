@@ -18,7 +18,7 @@ from typing import Any
 from ..._internal import count, guarded_failure
 from ...observation import Observation
 from . import _extract, _stream
-from ._stream import StreamState
+from ._stream_state import StreamState
 
 
 class RawTracking:

@@ -26,10 +26,6 @@ def open_store(db: str | None) -> LocalStore:
     return LocalStore(Path(db) if db else load_settings().local_store_path, read_only=True)
 
 
-def _store(args: argparse.Namespace) -> LocalStore:
-    return open_store(args.db)
-
-
 def _emit(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> None:
     """Print ``data`` as JSON with ``--json``, else the rendered text (only then rendered)."""
     print(render.to_json(data) if args.json else text())
@@ -46,13 +42,13 @@ def _positive(text: str) -> int:
 
 
 def cmd_traces(args: argparse.Namespace) -> int:
-    summaries = _store(args).traces(limit=args.limit, tenant=args.tenant)
+    summaries = open_store(args.db).traces(limit=args.limit, tenant=args.tenant)
     _emit(args, summaries, lambda: render.render_traces(summaries))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    records = _store(args).trace(args.trace_id)
+    records = open_store(args.db).trace(args.trace_id)
     if not records:
         print(f"autotrace: no trace {render.clean(args.trace_id)}", file=sys.stderr)
         return 1
@@ -68,7 +64,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     except QueryError as exc:
         print(f"autotrace: {render.clean(str(exc))}", file=sys.stderr)
         return 2
-    records = _store(args).iter_observations()  # streamed: memory bounded by --limit, not the store
+    records = open_store(args.db).iter_observations()  # streamed: memory bounded by --limit, not the store
     matches = list(islice((r for r in records if query.matches(r)), args.limit))
     _emit(args, matches, lambda: render.render_observations(matches))
     return 0

@@ -48,13 +48,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .cli import _store  # as the other commands: a missing store is reported, never created
+    from .cli import open_store  # as the other commands: a missing store is reported, never created
     from .replay import REPLAY_FILE_ENV, first_difference, parse_overrides, side_by_side
 
     command = _program(args, "replay")
     if command is None:
         return 2
-    store = _store(args)
+    store = open_store(args.db)
     path = store.path
     records = store.trace(args.trace_id)
     if not records:
@@ -94,10 +94,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .cli import _store
+    from .cli import open_store
     from .compare import compare_versions, render_comparison
 
-    store = _store(args)
+    store = open_store(args.db)
     report = compare_versions(store.observations(), store.scores(), args.prompt, args.a, args.b, args.alpha)
     print(json.dumps(report, indent=2) if args.json else render_comparison(report))
     return 1 if report["regressions"] and args.fail_on_regression else 0

@@ -16,7 +16,6 @@ from .observation import CurrentDuring, Observation, ObservationType, make_curre
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_STREAM_ITEMS = 1000
-_CUT_MARK = schema.HELD_MARK.lstrip()  # ends a value cut at the size limit
 
 
 def start_observation(as_type: ObservationType | str, name: str, **fields: Any) -> Observation:
@@ -218,7 +217,7 @@ class _Traced:
         """A frozen generator: its recorded items (recorded text is one item), else ``ReplayStop``
         when the recording does not hold them all (it raised, was cut, or content was not captured)."""
         output = obs.intercept.output if obs.intercept is not None else None
-        if isinstance(output, str) and not output.endswith(_CUT_MARK):
+        if isinstance(output, str) and not output.endswith(schema.TRUNCATION_MARK):
             items = [output]
         elif isinstance(output, list) and len(output) < _MAX_STREAM_ITEMS:
             items = output

@@ -51,7 +51,8 @@ GEN_AI_TOOL_NAME = "gen_ai.tool.name"
 
 MAX_ATTRIBUTES = 128
 DEFAULT_MAX_VALUE_BYTES = 64 * 1024
-_TRUNCATION_MARK = "…[truncated]"
+#: Ends a value cut at the size limit.
+TRUNCATION_MARK = "…[truncated]"
 
 _OPERATION_BY_TYPE = {
     "generation": "chat",
@@ -141,7 +142,7 @@ REDACTION_MARGIN = 512
 #: Ends a value held cut at the limit plus the margin (``hold``): its last ``REDACTION_MARGIN``
 #: bytes may end in a partial secret, so ``truncate`` never keeps them. It starts with a space, so
 #: no detector's match runs into it.
-HELD_MARK = " " + _TRUNCATION_MARK
+HELD_MARK = " " + TRUNCATION_MARK
 
 
 def hold(value: str, max_bytes: int) -> str:
@@ -168,10 +169,10 @@ def truncate(value: str, max_bytes: int) -> str:
     if len(encoded) <= max_bytes and not held:
         return value
     count("attributes_truncated")
-    keep = max_bytes - len(_TRUNCATION_MARK.encode())
+    keep = max_bytes - len(TRUNCATION_MARK.encode())
     if held:
         keep = min(keep, len(encoded) - len(HELD_MARK.encode()) - REDACTION_MARGIN)
-    return encoded[:max(0, keep)].decode("utf-8", "ignore") + _TRUNCATION_MARK
+    return encoded[:max(0, keep)].decode("utf-8", "ignore") + TRUNCATION_MARK
 
 
 #: A growing text held as pieces (a stream's output) is joined and cut once it has this many.

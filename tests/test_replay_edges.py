@@ -12,10 +12,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 import autotrace
 from autotrace.replay import RecordedError, ReplayStop, replay
+from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
 
 CALLS: Counter[str] = Counter()
@@ -145,6 +147,49 @@ def test_a_recorded_error_of_a_class_of_its_own_raises_recorded_error(traced: Tr
     with pytest.raises(RecordedError) as raised:  # CardDeclined cannot be rebuilt from the recording
         replay(records, at, _paying, "custom")
     assert raised.value.status_message == "CardDeclined: card declined" and CALLS == {}
+
+
+def _asking(client: openai.OpenAI) -> str:
+    """A turn whose model call may fail; the program takes another path on each SDK error."""
+    with autotrace.start_chain("turn"):
+        try:
+            reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            path = f"answered: {reply.choices[0].message.content}"
+        except openai.RateLimitError as error:
+            path = f"rate limited ({error.status_code}): {error.message}"
+        except openai.APIConnectionError as error:
+            path = f"unreachable ({type(error).__name__})"
+        with autotrace.start_generation("answer", model="m") as gen:
+            gen.set_output(path)
+        return path
+
+
+@pytest.mark.integrations("openai")
+def test_a_frozen_openai_call_whose_recording_raised_raises_the_sdks_error_again(traced: Traced) -> None:
+    with FakeOpenAI() as fake:
+        client = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
+        fake.script(error=(429, "slow down"))
+        records, at = _recorded(traced, _asking, client)
+        recorded_path = "rate limited (429): Error code: 429 - slow down"
+        assert records[-1]["output"] == recorded_path
+        requests = len(fake.requests)
+        result = replay(records, at, _asking, client)
+        assert result.result == recorded_path  # the program took the recorded path, without a request
+        assert len(fake.requests) == requests
+    (chat,) = [r for r in traced.trace(result.trace_id) if r["type"] == "generation" and r["name"] != "answer"]
+    (recorded,) = [r for r in records if r["type"] == "generation" and r["name"] != "answer"]
+    assert (chat["level"], chat["status_message"], chat["metadata"].get("replay")) == (
+        "ERROR", recorded["status_message"], "frozen")
+
+
+@pytest.mark.integrations("openai")
+def test_a_frozen_openai_call_that_could_not_connect_raises_a_connection_error(traced: Traced) -> None:
+    with FakeOpenAI() as fake:
+        base_url = fake.base_url
+    client = openai.OpenAI(base_url=base_url, api_key="k", max_retries=0)  # the server is gone
+    records, at = _recorded(traced, _asking, client)
+    assert records[-1]["output"] == "unreachable (APIConnectionError)"
+    assert replay(records, at, _asking, client).result == "unreachable (APIConnectionError)"
 
 
 @autotrace.traced_tool

@@ -19,7 +19,8 @@ then sends no usage). A raw response whose body the caller reads (a raw stream,
 ``with_streaming_response``) is recorded when the caller parses it (``_raw``). Content capture
 follows ``autotrace.content_capture(...)`` (per block/call) and the ``capture_content`` setting.
 
-Replay: a frozen non-streamed chat completion returns the recorded message without a request;
+Replay: a frozen non-streamed chat completion returns the recorded message without a request, or
+raises the SDK's error rebuilt from the recording when the recorded call raised (``_replayed``);
 a live one applies overrides (``model``, ``model_parameters``, ``messages``). Frozen streams,
 embeddings and Responses calls run live.
 """
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,7 +39,7 @@ from ...observation import Observation, ObservationType
 from ...runtime import state
 from .. import ownership
 from ..base import Integration
-from . import _extract, _raw, _stream
+from . import _extract, _raw, _replayed, _stream
 from ._stream import StreamState
 from .pricing import set_prices
 
@@ -168,35 +168,29 @@ class _Call:
             body["input"] = overrides["input"]
         return body
 
-    def frozen(self) -> Any | None:
-        """The recorded response when a replay froze this call (chat, non-streamed, parsed only)."""
+    def frozen(self, client: Any) -> Any | None:
+        """What a replay that froze this call (chat, non-streamed, parsed only) gives the caller
+        instead of a request: the recorded reply, or the error to raise if the recording raised
+        (``_replayed``); None for a call that runs."""
         intercept = self.intercept
         if intercept is None or not intercept.frozen or self.stream or self.raw or self.operation != "chat":
             return None
         try:
-            from openai.types.chat import ChatCompletion
-
-            record = intercept.record or {}
-            message = record.get("output") or {"role": "assistant", "content": ""}
-            usage = record.get("usage") or {}
-            response = ChatCompletion.model_validate({
-                "id": "chatcmpl-replayed", "object": "chat.completion", "created": int(time.time()),
-                "model": record.get("model") or "replayed",
-                "choices": [{"index": 0, "message": message,
-                             "finish_reason": (record.get("metadata") or {}).get("finish_reason") or "stop"}],
-                "usage": {"prompt_tokens": usage.get("input", 0), "completion_tokens": usage.get("output", 0),
-                          "total_tokens": usage.get("total", 0)},
-            })
-            post_parser = getattr(self.options, "post_parser", None)  # ``parse()``: the caller's parsed type
-            if callable(post_parser):
-                response = post_parser(response)
+            recorded_error = intercept.error
+            if recorded_error is not None:
+                error = _replayed.replayed_error(recorded_error, client, self.options)
+            else:
+                response = _replayed.replayed_completion(intercept.record or {}, self.options)
         except Exception as exc:
             guarded_failure("openai.replay", exc)
             return None
         if self.obs is not None:
             self.obs.update(metadata={"replay": "frozen"})
-            self.succeeded(response)
-        return response
+            if recorded_error is not None:
+                self.failed(recorded_error.status_message or error)  # the recorded message, whatever is raised
+            else:
+                self.succeeded(response)
+        return error if recorded_error is not None else response
 
     def succeeded(self, result: Any) -> Any:
         """Record the result (tracking a stream) and return what the caller must receive."""
@@ -235,7 +229,7 @@ class _Call:
                 obs.end()
         return result
 
-    def failed(self, error: BaseException) -> None:
+    def failed(self, error: BaseException | str) -> None:
         try:
             if self.swapped is not None:
                 self.put_back()
@@ -271,7 +265,9 @@ def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     call = _Call(instance, options, stream)
     if call.obs is None and call.owner is None:
         return wrapped(*args, **kwargs)
-    replayed = call.frozen()
+    replayed = call.frozen(instance)
+    if isinstance(replayed, Exception):
+        raise replayed
     if replayed is not None:
         return replayed
     try:
@@ -287,7 +283,9 @@ async def _async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
     call = _Call(instance, options, stream)
     if call.obs is None and call.owner is None:
         return await wrapped(*args, **kwargs)
-    replayed = call.frozen()
+    replayed = call.frozen(instance)
+    if isinstance(replayed, Exception):
+        raise replayed
     if replayed is not None:
         return replayed
     try:

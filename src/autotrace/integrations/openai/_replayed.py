@@ -1,0 +1,61 @@
+"""What a frozen chat completion gives the caller during a replay, without a request: the recorded
+reply as the SDK's ``ChatCompletion`` (parsed for ``parse()``), or, when the recorded call
+raised, the SDK's own error class rebuilt from the recording, so that the program's
+``except openai.RateLimitError`` (or ``APIStatusError``, ``APIError`` ...) takes the recorded path.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from typing import Any
+
+from ...interception import RecordedError
+
+#: The status code in an SDK status error's message (``"Error code: 429 - {...}"``).
+_STATUS_CODE = re.compile(r"Error code: (\d{3})\b")
+
+
+def replayed_completion(record: dict[str, Any], options: Any) -> Any:
+    """The recorded reply as a ``ChatCompletion``, given to ``parse()``'s post-parser if any."""
+    from openai.types.chat import ChatCompletion
+
+    message = record.get("output") or {"role": "assistant", "content": ""}
+    usage = record.get("usage") or {}
+    response = ChatCompletion.model_validate({
+        "id": "chatcmpl-replayed", "object": "chat.completion", "created": int(time.time()),
+        "model": record.get("model") or "replayed",
+        "choices": [{"index": 0, "message": message,
+                     "finish_reason": (record.get("metadata") or {}).get("finish_reason") or "stop"}],
+        "usage": {"prompt_tokens": usage.get("input", 0), "completion_tokens": usage.get("output", 0),
+                  "total_tokens": usage.get("total", 0)},
+    })
+    post_parser = getattr(options, "post_parser", None)  # ``parse()``: the caller's parsed type
+    return post_parser(response) if callable(post_parser) else response
+
+
+def replayed_error(recorded: RecordedError, client: Any, options: Any) -> Exception:
+    """The error a frozen call raises whose recording raised ``recorded.status_message``
+    (``"TypeName: message"``): the SDK's class of that name with the recorded message (a status
+    error with the recorded status code, on a request to the call's URL); a name that is no SDK
+    error gives ``recorded`` itself (``RecordedError``, of a built-in class when it names one)."""
+    import openai
+
+    type_name, _, message = (recorded.status_message or "").partition(": ")
+    error_class = getattr(openai, type_name, None)
+    if not (isinstance(error_class, type) and issubclass(error_class, openai.APIError)):
+        return recorded
+    request = client._client.build_request(options.method, client._prepare_url(options.url))
+    if issubclass(error_class, openai.APIStatusError):
+        found = _STATUS_CODE.search(message)
+        http = sys.modules[type(request).__module__]  # the SDK's HTTP library, whichever it is
+        response = http.Response(int(found.group(1)) if found else 500, request=request)
+        return error_class(message, response=response, body=None)
+    if issubclass(error_class, openai.APITimeoutError):
+        return error_class(request=request)
+    if issubclass(error_class, openai.APIConnectionError):
+        return error_class(message=message, request=request)
+    if error_class is openai.APIError:
+        return error_class(message, request, body=None)
+    return recorded  # a subclass whose arguments the recording does not hold

@@ -21,7 +21,8 @@ _MAX_STREAM_ITEMS = 1000
 def start_observation(as_type: ObservationType | str, name: str, **fields: Any) -> Observation:
     """Start an observation of any type. Use it with ``with``/``async with`` to make it current,
     or call ``.end()`` yourself. Fields are those of ``Observation.update``."""
-    obs = recorder.start(ObservationType(as_type), name)
+    obs_type = ObservationType(as_type)
+    obs = recorder.start(obs_type, _span_name(name, obs_type.value))
     if fields:
         obs.update(**fields)
     return obs
@@ -59,8 +60,8 @@ def start_tool(
     name: str, *, arguments: Any = None, metadata: dict[str, Any] | None = None, **fields: Any
 ) -> Observation:
     """A tool call: tool name, arguments, result."""
-    return start_observation(ObservationType.TOOL, name, tool_name=name, arguments=arguments,
-                             metadata=metadata, **fields)
+    fields.setdefault("tool_name", name)  # the caller may name the tool apart from the observation
+    return start_observation(ObservationType.TOOL, name, arguments=arguments, metadata=metadata, **fields)
 
 
 def start_guardrail(
@@ -130,7 +131,12 @@ def observe(
     def decorate(fn: F) -> F:
         if isinstance(fn, staticmethod | classmethod):  # on top of one: wrap its function, keep the kind
             return type(fn)(decorate(fn.__func__))  # type: ignore[return-value]
-        return _Traced(fn, name or getattr(fn, "__qualname__", "observed"), obs_type, capture_input,
+        # on top of a property: trace its getter (setter and deleter stay as they are), still a property
+        if isinstance(fn, property) and fn.fget is not None:
+            return fn.getter(decorate(fn.fget))  # type: ignore[return-value]
+        if isinstance(fn, functools.cached_property):
+            return functools.cached_property(decorate(fn.func))  # type: ignore[return-value]
+        return _Traced(fn, _span_name(name or getattr(fn, "__qualname__", None), "observed"), obs_type, capture_input,
                        capture_output, fields).wrapper()  # type: ignore[return-value]
 
     return decorate(func) if func is not None else decorate
@@ -140,7 +146,7 @@ def traced_tool(func: F | None = None, *, name: str | None = None, **fields: Any
     """Trace a function as a tool call: its arguments and result become the tool's."""
     def decorate(fn: F) -> F:
         tool_name = name or getattr(fn, "__name__", "tool")
-        return observe(name=tool_name, as_type=ObservationType.TOOL, tool_name=tool_name, **fields)(fn)
+        return observe(name=tool_name, as_type=ObservationType.TOOL, **{"tool_name": tool_name, **fields})(fn)
 
     return decorate(func) if func is not None else decorate
 
@@ -232,18 +238,19 @@ class _Traced:
     def fail(obs: Observation, error: BaseException | str) -> None:
         try:
             obs.record_error(error)
-            obs.end()
         except Exception as exc:
             guarded_failure("observe.end", exc)
+        obs.end()  # never raises: the span ends even if recording the error did not work
 
     # -- wrappers -----------------------------------------------------------------------------------
     def wrapper(self) -> Callable[..., Any]:
         fn = self.fn
-        if inspect.isasyncgenfunction(fn):
+        kind = _call_target(fn)
+        if inspect.isasyncgenfunction(kind):
             wrapped = self.async_generator_wrapper()
-        elif inspect.isgeneratorfunction(fn):
+        elif inspect.isgeneratorfunction(kind):
             wrapped = self.generator_wrapper()
-        elif inspect.iscoroutinefunction(fn):
+        elif inspect.iscoroutinefunction(kind):
             wrapped = self.coroutine_wrapper()
         else:
             wrapped = self.function_wrapper()
@@ -383,6 +390,23 @@ class _Stream(CurrentDuring):
     def add(self, item: Any) -> None:
         if not self.ended and len(self.items) < _MAX_STREAM_ITEMS:
             self.items.append(item)
+
+
+def _span_name(name: object, default: str) -> str:
+    """``name`` as a span name, which must be a string: a span named otherwise would fail on its
+    way out (redaction, export) and be dropped, its children left without their parent."""
+    if isinstance(name, str):
+        return name
+    return default if name is None else str(name)
+
+
+def _call_target(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What decides the kind of call ``fn`` makes: ``fn`` itself, or for an object with ``__call__``
+    (not a function, method or partial, which ``inspect`` reads directly) that method: an object
+    whose ``__call__`` is a coroutine function returns a coroutine, whose run is the observation."""
+    if inspect.isroutine(fn) or isinstance(fn, functools.partial | type) or not callable(fn):
+        return fn
+    return type(fn).__call__  # type: ignore[no-any-return, operator]
 
 
 def _evaluation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:

@@ -12,7 +12,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, Status, StatusCode, get_current_span, set_span_in_context
 
 from . import schema
-from ._internal import guarded_failure
+from ._internal import count, guarded_failure
 from .context import capture_enabled
 from .runtime import state
 from .spans import ObservationSpan
@@ -57,6 +57,8 @@ COMMON_FIELDS = frozenset({"input", "output", "metadata", "level", "status_messa
 DEFERRED = "__deferred__"
 #: Key under which ``defer(..., late=True)`` keeps those computed on the pipeline thread.
 LATE = "__late__"
+#: The levels Langfuse accepts.
+LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
 #: Fields that carry user content; not recorded while content capture is off.
 CONTENT_FIELDS = frozenset({"input", "output", "query", "documents", "arguments", "result"})
 
@@ -82,15 +84,22 @@ class Observation:
 
     # -- context management: ``with`` / ``async with`` make the observation current ---------------
     def __enter__(self) -> Observation:
-        self._token = make_current(self)
+        token = make_current(self)
+        if self._token is not None:  # entered again within its own block: the outer exit needs its token
+            token = _Reentered(token, self._token)
+        self._token = token
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is not None:
-            self.record_error(exc)
-        token, self._token = self._token, None
-        restore_context(token)
-        self.end()
+        try:
+            if exc is not None:
+                self.record_error(exc)
+        finally:  # whatever recording the error does, the caller's context is back and the span ends
+            token, self._token = self._token, None
+            if type(token) is _Reentered:
+                token, self._token = token.token, token.outer
+            restore_context(token)
+            self.end()
 
     async def __aenter__(self) -> Observation:
         return self.__enter__()
@@ -150,6 +159,8 @@ class Observation:
             if key == "metadata" and isinstance(value, dict):
                 merged = self._fields.setdefault("metadata", {})
                 merged.update(value)
+            elif key == "level":
+                self._fields[key] = _level(value)
             else:
                 self._fields[key] = _snapshot(value)
         return self
@@ -169,7 +180,9 @@ class Observation:
 
     def set_level(self, level: str, message: str | None = None) -> Observation:
         """Set the Langfuse level (DEBUG, DEFAULT, WARNING, ERROR) and an optional status message."""
-        self._fields["level"] = level.upper()
+        if self._ended:
+            return self
+        self._fields["level"] = _level(level)
         if message is not None:
             self._fields["status_message"] = message
         return self
@@ -178,7 +191,7 @@ class Observation:
         """Mark the observation as failed; the exception itself is left to the caller."""
         if self._ended:
             return self
-        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        message = error if isinstance(error, str) else describe_error(error)
         if isinstance(error, BaseException) and not isinstance(error, Exception):
             # cancellation, GeneratorExit, KeyboardInterrupt: the step was interrupted, not failed
             self._fields["level"] = "WARNING"
@@ -186,11 +199,11 @@ class Observation:
             return self
         self._fields["level"] = "ERROR"
         self._fields["status_message"] = message
-        try:
+        try:  # the status first: the exception event may fail on what the exception itself does
+            self._span.set_status(Status(StatusCode.ERROR, message))
             if isinstance(error, BaseException):
                 self._span.record_exception(error)
-            self._span.set_status(Status(StatusCode.ERROR, message))
-        except Exception as exc:  # a broken third-party span must not break the caller
+        except Exception as exc:  # a broken exception or third-party span must not break the caller
             guarded_failure("record_error", exc)
         return self
 
@@ -249,6 +262,16 @@ class Observation:
         return f"<Observation {self.type.value} {self.name!r} id={self.id}>"
 
 
+class _Reentered:
+    """The context token of a ``with`` on an observation already entered, and the outer one's."""
+
+    __slots__ = ("outer", "token")
+
+    def __init__(self, token: object | None, outer: object) -> None:
+        self.token = token
+        self.outer = outer
+
+
 class CurrentDuring:
     """A base for ``with``-blocks that make an observation current for the block only: the
     caller's context is restored after it, then ``exited(error)`` runs (``obs`` may be None:
@@ -271,6 +294,26 @@ class CurrentDuring:
 
     def exited(self, error: BaseException | None) -> None:
         """What the block's end means (``error``: what it raised, if anything)."""
+
+
+def _level(value: object) -> str:
+    """A level as Langfuse accepts it: one of ``LEVELS``, upper-case (the local store and queries
+    compare it as such too); anything else becomes DEFAULT, counted as ``levels_invalid``."""
+    level = value.upper() if isinstance(value, str) else None
+    if level in LEVELS:
+        return level  # type: ignore[return-value]
+    count("levels_invalid")
+    return "DEFAULT"
+
+
+def describe_error(error: BaseException) -> str:
+    """``"TypeName: message"``; never raises, even for an exception whose ``__str__`` does (the
+    application's exception must reach its caller unchanged, not be replaced by that one)."""
+    try:
+        text = str(error)
+    except Exception:
+        text = "<str() failed>"
+    return f"{type(error).__name__}: {text}"
 
 
 def make_current(obs: Observation) -> object | None:

@@ -213,7 +213,8 @@ def test_incoming_tenant_is_forwarded_only_when_adopted(tmp_path, asyncio_server
     """The servers never attach the caller's baggage: only an adopted tenant travels on."""
     autotrace.install(local_store="on", local_store_path=tmp_path / "b.db", integrations=("grpc",),
                       export_interval=0.05, trust_incoming_tenant=trust)
-    metadata = (("baggage", "autotrace.tenant=victim,other=1"),)
+    # The caller sends tenant "victim" in its baggage (a client sends only the tenant in scope).
+    metadata = (("baggage", "other=1"),)
 
     async def scenario() -> dict[str, Any]:
         if asyncio_server:
@@ -230,7 +231,8 @@ def test_incoming_tenant_is_forwarded_only_when_adopted(tmp_path, asyncio_server
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 call = channel.unary_unary("/test.Forward/Forward", request_serializer=svc.dumps,
                                            response_deserializer=svc.loads)
-                return await call({}, metadata=metadata)
+                with autotrace.tenant("victim"):
+                    return await call({}, metadata=metadata)
         finally:
             stopped = server.stop(0)
             if asyncio_server:

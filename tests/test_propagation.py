@@ -67,3 +67,12 @@ def test_inject_never_forwards_a_tenant_that_is_only_in_the_baggage(traced: Trac
 def test_tenant_ids_are_exactly_the_documented_shape(value: str) -> None:
     documented = 1 <= len(value) <= 128 and value[0] in _ALNUM and set(value) <= set(_TENANT_CHARS)
     assert valid_tenant(value) is documented
+
+
+def test_merge_baggage_keeps_given_entries_and_ignores_bad_ones(traced: Traced) -> None:
+    from opentelemetry import baggage
+
+    pairs = [("baggage", "a=1"), ("Baggage", b"b=2"), ("baggage", "%%%;;;=="), ("baggage", "c=" + "x" * 9000),
+             ("traceparent", "not baggage"), (b"baggage", "d=4")]
+    merged = propagation.merge_baggage(pairs, otel_context.Context())
+    assert baggage.get_all(merged) == {"a": "1", "b": "2"}

@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.context import Context
+from opentelemetry.context import Context, get_current
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -24,6 +24,8 @@ from .context import current_tenant, with_tenant_baggage, without_tenant_baggage
 from .runtime import state
 
 MAX_HEADER_LENGTH = 8192
+PROPAGATION_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
+"""The headers ``inject`` writes (lower case)."""
 _tracecontext = TraceContextTextMapPropagator()
 _baggage = W3CBaggagePropagator()
 
@@ -86,3 +88,19 @@ def extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]] | None) -> Co
     except Exception:  # a hostile header must never break a request
         count("propagation_invalid_headers")
         return Context()
+
+
+def merge_baggage(carrier: Iterable[tuple[str, Any]], context: Context | None = None) -> Context:
+    """``context`` (default: the current one) plus the entries of every ``baggage`` pair in
+    ``carrier``, so an outgoing call can keep baggage its caller gave explicitly; malformed or
+    oversized values are ignored."""
+    merged = context if context is not None else get_current()
+    for key, value in carrier:
+        if not (isinstance(key, str) and key.lower() == "baggage" and isinstance(value, str | bytes)
+                and len(value) <= MAX_HEADER_LENGTH):
+            continue
+        try:
+            merged = _baggage.extract([("baggage", value)], merged, getter=PAIRS_GETTER)
+        except Exception:
+            count("propagation_invalid_headers")
+    return merged

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
 import grpc.aio
-from opentelemetry.trace import SpanKind, set_span_in_context
+from opentelemetry.trace import SpanKind, get_current_span, set_span_in_context
 
 from ... import recorder
 from ..._internal import guarded_failure
 from ...context import reset_tenant, set_tenant, tenant_from_baggage
 from ...observation import Observation, ObservationType, make_current, restore_context
-from ...propagation import extract, inject
+from ...propagation import PROPAGATION_KEYS, extract, inject, merge_baggage
 from ...runtime import state
 
 _KIND_CLIENT = SpanKind.CLIENT
@@ -48,27 +49,54 @@ def _start(method: str | bytes, kind: Any, parent: Any = None) -> Observation | 
         return None
 
 
-def _finish(obs: Observation, code: Any, details: str | None = None, error: BaseException | None = None) -> None:
+def _finish(obs: Observation, code: Any, details: str | None = None, error: BaseException | None = None,
+            interrupted: bool = False) -> None:
+    """Record the status and end the span; ``interrupted``: the call was cut short (cancelled, or
+    its caller gave up), which is a WARNING, as for any interrupted step, not an ERROR."""
     try:
         status = code if isinstance(code, grpc.StatusCode) else None
         if status is not None:
             obs.span.set_attribute("rpc.grpc.status_code", status.value[0])
-        if error is not None:
+        message = f"{status.name}: {details or ''}".rstrip(": ") if status is not None else None
+        if interrupted:
+            obs.set_level("WARNING", message)
+        elif error is not None:
             obs.record_error(error)
         elif status is not None and status is not grpc.StatusCode.OK:
-            obs.record_error(f"{status.name}: {details or ''}".rstrip(": "))
+            obs.record_error(message or "")
         obs.end()
     except Exception as exc:
         guarded_failure("grpc.finish", exc)
 
 
 def _outgoing_metadata(metadata: Any, obs: Observation) -> list[tuple[str, Any]]:
+    """The call's metadata with this call's trace context and tenant.
+
+    Trace headers the caller passed (typically an incoming request's metadata forwarded as is)
+    are replaced: this call's span is the parent the server must see, and an incoming tenant
+    entry must not travel on. Their other baggage entries are kept.
+    """
     pairs = list(metadata or ())
+    given = [(k, v) for k, v in pairs if isinstance(k, str) and k.lower() in PROPAGATION_KEYS]
     carrier: dict[str, str] = {}
-    inject(carrier, set_span_in_context(obs.span))
-    existing = {k for k, _ in pairs}
-    pairs.extend((k, v) for k, v in carrier.items() if k not in existing)
+    inject(carrier, set_span_in_context(obs.span, merge_baggage(given) if given else None))
+    if given:
+        pairs = [(k, v) for k, v in pairs if not (isinstance(k, str) and k.lower() in PROPAGATION_KEYS)]
+    pairs.extend(carrier.items())
     return pairs
+
+
+def _client_parent(metadata: Any) -> Any:
+    """The trace context the caller put in the metadata, used only when no span is current: a
+    call made outside any trace then joins the trace the caller named."""
+    try:
+        if get_current_span().get_span_context().is_valid or not metadata:
+            return None
+        given = [(k, v) for k, v in metadata if isinstance(k, str) and k.lower() in ("traceparent", "tracestate")]
+        return extract(given) if given else None
+    except Exception as exc:
+        guarded_failure("grpc.client_parent", exc)
+        return None
 
 
 def _on_done(obs: Observation) -> Callable[[Any], None]:
@@ -77,7 +105,7 @@ def _on_done(obs: Observation) -> Callable[[Any], None]:
             code, details = call.code(), call.details()
         except Exception:
             code, details = None, None
-        _finish(obs, code, details)
+        _finish(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
 
     return done
 
@@ -93,7 +121,7 @@ def _on_done_aio(obs: Observation) -> Callable[[Any], None]:
             code, details = await call.code(), await call.details()
         except Exception:
             code, details = None, None
-        _finish(obs, code, details)
+        _finish(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
 
     def done(call: Any) -> None:
         try:
@@ -126,7 +154,7 @@ class ClientInterceptor(
     """Traces every call of a synchronous channel."""
 
     def _intercept(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        obs = _start(details.method, _KIND_CLIENT)
+        obs = _start(details.method, _KIND_CLIENT, _client_parent(details.metadata))
         if obs is None:
             return continuation(details, request)
         try:
@@ -154,7 +182,7 @@ class ClientInterceptor(
 
 # -- client, asyncio ------------------------------------------------------------------------------
 async def _aio_intercept(continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-    obs = _start(details.method, _KIND_CLIENT)
+    obs = _start(details.method, _KIND_CLIENT, _client_parent(details.metadata))
     if obs is None:
         return await continuation(details, request)
     try:
@@ -224,16 +252,39 @@ class _ServerCall:
     def close(self, servicer_context: Any, error: BaseException | None = None) -> None:
         if self.obs is not None:
             code = _context_code(servicer_context)
-            if error is not None and code is None:
-                code = grpc.StatusCode.UNKNOWN
-            _finish(self.obs, code or grpc.StatusCode.OK, _context_details(servicer_context),
-                    error if code in (None, grpc.StatusCode.UNKNOWN) else None)
+            if code is not None:  # set by the handler (abort, set_code)
+                _finish(self.obs, code, _context_details(servicer_context),
+                        error if code is grpc.StatusCode.UNKNOWN else None)
+            elif (gone := _ended_by_client(servicer_context, error)) is not None:
+                _finish(self.obs, gone[0], gone[1], interrupted=True)
+            elif error is not None:
+                _finish(self.obs, grpc.StatusCode.UNKNOWN, None, error)
+            else:
+                _finish(self.obs, grpc.StatusCode.OK)
         if self.tenant_token is not None:
             try:
                 reset_tenant(self.tenant_token)
             except ValueError:  # reset from another context (a stream finished elsewhere)
                 pass
             self.tenant_token = None
+
+
+def _ended_by_client(servicer_context: Any, error: BaseException | None) -> tuple[Any, str] | None:
+    """The status of a call its client cancelled or let expire before the handler finished (the
+    handler then returns, or is interrupted, with no status of its own); None if still live."""
+    try:
+        is_active = getattr(servicer_context, "is_active", None)  # grpc.ServicerContext
+        active = is_active() if is_active is not None else not servicer_context.cancelled()  # grpc.aio
+        if active and (error is None or isinstance(error, Exception)):
+            return None
+        remaining = servicer_context.time_remaining()
+    except Exception:
+        if error is None or isinstance(error, Exception):
+            return None
+        remaining = None
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "the caller's deadline passed"
+    return grpc.StatusCode.CANCELLED, "the call was cancelled"
 
 
 def _context_code(servicer_context: Any) -> Any:
@@ -359,9 +410,20 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):
         return _wrap_handler(await continuation(handler_call_details), handler_call_details)
 
 
+_traced_channels: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def instrument_channel(channel: grpc.Channel) -> grpc.Channel:
-    """Trace a synchronous channel created before ``install()``."""
-    return grpc.intercept_channel(channel, ClientInterceptor())
+    """Trace a synchronous channel created before ``install()`` (a channel this already traces,
+    such as one created after ``install()``, is returned as it is)."""
+    try:
+        if channel in _traced_channels:
+            return channel
+    except TypeError:  # not weakly referenceable, so not one of ours
+        pass
+    traced = grpc.intercept_channel(channel, ClientInterceptor())
+    _traced_channels.add(traced)
+    return traced
 
 
 def server_interceptor(asyncio: bool = False) -> grpc.ServerInterceptor:
@@ -370,10 +432,25 @@ def server_interceptor(asyncio: bool = False) -> grpc.ServerInterceptor:
 
 
 # -- patching -------------------------------------------------------------------------------------
-def _with_interceptors(kwargs: dict[str, Any], extra: list[Any], first: bool) -> dict[str, Any]:
-    existing = list(kwargs.get("interceptors") or ())
-    kwargs["interceptors"] = [*extra, *existing] if first else [*existing, *extra]
-    return kwargs
+def _with_ours(args: Any, kwargs: Any, index: int, ours: list[Any], first: bool) -> tuple[Any, Any]:
+    """``args``/``kwargs`` with ``ours`` added to the interceptors given by keyword or at position
+    ``index``; unchanged when they already hold one of ours (``server_interceptor()`` passed
+    explicitly), as one call must not get two spans."""
+    try:
+        new_args, new_kwargs = list(args), dict(kwargs)
+        positional = len(new_args) > index
+        given = list((new_args[index] if positional else new_kwargs.get("interceptors")) or ())
+        if any(isinstance(interceptor, _OURS) for interceptor in given):
+            return args, kwargs
+        merged = [*ours, *given] if first else [*given, *ours]
+        if positional:
+            new_args[index] = merged
+        else:
+            new_kwargs["interceptors"] = merged
+        return new_args, new_kwargs
+    except Exception as exc:  # unusual arguments: let grpc judge them as given
+        guarded_failure("grpc.interceptors", exc)
+        return args, kwargs
 
 
 def _sync_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
@@ -386,18 +463,23 @@ def _sync_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs:
 
 
 def _sync_server(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    if len(args) >= 3:  # interceptors given positionally: leave the call as it is
-        return wrapped(*args, **kwargs)
-    return wrapped(*args, **_with_interceptors(dict(kwargs), [ServerInterceptor()], first=True))
+    # grpc.server(thread_pool, handlers, interceptors, ...)
+    args, kwargs = _with_ours(args, kwargs, 2, [ServerInterceptor()], first=True)
+    return wrapped(*args, **kwargs)
 
 
 def _aio_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    if len(args) >= 4 + (wrapped.__name__ == "secure_channel"):
-        return wrapped(*args, **kwargs)
-    return wrapped(*args, **_with_interceptors(dict(kwargs), aio_client_interceptors(), first=False))
+    # insecure_channel(target, options, compression, interceptors); secure_channel adds credentials
+    index = 4 if wrapped.__name__ == "secure_channel" else 3
+    args, kwargs = _with_ours(args, kwargs, index, aio_client_interceptors(), first=False)
+    return wrapped(*args, **kwargs)
 
 
 def _aio_server(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    if len(args) >= 3:
-        return wrapped(*args, **kwargs)
-    return wrapped(*args, **_with_interceptors(dict(kwargs), [AioServerInterceptor()], first=True))
+    # grpc.aio.server(migration_thread_pool, handlers, interceptors, ...)
+    args, kwargs = _with_ours(args, kwargs, 2, [AioServerInterceptor()], first=True)
+    return wrapped(*args, **kwargs)
+
+
+_OURS = (ClientInterceptor, ServerInterceptor, AioServerInterceptor,
+         _AioUnaryUnary, _AioUnaryStream, _AioStreamUnary, _AioStreamStream)

@@ -133,6 +133,30 @@ def test_prompt_from_a_langfuse_prompt_object(traced: Traced) -> None:
     assert by_name["fallback"]["prompt"] is None
 
 
+def test_a_prompt_version_that_is_no_integer_leaves_the_rest_of_the_generation_recorded(traced: Traced) -> None:
+    for name, version in (("label", "latest"), ("text", "3"), ("huge", 2**70), ("flag", True)):
+        with autotrace.start_generation(name, model="m", prompt={"name": "support", "version": version}) as gen:
+            gen.set_output("ok")
+    by_name = {r["name"]: (r["type"], r["output"], r["prompt"]) for r in traced.records()}
+    assert by_name == {"label": ("generation", "ok", {"name": "support", "version": None}),
+                       "text": ("generation", "ok", {"name": "support", "version": 3}),
+                       "huge": ("generation", "ok", {"name": "support", "version": None}),
+                       "flag": ("generation", "ok", {"name": "support", "version": None})}
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this object")
+
+
+def test_values_whose_str_raises_are_serialised_by_their_default_repr(traced: Traced) -> None:
+    with autotrace.start_span("odd", input={"item": _Unprintable(), "n": 1}) as span:
+        span.set_output(_Unprintable())
+    (record,) = traced.records()
+    assert record["input"]["n"] == 1 and record["input"]["item"].startswith("<tests.test_schema._Unprintable object at")
+    assert record["output"].startswith("<tests.test_schema._Unprintable object at")
+
+
 def test_usage_drops_none_counts_and_leaves_the_recorded_dict_alone() -> None:
     attrs = schema.observation_attributes("generation", {"usage": {"input": 3, "output": None, "total": 3}}, 1 << 20)
     assert json.loads(attrs[schema.OBS_USAGE]) == {"input": 3, "total": 3}

@@ -95,7 +95,15 @@ def _default(value: Any) -> Any:
             return to_dict()
         except Exception:
             pass
-    return str(value)
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    """``str(value)``, or the default repr when the object's own ``__str__`` raises."""
+    try:
+        return str(value)
+    except Exception:
+        return object.__repr__(value)
 
 
 _encode_str = json.encoder.encode_basestring  # what json.dumps does for a str, ensure_ascii off
@@ -122,9 +130,9 @@ def dumps(value: Any, compact: bool = False) -> str:
         return _encode_str(value)
     try:
         return "".join(_encode_compact(value, 0) if compact else _encode(value, 0))
-    except (ValueError, TypeError, RecursionError):
+    except Exception:  # also what an object's own ``model_dump``/``__str__`` raises
         count("serialization_fallbacks")
-        return _encode_str(str(value))
+        return _encode_str(_text(value))
 
 
 def serialize_io(value: Any) -> str | None:
@@ -224,6 +232,16 @@ def _prompt_parts(prompt: Any) -> tuple[str | None, int | None]:
     return getattr(prompt, "name", None), getattr(prompt, "version", None)
 
 
+def _prompt_version(version: Any) -> int | None:
+    """A prompt version as Langfuse takes it, a non-negative 64-bit integer (``3`` or ``"3"``); None
+    for any other (a label such as ``"latest"`` is not a version)."""
+    if isinstance(version, str) and 0 < len(version) <= 18 and version.isdecimal():
+        version = int(version)
+    if isinstance(version, int) and not isinstance(version, bool) and 0 <= version < 2**63:
+        return version
+    return None
+
+
 def _usage_dict(usage: Any) -> dict[str, Any]:
     """``usage`` without its None values (read only: a dict that has none is returned as it is)."""
     if type(usage) is dict and None not in usage.values():
@@ -286,8 +304,8 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
         prompt_name, prompt_version = _prompt_parts(prompt)
         if prompt_name is not None:
             attrs[OBS_PROMPT_NAME] = str(prompt_name)
-        if prompt_version is not None:
-            attrs[OBS_PROMPT_VERSION] = int(prompt_version)
+        if (version := _prompt_version(prompt_version)) is not None:
+            attrs[OBS_PROMPT_VERSION] = version
     operation = get("operation") if obs_type in ("generation", "embedding") else None
     if (op := operation or _OPERATION_BY_TYPE.get(obs_type)) is not None:
         attrs[GEN_AI_OPERATION] = op

@@ -101,6 +101,30 @@ def test_an_unsampled_remote_parent_leaves_observations_unrecorded(traced: Trace
     assert [r["name"] for r in traced.records()] == ["sampled"]
 
 
+@autotrace.observe(as_type="evaluator", name="judged")
+def _judge(answer: str, target: autotrace.Observation) -> float:
+    return 1.0
+
+
+def test_scores_on_an_unsampled_trace_are_dropped_with_it(traced: Traced) -> None:
+    token = _under_remote_parent("00")
+    try:
+        with autotrace.start_generation("not-sampled") as gen:
+            gen.score("quality", 0.5)  # on the handle
+            autotrace.score("helpful", True)  # on the current observation
+            _judge("answer", gen)  # an evaluator's result
+    finally:
+        otel_context.detach(token)
+    with autotrace.start_generation("sampled") as gen:
+        gen.score("quality", 0.9)
+    assert autotrace.flush(5)
+    (record,) = traced.records()
+    scores = autotrace.local_store().scores(record["trace_id"])
+    assert [(s["name"], s["value"], s["observation_id"]) for s in scores] == [("quality", 0.9, record["id"])]
+    assert autotrace.local_store().scores(REMOTE_TRACE) == []
+    assert autotrace.stats()["scores_dropped.unsampled"] == 3
+
+
 def test_the_providers_sampler_decides() -> None:
     relay = Recorder()
     provider = TracerProvider(sampler=ALWAYS_OFF)

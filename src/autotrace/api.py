@@ -423,11 +423,11 @@ def _score_evaluation(name: str, obs: Observation, output: Any) -> None:
     The result may be a number, a bool, a string (categorical), or a mapping with ``value`` and
     optionally ``comment`` and ``data_type``.
     """
-    from .scores import score
+    from .scores import score, unsampled
 
     metadata = obs.fields.get("metadata") or {}
     target = metadata.get("evaluates")
-    if target is None:
+    if target is None or unsampled(obs):
         return
     comment = data_type = None
     if isinstance(output, dict):

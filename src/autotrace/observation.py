@@ -216,9 +216,10 @@ class Observation:
         comment: str | None = None,
     ) -> None:
         """Attach a score to this observation (sent to the tenant's Langfuse and stored locally)."""
-        from .scores import score
+        from .scores import score, unsampled
 
-        score(name, value, trace_id=self.trace_id, observation_id=self.id, data_type=data_type, comment=comment)
+        if not unsampled(self):
+            score(name, value, trace_id=self.trace_id, observation_id=self.id, data_type=data_type, comment=comment)
 
     def mark_first_token(self) -> None:
         """Record now as the completion start time (first streamed token), once."""

@@ -3,6 +3,7 @@
 A score travels through the same pipeline as spans (off the caller's thread, redacted, routed by
 tenant) and is sent to the tenant's Langfuse scores API, one per request, and to the local store.
 ``score()`` never raises: a score it cannot send is dropped, counted in ``stats()`` and logged once.
+A score on an observation of a trace the sampler left out is dropped with it.
 """
 
 from __future__ import annotations
@@ -69,6 +70,18 @@ def _comment(comment: object) -> str | None:
     raise _Invalid("comment must be a string")
 
 
+def unsampled(obs: Any) -> bool:
+    """Whether ``obs`` belongs to a trace the sampler left out: a score on it would point at a trace
+    that is never exported, so it is dropped (``scores_dropped.unsampled``)."""
+    try:
+        if obs.span.get_span_context().trace_flags.sampled:
+            return False
+    except Exception:
+        return False
+    count("scores_dropped.unsampled")
+    return True
+
+
 def score(
     name: str,
     value: ScoreValue,
@@ -107,6 +120,8 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
         if obs is None:
             count("scores_dropped.no_target")
             log_once("score_no_target", "autotrace: score() outside an observation needs trace_id=")
+            return None
+        if unsampled(obs):
             return None
         trace_id = obs.trace_id
         observation_id = observation_id or obs.id

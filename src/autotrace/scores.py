@@ -74,7 +74,8 @@ def unsampled(obs: Any) -> bool:
     """Whether ``obs`` belongs to a trace the sampler left out: a score on it would point at a trace
     that is never exported, so it is dropped (``scores_dropped.unsampled``)."""
     try:
-        if obs.span.get_span_context().trace_flags.sampled:
+        span_context = obs.span.get_span_context()
+        if not span_context.is_valid or span_context.trace_flags.sampled:  # invalid: not installed
             return False
     except Exception:
         return False

@@ -69,3 +69,30 @@ def test_async_cursor_and_errors(postgres: str, traced: Traced) -> None:
     found, failed = traced.records()
     assert found["doc_count"] == len(rows) and found["output"][0]["id"] == str(rows[0][0])
     assert failed["level"] == "ERROR" and failed["metadata"]["collection"] == "nowhere"
+
+
+def test_binary_results_are_read_like_text_ones(postgres: str, traced: Traced) -> None:
+    with psycopg.connect(postgres) as conn:
+        rows = conn.cursor().execute(SEARCH, ("[0,1,0]", "[0,1,0]"), binary=True).fetchall()
+    (record,) = traced.records()
+    assert record["doc_count"] == len(rows) == 2
+    assert [d["id"] for d in record["output"]] == [str(r[0]) for r in rows]
+    assert record["metadata"]["scores"] == pytest.approx([r[2] for r in rows])
+    assert record["output"][0]["content"] == rows[0][1] == "beta"
+
+
+def test_results_not_there_yet_are_unknown_not_empty(postgres: str, traced: Traced) -> None:
+    with psycopg.connect(postgres) as conn:
+        with conn.pipeline():  # results arrive at the sync, after execute returned
+            cursor = conn.execute(SEARCH, ("[1,0,0]", "[1,0,0]"))
+        assert len(cursor.fetchall()) == 2
+    (record,) = traced.records()
+    assert record["name"] == "pgvector.query" and record["doc_count"] is None and record["output"] is None
+
+
+def test_an_operator_inside_a_string_literal_is_not_a_vector_search(postgres: str, traced: Traced) -> None:
+    with psycopg.connect(postgres) as conn:
+        assert conn.execute("SELECT to_tsquery('fat <-> rat') AS q").fetchone() == ("'fat' <-> 'rat'",)
+        conn.execute("SELECT id FROM items WHERE content <> 'a <-> b' ORDER BY embedding <=> '[0,1,0]' LIMIT 1")
+    (record,) = traced.records()
+    assert record["metadata"]["metric"] == "cosine" and record["doc_count"] == 1

@@ -3,20 +3,34 @@ framework retriever, enrichment of that retriever), and a span with a count arou
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from itertools import chain, islice
+from typing import Any, NamedTuple
 
 from ... import recorder
-from ..._internal import guarded_failure
+from ..._internal import count, guarded_failure
 from ...observation import CurrentDuring, Observation, ObservationType
 from .. import ownership
 
+
+class Batch(NamedTuple):
+    """One query's results: how many the store returned, and its documents, made lazily so that
+    only the recorded ones (``MAX_DOCUMENTS`` across the batches) are ever built."""
+
+    count: int
+    documents: Iterable[dict[str, Any]]
+
+
 Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
-Results = Callable[[Any, dict[str, Any]], list[list[dict[str, Any]]]]
+#: The batches of a response, or None when the call returned before its results were known.
+Results = Callable[[Any, dict[str, Any]], list[Batch] | None]
 Count = Callable[[Any, tuple[Any, ...], dict[str, Any]], int | None]
 
 _CONTENT = 200
+#: Documents (and scores) recorded per search; ``doc_count`` still counts every one. A search for
+#: thousands of neighbours would otherwise cost the caller's thread more than the search itself.
+MAX_DOCUMENTS = 100
 
 
 def document(id_: Any, score: Any = None, content: Any = None) -> dict[str, Any]:
@@ -59,13 +73,20 @@ class _Search(CurrentDuring):
     def done(self, response: Any, results: Results) -> None:
         try:
             batches = results(response, self.request)
-            flat = [d for batch in batches for d in batch]
-            scores = [d["score"] for d in flat if "score" in d]
-            fields: dict[str, Any] = {"documents": flat, "doc_count": len(flat), "scores": scores or None}
-            if len(batches) > 1:
-                fields["metadata"] = {"doc_counts": [len(b) for b in batches]}
-            if scores:  # stores return results best first, whether scores are similarities or distances
-                fields.setdefault("metadata", {})["top_score"] = scores[0]
+            fields: dict[str, Any] = {}
+            scores: list[float] = []
+            if batches is not None:
+                flat = list(islice(chain.from_iterable(b.documents for b in batches), MAX_DOCUMENTS))
+                total = sum(b.count for b in batches)
+                scores = [d["score"] for d in flat if "score" in d]
+                fields = {"documents": flat, "doc_count": total, "scores": scores or None, "metadata": {}}
+                if len(batches) > 1:
+                    fields["metadata"]["doc_counts"] = [b.count for b in batches]
+                if scores:  # stores return results best first, whether scores are similarities or distances
+                    fields["metadata"]["top_score"] = scores[0]
+                if total > len(flat):
+                    fields["metadata"]["documents_recorded"] = len(flat)
+                    count("retrieval_documents_truncated", total - len(flat))
             if self.owner is not None:
                 ownership.enrich(self.owner, store=self.store, collection=self.request.get("collection"),
                                  scores=scores or None, metadata={"store": self.store})

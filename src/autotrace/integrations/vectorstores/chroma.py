@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ..base import Integration
-from ._common import argument, document, search_wrapper, write_wrapper
+from ._common import Batch, argument, document, search_wrapper, write_wrapper
 
 
 def _describe_query(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
@@ -17,7 +18,10 @@ def _describe_query(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     if texts:
         fields["query"] = texts[0] if len(texts) == 1 else texts
     elif embeddings is not None and len(embeddings):
-        fields["metadata"] = {"queries": len(embeddings), "vector_dimensions": len(embeddings[0])}
+        if hasattr(embeddings[0], "__len__"):
+            fields["metadata"] = {"queries": len(embeddings), "vector_dimensions": len(embeddings[0])}
+        else:  # one flat vector (a list or a 1-D array), which chroma takes as one query
+            fields["metadata"] = {"queries": 1, "vector_dimensions": len(embeddings)}
     return fields
 
 
@@ -26,19 +30,22 @@ def _describe_get(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
             "filter": kwargs.get("where")}
 
 
-def _query_results(response: Any, request: dict[str, Any]) -> list[list[dict[str, Any]]]:
+def _row(ids: list[Any], distances: list[Any] | None, contents: list[Any] | None) -> Iterator[dict[str, Any]]:
+    for index, id_ in enumerate(ids):
+        yield document(id_, distances[index] if distances else None, contents[index] if contents else None)
+
+
+def _query_results(response: Any, request: dict[str, Any]) -> list[Batch]:
     ids = response.get("ids") or []
-    distances = response.get("distances") or [[None] * len(row) for row in ids]
-    contents = response.get("documents") or [[None] * len(row) for row in ids]
-    return [[document(i, d, c) for i, d, c in zip(row_i, row_d or [None] * len(row_i), row_c or [None] * len(row_i),
-                                                    strict=True)]
+    distances = response.get("distances") or [None] * len(ids)  # None where ``include`` left them out
+    contents = response.get("documents") or [None] * len(ids)
+    return [Batch(len(row_i), _row(row_i, row_d, row_c))
             for row_i, row_d, row_c in zip(ids, distances, contents, strict=True)]
 
 
-def _get_results(response: Any, request: dict[str, Any]) -> list[list[dict[str, Any]]]:
+def _get_results(response: Any, request: dict[str, Any]) -> list[Batch]:
     ids = response.get("ids") or []
-    contents = response.get("documents") or [None] * len(ids)
-    return [[document(i, None, c) for i, c in zip(ids, contents, strict=True)]]
+    return [Batch(len(ids), _row(ids, None, response.get("documents")))]
 
 
 def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:

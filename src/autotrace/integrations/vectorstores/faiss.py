@@ -7,10 +7,11 @@ left out, and a batch of queries records one count per query.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ..base import Integration
-from ._common import argument, document, search_wrapper
+from ._common import Batch, argument, document, search_wrapper
 
 
 def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
@@ -21,10 +22,14 @@ def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
                          "vector_dimensions": int(shape[1]) if shape is not None and len(shape) > 1 else None}}
 
 
-def _results(response: Any, request: dict[str, Any]) -> list[list[dict[str, Any]]]:
+def _row(distances: Any, ids: Any) -> Iterator[dict[str, Any]]:
+    return (document(int(i), float(d)) for d, i in zip(distances, ids, strict=True) if i != -1)
+
+
+def _results(response: Any, request: dict[str, Any]) -> list[Batch]:
     distances, ids = response
-    return [[document(int(i), float(d)) for d, i in zip(row_d, row_i, strict=True) if i != -1]
-            for row_d, row_i in zip(distances.tolist(), ids.tolist(), strict=True)]
+    counts = (ids != -1).sum(axis=1).tolist()  # numpy: no per-result Python work beyond those recorded
+    return [Batch(n, _row(distances[q], ids[q])) for q, n in enumerate(counts)]
 
 
 class FaissIntegration(Integration):

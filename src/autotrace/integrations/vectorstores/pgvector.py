@@ -10,16 +10,19 @@ named ``distance``, ``score`` or ``similarity``, or the unnamed distance express
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..base import Integration
-from ._common import argument, document, search_wrapper
+from ._common import Batch, argument, document, search_wrapper
 
 _OPERATORS = ("<->", "<=>", "<#>")
 _TABLE = re.compile(r"\bFROM\s+([\w.\"]+)", re.IGNORECASE)
 _LIMIT = re.compile(r"\bLIMIT\s+(\d+)", re.IGNORECASE)
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _SCORE_COLUMNS = ("distance", "score", "similarity", "?column?")
 _CONTENT_COLUMNS = ("content", "text", "document", "page_content")
+_TUPLES_OK = 2  # psycopg.pq.ExecStatus.TUPLES_OK: the statement returned rows
 
 
 def _sql_text(query: Any, cursor: Any) -> str | None:
@@ -36,14 +39,19 @@ def _sql_text(query: Any, cursor: Any) -> str | None:
     return None
 
 
+def _has_operator(text: str) -> bool:
+    return "<" in text and any(op in text for op in _OPERATORS)
+
+
 def is_vector_search(query: Any, cursor: Any) -> bool:
-    """Cheap test: does this statement use a pgvector distance operator?"""
+    """Cheap test: does this statement use a pgvector distance operator outside its string
+    literals? (``to_tsquery('fat <-> rat')`` is a text search, not a vector search.)"""
     text = _sql_text(query, cursor)
-    return text is not None and "<" in text and any(op in text for op in _OPERATORS)
+    return text is not None and _has_operator(text) and _has_operator(_LITERAL.sub("''", text))
 
 
 def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    text = _sql_text(argument(args, kwargs, "query", 0), instance) or ""
+    text = _LITERAL.sub("''", _sql_text(argument(args, kwargs, "query", 0), instance) or "")
     table = _TABLE.search(text)
     limit = _LIMIT.search(text)
     operator = next(op for op in _OPERATORS if op in text)
@@ -52,29 +60,48 @@ def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
             "metadata": {"operator": operator, "metric": {"<->": "l2", "<=>": "cosine", "<#>": "inner_product"}[operator]}}
 
 
-def _value(result: Any, row: int, column: int | None) -> str | None:
+def _reader(cursor: Any, result: Any, column: int | None) -> Callable[[int], Any] | None:
+    """A function reading ``column`` of a row as text: a binary value (``binary=True``) is loaded
+    with the cursor's own loader and shown as its text form would be."""
     if column is None:
         return None
-    raw = result.get_value(row, column)
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if result.fformat(column) == 0:
+        return lambda row: (raw.decode("utf-8", "replace") if isinstance(raw := result.get_value(row, column), bytes)
+                            else raw)
+    oid = result.ftype(column)
+    loader_class = cursor.adapters.get_loader(oid, 1)
+    loader = loader_class(oid, cursor) if loader_class is not None else None
+
+    def read(row: int) -> Any:
+        raw = result.get_value(row, column)
+        if raw is None or loader is None:
+            return None
+        value = loader.load(raw)
+        return value if isinstance(value, str) else str(value)
+
+    return read
 
 
-def _results(cursor: Any, request: dict[str, Any]) -> list[list[dict[str, Any]]]:
-    """``execute`` returns the cursor itself; its buffered result is read, not consumed."""
-    result = getattr(cursor, "pgresult", None)
-    names = [c.name for c in cursor.description or ()]
-    if result is None or not names:
-        return [[]]
+def _documents(cursor: Any, result: Any, names: list[str]) -> Iterator[dict[str, Any]]:
     position = {name: index for index, name in enumerate(names)}
-    id_column = position.get("id")
-    content_column = next((position[n] for n in _CONTENT_COLUMNS if n in position), None)
-    score_column = next((position[n] for n in _SCORE_COLUMNS if n in position), None)
-    documents = []
+    id_of = _reader(cursor, result, position.get("id"))
+    content_of = _reader(cursor, result, next((position[n] for n in _CONTENT_COLUMNS if n in position), None))
+    score_of = _reader(cursor, result, next((position[n] for n in _SCORE_COLUMNS if n in position), None))
     for row in range(result.ntuples):
-        score = _value(result, row, score_column)
-        documents.append(document(_value(result, row, id_column), float(score) if score is not None else None,
-                                  _value(result, row, content_column)))
-    return [documents]
+        score = score_of(row) if score_of else None
+        yield document(id_of(row) if id_of else None, float(score) if score is not None else None,
+                       content_of(row) if content_of else None)
+
+
+def _results(cursor: Any, request: dict[str, Any]) -> list[Batch] | None:
+    """``execute`` returns the cursor itself; its buffered result is read, not consumed. A server-side
+    cursor (rows come with later fetches) or pipeline mode (results come at the sync) has no rows
+    yet: the result is then unknown, not empty."""
+    result = getattr(cursor, "pgresult", None)
+    if result is None or result.status != _TUPLES_OK:
+        return None
+    names = [c.name for c in cursor.description or ()]
+    return [Batch(result.ntuples, _documents(cursor, result, names))]
 
 
 def _vector_only(wrapper: Any, asynchronous: bool) -> Any:

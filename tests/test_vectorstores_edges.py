@@ -1,0 +1,55 @@
+"""Vector-store edge cases through the real clients: argument forms each library accepts, and
+searches whose results are too many to record whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+
+import autotrace
+from autotrace.integrations.vectorstores._common import MAX_DOCUMENTS
+from tests.helpers import Traced
+
+pytestmark = pytest.mark.integrations("qdrant", "faiss", "chroma")
+
+
+def test_a_huge_search_records_a_bounded_sample(traced: Traced) -> None:
+    import faiss
+
+    index = faiss.IndexFlatL2(4)
+    index.add(np.random.default_rng(0).random((500, 4), dtype="float32"))
+    _, ids = index.search(np.zeros((30, 4), dtype="float32"), 100)
+    (record,) = traced.records()
+    assert record["doc_count"] == 3000 and record["metadata"]["doc_counts"] == [100] * 30
+    assert len(record["output"]) == len(record["metadata"]["scores"]) == MAX_DOCUMENTS
+    assert [d["id"] for d in record["output"]] == ids.ravel()[:MAX_DOCUMENTS].tolist()
+    assert record["metadata"]["documents_recorded"] == MAX_DOCUMENTS
+    assert autotrace.stats()["retrieval_documents_truncated"] == 3000 - MAX_DOCUMENTS
+
+
+def test_chroma_query_by_one_flat_vector(traced: Traced) -> None:
+    chromadb = pytest.importorskip("chromadb")
+    collection = chromadb.EphemeralClient().get_or_create_collection("flat")
+    collection.add(ids=["a", "b"], embeddings=[[1, 0, 0], [0, 1, 0]], documents=["alpha", "beta"])
+    as_list = collection.query(query_embeddings=[1, 0, 0], n_results=1)  # chroma takes one vector as one query
+    as_array = collection.query(query_embeddings=np.array([0, 1, 0], dtype="float32"), n_results=1)
+    records = traced.records()[1:]
+    assert [r["name"] for r in records] == ["chroma.query", "chroma.query"]
+    assert [r["output"][0]["id"] for r in records] == [as_list["ids"][0][0], as_array["ids"][0][0]]
+    assert all(r["metadata"]["queries"] == 1 and r["metadata"]["vector_dimensions"] == 3 for r in records)
+
+
+def test_qdrant_query_points_positional_and_numpy_arguments(traced: Traced) -> None:
+    client = QdrantClient(":memory:")
+    client.create_collection("kb", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE))
+    client.upsert("kb", points=[models.PointStruct(id=i, vector=[float(i), 1.0, 0.5], payload={"text": f"doc {i}"})
+                                for i in range(1, 5)])
+    flt = models.Filter(must=[models.FieldCondition(key="text", match=models.MatchValue(value="doc 2"))])
+    positional = client.query_points("kb", [1.0, 1.0, 0.5], None, None, flt, None, 1)
+    client.query_points("kb", query=np.array([1.0, 1.0, 0.5]), limit=2)
+    client.query_points("kb", query=models.NearestQuery(nearest=[1.0, 1.0, 0.5]), limit=2)
+    _, by_position, by_array, nearest = traced.records()
+    assert by_position["top_k"] == 1 and by_position["doc_count"] == len(positional.points) == 1
+    assert by_position["metadata"]["filter"]["must"][0]["key"] == "text"
+    assert by_array["metadata"]["vector_dimensions"] == nearest["metadata"]["vector_dimensions"] == 3

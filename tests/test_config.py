@@ -96,3 +96,42 @@ def test_install_with_bad_redact_raises_config_error_and_starts_nothing(
             autotrace.install(local_store="on", local_store_path=tmp_path / "u.db", integrations=())
     assert set(threading.enumerate()) <= before
     assert state.settings is not None and state.settings.local_store_path == tmp_path / "t.db"  # kept
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"export_workers": 0}, "setting 'export_workers': must be an integer >= 1, got 0"),
+        ({"export_interval": 0}, "setting 'export_interval': must be a number > 0"),
+        ({"export_timeout": float("inf")}, "setting 'export_timeout'"),
+        ({"retention_days": float("nan")}, "setting 'retention_days'"),
+        ({"max_destination_queue": -1}, "setting 'max_destination_queue'"),
+        ({"max_retries": 1.5}, "setting 'max_retries': must be an integer >= 0"),
+        ({"max_tenants": True}, "setting 'max_tenants'"),
+        ({"queue_size": "many"}, "queue_size='many' is invalid for setting 'queue_size'"),
+        ({"capture_content": "maybe"}, "capture_content='maybe' is invalid for setting 'capture_content'"),
+        ({"backpressure": 0}, "setting 'backpressure': must be true or false"),
+        ({"langfuse_host": "http://lf:port"}, "setting 'langfuse_host': must be an http(s) URL"),
+        ({"langfuse_host": "http://[::1"}, "setting 'langfuse_host'"),
+        ({"langfuse_host": "http://lf host:3000"}, "contains whitespace"),
+        ({"langfuse_host": "https://lf.example.com?project=a"}, "cannot have a query or fragment"),
+    ],
+)
+def test_keyword_settings_are_checked_like_environment_ones(options: dict[str, object], fragment: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(options, env={})
+    assert fragment in str(raised.value)
+
+
+def test_keyword_strings_are_read_like_environment_values() -> None:
+    s = load_settings({"capture_content": "false", "backpressure": " no ", "queue_size": "600",
+                       "export_timeout": "2.5", "integrations": "openai, grpc"}, env={})
+    assert s.capture_content is False and s.backpressure is False
+    assert s.queue_size == 600 and s.export_timeout == 2.5 and s.integrations == ("openai", "grpc")
+
+
+def test_a_langfuse_host_with_a_path_or_trailing_slash_is_accepted() -> None:
+    host = load_settings(env={"LANGFUSE_HOST": " http://lf:3000/langfuse/ "}).langfuse_host
+    assert host == "http://lf:3000/langfuse/"
+    with pytest.raises(ConfigError, match="setting 'langfuse_host'"):
+        load_settings(env={"LANGFUSE_HOST": "http://lf:99999"})

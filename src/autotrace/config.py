@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .export.redaction import BUILT_IN_KINDS
 
@@ -84,6 +85,35 @@ class Settings:
             shown["secret_key"] = "***"
         body = ", ".join(f"{k}={v!r}" for k, v in shown.items() if k != "credentials")
         return f"Settings({body})"
+
+
+_BOOLS = ("enabled", "trust_incoming_tenant", "capture_content", "stream_usage", "full_trace_flags", "backpressure",
+          "set_global_provider")
+#: Integer settings and their least valid value, whatever their source.
+_COUNTS = {"max_value_bytes": 256, "queue_size": 1, "max_export_batch": 1, "max_retries": 0,
+           "max_destination_queue": 1, "max_tenants": 1, "export_workers": 1}
+#: Durations and their largest valid value: a socket timeout or wait past the platform's time_t
+#: fails every call, and an infinite one never ends (an export timeout of a day is already absurd).
+_DURATIONS = {"retention_days": 100 * 366.0, "export_interval": 86_400.0, "export_timeout": 86_400.0,
+              "tenant_idle_seconds": 366 * 86_400.0}
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the base of an HTTP(S) endpoint, or None when it can."""
+    if not isinstance(url, str):
+        return f"not a string but a {type(url).__name__}"
+    if any(ch.isspace() for ch in url):
+        return "contains whitespace"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not a number in range
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not http(s)://host[:port][/path]"
+    if parts.query or parts.fragment:
+        return "API paths are appended to it, so it cannot have a query or fragment"
+    return None
 
 
 # name -> (environment variables in priority order, parser)
@@ -194,6 +224,13 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
             break
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" and "enabled" not in overrides:
         values["enabled"] = False
+    for name, value in overrides.items():
+        parse = _ENV[name][1] if name in _ENV else str
+        if isinstance(value, str) and parse not in (str, Path):  # e.g. read from the application's own config
+            try:
+                overrides[name] = parse(value.strip())
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{name}={value!r} is invalid for setting {name!r}: {exc}") from None
     for name in ("integrations", "disabled_integrations"):
         if isinstance(overrides.get(name), list | tuple | set | frozenset):
             overrides[name] = tuple(overrides[name])
@@ -211,8 +248,22 @@ def _validate(settings: Settings) -> Settings:
         fail("unknown_tenant", f"must be one of {', '.join(_POLICIES)}, got {settings.unknown_tenant!r}")
     if settings.local_store not in _LOCAL_MODES:
         fail("local_store", f"must be one of {', '.join(_LOCAL_MODES)}, got {settings.local_store!r}")
-    if settings.langfuse_host is not None and not re.match(r"^https?://[^\s/]+", settings.langfuse_host):
-        fail("langfuse_host", f"must be an http(s) URL, got {settings.langfuse_host!r}")
+    if settings.langfuse_host is not None:
+        problem = http_url_problem(settings.langfuse_host)
+        if problem:
+            fail("langfuse_host", f"must be an http(s) URL such as https://langfuse.example.com, got "
+                 f"{settings.langfuse_host!r} ({problem})")
+    for name in _BOOLS:
+        if not isinstance(getattr(settings, name), bool):
+            fail(name, f"must be true or false, got {getattr(settings, name)!r}")
+    for name, least in _COUNTS.items():
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            fail(name, f"must be an integer >= {least}, got {value!r}")
+    for name, most in _DURATIONS.items():
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most:
+            fail(name, f"must be a number > 0 and <= {most:g}, got {value!r}")
     if settings.environment is not None and not _ENV_NAME.match(settings.environment):
         fail("environment", "must match ^(?!langfuse)[a-z0-9_-]+$ and be at most 40 characters")
     if (settings.public_key is None) != (settings.secret_key is None):
@@ -225,10 +276,6 @@ def _validate(settings: Settings) -> Settings:
         settings = dataclasses.replace(settings, redact=_redact(settings.redact))
     except ValueError as exc:
         fail("redact", str(exc))
-    if settings.max_retries < 0:
-        fail("max_retries", "must be >= 0")
-    if settings.max_value_bytes < 256:
-        fail("max_value_bytes", "must be at least 256")
     if settings.max_export_batch > settings.queue_size:
         fail("max_export_batch", "must not exceed queue_size")
     for name in ("integrations", "disabled_integrations"):

@@ -99,14 +99,15 @@ def install(**options: Any) -> Settings:
         if state.settings is not None and not options:
             return state.settings
         settings = load_settings(options)
-        redactor = _redactor(settings.redact)  # before anything starts: a bad value leaves no threads
+        # before anything starts or stops: a bad value leaves the current install as it is, and no threads
+        redactor = _redactor(settings.redact)
+        resolver = coerce_resolver(settings.credentials) if settings.enabled and settings.langfuse_enabled else None
         if state.settings is not None:
             uninstall()
         if not settings.enabled:
             logger.info("autotrace: disabled by configuration")
             return settings
         provider = _provider(settings)
-        resolver = coerce_resolver(settings.credentials) if settings.langfuse_enabled else None
         local_sink = None
         if settings.local_store_enabled:
             try:
@@ -116,8 +117,13 @@ def install(**options: Any) -> Settings:
                 count("local_store_unavailable")
                 log_once("local_store", "autotrace: local store %s unavailable (%s: %s); spans that would go "
                          "there are dropped (counted)", settings.local_store_path, type(exc).__name__, exc)
-        router = Router(settings, resolver, local_sink, WorkerPool(settings.export_workers))
-        pipeline = SpanPipeline(settings, router, redactor)
+        pool = WorkerPool(settings.export_workers)
+        try:
+            router = Router(settings, resolver, local_sink, pool)
+            pipeline = SpanPipeline(settings, router, redactor)
+        except BaseException:
+            pool.stop(0.0)  # an install that fails leaves no export threads behind
+            raise
         state.settings = settings
         state.provider = provider
         state.capture_content = settings.capture_content

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import gzip
 import http.client
+import socket
 import ssl
+import time
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -16,41 +20,88 @@ from .sink import OK, SinkResult
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
+#: Most response bytes read (and thrown away); past them the connection is closed, not drained.
+_MAX_RESPONSE_BYTES = 1 << 20
+
+
+def _bound(sock: socket.socket | None, deadline: float) -> None:
+    """Let the next socket operation wait only until ``deadline``: the timeout is per operation,
+    so a body trickled byte by byte would otherwise hold an export thread forever."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("export_timeout exceeded")
+    if sock is not None:
+        sock.settimeout(remaining)
+
+
 def post(
-    conn: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str]
+    conn: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str], deadline: float
 ) -> tuple[int, dict[str, str]]:
-    """POST ``body`` and read the whole response; returns status and lower-cased headers."""
+    """POST ``body`` and read the response (by ``deadline``; a body over ``_MAX_RESPONSE_BYTES`` is
+    cut off with the connection); returns the status and lower-cased headers."""
+    if conn.sock is None:
+        conn.connect()  # bounded by the connection's own timeout
+    sock = conn.sock  # kept: the connection forgets it when the response says "close"
+    _bound(sock, deadline)
     conn.request("POST", path, body=body, headers=dict(headers))
+    _bound(sock, deadline)
     response = conn.getresponse()
-    response.read()
+    received = 0
+    while True:
+        _bound(sock, deadline)
+        chunk = response.read1(65536)
+        if not chunk:
+            break
+        received += len(chunk)
+        if received > _MAX_RESPONSE_BYTES:
+            conn.close()
+            break
+    response.close()  # read1 leaves a finished fixed-length response open: the next request needs it closed
     return response.status, {k.lower(): v for k, v in response.getheaders()}
+
+
+def retry_after_seconds(raw: str | None) -> float | None:
+    """``Retry-After`` as seconds from now: delay-seconds or an HTTP-date; None when unusable."""
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+    return max(0.0, seconds) if seconds == seconds else None  # NaN is no delay at all
 
 
 def classify(status: int, headers: Mapping[str, str]) -> SinkResult:
     """Map an HTTP status to an export outcome: 2xx ok, throttling and 5xx retryable, else final."""
     if 200 <= status < 300:
         return OK
-    retry_after = None
-    raw = headers.get("retry-after")
-    if raw:
-        try:
-            retry_after = max(0.0, float(raw))
-        except ValueError:
-            retry_after = None
-    return SinkResult(ok=False, retryable=status in _RETRYABLE_STATUS, retry_after=retry_after,
-                      reason=f"HTTP {status}")
+    return SinkResult(ok=False, retryable=status in _RETRYABLE_STATUS,
+                      retry_after=retry_after_seconds(headers.get("retry-after")), reason=f"HTTP {status}")
 
 
 class HttpTarget:
     """One persistent HTTP(S) connection to a URL, reopened after any failure."""
 
     def __init__(self, url: str, timeout: float) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+        #: Why ``url`` cannot be used, if so. Not raised: a tenant's bad host (from its credentials,
+        #: found on the export path) fails that tenant's exports, counted, and nothing else.
+        self.problem: str | None = None
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            parts, port, self.problem = urlsplit(""), None, f"invalid URL ({exc})"
+        if self.problem is None and (parts.scheme not in ("http", "https") or not parts.hostname):
+            self.problem = "not an http(s) URL"
         self.secure = parts.scheme == "https"
-        self.host = parts.hostname
-        self.port = parts.port or (443 if self.secure else 80)
+        self.host = parts.hostname or ""
+        self.port = port or (443 if self.secure else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
@@ -66,12 +117,35 @@ class HttpTarget:
         return self._conn
 
     def send(self, body: bytes, headers: Mapping[str, str]) -> SinkResult:
-        """POST once; network errors are retryable and close the connection."""
-        try:
-            status, response_headers = post(self.connection(), self.path, body, headers)
-        except (TimeoutError, OSError, http.client.HTTPException) as exc:
-            self.close()
-            return SinkResult(ok=False, retryable=True, reason=f"{type(exc).__name__}")
+        """POST once, within ``timeout`` overall; network errors are retryable and close the
+        connection. A kept-alive connection the server closed while idle is retried at once on a
+        new one: that is no failure of the endpoint."""
+        if self.problem is not None:
+            return SinkResult(ok=False, retryable=False, reason=self.problem)
+        deadline = time.monotonic() + self.timeout
+        for attempt in (1, 2):
+            conn = self.connection()
+            reused = conn.sock is not None
+            try:
+                status, response_headers = post(conn, self.path, body, headers, deadline)
+            except ConnectionError as exc:
+                stale = reused and attempt == 1 and self._conn is conn  # and not closed by shutdown
+                self.close()
+                if stale:
+                    continue
+                return SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
+            except (TimeoutError, OSError, http.client.HTTPException) as exc:
+                self.close()
+                return SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
+            except Exception as exc:
+                if self._conn is not conn:  # closed meanwhile by shutdown: http.client fails oddly then
+                    return SinkResult(ok=False, retryable=True, reason=f"closed ({type(exc).__name__})")
+                self.close()  # never reuse a connection left mid-exchange
+                raise
+            except BaseException:
+                self.close()
+                raise
+            break
         if status >= 400:
             self.close()  # servers often close after an error response; start clean
         return classify(status, response_headers)
@@ -81,11 +155,9 @@ class HttpTarget:
         self._conn = None
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        conn, self._conn = self._conn, None  # taken first: shutdown may close while a worker sends
+        if conn is not None:
+            conn.close()
 
 
 class OtlpHttpSink:

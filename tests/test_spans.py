@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,6 +128,41 @@ def test_scores_on_an_unsampled_trace_are_dropped_with_it(traced: Traced) -> Non
     assert [(s["name"], s["value"], s["observation_id"]) for s in scores] == [("quality", 0.9, record["id"])]
     assert autotrace.local_store().scores(REMOTE_TRACE) == []
     assert autotrace.stats()["scores_dropped.unsampled"] == 3
+
+
+_SAMPLED_APP = textwrap.dedent("""
+    import json, sqlite3, sys
+    import autotrace
+
+    autotrace.install(local_store="on", local_store_path=sys.argv[1], export_interval=0.05)
+    for turn in range(200):
+        with autotrace.tenant("acme"), autotrace.start_chain("turn") as chain:
+            with autotrace.start_tool("lookup", arguments={"turn": turn}) as tool:
+                tool.set_output("found")
+            chain.score("quality", 1.0)
+    assert autotrace.flush(10)
+    db = sqlite3.connect(sys.argv[1])
+    shapes = db.execute("select trace_id, group_concat(type || ':' || name) from "
+                        "(select * from observations order by type) group by trace_id").fetchall()
+    scored = db.execute("select count(distinct trace_id) from scores").fetchone()[0]
+    print(json.dumps({"shapes": sorted({s for _, s in shapes}), "traces": len(shapes), "scored": scored,
+                      "unsampled_scores": autotrace.stats().get("scores_dropped.unsampled", 0)}))
+""")
+
+
+def test_the_standard_sampler_variables_keep_or_drop_whole_traces(tmp_path: Path) -> None:
+    """autotrace's own provider reads OTEL_TRACES_SAMPLER: a trace is kept or dropped whole, and
+    its scores with it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env.update(AUTOTRACE_HOME=str(tmp_path), OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+               OTEL_TRACES_SAMPLER_ARG="0.5")
+    child = subprocess.run([sys.executable, "-c", _SAMPLED_APP, str(tmp_path / "t.db")], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert child.returncode == 0, child.stderr
+    result = json.loads(child.stdout)
+    assert result["shapes"] == ["chain:turn,tool:lookup"]  # no trace is kept in part
+    assert 50 <= result["traces"] <= 150  # half of 200, give or take seven standard deviations
+    assert result["scored"] == result["traces"] and result["unsampled_scores"] == 200 - result["traces"]
 
 
 def test_the_providers_sampler_decides() -> None:

@@ -117,3 +117,25 @@ def test_incoming_tenant_baggage_is_forwarded_only_as_the_tenant_in_scope(
                       trust_incoming_tenant=trust)
     seen = _outgoing_from(kind, lambda request: resolved, "autotrace.tenant=victim,other=1")
     assert seen == (tenant, outgoing)
+
+
+def test_malformed_incoming_baggage_is_counted_and_never_quoted_in_the_logs(
+        traced: Traced, caplog: pytest.LogCaptureFixture) -> None:
+    hostile = "card=4111111111111111 not a pair,ok=1,\u00e9t\u00e9=x"
+    seen: list[Any] = []
+    app = TenantASGIMiddleware(_asgi_app(seen))
+    with caplog.at_level("DEBUG"):
+        for _ in range(3):  # three requests: one line from autotrace, none per request
+            _call_asgi(app, [(b"baggage", hostile.encode("utf-8"))])
+        propagation.extract([("baggage", hostile)])  # gRPC metadata, read by the server interceptor
+    assert len(seen) == 3
+    assert "4111111111111111" not in caplog.text and "card=" not in caplog.text
+    assert [r.name for r in caplog.records if r.name != "asyncio"] == ["autotrace"]
+    assert autotrace.stats()["propagation_invalid_baggage"] >= 4
+
+
+def test_asgi_headers_given_as_text_by_a_lax_server_are_read(traced: Traced) -> None:
+    seen: list[Any] = []
+    app = TenantASGIMiddleware(_asgi_app(seen), tenant_from_scope=lambda scope: "acme")
+    _call_asgi(app, [("traceparent", PARENT)])  # type: ignore[list-item]
+    assert seen == [("acme", "0af7651916cd43dd8448eb211c80319c")]

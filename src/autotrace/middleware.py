@@ -17,6 +17,7 @@ from opentelemetry.propagate import extract
 
 from ._internal import count, log_once
 from .context import reset_tenant, set_tenant, tenant_from_baggage, valid_tenant, without_tenant_baggage
+from .propagation import reading_headers
 from .runtime import state
 
 _MAX_HEADER = 8192
@@ -46,7 +47,8 @@ def _tenant_of(resolve: Callable[[Any], str | None] | None, request: Any, carrie
 
 def _enter(headers: Mapping[str, str], resolve: Callable[[Any], str | None] | None, request: Any) -> tuple[Any, Any]:
     carrier = {k: v for k, v in headers.items() if len(v) <= _MAX_HEADER}
-    ctx = extract(carrier)
+    with reading_headers():
+        ctx = extract(carrier)
     tenant = _tenant_of(resolve, request, ctx)
     context_token = otel_context.attach(without_tenant_baggage(ctx))
     tenant_token = set_tenant(tenant) if tenant is not None else None
@@ -60,6 +62,12 @@ def _exit(tokens: tuple[Any, Any]) -> None:
     otel_context.detach(context_token)
 
 
+def _text(value: Any) -> str:
+    """An ASGI header name or value as text: bytes, as the specification says, or a string from a
+    server that sends them so."""
+    return value.decode("latin-1") if isinstance(value, bytes | bytearray) else str(value)
+
+
 class TenantASGIMiddleware:
     """``app = TenantASGIMiddleware(app, tenant_from_scope=lambda scope: scope["state"]["tenant"])``."""
 
@@ -71,7 +79,7 @@ class TenantASGIMiddleware:
         if scope.get("type") not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        headers = {_text(k).lower(): _text(v) for k, v in scope.get("headers", ())}
         tokens = _enter(headers, self.tenant_from_scope, scope)
         try:
             await self.app(scope, receive, send)

@@ -10,7 +10,10 @@ W3C level-2 random-id bit that OTel Python sets) and silently start a new trace.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+import logging
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
@@ -19,7 +22,7 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from ._internal import count
+from ._internal import count, log_once
 from .context import current_tenant, with_tenant_baggage, without_tenant_baggage
 from .runtime import state
 
@@ -28,6 +31,35 @@ PROPAGATION_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
 """The headers ``inject`` writes (lower case)."""
 _tracecontext = TraceContextTextMapPropagator()
 _baggage = W3CBaggagePropagator()
+#: True while incoming headers are read (``reading_headers``).
+_reading: ContextVar[bool] = ContextVar("autotrace_reading_headers", default=False)
+
+
+class _IncomingBaggageWarnings(logging.Filter):
+    """The baggage propagator warns once per malformed entry, quoting it: whatever a caller sent
+    would reach the application's logs, on every request. While autotrace reads incoming
+    headers, such warnings are counted (``propagation_invalid_baggage``) and said once, unquoted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _reading.get():
+            return True
+        count("propagation_invalid_baggage")
+        log_once("propagation_invalid_baggage", "autotrace: malformed baggage in an incoming request was "
+                 "ignored (counted as propagation_invalid_baggage; the header is not logged)")
+        return False
+
+
+logging.getLogger("opentelemetry.baggage.propagation").addFilter(_IncomingBaggageWarnings())
+
+
+@contextmanager
+def reading_headers() -> Iterator[None]:
+    """Mark the block as reading an incoming request's headers (see ``_IncomingBaggageWarnings``)."""
+    token = _reading.set(True)
+    try:
+        yield
+    finally:
+        _reading.reset(token)
 
 
 def traceparent(context: Context | None = None, full_flags: bool | None = None) -> str | None:
@@ -76,18 +108,21 @@ def extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]] | None) -> Co
     if not carrier:
         return context
     try:
-        if isinstance(carrier, Mapping):
-            safe: Any = {k.lower(): v for k, v in carrier.items()
-                         if isinstance(v, str) and len(v) <= MAX_HEADER_LENGTH}
-            context = _tracecontext.extract(safe, context)
-            return _baggage.extract(safe, context)
-        pairs = [(str(k).lower(), v) for k, v in carrier
-                 if isinstance(v, str | bytes) and len(v) <= MAX_HEADER_LENGTH]
-        context = _tracecontext.extract(pairs, context, getter=PAIRS_GETTER)
-        return _baggage.extract(pairs, context, getter=PAIRS_GETTER)
+        with reading_headers():
+            return _extract(carrier, context)
     except Exception:  # a hostile header must never break a request
         count("propagation_invalid_headers")
         return Context()
+
+
+def _extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]], context: Context) -> Context:
+    if isinstance(carrier, Mapping):
+        safe: Any = {k.lower(): v for k, v in carrier.items() if isinstance(v, str) and len(v) <= MAX_HEADER_LENGTH}
+        context = _tracecontext.extract(safe, context)
+        return _baggage.extract(safe, context)
+    pairs = [(str(k).lower(), v) for k, v in carrier if isinstance(v, str | bytes) and len(v) <= MAX_HEADER_LENGTH]
+    context = _tracecontext.extract(pairs, context, getter=PAIRS_GETTER)
+    return _baggage.extract(pairs, context, getter=PAIRS_GETTER)
 
 
 def merge_baggage(carrier: Iterable[tuple[str, Any]], context: Context | None = None) -> Context:
@@ -100,7 +135,8 @@ def merge_baggage(carrier: Iterable[tuple[str, Any]], context: Context | None = 
                 and len(value) <= MAX_HEADER_LENGTH):
             continue
         try:
-            merged = _baggage.extract([("baggage", value)], merged, getter=PAIRS_GETTER)
+            with reading_headers():
+                merged = _baggage.extract([("baggage", value)], merged, getter=PAIRS_GETTER)
         except Exception:
             count("propagation_invalid_headers")
     return merged

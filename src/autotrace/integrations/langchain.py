@@ -33,18 +33,37 @@ from ..observation import Observation, ObservationType, make_current, release_if
 from .base import Integration
 
 _MAX_RUNS = 10_000
+#: Documents recorded per retrieval (``doc_count`` counts every one): a retriever returning
+#: thousands would otherwise cost the caller's thread more than the retrieval itself.
+_MAX_DOCUMENTS = 100
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
 _TRACE_KEYS = {"user_id": schema.TRACE_USER, "langfuse_user_id": schema.TRACE_USER,
                "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION}
 _PROMPT_KEYS = ("prompt_name", "prompt_version", "langfuse_prompt_name", "langfuse_prompt_version")
 
 
+def _role(message: Any) -> str:
+    """The chat role of a message: a streamed chunk (type ``AIMessageChunk``) is the role of the
+    message it is part of; a ``ChatMessage`` (type ``chat``) carries its role itself."""
+    kind = getattr(message, "type", None)
+    if not isinstance(kind, str):
+        return "unknown"
+    if kind.endswith("MessageChunk"):
+        kind = {"AI": "ai", "Human": "human", "System": "system", "Tool": "tool", "Function": "function",
+                "Chat": "chat"}.get(kind[: -len("MessageChunk")], kind)
+    if kind == "chat" and isinstance(getattr(message, "role", None), str):
+        return message.role
+    return _ROLES.get(kind, kind)
+
+
 def _message(message: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"role": _ROLES.get(getattr(message, "type", ""), getattr(message, "type", "unknown")),
-                             "content": getattr(message, "content", message)}
+    entry: dict[str, Any] = {"role": _role(message), "content": getattr(message, "content", message)}
     tool_calls = getattr(message, "tool_calls", None)
     if tool_calls:
         entry["tool_calls"] = tool_calls
+    tool_call_id = getattr(message, "tool_call_id", None)
+    if tool_call_id:  # which call a tool result answers
+        entry["tool_call_id"] = tool_call_id
     return entry
 
 
@@ -95,10 +114,20 @@ def _name(serialized: Any, kwargs: dict[str, Any], default: str) -> str:
     return default
 
 
-def _streamed(inputs: Any) -> bool:
+def _streamed(inputs: Any, kwargs: dict[str, Any], marked: bool) -> bool:
     """Whether a chain run was started by LangChain's streaming path, which holds ``{"input": ""}``
-    until its input has been read (``_transform_stream_with_config``)."""
-    return type(inputs) is dict and len(inputs) == 1 and type(inputs.get("input")) is str and not inputs["input"]
+    until its input has been read (``_transform_stream_with_config``). Where that path also passes
+    ``defers_inputs`` (``marked``), a run invoked with that very input is told apart by its absence."""
+    placeholder = type(inputs) is dict and len(inputs) == 1 and type(inputs.get("input")) is str and not inputs["input"]
+    return placeholder and (not marked or "defers_inputs" in kwargs)
+
+
+def _marks_streams() -> bool:
+    """Whether this langchain-core's streaming path passes ``defers_inputs`` to ``on_chain_start``."""
+    from langchain_core.runnables import Runnable
+
+    code = getattr(getattr(Runnable, "_transform_stream_with_config", None), "__code__", None)
+    return code is not None and "defers_inputs" in code.co_consts  # else: the placeholder alone tells
 
 
 def _show(context: Context, outer: Context) -> None:
@@ -116,10 +145,12 @@ class _Run:
     context made current is kept, and when the run releases it, it is changed in place to show
     ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
 
-    __slots__ = ("attached", "fallen", "obs", "outer", "parent_run_id", "token")
+    __slots__ = ("attached", "fallen", "obs", "outer", "parent_run_id", "tags", "token")
 
-    def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context) -> None:
+    def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
+                 tags: list[str] | None = None) -> None:
         self.obs = obs
+        self.tags = tags  # all its tags, its children inherit them
         self.parent_run_id = parent_run_id  # only when the parent run is recorded
         self.outer = outer  # the context the run started in, its span key set
         self.token: object | None = None
@@ -136,13 +167,15 @@ class AutotraceCallbackHandler:
     ignore_llm = ignore_chain = ignore_agent = ignore_retriever = ignore_chat_model = ignore_retry = False
     ignore_custom_event = True
 
-    def __init__(self) -> None:
+    def __init__(self, marks_streams: bool = False) -> None:
+        self.marks_streams = marks_streams  # see ``_streamed``
         self.runs: OrderedDict[UUID, _Run] = OrderedDict()
         self._by_span: dict[int, Context] = {}  # span id of a live root run -> the context it started in
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _start(self, obs_type: ObservationType, name: str, run_id: UUID, parent_run_id: UUID | None,
-               metadata: dict[str, Any] | None, streamed: bool = False, **fields: Any) -> Observation | None:
+               metadata: dict[str, Any] | None, streamed: bool = False, tags: list[str] | None = None,
+               **fields: Any) -> Observation | None:
         parent = self.runs.get(parent_run_id) if parent_run_id is not None else None
         if parent is not None:
             outer = trace.set_span_in_context(parent.obs.span)
@@ -155,7 +188,7 @@ class AutotraceCallbackHandler:
         obs = recorder.start(obs_type, name, parent=outer)
         extra = self._metadata(obs, metadata)
         obs.update(metadata=extra or None, **fields)
-        run = _Run(obs, parent_run_id if parent is not None else None, outer)
+        run = _Run(obs, parent_run_id if parent is not None else None, outer, tags)
         if not (streamed and parent is None):  # started in its consumer's context; its steps get their own
             run.token = make_current(obs)
             if run.token is not None:
@@ -205,7 +238,7 @@ class AutotraceCallbackHandler:
                 obs.update(prompt={"name": name, "version": version})
         return extra
 
-    def _end(self, run_id: UUID, error: BaseException | None = None, **fields: Any) -> None:
+    def _end(self, run_id: UUID, error: BaseException | str | None = None, **fields: Any) -> None:
         run = self.runs.pop(run_id, None)
         if run is None:
             return
@@ -229,9 +262,13 @@ class AutotraceCallbackHandler:
                        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         def start() -> None:
             name = _name(serialized, kwargs, "chain")
-            is_agent = "agent" in name.lower() or any("agent" in tag.lower() for tag in tags or ())
+            # only a tag of its own: every step inside a run tagged "agent" inherits the tag
+            parent = self.runs.get(parent_run_id) if parent_run_id is not None else None
+            inherited = (parent.tags if parent is not None else None) or ()
+            is_agent = "agent" in name.lower() or any(
+                "agent" in tag.lower() and tag not in inherited for tag in tags or ())
             self._start(ObservationType.AGENT if is_agent else ObservationType.CHAIN, name, run_id, parent_run_id,
-                        metadata, _streamed(inputs), input=inputs)
+                        metadata, _streamed(inputs, kwargs, self.marks_streams), tags, input=inputs)
 
         self._guard("chain_start", start)
 
@@ -240,8 +277,10 @@ class AutotraceCallbackHandler:
         fields = {"output": outputs} if inputs is None else {"output": outputs, "input": inputs}
         self._guard("chain_end", self._end, run_id, **fields)
 
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._guard("chain_error", self._end, run_id, error)
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
+        # a streamed run that fails also gets the input it had read by then (see ``on_chain_end``)
+        fields = {} if inputs is None else {"input": inputs}
+        self._guard("chain_error", self._end, run_id, error, **fields)
 
     def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
         def mark() -> None:
@@ -269,7 +308,7 @@ class AutotraceCallbackHandler:
         def start() -> None:
             batch = [[_message(m) for m in group] for group in messages]
             self._start(ObservationType.GENERATION, _name(serialized, kwargs, "chat_model"), run_id, parent_run_id,
-                        metadata, input=batch[0] if len(batch) == 1 else batch,
+                        metadata, tags=kwargs.get("tags"), input=batch[0] if len(batch) == 1 else batch,
                         **self._model_fields(serialized, kwargs, metadata))
 
         self._guard("chat_model_start", start)
@@ -278,7 +317,8 @@ class AutotraceCallbackHandler:
                      metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         def start() -> None:
             self._start(ObservationType.GENERATION, _name(serialized, kwargs, "llm"), run_id, parent_run_id, metadata,
-                        input=prompts[0] if len(prompts) == 1 else prompts, operation="text_completion",
+                        tags=kwargs.get("tags"), input=prompts[0] if len(prompts) == 1 else prompts,
+                        operation="text_completion",
                         **self._model_fields(serialized, kwargs, metadata))
 
         self._guard("llm_start", start)
@@ -315,15 +355,21 @@ class AutotraceCallbackHandler:
                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         def start() -> None:
             self._start(ObservationType.RETRIEVER, _name(serialized, kwargs, "retriever"), run_id, parent_run_id,
-                        metadata, query=query, store=(metadata or {}).get("ls_vector_store_provider"))
+                        metadata, tags=kwargs.get("tags"), query=query,
+                        store=(metadata or {}).get("ls_vector_store_provider"))
 
         self._guard("retriever_start", start)
 
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
         def end() -> None:
-            docs = [_document(d) for d in documents or ()]
+            found = list(documents or ())
+            docs = [_document(d) for d in found[:_MAX_DOCUMENTS]]
             scores = [d["score"] for d in docs if "score" in d]
-            self._end(run_id, documents=docs, doc_count=len(docs), scores=scores or None)
+            metadata = None
+            if len(found) > len(docs):
+                metadata = {"documents_recorded": len(docs)}
+                count("retrieval_documents_truncated", len(found) - len(docs))
+            self._end(run_id, documents=docs, doc_count=len(found), scores=scores or None, metadata=metadata)
 
         self._guard("retriever_end", end)
 
@@ -335,13 +381,22 @@ class AutotraceCallbackHandler:
                       **kwargs: Any) -> None:
         def start() -> None:
             name = _name(serialized, kwargs, "tool")
-            self._start(ObservationType.TOOL, name, run_id, parent_run_id, metadata, tool_name=name,
+            tool_name = serialized.get("name") if isinstance(serialized, dict) else None  # not a run_name
+            self._start(ObservationType.TOOL, name, run_id, parent_run_id, metadata, tags=kwargs.get("tags"),
+                        tool_name=tool_name or name,
                         arguments=inputs if inputs is not None else input_str)
 
         self._guard("tool_start", start)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._guard("tool_end", self._end, run_id, result=getattr(output, "content", output))
+        def end() -> None:
+            result = getattr(output, "content", output)
+            # a ToolMessage of status "error": the tool failed and handled it (``handle_tool_error``),
+            # so the model is told; the step still failed
+            failed = getattr(output, "status", None) == "error"
+            self._end(run_id, str(result) if failed else None, result=result)
+
+        self._guard("tool_end", end)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._guard("tool_error", self._end, run_id, error)
@@ -374,7 +429,7 @@ class LangChainIntegration(Integration):
         from langchain_core.tracers import context as tracer_context
 
         handler_class = _handler_class()
-        self.handler = handler_class()
+        self.handler = handler_class(_marks_streams())
         variable: ContextVar[Any] = ContextVar("autotrace_langchain_handler", default=self.handler)
         tracer_context.register_configure_hook(variable, True)
         self._hook = tracer_context._configure_hooks[-1]

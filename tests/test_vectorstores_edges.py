@@ -8,7 +8,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 import autotrace
-from autotrace.integrations.vectorstores._common import MAX_DOCUMENTS
+from autotrace.integrations.documents import MAX_DOCUMENTS
 from tests.helpers import Traced
 
 pytestmark = pytest.mark.integrations("qdrant", "faiss", "chroma")

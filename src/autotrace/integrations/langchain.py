@@ -31,11 +31,9 @@ from .. import recorder, schema
 from .._internal import count, guarded_failure
 from ..observation import Observation, ObservationType, make_current, release_if_current
 from .base import Integration
+from .documents import recorded
 
 _MAX_RUNS = 10_000
-#: Documents recorded per retrieval (``doc_count`` counts every one): a retriever returning
-#: thousands would otherwise cost the caller's thread more than the retrieval itself.
-_MAX_DOCUMENTS = 100
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
 _TRACE_KEYS = {"user_id": schema.TRACE_USER, "langfuse_user_id": schema.TRACE_USER,
                "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION}
@@ -363,13 +361,9 @@ class AutotraceCallbackHandler:
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
         def end() -> None:
             found = list(documents or ())
-            docs = [_document(d) for d in found[:_MAX_DOCUMENTS]]
+            docs, metadata = recorded((_document(d) for d in found), len(found))
             scores = [d["score"] for d in docs if "score" in d]
-            metadata = None
-            if len(found) > len(docs):
-                metadata = {"documents_recorded": len(docs)}
-                count("retrieval_documents_truncated", len(found) - len(docs))
-            self._end(run_id, documents=docs, doc_count=len(found), scores=scores or None, metadata=metadata)
+            self._end(run_id, documents=docs, doc_count=len(found), scores=scores or None, metadata=metadata or None)
 
         self._guard("retriever_end", end)
 

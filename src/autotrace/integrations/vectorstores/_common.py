@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from itertools import chain, islice
+from itertools import chain
 from typing import Any, NamedTuple
 
 from ... import recorder
-from ..._internal import count, guarded_failure
+from ..._internal import guarded_failure
 from ...observation import CurrentDuring, Observation, ObservationType
 from .. import ownership
+from ..documents import recorded
 
 
 class Batch(NamedTuple):
     """One query's results: how many the store returned, and its documents, made lazily so that
-    only the recorded ones (``MAX_DOCUMENTS`` across the batches) are ever built."""
+    only the recorded ones (``documents.MAX_DOCUMENTS`` across the batches) are ever built."""
 
     count: int
     documents: Iterable[dict[str, Any]]
@@ -28,9 +29,6 @@ Results = Callable[[Any, dict[str, Any]], list[Batch] | None]
 Count = Callable[[Any, tuple[Any, ...], dict[str, Any]], int | None]
 
 _CONTENT = 200
-#: Documents (and scores) recorded per search; ``doc_count`` still counts every one. A search for
-#: thousands of neighbours would otherwise cost the caller's thread more than the search itself.
-MAX_DOCUMENTS = 100
 
 
 def document(id_: Any, score: Any = None, content: Any = None) -> dict[str, Any]:
@@ -76,17 +74,14 @@ class _Search(CurrentDuring):
             fields: dict[str, Any] = {}
             scores: list[float] = []
             if batches is not None:
-                flat = list(islice(chain.from_iterable(b.documents for b in batches), MAX_DOCUMENTS))
                 total = sum(b.count for b in batches)
+                flat, metadata = recorded(chain.from_iterable(b.documents for b in batches), total)
                 scores = [d["score"] for d in flat if "score" in d]
-                fields = {"documents": flat, "doc_count": total, "scores": scores or None, "metadata": {}}
+                fields = {"documents": flat, "doc_count": total, "scores": scores or None, "metadata": metadata}
                 if len(batches) > 1:
-                    fields["metadata"]["doc_counts"] = [b.count for b in batches]
+                    metadata["doc_counts"] = [b.count for b in batches]
                 if scores:  # stores return results best first, whether scores are similarities or distances
-                    fields["metadata"]["top_score"] = scores[0]
-                if total > len(flat):
-                    fields["metadata"]["documents_recorded"] = len(flat)
-                    count("retrieval_documents_truncated", total - len(flat))
+                    metadata["top_score"] = scores[0]
             if self.owner is not None:
                 ownership.enrich(self.owner, store=self.store, collection=self.request.get("collection"),
                                  scores=scores or None, metadata={"store": self.store})

@@ -1,0 +1,199 @@
+"""LlamaIndex edge cases with real llama-index-core pipelines: streaming queries read lazily."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core.base.llms.types import CompletionResponse, LLMMetadata
+from llama_index.core.embeddings import BaseEmbedding
+from llama_index.core.embeddings.mock_embed_model import MockEmbedding
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.llms.callbacks import llm_completion_callback
+from llama_index.core.llms.custom import CustomLLM
+from llama_index.core.llms.mock import MockLLM
+from llama_index.core.tools import BaseTool, ToolMetadata
+
+import autotrace
+from autotrace.integrations.llama_index import INTEGRATION
+from tests.helpers import Traced, shape
+
+pytestmark = pytest.mark.integrations("llama_index")
+dispatcher = get_dispatcher(__name__)
+
+
+@pytest.fixture
+def index() -> Iterator[VectorStoreIndex]:
+    previous = Settings._llm, Settings._embed_model
+    Settings.llm = MockLLM(max_tokens=4)
+    Settings.embed_model = MockEmbedding(embed_dim=8)
+    yield VectorStoreIndex.from_documents([Document(text="Orders ship in 24 hours.", doc_id="d1")])
+    Settings._llm, Settings._embed_model = previous
+
+
+def queries(records: list[dict]) -> list[dict]:
+    return [r for r in records if r["name"] != "MockEmbedding.get_text_embedding_batch"]  # the index build
+
+
+def assert_nothing_held() -> None:
+    tracker = INTEGRATION.tracker
+    assert tracker is not None and not (tracker.open or tracker.streams or tracker.skipped)
+
+
+def test_a_streaming_query_is_one_tree_with_its_generation_under_the_synthesis(index: VectorStoreIndex,
+                                                                              traced: Traced) -> None:
+    """The LLM of a streaming query starts when the caller reads the response, after the query returned."""
+    response = index.as_query_engine(streaming=True).query("when do orders ship?")
+    text = "".join(response.response_gen)
+
+    async def read_async() -> str:
+        streamed = await index.as_query_engine(streaming=True).aquery("refunds?")
+        return "".join([token async for token in streamed.async_response_gen()])
+
+    assert asyncio.run(read_async()) == text == "text text text text"
+    records = queries(traced.records())
+    assert shape(records) == [
+        ("chain", "RetrieverQueryEngine.query", [
+            ("retriever", "VectorIndexRetriever.retrieve", [("embedding", "MockEmbedding.get_query_embedding", [])]),
+            ("chain", "CompactAndRefine.synthesize", [("generation", "MockLLM.stream_complete", [])]),
+        ]),
+        ("chain", "RetrieverQueryEngine.aquery", [
+            ("retriever", "VectorIndexRetriever.aretrieve", [("embedding", "MockEmbedding.aget_query_embedding", [])]),
+            ("chain", "CompactAndRefine.asynthesize", [("generation", "MockLLM.astream_complete", [])]),
+        ]),
+    ]
+    assert len({r["trace_id"] for r in records}) == 2
+    chains = [r for r in records if r["type"] == "chain"]
+    assert [r["output"] for r in chains] == [text] * 4  # the streamed text, not the response object
+    assert all(r["level"] == "DEFAULT" for r in records)
+    assert_nothing_held()
+
+
+def test_a_chat_engine_stream_nests_its_generation_under_the_synthesis(index: VectorStoreIndex,
+                                                                       traced: Traced) -> None:
+    """The chat engine reads the synthesis stream in a thread it starts while its own span is open."""
+    streamed = index.as_chat_engine(chat_mode="context").stream_chat("hello")
+    assert "".join(streamed.response_gen) == "text text text text"
+    records = queries(traced.records())
+    assert shape(records) == [("chain", "ContextChatEngine.stream_chat", [
+        ("retriever", "VectorIndexRetriever.retrieve", [("embedding", "MockEmbedding.get_query_embedding", [])]),
+        ("chain", "CompactAndRefine.synthesize", [("generation", "MockLLM.stream_complete", [])]),
+    ])]
+    assert_nothing_held()
+
+
+def test_a_streaming_query_closed_early_or_never_read_ends_its_chains(index: VectorStoreIndex,
+                                                                     traced: Traced) -> None:
+    with autotrace.start_chain("request") as outer:
+        closed = index.as_query_engine(streaming=True).query("closed")
+        tokens = closed.response_gen
+        assert next(tokens) == "text "
+        tokens.close()  # break + close
+        index.as_query_engine(streaming=True).query("never read")  # freed at once
+        gc.collect()
+    records = traced.trace(outer.trace_id)
+    assert shape(records) == [("chain", "request", [
+        ("chain", "RetrieverQueryEngine.query", [
+            ("retriever", "VectorIndexRetriever.retrieve", [("embedding", "MockEmbedding.get_query_embedding", [])]),
+            ("chain", "CompactAndRefine.synthesize", [("generation", "MockLLM.stream_complete", [])]),
+        ]),
+        ("chain", "RetrieverQueryEngine.query", [
+            ("retriever", "VectorIndexRetriever.retrieve", [("embedding", "MockEmbedding.get_query_embedding", [])]),
+            ("chain", "CompactAndRefine.synthesize", []),
+        ]),
+    ])]
+    by_input = {r["input"]: r["output"] for r in records if r["name"] == "RetrieverQueryEngine.query"}
+    assert by_input == {"closed": "text ", "never read": ""}
+    assert all(r["level"] == "DEFAULT" for r in records)
+    assert_nothing_held()
+
+
+class Metered(CustomLLM):
+    """An LLM whose raw response carries usage under Anthropic / OpenAI Responses names."""
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name="metered")
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        usage = {"input_tokens": 3, "output_tokens": 2, "total_tokens": 6}  # a provider's total wins
+        return CompletionResponse(text="ok", raw={"usage": usage} if prompt == "dict" else SimpleNamespace(
+            usage=SimpleNamespace(input_tokens=3, output_tokens=2)))
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+def test_usage_under_input_and_output_token_names(traced: Traced) -> None:
+    Metered().complete("dict")
+    Metered().complete("object")
+    assert [r["usage"] for r in traced.records()] == [{"input": 3, "output": 2, "total": 6},
+                                                      {"input": 3, "output": 2, "total": 5}]
+
+
+class ArrayEmbedding(BaseEmbedding):
+    """An embedding model returning numpy vectors."""
+
+    def _get_query_embedding(self, query: str) -> Any:
+        return np.ones(4)
+
+    def _get_text_embedding(self, text: str) -> Any:
+        return np.ones(4)
+
+    async def _aget_query_embedding(self, query: str) -> Any:
+        return np.ones(4)
+
+
+class OddResult:
+    @property
+    def content(self) -> str:
+        raise RuntimeError("unreadable")
+
+
+class OddTool(BaseTool):
+    @property
+    def metadata(self) -> ToolMetadata:
+        return ToolMetadata(name="odd", description="returns what cannot be read")
+
+    def __call__(self, input: Any) -> Any:
+        return self.call(input)
+
+    @dispatcher.span
+    def call(self, input: Any) -> Any:
+        return OddResult()
+
+
+def test_results_whose_fields_cannot_be_read_still_end_their_observations(traced: Traced) -> None:
+    assert len(ArrayEmbedding().get_query_embedding("hi")) == 4
+    assert MockEmbedding(embed_dim=8).get_text_embedding_batch([]) == []
+    assert isinstance(OddTool()("x"), OddResult)  # the caller's result, unchanged
+    records = {r["name"]: r for r in traced.records()}
+    assert records["ArrayEmbedding.get_query_embedding"]["metadata"]["dimensions"] == 4
+    assert records["MockEmbedding.get_text_embedding_batch"]["output"] == {"count": 0}
+    assert records["OddTool.call"]["type"] == "tool"  # ended, without the result it could not read
+    assert autotrace.stats().get("internal_errors.llama_index.exit_span") == 1
+    assert_nothing_held()
+
+
+def test_a_large_retrieval_records_at_most_100_documents(traced: Traced) -> None:
+    Settings.embed_model, previous = MockEmbedding(embed_dim=8), Settings._embed_model
+    try:
+        documents = [Document(text=f"order {i} ships soon", doc_id=f"d{i}") for i in range(250)]
+        retriever = VectorStoreIndex.from_documents(documents).as_retriever(similarity_top_k=250)
+        with autotrace.start_chain("req"):
+            found = retriever.retrieve("when does my order ship?")
+    finally:
+        Settings._embed_model = previous
+    assert len(found) == 250  # the caller gets every node
+    (record,) = [r for r in traced.records() if r["type"] == "retriever"]
+    assert record["metadata"]["doc_count"] == 250 and record["metadata"]["documents_recorded"] == 100
+    assert [d["id"] for d in record["output"]] == [n.node.node_id for n in found[:100]]
+    assert autotrace.stats()["retrieval_documents_truncated"] == 150

@@ -237,14 +237,20 @@ def test_tenants_with_hung_endpoints_never_hold_up_a_healthy_one(raw_server) -> 
             autotrace.uninstall(timeout=0.5)
 
 
-def test_extra_export_threads_end_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_extra_export_threads_replace_stuck_ones_and_end_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers, "_EXTRA_IDLE", 0.1)
+    monkeypatch.setattr(workers, "_STUCK_AFTER", 0.2)
     pool = workers.WorkerPool(2, name="edge-pool", max_size=3)
     release, ran = threading.Event(), []
     try:
         for i in range(4):
             pool.submit(lambda i=i: (release.wait(5), ran.append(i)))
-        assert len(pool._threads) == 3  # bounded: the fourth job waits for a free thread
+        assert len(pool._threads) == 2  # busy, not yet stuck: the jobs wait
+        deadline = time.monotonic() + 5
+        while len(pool._threads) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # bounded: the fourth job waits for a free thread
+        assert len(pool._threads) == 3
         release.set()
         deadline = time.monotonic() + 5
         while (len(ran) < 4 or len(pool._threads) > 2) and time.monotonic() < deadline:
@@ -325,3 +331,19 @@ def test_closing_a_target_while_it_reads_a_response_fails_that_send_quietly(raw_
         assert "raised" not in outcome
         result = outcome["result"]
         assert result.ok is False and result.retryable is True
+
+
+def test_a_burst_of_healthy_exports_waits_its_turn_without_extra_threads() -> None:
+    """Busy is not stuck: many short jobs at once (a thousand tenants flushing) keep the pool at
+    its size, instead of opening a connection per extra thread."""
+    pool = workers.WorkerPool(2, name="burst-pool", max_size=16)
+    done: list[int] = []
+    try:
+        for i in range(40):
+            pool.submit(lambda i=i: (time.sleep(0.01), done.append(i)))
+        deadline = time.monotonic() + 10
+        while len(done) < 40 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sorted(done) == list(range(40)) and pool._started == 2
+    finally:
+        pool.stop(2)

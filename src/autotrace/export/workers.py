@@ -1,8 +1,10 @@
 """A small pool of daemon threads for export I/O (daemon, so a hung endpoint never blocks exit).
 
-``size`` threads always run. When a job arrives and none of them is free (say every one waits on
-a hung endpoint until the export timeout), an extra thread starts, up to ``max_size``, so other
-destinations keep flowing; an extra thread ends after ``_EXTRA_IDLE`` seconds without work.
+``size`` threads always run. A thread whose job has run for ``_STUCK_AFTER`` seconds (an endpoint
+that hangs until the export timeout) is stuck: while jobs wait, each stuck thread is replaced by
+an extra one, up to ``max_size`` threads, so other destinations keep flowing. Threads that are
+merely busy are not replaced: a burst of healthy exports waits its turn instead of opening ever
+more connections. An extra thread ends after ``_EXTRA_IDLE`` seconds without work.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from .._internal import count, guarded_failure, log_once
 
 #: Seconds an extra thread waits for work before it ends.
 _EXTRA_IDLE = 5.0
+#: Seconds after which a running job's thread counts as stuck.
+_STUCK_AFTER = 1.0
 #: ``max_size`` when not given: this many times ``size``.
 _BURST = 8
 
 
 class WorkerPool:
-    """Runs submitted callables on ``size`` (up to ``max_size`` when busy) daemon threads."""
+    """Runs submitted callables on ``size`` daemon threads, and on extra ones (up to ``max_size``)
+    in place of threads stuck on one job while others wait."""
 
     def __init__(self, size: int, name: str = "autotrace-export", max_size: int | None = None) -> None:
         self.size = size
@@ -32,6 +37,9 @@ class WorkerPool:
         #: Threads waiting for work minus jobs queued (negative: jobs are waiting for a thread).
         self._free = 0
         self._threads: set[threading.Thread] = set()
+        #: When each thread running a job started it (by thread identity).
+        self._running: dict[int, float] = {}
+        self._recheck: threading.Timer | None = None
         self._started = 0
         self._stopped = False
         with self._lock:
@@ -54,16 +62,40 @@ class WorkerPool:
         with self._lock:
             self._free -= 1
             self._jobs.put(job)
-            if self._free < 0 and not self._stopped:
-                if len(self._threads) < self.max_size:
-                    self._spawn(core=False)
-                else:
-                    count("export_workers_busy")
-                    log_once("workers_busy", "autotrace: all %d export threads are busy (hung endpoints?); "
-                             "exports wait for a free one", self.max_size)
+            self._grow()
+
+    def _grow(self) -> None:
+        """While jobs wait (lock held): replace stuck threads, else look again once the busy ones
+        could count as stuck."""
+        if self._free >= 0 or self._stopped:
+            return
+        now = time.monotonic()
+        stuck = sum(1 for started in self._running.values() if now - started >= _STUCK_AFTER)
+        allowed = min(self.max_size, self.size + stuck)
+        while self._free < 0 and len(self._threads) < allowed and self._spawn(core=False):
+            pass
+        if self._free >= 0:
+            return
+        if len(self._threads) >= self.max_size:
+            count("export_workers_busy")
+            log_once("workers_busy", "autotrace: all %d export threads are stuck on slow endpoints; "
+                     "exports wait for a free one", self.max_size)
+        elif self._recheck is None:
+            self._recheck = threading.Timer(_STUCK_AFTER, self._look_again)
+            self._recheck.daemon = True
+            try:
+                self._recheck.start()
+            except RuntimeError:  # at interpreter exit
+                self._recheck = None
+
+    def _look_again(self) -> None:
+        with self._lock:
+            self._recheck = None
+            self._grow()
 
     def _run(self, core: bool) -> None:
         wait = None if core else _EXTRA_IDLE
+        me = threading.get_ident()
         while True:
             try:
                 job = self._jobs.get(timeout=wait)
@@ -76,12 +108,15 @@ class WorkerPool:
                 continue  # a job was queued for this thread meanwhile
             if job is None:
                 return
+            with self._lock:
+                self._running[me] = time.monotonic()
             try:
                 job()
             except Exception as exc:
                 guarded_failure("worker", exc)
             finally:
                 with self._lock:
+                    self._running.pop(me, None)
                     self._free += 1
 
     def stop(self, timeout: float) -> None:
@@ -89,6 +124,9 @@ class WorkerPool:
         most ``timeout`` overall (a thread stuck on a hung endpoint exits when its job returns)."""
         with self._lock:
             self._stopped = True
+            if self._recheck is not None:
+                self._recheck.cancel()
+                self._recheck = None
             threads = list(self._threads)
             try:
                 while True:

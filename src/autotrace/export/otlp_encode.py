@@ -17,6 +17,8 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
+from .._internal import count
+
 _SMALL = [bytes((i,)) for i in range(128)]
 _FIXED64 = struct.Struct("<Q").pack
 _FIXED32 = struct.Struct("<I").pack
@@ -123,16 +125,19 @@ def _key_value(key: str, value: Any) -> bytes | None:
 
 
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
-    """Repeated ``KeyValue`` fields; an attribute OTLP cannot carry is left out, as the SDK does."""
+    """Repeated ``KeyValue`` fields; an attribute OTLP cannot carry (an integer beyond 64 bits, a
+    structure nested into itself) is left out, as the SDK does, and counted."""
     if not attributes:
         return b""
     parts = []
     for key, value in attributes.items():
         pair = _key_value(key, value)
-        if pair is not None:
-            parts.append(tag)
-            parts.append(_varint(len(pair)))
-            parts.append(pair)
+        if pair is None:
+            count("attributes_dropped.unencodable")
+            continue
+        parts.append(tag)
+        parts.append(_varint(len(pair)))
+        parts.append(pair)
     return b"".join(parts)
 
 

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext
 
 from .. import schema
@@ -51,6 +53,8 @@ _AMBIGUOUS = ""  # a trace id that local roots of different tenants share (never
 DRAIN_AT = 256
 BACKPRESSURE_PAUSE = 0.0005
 _TENANT = schema.TENANT
+#: Resources and instrumentation scopes remembered with their redacted forms (few per process).
+_MAX_ORIGINS = 256
 
 
 class TenantTracker:
@@ -165,6 +169,7 @@ class SpanPipeline(SpanProcessor):
         self._busy = False
         self._stopped = False
         self._processed = 0
+        self._origins: dict[int, tuple[Any, Any]] = {}  # pipeline thread only
         self._thread = self._start_thread()
         follow_fork(self)
 
@@ -281,9 +286,13 @@ class SpanPipeline(SpanProcessor):
         attrs = schema.cap_attributes(attrs, max_bytes, values_capped=capped)
         span_type = str(attrs[schema.OBS_TYPE])
         name, status, events, links = span.name, span.status, span.events, span.links
+        resource, scope = span.resource, span.instrumentation_scope
         redactor = self.redactor
-        if redactor.enabled:
-            try:
+        try:
+            # texts beside the attributes are bounded too (an exception's message and stack trace
+            # are event attributes): held for redaction, cut once redacted, like attributes
+            name, status, events, links = self._hold_texts(name, status, events, links)
+            if redactor.enabled:
                 attrs, _report = redactor.redact_attributes(attrs, span_type)
                 name = redactor.redact_text(name, SPAN_NAME, span_type)
                 if status.description:
@@ -293,19 +302,22 @@ class SpanPipeline(SpanProcessor):
                     events = tuple(self._redact_event(event, span_type) for event in events)
                 if links:
                     links = tuple(self._redact_link(link, span_type) for link in links)
-            except Exception as exc:  # fail closed: an unredacted span is never exported
-                count("spans_dropped.redaction_failed")
-                guarded_failure("redaction", exc)
-                return
+                resource, scope = self._redacted_origin(resource, scope)
+            name, status, events, links = self._cut_texts(name, status, events, links)
+        except Exception as exc:  # fail closed: an unredacted span is never exported
+            count("spans_dropped.redaction_failed")
+            guarded_failure("redaction", exc)
+            return
         schema.cut_values(attrs, max_bytes)  # at the limit, now that what it held is redacted
         if type(span) is ObservationSpan:  # ended and handed over: finish it in place
             span.attributes, span.name, span.status, span.events, span.links = attrs, name, status, events, links
+            span.resource, span.instrumentation_scope = resource, scope
             finished: ReadableSpan | ObservationSpan = span
         else:
             finished = ReadableSpan(
-                name=name, context=span.context, parent=span.parent, resource=span.resource, attributes=attrs,
+                name=name, context=span.context, parent=span.parent, resource=resource, attributes=attrs,
                 events=events, links=links, kind=span.kind, status=status, start_time=span.start_time,
-                end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
+                end_time=span.end_time, instrumentation_scope=scope,
             )
         self.router.route(tenant, finished)
 
@@ -340,6 +352,60 @@ class SpanPipeline(SpanProcessor):
                          type(exc).__name__)
                 return
         self.router.route(item.tenant, item)
+
+    def _hold_texts(self, name: str, status: Any, events: Any, links: Any) -> tuple[str, Any, Any, Any]:
+        """The span's name, status message, event names and attributes, and link attributes, each
+        held for redaction (``schema.hold``)."""
+        return self._bound_texts(schema.hold, name, status, events, links)
+
+    def _cut_texts(self, name: str, status: Any, events: Any, links: Any) -> tuple[str, Any, Any, Any]:
+        """The same texts, redacted by now, cut at the value size limit (``schema.truncate``)."""
+        return self._bound_texts(schema.truncate, name, status, events, links)
+
+    def _bound_texts(self, bound: Callable[[str, int], str], name: str, status: Any, events: Any,
+                     links: Any) -> tuple[str, Any, Any, Any]:
+        limit = self.settings.max_value_bytes
+        quarter = limit // 4  # a text of fewer characters is within the limit: most spans stop here
+        if len(name) > quarter:
+            name = bound(name, limit)
+        if status.description and len(status.description) > quarter:
+            status = type(status)(status.status_code, bound(status.description, limit))
+
+        def bounded(attributes: Any) -> Any:
+            if not attributes or not schema.has_long_string(attributes.values(), limit):
+                return attributes
+            return {key: bound(value, limit) if isinstance(value, str) else value for key, value in attributes.items()}
+
+        if events and any(len(e.name) > quarter or schema.has_long_string((e.attributes or {}).values(), limit)
+                          for e in events):
+            events = tuple(type(e)(bound(e.name, limit), bounded(e.attributes), e.timestamp) for e in events)
+        if links and any(schema.has_long_string((link.attributes or {}).values(), limit) for link in links):
+            links = tuple(Link(link.context, bounded(link.attributes)) for link in links)
+        return name, status, events, links
+
+    def _redacted_origin(self, resource: Any, scope: Any) -> tuple[Any, Any]:
+        """A span's resource and instrumentation scope with their attributes redacted (another
+        provider's resource may carry command lines or owners). Shared by many spans, each is
+        redacted once and remembered, bounded; hooks see ``span_type`` ``resource`` or ``scope``."""
+        return self._origin(resource, "resource"), self._origin(scope, "scope")
+
+    def _origin(self, origin: Any, kind: str) -> Any:
+        if origin is None or not origin.attributes:
+            return origin
+        known = self._origins.get(id(origin))
+        if known is not None and known[0] is origin:  # the original is kept alive: its id is not reused
+            return known[1]
+        attrs, _ = self.redactor.redact_attributes(origin.attributes, kind)
+        if attrs == dict(origin.attributes):
+            redacted = origin
+        elif kind == "resource":
+            redacted = Resource(attrs, origin.schema_url)
+        else:
+            redacted = InstrumentationScope(origin.name, origin.version, origin.schema_url, attrs)
+        if len(self._origins) >= _MAX_ORIGINS:
+            self._origins.clear()
+        self._origins[id(origin)] = (origin, redacted)
+        return redacted
 
     def _redact_event(self, event: Any, span_type: str) -> Any:
         redacted, _ = self.redactor.redact_attributes(event.attributes or {}, span_type)

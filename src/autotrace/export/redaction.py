@@ -2,7 +2,7 @@
 
 Detectors replace matches with a placeholder naming the kind (``<EMAIL>``). Each runs only when
 a cheap trigger is present, and matches are checked by validators (Luhn, IBAN mod-97, SSN rules,
-IP octets). Placeholders contain no quotes or backslashes, so JSON text stays valid.
+IP octets, Basic credentials decoded). Placeholders contain no quotes or backslashes, so JSON text stays valid.
 Every value is redacted, whatever its type: strings inside mappings (keys too) and sequences at
 any depth, bytes (as UTF-8 text, undecodable bytes kept as they are); a value nested too deep, too
 large or of another type is replaced, never exported raw.
@@ -15,6 +15,7 @@ events and links), and for the texts that are not attributes under these keys: `
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import ipaddress
 import re
@@ -33,16 +34,29 @@ _SCALARS = frozenset({bool, int, float, type(None)})
 _MAX_DEPTH = 8
 _MAX_ITEMS = 10_000
 
+_ESCAPED = r"\\u[0-9A-Fa-f]{4}"  # a letter in JSON text written with ensure_ascii (jos\u00e9@...)
+_LABEL = rf"(?:[^\W_]|{_ESCAPED})(?:[\w-]|{_ESCAPED})*"  # of a domain name, letters of any script
+
 _PATTERNS: dict[str, str] = {
     # order matters: more specific shapes first
+    # a PEM private key block, its body base64 with line breaks (raw, or escaped as in JSON text)
+    # and optional headers; to its END line, or where its characters end (a block cut short)
+    "PRIVATE_KEY": (
+        r"-----BEGIN[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,\s\x00-]|\\[nr])*?"
+        r"(?:-----END[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----|(?![A-Za-z0-9+/=:,\s\x00-]|\\[nr]))"
+    ),
     "JWT": r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
     "BEARER_TOKEN": r"(?<=[Bb]earer )[A-Za-z0-9._~+/-]{8,}=*",
+    # HTTP Basic credentials: base64 of ``user:password`` (checked by decoding, so "basic idea" stays)
+    "BASIC_AUTH": r"(?<=[Bb]asic )[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])",
     "API_KEY": (
-        r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}|[ps]k-lf-[A-Za-z0-9-]{8,}|AKIA[0-9A-Z]{16}"
+        r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}|[ps]k-lf-[A-Za-z0-9-]{8,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
         r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[bpasr]-[A-Za-z0-9-]{10,}"
         r"|AIza[0-9A-Za-z_-]{35})"
     ),
-    "EMAIL": r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
+    # letters of any script (josé@example.com, user@bücher.de: \w is Unicode here); a backslash in
+    # the local part takes whatever escape it starts with it, so JSON text stays valid
+    "EMAIL": rf"[\w.%+\\-]+@{_LABEL}(?:\.{_LABEL})*\.[^\W\d_]{{2,}}\b",
     "IBAN": r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
     "CREDIT_CARD": r"(?<![\d.,-])(?:\d[ -]?){12,18}\d(?![\d-]|[.,]\d)",  # never inside a decimal number
     "US_SSN": r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])",
@@ -56,6 +70,12 @@ _PATTERNS: dict[str, str] = {
         r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?(?![\w:])"
     ),
 }
+#: In JSON text a value often follows an escape ("...key:\nsk-proj-..." in a serialised chat
+#: message), where the escape's letter hides the word boundary the patterns start at. While the
+#: passes run, a NUL (never raw in JSON text) follows each such escape, then is taken out again
+#: (one after an escaped backslash and a letter only adds a boundary: harmless).
+_ESCAPES = ("\\n", "\\t", "\\r", "\\b", "\\f")
+_MARK = "\x00"
 # ``api_key=...``-style assignments need the key kept, so they have their own expression.
 _KEY_VALUE = re.compile(
     r"(?P<prefix>[\"']?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)[\"']?\s?[:=]\s?[\"']?)"
@@ -104,17 +124,19 @@ def _by_text(pattern: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return re.compile(pattern), re.compile(pattern, re.ASCII)
 
 
-_TEXT_PASSES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
-    ("JWT", ("eyJ",), re.compile(_PATTERNS["JWT"])),
-    ("BEARER_TOKEN", ("earer ",), re.compile(_PATTERNS["BEARER_TOKEN"])),
-    ("API_KEY", ("sk-", "k-lf-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza"),
-     re.compile(_PATTERNS["API_KEY"])),
-    ("EMAIL", ("@",), re.compile(_PATTERNS["EMAIL"])),
+_TEXT_PASSES: tuple[tuple[str, tuple[str, ...], tuple[re.Pattern[str], re.Pattern[str]]], ...] = (
+    ("PRIVATE_KEY", ("PRIVATE KEY",), _by_text(_PATTERNS["PRIVATE_KEY"])),
+    ("JWT", ("eyJ",), _by_text(_PATTERNS["JWT"])),
+    ("BEARER_TOKEN", ("earer ",), _by_text(_PATTERNS["BEARER_TOKEN"])),
+    ("BASIC_AUTH", ("asic ",), _by_text(_PATTERNS["BASIC_AUTH"])),
+    ("API_KEY", ("sk-", "k-lf-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox",
+                 "AIza"), _by_text(_PATTERNS["API_KEY"])),
+    ("EMAIL", ("@",), _by_text(_PATTERNS["EMAIL"])),
 )
 #: Every text pass's trigger contains one of these (checked by a test), so a text with none of
 #: them needs no text pass. A few substring tests cost far less than one scan with a regular
 #: expression whose alternatives start with common letters.
-_TRIGGER_HINTS = ("@", "k-", "_", "eyJ", "earer ", "xox", "AKIA", "AIza")
+_TRIGGER_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY")
 _DIGIT_PASS = _by_text("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
 _KEY_WORDS = ("key", "secret", "token", "passw")
 
@@ -179,8 +201,17 @@ def _card_ok(text: str) -> bool:
     return 13 <= len(digits) <= 19 and _luhn(digits)
 
 
+def _basic_ok(text: str) -> bool:
+    """Base64 of printable ``user:password`` text, as HTTP Basic credentials are."""
+    try:
+        decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError both are
+        return False
+    return ":" in decoded and decoded.isprintable()
+
+
 _VALIDATORS: dict[str, Callable[[str], bool]] = {
-    "IBAN": _iban_ok, "US_SSN": _ssn_ok, "IP_ADDRESS": _ip_ok, "CREDIT_CARD": _card_ok,
+    "IBAN": _iban_ok, "US_SSN": _ssn_ok, "IP_ADDRESS": _ip_ok, "CREDIT_CARD": _card_ok, "BASIC_AUTH": _basic_ok,
 }
 
 
@@ -195,10 +226,16 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
     if not (triggered or digits or keyed):
         return text, 0
     replaced = 0
+    marked = "\\" in text and _MARK not in text
+    if marked:
+        for escape in _ESCAPES:
+            if escape in text:
+                text = text.replace(escape, escape + _MARK)
+    ascii_text = text.isascii()
 
-    def substitute(match: re.Match[str]) -> str:
+    def substitute(match: re.Match[str], kind: str | None = None) -> str:
         nonlocal replaced
-        kind = match.lastgroup or ""
+        kind = kind or match.lastgroup or ""
         value = match.group()
         if not _VALIDATORS.get(kind, bool)(value):
             return value
@@ -206,12 +243,16 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
         return f"<{kind}>"
 
     if triggered:
-        for kind, triggers, pattern in _TEXT_PASSES:
+        for kind, triggers, patterns in _TEXT_PASSES:
             if (kinds is None or kind in kinds) and any(trigger in text for trigger in triggers):
-                text, n = pattern.subn(f"<{kind}>", text)
-                replaced += n
+                pattern = patterns[ascii_text]
+                if kind in _VALIDATORS:  # a shape that ordinary text can have too: replaced once checked
+                    text = pattern.sub(lambda match, kind=kind: substitute(match, kind), text)
+                else:
+                    text, n = pattern.subn(f"<{kind}>", text)
+                    replaced += n
     if digits and (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)):
-        text = _DIGIT_PASS[text.isascii()].sub(substitute if kinds is None else _only(kinds, substitute), text)
+        text = _DIGIT_PASS[ascii_text].sub(substitute if kinds is None else _only(kinds, substitute), text)
     if keyed and (kinds is None or "API_KEY" in kinds):
         def key_value(match: re.Match[str]) -> str:
             nonlocal replaced
@@ -219,7 +260,7 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
             return f"{match.group('prefix')}<API_KEY>"
 
         text = _KEY_VALUE.sub(key_value, text)
-    return text, replaced
+    return (text.replace(_MARK, "") if marked else text), replaced
 
 
 def _contains_any(text: str, needles: tuple[str, ...]) -> bool:

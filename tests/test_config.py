@@ -135,3 +135,11 @@ def test_a_langfuse_host_with_a_path_or_trailing_slash_is_accepted() -> None:
     assert host == "http://lf:3000/langfuse/"
     with pytest.raises(ConfigError, match="setting 'langfuse_host'"):
         load_settings(env={"LANGFUSE_HOST": "http://lf:99999"})
+
+
+def test_a_small_queue_given_alone_caps_the_batch_size() -> None:
+    assert load_settings(env={"OTEL_BSP_MAX_QUEUE_SIZE": "7"}).max_export_batch == 7
+    assert load_settings({"queue_size": 100}, env={}).max_export_batch == 100
+    assert load_settings({"queue_size": 5000}, env={}).max_export_batch == 512  # the default fits
+    with pytest.raises(ConfigError, match=r"max_export_batch.*\(50 > 7\)"):  # both given: the user's to fix
+        load_settings({"queue_size": 7, "max_export_batch": 50}, env={})

@@ -237,7 +237,13 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     if isinstance(overrides.get("local_store_path"), str):
         overrides["local_store_path"] = Path(overrides["local_store_path"])
     values.update({k: v for k, v in overrides.items() if v is not None})
+    queue_size = values.get("queue_size")
+    if "max_export_batch" not in values and isinstance(queue_size, int) and 0 < queue_size < _DEFAULT_BATCH:
+        values["max_export_batch"] = queue_size  # a small queue given alone: batches no larger than it
     return _validate(Settings(**values))
+
+
+_DEFAULT_BATCH = Settings.max_export_batch
 
 
 def _validate(settings: Settings) -> Settings:
@@ -277,7 +283,7 @@ def _validate(settings: Settings) -> Settings:
     except ValueError as exc:
         fail("redact", str(exc))
     if settings.max_export_batch > settings.queue_size:
-        fail("max_export_batch", "must not exceed queue_size")
+        fail("max_export_batch", f"must not exceed queue_size ({settings.max_export_batch} > {settings.queue_size})")
     for name in ("integrations", "disabled_integrations"):
         value = getattr(settings, name)
         if value is not None and (isinstance(value, str) or not all(isinstance(v, str) for v in value)):

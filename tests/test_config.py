@@ -143,3 +143,11 @@ def test_a_small_queue_given_alone_caps_the_batch_size() -> None:
     assert load_settings({"queue_size": 5000}, env={}).max_export_batch == 512  # the default fits
     with pytest.raises(ConfigError, match=r"max_export_batch.*\(50 > 7\)"):  # both given: the user's to fix
         load_settings({"queue_size": 7, "max_export_batch": 50}, env={})
+
+
+def test_an_unknown_integration_name_is_said_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="autotrace"):
+        autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai", "opneai"),
+                          disabled_integrations=("grcp",))
+    assert "no integration named grcp, opneai (known: " in caplog.text and "openai" in caplog.text
+    assert autotrace.stats()["integrations_unknown"] == 2

@@ -189,7 +189,13 @@ def _instrument_integrations(settings: Settings) -> None:
     first imports it (or now, if it already has), so start-up never imports unused libraries."""
     wanted = set(settings.integrations) if settings.integrations is not None else None
     disabled = set(settings.disabled_integrations)
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    unknown = sorted(((wanted or set()) | disabled) - {entry_point.name for entry_point in entry_points})
+    if unknown:  # a typo would otherwise leave a library silently untraced (or traced)
+        count("integrations_unknown", len(unknown))
+        log_once(f"integrations_unknown:{','.join(unknown)}", "autotrace: no integration named %s (known: %s)",
+                 ", ".join(unknown), ", ".join(sorted(entry_point.name for entry_point in entry_points)))
+    for entry_point in entry_points:
         name = entry_point.name
         if name in disabled or (wanted is not None and name not in wanted) or name in _integrations:
             continue

@@ -46,6 +46,9 @@ OBS: dict[str, Any] = {
     ("usage.total=2500", True),
     ("model=null", False),
     ("model!=null", True),
+    ("prompt.label=null", True),  # a missing field equals null
+    ("prompt.label!=null", False),
+    ("not prompt.label=null", False),
 ])
 def test_matches(text: str, expected: bool) -> None:
     assert compile_query(text).matches(OBS) is expected

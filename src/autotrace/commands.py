@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -77,6 +78,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     started = time.time_ns()
     try:
         code = subprocess.run(command, env=env, check=False).returncode
+    except OSError as exc:  # no such program, not executable: said as ``run`` says it
+        print(f"autotrace replay: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
+        return 127
     finally:
         os.unlink(spec.name)
     # only a replay started by this run counts, never an earlier replay of the same trace
@@ -100,7 +104,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     store = open_store(args.db)
     report = compare_versions(store.observations(), store.scores(), args.prompt, args.a, args.b, args.alpha)
     print(json.dumps(report, indent=2) if args.json else render_comparison(report))
+    missing = [v for v, n in ((report["a"], report["count_a"]), (report["b"], report["count_b"])) if not n]
+    if missing:  # a mistyped prompt or version compares nothing: never a silent pass of a CI gate
+        print(f"autotrace compare: no generations of prompt {args.prompt!r} version {' or '.join(missing)} "
+              f"in {store.path}", file=sys.stderr)
+        return 1
     return 1 if report["regressions"] and args.fail_on_regression else 0
+
+
+def _alpha(text: str) -> float:
+    """A significance level: a number in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -121,7 +141,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--prompt", required=True)
     p.add_argument("a")
     p.add_argument("b")
-    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (default 0.05)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a regression is flagged")
     p.set_defaults(func=cmd_compare)

@@ -12,8 +12,8 @@ as typed (``name~404`` finds ``error-404``) in the field's text (structured fiel
 kept). A value typed as a finite number compares numerically with a numeric field (``2.5e3`` equals
 2500); ``<`` ``<=`` ``>`` ``>=`` with such a value also read a text field that holds a finite number,
 and fail on anything else. Otherwise equality compares text: a text field with the value as typed
-(``version=1.10`` does not match ``"1.1"``), any other field with its JSON text. A missing field
-fails every comparison except ``!=`` and ``!~``. ``type`` and ``level`` compare case-insensitively.
+(``version=1.10`` does not match ``"1.1"``), any other field with its JSON text. A missing (or null)
+field equals ``null`` (``model=null``) and fails every other comparison except ``!=`` and ``!~``. ``type`` and ``level`` compare case-insensitively.
 """
 
 from __future__ import annotations
@@ -126,8 +126,8 @@ def _compare(field: str, op: str, expected: _Literal) -> Predicate:
 
     def predicate(obs: Mapping[str, Any]) -> bool:
         actual = _lookup(obs, path)
-        if actual is _MISSING:
-            return op in ("!=", "!~") and expected.value is not None
+        if actual is _MISSING:  # absent or null: equals null (as ``!=null`` holds only for a present field)
+            return op in ("=", "==") if expected.value is None else op in ("!=", "!~")
         if op in ("~", "!~"):
             found = needle in _text(actual).casefold()
             return found if op == "~" else not found

@@ -81,6 +81,11 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
         events=[{"name": e.name, "attributes": dict(e.attributes or {})} for e in span.events],
     )
     record["duration_ms"] = (record["end_ns"] - record["start_ns"]) / 1e6
+    cost = record.get("cost")
+    if isinstance(cost, dict) and "total" not in cost:  # as Langfuse: no total given is the sum of the parts
+        parts = [v for v in cost.values() if isinstance(v, int | float) and not isinstance(v, bool)]
+        if parts:
+            record["cost"] = {**cost, "total": sum(parts)}
     if record["error"] and schema.OBS_LEVEL not in attrs:  # a failed span of another library: as Langfuse shows it
         record["level"] = "ERROR"
     if record["error"] and not record["status_message"] and span.status.description:
@@ -116,8 +121,10 @@ class LocalStore:
 
     def __init__(self, path: str | Path, retention_days: float = 28.0, *, read_only: bool = False) -> None:
         """Open (creating if needed) the store for writing; never waits long for another writer: a busy
-        store is opened on first use. ``read_only``: open an existing store for reading only (raises
-        ``StoreError``); it never writes, purges or waits for a writer."""
+        store is opened on first use. Expired rows are purged by the first write, on the export
+        thread: opening runs in ``install()``, whose caller must not wait for a large delete.
+        ``read_only``: open an existing store for reading only (raises ``StoreError``); it never
+        writes, purges or waits for a writer."""
         self.path = Path(path)
         self.retention_ns = int(retention_days * 86400 * 1e9)
         self.read_only = read_only
@@ -125,7 +132,7 @@ class LocalStore:
         self._held_for_fork: threading.Lock | None = None
         self._pid = os.getpid()
         self._closed = False
-        self._last_purge = float("-inf")  # when the store is busy at open, the first write purges
+        self._last_purge = float("-inf")  # the first write purges
         self._db: sqlite3.Connection | None = None
         if read_only:
             self._db = self._open_reader()
@@ -134,7 +141,6 @@ class LocalStore:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._db = self._connect(_OPEN_WAIT)
-                self.purge()
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
@@ -240,11 +246,16 @@ class LocalStore:
             )
 
     def purge(self, now_ns: int | None = None) -> int:
-        """Delete observations and scores older than the retention period; returns rows deleted."""
+        """Delete traces whose every observation ended before the retention period, and older scores;
+        returns rows deleted. Whole traces: a trace straddling the cutoff is kept entire, never shown
+        with part of its tree (and of its tokens and cost) gone."""
         cutoff = (now_ns or time.time_ns()) - self.retention_ns
         with self._lock:
             db = self._conn()
-            deleted = db.execute("DELETE FROM observations WHERE end_ns < ?", (cutoff,)).rowcount
+            deleted = db.execute(
+                "DELETE FROM observations WHERE end_ns < ? AND NOT EXISTS (SELECT 1 FROM observations AS kept "
+                "WHERE kept.trace_id = observations.trace_id AND kept.end_ns >= ?)", (cutoff, cutoff),
+            ).rowcount
             deleted += db.execute("DELETE FROM scores WHERE created_ns < ?", (cutoff,)).rowcount
         self._last_purge = time.monotonic()
         return deleted
@@ -295,8 +306,12 @@ class LocalStore:
         )
         summaries = []
         for trace_id, start, end, n, tokens, cost, errors, tenant_id in rows:
+            # the root: an observation whose parent is not in the trace, before any start order (a child
+            # can start at the root's nanosecond, or earlier on a skewed clock of another service)
             root = self._rows(
-                "SELECT name, record FROM observations WHERE trace_id = ? ORDER BY start_ns LIMIT 1", (trace_id,)
+                "SELECT name, record FROM observations AS o WHERE trace_id = ? ORDER BY EXISTS (SELECT 1 FROM "
+                "observations AS p WHERE p.trace_id = o.trace_id AND p.id = o.parent_id), start_ns, rowid LIMIT 1",
+                (trace_id,),
             )
             record = json.loads(root[0][1]) if root else {}
             summaries.append({

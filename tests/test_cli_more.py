@@ -1,0 +1,153 @@
+"""The local store and CLI against what was recorded: strict ``--json``, whole-trace retention that
+never runs on the caller's thread, the root's name in the trace list, costs given in parts, and
+``replay``/``compare`` exit codes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import autotrace
+from autotrace import cli
+from autotrace.export.local_store import LocalStore
+from tests.helpers import Traced
+
+DAY = 86400 * 10**9
+
+
+def _record(span_id: str, parent: str | None, name: str, start_ns: int, end_ns: int, **fields: Any) -> dict[str, Any]:
+    record = {"trace_id": "ab" * 16, "id": span_id, "parent_id": parent, "name": name, "type": "span",
+              "tenant": "acme", "start_ns": start_ns, "end_ns": end_ns, "level": "DEFAULT", "model": None,
+              "usage": None, "cost": None, "duration_ms": (end_ns - start_ns) / 1e6}
+    record.update(fields)
+    return record
+
+
+def _rows(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0])
+
+
+def _strict(text: str) -> Any:
+    def reject(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+def test_json_output_is_strict_with_non_finite_values(traced: Traced, capsys: pytest.CaptureFixture[str]) -> None:
+    with autotrace.tenant("acme"), autotrace.start_chain("root") as root:
+        with autotrace.start_generation("g", model="m") as gen:
+            gen.update(usage={"total": 2}, cost={"total": math.inf}, metadata={"ratio": math.nan})
+    traced.records()
+    for argv in (["traces", "--json"], ["show", root.trace_id, "--json"], ["query", "type=generation", "--json"]):
+        assert cli.main(["--db", str(traced.path), *argv]) == 0
+        data = _strict(capsys.readouterr().out)
+        assert data  # NaN and infinity, which JSON cannot hold, are null
+    assert cli.main(["--db", str(traced.path), "query", "type=generation", "--json"]) == 0
+    (gen_record,) = _strict(capsys.readouterr().out)
+    assert gen_record["cost"]["total"] is None and gen_record["metadata"]["ratio"] is None
+    assert gen_record["usage"]["total"] == 2
+
+
+def test_a_cost_given_in_parts_is_summed_as_langfuse_does(traced: Traced, capsys: pytest.CaptureFixture[str]) -> None:
+    with autotrace.tenant("acme"), autotrace.start_chain("root") as root:
+        with autotrace.start_generation("g", model="m") as gen:
+            gen.update(usage={"input": 10, "output": 5}, cost={"input": 0.1, "output": 0.2})
+    traced.records()
+    assert cli.main(["--db", str(traced.path), "traces", "--json"]) == 0
+    assert _strict(capsys.readouterr().out)[0]["cost"] == pytest.approx(0.3)
+    assert cli.main(["--db", str(traced.path), "show", root.trace_id]) == 0
+    assert "$0.300000" in capsys.readouterr().out
+
+
+def test_opening_the_store_leaves_the_purge_to_the_first_write(tmp_path: Path) -> None:
+    """``install()`` opens the store on the application's thread: a large purge there blocked it for
+    seconds, so expired rows go with the first write, on the export thread."""
+    db = tmp_path / "t.db"
+    old = time.time_ns() - 40 * DAY
+    store = LocalStore(db, retention_days=1000)
+    store.write([_record(f"{i + 1:016x}", None, "old", old, old + 1, trace_id=f"{i:032x}") for i in range(50)])
+    store.close()
+    store = LocalStore(db, retention_days=28)
+    assert _rows(db) == 50
+    now = time.time_ns()
+    store.write([_record("1" * 16, None, "new", now, now + 1)])
+    assert _rows(db) == 1
+    store.close()
+
+
+def test_purge_keeps_a_trace_that_straddles_the_cutoff_whole(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    now = time.time_ns()
+    start = now - DAY - 10**9
+    store = LocalStore(tmp_path / "t.db", retention_days=1000)
+    usage = {"usage": {"total": 100}}
+    store.write([_record("1" * 16, None, "turn", start, now - DAY + 2 * 10**9),  # ends after the cutoff
+                 _record("2" * 16, "1" * 16, "early", start, start + 10**6, **usage),  # ended before it
+                 _record("3" * 16, None, "old", start, start + 1, trace_id="cd" * 16)])
+    store.close()
+    store = LocalStore(tmp_path / "t.db", retention_days=1)
+    assert store.purge(now) == 1  # only the trace that ended entirely before the cutoff
+    store.close()
+    assert cli.main(["--db", str(tmp_path / "t.db"), "traces", "--json"]) == 0
+    (summary,) = _strict(capsys.readouterr().out)
+    assert (summary["trace_id"], summary["observations"], summary["tokens"]) == ("ab" * 16, 2, 100)
+
+
+def test_trace_list_names_the_root_even_when_a_child_starts_with_it(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    now = time.time_ns()
+    store = LocalStore(tmp_path / "t.db")
+    store.write([_record("1" * 16, "2" * 16, "child-step", now, now + 1)])  # children end, so arrive, first
+    store.write([_record("2" * 16, None, "checkout-turn", now, now + 2)])
+    store.write([_record("3" * 16, "f" * 16, "remote-child", now, now + 1, trace_id="cd" * 16),  # skewed clock
+                 _record("4" * 16, "e" * 16, "served", now + 5, now + 9, trace_id="cd" * 16)])  # parent upstream
+    store.close()
+    assert cli.main(["--db", str(tmp_path / "t.db"), "traces", "--json"]) == 0
+    names = {s["trace_id"]: s["name"] for s in _strict(capsys.readouterr().out)}
+    assert names["ab" * 16] == "checkout-turn"
+    assert names["cd" * 16] == "remote-child"  # no parent in the trace for either: the earliest
+
+
+def _cli(db: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    return subprocess.run([sys.executable, "-m", "autotrace", "--db", str(db), *argv], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+
+
+def test_replay_of_a_program_that_cannot_run_is_a_one_line_error(tmp_path: Path) -> None:
+    now = time.time_ns()
+    store = LocalStore(tmp_path / "t.db")
+    store.write([_record("1" * 16, None, "answer", now, now + 1, type="generation")])
+    store.close()
+    result = _cli(tmp_path / "t.db", "replay", "ab", "--at", "1111", "--", str(tmp_path / "no-such-program"))
+    assert result.returncode == 127 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == (f"autotrace replay: cannot run {str(tmp_path / 'no-such-program')!r}: "
+                             "No such file or directory\n")
+
+
+def test_compare_fails_when_a_version_has_no_generations(tmp_path: Path) -> None:
+    """A mistyped prompt name or version compared nothing and passed ``--fail-on-regression``."""
+    now = time.time_ns()
+    store = LocalStore(tmp_path / "t.db")
+    store.write([_record(f"{i + 1:016x}", None, "answer", now, now + 10**6, trace_id=f"{i:032x}", type="generation",
+                         prompt={"name": "answer", "version": 1}) for i in range(3)])
+    store.close()
+    result = _cli(tmp_path / "t.db", "compare", "--prompt", "answer", "1", "2", "--fail-on-regression", "--json")
+    assert result.returncode == 1
+    assert _strict(result.stdout)["count_a"] == 3 and _strict(result.stdout)["count_b"] == 0
+    assert result.stderr.endswith("no generations of prompt 'answer' version 2 in " + str(tmp_path / "t.db") + "\n")
+    assert _cli(tmp_path / "t.db", "compare", "--prompt", "answer", "1", "1").returncode == 0
+    for alpha in ("5", "0", "nan", "x"):
+        result = _cli(tmp_path / "t.db", "compare", "--prompt", "answer", "1", "1", "--alpha", alpha)
+        assert result.returncode == 2 and "must be a number between 0 and 1" in result.stderr

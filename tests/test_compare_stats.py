@@ -124,3 +124,16 @@ def test_compare_json_is_strict_with_infinite_scores(tmp_path: Path, capsys: pyt
     quality = next(m for m in report["metrics"] if m["metric"] == "score:quality")
     assert quality["a_p50"] == quality["b_p50"] == 0.5  # the non-finite values are left out
     assert report["regressions"] == []
+
+
+def test_the_comparison_table_keeps_a_space_between_columns_however_wide_the_values() -> None:
+    from autotrace.compare import render_comparison
+
+    metric = {"metric": "latency_ms", "a_p50": 1.23456789e6, "b_p50": 0.00793651234, "a_p95": -1.23456789e-7,
+              "b_p95": 78.8, "p_value": 0.00793650793, "regression": True}
+    text = render_comparison({"prompt": "p", "a": 6, "b": 7, "count_a": 5, "count_b": 5, "alpha": 0.05,
+                              "metrics": [metric], "regressions": ["latency_ms"]})
+    header, row = text.splitlines()[1:3]
+    assert row.split() == ["latency_ms", "1.23457e+06", "0.00793651", "-1.23457e-07", "78.8", "0.00793651",
+                           "REGRESSION"]
+    assert header.split() == ["metric", "A", "p50/mean", "B", "p50/mean", "A", "p95", "B", "p95", "p", "flag"]

@@ -177,17 +177,25 @@ def compare_versions(observations: list[dict[str, Any]], scores: list[dict[str, 
             "alpha": _finite_or_none(alpha), "metrics": metrics, "regressions": [m["metric"] for m in metrics if m["regression"]]}
 
 
+_WIDTHS = (13, 13, 11, 11, 10)
+
+
 def render_comparison(report: dict[str, Any]) -> str:
     def cell(value: Any) -> str:
         if value is None:
             return "-"
         return f"{value:.6g}" if isinstance(value, float) else str(value)
 
+    def row(metric: str, cells: list[str], flag: str) -> str:
+        # a space before every column, however wide its value (``.6g`` can take 12 characters)
+        return f"{metric:<22}" + "".join(f" {text:>{width}}" for text, width in zip(cells, _WIDTHS, strict=True)) \
+            + f"  {flag}"
+
     lines = [f"prompt {report['prompt']!r}: version {report['a']} (n={report['count_a']}) vs "
              f"{report['b']} (n={report['count_b']}), alpha={report['alpha']}",
-             f"{'metric':<22}{'A p50/mean':>14}{'B p50/mean':>14}{'A p95':>12}{'B p95':>12}{'p':>10}  flag"]
+             row("metric", ["A p50/mean", "B p50/mean", "A p95", "B p95", "p"], "flag")]
     for m in report["metrics"]:
-        lines.append(f"{m['metric']:<22}{cell(m['a_p50']):>14}{cell(m['b_p50']):>14}{cell(m['a_p95']):>12}"
-                     f"{cell(m['b_p95']):>12}{cell(m['p_value']):>10}  {'REGRESSION' if m['regression'] else ''}")
+        lines.append(row(m["metric"], [cell(m[key]) for key in ("a_p50", "b_p50", "a_p95", "b_p95", "p_value")],
+                         "REGRESSION" if m["regression"] else ""))
     lines.append("regressions: " + (", ".join(report["regressions"]) or "none"))
     return "\n".join(lines)

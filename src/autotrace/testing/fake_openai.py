@@ -83,6 +83,9 @@ class FakeOpenAI(LoopbackServer):
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self._delay = 0.0
+        #: Reject requests carrying ``stream_options`` with a 400, as Azure OpenAI API versions
+        #: before 2024-09-01 do.
+        self.reject_stream_options = False
 
     # -- control ------------------------------------------------------------------------------------
     def script(self, **fields: Any) -> FakeOpenAI:
@@ -120,6 +123,8 @@ class FakeOpenAI(LoopbackServer):
         script = self._next_script()
         if script == Script() and self.responder is not None:
             script = self.responder(body) or script
+        if self.reject_stream_options and "stream_options" in body:
+            script = Script(error=(400, "Unrecognized request argument supplied: stream_options"))
         if script.error is not None:
             status, message = script.error
             error = {"error": {"message": message, "type": "invalid_request_error", "code": str(status)}}
@@ -265,13 +270,18 @@ class FakeOpenAI(LoopbackServer):
 
     def _responses(self, body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any] | Iterator[Any]:
         model = script.model or body.get("model", "gpt-4o-mini")
-        text = script.reply if script.reply is not None else f"echo: {_last_user_text(body)}"
+        text = script.reply if script.reply is not None else ("" if script.tool_calls else
+                                                               f"echo: {_last_user_text(body)}")
         input_tokens, output_tokens = self._usage(body, script, text)
+        message = {"type": "message", "id": "msg_fake", "role": "assistant", "status": "completed",
+                   "content": [{"type": "output_text", "text": text, "annotations": []}]}
+        calls = [{"type": "function_call", "id": f"fc_{i}", "call_id": f"call_{i}", "name": t["name"],
+                  "arguments": t["arguments"], "status": "completed"}
+                 for i, t in enumerate(script.tool_calls or [])]
         response = {
             "id": "resp_fake", "object": "response", "created_at": int(time.time()), "model": model,
             "status": "completed", "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-            "output": [{"type": "message", "id": "msg_fake", "role": "assistant", "status": "completed",
-                        "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+            "output": ([message] if text or not calls else []) + calls,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
                       "total_tokens": input_tokens + output_tokens,
                       "input_tokens_details": {"cached_tokens": script.cached_tokens},
@@ -281,15 +291,39 @@ class FakeOpenAI(LoopbackServer):
             return response
 
         def events() -> Iterator[Any]:
+            # as the API streams them: each output item added, its deltas, then done
             seq = 0
-            yield "response.created", {"type": "response.created", "sequence_number": seq,
-                                       "response": {**response, "status": "in_progress", "output": [], "usage": None}}
-            for piece in _split(text, chunks):
+
+            def event(kind: str, **fields: Any) -> tuple[str, dict[str, Any]]:
+                nonlocal seq
                 seq += 1
-                yield "response.output_text.delta", {
-                    "type": "response.output_text.delta", "sequence_number": seq, "item_id": "msg_fake",
-                    "output_index": 0, "content_index": 0, "delta": piece, "logprobs": []}
-            yield "response.completed", {"type": "response.completed", "sequence_number": seq + 1,
-                                         "response": response}
+                return kind, {"type": kind, "sequence_number": seq - 1, **fields}
+
+            yield event("response.created", response={**response, "status": "in_progress", "output": [],
+                                                      "usage": None})
+            for index, item in enumerate(response["output"]):
+                if item["type"] == "message":
+                    yield event("response.output_item.added", output_index=index,
+                                item={**item, "status": "in_progress", "content": []})
+                    part = {"type": "output_text", "text": "", "annotations": []}
+                    yield event("response.content_part.added", item_id=item["id"], output_index=index,
+                                content_index=0, part=part)
+                    for piece in _split(text, chunks):
+                        yield event("response.output_text.delta", item_id=item["id"], output_index=index,
+                                    content_index=0, delta=piece, logprobs=[])
+                    yield event("response.output_text.done", item_id=item["id"], output_index=index,
+                                content_index=0, text=text, logprobs=[])
+                    yield event("response.content_part.done", item_id=item["id"], output_index=index,
+                                content_index=0, part={**part, "text": text})
+                else:
+                    yield event("response.output_item.added", output_index=index,
+                                item={**item, "status": "in_progress", "arguments": ""})
+                    for piece in _split(item["arguments"], chunks):
+                        yield event("response.function_call_arguments.delta", item_id=item["id"],
+                                    output_index=index, delta=piece)
+                    yield event("response.function_call_arguments.done", item_id=item["id"], output_index=index,
+                                arguments=item["arguments"])
+                yield event("response.output_item.done", output_index=index, item=item)
+            yield event("response.completed", response=response)
 
         return events()

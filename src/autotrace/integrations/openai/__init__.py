@@ -15,7 +15,9 @@ Streams: the caller gets the SDK's own stream object, its class patched (``_stre
 (in the body or in ``extra_body``) and the stream can be traced, and the extra usage-only event
 is then hidden from the caller: cut from the response bytes before the SDK decodes it when a read
 holds all of it, else dropped from the chunks (``stream_usage=False`` turns this off: the server
-then sends no usage). A raw response whose body the caller reads (a raw stream,
+then sends no usage). A server that rejects ``stream_options`` (Azure OpenAI before API version
+2024-09-01, some compatible servers) gets the caller's own request again at once, and no
+``stream_options`` from then on (``_Refusals``). A raw response whose body the caller reads (a raw stream,
 ``with_streaming_response``) is recorded when the caller parses it (``_raw``). Content capture
 follows ``autotrace.content_capture(...)`` (per block/call) and the ``capture_content`` setting.
 
@@ -34,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ... import recorder
-from ..._internal import count, guarded_failure
+from ..._internal import count, guarded_failure, log_once
 from ...observation import Observation, ObservationType
 from ...runtime import state
 from .. import ownership
@@ -47,6 +49,37 @@ __all__ = ["INTEGRATION", "OpenAIIntegration", "set_prices"]
 
 _RAW_HEADER = "X-Stainless-Raw-Response"
 _NO_DICT: dict[str, Any] = {}
+
+
+class _Refusals:
+    """The endpoints (base URL, Azure API version) that rejected the ``stream_options`` autotrace
+    added: their streams are sent as the caller made them. Bounded: endpoints come from the
+    application's configuration, a few per process; past the bound, a refusing endpoint's streams
+    are each sent twice (counted)."""
+
+    MAX = 256
+
+    def __init__(self) -> None:
+        self.endpoints: set[tuple[str, Any]] = set()
+
+    def refused(self, error: BaseException, endpoint: tuple[str, Any]) -> bool:
+        """Whether ``error`` is a server's rejection of ``stream_options`` (remembered); never raises."""
+        try:
+            if getattr(error, "status_code", None) not in (400, 422) or "stream_options" not in str(error):
+                return False
+        except Exception:  # an error whose str() raises is no rejection autotrace can read
+            return False
+        count("openai.stream_options_rejected")
+        log_once(f"openai:stream_options:{endpoint[0]}", "autotrace: %s rejected stream_options; its streams "
+                 "are sent as the caller makes them, without usage", endpoint[0])
+        if len(self.endpoints) < self.MAX:
+            self.endpoints.add(endpoint)
+        return True
+
+
+_REFUSALS = _Refusals()
+#: What a request gives when its ``stream_options`` were rejected (it is then sent again).
+_REFUSED = object()
 
 
 def _provider(client: Any) -> tuple[str, str]:
@@ -76,8 +109,8 @@ def _provider(client: Any) -> tuple[str, str]:
 class _Call:
     """One intercepted request: decides whether to trace it, and records what it returns."""
 
-    __slots__ = ("choices", "intercept", "obs", "operation", "options", "owner", "raw", "stream", "swapped",
-                 "usage_added")
+    __slots__ = ("choices", "endpoint", "intercept", "obs", "operation", "options", "owner", "raw", "stream",
+                 "swapped", "usage_added")
 
     def __init__(self, client: Any, options: Any, stream: bool) -> None:
         self.obs: Observation | None = None
@@ -85,6 +118,7 @@ class _Call:
         self.options = options
         self.stream = stream
         self.usage_added = False
+        self.endpoint: tuple[str, Any] = ("", None)
         self.choices = 1
         self.operation = ""
         self.raw = False
@@ -115,6 +149,8 @@ class _Call:
         else:
             obs = recorder.start(kind, name)
             provider, base_url = _provider(client)
+            if self.stream:  # an Azure client's API version decides what its deployments accept
+                self.endpoint = (base_url, getattr(client, "__dict__", _NO_DICT).get("_api_version"))
             obs.update(provider=provider, metadata={"base_url": base_url},
                        **_extract.request_fields(self.operation, sent))
             self.obs = obs
@@ -126,7 +162,7 @@ class _Call:
         if self.stream and type(choices := sent.get("n")) is int:
             self.choices = choices
         if (streamed_here and state.stream_usage and self.operation in ("chat", "text_completion")
-                and _stream.trackable()):
+                and _stream.trackable() and self.endpoint not in _REFUSALS.endpoints):
             stream_options = _with_usage(sent.get("stream_options"))
             if stream_options is not None and (sent is body or "stream_options" not in extra):
                 body = {**body, "stream_options": stream_options}
@@ -229,6 +265,15 @@ class _Call:
                 obs.end()
         return result
 
+    def usage_refused(self, error: BaseException) -> bool:
+        """Whether the server rejected the ``stream_options`` autotrace added: the caller's own
+        options are then put back, for the caller's request to be sent as it was made."""
+        if not self.usage_added or not _REFUSALS.refused(error, self.endpoint):
+            return False
+        self.usage_added = False
+        self.put_back()
+        return True
+
     def failed(self, error: BaseException | str) -> None:
         try:
             if self.swapped is not None:
@@ -273,8 +318,16 @@ def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     try:
         result = wrapped(cast_to, call.options, **_rest(kwargs))
     except BaseException as error:
-        call.failed(error)
-        raise
+        if not call.usage_refused(error):
+            call.failed(error)
+            raise
+        result = _REFUSED
+    if result is _REFUSED:  # sent again as the caller made it, outside the handler: its error chains to nothing
+        try:
+            result = wrapped(cast_to, options, **_rest(kwargs))
+        except BaseException as error:
+            call.failed(error)
+            raise
     return call.succeeded(result)
 
 
@@ -291,8 +344,16 @@ async def _async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
     try:
         result = await wrapped(cast_to, call.options, **_rest(kwargs))
     except BaseException as error:
-        call.failed(error)
-        raise
+        if not call.usage_refused(error):
+            call.failed(error)
+            raise
+        result = _REFUSED
+    if result is _REFUSED:  # sent again as the caller made it, outside the handler: its error chains to nothing
+        try:
+            result = await wrapped(cast_to, options, **_rest(kwargs))
+        except BaseException as error:
+            call.failed(error)
+            raise
     return call.succeeded(result)
 
 

@@ -53,7 +53,9 @@ def set_prices(prices: Mapping[str, tuple[float, float, float]]) -> None:
 
 
 def price_of(model: str | None) -> tuple[float, float, float] | None:
-    if not model:
+    """The price of a model name as a server returned it: None for an unknown one, and for a name
+    that is no string (a compatible server's number, say: it names no priced model)."""
+    if not model or not isinstance(model, str):
         return None
     try:
         return _RESOLVED[model]
@@ -77,7 +79,7 @@ def cost(model: str | None, usage: Mapping[str, Any] | None) -> dict[str, float]
         return None
     input_price, cached_price, output_price = prices
     tokens_in = usage.get("input") or 0
-    cached = usage.get("input_cached_tokens") or 0
+    cached = min(usage.get("input_cached_tokens") or 0, tokens_in)  # a server's count past the input costs no refund
     tokens_out = usage.get("output") or 0
     input_cost = ((tokens_in - cached) * input_price + cached * cached_price) / 1e6
     output_cost = tokens_out * output_price / 1e6

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import openai
 import pytest
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.base.llms.types import CompletionResponse, LLMMetadata
@@ -22,6 +23,7 @@ from llama_index.core.tools import BaseTool, ToolMetadata
 
 import autotrace
 from autotrace.integrations.llama_index import INTEGRATION
+from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
 
 pytestmark = pytest.mark.integrations("llama_index")
@@ -197,3 +199,49 @@ def test_a_large_retrieval_records_at_most_100_documents(traced: Traced) -> None
     assert record["metadata"]["doc_count"] == 250 and record["metadata"]["documents_recorded"] == 100
     assert [d["id"] for d in record["output"]] == [n.node.node_id for n in found[:100]]
     assert autotrace.stats()["retrieval_documents_truncated"] == 150
+
+
+class _LazyOpenAI(CustomLLM):
+    """Streams from OpenAI the way LlamaIndex's OpenAI LLM does: the request is made inside the
+    generator it returns, after its own span has exited."""
+
+    base_url: str
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name="gpt-4o-mini")
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        raise NotImplementedError
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Iterator[CompletionResponse]:
+        client = openai.OpenAI(base_url=self.base_url, api_key="k", max_retries=0)
+
+        def gen() -> Iterator[CompletionResponse]:
+            text = ""
+            stream = client.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                                    messages=[{"role": "user", "content": prompt}])
+            for chunk in stream:
+                if chunk.choices:
+                    text += chunk.choices[0].delta.content or ""
+                    yield CompletionResponse(text=text, delta=chunk.choices[0].delta.content or "", raw=chunk)
+
+        return gen()
+
+
+@pytest.mark.integrations("llama_index", "openai")
+def test_an_llm_that_starts_its_openai_stream_lazily_records_one_generation(traced: Traced) -> None:
+    with FakeOpenAI() as fake:
+        llm = _LazyOpenAI(base_url=fake.base_url)
+        with autotrace.start_chain("req"):
+            assert "".join(r.delta for r in llm.stream_complete("ping")) == "echo: ping"
+        with autotrace.start_chain("after"):  # the stream has ended: a later call is the client's own
+            openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "pong"}])
+    records = traced.records()
+    assert shape(records) == [("chain", "req", [("generation", "_LazyOpenAI.stream_complete", [])]),
+                              ("chain", "after", [("generation", "openai.chat", [])])]
+    (generation,) = [r for r in records if r["name"] == "_LazyOpenAI.stream_complete"]
+    assert generation["output"] == "echo: ping"

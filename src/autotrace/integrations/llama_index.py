@@ -34,6 +34,7 @@ from .. import recorder, schema
 from .._internal import count, guarded_failure
 from ..observation import Observation, ObservationType, make_current, release_if_current, restore_context
 from ..runtime import state
+from . import ownership
 from .base import Integration
 from .documents import recorded
 
@@ -177,12 +178,13 @@ def _end_fields(obs_type: ObservationType, result: Any) -> dict[str, Any]:
 class _Stream:
     """A streamed generation whose call has returned, until its stream ends, fails or is dropped."""
 
-    __slots__ = ("delegate", "deltas", "ref")
+    __slots__ = ("delegate", "deltas", "owning", "ref")
 
     def __init__(self, delegate: tuple[int, str, int] | None) -> None:
         self.deltas: list[str] = []  # the text so far, held only to the value limit
         self.delegate = delegate  # the key in ``_Tracker.delegates`` while that is unclaimed
         self.ref: weakref.ref[Any] | None = None  # the stream; freed unfinished, it ends the generation
+        self.owning: Any = None  # while the stream runs, its model call is this generation's
 
 
 class _Response:
@@ -386,6 +388,9 @@ class _Tracker:
         tracked = self.streams[id_] = _Stream(delegate)
         self._bound(self.streams)
         tracked.ref = weakref.ref(stream, lambda _: self._dropped(id_))
+        entry = self.open.get(id_)
+        if entry is not None:  # an LLM that starts its model call inside the stream (OpenAI's)
+            tracked.owning = ownership.own_while_running(stream, entry[0])
 
     def _dropped(self, id_: str) -> None:
         try:
@@ -398,6 +403,8 @@ class _Tracker:
         the stream (GeneratorExit) is recorded as the generation's."""
         tracked = self.streams.pop(id_, None)
         entry = self.open.pop(id_, None)
+        if tracked is not None:
+            ownership.released(tracked.owning)
         if tracked is None or entry is None:
             return
         if tracked.delegate is not None and self.delegates.get(tracked.delegate) == id_:

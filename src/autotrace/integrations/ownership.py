@@ -8,6 +8,9 @@ fields the owner lacks, such as exact usage or the store's scores.
 
 from __future__ import annotations
 
+import sys
+from collections import OrderedDict
+from types import FrameType
 from typing import Any, Final
 
 from opentelemetry import trace
@@ -24,19 +27,67 @@ _GEN_AI_OPERATIONS = {
 }
 
 
+#: Frames of framework streams whose generation owns the calls made while they run -> that
+#: generation (``own_while_running``); bounded, the oldest forgotten first.
+_running: OrderedDict[FrameType, Observation] = OrderedDict()
+_MAX_RUNNING = 1_000
+#: How far up the stack a call looks for such a frame.
+_MAX_DEPTH = 64
+
+
 def owner(kind: ObservationType) -> Observation | object | None:
-    """The observation of ``kind`` that is current (ours, or ``FOREIGN`` for another library's span)."""
+    """The observation of ``kind`` that is current (ours, or ``FOREIGN`` for another library's
+    span), else the one whose framework stream is running the call (``own_while_running``)."""
     span = trace.get_current_span()
     ours = getattr(span, "_autotrace_obs", None)
     if ours is not None:
-        return ours if ours.type is kind and not ours.ended else None
-    if not span.is_recording():
+        if ours.type is kind and not ours.ended:
+            return ours
+    elif span.is_recording():
+        attributes = getattr(span, "attributes", None) or {}
+        if attributes.get("langfuse.observation.type") == kind.value:
+            return FOREIGN
+        if attributes.get("gen_ai.operation.name") in _GEN_AI_OPERATIONS.get(kind, ()):
+            return FOREIGN
+    return _running_owner(kind) if _running else None
+
+
+def own_while_running(stream: Any, obs: Observation) -> FrameType | None:
+    """Have ``obs`` own the calls made while the generator ``stream`` runs: a framework LLM that
+    returns a generator and starts its model call inside it, after its own span has exited (as
+    LlamaIndex's OpenAI LLM does), still gets one generation per call. Returns the token for
+    ``released``, to be given when the stream ends."""
+    frame = getattr(stream, "gi_frame", None) or getattr(stream, "ag_frame", None)
+    if frame is None:
         return None
-    attributes = getattr(span, "attributes", None) or {}
-    if attributes.get("langfuse.observation.type") == kind.value:
-        return FOREIGN
-    operation = attributes.get("gen_ai.operation.name")
-    return FOREIGN if operation in _GEN_AI_OPERATIONS.get(kind, ()) else None
+    _running[frame] = obs
+    try:
+        while len(_running) > _MAX_RUNNING:
+            _running.popitem(last=False)
+    except KeyError:  # emptied by another thread meanwhile
+        pass
+    return frame
+
+
+def released(token: FrameType | None) -> None:
+    """The stream of ``token`` has ended: the calls it makes are no longer owned."""
+    if token is not None:
+        _running.pop(token, None)
+
+
+def _running_owner(kind: ObservationType) -> Observation | None:
+    try:
+        frame: FrameType | None = sys._getframe(2)
+        for _ in range(_MAX_DEPTH):
+            if frame is None:
+                return None
+            obs = _running.get(frame)
+            if obs is not None:
+                return obs if obs.type is kind and not obs.ended else None
+            frame = frame.f_back
+    except Exception:  # an interpreter without frames: no such owner
+        pass
+    return None
 
 
 def enrich(obs: Observation, **fields: Any) -> None:

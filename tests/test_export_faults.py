@@ -95,6 +95,7 @@ def test_fork_waits_until_no_thread_is_inside_the_local_store(tmp_path: Path) ->
     after the write is committed, so the child inherits no SQLite state held by a vanished thread,
     and opens its own connection on first use."""
     store = LocalStore(tmp_path / "s.db")
+    store.purge()  # the first write's retention purge done now: the write below ends with its COMMIT
     inside, release = threading.Event(), threading.Event()
     last = {"sql": ""}
     connection = store._db

@@ -24,6 +24,10 @@ _SILENCED_MESSAGE = ("autotrace: %d different warnings logged; later new ones ar
 #: many, a new key's counts go to ``<name>.other``. Other counter names are a fixed set.
 _MAX_KEYED_COUNTERS = 4096
 _keyed_names = 0
+#: ``log_once_per``: keys logged per kind of warning (one per failing destination, say); past this
+#: many, one line says later ones are only counted. Kinds are a fixed set in the code.
+_MAX_KEYS_PER_KIND = 16
+_logged_per_kind: dict[str, set[str]] = {}
 
 
 def count(name: str, n: int = 1) -> None:
@@ -59,6 +63,7 @@ def reset_stats() -> None:
     with _lock:
         _counters.clear()
         _logged.clear()
+        _logged_per_kind.clear()
         _keyed_names = 0
 
 
@@ -75,6 +80,22 @@ def log_once(key: str, message: str, *args: object, level: int = logging.WARNING
         else:
             _logged.add(key)
     logger.log(level, message, *args, exc_info=exc_info)
+
+
+def log_once_per(kind: str, key: str, message: str, *args: object) -> None:
+    """``log_once`` for a warning that repeats per key from outside (a tenant's destination): each of
+    the first ``_MAX_KEYS_PER_KIND`` keys of ``kind`` is logged once, then one line says the others
+    are only counted. An outage of a thousand tenants thus logs a few lines, not a thousand, and
+    leaves ``log_once``'s budget to the other warnings."""
+    with _lock:
+        seen = _logged_per_kind.setdefault(kind, set())
+        if key in seen or len(seen) > _MAX_KEYS_PER_KIND:
+            return
+        seen.add(key)
+        if len(seen) > _MAX_KEYS_PER_KIND:
+            message, args = ("autotrace: %d destinations logged %r warnings; later ones are only counted "
+                             "(autotrace.stats())"), (_MAX_KEYS_PER_KIND, kind)
+    logger.log(logging.WARNING, message, *args)
 
 
 def guarded_failure(where: str, exc: BaseException, key: str | None = None) -> None:

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._internal import count, count_keyed, guarded_failure, log_once
+from .._internal import count, count_keyed, guarded_failure, log_once_per
 from .sink import Sink, SinkResult
 
 _BACKOFF_BASE = 0.5
@@ -48,6 +48,8 @@ class Destination:
         self._oldest = 0.0
         self.in_flight = False
         self._in_flight_size = 0
+        #: The batch in flight was counted as lost by ``discard``: its outcome must not count it again.
+        self._in_flight_discarded = False
         self.last_used = clock()
 
     # -- producer side (pipeline thread) ------------------------------------------------------------
@@ -56,8 +58,8 @@ class Destination:
         with self._lock:
             if len(self._buffer) >= self.max_queue:
                 count("spans_dropped.destination_full")
-                log_once(f"full:{self.key}", "autotrace: export buffer of %s is full; dropping spans (counted)",
-                         self.key)
+                log_once_per("full", self.key, "autotrace: export buffer of %s is full; dropping spans (counted)",
+                             self.key)
                 return False
             if not self._buffer:
                 self._oldest = self._clock()
@@ -100,6 +102,7 @@ class Destination:
                 if self._buffer:
                     self._oldest = self._clock()
             self._in_flight_size = len(batch)
+            self._in_flight_discarded = False
             return batch
 
     # -- worker side --------------------------------------------------------------------------------
@@ -111,16 +114,22 @@ class Destination:
             except Exception as exc:  # a broken sink counts as a retryable failure
                 guarded_failure("export", exc, key=self.sink.name)
                 result = SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
-            self._settle(batch, result)
+            with self._lock:  # against ``discard``: each span of the batch is counted once, here or there
+                if self._in_flight_discarded:
+                    return
+                warning = self._settle(batch, result)
         finally:
             self.in_flight = False
+        if warning is not None:
+            log_once_per(*warning)
 
-    def _settle(self, batch: list[Any], result: SinkResult) -> None:
+    def _settle(self, batch: list[Any], result: SinkResult) -> tuple[str, ...] | None:
+        """Count the outcome and plan a retry (lock held); returns the warning to log, if any."""
         if result.ok:
             count_keyed("spans_exported", self.sink.name, len(batch))
             self._attempts = 0
             self._next_attempt = 0.0
-            return
+            return None
         count_keyed("export_failures", self.sink.name)
         self._attempts += 1
         if result.retryable and self._attempts <= self.max_retries:
@@ -129,16 +138,14 @@ class Destination:
             if result.retry_after is not None:
                 delay = max(delay, min(result.retry_after, _BACKOFF_MAX))
             self._next_attempt = self._clock() + delay
-            with self._lock:
-                self._retry_batch = batch
-            log_once(f"retry:{self.key}:{result.reason}", "autotrace: export to %s failed (%s); retrying with backoff",
-                     self.key, result.reason)
-            return
+            self._retry_batch = batch
+            return (f"retry:{result.reason}", self.key, "autotrace: export to %s failed (%s); retrying with backoff",
+                    self.key, result.reason)
         count("spans_dropped.export_failed", len(batch))
-        log_once(f"drop:{self.key}:{result.reason}", "autotrace: export to %s failed (%s); batch dropped (counted)",
-                 self.key, result.reason)
         self._attempts = 0
         self._next_attempt = self._clock() + (_BACKOFF_BASE if result.retryable else 0.0)
+        return (f"drop:{result.reason}", self.key, "autotrace: export to %s failed (%s); batch dropped (counted)",
+                self.key, result.reason)
 
     def take_all(self) -> list[Any]:
         """Remove and return every span waiting here (the retry batch first), to re-target them."""
@@ -153,7 +160,9 @@ class Destination:
         confirmed delivered, counting a batch still in flight."""
         with self._lock:
             lost = len(self._buffer) + (len(self._retry_batch) if self._retry_batch else 0)
-            lost += self._in_flight_size if self.in_flight else 0
+            if self.in_flight and not self._in_flight_discarded:
+                lost += self._in_flight_size
+                self._in_flight_discarded = True
             self._buffer.clear()
             self._retry_batch = None
         return lost
@@ -166,6 +175,7 @@ class Destination:
         self._attempts = 0
         self._next_attempt = 0.0
         self.in_flight = False
+        self._in_flight_discarded = False
         reset = getattr(self.sink, "after_fork", None)
         if reset is not None:
             try:

@@ -124,6 +124,10 @@ class TenantTracker:
         log_once("tenant_resolver:invalid", "autotrace: tenant_resolver returned an invalid tenant id")
         return None
 
+    def tenant_of(self, span_id: int) -> str | None:
+        """The tenant of a span not finalised yet (any thread)."""
+        return self._spans.get(span_id)
+
     def span_finished(self, span_id: int) -> tuple[str | None, bool]:
         """The tenant a span started with, forgotten now; and whether it was lost (evicted)."""
         tenant = self._spans.pop(span_id, None)
@@ -215,7 +219,8 @@ class SpanPipeline(SpanProcessor):
             behind = len(queue) >= self._drain_at
             if behind and not self._wake.is_set():
                 self._wake.set()
-            if self._backpressure and (behind or self.router.pressured):
+            if self._backpressure and (behind or (self.router.pressured and self.router.pressured_for(
+                    self.tenants.tenant_of(span.context.span_id)))):  # type: ignore[union-attr]
                 count("backpressure_pauses")
                 time.sleep(BACKPRESSURE_PAUSE)
         except Exception as exc:
@@ -241,7 +246,7 @@ class SpanPipeline(SpanProcessor):
         self._busy = True
         try:
             queue = self._queue
-            while queue:
+            while queue and not self._stopped:  # once stopped, shutdown counts what is left
                 item = queue.popleft()
                 try:
                     self._finalize(item)
@@ -440,17 +445,19 @@ class SpanPipeline(SpanProcessor):
             self._flush_requested.clear()
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush within ``timeout``, then stop; what could not be sent is counted as dropped."""
+        """Flush within ``timeout``, then stop, all within ``timeout`` (threads stuck on a hung
+        endpoint are daemons, left to end by themselves); what was not sent is counted as dropped."""
         if self._stopped:
             return
+        deadline = time.monotonic() + timeout
         done = self.flush(timeout)
         self._stopped = True
         self._wake.set()
-        self._thread.join(timeout=0.5)
+        self._thread.join(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
         if not done:
             lost = len(self._queue) + self.router.discard_all()
             self._queue.clear()
             if lost:
                 count("spans_dropped.shutdown", lost)
                 log_once("shutdown_lost", "autotrace: %d spans not exported before shutdown timeout", lost)
-        self.router.close()
+        self.router.close(max(0.0, deadline - time.monotonic()))

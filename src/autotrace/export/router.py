@@ -9,6 +9,7 @@ are evicted) and closed when idle. A span whose tenant is missing or unknown fol
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -26,6 +27,9 @@ from .workers import WorkerPool
 _RECHECK_CREDENTIALS = 5.0
 #: Spans of one tenant kept while its credentials are being looked up.
 _MAX_WAITING = 1_000
+#: A lookup's outcome: the credentials, or None with whether the resolver raised (rather than
+#: answering that the tenant has none).
+_Lookup = tuple[str, Credentials | None, bool]
 
 
 class Router:
@@ -48,12 +52,21 @@ class Router:
         #: checked again (their spans flow on); finished lookups.
         self._waiting: dict[str, deque[Any]] = {}
         self._checking: set[str] = set()
-        self._lookups: deque[tuple[str, Credentials | None]] = deque()
+        self._lookups: deque[_Lookup] = deque()
+        #: Lookups not started yet, and how many run: at most as many as the pool's core threads,
+        #: which it replaces when stuck, so a hung secret store holds up known tenants' exports for
+        #: a second at most, however many tenants it is asked about.
+        self._to_look_up: deque[str] = deque()
+        self._looking_up = 0  # workers resolving queued tenants one after another
+        self._lookup_lock = threading.Lock()
+        self._max_lookups = max(1, pool.size)
         self._max_waiting = min(settings.max_destination_queue, _MAX_WAITING)
         #: Tenants without credentials, and when that was found (bounded, oldest forgotten first).
         self._unknown_tenants: OrderedDict[str, float] = OrderedDict()
-        #: True while some destination's buffer is past a quarter full (callers then slow down).
+        #: True while some destination's buffer is past a quarter full; ``pressured_for`` tells
+        #: whose callers then slow down (never those of another tenant).
         self.pressured = False
+        self._pressured_keys: set[str] = set()
         self._local = self._destination("local", local_sink) if local_sink is not None else None
         self._default: Destination | None = None
         if settings.langfuse_enabled and settings.public_key and settings.secret_key:
@@ -115,7 +128,17 @@ class Router:
 
     def _add(self, destination: Destination, span: Any) -> None:
         destination.add(span)  # a full buffer counts its own drops
-        self.pressured = self.pressured or destination.filling
+        if destination.filling:
+            self._pressured_keys.add(destination.key)
+            self.pressured = True
+
+    def pressured_for(self, tenant: str | None) -> bool:
+        """Whether a caller whose span goes to ``tenant`` should slow down (any thread): only when a
+        destination of that span falls behind. A slow tenant endpoint never slows another tenant."""
+        keys = self._pressured_keys
+        if "local" in keys or (tenant is not None and f"tenant:{tenant}" in keys):
+            return True
+        return "default" in keys and (tenant is None or tenant not in self._tenants)
 
     def _deliver(self, destination: Destination | None, span: Any) -> None:
         """A span of an admitted tenant: the local store (when on) and ``destination``."""
@@ -148,25 +171,44 @@ class Router:
             waiting.append(span)
 
     def _look_up(self, tenant: str) -> None:
-        """Resolve ``tenant`` on a worker; ``apply_lookups`` routes the result (and any spans parked
-        for it meanwhile)."""
-        resolver, results = self._resolver, self._lookups
+        """Resolve ``tenant`` on a worker (queued while ``_max_lookups`` run); ``apply_lookups``
+        routes the result (and any spans parked for it meanwhile)."""
+        self._to_look_up.append(tenant)
+        self._start_lookups()
 
-        def job() -> None:
+    def _start_lookups(self) -> None:
+        with self._lookup_lock:
+            while self._to_look_up and self._looking_up < self._max_lookups:
+                self._looking_up += 1
+                self._pool.submit(self._run_lookups)
+
+    def _run_lookups(self) -> None:
+        """Worker: resolve queued tenants one after another until none is left."""
+        resolver = self._resolver
+        while True:
+            with self._lookup_lock:
+                if not self._to_look_up:
+                    self._looking_up -= 1
+                    return
+                tenant = self._to_look_up.popleft()
             credentials: Credentials | None = None
+            failed = False
             try:
                 credentials = resolver.resolve(tenant) if resolver is not None else None
             except Exception as exc:
+                failed = True
                 guarded_failure("credentials", exc)
-            results.append((tenant, credentials))
-
-        self._pool.submit(job)
+            self._lookups.append((tenant, credentials, failed))
 
     def apply_lookups(self) -> None:
         """Route the spans of every tenant whose lookup has finished (pipeline thread)."""
         while self._lookups:
-            tenant, credentials = self._lookups.popleft()
+            tenant, credentials, failed = self._lookups.popleft()
             self._checking.discard(tenant)
+            entry = self._tenants.get(tenant)
+            if failed and entry is not None:  # a resolver that raised said nothing of revocation:
+                self._tenants[tenant] = (entry[0], self._clock())  # keep the known keys, ask again later
+                continue
             spans = self._waiting.pop(tenant, None) or ()
             if credentials is None:
                 self._forget(tenant)
@@ -249,13 +291,14 @@ class Router:
         idle for too long."""
         self.apply_lookups()
         now = self._clock()
-        pressured = False
+        pressured: set[str] = set()
         for destination in self.destinations():
-            pressured = pressured or destination.filling
+            if destination.filling:
+                pressured.add(destination.key)
             if destination.due(now, self.settings.export_interval, force):
                 batch = destination.take()
                 self._pool.submit(lambda d=destination, b=batch: d.export(b))
-        self.pressured = pressured
+        self._pressured_keys, self.pressured = pressured, bool(pressured)
         idle_for = self.settings.tenant_idle_seconds
         stale = [t for t, (d, _) in self._tenants.items()
                  if d.idle() and now - d.last_used > idle_for and t not in self._waiting]
@@ -281,6 +324,9 @@ class Router:
         self._waiting = {}
         self._checking = set()
         self._lookups = deque()
+        self._to_look_up = deque()
+        self._looking_up = 0
+        self._lookup_lock = threading.Lock()
         reset_after_fork(self._resolver)
         for destination in self.destinations():
             destination.after_fork()
@@ -294,3 +340,4 @@ class Router:
         self._tenants.clear()
         self._waiting.clear()
         self._checking.clear()
+        self._to_look_up.clear()

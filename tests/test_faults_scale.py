@@ -174,3 +174,25 @@ def test_an_outage_of_many_tenants_logs_a_few_lines_and_leaves_room_for_other_wa
     _internal.log_once("later", "autotrace: a later, different warning")
     assert caplog.records[-1].getMessage() == "autotrace: a later, different warning"
     autotrace.shutdown(0.2)
+
+
+def test_an_outage_of_the_shared_langfuse_holds_at_most_max_buffered_spans() -> None:
+    """Every tenant's destination buffers while the one Langfuse is down: together they hold at
+    most ``max_buffered_spans``; the rest are dropped and counted, and every span is accounted for."""
+    credentials = {f"t{i}": (f"pk-{i}", "sk") for i in range(40)}
+    autotrace.install(local_store="off", integrations=(), langfuse_host="http://127.0.0.1:9",
+                      credentials=credentials, export_interval=0.05, max_buffered_spans=300,
+                      max_destination_queue=1_000, backpressure=False)
+    router = state.pipeline.router
+    for _ in range(25):
+        for tenant in credentials:
+            _span(tenant)
+    autotrace.flush(0.5)  # routes every span; the endpoint being down, none is sent
+
+    def held() -> int:
+        return sum(d.held for d in router.destinations()) + sum(len(w) for w in router._waiting.values())
+
+    assert held() <= 300 and autotrace.stats()["spans_dropped.buffer_limit"] >= 1_000 - 300
+    # every span is held or counted (a batch failing meanwhile moves from one to the other)
+    assert _wait(lambda: held() + _accounted() == 1_000)
+    autotrace.shutdown(0.2)

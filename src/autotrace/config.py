@@ -57,6 +57,7 @@ class Settings:
     export_timeout: float = 10.0
     max_retries: int = 5
     max_destination_queue: int = 10_000
+    max_buffered_spans: int = 100_000
     max_tenants: int = 1_000
     tenant_idle_seconds: float = 300.0
     export_workers: int = 4
@@ -91,7 +92,7 @@ _BOOLS = ("enabled", "trust_incoming_tenant", "capture_content", "stream_usage",
           "set_global_provider")
 #: Integer settings and their least valid value, whatever their source.
 _COUNTS = {"max_value_bytes": 256, "queue_size": 1, "max_export_batch": 1, "max_retries": 0,
-           "max_destination_queue": 1, "max_tenants": 1, "export_workers": 1}
+           "max_destination_queue": 1, "max_buffered_spans": 1, "max_tenants": 1, "export_workers": 1}
 #: Durations and their largest valid value: a socket timeout or wait past the platform's time_t
 #: fails every call, and an infinite one never ends (an export timeout of a day is already absurd).
 _DURATIONS = {"retention_days": 100 * 366.0, "export_interval": 86_400.0, "export_timeout": 86_400.0,
@@ -188,6 +189,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "export_timeout": (("AUTOTRACE_EXPORT_TIMEOUT",), _positive_float),
     "max_retries": (("AUTOTRACE_MAX_RETRIES",), int),
     "max_destination_queue": (("AUTOTRACE_MAX_DESTINATION_QUEUE",), _positive_int),
+    "max_buffered_spans": (("AUTOTRACE_MAX_BUFFERED_SPANS",), _positive_int),
     "max_tenants": (("AUTOTRACE_MAX_TENANTS",), _positive_int),
     "tenant_idle_seconds": (("AUTOTRACE_TENANT_IDLE_SECONDS",), _positive_float),
     "export_workers": (("AUTOTRACE_EXPORT_WORKERS",), _positive_int),

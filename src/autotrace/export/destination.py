@@ -73,6 +73,11 @@ class Destination:
         return len(self._buffer) + (len(self._retry_batch) if self._retry_batch else 0)
 
     @property
+    def held(self) -> int:
+        """Spans this destination holds in memory: waiting, to be retried, or being sent."""
+        return self.pending + (self._in_flight_size if self.in_flight else 0)
+
+    @property
     def filling(self) -> bool:
         """Healthy but falling behind: worth slowing callers down. A failing endpoint (retrying or
         in backoff) never is: an outage must not slow the application."""

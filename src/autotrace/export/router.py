@@ -48,6 +48,10 @@ class Router:
         self._pool = pool
         self._clock = clock
         self._tenants: OrderedDict[str, tuple[Destination, float]] = OrderedDict()
+        #: Spans held by every destination and parked lookup, counted again at each ``dispatch`` and
+        #: raised by each span added since: past ``max_buffered_spans`` new spans are dropped, so an
+        #: outage of the one Langfuse every tenant shares holds a bounded amount of memory.
+        self._held = 0
         #: Tenants being looked up: new ones with their spans meanwhile (bounded), known ones being
         #: checked again (their spans flow on); finished lookups.
         self._waiting: dict[str, deque[Any]] = {}
@@ -126,7 +130,18 @@ class Router:
     def _lookups_running(self) -> int:
         return len(self._waiting) + len(self._checking)
 
+    def _over_budget(self) -> bool:
+        if self._held < self.settings.max_buffered_spans:
+            self._held += 1
+            return False
+        count("spans_dropped.buffer_limit")
+        log_once("buffer_limit", "autotrace: %d spans wait for export in all (max_buffered_spans); dropping "
+                 "spans (counted)", self.settings.max_buffered_spans)
+        return True
+
     def _add(self, destination: Destination, span: Any) -> None:
+        if self._over_budget():
+            return
         destination.add(span)  # a full buffer counts its own drops
         if destination.filling:
             self._pressured_keys.add(destination.key)
@@ -163,6 +178,8 @@ class Router:
                  len(self._tenants))
 
     def _park(self, waiting: deque[Any], span: Any) -> None:
+        if self._over_budget():
+            return
         if len(waiting) >= self._max_waiting:
             count("spans_dropped.credentials_pending")
             log_once("credentials_pending", "autotrace: spans of a tenant whose credentials are being looked up "
@@ -292,13 +309,16 @@ class Router:
         self.apply_lookups()
         now = self._clock()
         pressured: set[str] = set()
+        held = sum(len(spans) for spans in self._waiting.values())
         for destination in self.destinations():
+            held += destination.held
             if destination.filling:
                 pressured.add(destination.key)
             if destination.due(now, self.settings.export_interval, force):
                 batch = destination.take()
                 self._pool.submit(lambda d=destination, b=batch: d.export(b))
         self._pressured_keys, self.pressured = pressured, bool(pressured)
+        self._held = held
         idle_for = self.settings.tenant_idle_seconds
         stale = [t for t, (d, _) in self._tenants.items()
                  if d.idle() and now - d.last_used > idle_for and t not in self._waiting]

@@ -110,3 +110,16 @@ def test_valid_scores_are_kept(traced: Traced) -> None:
                                  ("ok", 1, None, "BOOLEAN", None, "3f" * 16),
                                  ("ok", 1, None, "BOOLEAN", "fine", "3f" * 16)]
     assert stored[0]["observation_id"] == "ab" * 8
+
+
+def test_scores_and_spans_are_counted_apart(rx: OtlpReceiver) -> None:
+    install_one_tenant(rx)
+    with autotrace.tenant("t"), autotrace.start_chain("turn") as turn:
+        with autotrace.start_generation("g"):
+            pass
+        turn.score("quality", 0.5)
+        turn.score("helpful", True)
+    assert autotrace.flush(5)
+    stats = autotrace.stats()
+    assert (stats["spans_exported"], stats["scores_exported"]) == (2, 2)
+    assert (stats["spans_exported.langfuse:t"], stats["scores_exported.langfuse:t"]) == (2, 2)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._internal import count, count_keyed, guarded_failure, log_once_per
+from ..scores import ScoreItem
 from .sink import Sink, SinkResult
 
 _BACKOFF_BASE = 0.5
@@ -57,7 +58,7 @@ class Destination:
         """Buffer one span; False (and counted) when the buffer is full."""
         with self._lock:
             if len(self._buffer) >= self.max_queue:
-                count("spans_dropped.destination_full")
+                count("scores_dropped.destination_full" if type(span) is ScoreItem else "spans_dropped.destination_full")
                 log_once_per("full", self.key, "autotrace: export buffer of %s is full; dropping spans (counted)",
                              self.key)
                 return False
@@ -131,7 +132,7 @@ class Destination:
     def _settle(self, batch: list[Any], result: SinkResult) -> tuple[str, ...] | None:
         """Count the outcome and plan a retry (lock held); returns the warning to log, if any."""
         if result.ok:
-            count_keyed("spans_exported", self.sink.name, len(batch))
+            _count_each(batch, "spans_exported", "scores_exported", self.sink.name)
             self._attempts = 0
             self._next_attempt = 0.0
             return None
@@ -146,7 +147,7 @@ class Destination:
             self._retry_batch = batch
             return (f"retry:{result.reason}", self.key, "autotrace: export to %s failed (%s); retrying with backoff",
                     self.key, result.reason)
-        count("spans_dropped.export_failed", len(batch))
+        _count_each(batch, "spans_dropped.export_failed", "scores_dropped.export_failed")
         self._attempts = 0
         self._next_attempt = self._clock() + (_BACKOFF_BASE if result.retryable else 0.0)
         return (f"drop:{result.reason}", self.key, "autotrace: export to %s failed (%s); batch dropped (counted)",
@@ -193,3 +194,13 @@ class Destination:
             self.sink.close()
         except Exception as exc:
             guarded_failure("sink.close", exc)
+
+
+def _count_each(batch: list[Any], span_counter: str, score_counter: str, key: str | None = None) -> None:
+    """Count a batch's spans and scores apart (per destination ``key`` when given)."""
+    scores = sum(1 for item in batch if type(item) is ScoreItem)
+    for name, n in ((span_counter, len(batch) - scores), (score_counter, scores)):
+        if n and key is not None:
+            count_keyed(name, key, n)
+        elif n:
+            count(name, n)

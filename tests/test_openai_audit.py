@@ -159,3 +159,18 @@ def test_responses_api_reasoning_and_text_options_are_model_parameters(traced: T
     (record,) = traced.records()
     assert record["model_parameters"] == {"reasoning": {"effort": "high"}, "text": {"verbosity": "low"},
                                           "truncation": "auto", "max_output_tokens": 50}
+
+
+def test_a_spoken_reply_is_recorded_with_its_transcript_and_its_audio_noted(traced: Traced, fake: FakeOpenAI,
+                                                                          client: openai.OpenAI) -> None:
+    audio = "UklGRiQA" * 20_000  # 160 kB of base64 wav
+    fake.script(reply="it is a cat", audio=audio)
+    reply = client.chat.completions.create(model="gpt-4o-audio-preview", modalities=["text", "audio"],
+                                           audio={"voice": "alloy", "format": "wav"},
+                                           messages=[{"role": "user", "content": "what is it?"}])
+    assert reply.choices[0].message.audio.data == audio  # the caller's reply is untouched
+    (record,) = traced.records()
+    assert record["output"]["audio"] == {"id": "audio_fake", "data": f"<base64, {len(audio)} chars>",
+                                         "expires_at": reply.choices[0].message.audio.expires_at,
+                                         "transcript": "it is a cat"}
+    assert record["output"]["role"] == "assistant" and "attributes_truncated" not in autotrace.stats()

@@ -26,7 +26,8 @@ from ._loopback import LoopbackServer
 @dataclasses.dataclass
 class Script:
     """The next reply: text, tool calls, stream chunk count (a stream gives the text, and each tool
-    call's arguments, in that many pieces), usage, model, or an error."""
+    call's arguments, in that many pieces), usage, model, an error, or (not streamed) base64
+    audio spoken with the text as its transcript."""
 
     reply: str | None = None
     tool_calls: list[dict[str, str]] | None = None
@@ -36,6 +37,7 @@ class Script:
     error: tuple[int, str] | None = None
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    audio: str | None = None
 
 
 def _tokens(text: str) -> int:
@@ -207,6 +209,9 @@ class FakeOpenAI(LoopbackServer):
             message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if tool_calls:
                 message["tool_calls"] = tool_calls
+            if script.audio is not None:  # a spoken reply: base64 audio, the text as its transcript
+                message.update(content=None, audio={"id": "audio_fake", "data": script.audio,
+                                                    "expires_at": int(time.time()) + 3600, "transcript": text})
             return {**base, "object": "chat.completion", "usage": usage,
                     "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -119,6 +119,18 @@ def _part_without_media(part: dict[str, Any]) -> dict[str, Any]:
     return part if kept is None else kept
 
 
+def _message_output(message: Any) -> Any:
+    """A reply message as recorded: spoken replies (``audio``) with their base64 ``data`` noted
+    like an input's media, their transcript kept."""
+    audio = getattr(message, "audio", None)
+    note = _media_note(getattr(audio, "data", None)) if audio is not None else None
+    if note is None:
+        return message
+    dumped = message.model_dump(mode="json", exclude_none=True, warnings=False)
+    dumped["audio"]["data"] = note
+    return dumped
+
+
 def _media_note(value: Any) -> str | None:
     """A note in place of an inline payload (``<image/png base64, 123456 chars>``), None for
     anything else: short strings, and web addresses (the image is fetched from there)."""
@@ -186,7 +198,8 @@ def response_fields(operation: str, response: Any) -> dict[str, Any]:
         choices = getattr(response, "choices", None) or []
         if choices:
             fields["finish_reason"] = choices[0].finish_reason
-            fields["output"] = choices[0].message if len(choices) == 1 else [c.message for c in choices]
+            fields["output"] = (_message_output(choices[0].message) if len(choices) == 1
+                                else [_message_output(c.message) for c in choices])
     elif operation == "text_completion":
         choices = getattr(response, "choices", None) or []
         if choices:

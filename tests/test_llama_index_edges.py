@@ -19,7 +19,7 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 from llama_index.core.llms.mock import MockLLM
-from llama_index.core.tools import BaseTool, ToolMetadata
+from llama_index.core.tools import BaseTool, ToolMetadata, ToolOutput
 
 import autotrace
 from autotrace.integrations.llama_index import INTEGRATION
@@ -245,3 +245,24 @@ def test_an_llm_that_starts_its_openai_stream_lazily_records_one_generation(trac
                               ("chain", "after", [("generation", "openai.chat", [])])]
     (generation,) = [r for r in records if r["name"] == "_LazyOpenAI.stream_complete"]
     assert generation["output"] == "echo: ping"
+
+
+class FailingTool(BaseTool):
+    @property
+    def metadata(self) -> ToolMetadata:
+        return ToolMetadata(name="lookup", description="reports its failure in its output")
+
+    def __call__(self, input: Any) -> Any:
+        return self.call(input)
+
+    @dispatcher.span
+    def call(self, input: Any) -> ToolOutput:
+        return ToolOutput(content="order service unavailable", tool_name="lookup", raw_input={"input": input},
+                          raw_output=None, is_error=True)
+
+
+def test_a_tool_output_that_reports_an_error_marks_the_tool_failed(traced: Traced) -> None:
+    assert FailingTool()("o-1").is_error
+    (record,) = traced.records()
+    assert (record["type"], record["level"], record["status_message"], record["output"]) == (
+        "tool", "ERROR", "order service unavailable", "order service unavailable")

@@ -142,6 +142,7 @@ def test_a_prompt_version_that_is_no_integer_leaves_the_rest_of_the_generation_r
                        "text": ("generation", "ok", {"name": "support", "version": 3}),
                        "huge": ("generation", "ok", {"name": "support", "version": None}),
                        "flag": ("generation", "ok", {"name": "support", "version": None})}
+    assert autotrace.stats()["prompt_versions_invalid"] == 3  # left out, counted
 
 
 class _Unprintable:

@@ -306,6 +306,8 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
             attrs[OBS_PROMPT_NAME] = str(prompt_name)
         if (version := _prompt_version(prompt_version)) is not None:
             attrs[OBS_PROMPT_VERSION] = version
+        elif prompt_version is not None:
+            count("prompt_versions_invalid")
     operation = get("operation") if obs_type in ("generation", "embedding") else None
     if (op := operation or _OPERATION_BY_TYPE.get(obs_type)) is not None:
         attrs[GEN_AI_OPERATION] = op

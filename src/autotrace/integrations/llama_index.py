@@ -171,7 +171,10 @@ def _end_fields(obs_type: ObservationType, result: Any) -> dict[str, Any]:
         scores = [d["score"] for d in documents if d["score"] is not None]
         return {"documents": documents, "doc_count": len(nodes), "scores": scores or None, "metadata": metadata or None}
     if obs_type is ObservationType.TOOL:
-        return {"result": getattr(result, "content", result)}
+        content = getattr(result, "content", result)
+        if getattr(result, "is_error", False) is True:  # a ToolOutput reporting the tool's failure to the agent
+            return {"result": content, "level": "ERROR", "status_message": str(content)}
+        return {"result": content}
     return {"output": getattr(result, "response", result)}
 
 

@@ -17,7 +17,8 @@ token. A ``CustomLLM``'s ``astream_*`` iterates its ``stream_*`` lazily, outside
 ``stream_*`` is recognised (same LLM, same input object) and not recorded a second time.
 
 A streaming query returns before its LLM is called: reading ``response_gen`` calls it. That
-generator is relayed so each step runs under the synthesis, whose chains end with the streamed text.
+generator is relayed (``_responses``) so each step runs under the synthesis, whose chains end with
+the streamed text.
 """
 
 from __future__ import annotations
@@ -25,26 +26,24 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections import OrderedDict
-from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
 
-from .. import recorder, schema
-from .._internal import count, guarded_failure
-from ..observation import Observation, ObservationType, make_current, release_if_current, restore_context
-from ..runtime import state
-from . import ownership
-from .base import Integration
-from .documents import recorded
+from ... import recorder, schema
+from ..._internal import count, guarded_failure
+from ...observation import Observation, ObservationType, make_current, release_if_current
+from ...runtime import state
+from .. import ownership
+from ..base import Integration
+from ..documents import recorded
+from ._responses import Response, ResponseRelay
 
 _MAX_OPEN = 10_000
 _LLM_METHODS = frozenset({"chat", "complete", "stream_chat", "stream_complete", "achat", "acomplete",
                           "astream_chat", "astream_complete"})
 _ONE_PER_CALL = frozenset({ObservationType.GENERATION, ObservationType.EMBEDDING})
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"}
-#: while a relayed response stream takes a step: (its innermost chain, LlamaIndex's span id then)
-_READING: ContextVar[tuple[str, str | None] | None] = ContextVar("autotrace_llama_index_reading", default=None)
 
 
 def _classify(instance: Any, method: str) -> tuple[ObservationType, dict[str, Any]] | None:
@@ -190,14 +189,7 @@ class _Stream:
         self.owning: Any = None  # while the stream runs, its model call is this generation's
 
 
-class _Response:
-    """A streaming response whose chains (innermost first) stay open until its token stream ends."""
-
-    def __init__(self, id_: str) -> None:
-        self.ids, self.pieces, self.done = [id_], [], False  # pieces: the text so far, to the value limit
-
-
-class _Tracker:
+class _Tracker(ResponseRelay):
     """The open observations by LlamaIndex span id (bounded), shared by both handlers."""
 
     def __init__(self) -> None:
@@ -206,8 +198,7 @@ class _Tracker:
         self.streams: OrderedDict[str, _Stream] = OrderedDict()  # streamed generation (also in open) -> its state
         #: (LLM id, ``stream_*`` method, input id) -> the ``astream_*`` generation it would duplicate
         self.delegates: OrderedDict[tuple[int, str, int], str] = OrderedDict()
-        #: relayed ``response_gen`` -> its state: an outer chain returning the same response joins it
-        self.responses: weakref.WeakKeyDictionary[Any, _Response] = weakref.WeakKeyDictionary()
+        self.responses: weakref.WeakKeyDictionary[Any, Response] = weakref.WeakKeyDictionary()  # ``_responses``
 
     def recorded_ancestor(self, parent_id: str | None) -> str | None:
         while parent_id is not None and parent_id not in self.open:
@@ -219,10 +210,8 @@ class _Tracker:
     def start(self, id_: str, instance: Any, parent_id: str | None, arguments: dict[str, Any]) -> None:
         method = _method(id_)
         found = _classify(instance, method)
-        reading = _READING.get()
-        if reading is not None and parent_id == reading[1] and reading[0] in self.open:
-            ancestor = reading[0]  # started by a relayed response's step (maybe in a thread the caller copied)
-        else:
+        ancestor = self.relayed_parent(parent_id)  # started by a relayed response's step
+        if ancestor is None:
             ancestor = self.recorded_ancestor(parent_id)
         if found is not None and found[0] is ObservationType.GENERATION and self.delegates:
             outer = self.delegates.pop((id(instance), method, id(_llm_input(method, arguments))), None)
@@ -275,110 +264,6 @@ class _Tracker:
                 obs.update(**_end_fields(obs.type, result))
         finally:  # a result whose fields cannot be read still ends its observation
             obs.end()
-
-    def _relay(self, id_: str, response: Any) -> bool:
-        """Relay a streaming response's ``response_gen``; True if chain ``id_`` now ends with it."""
-        source = getattr(response, "response_gen", None)
-        if not (inspect.isgenerator(source) or inspect.isasyncgen(source)):
-            return False
-        joined = self.responses.get(source)
-        if joined is not None:  # an outer chain returning the response an inner one relays
-            if joined.done:
-                return False
-            joined.ids.append(id_)
-            return True
-        tracked = _Response(id_)
-        relay = self._relay_async(source, tracked) if inspect.isasyncgen(source) else self._relay_sync(source, tracked)
-        try:
-            response.response_gen = relay
-        except Exception:  # a response type that cannot take it: the chain ends now
-            return False
-        self.responses[relay] = tracked
-        weakref.finalize(relay, self._response_ended, tracked, None)  # never read: its body never runs
-        return True
-
-    def _step_context(self, tracked: _Response) -> tuple[object | None, Any] | None:
-        """Make the innermost chain current for one step of its stream (the LLM call starts there)."""
-        try:
-            entry = self.open.get(tracked.ids[0]) if not tracked.done else None
-            if entry is None:
-                return None
-            from llama_index.core.instrumentation.span import active_span_id
-
-            return make_current(entry[0]), _READING.set((tracked.ids[0], active_span_id.get()))
-        except Exception as exc:  # the caller's read goes on untraced
-            guarded_failure("llama_index.response_step", exc)
-            return None
-
-    @staticmethod
-    def _step_done(token: tuple[object | None, Any] | None, tracked: _Response, item: Any) -> None:
-        try:
-            if token is not None:
-                _READING.reset(token[1])
-                restore_context(token[0])
-            if isinstance(item, str):
-                schema.keep_piece(tracked.pieces, item, state.max_value_bytes)
-        except Exception as exc:
-            guarded_failure("llama_index.response_step", exc)
-
-    def _relay_sync(self, source: Any, tracked: _Response) -> Any:
-        error: BaseException | None = None
-        try:
-            while True:
-                token, item = self._step_context(tracked), None
-                try:
-                    item = next(source)
-                except StopIteration:
-                    return
-                finally:
-                    self._step_done(token, tracked, item)
-                yield item
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            try:
-                if isinstance(error, GeneratorExit):
-                    source.close()  # closed by the caller: close what it was reading, as ``yield from`` does
-            finally:
-                self._response_ended(tracked, error)
-
-    async def _relay_async(self, source: Any, tracked: _Response) -> Any:
-        error: BaseException | None = None
-        try:
-            while True:
-                token, item = self._step_context(tracked), None
-                try:
-                    item = await source.__anext__()
-                except StopAsyncIteration:
-                    return
-                finally:
-                    self._step_done(token, tracked, item)
-                yield item
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self._response_ended(tracked, error)
-
-    def _response_ended(self, tracked: _Response, error: BaseException | None) -> None:
-        """End the chains of a response stream (once; never raises into the reader)."""
-        try:
-            if tracked.done:
-                return
-            tracked.done = True
-            text = "".join(tracked.pieces)
-            for id_ in tracked.ids:
-                entry = self.open.pop(id_, None)
-                if entry is None:
-                    continue  # evicted
-                obs = entry[0]
-                obs.update(output=text)
-                if error is not None and not isinstance(error, GeneratorExit):
-                    obs.record_error(error)
-                obs.end()
-        except Exception as exc:
-            guarded_failure("llama_index.response_ended", exc)
 
     def _follow(self, id_: str, stream: Any, instance: Any, arguments: dict[str, Any]) -> None:
         """Keep the generation open until ``stream`` ends, fails or is freed unfinished."""

@@ -1,0 +1,148 @@
+"""LlamaIndex streaming responses: a streaming query returns before its LLM is called, and reading
+the response's ``response_gen`` calls it. That generator is relayed: each step makes the innermost
+chain (the synthesis) current, so the LLM span the step starts nests under it, even in a thread the
+caller copied its context to; the chains stay open until the stream ends, fails, is closed or is
+freed unread, and then record the streamed text as their output.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections import OrderedDict
+from contextvars import ContextVar
+from typing import Any
+
+from ... import schema
+from ..._internal import guarded_failure
+from ...observation import Observation, make_current, restore_context
+from ...runtime import state
+
+#: while a relayed response stream takes a step: (its innermost chain, LlamaIndex's span id then)
+_READING: ContextVar[tuple[str, str | None] | None] = ContextVar("autotrace_llama_index_reading", default=None)
+
+
+class Response:
+    """A streaming response whose chains (innermost first) stay open until its token stream ends."""
+
+    def __init__(self, id_: str) -> None:
+        self.ids, self.pieces, self.done = [id_], [], False  # pieces: the text so far, to the value limit
+
+
+class ResponseRelay:
+    """The relaying half of the LlamaIndex tracker, which provides ``open`` (LlamaIndex span id ->
+    open observation) and ``responses`` (relayed generator -> ``Response``)."""
+
+    open: OrderedDict[str, tuple[Observation, Any]]
+    responses: weakref.WeakKeyDictionary[Any, Response]
+
+    def relayed_parent(self, parent_id: str | None) -> str | None:
+        """The chain a span started by a relayed step belongs under, else None."""
+        reading = _READING.get()
+        if reading is not None and parent_id == reading[1] and reading[0] in self.open:
+            return reading[0]
+        return None
+
+    def _relay(self, id_: str, response: Any) -> bool:
+        """Relay a streaming response's ``response_gen``; True if chain ``id_`` now ends with it."""
+        source = getattr(response, "response_gen", None)
+        if not (inspect.isgenerator(source) or inspect.isasyncgen(source)):
+            return False
+        joined = self.responses.get(source)
+        if joined is not None:  # an outer chain returning the response an inner one relays
+            if joined.done:
+                return False
+            joined.ids.append(id_)
+            return True
+        tracked = Response(id_)
+        relay = self._relay_async(source, tracked) if inspect.isasyncgen(source) else self._relay_sync(source, tracked)
+        try:
+            response.response_gen = relay
+        except Exception:  # a response type that cannot take it: the chain ends now
+            return False
+        self.responses[relay] = tracked
+        weakref.finalize(relay, self._response_ended, tracked, None)  # never read: its body never runs
+        return True
+
+    def _step_context(self, tracked: Response) -> tuple[object | None, Any] | None:
+        """Make the innermost chain current for one step of its stream (the LLM call starts there)."""
+        try:
+            entry = self.open.get(tracked.ids[0]) if not tracked.done else None
+            if entry is None:
+                return None
+            from llama_index.core.instrumentation.span import active_span_id
+
+            return make_current(entry[0]), _READING.set((tracked.ids[0], active_span_id.get()))
+        except Exception as exc:  # the caller's read goes on untraced
+            guarded_failure("llama_index.response_step", exc)
+            return None
+
+    @staticmethod
+    def _step_done(token: tuple[object | None, Any] | None, tracked: Response, item: Any) -> None:
+        try:
+            if token is not None:
+                _READING.reset(token[1])
+                restore_context(token[0])
+            if isinstance(item, str):
+                schema.keep_piece(tracked.pieces, item, state.max_value_bytes)
+        except Exception as exc:
+            guarded_failure("llama_index.response_step", exc)
+
+    def _relay_sync(self, source: Any, tracked: Response) -> Any:
+        error: BaseException | None = None
+        try:
+            while True:
+                token, item = self._step_context(tracked), None
+                try:
+                    item = next(source)
+                except StopIteration:
+                    return
+                finally:
+                    self._step_done(token, tracked, item)
+                yield item
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            try:
+                if isinstance(error, GeneratorExit):
+                    source.close()  # closed by the caller: close what it was reading, as ``yield from`` does
+            finally:
+                self._response_ended(tracked, error)
+
+    async def _relay_async(self, source: Any, tracked: Response) -> Any:
+        error: BaseException | None = None
+        try:
+            while True:
+                token, item = self._step_context(tracked), None
+                try:
+                    item = await source.__anext__()
+                except StopAsyncIteration:
+                    return
+                finally:
+                    self._step_done(token, tracked, item)
+                yield item
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._response_ended(tracked, error)
+
+    def _response_ended(self, tracked: Response, error: BaseException | None) -> None:
+        """End the chains of a response stream (once; never raises into the reader)."""
+        try:
+            if tracked.done:
+                return
+            tracked.done = True
+            text = "".join(tracked.pieces)
+            for id_ in tracked.ids:
+                entry = self.open.pop(id_, None)
+                if entry is None:
+                    continue  # evicted
+                obs = entry[0]
+                obs.update(output=text)
+                if error is not None and not isinstance(error, GeneratorExit):
+                    obs.record_error(error)
+                obs.end()
+        except Exception as exc:
+            guarded_failure("llama_index.response_ended", exc)

@@ -53,3 +53,31 @@ def test_qdrant_query_points_positional_and_numpy_arguments(traced: Traced) -> N
     assert by_position["top_k"] == 1 and by_position["doc_count"] == len(positional.points) == 1
     assert by_position["metadata"]["filter"]["must"][0]["key"] == "text"
     assert by_array["metadata"]["vector_dimensions"] == nearest["metadata"]["vector_dimensions"] == 3
+
+
+def test_a_huge_search_inside_a_framework_retriever_counts_nothing_as_left_out(traced: Traced) -> None:
+    """The owner records (and counts) the documents its framework returns; the store's own
+    results are not recorded there, so none of them is counted as truncated."""
+    import faiss
+
+    index = faiss.IndexFlatL2(4)
+    index.add(np.random.default_rng(0).random((500, 4), dtype="float32"))
+    with autotrace.start_retrieval("framework-retriever", query="q"):
+        distances, _ = index.search(np.zeros((30, 4), dtype="float32"), 100)
+    (record,) = traced.records()
+    assert record["name"] == "framework-retriever" and record["metadata"]["store"] == "faiss"
+    assert record["metadata"]["scores"] == pytest.approx(distances.ravel()[:MAX_DOCUMENTS].tolist())
+    assert "retrieval_documents_truncated" not in autotrace.stats()
+
+
+def test_faiss_binary_index_search_is_a_retrieval(traced: Traced) -> None:
+    import faiss
+
+    index = faiss.IndexBinaryFlat(16)  # 16 bits: rows of 2 bytes, Hamming distances
+    index.add(np.random.default_rng(0).integers(0, 255, (10, 2), dtype="uint8"))
+    distances, ids = index.search(np.zeros((1, 2), dtype="uint8"), 3)
+    (record,) = traced.records()
+    assert (record["type"], record["name"], record["metadata"]["collection"]) == ("retriever", "faiss.search",
+                                                                                 "IndexBinaryFlat")
+    assert [d["id"] for d in record["output"]] == ids[0].tolist() and record["doc_count"] == 3
+    assert record["metadata"]["scores"] == distances[0].tolist() and record["metadata"]["vector_dimensions"] == 16

@@ -10,9 +10,10 @@ import pytest
 
 import autotrace
 from tests.fake_pinecone import FakePinecone
-from tests.helpers import Traced
+from tests.helpers import Traced, shape
 
 pinecone = pytest.importorskip("pinecone")
+ValidationError = pytest.importorskip("pinecone.errors.exceptions").ValidationError
 
 
 @pytest.fixture
@@ -57,3 +58,28 @@ def test_the_asyncio_client(tmp_path: Path, fake: FakePinecone) -> None:
     assert (upsert["name"], upsert["metadata"]["count"], delete["name"]) == ("pinecone.upsert", 2, "pinecone.delete")
     assert query["type"] == "retriever" and [d["id"] for d in query["output"]] == ids == ["a"]
     assert query["output"][0]["content"] == "alpha" and query["top_k"] == 1
+
+
+def test_query_namespaces_is_one_retrieval_in_the_callers_trace(tmp_path: Path, fake: FakePinecone) -> None:
+    """The client runs one query per namespace on a thread pool: they stay in the caller's trace
+    and tenant, under one retrieval of the merged result, instead of tenantless traces."""
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("pinecone",),
+                      export_interval=0.05)
+    index = pinecone.Pinecone(api_key="pc-test").Index(host=fake.url)
+    for ns in ("en", "fr"):
+        index.upsert(vectors=[(f"{ns}-1", [1.0, 0.0], {"text": ns}), (f"{ns}-2", [0.0, 1.0], {"text": ns})],
+                     namespace=ns)
+    with autotrace.tenant("acme"), autotrace.start_chain("request") as request:
+        response = index.query_namespaces(vector=[1.0, 0.1], namespaces=["en", "fr"], metric="cosine", top_k=3,
+                                          include_metadata=True)
+        with pytest.raises(ValidationError, match="metric"):
+            index.query_namespaces(vector=[1.0, 0.1], namespaces=["en"], metric="hamming")
+    records = Traced(tmp_path / "t.db").trace(request.trace_id)
+    assert shape(records) == [("chain", "request", [("retriever", "pinecone.query_namespaces", []),
+                                                    ("retriever", "pinecone.query_namespaces", [])])]
+    found, failed = records[1:]
+    assert [d["id"] for d in found["output"]] == [m.id for m in response.matches]
+    assert found["metadata"]["scores"] == pytest.approx([m.score for m in response.matches])
+    assert found["doc_count"] == 3 and found["metadata"]["namespaces"] == ["en", "fr"]
+    assert found["metadata"]["collection"] == "en, fr" and found["top_k"] == 3
+    assert {r["tenant"] for r in records} == {"acme"} and failed["level"] == "ERROR"

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from itertools import chain
+from itertools import chain, islice
 from typing import Any, NamedTuple
 
 from ... import recorder
 from ..._internal import guarded_failure
 from ...observation import CurrentDuring, Observation, ObservationType
 from .. import ownership
-from ..documents import recorded
+from ..documents import MAX_DOCUMENTS, recorded
 
 
 class Batch(NamedTuple):
@@ -71,22 +71,15 @@ class _Search(CurrentDuring):
     def done(self, response: Any, results: Results) -> None:
         try:
             batches = results(response, self.request)
-            fields: dict[str, Any] = {}
-            scores: list[float] = []
-            if batches is not None:
-                total = sum(b.count for b in batches)
-                flat, metadata = recorded(chain.from_iterable(b.documents for b in batches), total)
-                scores = [d["score"] for d in flat if "score" in d]
-                fields = {"documents": flat, "doc_count": total, "scores": scores or None, "metadata": metadata}
-                if len(batches) > 1:
-                    metadata["doc_counts"] = [b.count for b in batches]
-                if scores:  # stores return results best first, whether scores are similarities or distances
-                    metadata["top_score"] = scores[0]
             if self.owner is not None:
+                # The owner records the documents its framework returns (and counts those it
+                # leaves out); the store adds only what the owner lacks, such as the scores.
+                found = chain.from_iterable(b.documents for b in batches or ())
+                scores = [d["score"] for d in islice(found, MAX_DOCUMENTS) if "score" in d]
                 ownership.enrich(self.owner, store=self.store, collection=self.request.get("collection"),
                                  scores=scores or None, metadata={"store": self.store})
-            elif self.obs is not None:
-                self.obs.update(**fields)
+            elif self.obs is not None and batches is not None:
+                self.obs.update(**_fields(batches))
         except Exception as exc:
             guarded_failure(f"{self.store}.results", exc)
         if self.obs is not None:
@@ -96,6 +89,18 @@ class _Search(CurrentDuring):
         if error is not None and self.obs is not None:
             self.obs.record_error(error)
             self.obs.end()
+
+
+def _fields(batches: list[Batch]) -> dict[str, Any]:
+    """The retrieval's fields for the store's results: the recorded documents and their scores."""
+    total = sum(b.count for b in batches)
+    flat, metadata = recorded(chain.from_iterable(b.documents for b in batches), total)
+    scores = [d["score"] for d in flat if "score" in d]
+    if len(batches) > 1:
+        metadata["doc_counts"] = [b.count for b in batches]
+    if scores:  # stores return results best first, whether scores are similarities or distances
+        metadata["top_score"] = scores[0]
+    return {"documents": flat, "doc_count": total, "scores": scores or None, "metadata": metadata}
 
 
 def search_wrapper(store: str, operation: str, describe: Describe, results: Results,

@@ -1,8 +1,9 @@
-"""FAISS (faiss-cpu): ``Index.search`` on the Python wrapper becomes a retrieval.
+"""FAISS (faiss-cpu): ``Index.search`` and ``IndexBinary.search`` on the Python wrapper become
+retrievals.
 
 faiss installs a separate ``search`` replacement on each index class at import; each of those
-present at install time is wrapped. Distances are recorded as scores, ids of -1 (no result) are
-left out, and a batch of queries records one count per query.
+present at install time is wrapped, binary (Hamming) indexes included. Distances are recorded as
+scores, ids of -1 (no result) are left out, and a batch of queries records one count per query.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from ._common import Batch, argument, document, search_wrapper
 def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     queries = argument(args, kwargs, "x", 0)
     shape = getattr(queries, "shape", None)
+    dimensions = getattr(instance, "d", None)  # in bits for a binary index, whose rows are bytes
+    if not isinstance(dimensions, int):
+        dimensions = int(shape[1]) if shape is not None and len(shape) > 1 else None
     return {"collection": type(instance).__name__, "top_k": argument(args, kwargs, "k", 1),
-            "metadata": {"queries": int(shape[0]) if shape else None,
-                         "vector_dimensions": int(shape[1]) if shape is not None and len(shape) > 1 else None}}
+            "metadata": {"queries": int(shape[0]) if shape else None, "vector_dimensions": dimensions}}
 
 
 def _row(distances: Any, ids: Any) -> Iterator[dict[str, Any]]:
@@ -42,8 +45,9 @@ class FaissIntegration(Integration):
         import faiss
 
         wrapper = search_wrapper("faiss", "search", _describe, _results)
+        bases = (faiss.Index, faiss.IndexBinary)
         for value in list(vars(faiss).values()):
-            if isinstance(value, type) and issubclass(value, faiss.Index) and "search" in value.__dict__:
+            if isinstance(value, type) and issubclass(value, bases) and "search" in value.__dict__:
                 self.patcher.wrap_object(value, "search", wrapper)
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import inspect
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from opentelemetry import trace
 
 import autotrace
-from tests.helpers import Traced, shape
+from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import Traced, install_one_tenant, shape
 
 
 class _UnprintableError(Exception):
@@ -117,3 +121,119 @@ def test_a_handle_entered_again_within_its_block_restores_the_context(traced: Tr
     with autotrace.start_span("after"):
         pass  # a root again: the ended span was not left current
     assert shape(traced.records()) == [("span", "outer", []), ("span", "after", [])]
+
+
+def _logged(fn):  # type: ignore[no-untyped-def]
+    """An application's own decorator: a plain function that returns what ``fn`` returns."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+async def test_a_plain_function_returning_a_coroutine_or_generator_is_observed_while_it_runs(
+    traced: Traced,
+) -> None:
+    @autotrace.observe(name="coroutine")
+    @_logged
+    async def work(x: int) -> int:
+        with autotrace.start_span("in-coroutine"):
+            await asyncio.sleep(0)
+        return x + 1
+
+    @autotrace.observe(name="generator")
+    @_logged
+    def items(n: int) -> Iterator[int]:
+        for i in range(n):
+            with autotrace.start_span(f"in-generator-{i}"):
+                yield i
+
+    async def agen() -> AsyncIterator[str]:
+        with autotrace.start_span("in-async-generator"):
+            yield "a"
+        yield "b"
+
+    @autotrace.observe(name="async-generator")
+    def astream() -> AsyncIterator[str]:
+        return agen()
+
+    @autotrace.observe(name="fails-later")
+    @_logged
+    async def fails() -> None:
+        raise KeyError("k")
+
+    @autotrace.observe(name="never-run")
+    @_logged
+    def never(n: int) -> Iterator[int]:
+        yield n
+
+    assert await work(1) == 2
+    assert list(items(2)) == [0, 1]
+    assert [x async for x in astream()] == ["a", "b"]
+    with pytest.raises(KeyError):
+        await fails()
+    unused = never(1)
+    del unused
+    gc.collect()
+    records = traced.records()
+    assert shape(records) == [
+        ("span", "coroutine", [("span", "in-coroutine", [])]),
+        ("span", "generator", [("span", "in-generator-0", []), ("span", "in-generator-1", [])]),
+        ("span", "async-generator", [("span", "in-async-generator", [])]),
+        ("span", "fails-later", []),
+        ("span", "never-run", []),  # ended when freed, not left open
+    ]
+    outcome = {r["name"]: (r["output"], r["level"]) for r in records if not r["name"].startswith("in-")}
+    assert outcome == {"coroutine": (2, "DEFAULT"), "generator": ([0, 1], "DEFAULT"),
+                       "async-generator": ("ab", "DEFAULT"), "fails-later": (None, "ERROR"),
+                       "never-run": (None, "DEFAULT")}
+
+
+def test_trace_environment_langfuse_would_reject_is_left_out(rx: OtlpReceiver) -> None:
+    install_one_tenant(rx)
+    with autotrace.tenant("t"):
+        for environment in ("prod:eu", "langfuse-x", "e" * 41, 7, "Staging"):
+            with autotrace.trace_attributes(environment=environment, tags="vip"):  # type: ignore[arg-type]
+                autotrace.event(f"env-{str(environment)[:8]}")
+    assert autotrace.flush(10.0)
+    spans = {s.name: s.attributes for s in rx.wait_for_spans(5)}
+    # Langfuse answers 400 to a whole export holding an environment off its pattern (lower-cased
+    # first): one such span lost every span sent with it
+    assert {name: attrs.get("langfuse.environment") for name, attrs in spans.items()} == {
+        "env-prod:eu": None, "env-langfuse": None, "env-eeeeeeee": None, "env-7": None, "env-Staging": "staging"}
+    assert all(attrs["langfuse.trace.tags"] == ["vip"] for attrs in spans.values())  # one tag, not three
+    assert autotrace.stats()["trace_attributes_invalid"] == 4
+
+
+@pytest.mark.parametrize("main_ends_first", [False, True])
+def test_a_handle_entered_in_another_thread_leaves_no_context_behind(traced: Traced, main_ends_first: bool) -> None:
+    with autotrace.tenant("acme"):
+        parent = autotrace.start_agent("parent")
+    entered, main_done = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        with parent:  # a worker makes the shared handle current in its own thread
+            with autotrace.start_tool("in-thread"):
+                pass
+            entered.set()
+            if main_ends_first:
+                main_done.wait(5)
+
+    with autotrace.tenant("acme"), parent:
+        thread = threading.Thread(target=worker)
+        thread.start()
+        entered.wait(5)
+        if not main_ends_first:
+            thread.join()
+        parent.set_output("done")  # the worker's block ending did not end the observation
+    main_done.set()
+    thread.join()
+    assert not trace.get_current_span().get_span_context().is_valid  # the ended span is not left current
+    with autotrace.tenant("beta"), autotrace.start_span("next-request"):
+        pass  # a new trace of its own tenant, not a child in acme's trace
+    records = traced.records()
+    assert shape(records) == [("agent", "parent", [("tool", "in-thread", [])]), ("span", "next-request", [])]
+    assert {r["name"]: (r["tenant"], r["output"]) for r in records} == {
+        "parent": ("acme", "done"), "in-thread": ("acme", None), "next-request": ("beta", None)}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -16,6 +18,8 @@ from .observation import CurrentDuring, Observation, ObservationType, make_curre
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_STREAM_ITEMS = 1000
+#: What a plain function may return whose work runs later (one set lookup per call decides).
+_LAZY_RESULTS = frozenset({types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType})
 
 
 def start_observation(as_type: ObservationType | str, name: str, **fields: Any) -> Observation:
@@ -273,23 +277,42 @@ class _Traced:
                 self.fail(obs, error)
                 raise
             restore_context(token)
+            if type(result) in _LAZY_RESULTS:  # the work runs later: the observation follows it
+                return self.follow(obs, result)
             self.succeed(obs, result)
             return result
 
         return traced
 
-    def coroutine_wrapper(self) -> Callable[..., Any]:
+    def follow(self, obs: Observation, result: Any) -> Any:
+        """A coroutine, generator or async generator returned by a plain function (one wrapped by a
+        decorator of the application's, say): the same kind of object, which runs ``result`` with
+        ``obs`` current and ends ``obs`` with its outcome, as if the function were of that kind.
+        Never run, it ends ``obs`` when it is freed."""
+        if isinstance(result, types.CoroutineType):
+            follower = self.coroutine_wrapper((result, obs))()
+        elif isinstance(result, types.GeneratorType):
+            follower = self.generator_wrapper((result, obs))()
+        else:
+            follower = self.async_generator_wrapper((result, obs))()
+        weakref.finalize(follower, obs.end).atexit = False
+        return follower
+
+    def coroutine_wrapper(self, follow: tuple[Any, Observation] | None = None) -> Callable[..., Any]:
         fn = self.fn
 
         async def traced(*args: Any, **kwargs: Any) -> Any:
-            obs = self.begin(args, kwargs)
-            if obs is None:
-                return await fn(*args, **kwargs)
-            if obs.intercept is not None and obs.intercept.frozen:
-                return self.replayed(obs)
+            if follow is None:
+                obs = self.begin(args, kwargs)
+                if obs is None:
+                    return await fn(*args, **kwargs)
+                if obs.intercept is not None and obs.intercept.frozen:
+                    return self.replayed(obs)
+            else:
+                obs = follow[1]
             token = make_current(obs)
             try:
-                result = await fn(*args, **kwargs)
+                result = await (fn(*args, **kwargs) if follow is None else follow[0])
             except BaseException as error:
                 restore_context(token)
                 self.fail(obs, error)
@@ -300,18 +323,22 @@ class _Traced:
 
         return traced
 
-    def generator_wrapper(self) -> Callable[..., Any]:
+    def generator_wrapper(self, follow: tuple[Any, Observation] | None = None) -> Callable[..., Any]:
         """Drive the user's generator step by step, as ``yield from`` would: values sent and
-        exceptions thrown in (``close()`` too) reach it at its ``yield``."""
+        exceptions thrown in (``close()`` too) reach it at its ``yield``. ``follow``: a generator
+        and its observation, already started (see ``follow``)."""
         fn = self.fn
 
         def traced(*args: Any, **kwargs: Any) -> Any:
-            inner = fn(*args, **kwargs)
-            obs = self.begin(args, kwargs)
-            if obs is not None and obs.intercept is not None and obs.intercept.frozen:
-                for item in self.replayed_items(obs):  # not ``yield from``: a list has no send()
-                    yield item
-                return None
+            if follow is None:
+                inner = fn(*args, **kwargs)
+                obs = self.begin(args, kwargs)
+                if obs is not None and obs.intercept is not None and obs.intercept.frozen:
+                    for item in self.replayed_items(obs):  # not ``yield from``: a list has no send()
+                        yield item
+                    return None
+            else:
+                inner, obs = follow
             stream = _Stream(self, obs)
             step, value = inner.send, None
             while True:
@@ -329,17 +356,20 @@ class _Traced:
 
         return traced
 
-    def async_generator_wrapper(self) -> Callable[..., Any]:
+    def async_generator_wrapper(self, follow: tuple[Any, Observation] | None = None) -> Callable[..., Any]:
         """The async twin of ``generator_wrapper`` (``asend``/``athrow``/``aclose``)."""
         fn = self.fn
 
         async def traced(*args: Any, **kwargs: Any) -> Any:
-            inner = fn(*args, **kwargs)
-            obs = self.begin(args, kwargs)
-            if obs is not None and obs.intercept is not None and obs.intercept.frozen:
-                for item in self.replayed_items(obs):
-                    yield item
-                return
+            if follow is None:
+                inner = fn(*args, **kwargs)
+                obs = self.begin(args, kwargs)
+                if obs is not None and obs.intercept is not None and obs.intercept.frozen:
+                    for item in self.replayed_items(obs):
+                        yield item
+                    return
+            else:
+                inner, obs = follow
             stream = _Stream(self, obs)
             step, value = inner.asend, None
             while True:

@@ -14,6 +14,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace import get_current_span
 
 from . import schema
+from ._internal import count, log_once
+from .config import _ENV_NAME  # the one rule for environment names (install() checks it too)
 from .runtime import state
 
 TENANT_BAGGAGE_KEY = "autotrace.tenant"
@@ -68,10 +70,15 @@ def trace_attributes(
     environment: str | None = None,
 ) -> Iterator[None]:
     """Attach trace-level fields (name, user, session, tags, metadata) to the current span and to
-    every span started inside (Langfuse aggregates only over spans that carry them)."""
+    every span started inside (Langfuse aggregates only over spans that carry them).
+
+    ``tags`` given as one string is one tag. An ``environment`` Langfuse would reject is left out,
+    counted as ``trace_attributes_invalid`` (never raised: the block runs as it would untraced)."""
+    if isinstance(tags, str):  # not its characters, one tag each
+        tags = [tags]
     added = schema.trace_attributes(
         name=name, user_id=user_id, session_id=session_id, tags=tags, metadata=metadata,
-        release=release, environment=environment,
+        release=release, environment=_environment(environment),
     )
     current = {**(_trace_attrs.get() or {}), **added}
     span = get_current_span()
@@ -82,6 +89,21 @@ def trace_attributes(
         yield
     finally:
         _trace_attrs.reset(token)
+
+
+def _environment(value: object) -> str | None:
+    """``value`` as Langfuse takes an environment (lower-cased, then ``^(?!langfuse)[a-z0-9_-]+$``, at
+    most 40 characters), or None. Langfuse answers 400 to an export holding any other, so one such
+    span would lose every span sent with it, other requests' and other traces' included."""
+    if value is None:
+        return None
+    name = value.lower() if isinstance(value, str) else None
+    if name is not None and _ENV_NAME.match(name):
+        return name
+    count("trace_attributes_invalid")
+    log_once("trace_environment_invalid", "autotrace: trace_attributes(environment=...) must match "
+             "^(?!langfuse)[a-z0-9_-]+$ (at most 40 characters); left out (counted as trace_attributes_invalid)")
+    return None
 
 
 def current_trace_attributes() -> dict[str, Any] | None:

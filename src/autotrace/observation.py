@@ -85,9 +85,13 @@ class Observation:
     # -- context management: ``with`` / ``async with`` make the observation current ---------------
     def __enter__(self) -> Observation:
         token = make_current(self)
-        if self._token is not None:  # entered again within its own block: the outer exit needs its token
-            token = _Reentered(token, self._token)
-        self._token = token
+        entered = self._token
+        if entered is None:  # the usual case: one block
+            self._token = token
+        else:  # entered again, within its block or in another thread or task: one token per block
+            if type(entered) is not _Entered:
+                entered = self._token = _Entered(entered)
+            entered.tokens.append(token)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -95,11 +99,16 @@ class Observation:
             if exc is not None:
                 self.record_error(exc)
         finally:  # whatever recording the error does, the caller's context is back and the span ends
-            token, self._token = self._token, None
-            if type(token) is _Reentered:
-                token, self._token = token.token, token.outer
-            restore_context(token)
-            self.end()
+            entered = self._token
+            last = True
+            if type(entered) is _Entered:
+                entered.release_own()
+                last = not entered.tokens  # still current in another block: the last one to end ends it
+            else:
+                restore_context(entered)
+            if last:
+                self._token = None
+                self.end()
 
     async def __aenter__(self) -> Observation:
         return self.__enter__()
@@ -263,14 +272,32 @@ class Observation:
         return f"<Observation {self.type.value} {self.name!r} id={self.id}>"
 
 
-class _Reentered:
-    """The context token of a ``with`` on an observation already entered, and the outer one's."""
+class _Entered:
+    """The context tokens of the open ``with`` blocks of an observation entered more than once.
 
-    __slots__ = ("outer", "token")
+    Each exit must reset the token made in its own context: blocks in other threads or tasks (a
+    worker that makes a shared handle current) end in any order, and a token reset in another
+    context fails, leaving the ended observation current there for every later call."""
 
-    def __init__(self, token: object | None, outer: object) -> None:
-        self.token = token
-        self.outer = outer
+    __slots__ = ("tokens",)
+
+    def __init__(self, first: object | None) -> None:
+        self.tokens = [first]
+
+    def release_own(self) -> None:
+        """Reset and forget the newest token made in the current context."""
+        tokens = self.tokens
+        for index in range(len(tokens) - 1, -1, -1):
+            token = tokens[index]
+            if isinstance(token, Token):
+                try:
+                    token.var.reset(token)
+                except (RuntimeError, ValueError):  # another block's context, or already reset
+                    continue
+            else:  # another context runtime (or no token): undone as before
+                restore_context(token)
+            del tokens[index]
+            return
 
 
 class CurrentDuring:

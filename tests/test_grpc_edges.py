@@ -4,7 +4,9 @@ positionally or explicitly after ``install()``, and calls the client cancels or 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
 from typing import Any
@@ -210,3 +212,110 @@ def test_calls_the_client_gives_up_on_are_warnings_with_their_status(tmp_path, a
         "cancel": [("WARNING", "CANCELLED"), ("WARNING", "CANCELLED")],
         "stream": [("WARNING", "CANCELLED"), ("WARNING", "CANCELLED")],
     }
+
+
+class _Metadata(grpc.ServerInterceptor):
+    """Records every incoming call's metadata."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        self.seen.append(dict(details.invocation_metadata))
+        return continuation(details)
+
+
+def test_one_shot_metadata_reaches_the_server_whole(tmp_path) -> None:
+    """grpc takes any iterable of pairs; a generator read while looking for the caller's
+    traceparent (a call outside any span) sent the call without its metadata."""
+    _install(tmp_path)
+    capture = _Metadata()
+    server, port = svc.start_sync_server(interceptors=[capture])
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            svc.Stub(channel).Unary({"text": "x"}, metadata=(pair for pair in [("authorization", "Bearer t")]))
+    finally:
+        server.stop(0)
+    (seen,) = capture.seen
+    assert seen["authorization"] == "Bearer t" and "traceparent" in seen
+
+
+def test_a_response_stream_the_caller_drops_is_cancelled_and_its_span_ends(tmp_path) -> None:
+    """grpc cancels a call whose iterator the caller drops; a done-callback that held the call kept
+    it running on the server (every message produced) and its client span never ended."""
+    traced = _install(tmp_path)
+    server, port = svc.start_sync_server()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, autotrace.start_chain("caller") as root:
+            responses = svc.Stub(channel).ServerStream({"n": 100_000})
+            next(responses)
+            freed = weakref.ref(responses)
+            del responses
+            gc.collect()
+            assert freed() is None
+            time.sleep(0.3)
+    finally:
+        server.stop(0)
+    records = traced.trace(root.trace_id)
+    client, server_span = (r for r in records if r["type"] == "span")
+    assert (client["level"], client["status_message"]) == ("WARNING", "CANCELLED: the caller dropped the call")
+    assert server_span["level"] == "WARNING" and server_span["status_message"].startswith("CANCELLED")
+    assert len(records) < 1000  # the server stopped producing
+
+
+def test_aio_call_freed_as_its_loop_ends_records_its_status(tmp_path) -> None:
+    """A stream left unfinished as ``asyncio.run`` ends is cancelled with no loop running: its
+    status was read in a task that could not start, so the span ended without one (and an
+    internal error was logged)."""
+    traced = _install(tmp_path)
+    server, port = svc.start_sync_server()
+
+    async def scenario() -> str:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        with autotrace.start_chain("caller") as root:
+            async for _ in svc.Stub(channel).ServerStream({"n": 50}):
+                break
+        return root.trace_id
+
+    try:
+        trace_id = asyncio.run(scenario())
+        gc.collect()
+    finally:
+        server.stop(0)
+    records = traced.trace(trace_id)
+    (root,) = (r for r in records if r["type"] == "chain")
+    (client,) = (r for r in records if r["parent_id"] == root["id"])
+    assert client["level"] == "WARNING" and client["status_message"].startswith("CANCELLED")
+    assert not any(key.startswith("internal_errors") for key in autotrace.stats())
+
+
+def _tenant_stream(request: Any, context: Any) -> Iterator[Any]:
+    for i in range(2):
+        with autotrace.start_tool(f"tool-{i}"):
+            pass
+        yield {"tenant": autotrace.current_tenant()}
+
+
+def test_aio_server_sync_stream_handler_sees_the_adopted_tenant(tmp_path) -> None:
+    """A grpc.aio server reads a synchronous response stream on its thread pool: the adopted
+    tenant must be in scope there, as the observation is (outgoing calls carry it on)."""
+    traced = _install(tmp_path, trust_incoming_tenant=True)
+
+    async def scenario() -> tuple[str, list[Any]]:
+        server = grpc.aio.server(futures.ThreadPoolExecutor(max_workers=2))
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "test.T", {"S": grpc.unary_stream_rpc_method_handler(_tenant_stream, **KW)}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                with autotrace.tenant("acme"), autotrace.start_chain("caller") as root:
+                    replies = [r async for r in channel.unary_stream("/test.T/S", **CLIENT_KW)({})]
+            return root.trace_id, replies
+        finally:
+            await server.stop(0)
+
+    trace_id, replies = asyncio.run(scenario())
+    assert replies == [{"tenant": "acme"}, {"tenant": "acme"}]
+    assert shape(traced.trace(trace_id)) == [("chain", "caller", [("span", "test.T/S", [
+        ("span", "test.T/S", [("tool", "tool-0", []), ("tool", "tool-1", [])])])])]

@@ -110,20 +110,66 @@ def _on_done(obs: Observation) -> Callable[[Any], None]:
     return done
 
 
+def _watch(call: Any, obs: Observation) -> None:
+    """End ``obs`` when the synchronous ``call`` ends, holding it only weakly: grpc cancels a call
+    its caller drops (a stream read in part, a future never waited on) when the object is freed,
+    and ``add_done_callback`` keeps it alive (and running on the server) until the channel closes."""
+    try:
+        if call.done():
+            _on_done(obs)(call)
+            return
+        ref = weakref.ref(call)
+        register = call.add_callback
+    except (AttributeError, TypeError):  # another interceptor's return value
+        call.add_done_callback(_on_done(obs))
+        return
+
+    def ended() -> None:
+        live = ref()
+        if live is None:  # freed, so grpc cancelled it
+            _finish(obs, grpc.StatusCode.CANCELLED, "the caller dropped the call", interrupted=True)
+        else:
+            _on_done(obs)(live)
+
+    if not register(ended):  # terminated meanwhile
+        ended()
+
+
 _pending_tasks: set[Any] = set()
 
 
+def _result_now(coroutine: Any) -> Any:
+    """The result of ``coroutine`` if it finishes without waiting; LookupError if it would wait."""
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        coroutine.close()
+    raise LookupError("would wait")
+
+
 def _on_done_aio(obs: Observation) -> Callable[[Any], None]:
-    """``grpc.aio`` calls report their status through coroutines: read them in a task."""
+    """``grpc.aio`` calls report their status through coroutines, which for a done call finish at
+    once: read here, as a task may never run (a call freed as its loop ends calls back with no loop
+    running; ``asyncio.run`` cancels tasks left at its end). A task waits for a status not there yet."""
 
     async def read_status(call: Any) -> None:
         try:
             code, details = await call.code(), await call.details()
         except Exception:
             code, details = None, None
+        except asyncio.CancelledError:
+            _finish(obs, None)
+            raise
         _finish(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
 
     def done(call: Any) -> None:
+        try:
+            code, details = _result_now(call.code()), _result_now(call.details())
+            return _finish(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
+        except Exception:
+            pass
         try:
             task = asyncio.get_running_loop().create_task(read_status(call))
         except Exception as exc:
@@ -154,6 +200,12 @@ class ClientInterceptor(
     """Traces every call of a synchronous channel."""
 
     def _intercept(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        if details.metadata is not None and not isinstance(details.metadata, list | tuple):
+            # any iterable of pairs: read a one-shot one (a generator) once, for the parent and the call
+            try:
+                details = _SyncClientCallDetails(details, list(details.metadata))
+            except TypeError:  # not iterable: grpc reports it as it would without us
+                pass
         obs = _start(details.method, _KIND_CLIENT, _client_parent(details.metadata))
         if obs is None:
             return continuation(details, request)
@@ -168,7 +220,7 @@ class ClientInterceptor(
             _finish(obs, None, error=error)
             raise
         try:
-            call.add_done_callback(_on_done(obs))
+            _watch(call, obs)
         except Exception as exc:
             guarded_failure("grpc.done_callback", exc)
             _finish(obs, None)
@@ -233,10 +285,11 @@ def aio_client_interceptors() -> list[Any]:
 class _ServerCall:
     """The span and tenant scope of one incoming call."""
 
-    __slots__ = ("obs", "tenant_token")
+    __slots__ = ("obs", "tenant", "tenant_token")
 
     def __init__(self, handler_call_details: Any) -> None:
         self.obs: Observation | None = None
+        self.tenant: str | None = None  # adopted from the caller
         self.tenant_token: Any = None
         try:
             ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
@@ -244,7 +297,7 @@ class _ServerCall:
             if settings is not None and settings.trust_incoming_tenant:
                 tenant = tenant_from_baggage(ctx)
                 if tenant is not None:
-                    self.tenant_token = set_tenant(tenant)
+                    self.tenant, self.tenant_token = tenant, set_tenant(tenant)
             self.obs = _start(handler_call_details.method, _KIND_SERVER, parent=ctx)
         except Exception as exc:
             guarded_failure("grpc.server_start", exc)
@@ -349,7 +402,8 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
 def _stream(items: Iterator[Any], call: _ServerCall, servicer_context: Any) -> Iterator[Any]:
     try:
         while True:
-            with _current(call.obs):
+            # the span and tenant again per item: grpc.aio reads sync streams on its thread pool
+            with _current(call.obs, call.tenant):
                 try:
                     item = next(items)
                 except StopIteration:
@@ -362,19 +416,26 @@ def _stream(items: Iterator[Any], call: _ServerCall, servicer_context: Any) -> I
 
 
 class _current:
-    """Make an observation's span current for a block (no-op for None)."""
+    """Make an observation's span (and a tenant) current for a block (no-op for None)."""
 
-    __slots__ = ("obs", "token")
+    __slots__ = ("obs", "tenant", "tenant_token", "token")
 
-    def __init__(self, obs: Observation | None) -> None:
+    def __init__(self, obs: Observation | None, tenant: str | None = None) -> None:
         self.obs = obs
+        self.tenant = tenant
         self.token: Any = None
+        self.tenant_token: Any = None
 
     def __enter__(self) -> None:
         if self.obs is not None:
             self.token = make_current(self.obs)
+        if self.tenant is not None:
+            self.tenant_token = set_tenant(self.tenant)
 
     def __exit__(self, *exc: object) -> None:
+        if self.tenant_token is not None:
+            reset_tenant(self.tenant_token)
+            self.tenant_token = None
         restore_context(self.token)
 
 

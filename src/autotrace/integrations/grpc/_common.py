@@ -1,0 +1,54 @@
+"""What the gRPC client and server interceptors share: starting a call's span and ending it with
+the call's status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import grpc.aio
+from opentelemetry.trace import SpanKind
+
+from ... import recorder
+from ..._internal import guarded_failure
+from ...observation import Observation, ObservationType
+
+KIND_CLIENT = SpanKind.CLIENT
+KIND_SERVER = SpanKind.SERVER
+
+
+def _method_parts(method: str | bytes) -> tuple[str, str]:
+    text = method.decode() if isinstance(method, bytes) else method
+    service, _, name = text.lstrip("/").partition("/")
+    return service, name
+
+
+def start_call(method: str | bytes, kind: Any, parent: Any = None) -> Observation | None:
+    try:
+        service, name = _method_parts(method)
+        return recorder.start(ObservationType.SPAN, f"{service}/{name}", kind=kind, parent=parent, attributes={
+            "rpc.system": "grpc", "rpc.service": service, "rpc.method": name,
+        })
+    except Exception as exc:
+        guarded_failure("grpc.start", exc)
+        return None
+
+
+def finish_call(obs: Observation, code: Any, details: str | None = None, error: BaseException | None = None,
+            interrupted: bool = False) -> None:
+    """Record the status and end the span; ``interrupted``: the call was cut short (cancelled, or
+    its caller gave up), which is a WARNING, as for any interrupted step, not an ERROR."""
+    try:
+        status = code if isinstance(code, grpc.StatusCode) else None
+        if status is not None:
+            obs.span.set_attribute("rpc.grpc.status_code", status.value[0])
+        message = f"{status.name}: {details or ''}".rstrip(": ") if status is not None else None
+        if interrupted:
+            obs.set_level("WARNING", message)
+        elif error is not None:
+            obs.record_error(error)
+        elif status is not None and status is not grpc.StatusCode.OK:
+            obs.record_error(message or "")
+        obs.end()
+    except Exception as exc:
+        guarded_failure("grpc.finish", exc)

@@ -1,0 +1,215 @@
+"""gRPC server interceptors (``grpc`` and ``grpc.aio``): each call joins the caller's trace with a
+SERVER span, adopts the caller's tenant only when ``trust_incoming_tenant`` is set, and ends when
+the handler, or the stream it returns, finishes, with its status."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from ..._internal import guarded_failure
+from ...context import reset_tenant, set_tenant, tenant_from_baggage
+from ...observation import Observation, make_current, restore_context
+from ...propagation import extract
+from ...runtime import state
+from ._common import KIND_SERVER, finish_call, start_call
+
+
+class _ServerCall:
+    """The span and tenant scope of one incoming call."""
+
+    __slots__ = ("obs", "tenant", "tenant_token")
+
+    def __init__(self, handler_call_details: Any) -> None:
+        self.obs: Observation | None = None
+        self.tenant: str | None = None  # adopted from the caller
+        self.tenant_token: Any = None
+        try:
+            ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
+            settings = state.settings
+            if settings is not None and settings.trust_incoming_tenant:
+                tenant = tenant_from_baggage(ctx)
+                if tenant is not None:
+                    self.tenant, self.tenant_token = tenant, set_tenant(tenant)
+            self.obs = start_call(handler_call_details.method, KIND_SERVER, parent=ctx)
+        except Exception as exc:
+            guarded_failure("grpc.server_start", exc)
+
+    def close(self, servicer_context: Any, error: BaseException | None = None) -> None:
+        if self.obs is not None:
+            code = _context_code(servicer_context)
+            if code is not None:  # set by the handler (abort, set_code)
+                finish_call(self.obs, code, _context_details(servicer_context),
+                        error if code is grpc.StatusCode.UNKNOWN else None)
+            elif (gone := _ended_by_client(servicer_context, error)) is not None:
+                finish_call(self.obs, gone[0], gone[1], interrupted=True)
+            elif error is not None:
+                finish_call(self.obs, grpc.StatusCode.UNKNOWN, None, error)
+            else:
+                finish_call(self.obs, grpc.StatusCode.OK)
+        if self.tenant_token is not None:
+            try:
+                reset_tenant(self.tenant_token)
+            except ValueError:  # reset from another context (a stream finished elsewhere)
+                pass
+            self.tenant_token = None
+
+
+def _ended_by_client(servicer_context: Any, error: BaseException | None) -> tuple[Any, str] | None:
+    """The status of a call its client cancelled or let expire before the handler finished (the
+    handler then returns, or is interrupted, with no status of its own); None if still live."""
+    try:
+        is_active = getattr(servicer_context, "is_active", None)  # grpc.ServicerContext
+        active = is_active() if is_active is not None else not servicer_context.cancelled()  # grpc.aio
+        if active and (error is None or isinstance(error, Exception)):
+            return None
+        remaining = servicer_context.time_remaining()
+    except Exception:
+        if error is None or isinstance(error, Exception):
+            return None
+        remaining = None
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "the caller's deadline passed"
+    return grpc.StatusCode.CANCELLED, "the call was cancelled"
+
+
+def _context_code(servicer_context: Any) -> Any:
+    try:
+        return servicer_context.code()
+    except Exception:
+        return None
+
+
+def _context_details(servicer_context: Any) -> str | None:
+    try:
+        details = servicer_context.details()
+        return details.decode() if isinstance(details, bytes) else details
+    except Exception:
+        return None
+
+
+def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, streaming: bool) -> Callable[..., Any]:
+    if inspect.isasyncgenfunction(behavior):
+        async def agen(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
+            call = _ServerCall(handler_call_details)
+            try:
+                with _current(call.obs):
+                    async for item in behavior(request, servicer_context):
+                        yield item
+            except BaseException as error:
+                call.close(servicer_context, error)
+                raise
+            call.close(servicer_context)
+
+        return agen
+    if inspect.iscoroutinefunction(behavior):
+        async def coroutine(request: Any, servicer_context: Any) -> Any:
+            call = _ServerCall(handler_call_details)
+            try:
+                with _current(call.obs):
+                    result = await behavior(request, servicer_context)
+            except BaseException as error:
+                call.close(servicer_context, error)
+                raise
+            call.close(servicer_context)
+            return result
+
+        return coroutine
+
+    def function(request: Any, servicer_context: Any) -> Any:
+        call = _ServerCall(handler_call_details)
+        try:
+            with _current(call.obs):
+                result = behavior(request, servicer_context)
+        except BaseException as error:
+            call.close(servicer_context, error)
+            raise
+        if streaming and isinstance(result, Iterator):
+            return _stream(result, call, servicer_context)
+        call.close(servicer_context)
+        return result
+
+    return function
+
+
+def _stream(items: Iterator[Any], call: _ServerCall, servicer_context: Any) -> Iterator[Any]:
+    try:
+        while True:
+            # the span and tenant again per item: grpc.aio reads sync streams on its thread pool
+            with _current(call.obs, call.tenant):
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+            yield item
+    except BaseException as error:
+        call.close(servicer_context, error)
+        raise
+    call.close(servicer_context)
+
+
+class _current:
+    """Make an observation's span (and a tenant) current for a block (no-op for None)."""
+
+    __slots__ = ("obs", "tenant", "tenant_token", "token")
+
+    def __init__(self, obs: Observation | None, tenant: str | None = None) -> None:
+        self.obs = obs
+        self.tenant = tenant
+        self.token: Any = None
+        self.tenant_token: Any = None
+
+    def __enter__(self) -> None:
+        if self.obs is not None:
+            self.token = make_current(self.obs)
+        if self.tenant is not None:
+            self.tenant_token = set_tenant(self.tenant)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tenant_token is not None:
+            reset_tenant(self.tenant_token)
+            self.tenant_token = None
+        restore_context(self.token)
+
+
+_BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+
+def _wrap_handler(handler: Any, handler_call_details: Any) -> Any:
+    if handler is None:
+        return None
+    try:
+        changes = {}
+        for field in _BEHAVIORS:
+            behavior = getattr(handler, field, None)
+            if behavior is not None:
+                changes[field] = _wrap_behavior(behavior, handler_call_details, field.endswith("stream"))
+        return handler._replace(**changes)
+    except Exception as exc:
+        guarded_failure("grpc.wrap_handler", exc)
+        return handler
+
+
+class ServerInterceptor(grpc.ServerInterceptor):
+    """Joins incoming calls of a synchronous server to the caller's trace."""
+
+    def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
+        return _wrap_handler(continuation(handler_call_details), handler_call_details)
+
+
+class AioServerInterceptor(grpc.aio.ServerInterceptor):
+    """Joins incoming calls of an asyncio server to the caller's trace."""
+
+    async def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
+        return _wrap_handler(await continuation(handler_call_details), handler_call_details)
+
+
+
+
+def server_interceptor(asyncio: bool = False) -> grpc.ServerInterceptor:
+    """An interceptor to pass to a server created before ``install()`` (or by other means)."""
+    return AioServerInterceptor() if asyncio else ServerInterceptor()

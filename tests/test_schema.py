@@ -173,7 +173,8 @@ def test_every_field_of_an_observation_is_cut_to_the_limit(tmp_path) -> None:
     observation's own span is not scanned again in the pipeline)."""
     autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(), export_interval=0.05,
                       max_value_bytes=1024)
-    with autotrace.start_generation("long", model="m" * 5000, usage={"input": 1, "note": "n" * 5000},
+    many_counts = {f"tokens_of_kind_{i}": i for i in range(200)}  # usage details beyond the limit
+    with autotrace.start_generation("long", model="m" * 5000, usage={"input": 1, **many_counts},
                                     provider="p" * 5000):
         pass
     (record,) = Traced(tmp_path / "t.db").records()
@@ -198,3 +199,19 @@ def test_a_growing_text_held_in_bounded_pieces_is_cut_and_marked_as_the_whole_te
         assert schema.truncate(text, 256) == schema.truncate(whole, 256)
         assert (schema.truncate(schema.serialize_io({"content": text}), 256)
                 == schema.truncate(schema.serialize_io({"content": whole}), 256))
+
+
+def test_odd_usage_values_and_start_times_leave_the_rest_of_the_generation_recorded(traced: Traced) -> None:
+    with autotrace.start_generation("strings", model="m", usage={"input": "3", "output": 4.0, "total": "x"}) as gen:
+        gen.set_output("ok")
+    with autotrace.start_generation("bad-start", model="m", usage={"input": 1, "output": 2}) as gen:
+        gen.update(completion_start_time="not a time")
+        gen.set_output("ok")
+    by_name = {r["name"]: r for r in traced.records()}
+    assert by_name["strings"]["usage"] == {"input": 3, "output": 4, "total": 7}  # the bad total is left out
+    assert (by_name["strings"]["type"], by_name["strings"]["output"]) == ("generation", "ok")
+    assert by_name["bad-start"]["usage"] == {"input": 1, "output": 2, "total": 3}
+    assert by_name["bad-start"]["completion_start_time"] is None and by_name["bad-start"]["output"] == "ok"
+    stats = autotrace.stats()
+    assert (stats["usage_values_invalid"], stats["completion_start_time_invalid"]) == (1, 1)
+    assert not any(k.startswith(("export_failures", "internal_errors")) for k in stats)

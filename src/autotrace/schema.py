@@ -243,12 +243,23 @@ def _prompt_version(version: Any) -> int | None:
 
 
 def _usage_dict(usage: Any) -> dict[str, Any]:
-    """``usage`` without its None values (read only: a dict that has none is returned as it is)."""
-    if type(usage) is dict and None not in usage.values():
+    """``usage`` as token counts: integers kept, a count written as a string of digits (or an
+    integral float) read as one, None values and anything else left out (counted as
+    ``usage_values_invalid``); read only: a dict of integers alone is returned as it is."""
+    if type(usage) is dict and all(type(v) is int for v in usage.values()):
         return usage
-    if isinstance(usage, Mapping):
-        return {k: v for k, v in usage.items() if v is not None}
-    return {}
+    if not isinstance(usage, Mapping):
+        return {}
+    counts: dict[str, Any] = {}
+    for key, value in usage.items():
+        digits = isinstance(value, str) and 0 < len(value) <= 18 and value.isdecimal()
+        if digits or (isinstance(value, float) and value.is_integer() and abs(value) < 2**63):
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
+            counts[key] = value
+        elif value is not None:
+            count("usage_values_invalid")
+    return counts
 
 
 # -- fields -> attributes -------------------------------------------------------------------------
@@ -299,7 +310,10 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
     if (cost := get("cost")) is not None:
         attrs[OBS_COST] = dumps({"total": cost} if isinstance(cost, int | float) else cost)
     if (first_token := get("completion_start_time")) is not None:
-        attrs[OBS_COMPLETION_START] = f'"{_iso(first_token)}"'  # an ISO timestamp needs no escaping
+        try:
+            attrs[OBS_COMPLETION_START] = f'"{_iso(first_token)}"'  # an ISO timestamp needs no escaping
+        except (TypeError, ValueError, OverflowError, OSError):  # not a time: left out, the rest kept
+            count("completion_start_time_invalid")
     if (prompt := get("prompt")) is not None:
         prompt_name, prompt_version = _prompt_parts(prompt)
         if prompt_name is not None:
@@ -454,7 +468,7 @@ def observation_record(attrs: Mapping[str, Any]) -> dict[str, Any]:
         usage = {"input": attrs.get(GEN_AI_INPUT_TOKENS, 0), "output": attrs.get(GEN_AI_OUTPUT_TOKENS, 0)}
         usage["total"] = usage["input"] + usage["output"]
     if isinstance(usage, dict) and "total" not in usage and ("input" in usage or "output" in usage):
-        usage["total"] = (usage.get("input") or 0) + (usage.get("output") or 0)
+        usage["total"] = sum(v for k in ("input", "output") if isinstance(v := usage.get(k), int | float))
     prompt_name = attrs.get(OBS_PROMPT_NAME)
     return {
         "type": infer_type(attrs),

@@ -151,3 +151,28 @@ def test_compare_fails_when_a_version_has_no_generations(tmp_path: Path) -> None
     for alpha in ("5", "0", "nan", "x"):
         result = _cli(tmp_path / "t.db", "compare", "--prompt", "answer", "1", "1", "--alpha", alpha)
         assert result.returncode == 2 and "must be a number between 0 and 1" in result.stderr
+
+
+def test_a_span_the_store_cannot_read_is_dropped_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault reading one span (a bug, an attribute of another library's span) costs that span
+    only, not the batch it was written with."""
+    from autotrace.export import local_store
+
+    def reading(span: Any) -> dict[str, Any]:
+        if span.name == "broken":
+            raise RuntimeError("cannot read this span")
+        return real(span)
+
+    real = local_store.span_record
+    monkeypatch.setattr(local_store, "span_record", reading)
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(), export_interval=5)
+    with autotrace.start_chain("turn"):
+        with autotrace.start_span("broken"):
+            pass
+        with autotrace.start_span("fine"):
+            pass
+    assert autotrace.flush(5)  # one batch: the interval is long
+    store = autotrace.local_store()
+    (summary,) = store.traces()
+    assert sorted(r["name"] for r in store.trace(summary["trace_id"])) == ["fine", "turn"]
+    assert autotrace.stats()["spans_dropped.unreadable"] == 1

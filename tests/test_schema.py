@@ -215,3 +215,14 @@ def test_odd_usage_values_and_start_times_leave_the_rest_of_the_generation_recor
     stats = autotrace.stats()
     assert (stats["usage_values_invalid"], stats["completion_start_time_invalid"]) == (1, 1)
     assert not any(k.startswith(("export_failures", "internal_errors")) for k in stats)
+
+
+def test_token_counts_of_another_library_given_as_text_are_read(traced: Traced) -> None:
+    from opentelemetry import trace
+
+    with autotrace.start_chain("turn"):
+        with trace.get_tracer("other.library").start_as_current_span("chat gpt-4o") as span:
+            span.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": "3",
+                                 "gen_ai.usage.output_tokens": 4})
+    by_name = {r["name"]: r for r in traced.records()}
+    assert by_name["chat gpt-4o"]["usage"] == {"input": 3, "output": 4, "total": 7}

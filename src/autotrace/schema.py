@@ -465,8 +465,7 @@ def observation_record(attrs: Mapping[str, Any]) -> dict[str, Any]:
             trace_metadata[key[len(trace_prefix):]] = _loads(value)
     usage = _loads(attrs.get(OBS_USAGE))
     if usage is None and (GEN_AI_INPUT_TOKENS in attrs or GEN_AI_OUTPUT_TOKENS in attrs):
-        usage = {"input": attrs.get(GEN_AI_INPUT_TOKENS, 0), "output": attrs.get(GEN_AI_OUTPUT_TOKENS, 0)}
-        usage["total"] = usage["input"] + usage["output"]
+        usage = _usage_dict({"input": attrs.get(GEN_AI_INPUT_TOKENS, 0), "output": attrs.get(GEN_AI_OUTPUT_TOKENS, 0)})
     if isinstance(usage, dict) and "total" not in usage and ("input" in usage or "output" in usage):
         usage["total"] = sum(v for k in ("input", "output") if isinstance(v := usage.get(k), int | float))
     prompt_name = attrs.get(OBS_PROMPT_NAME)

@@ -21,7 +21,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .. import schema
-from .._internal import count, follow_fork
+from .._internal import count, follow_fork, guarded_failure
 from .sink import OK, SinkResult, split
 
 _SCHEMA = """
@@ -380,7 +380,7 @@ class LocalStoreSink:
     def export(self, items: Sequence[Any]) -> SinkResult:
         spans, scores = split(items)
         if spans:
-            self.store.write(span_record(span) for span in spans)
+            self.store.write(record for record in map(_record_or_none, spans) if record is not None)
         for item in scores:
             body = item.body
             self.store.add_score({
@@ -395,3 +395,14 @@ class LocalStoreSink:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _record_or_none(span: Any) -> dict[str, Any] | None:
+    """A span's record; None (counted, logged once) for a span that cannot be read, which must not
+    fail, and so lose, the rest of its batch."""
+    try:
+        return span_record(span)
+    except Exception as exc:
+        count("spans_dropped.unreadable")
+        guarded_failure("local_store.record", exc)
+        return None

@@ -113,6 +113,22 @@ def test_a_response_body_that_never_ends_is_cut_off_at_the_export_timeout(raw_se
     assert result.ok is False and result.retryable is True and result.reason == "TimeoutError"
 
 
+def test_response_headers_trickled_byte_by_byte_are_cut_off_at_the_export_timeout(raw_server) -> None:
+    """The status line and headers are read line by line, a read per byte here: each read must
+    wait only until the request's deadline, or such a server holds an export thread for hours."""
+    def trickle(conn: socket.socket) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        while True:  # one header byte every 50 ms, each well within the per-read socket timeout
+            conn.sendall(b"X")
+            time.sleep(0.05)
+
+    server = raw_server(trickle)
+    started = time.monotonic()
+    result = _send_in_thread(HttpTarget(server.url + "/v1/traces", timeout=0.5), wait=5.0)
+    assert time.monotonic() - started < 3
+    assert result.ok is False and result.retryable is True and result.reason == "TimeoutError"
+
+
 def test_a_keep_alive_connection_the_server_closed_while_idle_is_no_export_failure(
         raw_server, caplog: pytest.LogCaptureFixture) -> None:
     """Servers close idle kept-alive connections (Node after 5 s): the next export reconnects at
@@ -347,3 +363,89 @@ def test_a_burst_of_healthy_exports_waits_its_turn_without_extra_threads() -> No
         assert sorted(done) == list(range(40)) and pool._started == 2
     finally:
         pool.stop(2)
+
+
+def test_flush_and_uninstall_never_raise_an_internal_error_into_the_application(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``flush()`` reads the router from the caller's thread while the pipeline thread adds and
+    evicts tenant destinations ("OrderedDict mutated during iteration" under many tenants): such
+    an internal error is counted and the flush tried again, within its timeout. A shutdown that
+    hits one still stops the pipeline, and leaves no half install behind."""
+    from autotrace.export.router import Router
+
+    before = set(threading.enumerate())
+    with OtlpReceiver() as rx:
+        autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05,
+                          credentials={"t": Credentials("pk-t", "sk-t", host=rx.endpoint)})
+        pending = Router.pending
+        failures = iter(range(6))
+
+        def racing(self: Router) -> int:
+            if next(failures, None) is not None:  # the next few reads fail as under the race
+                raise RuntimeError("OrderedDict mutated during iteration")
+            return pending(self)
+
+        monkeypatch.setattr(Router, "pending", racing)
+        with autotrace.tenant("t"), autotrace.start_span(name="s"):
+            pass
+        assert autotrace.flush(5.0) is True
+        assert rx.wait_for_spans(1)
+        assert state.provider is not None and state.provider.force_flush(5_000) is True
+        failures = iter(range(3))
+        autotrace.uninstall(timeout=2.0)
+        assert state.settings is None and state.pipeline is None
+        assert autotrace.stats()["internal_errors.flush"] == 6
+        assert autotrace.stats()["internal_errors.shutdown"] == 3
+        def started() -> list[str]:
+            return [t.name for t in set(threading.enumerate()) - before if t.name.startswith("autotrace-")]
+
+        deadline = time.monotonic() + 2
+        while started() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert started() == []
+
+
+def test_a_score_the_endpoint_refuses_is_dropped_alone() -> None:
+    """A 400 for one score's content drops that score only: the batch's span and other scores
+    are delivered and counted as exported (they were all counted dropped, the others never sent)."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status = 200
+            if self.path.endswith("/scores"):
+                name = json.loads(body)["name"]
+                status = 400 if name == "refused" else 200
+                received.append(f"score:{name}:{status}")
+            else:
+                received.append("spans")
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        autotrace.install(langfuse_host=f"http://127.0.0.1:{server.server_port}", integrations=(),
+                          export_interval=0.5, credentials={"t": Credentials("pk-t", "sk-t")})
+        with autotrace.tenant("t"), autotrace.start_span(name="judged"):
+            for name in ("refused", "kept", "also-kept"):
+                autotrace.score(name, 1.0)
+        assert autotrace.flush(5.0)
+        assert received == ["spans", "score:refused:400", "score:kept:200", "score:also-kept:200"]
+        stats = autotrace.stats()
+        assert stats["spans_exported"] == 1 and stats["scores_exported"] == 2
+        assert stats["scores_dropped.export_failed"] == 1 and "spans_dropped.export_failed" not in stats
+    finally:
+        autotrace.uninstall(timeout=2.0)
+        server.shutdown()
+        server.server_close()

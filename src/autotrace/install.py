@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import importlib.metadata
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +51,7 @@ class _Relay(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         pipeline = state.pipeline
-        return pipeline.force_flush(timeout_millis) if pipeline is not None else True
+        return _flush(pipeline, timeout_millis / 1000) if pipeline is not None else True
 
 
 _RELAY = _Relay()
@@ -149,17 +150,39 @@ def uninstall(timeout: float = 5.0) -> None:
                 guarded_failure(f"uninstrument.{integration.name}", exc)
         _integrations.clear()
         pipeline, state.pipeline = state.pipeline, None
-        if pipeline is not None:
-            pipeline.shutdown(timeout)
-        state.settings = None
-        _local_store = None
-        recorder.use_tracer(None)
+        try:
+            if pipeline is not None:
+                _never_raising(pipeline.shutdown, "shutdown", timeout)
+        finally:
+            state.settings = None
+            _local_store = None
+            recorder.use_tracer(None)
 
 
 def flush(timeout: float = 5.0) -> bool:
     """Export everything finished so far; True if it completed within ``timeout`` seconds."""
     pipeline = state.pipeline
-    return pipeline.flush(timeout) if pipeline is not None else True
+    return _flush(pipeline, timeout) if pipeline is not None else True
+
+
+def _flush(pipeline: SpanPipeline, timeout: float) -> bool:
+    return bool(_never_raising(pipeline.flush, "flush", timeout))
+
+
+def _never_raising(step: Callable[[float], Any], where: str, timeout: float) -> Any:
+    """``step(timeout)`` (a flush or shutdown), never raising into the application: an internal
+    error (the pipeline thread changing what ``step`` reads, say) is counted, and ``step`` is tried
+    again with the time left, a last time once it is up; None if it never succeeded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return step(max(0.0, left))
+        except Exception as exc:
+            guarded_failure(where, exc)
+            if not left > 0:  # that was the last try (NaN too)
+                return None
+            time.sleep(0.001)
 
 
 def shutdown(timeout: float = 5.0) -> None:

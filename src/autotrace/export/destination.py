@@ -132,10 +132,17 @@ class Destination:
     def _settle(self, batch: list[Any], result: SinkResult) -> tuple[str, ...] | None:
         """Count the outcome and plan a retry (lock held); returns the warning to log, if any."""
         if result.ok:
-            _count_each(batch, "spans_exported", "scores_exported", self.sink.name)
             self._attempts = 0
             self._next_attempt = 0.0
-            return None
+            if not result.rejected:
+                _count_each(batch, "spans_exported", "scores_exported", self.sink.name)
+                return None
+            refused = {id(item) for item in result.rejected}
+            _count_each([item for item in batch if id(item) not in refused], "spans_exported", "scores_exported",
+                        self.sink.name)
+            _count_each(list(result.rejected), "spans_dropped.export_failed", "scores_dropped.export_failed")
+            return (f"refused:{result.reason}", self.key, "autotrace: %s refused %d item(s) of a batch (%s); "
+                    "those dropped (counted), the rest exported", self.key, len(refused), result.reason)
         count_keyed("export_failures", self.sink.name)
         self._attempts += 1
         if result.retryable and self._attempts <= self.max_retries:

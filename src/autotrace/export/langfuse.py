@@ -13,6 +13,9 @@ from .sink import OK, SinkResult, split
 OTLP_PATH = "/api/public/otel/v1/traces"
 SCORES_PATH = "/api/public/scores"
 INGESTION_VERSION = "4"
+#: Statuses that refuse one score's content, not the endpoint or the keys: that score alone is
+#: dropped, and the batch's other scores still sent.
+_SCORE_REFUSED = frozenset({400, 409, 413, 422})
 
 
 def langfuse_headers(credentials: Credentials) -> dict[str, str]:
@@ -39,7 +42,8 @@ class LangfuseSink(OtlpHttpSink):
     def export(self, items: Sequence[Any]) -> SinkResult:
         """Spans in one OTLP request; scores one per request (the scores API takes one at a time).
 
-        A retried batch is sent again whole: Langfuse upserts observations and scores by id.
+        A retried batch is sent again whole: Langfuse upserts observations and scores by id. A score
+        whose content is refused is dropped alone (``rejected``): the others still go.
         """
         spans, scores = split(items)
         if spans:
@@ -47,11 +51,21 @@ class LangfuseSink(OtlpHttpSink):
             if not result.ok:
                 return result
         headers = {"Authorization": self._auth, "Content-Type": "application/json"}
+        refused: list[Any] = []
+        reason = ""
         for item in scores:
             result = self._scores.send(json.dumps(item.body).encode(), headers)
-            if not result.ok:
-                return result
-        return OK
+            if result.ok:
+                continue
+            if result.retryable or result.status not in _SCORE_REFUSED:
+                return result  # throttled, down, or the keys refused: the whole batch's outcome
+            refused.append(item)
+            reason = result.reason
+        if not refused:
+            return OK
+        if len(refused) == len(items):
+            return SinkResult(ok=False, reason=reason)
+        return SinkResult(ok=True, reason=reason, rejected=tuple(refused))
 
     def after_fork(self) -> None:
         super().after_fork()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import functools
 import gzip
 import http.client
+import io
 import socket
 import ssl
 import time
@@ -34,6 +36,35 @@ def _bound(sock: socket.socket | None, deadline: float) -> None:
         sock.settimeout(remaining)
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The response's socket reader, each read bounded by the request's deadline: the status line
+    and headers are read line by line too, so a server trickling them must not outlast it."""
+
+    def __init__(self, raw: io.RawIOBase, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._raw, self._sock, self._deadline = raw, sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int | None:  # type: ignore[override]
+        _bound(self._sock, self._deadline)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()  # releases the socket: the connection may have closed its side already
+        super().close()
+
+
+class _BoundedResponse(http.client.HTTPResponse):
+    """An ``HTTPResponse`` read through a ``_DeadlineReader``."""
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+                 url: str | None = None, *, deadline: float) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        self.fp = io.BufferedReader(_DeadlineReader(self.fp.detach(), sock, deadline))
+
+
 def post(
     conn: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str], deadline: float
 ) -> tuple[int, dict[str, str]]:
@@ -42,13 +73,12 @@ def post(
     if conn.sock is None:
         conn.connect()  # bounded by the connection's own timeout
     sock = conn.sock  # kept: the connection forgets it when the response says "close"
-    _bound(sock, deadline)
+    _bound(sock, deadline)  # sending: one timeout bounds a whole sendall
     conn.request("POST", path, body=body, headers=dict(headers))
-    _bound(sock, deadline)
+    conn.response_class = functools.partial(_BoundedResponse, deadline=deadline)  # type: ignore[assignment]
     response = conn.getresponse()
     received = 0
     while True:
-        _bound(sock, deadline)
         chunk = response.read1(65536)
         if not chunk:
             break
@@ -82,7 +112,8 @@ def classify(status: int, headers: Mapping[str, str]) -> SinkResult:
     if 200 <= status < 300:
         return OK
     return SinkResult(ok=False, retryable=status in _RETRYABLE_STATUS,
-                      retry_after=retry_after_seconds(headers.get("retry-after")), reason=f"HTTP {status}")
+                      retry_after=retry_after_seconds(headers.get("retry-after")), reason=f"HTTP {status}",
+                      status=status)
 
 
 class HttpTarget:

@@ -299,7 +299,9 @@ class Router:
 
     # -- scheduling ---------------------------------------------------------------------------------
     def destinations(self) -> list[Destination]:
-        found = [d for d, _ in self._tenants.values()]
+        """Every destination (a snapshot: flush and shutdown read it while the pipeline thread
+        adds and removes tenants; copying a dict's values is one step for the interpreter)."""
+        found = [d for d, _ in list(self._tenants.values())]
         found.extend(d for d in (self._local, self._default) if d is not None)
         return found
 
@@ -334,7 +336,7 @@ class Router:
         return len(self._tenants)
 
     def discard_all(self) -> int:
-        waiting = sum(len(spans) for spans in self._waiting.values())
+        waiting = sum(len(spans) for spans in list(self._waiting.values()))
         self._waiting.clear()
         return waiting + sum(d.discard() for d in self.destinations())
 

@@ -13,12 +13,16 @@ from ..scores import ScoreItem
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SinkResult:
-    """What happened to one batch: ``ok``; otherwise ``retryable`` (with an optional server delay)."""
+    """What happened to one batch: ``ok``; otherwise ``retryable`` (with an optional server delay).
+    ``status`` is the HTTP status, if any; ``rejected``, when ``ok``, the items of the batch the
+    endpoint refused for good while taking the rest (counted as dropped, the rest as exported)."""
 
     ok: bool
     retryable: bool = False
     retry_after: float | None = None
     reason: str = ""
+    status: int = 0
+    rejected: tuple[Any, ...] = ()
 
 
 OK = SinkResult(ok=True)

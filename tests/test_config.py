@@ -151,3 +151,11 @@ def test_an_unknown_integration_name_is_said_and_counted(tmp_path: Path, caplog:
                           disabled_integrations=("grcp",))
     assert "no integration named grcp, opneai (known: " in caplog.text and "openai" in caplog.text
     assert autotrace.stats()["integrations_unknown"] == 2
+
+
+def test_an_export_interval_that_would_spin_and_a_thread_count_past_reason_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"setting 'export_interval': must be a number > 0.001"):
+        load_settings({"export_interval": 1e-9}, env={})
+    with pytest.raises(ConfigError, match=r"setting 'export_workers': must be at most 64"):
+        load_settings(env={"AUTOTRACE_EXPORT_WORKERS": "100000"})
+    assert load_settings({"export_interval": 0.05, "export_workers": 64}, env={}).export_workers == 64

@@ -20,7 +20,8 @@ class ConfigError(ValueError):
     """An invalid autotrace setting (the message names the setting and where it came from)."""
 
 
-_ENV_NAME = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
+#: The environment names Langfuse accepts (``install(environment=...)``, ``trace_attributes``).
+ENVIRONMENT_NAME = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
 _POLICIES = ("drop", "default", "local")
 _LOCAL_MODES = ("auto", "on", "off")
 
@@ -97,6 +98,9 @@ _COUNTS = {"max_value_bytes": 256, "queue_size": 1, "max_export_batch": 1, "max_
 #: fails every call, and an infinite one never ends (an export timeout of a day is already absurd).
 _DURATIONS = {"retention_days": 100 * 366.0, "export_interval": 86_400.0, "export_timeout": 86_400.0,
               "tenant_idle_seconds": 366 * 86_400.0}
+#: Durations that must also be longer than this: a shorter export interval spins the pipeline thread.
+_LEAST_DURATIONS = {"export_interval": 0.001}
+_MAX_EXPORT_WORKERS = 64
 
 
 def http_url_problem(url: str) -> str | None:
@@ -270,9 +274,13 @@ def _validate(settings: Settings) -> Settings:
             fail(name, f"must be an integer >= {least}, got {value!r}")
     for name, most in _DURATIONS.items():
         value = getattr(settings, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most:
-            fail(name, f"must be a number > 0 and <= {most:g}, got {value!r}")
-    if settings.environment is not None and not _ENV_NAME.match(settings.environment):
+        least = _LEAST_DURATIONS.get(name, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not least < value <= most:
+            fail(name, f"must be a number > {least:g} and <= {most:g}, got {value!r}")
+    if settings.export_workers > _MAX_EXPORT_WORKERS:
+        fail("export_workers", f"must be at most {_MAX_EXPORT_WORKERS} (eight times as many start while "
+             f"endpoints hang), got {settings.export_workers}")
+    if settings.environment is not None and not ENVIRONMENT_NAME.match(settings.environment):
         fail("environment", "must match ^(?!langfuse)[a-z0-9_-]+$ and be at most 40 characters")
     if (settings.public_key is None) != (settings.secret_key is None):
         fail("public_key", "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must be set together")

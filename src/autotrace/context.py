@@ -15,7 +15,7 @@ from opentelemetry.trace import get_current_span
 
 from . import schema
 from ._internal import count, log_once
-from .config import _ENV_NAME  # the one rule for environment names (install() checks it too)
+from .config import ENVIRONMENT_NAME  # the one rule for environment names (install() checks it too)
 from .runtime import state
 
 TENANT_BAGGAGE_KEY = "autotrace.tenant"
@@ -98,7 +98,7 @@ def _environment(value: object) -> str | None:
     if value is None:
         return None
     name = value.lower() if isinstance(value, str) else None
-    if name is not None and _ENV_NAME.match(name):
+    if name is not None and ENVIRONMENT_NAME.match(name):
         return name
     count("trace_attributes_invalid")
     log_once("trace_environment_invalid", "autotrace: trace_attributes(environment=...) must match "

@@ -44,3 +44,15 @@ def install_one_tenant(rx: Any, **options: Any) -> None:
 
     autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05,
                       credentials={"t": Credentials("pk-t", "sk-t", host=rx.endpoint)}, **options)
+
+
+def ended_span(name: str = "s", tenant: str | None = None) -> None:
+    """One finished span named ``name``, in ``tenant``'s scope when given."""
+    import autotrace
+
+    if tenant is None:
+        with autotrace.start_span(name):
+            pass
+    else:
+        with autotrace.tenant(tenant), autotrace.start_span(name):
+            pass

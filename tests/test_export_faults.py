@@ -17,21 +17,13 @@ import autotrace.export.router as router_module
 from autotrace.export.credentials import Credentials
 from autotrace.export.local_store import LocalStore
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import ended_span
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 
 def _auth(public: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
-
-
-def _span(name: str, tenant: str | None = None) -> None:
-    if tenant is None:
-        with autotrace.start_span(name):
-            pass
-    else:
-        with autotrace.tenant(tenant), autotrace.start_span(name):
-            pass
 
 
 def _wait_for_stat(name: str, timeout: float = 10.0) -> int:
@@ -55,7 +47,7 @@ def test_environment_keys_of_one_tenant_never_carry_another_tenants_spans(monkey
         monkeypatch.setenv("AUTOTRACE_TENANT_ACME_CORP_HOST", rx.endpoint)
         autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05)
         for tenant in ("acme_corp", "acme-corp", "acme.corp", "ACME:corp"):
-            _span(f"span of {tenant}", tenant)
+            ended_span(f"span of {tenant}", tenant)
         assert autotrace.flush(10)
         assert [s.name for s in rx.spans] == ["span of acme_corp"]
     assert autotrace.stats()["spans_dropped.unknown_tenant"] == 3
@@ -74,11 +66,11 @@ def test_a_tenant_moved_to_another_host_never_sends_its_new_keys_to_the_old_one(
         autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05,
                           credentials=Moving())
         old.fail_with(503)  # the first span waits at the old destination to be retried
-        _span("before move", "a")
+        ended_span("before move", "a")
         assert _wait_for_stat("export_failures") >= 1
         current["a"] = Credentials("pk-a2", "sk-a2-NEW", host=new.endpoint)
         old.fail_with(None)  # from now on the old host records whatever reaches it
-        _span("after move", "a")
+        ended_span("after move", "a")
         assert autotrace.flush(10)
         assert {r.headers["authorization"] for r in old.requests} <= {_auth("pk-a", "sk-a")}
         assert "after move" not in [s.name for s in old.spans]
@@ -134,18 +126,18 @@ def test_fork_waits_until_no_thread_is_inside_the_local_store(tmp_path: Path) ->
 @needs_fork
 def test_a_forked_child_writes_to_the_local_store(tmp_path: Path) -> None:
     autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(), export_interval=0.05)
-    _span("before-fork")
+    ended_span("before-fork")
     assert autotrace.flush(5)
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            _span("in-child")
+            ended_span("in-child")
             code = 0 if autotrace.flush(5) else 2
         finally:
             os._exit(code)
     assert _exit_code_of_child(pid) == 0
-    _span("parent-after-fork")
+    ended_span("parent-after-fork")
     assert autotrace.flush(5)
     store = autotrace.local_store()
     assert store is not None
@@ -166,14 +158,14 @@ def test_fork_during_a_credentials_lookup_keeps_tracing_in_the_child() -> None:
 
         autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05,
                           credentials=secret_store)
-        _span("parent span", "slow")
+        ended_span("parent span", "slow")
         assert started.wait(10)  # a lookup of "slow" holds the resolver's locks right now
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                _span("child span, slow tenant", "slow")
-                _span("child span, other tenant", "other")
+                ended_span("child span, slow tenant", "slow")
+                ended_span("child span, other tenant", "other")
                 code = 0 if autotrace.flush(10) else 2
             finally:
                 os._exit(code)
@@ -202,9 +194,9 @@ def test_a_slow_credentials_lookup_never_holds_up_other_tenants() -> None:
                           credentials=secret_store)
         try:
             for i in range(router_module._MAX_WAITING + 200):
-                _span(f"slow {i}", "slow")
+                ended_span(f"slow {i}", "slow")
             for i in range(1500):
-                _span(f"fast {i}", "fast")
+                ended_span(f"fast {i}", "fast")
             spans = rx.wait_for_spans(1500, timeout=20)
             assert sum(s.name.startswith("fast") for s in spans) == 1500
             assert not [s for s in spans if s.name.startswith("slow")]
@@ -225,7 +217,7 @@ def test_uninstall_stops_the_export_threads(tmp_path: Path) -> None:
     for i in range(3):
         autotrace.install(local_store="on", local_store_path=tmp_path / f"{i}.db", integrations=(),
                           export_workers=4)
-        _span("s")
+        ended_span("s")
         autotrace.uninstall(timeout=2)
     assert export_threads() - before == set()
 
@@ -237,9 +229,9 @@ def test_the_local_store_keeps_only_what_the_unknown_tenant_policy_allows(
         autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05,
                           local_store="on", local_store_path=tmp_path / "t.db", unknown_tenant=policy,
                           credentials={"acme": Credentials("pk", "sk", host=rx.endpoint)})
-        _span("no tenant")
-        _span("unknown tenant", "stranger")
-        _span("known tenant", "acme")
+        ended_span("no tenant")
+        ended_span("unknown tenant", "stranger")
+        ended_span("known tenant", "acme")
         assert autotrace.flush(10)
         store = autotrace.local_store()
         assert store is not None

@@ -16,15 +16,7 @@ from autotrace import _internal
 from autotrace.export.credentials import Credentials
 from autotrace.runtime import state
 from autotrace.testing.otlp_receiver import OtlpReceiver
-
-
-def _span(tenant: str | None, name: str = "s") -> None:
-    if tenant is None:
-        with autotrace.start_span(name):
-            pass
-    else:
-        with autotrace.tenant(tenant), autotrace.start_span(name):
-            pass
+from tests.helpers import ended_span
 
 
 def _accounted() -> int:
@@ -50,7 +42,7 @@ def test_a_batch_in_flight_at_shutdown_is_counted_once(status: int) -> None:
         autotrace.install(local_store="off", integrations=(), langfuse_host=rx.endpoint, public_key="pk",
                           secret_key="sk", unknown_tenant="default", export_interval=0.05, max_retries=0)
         for _ in range(10):
-            _span(None)
+            ended_span()
         assert _wait(lambda: len(rx.requests) == 0 and state.pipeline.router.pending() == 10)
         time.sleep(0.2)  # the request is under way
         autotrace.shutdown(0.1)
@@ -65,7 +57,7 @@ def test_shutdown_returns_within_its_timeout_while_the_endpoint_hangs() -> None:
         autotrace.install(local_store="off", integrations=(), langfuse_host=rx.endpoint, public_key="pk",
                           secret_key="sk", unknown_tenant="default", export_interval=0.05)
         for _ in range(50):
-            _span(None)
+            ended_span()
         time.sleep(0.3)  # exports are stuck on the endpoint
         started = time.monotonic()
         autotrace.shutdown(0.2)
@@ -81,16 +73,16 @@ def test_a_slow_tenant_endpoint_never_slows_another_tenants_calls() -> None:
         credentials = {"a": ("pk-a", "sk-a", slow.endpoint), "b": ("pk-b", "sk-b", fast.endpoint)}
         autotrace.install(local_store="off", integrations=(), langfuse_host=fast.endpoint, credentials=credentials,
                           export_interval=0.05, max_export_batch=50, max_destination_queue=400)
-        _span("b")
+        ended_span(tenant="b")
         for _ in range(300):
-            _span("a")
+            ended_span(tenant="a")
         pipeline = state.pipeline
         assert _wait(lambda: not pipeline._queue and pipeline.router.pressured)
         autotrace.reset_stats()
         for _ in range(200):
-            _span("b")
+            ended_span(tenant="b")
         assert "backpressure_pauses" not in autotrace.stats()
-        _span("a")
+        ended_span(tenant="a")
         assert autotrace.stats()["backpressure_pauses"] == 1
         autotrace.shutdown(0.2)
 
@@ -115,7 +107,7 @@ def test_a_credentials_resolver_that_raises_once_keeps_a_known_tenants_spans(
                           export_interval=0.05)
         for round_ in range(8):
             for i in range(10):
-                _span("acme", f"{round_}-{i}")
+                ended_span(f"{round_}-{i}", "acme")
             time.sleep(0.1)
         assert autotrace.flush(10)
         assert len(calls) >= 3 and len(rx.spans) == 80
@@ -142,13 +134,13 @@ def test_a_hung_secret_store_never_stops_known_tenants_exports(monkeypatch: pyte
                           export_interval=0.05)
         try:
             for tenant in tenants:
-                _span(tenant, "before")
+                ended_span("before", tenant)
             assert autotrace.flush(5)
             hang.set()
             time.sleep(0.3)
             for round_ in range(3):
                 for tenant in tenants:
-                    _span(tenant, f"during-{round_}")
+                    ended_span(f"during-{round_}", tenant)
                 time.sleep(0.3)
             assert autotrace.flush(4)
             assert len(rx.spans) == 4 * len(tenants)
@@ -166,7 +158,7 @@ def test_an_outage_of_many_tenants_logs_a_few_lines_and_leaves_room_for_other_wa
     autotrace.install(local_store="off", integrations=(), langfuse_host="http://127.0.0.1:9",
                       credentials=credentials, export_interval=0.05)
     for tenant in credentials:
-        _span(tenant)
+        ended_span(tenant=tenant)
     assert _wait(lambda: autotrace.stats().get("export_failures", 0) >= 100, timeout=10)
     export_lines = [r.getMessage() for r in caplog.records if "export to" in r.getMessage()]
     assert len(export_lines) == _internal._MAX_KEYS_PER_KIND
@@ -186,7 +178,7 @@ def test_an_outage_of_the_shared_langfuse_holds_at_most_max_buffered_spans() -> 
     router = state.pipeline.router
     for _ in range(25):
         for tenant in credentials:
-            _span(tenant)
+            ended_span(tenant=tenant)
     autotrace.flush(0.5)  # routes every span; the endpoint being down, none is sent
 
     def held() -> int:

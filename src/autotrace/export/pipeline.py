@@ -174,6 +174,8 @@ class SpanPipeline(SpanProcessor):
         self._stopped = False
         self._processed = 0
         self._origins: dict[int, tuple[Any, Any]] = {}  # pipeline thread only
+        self._last_origins: tuple[Any, Any, Any, Any] = (None, None, None, None)  # (resource, scope) -> redacted
+        self._quarter_limit = settings.max_value_bytes // 4  # a text of no more characters is within the limit
         self._thread = self._start_thread()
         follow_fork(self)
 
@@ -293,10 +295,13 @@ class SpanPipeline(SpanProcessor):
         name, status, events, links = span.name, span.status, span.events, span.links
         resource, scope = span.resource, span.instrumentation_scope
         redactor = self.redactor
+        # texts beside the attributes are bounded too (an exception's message and stack trace are
+        # event attributes): held for redaction, cut once redacted, like attributes; most spans have
+        # a short name and nothing else of the kind, and skip both steps
+        plain = not (events or links or status.description) and len(name) <= self._quarter_limit
         try:
-            # texts beside the attributes are bounded too (an exception's message and stack trace
-            # are event attributes): held for redaction, cut once redacted, like attributes
-            name, status, events, links = self._hold_texts(name, status, events, links)
+            if not plain:
+                name, status, events, links = self._hold_texts(name, status, events, links)
             if redactor.enabled:
                 attrs, _report = redactor.redact_attributes(attrs, span_type)
                 name = redactor.redact_text(name, SPAN_NAME, span_type)
@@ -308,7 +313,8 @@ class SpanPipeline(SpanProcessor):
                 if links:
                     links = tuple(self._redact_link(link, span_type) for link in links)
                 resource, scope = self._redacted_origin(resource, scope)
-            name, status, events, links = self._cut_texts(name, status, events, links)
+            if not plain:
+                name, status, events, links = self._cut_texts(name, status, events, links)
         except Exception as exc:  # fail closed: an unredacted span is never exported
             count("spans_dropped.redaction_failed")
             guarded_failure("redaction", exc)
@@ -392,7 +398,12 @@ class SpanPipeline(SpanProcessor):
         """A span's resource and instrumentation scope with their attributes redacted (another
         provider's resource may carry command lines or owners). Shared by many spans, each is
         redacted once and remembered, bounded; hooks see ``span_type`` ``resource`` or ``scope``."""
-        return self._origin(resource, "resource"), self._origin(scope, "scope")
+        last = self._last_origins  # nearly every span shares the previous one's
+        if resource is last[0] and scope is last[1]:
+            return last[2], last[3]
+        redacted = self._origin(resource, "resource"), self._origin(scope, "scope")
+        self._last_origins = (resource, scope, *redacted)
+        return redacted
 
     def _origin(self, origin: Any, kind: str) -> Any:
         if origin is None or not origin.attributes:

@@ -266,3 +266,63 @@ def test_a_tool_output_that_reports_an_error_marks_the_tool_failed(traced: Trace
     (record,) = traced.records()
     assert (record["type"], record["level"], record["status_message"], record["output"]) == (
         "tool", "ERROR", "order service unavailable", "order service unavailable")
+
+
+def test_a_workflow_run_is_one_trace_and_an_agent_records_its_message_and_reply(traced: Traced) -> None:
+    """A workflow's steps run in tasks of their own: without the run recorded, each LLM call was a trace
+    of its own; an agent's run recorded no input and its whole stop event as output."""
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.base.llms.types import ChatMessage
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+    from llama_index.core.workflow import Event, StartEvent, StopEvent, Workflow, step
+
+    class Drafted(Event):
+        text: str
+
+    class TwoSteps(Workflow):
+        @step
+        async def draft(self, ev: StartEvent) -> Drafted:
+            return Drafted(text=(await MockLLM().acomplete(ev.topic)).text)
+
+        @step
+        async def polish(self, ev: Drafted) -> StopEvent:
+            return StopEvent(result=(await MockLLM().acomplete(ev.text + "!")).text)
+
+    agent = FunctionAgent(tools=[], streaming=False, llm=MockFunctionCallingLLM(
+        response_generator=lambda messages, **kwargs: ChatMessage(role="assistant", content="42")))
+
+    async def run() -> tuple[Any, Any]:
+        return await TwoSteps().run(topic="tides"), await agent.run(user_msg="6 times 7?")
+
+    polished, answer = asyncio.run(run())
+    assert (polished, str(answer)) == ("tides!", "42")
+    records = traced.records()
+    assert shape(records) == [
+        ("chain", "TwoSteps.run", [("generation", "MockLLM.acomplete", []), ("generation", "MockLLM.acomplete", [])]),
+        ("agent", "FunctionAgent.run", [("generation", "MockFunctionCallingLLM.achat", [])]),
+    ]
+    runs = {r["name"]: r for r in records}
+    assert (runs["TwoSteps.run"]["input"], runs["TwoSteps.run"]["output"]) == ({"topic": "tides"}, "tides!")
+    assert (runs["FunctionAgent.run"]["input"], runs["FunctionAgent.run"]["output"]) == ("6 times 7?", 42)
+    assert_nothing_held()
+
+
+def test_tool_calls_and_keyword_prompts_are_recorded(traced: Traced) -> None:
+    """A function-calling reply's tool calls (it has no text) and the id a tool result answers were
+    dropped; a prompt given by keyword recorded no input."""
+    from llama_index.core.base.llms.types import ChatMessage, ToolCallBlock
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+
+    call = ChatMessage(role="assistant", blocks=[ToolCallBlock(tool_call_id="c1", tool_name="multiply",
+                                                               tool_kwargs={"a": 6, "b": 7})])
+    llm = MockFunctionCallingLLM(response_generator=lambda messages, **kwargs: call)
+    llm.chat([ChatMessage(role="user", content="6 times 7?"), call,
+              ChatMessage(role="tool", content="42", additional_kwargs={"tool_call_id": "c1"})])
+    MockLLM().complete(prompt="by keyword")
+    chat, complete = traced.records()
+    wanted = {"role": "assistant", "content": None,
+              "tool_calls": [{"id": "c1", "name": "multiply", "arguments": {"a": 6, "b": 7}}]}
+    assert chat["output"] == wanted
+    assert chat["input"] == [{"role": "user", "content": "6 times 7?"}, wanted,
+                             {"role": "tool", "content": "42", "tool_call_id": "c1"}]
+    assert complete["input"] == "by keyword"

@@ -9,6 +9,7 @@ recorded (all others are skipped, and their children attach to the nearest recor
 - ``BaseLLM.chat/complete`` and their stream and async forms -> generation
 - ``BaseEmbedding.get_*embedding*`` public methods -> embedding
 - ``BaseTool.call/acall`` -> tool; agents (classes named ``*Agent*``, ``run``/``chat``) -> agent
+- other workflows' ``run`` -> chain, so the LLM calls of a workflow's steps share its trace
 
 While a recorded span runs its OTel span is current, so an OpenAI call made by the LLM nests
 under it and is recorded once (see ``ownership``). A streamed LLM call stays open until its
@@ -65,6 +66,8 @@ def _classify(instance: Any, method: str) -> tuple[ObservationType, dict[str, An
         return (ObservationType.TOOL, {}) if method in ("call", "acall", "__call__") else None
     if any("Agent" in kind for kind in kinds):
         return (ObservationType.AGENT, {}) if method in ("run", "chat", "achat", "query", "aquery") else None
+    if "Workflow" in kinds and method == "run":  # its steps run in tasks of their own, under it
+        return ObservationType.CHAIN, {}
     if "BaseQueryEngine" in kinds and method in ("query", "aquery"):
         return ObservationType.CHAIN, {}
     if "BaseChatEngine" in kinds and "chat" in method:
@@ -86,7 +89,18 @@ def _document(item: Any) -> dict[str, Any]:
 
 def _message(message: Any) -> dict[str, Any]:
     role = getattr(getattr(message, "role", None), "value", None) or str(getattr(message, "role", "user"))
-    return {"role": _ROLES.get(role, role), "content": getattr(message, "content", str(message))}
+    entry = {"role": _ROLES.get(role, role), "content": getattr(message, "content", str(message))}
+    extra = getattr(message, "additional_kwargs", None)
+    extra = extra if isinstance(extra, dict) else {}
+    # the calls a function-calling LLM asked for: blocks (core's own form) or OpenAI-style kwargs
+    calls = [{"id": b.tool_call_id, "name": b.tool_name, "arguments": b.tool_kwargs}
+             for b in getattr(message, "blocks", None) or () if type(b).__name__ == "ToolCallBlock"]
+    calls = calls or extra.get("tool_calls")
+    if calls:
+        entry["tool_calls"] = calls
+    if extra.get("tool_call_id"):  # which call a tool result answers
+        entry["tool_call_id"] = extra["tool_call_id"]
+    return entry
 
 
 def _method(id_: str) -> str:
@@ -97,8 +111,26 @@ def _method(id_: str) -> str:
 def _llm_input(method: str, arguments: dict[str, Any]) -> Any:
     """The messages (chat) or prompt (completion) an LLM call was given."""
     positional = arguments.get("args") or ()  # LLM callbacks wrap methods as (_self, *args, **kwargs)
-    first = positional[0] if positional else None
-    return (arguments.get("messages") or first) if "chat" in method else (arguments.get("prompt") or first)
+    keywords = arguments.get("kwargs")
+    keywords = keywords if isinstance(keywords, dict) else {}
+    name = "messages" if "chat" in method else "prompt"
+    return arguments.get(name) or (positional[0] if positional else keywords.get(name))
+
+
+def _run_input(event: Any) -> Any:
+    """A workflow run's input: an agent's user message, else its start event's fields."""
+    message = getattr(event, "user_msg", None)
+    if message is not None:
+        return getattr(message, "content", message)
+    fields = getattr(event, "to_dict", None)
+    return fields() if callable(fields) else None
+
+
+def _run_output(result: Any) -> Any:
+    """A workflow run's output: its stop event's result (an agent's reply text)."""
+    value = getattr(result, "result", result) if type(result).__name__.endswith("StopEvent") else result
+    reply = getattr(value, "response", None)  # an agent's AgentOutput
+    return getattr(reply, "content", reply) if reply is not None else value
 
 
 def _usage(result: Any) -> dict[str, int] | None:
@@ -150,6 +182,8 @@ def _start_fields(obs_type: ObservationType, instance: Any, method: str, argumen
     if obs_type is ObservationType.TOOL:
         name = getattr(getattr(instance, "metadata", None), "name", None) or type(instance).__name__
         return {"tool_name": name, "arguments": {k: v for k, v in arguments.items() if k != "self"}}
+    if "start_event" in arguments:  # a workflow's (or agent's) run
+        return {"input": _run_input(arguments["start_event"])}
     value = arguments.get("str_or_query_bundle") or arguments.get("query") or arguments.get("message")
     return {"input": _query(value) if value is not None else None}
 
@@ -174,6 +208,8 @@ def _end_fields(obs_type: ObservationType, result: Any) -> dict[str, Any]:
         if getattr(result, "is_error", False) is True:  # a ToolOutput reporting the tool's failure to the agent
             return {"result": content, "level": "ERROR", "status_message": str(content)}
         return {"result": content}
+    if obs_type is ObservationType.AGENT or type(result).__name__.endswith("StopEvent"):
+        return {"output": _run_output(result)}
     return {"output": getattr(result, "response", result)}
 
 

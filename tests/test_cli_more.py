@@ -176,3 +176,89 @@ def test_a_span_the_store_cannot_read_is_dropped_alone(tmp_path: Path, monkeypat
     (summary,) = store.traces()
     assert sorted(r["name"] for r in store.trace(summary["trace_id"])) == ["fine", "turn"]
     assert autotrace.stats()["spans_dropped.unreadable"] == 1
+
+
+def test_a_lone_surrogate_costs_no_span_of_its_batch(tmp_path: Path) -> None:
+    """Text decoded with ``surrogateescape`` (file names, subprocess output) in one span or score is
+    not UTF-8: SQLite refused the batch, which was retried forever and lost with every span in it."""
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(), export_interval=5)
+    with autotrace.tenant("acme"), autotrace.start_chain("turn") as turn:
+        with autotrace.start_tool("read") as tool:
+            tool.set_output("bytes \udcff from a file name")
+        with autotrace.start_span("name \ud800 here"):
+            pass
+        with autotrace.start_span("fine"):
+            pass
+    autotrace.score("quality", 1.0, trace_id=turn.trace_id, comment="odd \udcfe text")
+    assert autotrace.flush(5)  # one batch: the interval is long
+    result = _cli(tmp_path / "t.db", "show", turn.trace_id, "--json")
+    assert result.returncode == 0, result.stderr
+    records = {r["name"]: r for r in _strict(result.stdout)}
+    assert sorted(records) == ["fine", "name \ufffd here", "read", "turn"]
+    assert records["read"]["output"] == "bytes \ufffd from a file name"
+    (score,) = autotrace.local_store().scores(turn.trace_id)
+    assert score["comment"] == "odd \ufffd text"
+    assert autotrace.stats()["local_store.invalid_text"] >= 2
+
+
+def test_run_writes_to_the_store_given_with_db(tmp_path: Path) -> None:
+    """``autotrace --db X run ...`` ignored ``--db``: the program wrote to the default store and
+    ``autotrace --db X traces`` found nothing."""
+    app = tmp_path / "app.py"
+    app.write_text("import autotrace\nwith autotrace.start_chain('from-run'):\n    pass\nautotrace.flush(5)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env["HOME"] = str(tmp_path / "home")
+    result = subprocess.run([sys.executable, "-m", "autotrace", "--db", "t.db", "run", sys.executable, str(app)],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "home" / ".autotrace").exists()
+    listed = _cli(tmp_path / "t.db", "traces", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [t["name"] for t in _strict(listed.stdout)] == ["from-run"]
+
+
+def test_compare_reads_the_store_once_in_bounded_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """compare loaded every observation of the store, inputs and outputs included, to keep a few
+    fields of one prompt's generations: a large store took its size in memory (860 MB for 300k)."""
+    import tracemalloc
+
+    from autotrace.compare import compare_versions
+
+    now = time.time_ns()
+    big = "x" * 50_000
+    store = LocalStore(tmp_path / "t.db")
+    store.write([_record(f"{i + 1:016x}", None, "step", now + i, now + i + 10**6, trace_id=f"{i:032x}", type="tool",
+                         input=big) for i in range(1000)])
+    store.write([_record(f"{i + 1:016x}", None, "answer", now + i, now + i + 10**6, trace_id=f"{i + 5000:032x}",
+                         type="generation", input=big, prompt={"name": "answer", "version": 1 + i % 2})
+                 for i in range(40)])
+    store.close()
+    tracemalloc.start()
+    try:
+        assert cli.main(["--db", str(tmp_path / "t.db"), "compare", "--prompt", "answer", "1", "2", "--json"]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    report = _strict(capsys.readouterr().out)
+    assert (report["count_a"], report["count_b"]) == (20, 20)
+    assert peak < 20_000_000, peak  # the store holds 52 MB of inputs
+    records = iter(LocalStore(tmp_path / "t.db", read_only=True).observations())  # any iterable, read once
+    assert compare_versions(records, [], "answer", 1, 2)["count_b"] == 20
+
+
+def test_traces_of_a_tenant_are_summed_whole(traced: Traced, capsys: pytest.CaptureFixture[str]) -> None:
+    """``traces --tenant`` filtered rows, not traces: a root started before the tenant was set was
+    left out of the duration, the observation count and the errors of its own trace."""
+    with autotrace.start_chain("request") as root:
+        with autotrace.tenant("acme"), autotrace.start_generation("answer", model="m") as gen:
+            gen.update(usage={"total": 5})
+        root.update(level="ERROR", status_message="failed after the answer")
+    traced.records()
+    assert cli.main(["--db", str(traced.path), "traces", "--json"]) == 0
+    (whole,) = _strict(capsys.readouterr().out)
+    assert cli.main(["--db", str(traced.path), "traces", "--tenant", "acme", "--json"]) == 0
+    (listed,) = _strict(capsys.readouterr().out)
+    assert listed == whole
+    assert (listed["observations"], listed["errors"], listed["tokens"]) == (2, 1, 5)
+    assert cli.main(["--db", str(traced.path), "traces", "--tenant", "beta", "--json"]) == 0
+    assert _strict(capsys.readouterr().out) == []

@@ -82,6 +82,12 @@ TEXTS: dict[str, Any] = {
     ("usage.total<1e309", False),
     ("usage.total='2500'", True),
     ("cost.total=0.25", True),
+    ("cost.total=.25", True),  # a number without a leading or trailing digit is still a number
+    ("cost.total<.3", True),
+    ("cost.total>-.5", True),
+    ("metadata.ratio<.6", True),
+    ("usage.total>=2500.", True),
+    ("usage.total=25e2", True),
     ("big=12345678901234567891", True),  # integers compare exactly
     ("big=12345678901234567890", False),
 ])

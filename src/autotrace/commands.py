@@ -40,8 +40,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = _program(args, "run")
     if command is None:
         return 2
+    env = activation_env()
+    if args.db:  # the store the read commands are pointed at (absolute: the program may change directory)
+        env["AUTOTRACE_LOCAL_STORE_PATH"] = str(Path(args.db).resolve())
     try:
-        os.execvpe(command[0], command, activation_env())
+        os.execvpe(command[0], command, env)
     except OSError as exc:
         print(f"autotrace run: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
         return 127
@@ -102,7 +105,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_versions, render_comparison
 
     store = open_store(args.db)
-    report = compare_versions(store.observations(), store.scores(), args.prompt, args.a, args.b, args.alpha)
+    generations = store.iter_observations(kind="generation")  # streamed: the store may not fit in memory
+    report = compare_versions(generations, store.scores(), args.prompt, args.a, args.b, args.alpha)
     print(json.dumps(report, indent=2) if args.json else render_comparison(report))
     missing = [v for v, n in ((report["a"], report["count_a"]), (report["b"], report["count_b"])) if not n]
     if missing:  # a mistyped prompt or version compares nothing: never a silent pass of a CI gate

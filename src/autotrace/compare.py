@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 #: metric -> True when higher is worse
 _DIRECTION = {"latency_ms": True, "tokens": True, "cost": True}
+#: The fields of a generation that the comparison reads.
+_COMPARED = ("id", "trace_id", "duration_ms", "usage", "cost", "error", "level")
 #: The Mann-Whitney p-value is exact up to this many values in both samples together (~30 ms at most).
 EXACT_MAX = 50
 
@@ -135,14 +137,26 @@ def _version_data(records: list[dict[str, Any]], scores: list[dict[str, Any]]) -
     }
 
 
-def compare_versions(observations: list[dict[str, Any]], scores: list[dict[str, Any]], prompt: str,
-                     version_a: str | int, version_b: str | int, alpha: float = 0.05) -> dict[str, Any]:
-    """The comparison report of two versions of ``prompt``."""
-    def select(version: str | int) -> list[dict[str, Any]]:
-        return [r for r in observations if r.get("type") == "generation" and (r.get("prompt") or {}).get("name")
-                == prompt and str((r.get("prompt") or {}).get("version")) == str(version)]
+def _select(observations: Iterable[dict[str, Any]], prompt: str, versions: tuple[str, str]
+            ) -> dict[str, list[dict[str, Any]]]:
+    """The generations of ``prompt`` per version, read in one pass and kept with only the fields
+    compared (memory bounded by those generations, not by the store and its inputs and outputs)."""
+    selected: dict[str, list[dict[str, Any]]] = {version: [] for version in versions}
+    for record in observations:
+        recorded = record.get("prompt")
+        if record.get("type") != "generation" or not isinstance(recorded, dict) or recorded.get("name") != prompt:
+            continue
+        bucket = selected.get(str(recorded.get("version")))
+        if bucket is not None:
+            bucket.append({key: record.get(key) for key in _COMPARED})
+    return selected
 
-    a_records, b_records = select(version_a), select(version_b)
+
+def compare_versions(observations: Iterable[dict[str, Any]], scores: list[dict[str, Any]], prompt: str,
+                     version_a: str | int, version_b: str | int, alpha: float = 0.05) -> dict[str, Any]:
+    """The comparison report of two versions of ``prompt`` (``observations`` is read once)."""
+    selected = _select(observations, prompt, (str(version_a), str(version_b)))
+    a_records, b_records = selected[str(version_a)], selected[str(version_b)]
     a, b = _version_data(a_records, scores), _version_data(b_records, scores)
     metrics: list[dict[str, Any]] = []
     for name, higher_is_worse in _DIRECTION.items():

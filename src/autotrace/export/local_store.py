@@ -49,6 +49,7 @@ _OPEN_WAIT = 0.2
 _READ_WAIT = 2.0
 _INT64 = (-(2**63), 2**63 - 1)
 _TRACE_PREFIX = re.compile(r"[0-9a-f]{1,32}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 #: An observation is in error when its level or its span status is ERROR (the ``error`` field, as
 #: ``show`` renders it); a record with NaN (not strict JSON) is searched for the field's text.
 ERROR_SQL = ("CASE WHEN level = 'ERROR' THEN 1 WHEN json_valid(record) THEN json_extract(record, '$.error') = 1 "
@@ -102,6 +103,12 @@ def _total(value: Any, key: str = "total") -> float | None:
             return float(total)
         return total if isinstance(total, int | float) else None
     return None
+
+
+def _utf8(value: Any) -> Any:
+    """``value`` storable as UTF-8: a lone surrogate in a text becomes U+FFFD, as undecodable bytes show
+    (an escape would not do: ``\\udcff`` in the record's JSON reads back as the surrogate)."""
+    return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 #: Connections inherited across ``fork``: never closed in the child (closing one there would act
@@ -222,6 +229,16 @@ class LocalStore:
              json.dumps(r, default=str, ensure_ascii=False))
             for r in records
         ]
+        try:
+            self._insert(rows)
+        except UnicodeEncodeError:  # a lone surrogate (text decoded with surrogateescape): not UTF-8
+            count("local_store.invalid_text")
+            self._insert([tuple(map(_utf8, row)) for row in rows])  # only such a batch pays for the walk
+        if time.monotonic() - self._last_purge > _PURGE_EVERY:
+            self.purge()
+        return len(rows)
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         with self._lock:
             db = self._conn()
             db.execute("BEGIN")
@@ -231,19 +248,21 @@ class LocalStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        if time.monotonic() - self._last_purge > _PURGE_EVERY:
-            self.purge()
-        return len(rows)
 
     def add_score(self, score: dict[str, Any]) -> None:
+        value = score.get("value")
+        row = (score["id"], score.get("trace_id"), score.get("observation_id"), score["name"],
+               value if isinstance(value, int | float) else None, value if isinstance(value, str) else None,
+               score.get("data_type"), score.get("comment"), score.get("tenant"), time.time_ns())
+        try:
+            self._insert_score(row)
+        except UnicodeEncodeError:  # as ``write``: a lone surrogate must not fail the score (and its batch)
+            count("local_store.invalid_text")
+            self._insert_score(tuple(map(_utf8, row)))
+
+    def _insert_score(self, row: tuple[Any, ...]) -> None:
         with self._lock:
-            self._conn().execute(
-                "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (score["id"], score.get("trace_id"), score.get("observation_id"), score["name"],
-                 score.get("value") if isinstance(score.get("value"), int | float) else None,
-                 score.get("value") if isinstance(score.get("value"), str) else None,
-                 score.get("data_type"), score.get("comment"), score.get("tenant"), time.time_ns()),
-            )
+            self._conn().execute("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)", row)
 
     def purge(self, now_ns: int | None = None) -> int:
         """Delete traces whose every observation ended before the retention period, and older scores;
@@ -296,8 +315,11 @@ class LocalStore:
         return [json.loads(r[0]) for r in rows]
 
     def traces(self, limit: int = 20, tenant: str | None = None) -> list[dict[str, Any]]:
-        """Summaries of recent traces: name, tenant, duration, tokens, cost, errors."""
-        where, args = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])
+        """Summaries of recent traces: name, tenant, duration, tokens, cost, errors. ``tenant`` picks
+        the traces with an observation of that tenant, each summed whole (a root started before the
+        tenant was known has none, and a row filter left it out of the duration and counts)."""
+        where, args = ("WHERE trace_id IN (SELECT trace_id FROM observations WHERE tenant = ?)", [tenant]) \
+            if tenant else ("", [])
         rows = self._rows(
             f"""SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), SUM(COALESCE(usage_total, 0)),
                        SUM(COALESCE(cost_total, 0)), SUM({ERROR_SQL}), MAX(tenant)
@@ -326,13 +348,21 @@ class LocalStore:
         """Observations, newest first (optionally since a time)."""
         return list(self.iter_observations(since_ns, limit))
 
-    def iter_observations(self, since_ns: int | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """Observations, newest first, decoded one at a time as they are consumed."""
+    def iter_observations(self, since_ns: int | None = None, limit: int | None = None,
+                          kind: str | None = None) -> Iterator[dict[str, Any]]:
+        """Observations (of type ``kind`` if given), newest first, decoded one at a time as they are
+        consumed."""
         sql = "SELECT record FROM observations"
+        conditions: list[str] = []
         args: list[Any] = []
         if since_ns is not None:
-            sql += " WHERE start_ns >= ?"
+            conditions.append("start_ns >= ?")
             args.append(since_ns)
+        if kind is not None:
+            conditions.append("type = ?")
+            args.append(kind)
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
         sql += " ORDER BY start_ns DESC"
         if limit is not None:
             sql += " LIMIT ?"

@@ -1,5 +1,6 @@
 """LangChain edge cases: streamed messages, failing streams, handled tool errors, inherited tags,
-large retrievals and inputs that look like LangChain's own placeholders."""
+large retrievals, inputs that look like LangChain's own placeholders, metadata of any key, the
+reply of a failed or closed stream and bound tools."""
 
 from __future__ import annotations
 
@@ -133,3 +134,56 @@ def test_a_run_invoked_with_an_empty_input_key_is_current(traced: Traced, fake: 
     assert shape(traced.records()) == [("chain", "ask", [("generation", "openai.chat", [])])]
     assert INTEGRATION.handler is not None and INTEGRATION.handler.runs == {}
 
+
+
+def test_metadata_of_any_key_and_an_anonymous_user_are_recorded(traced: Traced) -> None:
+    """A key that is not text is recorded as text (it failed the run and every run inheriting its
+    metadata); a None user or session is no user "None"; LangChain's ``lc_versions`` is left out."""
+    inner = RunnableLambda(lambda x: x).with_config(run_name="inner")
+    outer = RunnableLambda(lambda x: inner.invoke(x)).with_config(run_name="outer")
+    assert outer.invoke(1, config={"metadata": {7: "seven", "user_id": None, "session_id": ""}}) == 1
+    FakeListChatModel(responses=["ok"]).invoke("hi")
+    records = traced.records()
+    assert shape(records[:2]) == [("chain", "outer", [("chain", "inner", [])])]
+    assert [r["metadata"] for r in records[:2]] == [{"7": "seven"}] * 2
+    assert {(r["user_id"], r["session_id"]) for r in records} == {(None, None)}
+    assert "lc_versions" not in records[2]["metadata"]
+    assert not [key for key in autotrace.stats() if key.startswith("internal_errors")]
+
+
+class FailsWithResponse(BreaksMidStream):
+    def _generate(self, messages: list[BaseMessage], stop: Any = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        error = ConnectionError("bad gateway")
+        error.response = type("Response", (), {"status_code": 502})()  # type: ignore[attr-defined]
+        raise error
+
+
+def test_a_failed_or_closed_stream_records_the_reply_streamed_until_then(traced: Traced) -> None:
+    """LangChain gives ``on_llm_error`` the chunks streamed so far: the reply the caller got; a call
+    that failed before any reply records none (not the error's HTTP response as an empty reply)."""
+    with pytest.raises(ConnectionError):
+        list(BreaksMidStream().stream("hi"))
+    stream = FakeListChatModel(responses=["long answer"]).stream("hi")
+    assert next(stream).content == "l"
+    stream.close()  # the caller stops reading
+    with pytest.raises(ConnectionError):
+        FailsWithResponse().invoke("hi")
+    failed, closed, refused = traced.records()
+    assert (failed["level"], failed["output"]) == ("ERROR", {"role": "assistant", "content": "one"})
+    assert closed["output"] == {"role": "assistant", "content": "l"}
+    assert (refused["level"], refused["output"]) == ("ERROR", None)
+
+
+def test_bound_tools_are_recorded_by_name(traced: Traced) -> None:
+    """Tools bound to a model reach ``invocation_params`` as their full schemas: recorded by name
+    (as the OpenAI integration does), so many tools no longer fill the parameters to the size limit."""
+    rules = "Refunds follow these rules, explained at length. " * 30
+    tools: list[dict[str, Any]] = [{"type": "function", "function": {"name": f"tool_{i}", "description": rules,
+                                                                     "parameters": {"type": "object"}}}
+                                   for i in range(60)]
+    tools += [{"name": "lookup", "description": rules, "input_schema": {}}, {"type": "web_search"}]
+    FakeListChatModel(responses=["ok"]).bind(tools=tools, temperature=0.2).invoke("hi")
+    (record,) = traced.records()
+    assert record["model_parameters"]["tools"] == [f"tool_{i}" for i in range(60)] + ["lookup", "web_search"]
+    assert record["model_parameters"]["temperature"] == 0.2

@@ -11,8 +11,9 @@ current, a generation stops being current at its first token (its request is mad
 Once a run ends no context shows its span, even one LangChain's callbacks cannot reach (``_Run``).
 
 Metadata from ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_user_id``/
-``langfuse_session_id``) become trace attributes, ``prompt_name``/``prompt_version`` the prompt of
-generations, other keys (except LangSmith's ``ls_*``) observation metadata.
+``langfuse_session_id``) become trace attributes unless None or empty, ``prompt_name``/
+``prompt_version`` the prompt of generations, other keys (except LangChain's own ``ls_*`` and
+``lc_versions``) observation metadata.
 """
 
 from __future__ import annotations
@@ -83,6 +84,33 @@ def _usage(response: Any, message: Any) -> dict[str, int] | None:
                  "total": token_usage.get("total_tokens")}
         return {k: v for k, v in usage.items() if isinstance(v, int)} or None
     return None
+
+
+def _reply(response: Any, streamed_only: bool = False) -> dict[str, Any]:
+    """Output, usage, finish reason and model of a model run's first generation. ``streamed_only``:
+    only a streamed reply (LangChain gives a failed or closed stream's merged chunks to
+    ``on_llm_error``; any other generation there holds the error's HTTP response, no reply)."""
+    generations = getattr(response, "generations", None) or [[]]
+    first = generations[0][0] if generations and generations[0] else None
+    message = getattr(first, "message", None)
+    if streamed_only and not (message is not None and str(getattr(message, "type", "")).endswith("Chunk")):
+        return {}
+    output = _message(message) if message is not None else getattr(first, "text", None)
+    info = getattr(first, "generation_info", None) or {}
+    response_metadata = getattr(message, "response_metadata", None) or {}
+    return {"output": output, "usage": _usage(response, message),
+            "finish_reason": info.get("finish_reason") or response_metadata.get("finish_reason"),
+            "response_model": response_metadata.get("model_name")}
+
+
+def _tool_name(tool: Any) -> Any:
+    """A bound tool's name, in the provider formats LangChain passes (OpenAI's ``function``,
+    Anthropic's flat ``name``, a built-in tool's ``type``) or as a ``BaseTool``."""
+    if isinstance(tool, dict):
+        function = tool.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        return name or tool.get("name") or tool.get("type")
+    return getattr(tool, "name", None) or type(tool).__name__
 
 
 def _document(doc: Any) -> dict[str, Any]:
@@ -224,8 +252,12 @@ class AutotraceCallbackHandler:
         extra: dict[str, Any] = {}
         for key, value in metadata.items():
             if key in _TRACE_KEYS:
-                obs.span.set_attribute(_TRACE_KEYS[key], str(value))
-            elif key in _PROMPT_KEYS or key.startswith("ls_"):
+                # an anonymous caller (None, "") is no user "None"
+                if value is not None and not (type(value) is str and not value):
+                    obs.span.set_attribute(_TRACE_KEYS[key], str(value))
+            elif type(key) is not str:  # LangChain accepts any key; a span attribute needs text
+                extra[str(key)] = value
+            elif key in _PROMPT_KEYS or key.startswith("ls_") or key == "lc_versions":  # LangChain's own
                 continue
             else:
                 extra[key] = value
@@ -297,6 +329,9 @@ class AutotraceCallbackHandler:
         model = params.pop("model", None) or params.pop("model_name", None) or (metadata or {}).get("ls_model_name")
         for noise in ("_type", "stop", "stream"):
             params.pop(noise, None)
+        for key in ("tools", "functions"):  # bound tools by name: their schemas fill the parameters
+            if isinstance(params.get(key), list):
+                params[key] = [_tool_name(tool) for tool in params[key]]
         provider = (metadata or {}).get("ls_provider")
         return {"model": model, "model_parameters": params or None, "provider": provider}
 
@@ -331,22 +366,19 @@ class AutotraceCallbackHandler:
 
         self._guard("llm_new_token", first)
 
+    def _end_model(self, run_id: UUID, response: Any, error: BaseException | None = None) -> None:
+        try:
+            fields = _reply(response, streamed_only=error is not None)
+        except Exception as exc:  # the run still ends (and stops being current), without its reply
+            guarded_failure("langchain.reply", exc)
+            fields = {}
+        self._end(run_id, error, **fields)
+
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        def end() -> None:
-            generations = getattr(response, "generations", None) or [[]]
-            first = generations[0][0] if generations and generations[0] else None
-            message = getattr(first, "message", None)
-            output = _message(message) if message is not None else getattr(first, "text", None)
-            info = getattr(first, "generation_info", None) or {}
-            response_metadata = getattr(message, "response_metadata", None) or {}
-            self._end(run_id, output=output, usage=_usage(response, message),
-                      finish_reason=info.get("finish_reason") or response_metadata.get("finish_reason"),
-                      response_model=response_metadata.get("model_name"))
+        self._guard("llm_end", self._end_model, run_id, response)
 
-        self._guard("llm_end", end)
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._guard("llm_error", self._end, run_id, error)
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, response: Any = None, **kwargs: Any) -> None:
+        self._guard("llm_error", self._end_model, run_id, response, error)
 
     # -- retrievers and tools -----------------------------------------------------------------------
     def on_retriever_start(self, serialized: Any, query: str, *, run_id: UUID, parent_run_id: UUID | None = None,

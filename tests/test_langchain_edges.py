@@ -187,3 +187,18 @@ def test_bound_tools_are_recorded_by_name(traced: Traced) -> None:
     (record,) = traced.records()
     assert record["model_parameters"]["tools"] == [f"tool_{i}" for i in range(60)] + ["lookup", "web_search"]
     assert record["model_parameters"]["temperature"] == 0.2
+
+
+def test_an_inline_image_is_noted_and_the_conversation_after_it_kept(traced: Traced) -> None:
+    image = "data:image/jpeg;base64," + "/9j/4AAQSkZJRg" * 8_000  # 112 kB, past the value limit
+    model = FakeListChatModel(responses=["a cat"])
+    question = [HumanMessage(content=[{"type": "image_url", "image_url": {"url": image}},
+                                      {"type": "text", "text": "what is it?"}]),
+                AIMessageChunk(content="a photo"), HumanMessage(content="what colour is it")]
+    assert model.invoke(question).content == "a cat"
+    (record,) = [r for r in traced.records() if r["type"] == "generation"]
+    assert record["input"] == [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": f"<image/jpeg base64, {len(image)} chars>"}},
+                                     {"type": "text", "text": "what is it?"}]},
+        {"role": "assistant", "content": "a photo"}, {"role": "user", "content": "what colour is it"}]
+    assert question[0].content[0]["image_url"]["url"] == image  # the caller's messages are left as they are

@@ -33,6 +33,7 @@ from .._internal import count, guarded_failure
 from ..observation import Observation, ObservationType, make_current, release_if_current
 from .base import Integration
 from .documents import recorded
+from .media import without_media
 
 _MAX_RUNS = 10_000
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
@@ -339,7 +340,7 @@ class AutotraceCallbackHandler:
                             parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
                             **kwargs: Any) -> None:
         def start() -> None:
-            batch = [[_message(m) for m in group] for group in messages]
+            batch = [without_media([_message(m) for m in group]) for group in messages]  # inline images noted
             self._start(ObservationType.GENERATION, _name(serialized, kwargs, "chat_model"), run_id, parent_run_id,
                         metadata, tags=kwargs.get("tags"), input=batch[0] if len(batch) == 1 else batch,
                         **self._model_fields(serialized, kwargs, metadata))

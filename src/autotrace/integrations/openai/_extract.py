@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..media import media_note, without_media
 from . import pricing
 
 #: Request keys recorded as model parameters.
@@ -59,88 +60,16 @@ def request_fields(operation: str, body: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-#: Content part types that hold only text: their strings are the conversation, never a payload.
-_TEXT_PARTS = frozenset({"text", "input_text", "output_text", "refusal"})
-#: The shortest string of a media part taken for an inline payload (a data URL, base64 audio).
-_MEDIA_MIN_CHARS = 1024
-
-
-def without_media(items: Any) -> Any:
-    """Chat messages or Responses input items with the inline payloads of their media parts
-    (base64 images, audio, files) replaced by a short note of their kind and size, so that one
-    image neither fills the recorded input to its size limit nor cuts off the conversation after
-    it. The caller's own list when there are none: for a text conversation, one type check per item."""
-    if type(items) is not list:
-        return items
-    for item in items:  # the common case, a text conversation, in one plain loop
-        if type(item) is dict and type(item.get("content")) is list:
-            break
-    else:
-        return items
-    found: list[Any] | None = None
-    for index, item in enumerate(items):
-        if type(item) is dict and type(content := item.get("content")) is list:
-            parts = _parts_without_media(content)
-            if parts is not content:
-                if found is None:
-                    found = list(items)
-                found[index] = {**item, "content": parts}
-    return items if found is None else found
-
-
-def _parts_without_media(parts: list[Any]) -> list[Any]:
-    found: list[Any] | None = None
-    for index, part in enumerate(parts):
-        if type(part) is not dict or part.get("type") in _TEXT_PARTS:
-            continue
-        kept = _part_without_media(part)
-        if kept is not part:
-            if found is None:
-                found = list(parts)
-            found[index] = kept
-    return parts if found is None else found
-
-
-def _part_without_media(part: dict[str, Any]) -> dict[str, Any]:
-    """``part`` with its payload strings, at its top level or one level down (``image_url.url``,
-    ``input_audio.data``, ``file.file_data``), noted; ``part`` itself if it has none."""
-    kept: dict[str, Any] | None = None
-    for key, value in part.items():
-        if type(value) is dict:
-            inner = _part_without_media(value) if len(value) < 16 else value
-            changed = inner is not value
-        else:
-            inner = _media_note(value)
-            changed = inner is not None
-        if changed:
-            if kept is None:
-                kept = dict(part)
-            kept[key] = inner
-    return part if kept is None else kept
-
-
 def _message_output(message: Any) -> Any:
     """A reply message as recorded: spoken replies (``audio``) with their base64 ``data`` noted
     like an input's media, their transcript kept."""
     audio = getattr(message, "audio", None)
-    note = _media_note(getattr(audio, "data", None)) if audio is not None else None
+    note = media_note(getattr(audio, "data", None)) if audio is not None else None
     if note is None:
         return message
     dumped = message.model_dump(mode="json", exclude_none=True, warnings=False)
     dumped["audio"]["data"] = note
     return dumped
-
-
-def _media_note(value: Any) -> str | None:
-    """A note in place of an inline payload (``<image/png base64, 123456 chars>``), None for
-    anything else: short strings, and web addresses (the image is fetched from there)."""
-    if type(value) is not str or len(value) < _MEDIA_MIN_CHARS or value.startswith(("http://", "https://")):
-        return None
-    kind = "base64"
-    if value.startswith("data:"):
-        comma = value.find(",", 5, 256)
-        kind = value[5:comma].replace(";", " ") if comma > 5 else "data"
-    return f"<{kind}, {len(value)} chars>"
 
 
 def _tool_name(tool: Any) -> Any:

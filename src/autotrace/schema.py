@@ -232,14 +232,23 @@ def _prompt_parts(prompt: Any) -> tuple[str | None, int | None]:
     return getattr(prompt, "name", None), getattr(prompt, "version", None)
 
 
+def _integer(value: Any, integral_floats: bool = False) -> int | None:
+    """``value`` as a 64-bit integer: an integer (not a bool), a string of at most 18 digits, or
+    with ``integral_floats`` a float without a fraction; None for anything else."""
+    if isinstance(value, str) and 0 < len(value) <= 18 and value.isdecimal():
+        return int(value)
+    if integral_floats and isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
+        return value
+    return None
+
+
 def _prompt_version(version: Any) -> int | None:
     """A prompt version as Langfuse takes it, a non-negative 64-bit integer (``3`` or ``"3"``); None
     for any other (a label such as ``"latest"`` is not a version)."""
-    if isinstance(version, str) and 0 < len(version) <= 18 and version.isdecimal():
-        version = int(version)
-    if isinstance(version, int) and not isinstance(version, bool) and 0 <= version < 2**63:
-        return version
-    return None
+    number = _integer(version)
+    return number if number is not None and number >= 0 else None
 
 
 def _usage_dict(usage: Any) -> dict[str, Any]:
@@ -252,11 +261,9 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
         return {}
     counts: dict[str, Any] = {}
     for key, value in usage.items():
-        digits = isinstance(value, str) and 0 < len(value) <= 18 and value.isdecimal()
-        if digits or (isinstance(value, float) and value.is_integer() and abs(value) < 2**63):
-            value = int(value)
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
-            counts[key] = value
+        number = _integer(value, integral_floats=True)
+        if number is not None:
+            counts[key] = number
         elif value is not None:
             count("usage_values_invalid")
     return counts

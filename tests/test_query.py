@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -143,3 +144,38 @@ def test_token_soups_and_arbitrary_observations_never_raise(text: str, obs: dict
     except QueryError:
         return
     assert query.matches(obs) in (True, False)
+
+
+@pytest.mark.parametrize(("text", "obs", "expected"), [
+    ("not has a.²", {"a": [1]}, True),  # '²' is a digit to isdigit() but no index: int() raised, hidden as False
+    ("a.²=null", {"a": [1]}, True),
+    ("a.\u0661=1", {"a": [0, 1]}, True),  # a decimal digit of another script is an index, as int() reads it
+    ("model!~null", {}, True),  # a missing field contains nothing, not even "null": !~ is the negation of ~
+    ("model~null", {}, False),
+    ("x=\"a\\\nb\"", {"x": "a\nb"}, True),  # a backslash before a newline escaped it, not "unterminated string"
+])
+def test_fuzzed_cases(text: str, obs: dict[str, Any], expected: bool) -> None:
+    assert compile_query(text).matches(obs) is expected
+
+
+_SOUP = ["x", "a.0", "a.1", "a.²", "a.x", "m.k", "type", "missing", "=", "!=", "<", ">=", "~", "!~", "and", "or",
+         "not", "(", ")", "has", "1", "-2.5", ".5", "1e400", "'a b'", '"q\\"', "null", "true", "abc", "\u0661\u0662", "²"]
+_VALUES: list[Any] = [None, True, 0, 1, -0.5, 2500, 1e309, float("nan"), 10**20, "1", "0.5", "abc", "", "null",
+                      "1_000", "²", "\u0661", [1, "x", None], {"k": "0.5", "0": 1}, [[]]]
+
+
+def test_random_queries_never_raise_while_evaluated() -> None:
+    """Fixed-seed fuzz of the predicate itself (``matches`` hides an exception as a non-match), and
+    each operator against its negation on every value, a missing one included."""
+    rng = random.Random(6)
+    for _ in range(1500):
+        obs = {key: rng.choice(_VALUES) for key in ("x", "a", "m", "type") if rng.random() < 0.8}
+        try:
+            query = compile_query(" ".join(rng.choice(_SOUP) for _ in range(rng.randint(1, 9))))
+        except QueryError:
+            continue
+        assert query._predicate(obs) in (True, False)
+    for obs in ({}, *({"x": value} for value in _VALUES)):
+        for value in ("null", "1", "abc", "'1'", "true"):
+            for op, negation in (("=", "!="), ("~", "!~")):
+                assert compile_query(f"x{op}{value}").matches(obs) is not compile_query(f"x{negation}{value}").matches(obs)

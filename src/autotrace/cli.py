@@ -2,7 +2,10 @@
 launch applications with tracing.
 
 Read commands open the store read-only (``open_store``): they never write, purge or wait for a
-writer, and a store that cannot be read is a one-line error, never a traceback.
+writer, and a store that cannot be read is a one-line error, never a traceback. A failure is that
+line on stderr and a non-zero exit code (1: nothing to show or no readable store; 2: a bad
+argument, query, trace id or setting); with ``--json`` it is also ``{"error": {"kind": ...,
+"message": ...}}`` on stdout (see ``CliError``), so stdout is JSON either way.
 """
 
 from __future__ import annotations
@@ -13,11 +16,37 @@ import sys
 from collections.abc import Callable, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import render
 from .config import ConfigError, load_settings
 from .export.local_store import LocalStore, StoreError, TraceIdError
+
+
+class CliError(Exception):
+    """A command's failure: ``kind`` (``usage``, ``config``, ``store``, ``trace_id``, ``not_found``,
+    ``query``, ``no_data``), a one-line message, the exit code and details (``column`` for a query)."""
+
+    def __init__(self, kind: str, message: str, code: int = 1, **details: Any) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.code, self.details = kind, message, code, details
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``error`` object of ``--json`` output."""
+        return {"kind": self.kind, "message": self.message, **self.details}
+
+
+class _UsageError(Exception):
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises usage errors (``main`` reports them, as JSON too with ``--json``) instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(self, message)
 
 
 def open_store(db: str | None) -> LocalStore:
@@ -48,11 +77,13 @@ def cmd_traces(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    records = open_store(args.db).trace(args.trace_id)
+    store = open_store(args.db)
+    records = store.trace(args.trace_id)
     if not records:
-        print(f"autotrace: no trace {render.clean(args.trace_id)}", file=sys.stderr)
-        return 1
-    _emit(args, records, lambda: render.render_tree(records, io=not args.no_io))
+        raise CliError("not_found", f"no trace {args.trace_id}")
+    scores = store.scores(records[0]["trace_id"])
+    _emit(args, render.with_scores(records, scores), lambda: render.render_tree(records, io=not args.no_io,
+                                                                                scores=scores))
     return 0
 
 
@@ -62,8 +93,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     try:
         query = compile_query(args.expression)
     except QueryError as exc:
-        print(f"autotrace: {render.clean(str(exc))}", file=sys.stderr)
-        return 2
+        raise CliError("query", str(exc), 2, column=exc.position + 1) from None
     records = open_store(args.db).iter_observations()  # streamed: memory bounded by --limit, not the store
     matches = list(islice((r for r in records if query.matches(r)), args.limit))
     _emit(args, matches, lambda: render.render_observations(matches))
@@ -77,7 +107,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autotrace", description="Typed tracing for LLM agent pipelines.")
+    parser = _Parser(prog="autotrace", description="Typed tracing for LLM agent pipelines.")
     parser.add_argument("--db", help="local store path (default: AUTOTRACE_LOCAL_STORE_PATH or ~/.autotrace)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -127,20 +157,38 @@ def _split_program(argv: list[str]) -> tuple[list[str], list[str] | None]:
     return argv, None
 
 
+def _asks_json(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` (not yet parsed, perhaps not parseable) asks for ``--json`` (or a prefix of it)."""
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    return any(len(arg) > 2 and "--json".startswith(arg) for arg in options)
+
+
+def _fail(error: CliError, as_json: bool, label: str = "autotrace") -> int:
+    """Report ``error``: its line on stderr, and with ``--json`` its ``{"error": ...}`` on stdout."""
+    print(f"{label}: {render.clean(error.message)}", file=sys.stderr)
+    if as_json:
+        print(render.to_json({"error": error.as_dict()}))
+    return error.code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv, command = _split_program(list(sys.argv[1:] if argv is None else argv))
-    args = parser.parse_args(argv)
-    if command is not None:
-        args.command = command
+    as_json = _asks_json(argv)
     try:
+        args = parser.parse_args(argv)
+        as_json = bool(getattr(args, "json", False))
+        if command is not None:
+            args.command = command
         return int(args.func(args) or 0)
+    except _UsageError as exc:
+        exc.parser.print_usage(sys.stderr)
+        return _fail(CliError("usage", str(exc), 2), as_json, f"{exc.parser.prog}: error")
+    except CliError as exc:
+        return _fail(exc, as_json)
     except ConfigError as exc:
-        print(f"autotrace: {exc}", file=sys.stderr)
-        return 2
+        return _fail(CliError("config", str(exc), 2), as_json)
     except TraceIdError as exc:
-        print(f"autotrace: {render.clean(str(exc))}", file=sys.stderr)
-        return 2
+        return _fail(CliError("trace_id", str(exc), 2), as_json)
     except (StoreError, sqlite3.Error) as exc:
-        print(f"autotrace: {render.clean(str(exc))}", file=sys.stderr)
-        return 1
+        return _fail(CliError("store", str(exc), 1), as_json)

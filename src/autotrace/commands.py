@@ -101,18 +101,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .cli import open_store
+    from .cli import CliError, open_store
     from .compare import compare_versions, render_comparison
 
     store = open_store(args.db)
     generations = store.iter_observations(kind="generation")  # streamed: the store may not fit in memory
     report = compare_versions(generations, store.scores(), args.prompt, args.a, args.b, args.alpha)
-    print(json.dumps(report, indent=2) if args.json else render_comparison(report))
     missing = [v for v, n in ((report["a"], report["count_a"]), (report["b"], report["count_b"])) if not n]
+    error = None
     if missing:  # a mistyped prompt or version compares nothing: never a silent pass of a CI gate
-        print(f"autotrace compare: no generations of prompt {args.prompt!r} version {' or '.join(missing)} "
-              f"in {store.path}", file=sys.stderr)
-        return 1
+        error = CliError("no_data", f"no generations of prompt {args.prompt!r} version {' or '.join(missing)} "
+                                    f"in {store.path}")
+        report["error"] = error.as_dict()  # with --json: the report, and the error as every command gives it
+    print(json.dumps(report, indent=2) if args.json else render_comparison(report))
+    if error is not None:
+        print(f"autotrace compare: {error.message}", file=sys.stderr)
+        return error.code
     return 1 if report["regressions"] and args.fail_on_regression else 0
 
 

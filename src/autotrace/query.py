@@ -37,7 +37,7 @@ _TOKEN = re.compile(r"""
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
   | (?P<number>-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![\w.-]))
   | (?P<word>[A-Za-z_][\w.:/@-]*|[\w.:/@-]+)
-""", re.VERBOSE)
+""", re.VERBOSE | re.DOTALL)  # DOTALL: a backslash escapes a newline too, as ``_ESCAPE`` reads it
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {"n": "\n", "t": "\t"}
 _MISSING = object()
@@ -82,7 +82,7 @@ def _lookup(obs: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     for part in path:
         if isinstance(value, Mapping) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif isinstance(value, list) and part.isdecimal() and int(part) < len(value):  # not '²': int() fails
             value = value[int(part)]
         else:
             return _MISSING
@@ -126,8 +126,8 @@ def _compare(field: str, op: str, expected: _Literal) -> Predicate:
 
     def predicate(obs: Mapping[str, Any]) -> bool:
         actual = _lookup(obs, path)
-        if actual is _MISSING:  # absent or null: equals null (as ``!=null`` holds only for a present field)
-            return op in ("=", "==") if expected.value is None else op in ("!=", "!~")
+        if actual is _MISSING:  # absent or null: equals null and contains nothing (``!~`` any value holds)
+            return op in ("=", "==", "!~") if expected.value is None else op in ("!=", "!~")
         if op in ("~", "!~"):
             found = needle in _text(actual).casefold()
             return found if op == "~" else not found

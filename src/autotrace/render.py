@@ -116,17 +116,83 @@ def node_label(record: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def score_value(score: dict[str, Any]) -> Any:
+    """A stored score's value as recorded: a number, a boolean (BOOLEAN scores are stored as 1 or 0)
+    or a text (CATEGORICAL)."""
+    value = score.get("value")
+    if score.get("data_type") == "BOOLEAN" and isinstance(value, int | float):
+        return value != 0
+    return score.get("string_value") if value is None else value
+
+
+def _score_json(score: dict[str, Any]) -> dict[str, Any]:
+    return {"id": score.get("id"), "observation_id": score.get("observation_id"), "name": score.get("name"),
+            "value": score_value(score), "data_type": score.get("data_type"), "comment": score.get("comment")}
+
+
+def _score_line(score: dict[str, Any], elsewhere: bool = False) -> str:
+    """``score: name=value`` with its comment and, for a score whose observation is not in the trace, that id."""
+    value = score_value(score)
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        text = str(int(value))
+    else:
+        text = short(value if isinstance(value, str) else repr(value), 40)
+    line = f"score: {short(score.get('name'), 40)}={text}"
+    if score.get("comment"):
+        line += f"  comment: {short(score['comment'], 60)}"
+    if elsewhere:
+        line += f"  (observation {_text(score['observation_id'])}, not in the trace)"
+    return line
+
+
+def _by_observation(records: Sequence[dict[str, Any]], scores: Sequence[dict[str, Any]]
+                    ) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Scores per observation id, and the trace's own: those without an observation or whose
+    observation is not among ``records``."""
+    ids = {r["id"] for r in records}
+    on: dict[str, list[dict[str, Any]]] = {}
+    trace_level = []
+    for score in scores:
+        observation = score.get("observation_id")
+        if observation in ids:
+            on.setdefault(observation, []).append(score)
+        else:
+            trace_level.append(score)
+    return on, trace_level
+
+
+def with_scores(records: Sequence[dict[str, Any]], scores: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of one trace as ``show --json`` prints them: each with ``scores``, its own, and the
+    root (the first observation without a parent in the trace) with ``trace_scores``, the trace's."""
+    on, trace_level = _by_observation(records, scores)
+    result = [{**record, "scores": [_score_json(s) for s in on.get(record["id"], ())]} for record in records]
+    if result:
+        roots = build_tree(result)
+        (roots[0][0] if roots else result[0])["trace_scores"] = [_score_json(s) for s in trace_level]  # else a cycle
+    return result
+
+
 def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: int = MAX_DEPTH,
-                max_lines: int = MAX_LINES) -> str:
-    """The typed tree of one trace with latency, tokens, cost and short input/output per node; nodes
-    deeper than ``max_depth`` and lines beyond ``max_lines`` are left out, with a note saying so."""
+                max_lines: int = MAX_LINES, scores: Sequence[dict[str, Any]] = ()) -> str:
+    """The typed tree of one trace with latency, tokens, cost, short input/output and the ``scores``
+    of each node (the trace's own under its header); nodes deeper than ``max_depth`` and lines beyond
+    ``max_lines`` are left out, with a note saying so."""
     if not records:
         return "(no observations)"
     first = records[0]
     lines = [f"trace {_text(first.get('trace_id'))}  tenant={_text(first.get('tenant') or '-')}"]
+    on, trace_level = _by_observation(records, scores)
+    scores_shown = 0
+    for score in trace_level:
+        if len(lines) >= max_lines:
+            break
+        lines.append(_score_line(score, elsewhere=score.get("observation_id") is not None))
+        scores_shown += 1
     prefixes = [""]  # prefixes[d]: what precedes the branch of a node at depth d
     shown = deep = 0
-    capped = False
+    capped = len(lines) >= max_lines
     for depth, last, (record, children) in iter_tree(build_tree(records)):
         if depth >= max_depth:
             deep += 1
@@ -140,18 +206,26 @@ def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: i
         inner = prefix + ("   " if last else "│  ")
         del prefixes[depth + 1:]
         prefixes.append(inner)
+        bar = "│  " if children and depth + 1 < max_depth else "   "
         if io:
-            bar = "│  " if children and depth + 1 < max_depth else "   "
             if record.get("input") is not None:
                 lines.append(f"{inner}{bar}in:  {short(record['input'])}")
             if record.get("output") is not None:
                 lines.append(f"{inner}{bar}out: {short(record['output'])}")
+        for score in on.get(record["id"], ()):
+            if len(lines) >= max_lines:
+                break
+            lines.append(f"{inner}{bar}{_score_line(score)}")
+            scores_shown += 1
     omitted = len(records) - shown
     if omitted:
         why = (f"output capped at {max_lines} lines" if capped
                else f"{deep} nested deeper than {max_depth} levels" if deep == omitted
                else f"{deep} nested deeper than {max_depth} levels, {omitted - deep} in a parent-id cycle")
         lines.append(f"… {omitted} of {len(records)} observations not shown ({why}; --json prints them all)")
+    if scores_shown < len(scores):
+        lines.append(f"… {len(scores) - scores_shown} of {len(scores)} scores not shown (on observations not shown "
+                     f"or past {max_lines} lines; --json prints them all)")
     return "\n".join(clean(line) for line in lines)
 
 

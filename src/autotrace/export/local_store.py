@@ -50,6 +50,10 @@ _READ_WAIT = 2.0
 _INT64 = (-(2**63), 2**63 - 1)
 _TRACE_PREFIX = re.compile(r"[0-9a-f]{1,32}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: An observation of a trace that expires: it and every other observation of its trace ended before
+#: the cutoff (given twice).
+_EXPIRED = ("end_ns < ? AND NOT EXISTS (SELECT 1 FROM observations AS kept WHERE kept.trace_id = "
+            "observations.trace_id AND kept.end_ns >= ?)")
 #: An observation is in error when its level or its span status is ERROR (the ``error`` field, as
 #: ``show`` renders it); a record with NaN (not strict JSON) is searched for the field's text.
 ERROR_SQL = ("CASE WHEN level = 'ERROR' THEN 1 WHEN json_valid(record) THEN json_extract(record, '$.error') = 1 "
@@ -239,11 +243,17 @@ class LocalStore:
         return len(rows)
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside one transaction, with ``_lock`` held: committed, or rolled back on error."""
         with self._lock:
             db = self._conn()
             db.execute("BEGIN")
             try:
-                db.executemany("INSERT OR REPLACE INTO observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                yield db
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -265,17 +275,20 @@ class LocalStore:
             self._conn().execute("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)", row)
 
     def purge(self, now_ns: int | None = None) -> int:
-        """Delete traces whose every observation ended before the retention period, and older scores;
-        returns rows deleted. Whole traces: a trace straddling the cutoff is kept entire, never shown
-        with part of its tree (and of its tokens and cost) gone."""
+        """Delete expired traces with their scores; returns rows deleted. A trace expires when its every
+        observation ended before the retention period: whole traces, so one straddling the cutoff is
+        kept entire, never shown with part of its tree (and of its tokens and cost) gone. A score goes
+        with its trace (kept while the trace is, whenever it was added); a score whose trace is not in
+        the store (never stored, or added after the trace was purged) expires by its own creation time."""
         cutoff = (now_ns or time.time_ns()) - self.retention_ns
-        with self._lock:
-            db = self._conn()
-            deleted = db.execute(
-                "DELETE FROM observations WHERE end_ns < ? AND NOT EXISTS (SELECT 1 FROM observations AS kept "
-                "WHERE kept.trace_id = observations.trace_id AND kept.end_ns >= ?)", (cutoff, cutoff),
+        with self._transaction() as db:
+            deleted = db.execute(f"DELETE FROM scores WHERE trace_id IN (SELECT trace_id FROM observations WHERE "
+                                 f"{_EXPIRED})", (cutoff, cutoff)).rowcount  # first: the expired traces are known
+            deleted += db.execute(f"DELETE FROM observations WHERE {_EXPIRED}", (cutoff, cutoff)).rowcount
+            deleted += db.execute(
+                "DELETE FROM scores WHERE created_ns < ? AND NOT EXISTS (SELECT 1 FROM observations AS o "
+                "WHERE o.trace_id = scores.trace_id)", (cutoff,),
             ).rowcount
-            deleted += db.execute("DELETE FROM scores WHERE created_ns < ?", (cutoff,)).rowcount
         self._last_purge = time.monotonic()
         return deleted
 

@@ -3,6 +3,9 @@ searches whose results are too many to record whole."""
 
 from __future__ import annotations
 
+import inspect
+import uuid
+
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
@@ -81,3 +84,35 @@ def test_faiss_binary_index_search_is_a_retrieval(traced: Traced) -> None:
                                                                                  "IndexBinaryFlat")
     assert [d["id"] for d in record["output"]] == ids[0].tolist() and record["doc_count"] == 3
     assert record["metadata"]["scores"] == distances[0].tolist() and record["metadata"]["vector_dimensions"] == 16
+
+
+def test_qdrant_search_by_a_points_id_records_the_id_not_a_query_text(traced: Traced) -> None:
+    """A point id (an integer, a UUID or its string) as ``query`` searches by that point's vector."""
+    client = QdrantClient(":memory:")
+    client.create_collection("kb", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE))
+    point = uuid.UUID("6a2f41a3-c54c-4f7f-8d5b-3b8f3e3f2a11")
+    client.upsert("kb", points=[models.PointStruct(id=1, vector=[1.0, 1.0, 0.5]),
+                                models.PointStruct(id=str(point), vector=[0.0, 1.0, 0.5])])
+    by_int = client.query_points("kb", query=1, limit=1)
+    client.query_points("kb", query=str(point), limit=1)
+    client.query_points("kb", query=models.NearestQuery(nearest=point), limit=1)
+    records = traced.records()[1:]
+    assert [r["input"] for r in records] == ["id:1", f"id:{point}", f"id:{point}"]
+    assert "vector_dimensions" not in records[0]["metadata"]
+    assert [d["id"] for d in records[0]["output"]] == [p.id for p in by_int.points]
+
+
+def test_chroma_arguments_given_by_position(traced: Traced) -> None:
+    chromadb = pytest.importorskip("chromadb")
+    from chromadb.api.models.Collection import Collection
+
+    collection = chromadb.EphemeralClient().get_or_create_collection("positional")
+    collection.add(["a", "b"], [[1, 0, 0], [0, 1, 0]], [{"k": 1}, {"k": 2}], ["alpha", "beta"])
+    at = list(inspect.signature(Collection.query).parameters)[1:]  # chromadb 1.x added ids before n_results
+    query = [None] * (at.index("where") + 1)
+    query[0], query[at.index("n_results")], query[at.index("where")] = [[1, 0, 0]], 1, {"k": 1}
+    found = collection.query(*query)
+    got = collection.get(None, {"k": 2}, 1)
+    _, search, fetched = traced.records()
+    assert (search["top_k"], search["metadata"]["filter"], search["doc_count"]) == (1, {"k": 1}, len(found["ids"][0]))
+    assert (fetched["top_k"], fetched["metadata"]["filter"], fetched["doc_count"]) == (1, {"k": 2}, len(got["ids"]))

@@ -3,6 +3,7 @@ framework retriever, enrichment of that retriever), and a span with a count arou
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from itertools import chain, islice
@@ -23,6 +24,11 @@ class Batch(NamedTuple):
     documents: Iterable[dict[str, Any]]
 
 
+class Groups(list[Batch]):
+    """The results of a grouped search, one batch per group: recorded with the number of groups
+    and the documents of each (``doc_counts``), however many groups there are."""
+
+
 Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
 #: The batches of a response, or None when the call returned before its results were known.
 Results = Callable[[Any, dict[str, Any]], list[Batch] | None]
@@ -31,13 +37,16 @@ Count = Callable[[Any, tuple[Any, ...], dict[str, Any]], int | None]
 _CONTENT = 200
 
 
-def document(id_: Any, score: Any = None, content: Any = None) -> dict[str, Any]:
-    """One retrieved document as recorded: id, score and a short content preview."""
+def document(id_: Any, score: Any = None, content: Any = None,
+             metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One retrieved document as recorded: id, score, a short content preview and any metadata."""
     entry: dict[str, Any] = {"id": id_ if isinstance(id_, str | int) or id_ is None else str(id_)}
     if score is not None:
         entry["score"] = float(score)
     if content is not None:
         entry["content"] = str(content)[:_CONTENT]
+    if metadata:
+        entry["metadata"] = metadata
     return entry
 
 
@@ -91,12 +100,60 @@ class _Search(CurrentDuring):
             self.obs.end()
 
 
+#: How a search whose results arrive late stops without failing: its results ran out, or the
+#: caller stopped reading them (``break``, ``close()``, the iterator dropped).
+_STOPS = (GeneratorExit, StopIteration, StopAsyncIteration)
+
+
+class Pending:
+    """A retrieval whose results arrive after the call that started it returned (rows streamed or
+    fetched later): the results are added as they come, the first ``MAX_DOCUMENTS`` documents
+    kept, and it ends exactly once, with what arrived until then."""
+
+    __slots__ = ("count", "documents", "ended", "search")
+
+    def __init__(self, search: _Search) -> None:
+        self.search = search
+        self.count = 0
+        self.documents: list[dict[str, Any]] = []
+        self.ended = False
+
+    def add(self, count: int, documents: Iterable[dict[str, Any]]) -> None:
+        """``count`` more results; ``documents`` (theirs) are read only while there is room."""
+        self.count += count
+        room = MAX_DOCUMENTS - len(self.documents)
+        if room > 0:
+            self.documents.extend(islice(documents, room))
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """End the retrieval (once): ``error`` is recorded unless it is the results' normal end."""
+        if self.ended:
+            return
+        self.ended = True
+        if error is not None and not isinstance(error, _STOPS) and self.search.obs is not None:
+            self.search.obs.record_error(error)
+        self.search.done(self, _arrived)
+
+
+def _arrived(pending: Pending, request: dict[str, Any]) -> list[Batch]:
+    return [Batch(pending.count, pending.documents)]
+
+
+def pending_search(store: str, operation: str, describe: Describe, instance: Any, args: Any,
+                   kwargs: Any) -> Pending | None:
+    """Start a retrieval whose results arrive later (``Pending``); None when nothing records it."""
+    search = _Search(store, operation, describe, instance, args, kwargs)
+    return None if search.obs is None and search.owner is None else Pending(search)
+
+
 def _fields(batches: list[Batch]) -> dict[str, Any]:
     """The retrieval's fields for the store's results: the recorded documents and their scores."""
     total = sum(b.count for b in batches)
     flat, metadata = recorded(chain.from_iterable(b.documents for b in batches), total)
     scores = [d["score"] for d in flat if "score" in d]
-    if len(batches) > 1:
+    if isinstance(batches, Groups):
+        metadata.update(groups=len(batches), doc_counts=[b.count for b in batches])
+    elif len(batches) > 1:
         metadata["doc_counts"] = [b.count for b in batches]
     if scores:  # stores return results best first, whether scores are similarities or distances
         metadata["top_score"] = scores[0]
@@ -161,8 +218,20 @@ def write_wrapper(store: str, operation: str, describe: Describe, counter: Count
     return traced
 
 
-def argument(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, position: int, default: Any = None) -> Any:
-    """A call argument by keyword or position (positions count after ``self``)."""
+def argument(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, position: int | None,
+             default: Any = None) -> Any:
+    """A call argument by keyword or position (positions count after ``self``; None: keyword only)."""
     if name in kwargs:
         return kwargs[name]
-    return args[position] if len(args) > position else default
+    return args[position] if position is not None and len(args) > position else default
+
+
+def positions(function: Callable[..., Any]) -> dict[str, int]:
+    """Where each parameter of ``function`` that can be given by position is (after ``self``);
+    empty if its signature cannot be read."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    try:
+        names = [p.name for p in inspect.signature(function).parameters.values() if p.kind in kinds]
+    except (TypeError, ValueError):
+        return {}
+    return {name: index for index, name in enumerate(names[1:])}

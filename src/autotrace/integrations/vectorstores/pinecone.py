@@ -1,11 +1,18 @@
-"""Pinecone (pinecone data plane, REST): ``Index.query``, ``query_namespaces`` and their
-``AsyncIndex`` twins become retrievals, ``upsert`` and ``delete`` spans with counts."""
+"""Pinecone (pinecone data plane, REST): ``Index.query``, ``query_namespaces``, ``search`` (the
+records search) and its alias ``search_records``, and their ``AsyncIndex`` twins become
+retrievals, ``upsert`` and ``delete`` spans with counts.
+
+A records search records its query text (``inputs``), vector or record id, ``top_k``, filter,
+namespace and reranking model, given flat or as ``query=`` (a ``SearchQuery`` or mapping), and
+its hits (``result.hits``) as documents. The SDK's ``search_records`` calls ``search``: one
+retrieval, named after the method called.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import wrapt
@@ -24,6 +31,36 @@ def _describe_query(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
         fields["metadata"] = {"vector_dimensions": len(vector)}
     elif kwargs.get("id") is not None:
         fields["query"] = f"id:{kwargs['id']}"
+    return fields
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """A ``SearchQuery``, ``SearchQueryVector`` or mapping as a dict (empty for anything else)."""
+    as_dict = getattr(value, "to_dict", None) or getattr(value, "as_dict", None)
+    if callable(as_dict):
+        value = as_dict()
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _describe_search(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``search(namespace=, top_k=, inputs=, vector=, id=, filter=, rerank=, ...)``, or the query
+    given whole as ``query=``."""
+    query = _as_dict(kwargs["query"]) if kwargs.get("query") is not None else kwargs
+    fields: dict[str, Any] = {"collection": kwargs.get("namespace") or None, "top_k": query.get("top_k"),
+                              "filter": query.get("filter")}
+    text = _as_dict(query.get("inputs")).get("text")
+    if text is not None:
+        fields["query"] = text
+    elif query.get("id") is not None:
+        fields["query"] = f"id:{query['id']}"
+    metadata = fields["metadata"] = {}
+    vector = query.get("vector")
+    if isinstance(vector, Mapping) or hasattr(vector, "to_dict"):  # {"values": [...], "sparse_values": ...}
+        vector = _as_dict(vector).get("values")
+    if vector is not None:
+        metadata["vector_dimensions"] = len(vector)
+    if (rerank := _as_dict(kwargs.get("rerank")).get("model")) is not None:
+        metadata["rerank"] = rerank
     return fields
 
 
@@ -65,16 +102,22 @@ def _namespaces_wrapper() -> Callable[..., Any]:
     return traced
 
 
-def _documents(matches: list[Any]) -> Iterator[dict[str, Any]]:
-    for match in matches:
-        metadata = getattr(match, "metadata", None) or {}
-        content = next((metadata[k] for k in _TEXT_KEYS if k in metadata), None)
-        yield document(match.id, getattr(match, "score", None), content)
+def _documents(items: list[Any], data: str = "metadata") -> Iterator[dict[str, Any]]:
+    """Matches (their ``metadata``) or hits (their ``fields``) as documents."""
+    for item in items:
+        values = getattr(item, data, None) or {}
+        content = next((values[k] for k in _TEXT_KEYS if k in values), None)
+        yield document(getattr(item, "id", None), getattr(item, "score", None), content)
 
 
 def _results(response: Any, request: dict[str, Any]) -> list[Batch]:
     matches = getattr(response, "matches", None) or []
     return [Batch(len(matches), _documents(matches))]
+
+
+def _search_results(response: Any, request: dict[str, Any]) -> list[Batch]:
+    hits = getattr(getattr(response, "result", None), "hits", None) or []
+    return [Batch(len(hits), _documents(hits, "fields"))]
 
 
 def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
@@ -96,6 +139,9 @@ class PineconeIntegration(Integration):
         module = "pinecone.index"
         self.patcher.wrap(module, "Index.query", search_wrapper("pinecone", "query", _describe_query, _results))
         self.patcher.wrap(module, "Index.query_namespaces", _namespaces_wrapper(), optional=True)
+        for operation in ("search", "search_records"):
+            self.patcher.wrap(module, f"Index.{operation}",
+                              search_wrapper("pinecone", operation, _describe_search, _search_results), optional=True)
         self.patcher.wrap(module, "Index.upsert", write_wrapper("pinecone", "upsert", _describe_write, _count))
         self.patcher.wrap(module, "Index.delete", write_wrapper("pinecone", "delete", _describe_write, _count))
         module = "pinecone.async_client.async_index"  # the asyncio client, where the installed version has it
@@ -104,6 +150,10 @@ class PineconeIntegration(Integration):
         self.patcher.wrap(module, "AsyncIndex.query_namespaces",  # its queries are tasks: they keep the context
                           search_wrapper("pinecone", "query_namespaces", _describe_namespaces, _results,
                                          asynchronous=True), optional=True)
+        for operation in ("search", "search_records"):
+            self.patcher.wrap(module, f"AsyncIndex.{operation}",
+                              search_wrapper("pinecone", operation, _describe_search, _search_results,
+                                             asynchronous=True), optional=True)
         for operation in ("upsert", "delete"):
             self.patcher.wrap(module, f"AsyncIndex.{operation}",
                               write_wrapper("pinecone", operation, _describe_write, _count, asynchronous=True),

@@ -1,21 +1,26 @@
-"""Qdrant (qdrant-client, sync and async): ``query_points`` and ``query_batch_points`` become
-retrievals, ``search``/``search_batch`` too where the installed client still has them;
-``upsert``/``delete`` become spans with counts."""
+"""Qdrant (qdrant-client, sync and async): ``query_points``, ``query_points_groups`` and
+``query_batch_points`` become retrievals, ``search``/``search_batch`` too where the installed
+client still has them; ``upsert``/``delete`` become spans with counts.
+
+A grouped search records its groups' hits in the store's order, each with ``metadata.group`` (the
+group's id), the number of groups (``metadata.groups``) and of hits in each (``doc_counts``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
 from ..base import Integration
-from ._common import Batch, argument, document, search_wrapper, write_wrapper
+from ._common import Batch, Groups, argument, document, search_wrapper, write_wrapper
 
 _TEXT_KEYS = ("text", "content", "page_content", "document")
 
 
 def _query_fields(query: Any) -> dict[str, Any]:
-    if isinstance(query, str):
-        return {"query": query}
+    if isinstance(query, int | str | UUID):  # a point's id: the search is by that point's vector
+        return {"query": f"id:{query}"}
     text = getattr(query, "text", None)
     if isinstance(text, str):
         return {"query": text}
@@ -35,12 +40,25 @@ def _filter(value: Any) -> Any:
     return dump(exclude_none=True) if callable(dump) else value
 
 
+def _described(args: Any, kwargs: Any, query_at: int, filter_at: int, limit_at: int) -> dict[str, Any]:
+    fields = {"collection": argument(args, kwargs, "collection_name", 0),
+              "top_k": argument(args, kwargs, "limit", limit_at, 10),
+              "filter": _filter(argument(args, kwargs, "query_filter", filter_at))}
+    fields.update(_query_fields(argument(args, kwargs, "query", query_at)))
+    return fields
+
+
 def _describe_query(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     """``query_points(collection_name, query, using, prefetch, query_filter, search_params, limit, ...)``."""
-    fields = {"collection": argument(args, kwargs, "collection_name", 0),
-              "top_k": argument(args, kwargs, "limit", 6, 10),
-              "filter": _filter(argument(args, kwargs, "query_filter", 4))}
-    fields.update(_query_fields(argument(args, kwargs, "query", 1)))
+    return _described(args, kwargs, 1, 4, 6)
+
+
+def _describe_groups(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``query_points_groups(collection_name, group_by, query, using, prefetch, query_filter,
+    search_params, limit, group_size, ...)``: ``limit`` (``top_k``) counts groups."""
+    fields = _described(args, kwargs, 2, 5, 7)
+    fields.setdefault("metadata", {}).update(group_by=argument(args, kwargs, "group_by", 1),
+                                             group_size=argument(args, kwargs, "group_size", 8, 3))
     return fields
 
 
@@ -57,11 +75,11 @@ def _describe_batch(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     return {"collection": argument(args, kwargs, "collection_name", 0), "metadata": {"queries": len(requests)}}
 
 
-def _documents(points: list[Any]) -> Iterator[dict[str, Any]]:
+def _documents(points: list[Any], metadata: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     for point in points:
         payload = getattr(point, "payload", None) or {}
         content = next((payload[k] for k in _TEXT_KEYS if k in payload), None)
-        yield document(getattr(point, "id", None), getattr(point, "score", None), content)
+        yield document(getattr(point, "id", None), getattr(point, "score", None), content, metadata)
 
 
 def _points(response: Any) -> Batch:
@@ -71,6 +89,15 @@ def _points(response: Any) -> Batch:
 
 def _query_results(response: Any, request: dict[str, Any]) -> list[Batch]:
     return [_points(response)]
+
+
+def _group_results(response: Any, request: dict[str, Any]) -> Groups:
+    """One batch per group, in the store's order; each document records its group's id."""
+    groups = Groups()
+    for group in getattr(response, "groups", None) or ():
+        hits = getattr(group, "hits", None) or []
+        groups.append(Batch(len(hits), _documents(hits, {"group": getattr(group, "id", None)})))
+    return groups
 
 
 def _batch_results(responses: Any, request: dict[str, Any]) -> list[Batch]:
@@ -104,6 +131,9 @@ class QdrantIntegration(Integration):
             wrap = self.patcher.wrap
             wrap(module, f"{cls}.query_points",
                  search_wrapper("qdrant", "query_points", _describe_query, _query_results, asynchronous))
+            wrap(module, f"{cls}.query_points_groups",
+                 search_wrapper("qdrant", "query_points_groups", _describe_groups, _group_results, asynchronous),
+                 optional=True)
             wrap(module, f"{cls}.query_batch_points",
                  search_wrapper("qdrant", "query_batch_points", _describe_batch, _batch_results, asynchronous))
             wrap(module, f"{cls}.search",

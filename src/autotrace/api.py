@@ -20,6 +20,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 _MAX_STREAM_ITEMS = 1000
 #: What a plain function may return whose work runs later (one set lookup per call decides).
 _LAZY_RESULTS = frozenset({types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType})
+#: Metadata of a plain function's observation that followed what it returned: the kind of object.
+_RETURNS = "autotrace.returns"
 
 
 def start_observation(as_type: ObservationType | str, name: str, **fields: Any) -> Observation:
@@ -268,7 +270,7 @@ class _Traced:
             if obs is None:
                 return fn(*args, **kwargs)
             if obs.intercept is not None and obs.intercept.frozen:
-                return self.replayed(obs)
+                return self.replayed_lazily(obs)
             token = make_current(obs)
             try:
                 result = fn(*args, **kwargs)
@@ -290,13 +292,36 @@ class _Traced:
         ``obs`` current and ends ``obs`` with its outcome, as if the function were of that kind.
         Never run, it ends ``obs`` when it is freed."""
         if isinstance(result, types.CoroutineType):
-            follower = self.coroutine_wrapper((result, obs))()
+            follower, kind = self.coroutine_wrapper((result, obs))(), "coroutine"
         elif isinstance(result, types.GeneratorType):
-            follower = self.generator_wrapper((result, obs))()
+            follower, kind = self.generator_wrapper((result, obs))(), "generator"
         else:
-            follower = self.async_generator_wrapper((result, obs))()
+            follower, kind = self.async_generator_wrapper((result, obs))(), "async_generator"
+        obs.update(metadata={_RETURNS: kind})  # a replay that freezes this call returns the same kind
         weakref.finalize(follower, obs.end).atexit = False
         return follower
+
+    def replayed_lazily(self, obs: Observation) -> Any:
+        """A frozen plain function: when its recording followed the coroutine or (async) generator
+        it returned, the same kind of object, which gives the recorded outcome when run (a frozen
+        coroutine raises the recorded error when awaited, as the recorded one did)."""
+        record = obs.intercept.record if obs.intercept is not None else None
+        kind = ((record or {}).get("metadata") or {}).get(_RETURNS)
+        if kind == "coroutine":
+            async def recorded() -> Any:
+                return self.replayed(obs)
+        elif kind == "generator":
+            def recorded() -> Any:  # type: ignore[misc]
+                yield from self.replayed_items(obs)
+        elif kind == "async_generator":
+            async def recorded() -> Any:  # type: ignore[misc]
+                for item in self.replayed_items(obs):
+                    yield item
+        else:
+            return self.replayed(obs)
+        lazy = recorded()
+        weakref.finalize(lazy, obs.end).atexit = False
+        return lazy
 
     def coroutine_wrapper(self, follow: tuple[Any, Observation] | None = None) -> Callable[..., Any]:
         fn = self.fn

@@ -11,14 +11,20 @@ Calls that can be frozen: functions, coroutines and (async) generators decorated
 ``observe``/``traced_tool``, and non-streamed OpenAI chat completions. A frozen call whose recording
 raised raises ``RecordedError``; a frozen generator yields its recorded items. Other observations
 run live and still keep their positions.
+
+A replay's state belongs to the context that runs it (a contextvar): replays in other threads or
+asyncio tasks, of the same trace or not, never see each other's calls. ``areplay`` runs an async
+entry; ``replay`` refuses one (its body would run after the replay ended, nothing frozen).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import types
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import schema
@@ -118,14 +124,45 @@ def replay(recorded: list[dict[str, Any]], at: str, entry: Callable[..., Any], *
     """Run ``entry(*args, **kwargs)`` as a replay of ``recorded`` from observation ``at``.
 
     The run is recorded as a new trace carrying ``autotrace.replay_of`` = the original trace id.
+    ``entry`` must do its work before it returns: a coroutine, generator or async generator it
+    returns is closed unrun and ``TypeError`` raised (use ``areplay`` for an async entry).
     """
+    with _replaying(recorded, at, overrides) as controller:
+        result = entry(*args, **kwargs)
+        if isinstance(result, types.CoroutineType | types.GeneratorType | types.AsyncGeneratorType):
+            _refuse(result)
+    return ReplayResult(trace_id=controller.trace_id, result=result, reached=controller.reached)
+
+
+async def areplay(recorded: list[dict[str, Any]], at: str, entry: Callable[..., Awaitable[Any]], *args: Any,
+                  overrides: dict[str, Any] | None = None, **kwargs: Any) -> ReplayResult:
+    """``replay`` for an async entry: awaits ``entry(*args, **kwargs)``. Replays awaited in different
+    tasks (``asyncio.gather`` makes one per replay) each see only their own recording and overrides."""
+    with _replaying(recorded, at, overrides) as controller:
+        result = await entry(*args, **kwargs)
+    return ReplayResult(trace_id=controller.trace_id, result=result, reached=controller.reached)
+
+
+@contextmanager
+def _replaying(recorded: list[dict[str, Any]], at: str,
+               overrides: dict[str, Any] | None) -> Iterator[ReplayController]:
+    """A controller for the replay, active in this context (thread or task) only while it runs."""
     controller = ReplayController(recorded, at, overrides)
     token = activate(controller)
     try:
-        result = entry(*args, **kwargs)
+        yield controller
     finally:
         deactivate(token)
-    return ReplayResult(trace_id=controller.trace_id, result=result, reached=controller.reached)
+
+
+def _refuse(result: Any) -> None:
+    """``replay``'s entry returned work that would run after the replay, with no call frozen."""
+    if not isinstance(result, types.AsyncGeneratorType):  # an async generator never started needs no closing
+        result.close()
+    kind = type(result).__name__
+    hint = "await areplay(...) for an async entry" if kind == "coroutine" else "consume it inside the entry"
+    raise TypeError(f"replay: the entry returned a {kind}, which would run after the replay, with no call frozen; "
+                    f"{hint}")
 
 
 REPLAY_FILE_ENV = "AUTOTRACE_REPLAY_FILE"

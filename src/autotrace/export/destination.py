@@ -51,6 +51,8 @@ class Destination:
         self._in_flight_size = 0
         #: The batch in flight was counted as lost by ``discard``: its outcome must not count it again.
         self._in_flight_discarded = False
+        #: Gave its place to another tenant (see the router): sends what it holds without waiting.
+        self.retired = False
         self.last_used = clock()
 
     # -- producer side (pipeline thread) ------------------------------------------------------------
@@ -94,7 +96,7 @@ class Destination:
         if self._retry_batch:
             return True
         size = len(self._buffer)
-        return size > 0 and (force or size >= self.max_batch or now - self._oldest >= interval)
+        return size > 0 and (force or self.retired or size >= self.max_batch or now - self._oldest >= interval)
 
     def take(self) -> list[Any]:
         """Claim the next batch for export (the retry batch first)."""

@@ -1,8 +1,11 @@
 """Routing: choose ONE destination per finished span from its tenant, and drive exports.
 
 Per-tenant Langfuse destinations are created lazily from the credentials resolver (looked up on
-an export worker, never on the pipeline thread), capped in number (least recently used idle ones
-are evicted) and closed when idle. A span whose tenant is missing or unknown follows the
+an export worker, never on the pipeline thread), capped in number and closed when idle. At the cap,
+a new tenant takes the place of an idle destination, else of the least recently used one, which is
+retired: it takes no more spans and sends those it holds, with its own tenant's keys, then closes.
+At most ``max_tenants`` destinations are retiring at once; past that, the oldest one's unsent spans
+are dropped (``spans_dropped.tenant_retired``). A span whose tenant is missing or unknown follows the
 ``unknown_tenant`` policy: ``drop`` (default: kept nowhere, not even in the local store),
 ``default`` (the project of ``LANGFUSE_PUBLIC_KEY``) or ``local`` (the embedded store only).
 """
@@ -48,6 +51,9 @@ class Router:
         self._pool = pool
         self._clock = clock
         self._tenants: OrderedDict[str, tuple[Destination, float]] = OrderedDict()
+        #: Destinations that gave their place to a new tenant, oldest first: they send what they
+        #: hold and are closed once idle (bounded: ``_make_room``).
+        self._retired: deque[tuple[str, Destination]] = deque()
         #: Spans held by every destination and parked lookup, counted again at each ``dispatch`` and
         #: raised by each span added since: past ``max_buffered_spans`` new spans are dropped, so an
         #: outage of the one Langfuse every tenant shares holds a bounded amount of memory.
@@ -172,10 +178,10 @@ class Router:
         else:
             count(reason)
 
-    def _cap_reached(self, n: int = 1) -> None:
-        count("spans_dropped.tenant_cap", n)
-        log_once("tenant_cap", "autotrace: %d live tenant destinations (max_tenants); dropping spans (counted)",
-                 len(self._tenants))
+    def _cap_reached(self) -> None:
+        count("spans_dropped.tenant_cap")
+        log_once("tenant_cap", "autotrace: credentials of %d tenants are being looked up at once (max_tenants); "
+                 "dropping spans of other new tenants meanwhile (counted)", self._lookups_running())
 
     def _park(self, waiting: deque[Any], span: Any) -> None:
         if self._over_budget():
@@ -233,9 +239,9 @@ class Router:
                     self._unknown(span, "spans_dropped.unknown_tenant")
                 continue
             self._unknown_tenants.pop(tenant, None)
+            if entry is None and not spans:  # checked again after it left: nothing to send it
+                continue
             destination = self._settle(tenant, credentials)
-            if destination is None:
-                self._cap_reached(len(spans))
             for span in spans:
                 self._deliver(destination, span)
 
@@ -243,12 +249,15 @@ class Router:
         """No credentials: stop sending this tenant anywhere it used to go; remember for a while."""
         if tenant in self._tenants:
             self._remove(tenant)
+        for retired in [entry for entry in self._retired if entry[0] == tenant]:
+            self._retired.remove(retired)
+            self._close(retired[1], "spans_dropped.credentials_revoked")
         self._unknown_tenants[tenant] = self._clock()
         self._unknown_tenants.move_to_end(tenant)
         while len(self._unknown_tenants) > self.settings.max_tenants:
             self._unknown_tenants.popitem(last=False)
 
-    def _settle(self, tenant: str, credentials: Credentials) -> Destination | None:
+    def _settle(self, tenant: str, credentials: Credentials) -> Destination:
         """The tenant's destination for ``credentials``: rotated keys on the same host in place; a
         new host gets a new destination, and spans waiting for the old one move with the tenant
         (the old host never sees the new keys)."""
@@ -270,8 +279,8 @@ class Router:
             for span in moved:
                 destination.add(span)
         else:
-            if len(self._tenants) >= self.settings.max_tenants and not self._evict_one():
-                return None
+            if len(self._tenants) >= self.settings.max_tenants:
+                self._make_room()
             destination = self._destination(f"tenant:{tenant}", self._langfuse_sink(credentials, tenant))
             count("tenant_destinations_created")
         self._tenants[tenant] = (destination, now)
@@ -282,19 +291,31 @@ class Router:
         assert host is not None
         return host.rstrip("/")
 
-    def _evict_one(self) -> bool:
+    def _make_room(self) -> None:
+        """Free a place for a new tenant: evict the least recently used idle destination, else
+        retire the least recently used one (it sends what it holds, then closes); past
+        ``max_tenants`` retiring, the oldest retiring one is closed and its unsent spans dropped."""
         for tenant, (destination, _) in self._tenants.items():
-            if destination.idle() and tenant not in self._waiting:
+            if destination.idle():
                 self._remove(tenant)
                 count("tenant_destinations_evicted")
-                return True
-        return False
+                return
+        if len(self._retired) >= self.settings.max_tenants:
+            self._close(self._retired.popleft()[1], "spans_dropped.tenant_retired")
+        tenant, (destination, _) = self._tenants.popitem(last=False)
+        destination.retired = True
+        self._retired.append((tenant, destination))
+        count("tenant_destinations_retired")
 
     def _remove(self, tenant: str) -> None:
-        destination, _ = self._tenants.pop(tenant)
+        self._close(self._tenants.pop(tenant)[0], "spans_dropped.credentials_revoked")
+
+    @staticmethod
+    def _close(destination: Destination, reason: str) -> None:
+        """Close ``destination``, counting what it had not delivered under ``reason``."""
         lost = destination.discard()
         if lost:
-            count("spans_dropped.credentials_revoked", lost)
+            count(reason, lost)
         destination.close()
 
     # -- scheduling ---------------------------------------------------------------------------------
@@ -302,6 +323,7 @@ class Router:
         """Every destination (a snapshot: flush and shutdown read it while the pipeline thread
         adds and removes tenants; copying a dict's values is one step for the interpreter)."""
         found = [d for d, _ in list(self._tenants.values())]
+        found.extend(d for _, d in list(self._retired))
         found.extend(d for d in (self._local, self._default) if d is not None)
         return found
 
@@ -327,6 +349,10 @@ class Router:
         for tenant in stale:
             self._remove(tenant)
             count("tenant_destinations_evicted")
+        if self._retired:
+            for entry in [entry for entry in self._retired if entry[1].idle()]:
+                self._retired.remove(entry)
+                entry[1].close()
 
     def pending(self) -> int:
         waiting = sum(len(spans) for spans in list(self._waiting.values()))
@@ -360,6 +386,7 @@ class Router:
         for destination in self.destinations():
             destination.close()
         self._tenants.clear()
+        self._retired.clear()
         self._waiting.clear()
         self._checking.clear()
         self._to_look_up.clear()

@@ -252,6 +252,24 @@ def test_a_changed_request_signature_disables_only_that_patch(tmp_path: Path, cl
     assert "internal_errors.openai.prepare" not in autotrace.stats()
 
 
+def test_an_integration_failing_partway_leaves_the_sdk_unpatched(tmp_path: Path, client: openai.OpenAI,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A future SDK without ``AsyncStream``: the integration fails after wrapping the clients'
+    ``request``; those patches are undone (counted, logged once), and calls work untraced."""
+    from openai import _streaming
+    from openai._base_client import AsyncAPIClient, SyncAPIClient
+
+    monkeypatch.delattr(_streaming, "AsyncStream")
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",),
+                      export_interval=0.05)
+    assert autotrace.stats()["integration_failed.openai"] == 1
+    assert not hasattr(SyncAPIClient.request, "__wrapped__")
+    assert not hasattr(AsyncAPIClient.request, "__wrapped__")
+    response = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert response.choices[0].message.content == "echo: where is my order"
+    assert autotrace.flush(5) and autotrace.local_store().observations() == []
+
+
 def test_uninstall_restores_the_sdk(traced: Traced, client: openai.OpenAI) -> None:
     from openai import AsyncStream, Stream
     from openai._base_client import AsyncAPIClient, SyncAPIClient

@@ -125,9 +125,20 @@ class Integration:
         """Patch the library (idempotent); returns whether anything is instrumented."""
         if self.instrumented:
             return True
-        self._instrument()
+        try:
+            self._instrument()
+        except BaseException:  # failed partway: undo what was patched, so nothing is left half-done
+            self._undo_partial()
+            raise
         self.instrumented = True
         return True
+
+    def _undo_partial(self) -> None:
+        try:
+            self._uninstrument()
+        except Exception:  # its teardown may assume a whole install; the patches are undone regardless
+            pass
+        self.patcher.unwrap_all()
 
     def uninstrument(self) -> None:
         """Restore the library exactly as it was."""

@@ -19,7 +19,7 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.tools import FunctionTool
 
 import autotrace
-from autotrace import schema
+from autotrace import bounds
 from autotrace.integrations.llama_index import INTEGRATION
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
@@ -93,11 +93,11 @@ def test_a_long_stream_is_held_only_to_the_value_limit(tmp_path: Path) -> None:
         text = response.text
         if i == 500:  # while it runs: the text so far cut to the limit, and at most one batch after it
             (held,) = INTEGRATION.tracker.streams.values()
-            assert len(held.deltas[0]) <= 1024 + schema.REDACTION_MARGIN + 1 and len(held.deltas) < 64
+            assert len(held.deltas[0]) <= 1024 + bounds.REDACTION_MARGIN + 1 and len(held.deltas) < 64
     assert len(text) > 2 * 1024
     (record,) = Traced(tmp_path / "t.db").records()
     assert record["name"] == "MockLLM.stream_complete"
-    assert record["output"] == schema.truncate(text, 1024)  # the whole text, cut and marked at the limit
+    assert record["output"] == bounds.truncate(text, 1024)  # the whole text, cut and marked at the limit
     assert_nothing_held()
 
 

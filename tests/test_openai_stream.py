@@ -15,7 +15,7 @@ import pytest
 from openai import AsyncStream, Stream
 
 import autotrace
-from autotrace import schema
+from autotrace import bounds, schema
 from autotrace.integrations.openai import _stream_state
 from autotrace.integrations.openai._stream import StreamState, tracking
 from autotrace.testing.fake_openai import FakeOpenAI
@@ -341,8 +341,8 @@ def test_a_long_stream_is_recorded_as_its_whole_text_cut_at_the_limit(tmp_path: 
     list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     assert text == reply
     by_name = {r["name"]: r for r in Traced(tmp_path / "t.db").records()}
-    assert by_name["openai.completions"]["output"] == schema.truncate(reply, 1024)
-    assert by_name["openai.chat"]["output"] == schema.truncate(
+    assert by_name["openai.completions"]["output"] == bounds.truncate(reply, 1024)
+    assert by_name["openai.chat"]["output"] == bounds.truncate(
         schema.serialize_io({"role": "assistant", "content": reply}), 1024)
     assert autotrace.stats()["attributes_truncated"] >= 2
 
@@ -373,7 +373,7 @@ def test_long_tool_call_arguments_are_held_only_to_the_value_limit(tmp_path: Any
                        for c in stream if c.choices and c.choices[0].delta.tool_calls)
     assert received == arguments  # the caller gets every piece
     held = tracking(stream).state.tool_calls[0].arguments  # while it ran: cut to the limit, plus one batch
-    assert len(held[0]) <= 1024 + schema.REDACTION_MARGIN + 1 and len(held) < 64 and len("".join(held)) < len(arguments) / 2
+    assert len(held[0]) <= 1024 + bounds.REDACTION_MARGIN + 1 and len(held) < 64 and len("".join(held)) < len(arguments) / 2
     record = _one(Traced(tmp_path / "t.db"))
     assert isinstance(record["output"], str) and len(record["output"].encode()) <= 1024
     assert '"name": "export", "arguments": "{\\"rows\\": [\\"row 0\\"' in record["output"]
@@ -450,7 +450,7 @@ def test_an_output_longer_than_the_value_limit_is_cut_there_and_marked(tmp_path:
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == reply
     held = tracking(stream).state.text  # while it ran: the text cut to the limit, and at most one batch after it
-    assert len(held[0]) <= 1024 + schema.REDACTION_MARGIN + 1 and len(held) < 64 and len("".join(held)) < len(reply) / 2
+    assert len(held[0]) <= 1024 + bounds.REDACTION_MARGIN + 1 and len(held) < 64 and len("".join(held)) < len(reply) / 2
     record = _one(Traced(tmp_path / "t.db"))
     assert isinstance(record["output"], str) and len(record["output"].encode()) <= 1024
     assert record["output"].startswith('{"role": "assistant", "content": "w0 w1 w2')

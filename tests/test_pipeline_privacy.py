@@ -15,7 +15,7 @@ from opentelemetry.trace import Link, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 import autotrace
-from autotrace import schema
+from autotrace import bounds, schema
 from autotrace.export.credentials import Credentials
 from autotrace.export.pipeline import SpanPipeline
 from autotrace.testing.otlp_receiver import OtlpReceiver
@@ -193,9 +193,9 @@ def test_a_value_that_redaction_shortens_still_loses_the_part_it_held_past_the_l
     limit = 1024
     install_one_tenant(rx, max_value_bytes=limit)
     emails = f"{EMAIL} " * 50
-    filler = "x" * (limit + schema.REDACTION_MARGIN - len(emails) - len(" 4111 1111"))
+    filler = "x" * (limit + bounds.REDACTION_MARGIN - len(emails) - len(" 4111 1111"))
     text = emails + filler + " 4111 1111 1111 1111 and more"
-    cut = text.encode()[:limit + schema.REDACTION_MARGIN].decode()
+    cut = text.encode()[:limit + bounds.REDACTION_MARGIN].decode()
     assert cut.endswith("4111 1111")  # held cut in the middle of the card number
     with autotrace.tenant("t"), trace.get_tracer("third.party").start_as_current_span("s") as span:
         span.set_attribute("value", text)

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import autotrace
-from autotrace import schema
+from autotrace import bounds, schema
 from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import Traced
 
@@ -192,13 +192,13 @@ def test_a_growing_text_held_in_bounded_pieces_is_cut_and_marked_as_the_whole_te
     held: list[str] = []
     whole = ""
     for _ in range(600):
-        schema.keep_piece(held, piece, 256)
+        bounds.keep_piece(held, piece, 256)
         whole += piece
-        assert len(held) < schema.JOIN_PIECES_AT and len(held[0]) <= 256 + schema.REDACTION_MARGIN + 1
+        assert len(held) < bounds.JOIN_PIECES_AT and len(held[0]) <= 256 + bounds.REDACTION_MARGIN + 1
         text = "".join(held)
-        assert schema.truncate(text, 256) == schema.truncate(whole, 256)
-        assert (schema.truncate(schema.serialize_io({"content": text}), 256)
-                == schema.truncate(schema.serialize_io({"content": whole}), 256))
+        assert bounds.truncate(text, 256) == bounds.truncate(whole, 256)
+        assert (bounds.truncate(schema.serialize_io({"content": text}), 256)
+                == bounds.truncate(schema.serialize_io({"content": whole}), 256))
 
 
 def test_odd_usage_values_and_start_times_leave_the_rest_of_the_generation_recorded(traced: Traced) -> None:

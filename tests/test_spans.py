@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 import autotrace
-from autotrace import runtime, schema
+from autotrace import bounds, runtime, schema
 from autotrace.observation import Observation, ObservationType, settled_attributes
 from autotrace.spans import ObservationSpan, ObservationTracer
 from tests.helpers import Traced, shape
@@ -348,14 +348,14 @@ def test_content_over_the_limit_is_cut_before_it_waits_in_the_queue(monkeypatch:
     obs.set_output("y" * 100_000)
     obs.end()
     waiting = _waiting(span)
-    held = 1024 + schema.REDACTION_MARGIN + len(schema.HELD_MARK.encode())
+    held = 1024 + bounds.REDACTION_MARGIN + len(bounds.HELD_MARK.encode())
     for key in ("arguments", "output"):
-        assert len(waiting[key].encode()) <= held and waiting[key].endswith(schema.HELD_MARK)
+        assert len(waiting[key].encode()) <= held and waiting[key].endswith(bounds.HELD_MARK)
     span.settle()
     attrs = dict(span.attributes)
     assert attrs[schema.OBS_INPUT] == waiting["arguments"] and attrs[schema.OBS_OUTPUT] == waiting["output"]
     schema.cut_values(attrs, 1024)  # as the pipeline does once it has redacted them
     for key in (schema.OBS_INPUT, schema.OBS_OUTPUT):
         assert len(attrs[key].encode()) <= 1024 and attrs[key].endswith("…[truncated]")
-        assert not attrs[key].endswith(schema.HELD_MARK)
+        assert not attrs[key].endswith(bounds.HELD_MARK)
     assert autotrace.stats()["attributes_truncated"] == 2  # counted once, when cut at the limit

@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from . import recorder, schema
+from . import bounds, recorder
 from ._internal import guarded_failure
 from .context import capture_enabled
 from .interception import ReplayStop
@@ -229,7 +229,7 @@ class _Traced:
         """A frozen generator: its recorded items (recorded text is one item), else ``ReplayStop``
         when the recording does not hold them all (it raised, was cut, or content was not captured)."""
         output = obs.intercept.output if obs.intercept is not None else None
-        if isinstance(output, str) and not output.endswith(schema.TRUNCATION_MARK):
+        if isinstance(output, str) and not output.endswith(bounds.TRUNCATION_MARK):
             items = [output]
         elif isinstance(output, list) and len(output) < _MAX_STREAM_ITEMS:
             items = output

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, Status, StatusCode, get_current_span, set_span_in_context
 
-from . import schema
+from . import bounds, schema
 from ._internal import count, guarded_failure
 from .context import capture_enabled
 from .runtime import state
@@ -394,7 +394,7 @@ def _snapshot(value: Any) -> Any:
 def _plain(fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
     """``fields`` as the pipeline thread gets them: the content (the caller's data, which may change
     once the observation has ended) as the text it is exported as (``schema.serialize_io``),
-    already bounded (``schema.hold``: the limit plus a margin, so that redaction sees whole a secret
+    already bounded (``bounds.hold``: the limit plus a margin, so that redaction sees whole a secret
     the cut at the limit would split), so a waiting span never holds much more than an exported one.
 
     A new dict: what is left in it is mostly strings, numbers and small dicts of them, which the
@@ -403,7 +403,7 @@ def _plain(fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
     plain = {}
     for key, value in fields.items():
         if key in CONTENT_FIELDS and value is not None:
-            value = schema.hold(value if isinstance(value, str) else schema.serialize_io(value), max_value_bytes)
+            value = bounds.hold(value if isinstance(value, str) else schema.serialize_io(value), max_value_bytes)
         plain[key] = value
     return plain
 

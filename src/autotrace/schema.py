@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._internal import count
+from .bounds import SCALARS, cut_value, has_long_string, hold_value
 
 # -- attribute keys -------------------------------------------------------------------------------
 OBS_TYPE = "langfuse.observation.type"
@@ -51,8 +52,6 @@ GEN_AI_TOOL_NAME = "gen_ai.tool.name"
 
 MAX_ATTRIBUTES = 128
 DEFAULT_MAX_VALUE_BYTES = 64 * 1024
-#: Ends a value cut at the size limit.
-TRUNCATION_MARK = "…[truncated]"
 
 _OPERATION_BY_TYPE = {
     "generation": "chat",
@@ -140,69 +139,6 @@ def serialize_io(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return dumps(value)
-
-
-#: Past the size limit, a value is held up to this many bytes longer until it has been redacted,
-#: then cut at the limit: a secret that the cut splits (a card number, an e-mail, a key) is then
-#: seen whole by the detectors, and none of it is exported. Longer than the longest bounded shape
-#: detected (an e-mail address is at most 254 characters), and than most API keys.
-REDACTION_MARGIN = 512
-#: Ends a value held cut at the limit plus the margin (``hold``): its last ``REDACTION_MARGIN``
-#: bytes may end in a partial secret, so ``truncate`` never keeps them. It starts with a space, so
-#: no detector's match runs into it.
-HELD_MARK = " " + TRUNCATION_MARK
-
-
-def hold(value: str, max_bytes: int) -> str:
-    """``value`` as it may wait for redaction: whole if it is at most ``REDACTION_MARGIN`` bytes over
-    ``max_bytes``, else cut there and marked with ``HELD_MARK``. ``truncate`` cuts it at the limit
-    once it has been redacted (and counts that)."""
-    limit = max_bytes + REDACTION_MARGIN
-    if len(value) <= limit // 4:
-        return value
-    encoded = value.encode("utf-8", "surrogatepass")
-    if len(encoded) <= limit:
-        return value
-    return encoded[:limit].decode("utf-8", "ignore") + HELD_MARK
-
-
-def truncate(value: str, max_bytes: int) -> str:
-    """Cut ``value`` to at most ``max_bytes`` UTF-8 bytes, marking the cut; counted. A value cut by
-    ``hold`` loses at least its last ``REDACTION_MARGIN`` bytes, so what redaction could not see
-    whole is never exported."""
-    if len(value) <= max_bytes // 4:
-        return value
-    held = value.endswith(HELD_MARK)
-    encoded = value.encode("utf-8", "surrogatepass")
-    if len(encoded) <= max_bytes and not held:
-        return value
-    count("attributes_truncated")
-    keep = max_bytes - len(TRUNCATION_MARK.encode())
-    if held:
-        keep = min(keep, len(encoded) - len(HELD_MARK.encode()) - REDACTION_MARGIN)
-    return encoded[:max(0, keep)].decode("utf-8", "ignore") + TRUNCATION_MARK
-
-
-#: A growing text held as pieces (a stream's output) is joined and cut once it has this many.
-JOIN_PIECES_AT = 64
-
-
-def keep_piece(pieces: list[str], piece: str, max_value_bytes: int) -> None:
-    """Add ``piece`` to a text that is still growing, held as ``pieces`` (``bound_pieces`` once
-    there are ``JOIN_PIECES_AT`` of them)."""
-    pieces.append(piece)
-    if len(pieces) >= JOIN_PIECES_AT:
-        bound_pieces(pieces, max_value_bytes)
-
-
-def bound_pieces(pieces: list[str], max_value_bytes: int) -> None:
-    """Join the ``pieces`` of a text that is still growing (a stream's output, a tool call's
-    arguments) into one of at most ``REDACTION_MARGIN`` characters, plus one, more than
-    ``max_value_bytes``: the value is held there until redacted and cut at the limit on export
-    anyway (``hold``, ``truncate``), so a secret the cut splits is seen whole by redaction, and a
-    text longer than the limit stays longer, so it is cut and marked exactly as it would have been
-    whole. A long stream then holds no more than that, plus one batch of pieces, while it runs."""
-    pieces[:] = ["".join(pieces)[:max_value_bytes + REDACTION_MARGIN + 1]]
 
 
 _iso_second: tuple[int, str] = (-1, "")
@@ -391,28 +327,18 @@ def trace_attributes(
     return attrs
 
 
-def has_long_string(values: Iterable[Any], max_value_bytes: int) -> bool:
-    """Whether a string among ``values`` may exceed the value size limit: one longer than a
-    quarter of it (below that many characters no string can exceed it)."""
-    limit = max_value_bytes // 4
-    for value in values:  # noqa: SIM110  (a loop: cheaper than any() over a generator)
-        if isinstance(value, str) and len(value) > limit:
-            return True
-    return False
-
-
 #: Keys autotrace itself sets on every span: never the ones dropped to keep under the cap.
 _OWN_KEYS = (OBS_TYPE, TENANT, ENVIRONMENT, RELEASE)
 
 
 def cap_attributes(attrs: dict[str, Any], max_value_bytes: int, values_capped: bool = False) -> dict[str, Any]:
-    """Bound a span's attributes before redaction: each string value to what ``hold`` keeps (unless
+    """Bound a span's attributes before redaction: each value to what ``hold_value`` keeps (unless
     ``values_capped``), and their number to the 128-attribute cap, dropping others' keys rather
     than autotrace's own (counted). ``cut_values`` cuts the values at the limit once redacted."""
     if not values_capped and has_long_string(attrs.values(), max_value_bytes):
         for key, value in attrs.items():
-            if isinstance(value, str):
-                attrs[key] = hold(value, max_value_bytes)
+            if not isinstance(value, SCALARS):
+                attrs[key] = hold_value(value, max_value_bytes)
     if len(attrs) > MAX_ATTRIBUTES:
         count("attributes_dropped", len(attrs) - MAX_ATTRIBUTES)
         kept = {key: attrs[key] for key in _OWN_KEYS if key in attrs}
@@ -425,11 +351,11 @@ def cap_attributes(attrs: dict[str, Any], max_value_bytes: int, values_capped: b
 
 
 def cut_values(attrs: dict[str, Any], max_value_bytes: int) -> None:
-    """Cut every string value of ``attrs`` (redacted by now) at the value size limit, in place."""
+    """Cut every value of ``attrs`` (redacted by now) at the value size limit, in place (``cut_value``)."""
     if has_long_string(attrs.values(), max_value_bytes):
         for key, value in attrs.items():
-            if isinstance(value, str):
-                attrs[key] = truncate(value, max_value_bytes)
+            if not isinstance(value, SCALARS):
+                attrs[key] = cut_value(value, max_value_bytes)
 
 
 # -- attributes -> observation record ------------------------------------------------------------

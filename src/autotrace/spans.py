@@ -27,8 +27,9 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.util.types import Attributes
 
 from ._internal import count, guarded_failure
+from .bounds import has_long_string
 from .runtime import state
-from .schema import MAX_ATTRIBUTES, has_long_string
+from .schema import MAX_ATTRIBUTES
 
 _UNSET = Status(StatusCode.UNSET)
 #: As the SDK's default span limits: later attributes (new keys) and events are dropped, counted.

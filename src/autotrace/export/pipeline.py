@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext
 
-from .. import schema
+from .. import bounds, schema
 from .._internal import count, follow_fork, guarded_failure, log_once
 from ..config import Settings
 from ..context import current_tenant, current_trace_attributes, valid_tenant
@@ -165,7 +165,7 @@ class SpanPipeline(SpanProcessor):
         self.tenants = TenantTracker(settings.tenant_resolver, max(_MAX_LIVE_SPANS, 4 * settings.queue_size))
         self._queue: deque[ReadableSpan | ScoreItem] = deque()
         self._max_queue = settings.queue_size
-        self._long_settings = schema.has_long_string((settings.environment, settings.release), settings.max_value_bytes)
+        self._long_settings = bounds.has_long_string((settings.environment, settings.release), settings.max_value_bytes)
         self._drain_at = max(1, min(DRAIN_AT, settings.queue_size // 2))
         self._backpressure = settings.backpressure
         self._wake = threading.Event()
@@ -366,14 +366,14 @@ class SpanPipeline(SpanProcessor):
 
     def _hold_texts(self, name: str, status: Any, events: Any, links: Any) -> tuple[str, Any, Any, Any]:
         """The span's name, status message, event names and attributes, and link attributes, each
-        held for redaction (``schema.hold``)."""
-        return self._bound_texts(schema.hold, name, status, events, links)
+        held for redaction (``bounds.hold_value``)."""
+        return self._bound_texts(bounds.hold_value, name, status, events, links)
 
     def _cut_texts(self, name: str, status: Any, events: Any, links: Any) -> tuple[str, Any, Any, Any]:
-        """The same texts, redacted by now, cut at the value size limit (``schema.truncate``)."""
-        return self._bound_texts(schema.truncate, name, status, events, links)
+        """The same texts, redacted by now, cut at the value size limit (``bounds.cut_value``)."""
+        return self._bound_texts(bounds.cut_value, name, status, events, links)
 
-    def _bound_texts(self, bound: Callable[[str, int], str], name: str, status: Any, events: Any,
+    def _bound_texts(self, bound: Callable[[Any, int], Any], name: str, status: Any, events: Any,
                      links: Any) -> tuple[str, Any, Any, Any]:
         limit = self.settings.max_value_bytes
         quarter = limit // 4  # a text of fewer characters is within the limit: most spans stop here
@@ -383,14 +383,14 @@ class SpanPipeline(SpanProcessor):
             status = type(status)(status.status_code, bound(status.description, limit))
 
         def bounded(attributes: Any) -> Any:
-            if not attributes or not schema.has_long_string(attributes.values(), limit):
+            if not attributes or not bounds.has_long_string(attributes.values(), limit):
                 return attributes
-            return {key: bound(value, limit) if isinstance(value, str) else value for key, value in attributes.items()}
+            return {key: bound(value, limit) for key, value in attributes.items()}
 
-        if events and any(len(e.name) > quarter or schema.has_long_string((e.attributes or {}).values(), limit)
+        if events and any(len(e.name) > quarter or bounds.has_long_string((e.attributes or {}).values(), limit)
                           for e in events):
             events = tuple(type(e)(bound(e.name, limit), bounded(e.attributes), e.timestamp) for e in events)
-        if links and any(schema.has_long_string((link.attributes or {}).values(), limit) for link in links):
+        if links and any(bounds.has_long_string((link.attributes or {}).values(), limit) for link in links):
             links = tuple(Link(link.context, bounded(link.attributes)) for link in links)
         return name, status, events, links
 

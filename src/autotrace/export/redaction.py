@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .._internal import count, log_once
+from ..bounds import HELD_MARK, MAX_VALUE_DEPTH, cut_value, truncate
+from ..runtime import state
 
 RedactHook = Callable[[str, Any, str], Any]
 FAILED = "<REDACTION_FAILED>"
@@ -31,7 +33,7 @@ SPAN_NAME, EVENT_NAME, STATUS_MESSAGE = "span.name", "event.name", "status.messa
 SCORE_NAME, SCORE_COMMENT, SCORE_VALUE = "score.name", "score.comment", "score.value"
 _SCALARS = frozenset({bool, int, float, type(None)})
 #: Bounds on a structured value (a mapping or sequence): past them it is replaced, counted.
-_MAX_DEPTH = 8
+_MAX_DEPTH = MAX_VALUE_DEPTH
 _MAX_ITEMS = 10_000
 
 _ESCAPED = r"\\u[0-9A-Fa-f]{4}"  # a letter in JSON text written with ensure_ascii (jos\u00e9@...)
@@ -52,13 +54,16 @@ _PATTERNS: dict[str, str] = {
     "API_KEY": (
         r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}|[ps]k-lf-[A-Za-z0-9-]{8,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
         r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[bpasr]-[A-Za-z0-9-]{10,}"
-        r"|AIza[0-9A-Za-z_-]{35})"
+        r"|AIza[0-9A-Za-z_-]{35}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|hf_[A-Za-z0-9]{30,})"  # Stripe, HF
     ),
     # letters of any script (josé@example.com, user@bücher.de: \w is Unicode here); a backslash in
-    # the local part takes whatever escape it starts with it, so JSON text stays valid
-    "EMAIL": rf"[\w.%+\\-]+@{_LABEL}(?:\.{_LABEL})*\.[^\W\d_]{{2,}}\b",
-    "IBAN": r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
-    "CREDIT_CARD": r"(?<![\d.,-])(?:\d[ -]?){12,18}\d(?![\d-]|[.,]\d)",  # never inside a decimal number
+    # the local part takes whatever escape it starts with it, so JSON text stays valid. It starts
+    # where a run of its characters starts: tried from within a long run, each start would read to
+    # the run's end (a 64 kB word with an "@" in the text took seconds)
+    "EMAIL": rf"(?<![\w.%+\\-])[\w.%+\\-]+@{_LABEL}(?:\.{_LABEL})*\.[^\W\d_]{{2,}}\b",
+    "IBAN": r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?\b",  # any case (mod-97)
+    # never inside a decimal number, nor a word (a hex id: a trace, span or commit id)
+    "CREDIT_CARD": r"(?<![^\W_]|[.,-])(?:\d[ -]?){12,18}\d(?![^\W_]|-|[.,]\d)",
     "US_SSN": r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])",
     "PHONE": (
         r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}"
@@ -87,9 +92,10 @@ BUILT_IN_KINDS = frozenset(_PATTERNS)
 #: digit-based kinds, a digit shape. Passes run in order; placeholders contain no digits or
 #: trigger text, so a later pass never matches an earlier replacement.
 #: Every match of a digit-based kind contains one of these shapes: six digits at most two
-#: separators apart (cards, SSNs, phones), a dotted quad's middle, an IBAN's country and check
-#: digits, or an IPv6 colon group (found from its colons). Plain numbers ("order 12", "0.2") have
-#: none of them, so the costly digit pass runs only on text that can hold such a value.
+#: separators apart (cards, SSNs, phones, an IBAN in lower case: checked), a dotted quad's middle,
+#: an IBAN's country (in capitals) and check digits, or an IPv6 colon group (found from its
+#: colons). Plain numbers ("order 12", "0.2") have none of them, so the costly digit pass runs only
+#: on text that can hold such a value.
 #: On other than ASCII text (digits of any script) the shapes are one pattern:
 _DIGIT_SHAPE = re.compile(r"\d(?:" + r"[ .()/+-]{0,2}\d" * 5 + r"|\.\d{1,3}\.\d|(?<=[A-Z]{2}\d)\d)")
 
@@ -130,7 +136,7 @@ _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], tuple[re.Pattern[str], re.Patter
     ("BEARER_TOKEN", ("earer ",), _by_text(_PATTERNS["BEARER_TOKEN"])),
     ("BASIC_AUTH", ("asic ",), _by_text(_PATTERNS["BASIC_AUTH"])),
     ("API_KEY", ("sk-", "k-lf-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox",
-                 "AIza"), _by_text(_PATTERNS["API_KEY"])),
+                 "AIza", "k_live_", "k_test_", "hf_"), _by_text(_PATTERNS["API_KEY"])),
     ("EMAIL", ("@",), _by_text(_PATTERNS["EMAIL"])),
 )
 #: Every text pass's trigger contains one of these (checked by a test), so a text with none of
@@ -172,15 +178,38 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+#: The length of an IBAN by country (the SWIFT IBAN registry). Only an IBAN not in capitals must
+#: match it: a lower-case hex id (a trace, span or commit id) passes mod-97 one time in 97.
+_IBAN_LENGTHS = {code: int(length) for code, length in re.findall(r"([A-Z]{2})(\d\d)", (
+    "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BI27 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DJ27 DK18 "
+    "DO28 EE20 EG29 ES24 FI18 FK18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HN28 HR21 HU28 IE22 IL23 "
+    "IQ23 IS26 IT27 JO30 KW30 KZ20 LB28 LC32 LI21 LT20 LU20 LV21 LY25 MC27 MD24 ME22 MK19 MN20 MR27 "
+    "MT31 MU30 NI28 NL18 NO15 OM23 PK24 PL28 PS29 PT25 QA29 RO24 RS22 RU33 SA24 SC31 SD18 SE24 SI19 "
+    "SK24 SM27 SO23 ST25 SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20 YE30"))}
+
+
 def _iban_ok(text: str) -> bool:
     compact = text.replace(" ", "")
     if not 15 <= len(compact) <= 34:
+        return False
+    if not compact[:2].isupper() and (  # in lower case: found by its digits alone, and of its country's length
+            not _has_digit_shape(text) or _IBAN_LENGTHS.get(compact[:2].upper()) != len(compact)):
         return False
     rearranged = compact[4:] + compact[:4]
     try:
         return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
     except ValueError:
         return False
+
+
+def _iban_in(text: str) -> tuple[str, str]:
+    """The longest start of ``text``, cut between its groups, that is a valid IBAN (else ``text``
+    itself), and what follows it."""
+    head, after = text, ""
+    while " " in head and not _iban_ok(head):
+        head, word = head.rsplit(" ", 1)
+        after = f" {word}{after}"
+    return (head, after) if _iban_ok(head) else (text, "")
 
 
 def _ssn_ok(text: str) -> bool:
@@ -197,8 +226,11 @@ def _ip_ok(text: str) -> bool:
 
 
 def _card_ok(text: str) -> bool:
+    """A payment card number: 13 to 19 digits, Luhn-valid. Only UATP cards (15 digits) start with
+    a 1, so a number that does otherwise is not one: a time in epoch milliseconds, microseconds or
+    nanoseconds (13, 16 or 19 digits), one in ten of which passes the Luhn check."""
     digits = re.sub(r"[ -]", "", text)
-    return 13 <= len(digits) <= 19 and _luhn(digits)
+    return 13 <= len(digits) <= 19 and (digits[0] != "1" or len(digits) == 15) and _luhn(digits)
 
 
 def _basic_ok(text: str) -> bool:
@@ -236,11 +268,13 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
     def substitute(match: re.Match[str], kind: str | None = None) -> str:
         nonlocal replaced
         kind = kind or match.lastgroup or ""
-        value = match.group()
+        value, after = match.group(), ""
+        if kind == "IBAN":  # a match written in groups may run into the words after it ("... 7034 ok")
+            value, after = _iban_in(value)
         if not _VALIDATORS.get(kind, bool)(value):
-            return value
+            return match.group()
         replaced += 1
-        return f"<{kind}>"
+        return f"<{kind}>{after}"
 
     if triggered:
         for kind, triggers, patterns in _TEXT_PASSES:
@@ -325,7 +359,10 @@ class Redactor:
     def disabled(cls) -> Redactor:
         return cls(detectors=[])
 
-    def _text(self, text: str, report: RedactionReport, repeats: bool) -> str:
+    def _text(self, text: str, report: RedactionReport, repeats: bool, binary: bool = False) -> str:
+        """``text`` with the detectors applied. A text held past the size limit for redaction
+        (``hold``) that they changed is cut at the limit at once: it may have become too
+        short for the pipeline to look at again, and its held end must never be exported."""
         if repeats and len(text) <= _REMEMBERED_LENGTH:
             found = self._known.get(text)
             if found is None:
@@ -336,6 +373,8 @@ class Redactor:
         else:
             found = redact_text(text, self.kinds)
         report.replacements += found[1]
+        if found[1] and not binary and text.endswith(HELD_MARK):
+            return truncate(found[0], state.max_value_bytes)
         return found[0]
 
     def redact_text(self, text: str, key: str, span_type: str) -> str:
@@ -380,8 +419,11 @@ class Redactor:
         if isinstance(value, bytes | bytearray | memoryview):
             data = bytes(value)
             text = data.decode("utf-8", "surrogateescape")
-            redacted = self._text(text, report, False)
-            return data if redacted == text else redacted.encode("utf-8", "surrogateescape")
+            redacted = self._text(text, report, False, binary=True)
+            if redacted == text:
+                return data
+            data = redacted.encode("utf-8", "surrogateescape")  # cut as bytes, if held (see ``_text``)
+            return cut_value(data, state.max_value_bytes) if text.endswith(HELD_MARK) else data
         if isinstance(value, Mapping):
             return {self._text(str(k), report, True): self._structured(v, report, repeats, budget, depth + 1)
                     for k, v in value.items()}
@@ -406,6 +448,11 @@ class Redactor:
                 return FAILED
             if value is None:
                 return None
+        if self.hooks:  # what they returned, held past the limit, is cut at once as in ``_text``
+            if isinstance(value, str):
+                return truncate(value, state.max_value_bytes) if value.endswith(HELD_MARK) else value
+            if type(value) not in _SCALARS:
+                return cut_value(value, state.max_value_bytes)
         return value
 
     def redact_attributes(self, attributes: Mapping[str, Any], span_type: str) -> tuple[dict[str, Any], RedactionReport]:

@@ -58,6 +58,8 @@ class ReceivedSpan:
     resource: dict[str, Any]
     scope_name: str
     headers: dict[str, str]
+    #: Each link's trace id, span id and attributes.
+    links: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -220,5 +222,7 @@ class OtlpReceiver(LoopbackServer):
                         status_message=span.status.message,
                         events=[{"name": e.name, "attributes": decode_attributes(e.attributes)} for e in span.events],
                         resource=resource, scope_name=scope_spans.scope.name, headers=headers,
+                        links=[{"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(),
+                                "attributes": decode_attributes(link.attributes)} for link in span.links],
                     ))
         return spans

@@ -31,7 +31,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from ... import recorder, schema
+from ... import bounds, recorder
 from ..._internal import count, guarded_failure
 from ...observation import Observation, ObservationType, make_current, release_if_current
 from ...runtime import state
@@ -354,7 +354,7 @@ class _Tracker(ResponseRelay):
                 entry[0].mark_first_token()
             delta = getattr(event.response, "delta", None)
             if isinstance(delta, str):  # a long stream's text is held only to the value limit
-                schema.keep_piece(tracked.deltas, delta, state.max_value_bytes)
+                bounds.keep_piece(tracked.deltas, delta, state.max_value_bytes)
         elif kind in ("LLMChatEndEvent", "LLMCompletionEndEvent"):
             self._end_stream(id_, response=event.response)
         elif kind == "ExceptionEvent":  # the stream failed, or the caller closed it (GeneratorExit)

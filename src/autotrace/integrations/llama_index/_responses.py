@@ -13,7 +13,7 @@ from collections import OrderedDict
 from contextvars import ContextVar
 from typing import Any
 
-from ... import schema
+from ... import bounds
 from ..._internal import guarded_failure
 from ...observation import Observation, make_current, restore_context
 from ...runtime import state
@@ -84,7 +84,7 @@ class ResponseRelay:
                 _READING.reset(token[1])
                 restore_context(token[0])
             if isinstance(item, str):
-                schema.keep_piece(tracked.pieces, item, state.max_value_bytes)
+                bounds.keep_piece(tracked.pieces, item, state.max_value_bytes)
         except Exception as exc:
             guarded_failure("llama_index.response_step", exc)
 

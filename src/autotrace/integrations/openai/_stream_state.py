@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ... import schema
+from ... import bounds
 from ..._internal import count, guarded_failure
 from ...runtime import state as runtime
 from . import _extract, pricing
@@ -98,7 +98,7 @@ class StreamState:
             if self.choices is not None:
                 for parts in self.choices.values():
                     parts.bound()
-            elif len(self.first.text) >= schema.JOIN_PIECES_AT:
+            elif len(self.first.text) >= bounds.JOIN_PIECES_AT:
                 self.first.bound()
         except Exception as exc:
             guarded_failure("openai.stream_fold", exc)
@@ -153,7 +153,7 @@ class StreamState:
         kind = getattr(event, "type", "")
         if kind == "response.output_text.delta":
             if isinstance(delta := getattr(event, "delta", None), str):
-                schema.keep_piece(self.first.text, delta, runtime.max_value_bytes)
+                bounds.keep_piece(self.first.text, delta, runtime.max_value_bytes)
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
             self.response = event.response
         elif kind == "response.created":
@@ -247,14 +247,14 @@ class _ChoiceParts:
             function = call.function
             if function is not None:
                 if name := function.name:
-                    schema.keep_piece(parts.name, name, runtime.max_value_bytes)
+                    bounds.keep_piece(parts.name, name, runtime.max_value_bytes)
                 if arguments := function.arguments:
-                    schema.keep_piece(parts.arguments, arguments, runtime.max_value_bytes)
+                    bounds.keep_piece(parts.arguments, arguments, runtime.max_value_bytes)
 
     def bound(self) -> None:
         """Keep a long text only to the value limit (a long stream's)."""
-        if len(self.text) >= schema.JOIN_PIECES_AT:
-            schema.bound_pieces(self.text, runtime.max_value_bytes)
+        if len(self.text) >= bounds.JOIN_PIECES_AT:
+            bounds.bound_pieces(self.text, runtime.max_value_bytes)
 
     def output(self, completion: bool) -> Any:
         """The recorded output: the text of a legacy completion, else the assistant's message."""

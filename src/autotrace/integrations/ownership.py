@@ -99,3 +99,9 @@ def enrich(obs: Observation, **fields: Any) -> None:
         missing["metadata"] = {k: v for k, v in missing["metadata"].items() if k not in existing}
     if missing:
         obs.update(**missing)
+
+
+def enrich_reply(obs: Observation, fields: dict[str, Any]) -> None:
+    """Add what ``obs`` lacks of a reply's ``fields`` (model, usage, cost, finish reason ...), not
+    the output: the owner records what its framework returns."""
+    enrich(obs, **{k: v for k, v in fields.items() if k != "output"})

@@ -7,7 +7,9 @@ resource method are covered alike.
 
 Which instrumentation records a call (one generation per call): the outermost. If a LangChain or
 LlamaIndex generation (or embedding) observation is current, this integration creates nothing and
-only fills in what the framework's observation lacks (usage, returned model, finish reason, cost).
+only fills in what the framework's observation lacks (usage, returned model, finish reason, cost):
+from a stream when it ends, its usage asked for and hidden from the framework as for a stream
+recorded here.
 If another OpenTelemetry instrumentor's ``gen_ai`` span is current, it does nothing at all.
 
 Streams: the caller gets the SDK's own stream object, its class patched (``_stream``).
@@ -146,19 +148,20 @@ class _Call:
             if not isinstance(owner, Observation):
                 return
             self.owner = owner  # a framework generation records this call; a replay may still steer it
+            base_url = _provider(client)[1] if self.stream else ""
         else:
             obs = recorder.start(kind, name)
             provider, base_url = _provider(client)
-            if self.stream:  # an Azure client's API version decides what its deployments accept
-                self.endpoint = (base_url, getattr(client, "__dict__", _NO_DICT).get("_api_version"))
             obs.update(provider=provider, metadata={"base_url": base_url},
                        **_extract.request_fields(self.operation, sent))
             self.obs = obs
+        if self.stream:  # an Azure client's API version decides what its deployments accept
+            self.endpoint = (base_url, getattr(client, "__dict__", _NO_DICT).get("_api_version"))
         intercept = self.intercept = (self.obs or self.owner).intercept  # type: ignore[union-attr]
         if intercept is not None and not intercept.frozen and intercept.overrides:
             body = self._override(body, intercept.overrides)
-        # an owner's stream stays as the owner made it, and so does a raw one (no chunk of it is hidden)
-        streamed_here = self.obs is not None and self.stream and not self.raw
+        # a raw stream stays as the caller made it (no chunk of it is hidden); an owner's is traced for the owner
+        streamed_here = self.stream and not self.raw
         if self.stream and type(choices := sent.get("n")) is int:
             self.choices = choices
         if (streamed_here and state.stream_usage and self.operation in ("chat", "text_completion")
@@ -235,9 +238,8 @@ class _Call:
             if self.swapped is not None:
                 self.put_back()
             if obs is None:
-                if self.owner is not None and not self.stream and not self.raw:
-                    ownership.enrich(self.owner, **{k: v for k, v in _extract.response_fields(
-                        self.operation, result).items() if k != "output"})
+                if self.owner is not None and not self.raw:
+                    self._enrich_owner(result)
                 return result
             if self.stream and not self.raw:
                 stream_state = StreamState(self.operation, hide_usage_chunk=self.usage_added, choices=self.choices)
@@ -264,6 +266,18 @@ class _Call:
             if obs is not None:
                 obs.end()
         return result
+
+    def _enrich_owner(self, result: Any) -> None:
+        """Fill in what the owner lacks: from the response, or from a stream when it ends (its usage
+        chunk hidden from the owner's code, as for a stream traced here)."""
+        if not self.stream:
+            ownership.enrich_reply(self.owner, _extract.response_fields(self.operation, result))
+            return
+        stream_state = StreamState(self.operation, hide_usage_chunk=self.usage_added, choices=self.choices)
+        if not _stream.track(result, self.owner, stream_state, _stream.OwnedStreamTracking):
+            count("openai.stream_untracked")
+        elif self.usage_added:
+            stream_state.watch_usage_event(result)
 
     def usage_refused(self, error: BaseException) -> bool:
         """Whether the server rejected the ``stream_options`` autotrace added: the caller's own

@@ -17,10 +17,11 @@ from typing import Any
 
 from ..._internal import guarded_failure
 from ...observation import Observation
+from .. import ownership
 from ._stream_state import _FOLD_EVERY, StreamState, _is_usage_chunk
 from ._usage_event import usage_event_fields
 
-__all__ = ["StreamState", "StreamTracking", "patch", "track", "trackable", "tracking"]
+__all__ = ["OwnedStreamTracking", "StreamState", "StreamTracking", "patch", "track", "trackable", "tracking"]
 
 #: Where a traced stream keeps its ``StreamTracking`` (in the SDK stream's own ``__dict__``).
 _KEY = "_autotrace_stream"
@@ -72,13 +73,35 @@ class StreamTracking:
         self.finish()
 
 
-def track(stream: Any, obs: Observation, state: StreamState) -> bool:
+class OwnedStreamTracking(StreamTracking):
+    """A stream whose call a framework's generation owns (``ownership``): when it ends it fills in
+    what that generation lacks (returned model, usage, cost, finish reason); the generation, its
+    output and its error are the framework's to record."""
+
+    __slots__ = ()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            owner, state = self.obs, self.state
+            ownership.enrich_reply(owner, state.fields())
+            usage_event = state.cut_usage_event()
+            if usage_event is not None:  # its usage and cost, parsed on the pipeline thread
+                owner.defer(usage_event_fields, usage_event, late=True)
+        except Exception as exc:
+            guarded_failure("openai.stream_finish", exc)
+
+
+def track(stream: Any, obs: Observation, state: StreamState, kind: type[StreamTracking] = StreamTracking) -> bool:
     """Have ``stream`` (an SDK ``Stream``/``AsyncStream``, handed back to the caller as it is)
-    record into ``obs``; False, with nothing changed, if it cannot be tracked."""
+    record into ``obs`` (``kind``: ``OwnedStreamTracking`` for an owner's); False, with nothing
+    changed, if it cannot be tracked."""
     fields = getattr(stream, "__dict__", None)
     if type(fields) is not dict or not isinstance(stream, _TRACKABLE):
         return False
-    fields[_KEY] = StreamTracking(obs, state)
+    fields[_KEY] = kind(obs, state)
     return True
 
 

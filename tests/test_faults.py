@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import autotrace
-from autotrace.config import ConfigError, load_settings
+from autotrace.config import _ENV, ConfigError, load_settings
 from autotrace.testing.otlp_receiver import OtlpReceiver
 
 
@@ -78,6 +79,26 @@ def test_fuzzed_environment_gives_settings_or_a_config_error(env: dict[str, str]
         load_settings(env=env)
     except ConfigError as exc:
         assert "setting" in str(exc)
+
+
+def _outcome(build: Any) -> tuple[Any, ...]:
+    try:
+        return ("settings", build())
+    except ConfigError:
+        return ("error",)
+
+
+_PIECES = st.sampled_from([" ", "\t", "\n", ",", "~", "a", "e", "l", "n", "o", "1", "0", ".", "-", "/", "true", "none",
+                           "email", "local", "on", "1e3", "nan", "http://lf:3000"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(_ENV)), st.lists(_PIECES, max_size=6).map("".join))
+def test_fuzzed_keyword_strings_are_read_as_their_variable_would_be(name: str, text: str) -> None:
+    """A keyword given as a string gives the settings (or the error) its variable gives: keywords were
+    not stripped (a secret read from a file kept its newline) and a blank one was not 'no value'."""
+    variable = _ENV[name][0][0]
+    assert _outcome(lambda: load_settings({name: text}, env={})) == _outcome(lambda: load_settings(env={variable: text}))
 
 
 def test_backpressure_can_be_switched_off(tmp_path: Path) -> None:

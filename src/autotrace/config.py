@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .export.credentials import Credentials, CredentialsError
 from .export.redaction import BUILT_IN_KINDS
 
 
@@ -22,6 +23,7 @@ class ConfigError(ValueError):
 
 #: The environment names Langfuse accepts (``install(environment=...)``, ``trace_attributes``).
 ENVIRONMENT_NAME = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
+DEFAULT_SERVICE_NAME = "autotrace-app"
 _POLICIES = ("drop", "default", "local")
 _LOCAL_MODES = ("auto", "on", "off")
 
@@ -29,8 +31,16 @@ _LOCAL_MODES = ("auto", "on", "off")
 def default_store_path() -> Path:
     """Where the embedded store lives unless ``AUTOTRACE_LOCAL_STORE_PATH`` says otherwise."""
     home = os.environ.get("AUTOTRACE_HOME")
-    base = Path(home) if home else Path.home() / ".autotrace"
+    base = _path(home) if home else Path.home() / ".autotrace"
     return base / "traces.db"
+
+
+def _path(raw: str | Path) -> Path:
+    """A path setting, ``~`` expanded (a value from a ``.env`` file or a container's environment is not
+    expanded by a shell: it named a directory ``~``) and made absolute (the file stays the same when
+    the application changes directory: a forked worker reopens the store, a credentials file is reread)."""
+    path = os.path.expanduser(raw)
+    return Path(path if path == ":memory:" else os.path.abspath(path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +48,7 @@ class Settings:
     """Validated configuration for one ``install()``."""
 
     enabled: bool = True
-    service_name: str = "autotrace-app"
+    service_name: str = DEFAULT_SERVICE_NAME
     langfuse_host: str | None = None
     public_key: str | None = None
     secret_key: str | None = None
@@ -178,11 +188,11 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "langfuse_host": (("AUTOTRACE_LANGFUSE_HOST", "LANGFUSE_HOST", "LANGFUSE_BASE_URL"), str),
     "public_key": (("LANGFUSE_PUBLIC_KEY",), str),
     "secret_key": (("LANGFUSE_SECRET_KEY",), str),
-    "credentials": (("AUTOTRACE_CREDENTIALS_FILE",), str),
+    "credentials": (("AUTOTRACE_CREDENTIALS_FILE",), _path),
     "unknown_tenant": (("AUTOTRACE_UNKNOWN_TENANT",), str),
     "trust_incoming_tenant": (("AUTOTRACE_TRUST_INCOMING_TENANT",), _bool),
     "local_store": (("AUTOTRACE_LOCAL_STORE",), str),
-    "local_store_path": (("AUTOTRACE_LOCAL_STORE_PATH",), Path),
+    "local_store_path": (("AUTOTRACE_LOCAL_STORE_PATH",), _path),
     "retention_days": (("AUTOTRACE_RETENTION_DAYS",), _positive_float),
     "capture_content": (("AUTOTRACE_CAPTURE_CONTENT",), _bool),
     "stream_usage": (("AUTOTRACE_STREAM_USAGE",), _bool),
@@ -231,17 +241,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" and "enabled" not in overrides:
         values["enabled"] = False
     for name, value in overrides.items():
-        parse = _ENV[name][1] if name in _ENV else str
-        if isinstance(value, str) and parse not in (str, Path):  # e.g. read from the application's own config
-            try:
-                overrides[name] = parse(value.strip())
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(f"{name}={value!r} is invalid for setting {name!r}: {exc}") from None
-    for name in ("integrations", "disabled_integrations"):
-        if isinstance(overrides.get(name), list | tuple | set | frozenset):
-            overrides[name] = tuple(overrides[name])
-    if isinstance(overrides.get("local_store_path"), str):
-        overrides["local_store_path"] = Path(overrides["local_store_path"])
+        overrides[name] = _keyword(name, value)
     values.update({k: v for k, v in overrides.items() if v is not None})
     queue_size = values.get("queue_size")
     if "max_export_batch" not in values and isinstance(queue_size, int) and 0 < queue_size < _DEFAULT_BATCH:
@@ -250,6 +250,26 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
 
 
 _DEFAULT_BATCH = Settings.max_export_batch
+_LISTS = ("integrations", "disabled_integrations", "redact")
+
+
+def _keyword(name: str, value: Any) -> Any:
+    """A keyword setting read as its environment variable would be (e.g. from the application's own
+    config): a string stripped, then parsed (a blank one is no value); a list's text items stripped,
+    blank ones left out; a path absolute, ``~`` expanded."""
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        parse = _ENV[name][1] if name in _ENV else _bool if name in _BOOLS else str
+        try:
+            return parse(value.strip())
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{name}={value!r} is invalid for setting {name!r}: {exc}") from None
+    if name in _LISTS and isinstance(value, list | tuple | set | frozenset):
+        return tuple(v.strip() if isinstance(v, str) else v for v in value if not isinstance(v, str) or v.strip())
+    if isinstance(value, Path) and name in ("local_store_path", "credentials"):
+        return _path(value)
+    return value
 
 
 def _validate(settings: Settings) -> Settings:
@@ -284,6 +304,11 @@ def _validate(settings: Settings) -> Settings:
         fail("environment", "must match ^(?!langfuse)[a-z0-9_-]+$ and be at most 40 characters")
     if (settings.public_key is None) != (settings.secret_key is None):
         fail("public_key", "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must be set together")
+    if settings.langfuse_enabled and settings.public_key is not None:
+        try:  # checked here, not first by the router: install() has not stopped the running install yet
+            Credentials(settings.public_key, settings.secret_key)  # type: ignore[arg-type]
+        except CredentialsError as exc:
+            fail("public_key", f"the default project's key pair is invalid: {exc}")
     if settings.unknown_tenant == "default" and settings.public_key is None and settings.langfuse_enabled:
         fail("unknown_tenant", "'default' needs LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY for the default project")
     if settings.tenant_resolver is not None and not callable(settings.tenant_resolver):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import importlib.metadata
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 
 from . import recorder
 from ._internal import count, guarded_failure, log_once, logger
-from .config import Settings, load_settings
+from .config import DEFAULT_SERVICE_NAME, Settings, load_settings
 from .export.credentials import coerce_resolver
 from .export.local_store import LocalStore, LocalStoreSink
 from .export.pipeline import SpanPipeline
@@ -34,10 +35,45 @@ _lock = threading.RLock()
 _integrations: dict[str, Integration] = {}
 _local_store: LocalStore | None = None
 _atexit_registered = False
+#: ``fork`` waits at most this long for an install or uninstall under way on another thread.
+_FORK_WAIT = 15.0
+_held_for_fork = False
+
+
+def _before_fork() -> None:
+    """No install or uninstall is half done in a forked child: ``fork`` waits for the one under way."""
+    global _held_for_fork
+    _held_for_fork = _lock.acquire(timeout=_FORK_WAIT)
+
+
+def _after_fork_in_parent() -> None:
+    global _held_for_fork
+    if _held_for_fork:
+        _held_for_fork = False
+        _lock.release()
+
+
+def _after_fork_in_child() -> None:
+    """The child's copy of the lock belongs to a thread of the parent: the child starts with a free one
+    (else its first install, or the uninstall at exit, would wait forever)."""
+    global _lock, _held_for_fork
+    _held_for_fork = False
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # registered after _internal's: fork takes this lock before the followers' own
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 class _Relay(SpanProcessor):
     """Added once to a provider; forwards to whichever pipeline is installed (none after uninstall)."""
+
+    def __init__(self) -> None:
+        self.installed_at = 0  # time.time_ns() when the current pipeline was installed
+        #: ``(installed, uninstalled)`` in ns of the last pipeline uninstalled: a span started in that
+        #: time and ending after it is never exported, counted as ``spans_dropped.shutdown``.
+        self.retired = (0, 0)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pipeline = state.pipeline
@@ -48,6 +84,10 @@ class _Relay(SpanProcessor):
         pipeline = state.pipeline
         if pipeline is not None:
             pipeline.on_end(span)
+        elif self.retired[0] <= (span.start_time or 0) < self.retired[1]:
+            count("spans_dropped.shutdown")
+            log_once("shutdown_open", "autotrace: spans still open at uninstall are not exported (counted as "
+                     "spans_dropped.shutdown)")
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         pipeline = state.pipeline
@@ -58,12 +98,22 @@ _RELAY = _Relay()
 _relayed_providers: list[TracerProvider] = []
 
 
+def _resource(settings: Settings) -> Resource:
+    """The resource of a provider autotrace creates: ``OTEL_RESOURCE_ATTRIBUTES`` as OpenTelemetry reads
+    it, the service named by the settings unless only that variable names one."""
+    resource = Resource.create()
+    named = str(resource.attributes.get("service.name") or "unknown_service")
+    if settings.service_name != DEFAULT_SERVICE_NAME or named.startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": settings.service_name}))
+    return resource
+
+
 def _provider(settings: Settings) -> TracerProvider:
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):  # the user's (or ours from an earlier install)
         provider = current
     else:
-        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+        provider = TracerProvider(resource=_resource(settings))
         if settings.set_global_provider:
             trace.set_tracer_provider(provider)
             if trace.get_tracer_provider() is not provider:  # someone else won the race
@@ -103,6 +153,7 @@ def install(**options: Any) -> Settings:
         # before anything starts or stops: a bad value leaves the current install as it is, and no threads
         redactor = _redactor(settings.redact)
         resolver = coerce_resolver(settings.credentials) if settings.enabled and settings.langfuse_enabled else None
+        previous = state.pipeline  # its open spans keep their tenants in the new one
         if state.settings is not None:
             uninstall()
         if not settings.enabled:
@@ -121,7 +172,7 @@ def install(**options: Any) -> Settings:
         pool = WorkerPool(settings.export_workers)
         try:
             router = Router(settings, resolver, local_sink, pool)
-            pipeline = SpanPipeline(settings, router, redactor)
+            pipeline = SpanPipeline(settings, router, redactor, previous)
         except BaseException:
             pool.stop(0.0)  # an install that fails leaves no export threads behind
             raise
@@ -130,8 +181,9 @@ def install(**options: Any) -> Settings:
         state.capture_content = settings.capture_content
         state.stream_usage = settings.stream_usage
         state.max_value_bytes = settings.max_value_bytes
-        recorder.use_tracer(ObservationTracer(provider, _RELAY, recorder.__version__))
+        _RELAY.installed_at = time.time_ns()
         state.pipeline = pipeline
+        recorder.use_tracer(ObservationTracer(provider, _RELAY, recorder.__version__))
         _instrument_integrations(settings)
         if not _atexit_registered:
             atexit.register(_at_exit)
@@ -150,6 +202,8 @@ def uninstall(timeout: float = 5.0) -> None:
                 guarded_failure(f"uninstrument.{integration.name}", exc)
         _integrations.clear()
         pipeline, state.pipeline = state.pipeline, None
+        if pipeline is not None:
+            _RELAY.retired = (_RELAY.installed_at, time.time_ns())
         try:
             if pipeline is not None:
                 _never_raising(pipeline.shutdown, "shutdown", timeout)

@@ -9,6 +9,7 @@ the tenant in scope here.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -39,6 +40,11 @@ def _tenant_of(resolve: Callable[[Any], str | None] | None, request: Any, carrie
             tenant = None
         if tenant is not None and not valid_tenant(tenant):
             count("tenant_resolver_errors")
+            log_once(f"middleware_resolver_value:{type(tenant).__name__}", "autotrace: tenant function returned "
+                     "a %s that is no tenant id (1-128 characters of [A-Za-z0-9._:@/-]); request has no tenant",
+                     type(tenant).__name__)
+            if inspect.iscoroutine(tenant):  # an async function: never awaited here
+                tenant.close()
             tenant = None
     if tenant is None and _trusted():
         tenant = tenant_from_baggage(carrier_ctx)
@@ -68,6 +74,16 @@ def _text(value: Any) -> str:
     return value.decode("latin-1") if isinstance(value, bytes | bytearray) else str(value)
 
 
+def _combined(raw: Iterable[Any]) -> dict[str, str]:
+    """ASGI headers by lower-case name, a repeated one's values joined by commas (RFC 9110 5.3), as W3C
+    baggage and tracestate require and WSGI servers do; a repeated traceparent thus reads as invalid
+    (a new trace starts), as the W3C trace-context test suite expects."""
+    values: dict[str, list[str]] = {}
+    for name, value in raw:
+        values.setdefault(_text(name).lower(), []).append(_text(value))
+    return {name: ",".join(parts) for name, parts in values.items()}
+
+
 class TenantASGIMiddleware:
     """``app = TenantASGIMiddleware(app, tenant_from_scope=lambda scope: scope["state"]["tenant"])``."""
 
@@ -79,8 +95,7 @@ class TenantASGIMiddleware:
         if scope.get("type") not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {_text(k).lower(): _text(v) for k, v in scope.get("headers", ())}
-        tokens = _enter(headers, self.tenant_from_scope, scope)
+        tokens = _enter(_combined(scope.get("headers", ())), self.tenant_from_scope, scope)
         try:
             await self.app(scope, receive, send)
         finally:

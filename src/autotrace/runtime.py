@@ -12,14 +12,12 @@ if TYPE_CHECKING:
 class Runtime:
     """Mutable holder for what the hot path needs; a single instance lives in this module."""
 
-    __slots__ = ("capture_content", "max_value_bytes", "owns_provider", "pipeline", "provider", "settings",
-                 "stream_usage")
+    __slots__ = ("capture_content", "max_value_bytes", "pipeline", "provider", "settings", "stream_usage")
 
     def __init__(self) -> None:
         self.settings: Settings | None = None
         self.pipeline: SpanPipeline | None = None
         self.provider: Any = None
-        self.owns_provider = False
         self.capture_content = True
         self.stream_usage = True
         self.max_value_bytes = 64 * 1024

@@ -76,6 +76,15 @@ class TenantTracker:
         #: trace id -> the tenant of its live local roots (_AMBIGUOUS if they differ): for scores only
         self._traces: dict[int, str] = {}
 
+    def take_over(self, previous: TenantTracker) -> None:
+        """Know the tenants of the spans a previous install saw start (``install`` with new options):
+        a span open across the reinstall keeps its tenant, never taking the unknown-tenant policy."""
+        self._spans.update(previous._spans)
+        self._evicted.update(previous._evicted)
+        self._traces.update(previous._traces)
+        while len(self._spans) > self._max_live:
+            _evict_oldest(self._spans, "tenant_spans_evicted")
+
     def span_started(self, span_id: int, trace_id: int, parent: SpanContext | None) -> str | None:
         tenant = current_tenant()
         root = parent is None or parent.is_remote
@@ -158,11 +167,15 @@ def _evict_oldest(entries: dict[int, Any], counter: str | None) -> int | None:
 class SpanPipeline(SpanProcessor):
     """Bounded hand-off from caller threads to one background thread that finalises and routes."""
 
-    def __init__(self, settings: Settings, router: Router, redactor: Redactor) -> None:
+    def __init__(self, settings: Settings, router: Router, redactor: Redactor,
+                 previous: SpanPipeline | None = None) -> None:
+        """``previous``: the pipeline this one replaces, whose open spans keep their tenants here."""
         self.settings = settings
         self.router = router
         self.redactor = redactor
         self.tenants = TenantTracker(settings.tenant_resolver, max(_MAX_LIVE_SPANS, 4 * settings.queue_size))
+        if previous is not None:
+            self.tenants.take_over(previous.tenants)
         self._queue: deque[ReadableSpan | ScoreItem] = deque()
         self._max_queue = settings.queue_size
         self._long_settings = bounds.has_long_string((settings.environment, settings.release), settings.max_value_bytes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -159,3 +160,18 @@ def test_an_export_interval_that_would_spin_and_a_thread_count_past_reason_are_r
     with pytest.raises(ConfigError, match=r"setting 'export_workers': must be at most 64"):
         load_settings(env={"AUTOTRACE_EXPORT_WORKERS": "100000"})
     assert load_settings({"export_interval": 0.05, "export_workers": 64}, env={}).export_workers == 64
+
+
+def test_an_autotrace_variable_no_setting_reads_is_said_once_with_the_likely_one(
+        caplog: pytest.LogCaptureFixture) -> None:
+    env = {"AUTOTRACE_CAPTURE_CONTNET": "false", "AUTOTRACE_ZZZ": "1", "AUTOTRACE_HOME": "/tmp/h",
+           "AUTOTRACE_TENANT_ACME_PUBLIC_KEY": "pk-lf-1", "AUTOTRACE_TENANT_IDLE_SECONDS": "30"}
+    with caplog.at_level(logging.WARNING, logger="autotrace"):
+        settings = load_settings(env=env)
+        load_settings(env=env)
+    assert settings.capture_content is True  # the typo leaves the setting at its default: hence the warning
+    assert [r.getMessage() for r in caplog.records] == [
+        "autotrace: AUTOTRACE_CAPTURE_CONTNET is not a setting autotrace reads (did you mean "
+        "AUTOTRACE_CAPTURE_CONTENT?)",
+        "autotrace: AUTOTRACE_ZZZ is not a setting autotrace reads"]
+    assert autotrace.stats()["config_unknown_variables"] == 4

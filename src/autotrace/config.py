@@ -6,6 +6,7 @@ Every value is validated; a bad one raises :class:`ConfigError` naming the setti
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._internal import count, log_once
 from .export.credentials import Credentials, CredentialsError
 from .export.redaction import BUILT_IN_KINDS
 
@@ -238,6 +240,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"{variable}={raw!r} is invalid for setting {name!r}: {exc}") from None
             break
+    _warn_unknown_variables(env)
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" and "enabled" not in overrides:
         values["enabled"] = False
     for name, value in overrides.items():
@@ -247,6 +250,27 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     if "max_export_batch" not in values and isinstance(queue_size, int) and 0 < queue_size < _DEFAULT_BATCH:
         values["max_export_batch"] = queue_size  # a small queue given alone: batches no larger than it
     return _validate(Settings(**values))
+
+
+#: ``AUTOTRACE_*`` variables read elsewhere (the zero-code start, replays, the store's home); the
+#: ``AUTOTRACE_TENANT_*`` family names tenants' keys (``credentials``).
+_OTHER_VARIABLES = frozenset({"AUTOTRACE_HOME", "AUTOTRACE_TRACE_SUBPROCESSES", "AUTOTRACE_ACTIVATED_PID",
+                              "AUTOTRACE_REPLAY_FILE"})
+
+
+def _warn_unknown_variables(env: Mapping[str, str]) -> None:
+    """Say once which ``AUTOTRACE_*`` variables no setting reads (a typo such as
+    ``AUTOTRACE_CAPTURE_CONTNET`` would otherwise leave its setting silently at its default)."""
+    known = {variable for variables, _ in _ENV.values() for variable in variables} | _OTHER_VARIABLES
+    unknown = sorted(name for name in env if name.startswith("AUTOTRACE_") and name not in known
+                     and not name.startswith("AUTOTRACE_TENANT_"))
+    if not unknown:
+        return
+    count("config_unknown_variables", len(unknown))
+    for name in unknown[:20]:
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85)
+        log_once(f"config_unknown:{name}", "autotrace: %s is not a setting autotrace reads%s", name,
+                 f" (did you mean {close[0]}?)" if close else "")
 
 
 _DEFAULT_BATCH = Settings.max_export_batch

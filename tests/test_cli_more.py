@@ -262,3 +262,12 @@ def test_traces_of_a_tenant_are_summed_whole(traced: Traced, capsys: pytest.Capt
     assert (listed["observations"], listed["errors"], listed["tokens"]) == (2, 1, 5)
     assert cli.main(["--db", str(traced.path), "traces", "--tenant", "beta", "--json"]) == 0
     assert _strict(capsys.readouterr().out) == []
+
+
+def test_run_of_a_program_that_is_not_executable_exits_126_as_a_shell_would(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text("print('hi')\n")  # no execute bit
+    missing = _cli(tmp_path / "t.db", "run", "--", str(tmp_path / "no-such-program"))
+    not_executable = _cli(tmp_path / "t.db", "run", "--", str(script))
+    assert (missing.returncode, not_executable.returncode) == (127, 126)
+    assert not_executable.stderr == f"autotrace run: cannot run {str(script)!r}: Permission denied\n"

@@ -45,9 +45,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         env["AUTOTRACE_LOCAL_STORE_PATH"] = str(Path(args.db).resolve())
     try:
         os.execvpe(command[0], command, env)
-    except OSError as exc:
+    except OSError as exc:  # as a shell says it: 127 not found, 126 found but not executable
         print(f"autotrace run: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
-        return 127
+        return 127 if isinstance(exc, FileNotFoundError) else 126
     return 0  # not reached
 
 
@@ -83,7 +83,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         code = subprocess.run(command, env=env, check=False).returncode
     except OSError as exc:  # no such program, not executable: said as ``run`` says it
         print(f"autotrace replay: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
-        return 127
+        return 127 if isinstance(exc, FileNotFoundError) else 126
     finally:
         os.unlink(spec.name)
     # only a replay started by this run counts, never an earlier replay of the same trace

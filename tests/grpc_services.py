@@ -11,8 +11,16 @@ import grpc
 import grpc.aio
 
 import autotrace
+from tests.helpers import Traced
 
 SERVICE = "test.Echo"
+
+
+def install(tmp_path: Any, **options: Any) -> Traced:
+    """autotrace with the gRPC integration, into a local store under ``tmp_path``."""
+    autotrace.install(local_store="on", local_store_path=tmp_path / "e.db", integrations=("grpc",),
+                      export_interval=0.05, **options)
+    return Traced(tmp_path / "e.db")
 
 
 def dumps(value: Any) -> bytes:
@@ -21,6 +29,10 @@ def dumps(value: Any) -> bytes:
 
 def loads(raw: bytes) -> Any:
     return json.loads(raw)
+
+
+SERVER_KW = {"request_deserializer": loads, "response_serializer": dumps}
+CLIENT_KW = {"request_serializer": dumps, "response_deserializer": loads}
 
 
 def _inner(name: str) -> dict[str, Any]:
@@ -78,7 +90,7 @@ class AioEcho:
 
 
 def handler(servicer: Any) -> grpc.GenericRpcHandler:
-    kw = {"request_deserializer": loads, "response_serializer": dumps}
+    kw = SERVER_KW
     return grpc.method_handlers_generic_handler(SERVICE, {
         "Unary": grpc.unary_unary_rpc_method_handler(servicer.Unary, **kw),
         "ServerStream": grpc.unary_stream_rpc_method_handler(servicer.ServerStream, **kw),
@@ -99,7 +111,7 @@ class Stub:
     """Client callables for a channel (sync or asyncio)."""
 
     def __init__(self, channel: Any) -> None:
-        kw = {"request_serializer": dumps, "response_deserializer": loads}
+        kw = CLIENT_KW
         self.Unary = channel.unary_unary(f"/{SERVICE}/Unary", **kw)
         self.ServerStream = channel.unary_stream(f"/{SERVICE}/ServerStream", **kw)
         self.ClientStream = channel.stream_unary(f"/{SERVICE}/ClientStream", **kw)

@@ -18,18 +18,13 @@ import pytest
 import autotrace
 from autotrace.integrations import grpc as grpc_integration
 from tests import grpc_services as svc
-from tests.helpers import Traced, shape
+from tests.helpers import shape
 
 RPC = "test.Echo"
 CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-KW = {"request_deserializer": svc.loads, "response_serializer": svc.dumps}
-CLIENT_KW = {"request_serializer": svc.dumps, "response_deserializer": svc.loads}
-
-
-def _install(tmp_path: Any, **options: Any) -> Traced:
-    autotrace.install(local_store="on", local_store_path=tmp_path / "e.db", integrations=("grpc",),
-                      export_interval=0.05, **options)
-    return Traced(tmp_path / "e.db")
+KW = svc.SERVER_KW
+CLIENT_KW = svc.CLIENT_KW
+_install = svc.install
 
 
 class _Capture(grpc.ServerInterceptor):

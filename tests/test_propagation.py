@@ -76,3 +76,22 @@ def test_merge_baggage_keeps_given_entries_and_ignores_bad_ones(traced: Traced) 
              ("traceparent", "not baggage"), (b"baggage", "d=4")]
     merged = propagation.merge_baggage(pairs, otel_context.Context())
     assert baggage.get_all(merged) == {"a": "1", "b": "2"}
+
+
+def test_several_traceparents_are_invalid_and_several_baggage_headers_one_list() -> None:
+    """W3C trace context: several traceparent headers make none valid (a new trace starts), while
+    tracestate headers combine; W3C baggage: several baggage headers are one list, a later entry
+    for a key winning. Only the first of each was read."""
+    from opentelemetry import baggage
+
+    first = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    second = "00-1bf7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01"
+    ctx = propagation.extract([("traceparent", first), ("TraceParent", second), ("baggage", "a=1,b=1"),
+                               ("Baggage", b"b=2"), ("baggage", "%%%;;"), ("baggage", "c=" + "x" * 9000)])
+    assert not trace.get_current_span(ctx).get_span_context().is_valid
+    assert baggage.get_all(ctx) == {"a": "1", "b": "2"}
+    assert autotrace.stats()["propagation_duplicate_traceparent"] == 1
+    one = propagation.extract([("traceparent", first), ("tracestate", "x=1"), ("tracestate", "y=2")])
+    span_context = trace.get_current_span(one).get_span_context()
+    assert format(span_context.span_id, "016x") == "b7ad6b7169203331"
+    assert span_context.trace_state.to_header() == "x=1,y=2"

@@ -120,23 +120,34 @@ def _extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]], context: Co
         safe: Any = {k.lower(): v for k, v in carrier.items() if isinstance(v, str) and len(v) <= MAX_HEADER_LENGTH}
         context = _tracecontext.extract(safe, context)
         return _baggage.extract(safe, context)
-    pairs = [(str(k).lower(), v) for k, v in carrier if isinstance(v, str | bytes) and len(v) <= MAX_HEADER_LENGTH]
-    context = _tracecontext.extract(pairs, context, getter=PAIRS_GETTER)
-    return _baggage.extract(pairs, context, getter=PAIRS_GETTER)
+    entries = [(str(k).lower(), v) for k, v in carrier]
+    pairs = [(k, v) for k, v in entries if isinstance(v, str | bytes) and len(v) <= MAX_HEADER_LENGTH]
+    if sum(k == "traceparent" for k, _ in entries) > 1:
+        # W3C trace context: a request with several traceparent headers has no valid one (a new trace starts)
+        count("propagation_duplicate_traceparent")
+    else:
+        context = _tracecontext.extract(pairs, context, getter=PAIRS_GETTER)
+    return _with_baggage(pairs, context)
+
+
+def _with_baggage(pairs: Iterable[tuple[Any, Any]], context: Context) -> Context:
+    """``context`` plus the entries of every ``baggage`` pair, in order: several baggage headers
+    are one list (W3C baggage, RFC 7230), so a later entry for a key wins, as within one header.
+    Each header is held to the W3C limits; a malformed or oversized one is ignored."""
+    for key, value in pairs:
+        if not (isinstance(key, str) and key.lower() == "baggage" and isinstance(value, str | bytes)
+                and len(value) <= MAX_HEADER_LENGTH):
+            continue
+        try:
+            context = _baggage.extract([("baggage", value)], context, getter=PAIRS_GETTER)
+        except Exception:
+            count("propagation_invalid_headers")
+    return context
 
 
 def merge_baggage(carrier: Iterable[tuple[str, Any]], context: Context | None = None) -> Context:
     """``context`` (default: the current one) plus the entries of every ``baggage`` pair in
     ``carrier``, so an outgoing call can keep baggage its caller gave explicitly; malformed or
     oversized values are ignored."""
-    merged = context if context is not None else get_current()
-    for key, value in carrier:
-        if not (isinstance(key, str) and key.lower() == "baggage" and isinstance(value, str | bytes)
-                and len(value) <= MAX_HEADER_LENGTH):
-            continue
-        try:
-            with reading_headers():
-                merged = _baggage.extract([("baggage", value)], merged, getter=PAIRS_GETTER)
-        except Exception:
-            count("propagation_invalid_headers")
-    return merged
+    with reading_headers():
+        return _with_baggage(carrier, context if context is not None else get_current())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -27,13 +27,22 @@ def _outgoing_metadata(metadata: Any, obs: Observation) -> list[tuple[str, Any]]
     entry must not travel on. Their other baggage entries are kept.
     """
     pairs = list(metadata or ())
-    given = [(k, v) for k, v in pairs if isinstance(k, str) and k.lower() in PROPAGATION_KEYS]
+    given = [(k, v) for k, v in pairs if _replaced(k, v)]
     carrier: dict[str, str] = {}
     inject(carrier, set_span_in_context(obs.span, merge_baggage(given) if given else None))
     if given:
-        pairs = [(k, v) for k, v in pairs if not (isinstance(k, str) and k.lower() in PROPAGATION_KEYS)]
+        pairs = [(k, v) for k, v in pairs if not _replaced(k, v)]
     pairs.extend(carrier.items())
     return pairs
+
+
+def _replaced(key: Any, value: Any) -> bool:
+    """A trace header the caller passed that grpc would send (a lower-case name, a value of
+    printable ASCII). One it rejects is left in place, so that the call fails as it would untraced."""
+    if not (isinstance(key, str) and key in PROPAGATION_KEYS):
+        return False
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    return isinstance(text, str) and text.isascii() and text.isprintable()
 
 
 def _client_parent(metadata: Any) -> Any:
@@ -99,10 +108,21 @@ def _result_now(coroutine: Any) -> Any:
     raise LookupError("would wait")
 
 
-def _on_done_aio(obs: Observation) -> Callable[[Any], None]:
-    """``grpc.aio`` calls report their status through coroutines, which for a done call finish at
-    once: read here, as a task may never run (a call freed as its loop ends calls back with no loop
-    running; ``asyncio.run`` cancels tasks left at its end). A task waits for a status not there yet."""
+def _finish_if_known(obs: Observation, call: Any) -> bool:
+    """End ``obs`` with the status of the ``grpc.aio`` call if it has one now: calls report it
+    through coroutines, which for a done call finish at once. False if it would have to wait."""
+    try:
+        code, details = _result_now(call.code()), _result_now(call.details())
+    except Exception:
+        return False
+    finish_call(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
+    return True
+
+
+def _on_done_aio(obs: Observation, running: _LoopCalls | None) -> Callable[[Any], None]:
+    """The status is read at once, as a task may never run (a call freed as its loop ends calls
+    back with no loop running; ``asyncio.run`` cancels tasks left at its end). A task waits for a
+    status not there yet."""
 
     async def read_status(call: Any) -> None:
         try:
@@ -115,11 +135,10 @@ def _on_done_aio(obs: Observation) -> Callable[[Any], None]:
         finish_call(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
 
     def done(call: Any) -> None:
-        try:
-            code, details = _result_now(call.code()), _result_now(call.details())
-            return finish_call(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
-        except Exception:
-            pass
+        if running is not None:
+            running.discard(obs)
+        if _finish_if_known(obs, call):
+            return
         try:
             task = asyncio.get_running_loop().create_task(read_status(call))
         except Exception as exc:
@@ -130,6 +149,65 @@ def _on_done_aio(obs: Observation) -> Callable[[Any], None]:
         task.add_done_callback(_pending_tasks.discard)
 
     return done
+
+
+class _LoopCalls:
+    """The ``grpc.aio`` calls still running on one event loop. A call left running as its loop
+    ends (never awaited, a stream read in part) reports its status only when it is freed: while
+    the application holds it, its span stayed open and was never exported. Runners such as
+    ``asyncio.run`` close the loop's async generators (``shutdown_asyncgens``) after its tasks;
+    while calls run, one is registered here, parked at its ``yield``, and its closing ends those
+    still running: with their status if they have one, else CANCELLED. It is closed, and the loop
+    let go, when the last call ends."""
+
+    __slots__ = ("calls", "loop", "sentinel")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.calls: dict[Observation, weakref.ref[Any]] = {}
+        self.sentinel = self._until_loop_shutdown()
+        try:
+            self.sentinel.asend(None).send(None)  # to its yield: the loop now tracks it
+        except StopIteration:
+            pass
+
+    async def _until_loop_shutdown(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if _loop_calls.get(self.loop) is self:
+                del _loop_calls[self.loop]
+            calls, self.calls = self.calls, {}
+            for obs, ref in calls.items():
+                if not _finish_if_known(obs, ref()):
+                    finish_call(obs, grpc.StatusCode.CANCELLED, "the event loop ended before the call did",
+                                interrupted=True)
+
+    def discard(self, obs: Observation) -> None:
+        self.calls.pop(obs, None)
+        if not self.calls and _loop_calls.get(self.loop) is self:
+            del _loop_calls[self.loop]
+            try:
+                self.sentinel.aclose().send(None)
+            except StopIteration:
+                pass
+            except Exception as exc:  # being closed by the loop right now
+                guarded_failure("grpc.aio_loop_watch", exc)
+
+
+_loop_calls: dict[asyncio.AbstractEventLoop, _LoopCalls] = {}
+
+
+def _running_on_loop(obs: Observation, call: Any) -> _LoopCalls | None:
+    """Note ``call`` as running on the current loop (see ``_LoopCalls``)."""
+    loop = asyncio.get_running_loop()
+    running = _loop_calls.get(loop)
+    if running is None:
+        if getattr(loop, "_asyncgens_shutdown_called", False):  # a new async generator would be warned about
+            return None
+        running = _loop_calls[loop] = _LoopCalls(loop)
+    running.calls[obs] = weakref.ref(call)
+    return running
 
 
 # -- client, sync ---------------------------------------------------------------------------------
@@ -198,10 +276,14 @@ async def _aio_intercept(continuation: Callable[..., Any], details: Any, request
     except BaseException as error:
         finish_call(obs, None, error=error)
         raise
+    running = None
     try:
-        call.add_done_callback(_on_done_aio(obs))
+        running = _running_on_loop(obs, call)
+        call.add_done_callback(_on_done_aio(obs, running))
     except Exception as exc:
         guarded_failure("grpc.done_callback", exc)
+        if running is not None:
+            running.discard(obs)
         finish_call(obs, None)
     return call
 

@@ -38,6 +38,8 @@ def finish_call(obs: Observation, code: Any, details: str | None = None, error: 
             interrupted: bool = False) -> None:
     """Record the status and end the span; ``interrupted``: the call was cut short (cancelled, or
     its caller gave up), which is a WARNING, as for any interrupted step, not an ERROR."""
+    if obs.ended:  # ended already (the loop's end, then the call's own callback)
+        return
     try:
         status = code if isinstance(code, grpc.StatusCode) else None
         if status is not None:

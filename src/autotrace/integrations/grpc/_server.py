@@ -5,6 +5,7 @@ the handler, or the stream it returns, finishes, with its status."""
 from __future__ import annotations
 
 import inspect
+from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -92,7 +93,8 @@ def _context_details(servicer_context: Any) -> str | None:
         return None
 
 
-def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, streaming: bool) -> Callable[..., Any]:
+def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, streaming: bool,
+                   aio: bool) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(behavior):
         async def agen(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
             call = _ServerCall(handler_call_details)
@@ -128,21 +130,41 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
         except BaseException as error:
             call.close(servicer_context, error)
             raise
-        if streaming and isinstance(result, Iterator):
-            return _stream(result, call, servicer_context)
-        call.close(servicer_context)
-        return result
+        if not streaming:
+            call.close(servicer_context)
+            return result
+        if aio and not isinstance(result, Iterator):
+            call.close(servicer_context, _not_iterable(result))
+            return result
+        return _stream(result, call, servicer_context)
 
     return function
 
 
-def _stream(items: Iterator[Any], call: _ServerCall, servicer_context: Any) -> Iterator[Any]:
+def _not_iterable(value: Any) -> TypeError | None:
+    """The error grpc.aio meets iterating what a sync streaming handler returned (None, say), else
+    None: a list is handed over whole, the handler's work done. Found without running any code of
+    the application's (``iter`` would run an ``__iter__``)."""
+    kind = type(value)
+    if hasattr(kind, "__iter__") or hasattr(kind, "__getitem__"):
+        return None
+    try:
+        iter(value)
+    except TypeError as error:
+        return error
+    return None
+
+
+def _stream(responses: Any, call: _ServerCall, servicer_context: Any) -> Iterator[Any]:
+    """Hands on what a sync streaming handler returned, with the span current. The sync server
+    calls ``next`` on it, so a list fails the call (UNKNOWN): that error, grpc's own, is raised
+    here, where it is recorded, and the call fails as it would untraced."""
     try:
         while True:
             # the span and tenant again per item: grpc.aio reads sync streams on its thread pool
             with _current(call.obs, call.tenant):
                 try:
-                    item = next(items)
+                    item = next(responses)
                 except StopIteration:
                     break
             yield item
@@ -179,7 +201,13 @@ class _current:
 _BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
 
-def _wrap_handler(handler: Any, handler_call_details: Any) -> Any:
+class _MethodHandler(namedtuple("_MethodHandler", ("request_streaming", "response_streaming", "request_deserializer",
+                                                    "response_serializer", *_BEHAVIORS)), grpc.RpcMethodHandler):
+    """A handler given as another type than grpc's named tuple (``grpc.RpcMethodHandler`` is an
+    interface), copied so that its behaviour can be wrapped."""
+
+
+def _wrap_handler(handler: Any, handler_call_details: Any, aio: bool) -> Any:
     if handler is None:
         return None
     try:
@@ -187,7 +215,9 @@ def _wrap_handler(handler: Any, handler_call_details: Any) -> Any:
         for field in _BEHAVIORS:
             behavior = getattr(handler, field, None)
             if behavior is not None:
-                changes[field] = _wrap_behavior(behavior, handler_call_details, field.endswith("stream"))
+                changes[field] = _wrap_behavior(behavior, handler_call_details, field.endswith("stream"), aio)
+        if not hasattr(handler, "_replace"):
+            handler = _MethodHandler(*(getattr(handler, field, None) for field in _MethodHandler._fields))
         return handler._replace(**changes)
     except Exception as exc:
         guarded_failure("grpc.wrap_handler", exc)
@@ -198,16 +228,14 @@ class ServerInterceptor(grpc.ServerInterceptor):
     """Joins incoming calls of a synchronous server to the caller's trace."""
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
-        return _wrap_handler(continuation(handler_call_details), handler_call_details)
+        return _wrap_handler(continuation(handler_call_details), handler_call_details, aio=False)
 
 
 class AioServerInterceptor(grpc.aio.ServerInterceptor):
     """Joins incoming calls of an asyncio server to the caller's trace."""
 
     async def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
-        return _wrap_handler(await continuation(handler_call_details), handler_call_details)
-
-
+        return _wrap_handler(await continuation(handler_call_details), handler_call_details, aio=True)
 
 
 def server_interceptor(asyncio: bool = False) -> grpc.ServerInterceptor:

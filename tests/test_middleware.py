@@ -139,3 +139,19 @@ def test_asgi_headers_given_as_text_by_a_lax_server_are_read(traced: Traced) -> 
     app = TenantASGIMiddleware(_asgi_app(seen), tenant_from_scope=lambda scope: "acme")
     _call_asgi(app, [("traceparent", PARENT)])  # type: ignore[list-item]
     assert seen == [("acme", "0af7651916cd43dd8448eb211c80319c")]
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ([(b"baggage", b"autotrace.tenant=globex"), (b"baggage", b"autotrace.tenant=acme")], None),
+    ([(b"baggage", b"autotrace.tenant=globex,k=v,autotrace.tenant=acme")], None),
+    ([(b"baggage", b"autotrace.tenant=globex"), (b"baggage", b"k=v, autotrace.tenant = globex")], "globex"),
+])
+def test_trusted_baggage_naming_several_tenants_gives_none(tmp_path: Any, headers: Any, expected: Any) -> None:
+    """Fail closed: whoever adds a later baggage header (a proxy, another SDK) must not choose the
+    tenant; the same tenant named twice is still that tenant."""
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(),
+                      trust_incoming_tenant=True)
+    seen: list[Any] = []
+    _call_asgi(TenantASGIMiddleware(_asgi_app(seen)), headers)
+    assert seen[0][0] == expected
+    assert autotrace.stats().get("propagation_conflicting_tenant", 0) == (1 if expected is None else 0)

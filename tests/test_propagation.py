@@ -95,3 +95,13 @@ def test_several_traceparents_are_invalid_and_several_baggage_headers_one_list()
     span_context = trace.get_current_span(one).get_span_context()
     assert format(span_context.span_id, "016x") == "b7ad6b7169203331"
     assert span_context.trace_state.to_header() == "x=1,y=2"
+
+
+def test_baggage_naming_several_tenants_carries_none() -> None:
+    """As gRPC metadata (pairs) or one header (a mapping): several tenants named, none is taken."""
+    conflicting = propagation.extract([("baggage", "autotrace.tenant=a%2Fb"), ("baggage", "autotrace.tenant=c")])
+    single = propagation.extract({"baggage": "autotrace.tenant=a,x=1,autotrace.tenant=c"})
+    same = propagation.extract([("baggage", "autotrace.tenant=a%2Fb;p=1"), ("baggage", "autotrace.tenant=a/b")])
+    assert (tenant_from_baggage(conflicting), tenant_from_baggage(single), tenant_from_baggage(same)) == \
+        (None, None, "a/b")
+    assert autotrace.stats()["propagation_conflicting_tenant"] == 2

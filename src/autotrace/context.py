@@ -4,10 +4,11 @@ entry that carries the tenant across internal services."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
+from urllib.parse import unquote
 
 from opentelemetry import baggage
 from opentelemetry.context import Context
@@ -115,6 +116,21 @@ def tenant_from_baggage(ctx: Context | None = None) -> str | None:
     """The tenant carried as baggage in ``ctx`` (validated), or None."""
     value = baggage.get_baggage(TENANT_BAGGAGE_KEY, ctx)
     return value if valid_tenant(value) else None
+
+
+def conflicting_tenants(headers: Iterable[str | bytes]) -> bool:
+    """Whether the ``baggage`` header values ``headers`` name more than one tenant: then none of
+    them is trusted (the W3C rule that a later entry wins would let whoever adds a header choose)."""
+    seen: set[str] = set()
+    for header in headers:
+        text = header.decode("latin-1") if isinstance(header, bytes) else header
+        if TENANT_BAGGAGE_KEY not in text:  # nearly always: one substring test
+            continue
+        for member in text.split(","):
+            key, _, value = member.partition("=")
+            if key.strip() == TENANT_BAGGAGE_KEY:
+                seen.add(unquote(value.split(";", 1)[0].strip()))
+    return len(seen) > 1
 
 
 def with_tenant_baggage(tenant_id: str | None, ctx: Context | None = None) -> Context | None:

@@ -18,7 +18,7 @@ from opentelemetry.propagate import extract
 
 from ._internal import count, log_once
 from .context import reset_tenant, set_tenant, tenant_from_baggage, valid_tenant, without_tenant_baggage
-from .propagation import reading_headers
+from .propagation import reading_headers, without_conflicting_tenants
 from .runtime import state
 
 _MAX_HEADER = 8192
@@ -54,7 +54,7 @@ def _tenant_of(resolve: Callable[[Any], str | None] | None, request: Any, carrie
 def _enter(headers: Mapping[str, str], resolve: Callable[[Any], str | None] | None, request: Any) -> tuple[Any, Any]:
     carrier = {k: v for k, v in headers.items() if len(v) <= _MAX_HEADER}
     with reading_headers():
-        ctx = extract(carrier)
+        ctx = without_conflicting_tenants(extract(carrier), [carrier.get("baggage") or ""])
     tenant = _tenant_of(resolve, request, ctx)
     context_token = otel_context.attach(without_tenant_baggage(ctx))
     tenant_token = set_tenant(tenant) if tenant is not None else None

@@ -23,7 +23,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ._internal import count, log_once
-from .context import current_tenant, with_tenant_baggage, without_tenant_baggage
+from .context import conflicting_tenants, current_tenant, with_tenant_baggage, without_tenant_baggage
 from .runtime import state
 
 MAX_HEADER_LENGTH = 8192
@@ -119,7 +119,7 @@ def _extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]], context: Co
     if isinstance(carrier, Mapping):
         safe: Any = {k.lower(): v for k, v in carrier.items() if isinstance(v, str) and len(v) <= MAX_HEADER_LENGTH}
         context = _tracecontext.extract(safe, context)
-        return _baggage.extract(safe, context)
+        return without_conflicting_tenants(_baggage.extract(safe, context), [safe.get("baggage") or ""])
     entries = [(str(k).lower(), v) for k, v in carrier]
     pairs = [(k, v) for k, v in entries if isinstance(v, str | bytes) and len(v) <= MAX_HEADER_LENGTH]
     if sum(k == "traceparent" for k, _ in entries) > 1:
@@ -127,7 +127,18 @@ def _extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]], context: Co
         count("propagation_duplicate_traceparent")
     else:
         context = _tracecontext.extract(pairs, context, getter=PAIRS_GETTER)
-    return _with_baggage(pairs, context)
+    return without_conflicting_tenants(_with_baggage(pairs, context), [v for k, v in pairs if k == "baggage"])
+
+
+def without_conflicting_tenants(context: Context, baggage_headers: Iterable[str | bytes]) -> Context:
+    """``context``, without its tenant entry if the incoming ``baggage`` headers named several
+    tenants (counted as ``propagation_conflicting_tenant``): no tenant, rather than whichever came last."""
+    if not conflicting_tenants(baggage_headers):
+        return context
+    count("propagation_conflicting_tenant")
+    log_once("propagation_conflicting_tenant", "autotrace: incoming baggage named several tenants; none is "
+             "used (counted as propagation_conflicting_tenant)")
+    return without_tenant_baggage(context)
 
 
 def _with_baggage(pairs: Iterable[tuple[Any, Any]], context: Context) -> Context:

@@ -3,6 +3,7 @@ they show, the configuration table and the integration contract, run as written.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -15,7 +16,8 @@ import pytest
 
 import autotrace
 from autotrace import cli
-from autotrace.config import _ENV, Settings
+from autotrace.config import _ENV, Settings, load_settings
+from autotrace.install import installed_integrations
 from autotrace.query import compile_query
 from tests.helpers import Traced, shape
 
@@ -27,6 +29,12 @@ INTEGRATIONS_DOC = (ROOT / "docs" / "integrations.md").read_text(encoding="utf-8
 def python_blocks(text: str) -> list[str]:
     """The ```python blocks of a Markdown text, in order."""
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def python_block(text: str, containing: str) -> str:
+    """The one ```python block of ``text`` that contains ``containing``."""
+    (block,) = [block for block in python_blocks(text) if containing in block]
+    return block
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -58,7 +66,7 @@ def test_readme_quick_start_snippet(traced: Traced) -> None:
 def test_readme_tenancy_snippet(traced: Traced) -> None:
     hits = search("")
     with autotrace.tenant("acme"):
-        exec(python_blocks(README)[1], {"autotrace": autotrace, "question": "q", "hits": hits})
+        exec(python_block(README, "RAG service"), {"autotrace": autotrace, "question": "q", "hits": hits})
     (record,) = traced.records()
     assert (record["type"], record["tenant"], record["doc_count"], record["output"]) == ("retriever", "acme", 1, hits)
 
@@ -81,6 +89,52 @@ def test_quickstart_example_and_the_commands_shown(tmp_path: Path, capsys: pytes
     assert "[TOOL] issue_refund" in run_cli(capsys, "show", trace_id[:6])
     found = json.loads(run_cli(capsys, "query", "type=tool and tenant=acme", "--json"))
     assert [r["name"] for r in found] == ["issue_refund"]
+    # the options the README names: traces --tenant/--limit, show --no-io, query --limit, --db PATH
+    assert [t["trace_id"] for t in json.loads(run_cli(capsys, "traces", "--tenant", "acme", "--limit", "1",
+                                                      "--json"))] == [trace_id]
+    assert json.loads(run_cli(capsys, "traces", "--tenant", "globex", "--json")) == []
+    assert "in:" in run_cli(capsys, "show", trace_id[:6]) and "in:" not in run_cli(capsys, "show", trace_id[:6],
+                                                                                    "--no-io")
+    assert len(json.loads(run_cli(capsys, "query", "tenant=acme", "--limit", "2", "--json"))) == 2
+    assert json.loads(run_cli(capsys, "query", "type=nothing", "--json")) == []  # no match: exit 0
+    store = Path(os.environ["AUTOTRACE_HOME"]) / "traces.db"
+    moved = tmp_path / "elsewhere.db"
+    store.rename(moved)
+    assert [r["name"] for r in json.loads(run_cli(capsys, "--db", str(moved), "query", "type=tool", "--json"))] == [
+        "issue_refund"]
+
+
+def test_readme_opens_with_the_two_make_commands() -> None:
+    """The README's first lines give exactly ``make demo`` and ``make test``, both Makefile targets."""
+    assert README.startswith("# autotrace\n\n```\n")
+    first = README.split("```", 2)[1]
+    assert [line.split("#", 1)[0].strip() for line in first.strip().splitlines()] == ["make demo", "make test"]
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^demo:", makefile, flags=re.M) and re.search(r"^test:", makefile, flags=re.M)
+
+
+def test_readme_trace_attributes_snippet(traced: Traced) -> None:
+    """Trace-level fields set for a block reach every span started inside, as the README shows."""
+    def agent(question: str) -> str:
+        with autotrace.start_agent("turn", input=question), autotrace.start_span("step"):
+            return "answer"
+
+    with autotrace.tenant("acme"):
+        exec(python_block(README, "trace_attributes"), {"autotrace": autotrace, "agent": agent, "question": "q"})
+    records = traced.records()
+    assert [(r["name"], r["trace_name"], r["user_id"], r["session_id"], r["tags"]) for r in records] == [
+        ("turn", "support-turn", "u-42", "chat-7", ["beta"]), ("step", "support-turn", "u-42", "chat-7", ["beta"])]
+    assert all(compile_query("session_id=chat-7").matches(r) for r in records)
+
+
+def test_query_operators_the_readme_names() -> None:
+    record = {"type": "generation", "level": "DEFAULT", "name": "error-404", "model": None,
+              "usage": {"total": 2500}, "prompt": {"version": 3}}
+    expected = {"usage.total=2500": True, "usage.total==2.5e3": True, "usage.total!=2500": False,
+                "usage.total<2500": False, "usage.total<=2500": True, "usage.total>2000": True,
+                "usage.total>=2501": False, "name~404": True, "name!~404": False, "has prompt.version": True,
+                "has model": False, "model=null": True, "type=GENERATION": True, "level=default": True}
+    assert {query: compile_query(query).matches(record) for query in expected} == expected
 
 
 def test_query_text_example(traced: Traced) -> None:
@@ -90,6 +144,22 @@ def test_query_text_example(traced: Traced) -> None:
     (record,) = traced.records()
     assert not compile_query("metadata.build=42").matches(record)
     assert compile_query("metadata.build=0042").matches(record)
+
+
+@pytest.mark.integrations("openai")
+def test_set_prices_as_the_readme_writes_it(traced: Traced, client: Any) -> None:
+    """``set_prices({"my-model": (input, cached_input, output)})``, USD per million tokens."""
+    from autotrace.integrations.openai import set_prices
+
+    set_prices({"docs-model": (2.0, 1.0, 8.0)})
+    with autotrace.tenant("acme"):
+        client.chat.completions.create(model="docs-model", messages=[{"role": "user", "content": "hi"}])
+    (record,) = traced.records()
+    assert (record["model"], record["usage"]) == ("docs-model", {"input": 7, "output": 5, "total": 12,
+                                                                 "input_cached_tokens": 0,
+                                                                 "output_reasoning_tokens": 0})
+    assert record["cost"] == {"input": pytest.approx(7 * 2.0 / 1e6), "output": pytest.approx(5 * 8.0 / 1e6),
+                              "total": pytest.approx((7 * 2.0 + 5 * 8.0) / 1e6)}
 
 
 def test_prompt_versions_are_integers(traced: Traced) -> None:
@@ -120,6 +190,97 @@ def test_tenantless_spans_local_only_kept_with_langfuse_dropped(rx: Any, tmp_pat
     assert autotrace.stats()["spans_dropped.no_tenant"] == 1
 
 
+# -- what the README says of redaction and errors -------------------------------------------------
+def test_redaction_as_the_readme_lists_it(tmp_path: Path) -> None:
+    """Key assignments and Anthropic keys are API keys; structural attributes reach no hook; every
+    span's resource, autotrace's own included, does (``resource``); a hook's ``None`` leaves the
+    value out (an attribute dropped, a name empty)."""
+    seen: set[tuple[str, str]] = set()
+
+    def hook(key: str, value: Any, span_type: str) -> Any:
+        seen.add((key, span_type))
+        return None if key in ("langfuse.observation.metadata.drop", "span.name") else value
+
+    autotrace.install(local_store_path=tmp_path / "t.db", integrations=(), export_interval=0.05, redact=[hook])
+    with autotrace.tenant("acme"), autotrace.start_generation("answer", model="gpt-4o", metadata={
+            "config": "password=hunter2xyz", "header": "api_key: abcdef123456", "drop": "x",
+            "key": "sk-ant-api03-abcdefghijklmnop"}) as generation:
+        generation.update(usage={"input": 1, "output": 2, "total": 3})
+    assert autotrace.flush(5.0)
+    store = autotrace.local_store()
+    assert store is not None
+    (record,) = store.observations()
+    assert record["name"] == ""
+    assert (record["model"], record["usage"]) == ("gpt-4o", {"input": 1, "output": 2, "total": 3})
+    assert record["metadata"] == {"config": "password=<API_KEY>", "header": "api_key: <API_KEY>",
+                                  "key": "<API_KEY>"}
+    structural = {"langfuse.observation.type", "langfuse.observation.model.name", "autotrace.tenant",
+                  "langfuse.observation.usage_details", "gen_ai.request.model"}
+    assert not {key for key, _ in seen} & structural
+    assert {("langfuse.observation.metadata.config", "generation"), ("span.name", "generation"),
+            ("service.name", "resource")} <= seen
+
+
+def test_interrupted_observation_is_a_warning_an_exception_an_error(traced: Traced) -> None:
+    @autotrace.observe
+    async def slow() -> None:
+        await asyncio.sleep(10)
+
+    @autotrace.observe
+    def boom() -> None:
+        raise KeyError("k")
+
+    async def cancel() -> None:
+        task = asyncio.create_task(slow())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with autotrace.tenant("acme"):
+        asyncio.run(cancel())
+        with pytest.raises(KeyError):
+            boom()
+    levels = {r["name"]: (r["level"], r["error"]) for r in traced.records()}
+    assert levels == {"test_interrupted_observation_is_a_warning_an_exception_an_error.<locals>.slow": (
+        "WARNING", False), "test_interrupted_observation_is_a_warning_an_exception_an_error.<locals>.boom": (
+        "ERROR", True)}
+
+
+# -- counters the docs name -------------------------------------------------------------------------
+SOURCE = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "src" / "autotrace").rglob("*.py"))
+_COUNTER = re.compile(r"`((?:spans|scores)_(?:dropped|exported)(?:\.[a-z_:<>]+)?"
+                      r"|[a-z]+(?:_[a-z]+)*_(?:dropped|truncated|invalid|mismatch|busy|skipped|failed|errors)"
+                      r"(?:\.[a-z_<>]+)?)`")
+
+
+def _documented_counters() -> set[str]:
+    """Counter names in README.md and docs/integrations.md; ``.name`` in the README's ``stats()``
+    paragraph is short for ``spans_dropped.name``."""
+    names = set(_COUNTER.findall(README + INTEGRATIONS_DOC))
+    paragraph = README.split("`autotrace.stats()` returns every counter", 1)[1].split("\n\n", 1)[0]
+    names.update(f"spans_dropped{short}" for short in re.findall(r"`(\.[a-z_]+)`", paragraph))
+    return names
+
+
+def test_counters_named_in_the_docs_exist() -> None:
+    """Every counter the docs name is one the code counts (a name with ``<key>``, or ``.other``,
+    is of a family counted per key)."""
+    names = _documented_counters()
+    assert {"spans_dropped.shutdown", "spans_dropped.tenant_cap", "tenant_mismatch", "attribute_items_dropped",
+            "scores_dropped.redacted", "integration_failed.<name>", "spans_exported.other"} <= names
+    missing = []
+    for name in sorted(names):
+        if "<" in name or name.endswith(".other"):
+            family = name.split(".", 1)[0]
+            found = f'"{family}"' in SOURCE or f'f"{family}.{{' in SOURCE
+        else:
+            found = f'"{name}"' in SOURCE
+        if not found:
+            missing.append(name)
+    assert missing == []
+
+
 # -- the configuration table ------------------------------------------------------------------------
 def _config_rows() -> list[tuple[set[str], set[str]]]:
     """(settings, environment variables) named in each row of the README's configuration table."""
@@ -144,6 +305,34 @@ def test_configuration_table_names_every_setting_and_its_variables() -> None:
         read = {v for name in settings if name in _ENV for v in _ENV[name][0]}
         extra = {"OTEL_SDK_DISABLED"} if "enabled" in settings else set()
         assert variables == read | extra, settings
+
+
+def test_configuration_table_gives_the_numeric_defaults_and_limits() -> None:
+    """Each row of numeric settings lists their defaults in order; the limits it names hold."""
+    table = README.split("| setting | environment | default |", 1)[1].split("\n\n", 1)[0]
+    defaults = Settings()
+    checked = set()
+    for line in table.splitlines()[2:]:
+        cells = line.split("|")
+        names = list(dict.fromkeys(re.findall(r"`([a-z_]+)`", cells[1])))
+        values = [getattr(defaults, name, None) for name in names]
+        if not names or not all(type(v) in (int, float) for v in values):
+            continue
+        assert [float(n) for n in re.findall(r"\d+", cells[3])[:len(names)]] == values, names
+        checked.update(names)
+    assert len(checked) == 12
+    for bad, limit in (({"export_workers": 65}, "at most 64"), ({"max_value_bytes": 255}, ">= 256"),
+                       ({"queue_size": 10, "max_export_batch": 11}, "must not exceed queue_size")):
+        with pytest.raises(autotrace.ConfigError, match=limit):
+            load_settings(bad, env={})
+
+
+def test_cut_values_end_with_the_truncation_mark(traced: Traced) -> None:
+    with autotrace.tenant("acme"), autotrace.start_span("long", input="x" * 70_000):
+        pass
+    (record,) = traced.records()
+    assert record["input"].endswith("…[truncated]") and len(record["input"].encode()) <= 65_536
+    assert autotrace.stats()["attributes_truncated"] == 1
 
 
 # -- docs/integrations.md: the integration contract -------------------------------------------------
@@ -174,9 +363,9 @@ INTEGRATION = LookupIntegration()
 '''
 
 
-def _plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+def _plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str = PLUGIN) -> None:
     """An installed distribution declaring one integration through the documented entry point."""
-    (tmp_path / "docs_plugin.py").write_text(PLUGIN.replace("MODULE", repr(module)))
+    (tmp_path / "docs_plugin.py").write_text(source.replace("MODULE", repr(module)))
     (tmp_path / "docs_target.py").write_text("def lookup(key):\n    return key.upper()\n")
     info = tmp_path / "docs_plugin-0.1.dist-info"
     info.mkdir()
@@ -185,6 +374,15 @@ def _plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str) -> Non
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in ("docs_plugin", "docs_target"):
         monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+@pytest.mark.integrations("openai")
+def test_integration_test_snippet_runs_as_written(traced: Traced, fake: Any) -> None:
+    """The example test of docs/integrations.md, with the fixtures it names (conftest.py's)."""
+    namespace: dict[str, Any] = {}
+    exec(python_block(INTEGRATIONS_DOC, "def test_chat"), namespace)
+    assert namespace["test_chat"].pytestmark[0].args == ("openai",)
+    namespace["test_chat"](traced, fake)
 
 
 def test_contract_snippet_declares_the_module_to_wait_for() -> None:
@@ -207,3 +405,22 @@ def test_third_party_integration_patches_on_import_of_its_module(
     assert autotrace.flush(5.0)
     names = [r["name"] for r in autotrace.local_store().observations()]
     assert names == (["docs_target.lookup"] if traced_call else [])
+
+
+def test_third_party_integration_failing_partway_is_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ``_instrument`` that raises after patching: the patch is removed, the library runs
+    untraced, ``integration_failed.<name>`` is counted."""
+    failing = PLUGIN.replace('self.patcher.wrap("docs_target", "lookup", _wrap)',
+                             'self.patcher.wrap("docs_target", "lookup", _wrap)\n        raise RuntimeError("partway")')
+    _plugin(tmp_path, monkeypatch, "docs_target", failing)
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", export_interval=0.05,
+                      integrations=("docs_lookup",))
+    import docs_target
+
+    with autotrace.tenant("acme"):
+        assert docs_target.lookup("kb") == "KB"
+    assert autotrace.flush(5.0)
+    assert type(docs_target.lookup).__name__ == "function"  # not a wrapt wrapper any more
+    assert autotrace.local_store().observations() == []
+    assert autotrace.stats()["integration_failed.docs_lookup"] == 1
+    assert "docs_lookup" not in installed_integrations()

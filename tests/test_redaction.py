@@ -193,3 +193,14 @@ def test_digits_of_other_scripts_are_still_detected(text: str, expected: str) ->
 def test_every_digit_kind_passes_the_cheap_checks(text: str) -> None:
     assert _has_digit_shape(text)
     assert redact_text(f"see {text} here")[1] == 1
+
+
+def test_assignments_in_json_held_inside_a_json_string_are_redacted_and_the_text_stays_json() -> None:
+    """A chat message whose content is JSON (``{"password": ...}``) is serialised with its quotes
+    escaped: the key's and the value's quotes are then ``\\"``."""
+    content = json.dumps({"password": "hunter2xyz", "user": "bob", "token": "a\\b\\cdefg"})
+    text, replaced = redact_text(json.dumps([{"role": "user", "content": content}]))
+    assert replaced == 2
+    assert json.loads(json.loads(text)[0]["content"]) == {"password": "<API_KEY>", "user": "bob",
+                                                          "token": "<API_KEY>"}
+    assert redact_text("password=abc\\def") == ("password=<API_KEY>", 1)  # a backslash inside the value

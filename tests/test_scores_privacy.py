@@ -123,3 +123,20 @@ def test_scores_and_spans_are_counted_apart(rx: OtlpReceiver) -> None:
     stats = autotrace.stats()
     assert (stats["spans_exported"], stats["scores_exported"]) == (2, 2)
     assert (stats["spans_exported.langfuse:t"], stats["scores_exported.langfuse:t"]) == (2, 2)
+
+
+def test_a_hook_dropping_a_scores_name_or_text_value_drops_the_score(rx: OtlpReceiver) -> None:
+    """The redactor hands a dropped text on as "": a score with no name or value is not sent (it
+    was sent with an empty name or value); a dropped comment is left out."""
+    def hook(key: str, value: Any, span_type: str) -> Any:
+        return None if value in ("secret-name", "secret-label", "secret-comment") else value
+
+    install_one_tenant(rx, redact=hook)
+    with autotrace.tenant("t"), autotrace.start_generation("g"):
+        nameless = autotrace.score("secret-name", 0.5)
+        valueless = autotrace.score("label", "secret-label")
+        commentless = autotrace.score("quality", 0.25, comment="secret-comment")
+    sent = _sent(rx)
+    assert set(sent) == {commentless} and nameless is not None and valueless is not None
+    assert "comment" not in sent[commentless]  # type: ignore[operator]
+    assert autotrace.stats()["scores_dropped.redacted"] == 2

@@ -108,7 +108,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="autotrace", description="Typed tracing for LLM agent pipelines.")
-    parser.add_argument("--db", help="local store path (default: AUTOTRACE_LOCAL_STORE_PATH or ~/.autotrace)")
+    parser.add_argument("--db", help="local store path (default: AUTOTRACE_LOCAL_STORE_PATH, else "
+                        "$AUTOTRACE_HOME/traces.db or ~/.autotrace/traces.db)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("traces", help="list recent traces")

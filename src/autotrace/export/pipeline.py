@@ -348,7 +348,7 @@ class SpanPipeline(SpanProcessor):
     def _route_score(self, item: ScoreItem) -> None:
         """Redact a score's name, comment and value, whatever their type, then route it. A value
         the redactor returns as other than text (or a number, for the value) is replaced; a score
-        whose redaction raises, or whose value a hook drops, is dropped: never exported raw."""
+        whose redaction raises, or whose name or value a hook drops, is dropped: never exported raw."""
         body, redactor = item.body, self.redactor
         if redactor.enabled:
             try:
@@ -360,11 +360,11 @@ class SpanPipeline(SpanProcessor):
                            else redactor.redact_value(hook_key, value, "score"))
                     if isinstance(new, bytes):
                         new = new.decode("utf-8", "replace")
-                    if new is None and key == "comment":
+                    if new is None or new == "":  # a hook dropped it (the redactor gives texts as "")
+                        if key != "comment":  # a score with no name or value is not sent
+                            count("scores_dropped.redacted")
+                            return
                         del body[key]
-                    elif new is None and key == "value":
-                        count("scores_dropped.redacted")
-                        return
                     elif type(new) is str or (key == "value" and type(new) in (int, float)):
                         body[key] = new
                     else:

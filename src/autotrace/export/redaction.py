@@ -82,9 +82,12 @@ _PATTERNS: dict[str, str] = {
 _ESCAPES = ("\\n", "\\t", "\\r", "\\b", "\\f")
 _MARK = "\x00"
 # ``api_key=...``-style assignments need the key kept, so they have their own expression.
+# Quotes may be escaped (``{\"password\": \"...\"}``: JSON inside a JSON string, such as a chat
+# message holding JSON); the value then stops before the escaped quote, which stays valid.
 _KEY_VALUE = re.compile(
-    r"(?P<prefix>[\"']?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)[\"']?\s?[:=]\s?[\"']?)"
-    r"(?P<value>(?!<)[^\s\"',;}]{6,})",
+    r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)(?:\\?[\"'])?"
+    r"\s?[:=]\s?(?:\\?[\"'])?)"
+    r"(?P<value>(?!<)(?:[^\s\"',;}\\]|\\(?![\"'])){6,})",
     re.IGNORECASE,
 )
 BUILT_IN_KINDS = frozenset(_PATTERNS)

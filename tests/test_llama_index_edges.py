@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -326,3 +326,186 @@ def test_tool_calls_and_keyword_prompts_are_recorded(traced: Traced) -> None:
     assert chat["input"] == [{"role": "user", "content": "6 times 7?"}, wanted,
                              {"role": "tool", "content": "42", "tool_call_id": "c1"}]
     assert complete["input"] == "by keyword"
+
+
+TEXT = "text text text text"  # what MockLLM(max_tokens=4) answers
+SYNC_QUERY = [("retriever", "VectorIndexRetriever.retrieve", [("embedding", "MockEmbedding.get_query_embedding", [])])]
+ASYNC_QUERY = [("retriever", "VectorIndexRetriever.aretrieve",
+                [("embedding", "MockEmbedding.aget_query_embedding", [])])]
+
+
+def in_chain(name: str, run: Callable[[], Any], traced: Traced) -> tuple[Any, list[dict[str, Any]]]:
+    """``run()``'s result and the records of its trace, under an outer chain (the root record)."""
+    with autotrace.start_chain(name) as outer:
+        result = run()
+    return result, traced.trace(outer.trace_id)[1:]
+
+
+class Selecting(CustomLLM):
+    """A selector's LLM: always picks the second choice."""
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name="selector")
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return CompletionResponse(text='[{"choice": 2, "reason": "about refunds"}]')
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+@pytest.fixture
+def engines(index: VectorStoreIndex) -> list[Any]:
+    from llama_index.core.tools import QueryEngineTool
+
+    refunds = VectorStoreIndex.from_documents([Document(text="Refunds take five days.", doc_id="d2")])
+    return [QueryEngineTool(query_engine=index.as_query_engine(), metadata=ToolMetadata(name="shipping",
+                                                                                       description="shipping")),
+            QueryEngineTool(query_engine=refunds.as_query_engine(), metadata=ToolMetadata(name="refunds",
+                                                                                         description="refunds"))]
+
+
+def query_tree(prefix: str) -> tuple[str, str, list[Any]]:
+    """A retriever query engine's tree, synchronous (prefix "") or asynchronous ("a")."""
+    query = ASYNC_QUERY if prefix else SYNC_QUERY
+    return ("chain", f"RetrieverQueryEngine.{prefix}query", [
+        *query, ("chain", f"CompactAndRefine.{prefix}synthesize", [("generation", f"MockLLM.{prefix}complete", [])])])
+
+
+@pytest.mark.parametrize("prefix", ["", "a"])
+def test_router_query_engine(engines: list[Any], traced: Traced, prefix: str) -> None:
+    from llama_index.core.query_engine import RouterQueryEngine
+    from llama_index.core.selectors import LLMSingleSelector
+
+    router = RouterQueryEngine(selector=LLMSingleSelector.from_defaults(llm=Selecting()), query_engine_tools=engines)
+    ask = router.aquery if prefix else router.query
+    response, records = in_chain("request", lambda: asyncio.run(ask("refund time?")) if prefix else ask("refund time?"),
+                                 traced)
+    assert str(response) == TEXT
+    assert shape(records) == [("chain", f"RouterQueryEngine.{prefix}query", [
+        ("generation", f"Selecting.{prefix}complete", []), query_tree(prefix)])]
+    assert records[1]["output"] == [{"choice": 2, "reason": "about refunds"}]  # the JSON text, read back
+    retriever = records[3]
+    assert (retriever["input"], [d["content"] for d in retriever["output"]]) == ("refund time?",
+                                                                                ["Refunds take five days."])
+    assert (records[0]["input"], records[0]["output"]) == ("refund time?", TEXT)
+    assert_nothing_held()
+
+
+@pytest.mark.parametrize(("prefix", "use_async"), [("", False), ("", True), ("a", True)])
+def test_sub_question_query_engine_puts_each_sub_query_under_it(engines: list[Any], traced: Traced, prefix: str,
+                                                                use_async: bool) -> None:
+    """Sub-queries run in parallel (asyncio.gather) when use_async: each keeps its own retrieval and answer."""
+    from llama_index.core.query_engine import SubQuestionQueryEngine
+    from llama_index.core.question_gen.types import BaseQuestionGenerator, SubQuestion
+
+    class TwoQuestions(BaseQuestionGenerator):
+        def _get_prompts(self) -> dict[str, Any]:
+            return {}
+
+        def _update_prompts(self, prompts: Any) -> None:
+            pass
+
+        def generate(self, tools: Any, query: Any) -> list[SubQuestion]:
+            return [SubQuestion(sub_question="ship time?", tool_name="shipping"),
+                    SubQuestion(sub_question="refund time?", tool_name="refunds")]
+
+        async def agenerate(self, tools: Any, query: Any) -> list[SubQuestion]:
+            return self.generate(tools, query)
+
+    engine = SubQuestionQueryEngine.from_defaults(query_engine_tools=engines, question_gen=TwoQuestions(),
+                                                  use_async=use_async, llm=MockLLM(max_tokens=3), verbose=False)
+    ask = engine.aquery if prefix else engine.query
+    response, records = in_chain("request", lambda: asyncio.run(ask("times?")) if prefix else ask("times?"), traced)
+    assert str(response) == "text text text"
+    inner = "a" if use_async else ""
+    assert shape(records) == [("chain", f"SubQuestionQueryEngine.{prefix}query", [
+        query_tree(inner), query_tree(inner),
+        ("chain", f"CompactAndRefine.{prefix}synthesize", [("generation", f"MockLLM.{prefix}complete", [])]),
+    ])]
+    by_id = {r["id"]: r for r in records}
+    for sub, document in (("ship time?", "Orders ship in 24 hours."), ("refund time?", "Refunds take five days.")):
+        (engine_record,) = (r for r in records if r["name"].startswith("RetrieverQueryEngine") and r["input"] == sub)
+        below = [r for r in records if r["parent_id"] == engine_record["id"]
+                 or by_id.get(r["parent_id"], {}).get("parent_id") == engine_record["id"]]
+        assert {r["input"] for r in below if r["type"] in ("retriever", "embedding")} == {sub}
+        (retriever,) = (r for r in below if r["type"] == "retriever")
+        assert [d["content"] for d in retriever["output"]] == [document]
+    assert {r["trace_id"] for r in records} == {records[0]["trace_id"]}
+    assert_nothing_held()
+
+
+class Ranking(CustomLLM):
+    """An LLMRerank's LLM: ranks the refunds document above the shipping one."""
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name="ranker")
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        first = prompt.index("Orders ship") < prompt.index("Refunds take")
+        return CompletionResponse(text=f"Doc: {2 if first else 1}, Relevance: 9\nDoc: {1 if first else 2}, Relevance: 3\n")
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+def test_rerankers_record_their_scores_and_the_llm_they_call(traced: Traced) -> None:
+    from llama_index.core.postprocessor import LLMRerank
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.schema import NodeWithScore
+
+    class Halving(BaseNodePostprocessor):
+        def _postprocess_nodes(self, nodes: list[NodeWithScore], query_bundle: Any = None) -> list[NodeWithScore]:
+            return [NodeWithScore(node=n.node, score=n.score / 2) for n in nodes][:1]
+
+    Settings.embed_model, previous = MockEmbedding(embed_dim=8), Settings._embed_model
+    try:
+        index = VectorStoreIndex.from_documents([Document(text="Orders ship in 24 hours.", doc_id="d1"),
+                                                 Document(text="Refunds take five days.", doc_id="d2")])
+        engine = index.as_query_engine(similarity_top_k=2, llm=MockLLM(max_tokens=4), node_postprocessors=[
+            LLMRerank(llm=Ranking(), top_n=2, choice_batch_size=5), Halving()])
+        response, records = in_chain("request", lambda: engine.query("refunds?"), traced)
+    finally:
+        Settings._embed_model = previous
+    assert [(n.node.text, n.score) for n in response.source_nodes] == [("Refunds take five days.", 4.5)]
+    assert shape(records) == [("chain", "RetrieverQueryEngine.query", [
+        *SYNC_QUERY,
+        ("retriever", "LLMRerank.postprocess_nodes", [("generation", "Ranking.complete", [])]),
+        ("retriever", "Halving.postprocess_nodes", []),
+        ("chain", "CompactAndRefine.synthesize", [("generation", "MockLLM.complete", [])]),
+    ])]
+    reranked, halved = (r for r in records if r["metadata"].get("operation") == "rerank")
+    assert [(d["content"], d["score"]) for d in reranked["output"]] == [("Refunds take five days.", 9.0),
+                                                                        ("Orders ship in 24 hours.", 3.0)]
+    assert (reranked["input"], reranked["metadata"]["scores"], reranked["metadata"]["doc_count"]) == (
+        "refunds?", [9.0, 3.0], 2)
+    assert (halved["metadata"]["scores"], halved["metadata"]["doc_count"]) == ([4.5], 1)
+    assert_nothing_held()
+
+
+def test_an_ingestion_pipeline_records_its_embedding_batches_with_counts(traced: Traced) -> None:
+    from llama_index.core.ingestion import IngestionPipeline
+    from llama_index.core.node_parser import SentenceSplitter
+
+    documents = [Document(text="Orders ship in 24 hours. " * 40, doc_id="d1"), Document(text="Refunds.", doc_id="d2")]
+
+    def pipeline() -> IngestionPipeline:
+        return IngestionPipeline(transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0),
+                                                  MockEmbedding(embed_dim=8)])
+
+    nodes, records = in_chain("sync", lambda: pipeline().run(documents=documents), traced)
+    async_nodes, async_records = in_chain("async", lambda: asyncio.run(pipeline().arun(documents=documents)), traced)
+    assert len(nodes) == len(async_nodes) == 6
+    assert shape(records) == [("embedding", "MockEmbedding.get_text_embedding_batch", [])]
+    assert shape(async_records) == [("embedding", "MockEmbedding.aget_text_embedding_batch", [])]
+    for record in records + async_records:
+        assert (record["metadata"]["input_count"], record["metadata"]["dimensions"], record["output"]) == (
+            6, 8, {"count": 6})
+        assert record["input"] == [n.get_content(metadata_mode="embed") for n in nodes]
+    assert_nothing_held()

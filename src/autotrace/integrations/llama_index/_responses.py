@@ -3,13 +3,19 @@ the response's ``response_gen`` calls it. That generator is relayed: each step m
 chain (the synthesis) current, so the LLM span the step starts nests under it, even in a thread the
 caller copied its context to; the chains stay open until the stream ends, fails, is closed or is
 freed unread, and then record the streamed text as their output.
+
+A chat engine's streaming reply (``StreamingAgentChatResponse``) is written by a thread or task the
+engine starts (``write_response_to_history``, a span under the engine's): the engine's chain stays
+open until that writer ends (or the reply is freed), then records the reply's text or its error.
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -18,6 +24,9 @@ from ..._internal import guarded_failure
 from ...observation import Observation, make_current, restore_context
 from ...runtime import state
 
+#: guards ``chats`` between a chat engine returning its reply and the reply's writer ending (re-entered by
+#: a finalizer the garbage collector runs meanwhile)
+_CHATS_LOCK = threading.RLock()
 #: while a relayed response stream takes a step: (its innermost chain, LlamaIndex's span id then)
 _READING: ContextVar[tuple[str, str | None] | None] = ContextVar("autotrace_llama_index_reading", default=None)
 
@@ -35,6 +44,8 @@ class ResponseRelay:
 
     open: OrderedDict[str, tuple[Observation, Any]]
     responses: weakref.WeakKeyDictionary[Any, Response]
+    chats: OrderedDict[int, Response]  # id of a chat reply still being written -> the chains it ends
+    _bound: Callable[[OrderedDict[Any, Any]], None]
 
     def relayed_parent(self, parent_id: str | None) -> str | None:
         """The chain a span started by a relayed step belongs under, else None."""
@@ -146,3 +157,36 @@ class ResponseRelay:
                 obs.end()
         except Exception as exc:
             guarded_failure("llama_index.response_ended", exc)
+
+    def _follow_chat(self, id_: str, reply: Any) -> bool:
+        """Have chain ``id_`` end when a chat engine's streaming ``reply`` is written; True if it now waits."""
+        if type(reply).__name__ != "StreamingAgentChatResponse":
+            return False
+        key = id(reply)  # the reply is unhashable; finalize forgets the key before the id can be reused
+        with _CHATS_LOCK:  # the writer sets is_done (or exception), then ends: it cannot end between these
+            written = getattr(reply, "is_done", True) or getattr(reply, "exception", None) is not None
+            if not written:
+                tracked = self.chats.get(key)
+                if tracked is None:
+                    tracked = self.chats[key] = Response(id_)
+                    weakref.finalize(reply, self._chat_written, key, None)
+                else:  # an outer chain returning the reply an inner one waits for
+                    tracked.ids.append(id_)
+        if written:  # before the engine returned
+            self._end_chat(Response(id_), reply)
+        else:
+            self._bound(self.chats)
+        return True
+
+    def _chat_written(self, key: int, reply: Any) -> None:
+        """End the chains waiting for a chat reply, once (``reply`` is None: freed unwritten)."""
+        with _CHATS_LOCK:
+            tracked = self.chats.pop(key, None)
+        if tracked is not None:
+            self._end_chat(tracked, reply)
+
+    def _end_chat(self, tracked: Response, reply: Any) -> None:
+        """End chains with a chat reply's text, or its writer's error."""
+        text = getattr(reply, "response", None)
+        tracked.pieces = [text] if isinstance(text, str) else []
+        self._response_ended(tracked, getattr(reply, "exception", None))

@@ -1,0 +1,160 @@
+"""What LlamaIndex calls were given and returned, as the fields of their observations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...observation import ObservationType
+from ..documents import recorded
+
+_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"}
+
+
+def method_of(id_: str) -> str:
+    """The method name in a LlamaIndex span id (``Class.method-uuid``)."""
+    return id_.split("-", 1)[0].rsplit(".", 1)[-1]
+
+
+def _query(value: Any) -> Any:
+    return getattr(value, "query_str", value)
+
+
+def _document(item: Any) -> dict[str, Any]:
+    node = getattr(item, "node", item)
+    text = getattr(node, "text", None) or (node.get_content() if hasattr(node, "get_content") else "")
+    return {"id": getattr(node, "node_id", None), "score": getattr(item, "score", None), "content": str(text)[:200]}
+
+
+def message(value: Any) -> dict[str, Any]:
+    """A chat message as recorded: role, content, the tool calls it asks for, the call it answers."""
+    role = getattr(getattr(value, "role", None), "value", None) or str(getattr(value, "role", "user"))
+    entry = {"role": _ROLES.get(role, role), "content": getattr(value, "content", str(value))}
+    extra = getattr(value, "additional_kwargs", None)
+    extra = extra if isinstance(extra, dict) else {}
+    # the calls a function-calling LLM asked for: blocks (core's own form) or OpenAI-style kwargs
+    calls = [{"id": b.tool_call_id, "name": b.tool_name, "arguments": b.tool_kwargs}
+             for b in getattr(value, "blocks", None) or () if type(b).__name__ == "ToolCallBlock"]
+    calls = calls or extra.get("tool_calls")
+    if calls:
+        entry["tool_calls"] = calls
+    if extra.get("tool_call_id"):  # which call a tool result answers
+        entry["tool_call_id"] = extra["tool_call_id"]
+    return entry
+
+
+def llm_input(method: str, arguments: dict[str, Any]) -> Any:
+    """The messages (chat) or prompt (completion) an LLM call was given."""
+    positional = arguments.get("args") or ()  # LLM callbacks wrap methods as (_self, *args, **kwargs)
+    keywords = arguments.get("kwargs")
+    keywords = keywords if isinstance(keywords, dict) else {}
+    name = "messages" if "chat" in method else "prompt"
+    return arguments.get(name) or (positional[0] if positional else keywords.get(name))
+
+
+def _run_input(event: Any) -> Any:
+    """A workflow run's input: an agent's user message, else its start event's fields."""
+    value = getattr(event, "user_msg", None)
+    if value is not None:
+        return getattr(value, "content", value)
+    fields = getattr(event, "to_dict", None)
+    return fields() if callable(fields) else None
+
+
+def _run_output(result: Any) -> Any:
+    """A workflow run's output: its stop event's result (an agent's reply text)."""
+    value = getattr(result, "result", result) if type(result).__name__.endswith("StopEvent") else result
+    reply = getattr(value, "response", None)  # an agent's AgentOutput
+    return getattr(reply, "content", reply) if reply is not None else value
+
+
+def usage(result: Any) -> dict[str, int] | None:
+    """Token usage from a response's ``raw`` (an object or dict), if it has it: OpenAI chat names
+    (``prompt_tokens``) or Anthropic and OpenAI Responses names (``input_tokens``)."""
+    raw = getattr(result, "raw", None)
+    found = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
+    if found is None:
+        return None
+
+    def read(key: str) -> Any:
+        return found.get(key) if isinstance(found, dict) else getattr(found, key, None)
+
+    for names in (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens")):
+        counts = [read(k) for k in names]
+        if all(type(n) is int for n in counts):
+            total = read("total_tokens")
+            return {"input": counts[0], "output": counts[1],
+                    "total": total if type(total) is int else counts[0] + counts[1]}
+    return None
+
+
+def _model(instance: Any) -> str | None:
+    for attribute in ("model", "model_name"):
+        value = getattr(instance, attribute, None)
+        if isinstance(value, str):
+            return value
+    metadata = getattr(instance, "metadata", None)
+    name = getattr(metadata, "model_name", None)
+    return name if isinstance(name, str) else type(instance).__name__
+
+
+def start_fields(obs_type: ObservationType, instance: Any, method: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a call's observation known when it starts."""
+    if obs_type is ObservationType.GENERATION:
+        value = llm_input(method, arguments)
+        chat = "chat" in method
+        return {"model": _model(instance), "provider": "llama_index",
+                "input": [message(m) for m in value] if chat and value is not None else value,
+                "operation": "chat" if chat else "text_completion"}
+    if obs_type is ObservationType.EMBEDDING:
+        value = arguments.get("query") or arguments.get("text") or arguments.get("texts")
+        return {"model": _model(instance), "input": value,
+                "input_count": len(value) if isinstance(value, list) else 1}
+    if obs_type is ObservationType.RETRIEVER:
+        query = arguments.get("str_or_query_bundle") or arguments.get("query_bundle") or arguments.get("query_str")
+        if query is None and "nodes" in arguments:  # a reranker
+            return {"store": type(instance).__name__, "metadata": {"input_count": len(arguments["nodes"] or ())}}
+        return {"query": _query(query), "store": type(instance).__name__}
+    if obs_type is ObservationType.TOOL:
+        name = getattr(getattr(instance, "metadata", None), "name", None) or type(instance).__name__
+        return {"tool_name": name, "arguments": {k: v for k, v in arguments.items() if k != "self"}}
+    if "start_event" in arguments:  # a workflow's (or agent's) run
+        return {"input": _run_input(arguments["start_event"])}
+    value = arguments.get("str_or_query_bundle") or arguments.get("query") or arguments.get("message")
+    return {"input": _query(value) if value is not None else None}
+
+
+def end_fields(obs_type: ObservationType, result: Any) -> dict[str, Any]:
+    """The fields of a call's observation read from what it returned."""
+    if obs_type is ObservationType.GENERATION:
+        reply = getattr(result, "message", None)
+        output = message(reply) if reply is not None else getattr(result, "text", None)
+        return {"output": output, "usage": usage(result)}
+    if obs_type is ObservationType.EMBEDDING:
+        batch = len(result) == 0 or hasattr(result[0], "__len__")  # a batch (lists or arrays), or one vector
+        vectors = result if batch else [result]
+        return {"dimensions": (len(vectors[0]) or None) if len(vectors) else None,
+                "output": {"count": len(vectors)}}
+    if obs_type is ObservationType.RETRIEVER:
+        nodes = list(result or ())
+        documents, metadata = recorded((_document(item) for item in nodes), len(nodes))
+        scores = [d["score"] for d in documents if d["score"] is not None]
+        return {"documents": documents, "doc_count": len(nodes), "scores": scores or None, "metadata": metadata or None}
+    if obs_type is ObservationType.TOOL:
+        content = getattr(result, "content", result)
+        if getattr(result, "is_error", False) is True:  # a ToolOutput reporting the tool's failure to the agent
+            return {"result": content, "level": "ERROR", "status_message": str(content)}
+        return {"result": content}
+    if obs_type is ObservationType.AGENT or type(result).__name__.endswith("StopEvent"):
+        return {"output": _run_output(result)}
+    return {"output": getattr(result, "response", result)}
+
+
+def streamed_output(method: str, text: str, last: Any) -> Any:
+    """A streamed generation's output: the text the caller received, as the reply message of a chat
+    (with the tool calls of its last chunk, ``last``: a reply may ask for calls and have no text)."""
+    if "chat" not in method:
+        return text
+    reply = getattr(last, "message", None)
+    entry = message(reply) if reply is not None else {"role": "assistant"}
+    entry["content"] = text if text or "tool_calls" not in entry else entry.get("content")
+    return entry

@@ -92,10 +92,13 @@ class Destination:
     def idle(self) -> bool:
         return not self.in_flight and self.pending == 0
 
+    def due(self, now: float, interval: float, force: bool) -> bool:
+        """Whether a batch should be exported now."""
+        return self.scan(now, interval, force)[2]
+
     def scan(self, now: float, interval: float, force: bool) -> tuple[int, bool, bool]:
         """In one look, for the router's ``dispatch``: the spans ``held``, whether it is ``filling``,
-        and whether a batch is ``due`` now. ``in_flight`` is read first: an export ends by setting
-        its retry batch, then clearing ``in_flight``, so a batch to retry is never missed."""
+        and whether a batch is ``due`` now."""
         in_flight, retry, size = self.in_flight, self._retry_batch, len(self._buffer)
         pending = size + (len(retry) if retry else 0)
         held = pending + (self._in_flight_size if in_flight else 0)

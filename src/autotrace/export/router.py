@@ -355,7 +355,7 @@ class Router:
             if due:
                 batch = destination.take()
                 self._pool.submit(lambda d=destination, b=batch: d.export(b))
-            elif not holds:  # idle: nothing buffered, to retry or in flight (``scan`` reads in_flight first)
+            elif not holds:  # idle (a batch it is about to retry is found again by the next full look)
                 active.pop(destination, None)
                 continue
             active[destination] = None

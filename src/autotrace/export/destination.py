@@ -84,31 +84,19 @@ class Destination:
     def filling(self) -> bool:
         """Healthy but falling behind: worth slowing callers down. A failing endpoint (retrying or
         in backoff) never is: an outage must not slow the application."""
-        return self._filling(self.pending)
-
-    def _filling(self, pending: int) -> bool:
-        return self._attempts == 0 and self._next_attempt == 0.0 and pending > self.max_queue // 4
+        return self._attempts == 0 and self._next_attempt == 0.0 and self.pending > self.max_queue // 4
 
     def idle(self) -> bool:
         return not self.in_flight and self.pending == 0
 
     def due(self, now: float, interval: float, force: bool) -> bool:
         """Whether a batch should be exported now."""
-        return self.scan(now, interval, force)[2]
-
-    def scan(self, now: float, interval: float, force: bool) -> tuple[int, bool, bool]:
-        """In one look, for the router's ``dispatch``: the spans ``held``, whether it is ``filling``,
-        and whether a batch is ``due`` now."""
-        in_flight, retry, size = self.in_flight, self._retry_batch, len(self._buffer)
-        pending = size + (len(retry) if retry else 0)
-        held = pending + (self._in_flight_size if in_flight else 0)
-        if in_flight or now < self._next_attempt:
-            due = False
-        elif retry:
-            due = True
-        else:
-            due = size > 0 and (force or self.retired or size >= self.max_batch or now - self._oldest >= interval)
-        return held, self._filling(pending), due
+        if self.in_flight or now < self._next_attempt:
+            return False
+        if self._retry_batch:
+            return True
+        size = len(self._buffer)
+        return size > 0 and (force or self.retired or size >= self.max_batch or now - self._oldest >= interval)
 
     def take(self) -> list[Any]:
         """Claim the next batch for export (the retry batch first)."""

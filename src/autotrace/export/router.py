@@ -28,9 +28,6 @@ from .workers import WorkerPool
 
 #: Seconds a tenant's credentials (or their absence) are trusted before being looked up again.
 _RECHECK_CREDENTIALS = 5.0
-#: Every destination is looked at this often (idle ones evicted, retired ones closed); in between,
-#: ``dispatch`` looks only at those holding spans: with 1,000 tenants most are idle at any moment.
-_FULL_SCAN_EVERY = 1.0
 #: Spans of one tenant kept while its credentials are being looked up.
 _MAX_WAITING = 1_000
 #: A lookup's outcome: the credentials, or None with whether the resolver raised (rather than
@@ -57,10 +54,6 @@ class Router:
         #: Destinations that gave their place to a new tenant, oldest first: they send what they
         #: hold and are closed once idle (bounded: ``_make_room``).
         self._retired: deque[tuple[str, Destination]] = deque()
-        #: Destinations that may hold spans (an ordered set): given one by ``_add``, left once idle.
-        #: Only the pipeline thread adds spans, and a destination idle there stays idle until it does.
-        self._active: dict[Destination, None] = {}
-        self._last_full_scan = float("-inf")
         #: Spans held by every destination and parked lookup, counted again at each ``dispatch`` and
         #: raised by each span added since: past ``max_buffered_spans`` new spans are dropped, so an
         #: outage of the one Langfuse every tenant shares holds a bounded amount of memory.
@@ -156,7 +149,6 @@ class Router:
         if self._over_budget():
             return
         destination.add(span)  # a full buffer counts its own drops
-        self._active[destination] = None
         if destination.filling:
             self._pressured_keys.add(destination.key)
             self.pressured = True
@@ -286,7 +278,6 @@ class Router:
             destination = self._destination(f"tenant:{tenant}", self._langfuse_sink(credentials, tenant))
             for span in moved:
                 destination.add(span)
-            self._active[destination] = None
         else:
             if len(self._tenants) >= self.settings.max_tenants:
                 self._make_room()
@@ -338,32 +329,20 @@ class Router:
 
     def dispatch(self, force: bool = False) -> None:
         """Route finished lookups, hand every due batch to the export workers, close destinations
-        idle for too long. Only destinations holding spans are looked at, and all of them every
-        ``_FULL_SCAN_EVERY`` seconds."""
+        idle for too long."""
         self.apply_lookups()
         now = self._clock()
-        full = now - self._last_full_scan >= _FULL_SCAN_EVERY  # forced or not: idle ones have nothing to send
-        active = self._active
         pressured: set[str] = set()
         held = sum(len(spans) for spans in self._waiting.values())
-        interval = self.settings.export_interval
-        for destination in self.destinations() if full else list(active):
-            holds, filling, due = destination.scan(now, interval, force)
-            held += holds
-            if filling:
+        for destination in self.destinations():
+            held += destination.held
+            if destination.filling:
                 pressured.add(destination.key)
-            if due:
+            if destination.due(now, self.settings.export_interval, force):
                 batch = destination.take()
                 self._pool.submit(lambda d=destination, b=batch: d.export(b))
-            elif not holds:  # idle (a batch it is about to retry is found again by the next full look)
-                active.pop(destination, None)
-                continue
-            active[destination] = None
         self._pressured_keys, self.pressured = pressured, bool(pressured)
         self._held = held
-        if not full:
-            return
-        self._last_full_scan = now
         idle_for = self.settings.tenant_idle_seconds
         stale = [t for t, (d, _) in self._tenants.items()
                  if d.idle() and now - d.last_used > idle_for and t not in self._waiting]
@@ -408,7 +387,6 @@ class Router:
             destination.close()
         self._tenants.clear()
         self._retired.clear()
-        self._active.clear()
         self._waiting.clear()
         self._checking.clear()
         self._to_look_up.clear()

@@ -14,8 +14,11 @@ import pytest
 
 import autotrace
 import autotrace.export.router as router_module
-from autotrace.export.credentials import Credentials
+from autotrace.config import load_settings
+from autotrace.export.credentials import Credentials, coerce_resolver
 from autotrace.export.local_store import LocalStore
+from autotrace.export.router import Router
+from autotrace.export.workers import WorkerPool
 from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import ended_span
 
@@ -195,7 +198,9 @@ def test_a_slow_credentials_lookup_never_holds_up_other_tenants() -> None:
         try:
             for i in range(router_module._MAX_WAITING + 200):
                 ended_span(f"slow {i}", "slow")
-            for i in range(1500):
+            ended_span("fast 0", "fast")  # its lookup must finish (on another worker) while slow's hangs,
+            assert _wait_for_stat("tenant_destinations_created") == 1  # before a burst past what may park
+            for i in range(1, 1500):
                 ended_span(f"fast {i}", "fast")
             spans = rx.wait_for_spans(1500, timeout=20)
             assert sum(s.name.startswith("fast") for s in spans) == 1500
@@ -207,6 +212,28 @@ def test_a_slow_credentials_lookup_never_holds_up_other_tenants() -> None:
     stats = autotrace.stats()
     assert stats["spans_dropped.credentials_pending"] == 200
     assert [k for k in stats if k.startswith("spans_dropped")] == ["spans_dropped.credentials_pending"]
+
+
+def test_spans_of_a_tenant_whose_lookup_just_finished_flow_at_once_instead_of_parking() -> None:
+    """A finished lookup is applied by the next span of its tenant, not only at the next dispatch
+    (up to ``max_export_batch`` spans later): a burst past ``_MAX_WAITING`` is not dropped meanwhile."""
+    pool = WorkerPool(1)
+    router = Router(load_settings({"langfuse_host": "http://127.0.0.1:9"}, env={}),
+                    coerce_resolver({"acme": Credentials("pk", "sk")}), None, pool)
+    try:
+        router.route("acme", "span 0")
+        deadline = time.monotonic() + 10
+        while not router._lookups and time.monotonic() < deadline:  # the lookup finished, not applied yet
+            time.sleep(0.001)
+        assert router._lookups
+        for i in range(1, router_module._MAX_WAITING + 500):
+            router.route("acme", f"span {i}")
+        entry = router._tenants.get("acme")
+        assert entry is not None, "the finished lookup was not applied"
+        assert entry[0].pending == router_module._MAX_WAITING + 500
+        assert not [k for k in autotrace.stats() if k.startswith("spans_dropped")]
+    finally:
+        router.close()
 
 
 def test_uninstall_stops_the_export_threads(tmp_path: Path) -> None:

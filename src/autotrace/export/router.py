@@ -111,6 +111,9 @@ class Router:
             self._unknown(span, "spans_dropped.no_tenant")
             return
         waiting = self._waiting.get(tenant)
+        if waiting is not None and self._lookups:  # a lookup has finished since the last dispatch:
+            self.apply_lookups()  # its tenant's spans flow now rather than park (and overflow) until then
+            waiting = self._waiting.get(tenant)
         if waiting is not None:
             self._park(waiting, span)
             return

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -175,3 +177,30 @@ def test_an_autotrace_variable_no_setting_reads_is_said_once_with_the_likely_one
         "AUTOTRACE_CAPTURE_CONTENT?)",
         "autotrace: AUTOTRACE_ZZZ is not a setting autotrace reads"]
     assert autotrace.stats()["config_unknown_variables"] == 4
+
+
+def test_option_names_are_read_whatever_their_case() -> None:
+    settings = load_settings({"local_store": " OFF "}, env={"AUTOTRACE_UNKNOWN_TENANT": "Local"})
+    assert (settings.unknown_tenant, settings.local_store) == ("local", "off")
+    with pytest.raises(ConfigError, match="unknown_tenant"):
+        load_settings(env={"AUTOTRACE_UNKNOWN_TENANT": "Dropp"})
+
+
+def test_without_a_home_directory_the_store_lives_in_the_temporary_directory(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No HOME and a user id without a passwd entry (a container started with ``--user 12345``):
+    ``Path.home()`` raises, and install() must not."""
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("AUTOTRACE_HOME", raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = load_settings(env={}).local_store_path
+    assert path == tmp_path / f"autotrace-{os.getuid()}" / "traces.db"
+    autotrace.install(integrations=())
+    with autotrace.start_span("no home"):
+        pass
+    assert autotrace.flush(10)
+    store = autotrace.local_store()
+    assert store is not None and [o["name"] for o in store.observations()] == ["no home"]

@@ -9,6 +9,7 @@ import dataclasses
 import difflib
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,13 @@ _LOCAL_MODES = ("auto", "on", "off")
 def default_store_path() -> Path:
     """Where the embedded store lives unless ``AUTOTRACE_LOCAL_STORE_PATH`` says otherwise."""
     home = os.environ.get("AUTOTRACE_HOME")
-    base = _path(home) if home else Path.home() / ".autotrace"
-    return base / "traces.db"
+    if home:
+        return _path(home) / "traces.db"
+    try:
+        return Path.home() / ".autotrace" / "traces.db"
+    except (RuntimeError, KeyError):  # no HOME and a user id without a passwd entry (a container's --user)
+        user = os.getuid() if hasattr(os, "getuid") else "user"
+        return Path(tempfile.gettempdir()) / f"autotrace-{user}" / "traces.db"
 
 
 def _path(raw: str | Path) -> Path:
@@ -157,6 +163,11 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _choice(raw: str) -> str:
+    """One of a setting's options, whatever its case (``Drop``, ``OFF``)."""
+    return raw.lower()
+
+
 def _names(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -191,9 +202,9 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "public_key": (("LANGFUSE_PUBLIC_KEY",), str),
     "secret_key": (("LANGFUSE_SECRET_KEY",), str),
     "credentials": (("AUTOTRACE_CREDENTIALS_FILE",), _path),
-    "unknown_tenant": (("AUTOTRACE_UNKNOWN_TENANT",), str),
+    "unknown_tenant": (("AUTOTRACE_UNKNOWN_TENANT",), _choice),
     "trust_incoming_tenant": (("AUTOTRACE_TRUST_INCOMING_TENANT",), _bool),
-    "local_store": (("AUTOTRACE_LOCAL_STORE",), str),
+    "local_store": (("AUTOTRACE_LOCAL_STORE",), _choice),
     "local_store_path": (("AUTOTRACE_LOCAL_STORE_PATH",), _path),
     "retention_days": (("AUTOTRACE_RETENTION_DAYS",), _positive_float),
     "capture_content": (("AUTOTRACE_CAPTURE_CONTENT",), _bool),

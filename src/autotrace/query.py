@@ -7,13 +7,17 @@
     has prompt.version
 
 Operators: ``=`` ``==`` ``!=`` ``<`` ``<=`` ``>`` ``>=`` ``~`` (case-insensitive contains) ``!~``.
-Values: numbers, quoted strings, bare words, ``true``/``false``/``null``. ``~`` looks for the value
+Values: numbers, quoted strings, bare words, ``true``/``false``/``null``. A number is ASCII digits
+with an optional sign, fraction and exponent (``-2``, ``+.5``, ``2.5e3``); ``1_000``, `` 5 ``,
+``nan``, ``inf`` or other scripts' digits are not numbers, typed or stored. ``~`` looks for the value
 as typed (``name~404`` finds ``error-404``) in the field's text (structured fields as JSON, non-ASCII
 kept). A value typed as a finite number compares numerically with a numeric field (``2.5e3`` equals
-2500); ``<`` ``<=`` ``>`` ``>=`` with such a value also read a text field that holds a finite number,
-and fail on anything else. Otherwise equality compares text: a text field with the value as typed
-(``version=1.10`` does not match ``"1.1"``), any other field with its JSON text. A missing (or null)
-field equals ``null`` (``model=null``) and fails every other comparison except ``!=`` and ``!~``. ``type`` and ``level`` compare case-insensitively.
+2500); ``<`` ``<=`` ``>`` ``>=`` with such a value also read a text field that is wholly a finite
+number, and fail on anything else. Otherwise equality compares text: a text field with the value as
+typed (``version=1.10`` does not match ``"1.1"``), any other field with its JSON text. A missing (or
+null) field equals ``null`` (``model=null``) and fails every other comparison except ``!=`` and
+``!~``. ``type`` and ``level`` compare case-insensitively. A word followed by an operator is a field
+name, keywords included (``has=1``, ``not~x``).
 """
 
 from __future__ import annotations
@@ -29,15 +33,19 @@ from typing import Any
 MAX_LENGTH = 4000
 MAX_DEPTH = 64
 _CASE_INSENSITIVE = frozenset({"type", "level"})
+# The one numeric grammar, for a typed value and a text field alike: ASCII digits, an optional sign,
+# fraction and exponent; no spaces, underscores, other scripts' digits, nan or inf (which float() takes).
+_NUMBER_PATTERN = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<lparen>\()
   | (?P<rparen>\))
   | (?P<op>==|!=|<=|>=|!~|=|<|>|~)
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-  | (?P<number>-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![\w.-]))
+  | (?P<number>""" + _NUMBER_PATTERN + r"""(?![\w.-]))
   | (?P<word>[A-Za-z_][\w.:/@-]*|[\w.:/@-]+)
 """, re.VERBOSE | re.DOTALL)  # DOTALL: a backslash escapes a newline too, as ``_ESCAPE`` reads it
+_NUMBER = re.compile(_NUMBER_PATTERN)
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {"n": "\n", "t": "\t"}
 _MISSING = object()
@@ -108,10 +116,13 @@ def _finite(value: Any) -> int | float | None:
 
 
 def _parse_number(text: str) -> int | float | None:
-    """The finite number ``text`` holds (an integer exactly), else None."""
+    """The finite number ``text`` holds as a whole in the ``_NUMBER`` grammar (an integer exactly),
+    else None."""
+    if _NUMBER.fullmatch(text) is None:
+        return None
     try:
-        return _finite(int(text) if text.lstrip("-").isdigit() else float(text))
-    except (ValueError, OverflowError):
+        return _finite(float(text) if any(c in text for c in ".eE") else int(text))
+    except ValueError:  # an integer too long for int(): not a number we compare
         return None
 
 
@@ -165,6 +176,12 @@ class _Parser:
         token = self.peek()
         return token is not None and token.kind == "word" and token.text.lower() == word
 
+    def before_operator(self) -> bool:
+        """Whether the token after the next is an operator: the next word is then a field name even
+        if it reads as a keyword (``has=1``, ``not~x``), where a keyword could not stand."""
+        following = self.tokens[self.index + 1] if self.index + 1 < len(self.tokens) else None
+        return following is not None and following.kind == "op"
+
     def take(self) -> _Token:
         token = self.peek()
         if token is None:
@@ -189,7 +206,7 @@ class _Parser:
         return parts[0] if len(parts) == 1 else (lambda obs: all(p(obs) for p in parts))
 
     def parse_not(self, depth: int) -> Predicate:
-        if self.keyword("not"):
+        if self.keyword("not") and not self.before_operator():
             self.take()
             if depth + 1 > MAX_DEPTH:
                 raise QueryError(f"nesting deeper than {MAX_DEPTH}", self.peek().position if self.peek() else 0)
@@ -198,6 +215,7 @@ class _Parser:
         return self.parse_atom(depth)
 
     def parse_atom(self, depth: int) -> Predicate:
+        named = self.before_operator()
         token = self.take()
         if token.kind == "lparen":
             inner = self.parse_or(depth + 1)
@@ -206,13 +224,13 @@ class _Parser:
                 raise QueryError("missing ')'", closing.position if closing else self.length)
             self.take()
             return inner
-        if token.kind == "word" and token.text.lower() == "has":
+        if token.kind == "word" and token.text.lower() == "has" and not named:
             field = self.take()
             if field.kind != "word":
                 raise QueryError("'has' needs a field name", field.position)
             path = tuple(field.text.split("."))
             return lambda obs: _lookup(obs, path) is not _MISSING
-        if token.kind != "word" or token.text.lower() in ("and", "or", "not"):
+        if token.kind != "word" or (token.text.lower() in ("and", "or", "not") and not named):
             raise QueryError(f"expected a field name, found {token.text!r}", token.position)
         op = self.take()
         if op.kind != "op":

@@ -502,9 +502,11 @@ def test_an_ingestion_pipeline_records_its_embedding_batches_with_counts(traced:
     nodes, records = in_chain("sync", lambda: pipeline().run(documents=documents), traced)
     async_nodes, async_records = in_chain("async", lambda: asyncio.run(pipeline().arun(documents=documents)), traced)
     assert len(nodes) == len(async_nodes) == 6
-    assert shape(records) == [("embedding", "MockEmbedding.get_text_embedding_batch", [])]
-    assert shape(async_records) == [("embedding", "MockEmbedding.aget_text_embedding_batch", [])]
-    for record in records + async_records:
+    assert shape(records) == [("chain", "IngestionPipeline.run",
+                               [("embedding", "MockEmbedding.get_text_embedding_batch", [])])]
+    assert shape(async_records) == [("chain", "IngestionPipeline.arun",
+                                     [("embedding", "MockEmbedding.aget_text_embedding_batch", [])])]
+    for record in records[1:] + async_records[1:]:
         assert (record["metadata"]["input_count"], record["metadata"]["dimensions"], record["output"]) == (
             6, 8, {"count": 6})
         assert record["input"] == [n.get_content(metadata_mode="embed") for n in nodes]

@@ -8,8 +8,11 @@ recorded (all others are skipped, and their children attach to the nearest recor
 - node postprocessors ``postprocess_nodes`` (rerankers) -> retriever with ``operation="rerank"``
 - ``BaseLLM.chat/complete`` and their stream and async forms -> generation
 - ``BaseEmbedding.get_*embedding*`` public methods -> embedding
-- ``BaseTool.call/acall`` -> tool; agents (classes named ``*Agent*``, ``run``/``chat``) -> agent
-- other workflows' ``run`` -> chain, so the LLM calls of a workflow's steps share its trace
+- ``BaseTool.call/acall`` -> tool (without a FunctionTool's workflow ``Context`` argument)
+- agents (classes named ``*Agent*``, ``run``/``chat``) -> agent
+- other workflows' ``run`` -> chain, so the LLM calls of a workflow's steps share its trace; in an
+  agent workflow, each generation and tool carries the name of the agent that ran it (``agent_name``)
+- ``IngestionPipeline.run/arun`` -> chain (input: document and node counts; output: node count)
 
 While a recorded span runs its OTel span is current, so an OpenAI call made by the LLM nests
 under it and is recorded once (see ``ownership``). A streamed LLM call stays open until its
@@ -39,6 +42,7 @@ _MAX_OPEN = 10_000
 _LLM_METHODS = frozenset({"chat", "complete", "stream_chat", "stream_complete", "achat", "acomplete",
                           "astream_chat", "astream_complete"})
 _ONE_PER_CALL = frozenset({ObservationType.GENERATION, ObservationType.EMBEDDING})
+_BY_AGENT = frozenset({ObservationType.GENERATION, ObservationType.TOOL})  # tagged with the agent that ran them
 _SHUTDOWN = "LlamaIndex dispatcher shut down before the span ended"
 
 
@@ -59,6 +63,8 @@ def _classify(instance: Any, method: str) -> tuple[ObservationType, dict[str, An
         return (ObservationType.RETRIEVER, {}) if method in ("retrieve", "aretrieve") else None
     if "BaseTool" in kinds or "AsyncBaseTool" in kinds:
         return (ObservationType.TOOL, {}) if method in ("call", "acall", "__call__") else None
+    if "IngestionPipeline" in kinds:  # its transformations and embedding batches run under it
+        return (ObservationType.CHAIN, {}) if method in ("run", "arun") else None
     if any("Agent" in kind for kind in kinds):
         return (ObservationType.AGENT, {}) if method in ("run", "chat", "achat", "query", "aquery") else None
     if "Workflow" in kinds and method == "run":  # its steps run in tasks of their own, under it
@@ -82,6 +88,7 @@ class _Tracker(StreamFollower, ResponseRelay):
         self.delegates: OrderedDict[tuple[int, str, int], str] = OrderedDict()
         self.responses: weakref.WeakKeyDictionary[Any, Response] = weakref.WeakKeyDictionary()  # ``_responses``
         self.chats: OrderedDict[int, Response] = OrderedDict()
+        self.agents: OrderedDict[str, str] = OrderedDict()  # a workflow run -> the agent that stepped last
 
     def recorded_ancestor(self, parent_id: str | None) -> str | None:
         while parent_id is not None and parent_id not in self.open:
@@ -101,6 +108,8 @@ class _Tracker(StreamFollower, ResponseRelay):
             if outer is not None:  # CustomLLM.astream_* iterating its stream_*: the same call
                 found, ancestor = None, outer
         if found is None:
+            if method == "run_agent_step" and ancestor is not None:
+                self._agent_stepped(ancestor, arguments)
             self.skipped[id_] = ancestor
             self._bound(self.skipped)
             return
@@ -113,9 +122,20 @@ class _Tracker(StreamFollower, ResponseRelay):
         parent_context = trace.set_span_in_context(parent[0].span) if parent is not None else None
         obs = recorder.start(obs_type, f"{type(instance).__name__}.{method.lstrip('_')}", parent=parent_context)
         obs.update(**start_fields(obs_type, instance, method, arguments), **extra)
+        if self.agents and obs_type in _BY_AGENT and ancestor in self.agents:
+            obs.update(metadata={"agent_name": self.agents[ancestor]})
         token = make_current(obs)
         self.open[id_] = (obs, token)
         self._bound(self.open)
+
+    def _agent_stepped(self, run_id: str, arguments: dict[str, Any]) -> None:
+        """A multi-agent workflow's step ran one agent: the LLM calls and tool calls of the run that
+        follow are that agent's (its tool calls run in steps of their own, after it, before any other
+        agent steps)."""
+        name = getattr(arguments.get("ev"), "current_agent_name", None)
+        if isinstance(name, str):
+            self.agents[run_id] = name
+            self._bound(self.agents)
 
     def _bound(self, mapping: OrderedDict[Any, Any]) -> None:
         if len(mapping) > _MAX_OPEN:
@@ -134,6 +154,8 @@ class _Tracker(StreamFollower, ResponseRelay):
             if self.chats and method_of(id_).endswith("write_response_to_history"):
                 self._chat_written(id(instance), instance)  # a chat engine's streaming reply, written
             return
+        if self.agents:
+            self.agents.pop(id_, None)
         obs, token = entry
         release_if_current(obs, token)
         if obs.ended:  # ended by a shutdown while it ran: only its context was left to give back
@@ -151,7 +173,7 @@ class _Tracker(StreamFollower, ResponseRelay):
             if error is not None:
                 obs.record_error(error)
             elif result is not None:
-                obs.update(**end_fields(obs.type, result))
+                obs.update(**end_fields(obs.type, result, instance))
         finally:  # a result whose fields cannot be read still ends its observation
             obs.end()
 
@@ -168,6 +190,7 @@ class _Tracker(StreamFollower, ResponseRelay):
             self._chat_written(key, None)
         for tracked in list(self.responses.values()):
             self._response_ended(tracked, None)
+        self.agents.clear()
         for obs, _ in list(self.open.values()):
             obs.end()
 

@@ -97,6 +97,34 @@ def _model(instance: Any) -> str | None:
     return name if isinstance(name, str) else type(instance).__name__
 
 
+def _tool_arguments(instance: Any, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A tool call's arguments, without ``self`` nor the workflow ``Context`` a FunctionTool is
+    handed (``ctx_param_name``): plumbing, whose repr can be large, and not the model's input."""
+    recorded = {k: v for k, v in arguments.items() if k != "self"}
+    ctx_name = getattr(instance, "ctx_param_name", None)
+    keywords = recorded.get("kwargs")
+    if ctx_name is not None and isinstance(keywords, dict) and ctx_name in keywords:
+        recorded["kwargs"] = {k: v for k, v in keywords.items() if k != ctx_name}
+    return recorded
+
+
+def _ingestion(instance: Any) -> bool:
+    return any(cls.__name__ == "IngestionPipeline" for cls in type(instance).__mro__)
+
+
+def _size(value: Any) -> int:
+    return len(value) if hasattr(value, "__len__") else 0
+
+
+def _ingestion_start(instance: Any, arguments: dict[str, Any]) -> dict[str, Any]:
+    """An ingestion run's input: how many documents (given, and the pipeline's own) and nodes it
+    was handed (a reader's are read only later: not counted), and its transformations' names."""
+    documents = _size(arguments.get("documents")) + _size(getattr(instance, "documents", None))
+    steps = getattr(instance, "transformations", None) or ()
+    return {"input": {"documents": documents, "nodes": _size(arguments.get("nodes"))},
+            "metadata": {"transformations": [type(step).__name__ for step in steps]}}
+
+
 def start_fields(obs_type: ObservationType, instance: Any, method: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """The fields of a call's observation known when it starts."""
     if obs_type is ObservationType.GENERATION:
@@ -116,15 +144,17 @@ def start_fields(obs_type: ObservationType, instance: Any, method: str, argument
         return {"query": _query(query), "store": type(instance).__name__}
     if obs_type is ObservationType.TOOL:
         name = getattr(getattr(instance, "metadata", None), "name", None) or type(instance).__name__
-        return {"tool_name": name, "arguments": {k: v for k, v in arguments.items() if k != "self"}}
+        return {"tool_name": name, "arguments": _tool_arguments(instance, arguments)}
+    if _ingestion(instance):
+        return _ingestion_start(instance, arguments)
     if "start_event" in arguments:  # a workflow's (or agent's) run
         return {"input": _run_input(arguments["start_event"])}
     value = arguments.get("str_or_query_bundle") or arguments.get("query") or arguments.get("message")
     return {"input": _query(value) if value is not None else None}
 
 
-def end_fields(obs_type: ObservationType, result: Any) -> dict[str, Any]:
-    """The fields of a call's observation read from what it returned."""
+def end_fields(obs_type: ObservationType, result: Any, instance: Any = None) -> dict[str, Any]:
+    """The fields of a call's observation read from what it returned (by ``instance``)."""
     if obs_type is ObservationType.GENERATION:
         reply = getattr(result, "message", None)
         output = message(reply) if reply is not None else getattr(result, "text", None)
@@ -144,6 +174,8 @@ def end_fields(obs_type: ObservationType, result: Any) -> dict[str, Any]:
         if getattr(result, "is_error", False) is True:  # a ToolOutput reporting the tool's failure to the agent
             return {"result": content, "level": "ERROR", "status_message": str(content)}
         return {"result": content}
+    if instance is not None and _ingestion(instance):  # the nodes themselves are the vector store's
+        return {"output": {"nodes": _size(result)}}
     if obs_type is ObservationType.AGENT or type(result).__name__.endswith("StopEvent"):
         return {"output": _run_output(result)}
     return {"output": getattr(result, "response", result)}

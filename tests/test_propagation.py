@@ -105,3 +105,17 @@ def test_baggage_naming_several_tenants_carries_none() -> None:
     assert (tenant_from_baggage(conflicting), tenant_from_baggage(single), tenant_from_baggage(same)) == \
         (None, None, "a/b")
     assert autotrace.stats()["propagation_conflicting_tenant"] == 2
+
+
+def test_an_oversized_baggage_header_is_ignored_counted_and_said_once(caplog) -> None:
+    """A baggage header over 8,192 bytes (W3C) takes the caller's tenant with it: that was silent.
+    A header as a mapping (HTTP) and as pairs (gRPC metadata) alike; other oversized headers are
+    ignored without a count (they carry no tenant)."""
+    big = "autotrace.tenant=acme,big=" + "x" * 9000
+    for carrier in ({"Baggage": big}, [("baggage", big)], [("baggage", big.encode())]):
+        assert tenant_from_baggage(propagation.extract(carrier)) is None
+    assert tenant_from_baggage(propagation.extract({"baggage": "autotrace.tenant=acme"})) == "acme"
+    propagation.extract({"x-other": "y" * 9000})
+    assert autotrace.stats()["propagation_baggage_too_long"] == 3
+    said = [r.getMessage() for r in caplog.records if "propagation_baggage_too_long" in r.getMessage()]
+    assert len(said) == 1 and "x" * 100 not in said[0]

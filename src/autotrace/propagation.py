@@ -115,13 +115,26 @@ def extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]] | None) -> Co
         return Context()
 
 
+def _too_long(key: str) -> bool:
+    """A header over the W3C limit (8,192 bytes) is ignored (False); an ignored ``baggage`` one drops
+    the caller's tenant with it, so it is counted (``propagation_baggage_too_long``) and said once,
+    without quoting it."""
+    if key == "baggage":
+        count("propagation_baggage_too_long")
+        log_once("propagation_baggage_too_long", "autotrace: a baggage header over %d bytes was ignored, with any "
+                 "tenant in it (counted as propagation_baggage_too_long)", MAX_HEADER_LENGTH)
+    return False
+
+
 def _extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]], context: Context) -> Context:
     if isinstance(carrier, Mapping):
-        safe: Any = {k.lower(): v for k, v in carrier.items() if isinstance(v, str) and len(v) <= MAX_HEADER_LENGTH}
+        safe: Any = {k.lower(): v for k, v in carrier.items()
+                     if isinstance(v, str) and (len(v) <= MAX_HEADER_LENGTH or _too_long(k.lower()))}
         context = _tracecontext.extract(safe, context)
         return without_conflicting_tenants(_baggage.extract(safe, context), [safe.get("baggage") or ""])
     entries = [(str(k).lower(), v) for k, v in carrier]
-    pairs = [(k, v) for k, v in entries if isinstance(v, str | bytes) and len(v) <= MAX_HEADER_LENGTH]
+    pairs = [(k, v) for k, v in entries
+             if isinstance(v, str | bytes) and (len(v) <= MAX_HEADER_LENGTH or _too_long(k))]
     if sum(k == "traceparent" for k, _ in entries) > 1:
         # W3C trace context: a request with several traceparent headers has no valid one (a new trace starts)
         count("propagation_duplicate_traceparent")
@@ -147,7 +160,7 @@ def _with_baggage(pairs: Iterable[tuple[Any, Any]], context: Context) -> Context
     Each header is held to the W3C limits; a malformed or oversized one is ignored."""
     for key, value in pairs:
         if not (isinstance(key, str) and key.lower() == "baggage" and isinstance(value, str | bytes)
-                and len(value) <= MAX_HEADER_LENGTH):
+                and (len(value) <= MAX_HEADER_LENGTH or _too_long("baggage"))):
             continue
         try:
             context = _baggage.extract([("baggage", value)], context, getter=PAIRS_GETTER)

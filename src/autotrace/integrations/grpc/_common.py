@@ -15,6 +15,7 @@ from ...observation import Observation, ObservationType
 
 KIND_CLIENT = SpanKind.CLIENT
 KIND_SERVER = SpanKind.SERVER
+OTHER = "_OTHER"
 
 
 def _method_parts(method: str | bytes) -> tuple[str, str]:
@@ -23,9 +24,17 @@ def _method_parts(method: str | bytes) -> tuple[str, str]:
     return service, name
 
 
-def start_call(method: str | bytes, kind: Any, parent: Any = None) -> Observation | None:
+def start_call(method: str | bytes, kind: Any, parent: Any = None, known: bool = True) -> Observation | None:
+    """The call's span, named ``service/method``; for a method the server has no handler for
+    (``known=False``), ``_OTHER``, as OTel's RPC conventions say: the name comes from the caller,
+    and a span name must not take any value a client sends. The path is kept in
+    ``rpc.method_original``."""
     try:
         service, name = _method_parts(method)
+        if not known:
+            return recorder.start(ObservationType.SPAN, OTHER, kind=kind, parent=parent, attributes={
+                "rpc.system": "grpc", "rpc.method": OTHER, "rpc.method_original": f"{service}/{name}",
+            })
         return recorder.start(ObservationType.SPAN, f"{service}/{name}", kind=kind, parent=parent, attributes={
             "rpc.system": "grpc", "rpc.service": service, "rpc.method": name,
         })

@@ -1,6 +1,8 @@
 """gRPC server interceptors (``grpc`` and ``grpc.aio``): each call joins the caller's trace with a
 SERVER span, adopts the caller's tenant only when ``trust_incoming_tenant`` is set, and ends when
-the handler, or the stream it returns, finishes, with its status."""
+the handler, or the stream it returns, finishes, with the status the client gets: also when grpc
+fails the call after the handler (a response it cannot serialise, see ``_Serializer``) or before
+any (no handler for the method, see ``_rejected``)."""
 
 from __future__ import annotations
 
@@ -23,12 +25,13 @@ from ._common import KIND_SERVER, finish_call, start_call
 class _ServerCall:
     """The span and tenant scope of one incoming call."""
 
-    __slots__ = ("obs", "tenant", "tenant_token")
+    __slots__ = ("obs", "tenant", "tenant_token", "unsent")
 
-    def __init__(self, handler_call_details: Any) -> None:
+    def __init__(self, handler_call_details: Any, known: bool = True) -> None:
         self.obs: Observation | None = None
         self.tenant: str | None = None  # adopted from the caller
         self.tenant_token: Any = None
+        self.unsent: tuple[Any, str | None, BaseException | None] | None = None  # see _Serializer
         try:
             ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
             settings = state.settings
@@ -36,7 +39,7 @@ class _ServerCall:
                 tenant = tenant_from_baggage(ctx)
                 if tenant is not None:
                     self.tenant, self.tenant_token = tenant, set_tenant(tenant)
-            self.obs = start_call(handler_call_details.method, KIND_SERVER, parent=ctx)
+            self.obs = start_call(handler_call_details.method, KIND_SERVER, parent=ctx, known=known)
         except Exception as exc:
             guarded_failure("grpc.server_start", exc)
 
@@ -50,6 +53,8 @@ class _ServerCall:
                 finish_call(self.obs, gone[0], gone[1], interrupted=True)
             elif error is not None:
                 finish_call(self.obs, grpc.StatusCode.UNKNOWN, None, error)
+            elif self.unsent is not None:  # the response could not be serialised
+                finish_call(self.obs, *self.unsent)
             else:
                 finish_call(self.obs, grpc.StatusCode.OK)
         if self.tenant_token is not None:
@@ -94,14 +99,23 @@ def _context_details(servicer_context: Any) -> str | None:
 
 
 def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, streaming: bool,
-                   aio: bool) -> Callable[..., Any]:
+                   aio: bool, serializer: _Serializer | None) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(behavior):
         async def agen(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
             call = _ServerCall(handler_call_details)
+            if serializer is not None:
+                serializer.watch(call, servicer_context)
             try:
-                with _current(call.obs):
-                    async for item in behavior(request, servicer_context):
-                        yield item
+                responses = behavior(request, servicer_context)
+                while True:
+                    # current per item, not across ``yield``: grpc.aio may abandon this generator
+                    # (a response it cannot send), which is then closed in another context
+                    with _current(call.obs):
+                        try:
+                            item = await responses.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    yield item
             except BaseException as error:
                 call.close(servicer_context, error)
                 raise
@@ -117,7 +131,7 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
             except BaseException as error:
                 call.close(servicer_context, error)
                 raise
-            call.close(servicer_context)
+            _finish_unary(call, servicer_context, result, serializer, aio)
             return result
 
         return coroutine
@@ -131,14 +145,26 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
             call.close(servicer_context, error)
             raise
         if not streaming:
-            call.close(servicer_context)
+            _finish_unary(call, servicer_context, result, serializer, aio)
             return result
+        if serializer is not None:
+            serializer.watch(call, servicer_context)
         if aio and not isinstance(result, Iterator):
             call.close(servicer_context, _not_iterable(result))
             return result
         return _stream(result, call, servicer_context)
 
     return function
+
+
+def _finish_unary(call: _ServerCall, servicer_context: Any, result: Any, serializer: _Serializer | None,
+                  aio: bool) -> None:
+    """End a call whose handler returned one response, serialising it first (see ``_Serializer``)
+    when grpc will: always on a sync server; on grpc.aio only while the status is OK (it sends
+    no response with an error status)."""
+    if serializer is not None and (not aio or _context_code(servicer_context) in (None, grpc.StatusCode.OK)):
+        serializer.prepare(call, result)
+    call.close(servicer_context)
 
 
 def _not_iterable(value: Any) -> TypeError | None:
@@ -198,6 +224,76 @@ class _current:
         restore_context(self.token)
 
 
+_NOTHING: Any = object()
+_UNSERIALISABLE = "Failed to serialize response!"  # grpc's (sync server) details
+
+
+class _Serializer:
+    """A handler's ``response_serializer``, watched for the one failure grpc reports after the
+    handler has returned: a response that cannot be serialised. The client then gets INTERNAL
+    (sync server; also when the serializer returns None) or UNKNOWN (grpc.aio, which sends an
+    empty message for None).
+
+    A single response is serialised by ``prepare``, before the span ends, and handed to grpc
+    when it calls the serializer, so it is serialised once; a stream's responses are serialised
+    as grpc sends them, a failure ending the span (``watch``)."""
+
+    __slots__ = ("aio", "call", "context", "error", "raw", "response", "serialize")
+
+    def __init__(self, serialize: Callable[[Any], Any], aio: bool) -> None:
+        self.serialize = serialize
+        self.aio = aio
+        self.call: _ServerCall | None = None
+        self.context: Any = None
+        self.response: Any = _NOTHING
+        self.raw: Any = None
+        self.error: BaseException | None = None
+
+    def watch(self, call: _ServerCall, servicer_context: Any) -> None:
+        self.call, self.context = call, servicer_context
+
+    def prepare(self, call: _ServerCall, response: Any) -> None:
+        try:
+            self.raw = self.serialize(response)
+        except BaseException as error:  # raised to grpc when it serialises, as untraced
+            self.error = error
+        self.response = response
+        call.unsent = self._failure(self.raw, self.error)
+
+    def __call__(self, response: Any) -> Any:
+        if response is self.response:  # prepared
+            raw, error = self.raw, self.error
+            self.response, self.raw, self.error = _NOTHING, None, None  # once: free them
+            if error is not None:
+                raise error
+            return raw
+        try:
+            raw = self.serialize(response)
+        except BaseException as error:
+            self._fail(error)
+            raise
+        if raw is None and not self.aio:
+            self._fail(None)
+        return raw
+
+    def _fail(self, error: BaseException | None) -> None:
+        """End a stream's span with the status grpc sends for an item it could not serialise."""
+        try:
+            if self.call is not None:
+                self.call.unsent = self._failure(None, error)
+                self.call.close(self.context)
+        except Exception as exc:  # the application's error, not ours, must reach grpc
+            guarded_failure("grpc.serializer", exc)
+
+    def _failure(self, raw: Any, error: BaseException | None) -> tuple[Any, str | None, BaseException | None] | None:
+        """The status grpc sends (the span's message is the error's, when there is one)."""
+        if error is not None:
+            return (grpc.StatusCode.UNKNOWN if self.aio else grpc.StatusCode.INTERNAL), None, error
+        if raw is None and not self.aio:
+            return grpc.StatusCode.INTERNAL, _UNSERIALISABLE, None
+        return None
+
+
 _BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
 
@@ -211,11 +307,16 @@ def _wrap_handler(handler: Any, handler_call_details: Any, aio: bool) -> Any:
     if handler is None:
         return None
     try:
-        changes = {}
+        changes: dict[str, Any] = {}
+        serialize = getattr(handler, "response_serializer", None)
+        serializer = _Serializer(serialize, aio) if serialize is not None else None
+        if serializer is not None:
+            changes["response_serializer"] = serializer
         for field in _BEHAVIORS:
             behavior = getattr(handler, field, None)
             if behavior is not None:
-                changes[field] = _wrap_behavior(behavior, handler_call_details, field.endswith("stream"), aio)
+                changes[field] = _wrap_behavior(behavior, handler_call_details, field.endswith("stream"), aio,
+                                                serializer)
         if not hasattr(handler, "_replace"):
             handler = _MethodHandler(*(getattr(handler, field, None) for field in _MethodHandler._fields))
         return handler._replace(**changes)
@@ -224,18 +325,51 @@ def _wrap_handler(handler: Any, handler_call_details: Any, aio: bool) -> Any:
         return handler
 
 
+def _rejected(handler_call_details: Any, error: BaseException | None = None) -> None:
+    """Record a call grpc rejects before any handler runs, with the status the client gets: no
+    handler for the method (none registered, or an interceptor returned None: UNIMPLEMENTED), or
+    an interceptor raised (UNKNOWN, with its error). Its span is named ``_OTHER`` (see ``start_call``)."""
+    try:
+        call = _ServerCall(handler_call_details, known=False)
+        if call.obs is not None:
+            if error is None:
+                finish_call(call.obs, grpc.StatusCode.UNIMPLEMENTED, "Method not found!")  # grpc's details
+            else:
+                finish_call(call.obs, grpc.StatusCode.UNKNOWN, None, error)
+        if call.tenant_token is not None:
+            reset_tenant(call.tenant_token)
+    except Exception as exc:
+        guarded_failure("grpc.rejected", exc)
+
+
 class ServerInterceptor(grpc.ServerInterceptor):
     """Joins incoming calls of a synchronous server to the caller's trace."""
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
-        return _wrap_handler(continuation(handler_call_details), handler_call_details, aio=False)
+        try:
+            handler = continuation(handler_call_details)
+        except Exception as error:  # an interceptor after ours failed: grpc rejects the call
+            _rejected(handler_call_details, error)
+            raise
+        if handler is None:  # no handler for the method: grpc rejects the call
+            _rejected(handler_call_details)
+            return None
+        return _wrap_handler(handler, handler_call_details, aio=False)
 
 
 class AioServerInterceptor(grpc.aio.ServerInterceptor):
     """Joins incoming calls of an asyncio server to the caller's trace."""
 
     async def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
-        return _wrap_handler(await continuation(handler_call_details), handler_call_details, aio=True)
+        try:
+            handler = await continuation(handler_call_details)
+        except Exception as error:
+            _rejected(handler_call_details, error)
+            raise
+        if handler is None:
+            _rejected(handler_call_details)
+            return None
+        return _wrap_handler(handler, handler_call_details, aio=True)
 
 
 def server_interceptor(asyncio: bool = False) -> grpc.ServerInterceptor:

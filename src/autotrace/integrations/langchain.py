@@ -6,9 +6,14 @@ code. Chat models and LLMs become generations, retrievers retrievals, tools tool
 runs agents, everything else chains. Runs nest by ``parent_run_id``; a root run nests under the
 OpenTelemetry span current when it starts. While a run is active its span is current, so an
 OpenAI call made by the model nests under it and is recorded once (see ``ownership``); but code
-that consumes a stream runs between chunks in its own context: a streamed root chain is not made
-current, a generation stops being current at its first token (its request is made by then).
-Once a run ends no context shows its span, even one LangChain's callbacks cannot reach (``_Run``).
+that consumes a stream runs between chunks in its own context: a streamed root chain is current
+only in the context LangChain makes for its steps (patched ``_set_config_context``), a generation
+stops being current at its first token (its request is made by then). Once a run ends no context
+shows its span, even one LangChain's callbacks cannot reach (``_Run``).
+
+Two things no callback tells are patched in: a tool error LangChain turns into the tool's result
+(``handle_tool_error``/``handle_validation_error``) marks the tool failed; a run whose start an
+interrupted async task cancelled is ended once that task is done.
 
 Metadata from ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_user_id``/
 ``langfuse_session_id``) become trace attributes unless None or empty, ``prompt_name``/
@@ -18,6 +23,8 @@ Metadata from ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import weakref
 from collections import OrderedDict
 from contextvars import ContextVar
@@ -33,112 +40,13 @@ from .._internal import count, guarded_failure
 from ..observation import Observation, ObservationType, make_current, release_if_current
 from .base import Integration
 from .documents import recorded
+from .langchain_convert import bound_tool_name, document_fields, message_fields, model_reply, run_name
 from .media import without_media
 
 _MAX_RUNS = 10_000
-_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
 _TRACE_KEYS = {"user_id": schema.TRACE_USER, "langfuse_user_id": schema.TRACE_USER,
                "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION}
 _PROMPT_KEYS = ("prompt_name", "prompt_version", "langfuse_prompt_name", "langfuse_prompt_version")
-
-
-def _role(message: Any) -> str:
-    """The chat role of a message: a streamed chunk (type ``AIMessageChunk``) is the role of the
-    message it is part of; a ``ChatMessage`` (type ``chat``) carries its role itself."""
-    kind = getattr(message, "type", None)
-    if not isinstance(kind, str):
-        return "unknown"
-    if kind.endswith("MessageChunk"):
-        kind = {"AI": "ai", "Human": "human", "System": "system", "Tool": "tool", "Function": "function",
-                "Chat": "chat"}.get(kind[: -len("MessageChunk")], kind)
-    if kind == "chat" and isinstance(getattr(message, "role", None), str):
-        return message.role
-    return _ROLES.get(kind, kind)
-
-
-def _message(message: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"role": _role(message), "content": getattr(message, "content", message)}
-    tool_calls = getattr(message, "tool_calls", None)
-    if tool_calls:
-        entry["tool_calls"] = tool_calls
-    tool_call_id = getattr(message, "tool_call_id", None)
-    if tool_call_id:  # which call a tool result answers
-        entry["tool_call_id"] = tool_call_id
-    return entry
-
-
-def _usage(response: Any, message: Any) -> dict[str, int] | None:
-    metadata = getattr(message, "usage_metadata", None)
-    if metadata:
-        usage = {"input": metadata.get("input_tokens"), "output": metadata.get("output_tokens"),
-                 "total": metadata.get("total_tokens")}
-        cached = (metadata.get("input_token_details") or {}).get("cache_read")
-        reasoning = (metadata.get("output_token_details") or {}).get("reasoning")
-        if cached is not None:
-            usage["input_cached_tokens"] = cached
-        if reasoning is not None:
-            usage["output_reasoning_tokens"] = reasoning
-        return {k: v for k, v in usage.items() if isinstance(v, int)}
-    token_usage = (getattr(response, "llm_output", None) or {}).get("token_usage") or {}
-    if token_usage:
-        usage = {"input": token_usage.get("prompt_tokens"), "output": token_usage.get("completion_tokens"),
-                 "total": token_usage.get("total_tokens")}
-        return {k: v for k, v in usage.items() if isinstance(v, int)} or None
-    return None
-
-
-def _reply(response: Any, streamed_only: bool = False) -> dict[str, Any]:
-    """Output, usage, finish reason and model of a model run's first generation. ``streamed_only``:
-    only a streamed reply (LangChain gives a failed or closed stream's merged chunks to
-    ``on_llm_error``; any other generation there holds the error's HTTP response, no reply)."""
-    generations = getattr(response, "generations", None) or [[]]
-    first = generations[0][0] if generations and generations[0] else None
-    message = getattr(first, "message", None)
-    if streamed_only and not (message is not None and str(getattr(message, "type", "")).endswith("Chunk")):
-        return {}
-    output = _message(message) if message is not None else getattr(first, "text", None)
-    info = getattr(first, "generation_info", None) or {}
-    response_metadata = getattr(message, "response_metadata", None) or {}
-    return {"output": output, "usage": _usage(response, message),
-            "finish_reason": info.get("finish_reason") or response_metadata.get("finish_reason"),
-            "response_model": response_metadata.get("model_name")}
-
-
-def _tool_name(tool: Any) -> Any:
-    """A bound tool's name, in the provider formats LangChain passes (OpenAI's ``function``,
-    Anthropic's flat ``name``, a built-in tool's ``type``) or as a ``BaseTool``."""
-    if isinstance(tool, dict):
-        function = tool.get("function")
-        name = function.get("name") if isinstance(function, dict) else None
-        return name or tool.get("name") or tool.get("type")
-    return getattr(tool, "name", None) or type(tool).__name__
-
-
-def _document(doc: Any) -> dict[str, Any]:
-    metadata = dict(getattr(doc, "metadata", None) or {})
-    score = metadata.pop("score", None)
-    if score is None:
-        score = metadata.pop("relevance_score", None)
-    entry: dict[str, Any] = {"id": getattr(doc, "id", None) or metadata.get("id"),
-                             "content": str(getattr(doc, "page_content", ""))[:200]}
-    if score is not None:
-        entry["score"] = score
-    if metadata:
-        entry["metadata"] = metadata
-    return entry
-
-
-def _name(serialized: Any, kwargs: dict[str, Any], default: str) -> str:
-    name = kwargs.get("name")
-    if name:
-        return str(name)
-    if isinstance(serialized, dict):
-        if serialized.get("name"):
-            return str(serialized["name"])
-        ident = serialized.get("id")
-        if isinstance(ident, list) and ident:
-            return str(ident[-1])
-    return default
 
 
 def _streamed(inputs: Any, kwargs: dict[str, Any], marked: bool) -> bool:
@@ -157,6 +65,14 @@ def _marks_streams() -> bool:
     return code is not None and "defers_inputs" in code.co_consts  # else: the placeholder alone tells
 
 
+def _error_text(error: BaseException) -> str:
+    """An exception's message (its type if it has none); never raises."""
+    try:
+        return str(error) or type(error).__name__
+    except Exception:
+        return type(error).__name__
+
+
 def _show(context: Context, outer: Context) -> None:
     """Make ``context`` hold what ``outer`` holds, in place, for every task or thread it is current
     in. OTel's ``Context`` refuses changes through its own methods; only contexts that a run made
@@ -172,7 +88,7 @@ class _Run:
     context made current is kept, and when the run releases it, it is changed in place to show
     ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
 
-    __slots__ = ("attached", "fallen", "obs", "outer", "parent_run_id", "tags", "token")
+    __slots__ = ("attached", "fallen", "handled", "obs", "outer", "parent_run_id", "tags", "token")
 
     def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
                  tags: list[str] | None = None) -> None:
@@ -184,6 +100,7 @@ class _Run:
         self.attached: Context | None = None  # the context made current, until released
         #: contexts of ended descendants now showing this run, forgotten once nothing holds them
         self.fallen: weakref.WeakValueDictionary[int, Context] | None = None
+        self.handled: str | None = None  # a tool's error LangChain made its result (``tool_handled``)
 
 
 class AutotraceCallbackHandler:
@@ -198,6 +115,8 @@ class AutotraceCallbackHandler:
         self.marks_streams = marks_streams  # see ``_streamed``
         self.runs: OrderedDict[UUID, _Run] = OrderedDict()
         self._by_span: dict[int, Context] = {}  # span id of a live root run -> the context it started in
+        self.streaming: dict[UUID, _Run] = {}  # streamed roots not yet current for their steps
+        self._sweeps: set[tuple[asyncio.Task[Any], int]] = set()  # (task, trace id) swept when the task ends
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _start(self, obs_type: ObservationType, name: str, run_id: UUID, parent_run_id: UUID | None,
@@ -216,20 +135,27 @@ class AutotraceCallbackHandler:
         extra = self._metadata(obs, metadata)
         obs.update(metadata=extra or None, **fields)
         run = _Run(obs, parent_run_id if parent is not None else None, outer, tags)
-        if not (streamed and parent is None):  # started in its consumer's context; its steps get their own
-            run.token = make_current(obs)
-            if run.token is not None:
-                run.attached = otel_context.get_current()
+        if not (streamed and parent is None):
+            self._attach(run)
+        else:  # started in its consumer's context: made current in its steps' context (``show_in_steps``)
+            self.streaming[run_id] = run
         self.runs[run_id] = run
         if parent is None:
             self._by_span[obs.span.get_span_context().span_id] = outer
         if len(self.runs) > _MAX_RUNS:
-            stale = self.runs.popitem(last=False)[1]
+            stale_id, stale = self.runs.popitem(last=False)
+            self.streaming.pop(stale_id, None)
             self._by_span.pop(stale.obs.span.get_span_context().span_id, None)
             self._release(stale)
             stale.obs.end()
             count("langchain_runs_evicted")
         return obs
+
+    @staticmethod
+    def _attach(run: _Run) -> None:
+        run.token = make_current(run.obs)
+        if run.token is not None:
+            run.attached = otel_context.get_current()
 
     def _release(self, run: _Run) -> None:
         """Stop showing ``run``'s span: undo its attach where that is in effect, and make every
@@ -275,12 +201,65 @@ class AutotraceCallbackHandler:
             return
         obs = run.obs
         self._by_span.pop(obs.span.get_span_context().span_id, None)
+        if self.streaming:
+            self.streaming.pop(run_id, None)
         if fields:
             obs.update(**fields)
         if error is not None:
             obs.record_error(error)
+            if not isinstance(error, (Exception, str)):  # interrupted: LangChain may leave runs open
+                self._sweep_at_task_end(obs.span.get_span_context().trace_id, error)
         self._release(run)
         obs.end()
+
+    # -- what LangChain does not report ---------------------------------------------------------------
+    def tool_handled(self, error: BaseException) -> None:
+        """Mark the current tool run failed with ``error``, which LangChain turns into the tool's
+        result (``handle_tool_error``, ``handle_validation_error``) and reports to no callback."""
+        span = trace.get_current_span()
+        for run in reversed(self.runs.values()):
+            if run.obs.span is span:
+                if run.obs.type is ObservationType.TOOL:
+                    run.handled = _error_text(error)
+                return
+
+    def show_in_steps(self, config: Any) -> None:
+        """Make a streamed root run current in the context LangChain has just made for its steps
+        (the current one), as LangChain does for its own tracer: what its function calls nests
+        under it. ``_release`` makes that context show the run's parent again when it ends."""
+        parent_run_id = getattr(config.get("callbacks"), "parent_run_id", None)
+        run = self.streaming.pop(parent_run_id, None) if parent_run_id is not None else None
+        if run is not None:
+            self._attach(run)
+
+    def _sweep_at_task_end(self, trace_id: int, error: BaseException) -> None:
+        """A run whose start LangChain cancels while awaiting its other handlers is started here and
+        never ended (an ``astream_events`` left early cancels the task running the chain so). Once
+        the task the interruption happened in is done, no callback of it is left to come: then the
+        runs of that trace still open after their parent ended are ended, as interrupted."""
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no event loop in this thread: no start callback is awaited
+            return
+        if task is None or task.done() or (task, trace_id) in self._sweeps:
+            return
+        self._sweeps.add((task, trace_id))
+        task.add_done_callback(functools.partial(self._guard, "sweep", self._task_done, trace_id, error))
+
+    def _task_done(self, trace_id: int, error: BaseException, task: asyncio.Task[Any]) -> None:
+        self._sweeps.discard((task, trace_id))
+        # one loop turn later: async generators the task dropped are closed first (their finalizers
+        # are queued by now), and LangChain ends their runs itself, with what they had streamed
+        task.get_loop().call_soon(self._guard, "sweep", self._sweep, trace_id, error)
+
+    def _sweep(self, trace_id: int, error: BaseException) -> None:
+        for run_id, run in list(self.runs.items()):  # parents first: ending one orphans its children
+            parent_run_id = run.parent_run_id
+            # a model that has streamed waits at a yield: closing its stream ends it, with its reply
+            if (parent_run_id is not None and parent_run_id not in self.runs
+                    and run.obs.span.get_span_context().trace_id == trace_id
+                    and "completion_start_time" not in run.obs.fields):
+                self._end(run_id, error)
 
     def _guard(self, where: str, fn: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -292,7 +271,7 @@ class AutotraceCallbackHandler:
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         def start() -> None:
-            name = _name(serialized, kwargs, "chain")
+            name = run_name(serialized, kwargs, "chain")
             # only a tag of its own: every step inside a run tagged "agent" inherits the tag
             parent = self.runs.get(parent_run_id) if parent_run_id is not None else None
             inherited = (parent.tags if parent is not None else None) or ()
@@ -332,7 +311,7 @@ class AutotraceCallbackHandler:
             params.pop(noise, None)
         for key in ("tools", "functions"):  # bound tools by name: their schemas fill the parameters
             if isinstance(params.get(key), list):
-                params[key] = [_tool_name(tool) for tool in params[key]]
+                params[key] = [bound_tool_name(tool) for tool in params[key]]
         provider = (metadata or {}).get("ls_provider")
         return {"model": model, "model_parameters": params or None, "provider": provider}
 
@@ -340,8 +319,8 @@ class AutotraceCallbackHandler:
                             parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
                             **kwargs: Any) -> None:
         def start() -> None:
-            batch = [without_media([_message(m) for m in group]) for group in messages]  # inline images noted
-            self._start(ObservationType.GENERATION, _name(serialized, kwargs, "chat_model"), run_id, parent_run_id,
+            batch = [without_media([message_fields(m) for m in group]) for group in messages]  # inline images noted
+            self._start(ObservationType.GENERATION, run_name(serialized, kwargs, "chat_model"), run_id, parent_run_id,
                         metadata, tags=kwargs.get("tags"), input=batch[0] if len(batch) == 1 else batch,
                         **self._model_fields(serialized, kwargs, metadata))
 
@@ -350,7 +329,7 @@ class AutotraceCallbackHandler:
     def on_llm_start(self, serialized: Any, prompts: list[str], *, run_id: UUID, parent_run_id: UUID | None = None,
                      metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         def start() -> None:
-            self._start(ObservationType.GENERATION, _name(serialized, kwargs, "llm"), run_id, parent_run_id, metadata,
+            self._start(ObservationType.GENERATION, run_name(serialized, kwargs, "llm"), run_id, parent_run_id, metadata,
                         tags=kwargs.get("tags"), input=prompts[0] if len(prompts) == 1 else prompts,
                         operation="text_completion",
                         **self._model_fields(serialized, kwargs, metadata))
@@ -369,7 +348,7 @@ class AutotraceCallbackHandler:
 
     def _end_model(self, run_id: UUID, response: Any, error: BaseException | None = None) -> None:
         try:
-            fields = _reply(response, streamed_only=error is not None)
+            fields = model_reply(response, streamed_only=error is not None)
         except Exception as exc:  # the run still ends (and stops being current), without its reply
             guarded_failure("langchain.reply", exc)
             fields = {}
@@ -385,7 +364,7 @@ class AutotraceCallbackHandler:
     def on_retriever_start(self, serialized: Any, query: str, *, run_id: UUID, parent_run_id: UUID | None = None,
                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         def start() -> None:
-            self._start(ObservationType.RETRIEVER, _name(serialized, kwargs, "retriever"), run_id, parent_run_id,
+            self._start(ObservationType.RETRIEVER, run_name(serialized, kwargs, "retriever"), run_id, parent_run_id,
                         metadata, tags=kwargs.get("tags"), query=query,
                         store=(metadata or {}).get("ls_vector_store_provider"))
 
@@ -394,7 +373,7 @@ class AutotraceCallbackHandler:
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
         def end() -> None:
             found = list(documents or ())
-            docs, metadata = recorded((_document(d) for d in found), len(found))
+            docs, metadata = recorded((document_fields(d) for d in found), len(found))
             scores = [d["score"] for d in docs if "score" in d]
             self._end(run_id, documents=docs, doc_count=len(found), scores=scores or None, metadata=metadata or None)
 
@@ -407,7 +386,7 @@ class AutotraceCallbackHandler:
                       metadata: dict[str, Any] | None = None, inputs: dict[str, Any] | None = None,
                       **kwargs: Any) -> None:
         def start() -> None:
-            name = _name(serialized, kwargs, "tool")
+            name = run_name(serialized, kwargs, "tool")
             tool_name = serialized.get("name") if isinstance(serialized, dict) else None  # not a run_name
             self._start(ObservationType.TOOL, name, run_id, parent_run_id, metadata, tags=kwargs.get("tags"),
                         tool_name=tool_name or name,
@@ -418,10 +397,13 @@ class AutotraceCallbackHandler:
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         def end() -> None:
             result = getattr(output, "content", output)
-            # a ToolMessage of status "error": the tool failed and handled it (``handle_tool_error``),
-            # so the model is told; the step still failed
-            failed = getattr(output, "status", None) == "error"
-            self._end(run_id, str(result) if failed else None, result=result)
+            # A handled error (``tool_handled``; for a tool call, also a ToolMessage of status
+            # "error"): the model or caller is told, the result is that text; the step still failed.
+            run = self.runs.get(run_id)
+            error = run.handled if run is not None else None
+            if error is None and getattr(output, "status", None) == "error":
+                error = str(result)
+            self._end(run_id, error, result=result)
 
         self._guard("tool_end", end)
 
@@ -460,6 +442,25 @@ class LangChainIntegration(Integration):
         variable: ContextVar[Any] = ContextVar("autotrace_langchain_handler", default=self.handler)
         tracer_context.register_configure_hook(variable, True)
         self._hook = tracer_context._configure_hooks[-1]
+        for target in ("_handle_tool_error", "_handle_validation_error"):
+            self.patcher.wrap("langchain_core.tools.base", target, self._handled, expects=("e",))
+        # runs in the context LangChain makes for a run's steps (``set_config_context``)
+        self.patcher.wrap("langchain_core.runnables.config", "_set_config_context", self._steps_context,
+                          expects=("config",))
+
+    def _handled(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        content = wrapped(*args, **kwargs)  # a failing handler raises as it would without autotrace
+        handler = self.handler
+        if handler is not None:
+            handler._guard("tool_handled", handler.tool_handled, args[0] if args else kwargs.get("e"))
+        return content
+
+    def _steps_context(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        result = wrapped(*args, **kwargs)
+        handler = self.handler
+        if handler is not None and handler.streaming:  # only while a streamed root waits for it
+            handler._guard("steps_context", handler.show_in_steps, args[0] if args else kwargs.get("config"))
+        return result
 
     def _uninstrument(self) -> None:
         from langchain_core.tracers import context as tracer_context

@@ -1,0 +1,107 @@
+"""LangChain objects as recorded fields: messages (with their chat role), token usage, a model
+run's reply, bound tools by name, retrieved documents, and a run's name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
+
+
+def chat_role(message: Any) -> str:
+    """The chat role of a message: a streamed chunk (type ``AIMessageChunk``) is the role of the
+    message it is part of; a ``ChatMessage`` (type ``chat``) carries its role itself."""
+    kind = getattr(message, "type", None)
+    if not isinstance(kind, str):
+        return "unknown"
+    if kind.endswith("MessageChunk"):
+        kind = {"AI": "ai", "Human": "human", "System": "system", "Tool": "tool", "Function": "function",
+                "Chat": "chat"}.get(kind[: -len("MessageChunk")], kind)
+    if kind == "chat" and isinstance(getattr(message, "role", None), str):
+        return message.role
+    return _ROLES.get(kind, kind)
+
+
+def message_fields(message: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"role": chat_role(message), "content": getattr(message, "content", message)}
+    tool_calls = getattr(message, "tool_calls", None)
+    if tool_calls:
+        entry["tool_calls"] = tool_calls
+    tool_call_id = getattr(message, "tool_call_id", None)
+    if tool_call_id:  # which call a tool result answers
+        entry["tool_call_id"] = tool_call_id
+    return entry
+
+
+def token_usage(response: Any, message: Any) -> dict[str, int] | None:
+    metadata = getattr(message, "usage_metadata", None)
+    if metadata:
+        usage = {"input": metadata.get("input_tokens"), "output": metadata.get("output_tokens"),
+                 "total": metadata.get("total_tokens")}
+        cached = (metadata.get("input_token_details") or {}).get("cache_read")
+        reasoning = (metadata.get("output_token_details") or {}).get("reasoning")
+        if cached is not None:
+            usage["input_cached_tokens"] = cached
+        if reasoning is not None:
+            usage["output_reasoning_tokens"] = reasoning
+        return {k: v for k, v in usage.items() if isinstance(v, int)}
+    reported = (getattr(response, "llm_output", None) or {}).get("token_usage") or {}
+    if reported:
+        usage = {"input": reported.get("prompt_tokens"), "output": reported.get("completion_tokens"),
+                 "total": reported.get("total_tokens")}
+        return {k: v for k, v in usage.items() if isinstance(v, int)} or None
+    return None
+
+
+def model_reply(response: Any, streamed_only: bool = False) -> dict[str, Any]:
+    """Output, usage, finish reason and model of a model run's first generation. ``streamed_only``:
+    only a streamed reply (LangChain gives a failed or closed stream's merged chunks to
+    ``on_llm_error``; any other generation there holds the error's HTTP response, no reply)."""
+    generations = getattr(response, "generations", None) or [[]]
+    first = generations[0][0] if generations and generations[0] else None
+    message = getattr(first, "message", None)
+    if streamed_only and not (message is not None and str(getattr(message, "type", "")).endswith("Chunk")):
+        return {}
+    output = message_fields(message) if message is not None else getattr(first, "text", None)
+    info = getattr(first, "generation_info", None) or {}
+    response_metadata = getattr(message, "response_metadata", None) or {}
+    return {"output": output, "usage": token_usage(response, message),
+            "finish_reason": info.get("finish_reason") or response_metadata.get("finish_reason"),
+            "response_model": response_metadata.get("model_name")}
+
+
+def bound_tool_name(tool: Any) -> Any:
+    """A bound tool's name, in the provider formats LangChain passes (OpenAI's ``function``,
+    Anthropic's flat ``name``, a built-in tool's ``type``) or as a ``BaseTool``."""
+    if isinstance(tool, dict):
+        function = tool.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        return name or tool.get("name") or tool.get("type")
+    return getattr(tool, "name", None) or type(tool).__name__
+
+
+def document_fields(doc: Any) -> dict[str, Any]:
+    metadata = dict(getattr(doc, "metadata", None) or {})
+    score = metadata.pop("score", None)
+    if score is None:
+        score = metadata.pop("relevance_score", None)
+    entry: dict[str, Any] = {"id": getattr(doc, "id", None) or metadata.get("id"),
+                             "content": str(getattr(doc, "page_content", ""))[:200]}
+    if score is not None:
+        entry["score"] = score
+    if metadata:
+        entry["metadata"] = metadata
+    return entry
+
+
+def run_name(serialized: Any, kwargs: dict[str, Any], default: str) -> str:
+    name = kwargs.get("name")
+    if name:
+        return str(name)
+    if isinstance(serialized, dict):
+        if serialized.get("name"):
+            return str(serialized["name"])
+        ident = serialized.get("id")
+        if isinstance(ident, list) and ident:
+            return str(ident[-1])
+    return default

@@ -18,7 +18,7 @@ interrupted async task cancelled is ended once that task is done.
 Metadata from ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_user_id``/
 ``langfuse_session_id``) become trace attributes unless None or empty, ``prompt_name``/
 ``prompt_version`` the prompt of generations, other keys (except LangChain's own ``ls_*`` and
-``lc_versions``) observation metadata.
+``lc_versions``) observation metadata. LangGraph graphs: see ``langchain_graph``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from opentelemetry.context import Context
 from .. import recorder, schema
 from .._internal import count, guarded_failure
 from ..observation import Observation, ObservationType, make_current, release_if_current
+from . import langchain_graph as lg
 from .base import Integration
 from .documents import recorded
 from .langchain_convert import bound_tool_name, document_fields, message_fields, model_reply, run_name
@@ -88,11 +89,14 @@ class _Run:
     context made current is kept, and when the run releases it, it is changed in place to show
     ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
 
-    __slots__ = ("attached", "fallen", "handled", "obs", "outer", "parent_run_id", "tags", "token")
+    __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "obs", "outer", "parent_run_id", "tags",
+                 "token")
 
     def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
-                 tags: list[str] | None = None) -> None:
+                 tags: list[str] | None = None, inside: bool = False) -> None:
         self.obs = obs
+        self.in_graph = inside  # runs inside a LangGraph graph (``langchain_graph``)
+        self.graph = False  # is a graph whose nodes have started
         self.tags = tags  # all its tags, its children inherit them
         self.parent_run_id = parent_run_id  # only when the parent run is recorded
         self.outer = outer  # the context the run started in, its span key set
@@ -103,7 +107,7 @@ class _Run:
         self.handled: str | None = None  # a tool's error LangChain made its result (``tool_handled``)
 
 
-class AutotraceCallbackHandler:
+class AutotraceCallbackHandler(lg.GraphRuns):
     """Maps LangChain run callbacks to observations. Every method is guarded."""
 
     raise_error = False
@@ -117,11 +121,14 @@ class AutotraceCallbackHandler:
         self._by_span: dict[int, Context] = {}  # span id of a live root run -> the context it started in
         self.streaming: dict[UUID, _Run] = {}  # streamed roots not yet current for their steps
         self._sweeps: set[tuple[asyncio.Task[Any], int]] = set()  # (task, trace id) swept when the task ends
+        self.hidden: dict[UUID, UUID | None] = {}  # a hidden LangGraph run -> its nearest recorded ancestor
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _start(self, obs_type: ObservationType, name: str, run_id: UUID, parent_run_id: UUID | None,
                metadata: dict[str, Any] | None, streamed: bool = False, tags: list[str] | None = None,
-               **fields: Any) -> Observation | None:
+               node: bool = False, **fields: Any) -> Observation | None:
+        if self.hidden and parent_run_id in self.hidden:  # what a hidden run starts nests above it
+            parent_run_id = self.hidden[parent_run_id]
         parent = self.runs.get(parent_run_id) if parent_run_id is not None else None
         if parent is not None:
             outer = trace.set_span_in_context(parent.obs.span)
@@ -132,9 +139,9 @@ class AutotraceCallbackHandler:
             found = self._by_span.get(current)
             outer = found if found is not None else trace.set_span_in_context(trace.get_current_span())
         obs = recorder.start(obs_type, name, parent=outer)
-        extra = self._metadata(obs, metadata)
+        extra = self._metadata(obs, metadata, node)
         obs.update(metadata=extra or None, **fields)
-        run = _Run(obs, parent_run_id if parent is not None else None, outer, tags)
+        run = _Run(obs, parent_run_id if parent is not None else None, outer, tags, lg.in_graph(metadata))
         if not (streamed and parent is None):
             self._attach(run)
         else:  # started in its consumer's context: made current in its steps' context (``show_in_steps``)
@@ -173,7 +180,7 @@ class AutotraceCallbackHandler:
             parent.fallen.update((id(context), context) for context in stale)
 
     @staticmethod
-    def _metadata(obs: Observation, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    def _metadata(obs: Observation, metadata: dict[str, Any] | None, node: bool = False) -> dict[str, Any]:
         if not metadata:
             return {}
         extra: dict[str, Any] = {}
@@ -184,6 +191,9 @@ class AutotraceCallbackHandler:
                     obs.span.set_attribute(_TRACE_KEYS[key], str(value))
             elif type(key) is not str:  # LangChain accepts any key; a span attribute needs text
                 extra[str(key)] = value
+            elif key in lg.GRAPH_KEYS:  # LangGraph's: where a node is, on the node only
+                if node and key in lg.NODE_KEYS:
+                    extra[key] = value
             elif key in _PROMPT_KEYS or key.startswith("ls_") or key == "lc_versions":  # LangChain's own
                 continue
             else:
@@ -198,6 +208,8 @@ class AutotraceCallbackHandler:
     def _end(self, run_id: UUID, error: BaseException | str | None = None, **fields: Any) -> None:
         run = self.runs.pop(run_id, None)
         if run is None:
+            if self.hidden:
+                self.hidden.pop(run_id, None)
             return
         obs = run.obs
         self._by_span.pop(obs.span.get_span_context().span_id, None)
@@ -272,15 +284,27 @@ class AutotraceCallbackHandler:
                        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         def start() -> None:
             name = run_name(serialized, kwargs, "chain")
-            # only a tag of its own: every step inside a run tagged "agent" inherits the tag
-            parent = self.runs.get(parent_run_id) if parent_run_id is not None else None
-            inherited = (parent.tags if parent is not None else None) or ()
-            is_agent = "agent" in name.lower() or any(
-                "agent" in tag.lower() and tag not in inherited for tag in tags or ())
-            self._start(ObservationType.AGENT if is_agent else ObservationType.CHAIN, name, run_id, parent_run_id,
-                        metadata, _streamed(inputs, kwargs, self.marks_streams), tags, input=inputs)
+            graph = lg.in_graph(metadata)
+            if graph and lg.is_hidden(tags):
+                self._hide(run_id, parent_run_id)
+                return
+            node = graph and lg.is_node(tags)
+            if node:  # a graph's node task: a step, whatever its name
+                self._graph_started(parent_run_id, metadata)
+                obs_type = ObservationType.CHAIN
+            else:
+                name = lg.inner_name(name) if graph else name
+                obs_type = ObservationType.AGENT if self._named_agent(name, tags, parent_run_id) else ObservationType.CHAIN
+            self._start(obs_type, name, run_id, parent_run_id, metadata, _streamed(inputs, kwargs, self.marks_streams),
+                        tags, node, input=inputs)
 
         self._guard("chain_start", start)
+
+    def _named_agent(self, name: str, tags: list[str] | None, parent_run_id: UUID | None) -> bool:
+        # only a tag of its own: every step inside a run tagged "agent" inherits the tag
+        parent = self.runs.get(parent_run_id) if parent_run_id is not None else None
+        inherited = (parent.tags if parent is not None else None) or ()
+        return "agent" in name.lower() or any("agent" in tag.lower() and tag not in inherited for tag in tags or ())
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
         # a streamed run's input is known only at its end (it started with ``{"input": ""}``)
@@ -290,7 +314,7 @@ class AutotraceCallbackHandler:
     def on_chain_error(self, error: BaseException, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
         # a streamed run that fails also gets the input it had read by then (see ``on_chain_end``)
         fields = {} if inputs is None else {"input": inputs}
-        self._guard("chain_error", self._end, run_id, error, **fields)
+        self._guard("chain_error", self._fail, run_id, error, **fields)
 
     def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
         def mark() -> None:
@@ -408,7 +432,7 @@ class AutotraceCallbackHandler:
         self._guard("tool_end", end)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._guard("tool_error", self._end, run_id, error)
+        self._guard("tool_error", self._fail, run_id, error)
 
     def on_text(self, *args: Any, **kwargs: Any) -> None:
         return None

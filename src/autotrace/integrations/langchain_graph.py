@@ -1,0 +1,120 @@
+"""LangGraph graphs as the LangChain callbacks show them, read without importing langgraph.
+
+A compiled graph runs on langchain-core's callbacks: the graph is one chain run, each node task a
+child run tagged ``graph:step:<n>``, and every run inside a graph carries ``langgraph_node`` (and
+more ``langgraph_*`` keys) in its metadata. Nothing marks the graph's own run: it is known as a
+graph once its first node starts. How each run is recorded:
+
+- the outermost graph is the ``agent`` (the user invoked it as such); a subgraph is one step of it,
+  a ``chain``, unless its name says agent (LangChain's rule, e.g. ``create_react_agent(name=...)``);
+- a node is a ``chain`` named after the node, whatever the node's name says;
+- a chain run LangGraph tags ``langsmith:hidden`` (the ``__start__`` task and what runs in it) is
+  not recorded: what it starts nests under its parent; a model, tool or retriever always is;
+- an unnamed function (a lambda router of a conditional edge) is named ``<lambda>``, not
+  LangGraph's class name ``RunnableCallable``;
+- ``langgraph_node``/``langgraph_step`` are metadata of node runs only; LangGraph's bookkeeping
+  keys (triggers, path, checkpoint namespace) of none;
+- an interrupt (``interrupt()``, ``GraphInterrupt``) ends the runs it passes through as WARNING
+  with its values; a handoff to a parent graph (``ParentCommand``) as DEFAULT: control flow, not
+  failures. A resumed run is a new trace; with a checkpointer, the graph's ``thread_id`` is the
+  session of both (unless a session is given), which links them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from .. import schema
+from ..observation import ObservationType
+
+NODE_KEY = "langgraph_node"
+HIDDEN_TAG = "langsmith:hidden"
+_STEP_TAG = "graph:step:"
+_UNNAMED = "RunnableCallable"
+#: kept on node runs only (a node's descendants would repeat them)
+NODE_KEYS = frozenset({"langgraph_node", "langgraph_step"})
+#: LangGraph's bookkeeping, kept on no run
+INTERNAL_KEYS = frozenset({"langgraph_triggers", "langgraph_path", "langgraph_checkpoint_ns", "checkpoint_ns"})
+GRAPH_KEYS = NODE_KEYS | INTERNAL_KEYS
+_MAX_HIDDEN = 10_000
+_SESSION_KEYS = ("session_id", "langfuse_session_id")
+
+
+def in_graph(metadata: dict[str, Any] | None) -> bool:
+    """Whether a run runs inside a LangGraph graph (a node, or anything a node runs)."""
+    return bool(metadata) and NODE_KEY in metadata  # type: ignore[operator]
+
+
+def is_node(tags: list[str] | None) -> bool:
+    """Whether a run inside a graph is one of its node tasks (its parent run is the graph)."""
+    return any(tag.startswith(_STEP_TAG) for tag in tags or ())
+
+
+def is_hidden(tags: list[str] | None) -> bool:
+    return bool(tags) and HIDDEN_TAG in tags  # type: ignore[operator]
+
+
+def inner_name(name: str) -> str:
+    """The name of a run a node starts: LangGraph names an unnamed function by its class."""
+    return "<lambda>" if name == _UNNAMED else name
+
+
+def thread_session(metadata: dict[str, Any] | None) -> str | None:
+    """The session a graph's checkpointer thread makes, unless the caller gave one."""
+    if not metadata or any(metadata.get(key) for key in _SESSION_KEYS):
+        return None
+    thread = metadata.get("thread_id")
+    return str(thread) if thread is not None and thread != "" else None
+
+
+def control_flow(error: BaseException) -> tuple[str, str] | None:
+    """``(level, message)`` for an exception LangGraph raises to pause or redirect a graph
+    (``GraphBubbleUp``: ``GraphInterrupt``, ``ParentCommand``); None for any other."""
+    names = [cls.__name__ for cls in type(error).__mro__ if cls.__module__.startswith("langgraph")]
+    if "GraphBubbleUp" not in names:
+        return None
+    kind = type(error).__name__
+    if "GraphInterrupt" not in names:
+        return "DEFAULT", kind
+    try:
+        values = [getattr(item, "value", item) for item in (error.args[0] if error.args else ())]
+        return "WARNING", f"{kind}: " + "; ".join(str(value) for value in values)
+    except Exception:  # an interrupt with unexpected args is still an interrupt
+        return "WARNING", kind
+
+
+class GraphRuns:
+    """What the LangChain callback handler does for LangGraph runs only."""
+
+    runs: dict[UUID, Any]  # run id -> ``langchain._Run``
+    hidden: dict[UUID, UUID | None]
+
+    if TYPE_CHECKING:  # the handler's
+        def _end(self, run_id: UUID, error: BaseException | str | None = None, **fields: Any) -> None: ...
+
+    def _graph_started(self, graph_run_id: UUID | None, metadata: dict[str, Any] | None) -> None:
+        """A node of the graph run ``graph_run_id`` starts: the outermost graph is the agent, and
+        its checkpointer thread its session."""
+        run = self.runs.get(graph_run_id) if graph_run_id is not None else None
+        if run is None or run.graph:
+            return
+        run.graph = True
+        if not run.in_graph:
+            run.obs.type = ObservationType.AGENT
+            session = thread_session(metadata)
+            if session is not None:
+                run.obs.span.set_attribute(schema.TRACE_SESSION, session)
+
+    def _hide(self, run_id: UUID, parent_run_id: UUID | None) -> None:
+        """Record no ``run_id``: what it starts nests under its nearest recorded ancestor."""
+        self.hidden[run_id] = self.hidden.get(parent_run_id, parent_run_id) if parent_run_id is not None else None
+        if len(self.hidden) > _MAX_HIDDEN:  # one whose end never came
+            del self.hidden[next(iter(self.hidden))]
+
+    def _fail(self, run_id: UUID, error: BaseException, **fields: Any) -> None:
+        flow = control_flow(error)  # an interrupt or a handoff is no failure
+        if flow is None:
+            self._end(run_id, error, **fields)
+        else:
+            self._end(run_id, level=flow[0], status_message=flow[1], **fields)

@@ -116,3 +116,22 @@ class Stub:
         self.ServerStream = channel.unary_stream(f"/{SERVICE}/ServerStream", **kw)
         self.ClientStream = channel.stream_unary(f"/{SERVICE}/ClientStream", **kw)
         self.Bidi = channel.stream_stream(f"/{SERVICE}/Bidi", **kw)
+
+
+async def start_server(asyncio_server: bool, *handlers: grpc.GenericRpcHandler,
+                       interceptors: Any = None) -> tuple[Any, int]:
+    """A started ``grpc`` (thread pool of 4) or ``grpc.aio`` server on a loopback port, and the port."""
+    server: Any = (grpc.aio.server(interceptors=interceptors) if asyncio_server
+                   else grpc.server(futures.ThreadPoolExecutor(max_workers=4), interceptors=interceptors))
+    server.add_generic_rpc_handlers(handlers)
+    port = server.add_insecure_port("127.0.0.1:0")
+    started = server.start()
+    if asyncio_server:
+        await started
+    return server, port
+
+
+async def stop_server(server: Any) -> None:
+    stopped = server.stop(0)
+    if isinstance(server, grpc.aio.Server):
+        await stopped

@@ -25,22 +25,6 @@ FIRST = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 SECOND = "00-1bf7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01"
 
 
-async def _start(asyncio_server: bool, *handlers: grpc.GenericRpcHandler) -> tuple[Any, int]:
-    server: Any = grpc.aio.server() if asyncio_server else grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers(handlers)
-    port = server.add_insecure_port("127.0.0.1:0")
-    started = server.start()
-    if asyncio_server:
-        await started
-    return server, port
-
-
-async def _stop(server: Any) -> None:
-    stopped = server.stop(0)
-    if isinstance(server, grpc.aio.Server):
-        await stopped
-
-
 def _spans(records: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
     return [(r["level"], r["status_message"]) for r in records if r["type"] == "span"]
 
@@ -165,7 +149,7 @@ def test_a_sync_stream_handler_that_returns_no_iterator_is_recorded_as_the_clien
     })
 
     async def scenario() -> dict[str, Any]:
-        server, port = await _start(asyncio_server, handlers)
+        server, port = await svc.start_server(asyncio_server, handlers)
         outcome = {}
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -182,7 +166,7 @@ def test_a_sync_stream_handler_that_returns_no_iterator_is_recorded_as_the_clien
                         ("span", f"test.Bad/{method}", [])])])]
                     outcome[method] = [seen, _spans(records)[1]]
         finally:
-            await _stop(server)
+            await svc.stop_server(server)
         return outcome
 
     if asyncio_server:
@@ -225,13 +209,13 @@ def test_a_method_handler_of_another_type_is_traced(tmp_path, asyncio_server: bo
     servicer: Any = svc.AioEcho() if asyncio_server else svc.Echo()
 
     async def scenario() -> tuple[str, dict[str, Any]]:
-        server, port = await _start(asyncio_server, _Generic(servicer.Unary))
+        server, port = await svc.start_server(asyncio_server, _Generic(servicer.Unary))
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 with autotrace.tenant("acme"), autotrace.start_chain("caller") as root:
                     reply = await svc.Stub(channel).Unary({"text": "x"})
         finally:
-            await _stop(server)
+            await svc.stop_server(server)
         return root.trace_id, reply
 
     trace_id, reply = asyncio.run(scenario())

@@ -31,23 +31,6 @@ def _install(rx: OtlpReceiver) -> None:
                       credentials={"t": Credentials("pk-t", "sk-t", host=rx.endpoint)}, trust_incoming_tenant=True)
 
 
-async def _start(asyncio_server: bool, handlers: Any, interceptors: Any = None) -> tuple[Any, int]:
-    server: Any = (grpc.aio.server(interceptors=interceptors) if asyncio_server
-                   else grpc.server(futures.ThreadPoolExecutor(max_workers=4), interceptors=interceptors))
-    server.add_generic_rpc_handlers((handlers,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    started = server.start()
-    if asyncio_server:
-        await started
-    return server, port
-
-
-async def _stop(server: Any) -> None:
-    stopped = server.stop(0)
-    if isinstance(server, grpc.aio.Server):
-        await stopped
-
-
 async def _call(channel: grpc.aio.Channel, method: str, streaming: bool = False) -> tuple[str, Any]:
     """What the client gets: ``("OK", reply)``, or the status code and details of the error."""
     replies: list[Any] = []
@@ -160,7 +143,7 @@ def test_a_response_that_cannot_be_serialised_is_recorded_as_the_client_sees_it(
     expected = _AIO_SERVER if asyncio_server else _SYNC_SERVER
 
     async def scenario() -> dict[str, Any]:
-        server, port = await _start(asyncio_server, _handlers(asyncio_server, counted))
+        server, port = await svc.start_server(asyncio_server, _handlers(asyncio_server, counted))
         seen = {}
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -168,7 +151,7 @@ def test_a_response_that_cannot_be_serialised_is_recorded_as_the_client_sees_it(
                     for method in expected:
                         seen[method] = await _call(channel, f"/test.Ser/{method}", streaming=method == "Stream")
         finally:
-            await _stop(server)
+            await svc.stop_server(server)
         return seen
 
     client_seen = asyncio.run(scenario())
@@ -215,7 +198,7 @@ def test_a_call_no_handler_takes_is_recorded_with_the_status_the_client_gets(rx:
     gate = _AioGate() if asyncio_server else _Gate()
 
     async def scenario() -> dict[str, Any]:
-        server, port = await _start(asyncio_server, svc.handler(servicer), interceptors=[gate])
+        server, port = await svc.start_server(asyncio_server, svc.handler(servicer), interceptors=[gate])
         seen = {}
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -224,7 +207,7 @@ def test_a_call_no_handler_takes_is_recorded_with_the_status_the_client_gets(rx:
                         seen[method] = await _call(channel, f"/{svc.SERVICE}/{method}",
                                                    streaming=method == "ServerStream")
         finally:
-            await _stop(server)
+            await svc.stop_server(server)
         return seen
 
     client_seen = asyncio.run(scenario())

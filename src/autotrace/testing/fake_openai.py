@@ -1,9 +1,9 @@
 """A loopback server speaking enough of the OpenAI REST API for the real ``openai`` SDK.
 
 Chat completions (streamed or not, with tool calls and ``stream_options.include_usage``), the
-Responses API, legacy completions and embeddings, plus the Azure path shape. Replies are
-deterministic and can be scripted per request: reply text, tool calls, chunk count, usage, model,
-or an OpenAI-style error.
+Responses API, legacy completions, embeddings and moderations, plus the Azure path shape. Replies
+are deterministic and can be scripted per request: reply text, tool calls, chunk count, usage,
+model, the categories a moderation flags, or an OpenAI-style error.
 """
 
 from __future__ import annotations
@@ -38,6 +38,24 @@ class Script:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     audio: str | None = None
+    #: A moderation's flagged categories, one list per input (``[]``: clean); unscripted, an input
+    #: is flagged for the categories whose trigger words (``MODERATION_TRIGGERS``) it contains.
+    flagged: list[list[str]] | None = None
+
+
+#: The moderation categories (the API's names), and the applied input types of those an image can carry.
+MODERATION_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+    "self-harm", "self-harm/instructions", "self-harm/intent", "sexual", "sexual/minors", "violence",
+    "violence/graphic",
+)
+_IMAGE_CATEGORIES = frozenset({"self-harm", "self-harm/instructions", "self-harm/intent", "sexual", "violence",
+                               "violence/graphic"})
+#: Words that get an unscripted moderation input flagged, and for which category.
+MODERATION_TRIGGERS = {"idiot": "harassment", "kill": "violence", "gore": "violence/graphic"}
+#: What ``omni-moderation-latest`` (the default) and ``text-moderation-latest`` resolve to.
+_MODERATION_MODELS = {"omni-moderation-latest": "omni-moderation-2024-09-26",
+                      "text-moderation-latest": "text-moderation-007"}
 
 
 def _tokens(text: str) -> int:
@@ -67,6 +85,12 @@ def _last_user_text(body: dict[str, Any]) -> str:
     if isinstance(value, list):
         return " ".join(v if isinstance(v, str) else str(v.get("content", "")) for v in value)
     return str(value)
+
+
+def _low_score(text: str, category: str) -> float:
+    """A deterministic score well below any threshold (what a clean input gets)."""
+    digest = hashlib.sha256(f"{category}:{text}".encode()).digest()
+    return round(digest[0] / 255 * 0.001, 6)
 
 
 def _split(text: str, n: int) -> list[str]:
@@ -136,7 +160,7 @@ class FakeOpenAI(LoopbackServer):
         endpoint = "/".join(route[-2:]) if route[-2] == "chat" else route[-1]
         handlers = {
             "chat/completions": self._chat, "completions": self._completions,
-            "embeddings": self._embeddings, "responses": self._responses,
+            "embeddings": self._embeddings, "responses": self._responses, "moderations": self._moderations,
         }
         produce = handlers.get(endpoint)
         if produce is None:
@@ -272,6 +296,36 @@ class FakeOpenAI(LoopbackServer):
         tokens = sum(_tokens(str(i)) for i in items)
         return {"object": "list", "data": data, "model": script.model or body.get("model", "text-embedding-3-small"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    @staticmethod
+    def _moderations(body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any]:
+        """One result per text (one for all the parts of a multimodal input), scores in [0, 1]."""
+        value = body.get("input")
+        multimodal = isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+        if multimodal:
+            texts = [" ".join(str(part.get("text", "")) for part in value if isinstance(part, dict))]
+        else:
+            texts = [str(item) for item in value] if isinstance(value, list) else [str(value)]
+        image = multimodal and any(isinstance(part, dict) and part.get("type") == "image_url" for part in value)
+        results = []
+        for index, text in enumerate(texts):
+            if script.flagged is not None:
+                flagged = set(script.flagged[index]) if index < len(script.flagged) else set()
+            else:
+                words = set("".join(c.lower() if c.isalnum() else " " for c in text).split())
+                flagged = {category for word, category in MODERATION_TRIGGERS.items() if word in words}
+            results.append({
+                "flagged": bool(flagged),
+                "categories": {name: name in flagged for name in MODERATION_CATEGORIES},
+                "category_scores": {name: 0.97 if name in flagged else _low_score(text, name)
+                                    for name in MODERATION_CATEGORIES},
+                "category_applied_input_types": {
+                    name: ["text", "image"] if image and name in _IMAGE_CATEGORIES else ["text"]
+                    for name in MODERATION_CATEGORIES},
+            })
+        requested = body.get("model") or "omni-moderation-latest"
+        model = script.model or _MODERATION_MODELS.get(requested, requested)
+        return {"id": "modr-fake", "model": model, "results": results}
 
     def _responses(self, body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any] | Iterator[Any]:
         model = script.model or body.get("model", "gpt-4o-mini")

@@ -1,15 +1,17 @@
 """OpenAI: every chat completion, Responses API call, legacy completion and embedding becomes a
-typed observation, for sync and async clients, Azure and any OpenAI-compatible base URL.
+typed observation, for sync and async clients, Azure and any OpenAI-compatible base URL; every
+moderation becomes a ``guardrail`` (``passed`` when no input is flagged, ``reason`` the flagged
+categories, level DEFAULT: a flagged input is the guardrail working).
 
 One choke point per client kind is wrapped: ``SyncAPIClient.request`` and
 ``AsyncAPIClient.request``, dispatched on the request path, so ``with_raw_response`` and every
 resource method are covered alike.
 
 Which instrumentation records a call (one generation per call): the outermost. If a LangChain or
-LlamaIndex generation (or embedding) observation is current, this integration creates nothing and
-only fills in what the framework's observation lacks (usage, returned model, finish reason, cost):
-from a stream when it ends, its usage asked for and hidden from the framework as for a stream
-recorded here.
+LlamaIndex generation (or embedding; for a moderation, any guardrail) observation is current, this
+integration creates nothing and only fills in what that observation lacks (usage, returned model,
+finish reason, cost; a guardrail's ``passed``, ``modified``, ``reason``): from a stream when it
+ends, its usage asked for and hidden from the framework as for a stream recorded here.
 If another OpenTelemetry instrumentor's ``gen_ai`` span is current, it does nothing at all.
 
 Streams: the caller gets the SDK's own stream object, its class patched (``_stream``).
@@ -26,7 +28,7 @@ follows ``autotrace.content_capture(...)`` (per block/call) and the ``capture_co
 Replay: a frozen non-streamed chat completion returns the recorded message without a request, or
 raises the SDK's error rebuilt from the recording when the recorded call raised (``_replayed``);
 a live one applies overrides (``model``, ``model_parameters``, ``messages``). Frozen streams,
-embeddings and Responses calls run live.
+embeddings, moderations and Responses calls run live.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from urllib.parse import urlsplit
 
 from ... import recorder
 from ..._internal import count, guarded_failure, log_once
-from ...observation import Observation, ObservationType
+from ...observation import Observation
 from ...runtime import state
 from .. import ownership
 from ..base import Integration
@@ -139,15 +141,14 @@ class _Call:
             return
         extra = getattr(self.options, "extra_json", None)  # ``extra_body``: the SDK merges it over the body
         sent = {**body, **extra} if extra and isinstance(extra, Mapping) else body
-        self.operation, name = found
-        kind = ObservationType.EMBEDDING if self.operation == "embeddings" else ObservationType.GENERATION
+        self.operation, name, kind = found
         headers = self.options.headers
         self.raw = bool(headers) and headers.get(_RAW_HEADER) is not None
         owner = ownership.owner(kind)
         if owner is not None:
             if not isinstance(owner, Observation):
                 return
-            self.owner = owner  # a framework generation records this call; a replay may still steer it
+            self.owner = owner  # a framework's observation records this call; a replay may still steer it
             base_url = _provider(client)[1] if self.stream else ""
         else:
             obs = recorder.start(kind, name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ...observation import ObservationType
 from ..media import media_note, without_media
 from . import pricing
 
@@ -18,17 +19,19 @@ _PARAMETERS = frozenset({
     "verbosity", "reasoning", "text", "truncation", "max_tool_calls",
 })
 
-#: url path suffix -> (operation, observation name, is embedding)
+#: url path suffix -> (operation, observation name, observation type); scanned in order, so the
+#: hot paths (chat, embeddings) come first and moderations last.
 ENDPOINTS = {
-    "/chat/completions": ("chat", "openai.chat"),
-    "/responses": ("responses", "openai.responses"),
-    "/completions": ("text_completion", "openai.completions"),
-    "/embeddings": ("embeddings", "openai.embeddings"),
+    "/chat/completions": ("chat", "openai.chat", ObservationType.GENERATION),
+    "/responses": ("responses", "openai.responses", ObservationType.GENERATION),
+    "/completions": ("text_completion", "openai.completions", ObservationType.GENERATION),
+    "/embeddings": ("embeddings", "openai.embeddings", ObservationType.EMBEDDING),
+    "/moderations": ("moderation", "openai.moderations", ObservationType.GUARDRAIL),
 }
 
 
-def endpoint(url: str) -> tuple[str, str] | None:
-    """The operation and name for a request path (Azure deployment paths included)."""
+def endpoint(url: str) -> tuple[str, str, ObservationType] | None:
+    """The operation, name and observation type for a request path (Azure deployment paths included)."""
     for suffix, found in ENDPOINTS.items():
         if url.endswith(suffix):
             return found
@@ -46,18 +49,29 @@ def request_fields(operation: str, body: dict[str, Any]) -> dict[str, Any]:
         fields["model_parameters"] = params
     if operation == "chat":
         fields["input"] = without_media(body.get("messages"))
+    elif operation == "embeddings":
+        value = body.get("input")
+        fields["input"] = value
+        # a list of token ids is one input; a list of texts (or of token lists) is several
+        fields["input_count"] = len(value) if isinstance(value, list) and not (value and type(value[0]) is int) else 1
     elif operation == "responses":
         instructions = body.get("instructions")
         value = without_media(body.get("input"))
         fields["input"] = {"instructions": instructions, "input": value} if instructions else value
     elif operation == "text_completion":
         fields["input"] = body.get("prompt")
-    else:
-        value = body.get("input")
-        fields["input"] = value
-        # a list of token ids is one input; a list of texts (or of token lists) is several
-        fields["input_count"] = len(value) if isinstance(value, list) and not (value and type(value[0]) is int) else 1
+    else:  # moderation: last, so that chat and embeddings test for nothing more
+        fields.update(_moderation_input(body.get("input")))
     return fields
+
+
+def _moderation_input(value: Any) -> dict[str, Any]:
+    """A moderation's input and input count: a text (one), a list of texts (several), or the
+    parts of one multimodal input, its inline images noted like a chat message's."""
+    if isinstance(value, list | tuple) and value and isinstance(value[0], dict):
+        parts = without_media([{"content": list(value)}])[0]["content"]  # the parts, as a message holds them
+        return {"input": parts, "input_count": 1}
+    return {"input": value, "input_count": len(value) if isinstance(value, list | tuple) else 1}
 
 
 def _message_output(message: Any) -> Any:
@@ -129,6 +143,13 @@ def response_fields(operation: str, response: Any) -> dict[str, Any]:
             fields["finish_reason"] = choices[0].finish_reason
             fields["output"] = (_message_output(choices[0].message) if len(choices) == 1
                                 else [_message_output(c.message) for c in choices])
+    elif operation == "embeddings":
+        data = getattr(response, "data", None) or []
+        if data:
+            first = getattr(data[0], "embedding", None)
+            if isinstance(first, list):
+                fields["dimensions"] = len(first)
+        fields["output"] = {"count": len(data)}
     elif operation == "text_completion":
         choices = getattr(response, "choices", None) or []
         if choices:
@@ -142,11 +163,37 @@ def response_fields(operation: str, response: Any) -> dict[str, Any]:
         if status == "failed":  # the API's own failure, reported in the response
             fields["level"] = "ERROR"
             fields["status_message"] = str(getattr(getattr(response, "error", None), "message", None) or "failed")
-    else:
-        data = getattr(response, "data", None) or []
-        if data:
-            first = getattr(data[0], "embedding", None)
-            if isinstance(first, list):
-                fields["dimensions"] = len(first)
-        fields["output"] = {"count": len(data)}
+    else:  # moderation: last, so that chat and embeddings test for nothing more
+        fields.update(moderation_fields(getattr(response, "results", None)))
     return fields
+
+
+def moderation_fields(results: Any) -> dict[str, Any]:
+    """A moderation's verdict as a guardrail records it: ``passed`` when no result is flagged
+    (a flagged input is the guardrail working: the level stays DEFAULT), ``reason`` the flagged
+    categories (per input when there are several), each result's categories and scores as output."""
+    if not isinstance(results, list) or not results:
+        return {}
+    output = [_moderation_result(result) for result in results]
+    several = len(output) > 1
+    reasons = [(f"input {index}: " if several else "") + (", ".join(found["categories"]) or "flagged")
+               for index, found in enumerate(output) if found["flagged"]]
+    return {"passed": not reasons, "modified": False, "reason": "; ".join(reasons) or None, "output": output}
+
+
+def _moderation_result(result: Any) -> dict[str, Any]:
+    """One result: flagged, the categories that are true (the API's names, ``self-harm/intent``),
+    and every category's score."""
+    get = _reader(result)
+    categories = _by_api_name(get("categories"))
+    return {"flagged": get("flagged") is True,
+            "categories": [name for name, value in categories.items() if value is True],
+            "category_scores": _by_api_name(get("category_scores"))}
+
+
+def _by_api_name(value: Any) -> dict[str, Any]:
+    """A parsed mapping of categories under the API's names (the SDK's field aliases), Nones left out."""
+    if type(value) is dict:
+        return {name: item for name, item in value.items() if item is not None}
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json", by_alias=True, exclude_none=True, warnings=False) if callable(dump) else {}

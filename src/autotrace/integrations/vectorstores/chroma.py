@@ -1,5 +1,6 @@
-"""Chroma (chromadb): ``Collection.query`` and ``get`` become retrievals, ``add``/``upsert``/
-``delete`` spans with counts."""
+"""Chroma (chromadb): ``query`` and ``get`` of ``Collection`` and of ``AsyncCollection`` (the
+``AsyncHttpClient``'s) become retrievals, with ``where`` as the filter and ``where_document`` in
+metadata; ``add``/``upsert``/``update``/``delete`` become spans with counts."""
 
 from __future__ import annotations
 
@@ -15,27 +16,39 @@ def _query_describer(at: dict[str, int]) -> Describe:
     found by position where ``at`` says (``ids``, added in chromadb 1.0, moved ``n_results`` and
     ``where``)."""
     def describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-        texts = argument(args, kwargs, "query_texts", 1)
+        texts = argument(args, kwargs, "query_texts", at.get("query_texts", 1))
         embeddings = argument(args, kwargs, "query_embeddings", 0)
         fields: dict[str, Any] = {"collection": getattr(instance, "name", None),
                                   "top_k": argument(args, kwargs, "n_results", at.get("n_results"), 10),
                                   "filter": argument(args, kwargs, "where", at.get("where"))}
-        if texts:
+        _where_document(fields, argument(args, kwargs, "where_document", at.get("where_document")))
+        if isinstance(texts, str):  # chroma takes one text as one query
+            fields["query"] = texts
+        elif texts:
             fields["query"] = texts[0] if len(texts) == 1 else texts
         elif embeddings is not None and len(embeddings):
             if hasattr(embeddings[0], "__len__"):
-                fields["metadata"] = {"queries": len(embeddings), "vector_dimensions": len(embeddings[0])}
+                fields.setdefault("metadata", {}).update(queries=len(embeddings),
+                                                         vector_dimensions=len(embeddings[0]))
             else:  # one flat vector (a list or a 1-D array), which chroma takes as one query
-                fields["metadata"] = {"queries": 1, "vector_dimensions": len(embeddings)}
+                fields.setdefault("metadata", {}).update(queries=1, vector_dimensions=len(embeddings))
         return fields
 
     return describe
 
 
+def _where_document(fields: dict[str, Any], where_document: Any) -> None:
+    """The filter on the documents' text (``{"$contains": ...}``), beside ``where`` (on metadata)."""
+    if where_document:
+        fields["metadata"] = {"where_document": where_document}
+
+
 def _describe_get(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    """``get(ids, where, limit, ...)``."""
-    return {"collection": getattr(instance, "name", None), "top_k": argument(args, kwargs, "limit", 2),
-            "filter": argument(args, kwargs, "where", 1)}
+    """``get(ids, where, limit, offset, where_document, ...)``."""
+    fields = {"collection": getattr(instance, "name", None), "top_k": argument(args, kwargs, "limit", 2),
+              "filter": argument(args, kwargs, "where", 1)}
+    _where_document(fields, argument(args, kwargs, "where_document", 4))
+    return fields
 
 
 def _row(ids: list[Any], distances: list[Any] | None, contents: list[Any] | None) -> Iterator[dict[str, Any]]:
@@ -76,13 +89,23 @@ class ChromaIntegration(Integration):
     def _instrument(self) -> None:
         from chromadb.api.models.Collection import Collection
 
-        module = "chromadb.api.models.Collection"
+        self._wrap_collection("chromadb.api.models.Collection", "Collection", Collection, asynchronous=False)
+        try:  # the collections of AsyncHttpClient, where the installed version has them
+            from chromadb.api.models.AsyncCollection import AsyncCollection
+        except ImportError:
+            return
+        self._wrap_collection("chromadb.api.models.AsyncCollection", "AsyncCollection", AsyncCollection,
+                              asynchronous=True)
+
+    def _wrap_collection(self, module: str, name: str, cls: type, asynchronous: bool) -> None:
+        describe_query = _query_describer(positions(cls.query))  # type: ignore[attr-defined]
         wrap = self.patcher.wrap
-        describe_query = _query_describer(positions(Collection.query))
-        wrap(module, "Collection.query", search_wrapper("chroma", "query", describe_query, _query_results))
-        wrap(module, "Collection.get", search_wrapper("chroma", "get", _describe_get, _get_results))
-        for operation in ("add", "upsert", "delete"):
-            wrap(module, f"Collection.{operation}", write_wrapper("chroma", operation, _describe_write, _count))
+        wrap(module, f"{name}.query",
+             search_wrapper("chroma", "query", describe_query, _query_results, asynchronous))
+        wrap(module, f"{name}.get", search_wrapper("chroma", "get", _describe_get, _get_results, asynchronous))
+        for operation in ("add", "upsert", "update", "delete"):
+            wrap(module, f"{name}.{operation}",
+                 write_wrapper("chroma", operation, _describe_write, _count, asynchronous))
 
 
 INTEGRATION = ChromaIntegration()

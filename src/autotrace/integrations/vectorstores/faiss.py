@@ -1,18 +1,24 @@
-"""FAISS (faiss-cpu): ``Index.search`` and ``IndexBinary.search`` on the Python wrapper become
-retrievals.
+"""FAISS (faiss-cpu): ``search`` and ``range_search`` of ``Index`` and ``IndexBinary`` on the
+Python wrapper become retrievals.
 
-faiss installs a separate ``search`` replacement on each index class at import; each of those
-present at install time is wrapped, binary (Hamming) indexes included. Distances are recorded as
-scores, ids of -1 (no result) are left out, and a batch of queries records one count per query.
+faiss installs separate ``search``/``range_search`` replacements on each index class at import;
+each of those present at install time is wrapped, binary (Hamming) indexes included. Distances are
+recorded as scores, ids of -1 (no result) are left out, and a batch of queries records one count
+per query. A range search records its radius and metric, and each query's neighbours best first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 from ..base import Integration
 from ._common import Batch, argument, document, search_wrapper
+
+#: faiss's metric numbers (``faiss.METRIC_*``) by name; the inner products rank higher first.
+_METRICS = {0: "inner_product", 1: "l2", 2: "l1", 3: "linf", 25: "abs_inner_product"}
+_SIMILARITIES = ("inner_product", "abs_inner_product")
 
 
 def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
@@ -35,6 +41,35 @@ def _results(response: Any, request: dict[str, Any]) -> list[Batch]:
     return [Batch(n, _row(distances[q], ids[q])) for q, n in enumerate(counts)]
 
 
+def _describe_range(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``range_search(x, thresh)``: every neighbour within ``thresh``, however many (no ``top_k``)."""
+    fields = _describe(instance, args, kwargs)
+    metric = getattr(instance, "metric_type", None)
+    if type(instance).__name__.startswith("IndexBinary"):  # its metric_type says L2; it measures Hamming
+        metric = "hamming"
+    fields["top_k"] = None
+    fields["metadata"].update(radius=float(argument(args, kwargs, "thresh", 1)),
+                              metric=_METRICS.get(metric, metric if isinstance(metric, str) else f"metric_{metric}"))
+    return fields
+
+
+def _range_row(distances: Any, ids: Any, similarity: bool) -> Iterator[dict[str, Any]]:
+    """One query's neighbours best first (sorted only if read): faiss returns them in no order,
+    and a retrieval records its documents best first (its ``top_score`` is the first)."""
+    order = distances.argsort(kind="stable")
+    if similarity:
+        order = order[::-1]
+    yield from _row(distances[order], ids[order])
+
+
+def _range_results(response: Any, request: dict[str, Any]) -> list[Batch]:
+    limits, distances, ids = response  # query q's neighbours are at limits[q]:limits[q + 1]
+    similarity = request.get("metadata", {}).get("metric") in _SIMILARITIES
+    bounds = limits.tolist()
+    return [Batch(end - start, _range_row(distances[start:end], ids[start:end], similarity))
+            for start, end in pairwise(bounds)]
+
+
 class FaissIntegration(Integration):
     name = "faiss"
     distribution = "faiss-cpu"
@@ -44,11 +79,13 @@ class FaissIntegration(Integration):
     def _instrument(self) -> None:
         import faiss
 
-        wrapper = search_wrapper("faiss", "search", _describe, _results)
+        wrappers = {"search": search_wrapper("faiss", "search", _describe, _results),
+                    "range_search": search_wrapper("faiss", "range_search", _describe_range, _range_results)}
         bases = (faiss.Index, faiss.IndexBinary)
         for value in list(vars(faiss).values()):
-            if isinstance(value, type) and issubclass(value, bases) and "search" in value.__dict__:
-                self.patcher.wrap_object(value, "search", wrapper)
+            if isinstance(value, type) and issubclass(value, bases):
+                for method in wrappers.keys() & value.__dict__.keys():
+                    self.patcher.wrap_object(value, method, wrappers[method])
 
 
 INTEGRATION = FaissIntegration()

@@ -1,14 +1,23 @@
 """Qdrant (qdrant-client, sync and async): ``query_points``, ``query_points_groups`` and
 ``query_batch_points`` become retrievals, ``search``/``search_batch`` too where the installed
-client still has them; ``upsert``/``delete`` become spans with counts.
+client still has them; ``upsert``, ``upload_points`` and ``delete`` become spans with counts. A
+query that is not a vector, text or point id (``RecommendQuery``, ``FusionQuery``, a sparse
+vector, ...) records its kind as ``metadata.query_type``.
+
+``scroll``, ``retrieve`` and ``count`` are not recorded: they list or fetch points without ranking
+them, and paging through a collection with ``scroll`` would record a retrieval per page.
 
 A grouped search records its groups' hits in the store's order, each with ``metadata.group`` (the
-group's id), the number of groups (``metadata.groups``) and of hits in each (``doc_counts``).
+group's id), the number of groups (``metadata.groups``) and of hits in each (``doc_counts``). With
+``with_lookup``, the first hit of each group whose lookup was found also has ``metadata.lookup``:
+that point's id and payload (its first keys, values cut short), recorded as content.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +25,8 @@ from ..base import Integration
 from ._common import Batch, Groups, argument, document, search_wrapper, write_wrapper
 
 _TEXT_KEYS = ("text", "content", "page_content", "document")
+_PAYLOAD_KEYS = 20
+_VALUE_CHARS = 200
 
 
 def _query_fields(query: Any) -> dict[str, Any]:
@@ -32,6 +43,11 @@ def _query_fields(query: Any) -> dict[str, Any]:
         return {"metadata": {"vector_dimensions": int(shape[0])}}
     if isinstance(query, list | tuple) and query and isinstance(query[0], int | float):
         return {"metadata": {"vector_dimensions": len(query)}}
+    kind = type(query).__name__
+    if kind.endswith("Query"):  # RecommendQuery(recommend=...), FusionQuery(fusion=...): named by their field
+        return {"metadata": {"query_type": next(iter(getattr(type(query), "model_fields", None) or ()), kind)}}
+    if kind == "SparseVector":
+        return {"metadata": {"query_type": "sparse"}}
     return {}
 
 
@@ -75,11 +91,28 @@ def _describe_batch(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     return {"collection": argument(args, kwargs, "collection_name", 0), "metadata": {"queries": len(requests)}}
 
 
-def _documents(points: list[Any], metadata: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-    for point in points:
+def _documents(points: list[Any], metadata: dict[str, Any] | None = None,
+               lookup: Any = None) -> Iterator[dict[str, Any]]:
+    """The points as documents, each with ``metadata``; the first also with its group's ``lookup``
+    (built only if that document is recorded)."""
+    for index, point in enumerate(points):
         payload = getattr(point, "payload", None) or {}
         content = next((payload[k] for k in _TEXT_KEYS if k in payload), None)
-        yield document(getattr(point, "id", None), getattr(point, "score", None), content, metadata)
+        extra = {**(metadata or {}), "lookup": _lookup(lookup)} if index == 0 and lookup is not None else metadata
+        yield document(getattr(point, "id", None), getattr(point, "score", None), content, extra)
+
+
+def _bounded(value: Any) -> Any:
+    return value if isinstance(value, int | float | bool) or value is None else str(value)[:_VALUE_CHARS]
+
+
+def _lookup(record: Any) -> dict[str, Any]:
+    """A group's looked-up point: its id and its payload, bounded (the first keys, values cut
+    short) as a document's content is: a lookup carries a group's details (a title, an author)."""
+    id_ = getattr(record, "id", None)
+    payload = getattr(record, "payload", None) or {}
+    return {"id": id_ if isinstance(id_, str | int) else str(id_),
+            "payload": {str(k): _bounded(v) for k, v in islice(payload.items(), _PAYLOAD_KEYS)}}
 
 
 def _points(response: Any) -> Batch:
@@ -96,7 +129,8 @@ def _group_results(response: Any, request: dict[str, Any]) -> Groups:
     groups = Groups()
     for group in getattr(response, "groups", None) or ():
         hits = getattr(group, "hits", None) or []
-        groups.append(Batch(len(hits), _documents(hits, {"group": getattr(group, "id", None)})))
+        lookup = getattr(group, "lookup", None)  # with_lookup: the group's point in another collection
+        groups.append(Batch(len(hits), _documents(hits, {"group": getattr(group, "id", None)}, lookup)))
     return groups
 
 
@@ -126,6 +160,8 @@ class QdrantIntegration(Integration):
     supported = ">=1.9,<2"
 
     def _instrument(self) -> None:
+        import qdrant_client
+
         for cls, asynchronous in (("QdrantClient", False), ("AsyncQdrantClient", True)):
             module = "qdrant_client"
             wrap = self.patcher.wrap
@@ -143,6 +179,10 @@ class QdrantIntegration(Integration):
                  optional=True)
             wrap(module, f"{cls}.upsert", write_wrapper("qdrant", "upsert", _describe_write, _count_points,
                                                         asynchronous))
+            # upload_points sends its own batches (upsert is not called); the async client's is synchronous
+            uploads = inspect.iscoroutinefunction(getattr(getattr(qdrant_client, cls), "upload_points", None))
+            wrap(module, f"{cls}.upload_points", write_wrapper("qdrant", "upload_points", _describe_write,
+                                                               _count_points, uploads), optional=True)
             wrap(module, f"{cls}.delete", write_wrapper("qdrant", "delete", _describe_write, _count_points,
                                                         asynchronous))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ...observation import ObservationType
@@ -109,7 +110,14 @@ def _tool_arguments(instance: Any, arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ingestion(instance: Any) -> bool:
-    return any(cls.__name__ == "IngestionPipeline" for cls in type(instance).__mro__)
+    return _is_ingestion(type(instance))
+
+
+@functools.lru_cache(maxsize=256)
+def _is_ingestion(cls: type) -> bool:
+    """Whether ``cls`` is an ``IngestionPipeline``: asked at every chain's start and end, so its
+    class hierarchy is read once per class."""
+    return any(base.__name__ == "IngestionPipeline" for base in cls.__mro__)
 
 
 def _size(value: Any) -> int:

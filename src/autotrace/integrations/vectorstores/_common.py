@@ -34,17 +34,23 @@ Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
 Results = Callable[[Any, dict[str, Any]], list[Batch] | None]
 Count = Callable[[Any, tuple[Any, ...], dict[str, Any]], int | None]
 
-_CONTENT = 200
+#: Characters of a document's content (or of a text beside it) recorded as its preview.
+CONTENT_CHARS = 200
+
+
+def record_id(id_: Any) -> Any:
+    """A store's id as recorded: text and integers as they are, any other (a UUID) as text."""
+    return id_ if isinstance(id_, str | int) or id_ is None else str(id_)
 
 
 def document(id_: Any, score: Any = None, content: Any = None,
              metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """One retrieved document as recorded: id, score, a short content preview and any metadata."""
-    entry: dict[str, Any] = {"id": id_ if isinstance(id_, str | int) or id_ is None else str(id_)}
+    entry: dict[str, Any] = {"id": record_id(id_)}
     if score is not None:
         entry["score"] = float(score)
     if content is not None:
-        entry["content"] = str(content)[:_CONTENT]
+        entry["content"] = str(content)[:CONTENT_CHARS]
     if metadata:
         entry["metadata"] = metadata
     return entry

@@ -22,11 +22,19 @@ from typing import Any
 from uuid import UUID
 
 from ..base import Integration
-from ._common import Batch, Groups, argument, document, search_wrapper, write_wrapper
+from ._common import (
+    CONTENT_CHARS,
+    Batch,
+    Groups,
+    argument,
+    document,
+    record_id,
+    search_wrapper,
+    write_wrapper,
+)
 
 _TEXT_KEYS = ("text", "content", "page_content", "document")
 _PAYLOAD_KEYS = 20
-_VALUE_CHARS = 200
 
 
 def _query_fields(query: Any) -> dict[str, Any]:
@@ -103,15 +111,14 @@ def _documents(points: list[Any], metadata: dict[str, Any] | None = None,
 
 
 def _bounded(value: Any) -> Any:
-    return value if isinstance(value, int | float | bool) or value is None else str(value)[:_VALUE_CHARS]
+    return value if isinstance(value, int | float | bool) or value is None else str(value)[:CONTENT_CHARS]
 
 
 def _lookup(record: Any) -> dict[str, Any]:
     """A group's looked-up point: its id and its payload, bounded (the first keys, values cut
     short) as a document's content is: a lookup carries a group's details (a title, an author)."""
-    id_ = getattr(record, "id", None)
     payload = getattr(record, "payload", None) or {}
-    return {"id": id_ if isinstance(id_, str | int) else str(id_),
+    return {"id": record_id(getattr(record, "id", None)),
             "payload": {str(k): _bounded(v) for k, v in islice(payload.items(), _PAYLOAD_KEYS)}}
 
 

@@ -1,13 +1,14 @@
-"""A loopback stand-in for Pinecone's data-plane REST API: query, upsert, delete, and the records
-search (``/records/namespaces/{namespace}/search``)."""
+"""A loopback stand-in for Pinecone's data-plane REST API: query, upsert, update, delete, fetch
+(a GET), fetch by metadata (equality filters, paged), list (a GET), and the records search
+(``/records/namespaces/{namespace}/search``)."""
 
 from __future__ import annotations
 
 import json
 import math
 from http.server import BaseHTTPRequestHandler
-from typing import Any
-from urllib.parse import unquote
+from typing import Any, Self
+from urllib.parse import parse_qs, unquote
 
 from autotrace.testing._loopback import LoopbackServer
 
@@ -19,10 +20,20 @@ class FakePinecone(LoopbackServer):
         self.vectors: dict[str, dict[str, tuple[list[float], dict[str, Any]]]] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
 
+    def start(self, port: int = 0) -> Self:
+        super().start(port)
+        assert self._server is not None
+        handler = self._server.RequestHandlerClass  # this server's own class: fetch and list are GETs
+        handler.do_GET = handler.do_POST  # type: ignore[attr-defined]
+        return self
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         body = json.loads(handler.rfile.read(int(handler.headers.get("Content-Length") or 0)) or b"{}")
-        self.requests.append((handler.path, body))
-        data = json.dumps(self.handle(handler.path, body)).encode()
+        path, _, query = handler.path.partition("?")
+        if handler.command == "GET":  # the query string as the body: each key's values, one alone as itself
+            body = {k: v if k == "ids" else v[0] for k, v in parse_qs(query).items()}
+        self.requests.append((path, body))
+        data = json.dumps(self.handle(path, body)).encode()
         handler.send_response(200)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))
@@ -37,6 +48,16 @@ class FakePinecone(LoopbackServer):
             for vector in body["vectors"]:
                 namespace[vector["id"]] = (vector["values"], vector.get("metadata") or {})
             return {"upsertedCount": len(body["vectors"])}
+        if path.endswith("/vectors/update"):
+            return self.update(namespace, body)
+        if path.endswith("/vectors/fetch"):
+            return self.fetched(body, [vid for vid in body.get("ids", []) if vid in namespace])
+        if path.endswith("/vectors/fetch_by_metadata"):
+            return self.fetch_by_metadata(namespace, body)
+        if path.endswith("/vectors/list"):
+            listed = sorted(vid for vid in namespace if vid.startswith(body.get("prefix", "")))
+            return {"vectors": [{"id": vid} for vid in listed], "namespace": body.get("namespace", ""),
+                    "usage": {"readUnits": 1}}
         if path.endswith("/vectors/delete"):
             for vector_id in body.get("ids", []):
                 namespace.pop(vector_id, None)
@@ -47,6 +68,34 @@ class FakePinecone(LoopbackServer):
         matches = [{"id": vid, "score": score, **({"metadata": meta} if body.get("includeMetadata") else {})}
                    for score, vid, meta in scored]
         return {"matches": matches, "namespace": body.get("namespace", ""), "usage": {"readUnits": 1}}
+
+    def fetched(self, body: dict[str, Any], ids: list[str], **extra: Any) -> dict[str, Any]:
+        """The vectors ``ids`` of the body's namespace, in that order, as a fetch returns them."""
+        namespace = self.vectors.get(body.get("namespace", ""), {})
+        vectors = {vid: {"id": vid, "values": namespace[vid][0], "metadata": namespace[vid][1]} for vid in ids}
+        return {"vectors": vectors, "namespace": body.get("namespace", ""), "usage": {"readUnits": 1}, **extra}
+
+    def fetch_by_metadata(self, namespace: dict[str, tuple[list[float], dict[str, Any]]],
+                          body: dict[str, Any]) -> dict[str, Any]:
+        """The vectors (by id) whose metadata equals every ``filter`` value, ``limit`` a page;
+        ``paginationToken`` is the index where the page starts."""
+        matched = sorted(vid for vid, (_, meta) in namespace.items()
+                         if all(meta.get(k) == v for k, v in body["filter"].items()))
+        start = int(body.get("paginationToken") or 0)
+        end = start + body.get("limit", 100)
+        pagination = {"pagination": {"next": str(end)}} if end < len(matched) else {}
+        return self.fetched(body, matched[start:end], **pagination)
+
+    @staticmethod
+    def update(namespace: dict[str, tuple[list[float], dict[str, Any]]], body: dict[str, Any]) -> dict[str, Any]:
+        """Set the values and merge ``setMetadata`` of ``id``, or of each vector ``filter`` matches."""
+        filter_ = body.get("filter")
+        ids = [body["id"]] if "id" in body else [vid for vid, (_, meta) in namespace.items()
+                                                 if all(meta.get(k) == v for k, v in (filter_ or {}).items())]
+        for vid in ids:
+            values, meta = namespace[vid]
+            namespace[vid] = (body.get("values", values), {**meta, **body.get("setMetadata", {})})
+        return {"matchedRecords": len(ids)} if filter_ is not None else {}
 
     def search(self, namespace: dict[str, tuple[list[float], dict[str, Any]]], body: dict[str, Any]) -> dict[str, Any]:
         """A records search: by vector, by a stored record's id, or by text (each record's ``text``

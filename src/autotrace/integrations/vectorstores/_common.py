@@ -1,5 +1,9 @@
 """The mechanism every vector-store integration shares: a retrieval around a search (or, inside a
-framework retriever, enrichment of that retriever), and a span with a count around a write."""
+framework retriever, enrichment of that retriever), and a span with a count around a write.
+
+A read that returns stored documents without ranking them (a fetch by id, a filtered listing) is a
+retrieval too: its request names ``operation`` and the ids asked for (``requested``), its documents
+have no scores, and a page of a listing records where the next page starts (``Page``)."""
 
 from __future__ import annotations
 
@@ -29,6 +33,15 @@ class Groups(list[Batch]):
     and the documents of each (``doc_counts``), however many groups there are."""
 
 
+class Page(list[Batch]):
+    """One page of a listing (Qdrant's ``scroll``), recorded with ``metadata.next_page_offset``:
+    where the next page starts, absent on the last page."""
+
+    def __init__(self, batches: Iterable[Batch], next_offset: Any) -> None:
+        super().__init__(batches)
+        self.next_offset = next_offset
+
+
 Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
 #: The batches of a response, or None when the call returned before its results were known.
 Results = Callable[[Any, dict[str, Any]], list[Batch] | None]
@@ -41,6 +54,21 @@ CONTENT_CHARS = 200
 def record_id(id_: Any) -> Any:
     """A store's id as recorded: text and integers as they are, any other (a UUID) as text."""
     return id_ if isinstance(id_, str | int) or id_ is None else str(id_)
+
+
+def requested(fields: dict[str, Any], operation: str, ids: Any) -> dict[str, Any]:
+    """``fields`` of an unranked read, with its ``operation`` and, in ``metadata.ids``, the first
+    ``MAX_DOCUMENTS`` ids asked for (``metadata.ids_requested``: how many, when there were more).
+    Only a list, tuple or single id is read: an iterator is the store's to consume."""
+    fields["operation"] = operation
+    if isinstance(ids, str | int):
+        ids = [ids]
+    if isinstance(ids, list | tuple) and ids:
+        metadata = fields.setdefault("metadata", {})
+        metadata["ids"] = [record_id(i) for i in islice(ids, MAX_DOCUMENTS)]
+        if len(ids) > MAX_DOCUMENTS:
+            metadata["ids_requested"] = len(ids)
+    return fields
 
 
 def document(id_: Any, score: Any = None, content: Any = None,
@@ -161,6 +189,8 @@ def _fields(batches: list[Batch]) -> dict[str, Any]:
         metadata.update(groups=len(batches), doc_counts=[b.count for b in batches])
     elif len(batches) > 1:
         metadata["doc_counts"] = [b.count for b in batches]
+    if isinstance(batches, Page) and batches.next_offset is not None:
+        metadata["next_page_offset"] = record_id(batches.next_offset)
     if scores:  # stores return results best first, whether scores are similarities or distances
         metadata["top_score"] = scores[0]
     return {"documents": flat, "doc_count": total, "scores": scores or None, "metadata": metadata}

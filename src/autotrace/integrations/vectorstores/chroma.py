@@ -1,6 +1,11 @@
 """Chroma (chromadb): ``query`` and ``get`` of ``Collection`` and of ``AsyncCollection`` (the
 ``AsyncHttpClient``'s) become retrievals, with ``where`` as the filter and ``where_document`` in
-metadata; ``add``/``upsert``/``update``/``delete`` become spans with counts."""
+metadata; ``add``/``upsert``/``update``/``delete`` become spans with counts.
+
+``get`` and ``peek`` return stored documents unranked: their retrievals record
+``metadata.operation`` (the method's name), the ids asked for (``metadata.ids``), ``limit`` as
+``top_k``, and the documents without scores. ``count`` is not recorded: it returns a number, no
+documents to look at."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..base import Integration
-from ._common import Batch, Describe, argument, document, positions, search_wrapper, write_wrapper
+from ._common import Batch, Describe, argument, document, positions, requested, search_wrapper, write_wrapper
 
 
 def _query_describer(at: dict[str, int]) -> Describe:
@@ -48,7 +53,13 @@ def _describe_get(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     fields = {"collection": getattr(instance, "name", None), "top_k": argument(args, kwargs, "limit", 2),
               "filter": argument(args, kwargs, "where", 1)}
     _where_document(fields, argument(args, kwargs, "where_document", 4))
-    return fields
+    return requested(fields, "get", argument(args, kwargs, "ids", 0))
+
+
+def _describe_peek(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``peek(limit=10)``: the collection's first documents."""
+    return requested({"collection": getattr(instance, "name", None),
+                      "top_k": argument(args, kwargs, "limit", 0, 10)}, "peek", None)
 
 
 def _row(ids: list[Any], distances: list[Any] | None, contents: list[Any] | None) -> Iterator[dict[str, Any]]:
@@ -103,6 +114,8 @@ class ChromaIntegration(Integration):
         wrap(module, f"{name}.query",
              search_wrapper("chroma", "query", describe_query, _query_results, asynchronous))
         wrap(module, f"{name}.get", search_wrapper("chroma", "get", _describe_get, _get_results, asynchronous))
+        wrap(module, f"{name}.peek", search_wrapper("chroma", "peek", _describe_peek, _get_results, asynchronous),
+             optional=True)
         for operation in ("add", "upsert", "update", "delete"):
             wrap(module, f"{name}.{operation}",
                  write_wrapper("chroma", operation, _describe_write, _count, asynchronous))

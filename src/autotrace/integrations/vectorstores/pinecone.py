@@ -1,6 +1,12 @@
 """Pinecone (pinecone data plane, REST): ``Index.query``, ``query_namespaces``, ``search`` (the
-records search) and its alias ``search_records``, and their ``AsyncIndex`` twins become
-retrievals, ``upsert`` and ``delete`` spans with counts.
+records search) and its alias ``search_records``, ``fetch`` and ``fetch_by_metadata``, and their
+``AsyncIndex`` twins become retrievals, ``upsert``, ``update`` and ``delete`` spans with counts.
+
+``fetch`` (by ids) and ``fetch_by_metadata`` (a page of the vectors a filter admits) return stored
+vectors unranked: retrievals with ``metadata.operation``, the ids asked for (``metadata.ids``) or
+the filter and ``limit`` (``top_k``), and the vectors without scores; a ``fetch_by_metadata`` page
+records the next page's token as ``metadata.next_page_offset``. ``list`` and ``list_paginated``
+are not recorded: they return ids only, no documents to look at.
 
 A records search records its query text (``inputs``), vector or record id, ``top_k``, filter,
 namespace and reranking model, given flat or as ``query=`` (a ``SearchQuery`` or mapping), and
@@ -12,13 +18,13 @@ from __future__ import annotations
 
 import contextvars
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import wrapt
 
 from ..base import Integration
-from ._common import Batch, document, search_wrapper, write_wrapper
+from ._common import Batch, Page, document, requested, search_wrapper, write_wrapper
 
 _TEXT_KEYS = ("text", "content", "page_content", "document")
 
@@ -102,7 +108,7 @@ def _namespaces_wrapper() -> Callable[..., Any]:
     return traced
 
 
-def _documents(items: list[Any], data: str = "metadata") -> Iterator[dict[str, Any]]:
+def _documents(items: Iterable[Any], data: str = "metadata") -> Iterator[dict[str, Any]]:
     """Matches (their ``metadata``) or hits (their ``fields``) as documents."""
     for item in items:
         values = getattr(item, data, None) or {}
@@ -120,6 +126,32 @@ def _search_results(response: Any, request: dict[str, Any]) -> list[Batch]:
     return [Batch(len(hits), _documents(hits, "fields"))]
 
 
+def _describe_fetch(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``fetch(ids, namespace)``."""
+    return requested({"collection": kwargs.get("namespace") or None}, "fetch",
+                     kwargs.get("ids", args[0] if args else None))
+
+
+def _describe_fetch_by_metadata(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``fetch_by_metadata(filter, namespace, limit, pagination_token)``."""
+    return requested({"collection": kwargs.get("namespace") or None, "filter": kwargs.get("filter"),
+                      "top_k": kwargs.get("limit")}, "fetch_by_metadata", None)
+
+
+def _fetched(response: Any) -> Batch:
+    """A fetch's vectors (a dict by id, in the store's order) as documents, without scores."""
+    vectors = getattr(response, "vectors", None) or {}
+    return Batch(len(vectors), _documents(vectors.values()))
+
+
+def _fetch_results(response: Any, request: dict[str, Any]) -> list[Batch]:
+    return [_fetched(response)]
+
+
+def _page_results(response: Any, request: dict[str, Any]) -> Page:
+    return Page([_fetched(response)], getattr(getattr(response, "pagination", None), "next", None))
+
+
 def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     return {"collection": kwargs.get("namespace") or None}
 
@@ -127,6 +159,16 @@ def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
 def _count(instance: Any, args: Any, kwargs: Any) -> int | None:
     items = kwargs.get("vectors", kwargs.get("ids", args[0] if args else None))
     return len(items) if isinstance(items, list | tuple) else None
+
+
+def _count_update(instance: Any, args: Any, kwargs: Any) -> int | None:
+    """One vector by ``id``; by ``filter``, unknown until the store has matched them."""
+    return 1 if kwargs.get("id", args[0] if args else None) is not None else None
+
+
+#: The unranked reads: method -> (describe, results).
+_FETCHES = {"fetch": (_describe_fetch, _fetch_results),
+            "fetch_by_metadata": (_describe_fetch_by_metadata, _page_results)}
 
 
 class PineconeIntegration(Integration):
@@ -142,7 +184,12 @@ class PineconeIntegration(Integration):
         for operation in ("search", "search_records"):
             self.patcher.wrap(module, f"Index.{operation}",
                               search_wrapper("pinecone", operation, _describe_search, _search_results), optional=True)
+        for operation, (describe, results) in _FETCHES.items():
+            self.patcher.wrap(module, f"Index.{operation}", search_wrapper("pinecone", operation, describe, results),
+                              optional=True)
         self.patcher.wrap(module, "Index.upsert", write_wrapper("pinecone", "upsert", _describe_write, _count))
+        self.patcher.wrap(module, "Index.update", write_wrapper("pinecone", "update", _describe_write, _count_update),
+                          optional=True)
         self.patcher.wrap(module, "Index.delete", write_wrapper("pinecone", "delete", _describe_write, _count))
         module = "pinecone.async_client.async_index"  # the asyncio client, where the installed version has it
         self.patcher.wrap(module, "AsyncIndex.query", search_wrapper("pinecone", "query", _describe_query, _results,
@@ -154,9 +201,13 @@ class PineconeIntegration(Integration):
             self.patcher.wrap(module, f"AsyncIndex.{operation}",
                               search_wrapper("pinecone", operation, _describe_search, _search_results,
                                              asynchronous=True), optional=True)
-        for operation in ("upsert", "delete"):
+        for operation, (describe, results) in _FETCHES.items():
             self.patcher.wrap(module, f"AsyncIndex.{operation}",
-                              write_wrapper("pinecone", operation, _describe_write, _count, asynchronous=True),
+                              search_wrapper("pinecone", operation, describe, results, asynchronous=True),
+                              optional=True)
+        for operation, counter in (("upsert", _count), ("update", _count_update), ("delete", _count)):
+            self.patcher.wrap(module, f"AsyncIndex.{operation}",
+                              write_wrapper("pinecone", operation, _describe_write, counter, asynchronous=True),
                               optional=True)
 
 

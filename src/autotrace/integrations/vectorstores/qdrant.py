@@ -1,11 +1,15 @@
 """Qdrant (qdrant-client, sync and async): ``query_points``, ``query_points_groups`` and
 ``query_batch_points`` become retrievals, ``search``/``search_batch`` too where the installed
-client still has them; ``upsert``, ``upload_points`` and ``delete`` become spans with counts. A
-query that is not a vector, text or point id (``RecommendQuery``, ``FusionQuery``, a sparse
-vector, ...) records its kind as ``metadata.query_type``.
+client still has them; ``upsert``, ``upload_points``, ``upload_collection`` and ``delete`` become
+spans with counts. A query that is not a vector, text or point id (``RecommendQuery``,
+``FusionQuery``, a sparse vector, ...) records its kind as ``metadata.query_type``.
 
-``scroll``, ``retrieve`` and ``count`` are not recorded: they list or fetch points without ranking
-them, and paging through a collection with ``scroll`` would record a retrieval per page.
+``retrieve`` (points by id) and ``scroll`` (a page of a filtered listing) return stored points
+unranked: retrievals with ``metadata.operation``, the ids asked for (``metadata.ids``) or the
+filter, ``scroll``'s ``limit`` as ``top_k``, and the points without scores. A ``scroll`` page
+records where the next one starts (``metadata.next_page_offset``, absent on the last page), so
+the pages of one listing can be told apart. ``count`` is not recorded: it returns a number, no
+points to look at.
 
 A grouped search records its groups' hits in the store's order, each with ``metadata.group`` (the
 group's id), the number of groups (``metadata.groups``) and of hits in each (``doc_counts``). With
@@ -26,9 +30,11 @@ from ._common import (
     CONTENT_CHARS,
     Batch,
     Groups,
+    Page,
     argument,
     document,
     record_id,
+    requested,
     search_wrapper,
     write_wrapper,
 )
@@ -99,6 +105,19 @@ def _describe_batch(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     return {"collection": argument(args, kwargs, "collection_name", 0), "metadata": {"queries": len(requests)}}
 
 
+def _describe_retrieve(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``retrieve(collection_name, ids, ...)``."""
+    return requested({"collection": argument(args, kwargs, "collection_name", 0)}, "retrieve",
+                     argument(args, kwargs, "ids", 1))
+
+
+def _describe_scroll(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``scroll(collection_name, scroll_filter, limit, order_by, offset, ...)``."""
+    return requested({"collection": argument(args, kwargs, "collection_name", 0),
+                      "top_k": argument(args, kwargs, "limit", 2, 10),
+                      "filter": _filter(argument(args, kwargs, "scroll_filter", 1))}, "scroll", None)
+
+
 def _documents(points: list[Any], metadata: dict[str, Any] | None = None,
                lookup: Any = None) -> Iterator[dict[str, Any]]:
     """The points as documents, each with ``metadata``; the first also with its group's ``lookup``
@@ -141,6 +160,12 @@ def _group_results(response: Any, request: dict[str, Any]) -> Groups:
     return groups
 
 
+def _scroll_results(response: Any, request: dict[str, Any]) -> Page:
+    """``(points, next_page_offset)``."""
+    points, next_offset = response
+    return Page([_points(points)], next_offset)
+
+
 def _batch_results(responses: Any, request: dict[str, Any]) -> list[Batch]:
     return [_points(r) for r in responses or ()]
 
@@ -158,6 +183,20 @@ def _count_points(instance: Any, args: Any, kwargs: Any) -> int | None:
         return len(ids)
     points_list = getattr(points, "points", points)
     return len(points_list) if isinstance(points_list, list | tuple) else None
+
+
+def _count_vectors(instance: Any, args: Any, kwargs: Any) -> int | None:
+    """``upload_collection``'s count: its ids, or its vectors (a list, an array's rows, or the rows
+    of each named array); None for an iterator, which counting would consume."""
+    ids = argument(args, kwargs, "ids", 3)
+    if isinstance(ids, list | tuple):
+        return len(ids)
+    vectors = argument(args, kwargs, "vectors", 1)
+    if isinstance(vectors, dict):  # named vectors: {name: array}, one row per point
+        vectors = next(iter(vectors.values()), None)
+    if isinstance(vectors, list | tuple) or len(getattr(vectors, "shape", ())) > 1:
+        return len(vectors)
+    return None
 
 
 class QdrantIntegration(Integration):
@@ -186,10 +225,15 @@ class QdrantIntegration(Integration):
                  optional=True)
             wrap(module, f"{cls}.upsert", write_wrapper("qdrant", "upsert", _describe_write, _count_points,
                                                         asynchronous))
-            # upload_points sends its own batches (upsert is not called); the async client's is synchronous
-            uploads = inspect.iscoroutinefunction(getattr(getattr(qdrant_client, cls), "upload_points", None))
-            wrap(module, f"{cls}.upload_points", write_wrapper("qdrant", "upload_points", _describe_write,
-                                                               _count_points, uploads), optional=True)
+            for upload, counter in (("upload_points", _count_points), ("upload_collection", _count_vectors)):
+                # uploads send their own batches (upsert is not called); the async client's are synchronous
+                coroutine = inspect.iscoroutinefunction(getattr(getattr(qdrant_client, cls), upload, None))
+                wrap(module, f"{cls}.{upload}", write_wrapper("qdrant", upload, _describe_write, counter, coroutine),
+                     optional=True)
+            wrap(module, f"{cls}.retrieve",
+                 search_wrapper("qdrant", "retrieve", _describe_retrieve, _query_results, asynchronous))
+            wrap(module, f"{cls}.scroll",
+                 search_wrapper("qdrant", "scroll", _describe_scroll, _scroll_results, asynchronous))
             wrap(module, f"{cls}.delete", write_wrapper("qdrant", "delete", _describe_write, _count_points,
                                                         asynchronous))
 

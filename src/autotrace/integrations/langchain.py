@@ -11,20 +11,23 @@ only in the context LangChain makes for its steps (patched ``_set_config_context
 stops being current at its first token (its request is made by then). Once a run ends no context
 shows its span, even one LangChain's callbacks cannot reach (``_Run``).
 
-Two things no callback tells are patched in: a tool error LangChain turns into the tool's result
-(``handle_tool_error``/``handle_validation_error``) marks the tool failed; a run whose start an
-interrupted async task cancelled is ended once that task is done.
+What no callback tells: a tool error LangChain turns into the tool's result (``handle_tool_error``/
+``handle_validation_error``, patched) marks the tool failed; runs an interruption left without an
+end are ended as interrupted (``langchain_interrupts``; the awaited starts are patched); a sync
+stream its caller closed, which LangChain reports done, ends interrupted with all it yielded
+(``langchain_convert.closed_stream``), as its async twin is reported (LangChain gives that no output).
 
 Metadata from ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_user_id``/
 ``langfuse_session_id``) become trace attributes unless None or empty, ``prompt_name``/
-``prompt_version`` the prompt of generations, other keys (except LangChain's own ``ls_*`` and
-``lc_versions``) observation metadata. LangGraph graphs: see ``langchain_graph``.
+``prompt_version`` (or ``langfuse_prompt_*``) the prompt of generations, other keys (except
+LangChain's own ``ls_*`` and ``lc_versions``) observation metadata. LangGraph graphs: see
+``langchain_graph``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import time
 import weakref
 from collections import OrderedDict
 from contextvars import ContextVar
@@ -37,41 +40,21 @@ from opentelemetry.context import Context
 
 from .. import recorder, schema
 from .._internal import count, guarded_failure
-from ..observation import Observation, ObservationType, make_current, release_if_current
+from ..observation import Observation, ObservationType, describe_error, make_current, release_if_current
+from . import langchain_convert as lcv
 from . import langchain_graph as lg
 from .base import Integration
 from .documents import recorded
-from .langchain_convert import bound_tool_name, document_fields, message_fields, model_reply, run_name
+from .langchain_convert import document_fields, message_fields, model_reply, run_name, streamed_start
+from .langchain_interrupts import InterruptedRuns
 from .media import without_media
 
 _MAX_RUNS = 10_000
 _TRACE_KEYS = {"user_id": schema.TRACE_USER, "langfuse_user_id": schema.TRACE_USER,
                "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION}
 _PROMPT_KEYS = ("prompt_name", "prompt_version", "langfuse_prompt_name", "langfuse_prompt_version")
-
-
-def _streamed(inputs: Any, kwargs: dict[str, Any], marked: bool) -> bool:
-    """Whether a chain run was started by LangChain's streaming path, which holds ``{"input": ""}``
-    until its input has been read (``_transform_stream_with_config``). Where that path also passes
-    ``defers_inputs`` (``marked``), a run invoked with that very input is told apart by its absence."""
-    placeholder = type(inputs) is dict and len(inputs) == 1 and type(inputs.get("input")) is str and not inputs["input"]
-    return placeholder and (not marked or "defers_inputs" in kwargs)
-
-
-def _marks_streams() -> bool:
-    """Whether this langchain-core's streaming path passes ``defers_inputs`` to ``on_chain_start``."""
-    from langchain_core.runnables import Runnable
-
-    code = getattr(getattr(Runnable, "_transform_stream_with_config", None), "__code__", None)
-    return code is not None and "defers_inputs" in code.co_consts  # else: the placeholder alone tells
-
-
-def _error_text(error: BaseException) -> str:
-    """An exception's message (its type if it has none); never raises."""
-    try:
-        return str(error) or type(error).__name__
-    except Exception:
-        return type(error).__name__
+_ABSENT: Any = object()  # no ``inputs`` given to a chain's end: not LangChain's streaming path
+_CLOSED = describe_error(GeneratorExit())  # a stream its caller closed, as ``record_error`` words it
 
 
 def _show(context: Context, outer: Context) -> None:
@@ -107,7 +90,7 @@ class _Run:
         self.handled: str | None = None  # a tool's error LangChain made its result (``tool_handled``)
 
 
-class AutotraceCallbackHandler(lg.GraphRuns):
+class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
     """Maps LangChain run callbacks to observations. Every method is guarded."""
 
     raise_error = False
@@ -115,8 +98,9 @@ class AutotraceCallbackHandler(lg.GraphRuns):
     ignore_llm = ignore_chain = ignore_agent = ignore_retriever = ignore_chat_model = ignore_retry = False
     ignore_custom_event = True
 
-    def __init__(self, marks_streams: bool = False) -> None:
-        self.marks_streams = marks_streams  # see ``_streamed``
+    def __init__(self, marks_streams: bool = False, codes: frozenset[Any] = frozenset()) -> None:
+        self.marks_streams = marks_streams  # see ``streamed_start``
+        self.stream_codes = codes  # LangChain's streaming generators (``closed_stream``)
         self.runs: OrderedDict[UUID, _Run] = OrderedDict()
         self._by_span: dict[int, Context] = {}  # span id of a live root run -> the context it started in
         self.streaming: dict[UUID, _Run] = {}  # streamed roots not yet current for their steps
@@ -232,7 +216,7 @@ class AutotraceCallbackHandler(lg.GraphRuns):
         for run in reversed(self.runs.values()):
             if run.obs.span is span:
                 if run.obs.type is ObservationType.TOOL:
-                    run.handled = _error_text(error)
+                    run.handled = lcv.error_text(error)
                 return
 
     def show_in_steps(self, config: Any) -> None:
@@ -243,35 +227,6 @@ class AutotraceCallbackHandler(lg.GraphRuns):
         run = self.streaming.pop(parent_run_id, None) if parent_run_id is not None else None
         if run is not None:
             self._attach(run)
-
-    def _sweep_at_task_end(self, trace_id: int, error: BaseException) -> None:
-        """A run whose start LangChain cancels while awaiting its other handlers is started here and
-        never ended (an ``astream_events`` left early cancels the task running the chain so). Once
-        the task the interruption happened in is done, no callback of it is left to come: then the
-        runs of that trace still open after their parent ended are ended, as interrupted."""
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:  # no event loop in this thread: no start callback is awaited
-            return
-        if task is None or task.done() or (task, trace_id) in self._sweeps:
-            return
-        self._sweeps.add((task, trace_id))
-        task.add_done_callback(functools.partial(self._guard, "sweep", self._task_done, trace_id, error))
-
-    def _task_done(self, trace_id: int, error: BaseException, task: asyncio.Task[Any]) -> None:
-        self._sweeps.discard((task, trace_id))
-        # one loop turn later: async generators the task dropped are closed first (their finalizers
-        # are queued by now), and LangChain ends their runs itself, with what they had streamed
-        task.get_loop().call_soon(self._guard, "sweep", self._sweep, trace_id, error)
-
-    def _sweep(self, trace_id: int, error: BaseException) -> None:
-        for run_id, run in list(self.runs.items()):  # parents first: ending one orphans its children
-            parent_run_id = run.parent_run_id
-            # a model that has streamed waits at a yield: closing its stream ends it, with its reply
-            if (parent_run_id is not None and parent_run_id not in self.runs
-                    and run.obs.span.get_span_context().trace_id == trace_id
-                    and "completion_start_time" not in run.obs.fields):
-                self._end(run_id, error)
 
     def _guard(self, where: str, fn: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -295,7 +250,7 @@ class AutotraceCallbackHandler(lg.GraphRuns):
             else:
                 name = lg.inner_name(name) if graph else name
                 obs_type = ObservationType.AGENT if self._named_agent(name, tags, parent_run_id) else ObservationType.CHAIN
-            self._start(obs_type, name, run_id, parent_run_id, metadata, _streamed(inputs, kwargs, self.marks_streams),
+            self._start(obs_type, name, run_id, parent_run_id, metadata, streamed_start(inputs, kwargs, self.marks_streams),
                         tags, node, input=inputs)
 
         self._guard("chain_start", start)
@@ -306,10 +261,18 @@ class AutotraceCallbackHandler(lg.GraphRuns):
         inherited = (parent.tags if parent is not None else None) or ()
         return "agent" in name.lower() or any("agent" in tag.lower() and tag not in inherited for tag in tags or ())
 
-    def on_chain_end(self, outputs: Any, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
-        # a streamed run's input is known only at its end (it started with ``{"input": ""}``)
-        fields = {"output": outputs} if inputs is None else {"output": outputs, "input": inputs}
-        self._guard("chain_end", self._end, run_id, **fields)
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, inputs: Any = _ABSENT, **kwargs: Any) -> None:
+        if inputs is _ABSENT:
+            self._guard("chain_end", self._end, run_id, output=outputs)
+        else:  # LangChain's streaming path: the input is known only now (it started with ``{"input": ""}``)
+            self._guard("chain_end", self._end_streamed, run_id, outputs, inputs)
+
+    def _end_streamed(self, run_id: UUID, outputs: Any, inputs: Any) -> None:
+        closed = lcv.closed_stream(self.stream_codes, outputs) if run_id in self.runs else None
+        if closed is None:
+            self._end(run_id, output=outputs, input=inputs)
+        else:  # interrupted, as its async twin reports it (``on_chain_error`` with the GeneratorExit)
+            self._end(run_id, output=closed[0], input=inputs, level="WARNING", status_message=_CLOSED)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
         # a streamed run that fails also gets the input it had read by then (see ``on_chain_end``)
@@ -335,7 +298,7 @@ class AutotraceCallbackHandler(lg.GraphRuns):
             params.pop(noise, None)
         for key in ("tools", "functions"):  # bound tools by name: their schemas fill the parameters
             if isinstance(params.get(key), list):
-                params[key] = [bound_tool_name(tool) for tool in params[key]]
+                params[key] = [lcv.bound_tool_name(tool) for tool in params[key]]
         provider = (metadata or {}).get("ls_provider")
         return {"model": model, "model_parameters": params or None, "provider": provider}
 
@@ -462,7 +425,7 @@ class LangChainIntegration(Integration):
         from langchain_core.tracers import context as tracer_context
 
         handler_class = _handler_class()
-        self.handler = handler_class(_marks_streams())
+        self.handler = handler_class(lcv.marks_streams(), lcv.stream_codes())
         variable: ContextVar[Any] = ContextVar("autotrace_langchain_handler", default=self.handler)
         tracer_context.register_configure_hook(variable, True)
         self._hook = tracer_context._configure_hooks[-1]
@@ -471,6 +434,9 @@ class LangChainIntegration(Integration):
         # runs in the context LangChain makes for a run's steps (``set_config_context``)
         self.patcher.wrap("langchain_core.runnables.config", "_set_config_context", self._steps_context,
                           expects=("config",))
+        for kind in ("chain", "chat_model", "llm", "tool", "retriever"):
+            self.patcher.wrap("langchain_core.callbacks.manager", f"AsyncCallbackManager.on_{kind}_start",
+                              self._async_start)
 
     def _handled(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         content = wrapped(*args, **kwargs)  # a failing handler raises as it would without autotrace
@@ -478,6 +444,17 @@ class LangChainIntegration(Integration):
         if handler is not None:
             handler._guard("tool_handled", handler.tool_handled, args[0] if args else kwargs.get("e"))
         return content
+
+    async def _async_start(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        since_ns = time.time_ns()
+        try:
+            return await wrapped(*args, **kwargs)
+        except BaseException as error:  # raised as it would be without autotrace
+            handler = self.handler
+            if handler is not None:
+                handler._guard("start_interrupted", handler.start_interrupted, error,
+                               getattr(instance, "parent_run_id", None), since_ns)
+            raise
 
     def _steps_context(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         result = wrapped(*args, **kwargs)

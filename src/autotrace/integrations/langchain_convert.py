@@ -1,9 +1,18 @@
 """LangChain objects as recorded fields: messages (with their chat role), token usage, a model
-run's reply, bound tools by name, retrieved documents, and a run's name."""
+run's reply, bound tools by name, retrieved documents, a run's name, an error's text, whether a
+chain run started on LangChain's streaming path, and what a stream its caller closed had yielded."""
 
 from __future__ import annotations
 
+import inspect
+import sys
 from typing import Any
+
+from .._internal import guarded_failure
+
+#: Frames from a handler's method up to LangChain's streaming generator that reported the run
+#: (the callback manager's, a wrapper another library may add): a bound on the walk.
+_STREAM_FRAME_DEPTH = 12
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
 
@@ -105,3 +114,79 @@ def run_name(serialized: Any, kwargs: dict[str, Any], default: str) -> str:
         if isinstance(ident, list) and ident:
             return str(ident[-1])
     return default
+
+
+def stream_codes() -> frozenset[Any]:
+    """The code of LangChain's sync streaming generator (``_transform_stream_with_config``), which
+    reports its run's end from its own frame (``closed_stream``). The async twin reports a close
+    itself, from a shielded task (no frame of the stream to read)."""
+    from langchain_core.runnables import Runnable
+
+    code = getattr(getattr(Runnable, "_transform_stream_with_config", None), "__code__", None)
+    return frozenset(() if code is None else (code,))
+
+
+def _stream_locals(codes: frozenset[Any]) -> dict[str, Any] | None:
+    frame = sys._getframe(2)
+    for _ in range(_STREAM_FRAME_DEPTH):
+        if frame is None:
+            return None
+        if frame.f_code in codes:
+            return frame.f_locals
+        frame = frame.f_back
+    return None
+
+
+def _plus(so_far: Any, chunk: Any) -> Any:
+    """``so_far`` and one more chunk, as LangChain adds a stream's chunks (one it cannot add replaces it)."""
+    if so_far is None:
+        return chunk
+    try:
+        return so_far + chunk
+    except TypeError:
+        return chunk
+
+
+def closed_stream(codes: frozenset[Any], outputs: Any) -> tuple[Any] | None:
+    """For a sync streamed run LangChain reports done: ``(all it yielded,)`` if its caller closed the
+    stream (``close()``, ``break`` then drop), else None. LangChain swallows the GeneratorExit at the
+    yield and reports ``outputs`` without that last chunk; told apart from a stream that ran out by
+    its steps' generator, exhausted then, still suspended here. Call from the handler's method; never
+    raises (None: the run ends as LangChain reports it)."""
+    try:
+        found = _stream_locals(codes) or {}
+        steps = found.get("iterator")
+        if not (inspect.isgenerator(steps) and steps.gi_frame is not None and "chunk" in found):
+            return None
+        chunk = found["chunk"]
+    except Exception as exc:
+        guarded_failure("langchain.closed_stream", exc)
+        return None
+    try:
+        return (_plus(outputs, chunk),)
+    except Exception:  # chunks that fail to merge (LangChain's own error): what LangChain reported
+        return (outputs,)
+
+
+def streamed_start(inputs: Any, kwargs: dict[str, Any], marked: bool) -> bool:
+    """Whether a chain run was started by LangChain's streaming path, which holds ``{"input": ""}``
+    until its input has been read (``_transform_stream_with_config``). Where that path also passes
+    ``defers_inputs`` (``marked``), a run invoked with that very input is told apart by its absence."""
+    placeholder = type(inputs) is dict and len(inputs) == 1 and type(inputs.get("input")) is str and not inputs["input"]
+    return placeholder and (not marked or "defers_inputs" in kwargs)
+
+
+def marks_streams() -> bool:
+    """Whether this langchain-core's streaming path passes ``defers_inputs`` to ``on_chain_start``."""
+    from langchain_core.runnables import Runnable
+
+    code = getattr(getattr(Runnable, "_transform_stream_with_config", None), "__code__", None)
+    return code is not None and "defers_inputs" in code.co_consts  # else: the placeholder alone tells
+
+
+def error_text(error: BaseException) -> str:
+    """An exception's message (its type if it has none); never raises."""
+    try:
+        return str(error) or type(error).__name__
+    except Exception:
+        return type(error).__name__

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ._internal import count, log_once
 from .export.credentials import Credentials, CredentialsError
@@ -257,10 +257,23 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     for name, value in overrides.items():
         overrides[name] = _keyword(name, value)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if "service_name" not in values:  # only the default is below OTEL_RESOURCE_ATTRIBUTES' service.name
+        values["service_name"] = _resource_service_name(env) or DEFAULT_SERVICE_NAME
     queue_size = values.get("queue_size")
     if "max_export_batch" not in values and isinstance(queue_size, int) and 0 < queue_size < _DEFAULT_BATCH:
         values["max_export_batch"] = queue_size  # a small queue given alone: batches no larger than it
     return _validate(Settings(**values))
+
+
+def _resource_service_name(env: Mapping[str, str]) -> str | None:
+    """``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``, read as OpenTelemetry reads it (``key=value``
+    pairs separated by commas, values percent-decoded, the last one winning), or None."""
+    found = None
+    for item in env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip() == "service.name":
+            found = unquote(value.strip())
+    return found or None
 
 
 #: ``AUTOTRACE_*`` variables read elsewhere (the zero-code start, replays, the store's home); the
@@ -302,8 +315,9 @@ def _keyword(name: str, value: Any) -> Any:
             raise ConfigError(f"{name}={value!r} is invalid for setting {name!r}: {exc}") from None
     if name in _LISTS and isinstance(value, list | tuple | set | frozenset):
         return tuple(v.strip() if isinstance(v, str) else v for v in value if not isinstance(v, str) or v.strip())
-    if isinstance(value, Path) and name in ("local_store_path", "credentials"):
-        return _path(value)
+    if name in ("local_store_path", "credentials") and isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        return _path(path) if isinstance(path, str) else path  # a bytes path is refused by _validate
     return value
 
 
@@ -335,6 +349,11 @@ def _validate(settings: Settings) -> Settings:
     if settings.export_workers > _MAX_EXPORT_WORKERS:
         fail("export_workers", f"must be at most {_MAX_EXPORT_WORKERS} (eight times as many start while "
              f"endpoints hang), got {settings.export_workers}")
+    for name in ("service_name", "environment", "release"):  # else a resource or span attribute of any type
+        if getattr(settings, name) is not None and not isinstance(getattr(settings, name), str):
+            fail(name, f"must be a string, got a {type(getattr(settings, name)).__name__}")
+    if not isinstance(settings.local_store_path, Path):  # str and path-like ones are made Paths by now
+        fail("local_store_path", f"must be a path, got a {type(settings.local_store_path).__name__}")
     if settings.environment is not None and not ENVIRONMENT_NAME.match(settings.environment):
         fail("environment", "must match ^(?!langfuse)[a-z0-9_-]+$ and be at most 40 characters")
     if (settings.public_key is None) != (settings.secret_key is None):
@@ -356,6 +375,6 @@ def _validate(settings: Settings) -> Settings:
         fail("max_export_batch", f"must not exceed queue_size ({settings.max_export_batch} > {settings.queue_size})")
     for name in ("integrations", "disabled_integrations"):
         value = getattr(settings, name)
-        if value is not None and (isinstance(value, str) or not all(isinstance(v, str) for v in value)):
+        if value is not None and (not isinstance(value, tuple) or not all(isinstance(v, str) for v in value)):
             fail(name, "must be a list of integration names")
     return settings

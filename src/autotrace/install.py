@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 
 from . import recorder
 from ._internal import count, guarded_failure, log_once, logger
-from .config import DEFAULT_SERVICE_NAME, Settings, load_settings
-from .export.credentials import coerce_resolver
+from .config import ConfigError, Settings, load_settings
+from .export.credentials import CredentialsError, CredentialsResolver, coerce_resolver
 from .export.local_store import LocalStore, LocalStoreSink
 from .export.pipeline import SpanPipeline
 from .export.redaction import Redactor
@@ -96,33 +96,45 @@ class _Relay(SpanProcessor):
 
 _RELAY = _Relay()
 _relayed_providers: list[TracerProvider] = []
+#: Providers autotrace made (the resource of each follows the settings of the latest install).
+_created_providers: list[TracerProvider] = []
 
 
 def _resource(settings: Settings) -> Resource:
     """The resource of a provider autotrace creates: ``OTEL_RESOURCE_ATTRIBUTES`` as OpenTelemetry reads
-    it, the service named by the settings unless only that variable names one."""
-    resource = Resource.create()
-    named = str(resource.attributes.get("service.name") or "unknown_service")
-    if settings.service_name != DEFAULT_SERVICE_NAME or named.startswith("unknown_service"):
-        resource = resource.merge(Resource({"service.name": settings.service_name}))
-    return resource
+    it, with the service the settings name (they fall back to that variable's ``service.name`` only when
+    no argument or variable names one, so an explicit ``service_name="autotrace-app"`` wins too)."""
+    return Resource.create().merge(Resource({"service.name": settings.service_name}))
 
 
 def _provider(settings: Settings) -> TracerProvider:
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):  # the user's (or ours from an earlier install)
         provider = current
+        if any(p is provider for p in _created_providers):
+            _rename(provider, _resource(settings))
     else:
         provider = TracerProvider(resource=_resource(settings))
         if settings.set_global_provider:
             trace.set_tracer_provider(provider)
-            if trace.get_tracer_provider() is not provider:  # someone else won the race
+            if trace.get_tracer_provider() is provider:  # else someone else won the race
+                _created_providers.append(provider)  # once: only the global one is found again
+            else:
                 other = trace.get_tracer_provider()
                 provider = other if isinstance(other, TracerProvider) else provider
     if not any(p is provider for p in _relayed_providers):
         provider.add_span_processor(_RELAY)
         _relayed_providers.append(provider)
     return provider
+
+
+def _rename(provider: TracerProvider, resource: Resource) -> None:
+    """A provider autotrace created takes the resource of a re-install (``autotrace run`` installs
+    first, then the application's own ``install(service_name=...)``), for the spans started from now
+    on; tracers obtained before keep theirs. The SDK has no setter: its private attribute is set,
+    only where it exists."""
+    if provider.resource.attributes != resource.attributes and hasattr(provider, "_resource"):
+        provider._resource = resource
 
 
 def _redactor(setting: Any) -> Redactor:
@@ -140,67 +152,104 @@ def _redactor(setting: Any) -> Redactor:
     return Redactor(detectors=names if names else None, hooks=hooks)
 
 
+def _resolver(settings: Settings) -> CredentialsResolver | None:
+    """The tenants' credentials, when Langfuse is on; a value that cannot be one is a ``ConfigError``
+    naming the setting, as any other invalid setting is."""
+    if not (settings.enabled and settings.langfuse_enabled):
+        return None
+    try:
+        return coerce_resolver(settings.credentials)
+    except CredentialsError as exc:
+        raise ConfigError(f"setting 'credentials': {exc}") from None
+
+
 def install(**options: Any) -> Settings:
     """Start tracing. Options override ``AUTOTRACE_*``/``LANGFUSE_*``/``OTEL_*`` variables.
 
-    Calling it again without options does nothing; with options it re-installs with the new ones.
+    Calling it again without options does nothing; with options it re-installs with the new ones:
+    the new pipeline takes spans at once, while the previous one sends what it holds (within 5 s).
     """
-    global _local_store, _atexit_registered
+    global _local_store
     with _lock:
         if state.settings is not None and not options:
             return state.settings
         settings = load_settings(options)
         # before anything starts or stops: a bad value leaves the current install as it is, and no threads
         redactor = _redactor(settings.redact)
-        resolver = coerce_resolver(settings.credentials) if settings.enabled and settings.langfuse_enabled else None
-        previous = state.pipeline  # its open spans keep their tenants in the new one
-        if state.settings is not None:
-            uninstall()
+        resolver = _resolver(settings)
         if not settings.enabled:
+            if state.settings is not None:
+                uninstall()
             logger.info("autotrace: disabled by configuration")
             return settings
+        previous = state.pipeline  # its open spans keep their tenants in the new one
         provider = _provider(settings)
-        local_sink = None
-        if settings.local_store_enabled:
-            try:
-                _local_store = LocalStore(settings.local_store_path, settings.retention_days)
-                local_sink = LocalStoreSink(_local_store)
-            except Exception as exc:  # e.g. a read-only home directory: trace on without the store
-                count("local_store_unavailable")
-                log_once("local_store", "autotrace: local store %s unavailable (%s: %s); spans that would go "
-                         "there are dropped (counted)", settings.local_store_path, type(exc).__name__, exc)
+        store = _open_store(settings)
         pool = WorkerPool(settings.export_workers)
         try:
-            router = Router(settings, resolver, local_sink, pool)
+            router = Router(settings, resolver, LocalStoreSink(store) if store is not None else None, pool)
             pipeline = SpanPipeline(settings, router, redactor, previous)
         except BaseException:
             pool.stop(0.0)  # an install that fails leaves no export threads behind
             raise
-        state.settings = settings
-        state.provider = provider
-        state.capture_content = settings.capture_content
-        state.stream_usage = settings.stream_usage
-        state.max_value_bytes = settings.max_value_bytes
-        _RELAY.installed_at = time.time_ns()
-        state.pipeline = pipeline
-        recorder.use_tracer(ObservationTracer(provider, _RELAY, recorder.__version__))
+        _uninstrument_integrations()
+        _switch(settings, provider, pipeline)
+        _local_store = store
         _instrument_integrations(settings)
-        if not _atexit_registered:
-            atexit.register(_at_exit)
-            _atexit_registered = True
+        if previous is not None:  # after the switch: spans that end meanwhile go to the new pipeline, none lost
+            pipeline.tenants.take_over(previous.tenants)  # spans the previous one saw start since the first copy
+            _never_raising(previous.shutdown, "shutdown", 5.0)
+        _register_at_exit()
         return settings
+
+
+def _open_store(settings: Settings) -> LocalStore | None:
+    """The embedded store when the settings want it, None else or when it cannot be opened."""
+    if not settings.local_store_enabled:
+        return None
+    try:
+        return LocalStore(settings.local_store_path, settings.retention_days)
+    except Exception as exc:  # e.g. a read-only home directory: trace on without the store
+        count("local_store_unavailable")
+        log_once("local_store", "autotrace: local store %s unavailable (%s: %s); spans that would go "
+                 "there are dropped (counted)", settings.local_store_path, type(exc).__name__, exc)
+        return None
+
+
+def _switch(settings: Settings, provider: TracerProvider, pipeline: SpanPipeline) -> None:
+    """Make ``pipeline`` the one every span goes to, with the hot path's copies of the settings."""
+    state.settings = settings
+    state.provider = provider
+    state.capture_content = settings.capture_content
+    state.stream_usage = settings.stream_usage
+    state.max_value_bytes = settings.max_value_bytes
+    _RELAY.installed_at = time.time_ns()
+    state.pipeline = pipeline
+    recorder.use_tracer(ObservationTracer(provider, _RELAY, recorder.__version__))
+
+
+def _register_at_exit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(_at_exit)
+        _atexit_registered = True
+
+
+def _uninstrument_integrations() -> None:
+    """Restore every library patched by the current install."""
+    for integration in list(_integrations.values()):
+        try:
+            integration.uninstrument()
+        except Exception as exc:
+            guarded_failure(f"uninstrument.{integration.name}", exc)
+    _integrations.clear()
 
 
 def uninstall(timeout: float = 5.0) -> None:
     """Stop tracing: restore every patched library, flush within ``timeout`` and stop the pipeline."""
     global _local_store
     with _lock:
-        for integration in list(_integrations.values()):
-            try:
-                integration.uninstrument()
-            except Exception as exc:
-                guarded_failure(f"uninstrument.{integration.name}", exc)
-        _integrations.clear()
+        _uninstrument_integrations()
         pipeline, state.pipeline = state.pipeline, None
         if pipeline is not None:
             _RELAY.retired = (_RELAY.installed_at, time.time_ns())
@@ -223,11 +272,22 @@ def _flush(pipeline: SpanPipeline, timeout: float) -> bool:
     return bool(_never_raising(pipeline.flush, "flush", timeout))
 
 
+def _seconds(timeout: Any, where: str) -> float:
+    """A flush or shutdown timeout in seconds: None, or anything that is not a number, is the
+    default 5 s (else ``shutdown(None)`` raised and left the pipeline running, its spans unsent)."""
+    if isinstance(timeout, int | float):
+        return float(timeout)
+    if timeout is not None:
+        log_once(f"timeout:{where}", "autotrace: %s timeout given as a %s, not a number of seconds; using 5 s",
+                 where, type(timeout).__name__)
+    return 5.0
+
+
 def _never_raising(step: Callable[[float], Any], where: str, timeout: float) -> Any:
     """``step(timeout)`` (a flush or shutdown), never raising into the application: an internal
     error (the pipeline thread changing what ``step`` reads, say) is counted, and ``step`` is tried
     again with the time left, a last time once it is up; None if it never succeeded."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + _seconds(timeout, where)
     while True:
         left = deadline - time.monotonic()
         try:

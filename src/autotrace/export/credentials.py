@@ -331,6 +331,13 @@ class ChainCredentials(_Counted):
         for resolver in self.resolvers:
             reset_after_fork(resolver)
 
+    def invalidate(self, tenant: str | None = None) -> None:
+        """Forget cached keys in every resolver that caches (the ones refused by an endpoint)."""
+        for resolver in self.resolvers:
+            invalidate = getattr(resolver, "invalidate", None)
+            if callable(invalidate):
+                invalidate(tenant)
+
 
 def reset_after_fork(resolver: object) -> None:
     """Call ``resolver.after_fork()`` if it has one (a user's resolver may not); never raises."""

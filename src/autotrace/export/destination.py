@@ -20,6 +20,8 @@ from .sink import Sink, SinkResult
 
 _BACKOFF_BASE = 0.5
 _BACKOFF_MAX = 30.0
+#: Statuses that say the keys are wrong (revoked by a rotation, say), not the request.
+_AUTH_REFUSED = frozenset({401, 403})
 
 
 class Destination:
@@ -34,8 +36,11 @@ class Destination:
         max_batch: int,
         max_retries: int,
         clock: Callable[[], float] = time.monotonic,
+        on_auth_refused: Callable[[], None] | None = None,
     ) -> None:
+        """``on_auth_refused``: called (on the export thread) when the endpoint refuses the keys."""
         self.key = key
+        self._on_auth_refused = on_auth_refused
         self.sink = sink
         self.max_queue = max_queue
         self.max_batch = max_batch
@@ -130,6 +135,8 @@ class Destination:
             self.in_flight = False
         if warning is not None:
             log_once_per(*warning)
+        if result.status in _AUTH_REFUSED and self._on_auth_refused is not None:
+            self._on_auth_refused()
 
     def _settle(self, batch: list[Any], result: SinkResult) -> tuple[str, ...] | None:
         """Count the outcome and plan a retry (lock held); returns the warning to log, if any."""

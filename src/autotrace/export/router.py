@@ -12,6 +12,7 @@ are dropped (``spans_dropped.tenant_retired``). A span whose tenant is missing o
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict, deque
@@ -83,10 +84,22 @@ class Router:
             credentials = Credentials(settings.public_key, settings.secret_key)
             self._default = self._destination("default", self._langfuse_sink(credentials, "default"))
 
-    def _destination(self, key: str, sink: Sink) -> Destination:
+    def _destination(self, key: str, sink: Sink, tenant: str | None = None) -> Destination:
         s = self.settings
+        refused = functools.partial(self._keys_refused, tenant) if tenant is not None else None
         return Destination(key, sink, max_queue=s.max_destination_queue, max_batch=s.max_export_batch,
-                           max_retries=s.max_retries, clock=self._clock)
+                           max_retries=s.max_retries, clock=self._clock, on_auth_refused=refused)
+
+    def _keys_refused(self, tenant: str) -> None:
+        """Export thread: the tenant's Langfuse refused its keys (revoked by a rotation, say). The
+        resolver's cache forgets them, so the next check, within ``_RECHECK_CREDENTIALS``, asks the
+        secret store again rather than reusing them for the rest of the cache's TTL."""
+        invalidate = getattr(self._resolver, "invalidate", None)
+        if callable(invalidate):
+            try:
+                invalidate(tenant)
+            except Exception as exc:
+                guarded_failure("credentials_invalidate", exc)
 
     def _langfuse_sink(self, credentials: Credentials, key: str) -> LangfuseSink:
         return LangfuseSink(self._host(credentials), credentials, timeout=self.settings.export_timeout,
@@ -278,13 +291,13 @@ class Router:
             moved = old.take_all()
             self._remove(tenant)
             count("tenant_destinations_moved")
-            destination = self._destination(f"tenant:{tenant}", self._langfuse_sink(credentials, tenant))
+            destination = self._destination(f"tenant:{tenant}", self._langfuse_sink(credentials, tenant), tenant)
             for span in moved:
                 destination.add(span)
         else:
             if len(self._tenants) >= self.settings.max_tenants:
                 self._make_room()
-            destination = self._destination(f"tenant:{tenant}", self._langfuse_sink(credentials, tenant))
+            destination = self._destination(f"tenant:{tenant}", self._langfuse_sink(credentials, tenant), tenant)
             count("tenant_destinations_created")
         self._tenants[tenant] = (destination, now)
         return destination

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from autotrace.demo import run_demo
 from autotrace.export.local_store import LocalStore
 from tests.helpers import shape
@@ -13,9 +15,13 @@ from tests.helpers import shape
 RPC = "rag.Knowledge/Retrieve"
 
 
-def test_two_services_two_tenants_stitched_and_separate(tmp_path: Path) -> None:
-    db = tmp_path / "demo.db"
-    assert run_demo(db=db, quiet=True) == 0
+def test_two_services_two_tenants_stitched_and_separate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "demo db"
+    assert run_demo(db=db) == 0
+    # the commands it suggests read the store it wrote, not the default one
+    hint = capsys.readouterr().out.strip().splitlines()[-1]
+    assert hint == (f"stored in {db}. Try: autotrace --db '{db}' traces   |   autotrace --db '{db}' show <trace id>"
+                    f"   |   autotrace --db '{db}' query 'type=generation and usage.total>150'")
     store = LocalStore(db)
     summaries = {s["tenant"]: s for s in store.traces()}
     assert set(summaries) == {"acme", "globex", None}

@@ -5,18 +5,22 @@ Read commands open the store read-only (``open_store``): they never write, purge
 writer, and a store that cannot be read is a one-line error, never a traceback. A failure is that
 line on stderr and a non-zero exit code (1: nothing to show or no readable store; 2: a bad
 argument, query, trace id or setting); with ``--json`` it is also ``{"error": {"kind": ...,
-"message": ...}}`` on stdout (see ``CliError``), so stdout is JSON either way.
+"message": ...}}`` on stdout (see ``CliError``), so stdout is JSON either way. Output is written so
+that it never fails on its way out: a character the terminal's encoding lacks is escaped (``out``),
+and a reader that stops early (``| head``) ends the command quietly with 141, as a shell reports a
+program ended by SIGPIPE; Ctrl-C ends it with 130, also without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from . import render
 from .config import ConfigError, load_settings
@@ -55,9 +59,31 @@ def open_store(db: str | None) -> LocalStore:
     return LocalStore(Path(db) if db else load_settings().local_store_path, read_only=True)
 
 
+#: The exit code when stdout's reader went away (``| head``): 128 + SIGPIPE, as a shell says it.
+EXIT_BROKEN_PIPE = 141
+#: The exit code when the user pressed Ctrl-C.
+EXIT_INTERRUPTED = 130
+
+
+def out(text: str, stream: TextIO | None = None, as_json: bool = False) -> None:
+    """Print ``text``; characters ``stream``'s encoding cannot hold (an ASCII or cp1252 console,
+    ``PYTHONIOENCODING``) are escaped rather than failing the command: ``\\uXXXX`` in JSON (still
+    valid JSON), a backslash escape in text."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        print(text, file=stream)
+    except UnicodeEncodeError:  # raised before anything is written: print encodes the whole text first
+        encoding = stream.encoding or "ascii"
+        print(render.ascii_json(text) if as_json else text.encode(encoding, "backslashreplace").decode(encoding),
+              file=stream)
+
+
 def _emit(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> None:
     """Print ``data`` as JSON with ``--json``, else the rendered text (only then rendered)."""
-    print(render.to_json(data) if args.json else text())
+    if args.json:
+        out(render.to_json(data), as_json=True)
+    else:
+        out(text())
 
 
 def _positive(text: str) -> int:
@@ -95,8 +121,12 @@ def cmd_query(args: argparse.Namespace) -> int:
     except QueryError as exc:
         raise CliError("query", str(exc), 2, column=exc.position + 1) from None
     records = open_store(args.db).iter_observations()  # streamed: memory bounded by --limit, not the store
-    matches = list(islice((r for r in records if query.matches(r)), args.limit))
+    matches = list(islice((r for r in records if query.matches(r)), args.limit + 1))  # one more: is there more?
+    more = len(matches) > args.limit
+    del matches[args.limit:]
     _emit(args, matches, lambda: render.render_observations(matches))
+    if more:  # on stderr: stdout stays the matches (JSON with --json)
+        out(f"autotrace: the newest {args.limit} matches shown; more match (--limit to see more)", sys.stderr)
     return 0
 
 
@@ -166,13 +196,34 @@ def _asks_json(argv: Sequence[str]) -> bool:
 
 def _fail(error: CliError, as_json: bool, label: str = "autotrace") -> int:
     """Report ``error``: its line on stderr, and with ``--json`` its ``{"error": ...}`` on stdout."""
-    print(f"{label}: {render.clean(error.message)}", file=sys.stderr)
+    out(f"{label}: {render.clean(error.message)}", sys.stderr)
     if as_json:
-        print(render.to_json({"error": error.as_dict()}))
+        out(render.to_json({"error": error.as_dict()}), as_json=True)
     return error.code
 
 
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe: nothing more can be said, so no traceback, and stdout points at
+    /dev/null so that the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file (an in-process caller's capture): nothing to flush
+        pass
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # also while reporting a failure
+        return _reader_gone()
+    except KeyboardInterrupt:  # Ctrl-C: the user knows, so no traceback; 128 + SIGINT, as a shell says it
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv, command = _split_program(list(sys.argv[1:] if argv is None else argv))
     as_json = _asks_json(argv)

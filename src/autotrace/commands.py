@@ -11,6 +11,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from .render import clean
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 
@@ -52,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .cli import open_store  # as the other commands: a missing store is reported, never created
+    from .cli import open_store, out  # as the other commands: a missing store is reported, never created
     from .replay import REPLAY_FILE_ENV, first_difference, parse_overrides, side_by_side
 
     command = _program(args, "replay")
@@ -64,20 +67,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not records:
         print(f"autotrace replay: no trace {args.trace_id} in {path}", file=sys.stderr)
         return 1
-    matches = [r for r in records if r["id"].startswith(args.at.lower())]
-    if len(matches) != 1:
-        print(f"autotrace replay: --at {args.at} matches {len(matches)} observations of the trace", file=sys.stderr)
-        return 2
     try:
+        target = _target(records, args.at)
         overrides = parse_overrides(args.set or [], args.messages_file)
+        _check_overrides(target, overrides)
     except (ValueError, OSError) as exc:
         print(f"autotrace replay: {exc}", file=sys.stderr)
         return 2
     original = records[0]["trace_id"]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
-        json.dump({"records": records, "at": matches[0]["id"], "overrides": overrides}, spec, default=str)
+        json.dump({"records": records, "at": target["id"], "overrides": overrides}, spec, default=str)
     env = activation_env()
-    env.update({REPLAY_FILE_ENV: spec.name, "AUTOTRACE_LOCAL_STORE": "on", "AUTOTRACE_LOCAL_STORE_PATH": str(path)})
+    # absolute, as for ``run``: the program may change directory before it opens the store
+    env.update({REPLAY_FILE_ENV: spec.name, "AUTOTRACE_LOCAL_STORE": "on",
+                "AUTOTRACE_LOCAL_STORE_PATH": str(path.resolve())})
     started = time.time_ns()
     try:
         code = subprocess.run(command, env=env, check=False).returncode
@@ -87,21 +90,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         os.unlink(spec.name)
     # only a replay started by this run counts, never an earlier replay of the same trace
-    replays = [t for t in store.traces(limit=200) if t.get("replay_of") == original and t["start_ns"] >= started]
-    if not replays:
+    replay_id = store.first_replay(original, started)
+    if replay_id is None:
         print(f"autotrace replay: the program (exit code {code}) recorded no replay trace of {original}",
               file=sys.stderr)
         return code or 1
-    replayed = store.trace(replays[0]["trace_id"])
-    print(side_by_side(records, replayed))
+    replayed = store.trace(replay_id)
     difference = first_difference(records, replayed)
-    print(f"\nreplay {replays[0]['trace_id']} of {original}")
-    print(f"first difference: {difference}" if difference else "no difference")
+    out(f"{side_by_side(records, replayed)}\n\nreplay {replay_id} of {original}\n"
+        + (f"first difference: {clean(difference)}" if difference else "no difference"))
     return code
 
 
+def _target(records: list[dict[str, Any]], at: str) -> dict[str, Any]:
+    """The one observation of the trace whose id starts with ``at``; ``ValueError`` naming the trace's
+    generations (what ``--at`` usually picks) when there is none or several."""
+    prefix = at.strip().lower()
+    matches = [r for r in records if prefix and r["id"].startswith(prefix)]
+    if len(matches) == 1:
+        return matches[0]
+    generations = ", ".join(f"{r['id']} ({clean(str(r['name']))})" for r in records if r.get("type") == "generation")
+    found = f"matches {len(matches)} observations" if matches else "matches no observation"
+    raise ValueError(f"--at {at!r} {found} of trace {records[0]['trace_id']}; its generations: "
+                     f"{generations or 'none'}")
+
+
+def _check_overrides(target: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """``--set`` and ``--messages-file`` change a generation's model call: on any other observation they
+    would be ignored without a word, so they are refused."""
+    if overrides and target.get("type") != "generation":
+        raise ValueError(f"--at {target['id']} is a {target.get('type')} ({clean(str(target.get('name')))}); "
+                         f"--set and --messages-file apply to a generation")
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .cli import CliError, open_store
+    from .cli import CliError, open_store, out
     from .compare import compare_versions, render_comparison
 
     store = open_store(args.db)
@@ -113,9 +136,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         error = CliError("no_data", f"no generations of prompt {args.prompt!r} version {' or '.join(missing)} "
                                     f"in {store.path}")
         report["error"] = error.as_dict()  # with --json: the report, and the error as every command gives it
-    print(json.dumps(report, indent=2) if args.json else render_comparison(report))
+    out(json.dumps(report, indent=2) if args.json else render_comparison(report))  # json.dumps: ASCII
     if error is not None:
-        print(f"autotrace compare: {error.message}", file=sys.stderr)
+        out(f"autotrace compare: {clean(error.message)}", sys.stderr)
         return error.code
     return 1 if report["regressions"] and args.fail_on_regression else 0
 

@@ -16,6 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .render import clean
+
 #: metric -> True when higher is worse
 _DIRECTION = {"latency_ms": True, "tokens": True, "cost": True}
 #: The fields of a generation that the comparison reads.
@@ -140,11 +142,14 @@ def _version_data(records: list[dict[str, Any]], scores: list[dict[str, Any]]) -
 def _select(observations: Iterable[dict[str, Any]], prompt: str, versions: tuple[str, str]
             ) -> dict[str, list[dict[str, Any]]]:
     """The generations of ``prompt`` per version, read in one pass and kept with only the fields
-    compared (memory bounded by those generations, not by the store and its inputs and outputs)."""
+    compared (memory bounded by those generations, not by the store and its inputs and outputs).
+    Replays are left out: their model and parameters were overridden, and their frozen calls did not
+    run, so they are no samples of a version."""
     selected: dict[str, list[dict[str, Any]]] = {version: [] for version in versions}
     for record in observations:
         recorded = record.get("prompt")
-        if record.get("type") != "generation" or not isinstance(recorded, dict) or recorded.get("name") != prompt:
+        if (record.get("type") != "generation" or not isinstance(recorded, dict) or recorded.get("name") != prompt
+                or record.get("replay_of")):
             continue
         bucket = selected.get(str(recorded.get("version")))
         if bucket is not None:
@@ -212,4 +217,4 @@ def render_comparison(report: dict[str, Any]) -> str:
         lines.append(row(m["metric"], [cell(m[key]) for key in ("a_p50", "b_p50", "a_p95", "b_p95", "p_value")],
                          "REGRESSION" if m["regression"] else ""))
     lines.append("regressions: " + (", ".join(report["regressions"]) or "none"))
-    return "\n".join(lines)
+    return "\n".join(map(clean, lines))  # score names and versions are recorded text: no terminal escapes

@@ -19,6 +19,7 @@ _ICONS = {
 #: C0/C1 controls, bidi overrides, zero-width and line/paragraph separators.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 MAX_DEPTH = 64
 MAX_LINES = 2000
@@ -51,6 +52,12 @@ def to_json(data: Any) -> str:
     except ValueError:  # NaN or infinity somewhere (a recorded score, a cost): rare, so walked only then
         text = json.dumps(_finite(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
+def ascii_json(text: str) -> str:
+    """JSON text with every non-ASCII character escaped (``\\u00df``, a surrogate pair beyond the BMP):
+    the same JSON, for an output that cannot encode those characters."""
+    return _NON_ASCII.sub(lambda m: json.dumps(m[0]).strip('"'), text)
 
 
 def _text(value: Any) -> str:

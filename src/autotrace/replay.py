@@ -212,10 +212,15 @@ def parse_overrides(settings: list[str], messages_file: str | None = None) -> di
     if parameters:
         overrides["model_parameters"] = parameters
     if messages_file:
-        with open(messages_file, encoding="utf-8") as handle:
-            messages = json.load(handle)
+        try:
+            with open(messages_file, encoding="utf-8") as handle:
+                messages = json.load(handle)
+        except OSError as exc:
+            raise ValueError(f"--messages-file {messages_file}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise ValueError(f"--messages-file {messages_file} is not a JSON list of messages ({exc})") from None
         if not isinstance(messages, list):
-            raise ValueError("--messages-file must hold a JSON list of messages")
+            raise ValueError(f"--messages-file {messages_file} must hold a JSON list of messages")
         overrides["messages"] = messages
     return overrides
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def run_demo(db: str | Path | None = None, quiet: bool = False) -> int:
             print(render.render_tree(records))
             print(f"answer: {turn['answer']}")
     if not quiet:
-        print(f"\nstored in {store_path}. Try: autotrace traces   |   autotrace show <trace id>   |   "
-              "autotrace query 'type=generation and usage.total>150'")
+        cli = "autotrace" if db is None else f"autotrace --db {shlex.quote(str(store_path))}"
+        print(f"\nstored in {store_path}. Try: {cli} traces   |   {cli} show <trace id>   |   "
+              f"{cli} query 'type=generation and usage.total>150'")
     return 0

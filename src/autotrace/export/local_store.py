@@ -325,7 +325,7 @@ class LocalStore:
         if not ids:
             return []
         rows = self._rows("SELECT record FROM observations WHERE trace_id = ? ORDER BY start_ns, rowid", (ids[0],))
-        return [json.loads(r[0]) for r in rows]
+        return [self._decode(r[0]) for r in rows]
 
     def traces(self, limit: int = 20, tenant: str | None = None) -> list[dict[str, Any]]:
         """Summaries of recent traces: name, tenant, duration, tokens, cost, errors. ``tenant`` picks
@@ -348,7 +348,7 @@ class LocalStore:
                 "observations AS p WHERE p.trace_id = o.trace_id AND p.id = o.parent_id), start_ns, rowid LIMIT 1",
                 (trace_id,),
             )
-            record = json.loads(root[0][1]) if root else {}
+            record = self._decode(root[0][1]) if root else {}
             summaries.append({
                 "trace_id": trace_id, "name": record.get("trace_name") or (root[0][0] if root else None),
                 "tenant": tenant_id, "start_ns": start, "duration_ms": (end - start) / 1e6, "observations": n,
@@ -356,6 +356,16 @@ class LocalStore:
                 "replay_of": record.get("replay_of"),
             })
         return summaries
+
+    def first_replay(self, original: str, since_ns: int) -> str | None:
+        """The first trace started since ``since_ns`` that replays ``original``: the run ``autotrace replay``
+        started (every later trace of that run, whatever it is, replays the original too)."""
+        rows = self._rows(
+            "SELECT trace_id FROM observations WHERE start_ns >= ? AND instr(record, ?) > 0 AND CASE WHEN "
+            "json_valid(record) THEN json_extract(record, '$.replay_of') END = ? ORDER BY start_ns, rowid LIMIT 1",
+            (since_ns, original, original),
+        )
+        return rows[0][0] if rows else None
 
     def observations(self, since_ns: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Observations, newest first (optionally since a time)."""
@@ -380,7 +390,21 @@ class LocalStore:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return (json.loads(row[0]) for row in self._stream(sql, args))
+        return (self._decode(row[0]) for row in self._stream(sql, args))
+
+    def _decode(self, text: str) -> dict[str, Any]:
+        """A stored record; ``StoreError`` (one line, never a traceback) for one that is not JSON: a
+        damaged store, or one another program wrote into."""
+        try:
+            record = json.loads(text)
+        except ValueError as exc:
+            record, problem = None, str(exc)
+        else:
+            problem = "not a JSON object"
+        if not isinstance(record, dict):
+            raise StoreError(f"local store {self.path} holds a damaged observation ({problem}); move the file "
+                             f"away to start a new store, or pass --db")
+        return record
 
     def scores(self, trace_id: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT id, trace_id, observation_id, name, value, string_value, data_type, comment, tenant FROM scores"

@@ -18,23 +18,46 @@ def without_media(items: Any) -> Any:
     """Chat messages or Responses input items with the inline payloads of their media parts
     (base64 images, audio, files) replaced by a short note of their kind and size, so that one
     image neither fills the recorded input to its size limit nor cuts off the conversation after
-    it. The caller's own list when there are none: for a text conversation, one type check per item."""
+    it: in a message's ``content``, and in a tool call's result given as parts (a
+    ``function_call_output``'s ``output`` list, a ``computer_call_output``'s screenshot). The
+    caller's own list when there are none: for a text conversation, a check or two per item."""
     if type(items) is not list:
         return items
     for item in items:  # the common case, a text conversation, in one plain loop
-        if type(item) is dict and type(item.get("content")) is list:
+        if type(item) is dict and (type(item.get("content")) is list or type(item.get("output")) in _PARTS):
             break
     else:
         return items
     found: list[Any] | None = None
     for index, item in enumerate(items):
-        if type(item) is dict and type(content := item.get("content")) is list:
-            parts = _parts_without_media(content)
-            if parts is not content:
+        if type(item) is dict:
+            kept = _item_without_media(item)
+            if kept is not item:
                 if found is None:
                     found = list(items)
-                found[index] = {**item, "content": parts}
+                found[index] = kept
     return items if found is None else found
+
+
+#: How a tool call's result may hold media: a list of parts, or one part (a screenshot).
+_PARTS = (list, dict)
+
+
+def _item_without_media(item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` with the payloads of its ``content`` parts and of its ``output`` parts noted; a
+    string ``output`` (a tool's text result, however long) is kept."""
+    kept = item
+    content = item.get("content")
+    if type(content) is list and (parts := _parts_without_media(content)) is not content:
+        kept = {**kept, "content": parts}
+    output = item.get("output")
+    if type(output) is list:
+        result: Any = _parts_without_media(output)
+    elif type(output) is dict:
+        result = _part_without_media(output)
+    else:
+        return kept
+    return kept if result is output else {**kept, "output": result}
 
 
 def _parts_without_media(parts: list[Any]) -> list[Any]:

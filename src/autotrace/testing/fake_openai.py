@@ -1,9 +1,10 @@
 """A loopback server speaking enough of the OpenAI REST API for the real ``openai`` SDK.
 
 Chat completions (streamed or not, with tool calls and ``stream_options.include_usage``), the
-Responses API, legacy completions, embeddings and moderations, plus the Azure path shape. Replies
-are deterministic and can be scripted per request: reply text, tool calls, chunk count, usage,
-model, the categories a moderation flags, or an OpenAI-style error.
+Responses API (a ``background`` request is answered ``queued``, with no output yet), legacy
+completions, embeddings and moderations, plus the Azure path shape. Replies are deterministic and
+can be scripted per request: reply text, a refusal, tool calls, chunk count, usage, model, the
+categories a moderation flags, or an OpenAI-style error.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from ._loopback import LoopbackServer
 @dataclasses.dataclass
 class Script:
     """The next reply: text, tool calls, stream chunk count (a stream gives the text, and each tool
-    call's arguments, in that many pieces), usage, model, an error, or (not streamed) base64
-    audio spoken with the text as its transcript."""
+    call's arguments, in that many pieces), usage, model, an error, or base64 audio spoken with
+    the text as its transcript (streamed: both in pieces)."""
 
     reply: str | None = None
     tool_calls: list[dict[str, str]] | None = None
@@ -38,6 +39,8 @@ class Script:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     audio: str | None = None
+    #: A refusal (structured outputs) in place of the reply text, streamed in ``chunks`` pieces.
+    refusal: str | None = None
     #: A moderation's flagged categories, one list per input (``[]``: clean); unscripted, an input
     #: is flagged for the categories whose trigger words (``MODERATION_TRIGGERS``) it contains.
     flagged: list[list[str]] | None = None
@@ -233,6 +236,8 @@ class FakeOpenAI(LoopbackServer):
             message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if tool_calls:
                 message["tool_calls"] = tool_calls
+            if script.refusal is not None:
+                message.update(content=None, refusal=script.refusal)
             if script.audio is not None:  # a spoken reply: base64 audio, the text as its transcript
                 message.update(content=None, audio={"id": "audio_fake", "data": script.audio,
                                                     "expires_at": int(time.time()) + 3600, "transcript": text})
@@ -244,8 +249,16 @@ class FakeOpenAI(LoopbackServer):
             chunk = {**base, "object": "chat.completion.chunk"}
             yield {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                          "finish_reason": None}]}
-            for piece in _split(text, chunks) if text else []:
+            for piece in _split(script.refusal, chunks) if script.refusal is not None else []:
+                yield {**chunk, "choices": [{"index": 0, "delta": {"refusal": piece}, "finish_reason": None}]}
+            spoken = script.audio is not None
+            for piece in _split(text, chunks) if text and script.refusal is None and not spoken else []:
                 yield {**chunk, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            for index, (data, piece) in enumerate(zip(_split(script.audio or "", chunks), _split(text, chunks),
+                                                      strict=True) if spoken else []):
+                audio = {"id": "audio_fake", "data": data, "transcript": piece} if index == 0 else {
+                    "data": data, "transcript": piece}
+                yield {**chunk, "choices": [{"index": 0, "delta": {"audio": audio}, "finish_reason": None}]}
             for i, call in enumerate(tool_calls):  # as the API streams them: the name, then the arguments in pieces
                 name = {"index": i, "id": call["id"], "type": "function",
                         "function": {"name": call["function"]["name"], "arguments": ""}}
@@ -332,20 +345,26 @@ class FakeOpenAI(LoopbackServer):
         text = script.reply if script.reply is not None else ("" if script.tool_calls else
                                                                f"echo: {_last_user_text(body)}")
         input_tokens, output_tokens = self._usage(body, script, text)
+        if script.refusal is not None:
+            text = ""
+        content = ([{"type": "refusal", "refusal": script.refusal}] if script.refusal is not None
+                   else [{"type": "output_text", "text": text, "annotations": []}])
         message = {"type": "message", "id": "msg_fake", "role": "assistant", "status": "completed",
-                   "content": [{"type": "output_text", "text": text, "annotations": []}]}
+                   "content": content}
         calls = [{"type": "function_call", "id": f"fc_{i}", "call_id": f"call_{i}", "name": t["name"],
                   "arguments": t["arguments"], "status": "completed"}
                  for i, t in enumerate(script.tool_calls or [])]
         response = {
             "id": "resp_fake", "object": "response", "created_at": int(time.time()), "model": model,
             "status": "completed", "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-            "output": ([message] if text or not calls else []) + calls,
+            "output": ([message] if text or script.refusal is not None or not calls else []) + calls,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
                       "total_tokens": input_tokens + output_tokens,
                       "input_tokens_details": {"cached_tokens": script.cached_tokens},
                       "output_tokens_details": {"reasoning_tokens": script.reasoning_tokens}},
         }
+        if body.get("background") and not body.get("stream"):  # accepted: run later, fetched by its id
+            return {**response, "status": "queued", "output": [], "usage": None}
         if not body.get("stream"):
             return response
 
@@ -361,7 +380,15 @@ class FakeOpenAI(LoopbackServer):
             yield event("response.created", response={**response, "status": "in_progress", "output": [],
                                                       "usage": None})
             for index, item in enumerate(response["output"]):
-                if item["type"] == "message":
+                if item["type"] == "message" and script.refusal is not None:
+                    yield event("response.output_item.added", output_index=index,
+                                item={**item, "status": "in_progress", "content": []})
+                    for piece in _split(script.refusal, chunks):
+                        yield event("response.refusal.delta", item_id=item["id"], output_index=index,
+                                    content_index=0, delta=piece)
+                    yield event("response.refusal.done", item_id=item["id"], output_index=index,
+                                content_index=0, refusal=script.refusal)
+                elif item["type"] == "message":
                     yield event("response.output_item.added", output_index=index,
                                 item={**item, "status": "in_progress", "content": []})
                     part = {"type": "output_text", "text": "", "annotations": []}

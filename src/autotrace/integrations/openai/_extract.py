@@ -16,8 +16,14 @@ _PARAMETERS = frozenset({
     "presence_penalty", "frequency_penalty", "response_format", "tool_choice", "reasoning_effort", "stream",
     "parallel_tool_calls", "logprobs", "top_logprobs", "service_tier", "dimensions", "encoding_format",
     # the Responses API's: ``reasoning`` ({"effort": ...}), ``text`` ({"format": ..., "verbosity": ...})
-    "verbosity", "reasoning", "text", "truncation", "max_tool_calls",
+    "verbosity", "reasoning", "text", "truncation", "max_tool_calls", "background",
 })
+#: Responses API request keys that say where the conversation before ``input`` is kept: recorded
+#: with the input, as ``instructions`` are, for the input alone is not what the model was given.
+_CONTEXT = ("instructions", "previous_response_id", "conversation")
+#: Responses API output items that are calls for the program (or a person) to act on.
+_CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call", "local_shell_call", "shell_call",
+                         "apply_patch_call", "mcp_approval_request"})
 
 #: url path suffix -> (operation, observation name, observation type); scanned in order, so the
 #: hot paths (chat, embeddings) come first and moderations last.
@@ -55,9 +61,9 @@ def request_fields(operation: str, body: dict[str, Any]) -> dict[str, Any]:
         # a list of token ids is one input; a list of texts (or of token lists) is several
         fields["input_count"] = len(value) if isinstance(value, list) and not (value and type(value[0]) is int) else 1
     elif operation == "responses":
-        instructions = body.get("instructions")
         value = without_media(body.get("input"))
-        fields["input"] = {"instructions": instructions, "input": value} if instructions else value
+        context = {key: body[key] for key in _CONTEXT if body.get(key)}
+        fields["input"] = {**context, "input": value} if context else value
     elif operation == "text_completion":
         fields["input"] = body.get("prompt")
     else:  # moderation: last, so that chat and embeddings test for nothing more
@@ -156,9 +162,7 @@ def response_fields(operation: str, response: Any) -> dict[str, Any]:
             fields["finish_reason"] = choices[0].finish_reason
             fields["output"] = choices[0].text if len(choices) == 1 else [c.text for c in choices]
     elif operation == "responses":
-        output = getattr(response, "output", None) or []
-        calls = [item for item in output if getattr(item, "type", None) == "function_call"]
-        fields["output"] = output if calls else getattr(response, "output_text", None)
+        fields["output"] = _responses_output(response)
         status = fields["finish_reason"] = getattr(response, "status", None)
         if status == "failed":  # the API's own failure, reported in the response
             fields["level"] = "ERROR"
@@ -166,6 +170,30 @@ def response_fields(operation: str, response: Any) -> dict[str, Any]:
     else:  # moderation: last, so that chat and embeddings test for nothing more
         fields.update(moderation_fields(getattr(response, "results", None)))
     return fields
+
+
+def _responses_output(response: Any) -> Any:
+    """A Responses API reply as recorded: its text, or its output items when they hold a call for
+    the program to act on (a function's, a custom tool's, an approval request ...) or there is no
+    text (a refusal, a reply cut short while reasoning, only a generated image); None when there
+    is no output yet (``background``). A generated image's base64 ``result`` is noted like an
+    input's media."""
+    output = getattr(response, "output", None) or []
+    text = getattr(response, "output_text", None)
+    if text and not any(getattr(item, "type", None) in _CALL_ITEMS for item in output):
+        return text
+    if not output:
+        return text or None
+    return [_output_item(item) for item in output]
+
+
+def _output_item(item: Any) -> Any:
+    note = media_note(getattr(item, "result", None)) if getattr(item, "type", None) == "image_generation_call" else None
+    if note is None:
+        return item
+    dumped = item.model_dump(mode="json", exclude_none=True, warnings=False)
+    dumped["result"] = note
+    return dumped
 
 
 def moderation_fields(results: Any) -> dict[str, Any]:

@@ -145,6 +145,10 @@ class StreamState:
             if delta is not None:
                 if content := delta.content:
                     text.append(content)
+                elif refusal := delta.refusal:  # read only when there is no text: a refusal has none
+                    first.add_refusal(refusal)
+                elif audio := getattr(delta, "audio", None):  # a spoken reply (no text); SDKs before 1.51 lack the field
+                    first.add_audio(audio)
                 if tool_calls := delta.tool_calls:
                     first.add_tool_calls(tool_calls)
 
@@ -220,19 +224,38 @@ def _fold_choices(choices: dict[int, _ChoiceParts], chunks: list[Any], completio
             if delta is not None:
                 if content := delta.content:
                     parts.text.append(content)
+                elif refusal := delta.refusal:
+                    parts.add_refusal(refusal)
+                elif audio := getattr(delta, "audio", None):
+                    parts.add_audio(audio)
                 if tool_calls := delta.tool_calls:
                     parts.add_tool_calls(tool_calls)
 
 
 class _ChoiceParts:
-    """One choice of a stream as its pieces arrive: its text, tool calls and finish reason."""
+    """One choice of a stream as its pieces arrive: its text (or refusal, or spoken reply), tool
+    calls and finish reason."""
 
-    __slots__ = ("finish_reason", "text", "tool_calls")
+    __slots__ = ("audio", "finish_reason", "refusal", "text", "tool_calls")
 
     def __init__(self) -> None:
         self.text: list[str] = []
         self.tool_calls: dict[int, _ToolCallParts] = {}
         self.finish_reason: str | None = None
+        #: A refusal's pieces (structured outputs), None until one arrives.
+        self.refusal: list[str] | None = None
+        #: A spoken reply (``modalities: ["audio"]``), None until one arrives.
+        self.audio: _AudioParts | None = None
+
+    def add_refusal(self, piece: str) -> None:
+        if self.refusal is None:
+            self.refusal = []
+        bounds.keep_piece(self.refusal, piece, runtime.max_value_bytes)
+
+    def add_audio(self, audio: Any) -> None:
+        if self.audio is None:
+            self.audio = _AudioParts()
+        self.audio.add(audio)
 
     def add_tool_calls(self, calls: Any) -> None:
         for call in calls:
@@ -262,6 +285,10 @@ class _ChoiceParts:
         if completion:
             return text
         message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if self.refusal is not None:  # as a parsed message holds it
+            message["refusal"] = "".join(self.refusal)
+        if self.audio is not None:
+            message["audio"] = self.audio.record()
         if self.tool_calls:
             message["tool_calls"] = [self.tool_calls[i].record() for i in sorted(self.tool_calls)]
         return message
@@ -283,6 +310,32 @@ class _ToolCallParts:
                 "function": {"name": "".join(self.name), "arguments": "".join(self.arguments)}}
 
 
+class _AudioParts:
+    """A streamed spoken reply: its id, its transcript as the pieces arrive, and only the length
+    of its base64 audio (noted as an input's media is, never kept)."""
+
+    __slots__ = ("data_chars", "id", "transcript")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.transcript: list[str] = []
+        self.data_chars = 0
+
+    def add(self, audio: Any) -> None:
+        if audio.id:
+            self.id = audio.id
+        if transcript := audio.transcript:
+            bounds.keep_piece(self.transcript, transcript, runtime.max_value_bytes)
+        if isinstance(data := audio.data, str):
+            self.data_chars += len(data)
+
+    def record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"id": self.id, "transcript": "".join(self.transcript)}
+        if self.data_chars:
+            record["data"] = f"<base64, {self.data_chars} chars>"
+        return record
+
+
 #: Responses API events that carry the first output (text, or a function call's arguments).
 _TOKEN_EVENTS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta",
                            "response.refusal.delta"})
@@ -293,7 +346,7 @@ def _has_output(choice: Any, completion: bool) -> bool:
     if completion:
         return bool(choice.text)
     delta = choice.delta
-    return delta is not None and bool(delta.content or delta.tool_calls)
+    return delta is not None and bool(delta.content or delta.tool_calls or delta.refusal or getattr(delta, "audio", None))
 
 
 def _is_usage_chunk(chunk: Any) -> bool:

@@ -1,7 +1,9 @@
 """Built-in OpenAI prices (USD per 1M tokens: input, cached input, output) and cost computation.
 
 Dated model names (``gpt-4o-mini-2024-07-18``) use their base model's price, except the older
-snapshots priced differently, listed by their own names. Unknown models get no cost, only usage.
+snapshots priced differently, listed by their own names. Azure OpenAI's names for GPT-3.5
+(``gpt-35-turbo``, as its responses give them) are priced as OpenAI's. Unknown models get no cost,
+only usage.
 ``set_prices`` adds or overrides entries.
 """
 
@@ -64,6 +66,8 @@ def price_of(model: str | None) -> tuple[float, float, float] | None:
     found = _PRICES.get(model)
     if found is None:
         found = _PRICES.get(_DATE_SUFFIX.sub("", model))
+    if found is None and model.startswith("gpt-35-"):  # Azure's spelling (a deployment's model, not its name)
+        found = price_of("gpt-3.5-" + model[len("gpt-35-"):])
     if len(_RESOLVED) >= _MAX_RESOLVED:
         _RESOLVED.clear()
     _RESOLVED[model] = found

@@ -17,7 +17,7 @@ from opentelemetry import trace
 
 import autotrace
 from autotrace import bounds
-from autotrace.export.redaction import _has_digit_shape, redact_text
+from autotrace.export.detectors import _has_digit_shape, redact_text
 from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import install_one_tenant
 

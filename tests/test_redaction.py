@@ -8,19 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autotrace.export.redaction import (
+from autotrace.export.detectors import (
     _COLON_GROUP,
     _DIGIT_PASS,
     _DIGIT_SHAPE,
     _TEXT_PASSES,
     _TRIGGER_HINTS,
     _VALIDATORS,
-    FAILED,
-    Redactor,
     _contains_any,
     _has_digit_shape,
     redact_text,
 )
+from autotrace.export.redaction import FAILED, Redactor
 
 
 @pytest.mark.parametrize(("text", "expected"), [

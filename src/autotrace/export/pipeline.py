@@ -18,7 +18,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext
+from opentelemetry.trace import Link, SpanContext, TraceState
 
 from .. import bounds, schema
 from .._internal import count, follow_fork, guarded_failure, log_once
@@ -188,6 +188,7 @@ class SpanPipeline(SpanProcessor):
         self._processed = 0
         self._origins: dict[int, tuple[Any, Any]] = {}  # pipeline thread only
         self._last_origins: tuple[Any, Any, Any, Any] = (None, None, None, None)  # (resource, scope) -> redacted
+        self._last_state: tuple[Any, Any] = (None, None)  # a trace state and its redacted form (pipeline thread)
         self._quarter_limit = settings.max_value_bytes // 4  # a text of no more characters is within the limit
         self._thread = self._start_thread()
         follow_fork(self)
@@ -306,7 +307,7 @@ class SpanPipeline(SpanProcessor):
         attrs = schema.cap_attributes(attrs, max_bytes, values_capped=capped)
         span_type = str(attrs[schema.OBS_TYPE])
         name, status, events, links = span.name, span.status, span.events, span.links
-        resource, scope = span.resource, span.instrumentation_scope
+        resource, scope, context = span.resource, span.instrumentation_scope, span.context
         redactor = self.redactor
         # texts beside the attributes are bounded too (an exception's message and stack trace are
         # event attributes): held for redaction, cut once redacted, like attributes; most spans have
@@ -326,6 +327,8 @@ class SpanPipeline(SpanProcessor):
                 if links:
                     links = tuple(self._redact_link(link, span_type) for link in links)
                 resource, scope = self._redacted_origin(resource, scope)
+                if context.trace_state:  # type: ignore[union-attr]  # from an incoming request: anyone's text
+                    context = self._redacted_trace_state(context)  # type: ignore[arg-type]
             if not plain:
                 name, status, events, links = self._cut_texts(name, status, events, links)
         except Exception as exc:  # fail closed: an unredacted span is never exported
@@ -335,11 +338,11 @@ class SpanPipeline(SpanProcessor):
         schema.cut_values(attrs, max_bytes)  # at the limit, now that what it held is redacted
         if type(span) is ObservationSpan:  # ended and handed over: finish it in place
             span.attributes, span.name, span.status, span.events, span.links = attrs, name, status, events, links
-            span.resource, span.instrumentation_scope = resource, scope
+            span.resource, span.instrumentation_scope, span.context = resource, scope, context
             finished: ReadableSpan | ObservationSpan = span
         else:
             finished = ReadableSpan(
-                name=name, context=span.context, parent=span.parent, resource=resource, attributes=attrs,
+                name=name, context=context, parent=span.parent, resource=resource, attributes=attrs,
                 events=events, links=links, kind=span.kind, status=status, start_time=span.start_time,
                 end_time=span.end_time, instrumentation_scope=scope,
             )
@@ -435,6 +438,20 @@ class SpanPipeline(SpanProcessor):
             self._origins.clear()
         self._origins[id(origin)] = (origin, redacted)
         return redacted
+
+    def _redacted_trace_state(self, context: SpanContext) -> SpanContext:
+        """``context`` with its W3C trace state's values redacted (exported with the span; a caller
+        can put any text there); an entry whose key redaction changes is left out. Hooks see its
+        entries with ``span_type`` ``tracestate``. The spans of a request share one: remembered."""
+        state = context.trace_state
+        last = self._last_state
+        if state is not last[0]:
+            entries, _ = self.redactor.redact_attributes(state, "tracestate")
+            kept = [(key, value) for key, value in entries.items() if key in state and type(value) is str]
+            last = self._last_state = (state, state if kept == list(state.items()) else TraceState(kept))
+        if last[1] is state:
+            return context
+        return SpanContext(context.trace_id, context.span_id, context.is_remote, context.trace_flags, last[1])
 
     def _redact_event(self, event: Any, span_type: str) -> Any:
         redacted, _ = self.redactor.redact_attributes(event.attributes or {}, span_type)

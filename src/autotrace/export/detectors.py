@@ -1,0 +1,315 @@
+"""The built-in PII detectors: patterns for each kind of value, the cheap triggers that decide
+which of them run on a text, and the validators that check their matches (Luhn, IBAN mod-97, SSN
+rules, IP octets, Basic credentials decoded). ``redact_text`` replaces what they find with a
+placeholder naming the kind (``<EMAIL>``); placeholders contain no quotes or backslashes, so JSON
+text stays valid. ``redaction.Redactor`` applies them, and user hooks, to every span.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from collections.abc import Callable
+
+_ESCAPED = r"\\u[0-9A-Fa-f]{4}"  # a letter in JSON text written with ensure_ascii (jos\u00e9@...)
+_LABEL = rf"(?:[^\W_]|{_ESCAPED})(?:[\w-]|{_ESCAPED})*"  # of a domain name, letters of any script
+
+_PATTERNS: dict[str, str] = {
+    # order matters: more specific shapes first
+    # a PEM private key block, its body base64 with line breaks (raw, or escaped as in JSON text)
+    # and optional headers; to its END line, or where its characters end (a block cut short)
+    "PRIVATE_KEY": (
+        r"-----BEGIN[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,\s\x00-]|\\[nr])*?"
+        r"(?:-----END[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----|(?![A-Za-z0-9+/=:,\s\x00-]|\\[nr]))"
+    ),
+    "JWT": r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
+    "BEARER_TOKEN": r"(?<=[Bb]earer )[A-Za-z0-9._~+/-]{8,}=*",
+    # HTTP Basic credentials: base64 of ``user:password`` (checked by decoding, so "basic idea" stays)
+    "BASIC_AUTH": r"(?<=[Bb]asic )[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])",
+    "API_KEY": (
+        r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}|[ps]k-lf-[A-Za-z0-9-]{8,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
+        r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[bpasr]-[A-Za-z0-9-]{10,}"
+        r"|AIza[0-9A-Za-z_-]{35}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|hf_[A-Za-z0-9]{30,})"  # Stripe, HF
+    ),
+    # letters of any script (josé@example.com, user@bücher.de: \w is Unicode here); a backslash in
+    # the local part takes whatever escape it starts with it, so JSON text stays valid. It starts
+    # where a run of its characters starts: tried from within a long run, each start would read to
+    # the run's end (a 64 kB word with an "@" in the text took seconds)
+    # the "@" also URL-encoded (a query string: ?to=a%40b.com) or escaped as in JSON text
+    "EMAIL": rf"(?<![\w.%+\\-])[\w.%+\\-]+(?:@|%40|\\u0040){_LABEL}(?:\.{_LABEL})*\.[^\W\d_]{{2,}}\b",
+    "IBAN": r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?\b",  # any case (mod-97)
+    # never inside a decimal number, nor a word (a hex id: a trace, span or commit id), nor after
+    # a minus sign or a decimal point; after a word and one of those it is one ("card-4111 ...")
+    "CREDIT_CARD": r"(?<![^\W_])(?<!(?<![^\W\d_])[.,-])(?:\d[ -]?){12,18}\d(?![^\W_]|-|[.,]\d)",
+    "US_SSN": r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])",
+    "PHONE": (
+        r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}"
+        r"|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w])"
+    ),
+    "IP_ADDRESS": (
+        r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"
+        r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
+        r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?(?![\w:])"
+    ),
+}
+#: In JSON text a value often follows an escape ("...key:\nsk-proj-..." in a serialised chat
+#: message), where the escape's letter hides the word boundary the patterns start at. While the
+#: passes run, a NUL (never raw in JSON text) follows each such escape, then is taken out again
+#: (one after an escaped backslash and a letter only adds a boundary: harmless).
+_ESCAPES = ("\\n", "\\t", "\\r", "\\b", "\\f")
+_MARK = "\x00"
+# ``api_key=...``-style assignments need the key kept, so they have their own expression.
+# Quotes may be escaped (``{\"password\": \"...\"}``: JSON inside a JSON string, such as a chat
+# message holding JSON); the value then stops before the escaped quote, which stays valid.
+_KEY_VALUE = re.compile(
+    r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)(?:\\?[\"'])?"
+    r"\s?[:=]\s?(?:\\?[\"'])?)"
+    r"(?P<value>(?!<)(?:[^\s\"',;}\\]|\\(?![\"'])){6,})",
+    re.IGNORECASE,
+)
+BUILT_IN_KINDS = frozenset(_PATTERNS)
+#: Each detector runs only when a cheap trigger is present: a substring test or, for the
+#: digit-based kinds, a digit shape. Passes run in order; placeholders contain no digits or
+#: trigger text, so a later pass never matches an earlier replacement.
+#: Every match of a digit-based kind contains one of these shapes: six digits at most two
+#: separators apart (cards, SSNs, phones, an IBAN in lower case: checked), a dotted quad's middle,
+#: an IBAN's country (in capitals) and check digits, or an IPv6 colon group (found from its
+#: colons). Plain numbers ("order 12", "0.2") have none of them, so the costly digit pass runs only
+#: on text that can hold such a value.
+#: On other than ASCII text (digits of any script) the shapes are one pattern:
+_DIGIT_SHAPE = re.compile(r"\d(?:" + r"[ .()/+-]{0,2}\d" * 5 + r"|\.\d{1,3}\.\d|(?<=[A-Z]{2}\d)\d)")
+
+
+def _shape_classes() -> bytes:
+    """A ``bytes.translate`` table giving each ASCII character its class in the digit shapes: a
+    digit ``0``, a dot ``.``, another separator of digit groups ``,``, a capital ``A``, else ``x``."""
+    table = bytearray(b"x" * 256)
+    for char in b"0123456789":
+        table[char] = ord("0")
+    for char in b" ()/+-":
+        table[char] = ord(",")
+    table[ord(".")] = ord(".")
+    for char in range(ord("A"), ord("Z") + 1):
+        table[char] = ord("A")
+    return bytes(table)
+
+
+#: On ASCII text the same shapes are found in the text's classes with a few passes in C instead:
+#: a regular-expression search costs hundreds of instructions at every character.
+_SHAPE_CLASSES = _shape_classes()
+_DOTTED_MIDDLE = re.compile(rb"0\.0{1,3}\.0")
+_COLON_GROUP = re.compile(r":[0-9A-Fa-f]{0,4}:")
+_DIGIT_KINDS = ("IBAN", "CREDIT_CARD", "US_SSN", "PHONE", "IP_ADDRESS")
+
+
+def _by_text(pattern: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """``pattern`` compiled twice, indexed by ``text.isascii()``: on ASCII text the ASCII-only
+    classes (``\\d`` as ``[0-9]``, ``\\w``, ``\\b``) match exactly what the Unicode ones do, and
+    cost the matcher less per character; other text keeps the Unicode classes (digits of other
+    scripts stay detected)."""
+    return re.compile(pattern), re.compile(pattern, re.ASCII)
+
+
+_TEXT_PASSES: tuple[tuple[str, tuple[str, ...], tuple[re.Pattern[str], re.Pattern[str]]], ...] = (
+    ("PRIVATE_KEY", ("PRIVATE KEY",), _by_text(_PATTERNS["PRIVATE_KEY"])),
+    ("JWT", ("eyJ",), _by_text(_PATTERNS["JWT"])),
+    ("BEARER_TOKEN", ("earer ",), _by_text(_PATTERNS["BEARER_TOKEN"])),
+    ("BASIC_AUTH", ("asic ",), _by_text(_PATTERNS["BASIC_AUTH"])),
+    ("API_KEY", ("sk-", "k-lf-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox",
+                 "AIza", "k_live_", "k_test_", "hf_"), _by_text(_PATTERNS["API_KEY"])),
+    ("EMAIL", ("@", "%40", "\\u0040"), _by_text(_PATTERNS["EMAIL"])),
+)
+#: Every text pass's trigger contains one of these (checked by a test), so a text with none of
+#: them needs no text pass. A few substring tests cost far less than one scan with a regular
+#: expression whose alternatives start with common letters. The last two, an encoded "@", are
+#: tested as ``_encoded_at`` does.
+_TRIGGER_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY", "%40",
+                  "\\u0040")
+_PLAIN_HINTS = _TRIGGER_HINTS[:-2]
+_DIGIT_PASS = _by_text("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
+_KEY_WORDS = ("key", "secret", "token", "passw")
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+#: The length of an IBAN by country (the SWIFT IBAN registry). Only an IBAN not in capitals must
+#: match it: a lower-case hex id (a trace, span or commit id) passes mod-97 one time in 97.
+_IBAN_LENGTHS = {code: int(length) for code, length in re.findall(r"([A-Z]{2})(\d\d)", (
+    "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BI27 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DJ27 DK18 "
+    "DO28 EE20 EG29 ES24 FI18 FK18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HN28 HR21 HU28 IE22 IL23 "
+    "IQ23 IS26 IT27 JO30 KW30 KZ20 LB28 LC32 LI21 LT20 LU20 LV21 LY25 MC27 MD24 ME22 MK19 MN20 MR27 "
+    "MT31 MU30 NI28 NL18 NO15 OM23 PK24 PL28 PS29 PT25 QA29 RO24 RS22 RU33 SA24 SC31 SD18 SE24 SI19 "
+    "SK24 SM27 SO23 ST25 SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20 YE30"))}
+
+
+def _iban_ok(text: str) -> bool:
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    if not compact[:2].isupper() and (  # in lower case: found by its digits alone, and of its country's length
+            not _has_digit_shape(text) or _IBAN_LENGTHS.get(compact[:2].upper()) != len(compact)):
+        return False
+    rearranged = compact[4:] + compact[:4]
+    try:
+        return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+    except ValueError:
+        return False
+
+
+def _iban_in(text: str) -> tuple[str, str]:
+    """The longest start of ``text``, cut between its groups, that is a valid IBAN (else ``text``
+    itself), and what follows it."""
+    head, after = text, ""
+    while " " in head and not _iban_ok(head):
+        head, word = head.rsplit(" ", 1)
+        after = f" {word}{after}"
+    return (head, after) if _iban_ok(head) else (text, "")
+
+
+def _ssn_ok(text: str) -> bool:
+    area, group, serial = text.split("-")
+    return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
+
+
+def _ip_ok(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _card_ok(text: str) -> bool:
+    """A payment card number: 13 to 19 digits, Luhn-valid. Only UATP cards (15 digits) start with
+    a 1, so a number that does otherwise is not one: a time in epoch milliseconds, microseconds or
+    nanoseconds (13, 16 or 19 digits), one in ten of which passes the Luhn check."""
+    digits = re.sub(r"[ -]", "", text)
+    if not digits.isascii():  # digits of another script (full-width ...): their values, as ASCII
+        digits = "".join(str(int(char)) for char in digits)
+    return 13 <= len(digits) <= 19 and (digits[0] != "1" or len(digits) == 15) and _luhn(digits)
+
+
+def _basic_ok(text: str) -> bool:
+    """Base64 of printable ``user:password`` text, as HTTP Basic credentials are."""
+    try:
+        decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError both are
+        return False
+    return ":" in decoded and decoded.isprintable()
+
+
+_VALIDATORS: dict[str, Callable[[str], bool]] = {
+    "IBAN": _iban_ok, "US_SSN": _ssn_ok, "IP_ADDRESS": _ip_ok, "CREDIT_CARD": _card_ok, "BASIC_AUTH": _basic_ok,
+}
+
+
+#: Full-width (typed with an IME), Arabic-Indic and Devanagari digits as JSON escapes, as
+#: ``json.dumps`` writes them (``ensure_ascii``: most instrumentations serialise so)
+_ESCAPED_DIGIT = re.compile(r"\\u(?:[fF]{2}1|06[6fF]|096)[0-9a-fA-F]")
+
+
+def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, int]:
+    """Replace every detected value in ``text``; returns the new text and the number of replacements.
+    Digits written as JSON escapes are read as digits (the text stays JSON), and stay escaped
+    unless a value holding them is replaced."""
+    if "\\" in text and "\\u" in text and _ESCAPED_DIGIT.search(text) is not None:
+        found = _redact(_ESCAPED_DIGIT.sub(lambda m: c if (c := chr(int(m[0][2:], 16))).isdecimal() else m[0], text),
+                        kinds)
+        if found[1]:
+            return found
+    return _redact(text, kinds)
+
+
+def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
+    if not text:
+        return text, 0
+    # three cheap tests first: most values (plain prose, JSON without secrets) pass all of them
+    triggered = _contains_any(text, _PLAIN_HINTS) or _encoded_at(text)
+    digits = _has_digit_shape(text)
+    keyed = ("=" in text or ":" in text) and _contains_any(text.lower(), _KEY_WORDS)
+    if not (triggered or digits or keyed):
+        return text, 0
+    replaced = 0
+    marked = "\\" in text and _MARK not in text
+    if marked:
+        for escape in _ESCAPES:
+            if escape in text:
+                text = text.replace(escape, escape + _MARK)
+    ascii_text = text.isascii()
+
+    def substitute(match: re.Match[str], kind: str | None = None) -> str:
+        nonlocal replaced
+        kind = kind or match.lastgroup or ""
+        value, after = match.group(), ""
+        if kind == "IBAN":  # a match written in groups may run into the words after it ("... 7034 ok")
+            value, after = _iban_in(value)
+        if not _VALIDATORS.get(kind, bool)(value):
+            return match.group()
+        replaced += 1
+        return f"<{kind}>{after}"
+
+    if triggered:
+        for kind, triggers, patterns in _TEXT_PASSES:
+            if (kinds is None or kind in kinds) and any(trigger in text for trigger in triggers):
+                pattern = patterns[ascii_text]
+                if kind in _VALIDATORS:  # a shape that ordinary text can have too: replaced once checked
+                    text = pattern.sub(lambda match, kind=kind: substitute(match, kind), text)
+                else:
+                    text, n = pattern.subn(f"<{kind}>", text)
+                    replaced += n
+    if digits and (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)):
+        text = _DIGIT_PASS[ascii_text].sub(substitute if kinds is None else _only(kinds, substitute), text)
+    if keyed and (kinds is None or "API_KEY" in kinds):
+        def key_value(match: re.Match[str]) -> str:
+            nonlocal replaced
+            replaced += 1
+            return f"{match.group('prefix')}<API_KEY>"
+
+        text = _KEY_VALUE.sub(key_value, text)
+    return (text.replace(_MARK, "") if marked else text), replaced
+
+
+def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
+    """Whether ``text`` contains one of ``needles``: a plain loop, as ``any()`` over a generator
+    costs half as much again, and this runs on every content value."""
+    for needle in needles:  # noqa: SIM110
+        if needle in text:
+            return True
+    return False
+
+
+def _encoded_at(text: str) -> bool:
+    """Whether ``text`` holds an "@" URL-encoded or escaped (one character first: ten times faster)."""
+    return ("%" in text and "%40" in text) or ("\\" in text and "\\u0040" in text)
+
+
+def _has_digit_shape(text: str) -> bool:
+    if text.isascii():
+        classes = text.encode().translate(_SHAPE_CLASSES)
+        digits = classes.count(b"0")  # every shape holds two digits at least
+        found = digits > 1 and (
+            b"AA00" in classes
+            or (digits > 2 and b"0." in classes and _DOTTED_MIDDLE.search(classes) is not None)
+            # three separators in a row end a group (one becomes a non-separator); once the
+            # separators are gone, six digits at most two separators apart are six in a row
+            or (digits > 5 and b"000000" in classes.replace(b".", b",").replace(b",,,", b"x").replace(b",", b"")))
+    else:
+        found = _DIGIT_SHAPE.search(text) is not None
+    return found or (":" in text and _COLON_GROUP.search(text) is not None)
+
+
+def _only(kinds: frozenset[str], substitute: Callable[[re.Match[str]], str]) -> Callable[[re.Match[str]], str]:
+    def restricted(match: re.Match[str]) -> str:
+        return substitute(match) if match.lastgroup in kinds else match.group()
+
+    return restricted

@@ -4,7 +4,8 @@ The tenant comes from a function of the request that you supply (typically readi
 middleware established). A tenant arriving as baggage from another service is used only when
 ``trust_incoming_tenant`` is configured, and only if your function found none. Either way the
 incoming tenant entry is removed from the baggage the request carries on: outgoing calls carry only
-the tenant in scope here.
+the tenant in scope here. Headers are read as gRPC metadata is (``autotrace.propagation.extract``:
+W3C trace context and baggage, whatever the global propagator, with the same limits and counters).
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.propagate import extract
 
 from ._internal import count, log_once
 from .context import reset_tenant, set_tenant, tenant_from_baggage, valid_tenant, without_tenant_baggage
-from .propagation import reading_headers, without_conflicting_tenants
+from .propagation import extract
 from .runtime import state
-
-_MAX_HEADER = 8192
 
 
 def _trusted() -> bool:
@@ -52,9 +50,9 @@ def _tenant_of(resolve: Callable[[Any], str | None] | None, request: Any, carrie
 
 
 def _enter(headers: Mapping[str, str], resolve: Callable[[Any], str | None] | None, request: Any) -> tuple[Any, Any]:
-    carrier = {k: v for k, v in headers.items() if len(v) <= _MAX_HEADER}
-    with reading_headers():
-        ctx = without_conflicting_tenants(extract(carrier), [carrier.get("baggage") or ""])
+    # autotrace's W3C reader, as for gRPC metadata (limits, counters, a hostile header never raising),
+    # not the global propagator: OTEL_PROPAGATORS=b3, say, left the tenant and the caller's trace unread
+    ctx = extract(headers)
     tenant = _tenant_of(resolve, request, ctx)
     context_token = otel_context.attach(without_tenant_baggage(ctx))
     tenant_token = set_tenant(tenant) if tenant is not None else None

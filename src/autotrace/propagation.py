@@ -128,19 +128,46 @@ def _too_long(key: str) -> bool:
 
 def _extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]], context: Context) -> Context:
     if isinstance(carrier, Mapping):
-        safe: Any = {k.lower(): v for k, v in carrier.items()
-                     if isinstance(v, str) and (len(v) <= MAX_HEADER_LENGTH or _too_long(k.lower()))}
-        context = _tracecontext.extract(safe, context)
-        return without_conflicting_tenants(_baggage.extract(safe, context), [safe.get("baggage") or ""])
+        headers = {k.lower(): v for k, v in carrier.items() if isinstance(v, str)}
+        safe: Any = {k: v for k, v in headers.items() if len(v) <= MAX_HEADER_LENGTH or _too_long(k)}
+        given = headers.get("traceparent")
+        if given is not None and "," in given:  # HTTP: repeated headers arrive joined by commas
+            count("propagation_duplicate_traceparent")
+        elif given is not None:
+            context = _joined(_tracecontext.extract(safe, context))
+        return without_conflicting_tenants(_with_baggage(safe.items(), context), [safe.get("baggage") or ""])
     entries = [(str(k).lower(), v) for k, v in carrier]
     pairs = [(k, v) for k, v in entries
              if isinstance(v, str | bytes) and (len(v) <= MAX_HEADER_LENGTH or _too_long(k))]
-    if sum(k == "traceparent" for k, _ in entries) > 1:
+    sent = sum(k == "traceparent" for k, _ in entries)
+    if sent > 1:
         # W3C trace context: a request with several traceparent headers has no valid one (a new trace starts)
         count("propagation_duplicate_traceparent")
-    else:
-        context = _tracecontext.extract(pairs, context, getter=PAIRS_GETTER)
+    elif sent:
+        context = _joined(_tracecontext.extract(pairs, context, getter=PAIRS_GETTER))
     return without_conflicting_tenants(_with_baggage(pairs, context), [v for k, v in pairs if k == "baggage"])
+
+
+def _joined(context: Context) -> Context:
+    """``context``, extracted from a request that sent one ``traceparent``: when no parent came of
+    it (malformed, upper-case hex, an all-zero id, version ``ff``, over-long), the request starts
+    a new trace, as W3C trace context says; that is counted (``propagation_invalid_traceparent``)
+    and said once, without quoting the header."""
+    if not trace.get_current_span(context).get_span_context().is_valid:
+        count("propagation_invalid_traceparent")
+        log_once("propagation_invalid_traceparent", "autotrace: an invalid traceparent header was ignored and a "
+                 "new trace started (counted as propagation_invalid_traceparent; the header is not logged)")
+    return context
+
+
+def _without_properties(header: str) -> str:
+    """A ``baggage`` header without its members' W3C properties (``key=value;property``). OTel Python
+    keeps them as part of the value, so a tenant sent with one (``autotrace.tenant=acme;ttl=5``, as
+    otel-go can) was no tenant, and another entry was forwarded with a different value. Done on the
+    raw text, where a ``;`` inside a value is still percent-encoded."""
+    if ";" not in header:
+        return header
+    return ",".join(member.split(";", 1)[0] for member in header.split(","))
 
 
 def without_conflicting_tenants(context: Context, baggage_headers: Iterable[str | bytes]) -> Context:
@@ -163,7 +190,8 @@ def _with_baggage(pairs: Iterable[tuple[Any, Any]], context: Context) -> Context
                 and (len(value) <= MAX_HEADER_LENGTH or _too_long("baggage"))):
             continue
         try:
-            context = _baggage.extract([("baggage", value)], context, getter=PAIRS_GETTER)
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
+            context = _baggage.extract([("baggage", _without_properties(text))], context, getter=PAIRS_GETTER)
         except Exception:
             count("propagation_invalid_headers")
     return context

@@ -1,5 +1,6 @@
 """gRPC server interceptors (``grpc`` and ``grpc.aio``): each call joins the caller's trace with a
-SERVER span, adopts the caller's tenant only when ``trust_incoming_tenant`` is set, and ends when
+SERVER span, adopts the caller's tenant only when ``trust_incoming_tenant`` is set, keeps the
+caller's other baggage entries current for the handler's own calls, and ends when
 the handler, or the stream it returns, finishes, with the status the client gets: also when grpc
 fails the call after the handler (a response it cannot serialise, see ``_Serializer``) or before
 any (no handler for the method, see ``_rejected``)."""
@@ -8,14 +9,17 @@ from __future__ import annotations
 
 import inspect
 from collections import namedtuple
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
 import grpc.aio
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
+from opentelemetry.trace import set_span_in_context
 
 from ..._internal import guarded_failure
-from ...context import reset_tenant, set_tenant, tenant_from_baggage
+from ...context import TENANT_BAGGAGE_KEY, reset_tenant, set_tenant, tenant_from_baggage
 from ...observation import Observation, make_current, restore_context
 from ...propagation import extract
 from ...runtime import state
@@ -25,12 +29,13 @@ from ._common import KIND_SERVER, finish_call, start_call
 class _ServerCall:
     """The span and tenant scope of one incoming call."""
 
-    __slots__ = ("obs", "tenant", "tenant_token", "unsent")
+    __slots__ = ("baggage", "obs", "tenant", "tenant_token", "unsent")
 
     def __init__(self, handler_call_details: Any, known: bool = True) -> None:
         self.obs: Observation | None = None
         self.tenant: str | None = None  # adopted from the caller
         self.tenant_token: Any = None
+        self.baggage: Mapping[str, object] | None = None  # the caller's, but its tenant (see _incoming_baggage)
         self.unsent: tuple[Any, str | None, BaseException | None] | None = None  # see _Serializer
         try:
             ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
@@ -40,6 +45,7 @@ class _ServerCall:
                 if tenant is not None:
                     self.tenant, self.tenant_token = tenant, set_tenant(tenant)
             self.obs = start_call(handler_call_details.method, KIND_SERVER, parent=ctx, known=known)
+            self.baggage = _incoming_baggage(ctx)
         except Exception as exc:
             guarded_failure("grpc.server_start", exc)
 
@@ -63,6 +69,16 @@ class _ServerCall:
             except ValueError:  # reset from another context (a stream finished elsewhere)
                 pass
             self.tenant_token = None
+
+
+def _incoming_baggage(ctx: Any) -> Mapping[str, object] | None:
+    """The caller's baggage entries but its tenant, or None: current while the handler runs, so
+    that its own calls carry them on, as an otel-go (otelgrpc) server does and the HTTP middleware
+    does. The tenant never travels on as sent (see ``propagation.inject``)."""
+    entries = baggage.get_all(ctx)
+    if not entries or (len(entries) == 1 and TENANT_BAGGAGE_KEY in entries):
+        return None
+    return {key: value for key, value in entries.items() if key != TENANT_BAGGAGE_KEY}
 
 
 def _ended_by_client(servicer_context: Any, error: BaseException | None) -> tuple[Any, str] | None:
@@ -110,7 +126,7 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
                 while True:
                     # current per item, not across ``yield``: grpc.aio may abandon this generator
                     # (a response it cannot send), which is then closed in another context
-                    with _current(call.obs):
+                    with _current(call.obs, None, call.baggage):
                         try:
                             item = await responses.__anext__()
                         except StopAsyncIteration:
@@ -126,7 +142,7 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
         async def coroutine(request: Any, servicer_context: Any) -> Any:
             call = _ServerCall(handler_call_details)
             try:
-                with _current(call.obs):
+                with _current(call.obs, None, call.baggage):
                     result = await behavior(request, servicer_context)
             except BaseException as error:
                 call.close(servicer_context, error)
@@ -139,7 +155,7 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
     def function(request: Any, servicer_context: Any) -> Any:
         call = _ServerCall(handler_call_details)
         try:
-            with _current(call.obs):
+            with _current(call.obs, None, call.baggage):
                 result = behavior(request, servicer_context)
         except BaseException as error:
             call.close(servicer_context, error)
@@ -188,7 +204,7 @@ def _stream(responses: Any, call: _ServerCall, servicer_context: Any) -> Iterato
     try:
         while True:
             # the span and tenant again per item: grpc.aio reads sync streams on its thread pool
-            with _current(call.obs, call.tenant):
+            with _current(call.obs, call.tenant, call.baggage):
                 try:
                     item = next(responses)
                 except StopIteration:
@@ -203,16 +219,20 @@ def _stream(responses: Any, call: _ServerCall, servicer_context: Any) -> Iterato
 class _current:
     """Make an observation's span (and a tenant) current for a block (no-op for None)."""
 
-    __slots__ = ("obs", "tenant", "tenant_token", "token")
+    __slots__ = ("baggage", "obs", "tenant", "tenant_token", "token")
 
-    def __init__(self, obs: Observation | None, tenant: str | None = None) -> None:
+    def __init__(self, obs: Observation | None, tenant: str | None = None,
+                 entries: Mapping[str, object] | None = None) -> None:
         self.obs = obs
         self.tenant = tenant
+        self.baggage = entries
         self.token: Any = None
         self.tenant_token: Any = None
 
     def __enter__(self) -> None:
-        if self.obs is not None:
+        if self.obs is not None and self.baggage:
+            self.token = _make_current_with(self.obs, self.baggage)
+        elif self.obs is not None:
             self.token = make_current(self.obs)
         if self.tenant is not None:
             self.tenant_token = set_tenant(self.tenant)
@@ -222,6 +242,18 @@ class _current:
             reset_tenant(self.tenant_token)
             self.tenant_token = None
         restore_context(self.token)
+
+
+def _make_current_with(obs: Observation, entries: Mapping[str, object]) -> object | None:
+    """``make_current``, with ``entries`` as baggage too; a token for ``restore_context``."""
+    try:
+        ctx = otel_context.get_current()
+        for key, value in entries.items():
+            ctx = baggage.set_baggage(key, value, ctx)
+        return otel_context.attach(set_span_in_context(obs.span, ctx))
+    except Exception as exc:
+        guarded_failure("grpc.attach", exc)
+        return make_current(obs)
 
 
 _NOTHING: Any = object()

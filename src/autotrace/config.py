@@ -64,6 +64,9 @@ class Settings:
     tenant_resolver: Callable[[], str | None] | None = None
     unknown_tenant: str = "drop"
     trust_incoming_tenant: bool = False
+    #: The gRPC targets an outgoing call sends the tenant to (as baggage): patterns of the channel's
+    #: target, ``("*",)`` for every one (``all``), ``()`` for none (``none``).
+    tenant_baggage: tuple[str, ...] = ("*",)
     local_store: str = "auto"
     local_store_path: Path = dataclasses.field(default_factory=default_store_path)
     retention_days: float = 28.0
@@ -172,6 +175,16 @@ def _names(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _targets(raw: str) -> tuple[str, ...]:
+    """``tenant_baggage``: ``all``, ``none``, or channel target patterns separated by commas."""
+    word = raw.strip().lower()
+    if word in ("all", "true", "on", "yes", "1"):
+        return ("*",)
+    if word in ("none", "false", "off", "no", "0"):
+        return ()
+    return _names(raw)
+
+
 def _redact(value: Any) -> Any:
     """``redact`` as ``True`` (all detectors), ``False`` (none), a hook, or a tuple of detector names
     (upper case) and hooks; an unknown name is an error, never a silent gap in redaction."""
@@ -204,6 +217,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "credentials": (("AUTOTRACE_CREDENTIALS_FILE",), _path),
     "unknown_tenant": (("AUTOTRACE_UNKNOWN_TENANT",), _choice),
     "trust_incoming_tenant": (("AUTOTRACE_TRUST_INCOMING_TENANT",), _bool),
+    "tenant_baggage": (("AUTOTRACE_TENANT_BAGGAGE",), _targets),
     "local_store": (("AUTOTRACE_LOCAL_STORE",), _choice),
     "local_store_path": (("AUTOTRACE_LOCAL_STORE_PATH",), _path),
     "retention_days": (("AUTOTRACE_RETENTION_DAYS",), _positive_float),
@@ -298,7 +312,7 @@ def _warn_unknown_variables(env: Mapping[str, str]) -> None:
 
 
 _DEFAULT_BATCH = Settings.max_export_batch
-_LISTS = ("integrations", "disabled_integrations", "redact")
+_LISTS = ("integrations", "disabled_integrations", "redact", "tenant_baggage")
 
 
 def _keyword(name: str, value: Any) -> Any:
@@ -313,6 +327,8 @@ def _keyword(name: str, value: Any) -> Any:
             return parse(value.strip())
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{name}={value!r} is invalid for setting {name!r}: {exc}") from None
+    if name == "tenant_baggage" and isinstance(value, bool):
+        return ("*",) if value else ()
     if name in _LISTS and isinstance(value, list | tuple | set | frozenset):
         return tuple(v.strip() if isinstance(v, str) else v for v in value if not isinstance(v, str) or v.strip())
     if name in ("local_store_path", "credentials") and isinstance(value, os.PathLike):
@@ -373,6 +389,9 @@ def _validate(settings: Settings) -> Settings:
         fail("redact", str(exc))
     if settings.max_export_batch > settings.queue_size:
         fail("max_export_batch", f"must not exceed queue_size ({settings.max_export_batch} > {settings.queue_size})")
+    patterns = settings.tenant_baggage
+    if not isinstance(patterns, tuple) or not all(isinstance(p, str) and p for p in patterns):
+        fail("tenant_baggage", "must be 'all', 'none', True, False or a list of channel target patterns")
     for name in ("integrations", "disabled_integrations"):
         value = getattr(settings, name)
         if value is not None and (not isinstance(value, tuple) or not all(isinstance(v, str) for v in value)):

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from fnmatch import fnmatchcase
 from typing import Any
 
 from opentelemetry import trace
@@ -73,16 +74,30 @@ def traceparent(context: Context | None = None, full_flags: bool | None = None) 
     return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{flags:02x}"
 
 
-def inject(carrier: MutableMapping[str, str], context: Context | None = None) -> MutableMapping[str, str]:
+#: ``tenant_baggage``'s default: the tenant travels with every outgoing call.
+_EVERY_TARGET = ("*",)
+
+
+def tenant_travels_to(target: str | None) -> bool:
+    """Whether an outgoing call to ``target`` (a gRPC channel's target, None when not known) may
+    carry the tenant, by the ``tenant_baggage`` setting: every target by default."""
+    patterns = state.settings.tenant_baggage if state.settings is not None else _EVERY_TARGET
+    if patterns == _EVERY_TARGET:
+        return True
+    return target is not None and any(fnmatchcase(target, pattern) for pattern in patterns)
+
+
+def inject(carrier: MutableMapping[str, str], context: Context | None = None,
+           send_tenant: bool = True) -> MutableMapping[str, str]:
     """Write trace context and baggage (with the current tenant, or without any tenant entry when
-    there is none) into ``carrier``."""
+    there is none or ``send_tenant`` is false) into ``carrier``."""
     parent = traceparent(context)
     if parent is not None:
         carrier["traceparent"] = parent
         trace_state = trace.get_current_span(context).get_span_context().trace_state
         if trace_state:
             carrier["tracestate"] = trace_state.to_header()
-    tenant = current_tenant()
+    tenant = current_tenant() if send_tenant else None
     ctx = with_tenant_baggage(tenant, context) if tenant is not None else without_tenant_baggage(context)
     _baggage.inject(carrier, ctx)
     return carrier

@@ -15,12 +15,13 @@ from opentelemetry.trace import get_current_span, set_span_in_context
 
 from ..._internal import guarded_failure
 from ...observation import Observation
-from ...propagation import PROPAGATION_KEYS, extract, inject, merge_baggage
+from ...propagation import PROPAGATION_KEYS, extract, inject, merge_baggage, tenant_travels_to
 from ._common import KIND_CLIENT, finish_call, start_call
 
 
-def _outgoing_metadata(metadata: Any, obs: Observation) -> list[tuple[str, Any]]:
-    """The call's metadata with this call's trace context and tenant.
+def _outgoing_metadata(metadata: Any, obs: Observation, target: str | None) -> list[tuple[str, Any]]:
+    """The call's metadata with this call's trace context, and the tenant unless the
+    ``tenant_baggage`` setting keeps it from ``target`` (the channel's).
 
     Trace headers the caller passed (typically an incoming request's metadata forwarded as is)
     are replaced: this call's span is the parent the server must see, and an incoming tenant
@@ -29,7 +30,7 @@ def _outgoing_metadata(metadata: Any, obs: Observation) -> list[tuple[str, Any]]
     pairs = list(metadata or ())
     given = [(k, v) for k, v in pairs if _replaced(k, v)]
     carrier: dict[str, str] = {}
-    inject(carrier, set_span_in_context(obs.span, merge_baggage(given) if given else None))
+    inject(carrier, set_span_in_context(obs.span, merge_baggage(given) if given else None), tenant_travels_to(target))
     if given:
         pairs = [(k, v) for k, v in pairs if not _replaced(k, v)]
     pairs.extend(carrier.items())
@@ -225,7 +226,10 @@ class ClientInterceptor(
     grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
     grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor,
 ):
-    """Traces every call of a synchronous channel."""
+    """Traces every call of a synchronous channel; ``target``: the channel's (see ``tenant_baggage``)."""
+
+    def __init__(self, target: str | None = None) -> None:
+        self.target = target
 
     def _intercept(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
         if details.metadata is not None and not isinstance(details.metadata, list | tuple):
@@ -238,7 +242,7 @@ class ClientInterceptor(
         if obs is None:
             return continuation(details, request)
         try:
-            new_details = _SyncClientCallDetails(details, _outgoing_metadata(details.metadata, obs))
+            new_details = _SyncClientCallDetails(details, _outgoing_metadata(details.metadata, obs, self.target))
         except Exception as exc:
             guarded_failure("grpc.metadata", exc)
             new_details = details
@@ -261,12 +265,12 @@ class ClientInterceptor(
 
 
 # -- client, asyncio ------------------------------------------------------------------------------
-async def _aio_intercept(continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+async def _aio_intercept(continuation: Callable[..., Any], details: Any, request: Any, target: str | None) -> Any:
     obs = start_call(details.method, KIND_CLIENT, _client_parent(details.metadata))
     if obs is None:
         return await continuation(details, request)
     try:
-        metadata = grpc.aio.Metadata(*_outgoing_metadata(details.metadata, obs))
+        metadata = grpc.aio.Metadata(*_outgoing_metadata(details.metadata, obs, target))
         details = grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
                                              details.wait_for_ready)
     except Exception as exc:
@@ -288,42 +292,51 @@ async def _aio_intercept(continuation: Callable[..., Any], details: Any, request
     return call
 
 
-class _AioUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+class _AioClient:
+    """What the four ``grpc.aio`` client interceptors share: the channel's target."""
+
+    def __init__(self, target: str | None = None) -> None:
+        self.target = target
+
+
+class _AioUnaryUnary(_AioClient, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await _aio_intercept(continuation, details, request)
+        return await _aio_intercept(continuation, details, request, self.target)
 
 
-class _AioUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+class _AioUnaryStream(_AioClient, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await _aio_intercept(continuation, details, request)
+        return await _aio_intercept(continuation, details, request, self.target)
 
 
-class _AioStreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+class _AioStreamUnary(_AioClient, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return await _aio_intercept(continuation, details, request_iterator)
+        return await _aio_intercept(continuation, details, request_iterator, self.target)
 
 
-class _AioStreamStream(grpc.aio.StreamStreamClientInterceptor):
+class _AioStreamStream(_AioClient, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return await _aio_intercept(continuation, details, request_iterator)
+        return await _aio_intercept(continuation, details, request_iterator, self.target)
 
 
-def aio_client_interceptors() -> list[Any]:
-    """One interceptor per call kind (``grpc.aio`` sorts interceptors by kind)."""
-    return [_AioUnaryUnary(), _AioUnaryStream(), _AioStreamUnary(), _AioStreamStream()]
+def aio_client_interceptors(target: str | None = None) -> list[Any]:
+    """One interceptor per call kind (``grpc.aio`` sorts interceptors by kind), for a channel to
+    ``target`` (which decides whether the tenant travels: ``tenant_baggage``)."""
+    return [_AioUnaryUnary(target), _AioUnaryStream(target), _AioStreamUnary(target), _AioStreamStream(target)]
 
 
 _traced_channels: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def instrument_channel(channel: grpc.Channel) -> grpc.Channel:
+def instrument_channel(channel: grpc.Channel, target: str | None = None) -> grpc.Channel:
     """Trace a synchronous channel created before ``install()`` (a channel this already traces,
-    such as one created after ``install()``, is returned as it is)."""
+    such as one created after ``install()``, is returned as it is). ``target``: the one the channel
+    was created with; without it, calls carry the tenant only if ``tenant_baggage`` is ``all``."""
     try:
         if channel in _traced_channels:
             return channel
     except TypeError:  # not weakly referenceable, so not one of ours
         pass
-    traced = grpc.intercept_channel(channel, ClientInterceptor())
+    traced = grpc.intercept_channel(channel, ClientInterceptor(target))
     _traced_channels.add(traced)
     return traced

@@ -55,10 +55,16 @@ def _with_ours(args: Any, kwargs: Any, index: int, ours: list[Any], first: bool)
         return args, kwargs
 
 
+def _target(args: Any, kwargs: Any) -> str | None:
+    """The target a channel is created for (``insecure_channel(target, ...)``), if it is text."""
+    target = args[0] if args else kwargs.get("target")
+    return target if isinstance(target, str) else None
+
+
 def _sync_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     channel = wrapped(*args, **kwargs)
     try:
-        return instrument_channel(channel)
+        return instrument_channel(channel, _target(args, kwargs))
     except Exception as exc:
         guarded_failure("grpc.channel", exc)
         return channel
@@ -73,7 +79,7 @@ def _sync_server(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: 
 def _aio_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     # insecure_channel(target, options, compression, interceptors); secure_channel adds credentials
     index = 4 if wrapped.__name__ == "secure_channel" else 3
-    args, kwargs = _with_ours(args, kwargs, index, aio_client_interceptors(), first=False)
+    args, kwargs = _with_ours(args, kwargs, index, aio_client_interceptors(_target(args, kwargs)), first=False)
     return wrapped(*args, **kwargs)
 
 

@@ -18,7 +18,9 @@ While a recorded span runs its OTel span is current, so an OpenAI call made by t
 under it and is recorded once (see ``ownership``). A streamed LLM call stays open until its
 stream ends (``_streams``) and records its first token. A streaming query or chat returns before
 its LLM is called or its reply written: its chains end with the streamed text (``_responses``).
-``Dispatcher.shutdown()`` ends every observation still open, as a WARNING.
+``Dispatcher.shutdown()`` ends every observation still open, as a WARNING; so does a workflow run
+cancelled by its caller (``handler.cancel_run()``). A call that a step's ``ctx.wait_for_event``
+suspends (human in the loop) is not failed: it ends DEFAULT, saying what it waits for.
 """
 
 from __future__ import annotations
@@ -137,6 +139,19 @@ class _Tracker(StreamFollower, ResponseRelay):
             self.agents[run_id] = name
             self._bound(self.agents)
 
+    def event(self, event: Any) -> None:
+        if type(event).__name__ == "SpanCancelledEvent":
+            self._cancelled(event)
+        else:
+            super().event(event)
+
+    def _cancelled(self, event: Any) -> None:
+        """A workflow run cancelled by its caller (``handler.cancel_run()``) exits its span with no
+        error, as if it had returned None: interrupted, not failed, nor done."""
+        entry = self.open.get(getattr(event, "span_id", None) or "")
+        if entry is not None:
+            entry[0].set_level("WARNING", getattr(event, "reason", None) or "cancelled")
+
     def _bound(self, mapping: OrderedDict[Any, Any]) -> None:
         if len(mapping) > _MAX_OPEN:
             evicted = mapping.popitem(last=False)[1]
@@ -170,7 +185,9 @@ class _Tracker(StreamFollower, ResponseRelay):
             return  # ends with the response's token stream, or when the chat reply is written
         del self.open[id_]
         try:
-            if error is not None:
+            if error is not None and type(error).__name__ == "WaitingForEvent":
+                obs.set_level("DEFAULT", _waiting(error))  # not failed: run again once the event arrives
+            elif error is not None:
                 obs.record_error(error)
             elif result is not None:
                 obs.update(**end_fields(obs.type, result, instance))
@@ -193,6 +210,14 @@ class _Tracker(StreamFollower, ResponseRelay):
         self.agents.clear()
         for obs, _ in list(self.open.values()):
             obs.end()
+
+
+def _waiting(error: BaseException) -> str:
+    """The status of a step suspended by ``ctx.wait_for_event`` (human in the loop): the workflow
+    runs it again, from its start, when the awaited event arrives."""
+    event_type = getattr(getattr(error, "add", None), "event_type", None)
+    name = getattr(event_type, "__name__", None) or "an event"
+    return f"suspended: waiting for {name}, run again when it arrives"
 
 
 def _handlers(tracker: _Tracker) -> tuple[Any, Any]:

@@ -14,7 +14,15 @@ from . import bounds, recorder
 from ._internal import guarded_failure
 from .context import capture_enabled
 from .interception import ReplayStop
-from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
+from .observation import (
+    STREAM_CLOSED,
+    CurrentDuring,
+    Observation,
+    ObservationType,
+    make_current,
+    restore_context,
+)
+from .scores import evaluation_target, score_evaluation
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_STREAM_ITEMS = 1000
@@ -22,6 +30,8 @@ _MAX_STREAM_ITEMS = 1000
 _LAZY_RESULTS = frozenset({types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType})
 #: Metadata of a plain function's observation that followed what it returned: the kind of object.
 _RETURNS = "autotrace.returns"
+#: Methods of a ``functools.lru_cache`` / ``cache`` wrapper, kept on ours when it traces one.
+_CACHE_METHODS = ("cache_info", "cache_clear", "cache_parameters")
 
 
 def start_observation(as_type: ObservationType | str, name: str, **fields: Any) -> Observation:
@@ -142,8 +152,8 @@ def observe(
             return fn.getter(decorate(fn.fget))  # type: ignore[return-value]
         if isinstance(fn, functools.cached_property):
             return functools.cached_property(decorate(fn.func))  # type: ignore[return-value]
-        return _Traced(fn, _span_name(name or getattr(fn, "__qualname__", None), "observed"), obs_type, capture_input,
-                       capture_output, fields).wrapper()  # type: ignore[return-value]
+        return _Traced(fn, _span_name(name or _callable_name(fn, "__qualname__"), "observed"), obs_type,
+                       capture_input, capture_output, fields).wrapper()  # type: ignore[return-value]
 
     return decorate(func) if func is not None else decorate
 
@@ -151,7 +161,7 @@ def observe(
 def traced_tool(func: F | None = None, *, name: str | None = None, **fields: Any) -> F | Callable[[F], F]:
     """Trace a function as a tool call: its arguments and result become the tool's."""
     def decorate(fn: F) -> F:
-        tool_name = name or getattr(fn, "__name__", "tool")
+        tool_name = name or _callable_name(fn, "__name__") or "tool"
         return observe(name=tool_name, as_type=ObservationType.TOOL, **{"tool_name": tool_name, **fields})(fn)
 
     return decorate(func) if func is not None else decorate
@@ -172,11 +182,12 @@ class _Traced:
             self.signature: inspect.Signature | None = inspect.signature(fn)
         except (TypeError, ValueError):
             self.signature = None
+        self.receiver = _receiver(self.signature)
 
     # -- shared steps, each of which never raises ---------------------------------------------------
     def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
         try:
-            target = _evaluation_target(args, kwargs) if self.obs_type is ObservationType.EVALUATOR else None
+            target = evaluation_target(args, kwargs) if self.obs_type is ObservationType.EVALUATOR else None
             obs = recorder.start(self.obs_type, self.name)
             if target is not None:
                 obs.update(metadata={"evaluates": target.id, "evaluates_trace": target.trace_id})
@@ -198,8 +209,8 @@ class _Traced:
         except TypeError:
             return {"args": list(args), "kwargs": kwargs}
         values = dict(bound.arguments)
-        for skip in ("self", "cls"):
-            values.pop(skip, None)
+        if self.receiver is not None:
+            values.pop(self.receiver, None)
         return values
 
     def succeed(self, obs: Observation, output: Any) -> None:
@@ -208,7 +219,7 @@ class _Traced:
                 obs.set_output(output)
             obs.end()
             if self.obs_type is ObservationType.EVALUATOR:
-                _score_evaluation(self.name, obs, output)
+                score_evaluation(self.name, obs, output)
         except Exception as exc:
             guarded_failure("observe.end", exc)
 
@@ -260,7 +271,12 @@ class _Traced:
             wrapped = self.coroutine_wrapper()
         else:
             wrapped = self.function_wrapper()
-        return functools.wraps(fn)(wrapped)
+        wrapped = functools.wraps(fn)(wrapped)
+        for attribute in _CACHE_METHODS:  # ``functools.cache``'s, which ``wraps`` does not copy: callers use them
+            method = getattr(fn, attribute, None)
+            if method is not None:
+                setattr(wrapped, attribute, method)
+        return wrapped
 
     def function_wrapper(self) -> Callable[..., Any]:
         fn = self.fn
@@ -418,7 +434,8 @@ class _Stream(CurrentDuring):
 
     Each step of the user's generator runs inside ``with stream:``: the observation is current
     during the step only, and the step's outcome ends it exactly once (finished or closed:
-    success with the items; any other exception: error). Nothing here raises into the generator.
+    success with the items; closed early by its reader: interrupted, with the items; any other
+    exception: error). Nothing here raises into the generator.
     """
 
     __slots__ = ("ended", "items", "traced")
@@ -426,7 +443,8 @@ class _Stream(CurrentDuring):
     def __init__(self, traced: _Traced, obs: Observation | None) -> None:
         super().__init__(obs)
         self.traced = traced
-        self.items: list[Any] = []
+        # no output recorded: hold no yielded item (a stream of large chunks would stay in memory)
+        self.items: list[Any] | None = [] if traced.capture_output and capture_enabled() else None
         self.ended = obs is None
 
     def exited(self, error: BaseException | None) -> None:
@@ -434,6 +452,8 @@ class _Stream(CurrentDuring):
             return
         self.ended = True
         try:
+            if isinstance(error, GeneratorExit):  # its reader stopped early: interrupted, with what it yielded
+                self.obs.set_level("WARNING", STREAM_CLOSED)
             if isinstance(error, StopIteration | StopAsyncIteration | GeneratorExit):
                 self.traced.succeed(self.obs, _stream_output(self.items))
             else:
@@ -443,8 +463,9 @@ class _Stream(CurrentDuring):
             self.obs.end()
 
     def add(self, item: Any) -> None:
-        if not self.ended and len(self.items) < _MAX_STREAM_ITEMS:
-            self.items.append(item)
+        items = self.items
+        if items is not None and not self.ended and len(items) < _MAX_STREAM_ITEMS:
+            items.append(item)
 
 
 def _span_name(name: object, default: str) -> str:
@@ -453,6 +474,20 @@ def _span_name(name: object, default: str) -> str:
     if isinstance(name, str):
         return name
     return default if name is None else str(name)
+
+
+def _callable_name(fn: Any, attribute: str) -> str | None:
+    """``fn``'s ``__qualname__`` or ``__name__``; a ``functools.partial`` has none: its function's."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, attribute, None)
+
+
+def _receiver(signature: inspect.Signature | None) -> str | None:
+    """The first parameter when it is ``self`` or ``cls`` (a method's receiver), left out of the
+    recorded input; a later parameter so named is an argument like any other."""
+    first = next(iter(signature.parameters), None) if signature is not None else None
+    return first if first in ("self", "cls") else None
 
 
 def _call_target(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -464,36 +499,10 @@ def _call_target(fn: Callable[..., Any]) -> Callable[..., Any]:
     return type(fn).__call__  # type: ignore[no-any-return, operator]
 
 
-def _evaluation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
-    """What an evaluator evaluates: an ``Observation`` it is given, else the observation it runs in."""
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, Observation):
-            return value
-    return recorder.current_observation()
-
-
-def _score_evaluation(name: str, obs: Observation, output: Any) -> None:
-    """Attach an evaluator's result as a score to the observation it evaluated.
-
-    The result may be a number, a bool, a string (categorical), or a mapping with ``value`` and
-    optionally ``comment`` and ``data_type``.
-    """
-    from .scores import score, unsampled
-
-    metadata = obs.fields.get("metadata") or {}
-    target = metadata.get("evaluates")
-    if target is None or unsampled(obs):
-        return
-    comment = data_type = None
-    if isinstance(output, dict):
-        comment, data_type, output = output.get("comment"), output.get("data_type"), output.get("value")
-    if isinstance(output, bool | int | float | str):
-        score(name, output, trace_id=metadata["evaluates_trace"], observation_id=target, comment=comment,
-              data_type=data_type)
-
-
-def _stream_output(items: list[Any]) -> Any:
-    """Streamed text is joined; other yielded items are kept as a list."""
+def _stream_output(items: list[Any] | None) -> Any:
+    """Streamed text is joined; other yielded items are kept as a list (None: not kept)."""
+    if items is None:
+        return None
     if items and all(isinstance(item, str) for item in items):
         return "".join(items)
     return items

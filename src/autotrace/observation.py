@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -165,14 +165,27 @@ class Observation:
         for key, value in fields.items():
             if value is None or (not capture and key in CONTENT_FIELDS):
                 continue
-            if key == "metadata" and isinstance(value, dict):
-                merged = self._fields.setdefault("metadata", {})
-                merged.update(value)
+            if key == "metadata":
+                self._merge_metadata(value)
             elif key == "level":
                 self._fields[key] = _level(value)
+            elif key == "error":  # a tool's error (DESIGN: tool fields): the observation failed
+                if value is not False and not (isinstance(value, str) and not value):
+                    self.record_error(value if isinstance(value, BaseException) else str(value))
             else:
                 self._fields[key] = _snapshot(value)
         return self
+
+    def _merge_metadata(self, value: Any) -> None:
+        """Merge a mapping into the metadata; anything else is left out, counted (``metadata_invalid``):
+        metadata is exported key by key."""
+        if not isinstance(value, Mapping):
+            count("metadata_invalid")
+            return
+        merged = self._fields.get("metadata")
+        if type(merged) is not dict:
+            merged = self._fields["metadata"] = {}
+        merged.update(value)
 
     def defer(self, compute: Callable[..., dict[str, Any]], *args: Any, late: bool = False) -> Observation:
         """Add fields computed once, as ``compute(*args)``, when the observation ends (nothing is
@@ -334,6 +347,11 @@ def _level(value: object) -> str:
     return "DEFAULT"
 
 
+#: The status of a stream (a traced generator, an LLM's reply) its reader closed before its end:
+#: interrupted, so WARNING; what it had produced is kept.
+STREAM_CLOSED = "interrupted: closed by its reader before the end"
+
+
 def describe_error(error: BaseException) -> str:
     """``"TypeName: message"``; never raises, even for an exception whose ``__str__`` does (the
     application's exception must reach its caller unchanged, not be replaced by that one)."""
@@ -354,8 +372,16 @@ def make_current(obs: Observation) -> object | None:
 
 
 def restore_context(token: object | None) -> None:
-    """Undo ``make_current`` (never raises)."""
-    if token is not None:
+    """Undo ``make_current`` (never raises). A token made in another context (a block entered in
+    one task or thread and left in another, an async generator closed by the event loop) cannot
+    be reset: OpenTelemetry would log a traceback into the application's logs; counted instead
+    (``context_not_restored``): the context it was made in keeps the observation current."""
+    if type(token) is Token:  # OpenTelemetry's contextvars runtime (the default): reset directly
+        try:
+            token.var.reset(token)
+        except (RuntimeError, ValueError):
+            count("context_not_restored")
+    elif token is not None:
         try:
             otel_context.detach(token)  # type: ignore[arg-type]
         except Exception as exc:

@@ -3,19 +3,22 @@
 A score travels through the same pipeline as spans (off the caller's thread, redacted, routed by
 tenant) and is sent to the tenant's Langfuse scores API, one per request, and to the local store.
 ``score()`` never raises: a score it cannot send is dropped, counted in ``stats()`` and logged once.
-A score on an observation of a trace the sampler left out is dropped with it.
+A score on an observation of a trace the sampler left out is dropped with it. An evaluator's
+result (``observe(as_type="evaluator")``) becomes a score on the observation it evaluated.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 import uuid
 from typing import Any
 
 from ._internal import count, guarded_failure, log_once
 from .context import current_tenant, valid_tenant
+from .observation import Observation
 from .recorder import current_observation
 from .runtime import state
 
@@ -45,6 +48,24 @@ def _data_type(value: object, declared: object) -> str:
     if isinstance(value, bool):
         return "BOOLEAN"
     return "NUMERIC" if isinstance(value, int | float) else "CATEGORICAL"
+
+
+def _plain(value: object) -> object:
+    """A score computed with numpy (``np.mean``, ``np.sum``, a comparison) or ``fractions`` as the
+    plain bool, int or float it stands for: the pipeline and Langfuse take only those (a numpy
+    float, a float subclass, was sent on as is and failed redaction)."""
+    kind = type(value)
+    if kind is bool or kind is int or kind is float or kind is str:
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)  # also an IntEnum
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)  # a StrEnum member: its text
+    if kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"):
+        return bool(value)
+    return value
 
 
 def _value(value: object, kind: str) -> ScoreValue:
@@ -135,6 +156,7 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
         raise _Invalid("name must be a non-empty string")
     if tenant and not valid_tenant(tenant):
         raise _Invalid("tenant must be a valid tenant id")
+    value = _plain(value)
     kind = _data_type(value, data_type)
     body: dict[str, Any] = {
         "id": uuid.uuid4().hex,
@@ -154,3 +176,30 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
     owner = tenant or current_tenant() or pipeline.tenants.known(int(trace_id, 16))
     pipeline.submit(ScoreItem(body, owner))  # type: ignore[arg-type]
     return body["id"]
+
+
+def evaluation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
+    """What an evaluator evaluates: an ``Observation`` it is given, else the observation it runs in."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, Observation):
+            return value
+    return current_observation()
+
+
+def score_evaluation(name: str, obs: Observation, output: Any) -> None:
+    """Attach an evaluator's result as a score to the observation it evaluated.
+
+    The result may be a number, a bool, a string (categorical), or a mapping with ``value`` and
+    optionally ``comment`` and ``data_type``.
+    """
+    metadata = obs.fields.get("metadata") or {}
+    target = metadata.get("evaluates")
+    if target is None or unsampled(obs):
+        return
+    comment = data_type = None
+    if isinstance(output, dict):
+        comment, data_type, output = output.get("comment"), output.get("data_type"), output.get("value")
+    output = _plain(output)  # numpy's numbers too
+    if isinstance(output, bool | int | float | str):
+        score(name, output, trace_id=metadata["evaluates_trace"], observation_id=target, comment=comment,
+              data_type=data_type)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from opentelemetry import trace
 
 import autotrace
+from autotrace.observation import STREAM_CLOSED
 from tests.helpers import Traced, shape
 
 
@@ -307,7 +308,9 @@ def test_generator_close_and_unhandled_throw_reach_the_user_generator(traced: Tr
         second.throw(error)
     assert raised.value is error
     assert log == ["closing", "finally", "finally"]
-    assert [(r["output"], r["level"]) for r in traced.records()] == [([1], "DEFAULT"), (None, "ERROR")]
+    # closed by its reader: interrupted, with what it yielded; an exception thrown in: failed
+    assert [(r["output"], r["level"], r["status_message"]) for r in traced.records()] == [
+        ([1], "WARNING", STREAM_CLOSED), (None, "ERROR", "RuntimeError: thrown")]
 
 
 def test_async_generator_gets_asend_and_athrow_like_the_undecorated_one(traced: Traced) -> None:
@@ -348,7 +351,7 @@ def test_async_generator_gets_asend_and_athrow_like_the_undecorated_one(traced: 
     records = traced.records()
     assert shape(records) == [("span", "counter", [("span", "recover", [])]), ("span", "transaction", [])]
     counted, _, transacted = records
-    assert counted["output"] == [0, 1, 101] and counted["level"] == "DEFAULT"
+    assert counted["output"] == [0, 1, 101] and counted["level"] == "WARNING"  # closed (aclose) by its reader
     assert transacted["output"] == "conn" and transacted["level"] == "DEFAULT"
 
 

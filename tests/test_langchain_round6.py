@@ -19,6 +19,7 @@ from opentelemetry import trace
 
 import autotrace
 from autotrace.integrations.langchain import INTEGRATION
+from autotrace.observation import STREAM_CLOSED
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
 
@@ -173,7 +174,7 @@ def test_an_owned_stream_left_early_gets_the_returned_model(traced: Traced, fake
         if chunk.content:
             break
     (record,) = traced.records()
-    assert (record["level"], record["status_message"]) == ("WARNING", "GeneratorExit: ")
+    assert (record["level"], record["status_message"]) == ("WARNING", STREAM_CLOSED)
     assert record["model"] == MODEL  # the stream named it; LangChain had no finish chunk yet
     assert record["usage"] is None and record["output"] == {"role": "assistant", "content": "ech"}
 
@@ -201,7 +202,7 @@ def test_an_async_stream_abandoned_early_ends_its_runs_once_the_loop_closes_it(t
     assert shape(records) == [("chain", SEQ, [("chain", "ChatPromptTemplate", []), ("generation", "FakeListChatModel", []),
                                               ("chain", "StrOutputParser", [])]), ("span", "next_request", [])]
     levels = {r["name"]: (r["level"], r["status_message"]) for r in records}
-    interrupted = ("WARNING", "GeneratorExit: ")
+    interrupted = ("WARNING", STREAM_CLOSED)
     assert levels == {SEQ: interrupted, "ChatPromptTemplate": ("DEFAULT", None), "FakeListChatModel": interrupted,
                       "StrOutputParser": interrupted, "next_request": ("DEFAULT", None)}
     (generation,) = [r for r in records if r["type"] == "generation"]

@@ -19,6 +19,7 @@ from opentelemetry import trace
 
 import autotrace
 from autotrace.integrations.langchain import INTEGRATION
+from autotrace.observation import STREAM_CLOSED
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
 
@@ -143,7 +144,7 @@ def test_an_abandoned_astream_events_leaves_no_run_open(traced: Traced) -> None:
     levels = {r["name"]: (r["level"], r["status_message"]) for r in traced.records()}
     interrupted = ("WARNING", "CancelledError: ")
     assert levels == {"RunnableSequence": interrupted, "ChatPromptTemplate": ("DEFAULT", None),
-                      "FakeListChatModel": ("WARNING", "GeneratorExit: "), "StrOutputParser": interrupted}
+                      "FakeListChatModel": ("WARNING", STREAM_CLOSED), "StrOutputParser": interrupted}
     (generation,) = [r for r in traced.records() if r["type"] == "generation"]
     assert generation["output"] == {"role": "assistant", "content": "a"}
 

@@ -20,13 +20,14 @@ from opentelemetry import trace
 
 import autotrace
 from autotrace.integrations.langchain import INTEGRATION
+from autotrace.observation import STREAM_CLOSED
 from tests.helpers import Traced, shape
 
 pytestmark = pytest.mark.integrations("langchain")
 
 PROMPT = ChatPromptTemplate.from_messages([("user", "{q}")])
 SEQ = "RunnableSequence"
-CLOSED = ("WARNING", "GeneratorExit: ")
+CLOSED = ("WARNING", STREAM_CLOSED)
 
 
 def _chain() -> Any:

@@ -18,6 +18,7 @@ from langgraph.types import Command, Send, interrupt
 from opentelemetry import trace
 
 from autotrace.integrations.langchain import INTEGRATION
+from autotrace.observation import STREAM_CLOSED
 from tests.helpers import Traced, shape
 
 pytestmark = pytest.mark.integrations("langchain")
@@ -181,7 +182,7 @@ def test_an_abandoned_stream_ends_its_root_once_and_leaves_nothing_open(traced: 
                                                          ("chain", "route", [])])])]
     assert shape(records) == tree * 2
     roots = [r for r in records if r["name"] == "LangGraph"]
-    assert [(r["level"], r["status_message"]) for r in roots] == [("WARNING", "GeneratorExit: ")] * 2
+    assert [(r["level"], r["status_message"]) for r in roots] == [("WARNING", STREAM_CLOSED)] * 2
     assert all(r["level"] == "DEFAULT" for r in records if r["name"] != "LangGraph")
     _nothing_open()
 

@@ -21,6 +21,7 @@ from llama_index.core.tools import FunctionTool
 import autotrace
 from autotrace import bounds
 from autotrace.integrations.llama_index import INTEGRATION
+from autotrace.observation import STREAM_CLOSED
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
 
@@ -365,5 +366,7 @@ def test_an_abandoned_stream_ends_with_what_the_caller_received(traced: Traced) 
     ])]
     assert [r["output"] for r in records[1:]] == [{"role": "assistant", "content": "text text "}, "text ", "",
                                                   {"role": "assistant", "content": "text "}]
-    assert all(r["level"] == "DEFAULT" and r["status_message"] is None for r in records)
+    # each read in part (or not at all) by its caller: interrupted, with what it gave
+    assert [(r["level"], r["status_message"]) for r in records] == [("DEFAULT", None)] + [
+        ("WARNING", STREAM_CLOSED)] * 4
     assert_nothing_held()

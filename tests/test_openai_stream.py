@@ -18,6 +18,7 @@ import autotrace
 from autotrace import bounds, schema
 from autotrace.integrations.openai import _stream_state
 from autotrace.integrations.openai._stream import StreamState, tracking
+from autotrace.observation import STREAM_CLOSED as INTERRUPTED
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced
 
@@ -80,7 +81,21 @@ def test_break_then_close_ends_once(traced: Traced, client: openai.OpenAI) -> No
         break
     stream.close()
     stream.close()
-    assert _one(traced)["level"] == "DEFAULT"
+    record = _one(traced)  # the reply was cut before it finished: interrupted
+    assert (record["level"], record["status_message"]) == ("WARNING", INTERRUPTED)
+
+
+def test_a_stream_left_after_its_finish_reason_is_not_interrupted(traced: Traced, client: openai.OpenAI,
+                                                                 fake: FakeOpenAI) -> None:
+    """Only trailing events (the usage event, ``[DONE]``) were left unread: the reply had finished."""
+    fake.script(reply="abc", chunks=3)
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].finish_reason:
+            break
+    stream.close()
+    record = _one(traced)
+    assert (record["level"], record.get("status_message"), record["output"]["content"]) == ("DEFAULT", None, "abc")
 
 
 def test_with_block_and_break(traced: Traced, client: openai.OpenAI, fake: FakeOpenAI) -> None:
@@ -118,7 +133,8 @@ def test_async_aclose_ends_the_observation(traced: Traced, aclient: openai.Async
         return first
 
     assert asyncio.run(consume()).choices[0].delta.role == "assistant"
-    assert _one(traced)["level"] == "DEFAULT"
+    record = _one(traced)
+    assert (record["level"], record["status_message"]) == ("WARNING", INTERRUPTED)
 
 
 def test_async_stream_exhausted_and_closed(traced: Traced, aclient: openai.AsyncOpenAI) -> None:

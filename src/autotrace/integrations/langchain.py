@@ -40,7 +40,7 @@ from opentelemetry.context import Context
 
 from .. import recorder, schema
 from .._internal import count, guarded_failure
-from ..observation import Observation, ObservationType, describe_error, make_current, release_if_current
+from ..observation import STREAM_CLOSED, Observation, ObservationType, make_current, release_if_current
 from . import langchain_convert as lcv
 from . import langchain_graph as lg
 from .base import Integration
@@ -54,7 +54,6 @@ _TRACE_KEYS = {"user_id": schema.TRACE_USER, "langfuse_user_id": schema.TRACE_US
                "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION}
 _PROMPT_KEYS = ("prompt_name", "prompt_version", "langfuse_prompt_name", "langfuse_prompt_version")
 _ABSENT: Any = object()  # no ``inputs`` given to a chain's end: not LangChain's streaming path
-_CLOSED = describe_error(GeneratorExit())  # a stream its caller closed, as ``record_error`` words it
 
 
 def _show(context: Context, outer: Context) -> None:
@@ -201,10 +200,12 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             self.streaming.pop(run_id, None)
         if fields:
             obs.update(**fields)
-        if error is not None:
+        if isinstance(error, GeneratorExit):  # a stream its reader closed: interrupted, as any stream
+            obs.set_level("WARNING", STREAM_CLOSED)
+        elif error is not None:
             obs.record_error(error)
-            if not isinstance(error, (Exception, str)):  # interrupted: LangChain may leave runs open
-                self._sweep_at_task_end(obs.span.get_span_context().trace_id, error)
+        if error is not None and not isinstance(error, (Exception, str)):  # interrupted: runs may be left open
+            self._sweep_at_task_end(obs.span.get_span_context().trace_id, error)
         self._release(run)
         obs.end()
 
@@ -272,7 +273,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         if closed is None:
             self._end(run_id, output=outputs, input=inputs)
         else:  # interrupted, as its async twin reports it (``on_chain_error`` with the GeneratorExit)
-            self._end(run_id, output=closed[0], input=inputs, level="WARNING", status_message=_CLOSED)
+            self._end(run_id, output=closed[0], input=inputs, level="WARNING", status_message=STREAM_CLOSED)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
         # a streamed run that fails also gets the input it had read by then (see ``on_chain_end``)

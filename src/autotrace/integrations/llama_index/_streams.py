@@ -1,5 +1,5 @@
 """Streamed LlamaIndex generations: the call returns a generator, and its generation stays open until
-that stream ends, fails or is dropped unfinished (then with the text it gave). A ``CustomLLM``'s
+that stream ends, fails or is closed or dropped unfinished (then interrupted, with the text it gave). A ``CustomLLM``'s
 ``astream_*`` iterates its ``stream_*`` lazily, outside its own span: that ``stream_*`` is
 recognised (same LLM, same input object) and not recorded a second time.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from ... import bounds
 from ..._internal import guarded_failure
-from ...observation import Observation
+from ...observation import STREAM_CLOSED, Observation
 from ...runtime import state
 from .. import ownership
 from ._fields import llm_input, method_of, streamed_output, usage
@@ -59,13 +59,15 @@ class StreamFollower:
 
     def _dropped(self, id_: str) -> None:
         try:
-            self._end_stream(id_)
+            self._end_stream(id_, interrupted=True)
         except Exception as exc:
             guarded_failure("llama_index.stream_dropped", exc)
 
-    def _end_stream(self, id_: str, response: Any = None, error: BaseException | None = None) -> None:
+    def _end_stream(self, id_: str, response: Any = None, error: BaseException | None = None,
+                    interrupted: bool = False) -> None:
         """End a streamed generation with the text it gave (``response``: its last chunk, if it
-        ended); an error other than the caller closing the stream (GeneratorExit) is recorded."""
+        ended). A stream its reader closed (GeneratorExit) or dropped (``interrupted``) before its
+        end is interrupted: WARNING; any other error is recorded."""
         tracked = self.streams.pop(id_, None)
         entry = self.open.pop(id_, None)
         if tracked is not None:
@@ -78,7 +80,9 @@ class StreamFollower:
         text = "".join(tracked.deltas)  # what the caller received
         if error is None or text:
             obs.update(output=streamed_output(method_of(id_), text, response))
-        if error is not None and not isinstance(error, GeneratorExit):
+        if interrupted or isinstance(error, GeneratorExit):
+            obs.set_level("WARNING", STREAM_CLOSED)
+        elif error is not None:
             obs.record_error(error)
         obs.update(usage=usage(response))
         obs.end()

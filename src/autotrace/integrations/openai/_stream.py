@@ -25,8 +25,8 @@ __all__ = ["OwnedStreamTracking", "StreamState", "StreamTracking", "patch", "tra
 
 #: Where a traced stream keeps its ``StreamTracking`` (in the SDK stream's own ``__dict__``).
 _KEY = "_autotrace_stream"
-#: How a stream stops without failing: its chunks ran out, or the caller left the loop.
-_NOT_ERRORS = (StopIteration, StopAsyncIteration, GeneratorExit)
+#: How a stream's chunks run out.
+_ENDS = (StopIteration, StopAsyncIteration)
 
 
 class StreamTracking:
@@ -40,13 +40,16 @@ class StreamTracking:
         self.state = state
         self.done = False
 
-    def finish(self, error: BaseException | None = None) -> None:
+    def finish(self, error: BaseException | None = None, interrupted: bool = False) -> None:
+        """End the observation, once: with ``error``, or ``interrupted`` when the reader stopped
+        before the end (``break``, ``close()``, the stream dropped): WARNING, unless the reply had
+        finished by then (its finish reason arrived: only trailing events were left unread)."""
         if self.done:
             return
         self.done = True
         try:
             obs, state = self.obs, self.state
-            obs.defer(state.fields)
+            obs.defer(state.fields, interrupted)
             usage_event = state.cut_usage_event()
             if usage_event is not None:  # bytes: parsed on the pipeline thread
                 obs.defer(usage_event_fields, usage_event, late=True)
@@ -65,12 +68,17 @@ class StreamTracking:
         self.stop(error)
 
     def stop(self, error: BaseException | None) -> None:
-        """Finish because the stream stopped with ``error``: the end of the chunks, or the caller
-        stopping early (break, close), is not an error."""
-        self.finish(None if error is None or isinstance(error, _NOT_ERRORS) else error)
+        """Finish because the stream stopped with ``error``: the end of the chunks; the caller
+        leaving the loop (``GeneratorExit``: an interruption, not an error); or a failure."""
+        if error is None or isinstance(error, _ENDS):
+            self.finish()
+        elif isinstance(error, GeneratorExit):
+            self.finish(interrupted=True)
+        else:
+            self.finish(error)
 
     def __del__(self) -> None:  # the stream was freed without being exhausted or closed
-        self.finish()
+        self.finish(interrupted=True)
 
 
 class OwnedStreamTracking(StreamTracking):
@@ -80,7 +88,7 @@ class OwnedStreamTracking(StreamTracking):
 
     __slots__ = ()
 
-    def finish(self, error: BaseException | None = None) -> None:
+    def finish(self, error: BaseException | None = None, interrupted: bool = False) -> None:
         if self.done:
             return
         self.done = True
@@ -263,11 +271,11 @@ def _closed(wrapped: Any, args: Any, kwargs: Any, found: StreamTracking) -> Any:
     try:
         result = wrapped(*args, **kwargs)
     except BaseException:
-        found.finish()
+        found.finish(interrupted=True)
         raise
     if inspect.isawaitable(result):  # AsyncStream.close is a coroutine
         return _after(result, found)
-    found.finish()
+    found.finish(interrupted=True)  # a stream read to its end has finished already
     return result
 
 
@@ -275,4 +283,4 @@ async def _after(awaitable: Any, found: StreamTracking) -> Any:
     try:
         return await awaitable
     finally:
-        found.finish()
+        found.finish(interrupted=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ... import bounds
 from ..._internal import count, guarded_failure
+from ...observation import STREAM_CLOSED
 from ...runtime import state as runtime
 from . import _extract, pricing
 from ._usage_event import UsageEventCutter, watch
@@ -171,9 +172,26 @@ class StreamState:
         cutter = self.cutter
         return None if cutter is None else cutter.event
 
-    def fields(self) -> dict[str, Any]:
+    def fields(self, interrupted: bool = False) -> dict[str, Any]:
         """The stream's fields, read from its chunks; usage and cost only if the usage event was not
-        cut from the bytes (a chunk's running count, if any, is not the final one then)."""
+        cut from the bytes (a chunk's running count, if any, is not the final one then).
+        ``interrupted``: the reader stopped before the end; WARNING if the reply had not finished."""
+        fields = self._fields()
+        if interrupted and self._unfinished():
+            fields["level"], fields["status_message"] = "WARNING", STREAM_CLOSED
+        return fields
+
+    def _unfinished(self) -> bool:
+        """Whether the reply had not finished when the reader stopped (no finish reason for some
+        choice; for a Responses stream no final response or error event)."""
+        if self.operation == "responses":
+            return self.response is None and self.error is None
+        choices = self.choices
+        if choices is not None and len(choices) > 1:
+            return any(choice.finish_reason is None for choice in choices.values())
+        return self.first.finish_reason is None
+
+    def _fields(self) -> dict[str, Any]:
         self.fold()
         if self.operation == "responses":
             return self._response_fields()

@@ -7,10 +7,11 @@ the tree is walked without recursion, with caps on the depth shown and on the li
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
+
+from . import schema
 
 _ICONS = {
     "generation": "GEN", "embedding": "EMB", "retriever": "RET", "tool": "TOOL", "guardrail": "GUARD",
@@ -33,24 +34,13 @@ def clean(text: str) -> str:
                                                         else f"\\u{ord(m[0]):04x}"), text)
 
 
-def _finite(data: Any) -> Any:
-    """``data`` with every non-finite float (NaN, infinity) replaced by None."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {key: _finite(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [_finite(value) for value in data]
-    return data
-
-
 def to_json(data: Any) -> str:
     """Indented strict JSON (a non-finite number, which JSON cannot hold, is ``null``) whose strings
     carry no raw control characters (C1 and separators escaped too)."""
     try:  # escapes C0 itself
         text = json.dumps(data, indent=2, default=str, ensure_ascii=False, allow_nan=False)
     except ValueError:  # NaN or infinity somewhere (a recorded score, a cost): rare, so walked only then
-        text = json.dumps(_finite(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(schema.finite(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as _dt
 import enum
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -108,27 +109,59 @@ def _text(value: Any) -> str:
 _encode_str = json.encoder.encode_basestring  # what json.dumps does for a str, ensure_ascii off
 
 
-def _encoder(item_separator: str, key_separator: str) -> Callable[[Any, int], Iterable[str]]:
+def _encoder(item_separator: str, key_separator: str,
+             default: Callable[[Any], Any] = _default) -> Callable[[Any, int], Iterable[str]]:
     """A JSON encoder built once (``json.dumps`` with options builds one per call), called as
     ``encoder(value, 0)`` for the pieces of the text. The C encoder is reused without a
-    circular-reference table, so a cycle ends as RecursionError (caught)."""
+    circular-reference table, so a cycle ends as RecursionError (caught). A float that is not
+    finite raises ValueError: ``NaN`` is not JSON, and Langfuse would not parse the text."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
-        return json.JSONEncoder(ensure_ascii=False, default=_default,
+        return json.JSONEncoder(ensure_ascii=False, default=default, allow_nan=False,
                                 separators=(item_separator, key_separator)).iterencode
-    return make(None, _default, _encode_str, None, key_separator, item_separator, False, False, True)  # type: ignore[no-any-return]
+    return make(None, default, _encode_str, None, key_separator, item_separator, False, False, False)  # type: ignore[no-any-return]
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every float that is not finite (NaN, infinity: JSON has neither) as None, in
+    its dicts, lists and tuples at any depth."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {key: finite(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [finite(item) for item in value]
+    if isinstance(value, float):  # numpy's float64 and other subclasses
+        return value if math.isfinite(value) else None
+    return value
+
+
+def _finite_default(value: Any) -> Any:
+    return finite(_default(value))
 
 
 _encode = _encoder(", ", ": ")
 _encode_compact = _encoder(",", ":")
+#: Only for values holding a float that is not finite, which the encoders above refuse.
+_encode_finite = _encoder(", ", ": ", _finite_default)
+_encode_finite_compact = _encoder(",", ":", _finite_default)
 
 
 def dumps(value: Any, compact: bool = False) -> str:
-    """Serialise any value to JSON text; never raises (unserialisable parts become strings)."""
+    """Serialise any value to JSON text; never raises (unserialisable parts become strings, floats
+    that are not finite null, as JSON has no NaN or infinity)."""
     if type(value) is str:
         return _encode_str(value)
     try:
         return "".join(_encode_compact(value, 0) if compact else _encode(value, 0))
+    except ValueError:  # a NaN or infinity somewhere (or a ValueError of the value's own code)
+        try:
+            finite_value = finite(value)
+            return "".join(_encode_finite_compact(finite_value, 0) if compact else _encode_finite(finite_value, 0))
+        except Exception:
+            count("serialization_fallbacks")
+            return _encode_str(_text(value))
     except Exception:  # also what an object's own ``model_dump``/``__str__`` raises
         count("serialization_fallbacks")
         return _encode_str(_text(value))

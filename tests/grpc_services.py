@@ -135,3 +135,23 @@ async def stop_server(server: Any) -> None:
     stopped = server.stop(0)
     if isinstance(server, grpc.aio.Server):
         await stopped
+
+
+class MetadataRecorder:
+    """A plain gRPC server (not traced: start it before ``install()``) that records the metadata of
+    every call to ``RECORDED_METHOD``, but its user agent: what a third party would receive."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[tuple[str, str]]] = []
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("ext.Billing", {
+            "Charge": grpc.unary_unary_rpc_method_handler(self._charge, **SERVER_KW)}),))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def _charge(self, request: Any, context: grpc.ServicerContext) -> dict[str, Any]:
+        self.seen.append([(k, v) for k, v in context.invocation_metadata() if k != "user-agent"])
+        return {}
+
+
+RECORDED_METHOD = "/ext.Billing/Charge"

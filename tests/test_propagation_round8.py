@@ -43,25 +43,9 @@ def traced(tmp_path: Any) -> Traced:
     return Traced(tmp_path / "r8.db")
 
 
-class _ThirdParty:
-    """A plain gRPC server, not ours: records the metadata of every call."""
-
-    def __init__(self) -> None:
-        self.seen: list[list[tuple[str, str]]] = []
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("ext.Billing", {
-            "Charge": grpc.unary_unary_rpc_method_handler(self._charge, **svc.SERVER_KW)}),))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
-
-    def _charge(self, request: Any, context: grpc.ServicerContext) -> dict[str, Any]:
-        self.seen.append([(k, v) for k, v in context.invocation_metadata() if k != "user-agent"])
-        return {}
-
-
 @pytest.fixture
-def third_party() -> Iterator[_ThirdParty]:
-    party = _ThirdParty()
+def third_party() -> Iterator[svc.MetadataRecorder]:
+    party = svc.MetadataRecorder()
     yield party
     party.server.stop(0)
 
@@ -83,7 +67,7 @@ def _sent(seen: list[tuple[str, str]]) -> tuple[list[str], dict[str, str], set[s
 # -- 1. an otelgrpc caller: trace, tenant, tracestate and baggage travel on -------------------------
 @pytest.mark.parametrize("kind", ["unary", "server-stream"])
 def test_an_otelgrpc_call_is_joined_and_its_context_travels_on_to_a_third_party(
-        traced: Traced, third_party: _ThirdParty, kind: str) -> None:
+        traced: Traced, third_party: svc.MetadataRecorder, kind: str) -> None:
     """The server span's parent is the Go caller's span; the handler's call to a service that is
     not ours carries exactly the W3C headers, lower case: this call's traceparent, the caller's
     tracestate, and the caller's baggage entries with the tenant in scope. The caller's other
@@ -124,7 +108,7 @@ def test_an_otelgrpc_call_is_joined_and_its_context_travels_on_to_a_third_party(
     assert members == {"userId=alice", "autotrace.tenant=org%3Aacme%40x%2Fy"}
 
 
-def test_an_aio_server_hands_the_callers_baggage_on_too(traced: Traced, third_party: _ThirdParty) -> None:
+def test_an_aio_server_hands_the_callers_baggage_on_too(traced: Traced, third_party: svc.MetadataRecorder) -> None:
     async def scenario() -> dict[str, Any]:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{third_party.port}",
                                              interceptors=aio_client_interceptors()) as billing:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from concurrent import futures
 from typing import Any
 
 import grpc
@@ -19,31 +18,19 @@ from autotrace.config import ConfigError, load_settings
 from autotrace.integrations.grpc import instrument_channel
 from tests import grpc_services as svc
 
-METHOD = "/ext.Billing/Charge"
-
-
-class _Recorder:
-    """A gRPC server that records the baggage and traceparent of every call."""
-
-    def __init__(self) -> None:
-        self.seen: list[dict[str, str]] = []
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("ext.Billing", {
-            "Charge": grpc.unary_unary_rpc_method_handler(self._charge, **svc.SERVER_KW)}),))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
-
-    def _charge(self, request: Any, context: grpc.ServicerContext) -> dict[str, Any]:
-        metadata = dict(context.invocation_metadata())
-        self.seen.append({key: metadata[key] for key in ("traceparent", "baggage") if key in metadata})
-        return {}
+METHOD = svc.RECORDED_METHOD
 
 
 @pytest.fixture
-def recorder() -> Iterator[_Recorder]:
-    server = _Recorder()
+def recorder() -> Iterator[svc.MetadataRecorder]:
+    server = svc.MetadataRecorder()
     yield server
     server.server.stop(0)
+
+
+def _baggage(recorder: svc.MetadataRecorder) -> list[str | None]:
+    """The baggage each call to ``recorder`` carried."""
+    return [dict(seen).get("baggage") for seen in recorder.seen]
 
 
 def _call(target: str) -> None:
@@ -60,34 +47,34 @@ def _call(target: str) -> None:
     (False, False),
     (["127.0.0.*:*"], True),
 ])
-def test_the_tenant_travels_only_to_the_targets_the_setting_names(tmp_path: Any, recorder: _Recorder,
+def test_the_tenant_travels_only_to_the_targets_the_setting_names(tmp_path: Any, recorder: svc.MetadataRecorder,
                                                                    setting: Any, tenant_sent: bool) -> None:
     options = {} if setting is None else {"tenant_baggage": setting}
     traced = svc.install(tmp_path, **options)
     _call(f"127.0.0.1:{recorder.port}")
-    (seen,) = recorder.seen
+    (seen,) = [dict(pairs) for pairs in recorder.seen]
     assert seen.get("baggage") == ("autotrace.tenant=acme" if tenant_sent else None)
     (client,) = traced.records()
     assert (client["name"], client["tenant"]) == (METHOD[1:], "acme")  # traced and routed as before
     assert seen["traceparent"].split("-")[1] == client["trace_id"]  # the trace still travels
 
 
-def test_the_variable_names_the_targets(tmp_path: Any, recorder: _Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_variable_names_the_targets(tmp_path: Any, recorder: svc.MetadataRecorder, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOTRACE_TENANT_BAGGAGE", "localhost:*,127.0.0.1:*")
     svc.install(tmp_path)
     _call(f"127.0.0.1:{recorder.port}")
     _call(f"ipv4:127.0.0.1:{recorder.port}")  # the same server, named otherwise: not listed
-    assert [seen.get("baggage") for seen in recorder.seen] == ["autotrace.tenant=acme", None]
+    assert _baggage(recorder) == ["autotrace.tenant=acme", None]
 
 
-def test_other_baggage_still_travels_where_the_tenant_does_not(tmp_path: Any, recorder: _Recorder) -> None:
+def test_other_baggage_still_travels_where_the_tenant_does_not(tmp_path: Any, recorder: svc.MetadataRecorder) -> None:
     svc.install(tmp_path, tenant_baggage="none")
     with grpc.insecure_channel(f"127.0.0.1:{recorder.port}") as channel, autotrace.tenant("acme"):
         channel.unary_unary(METHOD, **svc.CLIENT_KW)({}, metadata=[("baggage", "userId=alice")])
-    assert recorder.seen[0]["baggage"] == "userId=alice"
+    assert _baggage(recorder) == ["userId=alice"]
 
 
-def test_an_aio_channel_follows_the_setting(tmp_path: Any, recorder: _Recorder) -> None:
+def test_an_aio_channel_follows_the_setting(tmp_path: Any, recorder: svc.MetadataRecorder) -> None:
     svc.install(tmp_path, tenant_baggage="localhost:*")
 
     async def call(target: str) -> None:
@@ -97,11 +84,11 @@ def test_an_aio_channel_follows_the_setting(tmp_path: Any, recorder: _Recorder) 
 
     asyncio.run(call(f"localhost:{recorder.port}"))
     asyncio.run(call(f"127.0.0.1:{recorder.port}"))
-    assert [seen.get("baggage") for seen in recorder.seen] == ["autotrace.tenant=acme", None]
+    assert _baggage(recorder) == ["autotrace.tenant=acme", None]
 
 
 def test_a_channel_instrumented_by_hand_needs_its_target_to_be_told_the_tenant(tmp_path: Any,
-                                                                              recorder: _Recorder) -> None:
+                                                                              recorder: svc.MetadataRecorder) -> None:
     target = f"127.0.0.1:{recorder.port}"
     autotrace.install(local_store="on", local_store_path=tmp_path / "e.db", integrations=(),  # nothing patched
                       tenant_baggage="127.0.0.1:*")
@@ -109,8 +96,8 @@ def test_a_channel_instrumented_by_hand_needs_its_target_to_be_told_the_tenant(t
         with grpc.insecure_channel(target) as channel, autotrace.tenant("acme"):
             traced_channel(channel).unary_unary(METHOD, **svc.CLIENT_KW)({})
     # without its target the channel cannot be matched: the tenant is not sent (fails closed)
-    assert [seen.get("baggage") for seen in recorder.seen] == [None, "autotrace.tenant=acme"]
-    assert all("traceparent" in seen for seen in recorder.seen)
+    assert _baggage(recorder) == [None, "autotrace.tenant=acme"]
+    assert all("traceparent" in dict(seen) for seen in recorder.seen)
 
 
 @pytest.mark.parametrize(("given", "read"), [

@@ -10,18 +10,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from . import bounds, recorder
+from . import bounds, observation, recorder
 from ._internal import guarded_failure
 from .context import capture_enabled
 from .interception import ReplayStop
-from .observation import (
-    STREAM_CLOSED,
-    CurrentDuring,
-    Observation,
-    ObservationType,
-    make_current,
-    restore_context,
-)
+from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
 from .scores import evaluation_target, score_evaluation
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -453,7 +446,7 @@ class _Stream(CurrentDuring):
         self.ended = True
         try:
             if isinstance(error, GeneratorExit):  # its reader stopped early: interrupted, with what it yielded
-                self.obs.set_level("WARNING", STREAM_CLOSED)
+                self.obs.set_level("WARNING", observation.STREAM_CLOSED)
             if isinstance(error, StopIteration | StopAsyncIteration | GeneratorExit):
                 self.traced.succeed(self.obs, _stream_output(self.items))
             else:

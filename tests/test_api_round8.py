@@ -174,7 +174,7 @@ async def test_a_block_left_in_another_task_logs_no_traceback(traced: Traced, ca
     assert autotrace.stats()["context_not_restored"] == 2
     records = traced.records()
     assert [(r["name"], r["level"], r["status_message"]) for r in records] == [
-        ("inside-stream", "WARNING", "GeneratorExit: "), ("handed-over", "DEFAULT", None)]
+        ("inside-stream", "WARNING", "GeneratorExit"), ("handed-over", "DEFAULT", None)]
 
 
 @autotrace.observe(as_type="evaluator", name="overlap")

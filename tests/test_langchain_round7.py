@@ -142,7 +142,7 @@ def test_an_abandoned_astream_events_leaves_no_run_open(traced: Traced) -> None:
 
     asyncio.run(caller())
     levels = {r["name"]: (r["level"], r["status_message"]) for r in traced.records()}
-    interrupted = ("WARNING", "CancelledError: ")
+    interrupted = ("WARNING", "CancelledError")
     assert levels == {"RunnableSequence": interrupted, "ChatPromptTemplate": ("DEFAULT", None),
                       "FakeListChatModel": ("WARNING", STREAM_CLOSED), "StrOutputParser": interrupted}
     (generation,) = [r for r in traced.records() if r["type"] == "generation"]

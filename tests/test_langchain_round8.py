@@ -166,7 +166,7 @@ def test_a_model_start_cut_short_by_a_handled_timeout_ends_and_nests_nothing(tra
     root, generation, fallback = records
     assert (root["level"], root["output"]) == ("DEFAULT", "fallback")
     assert (generation["level"], generation["status_message"], generation["output"]) == (
-        "WARNING", "CancelledError: ", None)
+        "WARNING", "CancelledError", None)
     assert generation["input"] == [{"role": "user", "content": "hi"}]
     assert generation["parent_id"] == fallback["parent_id"] == root["id"]
     assert not any(key.startswith("internal_errors") for key in autotrace.stats())

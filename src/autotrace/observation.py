@@ -353,13 +353,14 @@ STREAM_CLOSED = "interrupted: closed by its reader before the end"
 
 
 def describe_error(error: BaseException) -> str:
-    """``"TypeName: message"``; never raises, even for an exception whose ``__str__`` does (the
-    application's exception must reach its caller unchanged, not be replaced by that one)."""
+    """``"TypeName: message"``, or ``"TypeName"`` for an exception without a message (a
+    cancellation); never raises, even for an exception whose ``__str__`` does (the application's
+    exception must reach its caller unchanged, not be replaced by that one)."""
     try:
         text = str(error)
     except Exception:
         text = "<str() failed>"
-    return f"{type(error).__name__}: {text}"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def make_current(obs: Observation) -> object | None:

@@ -175,12 +175,17 @@ def _names(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+#: The words that turn a setting of named things (detectors, targets) on for all of them, or off.
+_ALL_WORDS = ("all", "true", "on", "yes", "1")
+_NONE_WORDS = ("none", "false", "off", "no", "0")
+
+
 def _targets(raw: str) -> tuple[str, ...]:
     """``tenant_baggage``: ``all``, ``none``, or channel target patterns separated by commas."""
     word = raw.strip().lower()
-    if word in ("all", "true", "on", "yes", "1"):
+    if word in _ALL_WORDS:
         return ("*",)
-    if word in ("none", "false", "off", "no", "0"):
+    if word in _NONE_WORDS:
         return ()
     return _names(raw)
 
@@ -191,9 +196,9 @@ def _redact(value: Any) -> Any:
     if isinstance(value, bool) or callable(value):
         return value
     if isinstance(value, str):
-        if value.strip().lower() in ("all", "true", "on", "yes", "1"):
+        if value.strip().lower() in _ALL_WORDS:
             return True
-        if value.strip().lower() in ("none", "false", "off", "no", "0"):
+        if value.strip().lower() in _NONE_WORDS:
             return False
         value = _names(value)
         if not value:

@@ -37,10 +37,7 @@ def clean(text: str) -> str:
 def to_json(data: Any) -> str:
     """Indented strict JSON (a non-finite number, which JSON cannot hold, is ``null``) whose strings
     carry no raw control characters (C1 and separators escaped too)."""
-    try:  # escapes C0 itself
-        text = json.dumps(data, indent=2, default=str, ensure_ascii=False, allow_nan=False)
-    except ValueError:  # NaN or infinity somewhere (a recorded score, a cost): rare, so walked only then
-        text = json.dumps(schema.finite(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
+    text = schema.strict_json(data, indent=2)  # escapes C0 itself
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 

@@ -137,6 +137,16 @@ def finite(value: Any) -> Any:
     return value
 
 
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """``value`` as strict JSON text for readers that reject ``NaN`` (SQLite's JSON functions, the
+    CLI's ``--json``): objects JSON cannot hold as their ``str``, a float that is not finite null
+    (the value is walked only when it holds one)."""
+    try:
+        return json.dumps(value, indent=indent, default=str, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # a NaN or infinity somewhere (a metadata value, a score, a cost): rare
+        return json.dumps(finite(value), indent=indent, default=str, ensure_ascii=False, allow_nan=False)
+
+
 def _finite_default(value: Any) -> Any:
     return finite(_default(value))
 

@@ -230,7 +230,7 @@ class LocalStore:
         rows = [
             (r["trace_id"], r["id"], r["parent_id"], r["name"], r["type"], r["tenant"], r.get("service"),
              r["start_ns"], r["end_ns"], r["level"], r["model"], _total(r["usage"]), _total(r["cost"]),
-             _record_text(r))
+             schema.strict_json(r))
             for r in records
         ]
         try:
@@ -462,15 +462,6 @@ class LocalStoreSink:
 
     def close(self) -> None:
         self.store.close()
-
-
-def _record_text(record: dict[str, Any]) -> str:
-    """A record as strict JSON (SQLite's JSON functions, which queries use, reject ``NaN``): a
-    float that is not finite is null."""
-    try:
-        return json.dumps(record, default=str, ensure_ascii=False, allow_nan=False)
-    except ValueError:  # a NaN or infinity somewhere (a metadata value, a cost): rare, walked only then
-        return json.dumps(schema.finite(record), default=str, ensure_ascii=False, allow_nan=False)
 
 
 def _record_or_none(span: Any) -> dict[str, Any] | None:

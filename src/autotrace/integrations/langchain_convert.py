@@ -116,13 +116,19 @@ def run_name(serialized: Any, kwargs: dict[str, Any], default: str) -> str:
     return default
 
 
-def stream_codes() -> frozenset[Any]:
-    """The code of LangChain's sync streaming generator (``_transform_stream_with_config``), which
-    reports its run's end from its own frame (``closed_stream``). The async twin reports a close
-    itself, from a shielded task (no frame of the stream to read)."""
+def _streaming_code() -> Any:
+    """The code of LangChain's sync streaming path (``Runnable._transform_stream_with_config``), or
+    None if this langchain-core has none."""
     from langchain_core.runnables import Runnable
 
-    code = getattr(getattr(Runnable, "_transform_stream_with_config", None), "__code__", None)
+    return getattr(getattr(Runnable, "_transform_stream_with_config", None), "__code__", None)
+
+
+def stream_codes() -> frozenset[Any]:
+    """The code of LangChain's sync streaming generator, which reports its run's end from its own
+    frame (``closed_stream``). The async twin reports a close itself, from a shielded task (no
+    frame of the stream to read)."""
+    code = _streaming_code()
     return frozenset(() if code is None else (code,))
 
 
@@ -178,9 +184,7 @@ def streamed_start(inputs: Any, kwargs: dict[str, Any], marked: bool) -> bool:
 
 def marks_streams() -> bool:
     """Whether this langchain-core's streaming path passes ``defers_inputs`` to ``on_chain_start``."""
-    from langchain_core.runnables import Runnable
-
-    code = getattr(getattr(Runnable, "_transform_stream_with_config", None), "__code__", None)
+    code = _streaming_code()
     return code is not None and "defers_inputs" in code.co_consts  # else: the placeholder alone tells
 
 

@@ -63,9 +63,9 @@ def test_show_prints_each_score_under_its_observation(tmp_path: Path, capsys: py
         f"trace {TRACE}  tenant=acme",
         "score: label=pass",
         "score: latency_ok=false  (observation 9999999999999999, not in the trace)",
-        "└─ [CHAIN] turn  1.0ms",
+        "└─ [CHAIN] turn  1.0ms  #11111111",
         "   │  score: count=3",
-        "   └─ [GEN] answer  1.0ms  m",
+        "   └─ [GEN] answer  1.0ms  m  #22222222",
         "         in:  hi",
         "         score: accuracy=0.75  comment: close enough",
         "         score: helpful=true",
@@ -121,7 +121,7 @@ def test_scores_past_the_line_cap_are_counted() -> None:
     records = [_record("1" * 16, None, "turn")]
     scores = [_score(f"s{i}", f"n{i}", i, "NUMERIC", "1" * 16) for i in range(5)]
     assert render.render_tree(records, scores=scores, max_lines=4).splitlines()[1:] == [
-        "└─ [SPAN] turn  1.0ms", "      score: n0=0", "      score: n1=1",
+        "└─ [SPAN] turn  1.0ms  #11111111", "      score: n0=0", "      score: n1=1",
         "… 3 of 5 scores not shown (on observations not shown or past 4 lines; --json prints them all)",
     ]
 

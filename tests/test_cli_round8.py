@@ -78,8 +78,8 @@ def test_a_console_encoding_without_the_trees_characters_gets_escapes(tmp_path: 
     db = _turn(tmp_path / "t.db")
     shown = _cli("--db", db, "show", "abab", env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert (shown.returncode, shown.stderr) == (0, "")
-    assert shown.stdout.splitlines()[1:3] == ["\\u2514\\u2500 [CHAIN] tour-Stra\\xdfe  1.0ms",
-                                              "   \\u251c\\u2500 [TOOL] lookup  1.0ms"]
+    assert shown.stdout.splitlines()[1:3] == ["\\u2514\\u2500 [CHAIN] tour-Stra\\xdfe  1.0ms  #11111111",
+                                              "   \\u251c\\u2500 [TOOL] lookup  1.0ms  #22222222"]
     found = _cli("--db", db, "query", "name~straße", "--json", env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert (found.returncode, found.stderr) == (0, "")
     assert [r["name"] for r in json.loads(found.stdout)] == ["tour-Straße"]  # escaped as \u00df: still JSON

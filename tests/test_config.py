@@ -204,3 +204,18 @@ def test_without_a_home_directory_the_store_lives_in_the_temporary_directory(
     assert autotrace.flush(10)
     store = autotrace.local_store()
     assert store is not None and [o["name"] for o in store.observations()] == ["no home"]
+
+
+@pytest.mark.parametrize("variable", ["AUTOTRACE_INTEGRATIONS", "AUTOTRACE_DISABLED_INTEGRATIONS",
+                                      "AUTOTRACE_REDACT", "AUTOTRACE_TENANT_BAGGAGE"])
+def test_a_list_of_commas_alone_is_refused_not_read_as_nothing(variable: str) -> None:
+    # "," once turned every integration (or detector, or target) off without a word
+    with pytest.raises(ConfigError, match=rf"{variable}=', ,' is invalid.*only commas"):
+        load_settings(env={variable: ", ,"})
+
+
+def test_integrations_take_the_all_and_none_words() -> None:
+    assert load_settings(env={"AUTOTRACE_INTEGRATIONS": "none"}).integrations == ()
+    assert load_settings(env={"AUTOTRACE_INTEGRATIONS": "ALL"}).integrations is None
+    assert load_settings({"integrations": "off"}).integrations == ()
+    assert load_settings(env={"AUTOTRACE_INTEGRATIONS": "openai, grpc"}).integrations == ("openai", "grpc")

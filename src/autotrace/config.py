@@ -172,7 +172,12 @@ def _choice(raw: str) -> str:
 
 
 def _names(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+    """Names separated by commas; text of commas alone names nothing, which is an error rather than
+    a silent empty list (that would turn every integration, detector or target off)."""
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not names and raw.strip():
+        raise ValueError("names nothing (only commas); write 'none' to name nothing")
+    return names
 
 
 #: The words that turn a setting of named things (detectors, targets) on for all of them, or off.
@@ -185,6 +190,16 @@ def _targets(raw: str) -> tuple[str, ...]:
     word = raw.strip().lower()
     if word in _ALL_WORDS:
         return ("*",)
+    if word in _NONE_WORDS:
+        return ()
+    return _names(raw)
+
+
+def _integrations(raw: str) -> tuple[str, ...] | None:
+    """``integrations``: ``all`` (every one discovered), ``none``, or names separated by commas."""
+    word = raw.strip().lower()
+    if word in _ALL_WORDS:
+        return None
     if word in _NONE_WORDS:
         return ()
     return _names(raw)
@@ -242,7 +257,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "redact": (("AUTOTRACE_REDACT",), _redact),
     "environment": (("AUTOTRACE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"), str),
     "release": (("AUTOTRACE_RELEASE", "LANGFUSE_RELEASE"), str),
-    "integrations": (("AUTOTRACE_INTEGRATIONS",), _names),
+    "integrations": (("AUTOTRACE_INTEGRATIONS",), _integrations),
     "disabled_integrations": (("AUTOTRACE_DISABLED_INTEGRATIONS",), _names),
     "full_trace_flags": (("AUTOTRACE_FULL_TRACE_FLAGS",), _bool),
     "backpressure": (("AUTOTRACE_BACKPRESSURE",), _bool),

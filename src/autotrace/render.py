@@ -24,6 +24,8 @@ _NON_ASCII = re.compile("[^\x00-\x7f]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 MAX_DEPTH = 64
 MAX_LINES = 2000
+#: How much of an observation's id ``show`` prints: enough for ``replay --at``, which takes a prefix.
+ID_DIGITS = 8
 
 Node = tuple[dict[str, Any], list[Any]]
 
@@ -196,7 +198,7 @@ def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: i
             break
         shown += 1
         prefix = prefixes[depth]
-        lines.append(f"{prefix}{'└─ ' if last else '├─ '}{node_label(record)}")
+        lines.append(f"{prefix}{'└─ ' if last else '├─ '}{node_label(record)}  #{_text(record.get('id'))[:ID_DIGITS]}")
         inner = prefix + ("   " if last else "│  ")
         del prefixes[depth + 1:]
         prefixes.append(inner)

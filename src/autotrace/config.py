@@ -91,6 +91,7 @@ class Settings:
     full_trace_flags: bool = False
     backpressure: bool = True
     set_global_provider: bool = True
+    flush_on_sigterm: bool = True
 
     @property
     def langfuse_enabled(self) -> bool:
@@ -111,7 +112,7 @@ class Settings:
 
 
 _BOOLS = ("enabled", "trust_incoming_tenant", "capture_content", "stream_usage", "full_trace_flags", "backpressure",
-          "set_global_provider")
+          "set_global_provider", "flush_on_sigterm")
 #: Integer settings and their least valid value, whatever their source.
 _COUNTS = {"max_value_bytes": 256, "queue_size": 1, "max_export_batch": 1, "max_retries": 0,
            "max_destination_queue": 1, "max_buffered_spans": 1, "max_tenants": 1, "export_workers": 1}
@@ -261,6 +262,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "disabled_integrations": (("AUTOTRACE_DISABLED_INTEGRATIONS",), _names),
     "full_trace_flags": (("AUTOTRACE_FULL_TRACE_FLAGS",), _bool),
     "backpressure": (("AUTOTRACE_BACKPRESSURE",), _bool),
+    "flush_on_sigterm": (("AUTOTRACE_FLUSH_ON_SIGTERM",), _bool),
 }
 
 

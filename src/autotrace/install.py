@@ -17,7 +17,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
-from . import recorder
+from . import recorder, sigterm
 from ._internal import count, guarded_failure, log_once, logger
 from .config import ConfigError, Settings, load_settings
 from .export.credentials import CredentialsError, CredentialsResolver, coerce_resolver
@@ -180,6 +180,7 @@ def install(**options: Any) -> Settings:
         if not settings.enabled:
             if state.settings is not None:
                 uninstall()
+            sigterm.unwatch()
             logger.info("autotrace: disabled by configuration")
             return settings
         previous = state.pipeline  # its open spans keep their tenants in the new one
@@ -200,6 +201,10 @@ def install(**options: Any) -> Settings:
             pipeline.tenants.take_over(previous.tenants)  # spans the previous one saw start since the first copy
             _never_raising(previous.shutdown, "shutdown", 5.0)
         _register_at_exit()
+        if settings.flush_on_sigterm:
+            sigterm.watch(flush)
+        else:
+            sigterm.unwatch()
         return settings
 
 
@@ -249,6 +254,7 @@ def uninstall(timeout: float = 5.0) -> None:
     """Stop tracing: restore every patched library, flush within ``timeout`` and stop the pipeline."""
     global _local_store
     with _lock:
+        sigterm.unwatch()
         _uninstrument_integrations()
         pipeline, state.pipeline = state.pipeline, None
         if pipeline is not None:

@@ -1,9 +1,11 @@
 """NaN and infinity, which JSON cannot hold: recorded inputs, outputs and metadata are exported as
 strict JSON (Langfuse parses them), with such a float as null, and the local store keeps records
-SQLite's JSON functions read (the store's queries and error counts use them)."""
+SQLite's JSON functions read (the store's queries and error counts use them). A dict key JSON
+cannot hold (a tuple) is written as its text, the rest of the value staying structured."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import sqlite3
@@ -37,6 +39,10 @@ class Reading(pydantic.BaseModel):
     (Reading(value=INF), '{"value": null}'),
     (NAN, "null"),
     ({"ok": 1.0, "s": "NaN"}, '{"ok": 1.0, "s": "NaN"}'),  # finite values and texts stay as they are
+    # keys JSON cannot hold are written as their text; the rest of the value stays structured
+    ({("acme",): [1, 2], 3: {frozenset(): NAN}}, '{"(\'acme\',)": [1, 2], "3": {"frozenset()": null}}'),
+    (collections.OrderedDict([((7,), "x")]), '{"(7,)": "x"}'),
+    ([{"k": Reading(value=1.0), (0,): True}], '[{"k": {"value": 1.0}, "(0,)": true}]'),
 ])
 def test_serialised_values_are_strict_json(value: Any, text: str) -> None:
     assert schema.dumps(value) == text

@@ -122,40 +122,47 @@ def _encoder(item_separator: str, key_separator: str,
     return make(None, default, _encode_str, None, key_separator, item_separator, False, False, False)  # type: ignore[no-any-return]
 
 
-def finite(value: Any) -> Any:
-    """``value`` with every float that is not finite (NaN, infinity: JSON has neither) as None, in
-    its dicts, lists and tuples at any depth."""
+#: Dict keys JSON text can hold as they are (the others are written as their text).
+_KEY_TYPES = (str, int, float, bool, type(None))
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON can hold it, in its dicts, lists and tuples at any depth: every float that is
+    not finite (NaN, infinity: JSON has neither) None, and every dict key that is no string, number,
+    bool or None (a tuple, an enum) its text instead of making the whole value one string."""
     kind = type(value)
     if kind is float:
         return value if math.isfinite(value) else None
     if kind is dict:
-        return {key: finite(item) for key, item in value.items()}
+        return {key if isinstance(key, _KEY_TYPES) else _text(key): plain(item) for key, item in value.items()}
     if kind is list or kind is tuple:
-        return [finite(item) for item in value]
+        return [plain(item) for item in value]
     if isinstance(value, float):  # numpy's float64 and other subclasses
         return value if math.isfinite(value) else None
+    if isinstance(value, dict):  # OrderedDict, defaultdict, ...
+        return plain(dict(value))
     return value
 
 
 def strict_json(value: Any, indent: int | None = None) -> str:
     """``value`` as strict JSON text for readers that reject ``NaN`` (SQLite's JSON functions, the
     CLI's ``--json``): objects JSON cannot hold as their ``str``, a float that is not finite null
-    (the value is walked only when it holds one)."""
+    (the value is walked only when it holds one, or a key JSON cannot hold)."""
     try:
         return json.dumps(value, indent=indent, default=str, ensure_ascii=False, allow_nan=False)
-    except ValueError:  # a NaN or infinity somewhere (a metadata value, a score, a cost): rare
-        return json.dumps(finite(value), indent=indent, default=str, ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError):  # a NaN or infinity somewhere (a metadata value, a score, a cost): rare
+        return json.dumps(plain(value), indent=indent, default=str, ensure_ascii=False, allow_nan=False)
 
 
-def _finite_default(value: Any) -> Any:
-    return finite(_default(value))
+def _plain_default(value: Any) -> Any:
+    return plain(_default(value))
 
 
 _encode = _encoder(", ", ": ")
 _encode_compact = _encoder(",", ":")
-#: Only for values holding a float that is not finite, which the encoders above refuse.
-_encode_finite = _encoder(", ", ": ", _finite_default)
-_encode_finite_compact = _encoder(",", ":", _finite_default)
+#: Only for values the encoders above refuse: a float that is not finite, a key such as a tuple.
+_encode_plain = _encoder(", ", ": ", _plain_default)
+_encode_plain_compact = _encoder(",", ":", _plain_default)
 
 
 def dumps(value: Any, compact: bool = False) -> str:
@@ -165,10 +172,10 @@ def dumps(value: Any, compact: bool = False) -> str:
         return _encode_str(value)
     try:
         return "".join(_encode_compact(value, 0) if compact else _encode(value, 0))
-    except ValueError:  # a NaN or infinity somewhere (or a ValueError of the value's own code)
+    except (ValueError, TypeError):  # a NaN or infinity, a tuple key (or an error of the value's own code)
         try:
-            finite_value = finite(value)
-            return "".join(_encode_finite_compact(finite_value, 0) if compact else _encode_finite(finite_value, 0))
+            plain_value = plain(value)
+            return "".join(_encode_plain_compact(plain_value, 0) if compact else _encode_plain(plain_value, 0))
         except Exception:
             count("serialization_fallbacks")
             return _encode_str(_text(value))

@@ -43,6 +43,7 @@ class Reading(pydantic.BaseModel):
     ({("acme",): [1, 2], 3: {frozenset(): NAN}}, '{"(\'acme\',)": [1, 2], "3": {"frozenset()": null}}'),
     (collections.OrderedDict([((7,), "x")]), '{"(7,)": "x"}'),
     ([{"k": Reading(value=1.0), (0,): True}], '[{"k": {"value": 1.0}, "(0,)": true}]'),
+    ({"schema": Reading, "n": 1}, '{"schema": "Reading", "n": 1}'),  # a class is its name, not the value's repr
 ])
 def test_serialised_values_are_strict_json(value: Any, text: str) -> None:
     assert schema.dumps(value) == text

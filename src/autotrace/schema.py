@@ -70,6 +70,8 @@ _METADATA_FIELDS = (
 
 # -- serialisation --------------------------------------------------------------------------------
 def _default(value: Any) -> Any:
+    if isinstance(value, type):  # a class (a pydantic schema given as ``response_format``): its name
+        return value.__qualname__
     dump = getattr(value, "model_dump", None)
     if callable(dump):  # pydantic v2 (OpenAI, LlamaIndex, LangChain messages)
         try:  # no serializer warnings: they would reach the application's stderr (a parsed message's ``parsed``)

@@ -294,7 +294,9 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
     # -- models -------------------------------------------------------------------------------------
     def _model_fields(self, serialized: Any, kwargs: dict[str, Any], metadata: dict[str, Any] | None) -> dict[str, Any]:
         params = dict(kwargs.get("invocation_params") or {})
-        model = params.pop("model", None) or params.pop("model_name", None) or (metadata or {}).get("ls_model_name")
+        # both popped: ChatOpenAI gives the same name under each, and neither is a parameter
+        model, model_name = params.pop("model", None), params.pop("model_name", None)
+        model = model or model_name or (metadata or {}).get("ls_model_name")
         for noise in ("_type", "stop", "stream"):
             params.pop(noise, None)
         for key in ("tools", "functions"):  # bound tools by name: their schemas fill the parameters

@@ -67,16 +67,31 @@ def model_reply(response: Any, streamed_only: bool = False) -> dict[str, Any]:
     only a streamed reply (LangChain gives a failed or closed stream's merged chunks to
     ``on_llm_error``; any other generation there holds the error's HTTP response, no reply)."""
     generations = getattr(response, "generations", None) or [[]]
-    first = generations[0][0] if generations and generations[0] else None
+    choices = generations[0] if generations and generations[0] else []
+    first = choices[0] if choices else None
     message = getattr(first, "message", None)
     if streamed_only and not (message is not None and str(getattr(message, "type", "")).endswith("Chunk")):
         return {}
-    output = message_fields(message) if message is not None else getattr(first, "text", None)
+    # ``n`` > 1: every choice, as the OpenAI integration records them
+    output = [_choice_output(choice) for choice in choices] if len(choices) > 1 else _choice_output(first)
     info = getattr(first, "generation_info", None) or {}
     response_metadata = getattr(message, "response_metadata", None) or {}
     return {"output": output, "usage": token_usage(response, message),
-            "finish_reason": info.get("finish_reason") or response_metadata.get("finish_reason"),
+            "finish_reason": info.get("finish_reason") or _finish_reason(response_metadata),
             "response_model": response_metadata.get("model_name")}
+
+
+def _choice_output(generation: Any) -> Any:
+    message = getattr(generation, "message", None)
+    return message_fields(message) if message is not None else getattr(generation, "text", None)
+
+
+def _finish_reason(response_metadata: dict[str, Any]) -> Any:
+    """A reply's finish reason; for a Responses API reply (``object`` "response"), its status."""
+    reason = response_metadata.get("finish_reason")
+    if reason is None and response_metadata.get("object") == "response":
+        return response_metadata.get("status")
+    return reason
 
 
 def bound_tool_name(tool: Any) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from autotrace.testing._loopback import LoopbackServer
@@ -19,13 +19,6 @@ class FakePinecone(LoopbackServer):
     def __init__(self) -> None:
         self.vectors: dict[str, dict[str, tuple[list[float], dict[str, Any]]]] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
-
-    def start(self, port: int = 0) -> Self:
-        super().start(port)
-        assert self._server is not None
-        handler = self._server.RequestHandlerClass  # this server's own class: fetch and list are GETs
-        handler.do_GET = handler.do_POST  # type: ignore[attr-defined]
-        return self
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         body = json.loads(handler.rfile.read(int(handler.headers.get("Content-Length") or 0)) or b"{}")

@@ -15,6 +15,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
 import autotrace
+from autotrace.integrations.openai import pricing
 from autotrace.observation import STREAM_CLOSED
 from autotrace.testing.fake_openai import FakeOpenAI, Script
 from tests.helpers import Traced, shape
@@ -86,6 +87,8 @@ def test_batch_gives_each_input_its_own_generation(traced: Traced, fake: FakeOpe
     assert len({g["trace_id"] for g in gens}) == 2
     assert all(g["usage"] == {"input": 7, "output": 5, "total": 12, "input_cached_tokens": 0,
                               "output_reasoning_tokens": 0} for g in gens)
+    # priced from the SDK's reply: ChatOpenAI reads it through ``with_raw_response``
+    assert all(g["cost"] == pricing.cost("gpt-4o-mini", g["usage"]) and g["cost"]["total"] > 0 for g in gens)
 
 
 async def test_ainvoke_and_abatch_are_one_generation_each(traced: Traced, fake: FakeOpenAI) -> None:
@@ -96,6 +99,7 @@ async def test_ainvoke_and_abatch_are_one_generation_each(traced: Traced, fake: 
     assert shape(records) == [("generation", "ChatOpenAI", [])] * 3
     assert sorted(r["input"][0]["content"] for r in records) == ["x", "y", "z"]
     assert all(r["model"] == "gpt-4o-mini" and r["usage"]["total"] == 12 for r in records)
+    assert all(r["cost"] == pricing.cost("gpt-4o-mini", r["usage"]) for r in records)
 
 
 # -- 2. streams -----------------------------------------------------------------------------------
@@ -243,6 +247,7 @@ def test_the_responses_api_is_one_generation_with_its_status(traced: Traced, fak
                             "output_reasoning_tokens": 0}
     assert [block["text"] for block in gen["output"]["content"]] == ["echo: hi there"]
     assert gen["metadata"]["finish_reason"] == "completed"  # the response's status, streamed or not
+    assert gen["cost"] == pricing.cost("gpt-4o-mini", gen["usage"])
 
 
 # -- 6. errors ------------------------------------------------------------------------------------

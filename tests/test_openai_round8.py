@@ -275,4 +275,5 @@ def test_a_refused_connection_is_an_error_and_reaches_the_caller_unchanged(trace
     assert type(raised.value) is openai.APIConnectionError and type(raised.value.__cause__).__name__ == "ConnectError"
     record = _one(traced)
     assert (record["type"], record["level"], record["status_message"]) == (
-        "embedding", "ERROR", "APIConnectionError: Connection error.")
+        "embedding", "ERROR", "APIConnectionError: Connection error. Cause: ConnectError: [Errno 111] Connection "
+        f"refused (<IP_ADDRESS>:{port})")  # the host redacted as any IP address is

@@ -1,5 +1,6 @@
 """The one HTTP server shell the loopback fakes share: 127.0.0.1, an ephemeral port, HTTP/1.1
-keep-alive, a daemon thread, quiet logs. Subclasses implement ``_handle`` for POST requests."""
+keep-alive, a daemon thread, quiet logs. Subclasses implement ``_handle`` for GET and POST requests
+(``handler.command`` says which)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class LoopbackServer:
 
             def do_POST(self) -> None:
                 owner._handle(self)
+
+            do_GET = do_POST
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True

@@ -1,7 +1,9 @@
 """A loopback server speaking enough of the OpenAI REST API for the real ``openai`` SDK.
 
 Chat completions (streamed or not, with tool calls and ``stream_options.include_usage``), the
-Responses API (a ``background`` request is answered ``queued``, with no output yet), legacy
+Responses API (a ``background`` request is answered ``queued``, with no output yet, under an id
+of its own: ``GET /responses/{id}`` answers ``in_progress`` for ``background_polls`` polls, then
+the reply in its scripted final ``status``; ``POST /responses/{id}/cancel`` cancels it), legacy
 completions, embeddings and moderations, plus the Azure path shape. Replies are deterministic and
 can be scripted per request: reply text, a refusal, tool calls, chunk count, usage, model, the
 categories a moderation flags, or an OpenAI-style error.
@@ -44,6 +46,8 @@ class Script:
     #: A moderation's flagged categories, one list per input (``[]``: clean); unscripted, an input
     #: is flagged for the categories whose trigger words (``MODERATION_TRIGGERS``) it contains.
     flagged: list[list[str]] | None = None
+    #: A background response's final status (``completed``, ``failed``, ``incomplete`` ...).
+    status: str = "completed"
 
 
 #: The moderation categories (the API's names), and the applied input types of those an image can carry.
@@ -115,6 +119,10 @@ class FakeOpenAI(LoopbackServer):
         #: Reject requests carrying ``stream_options`` with a 400, as Azure OpenAI API versions
         #: before 2024-09-01 do.
         self.reject_stream_options = False
+        #: Polls of a background response answered ``in_progress`` before its final status.
+        self.background_polls = 1
+        #: Background responses by id: [the response once finished, polls left before it is].
+        self._background: dict[str, list[Any]] = {}
 
     # -- control ------------------------------------------------------------------------------------
     def script(self, **fields: Any) -> FakeOpenAI:
@@ -149,6 +157,8 @@ class FakeOpenAI(LoopbackServer):
             self.requests.append({"path": path, "headers": headers, "body": body})
         if self._delay:
             time.sleep(self._delay)
+        if self._fetched(handler, path, handler.command):
+            return
         script = self._next_script()
         if script == Script() and self.responder is not None:
             script = self.responder(body) or script
@@ -164,6 +174,7 @@ class FakeOpenAI(LoopbackServer):
         handlers = {
             "chat/completions": self._chat, "completions": self._completions,
             "embeddings": self._embeddings, "responses": self._responses, "moderations": self._moderations,
+            "compact": self._compact,
         }
         produce = handlers.get(endpoint)
         if produce is None:
@@ -175,6 +186,33 @@ class FakeOpenAI(LoopbackServer):
             self._send_json(handler, 200, result)
         else:
             self._send_stream(handler, result)
+
+    def _fetched(self, handler: BaseHTTPRequestHandler, path: str, method: str) -> bool:
+        """Answer a retrieve (``GET .../responses/{id}``) or a cancel (``POST .../cancel``) of a
+        background response; False for any other request."""
+        parts = path.split("/")
+        cancel = method == "POST" and parts[-1] == "cancel"
+        if cancel:
+            parts.pop()
+        if len(parts) < 2 or parts[-2] != "responses" or not (cancel or method == "GET"):
+            return False
+        with self._lock:
+            found = self._background.get(parts[-1])
+            if found is None:
+                payload: Any = None
+            elif cancel or found[1] <= 0:
+                payload = ({**found[0], "status": "cancelled", "output": [], "usage": None} if cancel and found[1] > 0
+                           else found[0])
+                found[0], found[1] = payload, 0
+            else:
+                found[1] -= 1
+                payload = {**found[0], "status": "in_progress", "output": [], "usage": None}
+        if payload is None:
+            self._send_json(handler, 404, {"error": {"message": f"No response with id '{parts[-1]}'.",
+                                                     "type": "invalid_request_error"}})
+        else:
+            self._send_json(handler, 200, payload)
+        return True
 
     @staticmethod
     def _send_json(handler: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
@@ -340,6 +378,21 @@ class FakeOpenAI(LoopbackServer):
         model = script.model or _MODERATION_MODELS.get(requested, requested)
         return {"id": "modr-fake", "model": model, "results": results}
 
+    def _compact(self, body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any]:
+        """``responses.compact``: the conversation's user messages, then one (opaque) compaction item."""
+        items = body.get("input") if isinstance(body.get("input"), list) else [
+            {"role": "user", "content": str(body.get("input", ""))}]
+        users = [{"type": "message", "id": f"msg_{i}", "role": "user", "status": "completed",
+                  "content": [{"type": "input_text", "text": str(item.get("content", ""))}]}
+                 for i, item in enumerate(items) if isinstance(item, dict) and item.get("role") == "user"]
+        input_tokens, output_tokens = script.usage or (_tokens(json.dumps(items)), 12)
+        return {"id": "cmp_fake", "object": "response.compaction", "created_at": int(time.time()),
+                "output": [*users, {"type": "compaction", "id": "cmp_item", "encrypted_content": "gAAA"}],
+                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                          "total_tokens": input_tokens + output_tokens,
+                          "input_tokens_details": {"cached_tokens": 0},
+                          "output_tokens_details": {"reasoning_tokens": 0}}}
+
     def _responses(self, body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any] | Iterator[Any]:
         model = script.model or body.get("model", "gpt-4o-mini")
         text = script.reply if script.reply is not None else ("" if script.tool_calls else
@@ -364,6 +417,12 @@ class FakeOpenAI(LoopbackServer):
                       "output_tokens_details": {"reasoning_tokens": script.reasoning_tokens}},
         }
         if body.get("background") and not body.get("stream"):  # accepted: run later, fetched by its id
+            with self._lock:
+                response["id"] = f"resp_bg_{len(self._background) + 1}"
+                final = {**response, "status": script.status}
+                if script.status == "failed":
+                    final.update(output=[], error={"code": "server_error", "message": "The model failed."})
+                self._background[response["id"]] = [final, self.background_polls]
             return {**response, "status": "queued", "output": [], "usage": None}
         if not body.get("stream"):
             return response

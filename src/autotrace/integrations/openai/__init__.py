@@ -3,6 +3,10 @@ typed observation, for sync and async clients, Azure and any OpenAI-compatible b
 moderation becomes a ``guardrail`` (``passed`` when no input is flagged, ``reason`` the flagged
 categories, level DEFAULT: a flagged input is the guardrail working).
 
+A background Responses call (``background=True``) records the request when it is made, and its
+reply as one more generation when a ``responses.retrieve`` or ``cancel`` first finds it finished
+(``_background``). A failed connection's status gives its cause (``_replayed.with_cause``).
+
 One choke point per client kind is wrapped: ``SyncAPIClient.request`` and
 ``AsyncAPIClient.request``, dispatched on the request path, so ``with_raw_response`` and every
 resource method are covered alike.
@@ -45,7 +49,7 @@ from ...observation import Observation
 from ...runtime import state
 from .. import ownership
 from ..base import Integration
-from . import _extract, _raw, _replayed, _stream
+from . import _background, _extract, _raw, _replayed, _stream
 from ._stream import StreamState
 from .pricing import set_prices
 
@@ -153,8 +157,9 @@ class _Call:
         else:
             obs = recorder.start(kind, name)
             provider, base_url = _provider(client)
+            asked = _extract.without_sdk_default(sent, extra, self.options) if self.operation == "embeddings" else sent
             obs.update(provider=provider, metadata={"base_url": base_url},
-                       **_extract.request_fields(self.operation, sent))
+                       **_extract.request_fields(self.operation, asked))
             self.obs = obs
         if self.stream:  # an Azure client's API version decides what its deployments accept
             self.endpoint = (base_url, getattr(client, "__dict__", _NO_DICT).get("_api_version"))
@@ -239,8 +244,11 @@ class _Call:
             if self.swapped is not None:
                 self.put_back()
             if obs is None:
-                if self.owner is not None and not self.raw:
-                    self._enrich_owner(result)
+                if self.owner is not None:
+                    if not self.raw:
+                        self._enrich_owner(result)
+                    elif not self.stream and _read_whole(result):  # the SDK caches the parse: the owner's code gets this one
+                        self._enrich_owner(result.parse())
                 return result
             if self.stream and not self.raw:
                 stream_state = StreamState(self.operation, hide_usage_chunk=self.usage_added, choices=self.choices)
@@ -261,6 +269,8 @@ class _Call:
                     parsed = result.parse()
             if parsed is not None:
                 obs.defer(_extract.response_fields, self.operation, parsed)
+                if self.operation == "responses":  # a background response: its reply comes later
+                    _background.created(obs, parsed)
             obs.end()
         except Exception as exc:
             guarded_failure("openai.response", exc)
@@ -297,6 +307,10 @@ class _Call:
             guarded_failure("openai.response", exc)
         if self.obs is not None:
             self.obs.record_error(error)
+            if isinstance(error, BaseException) and error.__cause__ is not None:
+                with_cause = _replayed.with_cause(error)
+                if with_cause is not None:  # the status only: the exception event is the SDK's own
+                    self.obs.record_error(with_cause)
             self.obs.end()
 
 
@@ -324,6 +338,10 @@ def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     cast_to, options, stream = _arguments(args, kwargs)
     call = _Call(instance, options, stream)
     if call.obs is None and call.owner is None:
+        if (response_id := _background.watched(options, stream)) is not None:
+            result = wrapped(*args, **kwargs)
+            _background.fetched(response_id, result)
+            return result
         return wrapped(*args, **kwargs)
     replayed = call.frozen(instance)
     if isinstance(replayed, Exception):
@@ -350,6 +368,10 @@ async def _async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
     cast_to, options, stream = _arguments(args, kwargs)
     call = _Call(instance, options, stream)
     if call.obs is None and call.owner is None:
+        if (response_id := _background.watched(options, stream)) is not None:
+            result = await wrapped(*args, **kwargs)
+            _background.fetched(response_id, result)
+            return result
         return await wrapped(*args, **kwargs)
     replayed = call.frozen(instance)
     if isinstance(replayed, Exception):
@@ -393,6 +415,9 @@ class OpenAIIntegration(Integration):
         self.patcher.wrap("openai._base_client", "SyncAPIClient.request", _sync_request, expects=expects)
         self.patcher.wrap("openai._base_client", "AsyncAPIClient.request", _async_request, expects=expects)
         _stream.patch(self.patcher)
+
+    def _uninstrument(self) -> None:
+        _background.forget_all()
 
 
 INTEGRATION = OpenAIIntegration()

@@ -3,7 +3,7 @@ happens later, on the export thread)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...observation import ObservationType
@@ -32,6 +32,8 @@ ENDPOINTS = {
     "/responses": ("responses", "openai.responses", ObservationType.GENERATION),
     "/completions": ("text_completion", "openai.completions", ObservationType.GENERATION),
     "/embeddings": ("embeddings", "openai.embeddings", ObservationType.EMBEDDING),
+    # a model's pass over a conversation (``responses.compact``), with usage: a Responses call
+    "/responses/compact": ("responses", "openai.responses.compact", ObservationType.GENERATION),
     "/moderations": ("moderation", "openai.moderations", ObservationType.GUARDRAIL),
 }
 
@@ -69,6 +71,38 @@ def request_fields(operation: str, body: dict[str, Any]) -> dict[str, Any]:
     else:  # moderation: last, so that chat and embeddings test for nothing more
         fields.update(_moderation_input(body.get("input")))
     return fields
+
+
+def without_sdk_default(body: dict[str, Any], extra: Any, options: Any) -> dict[str, Any]:
+    """An embeddings request body without the ``encoding_format`` the SDK adds (``base64``) when
+    the caller gave none: the caller's own format (a keyword or ``extra_body``) stays. The SDK
+    keeps the caller's value for its post-parser (a ``partial``, or a closure in older SDKs),
+    where it is "not given" when the caller gave none; a parser that says nothing leaves the body."""
+    if "encoding_format" not in body or (isinstance(extra, Mapping) and "encoding_format" in extra):
+        return body
+    given = _parser_argument(getattr(options, "post_parser", None), "encoding_format")
+    if given is _UNKNOWN or isinstance(given, str):
+        return body
+    return {key: value for key, value in body.items() if key != "encoding_format"}
+
+
+_UNKNOWN = object()
+
+
+def _parser_argument(parser: Any, name: str) -> Any:
+    """The value ``name`` is bound to in a post-parser (a ``partial``'s keyword or a closure's
+    variable), ``_UNKNOWN`` if it is bound to nothing there; never raises."""
+    try:
+        keywords = getattr(parser, "keywords", None)
+        if type(keywords) is dict and name in keywords:
+            return keywords[name]
+        names = getattr(getattr(parser, "__code__", None), "co_freevars", ())
+        cells = getattr(parser, "__closure__", None)
+        if name in names and cells:
+            return cells[names.index(name)].cell_contents
+    except Exception:  # an empty cell, an odd parser: the body is recorded as sent
+        pass
+    return _UNKNOWN
 
 
 def _moderation_input(value: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..._internal import count, guarded_failure
 from ...observation import Observation
-from . import _extract, _stream
+from . import _background, _extract, _stream
 from ._stream_state import StreamState
 
 
@@ -48,6 +48,8 @@ class RawTracking:
                 count("openai.stream_untracked")  # parsed ``to=`` another type, or a stream class not patched
             else:
                 obs.defer(_extract.response_fields, self.operation, result)
+                if self.operation == "responses":  # a background response: its reply comes later
+                    _background.created(obs, result)
         except Exception as exc:
             guarded_failure("openai.raw_response", exc)
         obs.end()

@@ -2,6 +2,8 @@
 reply as the SDK's ``ChatCompletion`` (parsed for ``parse()``), or, when the recorded call
 raised, the SDK's own error class rebuilt from the recording, so that the program's
 ``except openai.RateLimitError`` (or ``APIStatusError``, ``APIError`` ...) takes the recorded path.
+A connection error's status is recorded with its cause (``with_cause``); the rebuilt error has the
+SDK's message alone, as the original had.
 """
 
 from __future__ import annotations
@@ -12,9 +14,36 @@ import time
 from typing import Any
 
 from ...interception import RecordedError
+from ...observation import describe_error
 
+#: Where a connection error's recorded status gives its cause (``with_cause``).
+CAUSE = " Cause: "
+#: The longest cause recorded, in characters (an OS error's text, a proxy's reply ...).
+_MAX_CAUSE = 300
 #: The status code in an SDK status error's message (``"Error code: 429 - {...}"``).
 _STATUS_CODE = re.compile(r"Error code: (\d{3})\b")
+
+
+def with_cause(error: BaseException) -> str | None:
+    """A connection error's status with what caused it: the SDK says only ``Connection error.``
+    (or ``Request timed out.``) and keeps the HTTP library's error, which says what failed
+    (refused, reset, a DNS failure ...), on ``__cause__``; the host and port are added (never the
+    path or query). None for any other error; never raises."""
+    try:
+        import openai
+
+        cause = error.__cause__
+        if not isinstance(error, openai.APIConnectionError) or cause is None:
+            return None
+        described = describe_error(cause)
+        if len(described) > _MAX_CAUSE:
+            described = described[:_MAX_CAUSE - 3] + "..."
+        url = getattr(getattr(error, "request", None), "url", None)
+        host, port = getattr(url, "host", None), getattr(url, "port", None)
+        where = f" ({host}:{port})" if host and port else f" ({host})" if host else ""
+        return f"{describe_error(error)}{CAUSE}{described}{where}"
+    except Exception:  # the status stays the SDK's own message
+        return None
 
 
 def replayed_completion(record: dict[str, Any], options: Any) -> Any:
@@ -54,8 +83,8 @@ def replayed_error(recorded: RecordedError, client: Any, options: Any) -> Except
         return error_class(message, response=response, body=None)
     if issubclass(error_class, openai.APITimeoutError):
         return error_class(request=request)
-    if issubclass(error_class, openai.APIConnectionError):
-        return error_class(message=message, request=request)
+    if issubclass(error_class, openai.APIConnectionError):  # its message, without the cause recorded
+        return error_class(message=message.partition(CAUSE)[0], request=request)
     if error_class is openai.APIError:
         return error_class(message, request, body=None)
     return recorded  # a subclass whose arguments the recording does not hold

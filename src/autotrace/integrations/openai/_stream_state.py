@@ -159,6 +159,9 @@ class StreamState:
         if kind == "response.output_text.delta":
             if isinstance(delta := getattr(event, "delta", None), str):
                 bounds.keep_piece(self.first.text, delta, runtime.max_value_bytes)
+        elif kind == "response.refusal.delta":  # kept like text: a reader may stop before the final response
+            if isinstance(delta := getattr(event, "delta", None), str):
+                self.first.add_refusal(delta)
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
             self.response = event.response
         elif kind == "response.created":
@@ -209,17 +212,29 @@ class StreamState:
     def _response_fields(self) -> dict[str, Any]:
         """A Responses API stream's fields: from its final response, else (the caller stopped early,
         or an error event ended it) from the text and model streamed so far."""
-        text = "".join(self.first.text)
+        streamed = self._streamed_output()
         if self.response is not None:
             fields = _extract.response_fields("responses", self.response)
-            if not fields.get("output") and text:  # a failed response has no output: what was streamed
-                fields["output"] = text
+            if not fields.get("output") and streamed:  # a failed response has no output: what was streamed
+                fields["output"] = streamed
         else:
-            fields = {"response_model": self.model, "output": text or None}
+            fields = {"response_model": self.model, "output": streamed}
         if self.error is not None:
             fields["level"], fields["status_message"] = "ERROR", self.error
         fields["completion_start_time"] = self.first_token_ns
         return fields
+
+    def _streamed_output(self) -> Any:
+        """What a Responses stream streamed, without its final response: the text, or, when a
+        refusal was streamed, the message item as the API gives it (as a finished refusal is
+        recorded), still ``in_progress``; None if nothing was streamed."""
+        text = "".join(self.first.text)
+        refusal = self.first.refusal
+        if refusal is None:
+            return text or None
+        content = [{"type": "output_text", "text": text}] if text else []
+        content.append({"type": "refusal", "refusal": "".join(refusal)})
+        return [{"type": "message", "role": "assistant", "status": "in_progress", "content": content}]
 
 
 def _fold_choices(choices: dict[int, _ChoiceParts], chunks: list[Any], completion: bool) -> None:

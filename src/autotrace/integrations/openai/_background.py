@@ -1,0 +1,131 @@
+"""Background Responses: ``responses.create(background=True)`` returns at once, ``queued``, with
+no output and no usage (its generation records the request); the reply is fetched later by its id
+(``responses.retrieve``, or ``responses.cancel``). Fetching is no generation of its own: a poll
+loop would make one per poll.
+
+The ids of the background responses created and traced in this process are remembered (``created``),
+at most ``MAX_PENDING``, the oldest forgotten first (counted as ``openai.background_forgotten``).
+The first retrieve or cancel that returns one of them finished (completed, failed, cancelled or
+incomplete) records ONE generation, ``openai.responses.background``, with its output, usage, cost
+and status, and forgets the id (``fetched``). Polls that find it queued or in progress, ids created
+elsewhere, raw and streamed retrievals record nothing.
+
+That generation is a child of the generation that created the response, in its trace: the usage
+and cost count where the request was made (Langfuse sums them per trace and shows no OpenTelemetry
+links). It is started in a copy of the creating call's context, so it has that call's tenant
+(a trace never changes tenant), trace attributes and content capture, wherever the poll runs.
+It spans from the creating call's return to the poll that found the reply finished.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import threading
+import time
+from typing import Any
+
+from opentelemetry import trace
+
+from ... import recorder
+from ..._internal import count, guarded_failure
+from ...observation import Observation, ObservationType
+from . import _extract
+
+__all__ = ["MAX_PENDING", "created", "fetched", "forget_all", "watched"]
+
+#: Background responses remembered at once (a process has a few in flight; each holds a context copy).
+MAX_PENDING = 1024
+#: The statuses of a response still running, and of one that has finished.
+_WAITING = frozenset({"queued", "in_progress"})
+_FINISHED = frozenset({"completed", "failed", "cancelled", "incomplete"})
+#: ``GET .../responses/{id}`` (retrieve) and ``POST .../responses/{id}/cancel``.
+_FETCH = re.compile(r"/responses/([^/?]+)(/cancel)?$")
+
+
+class _Pending:
+    """What the generation of a finished background response needs from the call that created it."""
+
+    __slots__ = ("base_url", "context", "parent", "provider", "started_ns")
+
+    def __init__(self, obs: Observation) -> None:
+        self.context = contextvars.copy_context()
+        self.parent = obs.span.get_span_context()
+        self.started_ns = time.time_ns()
+        fields = obs.fields
+        self.provider = fields.get("provider")
+        self.base_url = (fields.get("metadata") or {}).get("base_url")
+
+
+_PENDING: dict[str, _Pending] = {}  # insertion order: the oldest first
+_LOCK = threading.Lock()
+
+
+def created(obs: Observation, response: Any) -> None:
+    """Remember ``response`` if it is a background response still running; never raises."""
+    try:
+        if getattr(response, "status", None) not in _WAITING:
+            return
+        response_id = getattr(response, "id", None)
+        if not isinstance(response_id, str) or not response_id:
+            return
+        pending = _Pending(obs)
+        with _LOCK:
+            _PENDING[response_id] = pending
+            while len(_PENDING) > MAX_PENDING:
+                del _PENDING[next(iter(_PENDING))]
+                count("openai.background_forgotten")
+    except Exception as exc:
+        guarded_failure("openai.background", exc)
+
+
+def watched(options: Any, stream: bool) -> str | None:
+    """The id of a remembered background response that this request retrieves or cancels, else
+    None (at once when none is remembered); never raises."""
+    if not _PENDING or stream:
+        return None
+    try:
+        found = _FETCH.search(options.url)
+        if found is None:
+            return None
+        method = str(options.method).lower()
+        if method != ("get" if found.group(2) is None else "post"):
+            return None
+        response_id = found.group(1)
+        return response_id if response_id in _PENDING else None
+    except Exception as exc:
+        guarded_failure("openai.background", exc)
+        return None
+
+
+def fetched(response_id: str, result: Any) -> None:
+    """Record the generation of ``response_id`` if ``result`` (what the SDK returned for the
+    request) is that response finished; never raises."""
+    try:
+        if getattr(result, "status", None) not in _FINISHED or getattr(result, "id", None) != response_id:
+            return
+        with _LOCK:
+            pending = _PENDING.pop(response_id, None)
+        if pending is not None:
+            pending.context.run(_record, pending, result)
+    except Exception as exc:
+        guarded_failure("openai.background", exc)
+
+
+def forget_all() -> None:
+    """Forget every remembered response (the integration is uninstalled)."""
+    with _LOCK:
+        _PENDING.clear()
+
+
+def _record(pending: _Pending, response: Any) -> None:
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(pending.parent))
+    obs = recorder.start(ObservationType.GENERATION, "openai.responses.background", parent=parent,
+                         start_time=pending.started_ns)
+    metadata = {"response_id": getattr(response, "id", None)}
+    if pending.base_url is not None:
+        metadata["base_url"] = pending.base_url
+    obs.update(provider=pending.provider, operation="responses", model=getattr(response, "model", None),
+               metadata=metadata)
+    obs.defer(_extract.response_fields, "responses", response)
+    obs.end()

@@ -127,7 +127,8 @@ def test_per_tenant_counters_are_bounded(receivers: dict[str, OtlpReceiver],
     assert stats["spans_dropped.no_tenant"] == 3
 
 
-def test_unknown_or_missing_tenant_is_dropped_by_default(receivers: dict[str, OtlpReceiver]) -> None:
+def test_unknown_or_missing_tenant_is_dropped_by_default(receivers: dict[str, OtlpReceiver],
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     rx = receivers["tenant-00"]
     autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05,
                       credentials={"tenant-00": Credentials("pk-tenant-00", "sk-tenant-00", host=rx.endpoint)})
@@ -142,6 +143,14 @@ def test_unknown_or_missing_tenant_is_dropped_by_default(receivers: dict[str, Ot
     assert stats["spans_dropped.unknown_tenant"] == 3
     assert stats["spans_dropped.no_tenant"] == 3
     assert all(len(other.spans) == 0 for t, other in receivers.items() if t != "tenant-00")
+    # each kind of drop said once, with the way to keep such spans
+    dropped = [r.getMessage() for r in caplog.records if "dropping spans" in r.getMessage()]
+    assert sorted(dropped) == [
+        "autotrace: dropping spans of a tenant with no Langfuse keys (unknown_tenant='drop'): 'default' sends "
+        "them to the default project's keys, 'local' to the local store (counted as spans_dropped.unknown_tenant)",
+        "autotrace: dropping spans with no tenant (unknown_tenant='drop'): 'default' sends them to the default "
+        "project's keys, 'local' to the local store (counted as spans_dropped.no_tenant)",
+    ]
 
 
 def test_a_trace_never_changes_tenant(receivers: dict[str, OtlpReceiver]) -> None:

@@ -31,6 +31,9 @@ from .workers import WorkerPool
 _RECHECK_CREDENTIALS = 5.0
 #: Spans of one tenant kept while its credentials are being looked up.
 _MAX_WAITING = 1_000
+#: What the ``unknown_tenant`` policy's drops are, as its one warning says them.
+_DROPPED_SPANS = {"spans_dropped.no_tenant": "with no tenant",
+                  "spans_dropped.unknown_tenant": "of a tenant with no Langfuse keys"}
 #: A lookup's outcome: the credentials, or None with whether the resolver raised (rather than
 #: answering that the tenant has none).
 _Lookup = tuple[str, Credentials | None, bool]
@@ -193,6 +196,9 @@ class Router:
             self._add(self._local, span)
         else:
             count(reason)
+            log_once(reason, "autotrace: dropping spans %s (unknown_tenant=%r): 'default' sends them to the "
+                     "default project's keys, 'local' to the local store (counted as %s)",
+                     _DROPPED_SPANS.get(reason, reason), policy, reason)
 
     def _cap_reached(self) -> None:
         count("spans_dropped.tenant_cap")

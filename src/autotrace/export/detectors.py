@@ -10,10 +10,19 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+#: Separators of digit groups copied from web pages and documents besides ASCII space and hyphen:
+#: no-break, figure, thin and narrow no-break spaces, and an en dash.
+_WIDE_SPACES = "\u00a0\u2007\u2009\u202f"
+_SPACE = f"[ {_WIDE_SPACES}]"
+_SEP = f"[ {_WIDE_SPACES}\u2013-]"  # of a card's or phone's groups
+_PSEP = f"[ .{_WIDE_SPACES}\u2013-]"  # of an international phone number's groups
 _ESCAPED = r"\\u[0-9A-Fa-f]{4}"  # a letter in JSON text written with ensure_ascii (jos\u00e9@...)
 _LABEL = rf"(?:[^\W_]|{_ESCAPED})(?:[\w-]|{_ESCAPED})*"  # of a domain name, letters of any script
+#: An "@" as written: plain, URL-encoded (once or twice: ``%2540``), escaped in JSON text, a numeric
+#: HTML character reference, or full-width (typed with an IME; escaped as ``json.dumps`` does)
+_AT = r"(?:@|%40|%2540|\\u0040|&#0*64;|&#[xX]0*40;|\uff20|\\uff20)"
 
 _PATTERNS: dict[str, str] = {
     # order matters: more specific shapes first
@@ -37,15 +46,25 @@ _PATTERNS: dict[str, str] = {
     # where a run of its characters starts: tried from within a long run, each start would read to
     # the run's end (a 64 kB word with an "@" in the text took seconds)
     # the "@" also URL-encoded (a query string: ?to=a%40b.com) or escaped as in JSON text
-    "EMAIL": rf"(?<![\w.%+\\-])[\w.%+\\-]+(?:@|%40|\\u0040){_LABEL}(?:\.{_LABEL})*\.[^\W\d_]{{2,}}\b",
-    "IBAN": r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?\b",  # any case (mod-97)
+    "EMAIL": rf"(?<![\w.%+\\-])[\w.%+\\-]+{_AT}{_LABEL}(?:\.{_LABEL})*\.[^\W\d_]{{2,}}\b",
+    "IBAN": rf"\b[A-Za-z]{{2}}\d{{2}}(?:{_SPACE}?[A-Za-z0-9]{{4}}){{2,7}}(?:{_SPACE}?[A-Za-z0-9]{{1,4}})?\b",  # any case
     # never inside a decimal number, nor a word (a hex id: a trace, span or commit id), nor after
     # a minus sign or a decimal point; after a word and one of those it is one ("card-4111 ...")
-    "CREDIT_CARD": r"(?<![^\W_])(?<!(?<![^\W\d_])[.,-])(?:\d[ -]?){12,18}\d(?![^\W_]|-|[.,]\d)",
+    # dots only between groups of four ("4111.1111.1111.1111"): other dotted digits are decimals
+    "CREDIT_CARD": (
+        rf"(?<![^\W_])(?<!(?<![^\W\d_])[.,-])(?:(?:\d{_SEP}?){{12,18}}\d|\d{{4}}(?:\.\d{{4}}){{3}}(?:\.\d{{3}})?)"
+        r"(?![^\W_]|-|[.,]\d)"
+    ),
     "US_SSN": r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])",
+    # international (+...); North American in its shapes (spaced: area code and exchange not
+    # starting with 0 or 1); national after a trunk 0 (UK, Germany...: 10 to 12 digits, checked)
+    # and French pairs: a group of digits next to them would make them part of a longer number
     "PHONE": (
-        r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}"
-        r"|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w])"
+        rf"(?<![\w+])(?:\+\d{{1,3}}{_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}(?:{_PSEP}?\d{{2,4}}){{2,4}}"
+        rf"|\(\d{{3}}\){_SPACE}?\d{{3}}{_PSEP}\d{{4}}|\d{{3}}[.\u2013-]\d{{3}}[.\u2013-]\d{{4}}"
+        rf"|(?<!\d{_SEP})(?:[2-9]\d\d{_SPACE}[2-9]\d\d{_SPACE}\d{{4}}"
+        rf"|\(?0[1-9]\d{{1,4}}\)?(?:{_SEP}|/)\d{{3,8}}(?:{_SEP}\d{{3,4}})?"
+        rf"|0[1-9](?P<pair>[ .{_WIDE_SPACES}\u2013-])\d\d(?:(?P=pair)\d\d){{3}})(?!{_SEP}\d))(?![\w])"
     ),
     "IP_ADDRESS": (
         r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"
@@ -78,7 +97,7 @@ BUILT_IN_KINDS = frozenset(_PATTERNS)
 #: colons). Plain numbers ("order 12", "0.2") have none of them, so the costly digit pass runs only
 #: on text that can hold such a value.
 #: On other than ASCII text (digits of any script) the shapes are one pattern:
-_DIGIT_SHAPE = re.compile(r"\d(?:" + r"[ .()/+-]{0,2}\d" * 5 + r"|\.\d{1,3}\.\d|(?<=[A-Z]{2}\d)\d)")
+_DIGIT_SHAPE = re.compile(r"\d(?:" + f"[ .()/+{_WIDE_SPACES}\u2013-]{{0,2}}\\d" * 5 + r"|\.\d{1,3}\.\d|(?<=[A-Z]{2}\d)\d)")
 
 
 def _shape_classes() -> bytes:
@@ -118,15 +137,15 @@ _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], tuple[re.Pattern[str], re.Patter
     ("BASIC_AUTH", ("asic ",), _by_text(_PATTERNS["BASIC_AUTH"])),
     ("API_KEY", ("sk-", "k-lf-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox",
                  "AIza", "k_live_", "k_test_", "hf_"), _by_text(_PATTERNS["API_KEY"])),
-    ("EMAIL", ("@", "%40", "\\u0040"), _by_text(_PATTERNS["EMAIL"])),
+    ("EMAIL", ("@", "%40", "%2540", "\\u0040", "\\uff20", "&#", "\uff20"),
+     _by_text(_PATTERNS["EMAIL"])),
 )
 #: Every text pass's trigger contains one of these (checked by a test), so a text with none of
 #: them needs no text pass. A few substring tests cost far less than one scan with a regular
-#: expression whose alternatives start with common letters. The last two, an encoded "@", are
-#: tested as ``_encoded_at`` does.
-_TRIGGER_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY", "%40",
-                  "\\u0040")
-_PLAIN_HINTS = _TRIGGER_HINTS[:-2]
+#: expression whose alternatives start with common letters. Those after the plain ones, an "@"
+#: written otherwise, are tested as ``_encoded_at`` does: after a one-character test.
+_PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY")
+_TRIGGER_HINTS = (*_PLAIN_HINTS, "%2540", "\\uff20", "&#", "\uff20", "%40", "\\u0040")
 _DIGIT_PASS = _by_text("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
 _KEY_WORDS = ("key", "secret", "token", "passw")
 
@@ -153,7 +172,7 @@ _IBAN_LENGTHS = {code: int(length) for code, length in re.findall(r"([A-Z]{2})(\
 
 
 def _iban_ok(text: str) -> bool:
-    compact = text.replace(" ", "")
+    compact = text.translate(_NO_SEPARATORS)
     if not 15 <= len(compact) <= 34:
         return False
     if not compact[:2].isupper() and (  # in lower case: found by its digits alone, and of its country's length
@@ -169,11 +188,16 @@ def _iban_ok(text: str) -> bool:
 def _iban_in(text: str) -> tuple[str, str]:
     """The longest start of ``text``, cut between its groups, that is a valid IBAN (else ``text``
     itself), and what follows it."""
-    head, after = text, ""
-    while " " in head and not _iban_ok(head):
-        head, word = head.rsplit(" ", 1)
-        after = f" {word}{after}"
-    return (head, after) if _iban_ok(head) else (text, "")
+    spaced = text.translate(_AS_SPACE)  # the same length: cut where it is cut
+    end = len(text)
+    while " " in spaced[:end] and not _iban_ok(text[:end]):
+        end = spaced.rindex(" ", 0, end)
+    return (text[:end], text[end:]) if _iban_ok(text[:end]) else (text, "")
+
+
+#: Separators of digit groups taken out, or made ASCII spaces.
+_NO_SEPARATORS = dict.fromkeys(map(ord, f" .-{_WIDE_SPACES}\u2013"))
+_AS_SPACE = dict.fromkeys(map(ord, _WIDE_SPACES), " ")
 
 
 def _ssn_ok(text: str) -> bool:
@@ -193,7 +217,7 @@ def _card_ok(text: str) -> bool:
     """A payment card number: 13 to 19 digits, Luhn-valid. Only UATP cards (15 digits) start with
     a 1, so a number that does otherwise is not one: a time in epoch milliseconds, microseconds or
     nanoseconds (13, 16 or 19 digits), one in ten of which passes the Luhn check."""
-    digits = re.sub(r"[ -]", "", text)
+    digits = text.translate(_NO_SEPARATORS)
     if not digits.isascii():  # digits of another script (full-width ...): their values, as ASCII
         digits = "".join(str(int(char)) for char in digits)
     return 13 <= len(digits) <= 19 and (digits[0] != "1" or len(digits) == 15) and _luhn(digits)
@@ -208,14 +232,81 @@ def _basic_ok(text: str) -> bool:
     return ":" in decoded and decoded.isprintable()
 
 
+def _phone_ok(text: str) -> bool:
+    """An international number (its ``+``), else one of a national number's lengths."""
+    return text[0] == "+" or 10 <= len(_NOT_DIGITS.sub("", text)) <= 12
+
+
+_NOT_DIGITS = re.compile(r"\D")
 _VALIDATORS: dict[str, Callable[[str], bool]] = {
     "IBAN": _iban_ok, "US_SSN": _ssn_ok, "IP_ADDRESS": _ip_ok, "CREDIT_CARD": _card_ok, "BASIC_AUTH": _basic_ok,
+    "PHONE": _phone_ok,
 }
+
+#: A number in no phone shape (``4155550132``, ``555-0132``, ``0351 12345``: ids, counts and amounts
+#: look the same) is one only where a word names it (``phone:``, ``call me at``, ``Tel.``, ``Handy``, ``portable``...),
+#: within a few words before it. Where those words start (found in lower case: a regular expression
+#: scanning the whole text would cost as much again as the digit pass), the expression is tried:
+_PHONE_WORDS = ("phone", "tel", "mobil", "cell", "fax", "whatsapp", "sms", "handy", "portable", "call me", "call us",
+                "text me", "text us", "t\u00e9l")
+_AFTER_PHONE_WORD = re.compile(
+    r"(?P<prefix>\b(?:(?:tele|cell)[ -]?phone|phone|tel|t[ée]l[ée]phone|t[ée]l|telefon|mobile?|fax|whatsapp|sms|handy"
+    r"|portable|(?:call|text) (?:me|us))\b[^\d\n<>]{0,16}?)"
+    rf"(?P<value>(?<![\d.,])\(?\d(?:[ .()/{_WIDE_SPACES}\u2013-]{{0,2}}\d){{6,14}})(?![\w]|[.,]\d)",
+    re.IGNORECASE,
+)
+#: What such a number never is: a date (and a time after it), a decimal, thousands in groups
+_NOT_A_PHONE = re.compile(
+    r"\d{4}([-./])\d\d?\1\d\d?(?!\d).*|\d\d?([-./])\d\d?\2(?:\d{4}|\d\d)(?:[ T]\d\d?)?|\d+[.,]\d+"
+    r"|\d{1,3}(?:([ .,])\d{3})(?:\3\d{3})*", re.DOTALL)
+
+
+def _redact_named_phones(text: str) -> tuple[str, int]:
+    """``text`` with the numbers a phone word names replaced (see ``_AFTER_PHONE_WORD``)."""
+    pieces: list[str] = []
+    done = 0
+    for match in _named_numbers(text):
+        value = match["value"]
+        if len(_NOT_DIGITS.sub("", value)) <= 15 and _NOT_A_PHONE.fullmatch(value) is None:
+            pieces += (text[done:match.start("value")], "<PHONE>")
+            done = match.end()
+    return ("".join(pieces) + text[done:], len(pieces) // 2) if pieces else (text, 0)
+
+
+def _named_numbers(text: str) -> Iterator[re.Match[str]]:
+    """The matches of ``_AFTER_PHONE_WORD`` in ``text``, tried only where a phone word starts."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a letter whose lower case is longer (rare): positions differ
+        if _contains_any(lowered, _PHONE_WORDS):
+            yield from _AFTER_PHONE_WORD.finditer(text)
+        return
+    end = 0
+    words = _PHONE_WORDS if not text.isascii() else _PHONE_WORDS[:-1]  # the last one: not ASCII
+    for start in sorted({at for word in words for at in _occurrences(lowered, word)}):
+        if start >= end and (match := _AFTER_PHONE_WORD.match(text, start)) is not None:
+            end = match.end()
+            yield match
+
+
+def _occurrences(text: str, word: str) -> Iterator[int]:
+    at = text.find(word)
+    while at != -1:
+        yield at
+        at = text.find(word, at + 1)
 
 
 #: Full-width (typed with an IME), Arabic-Indic and Devanagari digits as JSON escapes, as
 #: ``json.dumps`` writes them (``ensure_ascii``: most instrumentations serialise so)
-_ESCAPED_DIGIT = re.compile(r"\\u(?:[fF]{2}1|06[6fF]|096)[0-9a-fA-F]")
+#: and the separators of their groups, next to a digit, escaped so too (``4111\u00a01111``)
+#: (starting with its literal ``\u``, the expression is searched for as fast as a substring)
+_ESCAPED_DIGIT = re.compile(r"\\u(?:(?:[fF]{2}1|06[6fF]|096)[0-9a-fA-F]"
+                            r"|(?<=\d\\u)(?:00[aA]0|200[79]|202[fF]|2013)(?=\d|\\u(?:[fF]{2}1|06[6fF]|096)))")
+_UNESCAPED_SEPARATORS = frozenset(_WIDE_SPACES + "\u2013")
+
+
+def _unescape(match: re.Match[str]) -> str:
+    char = chr(int(match[0][2:], 16))
+    return char if char.isdecimal() or char in _UNESCAPED_SEPARATORS else match[0]
 
 
 def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, int]:
@@ -223,7 +314,7 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
     Digits written as JSON escapes are read as digits (the text stays JSON), and stay escaped
     unless a value holding them is replaced."""
     if "\\" in text and "\\u" in text and _ESCAPED_DIGIT.search(text) is not None:
-        found = _redact(_ESCAPED_DIGIT.sub(lambda m: c if (c := chr(int(m[0][2:], 16))).isdecimal() else m[0], text),
+        found = _redact(_ESCAPED_DIGIT.sub(_unescape, text),
                         kinds)
         if found[1]:
             return found
@@ -269,6 +360,9 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
                     replaced += n
     if digits and (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)):
         text = _DIGIT_PASS[ascii_text].sub(substitute if kinds is None else _only(kinds, substitute), text)
+    if digits and (kinds is None or "PHONE" in kinds):
+        text, n = _redact_named_phones(text)
+        replaced += n
     if keyed and (kinds is None or "API_KEY" in kinds):
         def key_value(match: re.Match[str]) -> str:
             nonlocal replaced
@@ -289,8 +383,12 @@ def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
 
 
 def _encoded_at(text: str) -> bool:
-    """Whether ``text`` holds an "@" URL-encoded or escaped (one character first: ten times faster)."""
-    return ("%" in text and "%40" in text) or ("\\" in text and "\\u0040" in text)
+    """Whether ``text`` holds an "@" written otherwise (URL-encoded, escaped, an HTML reference,
+    full-width): one character first, ten times faster than a longer one (and the full-width one
+    costs nothing on ASCII text)."""
+    return (("%" in text and ("%40" in text or "%2540" in text))
+            or ("\\" in text and ("\\u0040" in text or "\\uff20" in text))
+            or ("&" in text and "&#" in text) or "\uff20" in text)
 
 
 def _has_digit_shape(text: str) -> bool:

@@ -109,7 +109,8 @@ def document_fields(doc: Any) -> dict[str, Any]:
     score = metadata.pop("score", None)
     if score is None:
         score = metadata.pop("relevance_score", None)
-    entry: dict[str, Any] = {"id": getattr(doc, "id", None) or metadata.get("id"),
+    # langchain-qdrant keeps the point's id in metadata["_id"], not in Document.id
+    entry: dict[str, Any] = {"id": getattr(doc, "id", None) or metadata.get("id") or metadata.get("_id"),
                              "content": str(getattr(doc, "page_content", ""))[:200]}
     if score is not None:
         entry["score"] = score

@@ -115,12 +115,7 @@ class _Search(CurrentDuring):
         try:
             batches = results(response, self.request)
             if self.owner is not None:
-                # The owner records the documents its framework returns (and counts those it
-                # leaves out); the store adds only what the owner lacks, such as the scores.
-                found = chain.from_iterable(b.documents for b in batches or ())
-                scores = [d["score"] for d in islice(found, MAX_DOCUMENTS) if "score" in d]
-                ownership.enrich(self.owner, store=self.store, collection=self.request.get("collection"),
-                                 scores=scores or None, metadata={"store": self.store})
+                self._enrich_owner(self.owner, batches or ())
             elif self.obs is not None and batches is not None:
                 self.obs.update(**_fields(batches))
         except Exception as exc:
@@ -128,10 +123,41 @@ class _Search(CurrentDuring):
         if self.obs is not None:
             self.obs.end()
 
+    def _enrich_owner(self, owner: Observation, batches: Iterable[Batch]) -> None:
+        """The owner records the documents its framework returns (and counts those it leaves out);
+        the store adds what the owner lacks: where it searched, what it was asked (``top_k``: for
+        MMR, the candidates fetched; the filter) and, when the owner ends, the store's scores of the
+        documents the owner kept (a framework may drop or reorder the store's results)."""
+        request = self.request
+        ownership.enrich(owner, store=self.store, collection=request.get("collection"), top_k=request.get("top_k"),
+                         filter=request.get("filter"), metadata={"store": self.store})
+        found = chain.from_iterable(b.documents for b in batches)
+        scored = [(d.get("id"), d["score"]) for d in islice(found, MAX_DOCUMENTS) if "score" in d]
+        if scored:
+            owner.defer(_owner_scores, owner.fields, scored)
+
     def exited(self, error: BaseException | None) -> None:
         if error is not None and self.obs is not None:
             self.obs.record_error(error)
             self.obs.end()
+
+
+def _owner_scores(fields: dict[str, Any], scored: list[tuple[Any, float]]) -> dict[str, Any]:
+    """The owner's ``scores`` once it has ended (never replacing its framework's own): the store's
+    score of each document it recorded, matched by id (None for one the store did not return);
+    without ids to match, the store's scores if it kept all the store's results or says nothing
+    of what it kept (a retrieval the user started)."""
+    by_id: dict[Any, float] = {}
+    for id_, score in scored:
+        by_id.setdefault(id_, score)
+    documents = fields.get("documents")
+    if isinstance(documents, list):
+        aligned = [by_id.get(d.get("id")) if isinstance(d, dict) else None for d in documents]
+        if any(score is not None for score in aligned):
+            return {"scores": aligned}
+    if fields.get("doc_count") in (None, len(scored)):  # nothing recorded of what it kept, or all of it
+        return {"scores": [score for _, score in scored]}
+    return {}
 
 
 #: How a search whose results arrive late stops without failing: its results ran out, or the

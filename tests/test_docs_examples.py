@@ -4,6 +4,7 @@ they show, the configuration table and the integration contract, run as written.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -169,6 +170,73 @@ def test_prompt_versions_are_integers(traced: Traced) -> None:
                 pass
     versions = {r["name"]: r["prompt"]["version"] for r in traced.records()}
     assert versions == {"v3": 3, "v4": 4, "v1.10": None, "vlatest": None}
+
+
+def _exported(rx: Any, names: list[str]) -> list[tuple[str, Any, str]]:
+    """(name, tenant, Basic auth key pair) of the spans ``rx`` received, once ``names`` are all there."""
+    assert autotrace.flush(5.0)
+    spans = rx.wait_for_spans(len(names))
+    return sorted((s.name, s.attributes.get("autotrace.tenant"),
+                   base64.b64decode(s.headers["authorization"].split()[1]).decode()) for s in spans)
+
+
+def _two_spans() -> None:
+    with autotrace.start_span("no-tenant"):
+        pass
+    with autotrace.tenant("acme"), autotrace.start_span("acme"):
+        pass
+
+
+def test_readme_one_langfuse_project_snippet_and_its_variables(rx: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One project: spans with no tenant, or a tenant with no keys, go to the default key pair,
+    by keywords as the snippet writes them or by the variables the README names."""
+    block = python_block(README, "one project for everything")
+    exec(block.replace("https://langfuse.example.com", rx.endpoint), {"autotrace": autotrace})
+    _two_spans()
+    expected = [("acme", "acme", "pk-lf-...:sk-lf-..."), ("no-tenant", None, "pk-lf-...:sk-lf-...")]
+    assert _exported(rx, ["acme", "no-tenant"]) == expected
+    assert autotrace.local_store() is None  # with Langfuse, the local store is off by default
+    rx.clear()
+    autotrace.uninstall()
+    for name, value in (("LANGFUSE_HOST", rx.endpoint), ("LANGFUSE_PUBLIC_KEY", "pk-lf-..."),
+                        ("LANGFUSE_SECRET_KEY", "sk-lf-..."), ("AUTOTRACE_UNKNOWN_TENANT", "default")):
+        monkeypatch.setenv(name, value)
+    autotrace.install(integrations=())
+    _two_spans()
+    assert _exported(rx, ["acme", "no-tenant"]) == expected
+
+
+def test_readme_project_per_customer_snippet_drops_the_rest(rx: Any, tmp_path: Path) -> None:
+    """Per-tenant keys: acme's span goes with acme's keys; without ``unknown_tenant="default"`` the
+    tenantless span is dropped and counted as the README says; ``local_store="on"`` keeps a copy."""
+    block = python_block(README, "each tenant's spans go to its own project")
+    call = block.replace("https://langfuse.example.com", rx.endpoint).replace(
+        "credentials=", f"local_store='on', local_store_path={str(tmp_path / 't.db')!r}, credentials=")
+    exec(call, {"autotrace": autotrace})
+    autotrace.reset_stats()
+    _two_spans()
+    with autotrace.tenant("globex"), autotrace.start_span("globex"):
+        pass
+    assert _exported(rx, ["acme"]) == [("acme", "acme", "pk-lf-...:sk-lf-...")]
+    stats = autotrace.stats()
+    assert (stats["spans_dropped.no_tenant"], stats["spans_dropped.unknown_tenant"]) == (1, 1)
+    assert [r["name"] for r in autotrace.local_store().observations()] == ["acme"]
+
+
+def test_callable_credentials_as_the_readme_describes(rx: Any) -> None:
+    """``fn(tenant_id)`` returning a mapping of keys, or ``None`` for a tenant it does not know."""
+    assert "a callable `fn(tenant_id)` returning such a mapping of keys or `None`" in " ".join(README.split())
+    def lookup(tenant_id: str) -> dict[str, str] | None:
+        return {"public_key": "pk-lf-a", "secret_key": "sk-lf-a"} if tenant_id == "acme" else None
+
+    autotrace.install(langfuse_host=rx.endpoint, credentials=lookup, integrations=(), export_interval=0.05)
+    autotrace.reset_stats()
+    with autotrace.tenant("globex"), autotrace.start_span("globex"):
+        pass
+    with autotrace.tenant("acme"), autotrace.start_span("acme"):
+        pass
+    assert _exported(rx, ["acme"]) == [("acme", "acme", "pk-lf-a:sk-lf-a")]
+    assert autotrace.stats()["spans_dropped.unknown_tenant"] == 1
 
 
 def test_tenantless_spans_local_only_kept_with_langfuse_dropped(rx: Any, tmp_path: Path) -> None:

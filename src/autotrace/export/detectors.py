@@ -122,23 +122,36 @@ _COLON_GROUP = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _DIGIT_KINDS = ("IBAN", "CREDIT_CARD", "US_SSN", "PHONE", "IP_ADDRESS")
 
 
-def _by_text(pattern: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+class _ByText:
     """``pattern`` compiled twice, indexed by ``text.isascii()``: on ASCII text the ASCII-only
     classes (``\\d`` as ``[0-9]``, ``\\w``, ``\\b``) match exactly what the Unicode ones do, and
     cost the matcher less per character; other text keeps the Unicode classes (digits of other
-    scripts stay detected)."""
-    return re.compile(pattern), re.compile(pattern, re.ASCII)
+    scripts stay detected). Each is compiled when first used (on the export thread): compiling
+    them all took about 17 ms of ``import autotrace``, and a process that sees no such text never
+    needs them (two threads compiling one at once is harmless)."""
+
+    __slots__ = ("_compiled", "_pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self._pattern = pattern
+        self._compiled: list[re.Pattern[str] | None] = [None, None]
+
+    def __getitem__(self, ascii_text: bool) -> re.Pattern[str]:
+        compiled = self._compiled[ascii_text]
+        if compiled is None:
+            compiled = self._compiled[ascii_text] = re.compile(self._pattern, re.ASCII if ascii_text else 0)
+        return compiled
 
 
-_TEXT_PASSES: tuple[tuple[str, tuple[str, ...], tuple[re.Pattern[str], re.Pattern[str]]], ...] = (
-    ("PRIVATE_KEY", ("PRIVATE KEY",), _by_text(_PATTERNS["PRIVATE_KEY"])),
-    ("JWT", ("eyJ",), _by_text(_PATTERNS["JWT"])),
-    ("BEARER_TOKEN", ("earer ",), _by_text(_PATTERNS["BEARER_TOKEN"])),
-    ("BASIC_AUTH", ("asic ",), _by_text(_PATTERNS["BASIC_AUTH"])),
+_TEXT_PASSES: tuple[tuple[str, tuple[str, ...], _ByText], ...] = (
+    ("PRIVATE_KEY", ("PRIVATE KEY",), _ByText(_PATTERNS["PRIVATE_KEY"])),
+    ("JWT", ("eyJ",), _ByText(_PATTERNS["JWT"])),
+    ("BEARER_TOKEN", ("earer ",), _ByText(_PATTERNS["BEARER_TOKEN"])),
+    ("BASIC_AUTH", ("asic ",), _ByText(_PATTERNS["BASIC_AUTH"])),
     ("API_KEY", ("sk-", "k-lf-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox",
-                 "AIza", "k_live_", "k_test_", "hf_"), _by_text(_PATTERNS["API_KEY"])),
+                 "AIza", "k_live_", "k_test_", "hf_"), _ByText(_PATTERNS["API_KEY"])),
     ("EMAIL", ("@", "%40", "%2540", "\\u0040", "\\uff20", "&#", "\uff20"),
-     _by_text(_PATTERNS["EMAIL"])),
+     _ByText(_PATTERNS["EMAIL"])),
 )
 #: Every text pass's trigger contains one of these (checked by a test), so a text with none of
 #: them needs no text pass. A few substring tests cost far less than one scan with a regular
@@ -146,7 +159,7 @@ _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], tuple[re.Pattern[str], re.Patter
 #: written otherwise, are tested as ``_encoded_at`` does: after a one-character test.
 _PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY")
 _TRIGGER_HINTS = (*_PLAIN_HINTS, "%2540", "\\uff20", "&#", "\uff20", "%40", "\\u0040")
-_DIGIT_PASS = _by_text("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
+_DIGIT_PASS = _ByText("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
 _KEY_WORDS = ("key", "secret", "token", "passw")
 
 def _luhn(digits: str) -> bool:

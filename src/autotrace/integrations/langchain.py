@@ -47,6 +47,7 @@ from .base import Integration
 from .documents import recorded
 from .langchain_convert import document_fields, message_fields, model_reply, run_name, streamed_start
 from .langchain_interrupts import InterruptedRuns
+from .langchain_stores import StorePatches
 from .media import without_media
 
 _MAX_RUNS = 10_000
@@ -423,6 +424,7 @@ class LangChainIntegration(Integration):
         super().__init__()
         self.handler: AutotraceCallbackHandler | None = None
         self._hook: tuple[Any, ...] | None = None
+        self._stores = StorePatches(self.patcher)
 
     def _instrument(self) -> None:
         from langchain_core.tracers import context as tracer_context
@@ -440,6 +442,10 @@ class LangChainIntegration(Integration):
         for kind in ("chain", "chat_model", "llm", "tool", "retriever"):
             self.patcher.wrap("langchain_core.callbacks.manager", f"AsyncCallbackManager.on_{kind}_start",
                               self._async_start)
+        try:  # vector stores searched directly, which send no callbacks
+            self._stores.apply()
+        except Exception as exc:  # a changed langchain-core: the rest stays traced
+            guarded_failure("langchain.vectorstores", exc)
 
     def _handled(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         content = wrapped(*args, **kwargs)  # a failing handler raises as it would without autotrace
@@ -473,6 +479,7 @@ class LangChainIntegration(Integration):
             tracer_context._configure_hooks.remove(self._hook)
         self._hook = None
         self.handler = None
+        self._stores.remove()
 
 
 INTEGRATION = LangChainIntegration()

@@ -1,0 +1,158 @@
+"""LangChain vector stores searched directly (``store.similarity_search(query)``, not through a
+retriever). LangChain sends no callback for these calls, so only the store client's patch saw them,
+with the query as a vector and the documents without their metadata.
+
+The search methods of ``VectorStore`` and of each subclass that defines its own are wrapped: a
+call is a ``retriever`` observation named ``<Class>.<method>`` with the query text, ``top_k``
+(``k``; for MMR the ``fetch_k`` candidates are the store's, recorded by its client under it), the
+filter and the documents found (with their scores for the ``*_with_score`` and
+``*_with_relevance_scores`` methods). The store client's own search inside only enriches it
+(``ownership``). Inside a LangChain retriever, which has its observation from the callbacks, or
+inside another wrapped search (``similarity_search`` calling ``similarity_search_with_score``),
+nothing more is recorded. Classes defined after ``install()`` are wrapped as they are defined.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import wrapt
+
+from .. import recorder
+from .._internal import guarded_failure
+from ..observation import CurrentDuring, ObservationType
+from . import ownership
+from .base import Patcher
+from .documents import recorded
+from .langchain_convert import document_fields
+
+#: The search methods that take the query as text, sync and async.
+SEARCHES = ("similarity_search", "similarity_search_with_score", "similarity_search_with_relevance_scores",
+            "max_marginal_relevance_search")
+_ASYNC_SEARCHES = tuple(f"a{name}" for name in SEARCHES)
+
+
+class _Call(CurrentDuring):
+    """One direct search: its observation is current while the store runs it."""
+
+    __slots__ = ()
+
+    def __init__(self, instance: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        super().__init__(None)
+        try:
+            if ownership.owner(ObservationType.RETRIEVER) is not None:  # a retriever, or an outer search, records it
+                return
+            query = args[0] if args else kwargs.get("query")
+            k = args[1] if len(args) > 1 else kwargs.get("k")
+            store = type(instance).__name__
+            self.obs = recorder.start(ObservationType.RETRIEVER, f"{store}.{method.removeprefix('a')}")
+            self.obs.update(store=store, query=query if isinstance(query, str) else None,
+                            top_k=k if isinstance(k, int) and not isinstance(k, bool) else None,
+                            filter=kwargs.get("filter"), metadata={"operation": method})
+        except Exception as exc:
+            guarded_failure("langchain.vectorstore", exc)
+            self.obs = None
+
+    def found(self, result: Any) -> None:
+        obs = self.obs
+        if obs is None:
+            return
+        try:
+            items = list(result) if isinstance(result, list | tuple) else []
+            docs, metadata = recorded((_document(item) for item in items), len(items))
+            scores = [d["score"] for d in docs if "score" in d]
+            obs.update(documents=docs, doc_count=len(items), scores=scores or None, metadata=metadata or None)
+        except Exception as exc:
+            guarded_failure("langchain.vectorstore", exc)
+        obs.end()
+
+    def exited(self, error: BaseException | None) -> None:
+        if error is not None and self.obs is not None:
+            self.obs.record_error(error)
+            self.obs.end()
+
+
+def _document(item: Any) -> dict[str, Any]:
+    """A found document, or a ``(document, score)`` pair, as recorded."""
+    if isinstance(item, tuple) and len(item) == 2:
+        entry = document_fields(item[0])
+        if isinstance(item[1], int | float) and not isinstance(item[1], bool):
+            entry["score"] = float(item[1])
+        return entry
+    return document_fields(item)
+
+
+def _search(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = _Call(instance, wrapped.__name__, args, kwargs)
+    with call:
+        result = wrapped(*args, **kwargs)
+    call.found(result)
+    return result
+
+
+async def _asearch(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = _Call(instance, wrapped.__name__, args, kwargs)
+    with call:
+        result = await wrapped(*args, **kwargs)
+    call.found(result)
+    return result
+
+
+class StorePatches:
+    """Wraps the search methods of ``VectorStore`` and its subclasses, now and as they are defined,
+    from when the application first imports LangChain's vector stores (importing them here would
+    add LangChain's retrievers to every start-up, over 100 ms)."""
+
+    def __init__(self, patcher: Patcher) -> None:
+        self.patcher = patcher
+        self.base: Any = None
+        #: Moves on at each ``apply`` and ``remove``: an import hook of an earlier one does nothing.
+        self.generation = 0
+
+    def apply(self) -> None:
+        self.generation += 1
+        generation = self.generation
+
+        def imported(module: Any) -> None:
+            if self.generation == generation and self.base is None:
+                try:
+                    self._wrap_family(module.VectorStore)
+                except Exception as exc:  # a changed langchain-core: the rest stays traced
+                    guarded_failure("langchain.vectorstores", exc)
+
+        wrapt.register_post_import_hook(imported, "langchain_core.vectorstores.base")
+
+    def _wrap_family(self, base: Any) -> None:
+        self.base = base
+        pending = [base]
+        while pending:
+            cls = pending.pop()
+            self.wrap(cls)
+            pending.extend(cls.__subclasses__())
+        patches = self
+
+        def init_subclass(cls: Any, **kwargs: Any) -> None:
+            super(base, cls).__init_subclass__(**kwargs)
+            patches.wrap(cls)
+
+        base.__init_subclass__ = classmethod(init_subclass)
+
+    def wrap(self, cls: type) -> None:
+        """Wrap the searches ``cls`` defines itself (an inherited one is wrapped where it is defined)."""
+        for name in (*SEARCHES, *_ASYNC_SEARCHES):
+            method = cls.__dict__.get(name)
+            if not inspect.isfunction(method) or getattr(method, "__isabstractmethod__", False):
+                continue
+            try:
+                self.patcher.wrap_object(cls, name, _asearch if inspect.iscoroutinefunction(method) else _search)
+            except Exception as exc:  # a class that refuses it (a slot, a frozen type): left untraced
+                guarded_failure("langchain.vectorstore_patch", exc)
+
+    def remove(self) -> None:
+        """Stop wrapping classes as they are defined, or when the stores are imported (the patcher
+        restores the methods)."""
+        self.generation += 1
+        if self.base is not None and "__init_subclass__" in self.base.__dict__:
+            del self.base.__init_subclass__
+        self.base = None

@@ -1,62 +1,108 @@
 """ASGI and WSGI middleware that put each request's tenant (and incoming trace context) in scope.
 
 The tenant comes from a function of the request that you supply (typically reading what your auth
-middleware established). A tenant arriving as baggage from another service is used only when
-``trust_incoming_tenant`` is configured, and only if your function found none. Either way the
-incoming tenant entry is removed from the baggage the request carries on: outgoing calls carry only
-the tenant in scope here. Headers are read as gRPC metadata is (``autotrace.propagation.extract``:
-W3C trace context and baggage, whatever the global propagator, with the same limits and counters).
+middleware established; under ASGI it may be ``async``). A tenant arriving as baggage from another
+service is used only when ``trust_incoming_tenant`` is configured, and only if your function found
+none. Either way the incoming tenant entry is removed from the baggage the request carries on:
+outgoing calls carry only the tenant in scope here. Headers are read as gRPC metadata is
+(``autotrace.propagation.extract``: W3C trace context and baggage, whatever the global propagator,
+with the same limits and counters).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import Context as ContextVars
+from contextvars import copy_context
 from typing import Any
 
+from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 
 from ._internal import count, log_once
 from .context import reset_tenant, set_tenant, tenant_from_baggage, valid_tenant, without_tenant_baggage
-from .propagation import extract
+from .propagation import PROPAGATION_KEYS, extract
 from .runtime import state
+
+_WSGI_KEYS = tuple((f"HTTP_{name.upper()}", name) for name in PROPAGATION_KEYS)
 
 
 def _trusted() -> bool:
     return bool(state.settings is not None and state.settings.trust_incoming_tenant)
 
 
-def _tenant_of(resolve: Callable[[Any], str | None] | None, request: Any, carrier_ctx: Any) -> str | None:
-    tenant = None
-    if resolve is not None:
-        try:
-            tenant = resolve(request)
-        except Exception as exc:
-            count("tenant_resolver_errors")
-            log_once(f"middleware_resolver:{type(exc).__name__}", "autotrace: tenant function raised %s; "
-                     "request has no tenant", type(exc).__name__)
-            tenant = None
-        if tenant is not None and not valid_tenant(tenant):
-            count("tenant_resolver_errors")
-            log_once(f"middleware_resolver_value:{type(tenant).__name__}", "autotrace: tenant function returned "
-                     "a %s that is no tenant id (1-128 characters of [A-Za-z0-9._:@/-]); request has no tenant",
-                     type(tenant).__name__)
-            if inspect.iscoroutine(tenant):  # an async function: never awaited here
-                tenant.close()
-            tenant = None
+def _resolver_failed(exc: Exception) -> None:
+    count("tenant_resolver_errors")
+    log_once(f"middleware_resolver:{type(exc).__name__}", "autotrace: tenant function raised %s; "
+             "request has no tenant", type(exc).__name__)
+
+
+def _called(resolve: Callable[[Any], Any] | None, request: Any) -> Any:
+    """What the tenant function returns for ``request`` (None when it raises: counted)."""
+    if resolve is None:
+        return None
+    try:
+        return resolve(request)
+    except Exception as exc:
+        _resolver_failed(exc)
+        return None
+
+
+def _tenant_of(value: Any, incoming: Context) -> str | None:
+    """The request's tenant: the function's answer if it is a tenant id, else (when trusted) the
+    caller's baggage entry."""
+    tenant = value
+    if tenant is not None and not valid_tenant(tenant):
+        count("tenant_resolver_errors")
+        log_once(f"middleware_resolver_value:{type(tenant).__name__}", "autotrace: tenant function returned "
+                 "a %s that is no tenant id (1-128 characters of [A-Za-z0-9._:@/-]); request has no tenant",
+                 type(tenant).__name__)
+        if inspect.iscoroutine(tenant):  # an async function under WSGI: never awaited here
+            tenant.close()
+        tenant = None
     if tenant is None and _trusted():
-        tenant = tenant_from_baggage(carrier_ctx)
+        tenant = tenant_from_baggage(incoming)
     return tenant
 
 
-def _enter(headers: Mapping[str, str], resolve: Callable[[Any], str | None] | None, request: Any) -> tuple[Any, Any]:
-    # autotrace's W3C reader, as for gRPC metadata (limits, counters, a hostile header never raising),
-    # not the global propagator: OTEL_PROPAGATORS=b3, say, left the tenant and the caller's trace unread
-    ctx = extract(headers)
-    tenant = _tenant_of(resolve, request, ctx)
-    context_token = otel_context.attach(without_tenant_baggage(ctx))
-    tenant_token = set_tenant(tenant) if tenant is not None else None
+def _request_context(incoming: Context) -> Context:
+    """The context the request runs in: the caller's trace and baggage (never its tenant entry).
+
+    Nearly always nothing is attached yet and that is ``incoming`` itself. Under an outer layer
+    (FastAPI's own request span, when the middleware is added with ``app.add_middleware``; a
+    user's middleware span; this middleware installed twice) the current context is built on
+    instead: replacing it dropped that layer's values (FastAPI's operation spans went missing)
+    and made the request's spans siblings of its span rather than children."""
+    current = otel_context.get_current()
+    if not current:
+        return without_tenant_baggage(incoming)
+    if not trace.get_current_span(current).get_span_context().is_valid:
+        current = trace.set_span_in_context(trace.get_current_span(incoming), current)
+    for name, value in baggage.get_all(incoming).items():
+        current = baggage.set_baggage(name, value, current)
+    return without_tenant_baggage(current)
+
+
+def _enter(incoming: Context, tenant: str | None) -> tuple[Any, Any]:
+    context_token = otel_context.attach(_request_context(incoming))
+    tenant_token = None
+    if tenant is not None:
+        tenant_token = set_tenant(tenant)
+        _adopt_current_span(tenant)
     return context_token, tenant_token
+
+
+def _adopt_current_span(tenant: str) -> None:
+    """The request's span, when a framework started it before this middleware ran (FastAPI's, with
+    ``app.add_middleware``), is the request's: it takes the tenant too, instead of being left out
+    of the tenant's trace (``SpanPipeline.adopt``: only a live local root that has none)."""
+    pipeline = state.pipeline
+    if pipeline is not None:
+        span = trace.get_current_span()
+        if span.get_span_context().is_valid:
+            pipeline.adopt(span, tenant)
 
 
 def _exit(tokens: tuple[Any, Any]) -> None:
@@ -73,19 +119,25 @@ def _text(value: Any) -> str:
 
 
 def _combined(raw: Iterable[Any]) -> dict[str, str]:
-    """ASGI headers by lower-case name, a repeated one's values joined by commas (RFC 9110 5.3), as W3C
-    baggage and tracestate require and WSGI servers do; a repeated traceparent thus reads as invalid
-    (a new trace starts), as the W3C trace-context test suite expects."""
+    """The propagation headers among ASGI ``raw`` headers, by lower-case name, a repeated one's values
+    joined by commas (RFC 9110 5.3), as W3C baggage and tracestate require and WSGI servers do; a
+    repeated traceparent thus reads as invalid (a new trace starts), as the W3C trace-context test
+    suite expects. Other headers are skipped: the reader ignores them."""
     values: dict[str, list[str]] = {}
     for name, value in raw:
-        values.setdefault(_text(name).lower(), []).append(_text(value))
+        key = _text(name).lower()
+        if key in PROPAGATION_KEYS:
+            values.setdefault(key, []).append(_text(value))
     return {name: ",".join(parts) for name, parts in values.items()}
 
 
 class TenantASGIMiddleware:
-    """``app = TenantASGIMiddleware(app, tenant_from_scope=lambda scope: scope["state"]["tenant"])``."""
+    """``app = TenantASGIMiddleware(app, tenant_from_scope=lambda scope: scope["state"]["tenant"])``.
 
-    def __init__(self, app: Any, tenant_from_scope: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
+    ``tenant_from_scope`` may be a plain or an ``async`` function of the ASGI scope. HTTP and
+    WebSocket connections are handled; other scopes (``lifespan``) pass through untouched."""
+
+    def __init__(self, app: Any, tenant_from_scope: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
         self.app = app
         self.tenant_from_scope = tenant_from_scope
 
@@ -93,18 +145,30 @@ class TenantASGIMiddleware:
         if scope.get("type") not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        tokens = _enter(_combined(scope.get("headers", ())), self.tenant_from_scope, scope)
+        incoming = extract(_combined(scope.get("headers", ())))
+        value = _called(self.tenant_from_scope, scope)
+        if inspect.isawaitable(value):
+            value = await _awaited(value)
+        tokens = _enter(incoming, _tenant_of(value, incoming))
         try:
             await self.app(scope, receive, send)
         finally:
             _exit(tokens)
 
 
+async def _awaited(value: Any) -> Any:
+    try:
+        return await value
+    except Exception as exc:
+        _resolver_failed(exc)
+        return None
+
+
 class TenantWSGIMiddleware:
     """``app = TenantWSGIMiddleware(app, tenant_from_environ=lambda env: env.get("HTTP_X_TENANT"))``.
 
-    The tenant is in scope while the application callable runs; a streamed response body that the
-    server iterates afterwards is outside it.
+    The tenant and trace context are in scope while the application callable runs and while the
+    server iterates (and closes) a streamed response body, e.g. Flask's ``stream_with_context``.
     """
 
     def __init__(self, app: Any, tenant_from_environ: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
@@ -112,13 +176,45 @@ class TenantWSGIMiddleware:
         self.tenant_from_environ = tenant_from_environ
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        headers = {
-            key[5:].replace("_", "-").lower(): value
-            for key, value in environ.items()
-            if key.startswith("HTTP_") and isinstance(value, str)
-        }
-        tokens = _enter(headers, self.tenant_from_environ, environ)
-        try:
-            return self.app(environ, start_response)
-        finally:
-            _exit(tokens)
+        # a copy of the server thread's context holds the request's, for the call and for the body:
+        # nothing set while serving the request stays behind on the thread for the next one
+        scope = copy_context()
+        body = scope.run(self._call, environ, start_response)
+        if isinstance(body, list | tuple) or _is_file_wrapper(body, environ):
+            return body  # nothing of the application runs later; len() and sendfile stay usable
+        return _ScopedBody(body, scope)
+
+    def _call(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        headers = {name: environ[key] for key, name in _WSGI_KEYS if isinstance(environ.get(key), str)}
+        incoming = extract(headers)
+        _enter(incoming, _tenant_of(_called(self.tenant_from_environ, environ), incoming))
+        return self.app(environ, start_response)
+
+
+def _is_file_wrapper(body: Any, environ: Mapping[str, Any]) -> bool:
+    wrapper = environ.get("wsgi.file_wrapper")
+    return isinstance(wrapper, type) and isinstance(body, wrapper)
+
+
+class _ScopedBody:
+    """A WSGI response body iterated and closed in its request's context (``scope``)."""
+
+    __slots__ = ("_body", "_iterator", "_scope")
+
+    def __init__(self, body: Iterable[bytes], scope: ContextVars) -> None:
+        self._body = body
+        self._scope = scope
+        self._iterator: Iterator[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._iterator is None:
+            self._iterator = self._scope.run(iter, self._body)
+        return self._scope.run(next, self._iterator)
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            self._scope.run(close)

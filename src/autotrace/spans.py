@@ -45,7 +45,7 @@ _FLAGS = {  # (sampled, random trace id) -> flags; shared, they never change
 class ObservationSpan(trace.Span):
     """A recording span read by the pipeline like a finished SDK span (same attribute names)."""
 
-    __slots__ = ("_autotrace_obs", "_relay", "attributes", "context", "end_time", "events",
+    __slots__ = ("_autotrace_adoptable", "_autotrace_obs", "_relay", "attributes", "context", "end_time", "events",
                  "instrumentation_scope", "kind", "links", "long_values", "name", "parent", "resource",
                  "settling", "start_time", "status")
 

@@ -23,7 +23,7 @@ from opentelemetry.trace import Link, SpanContext, TraceState
 from .. import bounds, schema
 from .._internal import count, follow_fork, guarded_failure, log_once
 from ..config import Settings
-from ..context import current_tenant, current_trace_attributes, valid_tenant
+from ..context import current_trace_attributes
 from ..scores import ScoreItem
 from ..spans import ObservationSpan
 from .redaction import (
@@ -37,11 +37,8 @@ from .redaction import (
     Redactor,
 )
 from .router import Router
+from .tenant_tracker import MAX_LIVE_SPANS, TenantTracker
 
-#: Bounds on the tenants remembered for live spans and for live traces' local roots.
-_MAX_LIVE_SPANS = 100_000
-_MAX_TRACKED_TRACES = 50_000
-_AMBIGUOUS = ""  # a trace id that local roots of different tenants share (never a valid tenant)
 #: Once this many spans wait, the pipeline thread is woken and the caller pauses briefly (or a
 #: destination's buffer is past a quarter full: then it only pauses). A loop that calls an SDK
 #: which releases the GIL for a moment on every call (openai's ``uuid4()``) re-takes it before a
@@ -57,113 +54,6 @@ _TENANT = schema.TENANT
 _MAX_ORIGINS = 256
 
 
-class TenantTracker:
-    """Decides each span's tenant when it starts, and keeps it outside the span's attributes (which
-    later code could change, or the SDK evict when full) until the span is finalised.
-
-    A span under a local parent takes its parent's tenant: a trace never changes tenant midway
-    (a mismatch is counted, the original tenant kept). A local root (no parent, or a remote one:
-    an incoming request) takes the current tenant, so separate requests that carry the same trace
-    id from outside never take each other's tenant."""
-
-    def __init__(self, resolver: Callable[[], str | None] | None, max_live_spans: int = _MAX_LIVE_SPANS) -> None:
-        self._resolver = resolver
-        #: Spans remembered from start to finalising: well above what the span queue can hold.
-        self._max_live = max_live_spans
-        # single dict operations are atomic under the GIL; insertion order gives the oldest entry
-        self._spans: dict[int, str] = {}  # span id -> tenant, from its start until it is finalised
-        self._evicted: dict[int, None] = {}  # span ids whose tenant was evicted: dropped, never misrouted
-        #: trace id -> the tenant of its live local roots (_AMBIGUOUS if they differ): for scores only
-        self._traces: dict[int, str] = {}
-
-    def take_over(self, previous: TenantTracker) -> None:
-        """Know the tenants of the spans a previous install saw start (``install`` with new options):
-        a span open across the reinstall keeps its tenant, never taking the unknown-tenant policy."""
-        self._spans.update(previous._spans)
-        self._evicted.update(previous._evicted)
-        self._traces.update(previous._traces)
-        while len(self._spans) > self._max_live:
-            _evict_oldest(self._spans, "tenant_spans_evicted")
-
-    def span_started(self, span_id: int, trace_id: int, parent: SpanContext | None) -> str | None:
-        tenant = current_tenant()
-        root = parent is None or parent.is_remote
-        if not root:
-            # a parent without a tenant (or already finalised) passes none on: the current one applies
-            known = self._spans.get(parent.span_id)  # type: ignore[union-attr]
-            if known is not None:
-                if tenant is not None and tenant != known:
-                    count("tenant_mismatch")
-                    log_once("tenant_mismatch", "autotrace: a span of a trace owned by one tenant was started "
-                             "under another; it keeps the trace's original tenant (counted as tenant_mismatch)")
-                self._remember(span_id, known)
-                return known
-        if tenant is None and self._resolver is not None:
-            tenant = self._resolve()
-        if tenant is not None:
-            self._remember(span_id, tenant)
-            if root:
-                known = self._traces.get(trace_id)
-                self._traces[trace_id] = tenant if known is None or known == tenant else _AMBIGUOUS
-                if len(self._traces) > _MAX_TRACKED_TRACES:
-                    _evict_oldest(self._traces, "tenant_traces_evicted")
-        return tenant
-
-    def _remember(self, span_id: int, tenant: str) -> None:
-        spans = self._spans
-        spans[span_id] = tenant
-        if len(spans) > self._max_live:
-            evicted = _evict_oldest(spans, "tenant_spans_evicted")
-            if evicted is not None:
-                self._evicted[evicted] = None
-                if len(self._evicted) > self._max_live:
-                    _evict_oldest(self._evicted, None)
-
-    def _resolve(self) -> str | None:
-        try:
-            tenant = self._resolver()  # type: ignore[misc]
-        except Exception as exc:
-            count("tenant_resolver_errors")
-            log_once(f"tenant_resolver:{type(exc).__name__}", "autotrace: tenant_resolver raised %s; span has "
-                     "no tenant", type(exc).__name__)
-            return None
-        if tenant is None or valid_tenant(tenant):
-            return tenant
-        count("tenant_resolver_errors")
-        log_once("tenant_resolver:invalid", "autotrace: tenant_resolver returned an invalid tenant id")
-        return None
-
-    def tenant_of(self, span_id: int) -> str | None:
-        """The tenant of a span not finalised yet (any thread)."""
-        return self._spans.get(span_id)
-
-    def span_finished(self, span_id: int) -> tuple[str | None, bool]:
-        """The tenant a span started with, forgotten now; and whether it was lost (evicted)."""
-        tenant = self._spans.pop(span_id, None)
-        if tenant is None and span_id in self._evicted:
-            self._evicted.pop(span_id, None)
-            return None, True
-        return tenant, False
-
-    def known(self, trace_id: int) -> str | None:
-        """The tenant of a live trace's local root(s), if they agree."""
-        return self._traces.get(trace_id) or None
-
-    def trace_ended(self, trace_id: int) -> None:
-        self._traces.pop(trace_id, None)
-
-
-def _evict_oldest(entries: dict[int, Any], counter: str | None) -> int | None:
-    try:
-        key = next(iter(entries))
-        entries.pop(key, None)
-    except (StopIteration, RuntimeError):  # emptied or resized by another thread meanwhile
-        return None
-    if counter:
-        count(counter)
-    return key
-
-
 class SpanPipeline(SpanProcessor):
     """Bounded hand-off from caller threads to one background thread that finalises and routes."""
 
@@ -173,7 +63,7 @@ class SpanPipeline(SpanProcessor):
         self.settings = settings
         self.router = router
         self.redactor = redactor
-        self.tenants = TenantTracker(settings.tenant_resolver, max(_MAX_LIVE_SPANS, 4 * settings.queue_size))
+        self.tenants = TenantTracker(settings.tenant_resolver, max(MAX_LIVE_SPANS, 4 * settings.queue_size))
         if previous is not None:
             self.tenants.take_over(previous.tenants)
         self._queue: deque[ReadableSpan | ScoreItem] = deque()
@@ -214,12 +104,29 @@ class SpanPipeline(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
             context = span.context
-            self.tenants.span_started(context.span_id, context.trace_id, span.parent)
+            parent = span.parent
+            if self.tenants.span_started(context.span_id, context.trace_id, parent) is None and (
+                    parent is None or parent.is_remote):
+                span._autotrace_adoptable = True  # type: ignore[attr-defined]  # see ``adopt``
             trace_attrs = current_trace_attributes()
             if trace_attrs:
                 span.set_attributes(trace_attrs)
         except Exception as exc:
             guarded_failure("pipeline.on_start", exc)
+
+    def adopt(self, span: Any, tenant: str) -> bool:
+        """Give ``tenant`` to ``span`` if it is a live local root that this pipeline saw start without
+        one: a web framework's request span, started before the middleware that knows the request's
+        tenant (``autotrace.middleware``). Any other span keeps what it started with."""
+        try:
+            if not getattr(span, "_autotrace_adoptable", False) or not span.is_recording():
+                return False
+            span._autotrace_adoptable = False
+            context = span.get_span_context()
+            return self.tenants.adopt(context.span_id, context.trace_id, tenant)
+        except Exception as exc:
+            guarded_failure("pipeline.adopt", exc)
+            return False
 
     def on_end(self, span: ReadableSpan) -> None:
         try:

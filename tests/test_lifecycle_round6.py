@@ -215,16 +215,14 @@ def test_repeated_asgi_headers_are_combined_as_w3c_says(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("returned", "type_name"), [(42, "int"), ("", "str"), ("acme\n", "str"), (b"acme", "bytes"), ("coroutine", "coroutine")])
+    ("returned", "type_name"), [(42, "int"), ("", "str"), ("acme\n", "str"), (b"acme", "bytes")])
 def test_a_tenant_function_returning_no_tenant_id_is_said_once(
         traced: Traced, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder, returned: Any,
         type_name: str) -> None:
-    """It used to be only counted: every request of the app lost its tenant (its spans dropped) silently."""
-    async def lookup(scope: Any) -> str:
-        return "acme"
-
+    """It used to be only counted: every request of the app lost its tenant (its spans dropped) silently.
+    (An ``async`` tenant function is awaited: tests/test_web_frameworks.py.)"""
     def tenant_of(scope: Any) -> Any:
-        return lookup(scope) if returned == "coroutine" else returned
+        return returned
 
     seen: list[str | None] = []
 

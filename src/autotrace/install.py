@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import importlib.metadata
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -38,12 +39,36 @@ _atexit_registered = False
 #: ``fork`` waits at most this long for an install or uninstall under way on another thread.
 _FORK_WAIT = 15.0
 _held_for_fork = False
+_multiprocessing_hooked = False
 
 
 def _before_fork() -> None:
     """No install or uninstall is half done in a forked child: ``fork`` waits for the one under way."""
     global _held_for_fork
+    _hook_multiprocessing()
     _held_for_fork = _lock.acquire(timeout=_FORK_WAIT)
+
+
+def _hook_multiprocessing() -> None:
+    """A process ``multiprocessing`` forks ends by ``os._exit``, which runs no ``atexit``: have it
+    run the exit export anyway, at its own exit hook (once per process; its forks inherit this)."""
+    global _multiprocessing_hooked
+    util = sys.modules.get("multiprocessing.util")  # never imported here: only if the application did
+    if _multiprocessing_hooked or util is None:
+        return
+    try:
+        util.register_after_fork(_hook_multiprocessing, _export_at_multiprocessing_exit)
+        _multiprocessing_hooked = True
+    except Exception as exc:
+        guarded_failure("multiprocessing_hook", exc)
+
+
+def _export_at_multiprocessing_exit(_: object) -> None:
+    """Run by ``multiprocessing`` in a process it forked, before the target: its finalizers run at
+    that process's end, where the ``atexit`` ones would (lowest priority: after the application's)."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None and state.settings is not None:
+        util.Finalize(None, _at_exit, exitpriority=-(2**31))
 
 
 def _after_fork_in_parent() -> None:
@@ -322,7 +347,8 @@ def installed_integrations() -> list[str]:
 
 def _at_exit() -> None:
     try:
-        uninstall(timeout=2.0)
+        with sigterm.exiting():  # a SIGTERM now (a pool terminating its exiting workers) waits for the export
+            uninstall(timeout=2.0)
     except Exception as exc:  # never turn interpreter exit into a traceback
         guarded_failure("atexit", exc)
 

@@ -8,6 +8,10 @@ status and everything else the sender sees stay what they were.
 
 A handler the application (or its server) sets later replaces this one. One that calls this one as
 "the previous handler" keeps control: the process is only ended here while this is the handler.
+
+During the export at interpreter exit (``exiting()``) a SIGTERM waits for it, then ends the process
+as it would have: a server stopping its workers (a ``multiprocessing`` pool's ``terminate()``) often
+sends one to a worker that is already exiting, which would otherwise cut that export short.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -25,6 +30,9 @@ from ._internal import count, guarded_failure
 FLUSH_SECONDS = 2.0
 
 _flush: Callable[[float], Any] | None = None
+#: True while the export at interpreter exit runs; ``_deferred``: a SIGTERM came meanwhile.
+_exiting = False
+_deferred = False
 
 
 def watch(flush: Callable[[float], Any]) -> bool:
@@ -54,8 +62,8 @@ def unwatch() -> None:
     """Give SIGTERM its default back, unless another handler has replaced this one since."""
     global _flush
     _flush = None
-    if threading.current_thread() is not threading.main_thread():
-        return
+    if _exiting or threading.current_thread() is not threading.main_thread():
+        return  # at exit: ``exiting()`` gives the default back once the export is over
     try:
         if signal.getsignal(signal.SIGTERM) is _on_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -63,11 +71,40 @@ def unwatch() -> None:
         pass
 
 
+@contextmanager
+def exiting() -> Iterator[None]:
+    """Around the export at interpreter exit (main thread): a SIGTERM meanwhile ends the process
+    once it is over (its bound is the one on that export), instead of at once."""
+    global _exiting, _deferred
+    ours = threading.current_thread() is threading.main_thread() and _is_ours()
+    _exiting = ours
+    try:
+        yield
+    finally:
+        _exiting = False
+        deferred, _deferred = _deferred, False
+        if ours and _is_ours():  # else a later handler that called this one decides
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if deferred:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _is_ours() -> bool:
+    try:
+        return signal.getsignal(signal.SIGTERM) is _on_sigterm
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """Export what is buffered, within ``FLUSH_SECONDS``, then end as the default would have.
 
     The flush runs in a thread of its own that this one waits for with a bound: the signal can
     arrive while this thread holds a lock the export needs, which must cost spans, never a hang."""
+    global _deferred
+    if _exiting:  # the exit export is under way on this very thread: ``exiting()`` ends the process
+        _deferred = True
+        return
     flush = _flush
     if flush is not None:
         count("sigterm_flushes")

@@ -2,8 +2,10 @@
 first on ``PYTHONPATH``.
 
 It runs the application's own ``sitecustomize`` (if there is one further down the path), then
-calls ``autotrace.install()`` configured by environment variables only. Child processes that
-inherit the environment are not traced again unless ``AUTOTRACE_TRACE_SUBPROCESSES`` is true.
+calls ``autotrace.install()`` configured by environment variables only. Other programs the
+application starts (they inherit the environment) are not traced unless
+``AUTOTRACE_TRACE_SUBPROCESSES`` is true; its own processes are: a forked one keeps the install,
+and one that ``multiprocessing`` spawns (``uvicorn --workers``, a spawn ``Pool``) installs here.
 Nothing here may stop the application from starting: any failure is reported on stderr and the
 application runs untraced.
 """
@@ -33,9 +35,17 @@ def _run_user_sitecustomize() -> None:
 
 def _wanted() -> bool:
     owner = os.environ.get(_MARKER)
-    if owner is None or owner == str(os.getpid()):
+    if owner is None or owner == str(os.getpid()) or (owner == str(os.getppid()) and _spawned_by_multiprocessing()):
         return True
     return os.environ.get("AUTOTRACE_TRACE_SUBPROCESSES", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _spawned_by_multiprocessing() -> bool:
+    """A process ``multiprocessing`` spawned (here: for the traced process itself, its parent) runs
+    the application's own code (uvicorn's workers do their whole serving there), as a forked one
+    does: not another program. Its marker argument is what ``multiprocessing.spawn`` itself checks
+    (its helper processes carry none)."""
+    return sys.argv[1:2] == ["--multiprocessing-fork"]
 
 
 def _activate() -> None:

@@ -27,7 +27,12 @@ from qdrant_client import QdrantClient, models
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
 
-pytestmark = pytest.mark.integrations("langchain", "llama_index", "chroma", "qdrant", "openai")
+pytestmark = [
+    pytest.mark.integrations("langchain", "llama_index", "chroma", "qdrant", "openai"),
+    # the libraries' own notes on the test set-up (distances as relevance scores, a local Qdrant)
+    pytest.mark.filterwarnings("ignore:Relevance scores must be between 0 and 1:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Payload indexes have no effect in the local Qdrant:UserWarning"),
+]
 
 DOCS = [Document(page_content=f"doc {i}", metadata={"n": i}) for i in range(5)]
 

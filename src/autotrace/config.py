@@ -181,29 +181,28 @@ def _names(raw: str) -> tuple[str, ...]:
     return names
 
 
-#: The words that turn a setting of named things (detectors, targets) on for all of them, or off.
-_ALL_WORDS = ("all", "true", "on", "yes", "1")
-_NONE_WORDS = ("none", "false", "off", "no", "0")
+def _all_or_none(raw: str) -> bool | None:
+    """For a setting of named things (detectors, targets, integrations): True for a word that means
+    all of them (``all``, ``true``, ``on``, ``yes``, ``1``), False for one that means none
+    (``none``, ``false``, ``off``, ``no``, ``0``), None for names."""
+    word = raw.strip().lower()
+    if word in ("all", "true", "on", "yes", "1"):
+        return True
+    if word in ("none", "false", "off", "no", "0"):
+        return False
+    return None
 
 
 def _targets(raw: str) -> tuple[str, ...]:
     """``tenant_baggage``: ``all``, ``none``, or channel target patterns separated by commas."""
-    word = raw.strip().lower()
-    if word in _ALL_WORDS:
-        return ("*",)
-    if word in _NONE_WORDS:
-        return ()
-    return _names(raw)
+    every = _all_or_none(raw)
+    return _names(raw) if every is None else ("*",) if every else ()
 
 
 def _integrations(raw: str) -> tuple[str, ...] | None:
     """``integrations``: ``all`` (every one discovered), ``none``, or names separated by commas."""
-    word = raw.strip().lower()
-    if word in _ALL_WORDS:
-        return None
-    if word in _NONE_WORDS:
-        return ()
-    return _names(raw)
+    every = _all_or_none(raw)
+    return _names(raw) if every is None else None if every else ()
 
 
 def _redact(value: Any) -> Any:
@@ -212,10 +211,9 @@ def _redact(value: Any) -> Any:
     if isinstance(value, bool) or callable(value):
         return value
     if isinstance(value, str):
-        if value.strip().lower() in _ALL_WORDS:
-            return True
-        if value.strip().lower() in _NONE_WORDS:
-            return False
+        every = _all_or_none(value)
+        if every is not None:
+            return every
         value = _names(value)
         if not value:
             raise ValueError("expected 'all', 'none' or detector names")

@@ -152,7 +152,7 @@ def strict_json(value: Any, indent: int | None = None) -> str:
     (the value is walked only when it holds one, or a key JSON cannot hold)."""
     try:
         return json.dumps(value, indent=indent, default=str, ensure_ascii=False, allow_nan=False)
-    except (ValueError, TypeError):  # a NaN or infinity somewhere (a metadata value, a score, a cost): rare
+    except (ValueError, TypeError):  # a NaN or infinity (a metadata value, a score, a cost), a tuple key: rare
         return json.dumps(plain(value), indent=indent, default=str, ensure_ascii=False, allow_nan=False)
 
 
@@ -179,11 +179,11 @@ def dumps(value: Any, compact: bool = False) -> str:
             plain_value = plain(value)
             return "".join(_encode_plain_compact(plain_value, 0) if compact else _encode_plain(plain_value, 0))
         except Exception:
-            count("serialization_fallbacks")
-            return _encode_str(_text(value))
+            pass
     except Exception:  # also what an object's own ``model_dump``/``__str__`` raises
-        count("serialization_fallbacks")
-        return _encode_str(_text(value))
+        pass
+    count("serialization_fallbacks")
+    return _encode_str(_text(value))
 
 
 def serialize_io(value: Any) -> str | None:

@@ -44,8 +44,7 @@ from ..observation import STREAM_CLOSED, Observation, ObservationType, make_curr
 from . import langchain_convert as lcv
 from . import langchain_graph as lg
 from .base import Integration
-from .documents import recorded
-from .langchain_convert import document_fields, message_fields, model_reply, run_name, streamed_start
+from .langchain_convert import message_fields, model_reply, run_name, streamed_start
 from .langchain_interrupts import InterruptedRuns
 from .langchain_stores import StorePatches
 from .media import without_media
@@ -363,10 +362,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
 
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
         def end() -> None:
-            found = list(documents or ())
-            docs, metadata = recorded((document_fields(d) for d in found), len(found))
-            scores = [d["score"] for d in docs if "score" in d]
-            self._end(run_id, documents=docs, doc_count=len(found), scores=scores or None, metadata=metadata or None)
+            self._end(run_id, **lcv.retrieval_fields(list(documents or ())))
 
         self._guard("retriever_end", end)
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .._internal import guarded_failure
+from .documents import recorded
 
 #: Frames from a handler's method up to LangChain's streaming generator that reported the run
 #: (the callback manager's, a wrapper another library may add): a bound on the walk.
@@ -117,6 +119,14 @@ def document_fields(doc: Any) -> dict[str, Any]:
     if metadata:
         entry["metadata"] = metadata
     return entry
+
+
+def retrieval_fields(found: list[Any], describe: Callable[[Any], dict[str, Any]] = document_fields) -> dict[str, Any]:
+    """A retrieval's end fields from the documents it returned: the first ones recorded (the rest
+    counted, ``documents.recorded``), how many there were, and their scores."""
+    docs, metadata = recorded((describe(d) for d in found), len(found))
+    scores = [d["score"] for d in docs if "score" in d]
+    return {"documents": docs, "doc_count": len(found), "scores": scores or None, "metadata": metadata or None}
 
 
 def run_name(serialized: Any, kwargs: dict[str, Any], default: str) -> str:

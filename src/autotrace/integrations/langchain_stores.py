@@ -24,8 +24,7 @@ from .._internal import guarded_failure
 from ..observation import CurrentDuring, ObservationType
 from . import ownership
 from .base import Patcher
-from .documents import recorded
-from .langchain_convert import document_fields
+from .langchain_convert import document_fields, retrieval_fields
 
 #: The search methods that take the query as text, sync and async.
 SEARCHES = ("similarity_search", "similarity_search_with_score", "similarity_search_with_relevance_scores",
@@ -59,10 +58,7 @@ class _Call(CurrentDuring):
         if obs is None:
             return
         try:
-            items = list(result) if isinstance(result, list | tuple) else []
-            docs, metadata = recorded((_document(item) for item in items), len(items))
-            scores = [d["score"] for d in docs if "score" in d]
-            obs.update(documents=docs, doc_count=len(items), scores=scores or None, metadata=metadata or None)
+            obs.update(**retrieval_fields(list(result) if isinstance(result, list | tuple) else [], _document))
         except Exception as exc:
             guarded_failure("langchain.vectorstore", exc)
         obs.end()

@@ -481,7 +481,7 @@ def test_a_bookkeeping_failure_does_not_change_the_generator(traced: Traced, mon
     def broken(items: list[Any]) -> Any:
         raise RuntimeError("autotrace bug")
 
-    monkeypatch.setattr("autotrace.api._stream_output", broken)
+    monkeypatch.setattr("autotrace.decorators._stream_output", broken)
 
     @autotrace.observe
     def gen():

@@ -1,0 +1,417 @@
+"""The ``observe`` and ``traced_tool`` decorators: one observation per call of a function,
+coroutine, generator or async generator (a generator's observation lasts while it is read)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from . import bounds, observation, recorder
+from ._internal import guarded_failure
+from .context import capture_enabled
+from .interception import ReplayStop
+from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
+from .scores import evaluation_target, score_evaluation
+
+__all__ = ["observe", "span_name", "traced_tool"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MAX_STREAM_ITEMS = 1000
+#: What a plain function may return whose work runs later (one set lookup per call decides).
+_LAZY_RESULTS = frozenset({types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType})
+#: Metadata of a plain function's observation that followed what it returned: the kind of object.
+_RETURNS = "autotrace.returns"
+#: Methods of a ``functools.lru_cache`` / ``cache`` wrapper, kept on ours when it traces one.
+_CACHE_METHODS = ("cache_info", "cache_clear", "cache_parameters")
+
+
+@overload
+def observe(func: F) -> F: ...
+@overload
+def observe(
+    func: None = None, *, name: str | None = None, as_type: ObservationType | str = ...,
+    capture_input: bool = ..., capture_output: bool = ..., **fields: Any,
+) -> Callable[[F], F]: ...
+def observe(
+    func: F | None = None,
+    *,
+    name: str | None = None,
+    as_type: ObservationType | str = ObservationType.SPAN,
+    capture_input: bool = True,
+    capture_output: bool = True,
+    **fields: Any,
+) -> F | Callable[[F], F]:
+    """Trace every call of a function, coroutine, generator or async generator as an observation.
+
+    Arguments become the input and the return value (or the yielded items) the output. Exceptions
+    mark the observation ERROR and propagate unchanged. Extra keyword arguments are recorded as
+    typed fields (e.g. ``model=`` for a generation).
+    """
+    obs_type = ObservationType(as_type)
+
+    def decorate(fn: F) -> F:
+        if isinstance(fn, staticmethod | classmethod):  # on top of one: wrap its function, keep the kind
+            return type(fn)(decorate(fn.__func__))  # type: ignore[return-value]
+        # on top of a property: trace its getter (setter and deleter stay as they are), still a property
+        if isinstance(fn, property) and fn.fget is not None:
+            return fn.getter(decorate(fn.fget))  # type: ignore[return-value]
+        if isinstance(fn, functools.cached_property):
+            return functools.cached_property(decorate(fn.func))  # type: ignore[return-value]
+        return _Traced(fn, span_name(name or _callable_name(fn, "__qualname__"), "observed"), obs_type,
+                       capture_input, capture_output, fields).wrapper()  # type: ignore[return-value]
+
+    return decorate(func) if func is not None else decorate
+
+
+def traced_tool(func: F | None = None, *, name: str | None = None, **fields: Any) -> F | Callable[[F], F]:
+    """Trace a function as a tool call: its arguments and result become the tool's."""
+    def decorate(fn: F) -> F:
+        tool_name = name or _callable_name(fn, "__name__") or "tool"
+        return observe(name=tool_name, as_type=ObservationType.TOOL, **{"tool_name": tool_name, **fields})(fn)
+
+    return decorate(func) if func is not None else decorate
+
+
+class _Traced:
+    """Builds the right wrapper for one decorated callable; all four kinds share these helpers."""
+
+    def __init__(self, fn: Callable[..., Any], name: str, obs_type: ObservationType, capture_input: bool,
+                 capture_output: bool, fields: dict[str, Any]) -> None:
+        self.fn = fn
+        self.name = name
+        self.obs_type = obs_type
+        self.capture_input = capture_input
+        self.capture_output = capture_output
+        self.fields = fields
+        try:
+            self.signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self.signature = None
+        self.receiver = _receiver(self.signature)
+
+    # -- shared steps, each of which never raises ---------------------------------------------------
+    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
+        try:
+            target = evaluation_target(args, kwargs) if self.obs_type is ObservationType.EVALUATOR else None
+            obs = recorder.start(self.obs_type, self.name)
+            if target is not None:
+                obs.update(metadata={"evaluates": target.id, "evaluates_trace": target.trace_id})
+            if self.fields:
+                obs.update(**self.fields)
+            if self.capture_input and capture_enabled():
+                obs.set_input(self.bind(args, kwargs))
+            return obs
+        except Exception as exc:
+            guarded_failure("observe.begin", exc)
+            return None
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.signature is None:
+            return {"args": list(args), "kwargs": kwargs}
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+        except TypeError:
+            return {"args": list(args), "kwargs": kwargs}
+        values = dict(bound.arguments)
+        if self.receiver is not None:
+            values.pop(self.receiver, None)
+        return values
+
+    def succeed(self, obs: Observation, output: Any) -> None:
+        try:
+            if self.capture_output:
+                obs.set_output(output)
+            obs.end()
+            if self.obs_type is ObservationType.EVALUATOR:
+                score_evaluation(self.name, obs, output)
+        except Exception as exc:
+            guarded_failure("observe.end", exc)
+
+    def replayed(self, obs: Observation) -> Any:
+        """A frozen call during a replay: record and return the recorded output without running, or
+        raise ``RecordedError`` (recorded as ERROR, with the recorded message) if the recording raised."""
+        intercept = obs.intercept
+        obs.update(metadata={"replay": "frozen"})
+        error = intercept.error if intercept is not None else None
+        if error is not None:
+            self.fail(obs, error.status_message or error)
+            raise error
+        output = intercept.output if intercept is not None else None
+        self.succeed(obs, output)
+        return output
+
+    def replayed_items(self, obs: Observation) -> list[Any]:
+        """A frozen generator: its recorded items (recorded text is one item), else ``ReplayStop``
+        when the recording does not hold them all (it raised, was cut, or content was not captured)."""
+        output = obs.intercept.output if obs.intercept is not None else None
+        if isinstance(output, str) and not output.endswith(bounds.TRUNCATION_MARK):
+            items = [output]
+        elif isinstance(output, list) and len(output) < _MAX_STREAM_ITEMS:
+            items = output
+        else:
+            self.fail(obs, "replay stopped: the recording does not hold the yielded items")
+            raise ReplayStop(f"replay stopped: the recording of {self.name!r} does not hold the items it yielded")
+        obs.update(metadata={"replay": "frozen"})
+        self.succeed(obs, output)
+        return items
+
+    @staticmethod
+    def fail(obs: Observation, error: BaseException | str) -> None:
+        try:
+            obs.record_error(error)
+        except Exception as exc:
+            guarded_failure("observe.end", exc)
+        obs.end()  # never raises: the span ends even if recording the error did not work
+
+    # -- wrappers -----------------------------------------------------------------------------------
+    def wrapper(self) -> Callable[..., Any]:
+        fn = self.fn
+        kind = _call_target(fn)
+        if inspect.isasyncgenfunction(kind):
+            wrapped = self.async_generator_wrapper()
+        elif inspect.isgeneratorfunction(kind):
+            wrapped = self.generator_wrapper()
+        elif inspect.iscoroutinefunction(kind):
+            wrapped = self.coroutine_wrapper()
+        else:
+            wrapped = self.function_wrapper()
+        wrapped = functools.wraps(fn)(wrapped)
+        for attribute in _CACHE_METHODS:  # ``functools.cache``'s, which ``wraps`` does not copy: callers use them
+            method = getattr(fn, attribute, None)
+            if method is not None:
+                setattr(wrapped, attribute, method)
+        return wrapped
+
+    def function_wrapper(self) -> Callable[..., Any]:
+        fn = self.fn
+
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            obs = self.begin(args, kwargs)
+            if obs is None:
+                return fn(*args, **kwargs)
+            if obs.intercept is not None and obs.intercept.frozen:
+                return self.replayed_lazily(obs)
+            token = make_current(obs)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as error:
+                restore_context(token)
+                self.fail(obs, error)
+                raise
+            restore_context(token)
+            if type(result) in _LAZY_RESULTS:  # the work runs later: the observation follows it
+                return self.follow(obs, result)
+            self.succeed(obs, result)
+            return result
+
+        return traced
+
+    def follow(self, obs: Observation, result: Any) -> Any:
+        """A coroutine, generator or async generator returned by a plain function (one wrapped by a
+        decorator of the application's, say): the same kind of object, which runs ``result`` with
+        ``obs`` current and ends ``obs`` with its outcome, as if the function were of that kind.
+        Never run, it ends ``obs`` when it is freed."""
+        if isinstance(result, types.CoroutineType):
+            follower, kind = self.coroutine_wrapper((result, obs))(), "coroutine"
+        elif isinstance(result, types.GeneratorType):
+            follower, kind = self.generator_wrapper((result, obs))(), "generator"
+        else:
+            follower, kind = self.async_generator_wrapper((result, obs))(), "async_generator"
+        obs.update(metadata={_RETURNS: kind})  # a replay that freezes this call returns the same kind
+        weakref.finalize(follower, obs.end).atexit = False
+        return follower
+
+    def replayed_lazily(self, obs: Observation) -> Any:
+        """A frozen plain function: when its recording followed the coroutine or (async) generator
+        it returned, the same kind of object, which gives the recorded outcome when run (a frozen
+        coroutine raises the recorded error when awaited, as the recorded one did)."""
+        record = obs.intercept.record if obs.intercept is not None else None
+        kind = ((record or {}).get("metadata") or {}).get(_RETURNS)
+        if kind == "coroutine":
+            async def recorded() -> Any:
+                return self.replayed(obs)
+        elif kind == "generator":
+            def recorded() -> Any:  # type: ignore[misc]
+                yield from self.replayed_items(obs)
+        elif kind == "async_generator":
+            async def recorded() -> Any:  # type: ignore[misc]
+                for item in self.replayed_items(obs):
+                    yield item
+        else:
+            return self.replayed(obs)
+        lazy = recorded()
+        weakref.finalize(lazy, obs.end).atexit = False
+        return lazy
+
+    def coroutine_wrapper(self, follow: tuple[Any, Observation] | None = None) -> Callable[..., Any]:
+        fn = self.fn
+
+        async def traced(*args: Any, **kwargs: Any) -> Any:
+            if follow is None:
+                obs = self.begin(args, kwargs)
+                if obs is None:
+                    return await fn(*args, **kwargs)
+                if obs.intercept is not None and obs.intercept.frozen:
+                    return self.replayed(obs)
+            else:
+                obs = follow[1]
+            token = make_current(obs)
+            try:
+                result = await (fn(*args, **kwargs) if follow is None else follow[0])
+            except BaseException as error:
+                restore_context(token)
+                self.fail(obs, error)
+                raise
+            restore_context(token)
+            self.succeed(obs, result)
+            return result
+
+        return traced
+
+    def generator_wrapper(self, follow: tuple[Any, Observation] | None = None) -> Callable[..., Any]:
+        """Drive the user's generator step by step, as ``yield from`` would: values sent and
+        exceptions thrown in (``close()`` too) reach it at its ``yield``. ``follow``: a generator
+        and its observation, already started (see ``follow``)."""
+        fn = self.fn
+
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            if follow is None:
+                inner = fn(*args, **kwargs)
+                obs = self.begin(args, kwargs)
+                if obs is not None and obs.intercept is not None and obs.intercept.frozen:
+                    for item in self.replayed_items(obs):  # not ``yield from``: a list has no send()
+                        yield item
+                    return None
+            else:
+                inner, obs = follow
+            stream = _Stream(self, obs)
+            step, value = inner.send, None
+            while True:
+                try:
+                    with stream:
+                        item = step(value)
+                except StopIteration as stop:
+                    return stop.value
+                stream.add(item)
+                try:
+                    value = yield item
+                    step = inner.send
+                except BaseException as thrown:  # GeneratorExit on close() included: the generator decides
+                    step, value = inner.throw, thrown
+
+        return traced
+
+    def async_generator_wrapper(self, follow: tuple[Any, Observation] | None = None) -> Callable[..., Any]:
+        """The async twin of ``generator_wrapper`` (``asend``/``athrow``/``aclose``)."""
+        fn = self.fn
+
+        async def traced(*args: Any, **kwargs: Any) -> Any:
+            if follow is None:
+                inner = fn(*args, **kwargs)
+                obs = self.begin(args, kwargs)
+                if obs is not None and obs.intercept is not None and obs.intercept.frozen:
+                    for item in self.replayed_items(obs):
+                        yield item
+                    return
+            else:
+                inner, obs = follow
+            stream = _Stream(self, obs)
+            step, value = inner.asend, None
+            while True:
+                try:
+                    with stream:
+                        item = await step(value)
+                except StopAsyncIteration:
+                    return
+                stream.add(item)
+                try:
+                    value = yield item
+                    step = inner.asend
+                except BaseException as thrown:
+                    step, value = inner.athrow, thrown
+
+        return traced
+
+
+class _Stream(CurrentDuring):
+    """The bookkeeping of one traced (async) generator, shared by both wrappers.
+
+    Each step of the user's generator runs inside ``with stream:``: the observation is current
+    during the step only, and the step's outcome ends it exactly once (finished or closed:
+    success with the items; closed early by its reader: interrupted, with the items; any other
+    exception: error). Nothing here raises into the generator.
+    """
+
+    __slots__ = ("ended", "items", "traced")
+
+    def __init__(self, traced: _Traced, obs: Observation | None) -> None:
+        super().__init__(obs)
+        self.traced = traced
+        # no output recorded: hold no yielded item (a stream of large chunks would stay in memory)
+        self.items: list[Any] | None = [] if traced.capture_output and capture_enabled() else None
+        self.ended = obs is None
+
+    def exited(self, error: BaseException | None) -> None:
+        if error is None or self.ended or self.obs is None:
+            return
+        self.ended = True
+        try:
+            if isinstance(error, GeneratorExit):  # its reader stopped early: interrupted, with what it yielded
+                self.obs.set_level("WARNING", observation.STREAM_CLOSED)
+            if isinstance(error, StopIteration | StopAsyncIteration | GeneratorExit):
+                self.traced.succeed(self.obs, _stream_output(self.items))
+            else:
+                self.traced.fail(self.obs, error)
+        except Exception as exc:
+            guarded_failure("observe.end", exc)
+            self.obs.end()
+
+    def add(self, item: Any) -> None:
+        items = self.items
+        if items is not None and not self.ended and len(items) < _MAX_STREAM_ITEMS:
+            items.append(item)
+
+
+def span_name(name: object, default: str) -> str:
+    """``name`` as a span name, which must be a string: a span named otherwise would fail on its
+    way out (redaction, export) and be dropped, its children left without their parent."""
+    if isinstance(name, str):
+        return name
+    return default if name is None else str(name)
+
+
+def _callable_name(fn: Any, attribute: str) -> str | None:
+    """``fn``'s ``__qualname__`` or ``__name__``; a ``functools.partial`` has none: its function's."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, attribute, None)
+
+
+def _receiver(signature: inspect.Signature | None) -> str | None:
+    """The first parameter when it is ``self`` or ``cls`` (a method's receiver), left out of the
+    recorded input; a later parameter so named is an argument like any other."""
+    first = next(iter(signature.parameters), None) if signature is not None else None
+    return first if first in ("self", "cls") else None
+
+
+def _call_target(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What decides the kind of call ``fn`` makes: ``fn`` itself, or for an object with ``__call__``
+    (not a function, method or partial, which ``inspect`` reads directly) that method: an object
+    whose ``__call__`` is a coroutine function returns a coroutine, whose run is the observation."""
+    if inspect.isroutine(fn) or isinstance(fn, functools.partial | type) or not callable(fn):
+        return fn
+    return type(fn).__call__  # type: ignore[no-any-return, operator]
+
+
+def _stream_output(items: list[Any] | None) -> Any:
+    """Streamed text is joined; other yielded items are kept as a list (None: not kept)."""
+    if items is None:
+        return None
+    if items and all(isinstance(item, str) for item in items):
+        return "".join(items)
+    return items

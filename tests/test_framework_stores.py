@@ -44,6 +44,10 @@ def _chroma() -> Chroma:
     return store
 
 
+#: The query's embedding, which the store's model records under the retriever (``langchain_embeddings``).
+QUERY = [("embedding", "DeterministicFakeEmbedding.embed_query", [])]
+
+
 def _retrievers(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r["type"] == "retriever"]
 
@@ -56,8 +60,8 @@ def test_langchain_mmr_and_threshold_scores_follow_the_documents_kept(traced: Tr
     kept = store.as_retriever(search_type="similarity_score_threshold",
                               search_kwargs={"k": 2, "score_threshold": 0.5}).invoke("doc 1")
     records = traced.records()[before:]
-    assert shape(records) == [("retriever", "VectorStoreRetriever", []), ("retriever", "VectorStoreRetriever", [])]
-    with_mmr, with_threshold = records
+    assert shape(records) == [("retriever", "VectorStoreRetriever", QUERY)] * 2
+    with_mmr, with_threshold = _retrievers(records)
     assert [d["id"] for d in with_mmr["output"]] == [d.id for d in mmr] == ["d1", "d4"]
     # the store's distances of the two documents MMR kept, not of the four it fetched
     assert with_mmr["metadata"]["scores"] == [distances["d1"], distances["d4"]]
@@ -73,8 +77,8 @@ def test_langchain_retriever_records_the_store_filter_and_top_k(traced: Traced) 
     found = store.as_retriever(search_kwargs={"k": 2, "filter": {"n": {"$gte": 3}}}).invoke("doc 1")
     found_async = asyncio.run(store.as_retriever(search_kwargs={"k": 1}).ainvoke("doc 2"))
     records = traced.records()
-    assert shape(records)[-2:] == [("retriever", "VectorStoreRetriever", []), ("retriever", "VectorStoreRetriever", [])]
-    sync, async_ = records[-2:]
+    assert shape(records)[-2:] == [("retriever", "VectorStoreRetriever", QUERY)] * 2
+    sync, async_ = _retrievers(records)[-2:]
     assert sync["input"] == "doc 1" and sync["top_k"] == 2
     assert sync["metadata"]["filter"] == {"n": {"$gte": 3}}
     assert [d["id"] for d in sync["output"]] == [d.id for d in found] and len(found) == 2
@@ -92,11 +96,14 @@ def test_langchain_qdrant_documents_carry_the_point_ids(traced: Traced) -> None:
     expected = store.similarity_search_with_score("doc 1", k=2)
     found = store.as_retriever(search_kwargs={"k": 2}).invoke("doc 1")
     records = traced.records()
-    assert shape(records) == [("span", "qdrant.upsert", []),  # a direct search is LangChain's (langchain_stores)
-                              ("retriever", "QdrantVectorStore.similarity_search_with_score", []),
-                              ("retriever", "VectorStoreRetriever", [])]
-    assert records[0]["metadata"] == {"store": "qdrant", "operation": "upsert", "count": 5, "collection": "kb"}
-    retriever = records[2]
+    documents = ("embedding", "DeterministicFakeEmbedding.embed_documents", [])
+    # the store checks the collection's size with an embedding of "dummy_text" when it is made
+    # a direct search is LangChain's (langchain_stores)
+    assert shape(records) == [documents, documents, ("span", "qdrant.upsert", []),
+                              ("retriever", "QdrantVectorStore.similarity_search_with_score", QUERY),
+                              ("retriever", "VectorStoreRetriever", QUERY)]
+    assert records[2]["metadata"] == {"store": "qdrant", "operation": "upsert", "count": 5, "collection": "kb"}
+    retriever = _retrievers(records)[1]
     assert [d["id"] for d in retriever["output"]] == [d.metadata["_id"] for d in found] == \
         [d.metadata["_id"] for d, _ in expected]
     assert retriever["metadata"]["scores"] == [s for _, s in expected]
@@ -172,7 +179,7 @@ def test_a_store_error_propagates_unchanged_with_an_error_retriever(traced: Trac
         retriever.invoke("doc 1")
     assert type(raised.value) is ValueError
     records = traced.records()
-    assert shape(records)[-1] == ("retriever", "VectorStoreRetriever", [])
-    failed = records[-1]
+    assert shape(records)[-1] == ("retriever", "VectorStoreRetriever", QUERY)  # the embedding worked
+    failed = _retrievers(records)[-1]
     assert failed["level"] == "ERROR" and failed["error"] is True
     assert failed["status_message"] == f"ValueError: {raised.value}"

@@ -305,19 +305,21 @@ async def test_an_async_failed_call_raises_as_without_autotrace(tmp_path: Path, 
 
 
 # -- 7. embeddings --------------------------------------------------------------------------------
-async def test_embeddings_are_one_embedding_per_request(traced: Traced, fake: FakeOpenAI) -> None:
+async def test_embeddings_are_one_embedding_per_call(traced: Traced, fake: FakeOpenAI) -> None:
     from langchain_openai import OpenAIEmbeddings
 
-    # no LangChain run: the OpenAI integration records each request (a batch of ``chunk_size`` texts)
+    # each LangChain call is one embedding (``langchain_embeddings``); its SDK requests only enrich it
     embeddings = OpenAIEmbeddings(model="text-embedding-3-small", base_url=fake.base_url, api_key="sk-test",
-                                  check_embedding_ctx_length=False, chunk_size=2, dimensions=4)
-    assert len(embeddings.embed_documents(["a b", "c", "d"])) == 3
+                                  check_embedding_ctx_length=False, dimensions=4)
+    assert len(embeddings.embed_documents(["a b", "c"])) == 2
     assert len(embeddings.embed_query("q")) == 4
     assert len(await embeddings.aembed_documents(["x"])) == 1
     records = traced.records()
-    assert shape(records) == [("embedding", "openai.embeddings", [])] * 4
-    assert [r["input"] for r in records] == [["a b", "c"], ["d"], ["q"], ["x"]]
-    assert [r["usage"] for r in records] == [{"input": 9, "total": 9}] + [{"input": 4, "total": 4}] * 3
+    assert shape(records) == [("embedding", "OpenAIEmbeddings.embed_documents", []),
+                              ("embedding", "OpenAIEmbeddings.embed_query", []),
+                              ("embedding", "OpenAIEmbeddings.embed_documents", [])]
+    assert [r["input"] for r in records] == [["a b", "c"], "q", ["x"]]
+    assert [r["usage"] for r in records] == [{"input": 9, "total": 9}] + [{"input": 4, "total": 4}] * 2
     assert {(r["model"], r["metadata"]["dimensions"], r["level"]) for r in records} == {
         ("text-embedding-3-small", 4, "DEFAULT")}
 

@@ -31,6 +31,10 @@ def _chroma() -> Chroma:
     return store
 
 
+#: The query's embedding, which the store's model records under the search (``langchain_embeddings``).
+QUERY = ("embedding", "DeterministicFakeEmbedding.embed_query", [])
+
+
 def _searches(traced: Traced) -> list[dict[str, Any]]:
     return [r for r in traced.records() if r["type"] == "retriever"]
 
@@ -40,8 +44,8 @@ def test_a_direct_search_is_one_retriever_with_the_query_and_the_documents(trace
     found = store.similarity_search_with_score("doc 2", k=2, filter={"n": {"$gte": 1}})
     plain = store.similarity_search("doc 1", k=1)
     [with_score, search] = _searches(traced)
-    assert shape(traced.records())[-2:] == [("retriever", "Chroma.similarity_search_with_score", []),
-                                            ("retriever", "Chroma.similarity_search", [])]  # no chroma.query inside
+    assert shape(traced.records())[-2:] == [("retriever", "Chroma.similarity_search_with_score", [QUERY]),
+                                            ("retriever", "Chroma.similarity_search", [QUERY])]  # no chroma.query
     assert (with_score["input"], with_score["top_k"], with_score["doc_count"]) == ("doc 2", 2, 2)
     assert with_score["output"] == [{"id": d.id, "content": d.page_content, "metadata": d.metadata, "score": s}
                                     for d, s in found]
@@ -60,9 +64,9 @@ def test_searches_calling_each_other_are_recorded_once(traced: Traced) -> None:
     store.similarity_search_with_relevance_scores("doc 3", k=1)  # the base class's, calling Chroma's with_score
     store.max_marginal_relevance_search("doc 1", k=2, fetch_k=4)
     asyncio.run(store.asimilarity_search("doc 0", k=1))  # the base class's, running the sync one in a thread
-    assert shape(traced.records())[-3:] == [("retriever", "Chroma.similarity_search_with_relevance_scores", []),
-                                            ("retriever", "Chroma.max_marginal_relevance_search", []),
-                                            ("retriever", "Chroma.similarity_search", [])]
+    assert shape(traced.records())[-3:] == [("retriever", "Chroma.similarity_search_with_relevance_scores", [QUERY]),
+                                            ("retriever", "Chroma.max_marginal_relevance_search", [QUERY]),
+                                            ("retriever", "Chroma.similarity_search", [QUERY])]
     relevance, mmr, async_search = _searches(traced)
     assert [d["id"] for d in relevance["output"]] == ["d3"] and relevance["output"][0]["score"] is not None
     assert (mmr["top_k"], mmr["doc_count"]) == (2, 2)
@@ -72,7 +76,7 @@ def test_searches_calling_each_other_are_recorded_once(traced: Traced) -> None:
 def test_inside_a_retriever_the_search_is_the_retrievers(traced: Traced) -> None:
     store = _chroma()
     store.as_retriever(search_kwargs={"k": 2}).invoke("doc 1")
-    assert shape(traced.records())[-1:] == [("retriever", "VectorStoreRetriever", [])]
+    assert shape(traced.records())[-1:] == [("retriever", "VectorStoreRetriever", [QUERY])]
 
 
 class _Listed(VectorStore):
@@ -140,7 +144,8 @@ store.add_texts(["red apple", "pear"], ids=["a", "p"])
 store.similarity_search("apple", k=1)
 autotrace.flush()
 from autotrace.export.local_store import LocalStore
-print([(o["type"], o["name"], o["input"]) for o in LocalStore(sys.argv[1], read_only=True).observations()])
+print([(o["type"], o["name"], o["input"]) for o in LocalStore(sys.argv[1], read_only=True).observations()
+       if o["type"] == "retriever"])
 """
     done = subprocess.run([sys.executable, "-c", program, str(tmp_path / "t.db")], capture_output=True, text=True,
                           timeout=120)

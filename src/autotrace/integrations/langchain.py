@@ -45,8 +45,9 @@ from . import langchain_convert as lcv
 from . import langchain_graph as lg
 from .base import Integration
 from .langchain_convert import message_fields, model_reply, run_name, streamed_start
+from .langchain_embeddings import embedding_patches
 from .langchain_interrupts import InterruptedRuns
-from .langchain_stores import StorePatches
+from .langchain_stores import store_patches
 from .media import without_media
 
 _MAX_RUNS = 10_000
@@ -420,7 +421,8 @@ class LangChainIntegration(Integration):
         super().__init__()
         self.handler: AutotraceCallbackHandler | None = None
         self._hook: tuple[Any, ...] | None = None
-        self._stores = StorePatches(self.patcher)
+        self._stores = store_patches(self.patcher)
+        self._embeddings = embedding_patches(self.patcher)
 
     def _instrument(self) -> None:
         from langchain_core.tracers import context as tracer_context
@@ -442,6 +444,10 @@ class LangChainIntegration(Integration):
             self._stores.apply()
         except Exception as exc:  # a changed langchain-core: the rest stays traced
             guarded_failure("langchain.vectorstores", exc)
+        try:  # embedding models, which send no callbacks either
+            self._embeddings.apply()
+        except Exception as exc:
+            guarded_failure("langchain.embeddings_patch", exc)
 
     def _handled(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         content = wrapped(*args, **kwargs)  # a failing handler raises as it would without autotrace
@@ -476,6 +482,7 @@ class LangChainIntegration(Integration):
         self._hook = None
         self.handler = None
         self._stores.remove()
+        self._embeddings.remove()
 
 
 INTEGRATION = LangChainIntegration()

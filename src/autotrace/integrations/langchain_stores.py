@@ -14,16 +14,14 @@ nothing more is recorded. Classes defined after ``install()`` are wrapped as the
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
-
-import wrapt
 
 from .. import recorder
 from .._internal import guarded_failure
 from ..observation import CurrentDuring, ObservationType
 from . import ownership
 from .base import Patcher
+from .class_family import ClassFamilyPatches
 from .langchain_convert import document_fields, retrieval_fields
 
 #: The search methods that take the query as text, sync and async.
@@ -95,60 +93,9 @@ async def _asearch(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     return result
 
 
-class StorePatches:
-    """Wraps the search methods of ``VectorStore`` and its subclasses, now and as they are defined,
-    from when the application first imports LangChain's vector stores (importing them here would
-    add LangChain's retrievers to every start-up, over 100 ms)."""
-
-    def __init__(self, patcher: Patcher) -> None:
-        self.patcher = patcher
-        self.base: Any = None
-        #: Moves on at each ``apply`` and ``remove``: an import hook of an earlier one does nothing.
-        self.generation = 0
-
-    def apply(self) -> None:
-        self.generation += 1
-        generation = self.generation
-
-        def imported(module: Any) -> None:
-            if self.generation == generation and self.base is None:
-                try:
-                    self._wrap_family(module.VectorStore)
-                except Exception as exc:  # a changed langchain-core: the rest stays traced
-                    guarded_failure("langchain.vectorstores", exc)
-
-        wrapt.register_post_import_hook(imported, "langchain_core.vectorstores.base")
-
-    def _wrap_family(self, base: Any) -> None:
-        self.base = base
-        pending = [base]
-        while pending:
-            cls = pending.pop()
-            self.wrap(cls)
-            pending.extend(cls.__subclasses__())
-        patches = self
-
-        def init_subclass(cls: Any, **kwargs: Any) -> None:
-            super(base, cls).__init_subclass__(**kwargs)
-            patches.wrap(cls)
-
-        base.__init_subclass__ = classmethod(init_subclass)
-
-    def wrap(self, cls: type) -> None:
-        """Wrap the searches ``cls`` defines itself (an inherited one is wrapped where it is defined)."""
-        for name in (*SEARCHES, *_ASYNC_SEARCHES):
-            method = cls.__dict__.get(name)
-            if not inspect.isfunction(method) or getattr(method, "__isabstractmethod__", False):
-                continue
-            try:
-                self.patcher.wrap_object(cls, name, _asearch if inspect.iscoroutinefunction(method) else _search)
-            except Exception as exc:  # a class that refuses it (a slot, a frozen type): left untraced
-                guarded_failure("langchain.vectorstore_patch", exc)
-
-    def remove(self) -> None:
-        """Stop wrapping classes as they are defined, or when the stores are imported (the patcher
-        restores the methods)."""
-        self.generation += 1
-        if self.base is not None and "__init_subclass__" in self.base.__dict__:
-            del self.base.__init_subclass__
-        self.base = None
+def store_patches(patcher: Patcher) -> ClassFamilyPatches:
+    """The search methods of ``VectorStore`` and its subclasses, wrapped from when the application
+    first imports LangChain's vector stores (importing them here would add LangChain's retrievers
+    to every start-up, over 100 ms)."""
+    return ClassFamilyPatches(patcher, "langchain_core.vectorstores.base", "VectorStore", SEARCHES, _ASYNC_SEARCHES,
+                              _search, _asearch, "langchain.vectorstore_patch")

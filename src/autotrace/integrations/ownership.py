@@ -9,6 +9,7 @@ fields the owner lacks, such as exact usage or the store's scores.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections import OrderedDict
 from types import FrameType
 from typing import Any, Final
@@ -33,6 +34,10 @@ _running: OrderedDict[FrameType, Observation] = OrderedDict()
 _MAX_RUNNING = 1_000
 #: How far up the stack a call looks for such a frame.
 _MAX_DEPTH = 64
+#: Owners whose usage came from a call they own (``enrich_reply``): the usage and cost of a later
+#: one are added to theirs (one framework call may send several requests, as a batch of
+#: embeddings does). Held weakly: an owner is forgotten with its observation.
+_usage_from_calls: weakref.WeakSet[Observation] = weakref.WeakSet()
 
 
 def owner(kind: ObservationType) -> Observation | object | None:
@@ -103,5 +108,25 @@ def enrich(obs: Observation, **fields: Any) -> None:
 
 def enrich_reply(obs: Observation, fields: dict[str, Any]) -> None:
     """Add what ``obs`` lacks of a reply's ``fields`` (model, usage, cost, finish reason ...), not
-    the output: the owner records what its framework returns."""
-    enrich(obs, **{k: v for k, v in fields.items() if k != "output"})
+    the output: the owner records what its framework returns. The usage and cost of a second
+    reply to the same owner are added to those of the first."""
+    fields = {k: v for k, v in fields.items() if k != "output"}
+    usage = fields.get("usage")
+    if usage:
+        current = obs.fields
+        if obs in _usage_from_calls:
+            obs.update(usage=_summed(current.get("usage"), usage), cost=_summed(current.get("cost"), fields.get("cost")))
+            del fields["usage"]
+            fields.pop("cost", None)
+        elif "usage" not in current:
+            _usage_from_calls.add(obs)
+    enrich(obs, **fields)
+
+
+def _summed(before: Any, added: Any) -> dict[str, Any] | None:
+    """Two usage (or cost) dicts added key by key; None (nothing changed) unless both are dicts of numbers."""
+    if not isinstance(before, dict) or not isinstance(added, dict):
+        return None
+    if not all(isinstance(v, int | float) for v in (*before.values(), *added.values())):
+        return None
+    return {key: before.get(key, 0) + added.get(key, 0) for key in {**before, **added}}

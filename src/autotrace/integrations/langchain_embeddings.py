@@ -1,0 +1,108 @@
+"""LangChain embedding models (``Embeddings.embed_query``/``embed_documents`` and their async
+twins), which send no callback: without this an embedding through a HuggingFace, Ollama or fake
+class made no observation at all.
+
+The embedding methods of ``Embeddings`` and of each subclass that defines its own are wrapped: a
+call is an ``embedding`` observation named ``<Class>.embed_query`` or ``<Class>.embed_documents``
+(an async method under its sync name, ``metadata.operation`` the method called) with the text or
+texts as input, ``input_count``, the model (the instance's ``model``, ``model_name`` or
+``model_id`` when a string) and, as the OpenAI integration records embeddings, ``dimensions`` and
+an output of ``{"count": vectors}`` (not the vectors). It is current while the method runs: an
+OpenAI SDK request inside (``OpenAIEmbeddings``) only enriches it (usage, cost, response model;
+``ownership``), and inside another embedding (``embed_query`` calling ``embed_documents``, an
+async method running the sync one) nothing more is recorded. Inside a retriever or a direct
+store search it nests under that retriever. Classes defined after ``install()`` are wrapped as
+they are defined.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import recorder
+from .._internal import guarded_failure
+from ..observation import CurrentDuring, ObservationType
+from . import ownership
+from .base import Patcher
+from .class_family import ClassFamilyPatches
+
+#: The embedding methods, sync then async; ``*_query`` takes one text, ``*_documents`` a list.
+METHODS = ("embed_query", "embed_documents", "aembed_query", "aembed_documents")
+#: Instance attributes naming the model, in the order real classes use them (OpenAI, Ollama,
+#: Cohere: ``model``; HuggingFace, Vertex AI, FastEmbed: ``model_name``; Bedrock: ``model_id``).
+_MODEL_ATTRIBUTES = ("model", "model_name", "model_id")
+
+
+class _Call(CurrentDuring):
+    """One embedding call: its observation is current while the model runs."""
+
+    __slots__ = ("query",)
+
+    def __init__(self, instance: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        super().__init__(None)
+        self.query = method.endswith("query")
+        try:
+            if ownership.owner(ObservationType.EMBEDDING) is not None:  # an outer embedding records it
+                return
+            value = args[0] if args else kwargs.get("text" if self.query else "texts")
+            self.obs = recorder.start(ObservationType.EMBEDDING,
+                                      f"{type(instance).__name__}.{method.removeprefix('a')}")
+            self.obs.update(model=_model(instance), input=value, metadata={"operation": method},
+                            input_count=1 if self.query else _size(value))
+        except Exception as exc:
+            guarded_failure("langchain.embeddings", exc)
+            self.obs = None
+
+    def embedded(self, result: Any) -> None:
+        obs = self.obs
+        if obs is None:
+            return
+        try:
+            vectors = [result] if self.query else result
+            count = _size(vectors)
+            first = vectors[0] if count else None
+            obs.update(output={"count": count}, dimensions=_size(first) or None)
+        except Exception as exc:
+            guarded_failure("langchain.embeddings", exc)
+        obs.end()
+
+    def exited(self, error: BaseException | None) -> None:
+        if error is not None and self.obs is not None:
+            self.obs.record_error(error)
+            self.obs.end()
+
+
+def _model(instance: Any) -> str | None:
+    for name in _MODEL_ATTRIBUTES:
+        value = getattr(instance, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _size(value: Any) -> int | None:
+    """``len(value)`` for a list, tuple or array; None for anything else."""
+    return len(value) if hasattr(value, "__len__") and not isinstance(value, str | bytes | dict) else None
+
+
+def _embed(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = _Call(instance, wrapped.__name__, args, kwargs)
+    with call:
+        result = wrapped(*args, **kwargs)
+    call.embedded(result)
+    return result
+
+
+async def _aembed(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = _Call(instance, wrapped.__name__, args, kwargs)
+    with call:
+        result = await wrapped(*args, **kwargs)
+    call.embedded(result)
+    return result
+
+
+def embedding_patches(patcher: Patcher) -> ClassFamilyPatches:
+    """The embedding methods of ``Embeddings`` and its subclasses, wrapped from when the application
+    first imports LangChain's embeddings (never before)."""
+    return ClassFamilyPatches(patcher, "langchain_core.embeddings.embeddings", "Embeddings", METHODS[:2], METHODS[2:],
+                              _embed, _aembed, "langchain.embeddings_patch")

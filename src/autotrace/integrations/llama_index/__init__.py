@@ -9,9 +9,11 @@ recorded (all others are skipped, and their children attach to the nearest recor
 - ``BaseLLM.chat/complete`` and their stream and async forms -> generation
 - ``BaseEmbedding.get_*embedding*`` public methods -> embedding
 - ``BaseTool.call/acall`` -> tool (without a FunctionTool's workflow ``Context`` argument)
-- agents (classes named ``*Agent*``, ``run``/``chat``) -> agent
+- agents (classes named ``*Agent*``, ``run``/``chat``) -> agent (an agent's name: ``agent_name``)
 - other workflows' ``run`` -> chain, so the LLM calls of a workflow's steps share its trace; in an
-  agent workflow, each generation and tool carries the name of the agent that ran it (``agent_name``)
+  agent workflow, each generation and tool carries the name of the agent that ran it (``agent_name``),
+  and each tool the id of the call it answers; a tool call no tool ran is recorded too (``_agents``)
+- a tool's call delegating to the same tool (``acall`` -> ``call``, an async adapter) is one tool
 - ``IngestionPipeline.run/arun`` -> chain (input: document and node counts; output: node count)
 
 While a recorded span runs its OTel span is current, so an OpenAI call made by the LLM nests
@@ -36,7 +38,8 @@ from ... import recorder
 from ..._internal import count, guarded_failure
 from ...observation import Observation, ObservationType, make_current, release_if_current
 from ..base import Integration
-from ._fields import end_fields, llm_input, method_of, start_fields
+from ._agents import AgentSteps, ToolStep
+from ._fields import end_fields, llm_input, method_of, start_fields, tool_name
 from ._responses import Response, ResponseRelay
 from ._streams import Stream, StreamFollower
 
@@ -45,6 +48,7 @@ _LLM_METHODS = frozenset({"chat", "complete", "stream_chat", "stream_complete", 
                           "astream_chat", "astream_complete"})
 _ONE_PER_CALL = frozenset({ObservationType.GENERATION, ObservationType.EMBEDDING})
 _BY_AGENT = frozenset({ObservationType.GENERATION, ObservationType.TOOL})  # tagged with the agent that ran them
+_AGENT_STEPS = frozenset({"run_agent_step", "call_tool"})  # ``_agents``
 _SHUTDOWN = "LlamaIndex dispatcher shut down before the span ended"
 
 
@@ -80,7 +84,7 @@ def _classify(instance: Any, method: str) -> tuple[ObservationType, dict[str, An
     return None
 
 
-class _Tracker(StreamFollower, ResponseRelay):
+class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
     """The open observations by LlamaIndex span id (bounded), shared by both handlers."""
 
     def __init__(self) -> None:
@@ -90,7 +94,8 @@ class _Tracker(StreamFollower, ResponseRelay):
         self.delegates: OrderedDict[tuple[int, str, int], str] = OrderedDict()
         self.responses: weakref.WeakKeyDictionary[Any, Response] = weakref.WeakKeyDictionary()  # ``_responses``
         self.chats: OrderedDict[int, Response] = OrderedDict()
-        self.agents: OrderedDict[str, str] = OrderedDict()  # a workflow run -> the agent that stepped last
+        self.agents: OrderedDict[str, str] = OrderedDict()  # ``_agents``
+        self.tool_steps: OrderedDict[str, ToolStep] = OrderedDict()
 
     def recorded_ancestor(self, parent_id: str | None) -> str | None:
         while parent_id is not None and parent_id not in self.open:
@@ -110,14 +115,15 @@ class _Tracker(StreamFollower, ResponseRelay):
             if outer is not None:  # CustomLLM.astream_* iterating its stream_*: the same call
                 found, ancestor = None, outer
         if found is None:
-            if method == "run_agent_step" and ancestor is not None:
-                self._agent_stepped(ancestor, arguments)
+            if ancestor is not None and method in _AGENT_STEPS:
+                self._agent_step(id_, method, ancestor, arguments)
             self.skipped[id_] = ancestor
             self._bound(self.skipped)
             return
         obs_type, extra = found
         parent = self.open.get(ancestor) if ancestor is not None else None
-        if parent is not None and parent[0].type is obs_type and obs_type in _ONE_PER_CALL:
+        if parent is not None and parent[0].type is obs_type and (
+                obs_type in _ONE_PER_CALL or _same_tool(parent[0], obs_type, instance)):
             self.skipped[id_] = ancestor  # e.g. acomplete delegating to complete: one generation
             self._bound(self.skipped)
             return
@@ -126,18 +132,11 @@ class _Tracker(StreamFollower, ResponseRelay):
         obs.update(**start_fields(obs_type, instance, method, arguments), **extra)
         if self.agents and obs_type in _BY_AGENT and ancestor in self.agents:
             obs.update(metadata={"agent_name": self.agents[ancestor]})
+        if self.tool_steps and obs_type is ObservationType.TOOL:
+            self._tool_started(parent_id, obs)
         token = make_current(obs)
         self.open[id_] = (obs, token)
         self._bound(self.open)
-
-    def _agent_stepped(self, run_id: str, arguments: dict[str, Any]) -> None:
-        """A multi-agent workflow's step ran one agent: the LLM calls and tool calls of the run that
-        follow are that agent's (its tool calls run in steps of their own, after it, before any other
-        agent steps)."""
-        name = getattr(arguments.get("ev"), "current_agent_name", None)
-        if isinstance(name, str):
-            self.agents[run_id] = name
-            self._bound(self.agents)
 
     def event(self, event: Any) -> None:
         if type(event).__name__ == "SpanCancelledEvent":
@@ -166,6 +165,8 @@ class _Tracker(StreamFollower, ResponseRelay):
         self.skipped.pop(id_, None)
         entry = self.open.get(id_)
         if entry is None:
+            if self.tool_steps:
+                self._tool_step_done(id_, result, error)
             if self.chats and method_of(id_).endswith("write_response_to_history"):
                 self._chat_written(id(instance), instance)  # a chat engine's streaming reply, written
             return
@@ -184,6 +185,11 @@ class _Tracker(StreamFollower, ResponseRelay):
                 self._relay(id_, result) or self._follow_chat(id_, result)):
             return  # ends with the response's token stream, or when the chat reply is written
         del self.open[id_]
+        self._ended(obs, result, error, instance)
+
+    @staticmethod
+    def _ended(obs: Observation, result: Any, error: BaseException | None, instance: Any) -> None:
+        """Record how a call ended (its result or error) and end its observation."""
         try:
             if error is not None and type(error).__name__ == "WaitingForEvent":
                 obs.set_level("DEFAULT", _waiting(error))  # not failed: run again once the event arrives
@@ -208,8 +214,15 @@ class _Tracker(StreamFollower, ResponseRelay):
         for tracked in list(self.responses.values()):
             self._response_ended(tracked, None)
         self.agents.clear()
+        self.tool_steps.clear()
         for obs, _ in list(self.open.values()):
             obs.end()
+
+
+def _same_tool(parent: Observation, obs_type: ObservationType, instance: Any) -> bool:
+    """Whether a tool call starting under tool ``parent`` is the same call: a tool's ``acall``
+    delegating to its ``call`` (or an async adapter to the tool it wraps), which has its name."""
+    return obs_type is ObservationType.TOOL and parent.fields.get("tool_name") == tool_name(instance)
 
 
 def _waiting(error: BaseException) -> str:

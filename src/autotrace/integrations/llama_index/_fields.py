@@ -53,10 +53,14 @@ def llm_input(method: str, arguments: dict[str, Any]) -> Any:
 
 
 def _run_input(event: Any) -> Any:
-    """A workflow run's input: an agent's user message, else its start event's fields."""
+    """A workflow run's input: an agent's user message, or the conversation it was given (as it
+    was then: the agent's memory appends to that list), else its start event's fields."""
     value = getattr(event, "user_msg", None)
     if value is not None:
         return getattr(value, "content", value)
+    history = getattr(event, "chat_history", None)
+    if isinstance(history, list) and history:
+        return [message(m) for m in history]
     fields = getattr(event, "to_dict", None)
     return fields() if callable(fields) else None
 
@@ -96,6 +100,11 @@ def _model(instance: Any) -> str | None:
     metadata = getattr(instance, "metadata", None)
     name = getattr(metadata, "model_name", None)
     return name if isinstance(name, str) else type(instance).__name__
+
+
+def tool_name(instance: Any) -> str:
+    """A tool's name (its metadata's), else its class name."""
+    return getattr(getattr(instance, "metadata", None), "name", None) or type(instance).__name__
 
 
 def _tool_arguments(instance: Any, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -151,12 +160,13 @@ def start_fields(obs_type: ObservationType, instance: Any, method: str, argument
             return {"store": type(instance).__name__, "metadata": {"input_count": len(arguments["nodes"] or ())}}
         return {"query": _query(query), "store": type(instance).__name__}
     if obs_type is ObservationType.TOOL:
-        name = getattr(getattr(instance, "metadata", None), "name", None) or type(instance).__name__
-        return {"tool_name": name, "arguments": _tool_arguments(instance, arguments)}
+        return {"tool_name": tool_name(instance), "arguments": _tool_arguments(instance, arguments)}
     if _ingestion(instance):
         return _ingestion_start(instance, arguments)
     if "start_event" in arguments:  # a workflow's (or agent's) run
-        return {"input": _run_input(arguments["start_event"])}
+        name = getattr(instance, "name", None) if obs_type is ObservationType.AGENT else None
+        return {"input": _run_input(arguments["start_event"]),
+                "metadata": {"agent_name": name} if isinstance(name, str) else None}
     value = arguments.get("str_or_query_bundle") or arguments.get("query") or arguments.get("message")
     return {"input": _query(value) if value is not None else None}
 

@@ -120,14 +120,25 @@ def cmd_query(args: argparse.Namespace) -> int:
         query = compile_query(args.expression)
     except QueryError as exc:
         raise CliError("query", str(exc), 2, column=exc.position + 1) from None
-    records = open_store(args.db).iter_observations()  # streamed: memory bounded by --limit, not the store
-    matches = list(islice((r for r in records if query.matches(r)), args.limit + 1))  # one more: is there more?
-    more = len(matches) > args.limit
+    seen: set[str] = set()  # the top-level fields of the observations read: a mistyped field is named
+    records = (_keys_into(seen, r) for r in open_store(args.db).iter_observations())  # streamed: memory
+    matches = list(islice((r for r in records if query.matches(r)), args.limit + 1))  # bounded by --limit
+    more = len(matches) > args.limit  # one more than --limit read: is there more?
     del matches[args.limit:]
     _emit(args, matches, lambda: render.render_observations(matches))
     if more:  # on stderr: stdout stays the matches (JSON with --json)
         out(f"autotrace: the newest {args.limit} matches shown; more match (--limit to see more)", sys.stderr)
+    unknown = sorted({f for f in query.fields if f.split(".")[0] not in seen}) if seen and not matches else []
+    if unknown:  # nothing matched (the whole store was read) and no observation has such a field: a typo?
+        out(f"autotrace: no observation has a field {', '.join(map(repr, unknown))}; "
+            f"fields: {', '.join(sorted(seen))}", sys.stderr)
     return 0
+
+
+def _keys_into(seen: set[str], record: dict[str, Any]) -> dict[str, Any]:
+    """``record``, its keys added to ``seen``."""
+    seen.update(record)
+    return record
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -143,21 +154,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("traces", help="list recent traces")
-    p.add_argument("--limit", type=_positive, default=20)
-    p.add_argument("--tenant")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=_positive, default=20, help="how many, newest first (default 20)")
+    p.add_argument("--tenant", help="only the traces with an observation of this tenant")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_traces)
 
     p = sub.add_parser("show", help="print one trace as a typed tree")
     p.add_argument("trace_id", help="the trace id or a unique prefix of it (hex)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON: every observation with its scores")
     p.add_argument("--no-io", action="store_true", help="omit input/output previews")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("query", help="find observations, e.g. 'type=generation and usage.total>2000'")
-    p.add_argument("expression")
-    p.add_argument("--limit", type=_positive, default=100)
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("query", help="find observations, e.g. 'type=generation and usage.total>2000'",
+                       description="Comparisons (= == != < <= > >= ~ !~, and 'has FIELD') on observation fields "
+                       "(dotted for nested ones: usage.total, prompt.version, metadata.KEY), joined by "
+                       "and/or/not and parentheses; see README.md.")
+    p.add_argument("expression", help="e.g. 'type=generation and usage.total>2000', 'level=error'")
+    p.add_argument("--limit", type=_positive, default=100, help="how many matches, newest first (default 100)")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("demo", help="run the two-service demo (agent + RAG over gRPC) and print its traces")

@@ -160,19 +160,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- python app.py ...")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("replay", help="re-run a program, frozen up to one generation that runs with overrides")
-    p.add_argument("trace_id")
+    p = sub.add_parser("replay", help="re-run a program, frozen up to one generation that runs with overrides",
+                       usage="%(prog)s [-h] --at AT [--set KEY=VALUE] [--messages-file FILE] trace_id -- PROGRAM "
+                       "[ARGS ...]", epilog="e.g. autotrace replay 3f2a9c --at 8b1e0d --set model=gpt-4o -- python app.py")
+    p.add_argument("trace_id", help="the recorded trace (id or a unique prefix)")
     p.add_argument("--at", required=True, help="id (or prefix) of the generation to run live")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model=... or a model parameter")
-    p.add_argument("--messages-file", help="JSON list of messages replacing the generation's input")
+    p.add_argument("--messages-file", metavar="FILE", help="JSON list of messages replacing the generation's input")
     p.set_defaults(command=[])
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("compare", help="compare two versions of a prompt over the local store")
-    p.add_argument("--prompt", required=True)
-    p.add_argument("a")
-    p.add_argument("b")
+    p.add_argument("--prompt", required=True, help="the prompt name its generations record")
+    p.add_argument("a", help="version A, the baseline")
+    p.add_argument("b", help="version B, checked for regressions against A")
     p.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (default 0.05)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a regression is flagged")
     p.set_defaults(func=cmd_compare)

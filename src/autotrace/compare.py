@@ -113,8 +113,18 @@ def proportion_p(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float | No
     return min(1.0, sum(math.exp(p) for p in map(log_p, tables) if p <= observed))
 
 
-def _finite(values: list[float]) -> list[float]:
-    return [v for v in values if math.isfinite(v)]
+def _finite(values: Iterable[Any]) -> list[float]:
+    """The finite numbers among ``values`` as floats: a recorded value that is no number (text, an
+    object, a bool, None) is left out, as a non-finite one is."""
+    return [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
+
+
+def _total(value: Any) -> Any:
+    """A usage's or cost's ``total`` as recorded: 0 when there is none, None (left out) when the
+    field is no object."""
+    if value is None:
+        return 0
+    return value.get("total", 0) if isinstance(value, dict) else None
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -131,9 +141,9 @@ def _version_data(records: list[dict[str, Any]], scores: list[dict[str, Any]]) -
         if score.get("observation_id") in ids or (score.get("observation_id") is None and score["trace_id"] in traces):
             by_name[score["name"]].append(float(score["value"]))
     return {
-        "latency_ms": _finite([r["duration_ms"] for r in records]),
-        "tokens": _finite([float((r.get("usage") or {}).get("total") or 0) for r in records]),
-        "cost": _finite([float((r.get("cost") or {}).get("total") or 0) for r in records]),
+        "latency_ms": _finite(r.get("duration_ms") for r in records),
+        "tokens": _finite(_total(r.get("usage")) for r in records),
+        "cost": _finite(_total(r.get("cost")) for r in records),
         "errors": sum(1 for r in records if r.get("error") or r.get("level") == "ERROR"),
         "scores": dict(by_name),
     }

@@ -168,6 +168,7 @@ class _Parser:
         self.tokens = tokens
         self.index = 0
         self.length = length
+        self.fields: list[str] = []  # the field names the query reads, in order
 
     def peek(self) -> _Token | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -228,6 +229,7 @@ class _Parser:
             field = self.take()
             if field.kind != "word":
                 raise QueryError("'has' needs a field name", field.position)
+            self.fields.append(field.text)
             path = tuple(field.text.split("."))
             return lambda obs: _lookup(obs, path) is not _MISSING
         if token.kind != "word" or (token.text.lower() in ("and", "or", "not") and not named):
@@ -235,6 +237,7 @@ class _Parser:
         op = self.take()
         if op.kind != "op":
             raise QueryError(f"expected an operator after {token.text!r}, found {op.text!r}", op.position)
+        self.fields.append(token.text)
         return _compare(token.text, op.text, self.value())
 
     def value(self) -> _Literal:
@@ -253,11 +256,12 @@ class _Parser:
 
 
 class Query:
-    """A compiled filter; ``matches`` never raises."""
+    """A compiled filter; ``matches`` never raises. ``fields``: the field names it reads."""
 
-    def __init__(self, text: str, predicate: Predicate) -> None:
+    def __init__(self, text: str, predicate: Predicate, fields: tuple[str, ...] = ()) -> None:
         self.text = text
         self._predicate = predicate
+        self.fields = fields
 
     def matches(self, obs: Mapping[str, Any]) -> bool:
         try:
@@ -281,4 +285,4 @@ def compile_query(text: str) -> Query:
     trailing = parser.peek()
     if trailing is not None:
         raise QueryError(f"unexpected {trailing.text!r}", trailing.position)
-    return Query(text, predicate)
+    return Query(text, predicate, tuple(parser.fields))

@@ -102,13 +102,17 @@ def node_label(record: dict[str, Any]) -> str:
         parts.append(f"{short(usage['total'], 24)} tok")
     cost = record.get("cost") or {}
     if isinstance(cost, dict) and cost.get("total"):
-        parts.append(f"${_number(cost['total'], '.6f')}")
+        total = cost["total"]  # shown only when not zero: one that rounds to it is said to be below a millionth
+        tiny = isinstance(total, float) and 0 < total < 5e-7
+        parts.append("<$0.000001" if tiny else f"${_number(total, '.6f')}")
     if record.get("model"):
         parts.append(short(record["model"], 60))
     if record.get("doc_count") is not None:
         parts.append(f"{short(record['doc_count'], 24)} docs")
     if record.get("level") == "ERROR" or record.get("error"):
         parts.append(f"ERROR {short(record.get('status_message'), 50)}")
+    elif record.get("level") == "WARNING":  # interrupted (a stream closed early, a cancellation): not failed
+        parts.append(f"WARNING {short(record.get('status_message'), 50)}")
     return "  ".join(parts)
 
 
@@ -178,7 +182,10 @@ def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: i
     if not records:
         return "(no observations)"
     first = records[0]
-    lines = [f"trace {_text(first.get('trace_id'))}  tenant={_text(first.get('tenant') or '-')}"]
+    roots = build_tree(records)
+    root = roots[0][0] if roots else first
+    replay = f"  replay of {_text(root['replay_of'])}" if root.get("replay_of") else ""  # ``replay`` stored it
+    lines = [f"trace {_text(first.get('trace_id'))}  tenant={_text(first.get('tenant') or '-')}{replay}"]
     on, trace_level = _by_observation(records, scores)
     scores_shown = 0
     for score in trace_level:
@@ -189,7 +196,7 @@ def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: i
     prefixes = [""]  # prefixes[d]: what precedes the branch of a node at depth d
     shown = deep = 0
     capped = len(lines) >= max_lines
-    for depth, last, (record, children) in iter_tree(build_tree(records)):
+    for depth, last, (record, children) in iter_tree(roots):
         if depth >= max_depth:
             deep += 1
             continue
@@ -226,12 +233,13 @@ def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: i
 
 
 def render_traces(summaries: Sequence[dict[str, Any]]) -> str:
-    """A table of recent traces."""
+    """A table of recent traces (a replay's name marked ``replay:``)."""
     header = f"{'TRACE':32}  {'NAME':24}  {'TENANT':12}  {'DURATION':>10}  {'TOKENS':>7}  {'COST':>10}  ERR"
     rows = [header]
     for s in summaries:
+        name = ("replay: " if s.get("replay_of") else "") + _text(s.get("name") or "-")  # ``show`` says of which
         rows.append(
-            f"{_text(s['trace_id']):32}  {short(s.get('name') or '-', 24):24}  {short(s.get('tenant') or '-', 12):12}  "
+            f"{_text(s['trace_id']):32}  {short(name, 24):24}  {short(s.get('tenant') or '-', 12):12}  "
             f"{_number(s['duration_ms'], '>8.1f')}ms  {_number(s['tokens'], '>7')}  {_number(s['cost'], '>10.6f')}  "
             f"{s['errors']}"
         )

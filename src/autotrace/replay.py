@@ -179,17 +179,19 @@ def activate_from_environment(environ: dict[str, str]) -> bool:
     return True
 
 
-def side_by_side(original: list[dict[str, Any]], replayed: list[dict[str, Any]], width: int = 64) -> str:
-    """The two trees next to each other."""
+def side_by_side(original: list[dict[str, Any]], replayed: list[dict[str, Any]], width: int = 100) -> str:
+    """The two trees next to each other: the original's column as wide as its longest line, up to
+    ``width``; a line cut to fit ends with ``…``."""
     from .render import render_tree
 
     left = render_tree(original, io=False).splitlines()
     right = render_tree(replayed, io=False).splitlines()
+    width = min(width, max(map(len, left), default=0))
     rows = [f"{'ORIGINAL':<{width}}  REPLAY"]
     for index in range(max(len(left), len(right))):
         a = left[index] if index < len(left) else ""
         b = right[index] if index < len(right) else ""
-        rows.append(f"{a[:width]:<{width}}  {b}")
+        rows.append(f"{a if len(a) <= width else a[:width - 1] + '…':<{width}}  {b}")
     return "\n".join(rows)
 
 

@@ -221,3 +221,23 @@ def test_a_thousand_nested_blocks_and_a_deep_recursion_nest_exactly(traced: Trac
         chain.append(leaf["name"])
         leaf = by_id.get(leaf["parent_id"])
     assert chain == ["step"] * 301 + [f"d{depth}" for depth in range(999, -1, -1)]
+
+
+def test_a_retrieval_given_its_documents_counts_them(traced: Traced) -> None:
+    @autotrace.observe(name="search", as_type="retriever")
+    def search(query: str) -> list[dict[str, str]]:
+        return [{"id": "a"}, {"id": "b"}]
+
+    search("q")
+    with autotrace.start_retrieval("by-output") as span:
+        span.set_output([{"id": "c"}])
+    with autotrace.start_retrieval("by-documents") as span:
+        span.update(documents=[{"id": "d"}, {"id": "e"}, {"id": "f"}])
+    with autotrace.start_retrieval("counted-by-the-caller") as span:
+        span.update(documents=[{"id": "g"}], doc_count=40)  # the first of 40 found
+    with autotrace.start_retrieval("not-a-list") as span:
+        span.set_output("no documents")
+    with autotrace.start_tool("a-tool") as span:
+        span.set_output([1, 2])
+    assert {r["name"]: r["doc_count"] for r in traced.records()} == {
+        "search": 2, "by-output": 1, "by-documents": 3, "counted-by-the-caller": 40, "not-a-list": None, "a-tool": None}

@@ -269,6 +269,8 @@ class Observation:
         try:
             if span.is_recording():
                 fields = resolved_fields(self._fields, DEFERRED)
+                if self.type is ObservationType.RETRIEVER and "doc_count" not in fields:
+                    fields = _with_doc_count(fields)
                 max_bytes = state.max_value_bytes
                 if type(span) is ObservationSpan:
                     span.hand_over(settled_attributes, self.type.value, _plain(fields, max_bytes), max_bytes)
@@ -416,6 +418,14 @@ def _snapshot(value: Any) -> Any:
     if type(value) is dict:
         return dict(value)
     return value
+
+
+def _with_doc_count(fields: dict[str, Any]) -> dict[str, Any]:
+    """A retrieval's fields with ``doc_count`` when its documents (or output) are a list given
+    without their count (``start_retrieval(...).set_output(docs)``, ``observe(as_type="retriever")``)."""
+    found = fields.get("documents")
+    found = fields.get("output") if found is None else found
+    return {**fields, "doc_count": len(found)} if type(found) in (list, tuple) else fields
 
 
 def _plain(fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 SERVER span, adopts the caller's tenant only when ``trust_incoming_tenant`` is set, keeps the
 caller's other baggage entries current for the handler's own calls, and ends when
 the handler, or the stream it returns, finishes, with the status the client gets: also when grpc
-fails the call after the handler (a response it cannot serialise, see ``_Serializer``) or before
-any (no handler for the method, see ``_rejected``)."""
+fails the call after the handler (a response it cannot serialise or send, see ``_Serializer``) or
+before any (no handler for the method, see ``_rejected``)."""
 
 from __future__ import annotations
 
+import gc
 import inspect
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -51,11 +52,15 @@ class _ServerCall:
 
     def close(self, servicer_context: Any, error: BaseException | None = None) -> None:
         if self.obs is not None:
+            readable = _readable(servicer_context)
+            unwatched, servicer_context = readable is not servicer_context, readable
             code = _context_code(servicer_context)
-            if code is not None:  # set by the handler (abort, set_code)
+            if self.unsent is not None and self.unsent[0] is None:  # grpc failed, sending no status
+                finish_call(self.obs, None, None, self.unsent[2])
+            elif code is not None:  # set by the handler (abort, set_code)
                 finish_call(self.obs, code, _context_details(servicer_context),
                         error if code is grpc.StatusCode.UNKNOWN else None)
-            elif (gone := _ended_by_client(servicer_context, error)) is not None:
+            elif (gone := _ended_by_client(servicer_context, error, unwatched)) is not None:
                 finish_call(self.obs, gone[0], gone[1], interrupted=True)
             elif error is not None:
                 finish_call(self.obs, grpc.StatusCode.UNKNOWN, None, error)
@@ -81,22 +86,52 @@ def _incoming_baggage(ctx: Any) -> Mapping[str, object] | None:
     return {key: value for key, value in entries.items() if key != TENANT_BAGGAGE_KEY}
 
 
-def _ended_by_client(servicer_context: Any, error: BaseException | None) -> tuple[Any, str] | None:
+def _ended_by_client(servicer_context: Any, error: BaseException | None,
+                     unwatched: bool = False) -> tuple[Any, str] | None:
     """The status of a call its client cancelled or let expire before the handler finished (the
-    handler then returns, or is interrupted, with no status of its own); None if still live."""
+    handler then returns, or is interrupted, with no status of its own); None if still live.
+    ``unwatched``: a sync handler on grpc.aio, which is neither interrupted nor told that its call
+    ended; only a passed deadline shows (a cancelled call then reads as live)."""
+    live = error is None or isinstance(error, Exception)  # not interrupted
+    active = False
     try:
         is_active = getattr(servicer_context, "is_active", None)  # grpc.ServicerContext
         active = is_active() if is_active is not None else not servicer_context.cancelled()  # grpc.aio
-        if active and (error is None or isinstance(error, Exception)):
+        if active and live and not unwatched:
             return None
         remaining = servicer_context.time_remaining()
     except Exception:
-        if error is None or isinstance(error, Exception):
+        if live:
             return None
         remaining = None
     if remaining is not None and remaining <= 0:
         return grpc.StatusCode.DEADLINE_EXCEEDED, "the caller's deadline passed"
+    if active and live:  # unwatched, with time left
+        return None
     return grpc.StatusCode.CANCELLED, "the call was cancelled"
+
+
+try:  # grpc's own classes, to find a sync handler's aio context (``_readable``); absent: not looked for
+    from grpc._cython import cygrpc as _cygrpc
+except ImportError:  # pragma: no cover - a grpc without its Cython core
+    _cygrpc = None
+_SYNC_CONTEXT: Any = getattr(_cygrpc, "_SyncServicerContext", None)
+_AIO_CONTEXT: Any = getattr(_cygrpc, "_ServicerContext", None)
+
+
+def _readable(servicer_context: Any) -> Any:
+    """The context to read a call's status from. grpc.aio gives a sync handler a context with no
+    ``code()``, ``details()`` or ``cancelled()``, wrapping the call's aio context, which has them:
+    it is found among the references the wrapper holds (read only, the handler's own is unchanged)."""
+    if type(servicer_context) is not _SYNC_CONTEXT:
+        return servicer_context
+    try:
+        for held in gc.get_referents(servicer_context):
+            if type(held) is _AIO_CONTEXT:
+                return held
+    except Exception as exc:
+        guarded_failure("grpc.sync_context", exc)
+    return servicer_context
 
 
 def _context_code(servicer_context: Any) -> Any:
@@ -168,7 +203,7 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
         if aio and not isinstance(result, Iterator):
             call.close(servicer_context, _not_iterable(result))
             return result
-        return _stream(result, call, servicer_context)
+        return _stream(result, call, servicer_context, not aio)
 
     return function
 
@@ -178,7 +213,7 @@ def _finish_unary(call: _ServerCall, servicer_context: Any, result: Any, seriali
     """End a call whose handler returned one response, serialising it first (see ``_Serializer``)
     when grpc will: always on a sync server; on grpc.aio only while the status is OK (it sends
     no response with an error status)."""
-    if serializer is not None and (not aio or _context_code(servicer_context) in (None, grpc.StatusCode.OK)):
+    if serializer is not None and (not aio or _context_code(_readable(servicer_context)) in (None, grpc.StatusCode.OK)):
         serializer.prepare(call, result)
     call.close(servicer_context)
 
@@ -197,10 +232,11 @@ def _not_iterable(value: Any) -> TypeError | None:
     return None
 
 
-def _stream(responses: Any, call: _ServerCall, servicer_context: Any) -> Iterator[Any]:
+def _stream(responses: Any, call: _ServerCall, servicer_context: Any, ends_at_none: bool) -> Iterator[Any]:
     """Hands on what a sync streaming handler returned, with the span current. The sync server
     calls ``next`` on it, so a list fails the call (UNKNOWN): that error, grpc's own, is raised
-    here, where it is recorded, and the call fails as it would untraced."""
+    here, where it is recorded, and the call fails as it would untraced. The sync server ends
+    the call at a None item (``ends_at_none``), with the status set so far, reading no further."""
     try:
         while True:
             # the span and tenant again per item: grpc.aio reads sync streams on its thread pool
@@ -209,6 +245,8 @@ def _stream(responses: Any, call: _ServerCall, servicer_context: Any) -> Iterato
                     item = next(responses)
                 except StopIteration:
                     break
+            if item is None and ends_at_none:
+                call.close(servicer_context)
             yield item
     except BaseException as error:
         call.close(servicer_context, error)
@@ -260,17 +298,25 @@ _NOTHING: Any = object()
 _UNSERIALISABLE = "Failed to serialize response!"  # grpc's (sync server) details
 
 
+def _as_is(response: Any) -> Any:
+    """What grpc sends for a handler with no ``response_serializer``: the response itself."""
+    return response
+
+
 class _Serializer:
-    """A handler's ``response_serializer``, watched for the one failure grpc reports after the
-    handler has returned: a response that cannot be serialised. The client then gets INTERNAL
-    (sync server; also when the serializer returns None) or UNKNOWN (grpc.aio, which sends an
-    empty message for None).
+    """A handler's ``response_serializer`` (``_as_is`` for none), watched for the failures grpc
+    meets after the handler has returned: a response that cannot be serialised, or is not bytes
+    once serialised. The client then gets INTERNAL (sync server; also when the serializer returns
+    None) or UNKNOWN (grpc.aio, which sends an empty message for None); a sync server raises
+    TypeError for a value that is not exactly bytes, sending no status at all (the client waits
+    for its deadline).
 
     A single response is serialised by ``prepare``, before the span ends, and handed to grpc
     when it calls the serializer, so it is serialised once; a stream's responses are serialised
-    as grpc sends them, a failure ending the span (``watch``)."""
+    as grpc sends them, a failure ending the span (``watch``). grpc.aio encodes a str response
+    (UTF-8) before serialising it."""
 
-    __slots__ = ("aio", "call", "context", "error", "raw", "response", "serialize")
+    __slots__ = ("aio", "call", "context", "encoded", "error", "raw", "response", "serialize")
 
     def __init__(self, serialize: Callable[[Any], Any], aio: bool) -> None:
         self.serialize = serialize
@@ -278,6 +324,7 @@ class _Serializer:
         self.call: _ServerCall | None = None
         self.context: Any = None
         self.response: Any = _NOTHING
+        self.encoded = False  # the prepared response is a str grpc.aio encodes
         self.raw: Any = None
         self.error: BaseException | None = None
 
@@ -285,6 +332,8 @@ class _Serializer:
         self.call, self.context = call, servicer_context
 
     def prepare(self, call: _ServerCall, response: Any) -> None:
+        if self.aio and isinstance(response, str):
+            response, self.encoded = response.encode("utf8"), True
         try:
             self.raw = self.serialize(response)
         except BaseException as error:  # raised to grpc when it serialises, as untraced
@@ -293,9 +342,9 @@ class _Serializer:
         call.unsent = self._failure(self.raw, self.error)
 
     def __call__(self, response: Any) -> Any:
-        if response is self.response:  # prepared
+        if response is self.response or (self.encoded and response == self.response):  # prepared
             raw, error = self.raw, self.error
-            self.response, self.raw, self.error = _NOTHING, None, None  # once: free them
+            self.response, self.raw, self.error, self.encoded = _NOTHING, None, None, False  # once: free them
             if error is not None:
                 raise error
             return raw
@@ -304,26 +353,32 @@ class _Serializer:
         except BaseException as error:
             self._fail(error)
             raise
-        if raw is None and not self.aio:
-            self._fail(None)
+        if type(raw) is not bytes and (raw is not None or not self.aio):
+            self._fail(None, raw)
         return raw
 
-    def _fail(self, error: BaseException | None) -> None:
+    def _fail(self, error: BaseException | None, raw: Any = None) -> None:
         """End a stream's span with the status grpc sends for an item it could not serialise."""
         try:
             if self.call is not None:
-                self.call.unsent = self._failure(None, error)
+                self.call.unsent = self._failure(raw, error)
                 self.call.close(self.context)
         except Exception as exc:  # the application's error, not ours, must reach grpc
             guarded_failure("grpc.serializer", exc)
 
     def _failure(self, raw: Any, error: BaseException | None) -> tuple[Any, str | None, BaseException | None] | None:
-        """The status grpc sends (the span's message is the error's, when there is one)."""
+        """The status grpc sends (the span's message is the error's, when there is one); a status
+        of None: grpc sends none."""
         if error is not None:
             return (grpc.StatusCode.UNKNOWN if self.aio else grpc.StatusCode.INTERNAL), None, error
-        if raw is None and not self.aio:
-            return grpc.StatusCode.INTERNAL, _UNSERIALISABLE, None
-        return None
+        if raw is None:
+            return None if self.aio else (grpc.StatusCode.INTERNAL, _UNSERIALISABLE, None)
+        if type(raw) is bytes:  # exactly: grpc takes no subclass
+            return None
+        kind = type(raw).__name__
+        if self.aio:  # grpc's errors, word for word
+            return grpc.StatusCode.UNKNOWN, None, TypeError(f"Expected bytes, got {kind}")
+        return None, None, TypeError(f"Argument 'message' has incorrect type (expected bytes, got {kind})")
 
 
 _BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
@@ -339,11 +394,8 @@ def _wrap_handler(handler: Any, handler_call_details: Any, aio: bool) -> Any:
     if handler is None:
         return None
     try:
-        changes: dict[str, Any] = {}
-        serialize = getattr(handler, "response_serializer", None)
-        serializer = _Serializer(serialize, aio) if serialize is not None else None
-        if serializer is not None:
-            changes["response_serializer"] = serializer
+        serializer = _Serializer(getattr(handler, "response_serializer", None) or _as_is, aio)
+        changes: dict[str, Any] = {"response_serializer": serializer}
         for field in _BEHAVIORS:
             behavior = getattr(handler, field, None)
             if behavior is not None:

@@ -122,9 +122,9 @@ def test_tools(traced: Traced) -> None:
     tool = FunctionTool.from_defaults(fn=multiply)
     assert tool.call(a=6, b=7).raw_output == 42
     (record,) = traced.records()
-    assert (record["type"], record["name"]) == ("tool", "FunctionTool.call")
+    assert (record["type"], record["name"], record["metadata"]["method"]) == ("tool", "multiply", "FunctionTool.call")
     assert record["metadata"]["tool_name"] == "multiply" and record["output"] == 42
-    assert record["input"] == {"kwargs": {"a": 6, "b": 7}}
+    assert record["input"] == {"a": 6, "b": 7}
 
 
 class OpenAIBacked(CustomLLM):
@@ -204,7 +204,7 @@ def test_react_agent_with_a_tool(traced: Traced) -> None:
     assert str(asyncio.run(ask())) == "42"
     records = traced.records()
     assert shape(records) == [("agent", "ReActAgent.run", [
-        ("generation", "Scripted.achat", []), ("tool", "FunctionTool.acall", []), ("generation", "Scripted.achat", []),
+        ("generation", "Scripted.achat", []), ("tool", "multiply", []), ("generation", "Scripted.achat", []),
     ])]
     tool = next(r for r in records if r["type"] == "tool")
     assert tool["output"] == 42 and tool["metadata"]["tool_name"] == "multiply"
@@ -242,7 +242,7 @@ def test_react_agent_streaming_records_one_generation_per_llm_call(traced: Trace
     assert str(asyncio.run(ask())).strip() == "42"
     records = traced.records()
     assert shape(records) == [("agent", "ReActAgent.run", [
-        ("generation", "Scripted.astream_chat", []), ("tool", "FunctionTool.acall", []),
+        ("generation", "Scripted.astream_chat", []), ("tool", "multiply", []),
         ("generation", "Scripted.astream_chat", []),
     ])]
     outputs = [r["output"] for r in records if r["type"] == "generation"]

@@ -94,7 +94,7 @@ def test_a_function_agent_s_run_names_its_agent_and_links_each_tool_to_its_call(
     records = traced.records()
     generation = ("generation", f"Metered.{'astream_chat' if streaming else 'achat'}", [])
     assert shape(records) == [("agent", "FunctionAgent.run", [
-        generation, ("tool", "FunctionTool.acall", []), generation, ("tool", "FunctionTool.acall", []), generation])]
+        generation, ("tool", "lookup", []), generation, ("tool", "price", []), generation])]
     run_, *steps = records
     assert (run_["input"], run_["output"], run_["level"], run_["metadata"]["agent_name"]) == (
         "check o1", "o1 shipped, 5", "DEFAULT", "orders")
@@ -104,8 +104,8 @@ def test_a_function_agent_s_run_names_its_agent_and_links_each_tool_to_its_call(
     assert [r["output"] for r in generations] == [called("lookup", order_id="o1"), called("price", order_id="o1"),
                                                   {"role": "assistant", "content": "o1 shipped, 5"}]
     assert tools_of(records) == [
-        ("FunctionTool.acall", "lookup", "c-lookup", {"kwargs": {"order_id": "o1"}}, "o1 shipped", "DEFAULT"),
-        ("FunctionTool.acall", "price", "c-price", {"kwargs": {"order_id": "o1"}}, "o1 costs 5", "DEFAULT")]
+        ("lookup", "lookup", "c-lookup", {"order_id": "o1"}, "o1 shipped", "DEFAULT"),
+        ("price", "price", "c-price", {"order_id": "o1"}, "o1 costs 5", "DEFAULT")]
     assert_nothing_held()
 
 
@@ -126,8 +126,8 @@ def test_a_react_agent_s_streamed_events_with_two_tools_and_a_failing_one(traced
     records = traced.records()
     generation = ("generation", "Scripted.astream_chat", [])
     assert shape(records) == [("agent", "ReActAgent.run", [
-        generation, ("tool", "FunctionTool.acall", []), generation, ("tool", "FunctionTool.acall", []),
-        generation, ("tool", "FunctionTool.acall", []), generation])]
+        generation, ("tool", "lookup", []), generation, ("tool", "price", []),
+        generation, ("tool", "broken", []), generation])]
     assert (records[0]["output"], records[0]["metadata"]["agent_name"]) == ("o1 shipped, 5", "react")
     assert [(name, out, level) for _, name, _, _, out, level in tools_of(records)] == [
         ("lookup", "o1 shipped", "DEFAULT"), ("price", "o1 costs 5", "DEFAULT"), ("broken", None, "ERROR")]
@@ -155,16 +155,16 @@ def test_an_agent_workflow_s_handoff_is_a_tool_call_of_the_agent_handing_off(tra
     records = traced.records()
     generation = ("generation", "MockFunctionCallingLLM.astream_chat", [])
     assert shape(records) == [("agent", "AgentWorkflow.run", [
-        generation, ("tool", "FunctionTool.acall", []), generation, ("tool", "FunctionTool.acall", []), generation])]
+        ("agent", "triage", [generation, ("tool", "handoff", [])]),
+        ("agent", "billing", [generation, ("tool", "lookup", []), generation])])]
     assert "agent_name" not in records[0]["metadata"]  # the workflow runs several agents
     assert [(r["type"], r["metadata"]["agent_name"]) for r in records[1:]] == [
-        ("generation", "triage"), ("tool", "triage"), ("generation", "billing"), ("tool", "billing"),
-        ("generation", "billing")]
+        ("agent", "triage"), ("generation", "triage"), ("tool", "triage"), ("agent", "billing"),
+        ("generation", "billing"), ("tool", "billing"), ("generation", "billing")]
     handoff, looked_up = tools_of(records)
-    assert handoff[1:4] == ("handoff", "c-handoff", {"kwargs": {"to_agent": "billing", "reason": "a refund"}})
+    assert handoff[1:4] == ("handoff", "c-handoff", {"to_agent": "billing", "reason": "a refund"})
     assert handoff[4].startswith("Agent billing is now handling the request")
-    assert looked_up == ("FunctionTool.acall", "lookup", "c-lookup", {"kwargs": {"order_id": "o1"}}, "o1 shipped",
-                         "DEFAULT")
+    assert looked_up == ("lookup", "lookup", "c-lookup", {"order_id": "o1"}, "o1 shipped", "DEFAULT")
     assert_nothing_held()
 
 
@@ -204,9 +204,8 @@ def test_a_tool_delegating_to_its_own_call_is_one_tool_call(traced: Traced) -> N
     assert asyncio.run(run()) == "sunny"
     records = traced.records()
     generation = ("generation", "MockFunctionCallingLLM.astream_chat", [])
-    assert shape(records) == [("agent", "FunctionAgent.run", [generation, ("tool", "Weather.acall", []), generation])]
-    assert tools_of(records) == [("Weather.acall", "weather", "c-weather", {"kwargs": {"city": "Oslo"}},
-                                  "sunny in Oslo", "DEFAULT")]
+    assert shape(records) == [("agent", "FunctionAgent.run", [generation, ("tool", "weather", []), generation])]
+    assert tools_of(records) == [("weather", "weather", "c-weather", {"city": "Oslo"}, "sunny in Oslo", "DEFAULT")]
     assert_nothing_held()
 
 
@@ -229,22 +228,21 @@ def test_a_tool_call_the_agent_could_not_run_is_a_failed_tool_call(traced: Trace
     assert asyncio.run(run()) == ["a", "b", "c"]
     solo, workflow, adapted = by_trace(traced.records()).values()
     generation = ("generation", "MockFunctionCallingLLM.astream_chat", [])
-    assert shape(solo) == [("agent", "FunctionAgent.run", [generation, ("tool", "BaseWorkflowAgent.call_tool", []),
-                                                           generation])]
+    assert shape(solo) == [("agent", "FunctionAgent.run", [generation, ("tool", "lookupp", []), generation])]
     assert shape(workflow) == [("agent", "AgentWorkflow.run", [
-        generation, ("tool", "FunctionTool.acall", []), generation, ("tool", "AgentWorkflow.call_tool", []),
-        generation])]
-    assert shape(adapted) == [("agent", "FunctionAgent.run", [generation, ("tool", "BaseWorkflowAgent.call_tool", []),
-                                                              generation])]
-    failed = [r for trace in (solo, workflow, adapted) for r in trace if r["name"].endswith(".call_tool")]
-    assert [(r["metadata"]["tool_name"], r["metadata"]["tool_call_id"], r["metadata"]["agent_name"], r["input"],
-             r["output"], r["level"], r["status_message"]) for r in failed] == [
-        ("lookupp", "c-lookupp", "solo", {"kwargs": {"order_id": "o1"}}, MADE_UP, "ERROR", MADE_UP),
-        ("lookupp", "c-lookupp", "billing", {"kwargs": {"order_id": "o1"}}, MADE_UP, "ERROR", MADE_UP),
-        ("forecast", "c-forecast", "adapted", {"kwargs": {"city": "Oslo"}}, "missing a required argument: 'input'",
-         "ERROR", "missing a required argument: 'input'")]
-    assert all(r["level"] == "DEFAULT" for trace in (solo, workflow, adapted) for r in trace
-               if not r["name"].endswith(".call_tool"))
+        ("agent", "triage", [generation, ("tool", "handoff", [])]),
+        ("agent", "billing", [generation, ("tool", "lookupp", []), generation])])]
+    assert shape(adapted) == [("agent", "FunctionAgent.run", [generation, ("tool", "forecast", []), generation])]
+    failed = [r for trace in (solo, workflow, adapted) for r in trace
+              if r["metadata"].get("method", "").endswith(".call_tool")]
+    assert [(r["name"], r["metadata"]["method"], r["metadata"]["tool_call_id"], r["metadata"]["agent_name"],
+             r["input"], r["output"], r["level"], r["status_message"]) for r in failed] == [
+        ("lookupp", "BaseWorkflowAgent.call_tool", "c-lookupp", "solo", {"order_id": "o1"}, MADE_UP, "ERROR",
+         MADE_UP),
+        ("lookupp", "AgentWorkflow.call_tool", "c-lookupp", "billing", {"order_id": "o1"}, MADE_UP, "ERROR", MADE_UP),
+        ("forecast", "BaseWorkflowAgent.call_tool", "c-forecast", "adapted", {"city": "Oslo"},
+         "missing a required argument: 'input'", "ERROR", "missing a required argument: 'input'")]
+    assert all(r["level"] == "DEFAULT" for trace in (solo, workflow, adapted) for r in trace if r not in failed)
     assert_nothing_held()
 
 
@@ -279,8 +277,7 @@ def test_a_context_reused_for_a_second_turn_is_a_second_trace(traced: Traced) ->
         assert asyncio.run(run()) == ["shipped", "you asked about o1"]
     first, second = by_trace(traced.records()).values()
     generation = ("generation", "MockFunctionCallingLLM.astream_chat", [])
-    assert shape(first) == [("agent", "FunctionAgent.run", [generation, ("tool", "FunctionTool.acall", []),
-                                                            generation])]
+    assert shape(first) == [("agent", "FunctionAgent.run", [generation, ("tool", "lookup", []), generation])]
     assert shape(second) == [("agent", "FunctionAgent.run", [generation])]
     assert [(t[0]["input"], t[0]["output"]) for t in (first, second)] == [
         ("check o1", "shipped"), ("what did I ask?", "you asked about o1")]
@@ -317,8 +314,9 @@ def test_an_agent_workflow_cancelled_in_a_tool_step_ends_everything(traced: Trac
     records = traced.records()
     generation = ("generation", "MockFunctionCallingLLM.astream_chat", [])
     assert shape(records) == [("agent", "AgentWorkflow.run", [
-        generation, ("tool", "FunctionTool.acall", []), generation, ("tool", "FunctionTool.acall", [])])]
+        ("agent", "triage", [generation, ("tool", "handoff", [])]),
+        ("agent", "billing", [generation, ("tool", "slow", [])])])]
     assert [(r["name"], r["level"]) for r in records if r["level"] != "DEFAULT"] == [
-        ("AgentWorkflow.run", "WARNING"), ("FunctionTool.acall", "WARNING")]
-    assert tools_of(records)[-1][1:4] == ("slow", "c-slow", {"kwargs": {"order_id": "o1"}})
+        ("AgentWorkflow.run", "WARNING"), ("billing", "WARNING"), ("slow", "WARNING")]
+    assert tools_of(records)[-1][1:4] == ("slow", "c-slow", {"order_id": "o1"})
     assert_nothing_held()

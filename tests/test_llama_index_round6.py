@@ -109,7 +109,7 @@ def test_dispatcher_shutdown_ends_the_open_observations_once(index: VectorStoreI
         ("generation", "MockLLM.stream_complete", []),
         ("chain", "RetrieverQueryEngine.query", [*SYNC_QUERY, ("chain", "CompactAndRefine.synthesize", [])]),
         ("chain", "SimpleChatEngine.stream_chat", [("generation", "Gated.stream_chat", [])]),
-        ("tool", "ShutsDown.call", []),
+        ("tool", "stop", []),
         ("generation", "MockLLM.stream_complete", []),  # read after the synthesis ended: under the caller's span
     ])]
     ended = {r["name"] + ":" + str(r["input"]): (r["level"], r["status_message"], r["output"]) for r in records
@@ -121,7 +121,7 @@ def test_dispatcher_shutdown_ends_the_open_observations_once(index: VectorStoreI
         "SimpleChatEngine.stream_chat:chat": ("WARNING", SHUTDOWN, ""),
         "Gated.stream_chat:[{'role': 'user', 'content': 'chat'}]": ("WARNING", SHUTDOWN,
                                                                     {"role": "assistant", "content": ""}),
-        "ShutsDown.call:{'input': 'now'}": ("WARNING", SHUTDOWN, None),
+        "stop:{'input': 'now'}": ("WARNING", SHUTDOWN, None),
     }
     late = [r for r in records if r["name"] == "MockLLM.stream_complete" and r["input"] != "hi"]
     assert [(r["level"], r["output"]) for r in late] == [("DEFAULT", TEXT)]  # started after: recorded as usual
@@ -230,9 +230,9 @@ def test_function_agent_with_a_failing_tool_a_large_output_and_context_state(tmp
     records = Traced(tmp_path / "t.db").records()
     generation = f"MockFunctionCallingLLM.{'astream_chat' if streaming else 'achat'}"
     assert shape(records) == [("agent", "FunctionAgent.run", [
-        ("generation", generation, []), ("tool", "FunctionTool.acall", []),
-        ("generation", generation, []), ("tool", "FunctionTool.acall", []),
-        ("generation", generation, []), ("tool", "FunctionTool.acall", []),
+        ("generation", generation, []), ("tool", "lookup", []),
+        ("generation", generation, []), ("tool", "report", []),
+        ("generation", generation, []), ("tool", "remember", []),
         ("generation", generation, []),
     ])]
     assert (records[0]["input"], records[0]["output"]) == ("check o1", "done")
@@ -243,7 +243,7 @@ def test_function_agent_with_a_failing_tool_a_large_output_and_context_state(tmp
     assert (failed["metadata"]["tool_name"], failed["level"], failed["status_message"], failed["output"]) == (
         "lookup", "ERROR", "ConnectionError: order service down", None)
     assert large["output"] == bounds.truncate("r" * 50_000, 1024)  # cut at the value limit, marked
-    assert (noted["output"], noted["input"]["kwargs"]["note"]) == ("noted vip", "vip")
+    assert (noted["output"], noted["input"]["note"]) == ("noted vip", "vip")
     carrying = [bounds.TRUNCATION_MARK in str(r["input"]) for r in records if r["type"] == "generation"]
     assert carrying == [False, False, True, True]  # the inputs after it carry the report: cut there too
     assert_nothing_held()
@@ -271,9 +271,8 @@ def test_an_agent_workflow_handing_off_between_two_agents_is_one_tree(traced: Tr
     records = traced.records()
     generation = f"MockFunctionCallingLLM.{'astream_chat' if streaming else 'achat'}"
     assert shape(records) == [("agent", "AgentWorkflow.run", [
-        ("generation", generation, []), ("tool", "FunctionTool.acall", []),
-        ("generation", generation, []), ("tool", "FunctionTool.acall", []),
-        ("generation", generation, []),
+        ("agent", "triage", [("generation", generation, []), ("tool", "handoff", [])]),
+        ("agent", "billing", [("generation", generation, []), ("tool", "refund", []), ("generation", generation, [])]),
     ])]
     assert (records[0]["input"], records[0]["output"]) == ("refund o1", "ok")
     assert [r["output"] for r in records if r["type"] == "generation"] == [
@@ -327,12 +326,12 @@ def test_react_agent_whose_tool_raises(traced: Traced) -> None:
     assert asyncio.run(run()) == "cannot handle 7"
     records = traced.records()
     assert shape(records) == [("agent", "ReActAgent.run", [
-        ("generation", "ReActScript.astream_chat", []), ("tool", "FunctionTool.acall", []),
+        ("generation", "ReActScript.astream_chat", []), ("tool", "explode", []),
         ("generation", "ReActScript.astream_chat", []),
     ])]
     tool = records[2]
     assert (tool["level"], tool["status_message"], tool["input"]) == ("ERROR", "ValueError: cannot handle 7",
-                                                                      {"kwargs": {"x": 7}})
+                                                                      {"x": 7})
     assert records[0]["level"] == records[3]["level"] == "DEFAULT"
     assert records[3]["output"] == {"role": "assistant", "content": "Thought: I can answer.\nAnswer: cannot handle 7\n"}
     assert_nothing_held()

@@ -98,8 +98,8 @@ def test_a_function_tool_s_workflow_context_is_left_out_of_its_input(traced: Tra
     assert asyncio.run(run()) == ("done", ["vip"], "3 characters")
     tools = [r for r in traced.records() if r["type"] == "tool"]
     assert [(r["name"], r["metadata"]["tool_name"], r["input"], r["output"]) for r in tools] == [
-        ("FunctionTool.acall", "remember", {"kwargs": {"note": "vip"}}, "noted vip"),
-        ("FunctionTool.call", "note_size", {"kwargs": {"note": "abc"}}, "3 characters")]
+        ("remember", "remember", {"note": "vip"}, "noted vip"),
+        ("note_size", "note_size", {"note": "abc"}, "3 characters")]
     assert "Context" not in str(tools)
     assert_nothing_held()
 
@@ -134,9 +134,11 @@ def test_an_agent_workflow_s_generations_and_tools_name_the_agent_that_ran_them(
     steps = {trace[0]["input"]: [(r["type"], r["name"], r["metadata"].get("agent_name")) for r in trace]
              for trace in by_trace(traced.records()).values()}
     assert steps == {
-        "refund o1": [("agent", "AgentWorkflow.run", None), ("generation", generation, "triage"),
-                      ("tool", "FunctionTool.acall", "triage"), ("generation", generation, "billing"),
-                      ("tool", "FunctionTool.acall", "billing"), ("generation", generation, "billing")],
-        "hi": [("agent", "AgentWorkflow.run", None), ("generation", "MockFunctionCallingLLM.astream_chat", "solo")]}
+        "refund o1": [("agent", "AgentWorkflow.run", None), ("agent", "triage", "triage"),
+                      ("generation", generation, "triage"), ("tool", "handoff", "triage"),
+                      ("agent", "billing", "billing"), ("generation", generation, "billing"),
+                      ("tool", "refund", "billing"), ("generation", generation, "billing")],
+        "hi": [("agent", "AgentWorkflow.run", None), ("agent", "solo", "solo"),
+               ("generation", "MockFunctionCallingLLM.astream_chat", "solo")]}
     assert INTEGRATION.tracker is not None and not INTEGRATION.tracker.agents
     assert_nothing_held()

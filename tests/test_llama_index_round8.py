@@ -83,14 +83,14 @@ def test_a_run_cancelled_by_its_caller_is_interrupted_not_done(traced: Traced) -
     assert asyncio.run(run()) == ["WorkflowCancelledByUser"] * 2
     in_tool, in_stream = by_trace(traced.records()).values()
     assert shape(in_tool) == [("agent", "FunctionAgent.run", [("generation", FUNCTION_STREAM, []),
-                                                             ("tool", "FunctionTool.acall", [])])]
+                                                             ("tool", "slow", [])])]
     assert shape(in_stream) == [("agent", "FunctionAgent.run", [("generation", "Hanging.astream_chat", [])])]
     for records in (in_tool, in_stream):
         assert (records[0]["level"], records[0]["status_message"], records[0]["input"], records[0]["output"]) == (
             "WARNING", CANCELLED, "check o1", None)
     generation, tool = in_tool[1:]
     assert (generation["level"], generation["output"]) == ("DEFAULT", called("slow", order_id="o1"))
-    assert (tool["level"], tool["output"], tool["input"]) == ("WARNING", None, {"kwargs": {"order_id": "o1"}})
+    assert (tool["level"], tool["output"], tool["input"]) == ("WARNING", None, {"order_id": "o1"})
     assert tool["status_message"].startswith("CancelledError")
     streamed = in_stream[1]  # cancelled mid-stream: what the agent had received
     assert (streamed["level"], streamed["output"]) == ("WARNING", {"role": "assistant", "content": "one "})
@@ -123,13 +123,13 @@ def test_a_tool_waiting_for_a_human_is_suspended_not_failed(traced: Traced) -> N
     assert asyncio.run(run()) == ("shipped", ["ship it?"])
     records = traced.records()
     assert shape(records) == [("agent", "FunctionAgent.run", [
-        ("generation", FUNCTION_STREAM, []), ("tool", "FunctionTool.acall", []), ("tool", "FunctionTool.acall", []),
+        ("generation", FUNCTION_STREAM, []), ("tool", "ask", []), ("tool", "ask", []),
         ("generation", FUNCTION_STREAM, [])])]
     waiting, answered = (r for r in records if r["type"] == "tool")
     assert [(r["level"], r["status_message"], r["input"], r["output"]) for r in (waiting, answered)] == [
         ("DEFAULT", "suspended: waiting for HumanResponseEvent, run again when it arrives",
-         {"kwargs": {"question": "ship it?"}}, None),
-        ("DEFAULT", None, {"kwargs": {"question": "ship it?"}}, "yes")]
+         {"question": "ship it?"}, None),
+        ("DEFAULT", None, {"question": "ship it?"}, "yes")]
     assert all(r["level"] == "DEFAULT" for r in records)
     assert (records[0]["input"], records[0]["output"]) == ("ship o1", "shipped")
     assert_nothing_held()
@@ -166,7 +166,8 @@ def test_streamed_agent_events_with_sync_async_failing_and_direct_tools(traced: 
     assert (answer, kinds.count("ToolCallResult"), kinds[-1]) == ("o4 shipped", 4, "StopEvent")
     records = traced.records()
     assert shape(records) == [("agent", "FunctionAgent.run", [
-        ("generation", FUNCTION_STREAM, []), ("tool", "FunctionTool.acall", [])] * 4)]
+        step for name in ("lookup", "alookup", "broken", "direct")
+        for step in (("generation", FUNCTION_STREAM, []), ("tool", name, []))])]
     tools = [(r["metadata"]["tool_name"], r["level"], r["status_message"], r["output"])
              for r in records if r["type"] == "tool"]
     assert tools == [("lookup", "DEFAULT", None, "o1 shipped"), ("alookup", "DEFAULT", None, "o2 paid"),

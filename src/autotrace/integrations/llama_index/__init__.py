@@ -8,11 +8,13 @@ recorded (all others are skipped, and their children attach to the nearest recor
 - node postprocessors ``postprocess_nodes`` (rerankers) -> retriever with ``operation="rerank"``
 - ``BaseLLM.chat/complete`` and their stream and async forms -> generation
 - ``BaseEmbedding.get_*embedding*`` public methods -> embedding
-- ``BaseTool.call/acall`` -> tool (without a FunctionTool's workflow ``Context`` argument)
+- ``BaseTool.__call__/call/acall`` -> tool, named after the tool (``tool_name``; its class and method:
+  ``metadata.method``), with the arguments the model gave by name (``_fields._tool_arguments``)
 - agents (classes named ``*Agent*``, ``run``/``chat``) -> agent (an agent's name: ``agent_name``)
 - other workflows' ``run`` -> chain, so the LLM calls of a workflow's steps share its trace; in an
   agent workflow, each generation and tool carries the name of the agent that ran it (``agent_name``),
-  and each tool the id of the call it answers; a tool call no tool ran is recorded too (``_agents``)
+  and each tool the id of the call it answers; a tool call no tool ran is recorded too; in an
+  ``AgentWorkflow``, each agent's turn is an agent observation named after it (``_agents``)
 - a tool's call delegating to the same tool (``acall`` -> ``call``, an async adapter) is one tool
 - ``IngestionPipeline.run/arun`` -> chain (input: document and node counts; output: node count)
 
@@ -38,7 +40,7 @@ from ... import recorder
 from ..._internal import count, guarded_failure
 from ...observation import Observation, ObservationType, make_current, release_if_current
 from ..base import Integration
-from ._agents import AgentSteps, ToolStep
+from ._agents import AgentSteps, ToolStep, multi_agent
 from ._fields import end_fields, llm_input, method_of, start_fields, tool_name
 from ._responses import Response, ResponseRelay
 from ._streams import Stream, StreamFollower
@@ -59,6 +61,8 @@ def _classify(instance: Any, method: str) -> tuple[ObservationType, dict[str, An
     kinds = {cls.__name__ for cls in type(instance).__mro__}
     if "BaseNodePostprocessor" in kinds:  # only its abstract _postprocess_nodes is instrumented
         return (ObservationType.RETRIEVER, {"operation": "rerank"}) if "postprocess_nodes" in method else None
+    if "BaseTool" in kinds or "AsyncBaseTool" in kinds:  # a BaseTool implements only ``__call__``
+        return (ObservationType.TOOL, {}) if method in ("call", "acall", "__call__") else None
     if method.startswith("_"):
         return None
     if "BaseLLM" in kinds:
@@ -67,8 +71,6 @@ def _classify(instance: Any, method: str) -> tuple[ObservationType, dict[str, An
         return (ObservationType.EMBEDDING, {}) if "embedding" in method else None
     if "BaseRetriever" in kinds:
         return (ObservationType.RETRIEVER, {}) if method in ("retrieve", "aretrieve") else None
-    if "BaseTool" in kinds or "AsyncBaseTool" in kinds:
-        return (ObservationType.TOOL, {}) if method in ("call", "acall", "__call__") else None
     if "IngestionPipeline" in kinds:  # its transformations and embedding batches run under it
         return (ObservationType.CHAIN, {}) if method in ("run", "arun") else None
     if any("Agent" in kind for kind in kinds):
@@ -96,6 +98,7 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         self.chats: OrderedDict[int, Response] = OrderedDict()
         self.agents: OrderedDict[str, str] = OrderedDict()  # ``_agents``
         self.tool_steps: OrderedDict[str, ToolStep] = OrderedDict()
+        self.turns: OrderedDict[str, str | None] = OrderedDict()
 
     def recorded_ancestor(self, parent_id: str | None) -> str | None:
         while parent_id is not None and parent_id not in self.open:
@@ -121,17 +124,25 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             self._bound(self.skipped)
             return
         obs_type, extra = found
+        run = ancestor
+        if self.turns and ancestor in self.turns:  # a multi-agent run: under the agent whose turn it is
+            ancestor = self.turns[ancestor] or ancestor
         parent = self.open.get(ancestor) if ancestor is not None else None
         if parent is not None and parent[0].type is obs_type and (
                 obs_type in _ONE_PER_CALL or _same_tool(parent[0], obs_type, instance)):
             self.skipped[id_] = ancestor  # e.g. acomplete delegating to complete: one generation
             self._bound(self.skipped)
             return
+        fields = start_fields(obs_type, instance, method, arguments)
+        name = (fields["tool_name"] if obs_type is ObservationType.TOOL  # a tool is named after itself
+                else f"{type(instance).__name__}.{method.lstrip('_')}")
         parent_context = trace.set_span_in_context(parent[0].span) if parent is not None else None
-        obs = recorder.start(obs_type, f"{type(instance).__name__}.{method.lstrip('_')}", parent=parent_context)
-        obs.update(**start_fields(obs_type, instance, method, arguments), **extra)
-        if self.agents and obs_type in _BY_AGENT and ancestor in self.agents:
-            obs.update(metadata={"agent_name": self.agents[ancestor]})
+        obs = recorder.start(obs_type, name, parent=parent_context)
+        obs.update(**fields, **extra)
+        if self.agents and obs_type in _BY_AGENT and run in self.agents:
+            obs.update(metadata={"agent_name": self.agents[run]})
+        if obs_type is ObservationType.AGENT and multi_agent(instance):
+            self._turns_start(id_)
         if self.tool_steps and obs_type is ObservationType.TOOL:
             self._tool_started(parent_id, obs)
         token = make_current(obs)
@@ -173,6 +184,8 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         if self.agents:
             self.agents.pop(id_, None)
         obs, token = entry
+        if self.turns and id_ in self.turns:  # the turn of the agent that ran last ends with the run
+            self._turns_end(id_, result, error)
         release_if_current(obs, token)
         if obs.ended:  # ended by a shutdown while it ran: only its context was left to give back
             self.open.pop(id_, None)
@@ -217,6 +230,9 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         self.tool_steps.clear()
         for obs, _ in list(self.open.values()):
             obs.end()
+        for key in self.turns.values():  # no span exits for an agent's turn: given back here
+            self.open.pop(key or "", None)
+        self.turns.clear()
 
 
 def _same_tool(parent: Observation, obs_type: ObservationType, instance: Any) -> bool:

@@ -108,14 +108,42 @@ def tool_name(instance: Any) -> str:
 
 
 def _tool_arguments(instance: Any, arguments: dict[str, Any]) -> dict[str, Any]:
-    """A tool call's arguments, without ``self`` nor the workflow ``Context`` a FunctionTool is
-    handed (``ctx_param_name``): plumbing, whose repr can be large, and not the model's input."""
-    recorded = {k: v for k, v in arguments.items() if k != "self"}
-    ctx_name = getattr(instance, "ctx_param_name", None)
-    keywords = recorded.get("kwargs")
-    if ctx_name is not None and isinstance(keywords, dict) and ctx_name in keywords:
-        recorded["kwargs"] = {k: v for k, v in keywords.items() if k != ctx_name}
+    """A tool call's arguments by name, as the model gave them: keyword arguments (``**kwargs``) at
+    the top level, without ``self`` nor the workflow ``Context`` a FunctionTool is handed
+    (``ctx_param_name``: plumbing, whose repr can be large). A lone positional argument is the
+    tool's one parameter (``call_tool``/``acall_tool`` pass the model's only argument so: a
+    QueryEngineTool's ``input``), named after it; other positional ones stay a list, ``args``."""
+    keywords, positional = arguments.get("kwargs"), arguments.get("args")
+    recorded = {k: v for k, v in arguments.items() if k not in _PLUMBING}
+    if isinstance(keywords, dict):
+        ctx_name = getattr(instance, "ctx_param_name", None)
+        recorded.update((k, v) for k, v in keywords.items() if k != ctx_name)
+    elif keywords is not None:  # a parameter named ``kwargs``
+        recorded["kwargs"] = keywords
+    if isinstance(positional, tuple) and positional:
+        sole = _sole_parameter(instance) if len(positional) == 1 and not recorded else None
+        recorded[sole or ("*args" if "args" in recorded else "args")] = (
+            positional[0] if sole else list(positional))
+    elif positional is not None and not isinstance(positional, tuple):  # a parameter named ``args``
+        recorded["args"] = positional
     return recorded
+
+
+_PLUMBING = frozenset({"self", "args", "kwargs"})
+
+
+def _sole_parameter(instance: Any) -> str | None:
+    """The name of a tool's only parameter (its schema's one field; ``input`` without a schema)."""
+    metadata = getattr(instance, "metadata", None)
+    schema = getattr(metadata, "fn_schema", None)
+    if metadata is not None and schema is None:
+        return "input"  # ToolMetadata's default schema
+    fields = getattr(schema, "model_fields", None)
+    if not isinstance(fields, dict) or len(fields) != 1:
+        return None
+    name, field = next(iter(fields.items()))
+    alias = getattr(field, "alias", None)  # the schema the model was shown names it so
+    return alias if isinstance(alias, str) else name
 
 
 def _ingestion(instance: Any) -> bool:
@@ -160,7 +188,8 @@ def start_fields(obs_type: ObservationType, instance: Any, method: str, argument
             return {"store": type(instance).__name__, "metadata": {"input_count": len(arguments["nodes"] or ())}}
         return {"query": _query(query), "store": type(instance).__name__}
     if obs_type is ObservationType.TOOL:
-        return {"tool_name": tool_name(instance), "arguments": _tool_arguments(instance, arguments)}
+        return {"tool_name": tool_name(instance), "arguments": _tool_arguments(instance, arguments),
+                "metadata": {"method": f"{type(instance).__name__}.{method}"}}
     if _ingestion(instance):
         return _ingestion_start(instance, arguments)
     if "start_event" in arguments:  # a workflow's (or agent's) run

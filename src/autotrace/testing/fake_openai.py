@@ -24,6 +24,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from ._loopback import LoopbackServer
+from .fake_media import Reply, form, images, speech, transcriptions
+from .fake_media import split as _split
+from .fake_media import tokens as _tokens
 
 
 @dataclasses.dataclass
@@ -48,6 +51,8 @@ class Script:
     flagged: list[list[str]] | None = None
     #: A background response's final status (``completed``, ``failed``, ``incomplete`` ...).
     status: str = "completed"
+    #: The audio's duration a transcription by ``whisper-1`` reports (its usage), in seconds.
+    seconds: float = 4.2
 
 
 #: The moderation categories (the API's names), and the applied input types of those an image can carry.
@@ -63,10 +68,6 @@ MODERATION_TRIGGERS = {"idiot": "harassment", "kill": "violence", "gore": "viole
 #: What ``omni-moderation-latest`` (the default) and ``text-moderation-latest`` resolve to.
 _MODERATION_MODELS = {"omni-moderation-latest": "omni-moderation-2024-09-26",
                       "text-moderation-latest": "text-moderation-007"}
-
-
-def _tokens(text: str) -> int:
-    return len(text.split()) + 3
 
 
 def _bag_of_words(text: str, dims: int) -> list[float]:
@@ -98,12 +99,6 @@ def _low_score(text: str, category: str) -> float:
     """A deterministic score well below any threshold (what a clean input gets)."""
     digest = hashlib.sha256(f"{category}:{text}".encode()).digest()
     return round(digest[0] / 255 * 0.001, 6)
-
-
-def _split(text: str, n: int) -> list[str]:
-    """``text`` in ``n`` consecutive pieces (some empty when the text is shorter than ``n``)."""
-    n = max(1, n)
-    return [text[len(text) * i // n: len(text) * (i + 1) // n] for i in range(n)]
 
 
 class FakeOpenAI(LoopbackServer):
@@ -150,7 +145,8 @@ class FakeOpenAI(LoopbackServer):
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length)
-        body = json.loads(raw or b"{}")
+        content_type = handler.headers.get("Content-Type") or ""
+        body = form(content_type, raw) if content_type.startswith("multipart/") else json.loads(raw or b"{}")
         path = handler.path.split("?", 1)[0]
         headers = {k.lower(): v for k, v in handler.headers.items()}
         with self._lock:
@@ -174,7 +170,8 @@ class FakeOpenAI(LoopbackServer):
         handlers = {
             "chat/completions": self._chat, "completions": self._completions,
             "embeddings": self._embeddings, "responses": self._responses, "moderations": self._moderations,
-            "compact": self._compact,
+            "compact": self._compact, "transcriptions": transcriptions, "translations": transcriptions,
+            "speech": speech, "generations": images, "edits": images, "variations": images,
         }
         produce = handlers.get(endpoint)
         if produce is None:
@@ -184,6 +181,8 @@ class FakeOpenAI(LoopbackServer):
         result = produce(body, script, chunks)
         if isinstance(result, dict):
             self._send_json(handler, 200, result)
+        elif isinstance(result, Reply):
+            self._send_bytes(handler, result)
         else:
             self._send_stream(handler, result)
 
@@ -245,6 +244,19 @@ class FakeOpenAI(LoopbackServer):
             handler.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):  # the client closed the stream early
             handler.close_connection = True
+
+    @staticmethod
+    def _send_bytes(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+        """A body that is no JSON (speech audio, a transcript as text), in two chunks."""
+        handler.send_response(200)
+        handler.send_header("Content-Type", reply.content_type)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        half = len(reply.data) // 2
+        for piece in (reply.data[:half], reply.data[half:]):
+            if piece:
+                handler.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        handler.wfile.write(b"0\r\n\r\n")
 
     # -- payloads -----------------------------------------------------------------------------------
     @staticmethod

@@ -1,7 +1,9 @@
 """OpenAI: every chat completion, Responses API call, legacy completion and embedding becomes a
 typed observation, for sync and async clients, Azure and any OpenAI-compatible base URL; every
 moderation becomes a ``guardrail`` (``passed`` when no input is flagged, ``reason`` the flagged
-categories, level DEFAULT: a flagged input is the guardrail working).
+categories, level DEFAULT: a flagged input is the guardrail working). Audio (transcriptions,
+translations, speech) and image (generate, edit, variations) calls are generations too, their
+uploads and generated media recorded as notes of kind and size (``_media``).
 
 A background Responses call (``background=True``) records the request when it is made, and its
 reply as one more generation when a ``responses.retrieve`` or ``cancel`` first finds it finished
@@ -49,8 +51,8 @@ from ...observation import Observation
 from ...runtime import state
 from .. import ownership
 from ..base import Integration
-from . import _background, _extract, _raw, _replayed, _stream
-from ._stream import StreamState
+from . import _background, _extract, _media, _raw, _replayed, _stream
+from ._media_stream import stream_state as _state_for
 from .pricing import set_prices
 
 __all__ = ["INTEGRATION", "OpenAIIntegration", "set_prices"]
@@ -159,7 +161,7 @@ class _Call:
             provider, base_url = _provider(client)
             asked = _extract.without_sdk_default(sent, extra, self.options) if self.operation == "embeddings" else sent
             obs.update(provider=provider, metadata={"base_url": base_url},
-                       **_extract.request_fields(self.operation, asked))
+                       **_extract.request_fields(self.operation, asked, self.options))
             self.obs = obs
         if self.stream:  # an Azure client's API version decides what its deployments accept
             self.endpoint = (base_url, getattr(client, "__dict__", _NO_DICT).get("_api_version"))
@@ -251,7 +253,7 @@ class _Call:
                         self._enrich_owner(result.parse())
                 return result
             if self.stream and not self.raw:
-                stream_state = StreamState(self.operation, hide_usage_chunk=self.usage_added, choices=self.choices)
+                stream_state = _state_for(self.operation, self.options, self.usage_added, self.choices)
                 if _stream.track(result, obs, stream_state):
                     if self.usage_added:
                         stream_state.watch_usage_event(result)
@@ -262,15 +264,17 @@ class _Call:
             parsed = result
             if self.raw:
                 if self.stream or not _read_whole(result):  # the caller reads the body: recorded when parsed
-                    if _raw.wait_for_parse(result, obs, self.operation, self.stream, self.choices):
+                    if _raw.wait_for_parse(result, obs, self.operation, self.stream, self.choices, self.options):
                         return result
                     parsed = None
                 else:
                     parsed = result.parse()
             if parsed is not None:
-                obs.defer(_extract.response_fields, self.operation, parsed)
+                obs.defer(_extract.response_fields, self.operation, parsed, self.options)
                 if self.operation == "responses":  # a background response: its reply comes later
                     _background.created(obs, parsed)
+                elif self.operation in _media.WITH_METADATA:  # a transcript's language and duration
+                    obs.update(metadata=_media.response_metadata(self.operation, parsed))
             obs.end()
         except Exception as exc:
             guarded_failure("openai.response", exc)
@@ -282,9 +286,9 @@ class _Call:
         """Fill in what the owner lacks: from the response, or from a stream when it ends (its usage
         chunk hidden from the owner's code, as for a stream traced here)."""
         if not self.stream:
-            ownership.enrich_reply(self.owner, _extract.response_fields(self.operation, result))
+            ownership.enrich_reply(self.owner, _extract.response_fields(self.operation, result, self.options))
             return
-        stream_state = StreamState(self.operation, hide_usage_chunk=self.usage_added, choices=self.choices)
+        stream_state = _state_for(self.operation, self.options, self.usage_added, self.choices)
         if not _stream.track(result, self.owner, stream_state, _stream.OwnedStreamTracking):
             count("openai.stream_untracked")
         elif self.usage_added:

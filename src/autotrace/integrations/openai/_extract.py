@@ -8,7 +8,7 @@ from typing import Any
 
 from ...observation import ObservationType
 from ..media import media_note, without_media
-from . import pricing
+from . import _media, pricing
 
 #: Request keys recorded as model parameters.
 _PARAMETERS = frozenset({
@@ -26,7 +26,7 @@ _CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call", "
                          "apply_patch_call", "mcp_approval_request"})
 
 #: url path suffix -> (operation, observation name, observation type); scanned in order, so the
-#: hot paths (chat, embeddings) come first and moderations last.
+#: hot paths (chat, embeddings) come first, then audio and images (``_media``), and moderations last.
 ENDPOINTS = {
     "/chat/completions": ("chat", "openai.chat", ObservationType.GENERATION),
     "/responses": ("responses", "openai.responses", ObservationType.GENERATION),
@@ -34,6 +34,12 @@ ENDPOINTS = {
     "/embeddings": ("embeddings", "openai.embeddings", ObservationType.EMBEDDING),
     # a model's pass over a conversation (``responses.compact``), with usage: a Responses call
     "/responses/compact": ("responses", "openai.responses.compact", ObservationType.GENERATION),
+    "/audio/transcriptions": (_media.TRANSCRIPTION, "openai.audio.transcriptions", ObservationType.GENERATION),
+    "/audio/translations": (_media.TRANSLATION, "openai.audio.translations", ObservationType.GENERATION),
+    "/audio/speech": (_media.SPEECH, "openai.audio.speech", ObservationType.GENERATION),
+    "/images/generations": (_media.IMAGE_GENERATION, "openai.images.generate", ObservationType.GENERATION),
+    "/images/edits": (_media.IMAGE_EDIT, "openai.images.edit", ObservationType.GENERATION),
+    "/images/variations": (_media.IMAGE_VARIATION, "openai.images.create_variation", ObservationType.GENERATION),
     "/moderations": ("moderation", "openai.moderations", ObservationType.GUARDRAIL),
 }
 
@@ -46,8 +52,8 @@ def endpoint(url: str) -> tuple[str, str, ObservationType] | None:
     return None
 
 
-def request_fields(operation: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Typed fields from the request body."""
+def request_fields(operation: str, body: dict[str, Any], options: Any = None) -> dict[str, Any]:
+    """Typed fields from the request body (and, for an upload, the request ``options``' files)."""
     fields: dict[str, Any] = {"model": body.get("model"), "operation": operation}
     params = {key: value for key, value in body.items() if key in _PARAMETERS}  # in the caller's order
     tools = body.get("tools")
@@ -68,8 +74,10 @@ def request_fields(operation: str, body: dict[str, Any]) -> dict[str, Any]:
         fields["input"] = {**context, "input": value} if context else value
     elif operation == "text_completion":
         fields["input"] = body.get("prompt")
-    else:  # moderation: last, so that chat and embeddings test for nothing more
+    elif operation == "moderation":  # last, so that chat and embeddings test for nothing more
         fields.update(_moderation_input(body.get("input")))
+    else:
+        return _media.request_fields(operation, body, options)
     return fields
 
 
@@ -172,8 +180,9 @@ def usage_fields(usage: Any) -> dict[str, int] | None:
     return result or None
 
 
-def response_fields(operation: str, response: Any) -> dict[str, Any]:
-    """Typed fields from a parsed (non-streamed) response."""
+def response_fields(operation: str, response: Any, options: Any = None) -> dict[str, Any]:
+    """Typed fields from a parsed (non-streamed) response; ``options``, the request's, name the
+    model of an audio or image call (their responses name none)."""
     model = getattr(response, "model", None)
     usage = usage_fields(getattr(response, "usage", None))
     fields: dict[str, Any] = {"response_model": model, "usage": usage, "cost": pricing.cost(model, usage)}
@@ -201,8 +210,11 @@ def response_fields(operation: str, response: Any) -> dict[str, Any]:
         if status == "failed":  # the API's own failure, reported in the response
             fields["level"] = "ERROR"
             fields["status_message"] = str(getattr(getattr(response, "error", None), "message", None) or "failed")
-    else:  # moderation: last, so that chat and embeddings test for nothing more
+    elif operation == "moderation":  # last, so that chat and embeddings test for nothing more
         fields.update(moderation_fields(getattr(response, "results", None)))
+    else:
+        body = getattr(options, "json_data", None)
+        return _media.response_fields(operation, response, body.get("model") if isinstance(body, dict) else None)
     return fields
 
 

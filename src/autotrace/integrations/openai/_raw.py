@@ -17,18 +17,21 @@ from typing import Any
 
 from ..._internal import count, guarded_failure
 from ...observation import Observation
-from . import _background, _extract, _stream
-from ._stream_state import StreamState
+from . import _background, _extract, _media, _stream
+from ._media_stream import stream_state
 
 
 class RawTracking:
     """One raw response's observation, ended exactly once: when the caller has parsed the response
     (a stream ends it when the stream ends), or when the response is freed unparsed."""
 
-    __slots__ = ("choices", "done", "obs", "operation", "stream")
+    __slots__ = ("audio", "choices", "done", "obs", "operation", "options", "stream")
 
-    def __init__(self, obs: Observation, operation: str, stream: bool, choices: int) -> None:
+    def __init__(self, obs: Observation, operation: str, stream: bool, choices: int, options: Any = None) -> None:
         self.obs = obs
+        self.options = options  # the request's: they name an audio or image call's model
+        #: Speech's HTTP response (not the caller's object), measured if it ends unparsed.
+        self.audio: Any = None
         self.operation = operation
         self.stream = stream
         self.choices = choices
@@ -42,14 +45,15 @@ class RawTracking:
         obs = self.obs
         try:
             if self.stream:
-                if _stream.track(result, obs, StreamState(self.operation, hide_usage_chunk=False,
-                                                          choices=self.choices)):
+                if _stream.track(result, obs, stream_state(self.operation, self.options, False, self.choices)):
                     return result
                 count("openai.stream_untracked")  # parsed ``to=`` another type, or a stream class not patched
             else:
-                obs.defer(_extract.response_fields, self.operation, result)
+                obs.defer(_extract.response_fields, self.operation, result, self.options)
                 if self.operation == "responses":  # a background response: its reply comes later
                     _background.created(obs, result)
+                elif self.operation in _media.WITH_METADATA:
+                    obs.update(metadata=_media.response_metadata(self.operation, result))
         except Exception as exc:
             guarded_failure("openai.raw_response", exc)
         obs.end()
@@ -64,10 +68,13 @@ class RawTracking:
     def __del__(self) -> None:  # never parsed: the caller read the body another way, or not at all
         if not self.done:
             self.done = True
+            if self.audio is not None:  # speech read with ``read()``/``iter_bytes()``: its kind, and size if read whole
+                self.obs.update(output=_media.speech_note(self.audio))
             self.obs.end()
 
 
-def wait_for_parse(response: Any, obs: Observation, operation: str, stream: bool, choices: int) -> bool:
+def wait_for_parse(response: Any, obs: Observation, operation: str, stream: bool, choices: int,
+                   options: Any = None) -> bool:
     """Have ``obs`` end when the caller parses ``response``; False, with nothing changed, if it cannot.
 
     The response's own ``parse`` is shadowed by one on the instance, for its first call only (then
@@ -77,7 +84,9 @@ def wait_for_parse(response: Any, obs: Observation, operation: str, stream: bool
     parse = getattr(type(response), "parse", None)
     if type(fields) is not dict or not callable(parse):
         return False
-    found = RawTracking(obs, operation, stream, choices)
+    found = RawTracking(obs, operation, stream, choices, options)
+    if operation == _media.SPEECH:
+        found.audio = getattr(response, "http_response", None)
     owner = weakref.ref(response)
 
     def call(*args: Any, **kwargs: Any) -> Any:

@@ -37,7 +37,19 @@ _PRICES: dict[str, tuple[float, float, float]] = {
     "text-embedding-3-small": (0.02, 0.02, 0.0),
     "text-embedding-3-large": (0.13, 0.13, 0.0),
     "text-embedding-ada-002": (0.10, 0.10, 0.0),
+    # speech to text priced per token, one input price (OpenAI's model pages)
+    "gpt-4o-transcribe": (2.50, 2.50, 10.0),
+    "gpt-4o-mini-transcribe": (1.25, 1.25, 5.0),
 }
+
+#: Models priced per token kind (USD per 1M tokens of each usage key): images, whose text and
+#: image input are priced apart (OpenAI's model pages). Their cost needs the input split by kind.
+_PRICES_BY_KIND: dict[str, dict[str, float]] = {
+    "gpt-image-1": {"input_text_tokens": 5.0, "input_image_tokens": 10.0, "output": 40.0},
+    "gpt-image-1-mini": {"input_text_tokens": 2.0, "input_image_tokens": 2.50, "output": 8.0},
+}
+#: Models priced per minute of input audio (USD), their usage a duration.
+_PRICES_PER_MINUTE: dict[str, float] = {"whisper-1": 0.006}
 
 
 #: Response model name -> price, for names seen before (bounded: model names come from servers).
@@ -87,4 +99,26 @@ def cost(model: str | None, usage: Mapping[str, Any] | None) -> dict[str, float]
     tokens_out = usage.get("output") or 0
     input_cost = ((tokens_in - cached) * input_price + cached * cached_price) / 1e6
     output_cost = tokens_out * output_price / 1e6
+    return {"input": input_cost, "output": output_cost, "total": input_cost + output_cost}
+
+
+def media_cost(model: Any, usage: Mapping[str, Any] | None, seconds: float | None = None) -> dict[str, float] | None:
+    """The cost of an audio or image call in USD: per minute of audio (``seconds``), per token of
+    each kind, or per token as ``cost`` prices it; None for an unknown model or missing counts."""
+    if not isinstance(model, str) or not model:
+        return None
+    base = _DATE_SUFFIX.sub("", model)
+    per_minute = _PRICES_PER_MINUTE.get(model, _PRICES_PER_MINUTE.get(base))
+    if per_minute is not None:
+        if seconds is None or seconds < 0:
+            return None
+        total = seconds / 60 * per_minute
+        return {"input": total, "output": 0.0, "total": total}
+    by_kind = _PRICES_BY_KIND.get(model, _PRICES_BY_KIND.get(base))
+    if by_kind is None:
+        return cost(model, usage)
+    if not usage or any(not isinstance(usage.get(key), int) for key in by_kind):
+        return None
+    input_cost = sum(usage[key] * price for key, price in by_kind.items() if key.startswith("input")) / 1e6
+    output_cost = usage["output"] * by_kind["output"] / 1e6
     return {"input": input_cost, "output": output_cost, "total": input_cost + output_cost}

@@ -20,9 +20,12 @@ _SEP = f"[ {_WIDE_SPACES}\u2013-]"  # of a card's or phone's groups
 _PSEP = f"[ .{_WIDE_SPACES}\u2013-]"  # of an international phone number's groups
 _ESCAPED = r"\\u[0-9A-Fa-f]{4}"  # a letter in JSON text written with ensure_ascii (jos\u00e9@...)
 _LABEL = rf"(?:[^\W_]|{_ESCAPED})(?:[\w-]|{_ESCAPED})*"  # of a domain name, letters of any script
-#: An "@" as written: plain, URL-encoded (once or twice: ``%2540``), escaped in JSON text, a numeric
-#: HTML character reference, or full-width (typed with an IME; escaped as ``json.dumps`` does)
-_AT = r"(?:@|%40|%2540|\\u0040|&#0*64;|&#[xX]0*40;|\uff20|\\uff20)"
+#: An "@" as written: plain, URL-encoded (once or twice: ``%2540``), escaped in JSON text, an HTML
+#: character reference (numeric or ``&commat;``), or full-width (typed with an IME; escaped as ``json.dumps`` does)
+_AT = r"(?:@|%40|%2540|\\u0040|&#0*64;|&#[xX]0*40;|&commat;|\uff20|\\uff20)"
+#: A dot of an address's domain, also an HTML reference (its local part takes ``&period;`` and ``&#46;``)
+_DOT = r"(?:\.|&period;|&#0*46;|&#[xX]0*2[eE];)"
+_LOCAL_DOT = "&period;|&#46;"
 
 _PATTERNS: dict[str, str] = {
     # order matters: more specific shapes first
@@ -45,9 +48,13 @@ _PATTERNS: dict[str, str] = {
     # the local part takes whatever escape it starts with it, so JSON text stays valid. It starts
     # where a run of its characters starts: tried from within a long run, each start would read to
     # the run's end (a 64 kB word with an "@" in the text took seconds)
-    # the "@" also URL-encoded (a query string: ?to=a%40b.com) or escaped as in JSON text
-    "EMAIL": rf"(?<![\w.%+\\-])[\w.%+\\-]+{_AT}{_LABEL}(?:\.{_LABEL})*\.[^\W\d_]{{2,}}\b",
-    "IBAN": rf"\b[A-Za-z]{{2}}\d{{2}}(?:{_SPACE}?[A-Za-z0-9]{{4}}){{2,7}}(?:{_SPACE}?[A-Za-z0-9]{{1,4}})?\b",  # any case
+    # the "@" also URL-encoded (a query string: ?to=a%40b.com) or escaped as in JSON text; nor
+    # after a dot written as an HTML reference (which a run of its characters holds)
+    "EMAIL": (rf"(?<![\w.%+\\-])(?<!&period;)(?<!&#46;)[\w.%+\\-]+(?:(?:{_LOCAL_DOT})[\w.%+\\-]+)*{_AT}"
+              rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}[^\W\d_]{{2,}}\b"),
+    # any case; its groups separated by spaces, or all by dots or all by en dashes
+    "IBAN": (rf"\b[A-Za-z]{{2}}\d{{2}}(?:(?:{_SPACE}?[A-Za-z0-9]{{4}}){{2,7}}(?:{_SPACE}?[A-Za-z0-9]{{1,4}})?"
+             r"|(?P<iban_sep>[.\u2013])[A-Za-z0-9]{4}(?:(?P=iban_sep)[A-Za-z0-9]{4}){1,6}(?:(?P=iban_sep)[A-Za-z0-9]{1,4})?)\b"),
     # never inside a decimal number, nor a word (a hex id: a trace, span or commit id), nor after
     # a minus sign or a decimal point; after a word and one of those it is one ("card-4111 ...")
     # dots only between groups of four ("4111.1111.1111.1111"): other dotted digits are decimals
@@ -150,7 +157,7 @@ _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], _ByText], ...] = (
     ("BASIC_AUTH", ("asic ",), _ByText(_PATTERNS["BASIC_AUTH"])),
     ("API_KEY", ("sk-", "k-lf-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox",
                  "AIza", "k_live_", "k_test_", "hf_"), _ByText(_PATTERNS["API_KEY"])),
-    ("EMAIL", ("@", "%40", "%2540", "\\u0040", "\\uff20", "&#", "\uff20"),
+    ("EMAIL", ("@", "%40", "%2540", "\\u0040", "\\uff20", "&#", "&commat;", "\uff20"),
      _ByText(_PATTERNS["EMAIL"])),
 )
 #: Every text pass's trigger contains one of these (checked by a test), so a text with none of
@@ -158,7 +165,7 @@ _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], _ByText], ...] = (
 #: expression whose alternatives start with common letters. Those after the plain ones, an "@"
 #: written otherwise, are tested as ``_encoded_at`` does: after a one-character test.
 _PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY")
-_TRIGGER_HINTS = (*_PLAIN_HINTS, "%2540", "\\uff20", "&#", "\uff20", "%40", "\\u0040")
+_TRIGGER_HINTS = (*_PLAIN_HINTS, "%2540", "\\uff20", "&#", "&commat;", "\uff20", "%40", "\\u0040")
 _DIGIT_PASS = _ByText("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
 _KEY_WORDS = ("key", "secret", "token", "passw")
 
@@ -188,9 +195,11 @@ def _iban_ok(text: str) -> bool:
     compact = text.translate(_NO_SEPARATORS)
     if not 15 <= len(compact) <= 34:
         return False
-    if not compact[:2].isupper() and (  # in lower case: found by its digits alone, and of its country's length
-            not _has_digit_shape(text) or _IBAN_LENGTHS.get(compact[:2].upper()) != len(compact)):
-        return False
+    of_its_length = _IBAN_LENGTHS.get(compact[:2].upper()) == len(compact)
+    if not compact[:2].isupper() and not (of_its_length and _has_digit_shape(text)):
+        return False  # in lower case: found by its digits alone, and of its country's length
+    if not of_its_length and ("." in text or "\u2013" in text):
+        return False  # in groups separated by dots or en dashes (an id, a version's shape): as its country's
     rearranged = compact[4:] + compact[:4]
     try:
         return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
@@ -210,7 +219,7 @@ def _iban_in(text: str) -> tuple[str, str]:
 
 #: Separators of digit groups taken out, or made ASCII spaces.
 _NO_SEPARATORS = dict.fromkeys(map(ord, f" .-{_WIDE_SPACES}\u2013"))
-_AS_SPACE = dict.fromkeys(map(ord, _WIDE_SPACES), " ")
+_AS_SPACE = dict.fromkeys(map(ord, f".{_WIDE_SPACES}\u2013"), " ")
 
 
 def _ssn_ok(text: str) -> bool:
@@ -308,6 +317,55 @@ def _occurrences(text: str, word: str) -> Iterator[int]:
         at = text.find(word, at + 1)
 
 
+#: An address spelled out to dodge scrapers: ``jane [at] example [dot] com``, ``jane(AT)example.com``,
+#: ``jane AT example DOT com``, ``jane.doe at example dot com``. "at" and "dot" in brackets or
+#: capitals are meant so; in prose words (``look at the dot``, ``find us at acme dot com``) they are
+#: not: those need a domain that is no such word, a common top-level domain, capitals not all of it
+#: (``VISIT US AT ACME DOT COM``) and, in lower case, an address's local part (``jane.doe``) or a word
+#: such as "mail" or "contact" just before it. It starts only where a run of its parts starts, not
+#: after a spelled dot: tried from within a long run, each start would read to its end.
+_BRACKETED_DOT = r" ?(?:\[(?:dot|DOT)\]|\((?:dot|DOT)\)) ?"
+_SPELLED_DOT = rf"(?:{_BRACKETED_DOT}| (?:dot|DOT) )"
+_SPELLED_EMAIL = _ByText(
+    rf"(?<![\w.+\\-])(?<!(?i:dot)[\])])(?<!(?i:dot)[\])] )(?<! (?i:dot) )"
+    rf"(?P<local>[\w.+\\-]+(?:{_SPELLED_DOT}[\w.+\\-]+)*)"  # a backslash: a JSON escape (jos\u00e9), as in "EMAIL"
+    rf"(?:(?P<bracketed> ?(?:\[(?:at|AT)\]|\((?:at|AT)\)) ?){_LABEL}(?:(?:\.|{_SPELLED_DOT}){_LABEL})*"
+    rf"(?:\.|{_SPELLED_DOT})[^\W\d_]{{2,}}"
+    r"|(?P<word> at | AT )(?!(?i:the|an?|my|your|our|their|his|her|its|this|that|these|those|some|any|each|every|all"
+    rf"|one|least|most|first|last|home|work|noon|night)\b){_LABEL}"
+    rf"(?:{_SPELLED_DOT}{_LABEL})*{_SPELLED_DOT}(?i:com|org|net|edu|gov|info|biz|io|ai|co|dev|app|eu|uk|de|fr"
+    r"|nl|ch|es|ru|jp|cn|au|ca|br|se|dk|fi|pl|pt|cz|ie|nz|za|mx))\b")
+_MAIL_WORDS = ("mail", "contact", "address", "reach", "write")
+_ADDRESS_CHARACTERS = re.compile(r"[\d._+ -]")  # in a local part, and no word's (a space: spelled dots)
+_JSON_ESCAPE = re.compile(_ESCAPED)
+
+
+def _redact_spelled_emails(text: str) -> tuple[str, int]:
+    """``text`` with the addresses spelled out in it replaced (see ``_SPELLED_EMAIL``)."""
+    replaced = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal replaced
+        value = match.group()
+        if match["word"] and (value.isupper() or (  # prose in capitals; else in lower case, meant as an address:
+                "[" not in value and "(" not in value and " AT " not in value and " DOT " not in value
+                and _ADDRESS_CHARACTERS.search(_JSON_ESCAPE.sub("", match["local"])) is None
+                and not _contains_any(text[max(0, match.start() - 40):match.start()].lower(), _MAIL_WORDS))):
+            return value
+        replaced += 1
+        return "<EMAIL>"
+
+    return _SPELLED_EMAIL[text.isascii()].sub(replace, text), replaced
+
+
+def _spelled_out(text: str) -> bool:
+    """Whether ``text`` can hold an address spelled out: a bracketed "at", or "dot" and "at" as words
+    (one-character tests first: a longer substring test costs ten times as much)."""
+    return ((")" in text and ("(at)" in text or ("A" in text and "(AT)" in text)))
+            or ("]" in text and ("[at]" in text or ("A" in text and "[AT]" in text)))
+            or (("dot" in text or ("O" in text and "DOT" in text)) and (" at " in text or " AT " in text)))
+
+
 #: Full-width (typed with an IME), Arabic-Indic and Devanagari digits as JSON escapes, as
 #: ``json.dumps`` writes them (``ensure_ascii``: most instrumentations serialise so)
 #: and the separators of their groups, next to a digit, escaped so too (``4111\u00a01111``)
@@ -337,11 +395,12 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
 def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     if not text:
         return text, 0
-    # three cheap tests first: most values (plain prose, JSON without secrets) pass all of them
-    triggered = _contains_any(text, _PLAIN_HINTS) or _encoded_at(text)
+    # four cheap tests first: most values (plain prose, JSON without secrets) pass all of them
+    triggered = _plain_hint(text) or _encoded_at(text)
     digits = _has_digit_shape(text)
     keyed = ("=" in text or ":" in text) and _contains_any(text.lower(), _KEY_WORDS)
-    if not (triggered or digits or keyed):
+    spelled = _spelled_out(text)
+    if not (triggered or digits or keyed or spelled):
         return text, 0
     replaced = 0
     marked = "\\" in text and _MARK not in text
@@ -371,6 +430,9 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
                 else:
                     text, n = pattern.subn(f"<{kind}>", text)
                     replaced += n
+    if spelled and (kinds is None or "EMAIL" in kinds):
+        text, n = _redact_spelled_emails(text)
+        replaced += n
     if digits and (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)):
         text = _DIGIT_PASS[ascii_text].sub(substitute if kinds is None else _only(kinds, substitute), text)
     if digits and (kinds is None or "PHONE" in kinds):
@@ -395,13 +457,22 @@ def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
     return False
 
 
+def _plain_hint(text: str) -> bool:
+    """``_contains_any(text, _PLAIN_HINTS)``, each longer hint after a one-character test of a letter
+    it holds that prose seldom does: a substring test of several characters costs ten times as much."""
+    return ("@" in text or "_" in text or ("-" in text and "k-" in text) or "earer " in text or "asic " in text
+            or ("J" in text and "eyJ" in text) or ("x" in text and "xox" in text)
+            or ("A" in text and ("AKIA" in text or "ASIA" in text or "AIza" in text))
+            or ("Y" in text and "PRIVATE KEY" in text))
+
+
 def _encoded_at(text: str) -> bool:
     """Whether ``text`` holds an "@" written otherwise (URL-encoded, escaped, an HTML reference,
     full-width): one character first, ten times faster than a longer one (and the full-width one
     costs nothing on ASCII text)."""
     return (("%" in text and ("%40" in text or "%2540" in text))
             or ("\\" in text and ("\\u0040" in text or "\\uff20" in text))
-            or ("&" in text and "&#" in text) or "\uff20" in text)
+            or ("&" in text and ("&#" in text or "&commat;" in text)) or "\uff20" in text)
 
 
 def _has_digit_shape(text: str) -> bool:

@@ -452,7 +452,8 @@ def settled_attributes(obs_type: str, fields: dict[str, Any], max_value_bytes: i
 
 def resolved_fields(fields: dict[str, Any], key: str) -> dict[str, Any]:
     """The fields with the computations kept under ``key`` (``DEFERRED`` or ``LATE``) applied, in a
-    new dict if there are any; content capture rules still hold."""
+    new dict if there are any; content capture rules still hold. They never replace a field set
+    before; their metadata merges into the metadata, key by key (a key set before is kept)."""
     deferred = fields.get(key)
     if not deferred:
         return fields
@@ -465,7 +466,10 @@ def resolved_fields(fields: dict[str, Any], key: str) -> dict[str, Any]:
             guarded_failure("deferred_fields", exc)
             continue
         for key, value in computed.items():
-            if value is None or key in result or (not capture and key in CONTENT_FIELDS):
+            if value is None or (not capture and key in CONTENT_FIELDS):
                 continue
-            result[key] = value
+            if key not in result:
+                result[key] = value
+            elif key == "metadata" and type(value) is dict and type(result[key]) is dict:
+                result[key] = {**value, **result[key]}
     return result

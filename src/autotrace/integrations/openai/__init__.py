@@ -51,7 +51,7 @@ from ...observation import Observation
 from ...runtime import state
 from .. import ownership
 from ..base import Integration
-from . import _background, _extract, _media, _raw, _replayed, _stream
+from . import _background, _extract, _raw, _replayed, _stream
 from ._media_stream import stream_state as _state_for
 from .pricing import set_prices
 
@@ -273,8 +273,6 @@ class _Call:
                 obs.defer(_extract.response_fields, self.operation, parsed, self.options)
                 if self.operation == "responses":  # a background response: its reply comes later
                     _background.created(obs, parsed)
-                elif self.operation in _media.WITH_METADATA:  # a transcript's language and duration
-                    obs.update(metadata=_media.response_metadata(self.operation, parsed))
             obs.end()
         except Exception as exc:
             guarded_failure("openai.response", exc)

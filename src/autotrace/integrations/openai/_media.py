@@ -20,12 +20,11 @@ from typing import Any
 
 from . import pricing
 
-#: The operations of this module, by endpoint; ``WITH_METADATA``, those whose responses add metadata.
+#: The operations of this module, by endpoint.
 TRANSCRIPTION, TRANSLATION, SPEECH = "transcription", "translation", "speech"
 IMAGE_GENERATION, IMAGE_EDIT, IMAGE_VARIATION = "image_generation", "image_edit", "image_variation"
 _SPEECH_TO_TEXT = frozenset({TRANSCRIPTION, TRANSLATION})
 _IMAGES = frozenset({IMAGE_GENERATION, IMAGE_EDIT, IMAGE_VARIATION})
-WITH_METADATA = _SPEECH_TO_TEXT
 
 #: Request keys recorded as model parameters (an image's ``prompt`` is its input, not one of them).
 _PARAMETERS = frozenset({
@@ -131,7 +130,8 @@ def _transcript_fields(response: Any, model: Any) -> dict[str, Any]:
         return {"output": response}
     counts = usage_fields(_get(response, "usage"))
     return {"output": _get(response, "text"), "usage": counts,
-            "cost": pricing.media_cost(model, counts, _seconds(response))}
+            "cost": pricing.media_cost(model, counts, _seconds(response)),
+            "metadata": _transcript_metadata(response)}
 
 
 def _seconds(response: Any) -> float | None:
@@ -143,12 +143,9 @@ def _seconds(response: Any) -> float | None:
     return seconds if isinstance(seconds, int | float) and not isinstance(seconds, bool) else None
 
 
-def response_metadata(operation: str, response: Any) -> dict[str, Any] | None:
-    """What a transcript says of its audio, as metadata (recorded when the response arrives:
-    fields computed when the observation ends never add to metadata): its ``language`` and its
-    duration (``audio_seconds``: Langfuse's usage counts carry no unit)."""
-    if operation not in _SPEECH_TO_TEXT or isinstance(response, str):
-        return None
+def _transcript_metadata(response: Any) -> dict[str, Any] | None:
+    """What a transcript says of its audio, as metadata: its ``language`` and its duration
+    (``audio_seconds``: Langfuse's usage counts carry no unit)."""
     found = (("language", _get(response, "language")), ("audio_seconds", _seconds(response)))
     return {key: value for key, value in found if value is not None} or None
 

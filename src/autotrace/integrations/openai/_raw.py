@@ -52,8 +52,6 @@ class RawTracking:
                 obs.defer(_extract.response_fields, self.operation, result, self.options)
                 if self.operation == "responses":  # a background response: its reply comes later
                     _background.created(obs, result)
-                elif self.operation in _media.WITH_METADATA:
-                    obs.update(metadata=_media.response_metadata(self.operation, result))
         except Exception as exc:
             guarded_failure("openai.raw_response", exc)
         obs.end()

@@ -175,7 +175,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                     obs.span.set_attribute(_TRACE_KEYS[key], str(value))
             elif type(key) is not str:  # LangChain accepts any key; a span attribute needs text
                 extra[str(key)] = value
-            elif key in lg.GRAPH_KEYS:  # LangGraph's: where a node is, on the node only
+            elif key in lg.GRAPH_KEYS and lg.of_graph(metadata):  # LangGraph's: where a node is, on the node only
                 if node and key in lg.NODE_KEYS:
                     extra[key] = value
             elif key in _PROMPT_KEYS or key.startswith("ls_") or key == "lc_versions":  # LangChain's own
@@ -246,14 +246,18 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                 self._hide(run_id, parent_run_id)
                 return
             node = graph and lg.is_node(tags)
+            root = not graph and lg.is_graph(metadata)  # the outermost graph, known as one from its start
             if node:  # a graph's node task: a step, whatever its name
                 self._graph_started(parent_run_id, metadata)
                 obs_type = ObservationType.CHAIN
             else:
-                name = lg.inner_name(name) if graph else name
-                obs_type = ObservationType.AGENT if self._named_agent(name, tags, parent_run_id) else ObservationType.CHAIN
+                name = lg.inner_name(name, metadata or {}) if graph else name
+                agent = root or self._named_agent(name, tags, parent_run_id)
+                obs_type = ObservationType.AGENT if agent else ObservationType.CHAIN
             self._start(obs_type, name, run_id, parent_run_id, metadata, streamed_start(inputs, kwargs, self.marks_streams),
                         tags, node, input=inputs)
+            if root:
+                self._graph_started(run_id, metadata)
 
         self._guard("chain_start", start)
 

@@ -2,18 +2,24 @@
 
 A compiled graph runs on langchain-core's callbacks: the graph is one chain run, each node task a
 child run tagged ``graph:step:<n>``, and every run inside a graph carries ``langgraph_node`` (and
-more ``langgraph_*`` keys) in its metadata. Nothing marks the graph's own run: it is known as a
-graph once its first node starts. How each run is recorded:
+more ``langgraph_*`` keys) in its metadata. The graph's own run carries ``ls_integration``
+"langgraph" (which every run inside it inherits, a model's excepted): a run with it that is in no
+graph is a graph, known so at its start, even one that ends before any node runs (an input its
+schema rejects, an ``interrupt_before`` its first node); where LangGraph sets no such key, a graph is
+known once its first node starts. How each run is recorded:
 
 - the outermost graph is the ``agent`` (the user invoked it as such); a subgraph is one step of it,
   a ``chain``, unless its name says agent (LangChain's rule, e.g. ``create_react_agent(name=...)``);
-- a node is a ``chain`` named after the node, whatever the node's name says;
+- a node is a ``chain`` named after the node, whatever the node's name says; an unnamed subgraph
+  (LangGraph's default name ``LangGraph``) is named after the node it runs in, a sub-agent built
+  by ``create_react_agent`` without a name too (unnamed, it is no agent by LangChain's rule);
 - a chain run LangGraph tags ``langsmith:hidden`` (the ``__start__`` task and what runs in it) is
   not recorded: what it starts nests under its parent; a model, tool or retriever always is;
 - an unnamed function (a lambda router of a conditional edge) is named ``<lambda>``, not
   LangGraph's class name ``RunnableCallable``;
 - ``langgraph_node``/``langgraph_step`` are metadata of node runs only; LangGraph's bookkeeping
-  keys (triggers, path, checkpoint namespace) of none;
+  keys (triggers, path, checkpoint namespace) of none; in a run outside any graph, such keys are
+  the caller's own and kept;
 - an interrupt (``interrupt()``, ``GraphInterrupt``) ends the runs it passes through as WARNING
   with its values; a handoff to a parent graph (``ParentCommand``) as DEFAULT: control flow, not
   failures. A resumed run is a new trace; with a checkpointer, the graph's ``thread_id`` is the
@@ -29,6 +35,9 @@ from .. import schema
 from ..observation import ObservationType
 
 NODE_KEY = "langgraph_node"
+_TRIGGERS_KEY = "langgraph_triggers"  # set with ``langgraph_node`` on every task: a caller's key alone is no graph
+_INTEGRATION = ("ls_integration", "langgraph")  # on a graph's own run and inherited by what it runs
+_DEFAULT_NAME = "LangGraph"  # a compiled graph's name unless given one
 HIDDEN_TAG = "langsmith:hidden"
 _STEP_TAG = "graph:step:"
 _UNNAMED = "RunnableCallable"
@@ -43,7 +52,17 @@ _SESSION_KEYS = ("session_id", "langfuse_session_id")
 
 def in_graph(metadata: dict[str, Any] | None) -> bool:
     """Whether a run runs inside a LangGraph graph (a node, or anything a node runs)."""
-    return bool(metadata) and NODE_KEY in metadata  # type: ignore[operator]
+    return bool(metadata) and NODE_KEY in metadata and _TRIGGERS_KEY in metadata  # type: ignore[operator]
+
+
+def is_graph(metadata: dict[str, Any] | None) -> bool:
+    """Whether a run in no graph is a graph's own run, from its start (see the module's docstring)."""
+    return metadata is not None and metadata.get(_INTEGRATION[0]) == _INTEGRATION[1]
+
+
+def of_graph(metadata: dict[str, Any] | None) -> bool:
+    """Whether LangGraph's keys in a run's metadata are its bookkeeping: the run is or is in a graph."""
+    return in_graph(metadata) or is_graph(metadata)
 
 
 def is_node(tags: list[str] | None) -> bool:
@@ -55,9 +74,12 @@ def is_hidden(tags: list[str] | None) -> bool:
     return bool(tags) and HIDDEN_TAG in tags  # type: ignore[operator]
 
 
-def inner_name(name: str) -> str:
-    """The name of a run a node starts: LangGraph names an unnamed function by its class."""
-    return "<lambda>" if name == _UNNAMED else name
+def inner_name(name: str, metadata: dict[str, Any]) -> str:
+    """The name of a run a node starts: LangGraph names an unnamed function by its class, and an
+    unnamed subgraph ``LangGraph``, as every other: that one is named after its node."""
+    if name == _UNNAMED:
+        return "<lambda>"
+    return str(metadata[NODE_KEY]) if name == _DEFAULT_NAME else name
 
 
 def thread_session(metadata: dict[str, Any] | None) -> str | None:
@@ -94,8 +116,8 @@ class GraphRuns:
         def _end(self, run_id: UUID, error: BaseException | str | None = None, **fields: Any) -> None: ...
 
     def _graph_started(self, graph_run_id: UUID | None, metadata: dict[str, Any] | None) -> None:
-        """A node of the graph run ``graph_run_id`` starts: the outermost graph is the agent, and
-        its checkpointer thread its session."""
+        """The graph run ``graph_run_id`` is known as such (it starts, or a node of it starts): the
+        outermost graph is the agent, and its checkpointer thread its session."""
         run = self.runs.get(graph_run_id) if graph_run_id is not None else None
         if run is None or run.graph:
             return

@@ -152,3 +152,21 @@ print([(o["type"], o["name"], o["input"]) for o in LocalStore(sys.argv[1], read_
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["retrievers imported at start-up: False",
                                         "[('retriever', 'InMemoryVectorStore.similarity_search', 'apple')]"]
+
+
+def test_a_search_is_named_as_the_class_defines_it(traced: Traced) -> None:
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    def logged(search: Any) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:  # no functools.wraps: named "wrapper"
+            return search(self, *args, **kwargs)
+        return wrapper
+
+    class Logged(InMemoryVectorStore):
+        similarity_search = logged(InMemoryVectorStore.similarity_search)
+
+    store = Logged(DeterministicFakeEmbedding(size=8))
+    store.add_texts(["red apple", "pear"], ids=["a", "p"])
+    assert [d.id for d in store.similarity_search("apple", k=1)] == ["a"]
+    [search] = [r for r in traced.records() if r["type"] == "retriever"]
+    assert (search["name"], search["metadata"]["operation"]) == ("Logged.similarity_search", "similarity_search")

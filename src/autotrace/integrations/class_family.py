@@ -8,6 +8,7 @@ LangChain's vector stores and embedding models send no callbacks; each integrati
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,11 @@ class ClassFamilyPatches:
     """Wraps ``methods`` (sync) and ``async_methods`` (coroutine functions) where ``base`` (found in
     ``module``) or any subclass defines them, with ``wrapper`` and ``async_wrapper``; a subclass
     defined later is wrapped as it is defined. A method that is abstract, or whose kind does not
-    match its name (an ``a…`` method returning an awaitable itself), is left as it is."""
+    match its name (an ``a…`` method returning an awaitable itself), is left as it is.
+
+    The wrappers take the method's name first (``wrapper(name, wrapped, instance, args, kwargs)``):
+    the function defined there may be named otherwise (an alias, a lambda given to ``type()``, a
+    decorator without ``functools.wraps``)."""
 
     def __init__(self, patcher: Patcher, module: str, base: str, methods: tuple[str, ...],
                  async_methods: tuple[str, ...], wrapper: Callable[..., Any], async_wrapper: Callable[..., Any],
@@ -74,8 +79,9 @@ class ClassFamilyPatches:
             if (not inspect.isfunction(method) or getattr(method, "__isabstractmethod__", False)
                     or inspect.iscoroutinefunction(method) != asynchronous):
                 continue
+            wrapper = self.wrappers[asynchronous]
             try:
-                self.patcher.wrap_object(cls, name, self.wrappers[asynchronous])
+                self.patcher.wrap_object(cls, name, functools.partial(wrapper, name))
             except Exception as exc:  # a class that refuses it (a slot, a frozen type): left untraced
                 guarded_failure(self.failure, exc)
 

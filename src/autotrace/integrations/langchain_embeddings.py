@@ -6,8 +6,10 @@ The embedding methods of ``Embeddings`` and of each subclass that defines its ow
 call is an ``embedding`` observation named ``<Class>.embed_query`` or ``<Class>.embed_documents``
 (an async method under its sync name, ``metadata.operation`` the method called) with the text or
 texts as input, ``input_count``, the model (the instance's ``model``, ``model_name`` or
-``model_id`` when a string) and, as the OpenAI integration records embeddings, ``dimensions`` and
-an output of ``{"count": vectors}`` (not the vectors). It is current while the method runs: an
+``model_id`` when a string; for a wrapper without one, such as ``CacheBackedEmbeddings``, that of
+its ``underlying_embeddings`` or of the model it calls) and, as the OpenAI integration records
+embeddings, ``dimensions`` and an output of ``{"count": vectors}`` (not the vectors). The method
+is named as the class defines it, whatever its function is called. It is current while it runs: an
 OpenAI SDK request inside (``OpenAIEmbeddings``) only enriches it (usage, cost, response model;
 ``ownership``), and inside another embedding (``embed_query`` calling ``embed_documents``, an
 async method running the sync one) nothing more is recorded. Inside a retriever or a direct
@@ -21,7 +23,7 @@ from typing import Any
 
 from .. import recorder
 from .._internal import guarded_failure
-from ..observation import CurrentDuring, ObservationType
+from ..observation import CurrentDuring, Observation, ObservationType
 from . import ownership
 from .base import Patcher
 from .class_family import ClassFamilyPatches
@@ -31,6 +33,8 @@ METHODS = ("embed_query", "embed_documents", "aembed_query", "aembed_documents")
 #: Instance attributes naming the model, in the order real classes use them (OpenAI, Ollama,
 #: Cohere: ``model``; HuggingFace, Vertex AI, FastEmbed: ``model_name``; Bedrock: ``model_id``).
 _MODEL_ATTRIBUTES = ("model", "model_name", "model_id")
+#: The attribute of a caching wrapper holding the model it wraps (LangChain's ``CacheBackedEmbeddings``).
+_WRAPPED = "underlying_embeddings"
 
 
 class _Call(CurrentDuring):
@@ -42,7 +46,10 @@ class _Call(CurrentDuring):
         super().__init__(None)
         self.query = method.endswith("query")
         try:
-            if ownership.owner(ObservationType.EMBEDDING) is not None:  # an outer embedding records it
+            outer = ownership.owner(ObservationType.EMBEDDING)
+            if outer is not None:  # an outer embedding (a caching wrapper, say) records it: the model is ours
+                if isinstance(outer, Observation):
+                    ownership.enrich(outer, model=_model(instance))
                 return
             value = args[0] if args else kwargs.get("text" if self.query else "texts")
             self.obs = recorder.start(ObservationType.EMBEDDING,
@@ -72,12 +79,14 @@ class _Call(CurrentDuring):
             self.obs.end()
 
 
-def _model(instance: Any) -> str | None:
+def _model(instance: Any, outer: bool = True) -> str | None:
+    """The model an instance names, else the one of the model it wraps (``CacheBackedEmbeddings``)."""
     for name in _MODEL_ATTRIBUTES:
         value = getattr(instance, name, None)
         if isinstance(value, str) and value:
             return value
-    return None
+    inner = getattr(instance, _WRAPPED, None) if outer else None
+    return None if inner is None else _model(inner, outer=False)
 
 
 def _size(value: Any) -> int | None:
@@ -85,16 +94,16 @@ def _size(value: Any) -> int | None:
     return len(value) if hasattr(value, "__len__") and not isinstance(value, str | bytes | dict) else None
 
 
-def _embed(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    call = _Call(instance, wrapped.__name__, args, kwargs)
+def _embed(method: str, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = _Call(instance, method, args, kwargs)
     with call:
         result = wrapped(*args, **kwargs)
     call.embedded(result)
     return result
 
 
-async def _aembed(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    call = _Call(instance, wrapped.__name__, args, kwargs)
+async def _aembed(method: str, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = _Call(instance, method, args, kwargs)
     with call:
         result = await wrapped(*args, **kwargs)
     call.embedded(result)

@@ -77,16 +77,16 @@ def _document(item: Any) -> dict[str, Any]:
     return document_fields(item)
 
 
-def _search(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    call = _Call(instance, wrapped.__name__, args, kwargs)
+def _search(method: str, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = _Call(instance, method, args, kwargs)
     with call:
         result = wrapped(*args, **kwargs)
     call.found(result)
     return result
 
 
-async def _asearch(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    call = _Call(instance, wrapped.__name__, args, kwargs)
+async def _asearch(method: str, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = _Call(instance, method, args, kwargs)
     with call:
         result = await wrapped(*args, **kwargs)
     call.found(result)

@@ -9,6 +9,7 @@ fields the owner lacks, such as exact usage or the store's scores.
 from __future__ import annotations
 
 import sys
+import threading
 import weakref
 from collections import OrderedDict
 from types import FrameType
@@ -38,6 +39,8 @@ _MAX_DEPTH = 64
 #: one are added to theirs (one framework call may send several requests, as a batch of
 #: embeddings does). Held weakly: an owner is forgotten with its observation.
 _usage_from_calls: weakref.WeakSet[Observation] = weakref.WeakSet()
+#: Held while a reply's usage is added: two replies to one owner must not both read the same total.
+_summing = threading.Lock()
 
 
 def owner(kind: ObservationType) -> Observation | object | None:
@@ -111,16 +114,17 @@ def enrich_reply(obs: Observation, fields: dict[str, Any]) -> None:
     the output: the owner records what its framework returns. The usage and cost of a second
     reply to the same owner are added to those of the first."""
     fields = {k: v for k, v in fields.items() if k != "output"}
-    usage = fields.get("usage")
-    if usage:
+    if not fields.get("usage"):
+        enrich(obs, **fields)
+        return
+    with _summing:  # replies to one owner may come from several threads (a fan-out in a thread pool)
         current = obs.fields
         if obs in _usage_from_calls:
-            obs.update(usage=_summed(current.get("usage"), usage), cost=_summed(current.get("cost"), fields.get("cost")))
-            del fields["usage"]
-            fields.pop("cost", None)
+            obs.update(usage=_summed(current.get("usage"), fields.pop("usage")),
+                       cost=_summed(current.get("cost"), fields.pop("cost", None)))
         elif "usage" not in current:
             _usage_from_calls.add(obs)
-    enrich(obs, **fields)
+        enrich(obs, **fields)
 
 
 def _summed(before: Any, added: Any) -> dict[str, Any] | None:

@@ -13,44 +13,72 @@ thread started during one request may outlive it, and would record later work un
 
 from __future__ import annotations
 
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from .. import context, interception
+from .._internal import guarded_failure
 from .base import Integration
 
 #: autotrace's context variables carried with a task (the OTel context is carried apart).
-_VARIABLES = (context._tenant, context._capture, context._trace_attrs, interception._active)
+_TENANT, _CAPTURE, _ATTRS, _ACTIVE = context._tenant, context._capture, context._trace_attrs, interception._active
 
 
 class _InSubmittersState:
-    """A submitted callable, run with the submitter's tracing state set, then the worker's put back."""
+    """A submitted callable, run with the submitter's tracing state set, then the worker's put back.
+    A failure in setting or restoring that state is autotrace's (counted, logged once): the task
+    still runs, and its result or error is its own."""
 
     __slots__ = ("fn", "otel", "values")
 
-    def __init__(self, fn: Any, otel: Any, values: tuple[Any, ...]) -> None:
+    def __init__(self, fn: Any, otel: Any, values: tuple[Any, Any, Any, Any]) -> None:
         self.fn, self.otel, self.values = fn, otel, values
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        tokens = [variable.set(value) for variable, value in zip(_VARIABLES, self.values, strict=True)]
-        attached = otel_context.attach(self.otel)
+        tenant, capture, attrs, active = self.values
+        tokens = (_TENANT.set(tenant), _CAPTURE.set(capture), _ATTRS.set(attrs), _ACTIVE.set(active))  # cannot fail
+        try:
+            attached = otel_context.attach(self.otel)
+        except Exception as exc:  # a custom OTel runtime context failed: the task runs in the worker's state
+            guarded_failure("threads", exc)
+            _restore(tokens, None)
+            return self.fn(*args, **kwargs)
         try:
             return self.fn(*args, **kwargs)
         finally:
+            _restore(tokens, attached)
+
+
+def _restore(tokens: tuple[Token[Any], ...], attached: Any) -> None:
+    """Put the worker's state back: the OTel context, then the variables, last set first."""
+    try:
+        if attached is not None:
             otel_context.detach(attached)
-            for variable, token in zip(reversed(_VARIABLES), reversed(tokens), strict=True):
-                variable.reset(token)
+        _ACTIVE.reset(tokens[3])
+        _ATTRS.reset(tokens[2])
+        _CAPTURE.reset(tokens[1])
+        _TENANT.reset(tokens[0])
+    except Exception as exc:
+        guarded_failure("threads", exc)
 
 
 def _submit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``ThreadPoolExecutor.submit``: the task carries the submitter's tracing state, if there is any."""
-    values = tuple(variable.get() for variable in _VARIABLES)
-    span = trace.get_current_span()
-    if not args or (not span.get_span_context().is_valid and not any(value is not None for value in values)):
+    try:
+        tenant, capture, attrs, active = _TENANT.get(), _CAPTURE.get(), _ATTRS.get(), _ACTIVE.get()
+        traced = (tenant is not None or capture is not None or attrs is not None or active is not None
+                  or trace.get_current_span().get_span_context().is_valid)
+        task = (_InSubmittersState(args[0], otel_context.get_current(), (tenant, capture, attrs, active))
+                if args and traced else None)
+    except Exception as exc:  # the task is handed over as it is
+        guarded_failure("threads", exc)
+        task = None
+    if task is None:
         return wrapped(*args, **kwargs)  # nothing traced here: the task is handed over as it is
-    return wrapped(_InSubmittersState(args[0], otel_context.get_current(), values), *args[1:], **kwargs)
+    return wrapped(task, *args[1:], **kwargs)
 
 
 class ThreadsIntegration(Integration):

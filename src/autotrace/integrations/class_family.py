@@ -3,39 +3,93 @@ from when the application first imports the base's module (never before: importi
 module at ``install()`` would add its import time to every start-up).
 
 LangChain's vector stores and embedding models send no callbacks; each integration of them is one
-``ClassFamilyPatches`` with its methods and wrappers.
+``ClassFamilyPatches`` with its methods and its kind of ``FamilyCall``, one per call.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 import wrapt
 
 from .._internal import guarded_failure
+from ..observation import CurrentDuring, Observation
 from .base import Patcher
+
+
+class FamilyCall(CurrentDuring):
+    """One call of a wrapped method: the observation ``start`` gives (None: the call is not
+    recorded) is current while the method runs; then the fields ``result_fields`` reads from its
+    result are recorded, or its error, and it ends. A failure of either is autotrace's (counted
+    under ``failure``, logged once): the call goes on as it would untraced."""
+
+    __slots__ = ()
+    failure = "class_family.call"
+
+    def __init__(self, instance: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        super().__init__(None)
+        try:
+            self.obs = self.start(instance, method, args, kwargs)
+        except Exception as exc:
+            guarded_failure(self.failure, exc)
+            self.obs = None
+
+    def start(self, instance: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
+        """The call's observation, started (None: not recorded)."""
+        return None
+
+    def result_fields(self, result: Any) -> dict[str, Any]:
+        """The fields recorded from the call's result."""
+        return {}
+
+    def finished(self, result: Any) -> None:
+        obs = self.obs
+        if obs is None:
+            return
+        try:
+            obs.update(**self.result_fields(result))
+        except Exception as exc:
+            guarded_failure(self.failure, exc)
+        obs.end()
+
+    def exited(self, error: BaseException | None) -> None:
+        if error is not None and self.obs is not None:
+            self.obs.record_error(error)
+            self.obs.end()
+
+
+def _call(kind: type[FamilyCall], method: str, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = kind(instance, method, args, kwargs)
+    with call:
+        result = wrapped(*args, **kwargs)
+    call.finished(result)
+    return result
+
+
+async def _acall(kind: type[FamilyCall], method: str, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = kind(instance, method, args, kwargs)
+    with call:
+        result = await wrapped(*args, **kwargs)
+    call.finished(result)
+    return result
 
 
 class ClassFamilyPatches:
     """Wraps ``methods`` (sync) and ``async_methods`` (coroutine functions) where ``base`` (found in
-    ``module``) or any subclass defines them, with ``wrapper`` and ``async_wrapper``; a subclass
-    defined later is wrapped as it is defined. A method that is abstract, or whose kind does not
-    match its name (an ``a…`` method returning an awaitable itself), is left as it is.
-
-    The wrappers take the method's name first (``wrapper(name, wrapped, instance, args, kwargs)``):
-    the function defined there may be named otherwise (an alias, a lambda given to ``type()``, a
-    decorator without ``functools.wraps``)."""
+    ``module``) or any subclass defines them: each call is a ``call`` (a ``FamilyCall``), given the
+    method's name as the class defines it (its function may be named otherwise: an alias, a lambda
+    given to ``type()``, a decorator without ``functools.wraps``). A subclass defined later is
+    wrapped as it is defined. A method that is abstract, or whose kind does not match its name (an
+    ``a…`` method returning an awaitable itself), is left as it is."""
 
     def __init__(self, patcher: Patcher, module: str, base: str, methods: tuple[str, ...],
-                 async_methods: tuple[str, ...], wrapper: Callable[..., Any], async_wrapper: Callable[..., Any],
-                 failure: str) -> None:
+                 async_methods: tuple[str, ...], call: type[FamilyCall], failure: str) -> None:
         self.patcher = patcher
         self.module, self.base_name, self.failure = module, base, failure
         self.kinds = {**dict.fromkeys(methods, False), **dict.fromkeys(async_methods, True)}
-        self.wrappers = {False: wrapper, True: async_wrapper}
+        self.call = call
         self.base: Any = None
         #: Moves on at each ``apply`` and ``remove``: an import hook of an earlier one does nothing.
         self.generation = 0
@@ -79,9 +133,8 @@ class ClassFamilyPatches:
             if (not inspect.isfunction(method) or getattr(method, "__isabstractmethod__", False)
                     or inspect.iscoroutinefunction(method) != asynchronous):
                 continue
-            wrapper = self.wrappers[asynchronous]
             try:
-                self.patcher.wrap_object(cls, name, functools.partial(wrapper, name))
+                self.patcher.wrap_object(cls, name, functools.partial(_acall if asynchronous else _call, self.call, name))
             except Exception as exc:  # a class that refuses it (a slot, a frozen type): left untraced
                 guarded_failure(self.failure, exc)
 

@@ -22,11 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import recorder
-from .._internal import guarded_failure
-from ..observation import CurrentDuring, Observation, ObservationType
+from ..observation import Observation, ObservationType
 from . import ownership
 from .base import Patcher
-from .class_family import ClassFamilyPatches
+from .class_family import ClassFamilyPatches, FamilyCall
 
 #: The embedding methods, sync then async; ``*_query`` takes one text, ``*_documents`` a list.
 METHODS = ("embed_query", "embed_documents", "aembed_query", "aembed_documents")
@@ -37,46 +36,29 @@ _MODEL_ATTRIBUTES = ("model", "model_name", "model_id")
 _WRAPPED = "underlying_embeddings"
 
 
-class _Call(CurrentDuring):
+class _Call(FamilyCall):
     """One embedding call: its observation is current while the model runs."""
 
     __slots__ = ("query",)
+    failure = "langchain.embeddings"
 
-    def __init__(self, instance: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        super().__init__(None)
+    def start(self, instance: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
         self.query = method.endswith("query")
-        try:
-            outer = ownership.owner(ObservationType.EMBEDDING)
-            if outer is not None:  # an outer embedding (a caching wrapper, say) records it: the model is ours
-                if isinstance(outer, Observation):
-                    ownership.enrich(outer, model=_model(instance))
-                return
-            value = args[0] if args else kwargs.get("text" if self.query else "texts")
-            self.obs = recorder.start(ObservationType.EMBEDDING,
-                                      f"{type(instance).__name__}.{method.removeprefix('a')}")
-            self.obs.update(model=_model(instance), input=value, metadata={"operation": method},
-                            input_count=1 if self.query else _size(value))
-        except Exception as exc:
-            guarded_failure("langchain.embeddings", exc)
-            self.obs = None
+        outer = ownership.owner(ObservationType.EMBEDDING)
+        if outer is not None:  # an outer embedding (a caching wrapper, say) records it: the model is ours
+            if isinstance(outer, Observation):
+                ownership.enrich(outer, model=_model(instance))
+            return None
+        value = args[0] if args else kwargs.get("text" if self.query else "texts")
+        obs = recorder.start(ObservationType.EMBEDDING, f"{type(instance).__name__}.{method.removeprefix('a')}")
+        return obs.update(model=_model(instance), input=value, metadata={"operation": method},
+                          input_count=1 if self.query else _size(value))
 
-    def embedded(self, result: Any) -> None:
-        obs = self.obs
-        if obs is None:
-            return
-        try:
-            vectors = [result] if self.query else result
-            count = _size(vectors)
-            first = vectors[0] if count else None
-            obs.update(output={"count": count}, dimensions=_size(first) or None)
-        except Exception as exc:
-            guarded_failure("langchain.embeddings", exc)
-        obs.end()
-
-    def exited(self, error: BaseException | None) -> None:
-        if error is not None and self.obs is not None:
-            self.obs.record_error(error)
-            self.obs.end()
+    def result_fields(self, result: Any) -> dict[str, Any]:
+        vectors = [result] if self.query else result
+        count = _size(vectors)
+        first = vectors[0] if count else None
+        return {"output": {"count": count}, "dimensions": _size(first) or None}
 
 
 def _model(instance: Any, outer: bool = True) -> str | None:
@@ -94,24 +76,8 @@ def _size(value: Any) -> int | None:
     return len(value) if hasattr(value, "__len__") and not isinstance(value, str | bytes | dict) else None
 
 
-def _embed(method: str, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    call = _Call(instance, method, args, kwargs)
-    with call:
-        result = wrapped(*args, **kwargs)
-    call.embedded(result)
-    return result
-
-
-async def _aembed(method: str, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    call = _Call(instance, method, args, kwargs)
-    with call:
-        result = await wrapped(*args, **kwargs)
-    call.embedded(result)
-    return result
-
-
 def embedding_patches(patcher: Patcher) -> ClassFamilyPatches:
     """The embedding methods of ``Embeddings`` and its subclasses, wrapped from when the application
     first imports LangChain's embeddings (never before)."""
     return ClassFamilyPatches(patcher, "langchain_core.embeddings.embeddings", "Embeddings", METHODS[:2], METHODS[2:],
-                              _embed, _aembed, "langchain.embeddings_patch")
+                              _Call, "langchain.embeddings_patch")

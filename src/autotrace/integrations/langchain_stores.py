@@ -17,11 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import recorder
-from .._internal import guarded_failure
-from ..observation import CurrentDuring, ObservationType
+from ..observation import Observation, ObservationType
 from . import ownership
 from .base import Patcher
-from .class_family import ClassFamilyPatches
+from .class_family import ClassFamilyPatches, FamilyCall
 from .langchain_convert import document_fields, retrieval_fields
 
 #: The search methods that take the query as text, sync and async.
@@ -30,41 +29,25 @@ SEARCHES = ("similarity_search", "similarity_search_with_score", "similarity_sea
 _ASYNC_SEARCHES = tuple(f"a{name}" for name in SEARCHES)
 
 
-class _Call(CurrentDuring):
+class _Call(FamilyCall):
     """One direct search: its observation is current while the store runs it."""
 
     __slots__ = ()
+    failure = "langchain.vectorstore"
 
-    def __init__(self, instance: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        super().__init__(None)
-        try:
-            if ownership.owner(ObservationType.RETRIEVER) is not None:  # a retriever, or an outer search, records it
-                return
-            query = args[0] if args else kwargs.get("query")
-            k = args[1] if len(args) > 1 else kwargs.get("k")
-            store = type(instance).__name__
-            self.obs = recorder.start(ObservationType.RETRIEVER, f"{store}.{method.removeprefix('a')}")
-            self.obs.update(store=store, query=query if isinstance(query, str) else None,
-                            top_k=k if isinstance(k, int) and not isinstance(k, bool) else None,
-                            filter=kwargs.get("filter"), metadata={"operation": method})
-        except Exception as exc:
-            guarded_failure("langchain.vectorstore", exc)
-            self.obs = None
+    def start(self, instance: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
+        if ownership.owner(ObservationType.RETRIEVER) is not None:  # a retriever, or an outer search, records it
+            return None
+        query = args[0] if args else kwargs.get("query")
+        k = args[1] if len(args) > 1 else kwargs.get("k")
+        store = type(instance).__name__
+        obs = recorder.start(ObservationType.RETRIEVER, f"{store}.{method.removeprefix('a')}")
+        return obs.update(store=store, query=query if isinstance(query, str) else None,
+                          top_k=k if isinstance(k, int) and not isinstance(k, bool) else None,
+                          filter=kwargs.get("filter"), metadata={"operation": method})
 
-    def found(self, result: Any) -> None:
-        obs = self.obs
-        if obs is None:
-            return
-        try:
-            obs.update(**retrieval_fields(list(result) if isinstance(result, list | tuple) else [], _document))
-        except Exception as exc:
-            guarded_failure("langchain.vectorstore", exc)
-        obs.end()
-
-    def exited(self, error: BaseException | None) -> None:
-        if error is not None and self.obs is not None:
-            self.obs.record_error(error)
-            self.obs.end()
+    def result_fields(self, result: Any) -> dict[str, Any]:
+        return retrieval_fields(list(result) if isinstance(result, list | tuple) else [], _document)
 
 
 def _document(item: Any) -> dict[str, Any]:
@@ -77,25 +60,9 @@ def _document(item: Any) -> dict[str, Any]:
     return document_fields(item)
 
 
-def _search(method: str, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    call = _Call(instance, method, args, kwargs)
-    with call:
-        result = wrapped(*args, **kwargs)
-    call.found(result)
-    return result
-
-
-async def _asearch(method: str, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    call = _Call(instance, method, args, kwargs)
-    with call:
-        result = await wrapped(*args, **kwargs)
-    call.found(result)
-    return result
-
-
 def store_patches(patcher: Patcher) -> ClassFamilyPatches:
     """The search methods of ``VectorStore`` and its subclasses, wrapped from when the application
     first imports LangChain's vector stores (importing them here would add LangChain's retrievers
     to every start-up, over 100 ms)."""
     return ClassFamilyPatches(patcher, "langchain_core.vectorstores.base", "VectorStore", SEARCHES, _ASYNC_SEARCHES,
-                              _search, _asearch, "langchain.vectorstore_patch")
+                              _Call, "langchain.vectorstore_patch")

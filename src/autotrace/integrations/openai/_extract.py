@@ -213,8 +213,7 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
     elif operation == "moderation":  # last, so that chat and embeddings test for nothing more
         fields.update(moderation_fields(getattr(response, "results", None)))
     else:
-        body = getattr(options, "json_data", None)
-        return _media.response_fields(operation, response, body.get("model") if isinstance(body, dict) else None)
+        return _media.response_fields(operation, response, _media.requested_model(options))
     return fields
 
 

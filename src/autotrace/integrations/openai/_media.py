@@ -106,6 +106,12 @@ def _size(content: Any) -> int | None:
     return None
 
 
+def requested_model(options: Any) -> Any:
+    """The model a request's ``options`` ask for: an audio or image response names none."""
+    body = getattr(options, "json_data", None)
+    return body.get("model") if isinstance(body, dict) else None
+
+
 def _get(value: Any, name: str) -> Any:
     """A field of a parsed object, or of a dict (a field the SDK's model does not declare)."""
     return value.get(name) if isinstance(value, dict) else getattr(value, name, None)

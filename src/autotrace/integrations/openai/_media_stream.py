@@ -22,8 +22,7 @@ class MediaStreamState(StreamState):
 
     def __init__(self, operation: str, options: Any) -> None:
         super().__init__(operation, hide_usage_chunk=False)
-        body = getattr(options, "json_data", None)
-        self.requested_model = body.get("model") if isinstance(body, dict) else None
+        self.requested_model = _media.requested_model(options)
         #: The final event's text (a transcript), None until it arrives.
         self.done: str | None = None
         self.images: list[Any] = []

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integrations("openai")
 
 AUDIO = ("call.mp3", b"\xff\xfb" * 1024, "audio/mpeg")  # 2048 bytes
 GPT4O_USAGE = {"input": 22, "output": 6, "total": 28, "input_audio_tokens": 20, "input_text_tokens": 2}
-GPT4O_COST = {"input": 22 * 2.5 / 1e6, "output": 6 * 10.0 / 1e6, "total": (22 * 2.5 + 6 * 10.0) / 1e6}
+GPT4O_COST = {"input": (20 * 6.0 + 2 * 2.5) / 1e6, "output": 6 * 10.0 / 1e6,  # audio and text input priced apart
+              "total": (20 * 6.0 + 2 * 2.5 + 6 * 10.0) / 1e6}
 
 
 def _one(traced: Traced) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import dataclasses
 import email.parser
 import email.policy
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -87,10 +88,20 @@ def transcriptions(body: dict[str, Any], script: Any, chunks: int) -> dict[str, 
     return {"text": text, "usage": usage}
 
 def speech(body: dict[str, Any], script: Any, chunks: int) -> Reply:
-    """Speech: deterministic bytes, 40 per character of the input, in the asked format."""
+    """Speech: deterministic bytes, 40 per character of the input, in the asked format; with
+    ``stream_format="sse"``, events: the audio's base64 in ``chunks`` ``speech.audio.delta``
+    events, then ``speech.audio.done`` with usage (input tokens, and 4 audio tokens a character)."""
     audio_format = body.get("response_format", "mp3")
-    data = hashlib.sha256(str(body.get("input")).encode()).digest() * (len(str(body.get("input"))) * 40 // 32 + 1)
-    return Reply(data[:len(str(body.get("input"))) * 40], AUDIO_TYPES.get(audio_format, "audio/mpeg"))
+    text = str(body.get("input"))
+    data = (hashlib.sha256(text.encode()).digest() * (len(text) * 40 // 32 + 1))[:len(text) * 40]
+    if body.get("stream_format") != "sse":
+        return Reply(data, AUDIO_TYPES.get(audio_format, "audio/mpeg"))
+    input_tokens, output_tokens = script.usage or (tokens(text), len(text) * 4)
+    events: list[dict[str, Any]] = [{"type": "speech.audio.delta", "audio": piece}
+                                    for piece in split(base64.b64encode(data).decode(), chunks) if piece]
+    events.append({"type": "speech.audio.done", "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                                                          "total_tokens": input_tokens + output_tokens}})
+    return Reply("".join(f"data: {json.dumps(event)}\n\n" for event in events).encode(), "text/event-stream")
 
 def images(body: dict[str, Any], script: Any, chunks: int) -> dict[str, Any] | Iterator[Any]:
     """Images: ``dall-e-*`` give web addresses (``dall-e-3`` a revised prompt), other models base64

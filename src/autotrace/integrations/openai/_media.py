@@ -8,12 +8,16 @@ bytes>`` (its size only once its body has been read: autotrace never reads a bod
 reads), a generated image's base64 as ``<image/png base64, 1398101 chars>`` (its web address is
 kept). Token usage (``gpt-4o-transcribe``, ``gpt-image-1``) is recorded as usage, the input
 split by kind (``input_audio_tokens``, ``input_text_tokens``, ``input_image_tokens``); a duration
-(``whisper-1``) as ``metadata.audio_seconds``, for Langfuse's usage counts carry no unit.
+(``whisper-1``) as ``metadata.audio_seconds``, and speech's input text length (what ``tts-1`` is
+priced by) as ``metadata.input_characters``, for Langfuse's usage counts carry no unit. Speech
+has token usage only in a ``stream_format="sse"`` reply (its ``speech.audio.done`` event), read
+from the body the SDK has already read; audio itself carries none.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import mimetypes
 import os
 from typing import Any
@@ -123,11 +127,56 @@ def response_fields(operation: str, response: Any, model: Any) -> dict[str, Any]
     if operation in _SPEECH_TO_TEXT:
         return _transcript_fields(response, model)
     if operation == SPEECH:
-        return {"output": speech_note(getattr(response, "response", None))}
+        return _speech_fields(getattr(response, "response", None), model)
     data = _get(response, "data") or []
     usage = usage_fields(_get(response, "usage"))
     return {"output": [image_note(image, _get(response, "output_format")) for image in data],
             "usage": usage, "cost": pricing.media_cost(model, usage)}
+
+
+def _speech_fields(http_response: Any, model: Any) -> dict[str, Any]:
+    """Speech: a note of its audio, its usage (a ``stream_format="sse"`` reply's), the length of
+    the text sent, and its cost."""
+    usage = usage_fields(_speech_usage(http_response))
+    characters = _input_characters(http_response)
+    return {"output": speech_note(http_response), "usage": usage,
+            "cost": pricing.media_cost(model, usage, characters=characters),
+            "metadata": {"input_characters": characters} if characters is not None else None}
+
+
+def _speech_usage(http_response: Any) -> Any:
+    """The usage of a speech reply streamed as events (``stream_format="sse"``): its last event,
+    ``speech.audio.done``, gives it. Only a body already read is looked at (never one the caller
+    reads), and only an event stream's: audio bytes are not searched."""
+    content = getattr(http_response, "__dict__", {}).get("_content")
+    if not isinstance(content, bytes) or not str(http_response.headers.get("content-type") or "").startswith(
+            "text/event-stream"):
+        return None
+    at = content.rfind(b'"speech.audio.done"')  # base64 audio has no quote: it cannot hold this
+    if at < 0:
+        return None
+    end = content.find(b"\n", at)
+    line = content[content.rfind(b"\n", 0, at) + 1:end if end >= 0 else len(content)].strip()
+    try:
+        event = json.loads(line[5:] if line.startswith(b"data:") else line)
+    except ValueError:  # a line autotrace cannot read: no usage
+        return None
+    return _get(event, "usage") if isinstance(event, dict) else None
+
+
+def _input_characters(http_response: Any) -> int | None:
+    """The length of the text a speech request sent (its ``input``, as the server got it, after
+    ``extra_body`` and a replay's overrides), read from the request's body, which is bytes in memory."""
+    request = getattr(http_response, "__dict__", {}).get("_request")
+    content = getattr(request, "__dict__", {}).get("_content")
+    if not isinstance(content, bytes):
+        return None
+    try:
+        body = json.loads(content)
+    except ValueError:  # a body that is no JSON (a compatible client's form): not counted
+        return None
+    text = body.get("input") if isinstance(body, dict) else None
+    return len(text) if isinstance(text, str) else None
 
 
 def _transcript_fields(response: Any, model: Any) -> dict[str, Any]:

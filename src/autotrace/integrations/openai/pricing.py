@@ -37,19 +37,24 @@ _PRICES: dict[str, tuple[float, float, float]] = {
     "text-embedding-3-small": (0.02, 0.02, 0.0),
     "text-embedding-3-large": (0.13, 0.13, 0.0),
     "text-embedding-ada-002": (0.10, 0.10, 0.0),
-    # speech to text priced per token, one input price (OpenAI's model pages)
-    "gpt-4o-transcribe": (2.50, 2.50, 10.0),
-    "gpt-4o-mini-transcribe": (1.25, 1.25, 5.0),
 }
 
-#: Models priced per token kind (USD per 1M tokens of each usage key): images, whose text and
-#: image input are priced apart (OpenAI's model pages). Their cost needs the input split by kind.
+#: Models priced per token kind (USD per 1M tokens of each usage key), from OpenAI's pricing and
+#: model pages: images, whose text and image input are priced apart; speech to text, whose audio
+#: and text (prompt) input are; ``gpt-4o-mini-tts``, whose input is text and output audio (its
+#: usage, from a ``stream_format="sse"`` reply, gives no split: each side is one kind). Their cost
+#: needs every count its price names.
 _PRICES_BY_KIND: dict[str, dict[str, float]] = {
     "gpt-image-1": {"input_text_tokens": 5.0, "input_image_tokens": 10.0, "output": 40.0},
     "gpt-image-1-mini": {"input_text_tokens": 2.0, "input_image_tokens": 2.50, "output": 8.0},
+    "gpt-4o-transcribe": {"input_text_tokens": 2.50, "input_audio_tokens": 6.0, "output": 10.0},
+    "gpt-4o-mini-transcribe": {"input_text_tokens": 1.25, "input_audio_tokens": 3.0, "output": 5.0},
+    "gpt-4o-mini-tts": {"input": 0.60, "output": 12.0},
 }
 #: Models priced per minute of input audio (USD), their usage a duration.
 _PRICES_PER_MINUTE: dict[str, float] = {"whisper-1": 0.006}
+#: Speech priced per 1M characters of input text (USD): no usage, the request's text is counted.
+_PRICES_PER_MILLION_CHARACTERS: dict[str, float] = {"tts-1": 15.0, "tts-1-hd": 30.0}
 
 
 #: Response model name -> price, for names seen before (bounded: model names come from servers).
@@ -102,9 +107,11 @@ def cost(model: str | None, usage: Mapping[str, Any] | None) -> dict[str, float]
     return {"input": input_cost, "output": output_cost, "total": input_cost + output_cost}
 
 
-def media_cost(model: Any, usage: Mapping[str, Any] | None, seconds: float | None = None) -> dict[str, float] | None:
-    """The cost of an audio or image call in USD: per minute of audio (``seconds``), per token of
-    each kind, or per token as ``cost`` prices it; None for an unknown model or missing counts."""
+def media_cost(model: Any, usage: Mapping[str, Any] | None, seconds: float | None = None,
+               characters: int | None = None) -> dict[str, float] | None:
+    """The cost of an audio or image call in USD: per minute of audio (``seconds``), per character
+    of speech's input text (``characters``), per token of each kind, or per token as ``cost``
+    prices it (a price ``set_prices`` gave comes first); None for an unknown model or missing counts."""
     if not isinstance(model, str) or not model:
         return None
     base = _DATE_SUFFIX.sub("", model)
@@ -113,6 +120,14 @@ def media_cost(model: Any, usage: Mapping[str, Any] | None, seconds: float | Non
         if seconds is None or seconds < 0:
             return None
         total = seconds / 60 * per_minute
+        return {"input": total, "output": 0.0, "total": total}
+    if model in _PRICES or base in _PRICES:  # a media model there was named by ``set_prices``: it wins
+        return cost(model, usage)
+    per_character = _PRICES_PER_MILLION_CHARACTERS.get(model, _PRICES_PER_MILLION_CHARACTERS.get(base))
+    if per_character is not None:
+        if characters is None or characters < 0:
+            return None
+        total = characters * per_character / 1e6
         return {"input": total, "output": 0.0, "total": total}
     by_kind = _PRICES_BY_KIND.get(model, _PRICES_BY_KIND.get(base))
     if by_kind is None:

@@ -50,7 +50,7 @@ def test_traces_show_and_query(traced: Traced, capsys: pytest.CaptureFixture[str
     code, out = _run(capsys, "--db", db, "show", trace_id[:10])
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == f"trace {trace_id}  tenant=acme"
+    assert lines[0] == f"trace {trace_id}  tenant=acme  name=turn  user=u1"
     assert lines[1].startswith("└─ [CHAIN] root")
     assert any("[GEN] big" in line and "2500 tok" in line and "$0.250000" in line for line in lines)
     assert any("[TOOL] broken" in line and "ERROR RuntimeError: tool down" in line for line in lines)

@@ -174,6 +174,22 @@ def with_scores(records: Sequence[dict[str, Any]], scores: Sequence[dict[str, An
     return result
 
 
+#: The trace's own attributes ``show``'s header names, as ``key=value`` (``set_trace``, middleware).
+_HEADER_ATTRIBUTES = (("trace_name", "name"), ("user_id", "user"), ("session_id", "session"))
+
+
+def _trace_attributes(root: dict[str, Any], records: Sequence[dict[str, Any]]) -> str:
+    """The trace's name, user, session and tags as the header shows them: each from the root, else
+    from the first observation that has it (set later in the trace, or by another service)."""
+    parts = []
+    for key, label in (*_HEADER_ATTRIBUTES, ("tags", "tags")):
+        value = root.get(key) or next((r[key] for r in records if r.get(key)), None)
+        if value:
+            text = ",".join(map(str, value)) if isinstance(value, list) else value
+            parts.append(f"  {label}={short(text, 40)}")
+    return "".join(parts)
+
+
 def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: int = MAX_DEPTH,
                 max_lines: int = MAX_LINES, scores: Sequence[dict[str, Any]] = ()) -> str:
     """The typed tree of one trace with latency, tokens, cost, short input/output and the ``scores``
@@ -185,7 +201,8 @@ def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: i
     roots = build_tree(records)
     root = roots[0][0] if roots else first
     replay = f"  replay of {_text(root['replay_of'])}" if root.get("replay_of") else ""  # ``replay`` stored it
-    lines = [f"trace {_text(first.get('trace_id'))}  tenant={_text(first.get('tenant') or '-')}{replay}"]
+    lines = [f"trace {_text(first.get('trace_id'))}  tenant={_text(first.get('tenant') or '-')}"
+             f"{_trace_attributes(root, records)}{replay}"]
     on, trace_level = _by_observation(records, scores)
     scores_shown = 0
     for score in trace_level:

@@ -85,6 +85,25 @@ def test_observe_on_top_of_a_property_keeps_it_a_property(traced: Traced) -> Non
                        ("limit", 6)]  # the cached value is computed, and traced, once
 
 
+def test_traced_tool_on_top_of_a_property_is_named_after_its_getter(traced: Traced) -> None:
+    class Order:
+        @autotrace.traced_tool
+        @property
+        def status(self) -> str:
+            return "shipped"
+
+        @autotrace.traced_tool
+        @functools.cached_property
+        def total(self) -> int:
+            return 42
+
+    order = Order()
+    assert (order.status, order.total, order.total) == ("shipped", 42, 42)
+    assert isinstance(Order.__dict__["status"], property)
+    tools = [(r["type"], r["name"], r["metadata"].get("tool_name"), r["output"]) for r in traced.records()]
+    assert tools == [("tool", "status", "status", "shipped"), ("tool", "total", "total", 42)]
+
+
 def test_levels_are_recorded_as_langfuse_accepts_them(traced: Traced) -> None:
     with autotrace.start_span("lower", level="error"):
         pass

@@ -386,10 +386,15 @@ def span_name(name: object, default: str) -> str:
 
 
 def _callable_name(fn: Any, attribute: str) -> str | None:
-    """``fn``'s ``__qualname__`` or ``__name__``; a ``functools.partial`` has none: its function's."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return getattr(fn, attribute, None)
+    """``fn``'s ``__qualname__`` or ``__name__``; a ``functools.partial`` or a property has none: its
+    function's (a property's getter)."""
+    while True:
+        if isinstance(fn, functools.partial | functools.cached_property):
+            fn = fn.func
+        elif isinstance(fn, property) and fn.fget is not None:
+            fn = fn.fget
+        else:
+            return getattr(fn, attribute, None)
 
 
 def _receiver(signature: inspect.Signature | None) -> str | None:

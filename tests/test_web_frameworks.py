@@ -183,6 +183,9 @@ def test_fastapi_streaming_body_spans_keep_tenant_and_trace(fastapi_url: str, tr
 def test_fastapi_background_task_runs_in_the_requests_trace_and_tenant(
         fastapi_url: str, traced: Traced) -> None:
     assert httpx.get(f"{fastapi_url}/background", headers=headers()).json() == {"ok": "yes"}
+    deadline = time.monotonic() + 10  # the task runs after the response is sent: wait until it has ended
+    while "fastapi.background_task" not in {r["name"] for r in traced.records()} and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert request_tree(traced.records()) == [("span", "GET /background", [
         *ops(), ("span", "fastapi.background_task", [("span", "after-response", [])])])]
 

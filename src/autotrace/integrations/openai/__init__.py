@@ -31,10 +31,12 @@ then sends no usage). A server that rejects ``stream_options`` (Azure OpenAI bef
 ``with_streaming_response``) is recorded when the caller parses it (``_raw``). Content capture
 follows ``autotrace.content_capture(...)`` (per block/call) and the ``capture_content`` setting.
 
-Replay: a frozen non-streamed chat completion returns the recorded message without a request, or
-raises the SDK's error rebuilt from the recording when the recorded call raised (``_replayed``);
-a live one applies overrides (``model``, ``model_parameters``, ``messages``). Frozen streams,
-embeddings, moderations and Responses calls run live.
+Replay: a frozen chat completion (streamed or not, raw or parsed, made here or for a framework's
+generation) is served by the SDK from the recorded reply, rebuilt as the HTTP response the API
+would have sent, without a request; or it raises the SDK's error rebuilt from the recording when
+the recorded call raised (``_replayed``, ``_replayed_http``). A live one applies overrides
+(``model``, ``model_parameters``, ``messages``). Frozen embeddings, moderations and Responses calls
+run live.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from ...observation import Observation
 from ...runtime import state
 from .. import ownership
 from ..base import Integration
-from . import _background, _extract, _raw, _replayed, _stream
+from . import _background, _extract, _raw, _replayed, _replayed_http, _stream
 from ._media_stream import stream_state as _state_for
 from .pricing import set_prices
 
@@ -215,29 +217,38 @@ class _Call:
             body["input"] = overrides["input"]
         return body
 
-    def frozen(self, client: Any) -> Any | None:
-        """What a replay that froze this call (chat, non-streamed, parsed only) gives the caller
-        instead of a request: the recorded reply, or the error to raise if the recording raised
-        (``_replayed``); None for a call that runs."""
+    def frozen(self, client: Any, cast_to: Any, stream_cls: Any) -> Any | None:
+        """What a replay that froze this chat call (streamed or not, raw or parsed, made here or for
+        a framework's generation) gives instead of a request: the SDK's error rebuilt from the
+        recording when the recorded call raised (``_replayed``), else the recorded reply as an HTTP
+        response for the SDK to process (``_replayed_http``); None for a call that runs (also when
+        the reply cannot be rebuilt). Entered only when the call has an intercept."""
         intercept = self.intercept
-        if intercept is None or not intercept.frozen or self.stream or self.raw or self.operation != "chat":
+        if not intercept.frozen or self.operation != "chat":
             return None
         try:
             recorded_error = intercept.error
-            if recorded_error is not None:
-                error = _replayed.replayed_error(recorded_error, client, self.options)
-            else:
-                response = _replayed.replayed_completion(intercept.record or {}, self.options)
+            if recorded_error is None:
+                return _replayed_http.reply(client, cast_to, self.options, self.stream, stream_cls,
+                                            intercept.record or {})
+            error = _replayed.replayed_error(recorded_error, client, self.options)
         except Exception as exc:
             guarded_failure("openai.replay", exc)
             return None
-        if self.obs is not None:
-            self.obs.update(metadata={"replay": "frozen"})
-            if recorded_error is not None:
-                self.failed(recorded_error.status_message or error)  # the recorded message, whatever is raised
-            else:
-                self.succeeded(response)
-        return error if recorded_error is not None else response
+        self._mark_frozen()
+        self.failed(recorded_error.status_message or error)  # the recorded message, whatever is raised
+        return error
+
+    def served(self, result: Any) -> Any:
+        """Record a frozen call's reply (``frozen``), as processed by the SDK, like a live one."""
+        self._mark_frozen()
+        return self.succeeded(result)
+
+    def _mark_frozen(self) -> None:
+        try:
+            (self.obs or self.owner).update(metadata={"replay": "frozen"})  # type: ignore[union-attr]
+        except Exception as exc:
+            guarded_failure("openai.replay", exc)
 
     def succeeded(self, result: Any) -> Any:
         """Record the result (tracking a stream) and return what the caller must receive."""
@@ -345,11 +356,12 @@ def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             _background.fetched(response_id, result)
             return result
         return wrapped(*args, **kwargs)
-    replayed = call.frozen(instance)
-    if isinstance(replayed, Exception):
-        raise replayed
-    if replayed is not None:
-        return replayed
+    if call.intercept is not None:  # a replay: a frozen call is served from its recording
+        replayed = call.frozen(instance, cast_to, kwargs.get("stream_cls"))
+        if isinstance(replayed, Exception):
+            raise replayed
+        if replayed is not None and (served := _replayed_http.serve(replayed, instance)) is not None:
+            return call.served(served)
     try:
         result = wrapped(cast_to, call.options, **_rest(kwargs))
     except BaseException as error:
@@ -375,11 +387,12 @@ async def _async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
             _background.fetched(response_id, result)
             return result
         return await wrapped(*args, **kwargs)
-    replayed = call.frozen(instance)
-    if isinstance(replayed, Exception):
-        raise replayed
-    if replayed is not None:
-        return replayed
+    if call.intercept is not None:  # a replay: a frozen call is served from its recording
+        replayed = call.frozen(instance, cast_to, kwargs.get("stream_cls"))
+        if isinstance(replayed, Exception):
+            raise replayed
+        if replayed is not None and (served := await _replayed_http.aserve(replayed, instance)) is not None:
+            return call.served(served)
     try:
         result = await wrapped(cast_to, call.options, **_rest(kwargs))
     except BaseException as error:

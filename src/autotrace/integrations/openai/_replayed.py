@@ -1,7 +1,7 @@
-"""What a frozen chat completion gives the caller during a replay, without a request: the recorded
-reply as the SDK's ``ChatCompletion`` (parsed for ``parse()``), or, when the recorded call
-raised, the SDK's own error class rebuilt from the recording, so that the program's
-``except openai.RateLimitError`` (or ``APIStatusError``, ``APIError`` ...) takes the recorded path.
+"""What a frozen chat completion raises during a replay, without a request, when the recorded call
+raised: the SDK's own error class rebuilt from the recording, so that the program's
+``except openai.RateLimitError`` (or ``APIStatusError``, ``APIError`` ...) takes the recorded path
+(a recorded reply is served by ``_replayed_http``).
 A connection error's status is recorded with its cause (``with_cause``); the rebuilt error has the
 SDK's message alone, as the original had.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 from typing import Any
 
 from ...interception import RecordedError
@@ -44,24 +43,6 @@ def with_cause(error: BaseException) -> str | None:
         return f"{describe_error(error)}{CAUSE}{described}{where}"
     except Exception:  # the status stays the SDK's own message
         return None
-
-
-def replayed_completion(record: dict[str, Any], options: Any) -> Any:
-    """The recorded reply as a ``ChatCompletion``, given to ``parse()``'s post-parser if any."""
-    from openai.types.chat import ChatCompletion
-
-    message = record.get("output") or {"role": "assistant", "content": ""}
-    usage = record.get("usage") or {}
-    response = ChatCompletion.model_validate({
-        "id": "chatcmpl-replayed", "object": "chat.completion", "created": int(time.time()),
-        "model": record.get("model") or "replayed",
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": (record.get("metadata") or {}).get("finish_reason") or "stop"}],
-        "usage": {"prompt_tokens": usage.get("input", 0), "completion_tokens": usage.get("output", 0),
-                  "total_tokens": usage.get("total", 0)},
-    })
-    post_parser = getattr(options, "post_parser", None)  # ``parse()``: the caller's parsed type
-    return post_parser(response) if callable(post_parser) else response
 
 
 def replayed_error(recorded: RecordedError, client: Any, options: Any) -> Exception:

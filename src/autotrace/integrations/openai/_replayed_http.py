@@ -1,0 +1,194 @@
+"""A frozen chat completion served by the SDK itself: the recorded reply as the HTTP response the
+API would have sent (JSON, or server-sent events for a stream) is handed to the client's own
+``_process_response``, so the caller gets what the SDK gives for that reply, without a request:
+the ``ChatCompletion`` (``parse()``'s type), a ``Stream``/``AsyncStream``, or the raw response of
+``with_raw_response``/``with_streaming_response``. The SDK's stream helpers
+(``chat.completions.stream``) and autotrace's stream tracking read it as a live reply.
+
+The recording is an OpenAI chat generation's (``output`` the reply message) or a framework's that
+owned the call: LangChain's ``ChatOpenAI`` records its message with LangChain's tool calls
+(``name``, parsed ``args``), given back as OpenAI's (``arguments`` as JSON text). A stream's usage
+event is sent when the request asks for it (the caller, or autotrace's ``include_usage``), with
+the recorded usage. A recording that cannot give the reply faithfully (several choices, spoken
+audio kept as a note, content parts, an unknown field, a stream's annotations) gives no reply:
+the call runs live.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..._internal import count, guarded_failure
+
+_ID = "chatcmpl-replayed"
+#: Message keys a reply can be rebuilt from (``parsed``: ``parse()``'s, rebuilt by the SDK's post-parser).
+_MESSAGE_KEYS = frozenset({"role", "content", "refusal", "annotations", "function_call", "tool_calls", "parsed"})
+
+
+class Reply:
+    """The SDK's arguments for processing a frozen call's synthesized HTTP response."""
+
+    __slots__ = ("cast_to", "options", "response", "stream", "stream_cls")
+
+    def __init__(self, cast_to: Any, options: Any, response: Any, stream: bool, stream_cls: Any) -> None:
+        self.cast_to = cast_to
+        self.options = options
+        self.response = response
+        self.stream = stream
+        self.stream_cls = stream_cls
+
+    def arguments(self) -> dict[str, Any]:
+        return {"cast_to": self.cast_to, "options": self.options, "response": self.response,
+                "stream": self.stream, "stream_cls": self.stream_cls}
+
+
+def reply(client: Any, cast_to: Any, options: Any, stream: bool, stream_cls: Any,
+          record: Mapping[str, Any]) -> Reply | None:
+    """The recorded reply of a chat call as the HTTP response for ``options`` (prepared as the SDK's
+    ``request`` does: its own copy, the ``with_raw_response`` type override taken out); None when
+    the recording cannot give it (counted ``openai.replay_live``). Raises on an SDK it cannot use."""
+    completion = completion_body(record)
+    if completion is None or (stream and completion["choices"][0]["message"].get("annotations")):
+        count("openai.replay_live")
+        return None
+    from openai._compat import model_copy
+
+    options = model_copy(options)
+    cast_to = client._maybe_override_cast_to(cast_to, options)
+    request = client._build_request(options)
+    http = sys.modules[type(request).__module__]  # the SDK's HTTP library, whichever it is
+    if stream:
+        body, content_type = events(completion, _asks_usage(options)), "text/event-stream"
+    else:
+        body, content_type = json.dumps(completion).encode(), "application/json"
+    response = http.Response(200, headers={"content-type": content_type, "x-request-id": "req_replayed"},
+                             content=body, request=request)
+    return Reply(cast_to, options, response, stream, stream_cls)
+
+
+def serve(found: Reply, client: Any) -> Any | None:
+    """What the SDK makes of the reply (None if it fails: the call then runs live)."""
+    try:
+        return client._process_response(**found.arguments())
+    except Exception as exc:
+        guarded_failure("openai.replay", exc)
+        return None
+
+
+async def aserve(found: Reply, client: Any) -> Any | None:
+    """``serve`` for an async client (whose ``_process_response`` is a coroutine function)."""
+    try:
+        result = client._process_response(**found.arguments())
+        return await result if inspect.isawaitable(result) else result
+    except Exception as exc:
+        guarded_failure("openai.replay", exc)
+        return None
+
+
+def completion_body(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The recorded reply as the API's ``chat.completion`` JSON, None if it cannot be given."""
+    message = _message(record.get("output"))
+    if message is None:
+        return None
+    metadata = record.get("metadata") or {}
+    finish_reason = metadata.get("finish_reason") or ("tool_calls" if message.get("tool_calls") else "stop")
+    body: dict[str, Any] = {
+        "id": _ID, "object": "chat.completion", "created": int(time.time()), "model": record.get("model") or "replayed",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
+    }
+    usage = _usage(record.get("usage"))
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def _message(output: Any) -> dict[str, Any] | None:
+    """A recorded reply message as the API's (OpenAI's or LangChain's tool calls alike)."""
+    if isinstance(output, str):
+        return {"role": "assistant", "content": output}
+    if not isinstance(output, Mapping) or not output.keys() <= _MESSAGE_KEYS:
+        return None
+    if output.get("role", "assistant") != "assistant" or not isinstance(output.get("content"), str | None):
+        return None
+    message = {"role": "assistant", **{key: value for key, value in output.items() if key != "parsed"}}
+    calls = output.get("tool_calls")
+    if calls:
+        if not isinstance(calls, list):
+            return None
+        converted = [_tool_call(call) for call in calls]
+        if None in converted:
+            return None
+        message["tool_calls"] = converted
+    else:
+        message.pop("tool_calls", None)
+    return message
+
+
+def _tool_call(call: Any) -> dict[str, Any] | None:
+    """One tool call as the API's: kept when it is OpenAI's, else from LangChain's (``args``)."""
+    if not isinstance(call, Mapping):
+        return None
+    function = call.get("function")
+    if isinstance(function, Mapping):
+        if isinstance(function.get("name"), str) and isinstance(function.get("arguments"), str):
+            return {"id": call.get("id"), "type": call.get("type") or "function",
+                    "function": {"name": function["name"], "arguments": function["arguments"]}}
+        return None
+    if isinstance(call.get("name"), str) and isinstance(call.get("args"), Mapping):
+        return {"id": call.get("id"), "type": "function",
+                "function": {"name": call["name"], "arguments": json.dumps(call["args"], ensure_ascii=False)}}
+    return None
+
+
+def _usage(recorded: Any) -> dict[str, Any] | None:
+    """Recorded usage (Langfuse's keys) as the API's, None when none was recorded."""
+    if not isinstance(recorded, Mapping) or not recorded:
+        return None
+    prompt, completion = recorded.get("input") or 0, recorded.get("output") or 0
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": recorded.get("total") or prompt + completion}
+    if "input_cached_tokens" in recorded:
+        usage["prompt_tokens_details"] = {"cached_tokens": recorded["input_cached_tokens"]}
+    if "output_reasoning_tokens" in recorded:
+        usage["completion_tokens_details"] = {"reasoning_tokens": recorded["output_reasoning_tokens"]}
+    return usage
+
+
+def _asks_usage(options: Any) -> bool:
+    """Whether the request asks for a stream's usage event (``extra_body`` merged over the body)."""
+    body = options.json_data if isinstance(options.json_data, Mapping) else {}
+    extra = getattr(options, "extra_json", None)
+    stream_options = {**body, **extra}.get("stream_options") if isinstance(extra, Mapping) else body.get(
+        "stream_options")
+    return isinstance(stream_options, Mapping) and bool(stream_options.get("include_usage"))
+
+
+def events(completion: dict[str, Any], include_usage: bool) -> bytes:
+    """A completion as the API streams it: the role, the content (or refusal), each tool call,
+    the finish reason, then the usage event if asked for, and ``[DONE]``."""
+    choice = completion["choices"][0]
+    message = choice["message"]
+    base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+            "model": completion["model"]}
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    if message.get("refusal") is not None:
+        chunks.append(chunk({"refusal": message["refusal"]}))
+    if message.get("content"):
+        chunks.append(chunk({"content": message["content"]}))
+    if message.get("function_call") is not None:
+        chunks.append(chunk({"function_call": message["function_call"]}))
+    for index, call in enumerate(message.get("tool_calls") or []):
+        chunks.append(chunk({"tool_calls": [{"index": index, **call}]}))
+    chunks.append(chunk({}, choice["finish_reason"]))
+    if include_usage and "usage" in completion:
+        chunks.append({**base, "choices": [], "usage": completion["usage"]})
+    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"

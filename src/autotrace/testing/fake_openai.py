@@ -42,6 +42,8 @@ class Script:
     model: str | None = None
     error: tuple[int, str] | None = None
     cached_tokens: int = 0
+    #: Input tokens written to the cache, reported (as newer models' usage does) only when not 0.
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     audio: str | None = None
     #: A refusal (structured outputs) in place of the reply text, streamed in ``chunks`` pieces.
@@ -53,6 +55,13 @@ class Script:
     status: str = "completed"
     #: The audio's duration a transcription by ``whisper-1`` reports (its usage), in seconds.
     seconds: float = 4.2
+
+    def input_details(self) -> dict[str, int]:
+        """The usage's input details: cached tokens, and cache writes when there are any."""
+        details = {"cached_tokens": self.cached_tokens}
+        if self.cache_write_tokens:
+            details["cache_write_tokens"] = self.cache_write_tokens
+        return details
 
 
 #: The moderation categories (the API's names), and the applied input types of those an image can carry.
@@ -273,7 +282,7 @@ class FakeOpenAI(LoopbackServer):
         usage = {
             "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": script.cached_tokens},
+            "prompt_tokens_details": script.input_details(),
             "completion_tokens_details": {"reasoning_tokens": script.reasoning_tokens},
         }
         tool_calls = [
@@ -425,7 +434,7 @@ class FakeOpenAI(LoopbackServer):
             "output": ([message] if text or script.refusal is not None or not calls else []) + calls,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
                       "total_tokens": input_tokens + output_tokens,
-                      "input_tokens_details": {"cached_tokens": script.cached_tokens},
+                      "input_tokens_details": script.input_details(),
                       "output_tokens_details": {"reasoning_tokens": script.reasoning_tokens}},
         }
         if body.get("background") and not body.get("stream"):  # accepted: run later, fetched by its id

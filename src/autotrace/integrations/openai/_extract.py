@@ -173,8 +173,12 @@ def usage_fields(usage: Any) -> dict[str, int] | None:
         result["output"] = completion
     if isinstance(total, int):
         result["total"] = total
-    if input_details is not None and isinstance(cached := _reader(input_details)("cached_tokens"), int):
-        result["input_cached_tokens"] = cached
+    if input_details is not None:
+        read = _reader(input_details)
+        if isinstance(cached := read("cached_tokens"), int):
+            result["input_cached_tokens"] = cached
+        if isinstance(written := read("cache_write_tokens"), int):  # billed apart by newer models (``pricing``)
+            result["input_cache_write_tokens"] = written
     if output_details is not None and isinstance(reasoning := _reader(output_details)("reasoning_tokens"), int):
         result["output_reasoning_tokens"] = reasoning
     return result or None

@@ -1,10 +1,18 @@
 """Built-in OpenAI prices (USD per 1M tokens: input, cached input, output) and cost computation.
 
-Dated model names (``gpt-4o-mini-2024-07-18``) use their base model's price, except the older
-snapshots priced differently, listed by their own names. Azure OpenAI's names for GPT-3.5
-(``gpt-35-turbo``, as its responses give them) are priced as OpenAI's. Unknown models get no cost,
-only usage.
-``set_prices`` adds or overrides entries.
+Dated model names (``gpt-4o-mini-2024-07-18``, ``gpt-5.1-2025-11-13``) use their base model's
+price, except the older snapshots priced differently, listed by their own names. Other names
+resolve exactly: a different model sharing a prefix (``gpt-5.1-codex``, ``gpt-5.1-chat-latest``,
+``gpt-5.4-pro``) has no price until listed. Azure OpenAI's names for GPT-3.5 (``gpt-35-turbo``,
+as its responses give them) are priced as OpenAI's. Unknown models get no cost, only usage.
+
+Standard tier only (not Batch, Flex, Priority or Fast, which a response does not name). Models in
+``_LONG_CONTEXT`` bill a whole request with more than 272K input tokens (cached ones included) at
+twice the input, cached-input and cache-write rates and 1.5 times the output rate, as OpenAI's
+model pages say; the usage's input count decides it. Models in ``_CACHE_WRITE`` bill the input
+tokens written to the cache (usage key ``input_cache_write_tokens``) at their 30-minute cache-write
+rate; without that count they are billed as input (12-hour writes are not priced apart).
+``set_prices`` adds or overrides entries; an overridden model loses both adjustments.
 """
 
 from __future__ import annotations
@@ -15,7 +23,24 @@ from typing import Any
 
 _DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
 
+#: Sources (checked 2026-12-03): OpenAI's model pages under developers.openai.com/api/docs/models/
+#: where stored, else two consistent third-party copies of them; the report that added each lists them.
 _PRICES: dict[str, tuple[float, float, float]] = {
+    "gpt-6.2-sol": (2.0, 0.10, 10.0),
+    "gpt-6.1-sol": (2.0, 0.10, 10.0),
+    "gpt-6-sol": (2.0, 0.20, 10.0),
+    "gpt-6-astra": (10.0, 1.0, 50.0),
+    "gpt-6-luna": (0.10, 0.01, 0.50),
+    "gpt-5.6-terra": (2.0, 0.20, 12.0),
+    "gpt-5.6-luna": (0.20, 0.02, 1.20),
+    "gpt-5.5": (5.0, 0.50, 30.0),
+    "gpt-5.5-pro": (30.0, 30.0, 180.0),
+    "gpt-5.4": (2.50, 0.25, 15.0),
+    "gpt-5.4-mini": (0.75, 0.075, 4.50),
+    "gpt-5.4-nano": (0.20, 0.02, 1.25),
+    "gpt-5.2": (1.75, 0.175, 14.0),
+    "gpt-5.2-pro": (21.0, 21.0, 168.0),
+    "gpt-5.1": (1.25, 0.125, 10.0),
     "gpt-5": (1.25, 0.125, 10.0),
     "gpt-5-mini": (0.25, 0.025, 2.0),
     "gpt-5-nano": (0.05, 0.005, 0.40),
@@ -39,6 +64,18 @@ _PRICES: dict[str, tuple[float, float, float]] = {
     "text-embedding-ada-002": (0.10, 0.10, 0.0),
 }
 
+#: Input tokens past which a ``_LONG_CONTEXT`` model bills the whole request at its long-context rates.
+_LONG_CONTEXT_INPUT = 272_000
+_LONG_CONTEXT: set[str] = {
+    "gpt-6.2-sol", "gpt-6.1-sol", "gpt-6-sol", "gpt-6-astra", "gpt-6-luna", "gpt-5.6-terra", "gpt-5.6-luna",
+    "gpt-5.5", "gpt-5.4",
+}
+#: USD per 1M input tokens written to the cache (30-minute retention), where OpenAI bills writes apart.
+_CACHE_WRITE: dict[str, float] = {
+    "gpt-6.2-sol": 2.50, "gpt-6.1-sol": 2.50, "gpt-6-sol": 2.50, "gpt-6-astra": 12.50, "gpt-6-luna": 0.125,
+    "gpt-5.6-terra": 2.50, "gpt-5.6-luna": 0.25,
+}
+
 #: Models priced per token kind (USD per 1M tokens of each usage key), from OpenAI's pricing and
 #: model pages: images, whose text and image input are priced apart; speech to text, whose audio
 #: and text (prompt) input are; ``gpt-4o-mini-tts``, whose input is text and output audio (its
@@ -57,8 +94,8 @@ _PRICES_PER_MINUTE: dict[str, float] = {"whisper-1": 0.006}
 _PRICES_PER_MILLION_CHARACTERS: dict[str, float] = {"tts-1": 15.0, "tts-1-hd": 30.0}
 
 
-#: Response model name -> price, for names seen before (bounded: model names come from servers).
-_RESOLVED: dict[str, tuple[float, float, float] | None] = {}
+#: Response model name -> (table key, price), for names seen before (bounded: model names come from servers).
+_RESOLVED: dict[str, tuple[str, tuple[float, float, float]] | None] = {}
 _MAX_RESOLVED = 512
 
 
@@ -68,7 +105,25 @@ def set_prices(prices: Mapping[str, tuple[float, float, float]]) -> None:
         if len(triple) != 3 or not all(isinstance(p, int | float) and p >= 0 for p in triple):
             raise ValueError(f"price for {model!r} must be (input, cached_input, output) non-negative numbers")
         _PRICES[model] = (float(triple[0]), float(triple[1]), float(triple[2]))
+        _LONG_CONTEXT.discard(model)  # the caller's price is the whole price
+        _CACHE_WRITE.pop(model, None)
     _RESOLVED.clear()
+
+
+def _resolve(model: str) -> tuple[str, tuple[float, float, float]] | None:
+    """The table key and price of a model name as a server returned it, or None."""
+    try:
+        return _RESOLVED[model]
+    except KeyError:
+        pass
+    key = model if model in _PRICES else _DATE_SUFFIX.sub("", model)
+    found: tuple[str, tuple[float, float, float]] | None = (key, _PRICES[key]) if key in _PRICES else None
+    if found is None and model.startswith("gpt-35-"):  # Azure's spelling (a deployment's model, not its name)
+        found = _resolve("gpt-3.5-" + model[len("gpt-35-"):])
+    if len(_RESOLVED) >= _MAX_RESOLVED:
+        _RESOLVED.clear()
+    _RESOLVED[model] = found
+    return found
 
 
 def price_of(model: str | None) -> tuple[float, float, float] | None:
@@ -76,34 +131,29 @@ def price_of(model: str | None) -> tuple[float, float, float] | None:
     that is no string (a compatible server's number, say: it names no priced model)."""
     if not model or not isinstance(model, str):
         return None
-    try:
-        return _RESOLVED[model]
-    except KeyError:
-        pass
-    found = _PRICES.get(model)
-    if found is None:
-        found = _PRICES.get(_DATE_SUFFIX.sub("", model))
-    if found is None and model.startswith("gpt-35-"):  # Azure's spelling (a deployment's model, not its name)
-        found = price_of("gpt-3.5-" + model[len("gpt-35-"):])
-    if len(_RESOLVED) >= _MAX_RESOLVED:
-        _RESOLVED.clear()
-    _RESOLVED[model] = found
-    return found
+    found = _resolve(model)
+    return None if found is None else found[1]
 
 
 def cost(model: str | None, usage: Mapping[str, Any] | None) -> dict[str, float] | None:
     """``{"input", "output", "total"}`` in USD for a known model, else None."""
-    if not usage:
+    if not usage or not model or not isinstance(model, str):
         return None
-    prices = price_of(model)
-    if prices is None:
+    found = _resolve(model)
+    if found is None:
         return None
-    input_price, cached_price, output_price = prices
+    key, (input_price, cached_price, output_price) = found
     tokens_in = usage.get("input") or 0
     cached = min(usage.get("input_cached_tokens") or 0, tokens_in)  # a server's count past the input costs no refund
     tokens_out = usage.get("output") or 0
-    input_cost = ((tokens_in - cached) * input_price + cached * cached_price) / 1e6
-    output_cost = tokens_out * output_price / 1e6
+    write_price = _CACHE_WRITE.get(key)
+    written = min(usage.get("input_cache_write_tokens") or 0, tokens_in - cached) if write_price is not None else 0
+    scale_in = scale_out = 1.0
+    if tokens_in > _LONG_CONTEXT_INPUT and key in _LONG_CONTEXT:
+        scale_in, scale_out = 2.0, 1.5
+    input_cost = scale_in * ((tokens_in - cached - written) * input_price + cached * cached_price
+                             + written * (write_price or 0.0)) / 1e6
+    output_cost = scale_out * tokens_out * output_price / 1e6
     return {"input": input_cost, "output": output_cost, "total": input_cost + output_cost}
 
 

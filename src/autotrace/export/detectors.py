@@ -1,8 +1,9 @@
 """The built-in PII detectors: patterns for each kind of value, the cheap triggers that decide
 which of them run on a text, and the validators that check their matches (Luhn, IBAN mod-97, SSN
-rules, IP octets, Basic credentials decoded). ``redact_text`` replaces what they find with a
-placeholder naming the kind (``<EMAIL>``); placeholders contain no quotes or backslashes, so JSON
-text stays valid. ``redaction.Redactor`` applies them, and user hooks, to every span.
+rules, IP octets, Basic credentials decoded); addresses spelled out are ``detectors_spelled``'s.
+``redact_text`` replaces what they find with a placeholder naming the kind (``<EMAIL>``);
+placeholders contain no quotes or backslashes, so JSON text stays valid. ``redaction.Redactor``
+applies them, and user hooks, to every span.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import base64
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
+from functools import cache
+
+from .detectors_spelled import redact_spelled_emails as _redact_spelled_emails
+from .detectors_spelled import spelled_out as _spelled_out
 
 #: Separators of digit groups copied from web pages and documents besides ASCII space and hyphen:
 #: no-break, figure, thin and narrow no-break spaces, and an en dash.
@@ -26,6 +31,14 @@ _AT = r"(?:@|%40|%2540|\\u0040|&#0*64;|&#[xX]0*40;|&commat;|\uff20|\\uff20)"
 #: A dot of an address's domain, also an HTML reference (its local part takes ``&period;`` and ``&#46;``)
 _DOT = r"(?:\.|&period;|&#0*46;|&#[xX]0*2[eE];)"
 _LOCAL_DOT = "&period;|&#46;"
+
+
+def _iban(separators: str) -> str:
+    """An IBAN's pattern, its groups separated by spaces or all by one of ``separators``."""
+    return (rf"\b[A-Za-z]{{2}}\d{{2}}(?:(?:{_SPACE}?[A-Za-z0-9]{{4}}){{2,7}}(?:{_SPACE}?[A-Za-z0-9]{{1,4}})?"
+            rf"|(?P<iban_sep>[{separators}])[A-Za-z0-9]{{4}}(?:(?P=iban_sep)[A-Za-z0-9]{{4}}){{1,6}}"
+            r"(?:(?P=iban_sep)[A-Za-z0-9]{1,4})?)\b")
+
 
 _PATTERNS: dict[str, str] = {
     # order matters: more specific shapes first
@@ -52,9 +65,8 @@ _PATTERNS: dict[str, str] = {
     # after a dot written as an HTML reference (which a run of its characters holds)
     "EMAIL": (rf"(?<![\w.%+\\-])(?<!&period;)(?<!&#46;)[\w.%+\\-]+(?:(?:{_LOCAL_DOT})[\w.%+\\-]+)*{_AT}"
               rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}[^\W\d_]{{2,}}\b"),
-    # any case; its groups separated by spaces, or all by dots or all by en dashes
-    "IBAN": (rf"\b[A-Za-z]{{2}}\d{{2}}(?:(?:{_SPACE}?[A-Za-z0-9]{{4}}){{2,7}}(?:{_SPACE}?[A-Za-z0-9]{{1,4}})?"
-             r"|(?P<iban_sep>[.\u2013])[A-Za-z0-9]{4}(?:(?P=iban_sep)[A-Za-z0-9]{4}){1,6}(?:(?P=iban_sep)[A-Za-z0-9]{1,4})?)\b"),
+    # any case; its groups separated by spaces, or all by dots, all by en dashes or all by hyphens
+    "IBAN": _iban(".\u2013-"),
     # never inside a decimal number, nor a word (a hex id: a trace, span or commit id), nor after
     # a minus sign or a decimal point; after a word and one of those it is one ("card-4111 ...")
     # dots only between groups of four ("4111.1111.1111.1111"): other dotted digits are decimals
@@ -88,12 +100,21 @@ _MARK = "\x00"
 # ``api_key=...``-style assignments need the key kept, so they have their own expression.
 # Quotes may be escaped (``{\"password\": \"...\"}``: JSON inside a JSON string, such as a chat
 # message holding JSON); the value then stops before the escaped quote, which stays valid.
-_KEY_VALUE = re.compile(
-    r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)(?:\\?[\"'])?"
-    r"\s?[:=]\s?(?:\\?[\"'])?)"
-    r"(?P<value>(?!<)(?:[^\s\"',;}\\]|\\(?![\"'])){6,})",
-    re.IGNORECASE,
-)
+_ASSIGNED = r"(?:\\?[\"'])?\s?[:=]\s?(?:\\?[\"'])?)(?P<value>(?!<)(?:[^\s\"',;}\\]|\\(?![\"'])){6,})"
+_KEY_VALUE = r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)" + _ASSIGNED
+#: The same, from where its key's word is (``_KEY_WORDS``, found in lower case: a regular
+#: expression starting with a quote that may be there or not is tried at every character, and was
+#: most of the cost of redacting a chat request's JSON); what is before that word is kept anyway.
+_KEY_VALUE_AT = (r"(?P<prefix>(?:key(?:(?<=apikey)|(?<=api_key)|(?<=api-key)|(?<=accesskey)|(?<=access_key)"
+                 r"|(?<=access-key))|secret|token|passw(?:or)?d)" + _ASSIGNED)
+
+
+@cache
+def _assignment(from_key_word: bool) -> re.Pattern[str]:
+    """``_KEY_VALUE_AT`` or ``_KEY_VALUE``, compiled when first used (as ``_ByText`` patterns are)."""
+    return re.compile(_KEY_VALUE_AT if from_key_word else _KEY_VALUE, re.IGNORECASE)
+
+
 BUILT_IN_KINDS = frozenset(_PATTERNS)
 #: Each detector runs only when a cheap trigger is present: a substring test or, for the
 #: digit-based kinds, a digit shape. Passes run in order; placeholders contain no digits or
@@ -167,6 +188,11 @@ _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], _ByText], ...] = (
 _PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY")
 _TRIGGER_HINTS = (*_PLAIN_HINTS, "%2540", "\\uff20", "&#", "&commat;", "\uff20", "%40", "\\u0040")
 _DIGIT_PASS = _ByText("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
+#: Cards, phones and SSNs use hyphens too: where a candidate IBAN in groups of hyphens is none (or
+#: only its start is one), what it took from them ("GB19-7503-6188-541-324-0647": a phone) is found
+#: by a second pass, the IBAN's hyphen groups left out (the digit pass as it was before them).
+_DIGIT_RESCAN = _ByText("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in (
+    ("IBAN", _iban(".\u2013")), *((kind, _PATTERNS[kind]) for kind in _DIGIT_KINDS[1:]))))
 _KEY_WORDS = ("key", "secret", "token", "passw")
 
 def _luhn(digits: str) -> bool:
@@ -198,8 +224,8 @@ def _iban_ok(text: str) -> bool:
     of_its_length = _IBAN_LENGTHS.get(compact[:2].upper()) == len(compact)
     if not compact[:2].isupper() and not (of_its_length and _has_digit_shape(text)):
         return False  # in lower case: found by its digits alone, and of its country's length
-    if not of_its_length and ("." in text or "\u2013" in text):
-        return False  # in groups separated by dots or en dashes (an id, a version's shape): as its country's
+    if not of_its_length and ("." in text or "\u2013" in text or "-" in text):
+        return False  # in groups separated by dots, en dashes or hyphens (an id, a serial, a version): as its country's
     rearranged = compact[4:] + compact[:4]
     try:
         return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
@@ -219,7 +245,7 @@ def _iban_in(text: str) -> tuple[str, str]:
 
 #: Separators of digit groups taken out, or made ASCII spaces.
 _NO_SEPARATORS = dict.fromkeys(map(ord, f" .-{_WIDE_SPACES}\u2013"))
-_AS_SPACE = dict.fromkeys(map(ord, f".{_WIDE_SPACES}\u2013"), " ")
+_AS_SPACE = dict.fromkeys(map(ord, f".{_WIDE_SPACES}\u2013-"), " ")
 
 
 def _ssn_ok(text: str) -> bool:
@@ -317,55 +343,6 @@ def _occurrences(text: str, word: str) -> Iterator[int]:
         at = text.find(word, at + 1)
 
 
-#: An address spelled out to dodge scrapers: ``jane [at] example [dot] com``, ``jane(AT)example.com``,
-#: ``jane AT example DOT com``, ``jane.doe at example dot com``. "at" and "dot" in brackets or
-#: capitals are meant so; in prose words (``look at the dot``, ``find us at acme dot com``) they are
-#: not: those need a domain that is no such word, a common top-level domain, capitals not all of it
-#: (``VISIT US AT ACME DOT COM``) and, in lower case, an address's local part (``jane.doe``) or a word
-#: such as "mail" or "contact" just before it. It starts only where a run of its parts starts, not
-#: after a spelled dot: tried from within a long run, each start would read to its end.
-_BRACKETED_DOT = r" ?(?:\[(?:dot|DOT)\]|\((?:dot|DOT)\)) ?"
-_SPELLED_DOT = rf"(?:{_BRACKETED_DOT}| (?:dot|DOT) )"
-_SPELLED_EMAIL = _ByText(
-    rf"(?<![\w.+\\-])(?<!(?i:dot)[\])])(?<!(?i:dot)[\])] )(?<! (?i:dot) )"
-    rf"(?P<local>[\w.+\\-]+(?:{_SPELLED_DOT}[\w.+\\-]+)*)"  # a backslash: a JSON escape (jos\u00e9), as in "EMAIL"
-    rf"(?:(?P<bracketed> ?(?:\[(?:at|AT)\]|\((?:at|AT)\)) ?){_LABEL}(?:(?:\.|{_SPELLED_DOT}){_LABEL})*"
-    rf"(?:\.|{_SPELLED_DOT})[^\W\d_]{{2,}}"
-    r"|(?P<word> at | AT )(?!(?i:the|an?|my|your|our|their|his|her|its|this|that|these|those|some|any|each|every|all"
-    rf"|one|least|most|first|last|home|work|noon|night)\b){_LABEL}"
-    rf"(?:{_SPELLED_DOT}{_LABEL})*{_SPELLED_DOT}(?i:com|org|net|edu|gov|info|biz|io|ai|co|dev|app|eu|uk|de|fr"
-    r"|nl|ch|es|ru|jp|cn|au|ca|br|se|dk|fi|pl|pt|cz|ie|nz|za|mx))\b")
-_MAIL_WORDS = ("mail", "contact", "address", "reach", "write")
-_ADDRESS_CHARACTERS = re.compile(r"[\d._+ -]")  # in a local part, and no word's (a space: spelled dots)
-_JSON_ESCAPE = re.compile(_ESCAPED)
-
-
-def _redact_spelled_emails(text: str) -> tuple[str, int]:
-    """``text`` with the addresses spelled out in it replaced (see ``_SPELLED_EMAIL``)."""
-    replaced = 0
-
-    def replace(match: re.Match[str]) -> str:
-        nonlocal replaced
-        value = match.group()
-        if match["word"] and (value.isupper() or (  # prose in capitals; else in lower case, meant as an address:
-                "[" not in value and "(" not in value and " AT " not in value and " DOT " not in value
-                and _ADDRESS_CHARACTERS.search(_JSON_ESCAPE.sub("", match["local"])) is None
-                and not _contains_any(text[max(0, match.start() - 40):match.start()].lower(), _MAIL_WORDS))):
-            return value
-        replaced += 1
-        return "<EMAIL>"
-
-    return _SPELLED_EMAIL[text.isascii()].sub(replace, text), replaced
-
-
-def _spelled_out(text: str) -> bool:
-    """Whether ``text`` can hold an address spelled out: a bracketed "at", or "dot" and "at" as words
-    (one-character tests first: a longer substring test costs ten times as much)."""
-    return ((")" in text and ("(at)" in text or ("A" in text and "(AT)" in text)))
-            or ("]" in text and ("[at]" in text or ("A" in text and "[AT]" in text)))
-            or (("dot" in text or ("O" in text and "DOT" in text)) and (" at " in text or " AT " in text)))
-
-
 #: Full-width (typed with an IME), Arabic-Indic and Devanagari digits as JSON escapes, as
 #: ``json.dumps`` writes them (``ensure_ascii``: most instrumentations serialise so)
 #: and the separators of their groups, next to a digit, escaped so too (``4111\u00a01111``)
@@ -398,8 +375,9 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     # four cheap tests first: most values (plain prose, JSON without secrets) pass all of them
     triggered = _plain_hint(text) or _encoded_at(text)
     digits = _has_digit_shape(text)
-    keyed = ("=" in text or ":" in text) and _contains_any(text.lower(), _KEY_WORDS)
-    spelled = _spelled_out(text)
+    lowered = text.lower()  # for two of them (C, half a nanosecond a character)
+    keyed = ("=" in text or ":" in text) and _contains_any(lowered, _KEY_WORDS)
+    spelled = _spelled_out(text, lowered)
     if not (triggered or digits or keyed or spelled):
         return text, 0
     replaced = 0
@@ -409,14 +387,18 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
             if escape in text:
                 text = text.replace(escape, escape + _MARK)
     ascii_text = text.isascii()
+    rescan = False
 
     def substitute(match: re.Match[str], kind: str | None = None) -> str:
-        nonlocal replaced
+        nonlocal replaced, rescan
         kind = kind or match.lastgroup or ""
         value, after = match.group(), ""
         if kind == "IBAN":  # a match written in groups may run into the words after it ("... 7034 ok")
             value, after = _iban_in(value)
-        if not _VALIDATORS.get(kind, bool)(value):
+        valid = _VALIDATORS.get(kind, bool)(value)
+        if kind == "IBAN" and (after or not valid) and "-" in match.group():
+            rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
+        if not valid:
             return match.group()
         replaced += 1
         return f"<{kind}>{after}"
@@ -434,18 +416,33 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         text, n = _redact_spelled_emails(text)
         replaced += n
     if digits and (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)):
-        text = _DIGIT_PASS[ascii_text].sub(substitute if kinds is None else _only(kinds, substitute), text)
+        replace = substitute if kinds is None else _only(kinds, substitute)
+        text = (_DIGIT_PASS if kinds is None or "IBAN" in kinds else _DIGIT_RESCAN)[ascii_text].sub(replace, text)
+        if rescan:
+            text = _DIGIT_RESCAN[ascii_text].sub(replace, text)
     if digits and (kinds is None or "PHONE" in kinds):
         text, n = _redact_named_phones(text)
         replaced += n
     if keyed and (kinds is None or "API_KEY" in kinds):
-        def key_value(match: re.Match[str]) -> str:
-            nonlocal replaced
-            replaced += 1
-            return f"{match.group('prefix')}<API_KEY>"
-
-        text = _KEY_VALUE.sub(key_value, text)
+        text, n = _redact_assignments(text)
+        replaced += n
     return (text.replace(_MARK, "") if marked else text), replaced
+
+
+def _redact_assignments(text: str) -> tuple[str, int]:
+    """``text`` with the values of ``_KEY_VALUE``'s assignments replaced, found from where a key
+    word starts (as ``_named_numbers`` finds phone words). On other than ASCII text (a long s
+    ``\u017f`` is an "s" ignoring case, and a lower case may be longer) the expression is searched for."""
+    if not text.isascii():
+        return _assignment(False).subn(r"\g<prefix><API_KEY>", text)
+    lowered, pattern = text.lower(), _assignment(True)
+    pieces: list[str] = []
+    done = 0
+    for start in sorted({at for word in _KEY_WORDS for at in _occurrences(lowered, word)}):
+        if start >= done and (match := pattern.match(text, start)) is not None:
+            pieces += (text[done:match.start("value")], "<API_KEY>")
+            done = match.end()
+    return ("".join(pieces) + text[done:], len(pieces) // 2) if pieces else (text, 0)
 
 
 def _contains_any(text: str, needles: tuple[str, ...]) -> bool:

@@ -481,3 +481,21 @@ def test_a_frozen_stream_sends_a_usage_event_only_when_the_request_asks(traced: 
     assert [(r["name"], r["output"], r["usage"], (r["metadata"] or {}).get("replay")) for r in records] == [
         ("turn", None, None, None), ("openai.chat", {"role": "assistant", "content": "No usage."}, None, "frozen"),
         ("answer", "ok", None, None)]
+
+
+def _chat_call(client: openai.OpenAI) -> Any:
+    with autotrace.start_chain("turn"):
+        completion = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        _answer()
+    return completion
+
+
+def test_a_frozen_chat_reply_gives_back_its_cached_and_cache_write_tokens(traced: Traced) -> None:
+    with FakeOpenAI() as fake:
+        client = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
+        fake.script(reply="recorded", usage=(40, 2), cached_tokens=8, cache_write_tokens=30)
+        _chat_call(client)
+        completion, _ = _replayed(traced, fake, _chat_call, client, ["openai.chat"])
+    details = completion.usage.prompt_tokens_details
+    assert (completion.choices[0].message.content, details.cached_tokens, details.cache_write_tokens) == (
+        "recorded", 8, 30)

@@ -8,8 +8,8 @@ counterpart in the recording stops the replay with ``ReplayStop``, and so does a
 another tenant than the recording's: a replay never hands one tenant's recorded data to another.
 
 Calls that can be frozen: functions, coroutines and (async) generators decorated with
-``observe``/``traced_tool``, and OpenAI chat completions (streamed or not, raw, or made for a
-LangChain/LlamaIndex generation). A frozen call whose recording
+``observe``/``traced_tool``, OpenAI chat completions (streamed or not, raw, or made for a
+LangChain/LlamaIndex generation) and Responses API calls (streamed or not, raw, ``parse``). A frozen call whose recording
 raised raises ``RecordedError``; a frozen generator yields its recorded items. Other observations
 run live and still keep their positions.
 

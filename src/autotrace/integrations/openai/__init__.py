@@ -35,8 +35,8 @@ Replay: a frozen chat completion (streamed or not, raw or parsed, made here or f
 generation) is served by the SDK from the recorded reply, rebuilt as the HTTP response the API
 would have sent, without a request; or it raises the SDK's error rebuilt from the recording when
 the recorded call raised (``_replayed``, ``_replayed_http``). A live one applies overrides
-(``model``, ``model_parameters``, ``messages``). Frozen embeddings, moderations and Responses calls
-run live.
+(``model``, ``model_parameters``, ``messages``). A frozen Responses API call is served the same
+way (``_replayed_responses``: which replies it rebuilds). Frozen embeddings and moderations run live.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ from .pricing import set_prices
 __all__ = ["INTEGRATION", "OpenAIIntegration", "set_prices"]
 
 _RAW_HEADER = "X-Stainless-Raw-Response"
+#: The operations a replay freezes (served from the recording, ``_Call.frozen``).
+_FREEZABLE = frozenset({"chat", "responses"})
 _NO_DICT: dict[str, Any] = {}
 
 
@@ -219,19 +221,23 @@ class _Call:
 
     def frozen(self, client: Any, cast_to: Any, stream_cls: Any) -> Any | None:
         """What a replay that froze this chat call (streamed or not, raw or parsed, made here or for
-        a framework's generation) gives instead of a request: the SDK's error rebuilt from the
-        recording when the recorded call raised (``_replayed``), else the recorded reply as an HTTP
-        response for the SDK to process (``_replayed_http``); None for a call that runs (also when
-        the reply cannot be rebuilt). Entered only when the call has an intercept."""
+        a framework's generation) or Responses API call gives instead of a request: the SDK's error
+        rebuilt from the recording when the recorded call raised (``_replayed``), else the recorded
+        reply as an HTTP response for the SDK to process (``_replayed_http``); None for a call that
+        runs (also when the reply cannot be rebuilt). Entered only when the call has an intercept."""
         intercept = self.intercept
-        if not intercept.frozen or self.operation != "chat":
+        if not intercept.frozen or self.operation not in _FREEZABLE:
             return None
         try:
             recorded_error = intercept.error
+            record = intercept.record or {}
             if recorded_error is None:
-                return _replayed_http.reply(client, cast_to, self.options, self.stream, stream_cls,
-                                            intercept.record or {})
+                return _replayed_http.reply(client, cast_to, self.options, self.stream, stream_cls, record,
+                                            self.operation)
             error = _replayed.replayed_error(recorded_error, client, self.options)
+            if self.operation == "responses" and error is recorded_error:  # no SDK error: a failed reply
+                count("openai.replay_live")  # (``status`` failed) or an error event, which did not raise
+                return None
         except Exception as exc:
             guarded_failure("openai.replay", exc)
             return None

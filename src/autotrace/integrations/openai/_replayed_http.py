@@ -1,9 +1,11 @@
-"""A frozen chat completion served by the SDK itself: the recorded reply as the HTTP response the
-API would have sent (JSON, or server-sent events for a stream) is handed to the client's own
-``_process_response``, so the caller gets what the SDK gives for that reply, without a request:
-the ``ChatCompletion`` (``parse()``'s type), a ``Stream``/``AsyncStream``, or the raw response of
+"""A frozen chat completion (or Responses API call, ``_replayed_responses``) served by the SDK
+itself: the recorded reply as the HTTP response the API would have sent (JSON, or server-sent
+events for a stream) is handed to the client's own ``_process_response``, so the caller gets what
+the SDK gives for that reply, without a request: the ``ChatCompletion`` or ``Response``
+(``parse()``'s type), a ``Stream``/``AsyncStream``, or the raw response of
 ``with_raw_response``/``with_streaming_response``. The SDK's stream helpers
-(``chat.completions.stream``) and autotrace's stream tracking read it as a live reply.
+(``chat.completions.stream``, ``responses.stream``) and autotrace's stream tracking read it as a
+live reply.
 
 The recording is an OpenAI chat generation's (``output`` the reply message) or a framework's that
 owned the call: LangChain's ``ChatOpenAI`` records its message with LangChain's tool calls
@@ -24,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..._internal import count, guarded_failure
+from . import _replayed_responses
 
 _ID = "chatcmpl-replayed"
 #: Message keys a reply can be rebuilt from (``parsed``: ``parse()``'s, rebuilt by the SDK's post-parser).
@@ -48,12 +51,16 @@ class Reply:
 
 
 def reply(client: Any, cast_to: Any, options: Any, stream: bool, stream_cls: Any,
-          record: Mapping[str, Any]) -> Reply | None:
-    """The recorded reply of a chat call as the HTTP response for ``options`` (prepared as the SDK's
-    ``request`` does: its own copy, the ``with_raw_response`` type override taken out); None when
-    the recording cannot give it (counted ``openai.replay_live``). Raises on an SDK it cannot use."""
-    completion = completion_body(record)
-    if completion is None or (stream and completion["choices"][0]["message"].get("annotations")):
+          record: Mapping[str, Any], operation: str = "chat") -> Reply | None:
+    """The recorded reply of a chat (or Responses, ``_replayed_responses``) call as the HTTP
+    response for ``options`` (prepared as the SDK's ``request`` does: its own copy, the
+    ``with_raw_response`` type override taken out); None when the recording cannot give it
+    (counted ``openai.replay_live``). Raises on an SDK it cannot use."""
+    if operation == "responses":
+        found = _replayed_responses.payload(record, _sent(options), stream)
+    else:
+        found = _chat_payload(record, options, stream)
+    if found is None:
         count("openai.replay_live")
         return None
     from openai._compat import model_copy
@@ -62,10 +69,7 @@ def reply(client: Any, cast_to: Any, options: Any, stream: bool, stream_cls: Any
     cast_to = client._maybe_override_cast_to(cast_to, options)
     request = client._build_request(options)
     http = sys.modules[type(request).__module__]  # the SDK's HTTP library, whichever it is
-    if stream:
-        body, content_type = events(completion, _asks_usage(options)), "text/event-stream"
-    else:
-        body, content_type = json.dumps(completion).encode(), "application/json"
+    body, content_type = found
     response = http.Response(200, headers={"content-type": content_type, "x-request-id": "req_replayed"},
                              content=body, request=request)
     return Reply(cast_to, options, response, stream, stream_cls)
@@ -88,6 +92,23 @@ async def aserve(found: Reply, client: Any) -> Any | None:
     except Exception as exc:
         guarded_failure("openai.replay", exc)
         return None
+
+
+def _chat_payload(record: Mapping[str, Any], options: Any, stream: bool) -> tuple[bytes, str] | None:
+    """A chat call's HTTP body and content type, None if the recording cannot give it."""
+    completion = completion_body(record)
+    if completion is None or (stream and completion["choices"][0]["message"].get("annotations")):
+        return None
+    if stream:
+        return events(completion, _asks_usage(options)), "text/event-stream"
+    return json.dumps(completion).encode(), "application/json"
+
+
+def _sent(options: Any) -> Mapping[str, Any]:
+    """The request body as sent (``extra_body`` merged over it)."""
+    body = options.json_data if isinstance(options.json_data, Mapping) else {}
+    extra = getattr(options, "extra_json", None)
+    return {**body, **extra} if isinstance(extra, Mapping) and extra else body
 
 
 def completion_body(record: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -152,8 +173,11 @@ def _usage(recorded: Any) -> dict[str, Any] | None:
     prompt, completion = recorded.get("input") or 0, recorded.get("output") or 0
     usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
                              "total_tokens": recorded.get("total") or prompt + completion}
-    if "input_cached_tokens" in recorded:
-        usage["prompt_tokens_details"] = {"cached_tokens": recorded["input_cached_tokens"]}
+    details = {key: recorded[name] for key, name in (("cached_tokens", "input_cached_tokens"),
+                                                     ("cache_write_tokens", "input_cache_write_tokens"))
+               if name in recorded}
+    if details:
+        usage["prompt_tokens_details"] = details
     if "output_reasoning_tokens" in recorded:
         usage["completion_tokens_details"] = {"reasoning_tokens": recorded["output_reasoning_tokens"]}
     return usage
@@ -161,10 +185,7 @@ def _usage(recorded: Any) -> dict[str, Any] | None:
 
 def _asks_usage(options: Any) -> bool:
     """Whether the request asks for a stream's usage event (``extra_body`` merged over the body)."""
-    body = options.json_data if isinstance(options.json_data, Mapping) else {}
-    extra = getattr(options, "extra_json", None)
-    stream_options = {**body, **extra}.get("stream_options") if isinstance(extra, Mapping) else body.get(
-        "stream_options")
+    stream_options = _sent(options).get("stream_options")
     return isinstance(stream_options, Mapping) and bool(stream_options.get("include_usage"))
 
 

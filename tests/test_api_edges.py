@@ -104,6 +104,19 @@ def test_traced_tool_on_top_of_a_property_is_named_after_its_getter(traced: Trac
     assert tools == [("tool", "status", "status", "shipped"), ("tool", "total", "total", 42)]
 
 
+def test_observe_on_a_write_only_property_leaves_it_as_it_is(traced: Traced) -> None:
+    class Account:
+        def _set_limit(self, value: int) -> None:
+            self.set_to = value
+
+        limit = autotrace.observe(property(None, _set_limit))
+
+    account = Account()
+    account.limit = 9
+    assert isinstance(Account.__dict__["limit"], property) and account.set_to == 9
+    assert "limit" not in account.__dict__ and traced.records() == []
+
+
 def test_levels_are_recorded_as_langfuse_accepts_them(traced: Traced) -> None:
     with autotrace.start_span("lower", level="error"):
         pass

@@ -57,8 +57,8 @@ def observe(
         if isinstance(fn, staticmethod | classmethod):  # on top of one: wrap its function, keep the kind
             return type(fn)(decorate(fn.__func__))  # type: ignore[return-value]
         # on top of a property: trace its getter (setter and deleter stay as they are), still a property
-        if isinstance(fn, property) and fn.fget is not None:
-            return fn.getter(decorate(fn.fget))  # type: ignore[return-value]
+        if isinstance(fn, property):  # one without a getter (write-only) has nothing to trace
+            return fn if fn.fget is None else fn.getter(decorate(fn.fget))  # type: ignore[return-value]
         if isinstance(fn, functools.cached_property):
             return functools.cached_property(decorate(fn.func))  # type: ignore[return-value]
         return _Traced(fn, span_name(name or _callable_name(fn, "__qualname__"), "observed"), obs_type,
@@ -387,14 +387,15 @@ def span_name(name: object, default: str) -> str:
 
 def _callable_name(fn: Any, attribute: str) -> str | None:
     """``fn``'s ``__qualname__`` or ``__name__``; a ``functools.partial`` or a property has none: its
-    function's (a property's getter)."""
-    while True:
+    function's (a property's getter). None past 64 wrappers (one that wraps itself, say)."""
+    for _ in range(64):
         if isinstance(fn, functools.partial | functools.cached_property):
             fn = fn.func
         elif isinstance(fn, property) and fn.fget is not None:
             fn = fn.fget
         else:
             return getattr(fn, attribute, None)
+    return None
 
 
 def _receiver(signature: inspect.Signature | None) -> str | None:

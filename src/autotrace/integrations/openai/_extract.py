@@ -152,10 +152,11 @@ def _reader(value: Any) -> Callable[[str], Any]:
 
 
 def usage_fields(usage: Any) -> dict[str, int] | None:
-    """Usage in Langfuse's keys from any OpenAI usage object (chat, responses, embeddings) or its JSON."""
+    """Usage in Langfuse's keys from any OpenAI usage object (chat, responses, embeddings) or its JSON;
+    a value that is no count (``pricing.is_count``) is left out."""
     if usage is None:
         return None
-    get = _reader(usage)
+    get, is_count = _reader(usage), pricing.is_count
     # one family of names per object: asking a pydantic model for a missing field is slow
     prompt = get("prompt_tokens")
     if prompt is not None:  # chat, legacy completions, embeddings
@@ -167,19 +168,19 @@ def usage_fields(usage: Any) -> dict[str, int] | None:
         input_details, output_details = get("input_tokens_details"), get("output_tokens_details")
     total = get("total_tokens")
     result: dict[str, int] = {}
-    if isinstance(prompt, int):
+    if is_count(prompt):
         result["input"] = prompt
-    if isinstance(completion, int):
+    if is_count(completion):
         result["output"] = completion
-    if isinstance(total, int):
+    if is_count(total):
         result["total"] = total
     if input_details is not None:
         read = _reader(input_details)
-        if isinstance(cached := read("cached_tokens"), int):
+        if is_count(cached := read("cached_tokens")):
             result["input_cached_tokens"] = cached
-        if isinstance(written := read("cache_write_tokens"), int):  # billed apart by newer models (``pricing``)
+        if is_count(written := read("cache_write_tokens")):  # billed apart by newer models (``pricing``)
             result["input_cache_write_tokens"] = written
-    if output_details is not None and isinstance(reasoning := _reader(output_details)("reasoning_tokens"), int):
+    if output_details is not None and is_count(reasoning := _reader(output_details)("reasoning_tokens")):
         result["output_reasoning_tokens"] = reasoning
     return result or None
 

@@ -127,16 +127,17 @@ def response_fields(operation: str, response: Any, model: Any) -> dict[str, Any]
     if operation in _SPEECH_TO_TEXT:
         return _transcript_fields(response, model)
     if operation == SPEECH:
-        return _speech_fields(getattr(response, "response", None), model)
+        return speech_fields(getattr(response, "response", None), model)
     data = _get(response, "data") or []
     usage = usage_fields(_get(response, "usage"))
     return {"output": [image_note(image, _get(response, "output_format")) for image in data],
             "usage": usage, "cost": pricing.media_cost(model, usage)}
 
 
-def _speech_fields(http_response: Any, model: Any) -> dict[str, Any]:
+def speech_fields(http_response: Any, model: Any) -> dict[str, Any]:
     """Speech: a note of its audio, its usage (a ``stream_format="sse"`` reply's), the length of
-    the text sent, and its cost."""
+    the text sent, and its cost, from its HTTP response (``with_streaming_response``'s ``parse()``
+    gives bytes, which say none of it: its observation needs the response the SDK read)."""
     usage = usage_fields(_speech_usage(http_response))
     characters = _input_characters(http_response)
     return {"output": speech_note(http_response), "usage": usage,
@@ -161,7 +162,8 @@ def _speech_usage(http_response: Any) -> Any:
         event = json.loads(line[5:] if line.startswith(b"data:") else line)
     except ValueError:  # a line autotrace cannot read: no usage
         return None
-    return _get(event, "usage") if isinstance(event, dict) else None
+    # the done event's own line (a line naming it as another field's value is not it)
+    return event.get("usage") if isinstance(event, dict) and event.get("type") == "speech.audio.done" else None
 
 
 def _input_characters(http_response: Any) -> int | None:
@@ -212,15 +214,16 @@ def usage_fields(usage: Any) -> dict[str, int] | None:
     if usage is None or _get(usage, "input_tokens") is None:
         return None
     counts: dict[str, int] = {}
+    is_count = pricing.is_count  # a negative count, ``true``, one past any counter: left out
     for key, name in (("input", "input_tokens"), ("output", "output_tokens"), ("total", "total_tokens")):
-        if isinstance(value := _get(usage, name), int):
+        if is_count(value := _get(usage, name)):
             counts[key] = value
     # a transcription's details are ``input_token_details``, an image's ``input_tokens_details``
     for side, names in (("input", ("input_token_details", "input_tokens_details")),
                         ("output", ("output_token_details", "output_tokens_details"))):
         details = next((found for name in names if (found := _get(usage, name)) is not None), None)
         for kind in ("audio_tokens", "text_tokens", "image_tokens"):
-            if details is not None and isinstance(value := _get(details, kind), int):
+            if details is not None and is_count(value := _get(details, kind)):
                 counts[f"{side}_{kind}"] = value
     return counts or None
 

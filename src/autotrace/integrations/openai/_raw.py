@@ -48,6 +48,8 @@ class RawTracking:
                 if _stream.track(result, obs, stream_state(self.operation, self.options, False, self.choices)):
                     return result
                 count("openai.stream_untracked")  # parsed ``to=`` another type, or a stream class not patched
+            elif self.audio is not None:  # speech: ``parse()`` gives bytes; its HTTP response says the rest
+                obs.defer(_media.speech_fields, self.audio, _media.requested_model(self.options))
             else:
                 obs.defer(_extract.response_fields, self.operation, result, self.options)
                 if self.operation == "responses":  # a background response: its reply comes later
@@ -67,7 +69,7 @@ class RawTracking:
         if not self.done:
             self.done = True
             if self.audio is not None:  # speech read with ``read()``/``iter_bytes()``: its kind, and size if read whole
-                self.obs.update(output=_media.speech_note(self.audio))
+                self.obs.defer(_media.speech_fields, self.audio, _media.requested_model(self.options))
             self.obs.end()
 
 

@@ -13,13 +13,18 @@ model pages say; the usage's input count decides it. Models in ``_CACHE_WRITE`` 
 tokens written to the cache (usage key ``input_cache_write_tokens``) at their 30-minute cache-write
 rate; without that count they are billed as input (12-hour writes are not priced apart).
 ``set_prices`` adds or overrides entries; an overridden model loses both adjustments.
+
+A count that is no count (negative, a bool, not finite, past ``MAX_COUNT``: a compatible server's
+junk) is priced by nothing: the cost is None, never negative, and computing it never raises.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 _DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
 
@@ -97,17 +102,28 @@ _PRICES_PER_MILLION_CHARACTERS: dict[str, float] = {"tts-1": 15.0, "tts-1-hd": 3
 #: Response model name -> (table key, price), for names seen before (bounded: model names come from servers).
 _RESOLVED: dict[str, tuple[str, tuple[float, float, float]] | None] = {}
 _MAX_RESOLVED = 512
+#: Held by ``set_prices`` and while a resolved name is cached, which only happens if no
+#: ``set_prices`` ran since its tables were read (``_generation``): no stale price is cached.
+_RESOLVED_LOCK = threading.Lock()
+_generation = 0
+#: Counts from this on are no real count (nor exact as a float): a usage holding one has no cost.
+MAX_COUNT = 2**53
 
 
 def set_prices(prices: Mapping[str, tuple[float, float, float]]) -> None:
-    """Add or override prices: ``{"my-model": (input, cached_input, output)}`` in USD per 1M tokens."""
+    """Add or override prices: ``{"my-model": (input, cached_input, output)}`` in USD per 1M tokens;
+    all of them or, if one is no price (``ValueError``), none."""
+    global _generation
     for model, triple in prices.items():
-        if len(triple) != 3 or not all(isinstance(p, int | float) and p >= 0 for p in triple):
+        if len(triple) != 3 or not all(isinstance(p, int | float) and 0 <= p <= sys.float_info.max for p in triple):
             raise ValueError(f"price for {model!r} must be (input, cached_input, output) non-negative numbers")
-        _PRICES[model] = (float(triple[0]), float(triple[1]), float(triple[2]))
-        _LONG_CONTEXT.discard(model)  # the caller's price is the whole price
-        _CACHE_WRITE.pop(model, None)
-    _RESOLVED.clear()
+    with _RESOLVED_LOCK:
+        for model, triple in prices.items():
+            _PRICES[model] = (float(triple[0]), float(triple[1]), float(triple[2]))
+            _LONG_CONTEXT.discard(model)  # the caller's price is the whole price
+            _CACHE_WRITE.pop(model, None)
+        _generation += 1
+        _RESOLVED.clear()
 
 
 def _resolve(model: str) -> tuple[str, tuple[float, float, float]] | None:
@@ -116,14 +132,32 @@ def _resolve(model: str) -> tuple[str, tuple[float, float, float]] | None:
         return _RESOLVED[model]
     except KeyError:
         pass
+    generation = _generation
     key = model if model in _PRICES else _DATE_SUFFIX.sub("", model)
     found: tuple[str, tuple[float, float, float]] | None = (key, _PRICES[key]) if key in _PRICES else None
     if found is None and model.startswith("gpt-35-"):  # Azure's spelling (a deployment's model, not its name)
         found = _resolve("gpt-3.5-" + model[len("gpt-35-"):])
-    if len(_RESOLVED) >= _MAX_RESOLVED:
-        _RESOLVED.clear()
-    _RESOLVED[model] = found
+    with _RESOLVED_LOCK:
+        if generation == _generation:  # else prices changed meanwhile: this answer may be stale
+            if len(_RESOLVED) >= _MAX_RESOLVED:
+                _RESOLVED.clear()
+            _RESOLVED[model] = found
     return found
+
+
+def is_count(value: Any) -> TypeGuard[int]:
+    """Whether a usage value is a count: an int (no bool) from 0 to ``MAX_COUNT``. A compatible
+    server's other values (negative, ``true``, past any counter) are left out of the usage recorded."""
+    return type(value) is int and 0 <= value < MAX_COUNT
+
+
+_NUMBERS = (int, float)
+
+
+def _count(value: Any) -> float | None:
+    """A count as priced (a float too), or None for one that is none: negative, a bool, a string,
+    not finite, from ``MAX_COUNT`` on."""
+    return value if type(value) in _NUMBERS and 0 <= value < MAX_COUNT else None
 
 
 def price_of(model: str | None) -> tuple[float, float, float] | None:
@@ -143,11 +177,15 @@ def cost(model: str | None, usage: Mapping[str, Any] | None) -> dict[str, float]
     if found is None:
         return None
     key, (input_price, cached_price, output_price) = found
-    tokens_in = usage.get("input") or 0
-    cached = min(usage.get("input_cached_tokens") or 0, tokens_in)  # a server's count past the input costs no refund
-    tokens_out = usage.get("output") or 0
+    get = usage.get
+    counts = tokens_in, cached, written, tokens_out = (
+        get("input") or 0, get("input_cached_tokens") or 0, get("input_cache_write_tokens") or 0, get("output") or 0)
+    for value in counts:
+        if type(value) not in _NUMBERS or not 0 <= value < MAX_COUNT:
+            return None  # junk: no price fits it
+    cached = min(cached, tokens_in)  # a server's count past the input costs no refund
     write_price = _CACHE_WRITE.get(key)
-    written = min(usage.get("input_cache_write_tokens") or 0, tokens_in - cached) if write_price is not None else 0
+    written = min(written, tokens_in - cached) if write_price is not None else 0
     scale_in = scale_out = 1.0
     if tokens_in > _LONG_CONTEXT_INPUT and key in _LONG_CONTEXT:
         scale_in, scale_out = 2.0, 1.5
@@ -167,22 +205,22 @@ def media_cost(model: Any, usage: Mapping[str, Any] | None, seconds: float | Non
     base = _DATE_SUFFIX.sub("", model)
     per_minute = _PRICES_PER_MINUTE.get(model, _PRICES_PER_MINUTE.get(base))
     if per_minute is not None:
-        if seconds is None or seconds < 0:
+        if (duration := _count(seconds)) is None:
             return None
-        total = seconds / 60 * per_minute
+        total = duration / 60 * per_minute
         return {"input": total, "output": 0.0, "total": total}
     if model in _PRICES or base in _PRICES:  # a media model there was named by ``set_prices``: it wins
         return cost(model, usage)
     per_character = _PRICES_PER_MILLION_CHARACTERS.get(model, _PRICES_PER_MILLION_CHARACTERS.get(base))
     if per_character is not None:
-        if characters is None or characters < 0:
+        if not is_count(characters):
             return None
         total = characters * per_character / 1e6
         return {"input": total, "output": 0.0, "total": total}
     by_kind = _PRICES_BY_KIND.get(model, _PRICES_BY_KIND.get(base))
     if by_kind is None:
         return cost(model, usage)
-    if not usage or any(not isinstance(usage.get(key), int) for key in by_kind):
+    if not usage or not all(is_count(usage.get(key)) for key in by_kind):
         return None
     input_cost = sum(usage[key] * price for key, price in by_kind.items() if key.startswith("input")) / 1e6
     output_cost = usage["output"] * by_kind["output"] / 1e6

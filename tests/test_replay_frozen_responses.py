@@ -308,8 +308,14 @@ def test_a_chained_call_is_frozen_and_a_recorded_response_id_is_given_back(trace
         assert chain(client) == ("resp_fake", "second")
         original = copy.deepcopy(_only_trace(traced))
         assert original[2]["input"] == {"previous_response_id": "resp_fake", "input": "and?"}
+        assert [r["metadata"].get("response_id") for r in original[1:3]] == ["resp_fake", "resp_fake"]
         replayed, _ = _replayed(traced, fake, chain, client, ["openai.responses"] * 2)
-        assert replayed == ("resp_replayed", "second")
+        assert replayed == ("resp_fake", "second")  # the recorded id: a live call would chain to the original's
+        del original[1]["metadata"]["response_id"]  # a recording made before ids were recorded
+        before = len(fake.requests)
+        result = replay(original, next(r["id"] for r in original if r["name"] == "answer"), chain, client)
+        assert len(fake.requests) == before
+        assert result.result == ("resp_replayed", "second")
         original[1]["metadata"]["response_id"] = "resp_original"
         before = len(fake.requests)
         result = replay(original, next(r["id"] for r in original if r["name"] == "answer"), chain, client)

@@ -211,6 +211,8 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
             fields["output"] = choices[0].text if len(choices) == 1 else [c.text for c in choices]
     elif operation == "responses":
         fields["output"] = _responses_output(response)
+        if isinstance(response_id := getattr(response, "id", None), str) and response_id:
+            fields["metadata"] = {"response_id": response_id}  # what a later call chains to (``previous_response_id``)
         status = fields["finish_reason"] = getattr(response, "status", None)
         if status == "failed":  # the API's own failure, reported in the response
             fields["level"] = "ERROR"

@@ -179,7 +179,7 @@ class _Call:
         if (streamed_here and state.stream_usage and self.operation in ("chat", "text_completion")
                 and _stream.trackable() and self.endpoint not in _REFUSALS.endpoints):
             stream_options = _with_usage(sent.get("stream_options"))
-            if stream_options is not None and (sent is body or "stream_options" not in extra):
+            if stream_options is not None and (sent is body or not extra or "stream_options" not in extra):
                 body = {**body, "stream_options": stream_options}
                 self.usage_added = True
         if body is not self.options.json_data:

@@ -12,8 +12,9 @@ owned the call: LangChain's ``ChatOpenAI`` records its message with LangChain's 
 (``name``, parsed ``args``), given back as OpenAI's (``arguments`` as JSON text). A stream's usage
 event is sent when the request asks for it (the caller, or autotrace's ``include_usage``), with
 the recorded usage. A recording that cannot give the reply faithfully (several choices, spoken
-audio kept as a note, content parts, an unknown field, a stream's annotations) gives no reply:
-the call runs live.
+audio kept as a note, content parts, an unknown field or a field of another type than the API's, a
+stream's annotations, a reply cut at the value size limit) gives no reply, and so does a request
+asking for log probabilities (not recorded): the call runs live.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ async def aserve(found: Reply, client: Any) -> Any | None:
 
 def _chat_payload(record: Mapping[str, Any], options: Any, stream: bool) -> tuple[bytes, str] | None:
     """A chat call's HTTP body and content type, None if the recording cannot give it."""
+    if _sent(options).get("logprobs"):  # the recording keeps the message, not its log probabilities
+        return None
     completion = completion_body(record)
     if completion is None or (stream and completion["choices"][0]["message"].get("annotations")):
         return None
@@ -113,7 +116,8 @@ def _sent(options: Any) -> Mapping[str, Any]:
 
 def completion_body(record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The recorded reply as the API's ``chat.completion`` JSON, None if it cannot be given."""
-    message = _message(record.get("output"))
+    output = record.get("output")
+    message = None if _replayed_responses.cut(output) else _message(output)
     if message is None:
         return None
     metadata = record.get("metadata") or {}
@@ -134,7 +138,9 @@ def _message(output: Any) -> dict[str, Any] | None:
         return {"role": "assistant", "content": output}
     if not isinstance(output, Mapping) or not output.keys() <= _MESSAGE_KEYS:
         return None
-    if output.get("role", "assistant") != "assistant" or not isinstance(output.get("content"), str | None):
+    if (output.get("role", "assistant") != "assistant" or not isinstance(output.get("content"), str | None)
+            or not isinstance(output.get("refusal"), str | None) or not isinstance(output.get("annotations"), list | None)
+            or not _function_call(output.get("function_call"))):
         return None
     message = {"role": "assistant", **{key: value for key, value in output.items() if key != "parsed"}}
     calls = output.get("tool_calls")
@@ -150,14 +156,20 @@ def _message(output: Any) -> dict[str, Any] | None:
     return message
 
 
+def _function_call(call: Any) -> bool:
+    """Whether a recorded (legacy) ``function_call`` is none or the API's: a name and JSON text."""
+    return call is None or (isinstance(call, Mapping) and isinstance(call.get("name"), str)
+                            and isinstance(call.get("arguments"), str))
+
+
 def _tool_call(call: Any) -> dict[str, Any] | None:
     """One tool call as the API's: kept when it is OpenAI's, else from LangChain's (``args``)."""
-    if not isinstance(call, Mapping):
+    if not isinstance(call, Mapping) or not isinstance(call.get("id"), str):
         return None
     function = call.get("function")
     if isinstance(function, Mapping):
-        if isinstance(function.get("name"), str) and isinstance(function.get("arguments"), str):
-            return {"id": call.get("id"), "type": call.get("type") or "function",
+        if _function_call(function) and call.get("type") in ("function", None):
+            return {"id": call["id"], "type": "function",
                     "function": {"name": function["name"], "arguments": function["arguments"]}}
         return None
     if isinstance(call.get("name"), str) and isinstance(call.get("args"), Mapping):

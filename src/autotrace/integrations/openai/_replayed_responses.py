@@ -11,8 +11,9 @@ echoed as the API echoes them.
 
 Given no reply (the call runs live): a call recorded by a framework's generation, a background
 call or one in a ``conversation`` (its turn would be missing from the conversation the replay
-runs in), a recording that is no completed reply (failed, incomplete, no output), a generated
-image (kept as a note), and a recorded text when the request asks for what a text does not keep:
+runs in), a recording that is no completed reply (failed, incomplete, no output), one cut at the
+value size limit, a message item whose content is not the API's parts, a generated image (kept
+as a note), and a recorded text when the request asks for what a text does not keep:
 ``include``, ``top_logprobs``, a reasoning summary, hosted tools (their call items and citations).
 A stream is rebuilt from messages (text or refusal, no annotations or logprobs), function calls
 and reasoning items without summary or content; any other item runs a stream live.
@@ -24,6 +25,8 @@ import json
 import time
 from collections.abc import Mapping
 from typing import Any
+
+from ...bounds import TRUNCATION_MARK
 
 _ID = "resp_replayed"
 _MESSAGE_ID = "msg_replayed"
@@ -74,11 +77,12 @@ def response_body(record: Mapping[str, Any], request: Mapping[str, Any]) -> dict
 
 def _output(recorded: Any, request: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     """The output items: recorded ones as they are, or a recorded text as one message."""
-    if recorded is None:
+    if recorded is None or cut(recorded):
         return None
     if isinstance(recorded, list) and recorded and all(
             isinstance(item, Mapping) and isinstance(item.get("type"), str) for item in recorded):
-        if any(item["type"] == "image_generation_call" for item in recorded):  # its image is kept as a note
+        if any(item["type"] == "image_generation_call" or (item["type"] == "message" and not _parts(item))
+               for item in recorded):  # a generated image is kept as a note
             return None
         return [dict(item) for item in recorded]
     if not _text_is_whole(request):
@@ -86,6 +90,23 @@ def _output(recorded: Any, request: Mapping[str, Any]) -> list[dict[str, Any]] |
     text = recorded if isinstance(recorded, str) else json.dumps(recorded, ensure_ascii=False, separators=(",", ":"))
     return [{"type": "message", "id": _MESSAGE_ID, "role": "assistant", "status": "completed",
              "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}]
+
+
+def _parts(message: Mapping[str, Any]) -> bool:
+    """Whether a recorded message item's content is the API's: a list of text or refusal parts."""
+    parts = message.get("content")
+    return isinstance(parts, list) and all(isinstance(part, Mapping) and isinstance(
+        part.get({"output_text": "text", "refusal": "refusal"}.get(part.get("type"), "")), str) for part in parts)
+
+
+def cut(value: Any) -> bool:
+    """Whether a recorded value was cut at the value size limit (a string in it ends with the
+    mark ``bounds.truncate`` adds; an output too long is recorded as its JSON text cut so)."""
+    if isinstance(value, str):
+        return value.endswith(TRUNCATION_MARK)
+    if isinstance(value, Mapping):
+        return any(map(cut, value.values()))
+    return isinstance(value, list) and any(map(cut, value))
 
 
 def _text_is_whole(request: Mapping[str, Any]) -> bool:

@@ -12,6 +12,7 @@ import pytest
 from opentelemetry import trace
 
 import autotrace
+from autotrace.integrations.openai import pricing
 from autotrace.testing.fake_openai import FakeOpenAI
 from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import Traced
@@ -30,6 +31,18 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     autotrace.uninstall(timeout=2.0)
     leaked = trace.get_current_span().get_span_context()
     assert not leaked.is_valid, "a test left a span attached to the context"
+
+
+@pytest.fixture(autouse=True)
+def _prices_restored() -> Iterator[None]:
+    """``set_prices`` edits the price tables of the process: each test gets them as they were."""
+    tables: list[dict | set] = [pricing._PRICES, pricing._LONG_CONTEXT, pricing._CACHE_WRITE]  # type: ignore[type-arg]
+    saved = [table.copy() for table in tables]
+    yield
+    for table, copy in zip(tables, saved, strict=True):
+        table.clear()
+        table.update(copy)  # type: ignore[arg-type]
+    pricing._RESOLVED.clear()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ loopback fake server, name resolution, the long-context tier and cache writes.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -16,19 +15,6 @@ from tests.helpers import Traced
 pytestmark = pytest.mark.integrations("openai")
 
 MESSAGES = [{"role": "user", "content": "where is my order"}]
-
-
-@pytest.fixture(autouse=True)
-def _restore_tables() -> Iterator[None]:
-    """``set_prices`` edits module tables: put them back after each test."""
-    tables: list[Any] = [pricing._PRICES, getattr(pricing, "_LONG_CONTEXT", set()),
-                         getattr(pricing, "_CACHE_WRITE", {})]
-    saved = [table.copy() for table in tables]
-    yield
-    for table, copy in zip(tables, saved, strict=True):
-        table.clear()
-        table.update(copy)
-    pricing._RESOLVED.clear()
 
 
 def _expected(tokens_in: int, cached: int, tokens_out: int, price: tuple[float, float, float]) -> dict[str, float]:

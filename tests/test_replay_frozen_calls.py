@@ -136,17 +136,22 @@ def _replayed(traced: Traced, fake: FakeOpenAI, entry: Callable[..., Any], arg: 
     return result.result, records
 
 
+def _recorded_run(fake: FakeOpenAI, kind: str, turn: Callable[..., Any], aturn: Callable[..., Any]) -> tuple[Any, Any, Any]:
+    """A client of ``kind`` (``sync``/``async``) on ``fake``, its entry (``turn`` or ``aturn``), and
+    what that entry returned when run once to record the trace."""
+    if kind == "sync":
+        client: Any = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
+        return client, turn, turn(client)
+    client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
+    return client, aturn, asyncio.run(aturn(client))
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_frozen_streams_give_the_sdks_stream_reading_the_recorded_reply(traced: Traced, kind: str) -> None:
     with FakeOpenAI() as fake:
         _script_streams(fake)
-        if kind == "sync":
-            client: Any = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
-            entry: Callable[..., Any] = streamed_turn
-            assert streamed_turn(client) == STREAMED_SEEN
-        else:
-            client, entry = openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=0), astreamed_turn
-            assert asyncio.run(astreamed_turn(client)) == STREAMED_SEEN
+        client, entry, seen = _recorded_run(fake, kind, streamed_turn, astreamed_turn)
+        assert seen == STREAMED_SEEN
         assert shape(_only_trace(traced)) == STREAMED_TREE
         replayed, records = _replayed(traced, fake, entry, client, ["openai.chat"] * 3)
     assert replayed == STREAMED_SEEN  # the caller read the same text, tool calls and usage
@@ -219,13 +224,8 @@ RAW_SEEN = {"status": 200, "type": "application/json", "parsed": ("ChatCompletio
 def test_frozen_raw_responses_parse_to_the_recorded_reply(traced: Traced, kind: str) -> None:
     with FakeOpenAI() as fake:
         _script_raw(fake)
-        if kind == "sync":
-            client: Any = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
-            entry: Callable[..., Any] = raw_turn
-            assert raw_turn(client) == RAW_SEEN
-        else:
-            client, entry = openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=0), araw_turn
-            assert asyncio.run(araw_turn(client)) == RAW_SEEN
+        client, entry, seen = _recorded_run(fake, kind, raw_turn, araw_turn)
+        assert seen == RAW_SEEN
         replayed, _ = _replayed(traced, fake, entry, client, ["openai.chat"] * 3)
     assert replayed == RAW_SEEN
 

@@ -6,7 +6,6 @@ more was asked for) run live, counted ``openai.replay_live``."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ from autotrace import _internal
 from autotrace.replay import replay
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
-from tests.test_replay_frozen_calls import _answer, _only_trace, _replayed
+from tests.test_replay_frozen_calls import _answer, _only_trace, _recorded_run, _replayed
 
 pytestmark = pytest.mark.integrations("openai")
 
@@ -137,13 +136,8 @@ SEEN = {
 def test_frozen_responses_calls_are_served_by_the_sdk_from_the_recording(traced: Traced, kind: str) -> None:
     with FakeOpenAI() as fake:
         _script(fake)
-        if kind == "sync":
-            client: Any = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
-            entry: Callable[..., Any] = turn
-            assert turn(client) == SEEN
-        else:
-            client, entry = openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=0), aturn
-            assert asyncio.run(aturn(client)) == SEEN
+        client, entry, seen = _recorded_run(fake, kind, turn, aturn)
+        assert seen == SEEN
         replayed, records = _replayed(traced, fake, entry, client, ["openai.responses"] * 8)
     assert replayed == SEEN  # what the caller read: text, calls, refusal, parsed, raw, streams
     assert shape(records) == [("chain", "turn", [("generation", "openai.responses", [])] * 8

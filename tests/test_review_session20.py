@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,18 +23,6 @@ pytestmark = pytest.mark.integrations("openai")
 
 MESSAGES = [{"role": "user", "content": "where is my order"}]
 HUGE = 10**400  # a JSON integer no float holds
-
-
-@pytest.fixture(autouse=True)
-def _restore_tables() -> Iterator[None]:
-    """``set_prices`` edits module tables: put them back after each test."""
-    tables: list[Any] = [pricing._PRICES, pricing._LONG_CONTEXT, pricing._CACHE_WRITE]
-    saved = [table.copy() for table in tables]
-    yield
-    for table, copy in zip(tables, saved, strict=True):
-        table.clear()
-        table.update(copy)
-    pricing._RESOLVED.clear()
 
 
 def _record(traced: Traced) -> dict[str, Any]:

@@ -174,15 +174,15 @@ def with_scores(records: Sequence[dict[str, Any]], scores: Sequence[dict[str, An
     return result
 
 
-#: The trace's own attributes ``show``'s header names, as ``key=value`` (``set_trace``, middleware).
-_HEADER_ATTRIBUTES = (("trace_name", "name"), ("user_id", "user"), ("session_id", "session"))
+#: The trace's own attributes ``show``'s header names (``trace_attributes``), as ``label=value``.
+_HEADER_ATTRIBUTES = (("trace_name", "name"), ("user_id", "user"), ("session_id", "session"), ("tags", "tags"))
 
 
 def _trace_attributes(root: dict[str, Any], records: Sequence[dict[str, Any]]) -> str:
     """The trace's name, user, session and tags as the header shows them: each from the root, else
     from the first observation that has it (set later in the trace, or by another service)."""
     parts = []
-    for key, label in (*_HEADER_ATTRIBUTES, ("tags", "tags")):
+    for key, label in _HEADER_ATTRIBUTES:
         value = root.get(key) or next((r[key] for r in records if r.get(key)), None)
         if value:
             text = ",".join(map(str, value)) if isinstance(value, list) else value

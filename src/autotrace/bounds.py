@@ -24,6 +24,16 @@ HELD_MARK = " " + TRUNCATION_MARK
 _HELD_BYTES, _MARK_BYTES = HELD_MARK.encode(), TRUNCATION_MARK.encode()
 
 
+def was_cut(value: Any) -> bool:
+    """Whether a recorded value was cut at the size limit: a string in it ends with
+    ``TRUNCATION_MARK`` (a structured value too long is recorded as its JSON text, cut so)."""
+    if isinstance(value, str):
+        return value.endswith(TRUNCATION_MARK)
+    if isinstance(value, Mapping):
+        return any(map(was_cut, value.values()))
+    return isinstance(value, list) and any(map(was_cut, value))
+
+
 def hold(value: str, max_bytes: int) -> str:
     """``value`` as it may wait for redaction: whole if it is at most ``REDACTION_MARGIN`` bytes over
     ``max_bytes``, else cut there and marked with ``HELD_MARK``. ``truncate`` cuts it at the limit

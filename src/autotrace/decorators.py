@@ -149,7 +149,7 @@ class _Traced:
         """A frozen generator: its recorded items (recorded text is one item), else ``ReplayStop``
         when the recording does not hold them all (it raised, was cut, or content was not captured)."""
         output = obs.intercept.output if obs.intercept is not None else None
-        if isinstance(output, str) and not output.endswith(bounds.TRUNCATION_MARK):
+        if isinstance(output, str) and not bounds.was_cut(output):
             items = [output]
         elif isinstance(output, list) and len(output) < _MAX_STREAM_ITEMS:
             items = output

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..._internal import count, guarded_failure
+from ...bounds import was_cut
 from . import _replayed_responses
 
 _ID = "chatcmpl-replayed"
@@ -117,7 +118,7 @@ def _sent(options: Any) -> Mapping[str, Any]:
 def completion_body(record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The recorded reply as the API's ``chat.completion`` JSON, None if it cannot be given."""
     output = record.get("output")
-    message = None if _replayed_responses.cut(output) else _message(output)
+    message = None if was_cut(output) else _message(output)
     if message is None:
         return None
     metadata = record.get("metadata") or {}

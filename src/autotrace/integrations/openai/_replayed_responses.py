@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ...bounds import TRUNCATION_MARK
+from ...bounds import was_cut
 
 _ID = "resp_replayed"
 _MESSAGE_ID = "msg_replayed"
@@ -77,7 +77,7 @@ def response_body(record: Mapping[str, Any], request: Mapping[str, Any]) -> dict
 
 def _output(recorded: Any, request: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     """The output items: recorded ones as they are, or a recorded text as one message."""
-    if recorded is None or cut(recorded):
+    if recorded is None or was_cut(recorded):
         return None
     if isinstance(recorded, list) and recorded and all(
             isinstance(item, Mapping) and isinstance(item.get("type"), str) for item in recorded):
@@ -97,16 +97,6 @@ def _parts(message: Mapping[str, Any]) -> bool:
     parts = message.get("content")
     return isinstance(parts, list) and all(isinstance(part, Mapping) and isinstance(
         part.get({"output_text": "text", "refusal": "refusal"}.get(part.get("type"), "")), str) for part in parts)
-
-
-def cut(value: Any) -> bool:
-    """Whether a recorded value was cut at the value size limit (a string in it ends with the
-    mark ``bounds.truncate`` adds; an output too long is recorded as its JSON text cut so)."""
-    if isinstance(value, str):
-        return value.endswith(TRUNCATION_MARK)
-    if isinstance(value, Mapping):
-        return any(map(cut, value.values()))
-    return isinstance(value, list) and any(map(cut, value))
 
 
 def _text_is_whole(request: Mapping[str, Any]) -> bool:

@@ -181,7 +181,7 @@ def cost(model: str | None, usage: Mapping[str, Any] | None) -> dict[str, float]
     counts = tokens_in, cached, written, tokens_out = (
         get("input") or 0, get("input_cached_tokens") or 0, get("input_cache_write_tokens") or 0, get("output") or 0)
     for value in counts:
-        if type(value) not in _NUMBERS or not 0 <= value < MAX_COUNT:
+        if _count(value) is None:
             return None  # junk: no price fits it
     cached = min(cached, tokens_in)  # a server's count past the input costs no refund
     write_price = _CACHE_WRITE.get(key)

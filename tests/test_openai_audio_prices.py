@@ -67,11 +67,9 @@ def test_a_transcript_without_its_input_split_gets_no_cost() -> None:
     assert pricing.media_cost("gpt-4o-mini-transcribe", {"input": 22, "input_audio_tokens": 20, "output": 6}) is None
 
 
-def test_a_price_set_for_a_transcription_model_is_used(traced: Traced, client: openai.OpenAI,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """``set_prices`` overrides the built-in prices of a media model too (an Azure deployment's)."""
-    monkeypatch.setattr(pricing, "_PRICES", dict(pricing._PRICES))
-    monkeypatch.setattr(pricing, "_RESOLVED", {})
+def test_a_price_set_for_a_transcription_model_is_used(traced: Traced, client: openai.OpenAI) -> None:
+    """``set_prices`` overrides the built-in prices of a media model too (an Azure deployment's);
+    the tables are put back after each test (``conftest``)."""
     pricing.set_prices({"gpt-4o-transcribe": (1.0, 1.0, 2.0)})
     client.audio.transcriptions.create(model="gpt-4o-transcribe", file=AUDIO)
     assert _one(traced)["cost"] == _cost(22 * 1.0 / 1e6, 6 * 2.0 / 1e6)

@@ -76,12 +76,13 @@ NOT_IBANS = [
 ]
 
 
-def _iban_of_wrong_length() -> str:
-    """``DE`` and 20 digits (a German IBAN has 18) with valid check digits, in groups of four by dots."""
+def _iban_of_wrong_length(separator: str = ".") -> str:
+    """``DE`` and 20 digits (a German IBAN has 18) with valid check digits, in groups of four by
+    ``separator``."""
     bban = "3704004405320130001234"[:20]
     check = 98 - int(bban + "1314" + "00") % 97  # D=13, E=14
     compact = f"DE{check:02d}{bban}"
-    return ".".join(compact[i:i + 4] for i in range(0, len(compact), 4))
+    return separator.join(compact[i:i + 4] for i in range(0, len(compact), 4))
 
 
 @pytest.mark.parametrize("address", SPELLED)

@@ -277,11 +277,9 @@ def test_a_frozen_call_whose_recording_raised_raises_the_sdks_error(traced: Trac
         client = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
         fake.script(error=(429, "slow down"))
         assert call(client) == ("RateLimitError", 429)
-        original = _only_trace(traced)
-        before = len(fake.requests)
-        result = replay(original, next(r["id"] for r in original if r["name"] == "answer"), call, client)
-        assert len(fake.requests) == before
-    assert result.result == ("RateLimitError", 429)
+        replayed, records = _replayed(traced, fake, call, client, ["openai.responses"])
+    assert replayed == ("RateLimitError", 429)
+    assert records[1]["level"] == "ERROR" and "slow down" in records[1]["status_message"]
 
 
 def test_a_chained_call_is_frozen_and_a_recorded_response_id_is_given_back(traced: Traced) -> None:

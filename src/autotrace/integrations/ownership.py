@@ -41,6 +41,9 @@ _MAX_DEPTH = 64
 _usage_from_calls: weakref.WeakSet[Observation] = weakref.WeakSet()
 #: Held while a reply's usage is added: two replies to one owner must not both read the same total.
 _summing = threading.Lock()
+#: Owners -> how many model requests (chat, Responses) they have sent (``counted_request``). Held
+#: weakly, like ``_usage_from_calls``.
+_requests: weakref.WeakKeyDictionary[Observation, int] = weakref.WeakKeyDictionary()
 
 
 def owner(kind: ObservationType) -> Observation | object | None:
@@ -125,6 +128,24 @@ def enrich_reply(obs: Observation, fields: dict[str, Any]) -> None:
         elif "usage" not in current:
             _usage_from_calls.add(obs)
         enrich(obs, **fields)
+
+
+def counted_request(obs: Observation) -> None:
+    """Count a model request that ``obs`` owns. From the second on, ``obs`` records how many it
+    sent (``metadata.model_requests``): no single recorded output answers each of them, so a
+    replay runs them live (``recorded_requests``)."""
+    with _summing:
+        sent = _requests[obs] = _requests.get(obs, 0) + 1
+    if sent > 1:
+        obs.update(metadata={"model_requests": sent})
+
+
+def recorded_requests(record: dict[str, Any] | None) -> int:
+    """How many model requests a recorded owner sent, as far as its recording says: 1 unless it
+    recorded more (``counted_request``)."""
+    metadata = (record or {}).get("metadata")
+    sent = metadata.get("model_requests") if isinstance(metadata, dict) else None
+    return sent if type(sent) is int and sent > 1 else 1
 
 
 def _summed(before: Any, added: Any) -> dict[str, Any] | None:

@@ -159,6 +159,8 @@ class _Call:
             if not isinstance(owner, Observation):
                 return
             self.owner = owner  # a framework's observation records this call; a replay may still steer it
+            if self.operation in _FREEZABLE:
+                ownership.counted_request(owner)
             base_url = _provider(client)[1] if self.stream else ""
         else:
             obs = recorder.start(kind, name)
@@ -227,6 +229,9 @@ class _Call:
         runs (also when the reply cannot be rebuilt). Entered only when the call has an intercept."""
         intercept = self.intercept
         if not intercept.frozen or self.operation not in _FREEZABLE:
+            return None
+        if self.owner is not None and ownership.recorded_requests(intercept.record) > 1:
+            count("openai.replay_live")  # its owner's one output answered several requests
             return None
         try:
             recorded_error = intercept.error

@@ -93,11 +93,12 @@ class OwnedStreamTracking(StreamTracking):
             return
         self.done = True
         try:
-            owner, state = self.obs, self.state
-            ownership.enrich_reply(owner, state.fields())
+            state = self.state
+            fields = state.fields()
             usage_event = state.cut_usage_event()
-            if usage_event is not None:  # its usage and cost, parsed on the pipeline thread
-                owner.defer(usage_event_fields, usage_event, late=True)
+            if usage_event is not None:  # parsed here, not late: an owner's second reply adds its usage
+                fields.update(usage_event_fields(usage_event))  # to the first's (``enrich_reply``)
+            ownership.enrich_reply(self.obs, fields)
         except Exception as exc:
             guarded_failure("openai.stream_finish", exc)
 

@@ -36,7 +36,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 @pytest.fixture(autouse=True)
 def _prices_restored() -> Iterator[None]:
     """``set_prices`` edits the price tables of the process: each test gets them as they were."""
-    tables: list[dict | set] = [pricing._PRICES, pricing._LONG_CONTEXT, pricing._CACHE_WRITE]  # type: ignore[type-arg]
+    tables: list[dict | set] = [pricing._PRICES, pricing._LONG_CONTEXT, pricing._CACHE_WRITE,  # type: ignore[type-arg]
+                                pricing._PRICES_PER_MINUTE, pricing._PRICES_PER_MILLION_CHARACTERS,
+                                pricing._PRICES_BY_KIND]
     saved = [table.copy() for table in tables]
     yield
     for table, copy in zip(tables, saved, strict=True):

@@ -4,6 +4,8 @@
 managers and the ``observe`` / ``traced_tool`` decorators cover the rest.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._internal import reset_stats, stats
 from .api import (
     event,
@@ -34,6 +36,20 @@ from .observation import Observation, ObservationType
 from .recorder import __version__, current_observation
 from .scores import score
 
+if TYPE_CHECKING:
+    from .integrations.openai.pricing import set_prices
+
+
+def __getattr__(name: str) -> Any:
+    """``set_prices`` (the OpenAI integration's), imported when first asked for: ``import autotrace``
+    does not load the integration (tens of milliseconds)."""
+    if name == "set_prices":
+        from .integrations.openai.pricing import set_prices
+
+        return set_prices
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ConfigError",
     "Observation",
@@ -51,6 +67,7 @@ __all__ = [
     "reset_stats",
     "reset_tenant",
     "score",
+    "set_prices",
     "set_tenant",
     "shutdown",
     "start_agent",

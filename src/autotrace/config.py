@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import re
 import tempfile
@@ -92,6 +93,9 @@ class Settings:
     backpressure: bool = True
     set_global_provider: bool = True
     flush_on_sigterm: bool = True
+    #: Model prices for ``set_prices`` (``read_prices``): a mapping, JSON text, or a JSON file's path.
+    #: Read and applied by ``install()``; a bad one is skipped there, logged once and counted.
+    prices: Any = None
 
     @property
     def langfuse_enabled(self) -> bool:
@@ -261,6 +265,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "full_trace_flags": (("AUTOTRACE_FULL_TRACE_FLAGS",), _bool),
     "backpressure": (("AUTOTRACE_BACKPRESSURE",), _bool),
     "flush_on_sigterm": (("AUTOTRACE_FLUSH_ON_SIGTERM",), _bool),
+    "prices": (("AUTOTRACE_PRICES",), str),  # read by ``install()``: a bad one does not stop it
 }
 
 
@@ -417,3 +422,20 @@ def _validate(settings: Settings) -> Settings:
         if value is not None and (not isinstance(value, tuple) or not all(isinstance(v, str) for v in value)):
             fail(name, "must be a list of integration names")
     return settings
+
+
+def read_prices(value: Any) -> Mapping[str, Any]:
+    """The ``prices`` setting as ``set_prices`` takes it: a mapping as given, else JSON text (an
+    object, ``{"my-model": {"input": 1.0, "output": 2.0}}``) or the path of a file holding it."""
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        text = value
+    elif isinstance(value, str | os.PathLike):
+        text = _path(os.fspath(value)).read_text(encoding="utf-8")  # type: ignore[arg-type]
+    else:
+        raise ValueError(f"expected a mapping, JSON text or a file path, not a {type(value).__name__}")
+    found = json.loads(text)
+    if not isinstance(found, dict):
+        raise ValueError(f"expected a JSON object of model names to prices, not a {type(found).__name__}")
+    return found

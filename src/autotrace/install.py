@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 
 from . import recorder, sigterm
 from ._internal import count, guarded_failure, log_once, logger
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, load_settings, read_prices
 from .export.credentials import CredentialsError, CredentialsResolver, coerce_resolver
 from .export.local_store import LocalStore, LocalStoreSink
 from .export.pipeline import SpanPipeline
@@ -218,6 +218,7 @@ def install(**options: Any) -> Settings:
         except BaseException:
             pool.stop(0.0)  # an install that fails leaves no export threads behind
             raise
+        _set_prices(settings.prices)  # once the install cannot fail: a failed one sets none
         _uninstrument_integrations()
         _switch(settings, provider, pipeline)
         _local_store = store
@@ -231,6 +232,20 @@ def install(**options: Any) -> Settings:
         else:
             sigterm.unwatch()
         return settings
+
+
+def _set_prices(setting: Any) -> None:
+    """Give the ``prices`` setting to ``set_prices``: one that cannot be read or holds a bad price
+    is skipped whole (none of it set), logged once and counted; the install goes on without it."""
+    if setting is None:
+        return
+    try:
+        from .integrations.openai.pricing import set_prices  # only when prices are given: not loaded else
+
+        set_prices(read_prices(setting))
+    except Exception as exc:
+        count("config_prices_invalid")
+        log_once("config_prices", "autotrace: the prices setting is skipped (%s: %s)", type(exc).__name__, exc)
 
 
 def _open_store(settings: Settings) -> LocalStore | None:

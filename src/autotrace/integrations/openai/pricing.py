@@ -12,7 +12,14 @@ twice the input, cached-input and cache-write rates and 1.5 times the output rat
 model pages say; the usage's input count decides it. Models in ``_CACHE_WRITE`` bill the input
 tokens written to the cache (usage key ``input_cache_write_tokens``) at their 30-minute cache-write
 rate; without that count they are billed as input (12-hour writes are not priced apart).
-``set_prices`` adds or overrides entries; an overridden model loses both adjustments.
+
+``set_prices`` adds or overrides prices (a self-hosted or compatible server's models, an Azure
+deployment's names), all of a call's or none: per token, as ``(input, cached_input, output)`` or
+``{"input", "output"[, "cached_input"][, "cache_write"]}``; per minute of audio,
+``{"per_minute": x}`` (``whisper-1``-like); per 1M characters of speech's text,
+``{"per_million_characters": x}`` (``tts-1``-like). A model set is billed one way only: its
+other prices go, and so do the long-context tier and any cache-write rate it does not give.
+``install(prices=...)`` / ``AUTOTRACE_PRICES`` (``config``) give the same mapping as JSON.
 
 A count that is no count (negative, a bool, not finite, past ``MAX_COUNT``: a compatible server's
 junk) is priced by nothing: the cost is None, never negative, and computing it never raises.
@@ -110,20 +117,84 @@ _generation = 0
 MAX_COUNT = 2**53
 
 
-def set_prices(prices: Mapping[str, tuple[float, float, float]]) -> None:
-    """Add or override prices: ``{"my-model": (input, cached_input, output)}`` in USD per 1M tokens;
-    all of them or, if one is no price (``ValueError``), none."""
+#: A price as ``set_prices`` keeps it: per token ``("tokens", ((input, cached, output), cache_write))``,
+#: else ``("per_minute", usd)`` or ``("per_million_characters", usd)``.
+_Price = tuple[str, Any]
+_TOKEN_KEYS = frozenset({"input", "output", "cached_input", "cache_write"})
+_WHOLE_KEYS = ("per_minute", "per_million_characters")
+
+
+def set_prices(prices: Mapping[str, Any]) -> None:
+    """Add or override prices in USD, per model: ``(input, cached_input, output)`` or
+    ``{"input": x, "output": y}`` (optional ``"cached_input"``, the input price by default, and
+    ``"cache_write"``) per 1M tokens; ``{"per_minute": z}`` of input audio; or
+    ``{"per_million_characters": w}`` of speech's input text. A model's price replaces every other
+    it had. All of them or, if one is no price (``ValueError`` naming its model), none."""
     global _generation
-    for model, triple in prices.items():
-        if len(triple) != 3 or not all(isinstance(p, int | float) and 0 <= p <= sys.float_info.max for p in triple):
-            raise ValueError(f"price for {model!r} must be (input, cached_input, output) non-negative numbers")
+    if not isinstance(prices, Mapping):
+        raise ValueError(f"prices must be a mapping of model names to prices, not a {type(prices).__name__}")
+    parsed = [(model, _parsed(model, price)) for model, price in prices.items()]
     with _RESOLVED_LOCK:
-        for model, triple in prices.items():
-            _PRICES[model] = (float(triple[0]), float(triple[1]), float(triple[2]))
+        for model, (kind, value) in parsed:
+            if kind == "tokens":  # the new price first, then the others go: a reader sees one or the other
+                if value[1] is None:
+                    _CACHE_WRITE.pop(model, None)
+                else:
+                    _CACHE_WRITE[model] = value[1]
+                _PRICES[model] = value[0]
+            else:
+                (_PRICES_PER_MINUTE if kind == "per_minute" else _PRICES_PER_MILLION_CHARACTERS)[model] = value
+                _PRICES.pop(model, None)
+                _CACHE_WRITE.pop(model, None)
+            if kind != "per_minute":
+                _PRICES_PER_MINUTE.pop(model, None)
+            if kind != "per_million_characters":
+                _PRICES_PER_MILLION_CHARACTERS.pop(model, None)
             _LONG_CONTEXT.discard(model)  # the caller's price is the whole price
-            _CACHE_WRITE.pop(model, None)
         _generation += 1
         _RESOLVED.clear()
+
+
+def _parsed(model: Any, price: Any) -> _Price:
+    """One model's price as ``set_prices`` keeps it, or ``ValueError`` naming the model."""
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"a model name must be a non-empty string, not {model!r}")
+    if isinstance(price, Mapping):
+        keys = set(price)
+        for kind in _WHOLE_KEYS:
+            if kind in keys:
+                if len(keys) > 1:
+                    raise ValueError(f"price for {model!r}: {kind!r} is priced alone (one way of billing), "
+                                     f"not with {sorted(map(str, keys - {kind}))}")
+                return kind, _usd(model, kind, price[kind])
+        if keys - _TOKEN_KEYS or not {"input", "output"} <= keys:
+            raise ValueError(f"price for {model!r} must have 'input' and 'output' (and optionally 'cached_input', "
+                             f"'cache_write'), or be 'per_minute' or 'per_million_characters' alone; "
+                             f"got {sorted(map(str, keys))}")
+        input_price = _usd(model, "input", price["input"])
+        triple = (input_price, _usd(model, "cached_input", price.get("cached_input", input_price)),
+                  _usd(model, "output", price["output"]))
+        write = _usd(model, "cache_write", price["cache_write"]) if "cache_write" in price else None
+        return "tokens", (triple, write)
+    try:
+        values = () if isinstance(price, str | bytes) else tuple(price)
+    except TypeError:
+        values = ()
+    if len(values) != 3 or not all(_is_usd(value) for value in values):
+        raise ValueError(f"price for {model!r} must be (input, cached_input, output) non-negative numbers "
+                         f"or a mapping, got {price!r}")
+    return "tokens", ((float(values[0]), float(values[1]), float(values[2])), None)
+
+
+def _is_usd(value: Any) -> bool:
+    """Whether a price is one: a finite non-negative number (no bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= sys.float_info.max
+
+
+def _usd(model: str, key: str, value: Any) -> float:
+    if not _is_usd(value):
+        raise ValueError(f"price for {model!r}: {key!r} must be a finite non-negative number, got {value!r}")
+    return float(value)
 
 
 def _resolve(model: str) -> tuple[str, tuple[float, float, float]] | None:
@@ -199,29 +270,34 @@ def media_cost(model: Any, usage: Mapping[str, Any] | None, seconds: float | Non
                characters: int | None = None) -> dict[str, float] | None:
     """The cost of an audio or image call in USD: per minute of audio (``seconds``), per character
     of speech's input text (``characters``), per token of each kind, or per token as ``cost``
-    prices it (a price ``set_prices`` gave comes first); None for an unknown model or missing counts."""
+    prices it; None for an unknown model or missing counts. A name priced itself wins over its
+    base model (``-2025-03-20`` cut), and ``set_prices`` leaves a model in one of the first three
+    tables only: the per-kind prices are the built-in ones, which any other price overrides."""
     if not isinstance(model, str) or not model:
         return None
-    base = _DATE_SUFFIX.sub("", model)
-    per_minute = _PRICES_PER_MINUTE.get(model, _PRICES_PER_MINUTE.get(base))
+    key = model
+    if not (model in _PRICES_PER_MINUTE or model in _PRICES or model in _PRICES_PER_MILLION_CHARACTERS
+            or model in _PRICES_BY_KIND):
+        key = _DATE_SUFFIX.sub("", model)
+    per_minute = _PRICES_PER_MINUTE.get(key)
     if per_minute is not None:
         if (duration := _count(seconds)) is None:
             return None
         total = duration / 60 * per_minute
         return {"input": total, "output": 0.0, "total": total}
-    if model in _PRICES or base in _PRICES:  # a media model there was named by ``set_prices``: it wins
+    if key in _PRICES:
         return cost(model, usage)
-    per_character = _PRICES_PER_MILLION_CHARACTERS.get(model, _PRICES_PER_MILLION_CHARACTERS.get(base))
+    per_character = _PRICES_PER_MILLION_CHARACTERS.get(key)
     if per_character is not None:
         if not is_count(characters):
             return None
         total = characters * per_character / 1e6
         return {"input": total, "output": 0.0, "total": total}
-    by_kind = _PRICES_BY_KIND.get(model, _PRICES_BY_KIND.get(base))
+    by_kind = _PRICES_BY_KIND.get(key)
     if by_kind is None:
         return cost(model, usage)
-    if not usage or not all(is_count(usage.get(key)) for key in by_kind):
+    if not usage or not all(is_count(usage.get(kind)) for kind in by_kind):
         return None
-    input_cost = sum(usage[key] * price for key, price in by_kind.items() if key.startswith("input")) / 1e6
+    input_cost = sum(usage[kind] * price for kind, price in by_kind.items() if kind.startswith("input")) / 1e6
     output_cost = usage["output"] * by_kind["output"] / 1e6
     return {"input": input_cost, "output": output_cost, "total": input_cost + output_cost}

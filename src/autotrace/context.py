@@ -107,6 +107,19 @@ def _environment(value: object) -> str | None:
     return None
 
 
+def forget_inherited_scope() -> None:
+    """Leave the tenant, trace attributes and content-capture switch of the current context unset:
+    for a request handled in a context copied from the code that started its server (a
+    ``grpc.aio`` server's calls inherit that of ``server.start()``), which must not run under
+    that code's tenant. Sets only what is set (nearly always nothing)."""
+    if _tenant.get() is not None:
+        _tenant.set(None)
+    if _trace_attrs.get() is not None:
+        _trace_attrs.set(None)
+    if _capture.get() is not None:
+        _capture.set(None)
+
+
 def current_trace_attributes() -> dict[str, Any] | None:
     """The trace-level attributes set by enclosing ``trace_attributes`` blocks."""
     return _trace_attrs.get()

@@ -22,7 +22,14 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from ._internal import count, log_once
-from .context import reset_tenant, set_tenant, tenant_from_baggage, valid_tenant, without_tenant_baggage
+from .context import (
+    current_tenant,
+    reset_tenant,
+    set_tenant,
+    tenant_from_baggage,
+    valid_tenant,
+    without_tenant_baggage,
+)
 from .propagation import PROPAGATION_KEYS, extract
 from .runtime import state
 
@@ -62,7 +69,7 @@ def _tenant_of(value: Any, incoming: Context) -> str | None:
         if inspect.iscoroutine(tenant):  # an async function under WSGI: never awaited here
             tenant.close()
         tenant = None
-    if tenant is None and _trusted():
+    if tenant is None and _trusted() and current_tenant() is None:  # an outer layer's tenant wins too
         tenant = tenant_from_baggage(incoming)
     return tenant
 

@@ -36,26 +36,33 @@ _baggage = W3CBaggagePropagator()
 _reading: ContextVar[bool] = ContextVar("autotrace_reading_headers", default=False)
 
 
-class _IncomingBaggageWarnings(logging.Filter):
-    """The baggage propagator warns once per malformed entry, quoting it: whatever a caller sent
-    would reach the application's logs, on every request. While autotrace reads incoming
-    headers, such warnings are counted (``propagation_invalid_baggage``) and said once, unquoted."""
+class _IncomingHeaderWarnings(logging.Filter):
+    """OTel's propagators warn once per malformed baggage or ``tracestate`` member, quoting it:
+    whatever a caller sent would reach the application's logs, on every request. While autotrace
+    reads incoming headers, such warnings are counted (``propagation_invalid_<header>``) and said
+    once, unquoted. Other uses of those loggers are left alone."""
+
+    def __init__(self, header: str) -> None:
+        super().__init__()
+        self.counter = f"propagation_invalid_{header}"
+        self.header = header
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not _reading.get():
             return True
-        count("propagation_invalid_baggage")
-        log_once("propagation_invalid_baggage", "autotrace: malformed baggage in an incoming request was "
-                 "ignored (counted as propagation_invalid_baggage; the header is not logged)")
+        count(self.counter)
+        log_once(self.counter, "autotrace: malformed %s in an incoming request was ignored (counted as %s; "
+                 "the header is not logged)", self.header, self.counter)
         return False
 
 
-logging.getLogger("opentelemetry.baggage.propagation").addFilter(_IncomingBaggageWarnings())
+logging.getLogger("opentelemetry.baggage.propagation").addFilter(_IncomingHeaderWarnings("baggage"))
+logging.getLogger("opentelemetry.trace.span").addFilter(_IncomingHeaderWarnings("tracestate"))
 
 
 @contextmanager
 def reading_headers() -> Iterator[None]:
-    """Mark the block as reading an incoming request's headers (see ``_IncomingBaggageWarnings``)."""
+    """Mark the block as reading an incoming request's headers (see ``_IncomingHeaderWarnings``)."""
     token = _reading.set(True)
     try:
         yield

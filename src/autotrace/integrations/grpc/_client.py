@@ -109,14 +109,54 @@ def _result_now(coroutine: Any) -> Any:
     raise LookupError("would wait")
 
 
-def _finish_if_known(obs: Observation, call: Any) -> bool:
-    """End ``obs`` with the status of the ``grpc.aio`` call if it has one now: calls report it
-    through coroutines, which for a done call finish at once. False if it would have to wait."""
+#: The status grpc.aio gives a call whose request it failed to write, the server having ended the
+#: call: it replaces it with the server's status (what the application gets) without calling back.
+_WRITE_FAILED = (grpc.StatusCode.INTERNAL, "Internal error from Core")
+_LOOK_AGAIN = (0.0, 0.01, 0.1, 1.0)  # seconds between looks for the server's status
+
+
+def _look_again(obs: Observation, call: Any, running: _LoopCalls | None) -> bool:
+    """End ``obs`` with the status that replaces ``_WRITE_FAILED``, in a task; False if none can start."""
     try:
-        code, details = _result_now(call.code()), _result_now(call.details())
+        task = asyncio.get_running_loop().create_task(_replaced_status(obs, call, running))
     except Exception:
         return False
-    finish_call(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
+    _pending_tasks.add(task)
+    task.add_done_callback(_pending_tasks.discard)
+    return True
+
+
+async def _replaced_status(obs: Observation, call: Any, running: _LoopCalls | None) -> None:
+    status: tuple[Any, Any] = _WRITE_FAILED
+    try:
+        for delay in _LOOK_AGAIN:
+            await asyncio.sleep(delay)
+            status = _status_now(call) or _WRITE_FAILED
+            if status != _WRITE_FAILED:
+                break
+    finally:  # also when the loop ends first: the status known by then
+        status = _status_now(call) or status
+        if running is not None:
+            running.discard(obs)
+        finish_call(obs, *status, interrupted=status[0] is grpc.StatusCode.CANCELLED)
+
+
+def _status_now(call: Any) -> tuple[Any, Any] | None:
+    """The status of the ``grpc.aio`` call if it has one now (calls report it through coroutines,
+    which for a done call finish at once); None if it would have to wait."""
+    try:
+        return _result_now(call.code()), _result_now(call.details())
+    except Exception:
+        return None
+
+
+def _finish_if_known(obs: Observation, call: Any) -> bool:
+    """End ``obs`` with the status of the ``grpc.aio`` call if it has one now; False if it would
+    have to wait."""
+    status = _status_now(call)
+    if status is None:
+        return False
+    finish_call(obs, *status, interrupted=status[0] is grpc.StatusCode.CANCELLED)
     return True
 
 
@@ -136,9 +176,13 @@ def _on_done_aio(obs: Observation, running: _LoopCalls | None) -> Callable[[Any]
         finish_call(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
 
     def done(call: Any) -> None:
+        status = _status_now(call)
+        if status == _WRITE_FAILED and _look_again(obs, call, running):
+            return
         if running is not None:
             running.discard(obs)
-        if _finish_if_known(obs, call):
+        if status is not None:
+            finish_call(obs, *status, interrupted=status[0] is grpc.StatusCode.CANCELLED)
             return
         try:
             task = asyncio.get_running_loop().create_task(read_status(call))

@@ -85,7 +85,7 @@ def _aio_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: 
 
 def _aio_server(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     # grpc.aio.server(migration_thread_pool, handlers, interceptors, ...)
-    args, kwargs = _with_ours(args, kwargs, 2, [AioServerInterceptor()], first=True)
+    args, kwargs = _with_ours(args, kwargs, 2, [AioServerInterceptor(isolate=True)], first=True)
     return wrapped(*args, **kwargs)
 
 

@@ -20,7 +20,14 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import set_span_in_context
 
 from ..._internal import guarded_failure
-from ...context import TENANT_BAGGAGE_KEY, reset_tenant, set_tenant, tenant_from_baggage
+from ...context import (
+    TENANT_BAGGAGE_KEY,
+    current_tenant,
+    forget_inherited_scope,
+    reset_tenant,
+    set_tenant,
+    tenant_from_baggage,
+)
 from ...observation import Observation, make_current, restore_context
 from ...propagation import extract
 from ...runtime import state
@@ -41,7 +48,8 @@ class _ServerCall:
         try:
             ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
             settings = state.settings
-            if settings is not None and settings.trust_incoming_tenant:
+            # a tenant the server's own code put in scope (its auth interceptor) wins over the caller's
+            if settings is not None and settings.trust_incoming_tenant and current_tenant() is None:
                 tenant = tenant_from_baggage(ctx)
                 if tenant is not None:
                     self.tenant, self.tenant_token = tenant, set_tenant(tenant)
@@ -442,9 +450,19 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
 
 class AioServerInterceptor(grpc.aio.ServerInterceptor):
-    """Joins incoming calls of an asyncio server to the caller's trace."""
+    """Joins incoming calls of an asyncio server to the caller's trace.
+
+    ``isolate`` (set when ``install()`` puts it first among a server's interceptors): grpc.aio runs
+    each call in a copy of the context ``server.start()`` ran in; the call is cleared of what that
+    held (a tenant, trace attributes, a current span or baggage), as grpc's sync server starts
+    every call from an empty context. What interceptors after it set is kept for the handler."""
+
+    def __init__(self, isolate: bool = False) -> None:
+        self.isolate = isolate
 
     async def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
+        if self.isolate:
+            _forget_inherited()
         try:
             handler = await continuation(handler_call_details)
         except Exception as error:
@@ -454,6 +472,15 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):
             _rejected(handler_call_details)
             return None
         return _wrap_handler(handler, handler_call_details, aio=True)
+
+
+def _forget_inherited() -> None:
+    try:
+        forget_inherited_scope()
+        if otel_context.get_current():
+            otel_context.attach(otel_context.Context())  # the call's own context: never detached
+    except Exception as exc:
+        guarded_failure("grpc.isolate", exc)
 
 
 def server_interceptor(asyncio: bool = False) -> grpc.ServerInterceptor:

@@ -125,11 +125,12 @@ def _check_overrides(target: dict[str, Any], overrides: dict[str, Any]) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .cli import CliError, open_store, out
-    from .compare import compare_versions, render_comparison
+    from .compare import compare_versions, render_comparison, stored
 
     store = open_store(args.db)
     generations = store.iter_observations(kind="generation")  # streamed: the store may not fit in memory
-    report = compare_versions(generations, store.scores(), args.prompt, args.a, args.b, args.alpha)
+    found: dict[str, set[str]] = {}
+    report = compare_versions(generations, store.scores(), args.prompt, args.a, args.b, args.alpha, found)
     missing = [v for v, n in ((report["a"], report["count_a"]), (report["b"], report["count_b"])) if not n]
     error = None
     if missing:  # a mistyped prompt or version compares nothing: never a silent pass of a CI gate
@@ -137,7 +138,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                     f"in {store.path}")
         report["error"] = error.as_dict()  # with --json: the report, and the error as every command gives it
     out(json.dumps(report, indent=2) if args.json else render_comparison(report))  # json.dumps: ASCII
-    if error is not None:
+    if error is not None:  # what there is first, so the error stays the last line, as every command ends
+        out(f"autotrace compare: {clean(stored(found, args.prompt))}", sys.stderr)
         out(f"autotrace compare: {clean(error.message)}", sys.stderr)
         return error.code
     return 1 if report["regressions"] and args.fail_on_regression else 0

@@ -149,28 +149,34 @@ def _version_data(records: list[dict[str, Any]], scores: list[dict[str, Any]]) -
     }
 
 
-def _select(observations: Iterable[dict[str, Any]], prompt: str, versions: tuple[str, str]
-            ) -> dict[str, list[dict[str, Any]]]:
+def _select(observations: Iterable[dict[str, Any]], prompt: str, versions: tuple[str, str],
+            found: dict[str, set[str]]) -> dict[str, list[dict[str, Any]]]:
     """The generations of ``prompt`` per version, read in one pass and kept with only the fields
     compared (memory bounded by those generations, not by the store and its inputs and outputs).
     Replays are left out: their model and parameters were overridden, and their frozen calls did not
-    run, so they are no samples of a version."""
+    run, so they are no samples of a version. ``found`` gets every prompt name read, with its versions."""
     selected: dict[str, list[dict[str, Any]]] = {version: [] for version in versions}
     for record in observations:
         recorded = record.get("prompt")
-        if (record.get("type") != "generation" or not isinstance(recorded, dict) or recorded.get("name") != prompt
-                or record.get("replay_of")):
+        if record.get("type") != "generation" or not isinstance(recorded, dict) or record.get("replay_of"):
             continue
-        bucket = selected.get(str(recorded.get("version")))
+        name, version = recorded.get("name"), str(recorded.get("version"))
+        if isinstance(name, str):
+            found.setdefault(name, set()).add(version)
+        if name != prompt:
+            continue
+        bucket = selected.get(version)
         if bucket is not None:
             bucket.append({key: record.get(key) for key in _COMPARED})
     return selected
 
 
 def compare_versions(observations: Iterable[dict[str, Any]], scores: list[dict[str, Any]], prompt: str,
-                     version_a: str | int, version_b: str | int, alpha: float = 0.05) -> dict[str, Any]:
-    """The comparison report of two versions of ``prompt`` (``observations`` is read once)."""
-    selected = _select(observations, prompt, (str(version_a), str(version_b)))
+                     version_a: str | int, version_b: str | int, alpha: float = 0.05,
+                     found: dict[str, set[str]] | None = None) -> dict[str, Any]:
+    """The comparison report of two versions of ``prompt`` (``observations`` is read once); ``found``,
+    when given, gets the prompt names of the generations read, each with its versions (``stored``)."""
+    selected = _select(observations, prompt, (str(version_a), str(version_b)), {} if found is None else found)
     a_records, b_records = selected[str(version_a)], selected[str(version_b)]
     a, b = _version_data(a_records, scores), _version_data(b_records, scores)
     metrics: list[dict[str, Any]] = []
@@ -204,6 +210,19 @@ def compare_versions(observations: Iterable[dict[str, Any]], scores: list[dict[s
             metric[key] = _finite_or_none(metric[key])
     return {"prompt": prompt, "a": str(version_a), "b": str(version_b), "count_a": n_a, "count_b": n_b,
             "alpha": _finite_or_none(alpha), "metrics": metrics, "regressions": [m["metric"] for m in metrics if m["regression"]]}
+
+
+def stored(found: dict[str, set[str]], prompt: str) -> str:
+    """What a comparison that found no generations of a version could have compared: the versions of
+    ``prompt`` in ``found`` (``compare_versions``), else the prompt names there are."""
+    def listed(texts: Iterable[str], most: int = 20) -> str:  # integers in order (Langfuse's versions), then text
+        ordered = sorted(texts, key=lambda t: (not t.isdecimal(), len(t), t))
+        more = f" and {len(ordered) - most} more" if len(ordered) > most else ""
+        return ", ".join(ordered[:most]) + more
+
+    if prompt in found:
+        return f"stored versions of prompt {prompt!r}: {listed(found[prompt])}"
+    return f"stored prompts: {listed(found)}" if found else "no stored generation records a prompt"
 
 
 _WIDTHS = (13, 13, 11, 11, 10)

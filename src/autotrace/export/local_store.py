@@ -331,7 +331,9 @@ class LocalStore:
         """Summaries of recent traces: name, tenant, duration, tokens, cost, errors. ``tenant`` picks
         the traces with an observation of that tenant, each summed whole (a root started before the
         tenant was known has none, and a row filter left it out of the duration and counts)."""
-        where, args = ("WHERE trace_id IN (SELECT trace_id FROM observations WHERE tenant = ?)", [tenant]) \
+        # a tenant typed as bytes that are not UTF-8 (decoded to lone surrogates) is compared as the
+        # store keeps such text (U+FFFD): SQLite cannot take it, and it names no stored tenant
+        where, args = ("WHERE trace_id IN (SELECT trace_id FROM observations WHERE tenant = ?)", [_utf8(tenant)]) \
             if tenant else ("", [])
         rows = self._rows(
             f"""SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), SUM(COALESCE(usage_total, 0)),

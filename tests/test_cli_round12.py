@@ -70,3 +70,16 @@ def test_compare_names_the_stored_versions_or_prompts(tmp_path: Path, capsys: py
     code, _, err = _run(capsys, "--db", empty, "compare", "--prompt", "support", "1", "2")
     assert code == 1 and err.splitlines()[0] == "autotrace compare: no stored generation records a prompt"
     assert _run(capsys, "--db", db, "compare", "--prompt", "support", "2", "10")[::2] == (0, "")  # found: no note
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before", "after"])
+def test_db_is_taken_before_or_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 before: bool) -> None:
+    db = _store(tmp_path / "t.db", [_record(1, "turn", type="chain")])
+    argv = ["--db", db, "traces", "--json"] if before else ["traces", "--json", "--db", db]
+    code, out, err = _run(capsys, *argv)
+    assert (code, err) == (0, "")
+    assert [t["trace_id"] for t in json.loads(out)] == [f"{1:032x}"]
+    code, out, _ = _run(capsys, *(["--db", db, "query", "type=chain", "--json"] if before
+                                  else ["query", "type=chain", "--db", db, "--json"]))
+    assert code == 0 and [r["name"] for r in json.loads(out)] == ["turn"]

@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import commands
 
     commands.register(sub)
+    for name, command in sub.choices.items():  # ``autotrace show ID --db PATH`` as well as before the command
+        if name != "run":  # whatever follows ``run`` is the program's
+            command.add_argument("--db", default=argparse.SUPPRESS, help="local store path, as before the command")
     return parser
 
 

@@ -13,9 +13,10 @@ shows its span, even one LangChain's callbacks cannot reach (``_Run``).
 
 What no callback tells: a tool error LangChain turns into the tool's result (``handle_tool_error``/
 ``handle_validation_error``, patched) marks the tool failed; runs an interruption left without an
-end are ended as interrupted (``langchain_interrupts``; the awaited starts are patched); a sync
-stream its caller closed, which LangChain reports done, ends interrupted with all it yielded
-(``langchain_convert.closed_stream``), as its async twin is reported (LangChain gives that no output).
+end are ended as interrupted (``langchain_interrupts``; the awaited starts, async model calls and
+retrievals are patched); a sync stream its caller closed, which LangChain reports done, ends
+interrupted with all it yielded (``langchain_convert.closed_stream``), as its async twin is reported
+(LangChain gives that no output).
 
 Metadata from ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_user_id``/
 ``langfuse_session_id``) become trace attributes unless None or empty, ``prompt_name``/
@@ -46,7 +47,7 @@ from . import langchain_graph as lg
 from .base import Integration
 from .langchain_convert import message_fields, model_reply, run_name, streamed_start
 from .langchain_embeddings import embedding_patches
-from .langchain_interrupts import InterruptedRuns
+from .langchain_interrupts import CancellablePatches, InterruptedRuns, note_started
 from .langchain_stores import store_patches
 from .media import without_media
 
@@ -318,6 +319,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             self._start(ObservationType.GENERATION, run_name(serialized, kwargs, "chat_model"), run_id, parent_run_id,
                         metadata, tags=kwargs.get("tags"), input=batch[0] if len(batch) == 1 else batch,
                         **self._model_fields(serialized, kwargs, metadata))
+            note_started(run_id)
 
         self._guard("chat_model_start", start)
 
@@ -362,6 +364,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             self._start(ObservationType.RETRIEVER, run_name(serialized, kwargs, "retriever"), run_id, parent_run_id,
                         metadata, tags=kwargs.get("tags"), query=query,
                         store=(metadata or {}).get("ls_vector_store_provider"))
+            note_started(run_id)
 
         self._guard("retriever_start", start)
 
@@ -427,6 +430,7 @@ class LangChainIntegration(Integration):
         self._hook: tuple[Any, ...] | None = None
         self._stores = store_patches(self.patcher)
         self._embeddings = embedding_patches(self.patcher)
+        self._cancellable = CancellablePatches(self.patcher, self)
 
     def _instrument(self) -> None:
         from langchain_core.tracers import context as tracer_context
@@ -444,6 +448,7 @@ class LangChainIntegration(Integration):
         for kind in ("chain", "chat_model", "llm", "tool", "retriever"):
             self.patcher.wrap("langchain_core.callbacks.manager", f"AsyncCallbackManager.on_{kind}_start",
                               self._async_start)
+        self._cancellable.apply()  # async calls that report no end when cancelled
         try:  # vector stores searched directly, which send no callbacks
             self._stores.apply()
         except Exception as exc:  # a changed langchain-core: the rest stays traced
@@ -487,6 +492,7 @@ class LangChainIntegration(Integration):
         self.handler = None
         self._stores.remove()
         self._embeddings.remove()
+        self._cancellable.remove()
 
 
 INTEGRATION = LangChainIntegration()

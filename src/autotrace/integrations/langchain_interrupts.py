@@ -5,17 +5,89 @@ current where the caller goes on.
 - A run whose start LangChain cancels while awaiting its other handlers (an ``astream_events``
   left early cancels the task running the chain): swept once that task is done.
 - A run whose awaited start itself raised (a timeout the caller handles): ended at once.
+- A chat model's or retriever's run whose async call was cancelled (``asyncio.wait_for``, a stream
+  or ``astream_events`` left early): LangChain awaits the model in a ``gather`` the cancellation
+  leaves, and a retriever catches only ``Exception``, so neither reports an end: ended as the
+  cancellation leaves the call (``ended_if_cancelled``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+
+from .._internal import guarded_failure
+from .base import Patcher
+
+#: async calls that report no end for their run when cancelled, wrapped once the application imports them
+_CANCELLABLE = (("langchain_core.language_models.chat_models", "BaseChatModel.agenerate"),
+                ("langchain_core.retrievers", "BaseRetriever.ainvoke"))
+
+#: the runs started in the async model call or retrieval running in this context (``ended_if_cancelled``)
+_STARTED: ContextVar[list[UUID] | None] = ContextVar("autotrace_langchain_started", default=None)
+
+
+def note_started(run_id: UUID) -> None:
+    """Note a model's or retriever's run as started in the async call running here, if any."""
+    started = _STARTED.get()
+    if started is not None:
+        started.append(run_id)
+
+
+async def ended_if_cancelled(integration: Any, call: Awaitable[Any]) -> Any:
+    """Await ``call`` (``BaseChatModel.agenerate``, ``BaseRetriever.ainvoke``) as it is; if it is
+    cancelled or otherwise interrupted (not an ``Exception``), the runs it started that LangChain left
+    open end, as interrupted. ``integration.handler`` is read then: it may be gone."""
+    started: list[UUID] = []
+    token = _STARTED.set(started)
+    try:
+        return await call
+    except BaseException as error:  # raised as it would be without autotrace
+        handler = integration.handler
+        if started and handler is not None and not isinstance(error, Exception):
+            handler._guard("call_interrupted", handler.call_interrupted, started, error)
+        raise
+    finally:
+        try:
+            _STARTED.reset(token)
+        except ValueError as exc:  # another context than it was set in: left as it is
+            guarded_failure("langchain.started_reset", exc)
+
+
+class CancellablePatches:
+    """``ended_if_cancelled`` around each of ``_CANCELLABLE``, from when its module is imported
+    (importing LangChain's retrievers at start-up would cost every application over 100 ms)."""
+
+    def __init__(self, patcher: Patcher, integration: Any) -> None:
+        self.patcher = patcher
+        self.integration = integration
+        self.generation = 0  # moves on at each ``apply`` and ``remove``: an earlier hook does nothing
+
+    def apply(self) -> None:
+        self.generation += 1
+        for module, target in _CANCELLABLE:
+            wrapt.register_post_import_hook(functools.partial(self._imported, self.generation, target), module)
+
+    def remove(self) -> None:
+        self.generation += 1
+
+    def _imported(self, generation: int, target: str, module: Any) -> None:
+        if generation == self.generation:
+            try:
+                self.patcher.wrap(module.__name__, target, self._wrapper)
+            except Exception as exc:  # a changed library: the rest stays traced
+                guarded_failure("langchain.cancellable_patch", exc)
+
+    def _wrapper(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        return ended_if_cancelled(self.integration, wrapped(*args, **kwargs))
 
 
 class InterruptedRuns:
@@ -56,6 +128,12 @@ class InterruptedRuns:
             if (parent_run_id is not None and parent_run_id not in self.runs
                     and run.obs.span.get_span_context().trace_id == trace_id
                     and "completion_start_time" not in run.obs.fields):
+                self._end(run_id, error)
+
+    def call_interrupted(self, started: list[UUID], error: BaseException) -> None:
+        """End the runs of a cancelled async model call or retrieval that are still open."""
+        for run_id in started:
+            if run_id in self.runs:
                 self._end(run_id, error)
 
     def start_interrupted(self, error: BaseException, parent_run_id: UUID | None, since_ns: int) -> None:

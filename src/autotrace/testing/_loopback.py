@@ -9,6 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 
+class _Server(ThreadingHTTPServer):
+    #: Connections waiting to be accepted: socketserver's 5 overflows under a test's burst of
+    #: concurrent clients, whose connections the kernel then resets.
+    request_queue_size = 128
+
+
 class LoopbackServer:
     """``with Subclass() as server: server.url`` — started on entry, stopped on exit."""
 
@@ -32,7 +38,7 @@ class LoopbackServer:
 
             do_GET = do_POST
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                          name=type(self).__name__, daemon=True).start()

@@ -1,35 +1,25 @@
 """Round 12 of the CLI, as a demanding user meets it: ``traces --tenant`` given bytes that are not
-UTF-8, and ``compare`` naming what it could have compared."""
+UTF-8, ``compare`` naming what it could have compared, and ``--db`` after the command."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from autotrace import cli
-from autotrace.export.local_store import LocalStore
+from tests.test_cli_round8 import NOW, _store
+from tests.test_cli_round8 import _record as _record_of
 
-NOW = time.time_ns()
 HEADER = "TRACE                             NAME                      TENANT          DURATION   TOKENS        COST  ERR"
 
 
 def _record(number: int, name: str, **fields: Any) -> dict[str, Any]:
-    record = {"trace_id": f"{number:032x}", "id": f"{number:016x}", "parent_id": None, "name": name,
-              "type": "generation", "tenant": "acme", "start_ns": NOW + number, "end_ns": NOW + number + 10**6,
-              "level": "DEFAULT", "model": "m", "usage": None, "cost": None, "duration_ms": 1.0}
-    record.update(fields)
-    return record
-
-
-def _store(path: Path, records: list[dict[str, Any]]) -> str:
-    store = LocalStore(path)
-    store.write(records)
-    store.close()
-    return str(path)
+    """A generation of trace ``number``, started ``number`` ns after ``NOW``."""
+    return _record_of(f"{number:016x}", None, name, trace_id=f"{number:032x}", **{
+        "type": "generation", "model": "m", "start_ns": NOW + number, "end_ns": NOW + number + 10**6, **fields})
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

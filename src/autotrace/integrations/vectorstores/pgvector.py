@@ -20,8 +20,9 @@ walks with ``nextset()``, which cannot be read without moving the cursor.
 from __future__ import annotations
 
 import re
+import sys
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import Any
 
 from ..._internal import guarded_failure
@@ -212,22 +213,46 @@ def _streamed(rows: Generator[Any, Any, None], cursor: Any, args: Any, kwargs: A
             pending.finish(error)
 
 
+def _unhooked_first(rows: AsyncGenerator[Any, None]) -> Awaitable[Any]:
+    """``rows.__anext__()`` for its first row, with the event loop's async-generator hooks off, so
+    that only the stream wrapping psycopg's generator closes it. Otherwise a loop closing with the
+    stream open (``asyncio.run`` returning) closes both at once, and the second close fails
+    ("asynchronous generator is already running"): logged by asyncio, or leaving the retrieval open."""
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(None, None)
+    try:
+        return rows.__anext__()
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+
+
 async def _astreamed(rows: AsyncGenerator[Any, None], cursor: Any, args: Any, kwargs: Any) -> AsyncIterator[Any]:
     pending = _pending(cursor, args, kwargs)
     seen = _Rows(pending) if pending is not None else None
     error: BaseException | None = None
     try:
-        async for row in rows:
+        step = _unhooked_first(rows)
+        while True:
+            try:
+                row = await step
+            except StopAsyncIteration:
+                break
             if seen is not None:
                 seen.delivered(cursor, 1)
             yield row
+            step = rows.__anext__()
     except BaseException as exc:
         error = exc
         raise
     finally:
-        await rows.aclose()
-        if pending is not None:
-            pending.finish(error)
+        try:
+            await rows.aclose()  # psycopg cancels the query left unread: a wait a cancellation can stop
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if pending is not None:
+                pending.finish(error)
 
 
 # -- named (server-side) cursors: execute declares, fetches bring the rows ----------------------

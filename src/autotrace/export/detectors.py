@@ -14,12 +14,11 @@ import re
 from collections.abc import Callable, Iterator
 from functools import cache
 
+from .detectors_decode import WIDE_SPACES as _WIDE_SPACES
+from .detectors_decode import decoded as _decoded
 from .detectors_spelled import redact_spelled_emails as _redact_spelled_emails
 from .detectors_spelled import spelled_out as _spelled_out
 
-#: Separators of digit groups copied from web pages and documents besides ASCII space and hyphen:
-#: no-break, figure, thin and narrow no-break spaces, and an en dash.
-_WIDE_SPACES = "\u00a0\u2007\u2009\u202f"
 _SPACE = f"[ {_WIDE_SPACES}]"
 _SEP = f"[ {_WIDE_SPACES}\u2013-]"  # of a card's or phone's groups
 _PSEP = f"[ .{_WIDE_SPACES}\u2013-]"  # of an international phone number's groups
@@ -99,8 +98,10 @@ _ESCAPES = ("\\n", "\\t", "\\r", "\\b", "\\f")
 _MARK = "\x00"
 # ``api_key=...``-style assignments need the key kept, so they have their own expression.
 # Quotes may be escaped (``{\"password\": \"...\"}``: JSON inside a JSON string, such as a chat
-# message holding JSON); the value then stops before the escaped quote, which stays valid.
-_ASSIGNED = r"(?:\\?[\"'])?\s?[:=]\s?(?:\\?[\"'])?)(?P<value>(?!<)(?:[^\s\"',;}\\]|\\(?![\"'])){6,})"
+# message holding JSON); the value then stops before the escaped quote, which stays valid. It may start
+# with quotes (``"\"hunter22\""``, ``"""hunter22"""``), takes escapes whole and ends before an escaped
+# quote one level down too (``\\\"``): no half escape is left, JSON in a JSON string stays valid.
+_ASSIGNED = r"(?:\\?[\"'])?\s?[:=]\s?(?:\\*[\"'])*)(?P<value>(?!<)(?:[^\s\"',;}\\]|\\[^\s\"'\\]|\\\\(?!\\[\"'])){6,})"
 _KEY_VALUE = r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)" + _ASSIGNED
 #: The same, from where its key's word is (``_KEY_WORDS``, found in lower case: a regular
 #: expression starting with a quote that may be there or not is tried at every character, and was
@@ -343,28 +344,15 @@ def _occurrences(text: str, word: str) -> Iterator[int]:
         at = text.find(word, at + 1)
 
 
-#: Full-width (typed with an IME), Arabic-Indic and Devanagari digits as JSON escapes, as
-#: ``json.dumps`` writes them (``ensure_ascii``: most instrumentations serialise so)
-#: and the separators of their groups, next to a digit, escaped so too (``4111\u00a01111``)
-#: (starting with its literal ``\u``, the expression is searched for as fast as a substring)
-_ESCAPED_DIGIT = re.compile(r"\\u(?:(?:[fF]{2}1|06[6fF]|096)[0-9a-fA-F]"
-                            r"|(?<=\d\\u)(?:00[aA]0|200[79]|202[fF]|2013)(?=\d|\\u(?:[fF]{2}1|06[6fF]|096)))")
-_UNESCAPED_SEPARATORS = frozenset(_WIDE_SPACES + "\u2013")
-
-
-def _unescape(match: re.Match[str]) -> str:
-    char = chr(int(match[0][2:], 16))
-    return char if char.isdecimal() or char in _UNESCAPED_SEPARATORS else match[0]
-
-
 def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, int]:
     """Replace every detected value in ``text``; returns the new text and the number of replacements.
-    Digits written as JSON escapes are read as digits (the text stays JSON), and stay escaped
-    unless a value holding them is replaced."""
-    if "\\" in text and "\\u" in text and _ESCAPED_DIGIT.search(text) is not None:
-        found = _redact(_ESCAPED_DIGIT.sub(_unescape, text),
-                        kinds)
-        if found[1]:
+    Digits written as JSON escapes are read as digits (the text stays JSON), no-break spaces between
+    digits written as HTML references as such, a full-width plus as a plus; they stay as written
+    unless a value is replaced."""
+    if (("\\" in text and "\\u" in text) or ("&" in text and ";" in text and ("&nbsp;" in text or "&#" in text))
+            or "\uff0b" in text):  # (free on ASCII text)
+        decoded = _decoded(text)
+        if decoded is not None and (found := _redact(decoded, kinds))[1]:
             return found
     return _redact(text, kinds)
 

@@ -1,8 +1,8 @@
 """E-mail addresses spelled out to dodge scrapers: ``jane [at] example [dot] com``, ``jane{at}example.com``,
 ``jane <at> example <dot> com`` (its brackets also escaped as some JSON encoders write them:
-``\\u003cat\\u003e``), ``jane(AT)example.com``, ``jane AT example DOT com``, ``jane.doe at example dot
-com``. ``detectors.redact_text`` runs ``redact_spelled_emails`` when ``spelled_out`` finds one can be
-there.
+``\\u003cat\\u003e``, or as HTML encoders and chat UIs do: ``jane&lt;at&gt;example&lt;dot&gt;com``),
+``jane(AT)example.com``, ``jane AT example DOT com``, ``jane.doe at example dot com``.
+``detectors.redact_text`` runs ``redact_spelled_emails`` when ``spelled_out`` finds one can be there.
 
 "at" and "dot" in brackets (in lower case, capitals or capitalised), or in capitals among words
 that are not all capitals, are meant so. As words otherwise (``look at the dot``, ``find us at acme
@@ -28,14 +28,15 @@ def _bracketed(word: str) -> str:
     """``word`` (lower case, capitals or capitalised) in a pair of brackets, with a space either side
     or none."""
     words = f"{word}|{word.upper()}|{word.capitalize()}"
-    return rf" ?(?:\[(?:{words})\]|\((?:{words})\)|\{{(?:{words})\}}|<(?:{words})>|\\u003[cC](?:{words})\\u003[eE]) ?"
+    return (rf" ?(?:\[(?:{words})\]|\((?:{words})\)|\{{(?:{words})\}}|<(?:{words})>|\\u003[cC](?:{words})\\u003[eE]"
+            rf"|&lt;(?:{words})&gt;) ?")
 
 
 _SPELLED_DOT = rf"(?:{_bracketed('dot')}| (?:dot|DOT|Dot) )"
 #: It starts only where a run of a local part's characters starts, and not after a spelled dot:
 #: tried from within a long run, each start would read to its end.
 _NOT_AFTER_A_DOT = (r"(?<!(?i:dot)[\])}>])(?<!(?i:dot)[\])}>] )(?<!(?i:dot)\\u003[eE])(?<!(?i:dot)\\u003[eE] )"
-                    r"(?<! (?i:dot) )")
+                    r"(?<!(?i:dot)&gt;)(?<!(?i:dot)&gt; )(?<! (?i:dot) )")
 _PATTERN = (
     rf"(?<![\w.+\\-]){_NOT_AFTER_A_DOT}"
     rf"(?P<local>{_NAME_CHAR}+(?:{_SPELLED_DOT}{_NAME_CHAR}+)*)"
@@ -49,7 +50,7 @@ _PATTERN = (
 _MAIL_WORDS = ("mail", "contact", "address", "reach", "write")
 _ADDRESS_CHARACTERS = re.compile(r"[\d._+ -]")  # in a local part, and no word's (a space: spelled dots)
 _JSON_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
-_BRACKETS = ("[", "(", "{", "<", "\\u003")
+_BRACKETS = ("[", "(", "{", "<", "\\u003", "&lt;")
 
 
 @cache
@@ -84,5 +85,5 @@ def spelled_out(text: str, lowered: str | None = None) -> bool:
         lowered = text.lower()
     return ((")" in text and "(at)" in lowered) or ("]" in text and "[at]" in lowered)
             or ("}" in text and "{at}" in lowered) or (">" in text and "<at>" in lowered)
-            or ("\\" in text and "at\\u003" in lowered)
+            or ("\\" in text and "at\\u003" in lowered) or ("&" in text and ";" in text and "&lt;at&gt;" in lowered)
             or ("dot" in lowered and " at " in lowered))

@@ -23,8 +23,10 @@ under it and is recorded once (see ``ownership``). A streamed LLM call stays ope
 stream ends (``_streams``) and records its first token. A streaming query or chat returns before
 its LLM is called or its reply written: its chains end with the streamed text (``_responses``).
 ``Dispatcher.shutdown()`` ends every observation still open, as a WARNING; so does a workflow run
-cancelled by its caller (``handler.cancel_run()``). A call that a step's ``ctx.wait_for_event``
-suspends (human in the loop) is not failed: it ends DEFAULT, saying what it waits for.
+cancelled by its caller (``handler.cancel_run()``), with a tool call whose step it cancelled before
+the tool ran, and a chat engine's reply whose writer was cancelled (with the text read). A call
+that a step's ``ctx.wait_for_event`` suspends (human in the loop) is not failed: it ends DEFAULT,
+saying what it waits for.
 """
 
 from __future__ import annotations
@@ -156,11 +158,16 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             super().event(event)
 
     def _cancelled(self, event: Any) -> None:
-        """A workflow run cancelled by its caller (``handler.cancel_run()``) exits its span with no
-        error, as if it had returned None: interrupted, not failed, nor done."""
-        entry = self.open.get(getattr(event, "span_id", None) or "")
+        """A workflow run cancelled by its caller (``handler.cancel_run()``), or a step cancelled
+        with its run, exits its span with no error, as if it had returned None: interrupted, not
+        failed, nor done."""
+        id_ = getattr(event, "span_id", None) or ""
+        reason = getattr(event, "reason", None) or "cancelled"
+        entry = self.open.get(id_)
         if entry is not None:
-            entry[0].set_level("WARNING", getattr(event, "reason", None) or "cancelled")
+            entry[0].set_level("WARNING", reason)
+        elif self.tool_steps and id_ in self.tool_steps:
+            self.tool_steps[id_].cancelled = reason
 
     def _bound(self, mapping: OrderedDict[Any, Any]) -> None:
         if len(mapping) > _MAX_OPEN:
@@ -179,11 +186,13 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             if self.tool_steps:
                 self._tool_step_done(id_, result, error)
             if self.chats and method_of(id_).endswith("write_response_to_history"):
-                self._chat_written(id(instance), instance)  # a chat engine's streaming reply, written
+                self._chat_written(id(instance), instance, error)  # a chat engine's streaming reply, written
             return
         if self.agents:
             self.agents.pop(id_, None)
         obs, token = entry
+        if self.tool_steps:  # a run cancelled while a tool step runs ends before that step
+            self._steps_outlived(id_, error)
         if self.turns and id_ in self.turns:  # the turn of the agent that ran last ends with the run
             self._turns_end(id_, result, error)
         release_if_current(obs, token)

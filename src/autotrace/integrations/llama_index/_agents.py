@@ -29,16 +29,18 @@ from ... import recorder
 from ...observation import Observation, ObservationType
 
 _TURNS = itertools.count()
+_OUTLIVED = "interrupted: its run ended before it"
 
 
 class ToolStep:
     """A ``call_tool`` step still running: the call it handles, and where its tool belongs."""
 
-    __slots__ = ("agent", "ancestor", "call", "ran", "start_ns")
+    __slots__ = ("agent", "ancestor", "call", "cancelled", "ran", "start_ns")
 
     def __init__(self, call: Any, ancestor: str, agent: str | None) -> None:
         self.call, self.ancestor, self.agent = call, ancestor, agent
         self.start_ns, self.ran = time.time_ns(), False
+        self.cancelled: str | None = None  # why the step was cancelled (it then returns None)
 
 
 def multi_agent(instance: Any) -> bool:
@@ -120,6 +122,20 @@ class AgentSteps:
         self._turn_over(run_id, result, error)
         del self.turns[run_id]
 
+    def _steps_outlived(self, run_id: str, error: BaseException | None) -> None:
+        """Run ``run_id`` ends with ``call_tool`` steps still running (a cancelled run exits before its
+        steps are cancelled): the calls no tool ran end now, interrupted, while the run is open."""
+        owners = {run_id, self.turns.get(run_id)} if self.turns else {run_id}
+        outlived = [id_ for id_, step in self.tool_steps.items() if step.ancestor in owners]
+        if not outlived:
+            return
+        run = self.open[run_id][0].fields
+        status = run.get("status_message") if run.get("level") == "WARNING" else None  # cancel_run()'s reason
+        for id_ in outlived:
+            step = self.tool_steps[id_]
+            step.cancelled = step.cancelled or status or _OUTLIVED
+            self._tool_step_done(id_, None, error)
+
     def _tool_started(self, parent_id: str | None, obs: Observation) -> None:
         """A tool observation starting under a ``call_tool`` step: it records the call's id."""
         step = self.tool_steps.get(parent_id) if parent_id is not None else None
@@ -129,7 +145,8 @@ class AgentSteps:
 
     def _tool_step_done(self, id_: str, result: Any, error: BaseException | None) -> None:
         """A ``call_tool`` step ended: if it ran no recorded tool, record the call it handled (named
-        after the tool the model asked for, with the arguments it gave)."""
+        after the tool the model asked for, with the arguments it gave); a step cancelled before its
+        tool ran (with its run, e.g. while it looked its tools up) is interrupted: WARNING."""
         step = self.tool_steps.pop(id_, None)
         if step is None or step.ran or step.ancestor not in self.open:
             return
@@ -142,4 +159,6 @@ class AgentSteps:
         obs.update(tool_name=name, arguments=getattr(call, "tool_kwargs", None),
                    metadata={"tool_call_id": getattr(call, "tool_id", None), "agent_name": step.agent,
                              "method": method})
+        if step.cancelled is not None and error is None:
+            obs.set_level("WARNING", step.cancelled)
         self._ended(obs, getattr(result, "tool_output", None), error, None)

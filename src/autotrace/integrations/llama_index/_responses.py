@@ -178,15 +178,19 @@ class ResponseRelay:
             self._bound(self.chats)
         return True
 
-    def _chat_written(self, key: int, reply: Any) -> None:
-        """End the chains waiting for a chat reply, once (``reply`` is None: freed unwritten)."""
+    def _chat_written(self, key: int, reply: Any, error: BaseException | None = None) -> None:
+        """End the chains waiting for a chat reply, once (``reply`` is None: freed unwritten; ``error``:
+        what its writer raised)."""
         with _CHATS_LOCK:
             tracked = self.chats.pop(key, None)
         if tracked is not None:
-            self._end_chat(tracked, reply)
+            self._end_chat(tracked, reply, error)
 
-    def _end_chat(self, tracked: Response, reply: Any) -> None:
-        """End chains with a chat reply's text, or its writer's error."""
-        text = getattr(reply, "response", None)
+    def _end_chat(self, tracked: Response, reply: Any, error: BaseException | None = None) -> None:
+        """End chains with a chat reply's text, or its writer's error. A writer cancelled (its task, or
+        the loop running it, ending) keeps no error on the reply: interrupted, with the text read."""
+        error = getattr(reply, "exception", None) or error
+        interrupted = error is not None and not isinstance(error, Exception)
+        text = getattr(reply, "response", None) or (getattr(reply, "unformatted_response", None) if interrupted else None)
         tracked.pieces = [text] if isinstance(text, str) else []
-        self._response_ended(tracked, getattr(reply, "exception", None))
+        self._response_ended(tracked, error)

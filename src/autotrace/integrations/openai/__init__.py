@@ -441,6 +441,7 @@ class OpenAIIntegration(Integration):
         self.patcher.wrap("openai._base_client", "SyncAPIClient.request", _sync_request, expects=expects)
         self.patcher.wrap("openai._base_client", "AsyncAPIClient.request", _async_request, expects=expects)
         _stream.patch(self.patcher)
+        _raw.patch(self.patcher)
 
     def _uninstrument(self) -> None:
         _background.forget_all()

@@ -5,8 +5,10 @@ parsed stream is tracked as any other (without usage being asked for: the caller
 lines, so no chunk of it could be hidden). A response never parsed ends its observation, with what
 is known, when it is freed.
 
-A response waiting to be parsed has its ``parse`` shadowed on the instance (``wait_for_parse``);
-no class is patched.
+A response waiting to be parsed has its ``parse`` shadowed on the instance (``wait_for_parse``).
+When a ``with_streaming_response`` block is left (``patch``), the SDK closes the response: a stream
+parsed from it ends then too (interrupted if unread, as a stream closed early), and a response left
+unparsed by a cancellation or ``KeyboardInterrupt`` ends as interrupted (WARNING), not when it is freed.
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ from ...observation import Observation
 from . import _background, _extract, _media, _stream
 from ._media_stream import stream_state
 
+#: Where a response waiting to be parsed keeps its ``RawTracking`` (in its own ``__dict__``).
+_KEY = "_autotrace_raw"
+#: Where the SDK's ``with_streaming_response`` context managers keep their response (name-mangled).
+_RESPONSE_FIELDS = ("_ResponseContextManager__response", "_AsyncResponseContextManager__response")
+
 
 class RawTracking:
     """One raw response's observation, ended exactly once: when the caller has parsed the response
     (a stream ends it when the stream ends), or when the response is freed unparsed."""
 
-    __slots__ = ("audio", "choices", "done", "obs", "operation", "options", "stream")
+    __slots__ = ("audio", "choices", "done", "obs", "operation", "options", "parsed_stream", "stream")
 
     def __init__(self, obs: Observation, operation: str, stream: bool, choices: int, options: Any = None) -> None:
         self.obs = obs
@@ -36,6 +43,8 @@ class RawTracking:
         self.stream = stream
         self.choices = choices
         self.done = False
+        #: The stream ``parse()`` gave, held weakly: its observation ends when the caller's block does.
+        self.parsed_stream: weakref.ref[Any] | None = None
 
     def parsed(self, result: Any) -> Any:
         """Record what ``parse()`` returned and hand it on; never raises."""
@@ -46,6 +55,7 @@ class RawTracking:
         try:
             if self.stream:
                 if _stream.track(result, obs, stream_state(self.operation, self.options, False, self.choices)):
+                    self.parsed_stream = weakref.ref(result)
                     return result
                 count("openai.stream_untracked")  # parsed ``to=`` another type, or a stream class not patched
             elif self.audio is not None:  # speech: ``parse()`` gives bytes; its HTTP response says the rest
@@ -65,12 +75,20 @@ class RawTracking:
             self.obs.record_error(error)
             self.obs.end()
 
-    def __del__(self) -> None:  # never parsed: the caller read the body another way, or not at all
-        if not self.done:
-            self.done = True
-            if self.audio is not None:  # speech read with ``read()``/``iter_bytes()``: its kind, and size if read whole
-                self.obs.defer(_media.speech_fields, self.audio, _media.requested_model(self.options))
-            self.obs.end()
+    def unparsed(self, error: BaseException | None = None) -> None:
+        """End, once, without a parse: the caller read the body another way, or not at all;
+        ``error`` the interruption that left the caller's block (``patch``)."""
+        if self.done:
+            return
+        self.done = True
+        if self.audio is not None:  # speech read with ``read()``/``iter_bytes()``: its kind, and size if read whole
+            self.obs.defer(_media.speech_fields, self.audio, _media.requested_model(self.options))
+        if error is not None:
+            self.obs.record_error(error)
+        self.obs.end()
+
+    def __del__(self) -> None:  # never parsed, and freed
+        self.unparsed()
 
 
 def wait_for_parse(response: Any, obs: Observation, operation: str, stream: bool, choices: int,
@@ -84,7 +102,7 @@ def wait_for_parse(response: Any, obs: Observation, operation: str, stream: bool
     parse = getattr(type(response), "parse", None)
     if type(fields) is not dict or not callable(parse):
         return False
-    found = RawTracking(obs, operation, stream, choices, options)
+    found = fields[_KEY] = RawTracking(obs, operation, stream, choices, options)
     if operation == _media.SPEECH:
         found.audio = getattr(response, "http_response", None)
     owner = weakref.ref(response)
@@ -112,3 +130,32 @@ def wait_for_parse(response: Any, obs: Observation, operation: str, stream: bool
     else:
         fields["parse"] = lambda *args, **kwargs: found.parsed(call(*args, **kwargs))
     return True
+
+
+def patch(patcher: Any) -> None:
+    """Have the SDK's ``with_streaming_response`` context managers end, as their block is left,
+    the observation of the stream parsed from the response they close (a cancellation or
+    ``KeyboardInterrupt`` its status, else interrupted if unread, as a stream closed early), or of
+    a response left unparsed by a cancellation or ``KeyboardInterrupt`` (not by an ``Exception``,
+    the caller's own failure: the caller may still parse the body it read)."""
+    for target in ("ResponseContextManager.__exit__", "AsyncResponseContextManager.__aexit__"):
+        patcher.wrap("openai._response", target, _block_left, optional=True)
+
+
+def _block_left(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``__exit__``/``__aexit__``: the SDK's own, after ending the observation its block leaves."""
+    try:
+        fields = vars(instance)
+        response = next((held for name in _RESPONSE_FIELDS if (held := fields.get(name)) is not None), None)
+        found = getattr(response, "__dict__", {}).get(_KEY)
+        if found is not None:
+            error = args[1] if len(args) > 1 else kwargs.get("exc")
+            interrupted = error if error is not None and not isinstance(error, Exception) else None
+            stream = found.parsed_stream() if found.parsed_stream is not None else None
+            if stream is not None and (tracked := _stream.tracking(stream)) is not None:
+                tracked.finish(interrupted, interrupted=interrupted is None)  # the SDK closes its response
+            elif interrupted is not None:
+                found.unparsed(interrupted)
+    except Exception as exc:
+        guarded_failure("openai.raw_response", exc)
+    return wrapped(*args, **kwargs)

@@ -227,3 +227,48 @@ def test_an_aio_client_stream_the_server_ended_records_the_servers_status(tmp_pa
     assert Counter(raised)["PERMISSION_DENIED"] > 90
     client_spans = [r for r in traced.records() if r["parent_id"] == root.id]
     assert [r["status_message"].split(":")[0] for r in client_spans] == raised
+
+
+class _HandlerAuth(svc.Echo):
+    """A service that names the tenant inside its handler, after its server span started."""
+
+    def Unary(self, request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
+        with autotrace.tenant("t"):
+            return super().Unary(request, context)
+
+
+@pytest.mark.parametrize("where", ["interceptor", "handler"])
+def test_where_a_grpc_service_names_its_tenant_decides_what_its_server_span_is(rx: Any, where: str) -> None:
+    """Named in an interceptor's ``intercept_service``, the tenant covers the server span and what the
+    handler does; named inside the handler, only the handler's spans: the server span started
+    without one and is dropped, counted (README, Tenancy), never sent elsewhere."""
+    from autotrace.export.credentials import Credentials
+
+    autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=("grpc",), export_interval=0.05,
+                      credentials={"t": Credentials("pk-t", "sk-t", host=rx.endpoint)})
+    TOKENS["tok-t"] = "t"
+    try:
+        interceptors = [_Auth()] if where == "interceptor" else []
+        servicer = svc.Echo() if where == "interceptor" else _HandlerAuth()
+
+        async def scenario() -> dict[str, Any]:
+            server, port = await svc.start_server(False, svc.handler(servicer), interceptors=interceptors)
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    return await svc.Stub(channel).Unary({"text": "x"}, metadata=[("authorization", "tok-t")])
+            finally:
+                await svc.stop_server(server)
+
+        dropped = autotrace.stats().get("spans_dropped.no_tenant", 0)
+        assert asyncio.run(scenario())["tenant"] == "t"
+        autotrace.flush(5)
+    finally:
+        del TOKENS["tok-t"]
+    names = sorted(span.name for span in rx.spans)
+    # the caller's own client span has no tenant here: dropped in both cases
+    if where == "interceptor":
+        assert names == sorted([RPC, "inner-unary"])
+        assert autotrace.stats()["spans_dropped.no_tenant"] == dropped + 1
+    else:
+        assert names == ["inner-unary"]
+        assert autotrace.stats()["spans_dropped.no_tenant"] == dropped + 2

@@ -131,6 +131,16 @@ def tenant_from_baggage(ctx: Context | None = None) -> str | None:
     return value if valid_tenant(value) else None
 
 
+def trusted_incoming_tenant(ctx: Context) -> str | None:
+    """The tenant a caller's baggage in ``ctx`` names, if the service trusts its callers
+    (``trust_incoming_tenant``) and its own code has put no tenant in scope: a service's auth (an
+    outer layer, a gRPC interceptor) wins over what a caller says. None otherwise."""
+    settings = state.settings
+    if settings is None or not settings.trust_incoming_tenant or _tenant.get() is not None:
+        return None
+    return tenant_from_baggage(ctx)
+
+
 def conflicting_tenants(headers: Iterable[str | bytes]) -> bool:
     """Whether the ``baggage`` header values ``headers`` name more than one tenant: then none of
     them is trusted (the W3C rule that a later entry wins would let whoever adds a header choose)."""

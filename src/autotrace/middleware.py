@@ -22,22 +22,11 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from ._internal import count, log_once
-from .context import (
-    current_tenant,
-    reset_tenant,
-    set_tenant,
-    tenant_from_baggage,
-    valid_tenant,
-    without_tenant_baggage,
-)
+from .context import reset_tenant, set_tenant, trusted_incoming_tenant, valid_tenant, without_tenant_baggage
 from .propagation import PROPAGATION_KEYS, extract
 from .runtime import state
 
 _WSGI_KEYS = tuple((f"HTTP_{name.upper()}", name) for name in PROPAGATION_KEYS)
-
-
-def _trusted() -> bool:
-    return bool(state.settings is not None and state.settings.trust_incoming_tenant)
 
 
 def _resolver_failed(exc: Exception) -> None:
@@ -69,8 +58,8 @@ def _tenant_of(value: Any, incoming: Context) -> str | None:
         if inspect.iscoroutine(tenant):  # an async function under WSGI: never awaited here
             tenant.close()
         tenant = None
-    if tenant is None and _trusted() and current_tenant() is None:  # an outer layer's tenant wins too
-        tenant = tenant_from_baggage(incoming)
+    if tenant is None:
+        tenant = trusted_incoming_tenant(incoming)
     return tenant
 
 

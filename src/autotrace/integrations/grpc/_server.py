@@ -22,15 +22,13 @@ from opentelemetry.trace import set_span_in_context
 from ..._internal import guarded_failure
 from ...context import (
     TENANT_BAGGAGE_KEY,
-    current_tenant,
     forget_inherited_scope,
     reset_tenant,
     set_tenant,
-    tenant_from_baggage,
+    trusted_incoming_tenant,
 )
 from ...observation import Observation, make_current, restore_context
 from ...propagation import extract
-from ...runtime import state
 from ._common import KIND_SERVER, finish_call, start_call
 
 
@@ -47,12 +45,9 @@ class _ServerCall:
         self.unsent: tuple[Any, str | None, BaseException | None] | None = None  # see _Serializer
         try:
             ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
-            settings = state.settings
-            # a tenant the server's own code put in scope (its auth interceptor) wins over the caller's
-            if settings is not None and settings.trust_incoming_tenant and current_tenant() is None:
-                tenant = tenant_from_baggage(ctx)
-                if tenant is not None:
-                    self.tenant, self.tenant_token = tenant, set_tenant(tenant)
+            tenant = trusted_incoming_tenant(ctx)
+            if tenant is not None:
+                self.tenant, self.tenant_token = tenant, set_tenant(tenant)
             self.obs = start_call(handler_call_details.method, KIND_SERVER, parent=ctx, known=known)
             self.baggage = _incoming_baggage(ctx)
         except Exception as exc:

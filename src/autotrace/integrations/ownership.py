@@ -39,7 +39,8 @@ _MAX_DEPTH = 64
 #: one are added to theirs (one framework call may send several requests, as a batch of
 #: embeddings does). Held weakly: an owner is forgotten with its observation.
 _usage_from_calls: weakref.WeakSet[Observation] = weakref.WeakSet()
-#: Held while a reply's usage is added: two replies to one owner must not both read the same total.
+#: Held while a reply's usage is added (two replies to one owner must not both read the same total),
+#: and while an owner's requests are counted (``counted_request``).
 _summing = threading.Lock()
 #: Owners -> how many model requests (chat, Responses) they have sent (``counted_request``). Held
 #: weakly, like ``_usage_from_calls``.

@@ -59,13 +59,18 @@ def _client_parent(metadata: Any) -> Any:
         return None
 
 
+def _finished(obs: Observation, code: Any, details: Any) -> None:
+    """End ``obs`` with a call's status: a cancelled call was interrupted, not failed."""
+    finish_call(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
+
+
 def _on_done(obs: Observation) -> Callable[[Any], None]:
     def done(call: Any) -> None:
         try:
             code, details = call.code(), call.details()
         except Exception:
             code, details = None, None
-        finish_call(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
+        _finished(obs, code, details)
 
     return done
 
@@ -115,14 +120,20 @@ _WRITE_FAILED = (grpc.StatusCode.INTERNAL, "Internal error from Core")
 _LOOK_AGAIN = (0.0, 0.01, 0.1, 1.0)  # seconds between looks for the server's status
 
 
-def _look_again(obs: Observation, call: Any, running: _LoopCalls | None) -> bool:
-    """End ``obs`` with the status that replaces ``_WRITE_FAILED``, in a task; False if none can start."""
-    try:
-        task = asyncio.get_running_loop().create_task(_replaced_status(obs, call, running))
-    except Exception:
-        return False
+def _kept(task: asyncio.Task[None]) -> None:
+    """Hold ``task`` until it is done (the loop keeps only a weak reference)."""
     _pending_tasks.add(task)
     task.add_done_callback(_pending_tasks.discard)
+
+
+def _look_again(obs: Observation, call: Any, running: _LoopCalls | None) -> bool:
+    """End ``obs`` with the status that replaces ``_WRITE_FAILED``, in a task; False if none can start."""
+    coroutine = _replaced_status(obs, call, running)
+    try:
+        _kept(asyncio.get_running_loop().create_task(coroutine))
+    except Exception:
+        coroutine.close()
+        return False
     return True
 
 
@@ -138,7 +149,7 @@ async def _replaced_status(obs: Observation, call: Any, running: _LoopCalls | No
         status = _status_now(call) or status
         if running is not None:
             running.discard(obs)
-        finish_call(obs, *status, interrupted=status[0] is grpc.StatusCode.CANCELLED)
+        _finished(obs, *status)
 
 
 def _status_now(call: Any) -> tuple[Any, Any] | None:
@@ -156,7 +167,7 @@ def _finish_if_known(obs: Observation, call: Any) -> bool:
     status = _status_now(call)
     if status is None:
         return False
-    finish_call(obs, *status, interrupted=status[0] is grpc.StatusCode.CANCELLED)
+    _finished(obs, *status)
     return True
 
 
@@ -173,7 +184,7 @@ def _on_done_aio(obs: Observation, running: _LoopCalls | None) -> Callable[[Any]
         except asyncio.CancelledError:
             finish_call(obs, None)
             raise
-        finish_call(obs, code, details, interrupted=code is grpc.StatusCode.CANCELLED)
+        _finished(obs, code, details)
 
     def done(call: Any) -> None:
         status = _status_now(call)
@@ -182,16 +193,13 @@ def _on_done_aio(obs: Observation, running: _LoopCalls | None) -> Callable[[Any]
         if running is not None:
             running.discard(obs)
         if status is not None:
-            finish_call(obs, *status, interrupted=status[0] is grpc.StatusCode.CANCELLED)
+            _finished(obs, *status)
             return
         try:
-            task = asyncio.get_running_loop().create_task(read_status(call))
+            _kept(asyncio.get_running_loop().create_task(read_status(call)))
         except Exception as exc:
             guarded_failure("grpc.aio_status", exc)
             finish_call(obs, None)
-            return
-        _pending_tasks.add(task)
-        task.add_done_callback(_pending_tasks.discard)
 
     return done
 

@@ -277,11 +277,13 @@ def test_frozen_langchain_chat_openai_calls_are_served_from_the_recording(traced
                                                  ("generation", "ChatOpenAI", []), ("generation", "answer", [])])]
 
 
-def test_a_frozen_stream_whose_recording_raised_raises_the_sdks_error_at_the_call(traced: Traced) -> None:
+def _replays_a_recorded_rate_limit(traced: Traced, request: Callable[[openai.OpenAI], Any], name: str) -> None:
+    """A turn whose ``request`` was refused (429) when recorded: its replay, with the call ``name``
+    frozen, raises the SDK's ``RateLimitError`` at the call, and records it as the original did."""
     def turn(client: openai.OpenAI) -> tuple[Any, ...]:
         with autotrace.start_chain("turn"):
             try:
-                client.chat.completions.create(model="gpt-4o-mini", messages=ASK, stream=True)
+                request(client)
             except openai.RateLimitError as error:
                 caught = (type(error).__name__, error.status_code)
             _answer()
@@ -291,9 +293,15 @@ def test_a_frozen_stream_whose_recording_raised_raises_the_sdks_error_at_the_cal
         client = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
         fake.script(error=(429, "slow down"))
         assert turn(client) == ("RateLimitError", 429)
-        replayed, records = _replayed(traced, fake, turn, client, ["openai.chat"])
+        replayed, records = _replayed(traced, fake, turn, client, [name])
     assert replayed == ("RateLimitError", 429)
     assert records[1]["level"] == "ERROR" and "slow down" in records[1]["status_message"]
+
+
+def test_a_frozen_stream_whose_recording_raised_raises_the_sdks_error_at_the_call(traced: Traced) -> None:
+    _replays_a_recorded_rate_limit(
+        traced, lambda client: client.chat.completions.create(model="gpt-4o-mini", messages=ASK, stream=True),
+        "openai.chat")
 
 
 def _one_call_turn(client: openai.OpenAI, **options: Any) -> Any:

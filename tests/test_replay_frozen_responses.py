@@ -19,7 +19,13 @@ from autotrace import _internal
 from autotrace.replay import replay
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
-from tests.test_replay_frozen_calls import _answer, _only_trace, _recorded_run, _replayed
+from tests.test_replay_frozen_calls import (
+    _answer,
+    _only_trace,
+    _recorded_run,
+    _replayed,
+    _replays_a_recorded_rate_limit,
+)
 
 pytestmark = pytest.mark.integrations("openai")
 
@@ -264,22 +270,8 @@ def test_a_reply_the_api_gave_as_failed_runs_live_and_raises_nothing(traced: Tra
 
 
 def test_a_frozen_call_whose_recording_raised_raises_the_sdks_error(traced: Traced) -> None:
-    def call(client: openai.OpenAI) -> tuple[Any, ...]:
-        with autotrace.start_chain("turn"):
-            try:
-                client.responses.create(model="gpt-4o-mini", input="hi")
-            except openai.RateLimitError as error:
-                caught = (type(error).__name__, error.status_code)
-            _answer()
-        return caught
-
-    with FakeOpenAI() as fake:
-        client = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
-        fake.script(error=(429, "slow down"))
-        assert call(client) == ("RateLimitError", 429)
-        replayed, records = _replayed(traced, fake, call, client, ["openai.responses"])
-    assert replayed == ("RateLimitError", 429)
-    assert records[1]["level"] == "ERROR" and "slow down" in records[1]["status_message"]
+    _replays_a_recorded_rate_limit(traced, lambda client: client.responses.create(model="gpt-4o-mini", input="hi"),
+                                  "openai.responses")
 
 
 def test_a_chained_call_is_frozen_and_a_recorded_response_id_is_given_back(traced: Traced) -> None:

@@ -20,6 +20,10 @@ from .sink import Sink, SinkResult
 
 _BACKOFF_BASE = 0.5
 _BACKOFF_MAX = 30.0
+#: The endpoint, or a proxy before it (nginx's ``client_max_body_size``), refused a request's size.
+_TOO_LARGE = 413
+#: Whole batches sent at a lowered size cap before it is doubled again (towards ``max_batch``).
+_REGROW_AFTER = 8
 #: Statuses that say the keys are wrong (revoked by a rotation, say), not the request.
 _AUTH_REFUSED = frozenset({401, 403})
 
@@ -44,6 +48,10 @@ class Destination:
         self.sink = sink
         self.max_queue = max_queue
         self.max_batch = max_batch
+        #: The most spans a batch takes: ``max_batch``, halved for each batch refused as too large
+        #: and doubled back after ``_REGROW_AFTER`` batches of that size are taken.
+        self.batch_cap = max_batch
+        self._taken_at_cap = 0
         self.max_retries = max_retries
         self._clock = clock
         self._buffer: deque[Any] = deque()
@@ -101,7 +109,7 @@ class Destination:
         if self._retry_batch:
             return True
         size = len(self._buffer)
-        return size > 0 and (force or self.retired or size >= self.max_batch or now - self._oldest >= interval)
+        return size > 0 and (force or self.retired or size >= self.batch_cap or now - self._oldest >= interval)
 
     def take(self) -> list[Any]:
         """Claim the next batch for export (the retry batch first)."""
@@ -110,7 +118,7 @@ class Destination:
             if self._retry_batch:
                 batch, self._retry_batch = self._retry_batch, None
             else:
-                size = min(self.max_batch, len(self._buffer))
+                size = min(self.batch_cap, len(self._buffer))
                 batch = [self._buffer.popleft() for _ in range(size)]
                 if self._buffer:
                     self._oldest = self._clock()
@@ -143,6 +151,7 @@ class Destination:
         if result.ok:
             self._attempts = 0
             self._next_attempt = 0.0
+            self._taken(len(batch))
             if not result.rejected:
                 _count_each(batch, "spans_exported", "scores_exported", self.sink.name)
                 return None
@@ -152,6 +161,8 @@ class Destination:
             _count_each(list(result.rejected), "spans_dropped.export_failed", "scores_dropped.export_failed")
             return (f"refused:{result.reason}", self.key, "autotrace: %s refused %d item(s) of a batch (%s); "
                     "those dropped (counted), the rest exported", self.key, len(refused), result.reason)
+        if result.status == _TOO_LARGE:
+            return self._too_large(batch, result)
         count_keyed("export_failures", self.sink.name)
         self._attempts += 1
         if result.retryable and self._attempts <= self.max_retries:
@@ -168,6 +179,32 @@ class Destination:
         self._next_attempt = self._clock() + (_BACKOFF_BASE if result.retryable else 0.0)
         return (f"drop:{result.reason}", self.key, "autotrace: export to %s failed (%s); batch dropped (counted)",
                 self.key, result.reason)
+
+    def _too_large(self, batch: list[Any], result: SinkResult) -> tuple[str, ...]:
+        """A batch refused for its size (lock held): its halves go next, at once, and later batches
+        are no larger; a span refused alone is dropped (counted). The endpoint answered: no backoff."""
+        self._attempts = 0
+        self._next_attempt = 0.0
+        if len(batch) == 1:
+            _count_each(batch, "spans_dropped.too_large", "scores_dropped.too_large")
+            return ("too_large:one", self.key, "autotrace: %s refused a single span as too large (%s); dropped "
+                    "(counted as spans_dropped.too_large)", self.key, result.reason)
+        self.batch_cap = max(1, min(self.batch_cap, len(batch) // 2))
+        self._taken_at_cap = 0
+        if not self._buffer:
+            self._oldest = self._clock()
+        self._buffer.extendleft(reversed(batch))  # in order, before anything newer
+        count_keyed("export_batches_split", self.sink.name)
+        return ("too_large:split", self.key, "autotrace: %s refused a batch of %d as too large (%s); sending "
+                "batches of at most %d", self.key, len(batch), result.reason, self.batch_cap)
+
+    def _taken(self, size: int) -> None:
+        """A batch of ``size`` was taken (lock held): after enough at a lowered cap, try twice that."""
+        if self.batch_cap < self.max_batch and size >= self.batch_cap:
+            self._taken_at_cap += 1
+            if self._taken_at_cap >= _REGROW_AFTER:
+                self.batch_cap = min(self.max_batch, self.batch_cap * 2)
+                self._taken_at_cap = 0
 
     def take_all(self) -> list[Any]:
         """Remove and return every span waiting here (the retry batch first), to re-target them."""

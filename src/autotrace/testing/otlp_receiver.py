@@ -79,11 +79,14 @@ class OtlpReceiver(LoopbackServer):
         self._spans: list[ReceivedSpan] = []
         self._requests: list[ReceivedRequest] = []
         self._scores: list[tuple[dict[str, str], dict[str, Any]]] = []
+        #: The body sizes of the trace requests refused by ``limit_body``.
+        self._refused_sizes: list[int] = []
         self._fail_status: int | None = None
         self._fail_times: int | None = None
         self._delay = 0.0
         self._drops = 0
         self._auth: str | None = None
+        self._max_body: int | None = None
 
     @property
     def endpoint(self) -> str:
@@ -105,6 +108,11 @@ class OtlpReceiver(LoopbackServer):
     def require_auth(self, header_value: str | None) -> None:
         self._auth = header_value
 
+    def limit_body(self, max_bytes: int | None) -> None:
+        """Refuse trace requests whose body (as sent, compressed) is over ``max_bytes`` with 413, as
+        a proxy in front of the endpoint does (nginx's ``client_max_body_size``); None lifts it."""
+        self._max_body = max_bytes
+
     # -- data ---------------------------------------------------------------------------------------
     @property
     def spans(self) -> list[ReceivedSpan]:
@@ -121,6 +129,12 @@ class OtlpReceiver(LoopbackServer):
         with self._cond:
             return list(self._scores)
 
+    @property
+    def refused_sizes(self) -> list[int]:
+        """The compressed sizes of the trace requests refused as too large, in order."""
+        with self._cond:
+            return list(self._refused_sizes)
+
     def wait_for_spans(self, n: int, timeout: float = 5.0) -> list[ReceivedSpan]:
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -134,6 +148,7 @@ class OtlpReceiver(LoopbackServer):
     def clear(self) -> None:
         """Forget everything received and every injected fault."""
         self._auth = None
+        self._max_body = None
         self._delay = 0.0
         with self._cond:
             self._fail_status = self._fail_times = None
@@ -141,6 +156,7 @@ class OtlpReceiver(LoopbackServer):
             self._spans.clear()
             self._requests.clear()
             self._scores.clear()
+            self._refused_sizes.clear()
 
     # -- request handling ---------------------------------------------------------------------------
     def _injected_fault(self) -> str | int | None:
@@ -176,6 +192,11 @@ class OtlpReceiver(LoopbackServer):
             self._respond(handler, 401, b'{"message":"unauthorized"}', "application/json")
             return
         path = handler.path.split("?", 1)[0]
+        if path in TRACE_PATHS and self._max_body is not None and length > self._max_body:
+            with self._cond:
+                self._refused_sizes.append(length)
+            self._respond(handler, 413, b"<html><body>413 Request Entity Too Large</body></html>", "text/html")
+            return
         if headers.get("content-encoding") == "gzip":
             body = gzip.decompress(body)
         if path in TRACE_PATHS:

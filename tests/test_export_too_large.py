@@ -1,0 +1,133 @@
+"""A batch the endpoint (or a proxy before it, such as nginx with its default 1 MB body limit)
+refuses as too large (HTTP 413) is sent again in halves instead of being dropped whole: only a
+span too large on its own is lost, and counted. Real OTLP/HTTP to a loopback receiver."""
+
+from __future__ import annotations
+
+import logging
+import random
+import string
+from collections import Counter
+from typing import Any
+
+import pytest
+
+import autotrace
+from autotrace.export.destination import _REGROW_AFTER, Destination
+from autotrace.export.sink import OK, SinkResult
+from autotrace.testing.otlp_receiver import OtlpReceiver
+
+PK, SK = "pk-lf-large", "sk-lf-large"
+
+
+def _text(seed: int, size: int) -> str:
+    """Words of random letters: gzip keeps about 60% of them, so a batch's size grows with its spans."""
+    rng = random.Random(seed)
+    words = ("".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(size // 5))
+    return " ".join(words)[:size]
+
+
+def _install(endpoint: str) -> None:
+    # a long interval: batches go out at ``flush``, all the spans waiting in one request first
+    autotrace.install(langfuse_host=endpoint, public_key=PK, secret_key=SK, unknown_tenant="default",
+                      integrations=(), export_interval=30.0)
+
+
+def _spans(sizes: dict[str, int]) -> None:
+    for seed, (name, size) in enumerate(sizes.items()):
+        with autotrace.start_span(name) as span:
+            span.set_output(_text(seed, size))
+
+
+def test_a_batch_refused_as_too_large_arrives_in_smaller_requests(caplog: pytest.LogCaptureFixture) -> None:
+    names = {f"step-{i}": 16_000 for i in range(10)}  # about 10 kB each on the wire
+    with OtlpReceiver() as rx, caplog.at_level(logging.WARNING, logger="autotrace"):
+        rx.limit_body(25_000)
+        _install(rx.endpoint)
+        _spans(names)
+        assert autotrace.flush(10)
+        received = Counter(span.name for span in rx.spans)
+        assert received == Counter(list(names))  # each exactly once
+        assert rx.refused_sizes and min(rx.refused_sizes) > 25_000
+        assert all(r.raw_body_len <= 25_000 for r in rx.requests)
+    stats = autotrace.stats()
+    assert not [name for name in stats if name.startswith("spans_dropped")]
+    assert stats["export_batches_split"] == len(rx.refused_sizes) >= 2  # 10 spans: halved at least twice
+    assert "export_failures" not in stats  # the endpoint answered: no failure, no backoff
+    assert caplog.text.count("as too large") == 1
+    assert "refused a batch of 10 as too large (HTTP 413); sending batches of at most 5" in caplog.text
+
+
+def test_a_span_too_large_alone_is_dropped_and_counted_and_the_others_arrive(
+        caplog: pytest.LogCaptureFixture) -> None:
+    sizes = {f"small-{i}": 2_000 for i in range(6)}
+    sizes["huge"] = 200_000
+    with OtlpReceiver() as rx, caplog.at_level(logging.WARNING, logger="autotrace"):
+        rx.limit_body(40_000)
+        _install(rx.endpoint)
+        _spans(sizes)
+        assert autotrace.flush(10)
+        assert sorted(span.name for span in rx.spans) == sorted(name for name in sizes if name != "huge")
+    stats = autotrace.stats()
+    assert stats["spans_dropped.too_large"] == 1
+    assert "spans_dropped.export_failed" not in stats
+    assert "refused a single span as too large (HTTP 413); dropped" in caplog.text
+
+
+def test_the_next_spans_after_a_refusal_go_in_batches_that_fit() -> None:
+    with OtlpReceiver() as rx:
+        rx.limit_body(25_000)
+        _install(rx.endpoint)
+        _spans({f"first-{i}": 16_000 for i in range(8)})
+        assert autotrace.flush(10)
+        refused = len(rx.refused_sizes)
+        _spans({f"then-{i}": 16_000 for i in range(8)})
+        assert autotrace.flush(10)
+        assert len(rx.refused_sizes) == refused  # the second lot was cut to the size learnt
+        assert len(rx.spans) == 16
+
+
+class _SizeLimitedSink:
+    """Takes batches of at most ``limit`` items; refuses larger ones as an endpoint answering 413 does."""
+
+    name = "limited"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sent: list[int] = []
+
+    def export(self, items: list[Any]) -> SinkResult:
+        self.sent.append(len(items))
+        if len(items) > self.limit:
+            return SinkResult(ok=False, retryable=False, reason="HTTP 413", status=413)
+        return OK
+
+    def close(self) -> None:
+        pass
+
+
+def _drain(destination: Destination) -> None:
+    while destination.due(0.0, 1.0, force=True):
+        destination.export(destination.take())
+
+
+def test_the_batch_size_is_halved_per_refusal_and_doubled_back_after_batches_that_fit() -> None:
+    sink = _SizeLimitedSink(limit=4)
+    destination = Destination("t", sink, max_queue=1_000, max_batch=16, max_retries=3, clock=lambda: 0.0)
+    for i in range(16):
+        destination.add(f"span-{i}")
+    _drain(destination)
+    assert sink.sent == [16, 8, 4, 4, 4, 4]  # halved twice, then what was refused went in fours
+    assert destination.batch_cap == 4
+    sink.sent.clear()
+    for i in range(4 * _REGROW_AFTER):
+        destination.add(f"more-{i}")
+    _drain(destination)
+    # after _REGROW_AFTER batches at the cap (the four above count), eight is tried once again
+    assert sink.sent == [4] * (_REGROW_AFTER - 4) + [8] + [4] * 4
+    assert destination.batch_cap == 4
+    sink.limit = 100  # the proxy's limit was raised: the size grows back to max_batch
+    for i in range(16 * 3 * _REGROW_AFTER):
+        destination.add(f"later-{i}")
+    _drain(destination)
+    assert destination.batch_cap == 16

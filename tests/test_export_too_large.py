@@ -131,3 +131,43 @@ def test_the_batch_size_is_halved_per_refusal_and_doubled_back_after_batches_tha
         destination.add(f"later-{i}")
     _drain(destination)
     assert destination.batch_cap == 16
+
+
+def test_a_batch_over_max_export_bytes_goes_in_several_requests_of_at_most_that() -> None:
+    with OtlpReceiver() as rx:
+        autotrace.install(langfuse_host=rx.endpoint, public_key=PK, secret_key=SK, unknown_tenant="default",
+                          integrations=(), export_interval=30.0, max_export_bytes=40_000)
+        _spans({f"step-{i}": 16_000 for i in range(10)} | {"huge": 100_000})
+        assert autotrace.flush(10)
+        assert sorted(span.name for span in rx.spans) == sorted([f"step-{i}" for i in range(10)] + ["huge"])
+        sizes = [(len(r.body), r.span_count) for r in rx.requests]
+    assert len(sizes) >= 5
+    assert all(size <= 40_000 or count == 1 for size, count in sizes)  # a span larger than that goes alone
+    assert (max(size for size, _ in sizes), 1) in sizes
+    assert "export_batches_split" not in autotrace.stats()  # cut before sending: nothing refused
+
+
+def test_requests_cut_by_size_hold_the_spans_of_the_whole_request_in_order() -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from autotrace.export.otlp_encode import encode_requests, encode_spans
+    from tests.test_otlp_encode import _Collect, _provider
+
+    collect = _Collect()
+    agent, rag = _provider("agent", collect).get_tracer("agent.lib"), _provider("rag", collect).get_tracer("rag")
+    for i in range(12):
+        with (agent if i % 3 else rag).start_as_current_span(f"s{i}") as span:
+            span.set_attribute("text", _text(i, 1_000 * (i + 1)))
+
+    def flat(body: bytes) -> list[tuple[str, str, str]]:
+        request = ExportTraceServiceRequest.FromString(body)
+        return [(rs.resource.attributes[0].value.string_value, ss.scope.name, span.name)
+                for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+
+    whole = encode_spans(collect.spans)
+    parts = list(encode_requests(collect.spans, 20_000))
+    assert len(parts) > 2 and all(len(part) <= 20_000 + 1_000 for part in parts)  # plus resource and scope
+    assert sorted(item for part in parts for item in flat(part)) == sorted(flat(whole))  # each span once
+    indices = [sorted(int(name[1:]) for _, _, name in flat(part)) for part in parts]
+    assert [i for part in indices for i in part] == list(range(12))  # each part the spans that follow the last
+    assert list(encode_requests(collect.spans, 10 << 20)) == [whole]

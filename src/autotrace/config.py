@@ -76,6 +76,8 @@ class Settings:
     max_value_bytes: int = 64 * 1024
     queue_size: int = 20_000
     max_export_batch: int = 512
+    #: Most bytes of one export request before compression; a larger batch goes in several.
+    max_export_bytes: int = 4 << 20
     export_interval: float = 1.0
     export_timeout: float = 10.0
     max_retries: int = 5
@@ -118,7 +120,7 @@ class Settings:
 _BOOLS = ("enabled", "trust_incoming_tenant", "capture_content", "stream_usage", "full_trace_flags", "backpressure",
           "set_global_provider", "flush_on_sigterm")
 #: Integer settings and their least valid value, whatever their source.
-_COUNTS = {"max_value_bytes": 256, "queue_size": 1, "max_export_batch": 1, "max_retries": 0,
+_COUNTS = {"max_value_bytes": 256, "queue_size": 1, "max_export_batch": 1, "max_export_bytes": 1024, "max_retries": 0,
            "max_destination_queue": 1, "max_buffered_spans": 1, "max_tenants": 1, "export_workers": 1}
 #: Durations and their largest valid value: a socket timeout or wait past the platform's time_t
 #: fails every call, and an infinite one never ends (an export timeout of a day is already absurd).
@@ -249,6 +251,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "max_value_bytes": (("AUTOTRACE_MAX_VALUE_BYTES",), _positive_int),
     "queue_size": (("AUTOTRACE_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE"), _positive_int),
     "max_export_batch": (("AUTOTRACE_MAX_EXPORT_BATCH", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), _positive_int),
+    "max_export_bytes": (("AUTOTRACE_MAX_EXPORT_BYTES",), _positive_int),
     "export_interval": (("AUTOTRACE_EXPORT_INTERVAL",), _positive_float),
     "export_timeout": (("AUTOTRACE_EXPORT_TIMEOUT",), _positive_float),
     "max_retries": (("AUTOTRACE_MAX_RETRIES",), int),

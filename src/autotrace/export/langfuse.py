@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .credentials import Credentials
-from .otlp_http import HttpTarget, OtlpHttpSink
+from .otlp_http import MAX_REQUEST_BYTES, HttpTarget, OtlpHttpSink
 from .sink import OK, SinkResult, split
 
 OTLP_PATH = "/api/public/otel/v1/traces"
@@ -31,8 +31,9 @@ def langfuse_headers(credentials: Credentials) -> dict[str, str]:
 class LangfuseSink(OtlpHttpSink):
     """OTLP export into one Langfuse project, identified by ``credentials``."""
 
-    def __init__(self, host: str, credentials: Credentials, timeout: float = 10.0, name: str = "langfuse") -> None:
-        super().__init__(host.rstrip("/") + OTLP_PATH, langfuse_headers(credentials), timeout, name)
+    def __init__(self, host: str, credentials: Credentials, timeout: float = 10.0, name: str = "langfuse",
+                 max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+        super().__init__(host.rstrip("/") + OTLP_PATH, langfuse_headers(credentials), timeout, name, max_request_bytes)
         #: Where this sink sends; fixed for its lifetime (a new host needs a new sink).
         self.host = host.rstrip("/")
         self.fingerprint = credentials.fingerprint

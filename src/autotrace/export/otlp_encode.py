@@ -12,7 +12,7 @@ surrogate) is sent with that character replaced, where OpenTelemetry's encoder f
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -202,10 +202,31 @@ def _scope(scope: Any) -> bytes:
 
 def encode_spans(spans: Sequence[Any]) -> bytes:
     """The serialised ``ExportTraceServiceRequest`` for ``spans`` (finished, readable spans)."""
-    grouped: dict[Any, dict[Any, list[bytes]]] = {}
+    return _request([(span.resource, span.instrumentation_scope or None, _span(span)) for span in spans])
+
+
+def encode_requests(spans: Sequence[Any], max_bytes: int) -> Iterator[bytes]:
+    """``encode_spans``, cut into requests of about ``max_bytes`` at most, spans in order; a span is
+    never cut: one larger than that goes alone. Only one request is built at a time."""
+    part: list[tuple[Any, Any, bytes]] = []
+    size = 0
     for span in spans:
-        scopes = grouped.setdefault(span.resource, {})
-        scopes.setdefault(span.instrumentation_scope or None, []).append(_span(span))
+        encoded = _span(span)
+        if part and size + len(encoded) > max_bytes:
+            yield _request(part)
+            part, size = [], 0
+        part.append((span.resource, span.instrumentation_scope or None, encoded))
+        size += len(encoded)
+    if part:
+        yield _request(part)
+
+
+def _request(encoded: list[tuple[Any, Any, bytes]]) -> bytes:
+    """The request for encoded spans with their resource and scope: grouped by resource, then by
+    scope, in order of appearance."""
+    grouped: dict[Any, dict[Any, list[bytes]]] = {}
+    for resource, scope, span in encoded:
+        grouped.setdefault(resource, {}).setdefault(scope, []).append(span)
     request = []
     for resource, scopes in grouped.items():
         scope_spans = [

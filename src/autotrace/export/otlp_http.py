@@ -16,11 +16,15 @@ from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from .otlp_encode import encode_spans
+from .otlp_encode import encode_requests
 from .sink import OK, SinkResult
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
+
+#: Most bytes of one export request before compression (``encode_requests``): a bigger batch goes in
+#: several requests. Langfuse Cloud takes 5 MB a request; a proxy may take less (then see ``Destination``).
+MAX_REQUEST_BYTES = 4 << 20
 
 #: Most response bytes read (and thrown away); past them the connection is closed, not drained.
 _MAX_RESPONSE_BYTES = 1 << 20
@@ -195,8 +199,9 @@ class OtlpHttpSink:
     """Exports spans as an OTLP ``ExportTraceServiceRequest`` (protobuf, gzip) to ``url``."""
 
     def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 10.0,
-                 name: str = "otlp") -> None:
+                 name: str = "otlp", max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
         self.name = name
+        self.max_request_bytes = max_request_bytes
         self._target = HttpTarget(url, timeout)
         self._headers = {
             "Content-Type": "application/x-protobuf",
@@ -209,8 +214,14 @@ class OtlpHttpSink:
         self._headers.update(headers)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SinkResult:
-        body = gzip.compress(encode_spans(spans), compresslevel=6)
-        return self._target.send(body, self._headers)
+        """Send ``spans`` in requests of at most ``max_request_bytes`` (before compression); the
+        first that fails is the batch's outcome. A retried batch is sent again whole: the endpoint
+        may receive the spans of its earlier requests twice (Langfuse keeps one of each, by id)."""
+        for request in encode_requests(spans, self.max_request_bytes):
+            result = self._target.send(gzip.compress(request, compresslevel=6), self._headers)
+            if not result.ok:
+                return result
+        return OK
 
     def after_fork(self) -> None:
         self._target.forget()

@@ -106,7 +106,7 @@ class Router:
 
     def _langfuse_sink(self, credentials: Credentials, key: str) -> LangfuseSink:
         return LangfuseSink(self._host(credentials), credentials, timeout=self.settings.export_timeout,
-                            name=f"langfuse:{key}")
+                            name=f"langfuse:{key}", max_request_bytes=self.settings.max_export_bytes)
 
     # -- routing (pipeline thread) ------------------------------------------------------------------
     def route(self, tenant: str | None, span: Any) -> None:

@@ -55,6 +55,9 @@ class Script:
     status: str = "completed"
     #: The audio's duration a transcription by ``whisper-1`` reports (its usage), in seconds.
     seconds: float = 4.2
+    #: The service tier a chat or Responses reply names (every chunk of a stream): the request's
+    #: ``service_tier`` when not scripted (``auto`` answered as ``default``), else none.
+    service_tier: str | None = None
 
     def input_details(self) -> dict[str, int]:
         """The usage's input details: cached tokens, and cache writes when there are any."""
@@ -77,6 +80,12 @@ MODERATION_TRIGGERS = {"idiot": "harassment", "kill": "violence", "gore": "viole
 #: What ``omni-moderation-latest`` (the default) and ``text-moderation-latest`` resolve to.
 _MODERATION_MODELS = {"omni-moderation-latest": "omni-moderation-2024-09-26",
                       "text-moderation-latest": "text-moderation-007"}
+
+
+def _tier(body: dict[str, Any], script: Script) -> dict[str, str]:
+    """The ``service_tier`` field of a reply (``Script.service_tier``), if it has one."""
+    tier = script.service_tier or body.get("service_tier")
+    return {"service_tier": "default" if tier == "auto" else tier} if isinstance(tier, str) else {}
 
 
 def _bag_of_words(text: str, dims: int) -> list[float]:
@@ -290,7 +299,8 @@ class FakeOpenAI(LoopbackServer):
             for i, t in enumerate(script.tool_calls or [])
         ]
         finish = "tool_calls" if tool_calls else "stop"
-        base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model, "system_fingerprint": "fp_fake"}
+        base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model, "system_fingerprint": "fp_fake",
+                **_tier(body, script)}
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if tool_calls:
@@ -436,6 +446,7 @@ class FakeOpenAI(LoopbackServer):
                       "total_tokens": input_tokens + output_tokens,
                       "input_tokens_details": script.input_details(),
                       "output_tokens_details": {"reasoning_tokens": script.reasoning_tokens}},
+            **_tier(body, script),
         }
         if body.get("background") and not body.get("stream"):  # accepted: run later, fetched by its id
             with self._lock:

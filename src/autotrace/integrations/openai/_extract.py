@@ -18,6 +18,8 @@ _PARAMETERS = frozenset({
     # the Responses API's: ``reasoning`` ({"effort": ...}), ``text`` ({"format": ..., "verbosity": ...})
     "verbosity", "reasoning", "text", "truncation", "max_tool_calls", "background",
 })
+#: Operations whose responses name the service tier that served them (``pricing.tier_share``).
+_TIERED = frozenset({"chat", "responses"})
 #: Responses API request keys that say where the conversation before ``input`` is kept: recorded
 #: with the input, as ``instructions`` are, for the input alone is not what the model was given.
 _CONTEXT = ("instructions", "previous_response_id", "conversation")
@@ -190,7 +192,10 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
     model of an audio or image call (their responses name none)."""
     model = getattr(response, "model", None)
     usage = usage_fields(getattr(response, "usage", None))
-    fields: dict[str, Any] = {"response_model": model, "usage": usage, "cost": pricing.cost(model, usage)}
+    tier = getattr(response, "service_tier", None) if operation in _TIERED else None
+    fields: dict[str, Any] = {"response_model": model, "usage": usage, "cost": pricing.cost(model, usage, tier)}
+    if tier is not None and tier != "default":
+        fields["metadata"] = tier_metadata(tier)
     if operation == "chat":
         choices = getattr(response, "choices", None) or []
         if choices:
@@ -212,7 +217,8 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
     elif operation == "responses":
         fields["output"] = _responses_output(response)
         if isinstance(response_id := getattr(response, "id", None), str) and response_id:
-            fields["metadata"] = {"response_id": response_id}  # what a later call chains to (``previous_response_id``)
+            # what a later call chains to (``previous_response_id``)
+            fields["metadata"] = {**fields.get("metadata", {}), "response_id": response_id}
         status = fields["finish_reason"] = getattr(response, "status", None)
         if status == "failed":  # the API's own failure, reported in the response
             fields["level"] = "ERROR"
@@ -222,6 +228,11 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
     else:
         return _media.response_fields(operation, response, _media.requested_model(options))
     return fields
+
+
+def tier_metadata(tier: Any) -> dict[str, Any]:
+    """The metadata that notes a service tier other than the standard one (it bills other rates)."""
+    return {"service_tier": tier if isinstance(tier, str) else repr(tier)}
 
 
 def _responses_output(response: Any) -> Any:

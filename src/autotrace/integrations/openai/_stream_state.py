@@ -29,7 +29,7 @@ class StreamState:
     notes the first token's time); chunks are read in batches, away from the caller's loop."""
 
     __slots__ = ("choices", "chunks", "cutter", "error", "first", "first_token_ns", "hide_usage_chunk", "model",
-                 "operation", "response", "usage")
+                 "operation", "response", "tier", "usage")
 
     def __init__(self, operation: str, hide_usage_chunk: bool, choices: int = 1) -> None:
         self.operation = operation
@@ -41,6 +41,8 @@ class StreamState:
         self.choices: dict[int, _ChoiceParts] | None = {0: self.first} if choices > 1 else None
         self.first_token_ns: int | None = None
         self.model: str | None = None
+        #: The service tier the chunk that first named the model names (``pricing.tier_share``).
+        self.tier: Any = None
         self.usage: Any = None
         #: The Responses API's final response (completed, incomplete or failed), and an error event's message.
         self.response: Any = None
@@ -110,7 +112,10 @@ class StreamState:
                 self._record_event(event)
             return
         if self.model is None:  # the first model named (Azure's content-filter chunk names none)
-            self.model = next((model for chunk in chunks if (model := getattr(chunk, "model", None))), None)
+            for chunk in chunks:
+                if model := getattr(chunk, "model", None):
+                    self.model, self.tier = model, getattr(chunk, "service_tier", None)
+                    break
         cutter = self.cutter
         if cutter is None or cutter.event is None:  # else the usage event was cut from the bytes
             for chunk in reversed(chunks):  # the latest usage wins (usually the last chunk's)
@@ -205,9 +210,12 @@ class StreamState:
             output: Any = [choices[i].output(completion) for i in sorted(choices)]
         else:
             output = self.first.output(completion)
-        return {"response_model": self.model, "usage": usage, "finish_reason": self.first.finish_reason,
-                "cost": pricing.cost(self.model, usage), "completion_start_time": self.first_token_ns,
-                "output": output}
+        fields = {"response_model": self.model, "usage": usage, "finish_reason": self.first.finish_reason,
+                  "cost": pricing.cost(self.model, usage, self.tier), "completion_start_time": self.first_token_ns,
+                  "output": output}
+        if self.tier is not None and self.tier != "default":
+            fields["metadata"] = _extract.tier_metadata(self.tier)
+        return fields
 
     def _response_fields(self) -> dict[str, Any]:
         """A Responses API stream's fields: from its final response, else (the caller stopped early,

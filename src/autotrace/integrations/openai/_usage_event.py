@@ -141,7 +141,8 @@ def usage_event_fields(event: bytes) -> dict[str, Any]:
         count("openai.usage_event_unreadable")
         return {}
     model = payload.get("model")
-    return {"usage": usage, "cost": pricing.cost(model if isinstance(model, str) else None, usage)}
+    return {"usage": usage, "cost": pricing.cost(model if isinstance(model, str) else None, usage,
+                                                 payload.get("service_tier"))}
 
 
 def watch(stream: Any, cutter: UsageEventCutter) -> None:

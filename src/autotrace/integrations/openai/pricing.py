@@ -6,7 +6,10 @@ resolve exactly: a different model sharing a prefix (``gpt-5.1-codex``, ``gpt-5.
 ``gpt-5.4-pro``) has no price until listed. Azure OpenAI's names for GPT-3.5 (``gpt-35-turbo``,
 as its responses give them) are priced as OpenAI's. Unknown models get no cost, only usage.
 
-Standard tier only (not Batch, Flex, Priority or Fast, which a response does not name). Models in
+A response names the service tier that served it (``service_tier``): ``flex`` is billed at half
+the standard price (every rate); ``priority``, ``fast`` and ``scale`` are billed at rates not kept
+here, so they get no cost; none, ``default`` or ``auto`` is the standard tier. Batch API jobs are
+not traced calls. Models in
 ``_LONG_CONTEXT`` bill a whole request with more than 272K input tokens (cached ones included) at
 twice the input, cached-input and cache-write rates and 1.5 times the output rate, as OpenAI's
 model pages say; the usage's input count decides it. Models in ``_CACHE_WRITE`` bill the input
@@ -240,9 +243,23 @@ def price_of(model: str | None) -> tuple[float, float, float] | None:
     return None if found is None else found[1]
 
 
-def cost(model: str | None, usage: Mapping[str, Any] | None) -> dict[str, float] | None:
-    """``{"input", "output", "total"}`` in USD for a known model, else None."""
+#: Service tiers as a response names them -> the share of the standard price they bill.
+_TIER_SHARE = {"default": 1.0, "auto": 1.0, "flex": 0.5}
+
+
+def tier_share(tier: Any) -> float | None:
+    """The share of the standard price a response's service tier bills: 1 for none or the standard
+    tier, None for a tier priced at rates not kept here (or a name that is no tier)."""
+    return 1.0 if tier is None else _TIER_SHARE.get(tier) if type(tier) is str else None
+
+
+def cost(model: str | None, usage: Mapping[str, Any] | None, tier: Any = None) -> dict[str, float] | None:
+    """``{"input", "output", "total"}`` in USD for a known model, at the rates of the service tier
+    the response names (``tier_share``), else None."""
     if not usage or not model or not isinstance(model, str):
+        return None
+    share = 1.0 if tier is None else tier_share(tier)
+    if share is None:
         return None
     found = _resolve(model)
     if found is None:
@@ -257,9 +274,9 @@ def cost(model: str | None, usage: Mapping[str, Any] | None) -> dict[str, float]
     cached = min(cached, tokens_in)  # a server's count past the input costs no refund
     write_price = _CACHE_WRITE.get(key)
     written = min(written, tokens_in - cached) if write_price is not None else 0
-    scale_in = scale_out = 1.0
+    scale_in = scale_out = share
     if tokens_in > _LONG_CONTEXT_INPUT and key in _LONG_CONTEXT:
-        scale_in, scale_out = 2.0, 1.5
+        scale_in, scale_out = 2.0 * share, 1.5 * share
     input_cost = scale_in * ((tokens_in - cached - written) * input_price + cached * cached_price
                              + written * (write_price or 0.0)) / 1e6
     output_cost = scale_out * tokens_out * output_price / 1e6

@@ -65,6 +65,9 @@ class Settings:
     tenant_resolver: Callable[[], str | None] | None = None
     unknown_tenant: str = "drop"
     trust_incoming_tenant: bool = False
+    #: A gRPC server's tenant per call: ``fn(handler_call_details, servicer_context)`` (``async`` too
+    #: for grpc.aio handlers) returning a tenant id or None; for servers made after ``install()``.
+    grpc_tenant_from_call: Callable[[Any, Any], Any] | None = None
     #: The gRPC targets an outgoing call sends the tenant to (as baggage): patterns of the channel's
     #: target, ``("*",)`` for every one (``all``), ``()`` for none (``none``).
     tenant_baggage: tuple[str, ...] = ("*",)
@@ -411,6 +414,9 @@ def _validate(settings: Settings) -> Settings:
         fail("unknown_tenant", "'default' needs LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY for the default project")
     if settings.tenant_resolver is not None and not callable(settings.tenant_resolver):
         fail("tenant_resolver", "must be a callable returning a tenant id or None")
+    if settings.grpc_tenant_from_call is not None and not callable(settings.grpc_tenant_from_call):
+        fail("grpc_tenant_from_call", "must be a callable of (handler_call_details, servicer_context) "
+             "returning a tenant id or None")
     try:
         settings = dataclasses.replace(settings, redact=_redact(settings.redact))
     except ValueError as exc:

@@ -35,18 +35,19 @@ def _resolver_failed(exc: Exception) -> None:
              "request has no tenant", type(exc).__name__)
 
 
-def _called(resolve: Callable[[Any], Any] | None, request: Any) -> Any:
-    """What the tenant function returns for ``request`` (None when it raises: counted)."""
+def resolver_answer(resolve: Callable[..., Any] | None, *request: Any) -> Any:
+    """What the tenant function returns for ``request`` (None when it raises: counted). Shared by
+    this middleware and the gRPC server's ``tenant_from_call``."""
     if resolve is None:
         return None
     try:
-        return resolve(request)
+        return resolve(*request)
     except Exception as exc:
         _resolver_failed(exc)
         return None
 
 
-def _tenant_of(value: Any, incoming: Context) -> str | None:
+def tenant_of(value: Any, incoming: Context) -> str | None:
     """The request's tenant: the function's answer if it is a tenant id, else (when trusted) the
     caller's baggage entry."""
     tenant = value
@@ -55,7 +56,7 @@ def _tenant_of(value: Any, incoming: Context) -> str | None:
         log_once(f"middleware_resolver_value:{type(tenant).__name__}", "autotrace: tenant function returned "
                  "a %s that is no tenant id (1-128 characters of [A-Za-z0-9._:@/-]); request has no tenant",
                  type(tenant).__name__)
-        if inspect.iscoroutine(tenant):  # an async function under WSGI: never awaited here
+        if inspect.iscoroutine(tenant):  # an async function under WSGI (or a sync gRPC handler): never awaited
             tenant.close()
         tenant = None
     if tenant is None:
@@ -142,17 +143,18 @@ class TenantASGIMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = extract(_combined(scope.get("headers", ())))
-        value = _called(self.tenant_from_scope, scope)
+        value = resolver_answer(self.tenant_from_scope, scope)
         if inspect.isawaitable(value):
-            value = await _awaited(value)
-        tokens = _enter(incoming, _tenant_of(value, incoming))
+            value = await awaited_answer(value)
+        tokens = _enter(incoming, tenant_of(value, incoming))
         try:
             await self.app(scope, receive, send)
         finally:
             _exit(tokens)
 
 
-async def _awaited(value: Any) -> Any:
+async def awaited_answer(value: Any) -> Any:
+    """An ``async`` tenant function's answer (None when it raises: counted)."""
     try:
         return await value
     except Exception as exc:
@@ -183,7 +185,7 @@ class TenantWSGIMiddleware:
     def _call(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         headers = {name: environ[key] for key, name in _WSGI_KEYS if isinstance(environ.get(key), str)}
         incoming = extract(headers)
-        _enter(incoming, _tenant_of(_called(self.tenant_from_environ, environ), incoming))
+        _enter(incoming, tenant_of(resolver_answer(self.tenant_from_environ, environ), incoming))
         return self.app(environ, start_response)
 
 

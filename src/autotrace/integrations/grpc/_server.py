@@ -1,5 +1,6 @@
 """gRPC server interceptors (``grpc`` and ``grpc.aio``): each call joins the caller's trace with a
-SERVER span, adopts the caller's tenant only when ``trust_incoming_tenant`` is set, keeps the
+SERVER span, takes its tenant from the service (``tenant_from_call``, or a scope an outer
+interceptor set) or else, only when ``trust_incoming_tenant`` is set, from the caller, keeps the
 caller's other baggage entries current for the handler's own calls, and ends when
 the handler, or the stream it returns, finishes, with the status the client gets: also when grpc
 fails the call after the handler (a response it cannot serialise or send, see ``_Serializer``) or
@@ -10,7 +11,7 @@ from __future__ import annotations
 import gc
 import inspect
 from collections import namedtuple
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
@@ -27,9 +28,15 @@ from ...context import (
     set_tenant,
     trusted_incoming_tenant,
 )
+from ...middleware import awaited_answer, resolver_answer, tenant_of
 from ...observation import Observation, make_current, restore_context
 from ...propagation import extract
+from ...runtime import state
 from ._common import KIND_SERVER, finish_call, start_call
+
+#: ``tenant_from_call(handler_call_details, servicer_context)``: the call's tenant id, or None.
+TenantFromCall = Callable[[Any, Any], "str | Awaitable[str | None] | None"]
+_UNASKED: Any = object()  # no ``tenant_from_call``: the caller's tenant, when trusted
 
 
 class _ServerCall:
@@ -37,15 +44,15 @@ class _ServerCall:
 
     __slots__ = ("baggage", "obs", "tenant", "tenant_token", "unsent")
 
-    def __init__(self, handler_call_details: Any, known: bool = True) -> None:
+    def __init__(self, handler_call_details: Any, known: bool = True, own: Any = _UNASKED) -> None:
         self.obs: Observation | None = None
-        self.tenant: str | None = None  # adopted from the caller
+        self.tenant: str | None = None  # tenant_from_call's answer (own) if a tenant id, else the trusted caller's
         self.tenant_token: Any = None
         self.baggage: Mapping[str, object] | None = None  # the caller's, but its tenant (see _incoming_baggage)
         self.unsent: tuple[Any, str | None, BaseException | None] | None = None  # see _Serializer
         try:
             ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
-            tenant = trusted_incoming_tenant(ctx)
+            tenant = trusted_incoming_tenant(ctx) if own is _UNASKED else tenant_of(own, ctx)
             if tenant is not None:
                 self.tenant, self.tenant_token = tenant, set_tenant(tenant)
             self.obs = start_call(handler_call_details.method, KIND_SERVER, parent=ctx, known=known)
@@ -152,11 +159,20 @@ def _context_details(servicer_context: Any) -> str | None:
         return None
 
 
+async def _asked(resolve: TenantFromCall, handler_call_details: Any, servicer_context: Any) -> _ServerCall:
+    """The call, its tenant named by ``resolve`` (``tenant_from_call``), awaited when it is ``async``."""
+    answer = resolver_answer(resolve, handler_call_details, servicer_context)
+    if inspect.isawaitable(answer):
+        answer = await awaited_answer(answer)
+    return _ServerCall(handler_call_details, own=answer)
+
+
 def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, streaming: bool,
-                   aio: bool, serializer: _Serializer | None) -> Callable[..., Any]:
+                   aio: bool, serializer: _Serializer | None, resolve: TenantFromCall | None) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(behavior):
         async def agen(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
-            call = _ServerCall(handler_call_details)
+            call = (_ServerCall(handler_call_details) if resolve is None
+                    else await _asked(resolve, handler_call_details, servicer_context))
             if serializer is not None:
                 serializer.watch(call, servicer_context)
             try:
@@ -178,7 +194,8 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
         return agen
     if inspect.iscoroutinefunction(behavior):
         async def coroutine(request: Any, servicer_context: Any) -> Any:
-            call = _ServerCall(handler_call_details)
+            call = (_ServerCall(handler_call_details) if resolve is None
+                    else await _asked(resolve, handler_call_details, servicer_context))
             try:
                 with _current(call.obs, None, call.baggage):
                     result = await behavior(request, servicer_context)
@@ -191,7 +208,8 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
         return coroutine
 
     def function(request: Any, servicer_context: Any) -> Any:
-        call = _ServerCall(handler_call_details)
+        call = (_ServerCall(handler_call_details) if resolve is None else _ServerCall(
+            handler_call_details, own=resolver_answer(resolve, handler_call_details, servicer_context)))
         try:
             with _current(call.obs, None, call.baggage):
                 result = behavior(request, servicer_context)
@@ -393,7 +411,7 @@ class _MethodHandler(namedtuple("_MethodHandler", ("request_streaming", "respons
     interface), copied so that its behaviour can be wrapped."""
 
 
-def _wrap_handler(handler: Any, handler_call_details: Any, aio: bool) -> Any:
+def _wrap_handler(handler: Any, handler_call_details: Any, aio: bool, resolve: TenantFromCall | None) -> Any:
     if handler is None:
         return None
     try:
@@ -403,7 +421,7 @@ def _wrap_handler(handler: Any, handler_call_details: Any, aio: bool) -> Any:
             behavior = getattr(handler, field, None)
             if behavior is not None:
                 changes[field] = _wrap_behavior(behavior, handler_call_details, field.endswith("stream"), aio,
-                                                serializer)
+                                                serializer, resolve)
         if not hasattr(handler, "_replace"):
             handler = _MethodHandler(*(getattr(handler, field, None) for field in _MethodHandler._fields))
         return handler._replace(**changes)
@@ -429,8 +447,22 @@ def _rejected(handler_call_details: Any, error: BaseException | None = None) -> 
         guarded_failure("grpc.rejected", exc)
 
 
+def _resolver(tenant_from_call: TenantFromCall | None) -> TenantFromCall | None:
+    """``tenant_from_call`` if given (callable), else ``install(grpc_tenant_from_call=...)``'s, if any."""
+    if tenant_from_call is None:
+        settings = state.settings
+        return settings.grpc_tenant_from_call if settings is not None else None
+    if not callable(tenant_from_call):
+        raise TypeError(f"tenant_from_call must be callable, got a {type(tenant_from_call).__name__}")
+    return tenant_from_call
+
+
 class ServerInterceptor(grpc.ServerInterceptor):
-    """Joins incoming calls of a synchronous server to the caller's trace."""
+    """Joins incoming calls of a synchronous server to the caller's trace; ``tenant_from_call``: see
+    ``server_interceptor``."""
+
+    def __init__(self, tenant_from_call: TenantFromCall | None = None) -> None:
+        self.tenant_from_call = _resolver(tenant_from_call)
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         try:
@@ -441,7 +473,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
         if handler is None:  # no handler for the method: grpc rejects the call
             _rejected(handler_call_details)
             return None
-        return _wrap_handler(handler, handler_call_details, aio=False)
+        return _wrap_handler(handler, handler_call_details, False, self.tenant_from_call)
 
 
 class AioServerInterceptor(grpc.aio.ServerInterceptor):
@@ -450,10 +482,12 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):
     ``isolate`` (set when ``install()`` puts it first among a server's interceptors): grpc.aio runs
     each call in a copy of the context ``server.start()`` ran in; the call is cleared of what that
     held (a tenant, trace attributes, a current span or baggage), as grpc's sync server starts
-    every call from an empty context. What interceptors after it set is kept for the handler."""
+    every call from an empty context. What interceptors after it set is kept for the handler.
+    ``tenant_from_call``: see ``server_interceptor``."""
 
-    def __init__(self, isolate: bool = False) -> None:
+    def __init__(self, isolate: bool = False, tenant_from_call: TenantFromCall | None = None) -> None:
         self.isolate = isolate
+        self.tenant_from_call = _resolver(tenant_from_call)
 
     async def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         if self.isolate:
@@ -466,7 +500,7 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             _rejected(handler_call_details)
             return None
-        return _wrap_handler(handler, handler_call_details, aio=True)
+        return _wrap_handler(handler, handler_call_details, True, self.tenant_from_call)
 
 
 def _forget_inherited() -> None:
@@ -478,6 +512,13 @@ def _forget_inherited() -> None:
         guarded_failure("grpc.isolate", exc)
 
 
-def server_interceptor(asyncio: bool = False) -> grpc.ServerInterceptor:
-    """An interceptor to pass to a server created before ``install()`` (or by other means)."""
-    return AioServerInterceptor() if asyncio else ServerInterceptor()
+def server_interceptor(asyncio: bool = False, tenant_from_call: TenantFromCall | None = None) -> grpc.ServerInterceptor:
+    """An interceptor to pass to a server created before ``install()`` (or by other means).
+
+    ``tenant_from_call(handler_call_details, servicer_context)`` (default: the installed
+    ``grpc_tenant_from_call``) names each call's tenant, for its server span and handler: its tenant
+    id wins over an outer interceptor's scope, which wins over a trusted caller's; None names none.
+    One that raises or returns no tenant id is counted and logged once (the middleware's rules)."""
+    if asyncio:
+        return AioServerInterceptor(tenant_from_call=tenant_from_call)
+    return ServerInterceptor(tenant_from_call)

@@ -2,7 +2,9 @@
 and server creation (see ``_interceptors`` for how each call maps to spans).
 
 Channels and servers made before ``install()``: ``instrument_channel(channel)`` and
-``server_interceptor(asyncio=False)``. This module imports grpc only when it is used.
+``server_interceptor(asyncio=False, tenant_from_call=None)``; a server's tenant per call comes from
+``tenant_from_call(handler_call_details, servicer_context)`` (``install(grpc_tenant_from_call=...)``
+for servers made after it). This module imports grpc only when it is used.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 and server creation.
 
 Client calls become CLIENT spans that carry W3C trace context and the tenant (as baggage) in the
-call metadata; servers join the caller's trace with a SERVER span, adopt the caller's tenant only
-when ``trust_incoming_tenant`` is set, and record the status code. Every kind of call is covered
+call metadata; servers join the caller's trace with a SERVER span, take the call's tenant from the
+service (``tenant_from_call``, an outer interceptor's scope), else from the caller only when
+``trust_incoming_tenant`` is set, and record the status code. Every kind of call is covered
 by one mechanism: the span ends in the call's done-callback (client) or when the handler, or the
 stream it returns, finishes (server). Channels and servers made before ``install()`` can be wrapped
 with ``instrument_channel`` / ``server_interceptor``.

@@ -88,10 +88,22 @@ def _tier(body: dict[str, Any], script: Script) -> dict[str, str]:
     return {"service_tier": "default" if tier == "auto" else tier} if isinstance(tier, str) else {}
 
 
+#: The files a fake vector store holds: (file id, file name, text).
+VECTOR_STORE_FILES = (
+    ("file-refunds", "refunds.md", "Refunds are issued within 5 business days of the return."),
+    ("file-shipping", "shipping.md", "Orders ship within 2 days; tracking arrives by email."),
+    ("file-returns", "returns.md", "Returns are accepted within 30 days with the order number."),
+)
+
+
+def _words(text: str) -> list[str]:
+    return "".join(c.lower() if c.isalnum() else " " for c in text).split()
+
+
 def _bag_of_words(text: str, dims: int) -> list[float]:
     """A deterministic unit vector in which texts sharing words are close (hashed bag of words)."""
     vector = [0.0] * dims
-    for word in "".join(c.lower() if c.isalnum() else " " for c in text).split():
+    for word in _words(text):
         digest = hashlib.sha256(word.encode()).digest()
         vector[digest[0] % dims] += 1.0 if digest[1] % 2 else -1.0
     norm = sum(v * v for v in vector) ** 0.5 or 1.0
@@ -136,6 +148,8 @@ class FakeOpenAI(LoopbackServer):
         self.background_polls = 1
         #: Background responses by id: [the response once finished, polls left before it is].
         self._background: dict[str, list[Any]] = {}
+        #: What every vector store holds (``vector_stores.search``): (file id, file name, text).
+        self.vector_store_files: list[tuple[str, str, str]] = list(VECTOR_STORE_FILES)
 
     # -- control ------------------------------------------------------------------------------------
     def script(self, **fields: Any) -> FakeOpenAI:
@@ -190,6 +204,7 @@ class FakeOpenAI(LoopbackServer):
             "embeddings": self._embeddings, "responses": self._responses, "moderations": self._moderations,
             "compact": self._compact, "transcriptions": transcriptions, "translations": transcriptions,
             "speech": speech, "generations": images, "edits": images, "variations": images,
+            "search": self._vector_store_search,
         }
         produce = handlers.get(endpoint)
         if produce is None:
@@ -378,6 +393,22 @@ class FakeOpenAI(LoopbackServer):
         tokens = sum(_tokens(str(i)) for i in items)
         return {"object": "list", "data": data, "model": script.model or body.get("model", "text-embedding-3-small"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    def _vector_store_search(self, body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any]:
+        """The files sharing words with the query (a text or several), best first, scored by the
+        share of the query's words each holds; at most ``max_num_results`` (10)."""
+        query = body.get("query")
+        queries = query if isinstance(query, list) else [str(query)]
+        words = {word for text in queries for word in _words(text)}
+        scored = [(len(words & set(_words(text))) / (len(words) or 1), file_id, name, text)
+                  for file_id, name, text in self.vector_store_files]
+        hits = sorted((hit for hit in scored if hit[0] > 0), key=lambda hit: -hit[0])
+        data = [{"file_id": file_id, "filename": name, "score": round(score, 4), "attributes": {"lang": "en"},
+                 "content": [{"type": "text", "text": text}]}
+                for score, file_id, name, text in hits[:int(body.get("max_num_results") or 10)]]
+        rewritten = [" ".join(sorted(words))] if body.get("rewrite_query") else queries
+        return {"object": "vector_store.search_results.page", "search_query": rewritten, "data": data,
+                "has_more": False, "next_page": None}
 
     @staticmethod
     def _moderations(body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any]:

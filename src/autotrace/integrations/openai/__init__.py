@@ -166,8 +166,11 @@ class _Call:
             obs = recorder.start(kind, name)
             provider, base_url = _provider(client)
             asked = _extract.without_sdk_default(sent, extra, self.options) if self.operation == "embeddings" else sent
-            obs.update(provider=provider, metadata={"base_url": base_url},
-                       **_extract.request_fields(self.operation, asked, self.options))
+            fields = _extract.request_fields(self.operation, asked, self.options)
+            extra_metadata = fields.pop("metadata", None)  # a vector store search's options
+            obs.update(provider=provider, **fields,
+                       metadata={"base_url": base_url} if extra_metadata is None else {"base_url": base_url,
+                                                                                      **extra_metadata})
             self.obs = obs
         if self.stream:  # an Azure client's API version decides what its deployments accept
             self.endpoint = (base_url, getattr(client, "__dict__", _NO_DICT).get("_api_version"))

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...observation import ObservationType
+from ..documents import document, recorded
 from ..media import media_note, without_media
 from . import _media, pricing
 
@@ -46,11 +47,20 @@ ENDPOINTS = {
 }
 
 
+#: ``POST /vector_stores/{id}/search`` (``vector_stores.search``): a search of a hosted vector store.
+VECTOR_STORE_SEARCH = "vector_store_search"
+_SEARCH_ENDPOINT = (VECTOR_STORE_SEARCH, "openai.vector_stores.search", ObservationType.RETRIEVER)
+#: The API's number of results when a search names none (``max_num_results``).
+_SEARCH_DEFAULT_RESULTS = 10
+
+
 def endpoint(url: str) -> tuple[str, str, ObservationType] | None:
     """The operation, name and observation type for a request path (Azure deployment paths included)."""
     for suffix, found in ENDPOINTS.items():
         if url.endswith(suffix):
             return found
+    if url.endswith("/search") and "/vector_stores/" in url:
+        return _SEARCH_ENDPOINT
     return None
 
 
@@ -78,9 +88,53 @@ def request_fields(operation: str, body: dict[str, Any], options: Any = None) ->
         fields["input"] = body.get("prompt")
     elif operation == "moderation":  # last, so that chat and embeddings test for nothing more
         fields.update(_moderation_input(body.get("input")))
+    elif operation == VECTOR_STORE_SEARCH:
+        return _search_request(body, getattr(options, "url", ""))
     else:
         return _media.request_fields(operation, body, options)
     return fields
+
+
+def _search_request(body: dict[str, Any], url: str) -> dict[str, Any]:
+    """A vector store search's query (a text or several), the store (its id, from ``url``), the
+    number of results asked for (the API's default when none), its filter, and its ranking and
+    query-rewriting options as metadata."""
+    fields: dict[str, Any] = {"operation": VECTOR_STORE_SEARCH, "store": "openai",
+                              "collection": url.rsplit("/", 2)[-2] if url.count("/") >= 2 else None,
+                              "query": body.get("query"), "filter": body.get("filters"),
+                              "top_k": body.get("max_num_results", _SEARCH_DEFAULT_RESULTS)}
+    options = {key: body[key] for key in ("ranking_options", "rewrite_query") if body.get(key) is not None}
+    if options:
+        fields["metadata"] = options
+    return fields
+
+
+def _search_results(page: Any, options: Any) -> dict[str, Any]:
+    """A vector store search's results as documents (file id, score, the start of its text, the
+    file's name and attributes), and the query the search ran when the API rewrote it."""
+    data = getattr(page, "data", None)
+    data = data if isinstance(data, list) else []
+    found = (document(getattr(item, "file_id", None), getattr(item, "score", None), _search_text(item),
+                      _search_metadata(item)) for item in data)
+    documents, metadata = recorded(found, len(data))
+    fields: dict[str, Any] = {"documents": documents, "doc_count": len(data)}
+    ran = getattr(page, "search_query", None)
+    asked = (getattr(options, "json_data", None) or {}).get("query")
+    if ran and ran != asked and ran != [asked]:
+        metadata["search_query"] = ran
+    if metadata:
+        fields["metadata"] = metadata
+    return fields
+
+
+def _search_text(item: Any) -> str | None:
+    texts = [getattr(part, "text", None) for part in getattr(item, "content", None) or ()]
+    return "\n".join(text for text in texts if isinstance(text, str)) or None
+
+
+def _search_metadata(item: Any) -> dict[str, Any]:
+    found = {"filename": getattr(item, "filename", None), "attributes": getattr(item, "attributes", None)}
+    return {key: value for key, value in found.items() if value}
 
 
 def without_sdk_default(body: dict[str, Any], extra: Any, options: Any) -> dict[str, Any]:
@@ -225,6 +279,8 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
             fields["status_message"] = str(getattr(getattr(response, "error", None), "message", None) or "failed")
     elif operation == "moderation":  # last, so that chat and embeddings test for nothing more
         fields.update(moderation_fields(getattr(response, "results", None)))
+    elif operation == VECTOR_STORE_SEARCH:
+        return _search_results(response, options)
     else:
         return _media.response_fields(operation, response, _media.requested_model(options))
     return fields

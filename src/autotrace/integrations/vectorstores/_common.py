@@ -17,7 +17,7 @@ from ... import recorder
 from ..._internal import guarded_failure
 from ...observation import CurrentDuring, Observation, ObservationType
 from .. import ownership
-from ..documents import MAX_DOCUMENTS, recorded
+from ..documents import MAX_DOCUMENTS, record_id, recorded
 
 
 class Batch(NamedTuple):
@@ -47,14 +47,6 @@ Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
 Results = Callable[[Any, dict[str, Any]], list[Batch] | None]
 Count = Callable[[Any, tuple[Any, ...], dict[str, Any]], int | None]
 
-#: Characters of a document's content (or of a text beside it) recorded as its preview.
-CONTENT_CHARS = 200
-
-
-def record_id(id_: Any) -> Any:
-    """A store's id as recorded: text and integers as they are, any other (a UUID) as text."""
-    return id_ if isinstance(id_, str | int) or id_ is None else str(id_)
-
 
 def requested(fields: dict[str, Any], operation: str, ids: Any) -> dict[str, Any]:
     """``fields`` of an unranked read, with its ``operation`` and, in ``metadata.ids``, the first
@@ -69,19 +61,6 @@ def requested(fields: dict[str, Any], operation: str, ids: Any) -> dict[str, Any
         if len(ids) > MAX_DOCUMENTS:
             metadata["ids_requested"] = len(ids)
     return fields
-
-
-def document(id_: Any, score: Any = None, content: Any = None,
-             metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One retrieved document as recorded: id, score, a short content preview and any metadata."""
-    entry: dict[str, Any] = {"id": record_id(id_)}
-    if score is not None:
-        entry["score"] = float(score)
-    if content is not None:
-        entry["content"] = str(content)[:CONTENT_CHARS]
-    if metadata:
-        entry["metadata"] = metadata
-    return entry
 
 
 class _Search(CurrentDuring):

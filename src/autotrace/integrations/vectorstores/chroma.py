@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..base import Integration
-from ._common import Batch, Describe, argument, document, positions, requested, search_wrapper, write_wrapper
+from ..documents import document
+from ._common import Batch, Describe, argument, positions, requested, search_wrapper, write_wrapper
 
 
 def _query_describer(at: dict[str, int]) -> Describe:

@@ -14,7 +14,8 @@ from itertools import pairwise
 from typing import Any
 
 from ..base import Integration
-from ._common import Batch, argument, document, search_wrapper
+from ..documents import document
+from ._common import Batch, argument, search_wrapper
 
 #: faiss's metric numbers (``faiss.METRIC_*``) by name; the inner products rank higher first.
 _METRICS = {0: "inner_product", 1: "l2", 2: "l1", 3: "linf", 25: "abs_inner_product"}

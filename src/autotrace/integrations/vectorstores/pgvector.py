@@ -27,7 +27,8 @@ from typing import Any
 
 from ..._internal import guarded_failure
 from ..base import Integration
-from ._common import Batch, Pending, argument, document, pending_search, search_wrapper
+from ..documents import document
+from ._common import Batch, Pending, argument, pending_search, search_wrapper
 
 _OPERATORS = ("<->", "<=>", "<#>")
 _TABLE = re.compile(r"\bFROM\s+([\w.\"]+)", re.IGNORECASE)

@@ -24,7 +24,8 @@ from typing import Any
 import wrapt
 
 from ..base import Integration
-from ._common import Batch, Page, document, requested, search_wrapper, write_wrapper
+from ..documents import document
+from ._common import Batch, Page, requested, search_wrapper, write_wrapper
 
 _TEXT_KEYS = ("text", "content", "page_content", "document")
 

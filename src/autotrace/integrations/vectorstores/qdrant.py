@@ -26,18 +26,8 @@ from typing import Any
 from uuid import UUID
 
 from ..base import Integration
-from ._common import (
-    CONTENT_CHARS,
-    Batch,
-    Groups,
-    Page,
-    argument,
-    document,
-    record_id,
-    requested,
-    search_wrapper,
-    write_wrapper,
-)
+from ..documents import CONTENT_CHARS, document, record_id
+from ._common import Batch, Groups, Page, argument, requested, search_wrapper, write_wrapper
 
 _TEXT_KEYS = ("text", "content", "page_content", "document")
 _PAYLOAD_KEYS = 20

@@ -58,6 +58,9 @@ class Script:
     #: The service tier a chat or Responses reply names (every chunk of a stream): the request's
     #: ``service_tier`` when not scripted (``auto`` answered as ``default``), else none.
     service_tier: str | None = None
+    #: Output items a Responses reply gives before its message, as the API gives them (what a
+    #: hosted tool did: ``web_search_call``, ``file_search_call``, ``mcp_call`` ...).
+    hosted: list[dict[str, Any]] | None = None
 
     def input_details(self) -> dict[str, int]:
         """The usage's input details: cached tokens, and cache writes when there are any."""
@@ -472,7 +475,8 @@ class FakeOpenAI(LoopbackServer):
         response = {
             "id": "resp_fake", "object": "response", "created_at": int(time.time()), "model": model,
             "status": "completed", "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-            "output": ([message] if text or script.refusal is not None or not calls else []) + calls,
+            "output": [*(script.hosted or ())] + ([message] if text or script.refusal is not None or not calls
+                                                  else []) + calls,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
                       "total_tokens": input_tokens + output_tokens,
                       "input_tokens_details": script.input_details(),
@@ -523,6 +527,9 @@ class FakeOpenAI(LoopbackServer):
                                 content_index=0, text=text, logprobs=[])
                     yield event("response.content_part.done", item_id=item["id"], output_index=index,
                                 content_index=0, part={**part, "text": text})
+                elif item["type"] != "function_call":  # a hosted tool's call: as it ends
+                    yield event("response.output_item.added", output_index=index,
+                                item={**item, "status": "in_progress"})
                 else:
                     yield event("response.output_item.added", output_index=index,
                                 item={**item, "status": "in_progress", "arguments": ""})

@@ -24,9 +24,11 @@ _TIERED = frozenset({"chat", "responses"})
 #: Responses API request keys that say where the conversation before ``input`` is kept: recorded
 #: with the input, as ``instructions`` are, for the input alone is not what the model was given.
 _CONTEXT = ("instructions", "previous_response_id", "conversation")
-#: Responses API output items that are calls for the program (or a person) to act on.
-_CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call", "local_shell_call", "shell_call",
-                         "apply_patch_call", "mcp_approval_request"})
+#: Responses API output items that show a tool at work: calls for the program (or a person) to act
+#: on, and the calls hosted tools made for the model (their queries, results, arguments, errors).
+_TOOL_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call", "local_shell_call", "shell_call",
+                         "apply_patch_call", "mcp_approval_request", "file_search_call", "web_search_call",
+                         "code_interpreter_call", "mcp_call", "mcp_list_tools", "image_generation_call"})
 
 #: url path suffix -> (operation, observation name, observation type); scanned in order, so the
 #: hot paths (chat, embeddings) come first, then audio and images (``_media``), and moderations last.
@@ -292,14 +294,14 @@ def tier_metadata(tier: Any) -> dict[str, Any]:
 
 
 def _responses_output(response: Any) -> Any:
-    """A Responses API reply as recorded: its text, or its output items when they hold a call for
-    the program to act on (a function's, a custom tool's, an approval request ...) or there is no
-    text (a refusal, a reply cut short while reasoning, only a generated image); None when there
-    is no output yet (``background``). A generated image's base64 ``result`` is noted like an
-    input's media."""
+    """A Responses API reply as recorded: its text, or its output items when they show a tool at
+    work (a call for the program to act on: a function's, a custom tool's, an approval request ...;
+    or what a hosted tool did: a file or web search, an MCP call, code run, an image made) or there
+    is no text (a refusal, a reply cut short while reasoning); None when there is no output yet
+    (``background``). A generated image's base64 ``result`` is noted like an input's media."""
     output = getattr(response, "output", None) or []
     text = getattr(response, "output_text", None)
-    if text and not any(getattr(item, "type", None) in _CALL_ITEMS for item in output):
+    if text and not any(getattr(item, "type", None) in _TOOL_ITEMS for item in output):
         return text
     if not output:
         return text or None

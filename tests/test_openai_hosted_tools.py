@@ -45,6 +45,26 @@ def test_the_items_of_hosted_tools_are_recorded_with_the_message(traced: Traced,
     assert items[1]["queries"] == ["refund window"] and items[1]["results"][0]["file_id"] == "file-refunds"
     assert items[2]["error"] == "order service unavailable" and items[2]["arguments"] == '{"order_id": "o-7"}'
     assert items[3]["content"][0]["text"] == "Refunds take 5 business days."
+    # the reply came: the failed MCP call makes the generation a warning, not an error
+    assert (record["level"], record["status_message"]) == (
+        "WARNING", "mcp_call lookup_order failed: order service unavailable")
+
+
+def test_hosted_tools_that_worked_leave_the_level_alone(traced: Traced, client: openai.OpenAI,
+                                                       fake: FakeOpenAI) -> None:
+    fake.script(reply="Refunds take 5 business days.", hosted=[WEB_SEARCH, {**MCP_FAILED, "error": None,
+                                                                            "output": "o-7: shipped"}])
+    client.responses.create(model="gpt-5.4", input="refund?")
+    (record,) = traced.records()
+    assert record["level"] == "DEFAULT" and record.get("status_message") is None
+    assert [item["type"] for item in record["output"]] == ["web_search_call", "mcp_call", "message"]
+
+
+def test_a_failed_search_is_named(traced: Traced, client: openai.OpenAI, fake: FakeOpenAI) -> None:
+    fake.script(reply="I could not search.", hosted=[{**WEB_SEARCH, "status": "failed"}])
+    client.responses.create(model="gpt-5.4", input="refund?")
+    (record,) = traced.records()
+    assert (record["level"], record["status_message"]) == ("WARNING", "web_search_call failed: failed")
 
 
 def test_a_reply_with_no_tool_at_work_records_its_text(traced: Traced, client: openai.OpenAI,

@@ -24,11 +24,13 @@ _TIERED = frozenset({"chat", "responses"})
 #: Responses API request keys that say where the conversation before ``input`` is kept: recorded
 #: with the input, as ``instructions`` are, for the input alone is not what the model was given.
 _CONTEXT = ("instructions", "previous_response_id", "conversation")
-#: Responses API output items that show a tool at work: calls for the program (or a person) to act
-#: on, and the calls hosted tools made for the model (their queries, results, arguments, errors).
-_TOOL_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call", "local_shell_call", "shell_call",
-                         "apply_patch_call", "mcp_approval_request", "file_search_call", "web_search_call",
-                         "code_interpreter_call", "mcp_call", "mcp_list_tools", "image_generation_call"})
+#: Responses API output items that are calls for the program (or a person) to act on.
+_CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call", "local_shell_call", "shell_call",
+                         "apply_patch_call", "mcp_approval_request"})
+#: ... and the items that show a tool at work: those, and the calls hosted tools made for the model
+#: (their queries, results, arguments, errors).
+_TOOL_ITEMS = _CALL_ITEMS | {"file_search_call", "web_search_call", "code_interpreter_call", "mcp_call",
+                             "mcp_list_tools", "image_generation_call"}
 
 #: url path suffix -> (operation, observation name, observation type); scanned in order, so the
 #: hot paths (chat, embeddings) come first, then audio and images (``_media``), and moderations last.
@@ -279,6 +281,8 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
         if status == "failed":  # the API's own failure, reported in the response
             fields["level"] = "ERROR"
             fields["status_message"] = str(getattr(getattr(response, "error", None), "message", None) or "failed")
+        elif type(fields["output"]) is list and (failure := _hosted_failure(fields["output"])) is not None:
+            fields["level"], fields["status_message"] = "WARNING", failure  # the reply came, a step of it failed
     elif operation == "moderation":  # last, so that chat and embeddings test for nothing more
         fields.update(moderation_fields(getattr(response, "results", None)))
     elif operation == VECTOR_STORE_SEARCH:
@@ -306,6 +310,17 @@ def _responses_output(response: Any) -> Any:
     if not output:
         return text or None
     return [_output_item(item) for item in output]
+
+
+def _hosted_failure(items: list[Any]) -> str | None:
+    """What the first hosted tool call that failed says (``mcp_call lookup_order: its error``), if any."""
+    for item in items:
+        get = _reader(item)
+        kind = get("type")
+        if kind in _TOOL_ITEMS and kind not in _CALL_ITEMS and (get("error") or get("status") == "failed"):
+            name = get("name")
+            return f"{kind}{f' {name}' if name else ''} failed: {get('error') or 'failed'}"
+    return None
 
 
 def _output_item(item: Any) -> Any:

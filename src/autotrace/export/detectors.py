@@ -1,8 +1,10 @@
 """The built-in PII detectors: patterns for each kind of value, the cheap triggers that decide
 which of them run on a text, and the validators that check their matches (Luhn, IBAN mod-97, SSN
-rules, IP octets, Basic credentials decoded); addresses spelled out are ``detectors_spelled``'s.
-``redact_text`` replaces what they find with a placeholder naming the kind (``<EMAIL>``);
-placeholders contain no quotes or backslashes, so JSON text stays valid. ``redaction.Redactor``
+rules, IP octets, Basic credentials decoded); addresses spelled out are ``detectors_spelled``'s,
+secrets' assignments (``password=...``) ``detectors_assigned``'s, and what is read through before
+the search (escapes, references, full-width forms) ``detectors_decode``'s. ``redact_text``
+replaces what they find with a placeholder naming the kind (``<EMAIL>``); placeholders contain
+no quotes or backslashes, so JSON text stays valid. ``redaction.Redactor``
 applies them, and user hooks, to every span.
 """
 
@@ -12,16 +14,27 @@ import base64
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
-from functools import cache
 
+from .detectors_assigned import KEY_WORDS as _KEY_WORDS
+from .detectors_assigned import assignment as _assignment  # noqa: F401 (tests use it)
+from .detectors_assigned import occurrences as _occurrences
+from .detectors_assigned import redact_assignments as _redact_assignments
+from .detectors_decode import HYPHENS as _HYPHENS
 from .detectors_decode import WIDE_SPACES as _WIDE_SPACES
+from .detectors_decode import as_ascii as _as_ascii
 from .detectors_decode import decoded as _decoded
 from .detectors_spelled import redact_spelled_emails as _redact_spelled_emails
 from .detectors_spelled import spelled_out as _spelled_out
 
+_DASHES = f"\u2013{_HYPHENS}"  # an en dash, and what reads as a hyphen (a minus sign ...): "-" last
 _SPACE = f"[ {_WIDE_SPACES}]"
-_SEP = f"[ {_WIDE_SPACES}\u2013-]"  # of a card's or phone's groups
-_PSEP = f"[ .{_WIDE_SPACES}\u2013-]"  # of an international phone number's groups
+_SEP = f"[ {_WIDE_SPACES}{_DASHES}]"  # of a card's or phone's groups
+_PSEP = f"[ .{_WIDE_SPACES}{_DASHES}]"  # of an international phone number's groups
+#: Full-width letters and digits (typed with an IME) too, read as ASCII by the validators
+_LETTER = "[A-Za-z\uff21-\uff3a\uff41-\uff5a]"
+_ALNUM = "[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
+_HEX = "[0-9A-Fa-f\uff10-\uff19\uff21-\uff26\uff41-\uff46]"
+_DOT_CHAR, _COLON = "[.\uff0e]", "[:\uff1a]"
 _ESCAPED = r"\\u[0-9A-Fa-f]{4}"  # a letter in JSON text written with ensure_ascii (jos\u00e9@...)
 _LABEL = rf"(?:[^\W_]|{_ESCAPED})(?:[\w-]|{_ESCAPED})*"  # of a domain name, letters of any script
 #: An "@" as written: plain, URL-encoded (once or twice: ``%2540``), escaped in JSON text, an HTML
@@ -34,9 +47,9 @@ _LOCAL_DOT = "&period;|&#46;"
 
 def _iban(separators: str) -> str:
     """An IBAN's pattern, its groups separated by spaces or all by one of ``separators``."""
-    return (rf"\b[A-Za-z]{{2}}\d{{2}}(?:(?:{_SPACE}?[A-Za-z0-9]{{4}}){{2,7}}(?:{_SPACE}?[A-Za-z0-9]{{1,4}})?"
-            rf"|(?P<iban_sep>[{separators}])[A-Za-z0-9]{{4}}(?:(?P=iban_sep)[A-Za-z0-9]{{4}}){{1,6}}"
-            r"(?:(?P=iban_sep)[A-Za-z0-9]{1,4})?)\b")
+    return (rf"\b{_LETTER}{{2}}\d{{2}}(?:(?:{_SPACE}?{_ALNUM}{{4}}){{2,7}}(?:{_SPACE}?{_ALNUM}{{1,4}})?"
+            rf"|(?P<iban_sep>[{separators}]){_ALNUM}{{4}}(?:(?P=iban_sep){_ALNUM}{{4}}){{1,6}}"
+            rf"(?:(?P=iban_sep){_ALNUM}{{1,4}})?)\b")
 
 
 _PATTERNS: dict[str, str] = {
@@ -64,30 +77,33 @@ _PATTERNS: dict[str, str] = {
     # after a dot written as an HTML reference (which a run of its characters holds)
     "EMAIL": (rf"(?<![\w.%+\\-])(?<!&period;)(?<!&#46;)[\w.%+\\-]+(?:(?:{_LOCAL_DOT})[\w.%+\\-]+)*{_AT}"
               rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}[^\W\d_]{{2,}}\b"),
-    # any case; its groups separated by spaces, or all by dots, all by en dashes or all by hyphens
-    "IBAN": _iban(".\u2013-"),
+    # any case, full-width too; its groups separated by spaces, or all by dots, all by en dashes or all
+    # by hyphens (or one of the characters read as one)
+    "IBAN": _iban(f".{_DASHES}"),
     # never inside a decimal number, nor a word (a hex id: a trace, span or commit id), nor after
     # a minus sign or a decimal point; after a word and one of those it is one ("card-4111 ...")
     # dots only between groups of four ("4111.1111.1111.1111"): other dotted digits are decimals
     "CREDIT_CARD": (
-        rf"(?<![^\W_])(?<!(?<![^\W\d_])[.,-])(?:(?:\d{_SEP}?){{12,18}}\d|\d{{4}}(?:\.\d{{4}}){{3}}(?:\.\d{{3}})?)"
-        r"(?![^\W_]|-|[.,]\d)"
+        rf"(?<![^\W_])(?<!(?<![^\W\d_])[.,{_HYPHENS}])(?:(?:\d{_SEP}?){{12,18}}\d|\d{{4}}(?:\.\d{{4}}){{3}}(?:\.\d{{3}})?)"
+        rf"(?![^\W_]|[{_HYPHENS}]|[.,]\d)"
     ),
-    "US_SSN": r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])",
+    "US_SSN": rf"(?<![\d{_HYPHENS}])\d{{3}}(?P<ssn_sep>[{_HYPHENS}])\d{{2}}(?P=ssn_sep)\d{{4}}(?![\d{_HYPHENS}])",
     # international (+...); North American in its shapes (spaced: area code and exchange not
     # starting with 0 or 1); national after a trunk 0 (UK, Germany...: 10 to 12 digits, checked)
     # and French pairs: a group of digits next to them would make them part of a longer number
     "PHONE": (
         rf"(?<![\w+])(?:\+\d{{1,3}}{_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}(?:{_PSEP}?\d{{2,4}}){{2,4}}"
-        rf"|\(\d{{3}}\){_SPACE}?\d{{3}}{_PSEP}\d{{4}}|\d{{3}}[.\u2013-]\d{{3}}[.\u2013-]\d{{4}}"
+        rf"|\(\d{{3}}\){_SPACE}?\d{{3}}{_PSEP}\d{{4}}|\d{{3}}[.{_DASHES}]\d{{3}}[.{_DASHES}]\d{{4}}"
         rf"|(?<!\d{_SEP})(?:[2-9]\d\d{_SPACE}[2-9]\d\d{_SPACE}\d{{4}}"
         rf"|\(?0[1-9]\d{{1,4}}\)?(?:{_SEP}|/)\d{{3,8}}(?:{_SEP}\d{{3,4}})?"
-        rf"|0[1-9](?P<pair>[ .{_WIDE_SPACES}\u2013-])\d\d(?:(?P=pair)\d\d){{3}})(?!{_SEP}\d))(?![\w])"
+        rf"|0[1-9](?P<pair>[ .{_WIDE_SPACES}{_DASHES}])\d\d(?:(?P=pair)\d\d){{3}})(?!{_SEP}\d))(?![\w])"
     ),
+    # full-width too (digits, dots, colons)
     "IP_ADDRESS": (
-        r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"
-        r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
-        r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?(?![\w:])"
+        rf"(?<![\w.\uff0e])(?:\d{{1,3}}{_DOT_CHAR}){{3}}\d{{1,3}}(?![\w.\uff0e])"
+        rf"|(?<![\w:\uff1a])(?:{_HEX}{{1,4}}{_COLON}){{7}}{_HEX}{{1,4}}(?![\w:\uff1a])"
+        rf"|(?<![\w:\uff1a])(?:{_HEX}{{1,4}}{_COLON}){{1,6}}{_COLON}(?:{_HEX}{{1,4}}(?:{_COLON}{_HEX}{{1,4}}){{0,5}})?"
+        r"(?![\w:\uff1a])"
     ),
 }
 #: In JSON text a value often follows an escape ("...key:\nsk-proj-..." in a serialised chat
@@ -96,26 +112,6 @@ _PATTERNS: dict[str, str] = {
 #: (one after an escaped backslash and a letter only adds a boundary: harmless).
 _ESCAPES = ("\\n", "\\t", "\\r", "\\b", "\\f")
 _MARK = "\x00"
-# ``api_key=...``-style assignments need the key kept, so they have their own expression.
-# Quotes may be escaped (``{\"password\": \"...\"}``: JSON inside a JSON string, such as a chat
-# message holding JSON); the value then stops before the escaped quote, which stays valid. It may start
-# with quotes (``"\"hunter22\""``, ``"""hunter22"""``), takes escapes whole and ends before an escaped
-# quote one level down too (``\\\"``): no half escape is left, JSON in a JSON string stays valid.
-_ASSIGNED = r"(?:\\?[\"'])?\s?[:=]\s?(?:\\*[\"'])*)(?P<value>(?!<)(?:[^\s\"',;}\\]|\\[^\s\"'\\]|\\\\(?!\\[\"'])){6,})"
-_KEY_VALUE = r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)" + _ASSIGNED
-#: The same, from where its key's word is (``_KEY_WORDS``, found in lower case: a regular
-#: expression starting with a quote that may be there or not is tried at every character, and was
-#: most of the cost of redacting a chat request's JSON); what is before that word is kept anyway.
-_KEY_VALUE_AT = (r"(?P<prefix>(?:key(?:(?<=apikey)|(?<=api_key)|(?<=api-key)|(?<=accesskey)|(?<=access_key)"
-                 r"|(?<=access-key))|secret|token|passw(?:or)?d)" + _ASSIGNED)
-
-
-@cache
-def _assignment(from_key_word: bool) -> re.Pattern[str]:
-    """``_KEY_VALUE_AT`` or ``_KEY_VALUE``, compiled when first used (as ``_ByText`` patterns are)."""
-    return re.compile(_KEY_VALUE_AT if from_key_word else _KEY_VALUE, re.IGNORECASE)
-
-
 BUILT_IN_KINDS = frozenset(_PATTERNS)
 #: Each detector runs only when a cheap trigger is present: a substring test or, for the
 #: digit-based kinds, a digit shape. Passes run in order; placeholders contain no digits or
@@ -126,7 +122,8 @@ BUILT_IN_KINDS = frozenset(_PATTERNS)
 #: colons). Plain numbers ("order 12", "0.2") have none of them, so the costly digit pass runs only
 #: on text that can hold such a value.
 #: On other than ASCII text (digits of any script) the shapes are one pattern:
-_DIGIT_SHAPE = re.compile(r"\d(?:" + f"[ .()/+{_WIDE_SPACES}\u2013-]{{0,2}}\\d" * 5 + r"|\.\d{1,3}\.\d|(?<=[A-Z]{2}\d)\d)")
+_DIGIT_SHAPE = re.compile(r"\d(?:" + f"[ .()/+\uff0e{_WIDE_SPACES}{_DASHES}]{{0,2}}\\d" * 5
+                          + r"|[.\uff0e]\d{1,3}[.\uff0e]\d|(?<=[A-Z\uff21-\uff3a]{2}\d)\d)")
 
 
 def _shape_classes() -> bytes:
@@ -147,7 +144,8 @@ def _shape_classes() -> bytes:
 #: a regular-expression search costs hundreds of instructions at every character.
 _SHAPE_CLASSES = _shape_classes()
 _DOTTED_MIDDLE = re.compile(rb"0\.0{1,3}\.0")
-_COLON_GROUP = re.compile(r":[0-9A-Fa-f]{0,4}:")
+_COLON_GROUP = re.compile(r":[0-9A-Fa-f]{0,4}:")  # (a literal first: searched for as fast as a substring)
+_WIDE_COLON_GROUP = re.compile(f"{_COLON}{_HEX}{{0,4}}{_COLON}")  # full-width too
 _DIGIT_KINDS = ("IBAN", "CREDIT_CARD", "US_SSN", "PHONE", "IP_ADDRESS")
 
 
@@ -194,7 +192,6 @@ _DIGIT_PASS = _ByText("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIG
 #: by a second pass, the IBAN's hyphen groups left out (the digit pass as it was before them).
 _DIGIT_RESCAN = _ByText("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in (
     ("IBAN", _iban(".\u2013")), *((kind, _PATTERNS[kind]) for kind in _DIGIT_KINDS[1:]))))
-_KEY_WORDS = ("key", "secret", "token", "passw")
 
 def _luhn(digits: str) -> bool:
     total = 0
@@ -219,13 +216,14 @@ _IBAN_LENGTHS = {code: int(length) for code, length in re.findall(r"([A-Z]{2})(\
 
 
 def _iban_ok(text: str) -> bool:
+    text = _as_ascii(text)
     compact = text.translate(_NO_SEPARATORS)
     if not 15 <= len(compact) <= 34:
         return False
     of_its_length = _IBAN_LENGTHS.get(compact[:2].upper()) == len(compact)
     if not compact[:2].isupper() and not (of_its_length and _has_digit_shape(text)):
         return False  # in lower case: found by its digits alone, and of its country's length
-    if not of_its_length and ("." in text or "\u2013" in text or "-" in text):
+    if not of_its_length and _contains_any(text, _DOTS_AND_DASHES):
         return False  # in groups separated by dots, en dashes or hyphens (an id, a serial, a version): as its country's
     rearranged = compact[4:] + compact[:4]
     try:
@@ -245,18 +243,20 @@ def _iban_in(text: str) -> tuple[str, str]:
 
 
 #: Separators of digit groups taken out, or made ASCII spaces.
-_NO_SEPARATORS = dict.fromkeys(map(ord, f" .-{_WIDE_SPACES}\u2013"))
-_AS_SPACE = dict.fromkeys(map(ord, f".{_WIDE_SPACES}\u2013-"), " ")
+_NO_SEPARATORS = dict.fromkeys(map(ord, f" .{_WIDE_SPACES}{_DASHES}"))
+_AS_SPACE = dict.fromkeys(map(ord, f".{_WIDE_SPACES}{_DASHES}"), " ")
+_DOTS_AND_DASHES, _HYPHEN_CHARS = tuple(f".{_DASHES}"), tuple(_HYPHENS)
 
 
 def _ssn_ok(text: str) -> bool:
-    area, group, serial = text.split("-")
+    text = _as_ascii(text)
+    area, group, serial = text[:3], text[4:6], text[7:]
     return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
 
 
 def _ip_ok(text: str) -> bool:
     try:
-        ipaddress.ip_address(text)
+        ipaddress.ip_address(_as_ascii(text))
     except ValueError:
         return False
     return True
@@ -266,9 +266,7 @@ def _card_ok(text: str) -> bool:
     """A payment card number: 13 to 19 digits, Luhn-valid. Only UATP cards (15 digits) start with
     a 1, so a number that does otherwise is not one: a time in epoch milliseconds, microseconds or
     nanoseconds (13, 16 or 19 digits), one in ten of which passes the Luhn check."""
-    digits = text.translate(_NO_SEPARATORS)
-    if not digits.isascii():  # digits of another script (full-width ...): their values, as ASCII
-        digits = "".join(str(int(char)) for char in digits)
+    digits = _as_ascii(text.translate(_NO_SEPARATORS))  # digits of another script (full-width ...) as ASCII
     return 13 <= len(digits) <= 19 and (digits[0] != "1" or len(digits) == 15) and _luhn(digits)
 
 
@@ -301,7 +299,7 @@ _PHONE_WORDS = ("phone", "tel", "mobil", "cell", "fax", "whatsapp", "sms", "hand
 _AFTER_PHONE_WORD = re.compile(
     r"(?P<prefix>\b(?:(?:tele|cell)[ -]?phone|phone|tel|t[ée]l[ée]phone|t[ée]l|telefon|mobile?|fax|whatsapp|sms|handy"
     r"|portable|(?:call|text) (?:me|us))\b[^\d\n<>]{0,16}?)"
-    rf"(?P<value>(?<![\d.,])\(?\d(?:[ .()/{_WIDE_SPACES}\u2013-]{{0,2}}\d){{6,14}})(?![\w]|[.,]\d)",
+    rf"(?P<value>(?<![\d.,])\(?\d(?:[ .()/{_WIDE_SPACES}{_DASHES}]{{0,2}}\d){{6,14}})(?![\w]|[.,]\d)",
     re.IGNORECASE,
 )
 #: What such a number never is: a date (and a time after it), a decimal, thousands in groups
@@ -337,19 +335,12 @@ def _named_numbers(text: str) -> Iterator[re.Match[str]]:
             yield match
 
 
-def _occurrences(text: str, word: str) -> Iterator[int]:
-    at = text.find(word)
-    while at != -1:
-        yield at
-        at = text.find(word, at + 1)
-
-
 def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, int]:
     """Replace every detected value in ``text``; returns the new text and the number of replacements.
-    Digits written as JSON escapes are read as digits (the text stays JSON), no-break spaces between
-    digits written as HTML references as such, a full-width plus as a plus; they stay as written
-    unless a value is replaced."""
+    What ``detectors_decode`` reads through (JSON escapes, HTML references, ``%20``, a query
+    string's ``+``...) is read so; it stays as written unless a value is replaced."""
     if (("\\" in text and "\\u" in text) or ("&" in text and ";" in text and ("&nbsp;" in text or "&#" in text))
+            or ("%" in text and ("%20" in text or "%2B" in text or "%2b" in text)) or ("+" in text and "=" in text)
             or "\uff0b" in text):  # (free on ASCII text)
         decoded = _decoded(text)
         if decoded is not None and (found := _redact(decoded, kinds))[1]:
@@ -384,7 +375,7 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         if kind == "IBAN":  # a match written in groups may run into the words after it ("... 7034 ok")
             value, after = _iban_in(value)
         valid = _VALIDATORS.get(kind, bool)(value)
-        if kind == "IBAN" and (after or not valid) and "-" in match.group():
+        if kind == "IBAN" and (after or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
             rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
         if not valid:
             return match.group()
@@ -415,22 +406,6 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         text, n = _redact_assignments(text)
         replaced += n
     return (text.replace(_MARK, "") if marked else text), replaced
-
-
-def _redact_assignments(text: str) -> tuple[str, int]:
-    """``text`` with the values of ``_KEY_VALUE``'s assignments replaced, found from where a key
-    word starts (as ``_named_numbers`` finds phone words). On other than ASCII text (a long s
-    ``\u017f`` is an "s" ignoring case, and a lower case may be longer) the expression is searched for."""
-    if not text.isascii():
-        return _assignment(False).subn(r"\g<prefix><API_KEY>", text)
-    lowered, pattern = text.lower(), _assignment(True)
-    pieces: list[str] = []
-    done = 0
-    for start in sorted({at for word in _KEY_WORDS for at in _occurrences(lowered, word)}):
-        if start >= done and (match := pattern.match(text, start)) is not None:
-            pieces += (text[done:match.start("value")], "<API_KEY>")
-            done = match.end()
-    return ("".join(pieces) + text[done:], len(pieces) // 2) if pieces else (text, 0)
 
 
 def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
@@ -472,7 +447,8 @@ def _has_digit_shape(text: str) -> bool:
             or (digits > 5 and b"000000" in classes.replace(b".", b",").replace(b",,,", b"x").replace(b",", b"")))
     else:
         found = _DIGIT_SHAPE.search(text) is not None
-    return found or (":" in text and _COLON_GROUP.search(text) is not None)
+    return found or (":" in text and _COLON_GROUP.search(text) is not None) or (
+        "\uff1a" in text and _WIDE_COLON_GROUP.search(text) is not None)
 
 
 def _only(kinds: frozenset[str], substitute: Callable[[re.Match[str]], str]) -> Callable[[re.Match[str]], str]:

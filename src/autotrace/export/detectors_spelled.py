@@ -1,7 +1,9 @@
 """E-mail addresses spelled out to dodge scrapers: ``jane [at] example [dot] com``, ``jane{at}example.com``,
 ``jane <at> example <dot> com`` (its brackets also escaped as some JSON encoders write them:
 ``\\u003cat\\u003e``, or as HTML encoders and chat UIs do: ``jane&lt;at&gt;example&lt;dot&gt;com``),
-``jane(AT)example.com``, ``jane AT example DOT com``, ``jane.doe at example dot com``.
+``jane(AT)example.com``, ``jane AT example DOT com``, ``jane.doe at example dot com`` (brackets as
+numeric references, ``&#60;at&#62;``, or their ``&`` escaped as Go's JSON encoder writes it,
+``\\u0026lt;at\\u0026gt;``, are read as ``&lt;at&gt;`` by ``detectors_decode`` first).
 ``detectors.redact_text`` runs ``redact_spelled_emails`` when ``spelled_out`` finds one can be there.
 
 "at" and "dot" in brackets (in lower case, capitals or capitalised), or in capitals among words

@@ -1,0 +1,67 @@
+"""The assignment detector: the value of a secret's ``key=value`` or ``"key": "value"`` (``password``,
+``api_key``, ``token``...), replaced by ``<API_KEY>`` with its key kept; ``detectors.redact_text``
+runs it when a key word and ``=`` or ``:`` are in the text."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import cache
+
+KEY_WORDS = ("key", "secret", "token", "passw")
+# The key is kept, so assignments have their own expression. Quotes may be escaped
+# (``{\"password\": \"...\"}``: JSON inside a JSON string, such as a chat message holding JSON).
+# A value may start with quotes (``"\"hunter22\""``, ``"""hunter22"""``); after the last of them
+# (``q``, escaped by the ``k`` backslashes ``bs``: 2**n - 1 for a string n levels down) it is
+# quoted: it runs to the quote that closes it, taking spaces, escapes whole and other quotes. A
+# quote after r backslashes closes it if r is k plus a multiple of 2(k + 1) (the last k escape it,
+# the others are escaped backslashes), is part of it if r is 2k + 1 plus such a multiple (escaped
+# once more: a string further down), and else is the end of a string further up, which the value
+# never takes (nor a ``"`` after an even number, a JSON string's end): JSON, and JSON in a JSON
+# string, stays valid. It starts with no space, comma, semicolon or closing bracket (an empty
+# string's closing quote opens nothing: ``password="" user="bob"``). A value not quoted so (no quote
+# before it, or no closing one within 512 characters and its line) ends at a space, quote, comma,
+# semicolon or brace, and before an escaped quote one level down (``\\\"``).
+_BLOCK = r"(?P=bs)\\(?P=bs)\\"  # 2(k + 1) backslashes
+_QUOTED_UNIT = (rf"[^\"'\\\n]|\\++[^\"'\n]|(?:{_BLOCK})*+(?P=bs)\\(?P=bs)(?P=q)"
+                r"|\\*+(?!(?P=q))'|(?:\\\\)*+\\(?!(?P=q))\"")  # (the other quote: after an odd number if ")
+_CLOSING = rf"(?:{_BLOCK})*+(?=(?P=bs)(?P=q))"  # (escaped backslashes before it: the value's)
+_ASSIGNED = (r"(?:\\?[\"'])?\s?[:=]\s?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?)"
+             rf"(?P<value>(?(q)(?![\s,;}}\]]|(?:\\*[\"']){{0,3}}<[A-Z_]+>\\*[\"'])(?:{_QUOTED_UNIT}){{6,512}}{_CLOSING}|(?!))"
+             r"|(?!<)(?:[^\s\"',;}\\]|\\[^\s\"'\\]|\\\\(?!\\[\"'])){6,})")
+_KEY_VALUE = r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)" + _ASSIGNED
+#: The same, from where its key's word is (``KEY_WORDS``, found in lower case: a regular
+#: expression starting with a quote that may be there or not is tried at every character, and was
+#: most of the cost of redacting a chat request's JSON); what is before that word is kept anyway.
+_KEY_VALUE_AT = (r"(?P<prefix>(?:key(?:(?<=apikey)|(?<=api_key)|(?<=api-key)|(?<=accesskey)|(?<=access_key)"
+                 r"|(?<=access-key))|secret|token|passw(?:or)?d)" + _ASSIGNED)
+
+
+@cache
+def assignment(from_key_word: bool) -> re.Pattern[str]:
+    """``_KEY_VALUE_AT`` or ``_KEY_VALUE``, compiled when first used (as ``_ByText`` patterns are)."""
+    return re.compile(_KEY_VALUE_AT if from_key_word else _KEY_VALUE, re.IGNORECASE)
+
+
+def redact_assignments(text: str) -> tuple[str, int]:
+    """``text`` with the values of ``_KEY_VALUE``'s assignments replaced, found from where a key
+    word starts (as ``detectors`` finds phone words). On other than ASCII text (a long s
+    ``\u017f`` is an "s" ignoring case, and a lower case may be longer) the expression is searched for."""
+    if not text.isascii():
+        return assignment(False).subn(r"\g<prefix><API_KEY>", text)
+    lowered, pattern = text.lower(), assignment(True)
+    pieces: list[str] = []
+    done = 0
+    for start in sorted({at for word in KEY_WORDS for at in occurrences(lowered, word)}):
+        if start >= done and (match := pattern.match(text, start)) is not None:
+            pieces += (text[done:match.start("value")], "<API_KEY>")
+            done = match.end()
+    return ("".join(pieces) + text[done:], len(pieces) // 2) if pieces else (text, 0)
+
+
+def occurrences(text: str, word: str) -> Iterator[int]:
+    """Where ``word`` starts in ``text``, each."""
+    at = text.find(word)
+    while at != -1:
+        yield at
+        at = text.find(word, at + 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from itertools import groupby
 from typing import Any
 
 from .render import clean
@@ -43,13 +44,11 @@ def _normal_p(z: float) -> float:
 def _doubled_ranks(values: Sequence[float]) -> list[tuple[int, int]]:
     """The tie groups of sorted ``values``: (twice their midrank, size), in order."""
     groups: list[tuple[int, int]] = []
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[i]:
-            j += 1
-        groups.append((i + j + 2, j - i + 1))
-        i = j + 1
+    first = 0  # the 0-based position of the group's first value
+    for _, run in groupby(values):  # each value compared with its group's first, in C
+        size = sum(1 for _ in run)
+        groups.append((2 * first + size + 1, size))  # ranks first + 1 .. first + size, doubled midrank
+        first += size
     return groups
 
 

@@ -52,6 +52,10 @@ _MISSING = object()
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
                                                  ">=": operator.ge}
 Predicate = Callable[[Mapping[str, Any]], bool]
+#: What an observation needs to match, for the store to skip the others unread: per case-insensitive
+#: field (``type``, ``level``), the lower-cased ASCII values one of which it must have.
+Needs = dict[str, frozenset[str]]
+_Parsed = tuple[Predicate, Needs]
 
 
 class QueryError(ValueError):
@@ -163,6 +167,14 @@ def _compare(field: str, op: str, expected: _Literal) -> Predicate:
     return predicate
 
 
+def _needs(field: str, op: str, expected: _Literal) -> Needs:
+    """``type=X`` and ``level=X`` (X text, ASCII): what a match needs; nothing for any other comparison."""
+    if field in _CASE_INSENSITIVE and op in ("=", "==") and isinstance(expected.value, str) \
+            and not expected.typed_number and expected.text.isascii():
+        return {field: frozenset({expected.text.lower()})}
+    return {}
+
+
 class _Parser:
     def __init__(self, tokens: list[_Token], length: int) -> None:
         self.tokens = tokens
@@ -190,32 +202,44 @@ class _Parser:
         self.index += 1
         return token
 
-    def parse_or(self, depth: int) -> Predicate:
+    def parse_or(self, depth: int) -> _Parsed:
         if depth > MAX_DEPTH:
             raise QueryError(f"nesting deeper than {MAX_DEPTH}", self.peek().position if self.peek() else 0)
-        parts = [self.parse_and(depth)]
+        parsed = [self.parse_and(depth)]
         while self.keyword("or"):
             self.take()
-            parts.append(self.parse_and(depth))
-        return parts[0] if len(parts) == 1 else (lambda obs: any(p(obs) for p in parts))
+            parsed.append(self.parse_and(depth))
+        if len(parsed) == 1:
+            return parsed[0]
+        parts = [p for p, _ in parsed]
+        shared = set.intersection(*(set(needs) for _, needs in parsed))  # a field every alternative needs
+        return (lambda obs: any(p(obs) for p in parts)), {f: frozenset().union(*(n[f] for _, n in parsed))
+                                                          for f in shared}
 
-    def parse_and(self, depth: int) -> Predicate:
-        parts = [self.parse_not(depth)]
+    def parse_and(self, depth: int) -> _Parsed:
+        parsed = [self.parse_not(depth)]
         while self.keyword("and"):
             self.take()
-            parts.append(self.parse_not(depth))
-        return parts[0] if len(parts) == 1 else (lambda obs: all(p(obs) for p in parts))
+            parsed.append(self.parse_not(depth))
+        if len(parsed) == 1:
+            return parsed[0]
+        parts = [p for p, _ in parsed]
+        needs: Needs = {}
+        for _, more in parsed:
+            for field, values in more.items():
+                needs[field] = needs[field] & values if field in needs else values
+        return (lambda obs: all(p(obs) for p in parts)), needs
 
-    def parse_not(self, depth: int) -> Predicate:
+    def parse_not(self, depth: int) -> _Parsed:
         if self.keyword("not") and not self.before_operator():
             self.take()
             if depth + 1 > MAX_DEPTH:
                 raise QueryError(f"nesting deeper than {MAX_DEPTH}", self.peek().position if self.peek() else 0)
-            inner = self.parse_not(depth + 1)
-            return lambda obs: not inner(obs)
+            inner, _ = self.parse_not(depth + 1)
+            return (lambda obs: not inner(obs)), {}
         return self.parse_atom(depth)
 
-    def parse_atom(self, depth: int) -> Predicate:
+    def parse_atom(self, depth: int) -> _Parsed:
         named = self.before_operator()
         token = self.take()
         if token.kind == "lparen":
@@ -231,14 +255,15 @@ class _Parser:
                 raise QueryError("'has' needs a field name", field.position)
             self.fields.append(field.text)
             path = tuple(field.text.split("."))
-            return lambda obs: _lookup(obs, path) is not _MISSING
+            return (lambda obs: _lookup(obs, path) is not _MISSING), {}
         if token.kind != "word" or (token.text.lower() in ("and", "or", "not") and not named):
             raise QueryError(f"expected a field name, found {token.text!r}", token.position)
         op = self.take()
         if op.kind != "op":
             raise QueryError(f"expected an operator after {token.text!r}, found {op.text!r}", op.position)
         self.fields.append(token.text)
-        return _compare(token.text, op.text, self.value())
+        expected = self.value()
+        return _compare(token.text, op.text, expected), _needs(token.text, op.text, expected)
 
     def value(self) -> _Literal:
         token = self.take()
@@ -256,12 +281,15 @@ class _Parser:
 
 
 class Query:
-    """A compiled filter; ``matches`` never raises. ``fields``: the field names it reads."""
+    """A compiled filter; ``matches`` never raises. ``fields``: the field names it reads; ``needs``:
+    the values of ``type`` or ``level`` (lower-cased) one of which a match must have, so that the
+    store reads only such observations."""
 
-    def __init__(self, text: str, predicate: Predicate, fields: tuple[str, ...] = ()) -> None:
+    def __init__(self, text: str, predicate: Predicate, fields: tuple[str, ...] = (), needs: Needs | None = None) -> None:
         self.text = text
         self._predicate = predicate
         self.fields = fields
+        self.needs: Needs = needs or {}
 
     def matches(self, obs: Mapping[str, Any]) -> bool:
         try:
@@ -281,8 +309,8 @@ def compile_query(text: str) -> Query:
     if not tokens:
         raise QueryError("empty query", 0)
     parser = _Parser(tokens, len(text))
-    predicate = parser.parse_or(0)
+    predicate, needs = parser.parse_or(0)
     trailing = parser.peek()
     if trailing is not None:
         raise QueryError(f"unexpected {trailing.text!r}", trailing.position)
-    return Query(text, predicate, tuple(parser.fields))
+    return Query(text, predicate, tuple(parser.fields), needs)

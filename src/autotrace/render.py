@@ -7,6 +7,7 @@ the tree is walked without recursion, with caps on the depth shown and on the li
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -20,6 +21,7 @@ _ICONS = {
 #: C0/C1 controls, bidi overrides, zero-width and line/paragraph separators.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_encode_string = json.encoder.encode_basestring  # as json.dumps(ensure_ascii=False): C0, quote, backslash
 _NON_ASCII = re.compile("[^\x00-\x7f]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 MAX_DEPTH = 64
@@ -36,17 +38,89 @@ def clean(text: str) -> str:
                                                         else f"\\u{ord(m[0]):04x}"), text)
 
 
+def _escape_unsafe(text: str) -> str:
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
 def to_json(data: Any) -> str:
     """Indented strict JSON (a non-finite number, which JSON cannot hold, is ``null``) whose strings
     carry no raw control characters (C1 and separators escaped too)."""
-    text = schema.strict_json(data, indent=2)  # escapes C0 itself
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+    try:
+        return _indented(data)
+    except (_Unplain, RecursionError, ValueError):  # anything but plain JSON values: the general (slower) path
+        return _escape_unsafe(schema.strict_json(data, indent=2))  # escapes C0 itself
 
 
 def ascii_json(text: str) -> str:
     """JSON text with every non-ASCII character escaped (``\\u00df``, a surrogate pair beyond the BMP):
     the same JSON, for an output that cannot encode those characters."""
     return _NON_ASCII.sub(lambda m: json.dumps(m[0]).strip('"'), text)
+
+
+class _Unplain(Exception):
+    """A value ``_indented`` leaves to ``json``: a non-finite float, a key that is no text, another type."""
+
+
+def _indented(data: Any) -> str:
+    """``json.dumps(data, indent=2, ensure_ascii=False)`` with unsafe characters escaped, for plain
+    JSON values only (``_Unplain`` otherwise): the same text, about twice as fast as ``json``'s
+    indenting encoder, which is pure Python (a trace of 20,000 observations is ~100 MB of it)."""
+    parts: list[str] = []
+    _put(data, "\n", parts, {})
+    return "".join(parts)
+
+
+def _string(text: str) -> str:
+    encoded = _encode_string(text)
+    return encoded if encoded.isascii() else _escape_unsafe(encoded)  # unsafe characters are not ASCII
+
+
+def _put(value: Any, newline: str, parts: list[str], keys: dict[str, str]) -> None:
+    """Append ``value``'s indented JSON at the depth that ``newline`` (with its indentation) marks;
+    ``keys``: the keys encoded so far (they repeat in every record)."""
+    kind = type(value)
+    if kind is dict or kind is list:
+        if not value:
+            parts.append("{}" if kind is dict else "[]")
+            return
+        inner = newline + "  "
+        separator = "," + inner
+        if kind is dict:
+            items: Any = value.items()
+            parts.append("{" + inner)
+        else:
+            items = enumerate(value)
+            parts.append("[" + inner)
+        first = True
+        for key, item in items:
+            if not first:
+                parts.append(separator)
+            first = False
+            if kind is dict:
+                encoded = keys.get(key)
+                if encoded is None:
+                    if type(key) is not str:
+                        raise _Unplain
+                    encoded = keys[key] = _string(key) + ": "
+                parts.append(encoded)
+            if type(item) is str:  # the most common value: no call for it
+                text = _encode_string(item)
+                parts.append(text if text.isascii() else _escape_unsafe(text))
+            else:
+                _put(item, inner, parts, keys)
+        parts.append(newline + ("}" if kind is dict else "]"))
+    elif kind is str:
+        parts.append(_string(value))
+    elif value is None:
+        parts.append("null")
+    elif kind is bool:
+        parts.append("true" if value else "false")
+    elif kind is int:
+        parts.append(int.__repr__(value))
+    elif kind is float and math.isfinite(value):
+        parts.append(float.__repr__(value))
+    else:
+        raise _Unplain
 
 
 def _text(value: Any) -> str:

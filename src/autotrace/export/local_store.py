@@ -13,16 +13,17 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from opentelemetry.sdk.trace import ReadableSpan
+from typing import TYPE_CHECKING, Any
 
 from .. import schema
 from .._internal import count, follow_fork, guarded_failure
 from .sink import OK, SinkResult, split
+
+if TYPE_CHECKING:  # the OpenTelemetry SDK is not needed to read a store
+    from opentelemetry.sdk.trace import ReadableSpan
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS observations (
@@ -39,6 +40,11 @@ CREATE TABLE IF NOT EXISTS scores (
 );
 CREATE INDEX IF NOT EXISTS scores_trace ON scores (trace_id);
 """
+#: Indexes newer than the first stores, built by a store's first write (the export thread), never by opening
+#: in ``install()``: over a large store a build takes a while. Reads do without.
+_LATER_INDEXES = "CREATE INDEX IF NOT EXISTS observations_trace_start ON observations (trace_id, start_ns)"
+#: Sums over a trace read its rows in key order whatever the indexes: a float total is the same sum.
+_BY_KEY = "INDEXED BY sqlite_autoindex_observations_1"
 _PURGE_EVERY = 3600.0
 #: SQLite's busy timeout for writes from the export thread.
 _BUSY_TIMEOUT = 10.0
@@ -47,6 +53,8 @@ _BUSY_TIMEOUT = 10.0
 _OPEN_WAIT = 0.2
 #: How long a reader waits for a lock (WAL readers never wait for writers; other journal modes may).
 _READ_WAIT = 2.0
+#: The columns ``iter_observations`` filters on case-insensitively (``needs``).
+_FOLDED = ("type", "level")
 _INT64 = (-(2**63), 2**63 - 1)
 _TRACE_PREFIX = re.compile(r"[0-9a-f]{1,32}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -144,6 +152,7 @@ class LocalStore:
         self._pid = os.getpid()
         self._closed = False
         self._last_purge = float("-inf")  # the first write purges
+        self._indexed = False  # the first write adds ``_LATER_INDEXES``
         self._db: sqlite3.Connection | None = None
         if read_only:
             self._db = self._open_reader()
@@ -227,6 +236,8 @@ class LocalStore:
 
     # -- writing ------------------------------------------------------------------------------------
     def write(self, records: Iterable[dict[str, Any]]) -> int:
+        if not self._indexed:
+            self._add_indexes()
         rows = [
             (r["trace_id"], r["id"], r["parent_id"], r["name"], r["type"], r["tenant"], r.get("service"),
              r["start_ns"], r["end_ns"], r["level"], r["model"], _total(r["usage"]), _total(r["cost"]),
@@ -241,6 +252,15 @@ class LocalStore:
         if time.monotonic() - self._last_purge > _PURGE_EVERY:
             self.purge()
         return len(rows)
+
+    def _add_indexes(self) -> None:
+        """Build ``_LATER_INDEXES`` if the store lacks them; once (a failure is counted: reads do without)."""
+        self._indexed = True
+        try:
+            with self._lock:
+                self._conn().execute(_LATER_INDEXES)
+        except sqlite3.Error as exc:
+            guarded_failure("local_store.index", exc)
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         with self._transaction() as db:
@@ -335,10 +355,13 @@ class LocalStore:
         # store keeps such text (U+FFFD): SQLite cannot take it, and it names no stored tenant
         where, args = ("WHERE trace_id IN (SELECT trace_id FROM observations WHERE tenant = ?)", [_utf8(tenant)]) \
             if tenant else ("", [])
+        newest = self._newest(where, args, limit)
+        if newest is not None:  # summed: only the traces that can be among the newest, not the whole store
+            where, args = "WHERE trace_id IN (SELECT value FROM json_each(?))", [json.dumps(newest)]
         rows = self._rows(
             f"""SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), SUM(COALESCE(usage_total, 0)),
                        SUM(COALESCE(cost_total, 0)), SUM({ERROR_SQL}), MAX(tenant)
-                FROM observations {where} GROUP BY trace_id ORDER BY MIN(start_ns) DESC LIMIT ?""",
+                FROM observations {_BY_KEY} {where} GROUP BY trace_id ORDER BY MIN(start_ns) DESC LIMIT ?""",
             [*args, limit],
         )
         summaries = []
@@ -359,6 +382,15 @@ class LocalStore:
             })
         return summaries
 
+    def _newest(self, where: str, args: list[Any], limit: int) -> list[str] | None:
+        """The traces (of ``where``) that started no earlier than the ``limit``-th newest, ties kept (None
+        if there are no more than ``limit``): only they are summed, their errors read from each record."""
+        starts = self._rows(f"SELECT trace_id, MIN(start_ns) FROM observations {where} GROUP BY trace_id", args)
+        if len(starts) <= limit:
+            return None
+        cutoff = sorted((start for _, start in starts), reverse=True)[limit - 1]
+        return [trace_id for trace_id, start in starts if start >= cutoff]
+
     def first_replay(self, original: str, since_ns: int) -> str | None:
         """The first trace started since ``since_ns`` that replays ``original``: the run ``autotrace replay``
         started (every later trace of that run, whatever it is, replays the original too)."""
@@ -374,12 +406,20 @@ class LocalStore:
         return list(self.iter_observations(since_ns, limit))
 
     def iter_observations(self, since_ns: int | None = None, limit: int | None = None,
-                          kind: str | None = None) -> Iterator[dict[str, Any]]:
+                          kind: str | None = None, needs: Mapping[str, Collection[str]] | None = None,
+                          ) -> Iterator[dict[str, Any]]:
         """Observations (of type ``kind`` if given), newest first, decoded one at a time as they are
-        consumed."""
+        consumed; with ``needs`` (``type`` or ``level``: lower-cased ASCII values), only those whose value
+        lower-cases to one of them, or is not ASCII (which SQLite does not lower-case as Python does)."""
         sql = "SELECT record FROM observations"
         conditions: list[str] = []
         args: list[Any] = []
+        for column, values in (needs or {}).items():
+            if column not in _FOLDED:
+                raise ValueError(f"no column {column!r} to filter on")
+            conditions.append(f"(lower({column}) IN ({', '.join('?' * len(values))}) OR "
+                              f"length(CAST({column} AS BLOB)) != length({column}))")
+            args.extend(sorted(values))
         if since_ns is not None:
             conditions.append("start_ns >= ?")
             args.append(since_ns)

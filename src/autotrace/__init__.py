@@ -31,6 +31,7 @@ from .context import (
     tenant,
     trace_attributes,
 )
+from .export.redaction import redaction_tenant
 from .install import flush, install, local_store, shutdown, uninstall
 from .observation import Observation, ObservationType
 from .recorder import __version__, current_observation
@@ -64,6 +65,7 @@ __all__ = [
     "install",
     "local_store",
     "observe",
+    "redaction_tenant",
     "reset_stats",
     "reset_tenant",
     "score",

@@ -35,6 +35,8 @@ from .redaction import (
     SPAN_NAME,
     STATUS_MESSAGE,
     Redactor,
+    redacting_for,
+    redaction_tenant,
 )
 from .router import Router
 from .tenant_tracker import MAX_LIVE_SPANS, TenantTracker
@@ -224,6 +226,8 @@ class SpanPipeline(SpanProcessor):
             if not plain:
                 name, status, events, links = self._hold_texts(name, status, events, links)
             if redactor.enabled:
+                if redactor.hooks:
+                    redacting_for(tenant)
                 attrs, _report = redactor.redact_attributes(attrs, span_type)
                 name = redactor.redact_text(name, SPAN_NAME, span_type)
                 if status.description:
@@ -261,6 +265,8 @@ class SpanPipeline(SpanProcessor):
         whose redaction raises, or whose name or value a hook drops, is dropped: never exported raw."""
         body, redactor = item.body, self.redactor
         if redactor.enabled:
+            if redactor.hooks:
+                redacting_for(item.tenant)
             try:
                 for key, hook_key in (("name", SCORE_NAME), ("comment", SCORE_COMMENT), ("value", SCORE_VALUE)):
                     if key not in body:
@@ -324,7 +330,12 @@ class SpanPipeline(SpanProcessor):
         last = self._last_origins  # nearly every span shares the previous one's
         if resource is last[0] and scope is last[1]:
             return last[2], last[3]
-        redacted = self._origin(resource, "resource"), self._origin(scope, "scope")
+        tenant = redaction_tenant()
+        redacting_for(None)  # shared by every tenant's spans, and redacted once for all: no tenant's policy
+        try:
+            redacted = self._origin(resource, "resource"), self._origin(scope, "scope")
+        finally:
+            redacting_for(tenant)
         self._last_origins = (resource, scope, *redacted)
         return redacted
 

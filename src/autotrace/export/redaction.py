@@ -9,11 +9,14 @@ User hooks are called as ``hook(key, value, span_type)`` for every attribute (of
 events and links), and for the texts that are not attributes under these keys: ``span.name``,
 ``event.name``, ``status.message``, ``score.name``, ``score.comment`` and ``score.value``
 (``span_type`` is then ``score``). A hook that raises makes that value ``<REDACTION_FAILED>``: a raw value is never kept.
+Inside a hook, ``redaction_tenant()`` names the tenant whose span or score it redacts (a policy per
+customer); None for the resource and scope, which every tenant's spans share.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +27,8 @@ from ..schema import OBS_METADATA, TRACE_METADATA
 from .detectors import BUILT_IN_KINDS, redact_text
 
 RedactHook = Callable[[str, Any, str], Any]
+#: The tenant whose span or score the hooks of this thread redact (``redaction_tenant``).
+_redacting = threading.local()
 FAILED = "<REDACTION_FAILED>"
 #: The keys hooks see for texts that are not attributes.
 SPAN_NAME, EVENT_NAME, STATUS_MESSAGE = "span.name", "event.name", "status.message"
@@ -54,6 +59,19 @@ _REMEMBERED_LENGTH = 512
 #: Keys ending in a name the application chose: only the name is redacted (an e-mail's local part
 #: would take the prefix's dotted words with it). Both end in ``.metadata.``.
 _KEY_PREFIXES = (f"{OBS_METADATA}.", f"{TRACE_METADATA}.")
+
+
+def redaction_tenant() -> str | None:
+    """Inside a redaction hook: the tenant of the span or score it redacts, so that a hook can apply
+    one customer's policy (``return None`` for every input of a tenant whose contract allows no
+    content to leave). None outside a hook, for a span with no tenant, and for resource and scope
+    attributes (shared by every tenant's spans, redacted once)."""
+    return getattr(_redacting, "tenant", None)
+
+
+def redacting_for(tenant: str | None) -> None:
+    """Name the tenant whose span or score this thread's hooks redact next (the pipeline's)."""
+    _redacting.tenant = tenant
 
 
 @dataclasses.dataclass

@@ -87,11 +87,11 @@ def _enter(incoming: Context, tenant: str | None) -> tuple[Any, Any]:
     tenant_token = None
     if tenant is not None:
         tenant_token = set_tenant(tenant)
-        _adopt_current_span(tenant)
+        adopt_current_span(tenant)
     return context_token, tenant_token
 
 
-def _adopt_current_span(tenant: str) -> None:
+def adopt_current_span(tenant: str) -> None:
     """The request's span, when a framework started it before this middleware ran (FastAPI's, with
     ``app.add_middleware``), is the request's: it takes the tenant too, instead of being left out
     of the tenant's trace (``SpanPipeline.adopt``: only a live local root that has none)."""

@@ -5,20 +5,14 @@ loopback, one trace from the client's turn to the work inside the server's tool.
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.server.lowlevel import Server
@@ -29,6 +23,7 @@ from mcp.shared.exceptions import MCPError
 
 import autotrace
 from tests.helpers import Traced, shape
+from tests.test_web_frameworks import uvicorn_server
 
 
 def _install(tmp_path: Path, **options: Any) -> Traced:
@@ -152,26 +147,6 @@ class _Recorder:
                                                                        mime_type="application/pdf"))])
 
 
-@contextmanager
-def _served(app: Any) -> Iterator[str]:
-    """``app`` under uvicorn on a loopback port, in a thread; yields its MCP endpoint."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
 def _http_turn(url: str, meta: dict[str, Any], mode: str = "legacy") -> tuple[str, Any]:
     async def turn() -> tuple[str, Any]:
         with autotrace.tenant("acme"), autotrace.start_chain("turn") as root:
@@ -193,8 +168,8 @@ def test_over_streamable_http_the_trusted_callers_tenant_and_trace_arrive_in_met
     traced = _install(tmp_path, trust_incoming_tenant=True)
     tools = _Recorder()
     meta = {"mine": "x", "baggage": "k=v,autotrace.tenant=evil", "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}
-    with _served(tools.server.streamable_http_app()) as url:
-        trace_id, result = _http_turn(url, meta)
+    with uvicorn_server(tools.server.streamable_http_app()) as base:
+        trace_id, result = _http_turn(f"{base}/mcp", meta)
     assert result.content[0] == types.TextContent(text="hi")
     assert meta == {"mine": "x", "baggage": "k=v,autotrace.tenant=evil",  # the caller's dict is untouched
                     "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}
@@ -217,8 +192,8 @@ def test_a_server_without_the_sdks_own_span_joins_the_caller_from_meta(tmp_path:
     traced = _install(tmp_path, trust_incoming_tenant=True)
     tools = _Recorder()
     tools.server.middleware.clear()  # the SDK's documented opt-out of its server spans
-    with _served(tools.server.streamable_http_app()) as url:
-        trace_id, _ = _http_turn(url, {})
+    with uvicorn_server(tools.server.streamable_http_app()) as base:
+        trace_id, _ = _http_turn(f"{base}/mcp", {})
     records = traced.trace(trace_id)
     assert _unordered(shape(records)) == _unordered([("chain", "turn", [
         ("span", "MCP send initialize", []),
@@ -231,8 +206,8 @@ def test_a_server_without_the_sdks_own_span_joins_the_caller_from_meta(tmp_path:
 def test_an_untrusted_callers_tenant_is_not_taken(tmp_path: Path) -> None:
     traced = _install(tmp_path, trust_incoming_tenant=False)
     tools = _Recorder()
-    with _served(tools.server.streamable_http_app()) as url:
-        trace_id, _ = _http_turn(url, {}, mode="auto")
+    with uvicorn_server(tools.server.streamable_http_app()) as base:
+        trace_id, _ = _http_turn(f"{base}/mcp", {}, mode="auto")
     [seen] = tools.seen
     assert seen["meta"]["baggage"] == "autotrace.tenant=acme" and seen["tenant"] is None
     records = traced.trace(trace_id)
@@ -242,8 +217,8 @@ def test_an_untrusted_callers_tenant_is_not_taken(tmp_path: Path) -> None:
 def test_the_tenant_stays_home_unless_tenant_baggage_is_all(tmp_path: Path) -> None:
     _install(tmp_path, tenant_baggage="rag-service:*", trust_incoming_tenant=True)
     tools = _Recorder()
-    with _served(tools.server.streamable_http_app()) as url:
-        _http_turn(url, {"baggage": "k=v,autotrace.tenant=evil"})
+    with uvicorn_server(tools.server.streamable_http_app()) as base:
+        _http_turn(f"{base}/mcp", {"baggage": "k=v,autotrace.tenant=evil"})
     [seen] = tools.seen
     assert seen["meta"]["baggage"] == "k=v" and seen["tenant"] is None
 

@@ -44,5 +44,5 @@ def test_every_extra_bounds_its_library_as_the_integration_does() -> None:
         lower = next((spec for spec in allowed if spec.operator == ">="), None)
         assert lower is not None and lower.version in supported, f"{distribution}: extra {allowed} vs {supported}"
         checked.append(distribution)
-    assert sorted(checked) == ["chromadb", "faiss-cpu", "grpcio", "langchain-core", "llama-index-core", "openai",
-                               "pinecone", "psycopg", "qdrant-client"]
+    assert sorted(checked) == ["chromadb", "faiss-cpu", "grpcio", "langchain-core", "llama-index-core", "mcp",
+                               "openai", "pinecone", "psycopg", "qdrant-client"]

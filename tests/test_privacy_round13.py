@@ -130,6 +130,10 @@ QUOTED_SECRETS = [
     # ending in an escaped backslash (taken), in JSON and in JSON in JSON
     (json.dumps({"password": "hunter 22\\"}), '{"password": "<API_KEY>"}'),
     (json.dumps({"c": json.dumps({"password": "hunter 22\\"})}), json.dumps({"c": json.dumps({"password": "<API_KEY>"})})),
+    # a quote never closed on its line (free text): the rest of the line
+    ('password: "hunter 22', 'password: "<API_KEY>'),
+    ('my password: "correct horse battery staple\nthanks', 'my password: "<API_KEY>\nthanks'),
+    ('token="abcdefgh ijk', 'token="<API_KEY>'),
     # not quoted: the value ends at a space, comma, semicolon, brace or quote (of the enclosing string)
     ("password=hunter22 and more", "password=<API_KEY> and more"), ("password=hunter22,user=bob", "password=<API_KEY>,user=bob"),
     ("token=abcdefgh;path=/", "token=<API_KEY>;path=/"), ('cmd("password=hunter22")', 'cmd("password=<API_KEY>")'),
@@ -178,6 +182,7 @@ NOT_PII = [
     # assignments with short, empty or placeholder values
     "the token: is required", 'token: "abc"', '{"max_tokens": 256, "token_type": "bearer"}', 'password="" user="bobbobbob"',
     "password='', user='bobbobbob'", '{"password": "", "note": "hello world friends"}', '{"password": "<EMAIL>"}',
+    'print("token: " + value)', 'password: "ab',  # an unclosed quote: too short
 ]
 
 

@@ -19,8 +19,10 @@ KEY_WORDS = ("key", "secret", "token", "passw")
 # once more: a string further down), and else is the end of a string further up, which the value
 # never takes (nor a ``"`` after an even number, a JSON string's end): JSON, and JSON in a JSON
 # string, stays valid. It starts with no space, comma, semicolon or closing bracket (an empty
-# string's closing quote opens nothing: ``password="" user="bob"``). A value not quoted so (no quote
-# before it, or no closing one within 512 characters and its line) ends at a space, quote, comma,
+# string's closing quote opens nothing: ``password="" user="bob"``). A quote never closed on its line
+# (free text: ``my password: "correct horse battery staple``) takes the rest of that line when that
+# is 6 to 512 characters with no quote or backslash. Any other value not quoted so (no quote before
+# it, or no closing one within 512 characters and its line) ends at a space, quote, comma,
 # semicolon or brace, and before an escaped quote one level down (``\\\"``).
 _BLOCK = r"(?P=bs)\\(?P=bs)\\"  # 2(k + 1) backslashes
 _QUOTED_UNIT = (rf"[^\"'\\\n]|\\++[^\"'\n]|(?:{_BLOCK})*+(?P=bs)\\(?P=bs)(?P=q)"
@@ -28,6 +30,8 @@ _QUOTED_UNIT = (rf"[^\"'\\\n]|\\++[^\"'\n]|(?:{_BLOCK})*+(?P=bs)\\(?P=bs)(?P=q)"
 _CLOSING = rf"(?:{_BLOCK})*+(?=(?P=bs)(?P=q))"  # (escaped backslashes before it: the value's)
 _ASSIGNED = (r"(?:\\?[\"'])?\s?[:=]\s?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?)"
              rf"(?P<value>(?(q)(?![\s,;}}\]]|(?:\\*[\"']){{0,3}}<[A-Z_]+>\\*[\"'])(?:{_QUOTED_UNIT}){{6,512}}{_CLOSING}|(?!))"
+             # a quote opened and never closed on its line (free text): the value is the rest of the line
+             r"|(?(q)(?![\s,;}\]])[^\n\r\"'\\]{6,512}(?=[\n\r]|\Z)|(?!))"
              r"|(?!<)(?:[^\s\"',;}\\]|\\[^\s\"'\\]|\\\\(?!\\[\"'])){6,})")
 _KEY_VALUE = r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)" + _ASSIGNED
 #: The same, from where its key's word is (``KEY_WORDS``, found in lower case: a regular

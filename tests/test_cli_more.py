@@ -156,15 +156,15 @@ def test_compare_fails_when_a_version_has_no_generations(tmp_path: Path) -> None
 def test_a_span_the_store_cannot_read_is_dropped_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fault reading one span (a bug, an attribute of another library's span) costs that span
     only, not the batch it was written with."""
-    from autotrace.export import local_store
+    from autotrace.export import local_sink
 
     def reading(span: Any) -> dict[str, Any]:
         if span.name == "broken":
             raise RuntimeError("cannot read this span")
         return real(span)
 
-    real = local_store.span_record
-    monkeypatch.setattr(local_store, "span_record", reading)
+    real = local_sink.span_record
+    monkeypatch.setattr(local_sink, "span_record", reading)
     autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(), export_interval=5)
     with autotrace.start_chain("turn"):
         with autotrace.start_span("broken"):

@@ -22,7 +22,8 @@ from . import recorder, sigterm
 from ._internal import count, guarded_failure, log_once, logger
 from .config import ConfigError, Settings, load_settings, read_prices
 from .export.credentials import CredentialsError, CredentialsResolver, coerce_resolver
-from .export.local_store import LocalStore, LocalStoreSink
+from .export.local_sink import LocalStoreSink
+from .export.local_store import LocalStore
 from .export.pipeline import SpanPipeline
 from .export.redaction import Redactor
 from .export.router import Router

@@ -1,6 +1,6 @@
 """The embedded local store: finished observations and scores in SQLite (stdlib), with retention.
 
-Written only from export worker threads; read by the CLI, replay and compare through read-only
+Written only from export worker threads (``local_sink``: spans and scores as records); read by the CLI, replay and compare through read-only
 connections (``LocalStore(path, read_only=True)``: no schema script, no purge; WAL lets them read
 while an application writes).
 """
@@ -16,14 +16,10 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import schema
 from .._internal import count, follow_fork, guarded_failure
-from .sink import OK, SinkResult, split
-
-if TYPE_CHECKING:  # the OpenTelemetry SDK is not needed to read a store
-    from opentelemetry.sdk.trace import ReadableSpan
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS observations (
@@ -74,36 +70,6 @@ class StoreError(RuntimeError):
 
 class TraceIdError(StoreError, ValueError):
     """A trace id (prefix) that is not hex or matches more than one trace."""
-
-
-def span_record(span: ReadableSpan) -> dict[str, Any]:
-    """The stored form of a finished span: ids, timing and its typed fields."""
-    context = span.get_span_context()
-    parent = span.parent
-    attrs = dict(span.attributes or {})
-    record = schema.observation_record(attrs)
-    record.update(
-        trace_id=format(context.trace_id, "032x"),
-        id=format(context.span_id, "016x"),
-        parent_id=format(parent.span_id, "016x") if parent is not None else None,
-        name=span.name,
-        start_ns=span.start_time or 0,
-        end_ns=span.end_time or span.start_time or 0,
-        service=span.resource.attributes.get("service.name") if span.resource else None,
-        error=record["level"] == "ERROR" or span.status.status_code.name == "ERROR",
-        events=[{"name": e.name, "attributes": dict(e.attributes or {})} for e in span.events],
-    )
-    record["duration_ms"] = (record["end_ns"] - record["start_ns"]) / 1e6
-    cost = record.get("cost")
-    if isinstance(cost, dict) and "total" not in cost:  # as Langfuse: no total given is the sum of the parts
-        parts = [v for v in cost.values() if isinstance(v, int | float) and not isinstance(v, bool)]
-        if parts:
-            record["cost"] = {**cost, "total": sum(parts)}
-    if record["error"] and schema.OBS_LEVEL not in attrs:  # a failed span of another library: as Langfuse shows it
-        record["level"] = "ERROR"
-    if record["error"] and not record["status_message"] and span.status.description:
-        record["status_message"] = span.status.description
-    return record
 
 
 def _total(value: Any, key: str = "total") -> float | None:
@@ -476,42 +442,3 @@ def _reading(path: Path) -> Iterator[None]:
         if "not a database" in text or "malformed" in text:
             raise StoreError(f"local store {path} is not a readable SQLite database ({text})") from exc
         raise StoreError(f"cannot read local store {path}: {text}") from exc
-
-
-class LocalStoreSink:
-    """The local store as an export target."""
-
-    name = "local"
-
-    def __init__(self, store: LocalStore) -> None:
-        self.store = store
-
-    def export(self, items: Sequence[Any]) -> SinkResult:
-        spans, scores = split(items)
-        if spans:
-            self.store.write(record for record in map(_record_or_none, spans) if record is not None)
-        for item in scores:
-            body = item.body
-            self.store.add_score({
-                "id": body["id"], "trace_id": body.get("traceId"), "observation_id": body.get("observationId"),
-                "name": body["name"], "value": body.get("value"), "data_type": body.get("dataType"),
-                "comment": body.get("comment"), "tenant": item.tenant,
-            })
-        return OK
-
-    def after_fork(self) -> None:
-        self.store.reopen()
-
-    def close(self) -> None:
-        self.store.close()
-
-
-def _record_or_none(span: Any) -> dict[str, Any] | None:
-    """A span's record; None (counted, logged once) for a span that cannot be read, which must not
-    fail, and so lose, the rest of its batch."""
-    try:
-        return span_record(span)
-    except Exception as exc:
-        count("spans_dropped.unreadable")
-        guarded_failure("local_store.record", exc)
-        return None

@@ -3,7 +3,7 @@ SERVER span, takes its tenant from the service (``tenant_from_call``, or a scope
 interceptor set) or else, only when ``trust_incoming_tenant`` is set, from the caller, keeps the
 caller's other baggage entries current for the handler's own calls, and ends when
 the handler, or the stream it returns, finishes, with the status the client gets: also when grpc
-fails the call after the handler (a response it cannot serialise or send, see ``_Serializer``) or
+fails the call after the handler (a response it cannot serialise or send, see ``Serializer``) or
 before any (no handler for the method, see ``_rejected``)."""
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ...observation import Observation, make_current, restore_context
 from ...propagation import extract
 from ...runtime import state
 from ._common import KIND_SERVER, finish_call, start_call
+from ._serializer import Serializer, as_is
 
 #: ``tenant_from_call(handler_call_details, servicer_context)``: the call's tenant id, or None.
 TenantFromCall = Callable[[Any, Any], "str | Awaitable[str | None] | None"]
@@ -49,7 +50,7 @@ class _ServerCall:
         self.tenant: str | None = None  # tenant_from_call's answer (own) if a tenant id, else the trusted caller's
         self.tenant_token: Any = None
         self.baggage: Mapping[str, object] | None = None  # the caller's, but its tenant (see _incoming_baggage)
-        self.unsent: tuple[Any, str | None, BaseException | None] | None = None  # see _Serializer
+        self.unsent: tuple[Any, str | None, BaseException | None] | None = None  # see Serializer
         try:
             ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
             tenant = trusted_incoming_tenant(ctx) if own is _UNASKED else tenant_of(own, ctx)
@@ -168,7 +169,7 @@ async def _asked(resolve: TenantFromCall, handler_call_details: Any, servicer_co
 
 
 def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, streaming: bool,
-                   aio: bool, serializer: _Serializer | None, resolve: TenantFromCall | None) -> Callable[..., Any]:
+                   aio: bool, serializer: Serializer | None, resolve: TenantFromCall | None) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(behavior):
         async def agen(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
             call = (_ServerCall(handler_call_details) if resolve is None
@@ -229,9 +230,9 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
     return function
 
 
-def _finish_unary(call: _ServerCall, servicer_context: Any, result: Any, serializer: _Serializer | None,
+def _finish_unary(call: _ServerCall, servicer_context: Any, result: Any, serializer: Serializer | None,
                   aio: bool) -> None:
-    """End a call whose handler returned one response, serialising it first (see ``_Serializer``)
+    """End a call whose handler returned one response, serialising it first (see ``Serializer``)
     when grpc will: always on a sync server; on grpc.aio only while the status is OK (it sends
     no response with an error status)."""
     if serializer is not None and (not aio or _context_code(_readable(servicer_context)) in (None, grpc.StatusCode.OK)):
@@ -315,93 +316,6 @@ def _make_current_with(obs: Observation, entries: Mapping[str, object]) -> objec
         return make_current(obs)
 
 
-_NOTHING: Any = object()
-_UNSERIALISABLE = "Failed to serialize response!"  # grpc's (sync server) details
-
-
-def _as_is(response: Any) -> Any:
-    """What grpc sends for a handler with no ``response_serializer``: the response itself."""
-    return response
-
-
-class _Serializer:
-    """A handler's ``response_serializer`` (``_as_is`` for none), watched for the failures grpc
-    meets after the handler has returned: a response that cannot be serialised, or is not bytes
-    once serialised. The client then gets INTERNAL (sync server; also when the serializer returns
-    None) or UNKNOWN (grpc.aio, which sends an empty message for None); a sync server raises
-    TypeError for a value that is not exactly bytes, sending no status at all (the client waits
-    for its deadline).
-
-    A single response is serialised by ``prepare``, before the span ends, and handed to grpc
-    when it calls the serializer, so it is serialised once; a stream's responses are serialised
-    as grpc sends them, a failure ending the span (``watch``). grpc.aio encodes a str response
-    (UTF-8) before serialising it."""
-
-    __slots__ = ("aio", "call", "context", "encoded", "error", "raw", "response", "serialize")
-
-    def __init__(self, serialize: Callable[[Any], Any], aio: bool) -> None:
-        self.serialize = serialize
-        self.aio = aio
-        self.call: _ServerCall | None = None
-        self.context: Any = None
-        self.response: Any = _NOTHING
-        self.encoded = False  # the prepared response is a str grpc.aio encodes
-        self.raw: Any = None
-        self.error: BaseException | None = None
-
-    def watch(self, call: _ServerCall, servicer_context: Any) -> None:
-        self.call, self.context = call, servicer_context
-
-    def prepare(self, call: _ServerCall, response: Any) -> None:
-        if self.aio and isinstance(response, str):
-            response, self.encoded = response.encode("utf8"), True
-        try:
-            self.raw = self.serialize(response)
-        except BaseException as error:  # raised to grpc when it serialises, as untraced
-            self.error = error
-        self.response = response
-        call.unsent = self._failure(self.raw, self.error)
-
-    def __call__(self, response: Any) -> Any:
-        if response is self.response or (self.encoded and response == self.response):  # prepared
-            raw, error = self.raw, self.error
-            self.response, self.raw, self.error, self.encoded = _NOTHING, None, None, False  # once: free them
-            if error is not None:
-                raise error
-            return raw
-        try:
-            raw = self.serialize(response)
-        except BaseException as error:
-            self._fail(error)
-            raise
-        if type(raw) is not bytes and (raw is not None or not self.aio):
-            self._fail(None, raw)
-        return raw
-
-    def _fail(self, error: BaseException | None, raw: Any = None) -> None:
-        """End a stream's span with the status grpc sends for an item it could not serialise."""
-        try:
-            if self.call is not None:
-                self.call.unsent = self._failure(raw, error)
-                self.call.close(self.context)
-        except Exception as exc:  # the application's error, not ours, must reach grpc
-            guarded_failure("grpc.serializer", exc)
-
-    def _failure(self, raw: Any, error: BaseException | None) -> tuple[Any, str | None, BaseException | None] | None:
-        """The status grpc sends (the span's message is the error's, when there is one); a status
-        of None: grpc sends none."""
-        if error is not None:
-            return (grpc.StatusCode.UNKNOWN if self.aio else grpc.StatusCode.INTERNAL), None, error
-        if raw is None:
-            return None if self.aio else (grpc.StatusCode.INTERNAL, _UNSERIALISABLE, None)
-        if type(raw) is bytes:  # exactly: grpc takes no subclass
-            return None
-        kind = type(raw).__name__
-        if self.aio:  # grpc's errors, word for word
-            return grpc.StatusCode.UNKNOWN, None, TypeError(f"Expected bytes, got {kind}")
-        return None, None, TypeError(f"Argument 'message' has incorrect type (expected bytes, got {kind})")
-
-
 _BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
 
@@ -415,7 +329,7 @@ def _wrap_handler(handler: Any, handler_call_details: Any, aio: bool, resolve: T
     if handler is None:
         return None
     try:
-        serializer = _Serializer(getattr(handler, "response_serializer", None) or _as_is, aio)
+        serializer = Serializer(getattr(handler, "response_serializer", None) or as_is, aio)
         changes: dict[str, Any] = {"response_serializer": serializer}
         for field in _BEHAVIORS:
             behavior = getattr(handler, field, None)

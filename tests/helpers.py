@@ -42,8 +42,30 @@ def install_one_tenant(rx: Any, **options: Any) -> None:
     """autotrace installed with one tenant, ``t``, exporting to the receiver ``rx``."""
     from autotrace.export.credentials import Credentials
 
-    autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05,
+    options.setdefault("integrations", ())
+    autotrace.install(langfuse_host="http://127.0.0.1:9", export_interval=0.05,
                       credentials={"t": Credentials("pk-t", "sk-t", host=rx.endpoint)}, **options)
+
+
+def exported_chat(rx: Any, fake: Any, content: str, redacted: str) -> bytes:
+    """One chat call saying ``content`` for tenant ``t`` through the fake OpenAI server, exported to
+    ``rx``: its span must record ``redacted`` as the input and the echoed reply; returns every
+    request body the receiver got, for the test's own checks."""
+    import json
+
+    import openai
+
+    install_one_tenant(rx, integrations=("openai",))
+    client = openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
+    with autotrace.tenant("t"):
+        reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": content}])
+    assert reply.choices[0].message.content == f"echo: {content}"
+    assert autotrace.flush(5)
+    (span,) = rx.wait_for_spans(1)
+    assert json.loads(span.attributes["langfuse.observation.input"]) == [{"role": "user", "content": redacted}]
+    assert json.loads(span.attributes["langfuse.observation.output"]) == {"content": f"echo: {redacted}",
+                                                                           "role": "assistant"}
+    return b"".join(r.body for r in rx.requests)
 
 
 def ended_span(name: str = "s", tenant: str | None = None) -> None:

@@ -8,17 +8,15 @@ from __future__ import annotations
 import json
 import re
 
-import openai
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import autotrace
-from autotrace.export.credentials import Credentials
 from autotrace.export.detectors import _spelled_out, redact_text
 from autotrace.export.detectors_spelled import _spelled_email
 from autotrace.testing.fake_openai import FakeOpenAI
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import exported_chat
 
 #: Addresses with an "@" or its spelled-out brackets written as HTML or URL encoders, JSON or chat
 #: UIs write them: each the whole of what is replaced in "mail {address} please".
@@ -142,22 +140,11 @@ def test_long_adversarial_texts_are_redacted_as_expected(text: str, expected: st
 
 
 def test_the_new_forms_are_redacted_in_an_openai_call_exported_end_to_end(rx: OtlpReceiver, fake: FakeOpenAI) -> None:
-    autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=("openai",), export_interval=0.05,
-                      credentials={"t": Credentials("pk-t", "sk-t", host=rx.endpoint)})
-    client = openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
     content = ('mail jane&lt;at&gt;example&lt;dot&gt;com, config {"password": "\\"hunter22\\""}, '
                "card 4111&nbsp;1111&nbsp;1111&nbsp;1111; AT&amp;T Q&amp;A at 5pm")
-    with autotrace.tenant("t"):
-        reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": content}])
-    assert reply.choices[0].message.content == f"echo: {content}"
-    assert autotrace.flush(5)
-    (span,) = rx.wait_for_spans(1)
-    payload = b"".join(r.body for r in rx.requests)
-    assert b"jane" not in payload and b"hunter22" not in payload and b"4111" not in payload
     redacted = 'mail <EMAIL>, config {"password": "\\"<API_KEY>\\""}, card <CREDIT_CARD>; AT&amp;T Q&amp;A at 5pm'
-    assert json.loads(span.attributes["langfuse.observation.input"]) == [{"role": "user", "content": redacted}]
-    assert json.loads(span.attributes["langfuse.observation.output"]) == {"content": f"echo: {redacted}",
-                                                                           "role": "assistant"}
+    payload = exported_chat(rx, fake, content, redacted)
+    assert b"jane" not in payload and b"hunter22" not in payload and b"4111" not in payload
 
 
 def test_no_match_starts_right_after_an_html_escaped_spelled_dot() -> None:

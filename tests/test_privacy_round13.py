@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import re
 
-import openai
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import autotrace
 from autotrace.export import detectors
-from autotrace.export.credentials import Credentials
 from autotrace.export.detectors import redact_text
 from autotrace.testing.fake_openai import FakeOpenAI
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import exported_chat
 
 #: Read as a hyphen between digit groups, and a zero-width space (read as a space)
 HYPHEN_LIKE = {"non-breaking hyphen": "\u2011", "figure dash": "\u2012", "minus sign": "\u2212"}
@@ -225,20 +223,9 @@ def test_long_adversarial_texts_are_redacted_as_expected(text: str, expected: st
 
 
 def test_the_new_forms_are_redacted_in_an_openai_call_exported_end_to_end(rx: OtlpReceiver, fake: FakeOpenAI) -> None:
-    autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=("openai",), export_interval=0.05,
-                      credentials={"t": Credentials("pk-t", "sk-t", host=rx.endpoint)})
-    client = openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
     content = (f"card 4111\u20111111\u20111111\u20111111, ip {_full_width('192.168.1.20')}, mail john&#60;at&#62;example.com, "
                'config {"password": "hunter 22 secret"}, see https://x.test/?q=a+b, pages 10\u201112')
-    with autotrace.tenant("t"):
-        reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": content}])
-    assert reply.choices[0].message.content == f"echo: {content}"
-    assert autotrace.flush(5)
-    (span,) = rx.wait_for_spans(1)
-    payload = b"".join(r.body for r in rx.requests)
-    assert b"4111" not in payload and b"john" not in payload and b"hunter" not in payload and b"secret\\\"" not in payload
     redacted = ('card <CREDIT_CARD>, ip <IP_ADDRESS>, mail <EMAIL>, config {"password": "<API_KEY>"}, '
                 "see https://x.test/?q=a+b, pages 10\u201112")
-    assert json.loads(span.attributes["langfuse.observation.input"]) == [{"role": "user", "content": redacted}]
-    assert json.loads(span.attributes["langfuse.observation.output"]) == {"content": f"echo: {redacted}",
-                                                                           "role": "assistant"}
+    payload = exported_chat(rx, fake, content, redacted)
+    assert b"4111" not in payload and b"john" not in payload and b"hunter" not in payload and b"secret\\\"" not in payload

@@ -26,7 +26,6 @@ from ...context import (
     forget_inherited_scope,
     reset_tenant,
     set_tenant,
-    trusted_incoming_tenant,
 )
 from ...middleware import awaited_answer, resolver_answer, tenant_of
 from ...observation import Observation, make_current, restore_context
@@ -37,7 +36,6 @@ from ._serializer import Serializer, as_is
 
 #: ``tenant_from_call(handler_call_details, servicer_context)``: the call's tenant id, or None.
 TenantFromCall = Callable[[Any, Any], "str | Awaitable[str | None] | None"]
-_UNASKED: Any = object()  # no ``tenant_from_call``: the caller's tenant, when trusted
 
 
 class _ServerCall:
@@ -45,7 +43,7 @@ class _ServerCall:
 
     __slots__ = ("baggage", "obs", "tenant", "tenant_token", "unsent")
 
-    def __init__(self, handler_call_details: Any, known: bool = True, own: Any = _UNASKED) -> None:
+    def __init__(self, handler_call_details: Any, known: bool = True, own: Any = None) -> None:
         self.obs: Observation | None = None
         self.tenant: str | None = None  # tenant_from_call's answer (own) if a tenant id, else the trusted caller's
         self.tenant_token: Any = None
@@ -53,7 +51,7 @@ class _ServerCall:
         self.unsent: tuple[Any, str | None, BaseException | None] | None = None  # see Serializer
         try:
             ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
-            tenant = trusted_incoming_tenant(ctx) if own is _UNASKED else tenant_of(own, ctx)
+            tenant = tenant_of(own, ctx)  # ``tenant_from_call``'s answer (own), else the caller's when trusted
             if tenant is not None:
                 self.tenant, self.tenant_token = tenant, set_tenant(tenant)
             self.obs = start_call(handler_call_details.method, KIND_SERVER, parent=ctx, known=known)
@@ -209,8 +207,7 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
         return coroutine
 
     def function(request: Any, servicer_context: Any) -> Any:
-        call = (_ServerCall(handler_call_details) if resolve is None else _ServerCall(
-            handler_call_details, own=resolver_answer(resolve, handler_call_details, servicer_context)))
+        call = _ServerCall(handler_call_details, own=resolver_answer(resolve, handler_call_details, servicer_context))
         try:
             with _current(call.obs, None, call.baggage):
                 result = behavior(request, servicer_context)

@@ -1,0 +1,67 @@
+"""UUIDs whose groups happen to be all digits are no phone number and no card: a LlamaIndex node id
+("4b31ab3b-0292-4192-9481-ba1c4dbed534") once came out of the export as "4b31ab3b-<PHONE>-…". A
+phone or card next to a UUID is still found."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+
+import pytest
+
+from autotrace.export.detectors import redact_text
+
+#: Seen redacted before: a national phone (0292 4192 9481) and a Luhn-valid card (9491 2727 3229 9146)
+SEEN = ["4b31ab3b-0292-4192-9481-ba1c4dbed534", "758587d1-3390-596f-9491-272732299146",
+        "5b750aca-0364-4365-8245-f9559286146d"]
+HYPHEN_LIKE = ("\u2011", "\u2012", "\u2212")
+
+
+@pytest.mark.parametrize("uid", SEEN)
+@pytest.mark.parametrize("written", [str, str.upper, lambda u: f"node {u} found", lambda u: json.dumps({"id": u}),
+                                     lambda u: f"ids: {u},{u}"])
+def test_a_uuid_of_digit_groups_stays(uid: str, written) -> None:
+    text = written(uid)
+    assert redact_text(text) == (text, 0)
+
+
+@pytest.mark.parametrize("hyphen", HYPHEN_LIKE)
+def test_a_uuid_written_with_a_hyphen_like_character_stays(hyphen: str) -> None:
+    for uid in SEEN:
+        text = uid.replace("-", hyphen)
+        assert redact_text(text) == (text, 0)
+
+
+def test_no_uuid_is_redacted() -> None:
+    """Random UUIDs, and ones whose groups are mostly digits (where a phone or card shape is likely)."""
+    rng = random.Random(20261203)
+
+    def digit_heavy(length: int) -> str:
+        return "".join(rng.choice("0123456789" if rng.random() < 0.9 else "abcdef") for _ in range(length))
+
+    uids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(5000)]
+    uids += ["-".join(digit_heavy(n) for n in (8, 4, 4, 4, 12)) for _ in range(20000)]
+    redacted = [(uid, out) for uid in uids if (out := redact_text(f"id {uid}"))[1]]
+    assert redacted == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("call 0292-4192-9481 about 4b31ab3b-0292-4192-9481-ba1c4dbed534",
+     "call <PHONE> about 4b31ab3b-0292-4192-9481-ba1c4dbed534"),
+    ("4b31ab3b-0292-4192-9481-ba1c4dbed534 card 4111 1111 1111 1111",
+     "4b31ab3b-0292-4192-9481-ba1c4dbed534 card <CREDIT_CARD>"),
+    ("758587d1-3390-596f-9491-272732299146 card-4111-1111-1111-1111",
+     "758587d1-3390-596f-9491-272732299146 card-<CREDIT_CARD>"),
+    # not a UUID (a group of 16 before it): its digits are read as before
+    ("aaaaaaaa4b31ab3b-0292-4192-9481-ba1c4dbed534", "aaaaaaaa4b31ab3b-<PHONE>-ba1c4dbed534"),
+    ("tel 0292-4192-9481", "tel <PHONE>"),
+])
+def test_values_next_to_a_uuid_are_still_found(text: str, expected: str) -> None:
+    assert redact_text(text)[0] == expected
+
+
+@pytest.mark.parametrize("text", ["tel 12345678-1234-5678-9012-123456789012", "phone: 4b31ab3b-0292-4192-9481-ba1c4dbed534",
+                                  "call me at 02924192-0292-4192-9481-ba1c4dbed534"])
+def test_a_uuid_after_a_phone_word_stays(text: str) -> None:
+    assert redact_text(text) == (text, 0)

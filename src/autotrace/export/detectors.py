@@ -285,22 +285,27 @@ def _phone_ok(text: str) -> bool:
 
 
 _NOT_DIGITS = re.compile(r"\D")
-#: A UUID (8-4-4-4-12 hex digits; hyphens as ``_HYPHENS`` reads them). Its groups can be all
-#: digits: "…3b-0292-4192-9481-ba…" reads as a national phone number, "…6f-9491-272732299146" as a
-#: Luhn-valid card (after a word and a hyphen, as "card-4111 …" is). Neither is one inside a UUID.
-_UUID = re.compile(rf"(?<![0-9A-Fa-f])[0-9A-Fa-f]{{8}}(?:[{_HYPHENS}][0-9A-Fa-f]{{4}}){{3}}[{_HYPHENS}][0-9A-Fa-f]{{12}}"
-                   r"(?![0-9A-Fa-f])")
+#: Ids whose groups can be all digits: a UUID (8-4-4-4-12 hex digits, hyphens as ``_HYPHENS`` reads
+#: them) and a W3C ``traceparent`` (2-32-16-2). "…3b-0292-4192-9481-ba…" reads as a national phone
+#: number, "…6f-9491-272732299146" or a parent id as a Luhn-valid card (after a word and a hyphen, as
+#: "card-4111 …" is). Neither is one inside such an id.
+_HEX_IDS = re.compile(
+    rf"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{{8}}(?:[{_HYPHENS}][0-9A-Fa-f]{{4}}){{3}}[{_HYPHENS}][0-9A-Fa-f]{{12}}"
+    r"|[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2})(?![0-9A-Fa-f])")
+_LONGEST_HEX_ID = 55
 
 
-def _in_a_uuid(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` lies within a UUID (checked only for a match: around it)."""
+def _in_a_hex_id(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` lies within a UUID or a traceparent (checked only for a match)."""
     return any(found.start() <= start and end <= found.end()
-               for found in _UUID.finditer(text, max(0, start - 35), end + 37))
+               for found in _HEX_IDS.finditer(text, max(0, start - _LONGEST_HEX_ID), end + _LONGEST_HEX_ID + 1))
+
+
 _VALIDATORS: dict[str, Callable[[str], bool]] = {
     "IBAN": _iban_ok, "US_SSN": _ssn_ok, "IP_ADDRESS": _ip_ok, "CREDIT_CARD": _card_ok, "BASIC_AUTH": _basic_ok,
     "PHONE": _phone_ok,
 }
-_IN_UUIDS = ("PHONE", "CREDIT_CARD")  # the kinds a UUID's groups can take the shape of
+_IN_HEX_IDS = ("PHONE", "CREDIT_CARD")  # the kinds such an id's groups can take the shape of
 
 #: A number in no phone shape (``4155550132``, ``555-0132``, ``0351 12345``: ids, counts and amounts
 #: look the same) is one only where a word names it (``phone:``, ``call me at``, ``Tel.``, ``Handy``, ``portable``...),
@@ -327,7 +332,7 @@ def _redact_named_phones(text: str) -> tuple[str, int]:
     for match in _named_numbers(text):
         value = match["value"]
         if (len(_NOT_DIGITS.sub("", value)) <= 15 and _NOT_A_PHONE.fullmatch(value) is None
-                and not _in_a_uuid(text, *match.span("value"))):
+                and not _in_a_hex_id(text, *match.span("value"))):
             pieces += (text[done:match.start("value")], "<PHONE>")
             done = match.end()
     return ("".join(pieces) + text[done:], len(pieces) // 2) if pieces else (text, 0)
@@ -388,7 +393,7 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         if kind == "IBAN":  # a match written in groups may run into the words after it ("... 7034 ok")
             value, after = _iban_in(value)
         valid = _VALIDATORS.get(kind, bool)(value) and not (
-            kind in _IN_UUIDS and _in_a_uuid(match.string, *match.span()))
+            kind in _IN_HEX_IDS and _in_a_hex_id(match.string, *match.span()))
         if kind == "IBAN" and (after or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
             rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
         if not valid:

@@ -1,6 +1,6 @@
-"""UUIDs whose groups happen to be all digits are no phone number and no card: a LlamaIndex node id
-("4b31ab3b-0292-4192-9481-ba1c4dbed534") once came out of the export as "4b31ab3b-<PHONE>-…". A
-phone or card next to a UUID is still found."""
+"""UUIDs and W3C traceparents whose groups happen to be all digits are no phone number and no card:
+a LlamaIndex node id ("4b31ab3b-0292-4192-9481-ba1c4dbed534") once came out of the export as
+"4b31ab3b-<PHONE>-…". A phone or card next to such an id is still found."""
 
 from __future__ import annotations
 
@@ -65,3 +65,29 @@ def test_values_next_to_a_uuid_are_still_found(text: str, expected: str) -> None
                                   "call me at 02924192-0292-4192-9481-ba1c4dbed534"])
 def test_a_uuid_after_a_phone_word_stays(text: str) -> None:
     assert redact_text(text) == (text, 0)
+
+
+#: A parent id read as a card before (after a letter and a hyphen, with "-01" as a last group)
+TRACEPARENTS = ["00-1771251210987407121464e18251b37a-3096243651886156-01",
+                "00-13364957d5042021886fefa16234101d-3981187879097039-01"]
+
+
+@pytest.mark.parametrize("traceparent", TRACEPARENTS)
+def test_a_traceparent_of_digit_groups_stays(traceparent: str) -> None:
+    for text in (traceparent, f"traceparent: {traceparent}", json.dumps({"traceparent": traceparent})):
+        assert redact_text(text) == (text, 0)
+
+
+def test_no_traceparent_is_redacted() -> None:
+    rng = random.Random(3)
+
+    def digit_heavy(length: int) -> str:
+        return "".join(rng.choice("0123456789" if rng.random() < 0.9 else "abcdef") for _ in range(length))
+
+    parents = [f"00-{digit_heavy(32)}-{digit_heavy(16)}-01" for _ in range(20000)]
+    assert [p for p in parents if redact_text(f"tp {p}")[1]] == []
+
+
+def test_a_card_after_a_traceparent_is_still_found() -> None:
+    text = f"{TRACEPARENTS[0]} card 4111-1111-1111-1111"
+    assert redact_text(text)[0] == f"{TRACEPARENTS[0]} card <CREDIT_CARD>"

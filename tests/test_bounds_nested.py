@@ -297,5 +297,7 @@ def test_hex_ids_in_lower_case_are_not_ibans_unless_of_their_countrys_length() -
     check = 98 - int("".join(str(int(ch, 36)) for ch in rearranged)) % 97
     candidate = f"de{check:02d}" + "0" * 28
     assert redact_text(candidate) == (candidate, 0)
-    assert redact_text(candidate.upper()) == ("<IBAN>", 1)  # in capitals the shape alone decides, as before
+    assert redact_text(candidate.upper()) == (candidate.upper(), 0)  # in capitals too, in one word
+    spaced = " ".join(candidate.upper()[i:i + 4] for i in range(0, 32, 4))
+    assert redact_text(spaced) == ("<IBAN>", 1)  # in groups of four in capitals, the shape alone decides
     assert redact_text("de89370400440532013000") == ("<IBAN>", 1)  # a German IBAN is 22 characters

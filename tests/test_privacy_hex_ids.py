@@ -91,3 +91,27 @@ def test_no_traceparent_is_redacted() -> None:
 def test_a_card_after_a_traceparent_is_still_found() -> None:
     text = f"{TRACEPARENTS[0]} card 4111-1111-1111-1111"
     assert redact_text(text)[0] == f"{TRACEPARENTS[0]} card <CREDIT_CARD>"
+
+
+#: ULIDs (Crockford base32 in capitals) that passed mod-97 as IBANs of no country ("QS", "DV") or of
+#: a country whose IBAN has another length
+ULIDS = ["DV0055B7ZKHEXNX5FRVZF95EF8", "QS12DV03GYDZDXZ9QD5ED54MEP", "WM36JS7H1A21TQG6TC1WF3X1SC",
+         "MD63Z0V2WGMC21AX6KJVRTMBMC", "BR06D3636D1W4P8NHY8AFNSYB1"]
+
+
+@pytest.mark.parametrize("ulid", ULIDS)
+def test_a_code_in_capitals_in_one_word_is_an_iban_only_of_its_countrys_length(ulid: str) -> None:
+    assert redact_text(f"id {ulid}") == (f"id {ulid}", 0)
+
+
+@pytest.mark.parametrize("iban", ["DE89370400440532013000", "GB82WEST12345698765432", "GB82 WEST 1234 5698 7654 32",
+                                  "de89370400440532013000", "DE89-3704-0044-0532-0130-00"])
+def test_an_iban_is_still_found(iban: str) -> None:
+    assert redact_text(f"pay {iban} now") == ("pay <IBAN> now", 1)
+
+
+def test_an_iban_of_a_country_not_in_the_registry_is_found_in_one_word() -> None:
+    """Countries whose banks use IBANs the registry does not list (Algeria, Morocco ...) have no length here."""
+    bban = "0002100001113000000570"
+    check = 98 - int(bban + "1335" + "00") % 97  # D=13, Z=35
+    assert redact_text(f"DZ{check:02d}{bban}") == ("<IBAN>", 1)

@@ -1,9 +1,11 @@
 """A batch the endpoint (or a proxy before it, such as nginx with its default 1 MB body limit)
-refuses as too large (HTTP 413) is sent again in halves instead of being dropped whole: only a
-span too large on its own is lost, and counted. Real OTLP/HTTP to a loopback receiver."""
+refuses as too large (HTTP 413) is sent again in halves instead of being dropped whole; a span too
+large on its own is sent again with its values cut, and only one refused even so is lost, and
+counted. Real OTLP/HTTP to a loopback receiver."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import string
@@ -13,8 +15,11 @@ from typing import Any
 import pytest
 
 import autotrace
+from autotrace.bounds import TRUNCATION_MARK
 from autotrace.export.destination import _REGROW_AFTER, Destination
 from autotrace.export.sink import OK, SinkResult
+from autotrace.export.trim import TRIMMED, TRIMMED_VALUE_BYTES
+from autotrace.scores import ScoreItem
 from autotrace.testing.otlp_receiver import OtlpReceiver
 
 PK, SK = "pk-lf-large", "sk-lf-large"
@@ -58,7 +63,7 @@ def test_a_batch_refused_as_too_large_arrives_in_smaller_requests(caplog: pytest
     assert "refused a batch of 10 as too large (HTTP 413); sending batches of at most 5" in caplog.text
 
 
-def test_a_span_too_large_alone_is_dropped_and_counted_and_the_others_arrive(
+def test_a_span_too_large_alone_arrives_with_its_values_cut_and_the_others_whole(
         caplog: pytest.LogCaptureFixture) -> None:
     sizes = {f"small-{i}": 2_000 for i in range(6)}
     sizes["huge"] = 200_000
@@ -67,11 +72,62 @@ def test_a_span_too_large_alone_is_dropped_and_counted_and_the_others_arrive(
         _install(rx.endpoint)
         _spans(sizes)
         assert autotrace.flush(10)
-        assert sorted(span.name for span in rx.spans) == sorted(name for name in sizes if name != "huge")
+        received = {span.name: span for span in rx.spans}
+    assert sorted(received) == sorted(sizes)
+    huge = received.pop("huge")
+    output = huge.attributes["langfuse.observation.output"]
+    assert output.endswith(TRUNCATION_MARK) and output.startswith(_text(6, 200_000)[:4_000])
+    assert len(output.encode()) <= TRIMMED_VALUE_BYTES + len(TRUNCATION_MARK.encode())
+    assert json.loads(huge.attributes[TRIMMED]).startswith(f"each value cut to {TRIMMED_VALUE_BYTES} bytes")
+    for seed, name in enumerate(sizes):  # the others as they were
+        if name != "huge":
+            assert received[name].attributes["langfuse.observation.output"] == _text(seed, 2_000)
+            assert TRIMMED not in received[name].attributes
     stats = autotrace.stats()
-    assert stats["spans_dropped.too_large"] == 1
+    assert stats["spans_trimmed"] == 1
+    assert not [name for name in stats if name.startswith("spans_dropped")]
+    assert "refused a single span as too large (HTTP 413); sending it again with each value cut to 4096" in caplog.text
+
+
+def test_a_span_refused_even_with_its_values_cut_is_dropped_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    sizes = {f"small-{i}": 100 for i in range(3)} | {"huge": 200_000}
+    with OtlpReceiver() as rx, caplog.at_level(logging.WARNING, logger="autotrace"):
+        rx.limit_body(2_000)  # less than 4 KiB of random words, gzipped
+        _install(rx.endpoint)
+        _spans(sizes)
+        assert autotrace.flush(10)
+        assert sorted(span.name for span in rx.spans) == [f"small-{i}" for i in range(3)]
+    stats = autotrace.stats()
+    assert stats["spans_trimmed"] == 1 and stats["spans_dropped.too_large"] == 1
     assert "spans_dropped.export_failed" not in stats
     assert "refused a single span as too large (HTTP 413); dropped" in caplog.text
+
+
+def test_the_events_and_other_libraries_spans_are_cut_too() -> None:
+    from opentelemetry import trace
+
+    with OtlpReceiver() as rx:
+        rx.limit_body(30_000)
+        _install(rx.endpoint)
+        with trace.get_tracer("other.lib").start_as_current_span("theirs") as span:
+            span.set_attribute("payload", _text(1, 60_000))
+            span.add_event("note", {"detail": _text(2, 60_000), "n": 3})
+        assert autotrace.flush(10)
+        (received,) = rx.spans
+    assert received.name == "theirs"
+    assert received.attributes["payload"].endswith(TRUNCATION_MARK) and len(received.attributes["payload"]) < 4_200
+    (event,) = received.events
+    assert event["name"] == "note"
+    assert event["attributes"]["detail"].endswith(TRUNCATION_MARK) and event["attributes"]["n"] == 3
+    assert autotrace.stats()["spans_trimmed"] == 1
+
+
+def test_a_score_refused_alone_is_dropped_not_trimmed() -> None:
+    destination = Destination("t", _SizeLimitedSink(limit=0), max_queue=10, max_batch=4, max_retries=3,
+                              clock=lambda: 0.0)
+    destination.add(ScoreItem(tenant="t", body={"name": "x" * 10}))
+    _drain(destination)
+    assert autotrace.stats()["scores_dropped.too_large"] == 1 and "spans_trimmed" not in autotrace.stats()
 
 
 def test_the_next_spans_after_a_refusal_go_in_batches_that_fit() -> None:

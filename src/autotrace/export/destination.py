@@ -17,6 +17,7 @@ from typing import Any
 from .._internal import count, count_keyed, guarded_failure, log_once_per
 from ..scores import ScoreItem
 from .sink import Sink, SinkResult
+from .trim import TRIMMED_VALUE_BYTES, trimmed
 
 _BACKOFF_BASE = 0.5
 _BACKOFF_MAX = 30.0
@@ -182,21 +183,33 @@ class Destination:
 
     def _too_large(self, batch: list[Any], result: SinkResult) -> tuple[str, ...]:
         """A batch refused for its size (lock held): its halves go next, at once, and later batches
-        are no larger; a span refused alone is dropped (counted). The endpoint answered: no backoff."""
+        are no larger; a span refused alone goes next with its values cut (``trim``), and is dropped
+        (counted) when refused even so. The endpoint answered: no backoff."""
         self._attempts = 0
         self._next_attempt = 0.0
         if len(batch) == 1:
-            _count_each(batch, "spans_dropped.too_large", "scores_dropped.too_large")
-            return ("too_large:one", self.key, "autotrace: %s refused a single span as too large (%s); dropped "
-                    "(counted as spans_dropped.too_large)", self.key, result.reason)
+            smaller = None if type(batch[0]) is ScoreItem else trimmed(batch[0])
+            if smaller is None:
+                _count_each(batch, "spans_dropped.too_large", "scores_dropped.too_large")
+                return ("too_large:one", self.key, "autotrace: %s refused a single span as too large (%s); dropped "
+                        "(counted as spans_dropped.too_large)", self.key, result.reason)
+            self._send_next([smaller])
+            count_keyed("spans_trimmed", self.sink.name)
+            return ("too_large:trim", self.key, "autotrace: %s refused a single span as too large (%s); sending it "
+                    "again with each value cut to %d bytes (counted as spans_trimmed)", self.key, result.reason,
+                    TRIMMED_VALUE_BYTES)
         self.batch_cap = max(1, min(self.batch_cap, len(batch) // 2))
         self._taken_at_cap = 0
-        if not self._buffer:
-            self._oldest = self._clock()
-        self._buffer.extendleft(reversed(batch))  # in order, before anything newer
+        self._send_next(batch)
         count_keyed("export_batches_split", self.sink.name)
         return ("too_large:split", self.key, "autotrace: %s refused a batch of %d as too large (%s); sending "
                 "batches of at most %d", self.key, len(batch), result.reason, self.batch_cap)
+
+    def _send_next(self, items: list[Any]) -> None:
+        """Put ``items`` back (lock held), in order, before anything newer."""
+        if not self._buffer:
+            self._oldest = self._clock()
+        self._buffer.extendleft(reversed(items))
 
     def _taken(self, size: int) -> None:
         """A batch of ``size`` was taken (lock held): after enough at a lowered cap, try twice that."""

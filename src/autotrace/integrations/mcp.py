@@ -1,4 +1,5 @@
-"""MCP (the ``mcp`` SDK): tool calls as ``tool`` observations, one trace from client to server.
+"""MCP (the ``mcp`` SDK): tool calls, resource reads and prompts as typed observations, one trace
+from client to server.
 
 Client: ``ClientSession.call_tool`` (``Client.call_tool``, each of its rounds, and every transport
 pass through it) is a CLIENT ``tool`` observation named ``mcp.call_tool <tool>``: the arguments,
@@ -6,7 +7,11 @@ the result (the text content joined, or the structured content when there is one
 and binary resources as a note of their kind and size), ``metadata.mcp_server`` /
 ``mcp_server_version`` when the session knows the server. A result with ``isError`` is ERROR, its
 text the status message (the caller gets the result unchanged); an exception marks the call (a
-cancellation WARNING) and propagates.
+cancellation WARNING) and propagates. ``ClientSession.read_resource`` is a ``retriever`` named
+``mcp.read_resource`` (a URI is no name: it is the input, ``{"uri": ...}``), its contents the
+documents (id the content's URI, the start of a text, a blob as its MIME type and size) and
+``doc_count``; ``ClientSession.get_prompt`` a ``span`` named ``mcp.get_prompt <prompt>``, the
+arguments in, the messages out (role and text; other content as a note of its kind and size).
 
 The request's ``_meta`` carries ``traceparent``/``tracestate`` and baggage (SEP-414) as gRPC
 metadata does: the caller's other ``_meta`` keys are kept, and its baggage entries; trace headers it
@@ -14,15 +19,16 @@ passed are replaced by this call's. The SDK's own injection into every request i
 JSON-RPC (``inject_trace_context``, with the process's propagators) is followed by autotrace's, so
 its keys too follow autotrace's rules: the sampled bit only (``full_trace_flags``), this service's
 tenant only, and only when ``tenant_baggage`` is ``all`` (a session knows no target to match the
-setting's patterns against).
+setting's patterns against). In process (no JSON-RPC) only the wrapped requests carry ``_meta``.
 
-Server: every ``tools/call`` a server handles (lowlevel ``Server`` or ``MCPServer``, any transport)
-takes its handler from ``Server.get_request_handler``; the handler given out runs in a SERVER
-``tool`` observation named after the tool (``tools/call`` for a name the MCP specification does not
-allow), under the SDK's server span when there is one, else joined to the caller's trace from
-``_meta``. The caller's tenant is taken only with ``trust_incoming_tenant`` (the SDK's server span,
-started before, takes it too). An in-process server (the SDK's in-memory transports) runs in its
-client's context and so has the client's tenant: the same program chose it.
+Server: every ``tools/call``, ``resources/read`` and ``prompts/get`` a server handles (lowlevel
+``Server`` or ``MCPServer``, any transport) takes its handler from ``Server.get_request_handler``;
+the handler given out runs in a SERVER observation of the client's type, named after the tool or
+prompt (the method, for a name the MCP specification does not allow, and for every resource), under
+the SDK's server span when there is one, else joined to the caller's trace from ``_meta``. The
+caller's tenant is taken only with ``trust_incoming_tenant`` (the SDK's server span, started
+before, takes it too). An in-process server (the SDK's in-memory transports) runs in its client's
+context and so has the client's tenant: the same program chose it.
 """
 
 from __future__ import annotations
@@ -44,11 +50,12 @@ from ..middleware import adopt_current_span
 from ..observation import Observation, ObservationType, make_current, restore_context
 from ..propagation import extract, inject, merge_baggage, tenant_travels_to
 from .base import Integration
+from .documents import document, recorded
 
-#: Tool names the MCP specification allows (2025-11-25: 1-128 of these characters).
+#: Tool (and prompt) names the MCP specification allows (2025-11-25: 1-128 of these characters).
 _TOOL_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _TRACE_KEYS = ("traceparent", "tracestate")
-_TOOLS_CALL = "tools/call"
+Fields = dict[str, Any]
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -78,35 +85,120 @@ def _part_text(part: Any) -> str:
     return f"<{kind}>"
 
 
-def _result_fields(result: Any) -> tuple[Any, str | None]:
-    """A tool result's output and, when it reports an error (``isError``), its message."""
-    if result is None:
-        return None, None
-    if _get(result, "result_type", "resultType") == "input_required":
-        requests = _get(result, "input_requests", "inputRequests") or {}
-        return {"input_required": {key: _get(request, "method", "method") for key, request in requests.items()}}, None
+def _tool_outcome(result: Any) -> tuple[Fields, str | None]:
+    """A tool result's output (its structured content, else its text) and, when it reports an
+    error (``isError``), its message."""
     content = _get(result, "content", "content")
     text = "\n".join(_part_text(part) for part in content) if isinstance(content, list) else None
     structured = _get(result, "structured_content", "structuredContent")
     output = structured if structured is not None else text
     if _get(result, "is_error", "isError") is True:
-        return output, text or "the tool reported an error"
-    return output, None
+        return {"result": output}, text or "the tool reported an error"
+    return {"result": output}, None
 
 
-def _finish(obs: Observation, result: Any = None, error: BaseException | None = None) -> None:
-    """End ``obs`` with a call's result or error (never raises)."""
+def _blob_bytes(blob: Any) -> int:
+    """The size in bytes of base64 text, without decoding it."""
+    return len(blob.rstrip("=")) * 3 // 4 if isinstance(blob, str) else 0
+
+
+def _resource_document(contents: Any) -> Fields:
+    """One resource content as a retrieved document: its URI, the start of its text, or its
+    blob's MIME type and size (never the blob)."""
+    uri, mime = _get(contents, "uri", "uri"), _get(contents, "mime_type", "mimeType")
+    text = _get(contents, "text", "text")
+    if isinstance(text, str):
+        return document(uri, content=text, metadata={"mime_type": mime} if mime else None)
+    return document(uri, metadata={"mime_type": mime, "bytes": _blob_bytes(_get(contents, "blob", "blob"))})
+
+
+def _read_outcome(result: Any) -> tuple[Fields, str | None]:
+    """A read's contents as documents (the first ``MAX_DOCUMENTS``) and their count."""
+    contents = _get(result, "contents", "contents")
+    if not isinstance(contents, list):
+        return {}, None
+    kept, noted = recorded(contents, len(contents))
+    return {"documents": [_resource_document(item) for item in kept], "doc_count": len(contents),
+            "metadata": noted or None}, None
+
+
+def _prompt_outcome(result: Any) -> tuple[Fields, str | None]:
+    """A prompt's messages: role and text (other content noted by kind and size)."""
+    messages = _get(result, "messages", "messages")
+    if not isinstance(messages, list):
+        return {}, None
+    output = []
+    for message in messages:
+        content = _get(message, "content", "content")
+        parts = content if isinstance(content, list) else [content]
+        output.append({"role": _get(message, "role", "role"), "content": "\n".join(_part_text(p) for p in parts)})
+    return {"output": output}, None
+
+
+def _outcome(method: _Method, result: Any) -> tuple[Fields, str | None]:
+    """The fields a result records and, when it reports an error, its message."""
+    if result is None:
+        return {}, None
+    if _get(result, "result_type", "resultType") == "input_required":
+        requests = _get(result, "input_requests", "inputRequests") or {}
+        return {"output": {"input_required": {key: _get(request, "method", "method")
+                                              for key, request in requests.items()}}}, None
+    return method.outcome(result)
+
+
+def _finish(method: _Method, obs: Observation, result: Any = None, error: BaseException | None = None) -> None:
+    """End ``obs`` with a request's result or error (never raises)."""
     try:
         if error is not None:
             obs.record_error(error)
         else:
-            output, failed = _result_fields(result)
-            obs.update(result=output)
+            fields, failed = _outcome(method, result)
+            obs.update(**fields)
             if failed is not None:
                 obs.record_error(failed)
     except Exception as exc:
         guarded_failure("mcp.finish", exc)
     obs.end()
+
+
+# -- the requests traced ----------------------------------------------------------------------------
+def _named(params: Mapping[str, Any]) -> str | None:
+    """The tool's or prompt's name as the MCP specification allows it, else None."""
+    name = params.get("name")
+    return name if isinstance(name, str) and _TOOL_NAME.fullmatch(name) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Method:
+    """How one MCP request is recorded, by the client and by the server."""
+
+    wire: str  # the JSON-RPC method
+    client: str  # the ``ClientSession`` method
+    type: ObservationType
+    params: tuple[str, ...]  # the client method's leading positional parameters, read by name
+    client_name: Callable[[Mapping[str, Any]], str]
+    server_name: Callable[[Mapping[str, Any]], str | None]  # None: the method's name
+    start: Callable[[Mapping[str, Any]], Fields]  # the fields known before it runs
+    outcome: Callable[[Any], tuple[Fields, str | None]]
+
+
+def _text(value: Any) -> str | None:
+    """A name or URI as text (None stays None)."""
+    return value if isinstance(value, str) or value is None else str(value)
+
+
+_METHODS = {method.wire: method for method in (
+    _Method("tools/call", "call_tool", ObservationType.TOOL, ("name", "arguments"),
+            lambda p: f"mcp.call_tool {p.get('name')}", _named,
+            lambda p: {"tool_name": _text(p.get("name")), "arguments": p.get("arguments")}, _tool_outcome),
+    _Method("resources/read", "read_resource", ObservationType.RETRIEVER, ("uri",),
+            lambda p: "mcp.read_resource", lambda p: None,
+            lambda p: {"input": {"uri": _text(p.get("uri"))}}, _read_outcome),
+    _Method("prompts/get", "get_prompt", ObservationType.SPAN, ("name", "arguments"),
+            lambda p: f"mcp.get_prompt {p.get('name')}", _named,
+            lambda p: {"input": p.get("arguments"), "metadata": {"mcp_prompt": _text(p.get("name"))}},
+            _prompt_outcome),
+)}
 
 
 # -- client -----------------------------------------------------------------------------------------
@@ -147,49 +239,53 @@ def _propagate(meta: dict[str, Any], given_baggage: Any, context: Context | None
 
 
 class _ClientCall:
-    """One ``call_tool``: its observation and the ``_meta`` to send (None: the caller's, as is)."""
+    """One request a client sends: its observation and the ``_meta`` to send (None: the caller's,
+    as is)."""
 
     __slots__ = ("meta", "obs")
 
-    def __init__(self, session: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        name = args[0] if args else kwargs.get("name")
-        arguments = args[1] if len(args) > 1 else kwargs.get("arguments")
+    def __init__(self, method: _Method, session: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        params = {key: args[i] if i < len(args) else kwargs.get(key) for i, key in enumerate(method.params)}
+        name, fields, server = method.client_name(params), method.start(params), _server_metadata(session)
         meta = kwargs.get("meta")
-        self.obs = recorder.start(ObservationType.TOOL, f"mcp.call_tool {name}", kind=SpanKind.CLIENT,
+        self.obs = recorder.start(method.type, name, kind=SpanKind.CLIENT,
                                   parent=_client_parent(meta if isinstance(meta, Mapping) else None))
-        self.obs.update(tool_name=str(name), arguments=arguments, metadata=_server_metadata(session))
+        self.obs.update(**fields).update(metadata=server)
         self.meta: dict[str, Any] | None = None
         if meta is None or isinstance(meta, Mapping):  # anything else fails in the SDK, as untraced
-            self.meta = dict(meta) if meta else {}
-            _propagate(self.meta, self.meta.get("baggage"), set_span_in_context(self.obs.span))
+            try:  # the observation has started: a failure here leaves the caller's _meta as it is
+                sent = dict(meta) if meta else {}
+                _propagate(sent, sent.get("baggage"), set_span_in_context(self.obs.span))
+                self.meta = sent
+            except Exception as exc:
+                guarded_failure("mcp.propagate", exc)
 
 
-def _start_client_call(session: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _ClientCall | None:
-    try:
-        return _ClientCall(session, args, kwargs)
-    except Exception as exc:
-        guarded_failure("mcp.call_tool", exc)
-        return None
+def _client_wrapper(method: _Method) -> Callable[..., Awaitable[Any]]:
+    """The wrapper of ``ClientSession.<method.client>``: the request as an observation, current
+    while it runs, its ``_meta`` carrying the trace."""
 
-
-async def _call_tool(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...],
-                     kwargs: dict[str, Any]) -> Any:
-    """``ClientSession.call_tool``: the call as a tool observation, current while it runs."""
-    call = _start_client_call(instance, args, kwargs)
-    if call is None:
-        return await wrapped(*args, **kwargs)
-    if call.meta is not None:
-        kwargs = {**kwargs, "meta": call.meta}
-    token = make_current(call.obs)
-    try:
-        result = await wrapped(*args, **kwargs)
-    except BaseException as error:
+    async def wrapper(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Any:
+        try:
+            call = _ClientCall(method, instance, args, kwargs)
+        except Exception as exc:
+            guarded_failure(f"mcp.{method.client}", exc)
+            return await wrapped(*args, **kwargs)
+        if call.meta is not None:
+            kwargs = {**kwargs, "meta": call.meta}
+        token = make_current(call.obs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            restore_context(token)
+            _finish(method, call.obs, error=error)
+            raise
         restore_context(token)
-        _finish(call.obs, error=error)
-        raise
-    restore_context(token)
-    _finish(call.obs, result)
-    return result
+        _finish(method, call.obs, result)
+        return result
+
+    return wrapper
 
 
 def _inject_trace_context(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
@@ -210,16 +306,18 @@ def _inject_trace_context(wrapped: Callable[..., Any], instance: Any, args: tupl
 
 # -- server -----------------------------------------------------------------------------------------
 class _ServerCall:
-    """One ``tools/call`` a server handles: the caller's trace joined, its tenant when trusted."""
+    """One request a server handles: the caller's trace joined, its tenant when trusted."""
 
-    __slots__ = ("context", "obs", "tenant_token")
+    __slots__ = ("context", "method", "obs", "tenant_token")
 
-    def __init__(self, params: Any) -> None:
+    def __init__(self, method: _Method, params: Any) -> None:
+        self.method = method
         self.obs: Observation | None = None
         self.tenant_token: Any = None
         self.context: Context | None = None
         try:
-            name = getattr(params, "name", None)
+            given = {key: getattr(params, key, None) for key in method.params}
+            name, fields = method.server_name(given) or method.wire, method.start(given)
             meta = getattr(params, "meta", None)
             incoming = extract(meta if isinstance(meta, Mapping) else None)
             tenant = trusted_incoming_tenant(incoming)
@@ -227,17 +325,15 @@ class _ServerCall:
                 self.tenant_token = set_tenant(tenant)
                 adopt_current_span(tenant)  # the SDK's server span, started before the tenant was known
             parent = _server_parent(incoming)
-            shown = name if isinstance(name, str) and _TOOL_NAME.fullmatch(name) else _TOOLS_CALL
-            self.obs = recorder.start(ObservationType.TOOL, shown, kind=SpanKind.SERVER, parent=parent)
-            self.obs.update(tool_name=name if isinstance(name, str) else None,
-                            arguments=getattr(params, "arguments", None))
+            self.obs = recorder.start(method.type, name, kind=SpanKind.SERVER, parent=parent)
+            self.obs.update(**fields)
             self.context = set_span_in_context(self.obs.span, without_tenant_baggage(parent))  # None: the current
         except Exception as exc:
             guarded_failure("mcp.server_start", exc)
 
     def close(self, result: Any = None, error: BaseException | None = None) -> None:
         if self.obs is not None:
-            _finish(self.obs, result, error)
+            _finish(self.method, self.obs, result, error)
         if self.tenant_token is not None:
             try:
                 reset_tenant(self.tenant_token)
@@ -268,9 +364,9 @@ def _attach(context: Context | None) -> object | None:
         return None
 
 
-def _traced_handler(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _traced_handler(method: _Method, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     async def traced(ctx: Any, params: Any) -> Any:
-        call = _ServerCall(params)
+        call = _ServerCall(method, params)
         token = _attach(call.context)
         try:
             result = await handler(ctx, params)
@@ -290,16 +386,17 @@ def _get_request_handler(wrapped: Callable[..., Any], instance: Any, args: tuple
                          kwargs: dict[str, Any]) -> Any:
     entry = wrapped(*args, **kwargs)
     try:
-        method = args[0] if args else kwargs.get("method")
-        if method == _TOOLS_CALL and entry is not None:
-            return dataclasses.replace(entry, handler=_traced_handler(entry.handler))
+        method = _METHODS.get(args[0] if args else kwargs.get("method"))
+        if method is not None and entry is not None:
+            return dataclasses.replace(entry, handler=_traced_handler(method, entry.handler))
     except Exception as exc:
         guarded_failure("mcp.server_handler", exc)
     return entry
 
 
 class McpIntegration(Integration):
-    """Patches ``ClientSession.call_tool`` and ``Server.get_request_handler`` (``tools/call``)."""
+    """Patches ``ClientSession.call_tool`` / ``read_resource`` / ``get_prompt`` and
+    ``Server.get_request_handler`` (the same three requests)."""
 
     name = "mcp"
     distribution = "mcp"
@@ -308,7 +405,8 @@ class McpIntegration(Integration):
 
     def _instrument(self) -> None:
         wrap = self.patcher.wrap
-        wrap("mcp.client.session", "ClientSession.call_tool", _call_tool, expects=("name", "arguments"))
+        for method in _METHODS.values():
+            wrap("mcp.client.session", f"ClientSession.{method.client}", _client_wrapper(method), expects=method.params)
         wrap("mcp.server.lowlevel.server", "Server.get_request_handler", _get_request_handler, expects=("method",))
         wrap("mcp.shared.jsonrpc_dispatcher", "inject_trace_context", _inject_trace_context, optional=True,
              expects=("meta",))

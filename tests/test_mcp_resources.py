@@ -230,6 +230,9 @@ def test_over_streamable_http_every_request_carries_the_trace_and_the_tenant_is_
     assert (shelf.seen["resources/read"]["tenant"], shelf.seen["prompts/get"]["tenant"]) == (tenant, tenant)
     served = [r for r in records if r["name"] in ("resources/read", "inner", "prompts/get greet", "greet")]
     assert {r["tenant"] for r in served} == {tenant}
+    # the SDK's server span of a request autotrace does not trace takes the tenant too; not that of
+    # ``initialize``, which the SDK's runner answers itself (no handler)
+    assert (_by_name(records, "resources/list")["tenant"], _by_name(records, "initialize")["tenant"]) == (tenant, None)
     assert _by_name(records, "mcp.read_resource")["metadata"] == {"mcp_server": "shelf", "mcp_server_version": "2",
                                                                   "doc_count": 1}
 

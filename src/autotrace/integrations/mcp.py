@@ -27,7 +27,8 @@ the handler given out runs in a SERVER observation of the client's type, named a
 prompt (the method, for a name the MCP specification does not allow, and for every resource), under
 the SDK's server span when there is one, else joined to the caller's trace from ``_meta``. The
 caller's tenant is taken only with ``trust_incoming_tenant`` (the SDK's server span, started
-before, takes it too). An in-process server (the SDK's in-memory transports) runs in its client's
+before, takes it too), for every request with a handler (``tools/list`` too: the SDK's span for it then
+has a tenant; ``initialize``, answered by the SDK itself, has none). An in-process server (the SDK's in-memory transports) runs in its client's
 context and so has the client's tenant: the same program chose it.
 """
 
@@ -306,24 +307,27 @@ def _inject_trace_context(wrapped: Callable[..., Any], instance: Any, args: tupl
 
 # -- server -----------------------------------------------------------------------------------------
 class _ServerCall:
-    """One request a server handles: the caller's trace joined, its tenant when trusted."""
+    """One request a server handles: its tenant when trusted and, for a traced ``method`` (None:
+    another request, ``tools/list`` ...), its observation in the caller's trace."""
 
     __slots__ = ("context", "method", "obs", "tenant_token")
 
-    def __init__(self, method: _Method, params: Any) -> None:
+    def __init__(self, method: _Method | None, params: Any) -> None:
         self.method = method
         self.obs: Observation | None = None
         self.tenant_token: Any = None
         self.context: Context | None = None
         try:
-            given = {key: getattr(params, key, None) for key in method.params}
-            name, fields = method.server_name(given) or method.wire, method.start(given)
             meta = getattr(params, "meta", None)
             incoming = extract(meta if isinstance(meta, Mapping) else None)
             tenant = trusted_incoming_tenant(incoming)
             if tenant is not None:
                 self.tenant_token = set_tenant(tenant)
                 adopt_current_span(tenant)  # the SDK's server span, started before the tenant was known
+            if method is None:
+                return
+            given = {key: getattr(params, key, None) for key in method.params}
+            name, fields = method.server_name(given) or method.wire, method.start(given)
             parent = _server_parent(incoming)
             self.obs = recorder.start(method.type, name, kind=SpanKind.SERVER, parent=parent)
             self.obs.update(**fields)
@@ -332,7 +336,7 @@ class _ServerCall:
             guarded_failure("mcp.server_start", exc)
 
     def close(self, result: Any = None, error: BaseException | None = None) -> None:
-        if self.obs is not None:
+        if self.obs is not None and self.method is not None:
             _finish(self.method, self.obs, result, error)
         if self.tenant_token is not None:
             try:
@@ -364,7 +368,7 @@ def _attach(context: Context | None) -> object | None:
         return None
 
 
-def _traced_handler(method: _Method, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _traced_handler(method: _Method | None, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     async def traced(ctx: Any, params: Any) -> Any:
         call = _ServerCall(method, params)
         token = _attach(call.context)
@@ -386,8 +390,8 @@ def _get_request_handler(wrapped: Callable[..., Any], instance: Any, args: tuple
                          kwargs: dict[str, Any]) -> Any:
     entry = wrapped(*args, **kwargs)
     try:
-        method = _METHODS.get(args[0] if args else kwargs.get("method"))
-        if method is not None and entry is not None:
+        if entry is not None:  # every request: its tenant when trusted; the three traced: their observation
+            method = _METHODS.get(args[0] if args else kwargs.get("method"))
             return dataclasses.replace(entry, handler=_traced_handler(method, entry.handler))
     except Exception as exc:
         guarded_failure("mcp.server_handler", exc)
@@ -396,7 +400,7 @@ def _get_request_handler(wrapped: Callable[..., Any], instance: Any, args: tuple
 
 class McpIntegration(Integration):
     """Patches ``ClientSession.call_tool`` / ``read_resource`` / ``get_prompt`` and
-    ``Server.get_request_handler`` (the same three requests)."""
+    ``Server.get_request_handler`` (the same three requests, and the tenant of every other)."""
 
     name = "mcp"
     distribution = "mcp"

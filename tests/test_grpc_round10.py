@@ -6,6 +6,7 @@ span's status, as exported over OTLP."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -234,3 +235,53 @@ def test_a_sync_handler_records_the_status_its_client_gets_on_either_server(rx: 
                              (4, "WARNING", "DEADLINE_EXCEEDED: the caller's deadline passed")),
         "StreamSetsCode": (("DATA_LOSS", ([b"0"], "half")), (15, "ERROR", "DATA_LOSS: half")),
     }
+
+
+# -- 3. grpc.aio reads a sync stream one item ahead of sending it ------------------------------------
+_LARGE = [("grpc.max_receive_message_length", -1)]
+
+
+def test_an_aio_sync_stream_whose_last_item_cannot_be_sent_after_it_ran_out_is_recorded_as_failed(
+        rx: OtlpReceiver) -> None:
+    """grpc.aio reads a sync stream on its thread pool one item ahead of sending it: the stream ran
+    out (and its span ended OK) while the item before was still being sent, and only then did the
+    last item fail to serialise, the client getting UNKNOWN. The span now ends with the call.
+    Forced here: the first item (16 MB) is sent only as the client reads it, and the client reads
+    once the stream has run out."""
+    _install(rx)
+    ran_out = threading.Event()
+
+    def stream(request: Any, context: Any) -> Iterator[bytes]:
+        yield b"0" * 16_000_000
+        yield b"last"
+        ran_out.set()
+
+    def serialize(item: bytes) -> Any:
+        return item if item != b"last" else "not bytes"
+
+    handlers = grpc.method_handlers_generic_handler(SERVICE, {
+        "Stream": grpc.unary_stream_rpc_method_handler(stream, response_serializer=serialize)})
+
+    async def scenario() -> tuple[list[int], grpc.StatusCode, str]:
+        server, port = await svc.start_server(True, handlers)
+        sizes: list[int] = []
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=_LARGE) as channel:
+                with autotrace.tenant("t"):
+                    call = channel.unary_stream(f"/{SERVICE}/Stream")(b"")
+                    assert await asyncio.get_running_loop().run_in_executor(None, ran_out.wait, 10)
+                    try:
+                        async for reply in call:
+                            sizes.append(len(reply))
+                    except grpc.aio.AioRpcError as error:
+                        return sizes, error.code(), error.details()
+            raise AssertionError("the call did not fail")
+        finally:
+            await svc.stop_server(server)
+
+    sizes, code, details = asyncio.run(scenario())
+    assert (sizes, code, details) == ([16_000_000], grpc.StatusCode.UNKNOWN,
+                                      "Unexpected <class 'TypeError'>: Expected bytes, got str")
+    assert autotrace.flush(10)
+    (server,) = [span for span in rx.wait_for_spans(2) if span.kind == SERVER_KIND]
+    assert _status(server) == (2, "ERROR", "TypeError: Expected bytes, got str")

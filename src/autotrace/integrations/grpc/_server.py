@@ -222,7 +222,7 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
         if aio and not isinstance(result, Iterator):
             call.close(servicer_context, _not_iterable(result))
             return result
-        return _stream(result, call, servicer_context, not aio)
+        return _stream(result, call, servicer_context, not aio, not (aio and _close_when_done(call, servicer_context)))
 
     return function
 
@@ -251,11 +251,13 @@ def _not_iterable(value: Any) -> TypeError | None:
     return None
 
 
-def _stream(responses: Any, call: _ServerCall, servicer_context: Any, ends_at_none: bool) -> Iterator[Any]:
+def _stream(responses: Any, call: _ServerCall, servicer_context: Any, ends_at_none: bool,
+            close_at_end: bool = True) -> Iterator[Any]:
     """Hands on what a sync streaming handler returned, with the span current. The sync server
     calls ``next`` on it, so a list fails the call (UNKNOWN): that error, grpc's own, is raised
     here, where it is recorded, and the call fails as it would untraced. The sync server ends
-    the call at a None item (``ends_at_none``), with the status set so far, reading no further."""
+    the call at a None item (``ends_at_none``), with the status set so far, reading no further.
+    Not ``close_at_end``: the span ends with the call (``_close_when_done``), or on an error."""
     try:
         while True:
             # the span and tenant again per item: grpc.aio reads sync streams on its thread pool
@@ -270,7 +272,21 @@ def _stream(responses: Any, call: _ServerCall, servicer_context: Any, ends_at_no
     except BaseException as error:
         call.close(servicer_context, error)
         raise
-    call.close(servicer_context)
+    if close_at_end:
+        call.close(servicer_context)
+
+
+def _close_when_done(call: _ServerCall, servicer_context: Any) -> bool:
+    """Have a sync stream's span on grpc.aio end when its call does; False if it cannot be (no aio
+    context to wait on). grpc.aio reads a sync stream on its thread pool one item ahead of sending
+    it: the stream runs out before its last item is serialised, which may still fail (the
+    serializer then ends the span with grpc's error). Asked before the stream is read: a callback
+    added once the call has ended is never called."""
+    try:
+        _readable(servicer_context).add_done_callback(lambda _: call.close(servicer_context))
+    except Exception:  # a context with no add_done_callback (not grpc.aio's own)
+        return False
+    return True
 
 
 class _current:

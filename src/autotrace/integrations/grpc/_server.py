@@ -282,8 +282,14 @@ def _close_when_done(call: _ServerCall, servicer_context: Any) -> bool:
     it: the stream runs out before its last item is serialised, which may still fail (the
     serializer then ends the span with grpc's error). Asked before the stream is read: a callback
     added once the call has ended is never called."""
+    def ended(_: Any) -> None:  # on the event loop, by grpc: never raises
+        try:
+            call.close(servicer_context)
+        except Exception as exc:
+            guarded_failure("grpc.server_end", exc)
+
     try:
-        _readable(servicer_context).add_done_callback(lambda _: call.close(servicer_context))
+        _readable(servicer_context).add_done_callback(ended)
     except Exception:  # a context with no add_done_callback (not grpc.aio's own)
         return False
     return True

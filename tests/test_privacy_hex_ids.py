@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -18,10 +19,15 @@ SEEN = ["4b31ab3b-0292-4192-9481-ba1c4dbed534", "758587d1-3390-596f-9491-2727322
 HYPHEN_LIKE = ("\u2011", "\u2012", "\u2212")
 
 
+def _digit_heavy(rng: random.Random, length: int) -> str:
+    """Hex digits, nine in ten of them decimal: where a phone or card shape is likely."""
+    return "".join(rng.choice("0123456789" if rng.random() < 0.9 else "abcdef") for _ in range(length))
+
+
 @pytest.mark.parametrize("uid", SEEN)
 @pytest.mark.parametrize("written", [str, str.upper, lambda u: f"node {u} found", lambda u: json.dumps({"id": u}),
                                      lambda u: f"ids: {u},{u}"])
-def test_a_uuid_of_digit_groups_stays(uid: str, written) -> None:
+def test_a_uuid_of_digit_groups_stays(uid: str, written: Callable[[str], str]) -> None:
     text = written(uid)
     assert redact_text(text) == (text, 0)
 
@@ -36,12 +42,8 @@ def test_a_uuid_written_with_a_hyphen_like_character_stays(hyphen: str) -> None:
 def test_no_uuid_is_redacted() -> None:
     """Random UUIDs, and ones whose groups are mostly digits (where a phone or card shape is likely)."""
     rng = random.Random(20261203)
-
-    def digit_heavy(length: int) -> str:
-        return "".join(rng.choice("0123456789" if rng.random() < 0.9 else "abcdef") for _ in range(length))
-
     uids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(5000)]
-    uids += ["-".join(digit_heavy(n) for n in (8, 4, 4, 4, 12)) for _ in range(20000)]
+    uids += ["-".join(_digit_heavy(rng, n) for n in (8, 4, 4, 4, 12)) for _ in range(20000)]
     redacted = [(uid, out) for uid in uids if (out := redact_text(f"id {uid}"))[1]]
     assert redacted == []
 
@@ -80,11 +82,7 @@ def test_a_traceparent_of_digit_groups_stays(traceparent: str) -> None:
 
 def test_no_traceparent_is_redacted() -> None:
     rng = random.Random(3)
-
-    def digit_heavy(length: int) -> str:
-        return "".join(rng.choice("0123456789" if rng.random() < 0.9 else "abcdef") for _ in range(length))
-
-    parents = [f"00-{digit_heavy(32)}-{digit_heavy(16)}-01" for _ in range(20000)]
+    parents = [f"00-{_digit_heavy(rng, 32)}-{_digit_heavy(rng, 16)}-01" for _ in range(20000)]
     assert [p for p in parents if redact_text(f"tp {p}")[1]] == []
 
 

@@ -285,3 +285,39 @@ def test_an_aio_sync_stream_whose_last_item_cannot_be_sent_after_it_ran_out_is_r
     assert autotrace.flush(10)
     (server,) = [span for span in rx.wait_for_spans(2) if span.kind == SERVER_KIND]
     assert _status(server) == (2, "ERROR", "TypeError: Expected bytes, got str")
+
+
+def test_an_aio_sync_stream_its_client_cancels_is_recorded_cancelled_when_the_call_ends(rx: OtlpReceiver) -> None:
+    """grpc.aio goes on reading a sync stream after its client cancelled: the span ended only when
+    the stream ran out (OK), or never, while the handler waited. It now ends with the call,
+    WARNING, while the handler still runs."""
+    _install(rx)
+    finish = threading.Event()
+
+    def stream(request: Any, context: Any) -> Iterator[bytes]:
+        yield b"0"
+        finish.wait(10)  # the test lets the handler end once the server span is exported
+
+    handlers = grpc.method_handlers_generic_handler(SERVICE, {"Stream": grpc.unary_stream_rpc_method_handler(stream)})
+
+    async def scenario() -> list[ReceivedSpan]:
+        server, port = await svc.start_server(True, handlers)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                with autotrace.tenant("t"):
+                    call = channel.unary_stream(f"/{SERVICE}/Stream")(b"")
+                    async for _ in call:
+                        call.cancel()
+                        break
+                spans = await asyncio.get_running_loop().run_in_executor(None, rx.wait_for_spans, 2)
+                finish.set()  # while the loop runs: grpc's reader thread hands the stream's end over
+                return spans
+        finally:
+            finish.set()
+            await svc.stop_server(server)
+
+    spans = asyncio.run(scenario())
+    (server,) = [span for span in spans if span.kind == SERVER_KIND]
+    assert _status(server) == (1, "WARNING", "CANCELLED: the call ended before its stream")
+    assert autotrace.flush(10)
+    assert [_status(span) for span in rx.spans if span.kind == SERVER_KIND] == [_status(server)]  # ended once

@@ -41,10 +41,11 @@ TenantFromCall = Callable[[Any, Any], "str | Awaitable[str | None] | None"]
 class _ServerCall:
     """The span and tenant scope of one incoming call."""
 
-    __slots__ = ("baggage", "obs", "tenant", "tenant_token", "unsent")
+    __slots__ = ("baggage", "obs", "ran_out", "tenant", "tenant_token", "unsent")
 
     def __init__(self, handler_call_details: Any, known: bool = True, own: Any = None) -> None:
         self.obs: Observation | None = None
+        self.ran_out = False  # a sync stream's responses ran out (see _close_when_done)
         self.tenant: str | None = None  # tenant_from_call's answer (own) if a tenant id, else the trusted caller's
         self.tenant_token: Any = None
         self.baggage: Mapping[str, object] | None = None  # the caller's, but its tenant (see _incoming_baggage)
@@ -272,6 +273,7 @@ def _stream(responses: Any, call: _ServerCall, servicer_context: Any, ends_at_no
     except BaseException as error:
         call.close(servicer_context, error)
         raise
+    call.ran_out = True
     if close_at_end:
         call.close(servicer_context)
 
@@ -280,10 +282,14 @@ def _close_when_done(call: _ServerCall, servicer_context: Any) -> bool:
     """Have a sync stream's span on grpc.aio end when its call does; False if it cannot be (no aio
     context to wait on). grpc.aio reads a sync stream on its thread pool one item ahead of sending
     it: the stream runs out before its last item is serialised, which may still fail (the
-    serializer then ends the span with grpc's error). Asked before the stream is read: a callback
-    added once the call has ended is never called."""
+    serializer then ends the span with grpc's error). A call that ends before its stream runs out
+    was cancelled (or its server stopped): WARNING, where it said OK or was never recorded (grpc
+    does not stop reading the stream). Asked before the stream is read: a callback added once the
+    call has ended is never called."""
     def ended(_: Any) -> None:  # on the event loop, by grpc: never raises
         try:
+            if not call.ran_out and call.obs is not None:
+                finish_call(call.obs, grpc.StatusCode.CANCELLED, "the call ended before its stream", interrupted=True)
             call.close(servicer_context)
         except Exception as exc:
             guarded_failure("grpc.server_end", exc)

@@ -287,10 +287,15 @@ def test_an_aio_sync_stream_whose_last_item_cannot_be_sent_after_it_ran_out_is_r
     assert _status(server) == (2, "ERROR", "TypeError: Expected bytes, got str")
 
 
-def test_an_aio_sync_stream_its_client_cancels_is_recorded_cancelled_when_the_call_ends(rx: OtlpReceiver) -> None:
-    """grpc.aio goes on reading a sync stream after its client cancelled: the span ended only when
-    the stream ran out (OK), or never, while the handler waited. It now ends with the call,
-    WARNING, while the handler still runs."""
+@pytest.mark.parametrize(("gives_up", "status"), [
+    ("cancel", (1, "WARNING", "CANCELLED: the call was cancelled")),
+    ("deadline", (4, "WARNING", "DEADLINE_EXCEEDED: the caller's deadline passed")),
+])
+def test_an_aio_sync_stream_its_client_gives_up_on_is_recorded_so_when_the_call_ends(
+        rx: OtlpReceiver, gives_up: str, status: tuple[Any, ...]) -> None:
+    """grpc.aio goes on reading a sync stream after its client cancelled or its deadline passed:
+    the span ended only when the stream ran out (OK), or never, while the handler waited. It now
+    ends with the call, WARNING, while the handler still runs."""
     _install(rx)
     finish = threading.Event()
 
@@ -305,10 +310,14 @@ def test_an_aio_sync_stream_its_client_cancels_is_recorded_cancelled_when_the_ca
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 with autotrace.tenant("t"):
-                    call = channel.unary_stream(f"/{SERVICE}/Stream")(b"")
-                    async for _ in call:
-                        call.cancel()
-                        break
+                    call = channel.unary_stream(f"/{SERVICE}/Stream")(b"", timeout=0.3 if gives_up == "deadline" else None)
+                    try:
+                        async for _ in call:
+                            if gives_up == "cancel":
+                                call.cancel()
+                                break
+                    except grpc.aio.AioRpcError as error:
+                        assert error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
                 spans = await asyncio.get_running_loop().run_in_executor(None, rx.wait_for_spans, 2)
                 finish.set()  # while the loop runs: grpc's reader thread hands the stream's end over
                 return spans
@@ -318,6 +327,6 @@ def test_an_aio_sync_stream_its_client_cancels_is_recorded_cancelled_when_the_ca
 
     spans = asyncio.run(scenario())
     (server,) = [span for span in spans if span.kind == SERVER_KIND]
-    assert _status(server) == (1, "WARNING", "CANCELLED: the call ended before its stream")
+    assert _status(server) == status
     assert autotrace.flush(10)
-    assert [_status(span) for span in rx.spans if span.kind == SERVER_KIND] == [_status(server)]  # ended once
+    assert [_status(span) for span in rx.spans if span.kind == SERVER_KIND] == [status]  # ended once

@@ -283,13 +283,13 @@ def _close_when_done(call: _ServerCall, servicer_context: Any) -> bool:
     context to wait on). grpc.aio reads a sync stream on its thread pool one item ahead of sending
     it: the stream runs out before its last item is serialised, which may still fail (the
     serializer then ends the span with grpc's error). A call that ends before its stream runs out
-    was cancelled (or its server stopped): WARNING, where it said OK or was never recorded (grpc
-    does not stop reading the stream). Asked before the stream is read: a callback added once the
+    was given up (its deadline passed, or it was cancelled, also by its server stopping): WARNING,
+    where it said OK or was never recorded (grpc does not stop reading the stream). Asked before the stream is read: a callback added once the
     call has ended is never called."""
     def ended(_: Any) -> None:  # on the event loop, by grpc: never raises
         try:
-            if not call.ran_out and call.obs is not None:
-                finish_call(call.obs, grpc.StatusCode.CANCELLED, "the call ended before its stream", interrupted=True)
+            if not call.ran_out and call.obs is not None:  # its caller gave up: the deadline, or cancelled
+                finish_call(call.obs, *_ended_by_client(_readable(servicer_context), GeneratorExit()), interrupted=True)
             call.close(servicer_context)
         except Exception as exc:
             guarded_failure("grpc.server_end", exc)

@@ -164,6 +164,7 @@ def test_a_failure_outside_the_network_leaves_no_half_used_connection(raw_server
     with pytest.raises(ValueError):  # an invalid header value: raised mid-request
         target.send(b"x", {"X-Bad": "a\nb"})
     assert _send_in_thread(target).ok
+    target.close()
 
 
 def test_retry_after_as_an_http_date_is_honoured() -> None:
@@ -218,6 +219,7 @@ def test_a_keep_alive_connection_is_reused_request_after_request(raw_server) -> 
     server = raw_server(_ok)
     target = HttpTarget(server.url + "/v1/traces", timeout=2.0)
     assert all(_send_in_thread(target).ok for _ in range(3))
+    target.close()
     assert server.requests == 3 and server.connections == 1
 
 

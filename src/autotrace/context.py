@@ -49,6 +49,16 @@ def reset_tenant(token: Token[str | None]) -> None:
     _tenant.reset(token)
 
 
+def release_tenant(token: Token[str | None] | None) -> None:
+    """``reset_tenant`` for a call that may end in another context than it started in (a stream
+    finished by another task or thread): there, the other context's tenant is left as it is."""
+    if token is not None:
+        try:
+            _tenant.reset(token)
+        except ValueError:  # made in another context
+            pass
+
+
 @contextmanager
 def tenant(tenant_id: str) -> Iterator[str]:
     """Run the block on behalf of ``tenant_id``: every span started inside belongs to that tenant."""

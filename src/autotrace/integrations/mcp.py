@@ -46,7 +46,7 @@ from opentelemetry.trace import SpanKind, set_span_in_context
 
 from .. import recorder
 from .._internal import guarded_failure
-from ..context import reset_tenant, set_tenant, trusted_incoming_tenant, without_tenant_baggage
+from ..context import release_tenant, set_tenant, trusted_incoming_tenant, without_tenant_baggage
 from ..middleware import adopt_current_span
 from ..observation import Observation, ObservationType, make_current, restore_context
 from ..propagation import extract, inject, merge_baggage, tenant_travels_to
@@ -338,12 +338,8 @@ class _ServerCall:
     def close(self, result: Any = None, error: BaseException | None = None) -> None:
         if self.obs is not None and self.method is not None:
             _finish(self.method, self.obs, result, error)
-        if self.tenant_token is not None:
-            try:
-                reset_tenant(self.tenant_token)
-            except ValueError:  # reset from another context
-                pass
-            self.tenant_token = None
+        release_tenant(self.tenant_token)
+        self.tenant_token = None
 
 
 def _server_parent(incoming: Context) -> Context | None:

@@ -24,6 +24,7 @@ from ..._internal import guarded_failure
 from ...context import (
     TENANT_BAGGAGE_KEY,
     forget_inherited_scope,
+    release_tenant,
     reset_tenant,
     set_tenant,
 )
@@ -78,12 +79,8 @@ class _ServerCall:
                 finish_call(self.obs, *self.unsent)
             else:
                 finish_call(self.obs, grpc.StatusCode.OK)
-        if self.tenant_token is not None:
-            try:
-                reset_tenant(self.tenant_token)
-            except ValueError:  # reset from another context (a stream finished elsewhere)
-                pass
-            self.tenant_token = None
+        release_tenant(self.tenant_token)
+        self.tenant_token = None
 
 
 def _incoming_baggage(ctx: Any) -> Mapping[str, object] | None:
@@ -284,18 +281,20 @@ def _close_when_done(call: _ServerCall, servicer_context: Any) -> bool:
     it: the stream runs out before its last item is serialised, which may still fail (the
     serializer then ends the span with grpc's error). A call that ends before its stream runs out
     was given up (its deadline passed, or it was cancelled, also by its server stopping): WARNING,
-    where it said OK or was never recorded (grpc does not stop reading the stream). Asked before the stream is read: a callback added once the
-    call has ended is never called."""
+    where it said OK or was never recorded (grpc does not stop reading the stream). Asked before
+    the stream is read: a callback added once the call has ended is never called."""
+    readable = _readable(servicer_context)
+
     def ended(_: Any) -> None:  # on the event loop, by grpc: never raises
         try:
             if not call.ran_out and call.obs is not None:  # its caller gave up: the deadline, or cancelled
-                finish_call(call.obs, *_ended_by_client(_readable(servicer_context), GeneratorExit()), interrupted=True)
+                finish_call(call.obs, *_ended_by_client(readable, GeneratorExit()), interrupted=True)
             call.close(servicer_context)
         except Exception as exc:
             guarded_failure("grpc.server_end", exc)
 
     try:
-        _readable(servicer_context).add_done_callback(ended)
+        readable.add_done_callback(ended)
     except Exception:  # a context with no add_done_callback (not grpc.aio's own)
         return False
     return True

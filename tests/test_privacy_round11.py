@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from opentelemetry import trace
 
 import autotrace
-from autotrace.export.detectors import _assignment, _redact_assignments, _spelled_out, redact_text
+from autotrace.export.detectors import _spelled_out, redact_text
+from autotrace.export.detectors_assigned import assignment, redact_assignments
 from autotrace.export.detectors_spelled import _spelled_email
 from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import install_one_tenant
@@ -146,7 +147,7 @@ _ASSIGNMENT_PIECES = st.sampled_from([
 @settings(max_examples=3000, deadline=None)
 @given(st.lists(_ASSIGNMENT_PIECES, max_size=16).map("".join))
 def test_assignments_found_from_their_key_words_are_those_the_expression_finds(text: str) -> None:
-    assert _redact_assignments(text) == _assignment(False).subn(r"\g<prefix><API_KEY>", text)
+    assert redact_assignments(text) == assignment(False).subn(r"\g<prefix><API_KEY>", text)
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -16,7 +16,6 @@ import re
 from collections.abc import Callable, Iterator
 
 from .detectors_assigned import KEY_WORDS as _KEY_WORDS
-from .detectors_assigned import assignment as _assignment  # noqa: F401 (tests use it)
 from .detectors_assigned import occurrences as _occurrences
 from .detectors_assigned import redact_assignments as _redact_assignments
 from .detectors_decode import HYPHENS as _HYPHENS

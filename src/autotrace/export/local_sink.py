@@ -45,7 +45,6 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
     return record
 
 
-
 class LocalStoreSink:
     """The local store as an export target."""
 

@@ -1,7 +1,7 @@
 """The embedded local store: finished observations and scores in SQLite (stdlib), with retention.
 
-Written only from export worker threads (``local_sink``: spans and scores as records); read by the CLI, replay and compare through read-only
-connections (``LocalStore(path, read_only=True)``: no schema script, no purge; WAL lets them read
+Written only from export worker threads (``local_sink``: spans and scores as records); read by the
+CLI, replay and compare through read-only connections (``LocalStore(path, read_only=True)``: no schema script, no purge; WAL lets them read
 while an application writes).
 """
 

@@ -139,31 +139,26 @@ class Destination:
             with self._lock:  # against ``discard``: each span of the batch is counted once, here or there
                 if self._in_flight_discarded:
                     return
-                warning = self._settle(batch, result)
+                warnings = self._settle(batch, result)
         finally:
             self.in_flight = False
-        if warning is not None:
+        for warning in warnings:
             log_once_per(*warning)
         if result.status in _AUTH_REFUSED and self._on_auth_refused is not None:
             self._on_auth_refused()
 
-    def _settle(self, batch: list[Any], result: SinkResult) -> tuple[str, ...] | None:
-        """Count the outcome and plan a retry (lock held); returns the warning to log, if any."""
+    def _settle(self, batch: list[Any], result: SinkResult) -> list[tuple[Any, ...]]:
+        """Count the outcome and plan a retry (lock held); returns the warnings to log."""
         if result.ok:
             self._attempts = 0
             self._next_attempt = 0.0
             self._taken(len(batch))
-            if not result.rejected:
+            if not (result.rejected or result.rejected_spans or result.message):
                 _count_each(batch, "spans_exported", "scores_exported", self.sink.name)
-                return None
-            refused = {id(item) for item in result.rejected}
-            _count_each([item for item in batch if id(item) not in refused], "spans_exported", "scores_exported",
-                        self.sink.name)
-            _count_each(list(result.rejected), "spans_dropped.export_failed", "scores_dropped.export_failed")
-            return (f"refused:{result.reason}", self.key, "autotrace: %s refused %d item(s) of a batch (%s); "
-                    "those dropped (counted), the rest exported", self.key, len(refused), result.reason)
+                return []
+            return self._partly_taken(batch, result)
         if result.status == _TOO_LARGE:
-            return self._too_large(batch, result)
+            return [self._too_large(batch, result)]
         count_keyed("export_failures", self.sink.name)
         self._attempts += 1
         if result.retryable and self._attempts <= self.max_retries:
@@ -173,15 +168,44 @@ class Destination:
                 delay = max(delay, min(result.retry_after, _BACKOFF_MAX))
             self._next_attempt = self._clock() + delay
             self._retry_batch = batch
-            return (f"retry:{result.reason}", self.key, "autotrace: export to %s failed (%s); retrying with backoff",
-                    self.key, result.reason)
+            return [(f"retry:{result.reason}", self.key, "autotrace: export to %s failed (%s); retrying with backoff",
+                     self.key, result.reason)]
         _count_each(batch, "spans_dropped.export_failed", "scores_dropped.export_failed")
         self._attempts = 0
         self._next_attempt = self._clock() + (_BACKOFF_BASE if result.retryable else 0.0)
-        return (f"drop:{result.reason}", self.key, "autotrace: export to %s failed (%s); batch dropped (counted)",
-                self.key, result.reason)
+        return [(f"drop:{result.reason}", self.key, "autotrace: export to %s failed (%s); batch dropped (counted)",
+                 self.key, result.reason)]
 
-    def _too_large(self, batch: list[Any], result: SinkResult) -> tuple[str, ...]:
+    def _partly_taken(self, batch: list[Any], result: SinkResult) -> list[tuple[Any, ...]]:
+        """A batch taken with some of it refused for good (lock held): the items named
+        (``rejected``) and as many spans as the endpoint counted without naming them
+        (``rejected_spans``) are dropped, counted; the endpoint is not asked again (OTLP: a
+        partial success is never retried). Returns the warnings to log."""
+        warnings: list[tuple[Any, ...]] = []
+        kept = batch
+        if result.rejected:
+            refused = {id(item) for item in result.rejected}
+            kept = [item for item in batch if id(item) not in refused]
+            _count_each(list(result.rejected), "spans_dropped.export_failed", "scores_dropped.export_failed")
+            warnings.append((f"refused:{result.reason}", self.key, "autotrace: %s refused %d item(s) of a batch "
+                             "(%s); those dropped (counted), the rest exported", self.key, len(refused), result.reason))
+        scores = sum(1 for item in kept if type(item) is ScoreItem)
+        rejected = min(result.rejected_spans, len(kept) - scores)
+        for name, n in (("spans_exported", len(kept) - scores - rejected), ("scores_exported", scores)):
+            if n:
+                count_keyed(name, self.sink.name, n)
+        if rejected:
+            count("spans_dropped.rejected", rejected)
+            warnings.append(("rejected", self.key, "autotrace: %s refused %d span(s) of a batch of %d (%s); those "
+                             "dropped (counted as spans_dropped.rejected), the rest exported", self.key,
+                             result.rejected_spans, len(kept) - scores, result.message or "no reason given"))
+        elif result.message:
+            count_keyed("export_warnings", self.sink.name)
+            warnings.append(("export_warning", self.key, "autotrace: %s took a batch with a warning: %s", self.key,
+                             result.message))
+        return warnings
+
+    def _too_large(self, batch: list[Any], result: SinkResult) -> tuple[Any, ...]:
         """A batch refused for its size (lock held): its halves go next, at once, and later batches
         are no larger; a span refused alone goes next with its values cut (``trim``), and is dropped
         (counted) when refused even so. The endpoint answered: no backoff."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -47,10 +48,11 @@ class LangfuseSink(OtlpHttpSink):
         whose content is refused is dropped alone (``rejected``): the others still go.
         """
         spans, scores = split(items)
+        accepted = OK
         if spans:
-            result = super().export(spans)
-            if not result.ok:
-                return result
+            accepted = super().export(spans)
+            if not accepted.ok:
+                return accepted
         headers = {"Authorization": self._auth, "Content-Type": "application/json"}
         refused: list[Any] = []
         reason = ""
@@ -63,10 +65,10 @@ class LangfuseSink(OtlpHttpSink):
             refused.append(item)
             reason = result.reason
         if not refused:
-            return OK
+            return accepted
         if len(refused) == len(items):
             return SinkResult(ok=False, reason=reason)
-        return SinkResult(ok=True, reason=reason, rejected=tuple(refused))
+        return dataclasses.replace(accepted, reason=reason, rejected=tuple(refused))
 
     def after_fork(self) -> None:
         super().after_fork()

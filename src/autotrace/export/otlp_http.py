@@ -11,12 +11,13 @@ import io
 import socket
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .otlp_encode import encode_requests
+from .otlp_response import partial_success
 from .sink import OK, SinkResult
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -26,8 +27,13 @@ _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: several requests. Langfuse Cloud takes 5 MB a request; a proxy may take less (then see ``Destination``).
 MAX_REQUEST_BYTES = 4 << 20
 
-#: Most response bytes read (and thrown away); past them the connection is closed, not drained.
+#: Most response bytes read; past them the connection is closed, not drained.
 _MAX_RESPONSE_BYTES = 1 << 20
+#: Most of a response's bytes kept for reading (an OTLP answer is a few dozen); the rest are thrown away.
+_MAX_KEPT_BYTES = 64 << 10
+
+#: Reads a 2xx answer (its body, cut to ``_MAX_KEPT_BYTES``, and lower-cased headers) into the outcome.
+AnswerReader = Callable[[bytes, Mapping[str, str]], SinkResult]
 
 
 def _bound(sock: socket.socket | None, deadline: float) -> None:
@@ -71,9 +77,10 @@ class _BoundedResponse(http.client.HTTPResponse):
 
 def post(
     conn: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str], deadline: float
-) -> tuple[int, dict[str, str]]:
+) -> tuple[int, dict[str, str], bytes]:
     """POST ``body`` and read the response (by ``deadline``; a body over ``_MAX_RESPONSE_BYTES`` is
-    cut off with the connection); returns the status and lower-cased headers."""
+    cut off with the connection); returns the status, lower-cased headers and the response body's
+    first ``_MAX_KEPT_BYTES``."""
     if conn.sock is None:
         conn.connect()  # bounded by the connection's own timeout
     sock = conn.sock  # kept: the connection forgets it when the response says "close"
@@ -81,17 +88,20 @@ def post(
     conn.request("POST", path, body=body, headers=dict(headers))
     conn.response_class = functools.partial(_BoundedResponse, deadline=deadline)  # type: ignore[assignment]
     response = conn.getresponse()
+    kept: list[bytes] = []
     received = 0
     while True:
         chunk = response.read1(65536)
         if not chunk:
             break
+        if received < _MAX_KEPT_BYTES:
+            kept.append(chunk[:_MAX_KEPT_BYTES - received])
         received += len(chunk)
         if received > _MAX_RESPONSE_BYTES:
             conn.close()
             break
     response.close()  # read1 leaves a finished fixed-length response open: the next request needs it closed
-    return response.status, {k.lower(): v for k, v in response.getheaders()}
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, b"".join(kept)
 
 
 def retry_after_seconds(raw: str | None) -> float | None:
@@ -151,10 +161,11 @@ class HttpTarget:
                 self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         return self._conn
 
-    def send(self, body: bytes, headers: Mapping[str, str]) -> SinkResult:
+    def send(self, body: bytes, headers: Mapping[str, str], read_answer: AnswerReader | None = None) -> SinkResult:
         """POST once, within ``timeout`` overall; network errors are retryable and close the
         connection. A kept-alive connection the server closed while idle is retried at once on a
-        new one: that is no failure of the endpoint."""
+        new one: that is no failure of the endpoint. A 2xx answer is ``OK``, or what ``read_answer``
+        makes of it."""
         if self.problem is not None:
             return SinkResult(ok=False, retryable=False, reason=self.problem)
         deadline = time.monotonic() + self.timeout
@@ -162,7 +173,7 @@ class HttpTarget:
             conn = self.connection()
             reused = conn.sock is not None
             try:
-                status, response_headers = post(conn, self.path, body, headers, deadline)
+                status, response_headers, answer = post(conn, self.path, body, headers, deadline)
             except ConnectionError as exc:
                 stale = reused and attempt == 1 and self._conn is conn  # and not closed by shutdown
                 self.close()
@@ -183,6 +194,8 @@ class HttpTarget:
             break
         if status >= 400:
             self.close()  # servers often close after an error response; start clean
+        if read_answer is not None and 200 <= status < 300:
+            return read_answer(answer, response_headers)
         return classify(status, response_headers)
 
     def forget(self) -> None:
@@ -193,6 +206,13 @@ class HttpTarget:
         conn, self._conn = self._conn, None  # taken first: shutdown may close while a worker sends
         if conn is not None:
             conn.close()
+
+
+def _read_answer(body: bytes, headers: Mapping[str, str]) -> SinkResult:
+    """An accepted export's outcome: spans the endpoint refused for good (``partial_success``), if
+    any, with its message; a message alone is the endpoint's warning."""
+    rejected, message = partial_success(body, headers)
+    return OK if not (rejected or message) else SinkResult(ok=True, rejected_spans=rejected, message=message)
 
 
 class OtlpHttpSink:
@@ -217,11 +237,13 @@ class OtlpHttpSink:
         """Send ``spans`` in requests of at most ``max_request_bytes`` (before compression); the
         first that fails is the batch's outcome. A retried batch is sent again whole: the endpoint
         may receive the spans of its earlier requests twice (Langfuse keeps one of each, by id)."""
+        rejected, message = 0, ""
         for request in encode_requests(spans, self.max_request_bytes):
-            result = self._target.send(gzip.compress(request, compresslevel=6), self._headers)
+            result = self._target.send(gzip.compress(request, compresslevel=6), self._headers, _read_answer)
             if not result.ok:
-                return result
-        return OK
+                return result  # retried whole, the spans an earlier request had refused included
+            rejected, message = rejected + result.rejected_spans, result.message or message
+        return OK if not (rejected or message) else SinkResult(ok=True, rejected_spans=rejected, message=message)
 
     def after_fork(self) -> None:
         self._target.forget()

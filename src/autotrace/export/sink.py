@@ -15,7 +15,9 @@ from ..scores import ScoreItem
 class SinkResult:
     """What happened to one batch: ``ok``; otherwise ``retryable`` (with an optional server delay).
     ``status`` is the HTTP status, if any; ``rejected``, when ``ok``, the items of the batch the
-    endpoint refused for good while taking the rest (counted as dropped, the rest as exported)."""
+    endpoint refused for good while taking the rest (counted as dropped, the rest as exported);
+    ``rejected_spans``, when ``ok``, how many of its spans the endpoint refused without saying which,
+    and ``message``, what it said of them (OTLP's ``partial_success``; a message alone is a warning)."""
 
     ok: bool
     retryable: bool = False
@@ -23,6 +25,8 @@ class SinkResult:
     reason: str = ""
     status: int = 0
     rejected: tuple[Any, ...] = ()
+    rejected_spans: int = 0
+    message: str = ""
 
 
 OK = SinkResult(ok=True)

@@ -87,6 +87,9 @@ class OtlpReceiver(LoopbackServer):
         self._drops = 0
         self._auth: str | None = None
         self._max_body: int | None = None
+        #: What accepted trace requests are answered with: (rejected spans, message, as JSON), and for how many.
+        self._partial: tuple[int, str, bool] | None = None
+        self._partial_times: int | None = None
 
     @property
     def endpoint(self) -> str:
@@ -112,6 +115,15 @@ class OtlpReceiver(LoopbackServer):
         """Refuse trace requests whose body (as sent, compressed) is over ``max_bytes`` with 413, as
         a proxy in front of the endpoint does (nginx's ``client_max_body_size``); None lifts it."""
         self._max_body = max_bytes
+
+    def answer_partial_success(self, rejected_spans: int, message: str = "", *, as_json: bool = False,
+                               times: int | None = None) -> None:
+        """Answer the next ``times`` accepted trace requests (all, if None) with OTLP's
+        ``partial_success``: ``rejected_spans`` refused, and ``message`` (a warning when none are),
+        in protobuf or, ``as_json``, in proto3's JSON mapping (the count as a string). The spans are
+        still recorded as received: the exporter cannot tell which were refused."""
+        with self._cond:
+            self._partial, self._partial_times = (rejected_spans, message, as_json), times
 
     # -- data ---------------------------------------------------------------------------------------
     @property
@@ -153,6 +165,7 @@ class OtlpReceiver(LoopbackServer):
         with self._cond:
             self._fail_status = self._fail_times = None
             self._drops = 0
+            self._partial = self._partial_times = None
             self._spans.clear()
             self._requests.clear()
             self._scores.clear()
@@ -205,7 +218,7 @@ class OtlpReceiver(LoopbackServer):
                 self._spans.extend(spans)
                 self._requests.append(ReceivedRequest(path, headers, length, len(spans), body))
                 self._cond.notify_all()
-            self._respond(handler, 200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
+            self._respond(handler, 200, *self._trace_answer())
         elif path == SCORES_PATH:
             with self._cond:
                 self._scores.append((headers, json.loads(body or b"{}")))
@@ -214,6 +227,25 @@ class OtlpReceiver(LoopbackServer):
             self._respond(handler, 200, json.dumps({"id": uuid.uuid4().hex}).encode(), "application/json")
         else:
             self._respond(handler, 404, b"{}", "application/json")
+
+    def _trace_answer(self) -> tuple[bytes, str]:
+        """The body and content type of an accepted trace request's answer."""
+        with self._cond:
+            partial = self._partial
+            if partial is not None and self._partial_times is not None:
+                self._partial_times -= 1
+                if self._partial_times <= 0:
+                    self._partial = self._partial_times = None
+        if partial is None:
+            return ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf"
+        rejected, message, as_json = partial
+        if as_json:
+            answer = {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message}}
+            return json.dumps(answer).encode(), "application/json"
+        response = ExportTraceServiceResponse()
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+        return response.SerializeToString(), "application/x-protobuf"
 
     @staticmethod
     def _respond(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,

@@ -272,7 +272,7 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 @pytest.mark.parametrize("subprocesses", ["", "true"], ids=["default", "trace-subprocesses"])
 def test_multiprocessing_children_are_the_programs_own_and_are_traced(
         tmp_path: Path, fake: FakeOpenAI, method: str, subprocesses: str) -> None:
@@ -314,13 +314,14 @@ def test_a_sigterm_during_the_exit_export_waits_for_it_then_ends_the_process() -
     assert done.returncode == -signal.SIGTERM, done.stderr  # still ended by the signal, as the sender expects
 
 
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_the_workers_of_another_program_the_application_starts_stay_untraced(
-        tmp_path: Path, fake: FakeOpenAI) -> None:
+        tmp_path: Path, fake: FakeOpenAI, method: str) -> None:
     """Only the traced process's own spawned workers are its own: another program it starts (not
     traced without ``AUTOTRACE_TRACE_SUBPROCESSES``) keeps its ``multiprocessing`` workers untraced."""
     (tmp_path / "mp.py").write_text(MULTIPROCESSING_SCRIPT)
     (tmp_path / "launcher.py").write_text("import subprocess, sys\n"
-                                          "subprocess.run([sys.executable, 'mp.py', 'spawn'], check=True)\n")
+                                          f"subprocess.run([sys.executable, 'mp.py', '{method}'], check=True)\n")
     done = subprocess.run([str(BIN / "autotrace"), "run", "--", sys.executable, "launcher.py"],
                           env=_env(tmp_path, fake), cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "0 [False, False]\n"), done.stderr

@@ -5,7 +5,8 @@ It runs the application's own ``sitecustomize`` (if there is one further down th
 calls ``autotrace.install()`` configured by environment variables only. Other programs the
 application starts (they inherit the environment) are not traced unless
 ``AUTOTRACE_TRACE_SUBPROCESSES`` is true; its own processes are: a forked one keeps the install,
-and one that ``multiprocessing`` spawns (``uvicorn --workers``, a spawn ``Pool``) installs here.
+and one that ``multiprocessing`` spawns (``uvicorn --workers``, a spawn ``Pool``) installs here, as
+its fork server does (the workers of a ``forkserver`` pool are forked from it).
 Nothing here may stop the application from starting: any failure is reported on stderr and the
 application runs untraced.
 """
@@ -40,12 +41,20 @@ def _wanted() -> bool:
     return os.environ.get("AUTOTRACE_TRACE_SUBPROCESSES", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+#: How ``multiprocessing`` starts its fork server: ``python [flags] -c "from multiprocessing.forkserver import main; ..."``.
+_FORKSERVER_COMMAND = "from multiprocessing.forkserver import main;"
+
+
 def _spawned_by_multiprocessing() -> bool:
     """A process ``multiprocessing`` spawned (here: for the traced process itself, its parent) runs
     the application's own code (uvicorn's workers do their whole serving there), as a forked one
-    does: not another program. Its marker argument is what ``multiprocessing.spawn`` itself checks
-    (its helper processes carry none)."""
-    return sys.argv[1:2] == ["--multiprocessing-fork"]
+    does: not another program. Its marker argument is what ``multiprocessing.spawn`` itself checks.
+    The fork server counts too: the workers it forks keep its install, as any forked process does.
+    Its other helper (the resource tracker) is neither."""
+    if sys.argv[1:2] == ["--multiprocessing-fork"]:
+        return True
+    command = getattr(sys, "orig_argv", [])
+    return "-c" in command[:-1] and command[command.index("-c") + 1].startswith(_FORKSERVER_COMMAND)
 
 
 def _activate() -> None:

@@ -18,12 +18,14 @@ from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import Traced
 
 _CLEARED_PREFIXES = ("AUTOTRACE_", "LANGFUSE_", "OTEL_")
+#: ``http_proxy``, ``HTTPS_PROXY``, ``no_proxy``...: loopback exports would go through the developer's proxy.
+_CLEARED_SUFFIX = "_proxy"
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith(_CLEARED_PREFIXES):
+        if name.startswith(_CLEARED_PREFIXES) or name.lower().endswith(_CLEARED_SUFFIX):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AUTOTRACE_HOME", str(tmp_path / "home"))
     autotrace.reset_stats()

@@ -1,4 +1,5 @@
-"""OTLP/HTTP protobuf export over a persistent stdlib connection (gzip, retry classification)."""
+"""OTLP/HTTP protobuf export over a persistent stdlib connection (gzip, retry classification), through
+the proxy the standard environment variables name, if any."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import functools
 import gzip
 import http.client
 import io
+import re
 import socket
 import ssl
 import time
@@ -18,9 +20,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from .otlp_encode import encode_requests
 from .otlp_response import partial_success
+from .proxy import Proxy, ProxyError, proxy_for
 from .sink import OK, SinkResult
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: How http.client says a proxy refused a CONNECT (the status line's reason phrase follows).
+_TUNNEL_REFUSED = re.compile(r"Tunnel connection failed: (\d{3})")
 
 
 #: Most bytes of one export request before compression (``encode_requests``): a bigger batch goes in
@@ -81,12 +86,13 @@ def post(
     """POST ``body`` and read the response (by ``deadline``; a body over ``_MAX_RESPONSE_BYTES`` is
     cut off with the connection); returns the status, lower-cased headers and the response body's
     first ``_MAX_KEPT_BYTES``."""
+    # set first: a proxy's answer to CONNECT, read while connecting, is bounded by the deadline too
+    conn.response_class = functools.partial(_BoundedResponse, deadline=deadline)  # type: ignore[assignment]
     if conn.sock is None:
         conn.connect()  # bounded by the connection's own timeout
     sock = conn.sock  # kept: the connection forgets it when the response says "close"
     _bound(sock, deadline)  # sending: one timeout bounds a whole sendall
     conn.request("POST", path, body=body, headers=dict(headers))
-    conn.response_class = functools.partial(_BoundedResponse, deadline=deadline)  # type: ignore[assignment]
     response = conn.getresponse()
     kept: list[bytes] = []
     received = 0
@@ -130,8 +136,17 @@ def classify(status: int, headers: Mapping[str, str]) -> SinkResult:
                       status=status)
 
 
+def _network_failure(exc: BaseException, proxied: bool) -> str:
+    """A network failure's ``reason``: the exception's type, or the status a proxy refused CONNECT
+    with (never the rest of its message)."""
+    refused = _TUNNEL_REFUSED.match(str(exc)) if proxied and type(exc) is OSError else None
+    return f"proxy refused CONNECT (HTTP {refused.group(1)})" if refused else type(exc).__name__
+
+
 class HttpTarget:
-    """One persistent HTTP(S) connection to a URL, reopened after any failure."""
+    """One persistent HTTP(S) connection to a URL, reopened after any failure; through the proxy
+    of ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` (unless ``NO_PROXY`` covers the host), chosen
+    once, here: an https URL by a CONNECT tunnel, an http one in absolute form."""
 
     def __init__(self, url: str, timeout: float) -> None:
         #: Why ``url`` cannot be used, if so. Not raised: a tenant's bad host (from its credentials,
@@ -149,16 +164,38 @@ class HttpTarget:
         self.port = port or (443 if self.secure else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout = timeout
+        self.proxy = self._proxy(parts.scheme)
+        #: What the request line names, and headers added to each request: the absolute form and
+        #: the proxy's credentials for plain HTTP through a proxy (a tunnel carries them in CONNECT).
+        self._request_target = self.path
+        self._proxy_headers: dict[str, str] = {}
+        if self.proxy is not None and not self.secure:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self._request_target = f"http://{host}:{self.port}{self.path}"
+            self._proxy_headers = self.proxy.headers()
         self._conn: http.client.HTTPConnection | None = None
+
+    def _proxy(self, scheme: str) -> Proxy | None:
+        """The proxy to go through, if any; an unusable one is this target's ``problem``."""
+        if self.problem is not None:
+            return None
+        try:
+            return proxy_for(scheme, self.host, self.port)
+        except ProxyError as exc:
+            self.problem = str(exc)  # never sent around a proxy the network may mandate
+            return None
 
     def connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
+            host, port = (self.proxy.host, self.proxy.port) if self.proxy is not None else (self.host, self.port)
             if self.secure:
-                self._conn = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-                )
+                conn = http.client.HTTPSConnection(host, port, timeout=self.timeout,
+                                                   context=ssl.create_default_context())
+                if self.proxy is not None:  # TLS to the real host, its certificate checked against its name
+                    conn.set_tunnel(self.host, self.port, headers=self.proxy.headers())
+                self._conn = conn
             else:
-                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                self._conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         return self._conn
 
     def send(self, body: bytes, headers: Mapping[str, str], read_answer: AnswerReader | None = None) -> SinkResult:
@@ -169,12 +206,14 @@ class HttpTarget:
         if self.problem is not None:
             return SinkResult(ok=False, retryable=False, reason=self.problem)
         deadline = time.monotonic() + self.timeout
+        if self._proxy_headers:
+            headers = {**headers, **self._proxy_headers}
         for attempt in (1, 2):
             conn = self.connection()
             reused = conn.sock is not None
             try:
-                status, response_headers, answer = post(conn, self.path, body, headers, deadline)
-            except ConnectionError as exc:
+                status, response_headers, answer = post(conn, self._request_target, body, headers, deadline)
+            except (ConnectionError, ssl.SSLEOFError) as exc:  # a TLS peer (a proxy's tunnel) may end without close_notify
                 stale = reused and attempt == 1 and self._conn is conn  # and not closed by shutdown
                 self.close()
                 if stale:
@@ -182,7 +221,7 @@ class HttpTarget:
                 return SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 self.close()
-                return SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
+                return SinkResult(ok=False, retryable=True, reason=_network_failure(exc, self.proxy is not None))
             except Exception as exc:
                 if self._conn is not conn:  # closed meanwhile by shutdown: http.client fails oddly then
                     return SinkResult(ok=False, retryable=True, reason=f"closed ({type(exc).__name__})")

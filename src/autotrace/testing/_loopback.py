@@ -1,9 +1,10 @@
 """The one HTTP server shell the loopback fakes share: 127.0.0.1, an ephemeral port, HTTP/1.1
-keep-alive, a daemon thread, quiet logs. Subclasses implement ``_handle`` for GET and POST requests
-(``handler.command`` says which)."""
+keep-alive, a daemon thread, quiet logs, HTTPS when given a TLS context. Subclasses implement
+``_handle`` for GET and POST requests (``handler.command`` says which)."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -19,16 +20,27 @@ class LoopbackServer:
     """``with Subclass() as server: server.url`` — started on entry, stopped on exit."""
 
     _server: ThreadingHTTPServer | None = None
+    #: Serve HTTPS with this server-side context (kept across a restart); None serves plain HTTP.
+    tls: ssl.SSLContext | None = None
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
 
-    def start(self, port: int = 0) -> Self:
-        """Serve on ``port`` (default: any free one), e.g. the port of an endpoint that was down."""
+    def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> Self:
+        """Serve on ``port`` (default: any free one), e.g. the port of an endpoint that was down;
+        HTTPS with ``tls`` (or ``self.tls``)."""
         owner = self
+        if tls is not None:
+            self.tls = tls
+        context = self.tls
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                if context is not None:  # the handshake runs on this connection's thread, not the acceptor's
+                    self.request = context.wrap_socket(self.request, server_side=True)
+                super().setup()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -63,4 +75,4 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.port}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -72,9 +73,11 @@ class ReceivedRequest:
 
 
 class OtlpReceiver(LoopbackServer):
-    """``with OtlpReceiver() as rx: ... rx.wait_for_spans(3)``; ``rx.endpoint`` is the base URL."""
+    """``with OtlpReceiver() as rx: ... rx.wait_for_spans(3)``; ``rx.endpoint`` is the base URL
+    (``https://`` when given a server-side ``tls`` context)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self._cond = threading.Condition()
         self._spans: list[ReceivedSpan] = []
         self._requests: list[ReceivedRequest] = []

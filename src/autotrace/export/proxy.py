@@ -1,0 +1,73 @@
+"""Which forward proxy an export URL goes through, from the standard environment variables.
+
+``HTTPS_PROXY``/``HTTP_PROXY`` (by the target's scheme), else ``ALL_PROXY``, unless ``NO_PROXY``
+covers the host; lower-case names win over upper-case ones. Read with ``urllib.request``, as
+mainstream clients read them: loopback hosts get no exception of their own. Only ``http://``
+proxies are supported (CONNECT for https targets); any other makes the target unusable rather
+than sending around a proxy the network may mandate. No message here ever holds the credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import urllib.request
+from urllib.parse import unquote, urlsplit
+
+
+class ProxyError(ValueError):
+    """The proxy in the environment cannot be used; the message is safe to log (no credentials)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Proxy:
+    """An ``http://`` forward proxy; ``authorization`` is a ``Proxy-Authorization`` value, if any."""
+
+    host: str
+    port: int
+    authorization: str | None = dataclasses.field(default=None, repr=False)
+
+    def headers(self) -> dict[str, str]:
+        """The headers that authenticate to the proxy (none without credentials)."""
+        return {"Proxy-Authorization": self.authorization} if self.authorization else {}
+
+
+def proxy_for(scheme: str, host: str, port: int | None = None) -> Proxy | None:
+    """The proxy for a ``scheme`` URL to ``host`` (and ``port``, for ``NO_PROXY`` entries naming
+    one), or None to connect directly. Raises ``ProxyError`` for a proxy that cannot be used."""
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get(scheme.lower()) or proxies.get("all")
+    if not url:
+        return None
+    if urllib.request.proxy_bypass_environment(f"{host}:{port}" if port else host, proxies):
+        return None
+    try:
+        return parse_proxy(url)
+    except ProxyError as exc:
+        raise ProxyError(f"the proxy in {scheme.upper()}_PROXY or ALL_PROXY is unusable: {exc}") from None
+
+
+def parse_proxy(url: str) -> Proxy:
+    """``http://[user:password@]host[:port]`` (no scheme: ``http://``; port 80 by default) as a
+    ``Proxy``, its percent-encoded credentials decoded into a Basic ``Proxy-Authorization``."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    scheme = parts.scheme.lower()
+    if scheme != "http":
+        raise ProxyError(f"scheme {scheme[:16]!r} is not supported (only http:// proxies)")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if not parts.hostname:
+        raise ProxyError("no host")
+    if port == 0:
+        raise ProxyError("its port is not a number from 1 to 65535")
+    return Proxy(parts.hostname, port or 80, _basic(parts.username, parts.password))
+
+
+def _basic(username: str | None, password: str | None) -> str | None:
+    """A Basic ``Proxy-Authorization`` value for percent-encoded credentials, or None."""
+    if username is None and password is None:
+        return None
+    pair = f"{unquote(username or '')}:{unquote(password or '')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")

@@ -1,0 +1,298 @@
+"""Export through the standard proxy variables (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
+``NO_PROXY``), and over HTTPS: real sockets on 127.0.0.1 only — a loopback forward proxy
+(``tests/proxy_server.py``) and an OTLP receiver serving TLS with the test-only certificates of
+``tests/certs`` (the client trusts their CA through ``SSL_CERT_FILE``)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import autotrace
+from autotrace.export.otlp_http import HttpTarget
+from autotrace.export.proxy import Proxy, ProxyError, parse_proxy, proxy_for
+from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.proxy_server import ProxyServer
+
+CERTS = Path(__file__).parent / "certs"
+#: The proxy's credentials: ``:`` and ``@`` in the password are percent-encoded in its URL.
+USER, PASSWORD = "proxy-user", "pr0xy:s3cret@pw"
+ENCODED = "proxy-user:pr0xy%3As3cret%40pw"
+BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+SECRETS = ("s3cret", "pr0xy", BASIC.split()[1], "sk-lf-proxy")
+
+
+def _no_secret(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text
+
+
+def _install(rx: OtlpReceiver, **options: object) -> None:
+    autotrace.install(langfuse_host=rx.endpoint, public_key="pk-lf-proxy", secret_key="sk-lf-proxy",
+                      unknown_tenant="default", integrations=(), export_interval=30.0, **options)
+
+
+def _spans(n: int, prefix: str = "step") -> None:
+    for i in range(n):
+        with autotrace.start_span(f"{prefix}-{i}") as span:
+            span.set_output(f"output {i}")
+
+
+@pytest.fixture
+def tls_rx(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
+    """An OTLP receiver serving HTTPS on 127.0.0.1, whose CA the client trusts."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(CERTS / "server.pem", CERTS / "server-key.pem")
+    monkeypatch.setenv("SSL_CERT_FILE", str(CERTS / "ca.pem"))
+    with OtlpReceiver(tls=context) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def proxy() -> Iterator[ProxyServer]:
+    with ProxyServer() as server:
+        yield server
+
+
+# -- reading the environment ------------------------------------------------------------------------
+def test_no_proxy_variable_means_a_direct_connection() -> None:
+    assert proxy_for("https", "langfuse.example.com", 443) is None
+
+
+def test_the_scheme_picks_the_variable_and_all_proxy_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://secure-proxy:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://plain-proxy:8080")
+    assert proxy_for("https", "h", 443) == Proxy("secure-proxy", 3128)
+    assert proxy_for("http", "h", 80) == Proxy("plain-proxy", 8080)
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("ALL_PROXY", "http://any-proxy")
+    assert proxy_for("https", "h", 443) == Proxy("any-proxy", 80)
+
+
+def test_lower_case_wins_and_an_empty_lower_case_value_turns_the_upper_case_one_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://upper:1")
+    monkeypatch.setenv("https_proxy", "http://lower:2")
+    assert proxy_for("https", "h") == Proxy("lower", 2)
+    monkeypatch.setenv("https_proxy", "")
+    assert proxy_for("https", "h") is None
+
+
+@pytest.mark.parametrize("no_proxy", ["*", "127.0.0.1", "example.com,127.0.0.1", ".0.0.1", "127.0.0.1:4318"])
+def test_no_proxy_covering_the_host_bypasses_the_proxy(no_proxy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    assert proxy_for("https", "127.0.0.1", 4318) is None
+
+
+def test_no_proxy_matches_domain_suffixes_only_and_loopback_is_not_special(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("no_proxy", ".example.com, internal")
+    assert proxy_for("https", "langfuse.example.com") is None
+    assert proxy_for("https", "langfuse.internal") is None
+    assert proxy_for("https", "notexample.com") == Proxy("proxy", 3128)
+    assert proxy_for("https", "127.0.0.1") == Proxy("proxy", 3128)
+    assert proxy_for("https", "localhost") == Proxy("proxy", 3128)
+
+
+def test_credentials_are_percent_decoded_into_basic_proxy_authorization() -> None:
+    proxy = parse_proxy(f"http://{ENCODED}@proxy.corp:3128/")
+    assert (proxy.host, proxy.port, proxy.headers()) == ("proxy.corp", 3128, {"Proxy-Authorization": BASIC})
+    assert parse_proxy("proxy.corp:8080") == Proxy("proxy.corp", 8080)  # no scheme: http://
+    assert parse_proxy("http://[::1]:3128").host == "::1"
+    _no_secret(repr(proxy))
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    (f"socks5://{ENCODED}@127.0.0.1:1080", "scheme 'socks5'"),
+    (f"https://{ENCODED}@proxy:3128", "scheme 'https'"),
+    (f"http://{ENCODED}@", "no host"),
+    (f"http://{ENCODED}@proxy:99999", "port"),
+    (f"http://{ENCODED}@proxy:31x8", "port"),
+    (f"http://{ENCODED}@proxy:0", "port"),
+])
+def test_a_proxy_that_cannot_be_used_is_an_error_without_its_credentials(
+        url: str, why: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", url)
+    with pytest.raises(ProxyError) as raised:
+        proxy_for("https", "langfuse.example.com", 443)
+    assert why in str(raised.value) and "HTTPS_PROXY" in str(raised.value)
+    _no_secret(str(raised.value))
+
+
+# -- exporting ----------------------------------------------------------------------------------------
+def test_https_export_without_a_proxy_reaches_the_tls_receiver(tls_rx: OtlpReceiver) -> None:
+    assert tls_rx.endpoint.startswith("https://127.0.0.1:")
+    _install(tls_rx)
+    _spans(3)
+    assert autotrace.flush(10)
+    assert sorted(s.name for s in tls_rx.wait_for_spans(3)) == ["step-0", "step-1", "step-2"]
+    assert autotrace.stats()["spans_exported"] == 3
+
+
+def test_https_export_goes_through_the_proxy_by_connect_with_its_credentials(
+        tls_rx: OtlpReceiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    with ProxyServer(require_auth=BASIC) as proxy, caplog.at_level(logging.DEBUG, logger="autotrace"):
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url(ENCODED))
+        _install(tls_rx)
+        _spans(2)
+        assert autotrace.flush(10)
+        _spans(2, prefix="later")
+        assert autotrace.flush(10)  # the same tunnel, kept alive
+        assert len(tls_rx.wait_for_spans(4)) == 4
+        assert proxy.seen == [(f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.0", BASIC)]
+    assert autotrace.stats()["spans_exported"] == 4
+    assert "proxy-authorization" not in tls_rx.requests[0].headers  # it went to the proxy only
+    _no_secret(caplog.text)
+
+
+def test_a_tunnel_the_proxy_dropped_while_idle_is_reopened_at_once(
+        tls_rx: OtlpReceiver, proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url())
+    _install(tls_rx)
+    _spans(1)
+    assert autotrace.flush(10)
+    proxy.drop_tunnels()
+    _spans(1, prefix="after-drop")
+    assert autotrace.flush(10)
+    assert len(tls_rx.wait_for_spans(2)) == 2
+    assert proxy.lines == [f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.0"] * 2
+    assert "export_failures" not in autotrace.stats()
+
+
+def test_http_export_through_http_proxy_uses_the_absolute_form(
+        rx: OtlpReceiver, proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("http_proxy", proxy.url(ENCODED))
+    with caplog.at_level(logging.DEBUG, logger="autotrace"):
+        _install(rx)
+        _spans(2)
+        with autotrace.start_span("scored"):
+            autotrace.score("helpful", True)
+        assert autotrace.flush(10)
+    assert len(rx.wait_for_spans(3)) == 3 and len(rx.scores) == 1
+    base = f"http://127.0.0.1:{rx.port}"
+    assert (f"POST {base}/api/public/otel/v1/traces HTTP/1.1", BASIC) in proxy.seen
+    assert (f"POST {base}/api/public/scores HTTP/1.1", BASIC) in proxy.seen
+    assert all(line.startswith(f"POST {base}/") for line in proxy.lines)
+    _no_secret(caplog.text)
+
+
+@pytest.mark.parametrize("no_proxy", ["127.0.0.1", "*"])
+def test_no_proxy_covering_the_host_sends_directly(
+        no_proxy: str, rx: OtlpReceiver, proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url())
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    _install(rx)
+    _spans(2)
+    assert autotrace.flush(10)
+    assert len(rx.wait_for_spans(2)) == 2
+    assert proxy.seen == []
+
+
+@pytest.mark.parametrize("credentials", ["", "proxy-user:wrong-s3cret"], ids=["none", "wrong"])
+def test_a_proxy_refusing_connect_fails_the_export_counted_and_the_app_goes_on(
+        credentials: str, tls_rx: OtlpReceiver, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    with ProxyServer(require_auth=BASIC) as proxy, caplog.at_level(logging.DEBUG, logger="autotrace"):
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url(credentials))
+        _install(tls_rx, max_retries=0)
+        with autotrace.start_span("request") as span:
+            span.set_output("the host app's answer")
+            answer = 6 * 7
+        assert autotrace.flush(10)
+        assert answer == 42
+        assert proxy.lines == [f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.0"]
+    assert tls_rx.spans == []
+    stats = autotrace.stats()
+    assert stats["export_failures.langfuse:default"] == 1 and stats["spans_dropped.export_failed"] == 1
+    assert "proxy refused CONNECT (HTTP 407)" in caplog.text
+    _no_secret(caplog.text)
+
+
+def test_a_plain_http_proxy_refusing_the_request_fails_the_export_counted(
+        rx: OtlpReceiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    with ProxyServer(require_auth=BASIC) as proxy, caplog.at_level(logging.DEBUG, logger="autotrace"):
+        monkeypatch.setenv("HTTP_PROXY", proxy.url("proxy-user:wrong-s3cret"))
+        _install(rx, max_retries=0)
+        _spans(1)
+        assert autotrace.flush(10)
+        assert len(proxy.lines) == 1
+    assert rx.spans == [] and autotrace.stats()["export_failures"] == 1
+    assert "HTTP 407" in caplog.text
+    _no_secret(caplog.text)
+
+
+@pytest.mark.parametrize(("variable", "url", "why"), [
+    ("HTTPS_PROXY", f"socks5://{ENCODED}@127.0.0.1:1080", "scheme 'socks5'"),
+    ("ALL_PROXY", f"socks5h://{ENCODED}@127.0.0.1:1080", "scheme 'socks5h'"),
+    ("HTTPS_PROXY", f"https://{ENCODED}@127.0.0.1:3128", "scheme 'https'"),
+    ("https_proxy", f"http://{ENCODED}@127.0.0.1:port", "port"),
+])
+def test_an_unusable_proxy_fails_exports_counted_and_never_sends_directly(
+        variable: str, url: str, why: str, tls_rx: OtlpReceiver, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv(variable, url)
+    with caplog.at_level(logging.DEBUG, logger="autotrace"):
+        _install(tls_rx, max_retries=0)
+        _spans(2)
+        with autotrace.start_span("scored"):
+            autotrace.score("helpful", True)
+        assert autotrace.flush(10)
+    assert tls_rx.requests == []
+    assert autotrace.stats()["export_failures.langfuse:default"] >= 1
+    assert why in caplog.text
+    _no_secret(caplog.text)
+
+
+def test_the_target_decides_once_and_keeps_its_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"socks5://{ENCODED}@127.0.0.1:1080")
+    target = HttpTarget("https://langfuse.example.com/api/public/otel/v1/traces", timeout=1.0)
+    monkeypatch.delenv("HTTPS_PROXY")
+    result = target.send(b"", {})
+    assert not result.ok and not result.retryable and "socks5" in result.reason
+    _no_secret(result.reason)
+
+
+def _trickle_connect_answers(server: socket.socket, stop: threading.Event) -> None:
+    """Answer each CONNECT with a 200 whose header line does not end, a byte every 50 ms for 3 s."""
+    while not stop.is_set():
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n")
+            until = time.monotonic() + 3.0  # then the connection ends: an unbounded client fails, not hangs
+            while not stop.is_set() and time.monotonic() < until:
+                try:
+                    conn.sendall(b"X")
+                except OSError:
+                    break
+                time.sleep(0.05)
+
+
+def test_a_proxy_trickling_its_answer_to_connect_cannot_outlast_the_export_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server, stop = socket.create_server(("127.0.0.1", 0)), threading.Event()
+    threading.Thread(target=_trickle_connect_answers, args=(server, stop), daemon=True).start()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{server.getsockname()[1]}")
+    target = HttpTarget("https://127.0.0.1:9/v1/traces", timeout=0.5)
+    try:
+        started = time.monotonic()
+        result = target.send(b"spans", {})
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        server.close()
+        target.close()
+    assert not result.ok and result.retryable and result.reason == "TimeoutError"
+    assert elapsed < 2.0

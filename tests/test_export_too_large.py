@@ -122,6 +122,35 @@ def test_the_events_and_other_libraries_spans_are_cut_too() -> None:
     assert autotrace.stats()["spans_trimmed"] == 1
 
 
+def test_a_trimmed_span_keeps_the_counts_its_tracer_dropped() -> None:
+    """The span's own limits dropped attributes, events and links before export: the trimmed copy
+    still says how many (OTLP's ``dropped_*_count``), as the original would have."""
+    from opentelemetry import trace
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    with OtlpReceiver() as rx:
+        rx.limit_body(12_000)
+        _install(rx.endpoint)
+        with trace.get_tracer("other.lib").start_as_current_span("theirs") as span:
+            for i in range(130):  # the SDK keeps the last 128 attributes by default
+                span.set_attribute(f"extra.{i}", i)
+            for i in range(130):  # and the last 128 events
+                span.add_event(f"e{i}")
+            span.add_event("note", {"detail": _text(2, 60_000)})
+        assert autotrace.flush(10)
+        request = ExportTraceServiceRequest.FromString(rx.requests[-1].body)
+    (sent,) = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    assert sent.name == "theirs" and len(sent.attributes) == 128 + 1  # and the trimmed marker
+    assert sent.events[-1].name == "note" and sent.events[-1].attributes[0].value.string_value.endswith(
+        TRUNCATION_MARK)
+    # the library set 130 attributes (the SDK dropped 2); autotrace's own keys then took the place of as
+    # many of the others; of 131 events the SDK dropped 3
+    own = [a.key for a in sent.attributes if not a.key.startswith("extra.") and a.key != TRIMMED]
+    assert "langfuse.observation.type" in own
+    assert (sent.dropped_attributes_count, sent.dropped_events_count) == (2 + len(own), 3)
+    assert autotrace.stats()["spans_trimmed"] == 1
+
+
 def test_a_score_refused_alone_is_dropped_not_trimmed() -> None:
     destination = Destination("t", _SizeLimitedSink(limit=0), max_queue=10, max_batch=4, max_retries=3,
                               clock=lambda: 0.0)

@@ -45,9 +45,9 @@ _FLAGS = {  # (sampled, random trace id) -> flags; shared, they never change
 class ObservationSpan(trace.Span):
     """A recording span read by the pipeline like a finished SDK span (same attribute names)."""
 
-    __slots__ = ("_autotrace_adoptable", "_autotrace_obs", "_relay", "attributes", "context", "end_time", "events",
-                 "instrumentation_scope", "kind", "links", "long_values", "name", "parent", "resource",
-                 "settling", "start_time", "status")
+    __slots__ = ("_autotrace_adoptable", "_autotrace_obs", "_relay", "attributes", "context", "dropped_attributes",
+                 "dropped_events", "end_time", "events", "instrumentation_scope", "kind", "links", "long_values", "name",
+                 "parent", "resource", "settling", "start_time", "status")
 
     def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
                  start_time: int, resource: Resource, scope: InstrumentationScope, relay: SpanProcessor) -> None:
@@ -57,6 +57,8 @@ class ObservationSpan(trace.Span):
         self.kind = kind
         self.start_time = start_time
         self.end_time: int | None = None
+        #: Attributes and events dropped past the limits (also counted in ``stats()``).
+        self.dropped_attributes = self.dropped_events = 0
         self.resource = resource
         self.instrumentation_scope = scope
         self.attributes: dict[str, Any] = {}
@@ -71,8 +73,9 @@ class ObservationSpan(trace.Span):
         #: How to build an ended observation's attributes, for ``settle``: a function and its arguments.
         self.settling: tuple[Callable[..., Mapping[str, Any]], tuple[Any, ...]] | None = None
 
-    #: Read by exporters as on a finished SDK span; autotrace counts its own drops instead.
-    dropped_attributes = dropped_events = dropped_links = 0
+    #: Read by exporters as on a finished SDK span (OTLP's ``dropped_*_count``, as are the per-span
+    #: ``dropped_attributes`` and ``dropped_events``); links are never dropped here.
+    dropped_links = 0
 
     def get_span_context(self) -> SpanContext:
         return self.context
@@ -88,6 +91,7 @@ class ObservationSpan(trace.Span):
         """Set one attribute unless it is a new key past the limit (dropped, counted)."""
         if len(self.attributes) >= MAX_ATTRIBUTES and key not in self.attributes:
             count("attributes_dropped")
+            self.dropped_attributes += 1
             return False
         self.attributes[key] = value
         return True
@@ -130,6 +134,7 @@ class ObservationSpan(trace.Span):
             return
         if len(self.events) >= _MAX_EVENTS:
             count("events_dropped")
+            self.dropped_events += 1
             return
         if not isinstance(self.events, list):
             self.events = []

@@ -39,6 +39,7 @@ from .redaction import (
     redaction_tenant,
 )
 from .router import Router
+from .span_copy import SpanCopy, dropped_counts
 from .tenant_tracker import MAX_LIVE_SPANS, TenantTracker
 
 #: Once this many spans wait, the pipeline thread is woken and the caller pauses briefly (or a
@@ -213,7 +214,9 @@ class SpanPipeline(SpanProcessor):
             del attrs[_TENANT]
         # an autotrace span's values were bounded when they were set, unless set through the OTel API
         capped = type(span) is ObservationSpan and not span.long_values and not self._long_settings
+        held = len(attrs)
         attrs = schema.cap_attributes(attrs, max_bytes, values_capped=capped)
+        capped_away = held - len(attrs)  # past the attribute cap: said in the span's dropped count too
         span_type = str(attrs[schema.OBS_TYPE])
         name, status, events, links = span.name, span.status, span.events, span.links
         resource, scope, context = span.resource, span.instrumentation_scope, span.context
@@ -250,12 +253,16 @@ class SpanPipeline(SpanProcessor):
         if type(span) is ObservationSpan:  # ended and handed over: finish it in place
             span.attributes, span.name, span.status, span.events, span.links = attrs, name, status, events, links
             span.resource, span.instrumentation_scope, span.context = resource, scope, context
+            if capped_away:
+                span.dropped_attributes += capped_away
             finished: ReadableSpan | ObservationSpan = span
         else:
-            finished = ReadableSpan(
+            dropped_attributes, dropped_events, dropped_links = dropped_counts(span)
+            finished = SpanCopy(
                 name=name, context=context, parent=span.parent, resource=resource, attributes=attrs,
                 events=events, links=links, kind=span.kind, status=status, start_time=span.start_time,
                 end_time=span.end_time, instrumentation_scope=scope,
+                dropped=(dropped_attributes + capped_away, dropped_events, dropped_links),
             )
         self.router.route(tenant, finished)
 

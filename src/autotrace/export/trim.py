@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event
 
 from .._internal import guarded_failure
 from ..bounds import SCALARS, cut_value
 from ..schema import OBS_METADATA
+from .span_copy import SpanCopy, dropped_counts
 
 #: The most UTF-8 bytes each value of a trimmed span keeps.
 TRIMMED_VALUE_BYTES = 4096
@@ -23,7 +24,7 @@ TRIMMED = f"{OBS_METADATA}.export_trimmed"
 _TRIMMED_NOTE = f'"each value cut to {TRIMMED_VALUE_BYTES} bytes: the span was refused as too large"'
 
 
-class TrimmedSpan(ReadableSpan):
+class TrimmedSpan(SpanCopy):
     """A span whose values were cut after a refusal: it is not trimmed again."""
 
 
@@ -54,6 +55,7 @@ def _trimmed(span: Any) -> TrimmedSpan | None:
         name=span.name, context=span.get_span_context(), parent=span.parent, resource=span.resource,
         attributes=attributes, events=events, links=span.links, kind=span.kind, status=span.status,
         start_time=span.start_time, end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
+        dropped=dropped_counts(span),
     )
 
 

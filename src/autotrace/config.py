@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from ._internal import count, log_once
 from .export.credentials import Credentials, CredentialsError
 from .export.redaction import BUILT_IN_KINDS
+from .export.tls import TlsFileError, check_files
 
 
 class ConfigError(ValueError):
@@ -83,6 +84,11 @@ class Settings:
     max_export_bytes: int = 4 << 20
     export_interval: float = 1.0
     export_timeout: float = 10.0
+    #: Export TLS (``export/tls.py``): a PEM bundle trusted in addition to the system CAs, and a
+    #: client certificate for mutual TLS (its key in the same file, or in ``export_client_key``).
+    export_ca_file: Path | None = None
+    export_client_cert: Path | None = None
+    export_client_key: Path | None = None
     max_retries: int = 5
     max_destination_queue: int = 10_000
     max_buffered_spans: int = 100_000
@@ -257,6 +263,9 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "max_export_bytes": (("AUTOTRACE_MAX_EXPORT_BYTES",), _positive_int),
     "export_interval": (("AUTOTRACE_EXPORT_INTERVAL",), _positive_float),
     "export_timeout": (("AUTOTRACE_EXPORT_TIMEOUT",), _positive_float),
+    "export_ca_file": (("AUTOTRACE_EXPORT_CA_FILE",), _path),
+    "export_client_cert": (("AUTOTRACE_EXPORT_CLIENT_CERT",), _path),
+    "export_client_key": (("AUTOTRACE_EXPORT_CLIENT_KEY",), _path),
     "max_retries": (("AUTOTRACE_MAX_RETRIES",), int),
     "max_destination_queue": (("AUTOTRACE_MAX_DESTINATION_QUEUE",), _positive_int),
     "max_buffered_spans": (("AUTOTRACE_MAX_BUFFERED_SPANS",), _positive_int),
@@ -307,7 +316,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     queue_size = values.get("queue_size")
     if "max_export_batch" not in values and isinstance(queue_size, int) and 0 < queue_size < _DEFAULT_BATCH:
         values["max_export_batch"] = queue_size  # a small queue given alone: batches no larger than it
-    return _validate(Settings(**values))
+    settings = _validate(Settings(**values))
+    _check_export_tls(settings, overrides, env)
+    return settings
 
 
 def _resource_service_name(env: Mapping[str, str]) -> str | None:
@@ -344,6 +355,8 @@ def _warn_unknown_variables(env: Mapping[str, str]) -> None:
 
 _DEFAULT_BATCH = Settings.max_export_batch
 _LISTS = ("integrations", "disabled_integrations", "redact", "tenant_baggage")
+_TLS_FILES = ("export_ca_file", "export_client_cert", "export_client_key")
+_PATHS = ("local_store_path", "credentials", *_TLS_FILES)
 
 
 def _keyword(name: str, value: Any) -> Any:
@@ -362,7 +375,7 @@ def _keyword(name: str, value: Any) -> Any:
         return ("*",) if value else ()
     if name in _LISTS and isinstance(value, list | tuple | set | frozenset):
         return tuple(v.strip() if isinstance(v, str) else v for v in value if not isinstance(v, str) or v.strip())
-    if name in ("local_store_path", "credentials") and isinstance(value, os.PathLike):
+    if name in _PATHS and isinstance(value, os.PathLike):
         path = os.fspath(value)
         return _path(path) if isinstance(path, str) else path  # a bytes path is refused by _validate
     return value
@@ -431,6 +444,28 @@ def _validate(settings: Settings) -> Settings:
         if value is not None and (not isinstance(value, tuple) or not all(isinstance(v, str) for v in value)):
             fail(name, "must be a list of integration names")
     return settings
+
+
+def _check_export_tls(settings: Settings, overrides: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    """The export TLS files: paths, a key only with a certificate, and (with Langfuse on) files
+    that can be read and used, as an export would read them. A ``ConfigError`` names the setting and
+    where it came from (never the file's content)."""
+    def fail(name: str, message: str) -> None:
+        source = "keyword argument" if overrides.get(name) is not None else next(
+            (v for v in _ENV[name][0] if env.get(v, "").strip()), "default")
+        raise ConfigError(f"setting {name!r} (from {source}): {message}")
+
+    for name in _TLS_FILES:
+        value = getattr(settings, name)
+        if value is not None and not isinstance(value, Path):  # str and path-like ones are made Paths by now
+            fail(name, f"must be a file's path, got a {type(value).__name__}")
+    if settings.export_client_key is not None and settings.export_client_cert is None:
+        fail("export_client_key", "is set without export_client_cert (AUTOTRACE_EXPORT_CLIENT_CERT)")
+    if settings.enabled and settings.langfuse_enabled:
+        try:
+            check_files(settings)
+        except TlsFileError as exc:
+            fail(exc.setting, str(exc))
 
 
 def read_prices(value: Any) -> Mapping[str, Any]:

@@ -146,9 +146,11 @@ def _network_failure(exc: BaseException, proxied: bool) -> str:
 class HttpTarget:
     """One persistent HTTP(S) connection to a URL, reopened after any failure; through the proxy
     of ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` (unless ``NO_PROXY`` covers the host), chosen
-    once, here: an https URL by a CONNECT tunnel, an http one in absolute form."""
+    once, here: an https URL by a CONNECT tunnel, an http one in absolute form. TLS uses ``tls``
+    (the router's one context for every target: ``export/tls.py``), else a default context made
+    once, at the first connection, for all of this target's connections."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, tls: ssl.SSLContext | None = None) -> None:
         #: Why ``url`` cannot be used, if so. Not raised: a tenant's bad host (from its credentials,
         #: found on the export path) fails that tenant's exports, counted, and nothing else.
         self.problem: str | None = None
@@ -164,6 +166,7 @@ class HttpTarget:
         self.port = port or (443 if self.secure else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout = timeout
+        self.tls = tls
         self.proxy = self._proxy(parts.scheme)
         #: What the request line names, and headers added to each request: the absolute form and
         #: the proxy's credentials for plain HTTP through a proxy (a tunnel carries them in CONNECT).
@@ -189,8 +192,9 @@ class HttpTarget:
         if self._conn is None:
             host, port = (self.proxy.host, self.proxy.port) if self.proxy is not None else (self.host, self.port)
             if self.secure:
-                conn = http.client.HTTPSConnection(host, port, timeout=self.timeout,
-                                                   context=ssl.create_default_context())
+                if self.tls is None:
+                    self.tls = ssl.create_default_context()
+                conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self.tls)
                 if self.proxy is not None:  # TLS to the real host, its certificate checked against its name
                     conn.set_tunnel(self.host, self.port, headers=self.proxy.headers())
                 self._conn = conn
@@ -258,10 +262,11 @@ class OtlpHttpSink:
     """Exports spans as an OTLP ``ExportTraceServiceRequest`` (protobuf, gzip) to ``url``."""
 
     def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 10.0,
-                 name: str = "otlp", max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+                 name: str = "otlp", max_request_bytes: int = MAX_REQUEST_BYTES,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.name = name
         self.max_request_bytes = max_request_bytes
-        self._target = HttpTarget(url, timeout)
+        self._target = HttpTarget(url, timeout, tls)
         self._headers = {
             "Content-Type": "application/x-protobuf",
             "Content-Encoding": "gzip",

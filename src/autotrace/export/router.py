@@ -13,6 +13,7 @@ are dropped (``spans_dropped.tenant_retired``). A span whose tenant is missing o
 from __future__ import annotations
 
 import functools
+import ssl
 import threading
 import time
 from collections import OrderedDict, deque
@@ -25,6 +26,7 @@ from .credentials import Credentials, CredentialsResolver, reset_after_fork
 from .destination import Destination
 from .langfuse import LangfuseSink
 from .sink import Sink
+from .tls import export_context
 from .workers import WorkerPool
 
 #: Seconds a tenant's credentials (or their absence) are trusted before being looked up again.
@@ -82,6 +84,11 @@ class Router:
         self.pressured = False
         self._pressured_keys: set[str] = set()
         self._local = self._destination("local", local_sink) if local_sink is not None else None
+        #: The TLS context of every Langfuse connection (one per install), or why there is none.
+        self.tls: ssl.SSLContext | None = None
+        self._tls_problem: str | None = None
+        if settings.langfuse_enabled:
+            self.tls, self._tls_problem = self._export_tls()
         self._default: Destination | None = None
         if settings.langfuse_enabled and settings.public_key and settings.secret_key:
             credentials = Credentials(settings.public_key, settings.secret_key)
@@ -104,9 +111,21 @@ class Router:
             except Exception as exc:
                 guarded_failure("credentials_invalidate", exc)
 
+    def _export_tls(self) -> tuple[ssl.SSLContext | None, str | None]:
+        """The export TLS context, made once. ``install()`` has checked its files; one that fails
+        now (removed since, say) is counted and fails every Langfuse export, never the caller."""
+        try:
+            return export_context(self.settings), None
+        except Exception as exc:
+            guarded_failure("export_tls", exc)
+            return None, f"export TLS settings unusable ({type(exc).__name__})"
+
     def _langfuse_sink(self, credentials: Credentials, key: str) -> LangfuseSink:
-        return LangfuseSink(self._host(credentials), credentials, timeout=self.settings.export_timeout,
-                            name=f"langfuse:{key}", max_request_bytes=self.settings.max_export_bytes)
+        sink = LangfuseSink(self._host(credentials), credentials, timeout=self.settings.export_timeout,
+                            name=f"langfuse:{key}", max_request_bytes=self.settings.max_export_bytes, tls=self.tls)
+        if self._tls_problem is not None:
+            sink.unusable(self._tls_problem)
+        return sink
 
     # -- routing (pipeline thread) ------------------------------------------------------------------
     def route(self, tenant: str | None, span: Any) -> None:

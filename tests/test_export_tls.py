@@ -265,19 +265,18 @@ def test_every_destination_shares_the_install_s_one_context(tls_rx: OtlpReceiver
     assert autotrace.flush(10)
     assert len(tls_rx.wait_for_spans(2)) == 2
     router = state.pipeline.router if state.pipeline is not None else None
-    assert router is not None and isinstance(router.tls, ssl.SSLContext)
+    assert router is not None and isinstance(router.connections.tls(), ssl.SSLContext)
     sinks = [d.sink for d in router.destinations() if isinstance(d.sink, LangfuseSink)]
     assert sorted(s.name for s in sinks) == ["langfuse:acme", "langfuse:globex"]
     targets = [target for sink in sinks for target in sink.targets()]
-    assert len(targets) == 4 and all(target.tls is router.tls for target in targets)
+    assert len(targets) == 4 and all(target.pool is router.connections for target in targets)
+    contexts = {id(target.new_connection()._context) for target in targets}  # type: ignore[union-attr]
+    assert contexts == {id(router.connections.tls())}
 
 
 def test_a_target_without_a_context_makes_one_once_for_all_its_connections(
         tls_rx: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(CA))
     target = HttpTarget(tls_rx.endpoint + "/api/public/otel/v1/traces", timeout=5.0)
-    contexts = []
-    for _ in range(3):
-        contexts.append(target.connection()._context)  # type: ignore[attr-defined]
-        target.close()
-    assert contexts[0] is contexts[1] is contexts[2] is target.tls
+    contexts = [target.new_connection()._context for _ in range(3)]  # type: ignore[union-attr]
+    assert contexts[0] is contexts[1] is contexts[2] is target.pool.tls()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import ssl
 from collections.abc import Sequence
 from typing import Any
 
+from .connections import ConnectionPool
 from .credentials import Credentials
 from .otlp_http import MAX_REQUEST_BYTES, HttpTarget, OtlpHttpSink
 from .sink import OK, SinkResult, split
@@ -34,24 +34,18 @@ class LangfuseSink(OtlpHttpSink):
     """OTLP export into one Langfuse project, identified by ``credentials``."""
 
     def __init__(self, host: str, credentials: Credentials, timeout: float = 10.0, name: str = "langfuse",
-                 max_request_bytes: int = MAX_REQUEST_BYTES, tls: ssl.SSLContext | None = None) -> None:
+                 max_request_bytes: int = MAX_REQUEST_BYTES, pool: ConnectionPool | None = None) -> None:
         super().__init__(host.rstrip("/") + OTLP_PATH, langfuse_headers(credentials), timeout, name, max_request_bytes,
-                         tls)
+                         pool)
         #: Where this sink sends; fixed for its lifetime (a new host needs a new sink).
         self.host = host.rstrip("/")
         self.fingerprint = credentials.fingerprint
-        self._scores = HttpTarget(host.rstrip("/") + SCORES_PATH, timeout, tls)
+        self._scores = HttpTarget(host.rstrip("/") + SCORES_PATH, timeout, pool)
         self._auth = credentials.authorization_header()
 
     def targets(self) -> tuple[HttpTarget, HttpTarget]:
         """The OTLP and the scores endpoint's connections."""
         return self._target, self._scores
-
-    def unusable(self, problem: str) -> None:
-        """Fail every export of this sink with ``problem`` (e.g. TLS settings that could not be
-        loaded), counted as any failed export is; nothing is sent."""
-        for target in self.targets():
-            target.problem = target.problem or problem
 
     def export(self, items: Sequence[Any]) -> SinkResult:
         """Spans in one OTLP request; scores one per request (the scores API takes one at a time).

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from .connections import ConnectionPool
 from .otlp_encode import encode_requests
 from .otlp_response import partial_success
 from .proxy import Proxy, ProxyError, proxy_for
@@ -144,13 +145,12 @@ def _network_failure(exc: BaseException, proxied: bool) -> str:
 
 
 class HttpTarget:
-    """One persistent HTTP(S) connection to a URL, reopened after any failure; through the proxy
-    of ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` (unless ``NO_PROXY`` covers the host), chosen
-    once, here: an https URL by a CONNECT tunnel, an http one in absolute form. TLS uses ``tls``
-    (the router's one context for every target: ``export/tls.py``), else a default context made
-    once, at the first connection, for all of this target's connections."""
+    """POSTs to one URL over kept-alive connections taken from ``pool`` (the install's, shared by
+    every destination: ``connections``), or a pool of its own keeping one. Through the proxy of
+    ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` (unless ``NO_PROXY`` covers the host), chosen once,
+    here: an https URL by a CONNECT tunnel, an http one in absolute form."""
 
-    def __init__(self, url: str, timeout: float, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, url: str, timeout: float, pool: ConnectionPool | None = None) -> None:
         #: Why ``url`` cannot be used, if so. Not raised: a tenant's bad host (from its credentials,
         #: found on the export path) fails that tenant's exports, counted, and nothing else.
         self.problem: str | None = None
@@ -166,7 +166,6 @@ class HttpTarget:
         self.port = port or (443 if self.secure else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout = timeout
-        self.tls = tls
         self.proxy = self._proxy(parts.scheme)
         #: What the request line names, and headers added to each request: the absolute form and
         #: the proxy's credentials for plain HTTP through a proxy (a tunnel carries them in CONNECT).
@@ -176,7 +175,12 @@ class HttpTarget:
             host = f"[{self.host}]" if ":" in self.host else self.host
             self._request_target = f"http://{host}:{self.port}{self.path}"
             self._proxy_headers = self.proxy.headers()
-        self._conn: http.client.HTTPConnection | None = None
+        self._own_pool = pool is None
+        self.pool = ConnectionPool(max_idle=1) if pool is None else pool
+        #: Which connections can serve this target: those to the same place, the same way.
+        self.origin = (self.secure, self.host, self.port, self.proxy)
+        #: The connection a request is on (``close`` cuts it short, at shutdown).
+        self._in_flight: http.client.HTTPConnection | None = None
 
     def _proxy(self, scheme: str) -> Proxy | None:
         """The proxy to go through, if any; an unusable one is this target's ``problem``."""
@@ -188,67 +192,83 @@ class HttpTarget:
             self.problem = str(exc)  # never sent around a proxy the network may mandate
             return None
 
-    def connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            host, port = (self.proxy.host, self.proxy.port) if self.proxy is not None else (self.host, self.port)
-            if self.secure:
-                if self.tls is None:
-                    self.tls = ssl.create_default_context()
-                conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self.tls)
-                if self.proxy is not None:  # TLS to the real host, its certificate checked against its name
-                    conn.set_tunnel(self.host, self.port, headers=self.proxy.headers())
-                self._conn = conn
-            else:
-                self._conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
-        return self._conn
+    def new_connection(self) -> http.client.HTTPConnection | None:
+        """A connection not yet opened; None when HTTPS has no TLS context (see ``ConnectionPool.tls``)."""
+        host, port = (self.proxy.host, self.proxy.port) if self.proxy is not None else (self.host, self.port)
+        if not self.secure:
+            return http.client.HTTPConnection(host, port, timeout=self.timeout)
+        context = self.pool.tls()
+        if context is None:
+            return None
+        conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
+        if self.proxy is not None:  # TLS to the real host, its certificate checked against its name
+            conn.set_tunnel(self.host, self.port, headers=self.proxy.headers())
+        return conn
 
     def send(self, body: bytes, headers: Mapping[str, str], read_answer: AnswerReader | None = None) -> SinkResult:
         """POST once, within ``timeout`` overall; network errors are retryable and close the
         connection. A kept-alive connection the server closed while idle is retried at once on a
         new one: that is no failure of the endpoint. A 2xx answer is ``OK``, or what ``read_answer``
-        makes of it."""
+        makes of it; after a complete exchange the connection goes back to the pool."""
         if self.problem is not None:
             return SinkResult(ok=False, retryable=False, reason=self.problem)
         deadline = time.monotonic() + self.timeout
         if self._proxy_headers:
             headers = {**headers, **self._proxy_headers}
         for attempt in (1, 2):
-            conn = self.connection()
+            conn = (self.pool.take(self.origin) if attempt == 1 else None) or self.new_connection()
+            if conn is None:
+                return SinkResult(ok=False, retryable=False, reason="export TLS settings unusable")
             reused = conn.sock is not None
+            self._in_flight = conn
             try:
                 status, response_headers, answer = post(conn, self._request_target, body, headers, deadline)
             except (ConnectionError, ssl.SSLEOFError) as exc:  # a TLS peer (a proxy's tunnel) may end without close_notify
-                stale = reused and attempt == 1 and self._conn is conn  # and not closed by shutdown
-                self.close()
+                stale = reused and attempt == 1 and self._in_flight is conn  # and not closed by shutdown
+                self._drop(conn)
                 if stale:
                     continue
                 return SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
-                self.close()
+                self._drop(conn)
                 return SinkResult(ok=False, retryable=True, reason=_network_failure(exc, self.proxy is not None))
             except Exception as exc:
-                if self._conn is not conn:  # closed meanwhile by shutdown: http.client fails oddly then
+                if self._in_flight is not conn:  # closed meanwhile by shutdown: http.client fails oddly then
                     return SinkResult(ok=False, retryable=True, reason=f"closed ({type(exc).__name__})")
-                self.close()  # never reuse a connection left mid-exchange
+                self._drop(conn)  # never reuse a connection left mid-exchange
                 raise
             except BaseException:
-                self.close()
+                self._drop(conn)
                 raise
             break
-        if status >= 400:
-            self.close()  # servers often close after an error response; start clean
+        if self._in_flight is not conn or status >= 400:
+            self._drop(conn)  # servers often close after an error response; start clean
+        else:
+            self._in_flight = None
+            self.pool.give_back(self.origin, conn)
         if read_answer is not None and 200 <= status < 300:
             return read_answer(answer, response_headers)
         return classify(status, response_headers)
 
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        if self._in_flight is conn:
+            self._in_flight = None
+        conn.close()
+
     def forget(self) -> None:
-        """Drop the connection object without a shutdown exchange (it belongs to the parent process)."""
-        self._conn = None
+        """Drop the connections without a shutdown exchange (in a forked child: they are the parent's)."""
+        self._in_flight = None
+        if self._own_pool:
+            self.pool.forget()
 
     def close(self) -> None:
-        conn, self._conn = self._conn, None  # taken first: shutdown may close while a worker sends
+        """Cut short a request under way (shutdown); a pool of its own is closed too (the install's
+        is closed by its router)."""
+        conn, self._in_flight = self._in_flight, None  # taken first: shutdown may close while a worker sends
         if conn is not None:
             conn.close()
+        if self._own_pool:
+            self.pool.close()
 
 
 def _read_answer(body: bytes, headers: Mapping[str, str]) -> SinkResult:
@@ -263,10 +283,10 @@ class OtlpHttpSink:
 
     def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 10.0,
                  name: str = "otlp", max_request_bytes: int = MAX_REQUEST_BYTES,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 pool: ConnectionPool | None = None) -> None:
         self.name = name
         self.max_request_bytes = max_request_bytes
-        self._target = HttpTarget(url, timeout, tls)
+        self._target = HttpTarget(url, timeout, pool)
         self._headers = {
             "Content-Type": "application/x-protobuf",
             "Content-Encoding": "gzip",

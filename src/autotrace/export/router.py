@@ -13,7 +13,6 @@ are dropped (``spans_dropped.tenant_retired``). A span whose tenant is missing o
 from __future__ import annotations
 
 import functools
-import ssl
 import threading
 import time
 from collections import OrderedDict, deque
@@ -22,6 +21,7 @@ from typing import Any
 
 from .._internal import count, guarded_failure, log_once
 from ..config import Settings
+from .connections import DEFAULT_MAX_IDLE, ConnectionPool
 from .credentials import Credentials, CredentialsResolver, reset_after_fork
 from .destination import Destination
 from .langfuse import LangfuseSink
@@ -84,11 +84,9 @@ class Router:
         self.pressured = False
         self._pressured_keys: set[str] = set()
         self._local = self._destination("local", local_sink) if local_sink is not None else None
-        #: The TLS context of every Langfuse connection (one per install), or why there is none.
-        self.tls: ssl.SSLContext | None = None
-        self._tls_problem: str | None = None
-        if settings.langfuse_enabled:
-            self.tls, self._tls_problem = self._export_tls()
+        #: Every Langfuse connection's: idle ones kept for any destination, and the TLS context.
+        self.connections = ConnectionPool(max_idle=max(DEFAULT_MAX_IDLE, 2 * settings.export_workers),
+                                          make_tls=functools.partial(export_context, settings))
         self._default: Destination | None = None
         if settings.langfuse_enabled and settings.public_key and settings.secret_key:
             credentials = Credentials(settings.public_key, settings.secret_key)
@@ -111,21 +109,10 @@ class Router:
             except Exception as exc:
                 guarded_failure("credentials_invalidate", exc)
 
-    def _export_tls(self) -> tuple[ssl.SSLContext | None, str | None]:
-        """The export TLS context, made once. ``install()`` has checked its files; one that fails
-        now (removed since, say) is counted and fails every Langfuse export, never the caller."""
-        try:
-            return export_context(self.settings), None
-        except Exception as exc:
-            guarded_failure("export_tls", exc)
-            return None, f"export TLS settings unusable ({type(exc).__name__})"
-
     def _langfuse_sink(self, credentials: Credentials, key: str) -> LangfuseSink:
-        sink = LangfuseSink(self._host(credentials), credentials, timeout=self.settings.export_timeout,
-                            name=f"langfuse:{key}", max_request_bytes=self.settings.max_export_bytes, tls=self.tls)
-        if self._tls_problem is not None:
-            sink.unusable(self._tls_problem)
-        return sink
+        return LangfuseSink(self._host(credentials), credentials, timeout=self.settings.export_timeout,
+                            name=f"langfuse:{key}", max_request_bytes=self.settings.max_export_bytes,
+                            pool=self.connections)
 
     # -- routing (pipeline thread) ------------------------------------------------------------------
     def route(self, tenant: str | None, span: Any) -> None:
@@ -419,6 +406,7 @@ class Router:
         reset_after_fork(self._resolver)
         for destination in self.destinations():
             destination.after_fork()
+        self.connections.forget()
         self._pool = self._pool.respawn()
 
     def close(self, timeout: float = 1.0) -> None:
@@ -426,6 +414,7 @@ class Router:
         self._pool.stop(timeout)
         for destination in self.destinations():
             destination.close()
+        self.connections.close()
         self._tenants.clear()
         self._retired.clear()
         self._waiting.clear()

@@ -70,6 +70,8 @@ class ReceivedRequest:
     raw_body_len: int
     span_count: int
     body: bytes = b""  # decompressed
+    #: The client's address and port: one per connection.
+    peer: tuple[str, int] = ("", 0)
 
 
 class OtlpReceiver(LoopbackServer):
@@ -219,13 +221,14 @@ class OtlpReceiver(LoopbackServer):
             spans = self._decode(body, headers)
             with self._cond:
                 self._spans.extend(spans)
-                self._requests.append(ReceivedRequest(path, headers, length, len(spans), body))
+                self._requests.append(ReceivedRequest(path, headers, length, len(spans), body,
+                                                      handler.client_address[:2]))
                 self._cond.notify_all()
             self._respond(handler, 200, *self._trace_answer())
         elif path == SCORES_PATH:
             with self._cond:
                 self._scores.append((headers, json.loads(body or b"{}")))
-                self._requests.append(ReceivedRequest(path, headers, length, 0, body))
+                self._requests.append(ReceivedRequest(path, headers, length, 0, body, handler.client_address[:2]))
                 self._cond.notify_all()
             self._respond(handler, 200, json.dumps({"id": uuid.uuid4().hex}).encode(), "application/json")
         else:

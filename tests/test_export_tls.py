@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import autotrace
-import autotrace.config as config_module
+import autotrace.export.tls as tls_module
 from autotrace.config import ConfigError, Settings, load_settings
 from autotrace.export.langfuse import LangfuseSink
 from autotrace.export.otlp_http import HttpTarget
@@ -245,7 +245,7 @@ def test_files_are_read_only_when_exporting_but_paths_are_always_checked(tmp_pat
 def test_a_context_that_cannot_be_made_after_install_fails_exports_counted_never_the_app(
         tls_rx: OtlpReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file that breaks between install's check and the context (simulated by skipping the check)."""
-    monkeypatch.setattr(config_module, "check_files", lambda settings: None)
+    monkeypatch.setattr(tls_module, "check_files", lambda settings: None)
     garbage = _bad_files(tmp_path)["garbage"]
     _install(tls_rx, export_ca_file=garbage, max_retries=0)
     assert _export(1) == 42

@@ -19,7 +19,6 @@ from urllib.parse import unquote, urlsplit
 from ._internal import count, log_once
 from .export.credentials import Credentials, CredentialsError
 from .export.redaction import BUILT_IN_KINDS
-from .export.tls import TlsFileError, check_files
 
 
 class ConfigError(ValueError):
@@ -461,7 +460,9 @@ def _check_export_tls(settings: Settings, overrides: Mapping[str, Any], env: Map
             fail(name, f"must be a file's path, got a {type(value).__name__}")
     if settings.export_client_key is not None and settings.export_client_cert is None:
         fail("export_client_key", "is set without export_client_cert (AUTOTRACE_EXPORT_CLIENT_CERT)")
-    if settings.enabled and settings.langfuse_enabled:
+    if settings.enabled and settings.langfuse_enabled and (settings.export_ca_file or settings.export_client_cert):
+        from .export.tls import TlsFileError, check_files  # here: most installs set no TLS file
+
         try:
             check_files(settings)
         except TlsFileError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import urllib.request
 from urllib.parse import unquote, urlsplit
 
 
@@ -35,6 +34,8 @@ class Proxy:
 def proxy_for(scheme: str, host: str, port: int | None = None) -> Proxy | None:
     """The proxy for a ``scheme`` URL to ``host`` (and ``port``, for ``NO_PROXY`` entries naming
     one), or None to connect directly. Raises ``ProxyError`` for a proxy that cannot be used."""
+    import urllib.request  # here: a destination is made at the first span of a tenant, not at import
+
     proxies = urllib.request.getproxies_environment()
     url = proxies.get(scheme.lower()) or proxies.get("all")
     if not url:

@@ -13,6 +13,7 @@ are dropped (``spans_dropped.tenant_retired``). A span whose tenant is missing o
 from __future__ import annotations
 
 import functools
+import ssl
 import threading
 import time
 from collections import OrderedDict, deque
@@ -26,7 +27,6 @@ from .credentials import Credentials, CredentialsResolver, reset_after_fork
 from .destination import Destination
 from .langfuse import LangfuseSink
 from .sink import Sink
-from .tls import export_context
 from .workers import WorkerPool
 
 #: Seconds a tenant's credentials (or their absence) are trusted before being looked up again.
@@ -86,7 +86,7 @@ class Router:
         self._local = self._destination("local", local_sink) if local_sink is not None else None
         #: Every Langfuse connection's: idle ones kept for any destination, and the TLS context.
         self.connections = ConnectionPool(max_idle=max(DEFAULT_MAX_IDLE, 2 * settings.export_workers),
-                                          make_tls=functools.partial(export_context, settings))
+                                          make_tls=self._export_context)
         self._default: Destination | None = None
         if settings.langfuse_enabled and settings.public_key and settings.secret_key:
             credentials = Credentials(settings.public_key, settings.secret_key)
@@ -108,6 +108,12 @@ class Router:
                 invalidate(tenant)
             except Exception as exc:
                 guarded_failure("credentials_invalidate", exc)
+
+    def _export_context(self) -> ssl.SSLContext:
+        """The TLS context of export connections (made by the pool at the first HTTPS export)."""
+        from .tls import export_context  # here: an install exporting over plain HTTP never needs it
+
+        return export_context(self.settings)
 
     def _langfuse_sink(self, credentials: Credentials, key: str) -> LangfuseSink:
         return LangfuseSink(self._host(credentials), credentials, timeout=self.settings.export_timeout,

@@ -118,7 +118,7 @@ def test_credentials_are_percent_decoded_into_basic_proxy_authorization() -> Non
     (f"http://{ENCODED}@proxy:99999", "port"),
     (f"http://{ENCODED}@proxy:31x8", "port"),
     (f"http://{ENCODED}@proxy:0", "port"),
-])
+], ids=["socks5", "https", "no-host", "port-too-high", "port-not-a-number", "port-zero"])
 def test_a_proxy_that_cannot_be_used_is_an_error_without_its_credentials(
         url: str, why: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", url)
@@ -235,7 +235,7 @@ def test_a_plain_http_proxy_refusing_the_request_fails_the_export_counted(
     ("ALL_PROXY", f"socks5h://{ENCODED}@127.0.0.1:1080", "scheme 'socks5h'"),
     ("HTTPS_PROXY", f"https://{ENCODED}@127.0.0.1:3128", "scheme 'https'"),
     ("https_proxy", f"http://{ENCODED}@127.0.0.1:port", "port"),
-])
+], ids=["socks5", "socks5h-all-proxy", "https", "bad-port"])
 def test_an_unusable_proxy_fails_exports_counted_and_never_sends_directly(
         variable: str, url: str, why: str, tls_rx: OtlpReceiver, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -38,6 +38,12 @@ def shape(records: list[dict[str, Any]]) -> list[Any]:
     return [convert(root) for root in render.build_tree(sorted(records, key=lambda r: r["start_ns"]))]
 
 
+def unordered(tree: list[Any]) -> list[Any]:
+    """A ``shape`` tree with each node's children sorted, for steps that run concurrently (their
+    start order is the scheduler's)."""
+    return sorted((kind, name, unordered(children)) for kind, name, children in tree)
+
+
 def install_one_tenant(rx: Any, **options: Any) -> None:
     """autotrace installed with one tenant, ``t``, exporting to the receiver ``rx``."""
     from autotrace.export.credentials import Credentials

@@ -22,7 +22,7 @@ from mcp.shared import jsonrpc_dispatcher
 from mcp.shared.exceptions import MCPError
 
 import autotrace
-from tests.helpers import Traced, shape
+from tests.helpers import Traced, shape, unordered
 from tests.test_web_frameworks import uvicorn_server
 
 
@@ -52,12 +52,6 @@ def _weather() -> tuple[MCPServer, dict[str, Any]]:
         raise ValueError(f"no station in {city}")
 
     return server, seen
-
-
-def _unordered(tree: list[Any]) -> list[Any]:
-    """A tree (``shape``) with each node's children sorted: the server handles a notification
-    (``notifications/initialized``) concurrently with the client's next request."""
-    return sorted((kind, name, _unordered(children)) for kind, name, children in tree)
 
 
 def _by_name(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -91,7 +85,7 @@ def test_in_memory_call_is_one_trace_from_the_turn_to_the_tools_work(tmp_path: P
             ("tool", "mcp.call_tool forecast", [
                 ("span", "MCP send tools/call forecast", [SERVER_SIDE]),
                 ("span", "MCP send tools/list", [("span", "tools/list", [])])])])]
-    assert _unordered(shape(records)) == _unordered(expected)
+    assert unordered(shape(records)) == unordered(expected)
     client_call, served = _by_name(records, "mcp.call_tool forecast"), _by_name(records, "forecast")
     assert (client_call["input"], client_call["output"]) == ({"city": "Oslo"}, {"result": "sunny in Oslo"})
     assert client_call["metadata"] == {"tool_name": "forecast", "mcp_server": "weather"}
@@ -180,7 +174,7 @@ def test_over_streamable_http_the_trusted_callers_tenant_and_trace_arrive_in_met
     records = traced.trace(trace_id)
     sender = _by_name(records, "MCP send tools/call echo")  # the SDK's span: its injection runs last
     assert sent["traceparent"] == f"00-{trace_id}-{sender['id']}-01"  # the sampled bit only, as autotrace sends
-    assert _unordered(shape(records)) == _unordered(EXPECTED_HTTP)
+    assert unordered(shape(records)) == unordered(EXPECTED_HTTP)
     server_side = [r for r in records if r["name"] in ("tools/call echo", "echo", "inner")]
     assert [r["tenant"] for r in server_side] == ["acme"] * 3  # the SDK's server span adopted by the tenant too
     call = _by_name(records, "mcp.call_tool echo")
@@ -195,7 +189,7 @@ def test_a_server_without_the_sdks_own_span_joins_the_caller_from_meta(tmp_path:
     with uvicorn_server(tools.server.streamable_http_app()) as base:
         trace_id, _ = _http_turn(f"{base}/mcp", {})
     records = traced.trace(trace_id)
-    assert _unordered(shape(records)) == _unordered([("chain", "turn", [
+    assert unordered(shape(records)) == unordered([("chain", "turn", [
         ("span", "MCP send initialize", []),
         ("tool", "mcp.call_tool echo", [
             ("span", "MCP send tools/call echo", [("tool", "echo", [("tool", "inner", [])])]),

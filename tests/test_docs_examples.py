@@ -388,7 +388,7 @@ def test_configuration_table_gives_the_numeric_defaults_and_limits() -> None:
             continue
         assert [float(n) for n in re.findall(r"\d+", cells[3])[:len(names)]] == values, names
         checked.update(names)
-    assert len(checked) == 13
+    assert len(checked) == 14
     for bad, limit in (({"export_workers": 65}, "at most 64"), ({"max_value_bytes": 255}, ">= 256"),
                        ({"max_export_bytes": 1023}, ">= 1024"),
                        ({"queue_size": 10, "max_export_batch": 11}, "must not exceed queue_size")):

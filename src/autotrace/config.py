@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import re
 import tempfile
@@ -74,6 +75,8 @@ class Settings:
     local_store: str = "auto"
     local_store_path: Path = dataclasses.field(default_factory=default_store_path)
     retention_days: float = 28.0
+    #: The local store's size cap in MiB (used pages; the oldest whole traces go past it, counted).
+    local_store_max_mb: float = 1024.0
     capture_content: bool = True
     stream_usage: bool = True
     max_value_bytes: int = 64 * 1024
@@ -254,6 +257,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "local_store": (("AUTOTRACE_LOCAL_STORE",), _choice),
     "local_store_path": (("AUTOTRACE_LOCAL_STORE_PATH",), _path),
     "retention_days": (("AUTOTRACE_RETENTION_DAYS",), _positive_float),
+    "local_store_max_mb": (("AUTOTRACE_LOCAL_STORE_MAX_MB",), _positive_float),
     "capture_content": (("AUTOTRACE_CAPTURE_CONTENT",), _bool),
     "stream_usage": (("AUTOTRACE_STREAM_USAGE",), _bool),
     "max_value_bytes": (("AUTOTRACE_MAX_VALUE_BYTES",), _positive_int),
@@ -405,6 +409,9 @@ def _validate(settings: Settings) -> Settings:
         least = _LEAST_DURATIONS.get(name, 0.0)
         if isinstance(value, bool) or not isinstance(value, int | float) or not least < value <= most:
             fail(name, f"must be a number > {least:g} and <= {most:g}, got {value!r}")
+    cap = settings.local_store_max_mb
+    if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap < math.inf:
+        fail("local_store_max_mb", f"must be a positive number of MiB, got {cap!r}")
     if settings.export_workers > _MAX_EXPORT_WORKERS:
         fail("export_workers", f"must be at most {_MAX_EXPORT_WORKERS} (eight times as many start while "
              f"endpoints hang), got {settings.export_workers}")

@@ -254,7 +254,7 @@ def _open_store(settings: Settings) -> LocalStore | None:
     if not settings.local_store_enabled:
         return None
     try:
-        return LocalStore(settings.local_store_path, settings.retention_days)
+        return LocalStore(settings.local_store_path, settings.retention_days, max_mb=settings.local_store_max_mb)
     except Exception as exc:  # e.g. a read-only home directory: trace on without the store
         count("local_store_unavailable")
         log_once("local_store", "autotrace: local store %s unavailable (%s: %s); spans that would go "

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import schema
 from .._internal import count, follow_fork, guarded_failure
+from .store_pruning import ROW_OVERHEAD, SizeCap, used_bytes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS observations (
@@ -42,6 +43,8 @@ _LATER_INDEXES = "CREATE INDEX IF NOT EXISTS observations_trace_start ON observa
 #: Sums over a trace read its rows in key order whatever the indexes: a float total is the same sum.
 _BY_KEY = "INDEXED BY sqlite_autoindex_observations_1"
 _PURGE_EVERY = 3600.0
+#: The WAL is truncated to this after a checkpoint (a large transaction, say a prune round, grew it).
+_WAL_LIMIT = 64 << 20
 #: SQLite's busy timeout for writes from the export thread.
 _BUSY_TIMEOUT = 10.0
 #: How long opening the store may wait for another writer (it runs in ``install()``; when the store
@@ -104,15 +107,18 @@ class LocalStore:
     its own connection on first use, never in the fork handler.
     """
 
-    def __init__(self, path: str | Path, retention_days: float = 28.0, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, retention_days: float = 28.0, *, read_only: bool = False,
+                 max_mb: float | None = 1024.0) -> None:
         """Open (creating if needed) the store for writing; never waits long for another writer: a busy
         store is opened on first use. Expired rows are purged by the first write, on the export
         thread: opening runs in ``install()``, whose caller must not wait for a large delete.
+        ``max_mb``: the size cap (MiB of used pages; None: none), kept by writes (``store_pruning``).
         ``read_only``: open an existing store for reading only (raises ``StoreError``); it never
-        writes, purges or waits for a writer."""
+        writes, purges, prunes or waits for a writer."""
         self.path = Path(path)
         self.retention_ns = int(retention_days * 86400 * 1e9)
         self.read_only = read_only
+        self._cap = SizeCap(int(max_mb * 2**20)) if max_mb is not None and not read_only else None
         self._lock = threading.Lock()
         self._held_for_fork: threading.Lock | None = None
         self._pid = os.getpid()
@@ -142,6 +148,7 @@ class LocalStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT}")
             if db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('observations', 'scores', "
                           "'observations_end', 'observations_start', 'scores_trace')").fetchone()[0] < 5:
                 db.executescript(_SCHEMA)  # a write: only when the store is new
@@ -183,6 +190,8 @@ class LocalStore:
             return
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        if self._cap is not None:
+            self._cap.after_fork()
         if self._db is not None:
             _INHERITED.append(self._db)
             self._db = None
@@ -215,9 +224,27 @@ class LocalStore:
         except UnicodeEncodeError:  # a lone surrogate (text decoded with surrogateescape): not UTF-8
             count("local_store.invalid_text")
             self._insert([tuple(map(_utf8, row)) for row in rows])  # only such a batch pays for the walk
-        if time.monotonic() - self._last_purge > _PURGE_EVERY:
+        purged = time.monotonic() - self._last_purge > _PURGE_EVERY
+        if purged:
             self.purge()
+        self._keep_cap(sum(len(row[-1]) + ROW_OVERHEAD for row in rows), purged)
         return len(rows)
+
+    def _keep_cap(self, written: int, measure: bool = False) -> None:
+        """After a write (export thread): note its estimated bytes and, when the cap may be passed (or
+        ``measure``), measure the store and prune its oldest traces (a failure is counted, not raised:
+        the rows are written)."""
+        if self._cap is None or not (self._cap.note(written) or measure):
+            return
+        try:
+            self._cap.enforce(self.used_bytes, self._transaction, str(self.path))
+        except sqlite3.Error as exc:
+            guarded_failure("local_store.cap", exc)
+
+    def used_bytes(self) -> int:
+        """Bytes of the store's pages holding rows (``store_pruning.used_bytes``; the WAL not counted)."""
+        with self._lock:
+            return used_bytes(self._conn())
 
     def _add_indexes(self) -> None:
         """Build ``_LATER_INDEXES`` if the store lacks them; once (a failure is counted: reads do without)."""
@@ -255,6 +282,7 @@ class LocalStore:
         except UnicodeEncodeError:  # as ``write``: a lone surrogate must not fail the score (and its batch)
             count("local_store.invalid_text")
             self._insert_score(tuple(map(_utf8, row)))
+        self._keep_cap(sum(len(v) for v in row if isinstance(v, str)) + ROW_OVERHEAD)
 
     def _insert_score(self, row: tuple[Any, ...]) -> None:
         with self._lock:

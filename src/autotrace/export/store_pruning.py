@@ -1,0 +1,191 @@
+"""The local store's size cap: when its used pages pass the cap, the oldest whole traces go.
+
+``LocalStore`` calls ``SizeCap.note`` after each write (on the export thread) and ``prune`` when the
+cap may be passed. Used size is ``(page_count - freelist_count) * page_size``: the pages that hold
+rows; the WAL is not counted (SQLite checkpoints it back into those pages). Deleted rows free pages
+that later writes reuse, so the file stops growing; nothing here VACUUMs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from .._internal import count, log_once
+
+#: Pruning stops once used size is under this share of the cap, so it does not run on every write.
+TARGET = 0.9
+#: Bytes a stored row takes beyond its record's JSON (columns, four index entries), as estimated.
+ROW_OVERHEAD = 256
+#: The estimate of bytes written since the last measure counts double: indexes and page slack.
+_ESTIMATE_FACTOR = 2
+#: Measure at least this often (seconds) while anything is written, whatever the estimate says.
+CHECK_EVERY = 5.0
+#: Most record bytes one round (one transaction) deletes: rounds stay short for other writers and the WAL.
+ROUND_BYTES = 8 << 20
+#: Observations (oldest ends first) read to find a round's candidate traces; doubled when none is settled.
+WINDOW_ROWS = 4096
+#: A trace with no root stored whose last observation ended this recently may still be written: others go first.
+OPEN_GRACE_NS = 60 * 10**9
+#: Rounds per prune at most (each deletes at least one trace, or the prune stops).
+MAX_ROUNDS = 10_000
+#: Scores whose trace is not stored, deleted (oldest first) per round once no trace is left.
+ORPHAN_SCORES = 1000
+
+Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
+
+
+class Pruned(NamedTuple):
+    """What one round deleted: traces, their observations and scores, and the traces' estimated bytes."""
+
+    traces: int
+    rows: int
+    scores: int
+    estimate: int = 0
+
+
+@dataclass
+class Candidate:
+    """One trace among the oldest: its latest end, observations, record bytes and whether a root is stored."""
+
+    trace_id: str
+    last_end: int
+    rows: int
+    size: int
+    rooted: bool
+
+
+def used_bytes(db: sqlite3.Connection) -> int:
+    """Bytes in pages holding rows (page_count - freelist_count, times page_size); the WAL not counted."""
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    free = db.execute("PRAGMA freelist_count").fetchone()[0]
+    return int((pages - free) * db.execute("PRAGMA page_size").fetchone()[0])
+
+
+class SizeCap:
+    """When to measure the store, and the pruning of its oldest whole traces down to ``TARGET``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._last_used: int | None = None  # unknown: the first write measures
+        self._unmeasured = 0  # estimated bytes written since the last measure
+        self._last_check = time.monotonic()
+        self._busy = threading.Lock()  # one prune at a time; another writer skips it
+        #: Bytes a round freed per estimated byte (page slack: a 3 KB row fills a 4 KB page); None
+        #: until a round has shown it, when a round takes half the excess so it cannot overshoot much.
+        self._scale: float | None = None
+
+    def after_fork(self) -> None:
+        """In a forked child: a prune another thread of the parent was running is not ours to wait for."""
+        self._busy = threading.Lock()
+
+    def note(self, written: int) -> bool:
+        """Add ``written`` estimated bytes; True when the store should be measured now."""
+        self._unmeasured += written * _ESTIMATE_FACTOR
+        if self._last_used is None or self._last_used + self._unmeasured >= self.max_bytes:
+            return True
+        return self._unmeasured > 0 and time.monotonic() - self._last_check >= CHECK_EVERY
+
+    def enforce(self, measure: Callable[[], int], transaction: Transaction, where: str) -> None:
+        """Measure; over the cap, delete the oldest whole traces until under ``TARGET`` of it."""
+        if not self._busy.acquire(blocking=False):
+            return
+        try:
+            self._unmeasured = 0
+            self._last_check = time.monotonic()
+            self._last_used = used = measure()
+            if used > self.max_bytes:
+                log_once("local_store_cap", "autotrace: local store %s over its size cap (%.1f MiB); oldest traces "
+                         "removed (counted as local_store_pruned_traces)", where, self.max_bytes / 2**20)
+                self._last_used = self._prune(used, measure, transaction)
+        finally:
+            self._busy.release()
+
+    def _prune(self, used: int, measure: Callable[[], int], transaction: Transaction) -> int:
+        target = int(self.max_bytes * TARGET)
+        for _ in range(MAX_ROUNDS):
+            if used <= target:
+                break
+            budget = (used - target) / self._scale if self._scale else (used - target) / 2
+            with transaction() as db:
+                pruned = prune_round(db, int(min(budget, ROUND_BYTES)) + 1)
+            _count(pruned)  # once committed
+            if not pruned.traces and not pruned.scores:
+                break
+            used, before = measure(), used
+            if pruned.estimate and before > used:
+                self._scale = min(max((before - used) / pruned.estimate, 0.25), 4.0)
+        return used
+
+
+def prune_round(db: sqlite3.Connection, budget: int, now_ns: int | None = None) -> Pruned:
+    """Delete the oldest whole traces (by their latest end) of about ``budget`` estimated bytes (at
+    least one), with their scores, inside the caller's transaction; once no trace is left, the
+    oldest scores."""
+    chosen = _choose(_settled(db), budget, now_ns or time.time_ns())
+    if not chosen:
+        return Pruned(0, 0, _prune_orphan_scores(db))
+    ids = json.dumps([c.trace_id for c in chosen])
+    scores = db.execute("DELETE FROM scores WHERE trace_id IN (SELECT value FROM json_each(?))", (ids,)).rowcount
+    rows = db.execute("DELETE FROM observations WHERE trace_id IN (SELECT value FROM json_each(?))", (ids,)).rowcount
+    return Pruned(len(chosen), rows, scores, sum(c.size for c in chosen))
+
+
+def _count(pruned: Pruned) -> None:
+    for name, n in (("traces", pruned.traces), ("observations", pruned.rows), ("scores", pruned.scores)):
+        if n:
+            count(f"local_store_pruned_{name}", n)
+
+
+def _settled(db: sqlite3.Connection) -> list[Candidate]:
+    """The traces provably oldest by their latest end: among those with an observation in the oldest
+    window (by end), the ones whose latest end is no later than the window's last (every other trace
+    ends after it). The window doubles until one is settled or it holds the whole store."""
+    window = WINDOW_ROWS
+    while True:
+        ends = db.execute("SELECT trace_id, end_ns FROM observations ORDER BY end_ns LIMIT ?", (window,)).fetchall()
+        if not ends:
+            return []
+        found = _candidates(db, {trace_id for trace_id, _ in ends})
+        if len(ends) < window:  # the whole store: every trace is settled
+            return found
+        edge = ends[-1][1]
+        settled = [c for c in found if c.last_end <= edge]
+        if settled:
+            return settled
+        window *= 2
+
+
+def _candidates(db: sqlite3.Connection, trace_ids: set[str]) -> list[Candidate]:
+    rows = db.execute(
+        "SELECT trace_id, MAX(end_ns), COUNT(*), SUM(length(CAST(record AS BLOB))), MAX(parent_id IS NULL) "
+        "FROM observations WHERE trace_id IN (SELECT value FROM json_each(?)) GROUP BY trace_id",
+        (json.dumps(sorted(trace_ids)),),
+    ).fetchall()
+    return [Candidate(t, end, n, int(size or 0) + n * ROW_OVERHEAD, bool(root)) for t, end, n, size, root in rows]
+
+
+def _choose(settled: list[Candidate], budget: int, now_ns: int) -> list[Candidate]:
+    """The oldest settled traces (by latest end) worth ``budget`` bytes; traces that may still be
+    written (no root stored, active within ``OPEN_GRACE_NS``) only when no other is settled."""
+    finished = [c for c in settled if c.rooted or c.last_end < now_ns - OPEN_GRACE_NS]
+    chosen: list[Candidate] = []
+    total = 0
+    for candidate in sorted(finished or settled, key=lambda c: (c.last_end, c.trace_id)):
+        chosen.append(candidate)
+        total += candidate.size
+        if total >= budget:
+            break
+    return chosen
+
+
+def _prune_orphan_scores(db: sqlite3.Connection) -> int:
+    """With no trace left, the oldest scores (their traces never stored) go, ``ORPHAN_SCORES`` at a time."""
+    return int(db.execute("DELETE FROM scores WHERE id IN (SELECT id FROM scores ORDER BY created_ns LIMIT ?)",
+                          (ORPHAN_SCORES,)).rowcount)

@@ -22,8 +22,8 @@ from mcp.shared.exceptions import MCPError
 import autotrace
 from autotrace.integrations import mcp as mcp_integration
 from autotrace.integrations.documents import CONTENT_CHARS, MAX_DOCUMENTS
-from tests.helpers import shape
-from tests.test_mcp import _by_name, _install, _unordered
+from tests.helpers import shape, unordered
+from tests.test_mcp import _by_name, _install
 from tests.test_web_frameworks import uvicorn_server
 
 #: The ``_meta`` keys the SDK's modern protocol adds to every request.
@@ -95,7 +95,7 @@ def test_a_resource_read_is_a_retriever_from_the_turn_to_the_resource_functions_
     trace_id, result = _turn(server, mode, lambda client: client.read_resource("docs://handbook"))
     assert result.contents == [types.TextResourceContents(uri="docs://handbook", text=HANDBOOK, mime_type="text/plain")]
     records = traced.trace(trace_id)
-    assert _unordered(shape(records)) == _unordered(_in_turn(mode, ("retriever", "mcp.read_resource", [
+    assert unordered(shape(records)) == unordered(_in_turn(mode, ("retriever", "mcp.read_resource", [
         ("span", "resources/read", [("retriever", "resources/read", [("tool", "fetch_handbook", [])])])])))
     client_read, served = (r for r in records if r["type"] == "retriever")
     assert (client_read["name"], client_read["input"], client_read["output"]) == (
@@ -113,7 +113,7 @@ def test_a_prompt_is_a_span_with_its_arguments_and_messages(tmp_path: Path, mode
     trace_id, result = _turn(server, mode, lambda client: client.get_prompt("review", {"code": "x = 1"}))
     assert [message.role for message in result.messages] == ["user", "assistant"]
     records = traced.trace(trace_id)
-    assert _unordered(shape(records)) == _unordered(_in_turn(mode, ("span", "mcp.get_prompt review", [
+    assert unordered(shape(records)) == unordered(_in_turn(mode, ("span", "mcp.get_prompt review", [
         ("span", "prompts/get review", [("span", "review", [("span", "render review", [])])])])))
     messages = [{"role": "user", "content": "Review this: x = 1"},
                 {"role": "assistant", "content": "<image/png base64, 40 chars>"}]
@@ -211,7 +211,7 @@ def test_over_streamable_http_every_request_carries_the_trace_and_the_tenant_is_
     with uvicorn_server(shelf.server.streamable_http_app()) as base:
         trace_id, _ = _turn(f"{base}/mcp", "legacy", _read_prompt_and_list)
     records = traced.trace(trace_id)
-    assert _unordered(shape(records)) == _unordered([("chain", "turn", [  # a notification carries no trace over HTTP
+    assert unordered(shape(records)) == unordered([("chain", "turn", [  # a notification carries no trace over HTTP
         ("span", "MCP send initialize", [("span", "initialize", [])]),
         ("retriever", "mcp.read_resource", [("span", "MCP send resources/read", [
             ("span", "resources/read", [("retriever", "resources/read", [("span", "inner", [])])])])]),

@@ -92,13 +92,13 @@ def test_fork_waits_until_no_thread_is_inside_the_local_store(tmp_path: Path) ->
     store = LocalStore(tmp_path / "s.db")
     store.purge()  # the first write's retention purge done now: the write below ends with its COMMIT
     inside, release = threading.Event(), threading.Event()
-    last = {"sql": ""}
+    statements: list[str] = []  # the first word of each statement run, in order
     connection = store._db
     assert connection is not None
-    connection.set_trace_callback(lambda sql: last.update(sql=sql.split()[0].upper()))
+    connection.set_trace_callback(lambda sql: statements.append(sql.split()[0].upper()))
 
     def progress() -> int:
-        if last["sql"] == "INSERT" and not inside.is_set():
+        if statements and statements[-1] == "INSERT" and not inside.is_set():
             inside.set()
             release.wait(2.0)  # long enough for the fork to start while this write is inside SQLite
         return 0
@@ -114,7 +114,8 @@ def test_fork_waits_until_no_thread_is_inside_the_local_store(tmp_path: Path) ->
     if pid == 0:
         code = 1
         try:
-            if last["sql"] == "COMMIT":  # the parent's write was complete when the process forked
+            # the parent's write was complete when the process forked (the size check may follow it)
+            if "COMMIT" in statements[statements.index("INSERT"):]:
                 store.write([{**record, "id": "ef" * 8}])
                 code = 0 if len(store.trace("ab" * 16)) == 2 else 2
         finally:

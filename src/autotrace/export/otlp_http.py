@@ -271,11 +271,15 @@ class HttpTarget:
             self.pool.close()
 
 
-def _read_answer(body: bytes, headers: Mapping[str, str]) -> SinkResult:
-    """An accepted export's outcome: spans the endpoint refused for good (``partial_success``), if
-    any, with its message; a message alone is the endpoint's warning."""
-    rejected, message = partial_success(body, headers)
+def _accepted(rejected: int, message: str) -> SinkResult:
+    """An accepted export's outcome: ``OK``, or the spans the endpoint refused for good with its
+    message (a message alone is the endpoint's warning)."""
     return OK if not (rejected or message) else SinkResult(ok=True, rejected_spans=rejected, message=message)
+
+
+def _read_answer(body: bytes, headers: Mapping[str, str]) -> SinkResult:
+    """An accepted request's outcome, from its answer's ``partial_success``."""
+    return _accepted(*partial_success(body, headers))
 
 
 class OtlpHttpSink:
@@ -307,7 +311,7 @@ class OtlpHttpSink:
             if not result.ok:
                 return result  # retried whole, the spans an earlier request had refused included
             rejected, message = rejected + result.rejected_spans, result.message or message
-        return OK if not (rejected or message) else SinkResult(ok=True, rejected_spans=rejected, message=message)
+        return _accepted(rejected, message)
 
     def after_fork(self) -> None:
         self._target.forget()

@@ -53,6 +53,22 @@ def install_one_tenant(rx: Any, **options: Any) -> None:
                       credentials={"t": Credentials("pk-t", "sk-t", host=rx.endpoint)}, **options)
 
 
+def install_default_tenant(rx: Any, name: str, **options: Any) -> None:
+    """autotrace installed exporting to the receiver ``rx`` under the default key pair
+    (``pk-lf-<name>``/``sk-lf-<name>``) for spans without a tenant; a long interval: a test's
+    spans go out together, at ``flush``."""
+    options.setdefault("integrations", ())
+    autotrace.install(langfuse_host=rx.endpoint, public_key=f"pk-lf-{name}", secret_key=f"sk-lf-{name}",
+                      unknown_tenant="default", export_interval=30.0, **options)
+
+
+def numbered_spans(n: int, prefix: str = "step") -> None:
+    """``n`` spans named ``<prefix>-<i>``, each with the output ``output <i>``."""
+    for i in range(n):
+        with autotrace.start_span(f"{prefix}-{i}") as span:
+            span.set_output(f"output {i}")
+
+
 def exported_chat(rx: Any, fake: Any, content: str, redacted: str) -> bytes:
     """One chat call saying ``content`` for tenant ``t`` through the fake OpenAI server, exported to
     ``rx``: its span must record ``redacted`` as the input and the echoed reply; returns every

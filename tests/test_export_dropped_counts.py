@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 import autotrace
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import install_default_tenant
 
 
 def _exported(rx: OtlpReceiver) -> dict[str, Any]:
@@ -25,14 +26,9 @@ def _exported(rx: OtlpReceiver) -> dict[str, Any]:
     return spans
 
 
-def _install(rx: OtlpReceiver) -> None:
-    autotrace.install(langfuse_host=rx.endpoint, public_key="pk-lf-d", secret_key="sk-lf-d",
-                      unknown_tenant="default", integrations=(), export_interval=30.0)
-
-
 def test_another_librarys_span_keeps_the_counts_its_tracer_dropped_and_adds_the_caps() -> None:
     with OtlpReceiver() as rx:
-        _install(rx)
+        install_default_tenant(rx, "d")
         with trace.get_tracer("other.lib").start_as_current_span("theirs") as span:
             for i in range(130):  # the SDK keeps 128
                 span.set_attribute(f"extra.{i}", i)
@@ -51,7 +47,7 @@ def test_another_librarys_span_keeps_the_counts_its_tracer_dropped_and_adds_the_
 
 def test_autotraces_own_span_says_what_its_limits_dropped() -> None:
     with OtlpReceiver() as rx:
-        _install(rx)
+        install_default_tenant(rx, "d")
         with autotrace.start_span("busy"):
             span = trace.get_current_span()  # autotrace's own span, through the OpenTelemetry API
             for i in range(140):

@@ -18,6 +18,7 @@ from autotrace.export.otlp_response import MAX_MESSAGE_CHARS, partial_success
 from autotrace.export.sink import OK, SinkResult
 from autotrace.scores import ScoreItem
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import install_default_tenant, numbered_spans
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 JSON = {"content-type": "application/json; charset=utf-8"}
@@ -28,18 +29,6 @@ def _answer(rejected: int, message: str) -> bytes:
     response.partial_success.rejected_spans = rejected
     response.partial_success.error_message = message
     return response.SerializeToString()
-
-
-def _install(rx: OtlpReceiver, **options: object) -> None:
-    # a long interval: the spans of a test go out together, at ``flush``
-    autotrace.install(langfuse_host=rx.endpoint, public_key="pk-lf-part", secret_key="sk-lf-part",
-                      unknown_tenant="default", integrations=(), export_interval=30.0, **options)
-
-
-def _spans(n: int, prefix: str = "step") -> None:
-    for i in range(n):
-        with autotrace.start_span(f"{prefix}-{i}") as span:
-            span.set_output(f"output {i}")
 
 
 # -- reading the answer -------------------------------------------------------------------------------
@@ -107,11 +96,11 @@ def test_spans_an_endpoint_refuses_are_counted_as_dropped_said_once_and_not_sent
         as_json: bool, caplog: pytest.LogCaptureFixture) -> None:
     with OtlpReceiver() as rx, caplog.at_level(logging.WARNING, logger="autotrace"):
         rx.answer_partial_success(2, "2 spans had an invalid parent id", as_json=as_json, times=1)
-        _install(rx)
-        _spans(5)
+        install_default_tenant(rx, "part")
+        numbered_spans(5)
         assert autotrace.flush(10)
         assert len(rx.requests) == 1  # a partial success is never retried
-        _spans(3, prefix="later")
+        numbered_spans(3, prefix="later")
         assert autotrace.flush(10)
         assert len(rx.requests) == 2 and len(rx.spans) == 8
     stats = autotrace.stats()
@@ -126,9 +115,9 @@ def test_spans_an_endpoint_refuses_are_counted_as_dropped_said_once_and_not_sent
 def test_a_refusal_said_again_is_counted_again_but_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     with OtlpReceiver() as rx, caplog.at_level(logging.WARNING, logger="autotrace"):
         rx.answer_partial_success(1, "too old")
-        _install(rx)
+        install_default_tenant(rx, "part")
         for round_ in range(3):
-            _spans(2, prefix=f"round-{round_}")
+            numbered_spans(2, prefix=f"round-{round_}")
             assert autotrace.flush(10)
     stats = autotrace.stats()
     assert stats["spans_dropped.rejected"] == 3 and stats["spans_exported"] == 3
@@ -139,8 +128,8 @@ def test_a_message_with_no_span_refused_is_a_warning_and_every_span_is_exported(
         caplog: pytest.LogCaptureFixture) -> None:
     with OtlpReceiver() as rx, caplog.at_level(logging.WARNING, logger="autotrace"):
         rx.answer_partial_success(0, "attribute values over 1 MB were cut")
-        _install(rx)
-        _spans(4)
+        install_default_tenant(rx, "part")
+        numbered_spans(4)
         assert autotrace.flush(10)
     stats = autotrace.stats()
     assert stats["spans_exported"] == 4 and stats["export_warnings.langfuse:default"] == 1
@@ -152,7 +141,7 @@ def test_a_message_with_no_span_refused_is_a_warning_and_every_span_is_exported(
 def test_refusals_in_each_request_of_a_batch_sent_in_several_add_up() -> None:
     with OtlpReceiver() as rx:
         rx.answer_partial_success(1, "one refused")
-        _install(rx, max_export_bytes=1_500)  # a few spans a request
+        install_default_tenant(rx, "part", max_export_bytes=1_500)  # a few spans a request
         for i in range(12):
             with autotrace.start_span(f"wide-{i}") as span:
                 span.set_output("w" * 300)
@@ -167,8 +156,8 @@ def test_refusals_in_each_request_of_a_batch_sent_in_several_add_up() -> None:
 def test_a_count_larger_than_the_batch_drops_the_batch_and_no_more(caplog: pytest.LogCaptureFixture) -> None:
     with OtlpReceiver() as rx, caplog.at_level(logging.WARNING, logger="autotrace"):
         rx.answer_partial_success(1_000, "all refused", times=1)
-        _install(rx)
-        _spans(3)
+        install_default_tenant(rx, "part")
+        numbered_spans(3)
         assert autotrace.flush(10)
     stats = autotrace.stats()
     assert stats["spans_dropped.rejected"] == 3 and "spans_exported" not in stats
@@ -179,7 +168,7 @@ def test_a_batch_with_scores_counts_its_scores_exported_and_its_refused_spans_dr
         caplog: pytest.LogCaptureFixture) -> None:
     with OtlpReceiver() as rx, caplog.at_level(logging.WARNING, logger="autotrace"):
         rx.answer_partial_success(1, "one span refused", times=1)
-        _install(rx)
+        install_default_tenant(rx, "part")
         for i in range(3):
             with autotrace.start_span(f"scored-{i}"):
                 autotrace.score("helpful", i % 2 == 0)

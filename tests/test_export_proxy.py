@@ -20,6 +20,7 @@ import autotrace
 from autotrace.export.otlp_http import HttpTarget
 from autotrace.export.proxy import Proxy, ProxyError, parse_proxy, proxy_for
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import install_default_tenant, numbered_spans
 from tests.proxy_server import ProxyServer
 
 CERTS = Path(__file__).parent / "certs"
@@ -33,17 +34,6 @@ SECRETS = ("s3cret", "pr0xy", BASIC.split()[1], "sk-lf-proxy")
 def _no_secret(text: str) -> None:
     for secret in SECRETS:
         assert secret not in text
-
-
-def _install(rx: OtlpReceiver, **options: object) -> None:
-    autotrace.install(langfuse_host=rx.endpoint, public_key="pk-lf-proxy", secret_key="sk-lf-proxy",
-                      unknown_tenant="default", integrations=(), export_interval=30.0, **options)
-
-
-def _spans(n: int, prefix: str = "step") -> None:
-    for i in range(n):
-        with autotrace.start_span(f"{prefix}-{i}") as span:
-            span.set_output(f"output {i}")
 
 
 @pytest.fixture
@@ -131,8 +121,8 @@ def test_a_proxy_that_cannot_be_used_is_an_error_without_its_credentials(
 # -- exporting ----------------------------------------------------------------------------------------
 def test_https_export_without_a_proxy_reaches_the_tls_receiver(tls_rx: OtlpReceiver) -> None:
     assert tls_rx.endpoint.startswith("https://127.0.0.1:")
-    _install(tls_rx)
-    _spans(3)
+    install_default_tenant(tls_rx, "proxy")
+    numbered_spans(3)
     assert autotrace.flush(10)
     assert sorted(s.name for s in tls_rx.wait_for_spans(3)) == ["step-0", "step-1", "step-2"]
     assert autotrace.stats()["spans_exported"] == 3
@@ -142,10 +132,10 @@ def test_https_export_goes_through_the_proxy_by_connect_with_its_credentials(
         tls_rx: OtlpReceiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     with ProxyServer(require_auth=BASIC) as proxy, caplog.at_level(logging.DEBUG, logger="autotrace"):
         monkeypatch.setenv("HTTPS_PROXY", proxy.url(ENCODED))
-        _install(tls_rx)
-        _spans(2)
+        install_default_tenant(tls_rx, "proxy")
+        numbered_spans(2)
         assert autotrace.flush(10)
-        _spans(2, prefix="later")
+        numbered_spans(2, prefix="later")
         assert autotrace.flush(10)  # the same tunnel, kept alive
         assert len(tls_rx.wait_for_spans(4)) == 4
         assert proxy.seen == [(f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.0", BASIC)]
@@ -157,11 +147,11 @@ def test_https_export_goes_through_the_proxy_by_connect_with_its_credentials(
 def test_a_tunnel_the_proxy_dropped_while_idle_is_reopened_at_once(
         tls_rx: OtlpReceiver, proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", proxy.url())
-    _install(tls_rx)
-    _spans(1)
+    install_default_tenant(tls_rx, "proxy")
+    numbered_spans(1)
     assert autotrace.flush(10)
     proxy.drop_tunnels()
-    _spans(1, prefix="after-drop")
+    numbered_spans(1, prefix="after-drop")
     assert autotrace.flush(10)
     assert len(tls_rx.wait_for_spans(2)) == 2
     assert proxy.lines == [f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.0"] * 2
@@ -172,8 +162,8 @@ def test_http_export_through_http_proxy_uses_the_absolute_form(
         rx: OtlpReceiver, proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("http_proxy", proxy.url(ENCODED))
     with caplog.at_level(logging.DEBUG, logger="autotrace"):
-        _install(rx)
-        _spans(2)
+        install_default_tenant(rx, "proxy")
+        numbered_spans(2)
         with autotrace.start_span("scored"):
             autotrace.score("helpful", True)
         assert autotrace.flush(10)
@@ -190,8 +180,8 @@ def test_no_proxy_covering_the_host_sends_directly(
         no_proxy: str, rx: OtlpReceiver, proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url())
     monkeypatch.setenv("NO_PROXY", no_proxy)
-    _install(rx)
-    _spans(2)
+    install_default_tenant(rx, "proxy")
+    numbered_spans(2)
     assert autotrace.flush(10)
     assert len(rx.wait_for_spans(2)) == 2
     assert proxy.seen == []
@@ -203,7 +193,7 @@ def test_a_proxy_refusing_connect_fails_the_export_counted_and_the_app_goes_on(
         caplog: pytest.LogCaptureFixture) -> None:
     with ProxyServer(require_auth=BASIC) as proxy, caplog.at_level(logging.DEBUG, logger="autotrace"):
         monkeypatch.setenv("HTTPS_PROXY", proxy.url(credentials))
-        _install(tls_rx, max_retries=0)
+        install_default_tenant(tls_rx, "proxy", max_retries=0)
         with autotrace.start_span("request") as span:
             span.set_output("the host app's answer")
             answer = 6 * 7
@@ -221,8 +211,8 @@ def test_a_plain_http_proxy_refusing_the_request_fails_the_export_counted(
         rx: OtlpReceiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     with ProxyServer(require_auth=BASIC) as proxy, caplog.at_level(logging.DEBUG, logger="autotrace"):
         monkeypatch.setenv("HTTP_PROXY", proxy.url("proxy-user:wrong-s3cret"))
-        _install(rx, max_retries=0)
-        _spans(1)
+        install_default_tenant(rx, "proxy", max_retries=0)
+        numbered_spans(1)
         assert autotrace.flush(10)
         assert len(proxy.lines) == 1
     assert rx.spans == [] and autotrace.stats()["export_failures"] == 1
@@ -241,8 +231,8 @@ def test_an_unusable_proxy_fails_exports_counted_and_never_sends_directly(
         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv(variable, url)
     with caplog.at_level(logging.DEBUG, logger="autotrace"):
-        _install(tls_rx, max_retries=0)
-        _spans(2)
+        install_default_tenant(tls_rx, "proxy", max_retries=0)
+        numbered_spans(2)
         with autotrace.start_span("scored"):
             autotrace.score("helpful", True)
         assert autotrace.flush(10)

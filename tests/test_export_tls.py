@@ -21,6 +21,7 @@ from autotrace.export.otlp_http import HttpTarget
 from autotrace.export.tls import export_context
 from autotrace.runtime import state
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import install_default_tenant
 from tests.proxy_server import ProxyServer
 
 CERTS = Path(__file__).parent / "certs"
@@ -57,11 +58,6 @@ def mtls_rx() -> Iterator[OtlpReceiver]:
         yield receiver
 
 
-def _install(rx: OtlpReceiver, **options: object) -> None:
-    autotrace.install(langfuse_host=rx.endpoint, public_key="pk-lf-tls", secret_key="sk-lf-tls",
-                      unknown_tenant="default", integrations=(), export_interval=30.0, **options)
-
-
 def _export(n: int = 2, score: bool = False) -> int:
     """Spans (and a score) as the host app makes them; returns the app's own answer."""
     for i in range(n):
@@ -81,7 +77,7 @@ def _assert_failed_counted(rx: OtlpReceiver) -> None:
 
 # -- a private CA --------------------------------------------------------------------------------------
 def test_the_ca_file_is_trusted_for_spans_and_scores_end_to_end(tls_rx: OtlpReceiver) -> None:
-    _install(tls_rx, export_ca_file=str(CA), max_retries=0)
+    install_default_tenant(tls_rx, "tls", export_ca_file=str(CA), max_retries=0)
     assert _export(2, score=True) == 42
     assert sorted(s.name for s in tls_rx.wait_for_spans(2)) == ["step-0", "step-1"]
     assert len(tls_rx.scores) == 1
@@ -91,7 +87,7 @@ def test_the_ca_file_is_trusted_for_spans_and_scores_end_to_end(tls_rx: OtlpRece
 def test_without_the_ca_file_the_export_fails_counted_and_the_app_goes_on(
         tls_rx: OtlpReceiver, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="autotrace"):
-        _install(tls_rx, max_retries=0)
+        install_default_tenant(tls_rx, "tls", max_retries=0)
         assert _export(1) == 42
     _assert_failed_counted(tls_rx)
     assert "SSLCertVerificationError" in caplog.text
@@ -102,7 +98,7 @@ def test_the_ca_file_from_the_environment_with_a_home_relative_path(
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "corp-ca.pem").write_bytes(CA.read_bytes())
     monkeypatch.setenv("AUTOTRACE_EXPORT_CA_FILE", "~/corp-ca.pem")
-    _install(tls_rx, max_retries=0)
+    install_default_tenant(tls_rx, "tls", max_retries=0)
     assert state.settings is not None and state.settings.export_ca_file == tmp_path / "corp-ca.pem"
     _export(2)
     assert len(tls_rx.wait_for_spans(2)) == 2 and "export_failures" not in autotrace.stats()
@@ -112,7 +108,7 @@ def test_the_system_cas_stay_trusted_with_a_ca_file(tls_rx: OtlpReceiver, monkey
     """``SSL_CERT_FILE`` stands for the system store here (``create_default_context`` reads it):
     the receiver's CA is trusted through it while ``export_ca_file`` names an unrelated CA."""
     monkeypatch.setenv("SSL_CERT_FILE", str(CA))
-    _install(tls_rx, export_ca_file=CLIENT_CA, max_retries=0)
+    install_default_tenant(tls_rx, "tls", export_ca_file=CLIENT_CA, max_retries=0)
     _export(1)
     assert len(tls_rx.wait_for_spans(1)) == 1 and "export_failures" not in autotrace.stats()
 
@@ -130,7 +126,7 @@ def test_the_context_holds_the_system_cas_and_the_ca_file() -> None:
 def test_the_proxy_tunnel_uses_the_ca_file(tls_rx: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     with ProxyServer() as proxy:
         monkeypatch.setenv("HTTPS_PROXY", proxy.url())
-        _install(tls_rx, export_ca_file=CA, max_retries=0)
+        install_default_tenant(tls_rx, "tls", export_ca_file=CA, max_retries=0)
         _export(2)
         assert proxy.lines == [f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.0"]
     assert len(tls_rx.wait_for_spans(2)) == 2 and "export_failures" not in autotrace.stats()
@@ -138,7 +134,7 @@ def test_the_proxy_tunnel_uses_the_ca_file(tls_rx: OtlpReceiver, monkeypatch: py
 
 # -- mutual TLS -----------------------------------------------------------------------------------------
 def test_mutual_tls_with_a_client_certificate_and_key(mtls_rx: OtlpReceiver) -> None:
-    _install(mtls_rx, export_ca_file=CA, export_client_cert=CLIENT_CERT, export_client_key=CLIENT_KEY,
+    install_default_tenant(mtls_rx, "tls", export_ca_file=CA, export_client_cert=CLIENT_CERT, export_client_key=CLIENT_KEY,
              max_retries=0)
     _export(2, score=True)
     assert len(mtls_rx.wait_for_spans(2)) == 2 and len(mtls_rx.scores) == 1
@@ -151,13 +147,13 @@ def test_mutual_tls_from_the_environment_with_the_key_in_the_certificate_file(
     both.write_bytes(CLIENT_CERT.read_bytes() + CLIENT_KEY.read_bytes())
     monkeypatch.setenv("AUTOTRACE_EXPORT_CA_FILE", str(CA))
     monkeypatch.setenv("AUTOTRACE_EXPORT_CLIENT_CERT", str(both))
-    _install(mtls_rx, max_retries=0)
+    install_default_tenant(mtls_rx, "tls", max_retries=0)
     _export(1)
     assert len(mtls_rx.wait_for_spans(1)) == 1 and "export_failures" not in autotrace.stats()
 
 
 def test_without_a_client_certificate_mutual_tls_fails_counted_and_the_app_goes_on(mtls_rx: OtlpReceiver) -> None:
-    _install(mtls_rx, export_ca_file=CA, max_retries=0)
+    install_default_tenant(mtls_rx, "tls", export_ca_file=CA, max_retries=0)
     assert _export(1) == 42
     _assert_failed_counted(mtls_rx)
 
@@ -224,10 +220,10 @@ def test_an_encrypted_key_in_the_certificate_file_is_refused_not_prompted_for(tm
 
 
 def test_install_refuses_a_bad_file_and_keeps_the_running_install(tls_rx: OtlpReceiver, tmp_path: Path) -> None:
-    _install(tls_rx, export_ca_file=CA)
+    install_default_tenant(tls_rx, "tls", export_ca_file=CA)
     running = state.settings
     with pytest.raises(ConfigError, match=r"setting 'export_ca_file' \(from keyword argument\): .*cannot be read"):
-        _install(tls_rx, export_ca_file=tmp_path / "missing.pem")
+        install_default_tenant(tls_rx, "tls", export_ca_file=tmp_path / "missing.pem")
     assert state.settings is running
     _export(1)
     assert len(tls_rx.wait_for_spans(1)) == 1
@@ -247,7 +243,7 @@ def test_a_context_that_cannot_be_made_after_install_fails_exports_counted_never
     """A file that breaks between install's check and the context (simulated by skipping the check)."""
     monkeypatch.setattr(tls_module, "check_files", lambda settings: None)
     garbage = _bad_files(tmp_path)["garbage"]
-    _install(tls_rx, export_ca_file=garbage, max_retries=0)
+    install_default_tenant(tls_rx, "tls", export_ca_file=garbage, max_retries=0)
     assert _export(1) == 42
     _assert_failed_counted(tls_rx)
     assert autotrace.stats()["internal_errors.export_tls"] == 1

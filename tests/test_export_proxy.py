@@ -175,7 +175,25 @@ def test_http_export_through_http_proxy_uses_the_absolute_form(
     _no_secret(caplog.text)
 
 
-@pytest.mark.parametrize("no_proxy", ["127.0.0.1", "*"])
+@pytest.mark.parametrize(("no_proxy", "host", "direct"), [
+    ("10.0.0.0/8", "10.96.12.3", True),
+    (".svc, 10.0.0.0/8 ,192.168.0.0/16", "192.168.7.1", True),
+    ("10.0.0.1/8", "10.200.0.9", True),  # host bits set: read as the range, as curl does
+    ("fd00::/8", "fd12::3", True),
+    ("fd00::/8", "::1", False),
+    ("10.0.0.0/8", "11.0.0.1", False),
+    ("10.0.0.0/8", "::ffff:10.0.0.1", False),  # another family
+    ("10.0.0.0/8", "10.example.com", False),  # a name, not an address
+    ("10.0.0.0/33,not/a/range", "10.0.0.1", False),  # unreadable ranges are skipped
+])
+def test_no_proxy_address_ranges_cover_addresses_in_them(
+        no_proxy: str, host: str, direct: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    assert proxy_for("https", host, 443) == (None if direct else Proxy("proxy", 3128))
+
+
+@pytest.mark.parametrize("no_proxy", ["127.0.0.1", "*", "127.0.0.0/8"])
 def test_no_proxy_covering_the_host_sends_directly(
         no_proxy: str, rx: OtlpReceiver, proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url())

@@ -2,7 +2,9 @@
 
 ``HTTPS_PROXY``/``HTTP_PROXY`` (by the target's scheme), else ``ALL_PROXY``, unless ``NO_PROXY``
 covers the host; lower-case names win over upper-case ones. Read with ``urllib.request``, as
-mainstream clients read them: loopback hosts get no exception of their own. Only ``http://``
+mainstream clients read them: loopback hosts get no exception of their own. A ``NO_PROXY`` entry
+may also be an address range (``10.0.0.0/8``, ``fd00::/8``), as curl and requests read it: an
+in-cluster Langfuse reached by its IP stays off a corporate proxy. Only ``http://``
 proxies are supported (CONNECT for https targets); any other makes the target unusable rather
 than sending around a proxy the network may mandate. No message here ever holds the credentials.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import ipaddress
 from urllib.parse import unquote, urlsplit
 
 
@@ -42,10 +45,33 @@ def proxy_for(scheme: str, host: str, port: int | None = None) -> Proxy | None:
         return None
     if urllib.request.proxy_bypass_environment(f"{host}:{port}" if port else host, proxies):
         return None
+    if _in_range(host, proxies.get("no", "")):
+        return None
     try:
         return parse_proxy(url)
     except ProxyError as exc:
         raise ProxyError(f"the proxy in {scheme.upper()}_PROXY or ALL_PROXY is unusable: {exc}") from None
+
+
+def _in_range(host: str, no_proxy: str) -> bool:
+    """Whether ``host``, an IP address, lies in an address range (``a.b.c.d/n``) listed in ``no_proxy``."""
+    if "/" not in no_proxy:
+        return False
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:  # a name, not an address
+        return False
+    for entry in no_proxy.split(","):
+        entry = entry.strip()
+        if "/" not in entry:
+            continue
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:  # not a range: left to the name matching above
+            continue
+        if address.version == network.version and address in network:
+            return True
+    return False
 
 
 def parse_proxy(url: str) -> Proxy:

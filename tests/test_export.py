@@ -229,3 +229,48 @@ def test_full_queue_drops_and_counts(tmp_path) -> None:
     assert store is not None
     assert sorted(r["name"] for r in store.observations()) == sorted([f"s{i}" for i in range(10)] + ["after"])
     assert autotrace.stats()["spans_dropped.queue_full"] == 15
+
+
+class _SlowHandler(logging.Handler):
+    """A log handler as slow as a remote log shipper: each record takes a while to be written."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.written: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        time.sleep(0.3)
+        self.written.append(record.getMessage())
+
+
+@pytest.mark.parametrize("status", [500, 401])
+def test_flush_returns_after_the_failed_batch_is_said_and_its_keys_forgotten(
+        receiver: OtlpReceiver, status: int) -> None:
+    """A failed batch's warning (and, for refused keys, the credentials cache's forgetting) happens
+    before the batch stops being in flight: a ``flush`` that waited for it finds both done."""
+    from autotrace.export.credentials import Credentials
+
+    forgotten: list[str | None] = []
+
+    class Resolver:
+        def resolve(self, tenant: str) -> Credentials:
+            return Credentials(f"pk-lf-{tenant}", f"sk-lf-{tenant}")
+
+        def invalidate(self, tenant: str | None = None) -> None:
+            time.sleep(0.3)
+            forgotten.append(tenant)
+
+    handler = _SlowHandler()
+    logger = logging.getLogger("autotrace")
+    logger.addHandler(handler)
+    try:
+        receiver.fail_with(status)
+        autotrace.install(langfuse_host=receiver.endpoint, credentials=Resolver(), integrations=(),
+                          export_interval=30.0, max_retries=0)
+        with autotrace.tenant("acme"), autotrace.start_span("step"):
+            pass
+        assert autotrace.flush(10)
+        assert handler.written == [f"autotrace: export to tenant:acme failed (HTTP {status}); batch dropped (counted)"]
+        assert forgotten == (["acme"] if status == 401 else [])
+    finally:
+        logger.removeHandler(handler)

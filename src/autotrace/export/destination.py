@@ -140,12 +140,13 @@ class Destination:
                 if self._in_flight_discarded:
                     return
                 warnings = self._settle(batch, result)
+            # said while the batch is still in flight: a ``flush`` that waited for it finds them said
+            for warning in warnings:
+                log_once_per(*warning)
+            if result.status in _AUTH_REFUSED and self._on_auth_refused is not None:
+                self._on_auth_refused()
         finally:
             self.in_flight = False
-        for warning in warnings:
-            log_once_per(*warning)
-        if result.status in _AUTH_REFUSED and self._on_auth_refused is not None:
-            self._on_auth_refused()
 
     def _settle(self, batch: list[Any], result: SinkResult) -> list[tuple[Any, ...]]:
         """Count the outcome and plan a retry (lock held); returns the warnings to log."""

@@ -1,4 +1,4 @@
-"""Subcommands beyond inspection: ``run`` (zero-code activation), ``replay`` and ``compare``."""
+"""Subcommands beyond inspection: ``run`` (zero-code activation), ``replay``, ``compare`` and ``check``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .render import clean
+from .render import clean, to_json
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 
@@ -145,6 +145,69 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if report["regressions"] and args.fail_on_regression else 0
 
 
+#: Tenants ``check`` lists from the credentials when none is named, at most (the rest are counted).
+MAX_LISTED_TENANTS = 100
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Try the default keys and each tenant's against their Langfuse, as exports would."""
+    from .cli import CliError, out
+    from .config import load_settings
+    from .export.connections import ConnectionPool
+    from .export.credentials import Credentials
+    from .export.key_check import OUTCOMES, check_all, sharing_a_project, tenants_to_check
+    from .export.tls import export_context
+    from .install import credentials_resolver
+
+    settings = load_settings()
+    if not (settings.enabled and settings.langfuse_enabled):
+        why = "autotrace is disabled (AUTOTRACE_ENABLED)" if not settings.enabled else "no Langfuse is configured"
+        raise CliError("no_data", f"nothing to check: {why}; set LANGFUSE_HOST and the keys "
+                                  f"(traces go to the local store at {settings.local_store_path} meanwhile)")
+    resolver = credentials_resolver(settings)
+    named: list[tuple[str, Credentials | None]] = []
+    if settings.public_key and settings.secret_key and not args.tenant:
+        named.append(("default", Credentials(settings.public_key, settings.secret_key)))
+    tenants, left_out = tenants_to_check(resolver, args.tenant or [], MAX_LISTED_TENANTS)
+    named.extend((tenant, resolver.resolve(tenant) if resolver is not None else None) for tenant in tenants)
+    if not named:
+        raise CliError("no_data", "nothing to check: no default keys (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY) "
+                                  "and no tenant keys found; name tenants with --tenant")
+    pool = ConnectionPool(max_idle=8, make_tls=lambda: export_context(settings))
+    try:
+        checks = check_all(named, settings.langfuse_host, args.timeout or settings.export_timeout, pool)
+    finally:
+        pool.close()
+    tally = {outcome: sum(c.outcome == outcome for c in checks) for outcome in OUTCOMES}
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in tally.items() if n)
+    if left_out:
+        summary += f"; {left_out} more tenants not checked (name them with --tenant)"
+    shared = sharing_a_project(checks)
+    if args.json:
+        out(to_json({"checks": [c.as_dict() for c in checks], "not_checked": left_out, "shared_projects": shared,
+                     "ok": tally["ok"] == len(checks)}), as_json=True)
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            out(clean(f"{c.outcome:<11} {c.name:<{width}}  {c.describe()}"))
+        for names in shared:
+            out(clean(f"warning: {', '.join(names)} send to the same Langfuse project: each tenant's traces "
+                      "belong in a project of its own"))
+        out(clean(summary))
+    return 0 if tally["ok"] == len(checks) else 1
+
+
+def _seconds(text: str) -> float:
+    """A timeout: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to 600, got {text!r}")
+    return value
+
+
 def _alpha(text: str) -> float:
     """A significance level: a number in (0, 1)."""
     try:
@@ -180,3 +243,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a regression is flagged")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("check", help="try the configured Langfuse keys (default and per tenant) as exports would",
+                       description="Sends each key pair an export request holding no span, through the same proxy "
+                       "and TLS settings as exports, and names the project the keys belong to. Without --tenant: "
+                       "the default keys and every tenant the credentials file or AUTOTRACE_TENANT_* variables list "
+                       f"(the first {MAX_LISTED_TENANTS}). Exit 1 if any check fails.")
+    p.add_argument("--tenant", action="append", metavar="NAME", help="check this tenant's keys (repeatable)")
+    p.add_argument("--timeout", type=_seconds, help="seconds per request (default: export_timeout)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_check)

@@ -178,7 +178,7 @@ def _redactor(setting: Any) -> Redactor:
     return Redactor(detectors=names if names else None, hooks=hooks)
 
 
-def _resolver(settings: Settings) -> CredentialsResolver | None:
+def credentials_resolver(settings: Settings) -> CredentialsResolver | None:
     """The tenants' credentials, when Langfuse is on; a value that cannot be one is a ``ConfigError``
     naming the setting, as any other invalid setting is."""
     if not (settings.enabled and settings.langfuse_enabled):
@@ -202,7 +202,7 @@ def install(**options: Any) -> Settings:
         settings = load_settings(options)
         # before anything starts or stops: a bad value leaves the current install as it is, and no threads
         redactor = _redactor(settings.redact)
-        resolver = _resolver(settings)
+        resolver = credentials_resolver(settings)
         if not settings.enabled:
             if state.settings is not None:
                 uninstall()

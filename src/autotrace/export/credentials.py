@@ -111,6 +111,10 @@ class StaticCredentials(_Counted):
     def resolve(self, tenant: str) -> Credentials | None:
         return self._note(self._mapping.get(tenant))
 
+    def known_tenants(self) -> list[str]:
+        """The tenants this mapping has keys for."""
+        return [tenant for tenant, credentials in self._mapping.items() if credentials is not None]
+
 
 class EnvCredentials(_Counted):
     """``<PREFIX><NAME>_PUBLIC_KEY`` / ``_SECRET_KEY`` / ``_HOST``, read on every call (rotation-safe).
@@ -142,6 +146,19 @@ class EnvCredentials(_Counted):
             self._stats["errors"] += 1
             log_once(f"env_credentials:{key}", "autotrace: credentials in %s_* are invalid: %s", key, exc)
             return None
+
+    def known_tenants(self) -> list[str]:
+        """The tenants whose keys the environment holds: each ``<PREFIX><NAME>_PUBLIC_KEY`` with its
+        secret set, as the id its name belongs to."""
+        found = []
+        for variable, value in self._environ.items():
+            if not (variable.startswith(self.prefix) and variable.endswith("_PUBLIC_KEY") and value):
+                continue
+            key = variable[:-len("_PUBLIC_KEY")]
+            name = key[len(self.prefix):]
+            if name and self._environ.get(key + "_SECRET_KEY"):
+                found.append(self._environ.get(key + "_ID", name.lower()))
+        return found
 
 
 class FileCredentials(_Counted):
@@ -208,6 +225,12 @@ class FileCredentials(_Counted):
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()
+
+    def known_tenants(self) -> list[str]:
+        """The tenants the file gives keys for (one whose secret's variable is unset is left out)."""
+        with self._lock:
+            self._load()
+            return list(self._mapping)
 
     def resolve(self, tenant: str) -> Credentials | None:
         try:
@@ -331,12 +354,23 @@ class ChainCredentials(_Counted):
         for resolver in self.resolvers:
             reset_after_fork(resolver)
 
+    def known_tenants(self) -> list[str]:
+        """The tenants any resolver that can list them knows, each once."""
+        return list(dict.fromkeys(tenant for resolver in self.resolvers for tenant in known_tenants(resolver)))
+
     def invalidate(self, tenant: str | None = None) -> None:
         """Forget cached keys in every resolver that caches (the ones refused by an endpoint)."""
         for resolver in self.resolvers:
             invalidate = getattr(resolver, "invalidate", None)
             if callable(invalidate):
                 invalidate(tenant)
+
+
+def known_tenants(resolver: object) -> list[str]:
+    """The tenants ``resolver`` can list (``known_tenants()``), if it can; a secret store's callable
+    cannot, and is asked only about tenants named to it."""
+    listing = getattr(resolver, "known_tenants", None)
+    return [tenant for tenant in listing() if isinstance(tenant, str)] if callable(listing) else []
 
 
 def reset_after_fork(resolver: object) -> None:

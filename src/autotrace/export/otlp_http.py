@@ -81,19 +81,20 @@ class _BoundedResponse(http.client.HTTPResponse):
         self.fp = io.BufferedReader(_DeadlineReader(self.fp.detach(), sock, deadline))
 
 
-def post(
-    conn: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str], deadline: float
+def exchange(
+    conn: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str], deadline: float,
+    method: str = "POST",
 ) -> tuple[int, dict[str, str], bytes]:
-    """POST ``body`` and read the response (by ``deadline``; a body over ``_MAX_RESPONSE_BYTES`` is
-    cut off with the connection); returns the status, lower-cased headers and the response body's
-    first ``_MAX_KEPT_BYTES``."""
+    """Send one request (a POST of ``body`` unless ``method`` says otherwise) and read the response
+    (by ``deadline``; a body over ``_MAX_RESPONSE_BYTES`` is cut off with the connection); returns
+    the status, lower-cased headers and the response body's first ``_MAX_KEPT_BYTES``."""
     # set first: a proxy's answer to CONNECT, read while connecting, is bounded by the deadline too
     conn.response_class = functools.partial(_BoundedResponse, deadline=deadline)  # type: ignore[assignment]
     if conn.sock is None:
         conn.connect()  # bounded by the connection's own timeout
     sock = conn.sock  # kept: the connection forgets it when the response says "close"
     _bound(sock, deadline)  # sending: one timeout bounds a whole sendall
-    conn.request("POST", path, body=body, headers=dict(headers))
+    conn.request(method, path, body=body, headers=dict(headers))
     response = conn.getresponse()
     kept: list[bytes] = []
     received = 0
@@ -205,9 +206,10 @@ class HttpTarget:
             conn.set_tunnel(self.host, self.port, headers=self.proxy.headers())
         return conn
 
-    def send(self, body: bytes, headers: Mapping[str, str], read_answer: AnswerReader | None = None) -> SinkResult:
-        """POST once, within ``timeout`` overall; network errors are retryable and close the
-        connection. A kept-alive connection the server closed while idle is retried at once on a
+    def send(self, body: bytes, headers: Mapping[str, str], read_answer: AnswerReader | None = None,
+             method: str = "POST") -> SinkResult:
+        """POST once (or send ``method``), within ``timeout`` overall; network errors are retryable
+        and close the connection. A kept-alive connection the server closed while idle is retried at once on a
         new one: that is no failure of the endpoint. A 2xx answer is ``OK``, or what ``read_answer``
         makes of it; after a complete exchange the connection goes back to the pool."""
         if self.problem is not None:
@@ -222,7 +224,7 @@ class HttpTarget:
             reused = conn.sock is not None
             self._in_flight = conn
             try:
-                status, response_headers, answer = post(conn, self._request_target, body, headers, deadline)
+                status, response_headers, answer = exchange(conn, self._request_target, body, headers, deadline, method)
             except (ConnectionError, ssl.SSLEOFError) as exc:  # a TLS peer (a proxy's tunnel) may end without close_notify
                 stale = reused and attempt == 1 and self._in_flight is conn  # and not closed by shutdown
                 self._drop(conn)
@@ -312,6 +314,11 @@ class OtlpHttpSink:
                 return result  # retried whole, the spans an earlier request had refused included
             rejected, message = rejected + result.rejected_spans, result.message or message
         return _accepted(rejected, message)
+
+    def probe(self) -> SinkResult:
+        """Send one export request holding no span: the endpoint's answer to these headers (its
+        keys, above all), with nothing stored (``key_check``)."""
+        return self._target.send(gzip.compress(b""), self._headers, _read_answer)
 
     def after_fork(self) -> None:
         self._target.forget()

@@ -7,6 +7,7 @@ protobuf classes it decodes with).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import gzip
 import json
@@ -27,6 +28,7 @@ from ._loopback import LoopbackServer
 
 TRACE_PATHS = ("/api/public/otel/v1/traces", "/v1/traces")
 SCORES_PATH = "/api/public/scores"
+PROJECTS_PATH = "/api/public/projects"
 
 
 def decode_value(value: AnyValue) -> Any:
@@ -95,6 +97,8 @@ class OtlpReceiver(LoopbackServer):
         #: What accepted trace requests are answered with: (rejected spans, message, as JSON), and for how many.
         self._partial: tuple[int, str, bool] | None = None
         self._partial_times: int | None = None
+        #: The project each public key belongs to, as ``GET /api/public/projects`` names it.
+        self.projects: dict[str, dict[str, Any]] = {}
 
     @property
     def endpoint(self) -> str:
@@ -231,8 +235,25 @@ class OtlpReceiver(LoopbackServer):
                 self._requests.append(ReceivedRequest(path, headers, length, 0, body, handler.client_address[:2]))
                 self._cond.notify_all()
             self._respond(handler, 200, json.dumps({"id": uuid.uuid4().hex}).encode(), "application/json")
+        elif path == PROJECTS_PATH and handler.command == "GET":
+            with self._cond:
+                self._requests.append(ReceivedRequest(path, headers, length, 0, body, handler.client_address[:2]))
+            self._respond(handler, 200, json.dumps({"data": self._projects_of(headers)}).encode(), "application/json")
         else:
             self._respond(handler, 404, b"{}", "application/json")
+
+    def _projects_of(self, headers: dict[str, str]) -> list[dict[str, Any]]:
+        """The projects API's ``data`` for the request's keys: the project its public key names in
+        ``projects``, else none (as Langfuse answers keys it knows)."""
+        auth = headers.get("authorization", "")
+        try:
+            public_key = base64.b64decode(auth.removeprefix("Basic ")).decode().split(":", 1)[0]
+        except ValueError:
+            return []
+        project = self.projects.get(public_key)
+        if project is None:
+            return []
+        return [{"id": "project-id", "organization": {"id": "org-id", "name": "org"}, "metadata": {}, **project}]
 
     def _trace_answer(self) -> tuple[bytes, str]:
         """The body and content type of an accepted trace request's answer."""

@@ -128,7 +128,9 @@ def test_async_calls_leave_no_span_current(traced: Traced, call: str, caplog: py
     with caplog.at_level(logging.WARNING, logger="opentelemetry.context"):
         asyncio.run(caller())
     assert shape(traced.records()) == [*tree, ("span", "next_request", [])]
-    assert not caplog.records  # no "Failed to detach context"
+    # no "Failed to detach context" (records of other loggers may come from objects of earlier tests
+    # the collector frees meanwhile, such as an SDK client closing itself on this event loop)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith(("opentelemetry", "autotrace"))] == []
     assert INTEGRATION.handler.runs == {}
 
 

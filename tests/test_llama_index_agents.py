@@ -18,7 +18,7 @@ from llama_index.core.workflow import Context
 from autotrace.integrations.llama_index import INTEGRATION
 from tests.helpers import Traced, shape
 from tests.test_llama_index import Scripted
-from tests.test_llama_index_round6 import by_trace, called, calls, scripted
+from tests.test_llama_index_chat_and_workflow_agents import by_trace, called, calls, scripted
 
 pytestmark = pytest.mark.integrations("llama_index")
 

@@ -12,7 +12,9 @@ import numpy as np
 import openai
 import pytest
 from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.base.llms.types import CompletionResponse, LLMMetadata
+from llama_index.core.base.response.schema import AsyncStreamingResponse, StreamingResponse
 from llama_index.core.embeddings import BaseEmbedding
 from llama_index.core.embeddings.mock_embed_model import MockEmbedding
 from llama_index.core.instrumentation import get_dispatcher
@@ -115,6 +117,58 @@ def test_a_streaming_query_closed_early_or_never_read_ends_its_chains(index: Vec
     # the chains ended with what was streamed; the generation its caller closed was interrupted
     assert [r["level"] for r in records if r["type"] == "generation"] == ["WARNING"]
     assert all(r["level"] == "DEFAULT" for r in records if r["type"] != "generation")
+    assert_nothing_held()
+
+
+class Answerer(BaseQueryEngine):
+    """A query engine answering with a response stream that says when it was closed."""
+
+    def __init__(self) -> None:
+        super().__init__(callback_manager=None)
+        self.closed: list[str] = []
+
+    def _get_prompt_modules(self) -> dict[str, Any]:
+        return {}
+
+    def _tokens(self) -> Iterator[str]:
+        try:
+            yield from ("one ", "two ")
+        finally:
+            self.closed.append("sync")
+
+    async def _atokens(self) -> Any:
+        try:
+            for token in ("one ", "two "):
+                yield token
+        finally:
+            self.closed.append("async")
+
+    def _query(self, query_bundle: Any) -> StreamingResponse:
+        return StreamingResponse(response_gen=self._tokens())
+
+    async def _aquery(self, query_bundle: Any) -> AsyncStreamingResponse:
+        return AsyncStreamingResponse(response_gen=self._atokens())
+
+
+def test_a_response_stream_closed_early_closes_what_it_relays_before_the_close_returns(traced: Traced) -> None:
+    """Closing the (relayed) response stream closes the stream it reads before returning, as closing
+    it untraced does, for ``aclose`` as for ``close`` (not a step of the event loop later)."""
+    answerer = Answerer()
+    tokens = answerer.query("q").response_gen
+    assert next(tokens) == "one "
+    tokens.close()
+    assert answerer.closed == ["sync"]
+
+    async def read_one_and_close() -> list[str]:
+        atokens = (await answerer.aquery("q")).response_gen
+        assert await atokens.__anext__() == "one "
+        await atokens.aclose()
+        return list(answerer.closed)  # no step of the event loop since the close
+
+    assert asyncio.run(read_one_and_close()) == ["sync", "async"]
+    records = traced.records()
+    assert [(r["name"], r["type"], r["output"], r["level"]) for r in records] == [
+        ("Answerer.query", "chain", "one ", "DEFAULT"), ("Answerer.aquery", "chain", "one ", "DEFAULT")]
     assert_nothing_held()
 
 

@@ -137,7 +137,11 @@ class ResponseRelay:
             error = exc
             raise
         finally:
-            self._response_ended(tracked, error)
+            try:
+                if isinstance(error, GeneratorExit):
+                    await source.aclose()  # as the sync relay does: not left to the loop's finaliser
+            finally:
+                self._response_ended(tracked, error)
 
     def _response_ended(self, tracked: Response, error: BaseException | None) -> None:
         """End the chains of a response stream (once; never raises into the reader)."""

@@ -1,6 +1,6 @@
 """A loopback forward proxy for tests: absolute-form HTTP requests (forwarded, keep-alive) and
-CONNECT tunnels (bytes piped both ways). It records each request line with its
-Proxy-Authorization header, and can demand credentials (407 without the right ones)."""
+CONNECT tunnels (bytes piped both ways, to an IPv6 literal too). It records each request line with
+its Proxy-Authorization and Host headers, and can demand credentials (407 without the right ones)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class ProxyServer:
         #: The Proxy-Authorization value demanded (``Basic ...``); None lets every request through.
         self.require_auth = require_auth
         self._seen: list[tuple[str, str | None]] = []
+        self._hosts: list[str | None] = []
         self._tunnels: list[socket.socket] = []
         self._lock = threading.Lock()
         self._server: socketserver.ThreadingTCPServer | None = None
@@ -31,6 +32,12 @@ class ProxyServer:
     def seen(self) -> list[tuple[str, str | None]]:
         with self._lock:
             return list(self._seen)
+
+    @property
+    def hosts(self) -> list[str | None]:
+        """The Host header of each request received, in order (None without one)."""
+        with self._lock:
+            return list(self._hosts)
 
     @property
     def lines(self) -> list[str]:
@@ -86,6 +93,7 @@ class ProxyServer:
             auth = headers.get("proxy-authorization")
             with self._lock:
                 self._seen.append((line, auth))
+                self._hosts.append(headers.get("host"))
             if self.require_auth is not None and auth != self.require_auth:
                 _drain(rfile, headers)
                 conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
@@ -104,7 +112,7 @@ class ProxyServer:
     def _tunnel(conn: socket.socket, target: str) -> None:
         host, _, port = target.rpartition(":")
         try:
-            upstream = socket.create_connection((host, int(port)), timeout=5)
+            upstream = socket.create_connection((host.removeprefix("[").removesuffix("]"), int(port)), timeout=5)
         except OSError:
             conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
             return

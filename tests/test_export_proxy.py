@@ -1,5 +1,5 @@
 """Export through the standard proxy variables (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
-``NO_PROXY``), and over HTTPS: real sockets on 127.0.0.1 only — a loopback forward proxy
+``NO_PROXY``), and over HTTPS: real sockets on loopback only (127.0.0.1, and ``::1``) — a forward proxy
 (``tests/proxy_server.py``) and an OTLP receiver serving TLS with the test-only certificates of
 ``tests/certs`` (the client trusts their CA through ``SSL_CERT_FILE``)."""
 
@@ -29,6 +29,18 @@ USER, PASSWORD = "proxy-user", "pr0xy:s3cret@pw"
 ENCODED = "proxy-user:pr0xy%3As3cret%40pw"
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 SECRETS = ("s3cret", "pr0xy", BASIC.split()[1], "sk-lf-proxy")
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6):
+            return True
+    except OSError:
+        return False
+
+
+#: For the tests of a Langfuse named by an IPv6 address: a machine may have IPv6 turned off.
+needs_ipv6 = pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
 
 
 def _no_secret(text: str) -> None:
@@ -138,10 +150,56 @@ def test_https_export_goes_through_the_proxy_by_connect_with_its_credentials(
         numbered_spans(2, prefix="later")
         assert autotrace.flush(10)  # the same tunnel, kept alive
         assert len(tls_rx.wait_for_spans(4)) == 4
-        assert proxy.seen == [(f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.0", BASIC)]
+        assert proxy.seen == [(f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.1", BASIC)]
+        assert proxy.hosts == [f"127.0.0.1:{tls_rx.port}"]
     assert autotrace.stats()["spans_exported"] == 4
     assert "proxy-authorization" not in tls_rx.requests[0].headers  # it went to the proxy only
     _no_secret(caplog.text)
+
+
+@pytest.fixture
+def ipv6_tls_rx(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
+    """An OTLP receiver serving HTTPS on ``::1``, whose self-signed certificate the client trusts."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(CERTS / "server-ipv6.pem", CERTS / "server-ipv6-key.pem")
+    monkeypatch.setenv("SSL_CERT_FILE", str(CERTS / "server-ipv6.pem"))
+    receiver = OtlpReceiver(tls=context)
+    receiver.host = "::1"
+    with receiver:
+        yield receiver
+
+
+@needs_ipv6
+def test_a_langfuse_named_by_an_ipv6_address_is_reached_through_the_proxy_tunnel(
+        ipv6_tls_rx: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CONNECT names an IPv6 literal in brackets, as a proxy parses an authority (not ``::1:port``),
+    with a Host header; inside the tunnel, TLS checks the certificate against the address."""
+    rx = ipv6_tls_rx
+    assert rx.endpoint == f"https://[::1]:{rx.port}"
+    with ProxyServer(require_auth=BASIC) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url(ENCODED))
+        install_default_tenant(rx, "proxy")
+        numbered_spans(2)
+        assert autotrace.flush(10)
+        assert sorted(s.name for s in rx.wait_for_spans(2)) == ["step-0", "step-1"]
+        assert proxy.seen == [(f"CONNECT [::1]:{rx.port} HTTP/1.1", BASIC)]
+        assert proxy.hosts == [f"[::1]:{rx.port}"]
+    assert rx.requests[0].headers["host"] == f"[::1]:{rx.port}"
+    assert rx.requests[0].peer[0] == "::1"  # the proxy's own connection, on the address it was given
+
+
+@needs_ipv6
+def test_a_plain_http_langfuse_named_by_an_ipv6_address_goes_through_the_proxy_in_absolute_form(
+        proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    receiver = OtlpReceiver()
+    receiver.host = "::1"
+    with receiver as rx:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url())
+        install_default_tenant(rx, "proxy")
+        numbered_spans(1)
+        assert autotrace.flush(10)
+        assert len(rx.wait_for_spans(1)) == 1
+        assert proxy.lines == [f"POST http://[::1]:{rx.port}/api/public/otel/v1/traces HTTP/1.1"]
 
 
 def test_a_tunnel_the_proxy_dropped_while_idle_is_reopened_at_once(
@@ -154,7 +212,7 @@ def test_a_tunnel_the_proxy_dropped_while_idle_is_reopened_at_once(
     numbered_spans(1, prefix="after-drop")
     assert autotrace.flush(10)
     assert len(tls_rx.wait_for_spans(2)) == 2
-    assert proxy.lines == [f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.0"] * 2
+    assert proxy.lines == [f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.1"] * 2
     assert "export_failures" not in autotrace.stats()
 
 
@@ -217,7 +275,7 @@ def test_a_proxy_refusing_connect_fails_the_export_counted_and_the_app_goes_on(
             answer = 6 * 7
         assert autotrace.flush(10)
         assert answer == 42
-        assert proxy.lines == [f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.0"]
+        assert proxy.lines == [f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.1"]
     assert tls_rx.spans == []
     stats = autotrace.stats()
     assert stats["export_failures.langfuse:default"] == 1 and stats["spans_dropped.export_failed"] == 1

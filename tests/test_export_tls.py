@@ -128,7 +128,7 @@ def test_the_proxy_tunnel_uses_the_ca_file(tls_rx: OtlpReceiver, monkeypatch: py
         monkeypatch.setenv("HTTPS_PROXY", proxy.url())
         install_default_tenant(tls_rx, "tls", export_ca_file=CA, max_retries=0)
         _export(2)
-        assert proxy.lines == [f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.0"]
+        assert proxy.lines == [f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.1"]
     assert len(tls_rx.wait_for_spans(2)) == 2 and "export_failures" not in autotrace.stats()
 
 

@@ -9,7 +9,6 @@ import functools
 import gzip
 import http.client
 import io
-import re
 import socket
 import ssl
 import time
@@ -23,10 +22,9 @@ from .otlp_encode import encode_requests
 from .otlp_response import partial_success
 from .proxy import Proxy, ProxyError, proxy_for
 from .sink import OK, SinkResult
+from .tunnel import TunnelledHTTPSConnection, TunnelRefused, authority
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-#: How http.client says a proxy refused a CONNECT (the status line's reason phrase follows).
-_TUNNEL_REFUSED = re.compile(r"Tunnel connection failed: (\d{3})")
 
 
 #: Most bytes of one export request before compression (``encode_requests``): a bigger batch goes in
@@ -138,11 +136,10 @@ def classify(status: int, headers: Mapping[str, str]) -> SinkResult:
                       status=status)
 
 
-def _network_failure(exc: BaseException, proxied: bool) -> str:
+def _network_failure(exc: BaseException) -> str:
     """A network failure's ``reason``: the exception's type, or the status a proxy refused CONNECT
-    with (never the rest of its message)."""
-    refused = _TUNNEL_REFUSED.match(str(exc)) if proxied and type(exc) is OSError else None
-    return f"proxy refused CONNECT (HTTP {refused.group(1)})" if refused else type(exc).__name__
+    with (never the rest of its answer)."""
+    return str(exc) if isinstance(exc, TunnelRefused) else type(exc).__name__
 
 
 class HttpTarget:
@@ -173,8 +170,7 @@ class HttpTarget:
         self._request_target = self.path
         self._proxy_headers: dict[str, str] = {}
         if self.proxy is not None and not self.secure:
-            host = f"[{self.host}]" if ":" in self.host else self.host
-            self._request_target = f"http://{host}:{self.port}{self.path}"
+            self._request_target = f"http://{authority(self.host, self.port)}{self.path}"
             self._proxy_headers = self.proxy.headers()
         self._own_pool = pool is None
         self.pool = ConnectionPool(max_idle=1) if pool is None else pool
@@ -195,16 +191,17 @@ class HttpTarget:
 
     def new_connection(self) -> http.client.HTTPConnection | None:
         """A connection not yet opened; None when HTTPS has no TLS context (see ``ConnectionPool.tls``)."""
-        host, port = (self.proxy.host, self.proxy.port) if self.proxy is not None else (self.host, self.port)
+        proxy = self.proxy
+        host, port = (proxy.host, proxy.port) if proxy is not None else (self.host, self.port)
         if not self.secure:
             return http.client.HTTPConnection(host, port, timeout=self.timeout)
         context = self.pool.tls()
         if context is None:
             return None
-        conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
-        if self.proxy is not None:  # TLS to the real host, its certificate checked against its name
-            conn.set_tunnel(self.host, self.port, headers=self.proxy.headers())
-        return conn
+        if proxy is None:
+            return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
+        return TunnelledHTTPSConnection(self.host, self.port, via=(host, port),  # TLS to the real host
+                                        connect_headers=proxy.headers(), timeout=self.timeout, context=context)
 
     def send(self, body: bytes, headers: Mapping[str, str], read_answer: AnswerReader | None = None,
              method: str = "POST") -> SinkResult:
@@ -233,7 +230,7 @@ class HttpTarget:
                 return SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 self._drop(conn)
-                return SinkResult(ok=False, retryable=True, reason=_network_failure(exc, self.proxy is not None))
+                return SinkResult(ok=False, retryable=True, reason=_network_failure(exc))
             except Exception as exc:
                 if self._in_flight is not conn:  # closed meanwhile by shutdown: http.client fails oddly then
                     return SinkResult(ok=False, retryable=True, reason=f"closed ({type(exc).__name__})")

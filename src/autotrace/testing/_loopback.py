@@ -1,9 +1,10 @@
-"""The one HTTP server shell the loopback fakes share: 127.0.0.1, an ephemeral port, HTTP/1.1
+"""The one HTTP server shell the loopback fakes share: 127.0.0.1 (or ``::1``), an ephemeral port, HTTP/1.1
 keep-alive, a daemon thread, quiet logs, HTTPS when given a TLS context. Subclasses implement
 ``_handle`` for GET and POST requests (``handler.command`` says which)."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,12 +17,18 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class LoopbackServer:
     """``with Subclass() as server: server.url`` — started on entry, stopped on exit."""
 
     _server: ThreadingHTTPServer | None = None
     #: Serve HTTPS with this server-side context (kept across a restart); None serves plain HTTP.
     tls: ssl.SSLContext | None = None
+    #: The loopback address served on: ``127.0.0.1``, or ``::1`` (set before ``start``).
+    host = "127.0.0.1"
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
@@ -50,7 +57,7 @@ class LoopbackServer:
 
             do_GET = do_POST
 
-        self._server = _Server(("127.0.0.1", port), Handler)
+        self._server = (_Server6 if ":" in self.host else _Server)((self.host, port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                          name=type(self).__name__, daemon=True).start()
@@ -75,4 +82,5 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls is not None else 'http'}://{host}:{self.port}"

@@ -39,10 +39,9 @@ def run_demo(db: str | Path | None = None, quiet: bool = False) -> int:
     env.update({"AUTOTRACE_LOCAL_STORE": "on", "AUTOTRACE_LOCAL_STORE_PATH": str(store_path),
                 "AUTOTRACE_TRUST_INCOMING_TENANT": "true", "AUTOTRACE_EXPORT_INTERVAL": "0.1"})
     port = _free_port()
-    with FakeOpenAI(responder=respond) as llm:
-        rag = subprocess.Popen([*_launcher(), "autotrace.demo.rag_service", "--port", str(port),
-                                "--openai", llm.base_url], env={**env, "AUTOTRACE_SERVICE_NAME": "rag-service"},
-                               stdout=subprocess.PIPE, text=True)
+    with FakeOpenAI(responder=respond) as llm, subprocess.Popen(  # closes its pipe on the way out
+            [*_launcher(), "autotrace.demo.rag_service", "--port", str(port), "--openai", llm.base_url],
+            env={**env, "AUTOTRACE_SERVICE_NAME": "rag-service"}, stdout=subprocess.PIPE, text=True) as rag:
         try:
             assert rag.stdout is not None
             if rag.stdout.readline().strip() != "ready":
@@ -53,7 +52,10 @@ def run_demo(db: str | Path | None = None, quiet: bool = False) -> int:
                                    capture_output=True, text=True, timeout=120, check=False)
         finally:
             rag.terminate()
-            rag.wait(timeout=30)
+            try:
+                rag.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                rag.kill()
     if agent.returncode != 0:
         print(agent.stderr, file=sys.stderr)
         return agent.returncode

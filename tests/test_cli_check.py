@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,7 +86,7 @@ def test_json_output_names_every_outcome(
     assert code == 1
     report = json.loads(text)
     assert [(c["name"], c["outcome"]) for c in report["checks"]] == [("down", "unreachable"), ("nobody", "missing")]
-    assert report["checks"][0]["detail"] == "ConnectionRefusedError"
+    assert report["checks"][0]["detail"] == "nothing listens on that port (ConnectionRefusedError)"
     assert report["checks"][1] == {"name": "nobody", "outcome": "missing", "detail": "no keys found for this tenant",
                                    "host": None, "public_key": None, "proxy": None, "project": None,
                                    "project_id": None}
@@ -134,6 +135,25 @@ def test_endpoint_failures_are_told_apart(
     assert rx.requests[-1].path == "/api/public/projects"
 
 
+def test_network_failures_are_said_in_plain_words(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    silent = socket.create_server(("127.0.0.1", 0))  # takes connections, never answers
+    try:
+        monkeypatch.setenv("LANGFUSE_HOST", f"http://127.0.0.1:{port}")
+        _tenant(monkeypatch, "refused", *GOOD)
+        _tenant(monkeypatch, "silent", *GOOD, host=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        code, text, _ = _check(capsys, "--timeout", "0.3")
+    finally:
+        silent.close()
+    lines = [line.split(": ", 1)[1] for line in text.splitlines()[:2]]
+    assert (code, lines, text.splitlines()[2]) == (
+        1, ["nothing listens on that port (ConnectionRefusedError)", "no answer within the timeout (TimeoutError)"],
+        "2 unreachable")
+
+
 def test_through_the_export_proxy_and_tls_settings(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
@@ -145,7 +165,9 @@ def test_through_the_export_proxy_and_tls_settings(
         monkeypatch.setenv("HTTPS_PROXY", proxy.url())
         _tenant(monkeypatch, "acme", *GOOD)
         code, text, _ = _check(capsys)  # the test CA is not trusted yet
-        assert code == 1 and text.startswith("unreachable acme") and "SSLCertVerificationError" in text
+        assert code == 1 and text.splitlines()[0] == (
+            f"unreachable acme  {tls_rx.url} (key pk-lf-acme, via proxy 127.0.0.1:{proxy.port}): its TLS "
+            "certificate is not trusted (see AUTOTRACE_EXPORT_CA_FILE) (SSLCertVerificationError)")
         monkeypatch.setenv("AUTOTRACE_EXPORT_CA_FILE", str(CERTS / "ca.pem"))
         code, text, _ = _check(capsys)
         assert code == 0

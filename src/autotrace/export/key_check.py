@@ -102,13 +102,24 @@ def _failure(result: SinkResult) -> str:
     return "unreachable" if result.retryable and not result.status else "failed"
 
 
+#: What the network failures a check meets most mean, by the reason the export gives them.
+_NETWORK_FAILURES = {
+    "gaierror": "the host name does not resolve",
+    "ConnectionRefusedError": "nothing listens on that port",
+    "TimeoutError": "no answer within the timeout",
+    "SSLCertVerificationError": "its TLS certificate is not trusted (see AUTOTRACE_EXPORT_CA_FILE)",
+    "ConnectionResetError": "the connection was reset",
+}
+
+
 def _describe(result: SinkResult) -> str:
     """One line on a failed check; the status alone for an HTTP answer (its body may echo anything)."""
     if result.status in (401, 403):
         return f"HTTP {result.status}: Langfuse did not accept these keys"
     if result.status == 404:
         return f"HTTP 404: no OTLP endpoint at {OTLP_PATH} on this host"
-    return result.reason or "failed"
+    meaning = _NETWORK_FAILURES.get(result.reason or "")
+    return f"{meaning} ({result.reason})" if meaning else result.reason or "failed"
 
 
 def _project(target: HttpTarget, credentials: Credentials) -> dict[str, str]:

@@ -68,8 +68,9 @@ def fake() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def client(fake: FakeOpenAI) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
+def client(fake: FakeOpenAI) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0) as sdk:
+        yield sdk  # its connections closed after the test, not left to a later test's collection
 
 
 @pytest.fixture

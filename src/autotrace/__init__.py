@@ -39,15 +39,20 @@ from .scores import score
 
 if TYPE_CHECKING:
     from .integrations.openai.pricing import set_prices
+    from .stats_metrics import stats_as_metrics
 
 
 def __getattr__(name: str) -> Any:
-    """``set_prices`` (the OpenAI integration's), imported when first asked for: ``import autotrace``
-    does not load the integration (tens of milliseconds)."""
+    """``set_prices`` (the OpenAI integration's) and ``stats_as_metrics``, imported when first asked
+    for: ``import autotrace`` loads neither the integration (tens of milliseconds) nor the metrics API."""
     if name == "set_prices":
         from .integrations.openai.pricing import set_prices
 
         return set_prices
+    if name == "stats_as_metrics":
+        from .stats_metrics import stats_as_metrics
+
+        return stats_as_metrics
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -83,6 +88,7 @@ __all__ = [
     "start_span",
     "start_tool",
     "stats",
+    "stats_as_metrics",
     "tenant",
     "trace_attributes",
     "traced_tool",

@@ -18,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .connections import ConnectionPool
-from .credentials import Credentials, CredentialsResolver
+from .credentials import Credentials, CredentialsResolver, known_tenants
 from .langfuse import OTLP_PATH, LangfuseSink
 from .otlp_http import HttpTarget
 from .sink import OK, SinkResult
+from .tunnel import authority
 
 PROJECTS_PATH = "/api/public/projects"
 #: Checks run at once (each waits on the network, at most its timeout).
@@ -83,7 +84,7 @@ def check_keys(name: str, credentials: Credentials | None, default_host: str | N
                         public_key=credentials.public_key)
     sink = LangfuseSink(host, credentials, timeout=timeout, pool=pool)
     target = sink.targets()[0]
-    proxy = f"{target.proxy.host}:{target.proxy.port}" if target.proxy is not None else None
+    proxy = authority(target.proxy.host, target.proxy.port) if target.proxy is not None else None
     found = KeyCheck(name, "ok", "", host, credentials.public_key, proxy)
     try:
         result = sink.probe()
@@ -161,8 +162,6 @@ def sharing_a_project(checks: Sequence[KeyCheck]) -> list[list[str]]:
 def tenants_to_check(resolver: CredentialsResolver | None, named: Sequence[str], limit: int) -> tuple[list[str], int]:
     """The tenants to check: ``named``, else those the resolver can list (sorted), at most ``limit``;
     and how many listed ones were left out."""
-    from .credentials import known_tenants
-
     if named:
         return list(dict.fromkeys(named)), 0
     listed = sorted(set(known_tenants(resolver))) if resolver is not None else []

@@ -10,6 +10,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from ..export.tunnel import authority
+
 
 class _Server(ThreadingHTTPServer):
     #: Connections waiting to be accepted: socketserver's 5 overflows under a test's burst of
@@ -82,5 +84,4 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.tls is not None else 'http'}://{host}:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://{authority(self.host, self.port)}"

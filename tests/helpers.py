@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
 import autotrace
 from autotrace import render
+
+#: Test-only TLS material (tests/certs/README.md).
+CERTS = Path(__file__).parent / "certs"
+
+
+def server_tls(cert: str = "server", client_ca: Path | None = None) -> ssl.SSLContext:
+    """The server side of TLS with a test certificate of ``CERTS``: ``server`` (IP 127.0.0.1,
+    signed by ``ca.pem``) or ``server-ipv6`` (``::1``, self-signed); with ``client_ca``, a client
+    certificate from that CA is required (mutual TLS)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(CERTS / f"{cert}.pem", CERTS / f"{cert}-key.pem")
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
+    return context
 
 
 class Traced:

@@ -1,12 +1,14 @@
 """A loopback forward proxy for tests: absolute-form HTTP requests (forwarded, keep-alive) and
 CONNECT tunnels (bytes piped both ways, to an IPv6 literal too). It records each request line with
-its Proxy-Authorization and Host headers, and can demand credentials (407 without the right ones)."""
+its Proxy-Authorization and Host headers, and can demand credentials (407 without the right ones).
+Given a TLS context, it is an ``https://`` proxy: clients reach it by TLS."""
 
 from __future__ import annotations
 
 import http.client
 import socket
 import socketserver
+import ssl
 import threading
 from typing import BinaryIO, Self, cast
 from urllib.parse import urlsplit
@@ -19,9 +21,13 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authorization", "pro
 class ProxyServer:
     """``with ProxyServer() as proxy: proxy.url``; ``proxy.seen`` lists (request line, Proxy-Authorization)."""
 
-    def __init__(self, require_auth: str | None = None) -> None:
+    def __init__(self, require_auth: str | None = None, tls: ssl.SSLContext | None = None) -> None:
         #: The Proxy-Authorization value demanded (``Basic ...``); None lets every request through.
         self.require_auth = require_auth
+        #: The server side of TLS with clients (an ``https://`` proxy), if any.
+        self.tls = tls
+        #: How many client connections failed their TLS handshake.
+        self.failed_handshakes = 0
         self._seen: list[tuple[str, str | None]] = []
         self._hosts: list[str | None] = []
         self._tunnels: list[socket.socket] = []
@@ -60,8 +66,9 @@ class ProxyServer:
                 pass
 
     def url(self, credentials: str = "") -> str:
-        """``http://[credentials@]127.0.0.1:port``."""
-        return f"http://{credentials + '@' if credentials else ''}127.0.0.1:{self.port}"
+        """``http[s]://[credentials@]127.0.0.1:port``."""
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{credentials + '@' if credentials else ''}127.0.0.1:{self.port}"
 
     def __enter__(self) -> Self:
         owner = self
@@ -69,8 +76,20 @@ class ProxyServer:
         class Handler(socketserver.StreamRequestHandler):
             rbufsize = 0  # unbuffered: no byte of a tunnel is read ahead into a buffer
 
+            def setup(self) -> None:
+                self.refused = False
+                if owner.tls is not None:  # the handshake here, on the connection's own thread
+                    try:
+                        self.request = owner.tls.wrap_socket(self.request, server_side=True)
+                    except OSError:  # e.g. the client refused the proxy's certificate
+                        with owner._lock:
+                            owner.failed_handshakes += 1
+                        self.refused = True
+                super().setup()
+
             def handle(self) -> None:
-                owner._serve(self.connection, cast(BinaryIO, self.rfile))
+                if not self.refused:
+                    owner._serve(self.connection, cast(BinaryIO, self.rfile))
 
         self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

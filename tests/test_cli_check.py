@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +18,9 @@ from autotrace.export.credentials import ChainCredentials, EnvCredentials, FileC
 from autotrace.export.key_check import KeyCheck, sharing_a_project
 from autotrace.export.otlp_http import exchange
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import CERTS, server_tls
 from tests.proxy_server import ProxyServer
 
-CERTS = Path(__file__).parent / "certs"
 GOOD = ("pk-lf-acme", "sk-lf-acme-s3cret")
 SECRETS = ("s3cret", base64.b64encode(b"pk-lf-acme:sk-lf-acme-s3cret").decode())
 
@@ -157,9 +156,7 @@ def test_network_failures_are_said_in_plain_words(
 def test_through_the_export_proxy_and_tls_settings(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(CERTS / "server.pem", CERTS / "server-key.pem")
-    with OtlpReceiver(tls=context) as tls_rx, ProxyServer() as proxy:
+    with OtlpReceiver(tls=server_tls()) as tls_rx, ProxyServer() as proxy:
         tls_rx.projects[GOOD[0]] = {"name": "Acme", "id": "cl-1"}
         monkeypatch.setenv("LANGFUSE_HOST", tls_rx.url)
         monkeypatch.setenv("HTTPS_PROXY", proxy.url())

@@ -8,11 +8,9 @@ from __future__ import annotations
 import base64
 import logging
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,10 +18,9 @@ import autotrace
 from autotrace.export.otlp_http import HttpTarget
 from autotrace.export.proxy import Proxy, ProxyError, parse_proxy, proxy_for
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import install_default_tenant, numbered_spans
+from tests.helpers import CERTS, install_default_tenant, numbered_spans, server_tls
 from tests.proxy_server import ProxyServer
 
-CERTS = Path(__file__).parent / "certs"
 #: The proxy's credentials: ``:`` and ``@`` in the password are percent-encoded in its URL.
 USER, PASSWORD = "proxy-user", "pr0xy:s3cret@pw"
 ENCODED = "proxy-user:pr0xy%3As3cret%40pw"
@@ -51,10 +48,8 @@ def _no_secret(text: str) -> None:
 @pytest.fixture
 def tls_rx(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
     """An OTLP receiver serving HTTPS on 127.0.0.1, whose CA the client trusts."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(CERTS / "server.pem", CERTS / "server-key.pem")
     monkeypatch.setenv("SSL_CERT_FILE", str(CERTS / "ca.pem"))
-    with OtlpReceiver(tls=context) as receiver:
+    with OtlpReceiver(tls=server_tls()) as receiver:
         yield receiver
 
 
@@ -115,12 +110,11 @@ def test_credentials_are_percent_decoded_into_basic_proxy_authorization() -> Non
 
 @pytest.mark.parametrize(("url", "why"), [
     (f"socks5://{ENCODED}@127.0.0.1:1080", "scheme 'socks5'"),
-    (f"https://{ENCODED}@proxy:3128", "scheme 'https'"),
     (f"http://{ENCODED}@", "no host"),
     (f"http://{ENCODED}@proxy:99999", "port"),
     (f"http://{ENCODED}@proxy:31x8", "port"),
     (f"http://{ENCODED}@proxy:0", "port"),
-], ids=["socks5", "https", "no-host", "port-too-high", "port-not-a-number", "port-zero"])
+], ids=["socks5", "no-host", "port-too-high", "port-not-a-number", "port-zero"])
 def test_a_proxy_that_cannot_be_used_is_an_error_without_its_credentials(
         url: str, why: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", url)
@@ -160,10 +154,8 @@ def test_https_export_goes_through_the_proxy_by_connect_with_its_credentials(
 @pytest.fixture
 def ipv6_tls_rx(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
     """An OTLP receiver serving HTTPS on ``::1``, whose self-signed certificate the client trusts."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(CERTS / "server-ipv6.pem", CERTS / "server-ipv6-key.pem")
     monkeypatch.setenv("SSL_CERT_FILE", str(CERTS / "server-ipv6.pem"))
-    receiver = OtlpReceiver(tls=context)
+    receiver = OtlpReceiver(tls=server_tls("server-ipv6"))
     receiver.host = "::1"
     with receiver:
         yield receiver
@@ -299,9 +291,8 @@ def test_a_plain_http_proxy_refusing_the_request_fails_the_export_counted(
 @pytest.mark.parametrize(("variable", "url", "why"), [
     ("HTTPS_PROXY", f"socks5://{ENCODED}@127.0.0.1:1080", "scheme 'socks5'"),
     ("ALL_PROXY", f"socks5h://{ENCODED}@127.0.0.1:1080", "scheme 'socks5h'"),
-    ("HTTPS_PROXY", f"https://{ENCODED}@127.0.0.1:3128", "scheme 'https'"),
     ("https_proxy", f"http://{ENCODED}@127.0.0.1:port", "port"),
-], ids=["socks5", "socks5h-all-proxy", "https", "bad-port"])
+], ids=["socks5", "socks5h-all-proxy", "bad-port"])
 def test_an_unusable_proxy_fails_exports_counted_and_never_sends_directly(
         variable: str, url: str, why: str, tls_rx: OtlpReceiver, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -21,10 +21,9 @@ from autotrace.export.otlp_http import HttpTarget
 from autotrace.export.tls import export_context
 from autotrace.runtime import state
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import install_default_tenant
+from tests.helpers import CERTS, install_default_tenant, server_tls
 from tests.proxy_server import ProxyServer
 
-CERTS = Path(__file__).parent / "certs"
 CA, CLIENT_CA = CERTS / "ca.pem", CERTS / "client-ca.pem"
 CLIENT_CERT, CLIENT_KEY = CERTS / "client.pem", CERTS / "client-key.pem"
 GARBAGE = "not a certificate: s3cret-content"
@@ -37,24 +36,15 @@ def _no_process_wide_ca(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
 
 
-def _server_context(client_ca: Path | None = None) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(CERTS / "server.pem", CERTS / "server-key.pem")
-    if client_ca is not None:  # mutual TLS: a client certificate from this CA is required
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(client_ca)
-    return context
-
-
 @pytest.fixture
 def tls_rx() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver(tls=_server_context()) as receiver:
+    with OtlpReceiver(tls=server_tls()) as receiver:
         yield receiver
 
 
 @pytest.fixture
 def mtls_rx() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver(tls=_server_context(client_ca=CLIENT_CA)) as receiver:
+    with OtlpReceiver(tls=server_tls(client_ca=CLIENT_CA)) as receiver:
         yield receiver
 
 

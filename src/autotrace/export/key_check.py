@@ -22,7 +22,6 @@ from .credentials import Credentials, CredentialsResolver, known_tenants
 from .langfuse import OTLP_PATH, LangfuseSink
 from .otlp_http import HttpTarget
 from .sink import OK, SinkResult
-from .tunnel import authority
 
 PROJECTS_PATH = "/api/public/projects"
 #: Checks run at once (each waits on the network, at most its timeout).
@@ -84,7 +83,7 @@ def check_keys(name: str, credentials: Credentials | None, default_host: str | N
                         public_key=credentials.public_key)
     sink = LangfuseSink(host, credentials, timeout=timeout, pool=pool)
     target = sink.targets()[0]
-    proxy = authority(target.proxy.host, target.proxy.port) if target.proxy is not None else None
+    proxy = target.proxy.name if target.proxy is not None else None
     found = KeyCheck(name, "ok", "", host, credentials.public_key, proxy)
     try:
         result = sink.probe()

@@ -190,17 +190,19 @@ class HttpTarget:
             return None
 
     def new_connection(self) -> http.client.HTTPConnection | None:
-        """A connection not yet opened; None when HTTPS has no TLS context (see ``ConnectionPool.tls``)."""
+        """A connection not yet opened; None when TLS (to the host or to an ``https://`` proxy) has
+        no context (see ``ConnectionPool.tls``)."""
         proxy = self.proxy
         host, port = (proxy.host, proxy.port) if proxy is not None else (self.host, self.port)
-        if not self.secure:
+        tls_to_first_hop = proxy.secure if proxy is not None else self.secure
+        if not (self.secure or tls_to_first_hop):
             return http.client.HTTPConnection(host, port, timeout=self.timeout)
         context = self.pool.tls()
         if context is None:
             return None
-        if proxy is None:
+        if proxy is None or not self.secure:  # TLS to the host, or to the proxy for a plain-HTTP host
             return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
-        return TunnelledHTTPSConnection(self.host, self.port, via=(host, port),  # TLS to the real host
+        return TunnelledHTTPSConnection(self.host, self.port, via=(host, port), via_tls=proxy.secure,
                                         connect_headers=proxy.headers(), timeout=self.timeout, context=context)
 
     def send(self, body: bytes, headers: Mapping[str, str], read_answer: AnswerReader | None = None,

@@ -4,9 +4,10 @@
 covers the host; lower-case names win over upper-case ones. Read with ``urllib.request``, as
 mainstream clients read them: loopback hosts get no exception of their own. A ``NO_PROXY`` entry
 may also be an address range (``10.0.0.0/8``, ``fd00::/8``), as curl and requests read it: an
-in-cluster Langfuse reached by its IP stays off a corporate proxy. Only ``http://``
-proxies are supported (CONNECT for https targets); any other makes the target unusable rather
-than sending around a proxy the network may mandate. No message here ever holds the credentials.
+in-cluster Langfuse reached by its IP stays off a corporate proxy. ``http://`` and ``https://``
+proxies are supported (CONNECT for https targets; with an ``https://`` proxy the hop to it is TLS
+too); any other (``socks5://``) makes the target unusable rather than sending around a proxy the
+network may mandate. No message here ever holds the credentials.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import dataclasses
 import ipaddress
 from urllib.parse import unquote, urlsplit
 
+from .tunnel import authority
+
 
 class ProxyError(ValueError):
     """The proxy in the environment cannot be used; the message is safe to log (no credentials)."""
@@ -23,11 +26,18 @@ class ProxyError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Proxy:
-    """An ``http://`` forward proxy; ``authorization`` is a ``Proxy-Authorization`` value, if any."""
+    """A forward proxy; ``authorization`` is a ``Proxy-Authorization`` value, if any; ``secure``
+    when it is reached by TLS (an ``https://`` proxy)."""
 
     host: str
     port: int
     authorization: str | None = dataclasses.field(default=None, repr=False)
+    secure: bool = False
+
+    @property
+    def name(self) -> str:
+        """How to show it (never with credentials): ``host:port``, ``https://host:port`` for TLS."""
+        return ("https://" if self.secure else "") + authority(self.host, self.port)
 
     def headers(self) -> dict[str, str]:
         """The headers that authenticate to the proxy (none without credentials)."""
@@ -75,12 +85,13 @@ def _in_range(host: str, no_proxy: str) -> bool:
 
 
 def parse_proxy(url: str) -> Proxy:
-    """``http://[user:password@]host[:port]`` (no scheme: ``http://``; port 80 by default) as a
-    ``Proxy``, its percent-encoded credentials decoded into a Basic ``Proxy-Authorization``."""
+    """``http[s]://[user:password@]host[:port]`` (no scheme: ``http://``; port 80, or 443 for
+    ``https://``, by default) as a ``Proxy``, its percent-encoded credentials decoded into a Basic
+    ``Proxy-Authorization``."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
     scheme = parts.scheme.lower()
-    if scheme != "http":
-        raise ProxyError(f"scheme {scheme[:16]!r} is not supported (only http:// proxies)")
+    if scheme not in ("http", "https"):
+        raise ProxyError(f"scheme {scheme[:16]!r} is not supported (only http:// and https:// proxies)")
     try:
         port = parts.port
     except ValueError:
@@ -89,7 +100,8 @@ def parse_proxy(url: str) -> Proxy:
         raise ProxyError("no host")
     if port == 0:
         raise ProxyError("its port is not a number from 1 to 65535")
-    return Proxy(parts.hostname, port or 80, _basic(parts.username, parts.password))
+    secure = scheme == "https"
+    return Proxy(parts.hostname, port or (443 if secure else 80), _basic(parts.username, parts.password), secure)
 
 
 def _basic(username: str | None, password: str | None) -> str | None:

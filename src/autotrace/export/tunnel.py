@@ -1,6 +1,7 @@
 """HTTPS through a forward proxy's CONNECT tunnel, asked for the same way on every Python: an
 HTTP/1.1 ``CONNECT`` naming its authority (an IPv6 literal in brackets) with a ``Host`` header.
-(Python 3.11's own tunnel sends an IPv6 literal without brackets, which proxies refuse, and no Host.)"""
+(Python 3.11's own tunnel sends an IPv6 literal without brackets, which proxies refuse, and no Host.)
+The hop to the proxy may itself be TLS (an ``https://`` proxy): then TLS to Langfuse runs inside it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import http.client
 import socket
 import ssl
 from collections.abc import Mapping
+
+from .layered_tls import LayeredTLS
 
 
 class TunnelRefused(OSError):
@@ -28,20 +31,25 @@ class TunnelledHTTPSConnection(http.client.HTTPSConnection):
     """An ``HTTPSConnection`` to ``host`` whose socket is a tunnel opened at the proxy ``via``
     (``connect_headers``, e.g. its credentials, go with the CONNECT only). Requests on it name
     ``host`` as a direct connection would; its certificate is checked against ``host``. The proxy's
-    answer is read with ``response_class``, so a deadline set there bounds it."""
+    answer is read with ``response_class``, so a deadline set there bounds it. With ``via_tls``, the
+    connection to the proxy is TLS too (its certificate checked against the proxy's host)."""
 
     def __init__(self, host: str, port: int, *, via: tuple[str, int], connect_headers: Mapping[str, str],
-                 timeout: float, context: ssl.SSLContext) -> None:
+                 timeout: float, context: ssl.SSLContext, via_tls: bool = False) -> None:
         super().__init__(host, port, timeout=timeout, context=context)
         self._via = via
+        self._via_tls = via_tls
         self._connect_headers = dict(connect_headers)
         self._tls = context
 
     def connect(self) -> None:
-        sock = socket.create_connection(self._via, self.timeout, self.source_address)
+        raw = socket.create_connection(self._via, self.timeout, self.source_address)
+        sock: socket.socket = raw
         try:
             with contextlib.suppress(OSError):  # as http.client: not every socket has it
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._via_tls:
+                sock = self._tls.wrap_socket(raw, server_hostname=self._via[0])
             target = authority(self.host, self.port)
             head = [f"CONNECT {target} HTTP/1.1", f"Host: {target}",
                     *(f"{name}: {value}" for name, value in self._connect_headers.items())]
@@ -53,7 +61,11 @@ class TunnelledHTTPSConnection(http.client.HTTPSConnection):
                 answer.close()  # its reader only: the socket stays open
             if answer.status != 200:
                 raise TunnelRefused(answer.status)
-            self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            if isinstance(sock, ssl.SSLSocket):  # TLS to the proxy: TLS to the host runs inside it
+                self.sock = LayeredTLS(sock, self._tls, self.host)  # type: ignore[assignment]
+            else:
+                self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
         except BaseException:
             sock.close()
+            raw.close()  # a no-op once wrapped (the TLS socket took its descriptor)
             raise

@@ -1,0 +1,107 @@
+"""TLS inside TLS, for a tunnel through an ``https://`` proxy: the hop to the proxy is one TLS
+session, and the session with Langfuse runs inside it. An ``SSLSocket`` cannot wrap another (it
+reads its file descriptor directly), so the inner session is an ``SSLObject`` whose records are
+carried by the outer socket."""
+
+from __future__ import annotations
+
+import io
+import ssl
+from collections.abc import Callable
+from typing import TypeVar
+
+_T = TypeVar("_T")
+
+#: Bytes handed to the inner session at a time: a large export body is encrypted and sent in
+#: slices, never held whole a second time in memory.
+_SLICE = 64 << 10
+
+
+class LayeredTLS:
+    """A TLS session with ``server_hostname`` (its certificate checked by ``context``) over
+    ``outer``, an open TLS connection to a proxy tunnelling to it. As much of a socket as
+    ``http.client`` uses: ``sendall``, ``recv_into``, ``makefile("rb")``, timeouts and ``close``;
+    a timeout applies to each read or write of the outer socket. The handshake runs here."""
+
+    def __init__(self, outer: ssl.SSLSocket, context: ssl.SSLContext, server_hostname: str) -> None:
+        self._outer = outer
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._session = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
+        self._run(self._session.do_handshake)
+
+    def _run(self, step: Callable[..., _T], *args: object) -> _T:
+        """Do ``step`` on the inner session, sending the records it makes and reading the outer
+        socket for as long as it needs more."""
+        while True:
+            try:
+                result = step(*args)
+            except ssl.SSLWantReadError:
+                self._send_pending()
+                if self._incoming.eof:  # it wants more than the peer will ever send
+                    raise ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "the tunnel ended inside a TLS record") from None
+                data = self._outer.recv(_SLICE)
+                if data:
+                    self._incoming.write(data)
+                else:
+                    self._incoming.write_eof()
+                continue
+            self._send_pending()
+            return result
+
+    def _send_pending(self) -> None:
+        pending = self._outgoing.read()
+        if pending:
+            self._outer.sendall(pending)
+
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            written = self._run(self._session.write, view[:_SLICE])
+            view = view[written:]
+
+    def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0) -> int:
+        """Read up to ``nbytes`` (default: the buffer's size) decrypted bytes; 0 once the peer has
+        closed the session."""
+        return self._run(self._session.read, nbytes or len(buffer), buffer)
+
+    def recv(self, size: int) -> bytes:
+        return self._run(self._session.read, size)
+
+    def makefile(self, mode: str = "rb", buffering: int = io.DEFAULT_BUFFER_SIZE) -> io.BufferedReader:
+        """A buffered binary reader of the decrypted stream (``http.client`` reads responses so)."""
+        if mode != "rb":
+            raise ValueError(f"only 'rb' is supported, not {mode!r}")
+        return io.BufferedReader(_Reader(self), buffering)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._outer.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._outer.gettimeout()
+
+    def getpeercert(self) -> dict[str, object] | None:
+        """The inner peer's (Langfuse's) certificate, checked at the handshake."""
+        return self._session.getpeercert()  # type: ignore[return-value]
+
+    def version(self) -> str | None:
+        return self._session.version()
+
+    def close(self) -> None:
+        """Close the connection to the proxy (and so the tunnel); no closing TLS exchange inside."""
+        self._outer.close()
+
+
+class _Reader(io.RawIOBase):
+    """The raw reader under ``LayeredTLS.makefile``; closing it leaves the connection open, as a
+    socket's own file does."""
+
+    def __init__(self, session: LayeredTLS) -> None:
+        super().__init__()
+        self._session = session
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        return self._session.recv_into(buffer)

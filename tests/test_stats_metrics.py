@@ -1,17 +1,23 @@
-"""``autotrace.stats_as_metrics``: autotrace's counters read by the OpenTelemetry metrics SDK's own
-reader (``InMemoryMetricReader``), as an application's metrics pipeline reads them."""
+"""``autotrace.stats_as_metrics`` (and its setting, ``AUTOTRACE_STATS_AS_METRICS``): autotrace's
+counters read by the OpenTelemetry metrics SDK's own reader (``InMemoryMetricReader``), as an
+application's metrics pipeline reads them."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 
 import autotrace
+from autotrace import stats_metrics
+from autotrace.config import load_settings
 from tests.helpers import Traced
 
 
@@ -93,3 +99,52 @@ def test_the_global_provider_set_later_still_reports_them() -> None:
                           check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"spans_dropped.no_destination": 1}
+
+
+_ZERO_CODE_APP = """
+import json
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+import autotrace
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))  # after autotrace run's install()
+with autotrace.start_span("step"):
+    pass
+assert autotrace.flush(10)
+data = reader.get_metrics_data()  # None when no instrument reports
+points = {str(p.attributes["name"]): p.value for rm in (data.resource_metrics if data else ())
+          for sm in rm.scope_metrics for m in sm.metrics if m.name == "autotrace.counter" for p in m.data.data_points}
+print(json.dumps(points))
+"""
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("true", {"spans_dropped.no_destination": 1}), (None, {})],
+                         ids=["on", "unset"])
+def test_the_setting_turns_it_on_for_an_application_started_by_autotrace_run(
+        setting: str | None, expected: dict[str, int], tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(_ZERO_CODE_APP, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env.update({"AUTOTRACE_LOCAL_STORE": "off", **({"AUTOTRACE_STATS_AS_METRICS": setting} if setting else {})})
+    done = subprocess.run([sys.executable, "-m", "autotrace", "run", "--", sys.executable, str(app)], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == expected
+
+
+def test_a_failure_to_report_them_is_counted_and_the_install_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(meter_provider: Any = None) -> bool:
+        raise RuntimeError("no metrics today")
+
+    monkeypatch.setattr(stats_metrics, "stats_as_metrics", refuse)
+    settings = autotrace.install(local_store="off", integrations=(), stats_as_metrics=True)
+    assert settings.stats_as_metrics and autotrace.stats()["internal_errors.stats_as_metrics"] == 1
+    with autotrace.start_span("still traced"):
+        pass
+    assert autotrace.flush(5)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("0", False), (None, False)])
+def test_the_setting_is_read_from_its_variable(value: str | None, expected: bool) -> None:
+    assert load_settings(env={} if value is None else {"AUTOTRACE_STATS_AS_METRICS": value}).stats_as_metrics is expected

@@ -106,6 +106,8 @@ class Settings:
     backpressure: bool = True
     set_global_provider: bool = True
     flush_on_sigterm: bool = True
+    #: Report ``stats()`` through the global OpenTelemetry meter provider (``stats_as_metrics``).
+    stats_as_metrics: bool = False
     #: Model prices for ``set_prices`` (``read_prices``): a mapping, JSON text, or a JSON file's path.
     #: Read and applied by ``install()``; a bad one is skipped there, logged once and counted.
     prices: Any = None
@@ -129,7 +131,7 @@ class Settings:
 
 
 _BOOLS = ("enabled", "trust_incoming_tenant", "capture_content", "stream_usage", "full_trace_flags", "backpressure",
-          "set_global_provider", "flush_on_sigterm")
+          "set_global_provider", "flush_on_sigterm", "stats_as_metrics")
 #: Integer settings and their least valid value, whatever their source.
 _COUNTS = {"max_value_bytes": 256, "queue_size": 1, "max_export_batch": 1, "max_export_bytes": 1024, "max_retries": 0,
            "max_destination_queue": 1, "max_buffered_spans": 1, "max_tenants": 1, "export_workers": 1}
@@ -283,6 +285,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "full_trace_flags": (("AUTOTRACE_FULL_TRACE_FLAGS",), _bool),
     "backpressure": (("AUTOTRACE_BACKPRESSURE",), _bool),
     "flush_on_sigterm": (("AUTOTRACE_FLUSH_ON_SIGTERM",), _bool),
+    "stats_as_metrics": (("AUTOTRACE_STATS_AS_METRICS",), _bool),
     "prices": (("AUTOTRACE_PRICES",), str),  # read by ``install()``: a bad one does not stop it
 }
 

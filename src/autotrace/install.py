@@ -232,7 +232,20 @@ def install(**options: Any) -> Settings:
             sigterm.watch(flush)
         else:
             sigterm.unwatch()
+        if settings.stats_as_metrics:
+            _report_stats_as_metrics()
         return settings
+
+
+def _report_stats_as_metrics() -> None:
+    """The ``stats_as_metrics`` setting: ``stats()`` through the global meter provider (also one
+    the application sets later); a failure is logged once and counted, the install goes on."""
+    try:
+        from .stats_metrics import stats_as_metrics  # only when asked: it imports the metrics API
+
+        stats_as_metrics()
+    except Exception as exc:
+        guarded_failure("stats_as_metrics", exc)
 
 
 def _set_prices(setting: Any) -> None:

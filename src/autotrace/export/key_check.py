@@ -107,6 +107,7 @@ _NETWORK_FAILURES = {
     "gaierror": "the host name does not resolve",
     "ConnectionRefusedError": "nothing listens on that port",
     "TimeoutError": "no answer within the timeout",
+    "ResolveTimeout": "the host name did not resolve within the timeout",
     "SSLCertVerificationError": "its TLS certificate is not trusted (see AUTOTRACE_EXPORT_CA_FILE)",
     "ConnectionResetError": "the connection was reset",
 }

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from .bounded_connect import connect_within
 from .connections import ConnectionPool
 from .otlp_encode import encode_requests
 from .otlp_response import partial_success
@@ -190,8 +191,15 @@ class HttpTarget:
             return None
 
     def new_connection(self) -> http.client.HTTPConnection | None:
-        """A connection not yet opened; None when TLS (to the host or to an ``https://`` proxy) has
-        no context (see ``ConnectionPool.tls``)."""
+        """A connection not yet opened, whose opening (the host name's lookup included) is bounded
+        by ``timeout``; None when TLS (to the host or to an ``https://`` proxy) has no context (see
+        ``ConnectionPool.tls``)."""
+        conn = self._unopened()
+        if conn is not None:
+            conn._create_connection = connect_within  # type: ignore[attr-defined]  # http.client's hook
+        return conn
+
+    def _unopened(self) -> http.client.HTTPConnection | None:
         proxy = self.proxy
         host, port = (proxy.host, proxy.port) if proxy is not None else (self.host, self.port)
         tls_to_first_hop = proxy.secure if proxy is not None else self.secure

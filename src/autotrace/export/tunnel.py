@@ -43,7 +43,7 @@ class TunnelledHTTPSConnection(http.client.HTTPSConnection):
         self._tls = context
 
     def connect(self) -> None:
-        raw = socket.create_connection(self._via, self.timeout, self.source_address)
+        raw = self._create_connection(self._via, self.timeout, self.source_address)  # type: ignore[attr-defined]
         sock: socket.socket = raw
         try:
             with contextlib.suppress(OSError):  # as http.client: not every socket has it

@@ -15,7 +15,7 @@ import autotrace
 from autotrace.integrations.openai import pricing
 from autotrace.testing.fake_openai import FakeOpenAI
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import Traced
+from tests.helpers import CERTS, Traced, server_tls
 
 _CLEARED_PREFIXES = ("AUTOTRACE_", "LANGFUSE_", "OTEL_")
 #: ``http_proxy``, ``HTTPS_PROXY``, ``no_proxy``...: loopback exports would go through the developer's proxy.
@@ -84,4 +84,13 @@ def aclient(fake: FakeOpenAI) -> openai.AsyncOpenAI:
 def rx() -> Iterator[OtlpReceiver]:
     """A loopback OTLP receiver (a tenant's Langfuse, as far as autotrace can tell)."""
     with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def tls_rx(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
+    """A loopback OTLP receiver serving HTTPS on 127.0.0.1 with the test certificate of
+    ``tests/certs``, whose CA the client trusts (``SSL_CERT_FILE``)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(CERTS / "ca.pem"))
+    with OtlpReceiver(tls=server_tls()) as receiver:
         yield receiver

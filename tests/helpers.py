@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,13 @@ def ended_span(name: str = "s", tenant: str | None = None) -> None:
     else:
         with autotrace.tenant(tenant), autotrace.start_span(name):
             pass
+
+
+def timed_send(target: Any, body: bytes = b"spans") -> tuple[Any, float]:
+    """One ``target.send(body)`` (an ``HttpTarget``), the target closed after: its result and the
+    seconds it took (for checks that a fault cannot hold an export past its timeout)."""
+    started = time.monotonic()
+    try:
+        return target.send(body, {}), time.monotonic() - started
+    finally:
+        target.close()

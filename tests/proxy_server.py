@@ -5,6 +5,7 @@ Given a TLS context, it is an ``https://`` proxy: clients reach it by TLS."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import socket
 import socketserver
@@ -12,6 +13,21 @@ import ssl
 import threading
 from typing import BinaryIO, Self, cast
 from urllib.parse import urlsplit
+
+#: Credentials of a proxy that demands them (``ProxyServer(require_auth=BASIC)``), as a proxy URL
+#: gives them (``ENCODED``: the ``:`` and ``@`` of the password percent-encoded); ``SECRETS`` are
+#: what no log line or output may show of them, nor of the ``sk-lf-proxy`` key tests export with.
+USER, PASSWORD = "proxy-user", "pr0xy:s3cret@pw"
+ENCODED = "proxy-user:pr0xy%3As3cret%40pw"
+BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+SECRETS = ("s3cret", "pr0xy", BASIC.split()[1], "sk-lf-proxy")
+
+
+def assert_no_secret(text: str) -> None:
+    """``text`` shows none of ``SECRETS``."""
+    for secret in SECRETS:
+        assert secret not in text
+
 
 #: Headers that concern the hop to the proxy, never forwarded.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te",

@@ -5,13 +5,11 @@ test-only certificates of ``tests/certs`` (trusted through ``SSL_CERT_FILE``).""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -21,26 +19,8 @@ from autotrace import cli
 from autotrace.export.otlp_http import HttpTarget
 from autotrace.export.proxy import Proxy, parse_proxy
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import CERTS, install_default_tenant, numbered_spans, server_tls
-from tests.proxy_server import ProxyServer
-
-USER, PASSWORD = "proxy-user", "pr0xy:s3cret@pw"
-ENCODED = "proxy-user:pr0xy%3As3cret%40pw"
-BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-SECRETS = ("s3cret", "pr0xy", BASIC.split()[1])
-
-
-def _no_secret(text: str) -> None:
-    for secret in SECRETS:
-        assert secret not in text
-
-
-@pytest.fixture
-def tls_rx(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
-    """An OTLP receiver serving HTTPS on 127.0.0.1; its CA (the proxy's too) trusted by the client."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(CERTS / "ca.pem"))
-    with OtlpReceiver(tls=server_tls()) as receiver:
-        yield receiver
+from tests.helpers import CERTS, install_default_tenant, numbered_spans, server_tls, timed_send
+from tests.proxy_server import BASIC, ENCODED, ProxyServer, assert_no_secret
 
 
 @pytest.fixture
@@ -59,7 +39,7 @@ def test_an_https_proxy_url_is_read_with_its_default_port_and_credentials() -> N
     assert parse_proxy("HTTPS://proxy.corp:8443") == Proxy("proxy.corp", 8443, secure=True)
     assert (proxy.name, parse_proxy("http://proxy.corp").name) == ("https://proxy.corp:443", "proxy.corp:80")
     assert parse_proxy("https://[fd00::7]").name == "https://[fd00::7]:443"
-    _no_secret(repr(proxy) + proxy.name)
+    assert_no_secret(repr(proxy) + proxy.name)
 
 
 def test_https_export_runs_tls_inside_the_proxys_tls_tunnel(
@@ -79,7 +59,7 @@ def test_https_export_runs_tls_inside_the_proxys_tls_tunnel(
     assert https_proxy.failed_handshakes == 0
     assert all("proxy-authorization" not in request.headers for request in tls_rx.requests)
     assert autotrace.stats()["spans_exported"] == 5 and "export_failures" not in autotrace.stats()
-    _no_secret(caplog.text)
+    assert_no_secret(caplog.text)
 
 
 def test_a_plain_http_langfuse_is_reached_over_tls_to_the_proxy_in_absolute_form(
@@ -152,7 +132,7 @@ def test_an_https_proxy_whose_certificate_is_not_trusted_gets_nothing(
     stats = autotrace.stats()
     assert stats["export_failures.langfuse:default"] == 1 and stats["spans_dropped.export_failed"] == 1
     assert "SSLCertVerificationError" in caplog.text
-    _no_secret(caplog.text)
+    assert_no_secret(caplog.text)
 
 
 def test_a_proxy_that_never_answers_the_tls_handshake_cannot_outlast_the_timeout(
@@ -160,13 +140,9 @@ def test_a_proxy_that_never_answers_the_tls_handshake_cannot_outlast_the_timeout
     server, accepted = socket.create_server(("127.0.0.1", 0)), []
     threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()  # then silence
     monkeypatch.setenv("HTTPS_PROXY", f"https://127.0.0.1:{server.getsockname()[1]}")
-    target = HttpTarget("https://127.0.0.1:9/v1/traces", timeout=0.5)
     try:
-        started = time.monotonic()
-        result = target.send(b"spans", {})
-        elapsed = time.monotonic() - started
+        result, elapsed = timed_send(HttpTarget("https://127.0.0.1:9/v1/traces", timeout=0.5))
     finally:
-        target.close()
         server.close()
         for conn, _ in accepted:
             conn.close()
@@ -187,4 +163,4 @@ def test_autotrace_check_names_the_https_proxy_and_reaches_langfuse_through_it(
     assert out.splitlines()[0] == (f"ok          acme  {tls_rx.url} (key pk-lf-acme, via proxy https://127.0.0.1:"
                                    f'{https_proxy.port}): project "Acme" (cl-1), spans accepted')
     assert https_proxy.lines == [f"CONNECT 127.0.0.1:{tls_rx.port} HTTP/1.1"]  # one tunnel: export, projects API
-    _no_secret(out)
+    assert_no_secret(out)

@@ -19,7 +19,7 @@ from autotrace import cli
 from autotrace.export.bounded_connect import ResolveTimeout, connect_within
 from autotrace.export.otlp_http import HttpTarget
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import numbered_spans
+from tests.helpers import numbered_spans, timed_send
 
 
 class HungResolver:
@@ -51,13 +51,7 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[HungResolver]:
 
 
 def test_a_hung_lookup_fails_the_export_within_its_timeout_and_the_app_goes_on(resolver: HungResolver) -> None:
-    target = HttpTarget("http://langfuse.hung.test:3000/api/public/otel/v1/traces", timeout=0.3)
-    try:
-        started = time.monotonic()
-        result = target.send(b"spans", {})
-        elapsed = time.monotonic() - started
-    finally:
-        target.close()
+    result, elapsed = timed_send(HttpTarget("http://langfuse.hung.test:3000/api/public/otel/v1/traces", timeout=0.3))
     assert (result.ok, result.retryable, result.reason) == (False, True, "ResolveTimeout")
     assert elapsed < 1.5  # the lookup itself goes on for 3 s
     assert resolver.lookups == ["langfuse.hung.test"]

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import socket
 import threading
@@ -18,14 +17,8 @@ import autotrace
 from autotrace.export.otlp_http import HttpTarget
 from autotrace.export.proxy import Proxy, ProxyError, parse_proxy, proxy_for
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import CERTS, install_default_tenant, numbered_spans, server_tls
-from tests.proxy_server import ProxyServer
-
-#: The proxy's credentials: ``:`` and ``@`` in the password are percent-encoded in its URL.
-USER, PASSWORD = "proxy-user", "pr0xy:s3cret@pw"
-ENCODED = "proxy-user:pr0xy%3As3cret%40pw"
-BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-SECRETS = ("s3cret", "pr0xy", BASIC.split()[1], "sk-lf-proxy")
+from tests.helpers import CERTS, install_default_tenant, numbered_spans, server_tls, timed_send
+from tests.proxy_server import BASIC, ENCODED, ProxyServer, assert_no_secret
 
 
 def _has_ipv6_loopback() -> bool:
@@ -38,19 +31,6 @@ def _has_ipv6_loopback() -> bool:
 
 #: For the tests of a Langfuse named by an IPv6 address: a machine may have IPv6 turned off.
 needs_ipv6 = pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
-
-
-def _no_secret(text: str) -> None:
-    for secret in SECRETS:
-        assert secret not in text
-
-
-@pytest.fixture
-def tls_rx(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
-    """An OTLP receiver serving HTTPS on 127.0.0.1, whose CA the client trusts."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(CERTS / "ca.pem"))
-    with OtlpReceiver(tls=server_tls()) as receiver:
-        yield receiver
 
 
 @pytest.fixture
@@ -105,7 +85,7 @@ def test_credentials_are_percent_decoded_into_basic_proxy_authorization() -> Non
     assert (proxy.host, proxy.port, proxy.headers()) == ("proxy.corp", 3128, {"Proxy-Authorization": BASIC})
     assert parse_proxy("proxy.corp:8080") == Proxy("proxy.corp", 8080)  # no scheme: http://
     assert parse_proxy("http://[::1]:3128").host == "::1"
-    _no_secret(repr(proxy))
+    assert_no_secret(repr(proxy))
 
 
 @pytest.mark.parametrize(("url", "why"), [
@@ -121,7 +101,7 @@ def test_a_proxy_that_cannot_be_used_is_an_error_without_its_credentials(
     with pytest.raises(ProxyError) as raised:
         proxy_for("https", "langfuse.example.com", 443)
     assert why in str(raised.value) and "HTTPS_PROXY" in str(raised.value)
-    _no_secret(str(raised.value))
+    assert_no_secret(str(raised.value))
 
 
 # -- exporting ----------------------------------------------------------------------------------------
@@ -148,7 +128,7 @@ def test_https_export_goes_through_the_proxy_by_connect_with_its_credentials(
         assert proxy.hosts == [f"127.0.0.1:{tls_rx.port}"]
     assert autotrace.stats()["spans_exported"] == 4
     assert "proxy-authorization" not in tls_rx.requests[0].headers  # it went to the proxy only
-    _no_secret(caplog.text)
+    assert_no_secret(caplog.text)
 
 
 @pytest.fixture
@@ -222,7 +202,7 @@ def test_http_export_through_http_proxy_uses_the_absolute_form(
     assert (f"POST {base}/api/public/otel/v1/traces HTTP/1.1", BASIC) in proxy.seen
     assert (f"POST {base}/api/public/scores HTTP/1.1", BASIC) in proxy.seen
     assert all(line.startswith(f"POST {base}/") for line in proxy.lines)
-    _no_secret(caplog.text)
+    assert_no_secret(caplog.text)
 
 
 @pytest.mark.parametrize(("no_proxy", "host", "direct"), [
@@ -272,7 +252,7 @@ def test_a_proxy_refusing_connect_fails_the_export_counted_and_the_app_goes_on(
     stats = autotrace.stats()
     assert stats["export_failures.langfuse:default"] == 1 and stats["spans_dropped.export_failed"] == 1
     assert "proxy refused CONNECT (HTTP 407)" in caplog.text
-    _no_secret(caplog.text)
+    assert_no_secret(caplog.text)
 
 
 def test_a_plain_http_proxy_refusing_the_request_fails_the_export_counted(
@@ -285,7 +265,7 @@ def test_a_plain_http_proxy_refusing_the_request_fails_the_export_counted(
         assert len(proxy.lines) == 1
     assert rx.spans == [] and autotrace.stats()["export_failures"] == 1
     assert "HTTP 407" in caplog.text
-    _no_secret(caplog.text)
+    assert_no_secret(caplog.text)
 
 
 @pytest.mark.parametrize(("variable", "url", "why"), [
@@ -306,7 +286,7 @@ def test_an_unusable_proxy_fails_exports_counted_and_never_sends_directly(
     assert tls_rx.requests == []
     assert autotrace.stats()["export_failures.langfuse:default"] >= 1
     assert why in caplog.text
-    _no_secret(caplog.text)
+    assert_no_secret(caplog.text)
 
 
 def test_the_target_decides_once_and_keeps_its_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,7 +295,7 @@ def test_the_target_decides_once_and_keeps_its_proxy(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("HTTPS_PROXY")
     result = target.send(b"", {})
     assert not result.ok and not result.retryable and "socks5" in result.reason
-    _no_secret(result.reason)
+    assert_no_secret(result.reason)
 
 
 def _trickle_connect_answers(server: socket.socket, stop: threading.Event) -> None:
@@ -342,14 +322,10 @@ def test_a_proxy_trickling_its_answer_to_connect_cannot_outlast_the_export_timeo
     server, stop = socket.create_server(("127.0.0.1", 0)), threading.Event()
     threading.Thread(target=_trickle_connect_answers, args=(server, stop), daemon=True).start()
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{server.getsockname()[1]}")
-    target = HttpTarget("https://127.0.0.1:9/v1/traces", timeout=0.5)
     try:
-        started = time.monotonic()
-        result = target.send(b"spans", {})
-        elapsed = time.monotonic() - started
+        result, elapsed = timed_send(HttpTarget("https://127.0.0.1:9/v1/traces", timeout=0.5))
     finally:
         stop.set()
         server.close()
-        target.close()
     assert not result.ok and result.retryable and result.reason == "TimeoutError"
     assert elapsed < 2.0

@@ -11,6 +11,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import time
 from typing import BinaryIO, Self, cast
 from urllib.parse import urlsplit
 
@@ -60,6 +61,14 @@ class ProxyServer:
         """The Host header of each request received, in order (None without one)."""
         with self._lock:
             return list(self._hosts)
+
+    def wait_failed_handshakes(self, n: int, timeout: float = 5.0) -> int:
+        """``failed_handshakes`` once it reaches ``n`` (the server notes a failure on its own
+        thread, maybe after the client has given up), or as it is after ``timeout``."""
+        until = time.monotonic() + timeout
+        while self.failed_handshakes < n and time.monotonic() < until:
+            time.sleep(0.01)
+        return self.failed_handshakes
 
     @property
     def lines(self) -> list[str]:

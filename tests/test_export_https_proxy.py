@@ -116,23 +116,53 @@ def test_a_tunnel_the_https_proxy_dropped_while_idle_is_reopened_at_once(
     assert "export_failures" not in autotrace.stats()
 
 
+@pytest.mark.parametrize("langfuse_tls", [True, False], ids=["https-langfuse", "http-langfuse"])
 def test_an_https_proxy_whose_certificate_is_not_trusted_gets_nothing(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        langfuse_tls: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """The proxy shows the ``::1`` self-signed certificate: the client refuses it before a byte of
-    the CONNECT (with its credentials) or of the spans is sent, counts the failure and goes on."""
+    the request (with the proxy's credentials) or of the spans is sent, blames the proxy, counts
+    the failure and goes on."""
     monkeypatch.setenv("SSL_CERT_FILE", str(CERTS / "ca.pem"))
-    with OtlpReceiver(tls=server_tls()) as langfuse, ProxyServer(tls=server_tls("server-ipv6")) as proxy, \
-            caplog.at_level(logging.DEBUG, logger="autotrace"):
+    with OtlpReceiver(tls=server_tls() if langfuse_tls else None) as langfuse, \
+            ProxyServer(tls=server_tls("server-ipv6")) as proxy, caplog.at_level(logging.DEBUG, logger="autotrace"):
         monkeypatch.setenv("HTTPS_PROXY", proxy.url(ENCODED))
+        monkeypatch.setenv("HTTP_PROXY", proxy.url(ENCODED))
         install_default_tenant(langfuse, "proxy", max_retries=0)
         with autotrace.start_span("request") as span:
             span.set_output("the host app's answer")
         assert autotrace.flush(10)
-        assert (proxy.seen, langfuse.requests, proxy.failed_handshakes) == ([], [], 1)
+        assert (proxy.wait_failed_handshakes(1), proxy.seen, langfuse.requests) == (1, [], [])
     stats = autotrace.stats()
     assert stats["export_failures.langfuse:default"] == 1 and stats["spans_dropped.export_failed"] == 1
-    assert "SSLCertVerificationError" in caplog.text
+    assert "ProxyCertificateError" in caplog.text
     assert_no_secret(caplog.text)
+
+
+def test_a_langfuse_certificate_refused_inside_a_trusted_proxys_tunnel_is_not_blamed_on_the_proxy(
+        https_proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    with OtlpReceiver(tls=server_tls("server-ipv6")) as langfuse:  # a certificate for ::1, not 127.0.0.1
+        monkeypatch.setenv("LANGFUSE_HOST", langfuse.url)
+        monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "pk-lf-1")
+        monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-lf-1")
+        code = cli.main(["check", "--timeout", "5"])
+        assert https_proxy.lines == [f"CONNECT 127.0.0.1:{langfuse.port} HTTP/1.1"]
+    assert code == 1 and capsys.readouterr().out.splitlines()[0].endswith(
+        "its TLS certificate is not trusted (see AUTOTRACE_EXPORT_CA_FILE) (SSLCertVerificationError)")
+
+
+def test_autotrace_check_blames_an_untrusted_proxy_certificate_on_the_proxy(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], rx: OtlpReceiver) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(CERTS / "ca.pem"))
+    with ProxyServer(tls=server_tls("server-ipv6")) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url())
+        monkeypatch.setenv("LANGFUSE_HOST", rx.url)
+        monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "pk-lf-1")
+        monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-lf-1")
+        code, port = cli.main(["check", "--timeout", "5"]), proxy.port
+    assert code == 1 and capsys.readouterr().out.splitlines()[0] == (
+        f"unreachable default  {rx.url} (key pk-lf-1, via proxy https://127.0.0.1:{port}): the proxy's "
+        "TLS certificate is not trusted (see AUTOTRACE_EXPORT_CA_FILE) (ProxyCertificateError)")
+    assert rx.requests == []
 
 
 def test_a_proxy_that_never_answers_the_tls_handshake_cannot_outlast_the_timeout(

@@ -109,6 +109,7 @@ _NETWORK_FAILURES = {
     "TimeoutError": "no answer within the timeout",
     "ResolveTimeout": "the host name did not resolve within the timeout",
     "SSLCertVerificationError": "its TLS certificate is not trusted (see AUTOTRACE_EXPORT_CA_FILE)",
+    "ProxyCertificateError": "the proxy's TLS certificate is not trusted (see AUTOTRACE_EXPORT_CA_FILE)",
     "ConnectionResetError": "the connection was reset",
 }
 

@@ -23,7 +23,7 @@ from .otlp_encode import encode_requests
 from .otlp_response import partial_success
 from .proxy import Proxy, ProxyError, proxy_for
 from .sink import OK, SinkResult
-from .tunnel import TunnelledHTTPSConnection, TunnelRefused, authority
+from .tunnel import ProxyTLSConnection, TunnelledHTTPSConnection, TunnelRefused, authority
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -208,8 +208,10 @@ class HttpTarget:
         context = self.pool.tls()
         if context is None:
             return None
-        if proxy is None or not self.secure:  # TLS to the host, or to the proxy for a plain-HTTP host
+        if proxy is None:
             return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
+        if not self.secure:  # a plain-HTTP host through an https:// proxy
+            return ProxyTLSConnection(host, port, timeout=self.timeout, context=context)
         return TunnelledHTTPSConnection(self.host, self.port, via=(host, port), via_tls=proxy.secure,
                                         connect_headers=proxy.headers(), timeout=self.timeout, context=context)
 

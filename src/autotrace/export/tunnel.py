@@ -9,7 +9,7 @@ import contextlib
 import http.client
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from .layered_tls import LayeredTLS
 
@@ -20,6 +20,31 @@ class TunnelRefused(OSError):
     def __init__(self, status: int) -> None:
         super().__init__(f"proxy refused CONNECT (HTTP {status})")
         self.status = status
+
+
+class ProxyCertificateError(ssl.SSLCertVerificationError):
+    """An ``https://`` proxy's certificate failed verification (the proxy's, not Langfuse's)."""
+
+
+@contextlib.contextmanager
+def _blaming_the_proxy() -> Iterator[None]:
+    """A certificate failure in this block is the proxy's (``ProxyCertificateError``)."""
+    try:
+        yield
+    except ssl.SSLCertVerificationError as exc:
+        blamed = ProxyCertificateError(*exc.args)
+        blamed.verify_code = getattr(exc, "verify_code", None)
+        blamed.verify_message = getattr(exc, "verify_message", None)
+        raise blamed from exc
+
+
+class ProxyTLSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection to an ``https://`` proxy itself, for a plain-HTTP host (requests in
+    absolute form); the proxy's certificate is checked against its host."""
+
+    def connect(self) -> None:
+        with _blaming_the_proxy():
+            super().connect()
 
 
 def authority(host: str, port: int) -> str:
@@ -49,7 +74,8 @@ class TunnelledHTTPSConnection(http.client.HTTPSConnection):
             with contextlib.suppress(OSError):  # as http.client: not every socket has it
                 raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._via_tls:
-                sock = self._tls.wrap_socket(raw, server_hostname=self._via[0])
+                with _blaming_the_proxy():
+                    sock = self._tls.wrap_socket(raw, server_hostname=self._via[0])
             target = authority(self.host, self.port)
             head = [f"CONNECT {target} HTTP/1.1", f"Host: {target}",
                     *(f"{name}: {value}" for name, value in self._connect_headers.items())]

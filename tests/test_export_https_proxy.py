@@ -18,6 +18,7 @@ import autotrace
 from autotrace import cli
 from autotrace.export.otlp_http import HttpTarget
 from autotrace.export.proxy import Proxy, parse_proxy
+from autotrace.export.sink import OK, SinkResult
 from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import CERTS, install_default_tenant, numbered_spans, server_tls, timed_send
 from tests.proxy_server import BASIC, ENCODED, ProxyServer, assert_no_secret
@@ -101,6 +102,44 @@ def test_a_body_larger_than_a_tls_record_crosses_both_layers_intact(
         target.close()
     assert result.ok, result.reason
     assert tls_rx.scores[0][1] == payload
+
+
+def _answer_then_close(server: socket.socket, body: bytes) -> None:
+    """Serve TLS: read one request whole, answer ``body`` with "Connection: close", close."""
+    conn, _ = server.accept()
+    with server_tls().wrap_socket(conn, server_side=True) as tls:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += tls.recv(65536)
+        head, _, sent = request.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        while len(sent) < length:
+            sent += tls.recv(65536)
+        tls.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+
+@pytest.mark.parametrize("proxy_tls", [False, True], ids=["http-proxy", "https-proxy"])
+def test_an_answer_that_closes_the_connection_is_read_whole_through_the_tunnel(
+        proxy_tls: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """http.client closes such a connection before reading the body: the tunnel stays open for the
+    body's reader, as a socket does."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(CERTS / "ca.pem"))
+    body = os.urandom(48_000)  # many TLS records: not all read with the headers
+    answers: list[bytes] = []
+
+    def keep(answer: bytes, _headers: object) -> SinkResult:
+        answers.append(answer)
+        return OK
+
+    with socket.create_server(("127.0.0.1", 0)) as server, ProxyServer(tls=server_tls() if proxy_tls else None) as proxy:
+        threading.Thread(target=_answer_then_close, args=(server, body), daemon=True).start()
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url())
+        target = HttpTarget(f"https://127.0.0.1:{server.getsockname()[1]}/v1/traces", timeout=10)
+        try:
+            result = target.send(b"spans", {}, keep)
+        finally:
+            target.close()
+    assert result.ok and answers == [body]
 
 
 def test_a_tunnel_the_https_proxy_dropped_while_idle_is_reopened_at_once(

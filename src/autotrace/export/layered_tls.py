@@ -21,10 +21,14 @@ class LayeredTLS:
     """A TLS session with ``server_hostname`` (its certificate checked by ``context``) over
     ``outer``, an open TLS connection to a proxy tunnelling to it. As much of a socket as
     ``http.client`` uses: ``sendall``, ``recv_into``, ``makefile("rb")``, timeouts and ``close``;
-    a timeout applies to each read or write of the outer socket. The handshake runs here."""
+    a timeout applies to each read or write of the outer socket. As with a socket, ``close`` waits
+    for the readers ``makefile`` gave to be closed (``http.client`` closes the connection of a
+    "Connection: close" answer before its body is read). The handshake runs here."""
 
     def __init__(self, outer: ssl.SSLSocket, context: ssl.SSLContext, server_hostname: str) -> None:
         self._outer = outer
+        self._readers = 0
+        self._closing = False
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._session = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
@@ -72,6 +76,7 @@ class LayeredTLS:
         """A buffered binary reader of the decrypted stream (``http.client`` reads responses so)."""
         if mode != "rb":
             raise ValueError(f"only 'rb' is supported, not {mode!r}")
+        self._readers += 1
         return io.BufferedReader(_Reader(self), buffering)
 
     def settimeout(self, timeout: float | None) -> None:
@@ -88,8 +93,16 @@ class LayeredTLS:
         return self._session.version()
 
     def close(self) -> None:
-        """Close the connection to the proxy (and so the tunnel); no closing TLS exchange inside."""
-        self._outer.close()
+        """Close the connection to the proxy (and so the tunnel) once no reader is open; no
+        closing TLS exchange inside."""
+        self._closing = True
+        if self._readers <= 0:
+            self._outer.close()
+
+    def _reader_closed(self) -> None:
+        self._readers -= 1
+        if self._closing and self._readers <= 0:
+            self._outer.close()
 
 
 class _Reader(io.RawIOBase):
@@ -105,3 +118,8 @@ class _Reader(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         return self._session.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._session._reader_closed()
+        super().close()

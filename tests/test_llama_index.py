@@ -9,11 +9,8 @@ from typing import Any
 
 import openai
 import pytest
-from llama_index.core import Document, Settings, VectorStoreIndex
-from llama_index.core.base.llms.types import ChatMessage, CompletionResponse, LLMMetadata
-from llama_index.core.embeddings.mock_embed_model import MockEmbedding
-from llama_index.core.llms.callbacks import llm_completion_callback
-from llama_index.core.llms.custom import CustomLLM
+from llama_index.core import VectorStoreIndex
+from llama_index.core.base.llms.types import ChatMessage, CompletionResponse
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.tools import FunctionTool
@@ -24,6 +21,7 @@ from autotrace.integrations.llama_index import INTEGRATION
 from autotrace.observation import STREAM_CLOSED
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
+from tests.llama_doubles import FakeLLM, Flaky, Scripted, indexed
 
 pytestmark = pytest.mark.integrations("llama_index", "openai")
 
@@ -41,12 +39,7 @@ QUERY_TREE = [("chain", "RetrieverQueryEngine.query", [
 
 @pytest.fixture
 def index() -> Iterator[VectorStoreIndex]:
-    previous = Settings._llm, Settings._embed_model
-    Settings.llm = MockLLM(max_tokens=4)
-    Settings.embed_model = MockEmbedding(embed_dim=8)
-    yield VectorStoreIndex.from_documents([Document(text="Orders ship in 24 hours.", doc_id="d1"),
-                                           Document(text="Refunds take five days.", doc_id="d2")])
-    Settings._llm, Settings._embed_model = previous
+    yield from indexed("Orders ship in 24 hours.", "Refunds take five days.")
 
 
 def test_query_engine_tree_and_fields(index: VectorStoreIndex, traced: Traced) -> None:
@@ -127,24 +120,16 @@ def test_tools(traced: Traced) -> None:
     assert record["input"] == {"a": 6, "b": 7}
 
 
-class OpenAIBacked(CustomLLM):
+class OpenAIBacked(FakeLLM):
     """A minimal LlamaIndex LLM calling a real OpenAI client (llama-index-llms-openai is not installed)."""
 
+    model = "gpt-4o-mini"
     base_url: str
 
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="gpt-4o-mini")
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+    def answer(self, prompt: str) -> CompletionResponse:
         client = openai.OpenAI(base_url=self.base_url, api_key="k", max_retries=0)
         reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
         return CompletionResponse(text=reply.choices[0].message.content, raw=reply)
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-        raise NotImplementedError
 
 
 def test_llama_index_calling_openai_records_one_generation(traced: Traced) -> None:
@@ -167,25 +152,6 @@ def test_uninstall_removes_the_handlers(index: VectorStoreIndex, traced: Traced)
                       export_interval=0.05)
     index.as_query_engine().query("q")
     assert autotrace.flush(5) and autotrace.local_store().observations() == []
-
-
-class Scripted(CustomLLM):
-    """An LLM that answers from a script, enough to drive a real ReAct agent."""
-
-    replies: list[str]
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="scripted", is_chat_model=False)
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return CompletionResponse(text=self.replies.pop(0))
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-        text = self.replies.pop(0)
-        return (CompletionResponse(text=text[:end], delta=piece) for end, piece in ((9, text[:9]), (None, text[9:])))
 
 
 def test_react_agent_with_a_tool(traced: Traced) -> None:
@@ -250,19 +216,12 @@ def test_react_agent_streaming_records_one_generation_per_llm_call(traced: Trace
     assert_nothing_held()
 
 
-class Metered(CustomLLM):
+class Metered(FakeLLM):
     """A streaming LLM that reports token usage on its last chunk, as OpenAI's streams do."""
 
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="metered")
+    model = "metered"
 
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        raise NotImplementedError
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
+    def chunks(self, prompt: str) -> Iterator[CompletionResponse]:
         usage = {"usage": {"prompt_tokens": 3, "completion_tokens": 2}}
         return (chunk for chunk in [CompletionResponse(text="Hel", delta="Hel"),
                                     CompletionResponse(text="Hello", delta="lo", raw=usage)])
@@ -294,26 +253,6 @@ def test_custom_llm_async_streams_record_one_generation_each(traced: Traced) -> 
     assert by_name["Metered.stream_complete"]["input"] == "sync"
     assert all(r["usage"] == usage and r["completion_start_time"] for r in records if r["type"] == "generation")
     assert_nothing_held()
-
-
-class Flaky(CustomLLM):
-    """A streaming LLM whose connection drops after the first chunk."""
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="flaky")
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        raise NotImplementedError
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-        def chunks() -> Iterator[CompletionResponse]:
-            yield CompletionResponse(text="par", delta="par")
-            raise ConnectionError("connection reset mid-stream")
-
-        return chunks()
 
 
 def test_a_stream_failing_midway_ends_its_generation_with_the_error(traced: Traced) -> None:

@@ -17,8 +17,18 @@ from llama_index.core.workflow import Context
 
 from autotrace.integrations.llama_index import INTEGRATION
 from tests.helpers import Traced, shape
-from tests.test_llama_index import Scripted
-from tests.test_llama_index_chat_and_workflow_agents import by_trace, called, calls, scripted
+from tests.llama_doubles import (
+    Scripted,
+    billing_desk,
+    broken,
+    called,
+    calls,
+    lookup,
+    price,
+    run_reading_events,
+    scripted,
+)
+from tests.test_llama_index_chat_and_workflow_agents import by_trace
 
 pytestmark = pytest.mark.integrations("llama_index")
 
@@ -56,21 +66,6 @@ class Metered(MockFunctionCallingLLM):
                                                                               "completion_tokens": 2}})
 
         return chunks()
-
-
-def lookup(order_id: str) -> str:
-    """Look an order up."""
-    return f"{order_id} shipped"
-
-
-def price(order_id: str) -> str:
-    """Price an order."""
-    return f"{order_id} costs 5"
-
-
-def broken(order_id: str) -> str:
-    """Always fails."""
-    raise ValueError(f"no {order_id}")
 
 
 def tools_of(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -115,13 +110,7 @@ def test_a_react_agent_s_streamed_events_with_two_tools_and_a_failing_one(traced
                'Thought: check.\nAction: broken\nAction Input: {"order_id": "o1"}\n',
                "Thought: I can answer.\nAnswer: o1 shipped, 5\n"]
     agent = ReActAgent(name="react", tools=[lookup, price, broken], llm=Scripted(replies=replies))
-
-    async def run() -> tuple[str, list[str]]:
-        handler = agent.run(user_msg="check o1")
-        kinds = [type(event).__name__ async for event in handler.stream_events()]
-        return str(await handler), kinds
-
-    answer, kinds = asyncio.run(run())
+    answer, kinds = run_reading_events(agent, "check o1")
     assert (answer, kinds.count("ToolCallResult"), kinds[-1]) == ("o1 shipped, 5", 3, "StopEvent")
     records = traced.records()
     generation = ("generation", "Scripted.astream_chat", [])
@@ -137,16 +126,8 @@ def test_a_react_agent_s_streamed_events_with_two_tools_and_a_failing_one(traced
     assert_nothing_held()
 
 
-def billing_desk(*billing_replies: ChatMessage) -> AgentWorkflow:
-    """triage hands off to billing, which answers with ``billing_replies``."""
-    triage = FunctionAgent(name="triage", description="routes requests", can_handoff_to=["billing"],
-                           llm=scripted(calls("handoff", to_agent="billing", reason="a refund")))
-    billing = FunctionAgent(name="billing", description="refunds orders", tools=[lookup], llm=scripted(*billing_replies))
-    return AgentWorkflow(agents=[triage, billing], root_agent="triage")
-
-
 def test_an_agent_workflow_s_handoff_is_a_tool_call_of_the_agent_handing_off(traced: Traced) -> None:
-    workflow = billing_desk(calls("lookup", order_id="o1"), ChatMessage(role="assistant", content="ok"))
+    workflow = billing_desk(calls("lookup", order_id="o1"), ChatMessage(role="assistant", content="ok"), tools=[lookup])
 
     async def run() -> str:
         return str(await workflow.run(user_msg="refund o1"))
@@ -218,7 +199,7 @@ def test_a_tool_call_the_agent_could_not_run_is_a_failed_tool_call(traced: Trace
     the model so, and the trace had no tool call at all between the two generations."""
     made_up = calls("lookupp", order_id="o1")
     runs = (FunctionAgent(name="solo", tools=[lookup], llm=scripted(made_up, ChatMessage(role="assistant", content="a"))),
-            billing_desk(made_up, ChatMessage(role="assistant", content="b")),
+            billing_desk(made_up, ChatMessage(role="assistant", content="b"), tools=[lookup]),
             FunctionAgent(name="adapted", tools=[Forecast()],
                           llm=scripted(calls("forecast", city="Oslo"), ChatMessage(role="assistant", content="c"))))
 

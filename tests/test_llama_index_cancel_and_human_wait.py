@@ -10,25 +10,27 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core import VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse, LLMMetadata
-from llama_index.core.embeddings.mock_embed_model import MockEmbedding
-from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
-from llama_index.core.llms.custom import CustomLLM
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
+from llama_index.core.llms.callbacks import llm_chat_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.postprocessor import SimilarityPostprocessor
 from llama_index.core.tools import FunctionTool
 from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent
 
 from tests.helpers import Traced, shape
-from tests.test_llama_index_chat_and_workflow_agents import (
-    assert_nothing_held,
-    by_trace,
+from tests.llama_doubles import (
+    FakeLLM,
+    broken,
     called,
     calls,
+    indexed,
+    lookup,
+    run_reading_events,
     scripted,
 )
+from tests.test_llama_index_chat_and_workflow_agents import assert_nothing_held, by_trace
 
 pytestmark = pytest.mark.integrations("llama_index")
 
@@ -141,20 +143,10 @@ def test_a_tool_waiting_for_a_human_is_suspended_not_failed(traced: Traced) -> N
     assert_nothing_held()
 
 
-def lookup(order_id: str) -> str:
-    """Look an order up."""
-    return f"{order_id} shipped"
-
-
 async def alookup(order_id: str) -> str:
     """Look an order up, asynchronously."""
     await asyncio.sleep(0)
     return f"{order_id} paid"
-
-
-def broken(order_id: str) -> str:
-    """Always fails."""
-    raise ValueError(f"no {order_id}")
 
 
 def test_streamed_agent_events_with_sync_async_failing_and_direct_tools(traced: Traced) -> None:
@@ -162,13 +154,7 @@ def test_streamed_agent_events_with_sync_async_failing_and_direct_tools(traced: 
     agent = FunctionAgent(tools=[lookup, alookup, broken, direct], llm=scripted(
         calls("lookup", order_id="o1"), calls("alookup", order_id="o2"), calls("broken", order_id="o3"),
         calls("direct", order_id="o4")))
-
-    async def run() -> tuple[str, list[str]]:
-        handler = agent.run(user_msg="check orders")
-        kinds = [type(event).__name__ async for event in handler.stream_events()]
-        return str(await handler), kinds
-
-    answer, kinds = asyncio.run(run())
+    answer, kinds = run_reading_events(agent, "check orders")
     assert (answer, kinds.count("ToolCallResult"), kinds[-1]) == ("o4 shipped", 4, "StopEvent")
     records = traced.records()
     assert shape(records) == [("agent", "FunctionAgent.run", [
@@ -182,29 +168,19 @@ def test_streamed_agent_events_with_sync_async_failing_and_direct_tools(traced: 
     assert_nothing_held()
 
 
-class Slow(CustomLLM):
+class Slow(FakeLLM):
     """Answers with the end of its prompt after a pause, so that concurrent queries overlap."""
 
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="slow")
+    model = "slow"
 
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+    def answer(self, prompt: str) -> CompletionResponse:
         time.sleep(0.05)
         return CompletionResponse(text=prompt.rsplit("Query: ", 1)[-1].split("\n")[0])
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Iterator[CompletionResponse]:
-        raise NotImplementedError
 
 
 @pytest.fixture
 def slow_index() -> Iterator[VectorStoreIndex]:
-    previous = Settings._llm, Settings._embed_model
-    Settings.llm, Settings.embed_model = Slow(), MockEmbedding(embed_dim=8)
-    yield VectorStoreIndex.from_documents([Document(text="Orders ship in 24 hours.", doc_id="d1")])
-    Settings._llm, Settings._embed_model = previous
+    yield from indexed("Orders ship in 24 hours.", llm=Slow())
 
 
 def test_queries_in_threads_through_a_postprocessor_never_cross(slow_index: VectorStoreIndex, traced: Traced) -> None:

@@ -7,23 +7,17 @@ interrupted (WARNING) where the cancellation reached it, with what it had."""
 import asyncio
 import gc
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
-from llama_index.core.base.llms.types import (
-    ChatMessage,
-    ChatResponse,
-    CompletionResponse,
-    LLMMetadata,
-)
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
 from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.embeddings.mock_embed_model import MockEmbedding
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
-from llama_index.core.llms.custom import CustomLLM
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.objects import ObjectRetriever, SimpleToolNodeMapping
@@ -35,7 +29,8 @@ from llama_index.embeddings.openai import OpenAIEmbedding
 import autotrace
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
-from tests.test_llama_index_chat_and_workflow_agents import assert_nothing_held, by_trace, calls, scripted
+from tests.llama_doubles import FakeLLM, calls, scripted
+from tests.test_llama_index_chat_and_workflow_agents import assert_nothing_held, by_trace
 
 pytestmark = pytest.mark.integrations("llama_index")
 
@@ -43,26 +38,15 @@ CANCELLED = "CancelledError"
 ASSISTANT_ONE = {"role": "assistant", "content": "one "}
 
 
-class Hanging(CustomLLM):
+class Hanging(FakeLLM):
     """A model that answers "one " then never goes on (``entered`` set once it hangs)."""
 
+    model = "hanging"
     entered: Any = None
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="hanging")
 
     async def _hang(self) -> None:
         self.entered.set()
         await asyncio.Event().wait()
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        raise NotImplementedError
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Iterator[CompletionResponse]:
-        raise NotImplementedError
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:

@@ -10,13 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llama_index.core import Document, Settings, VectorStoreIndex
-from llama_index.core.base.llms.types import ChatMessage, CompletionResponse, LLMMetadata, ToolCallBlock
-from llama_index.core.embeddings.mock_embed_model import MockEmbedding
+from llama_index.core import VectorStoreIndex
+from llama_index.core.base.llms.types import ChatMessage, CompletionResponse
 from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.llms.callbacks import llm_completion_callback
-from llama_index.core.llms.custom import CustomLLM
-from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM
+from llama_index.core.llms.mock import MockLLM
 from llama_index.core.tools import BaseTool, FunctionTool, ToolMetadata
 from llama_index.core.workflow import Context
 
@@ -24,6 +21,7 @@ import autotrace
 from autotrace import bounds
 from autotrace.integrations.llama_index import INTEGRATION
 from tests.helpers import Traced, shape
+from tests.llama_doubles import FakeLLM, Flaky, billing_desk, called, calls, indexed, scripted, two_chunks
 from tests.test_llama_index_edges import ASYNC_QUERY, SYNC_QUERY, TEXT, in_chain
 
 pytestmark = pytest.mark.integrations("llama_index")
@@ -32,11 +30,7 @@ dispatcher = get_dispatcher(__name__)
 
 @pytest.fixture
 def index() -> Iterator[VectorStoreIndex]:
-    previous = Settings._llm, Settings._embed_model
-    Settings.llm = MockLLM(max_tokens=4)
-    Settings.embed_model = MockEmbedding(embed_dim=8)
-    yield VectorStoreIndex.from_documents([Document(text="Orders ship in 24 hours.", doc_id="d1")])
-    Settings._llm, Settings._embed_model = previous
+    yield from indexed("Orders ship in 24 hours.")
 
 
 def assert_nothing_held() -> None:
@@ -45,27 +39,16 @@ def assert_nothing_held() -> None:
     assert not (tracker.open or tracker.streams or tracker.delegates or tracker.skipped or tracker.chats)
 
 
-class Gated(CustomLLM):
+class Gated(FakeLLM):
     """A streaming LLM whose chunks wait for ``gate``: its reply is written after the engine returned."""
 
+    model = "gated"
     gate: Any
 
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="gated")
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        raise NotImplementedError
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Iterator[CompletionResponse]:
-        def chunks() -> Iterator[CompletionResponse]:
-            assert self.gate.wait(10)
-            yield CompletionResponse(text="late", delta="late")
-            yield CompletionResponse(text="late reply", delta=" reply")
-
-        return chunks()
+    def chunks(self, prompt: str) -> Iterator[CompletionResponse]:
+        assert self.gate.wait(10)
+        yield CompletionResponse(text="late", delta="late")
+        yield CompletionResponse(text="late reply", delta=" reply")
 
 
 class ShutsDown(BaseTool):
@@ -175,23 +158,6 @@ def test_chat_engines_record_one_tree_whose_chain_ends_with_the_reply(index: Vec
     assert_nothing_held()
 
 
-def scripted(*replies: ChatMessage) -> MockFunctionCallingLLM:
-    """A function-calling LLM answering with ``replies`` in turn."""
-    queue = list(replies)
-    return MockFunctionCallingLLM(response_generator=lambda messages, **kwargs: queue.pop(0))
-
-
-def calls(name: str, **arguments: Any) -> ChatMessage:
-    return ChatMessage(role="assistant", blocks=[ToolCallBlock(tool_call_id=f"c-{name}", tool_name=name,
-                                                               tool_kwargs=arguments)])
-
-
-def called(name: str, **arguments: Any) -> dict[str, Any]:
-    """A generation's output asking for one tool call."""
-    return {"role": "assistant", "content": None, "tool_calls": [{"id": f"c-{name}", "name": name,
-                                                                   "arguments": arguments}]}
-
-
 def lookup(order_id: str) -> str:
     """Look an order up."""
     raise ConnectionError("order service down")
@@ -256,13 +222,8 @@ def refund(order_id: str) -> str:
 
 @pytest.mark.parametrize("streaming", [True, False])
 def test_an_agent_workflow_handing_off_between_two_agents_is_one_tree(traced: Traced, streaming: bool) -> None:
-    from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
-
-    triage = FunctionAgent(name="triage", description="routes requests", can_handoff_to=["billing"], streaming=streaming,
-                           llm=scripted(calls("handoff", to_agent="billing", reason="a refund")))
-    billing = FunctionAgent(name="billing", description="refunds orders", tools=[refund], streaming=streaming,
-                            llm=scripted(calls("refund", order_id="o1"), ChatMessage(role="assistant", content="ok")))
-    workflow = AgentWorkflow(agents=[triage, billing], root_agent="triage")
+    workflow = billing_desk(calls("refund", order_id="o1"), ChatMessage(role="assistant", content="ok"),
+                            tools=[refund], streaming=streaming)
 
     async def run() -> str:
         return str(await workflow.run(user_msg="refund o1"))
@@ -285,14 +246,11 @@ def test_an_agent_workflow_handing_off_between_two_agents_is_one_tree(traced: Tr
     assert_nothing_held()
 
 
-class ReActScript(CustomLLM):
+class ReActScript(FakeLLM):
     """A completion LLM driving a ReAct agent: one tool call, then an answer from its observation."""
 
+    model = "react"
     tool: str
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="react", is_chat_model=False)
 
     def reply(self, prompt: str) -> str:
         seen = re.findall(r"Observation: (?!tool response)(.+)", prompt)  # not the prompt's example
@@ -301,14 +259,11 @@ class ReActScript(CustomLLM):
             return f'Thought: I need the tool.\nAction: {self.tool}\nAction Input: {{"x": {number}}}\n'
         return f"Thought: I can answer.\nAnswer: {seen[-1]}\n"
 
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+    def answer(self, prompt: str) -> CompletionResponse:
         return CompletionResponse(text=self.reply(prompt))
 
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-        text = self.reply(prompt)
-        return (CompletionResponse(text=text[:end], delta=piece) for end, piece in ((8, text[:8]), (None, text[8:])))
+    def chunks(self, prompt: str) -> Iterator[CompletionResponse]:
+        return two_chunks(self.reply(prompt), 8)
 
 
 def test_react_agent_whose_tool_raises(traced: Traced) -> None:
@@ -414,26 +369,6 @@ def test_streaming_queries_read_in_threads_never_cross_tenants(index: VectorStor
         assert records[0]["input"] == f"number {tenant.removeprefix('tenant-')}"
         assert records[0]["output"] == TEXT
     assert_nothing_held()
-
-
-class Flaky(CustomLLM):
-    """A streaming LLM whose connection drops after the first chunk."""
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="flaky")
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        raise NotImplementedError
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Iterator[CompletionResponse]:
-        def chunks() -> Iterator[CompletionResponse]:
-            yield CompletionResponse(text="par", delta="par")
-            raise ConnectionError("connection reset mid-stream")
-
-        return chunks()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")

@@ -13,13 +13,11 @@ import openai
 import pytest
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.base.base_query_engine import BaseQueryEngine
-from llama_index.core.base.llms.types import CompletionResponse, LLMMetadata
+from llama_index.core.base.llms.types import CompletionResponse
 from llama_index.core.base.response.schema import AsyncStreamingResponse, StreamingResponse
 from llama_index.core.embeddings import BaseEmbedding
 from llama_index.core.embeddings.mock_embed_model import MockEmbedding
 from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.llms.callbacks import llm_completion_callback
-from llama_index.core.llms.custom import CustomLLM
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.tools import BaseTool, ToolMetadata, ToolOutput
 
@@ -27,6 +25,7 @@ import autotrace
 from autotrace.integrations.llama_index import INTEGRATION
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
+from tests.llama_doubles import FakeLLM, indexed
 
 pytestmark = pytest.mark.integrations("llama_index")
 dispatcher = get_dispatcher(__name__)
@@ -34,11 +33,7 @@ dispatcher = get_dispatcher(__name__)
 
 @pytest.fixture
 def index() -> Iterator[VectorStoreIndex]:
-    previous = Settings._llm, Settings._embed_model
-    Settings.llm = MockLLM(max_tokens=4)
-    Settings.embed_model = MockEmbedding(embed_dim=8)
-    yield VectorStoreIndex.from_documents([Document(text="Orders ship in 24 hours.", doc_id="d1")])
-    Settings._llm, Settings._embed_model = previous
+    yield from indexed("Orders ship in 24 hours.")
 
 
 def queries(records: list[dict]) -> list[dict]:
@@ -172,22 +167,15 @@ def test_a_response_stream_closed_early_closes_what_it_relays_before_the_close_r
     assert_nothing_held()
 
 
-class Metered(CustomLLM):
+class Metered(FakeLLM):
     """An LLM whose raw response carries usage under Anthropic / OpenAI Responses names."""
 
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="metered")
+    model = "metered"
 
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+    def answer(self, prompt: str) -> CompletionResponse:
         usage = {"input_tokens": 3, "output_tokens": 2, "total_tokens": 6}  # a provider's total wins
         return CompletionResponse(text="ok", raw={"usage": usage} if prompt == "dict" else SimpleNamespace(
             usage=SimpleNamespace(input_tokens=3, output_tokens=2)))
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-        raise NotImplementedError
 
 
 def test_usage_under_input_and_output_token_names(traced: Traced) -> None:
@@ -257,22 +245,14 @@ def test_a_large_retrieval_records_at_most_100_documents(traced: Traced) -> None
     assert autotrace.stats()["retrieval_documents_truncated"] == 150
 
 
-class _LazyOpenAI(CustomLLM):
+class _LazyOpenAI(FakeLLM):
     """Streams from OpenAI the way LlamaIndex's OpenAI LLM does: the request is made inside the
     generator it returns, after its own span has exited."""
 
+    model = "gpt-4o-mini"
     base_url: str
 
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="gpt-4o-mini")
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        raise NotImplementedError
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Iterator[CompletionResponse]:
+    def chunks(self, prompt: str) -> Iterator[CompletionResponse]:
         client = openai.OpenAI(base_url=self.base_url, api_key="k", max_retries=0)
 
         def gen() -> Iterator[CompletionResponse]:
@@ -397,20 +377,13 @@ def in_chain(name: str, run: Callable[[], Any], traced: Traced) -> tuple[Any, li
     return result, traced.trace(outer.trace_id)[1:]
 
 
-class Selecting(CustomLLM):
+class Selecting(FakeLLM):
     """A selector's LLM: always picks the second choice."""
 
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="selector")
+    model = "selector"
 
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+    def answer(self, prompt: str) -> CompletionResponse:
         return CompletionResponse(text='[{"choice": 2, "reason": "about refunds"}]')
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-        raise NotImplementedError
 
 
 @pytest.fixture
@@ -494,21 +467,14 @@ def test_sub_question_query_engine_puts_each_sub_query_under_it(engines: list[An
     assert_nothing_held()
 
 
-class Ranking(CustomLLM):
+class Ranking(FakeLLM):
     """An LLMRerank's LLM: ranks the refunds document above the shipping one."""
 
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="ranker")
+    model = "ranker"
 
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+    def answer(self, prompt: str) -> CompletionResponse:
         first = prompt.index("Orders ship") < prompt.index("Refunds take")
         return CompletionResponse(text=f"Doc: {2 if first else 1}, Relevance: 9\nDoc: {1 if first else 2}, Relevance: 3\n")
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-        raise NotImplementedError
 
 
 def test_rerankers_record_their_scores_and_the_llm_they_call(traced: Traced) -> None:

@@ -19,14 +19,8 @@ from llama_index.core.workflow import Context
 
 from autotrace.integrations.llama_index import INTEGRATION
 from tests.helpers import Traced, shape
-from tests.test_llama_index_chat_and_workflow_agents import (
-    assert_nothing_held,
-    by_trace,
-    calls,
-    refund,
-    remember,
-    scripted,
-)
+from tests.llama_doubles import billing_desk, calls, scripted
+from tests.test_llama_index_chat_and_workflow_agents import assert_nothing_held, by_trace, refund, remember
 from tests.test_llama_index_edges import in_chain
 
 pytestmark = pytest.mark.integrations("llama_index")
@@ -113,11 +107,8 @@ def test_a_function_tool_s_workflow_context_is_left_out_of_its_input(traced: Tra
 
 def handing_off(streaming: bool) -> AgentWorkflow:
     """triage hands off to billing, which refunds and answers."""
-    triage = FunctionAgent(name="triage", description="routes requests", can_handoff_to=["billing"], streaming=streaming,
-                           llm=scripted(calls("handoff", to_agent="billing", reason="a refund")))
-    billing = FunctionAgent(name="billing", description="refunds orders", tools=[refund], streaming=streaming,
-                            llm=scripted(calls("refund", order_id="o1"), ChatMessage(role="assistant", content="ok")))
-    return AgentWorkflow(agents=[triage, billing], root_agent="triage")
+    return billing_desk(calls("refund", order_id="o1"), ChatMessage(role="assistant", content="ok"), tools=[refund],
+                        streaming=streaming)
 
 
 def answering(name: str) -> AgentWorkflow:

@@ -26,7 +26,8 @@ from llama_index.core.tools.tool_spec.base import BaseToolSpec
 
 from autotrace.integrations.llama_index import INTEGRATION
 from tests.helpers import Traced, shape
-from tests.test_llama_index_chat_and_workflow_agents import by_trace, calls, scripted
+from tests.llama_doubles import calls, lookup, price, scripted
+from tests.test_llama_index_chat_and_workflow_agents import by_trace
 
 pytestmark = pytest.mark.integrations("llama_index")
 
@@ -39,11 +40,6 @@ def assert_nothing_held() -> None:
     assert tracker is not None
     assert not (tracker.open or tracker.streams or tracker.delegates or tracker.skipped or tracker.chats
                 or tracker.agents or tracker.tool_steps or tracker.turns)
-
-
-def lookup(order_id: str) -> str:
-    """Look an order up."""
-    return f"{order_id} shipped"
 
 
 class Docs(CustomQueryEngine):
@@ -128,11 +124,6 @@ def two_calls(*names: str) -> ChatMessage:
     """A reply asking for several tool calls at once."""
     return ChatMessage(role="assistant", blocks=[
         ToolCallBlock(tool_call_id=f"c-{name}", tool_name=name, tool_kwargs={"order_id": "o1"}) for name in names])
-
-
-def price(order_id: str) -> str:
-    """Price an order."""
-    return f"{order_id} costs 5"
 
 
 def test_each_agent_s_turn_in_an_agent_workflow_is_an_agent_holding_its_steps(traced: Traced) -> None:

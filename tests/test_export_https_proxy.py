@@ -142,6 +142,25 @@ def test_an_answer_that_closes_the_connection_is_read_whole_through_the_tunnel(
     assert result.ok and answers == [body]
 
 
+def test_faults_of_langfuse_inside_the_tunnel_fail_exports_counted_and_tracing_resumes(
+        tls_rx: OtlpReceiver, https_proxy: ProxyServer) -> None:
+    """A slow answer (past the export timeout, mid-read of the inner session), a 500, a dropped
+    connection: each fails that export, counted; the next one, after the fault, goes through."""
+    install_default_tenant(tls_rx, "proxy", max_retries=0, export_timeout=0.5)
+    faults = [lambda: tls_rx.delay(1.5), lambda: tls_rx.fail_with(500, times=1), lambda: tls_rx.drop_connections(2)]
+    for number, fault in enumerate(faults):
+        fault()
+        numbered_spans(1, prefix=f"lost-{number}")
+        assert autotrace.flush(10)
+        tls_rx.delay(0)
+        numbered_spans(1, prefix=f"after-{number}")
+        assert autotrace.flush(10)
+    names = sorted(s.name for s in tls_rx.wait_for_spans(3) if s.name.startswith("after"))
+    assert names == ["after-0-0", "after-1-0", "after-2-0"]
+    stats = autotrace.stats()
+    assert stats["export_failures.langfuse:default"] == 3 and stats["spans_dropped.export_failed"] == 3
+
+
 def test_a_tunnel_the_https_proxy_dropped_while_idle_is_reopened_at_once(
         tls_rx: OtlpReceiver, https_proxy: ProxyServer) -> None:
     install_default_tenant(tls_rx, "proxy")

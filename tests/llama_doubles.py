@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
+import openai
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, CompletionResponse, LLMMetadata, ToolCallBlock
@@ -44,6 +45,34 @@ class FakeLLM(CustomLLM):
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Iterator[CompletionResponse]:
         return self.chunks(prompt)
+
+
+class OpenAIBacked(FakeLLM):
+    """A LlamaIndex LLM calling a real OpenAI client, streamed or not (llama-index-llms-openai is
+    not installed); a stream's request is made before ``stream_complete`` returns, inside its span."""
+
+    model = "gpt-4o-mini"
+    base_url: str
+
+    def _client(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key="k", max_retries=0)
+
+    def answer(self, prompt: str) -> CompletionResponse:
+        reply = self._client().chat.completions.create(model=self.model, messages=[{"role": "user", "content": prompt}])
+        return CompletionResponse(text=reply.choices[0].message.content or "", raw=reply)
+
+    def chunks(self, prompt: str) -> Iterator[CompletionResponse]:
+        stream = self._client().chat.completions.create(model=self.model, stream=True,
+                                                        messages=[{"role": "user", "content": prompt}])
+
+        def pieces() -> Iterator[CompletionResponse]:
+            text = ""
+            for chunk in stream:
+                delta = chunk.choices[0].delta.content or "" if chunk.choices else ""
+                text += delta
+                yield CompletionResponse(text=text, delta=delta)
+
+        return pieces()
 
 
 def two_chunks(text: str, at: int) -> Iterator[CompletionResponse]:

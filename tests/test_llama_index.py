@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 from llama_index.core import VectorStoreIndex
 from llama_index.core.base.llms.types import ChatMessage, CompletionResponse
@@ -21,9 +20,10 @@ from autotrace.integrations.llama_index import INTEGRATION
 from autotrace.observation import STREAM_CLOSED
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
-from tests.llama_doubles import FakeLLM, Flaky, Scripted, indexed
+from tests.llama_doubles import FakeLLM, Flaky, OpenAIBacked, Scripted, indexed
 
 pytestmark = pytest.mark.integrations("llama_index", "openai")
+
 
 def assert_nothing_held() -> None:
     tracker = INTEGRATION.tracker
@@ -118,18 +118,6 @@ def test_tools(traced: Traced) -> None:
     assert (record["type"], record["name"], record["metadata"]["method"]) == ("tool", "multiply", "FunctionTool.call")
     assert record["metadata"]["tool_name"] == "multiply" and record["output"] == 42
     assert record["input"] == {"a": 6, "b": 7}
-
-
-class OpenAIBacked(FakeLLM):
-    """A minimal LlamaIndex LLM calling a real OpenAI client (llama-index-llms-openai is not installed)."""
-
-    model = "gpt-4o-mini"
-    base_url: str
-
-    def answer(self, prompt: str) -> CompletionResponse:
-        client = openai.OpenAI(base_url=self.base_url, api_key="k", max_retries=0)
-        reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
-        return CompletionResponse(text=reply.choices[0].message.content, raw=reply)
 
 
 def test_llama_index_calling_openai_records_one_generation(traced: Traced) -> None:

@@ -14,9 +14,6 @@ from typing import Any
 import openai
 import pytest
 from langchain_openai import ChatOpenAI
-from llama_index.core.base.llms.types import CompletionResponse, LLMMetadata
-from llama_index.core.llms.callbacks import llm_completion_callback
-from llama_index.core.llms.custom import CustomLLM
 from openai.types.chat import ParsedChatCompletion
 from pydantic import BaseModel
 
@@ -27,6 +24,7 @@ from autotrace.replay import areplay, replay
 from autotrace.runtime import state
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
+from tests.llama_doubles import OpenAIBacked
 
 pytestmark = pytest.mark.integrations("openai", "langchain")
 
@@ -354,40 +352,6 @@ def test_a_spoken_reply_the_recording_cannot_give_runs_live(traced: Traced) -> N
         records = _replay_live(traced, fake, client)
     assert records[1]["output"]["audio"]["transcript"] == "again"
     assert _internal.stats()["openai.replay_live"] == live + 1
-
-
-class OpenAIBacked(CustomLLM):
-    """A LlamaIndex LLM calling a real OpenAI client, streamed or not (llama-index-llms-openai is
-    not installed); its generation owns the call."""
-
-    base_url: str
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="gpt-4o-mini")
-
-    def _client(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base_url, api_key="k", max_retries=0)
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        reply = self._client().chat.completions.create(model="gpt-4o-mini", messages=[
-            {"role": "user", "content": prompt}])
-        return CompletionResponse(text=reply.choices[0].message.content or "", raw=reply)
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-        stream = self._client().chat.completions.create(model="gpt-4o-mini", stream=True, messages=[
-            {"role": "user", "content": prompt}])
-
-        def pieces() -> Any:
-            text = ""
-            for chunk in stream:
-                delta = chunk.choices[0].delta.content or "" if chunk.choices else ""
-                text += delta
-                yield CompletionResponse(text=text, delta=delta)
-
-        return pieces()
 
 
 def llama_turn(llm: OpenAIBacked) -> tuple[str, str]:

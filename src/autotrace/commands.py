@@ -1,4 +1,5 @@
-"""Subcommands beyond inspection: ``run`` (zero-code activation), ``replay``, ``compare`` and ``check``."""
+"""Subcommands beyond inspection: ``run`` (zero-code activation), ``replay``, ``compare``, ``check``
+and ``info``."""
 
 from __future__ import annotations
 
@@ -197,6 +198,54 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if tally["ok"] == len(checks) else 1
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    """What ``install()`` would do here; exit 1 when something would go untraced or unsent."""
+    from .cli import out
+    from .diagnostics import report
+
+    found = report(try_patching=not args.no_import)
+    if args.json:
+        out(to_json(found), as_json=True)
+    else:
+        for line in render_info(found):
+            out(clean(line))
+    return 1 if found["problems"] else 0
+
+
+def render_info(found: dict[str, Any]) -> list[str]:
+    """``autotrace info``'s text: a line per fact, an integration per line, then the settings the
+    environment gives and the problems."""
+    lines = [f"autotrace {found['version']} on Python {found['python']}"]
+    if not found["enabled"]:
+        return [*lines, "tracing       off (AUTOTRACE_ENABLED or OTEL_SDK_DISABLED)", *_problems(found)]
+    export = found["export"]
+    if export["langfuse"]:
+        lines.append(f"export        Langfuse at {export['langfuse']}, "
+                     + (f"via proxy {export['proxy']}" if export["proxy"] else "direct"))
+        tenants = ", ".join(export["tenants"]) + (f" and {export['more_tenants']} more" if export["more_tenants"] else "")
+        lines.append(f"keys          default: {export['default_keys'] or 'none'} (a span without a tenant: "
+                     f"{export['unknown_tenant']}); tenants listed: {tenants or 'none'}")
+    lines.append(f"local store   {export['local_store'] or 'off'}")
+    lines.append(f"redaction     {found['redaction']}; content {'captured' if found['capture_content'] else 'not captured'}")
+    lines.append("integrations  (each patches its library when the application first imports it)")
+    width = max((len(i["name"]) for i in found["integrations"]), default=0)
+    for item in found["integrations"]:
+        library = f"{item['library']} {item['version']}" if item["version"] else ""
+        detail = f"{library}: {item['detail']}" if library and item["status"] in ("ready", "partial", "found") \
+            else item["detail"]
+        lines.append(f"  {item['name']:<{width}}  {item['status']:<11}  {detail}")
+    if found["settings"]:
+        lines.append("from the environment")
+        width = max(len(s["setting"]) for s in found["settings"])
+        lines += [f"  {s['setting']:<{width}}  {s['value']}  ({s['variable']})" for s in found["settings"]]
+    return [*lines, *_problems(found)]
+
+
+def _problems(found: dict[str, Any]) -> list[str]:
+    problems = found["problems"]
+    return ["problems", *(f"  {problem}" for problem in problems)] if problems else ["no problems found"]
+
+
 def _seconds(text: str) -> float:
     """A timeout: a positive number of seconds."""
     try:
@@ -253,3 +302,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--timeout", type=_seconds, help="seconds per request (default: export_timeout)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("info", help="what autotrace would do here: export, keys, integrations, settings, problems",
+                       description="Reads the settings as install() would and tries each installed integration's "
+                       "patches on its library (imported here, then restored), to find patch points a library "
+                       "upgrade removed. Nothing is exported. Exit 1 if a problem is found.")
+    p.add_argument("--no-import", action="store_true", help="do not import the instrumented libraries (faster; "
+                   "patch points are not tried)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)

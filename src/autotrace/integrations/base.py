@@ -27,6 +27,8 @@ class Patcher:
     def __init__(self, owner: str) -> None:
         self.owner = owner
         self._applied: list[tuple[Any, str, Any]] = []
+        #: The targets that could not be patched, each with why (``autotrace info`` lists them).
+        self.skipped: list[str] = []
 
     def wrap(self, module: str, target: str, wrapper: Callable[..., Any], optional: bool = False,
              expects: tuple[str, ...] = ()) -> bool:
@@ -55,6 +57,7 @@ class Patcher:
         return True
 
     def _skipped(self, module: str, target: str, reason: str) -> None:
+        self.skipped.append(f"{module}.{target} ({reason})")
         count(f"integration_patch_skipped.{self.owner}")
         log_once(f"patch:{self.owner}:{module}:{target}", "autotrace: %s cannot patch %s.%s (%s); that "
                  "part is not traced", self.owner, module, target, reason)
@@ -70,10 +73,16 @@ class Patcher:
         while self._applied:
             parent, attribute, original = self._applied.pop()
             setattr(parent, attribute, original)
+        self.skipped.clear()
 
     @property
     def active(self) -> bool:
         return bool(self._applied)
+
+    @property
+    def applied(self) -> int:
+        """How many patches are in place."""
+        return len(self._applied)
 
 
 def _leads_with(function: Any, names: tuple[str, ...], skip_self: bool) -> bool:

@@ -1,0 +1,195 @@
+"""What ``install()`` would do in this environment (``autotrace info``): where traces go and
+through which proxy, whose keys, what is redacted, which integrations patch their library and
+whether every patch point is still there (a library upgraded past what autotrace knows), the
+settings read from the environment, and the problems found. Nothing is exported, no thread is
+started, and nothing stays patched: each integration is tried on a fresh instance of its own,
+then undone."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.metadata
+import logging
+import os
+import platform
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._internal import logger
+from .config import _ENV, Settings, load_settings
+
+#: An integration's states; the ones that leave something wanted untraced are ``PROBLEMS``.
+READY, PARTIAL, FAILED, UNSUPPORTED, ABSENT, OFF, FOUND = (
+    "ready", "partial", "failed", "unsupported", "absent", "off", "found")
+PROBLEMS = frozenset({PARTIAL, FAILED, UNSUPPORTED})
+#: Tenants named in the report at most (the rest are counted).
+_SHOWN_TENANTS = 20
+
+
+@dataclasses.dataclass
+class IntegrationStatus:
+    """One integration: its state, its library and version, and why (``detail``)."""
+
+    name: str
+    status: str
+    library: str = ""
+    version: str | None = None
+    supported: str = ""
+    detail: str = ""
+    patched: int = 0
+    not_patched: list[str] = dataclasses.field(default_factory=list)
+
+
+@contextmanager
+def _captured(records: list[str]) -> Iterator[None]:
+    """autotrace's log lines in this block go to ``records``, not to the console."""
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage().removeprefix("autotrace: "))
+
+    handler, propagate = Keep(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def report(env: Mapping[str, str] | None = None, try_patching: bool = True) -> dict[str, Any]:
+    """The whole report as plain data (``autotrace info --json``); ``problems`` lists what would
+    leave something untraced or unsent. Raises ``ConfigError`` for settings ``install()`` refuses."""
+    from .recorder import __version__
+
+    warnings: list[str] = []
+    with _captured(warnings):
+        settings = load_settings(env=env)
+    problems = list(warnings)
+    export, export_problems = _export(settings)
+    problems += export_problems
+    with _captured([]):  # a patch point that is gone is in the table: not said twice
+        integrations = integration_statuses(settings, try_patching) if settings.enabled else []
+    problems += [f"integration {i.name} is {i.status}: {i.detail}" for i in integrations if i.status in PROBLEMS]
+    return {
+        "version": __version__, "python": platform.python_version(), "enabled": settings.enabled,
+        "export": export, "redaction": _redaction(settings.redact), "capture_content": settings.capture_content,
+        "integrations": [dataclasses.asdict(i) for i in integrations],
+        "settings": from_environment(settings, env), "problems": problems,
+    }
+
+
+def from_environment(settings: Settings, env: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Each setting the environment gives, with the variable it came from (secrets hidden)."""
+    env = os.environ if env is None else env
+    found = []
+    for name, (variables, _) in _ENV.items():
+        variable = next((v for v in variables if (env.get(v) or "").strip()), None)
+        if variable is not None:
+            value = getattr(settings, name)
+            shown = "***" if name == "secret_key" else str(value) if not isinstance(value, tuple) else ",".join(
+                map(str, value))
+            found.append({"setting": name, "value": shown, "variable": variable})
+    return found
+
+
+def _export(settings: Settings) -> tuple[dict[str, Any], list[str]]:
+    """Where spans go (Langfuse, its proxy; the local store), whose keys; and the problems."""
+    from .export.credentials import known_tenants
+    from .export.proxy import ProxyError, proxy_for
+    from .install import credentials_resolver
+
+    problems: list[str] = []
+    found: dict[str, Any] = {"langfuse": settings.langfuse_host, "proxy": None,
+                             "local_store": str(settings.local_store_path) if settings.local_store_enabled else None,
+                             "default_keys": settings.public_key if settings.public_key and settings.secret_key
+                             else None, "unknown_tenant": settings.unknown_tenant, "tenants": [], "more_tenants": 0}
+    if not (settings.enabled and settings.langfuse_enabled):
+        return found, problems
+    parts = urlsplit(settings.langfuse_host or "")
+    try:
+        proxy = proxy_for(parts.scheme, parts.hostname or "", parts.port)
+        found["proxy"] = proxy.name if proxy is not None else None
+    except ProxyError as exc:
+        found["proxy"] = f"unusable: {exc}"
+        problems.append(str(exc))
+    tenants = known_tenants(credentials_resolver(settings))
+    found["tenants"], found["more_tenants"] = tenants[:_SHOWN_TENANTS], max(0, len(tenants) - _SHOWN_TENANTS)
+    if not tenants and found["default_keys"] is None:
+        problems.append("no keys: neither default keys nor any tenant's are set, so nothing would be exported")
+    return found, problems
+
+
+def _redaction(setting: Any) -> str:
+    if setting is True:
+        return "all built-in detectors"
+    if setting is False:
+        return "off"
+    if isinstance(setting, tuple):
+        return ", ".join(item if isinstance(item, str) else "a hook" for item in setting)
+    return "a hook"
+
+
+def integration_statuses(settings: Settings, try_patching: bool = True) -> list[IntegrationStatus]:
+    """Every integration autotrace knows (by entry point), as ``install()`` with ``settings`` would
+    treat it; with ``try_patching``, each installed one is patched on a fresh instance (its library
+    imported) and undone, to find patch points its library no longer has."""
+    from .install import ENTRY_POINT_GROUP
+    from .runtime import state
+
+    wanted = set(settings.integrations) if settings.integrations is not None else None
+    disabled = set(settings.disabled_integrations)
+    try_patching = try_patching and state.settings is None  # never under a live install's patches
+    statuses = []
+    for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        name = entry_point.name
+        try:
+            loaded = entry_point.load()
+            integration = loaded() if isinstance(loaded, type) else type(loaded)()
+        except Exception as exc:
+            statuses.append(IntegrationStatus(name, FAILED, detail=f"cannot be loaded ({type(exc).__name__}: {exc})"))
+            continue
+        library = integration.distribution  # none: the standard library's
+        found = IntegrationStatus(name, READY, library or "python", integration.installed_version() if library
+                                  else platform.python_version(), integration.supported)
+        reason = integration.check()
+        if name in disabled:
+            found.status, found.detail = OFF, "turned off by disabled_integrations"
+        elif wanted is not None and name not in wanted:
+            found.status, found.detail = OFF, "not among the integrations setting's"
+        elif reason == "not installed":
+            found.status, found.detail = ABSENT, f"{integration.distribution} is not installed"
+        elif reason is not None:
+            found.status, found.detail = UNSUPPORTED, reason
+        elif not try_patching:
+            found.status, found.detail = FOUND, f"patches at the first import of {integration.module or name}"
+        else:
+            _try_patching(integration, found)
+        statuses.append(found)
+    return statuses
+
+
+def _try_patching(integration: Any, found: IntegrationStatus) -> None:
+    """Patch ``integration``'s library and undo it, noting how many patch points took and which did not."""
+    try:
+        importlib.import_module(integration.module or found.name)
+        integration.instrument()
+    except Exception as exc:
+        found.status, found.detail = FAILED, f"patching raised {type(exc).__name__}: {exc}"
+        return
+    found.patched, found.not_patched = integration.patcher.applied, list(integration.patcher.skipped)
+    try:
+        integration.uninstrument()
+    except Exception as exc:  # reported, not raised: the report is what matters here
+        found.not_patched.append(f"(undoing the patches raised {type(exc).__name__})")
+    patched = f"{found.patched} patch point{'' if found.patched == 1 else 's'}" if found.patched else \
+        "through the library's own instrumentation hooks"
+    if found.not_patched:
+        found.status = PARTIAL
+        found.detail = f"{patched}; not patched: {'; '.join(found.not_patched)}"
+    else:
+        found.detail = patched

@@ -161,7 +161,9 @@ def test_a_patch_point_gone_a_patching_that_raises_and_an_unsupported_version_ar
     ({"LANGFUSE_HOST": "https://langfuse.example.com", "HTTPS_PROXY": "socks5://127.0.0.1:1080"},
      "the proxy in HTTPS_PROXY or ALL_PROXY is unusable: scheme 'socks5' is not supported"),
     ({"LANGFUSE_HOST": "https://langfuse.example.com"}, "no keys: neither default keys nor any tenant's are set"),
-], ids=["unusable-proxy", "no-keys"])
+    ({"LANGFUSE_HOST": "https://langfuse.example.com", "AUTOTRACE_CREDENTIALS_FILE": "/nonexistent/tenants.toml"},
+     "cannot read credentials file /nonexistent/tenants.toml (FileNotFoundError)"),
+], ids=["unusable-proxy", "no-keys", "unreadable-credentials-file"])
 def test_an_export_that_could_not_work_is_a_problem(env: dict[str, str], problem: str) -> None:
     code, out = _info("--json", "--no-import", env=env)
     assert code == 1 and any(p.startswith(problem) for p in json.loads(out)["problems"])

@@ -66,11 +66,10 @@ def report(env: Mapping[str, str] | None = None, try_patching: bool = True) -> d
     leave something untraced or unsent. Raises ``ConfigError`` for settings ``install()`` refuses."""
     from .recorder import __version__
 
-    warnings: list[str] = []
-    with _captured(warnings):
+    problems: list[str] = []  # what autotrace warns of while reading the settings and the keys, first
+    with _captured(problems):
         settings = load_settings(env=env)
-    problems = list(warnings)
-    export, export_problems = _export(settings)
+        export, export_problems = _export(settings)
     problems += export_problems
     with _captured([]):  # a patch point that is gone is in the table: not said twice
         integrations = integration_statuses(settings, try_patching) if settings.enabled else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from opentelemetry import context as otel_context
@@ -105,6 +106,17 @@ def test_baggage_naming_several_tenants_carries_none() -> None:
     assert (tenant_from_baggage(conflicting), tenant_from_baggage(single), tenant_from_baggage(same)) == \
         (None, None, "a/b")
     assert autotrace.stats()["propagation_conflicting_tenant"] == 2
+
+
+@pytest.mark.parametrize("later", ["autotrace%2Etenant=globex", "autotrace.tenant+=globex", "autotrace.tenant%20=globex",
+                                   "%61utotrace.tenant=globex", " autotrace.tenant =globex;p=1"])
+def test_a_tenant_key_spelled_otherwise_is_still_a_second_tenant(later: str) -> None:
+    """The baggage propagator decodes keys (``%2E``, ``+``) and strips them: a later entry so spelled
+    names the tenant too, so it cannot choose one either."""
+    for carrier in ([("baggage", "autotrace.tenant=acme"), ("baggage", later)], {"baggage": f"autotrace.tenant=acme,{later}"}):
+        assert tenant_from_baggage(propagation.extract(carrier)) is None
+    assert autotrace.stats()["propagation_conflicting_tenant"] == 2
+    assert tenant_from_baggage(propagation.extract({"baggage": later})) == "globex"  # alone, it is the tenant
 
 
 def test_an_oversized_baggage_header_is_ignored_counted_and_said_once(caplog) -> None:

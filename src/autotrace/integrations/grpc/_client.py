@@ -5,6 +5,7 @@ done-callback, with its status."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -88,16 +89,27 @@ def _watch(call: Any, obs: Observation) -> None:
     except (AttributeError, TypeError):  # another interceptor's return value
         call.add_done_callback(_on_done(obs))
         return
-
-    def ended() -> None:
-        live = ref()
-        if live is None:  # freed, so grpc cancelled it
-            finish_call(obs, grpc.StatusCode.CANCELLED, "the caller dropped the call", interrupted=True)
-        else:
-            _on_done(obs)(live)
+    # grpc sets the status and wakes the reader before it runs the callbacks: a caller that read
+    # to the end may free the call first. Its state (which does not hold the call) says how it ended.
+    ended = functools.partial(_call_ended, ref, getattr(call, "_state", None), obs)
 
     if not register(ended):  # terminated meanwhile
         ended()
+
+
+def _call_ended(ref: Callable[[], Any], rpc_state: Any, obs: Observation) -> None:
+    """End ``obs`` when grpc calls back: with the call's status, or when the call (``ref``) was
+    freed first, with the status its state (``rpc_state``) holds; a call freed while running was
+    cancelled by grpc: the caller dropped it."""
+    live = ref()
+    if live is not None:
+        _on_done(obs)(live)
+        return
+    code = getattr(rpc_state, "code", None)
+    if code is not None and code is not grpc.StatusCode.CANCELLED:  # it ended before it was freed
+        _finished(obs, code, getattr(rpc_state, "details", None))
+    else:
+        finish_call(obs, grpc.StatusCode.CANCELLED, "the caller dropped the call", interrupted=True)
 
 
 _pending_tasks: set[Any] = set()

@@ -51,9 +51,9 @@ class Serializer:
         self.call, self.context = call, servicer_context
 
     def prepare(self, call: _ServerCall, response: Any) -> None:
-        if self.aio and isinstance(response, str):
-            response, self.encoded = response.encode("utf8"), True
         try:
+            if self.aio and isinstance(response, str):  # grpc.aio's own encoding fails as this does
+                response, self.encoded = response.encode("utf8"), True
             self.raw = self.serialize(response)
         except BaseException as error:  # raised to grpc when it serialises, as untraced
             self.error = error

@@ -193,13 +193,18 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
         async def coroutine(request: Any, servicer_context: Any) -> Any:
             call = (_ServerCall(handler_call_details) if resolve is None
                     else await _asked(resolve, handler_call_details, servicer_context))
+            if streaming and serializer is not None:  # its responses go out by ``context.write``
+                serializer.watch(call, servicer_context)
             try:
                 with _current(call.obs, None, call.baggage):
                     result = await behavior(request, servicer_context)
             except BaseException as error:
                 call.close(servicer_context, error)
                 raise
-            _finish_unary(call, servicer_context, result, serializer, aio)
+            if streaming:  # written already; grpc.aio sends nothing of what it returns
+                call.close(servicer_context)
+            else:
+                _finish_unary(call, servicer_context, result, serializer, aio)
             return result
 
         return coroutine

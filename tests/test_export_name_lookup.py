@@ -16,6 +16,7 @@ import pytest
 
 import autotrace
 from autotrace import cli
+from autotrace.export import bounded_connect
 from autotrace.export.bounded_connect import ResolveTimeout, connect_within
 from autotrace.export.otlp_http import HttpTarget
 from autotrace.testing.otlp_receiver import OtlpReceiver
@@ -47,7 +48,10 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[HungResolver]:
     fake = HungResolver(socket.getaddrinfo, hang=3.0)
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     yield fake
-    fake.release.set()  # the lookups still waiting end now
+    fake.release.set()  # the lookups still waiting end now, and are gone before the next test
+    until = time.monotonic() + 5.0
+    while bounded_connect._lookups and time.monotonic() < until:
+        time.sleep(0.01)
 
 
 def test_a_hung_lookup_fails_the_export_within_its_timeout_and_the_app_goes_on(resolver: HungResolver) -> None:

@@ -136,7 +136,18 @@ def _tell_followers(method: str) -> None:
             pass  # (nothing is logged or counted here: in a child the locks to do so may be held)
 
 
+def _before_fork() -> None:
+    """The followers first (they may count), then the counters' lock: held across the fork, so a
+    child never starts with it held by a thread it does not have (another thread's ``stats()``)."""
+    _tell_followers("_before_fork")
+    _lock.acquire()
+
+
+def _after_fork(method: str) -> None:
+    _lock.release()
+    _tell_followers(method)
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=lambda: _tell_followers("_before_fork"),
-                        after_in_parent=lambda: _tell_followers("_after_fork_in_parent"),
-                        after_in_child=lambda: _tell_followers("_after_fork_in_child"))
+    os.register_at_fork(before=_before_fork, after_in_parent=lambda: _after_fork("_after_fork_in_parent"),
+                        after_in_child=lambda: _after_fork("_after_fork_in_child"))

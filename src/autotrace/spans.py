@@ -45,9 +45,9 @@ _FLAGS = {  # (sampled, random trace id) -> flags; shared, they never change
 class ObservationSpan(trace.Span):
     """A recording span read by the pipeline like a finished SDK span (same attribute names)."""
 
-    __slots__ = ("_autotrace_adoptable", "_autotrace_obs", "_relay", "attributes", "context", "dropped_attributes",
-                 "dropped_events", "end_time", "events", "instrumentation_scope", "kind", "links", "long_values", "name",
-                 "parent", "resource", "settling", "start_time", "status")
+    __slots__ = ("_autotrace_adoptable", "_autotrace_obs", "_autotrace_tenant", "_relay", "attributes", "context",
+                 "dropped_attributes", "dropped_events", "end_time", "events", "instrumentation_scope", "kind", "links",
+                 "long_values", "name", "parent", "resource", "settling", "start_time", "status")
 
     def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
                  start_time: int, resource: Resource, scope: InstrumentationScope, relay: SpanProcessor) -> None:

@@ -7,6 +7,7 @@ only its own spans waiting.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -63,8 +64,9 @@ class Destination:
         self._oldest = 0.0
         self.in_flight = False
         self._in_flight_size = 0
-        #: The batch in flight was counted as lost by ``discard``: its outcome must not count it again.
-        self._in_flight_discarded = False
+        #: The batch in flight is counted: as lost by ``discard`` (its outcome must not count it again),
+        #: or by its outcome (``discard`` must not count it as lost too).
+        self._in_flight_counted = False
         #: Gave its place to another tenant (see the router): sends what it holds without waiting.
         self.retired = False
         self.last_used = clock()
@@ -124,7 +126,7 @@ class Destination:
                 if self._buffer:
                     self._oldest = self._clock()
             self._in_flight_size = len(batch)
-            self._in_flight_discarded = False
+            self._in_flight_counted = False
             return batch
 
     # -- worker side --------------------------------------------------------------------------------
@@ -137,9 +139,10 @@ class Destination:
                 guarded_failure("export", exc, key=self.sink.name)
                 result = SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
             with self._lock:  # against ``discard``: each span of the batch is counted once, here or there
-                if self._in_flight_discarded:
+                if self._in_flight_counted:
                     return
                 warnings = self._settle(batch, result)
+                self._in_flight_counted = True  # settled: ``discard`` counts only what is left here
             # said while the batch is still in flight: a ``flush`` that waited for it finds them said
             for warning in warnings:
                 log_once_per(*warning)
@@ -150,6 +153,14 @@ class Destination:
 
     def _settle(self, batch: list[Any], result: SinkResult) -> list[tuple[Any, ...]]:
         """Count the outcome and plan a retry (lock held); returns the warnings to log."""
+        if not result.ok and result.settled:  # the endpoint took part of it before failing
+            warnings = self._partly_taken(list(result.settled), result)
+            done = {id(item) for item in result.settled}
+            batch = [item for item in batch if id(item) not in done]
+            if not batch:
+                return warnings
+            return warnings + self._settle(batch, dataclasses.replace(result, settled=(), rejected=(),
+                                                                      rejected_spans=0, message=""))
         if result.ok:
             self._attempts = 0
             self._next_attempt = 0.0
@@ -257,9 +268,9 @@ class Destination:
         confirmed delivered, counting a batch still in flight."""
         with self._lock:
             lost = len(self._buffer) + (len(self._retry_batch) if self._retry_batch else 0)
-            if self.in_flight and not self._in_flight_discarded:
+            if self.in_flight and not self._in_flight_counted:
                 lost += self._in_flight_size
-                self._in_flight_discarded = True
+                self._in_flight_counted = True
             self._buffer.clear()
             self._retry_batch = None
         return lost
@@ -272,7 +283,7 @@ class Destination:
         self._attempts = 0
         self._next_attempt = 0.0
         self.in_flight = False
-        self._in_flight_discarded = False
+        self._in_flight_counted = False
         reset = getattr(self.sink, "after_fork", None)
         if reset is not None:
             try:

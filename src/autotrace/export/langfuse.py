@@ -50,7 +50,8 @@ class LangfuseSink(OtlpHttpSink):
     def export(self, items: Sequence[Any]) -> SinkResult:
         """Spans in one OTLP request; scores one per request (the scores API takes one at a time).
 
-        A retried batch is sent again whole: Langfuse upserts observations and scores by id. A score
+        A retried batch is sent again whole (Langfuse upserts observations and scores by id), less
+        what was settled before a score's failure (``settled``: the spans, the scores sent). A score
         whose content is refused is dropped alone (``rejected``): the others still go.
         """
         spans, scores = split(items)
@@ -62,12 +63,14 @@ class LangfuseSink(OtlpHttpSink):
         headers = {"Authorization": self._auth, "Content-Type": "application/json"}
         refused: list[Any] = []
         reason = ""
-        for item in scores:
+        for index, item in enumerate(scores):
             result = self._scores.send(json.dumps(item.body).encode(), headers)
             if result.ok:
                 continue
-            if result.retryable or result.status not in _SCORE_REFUSED:
-                return result  # throttled, down, or the keys refused: the whole batch's outcome
+            if result.retryable or result.status not in _SCORE_REFUSED:  # throttled, down, or keys refused:
+                settled = (*spans, *scores[:index])  # the rest is the batch's outcome; what went is settled
+                return dataclasses.replace(result, settled=settled, rejected=tuple(refused),
+                                           rejected_spans=accepted.rejected_spans, message=accepted.message)
             refused.append(item)
             reason = result.reason
         if not refused:

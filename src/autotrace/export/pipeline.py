@@ -108,8 +108,10 @@ class SpanPipeline(SpanProcessor):
         try:
             context = span.context
             parent = span.parent
-            if self.tenants.span_started(context.span_id, context.trace_id, parent) is None and (
-                    parent is None or parent.is_remote):
+            tenant = self.tenants.span_started(context.span_id, context.trace_id, parent)
+            if tenant is not None:  # kept on the span too: see ``_finalize``
+                span._autotrace_tenant = tenant  # type: ignore[attr-defined]
+            elif parent is None or parent.is_remote:
                 span._autotrace_adoptable = True  # type: ignore[attr-defined]  # see ``adopt``
             trace_attrs = current_trace_attributes()
             if trace_attrs:
@@ -126,7 +128,10 @@ class SpanPipeline(SpanProcessor):
                 return False
             span._autotrace_adoptable = False
             context = span.get_span_context()
-            return self.tenants.adopt(context.span_id, context.trace_id, tenant)
+            if not self.tenants.adopt(context.span_id, context.trace_id, tenant):
+                return False
+            span._autotrace_tenant = tenant
+            return True
         except Exception as exc:
             guarded_failure("pipeline.adopt", exc)
             return False
@@ -193,9 +198,11 @@ class SpanPipeline(SpanProcessor):
             self._route_score(span)
             return
         tenant, lost = self.tenants.span_finished(span.context.span_id)  # type: ignore[union-attr]
-        if lost:  # its tenant was forgotten (too many live spans): never exported elsewhere
-            count("spans_dropped.tenant_evicted")
-            return
+        if tenant is None:  # not in the tracker: evicted (too many live spans), or started under an
+            tenant = getattr(span, "_autotrace_tenant", None)  # install since uninstalled: as it started
+            if tenant is None and lost:  # never exported elsewhere
+                count("spans_dropped.tenant_evicted")
+                return
         max_bytes = self.settings.max_value_bytes
         if type(span) is ObservationSpan:
             span.settle()  # its observation's attributes, from the fields it ended with

@@ -22,6 +22,7 @@ from typing import Any
 
 from .._internal import count, guarded_failure, log_once
 from ..config import Settings
+from ..scores import ScoreItem
 from .connections import DEFAULT_MAX_IDLE, ConnectionPool
 from .credentials import Credentials, CredentialsResolver, reset_after_fork
 from .destination import Destination
@@ -64,6 +65,8 @@ class Router:
         #: raised by each span added since: past ``max_buffered_spans`` new spans are dropped, so an
         #: outage of the one Langfuse every tenant shares holds a bounded amount of memory.
         self._held = 0
+        #: Set at shutdown: a span routed after is dropped, counted (``route``).
+        self._closed = False
         #: Tenants being looked up: new ones with their spans meanwhile (bounded), known ones being
         #: checked again (their spans flow on); finished lookups.
         self._waiting: dict[str, deque[Any]] = {}
@@ -129,6 +132,9 @@ class Router:
         A tenant not looked up recently waits (bounded) while a worker asks the resolver, so one
         slow lookup never holds up other tenants.
         """
+        if self._closed:  # shut down: a span finalised past the deadline is counted, not lost
+            count("scores_dropped.shutdown" if type(span) is ScoreItem else "spans_dropped.shutdown")
+            return
         if not self.settings.langfuse_enabled:
             if self._local is not None:
                 self._add(self._local, span)
@@ -267,6 +273,7 @@ class Router:
                 self._tenants[tenant] = (entry[0], self._clock())  # keep the known keys, ask again later
                 continue
             spans = self._waiting.pop(tenant, None) or ()
+            self._held = max(0, self._held - len(spans))  # charged when parked: charged again where they go
             if credentials is None:
                 self._forget(tenant)
                 for span in spans:
@@ -396,6 +403,8 @@ class Router:
         return len(self._tenants)
 
     def discard_all(self) -> int:
+        """Drop what waits (shutdown past its deadline); returns how many. Nothing is routed after."""
+        self._closed = True
         waiting = sum(len(spans) for spans in list(self._waiting.values()))
         self._waiting.clear()
         return waiting + sum(d.discard() for d in self.destinations())
@@ -417,6 +426,7 @@ class Router:
 
     def close(self, timeout: float = 1.0) -> None:
         """Close every destination and stop the export threads (waiting at most ``timeout``)."""
+        self._closed = True
         self._pool.stop(timeout)
         for destination in self.destinations():
             destination.close()

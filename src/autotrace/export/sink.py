@@ -17,7 +17,10 @@ class SinkResult:
     ``status`` is the HTTP status, if any; ``rejected``, when ``ok``, the items of the batch the
     endpoint refused for good while taking the rest (counted as dropped, the rest as exported);
     ``rejected_spans``, when ``ok``, how many of its spans the endpoint refused without saying which,
-    and ``message``, what it said of them (OTLP's ``partial_success``; a message alone is a warning)."""
+    and ``message``, what it said of them (OTLP's ``partial_success``; a message alone is a warning).
+    ``settled``, when not ok, the items whose outcome was known before the failure (taken, or
+    refused for good as ``rejected``, ``rejected_spans`` and ``message`` say): counted so, and
+    only the others are retried or dropped."""
 
     ok: bool
     retryable: bool = False
@@ -27,6 +30,7 @@ class SinkResult:
     rejected: tuple[Any, ...] = ()
     rejected_spans: int = 0
     message: str = ""
+    settled: tuple[Any, ...] = ()
 
 
 OK = SinkResult(ok=True)

@@ -90,6 +90,8 @@ class OtlpReceiver(LoopbackServer):
         self._refused_sizes: list[int] = []
         self._fail_status: int | None = None
         self._fail_times: int | None = None
+        #: The status the scores API alone answers (``fail_scores_with``), and for how many requests.
+        self._scores_fail: tuple[int, int | None] | None = None
         self._delay = 0.0
         self._drops = 0
         self._auth: str | None = None
@@ -109,6 +111,21 @@ class OtlpReceiver(LoopbackServer):
         """Answer ``status`` to the next ``times`` requests (all, if None); ``None`` recovers."""
         with self._cond:
             self._fail_status, self._fail_times = status, times
+
+    def fail_scores_with(self, status: int | None, times: int | None = None) -> None:
+        """Answer ``status`` to the next ``times`` score requests (all, if None) while the OTLP
+        endpoint keeps taking spans; ``None`` recovers."""
+        with self._cond:
+            self._scores_fail = (status, times) if status is not None else None
+
+    def _score_fault(self) -> int | None:
+        with self._cond:
+            if self._scores_fail is None:
+                return None
+            status, times = self._scores_fail
+            if times is not None:
+                self._scores_fail = (status, times - 1) if times > 1 else None
+            return status
 
     def delay(self, seconds: float) -> None:
         self._delay = seconds
@@ -173,6 +190,7 @@ class OtlpReceiver(LoopbackServer):
         self._delay = 0.0
         with self._cond:
             self._fail_status = self._fail_times = None
+            self._scores_fail = None
             self._drops = 0
             self._partial = self._partial_times = None
             self._spans.clear()
@@ -230,6 +248,9 @@ class OtlpReceiver(LoopbackServer):
                 self._cond.notify_all()
             self._respond(handler, 200, *self._trace_answer())
         elif path == SCORES_PATH:
+            if (status := self._score_fault()) is not None:
+                self._respond(handler, status, b"{}", "application/json")
+                return
             with self._cond:
                 self._scores.append((headers, json.loads(body or b"{}")))
                 self._requests.append(ReceivedRequest(path, headers, length, 0, body, handler.client_address[:2]))

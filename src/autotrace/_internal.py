@@ -136,18 +136,34 @@ def _tell_followers(method: str) -> None:
             pass  # (nothing is logged or counted here: in a child the locks to do so may be held)
 
 
+#: Whether ``_before_fork`` holds the counters' lock (see there).
+_held_for_fork = False
+
+
 def _before_fork() -> None:
-    """The followers first (they may count), then the counters' lock: held across the fork, so a
-    child never starts with it held by a thread it does not have (another thread's ``stats()``)."""
+    """The followers first (they may count), then the counters' lock, so that the child's counters
+    are whole. Waited for briefly: a fork from a signal handler that interrupted this very thread
+    inside ``count`` would otherwise wait for good; the child gets a fresh lock either way."""
+    global _held_for_fork
     _tell_followers("_before_fork")
-    _lock.acquire()
+    _held_for_fork = _lock.acquire(timeout=1.0)
 
 
-def _after_fork(method: str) -> None:
-    _lock.release()
-    _tell_followers(method)
+def _after_fork_in_parent() -> None:
+    global _held_for_fork
+    if _held_for_fork:
+        _held_for_fork = False
+        _lock.release()
+    _tell_followers("_after_fork_in_parent")
+
+
+def _after_fork_in_child() -> None:
+    """A lock of its own: the parent's may have been held by a thread the child does not have."""
+    global _lock, _held_for_fork
+    _lock, _held_for_fork = threading.Lock(), False
+    _tell_followers("_after_fork_in_child")
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=lambda: _after_fork("_after_fork_in_parent"),
-                        after_in_child=lambda: _after_fork("_after_fork_in_child"))
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)

@@ -301,7 +301,11 @@ class _Traced:
                 try:
                     value = yield item
                     step = inner.send
-                except BaseException as thrown:  # GeneratorExit on close() included: the generator decides
+                except GeneratorExit:  # closed: close the user's generator, as ``yield from`` does
+                    with stream:
+                        inner.close()
+                        raise
+                except BaseException as thrown:
                     step, value = inner.throw, thrown
 
         return traced
@@ -332,6 +336,10 @@ class _Traced:
                 try:
                     value = yield item
                     step = inner.asend
+                except GeneratorExit:  # as the sync wrapper: closing a closed generator (the loop's
+                    with stream:  # shutdown closes async generators in any order) is nothing
+                        await inner.aclose()
+                        raise
                 except BaseException as thrown:
                     step, value = inner.athrow, thrown
 

@@ -173,9 +173,22 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
     settings = state.settings
     if settings is not None and settings.environment:
         body["environment"] = settings.environment
-    owner = tenant or current_tenant() or pipeline.tenants.known(int(trace_id, 16))
+    owner = tenant or _trace_owner(pipeline.tenants, trace_id, observation_id) or current_tenant()
     pipeline.submit(ScoreItem(body, owner))  # type: ignore[arg-type]
     return body["id"]
+
+
+def _trace_owner(tenants: Any, trace_id: str, observation_id: str | None) -> str | None:
+    """The tenant of the scored observation, else of its trace, while they are live: a score goes
+    where its trace goes, as a span does (another tenant in scope is a ``tenant_mismatch``)."""
+    owner = (tenants.tenant_of(int(observation_id, 16)) if observation_id else None) or tenants.known(
+        int(trace_id, 16))
+    scope = current_tenant()
+    if owner is not None and scope is not None and scope != owner:
+        count("tenant_mismatch")
+        log_once("score_tenant_mismatch", "autotrace: a score on a trace owned by one tenant was given under "
+                 "another; it goes to the trace's tenant (counted as tenant_mismatch)")
+    return owner
 
 
 def evaluation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:

@@ -1,0 +1,89 @@
+"""Observed generators closed from outside (the event loop's shutdown closes async generators in no
+fixed order, the user's own sometimes first), and scores given under another tenant than their
+trace's. Observations are read back from the local store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import autotrace
+from tests.helpers import Traced
+
+
+def test_async_generators_left_open_at_the_loops_end_end_once_and_the_loop_sees_no_error(traced: Traced) -> None:
+    """``asyncio.run`` closes every live async generator at its end, the wrapper and the user's
+    generator it drives in any order. Closing the user's first made the wrapper's ``athrow`` on it
+    return None: the loop reported "async generator ignored GeneratorExit" and the observation
+    never ended."""
+
+    @autotrace.observe(name="numbers")
+    async def numbers(i: int) -> AsyncIterator[int]:
+        for n in range(10):
+            yield n
+
+    kept: list[Any] = []
+    errors: list[str] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(repr(context)))
+        for i in range(20):
+            stream = numbers(i)
+            assert await anext(stream) == 0
+            kept.append(stream)  # a reader that stopped early, its stream still referenced
+
+    asyncio.run(main())
+    records = traced.records()
+    assert errors == []
+    assert [(r["name"], r["level"], r["output"]) for r in records] == [("numbers", "WARNING", [0])] * 20
+
+
+def test_closing_an_observed_generator_closes_the_users_as_yield_from_does(traced: Traced) -> None:
+    closed: list[str] = []
+
+    @autotrace.observe(name="numbers")
+    def numbers() -> Iterator[int]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            closed.append("finally ran")
+
+    @autotrace.observe(name="stubborn")
+    def stubborn() -> Iterator[int]:
+        try:
+            yield 1
+        except GeneratorExit:
+            yield 2  # ignores the close: Python's error, as without autotrace
+
+    stream = numbers()
+    assert next(stream) == 1
+    stream.close()
+    other = stubborn()
+    next(other)
+    try:
+        other.close()
+    except RuntimeError as error:
+        ignored = str(error)
+    assert closed == ["finally ran"] and ignored == "generator ignored GeneratorExit"
+    levels = {r["name"]: (r["level"], r["status_message"]) for r in traced.records()}
+    assert levels["numbers"][0] == "WARNING"
+    assert levels["stubborn"] == ("ERROR", "RuntimeError: generator ignored GeneratorExit")
+
+
+def test_a_score_on_a_live_trace_goes_to_the_traces_tenant_not_the_one_in_scope(traced: Traced) -> None:
+    with autotrace.tenant("acme"):
+        turn = autotrace.start_chain("turn")
+    with turn:
+        with autotrace.tenant("globex"):
+            with autotrace.start_span("child"):
+                pass
+            turn.score("helpfulness", 0.2)
+            autotrace.score("correct", True)  # the current observation: turn
+    assert {r["name"]: r["tenant"] for r in traced.records()} == {"turn": "acme", "child": "acme"}
+    store = autotrace.local_store()
+    assert store is not None
+    assert sorted((s["name"], s["tenant"]) for s in store.scores(turn.trace_id)) == [
+        ("correct", "acme"), ("helpfulness", "acme")]
+    assert autotrace.stats()["tenant_mismatch"] == 3  # the span, then each score

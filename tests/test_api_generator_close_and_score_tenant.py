@@ -5,6 +5,10 @@ trace's. Observations are read back from the local store."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import gc
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -87,3 +91,37 @@ def test_a_score_on_a_live_trace_goes_to_the_traces_tenant_not_the_one_in_scope(
     assert sorted((s["name"], s["tenant"]) for s in store.scores(turn.trace_id)) == [
         ("correct", "acme"), ("helpfulness", "acme")]
     assert autotrace.stats()["tenant_mismatch"] == 3  # the span, then each score
+
+
+def test_a_coroutine_returned_by_an_observed_plain_function_closed_unstarted_warns_nothing(traced: Traced) -> None:
+    """A plain function returning a coroutine (an application's decorator): its follower cancelled
+    or closed before it starts closes the user's coroutine too, as happens without autotrace;
+    Python warned that the user's coroutine was never awaited."""
+
+    def passthrough(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        return call
+
+    @autotrace.observe(name="work")
+    @passthrough
+    async def work() -> None:
+        await asyncio.sleep(1)
+
+    async def cancelled_before_start() -> None:
+        task = asyncio.create_task(work())
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(cancelled_before_start())
+        closed = work()
+        closed.close()
+        del closed
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+    assert [r["name"] for r in traced.records()] == ["work", "work"]

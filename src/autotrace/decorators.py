@@ -223,7 +223,7 @@ class _Traced:
         else:
             follower, kind = self.async_generator_wrapper((result, obs))(), "async_generator"
         obs.update(metadata={_RETURNS: kind})  # a replay that freezes this call returns the same kind
-        weakref.finalize(follower, obs.end).atexit = False
+        weakref.finalize(follower, _end_unrun, result, obs).atexit = False
         return follower
 
     def replayed_lazily(self, obs: Observation) -> Any:
@@ -344,6 +344,15 @@ class _Traced:
                     step, value = inner.athrow, thrown
 
         return traced
+
+
+def _end_unrun(result: Any, obs: Observation) -> None:
+    """A follower freed: end ``obs`` (once: a follower that ran ended it), and close the user's
+    coroutine if it never started, as closing or cancelling it unawaited would have (else Python
+    warns it was never awaited, besides the follower's own warning when that was never awaited)."""
+    if isinstance(result, types.CoroutineType) and inspect.getcoroutinestate(result) == inspect.CORO_CREATED:
+        result.close()
+    obs.end()
 
 
 class _Stream(CurrentDuring):

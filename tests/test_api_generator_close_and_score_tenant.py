@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import threading
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -125,3 +126,26 @@ def test_a_coroutine_returned_by_an_observed_plain_function_closed_unstarted_war
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
     assert [r["name"] for r in traced.records()] == ["work", "work"]
+
+
+def test_a_handle_in_two_blocks_one_left_in_another_context_still_ends(traced: Traced) -> None:
+    """One block (a generator step entered on a worker thread) is left from the main thread, where
+    its context token cannot be reset: as with a single block, that is counted, and the last block
+    to end ends the observation (it stayed open for good)."""
+    obs = autotrace.start_span("shared")
+
+    def step() -> Iterator[None]:
+        with obs:
+            yield
+
+    stepping = step()
+    worker = threading.Thread(target=lambda: next(stepping))
+    worker.start()
+    worker.join()
+    with obs:  # the second block, entered and left here
+        pass
+    assert not obs.ended
+    stepping.close()  # the first block, left here: not the context it entered in
+    assert obs.ended
+    assert [r["name"] for r in traced.records()] == ["shared"]
+    assert autotrace.stats()["context_not_restored"] == 1

@@ -300,7 +300,9 @@ class _Entered:
         self.tokens = [first]
 
     def release_own(self) -> None:
-        """Reset and forget the newest token made in the current context."""
+        """Reset and forget the newest token made in the current context; none made here (a block
+        left in another context than it entered), forget the newest all the same, counted as one
+        block's would be (``context_not_restored``): each exit takes one token, the last ends it."""
         tokens = self.tokens
         for index in range(len(tokens) - 1, -1, -1):
             token = tokens[index]
@@ -313,6 +315,8 @@ class _Entered:
                 restore_context(token)
             del tokens[index]
             return
+        if tokens:
+            restore_context(tokens.pop())
 
 
 class CurrentDuring:

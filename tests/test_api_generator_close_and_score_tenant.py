@@ -149,3 +149,24 @@ def test_a_handle_in_two_blocks_one_left_in_another_context_still_ends(traced: T
     assert obs.ended
     assert [r["name"] for r in traced.records()] == ["shared"]
     assert autotrace.stats()["context_not_restored"] == 1
+
+
+def test_an_observed_partial_or_callable_instance_held_by_a_class_is_not_bound_to_its_instances(
+        traced: Traced) -> None:
+    """Neither a partial nor a callable instance is bound when a class holds it; the observed one,
+    a function, was, and got the instance as an extra first argument."""
+
+    def given(*args: Any) -> tuple[Any, ...]:
+        return args
+
+    class Callable_:
+        def __call__(self, *args: Any) -> tuple[Any, ...]:
+            return args
+
+    class Holder:
+        partial = autotrace.observe(functools.partial(given, 1), name="partial")
+        instance = autotrace.observe(Callable_(), name="instance")
+
+    held = Holder()
+    assert (held.partial(2), held.instance(2), Holder.partial(3)) == ((1, 2), (2,), (1, 3))
+    assert [r["name"] for r in traced.records()] == ["partial", "instance", "partial"]

@@ -185,6 +185,11 @@ class _Traced:
             method = getattr(fn, attribute, None)
             if method is not None:
                 setattr(wrapped, attribute, method)
+        if not hasattr(type(fn), "__get__") and not inspect.iscoroutinefunction(wrapped) and \
+                not inspect.isgeneratorfunction(wrapped) and not inspect.isasyncgenfunction(wrapped):
+            # a partial or callable instance is not bound when a class holds it: nor is its wrapper
+            # (kept a function where a framework asks whether it is a coroutine or generator one)
+            return staticmethod(wrapped)
         return wrapped
 
     def function_wrapper(self) -> Callable[..., Any]:

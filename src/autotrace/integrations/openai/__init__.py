@@ -351,12 +351,20 @@ def _read_whole(response: Any) -> bool:
             and not inspect.iscoroutinefunction(getattr(response, "parse", None)))
 
 
+#: The stream options of OpenAI's API besides ``include_usage``: with only these, asking for usage
+#: adds one usage event and nothing else. Another server's (vLLM's ``continuous_usage_stats``) may
+#: put usage on every chunk once it is asked, which the caller would see: not asked then.
+_STREAM_OPTIONS = frozenset({"include_obfuscation"})
+
+
 def _with_usage(stream_options: Any) -> dict[str, Any] | None:
     """The caller's ``stream_options`` asking for usage too, or None if the caller decided on usage
-    (``include_usage`` given, true or false) or sent options autotrace cannot add to."""
+    (``include_usage`` given, true or false) or sent options autotrace cannot add to (not a dict,
+    or options of another server than OpenAI's)."""
     if stream_options is None:
         return {"include_usage": True}
-    if type(stream_options) is dict and "include_usage" not in stream_options:
+    if type(stream_options) is dict and "include_usage" not in stream_options and _STREAM_OPTIONS.issuperset(
+            stream_options):
         return {**stream_options, "include_usage": True}
     return None
 

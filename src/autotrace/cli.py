@@ -92,13 +92,15 @@ def _emit(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> None:
 
 
 def _positive(text: str) -> int:
+    """A positive integer; one past what the store can count means all (just under ``sys.maxsize``:
+    a query reads one more than its limit)."""
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+    return min(value, sys.maxsize - 1)
 
 
 def cmd_traces(args: argparse.Namespace) -> int:

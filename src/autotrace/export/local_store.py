@@ -81,7 +81,10 @@ def _total(value: Any, key: str = "total") -> float | None:
         total = value.get(key)
         if isinstance(total, int) and not _INT64[0] <= total <= _INT64[1]:
             count("local_store.int_out_of_range")
-            return float(total)
+            try:
+                return float(total)
+            except OverflowError:  # beyond a float too: no total, rather than losing the batch it came in
+                return None
         return total if isinstance(total, int | float) else None
     return None
 
@@ -261,10 +264,12 @@ class LocalStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """The connection inside one transaction, with ``_lock`` held: committed, or rolled back on error."""
+        """The connection inside one transaction, with ``_lock`` held: committed, or rolled back on
+        error. It takes the write lock at once (another process writing the same store is waited
+        for): a transaction that reads first could not write after that process's commit."""
         with self._lock:
             db = self._conn()
-            db.execute("BEGIN")
+            db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
                 db.execute("COMMIT")
@@ -339,7 +344,11 @@ class LocalStore:
         if not ids:
             return []
         rows = self._rows("SELECT record FROM observations WHERE trace_id = ? ORDER BY start_ns, rowid", (ids[0],))
-        return [self._decode(r[0]) for r in rows]
+        records = [self._decode(r[0]) for r in rows]
+        if any("id" not in r or "trace_id" not in r for r in records):  # a tree needs both
+            raise StoreError(f"local store {self.path} holds a damaged observation (no id or trace_id); move "
+                             f"the file away to start a new store, or pass --db")
+        return records
 
     def traces(self, limit: int = 20, tenant: str | None = None) -> list[dict[str, Any]]:
         """Summaries of recent traces: name, tenant, duration, tokens, cost, errors. ``tenant`` picks

@@ -144,7 +144,8 @@ def test_the_new_forms_are_redacted_in_an_openai_call_exported_end_to_end(rx: Ot
                "card 4111&nbsp;1111&nbsp;1111&nbsp;1111; AT&amp;T Q&amp;A at 5pm")
     redacted = 'mail <EMAIL>, config {"password": "\\"<API_KEY>\\""}, card <CREDIT_CARD>; AT&amp;T Q&amp;A at 5pm'
     payload = exported_chat(rx, fake, content, redacted)
-    assert b"jane" not in payload and b"hunter22" not in payload and b"4111" not in payload
+    assert b"jane" not in payload and b"hunter22" not in payload
+    assert b"4111&nbsp;1111" not in payload and b"1111&nbsp;1111" not in payload  # not bare 4111: the fake's port
 
 
 def test_no_match_starts_right_after_an_html_escaped_spelled_dot() -> None:

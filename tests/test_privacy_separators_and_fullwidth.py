@@ -228,4 +228,6 @@ def test_the_new_forms_are_redacted_in_an_openai_call_exported_end_to_end(rx: Ot
     redacted = ('card <CREDIT_CARD>, ip <IP_ADDRESS>, mail <EMAIL>, config {"password": "<API_KEY>"}, '
                 "see https://x.test/?q=a+b, pages 10\u201112")
     payload = exported_chat(rx, fake, content, redacted)
-    assert b"4111" not in payload and b"john" not in payload and b"hunter" not in payload and b"secret\\\"" not in payload
+    card = ("4111\u20111111".encode(), b"4111111111111111")  # not bare 4111: the fake's port may hold it
+    assert not any(piece in payload for piece in card)
+    assert b"john" not in payload and b"hunter" not in payload and b"secret\\\"" not in payload

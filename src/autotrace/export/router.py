@@ -165,8 +165,9 @@ class Router:
         if unknown_since is not None and now - unknown_since < _RECHECK_CREDENTIALS:
             self._unknown(span, "spans_dropped.unknown_tenant")
         elif self._lookups_running() < self.settings.max_tenants:
-            self._waiting[tenant] = deque([span])
+            self._waiting[tenant] = waiting = deque()
             self._look_up(tenant)
+            self._park(waiting, span)  # charged to the budget as every parked span is
         else:
             self._cap_reached()
 

@@ -300,17 +300,14 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; valid settings: {', '.join(sorted(known))}")
     values: dict[str, Any] = {}
     for name, (variables, parse) in _ENV.items():
-        if name in overrides:
+        variable = None if name in overrides else variable_given(variables, env)
+        if variable is None:
             continue
-        for variable in variables:
-            raw = env.get(variable)
-            if raw is None or raw.strip() == "":
-                continue
-            try:
-                values[name] = parse(raw.strip())
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(f"{variable}={raw!r} is invalid for setting {name!r}: {exc}") from None
-            break
+        raw = env[variable]
+        try:
+            values[name] = parse(raw.strip())
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{variable}={raw!r} is invalid for setting {name!r}: {exc}") from None
     _warn_unknown_variables(env)
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" and "enabled" not in overrides:
         values["enabled"] = False
@@ -325,6 +322,11 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     settings = _validate(Settings(**values))
     _check_export_tls(settings, overrides, env)
     return settings
+
+
+def variable_given(variables: tuple[str, ...], env: Mapping[str, str]) -> str | None:
+    """The first of a setting's ``variables`` set in ``env`` to more than blanks: the one it is read from."""
+    return next((variable for variable in variables if (env.get(variable) or "").strip()), None)
 
 
 def _resource_service_name(env: Mapping[str, str]) -> str | None:

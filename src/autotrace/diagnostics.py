@@ -16,10 +16,9 @@ import platform
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 from ._internal import logger
-from .config import _ENV, Settings, load_settings
+from .config import _ENV, Settings, load_settings, variable_given
 
 #: An integration's states; the ones that leave something wanted untraced are ``PROBLEMS``.
 READY, PARTIAL, FAILED, UNSUPPORTED, ABSENT, OFF, FOUND = (
@@ -87,7 +86,7 @@ def from_environment(settings: Settings, env: Mapping[str, str] | None = None) -
     env = os.environ if env is None else env
     found = []
     for name, (variables, _) in _ENV.items():
-        variable = next((v for v in variables if (env.get(v) or "").strip()), None)
+        variable = variable_given(variables, env)
         if variable is not None:
             value = getattr(settings, name)
             shown = "***" if name == "secret_key" else str(value) if not isinstance(value, tuple) else ",".join(
@@ -99,7 +98,8 @@ def from_environment(settings: Settings, env: Mapping[str, str] | None = None) -
 def _export(settings: Settings) -> tuple[dict[str, Any], list[str]]:
     """Where spans go (Langfuse, its proxy; the local store), whose keys; and the problems."""
     from .export.credentials import known_tenants
-    from .export.proxy import ProxyError, proxy_for
+    from .export.langfuse import OTLP_PATH
+    from .export.otlp_http import HttpTarget
     from .install import credentials_resolver
 
     problems: list[str] = []
@@ -109,13 +109,13 @@ def _export(settings: Settings) -> tuple[dict[str, Any], list[str]]:
                              else None, "unknown_tenant": settings.unknown_tenant, "tenants": [], "more_tenants": 0}
     if not (settings.enabled and settings.langfuse_enabled):
         return found, problems
-    parts = urlsplit(settings.langfuse_host or "")
-    try:
-        proxy = proxy_for(parts.scheme, parts.hostname or "", parts.port)
-        found["proxy"] = proxy.name if proxy is not None else None
-    except ProxyError as exc:
-        found["proxy"] = f"unusable: {exc}"
-        problems.append(str(exc))
+    target = HttpTarget((settings.langfuse_host or "").rstrip("/") + OTLP_PATH, settings.export_timeout)
+    target.close()  # made only to read the proxy decision exports make: nothing was opened
+    if target.problem is not None:
+        found["proxy"] = f"unusable: {target.problem}"
+        problems.append(target.problem)
+    elif target.proxy is not None:
+        found["proxy"] = target.proxy.name
     tenants = known_tenants(credentials_resolver(settings))
     found["tenants"], found["more_tenants"] = tenants[:_SHOWN_TENANTS], max(0, len(tenants) - _SHOWN_TENANTS)
     if not tenants and found["default_keys"] is None:
@@ -137,11 +137,9 @@ def integration_statuses(settings: Settings, try_patching: bool = True) -> list[
     """Every integration autotrace knows (by entry point), as ``install()`` with ``settings`` would
     treat it; with ``try_patching``, each installed one is patched on a fresh instance (its library
     imported) and undone, to find patch points its library no longer has."""
-    from .install import ENTRY_POINT_GROUP
+    from .install import ENTRY_POINT_GROUP, turned_off
     from .runtime import state
 
-    wanted = set(settings.integrations) if settings.integrations is not None else None
-    disabled = set(settings.disabled_integrations)
     try_patching = try_patching and state.settings is None  # never under a live install's patches
     statuses = []
     for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -156,10 +154,8 @@ def integration_statuses(settings: Settings, try_patching: bool = True) -> list[
         found = IntegrationStatus(name, READY, library or "python", integration.installed_version() if library
                                   else platform.python_version(), integration.supported)
         reason = integration.check()
-        if name in disabled:
-            found.status, found.detail = OFF, "turned off by disabled_integrations"
-        elif wanted is not None and name not in wanted:
-            found.status, found.detail = OFF, "not among the integrations setting's"
+        if (off := turned_off(name, settings)) is not None:
+            found.status, found.detail = OFF, off
         elif reason == "not installed":
             found.status, found.detail = ABSENT, f"{integration.distribution} is not installed"
         elif reason is not None:

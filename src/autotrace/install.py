@@ -385,17 +385,16 @@ def _at_exit() -> None:
 def _instrument_integrations(settings: Settings) -> None:
     """Register every wanted, installed integration; each patches its library when the application
     first imports it (or now, if it already has), so start-up never imports unused libraries."""
-    wanted = set(settings.integrations) if settings.integrations is not None else None
-    disabled = set(settings.disabled_integrations)
+    named = {*(settings.integrations or ()), *settings.disabled_integrations}
     entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    unknown = sorted(((wanted or set()) | disabled) - {entry_point.name for entry_point in entry_points})
+    unknown = sorted(named - {entry_point.name for entry_point in entry_points})
     if unknown:  # a typo would otherwise leave a library silently untraced (or traced)
         count("integrations_unknown", len(unknown))
         log_once(f"integrations_unknown:{','.join(unknown)}", "autotrace: no integration named %s (known: %s)",
                  ", ".join(unknown), ", ".join(sorted(entry_point.name for entry_point in entry_points)))
     for entry_point in entry_points:
         name = entry_point.name
-        if name in disabled or (wanted is not None and name not in wanted) or name in _integrations:
+        if turned_off(name, settings) is not None or name in _integrations:
             continue
         try:
             integration = entry_point.load()
@@ -411,6 +410,15 @@ def _instrument_integrations(settings: Settings) -> None:
             wrapt.register_post_import_hook(_on_import(name, integration), integration.module or name)
         except Exception as exc:
             _failed(name, exc)
+
+
+def turned_off(name: str, settings: Settings) -> str | None:
+    """Why ``settings`` leave the integration ``name`` out, or None if they want it."""
+    if name in settings.disabled_integrations:
+        return "turned off by disabled_integrations"
+    if settings.integrations is not None and name not in settings.integrations:
+        return "not among the integrations setting's"
+    return None
 
 
 def _on_import(name: str, integration: Integration) -> Callable[[Any], None]:

@@ -69,9 +69,6 @@ class LayeredTLS:
         closed the session."""
         return self._run(self._session.read, nbytes or len(buffer), buffer)
 
-    def recv(self, size: int) -> bytes:
-        return self._run(self._session.read, size)
-
     def makefile(self, mode: str = "rb", buffering: int = io.DEFAULT_BUFFER_SIZE) -> io.BufferedReader:
         """A buffered binary reader of the decrypted stream (``http.client`` reads responses so)."""
         if mode != "rb":
@@ -84,13 +81,6 @@ class LayeredTLS:
 
     def gettimeout(self) -> float | None:
         return self._outer.gettimeout()
-
-    def getpeercert(self) -> dict[str, object] | None:
-        """The inner peer's (Langfuse's) certificate, checked at the handshake."""
-        return self._session.getpeercert()  # type: ignore[return-value]
-
-    def version(self) -> str | None:
-        return self._session.version()
 
     def close(self) -> None:
         """Close the connection to the proxy (and so the tunnel) once no reader is open; no

@@ -132,3 +132,52 @@ def test_a_forked_child_looks_the_name_up_itself_not_waiting_for_the_parents_loo
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.fixture
+def blackhole(rx: OtlpReceiver) -> Iterator[tuple[str, int]]:
+    """An address that drops connection attempts, on the receiver's port: a listener on 127.0.0.2
+    whose one-connection backlog is full (the kernel then drops further SYNs unanswered)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.2", rx.port))
+    listener.listen(0)
+    filler = socket.create_connection(("127.0.0.2", rx.port), 1.0)
+    try:
+        yield "127.0.0.2", rx.port
+    finally:
+        filler.close()
+        listener.close()
+
+
+def test_an_address_that_drops_packets_leaves_the_next_address_its_share_of_the_timeout(
+        monkeypatch: pytest.MonkeyPatch, rx: OtlpReceiver, blackhole: tuple[str, int]) -> None:
+    """A name whose first address drops packets (a firewalled or dead one among a Langfuse's records):
+    old code gave that attempt the whole timeout, so every export to the name failed; now each
+    address gets an equal share of the time left and the export reaches the next one."""
+    real = socket.getaddrinfo
+
+    def two_addresses(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "langfuse.two.test":
+            return [entry for address in ("127.0.0.2", "127.0.0.1") for entry in real(address, port, *args[:3])]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+    started = time.monotonic()
+    with connect_within(("langfuse.two.test", rx.port), 2.0) as sock:
+        elapsed = time.monotonic() - started
+        assert sock.getpeername() == ("127.0.0.1", rx.port) and sock.gettimeout() == 2.0
+    assert 0.9 < elapsed < 2.0  # half the timeout given to the dropped address, then connected
+    autotrace.install(langfuse_host=f"http://langfuse.two.test:{rx.port}", public_key="pk-lf-1",
+                      secret_key="sk-lf-1", unknown_tenant="default", integrations=(), export_timeout=2.0)
+    numbered_spans(1)
+    assert autotrace.flush(10)
+    assert [s.name for s in rx.wait_for_spans(1)] == ["step-0"]
+
+
+def test_addresses_alternate_between_families_in_the_resolvers_order() -> None:
+    """Two IPv6 addresses that drop packets listed before an IPv4 one must not take its time."""
+    v6 = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (f"2001:db8::{i}", 443, 0, 0)) for i in (1, 2)]
+    v4 = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (f"192.0.2.{i}", 443)) for i in (1, 2, 3)]
+    order = [entry[4][0] for entry in bounded_connect.interleaved([*v6, *v4])]
+    assert order == ["2001:db8::1", "192.0.2.1", "2001:db8::2", "192.0.2.2", "192.0.2.3"]
+    assert bounded_connect.interleaved([*v4, *v6])[:2] == [v4[0], v6[0]]  # the resolver's first family first

@@ -10,6 +10,7 @@ again (an in-cluster Langfuse's address may change), and kept-alive connections 
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import threading
@@ -72,23 +73,36 @@ def resolve(host: str, port: int, deadline: float) -> AddressInfo:
         raise ResolveTimeout("the host name did not resolve within the timeout") from None
 
 
+def interleaved(addresses: AddressInfo) -> AddressInfo:
+    """``addresses`` alternating between address families (the resolver's order kept within each,
+    its first family first), so an unreachable family's addresses do not all come before another's."""
+    families: dict[int, AddressInfo] = {}
+    for entry in addresses:
+        families.setdefault(entry[0], []).append(entry)
+    rounds = itertools.zip_longest(*families.values())
+    return [entry for row in rounds for entry in row if entry is not None]
+
+
 def connect_within(address: tuple[str, int], timeout: object = None,
                    source_address: tuple[str, int] | None = None) -> socket.socket:
-    """A connected socket to ``address``, looked up and connected (trying each of its addresses
-    in turn) within ``timeout`` seconds in all; the socket keeps ``timeout`` for its operations.
-    The signature of ``socket.create_connection``, which it falls back to without a timeout."""
+    """A connected socket to ``address``, looked up and connected within ``timeout`` seconds in
+    all; the socket keeps ``timeout`` for its operations. Its addresses are tried in turn, families
+    alternating, each attempt given an equal share of the time left (an address that drops packets
+    leaves the next ones their time). The signature of ``socket.create_connection``, which it falls
+    back to without a timeout."""
     if not isinstance(timeout, (int, float)):  # http.client's "the global default" marker, or None
         return socket.create_connection(address, timeout, source_address)  # type: ignore[arg-type]
     deadline = time.monotonic() + timeout
     host, port = address
     failure: OSError | None = None
-    for family, kind, proto, _, sockaddr in resolve(host, port, deadline):
+    addresses = interleaved(resolve(host, port, deadline))
+    for index, (family, kind, proto, _, sockaddr) in enumerate(addresses):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         sock = socket.socket(family, kind, proto)
         try:
-            sock.settimeout(remaining)
+            sock.settimeout(remaining / (len(addresses) - index))
             if source_address is not None:
                 sock.bind(source_address)
             sock.connect(sockaddr)

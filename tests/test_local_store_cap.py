@@ -234,3 +234,43 @@ def test_a_failing_prune_is_counted_and_the_write_stands(tmp_path: Path, monkeyp
     store.write(_trace(1))  # the next write prunes: both traces go, the store is left empty but working
     assert _stored(tmp_path / "t.db") == {} and autotrace.stats()["local_store_pruned_traces"] == 2
     store.close()
+
+
+def test_scores_whose_trace_is_not_stored_go_with_the_traces_older_than_them(tmp_path: Path) -> None:
+    """A score whose trace was never stored (given by a service that scores other services' traces)
+    ages by its creation time: a round taking traces takes such scores created before the newest of
+    them. Old code: those scores stayed until every trace was gone. A score added within the grace
+    period stays (its trace may yet be written), and so does one whose trace is stored."""
+    path = tmp_path / "t.db"
+    store = LocalStore(path, max_mb=None)
+    for trace in range(3):  # traces 0..2 end at NOW + trace s (+1 ms for the root)
+        store.write(_trace(trace, 100))
+    now = time.time_ns()
+    created = {"before-0": NOW - 10**9, "between-0-1": NOW + 10**9 // 2,
+               "between-1-2": NOW + 3 * 10**9 // 2, "after-2": NOW + 5 * 10**9,
+               "recent": now - 10**9}
+    for name, created_ns in created.items():
+        store.add_score({"id": name, "trace_id": f"{name}".ljust(32, "0"), "name": "quality", "value": 0.5})
+        with store._transaction() as db:
+            db.execute("UPDATE scores SET created_ns = ? WHERE id = ?", (created_ns, name))
+    _score(store, 2)  # its trace is stored: it goes with it, not before
+    with store._transaction() as db:
+        db.execute("UPDATE scores SET created_ns = ? WHERE id = 'score-2'", (NOW - 10**10,))
+
+    def scores() -> set[str]:
+        with sqlite3.connect(path) as db:
+            return {row[0] for row in db.execute("SELECT id FROM scores")}
+
+    with store._transaction() as db:
+        assert store_pruning.prune_round(db, 1, now)[:3] == (1, SPANS, 1)  # trace 0 and the score before it
+    assert scores() == {"between-0-1", "between-1-2", "after-2", "recent", "score-2"}
+    with store._transaction() as db:
+        assert store_pruning.prune_round(db, 1, now)[:3] == (1, SPANS, 1)  # trace 1 and "between-0-1"
+    assert scores() == {"between-1-2", "after-2", "recent", "score-2"}
+    with store._transaction() as db:  # trace 2 with its own score and "between-1-2"
+        assert store_pruning.prune_round(db, 1, now)[:3] == (1, SPANS, 2)
+    assert scores() == {"after-2", "recent"}  # newer than every trace taken; "recent" in its grace too
+    with store._transaction() as db:  # no trace left: the rest go oldest first, as before
+        assert store_pruning.prune_round(db, 1, now)[:3] == (0, 0, 2)
+    assert scores() == set()
+    store.close()

@@ -126,14 +126,18 @@ class SizeCap:
 
 def prune_round(db: sqlite3.Connection, budget: int, now_ns: int | None = None) -> Pruned:
     """Delete the oldest whole traces (by their latest end) of about ``budget`` estimated bytes (at
-    least one), with their scores, inside the caller's transaction; once no trace is left, the
+    least one), with their scores, inside the caller's transaction, and the scores whose trace is not
+    stored that are older than those traces (a score ages by its creation time, as in ``purge``, and
+    one added in the last ``OPEN_GRACE_NS`` may be waiting for its trace); once no trace is left, the
     oldest scores."""
-    chosen = _choose(_settled(db), budget, now_ns or time.time_ns())
+    now_ns = now_ns or time.time_ns()
+    chosen = _choose(_settled(db), budget, now_ns)
     if not chosen:
         return Pruned(0, 0, _prune_orphan_scores(db))
     ids = json.dumps([c.trace_id for c in chosen])
     scores = db.execute("DELETE FROM scores WHERE trace_id IN (SELECT value FROM json_each(?))", (ids,)).rowcount
     rows = db.execute("DELETE FROM observations WHERE trace_id IN (SELECT value FROM json_each(?))", (ids,)).rowcount
+    scores += _prune_orphan_scores(db, before_ns=min(max(c.last_end for c in chosen), now_ns - OPEN_GRACE_NS))
     return Pruned(len(chosen), rows, scores, sum(c.size for c in chosen))
 
 
@@ -185,7 +189,13 @@ def _choose(settled: list[Candidate], budget: int, now_ns: int) -> list[Candidat
     return chosen
 
 
-def _prune_orphan_scores(db: sqlite3.Connection) -> int:
-    """With no trace left, the oldest scores (their traces never stored) go, ``ORPHAN_SCORES`` at a time."""
-    return int(db.execute("DELETE FROM scores WHERE id IN (SELECT id FROM scores ORDER BY created_ns LIMIT ?)",
-                          (ORPHAN_SCORES,)).rowcount)
+def _prune_orphan_scores(db: sqlite3.Connection, before_ns: int | None = None) -> int:
+    """The oldest scores whose trace is not stored, ``ORPHAN_SCORES`` at most: those created before
+    ``before_ns``, or (with no trace left, when every score is such) any."""
+    if before_ns is None:
+        sql, args = "SELECT id FROM scores ORDER BY created_ns LIMIT ?", (ORPHAN_SCORES,)
+    else:
+        sql = ("SELECT id FROM scores AS s WHERE created_ns < ? AND NOT EXISTS (SELECT 1 FROM observations AS o "
+               "WHERE o.trace_id = s.trace_id) ORDER BY created_ns LIMIT ?")
+        args = (before_ns, ORPHAN_SCORES)
+    return int(db.execute(f"DELETE FROM scores WHERE id IN ({sql})", args).rowcount)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import inspect
 import threading
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -170,3 +171,34 @@ def test_an_observed_partial_or_callable_instance_held_by_a_class_is_not_bound_t
     held = Holder()
     assert (held.partial(2), held.instance(2), Holder.partial(3)) == ((1, 2), (2,), (1, 3))
     assert [r["name"] for r in traced.records()] == ["partial", "instance", "partial"]
+
+
+async def test_an_observed_async_or_generator_partial_held_by_a_class_is_not_bound_and_keeps_its_kind(
+        traced: Traced) -> None:
+    """As for a sync one: old code bound the wrapper of a coroutine, generator or async generator
+    partial (or callable instance) to the holder's instances; and ``inspect`` still reads each as
+    a function of its kind, as it reads the partial itself."""
+
+    async def pair(*args: Any) -> tuple[Any, ...]:
+        return args
+
+    def counting(*args: Any) -> Iterator[Any]:
+        yield from args
+
+    async def counting_async(*args: Any) -> AsyncIterator[Any]:
+        for arg in args:
+            yield arg
+
+    class Holder:
+        coroutine = autotrace.observe(functools.partial(pair, 1), name="coroutine")
+        generator = autotrace.observe(functools.partial(counting, 1), name="generator")
+        async_generator = autotrace.observe(functools.partial(counting_async, 1), name="async-generator")
+
+    held = Holder()
+    assert await held.coroutine(2) == (1, 2) and list(held.generator(2)) == [1, 2]
+    assert [item async for item in held.async_generator(2)] == [1, 2]
+    assert inspect.iscoroutinefunction(held.coroutine) and asyncio.iscoroutinefunction(Holder.coroutine)
+    assert inspect.isgeneratorfunction(held.generator) and inspect.isasyncgenfunction(held.async_generator)
+    assert str(inspect.signature(held.coroutine)) == "(*args: 'Any') -> 'tuple[Any, ...]'"
+    assert [(r["name"], r["output"]) for r in traced.records()] == [
+        ("coroutine", [1, 2]), ("generator", [1, 2]), ("async-generator", [1, 2])]

@@ -185,11 +185,8 @@ class _Traced:
             method = getattr(fn, attribute, None)
             if method is not None:
                 setattr(wrapped, attribute, method)
-        if not hasattr(type(fn), "__get__") and not inspect.iscoroutinefunction(wrapped) and \
-                not inspect.isgeneratorfunction(wrapped) and not inspect.isasyncgenfunction(wrapped):
-            # a partial or callable instance is not bound when a class holds it: nor is its wrapper
-            # (kept a function where a framework asks whether it is a coroutine or generator one)
-            return staticmethod(wrapped)
+        if not hasattr(type(fn), "__get__"):  # a partial or callable instance: not bound when a class holds it
+            return _Unbound(wrapped)
         return wrapped
 
     def function_wrapper(self) -> Callable[..., Any]:
@@ -349,6 +346,27 @@ class _Traced:
                     step, value = inner.athrow, thrown
 
         return traced
+
+
+class _Unbound:
+    """The wrapper of a partial or callable instance, which a class holding it does not bind to its
+    instances (a function would be: it has ``__get__``), as the wrapped object is not. It shows the
+    wrapper function's code, defaults and annotations, so ``inspect`` still reads it as a function
+    of its kind (``iscoroutinefunction``, ``isgeneratorfunction``...), and ``__wrapped__`` for its
+    signature."""
+
+    def __init__(self, wrapper: Callable[..., Any]) -> None:
+        self.__dict__.update(wrapper.__dict__)  # ``functools.wraps``' copies: __wrapped__, __doc__...
+        for name in ("__name__", "__qualname__", "__module__", "__doc__", "__code__", "__defaults__",
+                     "__kwdefaults__", "__annotations__"):
+            setattr(self, name, getattr(wrapper, name))
+        self._call = wrapper
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<observed {self.__wrapped__!r}>"
 
 
 def _end_unrun(result: Any, obs: Observation) -> None:

@@ -25,7 +25,8 @@ Server: every ``tools/call``, ``resources/read`` and ``prompts/get`` a server ha
 ``Server`` or ``MCPServer``, any transport) takes its handler from ``Server.get_request_handler``;
 the handler given out runs in a SERVER observation of the client's type, named after the tool or
 prompt (the method, for a name the MCP specification does not allow, and for every resource), under
-the SDK's server span when there is one, else joined to the caller's trace from ``_meta``. The
+the SDK's server span when there is one, else joined to the caller's trace from ``_meta``; an
+``ErrorData`` a lowlevel handler returns is an error there, as the ``MCPError`` the SDK answers. The
 caller's tenant is taken only with ``trust_incoming_tenant`` (the SDK's server span, started
 before, takes it too), for every request with a handler (``tools/list`` too: the SDK's span for it then
 has a tenant; ``initialize``, answered by the SDK itself, has none). An in-process server (the SDK's in-memory transports) runs in its client's
@@ -136,10 +137,21 @@ def _prompt_outcome(result: Any) -> tuple[Fields, str | None]:
     return {"output": output}, None
 
 
-def _outcome(method: _Method, result: Any) -> tuple[Fields, str | None]:
-    """The fields a result records and, when it reports an error, its message."""
+def _returned_error(result: Any) -> BaseException | None:
+    """The ``MCPError`` the SDK answers for an ``ErrorData`` a lowlevel handler returned, else None."""
+    from mcp.shared.exceptions import MCPError  # loaded: the SDK gave this result
+    from mcp_types import ErrorData
+
+    return MCPError.from_error_data(result) if isinstance(result, ErrorData) else None
+
+
+def _outcome(method: _Method, result: Any) -> tuple[Fields, BaseException | str | None]:
+    """The fields a result records and, when it reports an error, its message (or the error)."""
     if result is None:
         return {}, None
+    returned = _returned_error(result)
+    if returned is not None:
+        return {}, returned
     if _get(result, "result_type", "resultType") == "input_required":
         requests = _get(result, "input_requests", "inputRequests") or {}
         return {"output": {"input_required": {key: _get(request, "method", "method")

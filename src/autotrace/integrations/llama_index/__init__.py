@@ -4,7 +4,7 @@ A span handler and an event handler join the root dispatcher. Which LlamaIndex s
 recorded (all others are skipped, and their children attach to the nearest recorded ancestor):
 
 - ``BaseQueryEngine.query/aquery``, ``BaseChatEngine.chat/...``, synthesizers ``synthesize`` -> chain
-- ``BaseRetriever.retrieve/aretrieve`` -> retriever (query, documents with scores, doc_count)
+- ``BaseRetriever.retrieve/aretrieve`` -> retriever (query, top_k, documents with scores, doc_count)
 - node postprocessors ``postprocess_nodes`` (rerankers) -> retriever with ``operation="rerank"``
 - ``BaseLLM.chat/complete`` and their stream and async forms -> generation
 - ``BaseEmbedding.get_*embedding*`` public methods -> embedding
@@ -41,6 +41,7 @@ from opentelemetry import trace
 from ... import recorder
 from ..._internal import count, guarded_failure
 from ...observation import Observation, ObservationType, make_current, release_if_current
+from .. import ownership
 from ..base import Integration
 from ._agents import AgentSteps, ToolStep, multi_agent
 from ._fields import end_fields, llm_input, method_of, start_fields, tool_name
@@ -218,7 +219,9 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             elif error is not None:
                 obs.record_error(error)
             elif result is not None:
-                obs.update(**end_fields(obs.type, result, instance))
+                fields = end_fields(obs.type, result, instance)
+                ownership.enrich(obs, usage=fields.pop("usage", None))  # a model call it owns gave exact usage
+                obs.update(**fields)
         finally:  # a result whose fields cannot be read still ends its observation
             obs.end()
 

@@ -146,6 +146,12 @@ def _sole_parameter(instance: Any) -> str | None:
     return alias if isinstance(alias, str) else name
 
 
+def _top_k(instance: Any) -> int | None:
+    """How many documents a retriever asks for (``similarity_top_k``: vector, fusion, list ... retrievers)."""
+    top_k = getattr(instance, "similarity_top_k", None)
+    return top_k if type(top_k) is int else None
+
+
 def _ingestion(instance: Any) -> bool:
     return _is_ingestion(type(instance))
 
@@ -186,7 +192,7 @@ def start_fields(obs_type: ObservationType, instance: Any, method: str, argument
         query = arguments.get("str_or_query_bundle") or arguments.get("query_bundle") or arguments.get("query_str")
         if query is None and "nodes" in arguments:  # a reranker
             return {"store": type(instance).__name__, "metadata": {"input_count": len(arguments["nodes"] or ())}}
-        return {"query": _query(query), "store": type(instance).__name__}
+        return {"query": _query(query), "store": type(instance).__name__, "top_k": _top_k(instance)}
     if obs_type is ObservationType.TOOL:
         return {"tool_name": tool_name(instance), "arguments": _tool_arguments(instance, arguments),
                 "metadata": {"method": f"{type(instance).__name__}.{method}"}}
@@ -219,7 +225,7 @@ def end_fields(obs_type: ObservationType, result: Any, instance: Any = None) -> 
     if obs_type is ObservationType.TOOL:
         content = getattr(result, "content", result)
         if getattr(result, "is_error", False) is True:  # a ToolOutput reporting the tool's failure to the agent
-            return {"result": content, "level": "ERROR", "status_message": str(content)}
+            return {"result": content, "error": str(content) or "the tool reported an error"}
         return {"result": content}
     if instance is not None and _ingestion(instance):  # the nodes themselves are the vector store's
         return {"output": {"nodes": _size(result)}}

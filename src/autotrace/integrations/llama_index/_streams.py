@@ -84,7 +84,7 @@ class StreamFollower:
             obs.set_level("WARNING", STREAM_CLOSED)
         elif error is not None:
             obs.record_error(error)
-        obs.update(usage=usage(response))
+        ownership.enrich(obs, usage=usage(response))  # a model call it owns gave exact usage
         obs.end()
 
     def event(self, event: Any) -> None:

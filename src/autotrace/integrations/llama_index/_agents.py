@@ -126,13 +126,13 @@ class AgentSteps:
         """Run ``run_id`` ends with ``call_tool`` steps still running (a cancelled run exits before its
         steps are cancelled): the calls no tool ran end now, interrupted, while the run is open."""
         owners = {run_id, self.turns.get(run_id)} if self.turns else {run_id}
-        outlived = [id_ for id_, step in self.tool_steps.items() if step.ancestor in owners]
+        # a copy: other threads' runs add and remove steps meanwhile (no lock: a step is one thread's)
+        outlived = [(id_, step) for id_, step in list(self.tool_steps.items()) if step.ancestor in owners]
         if not outlived:
             return
         run = self.open[run_id][0].fields
         status = run.get("status_message") if run.get("level") == "WARNING" else None  # cancel_run()'s reason
-        for id_ in outlived:
-            step = self.tool_steps[id_]
+        for id_, step in outlived:
             step.cancelled = step.cancelled or status or _OUTLIVED
             self._tool_step_done(id_, None, error)
 

@@ -49,10 +49,15 @@ Count = Callable[[Any, tuple[Any, ...], dict[str, Any]], int | None]
 
 
 def requested(fields: dict[str, Any], operation: str, ids: Any) -> dict[str, Any]:
-    """``fields`` of an unranked read, with its ``operation`` and, in ``metadata.ids``, the first
-    ``MAX_DOCUMENTS`` ids asked for (``metadata.ids_requested``: how many, when there were more).
-    Only a list, tuple or single id is read: an iterator is the store's to consume."""
+    """``fields`` of an unranked read, with its ``operation`` and the ids asked for (``with_ids``)."""
     fields["operation"] = operation
+    return with_ids(fields, ids)
+
+
+def with_ids(fields: dict[str, Any], ids: Any) -> dict[str, Any]:
+    """``fields`` with, in ``metadata.ids``, the first ``MAX_DOCUMENTS`` of the ids a read asks for
+    or a search is restricted to (``metadata.ids_requested``: how many, when there were more).
+    Only a list, tuple or single id is read: an iterator is the store's to consume."""
     if isinstance(ids, str | int):
         ids = [ids]
     if isinstance(ids, list | tuple) and ids:
@@ -186,19 +191,21 @@ def pending_search(store: str, operation: str, describe: Describe, instance: Any
 
 
 def _fields(batches: list[Batch]) -> dict[str, Any]:
-    """The retrieval's fields for the store's results: the recorded documents and their scores."""
+    """The retrieval's fields for the store's results: the recorded documents and their scores,
+    one per document (None for one without: a row whose distance is NULL)."""
     total = sum(b.count for b in batches)
     flat, metadata = recorded(chain.from_iterable(b.documents for b in batches), total)
-    scores = [d["score"] for d in flat if "score" in d]
+    scores = [d.get("score") for d in flat]
+    ranked = [score for score in scores if score is not None]
     if isinstance(batches, Groups):
         metadata.update(groups=len(batches), doc_counts=[b.count for b in batches])
     elif len(batches) > 1:
         metadata["doc_counts"] = [b.count for b in batches]
     if isinstance(batches, Page) and batches.next_offset is not None:
         metadata["next_page_offset"] = record_id(batches.next_offset)
-    if scores:  # stores return results best first, whether scores are similarities or distances
-        metadata["top_score"] = scores[0]
-    return {"documents": flat, "doc_count": total, "scores": scores or None, "metadata": metadata}
+    if ranked:  # stores return results best first, whether scores are similarities or distances
+        metadata["top_score"] = ranked[0]
+    return {"documents": flat, "doc_count": total, "scores": scores if ranked else None, "metadata": metadata}
 
 
 def search_wrapper(store: str, operation: str, describe: Describe, results: Results,

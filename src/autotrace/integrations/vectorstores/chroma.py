@@ -1,6 +1,7 @@
 """Chroma (chromadb): ``query`` and ``get`` of ``Collection`` and of ``AsyncCollection`` (the
 ``AsyncHttpClient``'s) become retrievals, with ``where`` as the filter and ``where_document`` in
-metadata; ``add``/``upsert``/``update``/``delete`` become spans with counts.
+metadata, as are the ``ids`` a query is restricted to (``metadata.ids``);
+``add``/``upsert``/``update``/``delete`` become spans with counts.
 
 ``get`` and ``peek`` return stored documents unranked: their retrievals record
 ``metadata.operation`` (the method's name), the ids asked for (``metadata.ids``), ``limit`` as
@@ -14,7 +15,7 @@ from typing import Any
 
 from ..base import Integration
 from ..documents import document
-from ._common import Batch, Describe, argument, positions, requested, search_wrapper, write_wrapper
+from ._common import Batch, Describe, argument, positions, requested, search_wrapper, with_ids, write_wrapper
 
 
 def _query_describer(at: dict[str, int]) -> Describe:
@@ -28,6 +29,7 @@ def _query_describer(at: dict[str, int]) -> Describe:
                                   "top_k": argument(args, kwargs, "n_results", at.get("n_results"), 10),
                                   "filter": argument(args, kwargs, "where", at.get("where"))}
         _where_document(fields, argument(args, kwargs, "where_document", at.get("where_document")))
+        with_ids(fields, argument(args, kwargs, "ids", at.get("ids")))  # chromadb 1.x: search only these
         if isinstance(texts, str):  # chroma takes one text as one query
             fields["query"] = texts
         elif texts:
@@ -46,7 +48,7 @@ def _query_describer(at: dict[str, int]) -> Describe:
 def _where_document(fields: dict[str, Any], where_document: Any) -> None:
     """The filter on the documents' text (``{"$contains": ...}``), beside ``where`` (on metadata)."""
     if where_document:
-        fields["metadata"] = {"where_document": where_document}
+        fields.setdefault("metadata", {})["where_document"] = where_document
 
 
 def _describe_get(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """pgvector through psycopg 3: statements using ``<->``, ``<=>`` or ``<#>`` become retrievals.
 
 ``Cursor.execute`` and ``AsyncCursor.execute`` are wrapped (``Connection.execute`` goes through
-them). Other SQL costs one substring test. The table comes from ``FROM``, ``top_k`` from
-``LIMIT``; the result is read from the cursor's buffered result without consuming it: the row
-count, ids (an ``id`` column), content (``content``/``text``/``document``) and scores (a column
-named ``distance``, ``score`` or ``similarity``, or the unnamed distance expression).
+them). Other SQL costs one substring test. The table comes from ``FROM``, ``top_k`` from the
+statement's ``LIMIT`` (a number or a parameter's value); the result is read from the cursor's
+buffered result without consuming it: the row count, ids (an ``id`` column), content
+(``content``/``text``/``document``) and scores (a column named ``distance``, ``score`` or
+``similarity``, or the unnamed distance expression).
 
 Rows that arrive after the call are recorded as the cursor hands them out, and ``doc_count`` counts
 those handed out: ``Cursor.stream()`` (and the async one) is one retrieval from its first row
@@ -32,7 +33,9 @@ from ._common import Batch, Pending, argument, pending_search, search_wrapper
 
 _OPERATORS = ("<->", "<=>", "<#>")
 _TABLE = re.compile(r"\bFROM\s+([\w.\"]+)", re.IGNORECASE)
-_LIMIT = re.compile(r"\bLIMIT\s+(\d+)", re.IGNORECASE)
+#: A ``LIMIT``: a number, or a parameter (psycopg's ``%s``/``%(name)s``, a raw cursor's ``$n``).
+_LIMIT = re.compile(r"\bLIMIT\s+(\d+|%\((\w+)\)[sbt]|%[sbt]|\$(\d+))", re.IGNORECASE)
+_POSITIONAL = re.compile(r"%%|%[sbt]")
 _LITERAL = re.compile(r"'(?:[^']|'')*'")
 _SCORE_COLUMNS = ("distance", "score", "similarity", "?column?")
 _CONTENT_COLUMNS = ("content", "text", "document", "page_content")
@@ -64,13 +67,34 @@ def is_vector_search(query: Any, cursor: Any) -> bool:
     return text is not None and _has_operator(text) and _has_operator(_LITERAL.sub("''", text))
 
 
+def _top_k(text: str, params: Any) -> int | None:
+    """The statement's own ``LIMIT`` (the last: an earlier one bounds a subquery), read from
+    ``params`` when it is a parameter; None if it is not a whole number."""
+    limits = list(_LIMIT.finditer(text))
+    if not limits:
+        return None
+    limit = limits[-1]
+    value, name, number = limit.groups()
+    try:
+        if value.isdigit():
+            return int(value)
+        if name is not None:
+            value = params[name]
+        elif number is not None:
+            value = params[int(number) - 1]
+        else:  # the parameters before it, ``%%`` being a percent sign
+            value = params[sum(p.group() != "%%" for p in _POSITIONAL.finditer(text, 0, limit.start(1)))]
+    except (LookupError, TypeError, ValueError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     text = _LITERAL.sub("''", _sql_text(argument(args, kwargs, "query", 0), instance) or "")
     table = _TABLE.search(text)
-    limit = _LIMIT.search(text)
     operator = next(op for op in _OPERATORS if op in text)
-    return {"collection": table.group(1).strip('"') if table else None,
-            "top_k": int(limit.group(1)) if limit else None,
+    return {"collection": table.group(1).replace('"', "") if table else None,
+            "top_k": _top_k(text, argument(args, kwargs, "params", 1)),
             "metadata": {"operator": operator, "metric": {"<->": "l2", "<=>": "cosine", "<#>": "inner_product"}[operator]}}
 
 

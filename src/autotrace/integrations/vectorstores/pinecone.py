@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 import wrapt
@@ -72,10 +72,12 @@ def _describe_search(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
 
 
 def _describe_namespaces(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    """``query_namespaces``: one retrieval over several namespaces, merged into one ranking."""
-    namespaces = list(kwargs.get("namespaces") or ())
+    """``query_namespaces``: one retrieval over several namespaces, merged into one ranking. The
+    namespaces are read only if they are a collection: an iterator is the client's to consume."""
+    given = kwargs.get("namespaces")
+    namespaces = list(given) if isinstance(given, Collection) else None
     fields = _describe_query(instance, args, kwargs)
-    fields.update(collection=", ".join(map(str, namespaces)) or None, top_k=kwargs.get("top_k") or 10)
+    fields.update(collection=", ".join(map(str, namespaces or ())) or None, top_k=kwargs.get("top_k") or 10)
     fields.setdefault("metadata", {}).update(namespaces=namespaces, metric=kwargs.get("metric"))
     return fields
 

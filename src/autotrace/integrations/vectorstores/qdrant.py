@@ -91,8 +91,13 @@ def _describe_search(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
 
 
 def _describe_batch(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    requests = argument(args, kwargs, "requests", 1) or []
-    return {"collection": argument(args, kwargs, "collection_name", 0), "metadata": {"queries": len(requests)}}
+    """``query_batch_points(collection_name, requests)``: the requests are counted if they are a
+    list or tuple (an iterator is the client's to consume; ``doc_counts`` still has one per query)."""
+    requests = argument(args, kwargs, "requests", 1)
+    fields: dict[str, Any] = {"collection": argument(args, kwargs, "collection_name", 0)}
+    if isinstance(requests, list | tuple):
+        fields["metadata"] = {"queries": len(requests)}
+    return fields
 
 
 def _describe_retrieve(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:

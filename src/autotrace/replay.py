@@ -6,6 +6,9 @@ overrides (model, parameters, messages); everything after it runs live. Calls ar
 their position in the tree: the same parent, type and name, in the same order. A call that has no
 counterpart in the recording stops the replay with ``ReplayStop``, and so does a call made for
 another tenant than the recording's: a replay never hands one tenant's recorded data to another.
+Spans of other OpenTelemetry instrumentations (a web framework's, the application's own tracer's)
+are never seen starting: a call under one is matched under its recorded counterpart (found by
+name when the call starts), and recorded spans before a call's counterpart are passed over.
 
 Calls that can be frozen: functions, coroutines and (async) generators decorated with
 ``observe``/``traced_tool``, OpenAI chat completions (streamed or not, raw, or made for a
@@ -27,6 +30,8 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from opentelemetry.trace import get_current_span
 
 from . import schema
 from .context import current_tenant
@@ -55,7 +60,7 @@ class ReplayController:
             self.children[parent].append(record)
         self.ancestors: set[str] = set()
         node = self.records[at]
-        while node["parent_id"] in self.records:
+        while node["parent_id"] in self.records and node["parent_id"] not in self.ancestors:  # ids may loop
             node = self.records[node["parent_id"]]
             self.ancestors.add(node["id"])
         self.live_to_recorded: dict[str, str] = {}
@@ -75,20 +80,14 @@ class ReplayController:
         parent = obs.span.parent  # type: ignore[attr-defined]
         parent_live = format(parent.span_id, "016x") if parent is not None else None
         parent_recorded = self.live_to_recorded.get(parent_live) if parent_live else None
+        if parent_recorded is None and parent_live is not None and parent_live not in self.unmapped:
+            parent_recorded = self._other_span(parent_live)
         if parent_recorded is None and parent_live in self.unmapped:
             return None  # inside a call that runs live without a recorded counterpart
-        index = self.seen[parent_recorded]
-        self.seen[parent_recorded] += 1
-        siblings = self.children[parent_recorded]
-        record = siblings[index] if index < len(siblings) else None
-        if record is None or (record["type"], record["name"]) != (obs.type.value, obs.name):
-            if self.reached:
-                self.unmapped.add(obs.id)
-                return None
-            expected = f"{record['type']} {record['name']!r}" if record else "nothing"
-            raise ReplayStop(f"replay mismatch: call #{index + 1} under "
-                             f"{self.records[parent_recorded]['name'] if parent_recorded else 'the root'} is "
-                             f"{obs.type.value} {obs.name!r}, the recording has {expected} there")
+        record = self._match(parent_recorded, obs.type.value, obs.name)
+        if record is None:
+            self.unmapped.add(obs.id)
+            return None
         if record.get("tenant") != tenant:
             raise ReplayStop(_OTHER_TENANT)
         self.live_to_recorded[obs.id] = record["id"]
@@ -98,6 +97,44 @@ class ReplayController:
         if self.reached or record["id"] in self.ancestors or record["type"] not in _FREEZABLE:
             return None
         return Intercept(frozen=True, record=record)
+
+    def _match(self, parent: str | None, kind: str, name: str) -> dict[str, Any] | None:
+        """The next recorded call under ``parent`` if it is of this type and name, passing over
+        recorded spans before it (those of other OpenTelemetry instrumentations, which a replay
+        never sees start); None after the chosen generation, ``ReplayStop`` before it."""
+        index, siblings = self.seen[parent], self.children[parent]
+        for ahead in range(index, len(siblings)):
+            if (siblings[ahead]["type"], siblings[ahead]["name"]) == (kind, name):
+                self.seen[parent] = ahead + 1
+                return siblings[ahead]
+            if siblings[ahead]["type"] != "span":
+                break
+        self.seen[parent] = index + 1
+        if self.reached:
+            return None
+        record = siblings[index] if index < len(siblings) else None
+        expected = f"{record['type']} {record['name']!r}" if record else "nothing"
+        raise ReplayStop(f"replay mismatch: call #{index + 1} under "
+                         f"{self.records[parent]['name'] if parent else 'the root'} is "
+                         f"{kind} {name!r}, the recording has {expected} there")
+
+    def _other_span(self, span_id: str) -> str | None:
+        """The recorded counterpart of the current span ``span_id`` that is no observation (another
+        instrumentation's, the application's own tracer's), matched by name where it started (None,
+        the root, for a parent from another process)."""
+        span = get_current_span()
+        name = getattr(span, "name", None)
+        if format(span.get_span_context().span_id, "016x") != span_id or not isinstance(name, str):
+            return None
+        outer = getattr(span, "parent", None)
+        outer_live = format(outer.span_id, "016x") if outer is not None else None
+        parent = self.live_to_recorded.get(outer_live) if outer_live else None
+        record = None if outer_live in self.unmapped else self._match(parent, "span", name)
+        if record is None:
+            self.unmapped.add(span_id)
+            return None
+        self.live_to_recorded[span_id] = record["id"]
+        return record["id"]
 
 
 _OTHER_TENANT = ("replay stopped: this run is for another tenant than the recording (a replay never hands "
@@ -224,7 +261,7 @@ def parse_overrides(settings: list[str], messages_file: str | None = None) -> di
             raise ValueError(f"--messages-file {messages_file} is not a JSON list of messages ({exc})") from None
         if not isinstance(messages, list):
             raise ValueError(f"--messages-file {messages_file} must hold a JSON list of messages")
-        overrides["messages"] = messages
+        overrides["messages"] = overrides["input"] = messages  # ``input``: a Responses API call's messages
     return overrides
 
 
@@ -232,33 +269,42 @@ def first_difference(original: list[dict[str, Any]], replayed: list[dict[str, An
     """The first observation, in execution order, whose type, name or output differs.
 
     Children are compared before their parent's output (a step's output differs because of what
-    ran inside it); the children of a frozen call are not compared, as it did not run.
+    ran inside it); the children of a frozen call are not compared, as it did not run. The trees
+    are walked without recursion, however deep.
     """
     from .render import build_tree
 
     def describe(record: dict[str, Any]) -> str:
         return f"{record['type']} {record['name']!r}"
 
-    def compare(left: list[Any], right: list[Any], path: str) -> str | None:
-        for index in range(max(len(left), len(right))):
-            where = f"{path}{index + 1}"
-            if index >= len(left):
-                return f"{where}: {describe(right[index][0])} exists only in the replay"
-            if index >= len(right):
-                return f"{where}: {describe(left[index][0])} exists only in the original"
-            (a, a_children), (b, b_children) = left[index], right[index]
-            if (a["type"], a["name"]) != (b["type"], b["name"]):
-                return f"{where}: {describe(a)} became {describe(b)}"
-            if (b.get("metadata") or {}).get("replay") != "frozen":
-                found = compare(a_children, b_children, f"{where}.")
-                if found is not None:
-                    return found
-            if a.get("output") != b.get("output"):
-                return (f"{where}: {describe(a)} output {json.dumps(a.get('output'), default=str)[:80]} became "
-                        f"{json.dumps(b.get('output'), default=str)[:80]}")
-        return None
-
     def tree(records: list[dict[str, Any]]) -> list[Any]:
         return build_tree(sorted(records, key=lambda r: r["start_ns"]))
 
-    return compare(tree(original), tree(replayed), "")
+    # per level: both lists of children, their path, the next index, and the pair whose output follows them
+    stack: list[tuple[list[Any], list[Any], str, Iterator[int], tuple[Any, ...] | None]] = []
+
+    def enter(left: list[Any], right: list[Any], path: str, owner: tuple[Any, ...] | None) -> None:
+        stack.append((left, right, path, iter(range(max(len(left), len(right)))), owner))
+
+    enter(tree(original), tree(replayed), "", None)
+    while stack:
+        left, right, path, indices, owner = stack[-1]
+        index = next(indices, None)
+        if index is None:
+            stack.pop()
+            if owner is not None and owner[0].get("output") != owner[1].get("output"):
+                a, b, where = owner
+                return (f"{where}: {describe(a)} output {json.dumps(a.get('output'), default=str)[:80]} became "
+                        f"{json.dumps(b.get('output'), default=str)[:80]}")
+            continue
+        where = f"{path}{index + 1}"
+        if index >= len(left):
+            return f"{where}: {describe(right[index][0])} exists only in the replay"
+        if index >= len(right):
+            return f"{where}: {describe(left[index][0])} exists only in the original"
+        (a, a_children), (b, b_children) = left[index], right[index]
+        if (a["type"], a["name"]) != (b["type"], b["name"]):
+            return f"{where}: {describe(a)} became {describe(b)}"
+        frozen = (b.get("metadata") or {}).get("replay") == "frozen"
+        enter([] if frozen else a_children, [] if frozen else b_children, f"{where}.", (a, b, where))
+    return None

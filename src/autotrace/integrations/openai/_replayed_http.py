@@ -13,8 +13,8 @@ owned the call: LangChain's ``ChatOpenAI`` records its message with LangChain's 
 event is sent when the request asks for it (the caller, or autotrace's ``include_usage``), with
 the recorded usage. A recording that cannot give the reply faithfully (several choices, spoken
 audio kept as a note, content parts, an unknown field or a field of another type than the API's, a
-stream's annotations, a reply cut at the value size limit) gives no reply, and so does a request
-asking for log probabilities (not recorded): the call runs live.
+stream's annotations, a reply cut at the value size limit, a stream that failed part way) gives no
+reply, and so does a request asking for log probabilities (not recorded): the call runs live.
 """
 
 from __future__ import annotations
@@ -118,7 +118,8 @@ def _sent(options: Any) -> Mapping[str, Any]:
 def completion_body(record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The recorded reply as the API's ``chat.completion`` JSON, None if it cannot be given."""
     output = record.get("output")
-    message = None if was_cut(output) else _message(output)
+    failed = record.get("level") == "ERROR"  # what a stream gave before it failed: no whole reply
+    message = None if failed or was_cut(output) else _message(output)
     if message is None:
         return None
     metadata = record.get("metadata") or {}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import types
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
@@ -69,8 +70,15 @@ class ReplayController:
         self.unmapped: set[str] = set()
         self.trace_id: str | None = None
         self.tenants = {r.get("tenant") for r in recorded}
+        self._lock = threading.Lock()
 
     def intercept(self, obs: Observation) -> Intercept | None:
+        """The recorded counterpart of ``obs`` frozen, or run live (None). One call at a time: a
+        replayed program's threads share the controller and its positions."""
+        with self._lock:
+            return self._intercept(obs)
+
+    def _intercept(self, obs: Observation) -> Intercept | None:
         tenant = _tenant_of(obs)
         if tenant not in self.tenants:  # checked first: nothing recorded reaches another tenant's run
             raise ReplayStop(_OTHER_TENANT)

@@ -26,7 +26,8 @@ its LLM is called or its reply written: its chains end with the streamed text (`
 cancelled by its caller (``handler.cancel_run()``), with a tool call whose step it cancelled before
 the tool ran, and a chat engine's reply whose writer was cancelled (with the text read). A call
 that a step's ``ctx.wait_for_event`` suspends (human in the loop) is not failed: it ends DEFAULT,
-saying what it waits for.
+saying what it waits for. A workflow whose steps run in another process carries the trace there
+(``_propagation``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from ..._internal import count, guarded_failure
 from ...observation import Observation, ObservationType, make_current, release_if_current
 from .. import ownership
 from ..base import Integration
+from . import _propagation
 from ._agents import AgentSteps, ToolStep, multi_agent
 from ._fields import end_fields, llm_input, method_of, start_fields, tool_name
 from ._responses import Response, ResponseRelay
@@ -290,6 +292,19 @@ def _handlers(tracker: _Tracker) -> tuple[Any, Any]:
                 tracker.exit(id_, error=err, instance=instance)
             except Exception as exc:
                 guarded_failure("llama_index.drop_span", exc)
+
+        def capture_propagation_context(self) -> dict[str, Any]:  # llama-index-instrumentation >= 0.6
+            try:
+                return _propagation.capture()
+            except Exception as exc:
+                guarded_failure("llama_index.capture_context", exc)
+                return {}
+
+        def restore_propagation_context(self, context: dict[str, Any]) -> None:
+            try:
+                _propagation.restore(context)
+            except Exception as exc:
+                guarded_failure("llama_index.restore_context", exc)
 
         def close(self) -> None:  # Dispatcher.shutdown(): it drops only the spans in our (empty) open_spans
             try:

@@ -103,9 +103,9 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         self.marks_streams = marks_streams  # see ``streamed_start``
         self.stream_codes = codes  # LangChain's streaming generators (``closed_stream``)
         self.runs: OrderedDict[UUID, _Run] = OrderedDict()
-        self._by_span: dict[int, Context] = {}  # span id of a live root run -> the context it started in
+        self._by_span: dict[int, Context] = {}  # span id of a root run not yet running its steps -> its start context
         self.streaming: dict[UUID, _Run] = {}  # streamed roots not yet current for their steps
-        self._sweeps: set[tuple[asyncio.Task[Any], int]] = set()  # (task, trace id) swept when the task ends
+        self._sweeps: dict[asyncio.Task[Any], dict[int, str]] = {}  # see ``_sweep_at_task_end``
         self.hidden: dict[UUID, UUID | None] = {}  # a hidden LangGraph run -> its nearest recorded ancestor
 
     # -- bookkeeping --------------------------------------------------------------------------------
@@ -118,8 +118,9 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         if parent is not None:
             outer = trace.set_span_in_context(parent.obs.span)
         else:
-            # A root run. If the current span is another root LangChain started in this context
-            # (``batch`` starts every input's root before running any), start beside it instead.
+            # A root run. If the current span is another root LangChain started in this context and
+            # has not run its steps yet (``batch`` starts every input's root before running any),
+            # start beside it instead (``steps_started``).
             current = trace.get_current_span().get_span_context().span_id
             found = self._by_span.get(current)
             outer = found if found is not None else trace.set_span_in_context(trace.get_current_span())
@@ -129,7 +130,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         run = _Run(obs, parent_run_id if parent is not None else None, outer, tags, lg.in_graph(metadata))
         if not (streamed and parent is None):
             self._attach(run)
-        else:  # started in its consumer's context: made current in its steps' context (``show_in_steps``)
+        else:  # started in its consumer's context: made current in its steps' context (``steps_started``)
             self.streaming[run_id] = run
         self.runs[run_id] = run
         if parent is None:
@@ -222,13 +223,19 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                     run.handled = lcv.error_text(error)
                 return
 
-    def show_in_steps(self, config: Any) -> None:
-        """Make a streamed root run current in the context LangChain has just made for its steps
-        (the current one), as LangChain does for its own tracer: what its function calls nests
-        under it. ``_release`` makes that context show the run's parent again when it ends."""
+    def steps_started(self, config: Any) -> None:
+        """LangChain has just made the context for a run's steps (the current one). A root run that
+        starts in it with no parent told (a call given callbacks of its own, a thread pool LangChain's
+        config does not reach) is inside that run, not beside it as a batch's roots are (``_start``).
+        A streamed root run is made current in it, as LangChain does for its own tracer: what its
+        function calls nests under it. ``_release`` makes that context show the run's parent again
+        when it ends."""
         parent_run_id = getattr(config.get("callbacks"), "parent_run_id", None)
-        run = self.streaming.pop(parent_run_id, None) if parent_run_id is not None else None
-        if run is not None:
+        run = self.runs.get(parent_run_id) if parent_run_id is not None else None
+        if run is None:
+            return
+        self._by_span.pop(run.obs.span.get_span_context().span_id, None)
+        if self.streaming.pop(parent_run_id, None) is not None:
             self._attach(run)
 
     def _guard(self, where: str, fn: Any, *args: Any, **kwargs: Any) -> None:
@@ -479,8 +486,8 @@ class LangChainIntegration(Integration):
     def _steps_context(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         result = wrapped(*args, **kwargs)
         handler = self.handler
-        if handler is not None and handler.streaming:  # only while a streamed root waits for it
-            handler._guard("steps_context", handler.show_in_steps, args[0] if args else kwargs.get("config"))
+        if handler is not None and handler._by_span:  # only while a root run may start its steps
+            handler._guard("steps_context", handler.steps_started, args[0] if args else kwargs.get("config"))
         return result
 
     def _uninstrument(self) -> None:

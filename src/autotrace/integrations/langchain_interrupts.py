@@ -8,14 +8,16 @@ current where the caller goes on.
 - A chat model's or retriever's run whose async call was cancelled (``asyncio.wait_for``, a stream
   or ``astream_events`` left early): LangChain awaits the model in a ``gather`` the cancellation
   leaves, and a retriever catches only ``Exception``, so neither reports an end: ended as the
-  cancellation leaves the call (``ended_if_cancelled``).
+  cancellation leaves the call (``ended_if_cancelled``). A sync retrieval interrupted so (Ctrl-C
+  in a notebook) too, which would stay current where the caller goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -25,31 +27,38 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from .._internal import guarded_failure
+from ..observation import STREAM_CLOSED, describe_error
 from .base import Patcher
 
-#: async calls that report no end for their run when cancelled, wrapped once the application imports them
-_CANCELLABLE = (("langchain_core.language_models.chat_models", "BaseChatModel.agenerate"),
-                ("langchain_core.retrievers", "BaseRetriever.ainvoke"))
+#: calls that report no end for their run when interrupted, wrapped once the application imports them:
+#: (module, target, whether the call is awaited)
+_CANCELLABLE = (("langchain_core.language_models.chat_models", "BaseChatModel.agenerate", True),
+                ("langchain_core.retrievers", "BaseRetriever.ainvoke", True),
+                ("langchain_core.retrievers", "BaseRetriever.invoke", False))
 
-#: the runs started in the async model call or retrieval running in this context (``ended_if_cancelled``)
+#: traces a task that goes on after interruptions keeps to sweep at its end, the oldest forgotten first
+_MAX_SWEPT_TRACES = 1_000
+
+#: the runs started in the model call or retrieval running in this context (``_ended_if_interrupted``)
 _STARTED: ContextVar[list[UUID] | None] = ContextVar("autotrace_langchain_started", default=None)
 
 
 def note_started(run_id: UUID) -> None:
-    """Note a model's or retriever's run as started in the async call running here, if any."""
+    """Note a model's or retriever's run as started in the call (``_CANCELLABLE``) running here, if any."""
     started = _STARTED.get()
     if started is not None:
         started.append(run_id)
 
 
-async def ended_if_cancelled(integration: Any, call: Awaitable[Any]) -> Any:
-    """Await ``call`` (``BaseChatModel.agenerate``, ``BaseRetriever.ainvoke``) as it is; if it is
-    cancelled or otherwise interrupted (not an ``Exception``), the runs it started that LangChain left
-    open end, as interrupted. ``integration.handler`` is read then: it may be gone."""
+@contextmanager
+def _ended_if_interrupted(integration: Any) -> Iterator[None]:
+    """Run a call (``_CANCELLABLE``) as it is; if it is cancelled or otherwise interrupted (not an
+    ``Exception``), the runs it started that LangChain left open end, as interrupted.
+    ``integration.handler`` is read then: it may be gone."""
     started: list[UUID] = []
     token = _STARTED.set(started)
     try:
-        return await call
+        yield
     except BaseException as error:  # raised as it would be without autotrace
         handler = integration.handler
         if started and handler is not None and not isinstance(error, Exception):
@@ -62,8 +71,15 @@ async def ended_if_cancelled(integration: Any, call: Awaitable[Any]) -> Any:
             guarded_failure("langchain.started_reset", exc)
 
 
+async def ended_if_cancelled(integration: Any, call: Awaitable[Any]) -> Any:
+    """Await ``call`` (``BaseChatModel.agenerate``, ``BaseRetriever.ainvoke``) as it is; if it is
+    interrupted, the runs it started that LangChain left open end (``_ended_if_interrupted``)."""
+    with _ended_if_interrupted(integration):
+        return await call
+
+
 class CancellablePatches:
-    """``ended_if_cancelled`` around each of ``_CANCELLABLE``, from when its module is imported
+    """``_ended_if_interrupted`` around each of ``_CANCELLABLE``, from when its module is imported
     (importing LangChain's retrievers at start-up would cost every application over 100 ms)."""
 
     def __init__(self, patcher: Patcher, integration: Any) -> None:
@@ -73,28 +89,34 @@ class CancellablePatches:
 
     def apply(self) -> None:
         self.generation += 1
-        for module, target in _CANCELLABLE:
-            wrapt.register_post_import_hook(functools.partial(self._imported, self.generation, target), module)
+        for module, target, awaited in _CANCELLABLE:
+            wrapper = self._wrapper if awaited else self._sync_wrapper
+            wrapt.register_post_import_hook(functools.partial(self._imported, self.generation, target, wrapper),
+                                            module)
 
     def remove(self) -> None:
         self.generation += 1
 
-    def _imported(self, generation: int, target: str, module: Any) -> None:
+    def _imported(self, generation: int, target: str, wrapper: Any, module: Any) -> None:
         if generation == self.generation:
             try:
-                self.patcher.wrap(module.__name__, target, self._wrapper)
+                self.patcher.wrap(module.__name__, target, wrapper)
             except Exception as exc:  # a changed library: the rest stays traced
                 guarded_failure("langchain.cancellable_patch", exc)
 
     def _wrapper(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         return ended_if_cancelled(self.integration, wrapped(*args, **kwargs))
 
+    def _sync_wrapper(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        with _ended_if_interrupted(self.integration):
+            return wrapped(*args, **kwargs)
+
 
 class InterruptedRuns:
     """What the handler does for runs an interruption left without an end."""
 
     runs: dict[UUID, Any]  # run id -> ``langchain._Run``
-    _sweeps: set[tuple[asyncio.Task[Any], int]]  # (task, trace id) swept when the task ends
+    _sweeps: dict[asyncio.Task[Any], dict[int, str]]  # task -> trace id -> what interrupted it, swept at its end
 
     if TYPE_CHECKING:  # the handler's
         def _end(self, run_id: UUID, error: BaseException | str | None = None, **fields: Any) -> None: ...
@@ -105,30 +127,40 @@ class InterruptedRuns:
         """A run whose start LangChain cancels while awaiting its other handlers is started here and
         never ended (an ``astream_events`` left early cancels the task running the chain so). Once
         the task the interruption happened in is done, no callback of it is left to come: then the
-        runs of that trace still open after their parent ended are ended, as interrupted."""
+        runs of that trace still open after their parent ended are ended, as interrupted. A task
+        that goes on (a server's, timing out call after call) holds one callback and the last
+        ``_MAX_SWEPT_TRACES`` traces with what interrupted them as text: not the exception, whose
+        traceback holds the interrupted calls' frames."""
         try:
             task = asyncio.current_task()
         except RuntimeError:  # no event loop in this thread: no start callback is awaited
             return
-        if task is None or task.done() or (task, trace_id) in self._sweeps:
+        if task is None or task.done():
             return
-        self._sweeps.add((task, trace_id))
-        task.add_done_callback(functools.partial(self._guard, "sweep", self._task_done, trace_id, error))
+        traces = self._sweeps.get(task)
+        if traces is None:
+            traces = self._sweeps[task] = {}
+            task.add_done_callback(functools.partial(self._guard, "sweep", self._task_done))
+        # as ``_end`` marks it: a stream its reader closed is interrupted as any stream
+        traces[trace_id] = STREAM_CLOSED if isinstance(error, GeneratorExit) else describe_error(error)
+        if len(traces) > _MAX_SWEPT_TRACES:
+            del traces[next(iter(traces))]
 
-    def _task_done(self, trace_id: int, error: BaseException, task: asyncio.Task[Any]) -> None:
-        self._sweeps.discard((task, trace_id))
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        traces = self._sweeps.pop(task, None)
         # one loop turn later: async generators the task dropped are closed first (their finalizers
         # are queued by now), and LangChain ends their runs itself, with what they had streamed
-        task.get_loop().call_soon(self._guard, "sweep", self._sweep, trace_id, error)
+        if traces:
+            task.get_loop().call_soon(self._guard, "sweep", self._sweep, traces)
 
-    def _sweep(self, trace_id: int, error: BaseException) -> None:
+    def _sweep(self, traces: dict[int, str]) -> None:
         for run_id, run in list(self.runs.items()):  # parents first: ending one orphans its children
             parent_run_id = run.parent_run_id
+            interrupted = traces.get(run.obs.span.get_span_context().trace_id)
             # a model that has streamed waits at a yield: closing its stream ends it, with its reply
-            if (parent_run_id is not None and parent_run_id not in self.runs
-                    and run.obs.span.get_span_context().trace_id == trace_id
+            if (interrupted is not None and parent_run_id is not None and parent_run_id not in self.runs
                     and "completion_start_time" not in run.obs.fields):
-                self._end(run_id, error)
+                self._end(run_id, level="WARNING", status_message=interrupted)
 
     def call_interrupted(self, started: list[UUID], error: BaseException) -> None:
         """End the runs of a cancelled async model call or retrieval that are still open."""

@@ -217,7 +217,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         """Mark the current tool run failed with ``error``, which LangChain turns into the tool's
         result (``handle_tool_error``, ``handle_validation_error``) and reports to no callback."""
         span = trace.get_current_span()
-        for run in reversed(self.runs.values()):
+        for run in reversed(list(self.runs.values())):  # a copy: other threads start and end runs
             if run.obs.span is span:
                 if run.obs.type is ObservationType.TOOL:
                     run.handled = lcv.error_text(error)

@@ -176,7 +176,7 @@ class InterruptedRuns:
         for _ in range(len(self.runs)):  # one run a prompt
             context = otel_context.get_current()
             span = trace.get_current_span(context)
-            found = next(((run_id, run) for run_id, run in reversed(self.runs.items()) if run.obs.span is span), None)
+            found = next(((run_id, run) for run_id, run in reversed(list(self.runs.items())) if run.obs.span is span), None)
             if (found is None or found[1].attached is not context or found[0] == parent_run_id
                     or (getattr(span, "start_time", None) or 0) < since_ns):
                 return

@@ -64,6 +64,16 @@ def test_invoke_records_the_typed_tree_and_fields(traced: Traced) -> None:
     assert INTEGRATION.handler._by_span == {}
 
 
+def test_langfuse_tags_in_the_metadata_are_the_traces_tags_not_metadata(traced: Traced) -> None:
+    """As Langfuse's own LangChain handler reads them: a list of tags, or one string as one tag."""
+    _chain("a").invoke({"question": "q"}, config={"metadata": {"langfuse_tags": ["beta", 7]}})
+    _chain("b").invoke({"question": "q"}, config={"metadata": {"langfuse_tags": "vip", "langfuse_user_id": "u-2"}})
+    first, second = traced.records()[:4], traced.records()[4:]
+    assert {tuple(r["tags"]) for r in first} == {("beta", "7")} and {tuple(r["tags"]) for r in second} == {("vip",)}
+    assert {r["user_id"] for r in second} == {"u-2"}
+    assert all("langfuse_tags" not in (r["metadata"] or {}) for r in first + second)
+
+
 def test_ainvoke_and_stream_with_first_token(traced: Traced) -> None:
     assert asyncio.run(_chain("async answer").ainvoke({"question": "a"})) == "async answer"
     streamed = "".join(_chain("streamed words here").stream({"question": "s"}))

@@ -19,7 +19,8 @@ interrupted with all it yielded (``langchain_convert.closed_stream``), as its as
 (LangChain gives that no output).
 
 Metadata from ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_user_id``/
-``langfuse_session_id``) become trace attributes unless None or empty, ``prompt_name``/
+``langfuse_session_id``) become trace attributes unless None or empty, ``langfuse_tags`` the
+trace's tags, ``prompt_name``/
 ``prompt_version`` (or ``langfuse_prompt_*``) the prompt of generations, other keys (except
 LangChain's own ``ls_*`` and ``lc_versions``) observation metadata. LangGraph graphs: see
 ``langchain_graph``.
@@ -175,6 +176,10 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                 # an anonymous caller (None, "") is no user "None"
                 if value is not None and not (type(value) is str and not value):
                     obs.span.set_attribute(_TRACE_KEYS[key], str(value))
+            elif key == "langfuse_tags":  # the trace's tags (one string is one tag)
+                tags = [value] if isinstance(value, str) else value
+                if isinstance(tags, list | tuple) and tags:
+                    obs.span.set_attribute(schema.TRACE_TAGS, [str(tag) for tag in tags])
             elif type(key) is not str:  # LangChain accepts any key; a span attribute needs text
                 extra[str(key)] = value
             elif key in lg.GRAPH_KEYS and lg.of_graph(metadata):  # LangGraph's: where a node is, on the node only

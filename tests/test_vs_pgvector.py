@@ -265,3 +265,25 @@ def test_uninstall_restores_the_cursors(postgres: str, traced: Traced) -> None:
     assert not any(patched())
     with psycopg.connect(postgres) as conn, conn.cursor(name="plain") as cursor:
         assert [row[0] for row in cursor.execute(ALL, Q)] == [1, 2, 3]
+
+
+def test_the_distance_operators_of_later_pgvector_releases_are_searches_too(postgres: str, traced: Traced) -> None:
+    """``<+>`` (L1), ``<~>`` (Hamming) and ``<%>`` (Jaccard) came with pgvector 0.7; old code let such a
+    search go unrecorded. The server here may predate them: then each is recorded with its error."""
+    with psycopg.connect(postgres) as conn:
+        version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        supported = tuple(int(part) for part in version.split(".")[:2]) >= (0, 7)
+        statements = ("SELECT id FROM items ORDER BY embedding <+> '[1,0,0]' LIMIT 1",
+                      "SELECT id FROM items ORDER BY binary_quantize(embedding) <~> '101'::bit(3) LIMIT 1",
+                      "SELECT id FROM items ORDER BY binary_quantize(embedding) <%> '101'::bit(3) LIMIT 1")
+        for statement in statements:
+            try:
+                conn.execute(statement).fetchall()
+            except psycopg.errors.Error:
+                assert not supported
+                conn.rollback()
+    records = traced.records()
+    assert [(r["type"], r["name"], r["metadata"]["metric"], r["metadata"]["operator"]) for r in records] == [
+        ("retriever", "pgvector.query", "l1", "<+>"), ("retriever", "pgvector.query", "hamming", "<~>"),
+        ("retriever", "pgvector.query", "jaccard", "<%>")]
+    assert {r["level"] for r in records} == ({"DEFAULT"} if supported else {"ERROR"})

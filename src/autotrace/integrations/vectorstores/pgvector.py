@@ -1,4 +1,5 @@
-"""pgvector through psycopg 3: statements using ``<->``, ``<=>`` or ``<#>`` become retrievals.
+"""pgvector through psycopg 3: statements using a distance operator (``<->``, ``<=>``, ``<#>``,
+``<+>``, ``<~>``, ``<%>``) become retrievals.
 
 ``Cursor.execute`` and ``AsyncCursor.execute`` are wrapped (``Connection.execute`` goes through
 them). Other SQL costs one substring test. The table comes from ``FROM``, ``top_k`` from the
@@ -31,7 +32,9 @@ from ..base import Integration
 from ..documents import document
 from ._common import Batch, Pending, argument, pending_search, search_wrapper
 
-_OPERATORS = ("<->", "<=>", "<#>")
+#: pgvector's distance operators and their metrics (``<+>``, ``<~>``, ``<%>``: pgvector 0.7 and later).
+_METRICS = {"<->": "l2", "<=>": "cosine", "<#>": "inner_product", "<+>": "l1", "<~>": "hamming", "<%>": "jaccard"}
+_OPERATORS = tuple(_METRICS)
 _TABLE = re.compile(r"\bFROM\s+([\w.\"]+)", re.IGNORECASE)
 #: A ``LIMIT``: a number, or a parameter (psycopg's ``%s``/``%(name)s``, a raw cursor's ``$n``).
 _LIMIT = re.compile(r"\bLIMIT\s+(\d+|%\((\w+)\)[sbt]|%[sbt]|\$(\d+))", re.IGNORECASE)
@@ -95,7 +98,7 @@ def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     operator = next(op for op in _OPERATORS if op in text)
     return {"collection": table.group(1).replace('"', "") if table else None,
             "top_k": _top_k(text, argument(args, kwargs, "params", 1)),
-            "metadata": {"operator": operator, "metric": {"<->": "l2", "<=>": "cosine", "<#>": "inner_product"}[operator]}}
+            "metadata": {"operator": operator, "metric": _METRICS[operator]}}
 
 
 Reader = Callable[[Any, int], Any]

@@ -15,6 +15,7 @@ from typing import Any
 import wrapt
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
@@ -124,6 +125,8 @@ _RELAY = _Relay()
 _relayed_providers: list[TracerProvider] = []
 #: Providers autotrace made (the resource of each follows the settings of the latest install).
 _created_providers: list[TracerProvider] = []
+#: The tracer configurators of providers autotrace made, set aside while they are paused (uninstalled).
+_paused: list[tuple[TracerProvider, Any]] = []
 
 
 def _resource(settings: Settings) -> Resource:
@@ -139,6 +142,7 @@ def _provider(settings: Settings) -> TracerProvider:
         provider = current
         if any(p is provider for p in _created_providers):
             _rename(provider, _resource(settings))
+            _resume(provider)
     else:
         provider = TracerProvider(resource=_resource(settings))
         if settings.set_global_provider:
@@ -161,6 +165,36 @@ def _rename(provider: TracerProvider, resource: Resource) -> None:
     only where it exists."""
     if provider.resource.attributes != resource.attributes and hasattr(provider, "_resource"):
         provider._resource = resource
+
+
+def _pause(provider: TracerProvider) -> None:
+    """After ``uninstall()`` a provider autotrace made global starts no spans, as when there was none:
+    the spans other libraries start there (the MCP SDK's own) are non-recording with the caller's
+    context, so nothing is recorded or injected (they were, with flags 03). Not while the application
+    has added a processor of its own to it; an SDK without tracer configurators keeps recording."""
+    configure = getattr(provider, "_set_tracer_configurator", None)
+    disabled = getattr(sdk_trace, "_disable_tracer_configurator", None)
+    processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", None)
+    if configure is None or disabled is None or processors != (_RELAY,):
+        return
+    try:
+        _paused.append((provider, getattr(provider, "_tracer_configurator", None)))
+        configure(tracer_configurator=disabled)
+    except Exception as exc:
+        guarded_failure("pause_provider", exc)
+
+
+def _resume(provider: TracerProvider) -> None:
+    """Give a paused provider its tracer configurator back (a re-install)."""
+    for index, (paused, configurator) in enumerate(_paused):
+        if paused is provider:
+            del _paused[index]
+            try:
+                provider._set_tracer_configurator(
+                    tracer_configurator=configurator or sdk_trace._default_tracer_configurator)
+            except Exception as exc:
+                guarded_failure("resume_provider", exc)
+            return
 
 
 def _redactor(setting: Any) -> Redactor:
@@ -313,6 +347,8 @@ def uninstall(timeout: float = 5.0) -> None:
         pipeline, state.pipeline = state.pipeline, None
         if pipeline is not None:
             _RELAY.retired = (_RELAY.installed_at, time.time_ns())
+            if any(p is state.provider for p in _created_providers):
+                _pause(state.provider)
         try:
             if pipeline is not None:
                 _never_raising(pipeline.shutdown, "shutdown", timeout)

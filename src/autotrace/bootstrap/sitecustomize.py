@@ -16,6 +16,9 @@ import os
 import sys
 
 _MARKER = "AUTOTRACE_ACTIVATED_PID"
+#: Set in a process forked from the traced one (a pre-fork server's worker): the processes
+#: ``multiprocessing`` spawns for it are the program's own too.
+_FORKED = "AUTOTRACE_FORKED_PID"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -36,7 +39,9 @@ def _run_user_sitecustomize() -> None:
 
 def _wanted() -> bool:
     owner = os.environ.get(_MARKER)
-    if owner is None or owner == str(os.getpid()) or (owner == str(os.getppid()) and _spawned_by_multiprocessing()):
+    parent = str(os.getppid())
+    if owner is None or owner == str(os.getpid()) or (
+            parent in (owner, os.environ.get(_FORKED)) and _spawned_by_multiprocessing()):
         return True
     return os.environ.get("AUTOTRACE_TRACE_SUBPROCESSES", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -57,10 +62,15 @@ def _spawned_by_multiprocessing() -> bool:
     return "-c" in command[:-1] and command[command.index("-c") + 1].startswith(_FORKSERVER_COMMAND)
 
 
+def _mark_forked() -> None:
+    os.environ[_FORKED] = str(os.getpid())
+
+
 def _activate() -> None:
     if not _wanted():
         return
     os.environ[_MARKER] = str(os.getpid())
+    os.environ.pop(_FORKED, None)
     try:
         import autotrace
 
@@ -68,6 +78,8 @@ def _activate() -> None:
     except Exception as exc:
         sys.stderr.write(f"autotrace: tracing is off for this process: {type(exc).__name__}: {exc}\n")
         return
+    if hasattr(os, "register_at_fork"):  # a forked process keeps the install; a program it execs is another
+        os.register_at_fork(after_in_child=_mark_forked)
     try:
         from autotrace.replay import activate_from_environment
 

@@ -6,9 +6,12 @@ Python gives a worker thread none of the submitter's context (``asyncio.to_threa
 ``submit``, ``map`` and ``loop.run_in_executor`` do not), so parallel tool calls or retrievals run
 in a pool started new, tenantless traces, which the default ``unknown_tenant="drop"`` then kept out
 of every project. Only autotrace's own state is carried, for the task only: the application's other
-context variables are left as they were, a task submitted outside any traced work is handed over
-unchanged, and a worker thread keeps nothing after the task. ``threading.Thread`` is left alone: a
-thread started during one request may outlive it, and would record later work under its tenant.
+context variables are left as they were, and a task submitted outside any traced work runs in the
+worker's own state. Either way a worker thread keeps nothing of the task's: a tenant it set (a job
+that calls ``set_tenant`` and ends) or a stream it left current (a generator handed back to the
+submitter) would otherwise belong to every later task of that thread, whoever submitted it.
+``threading.Thread`` is left alone: a thread started during one request may outlive it, and would
+record later work under its tenant.
 """
 
 from __future__ import annotations
@@ -28,20 +31,24 @@ _TENANT, _CAPTURE, _ATTRS, _ACTIVE = context._tenant, context._capture, context.
 
 
 class _InSubmittersState:
-    """A submitted callable, run with the submitter's tracing state set, then the worker's put back.
-    A failure in setting or restoring that state is autotrace's (counted, logged once): the task
-    still runs, and its result or error is its own."""
+    """A submitted callable, run with the submitter's tracing state set (``values`` None: with the
+    worker's own), then the worker's put back, whatever the task changed of it. A failure in
+    setting or restoring that state is autotrace's (counted, logged once): the task still runs,
+    and its result or error is its own."""
 
     __slots__ = ("fn", "otel", "values")
 
-    def __init__(self, fn: Any, otel: Any, values: tuple[Any, Any, Any, Any]) -> None:
+    def __init__(self, fn: Any, otel: Any, values: tuple[Any, Any, Any, Any] | None) -> None:
         self.fn, self.otel, self.values = fn, otel, values
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        tenant, capture, attrs, active = self.values
+        values, otel = self.values, self.otel
+        if values is None:  # submitted outside traced work: set as they are, so that the task's changes are undone
+            values, otel = (_TENANT.get(), _CAPTURE.get(), _ATTRS.get(), _ACTIVE.get()), otel_context.get_current()
+        tenant, capture, attrs, active = values
         tokens = (_TENANT.set(tenant), _CAPTURE.set(capture), _ATTRS.set(attrs), _ACTIVE.set(active))  # cannot fail
         try:
-            attached = otel_context.attach(self.otel)
+            attached = otel_context.attach(otel)
         except Exception as exc:  # a custom OTel runtime context failed: the task runs in the worker's state
             guarded_failure("threads", exc)
             _restore(tokens, None)
@@ -66,18 +73,19 @@ def _restore(tokens: tuple[Token[Any], ...], attached: Any) -> None:
 
 
 def _submit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``ThreadPoolExecutor.submit``: the task carries the submitter's tracing state, if there is any."""
+    """``ThreadPoolExecutor.submit``: the task carries the submitter's tracing state, if there is
+    any, else runs in the worker's; either way the worker keeps nothing of the task's."""
     try:
         tenant, capture, attrs, active = _TENANT.get(), _CAPTURE.get(), _ATTRS.get(), _ACTIVE.get()
         traced = (tenant is not None or capture is not None or attrs is not None or active is not None
                   or trace.get_current_span().get_span_context().is_valid)
-        task = (_InSubmittersState(args[0], otel_context.get_current(), (tenant, capture, attrs, active))
-                if args and traced else None)
+        carried = (otel_context.get_current(), (tenant, capture, attrs, active)) if traced else (None, None)
+        task = _InSubmittersState(args[0], *carried) if args else None
     except Exception as exc:  # the task is handed over as it is
         guarded_failure("threads", exc)
         task = None
     if task is None:
-        return wrapped(*args, **kwargs)  # nothing traced here: the task is handed over as it is
+        return wrapped(*args, **kwargs)  # no task (submit's own error) or a failure: handed over as it is
     return wrapped(task, *args[1:], **kwargs)
 
 

@@ -16,15 +16,22 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from fnmatch import fnmatchcase
 from typing import Any
+from urllib.parse import quote_plus
 
-from opentelemetry import trace
+from opentelemetry import baggage, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context, get_current
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ._internal import count, log_once
-from .context import conflicting_tenants, current_tenant, with_tenant_baggage, without_tenant_baggage
+from .context import (
+    TENANT_BAGGAGE_KEY,
+    conflicting_tenants,
+    current_tenant,
+    with_tenant_baggage,
+    without_tenant_baggage,
+)
 from .runtime import state
 
 MAX_HEADER_LENGTH = 8192
@@ -107,7 +114,26 @@ def inject(carrier: MutableMapping[str, str], context: Context | None = None,
     tenant = current_tenant() if send_tenant else None
     ctx = with_tenant_baggage(tenant, context) if tenant is not None else without_tenant_baggage(context)
     _baggage.inject(carrier, ctx)
+    if tenant is not None and _TENANT_MEMBER + quote_plus(tenant) not in carrier.get("baggage", "").split(","):
+        # past the W3C limits (180 members, 8,192 bytes) the propagator leaves out the last entries,
+        # the tenant's among them when other entries came first: it goes first, they give way
+        _baggage.inject(carrier, _tenant_first(tenant, ctx))
     return carrier
+
+
+#: The start of the tenant's baggage member as the W3C propagator writes it.
+_TENANT_MEMBER = quote_plus(TENANT_BAGGAGE_KEY) + "="
+
+
+def _tenant_first(tenant: str, context: Context | None) -> Context:
+    """``context`` with its baggage entries after a first one, ``tenant``'s (rarely needed: a
+    loop, each step a copy of the entries so far)."""
+    entries = baggage.get_all(context)
+    context = baggage.set_baggage(TENANT_BAGGAGE_KEY, tenant, baggage.clear(context))
+    for key, value in entries.items():
+        if key != TENANT_BAGGAGE_KEY:
+            context = baggage.set_baggage(key, value, context)
+    return context
 
 
 class _PairsGetter(Getter[Iterable[tuple[str, Any]]]):

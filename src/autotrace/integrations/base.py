@@ -20,6 +20,28 @@ from packaging.version import InvalidVersion, Version
 
 from .._internal import count, log_once
 
+#: The base of wrapt's proxies and function wrappers (``ObjectProxy`` before wrapt 2).
+_PROXY: type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
+
+
+def _take_from_under(outer: Any, ours: Any, original: Any, depth: int = 8) -> bool:
+    """Replace ``ours`` by ``original`` in the chain of wrappers over it (each one's ``__wrapped__``),
+    where the one over it lets its ``__wrapped__`` be set (a wrapt proxy does); False if it cannot."""
+    for _ in range(depth):
+        inner = getattr(outer, "__wrapped__", None)
+        if inner is None:
+            return False
+        if inner is ours:  # a function's ``__wrapped__`` is only a note: its code still calls ours
+            if not isinstance(outer, _PROXY):
+                return False
+            try:
+                outer.__wrapped__ = original
+            except (AttributeError, TypeError):
+                return False
+            return True
+        outer = inner
+    return False
+
 
 class Patcher:
     """Applies wrapt wrappers and remembers them so they can all be undone."""
@@ -52,8 +74,7 @@ class Patcher:
         if expects and not _leads_with(original, expects, skip_self=isinstance(parent, type)):
             self._skipped(module, target, "its parameters changed")
             return False
-        wrapt.wrap_function_wrapper(parent, attribute, wrapper)
-        self._applied.append((parent, attribute, original))
+        self._apply(parent, attribute, original, wrapper)
         return True
 
     def _skipped(self, module: str, target: str, reason: str) -> None:
@@ -65,14 +86,26 @@ class Patcher:
     def wrap_object(self, parent: Any, attribute: str, wrapper: Callable[..., Any]) -> None:
         """Wrap an attribute of an object already in hand (e.g. each class of a family)."""
         original = parent.__dict__[attribute] if isinstance(parent, type) else getattr(parent, attribute)
+        self._apply(parent, attribute, original, wrapper)
+
+    def _apply(self, parent: Any, attribute: str, original: Any, wrapper: Callable[..., Any]) -> None:
         wrapt.wrap_function_wrapper(parent, attribute, wrapper)
-        self._applied.append((parent, attribute, original))
+        ours = parent.__dict__[attribute] if isinstance(parent, type) else getattr(parent, attribute)
+        self._applied.append((parent, attribute, original, ours))
 
     def unwrap_all(self) -> None:
-        """Restore every original, newest first."""
+        """Restore every original, newest first. A wrapper another library has put over ours since
+        is kept: ours is taken from under it when it is a wrapt proxy (its ``__wrapped__`` set to
+        the original), else left in place, counted (``integration_patch_kept``)."""
         while self._applied:
-            parent, attribute, original = self._applied.pop()
-            setattr(parent, attribute, original)
+            parent, attribute, original, ours = self._applied.pop()
+            current = parent.__dict__.get(attribute) if isinstance(parent, type) else getattr(parent, attribute, None)
+            if current is ours:
+                setattr(parent, attribute, original)
+            elif not _take_from_under(current, ours, original):
+                count(f"integration_patch_kept.{self.owner}")
+                log_once(f"patch_kept:{self.owner}", "autotrace: another library wrapped what %s patched; "
+                         "autotrace's wrapper stays under it after uninstall()", self.owner)
         self.skipped.clear()
 
     @property

@@ -35,6 +35,10 @@ from .spans import ObservationTracer
 
 ENTRY_POINT_GROUP = "autotrace.integrations"
 _lock = threading.RLock()
+#: Set while ``install()`` registers an integration's import hook (``_on_import``).
+_registering = threading.local()
+#: Seconds a patch waits for another thread's import of its library to end (``_when_imported``).
+_IMPORT_WAIT = 300.0
 _integrations: dict[str, Integration] = {}
 _local_store: LocalStore | None = None
 _atexit_registered = False
@@ -443,7 +447,11 @@ def _instrument_integrations(settings: Settings) -> None:
                     log_once(f"integration:{name}", "autotrace: not instrumenting %s: %s", name, reason)
                 continue
             _integrations[name] = integration
-            wrapt.register_post_import_hook(_on_import(name, integration), integration.module or name)
+            _registering.active = True  # wrapt calls the hook at once for a module already imported
+            try:
+                wrapt.register_post_import_hook(_on_import(name, integration), integration.module or name)
+            finally:
+                _registering.active = False
         except Exception as exc:
             _failed(name, exc)
 
@@ -459,6 +467,12 @@ def turned_off(name: str, settings: Settings) -> str | None:
 
 def _on_import(name: str, integration: Integration) -> Callable[[Any], None]:
     def instrument(module: Any) -> None:
+        if getattr(_registering, "active", False) and _being_imported(module):
+            # another thread is running the module's code: patching it now would import its
+            # submodules in the middle of that import (the application's import then failed)
+            threading.Thread(target=_when_imported, args=(module, instrument), name="autotrace-import-wait",
+                             daemon=True).start()
+            return
         with _lock:
             if _integrations.get(name) is not integration or integration.instrumented:
                 return  # uninstalled meanwhile, or already done
@@ -469,6 +483,23 @@ def _on_import(name: str, integration: Integration) -> Callable[[Any], None]:
                 _failed(name, exc)
 
     return instrument
+
+
+def _being_imported(module: Any) -> bool:
+    """Whether ``module`` is in ``sys.modules`` while its code still runs (in another thread)."""
+    return getattr(getattr(module, "__spec__", None), "_initializing", False) is True
+
+
+def _when_imported(module: Any, instrument: Callable[[Any], None]) -> None:
+    """Wait for another thread's import of ``module`` to end, then patch it (not if it failed: a
+    failed import leaves ``sys.modules`` without it)."""
+    deadline = time.monotonic() + _IMPORT_WAIT
+    while _being_imported(module) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not _being_imported(module) and sys.modules.get(module.__name__) is module:
+        instrument(module)
+    else:
+        count("integration_import_waits_abandoned")
 
 
 def _failed(name: str, exc: Exception) -> None:

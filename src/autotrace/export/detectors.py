@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from .detectors_assigned import KEY_WORDS as _KEY_WORDS
 from .detectors_assigned import occurrences as _occurrences
 from .detectors_assigned import redact_assignments as _redact_assignments
+from .detectors_assigned import redact_url_passwords as _redact_url_passwords
 from .detectors_decode import HYPHENS as _HYPHENS
 from .detectors_decode import WIDE_SPACES as _WIDE_SPACES
 from .detectors_decode import as_ascii as _as_ascii
@@ -34,13 +35,21 @@ _LETTER = "[A-Za-z\uff21-\uff3a\uff41-\uff5a]"
 _ALNUM = "[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
 _HEX = "[0-9A-Fa-f\uff10-\uff19\uff21-\uff26\uff41-\uff46]"
 _DOT_CHAR, _COLON = "[.\uff0e]", "[:\uff1a]"
-_ESCAPED = r"\\u[0-9A-Fa-f]{4}"  # a letter in JSON text written with ensure_ascii (jos\u00e9@...)
+#: A letter in JSON text written with ensure_ascii (jos\u00e9@...); in a domain never an "@" or a
+#: dot so escaped: a label reading through an "@" took from each one to the end of a run of escapes
+#: (a 16 kB run of ``\u0040`` took 0.4 s, a megabyte half an hour), and a dot read either way
+#: would be tried both ways
+_ESCAPED = r"\\u(?!0040|[fF]{2}20|3002|[fF]{2}0[eE]|[fF]{2}61)[0-9A-Fa-f]{4}"
 _LABEL = rf"(?:[^\W_]|{_ESCAPED})(?:[\w-]|{_ESCAPED})*"  # of a domain name, letters of any script
 #: An "@" as written: plain, URL-encoded (once or twice: ``%2540``), escaped in JSON text, an HTML
 #: character reference (numeric or ``&commat;``), or full-width (typed with an IME; escaped as ``json.dumps`` does)
 _AT = r"(?:@|%40|%2540|\\u0040|&#0*64;|&#[xX]0*40;|&commat;|\uff20|\\uff20)"
-#: A dot of an address's domain, also an HTML reference (its local part takes ``&period;`` and ``&#46;``)
-_DOT = r"(?:\.|&period;|&#0*46;|&#[xX]0*2[eE];)"
+#: A dot of an address's domain, also an HTML reference (its local part takes ``&period;`` and ``&#46;``),
+#: and those IDNA reads as one: full-width (typed with an IME, as its "@" is), ideographic and
+#: half-width ideographic full stops, raw or escaped as in JSON text (its local part takes a full-width
+#: one), before a Latin letter or digit only: they end sentences of Japanese and Chinese text
+_DOT = (r"(?:\.|[\uff0e\u3002\uff61](?=[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a])|&period;|&#0*46;"
+        r"|&#[xX]0*2[eE];|\\u(?:3002|[fF]{2}0[eE]|[fF]{2}61)(?=[A-Za-z0-9]|\\u[fF]{2}[1-5]))")
 _LOCAL_DOT = "&period;|&#46;"
 
 
@@ -74,7 +83,7 @@ _PATTERNS: dict[str, str] = {
     # the run's end (a 64 kB word with an "@" in the text took seconds)
     # the "@" also URL-encoded (a query string: ?to=a%40b.com) or escaped as in JSON text; nor
     # after a dot written as an HTML reference (which a run of its characters holds)
-    "EMAIL": (rf"(?<![\w.%+\\-])(?<!&period;)(?<!&#46;)[\w.%+\\-]+(?:(?:{_LOCAL_DOT})[\w.%+\\-]+)*{_AT}"
+    "EMAIL": (rf"(?<![\w.\uff0e%+\\-])(?<!&period;)(?<!&#46;)[\w.\uff0e%+\\-]+(?:(?:{_LOCAL_DOT})[\w.\uff0e%+\\-]+)*{_AT}"
               rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}[^\W\d_]{{2,}}\b"),
     # any case, full-width too; its groups separated by spaces, or all by dots, all by en dashes or all
     # by hyphens (or one of the characters read as one)
@@ -318,11 +327,14 @@ _IN_HEX_IDS = ("PHONE", "CREDIT_CARD")  # the kinds such an id's groups can take
 #: look the same) is one only where a word names it (``phone:``, ``call me at``, ``Tel.``, ``Handy``, ``portable``...),
 #: within a few words before it. Where those words start (found in lower case: a regular expression
 #: scanning the whole text would cost as much again as the digit pass), the expression is tried:
-_PHONE_WORDS = ("phone", "tel", "mobil", "cell", "fax", "whatsapp", "sms", "handy", "portable", "call me", "call us",
-                "text me", "text us", "t\u00e9l")
+#: (Spanish, Portuguese, Italian and Dutch ones too: ``teléfono``, ``telefone``, ``celular``, ``móvil``...;
+#: an accent also escaped as in JSON text)
+_PHONE_WORDS = ("phone", "tel", "mobil", "cell", "celular", "movil", "m\\u00f3vil", "t\\u00e9l", "fax", "whatsapp",
+                "sms", "handy", "portable", "call me", "call us", "text me", "text us", "t\u00e9l", "m\u00f3vil")
+_E, _O = r"(?:[ée]|\\u00e9)", r"(?:[óo]|\\u00f3)"
 _AFTER_PHONE_WORD = re.compile(
-    r"(?P<prefix>\b(?:(?:tele|cell)[ -]?phone|phone|tel|t[ée]l[ée]phone|t[ée]l|telefon|mobile?|fax|whatsapp|sms|handy"
-    r"|portable|(?:call|text) (?:me|us))\b[^\d\n<>]{0,16}?)"
+    rf"(?P<prefix>\b(?:(?:tele|cell)[ -]?phone|phone|tel|t{_E}l{_E}phone|t{_E}l|telefon[eo]?|tel{_E}fono|telefoon"
+    rf"|mobile?|celular|cellulare|m{_O}vil|fax|whatsapp|sms|handy|portable|(?:call|text) (?:me|us))\b[^\d\n<>]{{0,16}}?)"
     rf"(?P<value>(?<![\d.,])\(?\d(?:[ .()/{_WIDE_SPACES}{_DASHES}]{{0,2}}\d){{6,14}})(?![\w]|[.,]\d)",
     re.IGNORECASE,
 )
@@ -353,7 +365,7 @@ def _named_numbers(text: str) -> Iterator[re.Match[str]]:
             yield from _AFTER_PHONE_WORD.finditer(text)
         return
     end = 0
-    words = _PHONE_WORDS if not text.isascii() else _PHONE_WORDS[:-1]  # the last one: not ASCII
+    words = _PHONE_WORDS if not text.isascii() else _PHONE_WORDS[:-2]  # the last two: not ASCII
     for start in sorted({at for word in words for at in _occurrences(lowered, word)}):
         if start >= end and (match := _AFTER_PHONE_WORD.match(text, start)) is not None:
             end = match.end()
@@ -409,6 +421,10 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         return f"<{kind}>{after}"
 
     if triggered:
+        if "@" in text and "/" in text and (kinds is None or "API_KEY" in kinds):
+            # a URL's password first: its host would read as the domain of an address ending in it
+            text, n = _redact_url_passwords(text)
+            replaced += n
         for kind, triggers, patterns in _TEXT_PASSES:
             if (kinds is None or kind in kinds) and any(trigger in text for trigger in triggers):
                 pattern = patterns[ascii_text]

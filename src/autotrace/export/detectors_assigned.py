@@ -1,6 +1,7 @@
 """The assignment detector: the value of a secret's ``key=value`` or ``"key": "value"`` (``password``,
 ``api_key``, ``token``...), replaced by ``<API_KEY>`` with its key kept; ``detectors.redact_text``
-runs it when a key word and ``=`` or ``:`` are in the text."""
+runs it when a key word and ``=`` or ``:`` are in the text; and the password of a URL
+(``postgres://app:hunter22@db/app``), replaced so with its user kept, when an "@" and a slash are."""
 
 from __future__ import annotations
 
@@ -33,12 +34,14 @@ _ASSIGNED = (r"(?:\\?[\"'])?\s?[:=]\s?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?)
              # a quote opened and never closed on its line (free text): the value is the rest of the line
              r"|(?(q)(?![\s,;}\]])[^\n\r\"'\\]{6,512}(?=[\n\r]|\Z)|(?!))"
              r"|(?!<)(?:[^\s\"',;}\\]|\\[^\s\"'\\]|\\\\(?!\\[\"'])){6,})")
-_KEY_VALUE = r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key)" + _ASSIGNED
+_KEY_VALUE = (r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key"
+              r"|(?:secret|private)[_-]?key)" + _ASSIGNED)
 #: The same, from where its key's word is (``KEY_WORDS``, found in lower case: a regular
 #: expression starting with a quote that may be there or not is tried at every character, and was
 #: most of the cost of redacting a chat request's JSON); what is before that word is kept anyway.
 _KEY_VALUE_AT = (r"(?P<prefix>(?:key(?:(?<=apikey)|(?<=api_key)|(?<=api-key)|(?<=accesskey)|(?<=access_key)"
-                 r"|(?<=access-key))|secret|token|passw(?:or)?d)" + _ASSIGNED)
+                 r"|(?<=access-key)|(?<=secretkey)|(?<=secret_key)|(?<=secret-key)|(?<=privatekey)|(?<=private_key)"
+                 r"|(?<=private-key))|secret|token|passw(?:or)?d)" + _ASSIGNED)
 
 
 @cache
@@ -61,6 +64,21 @@ def redact_assignments(text: str) -> tuple[str, int]:
             pieces += (text[done:match.start("value")], "<API_KEY>")
             done = match.end()
     return ("".join(pieces) + text[done:], len(pieces) // 2) if pieces else (text, 0)
+
+
+#: A URL's password (``scheme://user:password@host``): to the last "@" before the host (one typed in
+#: it unencoded is the password's), never past a space, slash, quote, backslash or angle bracket (JSON
+#: text stays valid; a placeholder is never taken), unless it is a template's (``{db_password}``,
+#: ``${PGPASSWORD}``, ``$PGPASSWORD`` in capitals, ``%s``: code, which a model writes plenty of).
+#: After the scheme's ``://`` (also as JSON text escaping slashes writes it, ``:\/\/``); starting
+#: with a literal, it is searched for as fast as a substring.
+_URL_PASSWORD = re.compile(r"(?P<prefix>:(?:\\?/){2}[^\s/?#@:\"'\\<>]*:)"
+                           r"(?!(?:\$?\{[^\s{}]*\}|\$[A-Z_][A-Z0-9_]*|%(?:\(\w+\))?s)@)[^\s/?#\"'\\<>]+@(?=[^\s@])")
+
+
+def redact_url_passwords(text: str) -> tuple[str, int]:
+    """``text`` with the password of each URL's credentials replaced by ``<API_KEY>``, the user kept."""
+    return _URL_PASSWORD.subn(r"\g<prefix><API_KEY>@", text)
 
 
 def occurrences(text: str, word: str) -> Iterator[int]:

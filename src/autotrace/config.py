@@ -118,9 +118,15 @@ class Settings:
 
     @property
     def local_store_enabled(self) -> bool:
-        if self.local_store == "auto":
-            return not self.langfuse_enabled
+        if self.local_store == "auto":  # with Langfuse: on for the spans unknown_tenant="local" keeps there
+            return not self.langfuse_enabled or self.unknown_tenant == "local"
         return self.local_store == "on"
+
+    @property
+    def local_store_keeps_all(self) -> bool:
+        """Whether the local store keeps a copy of every span, not only those ``unknown_tenant="local"``
+        sends it: when it is on, or when there is no Langfuse."""
+        return self.local_store == "on" or (self.local_store == "auto" and not self.langfuse_enabled)
 
     def __repr__(self) -> str:  # never show secrets
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -434,6 +440,8 @@ def _validate(settings: Settings) -> Settings:
             Credentials(settings.public_key, settings.secret_key)  # type: ignore[arg-type]
         except CredentialsError as exc:
             fail("public_key", f"the default project's key pair is invalid: {exc}")
+    if settings.unknown_tenant == "local" and settings.local_store == "off" and settings.langfuse_enabled:
+        fail("unknown_tenant", "'local' keeps spans in the local store, which local_store='off' turns off")
     if settings.unknown_tenant == "default" and settings.public_key is None and settings.langfuse_enabled:
         fail("unknown_tenant", "'default' needs LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY for the default project")
     if settings.tenant_resolver is not None and not callable(settings.tenant_resolver):

@@ -87,6 +87,9 @@ class Router:
         self.pressured = False
         self._pressured_keys: set[str] = set()
         self._local = self._destination("local", local_sink) if local_sink is not None else None
+        #: Whether every admitted span is copied to the local store, rather than only the spans
+        #: ``unknown_tenant="local"`` keeps there.
+        self._copy_local = self._local is not None and settings.local_store_keeps_all
         #: Every Langfuse connection's: idle ones kept for any destination, and the TLS context.
         self.connections = ConnectionPool(max_idle=max(DEFAULT_MAX_IDLE, 2 * settings.export_workers),
                                           make_tls=self._export_context)
@@ -200,9 +203,9 @@ class Router:
         return "default" in keys and (tenant is None or tenant not in self._tenants)
 
     def _deliver(self, destination: Destination | None, span: Any) -> None:
-        """A span of an admitted tenant: the local store (when on) and ``destination``."""
-        if self._local is not None:
-            self._add(self._local, span)
+        """A span of an admitted tenant: the local store (when it keeps every span) and ``destination``."""
+        if self._copy_local:
+            self._add(self._local, span)  # type: ignore[arg-type]
         if destination is not None:
             self._add(destination, span)
 

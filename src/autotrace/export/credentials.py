@@ -131,17 +131,22 @@ class EnvCredentials(_Counted):
         self.prefix = prefix
         self._environ = environ if environ is not None else os.environ
 
+    def _get(self, variable: str) -> str | None:
+        """A variable's value stripped, as settings are read (a secret mounted from a file ends with a
+        newline; no key, id or host holds a blank); None when unset or blank."""
+        return (self._environ.get(variable) or "").strip() or None
+
     def resolve(self, tenant: str) -> Credentials | None:
         name = re.sub(r"[^A-Za-z0-9]", "_", tenant).upper()
         key = self.prefix + name
-        owner = self._environ.get(key + "_ID", name.lower())
+        owner = self._get(key + "_ID") or name.lower()
         if owner != tenant:
             return self._note(None)
-        public, secret = self._environ.get(key + "_PUBLIC_KEY"), self._environ.get(key + "_SECRET_KEY")
+        public, secret = self._get(key + "_PUBLIC_KEY"), self._get(key + "_SECRET_KEY")
         if not public or not secret:
             return self._note(None)
         try:
-            return self._note(Credentials(public, secret, self._environ.get(key + "_HOST") or None))
+            return self._note(Credentials(public, secret, self._get(key + "_HOST")))
         except CredentialsError as exc:
             self._stats["errors"] += 1
             log_once(f"env_credentials:{key}", "autotrace: credentials in %s_* are invalid: %s", key, exc)
@@ -152,20 +157,22 @@ class EnvCredentials(_Counted):
         secret set, as the id its name belongs to."""
         found = []
         for variable, value in self._environ.items():
-            if not (variable.startswith(self.prefix) and variable.endswith("_PUBLIC_KEY") and value):
+            if not (variable.startswith(self.prefix) and variable.endswith("_PUBLIC_KEY") and value.strip()):
                 continue
             key = variable[:-len("_PUBLIC_KEY")]
             name = key[len(self.prefix):]
-            if name and self._environ.get(key + "_SECRET_KEY"):
-                found.append(self._environ.get(key + "_ID", name.lower()))
+            if name and self._get(key + "_SECRET_KEY"):
+                found.append(self._get(key + "_ID") or name.lower())
         return found
 
 
 class FileCredentials(_Counted):
     """A TOML or JSON file: ``[tenants.acme] public_key = "..."  secret_key_env = "ACME_LF_SECRET"``.
 
-    Reloaded when its modification time or size changes (checked at most every ``reload_interval``
-    seconds). An invalid file keeps the last good mapping.
+    Reloaded when the file changes (checked at most every ``reload_interval`` seconds): its size,
+    modification time, inode or change time (which no tool can set back, so a rotation deployed with
+    the old timestamp, or within one tick of a coarse clock, is seen too). An invalid file keeps the
+    last good mapping.
     """
 
     def __init__(self, path: str | Path, reload_interval: float = 5.0, clock: Clock = time.monotonic,
@@ -177,7 +184,7 @@ class FileCredentials(_Counted):
         self._environ = environ if environ is not None else os.environ
         self._lock = threading.Lock()
         self._mapping: dict[str, Credentials] = {}
-        self._signature: tuple[int, int] | None = None
+        self._signature: tuple[int, ...] | None = None
         self._checked = float("-inf")
 
     def _load(self) -> None:
@@ -191,7 +198,7 @@ class FileCredentials(_Counted):
             log_once(f"credentials_file:{self.path}:{type(exc).__name__}", "autotrace: cannot read credentials "
                      "file %s (%s); keeping the last good credentials", self.path, type(exc).__name__)
             return
-        signature = (stat.st_mtime_ns, stat.st_size)
+        signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino, stat.st_dev, stat.st_ctime_ns)
         if signature == self._signature:
             return
         try:
@@ -215,7 +222,7 @@ class FileCredentials(_Counted):
             secret = entry.get("secret_key")
             env_name = entry.get("secret_key_env")
             if env_name is not None:
-                secret = self._environ.get(str(env_name))
+                secret = (self._environ.get(str(env_name)) or "").strip()  # read as settings are
                 if not secret:
                     log_once(f"credentials_env:{env_name}", "autotrace: environment variable %s (secret of tenant "
                              "%r) is not set; that tenant is not exported", env_name, tenant)

@@ -12,6 +12,7 @@ import datetime as _dt
 import enum
 import json
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -32,6 +33,9 @@ OBS_COMPLETION_START = "langfuse.observation.completion_start_time"
 OBS_PROMPT_NAME = "langfuse.observation.prompt.name"
 OBS_PROMPT_VERSION = "langfuse.observation.prompt.version"
 OBS_METADATA = "langfuse.observation.metadata"
+#: A prompt named without a version Langfuse takes: kept as metadata (Langfuse refuses a
+#: generation with a prompt name and no version).
+PROMPT_NAME_ONLY = f"{OBS_METADATA}.prompt_name"
 TRACE_NAME = "langfuse.trace.name"
 TRACE_USER = "user.id"
 TRACE_SESSION = "session.id"
@@ -197,10 +201,12 @@ _iso_second: tuple[int, str] = (-1, "")
 
 
 def _iso(ns: int | float | _dt.datetime) -> str:
-    """UTC ISO 8601 with microseconds; the date and time of day are formatted once per second."""
+    """UTC ISO 8601 with microseconds; the date and time of day are formatted once per second. A
+    datetime always gets its offset (a naive one is local time, as the Langfuse SDK takes it):
+    Langfuse refuses a generation whose completion start time has none."""
     global _iso_second
     if isinstance(ns, _dt.datetime):
-        return ns.isoformat()
+        return ns.astimezone(_dt.UTC).isoformat()
     seconds, fraction = divmod(int(ns), 1_000_000_000)
     cached = _iso_second
     if cached[0] != seconds:
@@ -233,28 +239,58 @@ def _integer(value: Any, integral_floats: bool = False) -> int | None:
 
 
 def _prompt_version(version: Any) -> int | None:
-    """A prompt version as Langfuse takes it, a non-negative 64-bit integer (``3`` or ``"3"``); None
-    for any other (a label such as ``"latest"`` is not a version)."""
+    """A prompt version as Langfuse takes it, a positive 64-bit integer (``3`` or ``"3"``: Langfuse
+    numbers them from 1, and takes 0 for none); None for any other (a label such as ``"latest"``
+    is not a version)."""
     number = _integer(version)
-    return number if number is not None and number >= 0 else None
+    return number if number is not None and number > 0 else None
 
 
 def _usage_dict(usage: Any) -> dict[str, Any]:
-    """``usage`` as token counts: integers kept, a count written as a string of digits (or an
-    integral float) read as one, None values and anything else left out (counted as
-    ``usage_values_invalid``); read only: a dict of integers alone is returned as it is."""
-    if type(usage) is dict and all(type(v) is int for v in usage.values()):
+    """``usage`` as token counts: integers from 0 kept, a count written as a string of digits (or an
+    integral float) read as one, None values and anything else (a negative count: Langfuse refuses
+    the whole observation for one) left out (counted as ``usage_values_invalid``); read only: a
+    dict of such integers alone is returned as it is."""
+    if type(usage) is dict and all(type(v) is int and v >= 0 for v in usage.values()):
         return usage
     if not isinstance(usage, Mapping):
         return {}
     counts: dict[str, Any] = {}
     for key, value in usage.items():
         number = _integer(value, integral_floats=True)
-        if number is not None:
+        if number is not None and number >= 0:
             counts[key] = number
         elif value is not None:
             count("usage_values_invalid")
     return counts
+
+
+def _cost_dict(cost: Any) -> dict[str, Any]:
+    """``cost`` as Langfuse takes cost details, amounts from 0 by name (a number alone is the total):
+    an amount given as text or as another kind of number (a ``Decimal``) read as a float; a float
+    that is not finite, and anything else Langfuse would refuse the whole observation for (a
+    negative amount, a bool, a structure, text that is no number), null: no amount (the latter
+    counted as ``cost_values_invalid``)."""
+    if type(cost) is float and cost >= 0:  # the usual forms, returned at once
+        return {"total": cost}
+    if type(cost) is dict and all(type(v) is float and v >= 0 for v in cost.values()):
+        return cost
+    if not isinstance(cost, Mapping):
+        cost = {"total": cost}
+    amounts: dict[str, Any] = {}
+    for key, value in cost.items():
+        if type(value) is not int and type(value) is not float and isinstance(value, str | numbers.Number) \
+                and not isinstance(value, bool):
+            try:
+                value = float(value)
+            except (TypeError, ValueError, OverflowError):
+                pass
+        if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and not value < 0):
+            amounts[key] = value
+        else:
+            count("cost_values_invalid")
+            amounts[key] = None
+    return amounts
 
 
 # -- fields -> attributes -------------------------------------------------------------------------
@@ -303,7 +339,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
         if isinstance(usage.get("output"), int):
             attrs[GEN_AI_OUTPUT_TOKENS] = usage["output"]
     if (cost := get("cost")) is not None:
-        attrs[OBS_COST] = dumps({"total": cost} if isinstance(cost, int | float) else cost)
+        attrs[OBS_COST] = dumps(_cost_dict(cost))
     if (first_token := get("completion_start_time")) is not None:
         try:
             attrs[OBS_COMPLETION_START] = f'"{_iso(first_token)}"'  # an ISO timestamp needs no escaping
@@ -311,12 +347,14 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
             count("completion_start_time_invalid")
     if (prompt := get("prompt")) is not None:
         prompt_name, prompt_version = _prompt_parts(prompt)
-        if prompt_name is not None:
-            attrs[OBS_PROMPT_NAME] = str(prompt_name)
-        if (version := _prompt_version(prompt_version)) is not None:
-            attrs[OBS_PROMPT_VERSION] = version
-        elif prompt_version is not None:
+        version = _prompt_version(prompt_version)
+        if version is None and prompt_version is not None:
             count("prompt_versions_invalid")
+        if prompt_name is not None and version is not None:
+            attrs[OBS_PROMPT_NAME] = str(prompt_name)
+            attrs[OBS_PROMPT_VERSION] = version
+        elif prompt_name is not None:  # Langfuse refuses a generation naming a prompt without its version
+            attrs[PROMPT_NAME_ONLY] = metadata_value(str(prompt_name))
     operation = get("operation") if obs_type in ("generation", "embedding") else None
     if (op := operation or _OPERATION_BY_TYPE.get(obs_type)) is not None:
         attrs[GEN_AI_OPERATION] = op
@@ -454,6 +492,8 @@ def observation_record(attrs: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(usage, dict) and "total" not in usage and ("input" in usage or "output" in usage):
         usage["total"] = sum(v for k in ("input", "output") if isinstance(v := usage.get(k), int | float))
     prompt_name = attrs.get(OBS_PROMPT_NAME)
+    if prompt_name is None and isinstance(metadata.get("prompt_name"), str):  # named without a version
+        prompt_name = metadata["prompt_name"]
     return {
         "type": infer_type(attrs),
         "tenant": attrs.get(TENANT),

@@ -265,6 +265,22 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
     return counts
 
 
+def _net_of_details(usage: dict[str, Any]) -> dict[str, Any]:
+    """Usage as Langfuse counts it: autotrace's ``input`` and ``output`` count every token, as
+    OpenAI's usage does, their details (``input_cached_tokens``, ``output_reasoning_tokens``...)
+    among them; Langfuse adds every ``input*`` type up for a generation's input (and prices each
+    one), so ``input`` and ``output`` go without their details (never below 0). ``total`` stays."""
+    wire = usage
+    for side in ("input", "output"):
+        given = usage.get(side)
+        if type(given) is int:
+            details = sum(v for k, v in usage.items() if k.startswith(side + "_") and type(v) is int)
+            if details:
+                wire = dict(wire) if wire is usage else wire
+                wire[side] = max(given - details, 0)
+    return wire
+
+
 def _cost_dict(cost: Any) -> dict[str, Any]:
     """``cost`` as Langfuse takes cost details, amounts from 0 by name (a number alone is the total):
     an amount given as text or as another kind of number (a ``Decimal``) read as a float; a float
@@ -333,7 +349,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
         attrs[OBS_MODEL_PARAMS] = dumps(params)
     if (usage := get("usage")) is not None:
         usage = _usage_dict(usage)
-        attrs[OBS_USAGE] = dumps(usage)
+        attrs[OBS_USAGE] = dumps(_net_of_details(usage))
         if isinstance(usage.get("input"), int):
             attrs[GEN_AI_INPUT_TOKENS] = usage["input"]
         if isinstance(usage.get("output"), int):
@@ -489,6 +505,10 @@ def observation_record(attrs: Mapping[str, Any]) -> dict[str, Any]:
     usage = _loads(attrs.get(OBS_USAGE))
     if usage is None and (GEN_AI_INPUT_TOKENS in attrs or GEN_AI_OUTPUT_TOKENS in attrs):
         usage = _usage_dict({"input": attrs.get(GEN_AI_INPUT_TOKENS, 0), "output": attrs.get(GEN_AI_OUTPUT_TOKENS, 0)})
+    elif isinstance(usage, dict):  # every token again, details included (``_net_of_details``)
+        for side, key in (("input", GEN_AI_INPUT_TOKENS), ("output", GEN_AI_OUTPUT_TOKENS)):
+            if side in usage and type(attrs.get(key)) is int:
+                usage[side] = attrs[key]
     if isinstance(usage, dict) and "total" not in usage and ("input" in usage or "output" in usage):
         usage["total"] = sum(v for k in ("input", "output") if isinstance(v := usage.get(k), int | float))
     prompt_name = attrs.get(OBS_PROMPT_NAME)

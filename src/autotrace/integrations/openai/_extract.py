@@ -15,7 +15,7 @@ from . import _media, pricing
 _PARAMETERS = frozenset({
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "max_output_tokens", "n", "stop", "seed",
     "presence_penalty", "frequency_penalty", "response_format", "tool_choice", "reasoning_effort", "stream",
-    "parallel_tool_calls", "logprobs", "top_logprobs", "service_tier", "dimensions", "encoding_format",
+    "parallel_tool_calls", "function_call", "logprobs", "top_logprobs", "service_tier", "dimensions", "encoding_format",
     # the Responses API's: ``reasoning`` ({"effort": ...}), ``text`` ({"format": ..., "verbosity": ...})
     "verbosity", "reasoning", "text", "truncation", "max_tool_calls", "background",
 })
@@ -72,7 +72,7 @@ def request_fields(operation: str, body: dict[str, Any], options: Any = None) ->
     """Typed fields from the request body (and, for an upload, the request ``options``' files)."""
     fields: dict[str, Any] = {"model": body.get("model"), "operation": operation}
     params = {key: value for key, value in body.items() if key in _PARAMETERS}  # in the caller's order
-    tools = body.get("tools")
+    tools = body.get("tools") or body.get("functions")  # ``functions``: chat's deprecated tools
     if tools:
         params["tools"] = [_tool_name(tool) for tool in tools]
     if params:
@@ -196,7 +196,7 @@ def _message_output(message: Any) -> Any:
 
 def _tool_name(tool: Any) -> Any:
     if isinstance(tool, dict):
-        function = tool.get("function")
+        function = tool.get("function") or tool.get("custom")  # a chat tool's definition, by its type
         if isinstance(function, dict):
             return function.get("name")
         return tool.get("name") or tool.get("type")
@@ -266,6 +266,8 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
             first = getattr(data[0], "embedding", None)
             if isinstance(first, list):
                 fields["dimensions"] = len(first)
+            elif isinstance(first, str) and first:  # ``encoding_format="base64"``: float32s, 4 bytes each
+                fields["dimensions"] = (len(first) * 3 // 4 - first.count("=", -2)) // 4
         fields["output"] = {"count": len(data)}
     elif operation == "text_completion":
         choices = getattr(response, "choices", None) or []

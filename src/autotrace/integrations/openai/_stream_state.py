@@ -155,6 +155,8 @@ class StreamState:
                     first.add_refusal(refusal)
                 elif audio := getattr(delta, "audio", None):  # a spoken reply (no text); SDKs before 1.51 lack the field
                     first.add_audio(audio)
+                elif function_call := delta.function_call:  # a call of the deprecated ``functions``
+                    first.add_function_call(function_call)
                 if tool_calls := delta.tool_calls:
                     first.add_tool_calls(tool_calls)
 
@@ -269,15 +271,17 @@ def _fold_choices(choices: dict[int, _ChoiceParts], chunks: list[Any], completio
                     parts.add_refusal(refusal)
                 elif audio := getattr(delta, "audio", None):
                     parts.add_audio(audio)
+                elif function_call := delta.function_call:
+                    parts.add_function_call(function_call)
                 if tool_calls := delta.tool_calls:
                     parts.add_tool_calls(tool_calls)
 
 
 class _ChoiceParts:
     """One choice of a stream as its pieces arrive: its text (or refusal, or spoken reply), tool
-    calls and finish reason."""
+    calls (or the deprecated function call) and finish reason."""
 
-    __slots__ = ("audio", "finish_reason", "refusal", "text", "tool_calls")
+    __slots__ = ("audio", "finish_reason", "function_call", "refusal", "text", "tool_calls")
 
     def __init__(self) -> None:
         self.text: list[str] = []
@@ -287,6 +291,8 @@ class _ChoiceParts:
         self.refusal: list[str] | None = None
         #: A spoken reply (``modalities: ["audio"]``), None until one arrives.
         self.audio: _AudioParts | None = None
+        #: A call of the deprecated ``functions`` (``delta.function_call``), None until one arrives.
+        self.function_call: _ToolCallParts | None = None
 
     def add_refusal(self, piece: str) -> None:
         if self.refusal is None:
@@ -297,6 +303,11 @@ class _ChoiceParts:
         if self.audio is None:
             self.audio = _AudioParts()
         self.audio.add(audio)
+
+    def add_function_call(self, function: Any) -> None:
+        if self.function_call is None:
+            self.function_call = _ToolCallParts()
+        self.function_call.add(function)
 
     def add_tool_calls(self, calls: Any) -> None:
         for call in calls:
@@ -332,6 +343,8 @@ class _ChoiceParts:
             message["audio"] = self.audio.record()
         if self.tool_calls:
             message["tool_calls"] = [self.tool_calls[i].record() for i in sorted(self.tool_calls)]
+        if self.function_call is not None:  # as a parsed message holds it
+            message["function_call"] = self.function_call.record()["function"]
         return message
 
 
@@ -346,21 +359,30 @@ class _ToolCallParts:
         self.name: list[str] = []
         self.arguments: list[str] = []
 
+    def add(self, function: Any) -> None:
+        """A piece of the call's function: its name, or some of its arguments (``add_tool_calls``
+        does the same inline: it runs for every piece of every streamed tool call)."""
+        if name := function.name:
+            bounds.keep_piece(self.name, name, runtime.max_value_bytes)
+        if arguments := function.arguments:
+            bounds.keep_piece(self.arguments, arguments, runtime.max_value_bytes)
+
     def record(self) -> dict[str, Any]:
         return {"id": self.id, "type": "function",
                 "function": {"name": "".join(self.name), "arguments": "".join(self.arguments)}}
 
 
 class _AudioParts:
-    """A streamed spoken reply: its id, its transcript as the pieces arrive, and only the length
-    of its base64 audio (noted as an input's media is, never kept)."""
+    """A streamed spoken reply: its id, its transcript as the pieces arrive, only the length of
+    its base64 audio (noted as an input's media is, never kept), and its expiry (the last update's)."""
 
-    __slots__ = ("data_chars", "id", "transcript")
+    __slots__ = ("data_chars", "expires_at", "id", "transcript")
 
     def __init__(self) -> None:
         self.id: str | None = None
         self.transcript: list[str] = []
         self.data_chars = 0
+        self.expires_at: Any = None
 
     def add(self, audio: Any) -> None:
         if audio.id:
@@ -369,25 +391,40 @@ class _AudioParts:
             bounds.keep_piece(self.transcript, transcript, runtime.max_value_bytes)
         if isinstance(data := audio.data, str):
             self.data_chars += len(data)
+        if (expires_at := getattr(audio, "expires_at", None)) is not None:
+            self.expires_at = expires_at
 
     def record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"id": self.id, "transcript": "".join(self.transcript)}
         if self.data_chars:
             record["data"] = f"<base64, {self.data_chars} chars>"
+        if self.expires_at is not None:  # as a parsed message holds it
+            record["expires_at"] = self.expires_at
         return record
 
 
-#: Responses API events that carry the first output (text, or a function call's arguments).
+#: Responses API events that carry the first output: text, a refusal, speech, or what the model
+#: writes for a tool (a function's or MCP tool's arguments, a custom tool's input, code, a command).
 _TOKEN_EVENTS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta",
-                           "response.refusal.delta"})
+                           "response.refusal.delta", "response.custom_tool_call_input.delta",
+                           "response.audio.delta", "response.audio.transcript.delta",
+                           "response.mcp_call_arguments.delta", "response.code_interpreter_call_code.delta",
+                           "response.shell_call_command.delta"})
 
 
 def _has_output(choice: Any, completion: bool) -> bool:
-    """Whether a chunk's choice carries output (text or a tool call's piece)."""
+    """Whether a chunk's choice carries output (text, a tool call's piece, speech); the last
+    update of a spoken reply, after its finish reason, holds only the audio's expiry."""
     if completion:
         return bool(choice.text)
     delta = choice.delta
-    return delta is not None and bool(delta.content or delta.tool_calls or delta.refusal or getattr(delta, "audio", None))
+    return delta is not None and bool(delta.content or delta.tool_calls or delta.refusal or delta.function_call
+                                      or _spoken(getattr(delta, "audio", None)))
+
+
+def _spoken(audio: Any) -> bool:
+    """Whether a streamed audio update carries speech (its data or transcript)."""
+    return audio is not None and bool(audio.data or audio.transcript)
 
 
 def _is_usage_chunk(chunk: Any) -> bool:

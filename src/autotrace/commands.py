@@ -155,7 +155,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .cli import CliError, out
     from .config import load_settings
     from .export.connections import ConnectionPool
-    from .export.credentials import Credentials
+    from .export.credentials import Credentials, LookupFailed
     from .export.key_check import OUTCOMES, check_all, sharing_a_project, tenants_to_check
     from .export.tls import export_context
     from .install import credentials_resolver
@@ -166,11 +166,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise CliError("no_data", f"nothing to check: {why}; set LANGFUSE_HOST and the keys "
                                   f"(traces go to the local store at {settings.local_store_path} meanwhile)")
     resolver = credentials_resolver(settings)
-    named: list[tuple[str, Credentials | None]] = []
+    named: list[tuple[str, Credentials | LookupFailed | None]] = []
     if settings.public_key and settings.secret_key and not args.tenant:
         named.append(("default", Credentials(settings.public_key, settings.secret_key)))
     tenants, left_out = tenants_to_check(resolver, args.tenant or [], MAX_LISTED_TENANTS)
-    named.extend((tenant, resolver.resolve(tenant) if resolver is not None else None) for tenant in tenants)
+    named.extend((tenant, _looked_up(resolver, tenant)) for tenant in tenants)
     if not named:
         raise CliError("no_data", "nothing to check: no default keys (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY) "
                                   "and no tenant keys found; name tenants with --tenant")
@@ -196,6 +196,18 @@ def cmd_check(args: argparse.Namespace) -> int:
                       "belong in a project of its own"))
         out(clean(summary))
     return 0 if tally["ok"] == len(checks) else 1
+
+
+def _looked_up(resolver: Any, tenant: str) -> Any:
+    """``resolver``'s keys for ``tenant`` (None: none), or the ``LookupFailed`` it raised."""
+    from .export.credentials import LookupFailed
+
+    if resolver is None:
+        return None
+    try:
+        return resolver.resolve(tenant)
+    except LookupFailed as exc:
+        return exc
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -67,6 +67,12 @@ class Credentials:
         return hashlib.sha256(f"{self.public_key}\0{self.secret_key}".encode()).hexdigest()[:16]
 
 
+class LookupFailed(Exception):
+    """A tenant's credentials could not be looked up (the secret store or file failed) and nothing
+    is known of them: not the same as the answer that the tenant has none (``resolve`` -> None).
+    The router never treats such a tenant as unknown (its spans never go to the default project)."""
+
+
 def to_credentials(value: Any) -> Credentials | None:
     """Accept ``Credentials``, a mapping with public_key/secret_key[/host], or a (public, secret) pair."""
     if value is None or isinstance(value, Credentials):
@@ -240,15 +246,22 @@ class FileCredentials(_Counted):
             return list(self._mapping)
 
     def resolve(self, tenant: str) -> Credentials | None:
+        """The tenant's keys in the file's last good mapping; ``LookupFailed`` while the file has
+        never been read (missing, unreadable or invalid since start-up)."""
         try:
             with self._lock:
                 self._load()
+                if self._signature is None:
+                    raise LookupFailed(f"credentials file {self.path} not read yet")
                 return self._note(self._mapping.get(tenant))
+        except LookupFailed:
+            self._stats["errors"] += 1
+            raise
         except Exception as exc:
             self._stats["errors"] += 1
             log_once(f"credentials_file_resolve:{type(exc).__name__}", "autotrace: credentials lookup failed (%s)",
                      type(exc).__name__)
-            return None
+            raise LookupFailed(type(exc).__name__) from None
 
 
 def _safe_reason(exc: BaseException) -> str:
@@ -281,13 +294,17 @@ class CallableCredentials(_Counted):
         self._inflight: dict[str, threading.Lock] = {}
 
     def resolve(self, tenant: str) -> Credentials | None:
+        """The tenant's keys (cached); when ``fn`` fails, the last answer, or ``LookupFailed`` if
+        there is none."""
         try:
             return self._note(self._resolve(tenant))
+        except LookupFailed:
+            raise
         except Exception as exc:
             self._stats["errors"] += 1
             log_once(f"callable_credentials:{type(exc).__name__}", "autotrace: credentials lookup failed (%s)",
                      type(exc).__name__)
-            return None
+            raise LookupFailed(type(exc).__name__) from None
 
     def _fresh(self, tenant: str) -> tuple[bool, Credentials | None]:
         entry = self._cache.get(tenant)
@@ -313,6 +330,9 @@ class CallableCredentials(_Counted):
                 self._stats["errors"] += 1
                 log_once(f"credentials_fn:{type(exc).__name__}", "autotrace: credentials function raised %s; using "
                          "the previous credentials if any", type(exc).__name__)
+                with self._lock:
+                    if tenant not in self._cache:  # never answered: nothing is known of its keys
+                        raise LookupFailed(type(exc).__name__) from None
                 return stale
             finally:
                 with self._lock:
@@ -347,14 +367,20 @@ class ChainCredentials(_Counted):
         self.resolvers = resolvers
 
     def resolve(self, tenant: str) -> Credentials | None:
+        """The first keys found; ``LookupFailed`` when none is and a resolver failed (it may have
+        known the tenant)."""
+        failed = False
         for resolver in self.resolvers:
             try:
                 found = resolver.resolve(tenant)
             except Exception:
                 self._stats["errors"] += 1
+                failed = True
                 continue
             if found is not None:
                 return self._note(found)
+        if failed:
+            raise LookupFailed("a credentials resolver failed")
         return self._note(None)
 
     def after_fork(self) -> None:

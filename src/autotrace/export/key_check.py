@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .connections import ConnectionPool
-from .credentials import Credentials, CredentialsResolver, known_tenants
+from .credentials import Credentials, CredentialsResolver, LookupFailed, known_tenants
 from .langfuse import OTLP_PATH, LangfuseSink
 from .otlp_http import HttpTarget
 from .sink import OK, SinkResult
@@ -65,18 +65,21 @@ class KeyCheck:
         return f"{self.host} ({', '.join(known)}): {found}"
 
 
-def check_all(named: Sequence[tuple[str, Credentials | None]], default_host: str | None, timeout: float,
-              pool: ConnectionPool) -> list[KeyCheck]:
-    """Check each (name, credentials) pair, in order; None credentials is ``missing``."""
+def check_all(named: Sequence[tuple[str, Credentials | LookupFailed | None]], default_host: str | None,
+              timeout: float, pool: ConnectionPool) -> list[KeyCheck]:
+    """Check each (name, credentials) pair, in order; None credentials is ``missing``, a lookup
+    that failed ``failed``."""
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(named)))) as workers:
         return list(workers.map(lambda item: check_keys(item[0], item[1], default_host, timeout, pool), named))
 
 
-def check_keys(name: str, credentials: Credentials | None, default_host: str | None, timeout: float,
+def check_keys(name: str, credentials: Credentials | LookupFailed | None, default_host: str | None, timeout: float,
                pool: ConnectionPool) -> KeyCheck:
     """Try ``credentials`` against its Langfuse (its own host, else ``default_host``)."""
     if credentials is None:
         return KeyCheck(name, "missing", "no keys found for this tenant")
+    if isinstance(credentials, LookupFailed):
+        return KeyCheck(name, "failed", f"the credentials lookup failed ({credentials})")
     host = (credentials.host or default_host or "").rstrip("/")
     if not host:
         return KeyCheck(name, "failed", "no Langfuse host (LANGFUSE_HOST, or the tenant's own host)",

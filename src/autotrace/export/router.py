@@ -80,8 +80,9 @@ class Router:
         self._lookup_lock = threading.Lock()
         self._max_lookups = max(1, pool.size)
         self._max_waiting = min(settings.max_destination_queue, _MAX_WAITING)
-        #: Tenants without credentials, and when that was found (bounded, oldest forgotten first).
-        self._unknown_tenants: OrderedDict[str, float] = OrderedDict()
+        #: Tenants found without keys, or whose lookup failed (True), and since when (re-asked after
+        #: ``_RECHECK_CREDENTIALS``; bounded, oldest forgotten first).
+        self._unknown_tenants: OrderedDict[str, tuple[float, bool]] = OrderedDict()
         #: True while some destination's buffer is past a quarter full; ``pressured_for`` tells
         #: whose callers then slow down (never those of another tenant).
         self.pressured = False
@@ -164,9 +165,12 @@ class Router:
             self._tenants.move_to_end(tenant)
             self._deliver(entry[0], span)
             return
-        unknown_since = self._unknown_tenants.get(tenant)
-        if unknown_since is not None and now - unknown_since < _RECHECK_CREDENTIALS:
-            self._unknown(span, "spans_dropped.unknown_tenant")
+        unknown = self._unknown_tenants.get(tenant)
+        if unknown is not None and now - unknown[0] < _RECHECK_CREDENTIALS:
+            if unknown[1]:
+                self._lookup_failed(span)
+            else:
+                self._unknown(span, "spans_dropped.unknown_tenant")
         elif self._lookups_running() < self.settings.max_tenants:
             self._waiting[tenant] = waiting = deque()
             self._look_up(tenant)
@@ -221,6 +225,18 @@ class Router:
             log_once(reason, "autotrace: dropping spans %s (unknown_tenant=%r): 'default' sends them to the "
                      "default project's keys, 'local' to the local store (counted as %s)",
                      _DROPPED_SPANS.get(reason, reason), policy, reason)
+
+    def _lookup_failed(self, span: Any) -> None:
+        """A span of a tenant whose credentials could not be looked up: that tenant is not unknown, it
+        may well have a project of its own, so its spans never go to the default project; with
+        ``unknown_tenant="local"`` they are kept in the local store, else dropped (counted)."""
+        if self.settings.unknown_tenant == "local" and self._local is not None:
+            self._add(self._local, span)
+            return
+        count("spans_dropped.credentials_failed")
+        log_once("credentials_failed", "autotrace: dropping spans of tenants whose credentials could not be looked "
+                 "up (the resolver failed); never sent to the default project (counted as "
+                 "spans_dropped.credentials_failed)")
 
     def _cap_reached(self) -> None:
         count("spans_dropped.tenant_cap")
@@ -279,9 +295,12 @@ class Router:
             spans = self._waiting.pop(tenant, None) or ()
             self._held = max(0, self._held - len(spans))  # charged when parked: charged again where they go
             if credentials is None:
-                self._forget(tenant)
+                self._forget(tenant, failed)
                 for span in spans:
-                    self._unknown(span, "spans_dropped.unknown_tenant")
+                    if failed:
+                        self._lookup_failed(span)
+                    else:
+                        self._unknown(span, "spans_dropped.unknown_tenant")
                 continue
             self._unknown_tenants.pop(tenant, None)
             if entry is None and not spans:  # checked again after it left: nothing to send it
@@ -290,14 +309,15 @@ class Router:
             for span in spans:
                 self._deliver(destination, span)
 
-    def _forget(self, tenant: str) -> None:
-        """No credentials: stop sending this tenant anywhere it used to go; remember for a while."""
+    def _forget(self, tenant: str, failed: bool = False) -> None:
+        """No credentials (``failed``: none could be looked up): stop sending this tenant anywhere it
+        used to go; remember for a while."""
         if tenant in self._tenants:
             self._remove(tenant)
         for retired in [entry for entry in self._retired if entry[0] == tenant]:
             self._retired.remove(retired)
             self._close(retired[1], "spans_dropped.credentials_revoked")
-        self._unknown_tenants[tenant] = self._clock()
+        self._unknown_tenants[tenant] = (self._clock(), failed)
         self._unknown_tenants.move_to_end(tenant)
         while len(self._unknown_tenants) > self.settings.max_tenants:
             self._unknown_tenants.popitem(last=False)

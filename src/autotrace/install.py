@@ -4,6 +4,7 @@ pipeline with its exporters, and integration discovery. All idempotent and threa
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib.metadata
 import os
 import sys
@@ -175,7 +176,8 @@ def _pause(provider: TracerProvider) -> None:
     """After ``uninstall()`` a provider autotrace made global starts no spans, as when there was none:
     the spans other libraries start there (the MCP SDK's own) are non-recording with the caller's
     context, so nothing is recorded or injected (they were, with flags 03). Not while the application
-    has added a processor of its own to it; an SDK without tracer configurators keeps recording."""
+    has added a processor of its own to it, and no longer once it adds one (it cannot set another
+    global provider); an SDK without tracer configurators keeps recording."""
     configure = getattr(provider, "_set_tracer_configurator", None)
     disabled = getattr(sdk_trace, "_disable_tracer_configurator", None)
     processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", None)
@@ -184,8 +186,16 @@ def _pause(provider: TracerProvider) -> None:
     try:
         _paused.append((provider, getattr(provider, "_tracer_configurator", None)))
         configure(tracer_configurator=disabled)
+        provider.add_span_processor = functools.partial(_added_while_paused, provider)  # type: ignore[method-assign]
     except Exception as exc:
         guarded_failure("pause_provider", exc)
+
+
+def _added_while_paused(provider: TracerProvider, span_processor: SpanProcessor) -> None:
+    """A paused provider's ``add_span_processor``: the application records again, from now on."""
+    with _lock:
+        _resume(provider)
+    type(provider).add_span_processor(provider, span_processor)
 
 
 def _resume(provider: TracerProvider) -> None:
@@ -193,6 +203,7 @@ def _resume(provider: TracerProvider) -> None:
     for index, (paused, configurator) in enumerate(_paused):
         if paused is provider:
             del _paused[index]
+            vars(provider).pop("add_span_processor", None)
             try:
                 provider._set_tracer_configurator(
                     tracer_configurator=configurator or sdk_trace._default_tracer_configurator)

@@ -95,3 +95,15 @@ def test_a_restore_where_a_trace_is_current_keeps_it(traced: Traced) -> None:
             pass
     inside = next(r for r in traced.records() if r["name"] == "inside")
     assert (inside["trace_id"], inside["parent_id"]) == (here.trace_id, here.id) != (other.trace_id, other.id)
+
+
+def test_a_restore_outside_an_asyncio_task_leaves_the_thread_as_it_was(traced: Traced) -> None:
+    """Nothing would detach a context attached in a plain thread: its later, unrelated work would
+    join the carried trace (under its tenant) for good."""
+    with autotrace.tenant("acme"), autotrace.start_span("started"):
+        carried = get_dispatcher().capture_propagation_context()
+    get_dispatcher().restore_propagation_context(carried)  # this thread, no task
+    with autotrace.start_span("unrelated"):
+        pass
+    unrelated = next(r for r in traced.records() if r["name"] == "unrelated")
+    assert unrelated["parent_id"] is None and unrelated["tenant"] is None

@@ -2,7 +2,9 @@
 
 Resolvers: a static mapping, a TOML/JSON file (secrets by environment-variable reference, reloaded
 on change), environment variables, or a callable such as a secret-store client (TTL-cached).
-``resolve()`` never raises and secrets never appear in reprs, logs or error messages.
+``resolve()`` returns the keys, or None when the tenant has none; it raises only ``LookupFailed``,
+when the lookup failed with nothing known of the tenant. Secrets never appear in reprs, logs or
+error messages.
 """
 
 from __future__ import annotations

@@ -9,11 +9,13 @@ them to ``restore_propagation_context()`` before the run's first span there. Our
 The tenant is taken from that baggage only as from any caller (``trust_incoming_tenant``, and no
 tenant already in scope): a context read back from a runtime's store is outside input. A restore
 where a trace is already current (the runtime ran the steps in the starting process, whose context
-they inherit) changes nothing.
+they inherit) changes nothing, and so does one outside an asyncio task (workflows run their steps
+in tasks), whose context nothing would restore.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,9 +37,15 @@ def capture() -> dict[str, Any]:
 
 def restore(context: Mapping[str, Any]) -> None:
     """Attach the captured trace context (and, when trusted, tenant) in the current context: that
-    of the step runner's task, discarded with it. Nothing when a trace is already current."""
+    of the step runner's asyncio task, discarded with it. Nothing when a trace is already current,
+    nor outside a task: nothing would detach it, and a thread's later work would join that trace."""
     carried = context.get(KEY) if isinstance(context, Mapping) else None
     if not isinstance(carried, Mapping) or trace.get_current_span().get_span_context().is_valid:
+        return
+    try:
+        if asyncio.current_task() is None:
+            return
+    except RuntimeError:  # no event loop in this thread
         return
     incoming = extract({key: value for key, value in carried.items() if key in PROPAGATION_KEYS})
     if not trace.get_current_span(incoming).get_span_context().is_valid:

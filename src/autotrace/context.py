@@ -66,18 +66,19 @@ def tenant(tenant_id: str) -> Iterator[str]:
     try:
         yield tenant_id
     finally:
-        _end_block(token)
+        reset_block(token)
 
 
-def _end_block(token: Token[Any]) -> None:
-    """Put back the value a block's ``token`` replaced. A block left in another context than it was
-    entered in (a generator stepped in a thread pool, each step in a copy of the request's context,
-    or closed by another task) cannot: ``reset`` would raise into the application at the block's
-    end. Counted instead (``context_not_restored``), as for observations: the context the block
-    was entered in keeps the value, the one it is left in keeps its own."""
+def reset_block(token: Token[Any]) -> None:
+    """Put back the value a block's ``token`` replaced (never raises). A block left in another
+    context than it was entered in (a generator stepped in a thread pool, each step in a copy of
+    the request's context, or closed by another task) cannot: ``reset`` would raise into the
+    application at the block's end. Counted instead (``context_not_restored``): the context the
+    block was entered in keeps the value, the one it is left in keeps its own. Observations'
+    blocks end so too (``observation.restore_context``)."""
     try:
         token.var.reset(token)
-    except ValueError:
+    except (RuntimeError, ValueError):
         count("context_not_restored")
 
 
@@ -111,7 +112,7 @@ def trace_attributes(
     try:
         yield
     finally:
-        _end_block(token)
+        reset_block(token)
 
 
 def _environment(value: object) -> str | None:
@@ -208,4 +209,4 @@ def content_capture(enabled: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        _end_block(token)
+        reset_block(token)

@@ -13,7 +13,7 @@ from opentelemetry.trace import Span, Status, StatusCode, get_current_span, set_
 
 from . import bounds, schema
 from ._internal import count, guarded_failure
-from .context import capture_enabled
+from .context import capture_enabled, reset_block
 from .runtime import state
 from .spans import ObservationSpan
 
@@ -384,10 +384,7 @@ def restore_context(token: object | None) -> None:
     be reset: OpenTelemetry would log a traceback into the application's logs; counted instead
     (``context_not_restored``): the context it was made in keeps the observation current."""
     if type(token) is Token:  # OpenTelemetry's contextvars runtime (the default): reset directly
-        try:
-            token.var.reset(token)
-        except (RuntimeError, ValueError):
-            count("context_not_restored")
+        reset_block(token)
     elif token is not None:
         try:
             otel_context.detach(token)  # type: ignore[arg-type]

@@ -167,10 +167,7 @@ class Router:
             return
         unknown = self._unknown_tenants.get(tenant)
         if unknown is not None and now - unknown[0] < _RECHECK_CREDENTIALS:
-            if unknown[1]:
-                self._lookup_failed(span)
-            else:
-                self._unknown(span, "spans_dropped.unknown_tenant")
+            self._without_keys(span, failed=unknown[1])
         elif self._lookups_running() < self.settings.max_tenants:
             self._waiting[tenant] = waiting = deque()
             self._look_up(tenant)
@@ -226,17 +223,20 @@ class Router:
                      "default project's keys, 'local' to the local store (counted as %s)",
                      _DROPPED_SPANS.get(reason, reason), policy, reason)
 
-    def _lookup_failed(self, span: Any) -> None:
-        """A span of a tenant whose credentials could not be looked up: that tenant is not unknown, it
-        may well have a project of its own, so its spans never go to the default project; with
-        ``unknown_tenant="local"`` they are kept in the local store, else dropped (counted)."""
-        if self.settings.unknown_tenant == "local" and self._local is not None:
+    def _without_keys(self, span: Any, failed: bool) -> None:
+        """A span of a tenant with no keys: the ``unknown_tenant`` policy's. Unless its keys could not
+        be looked up (``failed``): that tenant is not unknown, it may well have a project of its own,
+        so its spans never go to the default project; with ``unknown_tenant="local"`` they are kept
+        in the local store, else dropped (counted)."""
+        if not failed:
+            self._unknown(span, "spans_dropped.unknown_tenant")
+        elif self.settings.unknown_tenant == "local" and self._local is not None:
             self._add(self._local, span)
-            return
-        count("spans_dropped.credentials_failed")
-        log_once("credentials_failed", "autotrace: dropping spans of tenants whose credentials could not be looked "
-                 "up (the resolver failed); never sent to the default project (counted as "
-                 "spans_dropped.credentials_failed)")
+        else:
+            count("spans_dropped.credentials_failed")
+            log_once("credentials_failed", "autotrace: dropping spans of tenants whose credentials could not be "
+                     "looked up (the resolver failed); never sent to the default project (counted as "
+                     "spans_dropped.credentials_failed)")
 
     def _cap_reached(self) -> None:
         count("spans_dropped.tenant_cap")
@@ -297,10 +297,7 @@ class Router:
             if credentials is None:
                 self._forget(tenant, failed)
                 for span in spans:
-                    if failed:
-                        self._lookup_failed(span)
-                    else:
-                        self._unknown(span, "spans_dropped.unknown_tenant")
+                    self._without_keys(span, failed)
                 continue
             self._unknown_tenants.pop(tenant, None)
             if entry is None and not spans:  # checked again after it left: nothing to send it

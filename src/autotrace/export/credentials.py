@@ -124,6 +124,12 @@ class StaticCredentials(_Counted):
         return [tenant for tenant, credentials in self._mapping.items() if credentials is not None]
 
 
+def _variable(environ: Mapping[str, str], name: str) -> str | None:
+    """An environment variable's value stripped, as settings are read (a secret mounted from a file
+    ends with a newline; no key, id or host holds a blank); None when unset or blank."""
+    return (environ.get(name) or "").strip() or None
+
+
 class EnvCredentials(_Counted):
     """``<PREFIX><NAME>_PUBLIC_KEY`` / ``_SECRET_KEY`` / ``_HOST``, read on every call (rotation-safe).
 
@@ -140,9 +146,7 @@ class EnvCredentials(_Counted):
         self._environ = environ if environ is not None else os.environ
 
     def _get(self, variable: str) -> str | None:
-        """A variable's value stripped, as settings are read (a secret mounted from a file ends with a
-        newline; no key, id or host holds a blank); None when unset or blank."""
-        return (self._environ.get(variable) or "").strip() or None
+        return _variable(self._environ, variable)
 
     def resolve(self, tenant: str) -> Credentials | None:
         name = re.sub(r"[^A-Za-z0-9]", "_", tenant).upper()
@@ -230,7 +234,7 @@ class FileCredentials(_Counted):
             secret = entry.get("secret_key")
             env_name = entry.get("secret_key_env")
             if env_name is not None:
-                secret = (self._environ.get(str(env_name)) or "").strip()  # read as settings are
+                secret = _variable(self._environ, str(env_name))
                 if not secret:
                     log_once(f"credentials_env:{env_name}", "autotrace: environment variable %s (secret of tenant "
                              "%r) is not set; that tenant is not exported", env_name, tenant)
@@ -253,17 +257,16 @@ class FileCredentials(_Counted):
         try:
             with self._lock:
                 self._load()
-                if self._signature is None:
-                    raise LookupFailed(f"credentials file {self.path} not read yet")
-                return self._note(self._mapping.get(tenant))
-        except LookupFailed:
-            self._stats["errors"] += 1
-            raise
+                read, found = self._signature is not None, self._mapping.get(tenant)
         except Exception as exc:
             self._stats["errors"] += 1
             log_once(f"credentials_file_resolve:{type(exc).__name__}", "autotrace: credentials lookup failed (%s)",
                      type(exc).__name__)
             raise LookupFailed(type(exc).__name__) from None
+        if not read:
+            self._stats["errors"] += 1
+            raise LookupFailed(f"credentials file {self.path} not read yet")
+        return self._note(found)
 
 
 def _safe_reason(exc: BaseException) -> str:

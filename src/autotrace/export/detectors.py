@@ -331,6 +331,7 @@ _IN_HEX_IDS = ("PHONE", "CREDIT_CARD")  # the kinds such an id's groups can take
 #: an accent also escaped as in JSON text)
 _PHONE_WORDS = ("phone", "tel", "mobil", "cell", "celular", "movil", "m\\u00f3vil", "t\\u00e9l", "fax", "whatsapp",
                 "sms", "handy", "portable", "call me", "call us", "text me", "text us", "t\u00e9l", "m\u00f3vil")
+_ASCII_PHONE_WORDS = tuple(word for word in _PHONE_WORDS if word.isascii())  # an ASCII text holds no other
 _E, _O = r"(?:[ée]|\\u00e9)", r"(?:[óo]|\\u00f3)"
 _AFTER_PHONE_WORD = re.compile(
     rf"(?P<prefix>\b(?:(?:tele|cell)[ -]?phone|phone|tel|t{_E}l{_E}phone|t{_E}l|telefon[eo]?|tel{_E}fono|telefoon"
@@ -365,7 +366,7 @@ def _named_numbers(text: str) -> Iterator[re.Match[str]]:
             yield from _AFTER_PHONE_WORD.finditer(text)
         return
     end = 0
-    words = _PHONE_WORDS if not text.isascii() else _PHONE_WORDS[:-2]  # the last two: not ASCII
+    words = _PHONE_WORDS if not text.isascii() else _ASCII_PHONE_WORDS
     for start in sorted({at for word in words for at in _occurrences(lowered, word)}):
         if start >= end and (match := _AFTER_PHONE_WORD.match(text, start)) is not None:
             end = match.end()

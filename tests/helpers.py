@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
 from pathlib import Path
@@ -127,3 +128,8 @@ def timed_send(target: Any, body: bytes = b"spans") -> tuple[Any, float]:
         return target.send(body, {}), time.monotonic() - started
     finally:
         target.close()
+
+
+def sse_data(payload: dict[str, Any]) -> bytes:
+    """One server-sent event carrying ``payload`` as JSON, as the OpenAI API streams a chunk."""
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"

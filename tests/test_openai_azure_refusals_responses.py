@@ -16,7 +16,7 @@ import pydantic
 import pytest
 
 from autotrace.testing.fake_openai import FakeOpenAI
-from tests.helpers import Traced
+from tests.helpers import Traced, sse_data
 
 pytestmark = pytest.mark.integrations("openai")
 
@@ -45,10 +45,6 @@ def _client(reply: Callable[[dict[str, Any]], httpx2.Response]) -> openai.OpenAI
     transport = httpx2.MockTransport(lambda request: reply(json.loads(request.content)))
     return openai.OpenAI(api_key="sk-test", base_url="http://llm.test/v1", max_retries=0,
                          http_client=httpx2.Client(transport=transport))
-
-
-def _data(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
 # -- Azure OpenAI ------------------------------------------------------------------------------------
@@ -137,11 +133,11 @@ def test_a_refusal_in_a_stream_of_several_choices_is_recorded_by_its_index(trace
     chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
 
     def piece(index: int, **delta: Any) -> bytes:
-        return _data({**chunk, "choices": [{"index": index, "delta": delta, "finish_reason": None}]})
+        return sse_data({**chunk, "choices": [{"index": index, "delta": delta, "finish_reason": None}]})
 
     def reply(body: dict[str, Any]) -> httpx2.Response:
         content = [piece(0, refusal="I can't"), piece(1, content="Paris"), piece(0, refusal=" say."),
-                   _data({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"},
+                   sse_data({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"},
                                                {"index": 1, "delta": {}, "finish_reason": "stop"}]}),
                    b"data: [DONE]\n\n"]
         return httpx2.Response(200, content=b"".join(content), headers={"content-type": "text/event-stream"})

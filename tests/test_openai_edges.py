@@ -22,7 +22,7 @@ import pytest
 from autotrace import interception
 from autotrace.integrations.openai import pricing
 from autotrace.testing.fake_openai import FakeOpenAI
-from tests.helpers import Traced
+from tests.helpers import Traced, sse_data
 
 pytestmark = pytest.mark.integrations("openai")
 
@@ -33,17 +33,13 @@ _RESPONSE = {"id": "resp_1", "object": "response", "created_at": 1, "model": "gp
              "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "output": [], "usage": None}
 
 
-def _data(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
-
-
 def _event(name: str, payload: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps({'type': name, **payload})}\n\n".encode()
 
 
 def _choice(index: int, content: str | None = None, finish: str | None = None) -> bytes:
     delta = {"content": content} if content is not None else {}
-    return _data({**_CHUNK, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]})
+    return sse_data({**_CHUNK, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]})
 
 
 def _client(reply: Callable[[dict[str, Any]], Any], requests: list[dict[str, Any]] | None = None) -> openai.OpenAI:
@@ -63,7 +59,7 @@ def _chat_stream(body: dict[str, Any]) -> Iterator[bytes]:
     yield _choice(0, "hi ")
     yield _choice(0, "there", "stop")
     if (body.get("stream_options") or {}).get("include_usage"):
-        yield _data({**_CHUNK, "choices": [], "usage": _USAGE})
+        yield sse_data({**_CHUNK, "choices": [], "usage": _USAGE})
     yield b"data: [DONE]\n\n"
 
 
@@ -114,7 +110,7 @@ def test_a_stream_of_several_choices_records_each_by_its_index(traced: Traced) -
     def reply(body: dict[str, Any]) -> list[bytes]:
         return [_choice(0, "Hello"), _choice(1, "Bonjour"), _choice(0, " world"), _choice(1, " monde"),
                 _choice(0, None, "stop"), _choice(1, None, "length"),
-                _data({**_CHUNK, "choices": [], "usage": _USAGE}), b"data: [DONE]\n\n"]
+                sse_data({**_CHUNK, "choices": [], "usage": _USAGE}), b"data: [DONE]\n\n"]
 
     chunks = list(_client(reply).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, n=2))
     assert len(chunks) == 6
@@ -128,7 +124,7 @@ def test_a_stream_of_several_choices_records_each_by_its_index(traced: Traced) -
 def test_the_finish_reason_survives_annotation_chunks_after_it(traced: Traced) -> None:
     """Azure's content filter can send chunks with a choice but no text and no finish reason after
     the finish chunk."""
-    annotation = _data({**_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": None,
+    annotation = sse_data({**_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": None,
                                                "content_filter_results": {"hate": {"filtered": False}}}]})
 
     def reply(body: dict[str, Any]) -> list[bytes]:

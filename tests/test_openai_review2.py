@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from autotrace.testing.fake_openai import FakeOpenAI
-from tests.helpers import Traced
+from tests.helpers import Traced, sse_data
 
 pytestmark = pytest.mark.integrations("openai")
 
@@ -26,12 +26,8 @@ _RESPONSE = {"id": "resp_1", "object": "response", "created_at": 1, "model": "gp
              "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "output": [], "usage": None}
 
 
-def _data(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
-
-
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    return _data({**_CHUNK, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    return sse_data({**_CHUNK, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
 
 def _event(name: str, **payload: Any) -> bytes:
@@ -62,7 +58,7 @@ def test_a_streamed_spoken_reply_keeps_its_finish_reason_past_its_last_audio_upd
                 _chunk({"audio": {"data": "RiQA", "transcript": " a cat"}}),
                 _chunk({}, "stop"),
                 _chunk({"audio": {"expires_at": 1700000000}}),
-                _data({**_CHUNK, "choices": [], "usage": _USAGE}), b"data: [DONE]\n\n"]
+                sse_data({**_CHUNK, "choices": [], "usage": _USAGE}), b"data: [DONE]\n\n"]
 
     chunks = list(_client(reply).chat.completions.create(model="gpt-4o-audio-preview", messages=MESSAGES,
                                                          stream=True, modalities=["text", "audio"]))
@@ -98,7 +94,7 @@ def test_a_streamed_call_of_the_deprecated_functions_is_the_output(traced: Trace
                 _chunk({"function_call": {"arguments": '{"q":'}}),
                 _chunk({"function_call": {"arguments": "1}"}}),
                 _chunk({}, "function_call"),
-                _data({**_CHUNK, "choices": [], "usage": _USAGE}), b"data: [DONE]\n\n"]
+                sse_data({**_CHUNK, "choices": [], "usage": _USAGE}), b"data: [DONE]\n\n"]
 
     chunks = list(_client(reply).chat.completions.create(
         model="gpt-4o-mini", messages=MESSAGES, stream=True, function_call="auto",
@@ -114,7 +110,7 @@ def test_a_streamed_call_of_the_deprecated_functions_is_the_output(traced: Trace
 
 def test_a_stream_of_several_choices_records_each_deprecated_function_call(traced: Traced) -> None:
     def choice(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return _data({**_CHUNK, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]})
+        return sse_data({**_CHUNK, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]})
 
     def reply(body: dict[str, Any]) -> list[bytes]:
         return [choice(0, {"function_call": {"name": "a", "arguments": "{}"}}), choice(1, {"content": "no call"}),

@@ -477,13 +477,7 @@ def turned_off(name: str, settings: Settings) -> str | None:
 
 
 def _on_import(name: str, integration: Integration) -> Callable[[Any], None]:
-    def instrument(module: Any) -> None:
-        if getattr(_registering, "active", False) and _being_imported(module):
-            # another thread is running the module's code: patching it now would import its
-            # submodules in the middle of that import (the application's import then failed)
-            threading.Thread(target=_when_imported, args=(module, instrument), name="autotrace-import-wait",
-                             daemon=True).start()
-            return
+    def instrument_now() -> None:
         with _lock:
             if _integrations.get(name) is not integration or integration.instrumented:
                 return  # uninstalled meanwhile, or already done
@@ -493,7 +487,29 @@ def _on_import(name: str, integration: Integration) -> Callable[[Any], None]:
                 _integrations.pop(name, None)
                 _failed(name, exc)
 
+    def instrument(module: Any) -> None:
+        if getattr(_registering, "active", False) and _being_imported(module):
+            # another thread is running the module's code: patching it now would import its
+            # submodules in the middle of that import (the application's import then failed)
+            _on_helper_thread(_when_imported, module, instrument)
+            return
+        if not _lock.acquire(blocking=False):
+            # another thread installs or uninstalls: this hook runs inside the application's import,
+            # holding the locks of the modules that import is running, which that thread may need
+            # to import next (both would wait for ever); patch once it is done
+            count("integration_patches_deferred")
+            _on_helper_thread(instrument_now)
+            return
+        try:
+            instrument_now()
+        finally:
+            _lock.release()
+
     return instrument
+
+
+def _on_helper_thread(target: Callable[..., None], *args: Any) -> None:
+    threading.Thread(target=target, args=args, name="autotrace-import-wait", daemon=True).start()
 
 
 def _being_imported(module: Any) -> bool:

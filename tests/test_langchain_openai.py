@@ -364,4 +364,6 @@ def test_a_users_own_handler_and_run_name_alongside(traced: Traced, fake: FakeOp
     assert model.invoke("hey", config={"callbacks": [handler]}).content == "echo: hey"
     assert handler.totals == [12]
     [gen] = traced.records()
-    assert (gen["name"], gen["metadata"]) == ("Writer", {"provider": "openai", "finish_reason": "stop", "team": "docs"})
+    assert (gen["name"], gen["metadata"]) == ("Writer", {"provider": "openai", "finish_reason": "stop", "team": "docs",
+                                                         "tags": ["draft"]})
+    assert gen["tags"] == ["draft"]  # a root run's tags are the trace's

@@ -18,12 +18,9 @@ retrievals are patched); a sync stream its caller closed, which LangChain report
 interrupted with all it yielded (``langchain_convert.closed_stream``), as its async twin is reported
 (LangChain gives that no output).
 
-Metadata from ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_user_id``/
-``langfuse_session_id``) become trace attributes unless None or empty, ``langfuse_tags`` the
-trace's tags, ``prompt_name``/
-``prompt_version`` (or ``langfuse_prompt_*``) the prompt of generations, other keys (except
-LangChain's own ``ls_*`` and ``lc_versions``) observation metadata. LangGraph graphs: see
-``langchain_graph``.
+A custom event (``dispatch_custom_event``) is an event observation under the run that dispatched
+it, its data the input. What a run's metadata and tags become, and a tool's artifact: see
+``langchain_fields``. LangGraph graphs: see ``langchain_graph``.
 """
 
 from __future__ import annotations
@@ -40,10 +37,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from .. import recorder, schema
+from .. import recorder
 from .._internal import count, guarded_failure
 from ..observation import STREAM_CLOSED, Observation, ObservationType, make_current, release_if_current
 from . import langchain_convert as lcv
+from . import langchain_fields as lf
 from . import langchain_graph as lg
 from .base import Integration
 from .langchain_convert import message_fields, model_reply, run_name, streamed_start
@@ -53,9 +51,6 @@ from .langchain_stores import store_patches
 from .media import without_media
 
 _MAX_RUNS = 10_000
-_TRACE_KEYS = {"user_id": schema.TRACE_USER, "langfuse_user_id": schema.TRACE_USER,
-               "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION}
-_PROMPT_KEYS = ("prompt_name", "prompt_version", "langfuse_prompt_name", "langfuse_prompt_version")
 _ABSENT: Any = object()  # no ``inputs`` given to a chain's end: not LangChain's streaming path
 
 
@@ -75,7 +70,7 @@ class _Run:
     ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
 
     __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "obs", "outer", "parent_run_id", "tags",
-                 "token")
+                 "token", "trace_tags")
 
     def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
                  tags: list[str] | None = None, inside: bool = False) -> None:
@@ -83,6 +78,7 @@ class _Run:
         self.in_graph = inside  # runs inside a LangGraph graph (``langchain_graph``)
         self.graph = False  # is a graph whose nodes have started
         self.tags = tags  # all its tags, its children inherit them
+        self.trace_tags: tuple[str, ...] = ()  # the trace's tags its span carries, its children's too
         self.parent_run_id = parent_run_id  # only when the parent run is recorded
         self.outer = outer  # the context the run started in, its span key set
         self.token: object | None = None
@@ -98,7 +94,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
     raise_error = False
     run_inline = True
     ignore_llm = ignore_chain = ignore_agent = ignore_retriever = ignore_chat_model = ignore_retry = False
-    ignore_custom_event = True
+    ignore_custom_event = False
 
     def __init__(self, marks_streams: bool = False, codes: frozenset[Any] = frozenset()) -> None:
         self.marks_streams = marks_streams  # see ``streamed_start``
@@ -126,9 +122,15 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             found = self._by_span.get(current)
             outer = found if found is not None else trace.set_span_in_context(trace.get_current_span())
         obs = recorder.start(obs_type, name, parent=outer)
-        extra = self._metadata(obs, metadata, node)
+        extra, langfuse_tags = lf.run_metadata(obs, metadata, node)
+        own = lf.own_tags(tags, parent.tags if parent is not None else None)
+        if own:
+            extra.setdefault("tags", own)
         obs.update(metadata=extra or None, **fields)
         run = _Run(obs, parent_run_id if parent is not None else None, outer, tags, lg.in_graph(metadata))
+        # a root run's own tags are the trace's (as Langfuse's handler takes them), on every span of its tree
+        run.trace_tags = lf.trace_tags(obs, parent.trace_tags if parent is not None else (), langfuse_tags,
+                                       own if parent is None else [])
         if not (streamed and parent is None):
             self._attach(run)
         else:  # started in its consumer's context: made current in its steps' context (``steps_started``)
@@ -165,36 +167,6 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             if parent.fallen is None:
                 parent.fallen = weakref.WeakValueDictionary()
             parent.fallen.update((id(context), context) for context in stale)
-
-    @staticmethod
-    def _metadata(obs: Observation, metadata: dict[str, Any] | None, node: bool = False) -> dict[str, Any]:
-        if not metadata:
-            return {}
-        extra: dict[str, Any] = {}
-        for key, value in metadata.items():
-            if key in _TRACE_KEYS:
-                # an anonymous caller (None, "") is no user "None"
-                if value is not None and not (type(value) is str and not value):
-                    obs.span.set_attribute(_TRACE_KEYS[key], str(value))
-            elif key == "langfuse_tags":  # the trace's tags (one string is one tag)
-                tags = [value] if isinstance(value, str) else value
-                if isinstance(tags, list | tuple) and tags:
-                    obs.span.set_attribute(schema.TRACE_TAGS, [str(tag) for tag in tags])
-            elif type(key) is not str:  # LangChain accepts any key; a span attribute needs text
-                extra[str(key)] = value
-            elif key in lg.GRAPH_KEYS and lg.of_graph(metadata):  # LangGraph's: where a node is, on the node only
-                if node and key in lg.NODE_KEYS:
-                    extra[key] = value
-            elif key in _PROMPT_KEYS or key.startswith("ls_") or key == "lc_versions":  # LangChain's own
-                continue
-            else:
-                extra[key] = value
-        if obs.type is ObservationType.GENERATION:
-            name = metadata.get("prompt_name") or metadata.get("langfuse_prompt_name")
-            if name is not None:
-                version = metadata.get("prompt_version") or metadata.get("langfuse_prompt_version")
-                obs.update(prompt={"name": name, "version": version})
-        return extra
 
     def _end(self, run_id: UUID, error: BaseException | str | None = None, **fields: Any) -> None:
         run = self.runs.pop(run_id, None)
@@ -403,19 +375,33 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         def end() -> None:
-            result = getattr(output, "content", output)
             # A handled error (``tool_handled``; for a tool call, also a ToolMessage of status
             # "error"): the model or caller is told, the result is that text; the step still failed.
             run = self.runs.get(run_id)
             error = run.handled if run is not None else None
             if error is None and getattr(output, "status", None) == "error":
-                error = str(result)
-            self._end(run_id, error, result=result)
+                error = str(getattr(output, "content", output))
+            self._end(run_id, error, result=lf.tool_result(output))
 
         self._guard("tool_end", end)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._guard("tool_error", self._fail, run_id, error)
+
+    def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._guard("custom_event", self._event, name, data, run_id)
+
+    def _event(self, name: str, data: Any, run_id: UUID) -> None:
+        """A custom event (``dispatch_custom_event``): an event under the run that dispatched it
+        (under the current span if that run is not recorded), its data the input."""
+        target = self.hidden.get(run_id, run_id) if self.hidden else run_id
+        run = self.runs.get(target) if target is not None else None
+        obs = recorder.start(ObservationType.EVENT, str(name),
+                             parent=trace.set_span_in_context(run.obs.span) if run is not None else None)
+        if run is not None:
+            lf.trace_tags(obs, run.trace_tags)
+        obs.update(input=data)
+        obs.end()
 
     def on_text(self, *args: Any, **kwargs: Any) -> None:
         return None

@@ -1,0 +1,111 @@
+"""What a LangChain run's config says besides its input, and a tool run's result.
+
+- ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_user_id``/``langfuse_session_id``)
+  become trace attributes unless None or empty, ``langfuse_tags`` trace tags, ``prompt_name``/
+  ``prompt_version`` (or ``langfuse_prompt_*``) the prompt of generations, other keys (except
+  LangChain's own ``ls_*`` and ``lc_versions``) observation metadata.
+- ``config["tags"]``: a run's own tags (not those it inherits from its parent run, nor the ones
+  LangChain and LangGraph give the steps they run, ``seq:step:1``...) are its metadata ``tags``;
+  the tags of a root run, as Langfuse's own LangChain handler takes them, the trace's tags. Trace
+  tags reach every span of the run's tree, merged with ``langfuse_tags`` and the tags of
+  ``autotrace.trace_attributes``, which they would otherwise replace.
+- a tool's ``ToolMessage``: its content, with its artifact (``response_format="content_and_artifact"``)
+  beside it when it has one.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any
+
+from .. import schema
+from .._internal import count
+from ..context import current_trace_attributes
+from ..observation import Observation, ObservationType
+from . import langchain_graph as lg
+from .documents import MAX_DOCUMENTS
+from .langchain_convert import document_fields
+
+_TRACE_KEYS = {"user_id": schema.TRACE_USER, "langfuse_user_id": schema.TRACE_USER,
+               "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION}
+_PROMPT_KEYS = ("prompt_name", "prompt_version", "langfuse_prompt_name", "langfuse_prompt_version")
+#: Tags LangChain (sequences, maps, branches) and LangGraph (node tasks, hidden runs) give the steps they run.
+_BOOKKEEPING = ("seq:step:", "map:key:", "condition:", "branch:", "graph:step:", "langsmith:")
+_NO_STREAM = "nostream"  # LangGraph's: a model whose tokens are kept out of the graph's stream
+
+
+def run_metadata(obs: Observation, metadata: dict[str, Any] | None,
+                 node: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """The observation metadata of a run from its ``metadata`` and its ``langfuse_tags``; sets the
+    trace's user and session, and the prompt of a generation, on ``obs``."""
+    if not metadata:
+        return {}, []
+    extra: dict[str, Any] = {}
+    langfuse_tags: list[str] = []
+    for key, value in metadata.items():
+        if key in _TRACE_KEYS:
+            # an anonymous caller (None, "") is no user "None"
+            if value is not None and not (type(value) is str and not value):
+                obs.span.set_attribute(_TRACE_KEYS[key], str(value))
+        elif key == "langfuse_tags":  # the trace's tags (one string is one tag)
+            tags = [value] if isinstance(value, str) else value
+            if isinstance(tags, list | tuple):
+                langfuse_tags = [str(tag) for tag in tags]
+        elif type(key) is not str:  # LangChain accepts any key; a span attribute needs text
+            extra[str(key)] = value
+        elif key in lg.GRAPH_KEYS and lg.of_graph(metadata):  # LangGraph's: where a node is, on the node only
+            if node and key in lg.NODE_KEYS:
+                extra[key] = value
+        elif key in _PROMPT_KEYS or key.startswith("ls_") or key == "lc_versions":  # LangChain's own
+            continue
+        else:
+            extra[key] = value
+    if obs.type is ObservationType.GENERATION:
+        name = metadata.get("prompt_name") or metadata.get("langfuse_prompt_name")
+        if name is not None:
+            version = metadata.get("prompt_version") or metadata.get("langfuse_prompt_version")
+            obs.update(prompt={"name": name, "version": version})
+    return extra, langfuse_tags
+
+
+def own_tags(tags: list[str] | None, inherited: list[str] | None) -> list[str]:
+    """The user's tags of a run that its parent run does not have (LangChain gives a run its
+    parent's inheritable tags too), LangChain's and LangGraph's bookkeeping tags left out."""
+    if not tags:
+        return []
+    return [str(tag) for tag in tags
+            if not (type(tag) is str and (tag.startswith(_BOOKKEEPING) or tag == _NO_STREAM))
+            and not (inherited and tag in inherited)]
+
+
+def trace_tags(obs: Observation, inherited: tuple[str, ...], *added: list[str]) -> tuple[str, ...]:
+    """The trace tags of a run: its parent run's (``inherited``) and ``added``, with those of the
+    current ``trace_attributes``; set on ``obs``'s span when they are more than those (which the
+    span has from its start)."""
+    if not inherited and not any(added):
+        return ()
+    context = (current_trace_attributes() or {}).get(schema.TRACE_TAGS) or ()
+    merged = tuple(dict.fromkeys([*context, *inherited, *(tag for tags in added for tag in tags)]))
+    if not set(merged).issubset(context):
+        obs.span.set_attribute(schema.TRACE_TAGS, list(merged))
+    return merged
+
+
+def tool_result(output: Any) -> Any:
+    """A tool run's result: a ``ToolMessage``'s content, and its artifact when it has one (its first
+    ``MAX_DOCUMENTS`` items if a list: documents as a retrieval records them; the others counted as
+    ``tool_artifact_items_truncated``); any other output as it is."""
+    content = getattr(output, "content", output)
+    artifact = getattr(output, "artifact", None) if content is not output else None
+    if artifact is None:
+        return content
+    result: dict[str, Any] = {"content": content}
+    if isinstance(artifact, list | tuple):
+        kept = [document_fields(item) if hasattr(item, "page_content") else item
+                for item in islice(artifact, MAX_DOCUMENTS)]
+        if len(artifact) > len(kept):
+            count("tool_artifact_items_truncated", len(artifact) - len(kept))
+            result["artifact_items"] = len(artifact)
+        artifact = kept
+    result["artifact"] = artifact
+    return result

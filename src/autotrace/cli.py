@@ -103,6 +103,13 @@ def _positive(text: str) -> int:
     return min(value, sys.maxsize - 1)
 
 
+def _nonempty(text: str) -> str:
+    """A name that is not blank: ``--tenant "$TENANT"`` with the variable unset must not list every tenant."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def cmd_traces(args: argparse.Namespace) -> int:
     summaries = open_store(args.db).traces(limit=args.limit, tenant=args.tenant)
     _emit(args, summaries, lambda: render.render_traces(summaries))
@@ -176,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("traces", help="list recent traces")
     p.add_argument("--limit", type=_positive, default=20, help="how many, newest first (default 20)")
-    p.add_argument("--tenant", help="only the traces with an observation of this tenant")
+    p.add_argument("--tenant", type=_nonempty, help="only the traces with an observation of this tenant")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_traces)
 
@@ -189,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("query", help="find observations, e.g. 'type=generation and usage.total>2000'",
                        description="Comparisons (= == != < <= > >= ~ !~, and 'has FIELD') on observation fields "
                        "(dotted for nested ones: usage.total, prompt.version, metadata.KEY), joined by "
-                       "and/or/not and parentheses; see README.md.")
+                       "and/or/not and parentheses. Quoted values take the escapes show prints (\\n, \\x1b, "
+                       "\\u200b); see README.md.")
     p.add_argument("expression", help="e.g. 'type=generation and usage.total>2000', 'level=error'")
     p.add_argument("--limit", type=_positive, default=100, help="how many matches, newest first (default 100)")
     p.add_argument("--json", action="store_true", help="print JSON")

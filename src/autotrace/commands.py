@@ -40,13 +40,16 @@ def _program(args: argparse.Namespace, verb: str) -> list[str] | None:
     return command
 
 
+def with_db(env: dict[str, str], db: str | None) -> dict[str, str]:
+    """``env`` naming ``--db`` (when given) as the local store, absolute: a program may change directory."""
+    return {**env, "AUTOTRACE_LOCAL_STORE_PATH": str(Path(db).resolve())} if db else env
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     command = _program(args, "run")
     if command is None:
         return 2
-    env = activation_env()
-    if args.db:  # the store the read commands are pointed at (absolute: the program may change directory)
-        env["AUTOTRACE_LOCAL_STORE_PATH"] = str(Path(args.db).resolve())
+    env = with_db(activation_env(), args.db)
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:  # as a shell says it: 127 not found, 126 found but not executable
@@ -160,7 +163,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .export.tls import export_context
     from .install import credentials_resolver
 
-    settings = load_settings()
+    settings = load_settings(env=with_db(dict(os.environ), args.db))
     if not (settings.enabled and settings.langfuse_enabled):
         why = "autotrace is disabled (AUTOTRACE_ENABLED)" if not settings.enabled else "no Langfuse is configured"
         raise CliError("no_data", f"nothing to check: {why}; set LANGFUSE_HOST and the keys "
@@ -215,7 +218,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .cli import out
     from .diagnostics import report
 
-    found = report(try_patching=not args.no_import)
+    found = report(with_db(dict(os.environ), args.db), try_patching=not args.no_import)  # as ``run`` would
+    for setting in found["settings"] if args.db else ():
+        if setting["variable"] == "AUTOTRACE_LOCAL_STORE_PATH":
+            setting["variable"] = "--db"
     if args.json:
         out(to_json(found), as_json=True)
     else:

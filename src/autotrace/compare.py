@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from itertools import groupby
 from typing import Any
 
-from .render import clean
+from .render import clean, pad
 
 #: metric -> True when higher is worse
 _DIRECTION = {"latency_ms": True, "tokens": True, "cost": True}
@@ -235,7 +235,7 @@ def render_comparison(report: dict[str, Any]) -> str:
 
     def row(metric: str, cells: list[str], flag: str) -> str:
         # a space before every column, however wide its value (``.6g`` can take 12 characters)
-        return f"{metric:<22}" + "".join(f" {text:>{width}}" for text, width in zip(cells, _WIDTHS, strict=True)) \
+        return pad(clean(metric), 22) + "".join(f" {text:>{width}}" for text, width in zip(cells, _WIDTHS, strict=True)) \
             + f"  {flag}"
 
     lines = [f"prompt {report['prompt']!r}: version {report['a']} (n={report['count_a']}) vs "

@@ -7,7 +7,10 @@
     has prompt.version
 
 Operators: ``=`` ``==`` ``!=`` ``<`` ``<=`` ``>`` ``>=`` ``~`` (case-insensitive contains) ``!~``.
-Values: numbers, quoted strings, bare words, ``true``/``false``/``null``. A number is ASCII digits
+Values: numbers, quoted strings, bare words, ``true``/``false``/``null``. A quoted string takes the
+escapes ``show`` prints a control or invisible character as (``\\n``, ``\\x1b``, ``\\u200b``); another
+escaped character stands for itself (``\\"``). A dotted field reads nested values (``usage.total``)
+or, where there is none, a key holding dots (``metadata.app.version``). A number is ASCII digits
 with an optional sign, fraction and exponent (``-2``, ``+.5``, ``2.5e3``); ``1_000``, `` 5 ``,
 ``nan``, ``inf`` or other scripts' digits are not numbers, typed or stored. ``~`` looks for the value
 as typed (``name~404`` finds ``error-404``) in the field's text (structured fields as JSON, non-ASCII
@@ -46,8 +49,10 @@ _TOKEN = re.compile(r"""
   | (?P<word>[A-Za-z_][\w.:/@-]*|[\w.:/@-]+)
 """, re.VERBOSE | re.DOTALL)  # DOTALL: a backslash escapes a newline too, as ``_ESCAPE`` reads it
 _NUMBER = re.compile(_NUMBER_PATTERN)
-_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
-_ESCAPES = {"n": "\n", "t": "\t"}
+#: A backslash escape in a quoted value: ``\n`` ``\r`` ``\t``, ``\xHH`` and ``\uXXXX`` (as ``show`` prints a
+#: control or invisible character), any other character as itself (``\"``, ``\\``).
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)", re.DOTALL)
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
 _MISSING = object()
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
                                                  ">=": operator.ge}
@@ -89,16 +94,32 @@ def _tokenize(text: str) -> list[_Token]:
     return tokens
 
 
-def _lookup(obs: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+def _lookup(obs: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path``; a key holding dots (``metadata.app.version``) is read whole where the
+    nested reading finds nothing."""
     value: Any = obs
-    for part in path:
+    index = 0
+    while index < len(path):
+        part = path[index]
         if isinstance(value, Mapping) and part in value:
             value = value[part]
         elif isinstance(value, list) and part.isdecimal() and int(part) < len(value):  # not '²': int() fails
             value = value[int(part)]
+        elif isinstance(value, Mapping) and index + 1 < len(path):
+            return _dotted(value, path[index:])
         else:
             return _MISSING
+        index += 1
     return _MISSING if value is None else value
+
+
+def _dotted(value: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """``_lookup`` of ``path`` in ``value`` whose first part is a longer key with dots: the longest first."""
+    for end in range(len(path), 1, -1):
+        key = ".".join(path[:end])
+        if key in value:
+            return _lookup(value[key], path[end:])
+    return _MISSING
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +291,7 @@ class _Parser:
         if token.kind == "number":
             return _Literal(token.text, token.text, True, _parse_number(token.text))
         if token.kind == "string":
-            text = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), token.text[1:-1])
+            text = _ESCAPE.sub(lambda m: _unescape(m, token.position + 1), token.text[1:-1])
             return _Literal(text, text)
         if token.kind == "word":
             lowered = token.text.lower()
@@ -278,6 +299,16 @@ class _Parser:
                 return _Literal(lowered == "true", token.text)
             return _Literal(None if lowered == "null" else token.text, token.text)
         raise QueryError(f"expected a value, found {token.text!r}", token.position)
+
+
+def _unescape(match: re.Match[str], offset: int) -> str:
+    """The character an escape in a quoted value (at ``offset`` in the query) stands for."""
+    code = match.group(1)
+    if len(code) > 1:
+        return chr(int(code[1:], 16))
+    if code in "xu":
+        raise QueryError(f"\\{code} needs {2 if code == 'x' else 4} hex digits", offset + match.start())
+    return _ESCAPES.get(code, code)
 
 
 class Query:

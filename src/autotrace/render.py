@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -137,13 +138,49 @@ def _number(value: Any, spec: str) -> str:
     return short(value, 24)
 
 
-def short(value: Any, width: int = 60) -> str:
-    """A one-line preview of an input or output."""
+def _one_line(value: Any) -> str:
     if value is None:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    text = clean(" ".join(text.split()))
+    return clean(" ".join(text.split()))
+
+
+def short(value: Any, width: int = 60) -> str:
+    """A one-line preview of an input or output."""
+    text = _one_line(value)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _width(char: str) -> int:
+    """Terminal columns of one character: 2 for wide ones (CJK, most emoji), 0 for combining marks."""
+    if unicodedata.category(char) in ("Mn", "Me"):  # a mark drawn over the character before it
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def fit(value: Any, width: int) -> str:
+    """``value`` on one line, as ``short`` gives it, cut to ``width`` terminal columns (with ``…``) and
+    padded to them: a table's column stays in line whatever the script (``str`` padding counts characters)."""
+    text = _one_line(value)
+    columns = [_width(c) for c in text]
+    if sum(columns) > width:
+        text = _cut(text, columns, width - 1) + "…"
+    return pad(text, width)
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` with spaces up to ``width`` terminal columns (none when it is as wide or wider)."""
+    return text + " " * (width - sum(map(_width, text)))
+
+
+def _cut(text: str, columns: list[int], width: int) -> str:
+    """The longest start of ``text`` within ``width`` columns (``columns``: each character's)."""
+    used = 0
+    for index, column in enumerate(columns):
+        used += column
+        if used > width:
+            return text[:index]
+    return text
 
 
 def build_tree(records: Sequence[dict[str, Any]]) -> list[Node]:
@@ -330,7 +367,7 @@ def render_traces(summaries: Sequence[dict[str, Any]]) -> str:
     for s in summaries:
         name = ("replay: " if s.get("replay_of") else "") + _text(s.get("name") or "-")  # ``show`` says of which
         rows.append(
-            f"{_text(s['trace_id']):32}  {short(name, 24):24}  {short(s.get('tenant') or '-', 12):12}  "
+            f"{_text(s['trace_id']):32}  {fit(name, 24)}  {fit(s.get('tenant') or '-', 12)}  "
             f"{_number(s['duration_ms'], '>8.1f')}ms  {_number(s['tokens'], '>7')}  {_number(s['cost'], '>10.6f')}  "
             f"{s['errors']}"
         )

@@ -94,7 +94,9 @@ def test_missing_env_reference_only_disables_that_tenant(tmp_path: Path) -> None
     path.write_text('[tenants.a]\npublic_key = "pk-a"\nsecret_key_env = "NOT_SET_ANYWHERE_XYZ"\n'
                     '[tenants.b]\npublic_key = "pk-b"\nsecret_key = "sk-b"\n')
     resolver = FileCredentials(path)
-    assert resolver.resolve("a") is None and resolver.resolve("b").public_key == "pk-b"
+    with pytest.raises(LookupFailed):  # keys of its own, unusable: not an unknown tenant
+        resolver.resolve("a")
+    assert resolver.resolve("b").public_key == "pk-b" and resolver.known_tenants() == ["b"]
 
 
 def test_environment_credentials() -> None:

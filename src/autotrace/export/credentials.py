@@ -3,8 +3,8 @@
 Resolvers: a static mapping, a TOML/JSON file (secrets by environment-variable reference, reloaded
 on change), environment variables, or a callable such as a secret-store client (TTL-cached).
 ``resolve()`` returns the keys, or None when the tenant has none; it raises only ``LookupFailed``,
-when the lookup failed with nothing known of the tenant. Secrets never appear in reprs, logs or
-error messages.
+when the lookup failed with nothing known of the tenant, or the tenant's own keys are unusable
+(invalid, or half set). Secrets never appear in reprs, logs or error messages.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class EnvCredentials(_Counted):
     into ``_``. Several ids share a name (``acme-corp``, ``acme.corp``, ``acme_corp``), so a name
     belongs to exactly ONE id: the one in ``<PREFIX><NAME>_ID`` when that is set, otherwise only
     the id ``NAME.lower()`` (an id of ``[a-z0-9_]``). Any other id sharing the name is unknown:
-    two tenants can never read the same keys.
+    two tenants can never read the same keys. Keys half set or invalid raise ``LookupFailed``.
     """
 
     def __init__(self, prefix: str = "AUTOTRACE_TENANT_", environ: Mapping[str, str] | None = None) -> None:
@@ -155,14 +155,14 @@ class EnvCredentials(_Counted):
         if owner != tenant:
             return self._note(None)
         public, secret = self._get(key + "_PUBLIC_KEY"), self._get(key + "_SECRET_KEY")
-        if not public or not secret:
+        if not public and not secret:
             return self._note(None)
-        try:
-            return self._note(Credentials(public, secret, self._get(key + "_HOST")))
+        try:  # keys of its own, unusable: not an unknown tenant (never the default project's)
+            return self._note(Credentials(public, secret, self._get(key + "_HOST")))  # type: ignore[arg-type]
         except CredentialsError as exc:
             self._stats["errors"] += 1
             log_once(f"env_credentials:{key}", "autotrace: credentials in %s_* are invalid: %s", key, exc)
-            return None
+            raise LookupFailed(f"credentials in {key}_* are invalid") from None
 
     def known_tenants(self) -> list[str]:
         """The tenants whose keys the environment holds: each ``<PREFIX><NAME>_PUBLIC_KEY`` with its
@@ -195,7 +195,7 @@ class FileCredentials(_Counted):
         self._clock = clock
         self._environ = environ if environ is not None else os.environ
         self._lock = threading.Lock()
-        self._mapping: dict[str, Credentials] = {}
+        self._mapping: dict[str, Credentials | None] = {}
         self._signature: tuple[int, ...] | None = None
         self._checked = float("-inf")
 
@@ -221,13 +221,14 @@ class FileCredentials(_Counted):
             log_once(f"credentials_file:{self.path}:{type(exc).__name__}:{str(exc)[:80]}", "autotrace: credentials "
                      "file %s is invalid (%s); keeping the last good credentials", self.path, _safe_reason(exc))
 
-    def _parse(self, raw: bytes) -> dict[str, Credentials]:
+    def _parse(self, raw: bytes) -> dict[str, Credentials | None]:
+        """Each tenant's keys; None for one whose secret's variable is unset (not an unknown tenant)."""
         text = raw.decode("utf-8")
         data = json.loads(text) if self.path.suffix.lower() == ".json" else tomllib.loads(text)
         tenants = data.get("tenants") if isinstance(data, dict) else None
         if not isinstance(tenants, dict):
             raise CredentialsError("expected a 'tenants' table")
-        mapping: dict[str, Credentials] = {}
+        mapping: dict[str, Credentials | None] = {}
         for tenant, entry in tenants.items():
             if not isinstance(entry, dict):
                 raise CredentialsError(f"tenant {tenant!r} must be a table")
@@ -238,6 +239,7 @@ class FileCredentials(_Counted):
                 if not secret:
                     log_once(f"credentials_env:{env_name}", "autotrace: environment variable %s (secret of tenant "
                              "%r) is not set; that tenant is not exported", env_name, tenant)
+                    mapping[str(tenant)] = None
                     continue
             mapping[str(tenant)] = Credentials(entry.get("public_key"), secret, entry.get("host"))  # type: ignore[arg-type]
         return mapping
@@ -249,23 +251,25 @@ class FileCredentials(_Counted):
         """The tenants the file gives keys for (one whose secret's variable is unset is left out)."""
         with self._lock:
             self._load()
-            return list(self._mapping)
+            return [tenant for tenant, credentials in self._mapping.items() if credentials is not None]
 
     def resolve(self, tenant: str) -> Credentials | None:
         """The tenant's keys in the file's last good mapping; ``LookupFailed`` while the file has
-        never been read (missing, unreadable or invalid since start-up)."""
+        never been read (missing, unreadable or invalid since start-up), or for a tenant whose
+        secret's variable is unset."""
         try:
             with self._lock:
                 self._load()
-                read, found = self._signature is not None, self._mapping.get(tenant)
+                read, listed, found = self._signature is not None, tenant in self._mapping, self._mapping.get(tenant)
         except Exception as exc:
             self._stats["errors"] += 1
             log_once(f"credentials_file_resolve:{type(exc).__name__}", "autotrace: credentials lookup failed (%s)",
                      type(exc).__name__)
             raise LookupFailed(type(exc).__name__) from None
-        if not read:
+        if not read or (listed and found is None):
             self._stats["errors"] += 1
-            raise LookupFailed(f"credentials file {self.path} not read yet")
+            raise LookupFailed(f"credentials file {self.path} not read yet" if not read
+                               else f"the variable of tenant {tenant!r}'s secret is not set")
         return self._note(found)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import ssl
-import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Any
 from .._internal import count, guarded_failure, log_once
 from ..config import Settings
 from ..scores import ScoreItem
+from ._lookups import Lookups
 from .connections import DEFAULT_MAX_IDLE, ConnectionPool
 from .credentials import Credentials, CredentialsResolver, reset_after_fork
 from .destination import Destination
@@ -37,9 +37,6 @@ _MAX_WAITING = 1_000
 #: What the ``unknown_tenant`` policy's drops are, as its one warning says them.
 _DROPPED_SPANS = {"spans_dropped.no_tenant": "with no tenant",
                   "spans_dropped.unknown_tenant": "of a tenant with no Langfuse keys"}
-#: A lookup's outcome: the credentials, or None with whether the resolver raised (rather than
-#: answering that the tenant has none).
-_Lookup = tuple[str, Credentials | None, bool]
 
 
 class Router:
@@ -68,17 +65,11 @@ class Router:
         #: Set at shutdown: a span routed after is dropped, counted (``route``).
         self._closed = False
         #: Tenants being looked up: new ones with their spans meanwhile (bounded), known ones being
-        #: checked again (their spans flow on); finished lookups.
+        #: checked again (their spans flow on); the lookups, and those finished.
         self._waiting: dict[str, deque[Any]] = {}
         self._checking: set[str] = set()
-        self._lookups: deque[_Lookup] = deque()
-        #: Lookups not started yet, and how many run: at most as many as the pool's core threads,
-        #: which it replaces when stuck, so a hung secret store holds up known tenants' exports for
-        #: a second at most, however many tenants it is asked about.
-        self._to_look_up: deque[str] = deque()
-        self._looking_up = 0  # workers resolving queued tenants one after another
-        self._lookup_lock = threading.Lock()
-        self._max_lookups = max(1, pool.size)
+        self._resolving = Lookups(resolver, pool.size)
+        self._lookups = self._resolving.done
         self._max_waiting = min(settings.max_destination_queue, _MAX_WAITING)
         #: Tenants found without keys, or whose lookup failed (True), and since when (re-asked after
         #: ``_RECHECK_CREDENTIALS``; bounded, oldest forgotten first).
@@ -137,13 +128,13 @@ class Router:
         slow lookup never holds up other tenants.
         """
         if self._closed:  # shut down: a span finalised past the deadline is counted, not lost
-            count("scores_dropped.shutdown" if type(span) is ScoreItem else "spans_dropped.shutdown")
+            _dropped("spans_dropped.shutdown", span)
             return
         if not self.settings.langfuse_enabled:
             if self._local is not None:
                 self._add(self._local, span)
             else:
-                count("spans_dropped.no_destination")
+                _dropped("spans_dropped.no_destination", span)
             return
         if tenant is None:
             self._unknown(span, "spans_dropped.no_tenant")
@@ -173,24 +164,25 @@ class Router:
             self._look_up(tenant)
             self._park(waiting, span)  # charged to the budget as every parked span is
         else:
-            self._cap_reached()
+            self._cap_reached(span)
 
     def _lookups_running(self) -> int:
         return len(self._waiting) + len(self._checking)
 
-    def _over_budget(self) -> bool:
+    def _over_budget(self, span: Any) -> bool:
         if self._held < self.settings.max_buffered_spans:
             self._held += 1
             return False
-        count("spans_dropped.buffer_limit")
+        _dropped("spans_dropped.buffer_limit", span)
         log_once("buffer_limit", "autotrace: %d spans wait for export in all (max_buffered_spans); dropping "
                  "spans (counted)", self.settings.max_buffered_spans)
         return True
 
     def _add(self, destination: Destination, span: Any) -> None:
-        if self._over_budget():
+        if self._over_budget(span):
             return
-        destination.add(span)  # a full buffer counts its own drops
+        if not destination.add(span):  # a full buffer counts its own drops; that span holds nothing
+            self._held -= 1
         if destination.filling:
             self._pressured_keys.add(destination.key)
             self.pressured = True
@@ -218,7 +210,7 @@ class Router:
         elif policy == "local" and self._local is not None:
             self._add(self._local, span)
         else:
-            count(reason)
+            _dropped(reason, span)
             log_once(reason, "autotrace: dropping spans %s (unknown_tenant=%r): 'default' sends them to the "
                      "default project's keys, 'local' to the local store (counted as %s)",
                      _DROPPED_SPANS.get(reason, reason), policy, reason)
@@ -233,55 +225,28 @@ class Router:
         elif self.settings.unknown_tenant == "local" and self._local is not None:
             self._add(self._local, span)
         else:
-            count("spans_dropped.credentials_failed")
+            _dropped("spans_dropped.credentials_failed", span)
             log_once("credentials_failed", "autotrace: dropping spans of tenants whose credentials could not be "
                      "looked up (the resolver failed); never sent to the default project (counted as "
                      "spans_dropped.credentials_failed)")
 
-    def _cap_reached(self) -> None:
-        count("spans_dropped.tenant_cap")
+    def _cap_reached(self, span: Any) -> None:
+        _dropped("spans_dropped.tenant_cap", span)
         log_once("tenant_cap", "autotrace: credentials of %d tenants are being looked up at once (max_tenants); "
                  "dropping spans of other new tenants meanwhile (counted)", self._lookups_running())
 
     def _park(self, waiting: deque[Any], span: Any) -> None:
-        if self._over_budget():
-            return
         if len(waiting) >= self._max_waiting:
-            count("spans_dropped.credentials_pending")
+            _dropped("spans_dropped.credentials_pending", span)
             log_once("credentials_pending", "autotrace: spans of a tenant whose credentials are being looked up "
                      "exceed %d; dropping spans (counted)", self._max_waiting)
-        else:
+        elif not self._over_budget(span):
             waiting.append(span)
 
     def _look_up(self, tenant: str) -> None:
-        """Resolve ``tenant`` on a worker (queued while ``_max_lookups`` run); ``apply_lookups``
-        routes the result (and any spans parked for it meanwhile)."""
-        self._to_look_up.append(tenant)
-        self._start_lookups()
-
-    def _start_lookups(self) -> None:
-        with self._lookup_lock:
-            while self._to_look_up and self._looking_up < self._max_lookups:
-                self._looking_up += 1
-                self._pool.submit(self._run_lookups)
-
-    def _run_lookups(self) -> None:
-        """Worker: resolve queued tenants one after another until none is left."""
-        resolver = self._resolver
-        while True:
-            with self._lookup_lock:
-                if not self._to_look_up:
-                    self._looking_up -= 1
-                    return
-                tenant = self._to_look_up.popleft()
-            credentials: Credentials | None = None
-            failed = False
-            try:
-                credentials = resolver.resolve(tenant) if resolver is not None else None
-            except Exception as exc:
-                failed = True
-                guarded_failure("credentials", exc)
-            self._lookups.append((tenant, credentials, failed))
+        """Resolve ``tenant`` on a worker; ``apply_lookups`` routes the result (and any spans parked
+        for it meanwhile)."""
+        self._resolving.request(tenant, self._pool)
 
     def apply_lookups(self) -> None:
         """Route the spans of every tenant whose lookup has finished (pipeline thread)."""
@@ -289,26 +254,61 @@ class Router:
             tenant, credentials, failed = self._lookups.popleft()
             self._checking.discard(tenant)
             entry = self._tenants.get(tenant)
-            if failed and entry is not None:  # a resolver that raised said nothing of revocation:
-                self._tenants[tenant] = (entry[0], self._clock())  # keep the known keys, ask again later
-                continue
             spans = self._waiting.pop(tenant, None) or ()
             self._held = max(0, self._held - len(spans))  # charged when parked: charged again where they go
+            known = entry[0] if entry is not None else self._reinstate(tenant) if failed else None
+            if failed and known is not None:  # a resolver that raised said nothing of revocation:
+                self._tenants[tenant] = (known, self._clock())  # keep the known keys, ask again later
+                for span in spans:
+                    self._deliver(known, span)
+                continue
             if credentials is None:
                 self._forget(tenant, failed)
                 for span in spans:
                     self._without_keys(span, failed)
                 continue
             self._unknown_tenants.pop(tenant, None)
-            if entry is None and not spans:  # checked again after it left: nothing to send it
+            handed = self._follow_keys(tenant, credentials)
+            if entry is None and not spans and not handed:  # checked again after it left: nothing to send it
                 continue
             destination = self._settle(tenant, credentials)
+            for span in handed:  # already admitted and charged: only their destination changes
+                destination.add(span)
             for span in spans:
                 self._deliver(destination, span)
 
+    def _reinstate(self, tenant: str) -> Destination | None:
+        """The tenant's newest retired destination, in place again (its keys are the last known):
+        None when it has none."""
+        retired = next((entry for entry in reversed(self._retired) if entry[0] == tenant), None)
+        if retired is None:
+            return None
+        self._retired.remove(retired)
+        if len(self._tenants) >= self.settings.max_tenants:
+            self._make_room()
+        retired[1].retired = False
+        count("tenant_destinations_reinstated")
+        return retired[1]
+
+    def _follow_keys(self, tenant: str, credentials: Credentials) -> list[Any]:
+        """``tenant``'s retired destinations follow its keys as one in place does (``_settle``):
+        rotated on the same host; on another, their waiting spans are returned, to go there."""
+        return [span for name, retired in list(self._retired)
+                if name == tenant and not self._rotated(retired, credentials) for span in retired.take_all()]
+
+    def _rotated(self, destination: Destination, credentials: Credentials) -> bool:
+        """Give ``destination`` its tenant's ``credentials`` if they are for the host it sends to;
+        False if for another host (keys are never sent to a host they are not for)."""
+        sink = destination.sink
+        if isinstance(sink, LangfuseSink):
+            if sink.host != self._host(credentials):
+                return False
+            sink.rotate(credentials)
+        return True
+
     def _forget(self, tenant: str, failed: bool = False) -> None:
-        """No credentials (``failed``: none could be looked up): stop sending this tenant anywhere it
-        used to go; remember for a while."""
+        """No credentials: stop sending this tenant anywhere it used to go; remember for a while
+        (``failed``: none could be looked up, for a tenant with no destination holding its keys)."""
         if tenant in self._tenants:
             self._remove(tenant)
         for retired in [entry for entry in self._retired if entry[0] == tenant]:
@@ -327,15 +327,12 @@ class Router:
         entry = self._tenants.get(tenant)
         if entry is not None:
             old = entry[0]
-            sink = old.sink
-            if not isinstance(sink, LangfuseSink) or sink.host == self._host(credentials):
-                if isinstance(sink, LangfuseSink):
-                    sink.rotate(credentials)
+            if self._rotated(old, credentials):
                 self._tenants[tenant] = (old, now)
                 self._tenants.move_to_end(tenant)
                 return old
             moved = old.take_all()
-            self._remove(tenant)
+            self._retire(tenant)  # a batch under way to the old host settles there, counted once
             count("tenant_destinations_moved")
             destination = self._destination(f"tenant:{tenant}", self._langfuse_sink(credentials, tenant), tenant)
             for span in moved:
@@ -355,19 +352,23 @@ class Router:
 
     def _make_room(self) -> None:
         """Free a place for a new tenant: evict the least recently used idle destination, else
-        retire the least recently used one (it sends what it holds, then closes); past
-        ``max_tenants`` retiring, the oldest retiring one is closed and its unsent spans dropped."""
+        retire the least recently used one."""
         for tenant, (destination, _) in self._tenants.items():
             if destination.idle():
                 self._remove(tenant)
                 count("tenant_destinations_evicted")
                 return
+        self._retire(next(iter(self._tenants)))
+        count("tenant_destinations_retired")
+
+    def _retire(self, tenant: str) -> None:
+        """``tenant``'s destination leaves its place: it sends what it holds, then closes; past
+        ``max_tenants`` retiring, the oldest retiring one is closed and its unsent spans dropped."""
         if len(self._retired) >= self.settings.max_tenants:
             self._close(self._retired.popleft()[1], "spans_dropped.tenant_retired")
-        tenant, (destination, _) = self._tenants.popitem(last=False)
+        destination = self._tenants.pop(tenant)[0]
         destination.retired = True
         self._retired.append((tenant, destination))
-        count("tenant_destinations_retired")
 
     def _remove(self, tenant: str) -> None:
         self._close(self._tenants.pop(tenant)[0], "spans_dropped.credentials_revoked")
@@ -435,10 +436,8 @@ class Router:
         lookups in flight, none of the parent's spans."""
         self._waiting = {}
         self._checking = set()
-        self._lookups = deque()
-        self._to_look_up = deque()
-        self._looking_up = 0
-        self._lookup_lock = threading.Lock()
+        self._resolving = Lookups(self._resolver, self._pool.size)
+        self._lookups = self._resolving.done
         reset_after_fork(self._resolver)
         for destination in self.destinations():
             destination.after_fork()
@@ -456,4 +455,9 @@ class Router:
         self._retired.clear()
         self._waiting.clear()
         self._checking.clear()
-        self._to_look_up.clear()
+        self._resolving.clear()
+
+
+def _dropped(reason: str, item: Any) -> None:
+    """Count ``item`` dropped for ``reason`` (``spans_dropped.<why>``): a score as ``scores_dropped.<why>``."""
+    count(reason.replace("spans_", "scores_", 1) if type(item) is ScoreItem else reason)

@@ -1,0 +1,58 @@
+"""Credentials lookups for the router: each tenant's keys resolved on an export worker, never on the
+pipeline thread; finished lookups wait in ``done`` until the router applies them."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from .._internal import guarded_failure
+from .credentials import Credentials, CredentialsResolver
+from .workers import WorkerPool
+
+#: A lookup's outcome: the credentials, or None with whether the resolver raised (rather than
+#: answering that the tenant has none).
+Lookup = tuple[str, Credentials | None, bool]
+
+
+class Lookups:
+    """Tenants to look up and finished lookups. At most ``limit`` workers resolve at once (the
+    pool's core threads, which it replaces when stuck), so a hung secret store holds up known
+    tenants' exports for a second at most, however many tenants it is asked about."""
+
+    def __init__(self, resolver: CredentialsResolver | None, limit: int) -> None:
+        self.resolver = resolver
+        self.done: deque[Lookup] = deque()
+        self._queued: deque[str] = deque()
+        self._running = 0  # workers resolving queued tenants one after another
+        self._limit = max(1, limit)
+        self._lock = threading.Lock()
+
+    def request(self, tenant: str, pool: WorkerPool) -> None:
+        """Resolve ``tenant`` on a worker of ``pool`` (queued while ``limit`` run)."""
+        with self._lock:
+            self._queued.append(tenant)
+            while self._queued and self._running < self._limit:
+                self._running += 1
+                pool.submit(self._run)
+
+    def _run(self) -> None:
+        """Worker: resolve queued tenants one after another until none is left."""
+        while True:
+            with self._lock:
+                if not self._queued:
+                    self._running -= 1
+                    return
+                tenant = self._queued.popleft()
+            credentials: Credentials | None = None
+            failed = False
+            try:
+                credentials = self.resolver.resolve(tenant) if self.resolver is not None else None
+            except Exception as exc:
+                failed = True
+                guarded_failure("credentials", exc)
+            self.done.append((tenant, credentials, failed))
+
+    def clear(self) -> None:
+        """Forget the tenants not looked up yet (shutdown)."""
+        self._queued.clear()

@@ -409,9 +409,9 @@ def test_the_cut_usage_event_is_parsed_off_the_callers_thread(traced: Traced,
 
     threads: list[int] = []
 
-    def recording(event: bytes) -> dict[str, Any]:
+    def recording(event: bytes, *rest: Any) -> dict[str, Any]:
         threads.append(threading.get_ident())
-        return _usage_event.usage_event_fields(event)
+        return _usage_event.usage_event_fields(event, *rest)
 
     monkeypatch.setattr(stream_module, "usage_event_fields", recording)
     content, usage_and_done = _body()

@@ -251,7 +251,8 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
     model = getattr(response, "model", None)
     usage = usage_fields(getattr(response, "usage", None))
     tier = getattr(response, "service_tier", None) if operation in _TIERED else None
-    fields: dict[str, Any] = {"response_model": model, "usage": usage, "cost": pricing.cost(model, usage, tier)}
+    fields: dict[str, Any] = {"response_model": model, "usage": usage,
+                              "cost": pricing.cost(priced_model(model, options), usage, tier)}
     if tier is not None and tier != "default":
         fields["metadata"] = tier_metadata(tier)
     if operation == "chat":
@@ -294,6 +295,13 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
     return fields
 
 
+def priced_model(model: Any, options: Any) -> Any:
+    """The model a reply is priced as: the one it names, else (a compatible server's reply may
+    name none) the one the request's ``options`` asked for. A reply that names a model is priced
+    as that model only: an unknown one gets no cost, whatever was asked for."""
+    return model if model or options is None else _media.requested_model(options)
+
+
 def tier_metadata(tier: Any) -> dict[str, Any]:
     """The metadata that notes a service tier other than the standard one (it bills other rates)."""
     return {"service_tier": tier if isinstance(tier, str) else repr(tier)}
@@ -312,6 +320,34 @@ def _responses_output(response: Any) -> Any:
     if not output:
         return text or None
     return [_output_item(item) for item in output]
+
+
+def partial_responses_output(items: list[Any], pending: dict[str, Any] | None) -> Any:
+    """What a Responses stream gave before its final response, recorded as ``_responses_output``
+    records a reply: the output items done (``items``) and the message still streaming
+    (``pending``, a dict), or their text alone (``_plain_text``); None when nothing was streamed."""
+    if pending is not None:
+        items = [*items, pending]
+    return _plain_text(items) or [_output_item(item) for item in items] or None
+
+
+def _plain_text(items: list[Any]) -> str:
+    """The text of output items that show no tool at work and hold no refusal (besides their
+    messages, only reasoning), else ""."""
+    texts: list[str] = []
+    for item in items:
+        get = _reader(item)
+        kind = get("type")
+        if kind in _TOOL_ITEMS:
+            return ""
+        for part in (get("content") or ()) if kind == "message" else ():
+            read = _reader(part)
+            part_kind = read("type")
+            if part_kind == "refusal":
+                return ""
+            if part_kind == "output_text" and isinstance(text := read("text"), str):
+                texts.append(text)
+    return "".join(texts)
 
 
 def _hosted_failure(items: list[Any]) -> str | None:

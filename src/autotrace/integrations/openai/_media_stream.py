@@ -18,11 +18,10 @@ class MediaStreamState(StreamState):
     """What a transcription or image stream has produced: the transcript's pieces (or its final
     text), the final images (partial ones are previews: not recorded), and their usage."""
 
-    __slots__ = ("done", "images", "requested_model")
+    __slots__ = ("done", "images")
 
     def __init__(self, operation: str, options: Any) -> None:
-        super().__init__(operation, hide_usage_chunk=False)
-        self.requested_model = _media.requested_model(options)
+        super().__init__(operation, hide_usage_chunk=False, options=options)
         #: The final event's text (a transcript), None until it arrives.
         self.done: str | None = None
         self.images: list[Any] = []
@@ -55,8 +54,8 @@ class MediaStreamState(StreamState):
             output: Any = self.done if isinstance(self.done, str) else "".join(self.first.text)
         else:
             output = self.images
-        return {"output": output, "usage": usage, "cost": pricing.media_cost(self.requested_model, usage),
-                "completion_start_time": self.first_token_ns}
+        cost = pricing.media_cost(_media.requested_model(self.options), usage)
+        return {"output": output, "usage": usage, "cost": cost, "completion_start_time": self.first_token_ns}
 
 
 #: Events that carry the first output: a transcript's first piece, an image (partial or final).
@@ -72,5 +71,5 @@ def stream_state(operation: str, options: Any, hide_usage_chunk: bool, choices: 
     """The state of a new stream: this module's for an audio or image stream, else the chat's."""
     found = STATES.get(operation)
     if found is None:
-        return StreamState(operation, hide_usage_chunk=hide_usage_chunk, choices=choices)
+        return StreamState(operation, hide_usage_chunk, choices, options)
     return found(operation, options)

@@ -52,7 +52,7 @@ class StreamTracking:
             obs.defer(state.fields, interrupted)
             usage_event = state.cut_usage_event()
             if usage_event is not None:  # bytes: parsed on the pipeline thread
-                obs.defer(usage_event_fields, usage_event, late=True)
+                obs.defer(usage_event_fields, usage_event, state.requested_model(), late=True)
             if error is not None:
                 obs.record_error(error)
             obs.end()
@@ -96,8 +96,9 @@ class OwnedStreamTracking(StreamTracking):
             state = self.state
             fields = state.fields()
             usage_event = state.cut_usage_event()
-            if usage_event is not None:  # parsed here, not late: an owner's second reply adds its usage
-                fields.update(usage_event_fields(usage_event))  # to the first's (``enrich_reply``)
+            if usage_event is not None:  # parsed here, not late: an owner's second reply adds its
+                # usage to the first's (``enrich_reply``)
+                fields.update(usage_event_fields(usage_event, state.requested_model()))
             ownership.enrich_reply(self.obs, fields)
         except Exception as exc:
             guarded_failure("openai.stream_finish", exc)

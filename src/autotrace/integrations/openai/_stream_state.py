@@ -1,7 +1,8 @@
 """What an OpenAI stream has produced so far (``StreamState``), per operation: chat and legacy
-completions (per choice: text, tool calls, finish reason), and Responses API events. Chunks are
-kept as they come and read in batches, away from the caller's loop; growing texts are held only to
-the value limit plus the redaction margin.
+completions (per choice: text, tool calls, reasoning, finish reason), and Responses API events
+(text, output items done, the final response). Chunks are kept as they come and read in batches,
+away from the caller's loop; growing texts are held only to the value limit plus the redaction
+margin.
 """
 
 from __future__ import annotations
@@ -22,17 +23,22 @@ _FOLD_EVERY = 64
 _MAX_TOOL_CALLS = 128
 #: Choices recorded per stream (``n``; the API allows 128); the pieces of later ones are dropped, counted.
 _MAX_CHOICES = 128
+#: Output items of a Responses stream kept until its final response (a reply holds a few); later ones
+#: are dropped, counted.
+_MAX_ITEMS = 128
 
 
 class StreamState:
     """What a stream has produced so far, per operation. Per chunk it only keeps the chunk (and
     notes the first token's time); chunks are read in batches, away from the caller's loop."""
 
-    __slots__ = ("choices", "chunks", "cutter", "error", "first", "first_token_ns", "hide_usage_chunk", "model",
-                 "operation", "response", "tier", "usage")
+    __slots__ = ("choices", "chunks", "cutter", "error", "first", "first_token_ns", "hide_usage_chunk", "items",
+                 "model", "operation", "options", "response", "tier", "usage")
 
-    def __init__(self, operation: str, hide_usage_chunk: bool, choices: int = 1) -> None:
+    def __init__(self, operation: str, hide_usage_chunk: bool, choices: int = 1, options: Any = None) -> None:
         self.operation = operation
+        #: The request's options: the model they ask for prices a reply that names none.
+        self.options = options
         self.hide_usage_chunk = hide_usage_chunk
         self.chunks: list[Any] = []
         #: The first choice, the only one unless the caller asked for several (``n``).
@@ -47,6 +53,9 @@ class StreamState:
         #: The Responses API's final response (completed, incomplete or failed), and an error event's message.
         self.response: Any = None
         self.error: str | None = None
+        #: The Responses API's output items done so far (``response.output_item.done``), the
+        #: output of a stream its reader leaves before the final response.
+        self.items: list[Any] = []
         #: Set when the usage event autotrace asked for is cut from the bytes (``watch_usage_event``).
         self.cutter: UsageEventCutter | None = None
 
@@ -157,6 +166,8 @@ class StreamState:
                     first.add_audio(audio)
                 elif function_call := delta.function_call:  # a call of the deprecated ``functions``
                     first.add_function_call(function_call)
+                elif reasoning := _reasoning(delta):
+                    first.add_reasoning(reasoning)
                 if tool_calls := delta.tool_calls:
                     first.add_tool_calls(tool_calls)
 
@@ -169,12 +180,27 @@ class StreamState:
         elif kind == "response.refusal.delta":  # kept like text: a reader may stop before the final response
             if isinstance(delta := getattr(event, "delta", None), str):
                 self.first.add_refusal(delta)
+        elif kind == "response.output_item.done":  # a message's text and refusal are in it from now on
+            if (item := getattr(event, "item", None)) is None:
+                return
+            if len(self.items) < _MAX_ITEMS:
+                self.items.append(item)
+            else:
+                count("openai.stream_items_dropped")
+            if getattr(item, "type", None) == "message":
+                self.first.text.clear()
+                self.first.refusal = None
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
             self.response = event.response
         elif kind == "response.created":
             self.model = getattr(event.response, "model", None)
         elif kind == "error":
             self.error = str(getattr(event, "message", None) or getattr(event, "code", None) or "error event")
+
+    def requested_model(self) -> str | None:
+        """The model the request asked for (a string, or None): what prices a reply naming none."""
+        model = _extract.priced_model(None, self.options)
+        return model if isinstance(model, str) else None
 
     def cut_usage_event(self) -> bytes | None:
         """The usage event's JSON text, if it was cut from the bytes (its usage is then the final one,
@@ -213,7 +239,8 @@ class StreamState:
         else:
             output = self.first.output(completion)
         fields = {"response_model": self.model, "usage": usage, "finish_reason": self.first.finish_reason,
-                  "cost": pricing.cost(self.model, usage, self.tier), "completion_start_time": self.first_token_ns,
+                  "cost": pricing.cost(_extract.priced_model(self.model, self.options), usage, self.tier),
+                  "completion_start_time": self.first_token_ns,
                   "output": output}
         if self.tier is not None and self.tier != "default":
             fields["metadata"] = _extract.tier_metadata(self.tier)
@@ -224,7 +251,7 @@ class StreamState:
         or an error event ended it) from the text and model streamed so far."""
         streamed = self._streamed_output()
         if self.response is not None:
-            fields = _extract.response_fields("responses", self.response)
+            fields = _extract.response_fields("responses", self.response, self.options)
             if not fields.get("output") and streamed:  # a failed response has no output: what was streamed
                 fields["output"] = streamed
         else:
@@ -235,16 +262,20 @@ class StreamState:
         return fields
 
     def _streamed_output(self) -> Any:
-        """What a Responses stream streamed, without its final response: the text, or, when a
-        refusal was streamed, the message item as the API gives it (as a finished refusal is
-        recorded), still ``in_progress``; None if nothing was streamed."""
+        """What a Responses stream streamed, without its final response: its output items done so
+        far and the message still streaming, recorded as a final response's would be
+        (``_extract.partial_responses_output``); None if nothing was streamed."""
         text = "".join(self.first.text)
         refusal = self.first.refusal
-        if refusal is None:
-            return text or None
-        content = [{"type": "output_text", "text": text}] if text else []
-        content.append({"type": "refusal", "refusal": "".join(refusal)})
-        return [{"type": "message", "role": "assistant", "status": "in_progress", "content": content}]
+        pending = None
+        if refusal is not None:  # the message item as the API gives it (as a finished refusal is recorded)
+            content = [{"type": "output_text", "text": text}] if text else []
+            content.append({"type": "refusal", "refusal": "".join(refusal)})
+            pending = {"type": "message", "role": "assistant", "status": "in_progress", "content": content}
+        elif text:
+            pending = {"type": "message", "role": "assistant", "status": "in_progress",
+                       "content": [{"type": "output_text", "text": text}]}
+        return _extract.partial_responses_output(self.items, pending)
 
 
 def _fold_choices(choices: dict[int, _ChoiceParts], chunks: list[Any], completion: bool) -> None:
@@ -273,15 +304,17 @@ def _fold_choices(choices: dict[int, _ChoiceParts], chunks: list[Any], completio
                     parts.add_audio(audio)
                 elif function_call := delta.function_call:
                     parts.add_function_call(function_call)
+                elif reasoning := _reasoning(delta):
+                    parts.add_reasoning(reasoning)
                 if tool_calls := delta.tool_calls:
                     parts.add_tool_calls(tool_calls)
 
 
 class _ChoiceParts:
     """One choice of a stream as its pieces arrive: its text (or refusal, or spoken reply), tool
-    calls (or the deprecated function call) and finish reason."""
+    calls (or the deprecated function call), reasoning and finish reason."""
 
-    __slots__ = ("audio", "finish_reason", "function_call", "refusal", "text", "tool_calls")
+    __slots__ = ("audio", "finish_reason", "function_call", "reasoning", "refusal", "text", "tool_calls")
 
     def __init__(self) -> None:
         self.text: list[str] = []
@@ -293,6 +326,8 @@ class _ChoiceParts:
         self.audio: _AudioParts | None = None
         #: A call of the deprecated ``functions`` (``delta.function_call``), None until one arrives.
         self.function_call: _ToolCallParts | None = None
+        #: The field reasoning comes in (``_reasoning``) and its pieces, None until one arrives.
+        self.reasoning: tuple[str, list[str]] | None = None
 
     def add_refusal(self, piece: str) -> None:
         if self.refusal is None:
@@ -303,6 +338,11 @@ class _ChoiceParts:
         if self.audio is None:
             self.audio = _AudioParts()
         self.audio.add(audio)
+
+    def add_reasoning(self, found: tuple[str, str]) -> None:
+        if self.reasoning is None:
+            self.reasoning = (found[0], [])
+        bounds.keep_piece(self.reasoning[1], found[1], runtime.max_value_bytes)
 
     def add_function_call(self, function: Any) -> None:
         if self.function_call is None:
@@ -345,6 +385,8 @@ class _ChoiceParts:
             message["tool_calls"] = [self.tool_calls[i].record() for i in sorted(self.tool_calls)]
         if self.function_call is not None:  # as a parsed message holds it
             message["function_call"] = self.function_call.record()["function"]
+        if self.reasoning is not None:  # as a parsed message holds it, under the server's name
+            message[self.reasoning[0]] = "".join(self.reasoning[1])
         return message
 
 
@@ -403,9 +445,11 @@ class _AudioParts:
         return record
 
 
-#: Responses API events that carry the first output: text, a refusal, speech, or what the model
-#: writes for a tool (a function's or MCP tool's arguments, a custom tool's input, code, a command).
+#: Responses API events that carry the first output: text, a refusal, speech, reasoning (its text or
+#: summary: output tokens, streamed first), or what the model writes for a tool (a function's or MCP
+#: tool's arguments, a custom tool's input, code, a command).
 _TOKEN_EVENTS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta",
+                           "response.reasoning_text.delta", "response.reasoning_summary_text.delta",
                            "response.refusal.delta", "response.custom_tool_call_input.delta",
                            "response.audio.delta", "response.audio.transcript.delta",
                            "response.mcp_call_arguments.delta", "response.code_interpreter_call_code.delta",
@@ -419,7 +463,27 @@ def _has_output(choice: Any, completion: bool) -> bool:
         return bool(choice.text)
     delta = choice.delta
     return delta is not None and bool(delta.content or delta.tool_calls or delta.refusal or delta.function_call
-                                      or _spoken(getattr(delta, "audio", None)))
+                                      or _spoken(getattr(delta, "audio", None)) or _reasoning(delta))
+
+
+#: The fields of a chat delta that carry a reasoning model's reasoning, streamed before the reply
+#: by compatible servers: DeepSeek and vLLM's, OpenRouter and Ollama's.
+_REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
+def _reasoning(delta: Any) -> tuple[str, str] | None:
+    """A piece of reasoning in a chat delta, with its field's name; None if there is none. The
+    SDK declares no such field: it is read where pydantic keeps undeclared ones (an attribute
+    lookup that misses costs microseconds)."""
+    fields = getattr(delta, "__pydantic_extra__", None)
+    if fields is None:  # pydantic 1 keeps them with the declared ones
+        fields = getattr(delta, "__dict__", None)
+    if fields:
+        for name in _REASONING_FIELDS:
+            piece = fields.get(name)
+            if type(piece) is str and piece:
+                return name, piece
+    return None
 
 
 def _spoken(audio: Any) -> bool:

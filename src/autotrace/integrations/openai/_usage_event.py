@@ -131,16 +131,17 @@ def _usage_only(event: bytes) -> bytes | None:
     return text
 
 
-def usage_event_fields(event: bytes) -> dict[str, Any]:
-    """Usage and cost from a usage event's JSON text (on the pipeline thread); no fields if it does
-    not parse (counted as ``openai.usage_event_unreadable``)."""
+def usage_event_fields(event: bytes, requested_model: str | None = None) -> dict[str, Any]:
+    """Usage and cost from a usage event's JSON text (on the pipeline thread), priced as the model
+    it names, else (a compatible server's event may name none) as ``requested_model``; no fields
+    if it does not parse (counted as ``openai.usage_event_unreadable``)."""
     try:
         payload = json.loads(event)
         usage = _extract.usage_fields(payload["usage"])
     except (ValueError, TypeError, KeyError, AttributeError):
         count("openai.usage_event_unreadable")
         return {}
-    model = payload.get("model")
+    model = payload.get("model") or requested_model
     return {"usage": usage, "cost": pricing.cost(model if isinstance(model, str) else None, usage,
                                                  payload.get("service_tier"))}
 

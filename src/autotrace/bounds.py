@@ -60,6 +60,17 @@ def truncate(value: str, max_bytes: int) -> str:
     return _kept(encoded, held, max_bytes).decode("utf-8", "ignore") + TRUNCATION_MARK
 
 
+def cut_units(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-16 code units (a JavaScript string's length, which
+    Langfuse's limits count), marked with ``TRUNCATION_MARK``; ``text`` itself when it fits (the
+    caller counts the cut). Only for a value redacted by now: what is cut off is not held."""
+    encoded = text.encode("utf-16-le", "surrogatepass")
+    if len(encoded) <= 2 * limit:
+        return text
+    kept = encoded[:2 * (limit - len(TRUNCATION_MARK))].decode("utf-16-le", "ignore")  # no half pair
+    return kept.rstrip(" ") + TRUNCATION_MARK
+
+
 #: The characters of tokens (RFC 7235's token68: bearer tokens, base64, JWTs, hex, most API keys).
 _TOKEN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
 
@@ -149,6 +160,16 @@ def has_long_string(values: Iterable[Any], max_value_bytes: int) -> bool:
         elif not isinstance(value, SCALARS) and _size(value, limit, 0) > limit:
             return True
     return False
+
+
+def size(value: Any, stop: int) -> int:
+    """The size of ``value`` as ``hold_value`` counts it (8 for each item or key, plus a string's or
+    bytes' length), or more than ``stop`` once past it. Never raises: a value whose own code
+    raises counts as one item."""
+    try:
+        return _size(value, stop, 0)
+    except Exception:
+        return _ITEM_SIZE
 
 
 def _size(value: Any, stop: int, depth: int) -> int:

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from . import bounds, observation, recorder
-from ._internal import guarded_failure
+from ._internal import count, guarded_failure
 from .context import capture_enabled
 from .interception import ReplayStop
 from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
+from .runtime import state
 from .scores import evaluation_target, score_evaluation
 
 __all__ = ["observe", "span_name", "traced_tool"]
@@ -151,7 +152,7 @@ class _Traced:
         output = obs.intercept.output if obs.intercept is not None else None
         if isinstance(output, str) and not bounds.was_cut(output):
             items = [output]
-        elif isinstance(output, list) and len(output) < _MAX_STREAM_ITEMS:
+        elif isinstance(output, list) and len(output) < _MAX_STREAM_ITEMS and not bounds.was_cut(output):
             items = output
         else:
             self.fail(obs, "replay stopped: the recording does not hold the yielded items")
@@ -172,10 +173,11 @@ class _Traced:
     def wrapper(self) -> Callable[..., Any]:
         fn = self.fn
         kind = _call_target(fn)
+        driver: Callable[..., Any] | None = None  # a generator kind's: what ``inspect`` reads it as
         if inspect.isasyncgenfunction(kind):
-            wrapped = self.async_generator_wrapper()
+            wrapped, driver = self.starter(self.drive_async), _Traced.drive_async
         elif inspect.isgeneratorfunction(kind):
-            wrapped = self.generator_wrapper()
+            wrapped, driver = self.starter(self.drive), _Traced.drive
         elif inspect.iscoroutinefunction(kind):
             wrapped = self.coroutine_wrapper()
         else:
@@ -186,8 +188,8 @@ class _Traced:
             if method is not None:
                 setattr(wrapped, attribute, method)
         if not hasattr(type(fn), "__get__"):  # a partial or callable instance: not bound when a class holds it
-            return _Unbound(wrapped)
-        return wrapped
+            return _Unbound(wrapped, driver)
+        return wrapped if driver is None else _Bindable(wrapped, driver)
 
     def function_wrapper(self) -> Callable[..., Any]:
         fn = self.fn
@@ -221,9 +223,9 @@ class _Traced:
         if isinstance(result, types.CoroutineType):
             follower, kind = self.coroutine_wrapper((result, obs))(), "coroutine"
         elif isinstance(result, types.GeneratorType):
-            follower, kind = self.generator_wrapper((result, obs))(), "generator"
+            follower, kind = self.drive(result, None, obs), "generator"
         else:
-            follower, kind = self.async_generator_wrapper((result, obs))(), "async_generator"
+            follower, kind = self.drive_async(result, None, obs), "async_generator"
         obs.update(metadata={_RETURNS: kind})  # a replay that freezes this call returns the same kind
         weakref.finalize(follower, _end_unrun, result, obs).atexit = False
         return follower
@@ -275,77 +277,75 @@ class _Traced:
 
         return traced
 
-    def generator_wrapper(self, follow: tuple[Any, Observation] | None = None) -> Callable[..., Any]:
-        """Drive the user's generator step by step, as ``yield from`` would: values sent and
-        exceptions thrown in (``close()`` too) reach it at its ``yield``. ``follow``: a generator
-        and its observation, already started (see ``follow``)."""
+    def starter(self, drive: Callable[..., Any]) -> Callable[..., Any]:
+        """The wrapper of a generator or async generator function: calls it at once, so wrong
+        arguments raise at the call, as they do undecorated, and returns ``drive`` running what it
+        returned (the observation starts at its first step, as the generator's work does)."""
         fn = self.fn
 
         def traced(*args: Any, **kwargs: Any) -> Any:
-            if follow is None:
-                inner = fn(*args, **kwargs)
-                obs = self.begin(args, kwargs)
-                if obs is not None and obs.intercept is not None and obs.intercept.frozen:
-                    for item in self.replayed_items(obs):  # not ``yield from``: a list has no send()
-                        yield item
-                    return None
-            else:
-                inner, obs = follow
-            stream = _Stream(self, obs)
-            step, value = inner.send, None
-            while True:
-                try:
-                    with stream:
-                        item = step(value)
-                except StopIteration as stop:
-                    return stop.value
-                stream.add(item)
-                try:
-                    value = yield item
-                    step = inner.send
-                except GeneratorExit:  # closed: close the user's generator, as ``yield from`` does
-                    with stream:
-                        inner.close()
-                        raise
-                except BaseException as thrown:
-                    step, value = inner.throw, thrown
+            return drive(fn(*args, **kwargs), (args, kwargs))
 
         return traced
 
-    def async_generator_wrapper(self, follow: tuple[Any, Observation] | None = None) -> Callable[..., Any]:
-        """The async twin of ``generator_wrapper`` (``asend``/``athrow``/``aclose``)."""
-        fn = self.fn
+    def drive(self, inner: Any, call: tuple[tuple[Any, ...], dict[str, Any]] | None,
+              obs: Observation | None = None) -> Any:
+        """Drive the user's generator ``inner`` step by step, as ``yield from`` would: values sent and
+        exceptions thrown in (``close()`` too) reach it at its ``yield``. ``call``: the arguments
+        it was called with, its observation begun at the first step; else ``obs``, already begun
+        (see ``follow``)."""
+        if call is not None:
+            obs = self.begin(*call)
+            if obs is not None and obs.intercept is not None and obs.intercept.frozen:
+                for item in self.replayed_items(obs):  # not ``yield from``: a list has no send()
+                    yield item
+                return None
+        stream = _Stream(self, obs)
+        step, value = inner.send, None
+        while True:
+            try:
+                with stream:
+                    item = step(value)
+            except StopIteration as stop:
+                return stop.value
+            stream.add(item)
+            try:
+                value = yield item
+                step = inner.send
+            except GeneratorExit:  # closed: close the user's generator, as ``yield from`` does
+                with stream:
+                    inner.close()
+                    raise
+            except BaseException as thrown:
+                step, value = inner.throw, thrown
 
-        async def traced(*args: Any, **kwargs: Any) -> Any:
-            if follow is None:
-                inner = fn(*args, **kwargs)
-                obs = self.begin(args, kwargs)
-                if obs is not None and obs.intercept is not None and obs.intercept.frozen:
-                    for item in self.replayed_items(obs):
-                        yield item
-                    return
-            else:
-                inner, obs = follow
-            stream = _Stream(self, obs)
-            step, value = inner.asend, None
-            while True:
-                try:
-                    with stream:
-                        item = await step(value)
-                except StopAsyncIteration:
-                    return
-                stream.add(item)
-                try:
-                    value = yield item
-                    step = inner.asend
-                except GeneratorExit:  # as the sync wrapper: closing a closed generator (the loop's
-                    with stream:  # shutdown closes async generators in any order) is nothing
-                        await inner.aclose()
-                        raise
-                except BaseException as thrown:
-                    step, value = inner.athrow, thrown
-
-        return traced
+    async def drive_async(self, inner: Any, call: tuple[tuple[Any, ...], dict[str, Any]] | None,
+                          obs: Observation | None = None) -> Any:
+        """The async twin of ``drive`` (``asend``/``athrow``/``aclose``)."""
+        if call is not None:
+            obs = self.begin(*call)
+            if obs is not None and obs.intercept is not None and obs.intercept.frozen:
+                for item in self.replayed_items(obs):
+                    yield item
+                return
+        stream = _Stream(self, obs)
+        step, value = inner.asend, None
+        while True:
+            try:
+                with stream:
+                    item = await step(value)
+            except StopAsyncIteration:
+                return
+            stream.add(item)
+            try:
+                value = yield item
+                step = inner.asend
+            except GeneratorExit:  # as the sync driver: closing a closed generator (the loop's
+                with stream:  # shutdown closes async generators in any order) is nothing
+                    await inner.aclose()
+                    raise
+            except BaseException as thrown:
+                step, value = inner.athrow, thrown
 
 
 class _Unbound:
@@ -355,11 +355,13 @@ class _Unbound:
     of its kind (``iscoroutinefunction``, ``isgeneratorfunction``...), and ``__wrapped__`` for its
     signature."""
 
-    def __init__(self, wrapper: Callable[..., Any]) -> None:
+    def __init__(self, wrapper: Callable[..., Any], driver: Callable[..., Any] | None = None) -> None:
         self.__dict__.update(wrapper.__dict__)  # ``functools.wraps``' copies: __wrapped__, __doc__...
         for name in ("__name__", "__qualname__", "__module__", "__doc__", "__code__", "__defaults__",
                      "__kwdefaults__", "__annotations__"):
             setattr(self, name, getattr(wrapper, name))
+        if driver is not None:  # a generator kind's wrapper: read as what it returns runs
+            self.__code__ = driver.__code__
         self._call = wrapper
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -367,6 +369,19 @@ class _Unbound:
 
     def __repr__(self) -> str:
         return f"<observed {self.__wrapped__!r}>"
+
+
+class _Bindable(_Unbound):
+    """The wrapper of a generator or async generator function: a plain function (it calls the
+    user's at once, see ``starter``), shown as one of its kind (``inspect.isgeneratorfunction``...:
+    pytest fixtures, FastAPI dependencies and Starlette lifespans go by that), bound to an instance
+    of a class holding it as a function is."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        return self if instance is None else types.MethodType(self, instance)
+
+    def __reduce__(self) -> str:  # pickled (and copied) by name, as a function is
+        return self.__qualname__
 
 
 def _end_unrun(result: Any, obs: Observation) -> None:
@@ -387,13 +402,18 @@ class _Stream(CurrentDuring):
     exception: error). Nothing here raises into the generator.
     """
 
-    __slots__ = ("ended", "items", "traced")
+    __slots__ = ("dropped", "ended", "items", "room", "traced")
 
     def __init__(self, traced: _Traced, obs: Observation | None) -> None:
         super().__init__(obs)
         self.traced = traced
         # no output recorded: hold no yielded item (a stream of large chunks would stay in memory)
         self.items: list[Any] | None = [] if traced.capture_output and capture_enabled() else None
+        #: What more the items held may take, counted as no more than their JSON text's length
+        #: (a text's length, a quarter of another item's ``bounds.size``): once past the value
+        #: size limit and the margin held for redaction, the output would be cut anyway.
+        self.room = state.max_value_bytes + bounds.REDACTION_MARGIN
+        self.dropped = 0  # items not held for lack of room
         self.ended = obs is None
 
     def exited(self, error: BaseException | None) -> None:
@@ -404,7 +424,7 @@ class _Stream(CurrentDuring):
             if isinstance(error, GeneratorExit):  # its reader stopped early: interrupted, with what it yielded
                 self.obs.set_level("WARNING", observation.STREAM_CLOSED)
             if isinstance(error, StopIteration | StopAsyncIteration | GeneratorExit):
-                self.traced.succeed(self.obs, _stream_output(self.items))
+                self.traced.succeed(self.obs, _stream_output(self.items, self.dropped))
             else:
                 self.traced.fail(self.obs, error)
         except Exception as exc:
@@ -412,9 +432,16 @@ class _Stream(CurrentDuring):
             self.obs.end()
 
     def add(self, item: Any) -> None:
+        """Hold ``item`` for the output: the first ``_MAX_STREAM_ITEMS``, while there is ``room``
+        (a stream of large chunks is not held whole, only what its output can keep)."""
         items = self.items
-        if items is not None and not self.ended and len(items) < _MAX_STREAM_ITEMS:
-            items.append(item)
+        if items is None or self.ended or len(items) >= _MAX_STREAM_ITEMS:
+            return
+        if self.room <= 0:
+            self.dropped += 1
+            return
+        items.append(item)
+        self.room -= len(item) if type(item) is str else bounds.size(item, 4 * self.room) // 4
 
 
 def span_name(name: object, default: str) -> str:
@@ -454,10 +481,15 @@ def _call_target(fn: Callable[..., Any]) -> Callable[..., Any]:
     return type(fn).__call__  # type: ignore[no-any-return, operator]
 
 
-def _stream_output(items: list[Any] | None) -> Any:
-    """Streamed text is joined; other yielded items are kept as a list (None: not kept)."""
+def _stream_output(items: list[Any] | None, dropped: int = 0) -> Any:
+    """Streamed text is joined (longer than the size limit when items were ``dropped``: cut and
+    marked at it); other yielded items are kept as a list, ended by ``bounds.TRUNCATION_MARK`` when
+    items were dropped (counted as ``attribute_items_dropped``). None: not kept."""
     if items is None:
         return None
     if items and all(isinstance(item, str) for item in items):
         return "".join(items)
+    if dropped:
+        count("attribute_items_dropped", dropped)
+        return [*items, bounds.TRUNCATION_MARK]
     return items

@@ -7,17 +7,16 @@ backend shows useful data.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
-import enum
 import json
-import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ._internal import count
-from .bounds import SCALARS, cut_value, has_long_string, hold_value
+from ._serialize import as_text, dumps, serialize_io
+from ._serialize import strict_json as strict_json  # re-exported: serialisation is reached through schema
+from .bounds import SCALARS, cut_units, cut_value, has_long_string, hold_value
 
 # -- attribute keys -------------------------------------------------------------------------------
 OBS_TYPE = "langfuse.observation.type"
@@ -57,6 +56,13 @@ GEN_AI_TOOL_NAME = "gen_ai.tool.name"
 
 MAX_ATTRIBUTES = 128
 DEFAULT_MAX_VALUE_BYTES = 64 * 1024
+#: The longest trace name Langfuse takes (its ingestion schema, in a JavaScript string's length:
+#: UTF-16 code units): it refuses the record of a trace named longer, and with it the trace's
+#: user, session, tags and metadata.
+MAX_TRACE_NAME = 1000
+#: Trace and observation fields Langfuse takes as text only (it refuses the record of a trace or
+#: observation with a number there): any other value set through the OTel API is sent as its text.
+_TEXT_KEYS = (TRACE_NAME, RELEASE, VERSION)
 
 _OPERATION_BY_TYPE = {
     "generation": "chat",
@@ -70,131 +76,6 @@ _METADATA_FIELDS = (
     "finish_reason", "provider", "input_count", "dimensions", "top_k", "doc_count", "store",
     "collection", "filter", "scores", "operation", "tool_name", "passed", "modified", "reason",
 )
-
-
-# -- serialisation --------------------------------------------------------------------------------
-def _default(value: Any) -> Any:
-    if isinstance(value, type):  # a class (a pydantic schema given as ``response_format``): its name
-        return value.__qualname__
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):  # pydantic v2 (OpenAI, LlamaIndex, LangChain messages)
-        try:  # no serializer warnings: they would reach the application's stderr (a parsed message's ``parsed``)
-            return dump(mode="json", exclude_none=True, warnings=False)
-        except TypeError:
-            return dump()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return f"<{len(value)} bytes>"
-    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
-    if callable(tolist):
-        return tolist()
-    to_dict = getattr(value, "to_dict", None) or getattr(value, "dict", None)
-    if callable(to_dict):
-        try:
-            return to_dict()
-        except Exception:
-            pass
-    return _text(value)
-
-
-def _text(value: Any) -> str:
-    """``str(value)``, or the default repr when the object's own ``__str__`` raises."""
-    try:
-        return str(value)
-    except Exception:
-        return object.__repr__(value)
-
-
-_encode_str = json.encoder.encode_basestring  # what json.dumps does for a str, ensure_ascii off
-
-
-def _encoder(item_separator: str, key_separator: str,
-             default: Callable[[Any], Any] = _default) -> Callable[[Any, int], Iterable[str]]:
-    """A JSON encoder built once (``json.dumps`` with options builds one per call), called as
-    ``encoder(value, 0)`` for the pieces of the text. The C encoder is reused without a
-    circular-reference table, so a cycle ends as RecursionError (caught). A float that is not
-    finite raises ValueError: ``NaN`` is not JSON, and Langfuse would not parse the text."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return json.JSONEncoder(ensure_ascii=False, default=default, allow_nan=False,
-                                separators=(item_separator, key_separator)).iterencode
-    return make(None, default, _encode_str, None, key_separator, item_separator, False, False, False)  # type: ignore[no-any-return]
-
-
-#: Dict keys JSON text can hold as they are (the others are written as their text).
-_KEY_TYPES = (str, int, float, bool, type(None))
-
-
-def plain(value: Any) -> Any:
-    """``value`` as JSON can hold it, in its dicts, lists and tuples at any depth: every float that is
-    not finite (NaN, infinity: JSON has neither) None, and every dict key that is no string, number,
-    bool or None (a tuple, an enum) its text instead of making the whole value one string."""
-    kind = type(value)
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if kind is dict:
-        return {key if isinstance(key, _KEY_TYPES) else _text(key): plain(item) for key, item in value.items()}
-    if kind is list or kind is tuple:
-        return [plain(item) for item in value]
-    if isinstance(value, float):  # numpy's float64 and other subclasses
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):  # OrderedDict, defaultdict, ...
-        return plain(dict(value))
-    return value
-
-
-def strict_json(value: Any, indent: int | None = None) -> str:
-    """``value`` as strict JSON text for readers that reject ``NaN`` (SQLite's JSON functions, the
-    CLI's ``--json``): objects JSON cannot hold as their ``str``, a float that is not finite null
-    (the value is walked only when it holds one, or a key JSON cannot hold)."""
-    try:
-        return json.dumps(value, indent=indent, default=str, ensure_ascii=False, allow_nan=False)
-    except (ValueError, TypeError):  # a NaN or infinity (a metadata value, a score, a cost), a tuple key: rare
-        return json.dumps(plain(value), indent=indent, default=str, ensure_ascii=False, allow_nan=False)
-
-
-def _plain_default(value: Any) -> Any:
-    return plain(_default(value))
-
-
-_encode = _encoder(", ", ": ")
-_encode_compact = _encoder(",", ":")
-#: Only for values the encoders above refuse: a float that is not finite, a key such as a tuple.
-_encode_plain = _encoder(", ", ": ", _plain_default)
-_encode_plain_compact = _encoder(",", ":", _plain_default)
-
-
-def dumps(value: Any, compact: bool = False) -> str:
-    """Serialise any value to JSON text; never raises (unserialisable parts become strings, floats
-    that are not finite null, as JSON has no NaN or infinity)."""
-    if type(value) is str:
-        return _encode_str(value)
-    try:
-        return "".join(_encode_compact(value, 0) if compact else _encode(value, 0))
-    except (ValueError, TypeError):  # a NaN or infinity, a tuple key (or an error of the value's own code)
-        try:
-            plain_value = plain(value)
-            return "".join(_encode_plain_compact(plain_value, 0) if compact else _encode_plain(plain_value, 0))
-        except Exception:
-            pass
-    except Exception:  # also what an object's own ``model_dump``/``__str__`` raises
-        pass
-    count("serialization_fallbacks")
-    return _encode_str(_text(value))
-
-
-def serialize_io(value: Any) -> str | None:
-    """Input/output encoding of the Langfuse SDK: strings stay raw, anything else is JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    return dumps(value)
 
 
 _iso_second: tuple[int, str] = (-1, "")
@@ -247,11 +128,11 @@ def _prompt_version(version: Any) -> int | None:
 
 
 def _usage_dict(usage: Any) -> dict[str, Any]:
-    """``usage`` as token counts: integers from 0 kept, a count written as a string of digits (or an
+    """``usage`` as token counts: 64-bit integers from 0 kept, a count written as a string of digits (or an
     integral float) read as one, None values and anything else (a negative count: Langfuse refuses
     the whole observation for one) left out (counted as ``usage_values_invalid``); read only: a
     dict of such integers alone is returned as it is."""
-    if type(usage) is dict and all(type(v) is int and v >= 0 for v in usage.values()):
+    if type(usage) is dict and all(type(v) is int and 0 <= v < 2**63 for v in usage.values()):
         return usage
     if not isinstance(usage, Mapping):
         return {}
@@ -391,7 +272,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
             if room <= 0:
                 count("attributes_dropped")
                 continue
-            attrs[f"{OBS_METADATA}.{key}"] = metadata_value(value)
+            attrs[f"{OBS_METADATA}.{key if type(key) is str else as_text(key)}"] = metadata_value(value)
             room -= 1
     # every value bounded, whichever field it came from: the span takes them as they are
     return cap_attributes(attrs, max_value_bytes)
@@ -415,19 +296,19 @@ def trace_attributes(
     """Trace-level attributes (Langfuse copies them onto the trace from any span carrying them)."""
     attrs: dict[str, Any] = {}
     if name is not None:
-        attrs[TRACE_NAME] = name
+        attrs[TRACE_NAME] = as_text(name)
     if user_id is not None:
-        attrs[TRACE_USER] = str(user_id)
+        attrs[TRACE_USER] = as_text(user_id)
     if session_id is not None:
-        attrs[TRACE_SESSION] = str(session_id)
+        attrs[TRACE_SESSION] = as_text(session_id)
     if tags:
-        attrs[TRACE_TAGS] = [str(tag) for tag in tags]
+        attrs[TRACE_TAGS] = [as_text(tag) for tag in tags]
     if metadata:
         for key, value in metadata.items():
             if value is not None:
-                attrs[f"{TRACE_METADATA}.{key}"] = metadata_value(value)
+                attrs[f"{TRACE_METADATA}.{key if type(key) is str else as_text(key)}"] = metadata_value(value)
     if release is not None:
-        attrs[RELEASE] = release
+        attrs[RELEASE] = as_text(release)
     if environment is not None:
         attrs[ENVIRONMENT] = environment
     return attrs
@@ -456,12 +337,27 @@ def cap_attributes(attrs: dict[str, Any], max_value_bytes: int, values_capped: b
     return attrs
 
 
-def cut_values(attrs: dict[str, Any], max_value_bytes: int) -> None:
-    """Cut every value of ``attrs`` (redacted by now) at the value size limit, in place (``cut_value``)."""
+def cut_values(attrs: dict[str, Any], max_value_bytes: int, root_name: str | None = None) -> None:
+    """Cut every value of ``attrs`` (redacted by now) at the value size limit, in place (``cut_value``),
+    and the trace name at Langfuse's (``MAX_TRACE_NAME``): the one set, else for a root span (whose
+    name is ``root_name``) what Langfuse names the trace after, its tool name or its name, set as
+    the trace's name when too long (the observation keeps it whole; counted as ``trace_names_truncated``)."""
     if has_long_string(attrs.values(), max_value_bytes):
         for key, value in attrs.items():
             if not isinstance(value, SCALARS):
                 attrs[key] = cut_value(value, max_value_bytes)
+    for key in _TEXT_KEYS:
+        value = attrs.get(key)
+        if value is not None and type(value) is not str:
+            attrs[key] = as_text(value)
+    name = attrs.get(TRACE_NAME)
+    if name is None and root_name is not None:
+        name = attrs.get(GEN_AI_TOOL_NAME) or root_name
+    if type(name) is str and len(name) > MAX_TRACE_NAME // 2:  # below that, within the limit in any case
+        cut = cut_units(name, MAX_TRACE_NAME)
+        if cut is not name:
+            attrs[TRACE_NAME] = cut
+            count("trace_names_truncated")
 
 
 # -- attributes -> observation record ------------------------------------------------------------

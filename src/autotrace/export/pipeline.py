@@ -256,7 +256,8 @@ class SpanPipeline(SpanProcessor):
             count("spans_dropped.redaction_failed")
             guarded_failure("redaction", exc)
             return
-        schema.cut_values(attrs, max_bytes)  # at the limit, now that what it held is redacted
+        # at the limit, now that what it held is redacted; a root span's name is the trace's in Langfuse
+        schema.cut_values(attrs, max_bytes, name if span.parent is None else None)
         if type(span) is ObservationSpan:  # ended and handed over: finish it in place
             span.attributes, span.name, span.status, span.events, span.links = attrs, name, status, events, links
             span.resource, span.instrumentation_scope, span.context = resource, scope, context

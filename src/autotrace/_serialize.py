@@ -1,0 +1,147 @@
+"""JSON text of any value, as span attributes carry it (reached through ``schema``: ``dumps``,
+``serialize_io``, ``strict_json``); never raises: what JSON cannot hold (a NaN, a key that is no
+string, an object of any kind) is written as JSON can hold it, or as its text."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import json
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._internal import count
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, type):  # a class (a pydantic schema given as ``response_format``): its name
+        return value.__qualname__
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):  # pydantic v2 (OpenAI, LlamaIndex, LangChain messages)
+        try:  # no serializer warnings: they would reach the application's stderr (a parsed message's ``parsed``)
+            return dump(mode="json", exclude_none=True, warnings=False)
+        except TypeError:
+            return dump()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist):
+        return tolist()
+    to_dict = getattr(value, "to_dict", None) or getattr(value, "dict", None)
+    if callable(to_dict):
+        try:
+            return to_dict()
+        except Exception:
+            pass
+    return as_text(value)
+
+
+def as_text(value: Any) -> str:
+    """``str(value)``, or the default repr when the object's own ``__str__`` raises."""
+    try:
+        return str(value)
+    except Exception:
+        return object.__repr__(value)
+
+
+_encode_str = json.encoder.encode_basestring  # what json.dumps does for a str, ensure_ascii off
+
+
+def _encoder(item_separator: str, key_separator: str,
+             default: Callable[[Any], Any] = _default) -> Callable[[Any, int], Iterable[str]]:
+    """A JSON encoder built once (``json.dumps`` with options builds one per call), called as
+    ``encoder(value, 0)`` for the pieces of the text. The C encoder is reused without a
+    circular-reference table, so a cycle ends as RecursionError (caught). A float that is not
+    finite raises ValueError: ``NaN`` is not JSON, and Langfuse would not parse the text."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.JSONEncoder(ensure_ascii=False, default=default, allow_nan=False,
+                                separators=(item_separator, key_separator)).iterencode
+    return make(None, default, _encode_str, None, key_separator, item_separator, False, False, False)  # type: ignore[no-any-return]
+
+
+#: Dict keys JSON text can hold as they are (the others are written as their text).
+_KEY_TYPES = (str, int, float, bool, type(None))
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON can hold it, in its dicts, lists and tuples at any depth: every float that is
+    not finite (NaN, infinity: JSON has neither) None, and every dict key that is no string, finite
+    number, bool or None its text (``_plain_key``) instead of making the whole value one string."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {_plain_key(key): plain(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [plain(item) for item in value]
+    if isinstance(value, float):  # numpy's float64 and other subclasses
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):  # OrderedDict, defaultdict, ...
+        return plain(dict(value))
+    return value
+
+
+def _plain_key(key: Any) -> Any:
+    """A dict key as JSON text can hold it: a string, finite number, bool or None as it is, any other
+    (a tuple, an enum, a NaN: ``value_counts(dropna=False)`` has one) as its text."""
+    if isinstance(key, float) and not math.isfinite(key):
+        return as_text(key)
+    return key if isinstance(key, _KEY_TYPES) else as_text(key)
+
+
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """``value`` as strict JSON text for readers that reject ``NaN`` (SQLite's JSON functions, the
+    CLI's ``--json``): objects JSON cannot hold as their ``str``, a float that is not finite null
+    (the value is walked only when it holds one, or a key JSON cannot hold)."""
+    try:
+        return json.dumps(value, indent=indent, default=str, ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError):  # a NaN or infinity (a metadata value, a score, a cost), a tuple key: rare
+        return json.dumps(plain(value), indent=indent, default=str, ensure_ascii=False, allow_nan=False)
+
+
+def _plain_default(value: Any) -> Any:
+    return plain(_default(value))
+
+
+_encode = _encoder(", ", ": ")
+_encode_compact = _encoder(",", ":")
+#: Only for values the encoders above refuse: a float that is not finite, a key such as a tuple.
+_encode_plain = _encoder(", ", ": ", _plain_default)
+_encode_plain_compact = _encoder(",", ":", _plain_default)
+
+
+def dumps(value: Any, compact: bool = False) -> str:
+    """Serialise any value to JSON text; never raises (unserialisable parts become strings, floats
+    that are not finite null, as JSON has no NaN or infinity)."""
+    if type(value) is str:
+        return _encode_str(value)
+    try:
+        return "".join(_encode_compact(value, 0) if compact else _encode(value, 0))
+    except (ValueError, TypeError):  # a NaN or infinity, a tuple key (or an error of the value's own code)
+        try:
+            plain_value = plain(value)
+            return "".join(_encode_plain_compact(plain_value, 0) if compact else _encode_plain(plain_value, 0))
+        except Exception:
+            pass
+    except Exception:  # also what an object's own ``model_dump``/``__str__`` raises
+        pass
+    count("serialization_fallbacks")
+    return _encode_str(as_text(value))
+
+
+def serialize_io(value: Any) -> str | None:
+    """Input/output encoding of the Langfuse SDK: strings stay raw, anything else is JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return dumps(value)

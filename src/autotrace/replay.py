@@ -32,7 +32,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry.trace import get_current_span
+from opentelemetry import context as otel_context
+from opentelemetry.trace import INVALID_SPAN, get_current_span, set_span_in_context
 
 from . import schema
 from .context import current_tenant
@@ -192,12 +193,16 @@ async def areplay(recorded: list[dict[str, Any]], at: str, entry: Callable[..., 
 @contextmanager
 def _replaying(recorded: list[dict[str, Any]], at: str,
                overrides: dict[str, Any] | None) -> Iterator[ReplayController]:
-    """A controller for the replay, active in this context (thread or task) only while it runs."""
+    """A controller for the replay, active in this context (thread or task) only while it runs, and no
+    current span: the replay is a trace of its own, its root matched with the recording's, even when
+    started inside a span (a request's, an evaluation harness's observation)."""
     controller = ReplayController(recorded, at, overrides)
     token = activate(controller)
+    root = otel_context.attach(set_span_in_context(INVALID_SPAN))
     try:
         yield controller
     finally:
+        otel_context.detach(root)
         deactivate(token)
 
 
@@ -253,6 +258,10 @@ def parse_overrides(settings: list[str], messages_file: str | None = None) -> di
             value = json.loads(raw)
         except ValueError:
             value = raw
+        try:  # NaN or 1e999 would fail the replayed call in the SDK ("not JSON compliant")
+            json.dumps(value, allow_nan=False)
+        except ValueError:
+            raise ValueError(f"--set {item!r}: not a finite number (JSON has no NaN or infinity)") from None
         if key == "model":
             overrides["model"] = str(value)
         else:

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import schema
 from .._internal import count, follow_fork, guarded_failure
+from . import store_retention
 from .store_pruning import ROW_OVERHEAD, SizeCap, used_bytes
 
 _SCHEMA = """
@@ -57,10 +58,6 @@ _FOLDED = ("type", "level")
 _INT64 = (-(2**63), 2**63 - 1)
 _TRACE_PREFIX = re.compile(r"[0-9a-f]{1,32}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-#: An observation of a trace that expires: it and every other observation of its trace ended before
-#: the cutoff (given twice).
-_EXPIRED = ("end_ns < ? AND NOT EXISTS (SELECT 1 FROM observations AS kept WHERE kept.trace_id = "
-            "observations.trace_id AND kept.end_ns >= ?)")
 #: An observation is in error when its level or its span status is ERROR (the ``error`` field, as
 #: ``show`` renders it); a record with NaN (not strict JSON) is searched for the field's text.
 ERROR_SQL = ("CASE WHEN level = 'ERROR' THEN 1 WHEN json_valid(record) THEN json_extract(record, '$.error') = 1 "
@@ -167,14 +164,24 @@ class LocalStore:
             raise StoreError(f"local store {self.path} is not a file")
         uri = self.path.resolve().as_uri() + "?mode=ro"
         with _reading(self.path):
-            db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=_READ_WAIT)
             try:
-                db.execute("PRAGMA query_only = 1")
-                if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'observations'").fetchone():
-                    raise StoreError(f"{self.path} is not an autotrace store (no observations table)")
-            except BaseException:
-                db.close()
-                raise
+                return self._checked_reader(uri)
+            except sqlite3.OperationalError as exc:
+                # closed cleanly (no WAL) where this process cannot create files: the file is the whole store
+                if "unable to open" not in str(exc) or any(_has_bytes(Path(f"{self.path}{end}"))
+                                                          for end in ("-wal", "-shm")):
+                    raise
+            return self._checked_reader(uri + "&immutable=1")
+
+    def _checked_reader(self, uri: str) -> sqlite3.Connection:
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=_READ_WAIT)
+        try:
+            db.execute("PRAGMA query_only = 1")
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'observations'").fetchone():
+                raise StoreError(f"{self.path} is not an autotrace store (no observations table)")
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def _conn(self) -> sqlite3.Connection:
@@ -200,8 +207,17 @@ class LocalStore:
             self._db = None
 
     def _before_fork(self) -> None:
+        """Wait for a use in progress, then close the writer's connection (each process opens its own
+        on next use): the child's SQLite would take the parent's file locks, open across ``fork``, for
+        its own and hold none, so the parent, closing last, deleted the WAL the child still used."""
         if self._lock.acquire(timeout=_FORK_WAIT):
             self._held_for_fork = self._lock
+            if self._db is not None and not self.read_only:
+                try:
+                    self._db.close()
+                    self._db = None
+                except sqlite3.Error:  # kept: the child sets it aside (``reopen``)
+                    pass
 
     def _after_fork_in_parent(self) -> None:
         held, self._held_for_fork = self._held_for_fork, None
@@ -229,7 +245,10 @@ class LocalStore:
             self._insert([tuple(map(_utf8, row)) for row in rows])  # only such a batch pays for the walk
         purged = time.monotonic() - self._last_purge > _PURGE_EVERY
         if purged:
-            self.purge()
+            try:
+                self.purge()
+            except sqlite3.Error as exc:  # the rows are written: counted, tried again at the next interval
+                guarded_failure("local_store.purge", exc)
         self._keep_cap(sum(len(row[-1]) + ROW_OVERHEAD for row in rows), purged)
         return len(rows)
 
@@ -266,7 +285,8 @@ class LocalStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """The connection inside one transaction, with ``_lock`` held: committed, or rolled back on
         error. It takes the write lock at once (another process writing the same store is waited
-        for): a transaction that reads first could not write after that process's commit."""
+        for): a transaction that reads first could not write after that process's commit. SQLite rolls
+        some failures back itself (a full disk, an I/O error): the error raised is still theirs."""
         with self._lock:
             db = self._conn()
             db.execute("BEGIN IMMEDIATE")
@@ -274,7 +294,8 @@ class LocalStore:
                 yield db
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
 
     def add_score(self, score: dict[str, Any]) -> None:
@@ -294,22 +315,10 @@ class LocalStore:
             self._conn().execute("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)", row)
 
     def purge(self, now_ns: int | None = None) -> int:
-        """Delete expired traces with their scores; returns rows deleted. A trace expires when its every
-        observation ended before the retention period: whole traces, so one straddling the cutoff is
-        kept entire, never shown with part of its tree (and of its tokens and cost) gone. A score goes
-        with its trace (kept while the trace is, whenever it was added); a score whose trace is not in
-        the store (never stored, or added after the trace was purged) expires by its own creation time."""
-        cutoff = (now_ns or time.time_ns()) - self.retention_ns
-        with self._transaction() as db:
-            deleted = db.execute(f"DELETE FROM scores WHERE trace_id IN (SELECT trace_id FROM observations WHERE "
-                                 f"{_EXPIRED})", (cutoff, cutoff)).rowcount  # first: the expired traces are known
-            deleted += db.execute(f"DELETE FROM observations WHERE {_EXPIRED}", (cutoff, cutoff)).rowcount
-            deleted += db.execute(
-                "DELETE FROM scores WHERE created_ns < ? AND NOT EXISTS (SELECT 1 FROM observations AS o "
-                "WHERE o.trace_id = scores.trace_id)", (cutoff,),
-            ).rowcount
+        """Delete the traces (whole) and scores older than the retention period (``store_retention``);
+        returns rows deleted."""
         self._last_purge = time.monotonic()
-        return deleted
+        return store_retention.purge(self._transaction, (now_ns or time.time_ns()) - self.retention_ns)
 
     # -- reading ------------------------------------------------------------------------------------
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -465,6 +474,16 @@ class LocalStore:
             self._closed = True
             if self._db is not None:
                 self._db.close()
+
+
+def _has_bytes(path: Path) -> bool:
+    """Whether ``path`` exists with anything in it."""
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+    except OSError:  # cannot tell: as if it held something
+        return True
 
 
 @contextmanager

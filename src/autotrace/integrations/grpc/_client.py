@@ -389,18 +389,30 @@ def aio_client_interceptors(target: str | None = None) -> list[Any]:
     return [_AioUnaryUnary(target), _AioUnaryStream(target), _AioStreamUnary(target), _AioStreamStream(target)]
 
 
-_traced_channels: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
 def instrument_channel(channel: grpc.Channel, target: str | None = None) -> grpc.Channel:
     """Trace a synchronous channel created before ``install()`` (a channel this already traces,
-    such as one created after ``install()``, is returned as it is). ``target``: the one the channel
-    was created with; without it, calls carry the tenant only if ``tenant_baggage`` is ``all``."""
+    such as one created after ``install()``, also under the application's own interceptors, is
+    returned as it is). ``target``: the one the channel was created with; without it, calls
+    carry the tenant only if ``tenant_baggage`` is ``all``."""
+    if _traced(channel):
+        return channel
+    return grpc.intercept_channel(channel, ClientInterceptor(target))
+
+
+_MAX_WRAPPED = 64  # channels looked through, to stop at a loop
+
+
+def _traced(channel: Any) -> bool:
+    """Whether ``channel``, or a channel it wraps (``grpc.intercept_channel``), has our interceptor:
+    a second one would give each call two sibling CLIENT spans."""
     try:
-        if channel in _traced_channels:
-            return channel
-    except TypeError:  # not weakly referenceable, so not one of ours
-        pass
-    traced = grpc.intercept_channel(channel, ClientInterceptor(target))
-    _traced_channels.add(traced)
-    return traced
+        for _ in range(_MAX_WRAPPED):
+            interceptor = getattr(channel, "_interceptor", None)  # grpc's intercepted channel
+            if interceptor is None:
+                return False
+            if isinstance(interceptor, ClientInterceptor):
+                return True
+            channel = getattr(channel, "_channel", None)
+    except Exception as exc:
+        guarded_failure("grpc.channel_traced", exc)
+    return False

@@ -53,7 +53,7 @@ def finish_call(obs: Observation, code: Any, details: str | None = None, error: 
         status = code if isinstance(code, grpc.StatusCode) else None
         if status is not None:
             obs.span.set_attribute("rpc.grpc.status_code", status.value[0])
-        message = f"{status.name}: {details or ''}".rstrip(": ") if status is not None else None
+        message = (f"{status.name}: {details}" if details else status.name) if status is not None else None
         if interrupted:
             obs.set_level("WARNING", message)
         elif error is not None:

@@ -18,7 +18,6 @@ import grpc
 import grpc.aio
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
-from opentelemetry.trace import set_span_in_context
 
 from ..._internal import guarded_failure
 from ...context import (
@@ -29,10 +28,11 @@ from ...context import (
     set_tenant,
 )
 from ...middleware import awaited_answer, resolver_answer, tenant_of
-from ...observation import Observation, make_current, restore_context
+from ...observation import Observation
 from ...propagation import extract
 from ...runtime import state
 from ._common import KIND_SERVER, finish_call, start_call
+from ._scope import current as _current
 from ._serializer import Serializer, as_is
 
 #: ``tenant_from_call(handler_call_details, servicer_context)``: the call's tenant id, or None.
@@ -209,25 +209,54 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
 
         return coroutine
 
-    def function(request: Any, servicer_context: Any) -> Any:
+    def function(request: Any, servicer_context: Any, *send: Any) -> Any:
         call = _ServerCall(handler_call_details, own=resolver_answer(resolve, handler_call_details, servicer_context))
+        if streaming and serializer is not None:
+            serializer.watch(call, servicer_context)
+        if send:  # a non-blocking stream (sync server): it sends its responses through a callback
+            send = (_non_blocking(send[0], call, servicer_context),)
         try:
             with _current(call.obs, None, call.baggage):
-                result = behavior(request, servicer_context)
+                result = behavior(request, servicer_context, *send)
         except BaseException as error:
             call.close(servicer_context, error)
             raise
+        if send:  # still running; the tenant scope is this thread's only
+            release_tenant(call.tenant_token)
+            call.tenant_token = None
+            return result
         if not streaming:
             _finish_unary(call, servicer_context, result, serializer, aio)
             return result
-        if serializer is not None:
-            serializer.watch(call, servicer_context)
         if aio and not isinstance(result, Iterator):
             call.close(servicer_context, _not_iterable(result))
             return result
         return _stream(result, call, servicer_context, not aio, not (aio and _close_when_done(call, servicer_context)))
 
     return function
+
+
+def _non_blocking(send: Callable[[Any], None], call: _ServerCall, servicer_context: Any) -> Callable[[Any], None]:
+    """The ``send_response_callback`` of a sync server's non-blocking stream (a behavior with
+    ``experimental_non_blocking``, which returns at once and sends from elsewhere): its last item,
+    None, ends the span with the status so far; a call that ends otherwise (cancelled, its
+    deadline passed) ends it when grpc calls the context's callbacks."""
+
+    def ended() -> None:
+        call.close(servicer_context)
+
+    try:
+        if not servicer_context.add_callback(ended):  # ended already
+            ended()
+    except Exception as exc:
+        guarded_failure("grpc.non_blocking", exc)
+
+    def sending(response: Any) -> None:
+        if response is None:
+            call.close(servicer_context)
+        send(response)
+
+    return sending
 
 
 def _finish_unary(call: _ServerCall, servicer_context: Any, result: Any, serializer: Serializer | None,
@@ -305,47 +334,8 @@ def _close_when_done(call: _ServerCall, servicer_context: Any) -> bool:
     return True
 
 
-class _current:
-    """Make an observation's span (and a tenant) current for a block (no-op for None)."""
-
-    __slots__ = ("baggage", "obs", "tenant", "tenant_token", "token")
-
-    def __init__(self, obs: Observation | None, tenant: str | None = None,
-                 entries: Mapping[str, object] | None = None) -> None:
-        self.obs = obs
-        self.tenant = tenant
-        self.baggage = entries
-        self.token: Any = None
-        self.tenant_token: Any = None
-
-    def __enter__(self) -> None:
-        if self.obs is not None and self.baggage:
-            self.token = _make_current_with(self.obs, self.baggage)
-        elif self.obs is not None:
-            self.token = make_current(self.obs)
-        if self.tenant is not None:
-            self.tenant_token = set_tenant(self.tenant)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.tenant_token is not None:
-            reset_tenant(self.tenant_token)
-            self.tenant_token = None
-        restore_context(self.token)
-
-
-def _make_current_with(obs: Observation, entries: Mapping[str, object]) -> object | None:
-    """``make_current``, with ``entries`` as baggage too; a token for ``restore_context``."""
-    try:
-        ctx = otel_context.get_current()
-        for key, value in entries.items():
-            ctx = baggage.set_baggage(key, value, ctx)
-        return otel_context.attach(set_span_in_context(obs.span, ctx))
-    except Exception as exc:
-        guarded_failure("grpc.attach", exc)
-        return make_current(obs)
-
-
 _BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+_OPTIONS = ("experimental_non_blocking", "experimental_thread_pool")
 
 
 class _MethodHandler(namedtuple("_MethodHandler", ("request_streaming", "response_streaming", "request_deserializer",
@@ -365,6 +355,9 @@ def _wrap_handler(handler: Any, handler_call_details: Any, aio: bool, resolve: T
             if behavior is not None:
                 changes[field] = _wrap_behavior(behavior, handler_call_details, field.endswith("stream"), aio,
                                                 serializer, resolve)
+                for option in _OPTIONS:  # read by grpc's sync server on the behavior it is given
+                    if hasattr(behavior, option):
+                        setattr(changes[field], option, getattr(behavior, option))
         if not hasattr(handler, "_replace"):
             handler = _MethodHandler(*(getattr(handler, field, None) for field in _MethodHandler._fields))
         return handler._replace(**changes)

@@ -72,6 +72,10 @@ class Settings:
     #: The gRPC targets an outgoing call sends the tenant to (as baggage): patterns of the channel's
     #: target, ``("*",)`` for every one (``all``), ``()`` for none (``none``).
     tenant_baggage: tuple[str, ...] = ("*",)
+    #: gRPC calls that get no span, server or client: patterns of the full method name
+    #: (``/package.Service/Method``); by default health checks and reflection, which probes and
+    #: tools call every few seconds (each would be a trace of its own, with no tenant).
+    grpc_untraced_methods: tuple[str, ...] = ("/grpc.health.v1.Health/*", "/grpc.reflection.*")
     local_store: str = "auto"
     local_store_path: Path = dataclasses.field(default_factory=default_store_path)
     retention_days: float = 28.0
@@ -224,6 +228,11 @@ def _targets(raw: str) -> tuple[str, ...]:
     return _names(raw) if every is None else ("*",) if every else ()
 
 
+def _methods(raw: str) -> tuple[str, ...]:
+    """``grpc_untraced_methods``: ``none`` (trace every call), or method patterns separated by commas."""
+    return () if _all_or_none(raw) is False else _names(raw)
+
+
 def _integrations(raw: str) -> tuple[str, ...] | None:
     """``integrations``: ``all`` (every one discovered), ``none``, or names separated by commas."""
     every = _all_or_none(raw)
@@ -262,6 +271,7 @@ _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "unknown_tenant": (("AUTOTRACE_UNKNOWN_TENANT",), _choice),
     "trust_incoming_tenant": (("AUTOTRACE_TRUST_INCOMING_TENANT",), _bool),
     "tenant_baggage": (("AUTOTRACE_TENANT_BAGGAGE",), _targets),
+    "grpc_untraced_methods": (("AUTOTRACE_GRPC_UNTRACED_METHODS",), _methods),
     "local_store": (("AUTOTRACE_LOCAL_STORE",), _choice),
     "local_store_path": (("AUTOTRACE_LOCAL_STORE_PATH",), _path),
     "retention_days": (("AUTOTRACE_RETENTION_DAYS",), _positive_float),
@@ -368,7 +378,7 @@ def _warn_unknown_variables(env: Mapping[str, str]) -> None:
 
 
 _DEFAULT_BATCH = Settings.max_export_batch
-_LISTS = ("integrations", "disabled_integrations", "redact", "tenant_baggage")
+_LISTS = ("integrations", "disabled_integrations", "redact", "tenant_baggage", "grpc_untraced_methods")
 _TLS_FILES = ("export_ca_file", "export_client_cert", "export_client_key")
 _PATHS = ("local_store_path", "credentials", *_TLS_FILES)
 
@@ -458,6 +468,9 @@ def _validate(settings: Settings) -> Settings:
     patterns = settings.tenant_baggage
     if not isinstance(patterns, tuple) or not all(isinstance(p, str) and p for p in patterns):
         fail("tenant_baggage", "must be 'all', 'none', True, False or a list of channel target patterns")
+    methods = settings.grpc_untraced_methods
+    if not isinstance(methods, tuple) or not all(isinstance(p, str) and p for p in methods):
+        fail("grpc_untraced_methods", "must be 'none' or a list of method patterns ('/grpc.health.v1.Health/*')")
     for name in ("integrations", "disabled_integrations"):
         value = getattr(settings, name)
         if value is not None and (not isinstance(value, tuple) or not all(isinstance(v, str) for v in value)):

@@ -17,7 +17,7 @@ from opentelemetry.trace import get_current_span, set_span_in_context
 from ..._internal import guarded_failure
 from ...observation import Observation
 from ...propagation import PROPAGATION_KEYS, extract, inject, merge_baggage, tenant_travels_to
-from ._common import KIND_CLIENT, finish_call, start_call
+from ._common import KIND_CLIENT, finish_call, start_call, untraced
 
 
 def _outgoing_metadata(metadata: Any, obs: Observation, target: str | None) -> list[tuple[str, Any]]:
@@ -296,6 +296,8 @@ class ClientInterceptor(
         self.target = target
 
     def _intercept(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        if untraced(details.method):
+            return continuation(details, request)
         if details.metadata is not None and not isinstance(details.metadata, list | tuple):
             # any iterable of pairs: read a one-shot one (a generator) once, for the parent and the call
             try:
@@ -330,6 +332,8 @@ class ClientInterceptor(
 
 # -- client, asyncio ------------------------------------------------------------------------------
 async def _aio_intercept(continuation: Callable[..., Any], details: Any, request: Any, target: str | None) -> Any:
+    if untraced(details.method):
+        return await continuation(details, request)
     obs = start_call(details.method, KIND_CLIENT, _client_parent(details.metadata))
     if obs is None:
         return await continuation(details, request)

@@ -3,6 +3,8 @@ the call's status."""
 
 from __future__ import annotations
 
+import functools
+from fnmatch import fnmatchcase
 from typing import Any
 
 import grpc
@@ -11,7 +13,9 @@ from opentelemetry.trace import SpanKind
 
 from ... import recorder
 from ..._internal import guarded_failure
+from ...config import Settings
 from ...observation import Observation, ObservationType
+from ...runtime import state
 
 KIND_CLIENT = SpanKind.CLIENT
 KIND_SERVER = SpanKind.SERVER
@@ -22,6 +26,24 @@ def _method_parts(method: str | bytes) -> tuple[str, str]:
     text = method.decode() if isinstance(method, bytes) else method
     service, _, name = text.lstrip("/").partition("/")
     return service, name
+
+
+def untraced(method: str | bytes) -> bool:
+    """Whether calls of ``method`` get no span (the ``grpc_untraced_methods`` setting)."""
+    settings = state.settings
+    patterns = settings.grpc_untraced_methods if settings is not None else Settings.grpc_untraced_methods
+    if not patterns:
+        return False
+    try:
+        return _matches(method.decode() if isinstance(method, bytes) else method, patterns)
+    except Exception as exc:  # a method name no pattern can read (not text): traced
+        guarded_failure("grpc.untraced", exc)
+        return False
+
+
+@functools.lru_cache(maxsize=1024)  # bounded: a server's callers may name any method
+def _matches(method: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatchcase(method, pattern) for pattern in patterns)
 
 
 def start_call(method: str | bytes, kind: Any, parent: Any = None, known: bool = True) -> Observation | None:

@@ -31,7 +31,7 @@ from ...middleware import awaited_answer, resolver_answer, tenant_of
 from ...observation import Observation
 from ...propagation import extract
 from ...runtime import state
-from ._common import KIND_SERVER, finish_call, start_call
+from ._common import KIND_SERVER, finish_call, start_call, untraced
 from ._scope import current as _current
 from ._serializer import Serializer, as_is
 
@@ -409,6 +409,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
         if handler is None:  # no handler for the method: grpc rejects the call
             _rejected(handler_call_details)
             return None
+        if untraced(handler_call_details.method):
+            return handler
         return _wrap_handler(handler, handler_call_details, False, self.tenant_from_call)
 
 
@@ -436,6 +438,8 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             _rejected(handler_call_details)
             return None
+        if untraced(handler_call_details.method):
+            return handler
         return _wrap_handler(handler, handler_call_details, True, self.tenant_from_call)
 
 

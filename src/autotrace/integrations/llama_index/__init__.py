@@ -5,7 +5,8 @@ recorded (all others are skipped, and their children attach to the nearest recor
 
 - ``BaseQueryEngine.query/aquery``, ``BaseChatEngine.chat/...``, synthesizers ``synthesize`` -> chain
 - ``BaseRetriever.retrieve/aretrieve`` -> retriever (query, top_k, documents with scores, doc_count)
-- node postprocessors ``postprocess_nodes`` (rerankers) -> retriever with ``operation="rerank"``
+- node postprocessors ``postprocess_nodes`` (rerankers) -> retriever with ``operation="rerank"``; their
+  async ``apostprocess_nodes`` too, which is no span of LlamaIndex's (``_rerank``)
 - ``BaseLLM.chat/complete`` and their stream and async forms -> generation
 - ``BaseEmbedding.get_*embedding*`` public methods -> embedding
 - ``BaseTool.__call__/call/acall`` -> tool, named after the tool (``tool_name``; its class and method:
@@ -27,7 +28,8 @@ cancelled by its caller (``handler.cancel_run()``), with a tool call whose step 
 the tool ran, and a chat engine's reply whose writer was cancelled (with the text read). A call
 that a step's ``ctx.wait_for_event`` suspends (human in the loop) is not failed: it ends DEFAULT,
 saying what it waits for. A workflow whose steps run in another process carries the trace there
-(``_propagation``).
+(``_propagation``). Uninstalling ends what is open as a shutdown does; the handlers stay, recording
+nothing, until the spans still running exit and give their context back.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
@@ -47,6 +50,8 @@ from ..base import Integration
 from . import _propagation
 from ._agents import AgentSteps, ToolStep, multi_agent
 from ._fields import end_fields, llm_input, method_of, start_fields, tool_name
+from ._rerank import PARAMETERS as RERANK_PARAMETERS
+from ._rerank import rerank_wrapper
 from ._responses import Response, ResponseRelay
 from ._streams import Stream, StreamFollower
 
@@ -57,6 +62,7 @@ _ONE_PER_CALL = frozenset({ObservationType.GENERATION, ObservationType.EMBEDDING
 _BY_AGENT = frozenset({ObservationType.GENERATION, ObservationType.TOOL})  # tagged with the agent that ran them
 _AGENT_STEPS = frozenset({"run_agent_step", "call_tool"})  # ``_agents``
 _SHUTDOWN = "LlamaIndex dispatcher shut down before the span ended"
+_UNINSTALLED = "autotrace was uninstalled before the span ended"
 
 
 def _classify(instance: Any, method: str) -> tuple[ObservationType, dict[str, Any]] | None:
@@ -94,6 +100,9 @@ def _classify(instance: Any, method: str) -> tuple[ObservationType, dict[str, An
 class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
     """The open observations by LlamaIndex span id (bounded), shared by both handlers."""
 
+    #: once uninstalled (``retire``): called when no span it recorded is still running
+    drained: Callable[[], None] | None = None
+
     def __init__(self) -> None:
         self.open: OrderedDict[str, tuple[Observation, Any]] = OrderedDict()
         self.skipped: OrderedDict[str, str | None] = OrderedDict()  # skipped span -> nearest recorded ancestor
@@ -113,6 +122,8 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         return parent_id
 
     def start(self, id_: str, instance: Any, parent_id: str | None, arguments: dict[str, Any]) -> None:
+        if self.drained is not None:  # uninstalled: nothing more is recorded
+            return
         method = method_of(id_)
         found = _classify(instance, method)
         ancestor = self.relayed_parent(parent_id)  # started by a relayed response's step
@@ -121,6 +132,10 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         if found is not None and found[0] is ObservationType.GENERATION and self.delegates:
             outer = self.delegates.pop((id(instance), method, id(llm_input(method, arguments))), None)
             if outer is not None:  # CustomLLM.astream_* iterating its stream_*: the same call
+                found, ancestor = None, outer
+        if found is not None and found[0] is ObservationType.GENERATION and self.streams:
+            outer = self._running_stream()
+            if outer is not None:
                 found, ancestor = None, outer
         if found is None:
             if ancestor is not None and method in _AGENT_STEPS:
@@ -134,7 +149,7 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             ancestor = self.turns[ancestor] or ancestor
         parent = self.open.get(ancestor) if ancestor is not None else None
         if parent is not None and parent[0].type is obs_type and (
-                obs_type in _ONE_PER_CALL or _same_tool(parent[0], obs_type, instance)):
+                obs_type in _ONE_PER_CALL or _same_call(parent[0], obs_type, instance)):
             self.skipped[id_] = ancestor  # e.g. acomplete delegating to complete: one generation
             self._bound(self.skipped)
             return
@@ -155,6 +170,8 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         self._bound(self.open)
 
     def event(self, event: Any) -> None:
+        if self.drained is not None:
+            return
         if type(event).__name__ == "SpanCancelledEvent":
             self._cancelled(event)
         else:
@@ -201,6 +218,8 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         release_if_current(obs, token)
         if obs.ended:  # ended by a shutdown while it ran: only its context was left to give back
             self.open.pop(id_, None)
+            if self.drained is not None and not self.open:
+                self.drained()
             return
         streaming = error is None and (inspect.isgenerator(result) or inspect.isasyncgen(result))
         if streaming and obs.type is ObservationType.GENERATION:
@@ -227,13 +246,13 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         finally:  # a result whose fields cannot be read still ends its observation
             obs.end()
 
-    def close(self) -> None:
+    def close(self, reason: str = _SHUTDOWN) -> None:
         """LlamaIndex's dispatcher shuts down: end every open observation once, as a WARNING, with
         what it has (a stream's text so far). One still running stays listed until its span exits,
         which gives its context back."""
         for obs, _ in list(self.open.values()):
             if "level" not in obs.fields:
-                obs.set_level("WARNING", _SHUTDOWN)
+                obs.set_level("WARNING", reason)
         for id_ in list(self.streams):
             self._end_stream(id_)
         for key in list(self.chats):
@@ -248,11 +267,25 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             self.open.pop(key or "", None)
         self.turns.clear()
 
+    def retire(self, drained: Callable[[], None]) -> None:
+        """autotrace is uninstalled: end what is open as ``close`` does and record nothing more. The
+        spans still running keep their observation current where they run until they exit: their
+        exits are awaited to give it back (else that thread or task would keep it, and a later
+        install's spans there would join that ended trace); ``drained`` is called after the last."""
+        self.drained = drained
+        self.close(_UNINSTALLED)
+        self.skipped.clear()
+        if not self.open:
+            drained()
 
-def _same_tool(parent: Observation, obs_type: ObservationType, instance: Any) -> bool:
-    """Whether a tool call starting under tool ``parent`` is the same call: a tool's ``acall``
-    delegating to its ``call`` (or an async adapter to the tool it wraps), which has its name."""
-    return obs_type is ObservationType.TOOL and parent.fields.get("tool_name") == tool_name(instance)
+
+def _same_call(parent: Observation, obs_type: ObservationType, instance: Any) -> bool:
+    """Whether a tool call or rerank starting under one of its type, ``parent``, is the same call: a
+    tool's ``acall`` delegating to its ``call`` (or an async adapter to the tool it wraps), which has
+    its name; a postprocessor's ``apostprocess_nodes`` running its ``_postprocess_nodes`` (``_rerank``)."""
+    if obs_type is ObservationType.TOOL:
+        return parent.fields.get("tool_name") == tool_name(instance)
+    return parent.fields.get("operation") == "rerank" and parent.fields.get("store") == type(instance).__name__
 
 
 def _waiting(error: BaseException) -> str:
@@ -346,17 +379,27 @@ class LlamaIndexIntegration(Integration):
         root.add_span_handler(span_handler)
         root.add_event_handler(event_handler)
         self._handlers = (span_handler, event_handler)
+        self.patcher.wrap("llama_index.core.postprocessor.types", "BaseNodePostprocessor.apostprocess_nodes",
+                          rerank_wrapper(lambda: self.tracker), expects=RERANK_PARAMETERS)
 
     def _uninstrument(self) -> None:
-        from llama_index.core.instrumentation import get_dispatcher
-
-        if self._handlers is not None:
-            root = get_dispatcher()
-            span_handler, event_handler = self._handlers
-            root.span_handlers = [h for h in root.span_handlers if h is not span_handler]
-            root.event_handlers = [h for h in root.event_handlers if h is not event_handler]
+        tracker, handlers = self.tracker, self._handlers
         self._handlers = None
         self.tracker = None
+        if handlers is not None and tracker is not None:
+            tracker.retire(lambda: _remove(handlers))  # the handlers stay until its running spans exit
+        elif handlers is not None:
+            _remove(handlers)
+
+
+def _remove(handlers: tuple[Any, Any]) -> None:
+    """Take the span and event handlers out of LlamaIndex's root dispatcher."""
+    from llama_index.core.instrumentation import get_dispatcher
+
+    root = get_dispatcher()
+    span_handler, event_handler = handlers
+    root.span_handlers = [h for h in root.span_handlers if h is not span_handler]
+    root.event_handlers = [h for h in root.event_handlers if h is not event_handler]
 
 
 INTEGRATION = LlamaIndexIntegration()

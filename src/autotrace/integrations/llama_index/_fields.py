@@ -236,10 +236,13 @@ def end_fields(obs_type: ObservationType, result: Any, instance: Any = None) -> 
 
 def streamed_output(method: str, text: str, last: Any) -> Any:
     """A streamed generation's output: the text the caller received, as the reply message of a chat
-    (with the tool calls of its last chunk, ``last``: a reply may ask for calls and have no text)."""
+    (with the tool calls of its last chunk, ``last``: a reply may ask for calls and have no text).
+    A stream whose chunks had no ``delta`` (a ``StructuredLLM``'s: each holds the answer so far)
+    answered with its last chunk's text."""
     if "chat" not in method:
-        return text
+        return text or getattr(last, "text", None) or ""
     reply = getattr(last, "message", None)
     entry = message(reply) if reply is not None else {"role": "assistant"}
-    entry["content"] = text if text or "tool_calls" not in entry else entry.get("content")
+    if text or "tool_calls" not in entry:
+        entry["content"] = text or entry.get("content") or ""
     return entry

@@ -27,7 +27,8 @@ from ...runtime import state
 #: guards ``chats`` between a chat engine returning its reply and the reply's writer ending (re-entered by
 #: a finalizer the garbage collector runs meanwhile)
 _CHATS_LOCK = threading.RLock()
-#: while a relayed response stream takes a step: (its innermost chain, LlamaIndex's span id then)
+#: while a relayed response stream takes a step, or a reranker's async call runs (``_rerank``): (its
+#: innermost chain, or the rerank, and LlamaIndex's span id then, whose new children belong to it)
 _READING: ContextVar[tuple[str, str | None] | None] = ContextVar("autotrace_llama_index_reading", default=None)
 
 

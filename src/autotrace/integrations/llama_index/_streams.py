@@ -1,7 +1,8 @@
 """Streamed LlamaIndex generations: the call returns a generator, and its generation stays open until
 that stream ends, fails or is closed or dropped unfinished (then interrupted, with the text it gave). A ``CustomLLM``'s
 ``astream_*`` iterates its ``stream_*`` lazily, outside its own span: that ``stream_*`` is
-recognised (same LLM, same input object) and not recorded a second time.
+recognised (same LLM, same input object) and not recorded a second time; nor is an LLM call a
+stream makes while it is read (a ``StructuredLLM``'s stream reading its LLM's).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from ... import bounds
 from ..._internal import guarded_failure
-from ...observation import STREAM_CLOSED, Observation
+from ...observation import STREAM_CLOSED, Observation, ObservationType
 from ...runtime import state
 from .. import ownership
 from ._fields import llm_input, method_of, streamed_output, usage
@@ -56,6 +57,15 @@ class StreamFollower:
         entry = self.open.get(id_)
         if entry is not None:  # an LLM that starts its model call inside the stream (OpenAI's)
             tracked.owning = ownership.own_while_running(stream, entry[0])
+
+    def _running_stream(self) -> str | None:
+        """The streamed generation whose stream is running the LLM call starting now, if any: the same
+        model call (a ``StructuredLLM``'s ``stream_chat`` reads its LLM's stream, started lazily, under
+        no LlamaIndex span of its own)."""
+        found = ownership.owner(ObservationType.GENERATION)
+        if not isinstance(found, Observation):
+            return None
+        return next((id_ for id_ in tuple(self.streams) if self.open.get(id_, (None,))[0] is found), None)
 
     def _dropped(self, id_: str) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import ssl
 import time
@@ -44,6 +45,17 @@ class Traced:
         store = autotrace.local_store()
         assert store is not None
         return store.trace(trace_id)
+
+    def one(self) -> dict[str, Any]:
+        """The one observation recorded (an assertion names them all if there are others)."""
+        records = self.records()
+        assert len(records) == 1, [r["name"] for r in records]
+        return records[0]
+
+
+def iso_ns(iso: str) -> int:
+    """An ISO 8601 time (as Langfuse's ``completion_start_time``) in nanoseconds since the epoch."""
+    return int(dt.datetime.fromisoformat(iso).timestamp() * 1e9)
 
 
 def shape(records: list[dict[str, Any]]) -> list[Any]:

@@ -25,11 +25,6 @@ USAGE = {"input": 22, "output": 6, "total": 28, "input_audio_tokens": 20, "input
 TEXT = "Your order has shipped."  # 23 characters
 
 
-def _one(traced: Traced) -> dict[str, Any]:
-    records = traced.records()
-    assert len(records) == 1, [r["name"] for r in records]
-    return records[0]
-
 
 def _cost(input_cost: float, output_cost: float) -> Any:
     return pytest.approx({"input": input_cost, "output": output_cost, "total": input_cost + output_cost})
@@ -45,7 +40,7 @@ def test_a_transcription_prices_its_audio_and_text_input_apart(traced: Traced, c
                                                                text_in: float, audio_in: float,
                                                                text_out: float) -> None:
     assert client.audio.transcriptions.create(model=model, file=AUDIO).text == "transcript of call.mp3"
-    record = _one(traced)
+    record = traced.one()
     assert (record["model"], record["usage"]) == (model, USAGE)
     assert record["cost"] == _cost((20 * audio_in + 2 * text_in) / 1e6, 6 * text_out / 1e6)
 
@@ -55,7 +50,7 @@ def test_a_streamed_transcript_prices_its_audio_input_as_audio(traced: Traced, c
     fake.script(chunks=2, reply="hello from the caller", usage=(200, 5))
     events = list(client.audio.transcriptions.create(model="gpt-4o-transcribe", file=AUDIO, stream=True))
     assert [e.type for e in events] == ["transcript.text.delta"] * 2 + ["transcript.text.done"]
-    record = _one(traced)
+    record = traced.one()
     assert record["usage"] == {"input": 202, "output": 5, "total": 207, "input_audio_tokens": 200,
                                "input_text_tokens": 2}
     assert record["cost"] == _cost((200 * 6.0 + 2 * 2.50) / 1e6, 5 * 10.0 / 1e6)
@@ -72,7 +67,7 @@ def test_a_price_set_for_a_transcription_model_is_used(traced: Traced, client: o
     the tables are put back after each test (``conftest``)."""
     pricing.set_prices({"gpt-4o-transcribe": (1.0, 1.0, 2.0)})
     client.audio.transcriptions.create(model="gpt-4o-transcribe", file=AUDIO)
-    assert _one(traced)["cost"] == _cost(22 * 1.0 / 1e6, 6 * 2.0 / 1e6)
+    assert traced.one()["cost"] == _cost(22 * 1.0 / 1e6, 6 * 2.0 / 1e6)
 
 
 # -- speech: per character of its text, or per token when the reply says ----------------------------
@@ -81,7 +76,7 @@ def test_speech_by_a_tts_model_is_priced_per_character_of_its_text(traced: Trace
                                                                    model: str, per_million: float) -> None:
     audio = client.audio.speech.create(model=model, voice="alloy", input=TEXT)
     assert len(audio.content) == len(TEXT) * 40
-    record = _one(traced)
+    record = traced.one()
     assert (record["input"], record["output"], record["usage"]) == (TEXT, "<audio/mpeg, 920 bytes>", None)
     assert record["metadata"]["input_characters"] == 23
     assert record["cost"] == _cost(23 * per_million / 1e6, 0.0)
@@ -92,7 +87,7 @@ async def test_async_speech_counts_the_characters_of_a_text_beyond_ascii(traced:
     text = "Grüße aus Köln ☕"  # 16 characters, sent as JSON escapes
     raw = await aclient.audio.speech.with_raw_response.create(model="tts-1", voice="alloy", input=text)
     assert raw.headers["content-type"] == "audio/mpeg"
-    record = _one(traced)
+    record = traced.one()
     assert record["metadata"]["input_characters"] == 16
     assert record["cost"] == _cost(16 * 15.0 / 1e6, 0.0)
 
@@ -100,7 +95,7 @@ async def test_async_speech_counts_the_characters_of_a_text_beyond_ascii(traced:
 def test_speech_by_gpt_4o_mini_tts_as_audio_has_no_usage_and_no_cost(traced: Traced, client: openai.OpenAI) -> None:
     """Its audio output is priced per token, and an audio reply gives no count: none is guessed."""
     client.audio.speech.create(model="gpt-4o-mini-tts", voice="coral", input=TEXT, instructions="Speak warmly.")
-    record = _one(traced)
+    record = traced.one()
     assert (record["usage"], record["cost"]) == (None, None)
     assert record["metadata"]["input_characters"] == 23
 
@@ -112,7 +107,7 @@ def test_speech_streamed_as_events_records_its_usage_and_cost(traced: Traced, cl
     events = [json.loads(line[len("data: "):]) for line in reply.text.split("\n\n") if line]
     assert [event["type"] for event in events] == ["speech.audio.delta"] * 3 + ["speech.audio.done"]
     assert len(base64.b64decode("".join(event["audio"] for event in events[:-1]))) == len(TEXT) * 40
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == f"<text/event-stream, {len(reply.content)} bytes>"
     assert record["usage"] == {"input": 9, "output": 410, "total": 419}
     assert record["model_parameters"] == {"voice": "coral", "stream_format": "sse"}

@@ -34,11 +34,6 @@ class Order(pydantic.BaseModel):
     items: int
 
 
-def _one(traced: Traced) -> dict[str, Any]:
-    records = traced.records()
-    assert len(records) == 1, [r["name"] for r in records]
-    return records[0]
-
 
 def _client(reply: Callable[[dict[str, Any]], httpx2.Response]) -> openai.OpenAI:
     """A client whose requests reach ``reply`` (the request body -> the response)."""
@@ -143,7 +138,7 @@ def test_a_refusal_in_a_stream_of_several_choices_is_recorded_by_its_index(trace
         return httpx2.Response(200, content=b"".join(content), headers={"content-type": "text/event-stream"})
 
     list(_client(reply).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, n=2, stream=True))
-    assert _one(traced)["output"] == [{"role": "assistant", "content": None, "refusal": "I can't say."},
+    assert traced.one()["output"] == [{"role": "assistant", "content": None, "refusal": "I can't say."},
                                       {"role": "assistant", "content": "Paris"}]
 
 
@@ -155,7 +150,7 @@ def test_a_responses_refusal_is_the_output(traced: Traced, client: openai.OpenAI
         list(client.responses.create(model="gpt-4.1", input="where", stream=True))
     else:
         assert client.responses.create(model="gpt-4.1", input="where").output_text == ""
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == [{"id": "msg_fake", "type": "message", "role": "assistant", "status": "completed",
                                  "content": [{"type": "refusal", "refusal": REFUSAL}]}]
     assert (record["level"], record["metadata"]["finish_reason"], record["usage"]["total"]) == ("DEFAULT",
@@ -170,7 +165,7 @@ def test_a_streamed_spoken_reply_is_recorded_with_its_transcript_and_its_audio_n
         model="gpt-4o-audio-preview", modalities=["text", "audio"], audio={"voice": "alloy", "format": "pcm16"},
         messages=MESSAGES, stream=True))
     assert "".join(c.choices[0].delta.audio.data for c in chunks[1:-1]) == audio  # the caller's chunks are whole
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == {"role": "assistant", "content": None, "audio": {
         "id": "audio_fake", "transcript": "it is a cat", "data": f"<base64, {len(audio)} chars>"}}
     assert record["completion_start_time"] is not None and record["usage"]["total"] == 60
@@ -190,7 +185,7 @@ def test_a_background_response_has_no_output_yet(traced: Traced, client: openai.
     """The call returns at once, ``queued``: no output, no usage; fetching it later
     (``responses.retrieve``) is no generation."""
     assert client.responses.create(model="gpt-4.1", input="later", background=True).status == "queued"
-    record = _one(traced)
+    record = traced.one()
     assert (record["output"], record["usage"], record["cost"]) == (None, None, None)
     assert record["model_parameters"] == {"background": True}
     assert (record["level"], record["metadata"]["finish_reason"]) == ("DEFAULT", "queued")
@@ -203,7 +198,7 @@ def test_calls_for_the_program_are_the_output_whatever_their_kind(traced: Traced
                "content": [{"type": "output_text", "text": "Running it.", "annotations": []}]}
     client = _client(lambda body: httpx2.Response(200, json={**_RESPONSE, "output": [_REASONING, message, custom]}))
     client.responses.create(model="gpt-5", input="count", tools=[{"type": "custom", "name": "sql"}])
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == [_REASONING, {**message, "content": [{**message["content"][0]}]}, custom]
     assert record["model_parameters"] == {"tools": ["sql"]}
     assert record["cost"] == pytest.approx({"input": 1.25e-05, "output": 0.0002, "total": 0.0002125})
@@ -215,7 +210,7 @@ def test_a_generated_image_in_the_output_is_noted_not_kept(traced: Traced) -> No
     client = _client(lambda body: httpx2.Response(200, json={**_RESPONSE, "output": [call]}))
     response = client.responses.create(model="gpt-5", input="a cat", tools=[{"type": "image_generation"}])
     assert response.output[0].result == image  # the caller's own response is untouched
-    assert _one(traced)["output"] == [{**call, "result": f"<base64, {len(image)} chars>"}]
+    assert traced.one()["output"] == [{**call, "result": f"<base64, {len(image)} chars>"}]
 
 
 def test_media_a_tool_call_returned_is_noted_in_the_input(traced: Traced, client: openai.OpenAI) -> None:
@@ -235,7 +230,7 @@ def test_media_a_tool_call_returned_is_noted_in_the_input(traced: Traced, client
     client.responses.create(model="gpt-4.1", input=items)
     assert items == sent  # the caller's own items are untouched
     note = f"<image/png base64, {len(image)} chars>"
-    assert _one(traced)["input"] == [
+    assert traced.one()["input"] == [
         items[0],
         {**items[1], "output": [items[1]["output"][0], {"type": "input_image", "image_url": note}]},
         {**items[2], "output": {"type": "computer_screenshot", "image_url": note}},
@@ -269,7 +264,7 @@ def test_a_refused_connection_is_an_error_and_reaches_the_caller_unchanged(trace
     with pytest.raises(openai.APIConnectionError) as raised:
         client.embeddings.create(model="text-embedding-3-small", input="x")
     assert type(raised.value) is openai.APIConnectionError and type(raised.value.__cause__).__name__ == "ConnectError"
-    record = _one(traced)
+    record = traced.one()
     assert (record["type"], record["level"], record["status_message"]) == (
         "embedding", "ERROR", "APIConnectionError: Connection error. Cause: ConnectError: [Errno 111] Connection "
         f"refused (<IP_ADDRESS>:{port})")  # the host redacted as any IP address is

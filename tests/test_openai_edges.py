@@ -23,14 +23,12 @@ from autotrace import interception
 from autotrace.integrations.openai import pricing
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, sse_data
+from tests.openai_payloads import CHUNK, USAGE, response
 
 pytestmark = pytest.mark.integrations("openai")
 
 MESSAGES = [{"role": "user", "content": "tell me"}]
-_CHUNK = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
-_USAGE = {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}
-_RESPONSE = {"id": "resp_1", "object": "response", "created_at": 1, "model": "gpt-4.1", "status": "in_progress",
-             "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "output": [], "usage": None}
+_RESPONSE = response("gpt-4.1")
 
 
 def _event(name: str, payload: dict[str, Any]) -> bytes:
@@ -39,7 +37,7 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
 
 def _choice(index: int, content: str | None = None, finish: str | None = None) -> bytes:
     delta = {"content": content} if content is not None else {}
-    return sse_data({**_CHUNK, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]})
+    return sse_data({**CHUNK, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]})
 
 
 def _client(reply: Callable[[dict[str, Any]], Any], requests: list[dict[str, Any]] | None = None) -> openai.OpenAI:
@@ -59,14 +57,9 @@ def _chat_stream(body: dict[str, Any]) -> Iterator[bytes]:
     yield _choice(0, "hi ")
     yield _choice(0, "there", "stop")
     if (body.get("stream_options") or {}).get("include_usage"):
-        yield sse_data({**_CHUNK, "choices": [], "usage": _USAGE})
+        yield sse_data({**CHUNK, "choices": [], "usage": USAGE})
     yield b"data: [DONE]\n\n"
 
-
-def _one(traced: Traced) -> dict[str, Any]:
-    records = traced.records()
-    assert len(records) == 1, [r["name"] for r in records]
-    return records[0]
 
 
 def test_stream_options_in_extra_body_are_the_callers(traced: Traced) -> None:
@@ -79,7 +72,7 @@ def test_stream_options_in_extra_body_are_the_callers(traced: Traced) -> None:
                                                              "temperature": 0.3}))
     assert requests[-1]["stream_options"] == {"include_usage": True}
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 13
-    record = _one(traced)
+    record = traced.one()
     assert record["usage"] == {"input": 9, "output": 4, "total": 13}
     assert record["model_parameters"] == {"stream": True, "temperature": 0.3}
 
@@ -101,7 +94,7 @@ def test_usage_is_added_to_the_callers_other_stream_options(traced: Traced, give
                                                  stream_options=given))
     assert requests[-1]["stream_options"] == sent
     assert [c.choices[0].delta.content for c in chunks] == ["hi ", "there"]
-    record = _one(traced)
+    record = traced.one()
     assert record["usage"] == ({"input": 9, "output": 4, "total": 13} if usage_recorded else None)
     assert (record["cost"] is not None) is usage_recorded
 
@@ -110,11 +103,11 @@ def test_a_stream_of_several_choices_records_each_by_its_index(traced: Traced) -
     def reply(body: dict[str, Any]) -> list[bytes]:
         return [_choice(0, "Hello"), _choice(1, "Bonjour"), _choice(0, " world"), _choice(1, " monde"),
                 _choice(0, None, "stop"), _choice(1, None, "length"),
-                sse_data({**_CHUNK, "choices": [], "usage": _USAGE}), b"data: [DONE]\n\n"]
+                sse_data({**CHUNK, "choices": [], "usage": USAGE}), b"data: [DONE]\n\n"]
 
     chunks = list(_client(reply).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, n=2))
     assert len(chunks) == 6
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == [{"role": "assistant", "content": "Hello world"},
                                 {"role": "assistant", "content": "Bonjour monde"}]
     assert record["metadata"]["finish_reason"] == "stop"  # the first choice's, as for a response of several
@@ -124,7 +117,7 @@ def test_a_stream_of_several_choices_records_each_by_its_index(traced: Traced) -
 def test_the_finish_reason_survives_annotation_chunks_after_it(traced: Traced) -> None:
     """Azure's content filter can send chunks with a choice but no text and no finish reason after
     the finish chunk."""
-    annotation = sse_data({**_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": None,
+    annotation = sse_data({**CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": None,
                                                "content_filter_results": {"hate": {"filtered": False}}}]})
 
     def reply(body: dict[str, Any]) -> list[bytes]:
@@ -133,7 +126,7 @@ def test_the_finish_reason_survives_annotation_chunks_after_it(traced: Traced) -
 
     chunks = list(_client(reply).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     assert [c.choices[0].finish_reason for c in chunks] == [None, None, "stop", None]
-    record = _one(traced)
+    record = traced.one()
     assert record["metadata"]["finish_reason"] == "stop"
     assert record["output"] == {"role": "assistant", "content": "Hello there"}
 
@@ -161,7 +154,7 @@ def test_a_responses_stream_that_fails_is_recorded_as_an_error(traced: Traced, l
     client = _client(_responses_stream(last))
     events = [event.type for event in client.responses.create(model="gpt-4.1", input="q", stream=True)]
     assert events[-1] in ("response.failed", "error") and len(events) == 4
-    record = _one(traced)
+    record = traced.one()
     assert (record["level"], record["status_message"]) == ("ERROR", message)
     assert record["output"] == "partial text" and record["model"] == "gpt-4.1"
 
@@ -173,7 +166,7 @@ def test_a_responses_stream_left_early_records_its_text_so_far(traced: Traced) -
         if event.type == "response.output_text.delta" and event.delta == "text":
             break
     stream.close()
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == "partial text" and record["model"] == "gpt-4.1"
     assert record["level"] == "WARNING" and record["completion_start_time"]  # cut before the response completed
 
@@ -190,7 +183,7 @@ def test_a_responses_function_call_stream_has_a_first_token_time(traced: Traced)
                     **_RESPONSE, "status": "completed", "output": [call]}})]
 
     list(_client(reply).responses.create(model="gpt-4.1", input="q", stream=True))
-    record = _one(traced)
+    record = traced.one()
     assert record["completion_start_time"] and record["output"][0]["name"] == "lookup"
 
 
@@ -205,7 +198,7 @@ def test_leaving_the_sdks_stream_helper_early_ends_the_generation_at_once(traced
                 if event.type == "content.delta" and event.delta:
                     break
         left = time.time_ns()
-        record = _one(traced)
+        record = traced.one()
     finally:
         gc.enable()
     assert record["end_ns"] <= left and record["output"] == {"role": "assistant", "content": "a"}
@@ -226,7 +219,7 @@ def test_with_streaming_response_leaves_the_body_to_the_caller(traced: Traced) -
                                                                         messages=MESSAGES) as response:
         caller_reading.set()
         assert response.parse().choices[0].message.content == "hi"
-    record = _one(traced)  # recorded when the caller parsed it
+    record = traced.one()  # recorded when the caller parsed it
     assert record["type"] == "generation" and record["output"] == {"role": "assistant", "content": "hi"}
 
 
@@ -249,7 +242,7 @@ def test_a_frozen_replay_of_a_structured_output_call_is_parsed_for_the_caller(tr
     finally:
         interception.deactivate(token)
     assert frozen.choices[0].message.parsed == _City(city="Paris")
-    assert _one(traced)["metadata"]["replay"] == "frozen"
+    assert traced.one()["metadata"]["replay"] == "frozen"
 
 
 def test_structured_output_is_recorded_without_serializer_warnings(traced: Traced, client: openai.OpenAI,
@@ -260,7 +253,7 @@ def test_structured_output_is_recorded_without_serializer_warnings(traced: Trace
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         client.chat.completions.parse(model="gpt-4o-mini", messages=MESSAGES, response_format=_City)
-    assert _one(traced)["output"]["parsed"] == {"city": "Paris"}
+    assert traced.one()["output"]["parsed"] == {"city": "Paris"}
 
 
 def test_an_embedding_of_token_ids_is_one_input(traced: Traced, client: openai.OpenAI) -> None:

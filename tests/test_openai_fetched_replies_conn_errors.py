@@ -24,11 +24,6 @@ pytestmark = pytest.mark.integrations("openai")
 REFUSAL = "I can't help with that request."
 
 
-def _one(traced: Traced) -> dict[str, Any]:
-    records = traced.records()
-    assert len(records) == 1, [r["name"] for r in records]
-    return records[0]
-
 
 # -- 1. a Responses stream of a refusal, read in part ------------------------------------------------
 @pytest.mark.parametrize("how", ["break", "close"])
@@ -46,7 +41,7 @@ def test_a_responses_refusal_read_in_part_keeps_what_was_streamed(traced: Traced
         stream.close()
     else:
         del stream  # dropped: ends when the collector frees it
-    record = _one(traced)
+    record = traced.one()
     assert pieces == ["I can't", " help wi"]
     assert record["output"] == [{"type": "message", "role": "assistant", "status": "in_progress",
                                  "content": [{"type": "refusal", "refusal": "I can't help wi"}]}]
@@ -59,7 +54,7 @@ def test_a_responses_refusal_read_to_the_end_is_the_final_responses_output(trace
     fake.script(refusal=REFUSAL, chunks=4, usage=(12, 6))
     assert [e.type for e in client.responses.create(model="gpt-4.1", input="x", stream=True)][-1] == (
         "response.completed")
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == [{"id": "msg_fake", "type": "message", "role": "assistant", "status": "completed",
                                  "content": [{"type": "refusal", "refusal": REFUSAL}]}]
     assert (record["level"], record["usage"]["total"]) == ("DEFAULT", 18)
@@ -186,7 +181,7 @@ def test_a_refused_connections_status_gives_its_cause(traced: Traced) -> None:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     assert type(raised.value) is openai.APIConnectionError and str(raised.value) == "Connection error."
     assert type(raised.value.__cause__).__name__ == "ConnectError"
-    record = _one(traced)
+    record = traced.one()
     assert (record["level"], record["status_message"]) == (
         "ERROR", "APIConnectionError: Connection error. Cause: ConnectError: [Errno 111] Connection refused "
                  f"(<IP_ADDRESS>:{port})")  # the store redacts addresses
@@ -198,7 +193,7 @@ def test_a_timeouts_status_gives_its_cause_bounded(traced: Traced, fake: FakeOpe
     with pytest.raises(openai.APITimeoutError) as raised:
         slow.embeddings.create(model="text-embedding-3-small", input="x")
     assert str(raised.value) == "Request timed out."
-    assert _one(traced)["status_message"] == (
+    assert traced.one()["status_message"] == (
         f"APITimeoutError: Request timed out. Cause: ReadTimeout: timed out (<IP_ADDRESS>:{fake.port})")
 
 
@@ -249,7 +244,7 @@ def test_a_conversation_compacted_is_one_generation_with_its_usage(traced: Trace
     conversation = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     compacted = client.responses.compact(model="gpt-5.1", input=conversation)
     assert compacted.output[-1].type == "compaction"
-    record = _one(traced)
+    record = traced.one()
     assert (record["type"], record["name"], record["model"], record["level"]) == (
         "generation", "openai.responses.compact", "gpt-5.1", "DEFAULT")
     assert record["input"] == conversation

@@ -16,18 +16,16 @@ import pytest
 
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, sse_data
+from tests.openai_payloads import CHUNK, USAGE, response
 
 pytestmark = pytest.mark.integrations("openai")
 
 MESSAGES = [{"role": "user", "content": "tell me"}]
-_CHUNK = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
-_USAGE = {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}
-_RESPONSE = {"id": "resp_1", "object": "response", "created_at": 1, "model": "gpt-5", "status": "in_progress",
-             "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "output": [], "usage": None}
+_RESPONSE = response("gpt-5")
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    return sse_data({**_CHUNK, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    return sse_data({**CHUNK, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
 
 def _event(name: str, **payload: Any) -> bytes:
@@ -44,11 +42,6 @@ def _client(reply: Callable[[dict[str, Any]], Iterable[bytes]]) -> openai.OpenAI
                          http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
 
 
-def _one(traced: Traced) -> dict[str, Any]:
-    records = traced.records()
-    assert len(records) == 1, [r["name"] for r in records]
-    return records[0]
-
 
 def test_a_streamed_spoken_reply_keeps_its_finish_reason_past_its_last_audio_update(traced: Traced) -> None:
     """The API ends a spoken reply with an update holding only the audio's expiry, after the
@@ -58,12 +51,12 @@ def test_a_streamed_spoken_reply_keeps_its_finish_reason_past_its_last_audio_upd
                 _chunk({"audio": {"data": "RiQA", "transcript": " a cat"}}),
                 _chunk({}, "stop"),
                 _chunk({"audio": {"expires_at": 1700000000}}),
-                sse_data({**_CHUNK, "choices": [], "usage": _USAGE}), b"data: [DONE]\n\n"]
+                sse_data({**CHUNK, "choices": [], "usage": USAGE}), b"data: [DONE]\n\n"]
 
     chunks = list(_client(reply).chat.completions.create(model="gpt-4o-audio-preview", messages=MESSAGES,
                                                          stream=True, modalities=["text", "audio"]))
     assert len(chunks) == 4 and chunks[-1].choices[0].delta.audio.expires_at == 1700000000
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == {"role": "assistant", "content": None,
                                 "audio": {"id": "audio_1", "transcript": "it is a cat", "data": "<base64, 8 chars>",
                                           "expires_at": 1700000000}}
@@ -81,7 +74,7 @@ def test_a_spoken_reply_left_after_its_finish_reason_is_not_interrupted(traced: 
         for chunk in stream:
             if chunk.choices[0].finish_reason:
                 break
-    record = _one(traced)
+    record = traced.one()
     assert (record["level"], record["status_message"]) == ("DEFAULT", None)
     assert record["metadata"]["finish_reason"] == "stop"
 
@@ -94,13 +87,13 @@ def test_a_streamed_call_of_the_deprecated_functions_is_the_output(traced: Trace
                 _chunk({"function_call": {"arguments": '{"q":'}}),
                 _chunk({"function_call": {"arguments": "1}"}}),
                 _chunk({}, "function_call"),
-                sse_data({**_CHUNK, "choices": [], "usage": _USAGE}), b"data: [DONE]\n\n"]
+                sse_data({**CHUNK, "choices": [], "usage": USAGE}), b"data: [DONE]\n\n"]
 
     chunks = list(_client(reply).chat.completions.create(
         model="gpt-4o-mini", messages=MESSAGES, stream=True, function_call="auto",
         functions=[{"name": "lookup", "parameters": {"type": "object"}}]))
     assert [c.choices[0].delta.function_call.arguments for c in chunks[:3]] == ["", '{"q":', "1}"]
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == {"role": "assistant", "content": None,
                                 "function_call": {"name": "lookup", "arguments": '{"q":1}'}}
     assert record["metadata"]["finish_reason"] == "function_call"
@@ -110,7 +103,7 @@ def test_a_streamed_call_of_the_deprecated_functions_is_the_output(traced: Trace
 
 def test_a_stream_of_several_choices_records_each_deprecated_function_call(traced: Traced) -> None:
     def choice(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse_data({**_CHUNK, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]})
+        return sse_data({**CHUNK, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]})
 
     def reply(body: dict[str, Any]) -> list[bytes]:
         return [choice(0, {"function_call": {"name": "a", "arguments": "{}"}}), choice(1, {"content": "no call"}),
@@ -118,7 +111,7 @@ def test_a_stream_of_several_choices_records_each_deprecated_function_call(trace
 
     list(_client(reply).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, n=2,
                                                 functions=[{"name": "a", "parameters": {}}]))
-    assert _one(traced)["output"] == [
+    assert traced.one()["output"] == [
         {"role": "assistant", "content": None, "function_call": {"name": "a", "arguments": "{}"}},
         {"role": "assistant", "content": "no call"}]
 
@@ -131,7 +124,7 @@ def test_embeddings_asked_for_as_base64_record_their_dimensions(traced: Traced, 
     reply = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"], encoding_format="base64",
                                      dimensions=dimensions)
     assert isinstance(reply.data[0].embedding, str)
-    record = _one(traced)
+    record = traced.one()
     assert {k: v for k, v in record["metadata"].items() if k != "base_url"} == {
         "provider": "127.0.0.1", "operation": "embeddings", "input_count": 2, "dimensions": dimensions}
     assert record["model_parameters"] == {"dimensions": dimensions, "encoding_format": "base64"}
@@ -142,7 +135,7 @@ def test_a_chat_custom_tool_is_named_as_a_function_is(traced: Traced, fake: Fake
     client.chat.completions.create(model="gpt-5", messages=MESSAGES, tools=[
         {"type": "custom", "custom": {"name": "run_sql", "format": {"type": "text"}}},
         {"type": "function", "function": {"name": "lookup", "parameters": {}}}])
-    assert _one(traced)["model_parameters"] == {"tools": ["run_sql", "lookup"]}
+    assert traced.one()["model_parameters"] == {"tools": ["run_sql", "lookup"]}
 
 
 def test_a_responses_custom_tool_call_stream_has_a_first_token_time(traced: Traced) -> None:
@@ -165,7 +158,7 @@ def test_a_responses_custom_tool_call_stream_has_a_first_token_time(traced: Trac
     events = list(_client(reply).responses.create(model="gpt-5", input="x", stream=True,
                                                   tools=[{"type": "custom", "name": "run_sql"}]))
     assert [e.type for e in events][-1] == "response.completed"
-    record = _one(traced)
+    record = traced.one()
     assert record["completion_start_time"] is not None
     assert record["output"] == [call]
     assert record["model_parameters"] == {"stream": True, "tools": ["run_sql"]}

@@ -6,7 +6,6 @@ asked for). Real SDK over HTTP, to the loopback fake or to a loopback server rep
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import threading
 import time
@@ -21,15 +20,13 @@ from autotrace.integrations.openai import pricing
 from autotrace.observation import STREAM_CLOSED
 from autotrace.testing._loopback import LoopbackServer
 from autotrace.testing.fake_openai import FakeOpenAI
-from tests.helpers import Traced, sse_data
+from tests.helpers import Traced, iso_ns, sse_data
+from tests.openai_payloads import CHUNK, USAGE, response
 
 pytestmark = pytest.mark.integrations("openai")
 
 MESSAGES = [{"role": "user", "content": "tell me"}]
-_CHUNK = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
-_USAGE = {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}
-_RESPONSE = {"id": "resp_1", "object": "response", "created_at": 1, "model": "gpt-5", "status": "in_progress",
-             "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "output": [], "usage": None}
+_RESPONSE = response("gpt-5")
 _MESSAGE = {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
             "content": [{"type": "output_text", "text": "hi", "annotations": []}]}
 
@@ -77,18 +74,10 @@ def canned() -> Any:
         yield server
 
 
-def _one(traced: Traced) -> dict[str, Any]:
-    records = traced.records()
-    assert len(records) == 1, [r["name"] for r in records]
-    return records[0]
-
-
-def _ns(iso: str) -> int:
-    return int(dt.datetime.fromisoformat(iso).timestamp() * 1e9)
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None, **fields: Any) -> bytes:
-    return sse_data({**_CHUNK, **fields, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    return sse_data({**CHUNK, **fields, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
 
 def _event(name: str, **payload: Any) -> bytes:
@@ -113,14 +102,14 @@ def test_a_chat_streams_first_token_is_its_reasoning(traced: Traced, canned: Can
     first. The time to first token is when the reasoning began, not when the reply did; the
     reasoning is recorded as the parsed message holds it, under the server's name."""
     canned.replies.append([_chunk({"role": "assistant", field: "Let me"}), _chunk({field: " think."}),
-                           _chunk({"content": "hi"}), _chunk({}, "stop"), sse_data({**_CHUNK, "choices": [],
-                                                                                     "usage": _USAGE}),
+                           _chunk({"content": "hi"}), _chunk({}, "stop"), sse_data({**CHUNK, "choices": [],
+                                                                                     "usage": USAGE}),
                            b"data: [DONE]\n\n"])
     client = openai.OpenAI(base_url=canned.base_url, api_key="sk-test", max_retries=0)
     seen = _read_slowly(client.chat.completions.create(model="deepseek-reasoner", messages=MESSAGES, stream=True))
     assert len(seen) == 4  # the usage chunk autotrace asked for stays hidden
-    record = _one(traced)
-    assert record["start_ns"] <= _ns(record["completion_start_time"]) <= seen[0]
+    record = traced.one()
+    assert record["start_ns"] <= iso_ns(record["completion_start_time"]) <= seen[0]
     assert record["output"] == {"role": "assistant", "content": "hi", field: "Let me think."}
     assert record["usage"] == {"input": 9, "output": 4, "total": 13}
 
@@ -139,8 +128,8 @@ def test_an_async_chat_streams_first_token_is_its_reasoning(traced: Traced, cann
         return seen
 
     seen = asyncio.run(read())
-    record = _one(traced)
-    assert record["start_ns"] <= _ns(record["completion_start_time"]) <= seen[0]
+    record = traced.one()
+    assert record["start_ns"] <= iso_ns(record["completion_start_time"]) <= seen[0]
     assert record["output"] == {"role": "assistant", "content": "hi", "reasoning_content": "Hmm"}
 
 
@@ -153,7 +142,7 @@ def test_a_streamed_reasoning_is_recorded_as_the_same_reply_parsed(traced: Trace
                                        for i, m in enumerate(messages)]})
 
     def piece(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse_data({**_CHUNK, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]})
+        return sse_data({**CHUNK, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]})
 
     canned.replies.append([piece(0, {"role": "assistant", "reasoning_content": "Let me"}),
                            piece(1, {"role": "assistant", "reasoning_content": "Quick."}),
@@ -189,8 +178,8 @@ def test_a_responses_streams_first_token_is_its_reasoning(traced: Traced, canned
     client = openai.OpenAI(base_url=canned.base_url, api_key="sk-test", max_retries=0)
     seen = _read_slowly(client.responses.create(model="gpt-5", input="x", stream=True))
     assert len(seen) == 8
-    record = _one(traced)
-    assert record["start_ns"] <= _ns(record["completion_start_time"]) <= seen[2]  # the reasoning's event
+    record = traced.one()
+    assert record["start_ns"] <= iso_ns(record["completion_start_time"]) <= seen[2]  # the reasoning's event
     assert record["output"] == "hi" and record["level"] == "DEFAULT"
 
 
@@ -214,7 +203,7 @@ def _until_done(events: Any, done: int) -> None:
 
 
 def _assert_left_with(traced: Traced, output: Any) -> None:
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == output
     assert (record["level"], record["status_message"]) == ("WARNING", STREAM_CLOSED)
     assert record["model"] == "gpt-5" and record["completion_start_time"] is not None
@@ -286,17 +275,17 @@ def test_a_responses_stream_left_mid_reply_after_a_done_call_keeps_both(traced: 
 
 # -- 3. a reply that names no model is priced as the model asked for --------------------------------------
 
-_NO_MODEL_CHUNK = {key: value for key, value in _CHUNK.items() if key != "model"}
+_NO_MODEL_CHUNK = {key: value for key, value in CHUNK.items() if key != "model"}
 _RESPONSES_USAGE = {"input_tokens": 9, "output_tokens": 4, "total_tokens": 13}
 
 
 def _replies_without_model(operation: str, stream: bool) -> Any:
     if operation == "chat" and not stream:
-        return {"id": "c", "object": "chat.completion", "created": 1, "usage": _USAGE,
+        return {"id": "c", "object": "chat.completion", "created": 1, "usage": USAGE,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
     if operation == "chat":
         chunk = {**_NO_MODEL_CHUNK, "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}
-        return [sse_data(chunk), sse_data({**_NO_MODEL_CHUNK, "choices": [], "usage": _USAGE}), b"data: [DONE]\n\n"]
+        return [sse_data(chunk), sse_data({**_NO_MODEL_CHUNK, "choices": [], "usage": USAGE}), b"data: [DONE]\n\n"]
     response = {key: value for key, value in _RESPONSE.items() if key != "model"}
     final = {**response, "status": "completed", "output": [_MESSAGE], "usage": _RESPONSES_USAGE}
     if not stream:
@@ -321,7 +310,7 @@ def test_a_reply_naming_no_model_is_priced_as_the_model_asked_for(traced: Traced
         reply = client.responses.create(model="gpt-4o-mini", input="x", stream=stream)
     if stream:
         list(reply)
-    record = _one(traced)
+    record = traced.one()
     assert record["model"] == "gpt-4o-mini"
     assert record["usage"] == {"input": 9, "output": 4, "total": 13}
     expected = pricing.cost("gpt-4o-mini", {"input": 9, "output": 4})
@@ -337,6 +326,6 @@ def test_a_reply_naming_a_model_without_a_price_gets_no_cost(traced: Traced, fak
     reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=stream)
     if stream:
         list(reply)
-    record = _one(traced)
+    record = traced.one()
     assert record["model"] == "ft:gpt-4o-mini:acme::abc" and record["usage"]["total"] == 13
     assert record["cost"] is None

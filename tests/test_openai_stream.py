@@ -5,7 +5,6 @@ with + break, exception, abandonment)."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import gc
 import json
 from typing import Any
@@ -20,21 +19,13 @@ from autotrace.integrations.openai import _stream_state
 from autotrace.integrations.openai._stream import StreamState, tracking
 from autotrace.observation import STREAM_CLOSED as INTERRUPTED
 from autotrace.testing.fake_openai import FakeOpenAI
-from tests.helpers import Traced
+from tests.helpers import Traced, iso_ns
 
 pytestmark = pytest.mark.integrations("openai")
 
 MESSAGES = [{"role": "user", "content": "tell me"}]
 
 
-def _one(traced: Traced) -> dict[str, Any]:
-    records = traced.records()
-    assert len(records) == 1, [r["name"] for r in records]
-    return records[0]
-
-
-def _ns(iso: str) -> int:
-    return int(dt.datetime.fromisoformat(iso).timestamp() * 1e9)
 
 
 def test_exhausted_stream_records_output_usage_and_first_token(traced: Traced, client: openai.OpenAI,
@@ -46,12 +37,12 @@ def test_exhausted_stream_records_output_usage_and_first_token(traced: Traced, c
     assert all(chunk.choices for chunk in chunks)  # the usage chunk autotrace asked for stays hidden
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "one two three four"
     assert fake.requests[-1]["body"]["stream_options"] == {"include_usage": True}
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == {"role": "assistant", "content": "one two three four"}
     assert record["usage"] == {"input": 9, "output": 4, "total": 13, "input_cached_tokens": 0,
                                "output_reasoning_tokens": 0}
     assert record["cost"]["total"] > 0 and record["metadata"]["finish_reason"] == "stop"
-    assert record["start_ns"] <= _ns(record["completion_start_time"]) <= record["end_ns"]
+    assert record["start_ns"] <= iso_ns(record["completion_start_time"]) <= record["end_ns"]
 
 
 def test_caller_that_asked_for_usage_sees_the_usage_chunk(traced: Traced, client: openai.OpenAI) -> None:
@@ -59,7 +50,7 @@ def test_caller_that_asked_for_usage_sees_the_usage_chunk(traced: Traced, client
                                             stream_options={"include_usage": True})
     chunks = list(stream)
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
-    assert _one(traced)["usage"]["total"] == chunks[-1].usage.total_tokens
+    assert traced.one()["usage"]["total"] == chunks[-1].usage.total_tokens
 
 
 def test_stream_usage_off_leaves_the_request_as_the_caller_made_it(tmp_path: Any, client: openai.OpenAI,
@@ -70,7 +61,7 @@ def test_stream_usage_off_leaves_the_request_as_the_caller_made_it(tmp_path: Any
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     assert "stream_options" not in fake.requests[-1]["body"]
     assert all(chunk.choices for chunk in chunks)  # the server sent no usage chunk
-    record = _one(Traced(tmp_path / "t.db"))
+    record = Traced(tmp_path / "t.db").one()
     assert record["output"] == {"role": "assistant", "content": "one two"}
     assert record["usage"] is None and record["cost"] is None  # nothing to count without the server's usage
 
@@ -81,7 +72,7 @@ def test_break_then_close_ends_once(traced: Traced, client: openai.OpenAI) -> No
         break
     stream.close()
     stream.close()
-    record = _one(traced)  # the reply was cut before it finished: interrupted
+    record = traced.one()  # the reply was cut before it finished: interrupted
     assert (record["level"], record["status_message"]) == ("WARNING", INTERRUPTED)
 
 
@@ -94,7 +85,7 @@ def test_a_stream_left_after_its_finish_reason_is_not_interrupted(traced: Traced
         if chunk.choices and chunk.choices[0].finish_reason:
             break
     stream.close()
-    record = _one(traced)
+    record = traced.one()
     assert (record["level"], record.get("status_message"), record["output"]["content"]) == ("DEFAULT", None, "abc")
 
 
@@ -104,7 +95,7 @@ def test_with_block_and_break(traced: Traced, client: openai.OpenAI, fake: FakeO
         for chunk in stream:
             if chunk.choices[0].delta.content:
                 break
-    assert _one(traced)["output"]["content"] == "a"
+    assert traced.one()["output"]["content"] == "a"
 
 
 def test_async_with_and_break(traced: Traced, aclient: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
@@ -120,7 +111,7 @@ def test_async_with_and_break(traced: Traced, aclient: openai.AsyncOpenAI, fake:
         return ""
 
     assert asyncio.run(consume()) == "a"
-    assert _one(traced)["output"]["content"] == "a"
+    assert traced.one()["output"]["content"] == "a"
 
 
 def test_async_aclose_ends_the_observation(traced: Traced, aclient: openai.AsyncOpenAI) -> None:
@@ -133,7 +124,7 @@ def test_async_aclose_ends_the_observation(traced: Traced, aclient: openai.Async
         return first
 
     assert asyncio.run(consume()).choices[0].delta.role == "assistant"
-    record = _one(traced)
+    record = traced.one()
     assert (record["level"], record["status_message"]) == ("WARNING", INTERRUPTED)
 
 
@@ -146,7 +137,7 @@ def test_async_stream_exhausted_and_closed(traced: Traced, aclient: openai.Async
 
     chunks = asyncio.run(consume())
     assert all(c.choices for c in chunks)
-    record = _one(traced)
+    record = traced.one()
     assert record["output"]["content"] == "echo: tell me" and record["usage"]["total"] > 0
 
 
@@ -166,7 +157,7 @@ def test_error_from_the_stream_itself(traced: Traced, client: openai.OpenAI, fak
     stream.response.close()  # the connection dies under the consumer
     with pytest.raises(Exception) as raised:
         list(stream)
-    record = _one(traced)
+    record = traced.one()
     assert record["level"] == "ERROR" and type(raised.value).__name__ in record["status_message"]
 
 
@@ -193,7 +184,7 @@ def test_a_break_ends_the_observation_at_once_without_the_collector(traced: Trac
             if chunk.choices[0].delta.content:
                 break
         assert tracking(stream).done
-        assert _one(traced)["output"]["content"] == "a"
+        assert traced.one()["output"]["content"] == "a"
         rest = list(stream)  # going on after the observation ended: still no usage chunk, one record
         assert "".join(c.choices[0].delta.content or "" for c in rest) == "bcdefghij"
         assert len(traced.records()) == 1
@@ -246,10 +237,10 @@ def test_a_raw_stream_is_recorded_once_the_caller_parses_it(traced: Traced, clie
     chunks = list(stream)
     assert "stream_options" not in fake.requests[-1]["body"]
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "one two"
-    record = _one(traced)
+    record = traced.one()
     assert record["type"] == "generation" and record["output"] == {"role": "assistant", "content": "one two"}
     assert record["metadata"]["finish_reason"] == "stop" and record["usage"] is None
-    assert record["start_ns"] <= _ns(record["completion_start_time"]) <= record["end_ns"]
+    assert record["start_ns"] <= iso_ns(record["completion_start_time"]) <= record["end_ns"]
 
 
 def test_a_streaming_response_is_recorded_when_parsed_or_else_when_freed(traced: Traced, client: openai.OpenAI,
@@ -299,7 +290,7 @@ def test_an_iteration_patched_by_another_library_runs_beneath_autotraces(
     autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("openai",))
     chunks = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
     assert chunks and seen == chunks
-    record = _one(Traced(tmp_path / "t.db"))
+    record = Traced(tmp_path / "t.db").one()
     assert record["output"]["content"] == "echo: tell me" and record["usage"]["total"] > 0
 
 
@@ -315,7 +306,7 @@ def test_stream_classes_that_cannot_all_be_patched_leave_every_stream_as_the_sdk
     assert type(stream) is Stream and tracking(stream) is None
     assert "".join(c.choices[0].delta.content or "" for c in stream) == "one two"
     assert "stream_options" not in fake.requests[-1]["body"]
-    record = _one(Traced(tmp_path / "t.db"))
+    record = Traced(tmp_path / "t.db").one()
     assert record["name"] == "openai.chat" and record["output"] is None and record["end_ns"] >= record["start_ns"]
     assert autotrace.stats()["openai.stream_untracked"] == 1
 
@@ -369,7 +360,7 @@ def test_streamed_tool_calls_are_assembled(traced: Traced, client: openai.OpenAI
                             {"name": "notify", "arguments": '{"channel": "email"}'}], chunks=7)
     chunks = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.tool_calls) == 2 * (1 + 7)
-    record = _one(traced)
+    record = traced.one()
     assert record["output"]["tool_calls"] == [
         {"id": "call_0", "type": "function",
          "function": {"name": "refund", "arguments": '{"order": 7, "reason": "late"}'}},
@@ -390,7 +381,7 @@ def test_long_tool_call_arguments_are_held_only_to_the_value_limit(tmp_path: Any
     assert received == arguments  # the caller gets every piece
     held = tracking(stream).state.tool_calls[0].arguments  # while it ran: cut to the limit, plus one batch
     assert len(held[0]) <= 1024 + bounds.REDACTION_MARGIN + 1 and len(held) < 64 and len("".join(held)) < len(arguments) / 2
-    record = _one(Traced(tmp_path / "t.db"))
+    record = Traced(tmp_path / "t.db").one()
     assert isinstance(record["output"], str) and len(record["output"].encode()) <= 1024
     assert '"name": "export", "arguments": "{\\"rows\\": [\\"row 0\\"' in record["output"]
     assert autotrace.stats()["attributes_truncated"] >= 1
@@ -402,7 +393,7 @@ def test_tool_calls_past_the_limit_are_dropped_and_counted(traced: Traced, clien
     fake.script(tool_calls=[{"name": f"step{i}", "arguments": "{}"} for i in range(5)], chunks=2)
     chunks = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.tool_calls) == 5 * 3  # the caller sees all
-    record = _one(traced)
+    record = traced.one()
     assert [call["function"]["name"] for call in record["output"]["tool_calls"]] == ["step0", "step1", "step2"]
     assert autotrace.stats()["openai.stream_tool_call_pieces_dropped"] == 2 * 3  # a name and two pieces each
 
@@ -420,10 +411,10 @@ def test_long_stream_is_folded_while_it_runs_and_recorded_whole(traced: Traced, 
     assert all(chunk.choices for chunk in chunks)  # the usage chunk stays hidden
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
     assert len(tracking(stream).state.chunks) == 0  # everything read, nothing held
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == {"role": "assistant", "content": LONG_REPLY}
     assert record["usage"]["output"] == 150 and record["metadata"]["finish_reason"] == "stop"
-    assert record["start_ns"] <= _ns(record["completion_start_time"]) <= record["end_ns"]
+    assert record["start_ns"] <= iso_ns(record["completion_start_time"]) <= record["end_ns"]
 
 
 def test_long_async_stream_is_recorded_whole(traced: Traced, aclient: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
@@ -436,7 +427,7 @@ def test_long_async_stream_is_recorded_whole(traced: Traced, aclient: openai.Asy
     chunks = asyncio.run(run())
     assert all(chunk.choices for chunk in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == {"role": "assistant", "content": LONG_REPLY} and record["usage"]["output"] == 150
 
 
@@ -451,7 +442,7 @@ def test_a_failing_fold_costs_the_record_its_output_never_the_caller_its_chunks(
     fake.script(reply=LONG_REPLY, chunks=150, usage=(9, 150))
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == LONG_REPLY
-    record = _one(traced)
+    record = traced.one()
     assert record["output"] == {"role": "assistant", "content": None}
     assert autotrace.stats()["internal_errors.openai.stream_fold"] >= 1
 
@@ -467,7 +458,7 @@ def test_an_output_longer_than_the_value_limit_is_cut_there_and_marked(tmp_path:
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == reply
     held = tracking(stream).state.text  # while it ran: the text cut to the limit, and at most one batch after it
     assert len(held[0]) <= 1024 + bounds.REDACTION_MARGIN + 1 and len(held) < 64 and len("".join(held)) < len(reply) / 2
-    record = _one(Traced(tmp_path / "t.db"))
+    record = Traced(tmp_path / "t.db").one()
     assert isinstance(record["output"], str) and len(record["output"].encode()) <= 1024
     assert record["output"].startswith('{"role": "assistant", "content": "w0 w1 w2')
     assert record["usage"]["output"] == 600 and autotrace.stats()["attributes_truncated"] >= 1
@@ -485,6 +476,6 @@ def test_a_long_streamed_text_is_redacted_before_it_is_cut(tmp_path: Any, client
     fake.script(reply=reply, chunks=600)
     stream = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="p", stream=True)
     assert "".join(c.choices[0].text for c in stream) == reply
-    output = _one(Traced(tmp_path / "t.db"))["output"]
+    output = Traced(tmp_path / "t.db").one()["output"]
     assert output.endswith("…[truncated]") and len(output.encode()) <= 1024
     assert "jane" not in output and output.startswith("w" * 100)

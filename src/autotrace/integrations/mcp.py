@@ -20,6 +20,8 @@ JSON-RPC (``inject_trace_context``, with the process's propagators) is followed 
 its keys too follow autotrace's rules: the sampled bit only (``full_trace_flags``), this service's
 tenant only, and only when ``tenant_baggage`` is ``all`` (a session knows no target to match the
 setting's patterns against). In process (no JSON-RPC) only the wrapped requests carry ``_meta``.
+What the server sends back while a request runs (progress, and its sampling, elicitation and roots
+requests) reaches the client's callbacks in that request's tracing state (``_mcp_callbacks``).
 
 Server: every ``tools/call``, ``resources/read`` and ``prompts/get`` a server handles (lowlevel
 ``Server`` or ``MCPServer``, any transport) takes its handler from ``Server.get_request_handler``;
@@ -51,6 +53,7 @@ from ..context import release_tenant, set_tenant, trusted_incoming_tenant, witho
 from ..middleware import adopt_current_span
 from ..observation import Observation, ObservationType, make_current, restore_context
 from ..propagation import extract, inject, merge_baggage, tenant_travels_to
+from ._mcp_callbacks import dispatch_input_request, enter, leave
 from .base import Integration
 from .documents import document, recorded
 
@@ -193,6 +196,12 @@ class _Method:
     server_name: Callable[[Mapping[str, Any]], str | None]  # None: the method's name
     start: Callable[[Mapping[str, Any]], Fields]  # the fields known before it runs
     outcome: Callable[[Any], tuple[Fields, str | None]]
+    progress: bool = False  # the client method takes ``progress_callback``, after ``read_timeout_seconds``
+
+    @property
+    def client_expects(self) -> tuple[str, ...]:
+        """The client method's leading positional parameters the wrapper reads."""
+        return (*self.params, "read_timeout_seconds", "progress_callback") if self.progress else self.params
 
 
 def _text(value: Any) -> str | None:
@@ -203,7 +212,8 @@ def _text(value: Any) -> str | None:
 _METHODS = {method.wire: method for method in (
     _Method("tools/call", "call_tool", ObservationType.TOOL, ("name", "arguments"),
             lambda p: f"mcp.call_tool {p.get('name')}", _named,
-            lambda p: {"tool_name": _text(p.get("name")), "arguments": p.get("arguments")}, _tool_outcome),
+            lambda p: {"tool_name": _text(p.get("name")), "arguments": p.get("arguments")}, _tool_outcome,
+            progress=True),
     _Method("resources/read", "read_resource", ObservationType.RETRIEVER, ("uri",),
             lambda p: "mcp.read_resource", lambda p: None,
             lambda p: {"input": {"uri": _text(p.get("uri"))}}, _read_outcome),
@@ -288,12 +298,15 @@ def _client_wrapper(method: _Method) -> Callable[..., Awaitable[Any]]:
         if call.meta is not None:
             kwargs = {**kwargs, "meta": call.meta}
         token = make_current(call.obs)
+        caller, args, kwargs = enter(instance, method.progress, args, kwargs)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as error:
+            leave(caller)
             restore_context(token)
             _finish(method, call.obs, error=error)
             raise
+        leave(caller)
         restore_context(token)
         _finish(method, call.obs, result)
         return result
@@ -407,8 +420,9 @@ def _get_request_handler(wrapped: Callable[..., Any], instance: Any, args: tuple
 
 
 class McpIntegration(Integration):
-    """Patches ``ClientSession.call_tool`` / ``read_resource`` / ``get_prompt`` and
-    ``Server.get_request_handler`` (the same three requests, and the tenant of every other)."""
+    """Patches ``ClientSession.call_tool`` / ``read_resource`` / ``get_prompt`` (and
+    ``dispatch_input_request``, the server's requests to them) and ``Server.get_request_handler``
+    (the same three requests, and the tenant of every other)."""
 
     name = "mcp"
     distribution = "mcp"
@@ -418,7 +432,10 @@ class McpIntegration(Integration):
     def _instrument(self) -> None:
         wrap = self.patcher.wrap
         for method in _METHODS.values():
-            wrap("mcp.client.session", f"ClientSession.{method.client}", _client_wrapper(method), expects=method.params)
+            wrap("mcp.client.session", f"ClientSession.{method.client}", _client_wrapper(method),
+                 expects=method.client_expects)
+        wrap("mcp.client.session", "ClientSession.dispatch_input_request", dispatch_input_request,
+             expects=("ctx", "request"))
         wrap("mcp.server.lowlevel.server", "Server.get_request_handler", _get_request_handler, expects=("method",))
         wrap("mcp.shared.jsonrpc_dispatcher", "inject_trace_context", _inject_trace_context, optional=True,
              expects=("meta",))

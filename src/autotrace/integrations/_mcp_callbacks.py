@@ -1,0 +1,166 @@
+"""An MCP client's callbacks for what a server sends while a request runs (``progress_callback``,
+and the sampling, elicitation and roots requests), run in the tracing state of the request they
+belong to: its tenant, trace attributes, content-capture setting and active replay, and a parent in
+its trace.
+
+The SDK runs them in the task that read the message: over stdio (and a streamable HTTP session's
+standalone stream) that is the task started when the session connected, so a session shared by
+several requests ran every callback (an LLM call in a sampling callback) under the tenant that had
+connected, in a trace of its own. A progress callback is the call's own. A server's request names
+its call's trace in ``_meta`` (the SDK's servers send their ``traceparent``): one of the session's
+requests in flight in that trace lends its state, the server's span the parent. A request naming no
+such trace (a server that sends none) takes the state of the one request in flight, and never a
+tenant's when several tenants' requests are (``_unnamed``).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import Token
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+
+from .. import context, interception
+from .._internal import guarded_failure
+from ..context import reset_block
+from ..observation import restore_context
+from ..propagation import extract
+
+#: autotrace's context variables a callback takes from its request (the OTel context apart).
+_VARIABLES = (context._tenant, context._capture, context._trace_attrs, interception._active)
+_TRACE_KEYS = ("traceparent", "tracestate")
+
+
+class Caller:
+    """The tracing state of one client request in flight (taken where its observation is current),
+    known to its session by trace id until ``leave``."""
+
+    __slots__ = ("otel", "session", "trace_id", "values")
+
+    def __init__(self, session: Any) -> None:
+        self.values = tuple(variable.get() for variable in _VARIABLES)
+        self.otel = otel_context.get_current()
+        self.session = session
+        self.trace_id = trace.get_current_span(self.otel).get_span_context().trace_id
+        with _LOCK:
+            _IN_FLIGHT.setdefault(session, {}).setdefault(self.trace_id, []).append(self)
+
+    def leave(self) -> None:
+        """The request has ended: its session's callbacks no longer take its state (never raises)."""
+        try:
+            with _LOCK:
+                calls = _IN_FLIGHT.get(self.session, {})
+                waiting = calls.get(self.trace_id, [])
+                if self in waiting:
+                    waiting.remove(self)
+                if not waiting:
+                    calls.pop(self.trace_id, None)
+        except Exception as exc:
+            guarded_failure("mcp.callback", exc)
+
+    def progress(self, callback: Any) -> Callable[..., Awaitable[Any]]:
+        """``callback`` (the call's ``progress_callback``), run in this request's state."""
+
+        async def progress(*args: Any, **kwargs: Any) -> Any:
+            return await self.run(callback, args, kwargs, self.otel)
+
+        return progress
+
+    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], otel: Context) -> Any:
+        """``await fn(*args, **kwargs)`` with this request's variables and ``otel`` current; the
+        task's own put back after. A failure in setting them is autotrace's: ``fn`` runs as is."""
+        tokens: list[Token[Any]] = []
+        attached: object | None = None
+        try:
+            tokens = [variable.set(value) for variable, value in zip(_VARIABLES, self.values, strict=True)]
+            attached = otel_context.attach(otel)
+        except Exception as exc:
+            guarded_failure("mcp.callback", exc)
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            restore_context(attached)
+            for token in reversed(tokens):
+                reset_block(token)
+
+
+_LOCK = threading.Lock()
+_IN_FLIGHT: weakref.WeakKeyDictionary[Any, dict[int, list[Caller]]] = weakref.WeakKeyDictionary()
+
+
+def _owner(session: Any, meta: Any) -> tuple[Caller, Context] | None:
+    """The session's request in flight in the trace ``meta`` names, and the context that makes the
+    server's span (named there) the parent; else, when the server names no trace of the session's,
+    ``_unnamed``'s."""
+    given = {key: meta[key] for key in _TRACE_KEYS if isinstance(meta.get(key), str)} \
+        if isinstance(meta, Mapping) else {}
+    span = trace.get_current_span(extract(given)) if "traceparent" in given else None
+    named = span.get_span_context() if span is not None else None
+    with _LOCK:
+        calls = _IN_FLIGHT.get(session, {})
+        waiting = calls.get(named.trace_id) if named is not None and named.is_valid else None
+        if not waiting:
+            return _unnamed(session, [caller for callers in calls.values() for caller in callers])
+        caller = waiting[-1]
+    return caller, trace.set_span_in_context(span, caller.otel)  # type: ignore[arg-type]
+
+
+def _unnamed(session: Any, callers: list[Caller]) -> tuple[Caller, Context] | None:
+    """A server's request naming no trace of the session's (a server that sends none): the one
+    request in flight's state, under its span; with several of one tenant, that tenant's state in
+    a trace of its own; with several tenants' requests in flight, no tenant's (whose it is cannot be
+    told: never another tenant's), content left out if any of them leaves it out. None with no
+    request in flight: as the SDK runs it."""
+    if len(callers) <= 1:
+        return (callers[0], callers[0].otel) if callers else None
+    latest = callers[-1]
+    if len({caller.values[0] for caller in callers}) == 1:
+        return latest, Context()
+    capture = False if any(caller.values[1] is False for caller in callers) else None
+    anonymous = Caller.__new__(Caller)
+    anonymous.session, anonymous.trace_id, anonymous.otel = session, 0, Context()
+    anonymous.values = (None, capture, None, None)
+    return anonymous, Context()
+
+
+async def dispatch_input_request(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...],
+                                 kwargs: dict[str, Any]) -> Any:
+    """``ClientSession.dispatch_input_request`` (every sampling, elicitation and roots request a
+    server sends): its callback runs in the state of the request whose trace ``_meta`` names."""
+    try:
+        request_context = args[0] if args else kwargs.get("ctx")
+        found = _owner(instance, getattr(request_context, "meta", None))
+    except Exception as exc:
+        guarded_failure("mcp.callback", exc)
+        found = None
+    if found is None:
+        return await wrapped(*args, **kwargs)
+    caller, otel = found
+    return await caller.run(wrapped, args, kwargs, otel)
+
+
+def enter(session: Any, progress: bool, args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> tuple[Caller | None, tuple[Any, ...], dict[str, Any]]:
+    """A request whose observation is current, known to ``session`` while it runs, and the
+    arguments to send: with ``progress``, its ``progress_callback`` (the fourth) run in its state."""
+    try:
+        caller = Caller(session)
+    except Exception as exc:
+        guarded_failure("mcp.callback", exc)
+        return None, args, kwargs
+    if progress and kwargs.get("progress_callback") is not None:
+        kwargs = {**kwargs, "progress_callback": caller.progress(kwargs["progress_callback"])}
+    elif progress and len(args) > 3 and args[3] is not None:
+        args = (*args[:3], caller.progress(args[3]), *args[4:])
+    return caller, args, kwargs
+
+
+def leave(caller: Caller | None) -> None:
+    """The request has ended: its session's callbacks no longer take its state."""
+    if caller is not None:
+        caller.leave()

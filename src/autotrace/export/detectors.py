@@ -1,7 +1,9 @@
 """The built-in PII detectors: patterns for each kind of value, the cheap triggers that decide
 which of them run on a text, and the validators that check their matches (Luhn, IBAN mod-97, SSN
 rules, IP octets, Basic credentials decoded); addresses spelled out are ``detectors_spelled``'s,
-secrets' assignments (``password=...``) ``detectors_assigned``'s, and what is read through before
+secrets' assignments (``password=...``) ``detectors_assigned``'s, secrets found by what names them
+(service token prefixes, webhook URLs, ``Authorization`` headers, XML elements) ``_secret_patterns``'s,
+what a digit match can be part of ``_digit_context``'s, and what is read through before
 the search (escapes, references, full-width forms) ``detectors_decode``'s. ``redact_text``
 replaces what they find with a placeholder naming the kind (``<EMAIL>``); placeholders contain
 no quotes or backslashes, so JSON text stays valid. ``redaction.Redactor``
@@ -15,6 +17,12 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 
+from . import _secret_patterns as _secrets
+from ._digit_context import KINDS as _IN_CONTEXT
+from ._digit_context import in_a_hex_id as _in_a_hex_id
+from ._digit_context import part_of_more as _part_of_more
+from ._iban_registry import IBAN_LENGTHS as _IBAN_LENGTHS
+from ._iban_registry import IBAN_LIKE as _IBAN_LIKE
 from .detectors_assigned import KEY_WORDS as _KEY_WORDS
 from .detectors_assigned import occurrences as _occurrences
 from .detectors_assigned import redact_assignments as _redact_assignments
@@ -74,7 +82,7 @@ _PATTERNS: dict[str, str] = {
     "BASIC_AUTH": r"(?<=[Bb]asic )[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])",
     "API_KEY": (
         r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}|[ps]k-lf-[A-Za-z0-9-]{8,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
-        r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[bpasr]-[A-Za-z0-9-]{10,}"
+        r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[bpaesr]-[A-Za-z0-9-]{10,}"
         r"|AIza[0-9A-Za-z_-]{35}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|hf_[A-Za-z0-9]{30,})"  # Stripe, HF
     ),
     # letters of any script (josé@example.com, user@bücher.de: \w is Unicode here); a backslash in
@@ -95,7 +103,8 @@ _PATTERNS: dict[str, str] = {
         rf"(?<![^\W_])(?<!(?<![^\W\d_])[.,{_HYPHENS}])(?:(?:\d{_SEP}?){{12,18}}\d|\d{{4}}(?:\.\d{{4}}){{3}}(?:\.\d{{3}})?)"
         rf"(?![^\W_]|[{_HYPHENS}]|[.,]\d)"
     ),
-    "US_SSN": rf"(?<![\d{_HYPHENS}])\d{{3}}(?P<ssn_sep>[{_HYPHENS}])\d{{2}}(?P=ssn_sep)\d{{4}}(?![\d{_HYPHENS}])",
+    # or in spaces, as the card prints it, where no number is next to it (``_part_of_more``)
+    "US_SSN": rf"(?<![\d{_HYPHENS}])\d{{3}}(?P<ssn_sep>[ {_WIDE_SPACES}{_HYPHENS}])\d{{2}}(?P=ssn_sep)\d{{4}}(?![\d{_HYPHENS}])",
     # international (+...); North American in its shapes (spaced: area code and exchange not
     # starting with 0 or 1); national after a trunk 0 (UK, Germany...: 10 to 12 digits, checked)
     # and French pairs: a group of digits next to them would make them part of a longer number
@@ -192,7 +201,8 @@ _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], _ByText], ...] = (
 #: them needs no text pass. A few substring tests cost far less than one scan with a regular
 #: expression whose alternatives start with common letters. Those after the plain ones, an "@"
 #: written otherwise, are tested as ``_encoded_at`` does: after a one-character test.
-_PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY")
+_PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY",
+                *_secrets.GITLAB_PREFIXES, *_secrets.DASH_PREFIXES, *_secrets.WEBHOOK_HINTS)
 _TRIGGER_HINTS = (*_PLAIN_HINTS, "%2540", "\\uff20", "&#", "&commat;", "\uff20", "%40", "\\u0040")
 _DIGIT_PASS = _ByText("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
 #: Cards, phones and SSNs use hyphens too: where a candidate IBAN in groups of hyphens is none (or
@@ -211,20 +221,6 @@ def _luhn(digits: str) -> bool:
                 value -= 9
         total += value
     return total % 10 == 0
-
-
-#: The length of an IBAN by country (the SWIFT IBAN registry). Only an IBAN not in capitals must
-#: match it: a lower-case hex id (a trace, span or commit id) passes mod-97 one time in 97.
-_IBAN_LENGTHS = {code: int(length) for code, length in re.findall(r"([A-Z]{2})(\d\d)", (
-    "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BI27 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DJ27 DK18 "
-    "DO28 EE20 EG29 ES24 FI18 FK18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HN28 HR21 HU28 IE22 IL23 "
-    "IQ23 IS26 IT27 JO30 KW30 KZ20 LB28 LC32 LI21 LT20 LU20 LV21 LY25 MC27 MD24 ME22 MK19 MN20 MR27 "
-    "MT31 MU30 NI28 NL18 NO15 OM23 PK24 PL28 PS29 PT25 QA29 RO24 RS22 RU33 SA24 SC31 SD18 SE24 SI19 "
-    "SK24 SM27 SO23 ST25 SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20 YE30"))}
-
-#: Countries whose banks use IBANs not (yet) in the registry: no fixed length is assumed for them
-_IBAN_LIKE = frozenset(("AO", "BF", "BJ", "CF", "CG", "CI", "CM", "CV", "DZ", "GA", "GQ", "GW", "IR", "KM", "MA", "MG",
-                        "ML", "MZ", "NE", "SN", "TD", "TG"))
 
 
 def _iban_ok(text: str) -> bool:
@@ -271,8 +267,13 @@ def _ssn_ok(text: str) -> bool:
 
 
 def _ip_ok(text: str) -> bool:
+    """An IP address; a dotted quad's octets zero-padded to three digits too (``010.001.002.003``)."""
+    text = _as_ascii(text)
+    if (text[0] == "0" or ".0" in text) and (octets := text.split(".")) and len(octets) == 4 and {
+            len(octet) for octet in octets if octet[0] == "0" and len(octet) > 1} == {3}:
+        text = ".".join(str(int(octet)) for octet in octets)
     try:
-        ipaddress.ip_address(_as_ascii(text))
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True
@@ -301,27 +302,10 @@ def _phone_ok(text: str) -> bool:
 
 
 _NOT_DIGITS = re.compile(r"\D")
-#: Ids whose groups can be all digits: a UUID (8-4-4-4-12 hex digits, hyphens as ``_HYPHENS`` reads
-#: them) and a W3C ``traceparent`` (2-32-16-2). "…3b-0292-4192-9481-ba…" reads as a national phone
-#: number, "…6f-9491-272732299146" or a parent id as a Luhn-valid card (after a word and a hyphen, as
-#: "card-4111 …" is). Neither is one inside such an id.
-_HEX_IDS = re.compile(
-    rf"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{{8}}(?:[{_HYPHENS}][0-9A-Fa-f]{{4}}){{3}}[{_HYPHENS}][0-9A-Fa-f]{{12}}"
-    r"|[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2})(?![0-9A-Fa-f])")
-_LONGEST_HEX_ID = 55
-
-
-def _in_a_hex_id(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` lies within a UUID or a traceparent (checked only for a match)."""
-    return any(found.start() <= start and end <= found.end()
-               for found in _HEX_IDS.finditer(text, max(0, start - _LONGEST_HEX_ID), end + _LONGEST_HEX_ID + 1))
-
-
 _VALIDATORS: dict[str, Callable[[str], bool]] = {
     "IBAN": _iban_ok, "US_SSN": _ssn_ok, "IP_ADDRESS": _ip_ok, "CREDIT_CARD": _card_ok, "BASIC_AUTH": _basic_ok,
     "PHONE": _phone_ok,
 }
-_IN_HEX_IDS = ("PHONE", "CREDIT_CARD")  # the kinds such an id's groups can take the shape of
 
 #: A number in no phone shape (``4155550132``, ``555-0132``, ``0351 12345``: ids, counts and amounts
 #: look the same) is one only where a word names it (``phone:``, ``call me at``, ``Tel.``, ``Handy``, ``portable``...),
@@ -393,9 +377,15 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     triggered = _plain_hint(text) or _encoded_at(text)
     digits = _has_digit_shape(text)
     lowered = text.lower()  # for two of them (C, half a nanosecond a character)
-    keyed = ("=" in text or ":" in text) and _contains_any(lowered, _KEY_WORDS)
+    assigned = "=" in text or ":" in text
+    keyed = assigned and _contains_any(lowered, _KEY_WORDS)
+    # an XML element (a closing tag) or a command's argument (``aws_secret_access_key ...``) names a
+    # secret too (``_secrets.redact_named``); text with "=" or ":" and no key word has none
+    named = ((keyed or not assigned) and (("<" in text and "</" in text) or ("_" in text and "access_key" in lowered))
+             and (keyed or _contains_any(lowered, _KEY_WORDS)))
+    authorized = assigned and "z" in lowered and "authorization" in lowered  # (a "z": rare in prose)
     spelled = _spelled_out(text, lowered)
-    if not (triggered or digits or keyed or spelled):
+    if not (triggered or digits or keyed or named or authorized or spelled):
         return text, 0
     replaced = 0
     marked = "\\" in text and _MARK not in text
@@ -413,7 +403,7 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         if kind == "IBAN":  # a match written in groups may run into the words after it ("... 7034 ok")
             value, after = _iban_in(value)
         valid = _VALIDATORS.get(kind, bool)(value) and not (
-            kind in _IN_HEX_IDS and _in_a_hex_id(match.string, *match.span()))
+            kind in _IN_CONTEXT and _part_of_more(kind, value, match.string, *match.span()))
         if kind == "IBAN" and (after or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
             rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
         if not valid:
@@ -434,6 +424,12 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
                 else:
                     text, n = pattern.subn(f"<{kind}>", text)
                     replaced += n
+        if (kinds is None or "API_KEY" in kinds) and _secrets.hint(text):
+            text, n = _secrets.redact_service_secrets(text)
+            replaced += n
+    if (authorized or named) and (kinds is None or "API_KEY" in kinds):
+        text, n = _secrets.redact_named(text, text.lower() if replaced else lowered, authorized, named)
+        replaced += n
     if spelled and (kinds is None or "EMAIL" in kinds):
         text, n = _redact_spelled_emails(text)
         replaced += n
@@ -463,7 +459,8 @@ def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
 def _plain_hint(text: str) -> bool:
     """``_contains_any(text, _PLAIN_HINTS)``, each longer hint after a one-character test of a letter
     it holds that prose seldom does: a substring test of several characters costs ten times as much."""
-    return ("@" in text or "_" in text or ("-" in text and "k-" in text) or "earer " in text or "asic " in text
+    return ("@" in text or "_" in text or ("-" in text and ("k-" in text or _secrets.dash_hint(text))) or "earer " in text
+            or "asic " in text or ("/" in text and "hooks" in text and _contains_any(text, _secrets.WEBHOOK_HINTS))
             or ("J" in text and "eyJ" in text) or ("x" in text and "xox" in text)
             or ("A" in text and ("AKIA" in text or "ASIA" in text or "AIza" in text))
             or ("Y" in text and "PRIVATE KEY" in text))

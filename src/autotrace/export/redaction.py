@@ -61,6 +61,20 @@ _REMEMBERED_LENGTH = 512
 _KEY_PREFIXES = (f"{OBS_METADATA}.", f"{TRACE_METADATA}.")
 
 
+#: What the key of a secret ends with (``password``, ``http.request.header.authorization``, a metadata
+#: key ``api_key``, ``clientSecret``, ``access_token``; not ``max_tokens``): a text under it in which
+#: the detectors find nothing (``Token 9944b0...``, ``hunter22``) is replaced whole (``API_KEY``), if it
+#: is as long as an assignment's value must be (6 characters: not ``eos_token``'s ``</s>``).
+_SECRET_KEY_ENDS = ("authorization", "password", "passwd", "secret", "apikey", "api_key", "api-key", "access_key",
+                    "accesskey", "private_key", "privatekey", "secret_key", "token", "cookie")
+_SECRET = "<API_KEY>"
+_NO_KEYS: frozenset[str] = frozenset()
+
+
+def _names_a_secret(key: str) -> bool:
+    return key.lower().endswith(_SECRET_KEY_ENDS)
+
+
 def redaction_tenant() -> str | None:
     """Inside a redaction hook: the tenant of the span or score it redacts, so that a hook can apply
     one customer's policy (``return None`` for every input of a tenant whose contract allows no
@@ -97,11 +111,13 @@ class Redactor:
         self.skip_keys = skip_keys
         self.enabled = self.kinds is None or bool(self.kinds) or bool(self.hooks)
         self._detect = self.kinds is None or bool(self.kinds)
+        self._by_key = self.kinds is None or "API_KEY" in self.kinds
         #: Detector results for short values of low-cardinality keys (names, parameters, URLs,
         #: metadata), which repeat from span to span. Bounded; only touched by the pipeline thread.
         self._known: dict[str, tuple[str, int]] = {}
-        #: Attribute keys the detectors leave as they are (nearly all; they repeat): a span whose keys
-        #: are all known needs one set operation for them. Bounded; pipeline thread only.
+        #: Attribute keys the detectors leave as they are and that name no secret (nearly all; they
+        #: repeat): a span whose keys are all known needs one set operation for them. Bounded; pipeline
+        #: thread only.
         self._clean_keys: set[str] = set(skip_keys)
 
     @classmethod
@@ -174,17 +190,25 @@ class Redactor:
             data = redacted.encode("utf-8", "surrogateescape")  # cut as bytes, if held (see ``_text``)
             return cut_value(data, state.max_value_bytes) if text.endswith(HELD_MARK) else data
         if isinstance(value, Mapping):
-            return {self._text(str(k), report, True): self._structured(v, report, repeats, budget, depth + 1)
-                    for k, v in value.items()}
+            mapping: dict[str, Any] = {}
+            for key, item in value.items():
+                name, new = str(key), self._structured(item, report, repeats, budget, depth + 1)
+                secret = self._by_key and _names_a_secret(name)
+                mapping[self._text(name, report, True)] = self._keyed(item, new, report) if secret else new
+            return mapping
         if isinstance(value, Sequence):
             items = [self._structured(item, report, repeats, budget, depth + 1) for item in value]
             return tuple(items) if isinstance(value, tuple) else items
         raise TypeError(f"unsupported attribute value type {type(value).__name__}")
 
-    def redact_value(self, key: str, value: Any, span_type: str, report: RedactionReport | None = None) -> Any:
-        """Redact one value; returns ``None`` when a hook asked to drop it."""
+    def redact_value(self, key: str, value: Any, span_type: str, report: RedactionReport | None = None,
+                     secret: bool | None = None) -> Any:
+        """Redact one value (``secret``: whether ``key`` names one, if known); returns ``None`` when a
+        hook asked to drop it."""
         report = report if report is not None else RedactionReport()
-        value = self._builtin(value, report, key not in _CONTENT_KEYS)
+        redacted = self._builtin(value, report, key not in _CONTENT_KEYS)
+        value = self._keyed(value, redacted, report) if (
+            _names_a_secret(key) if secret is None else secret) and self._by_key else redacted
         for hook in self.hooks:
             try:
                 value = hook(key, value, span_type)
@@ -204,13 +228,26 @@ class Redactor:
                 return cut_value(value, state.max_value_bytes)
         return value
 
+    def _keyed(self, raw: Any, value: Any, report: RedactionReport) -> Any:
+        """``value`` (``raw`` redacted by the detectors) under a key that names a secret: each of its
+        texts in which they found nothing replaced whole (a header's list of values too)."""
+        if type(value) is str:
+            if value == raw and len(value) >= 6 and value != _SECRET:  # (as long as an assignment's)
+                report.replacements += 1
+                return _SECRET
+            return value
+        if isinstance(value, list | tuple) and isinstance(raw, list | tuple) and len(raw) == len(value):
+            items = [self._keyed(old, new, report) for old, new in zip(raw, value, strict=True)]
+            return tuple(items) if isinstance(value, tuple) else items
+        return value
+
     def _key(self, key: Any, report: RedactionReport) -> Any:
         """An attribute's key with the detectors applied: a metadata key can be an e-mail address."""
         if type(key) is not str or key in self._clean_keys:
             return key
         cut = key.index(".metadata.") + 10 if key.startswith(_KEY_PREFIXES) else 0
         redacted = key[:cut] + self._text(key[cut:], report, True)
-        if redacted == key:
+        if redacted == key and not (self._by_key and _names_a_secret(key)):  # (a secret's: looked at every time)
             if len(self._clean_keys) >= _REMEMBERED_VALUES:
                 self._clean_keys = set(self.skip_keys)
             self._clean_keys.add(key)
@@ -221,8 +258,11 @@ class Redactor:
         report = RedactionReport()
         result: dict[str, Any] = {}
         skip_keys, plain = self.skip_keys, self._detect and not self.hooks
-        if self._detect and not self._clean_keys.issuperset(attributes):  # a key not seen before
+        secret_keys: frozenset[str] | set[str] = _NO_KEYS
+        if self._detect and not self._clean_keys.issuperset(attributes):  # a key not seen before, or a secret's
             attributes = {self._key(key, report): value for key, value in attributes.items()}
+            if self._by_key:
+                secret_keys = {key for key in attributes if _names_a_secret(key)}
         for key, value in attributes.items():
             if key in skip_keys and (type(value) is str or type(value) in _SCALARS):  # not a container
                 result[key] = value
@@ -230,9 +270,13 @@ class Redactor:
             if plain and type(value) is str:  # the common case, without redact_value's generality
                 result[key] = self._text(value, report, key not in _CONTENT_KEYS)
                 continue
-            new = self.redact_value(key, value, span_type, report)
+            new = self.redact_value(key, value, span_type, report, key in secret_keys)
             if new is not None:
                 result[key] = new
+        for key in secret_keys:  # those the common case took (``redact_value`` saw to the others)
+            value = attributes[key]
+            if plain and type(value) is str and key not in skip_keys:
+                result[key] = self._keyed(value, result[key], report)
         if report.replacements:
             count("redactions", report.replacements)
         return result, report

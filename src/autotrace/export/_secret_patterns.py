@@ -1,0 +1,131 @@
+"""Secrets ``detectors.redact_text`` finds by what names them, each replaced by ``<API_KEY>`` with
+that kept: service tokens by their prefixes (GitLab, npm, Stripe and Svix webhook secrets, Slack
+app tokens, Groq, Replicate, xAI, Perplexity, PyPI), the secret path of a Slack or Discord webhook
+URL, an ``Authorization`` header's credentials in any scheme (Bearer and Basic are ``detectors``'s),
+an XML element named as a secret (``<SecretAccessKey>``, ``<password>``) and an AWS secret access
+key after its name and a space (``aws configure set aws_secret_access_key ...``; after ``=`` or ``:``
+it is an assignment, ``detectors_assigned``'s).
+
+Linear in the text's length: every repeat without a bound is possessive (what follows it is a
+character its class excludes, so what it gave back could never match), and attempts start only at
+a literal, at a word found in lower case, or where no run of a token's characters does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from .detectors_assigned import occurrences
+
+#: What each token starts with, as ``detectors`` tests for them (each holds a "-" or a "_"), and
+#: what a webhook's URL holds (a "/" and "hooks" tested first: a single character is found ten times
+#: faster than a longer substring, and prose seldom holds a slash)
+GITLAB_PREFIXES = ("glpat-", "gldt-", "glrt-", "glptt-", "gloas-", "glsoat-")
+DASH_PREFIXES = ("xapp-", "xai-", "pplx-", "pypi-")
+UNDERSCORE_PREFIXES = ("npm_", "whsec_", "gsk_", "r8_")
+WEBHOOK_HINTS = ("hooks.slack.com/", "hooks.slack.com\\/", "/webhooks")
+TRIGGERS = (*GITLAB_PREFIXES, *DASH_PREFIXES, *UNDERSCORE_PREFIXES, *WEBHOOK_HINTS)
+
+
+def _ending(prefixes: tuple[str, ...]) -> re.Pattern[str]:
+    """Where one of ``prefixes`` (all ending in the same character) ends: that character searched for
+    as fast as a substring (one scan of a long text, not one per prefix), then the one before it (in a
+    UUID or a JSON key, seldom one of theirs), then each prefix."""
+    end, before = re.escape(prefixes[0][-1]), "".join(sorted({prefix[-2] for prefix in prefixes}))
+    return re.compile(f"{end}(?<=[{before}]{end})(?:" + "|".join(f"(?<={re.escape(p)})" for p in prefixes) + ")")
+
+
+_UNDERSCORE_END, _DASH_END = _ending(UNDERSCORE_PREFIXES), _ending((*GITLAB_PREFIXES, *DASH_PREFIXES))
+
+_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:gl(?:pat|dt|rt|ptt|oas|soat)-[A-Za-z0-9_-]{20,}+(?:\.[A-Za-z0-9_-]++)*+"
+    r"|npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])|whsec_[A-Za-z0-9+/]{24,}+={0,2}|xapp-\d-[A-Za-z0-9-]{20,}+"
+    r"|gsk_[A-Za-z0-9]{40,}+|r8_[A-Za-z0-9]{30,}+|xai-[A-Za-z0-9]{40,}+|pplx-[A-Za-z0-9]{40,}+"
+    r"|pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{40,}+)")  # (a PyPI token's macaroon names pypi.org)
+#: The path after a webhook's kind (``/services/T.../B.../secret``, ``/api/webhooks/id/token``); its
+#: slashes escaped too, as JSON text may write them
+_WEBHOOK = re.compile(r"(?P<prefix>hooks\.slack\.com\\?/(?:services|workflows|triggers)\\?/"
+                      r"|discord(?:app)?\.com\\?/api(?:\\?/v\d++)?\\?/webhooks\\?/)"
+                      r"[A-Za-z0-9_-]++(?:\\?/[A-Za-z0-9_-]++)++")
+#: An ``Authorization`` (or ``Proxy-Authorization``, ``HTTP_AUTHORIZATION``) header's credentials, as a
+#: header line, a JSON or Python mapping's item or an assignment: after a scheme (``Token``, ``ApiKey``,
+#: ``Negotiate``...), or alone to the value's end. Never a parameter list (Digest, AWS4-HMAC-SHA256: a
+#: signature of one request, its access key id found as an ``API_KEY``); a digit or 20 characters, so
+#: that prose (``authorization: required``) stays.
+_AUTHORIZATION = re.compile(  # (its classes in both cases: cheaper than ignoring case)
+    r"(?i:authorization)(?:\\*+[\"'])?[ \t]*+[:=][ \t]*+(?:\\*+[\"'])?"
+    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9-]{0,30}+ ++)(?![A-Za-z0-9_-]++=(?:\\?[\"'])?[^\s\"'\\,]*+(?:\\?[\"'])?,))?"
+    r"(?P<value>(?=[A-Za-z._~+/-]*+\d|[A-Za-z0-9._~+/-]{20})[A-Za-z0-9._~+/-]{8,}+=*+)"
+    r"(?(scheme)|(?=[ \t]*+(?:[\r\n\"'\\,;)}\]<]|\Z)))")
+#: An XML element named as a secret (its name ends so: ``SessionToken``, ``client_secret``; not
+#: ``max_tokens``), holding no space
+_ELEMENT = re.compile(r"<(?P<tag>[\w.:-]{0,48}?(?i:api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key|secret"
+                      r"|token|passw(?:or)?d))>(?P<value>[^<>\s]{6,4096}+)</(?P=tag)>")
+#: An AWS secret access key (40 characters of base64) after its name (``aws_secret_access_key``) and a space
+_AWS_SECRET = re.compile(r"(?i:secret_access_key)(?:\\?[\"'])?[ \t]++(?:\\?[\"'])?"
+                         r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")
+
+
+def redact_service_secrets(text: str) -> tuple[str, int]:
+    """``text`` with prefixed service tokens and webhook URLs' secret paths replaced, and how many."""
+    replaced = 0
+    if "_" in text or "-" in text:
+        text, replaced = _TOKEN.subn("<API_KEY>", text)
+    if "/" in text and "hooks" in text:
+        text, n = _WEBHOOK.subn(r"\g<prefix><API_KEY>", text)
+        replaced += n
+    return text, replaced
+
+
+def hint(text: str) -> bool:
+    """Whether ``text`` holds one of ``TRIGGERS``."""
+    return (("_" in text and _UNDERSCORE_END.search(text) is not None) or ("-" in text and dash_hint(text))
+            or ("/" in text and "hooks" in text and any(map(text.__contains__, WEBHOOK_HINTS))))
+
+
+def dash_hint(text: str) -> bool:
+    """Whether ``text`` holds one of ``GITLAB_PREFIXES`` or ``DASH_PREFIXES``."""
+    return _DASH_END.search(text) is not None
+
+
+def redact_named(text: str, lowered: str, authorization: bool, named: bool) -> tuple[str, int]:
+    """``text`` (``lowered``: in lower case) with each ``Authorization`` header's credentials replaced
+    if ``authorization``, and if ``named`` the values of XML elements named as secrets and of AWS
+    secret access keys after their name and a space; and how many."""
+    replaced = 0
+    if authorization:
+        text, replaced = _replaced(text, _found_at(_AUTHORIZATION, text, lowered, "authorization"))
+        lowered = text.lower() if replaced else lowered
+    if named and "</" in text:
+        text, n = _replaced(text, _ELEMENT.finditer(text))
+        replaced += n
+        lowered = text.lower() if n else lowered
+    if named and "access_key" in lowered:
+        text, n = _replaced(text, _found_at(_AWS_SECRET, text, lowered, "secret"))
+        replaced += n
+    return text, replaced
+
+
+def _found_at(pattern: re.Pattern[str], text: str, lowered: str, word: str) -> Iterator[re.Match[str]]:
+    """The matches of ``pattern`` (which starts with ``word``) in ``text``, tried where ``word``
+    starts in ``lowered``: an expression ignoring case has no literal to search for. Where a letter's
+    lower case is longer (rare), positions differ: the expression is searched for."""
+    if len(lowered) != len(text):
+        yield from pattern.finditer(text)
+        return
+    end = 0
+    for start in occurrences(lowered, word):
+        if start >= end and (match := pattern.match(text, start)) is not None:
+            end = match.end()
+            yield match
+
+
+def _replaced(text: str, matches: Iterable[re.Match[str]]) -> tuple[str, int]:
+    """``text`` with the ``value`` group of each of ``matches`` replaced by ``<API_KEY>``, and how many."""
+    pieces: list[str] = []
+    done = 0
+    for match in matches:
+        pieces += (text[done:match.start("value")], "<API_KEY>")
+        done = match.end("value")
+    return ("".join(pieces) + text[done:], len(pieces) // 2) if pieces else (text, 0)

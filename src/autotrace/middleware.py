@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import Context as ContextVars
 from contextvars import copy_context
+from functools import partial
 from typing import Any
 
 from opentelemetry import baggage, trace
@@ -166,7 +167,9 @@ class TenantWSGIMiddleware:
     """``app = TenantWSGIMiddleware(app, tenant_from_environ=lambda env: env.get("HTTP_X_TENANT"))``.
 
     The tenant and trace context are in scope while the application callable runs and while the
-    server iterates (and closes) a streamed response body, e.g. Flask's ``stream_with_context``.
+    server iterates (and closes) a streamed response body, e.g. Flask's ``stream_with_context``. A
+    file for the server to send (``wsgi.file_wrapper``) is returned as it is, for sendfile; a
+    ``close`` the application gave it (Django's response's) runs in scope too.
     """
 
     def __init__(self, app: Any, tenant_from_environ: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
@@ -178,8 +181,10 @@ class TenantWSGIMiddleware:
         # nothing set while serving the request stays behind on the thread for the next one
         scope = copy_context()
         body = scope.run(self._call, environ, start_response)
-        if isinstance(body, list | tuple) or _is_file_wrapper(body, environ):
-            return body  # nothing of the application runs later; len() and sendfile stay usable
+        if isinstance(body, list | tuple):
+            return body  # nothing of the application runs later; len() stays usable
+        if _is_server_file(body, environ):
+            return _closed_in(scope, body)  # the server may send it as is (sendfile): the very object
         return _ScopedBody(body, scope)
 
     def _call(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -189,9 +194,29 @@ class TenantWSGIMiddleware:
         return self.app(environ, start_response)
 
 
-def _is_file_wrapper(body: Any, environ: Mapping[str, Any]) -> bool:
+def _is_server_file(body: Any, environ: Mapping[str, Any]) -> bool:
+    """Whether ``body`` may be a file the server sends as is, when it is the very object returned:
+    one of its ``wsgi.file_wrapper`` class (gunicorn, wsgiref), or, where that is a function
+    (uWSGI's returns the file it is given), a file-like body. Any other wrapper made uWSGI read
+    the file line by line, a binary file's "lines" as large as the file, instead of sendfile."""
     wrapper = environ.get("wsgi.file_wrapper")
-    return isinstance(wrapper, type) and isinstance(body, wrapper)
+    if isinstance(wrapper, type):
+        return isinstance(body, wrapper)
+    return callable(wrapper) and callable(getattr(body, "read", None))
+
+
+def _closed_in(scope: ContextVars, body: Any) -> Any:
+    """``body`` with a ``close`` of another object's, which may be the application's (Django hands
+    a file wrapper its response's, which sends ``request_finished``), run in the request's
+    ``scope``. A file's own ``close`` (nothing of the application's) or a body that takes no
+    attribute is left as it is."""
+    close = getattr(body, "close", None)
+    if callable(close) and getattr(close, "__self__", None) is not body:
+        try:
+            body.close = partial(scope.run, close)
+        except Exception:  # slots, a read-only attribute, a __setattr__ of its own: sent as it is
+            pass
+    return body
 
 
 class _ScopedBody:

@@ -32,11 +32,11 @@ def test_chroma_query_restricted_to_ids_records_them(traced: Traced) -> None:
     assert [r["name"] for r in records] == ["chroma.query"] * 3
     assert by_keyword["ids"] == [["b"]] and by_position["ids"] == [["c"]] and plain["ids"] == [["a"]]
     assert [r["metadata"] for r in records] == [
-        {"store": "chroma", "collection": "restricted", "top_k": 2, "doc_count": 1, "scores": [2.0], "top_score": 2.0,
+        {"store": "chroma", "collection": "restricted", "metric": "l2", "top_k": 2, "doc_count": 1, "scores": [2.0], "top_score": 2.0,
          "ids": ["b", "c"], "where_document": {"$contains": "y"}, "queries": 1, "vector_dimensions": 3},
-        {"store": "chroma", "collection": "restricted", "top_k": 1, "doc_count": 1, "scores": [2.0], "top_score": 2.0,
+        {"store": "chroma", "collection": "restricted", "metric": "l2", "top_k": 1, "doc_count": 1, "scores": [2.0], "top_score": 2.0,
          "ids": ["c"], "queries": 1, "vector_dimensions": 3},
-        {"store": "chroma", "collection": "restricted", "top_k": 1, "doc_count": 1, "scores": [0.0], "top_score": 0.0,
+        {"store": "chroma", "collection": "restricted", "metric": "l2", "top_k": 1, "doc_count": 1, "scores": [0.0], "top_score": 0.0,
          "queries": 1, "vector_dimensions": 3}]
     assert [r["output"] for r in records] == [[{"id": "b", "score": 2.0, "content": "y"}],
                                               [{"id": "c", "score": 2.0, "content": "z"}],

@@ -14,7 +14,7 @@ from itertools import chain, islice
 from typing import Any, NamedTuple
 
 from ... import recorder
-from ..._internal import guarded_failure
+from ..._internal import count, guarded_failure
 from ...observation import CurrentDuring, Observation, ObservationType
 from .. import ownership
 from ..documents import MAX_DOCUMENTS, record_id, recorded
@@ -22,10 +22,14 @@ from ..documents import MAX_DOCUMENTS, record_id, recorded
 
 class Batch(NamedTuple):
     """One query's results: how many the store returned, and its documents, made lazily so that
-    only the recorded ones (``documents.MAX_DOCUMENTS`` across the batches) are ever built."""
+    only the recorded ones (``documents.MAX_DOCUMENTS`` across the batches) are ever built.
+
+    A search of very many queries may put the results of all those after its first
+    ``MAX_DOCUMENTS`` in one last batch (``queries``: how many it holds), sparing a batch per query."""
 
     count: int
     documents: Iterable[dict[str, Any]]
+    queries: int = 1
 
 
 class Groups(list[Batch]):
@@ -198,14 +202,24 @@ def _fields(batches: list[Batch]) -> dict[str, Any]:
     scores = [d.get("score") for d in flat]
     ranked = [score for score in scores if score is not None]
     if isinstance(batches, Groups):
-        metadata.update(groups=len(batches), doc_counts=[b.count for b in batches])
+        metadata.update(groups=len(batches), doc_counts=_doc_counts(batches))
     elif len(batches) > 1:
-        metadata["doc_counts"] = [b.count for b in batches]
+        metadata["doc_counts"] = _doc_counts(batches)
     if isinstance(batches, Page) and batches.next_offset is not None:
         metadata["next_page_offset"] = record_id(batches.next_offset)
     if ranked:  # stores return results best first, whether scores are similarities or distances
         metadata["top_score"] = ranked[0]
     return {"documents": flat, "doc_count": total, "scores": scores if ranked else None, "metadata": metadata}
+
+
+def _doc_counts(batches: list[Batch]) -> list[int]:
+    """The count of each of the first ``MAX_DOCUMENTS`` queries (or groups); those of the others
+    are left out, counted as ``retrieval_doc_counts_truncated``."""
+    counts = [b.count for b in islice(batches, MAX_DOCUMENTS) if b.queries == 1]
+    left_out = sum(b.queries for b in batches) - len(counts)
+    if left_out > 0:
+        count("retrieval_doc_counts_truncated", left_out)
+    return counts
 
 
 def search_wrapper(store: str, operation: str, describe: Describe, results: Results,

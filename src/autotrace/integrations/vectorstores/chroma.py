@@ -3,6 +3,10 @@
 metadata, as are the ``ids`` a query is restricted to (``metadata.ids``);
 ``add``/``upsert``/``update``/``delete`` become spans with counts.
 
+A query's scores are Chroma's distances, lower being closer, whatever the collection's space,
+recorded as ``metadata.metric``: ``l2`` (squared), ``cosine`` (1 - cosine similarity) or
+``inner_product`` (1 - inner product).
+
 ``get`` and ``peek`` return stored documents unranked: their retrievals record
 ``metadata.operation`` (the method's name), the ids asked for (``metadata.ids``), ``limit`` as
 ``top_k``, and the documents without scores. ``count`` is not recorded: it returns a number, no
@@ -28,6 +32,8 @@ def _query_describer(at: dict[str, int]) -> Describe:
         fields: dict[str, Any] = {"collection": getattr(instance, "name", None),
                                   "top_k": argument(args, kwargs, "n_results", at.get("n_results"), 10),
                                   "filter": argument(args, kwargs, "where", at.get("where"))}
+        if (space := _space(instance)) is not None:
+            fields["metadata"] = {"metric": _METRICS.get(space, space)}
         _where_document(fields, argument(args, kwargs, "where_document", at.get("where_document")))
         with_ids(fields, argument(args, kwargs, "ids", at.get("ids")))  # chromadb 1.x: search only these
         if isinstance(texts, str):  # chroma takes one text as one query
@@ -43,6 +49,24 @@ def _query_describer(at: dict[str, int]) -> Describe:
         return fields
 
     return describe
+
+
+#: Chroma's spaces by the names the other stores' metrics have.
+_METRICS = {"ip": "inner_product"}
+
+
+def _space(collection: Any) -> str | None:
+    """The collection's space (``l2``, ``cosine``, ``ip``): in its configuration (its HNSW or, on
+    Chroma Cloud, SPANN index; ``hnsw_configuration`` before chromadb 1.0), or in its metadata
+    (``hnsw:space``) where older collections have it."""
+    configuration = getattr(collection, "configuration_json", None)
+    for index in ("hnsw", "spann", "hnsw_configuration"):
+        section = configuration.get(index) if isinstance(configuration, dict) else None
+        if isinstance(section, dict) and isinstance(section.get("space"), str):
+            return section["space"]
+    metadata = getattr(collection, "metadata", None)
+    space = metadata.get("hnsw:space") if isinstance(metadata, dict) else None
+    return space if isinstance(space, str) else None
 
 
 def _where_document(fields: dict[str, Any], where_document: Any) -> None:

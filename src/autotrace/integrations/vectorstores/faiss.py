@@ -3,8 +3,11 @@ Python wrapper become retrievals.
 
 faiss installs separate ``search``/``range_search`` replacements on each index class at import;
 each of those present at install time is wrapped, binary (Hamming) indexes included. Distances are
-recorded as scores, ids of -1 (no result) are left out, and a batch of queries records one count
-per query. A range search records its radius and metric, and each query's neighbours best first.
+recorded as scores (inner products for an inner-product index: higher is closer), with the
+index's metric as ``metadata.metric``; ids of -1 (no result) are left out. A batch of queries
+records one count per query (``doc_counts``, for its first ``MAX_DOCUMENTS`` queries: a search of
+thousands costs no Python work per query). A range search records its radius, and each query's
+neighbours best first.
 """
 
 from __future__ import annotations
@@ -14,12 +17,21 @@ from itertools import pairwise
 from typing import Any
 
 from ..base import Integration
-from ..documents import document
+from ..documents import MAX_DOCUMENTS, document
 from ._common import Batch, argument, search_wrapper
 
 #: faiss's metric numbers (``faiss.METRIC_*``) by name; the inner products rank higher first.
 _METRICS = {0: "inner_product", 1: "l2", 2: "l1", 3: "linf", 25: "abs_inner_product"}
 _SIMILARITIES = ("inner_product", "abs_inner_product")
+
+
+def _metric(instance: Any) -> str | None:
+    """The index's metric by name: its scores are distances (lower is closer) but for the inner
+    products (higher is closer)."""
+    if type(instance).__name__.startswith("IndexBinary"):  # its metric_type says L2; it measures Hamming
+        return "hamming"
+    metric = getattr(instance, "metric_type", None)
+    return _METRICS.get(metric, metric if isinstance(metric, str | None) else f"metric_{metric}")
 
 
 def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
@@ -29,28 +41,38 @@ def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     if not isinstance(dimensions, int):
         dimensions = int(shape[1]) if shape is not None and len(shape) > 1 else None
     return {"collection": type(instance).__name__, "top_k": argument(args, kwargs, "k", 1),
-            "metadata": {"queries": int(shape[0]) if shape else None, "vector_dimensions": dimensions}}
+            "metadata": {"queries": int(shape[0]) if shape else None, "vector_dimensions": dimensions,
+                         "metric": _metric(instance)}}
 
 
 def _row(distances: Any, ids: Any) -> Iterator[dict[str, Any]]:
     return (document(int(i), float(d)) for d, i in zip(distances, ids, strict=True) if i != -1)
 
 
+def _found(distances: Any, ids: Any) -> Iterator[dict[str, Any]]:
+    """The results of several queries, query after query, the -1 ids left out (read only if asked for)."""
+    found = ids != -1
+    yield from _row(distances[found], ids[found])
+
+
 def _results(response: Any, request: dict[str, Any]) -> list[Batch]:
+    """A batch per query for the first ``MAX_DOCUMENTS`` queries, one for all the others: no
+    per-query Python work for a search of thousands of queries (numpy counts their results)."""
     distances, ids = response
-    counts = (ids != -1).sum(axis=1).tolist()  # numpy: no per-result Python work beyond those recorded
-    return [Batch(n, _row(distances[q], ids[q])) for q, n in enumerate(counts)]
+    counts = (ids[:MAX_DOCUMENTS] != -1).sum(axis=1).tolist()
+    batches = [Batch(n, _row(distances[q], ids[q])) for q, n in enumerate(counts)]
+    if len(ids) > MAX_DOCUMENTS:
+        rest = slice(MAX_DOCUMENTS, None)
+        batches.append(Batch(int((ids[rest] != -1).sum()), _found(distances[rest], ids[rest]),
+                             len(ids) - MAX_DOCUMENTS))
+    return batches
 
 
 def _describe_range(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     """``range_search(x, thresh)``: every neighbour within ``thresh``, however many (no ``top_k``)."""
     fields = _describe(instance, args, kwargs)
-    metric = getattr(instance, "metric_type", None)
-    if type(instance).__name__.startswith("IndexBinary"):  # its metric_type says L2; it measures Hamming
-        metric = "hamming"
     fields["top_k"] = None
-    fields["metadata"].update(radius=float(argument(args, kwargs, "thresh", 1)),
-                              metric=_METRICS.get(metric, metric if isinstance(metric, str) else f"metric_{metric}"))
+    fields["metadata"]["radius"] = float(argument(args, kwargs, "thresh", 1))
     return fields
 
 
@@ -63,12 +85,24 @@ def _range_row(distances: Any, ids: Any, similarity: bool) -> Iterator[dict[str,
     yield from _row(distances[order], ids[order])
 
 
+def _range_rest(limits: Any, distances: Any, ids: Any, similarity: bool) -> Iterator[dict[str, Any]]:
+    """The neighbours of the queries ``limits`` bounds, query after query (read only if asked for)."""
+    for q in (limits[1:] > limits[:-1]).nonzero()[0].tolist():  # the queries with neighbours
+        start, end = int(limits[q]), int(limits[q + 1])
+        yield from _range_row(distances[start:end], ids[start:end], similarity)
+
+
 def _range_results(response: Any, request: dict[str, Any]) -> list[Batch]:
+    """As ``_results``: a batch per query for the first ``MAX_DOCUMENTS``, one for the others."""
     limits, distances, ids = response  # query q's neighbours are at limits[q]:limits[q + 1]
     similarity = request.get("metadata", {}).get("metric") in _SIMILARITIES
-    bounds = limits.tolist()
-    return [Batch(end - start, _range_row(distances[start:end], ids[start:end], similarity))
-            for start, end in pairwise(bounds)]
+    bounds = limits[:MAX_DOCUMENTS + 1].tolist()
+    batches = [Batch(end - start, _range_row(distances[start:end], ids[start:end], similarity))
+               for start, end in pairwise(bounds)]
+    if len(limits) > MAX_DOCUMENTS + 1:
+        rest = limits[MAX_DOCUMENTS:]
+        batches.append(Batch(int(rest[-1] - rest[0]), _range_rest(rest, distances, ids, similarity), len(rest) - 1))
+    return batches
 
 
 class FaissIntegration(Integration):

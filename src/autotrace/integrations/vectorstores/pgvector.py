@@ -25,6 +25,7 @@ import re
 import sys
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
+from numbers import Integral
 from typing import Any
 
 from ..._internal import guarded_failure
@@ -89,7 +90,8 @@ def _top_k(text: str, params: Any) -> int | None:
             value = params[sum(p.group() != "%%" for p in _POSITIONAL.finditer(text, 0, limit.start(1)))]
     except (LookupError, TypeError, ValueError):
         return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    # a numpy integer too (psycopg sends one as a number), recorded as an int
+    return int(value) if isinstance(value, Integral) and not isinstance(value, bool) else None
 
 
 def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:

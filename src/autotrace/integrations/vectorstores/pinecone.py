@@ -12,11 +12,18 @@ A records search records its query text (``inputs``), vector or record id, ``top
 namespace and reranking model, given flat or as ``query=`` (a ``SearchQuery`` or mapping), and
 its hits (``result.hits``) as documents. The SDK's ``search_records`` calls ``search``: one
 retrieval, named after the method called.
+
+A call with ``async_req=True`` (``upsert``, ``query``) runs on the SDK's own thread pool (a
+``multiprocessing.pool.ThreadPool``): it runs there in a copy of the caller's context, so it keeps
+the caller's tenant and nests under its observation. An ``Index`` made before ``install()`` keeps
+the ``upsert`` and ``query`` it bound when it was made (the SDK binds them to each index for
+``async_req``): those two are not recorded for it.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import types
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
@@ -111,6 +118,13 @@ def _namespaces_wrapper() -> Callable[..., Any]:
     return traced
 
 
+def _submit_in_callers_context(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``_LegacyAsyncPool.submit(func, kwargs)``: ``func`` runs in a copy of the submitter's context."""
+    if not args:  # not the SDK's own call: handed over as it is
+        return wrapped(*args, **kwargs)
+    return wrapped(functools.partial(contextvars.copy_context().run, args[0]), *args[1:], **kwargs)
+
+
 def _documents(items: Iterable[Any], data: str = "metadata") -> Iterator[dict[str, Any]]:
     """Matches (their ``metadata``) or hits (their ``fields``) as documents."""
     for item in items:
@@ -194,6 +208,8 @@ class PineconeIntegration(Integration):
         self.patcher.wrap(module, "Index.update", write_wrapper("pinecone", "update", _describe_write, _count_update),
                           optional=True)
         self.patcher.wrap(module, "Index.delete", write_wrapper("pinecone", "delete", _describe_write, _count))
+        self.patcher.wrap("pinecone._legacy.async_req", "_LegacyAsyncPool.submit", _submit_in_callers_context,
+                          optional=True)
         module = "pinecone.async_client.async_index"  # the asyncio client, where the installed version has it
         self.patcher.wrap(module, "AsyncIndex.query", search_wrapper("pinecone", "query", _describe_query, _results,
                                                                      asynchronous=True), optional=True)

@@ -2,7 +2,12 @@
 ``query_batch_points`` become retrievals, ``search``/``search_batch`` too where the installed
 client still has them; ``upsert``, ``upload_points``, ``upload_collection`` and ``delete`` become
 spans with counts. A query that is not a vector, text or point id (``RecommendQuery``,
-``FusionQuery``, a sparse vector, ...) records its kind as ``metadata.query_type``.
+``FusionQuery``, a sparse vector, a multivector, ...) records its kind as ``metadata.query_type``;
+the named vector searched as ``metadata.using``, and each prefetch (the stages whose results the
+query re-ranks or fuses: their ``using``, ``limit`` and query) in ``metadata.prefetch``.
+Scores are Qdrant's, best first: similarities (higher is closer) for ``Cosine`` and ``Dot``
+collections, distances (lower is closer) for ``Euclid`` and ``Manhattan`` ones; a fusion's are
+its own ranks' scores. The collection's distance is not looked up (it would cost a request).
 
 ``retrieve`` (points by id) and ``scroll`` (a page of a filtered listing) return stored points
 unranked: retrievals with ``metadata.operation``, the ids asked for (``metadata.ids``) or the
@@ -22,6 +27,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator
 from itertools import islice
+from numbers import Real
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +37,8 @@ from ._common import Batch, Groups, Page, argument, requested, search_wrapper, w
 
 _TEXT_KEYS = ("text", "content", "page_content", "document")
 _PAYLOAD_KEYS = 20
+#: Prefetches described per query.
+_PREFETCHES = 10
 
 
 def _query_fields(query: Any) -> dict[str, Any]:
@@ -42,11 +50,15 @@ def _query_fields(query: Any) -> dict[str, Any]:
     nearest = getattr(query, "nearest", None)  # models.NearestQuery wraps the vector
     if nearest is not None:
         return _query_fields(nearest)
-    shape = getattr(query, "shape", None)  # a numpy vector
-    if isinstance(shape, tuple) and len(shape) == 1:
-        return {"metadata": {"vector_dimensions": int(shape[0])}}
-    if isinstance(query, list | tuple) and query and isinstance(query[0], int | float):
-        return {"metadata": {"vector_dimensions": len(query)}}
+    shape = getattr(query, "shape", None)  # a numpy vector, or a multivector's rows
+    if isinstance(shape, tuple) and len(shape) in (1, 2):
+        return _vector(int(shape[-1]), len(shape) == 2)
+    if isinstance(query, list | tuple) and query:
+        first = query[0]
+        if isinstance(first, Real):  # numpy's floats too
+            return _vector(len(query), False)
+        if isinstance(first, list | tuple) or len(getattr(first, "shape", ())) == 1:
+            return _vector(len(first), True)
     kind = type(query).__name__
     if kind.endswith("Query"):  # RecommendQuery(recommend=...), FusionQuery(fusion=...): named by their field
         return {"metadata": {"query_type": next(iter(getattr(type(query), "model_fields", None) or ()), kind)}}
@@ -55,16 +67,44 @@ def _query_fields(query: Any) -> dict[str, Any]:
     return {}
 
 
+def _vector(dimensions: int, multivector: bool) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"vector_dimensions": dimensions}
+    if multivector:  # several vectors (ColBERT-style late interaction), each of ``dimensions``
+        metadata["query_type"] = "multivector"
+    return {"metadata": metadata}
+
+
+def _prefetches(prefetch: Any) -> list[dict[str, Any]]:
+    """What each of the first ``_PREFETCHES`` prefetches asks (a query's first stages, whose
+    results its own query re-ranks or fuses): its vector (``using``), ``limit``, query and how
+    many prefetches of its own it has."""
+    recorded = []
+    for stage in islice(prefetch if isinstance(prefetch, list | tuple) else [prefetch], _PREFETCHES):
+        fields = _query_fields(getattr(stage, "query", None))
+        nested = getattr(stage, "prefetch", None)
+        entry = {"using": getattr(stage, "using", None), "limit": getattr(stage, "limit", None),
+                 "query": fields.get("query"), **fields.get("metadata", {}),
+                 "prefetch": len(nested) if isinstance(nested, list | tuple) else 1 if nested is not None else None}
+        recorded.append({k: v for k, v in entry.items() if v is not None})
+    return recorded
+
+
 def _filter(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     return dump(exclude_none=True) if callable(dump) else value
 
 
 def _described(args: Any, kwargs: Any, query_at: int, filter_at: int, limit_at: int) -> dict[str, Any]:
+    """A universal query's fields: ``query``, then ``using`` and ``prefetch`` right after it."""
     fields = {"collection": argument(args, kwargs, "collection_name", 0),
               "top_k": argument(args, kwargs, "limit", limit_at, 10),
               "filter": _filter(argument(args, kwargs, "query_filter", filter_at))}
     fields.update(_query_fields(argument(args, kwargs, "query", query_at)))
+    using, prefetch = argument(args, kwargs, "using", query_at + 1), argument(args, kwargs, "prefetch", query_at + 2)
+    if isinstance(using, str):
+        fields.setdefault("metadata", {})["using"] = using
+    if prefetch is not None:
+        fields.setdefault("metadata", {})["prefetch"] = _prefetches(prefetch)
     return fields
 
 

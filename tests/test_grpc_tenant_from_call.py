@@ -333,6 +333,19 @@ def test_the_services_function_wins_over_a_trusted_callers_baggage(rx: OtlpRecei
                              ("server", "pk-acme", "acme"), ("server", "pk-globex", "globex")]
 
 
+@pytest.mark.parametrize("asyncio_server", [False, True])
+def test_a_function_that_raises_gives_no_tenant_not_the_trusted_callers(rx: OtlpReceiver, asyncio_server: bool) -> None:
+    """Fail closed: the caller's baggage (globex, trusted) stood in for the tenant the service's
+    function failed to name; the call runs with none (its server span dropped: no tenant)."""
+    _install(rx, grpc_tenant_from_call=_raising_async if asyncio_server else _raising, trust_incoming_tenant=True)
+    replies = _calls(asyncio_server, Aio() if asyncio_server else Sync(), [("Unary", [])], tenant="globex")
+    assert replies == [{"shape": "Unary", "tenant": None}]
+    assert _sides(rx, 1) == [("client", "pk-globex", "globex")]
+    assert autotrace.flush(10.0)
+    assert autotrace.stats()["tenant_resolver_errors"] == 1
+    assert autotrace.stats()["spans_dropped.no_tenant"] == 2  # the server span and the handler's
+
+
 class _Auth(grpc.ServerInterceptor):
     """The service's own interceptor, putting ``globex`` in scope for every call."""
 

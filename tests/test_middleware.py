@@ -155,3 +155,39 @@ def test_trusted_baggage_naming_several_tenants_gives_none(tmp_path: Any, header
     _call_asgi(TenantASGIMiddleware(_asgi_app(seen)), headers)
     assert seen[0][0] == expected
     assert autotrace.stats().get("propagation_conflicting_tenant", 0) == (1 if expected is None else 0)
+
+
+@pytest.mark.parametrize("answer", ["raises", "raises_async", 42, "Acme Corp"])
+def test_a_tenant_function_that_fails_gives_no_tenant_not_the_trusted_callers(tmp_path: Any, answer: Any) -> None:
+    """Fail closed: with ``trust_incoming_tenant``, a function that raised or named no tenant id took
+    the caller's baggage tenant (``victim``) while the log said the request had none; only its None
+    leaves the choice to a trusted caller."""
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(),
+                      trust_incoming_tenant=True)
+
+    def resolve(_: Any) -> Any:
+        if answer == "raises":
+            raise KeyError("no auth")
+        return answer
+
+    async def resolve_async(_: Any) -> Any:
+        raise KeyError("no auth")
+
+    seen: list[Any] = []
+    function = resolve_async if answer == "raises_async" else resolve
+    _call_asgi(TenantASGIMiddleware(_asgi_app(seen), function), [(b"baggage", b"autotrace.tenant=victim")])
+    wsgi_seen: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        wsgi_seen.append(autotrace.current_tenant())
+        start_response("200 OK", [])
+        return [b""]
+
+    if answer != "raises_async":
+        TenantWSGIMiddleware(app, resolve)({"HTTP_BAGGAGE": "autotrace.tenant=victim"}, lambda *a: None)
+        assert wsgi_seen == [None]
+    assert seen[0][0] is None
+    assert autotrace.stats()["tenant_resolver_errors"] == (1 if answer == "raises_async" else 2)
+    seen.clear()
+    _call_asgi(TenantASGIMiddleware(_asgi_app(seen), lambda _: None), [(b"baggage", b"autotrace.tenant=victim")])
+    assert seen[0][0] == "victim"  # None: the trusted caller's

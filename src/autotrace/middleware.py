@@ -36,33 +36,40 @@ def _resolver_failed(exc: Exception) -> None:
              "request has no tenant", type(exc).__name__)
 
 
+#: A tenant function's answer when it raised (``resolver_answer``): the request has no tenant, not
+#: even a trusted caller's (``tenant_of``), for the function that should have named it could not.
+FAILED: Any = object()
+
+
 def resolver_answer(resolve: Callable[..., Any] | None, *request: Any) -> Any:
-    """What the tenant function returns for ``request`` (None when it raises: counted). Shared by
-    this middleware and the gRPC server's ``tenant_from_call``."""
+    """What the tenant function returns for ``request`` (``FAILED`` when it raises: counted). Shared
+    by this middleware and the gRPC server's ``tenant_from_call``."""
     if resolve is None:
         return None
     try:
         return resolve(*request)
     except Exception as exc:
         _resolver_failed(exc)
-        return None
+        return FAILED
 
 
 def tenant_of(value: Any, incoming: Context) -> str | None:
-    """The request's tenant: the function's answer if it is a tenant id, else (when trusted) the
-    caller's baggage entry."""
-    tenant = value
-    if tenant is not None and not valid_tenant(tenant):
+    """The request's tenant: the function's answer if it is a tenant id; when it answered None,
+    (if trusted) the caller's baggage entry; none when it failed (raised, or answered no tenant id):
+    a caller's entry never stands in for the tenant the service could not name."""
+    if value is None:
+        return trusted_incoming_tenant(incoming)
+    if value is FAILED:
+        return None
+    if not valid_tenant(value):
         count("tenant_resolver_errors")
-        log_once(f"middleware_resolver_value:{type(tenant).__name__}", "autotrace: tenant function returned "
+        log_once(f"middleware_resolver_value:{type(value).__name__}", "autotrace: tenant function returned "
                  "a %s that is no tenant id (1-128 characters of [A-Za-z0-9._:@/-]); request has no tenant",
-                 type(tenant).__name__)
-        if inspect.iscoroutine(tenant):  # an async function under WSGI (or a sync gRPC handler): never awaited
-            tenant.close()
-        tenant = None
-    if tenant is None:
-        tenant = trusted_incoming_tenant(incoming)
-    return tenant
+                 type(value).__name__)
+        if inspect.iscoroutine(value):  # an async function under WSGI (or a sync gRPC handler): never awaited
+            value.close()
+        return None
+    return value  # type: ignore[no-any-return]
 
 
 def _request_context(incoming: Context) -> Context:
@@ -155,12 +162,12 @@ class TenantASGIMiddleware:
 
 
 async def awaited_answer(value: Any) -> Any:
-    """An ``async`` tenant function's answer (None when it raises: counted)."""
+    """An ``async`` tenant function's answer (``FAILED`` when it raises: counted)."""
     try:
         return await value
     except Exception as exc:
         _resolver_failed(exc)
-        return None
+        return FAILED
 
 
 class TenantWSGIMiddleware:

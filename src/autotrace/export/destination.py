@@ -64,6 +64,7 @@ class Destination:
         self._oldest = 0.0
         self.in_flight = False
         self._in_flight_size = 0
+        self._in_flight_batch: list[Any] | None = None  # until settled: what ``discard`` counts by kind
         #: The batch in flight is counted: as lost by ``discard`` (its outcome must not count it again),
         #: or by its outcome (``discard`` must not count it as lost too).
         self._in_flight_counted = False
@@ -126,6 +127,7 @@ class Destination:
                 if self._buffer:
                     self._oldest = self._clock()
             self._in_flight_size = len(batch)
+            self._in_flight_batch = batch
             self._in_flight_counted = False
             return batch
 
@@ -143,6 +145,7 @@ class Destination:
                     return
                 warnings = self._settle(batch, result)
                 self._in_flight_counted = True  # settled: ``discard`` counts only what is left here
+                self._in_flight_batch = None
             # said while the batch is still in flight: a ``flush`` that waited for it finds them said
             for warning in warnings:
                 log_once_per(*warning)
@@ -263,17 +266,19 @@ class Destination:
             self._retry_batch = None
         return spans
 
-    def discard(self) -> int:
-        """Drop everything still buffered (shutdown past its deadline); returns how many were not
-        confirmed delivered, counting a batch still in flight."""
+    def discard(self) -> tuple[int, int]:
+        """Drop everything still buffered (shutdown past its deadline); returns how many spans and
+        how many scores were not confirmed delivered, counting a batch still in flight."""
         with self._lock:
-            lost = len(self._buffer) + (len(self._retry_batch) if self._retry_batch else 0)
+            lost = [*self._buffer, *(self._retry_batch or ())]
             if self.in_flight and not self._in_flight_counted:
-                lost += self._in_flight_size
+                lost += self._in_flight_batch or ()
                 self._in_flight_counted = True
+                self._in_flight_batch = None
             self._buffer.clear()
             self._retry_batch = None
-        return lost
+        scores = sum(1 for item in lost if type(item) is ScoreItem)
+        return len(lost) - scores, scores
 
     def after_fork(self) -> None:
         """Forget the parent's spans, lock and connection state in a forked child."""
@@ -284,6 +289,7 @@ class Destination:
         self._next_attempt = 0.0
         self.in_flight = False
         self._in_flight_counted = False
+        self._in_flight_batch = None
         reset = getattr(self.sink, "after_fork", None)
         if reset is not None:
             try:

@@ -429,9 +429,13 @@ class SpanPipeline(SpanProcessor):
         self._wake.set()
         self._thread.join(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
         if not done:
-            lost = len(self._queue) + self.router.discard_all()
+            queued_scores = sum(1 for item in self._queue if type(item) is ScoreItem)
+            spans, scores = self.router.discard_all()
+            spans, scores = spans + len(self._queue) - queued_scores, scores + queued_scores
             self._queue.clear()
-            if lost:
-                count("spans_dropped.shutdown", lost)
-                log_once("shutdown_lost", "autotrace: %d spans not exported before shutdown timeout", lost)
+            if scores:
+                count("scores_dropped.shutdown", scores)
+            if spans:
+                count("spans_dropped.shutdown", spans)
+                log_once("shutdown_lost", "autotrace: %d spans not exported before shutdown timeout", spans)
         self.router.close(max(0.0, deadline - time.monotonic()))

@@ -375,10 +375,13 @@ class Router:
 
     @staticmethod
     def _close(destination: Destination, reason: str) -> None:
-        """Close ``destination``, counting what it had not delivered under ``reason``."""
-        lost = destination.discard()
-        if lost:
-            count(reason, lost)
+        """Close ``destination``, counting what it had not delivered under ``reason`` (its scores as
+        ``scores_dropped.<why>``)."""
+        spans, scores = destination.discard()
+        if spans:
+            count(reason, spans)
+        if scores:
+            count(reason.replace("spans_", "scores_", 1), scores)
         destination.close()
 
     # -- scheduling ---------------------------------------------------------------------------------
@@ -424,12 +427,18 @@ class Router:
     def live_tenants(self) -> int:
         return len(self._tenants)
 
-    def discard_all(self) -> int:
-        """Drop what waits (shutdown past its deadline); returns how many. Nothing is routed after."""
+    def discard_all(self) -> tuple[int, int]:
+        """Drop what waits (shutdown past its deadline); returns how many spans and how many scores.
+        Nothing is routed after."""
         self._closed = True
-        waiting = sum(len(spans) for spans in list(self._waiting.values()))
+        lost = [item for items in list(self._waiting.values()) for item in items]
         self._waiting.clear()
-        return waiting + sum(d.discard() for d in self.destinations())
+        scores = sum(1 for item in lost if type(item) is ScoreItem)
+        spans = len(lost) - scores
+        for destination in self.destinations():
+            more_spans, more_scores = destination.discard()
+            spans, scores = spans + more_spans, scores + more_scores
+        return spans, scores
 
     def reset_after_fork(self) -> None:
         """In a forked child: fresh export threads, fresh connections and credentials locks, no

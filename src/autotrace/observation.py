@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from contextvars import Token
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,8 @@ from .spans import ObservationSpan
 
 if TYPE_CHECKING:
     from .interception import Intercept
-    from .scores import ScoreValue
+
+ScoreValue = float | int | bool | str  #: a score's value: a number, a boolean, or a category's text
 
 
 class ObservationType(StrEnum):
@@ -105,7 +107,7 @@ class Observation:
                 entered.release_own()
                 last = not entered.tokens  # still current in another block: the last one to end ends it
             else:
-                restore_context(entered)
+                _leave(self._span, entered)
             if last:
                 self._token = None
                 self.end()
@@ -134,6 +136,7 @@ class Observation:
 
     @property
     def ended(self) -> bool:
+        """Whether ``end()`` has run (later updates are ignored)."""
         return self._ended
 
     @property
@@ -177,15 +180,19 @@ class Observation:
         return self
 
     def _merge_metadata(self, value: Any) -> None:
-        """Merge a mapping into the metadata; anything else is left out, counted (``metadata_invalid``):
-        metadata is exported key by key."""
-        if not isinstance(value, Mapping):
+        """Merge a mapping into the metadata; anything else (or a mapping that raises when read) is
+        left out, counted (``metadata_invalid``): metadata is exported key by key."""
+        try:
+            items = dict(value) if isinstance(value, Mapping) else None
+        except Exception:  # the application's mapping failed to be read
+            items = None
+        if items is None:
             count("metadata_invalid")
             return
         merged = self._fields.get("metadata")
         if type(merged) is not dict:
             merged = self._fields["metadata"] = {}
-        merged.update(value)
+        merged.update(items)
 
     def defer(self, compute: Callable[..., dict[str, Any]], *args: Any, late: bool = False) -> Observation:
         """Add fields computed once, as ``compute(*args)``, when the observation ends (nothing is
@@ -237,11 +244,11 @@ class Observation:
         data_type: str | None = None,
         comment: str | None = None,
     ) -> None:
-        """Attach a score to this observation (sent to the tenant's Langfuse and stored locally)."""
-        from .scores import score, unsampled
+        """Attach a score to this observation (sent to the Langfuse of the tenant it started with,
+        even once it has ended, and stored locally); never raises (see ``autotrace.score``)."""
+        from .scores import score_observation
 
-        if not unsampled(self):
-            score(name, value, trace_id=self.trace_id, observation_id=self.id, data_type=data_type, comment=comment)
+        score_observation(self, name, value, data_type, comment)
 
     def mark_first_token(self) -> None:
         """Record now as the completion start time (first streamed token), once."""
@@ -390,6 +397,25 @@ def restore_context(token: object | None) -> None:
             otel_context.detach(token)  # type: ignore[arg-type]
         except Exception as exc:
             guarded_failure("detach", exc)
+
+
+def _leave(span: Span, token: object | None) -> None:
+    """``restore_context`` for ``span``'s one block. Where ``span`` stays current once ended (its block
+    left in another context, as an async generator the loop closes, or before a block entered after
+    it, which restores it), observations start under the block's entry (``recorder.live_parent``)."""
+    if type(token) is not Token:
+        restore_context(token)
+        return
+    stranded = get_current_span() is not span
+    try:
+        token.var.reset(token)
+    except (RuntimeError, ValueError):  # made in another context: that one keeps the span current
+        count("context_not_restored")
+        stranded = True
+    if stranded:
+        outer = otel_context.Context() if token.old_value is Token.MISSING else token.old_value
+        with suppress(AttributeError):  # a third-party span type may have no room for it
+            span._autotrace_outer = outer  # type: ignore[attr-defined]
 
 
 def release_if_current(obs: Observation, token: object | None) -> bool:

@@ -16,6 +16,8 @@ from .observation import Observation, ObservationType
 __version__ = "0.1.0"
 _default_tracer = trace.get_tracer("autotrace", __version__)
 _tracer: Any = _default_tracer
+#: How many ended observations, each left current by the next one's block, ``live_parent`` skips.
+_MAX_STRANDED = 16
 
 
 def use_tracer(tracer: Any) -> None:
@@ -33,7 +35,10 @@ def start(
     start_time: int | None = None,
     attributes: dict[str, Any] | None = None,
 ) -> Observation:
-    """Start the span of a new observation under ``parent`` (default: the current context)."""
+    """Start the span of a new observation under ``parent`` (default: the current context, see
+    ``live_parent``)."""
+    if parent is None:
+        parent = live_parent()
     span = _tracer.start_span(name, context=parent, kind=kind, start_time=start_time, attributes=attributes)
     obs = Observation(span, obs_type, name)
     try:
@@ -53,6 +58,23 @@ def start(
     return obs
 
 
+def live_parent() -> Context | None:
+    """None (the current context), or, when the current span is an observation that ended while its
+    ``with`` block was still current here (see ``observation._leave``), the context that block was
+    entered in (that observation's parent), so new observations do not start under an ended one."""
+    outer = getattr(trace.get_current_span(), "_autotrace_outer", None)
+    for _ in range(_MAX_STRANDED):
+        further = None if outer is None else getattr(trace.get_current_span(outer), "_autotrace_outer", None)
+        if further is None:
+            return outer
+        outer = further
+    return outer
+
+
 def current_observation() -> Observation | None:
-    """The autotrace observation whose span is current, if the current span is one of ours."""
-    return getattr(trace.get_current_span(), "_autotrace_obs", None)
+    """The autotrace observation whose span is current, if the current span is one of ours (for an
+    ended one left current here by its block, see ``live_parent``: its parent)."""
+    obs = getattr(trace.get_current_span(), "_autotrace_obs", None)
+    if obs is None and (outer := live_parent()) is not None:
+        obs = getattr(trace.get_current_span(outer), "_autotrace_obs", None)
+    return obs

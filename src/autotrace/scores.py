@@ -18,11 +18,10 @@ from typing import Any
 
 from ._internal import count, guarded_failure, log_once
 from .context import current_tenant, valid_tenant
-from .observation import Observation
+from .observation import Observation, ScoreValue
 from .recorder import current_observation
 from .runtime import state
 
-ScoreValue = float | int | bool | str
 _DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL")
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
@@ -120,8 +119,28 @@ def score(
     ``trace_id`` is 32 and ``observation_id`` 16 hex digits. Never raises: an invalid argument
     drops the score (``scores_dropped.invalid``, logged once per argument).
     """
+    return _guarded(name, value, trace_id, observation_id, data_type, comment, tenant, None)
+
+
+def score_observation(obs: Observation, name: str, value: ScoreValue, data_type: str | None,
+                      comment: str | None) -> str | None:
+    """``Observation.score``: a score on ``obs``, sent to the tenant ``obs`` started with, even once
+    it (and its trace) has ended and the current scope is another tenant's or none."""
+    if unsampled(obs):
+        return None
+    return _guarded(name, value, obs.trace_id, obs.id, data_type, comment, None, _tenant_of(obs))
+
+
+def _tenant_of(obs: Observation) -> str | None:
+    """The tenant the observation's span started with (kept on the span by the pipeline)."""
+    return getattr(obs.span, "_autotrace_tenant", None)
+
+
+def _guarded(name: object, value: object, trace_id: object, observation_id: object, data_type: object,
+             comment: object, tenant: object, started_with: str | None) -> str | None:
+    """``_score``, never raising: an invalid argument or an internal failure drops the score, counted."""
     try:
-        return _score(name, value, trace_id, observation_id, data_type, comment, tenant)
+        return _score(name, value, trace_id, observation_id, data_type, comment, tenant, started_with)
     except _Invalid as exc:
         count("scores_dropped.invalid")
         log_once(f"score_invalid:{exc}", "autotrace: score dropped: %s", exc)
@@ -132,7 +151,7 @@ def score(
 
 
 def _score(name: object, value: object, trace_id: object, observation_id: object, data_type: object,
-           comment: object, tenant: object) -> str | None:
+           comment: object, tenant: object, started_with: str | None) -> str | None:
     pipeline = state.pipeline
     if pipeline is None:
         count("scores_dropped.not_installed")
@@ -146,6 +165,8 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
         if unsampled(obs):
             return None
         trace_id = obs.trace_id
+        if observation_id is None or observation_id == obs.id:
+            started_with = _tenant_of(obs)
         observation_id = observation_id or obs.id
     if not isinstance(trace_id, str) or _TRACE_ID.fullmatch(trace_id) is None or int(trace_id, 16) == 0:
         raise _Invalid("trace_id must be a trace id of 32 hex digits")
@@ -173,16 +194,17 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
     settings = state.settings
     if settings is not None and settings.environment:
         body["environment"] = settings.environment
-    owner = tenant or _trace_owner(pipeline.tenants, trace_id, observation_id) or current_tenant()
+    owner = tenant or _trace_owner(pipeline.tenants, trace_id, observation_id, started_with) or current_tenant()
     pipeline.submit(ScoreItem(body, owner))  # type: ignore[arg-type]
     return body["id"]
 
 
-def _trace_owner(tenants: Any, trace_id: str, observation_id: str | None) -> str | None:
-    """The tenant of the scored observation, else of its trace, while they are live: a score goes
-    where its trace goes, as a span does (another tenant in scope is a ``tenant_mismatch``)."""
+def _trace_owner(tenants: Any, trace_id: str, observation_id: str | None, started_with: str | None) -> str | None:
+    """The tenant of the scored observation, else of its trace, while they are live, else the one
+    the scored observation's handle started with: a score goes where its trace goes, as a span
+    does (another tenant in scope is a ``tenant_mismatch``)."""
     owner = (tenants.tenant_of(int(observation_id, 16)) if observation_id else None) or tenants.known(
-        int(trace_id, 16))
+        int(trace_id, 16)) or started_with
     scope = current_tenant()
     if owner is not None and scope is not None and scope != owner:
         count("tenant_mismatch")

@@ -45,7 +45,7 @@ _FLAGS = {  # (sampled, random trace id) -> flags; shared, they never change
 class ObservationSpan(trace.Span):
     """A recording span read by the pipeline like a finished SDK span (same attribute names)."""
 
-    __slots__ = ("_autotrace_adoptable", "_autotrace_obs", "_autotrace_tenant", "_relay", "attributes", "context",
+    __slots__ = ("_autotrace_adoptable", "_autotrace_obs", "_autotrace_outer", "_autotrace_tenant", "_relay", "attributes", "context",
                  "dropped_attributes", "dropped_events", "end_time", "events", "instrumentation_scope", "kind", "links",
                  "long_values", "name", "parent", "resource", "settling", "start_time", "status")
 
@@ -66,6 +66,8 @@ class ObservationSpan(trace.Span):
         self.links: tuple[trace.Link, ...] = ()
         self.status = _UNSET
         self._autotrace_obs: Any = None
+        #: Set when the span ended while its block stayed current somewhere (``observation._leave``).
+        self._autotrace_outer: Any = None
         self._relay = relay
         #: Whether a string longer than a quarter of the value size limit was set through the
         #: OpenTelemetry API; if not, the pipeline need not look for values to cut.

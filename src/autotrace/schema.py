@@ -116,6 +116,9 @@ def _integer(value: Any, integral_floats: bool = False) -> int | None:
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
         return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy's integers
+        number = int(value)
+        return number if abs(number) < 2**63 else None
     return None
 
 
@@ -134,10 +137,15 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
     dict of such integers alone is returned as it is."""
     if type(usage) is dict and all(type(v) is int and 0 <= v < 2**63 for v in usage.values()):
         return usage
-    if not isinstance(usage, Mapping):
-        return {}
     counts: dict[str, Any] = {}
-    for key, value in usage.items():
+    try:
+        items = list(usage.items()) if isinstance(usage, Mapping) else None
+    except Exception:  # the application's mapping failed to be read: no usage, the rest kept
+        items = None
+    if items is None:  # not token counts by name (an SDK's usage object: give ``usage=`` a dict)
+        count("usage_values_invalid")
+        return counts
+    for key, value in items:
         number = _integer(value, integral_floats=True)
         if number is not None and number >= 0:
             counts[key] = number
@@ -172,10 +180,13 @@ def _cost_dict(cost: Any) -> dict[str, Any]:
         return {"total": cost}
     if type(cost) is dict and all(type(v) is float and v >= 0 for v in cost.values()):
         return cost
-    if not isinstance(cost, Mapping):
-        cost = {"total": cost}
+    try:
+        items = list(cost.items()) if isinstance(cost, Mapping) else [("total", cost)]
+    except Exception:  # the application's mapping failed to be read: no amount
+        count("cost_values_invalid")
+        return {"total": None}
     amounts: dict[str, Any] = {}
-    for key, value in cost.items():
+    for key, value in items:
         if type(value) is not int and type(value) is not float and isinstance(value, str | numbers.Number) \
                 and not isinstance(value, bool):
             try:
@@ -228,8 +239,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
         attrs[OBS_MODEL] = str(response_model or model)
     if (params := get("model_parameters")) is not None:
         attrs[OBS_MODEL_PARAMS] = dumps(params)
-    if (usage := get("usage")) is not None:
-        usage = _usage_dict(usage)
+    if (usage := get("usage")) is not None and (usage := _usage_dict(usage)):  # no counts: no usage
         attrs[OBS_USAGE] = dumps(_net_of_details(usage))
         if isinstance(usage.get("input"), int):
             attrs[GEN_AI_INPUT_TOKENS] = usage["input"]
@@ -243,7 +253,11 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
         except (TypeError, ValueError, OverflowError, OSError):  # not a time: left out, the rest kept
             count("completion_start_time_invalid")
     if (prompt := get("prompt")) is not None:
-        prompt_name, prompt_version = _prompt_parts(prompt)
+        try:
+            prompt_name, prompt_version = _prompt_parts(prompt)
+        except Exception:  # a prompt object whose attributes raise: no prompt, the rest kept
+            prompt_name = prompt_version = None
+            count("prompt_versions_invalid")
         version = _prompt_version(prompt_version)
         if version is None and prompt_version is not None:
             count("prompt_versions_invalid")

@@ -40,6 +40,28 @@ def test_a_score_on_an_ended_observation_goes_to_the_tenant_it_started_with(rx: 
     assert "scores_dropped.no_tenant" not in autotrace.stats()
 
 
+@autotrace.observe(as_type="evaluator", name="relevance")
+def _relevance(target: autotrace.Observation) -> float:
+    return 0.5
+
+
+def test_an_evaluators_score_of_an_ended_observation_goes_to_the_tenant_it_started_with(rx: OtlpReceiver) -> None:
+    """An evaluation run later, under another customer's scope (a batch job), scored into that
+    customer's project: as ``Observation.score``, the score goes where the evaluated one went."""
+    autotrace.install(langfuse_host="http://127.0.0.1:9", export_interval=0.05, integrations=(),
+                      credentials={"acme": Credentials("pk-acme", "sk-acme", host=rx.endpoint),
+                                   "globex": Credentials("pk-globex", "sk-globex", host=rx.endpoint)})
+    with autotrace.tenant("acme"), autotrace.start_generation("answer") as gen:
+        pass
+    assert autotrace.flush(5)
+    rx.wait_for_spans(1)
+    with autotrace.tenant("globex"):
+        assert _relevance(gen) == 0.5
+    assert autotrace.flush(5)
+    sent = [(body["name"], body["observationId"], headers["authorization"]) for headers, body in rx.scores]
+    assert sent == [("relevance", gen.id, _auth("pk-acme", "sk-acme"))]
+
+
 def _public_callables() -> list[tuple[str, typing.Any]]:
     found = []
     for name in autotrace.__all__:

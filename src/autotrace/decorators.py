@@ -16,7 +16,7 @@ from .context import capture_enabled
 from .interception import ReplayStop
 from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
 from .runtime import state
-from .scores import evaluation_target, score_evaluation
+from .scores import evaluation_target, note_evaluation, score_evaluation
 
 __all__ = ["observe", "span_name", "traced_tool"]
 
@@ -100,7 +100,7 @@ class _Traced:
             target = evaluation_target(args, kwargs) if self.obs_type is ObservationType.EVALUATOR else None
             obs = recorder.start(self.obs_type, self.name)
             if target is not None:
-                obs.update(metadata={"evaluates": target.id, "evaluates_trace": target.trace_id})
+                note_evaluation(obs, target)
             if self.fields:
                 obs.update(**self.fields)
             if self.capture_input and capture_enabled():

@@ -14,6 +14,7 @@ import math
 import numbers
 import re
 import uuid
+import weakref
 from typing import Any
 
 from ._internal import count, guarded_failure, log_once
@@ -221,6 +222,17 @@ def evaluation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observat
     return current_observation()
 
 
+#: Evaluator observations running, each with the tenant the observation it evaluates started with.
+_EVALUATED: weakref.WeakKeyDictionary[Observation, str | None] = weakref.WeakKeyDictionary()
+
+
+def note_evaluation(obs: Observation, target: Observation) -> None:
+    """``obs`` (an evaluator's) evaluates ``target``: named in its metadata; its score goes where
+    ``target`` went, even once ``target`` (and its trace) ended (``score_evaluation``)."""
+    obs.update(metadata={"evaluates": target.id, "evaluates_trace": target.trace_id})
+    _EVALUATED[obs] = _tenant_of(target)
+
+
 def score_evaluation(name: str, obs: Observation, output: Any) -> None:
     """Attach an evaluator's result as a score to the observation it evaluated.
 
@@ -229,6 +241,7 @@ def score_evaluation(name: str, obs: Observation, output: Any) -> None:
     """
     metadata = obs.fields.get("metadata") or {}
     target = metadata.get("evaluates")
+    started_with = _EVALUATED.pop(obs, None)
     if target is None or unsampled(obs):
         return
     comment = data_type = None
@@ -236,5 +249,4 @@ def score_evaluation(name: str, obs: Observation, output: Any) -> None:
         comment, data_type, output = output.get("comment"), output.get("data_type"), output.get("value")
     output = _plain(output)  # numpy's numbers too
     if isinstance(output, bool | int | float | str):
-        score(name, output, trace_id=metadata["evaluates_trace"], observation_id=target, comment=comment,
-              data_type=data_type)
+        _guarded(name, output, metadata["evaluates_trace"], target, data_type, comment, None, started_with)

@@ -69,14 +69,15 @@ class _Run:
     context made current is kept, and when the run releases it, it is changed in place to show
     ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
 
-    __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "obs", "outer", "parent_run_id", "tags",
-                 "token", "trace_tags")
+    __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "obs", "outer", "parent_run_id", "session",
+                 "tags", "token", "trace_tags")
 
     def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
                  tags: list[str] | None = None, inside: bool = False) -> None:
         self.obs = obs
         self.in_graph = inside  # runs inside a LangGraph graph (``langchain_graph``)
         self.graph = False  # is a graph whose nodes have started
+        self.session: str | None = None  # its graph's thread, as its session (``langchain_graph``)
         self.tags = tags  # all its tags, its children inherit them
         self.trace_tags: tuple[str, ...] = ()  # the trace's tags its span carries, its children's too
         self.parent_run_id = parent_run_id  # only when the parent run is recorded
@@ -128,6 +129,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             extra.setdefault("tags", own)
         obs.update(metadata=extra or None, **fields)
         run = _Run(obs, parent_run_id if parent is not None else None, outer, tags, lg.in_graph(metadata))
+        run.session = self._inherit_session(obs, parent, metadata)
         # a root run's own tags are the trace's (as Langfuse's handler takes them), on every span of its tree
         run.trace_tags = lf.trace_tags(obs, parent.trace_tags if parent is not None else (), langfuse_tags,
                                        own if parent is None else [])
@@ -400,6 +402,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                              parent=trace.set_span_in_context(run.obs.span) if run is not None else None)
         if run is not None:
             lf.trace_tags(obs, run.trace_tags)
+            self._inherit_session(obs, run, None)
         obs.update(input=data)
         obs.end()
 

@@ -23,7 +23,8 @@ known once its first node starts. How each run is recorded:
 - an interrupt (``interrupt()``, ``GraphInterrupt``) ends the runs it passes through as WARNING
   with its values; a handoff to a parent graph (``ParentCommand``) as DEFAULT: control flow, not
   failures. A resumed run is a new trace; with a checkpointer, the graph's ``thread_id`` is the
-  session of both (unless a session is given), which links them.
+  session of both, which links them, on every run of the graph (as a session in its metadata is);
+  a session the caller gives (in the metadata or ``autotrace.trace_attributes``) wins.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from .. import schema
+from ..context import current_trace_attributes
 from ..observation import ObservationType
+from .langchain_interrupts import plain_cancellation
 
 NODE_KEY = "langgraph_node"
 _TRIGGERS_KEY = "langgraph_triggers"  # set with ``langgraph_node`` on every task: a caller's key alone is no graph
@@ -82,9 +85,16 @@ def inner_name(name: str, metadata: dict[str, Any]) -> str:
     return str(metadata[NODE_KEY]) if name == _DEFAULT_NAME else name
 
 
+def _session_given(metadata: dict[str, Any] | None) -> bool:
+    """Whether the caller gave a session: in a run's ``metadata``, or ``autotrace.trace_attributes``."""
+    if metadata and any(metadata.get(key) for key in _SESSION_KEYS):
+        return True
+    return bool((current_trace_attributes() or {}).get(schema.TRACE_SESSION))
+
+
 def thread_session(metadata: dict[str, Any] | None) -> str | None:
     """The session a graph's checkpointer thread makes, unless the caller gave one."""
-    if not metadata or any(metadata.get(key) for key in _SESSION_KEYS):
+    if not metadata or _session_given(metadata):
         return None
     thread = metadata.get("thread_id")
     return str(thread) if thread is not None and thread != "" else None
@@ -126,7 +136,19 @@ class GraphRuns:
             run.obs.type = ObservationType.AGENT
             session = thread_session(metadata)
             if session is not None:
+                run.session = session
                 run.obs.span.set_attribute(schema.TRACE_SESSION, session)
+
+    @staticmethod
+    def _inherit_session(obs: Any, parent: Any, metadata: dict[str, Any] | None) -> str | None:
+        """The session ``obs``, started under the run ``parent`` in a graph, carries (set on its span):
+        the graph's thread's (``_graph_started``), as a session given in the metadata reaches every
+        run, unless it is given one of its own."""
+        session: str | None = parent.session if parent is not None else None
+        if session is None or _session_given(metadata):
+            return None
+        obs.span.set_attribute(schema.TRACE_SESSION, session)
+        return session
 
     def _hide(self, run_id: UUID, parent_run_id: UUID | None) -> None:
         """Record no ``run_id``: what it starts nests under its nearest recorded ancestor."""
@@ -137,6 +159,6 @@ class GraphRuns:
     def _fail(self, run_id: UUID, error: BaseException, **fields: Any) -> None:
         flow = control_flow(error)  # an interrupt or a handoff is no failure
         if flow is None:
-            self._end(run_id, error, **fields)
+            self._end(run_id, plain_cancellation(error), **fields)
         else:
             self._end(run_id, level=flow[0], status_message=flow[1], **fields)

@@ -10,6 +10,10 @@ current where the caller goes on.
   leaves, and a retriever catches only ``Exception``, so neither reports an end: ended as the
   cancellation leaves the call (``ended_if_cancelled``). A sync retrieval interrupted so (Ctrl-C
   in a notebook) too, which would stay current where the caller goes on.
+
+LangGraph cancels a graph's running tasks with a private object as the message (an async graph
+ended by a ``step_timeout``, a cancelled caller, a failed branch): recorded as a plain
+``CancelledError``, not with that object's address (``plain_cancellation``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,14 @@ _MAX_SWEPT_TRACES = 1_000
 
 #: the runs started in the model call or retrieval running in this context (``_ended_if_interrupted``)
 _STARTED: ContextVar[list[UUID] | None] = ContextVar("autotrace_langchain_started", default=None)
+
+
+def plain_cancellation(error: BaseException) -> BaseException:
+    """``error``, or a bare ``CancelledError`` for one whose message is no text (LangGraph's
+    sentinel object, whose repr would make every status message unique)."""
+    if isinstance(error, asyncio.CancelledError) and not all(isinstance(arg, str) for arg in error.args):
+        return asyncio.CancelledError()
+    return error
 
 
 def note_started(run_id: UUID) -> None:
@@ -164,6 +176,7 @@ class InterruptedRuns:
 
     def call_interrupted(self, started: list[UUID], error: BaseException) -> None:
         """End the runs of a cancelled async model call or retrieval that are still open."""
+        error = plain_cancellation(error)
         for run_id in started:
             if run_id in self.runs:
                 self._end(run_id, error)

@@ -15,11 +15,11 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
+from . import _config_parse as p
 from ._internal import count, log_once
 from .export.credentials import Credentials, CredentialsError
-from .export.redaction import BUILT_IN_KINDS
 
 
 class ConfigError(ValueError):
@@ -33,24 +33,18 @@ _POLICIES = ("drop", "default", "local")
 _LOCAL_MODES = ("auto", "on", "off")
 
 
-def default_store_path() -> Path:
-    """Where the embedded store lives unless ``AUTOTRACE_LOCAL_STORE_PATH`` says otherwise."""
-    home = os.environ.get("AUTOTRACE_HOME")
+def default_store_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where the embedded store lives unless ``AUTOTRACE_LOCAL_STORE_PATH`` says otherwise (``env``:
+    ``os.environ`` by default; a blank ``AUTOTRACE_HOME`` is unset, as every blank variable is)."""
+    home = ((os.environ if env is None else env).get("AUTOTRACE_HOME") or "").strip()
     if home:
-        return _path(home) / "traces.db"
+        return p.as_path(home) / "traces.db"
     try:
         return Path.home() / ".autotrace" / "traces.db"
     except (RuntimeError, KeyError):  # no HOME and a user id without a passwd entry (a container's --user)
         user = os.getuid() if hasattr(os, "getuid") else "user"
         return Path(tempfile.gettempdir()) / f"autotrace-{user}" / "traces.db"
 
-
-def _path(raw: str | Path) -> Path:
-    """A path setting, ``~`` expanded (a value from a ``.env`` file or a container's environment is not
-    expanded by a shell: it named a directory ``~``) and made absolute (the file stays the same when
-    the application changes directory: a forked worker reopens the store, a credentials file is reread)."""
-    path = os.path.expanduser(raw)
-    return Path(path if path == ":memory:" else os.path.abspath(path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,156 +146,54 @@ _DURATIONS = {"retention_days": 100 * 366.0, "export_interval": 86_400.0, "expor
 #: Durations that must also be longer than this: a shorter export interval spins the pipeline thread.
 _LEAST_DURATIONS = {"export_interval": 0.001}
 _MAX_EXPORT_WORKERS = 64
-
-
-def http_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be the base of an HTTP(S) endpoint, or None when it can."""
-    if not isinstance(url, str):
-        return f"not a string but a {type(url).__name__}"
-    if any(ch.isspace() for ch in url):
-        return "contains whitespace"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises for a port that is not a number in range
-    except ValueError as exc:
-        return str(exc)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "not http(s)://host[:port][/path]"
-    if parts.query or parts.fragment:
-        return "API paths are appended to it, so it cannot have a query or fragment"
-    return None
-
-
-# name -> (environment variables in priority order, parser)
-def _bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true/false")
-
-
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("expected a positive integer")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("expected a positive number")
-    return value
-
-
-def _choice(raw: str) -> str:
-    """One of a setting's options, whatever its case (``Drop``, ``OFF``)."""
-    return raw.lower()
-
-
-def _names(raw: str) -> tuple[str, ...]:
-    """Names separated by commas; text of commas alone names nothing, which is an error rather than
-    a silent empty list (that would turn every integration, detector or target off)."""
-    names = tuple(part.strip() for part in raw.split(",") if part.strip())
-    if not names and raw.strip():
-        raise ValueError("names nothing (only commas); write 'none' to name nothing")
-    return names
-
-
-def _all_or_none(raw: str) -> bool | None:
-    """For a setting of named things (detectors, targets, integrations): True for a word that means
-    all of them (``all``, ``true``, ``on``, ``yes``, ``1``), False for one that means none
-    (``none``, ``false``, ``off``, ``no``, ``0``), None for names."""
-    word = raw.strip().lower()
-    if word in ("all", "true", "on", "yes", "1"):
-        return True
-    if word in ("none", "false", "off", "no", "0"):
-        return False
-    return None
-
-
-def _targets(raw: str) -> tuple[str, ...]:
-    """``tenant_baggage``: ``all``, ``none``, or channel target patterns separated by commas."""
-    every = _all_or_none(raw)
-    return _names(raw) if every is None else ("*",) if every else ()
-
-
-def _methods(raw: str) -> tuple[str, ...]:
-    """``grpc_untraced_methods``: ``none`` (trace every call), or method patterns separated by commas."""
-    return () if _all_or_none(raw) is False else _names(raw)
-
-
-def _integrations(raw: str) -> tuple[str, ...] | None:
-    """``integrations``: ``all`` (every one discovered), ``none``, or names separated by commas."""
-    every = _all_or_none(raw)
-    return _names(raw) if every is None else None if every else ()
-
-
-def _redact(value: Any) -> Any:
-    """``redact`` as ``True`` (all detectors), ``False`` (none), a hook, or a tuple of detector names
-    (upper case) and hooks; an unknown name is an error, never a silent gap in redaction."""
-    if isinstance(value, bool) or callable(value):
-        return value
-    if isinstance(value, str):
-        every = _all_or_none(value)
-        if every is not None:
-            return every
-        value = _names(value)
-        if not value:
-            raise ValueError("expected 'all', 'none' or detector names")
-    if not isinstance(value, list | tuple | set | frozenset):
-        raise ValueError(f"expected 'all', 'none', detector names or hooks, not {type(value).__name__}")
-    names = [v for v in value if not callable(v)]
-    unknown = [v for v in names if not isinstance(v, str) or v.strip().upper() not in BUILT_IN_KINDS]
-    if unknown:
-        raise ValueError(f"unknown redaction detector(s) {', '.join(map(repr, unknown))}; "
-                         f"valid: all, none, {', '.join(sorted(BUILT_IN_KINDS))}")
-    return tuple(v.strip().upper() if isinstance(v, str) else v for v in value)
+#: Retries of one batch at most: its backoff doubles per attempt (capped at 30 s), and a float of
+#: 2**1024 does not exist (a batch's 1025th retry raised OverflowError and was lost, uncounted).
+_MAX_RETRIES = 1000
 
 
 _ENV: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
-    "enabled": (("AUTOTRACE_ENABLED",), _bool),
+    #: ``LANGFUSE_TRACING_ENABLED=false`` is how the Langfuse SDK is told to send nothing.
+    "enabled": (("AUTOTRACE_ENABLED", "LANGFUSE_TRACING_ENABLED"), p.boolean),
     "service_name": (("AUTOTRACE_SERVICE_NAME", "OTEL_SERVICE_NAME"), str),
-    "langfuse_host": (("AUTOTRACE_LANGFUSE_HOST", "LANGFUSE_HOST", "LANGFUSE_BASE_URL"), str),
+    #: As the Langfuse SDK reads them: ``LANGFUSE_BASE_URL`` first, ``LANGFUSE_HOST`` its deprecated name.
+    "langfuse_host": (("AUTOTRACE_LANGFUSE_HOST", "LANGFUSE_BASE_URL", "LANGFUSE_HOST"), str),
     "public_key": (("LANGFUSE_PUBLIC_KEY",), str),
     "secret_key": (("LANGFUSE_SECRET_KEY",), str),
-    "credentials": (("AUTOTRACE_CREDENTIALS_FILE",), _path),
-    "unknown_tenant": (("AUTOTRACE_UNKNOWN_TENANT",), _choice),
-    "trust_incoming_tenant": (("AUTOTRACE_TRUST_INCOMING_TENANT",), _bool),
-    "tenant_baggage": (("AUTOTRACE_TENANT_BAGGAGE",), _targets),
-    "grpc_untraced_methods": (("AUTOTRACE_GRPC_UNTRACED_METHODS",), _methods),
-    "local_store": (("AUTOTRACE_LOCAL_STORE",), _choice),
-    "local_store_path": (("AUTOTRACE_LOCAL_STORE_PATH",), _path),
-    "retention_days": (("AUTOTRACE_RETENTION_DAYS",), _positive_float),
-    "local_store_max_mb": (("AUTOTRACE_LOCAL_STORE_MAX_MB",), _positive_float),
-    "capture_content": (("AUTOTRACE_CAPTURE_CONTENT",), _bool),
-    "stream_usage": (("AUTOTRACE_STREAM_USAGE",), _bool),
-    "max_value_bytes": (("AUTOTRACE_MAX_VALUE_BYTES",), _positive_int),
-    "queue_size": (("AUTOTRACE_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE"), _positive_int),
-    "max_export_batch": (("AUTOTRACE_MAX_EXPORT_BATCH", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), _positive_int),
-    "max_export_bytes": (("AUTOTRACE_MAX_EXPORT_BYTES",), _positive_int),
-    "export_interval": (("AUTOTRACE_EXPORT_INTERVAL",), _positive_float),
-    "export_timeout": (("AUTOTRACE_EXPORT_TIMEOUT",), _positive_float),
-    "export_ca_file": (("AUTOTRACE_EXPORT_CA_FILE",), _path),
-    "export_client_cert": (("AUTOTRACE_EXPORT_CLIENT_CERT",), _path),
-    "export_client_key": (("AUTOTRACE_EXPORT_CLIENT_KEY",), _path),
+    "credentials": (("AUTOTRACE_CREDENTIALS_FILE",), p.as_path),
+    "unknown_tenant": (("AUTOTRACE_UNKNOWN_TENANT",), p.choice),
+    "trust_incoming_tenant": (("AUTOTRACE_TRUST_INCOMING_TENANT",), p.boolean),
+    "tenant_baggage": (("AUTOTRACE_TENANT_BAGGAGE",), p.targets),
+    "grpc_untraced_methods": (("AUTOTRACE_GRPC_UNTRACED_METHODS",), p.methods),
+    "local_store": (("AUTOTRACE_LOCAL_STORE",), p.choice),
+    "local_store_path": (("AUTOTRACE_LOCAL_STORE_PATH",), p.as_path),
+    "retention_days": (("AUTOTRACE_RETENTION_DAYS",), p.positive_float),
+    "local_store_max_mb": (("AUTOTRACE_LOCAL_STORE_MAX_MB",), p.positive_float),
+    "capture_content": (("AUTOTRACE_CAPTURE_CONTENT",), p.boolean),
+    "stream_usage": (("AUTOTRACE_STREAM_USAGE",), p.boolean),
+    "max_value_bytes": (("AUTOTRACE_MAX_VALUE_BYTES",), p.positive_int),
+    "queue_size": (("AUTOTRACE_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE"), p.positive_int),
+    "max_export_batch": (("AUTOTRACE_MAX_EXPORT_BATCH", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), p.positive_int),
+    "max_export_bytes": (("AUTOTRACE_MAX_EXPORT_BYTES",), p.positive_int),
+    "export_interval": (("AUTOTRACE_EXPORT_INTERVAL",), p.positive_float),
+    "export_timeout": (("AUTOTRACE_EXPORT_TIMEOUT",), p.positive_float),
+    "export_ca_file": (("AUTOTRACE_EXPORT_CA_FILE",), p.as_path),
+    "export_client_cert": (("AUTOTRACE_EXPORT_CLIENT_CERT",), p.as_path),
+    "export_client_key": (("AUTOTRACE_EXPORT_CLIENT_KEY",), p.as_path),
     "max_retries": (("AUTOTRACE_MAX_RETRIES",), int),
-    "max_destination_queue": (("AUTOTRACE_MAX_DESTINATION_QUEUE",), _positive_int),
-    "max_buffered_spans": (("AUTOTRACE_MAX_BUFFERED_SPANS",), _positive_int),
-    "max_tenants": (("AUTOTRACE_MAX_TENANTS",), _positive_int),
-    "tenant_idle_seconds": (("AUTOTRACE_TENANT_IDLE_SECONDS",), _positive_float),
-    "export_workers": (("AUTOTRACE_EXPORT_WORKERS",), _positive_int),
-    "redact": (("AUTOTRACE_REDACT",), _redact),
+    "max_destination_queue": (("AUTOTRACE_MAX_DESTINATION_QUEUE",), p.positive_int),
+    "max_buffered_spans": (("AUTOTRACE_MAX_BUFFERED_SPANS",), p.positive_int),
+    "max_tenants": (("AUTOTRACE_MAX_TENANTS",), p.positive_int),
+    "tenant_idle_seconds": (("AUTOTRACE_TENANT_IDLE_SECONDS",), p.positive_float),
+    "export_workers": (("AUTOTRACE_EXPORT_WORKERS",), p.positive_int),
+    "redact": (("AUTOTRACE_REDACT",), p.redact),
     "environment": (("AUTOTRACE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"), str),
     "release": (("AUTOTRACE_RELEASE", "LANGFUSE_RELEASE"), str),
-    "integrations": (("AUTOTRACE_INTEGRATIONS",), _integrations),
-    "disabled_integrations": (("AUTOTRACE_DISABLED_INTEGRATIONS",), _names),
-    "full_trace_flags": (("AUTOTRACE_FULL_TRACE_FLAGS",), _bool),
-    "backpressure": (("AUTOTRACE_BACKPRESSURE",), _bool),
-    "flush_on_sigterm": (("AUTOTRACE_FLUSH_ON_SIGTERM",), _bool),
-    "stats_as_metrics": (("AUTOTRACE_STATS_AS_METRICS",), _bool),
+    "integrations": (("AUTOTRACE_INTEGRATIONS",), p.integrations),
+    "disabled_integrations": (("AUTOTRACE_DISABLED_INTEGRATIONS",), p.names),
+    "full_trace_flags": (("AUTOTRACE_FULL_TRACE_FLAGS",), p.boolean),
+    "backpressure": (("AUTOTRACE_BACKPRESSURE",), p.boolean),
+    "flush_on_sigterm": (("AUTOTRACE_FLUSH_ON_SIGTERM",), p.boolean),
+    "stats_as_metrics": (("AUTOTRACE_STATS_AS_METRICS",), p.boolean),
     "prices": (("AUTOTRACE_PRICES",), str),  # read by ``install()``: a bad one does not stop it
 }
 
@@ -325,19 +217,40 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{variable}={raw!r} is invalid for setting {name!r}: {exc}") from None
     _warn_unknown_variables(env)
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" and "enabled" not in overrides:
+    _warn_sample_rate(env)
+    if _sdk_disabled(env) and "enabled" not in overrides:
         values["enabled"] = False
     for name, value in overrides.items():
         overrides[name] = _keyword(name, value)
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "service_name" not in values:  # only the default is below OTEL_RESOURCE_ATTRIBUTES' service.name
         values["service_name"] = _resource_service_name(env) or DEFAULT_SERVICE_NAME
+    if "local_store_path" not in values:
+        values["local_store_path"] = default_store_path(env)
     queue_size = values.get("queue_size")
     if "max_export_batch" not in values and isinstance(queue_size, int) and 0 < queue_size < _DEFAULT_BATCH:
         values["max_export_batch"] = queue_size  # a small queue given alone: batches no larger than it
-    settings = _validate(Settings(**values))
+    settings = _validate(Settings(**values), overrides, env)
     _check_export_tls(settings, overrides, env)
     return settings
+
+
+def _sdk_disabled(env: Mapping[str, str]) -> bool:
+    """``OTEL_SDK_DISABLED=true`` (any case; OpenTelemetry reads no other value as true)."""
+    return (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true"
+
+
+def setting_source(name: str, overrides: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """Where setting ``name`` is read from: ``"keyword argument"``, the environment variable, or None
+    (its default). ``overrides`` as ``load_settings`` holds them (a blank one is None: no value)."""
+    if overrides.get(name) is not None:
+        return "keyword argument"
+    if name == "enabled" and name not in overrides and _sdk_disabled(env):
+        return "OTEL_SDK_DISABLED"
+    variable = None if name in overrides or name not in _ENV else variable_given(_ENV[name][0], env)
+    if variable is None and name == "service_name" and _resource_service_name(env):
+        return "OTEL_RESOURCE_ATTRIBUTES"
+    return variable
 
 
 def variable_given(variables: tuple[str, ...], env: Mapping[str, str]) -> str | None:
@@ -356,10 +269,26 @@ def _resource_service_name(env: Mapping[str, str]) -> str | None:
     return found or None
 
 
-#: ``AUTOTRACE_*`` variables read elsewhere (the zero-code start, replays, the store's home); the
-#: ``AUTOTRACE_TENANT_*`` family names tenants' keys (``credentials``).
+#: ``AUTOTRACE_*`` variables read elsewhere (the zero-code start and its marks of the processes it
+#: started in, replays, the store's home).
 _OTHER_VARIABLES = frozenset({"AUTOTRACE_HOME", "AUTOTRACE_TRACE_SUBPROCESSES", "AUTOTRACE_ACTIVATED_PID",
-                              "AUTOTRACE_REPLAY_FILE"})
+                              "AUTOTRACE_FORKED_PID", "AUTOTRACE_REPLAY_FILE"})
+#: A tenant's keys (``EnvCredentials``): ``AUTOTRACE_TENANT_<NAME>_PUBLIC_KEY`` and the like.
+_TENANT_VARIABLE = re.compile(r"AUTOTRACE_TENANT_\w+_(?:PUBLIC_KEY|SECRET_KEY|HOST|ID)")
+
+
+def _warn_sample_rate(env: Mapping[str, str]) -> None:
+    """Say once that ``LANGFUSE_SAMPLE_RATE`` (the Langfuse SDK's) samples nothing here when no
+    ``OTEL_TRACES_SAMPLER`` (which autotrace's tracer provider reads) does."""
+    rate = (env.get("LANGFUSE_SAMPLE_RATE") or "").strip()[:40]
+    try:
+        every = float(rate) == 1.0
+    except ValueError:
+        every = not rate
+    if not every and not (env.get("OTEL_TRACES_SAMPLER") or "").strip():
+        log_once("config_sample_rate", "autotrace: LANGFUSE_SAMPLE_RATE=%s is the Langfuse SDK's, not read by "
+                 "autotrace: every trace is sent; sample with OTEL_TRACES_SAMPLER=parentbased_traceidratio and "
+                 "OTEL_TRACES_SAMPLER_ARG=%s", rate, rate)
 
 
 def _warn_unknown_variables(env: Mapping[str, str]) -> None:
@@ -367,7 +296,7 @@ def _warn_unknown_variables(env: Mapping[str, str]) -> None:
     ``AUTOTRACE_CAPTURE_CONTNET`` would otherwise leave its setting silently at its default)."""
     known = {variable for variables, _ in _ENV.values() for variable in variables} | _OTHER_VARIABLES
     unknown = sorted(name for name in env if name.startswith("AUTOTRACE_") and name not in known
-                     and not name.startswith("AUTOTRACE_TENANT_"))
+                     and not _TENANT_VARIABLE.fullmatch(name))
     if not unknown:
         return
     count("config_unknown_variables", len(unknown))
@@ -390,7 +319,7 @@ def _keyword(name: str, value: Any) -> Any:
     if isinstance(value, str):
         if not value.strip():
             return None
-        parse = _ENV[name][1] if name in _ENV else _bool if name in _BOOLS else str
+        parse = _ENV[name][1] if name in _ENV else p.boolean if name in _BOOLS else str
         try:
             return parse(value.strip())
         except (ValueError, TypeError) as exc:
@@ -401,23 +330,26 @@ def _keyword(name: str, value: Any) -> Any:
         return tuple(v.strip() if isinstance(v, str) else v for v in value if not isinstance(v, str) or v.strip())
     if name in _PATHS and isinstance(value, os.PathLike):
         path = os.fspath(value)
-        return _path(path) if isinstance(path, str) else path  # a bytes path is refused by _validate
+        return p.as_path(path) if isinstance(path, str) else path  # a bytes path is refused by _validate
     return value
 
 
-def _validate(settings: Settings) -> Settings:
-    def fail(name: str, message: str) -> None:
-        raise ConfigError(f"setting {name!r}: {message}")
+def _validate(settings: Settings, overrides: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    def fail(name: str, message: str, *also: str) -> None:
+        """Refuse setting ``name`` (with ``also``), naming the variables they were read from."""
+        read = dict.fromkeys(setting_source(n, overrides, env) for n in (name, *also))
+        variables = [v for v in read if v not in (None, "keyword argument")]
+        raise ConfigError(f"setting {name!r}: {message}" + (f" (from {', '.join(variables)})" if variables else ""))
 
     if settings.unknown_tenant not in _POLICIES:
         fail("unknown_tenant", f"must be one of {', '.join(_POLICIES)}, got {settings.unknown_tenant!r}")
     if settings.local_store not in _LOCAL_MODES:
         fail("local_store", f"must be one of {', '.join(_LOCAL_MODES)}, got {settings.local_store!r}")
     if settings.langfuse_host is not None:
-        problem = http_url_problem(settings.langfuse_host)
+        problem = p.http_url_problem(settings.langfuse_host)
         if problem:
             fail("langfuse_host", f"must be an http(s) URL such as https://langfuse.example.com, got "
-                 f"{settings.langfuse_host!r} ({problem})")
+                 f"{p.shown_url(settings.langfuse_host)!r} ({problem})")
     for name in _BOOLS:
         if not isinstance(getattr(settings, name), bool):
             fail(name, f"must be true or false, got {getattr(settings, name)!r}")
@@ -433,6 +365,8 @@ def _validate(settings: Settings) -> Settings:
     cap = settings.local_store_max_mb
     if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap < math.inf:
         fail("local_store_max_mb", f"must be a positive number of MiB, got {cap!r}")
+    if settings.max_retries > _MAX_RETRIES:
+        fail("max_retries", f"must be at most {_MAX_RETRIES} (each retry waits up to 30 s), got {settings.max_retries}")
     if settings.export_workers > _MAX_EXPORT_WORKERS:
         fail("export_workers", f"must be at most {_MAX_EXPORT_WORKERS} (eight times as many start while "
              f"endpoints hang), got {settings.export_workers}")
@@ -443,15 +377,18 @@ def _validate(settings: Settings) -> Settings:
         fail("local_store_path", f"must be a path, got a {type(settings.local_store_path).__name__}")
     if settings.environment is not None and not ENVIRONMENT_NAME.match(settings.environment):
         fail("environment", "must match ^(?!langfuse)[a-z0-9_-]+$ and be at most 40 characters")
+    if isinstance(settings.public_key, str) and settings.public_key.startswith("sk-lf-"):  # shown as not secret
+        fail("public_key", "holds a secret key (sk-lf-...): are LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY swapped?")
     if (settings.public_key is None) != (settings.secret_key is None):
         fail("public_key", "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must be set together")
     if settings.langfuse_enabled and settings.public_key is not None:
         try:  # checked here, not first by the router: install() has not stopped the running install yet
             Credentials(settings.public_key, settings.secret_key)  # type: ignore[arg-type]
         except CredentialsError as exc:
-            fail("public_key", f"the default project's key pair is invalid: {exc}")
+            fail("public_key", f"the default project's key pair is invalid: {exc}", "secret_key")
     if settings.unknown_tenant == "local" and settings.local_store == "off" and settings.langfuse_enabled:
-        fail("unknown_tenant", "'local' keeps spans in the local store, which local_store='off' turns off")
+        fail("unknown_tenant", "'local' keeps spans in the local store, which local_store='off' turns off",
+             "local_store")
     if settings.unknown_tenant == "default" and settings.public_key is None and settings.langfuse_enabled:
         fail("unknown_tenant", "'default' needs LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY for the default project")
     if settings.tenant_resolver is not None and not callable(settings.tenant_resolver):
@@ -460,11 +397,12 @@ def _validate(settings: Settings) -> Settings:
         fail("grpc_tenant_from_call", "must be a callable of (handler_call_details, servicer_context) "
              "returning a tenant id or None")
     try:
-        settings = dataclasses.replace(settings, redact=_redact(settings.redact))
+        settings = dataclasses.replace(settings, redact=p.redact(settings.redact))
     except ValueError as exc:
         fail("redact", str(exc))
     if settings.max_export_batch > settings.queue_size:
-        fail("max_export_batch", f"must not exceed queue_size ({settings.max_export_batch} > {settings.queue_size})")
+        fail("max_export_batch", f"must not exceed queue_size ({settings.max_export_batch} > {settings.queue_size})",
+             "queue_size")
     patterns = settings.tenant_baggage
     if not isinstance(patterns, tuple) or not all(isinstance(p, str) and p for p in patterns):
         fail("tenant_baggage", "must be 'all', 'none', True, False or a list of channel target patterns")
@@ -483,8 +421,7 @@ def _check_export_tls(settings: Settings, overrides: Mapping[str, Any], env: Map
     that can be read and used, as an export would read them. A ``ConfigError`` names the setting and
     where it came from (never the file's content)."""
     def fail(name: str, message: str) -> None:
-        source = "keyword argument" if overrides.get(name) is not None else next(
-            (v for v in _ENV[name][0] if env.get(v, "").strip()), "default")
+        source = setting_source(name, overrides, env) or "default"
         raise ConfigError(f"setting {name!r} (from {source}): {message}")
 
     for name in _TLS_FILES:
@@ -510,7 +447,7 @@ def read_prices(value: Any) -> Mapping[str, Any]:
     if isinstance(value, str) and value.lstrip().startswith("{"):
         text = value
     elif isinstance(value, str | os.PathLike):
-        text = _path(os.fspath(value)).read_text(encoding="utf-8")  # type: ignore[arg-type]
+        text = p.as_path(os.fspath(value)).read_text(encoding="utf-8")  # type: ignore[arg-type]
     else:
         raise ValueError(f"expected a mapping, JSON text or a file path, not a {type(value).__name__}")
     found = json.loads(text)

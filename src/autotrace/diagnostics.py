@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._internal import logger
-from .config import _ENV, Settings, load_settings, variable_given
+from .config import _ENV, Settings, load_settings, setting_source
 
 #: An integration's states; the ones that leave something wanted untraced are ``PROBLEMS``.
 READY, PARTIAL, FAILED, UNSUPPORTED, ABSENT, OFF, FOUND = (
@@ -85,8 +85,8 @@ def from_environment(settings: Settings, env: Mapping[str, str] | None = None) -
     """Each setting the environment gives, with the variable it came from (secrets hidden)."""
     env = os.environ if env is None else env
     found = []
-    for name, (variables, _) in _ENV.items():
-        variable = variable_given(variables, env)
+    for name in _ENV:
+        variable = setting_source(name, {}, env)
         if variable is not None:
             value = getattr(settings, name)
             shown = "***" if name == "secret_key" else str(value) if not isinstance(value, tuple) else ",".join(

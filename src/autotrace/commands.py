@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,8 +30,13 @@ def activation_env(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _program(args: argparse.Namespace, verb: str) -> list[str] | None:
-    """The program to launch (after ``--``), or None with a usage message."""
+    """The program to launch (after ``--``), or None with a usage message. ``run --db PATH -- ...``
+    names the store, as ``--db`` does after any other command (no program is called ``--db``)."""
     command = list(args.command)
+    if command[:1] == ["--db"] and len(command) > 1:
+        args.db, command = command[1], command[2:]
+    elif command and command[0].startswith("--db="):
+        args.db, command = command[0][len("--db="):], command[1:]
     if command and command[0] == "--":
         command = command[1:]
     if not command:
@@ -45,14 +51,26 @@ def with_db(env: dict[str, str], db: str | None) -> dict[str, str]:
     return {**env, "AUTOTRACE_LOCAL_STORE_PATH": str(Path(db).resolve())} if db else env
 
 
+#: Signals Python ignores at start-up (``SIG_IGN`` survives ``exec``): the program gets them back at
+#: their default, as ``subprocess`` gives them back (a shell pipeline's ``yes | head`` relies on it).
+_IGNORED_BY_PYTHON = ("SIGPIPE", "SIGXFSZ")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     command = _program(args, "run")
     if command is None:
         return 2
     env = with_db(activation_env(), args.db)
+    if not command[0]:  # as a shell says it (``execve`` would raise a ValueError here)
+        print("autotrace run: cannot run '': No such file or directory", file=sys.stderr)
+        return 127
+    numbers = [getattr(signal, name) for name in _IGNORED_BY_PYTHON if hasattr(signal, name)]
+    previous = [(number, signal.signal(number, signal.SIG_DFL)) for number in numbers]
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:  # as a shell says it: 127 not found, 126 found but not executable
+        for number, handler in previous:  # this process goes on, as Python set it up
+            signal.signal(number, handler)
         print(f"autotrace run: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
         return 127 if isinstance(exc, FileNotFoundError) else 126
     return 0  # not reached

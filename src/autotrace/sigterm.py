@@ -9,9 +9,10 @@ status and everything else the sender sees stay what they were.
 A handler the application (or its server) sets later replaces this one. One that calls this one as
 "the previous handler" keeps control: the process is only ended here while this is the handler.
 
-During the export at interpreter exit (``exiting()``) a SIGTERM waits for it, then ends the process
-as it would have: a server stopping its workers (a ``multiprocessing`` pool's ``terminate()``) often
-sends one to a worker that is already exiting, which would otherwise cut that export short.
+During the export at interpreter exit (``exiting()``) a SIGTERM waits for it, then does what it
+would have done: a server stopping its workers (a ``multiprocessing`` pool's ``terminate()``) often
+sends one to a worker that is already exiting, which would otherwise cut that export short (also
+under the application's own handler: its ``sys.exit`` raised in the middle of the export).
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ from ._internal import count, guarded_failure
 FLUSH_SECONDS = 2.0
 
 _flush: Callable[[float], Any] | None = None
-#: True while the export at interpreter exit runs; ``_deferred``: a SIGTERM came meanwhile.
-_exiting = False
+#: ``flush_on_sigterm``: set by ``watch()`` (whether or not the application has a handler of its own).
+_wanted = False
+#: A SIGTERM came during the export at interpreter exit.
 _deferred = False
 
 
 def watch(flush: Callable[[float], Any]) -> bool:
     """Have SIGTERM run ``flush`` first, if the process has no handler of its own and this runs in
     the main thread (where Python lets handlers be set). True if the handler is (now) set."""
-    global _flush
+    global _flush, _wanted
+    _wanted = True
     if not hasattr(signal, "SIGTERM") or os.name != "posix":
         return False
     if threading.current_thread() is not threading.main_thread():
@@ -59,11 +62,13 @@ def watch(flush: Callable[[float], Any]) -> bool:
 
 
 def unwatch() -> None:
-    """Give SIGTERM its default back, unless another handler has replaced this one since."""
-    global _flush
+    """Give SIGTERM its default back, unless another handler has replaced this one since (at exit:
+    ``exiting()``'s own, which gives the default back once the export is over)."""
+    global _flush, _wanted
     _flush = None
-    if _exiting or threading.current_thread() is not threading.main_thread():
-        return  # at exit: ``exiting()`` gives the default back once the export is over
+    _wanted = False
+    if threading.current_thread() is not threading.main_thread():
+        return
     try:
         if signal.getsignal(signal.SIGTERM) is _on_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -73,27 +78,48 @@ def unwatch() -> None:
 
 @contextmanager
 def exiting() -> Iterator[None]:
-    """Around the export at interpreter exit (main thread): a SIGTERM meanwhile ends the process
-    once it is over (its bound is the one on that export), instead of at once."""
-    global _exiting, _deferred
-    ours = threading.current_thread() is threading.main_thread() and _is_ours()
-    _exiting = ours
+    """Around the export at interpreter exit (main thread): a SIGTERM meanwhile waits until it is
+    over (its bound is the one on that export), then ends the process under this module's handler,
+    or runs the application's (``flush_on_sigterm`` on). A ``SystemExit`` that one raises then is
+    dropped, as Python drops it from any exit function: the process is ending already."""
+    global _deferred
+    handler = _current()
+    waits = (callable(handler) and (_wanted or handler is _on_sigterm)
+             and os.name == "posix" and threading.current_thread() is threading.main_thread())
+    try:
+        if waits:
+            signal.signal(signal.SIGTERM, _wait_for_export)
+    except (ValueError, OSError) as exc:
+        waits = False
+        guarded_failure("sigterm.exiting", exc)
     try:
         yield
     finally:
-        _exiting = False
         deferred, _deferred = _deferred, False
-        if ours and _is_ours():  # else a later handler that called this one decides
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if waits and _current() is _wait_for_export:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if handler is _on_sigterm else handler)
             if deferred:
-                os.kill(os.getpid(), signal.SIGTERM)
+                _deliver()
 
 
-def _is_ours() -> bool:
+def _wait_for_export(signum: int, frame: FrameType | None) -> None:
+    global _deferred
+    _deferred = True
+
+
+def _deliver() -> None:
+    """The SIGTERM that came during the exit export, to the handler it would have reached."""
     try:
-        return signal.getsignal(signal.SIGTERM) is _on_sigterm
+        signal.raise_signal(signal.SIGTERM)
+    except SystemExit:
+        pass
+
+
+def _current() -> Any:
+    try:
+        return signal.getsignal(signal.SIGTERM)
     except (ValueError, OSError, AttributeError):
-        return False
+        return None
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -101,10 +127,6 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
     The flush runs in a thread of its own that this one waits for with a bound: the signal can
     arrive while this thread holds a lock the export needs, which must cost spans, never a hang."""
-    global _deferred
-    if _exiting:  # the exit export is under way on this very thread: ``exiting()`` ends the process
-        _deferred = True
-        return
     flush = _flush
     if flush is not None:
         count("sigterm_flushes")

@@ -23,18 +23,34 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _run_user_sitecustomize() -> None:
-    for entry in sys.path:
-        folder = os.path.abspath(entry or os.getcwd())
-        if folder == _HERE:
-            continue
+    """Run the ``sitecustomize`` this one shadows: the first after this folder on ``sys.path`` (one
+    before it has run already: it chained to this one). The folder is off ``sys.path`` meanwhile, so
+    another tool's bootstrap that chains the same way (skipping only its own folder) goes on to the
+    next one instead of back to this one, which ran each of them again until the recursion limit."""
+    folders = [os.path.abspath(entry or os.getcwd()) for entry in sys.path]
+    ours = [index for index, folder in enumerate(folders) if folder == _HERE]
+    path = _first_sitecustomize(folders[ours[0] + 1 if ours else 0:])
+    spec = importlib.util.spec_from_file_location("sitecustomize", path) if path else None
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sitecustomize"] = module
+    taken = [(index, sys.path[index]) for index in ours]
+    for index, _ in reversed(taken):
+        del sys.path[index]
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        for index, entry in taken:
+            sys.path.insert(index, entry)
+
+
+def _first_sitecustomize(folders: "list[str]") -> "str | None":  # quoted: an older Python may run this too
+    for folder in folders:
         for candidate in (os.path.join(folder, "sitecustomize.py"), os.path.join(folder, "sitecustomize", "__init__.py")):
             if os.path.isfile(candidate):
-                spec = importlib.util.spec_from_file_location("sitecustomize", candidate)
-                if spec is not None and spec.loader is not None:
-                    module = importlib.util.module_from_spec(spec)
-                    sys.modules["sitecustomize"] = module
-                    spec.loader.exec_module(module)
-                return
+                return candidate
+    return None
 
 
 def _wanted() -> bool:
@@ -76,7 +92,10 @@ def _activate() -> None:
 
         autotrace.install()
     except Exception as exc:
-        sys.stderr.write(f"autotrace: tracing is off for this process: {type(exc).__name__}: {exc}\n")
+        why = f"{type(exc).__name__}: {exc}"
+        if "autotrace" not in sys.modules:  # a ``python`` of another environment than the ``autotrace`` command's
+            why = f"{sys.executable} cannot import autotrace ({why}); install autotrace in its environment"
+        sys.stderr.write(f"autotrace: tracing is off for this process: {why}\n")
         return
     if hasattr(os, "register_at_fork"):  # a forked process keeps the install; a program it execs is another
         os.register_at_fork(after_in_child=_mark_forked)

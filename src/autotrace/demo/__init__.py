@@ -21,6 +21,8 @@ from ..export.local_store import LocalStore
 from ..testing.fake_openai import FakeOpenAI
 from .brain import respond
 
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "grpc_proxy"})
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -35,7 +37,10 @@ def _launcher() -> list[str]:
 def run_demo(db: str | Path | None = None, quiet: bool = False) -> int:
     """Run both services for two tenants and print each tenant's stitched trace tree."""
     store_path = Path(db) if db is not None else default_store_path()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "OTEL_"))}
+    # offline: no Langfuse, and no proxy between the services and the loopback servers (the OpenAI
+    # SDK and gRPC would send even 127.0.0.1 to a proxy the machine's environment names)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LANGFUSE_", "OTEL_")) and k.lower() not in _PROXY_VARIABLES}
     env.update({"AUTOTRACE_LOCAL_STORE": "on", "AUTOTRACE_LOCAL_STORE_PATH": str(store_path),
                 "AUTOTRACE_TRUST_INCOMING_TENANT": "true", "AUTOTRACE_EXPORT_INTERVAL": "0.1"})
     port = _free_port()

@@ -177,19 +177,19 @@ class Destination:
         count_keyed("export_failures", self.sink.name)
         self._attempts += 1
         if result.retryable and self._attempts <= self.max_retries:
-            delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** (self._attempts - 1))
+            delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** min(self._attempts - 1, 32))  # no float overflow
             delay = delay * (0.5 + random.random() / 2)
             if result.retry_after is not None:
                 delay = max(delay, min(result.retry_after, _BACKOFF_MAX))
             self._next_attempt = self._clock() + delay
             self._retry_batch = batch
             return [(f"retry:{result.reason}", self.key, "autotrace: export to %s failed (%s); retrying with backoff",
-                     self.key, result.reason)]
+                     self.key, result.described)]
         _count_each(batch, "spans_dropped.export_failed", "scores_dropped.export_failed")
         self._attempts = 0
         self._next_attempt = self._clock() + (_BACKOFF_BASE if result.retryable else 0.0)
         return [(f"drop:{result.reason}", self.key, "autotrace: export to %s failed (%s); batch dropped (counted)",
-                 self.key, result.reason)]
+                 self.key, result.described)]
 
     def _partly_taken(self, batch: list[Any], result: SinkResult) -> list[tuple[Any, ...]]:
         """A batch taken with some of it refused for good (lock held): the items named

@@ -208,17 +208,22 @@ def encode_spans(spans: Sequence[Any]) -> bytes:
 def encode_requests(spans: Sequence[Any], max_bytes: int) -> Iterator[bytes]:
     """``encode_spans``, cut into requests of about ``max_bytes`` at most, spans in order; a span is
     never cut: one larger than that goes alone. Only one request is built at a time."""
+    return (request for request, _ in encode_parts(spans, max_bytes))
+
+
+def encode_parts(spans: Sequence[Any], max_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """``encode_requests``, each request with how many of ``spans`` (the next ones, in order) it holds."""
     part: list[tuple[Any, Any, bytes]] = []
     size = 0
     for span in spans:
         encoded = _span(span)
         if part and size + len(encoded) > max_bytes:
-            yield _request(part)
+            yield _request(part), len(part)
             part, size = [], 0
         part.append((span.resource, span.instrumentation_scope or None, encoded))
         size += len(encoded)
     if part:
-        yield _request(part)
+        yield _request(part), len(part)
 
 
 def _request(encoded: list[tuple[Any, Any, bytes]]) -> bytes:

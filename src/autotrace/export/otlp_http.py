@@ -3,6 +3,7 @@ the proxy the standard environment variables name, if any."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import email.utils
 import functools
@@ -19,13 +20,17 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from .bounded_connect import connect_within
 from .connections import ConnectionPool
-from .otlp_encode import encode_requests
+from .otlp_encode import encode_parts
 from .otlp_response import partial_success
 from .proxy import Proxy, ProxyError, proxy_for
 from .sink import OK, SinkResult
 from .tunnel import ProxyTLSConnection, TunnelledHTTPSConnection, TunnelRefused, authority
 
-_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Client errors worth sending again: a timeout, "too early", throttling. Server errors are too (as
+#: OpenTelemetry's OTLP exporter retries them), a CDN's 520-524 in front of an endpoint included,
+#: except those that say the request can never be served.
+_RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
+_FINAL_SERVER_ERRORS = frozenset({501, 505})
 
 
 #: Most bytes of one export request before compression (``encode_requests``): a bigger batch goes in
@@ -93,8 +98,12 @@ def exchange(
         conn.connect()  # bounded by the connection's own timeout
     sock = conn.sock  # kept: the connection forgets it when the response says "close"
     _bound(sock, deadline)  # sending: one timeout bounds a whole sendall
-    conn.request(method, path, body=body, headers=dict(headers))
-    response = conn.getresponse()
+    try:
+        conn.request(method, path, body=body, headers=dict(headers))
+    except (BrokenPipeError, ConnectionResetError) as exc:
+        response = _early_answer(conn, exc)
+    else:
+        response = conn.getresponse()
     kept: list[bytes] = []
     received = 0
     while True:
@@ -109,6 +118,15 @@ def exchange(
             break
     response.close()  # read1 leaves a finished fixed-length response open: the next request needs it closed
     return response.status, {k.lower(): v for k, v in response.getheaders()}, b"".join(kept)
+
+
+def _early_answer(conn: http.client.HTTPConnection, failure: OSError) -> http.client.HTTPResponse:
+    """The answer of a server that stopped taking the body and closed (a proxy refusing its size
+    with 413 at its headers, say): still readable, and the request's outcome; else ``failure``."""
+    try:
+        return conn.getresponse()
+    except Exception:
+        raise failure from None
 
 
 def retry_after_seconds(raw: str | None) -> float | None:
@@ -132,7 +150,8 @@ def classify(status: int, headers: Mapping[str, str]) -> SinkResult:
     """Map an HTTP status to an export outcome: 2xx ok, throttling and 5xx retryable, else final."""
     if 200 <= status < 300:
         return OK
-    return SinkResult(ok=False, retryable=status in _RETRYABLE_STATUS,
+    retryable = status in _RETRYABLE_CLIENT_ERRORS or (500 <= status < 600 and status not in _FINAL_SERVER_ERRORS)
+    return SinkResult(ok=False, retryable=retryable,
                       retry_after=retry_after_seconds(headers.get("retry-after")), reason=f"HTTP {status}",
                       status=status)
 
@@ -141,6 +160,16 @@ def _network_failure(exc: BaseException) -> str:
     """A network failure's ``reason``: the exception's type, or the status a proxy refused CONNECT
     with (never the rest of its answer)."""
     return str(exc) if isinstance(exc, TunnelRefused) else type(exc).__name__
+
+
+def _tls_failure(exc: BaseException) -> str:
+    """What a TLS failure says of its cause, in OpenSSL's words (an issuer not trusted, a name the
+    certificate does not cover, a plain-HTTP port); "" for any other failure."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return str(exc.verify_message or exc.reason or "")[:200]
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or "")[:200]
+    return ""
 
 
 class HttpTarget:
@@ -242,7 +271,7 @@ class HttpTarget:
                 return SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 self._drop(conn)
-                return SinkResult(ok=False, retryable=True, reason=_network_failure(exc))
+                return SinkResult(ok=False, retryable=True, reason=_network_failure(exc), detail=_tls_failure(exc))
             except Exception as exc:
                 if self._in_flight is not conn:  # closed meanwhile by shutdown: http.client fails oddly then
                     return SinkResult(ok=False, retryable=True, reason=f"closed ({type(exc).__name__})")
@@ -314,13 +343,17 @@ class OtlpHttpSink:
 
     def export(self, spans: Sequence[ReadableSpan]) -> SinkResult:
         """Send ``spans`` in requests of at most ``max_request_bytes`` (before compression); the
-        first that fails is the batch's outcome. A retried batch is sent again whole: the endpoint
-        may receive the spans of its earlier requests twice (Langfuse keeps one of each, by id)."""
-        rejected, message = 0, ""
-        for request in encode_requests(spans, self.max_request_bytes):
+        first that fails is the batch's outcome, the spans of the requests taken before it
+        ``settled``: counted as delivered, and neither retried nor dropped with the rest."""
+        rejected, message, sent = 0, "", 0
+        for request, held in encode_parts(spans, self.max_request_bytes):
             result = self._target.send(gzip.compress(request, compresslevel=6), self._headers, _read_answer)
             if not result.ok:
-                return result  # retried whole, the spans an earlier request had refused included
+                if not sent:
+                    return result
+                return dataclasses.replace(result, settled=tuple(spans[:sent]), rejected_spans=rejected,
+                                           message=message)
+            sent += held
             rejected, message = rejected + result.rejected_spans, result.message or message
         return _accepted(rejected, message)
 

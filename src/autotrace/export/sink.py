@@ -20,7 +20,8 @@ class SinkResult:
     and ``message``, what it said of them (OTLP's ``partial_success``; a message alone is a warning).
     ``settled``, when not ok, the items whose outcome was known before the failure (taken, or
     refused for good as ``rejected``, ``rejected_spans`` and ``message`` say): counted so, and
-    only the others are retried or dropped."""
+    only the others are retried or dropped. ``detail``, when not ok, what the failure said beyond
+    ``reason`` (why TLS failed: an untrusted certificate, a name it does not cover...), for the log."""
 
     ok: bool
     retryable: bool = False
@@ -31,6 +32,12 @@ class SinkResult:
     rejected_spans: int = 0
     message: str = ""
     settled: tuple[Any, ...] = ()
+    detail: str = ""
+
+    @property
+    def described(self) -> str:
+        """``reason``, with its ``detail`` if any: what a log line says of the failure."""
+        return f"{self.reason}: {self.detail}" if self.detail else self.reason
 
 
 OK = SinkResult(ok=True)

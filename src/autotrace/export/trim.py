@@ -47,7 +47,7 @@ def _trimmed(span: Any) -> TrimmedSpan | None:
     for event in span.events:
         event_attributes, event_cut = _cut(event.attributes)
         cut = cut or event_cut
-        events.append(Event(event.name, event_attributes, event.timestamp) if event_cut else event)
+        events.append(_CutEvent(event, event_attributes) if event_cut else event)
     if not cut:
         return None
     attributes[TRIMMED] = _TRIMMED_NOTE
@@ -57,6 +57,18 @@ def _trimmed(span: Any) -> TrimmedSpan | None:
         start_time=span.start_time, end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
         dropped=dropped_counts(span),
     )
+
+
+class _CutEvent(Event):
+    """An event with its values cut, keeping the count of attributes it dropped before (OTLP sends it)."""
+
+    def __init__(self, event: Any, attributes: dict[str, Any]) -> None:
+        super().__init__(event.name, attributes, event.timestamp)
+        self._dropped = getattr(event, "dropped_attributes", 0) or 0
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped
 
 
 def _cut(attributes: Any) -> tuple[dict[str, Any], bool]:

@@ -96,6 +96,8 @@ class OtlpReceiver(LoopbackServer):
         self._drops = 0
         self._auth: str | None = None
         self._max_body: int | None = None
+        #: Whether ``limit_body`` refuses at the headers, closing without reading the body.
+        self._refuse_at_headers = False
         #: What accepted trace requests are answered with: (rejected spans, message, as JSON), and for how many.
         self._partial: tuple[int, str, bool] | None = None
         self._partial_times: int | None = None
@@ -137,10 +139,11 @@ class OtlpReceiver(LoopbackServer):
     def require_auth(self, header_value: str | None) -> None:
         self._auth = header_value
 
-    def limit_body(self, max_bytes: int | None) -> None:
+    def limit_body(self, max_bytes: int | None, *, at_headers: bool = False) -> None:
         """Refuse trace requests whose body (as sent, compressed) is over ``max_bytes`` with 413, as
-        a proxy in front of the endpoint does (nginx's ``client_max_body_size``); None lifts it."""
-        self._max_body = max_bytes
+        a proxy in front of the endpoint does (nginx's ``client_max_body_size``); None lifts it.
+        ``at_headers``: answer as soon as the headers say so and close, the body left unread."""
+        self._max_body, self._refuse_at_headers = max_bytes, at_headers
 
     def answer_partial_success(self, rejected_spans: int, message: str = "", *, as_json: bool = False,
                                times: int | None = None) -> None:
@@ -215,6 +218,13 @@ class OtlpReceiver(LoopbackServer):
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
+        if (self._refuse_at_headers and self._max_body is not None and length > self._max_body
+                and handler.path.split("?", 1)[0] in TRACE_PATHS):
+            with self._cond:
+                self._refused_sizes.append(length)
+            handler.close_connection = True
+            self._respond(handler, 413, b"", "text/html", {"Connection": "close"})
+            return
         body = handler.rfile.read(length)
         if self._delay:
             time.sleep(self._delay)

@@ -206,3 +206,18 @@ def test_fuzzed_credentials_files_never_raise(tmp_path_factory: pytest.TempPathF
     except LookupFailed:
         return
     assert result is None or isinstance(result, Credentials)
+
+
+@pytest.mark.parametrize("host", ["https://admin:hunter2pw@langfuse.acme.internal", "https://langfuse.acme?x=1",
+                                  "ftp://langfuse.acme"])
+def test_a_tenant_host_langfuse_cannot_take_is_refused_and_its_password_never_shown(host: str) -> None:
+    """A user and password in a tenant's host were accepted, sent nowhere (the exporter sends the key
+    pair) and shown by reprs and logs; a query would be cut off by the API paths appended."""
+    with pytest.raises(CredentialsError) as raised:
+        Credentials("pk-a", "sk-a", host=host)
+    assert "hunter2pw" not in str(raised.value) and "http(s) URL" in str(raised.value)
+    environ = {"AUTOTRACE_TENANT_ACME_PUBLIC_KEY": "pk-a", "AUTOTRACE_TENANT_ACME_SECRET_KEY": "sk-a",
+               "AUTOTRACE_TENANT_ACME_HOST": host}
+    with pytest.raises(LookupFailed) as failed:  # keys of its own, unusable: never the default project
+        EnvCredentials(environ=environ).resolve("acme")
+    assert "hunter2pw" not in str(failed.value)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from .._config_parse import http_url_problem, shown_url
 from .._internal import log_once
 
 Clock = Callable[[], float]
@@ -51,11 +52,15 @@ class Credentials:
     def __post_init__(self) -> None:
         _check_key("public_key", self.public_key)
         _check_key("secret_key", self.secret_key)
-        if self.host is not None and not (isinstance(self.host, str) and self.host.startswith(("http://", "https://"))):
-            raise CredentialsError("host must be an http(s) URL")
+        if self.host is not None:
+            problem = http_url_problem(self.host)
+            if problem is not None:  # a user and password in it would be sent nowhere, and shown nowhere
+                shown = shown_url(self.host) if isinstance(self.host, str) else type(self.host).__name__
+                raise CredentialsError(f"host {shown!r} must be an http(s) URL of a Langfuse: {problem}")
 
     def __repr__(self) -> str:
-        return f"Credentials(public_key={self.public_key!r}, secret_key='***', host={self.host!r})"
+        host = shown_url(self.host) if isinstance(self.host, str) else self.host
+        return f"Credentials(public_key={self.public_key!r}, secret_key='***', host={host!r})"
 
     __str__ = __repr__
 

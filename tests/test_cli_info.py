@@ -174,10 +174,10 @@ def test_an_export_that_could_not_work_is_a_problem(env: dict[str, str], problem
     assert code == 1 and any(p.startswith(problem) for p in json.loads(out)["problems"])
 
 
-def test_tracing_turned_off_is_said_and_is_no_problem() -> None:
-    code, out = _info(env={"AUTOTRACE_ENABLED": "false"})
-    assert (code, out.splitlines()[1:]) == (0, ["tracing       off (AUTOTRACE_ENABLED or OTEL_SDK_DISABLED)",
-                                                "no problems found"])
+@pytest.mark.parametrize("variable", ["AUTOTRACE_ENABLED", "LANGFUSE_TRACING_ENABLED", "OTEL_SDK_DISABLED"])
+def test_tracing_turned_off_is_said_with_the_variable_that_did_and_is_no_problem(variable: str) -> None:
+    code, out = _info(env={variable: "true" if variable == "OTEL_SDK_DISABLED" else "false"})
+    assert (code, out.splitlines()[1:]) == (0, [f"tracing       off ({variable})", "no problems found"])
 
 
 @pytest.mark.parametrize(("env", "message"), [

@@ -253,7 +253,8 @@ def render_info(found: dict[str, Any]) -> list[str]:
     environment gives and the problems."""
     lines = [f"autotrace {found['version']} on Python {found['python']}"]
     if not found["enabled"]:
-        return [*lines, "tracing       off (AUTOTRACE_ENABLED or OTEL_SDK_DISABLED)", *_problems(found)]
+        source = next((s["variable"] for s in found.get("settings", ()) if s["setting"] == "enabled"), None)
+        return [*lines, f"tracing       off ({source or 'AUTOTRACE_ENABLED or OTEL_SDK_DISABLED'})", *_problems(found)]
     export = found["export"]
     if export["langfuse"]:
         lines.append(f"export        Langfuse at {export['langfuse']}, "

@@ -302,12 +302,14 @@ def test_an_install_that_fails_keeps_the_current_one_and_leaves_no_threads(
 
 
 def test_a_tenant_host_that_is_no_usable_url_drops_that_tenants_spans_counted() -> None:
-    """``Credentials`` checks only the scheme; a bad port fails that tenant's exports, counted,
-    and never the routing of the batch it came with."""
+    """A secret store answering a host with a bad port: that tenant's lookup fails (its spans
+    dropped, counted; never the default project's), never the routing of the batch it came with."""
     with OtlpReceiver() as rx:
-        credentials = {"bad": Credentials("pk-b", "sk-b", host="http://lf:port"),
-                       "good": Credentials("pk-g", "sk-g", host=rx.endpoint)}
-        autotrace.install(langfuse_host=rx.endpoint, integrations=(), export_interval=0.05, credentials=credentials)
+        def keys(tenant: str) -> dict[str, str]:
+            host = "http://lf:port" if tenant == "bad" else rx.endpoint
+            return {"public_key": f"pk-{tenant}", "secret_key": f"sk-{tenant}", "host": host}
+
+        autotrace.install(langfuse_host=rx.endpoint, integrations=(), export_interval=0.05, credentials=keys)
         for _ in range(3):
             for tenant in ("bad", "good"):
                 with autotrace.tenant(tenant), autotrace.start_span(tenant):
@@ -316,8 +318,8 @@ def test_a_tenant_host_that_is_no_usable_url_drops_that_tenants_spans_counted() 
         assert autotrace.flush(5)
         assert [s.name for s in rx.spans] == ["good"] * 3
     stats = autotrace.stats()
-    assert stats["spans_dropped.export_failed"] == 3
-    assert not [k for k in stats if k.startswith("internal_errors")]
+    assert stats["spans_dropped.credentials_failed"] == 3 and "spans_dropped.export_failed" not in stats
+    assert [k for k in stats if k.startswith("internal_errors")] == ["internal_errors.credentials"]  # the lookup's
 
 
 def test_closing_a_target_while_it_reads_a_response_fails_that_send_quietly(raw_server) -> None:

@@ -190,25 +190,21 @@ def test_max_retries_is_bounded_so_a_batch_retried_to_the_end_is_dropped_and_cou
         load_settings(env={"AUTOTRACE_MAX_RETRIES": "5000"})
     assert str(raised.value) == ("setting 'max_retries': must be at most 1000 (each retry waits up to 30 s), "
                                  "got 5000 (from AUTOTRACE_MAX_RETRIES)")
-    now = [0.0]
-    most = load_settings(env={"AUTOTRACE_MAX_RETRIES": "1000"}).max_retries
-    destination = Destination("t", _Down(), max_queue=10, max_batch=10, max_retries=most, clock=lambda: now[0])
-    destination.add(object())
-    attempts = 0
-    while destination.pending:
-        now[0] += 60.0
-        assert destination.due(now[0], 1.0, False)
-        destination.export(destination.take())
-        attempts += 1
-    assert attempts == 1001
+    assert _attempts_until_dropped(load_settings(env={"AUTOTRACE_MAX_RETRIES": "1000"}).max_retries) == 1001
     assert (autotrace.stats()["export_failures"], autotrace.stats()["spans_dropped.export_failed"]) == (1001, 1)
 
 
 def test_a_destination_given_more_retries_than_the_setting_allows_backs_off_without_overflow() -> None:
     """The backoff's exponent is bounded too: a destination built with more retries than the setting
     takes (another embedding) retries to its end and counts the batch dropped."""
+    assert _attempts_until_dropped(1100) == 1101 and autotrace.stats()["spans_dropped.export_failed"] == 1
+
+
+def _attempts_until_dropped(max_retries: int) -> int:
+    """How many exports a destination whose sink is down makes of one span, a minute apart, before
+    it drops it."""
     now = [0.0]
-    destination = Destination("t", _Down(), max_queue=10, max_batch=10, max_retries=1100, clock=lambda: now[0])
+    destination = Destination("t", _Down(), max_queue=10, max_batch=10, max_retries=max_retries, clock=lambda: now[0])
     destination.add(object())
     attempts = 0
     while destination.pending:
@@ -216,7 +212,7 @@ def test_a_destination_given_more_retries_than_the_setting_allows_backs_off_with
         assert destination.due(now[0], 1.0, False)
         destination.export(destination.take())
         attempts += 1
-    assert attempts == 1101 and autotrace.stats()["spans_dropped.export_failed"] == 1
+    return attempts
 
 
 def test_autotrace_home_is_read_from_the_environment_given_and_a_blank_one_is_unset(

@@ -16,11 +16,11 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.types import Command, interrupt
-from opentelemetry import trace
 
 import autotrace
-from autotrace.integrations.langchain import INTEGRATION
 from tests.helpers import Traced, shape
+from tests.test_langgraph_cancellation_and_tenants import _levels, _nothing_open
+from tests.test_langgraph_subagents_and_interrupts import ToolCallingFake
 
 pytestmark = pytest.mark.integrations("langchain")
 
@@ -29,17 +29,6 @@ CANCELLED = ("WARNING", "CancelledError")
 
 class Draft(TypedDict):
     x: str
-
-
-def _nothing_open() -> None:
-    handler = INTEGRATION.handler
-    assert handler is not None
-    assert handler.runs == {} and handler.hidden == {} and handler._by_span == {}
-    assert not trace.get_current_span().get_span_context().is_valid
-
-
-def _levels(records: list[dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
-    return {r["name"]: (r["level"], r["status_message"]) for r in records}
 
 
 def test_a_node_a_step_timeout_cancels_is_a_plain_cancellation(traced: Traced) -> None:
@@ -108,11 +97,6 @@ def test_a_reader_cancelled_while_a_node_streams_its_model_leaves_plain_cancella
     assert shape(records) == [("agent", "chat", [("chain", "talk", [("generation", "_Stalls", [])])])]
     assert _levels(records) == {"chat": CANCELLED, "talk": CANCELLED, "_Stalls": CANCELLED}
     _nothing_open()
-
-
-class ToolCallingFake(GenericFakeChatModel):
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
 
 
 @tool

@@ -24,6 +24,7 @@ from .. import bounds, schema
 from .._internal import count, follow_fork, guarded_failure, log_once
 from ..config import Settings
 from ..context import current_trace_attributes
+from ..runtime import state
 from ..scores import ScoreItem
 from ..spans import ObservationSpan
 from .redaction import (
@@ -55,6 +56,20 @@ BACKPRESSURE_PAUSE = 0.0005
 _TENANT = schema.TENANT
 #: Resources and instrumentation scopes remembered with their redacted forms (few per process).
 _MAX_ORIGINS = 256
+#: The tenant tracker of the last pipeline shut down: an ``install()`` after ``uninstall()`` takes it
+#: over, so a span open across both ends with the tenant it started with (one tracker, bounded).
+_last_tenants: TenantTracker | None = None
+
+
+class _Barrier:
+    """Queued by ``flush``: everything queued before it is routed when the pipeline thread reaches
+    it; ``done`` is set once that is also exported (or counted), whatever was queued after."""
+
+    __slots__ = ("deadline", "done")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.done = threading.Event()
 
 
 class SpanPipeline(SpanProcessor):
@@ -67,17 +82,22 @@ class SpanPipeline(SpanProcessor):
         self.router = router
         self.redactor = redactor
         self.tenants = TenantTracker(settings.tenant_resolver, max(MAX_LIVE_SPANS, 4 * settings.queue_size))
-        if previous is not None:
-            self.tenants.take_over(previous.tenants)
-        self._queue: deque[ReadableSpan | ScoreItem] = deque()
+        predecessor = previous.tenants if previous is not None else _last_tenants
+        if predecessor is not None:
+            self.tenants.take_over(predecessor)
+        self._queue: deque[ReadableSpan | ScoreItem | _Barrier] = deque()
         self._max_queue = settings.queue_size
         self._long_settings = bounds.has_long_string((settings.environment, settings.release), settings.max_value_bytes)
         self._drain_at = max(1, min(DRAIN_AT, settings.queue_size // 2))
         self._backpressure = settings.backpressure
         self._wake = threading.Event()
-        self._flush_requested = threading.Event()
         self._busy = False
+        self._closing = False  # shutdown has begun: what comes now is handed on
         self._stopped = False
+        #: While a flush waits: what was finalised after its barrier, in order with later barriers,
+        #: routed once everything before is exported (pipeline thread only; None when no flush waits).
+        self._held: deque[tuple[str | None, Any] | _Barrier] | None = None
+        self._held_until = 0.0  # the latest deadline of the flushes held
         self._processed = 0
         self._origins: dict[int, tuple[Any, Any]] = {}  # pipeline thread only
         self._last_origins: tuple[Any, Any, Any, Any] = (None, None, None, None)  # (resource, scope) -> redacted
@@ -96,8 +116,8 @@ class SpanPipeline(SpanProcessor):
         if self._stopped:
             return
         self._queue.clear()
+        self._held = None
         self._wake = threading.Event()
-        self._flush_requested = threading.Event()
         self._busy = False
         self._processed = 0
         self.router.reset_after_fork()
@@ -107,6 +127,8 @@ class SpanPipeline(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
             context = span.context
+            if type(span) is not ObservationSpan and not context.trace_flags.sampled:
+                return  # recorded for the application (its sampler's RECORD_ONLY), never exported
             parent = span.parent
             tenant = self.tenants.span_started(context.span_id, context.trace_id, parent)
             if tenant is not None:  # kept on the span too: see ``_finalize``
@@ -138,10 +160,15 @@ class SpanPipeline(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
+            if type(span) is not ObservationSpan and not span.context.trace_flags.sampled:  # type: ignore[union-attr]
+                return  # a trace left out by the sampler (an autotrace span is only made when sampled)
             if span.parent is None or span.parent.is_remote:
                 self.tenants.trace_ended(span.context.trace_id)  # type: ignore[union-attr]
             queue = self._queue
-            if len(queue) >= self._max_queue:
+            if len(queue) >= self._max_queue:  # 0 once shut down
+                if self._closing:
+                    self._hand_on(span)
+                    return
                 self.tenants.span_finished(span.context.span_id)  # type: ignore[union-attr]
                 count("spans_dropped.queue_full")
                 log_once("queue_full", "autotrace: span queue full (%d); dropping spans (counted)", self._max_queue)
@@ -160,10 +187,25 @@ class SpanPipeline(SpanProcessor):
     def submit(self, item: ScoreItem) -> None:
         """Queue a non-span item (a score) for the same redaction and routing as spans."""
         if len(self._queue) >= self._max_queue:
-            count("scores_dropped.queue_full")
+            if self._closing:
+                self._hand_on(item)
+            else:
+                count("scores_dropped.queue_full")
             return
         self._queue.append(item)
         self._wake.set()
+
+    def _hand_on(self, item: ReadableSpan | ScoreItem) -> None:
+        """An item that reached this pipeline once it was shut down (a thread that read the installed
+        pipeline just before ``install`` replaced it): to the pipeline installed now, else counted."""
+        successor = state.pipeline
+        if successor is not None and successor is not self and not successor._closing:
+            if type(item) is ScoreItem:
+                successor.submit(item)
+            else:
+                successor.on_end(item)
+        else:
+            count("scores_dropped.shutdown" if type(item) is ScoreItem else "spans_dropped.shutdown")
 
     # -- pipeline thread ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -179,6 +221,12 @@ class SpanPipeline(SpanProcessor):
             queue = self._queue
             while queue and not self._stopped:  # once stopped, shutdown counts what is left
                 item = queue.popleft()
+                if type(item) is _Barrier:  # a flush: hold what follows until what precedes is exported
+                    if self._held is None:
+                        self._held, self._held_until = deque(), 0.0
+                    self._held.append(item)
+                    self._held_until = max(self._held_until, item.deadline)
+                    continue
                 try:
                     self._finalize(item)
                 except Exception as exc:
@@ -187,11 +235,39 @@ class SpanPipeline(SpanProcessor):
                 self._processed += 1
                 if self._processed % self.settings.max_export_batch == 0:
                     self.router.dispatch()
-            self.router.dispatch(force=self._flush_requested.is_set())
+            self.router.dispatch(force=self._held is not None)
+            if self._held is not None:
+                self._release_held()
         except Exception as exc:
             guarded_failure("pipeline.drain", exc)
         finally:
             self._busy = False
+
+    def _release_held(self) -> None:
+        """Once the router has exported (or counted) everything: the flushes waiting at the front
+        are done, and what was held up to the next waiting flush is routed. Held past the queue's
+        size, or once every waiting flush has timed out, everything is routed (those flushes say False)."""
+        held = self._held
+        assert held is not None
+        if self.router.pending() == 0:
+            while held and type(held[0]) is _Barrier:
+                held.popleft().done.set()  # type: ignore[union-attr]
+        elif len(held) <= self._max_queue and time.monotonic() < self._held_until:
+            return
+        else:
+            held = deque(item for item in held if type(item) is not _Barrier)
+        while held and type(held[0]) is not _Barrier:
+            self.router.route(*held.popleft())  # type: ignore[misc]
+        self._held = held or None
+        if held:
+            self.router.dispatch(force=True)
+
+    def _route(self, tenant: str | None, item: Any) -> None:
+        """Route a finalised item, or hold it while a flush waits for what came before it."""
+        if self._held is None:
+            self.router.route(tenant, item)
+        else:
+            self._held.append((tenant, item))
 
     def _finalize(self, span: ReadableSpan | ScoreItem) -> None:
         if isinstance(span, ScoreItem):
@@ -234,7 +310,7 @@ class SpanPipeline(SpanProcessor):
         plain = not (events or links or status.description) and len(name) <= self._quarter_limit
         try:
             if not plain:
-                name, status, events, links = self._hold_texts(name, status, events, links)
+                name, status, events, links = self._bound_texts(bounds.hold_value, name, status, events, links)
             if redactor.enabled:
                 if redactor.hooks:
                     redacting_for(tenant)
@@ -251,7 +327,7 @@ class SpanPipeline(SpanProcessor):
                 if context.trace_state:  # type: ignore[union-attr]  # from an incoming request: anyone's text
                     context = self._redacted_trace_state(context)  # type: ignore[arg-type]
             if not plain:
-                name, status, events, links = self._cut_texts(name, status, events, links)
+                name, status, events, links = self._bound_texts(bounds.cut_value, name, status, events, links)
         except Exception as exc:  # fail closed: an unredacted span is never exported
             count("spans_dropped.redaction_failed")
             guarded_failure("redaction", exc)
@@ -272,7 +348,7 @@ class SpanPipeline(SpanProcessor):
                 end_time=span.end_time, instrumentation_scope=scope,
                 dropped=(dropped_attributes + capped_away, dropped_events, dropped_links),
             )
-        self.router.route(tenant, finished)
+        self._route(tenant, finished)
 
     def _route_score(self, item: ScoreItem) -> None:
         """Redact a score's name, comment and value, whatever their type, then route it. A value
@@ -306,19 +382,13 @@ class SpanPipeline(SpanProcessor):
                 log_once("score_redaction_failed", "autotrace: a score was dropped: redaction failed (%s)",
                          type(exc).__name__)
                 return
-        self.router.route(item.tenant, item)
-
-    def _hold_texts(self, name: str, status: Any, events: Any, links: Any) -> tuple[str, Any, Any, Any]:
-        """The span's name, status message, event names and attributes, and link attributes, each
-        held for redaction (``bounds.hold_value``)."""
-        return self._bound_texts(bounds.hold_value, name, status, events, links)
-
-    def _cut_texts(self, name: str, status: Any, events: Any, links: Any) -> tuple[str, Any, Any, Any]:
-        """The same texts, redacted by now, cut at the value size limit (``bounds.cut_value``)."""
-        return self._bound_texts(bounds.cut_value, name, status, events, links)
+        self._route(item.tenant, item)
 
     def _bound_texts(self, bound: Callable[[Any, int], Any], name: str, status: Any, events: Any,
                      links: Any) -> tuple[str, Any, Any, Any]:
+        """The span's name, status message, event names and attributes, and link attributes, each
+        bounded by ``bound``: held for redaction (``bounds.hold_value``), or once redacted cut at the
+        value size limit (``bounds.cut_value``)."""
         limit = self.settings.max_value_bytes
         quarter = limit // 4  # a text of fewer characters is within the limit: most spans stop here
         if len(name) > quarter:
@@ -397,45 +467,56 @@ class SpanPipeline(SpanProcessor):
 
     # -- control ------------------------------------------------------------------------------------
     def pending(self) -> int:
-        return len(self._queue) + (1 if self._busy else 0) + self.router.pending()
+        held = self._held
+        return len(self._queue) + (1 if self._busy else 0) + (len(held) if held else 0) + self.router.pending()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self.flush(timeout_millis / 1000)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Export everything finished so far; True if done within ``timeout`` seconds."""
-        if self._stopped:
+        """Export everything finished before the call; True once that is exported or counted as
+        dropped within ``timeout`` seconds (spans other threads finish meanwhile do not hold it up).
+        On the pipeline thread itself (a redaction hook) it cannot wait: False unless all is sent."""
+        if self._stopped or self.pending() == 0:
             return True
+        if threading.current_thread() is self._thread:
+            return False
         deadline = time.monotonic() + timeout
-        self._flush_requested.set()
-        try:
-            while time.monotonic() < deadline:
-                self._wake.set()
-                if self.pending() == 0:
-                    return True
-                time.sleep(0.005)
-            return self.pending() == 0
-        finally:
-            self._flush_requested.clear()
+        barrier = _Barrier(deadline)
+        self._queue.append(barrier)  # past the queue's bound too: one per flush that waits
+        while True:
+            self._wake.set()  # the pipeline thread looks again each time (exports end on other threads)
+            left = deadline - time.monotonic()
+            if barrier.done.wait(max(0.0, min(0.005, left))):
+                return True
+            if left <= 0:
+                return False
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush within ``timeout``, then stop, all within ``timeout`` (threads stuck on a hung
-        endpoint are daemons, left to end by themselves); what was not sent is counted as dropped."""
+        endpoint are daemons, left to end by themselves); what was not sent is counted as dropped.
+        Spans and scores that reach it from then on go to the pipeline installed now (else counted)."""
+        global _last_tenants
         if self._stopped:
             return
+        _last_tenants = self.tenants
+        self._closing = True
+        self._max_queue = 0  # ``on_end`` and ``submit`` hand on whatever comes now
         deadline = time.monotonic() + timeout
-        done = self.flush(timeout)
+        self.flush(timeout)
         self._stopped = True
         self._wake.set()
         self._thread.join(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
-        if not done:
-            queued_scores = sum(1 for item in self._queue if type(item) is ScoreItem)
-            spans, scores = self.router.discard_all()
-            spans, scores = spans + len(self._queue) - queued_scores, scores + queued_scores
-            self._queue.clear()
-            if scores:
-                count("scores_dropped.shutdown", scores)
-            if spans:
-                count("spans_dropped.shutdown", spans)
-                log_once("shutdown_lost", "autotrace: %d spans not exported before shutdown timeout", spans)
+        left = [item[1] if type(item) is tuple else item for item in (*self._queue, *(self._held or ()))
+                if type(item) is not _Barrier]  # held: (tenant, item)
+        self._queue.clear()
+        self._held = None
+        scores = sum(1 for item in left if type(item) is ScoreItem)
+        more_spans, more_scores = self.router.discard_all()
+        spans, scores = more_spans + len(left) - scores, more_scores + scores
+        if scores:
+            count("scores_dropped.shutdown", scores)
+        if spans:
+            count("spans_dropped.shutdown", spans)
+            log_once("shutdown_lost", "autotrace: %d spans not exported before shutdown timeout", spans)
         self.router.close(max(0.0, deadline - time.monotonic()))

@@ -35,10 +35,17 @@ class TenantTracker:
         self._evicted: dict[int, None] = {}  # span ids whose tenant was evicted: dropped, never misrouted
         #: trace id -> the tenant of its live local roots (_AMBIGUOUS if they differ): for scores only
         self._traces: dict[int, str] = {}
+        #: The tracker taken over, asked about spans this one does not know (one level only)
+        self._previous: TenantTracker | None = None
 
     def take_over(self, previous: TenantTracker) -> None:
-        """Know the tenants of the spans a previous install saw start (``install`` with new options):
-        a span open across the reinstall keeps its tenant, never taking the unknown-tenant policy."""
+        """Know the tenants of the spans a previous install saw start (``install`` with new options,
+        or after ``uninstall``): a span open across the reinstall keeps its tenant, never taking the
+        unknown-tenant policy; so does one the previous tracker learns of after this copy."""
+        if previous is self:
+            return
+        previous._previous = None  # never a chain of every install's tracker
+        self._previous = previous
         self._spans.update(previous._spans)
         self._evicted.update(previous._evicted)
         self._traces.update(previous._traces)
@@ -51,6 +58,8 @@ class TenantTracker:
         if not root:
             # a parent without a tenant (or already finalised) passes none on: the current one applies
             known = self._spans.get(parent.span_id)  # type: ignore[union-attr]
+            if known is None and self._previous is not None:
+                known = self._previous._spans.get(parent.span_id)  # type: ignore[union-attr]
             if known is not None:
                 if tenant is not None and tenant != known:
                     count("tenant_mismatch")
@@ -112,9 +121,12 @@ class TenantTracker:
     def span_finished(self, span_id: int) -> tuple[str | None, bool]:
         """The tenant a span started with, forgotten now; and whether it was lost (evicted)."""
         tenant = self._spans.pop(span_id, None)
-        if tenant is None and span_id in self._evicted:
-            self._evicted.pop(span_id, None)
-            return None, True
+        if tenant is None:
+            if span_id in self._evicted:
+                self._evicted.pop(span_id, None)
+                return None, True
+            if self._previous is not None:
+                return self._previous.span_finished(span_id)
         return tenant, False
 
     def known(self, trace_id: int) -> str | None:

@@ -1,7 +1,9 @@
 """What a recorded conversation keeps of inline media: the base64 payloads of images, audio and
 files become a short note of their kind and size (``<image/png base64, 800022 chars>``), so one
 image neither fills the recorded input to its size limit nor cuts off the conversation after it.
-Text parts and web addresses are kept. Shared by the integrations that record chat messages.
+Text parts and web addresses are kept. A data URL, or the string of a field that only holds a
+payload (``data``, ``file_data``), is noted however short. Shared by the integrations that record
+chat messages.
 """
 
 from __future__ import annotations
@@ -10,21 +12,29 @@ from typing import Any
 
 #: Content part types that hold only text: their strings are the conversation, never a payload.
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text", "refusal"})
-#: The shortest string of a media part taken for an inline payload (a data URL, base64 audio).
+#: The shortest string of a media part taken for an inline payload when neither its form (a data
+#: URL) nor its field (``_PAYLOAD_KEYS``) says it is one.
 _MEDIA_MIN_CHARS = 1024
+#: The fields of a media part that hold nothing but a payload.
+_PAYLOAD_KEYS = frozenset({"data", "file_data"})
+#: A Responses output item holding a generated image (its base64 ``result``), given back as input.
+_IMAGE_CALL = "image_generation_call"
 
 
 def without_media(items: Any) -> Any:
     """Chat messages or Responses input items with the inline payloads of their media parts
     (base64 images, audio, files) replaced by a short note of their kind and size, so that one
     image neither fills the recorded input to its size limit nor cuts off the conversation after
-    it: in a message's ``content``, and in a tool call's result given as parts (a
-    ``function_call_output``'s ``output`` list, a ``computer_call_output``'s screenshot). The
-    caller's own list when there are none: for a text conversation, a check or two per item."""
+    it: in a message's ``content``, in a tool call's result given as parts (a
+    ``function_call_output``'s ``output`` list, a ``computer_call_output``'s screenshot), and in a
+    reply given back as input (a chat message's spoken ``audio``, a Responses
+    ``image_generation_call``'s ``result``). The caller's own list when there are none: for a text
+    conversation, a few checks per item."""
     if type(items) is not list:
         return items
     for item in items:  # the common case, a text conversation, in one plain loop
-        if type(item) is dict and (type(item.get("content")) is list or type(item.get("output")) in _PARTS):
+        if type(item) is dict and (type(item.get("content")) is list or type(item.get("output")) in _PARTS
+                                   or "audio" in item or item.get("type") == _IMAGE_CALL):
             break
     else:
         return items
@@ -44,12 +54,18 @@ _PARTS = (list, dict)
 
 
 def _item_without_media(item: dict[str, Any]) -> dict[str, Any]:
-    """``item`` with the payloads of its ``content`` parts and of its ``output`` parts noted; a
-    string ``output`` (a tool's text result, however long) is kept."""
+    """``item`` with the payloads of its ``content`` parts, of its ``output`` parts, of its spoken
+    ``audio`` (its transcript kept) and of a generated image's ``result`` noted; a string
+    ``output`` (a tool's text result, however long) is kept."""
     kept = item
     content = item.get("content")
     if type(content) is list and (parts := _parts_without_media(content)) is not content:
         kept = {**kept, "content": parts}
+    audio = item.get("audio")
+    if type(audio) is dict and (note := media_note(audio.get("data"), payload=True)) is not None:
+        kept = {**kept, "audio": {**audio, "data": note}}
+    if item.get("type") == _IMAGE_CALL and (note := media_note(item.get("result"), payload=True)) is not None:
+        kept = {**kept, "result": note}
     output = item.get("output")
     if type(output) is list:
         result: Any = _parts_without_media(output)
@@ -82,7 +98,7 @@ def _part_without_media(part: dict[str, Any]) -> dict[str, Any]:
             inner = _part_without_media(value) if len(value) < 16 else value
             changed = inner is not value
         else:
-            inner = media_note(value)
+            inner = media_note(value, payload=key in _PAYLOAD_KEYS)
             changed = inner is not None
         if changed:
             if kept is None:
@@ -91,13 +107,17 @@ def _part_without_media(part: dict[str, Any]) -> dict[str, Any]:
     return part if kept is None else kept
 
 
-def media_note(value: Any) -> str | None:
+def media_note(value: Any, payload: bool = False) -> str | None:
     """A note in place of an inline payload (``<image/png base64, 123456 chars>``), None for
-    anything else: short strings, and web addresses (the image is fetched from there)."""
-    if type(value) is not str or len(value) < _MEDIA_MIN_CHARS or value.startswith(("http://", "https://")):
+    anything else: web addresses (the image is fetched from there), and strings shorter than
+    ``_MEDIA_MIN_CHARS`` unless they are data URLs or ``payload`` (a field that holds nothing else)."""
+    if type(value) is not str or not value or value.startswith(("http://", "https://")):
+        return None
+    data_url = value.startswith("data:")
+    if len(value) < _MEDIA_MIN_CHARS and not data_url and not payload:
         return None
     kind = "base64"
-    if value.startswith("data:"):
+    if data_url:
         comma = value.find(",", 5, 256)
         kind = value[5:comma].replace(";", " ") if comma > 5 else "data"
     return f"<{kind}, {len(value)} chars>"

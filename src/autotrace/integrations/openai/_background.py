@@ -7,8 +7,10 @@ The ids of the background responses created and traced in this process are remem
 at most ``MAX_PENDING``, the oldest forgotten first (counted as ``openai.background_forgotten``).
 The first retrieve or cancel that returns one of them finished (completed, failed, cancelled or
 incomplete) records ONE generation, ``openai.responses.background``, with its output, usage, cost
-and status, and forgets the id (``fetched``). Polls that find it queued or in progress, ids created
-elsewhere, raw and streamed retrievals record nothing.
+and status, and forgets the id (``fetched``); a raw fetch (``with_raw_response``,
+``with_streaming_response``) does when the caller parses it. Polls that find it queued or in
+progress, ids created elsewhere, streamed retrievals (``stream=True``) and raw fetches never
+parsed record nothing.
 
 That generation is a child of the generation that created the response, in its trace: the usage
 and cost count where the request was made (Langfuse sums them per trace and shows no OpenTelemetry
@@ -100,16 +102,35 @@ def watched(options: Any, stream: bool) -> str | None:
 
 def fetched(response_id: str, result: Any) -> None:
     """Record the generation of ``response_id`` if ``result`` (what the SDK returned for the
-    request) is that response finished; never raises."""
+    request) is that response finished, or once the caller parses it if it is a raw response
+    (``with_raw_response``, ``with_streaming_response``); never raises."""
+    try:
+        if hasattr(result, "http_response"):
+            from . import _raw  # here: ``_raw`` imports this module
+
+            _raw.on_parse(result, lambda parsed: _fetched(response_id, parsed), _ignored)
+            return
+    except Exception as exc:
+        guarded_failure("openai.background", exc)
+    _fetched(response_id, result)
+
+
+def _ignored(error: BaseException) -> None:
+    """A raw fetch whose parse failed: its response stays remembered for the next fetch."""
+
+
+def _fetched(response_id: str, result: Any) -> Any:
+    """``fetched`` for a parsed ``result``, handed back."""
     try:
         if getattr(result, "status", None) not in _FINISHED or getattr(result, "id", None) != response_id:
-            return
+            return result
         with _LOCK:
             pending = _PENDING.pop(response_id, None)
         if pending is not None:
             pending.context.run(_record, pending, result)
     except Exception as exc:
         guarded_failure("openai.background", exc)
+    return result
 
 
 def forget_all() -> None:

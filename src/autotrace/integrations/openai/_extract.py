@@ -186,7 +186,7 @@ def _message_output(message: Any) -> Any:
     """A reply message as recorded: spoken replies (``audio``) with their base64 ``data`` noted
     like an input's media, their transcript kept."""
     audio = getattr(message, "audio", None)
-    note = media_note(getattr(audio, "data", None)) if audio is not None else None
+    note = media_note(getattr(audio, "data", None), payload=True) if audio is not None else None
     if note is None:
         return message
     dumped = message.model_dump(mode="json", exclude_none=True, warnings=False)
@@ -362,7 +362,8 @@ def _hosted_failure(items: list[Any]) -> str | None:
 
 
 def _output_item(item: Any) -> Any:
-    note = media_note(getattr(item, "result", None)) if getattr(item, "type", None) == "image_generation_call" else None
+    result = getattr(item, "result", None) if getattr(item, "type", None) == "image_generation_call" else None
+    note = media_note(result, payload=True) if result is not None else None
     if note is None:
         return item
     dumped = item.model_dump(mode="json", exclude_none=True, warnings=False)

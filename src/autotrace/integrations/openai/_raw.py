@@ -9,12 +9,14 @@ A response waiting to be parsed has its ``parse`` shadowed on the instance (``wa
 When a ``with_streaming_response`` block is left (``patch``), the SDK closes the response: a stream
 parsed from it ends then too (interrupted if unread, as a stream closed early), and a response left
 unparsed by a cancellation or ``KeyboardInterrupt`` ends as interrupted (WARNING), not when it is freed.
+A background response's raw fetch is recorded when parsed the same way (``on_parse``, ``_background``).
 """
 
 from __future__ import annotations
 
 import inspect
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from ..._internal import count, guarded_failure
@@ -93,18 +95,31 @@ class RawTracking:
 
 def wait_for_parse(response: Any, obs: Observation, operation: str, stream: bool, choices: int,
                    options: Any = None) -> bool:
-    """Have ``obs`` end when the caller parses ``response``; False, with nothing changed, if it cannot.
+    """Have ``obs`` end when the caller parses ``response``; False, with nothing changed, if it cannot."""
+    if not _parseable(response):
+        return False
+    found = response.__dict__[_KEY] = RawTracking(obs, operation, stream, choices, options)
+    if operation == _media.SPEECH:
+        found.audio = getattr(response, "http_response", None)
+    return on_parse(response, found.parsed, found.failed)
+
+
+def _parseable(response: Any) -> bool:
+    """Whether ``response``'s ``parse`` can be shadowed on the instance (``on_parse``)."""
+    return type(getattr(response, "__dict__", None)) is dict and callable(getattr(type(response), "parse", None))
+
+
+def on_parse(response: Any, parsed: Callable[[Any], Any], failed: Callable[[BaseException], None]) -> bool:
+    """Have the caller's first ``parse()`` of ``response`` hand its result to ``parsed`` (which
+    returns what the caller gets, and never raises) and its error to ``failed``; False, with
+    nothing changed, if it cannot.
 
     The response's own ``parse`` is shadowed by one on the instance, for its first call only (then
     removed): no class is patched, so responses autotrace does not wait for take no extra step. It
-    holds the response weakly, so a response never parsed is freed, and ends ``obs``, at once."""
-    fields = getattr(response, "__dict__", None)
-    parse = getattr(type(response), "parse", None)
-    if type(fields) is not dict or not callable(parse):
+    holds the response weakly, so a response never parsed is freed at once."""
+    if not _parseable(response):
         return False
-    found = fields[_KEY] = RawTracking(obs, operation, stream, choices, options)
-    if operation == _media.SPEECH:
-        found.audio = getattr(response, "http_response", None)
+    fields, parse = response.__dict__, type(response).parse
     owner = weakref.ref(response)
 
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -114,7 +129,7 @@ def wait_for_parse(response: Any, obs: Observation, operation: str, stream: bool
         try:
             return parse(instance, *args, **kwargs)
         except BaseException as error:
-            found.failed(error)
+            failed(error)
             raise
 
     if inspect.iscoroutinefunction(parse):
@@ -122,13 +137,13 @@ def wait_for_parse(response: Any, obs: Observation, operation: str, stream: bool
             try:
                 result = await call(*args, **kwargs)
             except BaseException as error:
-                found.failed(error)
+                failed(error)
                 raise
-            return found.parsed(result)
+            return parsed(result)
 
         fields["parse"] = parse_async
     else:
-        fields["parse"] = lambda *args, **kwargs: found.parsed(call(*args, **kwargs))
+        fields["parse"] = lambda *args, **kwargs: parsed(call(*args, **kwargs))
     return True
 
 

@@ -14,7 +14,8 @@ event is sent when the request asks for it (the caller, or autotrace's ``include
 the recorded usage. A recording that cannot give the reply faithfully (several choices, spoken
 audio kept as a note, content parts, an unknown field or a field of another type than the API's, a
 stream's annotations, a reply cut at the value size limit, a stream that failed part way) gives no
-reply, and so does a request asking for log probabilities (not recorded): the call runs live.
+reply, and so does a request asking for log probabilities or a spoken reply (neither recorded: a
+framework's recording keeps the reply's text alone): the call runs live.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ async def aserve(found: Reply, client: Any) -> Any | None:
 
 def _chat_payload(record: Mapping[str, Any], options: Any, stream: bool) -> tuple[bytes, str] | None:
     """A chat call's HTTP body and content type, None if the recording cannot give it."""
-    if _sent(options).get("logprobs"):  # the recording keeps the message, not its log probabilities
+    sent = _sent(options)
+    if sent.get("logprobs") or _asks_audio(sent):  # the recording keeps neither log probabilities nor audio
         return None
     completion = completion_body(record)
     if completion is None or (stream and completion["choices"][0]["message"].get("annotations")):
@@ -106,6 +108,13 @@ def _chat_payload(record: Mapping[str, Any], options: Any, stream: bool) -> tupl
     if stream:
         return events(completion, _asks_usage(options)), "text/event-stream"
     return json.dumps(completion).encode(), "application/json"
+
+
+def _asks_audio(sent: Mapping[str, Any]) -> bool:
+    """Whether a chat request asks for a spoken reply (``audio``, or ``"audio"`` in ``modalities``),
+    whose audio no recording keeps (a note of it, or a framework's text alone)."""
+    modalities = sent.get("modalities")
+    return bool(sent.get("audio")) or (isinstance(modalities, list | tuple) and "audio" in modalities)
 
 
 def _sent(options: Any) -> Mapping[str, Any]:

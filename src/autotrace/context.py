@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 from opentelemetry import baggage
 from opentelemetry.context import Context
@@ -167,8 +167,9 @@ def trusted_incoming_tenant(ctx: Context) -> str | None:
 def conflicting_tenants(headers: Iterable[str | bytes]) -> bool:
     """Whether the ``baggage`` header values ``headers`` name more than one tenant: then none of
     them is trusted (the W3C rule that a later entry wins would let whoever adds a header choose).
-    Keys and values are read as the baggage propagator reads them (percent- and plus-decoded, then
-    stripped), so ``autotrace%2Etenant`` or ``autotrace.tenant+`` is the tenant key here too."""
+    Keys and values are read as ``propagation.extract`` reads them (keys percent- and plus-decoded,
+    values percent-decoded, a ``+`` being a plus sign; then stripped), so ``autotrace%2Etenant`` or
+    ``autotrace.tenant+`` is the tenant key here too."""
     seen: set[str] = set()
     for header in headers:
         text = header.decode("latin-1") if isinstance(header, bytes) else header
@@ -177,7 +178,7 @@ def conflicting_tenants(headers: Iterable[str | bytes]) -> bool:
         for member in text.split(","):
             key, sep, value = member.split(";", 1)[0].partition("=")
             if sep and unquote_plus(key.strip(" \t")).strip() == TENANT_BAGGAGE_KEY:
-                seen.add(unquote_plus(value.strip(" \t")).strip())
+                seen.add(unquote(value.strip(" \t")).strip())
     return len(seen) > 1
 
 

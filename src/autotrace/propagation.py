@@ -5,7 +5,9 @@ tenant (``autotrace.tenant`` scope, middleware or interceptor), never a tenant e
 sits in the context's baggage (e.g. attached from an incoming request). By default the
 trace flags carry only the sampled bit: otel-go releases before 2026 reject flags above 2 (the
 W3C level-2 random-id bit that OTel Python sets) and silently start a new trace. Set
-``full_trace_flags=True`` to send the flags unchanged.
+``full_trace_flags=True`` to send the flags unchanged. Baggage is read and written as W3C baggage
+(percent-encoding: a ``+`` is a plus sign, a space ``%20``), not as OTel Python's propagator does
+(form encoding, a ``+`` for a space), which otel-go and other W3C readers misread.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from fnmatch import fnmatchcase
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote
 
 from opentelemetry import baggage, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -29,7 +31,6 @@ from .context import (
     TENANT_BAGGAGE_KEY,
     conflicting_tenants,
     current_tenant,
-    with_tenant_baggage,
     without_tenant_baggage,
 )
 from .runtime import state
@@ -104,36 +105,69 @@ def tenant_travels_to(target: str | None) -> bool:
 def inject(carrier: MutableMapping[str, str], context: Context | None = None,
            send_tenant: bool = True) -> MutableMapping[str, str]:
     """Write trace context and baggage (with the current tenant, or without any tenant entry when
-    there is none or ``send_tenant`` is false) into ``carrier``."""
+    there is none or ``send_tenant`` is false) into ``carrier``.
+
+    Headers ``carrier`` already holds, in any case (an incoming request's, forwarded), are
+    replaced, as for gRPC metadata: ``baggage`` always (its entries are kept, not its tenant's),
+    ``traceparent`` and ``tracestate`` when there is a span to name. Left in place, a caller's
+    tenant travelled on, a stale ``tracestate`` went with this trace, and ``Traceparent`` next to
+    ``traceparent`` was two (no valid one)."""
+    given = _taken(carrier, "baggage")
+    if given:
+        context = merge_baggage(given, context)
     parent = traceparent(context)
     if parent is not None:
+        _taken(carrier, "traceparent", "tracestate")
         carrier["traceparent"] = parent
         trace_state = trace.get_current_span(context).get_span_context().trace_state
         if trace_state:
             carrier["tracestate"] = trace_state.to_header()
-    tenant = current_tenant() if send_tenant else None
-    ctx = with_tenant_baggage(tenant, context) if tenant is not None else without_tenant_baggage(context)
-    _baggage.inject(carrier, ctx)
-    if tenant is not None and _TENANT_MEMBER + quote_plus(tenant) not in carrier.get("baggage", "").split(","):
-        # past the W3C limits (180 members, 8,192 bytes) the propagator leaves out the last entries,
-        # the tenant's among them when other entries came first: it goes first, they give way
-        _baggage.inject(carrier, _tenant_first(tenant, ctx))
+    header = _baggage_header(context, current_tenant() if send_tenant else None)
+    if header:
+        carrier["baggage"] = header
     return carrier
 
 
-#: The start of the tenant's baggage member as the W3C propagator writes it.
-_TENANT_MEMBER = quote_plus(TENANT_BAGGAGE_KEY) + "="
+def _taken(carrier: MutableMapping[str, Any], *names: str) -> list[tuple[str, Any]]:
+    """The headers of ``carrier`` named ``names`` (lower case), in any case, removed from it."""
+    found = [(key, carrier[key]) for key in list(carrier) if isinstance(key, str) and key.lower() in names]
+    for key, _ in found:
+        del carrier[key]
+    return found
 
 
-def _tenant_first(tenant: str, context: Context | None) -> Context:
-    """``context`` with its baggage entries after a first one, ``tenant``'s (rarely needed: a
-    loop, each step a copy of the entries so far)."""
-    entries = baggage.get_all(context)
-    context = baggage.set_baggage(TENANT_BAGGAGE_KEY, tenant, baggage.clear(context))
-    for key, value in entries.items():
-        if key != TENANT_BAGGAGE_KEY:
-            context = baggage.set_baggage(key, value, context)
-    return context
+#: W3C baggage limits (with ``MAX_HEADER_LENGTH``): members in a header, bytes in one member.
+_MAX_MEMBERS, _MAX_MEMBER_LENGTH = 180, 4096
+
+
+def _member(key: object, value: object) -> str:
+    """A baggage member, percent-encoded as W3C baggage readers (otel-go, Java, .NET) decode it: a
+    space is ``%20``, a ``+`` is ``%2B``. OTel Python's propagator writes a space as ``+``, which
+    those readers take as a plus sign (``Jane Doe`` arrived as ``Jane+Doe``); Python's reads both."""
+    return quote(str(key), safe="") + "=" + quote(str(value), safe="")
+
+
+def _baggage_header(context: Context | None, tenant: str | None) -> str:
+    """The ``baggage`` value for ``context``'s entries (not its tenant entry) and ``tenant``, within
+    the W3C limits: the tenant is kept, before any other entry; entries that do not fit, and
+    entries with an empty key (``+=1`` from a caller reads so), are left out, counted as
+    ``propagation_baggage_dropped``: otel-go ignores a whole header with one member it cannot read,
+    the tenant's included. The tenant's member is written last."""
+    entries = [(key, value) for key, value in baggage.get_all(context).items() if key != TENANT_BAGGAGE_KEY]
+    members = [_member(TENANT_BAGGAGE_KEY, tenant)] if tenant is not None else []
+    members += [_member(key, value) for key, value in entries if key]
+    kept: list[str] = []
+    length = -1
+    for member in members:
+        fits = len(member) <= _MAX_MEMBER_LENGTH and length + 1 + len(member) <= MAX_HEADER_LENGTH
+        if fits and len(kept) < _MAX_MEMBERS:
+            kept.append(member)
+            length += 1 + len(member)
+    if len(kept) < len(entries) + (tenant is not None):
+        count("propagation_baggage_dropped", len(entries) + (tenant is not None) - len(kept))
+    if tenant is not None:
+        kept.append(kept.pop(0))
+    return ",".join(kept)
 
 
 class _PairsGetter(Getter[Iterable[tuple[str, Any]]]):
@@ -175,23 +209,17 @@ def _too_long(key: str) -> bool:
 
 
 def _extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]], context: Context) -> Context:
-    if isinstance(carrier, Mapping):
-        headers = {k.lower(): v for k, v in carrier.items() if isinstance(v, str)}
-        safe: Any = {k: v for k, v in headers.items() if len(v) <= MAX_HEADER_LENGTH or _too_long(k)}
-        given = headers.get("traceparent")
-        if given is not None and "," in given:  # HTTP: repeated headers arrive joined by commas
-            count("propagation_duplicate_traceparent")
-        elif given is not None:
-            context = _joined(_tracecontext.extract(safe, context))
-        return without_conflicting_tenants(_with_baggage(safe.items(), context), [safe.get("baggage") or ""])
-    entries = [(str(k).lower(), v) for k, v in carrier]
-    pairs = [(k, v) for k, v in entries
-             if isinstance(v, str | bytes) and (len(v) <= MAX_HEADER_LENGTH or _too_long(k))]
-    sent = sum(k == "traceparent" for k, _ in entries)
-    if sent > 1:
-        # W3C trace context: a request with several traceparent headers has no valid one (a new trace starts)
+    """One reading for both kinds of carrier: a mapping's items are pairs like metadata's, so a
+    mapping holding ``Traceparent`` and ``traceparent`` has two, as W3C counts headers."""
+    items = carrier.items() if isinstance(carrier, Mapping) else carrier
+    entries = [(str(k).lower(), v) for k, v in items if isinstance(v, str | bytes)]
+    pairs = [(k, v) for k, v in entries if len(v) <= MAX_HEADER_LENGTH or _too_long(k)]
+    given = [v for k, v in entries if k == "traceparent"]
+    # W3C trace context: a request with several traceparent headers has no valid one (a new trace
+    # starts); over HTTP, repeated headers arrive joined by commas
+    if len(given) > 1 or (given and ("," if isinstance(given[0], str) else b",") in given[0]):
         count("propagation_duplicate_traceparent")
-    elif sent:
+    elif given:
         context = _joined(_tracecontext.extract(pairs, context, getter=PAIRS_GETTER))
     return without_conflicting_tenants(_with_baggage(pairs, context), [v for k, v in pairs if k == "baggage"])
 
@@ -208,14 +236,21 @@ def _joined(context: Context) -> Context:
     return context
 
 
-def _without_properties(header: str) -> str:
-    """A ``baggage`` header without its members' W3C properties (``key=value;property``). OTel Python
-    keeps them as part of the value, so a tenant sent with one (``autotrace.tenant=acme;ttl=5``, as
-    otel-go can) was no tenant, and another entry was forwarded with a different value. Done on the
-    raw text, where a ``;`` inside a value is still percent-encoded."""
-    if ";" not in header:
+def _as_w3c_reads(header: str) -> str:
+    """A ``baggage`` header rewritten so that OTel Python's propagator reads it as W3C baggage
+    readers do. Without its members' properties (``key=value;property``): OTel Python keeps them
+    as part of the value, so a tenant sent with one (``autotrace.tenant=acme;ttl=5``, as otel-go
+    can) was no tenant, and another entry was forwarded with a different value. With a ``+`` in a
+    value as ``%2B``: it is a plus sign (otel-go writes one as is), which OTel Python's form
+    decoding made a space. Done on the raw text, where a ``;`` or ``,`` inside a value is still
+    percent-encoded (``context.conflicting_tenants`` reads values so too). A header that the
+    ``%2B`` would take past the W3C limit, where the propagator ignores all of it, is read with
+    ``+`` as a space, as before (a tenant id holds neither)."""
+    if ";" not in header and "+" not in header:
         return header
-    return ",".join(member.split(";", 1)[0] for member in header.split(","))
+    members = [member.split(";", 1)[0].partition("=") for member in header.split(",")]
+    plus = ",".join(key + sep + value.replace("+", "%2B") for key, sep, value in members)
+    return plus if len(plus) <= MAX_HEADER_LENGTH else ",".join("".join(member) for member in members)
 
 
 def without_conflicting_tenants(context: Context, baggage_headers: Iterable[str | bytes]) -> Context:
@@ -239,7 +274,7 @@ def _with_baggage(pairs: Iterable[tuple[Any, Any]], context: Context) -> Context
             continue
         try:
             text = value.decode("latin-1") if isinstance(value, bytes) else value
-            context = _baggage.extract([("baggage", _without_properties(text))], context, getter=PAIRS_GETTER)
+            context = _baggage.extract([("baggage", _as_w3c_reads(text))], context, getter=PAIRS_GETTER)
         except Exception:
             count("propagation_invalid_headers")
     return context

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import ssl
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,20 @@ class Traced:
         records = self.records()
         assert len(records) == 1, [r["name"] for r in records]
         return records[0]
+
+
+@contextmanager
+def served_in_thread(server: Any) -> Iterator[str]:
+    """A ``socketserver``-style HTTP server (wsgiref's, werkzeug's) serving on a thread: its base URL
+    until the block ends, then shut down and closed."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
 
 
 def iso_ns(iso: str) -> int:

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import pytest
 
 from autotrace.export.local_store import LocalStore
 from autotrace.middleware import TenantWSGIMiddleware
-from tests.helpers import Traced
+from tests.helpers import Traced, served_in_thread
 from tests.test_web_frameworks import PARENT, TRACE
 
 BIN = Path(sys.executable).parent
@@ -80,15 +79,8 @@ class _Quiet(WSGIRequestHandler):
 @contextmanager
 def wsgiref_server(app: Any) -> Iterator[str]:
     """``app`` served by the standard library's WSGI server (its ``FileWrapper``) in a thread."""
-    server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
+    with served_in_thread(make_server("127.0.0.1", 0, app, handler_class=_Quiet)) as url:
+        yield url
 
 
 def _get(url: str, tenant: str | None = "acme") -> bytes:

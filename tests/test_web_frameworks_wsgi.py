@@ -4,7 +4,6 @@ and a threaded WSGI server, and hostile propagation headers: real servers, real 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 import autotrace
 from autotrace.middleware import TenantASGIMiddleware, TenantWSGIMiddleware
-from tests.helpers import Traced, shape
+from tests.helpers import Traced, served_in_thread, shape
 from tests.test_web_frameworks import TRACE, header_tenant, headers, uvicorn_server
 
 
@@ -25,14 +24,10 @@ from tests.test_web_frameworks import TRACE, header_tenant, headers, uvicorn_ser
 def werkzeug_server(app: Any, threaded: bool = True) -> Iterator[str]:
     """``app`` served by werkzeug on a loopback port (HTTP/1.1 keep-alive) in a thread."""
     WSGIRequestHandler.protocol_version = "HTTP/1.1"
-    server = make_server("127.0.0.1", 0, app, threaded=threaded)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        with served_in_thread(make_server("127.0.0.1", 0, app, threaded=threaded)) as url:
+            yield url
     finally:
-        server.shutdown()
-        thread.join(10)
         WSGIRequestHandler.protocol_version = "HTTP/1.0"
 
 

@@ -132,6 +132,21 @@ def test_a_span_reaching_a_replaced_pipeline_goes_to_the_new_one(tmp_path: Path)
     assert autotrace.stats() == {"spans_exported": 1, "spans_exported.local": 1}
 
 
+def test_the_flush_a_shutdown_makes_completes_with_spans_in_flight(tmp_path: Path) -> None:
+    """A shutdown sets the queue's bound to 0 (what comes then is handed on); its flush's barrier was
+    then "held past the queue's bound" and dropped unanswered, so every re-install and uninstall
+    with a span in flight waited its whole timeout (5 s) and reported the flush failed."""
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(), export_interval=0.05)
+    pipeline = state.pipeline
+    assert pipeline is not None
+    with autotrace.tenant("acme"), autotrace.start_span("in flight"):
+        pass
+    pipeline._closing, pipeline._max_queue = True, 0  # as ``shutdown`` begins
+    assert pipeline.flush(30.0)
+    (record,) = Traced(tmp_path / "t.db").records()
+    assert record["name"] == "in flight" and "spans_dropped.shutdown" not in autotrace.stats()
+
+
 def test_a_span_reaching_a_pipeline_after_uninstall_is_counted(tmp_path: Path) -> None:
     autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(), export_interval=0.05)
     late = _open_under(state.pipeline, "late")

@@ -252,7 +252,7 @@ class SpanPipeline(SpanProcessor):
         if self.router.pending() == 0:
             while held and type(held[0]) is _Barrier:
                 held.popleft().done.set()  # type: ignore[union-attr]
-        elif len(held) <= self._max_queue and time.monotonic() < self._held_until:
+        elif len(held) <= self.settings.queue_size and time.monotonic() < self._held_until:  # (not _max_queue: 0 at shutdown)
             return
         else:
             held = deque(item for item in held if type(item) is not _Barrier)

@@ -30,7 +30,7 @@ from opentelemetry import context as otel_context
 from pydantic import BaseModel, field_validator
 
 import autotrace
-from autotrace import stats
+from autotrace import carried, stats
 from autotrace.integrations import ownership, threads
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests import grpc_services as svc
@@ -162,11 +162,12 @@ def test_a_failure_of_autotrace_s_own_never_changes_a_task_s_result(traced: Trac
 
     real = otel_context
     with ThreadPoolExecutor(1) as pool, autotrace.tenant("acme"), autotrace.start_span("request"):
-        monkeypatch.setattr(threads, "otel_context", types.SimpleNamespace(
+        monkeypatch.setattr(carried, "otel_context", types.SimpleNamespace(  # where a task's state is set
             attach=broken, detach=real.detach, get_current=real.get_current))
         assert pool.submit(divmod, 7, 2).result() == (3, 1)  # run in the worker's own state
         assert pool.submit(_worker_tenant).result() is None
-        monkeypatch.setattr(threads, "otel_context", types.SimpleNamespace(
+        monkeypatch.setattr(carried, "otel_context", real)
+        monkeypatch.setattr(threads, "otel_context", types.SimpleNamespace(  # where the submitter's is taken
             attach=real.attach, detach=real.detach, get_current=broken))
         assert pool.submit(divmod, 9, 4).result() == (2, 1)  # handed over as it is
         monkeypatch.setattr(threads, "otel_context", real)

@@ -18,21 +18,17 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from .. import context, interception
+from .. import carried
 from .._internal import guarded_failure
-from ..context import reset_block
-from ..observation import restore_context
+from ..carried import current_values
 from ..propagation import extract
 
-#: autotrace's context variables a callback takes from its request (the OTel context apart).
-_VARIABLES = (context._tenant, context._capture, context._trace_attrs, interception._active)
 _TRACE_KEYS = ("traceparent", "tracestate")
 
 
@@ -43,7 +39,7 @@ class Caller:
     __slots__ = ("otel", "session", "trace_id", "values")
 
     def __init__(self, session: Any) -> None:
-        self.values = tuple(variable.get() for variable in _VARIABLES)
+        self.values = current_values()
         self.otel = otel_context.get_current()
         self.session = session
         self.trace_id = trace.get_current_span(self.otel).get_span_context().trace_id
@@ -73,20 +69,12 @@ class Caller:
 
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], otel: Context) -> Any:
         """``await fn(*args, **kwargs)`` with this request's variables and ``otel`` current; the
-        task's own put back after. A failure in setting them is autotrace's: ``fn`` runs as is."""
-        tokens: list[Token[Any]] = []
-        attached: object | None = None
-        try:
-            tokens = [variable.set(value) for variable, value in zip(_VARIABLES, self.values, strict=True)]
-            attached = otel_context.attach(otel)
-        except Exception as exc:
-            guarded_failure("mcp.callback", exc)
+        task's own put back after (``carried.enter``)."""
+        entered = carried.enter(self.values, otel, "mcp.callback")
         try:
             return await fn(*args, **kwargs)
         finally:
-            restore_context(attached)
-            for token in reversed(tokens):
-                reset_block(token)
+            carried.leave(entered)
 
 
 _LOCK = threading.Lock()

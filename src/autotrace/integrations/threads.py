@@ -29,73 +29,46 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextvars import Token
 from typing import Any
 
 import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from .. import context, interception
+from .. import carried
 from .._internal import count, guarded_failure
+from ..carried import Values, current_values
 from .base import Integration
 
-#: autotrace's context variables carried with a task (the OTel context is carried apart).
-_TENANT, _CAPTURE, _ATTRS, _ACTIVE = context._tenant, context._capture, context._trace_attrs, interception._active
 #: Patched when the application imports it: never imported here.
 _POOLS = "multiprocessing.pool"
-
-_Values = tuple[Any, Any, Any, Any]
 
 
 class _InSubmittersState:
     """A submitted callable, run with the submitter's tracing state set (``values`` None: with the
-    worker's own), then the worker's put back, whatever the task changed of it. A failure in
-    setting or restoring that state is autotrace's (counted, logged once): the task still runs,
-    and its result or error is its own."""
+    worker's own), then the worker's put back, whatever the task changed of it (``carried.enter``)."""
 
     __slots__ = ("fn", "otel", "values")
 
-    def __init__(self, fn: Any, otel: Any, values: _Values | None) -> None:
+    def __init__(self, fn: Any, otel: Any, values: Values | None) -> None:
         self.fn, self.otel, self.values = fn, otel, values
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         values, otel = self.values, self.otel
         if values is None:  # submitted outside traced work: set as they are, so that the task's changes are undone
-            values, otel = (_TENANT.get(), _CAPTURE.get(), _ATTRS.get(), _ACTIVE.get()), otel_context.get_current()
-        tenant, capture, attrs, active = values
-        tokens = (_TENANT.set(tenant), _CAPTURE.set(capture), _ATTRS.set(attrs), _ACTIVE.set(active))  # cannot fail
-        try:
-            attached = otel_context.attach(otel)
-        except Exception as exc:  # a custom OTel runtime context failed: the task runs in the worker's state
-            guarded_failure("threads", exc)
-            _restore(tokens, None)
-            return self.fn(*args, **kwargs)
+            values, otel = current_values(), otel_context.get_current()
+        entered = carried.enter(values, otel, "threads")
         try:
             return self.fn(*args, **kwargs)
         finally:
-            _restore(tokens, attached)
+            carried.leave(entered)
 
 
-def _restore(tokens: tuple[Token[Any], ...], attached: Any) -> None:
-    """Put the worker's state back: the OTel context, then the variables, last set first."""
-    try:
-        if attached is not None:
-            otel_context.detach(attached)
-        _ACTIVE.reset(tokens[3])
-        _ATTRS.reset(tokens[2])
-        _CAPTURE.reset(tokens[1])
-        _TENANT.reset(tokens[0])
-    except Exception as exc:
-        guarded_failure("threads", exc)
-
-
-def _submitters_state() -> tuple[Any, _Values | None]:
+def _submitters_state() -> tuple[Any, Values | None]:
     """The caller's OTel context and autotrace variables, or ``(None, None)`` outside traced work."""
-    tenant, capture, attrs, active = _TENANT.get(), _CAPTURE.get(), _ATTRS.get(), _ACTIVE.get()
-    if (tenant is not None or capture is not None or attrs is not None or active is not None
-            or trace.get_current_span().get_span_context().is_valid):
-        return otel_context.get_current(), (tenant, capture, attrs, active)
+    values = current_values()
+    if any(value is not None for value in values) or trace.get_current_span().get_span_context().is_valid:
+        return otel_context.get_current(), values
     return None, None
 
 
@@ -136,14 +109,14 @@ class _Submitting:
         return getattr(self.queue, name)
 
 
-def _task(task: Any, state: tuple[Any, _Values | None]) -> Any:
+def _task(task: Any, state: tuple[Any, Values | None]) -> Any:
     """A pool task, ``(job, index, fn, args, kwargs)``, with ``fn`` run in ``state``."""
     if type(task) is tuple and len(task) == 5:
         return (task[0], task[1], _InSubmittersState(task[2], *state), task[3], task[4])
     return task
 
 
-def _tasks(tasks: Iterable[Any], state: tuple[Any, _Values | None]) -> Iterator[Any]:
+def _tasks(tasks: Iterable[Any], state: tuple[Any, Values | None]) -> Iterator[Any]:
     """The tasks of a ``map`` or ``imap``, made lazily on the pool's task-handler thread."""
     for task in tasks:
         yield _task(task, state)

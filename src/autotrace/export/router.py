@@ -381,7 +381,7 @@ class Router:
         if spans:
             count(reason, spans)
         if scores:
-            count(reason.replace("spans_", "scores_", 1), scores)
+            count(_of_scores(reason), scores)
         destination.close()
 
     # -- scheduling ---------------------------------------------------------------------------------
@@ -469,4 +469,9 @@ class Router:
 
 def _dropped(reason: str, item: Any) -> None:
     """Count ``item`` dropped for ``reason`` (``spans_dropped.<why>``): a score as ``scores_dropped.<why>``."""
-    count(reason.replace("spans_", "scores_", 1) if type(item) is ScoreItem else reason)
+    count(_of_scores(reason) if type(item) is ScoreItem else reason)
+
+
+def _of_scores(reason: str) -> str:
+    """The counter of scores dropped for ``reason`` (``spans_dropped.<why>``): ``scores_dropped.<why>``."""
+    return reason.replace("spans_", "scores_", 1)

@@ -27,21 +27,12 @@ from ..context import current_trace_attributes
 from ..runtime import state
 from ..scores import ScoreItem
 from ..spans import ObservationSpan
-from .redaction import (
-    EVENT_NAME,
-    FAILED,
-    SCORE_COMMENT,
-    SCORE_NAME,
-    SCORE_VALUE,
-    SPAN_NAME,
-    STATUS_MESSAGE,
-    Redactor,
-    redacting_for,
-    redaction_tenant,
-)
+from .redaction import EVENT_NAME, SPAN_NAME, STATUS_MESSAGE, Redactor, redacting_for, redaction_tenant
 from .router import Router
+from .score_redaction import redact_score
 from .span_copy import SpanCopy, dropped_counts
 from .tenant_tracker import MAX_LIVE_SPANS, TenantTracker
+from .workers import on_own_thread, own_thread
 
 #: Once this many spans wait, the pipeline thread is woken and the caller pauses briefly (or a
 #: destination's buffer is past a quarter full: then it only pauses). A loop that calls an SDK
@@ -129,6 +120,9 @@ class SpanPipeline(SpanProcessor):
             context = span.context
             if type(span) is not ObservationSpan and not context.trace_flags.sampled:
                 return  # recorded for the application (its sampler's RECORD_ONLY), never exported
+            if on_own_thread():  # a redaction hook's or credentials resolver's: would feed itself
+                span._autotrace_inside = True  # type: ignore[attr-defined]
+                return
             parent = span.parent
             tenant = self.tenants.span_started(context.span_id, context.trace_id, parent)
             if tenant is not None:  # kept on the span too: see ``_finalize``
@@ -162,6 +156,9 @@ class SpanPipeline(SpanProcessor):
         try:
             if type(span) is not ObservationSpan and not span.context.trace_flags.sampled:  # type: ignore[union-attr]
                 return  # a trace left out by the sampler (an autotrace span is only made when sampled)
+            if getattr(span, "_autotrace_inside", False):
+                count("spans_dropped.inside_export")
+                return
             if span.parent is None or span.parent.is_remote:
                 self.tenants.trace_ended(span.context.trace_id)  # type: ignore[union-attr]
             queue = self._queue
@@ -209,6 +206,7 @@ class SpanPipeline(SpanProcessor):
 
     # -- pipeline thread ----------------------------------------------------------------------------
     def _run(self) -> None:
+        own_thread()
         interval = self.settings.export_interval
         while not self._stopped:
             self._wake.wait(timeout=min(interval, 0.25))
@@ -271,7 +269,8 @@ class SpanPipeline(SpanProcessor):
 
     def _finalize(self, span: ReadableSpan | ScoreItem) -> None:
         if isinstance(span, ScoreItem):
-            self._route_score(span)
+            if redact_score(span, self.redactor):
+                self._route(span.tenant, span)
             return
         tenant, lost = self.tenants.span_finished(span.context.span_id)  # type: ignore[union-attr]
         if tenant is None:  # not in the tracker: evicted (too many live spans), or started under an
@@ -349,40 +348,6 @@ class SpanPipeline(SpanProcessor):
                 dropped=(dropped_attributes + capped_away, dropped_events, dropped_links),
             )
         self._route(tenant, finished)
-
-    def _route_score(self, item: ScoreItem) -> None:
-        """Redact a score's name, comment and value, whatever their type, then route it. A value
-        the redactor returns as other than text (or a number, for the value) is replaced; a score
-        whose redaction raises, or whose name or value a hook drops, is dropped: never exported raw."""
-        body, redactor = item.body, self.redactor
-        if redactor.enabled:
-            if redactor.hooks:
-                redacting_for(item.tenant)
-            try:
-                for key, hook_key in (("name", SCORE_NAME), ("comment", SCORE_COMMENT), ("value", SCORE_VALUE)):
-                    if key not in body:
-                        continue
-                    value = body[key]
-                    new = (redactor.redact_text(value, hook_key, "score") if type(value) is str
-                           else redactor.redact_value(hook_key, value, "score"))
-                    if isinstance(new, bytes):
-                        new = new.decode("utf-8", "replace")
-                    if new is None or new == "":  # a hook dropped it (the redactor gives texts as "")
-                        if key != "comment":  # a score with no name or value is not sent
-                            count("scores_dropped.redacted")
-                            return
-                        del body[key]
-                    elif type(new) is str or (key == "value" and type(new) in (int, float)):
-                        body[key] = new
-                    else:
-                        count("redaction_unsupported_values")
-                        body[key] = FAILED
-            except Exception as exc:  # fail closed: an unredacted score is never exported
-                count("scores_dropped.redaction_failed")
-                log_once("score_redaction_failed", "autotrace: a score was dropped: redaction failed (%s)",
-                         type(exc).__name__)
-                return
-        self._route(item.tenant, item)
 
     def _bound_texts(self, bound: Callable[[Any, int], Any], name: str, status: Any, events: Any,
                      links: Any) -> tuple[str, Any, Any, Any]:
@@ -476,10 +441,11 @@ class SpanPipeline(SpanProcessor):
     def flush(self, timeout: float = 5.0) -> bool:
         """Export everything finished before the call; True once that is exported or counted as
         dropped within ``timeout`` seconds (spans other threads finish meanwhile do not hold it up).
-        On the pipeline thread itself (a redaction hook) it cannot wait: False unless all is sent."""
+        On an export thread (a redaction hook, a credentials resolver), which the export may be
+        waiting for, it cannot wait: False unless all is sent."""
         if self._stopped or self.pending() == 0:
             return True
-        if threading.current_thread() is self._thread:
+        if on_own_thread():
             return False
         deadline = time.monotonic() + timeout
         barrier = _Barrier(deadline)
@@ -506,7 +472,8 @@ class SpanPipeline(SpanProcessor):
         self.flush(timeout)
         self._stopped = True
         self._wake.set()
-        self._thread.join(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+        if threading.current_thread() is not self._thread:  # (not from a redaction hook)
+            self._thread.join(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
         left = [item[1] if type(item) is tuple else item for item in (*self._queue, *(self._held or ()))
                 if type(item) is not _Barrier]  # held: (tenant, item)
         self._queue.clear()

@@ -10,7 +10,9 @@ events and links), and for the texts that are not attributes under these keys: `
 ``event.name``, ``status.message``, ``score.name``, ``score.comment`` and ``score.value``
 (``span_type`` is then ``score``). A hook that raises makes that value ``<REDACTION_FAILED>``: a raw value is never kept.
 Inside a hook, ``redaction_tenant()`` names the tenant whose span or score it redacts (a policy per
-customer); None for the resource and scope, which every tenant's spans share.
+customer); None for the resource and scope, which every tenant's spans share. Hooks run on the
+pipeline thread: the calls they make are not traced (their spans are counted as
+``spans_dropped.inside_export``), and ``flush()`` there cannot wait (False unless all is sent).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
+
 from .._internal import count, guarded_failure, log_once
 
 #: Seconds an extra thread waits for work before it ends.
@@ -22,6 +24,22 @@ _EXTRA_IDLE = 5.0
 _STUCK_AFTER = 1.0
 #: ``max_size`` when not given: this many times ``size``.
 _BURST = 8
+#: Marks autotrace's own export threads (``own_thread``).
+_own = threading.local()
+
+
+def own_thread() -> None:
+    """Mark the calling thread, for its lifetime, as one of autotrace's export threads (the
+    pipeline's, an export worker): the user code run there (a redaction hook, a credentials
+    resolver) is not traced. OpenTelemetry instrumentations see instrumentation suppressed; the
+    spans of those that do not look (autotrace's own) are left out by the pipeline."""
+    _own.marked = True
+    attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+
+
+def on_own_thread() -> bool:
+    """Whether the calling thread is one of autotrace's export threads (``own_thread``)."""
+    return getattr(_own, "marked", False)
 
 
 class WorkerPool:
@@ -94,6 +112,7 @@ class WorkerPool:
             self._grow()
 
     def _run(self, core: bool) -> None:
+        own_thread()
         wait = None if core else _EXTRA_IDLE
         me = threading.get_ident()
         while True:
@@ -137,7 +156,8 @@ class WorkerPool:
                 self._jobs.put(None)
         deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if thread is not threading.current_thread():  # (a credentials resolver's uninstall)
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def respawn(self) -> WorkerPool:
         """A new pool of the same shape (after ``fork`` the old threads do not exist in the child)."""

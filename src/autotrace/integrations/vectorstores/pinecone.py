@@ -15,9 +15,10 @@ retrieval, named after the method called.
 
 A call with ``async_req=True`` (``upsert``, ``query``) runs on the SDK's own thread pool (a
 ``multiprocessing.pool.ThreadPool``): it runs there in a copy of the caller's context, so it keeps
-the caller's tenant and nests under its observation. An ``Index`` made before ``install()`` keeps
-the ``upsert`` and ``query`` it bound when it was made (the SDK binds them to each index for
-``async_req``): those two are not recorded for it.
+the caller's tenant and nests under its observation. The SDK puts on each ``Index``, when it is
+made, its ``async_req`` wrappers of ``upsert`` and ``query`` over the methods it finds then: while
+installed, every index is handed them rebuilt over the traced methods (``_PerIndex``), so an index
+made before ``install()`` is recorded too, and one made while installed is not after ``uninstall()``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import wrapt
 
+from ..._internal import guarded_failure
 from ..base import Integration
 from ..documents import document
 from ._common import Batch, Page, requested, search_wrapper, write_wrapper
@@ -183,6 +185,40 @@ def _count_update(instance: Any, args: Any, kwargs: Any) -> int | None:
     return 1 if kwargs.get("id", args[0] if args else None) is not None else None
 
 
+class _PerIndex:
+    """``Index.upsert`` or ``Index.query`` while installed, looked up before an index's own
+    attributes (a data descriptor): the SDK's ``async_req`` wrapper on the index, rebuilt over the
+    traced method; the SDK itself, making an index, is given the untraced one to wrap. An attribute
+    the user set on the index instead is handed back as it is."""
+
+    def __init__(self, name: str, traced: Any, original: Any, build: Callable[..., Any]) -> None:
+        self.name, self.traced, self.original, self.build = name, traced, original, build
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self.traced.__get__(None, owner)
+        own, pool = instance.__dict__.get(self.name), instance.__dict__.get("_legacy_async_pool")
+        if own is None:  # the SDK making the index (its pool set, nothing wrapped yet) wraps the untraced one
+            making = pool is not None and f"_canonical_{self.name}" not in instance.__dict__
+            return (self.original if making else self.traced).__get__(instance, owner)
+        if pool is None or getattr(own, "__qualname__", None) != f"<async_req wrapper>.{self.name}":
+            return own
+        try:
+            return self.build(self.name, self.traced.__get__(instance, owner), pool)
+        except Exception as exc:  # the SDK's wrapper changed: the index's own, untraced
+            guarded_failure("pinecone", exc)
+            return own
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__[self.name] = value
+
+    def __delete__(self, instance: Any) -> None:
+        try:
+            del instance.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+
 #: The unranked reads: method -> (describe, results).
 _FETCHES = {"fetch": (_describe_fetch, _fetch_results),
             "fetch_by_metadata": (_describe_fetch_by_metadata, _page_results)}
@@ -193,6 +229,10 @@ class PineconeIntegration(Integration):
     distribution = "pinecone"
     module = "pinecone"
     supported = ">=5,<12"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._per_index: list[tuple[type, str, _PerIndex]] = []
 
     def _instrument(self) -> None:
         module = "pinecone.index"
@@ -210,6 +250,7 @@ class PineconeIntegration(Integration):
         self.patcher.wrap(module, "Index.delete", write_wrapper("pinecone", "delete", _describe_write, _count))
         self.patcher.wrap("pinecone._legacy.async_req", "_LegacyAsyncPool.submit", _submit_in_callers_context,
                           optional=True)
+        self._rebind_per_index()
         module = "pinecone.async_client.async_index"  # the asyncio client, where the installed version has it
         self.patcher.wrap(module, "AsyncIndex.query", search_wrapper("pinecone", "query", _describe_query, _results,
                                                                      asynchronous=True), optional=True)
@@ -228,6 +269,27 @@ class PineconeIntegration(Integration):
             self.patcher.wrap(module, f"AsyncIndex.{operation}",
                               write_wrapper("pinecone", operation, _describe_write, counter, asynchronous=True),
                               optional=True)
+
+    def _rebind_per_index(self) -> None:
+        """``_PerIndex`` over the traced ``upsert`` and ``query``, where the SDK wraps them per index."""
+        try:
+            from pinecone._legacy.async_req import _METHODS_TO_WRAP, _build_wrapper
+            from pinecone.index import Index
+        except ImportError:  # a version without per-index wrappers: the class's methods are the index's
+            return
+        for name in ("upsert", "query"):
+            traced = Index.__dict__.get(name)
+            if name in _METHODS_TO_WRAP and isinstance(traced, wrapt.FunctionWrapper):  # ours: patched above
+                per_index = _PerIndex(name, traced, traced.__wrapped__, _build_wrapper)
+                setattr(Index, name, per_index)
+                self._per_index.append((Index, name, per_index))
+
+    def _uninstrument(self) -> None:
+        """The traced methods back in place of ``_PerIndex``, for the patcher to restore the originals."""
+        while self._per_index:
+            cls, name, per_index = self._per_index.pop()
+            if cls.__dict__.get(name) is per_index:
+                setattr(cls, name, per_index.traced)
 
 
 INTEGRATION = PineconeIntegration()

@@ -7,7 +7,10 @@ the named vector searched as ``metadata.using``, and each prefetch (the stages w
 query re-ranks or fuses: their ``using``, ``limit`` and query) in ``metadata.prefetch``.
 Scores are Qdrant's, best first: similarities (higher is closer) for ``Cosine`` and ``Dot``
 collections, distances (lower is closer) for ``Euclid`` and ``Manhattan`` ones; a fusion's are
-its own ranks' scores. The collection's distance is not looked up (it would cost a request).
+its own ranks' scores. A nearest-neighbour query records the searched vector's distance as
+``metadata.metric`` (``cosine``, ``inner_product``, ``l2``, ``l1``) where the client holds the
+collection itself (local mode, in memory or on disk); a server's is not looked up (it would cost
+a request).
 
 ``retrieve`` (points by id) and ``scroll`` (a page of a filtered listing) return stored points
 unranked: retrievals with ``metadata.operation``, the ids asked for (``metadata.ids``) or the
@@ -39,6 +42,9 @@ _TEXT_KEYS = ("text", "content", "page_content", "document")
 _PAYLOAD_KEYS = 20
 #: Prefetches described per query.
 _PREFETCHES = 10
+#: Qdrant's distances by the names the other stores' metrics have.
+_METRICS = {"Cosine": "cosine", "Dot": "inner_product", "Euclid": "l2", "Manhattan": "l1"}
+_LOCAL = ("QdrantLocal", "AsyncQdrantLocal")
 
 
 def _query_fields(query: Any) -> dict[str, Any]:
@@ -89,34 +95,61 @@ def _prefetches(prefetch: Any) -> list[dict[str, Any]]:
     return recorded
 
 
+def _metric(instance: Any, collection: Any, using: Any) -> str | None:
+    """The distance of the dense vector ``using`` (None: the unnamed one) names, if the client
+    holds the collection itself (local mode): a dictionary lookup, never a request."""
+    local = getattr(instance, "_client", None)
+    if type(local).__name__ not in _LOCAL or not isinstance(collection, str):
+        return None
+    aliases = getattr(local, "aliases", None) or {}
+    found = (getattr(local, "collections", None) or {}).get(aliases.get(collection, collection))
+    vectors = getattr(getattr(found, "config", None), "vectors", None)
+    if isinstance(vectors, dict):  # named vectors
+        vectors = vectors.get(using if isinstance(using, str) else "")
+    distance = getattr(vectors, "distance", None)
+    return _METRICS.get(getattr(distance, "value", distance)) if distance is not None else None
+
+
+def _searched_metric(instance: Any, collection: Any, query: Any, using: Any, fields: dict[str, Any]) -> str | None:
+    """``_metric`` for a nearest-neighbour query (a vector, multivector, point id or text), whose
+    scores are the vectors' distances; None for the others (recommend, fusion, ...)."""
+    if query is None or fields.get("metadata", {}).get("query_type") not in (None, "multivector"):
+        return None
+    return _metric(instance, collection, using)
+
+
 def _filter(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     return dump(exclude_none=True) if callable(dump) else value
 
 
-def _described(args: Any, kwargs: Any, query_at: int, filter_at: int, limit_at: int) -> dict[str, Any]:
+def _described(instance: Any, args: Any, kwargs: Any, query_at: int, filter_at: int,
+               limit_at: int) -> dict[str, Any]:
     """A universal query's fields: ``query``, then ``using`` and ``prefetch`` right after it."""
     fields = {"collection": argument(args, kwargs, "collection_name", 0),
               "top_k": argument(args, kwargs, "limit", limit_at, 10),
               "filter": _filter(argument(args, kwargs, "query_filter", filter_at))}
-    fields.update(_query_fields(argument(args, kwargs, "query", query_at)))
+    query = argument(args, kwargs, "query", query_at)
+    fields.update(_query_fields(query))
     using, prefetch = argument(args, kwargs, "using", query_at + 1), argument(args, kwargs, "prefetch", query_at + 2)
     if isinstance(using, str):
         fields.setdefault("metadata", {})["using"] = using
     if prefetch is not None:
         fields.setdefault("metadata", {})["prefetch"] = _prefetches(prefetch)
+    if (metric := _searched_metric(instance, fields["collection"], query, using, fields)) is not None:
+        fields.setdefault("metadata", {})["metric"] = metric
     return fields
 
 
 def _describe_query(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     """``query_points(collection_name, query, using, prefetch, query_filter, search_params, limit, ...)``."""
-    return _described(args, kwargs, 1, 4, 6)
+    return _described(instance, args, kwargs, 1, 4, 6)
 
 
 def _describe_groups(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     """``query_points_groups(collection_name, group_by, query, using, prefetch, query_filter,
     search_params, limit, group_size, ...)``: ``limit`` (``top_k``) counts groups."""
-    fields = _described(args, kwargs, 2, 5, 7)
+    fields = _described(instance, args, kwargs, 2, 5, 7)
     fields.setdefault("metadata", {}).update(group_by=argument(args, kwargs, "group_by", 1),
                                              group_size=argument(args, kwargs, "group_size", 8, 3))
     return fields
@@ -137,6 +170,11 @@ def _describe_batch(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {"collection": argument(args, kwargs, "collection_name", 0)}
     if isinstance(requests, list | tuple):
         fields["metadata"] = {"queries": len(requests)}
+        metrics = {_searched_metric(instance, fields["collection"], getattr(r, "query", None),
+                                    getattr(r, "using", None), _query_fields(getattr(r, "query", None)))
+                   for r in requests}
+        if len(metrics) == 1 and None not in metrics:  # the requests' scores all are of one metric
+            fields["metadata"]["metric"] = metrics.pop()
     return fields
 
 

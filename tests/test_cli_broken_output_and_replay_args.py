@@ -155,7 +155,7 @@ def test_compare_text_escapes_recorded_score_names() -> None:
     scores = [{"name": "qual\x1b[2J\nity", "value": 1.0, "observation_id": f"{i:016x}", "trace_id": f"{i:032x}"}
               for i in range(4)]
     text = render_comparison(compare_versions(records, scores, "answer", 1, 2))
-    assert "\x1b" not in text and len(text.splitlines()) == 8
+    assert "\x1b" not in text and len(text.splitlines()) == 10  # with a note each: no tokens, no cost
     assert text.splitlines()[6].startswith("score:qual\\x1b[2J\\nity ")
 
 

@@ -33,7 +33,7 @@ def _untimed(text: str) -> str:
 def test_compare_leaves_out_a_cost_or_usage_recorded_as_no_number(traced: Traced,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """A cost of ``{"total": "x"}`` or ``"free"`` was a traceback (``float('x')``, ``'str'.get``): such a
-    value is left out, as a non-finite one is; a generation with no cost counts 0, as before."""
+    value is left out, as a non-finite one is, and so is no cost at all (unknown, not 0)."""
     with autotrace.tenant("acme"):
         for version, cost in ((1, {"total": "x"}), (1, {"total": 0.5}), (2, "free"), (2, {"total": 0.25}),
                               (2, None)):
@@ -47,7 +47,7 @@ def test_compare_leaves_out_a_cost_or_usage_recorded_as_no_number(traced: Traced
     report = json.loads(out)
     assert (report["count_a"], report["count_b"]) == (2, 3)
     metrics = {m["metric"]: m for m in report["metrics"]}
-    assert (metrics["cost"]["a_p50"], metrics["cost"]["b_p50"]) == (0.5, 0.125)  # B: 0.25 and none (0)
+    assert (metrics["cost"]["a_p50"], metrics["cost"]["b_p50"]) == (0.5, 0.25)  # B: 0.25 (none is unknown, not 0)
     assert (metrics["tokens"]["a_p50"], metrics["tokens"]["b_p50"]) == (4.0, 5.0)
 
 

@@ -109,7 +109,7 @@ EXPECTED = [
     (['query', 'TYPE=tool'], 0, 79, '2053ac4eb186f256', 'c1c7a811a7eb3456'),
     (['query', 'not type=generation and name~o', '--json'], 0, 8721, 'a7b94de4910324fc', 'e3b0c44298fc1c14'),
     (['compare', '--prompt', 'qa', '1', '2'], 0, 722, 'afe5fe64b771654f', 'e3b0c44298fc1c14'),
-    (['compare', '--prompt', 'qa', '1', '2', '--json'], 0, 1416, '603a4da8b26605f4', 'e3b0c44298fc1c14'),
+    (['compare', '--prompt', 'qa', '1', '2', '--json'], 0, 1618, '35bdb36deadf808a', 'e3b0c44298fc1c14'),
     (['compare', '--prompt', 'qa', '1', '3'], 1, 691, '479ac69c9ff33a74', '668bfe0b448c5612'),
 ]
 TRACES_7 = """\

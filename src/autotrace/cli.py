@@ -104,7 +104,8 @@ def _positive(text: str) -> int:
 
 
 def _nonempty(text: str) -> str:
-    """A name that is not blank: ``--tenant "$TENANT"`` with the variable unset must not list every tenant."""
+    """A name that is not blank: ``--tenant "$TENANT"`` with the variable unset must not list every tenant,
+    nor ``--db "$DB"`` read the default store."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return text
@@ -177,7 +178,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="autotrace", description="Typed tracing for LLM agent pipelines.")
-    parser.add_argument("--db", help="local store path (default: AUTOTRACE_LOCAL_STORE_PATH, else "
+    parser.add_argument("--db", type=_nonempty, help="local store path (default: AUTOTRACE_LOCAL_STORE_PATH, else "
                         "$AUTOTRACE_HOME/traces.db or ~/.autotrace/traces.db)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -211,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.register(sub)
     for name, command in sub.choices.items():  # ``autotrace show ID --db PATH`` as well as before the command
         if name != "run":  # whatever follows ``run`` is the program's
-            command.add_argument("--db", default=argparse.SUPPRESS, help="local store path, as before the command")
+            command.add_argument("--db", type=_nonempty, default=argparse.SUPPRESS, help="local store path, as before the command")
     return parser
 
 

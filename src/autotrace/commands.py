@@ -29,20 +29,24 @@ def activation_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _program(args: argparse.Namespace, verb: str) -> list[str] | None:
-    """The program to launch (after ``--``), or None with a usage message. ``run --db PATH -- ...``
-    names the store, as ``--db`` does after any other command (no program is called ``--db``)."""
+def _program(args: argparse.Namespace, verb: str) -> list[str]:
+    """The program to launch (after ``--``). ``run --db PATH -- ...`` names the store, as ``--db`` does
+    after any other command (no program is called ``--db``). Neither a program nor a ``--db`` value is
+    a usage error, raised by the command's parser (``args.usage_error``), as argparse reports one."""
     command = list(args.command)
-    if command[:1] == ["--db"] and len(command) > 1:
-        args.db, command = command[1], command[2:]
-    elif command and command[0].startswith("--db="):
-        args.db, command = command[0][len("--db="):], command[1:]
+    while command and (command[0] == "--db" or command[0].startswith("--db=")):
+        if command[0] != "--db":
+            args.db, command = command[0][len("--db="):], command[1:]
+        elif len(command) < 2 or command[1].startswith("-"):  # as argparse reads it
+            args.usage_error("argument --db: expected one argument")
+        else:
+            args.db, command = command[1], command[2:]
+        if not args.db.strip():  # ``--db "$DB"`` with the variable unset: never the default store
+            args.usage_error("argument --db: must not be empty")
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print(f"autotrace {verb}: give the program to run, e.g. autotrace {verb} ... -- python app.py",
-              file=sys.stderr)
-        return None
+        args.usage_error(f"give the program to run, e.g. autotrace {verb} ... -- python app.py")
     return command
 
 
@@ -58,8 +62,6 @@ _IGNORED_BY_PYTHON = ("SIGPIPE", "SIGXFSZ")
 
 def cmd_run(args: argparse.Namespace) -> int:
     command = _program(args, "run")
-    if command is None:
-        return 2
     env = with_db(activation_env(), args.db)
     if not command[0]:  # as a shell says it (``execve`` would raise a ValueError here)
         print("autotrace run: cannot run '': No such file or directory", file=sys.stderr)
@@ -81,8 +83,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .replay import REPLAY_FILE_ENV, first_difference, parse_overrides, side_by_side
 
     command = _program(args, "replay")
-    if command is None:
-        return 2
     store = open_store(args.db)
     path = store.path
     records = store.trace(args.trace_id)
@@ -309,7 +309,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the feature subcommands to the CLI parser."""
     p = sub.add_parser("run", help="run a Python program with autotrace activated (configured by environment)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- python app.py ...")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, usage_error=p.error)
 
     p = sub.add_parser("replay", help="re-run a program, frozen up to one generation that runs with overrides",
                        usage="%(prog)s [-h] --at AT [--set KEY=VALUE] [--messages-file FILE] trace_id -- PROGRAM "
@@ -319,7 +319,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model=... or a model parameter")
     p.add_argument("--messages-file", metavar="FILE", help="JSON list of messages replacing the generation's input")
     p.set_defaults(command=[])
-    p.set_defaults(func=cmd_replay)
+    p.set_defaults(func=cmd_replay, usage_error=p.error)
 
     p = sub.add_parser("compare", help="compare two versions of a prompt over the local store")
     p.add_argument("--prompt", required=True, help="the prompt name its generations record")

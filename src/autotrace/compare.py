@@ -5,8 +5,11 @@ Latency, tokens, cost and numeric scores use the two-sided Mann-Whitney U test: 
 of the pooled values, ties kept as midranks) up to ``EXACT_MAX`` values in all, else the normal
 approximation with tie and continuity corrections. The error rate uses Fisher's exact test. A
 change is flagged as a regression when it is worse (slower, more tokens, costlier, more errors,
-lower scores) at p < ``alpha``. Non-finite values (a score of infinity or NaN) are left out, so the
-report holds only finite numbers or None (``null`` in ``--json``, strict JSON).
+lower scores) at p < ``alpha``. A value a generation did not record (no usage, no cost) is unknown,
+never 0: it is left out of that metric's sample, as a non-finite value (a score of infinity or NaN)
+is, and each metric gives the size of its samples (``a_n``, ``b_n``; the text output says which
+metric is short of its version's generations). The report holds only finite numbers or None
+(``null`` in ``--json``, strict JSON).
 """
 
 from __future__ import annotations
@@ -119,11 +122,9 @@ def _finite(values: Iterable[Any]) -> list[float]:
 
 
 def _total(value: Any) -> Any:
-    """A usage's or cost's ``total`` as recorded: 0 when there is none, None (left out) when the
-    field is no object."""
-    if value is None:
-        return 0
-    return value.get("total", 0) if isinstance(value, dict) else None
+    """A usage's or cost's ``total`` as recorded; None (unknown, left out) when there is none: a
+    generation without a recorded cost was not free."""
+    return value.get("total") if isinstance(value, dict) else None
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -186,22 +187,23 @@ def compare_versions(observations: Iterable[dict[str, Any]], scores: list[dict[s
         worse = (median_a is not None and median_b is not None
                  and (median_b > median_a if higher_is_worse else median_b < median_a))
         metrics.append({"metric": name, "a_p50": median_a, "b_p50": median_b, "a_p95": percentile(values_a, 0.95),
-                        "b_p95": percentile(values_b, 0.95), "p_value": p,
-                        "regression": bool(worse and p is not None and p < alpha)})
+                        "b_p95": percentile(values_b, 0.95), "p_value": p, "a_n": len(values_a),
+                        "b_n": len(values_b), "regression": bool(worse and p is not None and p < alpha)})
     n_a, n_b = len(a_records), len(b_records)
     p = proportion_p(a["errors"], n_a, b["errors"], n_b)
     rate_a = a["errors"] / n_a if n_a else None
     rate_b = b["errors"] / n_b if n_b else None
     metrics.append({"metric": "error_rate", "a_p50": rate_a, "b_p50": rate_b, "a_p95": None, "b_p95": None,
-                    "p_value": p, "regression": bool(rate_a is not None and rate_b is not None and rate_b > rate_a
-                                                     and p is not None and p < alpha)})
+                    "p_value": p, "a_n": n_a, "b_n": n_b,
+                    "regression": bool(rate_a is not None and rate_b is not None and rate_b > rate_a
+                                       and p is not None and p < alpha)})
     for score_name in sorted(set(a["scores"]) | set(b["scores"])):
         values_a, values_b = a["scores"].get(score_name, []), b["scores"].get(score_name, [])
         p = mann_whitney_p(values_a, values_b)
         mean_a = sum(values_a) / len(values_a) if values_a else None
         mean_b = sum(values_b) / len(values_b) if values_b else None
         metrics.append({"metric": f"score:{score_name}", "a_p50": mean_a, "b_p50": mean_b, "a_p95": None,
-                        "b_p95": None, "p_value": p,
+                        "b_p95": None, "p_value": p, "a_n": len(values_a), "b_n": len(values_b),
                         "regression": bool(mean_a is not None and mean_b is not None and mean_b < mean_a
                                            and p is not None and p < alpha)})
     for metric in metrics:  # an overflowing mean or percentile: no number, so the JSON stays strict
@@ -244,5 +246,10 @@ def render_comparison(report: dict[str, Any]) -> str:
     for m in report["metrics"]:
         lines.append(row(m["metric"], [cell(m[key]) for key in ("a_p50", "b_p50", "a_p95", "b_p95", "p_value")],
                          "REGRESSION" if m["regression"] else ""))
+    for m in report["metrics"]:  # a generation's value it did not record is unknown: say how many were known
+        known = (m.get("a_n", report["count_a"]), m.get("b_n", report["count_b"]))
+        if m["metric"] in _DIRECTION and known != (report["count_a"], report["count_b"]):
+            lines.append(f"{m['metric']}: recorded by {known[0]} of {report['count_a']} generations of A and "
+                         f"{known[1]} of {report['count_b']} of B (the others left out)")
     lines.append("regressions: " + (", ".join(report["regressions"]) or "none"))
     return "\n".join(map(clean, lines))  # score names and versions are recorded text: no terminal escapes

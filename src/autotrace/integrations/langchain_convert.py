@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Callable
+from numbers import Real
 from typing import Any
 
 from .._internal import guarded_failure
-from .documents import recorded
+from .documents import CONTENT_CHARS, recorded
+from .media import without_media
 
 #: Frames from a handler's method up to LangChain's streaming generator that reported the run
 #: (the callback manager's, a wrapper another library may add): a bound on the walk.
 _STREAM_FRAME_DEPTH = 12
+
+#: ``usage_metadata``'s token details (tokens written to a provider's cache: Anthropic's
+#: ``cache_creation``) as Langfuse usage keys; ChatOpenAI prefixes some with a ``flex`` or
+#: ``priority`` service tier (``flex_cache_read``).
+_INPUT_DETAILS = {"cache_read": "input_cached_tokens", "cache_creation": "input_cache_write_tokens",
+                  "audio": "input_audio_tokens"}
+_OUTPUT_DETAILS = {"reasoning": "output_reasoning_tokens", "audio": "output_audio_tokens"}
+_TIERS = ("", "flex_", "priority_")
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
 
@@ -34,13 +43,24 @@ def chat_role(message: Any) -> str:
 
 
 def message_fields(message: Any) -> dict[str, Any]:
+    """A LangChain message as a chat message: role, content, tool calls (those whose arguments are no
+    JSON too), the call a tool result answers, and a refusal or spoken reply ChatOpenAI gives."""
     entry: dict[str, Any] = {"role": chat_role(message), "content": getattr(message, "content", message)}
     tool_calls = getattr(message, "tool_calls", None)
     if tool_calls:
         entry["tool_calls"] = tool_calls
+    invalid = getattr(message, "invalid_tool_calls", None)
+    if invalid:  # calls whose arguments are no JSON (a reply cut off at its token limit), as the model gave them
+        entry["invalid_tool_calls"] = invalid
     tool_call_id = getattr(message, "tool_call_id", None)
     if tool_call_id:  # which call a tool result answers
         entry["tool_call_id"] = tool_call_id
+    additional = getattr(message, "additional_kwargs", None)
+    if isinstance(additional, dict) and additional:  # what ChatOpenAI keeps beside an empty content
+        if isinstance(refusal := additional.get("refusal"), str):  # the model refused: that is its reply
+            entry["refusal"] = refusal
+        if isinstance(audio := additional.get("audio"), dict):  # a spoken reply: its transcript is the reply
+            entry["audio"] = audio  # its base64 ``data`` noted by ``without_media``
     return entry
 
 
@@ -49,15 +69,8 @@ def token_usage(response: Any, message: Any) -> dict[str, int] | None:
     if metadata:
         usage = {"input": metadata.get("input_tokens"), "output": metadata.get("output_tokens"),
                  "total": metadata.get("total_tokens")}
-        input_details = metadata.get("input_token_details") or {}
-        cached, written = input_details.get("cache_read"), input_details.get("cache_creation")
-        reasoning = (metadata.get("output_token_details") or {}).get("reasoning")
-        if cached is not None:
-            usage["input_cached_tokens"] = cached
-        if written is not None:  # tokens written to the provider's cache (Anthropic's cache_creation)
-            usage["input_cache_write_tokens"] = written
-        if reasoning is not None:
-            usage["output_reasoning_tokens"] = reasoning
+        _details(metadata.get("input_token_details"), _INPUT_DETAILS, usage)
+        _details(metadata.get("output_token_details"), _OUTPUT_DETAILS, usage)
         return {k: v for k, v in usage.items() if isinstance(v, int)}
     reported = (getattr(response, "llm_output", None) or {}).get("token_usage") or {}
     if reported:
@@ -86,9 +99,22 @@ def model_reply(response: Any, streamed_only: bool = False) -> dict[str, Any]:
             "response_model": response_metadata.get("model_name")}
 
 
+def _details(details: Any, names: dict[str, str], usage: dict[str, Any]) -> None:
+    """Add ``usage_metadata``'s token details to ``usage`` in Langfuse's keys (``names``), each
+    under its plain name or, for a reply of an OpenAI ``flex``/``priority`` tier, its tier's."""
+    if not isinstance(details, dict):
+        return
+    for detail, key in names.items():
+        for tier in _TIERS:
+            if (value := details.get(tier + detail)) is not None:
+                usage[key] = value
+                break
+
+
 def _choice_output(generation: Any) -> Any:
+    """One choice's reply, the payloads of its media (spoken audio, images) noted as an input's."""
     message = getattr(generation, "message", None)
-    return message_fields(message) if message is not None else getattr(generation, "text", None)
+    return without_media([message_fields(message)])[0] if message is not None else getattr(generation, "text", None)
 
 
 def _finish_reason(response_metadata: dict[str, Any]) -> Any:
@@ -109,6 +135,26 @@ def bound_tool_name(tool: Any) -> Any:
     return getattr(tool, "name", None) or type(tool).__name__
 
 
+def found_fields(item: Any) -> dict[str, Any]:
+    """One item a retriever or a store search found, as recorded: a document; a ``(document, score)``
+    pair (a ``*_with_score`` search's) with its score; anything else (a retriever may return text)
+    by its text."""
+    score = None
+    if type(item) is tuple and len(item) == 2 and isinstance(item[1], Real) and not isinstance(item[1], bool):
+        item, score = item  # a score may be numpy's (FAISS's ``float32``)
+    entry = document_fields(item) if hasattr(item, "page_content") else {"id": None, "content": _text(item)}
+    if score is not None:
+        entry["score"] = float(score)
+    return entry
+
+
+def _text(item: Any) -> str:
+    try:
+        return str(item)[:CONTENT_CHARS]
+    except Exception:  # an object that cannot say what it is
+        return type(item).__name__
+
+
 def document_fields(doc: Any) -> dict[str, Any]:
     metadata = dict(getattr(doc, "metadata", None) or {})
     score = metadata.pop("score", None)
@@ -116,7 +162,7 @@ def document_fields(doc: Any) -> dict[str, Any]:
         score = metadata.pop("relevance_score", None)
     # langchain-qdrant keeps the point's id in metadata["_id"], not in Document.id
     entry: dict[str, Any] = {"id": getattr(doc, "id", None) or metadata.get("id") or metadata.get("_id"),
-                             "content": str(getattr(doc, "page_content", ""))[:200]}
+                             "content": str(getattr(doc, "page_content", ""))[:CONTENT_CHARS]}
     if score is not None:
         entry["score"] = score
     if metadata:
@@ -124,10 +170,10 @@ def document_fields(doc: Any) -> dict[str, Any]:
     return entry
 
 
-def retrieval_fields(found: list[Any], describe: Callable[[Any], dict[str, Any]] = document_fields) -> dict[str, Any]:
+def retrieval_fields(found: list[Any]) -> dict[str, Any]:
     """A retrieval's end fields from the documents it returned: the first ones recorded (the rest
     counted, ``documents.recorded``), how many there were, and their scores."""
-    docs, metadata = recorded((describe(d) for d in found), len(found))
+    docs, metadata = recorded((found_fields(d) for d in found), len(found))
     scores = [d["score"] for d in docs if "score" in d]
     return {"documents": docs, "doc_count": len(found), "scores": scores or None, "metadata": metadata or None}
 

@@ -21,7 +21,7 @@ from ..observation import Observation, ObservationType
 from . import ownership
 from .base import Patcher
 from .class_family import ClassFamilyPatches, FamilyCall
-from .langchain_convert import document_fields, retrieval_fields
+from .langchain_convert import retrieval_fields
 
 #: The search methods that take the query as text, sync and async.
 SEARCHES = ("similarity_search", "similarity_search_with_score", "similarity_search_with_relevance_scores",
@@ -47,17 +47,7 @@ class _Call(FamilyCall):
                           filter=kwargs.get("filter"), metadata={"operation": method})
 
     def result_fields(self, result: Any) -> dict[str, Any]:
-        return retrieval_fields(list(result) if isinstance(result, list | tuple) else [], _document)
-
-
-def _document(item: Any) -> dict[str, Any]:
-    """A found document, or a ``(document, score)`` pair, as recorded."""
-    if isinstance(item, tuple) and len(item) == 2:
-        entry = document_fields(item[0])
-        if isinstance(item[1], int | float) and not isinstance(item[1], bool):
-            entry["score"] = float(item[1])
-        return entry
-    return document_fields(item)
+        return retrieval_fields(list(result) if isinstance(result, list | tuple) else [])
 
 
 def store_patches(patcher: Patcher) -> ClassFamilyPatches:

@@ -12,6 +12,8 @@ from typing import Any
 
 #: Content part types that hold only text: their strings are the conversation, never a payload.
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text", "refusal"})
+#: Content parts that hold a tool call's arguments (Anthropic's, LangChain's): an argument named ``data`` is no payload.
+_CALL_PARTS = frozenset({"tool_use", "server_tool_use", "tool_call"})
 #: The shortest string of a media part taken for an inline payload when neither its form (a data
 #: URL) nor its field (``_PAYLOAD_KEYS``) says it is one.
 _MEDIA_MIN_CHARS = 1024
@@ -79,7 +81,7 @@ def _item_without_media(item: dict[str, Any]) -> dict[str, Any]:
 def _parts_without_media(parts: list[Any]) -> list[Any]:
     found: list[Any] | None = None
     for index, part in enumerate(parts):
-        if type(part) is not dict or part.get("type") in _TEXT_PARTS:
+        if type(part) is not dict or part.get("type") in _TEXT_PARTS or part.get("type") in _CALL_PARTS:
             continue
         kept = _part_without_media(part)
         if kept is not part:
@@ -96,6 +98,9 @@ def _part_without_media(part: dict[str, Any]) -> dict[str, Any]:
     for key, value in part.items():
         if type(value) is dict:
             inner = _part_without_media(value) if len(value) < 16 else value
+            changed = inner is not value
+        elif type(value) is list:  # parts inside a part: an Anthropic ``tool_result``'s content
+            inner = _parts_without_media(value)
             changed = inner is not value
         else:
             inner = media_note(value, payload=key in _PAYLOAD_KEYS)

@@ -37,7 +37,9 @@ def test_a_frozen_langchain_call_asking_for_audio_runs_live(traced: Traced, fake
     assert autotrace.flush(5)
     (summary,) = autotrace.local_store().traces()
     original = traced.trace(summary["trace_id"])
-    assert [r["output"] for r in original if r["name"] == "ChatOpenAI"] == [{"role": "assistant", "content": ""}]
+    (output,) = [r["output"] for r in original if r["name"] == "ChatOpenAI"]
+    assert (output["content"], output["audio"]["transcript"], output["audio"]["data"]) == (
+        "", "It ships today.", f"<base64, {len(CLIP)} chars>")  # the reply spoken: its audio noted, never kept
     at = next(r["id"] for r in original if r["name"] == "answer")
     live, sent = _internal.stats().get("openai.replay_live", 0), len(fake.requests)
     fake.script(audio=CLIP, reply="It ships today.")

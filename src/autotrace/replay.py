@@ -14,7 +14,11 @@ Calls that can be frozen: functions, coroutines and (async) generators decorated
 ``observe``/``traced_tool``, OpenAI chat completions (streamed or not, raw, or made for a
 LangChain/LlamaIndex generation) and Responses API calls (streamed or not, raw, ``parse``). A frozen call whose recording
 raised raises ``RecordedError``; a frozen generator yields its recorded items. Other observations
-run live and still keep their positions.
+run live and still keep their positions. A recorded output holding a redaction placeholder
+(``<EMAIL>``) is never handed back as a value: a generation runs live, a decorated function stops
+the replay.
+The live generation's overrides (``parse_overrides``): ``model``, parameters (a dotted key sets one
+key of a nested object: ``reasoning.effort``) and messages.
 
 A replay's state belongs to the context that runs it (a contextvar): replays in other threads or
 asyncio tasks, of the same trace or not, never see each other's calls. ``areplay`` runs an async
@@ -24,7 +28,9 @@ entry; ``replay`` refuses one (its body would run after the replay ended, nothin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import re
 import threading
 import types
 from collections import Counter, defaultdict
@@ -36,6 +42,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import INVALID_SPAN, get_current_span, set_span_in_context
 
 from . import schema
+from ._internal import count
 from .context import current_tenant
 from .interception import Intercept, ReplayStop, activate, activate_process, deactivate
 from .interception import RecordedError as RecordedError
@@ -105,7 +112,7 @@ class ReplayController:
             return Intercept(frozen=False, record=record, overrides=self.overrides)
         if self.reached or record["id"] in self.ancestors or record["type"] not in _FREEZABLE:
             return None
-        return Intercept(frozen=True, record=record)
+        return _frozen(record, obs)
 
     def _match(self, parent: str | None, kind: str, name: str) -> dict[str, Any] | None:
         """The next recorded call under ``parent`` if it is of this type and name, passing over
@@ -144,6 +151,51 @@ class ReplayController:
             return None
         self.live_to_recorded[span_id] = record["id"]
         return record["id"]
+
+
+def _frozen(record: dict[str, Any], obs: Observation) -> Intercept | None:
+    """A frozen call's intercept, unless its recorded output holds what redaction put in place of
+    a value (``<EMAIL>``, ``<API_KEY>``, ``<REDACTION_FAILED>`` ...), which handed back to the
+    program would be taken as the value and sent on as real: a generation then runs live (its
+    model call is made again; an OpenAI call's counted ``openai.replay_live``), any other call
+    stops the replay where its output would be handed back (``_Withheld``)."""
+    found = _placeholders().search(json.dumps(record.get("output"), ensure_ascii=False, default=str))
+    if found is None:
+        return Intercept(frozen=True, record=record)
+    if record["type"] == "generation":
+        if record["name"].startswith("openai."):
+            count("openai.replay_live")
+        return None
+    return _Withheld(frozen=True, record=record, obs=obs, placeholder=found.group())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Withheld(Intercept):
+    """A frozen call whose recorded output holds a redaction placeholder: a call that hands its
+    output back (a decorated function's) ends failed and stops the replay when it reads it; a block
+    that runs anyway (the program's own ``start_tool``) never does, and keeps its position."""
+
+    obs: Observation | None = None
+    placeholder: str = ""
+
+    @property
+    def output(self) -> Any:
+        record = self.record or {}
+        message = (f"replay stopped: the recorded output of {record.get('type')} {record.get('name')!r} holds a "
+                   f"value redaction replaced ({self.placeholder}); frozen, it would be handed to the program as real")
+        if self.obs is not None:
+            self.obs.record_error(message)
+            self.obs.end()
+        raise ReplayStop(message)
+
+
+@functools.cache
+def _placeholders() -> re.Pattern[str]:
+    """What redaction's detectors put in place of a value, or of one it failed to redact."""
+    from .export.detectors import BUILT_IN_KINDS
+    from .export.redaction import FAILED
+
+    return re.compile("|".join(re.escape(text) for text in sorted({FAILED, *(f"<{k}>" for k in BUILT_IN_KINDS)})))
 
 
 _OTHER_TENANT = ("replay stopped: this run is for another tenant than the recording (a replay never hands "
@@ -247,13 +299,14 @@ def side_by_side(original: list[dict[str, Any]], replayed: list[dict[str, Any]],
 
 
 def parse_overrides(settings: list[str], messages_file: str | None = None) -> dict[str, Any]:
-    """``model=gpt-4o`` and ``temperature=0.2`` style settings into replay overrides."""
+    """``model=gpt-4o`` and ``temperature=0.2`` style settings into replay overrides; a dotted key
+    (``reasoning.effort=high``) sets one key of the request's object there, keeping its others."""
     overrides: dict[str, Any] = {}
     parameters: dict[str, Any] = {}
     for item in settings:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
+        if not sep or not all(key.split(".")):
+            raise ValueError(f"--set expects key=value (a dotted key for a nested one), got {item!r}")
         try:
             value = json.loads(raw)
         except ValueError:

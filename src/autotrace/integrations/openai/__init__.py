@@ -123,13 +123,14 @@ def _provider(client: Any) -> tuple[str, str]:
 class _Call:
     """One intercepted request: decides whether to trace it, and records what it returns."""
 
-    __slots__ = ("choices", "endpoint", "intercept", "obs", "operation", "options", "owner", "raw", "stream",
-                 "swapped", "usage_added")
+    __slots__ = ("choices", "endpoint", "intercept", "obs", "operation", "options", "owner", "raw", "request",
+                 "stream", "swapped", "usage_added")
 
     def __init__(self, client: Any, options: Any, stream: bool) -> None:
         self.obs: Observation | None = None
         self.owner: Observation | None = None
         self.options = options
+        self.request = options  # the options of the request as made: the caller's, or a replay's overridden
         self.stream = stream
         self.usage_added = False
         self.endpoint: tuple[str, Any] = ("", None)
@@ -175,8 +176,11 @@ class _Call:
         if self.stream:  # an Azure client's API version decides what its deployments accept
             self.endpoint = (base_url, getattr(client, "__dict__", _NO_DICT).get("_api_version"))
         intercept = self.intercept = (self.obs or self.owner).intercept  # type: ignore[union-attr]
-        if intercept is not None and not intercept.frozen and intercept.overrides:
-            body = self._override(body, intercept.overrides)
+        if intercept is not None and not intercept.frozen and intercept.overrides:  # recorded as sent
+            self.options, sent = _replayed.overridden(self.options, body, extra, intercept.overrides)
+            self.request = self.options
+            body, extra = self.options.json_data, self.options.extra_json
+            _replayed.show_overridden(self.obs or self.owner, self.operation, sent, intercept.overrides)
         # a raw stream stays as the caller made it (no chunk of it is hidden); an owner's is traced for the owner
         streamed_here = self.stream and not self.raw
         if self.stream and type(choices := sent.get("n")) is int:
@@ -211,18 +215,6 @@ class _Call:
         swapped, self.swapped = self.swapped, None
         if swapped is not None:
             swapped[0]["json_data"] = swapped[1]
-
-    @staticmethod
-    def _override(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-        body = dict(body)
-        if "model" in overrides:
-            body["model"] = overrides["model"]
-        body.update(overrides.get("model_parameters") or {})
-        if "messages" in overrides and "messages" in body:
-            body["messages"] = overrides["messages"]
-        if "input" in overrides and "input" in body:
-            body["input"] = overrides["input"]
-        return body
 
     def frozen(self, client: Any, cast_to: Any, stream_cls: Any) -> Any | None:
         """What a replay that froze this chat call (streamed or not, raw or parsed, made here or for
@@ -393,7 +385,7 @@ def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         result = _REFUSED
     if result is _REFUSED:  # sent again as the caller made it, outside the handler: its error chains to nothing
         try:
-            result = wrapped(cast_to, options, **_rest(kwargs))
+            result = wrapped(cast_to, call.request, **_rest(kwargs))
         except BaseException as error:
             call.failed(error)
             raise
@@ -424,7 +416,7 @@ async def _async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
         result = _REFUSED
     if result is _REFUSED:  # sent again as the caller made it, outside the handler: its error chains to nothing
         try:
-            result = await wrapped(cast_to, options, **_rest(kwargs))
+            result = await wrapped(cast_to, call.request, **_rest(kwargs))
         except BaseException as error:
             call.failed(error)
             raise

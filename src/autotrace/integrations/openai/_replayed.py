@@ -4,16 +4,22 @@ raised: the SDK's own error class rebuilt from the recording, so that the progra
 (a recorded reply is served by ``_replayed_http``).
 A connection error's status is recorded with its cause (``with_cause``); the rebuilt error has the
 SDK's message alone, as the original had.
+
+The live call a replay runs with overrides (``overridden``) sends them over the caller's request,
+``extra_body`` included, and its observation (or the framework's that owns it) records the request
+as sent: the model, parameters and messages after the overrides (``show_overridden``).
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from ...interception import RecordedError
-from ...observation import describe_error
+from ...observation import Observation, describe_error
+from . import _extract
 
 #: Where a connection error's recorded status gives its cause (``with_cause``).
 CAUSE = " Cause: "
@@ -69,3 +75,58 @@ def replayed_error(recorded: RecordedError, client: Any, options: Any) -> Except
     if error_class is openai.APIError:
         return error_class(message, request, body=None)
     return recorded  # a subclass whose arguments the recording does not hold
+
+
+def overridden(options: Any, body: dict[str, Any], extra: Any, overrides: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Options of the SDK's (a copy: the caller's stay as they are) for the request with
+    ``overrides`` applied, and that request as sent (``extra_body`` merged over the body). An
+    override wins over the caller's ``extra_body``, which the SDK merges last; a dotted parameter
+    (``reasoning.effort``) sets that key of the object the request has there, keeping its others;
+    ``messages`` (a Responses call's ``input``) replace the request's own."""
+    from openai._compat import model_copy
+
+    extra = dict(extra) if isinstance(extra, Mapping) else None
+    sent = {**body, **extra} if extra else dict(body)
+    settings = _settings(overrides, sent)
+    for key, value in settings.items():
+        *path, last = key.split(".")
+        target = sent
+        for part in path:  # a copy of each object on the way: the caller's are not changed
+            inner = target.get(part)
+            target[part] = dict(inner) if isinstance(inner, Mapping) else {}
+            target = target[part]
+        target[last] = value
+    changed = _top(settings)
+    options = model_copy(options)
+    options.json_data = {**body, **{key: sent[key] for key in changed}}
+    if extra:
+        options.extra_json = {key: value for key, value in extra.items() if key not in changed}
+    return options, sent
+
+
+def _settings(overrides: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request keys (dotted for a nested one) that ``overrides`` set, with their values."""
+    settings = dict(overrides.get("model_parameters") or {})
+    if "model" in overrides:
+        settings["model"] = overrides["model"]
+    settings.update({key: overrides[key] for key in ("messages", "input") if key in overrides and key in request})
+    return settings
+
+
+def _top(settings: Mapping[str, Any]) -> set[str]:
+    return {key.split(".")[0] for key in settings}
+
+
+def show_overridden(obs: Observation, operation: str, sent: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Record on ``obs`` what the overrides changed in the request ``sent``: the model, the
+    parameters (over those recorded) and the input, as this integration records a request."""
+    fields = _extract.request_fields(operation, dict(sent))
+    changed = _top(_settings(overrides, sent))
+    shown: dict[str, Any] = {"model": fields.get("model")} if "model" in changed else {}
+    extracted = fields.get("model_parameters") or {}
+    parameters = {key: extracted.get(key, sent[key]) for key in sorted(changed - {"model", "messages", "input"})}
+    if parameters:
+        shown["model_parameters"] = {**(obs.fields.get("model_parameters") or {}), **parameters}
+    if changed & {"messages", "input"}:
+        shown["input"] = fields.get("input")
+    obs.update(**shown)

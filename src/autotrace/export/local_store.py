@@ -21,9 +21,12 @@ from typing import Any
 from .. import schema
 from .._internal import count, follow_fork, guarded_failure
 from . import store_retention
+from ._store_files import SCHEMA_VERSION, StoreError, TraceIdError, check_version, open_reader, reading
 from .store_pruning import ROW_OVERHEAD, SizeCap, used_bytes
 
-_SCHEMA = """
+#: One transaction: a reader sees no table, or all of them.
+_SCHEMA = f"""
+BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS observations (
     trace_id TEXT NOT NULL, id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL, type TEXT NOT NULL,
     tenant TEXT, service TEXT, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, level TEXT,
@@ -37,6 +40,8 @@ CREATE TABLE IF NOT EXISTS scores (
     string_value TEXT, data_type TEXT, comment TEXT, tenant TEXT, created_ns INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS scores_trace ON scores (trace_id);
+PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;
 """
 #: Indexes newer than the first stores, built by a store's first write (the export thread), never by opening
 #: in ``install()``: over a large store a build takes a while. Reads do without.
@@ -51,8 +56,6 @@ _BUSY_TIMEOUT = 10.0
 #: How long opening the store may wait for another writer (it runs in ``install()``; when the store
 #: is busy the export thread opens it on first use instead).
 _OPEN_WAIT = 0.2
-#: How long a reader waits for a lock (WAL readers never wait for writers; other journal modes may).
-_READ_WAIT = 2.0
 #: The columns ``iter_observations`` filters on case-insensitively (``needs``).
 _FOLDED = ("type", "level")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -62,14 +65,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 #: ``show`` renders it); a record with NaN (not strict JSON) is searched for the field's text.
 ERROR_SQL = ("CASE WHEN level = 'ERROR' THEN 1 WHEN json_valid(record) THEN json_extract(record, '$.error') = 1 "
              "ELSE instr(record, '\"error\": true') > 0 END")
-
-
-class StoreError(RuntimeError):
-    """The store cannot be opened or read (missing, not a database, locked, not an autotrace store)."""
-
-
-class TraceIdError(StoreError, ValueError):
-    """A trace id (prefix) that is not hex or matches more than one trace."""
 
 
 def _total(value: Any, key: str = "total") -> float | None:
@@ -127,7 +122,7 @@ class LocalStore:
         self._indexed = False  # the first write adds ``_LATER_INDEXES``
         self._db: sqlite3.Connection | None = None
         if read_only:
-            self._db = self._open_reader()
+            self._db = open_reader(self.path)
         else:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,42 +138,16 @@ class LocalStore:
 
     def _connect(self, wait: float = _BUSY_TIMEOUT) -> sqlite3.Connection:
         if self.read_only:
-            return self._open_reader()
+            return open_reader(self.path)
         db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=wait)
         try:
+            check_version(db, self.path, "writing")  # before any write, a pragma's too
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT}")
             if db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('observations', 'scores', "
                           "'observations_end', 'observations_start', 'scores_trace')").fetchone()[0] < 5:
                 db.executescript(_SCHEMA)  # a write: only when the store is new
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    def _open_reader(self) -> sqlite3.Connection:
-        if not self.path.exists():
-            raise StoreError(f"no local store at {self.path} (run something traced first, or pass --db)")
-        if not self.path.is_file():
-            raise StoreError(f"local store {self.path} is not a file")
-        uri = self.path.resolve().as_uri() + "?mode=ro"
-        with _reading(self.path):
-            try:
-                return self._checked_reader(uri)
-            except sqlite3.OperationalError as exc:
-                # closed cleanly (no WAL) where this process cannot create files: the file is the whole store
-                if "unable to open" not in str(exc) or any(_has_bytes(Path(f"{self.path}{end}"))
-                                                          for end in ("-wal", "-shm")):
-                    raise
-            return self._checked_reader(uri + "&immutable=1")
-
-    def _checked_reader(self, uri: str) -> sqlite3.Connection:
-        db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=_READ_WAIT)
-        try:
-            db.execute("PRAGMA query_only = 1")
-            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'observations'").fetchone():
-                raise StoreError(f"{self.path} is not an autotrace store (no observations table)")
         except BaseException:
             db.close()
             raise
@@ -322,12 +291,12 @@ class LocalStore:
 
     # -- reading ------------------------------------------------------------------------------------
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with _reading(self.path), self._lock:
+        with reading(self.path), self._lock:
             return self._conn().execute(sql, args).fetchall()
 
     def _stream(self, sql: str, args: Sequence[Any] = (), chunk: int = 256) -> Iterator[tuple[Any, ...]]:
         """Rows of a query, fetched ``chunk`` at a time (memory bounded by the chunk, not the store)."""
-        with _reading(self.path):
+        with reading(self.path):
             with self._lock:
                 cursor = self._conn().execute(sql, args)
             while True:
@@ -475,26 +444,3 @@ class LocalStore:
             if self._db is not None:
                 self._db.close()
 
-
-def _has_bytes(path: Path) -> bool:
-    """Whether ``path`` exists with anything in it."""
-    try:
-        return path.stat().st_size > 0
-    except FileNotFoundError:
-        return False
-    except OSError:  # cannot tell: as if it held something
-        return True
-
-
-@contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    """Turn SQLite errors while reading ``path`` into a one-line ``StoreError``."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            raise StoreError(f"local store {path} is locked by another process; try again") from exc
-        if "not a database" in text or "malformed" in text:
-            raise StoreError(f"local store {path} is not a readable SQLite database ({text})") from exc
-        raise StoreError(f"cannot read local store {path}: {text}") from exc

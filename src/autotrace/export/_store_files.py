@@ -1,0 +1,93 @@
+"""The local store's file: its errors, its layout version, and opening it for reading.
+
+A reader never writes: it opens the file read-only and, when it cannot create the WAL's index beside
+a store closed cleanly (a read-only medium, a directory it may not write), reads the file alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: The store's layout, kept in ``PRAGMA user_version`` (0: a store from before it was kept, the same
+#: layout). A store of a newer layout is neither written nor read: this code could misread or damage it.
+SCHEMA_VERSION = 1
+#: How long a reader waits for a lock (WAL readers never wait for writers; other journal modes may).
+_READ_WAIT = 2.0
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or read (missing, not a database, locked, not an autotrace store)."""
+
+
+class TraceIdError(StoreError, ValueError):
+    """A trace id (prefix) that is not hex or matches more than one trace."""
+
+
+def check_version(db: sqlite3.Connection, path: Path, doing: str) -> None:
+    """Raise ``StoreError`` (one line) when the store at ``path`` has a layout newer than this code's."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"local store {path} was written by a newer autotrace (store version {version}, this one "
+                         f"knows {SCHEMA_VERSION}); not {doing} it: upgrade autotrace, or use another store path")
+
+
+def open_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the store at ``path`` (``StoreError`` when there is none to read)."""
+    if not path.exists():
+        raise StoreError(f"no local store at {path} (run something traced first, or pass --db)")
+    if not path.is_file():
+        raise StoreError(f"local store {path} is not a file")
+    uri = path.resolve().as_uri() + "?mode=ro"
+    with reading(path):
+        try:
+            return _checked_reader(path, uri)
+        except sqlite3.OperationalError as exc:
+            # closed cleanly (no WAL) where this process cannot create files: the file is the whole store
+            cannot_create = "unable to open" in str(exc) or \
+                getattr(exc, "sqlite_errorname", None) == "SQLITE_READONLY_DIRECTORY"
+            if not cannot_create or any(_has_bytes(Path(f"{path}{end}")) for end in ("-wal", "-shm")):
+                raise
+        return _checked_reader(path, uri + "&immutable=1")
+
+
+def _checked_reader(path: Path, uri: str) -> sqlite3.Connection:
+    db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=_READ_WAIT)
+    try:
+        db.execute("PRAGMA query_only = 1")
+        check_version(db, path, "reading")
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if not names:  # an empty file, or one whose first writer is still creating its tables
+            raise StoreError(f"nothing in the local store at {path} yet (run something traced first, or pass --db)")
+        if "observations" not in names:
+            raise StoreError(f"{path} is not an autotrace store (no observations table)")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _has_bytes(path: Path) -> bool:
+    """Whether ``path`` exists with anything in it."""
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+    except OSError:  # cannot tell: as if it held something
+        return True
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn SQLite errors while reading ``path`` into a one-line ``StoreError``."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            raise StoreError(f"local store {path} is locked by another process; try again") from exc
+        if "not a database" in text or "malformed" in text:
+            raise StoreError(f"local store {path} is not a readable SQLite database ({text})") from exc
+        raise StoreError(f"cannot read local store {path}: {text}") from exc

@@ -82,11 +82,14 @@ def test_a_score_on_a_live_trace_goes_to_the_traces_tenant_not_the_one_in_scope(
     with autotrace.tenant("acme"):
         turn = autotrace.start_chain("turn")
     with turn:
-        with autotrace.tenant("globex"):
+        token = autotrace.set_tenant("globex")  # (a ``tenant`` block would start a trace of its own)
+        try:
             with autotrace.start_span("child"):
                 pass
             turn.score("helpfulness", 0.2)
             autotrace.score("correct", True)  # the current observation: turn
+        finally:
+            autotrace.reset_tenant(token)
     assert {r["name"]: r["tenant"] for r in traced.records()} == {"turn": "acme", "child": "acme"}
     store = autotrace.local_store()
     assert store is not None

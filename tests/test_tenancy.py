@@ -160,12 +160,50 @@ def test_a_trace_never_changes_tenant(receivers: dict[str, OtlpReceiver]) -> Non
         "tenant-02": Credentials("pk-tenant-02", "sk-tenant-02", host=b.endpoint),
     })
     with autotrace.tenant("tenant-01"), autotrace.start_chain("root"):
-        with autotrace.tenant("tenant-02"), autotrace.start_tool("confused"):
-            pass
+        token = autotrace.set_tenant("tenant-02")  # not a ``tenant`` block: the span stays in its trace
+        try:
+            with autotrace.start_tool("confused"):
+                pass
+        finally:
+            autotrace.reset_tenant(token)
     assert autotrace.flush(5)
     assert sorted(s.name for s in a.wait_for_spans(2)) == ["confused", "root"]
     assert b.spans == []
     assert autotrace.stats()["tenant_mismatch"] == 1
+
+
+def test_a_tenant_block_under_another_tenants_span_starts_its_own_trace(
+        receivers: dict[str, OtlpReceiver]) -> None:
+    """A worker that one tenant's request started serves another tenant's job in a ``tenant``
+    block: the job's spans go to the job's tenant, in a trace of their own, without the request's
+    trace attributes; the request's trace goes on after the block."""
+    a, b = receivers["tenant-01"], receivers["tenant-02"]
+    autotrace.install(langfuse_host="http://127.0.0.1:9", integrations=(), export_interval=0.05, credentials={
+        "tenant-01": Credentials("pk-tenant-01", "sk-tenant-01", host=a.endpoint),
+        "tenant-02": Credentials("pk-tenant-02", "sk-tenant-02", host=b.endpoint),
+    })
+    with autotrace.tenant("tenant-01"), autotrace.trace_attributes(user_id="alice"), \
+            autotrace.start_chain("request") as request:
+        with autotrace.tenant("tenant-01"), autotrace.start_span("own-job"):  # its own tenant: same trace
+            pass
+        with autotrace.tenant("tenant-02"), autotrace.start_tool("other-job") as job:
+            with autotrace.start_span("inside"):
+                pass
+        with autotrace.start_span("after"):
+            pass
+    assert autotrace.flush(5)
+    spans_a = {s.name: s for s in a.wait_for_spans(3)}
+    spans_b = {s.name: s for s in b.wait_for_spans(2)}
+    assert sorted(spans_a) == ["after", "own-job", "request"] and sorted(spans_b) == ["inside", "other-job"]
+    assert {s.trace_id for s in spans_a.values()} == {request.trace_id}
+    assert {s.trace_id for s in spans_b.values()} == {job.trace_id} != {request.trace_id}
+    assert spans_b["other-job"].parent_span_id is None
+    assert spans_b["inside"].parent_span_id == job.id
+    assert spans_a["after"].parent_span_id == spans_a["own-job"].parent_span_id == request.id
+    assert "user.id" not in spans_b["other-job"].attributes
+    assert spans_a["after"].attributes["user.id"] == "alice"
+    assert autotrace.stats()["tenant_new_trace"] == 1
+    assert "tenant_mismatch" not in autotrace.stats()
 
 
 def test_tenant_resolver_and_its_failures(receivers: dict[str, OtlpReceiver],

@@ -107,12 +107,15 @@ def test_nested_pools_map_with_a_timeout_and_a_task_s_own_tenant(traced: Traced)
             ThreadPoolExecutor(2) as inner:
         assert outer.submit(lambda: inner.submit(lookup, "nested").result()).result() == "nested:acme"
         assert list(outer.map(lookup, ["m1", "m2"], timeout=10)) == ["m1:acme", "m2:acme"]
-        assert outer.submit(sets_its_own, "own").result() == "own:globex"  # its span keeps the trace's tenant
+        assert outer.submit(sets_its_own, "own").result() == "own:globex"  # globex's: a trace of its own
         assert {outer.submit(_worker_tenant).result() for _ in range(4)} == {"acme"}
     records = traced.records()
-    assert shape(records) == [("agent", "turn", [("tool", "lookup", [])] * 4)]
-    assert {r["tenant"] for r in records} == {"acme"}
-    assert stats().get("tenant_mismatch") == 1  # the task's "globex" span under acme's trace, counted
+    turn = next(r for r in records if r["name"] == "turn")
+    own = [r for r in records if r["trace_id"] != turn["trace_id"]]
+    assert shape([r for r in records if r not in own]) == [("agent", "turn", [("tool", "lookup", [])] * 3)]
+    assert [(r["name"], r["parent_id"], r["tenant"]) for r in own] == [("lookup", None, "globex")]
+    assert {r["tenant"] for r in records if r not in own} == {"acme"}
+    assert (stats().get("tenant_new_trace"), stats().get("tenant_mismatch")) == (1, None)
 
 
 @pytest.mark.integrations("threads")

@@ -11,11 +11,12 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from opentelemetry import baggage
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.trace import get_current_span
+from opentelemetry.trace import INVALID_SPAN, get_current_span, set_span_in_context
 
 from . import schema
-from ._internal import count, log_once
+from ._internal import count, guarded_failure, log_once
 from .config import ENVIRONMENT_NAME  # the one rule for environment names (install() checks it too)
 from .runtime import state
 
@@ -61,12 +62,45 @@ def release_tenant(token: Token[str | None] | None) -> None:
 
 @contextmanager
 def tenant(tenant_id: str) -> Iterator[str]:
-    """Run the block on behalf of ``tenant_id``: every span started inside belongs to that tenant."""
+    """Run the block on behalf of ``tenant_id``: every span started inside belongs to that tenant.
+
+    Entered where a span of another tenant's trace is current (a worker task that one request
+    started, serving every tenant's jobs), the block starts a trace of its own, without that
+    trace's attributes: a span under the other tenant's would go to that tenant's project."""
     token = set_tenant(tenant_id)
+    left = _out_of_other_tenants_trace(tenant_id)
     try:
         yield tenant_id
     finally:
+        if left is not None:
+            _back_in_trace(left)
         reset_block(token)
+
+
+_Left = tuple[object, Token[dict[str, Any] | None]]
+
+
+def _out_of_other_tenants_trace(tenant_id: str) -> _Left | None:
+    """No current span, nor trace attributes, when the current span is of another tenant than
+    ``tenant_id`` (counted as ``tenant_new_trace``); None when it is not."""
+    owner = getattr(get_current_span(), "_autotrace_tenant", None)  # set when the span started
+    if owner is None or owner == tenant_id:
+        return None
+    try:
+        attached = otel_context.attach(set_span_in_context(INVALID_SPAN))
+    except Exception as exc:  # a custom OTel runtime context failed: the tracker keeps the trace's tenant
+        guarded_failure("tenant", exc)
+        return None
+    count("tenant_new_trace")
+    return attached, _trace_attrs.set(None)
+
+
+def _back_in_trace(left: _Left) -> None:
+    from .observation import restore_context  # (it imports this module)
+
+    attached, attrs = left
+    reset_block(attrs)
+    restore_context(attached)
 
 
 def reset_block(token: Token[Any]) -> None:

@@ -50,8 +50,7 @@ from ..base import Integration
 from . import _propagation
 from ._agents import AgentSteps, ToolStep, multi_agent
 from ._fields import end_fields, llm_input, method_of, start_fields, tool_name
-from ._rerank import PARAMETERS as RERANK_PARAMETERS
-from ._rerank import rerank_wrapper
+from ._rerank import RerankPatches
 from ._responses import Response, ResponseRelay
 from ._streams import Stream, StreamFollower
 
@@ -369,6 +368,7 @@ class LlamaIndexIntegration(Integration):
         super().__init__()
         self.tracker: _Tracker | None = None
         self._handlers: tuple[Any, Any] | None = None
+        self._reranks = RerankPatches(self.patcher, lambda: self.tracker)
 
     def _instrument(self) -> None:
         from llama_index.core.instrumentation import get_dispatcher
@@ -379,10 +379,10 @@ class LlamaIndexIntegration(Integration):
         root.add_span_handler(span_handler)
         root.add_event_handler(event_handler)
         self._handlers = (span_handler, event_handler)
-        self.patcher.wrap("llama_index.core.postprocessor.types", "BaseNodePostprocessor.apostprocess_nodes",
-                          rerank_wrapper(lambda: self.tracker), expects=RERANK_PARAMETERS)
+        self._reranks.apply()
 
     def _uninstrument(self) -> None:
+        self._reranks.remove()
         tracker, handlers = self.tracker, self._handlers
         self._handlers = None
         self.tracker = None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from ...observation import ObservationType
 from ..documents import recorded
+from ..media import media_note
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"}
 
@@ -26,10 +28,53 @@ def _document(item: Any) -> dict[str, Any]:
     return {"id": getattr(node, "node_id", None), "score": getattr(item, "score", None), "content": str(text)[:200]}
 
 
+#: media blocks' types -> (the field holding their inline bytes, the field naming their MIME type)
+_MEDIA = {"image": ("image", "image_mimetype"), "audio": ("audio", "format"), "video": ("video", "video_mimetype"),
+          "document": ("data", "document_mimetype")}
+
+
+def content(value: Any) -> Any:
+    """A message's content: its text, or, with media blocks (images, audio, video, documents), its
+    text and media blocks as parts, each medium noted by its kind and where it is (``_media_part``)."""
+    text = getattr(value, "content", str(value))
+    blocks = getattr(value, "blocks", None)
+    if not isinstance(blocks, list) or not any(getattr(b, "block_type", None) in _MEDIA for b in blocks):
+        return text
+    parts: list[dict[str, Any]] = []
+    for block in blocks:
+        kind = getattr(block, "block_type", None)
+        if kind == "text":
+            parts.append({"type": "text", "text": getattr(block, "text", "")})
+        elif kind in _MEDIA:
+            parts.append(_media_part(block, kind))
+    return parts
+
+
+def _media_part(block: Any, kind: str) -> dict[str, Any]:
+    """A media block as a part: a note of its inline bytes' type and size (never the bytes), its web
+    address (a data URL noted as bytes are), or its file's path."""
+    field, mime_field = _MEDIA[kind]
+    mime = getattr(block, mime_field, None)
+    mime = mime if not isinstance(mime, str) or "/" in mime else f"{kind}/{mime}"  # an audio block's format
+    part: dict[str, Any] = {"type": kind}
+    data, url, path = getattr(block, field, None), getattr(block, "url", None), getattr(block, "path", None)
+    if isinstance(data, bytes | bytearray) and data:
+        part[field] = f"<{mime or kind} inline, {len(data)} bytes>"
+    elif data is not None:  # a file object: not read
+        part[field] = f"<{mime or kind} inline>"
+    if url is not None:
+        part["url"] = media_note(str(url)) or str(url)
+    if path is not None:
+        part["path"] = str(path)
+    if isinstance(title := getattr(block, "title", None), str):
+        part["title"] = title
+    return part
+
+
 def message(value: Any) -> dict[str, Any]:
     """A chat message as recorded: role, content, the tool calls it asks for, the call it answers."""
     role = getattr(getattr(value, "role", None), "value", None) or str(getattr(value, "role", "user"))
-    entry = {"role": _ROLES.get(role, role), "content": getattr(value, "content", str(value))}
+    entry = {"role": _ROLES.get(role, role), "content": content(value)}
     extra = getattr(value, "additional_kwargs", None)
     extra = extra if isinstance(extra, dict) else {}
     # the calls a function-calling LLM asked for: blocks (core's own form) or OpenAI-style kwargs
@@ -57,7 +102,7 @@ def _run_input(event: Any) -> Any:
     was then: the agent's memory appends to that list), else its start event's fields."""
     value = getattr(event, "user_msg", None)
     if value is not None:
-        return getattr(value, "content", value)
+        return content(value) if hasattr(value, "content") else value
     history = getattr(event, "chat_history", None)
     if isinstance(history, list) and history:
         return [message(m) for m in history]
@@ -72,24 +117,46 @@ def _run_output(result: Any) -> Any:
     return getattr(reply, "content", reply) if reply is not None else value
 
 
+#: (a usage's details field, its count, the Langfuse usage key): OpenAI chat's, then Responses'
+_DETAILS = (("prompt_tokens_details", "cached_tokens", "input_cached_tokens"),
+            ("completion_tokens_details", "reasoning_tokens", "output_reasoning_tokens"),
+            ("input_tokens_details", "cached_tokens", "input_cached_tokens"),
+            ("output_tokens_details", "reasoning_tokens", "output_reasoning_tokens"))
+#: Anthropic's cache reads and writes (not counted in its ``input_tokens``) as Langfuse usage keys
+_CACHE = (("cache_read_input_tokens", "input_cached_tokens"), ("cache_creation_input_tokens", "input_cache_write_tokens"))
+
+
+def _reader(value: Any) -> Callable[[str], Any]:
+    return value.get if isinstance(value, dict) else lambda key: getattr(value, key, None)
+
+
 def usage(result: Any) -> dict[str, int] | None:
     """Token usage from a response's ``raw`` (an object or dict), if it has it: OpenAI chat names
-    (``prompt_tokens``) or Anthropic and OpenAI Responses names (``input_tokens``)."""
+    (``prompt_tokens``) or Anthropic and OpenAI Responses names (``input_tokens``), with the cached
+    and reasoning tokens among them."""
     raw = getattr(result, "raw", None)
     found = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
     if found is None:
         return None
-
-    def read(key: str) -> Any:
-        return found.get(key) if isinstance(found, dict) else getattr(found, key, None)
-
-    for names in (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens")):
-        counts = [read(k) for k in names]
-        if all(type(n) is int for n in counts):
-            total = read("total_tokens")
-            return {"input": counts[0], "output": counts[1],
-                    "total": total if type(total) is int else counts[0] + counts[1]}
-    return None
+    read = _reader(found)
+    if type(read("prompt_tokens")) is int:
+        names, details = ("prompt_tokens", "completion_tokens"), _DETAILS[:2]
+    else:
+        names, details = ("input_tokens", "output_tokens"), _DETAILS[2:]
+    counts = [read(k) for k in names]
+    if not all(type(n) is int for n in counts):
+        return None
+    recorded = {"input": counts[0], "output": counts[1]}
+    for field, key, name in details:
+        if (inner := read(field)) is not None and type(value := _reader(inner)(key)) is int:
+            recorded[name] = value
+    for field, name in _CACHE:  # Anthropic's: added to the input, which counts every token here
+        if type(value := read(field)) is int:
+            recorded[name] = value
+            recorded["input"] += value
+    total = read("total_tokens")
+    recorded["total"] = total if type(total) is int else recorded["input"] + recorded["output"]
+    return recorded
 
 
 def _model(instance: Any) -> str | None:

@@ -3,6 +3,9 @@
 overrides to call its LLM asynchronously. The async call is recorded as a sync one is (a retriever,
 ``operation="rerank"``), with the spans it starts (its LLM calls) under it; its ``_postprocess_nodes``
 (the default ``_apostprocess_nodes`` runs it in a thread) is the same rerank, not recorded again.
+``apostprocess_nodes`` is wrapped wherever a postprocessor class defines it (``RankGPTRerank``
+overrides it), classes defined later included (``RerankPatches``); one delegating to another's is
+the same rerank.
 """
 
 from __future__ import annotations
@@ -13,22 +16,49 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._internal import guarded_failure
+from ..base import Patcher
+from ..class_family import ClassFamilyPatches, FamilyCall
 from ._responses import _READING
 
-PARAMETERS = ("nodes", "query_bundle", "query_str")  # ``apostprocess_nodes``' own, after ``self``
+_METHOD = "apostprocess_nodes"
+
+
+class RerankPatches(ClassFamilyPatches):
+    """``apostprocess_nodes`` of ``BaseNodePostprocessor`` and of every subclass defining its own,
+    recording into ``tracker()``."""
+
+    def __init__(self, patcher: Patcher, tracker: Callable[[], Any]) -> None:
+        super().__init__(patcher, "llama_index.core.postprocessor.types", "BaseNodePostprocessor", (), (_METHOD,),
+                         FamilyCall, "llama_index.rerank")
+        self.wrapper = rerank_wrapper(tracker)
+
+    def wrap(self, cls: type) -> None:
+        if inspect.iscoroutinefunction(cls.__dict__.get(_METHOD)):
+            try:
+                self.patcher.wrap_object(cls, _METHOD, self.wrapper)
+            except Exception as exc:  # a class that refuses it: left untraced
+                guarded_failure(self.failure, exc)
 
 
 def rerank_wrapper(tracker: Callable[[], Any]) -> Callable[..., Any]:
-    """The wrapt wrapper of ``BaseNodePostprocessor.apostprocess_nodes``, recording into ``tracker()``."""
+    """The wrapt wrapper of an ``apostprocess_nodes``, recording into ``tracker()``."""
 
     def apostprocess_nodes(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = wrapped(*args, **kwargs)
         current = tracker()
         if current is None or not inspect.isawaitable(call):
             return call
-        return _reranking(current, instance, call, {**dict(zip(PARAMETERS, args, strict=False)), **kwargs})
+        return _reranking(current, instance, call, _arguments(wrapped, args, kwargs))
 
     return apostprocess_nodes
+
+
+def _arguments(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments by the names its method gives them (a subclass's may differ)."""
+    try:
+        return dict(inspect.signature(wrapped).bind(*args, **kwargs).arguments)
+    except (TypeError, ValueError):
+        return dict(kwargs)
 
 
 async def _reranking(tracker: Any, instance: Any, call: Any, arguments: dict[str, Any]) -> Any:
@@ -51,7 +81,10 @@ def _start(tracker: Any, instance: Any, arguments: dict[str, Any]) -> tuple[str,
         parent = active_span_id.get()
         id_ = f"{type(instance).__name__}.apostprocess_nodes-{uuid.uuid4()}"
         tracker.start(id_, instance, parent, arguments)
-        return (id_, _READING.set((id_, parent))) if id_ in tracker.open else None
+        if id_ in tracker.open:
+            return id_, _READING.set((id_, parent))
+        tracker.skipped.pop(id_, None)  # the rerank it delegates from, or is called by: no exit to wait for
+        return None
     except Exception as exc:  # the call goes on untraced
         guarded_failure("llama_index.rerank", exc)
         return None

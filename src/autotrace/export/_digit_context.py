@@ -1,11 +1,12 @@
 """What a match of a digit-based kind can be part of, and is then none: a UUID or a traceparent
-(a phone's or card's shape in its groups), a list of numbers (an SSN's shape in spaces). Checked by
-``detectors`` for a match only."""
+(a phone's or card's shape in its groups), a list of numbers (an SSN's shape in spaces, a card's in
+fours). Checked by ``detectors`` for a match only."""
 
 from __future__ import annotations
 
 import re
 
+from ._cards import in_a_list
 from .detectors_decode import HYPHENS as _HYPHENS
 from .detectors_decode import WIDE_SPACES as _WIDE_SPACES
 
@@ -34,9 +35,10 @@ _NUMBER_AFTER = re.compile(rf"\w|[ .,:/{_WIDE_SPACES}{_HYPHENS}]\d")
 
 def part_of_more(kind: str, value: str, text: str, start: int, end: int) -> bool:
     """Whether the match ``value`` of ``kind`` at ``text[start:end]`` is part of more: a UUID's or
-    traceparent's groups (a phone, a card), or for an SSN in spaces (``123 45 6789``: only in hyphens
-    is it one wherever it is) a list of numbers."""
+    traceparent's groups (a phone, a card), a list of fours (a card: ``_cards.in_a_list``), or for an
+    SSN in spaces (``123 45 6789``: only in hyphens is it one wherever it is) a list of numbers."""
     if kind == "US_SSN":
         return value[3] not in _HYPHENS and bool(
             _NUMBER_BEFORE.search(text, max(0, start - 2), start) or _NUMBER_AFTER.match(text, end))
-    return kind in _IN_HEX_IDS and in_a_hex_id(text, start, end)
+    return kind in _IN_HEX_IDS and (
+        in_a_hex_id(text, start, end) or (kind == "CREDIT_CARD" and in_a_list(value, text, start, end)))

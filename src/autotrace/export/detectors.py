@@ -1,6 +1,7 @@
 """The built-in PII detectors: patterns for each kind of value, the cheap triggers that decide
-which of them run on a text, and the validators that check their matches (Luhn, IBAN mod-97, SSN
-rules, IP octets, Basic credentials decoded); addresses spelled out are ``detectors_spelled``'s,
+which of them run on a text, and the validators that check their matches (IBAN mod-97, SSN rules,
+IP octets, Basic credentials decoded; a card's issuer, layout and Luhn check, and where a card is
+in a run of numbers, are ``_cards``'s); addresses spelled out are ``detectors_spelled``'s,
 secrets' assignments (``password=...``) ``detectors_assigned``'s, secrets found by what names them
 (service token prefixes, webhook URLs, ``Authorization`` headers, XML elements) ``_secret_patterns``'s,
 what a digit match can be part of ``_digit_context``'s, and what is read through before
@@ -18,6 +19,8 @@ import re
 from collections.abc import Callable, Iterator
 
 from . import _secret_patterns as _secrets
+from ._cards import card_in as _card_in
+from ._cards import card_ok as _card_ok
 from ._digit_context import KINDS as _IN_CONTEXT
 from ._digit_context import in_a_hex_id as _in_a_hex_id
 from ._digit_context import part_of_more as _part_of_more
@@ -77,7 +80,8 @@ _PATTERNS: dict[str, str] = {
         r"(?:-----END[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----|(?![A-Za-z0-9+/=:,\s\x00-]|\\[nr]))"
     ),
     "JWT": r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
-    "BEARER_TOKEN": r"(?<=[Bb]earer )[A-Za-z0-9._~+/-]{8,}=*",
+    # never a word in lower case after one in prose ("the bearer instrument"; "bearer xyz..." in a header is)
+    "BEARER_TOKEN": r"(?<=[Bb]earer )(?!(?<=[A-Za-z] bearer )[a-z]{1,19}(?![\w.~+/=-]))[A-Za-z0-9._~+/-]{8,}=*",
     # HTTP Basic credentials: base64 of ``user:password`` (checked by decoding, so "basic idea" stays)
     "BASIC_AUTH": r"(?<=[Bb]asic )[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])",
     "API_KEY": (
@@ -91,8 +95,10 @@ _PATTERNS: dict[str, str] = {
     # the run's end (a 64 kB word with an "@" in the text took seconds)
     # the "@" also URL-encoded (a query string: ?to=a%40b.com) or escaped as in JSON text; nor
     # after a dot written as an HTML reference (which a run of its characters holds)
-    "EMAIL": (rf"(?<![\w.\uff0e%+\\-])(?<!&period;)(?<!&#46;)[\w.\uff0e%+\\-]+(?:(?:{_LOCAL_DOT})[\w.\uff0e%+\\-]+)*{_AT}"
-              rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}[^\W\d_]{{2,}}\b"),
+    # never a git remote's user (git@github.com:org/repo.git), nor ending in a file type (an image's scale: icon@2x.png)
+    "EMAIL": (rf"(?<![\w.\uff0e%+\\-])(?<!&period;)(?<!&#46;)(?!git@[\w.-]{{1,253}}:[\w~/])[\w.\uff0e%+\\-]+(?:(?:{_LOCAL_DOT})[\w.\uff0e%+\\-]+)*{_AT}"
+              rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}(?!(?i:png|jpe?g|gif|webp|svg|ico|json|html?|css|js|ts|txt|csv|xml|ya?ml"
+              rf"|toml|pdf|log)\b)[^\W\d_]{{2,}}\b"),
     # any case, full-width too; its groups separated by spaces, or all by dots, all by en dashes or all
     # by hyphens (or one of the characters read as one)
     "IBAN": _iban(f".{_DASHES}"),
@@ -211,18 +217,6 @@ _DIGIT_PASS = _ByText("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIG
 _DIGIT_RESCAN = _ByText("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in (
     ("IBAN", _iban(".\u2013")), *((kind, _PATTERNS[kind]) for kind in _DIGIT_KINDS[1:]))))
 
-def _luhn(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
-
-
 def _iban_ok(text: str) -> bool:
     text = _as_ascii(text)
     compact = text.translate(_NO_SEPARATORS)
@@ -279,14 +273,6 @@ def _ip_ok(text: str) -> bool:
     return True
 
 
-def _card_ok(text: str) -> bool:
-    """A payment card number: 13 to 19 digits, Luhn-valid. Only UATP cards (15 digits) start with
-    a 1, so a number that does otherwise is not one: a time in epoch milliseconds, microseconds or
-    nanoseconds (13, 16 or 19 digits), one in ten of which passes the Luhn check."""
-    digits = _as_ascii(text.translate(_NO_SEPARATORS))  # digits of another script (full-width ...) as ASCII
-    return 13 <= len(digits) <= 19 and (digits[0] != "1" or len(digits) == 15) and _luhn(digits)
-
-
 def _basic_ok(text: str) -> bool:
     """Base64 of printable ``user:password`` text, as HTTP Basic credentials are."""
     try:
@@ -323,10 +309,12 @@ _AFTER_PHONE_WORD = re.compile(
     rf"(?P<value>(?<![\d.,])\(?\d(?:[ .()/{_WIDE_SPACES}{_DASHES}]{{0,2}}\d){{6,14}})(?![\w]|[.,]\d)",
     re.IGNORECASE,
 )
-#: What such a number never is: a date (and a time after it), a decimal, thousands in groups
+#: What such a number never is: a date (and a time after it), a decimal, thousands in groups, more
+#: digits after a 1 or a 20 than the numbers of country code 1 or 20 have (11, 12): a time in epoch
+#: milliseconds, a timestamp (20240806123456)
 _NOT_A_PHONE = re.compile(
     r"\d{4}([-./])\d\d?\1\d\d?(?!\d).*|\d\d?([-./])\d\d?\2(?:\d{4}|\d\d)(?:[ T]\d\d?)?|\d+[.,]\d+"
-    r"|\d{1,3}(?:([ .,])\d{3})(?:\3\d{3})*", re.DOTALL)
+    r"|\d{1,3}(?:([ .,])\d{3})(?:\3\d{3})*|(?:1|20)\d{11,}", re.DOTALL)
 
 
 def _redact_named_phones(text: str) -> tuple[str, int]:
@@ -399,17 +387,20 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     def substitute(match: re.Match[str], kind: str | None = None) -> str:
         nonlocal replaced, rescan
         kind = kind or match.lastgroup or ""
-        value, after = match.group(), ""
+        before, value, after = "", match.group(), ""
         if kind == "IBAN":  # a match written in groups may run into the words after it ("... 7034 ok")
             value, after = _iban_in(value)
+        elif kind == "CREDIT_CARD":  # or a card's groups, a number before or after them ("12/27")
+            before, value, after = _card_in(value)
+        start = match.start() + len(before)
         valid = _VALIDATORS.get(kind, bool)(value) and not (
-            kind in _IN_CONTEXT and _part_of_more(kind, value, match.string, *match.span()))
+            kind in _IN_CONTEXT and _part_of_more(kind, value, match.string, start, start + len(value)))
         if kind == "IBAN" and (after or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
             rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
         if not valid:
             return match.group()
         replaced += 1
-        return f"<{kind}>{after}"
+        return f"{before}<{kind}>{after}"
 
     if triggered:
         if "@" in text and "/" in text and (kinds is None or "API_KEY" in kinds):

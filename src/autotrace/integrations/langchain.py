@@ -242,7 +242,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                 agent = root or self._named_agent(name, tags, parent_run_id)
                 obs_type = ObservationType.AGENT if agent else ObservationType.CHAIN
             self._start(obs_type, name, run_id, parent_run_id, metadata, streamed_start(inputs, kwargs, self.marks_streams),
-                        tags, node, input=inputs)
+                        tags, node, input=lcv.chain_value(inputs))
             if root:
                 self._graph_started(run_id, metadata)
 
@@ -256,20 +256,21 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, inputs: Any = _ABSENT, **kwargs: Any) -> None:
         if inputs is _ABSENT:
-            self._guard("chain_end", self._end, run_id, output=outputs)
+            self._guard("chain_end", self._end, run_id, output=lcv.chain_value(outputs))
         else:  # LangChain's streaming path: the input is known only now (it started with ``{"input": ""}``)
             self._guard("chain_end", self._end_streamed, run_id, outputs, inputs)
 
     def _end_streamed(self, run_id: UUID, outputs: Any, inputs: Any) -> None:
         closed = lcv.closed_stream(self.stream_codes, outputs) if run_id in self.runs else None
         if closed is None:
-            self._end(run_id, output=outputs, input=inputs)
+            self._end(run_id, output=lcv.chain_value(outputs), input=lcv.chain_value(inputs))
         else:  # interrupted, as its async twin reports it (``on_chain_error`` with the GeneratorExit)
-            self._end(run_id, output=closed[0], input=inputs, level="WARNING", status_message=STREAM_CLOSED)
+            self._end(run_id, output=closed[0], input=lcv.chain_value(inputs), level="WARNING",
+                      status_message=STREAM_CLOSED)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
         # a streamed run that fails also gets the input it had read by then (see ``on_chain_end``)
-        fields = {} if inputs is None else {"input": inputs}
+        fields = {} if inputs is None else {"input": lcv.chain_value(inputs)}
         self._guard("chain_error", self._fail, run_id, error, **fields)
 
     def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:

@@ -64,6 +64,46 @@ def message_fields(message: Any) -> dict[str, Any]:
     return entry
 
 
+def chain_value(value: Any) -> Any:
+    """A chain's inputs or outputs as recorded: the messages among them (a graph state's
+    ``messages``, a prompt's value) with the inline payloads of their media parts (a base64 image)
+    noted by kind and size, as a generation's input's are; ``value`` itself when none has media
+    parts (the common case: a look at each item, no copy)."""
+    try:
+        if type(value) is dict:
+            found: dict[str, Any] | None = None
+            for key, item in value.items():
+                kept = _noted_messages(item)
+                if kept is not item:
+                    found = found if found is not None else dict(value)
+                    found[key] = kept
+            return value if found is None else found
+        return _noted_messages(value)
+    except Exception as exc:  # recorded as it is (cut at the size limit)
+        guarded_failure("langchain.chain_value", exc)
+        return value
+
+
+def _noted_messages(item: Any) -> Any:
+    if type(item) is list:
+        if not any(map(_has_parts, item)):
+            return item
+        return [_noted_message(message) if _has_parts(message) else message for message in item]
+    return _noted_message(item) if _has_parts(item) else item
+
+
+def _has_parts(message: Any) -> bool:
+    """A message (LangChain's, or one as a dict) whose content is a list of parts."""
+    if type(message) is dict:
+        return type(message.get("content")) is list
+    return type(getattr(message, "content", None)) is list and hasattr(message, "model_dump")
+
+
+def _noted_message(message: Any) -> Any:
+    entry = message if type(message) is dict else message.model_dump(mode="json", exclude_none=True, warnings=False)
+    return without_media([entry])[0]
+
+
 def token_usage(response: Any, message: Any) -> dict[str, int] | None:
     metadata = getattr(message, "usage_metadata", None)
     if metadata:

@@ -66,3 +66,20 @@ def test_a_dict_message_s_image_is_noted_in_a_chain_s_input(traced: Traced) -> N
     assert record["input"] == {"question": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": NOTE}}]}], "k": 3}
     assert record["output"] == "seen"
+
+
+def test_a_document_given_as_text_keeps_its_text_and_one_in_base64_is_noted(traced: Traced) -> None:
+    """Anthropic's document parts: a ``text`` source's ``data`` is the document's text, a
+    ``base64`` source's is a payload."""
+    pdf = "JVBERi0xLjcK" * 200
+    llm = FakeListChatModel(responses=["two clauses"])
+    llm.invoke([HumanMessage(content=[
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Clause 1. Clause 2."}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf}},
+        {"type": "text", "text": "how many clauses?"}])])
+    (message,) = traced.one()["input"]
+    assert message["content"] == [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Clause 1. Clause 2."}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                        "data": f"<base64, {len(pdf)} chars>"}},
+        {"type": "text", "text": "how many clauses?"}]

@@ -93,7 +93,10 @@ def _parts_without_media(parts: list[Any]) -> list[Any]:
 
 def _part_without_media(part: dict[str, Any]) -> dict[str, Any]:
     """``part`` with its payload strings, at its top level or one level down (``image_url.url``,
-    ``input_audio.data``, ``file.file_data``), noted; ``part`` itself if it has none."""
+    ``input_audio.data``, ``file.file_data``), noted; ``part`` itself if it has none, or if it is
+    text (an Anthropic document's ``{"type": "text", "data": ...}`` source: its data is the text)."""
+    if part.get("type") in _TEXT_PARTS:
+        return part
     kept: dict[str, Any] | None = None
     for key, value in part.items():
         if type(value) is dict:

@@ -11,6 +11,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from . import bounds, observation, recorder
+from ._callables import Bindable as _Bindable
+from ._callables import Method as _Method
+from ._callables import Unbound as _Unbound
+from ._callables import call_target as _call_target
+from ._callables import callable_name as _callable_name
+from ._callables import iterable_coroutine as _iterable_coroutine
+from ._callables import method_descriptor as _method_descriptor
+from ._callables import receiver as _receiver
 from ._internal import count, guarded_failure
 from .context import capture_enabled
 from .interception import ReplayStop
@@ -62,6 +70,9 @@ def observe(
             return fn if fn.fget is None else fn.getter(decorate(fn.fget))  # type: ignore[return-value]
         if isinstance(fn, functools.cached_property):
             return functools.cached_property(decorate(fn.func))  # type: ignore[return-value]
+        if _method_descriptor(fn):  # a ``singledispatchmethod``...: the method it gives, on each access
+            return _Method(fn, observe(name=name or _callable_name(fn, "__qualname__"), as_type=obs_type,  # type: ignore[return-value]
+                                       capture_input=capture_input, capture_output=capture_output, **fields))
         return _Traced(fn, span_name(name or _callable_name(fn, "__qualname__"), "observed"), obs_type,
                        capture_input, capture_output, fields).wrapper()  # type: ignore[return-value]
 
@@ -174,12 +185,12 @@ class _Traced:
         fn = self.fn
         kind = _call_target(fn)
         driver: Callable[..., Any] | None = None  # a generator kind's: what ``inspect`` reads it as
-        if inspect.isasyncgenfunction(kind):
+        if inspect.iscoroutinefunction(kind) or _iterable_coroutine(kind):  # ``@types.coroutine``'s too
+            wrapped = self.coroutine_wrapper()
+        elif inspect.isasyncgenfunction(kind):
             wrapped, driver = self.starter(self.drive_async), _Traced.drive_async
         elif inspect.isgeneratorfunction(kind):
             wrapped, driver = self.starter(self.drive), _Traced.drive
-        elif inspect.iscoroutinefunction(kind):
-            wrapped = self.coroutine_wrapper()
         else:
             wrapped = self.function_wrapper()
         wrapped = functools.wraps(fn)(wrapped)
@@ -220,7 +231,7 @@ class _Traced:
         decorator of the application's, say): the same kind of object, which runs ``result`` with
         ``obs`` current and ends ``obs`` with its outcome, as if the function were of that kind.
         Never run, it ends ``obs`` when it is freed."""
-        if isinstance(result, types.CoroutineType):
+        if isinstance(result, types.CoroutineType) or _iterable_coroutine(result):  # awaited, not iterated
             follower, kind = self.coroutine_wrapper((result, obs))(), "coroutine"
         elif isinstance(result, types.GeneratorType):
             follower, kind = self.drive(result, None, obs), "generator"
@@ -348,42 +359,6 @@ class _Traced:
                 step, value = inner.athrow, thrown
 
 
-class _Unbound:
-    """The wrapper of a partial or callable instance, which a class holding it does not bind to its
-    instances (a function would be: it has ``__get__``), as the wrapped object is not. It shows the
-    wrapper function's code, defaults and annotations, so ``inspect`` still reads it as a function
-    of its kind (``iscoroutinefunction``, ``isgeneratorfunction``...), and ``__wrapped__`` for its
-    signature."""
-
-    def __init__(self, wrapper: Callable[..., Any], driver: Callable[..., Any] | None = None) -> None:
-        self.__dict__.update(wrapper.__dict__)  # ``functools.wraps``' copies: __wrapped__, __doc__...
-        for name in ("__name__", "__qualname__", "__module__", "__doc__", "__code__", "__defaults__",
-                     "__kwdefaults__", "__annotations__"):
-            setattr(self, name, getattr(wrapper, name))
-        if driver is not None:  # a generator kind's wrapper: read as what it returns runs
-            self.__code__ = driver.__code__
-        self._call = wrapper
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<observed {self.__wrapped__!r}>"
-
-
-class _Bindable(_Unbound):
-    """The wrapper of a generator or async generator function: a plain function (it calls the
-    user's at once, see ``starter``), shown as one of its kind (``inspect.isgeneratorfunction``...:
-    pytest fixtures, FastAPI dependencies and Starlette lifespans go by that), bound to an instance
-    of a class holding it as a function is."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        return self if instance is None else types.MethodType(self, instance)
-
-    def __reduce__(self) -> str:  # pickled (and copied) by name, as a function is
-        return self.__qualname__
-
-
 def _end_unrun(result: Any, obs: Observation) -> None:
     """A follower freed: end ``obs`` (once: a follower that ran ended it), and close the user's
     coroutine if it never started, as closing or cancelling it unawaited would have (else Python
@@ -398,8 +373,8 @@ class _Stream(CurrentDuring):
 
     Each step of the user's generator runs inside ``with stream:``: the observation is current
     during the step only, and the step's outcome ends it exactly once (finished or closed:
-    success with the items; closed early by its reader: interrupted, with the items; any other
-    exception: error). Nothing here raises into the generator.
+    success with the items; closed early by its reader or cancelled: interrupted, with the items
+    (WARNING); any other exception: error). Nothing here raises into the generator.
     """
 
     __slots__ = ("dropped", "ended", "items", "room", "traced")
@@ -425,8 +400,10 @@ class _Stream(CurrentDuring):
                 self.obs.set_level("WARNING", observation.STREAM_CLOSED)
             if isinstance(error, StopIteration | StopAsyncIteration | GeneratorExit):
                 self.traced.succeed(self.obs, _stream_output(self.items, self.dropped))
-            else:
-                self.traced.fail(self.obs, error)
+                return
+            if not isinstance(error, Exception) and self.items is not None:  # interrupted (cancelled):
+                self.obs.set_output(_stream_output(self.items, self.dropped))  # what it yielded, as if closed
+            self.traced.fail(self.obs, error)
         except Exception as exc:
             guarded_failure("observe.end", exc)
             self.obs.end()
@@ -450,35 +427,6 @@ def span_name(name: object, default: str) -> str:
     if isinstance(name, str):
         return name
     return default if name is None else str(name)
-
-
-def _callable_name(fn: Any, attribute: str) -> str | None:
-    """``fn``'s ``__qualname__`` or ``__name__``; a ``functools.partial`` or a property has none: its
-    function's (a property's getter). None past 64 wrappers (one that wraps itself, say)."""
-    for _ in range(64):
-        if isinstance(fn, functools.partial | functools.cached_property):
-            fn = fn.func
-        elif isinstance(fn, property) and fn.fget is not None:
-            fn = fn.fget
-        else:
-            return getattr(fn, attribute, None)
-    return None
-
-
-def _receiver(signature: inspect.Signature | None) -> str | None:
-    """The first parameter when it is ``self`` or ``cls`` (a method's receiver), left out of the
-    recorded input; a later parameter so named is an argument like any other."""
-    first = next(iter(signature.parameters), None) if signature is not None else None
-    return first if first in ("self", "cls") else None
-
-
-def _call_target(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """What decides the kind of call ``fn`` makes: ``fn`` itself, or for an object with ``__call__``
-    (not a function, method or partial, which ``inspect`` reads directly) that method: an object
-    whose ``__call__`` is a coroutine function returns a coroutine, whose run is the observation."""
-    if inspect.isroutine(fn) or isinstance(fn, functools.partial | type) or not callable(fn):
-        return fn
-    return type(fn).__call__  # type: ignore[no-any-return, operator]
 
 
 def _stream_output(items: list[Any] | None, dropped: int = 0) -> Any:

@@ -12,8 +12,16 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, Status, StatusCode, get_current_span, set_span_in_context
 
-from . import bounds, schema
-from ._internal import count, guarded_failure
+from ._ended import (
+    CONTENT_FIELDS,
+    DEFERRED,
+    LATE,
+    plain_fields,
+    resolved_fields,
+    settled_attributes,
+    with_doc_count,
+)
+from ._internal import count, guarded_failure, log_once
 from .context import capture_enabled, reset_block
 from .runtime import state
 from .spans import ObservationSpan
@@ -55,14 +63,10 @@ TYPE_FIELDS: dict[ObservationType, frozenset[str]] = {
     ObservationType.GUARDRAIL: frozenset({"passed", "modified", "reason"}),
 }
 COMMON_FIELDS = frozenset({"input", "output", "metadata", "level", "status_message", "version", "prompt"})
-#: Key under which ``defer`` keeps callables that compute more fields when the observation ends.
-DEFERRED = "__deferred__"
-#: Key under which ``defer(..., late=True)`` keeps those computed on the pipeline thread.
-LATE = "__late__"
+#: Every field ``update`` records (``schema.observation_attributes`` exports each of them).
+FIELDS = COMMON_FIELDS.union(*TYPE_FIELDS.values())
 #: The levels Langfuse accepts.
 LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
-#: Fields that carry user content; not recorded while content capture is off.
-CONTENT_FIELDS = frozenset({"input", "output", "query", "documents", "arguments", "result"})
 
 
 class Observation:
@@ -160,7 +164,8 @@ class Observation:
     def update(self, **fields: Any) -> Observation:
         """Record typed fields: ``model``, ``usage``, ``cost``, ``prompt``, ``metadata``, ``documents`` ...
 
-        ``metadata`` merges into earlier metadata; ``None`` values are ignored.
+        ``metadata`` merges into earlier metadata; ``None`` values are ignored. A name that is no
+        field (``FIELDS``) is left out, counted as ``fields_unknown``.
         """
         if self._ended:
             return self
@@ -175,8 +180,12 @@ class Observation:
             elif key == "error":  # a tool's error (DESIGN: tool fields): the observation failed
                 if value is not False and not (isinstance(value, str) and not value):
                     self.record_error(value if isinstance(value, BaseException) else str(value))
-            else:
+            elif key in FIELDS:
                 self._fields[key] = _snapshot(value)
+            else:  # nothing would export it: not held, and said (a misspelt ``usage``, say)
+                count("fields_unknown")
+                log_once(f"field_unknown:{key}", "autotrace: %r is not an observation field; left out "
+                         "(counted as fields_unknown)", key[:64])
         return self
 
     def _merge_metadata(self, value: Any) -> None:
@@ -277,10 +286,10 @@ class Observation:
             if span.is_recording():
                 fields = resolved_fields(self._fields, DEFERRED)
                 if self.type is ObservationType.RETRIEVER and "doc_count" not in fields:
-                    fields = _with_doc_count(fields)
+                    fields = with_doc_count(fields)
                 max_bytes = state.max_value_bytes
                 if type(span) is ObservationSpan:
-                    span.hand_over(settled_attributes, self.type.value, _plain(fields, max_bytes), max_bytes)
+                    span.hand_over(settled_attributes, self.type.value, plain_fields(fields, max_bytes), max_bytes)
                 else:
                     span.set_attributes(settled_attributes(self.type.value, fields, max_bytes))
         except Exception as exc:  # the span still ends, with what it has
@@ -445,58 +454,3 @@ def _snapshot(value: Any) -> Any:
     if type(value) is dict:
         return dict(value)
     return value
-
-
-def _with_doc_count(fields: dict[str, Any]) -> dict[str, Any]:
-    """A retrieval's fields with ``doc_count`` when its documents (or output) are a list given
-    without their count (``start_retrieval(...).set_output(docs)``, ``observe(as_type="retriever")``)."""
-    found = fields.get("documents")
-    found = fields.get("output") if found is None else found
-    return {**fields, "doc_count": len(found)} if type(found) in (list, tuple) else fields
-
-
-def _plain(fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
-    """``fields`` as the pipeline thread gets them: the content (the caller's data, which may change
-    once the observation has ended) as the text it is exported as (``schema.serialize_io``),
-    already bounded (``bounds.hold``: the limit plus a margin, so that redaction sees whole a secret
-    the cut at the limit would split), so a waiting span never holds much more than an exported one.
-
-    A new dict: what is left in it is mostly strings, numbers and small dicts of them, which the
-    garbage collector never visits, so a span waiting in the queue adds about one dict to its
-    collections (a callable holding the stream's state added ten, and frequent full collections)."""
-    plain = {}
-    for key, value in fields.items():
-        if key in CONTENT_FIELDS and value is not None:
-            value = bounds.hold(value if isinstance(value, str) else schema.serialize_io(value), max_value_bytes)
-        plain[key] = value
-    return plain
-
-
-def settled_attributes(obs_type: str, fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
-    """An ended observation's span attributes, its late fields computed first."""
-    return schema.observation_attributes(obs_type, resolved_fields(fields, LATE), max_value_bytes)
-
-
-def resolved_fields(fields: dict[str, Any], key: str) -> dict[str, Any]:
-    """The fields with the computations kept under ``key`` (``DEFERRED`` or ``LATE``) applied, in a
-    new dict if there are any; content capture rules still hold. They never replace a field set
-    before; their metadata merges into the metadata, key by key (a key set before is kept)."""
-    deferred = fields.get(key)
-    if not deferred:
-        return fields
-    result = dict(fields)
-    del result[key]
-    for compute, args, capture in deferred:
-        try:
-            computed = compute(*args)
-        except Exception as exc:  # an extractor bug loses those fields, never the observation
-            guarded_failure("deferred_fields", exc)
-            continue
-        for key, value in computed.items():
-            if value is None or (not capture and key in CONTENT_FIELDS):
-                continue
-            if key not in result:
-                result[key] = value
-            elif key == "metadata" and type(value) is dict and type(result[key]) is dict:
-                result[key] = {**value, **result[key]}
-    return result

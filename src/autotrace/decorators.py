@@ -20,11 +20,11 @@ from ._callables import iterable_coroutine as _iterable_coroutine
 from ._callables import method_descriptor as _method_descriptor
 from ._callables import receiver as _receiver
 from ._internal import count, guarded_failure
-from .context import capture_enabled
+from .context import capture_enabled, current_tenant, tenant
 from .interception import ReplayStop
 from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
 from .runtime import state
-from .scores import evaluation_target, note_evaluation, score_evaluation
+from .scores import evaluation_target, note_evaluation, score_evaluation, started_tenant
 
 __all__ = ["observe", "span_name", "traced_tool"]
 
@@ -109,7 +109,12 @@ class _Traced:
     def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
         try:
             target = evaluation_target(args, kwargs) if self.obs_type is ObservationType.EVALUATOR else None
-            obs = recorder.start(self.obs_type, self.name)
+            owner = started_tenant(target) if target is not None else None
+            if owner is not None and owner != current_tenant():  # an evaluator of another tenant's work
+                with tenant(owner):  # is that tenant's (it reads that work): under its span, or a trace of its own
+                    obs = recorder.start(self.obs_type, self.name)
+            else:
+                obs = recorder.start(self.obs_type, self.name)
             if target is not None:
                 note_evaluation(obs, target)
             if self.fields:

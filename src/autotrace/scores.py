@@ -129,11 +129,12 @@ def score_observation(obs: Observation, name: str, value: ScoreValue, data_type:
     it (and its trace) has ended and the current scope is another tenant's or none."""
     if unsampled(obs):
         return None
-    return _guarded(name, value, obs.trace_id, obs.id, data_type, comment, None, _tenant_of(obs))
+    return _guarded(name, value, obs.trace_id, obs.id, data_type, comment, None, started_tenant(obs))
 
 
-def _tenant_of(obs: Observation) -> str | None:
-    """The tenant the observation's span started with (kept on the span by the pipeline)."""
+def started_tenant(obs: Observation) -> str | None:
+    """The tenant the observation's span started with (kept on the span by the pipeline); None if
+    it started with none, or before ``install()``."""
     return getattr(obs.span, "_autotrace_tenant", None)
 
 
@@ -167,7 +168,7 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
             return None
         trace_id = obs.trace_id
         if observation_id is None or observation_id == obs.id:
-            started_with = _tenant_of(obs)
+            started_with = started_tenant(obs)
         observation_id = observation_id or obs.id
     if not isinstance(trace_id, str) or _TRACE_ID.fullmatch(trace_id) is None or int(trace_id, 16) == 0:
         raise _Invalid("trace_id must be a trace id of 32 hex digits")
@@ -230,7 +231,7 @@ def note_evaluation(obs: Observation, target: Observation) -> None:
     """``obs`` (an evaluator's) evaluates ``target``: named in its metadata; its score goes where
     ``target`` went, even once ``target`` (and its trace) ended (``score_evaluation``)."""
     obs.update(metadata={"evaluates": target.id, "evaluates_trace": target.trace_id})
-    _EVALUATED[obs] = _tenant_of(target)
+    _EVALUATED[obs] = started_tenant(target)
 
 
 def score_evaluation(name: str, obs: Observation, output: Any) -> None:

@@ -393,14 +393,36 @@ def aio_client_interceptors(target: str | None = None) -> list[Any]:
     return [_AioUnaryUnary(target), _AioUnaryStream(target), _AioStreamUnary(target), _AioStreamStream(target)]
 
 
-def instrument_channel(channel: grpc.Channel, target: str | None = None) -> grpc.Channel:
-    """Trace a synchronous channel created before ``install()`` (a channel this already traces,
-    such as one created after ``install()``, also under the application's own interceptors, is
-    returned as it is). ``target``: the one the channel was created with; without it, calls
-    carry the tenant only if ``tenant_baggage`` is ``all``."""
+def instrument_channel(channel: Any, target: str | None = None) -> Any:
+    """Trace a channel created before ``install()`` (a channel this already traces, such as one
+    created after ``install()``, also under the application's own interceptors, is returned as it
+    is). ``target``: the one the channel was created with; without it, calls carry the tenant only
+    if ``tenant_baggage`` is ``all``. A ``grpc.aio`` channel is traced in place (see ``_instrument_aio``)."""
+    if isinstance(channel, grpc.aio.Channel):
+        return _instrument_aio(channel, target)
     if _traced(channel):
         return channel
     return grpc.intercept_channel(channel, ClientInterceptor(target))
+
+
+#: Where a ``grpc.aio`` channel keeps the interceptors it was created with, one list per call kind
+#: (in ``aio_client_interceptors``' order); its stubs share these lists.
+_AIO_KINDS = ("_unary_unary_interceptors", "_unary_stream_interceptors", "_stream_unary_interceptors",
+              "_stream_stream_interceptors")
+
+
+def _instrument_aio(channel: Any, target: str | None) -> Any:
+    """The ``grpc.aio`` channel, its calls traced from now on, also through stubs made before: it
+    takes interceptors only when created (``grpc.intercept_channel`` makes a sync channel of it,
+    whose every call failed), so ours are added after its own, as ``install()`` adds them."""
+    try:
+        kinds = [getattr(channel, name) for name in _AIO_KINDS]
+        if not any(isinstance(interceptor, _AioClient) for kind in kinds for interceptor in kind):
+            for kind, interceptor in zip(kinds, aio_client_interceptors(target), strict=True):
+                kind.append(interceptor)
+    except Exception as exc:  # a grpc that keeps them otherwise: the channel stays untraced
+        guarded_failure("grpc.aio_channel", exc)
+    return channel
 
 
 _MAX_WRAPPED = 64  # channels looked through, to stop at a loop

@@ -12,6 +12,7 @@ import gc
 import inspect
 from collections import namedtuple
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from types import GeneratorType
 from typing import Any
 
 import grpc
@@ -182,7 +183,13 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
                             item = await responses.__anext__()
                         except StopAsyncIteration:
                             break
-                    yield item
+                    try:
+                        yield item
+                    except GeneratorExit:  # grpc dropped the stream (its call ended): the cleanup is the call's
+                        if inspect.isasyncgen(responses):  # closed now, as it would be once dropped
+                            with _current(call.obs, call.tenant, call.baggage):
+                                await responses.aclose()
+                        raise
             except BaseException as error:
                 call.close(servicer_context, error)
                 raise
@@ -289,7 +296,8 @@ def _stream(responses: Any, call: _ServerCall, servicer_context: Any, ends_at_no
     calls ``next`` on it, so a list fails the call (UNKNOWN): that error, grpc's own, is raised
     here, where it is recorded, and the call fails as it would untraced. The sync server ends
     the call at a None item (``ends_at_none``), with the status set so far, reading no further.
-    Not ``close_at_end``: the span ends with the call (``_close_when_done``), or on an error."""
+    Not ``close_at_end``: the span ends with the call (``_close_when_done``), or on an error. A
+    stream grpc drops (its call ended) closes the handler's generator in the call's scope first."""
     try:
         while True:
             # the span and tenant again per item: grpc.aio reads sync streams on its thread pool
@@ -300,7 +308,13 @@ def _stream(responses: Any, call: _ServerCall, servicer_context: Any, ends_at_no
                     break
             if item is None and ends_at_none:
                 call.close(servicer_context)
-            yield item
+            try:
+                yield item
+            except GeneratorExit:  # grpc dropped the stream (its call ended): the cleanup is the call's
+                if isinstance(responses, GeneratorType):  # closed now, as it would be once dropped
+                    with _current(call.obs, call.tenant, call.baggage):
+                        responses.close()
+                raise
     except BaseException as error:
         call.close(servicer_context, error)
         raise
@@ -401,6 +415,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
         self.tenant_from_call = _resolver(tenant_from_call)
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
+        if untraced(handler_call_details.method):  # also when grpc rejects it: no span at all
+            return continuation(handler_call_details)
         try:
             handler = continuation(handler_call_details)
         except Exception as error:  # an interceptor after ours failed: grpc rejects the call
@@ -409,8 +425,6 @@ class ServerInterceptor(grpc.ServerInterceptor):
         if handler is None:  # no handler for the method: grpc rejects the call
             _rejected(handler_call_details)
             return None
-        if untraced(handler_call_details.method):
-            return handler
         return _wrap_handler(handler, handler_call_details, False, self.tenant_from_call)
 
 
@@ -430,6 +444,8 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         if self.isolate:
             _forget_inherited()
+        if untraced(handler_call_details.method):
+            return await continuation(handler_call_details)
         try:
             handler = await continuation(handler_call_details)
         except Exception as error:
@@ -438,8 +454,6 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             _rejected(handler_call_details)
             return None
-        if untraced(handler_call_details.method):
-            return handler
         return _wrap_handler(handler, handler_call_details, True, self.tenant_from_call)
 
 

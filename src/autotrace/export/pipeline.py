@@ -160,7 +160,7 @@ class SpanPipeline(SpanProcessor):
                 count("spans_dropped.inside_export")
                 return
             if span.parent is None or span.parent.is_remote:
-                self.tenants.trace_ended(span.context.trace_id)  # type: ignore[union-attr]
+                self.tenants.trace_ended(span.context.trace_id, span.context.span_id)  # type: ignore[union-attr]
             queue = self._queue
             if len(queue) >= self._max_queue:  # 0 once shut down
                 if self._closing:

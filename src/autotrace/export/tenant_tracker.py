@@ -33,8 +33,9 @@ class TenantTracker:
         # single dict operations are atomic under the GIL; insertion order gives the oldest entry
         self._spans: dict[int, str] = {}  # span id -> tenant, from its start until it is finalised
         self._evicted: dict[int, None] = {}  # span ids whose tenant was evicted: dropped, never misrouted
-        #: trace id -> the tenant of its live local roots (_AMBIGUOUS if they differ): for scores only
-        self._traces: dict[int, str] = {}
+        #: trace id -> the tenant of its live local roots (_AMBIGUOUS if they differ) and how many
+        #: of them are live (a gRPC client's span and its in-process server's): for scores only
+        self._traces: dict[int, tuple[str, int]] = {}
         #: The tracker taken over, asked about spans this one does not know (one level only)
         self._previous: TenantTracker | None = None
 
@@ -86,7 +87,8 @@ class TenantTracker:
 
     def _root_of(self, trace_id: int, tenant: str) -> None:
         known = self._traces.get(trace_id)
-        self._traces[trace_id] = tenant if known is None or known == tenant else _AMBIGUOUS
+        self._traces[trace_id] = (tenant, 1) if known is None else (
+            known[0] if known[0] == tenant else _AMBIGUOUS, known[1] + 1)
         if len(self._traces) > _MAX_TRACKED_TRACES:
             _evict_oldest(self._traces, "tenant_traces_evicted")
 
@@ -131,10 +133,19 @@ class TenantTracker:
 
     def known(self, trace_id: int) -> str | None:
         """The tenant of a live trace's local root(s), if they agree."""
-        return self._traces.get(trace_id) or None
+        known = self._traces.get(trace_id)
+        return known[0] or None if known is not None else None
 
-    def trace_ended(self, trace_id: int) -> None:
-        self._traces.pop(trace_id, None)
+    def trace_ended(self, trace_id: int, span_id: int) -> None:
+        """A local root of the trace ended: the trace is forgotten once its last one with a tenant has."""
+        known = self._traces.get(trace_id)
+        if known is None or (span_id not in self._spans and (
+                self._previous is None or span_id not in self._previous._spans)):
+            return  # a root that started with no tenant: never counted
+        if known[1] > 1:
+            self._traces[trace_id] = (known[0], known[1] - 1)
+        else:
+            self._traces.pop(trace_id, None)
 
 
 def _evict_oldest(entries: dict[int, Any], counter: str | None) -> int | None:

@@ -7,7 +7,7 @@ import threading
 from collections import deque
 
 from .._internal import guarded_failure
-from .credentials import Credentials, CredentialsResolver
+from .credentials import Credentials, CredentialsResolver, to_credentials
 from .workers import WorkerPool
 
 #: A lookup's outcome: the credentials, or None with whether the resolver raised (rather than
@@ -47,7 +47,9 @@ class Lookups:
             credentials: Credentials | None = None
             failed = False
             try:
-                credentials = self.resolver.resolve(tenant) if self.resolver is not None else None
+                # a user's resolver may answer as a callable may (a mapping, a pair) or with anything
+                # else, which is a failed lookup, never a crash of the pipeline thread applying it
+                credentials = to_credentials(self.resolver.resolve(tenant)) if self.resolver is not None else None
             except Exception as exc:
                 failed = True
                 guarded_failure("credentials", exc)

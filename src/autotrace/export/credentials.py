@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -81,9 +82,14 @@ class LookupFailed(Exception):
 
 
 def to_credentials(value: Any) -> Credentials | None:
-    """Accept ``Credentials``, a mapping with public_key/secret_key[/host], or a (public, secret) pair."""
+    """Accept ``Credentials``, a mapping with public_key/secret_key[/host], or a (public, secret) pair.
+    A coroutine (an ``async`` lookup) is closed, never awaited: lookups run on export threads."""
     if value is None or isinstance(value, Credentials):
         return value
+    if inspect.isawaitable(value):
+        if inspect.iscoroutine(value):
+            value.close()  # else "never awaited" warnings, one per lookup
+        raise CredentialsError("the credentials lookup returned an awaitable: give a function that is not async")
     if isinstance(value, Mapping):
         return Credentials(value.get("public_key"), value.get("secret_key"), value.get("host"))  # type: ignore[arg-type]
     if isinstance(value, tuple | list) and len(value) in (2, 3):
@@ -189,7 +195,8 @@ class FileCredentials(_Counted):
     Reloaded when the file changes (checked at most every ``reload_interval`` seconds): its size,
     modification time, inode or change time (which no tool can set back, so a rotation deployed with
     the old timestamp, or within one tick of a coarse clock, is seen too). An invalid file keeps the
-    last good mapping.
+    last good mapping; invalid too: a key given twice (JSON as TOML), a tenant's field other than
+    ``public_key``, ``secret_key`` or ``secret_key_env`` (one of the two), ``host``.
     """
 
     def __init__(self, path: str | Path, reload_interval: float = 5.0, clock: Clock = time.monotonic,
@@ -229,7 +236,8 @@ class FileCredentials(_Counted):
     def _parse(self, raw: bytes) -> dict[str, Credentials | None]:
         """Each tenant's keys; None for one whose secret's variable is unset (not an unknown tenant)."""
         text = raw.decode("utf-8")
-        data = json.loads(text) if self.path.suffix.lower() == ".json" else tomllib.loads(text)
+        json_file = self.path.suffix.lower() == ".json"
+        data = json.loads(text, object_pairs_hook=_unique_keys) if json_file else tomllib.loads(text)
         tenants = data.get("tenants") if isinstance(data, dict) else None
         if not isinstance(tenants, dict):
             raise CredentialsError("expected a 'tenants' table")
@@ -237,10 +245,11 @@ class FileCredentials(_Counted):
         for tenant, entry in tenants.items():
             if not isinstance(entry, dict):
                 raise CredentialsError(f"tenant {tenant!r} must be a table")
+            _check_entry(tenant, entry)
             secret = entry.get("secret_key")
             env_name = entry.get("secret_key_env")
             if env_name is not None:
-                secret = _variable(self._environ, str(env_name))
+                secret = _variable(self._environ, env_name)
                 if not secret:
                     log_once(f"credentials_env:{env_name}", "autotrace: environment variable %s (secret of tenant "
                              "%r) is not set; that tenant is not exported", env_name, tenant)
@@ -276,6 +285,35 @@ class FileCredentials(_Counted):
             raise LookupFailed(f"credentials file {self.path} not read yet" if not read
                                else f"the variable of tenant {tenant!r}'s secret is not set")
         return self._note(found)
+
+
+#: What a tenant's table in a credentials file may hold.
+_ENTRY_FIELDS = ("public_key", "secret_key", "secret_key_env", "host")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a tenant or a field given twice is refused, as
+    TOML refuses it, rather than the last one silently taken."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise CredentialsError(f"key {key!r} is given twice in one object")
+        found[key] = value
+    return found
+
+
+def _check_entry(tenant: str, entry: Mapping[str, Any]) -> None:
+    """Refuse a tenant's table with a field no reader knows (``hots``: its keys would go to the
+    default host, not the tenant's), or with its secret given two ways."""
+    unknown = [name for name in entry if name not in _ENTRY_FIELDS]
+    if unknown:
+        raise CredentialsError(f"tenant {tenant!r} has unknown field(s) {', '.join(map(repr, unknown))}; "
+                               f"valid: {', '.join(_ENTRY_FIELDS)}")
+    if "secret_key" in entry and "secret_key_env" in entry:
+        raise CredentialsError(f"tenant {tenant!r} gives both secret_key and secret_key_env: give one")
+    env_name = entry.get("secret_key_env")
+    if env_name is not None and (not isinstance(env_name, str) or not env_name.strip()):
+        raise CredentialsError(f"tenant {tenant!r}: secret_key_env must name an environment variable")
 
 
 def _safe_reason(exc: BaseException) -> str:
@@ -438,10 +476,16 @@ def coerce_resolver(value: Any) -> CredentialsResolver:
     if isinstance(value, str | Path):  # before the protocol check: Path has a resolve() of its own
         return FileCredentials(value)
     if isinstance(value, CredentialsResolver) and not isinstance(value, type):
+        if inspect.iscoroutinefunction(value.resolve):
+            raise CredentialsError("the resolver's resolve() is async: it is called on export threads, "
+                                   "give a plain method")
         return value
     if isinstance(value, Mapping):
         return StaticCredentials(value)
     if callable(value):
+        if inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(type(value).__call__):
+            raise CredentialsError("the credentials function is async: it is called on export threads, "
+                                   "give a plain function (wrap an async client with asyncio.run_coroutine_threadsafe)")
         return CallableCredentials(value)
     raise CredentialsError(f"credentials must be a mapping, a file path, a callable or a resolver, "
                            f"not {type(value).__name__}")

@@ -16,9 +16,17 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 from .connections import ConnectionPool
-from .credentials import Credentials, CredentialsResolver, LookupFailed, known_tenants
+from .credentials import (
+    Credentials,
+    CredentialsError,
+    CredentialsResolver,
+    LookupFailed,
+    known_tenants,
+    to_credentials,
+)
 from .langfuse import OTLP_PATH, LangfuseSink
 from .otlp_http import HttpTarget
 from .sink import OK, SinkResult
@@ -80,6 +88,12 @@ def check_keys(name: str, credentials: Credentials | LookupFailed | None, defaul
         return KeyCheck(name, "missing", "no keys found for this tenant")
     if isinstance(credentials, LookupFailed):
         return KeyCheck(name, "failed", f"the credentials lookup failed ({credentials})")
+    try:  # a resolver of the user's may answer as a callable may (a mapping, a pair), or with junk
+        credentials = to_credentials(credentials)
+    except CredentialsError as exc:
+        return KeyCheck(name, "failed", f"the credentials lookup answered no key pair ({exc})")
+    if credentials is None:
+        return KeyCheck(name, "missing", "no keys found for this tenant")
     host = (credentials.host or default_host or "").rstrip("/")
     if not host:
         return KeyCheck(name, "failed", "no Langfuse host (LANGFUSE_HOST, or the tenant's own host)",
@@ -159,8 +173,27 @@ def sharing_a_project(checks: Sequence[KeyCheck]) -> list[list[str]]:
     groups: dict[tuple[str | None, str | None], list[str]] = {}
     for check in checks:
         if check.ok:
-            groups.setdefault((check.host, check.project_id or check.public_key), []).append(check.name)
+            groups.setdefault((_origin(check.host), check.project_id or check.public_key), []).append(check.name)
     return [names for names in groups.values() if len(names) > 1]
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(host: str | None) -> str | None:
+    """``host`` as the server it reaches: scheme and name in lower case, the scheme's default port
+    left out, no trailing slash (``https://LF.example.com:443/`` is ``https://lf.example.com``)."""
+    if host is None:
+        return None
+    try:
+        parts = urlsplit(host)
+        port = parts.port
+    except ValueError:
+        return host
+    scheme = parts.scheme.lower()
+    shown = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    netloc = shown if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{shown}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 def tenants_to_check(resolver: CredentialsResolver | None, named: Sequence[str], limit: int) -> tuple[list[str], int]:

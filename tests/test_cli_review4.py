@@ -53,3 +53,16 @@ def test_an_empty_db_is_a_usage_error_not_the_default_store(tmp_path: Path, argv
     command = "autotrace" if argv[0] == "--db" else f"autotrace {argv[0]}"
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.splitlines()[-1] == f"{command}: error: argument --db: must not be empty"
+
+
+def test_a_resolver_raising_any_error_is_that_tenants_failed_check_never_its_message() -> None:
+    """``autotrace check`` goes on with the other tenants; the message (which may hold a secret) is not shown."""
+    from autotrace.commands import _looked_up
+    from autotrace.export.credentials import LookupFailed
+
+    class Store:
+        def resolve(self, tenant: str) -> None:
+            raise KeyError(f"sk-lf-secret-of-{tenant}")
+
+    found = _looked_up(Store(), "acme")
+    assert isinstance(found, LookupFailed) and str(found) == "the resolver raised KeyError"

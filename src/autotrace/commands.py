@@ -66,6 +66,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not command[0]:  # as a shell says it (``execve`` would raise a ValueError here)
         print("autotrace run: cannot run '': No such file or directory", file=sys.stderr)
         return 127
+    from .diagnostics import unactivated_by
+
+    if (why := unactivated_by(command)) is not None:  # Python would not read the bootstrap: never silently
+        print(f"autotrace run: {why}", file=sys.stderr)
     numbers = [getattr(signal, name) for name in _IGNORED_BY_PYTHON if hasattr(signal, name)]
     previous = [(number, signal.signal(number, signal.SIG_DFL)) for number in numbers]
     try:
@@ -220,7 +224,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _looked_up(resolver: Any, tenant: str) -> Any:
-    """``resolver``'s keys for ``tenant`` (None: none), or the ``LookupFailed`` it raised."""
+    """``resolver``'s keys for ``tenant`` (None: none), or the ``LookupFailed`` it raised; any other
+    error of a resolver of the user's is that tenant's failed check (named by its type alone: its
+    message may hold a secret), never the end of the others'."""
     from .export.credentials import LookupFailed
 
     if resolver is None:
@@ -229,6 +235,8 @@ def _looked_up(resolver: Any, tenant: str) -> Any:
         return resolver.resolve(tenant)
     except LookupFailed as exc:
         return exc
+    except Exception as exc:
+        return LookupFailed(f"the resolver raised {type(exc).__name__}")
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -68,19 +68,19 @@ def tenant(tenant_id: str) -> Iterator[str]:
     started, serving every tenant's jobs), the block starts a trace of its own, without that
     trace's attributes: a span under the other tenant's would go to that tenant's project."""
     token = set_tenant(tenant_id)
-    left = _out_of_other_tenants_trace(tenant_id)
+    left = leave_other_tenants_trace(tenant_id)
     try:
         yield tenant_id
     finally:
         if left is not None:
-            _back_in_trace(left)
+            back_in_trace(left)
         reset_block(token)
 
 
-_Left = tuple[object, Token[dict[str, Any] | None]]
+Left = tuple[object, Token[dict[str, Any] | None]]
 
 
-def _out_of_other_tenants_trace(tenant_id: str) -> _Left | None:
+def leave_other_tenants_trace(tenant_id: str) -> Left | None:
     """No current span, nor trace attributes, when the current span is of another tenant than
     ``tenant_id`` (counted as ``tenant_new_trace``); None when it is not."""
     owner = getattr(get_current_span(), "_autotrace_tenant", None)  # set when the span started
@@ -95,7 +95,7 @@ def _out_of_other_tenants_trace(tenant_id: str) -> _Left | None:
     return attached, _trace_attrs.set(None)
 
 
-def _back_in_trace(left: _Left) -> None:
+def back_in_trace(left: Left) -> None:
     from .observation import restore_context  # (it imports this module)
 
     attached, attrs = left

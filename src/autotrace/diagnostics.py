@@ -13,7 +13,9 @@ import importlib.metadata
 import logging
 import os
 import platform
-from collections.abc import Iterator, Mapping
+import re
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,6 +28,9 @@ READY, PARTIAL, FAILED, UNSUPPORTED, ABSENT, OFF, FOUND = (
 PROBLEMS = frozenset({PARTIAL, FAILED, UNSUPPORTED})
 #: Tenants named in the report at most (the rest are counted).
 _SHOWN_TENANTS = 20
+#: Python's options under which ``autotrace run`` cannot activate: what each leaves unread.
+_UNACTIVATED = {"I": "reads no PYTHONPATH", "E": "reads no PYTHONPATH", "S": "imports no site module"}
+_PYTHON = re.compile(r"(python|pypy)[0-9.]*(\.exe)?", re.IGNORECASE)
 
 
 @dataclasses.dataclass
@@ -188,3 +193,60 @@ def _try_patching(integration: Any, found: IntegrationStatus) -> None:
         found.detail = f"{patched}; not patched: {'; '.join(found.not_patched)}"
     else:
         found.detail = patched
+
+
+def unactivated_by(command: Sequence[str]) -> str | None:
+    """Why ``autotrace run`` cannot activate in ``command`` (``PYTHONPATH``'s ``sitecustomize``), or
+    None: a Python interpreter run with ``-I``, ``-E`` or ``-S``, named in the command (also after
+    ``env``) or in the ``#!`` line of the script it names (``#!/usr/bin/python3 -Es``)."""
+    words = list(command)
+    if not _PYTHON.fullmatch(os.path.basename(words[0])) and os.path.basename(words[0]) != "env":
+        words = _shebang(words[0])
+    if words and os.path.basename(words[0]) == "env":  # ``env X=1 python -E``, ``#!/usr/bin/env -S python3 -E``
+        words = _after_env(words[1:])
+    if not words or not _PYTHON.fullmatch(os.path.basename(words[0])):
+        return None
+    for letter in _options(words[1:]):
+        if letter in _UNACTIVATED:
+            return (f"{os.path.basename(words[0])} -{letter} {_UNACTIVATED[letter]}, so the program runs "
+                    "untraced (call autotrace.install() in it instead)")
+    return None
+
+
+def _shebang(program: str) -> list[str]:
+    """The words of the ``#!`` line of ``program`` (found on ``PATH`` as ``exec`` would), if any."""
+    path = program if os.sep in program else shutil.which(program)
+    try:
+        with open(path or program, "rb") as file:
+            line = file.readline(512)
+    except OSError:
+        return []
+    return line[2:].decode("utf-8", "replace").split() if line.startswith(b"#!") else []
+
+
+def _after_env(words: list[str]) -> list[str]:
+    """The command ``env`` runs: its words after ``env``'s own options and variable assignments."""
+    for index, word in enumerate(words):
+        if not word.startswith("-") and "=" not in word:
+            return words[index:]
+    return []
+
+
+def _options(arguments: Sequence[str]) -> Iterator[str]:
+    """The interpreter's one-letter options, up to the program (script, ``-c`` or ``-m``)."""
+    remaining = iter(arguments)
+    for argument in remaining:
+        if argument in ("-", "--") or not argument.startswith("-"):
+            return
+        if argument.startswith("--"):
+            if argument == "--check-hash-based-pycs":
+                next(remaining, None)
+            continue
+        for index, letter in enumerate(argument[1:], 1):
+            if letter in "cm":
+                return
+            if letter in "WX":  # its value is the rest of the word, or the next word
+                if index == len(argument) - 1:
+                    next(remaining, None)
+                break
+            yield letter

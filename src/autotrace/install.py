@@ -20,7 +20,7 @@ from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
-from . import recorder, sigterm
+from . import _process_exit, recorder, sigterm
 from ._internal import count, guarded_failure, log_once, logger
 from .config import ConfigError, Settings, load_settings, read_prices
 from .export.credentials import CredentialsError, CredentialsResolver, coerce_resolver
@@ -46,36 +46,13 @@ _atexit_registered = False
 #: ``fork`` waits at most this long for an install or uninstall under way on another thread.
 _FORK_WAIT = 15.0
 _held_for_fork = False
-_multiprocessing_hooked = False
 
 
 def _before_fork() -> None:
     """No install or uninstall is half done in a forked child: ``fork`` waits for the one under way."""
     global _held_for_fork
-    _hook_multiprocessing()
+    _process_exit.hook_forks(_at_exit)
     _held_for_fork = _lock.acquire(timeout=_FORK_WAIT)
-
-
-def _hook_multiprocessing() -> None:
-    """A process ``multiprocessing`` forks ends by ``os._exit``, which runs no ``atexit``: have it
-    run the exit export anyway, at its own exit hook (once per process; its forks inherit this)."""
-    global _multiprocessing_hooked
-    util = sys.modules.get("multiprocessing.util")  # never imported here: only if the application did
-    if _multiprocessing_hooked or util is None:
-        return
-    try:
-        util.register_after_fork(_hook_multiprocessing, _export_at_multiprocessing_exit)
-        _multiprocessing_hooked = True
-    except Exception as exc:
-        guarded_failure("multiprocessing_hook", exc)
-
-
-def _export_at_multiprocessing_exit(_: object) -> None:
-    """Run by ``multiprocessing`` in a process it forked, before the target: its finalizers run at
-    that process's end, where the ``atexit`` ones would (lowest priority: after the application's)."""
-    util = sys.modules.get("multiprocessing.util")
-    if util is not None and state.settings is not None:
-        util.Finalize(None, _at_exit, exitpriority=-(2**31))
 
 
 def _after_fork_in_parent() -> None:
@@ -277,6 +254,9 @@ def install(**options: Any) -> Settings:
             pipeline.tenants.take_over(previous.tenants)  # spans the previous one saw start since the first copy
             _never_raising(previous.shutdown, "shutdown", 5.0)
         _register_at_exit()
+        if _process_exit.started_by_multiprocessing():  # one it forks ends by os._exit: no atexit
+            _process_exit.export_at_exit(_at_exit)
+        _process_exit.flush_before_exec(flush)
         if settings.flush_on_sigterm:
             sigterm.watch(flush)
         else:
@@ -358,6 +338,7 @@ def uninstall(timeout: float = 5.0) -> None:
     global _local_store
     with _lock:
         sigterm.unwatch()
+        _process_exit.restore_exec()
         _uninstrument_integrations()
         pipeline, state.pipeline = state.pipeline, None
         if pipeline is not None:

@@ -23,7 +23,15 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from ._internal import count, log_once
-from .context import reset_tenant, set_tenant, trusted_incoming_tenant, valid_tenant, without_tenant_baggage
+from .context import (
+    back_in_trace,
+    leave_other_tenants_trace,
+    reset_tenant,
+    set_tenant,
+    trusted_incoming_tenant,
+    valid_tenant,
+    without_tenant_baggage,
+)
 from .propagation import PROPAGATION_KEYS, extract
 from .runtime import state
 
@@ -90,13 +98,17 @@ def _request_context(incoming: Context) -> Context:
     return without_tenant_baggage(current)
 
 
-def _enter(incoming: Context, tenant: str | None) -> tuple[Any, Any]:
+def _enter(incoming: Context, tenant: str | None) -> tuple[Any, Any, Any]:
+    """Put the request's context and tenant in scope. Under a span of another tenant's (an outer
+    layer's, a sub-application wrapped again resolving another tenant) the request starts a trace
+    of its own, as ``autotrace.tenant`` does there: under that span it went to the other's project."""
     context_token = otel_context.attach(_request_context(incoming))
-    tenant_token = None
+    tenant_token = left = None
     if tenant is not None:
         tenant_token = set_tenant(tenant)
+        left = leave_other_tenants_trace(tenant)
         adopt_current_span(tenant)
-    return context_token, tenant_token
+    return context_token, tenant_token, left
 
 
 def adopt_current_span(tenant: str) -> None:
@@ -110,8 +122,10 @@ def adopt_current_span(tenant: str) -> None:
             pipeline.adopt(span, tenant)
 
 
-def _exit(tokens: tuple[Any, Any]) -> None:
-    context_token, tenant_token = tokens
+def _exit(tokens: tuple[Any, Any, Any]) -> None:
+    context_token, tenant_token, left = tokens
+    if left is not None:
+        back_in_trace(left)
     if tenant_token is not None:
         reset_tenant(tenant_token)
     otel_context.detach(context_token)

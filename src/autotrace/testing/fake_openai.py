@@ -61,6 +61,9 @@ class Script:
     #: Output items a Responses reply gives before its message, as the API gives them (what a
     #: hosted tool did: ``web_search_call``, ``file_search_call``, ``mcp_call`` ...).
     hosted: list[dict[str, Any]] | None = None
+    #: A chat reply's finish reason (``length``, ``content_filter`` ...): by default ``tool_calls``
+    #: for a reply with tool calls, else ``stop``.
+    finish_reason: str | None = None
 
     def input_details(self) -> dict[str, int]:
         """The usage's input details: cached tokens, and cache writes when there are any."""
@@ -316,7 +319,7 @@ class FakeOpenAI(LoopbackServer):
             {"id": f"call_{i}", "type": "function", "function": {"name": t["name"], "arguments": t["arguments"]}}
             for i, t in enumerate(script.tool_calls or [])
         ]
-        finish = "tool_calls" if tool_calls else "stop"
+        finish = script.finish_reason or ("tool_calls" if tool_calls else "stop")
         base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model, "system_fingerprint": "fp_fake",
                 **_tier(body, script)}
         if not body.get("stream"):

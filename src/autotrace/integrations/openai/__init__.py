@@ -11,7 +11,9 @@ reply as one more generation when a ``responses.retrieve`` or ``cancel`` first f
 
 One choke point per client kind is wrapped: ``SyncAPIClient.request`` and
 ``AsyncAPIClient.request``, dispatched on the request path, so ``with_raw_response`` and every
-resource method are covered alike.
+resource method are covered alike. A parse helper's call (``chat.completions.parse``,
+``responses.parse``) whose reply the SDK rejects (cut short, filtered, failing the caller's
+schema) is an error recorded with that reply, its usage and cost: the API billed it.
 
 Which instrumentation records a call (one generation per call): the outermost. If a LangChain or
 LlamaIndex generation (or embedding; for a moderation, any guardrail) observation is current, this
@@ -123,8 +125,8 @@ def _provider(client: Any) -> tuple[str, str]:
 class _Call:
     """One intercepted request: decides whether to trace it, and records what it returns."""
 
-    __slots__ = ("choices", "endpoint", "intercept", "obs", "operation", "options", "owner", "raw", "request",
-                 "stream", "swapped", "usage_added")
+    __slots__ = ("choices", "endpoint", "intercept", "kept", "obs", "operation", "options", "owner", "raw",
+                 "request", "stream", "swapped", "usage_added")
 
     def __init__(self, client: Any, options: Any, stream: bool) -> None:
         self.obs: Observation | None = None
@@ -138,7 +140,9 @@ class _Call:
         self.operation = ""
         self.raw = False
         self.intercept: Any = None
-        self.swapped: tuple[dict[str, Any], Any] | None = None
+        self.swapped: tuple[dict[str, Any], dict[str, Any]] | None = None
+        #: The reply a parse helper's post-parser was given (``_keep_reply``), once it has run.
+        self.kept: list[Any] | None = None
         try:
             self._prepare(client)
         except Exception as exc:
@@ -192,29 +196,48 @@ class _Call:
                 body = {**body, "stream_options": stream_options}
                 self.usage_added = True
         if body is not self.options.json_data:
-            self._send(body)
+            self._send("json_data", body)
+        if self.obs is not None and self.operation in _FREEZABLE and callable(getattr(self.options, "post_parser", None)):
+            self._keep_reply(self.options.post_parser)
 
-    def _send(self, body: dict[str, Any]) -> None:
-        """Have the SDK send ``body`` instead of the caller's. The SDK's ``request`` copies the
-        options it is given first and works on its copy, so the body is swapped in place and put
-        back when the call returns or raises (``put_back``) instead of copying the options model
-        here (about 20,000 instructions). The SDK builds the options per call; one that code
-        shares between concurrent calls would show the swapped body meanwhile. Options that
-        keep their fields elsewhere are copied."""
+    def _keep_reply(self, post_parser: Any) -> None:
+        """Have the post-parser of a parse helper (``chat.completions.parse``, ``responses.parse``)
+        keep the reply it is given: when it raises (a reply cut short or filtered, a schema's
+        validator failing), the reply the API sent, and billed, is recorded with the error. The
+        reply is kept in a list, not on this call: the SDK's copy of the options holds the parser."""
+        kept: list[Any] = []
+        self.kept = kept
+
+        def keeping(reply: Any) -> Any:
+            kept[:] = (reply,)  # the last reply given (a replayed one may precede the live one)
+            return post_parser(reply)
+
+        self._send("post_parser", keeping)
+
+    def _send(self, key: str, value: Any) -> None:
+        """Have the SDK use ``value`` as the options' ``key`` (the body to send, a post-parser)
+        instead of the caller's. The SDK's ``request`` copies the options it is given first and
+        works on its copy, so the field is swapped in place and put back when the call returns or
+        raises (``put_back``) instead of copying the options model here (about 20,000
+        instructions). The SDK builds the options per call; one that code shares between
+        concurrent calls would show the swapped field meanwhile. Options that keep their fields
+        elsewhere are copied."""
         options = self.options
         fields = getattr(options, "__dict__", None)
-        if type(fields) is dict and fields.get("json_data") is options.json_data:
-            self.swapped = (fields, fields["json_data"])
-            fields["json_data"] = body
+        if type(fields) is dict and key in fields and fields[key] is getattr(options, key):
+            if self.swapped is None:
+                self.swapped = (fields, {})
+            self.swapped[1].setdefault(key, fields[key])
+            fields[key] = value
         else:
             self.options = copy.copy(options)
-            self.options.json_data = body
+            setattr(self.options, key, value)
 
     def put_back(self) -> None:
-        """Give the caller's options their own body again (after the SDK is done with them)."""
+        """Give the caller's options their own fields again (after the SDK is done with them)."""
         swapped, self.swapped = self.swapped, None
         if swapped is not None:
-            swapped[0]["json_data"] = swapped[1]
+            swapped[0].update(swapped[1])
 
     def frozen(self, client: Any, cast_to: Any, stream_cls: Any) -> Any | None:
         """What a replay that froze this chat call (streamed or not, raw or parsed, made here or for
@@ -281,11 +304,16 @@ class _Call:
             parsed = result
             if self.raw:
                 if self.stream or not _read_whole(result):  # the caller reads the body: recorded when parsed
-                    if _raw.wait_for_parse(result, obs, self.operation, self.stream, self.choices, self.options):
+                    if _raw.wait_for_parse(result, obs, self.operation, self.stream, self.choices, self.options,
+                                          self.kept):
                         return result
                     parsed = None
                 else:
-                    parsed = result.parse()
+                    try:
+                        parsed = result.parse()
+                    except Exception as error:  # a parse helper's post-parser: the caller's parse raises it too
+                        self.failed(error)
+                        return result
             if parsed is not None:
                 obs.defer(_extract.response_fields, self.operation, parsed, self.options)
                 if self.operation == "responses":  # a background response: its reply comes later
@@ -325,6 +353,8 @@ class _Call:
         except Exception as exc:
             guarded_failure("openai.response", exc)
         if self.obs is not None:
+            if self.kept:  # the reply came, a parse helper rejected it: what it said and cost
+                self.obs.defer(_extract.response_fields, self.operation, self.kept[0], self.options)
             self.obs.record_error(error)
             if isinstance(error, BaseException) and error.__cause__ is not None:
                 with_cause = _replayed.with_cause(error)

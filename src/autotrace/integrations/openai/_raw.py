@@ -34,7 +34,7 @@ class RawTracking:
     """One raw response's observation, ended exactly once: when the caller has parsed the response
     (a stream ends it when the stream ends), or when the response is freed unparsed."""
 
-    __slots__ = ("audio", "choices", "done", "obs", "operation", "options", "parsed_stream", "stream")
+    __slots__ = ("audio", "choices", "done", "kept", "obs", "operation", "options", "parsed_stream", "stream")
 
     def __init__(self, obs: Observation, operation: str, stream: bool, choices: int, options: Any = None) -> None:
         self.obs = obs
@@ -47,6 +47,8 @@ class RawTracking:
         self.done = False
         #: The stream ``parse()`` gave, held weakly: its observation ends when the caller's block does.
         self.parsed_stream: weakref.ref[Any] | None = None
+        #: The reply a parse helper's post-parser was given (``_Call._keep_reply``), if any.
+        self.kept: list[Any] | None = None
 
     def parsed(self, result: Any) -> Any:
         """Record what ``parse()`` returned and hand it on; never raises."""
@@ -74,6 +76,8 @@ class RawTracking:
     def failed(self, error: BaseException) -> None:
         if not self.done:
             self.done = True
+            if self.kept:  # the reply came, a parse helper rejected it: what it said and cost
+                self.obs.defer(_extract.response_fields, self.operation, self.kept[0], self.options)
             self.obs.record_error(error)
             self.obs.end()
 
@@ -94,11 +98,13 @@ class RawTracking:
 
 
 def wait_for_parse(response: Any, obs: Observation, operation: str, stream: bool, choices: int,
-                   options: Any = None) -> bool:
-    """Have ``obs`` end when the caller parses ``response``; False, with nothing changed, if it cannot."""
+                   options: Any = None, kept: list[Any] | None = None) -> bool:
+    """Have ``obs`` end when the caller parses ``response``; False, with nothing changed, if it
+    cannot. ``kept``: where a parse helper's post-parser keeps the reply it is given."""
     if not _parseable(response):
         return False
     found = response.__dict__[_KEY] = RawTracking(obs, operation, stream, choices, options)
+    found.kept = kept
     if operation == _media.SPEECH:
         found.audio = getattr(response, "http_response", None)
     return on_parse(response, found.parsed, found.failed)

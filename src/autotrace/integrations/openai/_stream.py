@@ -5,8 +5,9 @@ integration traces carries a ``StreamTracking`` in its ``__dict__``. Tracking re
 token time, accumulates the output cheaply (``StreamState``), captures usage (hiding the
 usage-only chunk when autotrace asked for it and the caller did not), and ends the observation
 exactly once on every exit path: exhausted, ``break`` (at once: the iteration handed out is in no
-reference cycle), ``close()``, ``with``/``async with``, an exception, or abandonment (when the
-collector frees the SDK's stream, which is in a reference cycle with its own generator).
+reference cycle), ``close()``, ``with``/``async with``, an exception (a stream helper's own
+too: a parsed reply it rejects), or abandonment (when the collector frees the SDK's stream,
+which is in a reference cycle with its own generator).
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ class StreamTracking:
     """One traced stream: its observation, what it produced, and the ending, exactly once. Kept on
     the SDK's own stream object, so a stream that is dropped unfinished ends when it is freed."""
 
-    __slots__ = ("done", "obs", "state")
+    __slots__ = ("done", "helped", "obs", "state")
 
     def __init__(self, obs: Observation, state: StreamState) -> None:
         self.obs = obs
         self.state = state
         self.done = False
+        #: Whether a stream helper reads the stream (``_helper_events``): its reading ends the observation.
+        self.helped = False
 
     def finish(self, error: BaseException | None = None, interrupted: bool = False) -> None:
         """End the observation, once: with ``error``, or ``interrupted`` when the reader stopped
@@ -73,7 +76,8 @@ class StreamTracking:
         if error is None or isinstance(error, _ENDS):
             self.finish()
         elif isinstance(error, GeneratorExit):
-            self.finish(interrupted=True)
+            if not self.helped:  # else the helper's loop left: ``_helper_events`` knows why
+                self.finish(interrupted=True)
         else:
             self.finish(error)
 
@@ -155,12 +159,16 @@ def patch(patcher: Any) -> None:
             trackable.append(cls)
     _TRACKABLE = tuple(trackable) if len(trackable) == 2 else ()  # both kinds, or neither
     # the SDK's stream helpers (``client.chat.completions.stream(...)``) close the response, not
-    # the stream they read: their observation ends with them too (not when the collector runs)
-    for module, helper in (("openai.lib.streaming.chat._completions", "ChatCompletionStream"),
-                           ("openai.lib.streaming.chat._completions", "AsyncChatCompletionStream"),
-                           ("openai.lib.streaming.responses._responses", "ResponseStream"),
-                           ("openai.lib.streaming.responses._responses", "AsyncResponseStream")):
+    # the stream they read: their observation ends with them too (not when the collector runs);
+    # and they raise errors of their own (a parsed reply cut short, filtered, failing its schema)
+    for module, helper, events in (("openai.lib.streaming.chat._completions", "ChatCompletionStream", _helper_events),
+                                   ("openai.lib.streaming.chat._completions", "AsyncChatCompletionStream",
+                                    _ahelper_events),
+                                   ("openai.lib.streaming.responses._responses", "ResponseStream", _helper_events),
+                                   ("openai.lib.streaming.responses._responses", "AsyncResponseStream",
+                                    _ahelper_events)):
         patcher.wrap(module, f"{helper}.close", _helper_close, optional=True)
+        patcher.wrap(module, f"{helper}.__stream__", _helper_stream(events), optional=True)
 
 
 def _passes_through(function: Any) -> bool:
@@ -267,6 +275,49 @@ def _helper_close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     if found is None:
         return wrapped(*args, **kwargs)
     return _closed(wrapped, args, kwargs, found)
+
+
+def _helper_stream(events: Any) -> Any:
+    """The wrapper of a stream helper's ``__stream__`` (the events of all its reads: ``for``,
+    ``until_done``, ``get_final_*``): its traced stream's observation records an error the helper
+    raises itself (``LengthFinishReasonError``, a parsed reply's ``ValidationError`` ...), which
+    the stream it reads never sees (an error of that stream has ended the observation already)."""
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        found = tracking(getattr(instance, "_raw_stream", None))
+        return wrapped(*args, **kwargs) if found is None else events(wrapped(*args, **kwargs), found)
+
+    return wrapper
+
+
+def _helper_events(events: Iterator[Any], found: StreamTracking) -> Iterator[Any]:
+    """A helper's events: the observation ends with the helper's error (its loop over the stream
+    it reads is left as the error passes: ``helped``), or interrupted if the helper stops early."""
+    found.helped = True
+    try:
+        yield from events
+    except Exception as error:
+        found.finish(error)
+        raise
+    finally:
+        found.finish(interrupted=True)  # nothing if the stream ended
+
+
+async def _ahelper_events(events: AsyncIterator[Any], found: StreamTracking) -> AsyncIterator[Any]:
+    found.helped = True
+    try:
+        async for event in events:
+            yield event
+    except Exception as error:
+        found.finish(error)
+        raise
+    except GeneratorExit:  # closed by its reader: the helper's own events closed now, as ``yield from`` does
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        raise
+    finally:
+        found.finish(interrupted=True)
 
 
 def _closed(wrapped: Any, args: Any, kwargs: Any, found: StreamTracking) -> Any:

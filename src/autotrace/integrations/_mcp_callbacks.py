@@ -1,7 +1,7 @@
-"""An MCP client's callbacks for what a server sends while a request runs (``progress_callback``,
-and the sampling, elicitation and roots requests), run in the tracing state of the request they
-belong to: its tenant, trace attributes, content-capture setting and active replay, and a parent in
-its trace.
+"""An MCP client's callbacks for what a server sends (``progress_callback``, the sampling,
+elicitation and roots requests, and the notifications: ``logging_callback``, ``message_handler``,
+notification bindings), run in the tracing state of the request they belong to: its tenant, trace
+attributes, content-capture setting and active replay, and a parent in its trace.
 
 The SDK runs them in the task that read the message: over stdio (and a streamable HTTP session's
 standalone stream) that is the task started when the session connected, so a session shared by
@@ -10,7 +10,12 @@ connected, in a trace of its own. A progress callback is the call's own. A serve
 its call's trace in ``_meta`` (the SDK's servers send their ``traceparent``): one of the session's
 requests in flight in that trace lends its state, the server's span the parent. A request naming no
 such trace (a server that sends none) takes the state of the one request in flight, and never a
-tenant's when several tenants' requests are (``_unnamed``).
+tenant's when several tenants' requests are, or none is (``_unnamed``). A notification names no
+request: it runs in no tenant's state (``_anonymous``), unless it already runs in one of the
+session's requests' own (a streamable HTTP request's stream). The input requests the client's own
+driver dispatches between the rounds of a call (``InputRequiredResult``) run in that caller's task
+and keep its state. A session connected before ``install()`` took the SDK's own handlers then: its
+server's requests and notifications run as the SDK runs them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -81,48 +87,64 @@ _LOCK = threading.Lock()
 _IN_FLIGHT: weakref.WeakKeyDictionary[Any, dict[int, list[Caller]]] = weakref.WeakKeyDictionary()
 
 
-def _owner(session: Any, meta: Any) -> tuple[Caller, Context] | None:
+#: The session whose server's request is being answered (set by ``on_request``), in its task.
+_PEER: ContextVar[Any] = ContextVar("autotrace_mcp_peer", default=None)
+Found = tuple[Caller, Context] | None  # the state to run in and its OTel context; None: as it is
+
+
+def _calls(session: Any) -> tuple[bool, dict[int, list[Caller]]]:
+    """Whether the running context is one of ``session``'s requests' own (in its trace, with its
+    tenant), and its requests in flight by trace id (call with ``_LOCK`` held)."""
+    calls = _IN_FLIGHT.get(session, {})
+    trace_id = trace.get_current_span().get_span_context().trace_id
+    tenant = current_values()[0]
+    return trace_id != 0 and any(caller.values[0] == tenant for caller in calls.get(trace_id, ())), calls
+
+
+def _owner(session: Any, meta: Any) -> Found:
     """The session's request in flight in the trace ``meta`` names, and the context that makes the
-    server's span (named there) the parent; else, when the server names no trace of the session's,
-    ``_unnamed``'s."""
+    server's span (named there) the parent; else None when it already runs in one of the session's
+    requests' own state, and ``_unnamed``'s when not."""
     given = {key: meta[key] for key in _TRACE_KEYS if isinstance(meta.get(key), str)} \
         if isinstance(meta, Mapping) else {}
     span = trace.get_current_span(extract(given)) if "traceparent" in given else None
     named = span.get_span_context() if span is not None else None
     with _LOCK:
-        calls = _IN_FLIGHT.get(session, {})
+        own, calls = _calls(session)
         waiting = calls.get(named.trace_id) if named is not None and named.is_valid else None
         if not waiting:
-            return _unnamed(session, [caller for callers in calls.values() for caller in callers])
+            return None if own else _unnamed(session, [caller for callers in calls.values() for caller in callers])
         caller = waiting[-1]
     return caller, trace.set_span_in_context(span, caller.otel)  # type: ignore[arg-type]
 
 
-def _unnamed(session: Any, callers: list[Caller]) -> tuple[Caller, Context] | None:
+def _unnamed(session: Any, callers: list[Caller]) -> tuple[Caller, Context]:
     """A server's request naming no trace of the session's (a server that sends none): the one
     request in flight's state, under its span; with several of one tenant, that tenant's state in
-    a trace of its own; with several tenants' requests in flight, no tenant's (whose it is cannot be
-    told: never another tenant's), content left out if any of them leaves it out. None with no
-    request in flight: as the SDK runs it."""
-    if len(callers) <= 1:
-        return (callers[0], callers[0].otel) if callers else None
-    latest = callers[-1]
-    if len({caller.values[0] for caller in callers}) == 1:
-        return latest, Context()
-    capture = False if any(caller.values[1] is False for caller in callers) else None
+    a trace of its own; else (several tenants' requests in flight, or none) ``_anonymous``: whose
+    it is cannot be told, never another tenant's nor the one that connected the session."""
+    if len(callers) == 1:
+        return callers[0], callers[0].otel
+    if callers and len({caller.values[0] for caller in callers}) == 1:
+        return callers[-1], Context()
+    return _anonymous(session, callers)
+
+
+def _anonymous(session: Any, callers: list[Caller]) -> tuple[Caller, Context]:
+    """No tenant's state, in a trace of its own, content left out if where it runs or any of
+    ``callers`` leaves it out."""
+    leaves_out = current_values()[1] is False or any(caller.values[1] is False for caller in callers)
     anonymous = Caller.__new__(Caller)
     anonymous.session, anonymous.trace_id, anonymous.otel = session, 0, Context()
-    anonymous.values = (None, capture, None, None)
+    anonymous.values = (None, False if leaves_out else None, None, None)
     return anonymous, Context()
 
 
-async def dispatch_input_request(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...],
-                                 kwargs: dict[str, Any]) -> Any:
-    """``ClientSession.dispatch_input_request`` (every sampling, elicitation and roots request a
-    server sends): its callback runs in the state of the request whose trace ``_meta`` names."""
+async def _run(find: Callable[[], Found], wrapped: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> Any:
+    """``await wrapped(*args, **kwargs)`` in the state ``find`` gives (as it is: None, or a failure)."""
     try:
-        request_context = args[0] if args else kwargs.get("ctx")
-        found = _owner(instance, getattr(request_context, "meta", None))
+        found = find()
     except Exception as exc:
         guarded_failure("mcp.callback", exc)
         found = None
@@ -130,6 +152,44 @@ async def dispatch_input_request(wrapped: Callable[..., Awaitable[Any]], instanc
         return await wrapped(*args, **kwargs)
     caller, otel = found
     return await caller.run(wrapped, args, kwargs, otel)
+
+
+async def on_request(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...],
+                     kwargs: dict[str, Any]) -> Any:
+    """``ClientSession._on_request``: a request the server sent (its callback then takes a request's
+    state in ``dispatch_input_request``)."""
+    token = _PEER.set(instance)
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _PEER.reset(token)
+
+
+async def dispatch_input_request(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...],
+                                 kwargs: dict[str, Any]) -> Any:
+    """``ClientSession.dispatch_input_request``: a sampling, elicitation or roots request the server
+    sent runs in the state of the request whose trace ``_meta`` names; one the client's own driver
+    dispatches (an ``InputRequiredResult``'s), in its caller's task, as it is."""
+    if _PEER.get() is not instance:
+        return await wrapped(*args, **kwargs)
+    request_context = args[0] if args else kwargs.get("ctx")
+    return await _run(lambda: _owner(instance, getattr(request_context, "meta", None)), wrapped, args, kwargs)
+
+
+def _unattributed(session: Any) -> Found:
+    """A notification's state: as it is in one of the session's requests' own, else ``_anonymous``."""
+    with _LOCK:
+        own, calls = _calls(session)
+        callers = [caller for callers in calls.values() for caller in callers]
+    return None if own else _anonymous(session, callers)
+
+
+async def from_peer(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+    """``ClientSession._on_notify`` (every notification the server sends: ``logging_callback``,
+    ``message_handler``) and the session's tasks that deliver notification bindings and transport
+    errors: a notification names no request, so it runs in no tenant's state (``_unattributed``)."""
+    return await _run(lambda: _unattributed(instance), wrapped, args, kwargs)
 
 
 def enter(session: Any, progress: bool, args: tuple[Any, ...],

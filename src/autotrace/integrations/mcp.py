@@ -21,7 +21,8 @@ its keys too follow autotrace's rules: the sampled bit only (``full_trace_flags`
 tenant only, and only when ``tenant_baggage`` is ``all`` (a session knows no target to match the
 setting's patterns against). In process (no JSON-RPC) only the wrapped requests carry ``_meta``.
 What the server sends back while a request runs (progress, and its sampling, elicitation and roots
-requests) reaches the client's callbacks in that request's tracing state (``_mcp_callbacks``).
+requests) reaches the client's callbacks in that request's tracing state; its notifications (logs,
+resource updates), naming no request, in no tenant's (``_mcp_callbacks``).
 
 Server: every ``tools/call``, ``resources/read`` and ``prompts/get`` a server handles (lowlevel
 ``Server`` or ``MCPServer``, any transport) takes its handler from ``Server.get_request_handler``;
@@ -53,7 +54,7 @@ from ..context import release_tenant, set_tenant, trusted_incoming_tenant, witho
 from ..middleware import adopt_current_span
 from ..observation import Observation, ObservationType, make_current, restore_context
 from ..propagation import extract, inject, merge_baggage, tenant_travels_to
-from ._mcp_callbacks import dispatch_input_request, enter, leave
+from ._mcp_callbacks import dispatch_input_request, enter, from_peer, leave, on_request
 from .base import Integration
 from .documents import document, recorded
 
@@ -421,8 +422,8 @@ def _get_request_handler(wrapped: Callable[..., Any], instance: Any, args: tuple
 
 class McpIntegration(Integration):
     """Patches ``ClientSession.call_tool`` / ``read_resource`` / ``get_prompt`` (and
-    ``dispatch_input_request``, the server's requests to them) and ``Server.get_request_handler``
-    (the same three requests, and the tenant of every other)."""
+    ``dispatch_input_request``, ``_on_request`` and ``_on_notify``: what the server sends them) and
+    ``Server.get_request_handler`` (the same three requests, and the tenant of every other)."""
 
     name = "mcp"
     distribution = "mcp"
@@ -436,6 +437,10 @@ class McpIntegration(Integration):
                  expects=method.client_expects)
         wrap("mcp.client.session", "ClientSession.dispatch_input_request", dispatch_input_request,
              expects=("ctx", "request"))
+        for target, wrapper in (("_on_request", on_request), ("_on_notify", from_peer)):
+            wrap("mcp.client.session", f"ClientSession.{target}", wrapper, expects=("dctx", "method", "params"))
+        wrap("mcp.client.session", "ClientSession._deliver_bound_notifications", from_peer, optional=True)
+        wrap("mcp.client.session", "ClientSession._deliver_stream_exception", from_peer, optional=True)
         wrap("mcp.server.lowlevel.server", "Server.get_request_handler", _get_request_handler, expects=("method",))
         wrap("mcp.shared.jsonrpc_dispatcher", "inject_trace_context", _inject_trace_context, optional=True,
              expects=("meta",))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import ssl
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,13 +21,16 @@ _SLICE = 64 << 10
 class LayeredTLS:
     """A TLS session with ``server_hostname`` (its certificate checked by ``context``) over
     ``outer``, an open TLS connection to a proxy tunnelling to it. As much of a socket as
-    ``http.client`` uses: ``sendall``, ``recv_into``, ``makefile("rb")``, timeouts and ``close``;
-    a timeout applies to each read or write of the outer socket. As with a socket, ``close`` waits
+    ``http.client`` uses: ``sendall``, ``recv_into``, ``makefile("rb")``, timeouts and ``close``.
+    A timeout bounds each call (the handshake, a ``sendall``, a ``recv_into``) as a whole, as
+    CPython's TLS sockets do, however many reads and writes of the outer socket it takes: a peer
+    trickling a record byte by byte must not outlast it. As with a socket, ``close`` waits
     for the readers ``makefile`` gave to be closed (``http.client`` closes the connection of a
     "Connection: close" answer before its body is read). The handshake runs here."""
 
     def __init__(self, outer: ssl.SSLSocket, context: ssl.SSLContext, server_hostname: str) -> None:
         self._outer = outer
+        self._timeout = outer.gettimeout()
         self._readers = 0
         self._closing = False
         self._incoming = ssl.MemoryBIO()
@@ -36,26 +40,37 @@ class LayeredTLS:
 
     def _run(self, step: Callable[..., _T], *args: object) -> _T:
         """Do ``step`` on the inner session, sending the records it makes and reading the outer
-        socket for as long as it needs more."""
+        socket for as long as it needs more, all within the timeout."""
+        deadline = time.monotonic() + self._timeout if self._timeout else None
         while True:
             try:
                 result = step(*args)
             except ssl.SSLWantReadError:
-                self._send_pending()
+                self._send_pending(deadline)
                 if self._incoming.eof:  # it wants more than the peer will ever send
                     raise ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "the tunnel ended inside a TLS record") from None
+                self._bound(deadline)
                 data = self._outer.recv(_SLICE)
                 if data:
                     self._incoming.write(data)
                 else:
                     self._incoming.write_eof()
                 continue
-            self._send_pending()
+            self._send_pending(deadline)
             return result
 
-    def _send_pending(self) -> None:
+    def _bound(self, deadline: float | None) -> None:
+        """Let the outer socket's next operation wait only until ``deadline``, if any."""
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("timed out")
+            self._outer.settimeout(remaining)
+
+    def _send_pending(self, deadline: float | None) -> None:
         pending = self._outgoing.read()
         if pending:
+            self._bound(deadline)
             self._outer.sendall(pending)
 
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
@@ -77,10 +92,11 @@ class LayeredTLS:
         return io.BufferedReader(_Reader(self), buffering)
 
     def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
         self._outer.settimeout(timeout)
 
     def gettimeout(self) -> float | None:
-        return self._outer.gettimeout()
+        return self._timeout
 
     def close(self) -> None:
         """Close the connection to the proxy (and so the tunnel) once no reader is open; no

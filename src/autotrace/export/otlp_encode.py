@@ -77,8 +77,8 @@ def _other_value(value: Any) -> bytes | None:
     """Subclasses of the scalar types, bytes, sequences and mappings (rare in span attributes)."""
     if isinstance(value, bool):
         return _any_value(bool(value))
-    if isinstance(value, str):
-        return _any_value(str(value))
+    if isinstance(value, str):  # its text: ``str()`` of a str-valued Enum member is its name
+        return _field(_T1_LEN, _utf8(value))
     if isinstance(value, int):
         return _any_value(int(value))
     if isinstance(value, float):

@@ -77,12 +77,19 @@ class _DeadlineReader(io.RawIOBase):
 
 
 class _BoundedResponse(http.client.HTTPResponse):
-    """An ``HTTPResponse`` read through a ``_DeadlineReader``."""
+    """An ``HTTPResponse`` read through a ``_DeadlineReader``, interim answers skipped."""
 
     def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
                  url: str | None = None, *, deadline: float) -> None:
         super().__init__(sock, debuglevel, method, url)
         self.fp = io.BufferedReader(_DeadlineReader(self.fp.detach(), sock, deadline))
+
+    def _read_status(self) -> tuple[str, int, str]:
+        """The status line, an interim one (102 Processing, 103 Early Hints) read as the 100
+        Continue that ``begin`` skips: the request's answer comes after it, and taken for the
+        answer it would leave the real one to be read as the next request's."""
+        version, status, reason = super()._read_status()  # type: ignore[misc]
+        return version, (http.client.CONTINUE if 101 < status < 200 else status), reason
 
 
 def exchange(
@@ -138,7 +145,7 @@ def retry_after_seconds(raw: str | None) -> float | None:
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):  # a zone offset of 20 digits overflows
             return None
         if when.tzinfo is None:  # RFC 9110 dates are GMT
             when = when.replace(tzinfo=datetime.UTC)
@@ -281,8 +288,8 @@ class HttpTarget:
                 self._drop(conn)
                 raise
             break
-        if self._in_flight is not conn or status >= 400:
-            self._drop(conn)  # servers often close after an error response; start clean
+        if self._in_flight is not conn or not 200 <= status < 400:
+            self._drop(conn)  # servers often close after an error response (or switch protocols); start clean
         else:
             self._in_flight = None
             self.pool.give_back(self.origin, conn)

@@ -179,8 +179,8 @@ class Redactor:
             raise ValueError("value too large to redact")
         if type(value) in _SCALARS:
             return value
-        if isinstance(value, str):
-            return self._text(str(value), report, repeats)
+        if isinstance(value, str):  # its text: str() of a str-valued Enum member is its name
+            return self._text(str.__str__(value), report, repeats)
         if isinstance(value, bool | int | float):
             return value
         if isinstance(value, bytes | bytearray | memoryview):

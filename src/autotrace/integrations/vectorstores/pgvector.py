@@ -1,12 +1,13 @@
-"""pgvector through psycopg 3: statements using a distance operator (``<->``, ``<=>``, ``<#>``,
-``<+>``, ``<~>``, ``<%>``) become retrievals.
+"""pgvector through psycopg 3: queries (``SELECT``, ``WITH``) using a distance operator (``<->``,
+``<=>``, ``<#>``, ``<+>``, ``<~>``, ``<%>``) outside comments and string literals become retrievals
+(how a statement is read: ``_pgvector_sql``).
 
 ``Cursor.execute`` and ``AsyncCursor.execute`` are wrapped (``Connection.execute`` goes through
-them). Other SQL costs one substring test. The table comes from ``FROM``, ``top_k`` from the
-statement's ``LIMIT`` (a number or a parameter's value); the result is read from the cursor's
-buffered result without consuming it: the row count, ids (an ``id`` column), content
-(``content``/``text``/``document``) and scores (a column named ``distance``, ``score`` or
-``similarity``, or the unnamed distance expression).
+them). Other SQL costs one substring test. The table is the one the searching query reads
+(``FROM``), ``top_k`` the ``LIMIT`` of a statement with ``ORDER BY`` (a number or a parameter's
+value); the result is read from the cursor's buffered result without consuming it: the row count,
+ids (an ``id`` column), content (``content``/``text``/``document``) and scores (a column named
+``distance``, ``score`` or ``similarity``, or the unnamed distance expression).
 
 Rows that arrive after the call are recorded as the cursor hands them out, and ``doc_count`` counts
 those handed out: ``Cursor.stream()`` (and the async one) is one retrieval from its first row
@@ -21,86 +22,24 @@ walks with ``nextset()``, which cannot be read without moving the cursor.
 
 from __future__ import annotations
 
-import re
 import sys
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
-from numbers import Integral
 from typing import Any
 
 from ..._internal import guarded_failure
 from ..base import Integration
 from ..documents import document
 from ._common import Batch, Pending, argument, pending_search, search_wrapper
+from ._pgvector_sql import is_vector_search, request, sql_text
 
-#: pgvector's distance operators and their metrics (``<+>``, ``<~>``, ``<%>``: pgvector 0.7 and later).
-_METRICS = {"<->": "l2", "<=>": "cosine", "<#>": "inner_product", "<+>": "l1", "<~>": "hamming", "<%>": "jaccard"}
-_OPERATORS = tuple(_METRICS)
-_TABLE = re.compile(r"\bFROM\s+([\w.\"]+)", re.IGNORECASE)
-#: A ``LIMIT``: a number, or a parameter (psycopg's ``%s``/``%(name)s``, a raw cursor's ``$n``).
-_LIMIT = re.compile(r"\bLIMIT\s+(\d+|%\((\w+)\)[sbt]|%[sbt]|\$(\d+))", re.IGNORECASE)
-_POSITIONAL = re.compile(r"%%|%[sbt]")
-_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _SCORE_COLUMNS = ("distance", "score", "similarity", "?column?")
 _CONTENT_COLUMNS = ("content", "text", "document", "page_content")
 _TUPLES_OK = 2  # psycopg.pq.ExecStatus.TUPLES_OK: the statement returned rows
 
 
-def _sql_text(query: Any, cursor: Any) -> str | None:
-    if isinstance(query, str):
-        return query
-    if isinstance(query, bytes):
-        return query.decode("utf-8", "replace")
-    as_string = getattr(query, "as_string", None)
-    if callable(as_string):
-        try:
-            return str(as_string(cursor))
-        except Exception:
-            return None
-    return None
-
-
-def _has_operator(text: str) -> bool:
-    return "<" in text and any(op in text for op in _OPERATORS)
-
-
-def is_vector_search(query: Any, cursor: Any) -> bool:
-    """Cheap test: does this statement use a pgvector distance operator outside its string
-    literals? (``to_tsquery('fat <-> rat')`` is a text search, not a vector search.)"""
-    text = _sql_text(query, cursor)
-    return text is not None and _has_operator(text) and _has_operator(_LITERAL.sub("''", text))
-
-
-def _top_k(text: str, params: Any) -> int | None:
-    """The statement's own ``LIMIT`` (the last: an earlier one bounds a subquery), read from
-    ``params`` when it is a parameter; None if it is not a whole number."""
-    limits = list(_LIMIT.finditer(text))
-    if not limits:
-        return None
-    limit = limits[-1]
-    value, name, number = limit.groups()
-    try:
-        if value.isdigit():
-            return int(value)
-        if name is not None:
-            value = params[name]
-        elif number is not None:
-            value = params[int(number) - 1]
-        else:  # the parameters before it, ``%%`` being a percent sign
-            value = params[sum(p.group() != "%%" for p in _POSITIONAL.finditer(text, 0, limit.start(1)))]
-    except (LookupError, TypeError, ValueError):
-        return None
-    # a numpy integer too (psycopg sends one as a number), recorded as an int
-    return int(value) if isinstance(value, Integral) and not isinstance(value, bool) else None
-
-
 def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    text = _LITERAL.sub("''", _sql_text(argument(args, kwargs, "query", 0), instance) or "")
-    table = _TABLE.search(text)
-    operator = next(op for op in _OPERATORS if op in text)
-    return {"collection": table.group(1).replace('"', "") if table else None,
-            "top_k": _top_k(text, argument(args, kwargs, "params", 1)),
-            "metadata": {"operator": operator, "metric": _METRICS[operator]}}
+    return request(sql_text(argument(args, kwargs, "query", 0), instance) or "", argument(args, kwargs, "params", 1))
 
 
 Reader = Callable[[Any, int], Any]
@@ -141,9 +80,18 @@ class _Columns:
 
     def documents(self, result: Any, rows: range) -> Iterator[dict[str, Any]]:
         for row in rows:
-            score = self.score(result, row) if self.score else None
-            yield document(self.id(result, row) if self.id else None, float(score) if score is not None else None,
+            yield document(self.id(result, row) if self.id else None,
+                           _number(self.score(result, row)) if self.score else None,
                            self.content(result, row) if self.content else None)
+
+
+def _number(value: Any) -> float | None:
+    """A score as a number; None for one that is none (a text column named ``score``, or the last
+    unnamed column being some other expression than the distance)."""
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _results(cursor: Any, request: dict[str, Any]) -> list[Batch] | None:

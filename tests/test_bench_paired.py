@@ -33,10 +33,11 @@ def test_autotrace_openai_patch_is_found_and_switched(tmp_path: Path, client: op
     autotrace.install(local_store="on", local_store_path=path, integrations=("openai",), export_interval=0.05)
     found = _paired.patches(before, "openai")
     assert sorted(f"{owner.__name__}.{name}" for owner, name, _, _ in found) == [
-        "AsyncAPIClient.request", "AsyncChatCompletionStream.close", "AsyncResponseContextManager.__aexit__",
-        "AsyncResponseStream.close", "AsyncStream.__aiter__", "AsyncStream.__anext__", "AsyncStream.close",
-        "ChatCompletionStream.close", "ResponseContextManager.__exit__", "ResponseStream.close", "Stream.__iter__",
-        "Stream.__next__", "Stream.close", "SyncAPIClient.request"]
+        "AsyncAPIClient.request", "AsyncChatCompletionStream.__stream__", "AsyncChatCompletionStream.close",
+        "AsyncResponseContextManager.__aexit__", "AsyncResponseStream.__stream__", "AsyncResponseStream.close",
+        "AsyncStream.__aiter__", "AsyncStream.__anext__", "AsyncStream.close", "ChatCompletionStream.__stream__",
+        "ChatCompletionStream.close", "ResponseContextManager.__exit__", "ResponseStream.__stream__",
+        "ResponseStream.close", "Stream.__iter__", "Stream.__next__", "Stream.close", "SyncAPIClient.request"]
 
     _paired.switch(found, False)
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)

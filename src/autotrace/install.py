@@ -20,8 +20,9 @@ from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
-from . import _process_exit, recorder, sigterm
+from . import _langfuse_sdk, _process_exit, recorder, sigterm
 from ._internal import count, guarded_failure, log_once, logger
+from ._timeouts import never_raising as _never_raising
 from .config import ConfigError, Settings, load_settings, read_prices
 from .export.credentials import CredentialsError, CredentialsResolver, coerce_resolver
 from .export.local_sink import LocalStoreSink
@@ -83,10 +84,17 @@ class _Relay(SpanProcessor):
         #: ``(installed, uninstalled)`` in ns of the last pipeline uninstalled: a span started in that
         #: time and ending after it is never exported, counted as ``spans_dropped.shutdown``.
         self.retired = (0, 0)
+        #: The processors of the provider of the last span started: a new set is looked over for a
+        #: Langfuse SDK client's (``_langfuse_sdk``), also one added after ``install()``.
+        self.processors: Any = None
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pipeline = state.pipeline
         if pipeline is not None:
+            processors = getattr(getattr(span, "_span_processor", None), "_span_processors", None)
+            if processors is not self.processors:
+                self.processors = processors
+                _langfuse_sdk.take_over(processors or ())
             pipeline.on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -314,6 +322,9 @@ def _switch(settings: Settings, provider: TracerProvider, pipeline: SpanPipeline
     _RELAY.installed_at = time.time_ns()
     state.pipeline = pipeline
     recorder.use_tracer(ObservationTracer(provider, _RELAY, recorder.__version__))
+    _RELAY.processors = None  # each provider's looked over again, with these settings
+    processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", None)
+    _langfuse_sdk.take_over(processors or (), again=True)
 
 
 def _register_at_exit() -> None:
@@ -341,6 +352,7 @@ def uninstall(timeout: float = 5.0) -> None:
         _process_exit.restore_exec()
         _uninstrument_integrations()
         pipeline, state.pipeline = state.pipeline, None
+        _langfuse_sdk.release()  # its spans that end from now on, the Langfuse SDK exports again
         if pipeline is not None:
             _RELAY.retired = (_RELAY.installed_at, time.time_ns())
             if any(p is state.provider for p in _created_providers):
@@ -362,33 +374,6 @@ def flush(timeout: float = 5.0) -> bool:
 
 def _flush(pipeline: SpanPipeline, timeout: float) -> bool:
     return bool(_never_raising(pipeline.flush, "flush", timeout))
-
-
-def _seconds(timeout: Any, where: str) -> float:
-    """A flush or shutdown timeout in seconds: None, or anything that is not a number, is the
-    default 5 s (else ``shutdown(None)`` raised and left the pipeline running, its spans unsent)."""
-    if isinstance(timeout, int | float):
-        return float(timeout)
-    if timeout is not None:
-        log_once(f"timeout:{where}", "autotrace: %s timeout given as a %s, not a number of seconds; using 5 s",
-                 where, type(timeout).__name__)
-    return 5.0
-
-
-def _never_raising(step: Callable[[float], Any], where: str, timeout: float) -> Any:
-    """``step(timeout)`` (a flush or shutdown), never raising into the application: an internal
-    error (the pipeline thread changing what ``step`` reads, say) is counted, and ``step`` is tried
-    again with the time left, a last time once it is up; None if it never succeeded."""
-    deadline = time.monotonic() + _seconds(timeout, where)
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            return step(max(0.0, left))
-        except Exception as exc:
-            guarded_failure(where, exc)
-            if not left > 0:  # that was the last try (NaN too)
-                return None
-            time.sleep(0.001)
 
 
 def shutdown(timeout: float = 5.0) -> None:

@@ -20,16 +20,13 @@ def _laid_out(sizes: tuple[int, ...]) -> bool:
     return sizes in _LAYOUTS or (len(sizes) > 3 and set(sizes[:-1]) == {4} and sizes[-1] <= 4)
 
 
+#: A digit's Luhn value when doubled (its digits summed).
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
 def _luhn(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
+    """The Luhn check of ASCII ``digits``: every second digit from the right doubled."""
+    return (sum(map(int, digits[-1::-2])) + sum(map(_DOUBLED.__getitem__, map(int, digits[-2::-2])))) % 10 == 0
 
 
 def _issued(digits: str) -> bool:
@@ -49,13 +46,24 @@ def _issued(digits: str) -> bool:
     return first == "9" and length == 16 and digits.startswith("9792")
 
 
+#: The last candidate ``card_ok`` judged, and its answer: ``card_in`` and the validator ask about
+#: the same match one after the other (a tuple replaced whole: safe across threads).
+_last: tuple[str, bool] = ("", False)
+
+
 def card_ok(text: str) -> bool:
     """A payment card number: 13 to 19 digits (of any script), Luhn-valid, an issuer's, and in groups
     only in a card's layout."""
+    global _last
+    last = _last
+    if last[0] == text:
+        return last[1]
     groups = _GROUP.findall(as_ascii(text))
     digits = "".join(groups)
-    return (13 <= len(digits) <= 19 and (len(groups) == 1 or _laid_out(tuple(map(len, groups))))
-            and _issued(digits) and _luhn(digits))
+    found = (13 <= len(digits) <= 19 and (len(groups) == 1 or _laid_out(tuple(map(len, groups))))
+             and _issued(digits) and _luhn(digits))
+    _last = (text, found)
+    return found
 
 
 #: What separates a card from a number beside it: a hyphen or a dot joins them (a range, a version)
@@ -89,6 +97,8 @@ _FOUR = re.compile(r"(?<!\d)\d{4}(?!\d)")
 def in_a_list(value: str, text: str, start: int, end: int) -> bool:
     """Whether the card ``value`` at ``text[start:end]``, in groups of four, has three more groups of four
     beside it, each after the separator its own groups have (a list of numbers: years, ids)."""
+    if not (text[max(0, start - 2):max(0, start - 1)].isdigit() or text[end + 1:end + 2].isdigit()):
+        return False  # no group right beside it (one separator away): the common case, decided at once
     spans = [found.span() for found in _GROUP.finditer(value)]
     if len(spans) < 4 or {b - a for a, b in spans} != {4}:
         return False

@@ -83,8 +83,7 @@ Left = tuple[object, Token[dict[str, Any] | None]]
 def leave_other_tenants_trace(tenant_id: str) -> Left | None:
     """No current span, nor trace attributes, when the current span is of another tenant than
     ``tenant_id`` (counted as ``tenant_new_trace``); None when it is not."""
-    owner = getattr(get_current_span(), "_autotrace_tenant", None)  # set when the span started
-    if owner is None or owner == tenant_id:
+    if not of_other_tenant(get_current_span(), tenant_id):
         return None
     try:
         attached = otel_context.attach(set_span_in_context(INVALID_SPAN))
@@ -93,6 +92,22 @@ def leave_other_tenants_trace(tenant_id: str) -> Left | None:
         return None
     count("tenant_new_trace")
     return attached, _trace_attrs.set(None)
+
+
+def of_other_tenant(span: object, tenant_id: str | None = None) -> bool:
+    """Whether ``span`` started in another tenant than ``tenant_id`` (default: the one in scope);
+    False where either has none."""
+    owner = getattr(span, "_autotrace_tenant", None)  # set when the span started
+    if tenant_id is None:
+        tenant_id = _tenant.get()
+    return owner is not None and tenant_id is not None and owner != tenant_id
+
+
+def left_trace_of(span: object) -> bool:
+    """Whether a run under ``span`` starts a trace of its own: ``span`` is another tenant's, and a
+    ``tenant()`` block has left its trace (no span of another tenant is current). For integrations
+    that parent a run by their own run ids (LangChain, LlamaIndex), not by the current span."""
+    return of_other_tenant(span) and not of_other_tenant(get_current_span())
 
 
 def back_in_trace(left: Left) -> None:

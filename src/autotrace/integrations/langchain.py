@@ -39,6 +39,7 @@ from opentelemetry.context import Context
 
 from .. import recorder
 from .._internal import count, guarded_failure
+from ..context import left_trace_of
 from ..observation import STREAM_CLOSED, Observation, ObservationType, make_current, release_if_current
 from . import langchain_convert as lcv
 from . import langchain_fields as lf
@@ -113,6 +114,8 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         if self.hidden and parent_run_id in self.hidden:  # what a hidden run starts nests above it
             parent_run_id = self.hidden[parent_run_id]
         parent = self.runs.get(parent_run_id) if parent_run_id is not None else None
+        if parent is not None and left_trace_of(parent.obs.span):  # in a tenant() block: b's own trace
+            parent = None
         if parent is not None:
             outer = trace.set_span_in_context(parent.obs.span)
         else:
@@ -227,8 +230,8 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         def start() -> None:
-            name = run_name(serialized, kwargs, "chain")
             graph = lg.in_graph(metadata)
+            name = run_name(serialized, kwargs, lg.UNNAMED if graph else "chain")  # see ``lg.inner_name``
             if graph and lg.is_hidden(tags):
                 self._hide(run_id, parent_run_id)
                 return
@@ -370,8 +373,8 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         def start() -> None:
             name = run_name(serialized, kwargs, "tool")
             tool_name = serialized.get("name") if isinstance(serialized, dict) else None  # not a run_name
-            self._start(ObservationType.TOOL, name, run_id, parent_run_id, metadata, tags=kwargs.get("tags"),
-                        tool_name=tool_name or name,
+            self._start(ObservationType.TOOL, name, run_id, parent_run_id, lg.with_tool_call(metadata, kwargs),
+                        tags=kwargs.get("tags"), tool_name=tool_name or name,
                         arguments=inputs if inputs is not None else input_str)
 
         self._guard("tool_start", start)
@@ -399,6 +402,8 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         (under the current span if that run is not recorded), its data the input."""
         target = self.hidden.get(run_id, run_id) if self.hidden else run_id
         run = self.runs.get(target) if target is not None else None
+        if run is not None and left_trace_of(run.obs.span):
+            run = None
         obs = recorder.start(ObservationType.EVENT, str(name),
                              parent=trace.set_span_in_context(run.obs.span) if run is not None else None)
         if run is not None:

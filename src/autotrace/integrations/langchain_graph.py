@@ -17,6 +17,9 @@ known once its first node starts. How each run is recorded:
   not recorded: what it starts nests under its parent; a model, tool or retriever always is;
 - an unnamed function (a lambda router of a conditional edge) is named ``<lambda>``, not
   LangGraph's class name ``RunnableCallable``;
+- a node's input and output are what its ``TracePolicy`` makes of them, as tracers get them
+  (``langchain_graph_policy``); a tool run that answers a model's tool call (a ``ToolNode``'s, one
+  run per parallel call) has the call's ``tool_call_id`` in its metadata;
 - ``langgraph_node``/``langgraph_step`` are metadata of node runs only; LangGraph's bookkeeping
   keys (triggers, path, checkpoint namespace) of none; in a run outside any graph, such keys are
   the caller's own and kept;
@@ -43,7 +46,7 @@ _INTEGRATION = ("ls_integration", "langgraph")  # on a graph's own run and inher
 _DEFAULT_NAME = "LangGraph"  # a compiled graph's name unless given one
 HIDDEN_TAG = "langsmith:hidden"
 _STEP_TAG = "graph:step:"
-_UNNAMED = "RunnableCallable"
+UNNAMED = "RunnableCallable"  # LangGraph's name for an unnamed function it runs synchronously (none if awaited)
 #: kept on node runs only (a node's descendants would repeat them)
 NODE_KEYS = frozenset({"langgraph_node", "langgraph_step"})
 #: LangGraph's bookkeeping, kept on no run
@@ -78,11 +81,19 @@ def is_hidden(tags: list[str] | None) -> bool:
 
 
 def inner_name(name: str, metadata: dict[str, Any]) -> str:
-    """The name of a run a node starts: LangGraph names an unnamed function by its class, and an
-    unnamed subgraph ``LangGraph``, as every other: that one is named after its node."""
-    if name == _UNNAMED:
+    """The name of a run a node starts: LangGraph names an unnamed function by its class (and
+    gives it no name when awaited: ``UNNAMED`` then), and an unnamed subgraph ``LangGraph``, as
+    every other: that one is named after its node."""
+    if name == UNNAMED:
         return "<lambda>"
     return str(metadata[NODE_KEY]) if name == _DEFAULT_NAME else name
+
+
+def with_tool_call(metadata: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """A tool run's metadata, with the id of the model's tool call it answers (``tool_call_id``, as
+    a ``ToolNode`` runs each of a model's parallel calls), if it answers one."""
+    call = kwargs.get("tool_call_id")
+    return {**(metadata or {}), "tool_call_id": str(call)} if call else metadata
 
 
 def _session_given(metadata: dict[str, Any] | None) -> bool:

@@ -33,6 +33,7 @@ from opentelemetry import trace
 from .._internal import guarded_failure
 from ..observation import STREAM_CLOSED, describe_error
 from .base import Patcher
+from .langchain_graph_policy import SPLIT, with_tracers
 
 #: calls that report no end for their run when interrupted, wrapped once the application imports them:
 #: (module, target, whether the call is awaited)
@@ -92,7 +93,8 @@ async def ended_if_cancelled(integration: Any, call: Awaitable[Any]) -> Any:
 
 class CancellablePatches:
     """``_ended_if_interrupted`` around each of ``_CANCELLABLE``, from when its module is imported
-    (importing LangChain's retrievers at start-up would cost every application over 100 ms)."""
+    (importing LangChain's retrievers at start-up would cost every application over 100 ms); so is
+    LangGraph's split of a run's tracers from its other handlers, if it has one (``langchain_graph_policy``)."""
 
     def __init__(self, patcher: Patcher, integration: Any) -> None:
         self.patcher = patcher
@@ -103,16 +105,19 @@ class CancellablePatches:
         self.generation += 1
         for module, target, awaited in _CANCELLABLE:
             wrapper = self._wrapper if awaited else self._sync_wrapper
-            wrapt.register_post_import_hook(functools.partial(self._imported, self.generation, target, wrapper),
-                                            module)
+            wrapt.register_post_import_hook(functools.partial(self._imported, self.generation, target, wrapper,
+                                                              False), module)
+        split = functools.partial(with_tracers, self.integration)
+        wrapt.register_post_import_hook(functools.partial(self._imported, self.generation, SPLIT[1], split, True),
+                                        SPLIT[0])
 
     def remove(self) -> None:
         self.generation += 1
 
-    def _imported(self, generation: int, target: str, wrapper: Any, module: Any) -> None:
+    def _imported(self, generation: int, target: str, wrapper: Any, optional: bool, module: Any) -> None:
         if generation == self.generation:
             try:
-                self.patcher.wrap(module.__name__, target, wrapper)
+                self.patcher.wrap(module.__name__, target, wrapper, optional)
             except Exception as exc:  # a changed library: the rest stays traced
                 guarded_failure("langchain.cancellable_patch", exc)
 

@@ -44,6 +44,7 @@ from opentelemetry import trace
 
 from ... import recorder
 from ..._internal import count, guarded_failure
+from ...context import left_trace_of
 from ...observation import Observation, ObservationType, make_current, release_if_current
 from .. import ownership
 from ..base import Integration
@@ -147,6 +148,8 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         if self.turns and ancestor in self.turns:  # a multi-agent run: under the agent whose turn it is
             ancestor = self.turns[ancestor] or ancestor
         parent = self.open.get(ancestor) if ancestor is not None else None
+        if parent is not None and left_trace_of(parent[0].span):  # in a tenant() block: b's own trace
+            parent = None
         if parent is not None and parent[0].type is obs_type and (
                 obs_type in _ONE_PER_CALL or _same_call(parent[0], obs_type, instance)):
             self.skipped[id_] = ancestor  # e.g. acomplete delegating to complete: one generation

@@ -9,17 +9,20 @@ autotrace takes its export over while installed: its span filter still answers a
 so each span reaches Langfuse once, redacted and routed by tenant. A processor with other keys (a
 project autotrace does not send to) keeps exporting the SDK's own spans (the application's choice)
 and nothing else: autotrace's spans and other instrumentations' leave the process only through
-autotrace, redacted (said once). ``release`` gives each processor its own filter back.
+autotrace, redacted (said once); while autotrace sends nothing to Langfuse (the local store only),
+other instrumentations' too, as without autotrace, never autotrace's. ``release`` gives each
+processor its own filter back.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._internal import count, log_once
+from ._internal import count, follow_fork, log_once
 from .runtime import state
 
 _lock = threading.Lock()
@@ -42,15 +45,27 @@ def _at_start_only(own: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return should_export_span
 
 
-#: The instrumentation scope of the Langfuse SDK's own spans.
-_SDK_SCOPE = "langfuse-sdk"
+#: The instrumentation scopes of the Langfuse SDK's own spans and of autotrace's.
+_SDK_SCOPE, _OWN_SCOPE = "langfuse-sdk", "autotrace"
+
+
+def _scope(span: Any) -> str | None:
+    return getattr(getattr(span, "instrumentation_scope", None), "name", None)
 
 
 def _its_own_only(own: Callable[[Any], bool]) -> Callable[[Any], bool]:
     def should_export_span(span: Any) -> bool:
         """The SDK's answer for its own spans; any other span autotrace exports, redacted."""
-        scope = getattr(span, "instrumentation_scope", None)
-        return getattr(scope, "name", None) == _SDK_SCOPE and own(span)
+        return _scope(span) == _SDK_SCOPE and own(span)
+
+    return should_export_span
+
+
+def _all_but_autotraces(own: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    def should_export_span(span: Any) -> bool:
+        """The SDK's answer for any span but autotrace's (autotrace sends none to Langfuse: the
+        others would reach it no other way); autotrace's leave only as autotrace exports them."""
+        return _scope(span) != _OWN_SCOPE and own(span)
 
     return should_export_span
 
@@ -76,13 +91,15 @@ def take_over(processors: Iterable[Any], *, again: bool = False) -> None:
                 count("langfuse_sdk_export_taken_over")
                 continue
             if callable(own):
-                ours = processor._should_export_span = _its_own_only(own)
+                ours = processor._should_export_span = (
+                    _its_own_only if settings.langfuse_enabled else _all_but_autotraces)(own)
                 _taken.append((processor, own, ours))
             count("langfuse_sdk_exporting")
             log_once("langfuse_sdk_exporting", "autotrace: a Langfuse SDK client with other keys than autotrace's "
-                     "default project (or none) exports its own spans itself, not redacted by autotrace; other "
-                     "spans leave only through autotrace. Give it autotrace's keys (LANGFUSE_PUBLIC_KEY/"
-                     "LANGFUSE_SECRET_KEY) to export each span once, through autotrace")
+                     "default project (or none) exports its own spans itself, not redacted by autotrace (others' "
+                     "too while autotrace sends nothing to Langfuse); autotrace's spans leave only through "
+                     "autotrace. Give it autotrace's keys (LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY) to export "
+                     "each span once, through autotrace")
 
 
 def release() -> None:
@@ -97,3 +114,13 @@ def _release() -> None:
             processor._should_export_span = own
     _taken.clear()
     _judged.clear()
+
+
+def _after_fork_in_child() -> None:
+    """A lock of its own: a thread of the parent judging processors held it, and the child's
+    uninstall at its exit (``release``) waited for good."""
+    global _lock
+    _lock = threading.Lock()
+
+
+follow_fork(sys.modules[__name__])

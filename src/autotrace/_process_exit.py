@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -75,6 +76,21 @@ EXEC_FLUSH_SECONDS = 2.0
 #: what they were before ``flush_before_exec`` replaced them.
 _EXECS = ("execv", "execve")
 _replaced: dict[str, Callable[..., Any]] = {}
+#: When the flush of the last ``os.exec*`` had to end (monotonic seconds), and whether it finished.
+_exec_flush = (0.0, True)
+
+
+def _flush_within_bound(flush: Callable[[float], Any]) -> None:
+    """``flush`` before an exec. Once one did not finish in ``EXEC_FLUSH_SECONDS`` (an export hung),
+    the execs tried until that bound has passed again only have what is left of it: ``os.execvp``
+    tries ``execv`` in each ``PATH`` directory, and each waited the whole bound."""
+    global _exec_flush
+    now = time.monotonic()
+    ends, finished = _exec_flush
+    if finished or now >= ends + EXEC_FLUSH_SECONDS:
+        ends = now + EXEC_FLUSH_SECONDS
+    if now < ends:
+        _exec_flush = (ends, bool(flush(ends - now)))
 
 
 def flush_before_exec(flush: Callable[[float], Any]) -> None:
@@ -86,7 +102,7 @@ def flush_before_exec(flush: Callable[[float], Any]) -> None:
 
         @functools.wraps(original)
         def exec_after_flush(*args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
-            flush(EXEC_FLUSH_SECONDS)
+            _flush_within_bound(flush)
             return _original(*args, **kwargs)
 
         _replaced[name] = original

@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
-from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, TracePolicy, omit_payload
 
 from tests.helpers import Traced, shape
-from tests.test_langgraph_subagents_and_interrupts import _nothing_open
+from tests.test_langgraph_subagents_and_interrupts import ToolCallingFake, _nothing_open, lookup
 
 pytestmark = pytest.mark.integrations("langchain")
 
@@ -96,15 +94,6 @@ def test_a_trace_policy_holds_with_langgraph_imported_after_install(tmp_path: Pa
     assert (done.returncode, done.stdout) == (0, "[('LangGraph', {'x': 0}), ('secret', {})]\n"), done.stderr
 
 
-class ToolCallingFake(GenericFakeChatModel):
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
-
-
-@tool
-def lookup(order: str) -> str:
-    """Look up an order."""
-    return f"order {order} shipped"
 
 
 def test_each_parallel_tool_call_of_a_prebuilt_agent_records_its_call_id(traced: Traced) -> None:

@@ -111,6 +111,7 @@ def left_trace_of(span: object) -> bool:
 
 
 def back_in_trace(left: Left) -> None:
+    """Undo ``leave_other_tenants_trace``: the trace attributes and current span it left, back."""
     from .observation import restore_context  # (it imports this module)
 
     attached, attrs = left

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +49,10 @@ class Patcher:
 
     def __init__(self, owner: str) -> None:
         self.owner = owner
-        self._applied: list[tuple[Any, str, Any]] = []
+        #: ``(parent, attribute, original, ours)``; for a class, ``(ref to it, attribute, None, ref to
+        #: ours)`` (``_entry``): a class defined at run time (a family's subclass) is not kept alive.
+        self._applied: list[tuple[Any, str, Any, Any]] = []
+        self._pruned_at = 0  # how many entries were left by the last ``_prune``
         #: The targets that could not be patched, each with why (``autotrace info`` lists them).
         self.skipped: list[str] = []
 
@@ -91,14 +95,20 @@ class Patcher:
     def _apply(self, parent: Any, attribute: str, original: Any, wrapper: Callable[..., Any]) -> None:
         wrapt.wrap_function_wrapper(parent, attribute, wrapper)
         ours = parent.__dict__[attribute] if isinstance(parent, type) else getattr(parent, attribute)
-        self._applied.append((parent, attribute, original, ours))
+        self._applied.append(_entry(parent, attribute, original, ours))
+        if len(self._applied) >= 2 * max(self._pruned_at, 64):  # amortised: the entries stay about as many as live ones
+            self._applied = [entry for entry in self._applied if _live(entry) is not None]
+            self._pruned_at = len(self._applied)
 
     def unwrap_all(self) -> None:
-        """Restore every original, newest first. A wrapper another library has put over ours since
-        is kept: ours is taken from under it when it is a wrapt proxy (its ``__wrapped__`` set to
-        the original), else left in place, counted (``integration_patch_kept``)."""
+        """Restore every original, newest first (a class let go since needs none). A wrapper another
+        library has put over ours since is kept: ours is taken from under it when it is a wrapt proxy
+        (its ``__wrapped__`` set to the original), else left in place, counted (``integration_patch_kept``)."""
         while self._applied:
-            parent, attribute, original, ours = self._applied.pop()
+            live = _live(self._applied.pop())
+            if live is None:
+                continue
+            parent, attribute, original, ours = live
             current = parent.__dict__.get(attribute) if isinstance(parent, type) else getattr(parent, attribute, None)
             if current is ours:
                 setattr(parent, attribute, original)
@@ -110,12 +120,34 @@ class Patcher:
 
     @property
     def active(self) -> bool:
-        return bool(self._applied)
+        return self.applied > 0
 
     @property
     def applied(self) -> int:
         """How many patches are in place."""
-        return len(self._applied)
+        return sum(_live(entry) is not None for entry in self._applied)
+
+
+def _entry(parent: Any, attribute: str, original: Any, ours: Any) -> tuple[Any, str, Any, Any]:
+    """What ``Patcher`` remembers of a patch: a class and our wrapper held weakly (the wrapper holds
+    the original, which may hold the class: a method using ``super()``), anything else as it is."""
+    if isinstance(parent, type):
+        try:
+            return weakref.ref(parent), attribute, None, weakref.ref(ours)
+        except TypeError:  # a wrapper that cannot be referred to weakly
+            pass
+    return parent, attribute, original, ours
+
+
+def _live(entry: tuple[Any, str, Any, Any]) -> tuple[Any, str, Any, Any] | None:
+    """A remembered patch as ``(parent, attribute, original, ours)``; None if its class is gone."""
+    parent, attribute, _, ours = entry
+    if type(parent) is not weakref.ref:
+        return entry
+    parent, ours = parent(), ours()
+    if parent is None or ours is None:
+        return None
+    return parent, attribute, ours.__wrapped__, ours
 
 
 def _leads_with(function: Any, names: tuple[str, ...], skip_self: bool) -> bool:

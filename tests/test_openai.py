@@ -206,8 +206,11 @@ def test_a_wrapper_bug_never_changes_the_result(traced: Traced, client: openai.O
     monkeypatch.setattr(_extract, "request_fields", broken)
     response = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert response.choices[0].message.content == "echo: where is my order"
-    (record,) = traced.records()  # the first call is still traced, without the fields that failed
+    # the first call is still traced, without the fields that failed; the second's observation, started
+    # before its request fields failed, is ended with what it had (never left open)
+    record, second = traced.records()
     assert record["input"] == MESSAGES and record["output"] is None and record["usage"] is None
+    assert (second["name"], second["input"], second["output"]) == ("openai.chat", None, None)
     assert autotrace.stats()["internal_errors.deferred_fields"] == 1
     assert autotrace.stats()["internal_errors.openai.prepare"] == 1
 

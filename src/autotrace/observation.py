@@ -104,6 +104,8 @@ class Observation:
         try:
             if exc is not None:
                 self.record_error(exc)
+        except Exception as failure:  # the block's own error (if any) reaches the caller, not this one
+            guarded_failure("record_error", failure)
         finally:  # whatever recording the error does, the caller's context is back and the span ends
             entered = self._token
             last = True
@@ -353,7 +355,12 @@ class CurrentDuring:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
         token, self.token = self.token, None
         restore_context(token)
-        self.exited(error)
+        try:
+            self.exited(error)
+        except Exception as exc:  # the block's own error (if any) reaches the caller, not this one
+            guarded_failure("exited", exc)
+            if error is not None and self.obs is not None:  # ``exited`` ends it on an error: never left open
+                self.obs.end()
 
     def exited(self, error: BaseException | None) -> None:
         """What the block's end means (``error``: what it raised, if anything)."""

@@ -58,6 +58,17 @@ def start(
     return obs
 
 
+def start_with(obs_type: ObservationType, name: str, failure: str, **fields: Any) -> Observation:
+    """``start`` an observation and record ``fields``; if recording them fails (counted under
+    ``failure``), the observation is still given back, to be ended: never left open."""
+    obs = start(obs_type, name)
+    try:
+        obs.update(**fields)
+    except Exception as exc:
+        guarded_failure(failure, exc)
+    return obs
+
+
 def live_parent() -> Context | None:
     """None (the current context), or, when the current span is an observation that ended while its
     ``with`` block was still current here (see ``observation._leave``), the context that block was

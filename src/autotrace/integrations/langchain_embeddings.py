@@ -50,9 +50,9 @@ class _Call(FamilyCall):
                 ownership.enrich(outer, model=_model(instance))
             return None
         value = args[0] if args else kwargs.get("text" if self.query else "texts")
-        obs = recorder.start(ObservationType.EMBEDDING, f"{type(instance).__name__}.{method.removeprefix('a')}")
-        return obs.update(model=_model(instance), input=value, metadata={"operation": method},
-                          input_count=1 if self.query else _size(value))
+        return recorder.start_with(ObservationType.EMBEDDING, f"{type(instance).__name__}.{method.removeprefix('a')}",
+                                   self.failure, model=_model(instance), input=value, metadata={"operation": method},
+                                   input_count=1 if self.query else _size(value))
 
     def result_fields(self, result: Any) -> dict[str, Any]:
         vectors = [result] if self.query else result

@@ -41,10 +41,10 @@ class _Call(FamilyCall):
         query = args[0] if args else kwargs.get("query")
         k = args[1] if len(args) > 1 else kwargs.get("k")
         store = type(instance).__name__
-        obs = recorder.start(ObservationType.RETRIEVER, f"{store}.{method.removeprefix('a')}")
-        return obs.update(store=store, query=query if isinstance(query, str) else None,
-                          top_k=k if isinstance(k, int) and not isinstance(k, bool) else None,
-                          filter=kwargs.get("filter"), metadata={"operation": method})
+        return recorder.start_with(ObservationType.RETRIEVER, f"{store}.{method.removeprefix('a')}", self.failure,
+                                   store=store, query=query if isinstance(query, str) else None,
+                                   top_k=k if isinstance(k, int) and not isinstance(k, bool) else None,
+                                   filter=kwargs.get("filter"), metadata={"operation": method})
 
     def result_fields(self, result: Any) -> dict[str, Any]:
         return retrieval_fields(list(result) if isinstance(result, list | tuple) else [])

@@ -145,9 +145,20 @@ class _Call:
         self.kept: list[Any] | None = None
         try:
             self._prepare(client)
+        except Exception as exc:  # the call goes untraced, as the caller made it
+            guarded_failure("openai.prepare", exc)
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """Send the request as made (no usage asked for) and end the observation started (never left open)."""
+        try:
+            self.put_back()
         except Exception as exc:
             guarded_failure("openai.prepare", exc)
-            self.obs = None
+        self.options, self.usage_added = self.request, False
+        obs, self.obs = self.obs, None
+        if obs is not None:
+            obs.end()
 
     def _prepare(self, client: Any) -> None:
         found = _extract.endpoint(self.options.url)
@@ -168,7 +179,7 @@ class _Call:
                 ownership.counted_request(owner)
             base_url = _provider(client)[1] if self.stream else ""
         else:
-            obs = recorder.start(kind, name)
+            obs = self.obs = recorder.start(kind, name)
             provider, base_url = _provider(client)
             asked = _extract.without_sdk_default(sent, extra, self.options) if self.operation == "embeddings" else sent
             fields = _extract.request_fields(self.operation, asked, self.options)
@@ -352,7 +363,9 @@ class _Call:
                 self.put_back()
         except Exception as exc:
             guarded_failure("openai.response", exc)
-        if self.obs is not None:
+        if self.obs is None:
+            return
+        try:  # the caller's error is re-raised after this: never replaced by one of autotrace's
             if self.kept:  # the reply came, a parse helper rejected it: what it said and cost
                 self.obs.defer(_extract.response_fields, self.operation, self.kept[0], self.options)
             self.obs.record_error(error)
@@ -360,7 +373,9 @@ class _Call:
                 with_cause = _replayed.with_cause(error)
                 if with_cause is not None:  # the status only: the exception event is the SDK's own
                     self.obs.record_error(with_cause)
-            self.obs.end()
+        except Exception as exc:
+            guarded_failure("openai.response", exc)
+        self.obs.end()
 
 
 def _read_whole(response: Any) -> bool:

@@ -256,8 +256,8 @@ def _start_write(store: str, operation: str, describe: Describe, counter: Count,
     try:
         metadata = {"count": counter(instance, args, kwargs),
                     "collection": describe(instance, args, kwargs).get("collection")}
-        return recorder.start(ObservationType.SPAN, f"{store}.{operation}").update(
-            store=store, operation=operation, metadata=metadata)
+        return recorder.start_with(ObservationType.SPAN, f"{store}.{operation}", f"{store}.write", store=store,
+                                   operation=operation, metadata=metadata)
     except Exception as exc:
         guarded_failure(f"{store}.write", exc)
         return nullcontext()

@@ -9,7 +9,7 @@ OpenAI call made by the model nests under it and is recorded once (see ``ownersh
 that consumes a stream runs between chunks in its own context: a streamed root chain is current
 only in the context LangChain makes for its steps (patched ``_set_config_context``), a generation
 stops being current at its first token (its request is made by then). Once a run ends no context
-shows its span, even one LangChain's callbacks cannot reach (``_Run``).
+shows its span, even one LangChain's callbacks cannot reach (``langchain_runs.Run``).
 
 What no callback tells: a tool error LangChain turns into the tool's result (``handle_tool_error``/
 ``handle_validation_error``, patched) marks the tool failed; runs an interruption left without an
@@ -48,46 +48,12 @@ from .base import Integration
 from .langchain_convert import message_fields, model_reply, run_name, streamed_start
 from .langchain_embeddings import embedding_patches
 from .langchain_interrupts import CancellablePatches, InterruptedRuns, note_started
+from .langchain_runs import Run, show_in_place
 from .langchain_stores import store_patches
 from .media import without_media
 
 _MAX_RUNS = 10_000
 _ABSENT: Any = object()  # no ``inputs`` given to a chain's end: not LangChain's streaming path
-
-
-def _show(context: Context, outer: Context) -> None:
-    """Make ``context`` hold what ``outer`` holds, in place, for every task or thread it is current
-    in. OTel's ``Context`` refuses changes through its own methods; only contexts that a run made
-    current are changed so."""
-    dict.update(context, outer)
-    for key in context.keys() - outer.keys():
-        dict.__delitem__(context, key)
-
-
-class _Run:
-    """A live run. LangChain ends async runs in a copy of the context they started in (and a
-    stream's consumer runs in its start context), where the attach cannot be undone; so the
-    context made current is kept, and when the run releases it, it is changed in place to show
-    ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
-
-    __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "obs", "outer", "parent_run_id", "session",
-                 "tags", "token", "trace_tags")
-
-    def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
-                 tags: list[str] | None = None, inside: bool = False) -> None:
-        self.obs = obs
-        self.in_graph = inside  # runs inside a LangGraph graph (``langchain_graph``)
-        self.graph = False  # is a graph whose nodes have started
-        self.session: str | None = None  # its graph's thread, as its session (``langchain_graph``)
-        self.tags = tags  # all its tags, its children inherit them
-        self.trace_tags: tuple[str, ...] = ()  # the trace's tags its span carries, its children's too
-        self.parent_run_id = parent_run_id  # only when the parent run is recorded
-        self.outer = outer  # the context the run started in, its span key set
-        self.token: object | None = None
-        self.attached: Context | None = None  # the context made current, until released
-        #: contexts of ended descendants now showing this run, forgotten once nothing holds them
-        self.fallen: weakref.WeakValueDictionary[int, Context] | None = None
-        self.handled: str | None = None  # a tool's error LangChain made its result (``tool_handled``)
 
 
 class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
@@ -101,9 +67,9 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
     def __init__(self, marks_streams: bool = False, codes: frozenset[Any] = frozenset()) -> None:
         self.marks_streams = marks_streams  # see ``streamed_start``
         self.stream_codes = codes  # LangChain's streaming generators (``closed_stream``)
-        self.runs: OrderedDict[UUID, _Run] = OrderedDict()
+        self.runs: OrderedDict[UUID, Run] = OrderedDict()
         self._by_span: dict[int, Context] = {}  # span id of a root run not yet running its steps -> its start context
-        self.streaming: dict[UUID, _Run] = {}  # streamed roots not yet current for their steps
+        self.streaming: dict[UUID, Run] = {}  # streamed roots not yet current for their steps
         self._sweeps: dict[asyncio.Task[Any], dict[int, str]] = {}  # see ``_sweep_at_task_end``
         self.hidden: dict[UUID, UUID | None] = {}  # a hidden LangGraph run -> its nearest recorded ancestor
 
@@ -131,7 +97,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         if own:
             extra.setdefault("tags", own)
         obs.update(metadata=extra or None, **fields)
-        run = _Run(obs, parent_run_id if parent is not None else None, outer, tags, lg.in_graph(metadata))
+        run = Run(obs, parent_run_id if parent is not None else None, outer, tags, lg.in_graph(metadata))
         run.session = self._inherit_session(obs, parent, metadata)
         # a root run's own tags are the trace's (as Langfuse's handler takes them), on every span of its tree
         run.trace_tags = lf.trace_tags(obs, parent.trace_tags if parent is not None else (), langfuse_tags,
@@ -153,12 +119,12 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         return obs
 
     @staticmethod
-    def _attach(run: _Run) -> None:
+    def _attach(run: Run) -> None:
         run.token = make_current(run.obs)
         if run.token is not None:
             run.attached = otel_context.get_current()
 
-    def _release(self, run: _Run) -> None:
+    def _release(self, run: Run) -> None:
         """Stop showing ``run``'s span: undo its attach where that is in effect, and make every
         other context still showing it show the run's ``outer`` context instead."""
         stale = list(run.fallen.values()) if run.fallen else []
@@ -166,7 +132,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             stale.append(run.attached)
         run.token = run.attached = run.fallen = None
         for context in stale:
-            _show(context, run.outer)
+            show_in_place(context, run.outer)
         parent = self.runs.get(run.parent_run_id) if run.parent_run_id is not None else None
         if parent is not None and stale:
             if parent.fallen is None:

@@ -130,7 +130,7 @@ def control_flow(error: BaseException) -> tuple[str, str] | None:
 class GraphRuns:
     """What the LangChain callback handler does for LangGraph runs only."""
 
-    runs: dict[UUID, Any]  # run id -> ``langchain._Run``
+    runs: dict[UUID, Any]  # run id -> ``langchain_runs.Run``
     hidden: dict[UUID, UUID | None]
 
     if TYPE_CHECKING:  # the handler's

@@ -132,7 +132,7 @@ class CancellablePatches:
 class InterruptedRuns:
     """What the handler does for runs an interruption left without an end."""
 
-    runs: dict[UUID, Any]  # run id -> ``langchain._Run``
+    runs: dict[UUID, Any]  # run id -> ``langchain_runs.Run``
     _sweeps: dict[asyncio.Task[Any], dict[int, str]]  # task -> trace id -> what interrupted it, swept at its end
 
     if TYPE_CHECKING:  # the handler's

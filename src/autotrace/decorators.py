@@ -107,6 +107,9 @@ class _Traced:
 
     # -- shared steps, each of which never raises ---------------------------------------------------
     def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
+        """The call's observation, None if it cannot be started; one started whose fields cannot be
+        recorded is still given back, to be ended with the call (never left open)."""
+        obs: Observation | None = None
         try:
             target = evaluation_target(args, kwargs) if self.obs_type is ObservationType.EVALUATOR else None
             owner = started_tenant(target) if target is not None else None
@@ -124,7 +127,7 @@ class _Traced:
             return obs
         except Exception as exc:
             guarded_failure("observe.begin", exc)
-            return None
+        return obs
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.signature is None:
@@ -143,7 +146,10 @@ class _Traced:
         try:
             if self.capture_output:
                 obs.set_output(output)
-            obs.end()
+        except Exception as exc:
+            guarded_failure("observe.end", exc)
+        obs.end()  # never raises: the span ends even if recording the output did not work
+        try:
             if self.obs_type is ObservationType.EVALUATOR:
                 score_evaluation(self.name, obs, output)
         except Exception as exc:
@@ -242,7 +248,10 @@ class _Traced:
             follower, kind = self.drive(result, None, obs), "generator"
         else:
             follower, kind = self.drive_async(result, None, obs), "async_generator"
-        obs.update(metadata={_RETURNS: kind})  # a replay that freezes this call returns the same kind
+        try:  # a replay that freezes this call returns the same kind
+            obs.update(metadata={_RETURNS: kind})
+        except Exception as exc:  # the follower is returned all the same
+            guarded_failure("observe.begin", exc)
         weakref.finalize(follower, _end_unrun, result, obs).atexit = False
         return follower
 

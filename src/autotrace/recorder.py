@@ -58,10 +58,12 @@ def start(
     return obs
 
 
-def start_with(obs_type: ObservationType, name: str, failure: str, **fields: Any) -> Observation:
-    """``start`` an observation and record ``fields``; if recording them fails (counted under
-    ``failure``), the observation is still given back, to be ended: never left open."""
-    obs = start(obs_type, name)
+def start_with(obs_type: ObservationType, name: str, failure: str, *, parent: Context | None = None,
+               kind: SpanKind = SpanKind.INTERNAL, **fields: Any) -> Observation:
+    """``start`` an observation (under ``parent``, of ``kind``) and record ``fields``; if recording
+    them fails (counted under ``failure``), the observation is still given back, to be ended: never
+    left open."""
+    obs = start(obs_type, name, parent=parent, kind=kind)
     try:
         obs.update(**fields)
     except Exception as exc:

@@ -272,9 +272,9 @@ class _ClientCall:
         params = {key: args[i] if i < len(args) else kwargs.get(key) for i, key in enumerate(method.params)}
         name, fields, server = method.client_name(params), method.start(params), _server_metadata(session)
         meta = kwargs.get("meta")
-        self.obs = recorder.start(method.type, name, kind=SpanKind.CLIENT,
-                                  parent=_client_parent(meta if isinstance(meta, Mapping) else None))
-        self.obs.update(**fields).update(metadata=server)
+        fields = {**fields, "metadata": {**(fields.get("metadata") or {}), **(server or {})} or None}
+        self.obs = recorder.start_with(method.type, name, f"mcp.{method.client}", kind=SpanKind.CLIENT,
+                                       parent=_client_parent(meta if isinstance(meta, Mapping) else None), **fields)
         self.meta: dict[str, Any] | None = None
         if meta is None or isinstance(meta, Mapping):  # anything else fails in the SDK, as untraced
             try:  # the observation has started: a failure here leaves the caller's _meta as it is

@@ -82,6 +82,6 @@ def finish_call(obs: Observation, code: Any, details: str | None = None, error: 
             obs.record_error(error)
         elif status is not None and status is not grpc.StatusCode.OK:
             obs.record_error(message or "")
-        obs.end()
     except Exception as exc:
         guarded_failure("grpc.finish", exc)
+    obs.end()  # never raises: ended even if recording the status did not work

@@ -159,8 +159,7 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         name = (fields["tool_name"] if obs_type is ObservationType.TOOL  # a tool is named after itself
                 else f"{type(instance).__name__}.{method.lstrip('_')}")
         parent_context = trace.set_span_in_context(parent[0].span) if parent is not None else None
-        obs = recorder.start(obs_type, name, parent=parent_context)
-        obs.update(**fields, **extra)
+        obs = recorder.start_with(obs_type, name, "llama_index.new_span", parent=parent_context, **fields, **extra)
         if self.agents and obs_type in _BY_AGENT and run in self.agents:
             obs.update(metadata={"agent_name": self.agents[run]})
         if obs_type is ObservationType.AGENT and multi_agent(instance):

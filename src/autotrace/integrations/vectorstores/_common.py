@@ -179,7 +179,10 @@ class Pending:
             return
         self.ended = True
         if error is not None and not isinstance(error, _STOPS) and self.search.obs is not None:
-            self.search.obs.record_error(error)
+            try:
+                self.search.obs.record_error(error)
+            except Exception as exc:  # the caller's error (if any) is the store's, not this one
+                guarded_failure(f"{self.search.store}.record_error", exc)
         self.search.done(self, _arrived)
 
 

@@ -22,7 +22,7 @@ from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
-from ._internal import count, log_once
+from ._internal import count, guarded_failure, log_once
 from .context import (
     back_in_trace,
     leave_other_tenants_trace,
@@ -102,12 +102,15 @@ def _enter(incoming: Context, tenant: str | None) -> tuple[Any, Any, Any]:
     """Put the request's context and tenant in scope. Under a span of another tenant's (an outer
     layer's, a sub-application wrapped again resolving another tenant) the request starts a trace
     of its own, as ``autotrace.tenant`` does there: under that span it went to the other's project."""
-    context_token = otel_context.attach(_request_context(incoming))
-    tenant_token = left = None
-    if tenant is not None:
-        tenant_token = set_tenant(tenant)
-        left = leave_other_tenants_trace(tenant)
-        adopt_current_span(tenant)
+    context_token = tenant_token = left = None
+    try:  # never into the request: a failure here leaves it as it would run untraced (no tenant: fail closed)
+        context_token = otel_context.attach(_request_context(incoming))
+        if tenant is not None:
+            tenant_token = set_tenant(tenant)
+            left = leave_other_tenants_trace(tenant)
+            adopt_current_span(tenant)
+    except Exception as exc:
+        guarded_failure("middleware.enter", exc)
     return context_token, tenant_token, left
 
 
@@ -123,12 +126,15 @@ def adopt_current_span(tenant: str) -> None:
 
 
 def _exit(tokens: tuple[Any, Any, Any]) -> None:
+    """Undo ``_enter``, each step whatever the others do; never raises (an application's error
+    leaving the request is never replaced by one of autotrace's)."""
     context_token, tenant_token, left = tokens
-    if left is not None:
-        back_in_trace(left)
-    if tenant_token is not None:
-        reset_tenant(tenant_token)
-    otel_context.detach(context_token)
+    for step, token in ((back_in_trace, left), (reset_tenant, tenant_token), (otel_context.detach, context_token)):
+        if token is not None:
+            try:
+                step(token)
+            except Exception as exc:
+                guarded_failure("middleware.exit", exc)
 
 
 def _text(value: Any) -> str:

@@ -37,14 +37,6 @@ def _is_langfuse_processor(processor: Any) -> bool:
                for cls in type(processor).__mro__)
 
 
-def _at_start_only(own: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    def should_export_span(span: Any) -> bool:
-        """The SDK's answer while ``span`` runs (its app-root mark); at its end autotrace exports it."""
-        return span.end_time is None and own(span)
-
-    return should_export_span
-
-
 #: The instrumentation scopes of the Langfuse SDK's own spans and of autotrace's.
 _SDK_SCOPE, _OWN_SCOPE = "langfuse-sdk", "autotrace"
 
@@ -53,21 +45,30 @@ def _scope(span: Any) -> str | None:
     return getattr(getattr(span, "instrumentation_scope", None), "name", None)
 
 
-def _its_own_only(own: Callable[[Any], bool]) -> Callable[[Any], bool]:
+def _running(span: Any) -> bool:
+    """Taken over: the SDK answers while ``span`` runs (its app-root mark); at its end autotrace exports it."""
+    return span.end_time is None
+
+
+def _sdks(span: Any) -> bool:
+    """Other keys: the SDK's own spans; any other span autotrace exports, redacted."""
+    return _scope(span) == _SDK_SCOPE
+
+
+def _not_autotraces(span: Any) -> bool:
+    """Other keys while autotrace sends nothing to Langfuse: any span but autotrace's (the others
+    would reach it no other way); autotrace's leave only as autotrace exports them."""
+    return _scope(span) != _OWN_SCOPE
+
+
+def _narrow(processor: Any, own: Callable[[Any], bool], keep: Callable[[Any], bool]) -> None:
+    """Have ``processor`` export only the spans ``keep`` lets through of those its own filter does."""
+
     def should_export_span(span: Any) -> bool:
-        """The SDK's answer for its own spans; any other span autotrace exports, redacted."""
-        return _scope(span) == _SDK_SCOPE and own(span)
+        return keep(span) and own(span)
 
-    return should_export_span
-
-
-def _all_but_autotraces(own: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    def should_export_span(span: Any) -> bool:
-        """The SDK's answer for any span but autotrace's (autotrace sends none to Langfuse: the
-        others would reach it no other way); autotrace's leave only as autotrace exports them."""
-        return _scope(span) != _OWN_SCOPE and own(span)
-
-    return should_export_span
+    processor._should_export_span = should_export_span
+    _taken.append((processor, own, should_export_span))
 
 
 def take_over(processors: Iterable[Any], *, again: bool = False) -> None:
@@ -86,14 +87,11 @@ def take_over(processors: Iterable[Any], *, again: bool = False) -> None:
             own = getattr(processor, "_should_export_span", None)
             if (settings.langfuse_enabled and settings.public_key is not None and callable(own)
                     and getattr(processor, "public_key", None) == settings.public_key):
-                ours = processor._should_export_span = _at_start_only(own)
-                _taken.append((processor, own, ours))
+                _narrow(processor, own, _running)
                 count("langfuse_sdk_export_taken_over")
                 continue
             if callable(own):
-                ours = processor._should_export_span = (
-                    _its_own_only if settings.langfuse_enabled else _all_but_autotraces)(own)
-                _taken.append((processor, own, ours))
+                _narrow(processor, own, _sdks if settings.langfuse_enabled else _not_autotraces)
             count("langfuse_sdk_exporting")
             log_once("langfuse_sdk_exporting", "autotrace: a Langfuse SDK client with other keys than autotrace's "
                      "default project (or none) exports its own spans itself, not redacted by autotrace (others' "

@@ -8,6 +8,7 @@ import inspect
 import types
 import weakref
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any, TypeVar, overload
 
 from . import bounds, observation, recorder
@@ -113,10 +114,9 @@ class _Traced:
         try:
             target = evaluation_target(args, kwargs) if self.obs_type is ObservationType.EVALUATOR else None
             owner = started_tenant(target) if target is not None else None
-            if owner is not None and owner != current_tenant():  # an evaluator of another tenant's work
-                with tenant(owner):  # is that tenant's (it reads that work): under its span, or a trace of its own
-                    obs = recorder.start(self.obs_type, self.name)
-            else:
+            # an evaluator of another tenant's work is that tenant's (it reads that work):
+            # under its span, or a trace of its own
+            with tenant(owner) if owner is not None and owner != current_tenant() else nullcontext():
                 obs = recorder.start(self.obs_type, self.name)
             if target is not None:
                 note_evaluation(obs, target)

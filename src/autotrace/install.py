@@ -20,10 +20,10 @@ from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
-from . import _langfuse_sdk, _process_exit, recorder, sigterm
+from . import _langfuse_sdk, _process_exit, _providers, recorder, sigterm
 from ._internal import count, guarded_failure, log_once, logger
 from ._timeouts import never_raising as _never_raising
-from .config import ConfigError, Settings, load_settings, read_prices
+from .config import DEFAULT_SERVICE_NAME, ConfigError, Settings, load_settings, read_prices
 from .export.credentials import CredentialsError, CredentialsResolver, coerce_resolver
 from .export.local_sink import LocalStoreSink
 from .export.local_store import LocalStore
@@ -113,32 +113,29 @@ class _Relay(SpanProcessor):
 
 _RELAY = _Relay()
 _relayed_providers: list[TracerProvider] = []
-#: Providers autotrace made (the resource of each follows the settings of the latest install).
-_created_providers: list[TracerProvider] = []
 #: The tracer configurators of providers autotrace made, set aside while they are paused (uninstalled).
 _paused: list[tuple[TracerProvider, Any]] = []
 
 
 def _resource(settings: Settings) -> Resource:
-    """The resource of a provider autotrace creates: ``OTEL_RESOURCE_ATTRIBUTES`` as OpenTelemetry reads
-    it, with the service the settings name (they fall back to that variable's ``service.name`` only when
-    no argument or variable names one, so an explicit ``service_name="autotrace-app"`` wins too)."""
-    return Resource.create().merge(Resource({"service.name": settings.service_name}))
+    """The resource of a provider autotrace creates: the settings name the service (they fall back to
+    ``OTEL_RESOURCE_ATTRIBUTES``' ``service.name`` only when no argument or variable names one)."""
+    return _providers.resource(settings.service_name, named=settings.service_name != DEFAULT_SERVICE_NAME)
 
 
 def _provider(settings: Settings) -> TracerProvider:
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):  # the user's (or ours from an earlier install)
         provider = current
-        if any(p is provider for p in _created_providers):
-            _rename(provider, _resource(settings))
+        if any(p is provider for p in _providers.created):
+            _providers.rename(provider, _resource(settings))
             _resume(provider)
     else:
         provider = TracerProvider(resource=_resource(settings))
         if settings.set_global_provider:
             trace.set_tracer_provider(provider)
             if trace.get_tracer_provider() is provider:  # else someone else won the race
-                _created_providers.append(provider)  # once: only the global one is found again
+                _providers.watch(provider)  # once: only the global one is found again
             else:
                 other = trace.get_tracer_provider()
                 provider = other if isinstance(other, TracerProvider) else provider
@@ -146,15 +143,6 @@ def _provider(settings: Settings) -> TracerProvider:
         provider.add_span_processor(_RELAY)
         _relayed_providers.append(provider)
     return provider
-
-
-def _rename(provider: TracerProvider, resource: Resource) -> None:
-    """A provider autotrace created takes the resource of a re-install (``autotrace run`` installs
-    first, then the application's own ``install(service_name=...)``), for the spans started from now
-    on; tracers obtained before keep theirs. The SDK has no setter: its private attribute is set,
-    only where it exists."""
-    if provider.resource.attributes != resource.attributes and hasattr(provider, "_resource"):
-        provider._resource = resource
 
 
 def _pause(provider: TracerProvider) -> None:
@@ -355,7 +343,7 @@ def uninstall(timeout: float = 5.0) -> None:
         _langfuse_sdk.release()  # its spans that end from now on, the Langfuse SDK exports again
         if pipeline is not None:
             _RELAY.retired = (_RELAY.installed_at, time.time_ns())
-            if any(p is state.provider for p in _created_providers):
+            if any(p is state.provider for p in _providers.created):
                 _pause(state.provider)
         try:
             if pipeline is not None:

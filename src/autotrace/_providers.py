@@ -1,0 +1,137 @@
+"""The tracer provider autotrace makes global: its resource, and the application's own provider set
+up after it.
+
+OpenTelemetry allows one global provider per process and refuses a second one ("Overriding of
+current TracerProvider is not allowed"). An application that sets up its provider after
+``install()`` (always, under ``autotrace run``) would see its exporters go silent: global tracers
+keep starting spans on autotrace's provider. While autotrace's provider is the global one, such a
+provider is joined to it instead: its span processors (also ones added to it later) get every span
+the global provider starts, as they would have as the global one, and its resource attributes
+describe the spans started from then on. Sampling stays the global provider's (both read
+``OTEL_TRACES_SAMPLER``); tracers taken from the application's provider object itself, not through
+the global one, stay its own and are not seen by autotrace.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from opentelemetry import trace as otel_trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+
+from ._internal import count, guarded_failure, log_once, logger
+
+#: Application providers joined at most (each is a processor on every span); more are refused as
+#: OpenTelemetry refuses them, counted as ``provider_join_refused``.
+MAX_JOINED = 8
+#: The service name OpenTelemetry gives a provider whose application named none: not a name.
+_PLACEHOLDER_SERVICE = "unknown_service"
+
+#: Providers autotrace made global (the resource of each follows the settings of the latest install).
+created: list[TracerProvider] = []
+_joined: list[TracerProvider] = []
+#: The joined providers' resource attributes: a re-install's resource keeps them, but its service name.
+_joined_attributes: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def resource(service_name: str, named: bool) -> Resource:
+    """The resource of a provider autotrace creates or renames: ``OTEL_RESOURCE_ATTRIBUTES`` as
+    OpenTelemetry reads it, those of an application provider joined, and ``service_name`` unless it
+    is a default (not ``named``) and a joined provider names the service."""
+    attributes = dict(_joined_attributes)
+    if named or "service.name" not in attributes:
+        attributes["service.name"] = service_name
+    return Resource.create().merge(Resource(attributes))
+
+
+def rename(provider: TracerProvider, new: Resource) -> None:
+    """Give ``provider`` the resource ``new`` for the spans started from now on, also by the tracers it
+    handed out before (the SDK keeps one per scope and hands it out again). The SDK has no setter: its
+    private attributes are set, only where they exist."""
+    old = provider.resource
+    if old.attributes == new.attributes or not hasattr(provider, "_resource"):
+        return
+    provider._resource = new
+    tracers = getattr(provider, "_tracers", None)
+    for tracer in list(tracers.values()) if isinstance(tracers, dict) else ():
+        if getattr(tracer, "resource", None) is old:
+            tracer.resource = new
+
+
+def watch(provider: TracerProvider) -> None:
+    """Note ``provider`` as made global by autotrace, and join the providers the application sets
+    up after it. OpenTelemetry's setter is wrapped once per process."""
+    if not any(p is provider for p in created):
+        created.append(provider)
+    original = getattr(otel_trace, "_set_tracer_provider", None)
+    if original is None or getattr(original, "_autotrace_joins", False):
+        return
+
+    def set_tracer_provider(tracer_provider: Any, *args: Any, **kwargs: Any) -> None:
+        if not _joined_to_global(tracer_provider):
+            original(tracer_provider, *args, **kwargs)
+
+    set_tracer_provider._autotrace_joins = True  # type: ignore[attr-defined]
+    otel_trace._set_tracer_provider = set_tracer_provider  # type: ignore[attr-defined]
+
+
+def _joined_to_global(provider: Any) -> bool:
+    """Join ``provider`` to the global one if that is autotrace's; False leaves it to OpenTelemetry
+    (which sets it if there is no global provider yet, and refuses it else). Never raises."""
+    try:
+        current = otel_trace.get_tracer_provider()
+        if provider is current or not any(p is current for p in created):
+            return False
+        processors = getattr(provider, "_active_span_processor", None)
+        if not isinstance(provider, TracerProvider) or processors is None:
+            return False
+        with _lock:
+            if any(p is provider for p in _joined):
+                return True
+            if len(_joined) >= MAX_JOINED:
+                count("provider_join_refused")
+                return False
+            _joined.append(provider)
+            _joined_attributes.update(_named(provider.resource.attributes))
+        rename(current, current.resource.merge(Resource(_named(provider.resource.attributes))))
+        current.add_span_processor(_ToApplication(processors))
+        count("provider_joined")
+        logger.info("autotrace: the application's tracer provider, set up after install(), is joined to "
+                    "autotrace's global one: its processors get every span")
+        return True
+    except Exception as exc:
+        guarded_failure("provider_join", exc)
+        log_once("provider_join", "autotrace: the application's tracer provider could not be joined (%s)", exc)
+        return False
+
+
+def _named(attributes: Any) -> dict[str, Any]:
+    """``attributes`` without OpenTelemetry's placeholder service name."""
+    named = dict(attributes)
+    if str(named.get("service.name", "")).startswith(_PLACEHOLDER_SERVICE):
+        del named["service.name"]
+    return named
+
+
+class _ToApplication(SpanProcessor):
+    """Hands the spans of autotrace's global provider to a joined provider's processors, which the
+    application keeps adding to and shuts down itself."""
+
+    def __init__(self, processors: Any) -> None:
+        self._processors = processors
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self._processors.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self._processors.on_end(span)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return bool(self._processors.force_flush(timeout_millis))
+
+    def shutdown(self) -> None:
+        """Nothing: the application's provider shuts its processors down (at its exit, or when told)."""

@@ -54,14 +54,26 @@ class _InSubmittersState:
         self.fn, self.otel, self.values = fn, otel, values
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        values, otel = self.values, self.otel
-        if values is None:  # submitted outside traced work: set as they are, so that the task's changes are undone
-            values, otel = current_values(), otel_context.get_current()
-        entered = carried.enter(values, otel, "threads")
+        entered = self._enter()
         try:
             return self.fn(*args, **kwargs)
         finally:
-            carried.leave(entered)
+            if entered is not None:
+                try:
+                    carried.leave(entered)
+                except Exception as exc:  # the task's result or error stays its own
+                    guarded_failure("threads", exc)
+
+    def _enter(self) -> carried.Entered | None:
+        """Set the state the task runs in; None if that failed (it runs in the worker's as it is)."""
+        values, otel = self.values, self.otel
+        try:
+            if values is None:  # submitted outside traced work: set as they are, so that the task's changes are undone
+                values, otel = current_values(), otel_context.get_current()
+            return carried.enter(values, otel, "threads")
+        except Exception as exc:
+            guarded_failure("threads", exc)
+            return None
 
 
 def _submitters_state() -> tuple[Any, Values | None]:
@@ -119,7 +131,11 @@ def _task(task: Any, state: tuple[Any, Values | None]) -> Any:
 def _tasks(tasks: Iterable[Any], state: tuple[Any, Values | None]) -> Iterator[Any]:
     """The tasks of a ``map`` or ``imap``, made lazily on the pool's task-handler thread."""
     for task in tasks:
-        yield _task(task, state)
+        try:
+            task = _task(task, state)
+        except Exception as exc:  # handed over as it is: the pool's task-handler thread must not die
+            guarded_failure("threads", exc)
+        yield task
 
 
 def _get_queue(pool: Any) -> Any:

@@ -160,15 +160,14 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
                 else f"{type(instance).__name__}.{method.lstrip('_')}")
         parent_context = trace.set_span_in_context(parent[0].span) if parent is not None else None
         obs = recorder.start_with(obs_type, name, "llama_index.new_span", parent=parent_context, **fields, **extra)
-        if self.agents and obs_type in _BY_AGENT and run in self.agents:
-            obs.update(metadata={"agent_name": self.agents[run]})
+        self.open[id_] = (obs, make_current(obs))  # listed first: whatever fails below, its exit ends it
+        self._bound(self.open)
+        if self.tool_steps and obs_type is ObservationType.TOOL:  # first: the step's call is then not recorded again
+            self._tool_started(parent_id, obs)
         if obs_type is ObservationType.AGENT and multi_agent(instance):
             self._turns_start(id_)
-        if self.tool_steps and obs_type is ObservationType.TOOL:
-            self._tool_started(parent_id, obs)
-        token = make_current(obs)
-        self.open[id_] = (obs, token)
-        self._bound(self.open)
+        if self.agents and obs_type in _BY_AGENT and run in self.agents:
+            obs.update(metadata={"agent_name": self.agents[run]})
 
     def event(self, event: Any) -> None:
         if self.drained is not None:
@@ -212,25 +211,38 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         if self.agents:
             self.agents.pop(id_, None)
         obs, token = entry
-        if self.tool_steps:  # a run cancelled while a tool step runs ends before that step
-            self._steps_outlived(id_, error)
-        if self.turns and id_ in self.turns:  # the turn of the agent that ran last ends with the run
-            self._turns_end(id_, result, error)
+        try:
+            if self.tool_steps:  # a run cancelled while a tool step runs ends before that step
+                self._steps_outlived(id_, error)
+            if self.turns and id_ in self.turns:  # the turn of the agent that ran last ends with the run
+                self._turns_end(id_, result, error)
+        except Exception as exc:  # the run still ends, and gives its context back
+            guarded_failure("llama_index.exit_span", exc)
         release_if_current(obs, token)
         if obs.ended:  # ended by a shutdown while it ran: only its context was left to give back
             self.open.pop(id_, None)
             if self.drained is not None and not self.open:
                 self.drained()
             return
-        streaming = error is None and (inspect.isgenerator(result) or inspect.isasyncgen(result))
-        if streaming and obs.type is ObservationType.GENERATION:
-            self._follow(id_, result, instance, arguments or {})
-            return  # ends with the stream
-        if error is None and obs.type is ObservationType.CHAIN and (
-                self._relay(id_, result) or self._follow_chat(id_, result)):
-            return  # ends with the response's token stream, or when the chat reply is written
-        del self.open[id_]
+        try:
+            if self._ends_later(id_, obs, result, error, instance, arguments):
+                return
+        except Exception as exc:  # it ends now, with what it has: the stream or response is the caller's to read
+            guarded_failure("llama_index.exit_span", exc)
+            result = None
+        self.open.pop(id_, None)
         self._ended(obs, result, error, instance)
+
+    def _ends_later(self, id_: str, obs: Observation, result: Any, error: BaseException | None, instance: Any,
+                    arguments: dict[str, Any] | None) -> bool:
+        """Whether ``obs`` ends later: a streamed generation with its stream, a streaming chain with
+        its response's token stream or when its chat reply is written."""
+        if error is not None:
+            return False
+        if obs.type is ObservationType.GENERATION and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
+            self._follow(id_, result, instance, arguments or {})
+            return True
+        return obs.type is ObservationType.CHAIN and (self._relay(id_, result) or self._follow_chat(id_, result))
 
     @staticmethod
     def _ended(obs: Observation, result: Any, error: BaseException | None, instance: Any) -> None:

@@ -98,8 +98,8 @@ class AgentSteps:
         run = self.open.get(run_id)
         if run is None:
             return
-        obs = recorder.start(ObservationType.AGENT, name, parent=trace.set_span_in_context(run[0].span))
-        obs.update(metadata={"agent_name": name})
+        obs = recorder.start_with(ObservationType.AGENT, name, "llama_index.turn",
+                                  parent=trace.set_span_in_context(run[0].span), metadata={"agent_name": name})
         key = f"{run_id}/turn-{next(_TURNS)}"
         self.open[key] = (obs, None)  # never current: its steps run in tasks of their own
         self._bound(self.open)
@@ -111,16 +111,20 @@ class AgentSteps:
         self.turns[run_id] = None
         if entry is None:
             return
-        run = self.open.get(run_id)
-        level = run[0].fields.get("level") if run is not None else None
-        if error is None and level == "WARNING":  # the run cancelled by its caller
-            entry[0].set_level("WARNING", run[0].fields.get("status_message"))  # type: ignore[index]
-        self._ended(entry[0], result, error, None)
+        try:
+            run = self.open.get(run_id)
+            level = run[0].fields.get("level") if run is not None else None
+            if error is None and level == "WARNING":  # the run cancelled by its caller
+                entry[0].set_level("WARNING", run[0].fields.get("status_message"))  # type: ignore[index]
+        finally:
+            self._ended(entry[0], result, error, None)
 
     def _turns_end(self, run_id: str, result: Any, error: BaseException | None) -> None:
         """An AgentWorkflow's run ended: so does the turn of the agent that ran last."""
-        self._turn_over(run_id, result, error)
-        del self.turns[run_id]
+        try:
+            self._turn_over(run_id, result, error)
+        finally:
+            del self.turns[run_id]
 
     def _steps_outlived(self, run_id: str, error: BaseException | None) -> None:
         """Run ``run_id`` ends with ``call_tool`` steps still running (a cancelled run exits before its
@@ -155,10 +159,12 @@ class AgentSteps:
         name = name if isinstance(name, str) and name else "unknown tool"
         obs = recorder.start(ObservationType.TOOL, name, start_time=step.start_ns,
                              parent=trace.set_span_in_context(self.open[step.ancestor][0].span))
-        method = id_.split("-", 1)[0]  # the step's span name: ``AgentWorkflow.call_tool``
-        obs.update(tool_name=name, arguments=getattr(call, "tool_kwargs", None),
-                   metadata={"tool_call_id": getattr(call, "tool_id", None), "agent_name": step.agent,
-                             "method": method})
-        if step.cancelled is not None and error is None:
-            obs.set_level("WARNING", step.cancelled)
-        self._ended(obs, getattr(result, "tool_output", None), error, None)
+        try:
+            method = id_.split("-", 1)[0]  # the step's span name: ``AgentWorkflow.call_tool``
+            obs.update(tool_name=name, arguments=getattr(call, "tool_kwargs", None),
+                       metadata={"tool_call_id": getattr(call, "tool_id", None), "agent_name": step.agent,
+                                 "method": method})
+            if step.cancelled is not None and error is None:
+                obs.set_level("WARNING", step.cancelled)
+        finally:  # fields that cannot be recorded still end it
+            self._ended(obs, getattr(result, "tool_output", None), error, None)

@@ -45,10 +45,15 @@ def rerank_wrapper(tracker: Callable[[], Any]) -> Callable[..., Any]:
 
     def apostprocess_nodes(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = wrapped(*args, **kwargs)
-        current = tracker()
-        if current is None or not inspect.isawaitable(call):
+        try:
+            current = tracker()
+            if current is None or not inspect.isawaitable(call):
+                return call
+            arguments = _arguments(wrapped, args, kwargs)
+        except Exception as exc:  # the call goes on untraced
+            guarded_failure("llama_index.rerank", exc)
             return call
-        return _reranking(current, instance, call, _arguments(wrapped, args, kwargs))
+        return _reranking(current, instance, call, arguments)
 
     return apostprocess_nodes
 

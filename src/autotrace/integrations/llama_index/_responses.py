@@ -146,22 +146,22 @@ class ResponseRelay:
 
     def _response_ended(self, tracked: Response, error: BaseException | None) -> None:
         """End the chains of a response stream (once; never raises into the reader)."""
-        try:
-            if tracked.done:
-                return
-            tracked.done = True
-            text = "".join(tracked.pieces)
-            for id_ in tracked.ids:
-                entry = self.open.pop(id_, None)
-                if entry is None:
-                    continue  # evicted
-                obs = entry[0]
+        if tracked.done:
+            return
+        tracked.done = True
+        text = "".join(tracked.pieces)
+        for id_ in tracked.ids:
+            entry = self.open.pop(id_, None)
+            if entry is None:
+                continue  # evicted
+            obs = entry[0]
+            try:
                 obs.update(output=text)
                 if error is not None and not isinstance(error, GeneratorExit):
                     obs.record_error(error)
-                obs.end()
-        except Exception as exc:
-            guarded_failure("llama_index.response_ended", exc)
+            except Exception as exc:  # it still ends, with what it has
+                guarded_failure("llama_index.response_ended", exc)
+            obs.end()
 
     def _follow_chat(self, id_: str, reply: Any) -> bool:
         """Have chain ``id_`` end when a chat engine's streaming ``reply`` is written; True if it now waits."""

@@ -87,15 +87,17 @@ class StreamFollower:
         if tracked.delegate is not None and self.delegates.get(tracked.delegate) == id_:
             del self.delegates[tracked.delegate]
         obs = entry[0]
-        text = "".join(tracked.deltas)  # what the caller received
-        if error is None or text:
-            obs.update(output=streamed_output(method_of(id_), text, response))
-        if interrupted or isinstance(error, GeneratorExit):
-            obs.set_level("WARNING", STREAM_CLOSED)
-        elif error is not None:
-            obs.record_error(error)
-        ownership.enrich(obs, usage=usage(response))  # a model call it owns gave exact usage
-        obs.end()
+        try:
+            text = "".join(tracked.deltas)  # what the caller received
+            if error is None or text:
+                obs.update(output=streamed_output(method_of(id_), text, response))
+            if interrupted or isinstance(error, GeneratorExit):
+                obs.set_level("WARNING", STREAM_CLOSED)
+            elif error is not None:
+                obs.record_error(error)
+            ownership.enrich(obs, usage=usage(response))  # a model call it owns gave exact usage
+        finally:  # what cannot be recorded still ends it
+            obs.end()
 
     def event(self, event: Any) -> None:
         id_ = getattr(event, "span_id", None) or ""

@@ -1,6 +1,6 @@
 """A loopback stand-in for Pinecone's data-plane REST API: query, upsert, update, delete, fetch
-(a GET), fetch by metadata (equality filters, paged), list (a GET), and the records search
-(``/records/namespaces/{namespace}/search``)."""
+(a GET), fetch by metadata (equality filters, paged), list (a GET), and the records API: upsert
+(NDJSON, ``/records/namespaces/{namespace}/upsert``) and search (``.../search``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ class FakePinecone(LoopbackServer):
         self.requests: list[tuple[str, dict[str, Any]]] = []
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        body = json.loads(handler.rfile.read(int(handler.headers.get("Content-Length") or 0)) or b"{}")
+        raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        if handler.headers.get("Content-Type") == "application/x-ndjson":  # upsert_records: one record a line
+            body = {"records": [json.loads(line) for line in raw.splitlines() if line.strip()]}
+        else:
+            body = json.loads(raw or b"{}")
         path, _, query = handler.path.partition("?")
         if handler.command == "GET":  # the query string as the body: each key's values, one alone as itself
             body = {k: v if k == "ids" else v[0] for k, v in parse_qs(query).items()}
@@ -34,8 +38,12 @@ class FakePinecone(LoopbackServer):
         handler.wfile.write(data)
 
     def handle(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        if path.startswith("/records/namespaces/") and path.endswith("/search"):
-            return self.search(self.vectors.setdefault(unquote(path.split("/")[3]), {}), body)
+        if path.startswith("/records/namespaces/"):
+            records = self.vectors.setdefault(unquote(path.split("/")[3]), {})
+            if path.endswith("/upsert"):  # a record's fields are kept as its metadata; it has no vector
+                records.update((r["_id"], ([], {k: v for k, v in r.items() if k != "_id"})) for r in body["records"])
+                return {}
+            return self.search(records, body)
         namespace = self.vectors.setdefault(body.get("namespace", ""), {})
         if path.endswith("/vectors/upsert"):
             for vector in body["vectors"]:

@@ -1,6 +1,13 @@
-"""Pinecone (pinecone data plane, REST): ``Index.query``, ``query_namespaces``, ``search`` (the
+"""Pinecone (pinecone data plane): ``Index.query``, ``query_namespaces``, ``search`` (the
 records search) and its alias ``search_records``, ``fetch`` and ``fetch_by_metadata``, and their
-``AsyncIndex`` twins become retrievals, ``upsert``, ``update`` and ``delete`` spans with counts.
+``AsyncIndex`` (asyncio) and ``GrpcIndex`` (gRPC) twins become retrievals, ``upsert``,
+``upsert_records``, ``update`` and ``delete`` spans with counts.
+
+The gRPC client's transport is compiled into the SDK (not ``grpcio``): its calls have no gRPC
+client span to nest under the retrieval, and carry no trace context to the server. Its
+``*_async`` methods submit the traced method to the index's executor and return a future: the
+method runs there in a copy of the caller's context (``_InCallersContext``), so its retrieval or
+span keeps the caller's tenant and nests under the observation current at the submit.
 
 ``fetch`` (by ids) and ``fetch_by_metadata`` (a page of the vectors a filter admits) return stored
 vectors unranked: retrievals with ``metadata.operation``, the ids asked for (``metadata.ids``) or
@@ -92,9 +99,10 @@ def _describe_namespaces(instance: Any, args: Any, kwargs: Any) -> dict[str, Any
 
 
 class _InCallersContext(wrapt.ObjectProxy):  # type: ignore[misc]
-    """The index as ``query_namespaces`` sees it: the per-namespace ``query`` calls it runs on a
-    thread pool run in a copy of the caller's context, so they keep its tenant and nest under its
-    retrieval instead of starting tenantless traces of their own."""
+    """The index as a method that hands work to a thread pool sees it: ``query_namespaces``'
+    per-namespace ``query`` calls, and whatever the gRPC client's ``*_async`` methods submit to its
+    executor, run in a copy of the caller's context, so they keep its tenant and nest under its
+    observation instead of starting tenantless traces of their own."""
 
     def __init__(self, index: Any, context: contextvars.Context) -> None:
         super().__init__(index)
@@ -103,17 +111,47 @@ class _InCallersContext(wrapt.ObjectProxy):  # type: ignore[misc]
     def query(self, *args: Any, **kwargs: Any) -> Any:
         return self._self_context.copy().run(self.__wrapped__.query, *args, **kwargs)
 
+    @property
+    def _executor(self) -> Any:
+        executor = self.__wrapped__._executor
+        try:
+            return _SubmitsInContext(executor, self._self_context)
+        except Exception as exc:  # the index's own executor: its work outside the caller's context
+            guarded_failure("pinecone", exc)
+            return executor
+
+
+class _SubmitsInContext(wrapt.ObjectProxy):  # type: ignore[misc]
+    """An executor whose ``submit`` runs the function in a copy of ``context``."""
+
+    def __init__(self, executor: Any, context: contextvars.Context) -> None:
+        super().__init__(executor)
+        self._self_context = context
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__.submit(self._self_context.copy().run, fn, *args, **kwargs)
+
+
+def _in_callers_context(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """The method run on the index as ``_InCallersContext`` (a bound method another wrapper
+    replaced is called as it is)."""
+    if type(wrapped) is not types.MethodType or instance is None:
+        return wrapped(*args, **kwargs)
+    try:
+        index = _InCallersContext(instance, contextvars.copy_context())
+    except Exception as exc:  # the call as it is: its pool work outside the caller's context
+        guarded_failure("pinecone", exc)
+        return wrapped(*args, **kwargs)
+    return wrapped.__func__(index, *args, **kwargs)
+
 
 def _namespaces_wrapper() -> Callable[..., Any]:
-    """``Index.query_namespaces`` as one retrieval whose thread-pool queries stay in its context."""
+    """``query_namespaces`` as one retrieval whose thread-pool queries stay in its context."""
     search = search_wrapper("pinecone", "query_namespaces", _describe_namespaces, _results)
 
     def traced(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         def in_callers_context(*call_args: Any, **call_kwargs: Any) -> Any:
-            if type(wrapped) is not types.MethodType:  # not the plain bound method: call it as it is
-                return wrapped(*call_args, **call_kwargs)
-            index = _InCallersContext(instance, contextvars.copy_context())
-            return wrapped.__func__(index, *call_args, **call_kwargs)
+            return _in_callers_context(wrapped, instance, call_args, call_kwargs)
 
         return search(in_callers_context, instance, args, kwargs)
 
@@ -176,7 +214,7 @@ def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
 
 
 def _count(instance: Any, args: Any, kwargs: Any) -> int | None:
-    items = kwargs.get("vectors", kwargs.get("ids", args[0] if args else None))
+    items = kwargs.get("vectors", kwargs.get("records", kwargs.get("ids", args[0] if args else None)))
     return len(items) if isinstance(items, list | tuple) else None
 
 
@@ -222,6 +260,14 @@ class _PerIndex:
 #: The unranked reads: method -> (describe, results).
 _FETCHES = {"fetch": (_describe_fetch, _fetch_results),
             "fetch_by_metadata": (_describe_fetch_by_metadata, _page_results)}
+#: The writes: method -> count.
+_WRITES = {"upsert": _count, "upsert_records": _count, "update": _count_update, "delete": _count}
+#: The data-plane clients: module, class, whether its methods are coroutines.
+_CLASSES = (("pinecone.index", "Index", False), ("pinecone.grpc", "GrpcIndex", False),
+            ("pinecone.async_client.async_index", "AsyncIndex", True))
+#: The gRPC client's calls that run a traced method on its thread pool and return a future.
+_GRPC_FUTURES = ("query_async", "query_namespaces_async", "fetch_async", "upsert_async", "update_async",
+                 "delete_async")
 
 
 class PineconeIntegration(Integration):
@@ -235,40 +281,36 @@ class PineconeIntegration(Integration):
         self._per_index: list[tuple[type, str, _PerIndex]] = []
 
     def _instrument(self) -> None:
-        module = "pinecone.index"
-        self.patcher.wrap(module, "Index.query", search_wrapper("pinecone", "query", _describe_query, _results))
-        self.patcher.wrap(module, "Index.query_namespaces", _namespaces_wrapper(), optional=True)
-        for operation in ("search", "search_records"):
-            self.patcher.wrap(module, f"Index.{operation}",
-                              search_wrapper("pinecone", operation, _describe_search, _search_results), optional=True)
-        for operation, (describe, results) in _FETCHES.items():
-            self.patcher.wrap(module, f"Index.{operation}", search_wrapper("pinecone", operation, describe, results),
-                              optional=True)
-        self.patcher.wrap(module, "Index.upsert", write_wrapper("pinecone", "upsert", _describe_write, _count))
-        self.patcher.wrap(module, "Index.update", write_wrapper("pinecone", "update", _describe_write, _count_update),
-                          optional=True)
-        self.patcher.wrap(module, "Index.delete", write_wrapper("pinecone", "delete", _describe_write, _count))
+        for module, cls, asynchronous in _CLASSES:
+            self._wrap_data_plane(module, cls, asynchronous)
         self.patcher.wrap("pinecone._legacy.async_req", "_LegacyAsyncPool.submit", _submit_in_callers_context,
                           optional=True)
         self._rebind_per_index()
-        module = "pinecone.async_client.async_index"  # the asyncio client, where the installed version has it
-        self.patcher.wrap(module, "AsyncIndex.query", search_wrapper("pinecone", "query", _describe_query, _results,
-                                                                     asynchronous=True), optional=True)
-        self.patcher.wrap(module, "AsyncIndex.query_namespaces",  # its queries are tasks: they keep the context
-                          search_wrapper("pinecone", "query_namespaces", _describe_namespaces, _results,
-                                         asynchronous=True), optional=True)
+        for name in _GRPC_FUTURES:
+            self.patcher.wrap("pinecone.grpc", f"GrpcIndex.{name}", _in_callers_context, optional=True)
+
+    def _wrap_data_plane(self, module: str, cls: str, asynchronous: bool) -> None:
+        """The reads of ``cls`` as retrievals, its writes as spans (all optional but the REST
+        ``Index``'s query, upsert and delete, there in every supported version)."""
+        optional = cls != "Index"
+
+        def wrap(operation: str, wrapper: Callable[..., Any], required: bool = False) -> None:
+            self.patcher.wrap(module, f"{cls}.{operation}", wrapper, optional=optional or not required)
+
+        def search(operation: str, describe: Any, results: Any) -> Callable[..., Any]:
+            return search_wrapper("pinecone", operation, describe, results, asynchronous=asynchronous)
+
+        wrap("query", search("query", _describe_query, _results), required=True)
+        # the asyncio client's per-namespace queries are tasks: they keep the context
+        wrap("query_namespaces", search("query_namespaces", _describe_namespaces, _results) if asynchronous
+             else _namespaces_wrapper())
         for operation in ("search", "search_records"):
-            self.patcher.wrap(module, f"AsyncIndex.{operation}",
-                              search_wrapper("pinecone", operation, _describe_search, _search_results,
-                                             asynchronous=True), optional=True)
+            wrap(operation, search(operation, _describe_search, _search_results))
         for operation, (describe, results) in _FETCHES.items():
-            self.patcher.wrap(module, f"AsyncIndex.{operation}",
-                              search_wrapper("pinecone", operation, describe, results, asynchronous=True),
-                              optional=True)
-        for operation, counter in (("upsert", _count), ("update", _count_update), ("delete", _count)):
-            self.patcher.wrap(module, f"AsyncIndex.{operation}",
-                              write_wrapper("pinecone", operation, _describe_write, counter, asynchronous=True),
-                              optional=True)
+            wrap(operation, search(operation, describe, results))
+        for operation, counter in _WRITES.items():
+            wrap(operation, write_wrapper("pinecone", operation, _describe_write, counter, asynchronous=asynchronous),
+                 required=operation in ("upsert", "delete"))
 
     def _rebind_per_index(self) -> None:
         """``_PerIndex`` over the traced ``upsert`` and ``query``, where the SDK wraps them per index."""

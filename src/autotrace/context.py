@@ -66,9 +66,12 @@ def tenant(tenant_id: str) -> Iterator[str]:
 
     Entered where a span of another tenant's trace is current (a worker task that one request
     started, serving every tenant's jobs), the block starts a trace of its own, without that
-    trace's attributes: a span under the other tenant's would go to that tenant's project."""
+    trace's attributes: a span under the other tenant's would go to that tenant's project. So
+    too under another tenant's scope with no span of autotrace's current (a worker task started
+    before the request's first span, an incoming caller's span, one the sampler left out)."""
+    previous = _tenant.get()
     token = set_tenant(tenant_id)
-    left = leave_other_tenants_trace(tenant_id)
+    left = leave_other_tenants_trace(tenant_id, previous)
     try:
         yield tenant_id
     finally:
@@ -80,17 +83,23 @@ def tenant(tenant_id: str) -> Iterator[str]:
 Left = tuple[object, Token[dict[str, Any] | None]]
 
 
-def leave_other_tenants_trace(tenant_id: str) -> Left | None:
+def leave_other_tenants_trace(tenant_id: str, previous: str | None = None) -> Left | None:
     """No current span, nor trace attributes, when the current span is of another tenant than
-    ``tenant_id`` (counted as ``tenant_new_trace``); None when it is not."""
-    if not of_other_tenant(get_current_span(), tenant_id):
+    ``tenant_id``, or has no tenant of autotrace's (none, a caller's, an unsampled one) while
+    ``previous`` (the tenant in scope before) is another; a span left is counted as
+    ``tenant_new_trace``. None when neither holds."""
+    span = get_current_span()
+    owner = getattr(span, "_autotrace_tenant", None)  # set when the span started
+    other = owner if owner is not None else previous
+    if other is None or other == tenant_id:
         return None
     try:
         attached = otel_context.attach(set_span_in_context(INVALID_SPAN))
     except Exception as exc:  # a custom OTel runtime context failed: the tracker keeps the trace's tenant
         guarded_failure("tenant", exc)
         return None
-    count("tenant_new_trace")
+    if span.get_span_context().is_valid:
+        count("tenant_new_trace")
     return attached, _trace_attrs.set(None)
 
 

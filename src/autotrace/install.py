@@ -87,6 +87,9 @@ class _Relay(SpanProcessor):
         #: The processors of the provider of the last span started: a new set is looked over for a
         #: Langfuse SDK client's (``_langfuse_sdk``), also one added after ``install()``.
         self.processors: Any = None
+        #: The installed provider's processors as a span last ended: a client made while a span was
+        #: open is looked over before that span ends (its processor would export it, unredacted).
+        self.ending_processors: Any = None
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pipeline = state.pipeline
@@ -100,6 +103,10 @@ class _Relay(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         pipeline = state.pipeline
         if pipeline is not None:
+            processors = getattr(getattr(state.provider, "_active_span_processor", None), "_span_processors", None)
+            if processors is not self.ending_processors:
+                self.ending_processors = processors
+                _langfuse_sdk.take_over(processors or ())
             pipeline.on_end(span)
         elif self.retired[0] <= (span.start_time or 0) < self.retired[1]:
             count("spans_dropped.shutdown")
@@ -310,7 +317,7 @@ def _switch(settings: Settings, provider: TracerProvider, pipeline: SpanPipeline
     _RELAY.installed_at = time.time_ns()
     state.pipeline = pipeline
     recorder.use_tracer(ObservationTracer(provider, _RELAY, recorder.__version__))
-    _RELAY.processors = None  # each provider's looked over again, with these settings
+    _RELAY.processors = _RELAY.ending_processors = None  # each provider's looked over again, with these settings
     processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", None)
     _langfuse_sdk.take_over(processors or (), again=True)
 

@@ -94,14 +94,19 @@ def _comment(comment: object) -> str | None:
 def unsampled(obs: Any) -> bool:
     """Whether ``obs`` belongs to a trace the sampler left out: a score on it would point at a trace
     that is never exported, so it is dropped (``scores_dropped.unsampled``)."""
-    try:
-        span_context = obs.span.get_span_context()
-        if not span_context.is_valid or span_context.trace_flags.sampled:  # invalid: not installed
-            return False
-    except Exception:
+    if not _sampled_out(obs):
         return False
     count("scores_dropped.unsampled")
     return True
+
+
+def _sampled_out(obs: Any) -> bool:
+    """``unsampled``, not counted."""
+    try:
+        span_context = obs.span.get_span_context()
+        return bool(span_context.is_valid and not span_context.trace_flags.sampled)  # invalid: not installed
+    except Exception:
+        return False
 
 
 def score(
@@ -223,15 +228,17 @@ def evaluation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observat
     return current_observation()
 
 
-#: Evaluator observations running, each with the tenant the observation it evaluates started with.
-_EVALUATED: weakref.WeakKeyDictionary[Observation, str | None] = weakref.WeakKeyDictionary()
+#: Evaluator observations running, each with the tenant the observation it evaluates started with
+#: and whether the sampler left that observation's trace out.
+_EVALUATED: weakref.WeakKeyDictionary[Observation, tuple[str | None, bool]] = weakref.WeakKeyDictionary()
 
 
 def note_evaluation(obs: Observation, target: Observation) -> None:
     """``obs`` (an evaluator's) evaluates ``target``: named in its metadata; its score goes where
-    ``target`` went, even once ``target`` (and its trace) ended (``score_evaluation``)."""
+    ``target`` went, even once ``target`` (and its trace) ended, and only if ``target``'s trace is
+    exported (``score_evaluation``): an evaluator of another trace's observation is sampled apart."""
     obs.update(metadata={"evaluates": target.id, "evaluates_trace": target.trace_id})
-    _EVALUATED[obs] = started_tenant(target)
+    _EVALUATED[obs] = (started_tenant(target), _sampled_out(target))
 
 
 def score_evaluation(name: str, obs: Observation, output: Any) -> None:
@@ -242,12 +249,16 @@ def score_evaluation(name: str, obs: Observation, output: Any) -> None:
     """
     metadata = obs.fields.get("metadata") or {}
     target = metadata.get("evaluates")
-    started_with = _EVALUATED.pop(obs, None)
-    if target is None or unsampled(obs):
+    started_with, sampled_out = _EVALUATED.pop(obs, (None, _sampled_out(obs)))
+    if target is None:
+        return
+    if sampled_out:
+        count("scores_dropped.unsampled")
         return
     comment = data_type = None
     if isinstance(output, dict):
         comment, data_type, output = output.get("comment"), output.get("data_type"), output.get("value")
     output = _plain(output)  # numpy's numbers too
     if isinstance(output, bool | int | float | str):
-        _guarded(name, output, metadata["evaluates_trace"], target, data_type, comment, None, started_with)
+        # sent to the evaluated tenant by name: an evaluator running under another tenant is no mismatch
+        _guarded(name, output, metadata["evaluates_trace"], target, data_type, comment, started_with, None)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, create_key, get_value, set_value
 
 from .._internal import count, guarded_failure, log_once
 
@@ -24,22 +24,26 @@ _EXTRA_IDLE = 5.0
 _STUCK_AFTER = 1.0
 #: ``max_size`` when not given: this many times ``size``.
 _BURST = 8
-#: Marks autotrace's own export threads (``own_thread``).
+#: Marks autotrace's own export threads (``own_thread``), and their context.
 _own = threading.local()
+_OWN_CONTEXT = create_key("autotrace-export-thread")
 
 
 def own_thread() -> None:
     """Mark the calling thread, for its lifetime, as one of autotrace's export threads (the
     pipeline's, an export worker): the user code run there (a redaction hook, a credentials
     resolver) is not traced. OpenTelemetry instrumentations see instrumentation suppressed; the
-    spans of those that do not look (autotrace's own) are left out by the pipeline."""
+    spans of those that do not look (autotrace's own) are left out by the pipeline. The mark is
+    in the thread's context too: work the hook hands to another thread with its context
+    (``asyncio.to_thread``, an executor running ``copy_context().run``) is the hook's as well."""
     _own.marked = True
-    attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    attach(set_value(_OWN_CONTEXT, True, set_value(_SUPPRESS_INSTRUMENTATION_KEY, True)))
 
 
 def on_own_thread() -> bool:
-    """Whether the calling thread is one of autotrace's export threads (``own_thread``)."""
-    return getattr(_own, "marked", False)
+    """Whether the calling thread is one of autotrace's export threads (``own_thread``), or runs
+    in a context handed on from one."""
+    return getattr(_own, "marked", False) or get_value(_OWN_CONTEXT) is True
 
 
 class WorkerPool:

@@ -103,9 +103,12 @@ def tenant_travels_to(target: str | None) -> bool:
 
 
 def inject(carrier: MutableMapping[str, str], context: Context | None = None,
-           send_tenant: bool = True) -> MutableMapping[str, str]:
+           send_tenant: bool | None = None, target: str | None = None) -> MutableMapping[str, str]:
     """Write trace context and baggage (with the current tenant, or without any tenant entry when
-    there is none or ``send_tenant`` is false) into ``carrier``.
+    there is none or ``send_tenant`` is false) into ``carrier``. ``send_tenant`` None (the
+    default): as ``tenant_baggage`` says for ``target`` (``host:port``; None, a destination not
+    named, is told the tenant only when the setting is ``all``), as for a gRPC channel: a request
+    to a third party never carries which customer it is for unless configured.
 
     Headers ``carrier`` already holds, in any case (an incoming request's, forwarded), are
     replaced, as for gRPC metadata: ``baggage`` always (its entries are kept, not its tenant's),
@@ -122,6 +125,8 @@ def inject(carrier: MutableMapping[str, str], context: Context | None = None,
         trace_state = trace.get_current_span(context).get_span_context().trace_state
         if trace_state:
             carrier["tracestate"] = trace_state.to_header()
+    if send_tenant is None:
+        send_tenant = tenant_travels_to(target)
     header = _baggage_header(context, current_tenant() if send_tenant else None)
     if header:
         carrier["baggage"] = header

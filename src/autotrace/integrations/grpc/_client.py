@@ -17,7 +17,7 @@ from opentelemetry.trace import get_current_span, set_span_in_context
 from ..._internal import guarded_failure
 from ...observation import Observation
 from ...propagation import PROPAGATION_KEYS, extract, inject, merge_baggage, tenant_travels_to
-from ._common import KIND_CLIENT, finish_call, start_call, untraced
+from ._common import KIND_CLIENT, finish_call, others_aside, start_call, untraced
 
 
 def _outgoing_metadata(metadata: Any, obs: Observation, target: str | None) -> list[tuple[str, Any]]:
@@ -313,7 +313,8 @@ class ClientInterceptor(
             guarded_failure("grpc.metadata", exc)
             new_details = details
         try:
-            call = continuation(new_details, request)
+            with others_aside():
+                call = continuation(new_details, request)
         except BaseException as error:
             finish_call(obs, None, error=error)
             raise
@@ -344,7 +345,8 @@ async def _aio_intercept(continuation: Callable[..., Any], details: Any, request
     except Exception as exc:
         guarded_failure("grpc.metadata", exc)
     try:
-        call = await continuation(details, request)
+        with others_aside():
+            call = await continuation(details, request)
     except BaseException as error:
         finish_call(obs, None, error=error)
         raise

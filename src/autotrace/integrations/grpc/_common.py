@@ -4,17 +4,21 @@ the call's status."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fnmatch import fnmatchcase
 from typing import Any
 
 import grpc
 import grpc.aio
+from opentelemetry import context as otel_context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind
 
 from ... import recorder
 from ..._internal import guarded_failure
 from ...config import Settings
-from ...observation import Observation, ObservationType
+from ...observation import Observation, ObservationType, restore_context
 from ...runtime import state
 
 KIND_CLIENT = SpanKind.CLIENT
@@ -44,6 +48,33 @@ def untraced(method: str | bytes) -> bool:
 @functools.lru_cache(maxsize=1024)  # bounded: a server's callers may name any method
 def _matches(method: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatchcase(method, pattern) for pattern in patterns)
+
+
+@contextmanager
+def others_aside() -> Iterator[None]:
+    """OpenTelemetry's "suppress instrumentation" flag set for the block in which a call we trace
+    goes on to the interceptors inside ours: another gRPC instrumentation there
+    (opentelemetry-instrumentation-grpc, which checks the flag) then stands aside. Otherwise a
+    call had two sibling spans (its server span parents on the caller's metadata, not on ours),
+    and on a client its headers replaced ours: the level-2 trace flags and no tenant. A context an
+    interceptor inside ours made current for the call (grpc.aio runs the handler in it) is kept,
+    the flag cleared: what the handler does is traced by every instrumentation."""
+    try:
+        aside = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True)
+        token = otel_context.attach(aside)
+    except Exception as exc:
+        guarded_failure("grpc.suppress", exc)
+        token = None
+    try:
+        yield
+    finally:
+        if token is not None and otel_context.get_current() is not aside:
+            try:  # like the context it replaces, never detached
+                otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, False))
+            except Exception as exc:
+                guarded_failure("grpc.suppress", exc)
+        else:
+            restore_context(token)
 
 
 def start_call(method: str | bytes, kind: Any, parent: Any = None, known: bool = True) -> Observation | None:

@@ -32,7 +32,8 @@ from ...middleware import awaited_answer, resolver_answer, tenant_of
 from ...observation import Observation
 from ...propagation import extract
 from ...runtime import state
-from ._common import KIND_SERVER, finish_call, start_call, untraced
+from ._common import KIND_SERVER, finish_call, others_aside, start_call, untraced
+from ._scope import call_parent
 from ._scope import current as _current
 from ._serializer import Serializer, as_is
 
@@ -57,7 +58,7 @@ class _ServerCall:
             tenant = tenant_of(own, ctx)  # ``tenant_from_call``'s answer (own), else the caller's when trusted
             if tenant is not None:
                 self.tenant, self.tenant_token = tenant, set_tenant(tenant)
-            self.obs = start_call(handler_call_details.method, KIND_SERVER, parent=ctx, known=known)
+            self.obs = start_call(handler_call_details.method, KIND_SERVER, parent=call_parent(ctx, tenant), known=known)
             self.baggage = _incoming_baggage(ctx)
         except Exception as exc:
             guarded_failure("grpc.server_start", exc)
@@ -418,7 +419,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
         if untraced(handler_call_details.method):  # also when grpc rejects it: no span at all
             return continuation(handler_call_details)
         try:
-            handler = continuation(handler_call_details)
+            with others_aside():
+                handler = continuation(handler_call_details)
         except Exception as error:  # an interceptor after ours failed: grpc rejects the call
             _rejected(handler_call_details, error)
             raise
@@ -447,7 +449,8 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):
         if untraced(handler_call_details.method):
             return await continuation(handler_call_details)
         try:
-            handler = await continuation(handler_call_details)
+            with others_aside():
+                handler = await continuation(handler_call_details)
         except Exception as error:
             _rejected(handler_call_details, error)
             raise

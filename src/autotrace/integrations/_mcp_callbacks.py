@@ -8,9 +8,12 @@ standalone stream) that is the task started when the session connected, so a ses
 several requests ran every callback (an LLM call in a sampling callback) under the tenant that had
 connected, in a trace of its own. A progress callback is the call's own. A server's request names
 its call's trace in ``_meta`` (the SDK's servers send their ``traceparent``): one of the session's
-requests in flight in that trace lends its state, the server's span the parent. A request naming no
-such trace (a server that sends none) takes the state of the one request in flight, and never a
-tenant's when several tenants' requests are, or none is (``_unnamed``). A notification names no
+requests in flight in that trace lends its state, the server's span the parent: the one whose
+request's span it names (a server that passes the client's context on), else what all of them
+share (``_sender``): calls in flight at once in one trace may each leave content out, or carry
+their own trace attributes. A request naming no such trace (a server that sends none) takes the
+state of the one request in flight, what several of one tenant share, and never a tenant's when
+several tenants' requests are, or none is (``_unnamed``). A notification names no
 request: it runs in no tenant's state (``_anonymous``), unless it already runs in one of the
 session's requests' own (a streamable HTTP request's stream). The input requests the client's own
 driver dispatches between the rounds of a call (``InputRequiredResult``) run in that caller's task
@@ -36,19 +39,23 @@ from ..carried import current_values
 from ..propagation import extract
 
 _TRACE_KEYS = ("traceparent", "tracestate")
+_MAX_SENT = 16  # the spans a call's requests were sent in that are kept (a call of many rounds)
 
 
 class Caller:
     """The tracing state of one client request in flight (taken where its observation is current),
     known to its session by trace id until ``leave``."""
 
-    __slots__ = ("otel", "session", "trace_id", "values")
+    __slots__ = ("otel", "sent", "session", "token", "trace_id", "values")
 
     def __init__(self, session: Any) -> None:
         self.values = current_values()
         self.otel = otel_context.get_current()
         self.session = session
-        self.trace_id = trace.get_current_span(self.otel).get_span_context().trace_id
+        span = trace.get_current_span(self.otel).get_span_context()
+        self.trace_id = span.trace_id
+        self.sent = [span.span_id]  # the spans its requests were sent in (``note_sent``), which a server names
+        self.token: Any = None  # of ``_CALLING``, set while it runs
         with _LOCK:
             _IN_FLIGHT.setdefault(session, {}).setdefault(self.trace_id, []).append(self)
 
@@ -62,7 +69,9 @@ class Caller:
                     waiting.remove(self)
                 if not waiting:
                     calls.pop(self.trace_id, None)
-        except Exception as exc:
+            if self.token is not None:
+                _CALLING.reset(self.token)
+        except Exception as exc:  # ``_CALLING`` set in another context: left as it is
             guarded_failure("mcp.callback", exc)
 
     def progress(self, callback: Any) -> Callable[..., Awaitable[Any]]:
@@ -87,6 +96,8 @@ _LOCK = threading.Lock()
 _IN_FLIGHT: weakref.WeakKeyDictionary[Any, dict[int, list[Caller]]] = weakref.WeakKeyDictionary()
 
 
+#: The request running here (set by ``enter``), whose sending ``note_sent`` notes.
+_CALLING: ContextVar[Caller | None] = ContextVar("autotrace_mcp_calling", default=None)
 #: The session whose server's request is being answered (set by ``on_request``), in its task.
 _PEER: ContextVar[Any] = ContextVar("autotrace_mcp_peer", default=None)
 Found = tuple[Caller, Context] | None  # the state to run in and its OTel context; None: as it is
@@ -114,19 +125,46 @@ def _owner(session: Any, meta: Any) -> Found:
         waiting = calls.get(named.trace_id) if named is not None and named.is_valid else None
         if not waiting:
             return None if own else _unnamed(session, [caller for callers in calls.values() for caller in callers])
-        caller = waiting[-1]
+        caller = _sender(session, waiting, named.span_id)  # type: ignore[union-attr]
     return caller, trace.set_span_in_context(span, caller.otel)  # type: ignore[arg-type]
+
+
+def _sender(session: Any, callers: list[Caller], span_id: int) -> Caller:
+    """Which of ``callers``, in flight in one trace, the server's request naming the span ``span_id``
+    belongs to: the one whose request was sent in it, else the only one, else their common state."""
+    found = next((caller for caller in callers if span_id in caller.sent), None)
+    if found is not None:
+        return found
+    return callers[0] if len(callers) == 1 else _common(session, callers, Context())
+
+
+def _common(session: Any, callers: list[Caller], otel: Context) -> Caller:
+    """The state ``callers`` share, under ``otel``: a variable they differ in is unset, and content
+    left out if any of them leaves it out."""
+    first = callers[0].values
+    shared = [value if all(caller.values[i] == value for caller in callers) else None
+              for i, value in enumerate(first)]
+    if any(caller.values[1] is False for caller in callers):
+        shared[1] = False
+    return _state(session, (shared[0], shared[1], shared[2], shared[3]), otel)
+
+
+def _state(session: Any, values: Any, otel: Context) -> Caller:
+    """A state to run a callback in that is no request's (never in flight)."""
+    state = Caller.__new__(Caller)
+    state.session, state.trace_id, state.otel, state.sent, state.token, state.values = session, 0, otel, [], None, values
+    return state
 
 
 def _unnamed(session: Any, callers: list[Caller]) -> tuple[Caller, Context]:
     """A server's request naming no trace of the session's (a server that sends none): the one
-    request in flight's state, under its span; with several of one tenant, that tenant's state in
-    a trace of its own; else (several tenants' requests in flight, or none) ``_anonymous``: whose
+    request in flight's state, under its span; with several of one tenant, the state they share
+    (``_common``) in a trace of its own; else (several tenants' requests in flight, or none) ``_anonymous``: whose
     it is cannot be told, never another tenant's nor the one that connected the session."""
     if len(callers) == 1:
         return callers[0], callers[0].otel
     if callers and len({caller.values[0] for caller in callers}) == 1:
-        return callers[-1], Context()
+        return _common(session, callers, Context()), Context()
     return _anonymous(session, callers)
 
 
@@ -134,10 +172,7 @@ def _anonymous(session: Any, callers: list[Caller]) -> tuple[Caller, Context]:
     """No tenant's state, in a trace of its own, content left out if where it runs or any of
     ``callers`` leaves it out."""
     leaves_out = current_values()[1] is False or any(caller.values[1] is False for caller in callers)
-    anonymous = Caller.__new__(Caller)
-    anonymous.session, anonymous.trace_id, anonymous.otel = session, 0, Context()
-    anonymous.values = (None, False if leaves_out else None, None, None)
-    return anonymous, Context()
+    return _state(session, (None, False if leaves_out else None, None, None), Context()), Context()
 
 
 async def _run(find: Callable[[], Found], wrapped: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
@@ -201,11 +236,26 @@ def enter(session: Any, progress: bool, args: tuple[Any, ...],
     except Exception as exc:
         guarded_failure("mcp.callback", exc)
         return None, args, kwargs
+    try:
+        caller.token = _CALLING.set(caller)
+    except Exception as exc:
+        guarded_failure("mcp.callback", exc)
     if progress and kwargs.get("progress_callback") is not None:
         kwargs = {**kwargs, "progress_callback": caller.progress(kwargs["progress_callback"])}
     elif progress and len(args) > 3 and args[3] is not None:
         args = (*args[:3], caller.progress(args[3]), *args[4:])
     return caller, args, kwargs
+
+
+def note_sent() -> None:
+    """The request running here is being sent, in the current span (the SDK's own client span), which
+    the server's requests for it name (never raises)."""
+    try:
+        caller = _CALLING.get()
+        if caller is not None and len(caller.sent) < _MAX_SENT:
+            caller.sent.append(trace.get_current_span().get_span_context().span_id)
+    except Exception as exc:
+        guarded_failure("mcp.callback", exc)
 
 
 def leave(caller: Caller | None) -> None:

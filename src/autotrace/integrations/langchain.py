@@ -44,6 +44,7 @@ from ..observation import STREAM_CLOSED, Observation, ObservationType, make_curr
 from . import langchain_convert as lcv
 from . import langchain_fields as lf
 from . import langchain_graph as lg
+from . import langchain_graph_writes as lgw
 from .base import Integration
 from .langchain_convert import message_fields, model_reply, run_name, streamed_start
 from .langchain_embeddings import embedding_patches
@@ -64,7 +65,9 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
     ignore_llm = ignore_chain = ignore_agent = ignore_retriever = ignore_chat_model = ignore_retry = False
     ignore_custom_event = False
 
-    def __init__(self, marks_streams: bool = False, codes: frozenset[Any] = frozenset()) -> None:
+    def __init__(self, marks_streams: bool = False, codes: frozenset[Any] = frozenset(),
+                 late: CancellablePatches | None = None) -> None:
+        self.late = late  # patches waiting for their module's import to end (``patch_waiting``)
         self.marks_streams = marks_streams  # see ``streamed_start``
         self.stream_codes = codes  # LangChain's streaming generators (``closed_stream``)
         self.runs: OrderedDict[UUID, Run] = OrderedDict()
@@ -98,6 +101,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             extra.setdefault("tags", own)
         obs.update(metadata=extra or None, **fields)
         run = Run(obs, parent_run_id if parent is not None else None, outer, tags, lg.in_graph(metadata))
+        run.node = node
         run.session = self._inherit_session(obs, parent, metadata)
         # a root run's own tags are the trace's (as Langfuse's handler takes them), on every span of its tree
         run.trace_tags = lf.trace_tags(obs, parent.trace_tags if parent is not None else (), langfuse_tags,
@@ -149,6 +153,9 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         self._by_span.pop(obs.span.get_span_context().span_id, None)
         if self.streaming:
             self.streaming.pop(run_id, None)
+        written = run.writes.recorded() if run.writes is not None else None
+        if written is not None:  # a node's, recorded with its output
+            fields["metadata"] = {lgw.WRITES_KEY: written}
         if fields:
             obs.update(**fields)
         if isinstance(error, GeneratorExit):  # a stream its reader closed: interrupted, as any stream
@@ -195,6 +202,9 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
     # -- chains and agents --------------------------------------------------------------------------
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if self.late is not None and self.late.waiting:  # before a graph runs its nodes
+            self._guard("late_patches", self.late.patch_waiting)
+
         def start() -> None:
             graph = lg.in_graph(metadata)
             name = run_name(serialized, kwargs, lg.UNNAMED if graph else "chain")  # see ``lg.inner_name``
@@ -207,8 +217,8 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                 self._graph_started(parent_run_id, metadata)
                 obs_type = ObservationType.CHAIN
             else:
+                agent = root or self._named_agent(name, tags, parent_run_id)  # by its own name, not its node's
                 name = lg.inner_name(name, metadata or {}) if graph else name
-                agent = root or self._named_agent(name, tags, parent_run_id)
                 obs_type = ObservationType.AGENT if agent else ObservationType.CHAIN
             self._start(obs_type, name, run_id, parent_run_id, metadata, streamed_start(inputs, kwargs, self.marks_streams),
                         tags, node, input=lcv.chain_value(inputs))
@@ -409,7 +419,7 @@ class LangChainIntegration(Integration):
         from langchain_core.tracers import context as tracer_context
 
         handler_class = _handler_class()
-        self.handler = handler_class(lcv.marks_streams(), lcv.stream_codes())
+        self.handler = handler_class(lcv.marks_streams(), lcv.stream_codes(), self._cancellable)
         variable: ContextVar[Any] = ContextVar("autotrace_langchain_handler", default=self.handler)
         tracer_context.register_configure_hook(variable, True)
         self._hook = tracer_context._configure_hooks[-1]

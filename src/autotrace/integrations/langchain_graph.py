@@ -12,7 +12,8 @@ known once its first node starts. How each run is recorded:
   a ``chain``, unless its name says agent (LangChain's rule, e.g. ``create_react_agent(name=...)``);
 - a node is a ``chain`` named after the node, whatever the node's name says; an unnamed subgraph
   (LangGraph's default name ``LangGraph``) is named after the node it runs in, a sub-agent built
-  by ``create_react_agent`` without a name too (unnamed, it is no agent by LangChain's rule);
+  by ``create_react_agent`` without a name too (unnamed, it is no agent by LangChain's rule, even
+  in a node whose name says agent);
 - a chain run LangGraph tags ``langsmith:hidden`` (the ``__start__`` task and what runs in it) is
   not recorded: what it starts nests under its parent; a model, tool or retriever always is;
 - an unnamed function (a lambda router of a conditional edge) is named ``<lambda>``, not
@@ -27,7 +28,8 @@ known once its first node starts. How each run is recorded:
   with its values; a handoff to a parent graph (``ParentCommand``) as DEFAULT: control flow, not
   failures. A resumed run is a new trace; with a checkpointer, the graph's ``thread_id`` is the
   session of both, which links them, on every run of the graph (as a session in its metadata is);
-  a session the caller gives (in the metadata or ``autotrace.trace_attributes``) wins.
+  a session the caller gives (in the metadata or ``autotrace.trace_attributes``) wins;
+- what a node writes to its custom stream is metadata of its run (``langchain_graph_writes``).
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from .. import schema
-from ..context import current_trace_attributes
+from .._internal import count
+from ..context import capture_enabled, current_trace_attributes
 from ..observation import ObservationType
+from .langchain_graph_writes import Writes
 from .langchain_interrupts import plain_cancellation
 
 NODE_KEY = "langgraph_node"
@@ -173,3 +177,26 @@ class GraphRuns:
             self._end(run_id, plain_cancellation(error), **fields)
         else:
             self._end(run_id, level=flow[0], status_message=flow[1], **fields)
+
+    def stream_written(self, run_id: UUID, value: Any) -> None:
+        """Note ``value``, written to the custom stream in the run ``run_id``, on its nearest node."""
+        if not capture_enabled():  # content, as the node's output is
+            return
+        run = self.runs.get(self.hidden.get(run_id, run_id) if self.hidden else run_id)
+        while run is not None and not run.node:
+            run = self.runs.get(run.parent_run_id) if run.parent_run_id is not None else None
+        if run is None:
+            count("langgraph_stream_writes_unrecorded")
+            return
+        if run.writes is None:
+            run.writes = Writes()
+        run.writes.add(value)
+
+    def output_processed(self, run_id: UUID) -> None:
+        """The node run ``run_id`` ends with what its ``TracePolicy`` makes of its output: the values
+        it wrote are not recorded either."""
+        run = self.runs.get(run_id)
+        if run is not None and run.node:
+            if run.writes is None:
+                run.writes = Writes()
+            run.writes.withhold()

@@ -2,7 +2,8 @@
 input and output its processors make of a node's run to tracers only (LangChain's ``BaseTracer``,
 LangSmith's), the raw ones to every other handler. autotrace records what a tracer records: where
 LangGraph splits a run's handlers so (``_split_handlers``, wrapped once langgraph is imported), the
-autotrace handler goes with the tracers."""
+autotrace handler goes with the tracers. A node whose output is so processed records none of the
+values it wrote to its custom stream (``langchain_graph_writes``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ def with_tracers(integration: Any, wrapped: Any, instance: Any, args: Any, kwarg
     if handler is not None:
         try:
             others, tracers = split
+            run_id = getattr(args[0] if args else kwargs.get("manager"), "run_id", None)
+            if run_id is not None:  # a run's end, its output processed (its start has no run yet)
+                handler.output_processed(run_id)
             if handler in others.handlers:
                 others.handlers = [h for h in others.handlers if h is not handler]
                 tracers.handlers = [*tracers.handlers, handler]

@@ -34,6 +34,7 @@ from .._internal import guarded_failure
 from ..observation import STREAM_CLOSED, describe_error
 from .base import Patcher
 from .langchain_graph_policy import SPLIT, with_tracers
+from .langchain_graph_writes import MERGE, recording_merge
 
 #: calls that report no end for their run when interrupted, wrapped once the application imports them:
 #: (module, target, whether the call is awaited)
@@ -94,32 +95,51 @@ async def ended_if_cancelled(integration: Any, call: Awaitable[Any]) -> Any:
 class CancellablePatches:
     """``_ended_if_interrupted`` around each of ``_CANCELLABLE``, from when its module is imported
     (importing LangChain's retrievers at start-up would cost every application over 100 ms); so is
-    LangGraph's split of a run's tracers from its other handlers, if it has one (``langchain_graph_policy``)."""
+    LangGraph's split of a run's tracers from its other handlers, if it has one (``langchain_graph_policy``),
+    and its merge of a graph run's runtime, which makes its writer (``langchain_graph_writes``)."""
 
     def __init__(self, patcher: Patcher, integration: Any) -> None:
         self.patcher = patcher
         self.integration = integration
         self.generation = 0  # moves on at each ``apply`` and ``remove``: an earlier hook does nothing
+        self.waiting: list[Any] = []  # patches of a module not done importing when it was patched
 
     def apply(self) -> None:
         self.generation += 1
+        self.waiting.clear()
         for module, target, awaited in _CANCELLABLE:
             wrapper = self._wrapper if awaited else self._sync_wrapper
             wrapt.register_post_import_hook(functools.partial(self._imported, self.generation, target, wrapper,
                                                               False), module)
-        split = functools.partial(with_tracers, self.integration)
-        wrapt.register_post_import_hook(functools.partial(self._imported, self.generation, SPLIT[1], split, True),
-                                        SPLIT[0])
+        for (module, target), wrapper in ((SPLIT, with_tracers), (MERGE, recording_merge)):  # LangGraph's, if any
+            wrapt.register_post_import_hook(functools.partial(
+                self._imported, self.generation, target, functools.partial(wrapper, self.integration), True), module)
 
     def remove(self) -> None:
         self.generation += 1
+        self.waiting.clear()
 
     def _imported(self, generation: int, target: str, wrapper: Any, optional: bool, module: Any) -> None:
-        if generation == self.generation:
+        if generation != self.generation:
+            return
+        if getattr(module.__spec__, "_initializing", False) and not hasattr(module, target.split(".")[0]):
+            # it imports LangChain before it defines ``target`` (the application imported it first):
+            # patched at the next chain run's start, by when it is done (``patch_waiting``)
+            self.waiting.append(functools.partial(self._imported, generation, target, wrapper, optional, module))
+            return
+        try:
+            self.patcher.wrap(module.__name__, target, wrapper, optional)
+        except Exception as exc:  # a changed library: the rest stays traced
+            guarded_failure("langchain.cancellable_patch", exc)
+
+    def patch_waiting(self) -> None:
+        """Apply the patches waiting for their module's import to end (each taken once by one thread)."""
+        for _ in range(len(self.waiting)):
             try:
-                self.patcher.wrap(module.__name__, target, wrapper, optional)
-            except Exception as exc:  # a changed library: the rest stays traced
-                guarded_failure("langchain.cancellable_patch", exc)
+                retry = self.waiting.pop(0)
+            except IndexError:  # another thread took it
+                return
+            retry()
 
     def _wrapper(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         return ended_if_cancelled(self.integration, wrapped(*args, **kwargs))

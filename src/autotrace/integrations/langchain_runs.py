@@ -10,6 +10,7 @@ from uuid import UUID
 from opentelemetry.context import Context
 
 from ..observation import Observation
+from .langchain_graph_writes import Writes
 
 
 def show_in_place(context: Context, outer: Context) -> None:
@@ -27,14 +28,16 @@ class Run:
     context made current is kept, and when the run releases it, it is changed in place to show
     ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
 
-    __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "obs", "outer", "parent_run_id", "session",
-                 "tags", "token", "trace_tags")
+    __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "node", "obs", "outer", "parent_run_id",
+                 "session", "tags", "token", "trace_tags", "writes")
 
     def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
                  tags: list[str] | None = None, inside: bool = False) -> None:
         self.obs = obs
         self.in_graph = inside  # runs inside a LangGraph graph (``langchain_graph``)
         self.graph = False  # is a graph whose nodes have started
+        self.node = False  # is a graph's node task
+        self.writes: Writes | None = None  # what the node wrote to its custom stream (``langchain_graph_writes``)
         self.session: str | None = None  # its graph's thread, as its session (``langchain_graph``)
         self.tags = tags  # all its tags, its children inherit them
         self.trace_tags: tuple[str, ...] = ()  # the trace's tags its span carries, its children's too

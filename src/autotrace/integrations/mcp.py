@@ -54,7 +54,7 @@ from ..context import release_tenant, set_tenant, trusted_incoming_tenant, witho
 from ..middleware import adopt_current_span
 from ..observation import Observation, ObservationType, make_current, restore_context
 from ..propagation import extract, inject, merge_baggage, tenant_travels_to
-from ._mcp_callbacks import dispatch_input_request, enter, from_peer, leave, on_request
+from ._mcp_callbacks import dispatch_input_request, enter, from_peer, leave, note_sent, on_request
 from .base import Integration
 from .documents import document, recorded
 
@@ -328,6 +328,7 @@ def _inject_trace_context(wrapped: Callable[..., Any], instance: Any, args: tupl
             _propagate(meta, given)
     except Exception as exc:
         guarded_failure("mcp.inject", exc)
+    note_sent()  # the span the server's requests for this one name
     return result
 
 

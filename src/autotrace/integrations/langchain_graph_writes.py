@@ -1,0 +1,109 @@
+"""What a LangGraph node writes to its custom stream (``get_stream_writer()``, a ``writer`` or
+``runtime`` argument, a tool's ``ToolRuntime``), recorded on the node's observation with its output:
+the values in order under the metadata key ``WRITES_KEY``, whether the graph is streamed with
+``stream_mode="custom"`` or invoked (where LangGraph drops them). A value written inside a run the
+node started (a tool of a ``ToolNode``) is the node's too.
+
+LangGraph gives each graph run one writer, in the ``Runtime`` it merges with its parent's
+(``Runtime.merge``, patched): ours calls it and notes each value on the node whose run is the
+current one's nearest node (``langchain_graph.GraphRuns.stream_written``). Bounded as a traced
+stream's items are: the first ``_MAX_WRITES``, while they fit the value size limit; the rest are
+dropped, counted (``attribute_items_dropped``) and marked. A node whose ``TracePolicy`` processes
+its output records none (counted as ``langgraph_stream_writes_withheld``): its output is what the
+policy makes of it, and the values it wrote are part of that output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from .. import bounds
+from .._internal import count, guarded_failure
+from ..runtime import state
+
+WRITES_KEY = "stream_custom"
+#: (module, target) the writer of each graph run is made in
+MERGE = ("langgraph.runtime", "Runtime.merge")
+_MAX_WRITES = 1000
+
+
+class Writes:
+    """The values one node wrote, within bounds (see the module's docstring)."""
+
+    __slots__ = ("dropped", "items", "room", "withheld")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        #: counted as a traced stream's items are (``decorators``): a text's length, a quarter of another's size
+        self.room = state.max_value_bytes + bounds.REDACTION_MARGIN
+        self.dropped = 0
+        self.withheld = False
+
+    def withhold(self) -> None:
+        """Record none (its node's output is processed by a ``TracePolicy``), counted."""
+        if not self.withheld:
+            self.withheld = True
+            count("langgraph_stream_writes_withheld", len(self.items) + self.dropped)
+            self.items, self.dropped = [], 0
+
+    def add(self, value: Any) -> None:
+        if self.withheld:
+            count("langgraph_stream_writes_withheld")
+            return
+        if len(self.items) >= _MAX_WRITES or self.room <= 0:
+            self.dropped += 1
+            return
+        self.items.append(value)
+        self.room -= len(value) if type(value) is str else bounds.size(value, 4 * self.room) // 4
+
+    def recorded(self) -> list[Any] | None:
+        """The values as recorded, None if none is."""
+        if self.withheld or not (self.items or self.dropped):
+            return None
+        if self.dropped:
+            count("attribute_items_dropped", self.dropped)
+            return [*self.items, bounds.TRUNCATION_MARK]
+        return self.items
+
+
+class _Recording:
+    """A graph run's writer that notes each value on its node, then writes it as LangGraph would."""
+
+    __slots__ = ("integration", "writer")
+
+    def __init__(self, integration: Any, writer: Any) -> None:
+        self.integration = integration  # its ``handler`` read at each write: it may be gone
+        self.writer = writer
+
+    def __call__(self, value: Any) -> Any:
+        handler = self.integration.handler
+        if handler is not None:
+            run_id = _current_run_id()
+            if run_id is not None:
+                handler._guard("stream_write", handler.stream_written, run_id, value)
+        return self.writer(value)
+
+
+def _current_run_id() -> UUID | None:
+    """The run whose code runs here: the parent of the runs it would start (LangChain's config)."""
+    try:
+        from langchain_core.runnables.config import var_child_runnable_config
+
+        config = var_child_runnable_config.get()
+        return getattr((config or {}).get("callbacks"), "parent_run_id", None)
+    except Exception as exc:  # a changed langchain-core: the value is written, not recorded
+        guarded_failure("langgraph.stream_write_run", exc)
+        return None
+
+
+def recording_merge(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``Runtime.merge``, its writer made a ``_Recording`` (once: a subgraph inherits its parent's)."""
+    runtime = wrapped(*args, **kwargs)
+    try:
+        writer = runtime.stream_writer
+        if not isinstance(writer, _Recording):
+            return runtime.override(stream_writer=_Recording(integration, writer))
+    except Exception as exc:  # a changed langgraph: its runtime as it made it
+        guarded_failure("langgraph.stream_writer", exc)
+    return runtime

@@ -409,6 +409,9 @@ def _validate(settings: Settings, overrides: Mapping[str, Any], env: Mapping[str
     methods = settings.grpc_untraced_methods
     if not isinstance(methods, tuple) or not all(isinstance(p, str) and p for p in methods):
         fail("grpc_untraced_methods", "must be 'none' or a list of method patterns ('/grpc.health.v1.Health/*')")
+    if stray := [m for m in methods if not m.startswith(("/", "*", "?", "["))]:  # would silently match no call
+        fail("grpc_untraced_methods", f"pattern {stray[0][:80]!r} matches no call: full method names start "
+             "with '/' ('/grpc.health.v1.Health/*'); 'none' traces every call")
     for name in ("integrations", "disabled_integrations"):
         value = getattr(settings, name)
         if value is not None and (not isinstance(value, tuple) or not all(isinstance(v, str) for v in value)):

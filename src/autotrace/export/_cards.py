@@ -1,15 +1,16 @@
 """Payment card numbers as ``detectors`` checks a candidate: 13 to 19 digits, Luhn-valid, starting
-as an issuer's do, and, written in groups, in a layout cards are printed in. A candidate is any run
-of digits and separators, so it may hold a card after a number (``qty 12 4111 1111 1111 1111``) or
-before one (``4111 1111 1111 1111 12/27``): ``card_in`` finds it there. A run of numbers (ids, token
+as an issuer's do, and, written in groups, in a layout cards are printed in. A candidate is a whole
+run of digits and separators, so it may hold cards after a number (``ref 12345 4111 1111 1111 1111``)
+or before one (``4111 1111 1111 1111 12/27``): ``cards_in`` finds them there. A run of numbers (ids, token
 ids, years, a matrix printed by numpy) seldom has a card's layout, and a layout of fours among more
 fours (``7081 8341 9434 4329 8170 8895 9675``: token ids) is a list (``in_a_list``)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from .detectors_decode import WIDE_SPACES, as_ascii
+from .detectors_decode import HYPHENS, WIDE_SPACES, as_ascii
 
 _GROUP = re.compile(r"\d++")
 #: Layouts besides groups of four (the last of one to four): Amex's, Diners', 13-digit Visa's, 19-digit UnionPay's
@@ -46,8 +47,8 @@ def _issued(digits: str) -> bool:
     return first == "9" and length == 16 and digits.startswith("9792")
 
 
-#: The last candidate ``card_ok`` judged, and its answer: ``card_in`` and the validator ask about
-#: the same match one after the other (a tuple replaced whole: safe across threads).
+#: The last candidate ``card_ok`` judged, and its answer: ``cards_in`` and ``card_ok`` callers may ask about
+#: the same value one after the other (a tuple replaced whole: safe across threads).
 _last: tuple[str, bool] = ("", False)
 
 
@@ -66,29 +67,46 @@ def card_ok(text: str) -> bool:
     return found
 
 
-#: What separates a card from a number beside it: a hyphen or a dot joins them (a range, a version)
+#: What may separate a card from a number beside it in one run of groups: a space, or the card's own
+#: separator (a hyphen joins numbers otherwise: a range, ``1-4111111111111111``); a card in one group
+#: after an id of four digits or more, any separator of groups (``order#98765-4111111111111111``)
 _SPACES = frozenset(f" {WIDE_SPACES}")
+_SEPARATORS = frozenset(f" {WIDE_SPACES}\u2013{HYPHENS}")
+_AN_ID = 4
+#: What a run's last group is part of when one of these follows it (a word, a hyphenated or decimal number)
+_GLUED = re.compile(rf"[^\W_]|[{HYPHENS}]|[.,]\d")
+_MOST_GROUPS = 5  # of a card's layouts (four fours and a three)
 
 
-def card_in(value: str) -> tuple[str, str, str]:
-    """``value`` (digits in groups) cut into what is before the longest run of its groups that is a
-    card (the first such, apart from the rest by spaces or by its own separator), that card, and
-    what is after it; ``("", value, "")`` if none is (or all of it is)."""
-    spans = [found.span() for found in _GROUP.finditer(value)]
-    sizes = tuple(end - start for start, end in spans)
-    starts = [first for first, size in enumerate(sizes) if size in (4, 6) or 13 <= size <= 19]  # (layouts' first)
-    if len(spans) < 2 or not starts or (_laid_out(sizes) and card_ok(value)):
-        return "", value, ""
-    for count in range(len(spans) - 1, 0, -1):
-        for first in starts:
-            if first + count > len(spans) or not (
-                    _laid_out(sizes[first:first + count]) if count > 1 else 13 <= sizes[first] <= 19):
+def cards_in(text: str, start: int, end: int, keep: Callable[[int, int], bool]) -> list[tuple[int, int]]:
+    """Where the cards are in the run of digit groups ``text[start:end]``, left to right: from each
+    group, the longest run of groups that is a card (``card_ok``), apart from the numbers beside it
+    as ``_SPACES`` and ``_SEPARATORS`` say, never with a last group glued to what follows the run,
+    and that ``keep`` (its context) accepts. Each group is tried a bounded number of times."""
+    spans = [found.span() for found in _GROUP.finditer(text, start, end)]
+    if _GLUED.match(text, end):
+        spans.pop()
+    sizes = [stop - at for at, stop in spans]
+    found: list[tuple[int, int]] = []
+    first = 0
+    while first < len(spans):
+        size = sizes[first]
+        for count in range(min(_MOST_GROUPS, len(spans) - first), 0, -1) if size in (4, 6) or 13 <= size <= 19 else ():
+            if not (13 <= sum(sizes[first:first + count]) <= 19
+                    and (count == 1 or _laid_out(tuple(sizes[first:first + count])))):
                 continue
-            start, end = spans[first][0], spans[first + count - 1][1]
-            own = value[spans[first][1]] if count > 1 else ""
-            if {value[start - 1:start], value[end:end + 1]} - {"", own} <= _SPACES and card_ok(value[start:end]):
-                return value[:start], value[start:end], value[end:]
-    return "", value, ""
+            begin, stop = spans[first][0], spans[first + count - 1][1]
+            apart = _SPACES if count == 1 else _SPACES | {text[spans[first][1]]}
+            after_an_id = count == 1 and first > 0 and sizes[first - 1] >= _AN_ID
+            if ((first == 0 or text[begin - 1] in (_SEPARATORS if after_an_id else apart))
+                    and (first + count == len(spans) or text[stop] in apart)
+                    and card_ok(text[begin:stop]) and keep(begin, stop)):
+                found.append((begin, stop))
+                first += count
+                break
+        else:
+            first += 1
+    return found
 
 
 _FOUR = re.compile(r"(?<!\d)\d{4}(?!\d)")

@@ -19,8 +19,8 @@ import re
 from collections.abc import Callable, Iterator
 
 from . import _secret_patterns as _secrets
-from ._cards import card_in as _card_in
 from ._cards import card_ok as _card_ok
+from ._cards import cards_in as _cards_in
 from ._digit_context import KINDS as _IN_CONTEXT
 from ._digit_context import in_a_hex_id as _in_a_hex_id
 from ._digit_context import part_of_more as _part_of_more
@@ -102,12 +102,16 @@ _PATTERNS: dict[str, str] = {
     # any case, full-width too; its groups separated by spaces, or all by dots, all by en dashes or all
     # by hyphens (or one of the characters read as one)
     "IBAN": _iban(f".{_DASHES}"),
-    # never inside a decimal number, nor a word (a hex id: a trace, span or commit id), nor after
-    # a minus sign or a decimal point; after a word and one of those it is one ("card-4111 ...")
+    # a whole run of digit groups with 13 digits at least, where cards may be among other numbers
+    # (``_cards.cards_in`` finds them; SSNs and phones in the rest, ``_IN_A_RUN``); never inside a
+    # decimal number, nor a word (a hex id: a trace, span or commit id), nor after a minus sign or
+    # a decimal point; after a word and one of those it is one ("card-4111 ..."). A last group glued
+    # to a word, a hyphen or a decimal part is left to what follows (read once: no group given back)
     # dots only between groups of four ("4111.1111.1111.1111"): other dotted digits are decimals
     "CREDIT_CARD": (
-        rf"(?<![^\W_])(?<!(?<![^\W\d_])[.,{_HYPHENS}])(?:(?:\d{_SEP}?){{12,18}}\d|\d{{4}}(?:\.\d{{4}}){{3}}(?:\.\d{{3}})?)"
-        rf"(?![^\W_]|[{_HYPHENS}]|[.,]\d)"
+        rf"(?<![^\W_])(?<!(?<![^\W\d_])[.,{_HYPHENS}])(?:(?=\d(?:{_SEP}?\d){{12}})"
+        rf"(?:\d++{_SEP}(?!\d++(?!{_SEP}\d)(?:[^\W\d_]|[{_HYPHENS}]|[.,]\d))(?=\d))*+\d++"
+        rf"|\d{{4}}(?:\.\d{{4}}){{3}}(?:\.\d{{3}})?(?![^\W_]|[{_HYPHENS}]|[.,]\d))"
     ),
     # or in spaces, as the card prints it, where no number is next to it (``_part_of_more``)
     "US_SSN": rf"(?<![\d{_HYPHENS}])\d{{3}}(?P<ssn_sep>[ {_WIDE_SPACES}{_HYPHENS}])\d{{2}}(?P=ssn_sep)\d{{4}}(?![\d{_HYPHENS}])",
@@ -216,6 +220,14 @@ _DIGIT_PASS = _ByText("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIG
 #: by a second pass, the IBAN's hyphen groups left out (the digit pass as it was before them).
 _DIGIT_RESCAN = _ByText("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in (
     ("IBAN", _iban(".\u2013")), *((kind, _PATTERNS[kind]) for kind in _DIGIT_KINDS[1:]))))
+#: What a run of digit groups holds besides cards (a run has no dots, colons, letters or plus signs);
+#: searched for with ``_RUN_CONTEXT`` characters of what is around the run (``_digit_context.in_a_hex_id``
+#: reads one id's length), to two characters after it (its patterns' lookaheads read two at most), the
+#: run's cards already replaced
+_IN_A_RUN = _ByText("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in ("US_SSN", "PHONE")))
+_RUN_CONTEXT = 64
+#: Each of those holds a group of two or three digits, or one starting with 0 (a trunk prefix)
+_MORE_IN_A_RUN = re.compile(r"(?<!\d)(?:0|\d\d\d?(?!\d))")
 
 def _iban_ok(text: str) -> bool:
     text = _as_ascii(text)
@@ -387,20 +399,45 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     def substitute(match: re.Match[str], kind: str | None = None) -> str:
         nonlocal replaced, rescan
         kind = kind or match.lastgroup or ""
-        before, value, after = "", match.group(), ""
+        if kind == "CREDIT_CARD":
+            return in_a_run(match)
+        value, after = match.group(), ""
         if kind == "IBAN":  # a match written in groups may run into the words after it ("... 7034 ok")
             value, after = _iban_in(value)
-        elif kind == "CREDIT_CARD":  # or a card's groups, a number before or after them ("12/27")
-            before, value, after = _card_in(value)
-        start = match.start() + len(before)
         valid = _VALIDATORS.get(kind, bool)(value) and not (
-            kind in _IN_CONTEXT and _part_of_more(kind, value, match.string, start, start + len(value)))
+            kind in _IN_CONTEXT and _part_of_more(kind, value, match.string, match.start(), match.start() + len(value)))
         if kind == "IBAN" and (after or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
             rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
         if not valid:
             return match.group()
         replaced += 1
-        return f"{before}<{kind}>{after}"
+        return f"<{kind}>{after}"
+
+    def in_a_run(match: re.Match[str]) -> str:
+        """A run of digit groups with its cards replaced, then the SSNs and phones in the rest."""
+        nonlocal replaced
+        text, start, end = match.string, match.start(), match.end()
+        cards = [] if kinds is not None and "CREDIT_CARD" not in kinds else _cards_in(
+            text, start, end, lambda at, stop: not _part_of_more("CREDIT_CARD", text[at:stop], text, at, stop))
+        replaced += len(cards)
+        parts, done = [], start
+        for at, done_at in cards:
+            parts += (text[done:at], "<CREDIT_CARD>")
+            done = done_at
+        run = "".join(parts) + text[done:end]
+        if (kinds is not None and kinds.isdisjoint(("US_SSN", "PHONE"))) or _MORE_IN_A_RUN.search(run) is None:
+            return run
+        before = text[max(0, start - _RUN_CONTEXT):start]
+        local = f"{before}{run}{text[end:end + _RUN_CONTEXT]}"
+        pieces, done, stop = [], len(before), len(before) + len(run)
+        for found in _IN_A_RUN[ascii_text].finditer(local, done, stop + 2):
+            if found.end() > stop:
+                break
+            pieces += (local[done:found.start()], check(found))
+            done = found.end()
+        return "".join(pieces) + local[done:stop] if pieces else run
+
+    check = substitute if kinds is None else _only(kinds, substitute)
 
     if triggered:
         if "@" in text and "/" in text and (kinds is None or "API_KEY" in kinds):
@@ -425,10 +462,9 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         text, n = _redact_spelled_emails(text)
         replaced += n
     if digits and (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)):
-        replace = substitute if kinds is None else _only(kinds, substitute)
-        text = (_DIGIT_PASS if kinds is None or "IBAN" in kinds else _DIGIT_RESCAN)[ascii_text].sub(replace, text)
+        text = (_DIGIT_PASS if kinds is None or "IBAN" in kinds else _DIGIT_RESCAN)[ascii_text].sub(check, text)
         if rescan:
-            text = _DIGIT_RESCAN[ascii_text].sub(replace, text)
+            text = _DIGIT_RESCAN[ascii_text].sub(check, text)
     if digits and (kinds is None or "PHONE" in kinds):
         text, n = _redact_named_phones(text)
         replaced += n
@@ -484,6 +520,7 @@ def _has_digit_shape(text: str) -> bool:
 
 def _only(kinds: frozenset[str], substitute: Callable[[re.Match[str]], str]) -> Callable[[re.Match[str]], str]:
     def restricted(match: re.Match[str]) -> str:
-        return substitute(match) if match.lastgroup in kinds else match.group()
+        # a run of digit groups is searched for what else it holds too (``in_a_run``)
+        return substitute(match) if match.lastgroup in kinds or match.lastgroup == "CREDIT_CARD" else match.group()
 
     return restricted

@@ -16,24 +16,23 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from . import _secret_patterns as _secrets
 from ._cards import card_ok as _card_ok
 from ._cards import cards_in as _cards_in
 from ._digit_context import KINDS as _IN_CONTEXT
-from ._digit_context import in_a_hex_id as _in_a_hex_id
 from ._digit_context import part_of_more as _part_of_more
 from ._iban_registry import IBAN_LENGTHS as _IBAN_LENGTHS
 from ._iban_registry import IBAN_LIKE as _IBAN_LIKE
 from .detectors_assigned import KEY_WORDS as _KEY_WORDS
-from .detectors_assigned import occurrences as _occurrences
 from .detectors_assigned import redact_assignments as _redact_assignments
 from .detectors_assigned import redact_url_passwords as _redact_url_passwords
 from .detectors_decode import HYPHENS as _HYPHENS
 from .detectors_decode import WIDE_SPACES as _WIDE_SPACES
 from .detectors_decode import as_ascii as _as_ascii
 from .detectors_decode import decoded as _decoded
+from .detectors_phones import redact_named_phones as _redact_named_phones
 from .detectors_spelled import redact_spelled_emails as _redact_spelled_emails
 from .detectors_spelled import spelled_out as _spelled_out
 
@@ -304,58 +303,6 @@ _VALIDATORS: dict[str, Callable[[str], bool]] = {
     "IBAN": _iban_ok, "US_SSN": _ssn_ok, "IP_ADDRESS": _ip_ok, "CREDIT_CARD": _card_ok, "BASIC_AUTH": _basic_ok,
     "PHONE": _phone_ok,
 }
-
-#: A number in no phone shape (``4155550132``, ``555-0132``, ``0351 12345``: ids, counts and amounts
-#: look the same) is one only where a word names it (``phone:``, ``call me at``, ``Tel.``, ``Handy``, ``portable``...),
-#: within a few words before it. Where those words start (found in lower case: a regular expression
-#: scanning the whole text would cost as much again as the digit pass), the expression is tried:
-#: (Spanish, Portuguese, Italian and Dutch ones too: ``teléfono``, ``telefone``, ``celular``, ``móvil``...;
-#: an accent also escaped as in JSON text)
-_PHONE_WORDS = ("phone", "tel", "mobil", "cell", "celular", "movil", "m\\u00f3vil", "t\\u00e9l", "fax", "whatsapp",
-                "sms", "handy", "portable", "call me", "call us", "text me", "text us", "t\u00e9l", "m\u00f3vil")
-_ASCII_PHONE_WORDS = tuple(word for word in _PHONE_WORDS if word.isascii())  # an ASCII text holds no other
-_E, _O = r"(?:[ée]|\\u00e9)", r"(?:[óo]|\\u00f3)"
-_AFTER_PHONE_WORD = re.compile(
-    rf"(?P<prefix>\b(?:(?:tele|cell)[ -]?phone|phone|tel|t{_E}l{_E}phone|t{_E}l|telefon[eo]?|tel{_E}fono|telefoon"
-    rf"|mobile?|celular|cellulare|m{_O}vil|fax|whatsapp|sms|handy|portable|(?:call|text) (?:me|us))\b[^\d\n<>]{{0,16}}?)"
-    rf"(?P<value>(?<![\d.,])\(?\d(?:[ .()/{_WIDE_SPACES}{_DASHES}]{{0,2}}\d){{6,14}})(?![\w]|[.,]\d)",
-    re.IGNORECASE,
-)
-#: What such a number never is: a date (and a time after it), a decimal, thousands in groups, more
-#: digits after a 1 or a 20 than the numbers of country code 1 or 20 have (11, 12): a time in epoch
-#: milliseconds, a timestamp (20240806123456)
-_NOT_A_PHONE = re.compile(
-    r"\d{4}([-./])\d\d?\1\d\d?(?!\d).*|\d\d?([-./])\d\d?\2(?:\d{4}|\d\d)(?:[ T]\d\d?)?|\d+[.,]\d+"
-    r"|\d{1,3}(?:([ .,])\d{3})(?:\3\d{3})*|(?:1|20)\d{11,}", re.DOTALL)
-
-
-def _redact_named_phones(text: str) -> tuple[str, int]:
-    """``text`` with the numbers a phone word names replaced (see ``_AFTER_PHONE_WORD``)."""
-    pieces: list[str] = []
-    done = 0
-    for match in _named_numbers(text):
-        value = match["value"]
-        if (len(_NOT_DIGITS.sub("", value)) <= 15 and _NOT_A_PHONE.fullmatch(value) is None
-                and not _in_a_hex_id(text, *match.span("value"))):
-            pieces += (text[done:match.start("value")], "<PHONE>")
-            done = match.end()
-    return ("".join(pieces) + text[done:], len(pieces) // 2) if pieces else (text, 0)
-
-
-def _named_numbers(text: str) -> Iterator[re.Match[str]]:
-    """The matches of ``_AFTER_PHONE_WORD`` in ``text``, tried only where a phone word starts."""
-    lowered = text.lower()
-    if len(lowered) != len(text):  # a letter whose lower case is longer (rare): positions differ
-        if _contains_any(lowered, _PHONE_WORDS):
-            yield from _AFTER_PHONE_WORD.finditer(text)
-        return
-    end = 0
-    words = _PHONE_WORDS if not text.isascii() else _ASCII_PHONE_WORDS
-    for start in sorted({at for word in words for at in _occurrences(lowered, word)}):
-        if start >= end and (match := _AFTER_PHONE_WORD.match(text, start)) is not None:
-            end = match.end()
-            yield match
-
 
 def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, int]:
     """Replace every detected value in ``text``; returns the new text and the number of replacements.

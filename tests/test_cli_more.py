@@ -77,12 +77,14 @@ def test_opening_the_store_leaves_the_purge_to_the_first_write(tmp_path: Path) -
     old = time.time_ns() - 40 * DAY
     store = LocalStore(db, retention_days=1000)
     store.write([_record(f"{i + 1:016x}", None, "old", old, old + 1, trace_id=f"{i:032x}") for i in range(50)])
+    recent = time.time_ns() - DAY  # the store's newest trace bounds the cutoff (a clock set forward)
+    store.write([_record("2" * 16, None, "recent", recent, recent + 1, trace_id="ab" * 16)])
     store.close()
     store = LocalStore(db, retention_days=28)
-    assert _rows(db) == 50
+    assert _rows(db) == 51
     now = time.time_ns()
     store.write([_record("1" * 16, None, "new", now, now + 1)])
-    assert _rows(db) == 1
+    assert _rows(db) == 2
     store.close()
 
 

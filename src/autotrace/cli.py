@@ -221,7 +221,7 @@ def _split_program(argv: list[str]) -> tuple[list[str], list[str] | None]:
     own, ``--`` included) and ``replay ... -- PROG ARGS...`` (after the first ``--``)."""
     index = 0
     while index < len(argv) and argv[index].startswith("-") and argv[index] != "--":
-        index += 2 if argv[index] == "--db" else 1  # options before the subcommand
+        index += 2 if argv[index] in ("--d", "--db") else 1  # options before the subcommand (``--d``: argparse's prefix)
     if index >= len(argv) or argv[index] not in ("run", "replay"):
         return argv, None
     if argv[index] == "run":

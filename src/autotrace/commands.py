@@ -43,6 +43,12 @@ def _program(args: argparse.Namespace, verb: str) -> list[str]:
             args.db, command = command[1], command[2:]
         if not args.db.strip():  # ``--db "$DB"`` with the variable unset: never the default store
             args.usage_error("argument --db: must not be empty")
+    if command and command[0] in ("-h", "--help"):  # ``run --db PATH -h``: help, as ``run -h`` (no program is ``-h``)
+        args.print_help()
+        raise SystemExit(0)
+    if command and command[0].startswith("-") and command[0] != "--":  # nor starts with ``-``: an unknown option
+        args.usage_error(f"unrecognized arguments: {command[0]} (the program to run goes after the options, "
+                         f"e.g. autotrace {verb} ... -- python app.py)")
     if command and command[0] == "--":
         command = command[1:]
     if not command:
@@ -317,7 +323,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the feature subcommands to the CLI parser."""
     p = sub.add_parser("run", help="run a Python program with autotrace activated (configured by environment)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- python app.py ...")
-    p.set_defaults(func=cmd_run, usage_error=p.error)
+    p.set_defaults(func=cmd_run, usage_error=p.error, print_help=p.print_help)
 
     p = sub.add_parser("replay", help="re-run a program, frozen up to one generation that runs with overrides",
                        usage="%(prog)s [-h] --at AT [--set KEY=VALUE] [--messages-file FILE] trace_id -- PROGRAM "
@@ -327,7 +333,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model=... or a model parameter")
     p.add_argument("--messages-file", metavar="FILE", help="JSON list of messages replacing the generation's input")
     p.set_defaults(command=[])
-    p.set_defaults(func=cmd_replay, usage_error=p.error)
+    p.set_defaults(func=cmd_replay, usage_error=p.error, print_help=p.print_help)
 
     p = sub.add_parser("compare", help="compare two versions of a prompt over the local store")
     p.add_argument("--prompt", required=True, help="the prompt name its generations record")

@@ -6,6 +6,7 @@ a store closed cleanly (a read-only medium, a directory it may not write), reads
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,35 @@ class StoreError(RuntimeError):
 
 class TraceIdError(StoreError, ValueError):
     """A trace id (prefix) that is not hex or matches more than one trace."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """A store (or its WAL) this process may open but not write: every write would fail."""
+
+
+def check_writable(path: Path) -> None:
+    """Raise ``ReadOnlyStoreError`` when the store at ``path``, or its WAL or WAL index, exists and cannot
+    be opened for writing. SQLite opens such a file read-only without a word, and then fails each write
+    (and, in a directory it may write, leaves a WAL behind it): checked before it opens the file."""
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            os.close(os.open(name, os.O_RDWR))
+        except FileNotFoundError:  # created by SQLite when needed (a directory it cannot write fails there)
+            continue
+        except IsADirectoryError:  # SQLite's own error says it
+            return
+        except OSError as exc:
+            raise ReadOnlyStoreError(f"local store {path} is read-only for this process ({name.name}: "
+                                     f"{exc.strerror}); not writing it") from None
+
+
+def identity(path: Path) -> tuple[int, int] | None:
+    """The file at ``path`` (device, inode); None when there is none (or it cannot be told)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def check_version(db: sqlite3.Connection, path: Path, doing: str) -> None:

@@ -3,11 +3,13 @@ each score a row."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import schema
 from .._internal import count, guarded_failure
+from ._store_files import ReadOnlyStoreError
 from .local_store import LocalStore
 from .sink import OK, SinkResult, split
 
@@ -54,6 +56,18 @@ class LocalStoreSink:
         self.store = store
 
     def export(self, items: Sequence[Any]) -> SinkResult:
+        """Write a batch; one the store cannot take because it is read-only for this process (found on
+        opening it after a fork, say in a worker that dropped privileges) fails for good, not retried."""
+        try:
+            return self._write(items)
+        except ReadOnlyStoreError as exc:
+            return _read_only(str(exc))
+        except sqlite3.OperationalError as exc:
+            if not str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_READONLY"):
+                raise
+            return _read_only(str(exc))
+
+    def _write(self, items: Sequence[Any]) -> SinkResult:
         spans, scores = split(items)
         if spans:
             self.store.write(record for record in map(_record_or_none, spans) if record is not None)
@@ -71,6 +85,11 @@ class LocalStoreSink:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _read_only(detail: str) -> SinkResult:
+    """A store this process cannot write: no retry helps (the batch is dropped, counted, logged once)."""
+    return SinkResult(ok=False, retryable=False, reason="read-only store", detail=detail)
 
 
 def _record_or_none(span: Any) -> dict[str, Any] | None:

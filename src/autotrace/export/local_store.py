@@ -21,7 +21,16 @@ from typing import Any
 from .. import schema
 from .._internal import count, follow_fork, guarded_failure
 from . import store_retention
-from ._store_files import SCHEMA_VERSION, StoreError, TraceIdError, check_version, open_reader, reading
+from ._store_files import (
+    SCHEMA_VERSION,
+    StoreError,
+    TraceIdError,
+    check_version,
+    check_writable,
+    identity,
+    open_reader,
+    reading,
+)
 from .store_pruning import ROW_OVERHEAD, SizeCap, used_bytes
 
 #: One transaction: a reader sees no table, or all of them.
@@ -111,6 +120,8 @@ class LocalStore:
         ``read_only``: open an existing store for reading only (raises ``StoreError``); it never
         writes, purges, prunes or waits for a writer."""
         self.path = Path(path)
+        #: The file written, absolute: a later ``chdir`` must not move the store (nor ``_follow_file``'s check).
+        self._target = self.path if str(path) == ":memory:" else self.path.absolute()
         self.retention_ns = int(retention_days * 86400 * 1e9)
         self.read_only = read_only
         self._cap = SizeCap(int(max_mb * 2**20)) if max_mb is not None and not read_only else None
@@ -119,7 +130,9 @@ class LocalStore:
         self._pid = os.getpid()
         self._closed = False
         self._last_purge = float("-inf")  # the first write purges
+        self._first_cutoff: tuple[int, float] | None = None  # (cutoff, monotonic time) of the first purge
         self._indexed = False  # the first write adds ``_LATER_INDEXES``
+        self._file: tuple[int, int] | None = None  # the file the writer's connection has open (``_follow_file``)
         self._db: sqlite3.Connection | None = None
         if read_only:
             self._db = open_reader(self.path)
@@ -139,7 +152,9 @@ class LocalStore:
     def _connect(self, wait: float = _BUSY_TIMEOUT) -> sqlite3.Connection:
         if self.read_only:
             return open_reader(self.path)
-        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=wait)
+        if str(self.path) != ":memory:":
+            check_writable(self._target)  # ``ReadOnlyStoreError``: install() goes on without the store
+        db = sqlite3.connect(str(self._target), check_same_thread=False, isolation_level=None, timeout=wait)
         try:
             check_version(db, self.path, "writing")  # before any write, a pragma's too
             db.execute("PRAGMA journal_mode=WAL")
@@ -151,7 +166,21 @@ class LocalStore:
         except BaseException:
             db.close()
             raise
+        self._file = identity(self._target) if str(self.path) != ":memory:" else None
         return db
+
+    def _follow_file(self) -> None:
+        """Before a write: when the store's file was removed or replaced since it was opened (``rm`` to
+        start afresh while the application runs), reopen it (counted): the rows went, unseen, to the
+        file no longer there, and no reader saw them. One ``stat`` a batch."""
+        if self._file is None or identity(self._target) == self._file:
+            return
+        with self._lock:
+            if self._db is not None:
+                self._db.close()  # its WAL, if still beside the new file, folded into the old one and gone
+                self._db = None
+        self._file, self._indexed = None, False
+        count("local_store.reopened")
 
     def _conn(self) -> sqlite3.Connection:
         """The connection, opened on first use after ``fork`` (call with ``_lock`` held)."""
@@ -199,6 +228,7 @@ class LocalStore:
 
     # -- writing ------------------------------------------------------------------------------------
     def write(self, records: Iterable[dict[str, Any]]) -> int:
+        self._follow_file()
         if not self._indexed:
             self._add_indexes()
         rows = [
@@ -207,17 +237,17 @@ class LocalStore:
              schema.strict_json(r))
             for r in records
         ]
+        purged = time.monotonic() - self._last_purge > _PURGE_EVERY
+        if purged:  # before the batch: the store's newest trace bounds the cutoff (``purge``)
+            try:
+                self.purge()
+            except sqlite3.Error as exc:  # counted, tried again at the next interval; the batch is written
+                guarded_failure("local_store.purge", exc)
         try:
             self._insert(rows)
         except UnicodeEncodeError:  # a lone surrogate (text decoded with surrogateescape): not UTF-8
             count("local_store.invalid_text")
             self._insert([tuple(map(_utf8, row)) for row in rows])  # only such a batch pays for the walk
-        purged = time.monotonic() - self._last_purge > _PURGE_EVERY
-        if purged:
-            try:
-                self.purge()
-            except sqlite3.Error as exc:  # the rows are written: counted, tried again at the next interval
-                guarded_failure("local_store.purge", exc)
         self._keep_cap(sum(len(row[-1]) + ROW_OVERHEAD for row in rows), purged)
         return len(rows)
 
@@ -268,6 +298,7 @@ class LocalStore:
                 raise
 
     def add_score(self, score: dict[str, Any]) -> None:
+        self._follow_file()
         value = score.get("value")
         row = (score["id"], score.get("trace_id"), score.get("observation_id"), score["name"],
                value if isinstance(value, int | float) else None, value if isinstance(value, str) else None,
@@ -285,9 +316,30 @@ class LocalStore:
 
     def purge(self, now_ns: int | None = None) -> int:
         """Delete the traces (whole) and scores older than the retention period (``store_retention``);
-        returns rows deleted."""
+        returns rows deleted. ``now_ns``: the time to purge as of, taken as given (tools, tests).
+
+        Without it, the wall clock is not believed blindly: set far forward (a bad NTP step, a VM's
+        clock), it would expire the whole store at once. The cutoff is at most (a) the end of the
+        newest stored observation minus the retention (``write`` purges before storing its batch, so
+        a batch stamped by a wrong clock does not count yet), and (b) this process's first cutoff
+        advanced by the monotonic time since (within a process, the cutoff moves no faster than time
+        passes). Both only keep traces longer, never shorter: a store left alone keeps its last
+        retention period until newer traces arrive; a clock already wrong at a process's first purge
+        is believed from its next one (the store then holds what it stamped)."""
         self._last_purge = time.monotonic()
-        return store_retention.purge(self._transaction, (now_ns or time.time_ns()) - self.retention_ns)
+        cutoff = now_ns - self.retention_ns if now_ns is not None else self._clock_cutoff(self._last_purge)
+        return store_retention.purge(self._transaction, cutoff)
+
+    def _clock_cutoff(self, monotonic: float) -> int:
+        """The retention cutoff by the wall clock, bounded as ``purge`` says."""
+        cutoff = time.time_ns() - self.retention_ns
+        if self._first_cutoff is None:
+            self._first_cutoff = (cutoff, monotonic)
+        first, at = self._first_cutoff
+        cutoff = min(cutoff, first + int((monotonic - at) * 1e9))
+        with self._lock:
+            newest = self._conn().execute("SELECT MAX(end_ns) FROM observations").fetchone()[0]
+        return cutoff if newest is None else max(_INT64[0], min(cutoff, newest - self.retention_ns))
 
     # -- reading ------------------------------------------------------------------------------------
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -14,6 +14,7 @@ the global one, stay its own and are not seen by autotrace.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -23,12 +24,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
 from ._internal import count, guarded_failure, log_once, logger
+from .export.workers import on_own_thread
 
 #: Application providers joined at most (each is a processor on every span); more are refused as
 #: OpenTelemetry refuses them, counted as ``provider_join_refused``.
 MAX_JOINED = 8
 #: The service name OpenTelemetry gives a provider whose application named none: not a name.
 _PLACEHOLDER_SERVICE = "unknown_service"
+#: The instrumentation scope of autotrace's own spans (``spans.ObservationTracer``).
+_OWN_SCOPE = "autotrace"
 
 #: Providers autotrace made global (the resource of each follows the settings of the latest install).
 created: list[TracerProvider] = []
@@ -81,7 +85,9 @@ def watch(provider: TracerProvider) -> None:
 
 def _joined_to_global(provider: Any) -> bool:
     """Join ``provider`` to the global one if that is autotrace's; False leaves it to OpenTelemetry
-    (which sets it if there is no global provider yet, and refuses it else). Never raises."""
+    (which sets it if there is no global provider yet, and refuses it else). Never raises. A provider
+    is noted as joined only once its processors are added (then a failing rename is only counted);
+    providers set from several threads at once are each joined once, their attributes all kept."""
     try:
         current = otel_trace.get_tracer_provider()
         if provider is current or not any(p is current for p in created):
@@ -89,16 +95,20 @@ def _joined_to_global(provider: Any) -> bool:
         processors = getattr(provider, "_active_span_processor", None)
         if not isinstance(provider, TracerProvider) or processors is None:
             return False
+        attributes = _named(provider.resource.attributes)
         with _lock:
             if any(p is provider for p in _joined):
                 return True
             if len(_joined) >= MAX_JOINED:
                 count("provider_join_refused")
                 return False
+            current.add_span_processor(_ToApplication(processors))
             _joined.append(provider)
-            _joined_attributes.update(_named(provider.resource.attributes))
-        rename(current, current.resource.merge(Resource(_named(provider.resource.attributes))))
-        current.add_span_processor(_ToApplication(processors))
+            _joined_attributes.update(attributes)
+            try:
+                rename(current, current.resource.merge(Resource(attributes)))
+            except Exception as exc:
+                guarded_failure("provider_rename", exc)
         count("provider_joined")
         logger.info("autotrace: the application's tracer provider, set up after install(), is joined to "
                     "autotrace's global one: its processors get every span")
@@ -119,19 +129,51 @@ def _named(attributes: Any) -> dict[str, Any]:
 
 class _ToApplication(SpanProcessor):
     """Hands the spans of autotrace's global provider to a joined provider's processors, which the
-    application keeps adding to and shuts down itself."""
+    application keeps adding to and shuts down itself. Not the spans started on autotrace's export
+    threads (a redaction hook's): without autotrace they would not exist. A processor that raises
+    on one of autotrace's spans leaves that span and the call it traces as they are (counted as
+    ``provider_app_errors``); on any other span it raises as it would on a global provider."""
 
     def __init__(self, processors: Any) -> None:
         self._processors = processors
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        self._processors.on_start(span, parent_context=parent_context)
+        if not on_own_thread():
+            self._forward(span, self._processors.on_start, span, parent_context=parent_context)
+
+    def _on_ending(self, span: Span) -> None:
+        ending = getattr(self._processors, "_on_ending", None)  # OpenTelemetry 1.39 and later
+        if ending is not None and not on_own_thread():
+            self._forward(span, ending, span)
 
     def on_end(self, span: ReadableSpan) -> None:
-        self._processors.on_end(span)
+        if not on_own_thread():
+            self._forward(span, self._processors.on_end, span)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return bool(self._processors.force_flush(timeout_millis))
 
     def shutdown(self) -> None:
         """Nothing: the application's provider shuts its processors down (at its exit, or when told)."""
+
+    @staticmethod
+    def _forward(span: ReadableSpan, call: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            call(*args, **kwargs)
+        except Exception as exc:
+            if getattr(span.instrumentation_scope, "name", None) != _OWN_SCOPE:
+                raise
+            count("provider_app_errors")
+            log_once(f"provider_app:{type(exc).__name__}", "autotrace: a span processor of the application's "
+                     "tracer provider failed on autotrace's span (%s: %s); the call traced goes on",
+                     type(exc).__name__, exc)
+
+
+def _after_fork_in_child() -> None:
+    """A fork while another thread joins a provider: the child starts with a free lock."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -175,14 +175,15 @@ def _anonymous(session: Any, callers: list[Caller]) -> tuple[Caller, Context]:
     return _state(session, (None, False if leaves_out else None, None, None), Context()), Context()
 
 
-async def _run(find: Callable[[], Found], wrapped: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-               kwargs: dict[str, Any]) -> Any:
-    """``await wrapped(*args, **kwargs)`` in the state ``find`` gives (as it is: None, or a failure)."""
+async def _run(session: Any, find: Callable[[], Found], wrapped: Callable[..., Awaitable[Any]],
+               args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``await wrapped(*args, **kwargs)`` in the state ``find`` gives (None: as it is). If it fails,
+    in no tenant's state, content left out: as it is would be the state of whoever connected the session."""
     try:
         found = find()
     except Exception as exc:
         guarded_failure("mcp.callback", exc)
-        found = None
+        found = _state(session, (None, False, None, None), Context()), Context()
     if found is None:
         return await wrapped(*args, **kwargs)
     caller, otel = found
@@ -208,7 +209,8 @@ async def dispatch_input_request(wrapped: Callable[..., Awaitable[Any]], instanc
     if _PEER.get() is not instance:
         return await wrapped(*args, **kwargs)
     request_context = args[0] if args else kwargs.get("ctx")
-    return await _run(lambda: _owner(instance, getattr(request_context, "meta", None)), wrapped, args, kwargs)
+    return await _run(instance, lambda: _owner(instance, getattr(request_context, "meta", None)), wrapped, args,
+                      kwargs)
 
 
 def _unattributed(session: Any) -> Found:
@@ -224,7 +226,7 @@ async def from_peer(wrapped: Callable[..., Awaitable[Any]], instance: Any, args:
     """``ClientSession._on_notify`` (every notification the server sends: ``logging_callback``,
     ``message_handler``) and the session's tasks that deliver notification bindings and transport
     errors: a notification names no request, so it runs in no tenant's state (``_unattributed``)."""
-    return await _run(lambda: _unattributed(instance), wrapped, args, kwargs)
+    return await _run(instance, lambda: _unattributed(instance), wrapped, args, kwargs)
 
 
 def enter(session: Any, progress: bool, args: tuple[Any, ...],

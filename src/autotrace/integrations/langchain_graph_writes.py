@@ -10,7 +10,9 @@ current one's nearest node (``langchain_graph.GraphRuns.stream_written``). Bound
 stream's items are: the first ``_MAX_WRITES``, while they fit the value size limit; the rest are
 dropped, counted (``attribute_items_dropped``) and marked. A node whose ``TracePolicy`` processes
 its output records none (counted as ``langgraph_stream_writes_withheld``): its output is what the
-policy makes of it, and the values it wrote are part of that output.
+policy makes of it, and the values it wrote are part of that output. They are withheld from the
+node run's start (``RunnableSeq._start``, patched): a node that fails has no output to process,
+and its values stay unrecorded as well (fail closed).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ WRITES_KEY = "stream_custom"
 #: (module, target) the writer of each graph run is made in
 MERGE = ("langgraph.runtime", "Runtime.merge")
 _MAX_WRITES = 1000
+#: (module, target) LangGraph starts a node's run with, sync and async
+START = ("langgraph._internal._runnable", "RunnableSeq._start")
+ASTART = ("langgraph._internal._runnable", "RunnableSeq._astart")
 
 
 class Writes:
@@ -107,3 +112,24 @@ def recording_merge(integration: Any, wrapped: Any, instance: Any, args: Any, kw
     except Exception as exc:  # a changed langgraph: its runtime as it made it
         guarded_failure("langgraph.stream_writer", exc)
     return runtime
+
+
+def _withheld_if_processed(integration: Any, instance: Any, run_manager: Any) -> Any:
+    """``run_manager``'s run withholds its writes if its node's ``TracePolicy`` processes its output."""
+    try:
+        handler = integration.handler
+        if handler is not None and getattr(getattr(instance, "trace_policy", None), "process_outputs", None):
+            handler.output_processed(run_manager.run_id)
+    except Exception as exc:  # a changed langgraph: the writes are withheld as its output ends, if at all
+        guarded_failure("langgraph.stream_writes_withheld", exc)
+    return run_manager
+
+
+def withheld_at_start(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``RunnableSeq._start``: see ``_withheld_if_processed``."""
+    return _withheld_if_processed(integration, instance, wrapped(*args, **kwargs))
+
+
+async def withheld_at_astart(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``RunnableSeq._astart``: see ``_withheld_if_processed``."""
+    return _withheld_if_processed(integration, instance, await wrapped(*args, **kwargs))

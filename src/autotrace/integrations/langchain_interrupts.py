@@ -32,9 +32,9 @@ from opentelemetry import trace
 
 from .._internal import guarded_failure
 from ..observation import STREAM_CLOSED, describe_error
+from . import langchain_graph_writes as lgw
 from .base import Patcher
 from .langchain_graph_policy import SPLIT, with_tracers
-from .langchain_graph_writes import MERGE, recording_merge
 
 #: calls that report no end for their run when interrupted, wrapped once the application imports them:
 #: (module, target, whether the call is awaited)
@@ -111,7 +111,9 @@ class CancellablePatches:
             wrapper = self._wrapper if awaited else self._sync_wrapper
             wrapt.register_post_import_hook(functools.partial(self._imported, self.generation, target, wrapper,
                                                               False), module)
-        for (module, target), wrapper in ((SPLIT, with_tracers), (MERGE, recording_merge)):  # LangGraph's, if any
+        langgraph = ((SPLIT, with_tracers), (lgw.MERGE, lgw.recording_merge), (lgw.START, lgw.withheld_at_start),
+                     (lgw.ASTART, lgw.withheld_at_astart))
+        for (module, target), wrapper in langgraph:  # LangGraph's, if it has them
             wrapt.register_post_import_hook(functools.partial(
                 self._imported, self.generation, target, functools.partial(wrapper, self.integration), True), module)
 

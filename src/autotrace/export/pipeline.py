@@ -45,6 +45,8 @@ from .workers import on_own_thread, own_thread
 DRAIN_AT = 256
 BACKPRESSURE_PAUSE = 0.0005
 _TENANT = schema.TENANT
+#: Spans started on autotrace's own threads (a redaction hook's) remembered until they end, at most.
+MAX_INSIDE = 4096
 #: Resources and instrumentation scopes remembered with their redacted forms (few per process).
 _MAX_ORIGINS = 256
 #: The tenant tracker of the last pipeline shut down: an ``install()`` after ``uninstall()`` takes it
@@ -90,6 +92,9 @@ class SpanPipeline(SpanProcessor):
         self._held: deque[tuple[str | None, Any] | _Barrier] | None = None
         self._held_until = 0.0  # the latest deadline of the flushes held
         self._processed = 0
+        #: Spans started on autotrace's own threads and not ended yet (``on_start``), by span id: the SDK
+        #: hands ``on_end`` a copy of its span, which carries no mark of ours.
+        self._inside: set[int] = set()
         self._origins: dict[int, tuple[Any, Any]] = {}  # pipeline thread only
         self._last_origins: tuple[Any, Any, Any, Any] = (None, None, None, None)  # (resource, scope) -> redacted
         self._last_state: tuple[Any, Any] = (None, None)  # a trace state and its redacted form (pipeline thread)
@@ -121,7 +126,10 @@ class SpanPipeline(SpanProcessor):
             if type(span) is not ObservationSpan and not context.trace_flags.sampled:
                 return  # recorded for the application (its sampler's RECORD_ONLY), never exported
             if on_own_thread():  # a redaction hook's or credentials resolver's: would feed itself
-                span._autotrace_inside = True  # type: ignore[attr-defined]
+                if len(self._inside) >= MAX_INSIDE:  # spans never ended: the oldest marks go, counted
+                    count("inside_export_marks_dropped", len(self._inside))
+                    self._inside.clear()
+                self._inside.add(context.span_id)
                 return
             parent = span.parent
             tenant = self.tenants.span_started(context.span_id, context.trace_id, parent)
@@ -156,7 +164,8 @@ class SpanPipeline(SpanProcessor):
         try:
             if type(span) is not ObservationSpan and not span.context.trace_flags.sampled:  # type: ignore[union-attr]
                 return  # a trace left out by the sampler (an autotrace span is only made when sampled)
-            if getattr(span, "_autotrace_inside", False):
+            if self._inside and span.context.span_id in self._inside:  # type: ignore[union-attr]
+                self._inside.discard(span.context.span_id)  # type: ignore[union-attr]
                 count("spans_dropped.inside_export")
                 return
             if span.parent is None or span.parent.is_remote:

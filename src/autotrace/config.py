@@ -450,7 +450,8 @@ def read_prices(value: Any) -> Mapping[str, Any]:
     if isinstance(value, str) and value.lstrip().startswith("{"):
         text = value
     elif isinstance(value, str | os.PathLike):
-        text = p.as_path(os.fspath(value)).read_text(encoding="utf-8")  # type: ignore[arg-type]
+        # utf-8-sig: a file an editor saved with a byte order mark (Notepad, PowerShell) was no JSON
+        text = p.as_path(os.fspath(value)).read_text(encoding="utf-8-sig")  # type: ignore[arg-type]
     else:
         raise ValueError(f"expected a mapping, JSON text or a file path, not a {type(value).__name__}")
     found = json.loads(text)

@@ -152,15 +152,25 @@ def _member(key: object, value: object) -> str:
     return quote(str(key), safe="") + "=" + quote(str(value), safe="")
 
 
+def _writable(key: object, value: object) -> str | None:
+    """``_member`` of an entry, or None for one that has no UTF-8 text (a lone surrogate, a value
+    whose ``str()`` raises): it is left out, as one that does not fit, rather than failing the
+    whole ``inject`` (the call then went with no trace context and no tenant)."""
+    try:
+        return _member(key, value)
+    except Exception:
+        return None
+
+
 def _baggage_header(context: Context | None, tenant: str | None) -> str:
     """The ``baggage`` value for ``context``'s entries (not its tenant entry) and ``tenant``, within
-    the W3C limits: the tenant is kept, before any other entry; entries that do not fit, and
-    entries with an empty key (``+=1`` from a caller reads so), are left out, counted as
-    ``propagation_baggage_dropped``: otel-go ignores a whole header with one member it cannot read,
-    the tenant's included. The tenant's member is written last."""
+    the W3C limits: the tenant is kept, before any other entry; entries that do not fit or cannot
+    be written (``_writable``), and entries with an empty key (``+=1`` from a caller reads so), are
+    left out, counted as ``propagation_baggage_dropped``: otel-go ignores a whole header with one
+    member it cannot read, the tenant's included. The tenant's member is written last."""
     entries = [(key, value) for key, value in baggage.get_all(context).items() if key != TENANT_BAGGAGE_KEY]
     members = [_member(TENANT_BAGGAGE_KEY, tenant)] if tenant is not None else []
-    members += [_member(key, value) for key, value in entries if key]
+    members += [member for key, value in entries if key and (member := _writable(key, value))]
     kept: list[str] = []
     length = -1
     for member in members:

@@ -300,39 +300,70 @@ def side_by_side(original: list[dict[str, Any]], replayed: list[dict[str, Any]],
 
 def parse_overrides(settings: list[str], messages_file: str | None = None) -> dict[str, Any]:
     """``model=gpt-4o`` and ``temperature=0.2`` style settings into replay overrides; a dotted key
-    (``reasoning.effort=high``) sets one key of the request's object there, keeping its others."""
+    (``reasoning.effort=high``) sets one key of the request's object there, keeping its others. A
+    value is JSON, or else the text as typed; the model a name (a JSON string, or the text as
+    typed). ``ValueError`` (one line) for anything the replayed call could not send."""
     overrides: dict[str, Any] = {}
     parameters: dict[str, Any] = {}
     for item in settings:
         key, sep, raw = item.partition("=")
         if not sep or not all(key.split(".")):
             raise ValueError(f"--set expects key=value (a dotted key for a nested one), got {item!r}")
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        try:  # NaN or 1e999 would fail the replayed call in the SDK ("not JSON compliant")
-            json.dumps(value, allow_nan=False)
-        except ValueError:
-            raise ValueError(f"--set {item!r}: not a finite number (JSON has no NaN or infinity)") from None
+        what = f"--set {item[:80]!r}"
         if key == "model":
-            overrides["model"] = str(value)
+            name = _json_value(raw, what, raw) if raw.lstrip().startswith('"') else _sendable(raw, what)
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"{what}: the model needs a name")
+            overrides["model"] = name
         else:
-            parameters[key] = value
+            parameters[key] = _json_value(raw, what, raw)
     if parameters:
         overrides["model_parameters"] = parameters
     if messages_file:
+        what = f"--messages-file {messages_file}"
         try:
-            with open(messages_file, encoding="utf-8") as handle:
-                messages = json.load(handle)
+            with open(messages_file, encoding="utf-8-sig") as handle:  # a byte order mark is no JSON
+                messages = _json_value(handle.read(), what)
         except OSError as exc:
-            raise ValueError(f"--messages-file {messages_file}: {exc.strerror or exc}") from None
-        except ValueError as exc:  # not JSON, or not UTF-8
-            raise ValueError(f"--messages-file {messages_file} is not a JSON list of messages ({exc})") from None
+            raise ValueError(f"{what}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{what} is not a JSON list of messages ({exc})") from None
         if not isinstance(messages, list):
-            raise ValueError(f"--messages-file {messages_file} must hold a JSON list of messages")
+            raise ValueError(f"{what} must hold a JSON list of messages")
         overrides["messages"] = overrides["input"] = messages  # ``input``: a Responses API call's messages
     return overrides
+
+
+_NO_TEXT = object()
+
+
+def _json_value(text: str, what: str, otherwise: Any = _NO_TEXT) -> Any:
+    """The JSON value ``text`` holds, else ``otherwise`` if given; ``ValueError`` naming ``what`` for
+    text that is not JSON, or a value the replayed call could not send (``_sendable``)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{what}: nested too deeply") from None
+    except ValueError as exc:
+        if otherwise is _NO_TEXT:
+            raise ValueError(f"{what} is not a JSON list of messages ({exc})") from None
+        value = otherwise
+    return _sendable(value, what)
+
+
+def _sendable(value: Any, what: str) -> Any:
+    """``value`` if the SDK can send it as JSON; else ``ValueError`` naming ``what``: nested too
+    deeply to write (a ``RecursionError`` was a traceback), NaN or infinity (JSON has neither), a
+    lone surrogate (``"\\ud800"``, or argv bytes that are not UTF-8: no UTF-8 text)."""
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise ValueError(f"{what}: nested too deeply") from None
+    except UnicodeEncodeError:
+        raise ValueError(f"{what}: holds a lone surrogate, which is not UTF-8 text") from None
+    except ValueError:
+        raise ValueError(f"{what}: not a finite number (JSON has no NaN or infinity)") from None
+    return value
 
 
 def first_difference(original: list[dict[str, Any]], replayed: list[dict[str, Any]]) -> str | None:

@@ -235,7 +235,7 @@ class FileCredentials(_Counted):
 
     def _parse(self, raw: bytes) -> dict[str, Credentials | None]:
         """Each tenant's keys; None for one whose secret's variable is unset (not an unknown tenant)."""
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte order mark (Notepad, PowerShell) is no TOML or JSON
         json_file = self.path.suffix.lower() == ".json"
         data = json.loads(text, object_pairs_hook=_unique_keys) if json_file else tomllib.loads(text)
         tenants = data.get("tenants") if isinstance(data, dict) else None

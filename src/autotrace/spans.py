@@ -32,8 +32,8 @@ from .runtime import state
 from .schema import MAX_ATTRIBUTES
 
 _UNSET = Status(StatusCode.UNSET)
-#: As the SDK's default span limits: later attributes (new keys) and events are dropped, counted.
-_MAX_EVENTS = 128
+#: As the SDK's default span limits: later attributes (new keys), events and links are dropped, counted.
+_MAX_EVENTS = _MAX_LINKS = 128
 _NO_TRACE_STATE = TraceState()
 _RANDOM_TRACE_ID = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)  # W3C level 2; older APIs lack it
 _FLAGS = {  # (sampled, random trace id) -> flags; shared, they never change
@@ -46,7 +46,7 @@ class ObservationSpan(trace.Span):
     """A recording span read by the pipeline like a finished SDK span (same attribute names)."""
 
     __slots__ = ("_autotrace_adoptable", "_autotrace_obs", "_autotrace_outer", "_autotrace_tenant", "_relay", "attributes", "context",
-                 "dropped_attributes", "dropped_events", "end_time", "events", "instrumentation_scope", "kind", "links",
+                 "dropped_attributes", "dropped_events", "dropped_links", "end_time", "events", "instrumentation_scope", "kind", "links",
                  "long_values", "name", "parent", "resource", "settling", "start_time", "status")
 
     def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
@@ -57,8 +57,9 @@ class ObservationSpan(trace.Span):
         self.kind = kind
         self.start_time = start_time
         self.end_time: int | None = None
-        #: Attributes and events dropped past the limits (also counted in ``stats()``).
-        self.dropped_attributes = self.dropped_events = 0
+        #: Attributes, events and links dropped past the limits (also counted in ``stats()``); read
+        #: by exporters as on a finished SDK span (OTLP's ``dropped_*_count``).
+        self.dropped_attributes = self.dropped_events = self.dropped_links = 0
         self.resource = resource
         self.instrumentation_scope = scope
         self.attributes: dict[str, Any] = {}
@@ -74,10 +75,6 @@ class ObservationSpan(trace.Span):
         self.long_values = False
         #: How to build an ended observation's attributes, for ``settle``: a function and its arguments.
         self.settling: tuple[Callable[..., Mapping[str, Any]], tuple[Any, ...]] | None = None
-
-    #: Read by exporters as on a finished SDK span (OTLP's ``dropped_*_count``, as are the per-span
-    #: ``dropped_attributes`` and ``dropped_events``); links are never dropped here.
-    dropped_links = 0
 
     def get_span_context(self) -> SpanContext:
         return self.context
@@ -143,8 +140,13 @@ class ObservationSpan(trace.Span):
         self.events.append(Event(name, dict(attributes or {}), timestamp or time.time_ns()))
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
-        if self.end_time is None and context is not None and context.is_valid:
-            self.links = (*self.links, trace.Link(context, attributes))
+        if self.end_time is not None or context is None or not context.is_valid:
+            return
+        if len(self.links) >= _MAX_LINKS:  # a long-lived span (a consumer linking each message) stays bounded
+            count("links_dropped")
+            self.dropped_links += 1
+            return
+        self.links = (*self.links, trace.Link(context, attributes))
 
     def update_name(self, name: str) -> None:
         if self.end_time is None:

@@ -8,6 +8,8 @@ have no scores, and a page of a listing records where the next page starts (``Pa
 from __future__ import annotations
 
 import inspect
+import threading
+import weakref
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from itertools import chain, islice
@@ -122,12 +124,38 @@ class _Search(CurrentDuring):
         found = chain.from_iterable(b.documents for b in batches)
         scored = [(d.get("id"), d["score"]) for d in islice(found, MAX_DOCUMENTS) if "score" in d]
         if scored:
-            owner.defer(_owner_scores, owner.fields, scored)
+            _scores_for(owner, scored)
 
     def exited(self, error: BaseException | None) -> None:
         if error is not None and self.obs is not None:
             self.obs.record_error(error)
             self.obs.end()
+
+
+#: Owners -> the scores of each search they own, read by their one ``_owner_scores`` when they end
+#: (held weakly: forgotten with the owner).
+_SEARCHES: weakref.WeakKeyDictionary[Observation, list[list[tuple[Any, float]]]] = weakref.WeakKeyDictionary()
+_SEARCHES_LOCK = threading.Lock()  # an owner's searches may run in several threads (a fan-out)
+
+
+def _scores_for(owner: Observation, scored: list[tuple[Any, float]]) -> None:
+    """Keep a search's ``scored`` documents for ``owner``, which computes its scores once when it
+    ends. An owner searching in a loop holds the searches' scores only while fewer than
+    ``MAX_DOCUMENTS`` are held; later ones are counted as ``retrieval_owner_scores_dropped``."""
+    with _SEARCHES_LOCK:
+        searches = _SEARCHES.get(owner)
+        if searches is None:
+            searches = _SEARCHES[owner] = []
+            owner.defer(_owner_scores_of, owner.fields, searches)
+        if sum(map(len, searches)) >= MAX_DOCUMENTS:
+            count("retrieval_owner_scores_dropped")
+            return
+        searches.append(scored)
+
+
+def _owner_scores_of(fields: dict[str, Any], searches: list[list[tuple[Any, float]]]) -> dict[str, Any]:
+    """The owner's ``scores`` from the first of its searches that gives any (``_owner_scores``)."""
+    return next(filter(None, (_owner_scores(fields, scored) for scored in searches)), {})
 
 
 def _owner_scores(fields: dict[str, Any], scored: list[tuple[Any, float]]) -> dict[str, Any]:

@@ -169,3 +169,20 @@ def test_providers_joined_are_bounded_and_the_rest_refused_as_opentelemetry_does
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"provider_joined": 8, "provider_join_refused": 1}
     assert done.stderr.count("Overriding of current TracerProvider is not allowed") == 1
+
+
+def test_installs_that_set_no_global_provider_share_one(tmp_path: Path) -> None:
+    """``set_global_provider=False``: each install made a provider of its own, and autotrace kept
+    every one (its relay's list): growing with each install/uninstall cycle. One is made, renamed
+    by the installs after it."""
+    script = ("import json, importlib\nimport autotrace\ninstall = importlib.import_module('autotrace.install')\nfrom autotrace.runtime import state\n"
+              "seen = []\nfor i in range(3):\n"
+              "    autotrace.install(integrations=(), set_global_provider=False, service_name=f's{i}')\n"
+              "    seen.append(id(state.provider))\n"
+              "    name = state.provider.resource.attributes['service.name']\n    autotrace.uninstall()\n"
+              "print(json.dumps({'providers': len(set(seen)), 'relayed': len(install._relayed_providers), "
+              "'name': name}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=_env(tmp_path), check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"providers": 1, "relayed": 1, "name": "s2"}

@@ -21,14 +21,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
 from . import _langfuse_sdk, _process_exit, _providers, recorder, sigterm
+from ._built import built_redactor, credentials_resolver
 from ._internal import count, guarded_failure, log_once, logger
 from ._timeouts import never_raising as _never_raising
-from .config import DEFAULT_SERVICE_NAME, ConfigError, Settings, load_settings, read_prices
-from .export.credentials import CredentialsError, CredentialsResolver, coerce_resolver
+from .config import DEFAULT_SERVICE_NAME, Settings, load_settings, read_prices
 from .export.local_sink import LocalStoreSink
 from .export.local_store import LocalStore
 from .export.pipeline import SpanPipeline
-from .export.redaction import Redactor
 from .export.router import Router
 from .export.workers import WorkerPool
 from .integrations.base import Integration
@@ -120,6 +119,8 @@ class _Relay(SpanProcessor):
 
 _RELAY = _Relay()
 _relayed_providers: list[TracerProvider] = []
+#: The provider of installs that set none global (``set_global_provider=False``), made once.
+_private: list[TracerProvider] = []
 #: The tracer configurators of providers autotrace made, set aside while they are paused (uninstalled).
 _paused: list[tuple[TracerProvider, Any]] = []
 
@@ -137,9 +138,14 @@ def _provider(settings: Settings) -> TracerProvider:
         if any(p is provider for p in _providers.created):
             _providers.rename(provider, _resource(settings))
             _resume(provider)
+    elif not settings.set_global_provider and _private:  # made by an earlier install: not one per install
+        provider = _private[0]
+        _providers.rename(provider, _resource(settings))
     else:
         provider = TracerProvider(resource=_resource(settings))
-        if settings.set_global_provider:
+        if not settings.set_global_provider:
+            _private.append(provider)
+        else:
             trace.set_tracer_provider(provider)
             if trace.get_tracer_provider() is provider:  # else someone else won the race
                 _providers.watch(provider)  # once: only the global one is found again
@@ -192,32 +198,6 @@ def _resume(provider: TracerProvider) -> None:
             return
 
 
-def _redactor(setting: Any) -> Redactor:
-    if setting is True or setting == "all":
-        return Redactor()
-    if setting is False or setting in ("none", "off", "false"):
-        return Redactor(detectors=[])
-    if callable(setting):
-        return Redactor(hooks=[setting])
-    if isinstance(setting, str):
-        return Redactor(detectors=[part.strip() for part in setting.split(",") if part.strip()])
-    items = list(setting)
-    hooks = [item for item in items if callable(item)]
-    names = [item for item in items if isinstance(item, str)]
-    return Redactor(detectors=names if names else None, hooks=hooks)
-
-
-def credentials_resolver(settings: Settings) -> CredentialsResolver | None:
-    """The tenants' credentials, when Langfuse is on; a value that cannot be one is a ``ConfigError``
-    naming the setting, as any other invalid setting is."""
-    if not (settings.enabled and settings.langfuse_enabled):
-        return None
-    try:
-        return coerce_resolver(settings.credentials)
-    except CredentialsError as exc:
-        raise ConfigError(f"setting 'credentials': {exc}") from None
-
-
 def install(**options: Any) -> Settings:
     """Start tracing. Options override ``AUTOTRACE_*``/``LANGFUSE_*``/``OTEL_*`` variables.
 
@@ -230,7 +210,7 @@ def install(**options: Any) -> Settings:
             return state.settings
         settings = load_settings(options)
         # before anything starts or stops: a bad value leaves the current install as it is, and no threads
-        redactor = _redactor(settings.redact)
+        redactor = built_redactor(settings.redact)
         resolver = credentials_resolver(settings)
         if not settings.enabled:
             if state.settings is not None:

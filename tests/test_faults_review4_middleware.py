@@ -69,7 +69,7 @@ def test_a_failure_entering_the_request_leaves_it_to_run_as_far_as_it_got(
 def test_a_failure_leaving_the_request_never_replaces_the_applications_error(
         traced: Traced, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
     if step == "back_in_trace":  # as if the request had left another tenant's trace
-        monkeypatch.setattr(middleware, "leave_other_tenants_trace", lambda tenant: ("left", None))
+        monkeypatch.setattr(middleware, "leave_other_tenants_trace", lambda *args: ("left", None))
     monkeypatch.setattr(middleware, step, _raising)
     with pytest.raises(AppFailed, match="the application's own"):
         _asgi(_failing)

@@ -25,6 +25,7 @@ from opentelemetry.context import Context
 from ._internal import count, guarded_failure, log_once
 from .context import (
     back_in_trace,
+    current_tenant,
     leave_other_tenants_trace,
     reset_tenant,
     set_tenant,
@@ -99,15 +100,17 @@ def _request_context(incoming: Context) -> Context:
 
 
 def _enter(incoming: Context, tenant: str | None) -> tuple[Any, Any, Any]:
-    """Put the request's context and tenant in scope. Under a span of another tenant's (an outer
-    layer's, a sub-application wrapped again resolving another tenant) the request starts a trace
-    of its own, as ``autotrace.tenant`` does there: under that span it went to the other's project."""
+    """Put the request's context and tenant in scope. Under a span or scope of another tenant's (an
+    outer layer's, a sub-application wrapped again resolving another tenant) the request starts a
+    trace of its own, without that scope's trace attributes, as ``autotrace.tenant`` does there:
+    else its spans went to the other's trace, carrying the other's user and session ids."""
     context_token = tenant_token = left = None
     try:  # never into the request: a failure here leaves it as it would run untraced (no tenant: fail closed)
         context_token = otel_context.attach(_request_context(incoming))
         if tenant is not None:
+            previous = current_tenant()
             tenant_token = set_tenant(tenant)
-            left = leave_other_tenants_trace(tenant)
+            left = leave_other_tenants_trace(tenant, previous)
             adopt_current_span(tenant)
     except Exception as exc:
         guarded_failure("middleware.enter", exc)

@@ -4,7 +4,8 @@ A process ``multiprocessing`` forks (``fork``, and every worker of a ``forkserve
 ``os._exit``: the export runs at that process's own exit hook instead, a ``multiprocessing``
 finalizer of the lowest priority (after the application's), whether the process kept its parent's
 install or called ``install()`` itself. A process that replaces itself with another program
-(``os.exec*``, e.g. one that re-executes itself) first exports what it has finished."""
+(``os.exec*``, e.g. one that re-executes itself) first exports what it has finished; one
+``autotrace run`` activated keeps its bootstrap first on ``PYTHONPATH`` for the program."""
 
 from __future__ import annotations
 
@@ -78,6 +79,29 @@ _EXECS = ("execv", "execve")
 _replaced: dict[str, Callable[..., Any]] = {}
 #: When the flush of the last ``os.exec*`` had to end (monotonic seconds), and whether it finished.
 _exec_flush = (0.0, True)
+#: ``autotrace run``'s bootstrap folder, in a process it activated (``keep_bootstrap_first``).
+_bootstrap: str | None = None
+
+
+def keep_bootstrap_first(folder: str) -> None:
+    """Keep ``folder`` first on ``PYTHONPATH`` for the processes this one starts: in the environment
+    they inherit (now) and in the one a program it execs gets. OpenTelemetry's ``sitecustomize``
+    runs no other and puts its folder first, once it ran and in its launcher
+    (``opentelemetry-instrument``): the program, or its spawned workers, ran untraced without a
+    word. The bootstrap runs the ``sitecustomize`` it shadows."""
+    global _bootstrap
+    _bootstrap = folder
+    if (path := _bootstrap_first(os.environ)) is not None:
+        os.environ["PYTHONPATH"] = path
+
+
+def _bootstrap_first(env: Any) -> str | None:
+    """``env``'s ``PYTHONPATH`` with the bootstrap moved to the front, or None when it is not further down."""
+    folder = _bootstrap
+    entries = str(env.get("PYTHONPATH", "")).split(os.pathsep)
+    if folder is None or folder not in entries[1:]:
+        return None
+    return os.pathsep.join([folder, *(entry for entry in entries if entry != folder)])
 
 
 def _flush_within_bound(flush: Callable[[float], Any]) -> None:
@@ -103,10 +127,29 @@ def flush_before_exec(flush: Callable[[float], Any]) -> None:
         @functools.wraps(original)
         def exec_after_flush(*args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
             _flush_within_bound(flush)
-            return _original(*args, **kwargs)
+            return _original(*_with_bootstrap_first(args, kwargs), **kwargs)
 
         _replaced[name] = original
         setattr(os, name, exec_after_flush)
+
+
+def _with_bootstrap_first(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """An exec's arguments (``kwargs`` updated in place) with the bootstrap first on ``PYTHONPATH``:
+    in the ``env`` given to ``execve``, else in this process's environment, which ``execv`` passes on."""
+    try:
+        if len(args) > 2 or "env" in kwargs:
+            env = args[2] if len(args) > 2 else kwargs["env"]
+            path = _bootstrap_first(env)
+            if path is None:
+                return args
+            if len(args) > 2:
+                return (*args[:2], {**env, "PYTHONPATH": path}, *args[3:])
+            kwargs["env"] = {**env, "PYTHONPATH": path}
+        elif (path := _bootstrap_first(os.environ)) is not None:
+            os.environ["PYTHONPATH"] = path
+    except Exception as exc:  # an environment of an odd type: the exec as the program made it
+        guarded_failure("exec_bootstrap", exc)
+    return args
 
 
 def restore_exec() -> None:

@@ -99,6 +99,14 @@ def _activate() -> None:
         return
     if hasattr(os, "register_at_fork"):  # a forked process keeps the install; a program it execs is another
         os.register_at_fork(after_in_child=_mark_forked)
+    try:  # the processes this one starts find this folder first, also once another tool put its own first
+        from autotrace._process_exit import keep_bootstrap_first
+
+        keep_bootstrap_first(_HERE)
+    except ImportError:  # an autotrace older than this bootstrap (another environment's): as it was
+        pass
+    except Exception as exc:
+        sys.stderr.write(f"autotrace: a program this one execs may run untraced: {type(exc).__name__}: {exc}\n")
     try:
         from autotrace.replay import activate_from_environment
 

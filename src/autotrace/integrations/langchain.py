@@ -405,7 +405,7 @@ class LangChainIntegration(Integration):
     name = "langchain"
     distribution = "langchain-core"
     module = "langchain_core"
-    supported = ">=0.3,<2"
+    supported = ">=0.3.60,<2"  # earlier 0.3 releases lose run nesting and stream ends (checked down to 0.3.0)
 
     def __init__(self) -> None:
         super().__init__()

@@ -6,7 +6,9 @@ freed unread, and then record the streamed text as their output.
 
 A chat engine's streaming reply (``StreamingAgentChatResponse``) is written by a thread or task the
 engine starts (``write_response_to_history``, a span under the engine's): the engine's chain stays
-open until that writer ends (or the reply is freed), then records the reply's text or its error.
+open until that writer ends (or the reply is freed), then records the reply's text or its error. A
+reply with no writer (``is_writing_to_memory=False``, 0.12's context chat engines) has its LLM stream
+(``chat_stream``/``achat_stream``) relayed as a query's is, the chain ending with the deltas read.
 """
 
 from __future__ import annotations
@@ -55,9 +57,10 @@ class ResponseRelay:
             return reading[0]
         return None
 
-    def _relay(self, id_: str, response: Any) -> bool:
-        """Relay a streaming response's ``response_gen``; True if chain ``id_`` now ends with it."""
-        source = getattr(response, "response_gen", None)
+    def _relay(self, id_: str, response: Any, attribute: str = "response_gen") -> bool:
+        """Relay a streaming response's ``response_gen`` (or other stream ``attribute``); True if chain
+        ``id_`` now ends with it."""
+        source = getattr(response, attribute, None)
         if not (inspect.isgenerator(source) or inspect.isasyncgen(source)):
             return False
         joined = self.responses.get(source)
@@ -69,7 +72,7 @@ class ResponseRelay:
         tracked = Response(id_)
         relay = self._relay_async(source, tracked) if inspect.isasyncgen(source) else self._relay_sync(source, tracked)
         try:
-            response.response_gen = relay
+            setattr(response, attribute, relay)
         except Exception:  # a response type that cannot take it: the chain ends now
             return False
         self.responses[relay] = tracked
@@ -95,8 +98,9 @@ class ResponseRelay:
             if token is not None:
                 _READING.reset(token[1])
                 restore_context(token[0])
-            if isinstance(item, str):
-                bounds.keep_piece(tracked.pieces, item, state.max_value_bytes)
+            piece = item if isinstance(item, str) else getattr(item, "delta", None)  # a ChatResponse's text
+            if isinstance(piece, str):
+                bounds.keep_piece(tracked.pieces, piece, state.max_value_bytes)
         except Exception as exc:
             guarded_failure("llama_index.response_step", exc)
 
@@ -167,6 +171,9 @@ class ResponseRelay:
         """Have chain ``id_`` end when a chat engine's streaming ``reply`` is written; True if it now waits."""
         if type(reply).__name__ != "StreamingAgentChatResponse":
             return False
+        if getattr(reply, "is_writing_to_memory", True) is False:  # no writer (0.12's context engines): the
+            # caller reads the LLM's stream itself, through ``response_gen``
+            return self._relay(id_, reply, "chat_stream" if reply.chat_stream is not None else "achat_stream")
         key = id(reply)  # the reply is unhashable; finalize forgets the key before the id can be reused
         with _CHATS_LOCK:  # the writer sets is_done (or exception), then ends: it cannot end between these
             written = getattr(reply, "is_done", True) or getattr(reply, "exception", None) is not None
@@ -197,5 +204,21 @@ class ResponseRelay:
         error = getattr(reply, "exception", None) or error
         interrupted = error is not None and not isinstance(error, Exception)
         text = getattr(reply, "response", None) or (getattr(reply, "unformatted_response", None) if interrupted else None)
+        if not text and error is None and reply is not None:
+            text = _written_text(reply)
         tracked.pieces = [text] if isinstance(text, str) else []
         self._response_ended(tracked, error)
+
+
+def _written_text(reply: Any) -> str | None:
+    """The text of a reply whose writer leaves ``response`` unset (llama-index-core 0.12.0 sets it only
+    as the reader finishes): what the reader has taken and what is still queued, never consumed."""
+    try:
+        queued = [*getattr(getattr(reply, "queue", None), "queue", ()),
+                  *getattr(getattr(reply, "aqueue", None), "_queue", ())]
+        text = (getattr(reply, "unformatted_response", None) or "") + "".join(d for d in queued if isinstance(d, str))
+    except Exception as exc:  # an unexpected reply type: the chain ends without the text
+        guarded_failure("llama_index.chat_written", exc)
+        return None
+    return text.strip() or None
+

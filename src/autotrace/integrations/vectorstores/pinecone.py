@@ -274,7 +274,7 @@ class PineconeIntegration(Integration):
     name = "pinecone"
     distribution = "pinecone"
     module = "pinecone"
-    supported = ">=5,<12"
+    supported = ">=9,<12"  # 9.0 rebuilt the SDK (``pinecone.index``): 5-8 have none of the patched classes
 
     def __init__(self) -> None:
         super().__init__()

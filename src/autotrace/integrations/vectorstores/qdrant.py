@@ -284,13 +284,18 @@ class QdrantIntegration(Integration):
         for cls, asynchronous in (("QdrantClient", False), ("AsyncQdrantClient", True)):
             module = "qdrant_client"
             wrap = self.patcher.wrap
+            # a client before 1.10 has no query API (``search`` is its query): not a changed API
+            before_query = not hasattr(getattr(qdrant_client, cls), "query_points") and hasattr(
+                getattr(qdrant_client, cls), "search")
             wrap(module, f"{cls}.query_points",
-                 search_wrapper("qdrant", "query_points", _describe_query, _query_results, asynchronous))
+                 search_wrapper("qdrant", "query_points", _describe_query, _query_results, asynchronous),
+                 optional=before_query)
             wrap(module, f"{cls}.query_points_groups",
                  search_wrapper("qdrant", "query_points_groups", _describe_groups, _group_results, asynchronous),
                  optional=True)
             wrap(module, f"{cls}.query_batch_points",
-                 search_wrapper("qdrant", "query_batch_points", _describe_batch, _batch_results, asynchronous))
+                 search_wrapper("qdrant", "query_batch_points", _describe_batch, _batch_results, asynchronous),
+                 optional=before_query)
             wrap(module, f"{cls}.search",
                  search_wrapper("qdrant", "search", _describe_search, _query_results, asynchronous), optional=True)
             wrap(module, f"{cls}.search_batch",

@@ -83,16 +83,20 @@ def tenant(tenant_id: str) -> Iterator[str]:
 Left = tuple[object, Token[dict[str, Any] | None]]
 
 
-def leave_other_tenants_trace(tenant_id: str, previous: str | None = None) -> Left | None:
+def leave_other_tenants_trace(tenant_id: str, previous: str | None = None, span_in_previous: bool = True) -> Left | None:
     """No current span, nor trace attributes, when the current span is of another tenant than
     ``tenant_id``, or has no tenant of autotrace's (none, a caller's, an unsampled one) while
     ``previous`` (the tenant in scope before) is another; a span left is counted as
-    ``tenant_new_trace``. None when neither holds."""
+    ``tenant_new_trace``. None when neither holds. ``span_in_previous`` False: a span of no
+    tenant's was made current after ``previous``'s scope (a caller's, by the middleware; the scope
+    is where the server started), so only that scope's trace attributes are left."""
     span = get_current_span()
     owner = getattr(span, "_autotrace_tenant", None)  # set when the span started
     other = owner if owner is not None else previous
     if other is None or other == tenant_id:
         return None
+    if owner is None and not span_in_previous:
+        return None, _trace_attrs.set(None)
     try:
         attached = otel_context.attach(set_span_in_context(INVALID_SPAN))
     except Exception as exc:  # a custom OTel runtime context failed: the tracker keeps the trace's tenant

@@ -103,14 +103,16 @@ def _enter(incoming: Context, tenant: str | None) -> tuple[Any, Any, Any]:
     """Put the request's context and tenant in scope. Under a span or scope of another tenant's (an
     outer layer's, a sub-application wrapped again resolving another tenant) the request starts a
     trace of its own, without that scope's trace attributes, as ``autotrace.tenant`` does there:
-    else its spans went to the other's trace, carrying the other's user and session ids."""
+    else its spans went to the other's trace, carrying the other's user and session ids. A scope
+    with no span current (where the server started) owns no caller's span: only its attributes go."""
     context_token = tenant_token = left = None
     try:  # never into the request: a failure here leaves it as it would run untraced (no tenant: fail closed)
+        outer = trace.get_current_span().get_span_context().is_valid  # else the caller's span is made current here
         context_token = otel_context.attach(_request_context(incoming))
         if tenant is not None:
             previous = current_tenant()
             tenant_token = set_tenant(tenant)
-            left = leave_other_tenants_trace(tenant, previous)
+            left = leave_other_tenants_trace(tenant, previous, outer)
             adopt_current_span(tenant)
     except Exception as exc:
         guarded_failure("middleware.enter", exc)

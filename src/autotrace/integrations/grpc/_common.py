@@ -4,6 +4,7 @@ the call's status."""
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fnmatch import fnmatchcase
@@ -50,6 +51,10 @@ def _matches(method: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatchcase(method, pattern) for pattern in patterns)
 
 
+#: The other gRPC instrumentation ``others_aside`` sets aside (OpenTelemetry's contrib one).
+_OTHER_GRPC_INSTRUMENTATION = "opentelemetry.instrumentation.grpc"
+
+
 @contextmanager
 def others_aside() -> Iterator[None]:
     """OpenTelemetry's "suppress instrumentation" flag set for the block in which a call we trace
@@ -58,7 +63,12 @@ def others_aside() -> Iterator[None]:
     call had two sibling spans (its server span parents on the caller's metadata, not on ours),
     and on a client its headers replaced ours: the level-2 trace flags and no tenant. A context an
     interceptor inside ours made current for the call (grpc.aio runs the handler in it) is kept,
-    the flag cleared: what the handler does is traced by every instrumentation."""
+    the flag cleared: what the handler does is traced by every instrumentation. Only where that
+    instrumentation is loaded: else the application's own interceptors inside ours (an auth check
+    calling a service through an instrumented HTTP client) would see every instrumentation off."""
+    if _OTHER_GRPC_INSTRUMENTATION not in sys.modules:
+        yield
+        return
     try:
         aside = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True)
         token = otel_context.attach(aside)

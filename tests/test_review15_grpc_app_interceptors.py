@@ -1,0 +1,63 @@
+"""The application's own gRPC interceptors inside autotrace's see OpenTelemetry instrumentation on
+(an auth check that calls a service through an instrumented HTTP client keeps its span and sends
+``traceparent``): autotrace sets other instrumentations aside there only where OpenTelemetry's gRPC
+instrumentation, which would start a second span per call, is loaded. Fresh interpreter: whether
+that module is imported is per process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+_SCRIPT = """
+import json, pathlib, sys, tempfile
+import grpc
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+if sys.argv[1] == "contrib":
+    import opentelemetry.instrumentation.grpc  # noqa: F401
+import autotrace
+from tests import grpc_services as svc
+
+seen = []
+
+class AppAuth(grpc.ServerInterceptor):
+    def intercept_service(self, continuation, details):
+        seen.append(("server", is_instrumentation_enabled()))
+        return continuation(details)
+
+class AppToken(grpc.UnaryUnaryClientInterceptor):
+    def intercept_unary_unary(self, continuation, details, request):
+        seen.append(("client", is_instrumentation_enabled()))
+        return continuation(details, request)
+
+store = pathlib.Path(tempfile.mkdtemp()) / "t.db"
+autotrace.install(local_store="on", local_store_path=store, integrations=("grpc",), export_interval=0.05)
+server, port = svc.start_sync_server(interceptors=[AppAuth()])
+with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    reply = svc.Stub(grpc.intercept_channel(channel, AppToken())).Unary({"text": "hi"})
+server.stop(0)
+print(json.dumps({"seen": seen, "reply": reply}))
+"""
+
+
+@pytest.mark.parametrize("loaded", ["alone", "contrib"])
+def test_the_applications_interceptors_see_instrumentation_on_unless_the_contrib_one_is_loaded(
+        tmp_path: Path, loaded: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    done = subprocess.run([sys.executable, "-c", _SCRIPT, loaded], capture_output=True, text=True, timeout=120,
+                          env={**env, "AUTOTRACE_HOME": str(tmp_path / "home"),
+                               "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["reply"]["echo"] == "hi"
+    # alone: both on; with the contrib instrumentation loaded, the server's interceptors inside ours
+    # run with it set aside (the price of one server span per call); the client's interceptor here is
+    # outside autotrace's (intercept_channel wraps the traced channel), so it always sees it on
+    assert report["seen"] == ([["client", True], ["server", True]] if loaded == "alone"
+                              else [["client", True], ["server", False]])

@@ -175,11 +175,11 @@ class LocalStore:
         file no longer there, and no reader saw them. One ``stat`` a batch."""
         if self._file is None or identity(self._target) == self._file:
             return
-        with self._lock:
+        with self._lock:  # (a reconnect on another thread notes its file under it too)
             if self._db is not None:
                 self._db.close()  # its WAL, if still beside the new file, folded into the old one and gone
                 self._db = None
-        self._file, self._indexed = None, False
+            self._file, self._indexed = None, False
         count("local_store.reopened")
 
     def _conn(self) -> sqlite3.Connection:

@@ -9,25 +9,42 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
+from itertools import accumulate, repeat
 
 from .detectors_decode import HYPHENS, WIDE_SPACES, as_ascii
 
 _GROUP = re.compile(r"\d++")
-#: Layouts besides groups of four (the last of one to four): Amex's, Diners', 13-digit Visa's, 19-digit UnionPay's
-_LAYOUTS = ((4, 6, 5), (4, 6, 4), (4, 3, 3, 3), (6, 13))
+#: The sizes of a card's groups, as printed (13 to 19 digits): fours (the last of one to four), Amex's,
+#: Diners', 13-digit Visa's, 19-digit UnionPay's, or one group; as bytes (a size over 20 read as 20)
+_LAYOUTS = frozenset(bytes(sizes) for sizes in (
+    *((4, 4, 4, last) for last in range(1, 5)), *((4, 4, 4, 4, last) for last in range(1, 4)),
+    (4, 6, 5), (4, 6, 4), (4, 3, 3, 3), (6, 13), *((size,) for size in range(13, 20))))
+_MOST_GROUPS = 5
+#: Where a run of groups (its ``_shape``) has a layout's first group: one empty match each, read in C
+_LAYOUT_STARTS = re.compile(b"(?=" + b"|".join(map(re.escape, sorted(_LAYOUTS, key=len, reverse=True))) + b")")
 
 
-def _laid_out(sizes: tuple[int, ...]) -> bool:
-    return sizes in _LAYOUTS or (len(sizes) > 3 and set(sizes[:-1]) == {4} and sizes[-1] <= 4)
+@lru_cache(maxsize=1024)
+def _counts(shape: bytes) -> tuple[int, ...]:
+    """How many of the groups ``shape`` starts with are in a layout, most first (of a few shapes: cached)."""
+    return tuple(count for count in range(len(shape), 0, -1) if shape[:count] in _LAYOUTS)
+
+
+def _shape(sizes: list[int]) -> bytes:
+    return bytes(map(min, sizes, repeat(20)))
 
 
 #: A digit's Luhn value when doubled (its digits summed).
 _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+#: An ASCII digit's Luhn value, as is and doubled (``bytes.translate`` tables)
+_VALUE, _DOUBLED_VALUE = bytes.maketrans(b"0123456789", bytes(range(10))), bytes.maketrans(b"0123456789", bytes(_DOUBLED))
 
 
 def _luhn(digits: str) -> bool:
-    """The Luhn check of ASCII ``digits``: every second digit from the right doubled."""
-    return (sum(map(int, digits[-1::-2])) + sum(map(_DOUBLED.__getitem__, map(int, digits[-2::-2])))) % 10 == 0
+    """The Luhn check of ASCII ``digits``: every second digit from the right doubled (summed in C)."""
+    encoded = digits.encode()
+    return (sum(encoded[-1::-2].translate(_VALUE)) + sum(encoded[-2::-2].translate(_DOUBLED_VALUE))) % 10 == 0
 
 
 def _issued(digits: str) -> bool:
@@ -61,7 +78,7 @@ def card_ok(text: str) -> bool:
         return last[1]
     groups = _GROUP.findall(as_ascii(text))
     digits = "".join(groups)
-    found = (13 <= len(digits) <= 19 and (len(groups) == 1 or _laid_out(tuple(map(len, groups))))
+    found = (_shape(list(map(len, groups))) in _LAYOUTS
              and _issued(digits) and _luhn(digits))
     _last = (text, found)
     return found
@@ -73,40 +90,81 @@ def card_ok(text: str) -> bool:
 _SPACES = frozenset(f" {WIDE_SPACES}")
 _SEPARATORS = frozenset(f" {WIDE_SPACES}\u2013{HYPHENS}")
 _AN_ID = 4
+_A_LIST = 7  # groups of four, each after the same separator: each card among them has three more beside it
 #: What a run's last group is part of when one of these follows it (a word, a hyphenated or decimal number)
 _GLUED = re.compile(rf"[^\W_]|[{HYPHENS}]|[.,]\d")
-_MOST_GROUPS = 5  # of a card's layouts (four fours and a three)
 
 
-def cards_in(text: str, start: int, end: int, keep: Callable[[int, int], bool]) -> list[tuple[int, int]]:
-    """Where the cards are in the run of digit groups ``text[start:end]``, left to right: from each
-    group, the longest run of groups that is a card (``card_ok``), apart from the numbers beside it
-    as ``_SPACES`` and ``_SEPARATORS`` say, never with a last group glued to what follows the run,
-    and that ``keep`` (its context) accepts. Each group is tried a bounded number of times."""
+def cards_in(text: str, start: int, end: int, in_an_id: Callable[[str, int, int], bool]) -> list[tuple[int, int]]:
+    """Where the cards are in the run of digit groups ``text[start:end]``, left to right: runs of groups
+    that are cards (``card_ok``), apart from the numbers beside them as ``_SPACES`` and ``_SEPARATORS``
+    say, never with a last group glued to what follows the run, nor in a hex id (``in_an_id``), nor in a
+    list of fours (``in_a_list``) unless cards fill the whole run (``4111 1111 1111 1111 5500 0000 0000
+    0004``: two of them, not ids; random ids of four digits fill a run of eight one time in 300, of
+    twelve one in 6,000). Cards that overlap are one (``6789 4111 1111 1111 1111``: no digit of either
+    left). Each group starts five candidates at most, each checked in constant time (Luhn summed in C)."""
     spans = [found.span() for found in _GROUP.finditer(text, start, end)]
-    if _GLUED.match(text, end):
+    if spans and _GLUED.match(text, end):
         spans.pop()
     sizes = [stop - at for at, stop in spans]
+    if len(spans) >= _A_LIST and sizes.count(4) == len(sizes) and len({text[stop] for _, stop in spans[:-1]}) == 1:
+        # a list of fours (``in_a_list`` of each card in it): cards only if they fill it, one from every fourth group
+        cards = [(spans[first][0], spans[first + 3][1]) for first in range(0, len(spans) - 3, 4)]
+        return cards if len(spans) % 4 == 0 and all(
+            card_ok(text[begin:stop]) and not in_an_id(text, begin, stop) for begin, stop in cards) else []
+    shape = _shape(sizes)
+    if shape in _LAYOUTS and card_ok(text[spans[0][0]:spans[-1][1]]):  # the whole run (the common case)
+        begin, stop = spans[0][0], spans[-1][1]
+        return [] if in_an_id(text, begin, stop) or _listed(text, start, end, begin, stop) else [(begin, stop)]
+    starts = [layout.start() for layout in _LAYOUT_STARTS.finditer(shape)]
+    if not starts:
+        return []
+    digits = as_ascii("".join(text[at:stop] for at, stop in spans))
+    offsets = list(accumulate(sizes, initial=0))
     found: list[tuple[int, int]] = []
-    first = 0
-    while first < len(spans):
-        size = sizes[first]
-        for count in range(min(_MOST_GROUPS, len(spans) - first), 0, -1) if size in (4, 6) or 13 <= size <= 19 else ():
-            if not (13 <= sum(sizes[first:first + count]) <= 19
-                    and (count == 1 or _laid_out(tuple(sizes[first:first + count])))):
+    valid: dict[int, int] = {}  # each card's first group, to its count of groups (in a list or not)
+    for first in starts:
+        for count in _counts(shape[first:first + _MOST_GROUPS]):
+            at, to, last = offsets[first], offsets[first + count], first + count
+            if not (_issued(digits[at:to]) and _luhn(digits[at:to])):
                 continue
-            begin, stop = spans[first][0], spans[first + count - 1][1]
+            begin, stop = spans[first][0], spans[last - 1][1]
             apart = _SPACES if count == 1 else _SPACES | {text[spans[first][1]]}
             after_an_id = count == 1 and first > 0 and sizes[first - 1] >= _AN_ID
             if ((first == 0 or text[begin - 1] in (_SEPARATORS if after_an_id else apart))
-                    and (first + count == len(spans) or text[stop] in apart)
-                    and card_ok(text[begin:stop]) and keep(begin, stop)):
-                found.append((begin, stop))
-                first += count
-                break
+                    and (last == len(spans) or text[stop] in apart) and not in_an_id(text, begin, stop)):
+                valid.setdefault(first, count)
+                if not _listed(text, start, end, begin, stop):
+                    found.append((begin, stop))
+    return _merged(found + _filling(valid, spans)) if valid else []
+
+
+def _listed(text: str, start: int, end: int, begin: int, stop: int) -> bool:
+    """``in_a_list`` of the card at ``text[begin:stop]`` among the groups of its run ``text[start:end]``
+    only (an IBAN's before it are none), read from the 16 characters on each side it reads at most."""
+    left = max(start, begin - 16)
+    return in_a_list(text[begin:stop], text[left:min(end, stop + 16)], begin - left, stop - left)
+
+
+def _filling(valid: dict[int, int], spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The cards of ``valid`` (first group to count of groups) one after another from the run's first
+    group to its last, if some are (none else)."""
+    cards, first = [], 0
+    while first in valid:
+        cards.append((spans[first][0], spans[first + valid[first] - 1][1]))
+        first += valid[first]
+    return cards if first == len(spans) and len(cards) > 1 else []
+
+
+def _merged(cards: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``cards`` in order, those that overlap made one."""
+    merged: list[tuple[int, int]] = []
+    for begin, stop in sorted(cards):
+        if merged and begin < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(stop, merged[-1][1]))
         else:
-            first += 1
-    return found
+            merged.append((begin, stop))
+    return merged
 
 
 _FOUR = re.compile(r"(?<!\d)\d{4}(?!\d)")

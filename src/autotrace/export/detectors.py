@@ -18,10 +18,12 @@ import ipaddress
 import re
 from collections.abc import Callable
 
+from . import _digit_runs as _runs
 from . import _secret_patterns as _secrets
 from ._cards import card_ok as _card_ok
 from ._cards import cards_in as _cards_in
 from ._digit_context import KINDS as _IN_CONTEXT
+from ._digit_context import in_a_hex_id as _in_a_hex_id
 from ._digit_context import part_of_more as _part_of_more
 from ._iban_registry import IBAN_LENGTHS as _IBAN_LENGTHS
 from ._iban_registry import IBAN_LIKE as _IBAN_LIKE
@@ -344,35 +346,50 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     rescan = False
 
     def substitute(match: re.Match[str], kind: str | None = None) -> str:
+        replacement, end = judged(match, kind)
+        return replacement + match.string[end:match.end()]
+
+    def judged(match: re.Match[str], kind: str | None = None) -> tuple[str, int]:
+        """A match's replacement, and where the text it replaces ends: before the match's end where an
+        IBAN's match read on into what follows it ("... 7034 ok", "... 7034 4111 1111 1111 1111": searched
+        again), after it where a phone's read on into a card's groups (the card's run read whole)."""
         nonlocal replaced, rescan
         kind = kind or match.lastgroup or ""
-        if kind == "CREDIT_CARD":
-            return in_a_run(match)
-        value, after = match.group(), ""
-        if kind == "IBAN":  # a match written in groups may run into the words after it ("... 7034 ok")
-            value, after = _iban_in(value)
+        text, start, end = match.string, match.start(), match.end()
+        if kind == "CREDIT_CARD":  # (searched for the kinds asked for too: ``in_a_run``)
+            return in_a_run(text, start, end, None), end
+        if kind == "PHONE" and (kinds is None or "CREDIT_CARD" in kinds) and match.re is not _IN_A_RUN[ascii_text] and (
+                reach := _runs.card_in_reach(text, start, end, _in_a_hex_id)):  # (a run's rest holds no card)
+            return in_a_run(text, start, reach[1], reach[0]), reach[1]
+        value = match.group()
+        if kind == "IBAN":  # a match written in groups may run into the words after it
+            value = _iban_in(value)[0]
+        elif kind == "PHONE":  # or into an SSN's groups
+            value = value[:_runs.phone_end(text, start, end) - start]
+        if kinds is not None and kind not in kinds:
+            return value, start + len(value)
         valid = _VALIDATORS.get(kind, bool)(value) and not (
-            kind in _IN_CONTEXT and _part_of_more(kind, value, match.string, match.start(), match.start() + len(value)))
-        if kind == "IBAN" and (after or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
+            kind in _IN_CONTEXT and _part_of_more(kind, value, text, start, start + len(value)))
+        if kind == "IBAN" and (len(value) < end - start or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
             rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
         if not valid:
-            return match.group()
+            return match.group(), end
         replaced += 1
-        return f"<{kind}>{after}"
+        return f"<{kind}>", start + len(value)
 
-    def in_a_run(match: re.Match[str]) -> str:
-        """A run of digit groups with its cards replaced, then the SSNs and phones in the rest."""
+    def in_a_run(text: str, start: int, end: int, cards: list[tuple[int, int]] | None) -> str:
+        """A run of digit groups with its cards (found, unless given) replaced, then the SSNs and phones in the rest."""
         nonlocal replaced
-        text, start, end = match.string, match.start(), match.end()
-        cards = [] if kinds is not None and "CREDIT_CARD" not in kinds else _cards_in(
-            text, start, end, lambda at, stop: not _part_of_more("CREDIT_CARD", text[at:stop], text, at, stop))
+        if (given := cards) is None:
+            cards = [] if kinds is not None and "CREDIT_CARD" not in kinds else _cards_in(text, start, end, _in_a_hex_id)
         replaced += len(cards)
         parts, done = [], start
         for at, done_at in cards:
             parts += (text[done:at], "<CREDIT_CARD>")
             done = done_at
         run = "".join(parts) + text[done:end]
-        if (kinds is not None and kinds.isdisjoint(("US_SSN", "PHONE"))) or _MORE_IN_A_RUN.search(run) is None:
+        if (kinds is not None and kinds.isdisjoint(("US_SSN", "PHONE"))) or (
+                given is None and _MORE_IN_A_RUN.search(run) is None):  # (a phone's run, given its cards, holds one)
             return run
         before = text[max(0, start - _RUN_CONTEXT):start]
         local = f"{before}{run}{text[end:end + _RUN_CONTEXT]}"
@@ -380,11 +397,9 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         for found in _IN_A_RUN[ascii_text].finditer(local, done, stop + 2):
             if found.end() > stop:
                 break
-            pieces += (local[done:found.start()], check(found))
+            pieces += (local[done:found.start()], judged(found)[0])  # (never a phone read on: it ends at its match's end)
             done = found.end()
         return "".join(pieces) + local[done:stop] if pieces else run
-
-    check = substitute if kinds is None else _only(kinds, substitute)
 
     if triggered:
         if "@" in text and "/" in text and (kinds is None or "API_KEY" in kinds):
@@ -409,9 +424,9 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         text, n = _redact_spelled_emails(text)
         replaced += n
     if digits and (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)):
-        text = (_DIGIT_PASS if kinds is None or "IBAN" in kinds else _DIGIT_RESCAN)[ascii_text].sub(check, text)
+        text = _runs.replace_all((_DIGIT_PASS if kinds is None or "IBAN" in kinds else _DIGIT_RESCAN)[ascii_text], text, judged)
         if rescan:
-            text = _DIGIT_RESCAN[ascii_text].sub(check, text)
+            text = _runs.replace_all(_DIGIT_RESCAN[ascii_text], text, judged)
     if digits and (kinds is None or "PHONE" in kinds):
         text, n = _redact_named_phones(text)
         replaced += n
@@ -463,11 +478,3 @@ def _has_digit_shape(text: str) -> bool:
         found = _DIGIT_SHAPE.search(text) is not None
     return found or (":" in text and _COLON_GROUP.search(text) is not None) or (
         "\uff1a" in text and _WIDE_COLON_GROUP.search(text) is not None)
-
-
-def _only(kinds: frozenset[str], substitute: Callable[[re.Match[str]], str]) -> Callable[[re.Match[str]], str]:
-    def restricted(match: re.Match[str]) -> str:
-        # a run of digit groups is searched for what else it holds too (``in_a_run``)
-        return substitute(match) if match.lastgroup in kinds or match.lastgroup == "CREDIT_CARD" else match.group()
-
-    return restricted

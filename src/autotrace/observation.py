@@ -182,8 +182,8 @@ class Observation:
             elif key == "error":  # a tool's error (DESIGN: tool fields): the observation failed
                 if value is not False and not (isinstance(value, str) and not value):
                     self.record_error(value if isinstance(value, BaseException) else str(value))
-            elif key in FIELDS:
-                self._fields[key] = _snapshot(value)
+            elif key in FIELDS:  # most values are strings and numbers: only containers are copied
+                self._fields[key] = _snapshot(value) if type(value) in _CONTAINERS else value
             else:  # nothing would export it: not held, and said (a misspelt ``usage``, say)
                 count("fields_unknown")
                 log_once(f"field_unknown:{key}", "autotrace: %r is not an observation field; left out "
@@ -194,7 +194,7 @@ class Observation:
         """Merge a mapping into the metadata; anything else (or a mapping that raises when read) is
         left out, counted (``metadata_invalid``): metadata is exported key by key."""
         try:
-            items = dict(value) if isinstance(value, Mapping) else None
+            items = dict(value) if type(value) is dict or isinstance(value, Mapping) else None
         except Exception:  # the application's mapping failed to be read
             items = None
         if items is None:
@@ -290,10 +290,11 @@ class Observation:
                 if self.type is ObservationType.RETRIEVER and "doc_count" not in fields:
                     fields = with_doc_count(fields)
                 max_bytes = state.max_value_bytes
+                obs_type = self.type._value_  # ``value`` without its property's two calls
                 if type(span) is ObservationSpan:
-                    span.hand_over(settled_attributes, self.type.value, plain_fields(fields, max_bytes), max_bytes)
+                    span.hand_over(settled_attributes, obs_type, plain_fields(fields, max_bytes), max_bytes)
                 else:
-                    span.set_attributes(settled_attributes(self.type.value, fields, max_bytes))
+                    span.set_attributes(settled_attributes(obs_type, fields, max_bytes))
         except Exception as exc:  # the span still ends, with what it has
             guarded_failure("finish", exc)
         try:
@@ -448,6 +449,10 @@ def release_if_current(obs: Observation, token: object | None) -> bool:
         return True
     restore_context(token)
     return True
+
+
+#: The types ``_snapshot`` copies.
+_CONTAINERS = frozenset({list, dict})
 
 
 def _snapshot(value: Any) -> Any:

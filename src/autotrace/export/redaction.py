@@ -147,6 +147,10 @@ class Redactor:
     def redact_text(self, text: str, key: str, span_type: str) -> str:
         """A text that is not an attribute (``key``: ``span.name``, ``status.message`` ...), with the
         detectors and then the hooks applied; a hook's failure makes it ``FAILED``, a drop empty."""
+        if not self.hooks and key not in _CONTENT_KEYS:  # a span's name: most were seen before, left as they were
+            found = self._known.get(text)
+            if found is not None and not found[1]:
+                return found[0]
         report = RedactionReport()
         if self.hooks:
             value = self.redact_value(key, text, span_type, report)
@@ -265,12 +269,15 @@ class Redactor:
             attributes = {self._key(key, report): value for key, value in attributes.items()}
             if self._by_key:
                 secret_keys = {key for key in attributes if _names_a_secret(key)}
+        known = self._known
         for key, value in attributes.items():
             if key in skip_keys and (type(value) is str or type(value) in _SCALARS):  # not a container
                 result[key] = value
                 continue
             if plain and type(value) is str:  # the common case, without redact_value's generality
-                result[key] = self._text(value, report, key not in _CONTENT_KEYS)
+                repeats = key not in _CONTENT_KEYS
+                found = known.get(value) if repeats else None  # a value seen before, left as it was: as ``_text``
+                result[key] = found[0] if found is not None and not found[1] else self._text(value, report, repeats)
                 continue
             new = self.redact_value(key, value, span_type, report, key in secret_keys)
             if new is not None:

@@ -475,6 +475,8 @@ def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any,
 
 
 def _rest(kwargs: dict[str, Any]) -> dict[str, Any]:
+    if "cast_to" not in kwargs and "options" not in kwargs:  # the SDK passes both by position
+        return kwargs
     return {k: v for k, v in kwargs.items() if k not in ("cast_to", "options")}
 
 

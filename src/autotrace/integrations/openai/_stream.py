@@ -82,7 +82,8 @@ class StreamTracking:
             self.finish(error)
 
     def __del__(self) -> None:  # the stream was freed without being exhausted or closed
-        self.finish(interrupted=True)
+        if not self.done:
+            self.finish(interrupted=True)
 
 
 class OwnedStreamTracking(StreamTracking):
@@ -201,10 +202,13 @@ def _iterate(chunks: Iterator[Any], tracking: StreamTracking) -> Iterator[Any]:
             if state.first_token_ns is not None:
                 break
         kept, hide = state.chunks, state.hide_usage_chunk
+        room = _FOLD_EVERY - len(kept)  # chunks kept before the next fold (``fold`` empties ``kept``)
         for chunk in chunks:  # then only keeps it: no call per chunk (``take`` without the token check)
             kept.append(chunk)
-            if len(kept) >= _FOLD_EVERY:
+            room -= 1
+            if room <= 0:
                 state.fold()
+                room = _FOLD_EVERY
             if not (hide and getattr(chunk, "usage", None) is not None and _is_usage_chunk(chunk)):
                 yield chunk
 
@@ -218,10 +222,13 @@ async def _aiterate(chunks: AsyncIterator[Any], tracking: StreamTracking) -> Asy
             if state.first_token_ns is not None:
                 break
         kept, hide = state.chunks, state.hide_usage_chunk
+        room = _FOLD_EVERY - len(kept)
         async for chunk in chunks:
             kept.append(chunk)
-            if len(kept) >= _FOLD_EVERY:
+            room -= 1
+            if room <= 0:
                 state.fold()
+                room = _FOLD_EVERY
             if not (hide and getattr(chunk, "usage", None) is not None and _is_usage_chunk(chunk)):
                 yield chunk
 

@@ -239,7 +239,9 @@ class StreamState:
         else:
             output = self.first.output(completion)
         fields = {"response_model": self.model, "usage": usage, "finish_reason": self.first.finish_reason,
-                  "cost": pricing.cost(_extract.priced_model(self.model, self.options), usage, self.tier),
+                  # no usage (cut from the bytes: priced on the pipeline thread), no cost
+                  "cost": pricing.cost(_extract.priced_model(self.model, self.options), usage, self.tier)
+                  if usage else None,
                   "completion_start_time": self.first_token_ns,
                   "output": output}
         if self.tier is not None and self.tier != "default":

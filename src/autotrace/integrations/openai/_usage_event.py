@@ -43,6 +43,8 @@ _END = b"\n\n"
 _DATA = b"data: "
 #: The longest unfinished event waited for; past it, reads go on to the decoder as they come.
 _MAX_PENDING_BYTES = 65_536
+#: Parses a usage event's text (UTF-8: a ``data:`` line starting with ``{``, so no byte order mark).
+_DECODER = json.JSONDecoder()
 #: The longest usage event kept for the pipeline thread (a real one is under a kilobyte): a
 #: waiting span holds its text, so a longer one is left to the SDK, which decodes it at once.
 _MAX_EVENT_BYTES = 16_384
@@ -136,7 +138,7 @@ def usage_event_fields(event: bytes, requested_model: str | None = None) -> dict
     it names, else (a compatible server's event may name none) as ``requested_model``; no fields
     if it does not parse (counted as ``openai.usage_event_unreadable``)."""
     try:
-        payload = json.loads(event)
+        payload = _DECODER.decode(event.decode("utf-8", "surrogatepass"))  # ``json.loads``, less its steps for bytes
         usage = _extract.usage_fields(payload["usage"])
     except (ValueError, TypeError, KeyError, AttributeError):
         count("openai.usage_event_unreadable")

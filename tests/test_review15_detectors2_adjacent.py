@@ -5,6 +5,7 @@ a valid card is left beside another match. A phone's match that took an SSN's fi
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from opentelemetry import trace
@@ -115,3 +116,13 @@ def test_no_digit_of_a_card_beside_a_phone_reaches_the_exporter(rx: OtlpReceiver
     assert received.attributes["cards"] == "<CREDIT_CARD> <CREDIT_CARD>"
     payload = b"".join(request.body for request in rx.requests)
     assert b"1111" not in payload and b"0004" not in payload
+
+
+@pytest.mark.timeout(10)
+def test_a_replacement_that_ends_at_its_match_start_never_searches_the_same_place_again() -> None:
+    """``replace_all`` goes on past a match whatever its replacement says (a replacement ending at or
+    before its match's start searched the same place forever, on the pipeline thread)."""
+    from autotrace.export._digit_runs import replace_all
+
+    digits = re.compile(r"\d+")
+    assert replace_all(digits, "a 12 b 345", lambda m: ("<N>", m.start())) == "a <N> b <N>"

@@ -50,5 +50,5 @@ def replace_all(pattern: re.Pattern[str], text: str, replace: Callable[[re.Match
     while (match := pattern.search(text, done)) is not None:
         replacement, done_at = replace(match)
         pieces += (text[done:match.start()], replacement)
-        done = done_at
+        done = done_at if done_at > match.start() else max(match.end(), match.start() + 1)  # never the same again
     return "".join(pieces) + text[done:] if pieces else text

@@ -101,7 +101,8 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             extra.setdefault("tags", own)
         obs.update(metadata=extra or None, **fields)
         run = Run(obs, parent_run_id if parent is not None else None, outer, tags, lg.in_graph(metadata))
-        run.node = node
+        if node:  # what it writes to its custom stream is noted on it (``langchain_graph_writes``)
+            run.writes = lgw.Writes()
         run.session = self._inherit_session(obs, parent, metadata)
         # a root run's own tags are the trace's (as Langfuse's handler takes them), on every span of its tree
         run.trace_tags = lf.trace_tags(obs, parent.trace_tags if parent is not None else (), langfuse_tags,

@@ -41,7 +41,6 @@ from .. import schema
 from .._internal import count
 from ..context import capture_enabled, current_trace_attributes
 from ..observation import ObservationType
-from .langchain_graph_writes import Writes
 from .langchain_interrupts import plain_cancellation
 
 NODE_KEY = "langgraph_node"
@@ -183,20 +182,16 @@ class GraphRuns:
         if not capture_enabled():  # content, as the node's output is
             return
         run = self.runs.get(self.hidden.get(run_id, run_id) if self.hidden else run_id)
-        while run is not None and not run.node:
+        while run is not None and run.writes is None:  # a node's run has its ``Writes``
             run = self.runs.get(run.parent_run_id) if run.parent_run_id is not None else None
         if run is None:
             count("langgraph_stream_writes_unrecorded")
             return
-        if run.writes is None:
-            run.writes = Writes()
-        run.writes.add(value)
+        run.writes.add(value)  # type: ignore[union-attr]
 
     def output_processed(self, run_id: UUID) -> None:
         """The node run ``run_id`` ends with what its ``TracePolicy`` makes of its output: the values
         it wrote are not recorded either."""
         run = self.runs.get(run_id)
-        if run is not None and run.node:
-            if run.writes is None:
-                run.writes = Writes()
+        if run is not None and run.writes is not None:
             run.writes.withhold()

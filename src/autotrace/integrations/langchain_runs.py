@@ -28,7 +28,7 @@ class Run:
     context made current is kept, and when the run releases it, it is changed in place to show
     ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
 
-    __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "node", "obs", "outer", "parent_run_id",
+    __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "obs", "outer", "parent_run_id",
                  "session", "tags", "token", "trace_tags", "writes")
 
     def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
@@ -36,8 +36,8 @@ class Run:
         self.obs = obs
         self.in_graph = inside  # runs inside a LangGraph graph (``langchain_graph``)
         self.graph = False  # is a graph whose nodes have started
-        self.node = False  # is a graph's node task
-        self.writes: Writes | None = None  # what the node wrote to its custom stream (``langchain_graph_writes``)
+        #: a graph's node task: what it writes to its custom stream (``langchain_graph_writes``); None for others
+        self.writes: Writes | None = None
         self.session: str | None = None  # its graph's thread, as its session (``langchain_graph``)
         self.tags = tags  # all its tags, its children inherit them
         self.trace_tags: tuple[str, ...] = ()  # the trace's tags its span carries, its children's too

@@ -182,8 +182,8 @@ class Observation:
             elif key == "error":  # a tool's error (DESIGN: tool fields): the observation failed
                 if value is not False and not (isinstance(value, str) and not value):
                     self.record_error(value if isinstance(value, BaseException) else str(value))
-            elif key in FIELDS:  # most values are strings and numbers: only containers are copied
-                self._fields[key] = _snapshot(value) if type(value) in _CONTAINERS else value
+            elif key in FIELDS:
+                self._fields[key] = _snapshot(value)
             else:  # nothing would export it: not held, and said (a misspelt ``usage``, say)
                 count("fields_unknown")
                 log_once(f"field_unknown:{key}", "autotrace: %r is not an observation field; left out "
@@ -449,10 +449,6 @@ def release_if_current(obs: Observation, token: object | None) -> bool:
         return True
     restore_context(token)
     return True
-
-
-#: The types ``_snapshot`` copies.
-_CONTAINERS = frozenset({list, dict})
 
 
 def _snapshot(value: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import ssl
 import threading
 import time
@@ -17,6 +18,14 @@ from autotrace import render
 
 #: Test-only TLS material (tests/certs/README.md).
 CERTS = Path(__file__).parent / "certs"
+
+
+def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """This process's environment for a child interpreter, without autotrace's, Langfuse's,
+    OpenTelemetry's and proxy variables, with a home of its own under ``tmp_path``, and ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_")) and not k.lower().endswith("_proxy")}
+    return {**env, "AUTOTRACE_HOME": str(tmp_path / "home"), **extra}
 
 
 def server_tls(cert: str = "server", client_ca: Path | None = None) -> ssl.SSLContext:

@@ -5,11 +5,12 @@ fresh interpreter: OpenTelemetry sets one global tracer provider per process."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from tests.helpers import isolated_env
 
 _APP = """
 import json, logging, sys
@@ -57,12 +58,6 @@ with OtlpReceiver() as collector, OtlpReceiver() as late, OtlpReceiver() as lf:
 """
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    env = {k: v for k, v in env.items() if not k.lower().endswith("_proxy")}
-    return {**env, "AUTOTRACE_HOME": str(tmp_path / "home")}
-
-
 def _report(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     assert "Overriding of current TracerProvider is not allowed" not in done.stderr
@@ -76,7 +71,7 @@ def test_the_applications_provider_set_after_install_gets_every_span_under_its_o
     ``uninstall()`` the application's exporter keeps getting its spans. On the old code OpenTelemetry
     refused the provider with a warning and its exporters got nothing."""
     done = subprocess.run([sys.executable, "-c", _APP, "checkout"], capture_output=True, text=True, timeout=120,
-                          env=_env(tmp_path), check=False)
+                          env=isolated_env(tmp_path), check=False)
     report = _report(done)
     recorded = [["app", "installed", "checkout", "jane.doe@example.com", None],
                 ["autotrace", "at-gen", "checkout", None, "mail jane.doe@example.com"]]
@@ -98,7 +93,7 @@ def test_the_applications_provider_set_after_install_gets_every_span_under_its_o
 def test_a_provider_that_names_no_service_keeps_autotraces_service_name(tmp_path: Path) -> None:
     """OpenTelemetry's placeholder (``unknown_service``) of a provider that names no service is not a
     name: the spans keep the one autotrace's settings give."""
-    env = {**_env(tmp_path), "AUTOTRACE_SERVICE_NAME": "rag-service"}
+    env = {**isolated_env(tmp_path), "AUTOTRACE_SERVICE_NAME": "rag-service"}
     done = subprocess.run([sys.executable, "-c", _APP, ""], capture_output=True, text=True, timeout=120, env=env,
                           check=False)
     report = _report(done)
@@ -112,7 +107,7 @@ def test_under_autotrace_run_the_applications_provider_is_joined(tmp_path: Path)
     gets them redacted."""
     launcher = Path(sys.executable).with_name("autotrace")
     done = subprocess.run([str(launcher), "run", "--", sys.executable, "-c", _APP, "checkout"],
-                          capture_output=True, text=True, timeout=120, env=_env(tmp_path), check=False)
+                          capture_output=True, text=True, timeout=120, env=isolated_env(tmp_path), check=False)
     report = _report(done)
     assert report["stats"] == {"provider_joined": 1}
     assert report["installed"]["collector"] == [
@@ -149,7 +144,7 @@ def test_a_provider_set_after_uninstall_records_again(tmp_path: Path) -> None:
     """After ``uninstall()`` autotrace's global provider starts no spans; the application's provider
     set up then is joined and recording resumes for it (its spans and autotrace's, nested)."""
     done = subprocess.run([sys.executable, "-c", _AFTER_UNINSTALL], capture_output=True, text=True, timeout=120,
-                          env=_env(tmp_path), check=False)
+                          env=isolated_env(tmp_path), check=False)
     assert done.returncode == 0, done.stderr
     assert "Overriding of current TracerProvider is not allowed" not in done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [["knowledge-search", "checkout", True],
@@ -165,7 +160,7 @@ def test_providers_joined_are_bounded_and_the_rest_refused_as_opentelemetry_does
               "for _ in range(9):\n    trace.set_tracer_provider(TracerProvider())\n"
               "print(json.dumps({k: v for k, v in autotrace.stats().items() if k.startswith('provider_')}))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env=_env(tmp_path), check=False)
+                          env=isolated_env(tmp_path), check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"provider_joined": 8, "provider_join_refused": 1}
     assert done.stderr.count("Overriding of current TracerProvider is not allowed") == 1
@@ -183,6 +178,6 @@ def test_installs_that_set_no_global_provider_share_one(tmp_path: Path) -> None:
               "print(json.dumps({'providers': len(set(seen)), 'relayed': len(install._relayed_providers), "
               "'name': name}))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env=_env(tmp_path), check=False)
+                          env=isolated_env(tmp_path), check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"providers": 1, "relayed": 1, "name": "s2"}

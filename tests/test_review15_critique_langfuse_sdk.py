@@ -5,10 +5,11 @@ other started, so the client's processor was never judged: it exported the span 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import isolated_env
 
 _LAZY_CLIENT = """
 import json, os
@@ -33,10 +34,8 @@ with OtlpReceiver() as lf:
 
 
 def test_a_client_made_inside_a_span_never_exports_it_unredacted(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    env = {k: v for k, v in env.items() if not k.lower().endswith("_proxy")}
     done = subprocess.run([sys.executable, "-c", _LAZY_CLIENT], capture_output=True, text=True, timeout=120,
-                          env={**env, "AUTOTRACE_HOME": str(tmp_path / "home")}, check=False)
+                          env=isolated_env(tmp_path), check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"langfuse": [["autotrace", "ChatCompletion", "mail <EMAIL>"]],

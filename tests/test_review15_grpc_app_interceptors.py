@@ -7,12 +7,13 @@ that module is imported is per process."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import isolated_env
 
 _SCRIPT = """
 import json, pathlib, sys, tempfile
@@ -48,10 +49,8 @@ print(json.dumps({"seen": seen, "reply": reply}))
 @pytest.mark.parametrize("loaded", ["alone", "contrib"])
 def test_the_applications_interceptors_see_instrumentation_on_unless_the_contrib_one_is_loaded(
         tmp_path: Path, loaded: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
     done = subprocess.run([sys.executable, "-c", _SCRIPT, loaded], capture_output=True, text=True, timeout=120,
-                          env={**env, "AUTOTRACE_HOME": str(tmp_path / "home"),
-                               "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                          env=isolated_env(tmp_path, PYTHONPATH=str(Path(__file__).resolve().parents[1])),
                           check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])

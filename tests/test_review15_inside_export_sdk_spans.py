@@ -6,12 +6,13 @@ loop bounded only by the hook. Fresh interpreter: one global tracer provider per
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import isolated_env
 
 _SCRIPT = """
 import json, sys, tempfile
@@ -55,9 +56,8 @@ print(json.dumps({"asked": asked, "stored": names, "inside": stats.get("spans_dr
 @pytest.mark.parametrize("provider", ["before", "after"])
 def test_a_hooks_spans_are_dropped_with_an_application_processor_beside_autotraces(tmp_path: Path,
                                                                                    provider: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
     done = subprocess.run([sys.executable, "-c", _SCRIPT, provider], capture_output=True, text=True, timeout=120,
-                          env={**env, "AUTOTRACE_HOME": str(tmp_path / "home")}, check=False)
+                          env=isolated_env(tmp_path), check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["asked"] == ["checkout"]

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import isolated_env
+
 _PRELUDE = """
 import json, os, sys, threading
 from opentelemetry import trace
@@ -78,15 +80,9 @@ print(json.dumps(report))
 """
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    env = {k: v for k, v in env.items() if not k.lower().endswith("_proxy")}
-    return {**env, "AUTOTRACE_HOME": str(tmp_path / "home")}
-
-
 def _run(tmp_path: Path, script: str, *args: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120,
-                          env=_env(tmp_path), check=False)
+                          env=isolated_env(tmp_path), check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -23,6 +23,7 @@ import pytest
 
 from autotrace.export.local_store import LocalStore
 from autotrace.testing.fake_openai import FakeOpenAI
+from tests.helpers import isolated_env
 
 BIN = Path(sys.executable).parent
 REQUESTS = 10
@@ -97,7 +98,7 @@ def _env(tmp_path: Path, fake: FakeOpenAI, **extra: str) -> dict[str, str]:
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(STATS_AT_EXIT)
     (tmp_path / "stats").mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     env.update({"FAKE_OPENAI_URL": fake.base_url, "AUTOTRACE_LOCAL_STORE_PATH": str(tmp_path / "traces.db"),
                 "AUTOTRACE_SERVICE_NAME": "shop", "AUTOTRACE_EXPORT_INTERVAL": "30",  # only the exit exports
                 "STATS_DIR": str(tmp_path / "stats"), "PYTHONPATH": f"{tmp_path}{os.pathsep}{site}",

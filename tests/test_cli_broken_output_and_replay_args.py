@@ -21,6 +21,7 @@ from autotrace import cli
 from autotrace.compare import compare_versions, render_comparison
 from autotrace.export.local_store import LocalStore
 from autotrace.replay import parse_overrides
+from tests.helpers import isolated_env
 
 NOW = time.time_ns()
 TRACE = "ab" * 16
@@ -174,7 +175,7 @@ BATCH_APP = textwrap.dedent("""
 def test_replay_shows_the_replayed_turn_not_the_runs_last_trace(tmp_path: Path) -> None:
     db, app = tmp_path / "cli.db", tmp_path / "app.py"
     app.write_text(BATCH_APP, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     env.update({"AUTOTRACE_LOCAL_STORE_PATH": str(db), "AUTOTRACE_EXPORT_INTERVAL": "0.05"})
     assert _cli("run", "--", sys.executable, str(app), env=env).returncode == 0
     store = LocalStore(db, read_only=True)
@@ -226,7 +227,7 @@ CHDIR_APP = textwrap.dedent("""
 
 def test_replay_with_a_relative_db_finds_the_run_of_a_program_that_changes_directory(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(CHDIR_APP, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
 
     def cli_in_tmp(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "autotrace", "--db", "t.db", *argv], capture_output=True,

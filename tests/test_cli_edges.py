@@ -4,7 +4,6 @@ write, bad or busy stores are one-line errors, odd values and deep trees render,
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from autotrace.export.local_store import LocalStore
+from tests.helpers import isolated_env
 
 NOW = time.time_ns()
 
@@ -35,7 +35,7 @@ def _store(path: Path, records: list[dict[str, Any]], retention_days: float = 28
 
 
 def _cli(db: Path, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    clean = isolated_env(db.parent)
     return subprocess.run([sys.executable, "-m", "autotrace", "--db", str(db), *argv], capture_output=True,
                           text=True, env={**clean, **(env or {})}, timeout=60, check=False)
 

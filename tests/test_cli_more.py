@@ -19,7 +19,7 @@ import pytest
 import autotrace
 from autotrace import cli
 from autotrace.export.local_store import LocalStore
-from tests.helpers import Traced
+from tests.helpers import Traced, isolated_env
 
 DAY = 86400 * 10**9
 
@@ -122,7 +122,7 @@ def test_trace_list_names_the_root_even_when_a_child_starts_with_it(tmp_path: Pa
 
 
 def _cli(db: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(db.parent)
     return subprocess.run([sys.executable, "-m", "autotrace", "--db", str(db), *argv], capture_output=True, text=True,
                           env=env, timeout=60, check=False)
 

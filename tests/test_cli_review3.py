@@ -5,7 +5,6 @@ can be queried, ``info --db`` reports that store, and an empty ``--tenant`` is r
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 
 import autotrace
 from autotrace import cli
-from tests.helpers import Traced
+from tests.helpers import Traced, isolated_env
 
 Run = tuple[int, str, str]
 
@@ -86,8 +85,7 @@ def test_metadata_keys_with_dots_can_be_queried(traced: Traced, capsys: pytest.C
 def test_info_reports_the_store_given_with_db(tmp_path: Path) -> None:
     """``autotrace --db PATH info`` took ``--db`` (its help: "local store path, as before the command")
     and then reported the default store: it now reports what ``autotrace --db PATH run`` would use."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    env["AUTOTRACE_HOME"] = str(tmp_path / "home")
+    env = isolated_env(tmp_path)
     db = tmp_path / "given.db"
     for argv in (["--db", str(db), "info", "--no-import"], ["info", "--no-import", "--db", str(db)]):
         done = subprocess.run([sys.executable, "-m", "autotrace", *argv, "--json"], env=env, capture_output=True,
@@ -102,8 +100,7 @@ def test_info_reports_the_store_given_with_db(tmp_path: Path) -> None:
 
 def test_check_names_the_store_given_with_db(tmp_path: Path) -> None:
     """``check`` without Langfuse says where traces go meanwhile: the default store, not ``--db``'s."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    env["AUTOTRACE_HOME"] = str(tmp_path / "home")
+    env = isolated_env(tmp_path)
     done = subprocess.run([sys.executable, "-m", "autotrace", "--db", str(tmp_path / "given.db"), "check"], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert (done.returncode, done.stdout) == (1, "")

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import isolated_env
+
 AUTOTRACE = str(Path(sys.executable).with_name("autotrace"))
 RUN_USAGE = "usage: autotrace run [-h] ..."
 
 
 def _autotrace(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     return subprocess.run([AUTOTRACE, *argv], env={**env, "AUTOTRACE_HOME": str(tmp_path / "home")}, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120, check=False)
 

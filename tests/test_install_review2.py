@@ -6,12 +6,12 @@ provider can be set only once per process."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from autotrace.export.local_store import LocalStore
+from tests.helpers import isolated_env
 
 _MCP_AFTER_UNINSTALL = """
 import json, sys
@@ -51,8 +51,7 @@ print(json.dumps(report))
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    return {**env, "AUTOTRACE_HOME": str(tmp_path / "home")}
+    return isolated_env(tmp_path)
 
 
 def _mcp_report(tmp_path: Path, mode: str) -> dict[str, object]:

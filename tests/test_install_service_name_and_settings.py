@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from autotrace.export.credentials import Credentials
 from autotrace.export.local_store import LocalStore
 from autotrace.runtime import state
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import isolated_env
 
 _SERVICE_APP = """
 import json, sys, autotrace
@@ -36,8 +36,7 @@ print(json.dumps([r["service"] for r in autotrace.local_store().observations()])
 
 
 def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    return {**env, "AUTOTRACE_HOME": str(tmp_path / "home"), "AUTOTRACE_EXPORT_INTERVAL": "0.05", **extra}
+    return isolated_env(tmp_path, AUTOTRACE_EXPORT_INTERVAL="0.05", **extra)
 
 
 def _services(tmp_path: Path, installs: list[dict[str, Any]], env: dict[str, str],

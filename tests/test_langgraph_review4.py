@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import operator
-import os
 import subprocess
 import sys
 import warnings
@@ -17,7 +16,7 @@ from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, TracePolicy, omit_payload
 
-from tests.helpers import Traced, shape
+from tests.helpers import Traced, isolated_env, shape
 from tests.test_langgraph_subagents_and_interrupts import ToolCallingFake, _nothing_open, lookup
 
 pytestmark = pytest.mark.integrations("langchain")
@@ -88,7 +87,7 @@ print(sorted((r["name"], r["input"]) for r in autotrace.local_store().observatio
 
 
 def test_a_trace_policy_holds_with_langgraph_imported_after_install(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "OTEL_", "LANGFUSE_"))}
+    env = isolated_env(tmp_path)
     done = subprocess.run([sys.executable, "-c", _IMPORTED_AFTER_INSTALL, str(tmp_path / "t.db")], env=env,
                           capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == (0, "[('LangGraph', {'x': 0}), ('secret', {})]\n"), done.stderr

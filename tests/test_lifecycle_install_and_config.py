@@ -24,7 +24,7 @@ from autotrace.export.local_store import LocalStore
 from autotrace.middleware import TenantASGIMiddleware
 from autotrace.runtime import state
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import Traced
+from tests.helpers import Traced, isolated_env
 
 
 def _wait_for_child(pid: int, timeout: float) -> int | None:
@@ -123,8 +123,7 @@ def test_the_service_name_of_otel_resource_attributes_is_kept(
 
 
 def _clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    return {**env, "AUTOTRACE_HOME": str(tmp_path / "home"), "AUTOTRACE_EXPORT_INTERVAL": "0.05"}
+    return isolated_env(tmp_path, AUTOTRACE_EXPORT_INTERVAL="0.05")
 
 
 def test_a_tilde_in_a_path_setting_is_the_home_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from autotrace import cli
 from autotrace.config import ConfigError, load_settings
 from autotrace.export import store_pruning
 from autotrace.export.local_store import LocalStore
+from tests.helpers import isolated_env
 
 MIB = 2**20
 NOW = time.time_ns() - 3600 * 10**9  # an hour ago: every trace is settled, none may still be written
@@ -197,7 +198,7 @@ def test_reading_never_prunes(tmp_path: Path) -> None:
         store.write(_trace(trace))
     store.close()
     assert LocalStore(path, read_only=True, max_mb=1).used_bytes() > MIB
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    clean = isolated_env(path.parent)
     for argv in (["traces"], ["query", "type=span"]):
         result = subprocess.run([sys.executable, "-m", "autotrace", "--db", str(path), *argv], capture_output=True,
                                 text=True, env={**clean, "AUTOTRACE_LOCAL_STORE_MAX_MB": "1"}, timeout=60, check=False)

@@ -25,7 +25,7 @@ import pytest
 
 from autotrace.export.local_store import LocalStore
 from autotrace.middleware import TenantWSGIMiddleware
-from tests.helpers import Traced, served_in_thread
+from tests.helpers import Traced, isolated_env, served_in_thread
 from tests.test_web_frameworks import PARENT, TRACE
 
 BIN = Path(sys.executable).parent
@@ -140,7 +140,7 @@ def _served_by(command: list[str], tmp_path: Path, port: int, env: dict[str, str
 
 
 def _env(tmp_path: Path, body: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     env.update({"STORE": str(tmp_path / "traces.db"), "BODY_FILE": str(body), "PYTHONPATH": str(tmp_path),
                 "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"})
     return env

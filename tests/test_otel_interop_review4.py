@@ -5,13 +5,14 @@ process, and the Langfuse SDK keeps one client per public key."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers import isolated_env
 
 _LANGFUSE_SDK_BESIDE = """
 import json, logging, os, sys
@@ -101,8 +102,7 @@ with OtlpReceiver() as collector, OtlpReceiver() as lf:
 
 
 def _run(tmp_path: Path, script: str, *args: str) -> tuple[dict[str, Any], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    env = {k: v for k, v in env.items() if not k.lower().endswith("_proxy")}
+    env = isolated_env(tmp_path)
     done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120,
                           env={**env, "AUTOTRACE_HOME": str(tmp_path / "home")}, check=False)
     assert done.returncode == 0, done.stderr

@@ -17,6 +17,7 @@ from typing import Any
 
 import autotrace
 from autotrace import _langfuse_sdk
+from tests.helpers import isolated_env
 
 _LOCAL_ONLY_BESIDE_THE_SDK = """
 import json, sys
@@ -50,8 +51,7 @@ with OtlpReceiver() as lf:
 
 
 def _run(tmp_path: Path, script: str) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    env = {k: v for k, v in env.items() if not k.lower().endswith("_proxy")}
+    env = isolated_env(tmp_path)
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "t.db")], capture_output=True, text=True,
                           timeout=120, env={**env, "AUTOTRACE_HOME": str(tmp_path / "home")}, check=False)
     assert done.returncode == 0, done.stderr

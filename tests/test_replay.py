@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from autotrace.interception import ReplayStop
 from autotrace.replay import first_difference, parse_overrides, replay
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests import replay_app
-from tests.helpers import Traced, shape
+from tests.helpers import Traced, isolated_env, shape
 
 pytestmark = pytest.mark.integrations("openai")
 
@@ -90,7 +89,7 @@ def test_a_mismatch_stops_the_replay(traced: Traced, fake: FakeOpenAI) -> None:
 
 def test_replay_cli_prints_both_trees_and_the_first_difference(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     env.update({"AUTOTRACE_LOCAL_STORE_PATH": str(db), "AUTOTRACE_EXPORT_INTERVAL": "0.05",
                 "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     app = [sys.executable, "-m", "tests.replay_app"]

@@ -4,7 +4,6 @@ handling of stale replays and missing stores (the local store, the real CLI in a
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,7 +17,7 @@ import pytest
 import autotrace
 from autotrace.replay import RecordedError, ReplayStop, replay
 from autotrace.testing.fake_openai import FakeOpenAI
-from tests.helpers import Traced, shape
+from tests.helpers import Traced, isolated_env, shape
 
 CALLS: Counter[str] = Counter()
 SECRET = {"customer": "acme-c1", "note": "acme-internal"}
@@ -289,9 +288,7 @@ def _cli(env: dict[str, str], cwd: Path, *argv: str) -> subprocess.CompletedProc
 
 
 def _env(db: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    env.update({"AUTOTRACE_LOCAL_STORE_PATH": str(db), "AUTOTRACE_EXPORT_INTERVAL": "0.05"})
-    return env
+    return isolated_env(db.parent, AUTOTRACE_LOCAL_STORE_PATH=str(db), AUTOTRACE_EXPORT_INTERVAL="0.05")
 
 
 def test_replay_cli_never_reports_an_earlier_replay_as_this_runs(tmp_path: Path) -> None:

@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import isolated_env
 
 _APP = """
 import sys
@@ -37,7 +38,7 @@ print(sorted((r["name"], r["input"], r["metadata"].get("stream_custom"))
 @pytest.mark.parametrize("first", ["from langgraph._internal._runnable import RunnableCallable",
                                    "import langgraph._internal._runnable"])
 def test_a_trace_policy_holds_with_langgraphs_runnables_imported_first(tmp_path: Path, first: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "OTEL_", "LANGFUSE_"))}
+    env = isolated_env(tmp_path)
     app = _APP.replace("from langgraph._internal._runnable import RunnableCallable", first)
     done = subprocess.run([sys.executable, "-c", app, str(tmp_path / "t.db")], env=env,
                           capture_output=True, text=True, timeout=120)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from autotrace.export.local_store import LocalStore
+from tests.helpers import isolated_env
 
 BIN = Path(sys.executable).parent
 OTEL_SITE = "opentelemetry.instrumentation.auto_instrumentation"
@@ -37,7 +38,7 @@ if __name__ == "__main__":
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     env.pop("PYTHONPATH", None)
     return {**env, "AUTOTRACE_HOME": str(tmp_path / "home"), "AUTOTRACE_LOCAL_STORE_PATH": str(tmp_path / "t.db"),
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",

@@ -6,10 +6,11 @@ processors to autotrace's). Run in a fresh interpreter: the global provider is s
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import isolated_env
 
 _ADDED_AFTER_UNINSTALL = """
 import json, sys
@@ -33,7 +34,7 @@ print(json.dumps({"late": late_recording, "early": early_recording,
 
 
 def test_a_processor_the_application_adds_after_uninstall_records(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     done = subprocess.run([sys.executable, "-c", _ADDED_AFTER_UNINSTALL, str(tmp_path / "t.db")],
                           capture_output=True, text=True, env={**env, "AUTOTRACE_HOME": str(tmp_path / "home")},
                           timeout=120, check=False)

@@ -13,13 +13,13 @@ import pytest
 
 from autotrace.demo import run_demo
 from autotrace.export.local_store import LocalStore
+from tests.helpers import isolated_env
 
 AUTOTRACE = str(Path(sys.executable).with_name("autotrace"))
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    return {**env, "AUTOTRACE_HOME": str(tmp_path / "home"), **extra}
+    return isolated_env(tmp_path, **extra)
 
 
 def _run(tmp_path: Path, *command: str, **extra: str) -> subprocess.CompletedProcess[str]:

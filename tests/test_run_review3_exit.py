@@ -4,7 +4,6 @@ already ending) waits for that export, then reaches the handler, which decides t
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import isolated_env
 
 AUTOTRACE = str(Path(sys.executable).with_name("autotrace"))
 
@@ -44,7 +44,7 @@ def test_a_sigterm_during_the_exit_export_waits_for_it_under_the_applications_ha
     with OtlpReceiver() as receiver:
         receiver.delay(0.3)
         receiver.fail_with(503, times=1)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+        env = isolated_env(tmp_path)
         env.update({"LANGFUSE_HOST": receiver.url, "LANGFUSE_PUBLIC_KEY": "pk-lf-1", "LANGFUSE_SECRET_KEY": "sk-lf-1",
                     "AUTOTRACE_UNKNOWN_TENANT": "default", "AUTOTRACE_EXPORT_INTERVAL": "30",
                     "AUTOTRACE_HOME": str(tmp_path / "home")})

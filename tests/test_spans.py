@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -26,7 +25,7 @@ import autotrace
 from autotrace import bounds, runtime, schema
 from autotrace.observation import Observation, ObservationType, settled_attributes
 from autotrace.spans import ObservationSpan, ObservationTracer
-from tests.helpers import Traced, shape
+from tests.helpers import Traced, isolated_env, shape
 
 REMOTE_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 REMOTE_SPAN = "00f067aa0ba902b7"
@@ -153,7 +152,7 @@ _SAMPLED_APP = textwrap.dedent("""
 def test_the_standard_sampler_variables_keep_or_drop_whole_traces(tmp_path: Path) -> None:
     """autotrace's own provider reads OTEL_TRACES_SAMPLER: a trace is kept or dropped whole, and
     its scores with it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     env.update(AUTOTRACE_HOME=str(tmp_path), OTEL_TRACES_SAMPLER="parentbased_traceidratio",
                OTEL_TRACES_SAMPLER_ARG="0.5")
     child = subprocess.run([sys.executable, "-c", _SAMPLED_APP, str(tmp_path / "t.db")], capture_output=True,

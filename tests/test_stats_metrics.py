@@ -5,7 +5,6 @@ application's metrics pipeline reads them."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMet
 import autotrace
 from autotrace import stats_metrics
 from autotrace.config import load_settings
-from tests.helpers import Traced
+from tests.helpers import Traced, isolated_env
 
 
 def _collected(reader: InMemoryMetricReader) -> tuple[list[tuple[str, str | None, str, Any, bool]], dict[str, int]]:
@@ -125,7 +124,7 @@ def test_the_setting_turns_it_on_for_an_application_started_by_autotrace_run(
         setting: str | None, expected: dict[str, int], tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     app.write_text(_ZERO_CODE_APP, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     env.update({"AUTOTRACE_LOCAL_STORE": "off", **({"AUTOTRACE_STATS_AS_METRICS": setting} if setting else {})})
     done = subprocess.run([sys.executable, "-m", "autotrace", "run", "--", sys.executable, str(app)], env=env,
                           capture_output=True, text=True, timeout=60, check=False)

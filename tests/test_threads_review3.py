@@ -22,7 +22,7 @@ from opentelemetry import trace
 
 import autotrace
 from autotrace import stats
-from tests.helpers import Traced, shape, unordered
+from tests.helpers import Traced, isolated_env, shape, unordered
 
 pytestmark = pytest.mark.integrations("threads")
 
@@ -259,7 +259,7 @@ with autotrace.tenant("globex"), ThreadPool(1) as pool:
 
 def test_a_pool_module_imported_after_install_is_patched_at_its_import(tmp_path: Path) -> None:
     """Pinecone, for one, imports ``multiprocessing.pool`` at its first ``async_req`` call."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "OTEL_", "LANGFUSE_"))}
+    env = isolated_env(tmp_path)
     done = subprocess.run([sys.executable, "-c", _IMPORTED_AFTER_INSTALL, str(tmp_path / "t.db")], env=env,
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "acme\nglobex\n"), done.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from autotrace.export.local_store import LocalStore
+from tests.helpers import isolated_env
 
 APP = textwrap.dedent("""
     import json, os, subprocess, sys
@@ -33,7 +33,7 @@ APP = textwrap.dedent("""
 def _run(tmp_path: Path, *launcher: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     app = tmp_path / "app.py"
     app.write_text(APP)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     env.update({"AUTOTRACE_LOCAL_STORE_PATH": str(tmp_path / "traces.db"), "AUTOTRACE_EXPORT_INTERVAL": "0.05"})
     env.update(extra_env or {})
     return subprocess.run([*launcher, "run", "--", sys.executable, str(app)], capture_output=True, text=True,
@@ -104,7 +104,7 @@ def test_a_store_locked_at_start_up_is_opened_later(tmp_path: Path) -> None:
     writer.execute("CREATE TABLE other (a)")
     app = tmp_path / "app.py"
     app.write_text("import autotrace\nprint(autotrace.local_store() is not None)\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     env.update({"AUTOTRACE_LOCAL_STORE": "on", "AUTOTRACE_LOCAL_STORE_PATH": str(db)})
     try:
         result = subprocess.run([*_autotrace_cli(), "run", "--", sys.executable, str(app)], capture_output=True,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import isolated_env
 
 BIN = Path(sys.executable).parent
 
@@ -43,8 +44,7 @@ if __name__ == "__main__":
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
-    return {**env, "AUTOTRACE_HOME": str(tmp_path / "home"), "AUTOTRACE_EXPORT_INTERVAL": "0.05"}
+    return isolated_env(tmp_path, AUTOTRACE_EXPORT_INTERVAL="0.05")
 
 
 def test_the_spawned_workers_of_a_forked_worker_are_the_programs_own(tmp_path: Path) -> None:

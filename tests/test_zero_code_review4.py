@@ -11,6 +11,7 @@ import pytest
 
 import autotrace
 from autotrace.export.local_store import LocalStore
+from tests.helpers import isolated_env
 
 BIN = Path(sys.executable).parent
 
@@ -67,7 +68,7 @@ def test_a_program_that_re_executes_itself_exports_what_it_did_before(tmp_path: 
     """``os.exec*`` replaces the process without ``atexit``: the spans the program finished before
     it re-executed itself (the same process, traced again by ``autotrace run``) were never exported."""
     (tmp_path / "app.py").write_text(_REEXEC)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_"))}
+    env = isolated_env(tmp_path)
     env.update({"AUTOTRACE_LOCAL_STORE_PATH": str(tmp_path / "t.db"), "AUTOTRACE_EXPORT_INTERVAL": "30"})
     done = subprocess.run([str(BIN / "autotrace"), "run", "--", sys.executable, "app.py"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120, check=False)

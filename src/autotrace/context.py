@@ -83,10 +83,11 @@ def tenant(tenant_id: str) -> Iterator[str]:
 Left = tuple[object, Token[dict[str, Any] | None]]
 
 
-def leave_other_tenants_trace(tenant_id: str, previous: str | None = None, span_in_previous: bool = True) -> Left | None:
+def leave_other_tenants_trace(tenant_id: str | None, previous: str | None = None,
+                              span_in_previous: bool = True) -> Left | None:
     """No current span, nor trace attributes, when the current span is of another tenant than
-    ``tenant_id``, or has no tenant of autotrace's (none, a caller's, an unsampled one) while
-    ``previous`` (the tenant in scope before) is another; a span left is counted as
+    ``tenant_id`` (None: of any tenant), or has no tenant of autotrace's (none, a caller's, an
+    unsampled one) while ``previous`` (the tenant in scope before) is another; a span left is counted as
     ``tenant_new_trace``. None when neither holds. ``span_in_previous`` False: a span of no
     tenant's was made current after ``previous``'s scope (a caller's, by the middleware; the scope
     is where the server started), so only that scope's trace attributes are left."""
@@ -204,6 +205,21 @@ def forget_inherited_scope() -> None:
         _trace_attrs.set(None)
     if _capture.get() is not None:
         _capture.set(None)
+
+
+Held = tuple[Token[str | None], Token[dict[str, Any] | None]]
+
+
+def hold_scope(tenant_id: str) -> Held:
+    """``tenant_id`` in scope, without the trace attributes of the scope it replaces (another
+    tenant's, or none's: not ``tenant_id``'s trace); undone by ``release_scope``."""
+    return _tenant.set(tenant_id), _trace_attrs.set(None)
+
+
+def release_scope(held: Held) -> None:
+    """Undo ``hold_scope`` (never raises)."""
+    reset_block(held[1])
+    reset_block(held[0])
 
 
 def current_trace_attributes() -> dict[str, Any] | None:

@@ -8,7 +8,6 @@ import inspect
 import types
 import weakref
 from collections.abc import Callable
-from contextlib import nullcontext
 from typing import Any, TypeVar, overload
 
 from . import bounds, observation, recorder
@@ -21,11 +20,11 @@ from ._callables import iterable_coroutine as _iterable_coroutine
 from ._callables import method_descriptor as _method_descriptor
 from ._callables import receiver as _receiver
 from ._internal import count, guarded_failure
-from .context import capture_enabled, current_tenant, tenant
+from .context import Held, capture_enabled, release_scope
 from .interception import ReplayStop
 from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
 from .runtime import state
-from .scores import evaluation_target, note_evaluation, score_evaluation, started_tenant
+from .scores import evaluated_tenant, evaluation_scope, evaluation_target, score_evaluation, start_evaluation
 
 __all__ = ["observe", "span_name", "traced_tool"]
 
@@ -105,6 +104,7 @@ class _Traced:
         except (TypeError, ValueError):
             self.signature = None
         self.receiver = _receiver(self.signature)
+        self.evaluator = obs_type is ObservationType.EVALUATOR
 
     # -- shared steps, each of which never raises ---------------------------------------------------
     def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
@@ -112,14 +112,11 @@ class _Traced:
         recorded is still given back, to be ended with the call (never left open)."""
         obs: Observation | None = None
         try:
-            target = evaluation_target(args, kwargs) if self.obs_type is ObservationType.EVALUATOR else None
-            owner = started_tenant(target) if target is not None else None
-            # an evaluator of another tenant's work is that tenant's (it reads that work):
-            # under its span, or a trace of its own
-            with tenant(owner) if owner is not None and owner != current_tenant() else nullcontext():
+            target = evaluation_target(args, kwargs) if self.evaluator else None
+            if target is None:
                 obs = recorder.start(self.obs_type, self.name)
-            if target is not None:
-                note_evaluation(obs, target)
+            else:  # an evaluator's: of another tenant's work, that tenant's
+                obs = start_evaluation(self.obs_type, self.name, target)
             if self.fields:
                 obs.update(**self.fields)
             if self.capture_input and capture_enabled():
@@ -128,6 +125,17 @@ class _Traced:
         except Exception as exc:
             guarded_failure("observe.begin", exc)
         return obs
+
+    @staticmethod
+    def evaluator_scope(obs: Observation) -> Held | None:
+        """For an evaluator of another tenant's work, that tenant in scope while its body runs,
+        without the caller's trace attributes: the calls it makes carry it to the services they
+        reach, as its spans go to it. None otherwise (nothing set)."""
+        try:
+            return evaluation_scope(evaluated_tenant(obs))
+        except Exception as exc:
+            guarded_failure("observe.begin", exc)
+            return None
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.signature is None:
@@ -150,7 +158,7 @@ class _Traced:
             guarded_failure("observe.end", exc)
         obs.end()  # never raises: the span ends even if recording the output did not work
         try:
-            if self.obs_type is ObservationType.EVALUATOR:
+            if self.evaluator:
                 score_evaluation(self.name, obs, output)
         except Exception as exc:
             guarded_failure("observe.end", exc)
@@ -222,14 +230,15 @@ class _Traced:
                 return fn(*args, **kwargs)
             if obs.intercept is not None and obs.intercept.frozen:
                 return self.replayed_lazily(obs)
+            held = self.evaluator_scope(obs) if self.evaluator else None
             token = make_current(obs)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as error:
-                restore_context(token)
+                _leave(token, held)
                 self.fail(obs, error)
                 raise
-            restore_context(token)
+            _leave(token, held)
             if type(result) in _LAZY_RESULTS:  # the work runs later: the observation follows it
                 return self.follow(obs, result)
             self.succeed(obs, result)
@@ -289,14 +298,15 @@ class _Traced:
                     return self.replayed(obs)
             else:
                 obs = follow[1]
+            held = self.evaluator_scope(obs) if self.evaluator else None
             token = make_current(obs)
             try:
                 result = await (fn(*args, **kwargs) if follow is None else follow[0])
             except BaseException as error:
-                restore_context(token)
+                _leave(token, held)
                 self.fail(obs, error)
                 raise
-            restore_context(token)
+            _leave(token, held)
             self.succeed(obs, result)
             return result
 
@@ -373,6 +383,13 @@ class _Traced:
                 step, value = inner.athrow, thrown
 
 
+def _leave(token: object | None, held: Held | None) -> None:
+    """Undo ``make_current`` and ``evaluator_scope`` (never raises)."""
+    restore_context(token)
+    if held is not None:
+        release_scope(held)
+
+
 def _end_unrun(result: Any, obs: Observation) -> None:
     """A follower freed: end ``obs`` (once: a follower that ran ended it), and close the user's
     coroutine if it never started, as closing or cancelling it unawaited would have (else Python
@@ -391,11 +408,12 @@ class _Stream(CurrentDuring):
     (WARNING); any other exception: error). Nothing here raises into the generator.
     """
 
-    __slots__ = ("dropped", "ended", "items", "room", "traced")
+    __slots__ = ("dropped", "ended", "held", "items", "room", "traced")
 
     def __init__(self, traced: _Traced, obs: Observation | None) -> None:
         super().__init__(obs)
         self.traced = traced
+        self.held: Held | None = None  # an evaluator's scope, during a step (see evaluator_scope)
         # no output recorded: hold no yielded item (a stream of large chunks would stay in memory)
         self.items: list[Any] | None = [] if traced.capture_output and capture_enabled() else None
         #: What more the items held may take, counted as no more than their JSON text's length
@@ -404,6 +422,17 @@ class _Stream(CurrentDuring):
         self.room = state.max_value_bytes + bounds.REDACTION_MARGIN
         self.dropped = 0  # items not held for lack of room
         self.ended = obs is None
+
+    def __enter__(self) -> None:
+        if self.obs is not None and self.traced.evaluator:
+            self.held = self.traced.evaluator_scope(self.obs)
+        super().__enter__()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        held, self.held = self.held, None
+        if held is not None:
+            release_scope(held)
+        super().__exit__(kind, error, traceback)
 
     def exited(self, error: BaseException | None) -> None:
         if error is None or self.ended or self.obs is None:

@@ -99,20 +99,25 @@ def _request_context(incoming: Context) -> Context:
     return without_tenant_baggage(current)
 
 
-def _enter(incoming: Context, tenant: str | None) -> tuple[Any, Any, Any]:
-    """Put the request's context and tenant in scope. Under a span or scope of another tenant's (an
-    outer layer's, a sub-application wrapped again resolving another tenant) the request starts a
-    trace of its own, without that scope's trace attributes, as ``autotrace.tenant`` does there:
-    else its spans went to the other's trace, carrying the other's user and session ids. A scope
-    with no span current (where the server started) owns no caller's span: only its attributes go."""
+def _enter(incoming: Context, answer: Any) -> tuple[Any, Any, Any]:
+    """Put the request's context and its tenant (``tenant_of`` the function's ``answer``) in scope.
+    Under a span or scope of another tenant's (an outer layer's, a sub-application wrapped again
+    resolving another tenant) the request starts a trace of its own, without that scope's trace
+    attributes, as ``autotrace.tenant`` does there: else its spans went to the other's trace,
+    carrying the other's user and session ids. A scope with no span current (where the server
+    started) owns no caller's span: only its attributes go. A function that failed (raised, or
+    answered no tenant id) leaves the request with no tenant, not one in scope before (the one a
+    server was started under, one left on a pool's thread): only its None leaves that one."""
+    tenant = tenant_of(answer, incoming)
     context_token = tenant_token = left = None
     try:  # never into the request: a failure here leaves it as it would run untraced (no tenant: fail closed)
         outer = trace.get_current_span().get_span_context().is_valid  # else the caller's span is made current here
         context_token = otel_context.attach(_request_context(incoming))
-        if tenant is not None:
-            previous = current_tenant()
+        previous = current_tenant()
+        if tenant is not None or (answer is not None and previous is not None):
             tenant_token = set_tenant(tenant)
             left = leave_other_tenants_trace(tenant, previous, outer)
+        if tenant is not None:
             adopt_current_span(tenant)
     except Exception as exc:
         guarded_failure("middleware.enter", exc)
@@ -179,7 +184,7 @@ class TenantASGIMiddleware:
         value = resolver_answer(self.tenant_from_scope, scope)
         if inspect.isawaitable(value):
             value = await awaited_answer(value)
-        tokens = _enter(incoming, tenant_of(value, incoming))
+        tokens = _enter(incoming, value)
         try:
             await self.app(scope, receive, send)
         finally:
@@ -222,7 +227,7 @@ class TenantWSGIMiddleware:
     def _call(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         headers = {name: environ[key] for key, name in _WSGI_KEYS if isinstance(environ.get(key), str)}
         incoming = extract(headers)
-        _enter(incoming, tenant_of(resolver_answer(self.tenant_from_environ, environ), incoming))
+        _enter(incoming, resolver_answer(self.tenant_from_environ, environ))
         return self.app(environ, start_response)
 
 

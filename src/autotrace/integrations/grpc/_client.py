@@ -17,7 +17,7 @@ from opentelemetry.trace import get_current_span, set_span_in_context
 from ..._internal import guarded_failure
 from ...observation import Observation
 from ...propagation import PROPAGATION_KEYS, extract, inject, merge_baggage, tenant_travels_to
-from ._common import KIND_CLIENT, finish_call, others_aside, start_call, untraced
+from ._common import KIND_CLIENT, finish_call, other_instrumentations, others_aside, start_call, untraced
 
 
 def _outgoing_metadata(metadata: Any, obs: Observation, target: str | None) -> list[tuple[str, Any]]:
@@ -292,6 +292,9 @@ class ClientInterceptor(
 ):
     """Traces every call of a synchronous channel; ``target``: the channel's (see ``tenant_baggage``)."""
 
+    #: Whether OpenTelemetry's gRPC client interceptor may be inside ours (see ``others_aside``).
+    aside = True
+
     def __init__(self, target: str | None = None) -> None:
         self.target = target
 
@@ -313,7 +316,7 @@ class ClientInterceptor(
             guarded_failure("grpc.metadata", exc)
             new_details = details
         try:
-            with others_aside():
+            with others_aside(self.aside):
                 call = continuation(new_details, request)
         except BaseException as error:
             finish_call(obs, None, error=error)
@@ -332,20 +335,20 @@ class ClientInterceptor(
 
 
 # -- client, asyncio ------------------------------------------------------------------------------
-async def _aio_intercept(continuation: Callable[..., Any], details: Any, request: Any, target: str | None) -> Any:
+async def _aio_intercept(continuation: Callable[..., Any], details: Any, request: Any, client: _AioClient) -> Any:
     if untraced(details.method):
         return await continuation(details, request)
     obs = start_call(details.method, KIND_CLIENT, _client_parent(details.metadata))
     if obs is None:
         return await continuation(details, request)
     try:
-        metadata = grpc.aio.Metadata(*_outgoing_metadata(details.metadata, obs, target))
+        metadata = grpc.aio.Metadata(*_outgoing_metadata(details.metadata, obs, client.target))
         details = grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
                                              details.wait_for_ready)
     except Exception as exc:
         guarded_failure("grpc.metadata", exc)
     try:
-        with others_aside():
+        with others_aside(client.aside):
             call = await continuation(details, request)
     except BaseException as error:
         finish_call(obs, None, error=error)
@@ -365,28 +368,30 @@ async def _aio_intercept(continuation: Callable[..., Any], details: Any, request
 class _AioClient:
     """What the four ``grpc.aio`` client interceptors share: the channel's target."""
 
+    aside = True  # as ClientInterceptor's
+
     def __init__(self, target: str | None = None) -> None:
         self.target = target
 
 
 class _AioUnaryUnary(_AioClient, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await _aio_intercept(continuation, details, request, self.target)
+        return await _aio_intercept(continuation, details, request, self)
 
 
 class _AioUnaryStream(_AioClient, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await _aio_intercept(continuation, details, request, self.target)
+        return await _aio_intercept(continuation, details, request, self)
 
 
 class _AioStreamUnary(_AioClient, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return await _aio_intercept(continuation, details, request_iterator, self.target)
+        return await _aio_intercept(continuation, details, request_iterator, self)
 
 
 class _AioStreamStream(_AioClient, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return await _aio_intercept(continuation, details, request_iterator, self.target)
+        return await _aio_intercept(continuation, details, request_iterator, self)
 
 
 def aio_client_interceptors(target: str | None = None) -> list[Any]:
@@ -404,7 +409,31 @@ def instrument_channel(channel: Any, target: str | None = None) -> Any:
         return _instrument_aio(channel, target)
     if _traced(channel):
         return channel
-    return grpc.intercept_channel(channel, ClientInterceptor(target))
+    channel, below = _under_others(channel)
+    ours = ClientInterceptor(target)
+    ours.aside = below
+    return grpc.intercept_channel(channel, ours)
+
+
+def _under_others(channel: Any) -> tuple[Any, bool]:
+    """``channel`` without OpenTelemetry's gRPC client interceptor on it (its instrumentor puts one
+    on every channel it makes; ours would be outside it, and a call get two spans), and whether
+    another of its layers is still under the rest (under an application's interceptor): only
+    then need ours set it aside (``others_aside``), whose flag also reaches the thread or task
+    grpc reads a request stream in, and so every instrumentation there."""
+    try:
+        while other_instrumentations(channel):
+            channel = channel._channel
+        below = channel
+        for _ in range(_MAX_WRAPPED):
+            below = getattr(below, "_channel", None)
+            if below is None:
+                return channel, False
+            if other_instrumentations(below):
+                break
+    except Exception as exc:
+        guarded_failure("grpc.channel_others", exc)
+    return channel, True
 
 
 #: Where a ``grpc.aio`` channel keeps the interceptors it was created with, one list per call kind
@@ -421,6 +450,7 @@ def _instrument_aio(channel: Any, target: str | None) -> Any:
         kinds = [getattr(channel, name) for name in _AIO_KINDS]
         if not any(isinstance(interceptor, _AioClient) for kind in kinds for interceptor in kind):
             for kind, interceptor in zip(kinds, aio_client_interceptors(target), strict=True):
+                interceptor.aside = False  # last: OpenTelemetry's, put first, is outside
                 kind.append(interceptor)
     except Exception as exc:  # a grpc that keeps them otherwise: the channel stays untraced
         guarded_failure("grpc.aio_channel", exc)

@@ -55,8 +55,13 @@ def _matches(method: str, patterns: tuple[str, ...]) -> bool:
 _OTHER_GRPC_INSTRUMENTATION = "opentelemetry.instrumentation.grpc"
 
 
+def other_instrumentations(interceptor: object) -> bool:
+    """Whether ``interceptor`` is one of OpenTelemetry's contrib gRPC instrumentation's."""
+    return type(interceptor).__module__.startswith(_OTHER_GRPC_INSTRUMENTATION + ".")
+
+
 @contextmanager
-def others_aside() -> Iterator[None]:
+def others_aside(needed: bool = True) -> Iterator[None]:
     """OpenTelemetry's "suppress instrumentation" flag set for the block in which a call we trace
     goes on to the interceptors inside ours: another gRPC instrumentation there
     (opentelemetry-instrumentation-grpc, which checks the flag) then stands aside. Otherwise a
@@ -64,9 +69,12 @@ def others_aside() -> Iterator[None]:
     and on a client its headers replaced ours: the level-2 trace flags and no tenant. A context an
     interceptor inside ours made current for the call (grpc.aio runs the handler in it) is kept,
     the flag cleared: what the handler does is traced by every instrumentation. Only where that
-    instrumentation is loaded: else the application's own interceptors inside ours (an auth check
-    calling a service through an instrumented HTTP client) would see every instrumentation off."""
-    if _OTHER_GRPC_INSTRUMENTATION not in sys.modules:
+    instrumentation may be inside ours (``needed``; not on a server or channel ``install()`` made,
+    see ``_with_ours`` and ``_under_others``) and is loaded: everything else inside ours sees
+    every instrumentation off too (the application's interceptors, an auth check in them calling
+    a service through an instrumented HTTP client; the request stream grpc reads in a thread or
+    task it starts there)."""
+    if not needed or _OTHER_GRPC_INSTRUMENTATION not in sys.modules:
         yield
         return
     try:

@@ -15,6 +15,7 @@ this module adds the interceptors to every channel and server the application cr
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from ._client import (
     aio_client_interceptors,
     instrument_channel,
 )
+from ._common import other_instrumentations
 from ._server import AioServerInterceptor, ServerInterceptor, server_interceptor
 
 __all__ = ["AioServerInterceptor", "ClientInterceptor", "ServerInterceptor", "aio_client_interceptors",
@@ -37,15 +39,28 @@ __all__ = ["AioServerInterceptor", "ClientInterceptor", "ServerInterceptor", "ai
 # -- patching -------------------------------------------------------------------------------------
 def _with_ours(args: Any, kwargs: Any, index: int, ours: list[Any], first: bool) -> tuple[Any, Any]:
     """``args``/``kwargs`` with ``ours`` added to the interceptors given by keyword or at position
-    ``index``; unchanged when they already hold one of ours (``server_interceptor()`` passed
-    explicitly), as one call must not get two spans."""
+    ``index``; when they already hold one of ours (``server_interceptor()`` passed explicitly),
+    none is added, as one call must not get two spans (see ``_first_isolated``). ``first`` (a
+    server's): ours first, without OpenTelemetry's gRPC server interceptor (``GrpcInstrumentorServer``
+    instrumented after ``install()`` adds it here), which would start a second span; else (a
+    ``grpc.aio`` channel's) last, where OpenTelemetry's, which its instrumentor puts first, is
+    outside. Either way none is inside ours: no flag sets it aside (``aside``), and what runs
+    inside (the application's interceptors, the request stream grpc reads) sees every
+    instrumentation on."""
     try:
         new_args, new_kwargs = list(args), dict(kwargs)
         positional = len(new_args) > index
         given = list((new_args[index] if positional else new_kwargs.get("interceptors")) or ())
         if any(isinstance(interceptor, _OURS) for interceptor in given):
-            return args, kwargs
-        merged = [*ours, *given] if first else [*given, *ours]
+            merged = _first_isolated(given) if first else None
+            if merged is None:
+                return args, kwargs
+        else:
+            if first:
+                given = [interceptor for interceptor in given if not other_instrumentations(interceptor)]
+            for interceptor in ours:
+                interceptor.aside = False
+            merged = [*ours, *given] if first else [*given, *ours]
         if positional:
             new_args[index] = merged
         else:
@@ -54,6 +69,19 @@ def _with_ours(args: Any, kwargs: Any, index: int, ours: list[Any], first: bool)
     except Exception as exc:  # unusual arguments: let grpc judge them as given
         guarded_failure("grpc.interceptors", exc)
         return args, kwargs
+
+
+def _first_isolated(given: list[Any]) -> list[Any] | None:
+    """``given`` with its first, ``server_interceptor(asyncio=True)`` passed explicitly, replaced by a
+    copy that isolates its calls, as ``install()``'s own does (see ``AioServerInterceptor``):
+    first, it clears no scope another interceptor set, and its calls no longer inherit the tenant
+    and span of the code that ran ``server.start()``. None when there is none such."""
+    head = given[0]
+    if type(head) is not AioServerInterceptor or head.isolate:
+        return None
+    isolated = copy.copy(head)  # the application's own object is left as it is
+    isolated.isolate = True
+    return [isolated, *given[1:]]
 
 
 def _target(args: Any, kwargs: Any) -> str | None:

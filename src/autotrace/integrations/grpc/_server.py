@@ -23,6 +23,7 @@ from opentelemetry import context as otel_context
 from ..._internal import guarded_failure
 from ...context import (
     TENANT_BAGGAGE_KEY,
+    current_tenant,
     forget_inherited_scope,
     release_tenant,
     reset_tenant,
@@ -56,7 +57,8 @@ class _ServerCall:
         try:
             ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
             tenant = tenant_of(own, ctx)  # ``tenant_from_call``'s answer (own), else the caller's when trusted
-            if tenant is not None:
+            # answered but no tenant id (it failed): none, not even an outer interceptor's scope
+            if tenant is not None or (own is not None and current_tenant() is not None):
                 self.tenant, self.tenant_token = tenant, set_tenant(tenant)
             self.obs = start_call(handler_call_details.method, KIND_SERVER, parent=call_parent(ctx, tenant), known=known)
             self.baggage = _incoming_baggage(ctx)
@@ -412,6 +414,10 @@ class ServerInterceptor(grpc.ServerInterceptor):
     """Joins incoming calls of a synchronous server to the caller's trace; ``tenant_from_call``: see
     ``server_interceptor``."""
 
+    #: Whether OpenTelemetry's gRPC interceptor may be inside ours (see ``others_aside``): False
+    #: where ``install()`` made the server without one there.
+    aside = True
+
     def __init__(self, tenant_from_call: TenantFromCall | None = None) -> None:
         self.tenant_from_call = _resolver(tenant_from_call)
 
@@ -419,7 +425,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
         if untraced(handler_call_details.method):  # also when grpc rejects it: no span at all
             return continuation(handler_call_details)
         try:
-            with others_aside():
+            with others_aside(self.aside):
                 handler = continuation(handler_call_details)
         except Exception as error:  # an interceptor after ours failed: grpc rejects the call
             _rejected(handler_call_details, error)
@@ -433,11 +439,13 @@ class ServerInterceptor(grpc.ServerInterceptor):
 class AioServerInterceptor(grpc.aio.ServerInterceptor):
     """Joins incoming calls of an asyncio server to the caller's trace.
 
-    ``isolate`` (set when ``install()`` puts it first among a server's interceptors): grpc.aio runs
-    each call in a copy of the context ``server.start()`` ran in; the call is cleared of what that
-    held (a tenant, trace attributes, a current span or baggage), as grpc's sync server starts
-    every call from an empty context. What interceptors after it set is kept for the handler.
+    ``isolate`` (set where ``install()`` puts it, or finds it, first among a server's interceptors):
+    grpc.aio runs each call in a copy of the context ``server.start()`` ran in; the call is cleared
+    of what that held (a tenant, trace attributes, a current span or baggage), as grpc's sync
+    server starts every call from an empty context. What interceptors after it set is kept for the handler.
     ``tenant_from_call``: see ``server_interceptor``."""
+
+    aside = True  # as ServerInterceptor's
 
     def __init__(self, isolate: bool = False, tenant_from_call: TenantFromCall | None = None) -> None:
         self.isolate = isolate
@@ -449,7 +457,7 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):
         if untraced(handler_call_details.method):
             return await continuation(handler_call_details)
         try:
-            with others_aside():
+            with others_aside(self.aside):
                 handler = await continuation(handler_call_details)
         except Exception as error:
             _rejected(handler_call_details, error)
@@ -475,7 +483,8 @@ def server_interceptor(asyncio: bool = False, tenant_from_call: TenantFromCall |
     ``tenant_from_call(handler_call_details, servicer_context)`` (default: the installed
     ``grpc_tenant_from_call``) names each call's tenant, for its server span and handler: its tenant
     id wins over an outer interceptor's scope, which wins over a trusted caller's; None names none.
-    One that raises or returns no tenant id is counted and logged once (the middleware's rules)."""
+    One that raises or returns no tenant id is counted and logged once (the middleware's rules),
+    and the call has none: not a trusted caller's, nor an outer interceptor's scope."""
     if asyncio:
         return AioServerInterceptor(tenant_from_call=tenant_from_call)
     return ServerInterceptor(tenant_from_call)

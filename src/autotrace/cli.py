@@ -8,7 +8,8 @@ argument, query, trace id or setting); with ``--json`` it is also ``{"error": {"
 "message": ...}}`` on stdout (see ``CliError``), so stdout is JSON either way. Output is written so
 that it never fails on its way out: a character the terminal's encoding lacks is escaped (``out``),
 and a reader that stops early (``| head``) ends the command quietly with 141, as a shell reports a
-program ended by SIGPIPE; Ctrl-C ends it with 130, also without a traceback.
+program ended by SIGPIPE (also when it went before the buffered output was flushed), an output that cannot
+be written (a full disk) is one line and exit 1; Ctrl-C ends it with 130, also without a traceback.
 """
 
 from __future__ import annotations
@@ -75,12 +76,28 @@ def out(text: str, stream: TextIO | None = None, as_json: bool = False) -> None:
     ``PYTHONIOENCODING``) are escaped rather than failing the command: ``\\uXXXX`` in JSON (still
     valid JSON), a backslash escape in text."""
     stream = sys.stdout if stream is None else stream
+    with _written():
+        try:
+            print(text, file=stream)
+        except UnicodeEncodeError:  # raised before anything is written: print encodes the whole text first
+            encoding = stream.encoding or "ascii"
+            print(render.ascii_json(text) if as_json else text.encode(encoding, "backslashreplace").decode(encoding),
+                  file=stream)
+
+
+class _Unwritable(Exception):
+    """The output cannot be written (a full disk, an I/O error): ``main`` says so in one line, exit 1."""
+
+
+@contextmanager
+def _written() -> Iterator[None]:
+    """A write of the output: its ``OSError`` (other than a reader gone, ``BrokenPipeError``) as ``_Unwritable``."""
     try:
-        print(text, file=stream)
-    except UnicodeEncodeError:  # raised before anything is written: print encodes the whole text first
-        encoding = stream.encoding or "ascii"
-        print(render.ascii_json(text) if as_json else text.encode(encoding, "backslashreplace").decode(encoding),
-              file=stream)
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _Unwritable(exc.strerror or str(exc)) from None
 
 
 def _emit(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> None:
@@ -249,25 +266,36 @@ def _fail(error: CliError, as_json: bool, label: str = "autotrace") -> int:
     return error.code
 
 
-def _reader_gone() -> int:
-    """stdout's reader closed the pipe: nothing more can be said, so no traceback, and stdout points at
-    /dev/null so that the interpreter's last flush does not fail again."""
+def _discard_output() -> None:
+    """Point stdout at /dev/null once it cannot be written (its reader gone, a full disk), so that the
+    interpreter's last flush of what is still buffered does not fail again."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError):  # stdout is no file (an in-process caller's capture): nothing to flush
+    except (AttributeError, OSError, ValueError):  # stdout is no file (an in-process caller's capture), or none
         pass
-    return EXIT_BROKEN_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        return _main(argv)
-    except BrokenPipeError:  # also while reporting a failure
-        return _reader_gone()
+        code = _main(argv)
+        if sys.stdout is not None:  # what is still buffered fails here, as any write does, not at exit
+            with _written():
+                sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # stdout's reader went away (also while reporting a failure): nothing more to say
+        _discard_output()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:  # Ctrl-C: the user knows, so no traceback; 128 + SIGINT, as a shell says it
         return EXIT_INTERRUPTED
+    except _Unwritable as exc:
+        _discard_output()
+        try:
+            print(f"autotrace: cannot write the output: {exc}", file=sys.stderr)
+        except OSError:  # stderr cannot be written either
+            pass
+        return 1
 
 
 #: The commands that only read the store: they build large graphs of objects without cycles (the

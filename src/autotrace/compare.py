@@ -160,10 +160,13 @@ def _select(observations: Iterable[dict[str, Any]], prompt: str, versions: tuple
         recorded = record.get("prompt")
         if record.get("type") != "generation" or not isinstance(recorded, dict) or record.get("replay_of"):
             continue
-        name, version = recorded.get("name"), str(recorded.get("version"))
+        name, number = recorded.get("name"), recorded.get("version")
+        version = str(number)
         if isinstance(name, str):
-            found.setdefault(name, set()).add(version)
-        if name != prompt:
+            versions = found.setdefault(name, set())
+            if number is not None:
+                versions.add(version)
+        if name != prompt or number is None:  # a prompt named without a version is no sample of one ("None")
             continue
         bucket = selected.get(version)
         if bucket is not None:
@@ -221,8 +224,10 @@ def stored(found: dict[str, set[str]], prompt: str) -> str:
         more = f" and {len(ordered) - most} more" if len(ordered) > most else ""
         return ", ".join(ordered[:most]) + more
 
-    if prompt in found:
+    if found.get(prompt):
         return f"stored versions of prompt {prompt!r}: {listed(found[prompt])}"
+    if prompt in found:
+        return f"the stored generations of prompt {prompt!r} record no version"
     return f"stored prompts: {listed(found)}" if found else "no stored generation records a prompt"
 
 

@@ -102,6 +102,7 @@ def from_environment(settings: Settings, env: Mapping[str, str] | None = None) -
 
 def _export(settings: Settings) -> tuple[dict[str, Any], list[str]]:
     """Where spans go (Langfuse, its proxy; the local store), whose keys; and the problems."""
+    from .export._store_files import writer_problem
     from .export.credentials import known_tenants
     from .export.langfuse import OTLP_PATH
     from .export.otlp_http import HttpTarget
@@ -112,6 +113,8 @@ def _export(settings: Settings) -> tuple[dict[str, Any], list[str]]:
                              "local_store": str(settings.local_store_path) if settings.local_store_enabled else None,
                              "default_keys": settings.public_key if settings.public_key and settings.secret_key
                              else None, "unknown_tenant": settings.unknown_tenant, "tenants": [], "more_tenants": 0}
+    if settings.enabled and settings.local_store_enabled and (problem := writer_problem(settings.local_store_path)):
+        problems.append(f"{problem}; spans that would go there are dropped")
     if not (settings.enabled and settings.langfuse_enabled):
         return found, problems
     target = HttpTarget((settings.langfuse_host or "").rstrip("/") + OTLP_PATH, settings.export_timeout)

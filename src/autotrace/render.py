@@ -312,7 +312,9 @@ def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: i
     roots = build_tree(records)
     root = roots[0][0] if roots else first
     replay = f"  replay of {_text(root['replay_of'])}" if root.get("replay_of") else ""  # ``replay`` stored it
-    lines = [f"trace {_text(first.get('trace_id'))}  tenant={_text(first.get('tenant') or '-')}"
+    # the root's tenant, else the first observation's that has one (a root started before the tenant was known)
+    tenant = root.get("tenant") or next((r["tenant"] for r in records if r.get("tenant")), None)
+    lines = [f"trace {_text(first.get('trace_id'))}  tenant={_text(tenant or '-')}"
              f"{_trace_attributes(root, records)}{replay}"]
     on, trace_level = _by_observation(records, scores)
     scores_shown = 0

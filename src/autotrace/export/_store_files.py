@@ -17,6 +17,8 @@ from pathlib import Path
 SCHEMA_VERSION = 1
 #: How long a reader waits for a lock (WAL readers never wait for writers; other journal modes may).
 _READ_WAIT = 2.0
+#: The size of a SQLite file's header, which keeps ``PRAGMA user_version`` at bytes 60 to 63 (big-endian).
+_HEADER = 100
 
 
 class StoreError(RuntimeError):
@@ -58,7 +60,36 @@ def identity(path: Path) -> tuple[int, int] | None:
 
 def check_version(db: sqlite3.Connection, path: Path, doing: str) -> None:
     """Raise ``StoreError`` (one line) when the store at ``path`` has a layout newer than this code's."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+    _check_layout(db.execute("PRAGMA user_version").fetchone()[0], path, doing)
+
+
+def writer_problem(path: Path) -> str | None:
+    """Why ``install()`` could not write a store at ``path`` (None: it could, as far as can be told), found
+    without creating, opening or writing anything (``autotrace info``): a path under a file or in a directory
+    it may not write, a file that is no SQLite database, is read-only or has a newer layout. The layout is
+    read from the file's header (a version still in the WAL alone is not seen)."""
+    try:
+        if not path.exists():
+            parent = next(p for p in path.parents if p.exists())
+            if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                return f"local store {path} cannot be created ({parent} is not a directory this process may write)"
+            return None
+        if not path.is_file():
+            return f"local store {path} is not a file"
+        check_writable(path)
+        with open(path, "rb") as file:
+            header = file.read(_HEADER)
+        if header and (len(header) < _HEADER or not header.startswith(b"SQLite format 3\0")):
+            return f"local store {path} is not a SQLite database"
+        _check_layout(int.from_bytes(header[60:64], "big", signed=True) if header else 0, path, "writing")
+    except StoreError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"local store {path} cannot be used ({exc.strerror or exc})"
+    return None
+
+
+def _check_layout(version: int, path: Path, doing: str) -> None:
     if version > SCHEMA_VERSION:
         raise StoreError(f"local store {path} was written by a newer autotrace (store version {version}, this one "
                          f"knows {SCHEMA_VERSION}); not {doing} it: upgrade autotrace, or use another store path")

@@ -85,14 +85,16 @@ def card_ok(text: str) -> bool:
 
 
 #: What may separate a card from a number beside it in one run of groups: a space, or the card's own
-#: separator (a hyphen joins numbers otherwise: a range, ``1-4111111111111111``); a card in one group
-#: after an id of four digits or more, any separator of groups (``order#98765-4111111111111111``)
+#: separator (a hyphen joins numbers otherwise: a range, ``1-4111111111111111``); a card after an id
+#: (or a phone's last group) of four digits or more, any separator of groups (``order#98765-4111111111111111``,
+#: ``+1 415 555 0100-4111 1111 1111 1111``)
 _SPACES = frozenset(f" {WIDE_SPACES}")
 _SEPARATORS = frozenset(f" {WIDE_SPACES}\u2013{HYPHENS}")
 _AN_ID = 4
 _A_LIST = 7  # groups of four, each after the same separator: each card among them has three more beside it
-#: What a run's last group is part of when one of these follows it (a word, a hyphenated or decimal number)
-_GLUED = re.compile(rf"[^\W_]|[{HYPHENS}]|[.,]\d")
+#: What a run's last group is part of when one of these follows it (a word, a hyphenated or decimal
+#: number; a comma and a digit are a list's next value: ``4111111111111111,12/27`` in CSV)
+_GLUED = re.compile(rf"[^\W_]|[{HYPHENS}]|\.\d")
 
 
 def cards_in(text: str, start: int, end: int, in_an_id: Callable[[str, int, int], bool]) -> list[tuple[int, int]]:
@@ -130,8 +132,8 @@ def cards_in(text: str, start: int, end: int, in_an_id: Callable[[str, int, int]
                 continue
             begin, stop = spans[first][0], spans[last - 1][1]
             apart = _SPACES if count == 1 else _SPACES | {text[spans[first][1]]}
-            after_an_id = count == 1 and first > 0 and sizes[first - 1] >= _AN_ID
-            if ((first == 0 or text[begin - 1] in (_SEPARATORS if after_an_id else apart))
+            after_an_id = first > 0 and sizes[first - 1] >= _AN_ID
+            if ((first == 0 or text[begin - 1] in apart or (after_an_id and text[begin - 1] in _SEPARATORS))
                     and (last == len(spans) or text[stop] in apart) and not in_an_id(text, begin, stop)):
                 valid.setdefault(first, count)
                 if not _listed(text, start, end, begin, stop):

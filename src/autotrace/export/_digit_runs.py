@@ -18,18 +18,19 @@ _READ_ON = re.compile(rf"(?:[ .{WIDE_SPACES}\u2013{HYPHENS}]\d++){{1,4}}")
 def card_in_reach(text: str, start: int, end: int, in_an_id: Callable[[str, int, int], bool],
                   ) -> tuple[list[tuple[int, int]], int] | None:
     """Where the phone number matched at ``text[start:end]`` took a card's groups (its pattern takes
-    up to four groups after a country code: ``+1 415 555 0100 4111 1111 1111 1111``): the cards in its
-    groups and the four after them (``_cards.cards_in``), and where those end; None if no card starts
-    within the match."""
+    up to four groups after a country code: ``+1 415 555 0100 4111 1111 1111 1111``), or is joined to by
+    one (``+1 415 555 0100-4111111111111111``: the card's search never starts after a number and a
+    hyphen): the cards in its groups and the four after them (``_cards.cards_in``), and where those end;
+    None if no card starts within the match or right after its separator."""
     more = _READ_ON.match(text, end)
     if more is None:
         return None
     cards = cards_in(text, start, more.end(), in_an_id)
-    return (cards, more.end()) if cards and cards[0][0] < end else None
+    return (cards, more.end()) if cards and cards[0][0] <= end + 1 else None
 
 
 #: An SSN in hyphens (one in spaces beside other numbers is none: ``_digit_context.part_of_more``)
-_SSN = re.compile(rf"\d{{3}}([{HYPHENS}])\d\d\1\d{{4}}(?![\d{HYPHENS}])")
+_SSN = re.compile(rf"\d{{3}}([{HYPHENS}])\d\d\1\d{{4}}(?!\d|[{HYPHENS}]\d)")
 _SSN_HEAD = 6  # "123-45": what of an SSN a phone's last groups can be
 
 

@@ -63,6 +63,18 @@ _AT = r"(?:@|%40|%2540|\\u0040|&#0*64;|&#[xX]0*40;|&commat;|\uff20|\\uff20)"
 _DOT = (r"(?:\.|[\uff0e\u3002\uff61](?=[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a])|&period;|&#0*46;"
         r"|&#[xX]0*2[eE];|\\u(?:3002|[fF]{2}0[eE]|[fF]{2}61)(?=[A-Za-z0-9]|\\u[fF]{2}[1-5]))")
 _LOCAL_DOT = "&period;|&#46;"
+#: The zeros of the scripts whose digits JSON escapes are read in (``detectors_decode``): ASCII, full-width,
+#: Arabic-Indic, Persian and Devanagari
+_ZEROS = (0x30, 0xFF10, 0x660, 0x6F0, 0x966)
+
+
+def _digits(low: int, high: int = 9) -> str:
+    """A class of the digits ``low`` to ``high`` in those scripts (where a pattern needs a digit's value)."""
+    return "[" + "".join(f"{chr(zero + low)}-{chr(zero + high)}" for zero in _ZEROS) + "]"
+
+
+#: A phone's trunk 0, an area code's first digit, a North American area code's or exchange's first digit
+_D0, _D1, _D2 = _digits(0, 0), _digits(1), _digits(2)
 
 
 def _iban(separators: str) -> str:
@@ -80,7 +92,10 @@ _PATTERNS: dict[str, str] = {
         r"-----BEGIN[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,\s\x00-]|\\[nr])*?"
         r"(?:-----END[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----|(?![A-Za-z0-9+/=:,\s\x00-]|\\[nr]))"
     ),
-    "JWT": r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
+    # its claims (a payload that is JSON too: "eyJ") also with an empty or short signature, as an
+    # unsecured token (``alg: none``) has (never a payload alone: a value held cut inside it is
+    # dropped anyway, ``bounds``)
+    "JWT": r"\beyJ[A-Za-z0-9_-]{5,}\.(?:eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*|[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,})",
     # never a word in lower case after one in prose ("the bearer instrument"; "bearer xyz..." in a header is)
     "BEARER_TOKEN": r"(?<=[Bb]earer )(?!(?<=[A-Za-z] bearer )[a-z]{1,19}(?![\w.~+/=-]))[A-Za-z0-9._~+/-]{8,}=*",
     # HTTP Basic credentials: base64 of ``user:password`` (checked by decoding, so "basic idea" stays)
@@ -108,23 +123,28 @@ _PATTERNS: dict[str, str] = {
     # decimal number, nor a word (a hex id: a trace, span or commit id), nor after a minus sign or
     # a decimal point; after a word and one of those it is one ("card-4111 ..."). A last group glued
     # to a word, a hyphen or a decimal part is left to what follows (read once: no group given back)
-    # dots only between groups of four ("4111.1111.1111.1111"): other dotted digits are decimals
+    # dots only between groups of four ("4111.1111.1111.1111"): other dotted digits are decimals.
+    # A comma between digits separates values (CSV, compact JSON: "jane,4111111111111111,12/27"):
+    # no number of 13 digits or more has thousands or a decimal part that way
     "CREDIT_CARD": (
-        rf"(?<![^\W_])(?<!(?<![^\W\d_])[.,{_HYPHENS}])(?:(?=\d(?:{_SEP}?\d){{12}})"
-        rf"(?:\d++{_SEP}(?!\d++(?!{_SEP}\d)(?:[^\W\d_]|[{_HYPHENS}]|[.,]\d))(?=\d))*+\d++"
-        rf"|\d{{4}}(?:\.\d{{4}}){{3}}(?:\.\d{{3}})?(?![^\W_]|[{_HYPHENS}]|[.,]\d))"
+        rf"(?<![^\W_])(?<!(?<![^\W\d_])[.{_HYPHENS}])(?:(?=\d(?:{_SEP}?\d){{12}})"
+        rf"(?:\d++{_SEP}(?!\d++(?!{_SEP}\d)(?:[^\W\d_]|[{_HYPHENS}]|\.\d))(?=\d))*+\d++"
+        rf"|\d{{4}}(?:\.\d{{4}}){{3}}(?:\.\d{{3}})?(?![^\W_]|[{_HYPHENS}]|\.\d))"
     ),
-    # or in spaces, as the card prints it, where no number is next to it (``_part_of_more``)
-    "US_SSN": rf"(?<![\d{_HYPHENS}])\d{{3}}(?P<ssn_sep>[ {_WIDE_SPACES}{_HYPHENS}])\d{{2}}(?P=ssn_sep)\d{{4}}(?![\d{_HYPHENS}])",
+    # or in spaces, as the card prints it, where no number is next to it (``_part_of_more``); never
+    # joined to another number by a hyphen, but after a word and one it is one ("ssn-123-45-6789")
+    "US_SSN": (rf"(?<!\d)(?<!\d[{_HYPHENS}])\d{{3}}(?P<ssn_sep>[ {_WIDE_SPACES}{_HYPHENS}])\d{{2}}(?P=ssn_sep)\d{{4}}"
+               rf"(?!\d|[{_HYPHENS}]\d)"),
     # international (+...); North American in its shapes (spaced: area code and exchange not
     # starting with 0 or 1); national after a trunk 0 (UK, Germany...: 10 to 12 digits, checked)
-    # and French pairs: a group of digits next to them would make them part of a longer number
+    # and French pairs: a group of digits next to them would make them part of a longer number, a
+    # time's or decimal's digits before them a time or decimal ("12:09-8941-1533")
     "PHONE": (
         rf"(?<![\w+])(?:\+\d{{1,3}}{_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}(?:{_PSEP}?\d{{2,4}}){{2,4}}"
         rf"|\(\d{{3}}\){_SPACE}?\d{{3}}{_PSEP}\d{{4}}|\d{{3}}[.{_DASHES}]\d{{3}}[.{_DASHES}]\d{{4}}"
-        rf"|(?<!\d{_SEP})(?:[2-9]\d\d{_SPACE}[2-9]\d\d{_SPACE}\d{{4}}"
-        rf"|\(?0[1-9]\d{{1,4}}\)?(?:{_SEP}|/)\d{{3,8}}(?:{_SEP}\d{{3,4}})?"
-        rf"|0[1-9](?P<pair>[ .{_WIDE_SPACES}{_DASHES}])\d\d(?:(?P=pair)\d\d){{3}})(?!{_SEP}\d))(?![\w])"
+        rf"|(?<!\d{_SEP})(?:{_D2}\d\d{_SPACE}{_D2}\d\d{_SPACE}\d{{4}}"
+        rf"|(?<!\d[:.])\(?{_D0}{_D1}\d{{0,4}}\)?(?:{_SEP}|/)\d{{3,8}}(?:{_SEP}\d{{3,4}})?"
+        rf"|{_D0}{_D1}(?P<pair>[ .{_WIDE_SPACES}{_DASHES}])\d\d(?:(?P=pair)\d\d){{3}})(?!{_SEP}\d))(?![\w])"
     ),
     # full-width too (digits, dots, colons)
     "IP_ADDRESS": (
@@ -228,7 +248,7 @@ _DIGIT_RESCAN = _ByText("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in (
 _IN_A_RUN = _ByText("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in ("US_SSN", "PHONE")))
 _RUN_CONTEXT = 64
 #: Each of those holds a group of two or three digits, or one starting with 0 (a trunk prefix)
-_MORE_IN_A_RUN = re.compile(r"(?<!\d)(?:0|\d\d\d?(?!\d))")
+_MORE_IN_A_RUN = re.compile(rf"(?<!\d)(?:{_D0}|\d\d\d?(?!\d))")
 
 def _iban_ok(text: str) -> bool:
     text = _as_ascii(text)

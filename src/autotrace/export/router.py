@@ -401,6 +401,8 @@ class Router:
         pressured: set[str] = set()
         held = sum(len(spans) for spans in self._waiting.values())
         for destination in self.destinations():
+            if not destination.in_flight and not destination.pending:  # idle: holds nothing, nothing due
+                continue  # (most of a thousand tenants' while a flush waits: one test, not three)
             held += destination.held
             if destination.filling:
                 pressured.add(destination.key)
@@ -411,7 +413,7 @@ class Router:
         self._held = held
         idle_for = self.settings.tenant_idle_seconds
         stale = [t for t, (d, _) in self._tenants.items()
-                 if d.idle() and now - d.last_used > idle_for and t not in self._waiting]
+                 if now - d.last_used > idle_for and d.idle() and t not in self._waiting]
         for tenant in stale:
             self._remove(tenant)
             count("tenant_destinations_evicted")

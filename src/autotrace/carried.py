@@ -1,7 +1,8 @@
 """The tracing state a unit of work carries to where it runs: another thread (a pool's task) or
 another task (an MCP client's callback). It is autotrace's context variables (tenant, content
 capture, trace attributes, an active replay) and an OpenTelemetry context (the current span,
-baggage); ``enter`` makes them current where the work runs, ``leave`` puts the runner's own back.
+baggage); ``enter`` makes them current where the work runs, ``leave`` puts the runner's own back;
+``forget`` drops them where no unit of work's state belongs (a process forked mid-request).
 """
 
 from __future__ import annotations
@@ -53,3 +54,9 @@ def leave(entered: Entered) -> None:
     if tokens is not None:
         for token in reversed(tokens):
             reset_block(token)
+
+
+def forget(where: str) -> None:
+    """Run from here on in no unit of work's state: autotrace's variables unset and an empty OTel
+    context current, for the rest of the running context (never raises)."""
+    enter((None, None, None, None), Context(), where)

@@ -22,7 +22,9 @@ run in their submitter's state too, as they continue its work (a score or a call
 tenant's), and that thread keeps nothing of it. A process ``Pool`` is left alone: its tasks are
 pickled to other processes.
 ``threading.Thread`` is left alone: a thread started during one request may outlive it, and would
-record later work under its tenant.
+record later work under its tenant. For the same reason a process ``multiprocessing`` forks (a
+``ProcessPoolExecutor``'s or a ``Pool``'s worker, which serves every later submitter) starts with
+none of the forking thread's tracing state, as a spawned one does (``_in_started_process``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from .base import Integration
 
 #: Patched when the application imports it: never imported here.
 _POOLS = "multiprocessing.pool"
+#: Where ``multiprocessing`` keeps what runs in a process it forked, before the target.
+_UTIL = "multiprocessing.util"
 
 
 class _InSubmittersState:
@@ -189,18 +193,21 @@ class ThreadsIntegration(Integration):
         self._pools_wanted = False
         self._hook_pending = False
         self._pool_class: type | None = None  # the ThreadPool given ``_TASK_QUEUE``
+        self._fork_hooked = False  # ``_in_started_process`` registered (once per process; forks inherit it)
 
     def check(self) -> str | None:
         return None  # the standard library's
 
     def _instrument(self) -> None:
         self.patcher.wrap("concurrent.futures.thread", "ThreadPoolExecutor.submit", _submit, expects=("fn",))
-        with self._lock:
+        with self._lock:  # at once if imported already; a pending one (an earlier install's) patches at the import
             self._pools_wanted = True
-            if self._hook_pending:  # registered by an earlier install: it patches at the import
-                return
-            self._hook_pending = True
-        wrapt.register_post_import_hook(self._patch_pools, _POOLS)  # at once if imported already
+            hook_forks, self._fork_hooked = not self._fork_hooked, True
+            hook_pools, self._hook_pending = not self._hook_pending, True
+        if hook_forks:
+            wrapt.register_post_import_hook(self._hook_forks, _UTIL)
+        if hook_pools:
+            wrapt.register_post_import_hook(self._patch_pools, _POOLS)
 
     def _patch_pools(self, module: Any) -> None:
         """Run in the application's import of ``multiprocessing.pool``: never raises into it."""
@@ -218,6 +225,19 @@ class ThreadsIntegration(Integration):
                 self._pool_class = pool_class
             except Exception as exc:
                 guarded_failure("threads", exc)
+
+    def _hook_forks(self, module: Any) -> None:
+        """Run in the application's import of ``multiprocessing.util``: never raises into it."""
+        try:
+            module.register_after_fork(self, ThreadsIntegration._in_started_process)
+        except Exception as exc:
+            guarded_failure("threads", exc)
+
+    def _in_started_process(self) -> None:
+        """In a process ``multiprocessing`` forked, before its target: the forking thread's tenant,
+        trace attributes and current span (one request's) are not the process's, while installed."""
+        if self._pools_wanted:
+            carried.forget("threads")
 
     def _uninstrument(self) -> None:
         with self._lock:

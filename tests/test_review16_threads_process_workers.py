@@ -1,0 +1,68 @@
+"""A process ``multiprocessing`` forks kept the forking thread's context: a ``ProcessPoolExecutor``
+(or process ``Pool``) whose workers were forked inside one tenant's request ran every later task,
+whoever submitted it, under that tenant and in that request's trace, so another tenant's work went
+to its project. Such a process now starts with none of autotrace's state, as a spawned one does."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+
+import autotrace
+from tests.helpers import Traced, shape
+
+pytestmark = pytest.mark.integrations("threads")
+
+
+def _job(n: int) -> tuple[str | None, bool, str]:
+    """The tenant the task sees, whether a span was current, and the trace of a span it records."""
+    current = trace.get_current_span().get_span_context().is_valid
+    with autotrace.start_span(f"job-{n}") as span:
+        return autotrace.current_tenant(), current, span.trace_id
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_process_pool_forked_in_one_tenants_request_runs_no_task_in_its_state(traced: Traced, method: str) -> None:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
+        with autotrace.tenant("acme"), autotrace.start_span("request acme") as acme:
+            first = pool.submit(_job, 1).result(timeout=60)  # the worker starts here, in acme's request
+        with autotrace.tenant("globex"), autotrace.start_span("request globex") as globex:
+            second = pool.submit(_job, 2).result(timeout=60)
+    assert first[:2] == second[:2] == (None, False)
+    assert acme.trace_id not in (first[2], second[2]) and globex.trace_id not in (first[2], second[2])
+    if method == "fork":  # the child exports at its exit (a spawned one has no install)
+        assert shape(traced.trace(acme.trace_id)) == [("span", "request acme", [])]
+        jobs = [traced.trace(first[2]), traced.trace(second[2])]
+        assert [[(r["name"], r["tenant"], r["parent_id"]) for r in records] for records in jobs] == [
+            [("job-1", None, None)], [("job-2", None, None)]]
+
+
+def _started(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    queue.put(_job(0)[:2])
+
+
+def test_a_forked_process_and_pool_start_in_no_ones_state_and_the_parent_keeps_its_own(traced: Traced) -> None:
+    fork = multiprocessing.get_context("fork")
+    with autotrace.tenant("acme"), autotrace.start_span("request") as request:
+        queue = fork.Queue()
+        process = fork.Process(target=_started, args=(queue,))
+        process.start()
+        seen = queue.get(timeout=60)
+        process.join(60)
+        with fork.Pool(1) as pool:
+            pooled = pool.apply(_job, (1,))[:2]
+        assert autotrace.current_tenant() == "acme"  # this process's state is its own
+        assert trace.get_current_span() is request.span
+    assert seen == pooled == (None, False)
+
+
+def test_uninstalled_a_forked_process_is_left_as_python_leaves_it(tmp_path: Path) -> None:
+    autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=("threads",))
+    autotrace.uninstall()
+    with autotrace.tenant("acme"):
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+            assert pool.submit(autotrace.current_tenant).result(timeout=60) == "acme"

@@ -83,7 +83,7 @@ def test_the_top_k_is_the_limit_of_a_ranked_statement(postgres: str, traced: Tra
 
 def test_statements_that_are_no_queries_are_not_retrievals(postgres: str, traced: Traced) -> None:  # noqa: F811
     """``EXPLAIN`` returns a plan, not documents; a ``DELETE`` writes. A query after a ``SET`` in
-    the same string still searches (its rows come after the ``SET``'s result: unknown)."""
+    the same string still searches (its rows are the second result)."""
     with psycopg.connect(postgres) as conn:
         plan = conn.execute("EXPLAIN SELECT id FROM items ORDER BY embedding <-> %s::vector LIMIT 2", Q).fetchall()
         deleted = conn.execute("DELETE FROM items WHERE embedding <-> %s::vector > 100", Q).rowcount
@@ -91,7 +91,7 @@ def test_statements_that_are_no_queries_are_not_retrievals(postgres: str, traced
         conn.rollback()
     assert len(plan) > 1 and deleted == 0
     (record,) = traced.records()
-    assert _summary([record]) == [("items", 2, None)]
+    assert _summary([record]) == [("items", 2, 2)]
 
 
 def test_an_unnamed_column_that_is_no_score_keeps_the_results(postgres: str, traced: Traced) -> None:  # noqa: F811

@@ -213,9 +213,10 @@ def _sole_parameter(instance: Any) -> str | None:
     return alias if isinstance(alias, str) else name
 
 
-def _top_k(instance: Any) -> int | None:
-    """How many documents a retriever asks for (``similarity_top_k``: vector, fusion, list ... retrievers)."""
-    top_k = getattr(instance, "similarity_top_k", None)
+def _top_k(instance: Any, attribute: str = "similarity_top_k") -> int | None:
+    """How many documents a retriever asks for (``similarity_top_k``: vector, fusion, list ... retrievers;
+    a reranker's ``top_n``)."""
+    top_k = getattr(instance, attribute, None)
     return top_k if type(top_k) is int else None
 
 
@@ -257,8 +258,9 @@ def start_fields(obs_type: ObservationType, instance: Any, method: str, argument
                 "input_count": len(value) if isinstance(value, list) else 1}
     if obs_type is ObservationType.RETRIEVER:
         query = arguments.get("str_or_query_bundle") or arguments.get("query_bundle") or arguments.get("query_str")
-        if query is None and "nodes" in arguments:  # a reranker
-            return {"store": type(instance).__name__, "metadata": {"input_count": len(arguments["nodes"] or ())}}
+        if "nodes" in arguments:  # a reranker: the candidates it was given, and how many it keeps (``top_n``)
+            return {"query": _query(query), "store": type(instance).__name__, "top_k": _top_k(instance, "top_n"),
+                    "metadata": {"input_count": len(arguments["nodes"] or ())}}
         return {"query": _query(query), "store": type(instance).__name__, "top_k": _top_k(instance)}
     if obs_type is ObservationType.TOOL:
         return {"tool_name": tool_name(instance), "arguments": _tool_arguments(instance, arguments),

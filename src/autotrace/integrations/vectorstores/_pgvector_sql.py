@@ -4,7 +4,8 @@ table searched, how many rows it returns at most, the distance operator)?
 Only code counts: comments and string literals are blanked out first (an operator or a quote in
 them is no part of the statement). A vector search is a ``SELECT`` (or ``WITH ... SELECT``) using a
 distance operator; ``EXPLAIN``, ``COPY``, ``DECLARE`` and writes that use one return no rows found
-by it. Of several statements in one string, the one with the first operator is read.
+by it. Of several statements in one string, the first search is read (``Request.statement``: which
+one, its rows being that statement's result).
 """
 
 from __future__ import annotations
@@ -61,13 +62,28 @@ def _code(text: str) -> str:
 
 
 def _statement(code: str) -> tuple[int, int] | None:
-    """Where the statement holding the first distance operator starts and ends, if it is a search."""
-    operator = _OPERATOR.search(code)
-    if operator is None:
-        return None
-    start = code.rfind(";", 0, operator.start()) + 1
-    end = code.find(";", operator.end())
-    return (start, len(code) if end < 0 else end) if _SEARCH.match(code, start) else None
+    """Where the first statement that searches with a distance operator starts and ends (one
+    before it using an operator may be no search: a ``DELETE``, an ``EXPLAIN``)."""
+    end = 0
+    while (operator := _OPERATOR.search(code, end)) is not None:
+        start = code.rfind(";", 0, operator.start()) + 1
+        end = code.find(";", operator.end())
+        end = len(code) if end < 0 else end
+        if _SEARCH.match(code, start):
+            return start, end
+    return None
+
+
+def _results_before(code: str, start: int) -> int:
+    """How many results the statements before ``start`` return: one each, empty ones none."""
+    return sum(1 for part in code[:start].split(";") if part.strip())
+
+
+class Request(dict[str, Any]):
+    """A search's fields, and which result of its string holds its rows (``statement``: 0 for the
+    first; a ``SET`` or a ``SELECT`` before the search returns its own)."""
+
+    statement = 0
 
 
 def is_vector_search(query: Any, cursor: Any) -> bool:
@@ -87,7 +103,7 @@ class _Scope:
         self.table: str | None = None
 
 
-def request(text: str, params: Any) -> dict[str, Any]:
+def request(text: str, params: Any) -> Request:
     """What a vector search asks for: the table of the query using the operator (else the first one
     named), its ``top_k`` and its operator and metric."""
     code = _code(text)
@@ -118,9 +134,11 @@ def request(text: str, params: Any) -> dict[str, Any]:
             else:
                 limit = token
     operator = operator or "<->"
-    return {"collection": (searched.table if searched else None) or first_table,
-            "top_k": _top_k(text, limit, params) if ordered else None,
-            "metadata": {"operator": operator, "metric": METRICS[operator]}}
+    found = Request(collection=(searched.table if searched else None) or first_table,
+                    top_k=_top_k(text, limit, params) if ordered else None,
+                    metadata={"operator": operator, "metric": METRICS[operator]})
+    found.statement = _results_before(code, start)
+    return found
 
 
 def _top_k(text: str, limit: re.Match[str] | None, params: Any) -> int | None:

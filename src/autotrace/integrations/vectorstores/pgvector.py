@@ -73,7 +73,8 @@ class _Columns:
     __slots__ = ("content", "id", "score")
 
     def __init__(self, cursor: Any, result: Any) -> None:
-        position = {column.name: index for index, column in enumerate(cursor.description or ())}
+        # the names of ``result``'s own columns (the cursor describes only its current result)
+        position = {(result.fname(index) or b"").decode("utf-8", "replace"): index for index in range(result.nfields)}
         self.id = _reader(cursor, result, position.get("id"))
         self.content = _reader(cursor, result, next((position[n] for n in _CONTENT_COLUMNS if n in position), None))
         self.score = _reader(cursor, result, next((position[n] for n in _SCORE_COLUMNS if n in position), None))
@@ -95,9 +96,16 @@ def _number(value: Any) -> float | None:
 
 
 def _results(cursor: Any, request: dict[str, Any]) -> list[Batch] | None:
-    """``execute`` returns the cursor itself; its buffered result is read, not consumed. In pipeline
-    mode (results come at the sync) there are no rows yet: the result is then unknown, not empty."""
-    result = getattr(cursor, "pgresult", None)
+    """``execute`` returns the cursor itself; its buffered result is read, not consumed: the
+    search's own, which a statement before it in the same string (``SET ...; SELECT ...``) puts
+    after its result (the cursor's current one is the first). In pipeline mode (results come at
+    the sync) there are no rows yet: the result is then unknown, not empty."""
+    statement = getattr(request, "statement", 0)
+    if statement:
+        held = getattr(cursor, "_results", None)  # psycopg keeps every result of the string, in order
+        result = held[statement] if isinstance(held, list) and len(held) > statement else None
+    else:
+        result = getattr(cursor, "pgresult", None)
     if result is None or result.status != _TUPLES_OK:
         return None
     return [Batch(result.ntuples, _Columns(cursor, result).documents(result, range(result.ntuples)))]

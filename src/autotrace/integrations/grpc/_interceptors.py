@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._internal import guarded_failure
+from . import INTEGRATION
 from ._client import (
     ClientInterceptor,
     _AioStreamStream,
@@ -41,23 +42,21 @@ def _with_ours(args: Any, kwargs: Any, index: int, ours: list[Any], first: bool)
     """``args``/``kwargs`` with ``ours`` added to the interceptors given by keyword or at position
     ``index``; when they already hold one of ours (``server_interceptor()`` passed explicitly),
     none is added, as one call must not get two spans (see ``_first_isolated``). ``first`` (a
-    server's): ours first, without OpenTelemetry's gRPC server interceptor (``GrpcInstrumentorServer``
-    instrumented after ``install()`` adds it here), which would start a second span; else (a
-    ``grpc.aio`` channel's) last, where OpenTelemetry's, which its instrumentor puts first, is
-    outside. Either way none is inside ours: no flag sets it aside (``aside``), and what runs
-    inside (the application's interceptors, the request stream grpc reads) sees every
-    instrumentation on."""
+    server's): without OpenTelemetry's gRPC server interceptor (``GrpcInstrumentorServer``
+    instrumented after ``install()`` adds it here), which would start a second span, ours (added)
+    first; else (a ``grpc.aio`` channel's) last, where OpenTelemetry's, which its instrumentor puts
+    first, is outside. Either way none is inside ours: no flag sets it aside (``aside``), and what
+    runs inside (the application's interceptors, the request stream grpc reads) sees every
+    instrumentation on. The interceptors given are read once (an iterator is spent)."""
     try:
         new_args, new_kwargs = list(args), dict(kwargs)
         positional = len(new_args) > index
         given = list((new_args[index] if positional else new_kwargs.get("interceptors")) or ())
+        if first:  # also beside ours given explicitly: it would be outside, each call two spans
+            given = [interceptor for interceptor in given if not other_instrumentations(interceptor)]
         if any(isinstance(interceptor, _OURS) for interceptor in given):
-            merged = _first_isolated(given) if first else None
-            if merged is None:
-                return args, kwargs
+            merged = (_first_isolated(given) if first else None) or given
         else:
-            if first:
-                given = [interceptor for interceptor in given if not other_instrumentations(interceptor)]
             for interceptor in ours:
                 interceptor.aside = False
             merged = [*ours, *given] if first else [*given, *ours]
@@ -80,8 +79,17 @@ def _first_isolated(given: list[Any]) -> list[Any] | None:
     if type(head) is not AioServerInterceptor or head.isolate:
         return None
     isolated = copy.copy(head)  # the application's own object is left as it is
-    isolated.isolate = True
+    isolated.isolate, isolated.aside = True, False  # OpenTelemetry's interceptor is off the list
     return [isolated, *given[1:]]
+
+
+def _off() -> bool:
+    """Whether the integration is off (``uninstall()``, an install without it) while a wrapper of
+    its is still called: one another library wrapped since stays under that one's (counted as
+    ``integration_patch_kept``). The call then goes on as given: adding ours (its spans would go to
+    the global tracer provider) or taking OpenTelemetry's interceptor off would leave that
+    library's servers and channels without their spans."""
+    return not INTEGRATION.instrumented
 
 
 def _target(args: Any, kwargs: Any) -> str | None:
@@ -92,6 +100,8 @@ def _target(args: Any, kwargs: Any) -> str | None:
 
 def _sync_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     channel = wrapped(*args, **kwargs)
+    if _off():
+        return channel
     try:
         return instrument_channel(channel, _target(args, kwargs))
     except Exception as exc:
@@ -101,12 +111,16 @@ def _sync_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs:
 
 def _sync_server(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     # grpc.server(thread_pool, handlers, interceptors, ...)
+    if _off():
+        return wrapped(*args, **kwargs)
     args, kwargs = _with_ours(args, kwargs, 2, [ServerInterceptor()], first=True)
     return wrapped(*args, **kwargs)
 
 
 def _aio_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     # insecure_channel(target, options, compression, interceptors); secure_channel adds credentials
+    if _off():
+        return wrapped(*args, **kwargs)
     index = 4 if wrapped.__name__ == "secure_channel" else 3
     args, kwargs = _with_ours(args, kwargs, index, aio_client_interceptors(_target(args, kwargs)), first=False)
     return wrapped(*args, **kwargs)
@@ -114,6 +128,8 @@ def _aio_channel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: 
 
 def _aio_server(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     # grpc.aio.server(migration_thread_pool, handlers, interceptors, ...)
+    if _off():
+        return wrapped(*args, **kwargs)
     args, kwargs = _with_ours(args, kwargs, 2, [AioServerInterceptor(isolate=True)], first=True)
     return wrapped(*args, **kwargs)
 

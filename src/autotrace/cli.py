@@ -277,12 +277,21 @@ def _discard_output() -> None:
         pass
 
 
+def _flush_output() -> None:
+    """Flush what is still buffered: it fails here, as any write does, not at the interpreter's exit."""
+    if sys.stdout is not None:
+        with _written():
+            sys.stdout.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        code = _main(argv)
-        if sys.stdout is not None:  # what is still buffered fails here, as any write does, not at exit
-            with _written():
-                sys.stdout.flush()
+        try:
+            code = _main(argv)
+        except SystemExit:  # argparse's --help and --version: their output too
+            _flush_output()
+            raise
+        _flush_output()
         return code
     except BrokenPipeError:  # stdout's reader went away (also while reporting a failure): nothing more to say
         _discard_output()

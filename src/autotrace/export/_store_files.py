@@ -65,9 +65,10 @@ def check_version(db: sqlite3.Connection, path: Path, doing: str) -> None:
 
 def writer_problem(path: Path) -> str | None:
     """Why ``install()`` could not write a store at ``path`` (None: it could, as far as can be told), found
-    without creating, opening or writing anything (``autotrace info``): a path under a file or in a directory
-    it may not write, a file that is no SQLite database, is read-only or has a newer layout. The layout is
-    read from the file's header (a version still in the WAL alone is not seen)."""
+    without creating or writing anything (``autotrace info``): a path under a file or in a directory it may
+    not write (also an existing store's: its WAL is made there), a file that is no SQLite database, is
+    read-only or has a newer layout. The layout is read from the file's header, or, while a writer's WAL
+    holds it (not yet folded into the file), through a read-only connection."""
     try:
         if not path.exists():
             parent = next(p for p in path.parents if p.exists())
@@ -81,12 +82,33 @@ def writer_problem(path: Path) -> str | None:
             header = file.read(_HEADER)
         if header and (len(header) < _HEADER or not header.startswith(b"SQLite format 3\0")):
             return f"local store {path} is not a SQLite database"
-        _check_layout(int.from_bytes(header[60:64], "big", signed=True) if header else 0, path, "writing")
+        real = path.resolve()  # SQLite keeps its WAL beside the file a symlink points at
+        version = int.from_bytes(header[60:64], "big", signed=True) if header else 0
+        if version <= SCHEMA_VERSION and _has_bytes(Path(f"{real}-wal")) and Path(f"{real}-shm").exists():
+            version = _logged_version(real, version)
+        _check_layout(version, path, "writing")
+        if not os.access(real.parent, os.W_OK | os.X_OK) and not all(
+                Path(f"{real}{end}").exists() for end in ("-wal", "-shm")):
+            return (f"local store {path} cannot be written (SQLite creates its WAL in {real.parent}, a directory "
+                    "this process may not write)")
     except StoreError as exc:
         return str(exc)
     except OSError as exc:
         return f"local store {path} cannot be used ({exc.strerror or exc})"
     return None
+
+
+def _logged_version(path: Path, header: int) -> int:
+    """The layout version of a store whose WAL holds changes, read through a read-only connection (its WAL
+    and WAL index exist: nothing is created); ``header``'s when it cannot be read."""
+    try:
+        db = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=_READ_WAIT)
+        try:
+            return int(db.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return header
 
 
 def _check_layout(version: int, path: Path, doing: str) -> None:

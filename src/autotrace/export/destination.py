@@ -28,8 +28,8 @@ _TOO_LARGE = 413
 _REGROW_AFTER = 8
 #: Statuses that say the keys are wrong (revoked by a rotation, say), not the request.
 _AUTH_REFUSED = frozenset({401, 403})
-#: Seconds a batch refused with keys not refused before waits for new ones (twice the router's
-#: 5 s re-check of a tenant's credentials, which the refusal makes ask the secret store again).
+#: Seconds a batch refused with keys not refused before waits for new ones (the refusal has the router
+#: look them up at once; twice its 5 s re-check of a tenant's credentials, for a secret store still behind).
 _KEYS_WAIT = 10.0
 
 
@@ -110,6 +110,11 @@ class Destination:
         """Healthy but falling behind: worth slowing callers down. A failing endpoint (retrying or
         in backoff) never is: an outage must not slow the application."""
         return self._attempts == 0 and self._next_attempt == 0.0 and self.pending > self.max_queue // 4
+
+    @property
+    def waiting_for_keys(self) -> bool:
+        """A batch the endpoint refused for its keys waits for new ones (``_waits_for_keys``)."""
+        return self._waiting_for_keys
 
     def idle(self) -> bool:
         return not self.in_flight and self.pending == 0

@@ -22,9 +22,10 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 
 from . import _langfuse_sdk, _process_exit, _providers, recorder, sigterm
 from ._built import built_redactor, credentials_resolver
+from ._install_options import open_store, report_stats_as_metrics, set_prices
 from ._internal import count, guarded_failure, log_once, logger
 from ._timeouts import never_raising as _never_raising
-from .config import DEFAULT_SERVICE_NAME, Settings, load_settings, read_prices
+from .config import DEFAULT_SERVICE_NAME, Settings, load_settings
 from .export.local_sink import LocalStoreSink
 from .export.local_store import LocalStore
 from .export.pipeline import SpanPipeline
@@ -220,7 +221,7 @@ def install(**options: Any) -> Settings:
             return settings
         previous = state.pipeline  # its open spans keep their tenants in the new one
         provider = _provider(settings)
-        store = _open_store(settings)
+        store = open_store(settings)
         pool = WorkerPool(settings.export_workers)
         try:
             router = Router(settings, resolver, LocalStoreSink(store) if store is not None else None, pool)
@@ -228,8 +229,8 @@ def install(**options: Any) -> Settings:
         except BaseException:
             pool.stop(0.0)  # an install that fails leaves no export threads behind
             raise
-        _set_prices(settings.prices)  # once the install cannot fail: a failed one sets none
-        _uninstrument_integrations()
+        set_prices(settings.prices)  # once the install cannot fail: a failed one sets none
+        _uninstrument_integrations(settings)  # the others stay patched: no call in between goes untraced
         _switch(settings, provider, pipeline)
         _local_store = store
         _instrument_integrations(settings)
@@ -245,46 +246,8 @@ def install(**options: Any) -> Settings:
         else:
             sigterm.unwatch()
         if settings.stats_as_metrics:
-            _report_stats_as_metrics()
+            report_stats_as_metrics()
         return settings
-
-
-def _report_stats_as_metrics() -> None:
-    """The ``stats_as_metrics`` setting: ``stats()`` through the global meter provider (also one
-    the application sets later); a failure is logged once and counted, the install goes on."""
-    try:
-        from .stats_metrics import stats_as_metrics  # only when asked: it imports the metrics API
-
-        stats_as_metrics()
-    except Exception as exc:
-        guarded_failure("stats_as_metrics", exc)
-
-
-def _set_prices(setting: Any) -> None:
-    """Give the ``prices`` setting to ``set_prices``: one that cannot be read or holds a bad price
-    is skipped whole (none of it set), logged once and counted; the install goes on without it."""
-    if setting is None:
-        return
-    try:
-        from .integrations.openai.pricing import set_prices  # only when prices are given: not loaded else
-
-        set_prices(read_prices(setting))
-    except Exception as exc:
-        count("config_prices_invalid")
-        log_once("config_prices", "autotrace: the prices setting is skipped (%s: %s)", type(exc).__name__, exc)
-
-
-def _open_store(settings: Settings) -> LocalStore | None:
-    """The embedded store when the settings want it, None else or when it cannot be opened."""
-    if not settings.local_store_enabled:
-        return None
-    try:
-        return LocalStore(settings.local_store_path, settings.retention_days, max_mb=settings.local_store_max_mb)
-    except Exception as exc:  # e.g. a read-only home directory: trace on without the store
-        count("local_store_unavailable")
-        log_once("local_store", "autotrace: local store %s unavailable (%s: %s); spans that would go "
-                 "there are dropped (counted)", settings.local_store_path, type(exc).__name__, exc)
-        return None
 
 
 def _switch(settings: Settings, provider: TracerProvider, pipeline: SpanPipeline) -> None:
@@ -309,14 +272,16 @@ def _register_at_exit() -> None:
         _atexit_registered = True
 
 
-def _uninstrument_integrations() -> None:
-    """Restore every library patched by the current install."""
-    for integration in list(_integrations.values()):
+def _uninstrument_integrations(settings: Settings | None = None) -> None:
+    """Restore every library patched by the current install (with ``settings``: those they turn off)."""
+    for name, integration in list(_integrations.items()):
+        if settings is not None and turned_off(name, settings) is None:
+            continue
+        del _integrations[name]
         try:
             integration.uninstrument()
         except Exception as exc:
             guarded_failure(f"uninstrument.{integration.name}", exc)
-    _integrations.clear()
 
 
 def uninstall(timeout: float = 5.0) -> None:
@@ -370,6 +335,9 @@ def _at_exit() -> None:
     try:
         with sigterm.exiting():  # a SIGTERM now (a pool terminating its exiting workers) waits for the export
             uninstall(timeout=2.0)
+    except KeyboardInterrupt:  # Ctrl-C while the export waits (a slow endpoint): stop it, with a word
+        count("exit_export_interrupted")
+        log_once("exit_interrupted", "autotrace: the export at exit was interrupted; spans not sent yet are lost")
     except Exception as exc:  # never turn interpreter exit into a traceback
         guarded_failure("atexit", exc)
 

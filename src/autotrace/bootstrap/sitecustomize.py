@@ -6,7 +6,8 @@ calls ``autotrace.install()`` configured by environment variables only. Other pr
 application starts (they inherit the environment) are not traced unless
 ``AUTOTRACE_TRACE_SUBPROCESSES`` is true; its own processes are: a forked one keeps the install,
 and one that ``multiprocessing`` spawns (``uvicorn --workers``, a spawn ``Pool``) installs here, as
-its fork server does (the workers of a ``forkserver`` pool are forked from it).
+its fork server does (the workers of a ``forkserver`` pool are forked from it), and so does one it
+starts to run the same program again (a reloader's: Flask's debug server, Django's ``runserver``).
 Nothing here may stop the application from starting: any failure is reported on stderr and the
 application runs untraced.
 """
@@ -20,6 +21,11 @@ _MARKER = "AUTOTRACE_ACTIVATED_PID"
 #: ``multiprocessing`` spawns for it are the program's own too.
 _FORKED = "AUTOTRACE_FORKED_PID"
 _HERE = os.path.dirname(os.path.abspath(__file__))
+#: The program the traced process runs (``_program``): a process it starts to run the same program
+#: again is that program's own, re-run by its reloader (the one that serves), not another program.
+_PROGRAM = "AUTOTRACE_ACTIVATED_PROGRAM"
+#: Longer programs (a long ``-c`` script) are not passed on: their re-runs are not told apart.
+_MAX_PROGRAM = 4096
 
 
 def _run_user_sitecustomize() -> None:
@@ -59,6 +65,9 @@ def _wanted() -> bool:
     if owner is None or owner == str(os.getpid()) or (
             parent in (owner, os.environ.get(_FORKED)) and _spawned_by_multiprocessing()):
         return True
+    program = _program()
+    if parent == owner and program is not None and program == os.environ.get(_PROGRAM):
+        return True
     return os.environ.get("AUTOTRACE_TRACE_SUBPROCESSES", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -78,6 +87,21 @@ def _spawned_by_multiprocessing() -> bool:
     return "-c" in command[:-1] and command[command.index("-c") + 1].startswith(_FORKSERVER_COMMAND)
 
 
+def _program() -> "str | None":
+    """This interpreter's command line from the program on (script, ``-m`` module or ``-c`` code,
+    and its arguments), without the interpreter and its options (a reloader passes on only some of
+    them), joined; None if there is none or it is too long."""
+    command = getattr(sys, "orig_argv", [])
+    index = 1
+    while index < len(command):
+        argument = command[index]
+        if argument in ("-m", "-c") or argument == "-" or not argument.startswith("-"):
+            program = "\x1f".join(command[index:])
+            return program if 0 < len(program) <= _MAX_PROGRAM else None
+        index += 2 if argument in ("-W", "-X") else 1
+    return None
+
+
 def _mark_forked() -> None:
     os.environ[_FORKED] = str(os.getpid())
 
@@ -87,6 +111,11 @@ def _activate() -> None:
         return
     os.environ[_MARKER] = str(os.getpid())
     os.environ.pop(_FORKED, None)
+    program = _program()
+    if program is None:
+        os.environ.pop(_PROGRAM, None)
+    else:
+        os.environ[_PROGRAM] = program
     try:
         import autotrace
 

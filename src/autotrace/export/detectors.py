@@ -339,6 +339,74 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
     return _redact(text, kinds)
 
 
+class _Judge:
+    """What one text's redaction shares between its passes (the kinds asked for, whether the text
+    is ASCII; the replacements made, whether an IBAN pass must be searched again): an object, not
+    closures, which would refer to each other and leave a reference cycle per text for the
+    garbage collector."""
+
+    __slots__ = ("ascii_text", "kinds", "replaced", "rescan")
+
+    def __init__(self, kinds: frozenset[str] | None, ascii_text: bool) -> None:
+        self.kinds, self.ascii_text, self.replaced, self.rescan = kinds, ascii_text, 0, False
+
+    def substitute(self, match: re.Match[str], kind: str | None = None) -> str:
+        replacement, end = self.judged(match, kind)
+        return replacement + match.string[end:match.end()]
+
+    def judged(self, match: re.Match[str], kind: str | None = None) -> tuple[str, int]:
+        """A match's replacement, and where the text it replaces ends: before the match's end where an
+        IBAN's match read on into what follows it ("... 7034 ok", "... 7034 4111 1111 1111 1111": searched
+        again), after it where a phone's read on into a card's groups (the card's run read whole)."""
+        kinds = self.kinds
+        kind = kind or match.lastgroup or ""
+        text, start, end = match.string, match.start(), match.end()
+        if kind == "CREDIT_CARD":  # (searched for the kinds asked for too: ``in_a_run``)
+            return self.in_a_run(text, start, end, None), end
+        if kind == "PHONE" and (kinds is None or "CREDIT_CARD" in kinds) and match.re is not _IN_A_RUN[self.ascii_text] and (
+                reach := _runs.card_in_reach(text, start, end, _in_a_hex_id)):  # (a run's rest holds no card)
+            return self.in_a_run(text, start, reach[1], reach[0]), reach[1]
+        value = match.group()
+        if kind == "IBAN":  # a match written in groups may run into the words after it
+            value = _iban_in(value)[0]
+        elif kind == "PHONE":  # or into an SSN's groups
+            value = value[:_runs.phone_end(text, start, end) - start]
+        if kinds is not None and kind not in kinds:
+            return value, start + len(value)
+        valid = _VALIDATORS.get(kind, bool)(value) and not (
+            kind in _IN_CONTEXT and _part_of_more(kind, value, text, start, start + len(value)))
+        if kind == "IBAN" and (len(value) < end - start or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
+            self.rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
+        if not valid:
+            return match.group(), end
+        self.replaced += 1
+        return f"<{kind}>", start + len(value)
+
+    def in_a_run(self, text: str, start: int, end: int, cards: list[tuple[int, int]] | None) -> str:
+        """A run of digit groups with its cards (found, unless given) replaced, then the SSNs and phones in the rest."""
+        kinds = self.kinds
+        if (given := cards) is None:
+            cards = [] if kinds is not None and "CREDIT_CARD" not in kinds else _cards_in(text, start, end, _in_a_hex_id)
+        self.replaced += len(cards)
+        parts, done = [], start
+        for at, done_at in cards:
+            parts += (text[done:at], "<CREDIT_CARD>")
+            done = done_at
+        run = "".join(parts) + text[done:end]
+        if (kinds is not None and kinds.isdisjoint(("US_SSN", "PHONE"))) or (
+                given is None and _MORE_IN_A_RUN.search(run) is None):  # (a phone's run, given its cards, holds one)
+            return run
+        before = text[max(0, start - _RUN_CONTEXT):start]
+        local = f"{before}{run}{text[end:end + _RUN_CONTEXT]}"
+        pieces, done, stop = [], len(before), len(before) + len(run)
+        for found in _IN_A_RUN[self.ascii_text].finditer(local, done, stop + 2):
+            if found.end() > stop:
+                break
+            pieces += (local[done:found.start()], self.judged(found)[0])  # (never a phone read on: it ends at its match's end)
+            done = found.end()
+        return "".join(pieces) + local[done:stop] if pieces else run
+
+
 def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     if not text:
         return text, 0
@@ -356,104 +424,46 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     spelled = _spelled_out(text, lowered)
     if not (triggered or digits or keyed or named or authorized or spelled):
         return text, 0
-    replaced = 0
     marked = "\\" in text and _MARK not in text
     if marked:
         for escape in _ESCAPES:
             if escape in text:
                 text = text.replace(escape, escape + _MARK)
-    ascii_text = text.isascii()
-    rescan = False
-
-    def substitute(match: re.Match[str], kind: str | None = None) -> str:
-        replacement, end = judged(match, kind)
-        return replacement + match.string[end:match.end()]
-
-    def judged(match: re.Match[str], kind: str | None = None) -> tuple[str, int]:
-        """A match's replacement, and where the text it replaces ends: before the match's end where an
-        IBAN's match read on into what follows it ("... 7034 ok", "... 7034 4111 1111 1111 1111": searched
-        again), after it where a phone's read on into a card's groups (the card's run read whole)."""
-        nonlocal replaced, rescan
-        kind = kind or match.lastgroup or ""
-        text, start, end = match.string, match.start(), match.end()
-        if kind == "CREDIT_CARD":  # (searched for the kinds asked for too: ``in_a_run``)
-            return in_a_run(text, start, end, None), end
-        if kind == "PHONE" and (kinds is None or "CREDIT_CARD" in kinds) and match.re is not _IN_A_RUN[ascii_text] and (
-                reach := _runs.card_in_reach(text, start, end, _in_a_hex_id)):  # (a run's rest holds no card)
-            return in_a_run(text, start, reach[1], reach[0]), reach[1]
-        value = match.group()
-        if kind == "IBAN":  # a match written in groups may run into the words after it
-            value = _iban_in(value)[0]
-        elif kind == "PHONE":  # or into an SSN's groups
-            value = value[:_runs.phone_end(text, start, end) - start]
-        if kinds is not None and kind not in kinds:
-            return value, start + len(value)
-        valid = _VALIDATORS.get(kind, bool)(value) and not (
-            kind in _IN_CONTEXT and _part_of_more(kind, value, text, start, start + len(value)))
-        if kind == "IBAN" and (len(value) < end - start or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
-            rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
-        if not valid:
-            return match.group(), end
-        replaced += 1
-        return f"<{kind}>", start + len(value)
-
-    def in_a_run(text: str, start: int, end: int, cards: list[tuple[int, int]] | None) -> str:
-        """A run of digit groups with its cards (found, unless given) replaced, then the SSNs and phones in the rest."""
-        nonlocal replaced
-        if (given := cards) is None:
-            cards = [] if kinds is not None and "CREDIT_CARD" not in kinds else _cards_in(text, start, end, _in_a_hex_id)
-        replaced += len(cards)
-        parts, done = [], start
-        for at, done_at in cards:
-            parts += (text[done:at], "<CREDIT_CARD>")
-            done = done_at
-        run = "".join(parts) + text[done:end]
-        if (kinds is not None and kinds.isdisjoint(("US_SSN", "PHONE"))) or (
-                given is None and _MORE_IN_A_RUN.search(run) is None):  # (a phone's run, given its cards, holds one)
-            return run
-        before = text[max(0, start - _RUN_CONTEXT):start]
-        local = f"{before}{run}{text[end:end + _RUN_CONTEXT]}"
-        pieces, done, stop = [], len(before), len(before) + len(run)
-        for found in _IN_A_RUN[ascii_text].finditer(local, done, stop + 2):
-            if found.end() > stop:
-                break
-            pieces += (local[done:found.start()], judged(found)[0])  # (never a phone read on: it ends at its match's end)
-            done = found.end()
-        return "".join(pieces) + local[done:stop] if pieces else run
-
+    judge = _Judge(kinds, text.isascii())
+    ascii_text = judge.ascii_text
     if triggered:
         if "@" in text and "/" in text and (kinds is None or "API_KEY" in kinds):
             # a URL's password first: its host would read as the domain of an address ending in it
             text, n = _redact_url_passwords(text)
-            replaced += n
+            judge.replaced += n
         for kind, triggers, patterns in _TEXT_PASSES:
             if (kinds is None or kind in kinds) and any(trigger in text for trigger in triggers):
                 pattern = patterns[ascii_text]
                 if kind in _VALIDATORS:  # a shape that ordinary text can have too: replaced once checked
-                    text = pattern.sub(lambda match, kind=kind: substitute(match, kind), text)
+                    text = pattern.sub(lambda match, kind=kind: judge.substitute(match, kind), text)
                 else:
                     text, n = pattern.subn(f"<{kind}>", text)
-                    replaced += n
+                    judge.replaced += n
         if (kinds is None or "API_KEY" in kinds) and _secrets.hint(text):
             text, n = _secrets.redact_service_secrets(text)
-            replaced += n
+            judge.replaced += n
     if (authorized or named) and (kinds is None or "API_KEY" in kinds):
-        text, n = _secrets.redact_named(text, text.lower() if replaced else lowered, authorized, named)
-        replaced += n
+        text, n = _secrets.redact_named(text, text.lower() if judge.replaced else lowered, authorized, named)
+        judge.replaced += n
     if spelled and (kinds is None or "EMAIL" in kinds):
         text, n = _redact_spelled_emails(text)
-        replaced += n
+        judge.replaced += n
     if digits and (kinds is None or not kinds.isdisjoint(_DIGIT_KINDS)):
-        text = _runs.replace_all((_DIGIT_PASS if kinds is None or "IBAN" in kinds else _DIGIT_RESCAN)[ascii_text], text, judged)
-        if rescan:
-            text = _runs.replace_all(_DIGIT_RESCAN[ascii_text], text, judged)
+        text = _runs.replace_all((_DIGIT_PASS if kinds is None or "IBAN" in kinds else _DIGIT_RESCAN)[ascii_text], text, judge.judged)
+        if judge.rescan:
+            text = _runs.replace_all(_DIGIT_RESCAN[ascii_text], text, judge.judged)
     if digits and (kinds is None or "PHONE" in kinds):
         text, n = _redact_named_phones(text)
-        replaced += n
+        judge.replaced += n
     if keyed and (kinds is None or "API_KEY" in kinds):
         text, n = _redact_assignments(text)
-        replaced += n
-    return (text.replace(_MARK, "") if marked else text), replaced
+        judge.replaced += n
+    return (text.replace(_MARK, "") if marked else text), judge.replaced
 
 
 def _contains_any(text: str, needles: tuple[str, ...]) -> bool:

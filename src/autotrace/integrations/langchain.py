@@ -26,6 +26,7 @@ it, its data the input. What a run's metadata and tags become, and a tool's arti
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import weakref
 from collections import OrderedDict
@@ -48,8 +49,8 @@ from . import langchain_graph_writes as lgw
 from .base import Integration
 from .langchain_convert import message_fields, model_reply, run_name, streamed_start
 from .langchain_embeddings import embedding_patches
-from .langchain_interrupts import CancellablePatches, InterruptedRuns, note_started
-from .langchain_runs import Run, show_in_place
+from .langchain_interrupts import CancellablePatches, InterruptedRuns, note_started, raising_event
+from .langchain_runs import Run, inside_steps, show_in_place
 from .langchain_stores import store_patches
 from .media import without_media
 
@@ -75,11 +76,14 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         self.streaming: dict[UUID, Run] = {}  # streamed roots not yet current for their steps
         self._sweeps: dict[asyncio.Task[Any], dict[int, str]] = {}  # see ``_sweep_at_task_end``
         self.hidden: dict[UUID, UUID | None] = {}  # a hidden LangGraph run -> its nearest recorded ancestor
+        self.steps_config: ContextVar[Any] | None = None  # LangChain's config of its steps' context
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _start(self, obs_type: ObservationType, name: str, run_id: UUID, parent_run_id: UUID | None,
                metadata: dict[str, Any] | None, streamed: bool = False, tags: list[str] | None = None,
                node: bool = False, **fields: Any) -> Observation | None:
+        if parent_run_id is not None and self.steps_config is not None:
+            parent_run_id = inside_steps(self.runs, self.steps_config.get(), parent_run_id)
         if self.hidden and parent_run_id in self.hidden:  # what a hidden run starts nests above it
             parent_run_id = self.hidden[parent_run_id]
         parent = self.runs.get(parent_run_id) if parent_run_id is not None else None
@@ -103,6 +107,8 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         run = Run(obs, parent_run_id if parent is not None else None, outer, tags, lg.in_graph(metadata))
         if node:  # what it writes to its custom stream is noted on it (``langchain_graph_writes``)
             run.writes = lgw.Writes()
+        if obs_type is ObservationType.GENERATION or (metadata and lf.PROMPT_OBJECT in metadata):
+            lf.link_prompt(self.runs, run, parent, metadata)
         run.session = self._inherit_session(obs, parent, metadata)
         # a root run's own tags are the trace's (as Langfuse's handler takes them), on every span of its tree
         run.trace_tags = lf.trace_tags(obs, parent.trace_tags if parent is not None else (), langfuse_tags,
@@ -151,6 +157,8 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                 self.hidden.pop(run_id, None)
             return
         obs = run.obs
+        if error is None and run.handled is not None:  # see ``tool_handled``, ``event_raised``
+            error = run.handled
         self._by_span.pop(obs.span.get_span_context().span_id, None)
         if self.streaming:
             self.streaming.pop(run_id, None)
@@ -417,10 +425,12 @@ class LangChainIntegration(Integration):
         self._cancellable = CancellablePatches(self.patcher, self)
 
     def _instrument(self) -> None:
+        from langchain_core.runnables import config as runnable_config
         from langchain_core.tracers import context as tracer_context
 
         handler_class = _handler_class()
         self.handler = handler_class(lcv.marks_streams(), lcv.stream_codes(), self._cancellable)
+        self.handler.steps_config = getattr(runnable_config, "var_child_runnable_config", None)
         variable: ContextVar[Any] = ContextVar("autotrace_langchain_handler", default=self.handler)
         tracer_context.register_configure_hook(variable, True)
         self._hook = tracer_context._configure_hooks[-1]
@@ -432,6 +442,9 @@ class LangChainIntegration(Integration):
         for kind in ("chain", "chat_model", "llm", "tool", "retriever"):
             self.patcher.wrap("langchain_core.callbacks.manager", f"AsyncCallbackManager.on_{kind}_start",
                               self._async_start)
+        # a handler that raises (``raise_error``) keeps the others from a run's start or end
+        self.patcher.wrap("langchain_core.callbacks.manager", "handle_event", functools.partial(raising_event, self),
+                          expects=("handlers", "event_name"))
         self._cancellable.apply()  # async calls that report no end when cancelled
         try:  # vector stores searched directly, which send no callbacks
             self._stores.apply()

@@ -1,9 +1,11 @@
 """What a LangChain run's config says besides its input, and a tool run's result.
 
 - ``config["metadata"]``: ``user_id``/``session_id`` (or ``langfuse_user_id``/``langfuse_session_id``)
-  become trace attributes unless None or empty, ``langfuse_tags`` trace tags, ``prompt_name``/
-  ``prompt_version`` (or ``langfuse_prompt_*``) the prompt of generations, other keys (except
-  LangChain's own ``ls_*`` and ``lc_versions``) observation metadata.
+  and ``langfuse_trace_name`` become trace attributes unless None or empty, ``langfuse_tags`` trace
+  tags, ``prompt_name``/``prompt_version`` (or ``langfuse_prompt_*``) the prompt of generations, other
+  keys (except LangChain's own ``ls_*`` and ``lc_versions``) observation metadata.
+- ``langfuse_prompt``, a Langfuse prompt client, the way Langfuse's own handler links it: set on a
+  prompt template's run, the prompt of the next generation under that run's parent (``link_prompt``).
 - ``config["tags"]``: a run's own tags (not those it inherits from its parent run, nor the ones
   LangChain and LangGraph give the steps they run, ``seq:step:1``...) are its metadata ``tags``;
   the tags of a root run, as Langfuse's own LangChain handler takes them, the trace's tags. Trace
@@ -15,8 +17,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import islice
 from typing import Any
+from uuid import UUID
 
 from .. import schema
 from .._internal import count
@@ -27,8 +31,12 @@ from .documents import MAX_DOCUMENTS
 from .langchain_convert import document_fields
 
 _TRACE_KEYS = {"user_id": schema.TRACE_USER, "langfuse_user_id": schema.TRACE_USER,
-               "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION}
-_PROMPT_KEYS = ("prompt_name", "prompt_version", "langfuse_prompt_name", "langfuse_prompt_version")
+               "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION,
+               "langfuse_trace_name": schema.TRACE_NAME}
+PROMPT_OBJECT = "langfuse_prompt"  # a Langfuse prompt client (``link_prompt``)
+_PROMPT_KEYS = ("prompt_name", "prompt_version", "langfuse_prompt_name", "langfuse_prompt_version", PROMPT_OBJECT)
+#: ancestors a generation looks through for a prompt left to it (``link_prompt``)
+_MAX_PROMPT_DEPTH = 32
 #: Tags LangChain (sequences, maps, branches) and LangGraph (node tasks, hidden runs) give the steps they run.
 _BOOKKEEPING = ("seq:step:", "map:key:", "condition:", "branch:", "graph:step:", "langsmith:")
 _NO_STREAM = "nostream"  # LangGraph's: a model whose tokens are kept out of the graph's stream
@@ -66,6 +74,28 @@ def run_metadata(obs: Observation, metadata: dict[str, Any] | None,
             version = metadata.get("prompt_version") or metadata.get("langfuse_prompt_version")
             obs.update(prompt={"name": name, "version": version})
     return extra, langfuse_tags
+
+
+def link_prompt(runs: Mapping[UUID, Any], run: Any, parent: Any, metadata: dict[str, Any] | None) -> None:
+    """Langfuse's handler's link of a prompt to LangChain generations: a run with a Langfuse prompt
+    client as ``metadata["langfuse_prompt"]`` (a prompt template's, as Langfuse documents it) leaves
+    it to its ``parent`` run; the next generation inside that run takes it, unless a prompt is named
+    in its metadata (``run_metadata``). A generation with no such ancestor takes the one in its own
+    metadata, if any. ``run``: a ``langchain_runs.Run`` just started."""
+    given = metadata.get(PROMPT_OBJECT) if metadata else None
+    if run.obs.type is not ObservationType.GENERATION:
+        if given is not None and parent is not None:
+            parent.prompt = given
+        return
+    ancestor = parent
+    for _ in range(_MAX_PROMPT_DEPTH):
+        if ancestor is None or ancestor.prompt is not None:
+            break
+        ancestor = runs.get(ancestor.parent_run_id) if ancestor.parent_run_id is not None else None
+    if ancestor is not None and ancestor.prompt is not None:
+        given, ancestor.prompt = ancestor.prompt, None
+    if given is not None and "prompt" not in run.obs.fields:
+        run.obs.update(prompt=given)
 
 
 def own_tags(tags: list[str] | None, inherited: list[str] | None) -> list[str]:

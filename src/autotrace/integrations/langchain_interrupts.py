@@ -5,6 +5,9 @@ current where the caller goes on.
 - A run whose start LangChain cancels while awaiting its other handlers (an ``astream_events``
   left early cancels the task running the chain): swept once that task is done.
 - A run whose awaited start itself raised (a timeout the caller handles): ended at once.
+- A run an event of which a handler with ``raise_error`` raised from (sync: LangChain calls handlers
+  in turn and stops at the one that raises, then reports nothing more of the run): started here
+  before it raised, or not ended because it raised first (``event_raised``).
 - A chat model's or retriever's run whose async call was cancelled (``asyncio.wait_for``, a stream
   or ``astream_events`` left early): LangChain awaits the model in a ``gather`` the cancellation
   leaves, and a retriever catches only ``Exception``, so neither reports an end: ended as the
@@ -42,6 +45,9 @@ _CANCELLABLE = (("langchain_core.language_models.chat_models", "BaseChatModel.ag
                 ("langchain_core.retrievers", "BaseRetriever.ainvoke", True),
                 ("langchain_core.retrievers", "BaseRetriever.invoke", False))
 
+#: a run's events after which LangChain reports nothing more of it if one raises (``event_raised``)
+_RUN_EVENTS = ("_start", "_end", "_error")
+
 #: traces a task that goes on after interruptions keeps to sweep at its end, the oldest forgotten first
 _MAX_SWEPT_TRACES = 1_000
 
@@ -55,6 +61,18 @@ def plain_cancellation(error: BaseException) -> BaseException:
     if isinstance(error, asyncio.CancelledError) and not all(isinstance(arg, str) for arg in error.args):
         return asyncio.CancelledError()
     return error
+
+
+def raising_event(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """LangChain's sync ``handle_event`` as it is; if a handler raised from it, the run whose event it
+    was is ended (``InterruptedRuns.event_raised``). ``integration.handler`` is read then."""
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:  # raised as it would be without autotrace
+        handler = integration.handler
+        if handler is not None and len(args) > 1:
+            handler._guard("event_raised", handler.event_raised, args, kwargs, error)
+        raise
 
 
 def note_started(run_id: UUID) -> None:
@@ -200,6 +218,24 @@ class InterruptedRuns:
             if (interrupted is not None and parent_run_id is not None and parent_run_id not in self.runs
                     and "completion_start_time" not in run.obs.fields):
                 self._end(run_id, level="WARNING", status_message=interrupted)
+
+    def event_raised(self, args: Any, kwargs: dict[str, Any], error: BaseException) -> None:
+        """A handler raised ``error`` from the sync event ``args[1]`` (``handle_event``'s arguments) of
+        the run ``kwargs["run_id"]``, and the caller gets it. Called after that handler, this one was
+        not told the run's end (or failure): the run ends as told, marked failed with ``error``. Called
+        before it, this one started a run that never runs: it fails with ``error``."""
+        handlers, event = args[0], args[1]
+        run = self.runs.get(kwargs.get("run_id"))  # type: ignore[arg-type]
+        if run is None or not isinstance(event, str) or not event.endswith(_RUN_EVENTS) or self not in handlers:
+            return
+        if not isinstance(error, Exception):  # interrupted (Ctrl-C in a handler): as any interruption
+            self._end(kwargs["run_id"], error)
+            return
+        run.handled = describe_error(error)
+        if not event.endswith("_start"):
+            getattr(self, event)(*args[3:], **kwargs)
+        if kwargs["run_id"] in self.runs:
+            self._end(kwargs["run_id"], run.handled)
 
     def call_interrupted(self, started: list[UUID], error: BaseException) -> None:
         """End the runs of a cancelled async model call or retrieval that are still open."""

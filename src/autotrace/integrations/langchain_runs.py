@@ -5,6 +5,8 @@ context they started in, where an attach cannot be undone."""
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 from opentelemetry.context import Context
@@ -22,6 +24,26 @@ def show_in_place(context: Context, outer: Context) -> None:
         dict.__delitem__(context, key)
 
 
+#: LangChain's name for a ``RunnableWithFallbacks`` run (unless the caller names the run)
+FALLBACKS = "RunnableWithFallbacks"
+
+
+def inside_steps(runs: Mapping[UUID, Run], config: Any, parent_run_id: UUID) -> UUID:
+    """The parent of a run told ``parent_run_id`` that starts in the context LangChain made for the
+    steps of a ``FALLBACKS`` run (``config``: LangChain's config of that context): that run, if it is
+    inside ``parent_run_id``. langchain-core 1.x's ``RunnableWithFallbacks.invoke``/``ainvoke`` run
+    each runnable in that context with the config they were given, which tells their own parent (the
+    outer fallbacks' parent, when fallbacks nest). A LangGraph node's function gets its node's config
+    so too: what it runs is told the node, and kept there."""
+    steps_id = getattr(config.get("callbacks"), "parent_run_id", None) if config else None
+    run = runs.get(steps_id) if steps_id is not None and steps_id != parent_run_id else None
+    while run is not None and run.obs.name == FALLBACKS:
+        if run.parent_run_id == parent_run_id:
+            return steps_id  # type: ignore[return-value]
+        run = runs.get(run.parent_run_id) if run.parent_run_id is not None else None
+    return parent_run_id
+
+
 class Run:
     """A live run. LangChain ends async runs in a copy of the context they started in (and a
     stream's consumer runs in its start context), where the attach cannot be undone; so the
@@ -29,7 +51,7 @@ class Run:
     ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
 
     __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "obs", "outer", "parent_run_id",
-                 "session", "tags", "token", "trace_tags", "writes")
+                 "prompt", "session", "tags", "token", "trace_tags", "writes")
 
     def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
                  tags: list[str] | None = None, inside: bool = False) -> None:
@@ -48,3 +70,4 @@ class Run:
         #: contexts of ended descendants now showing this run, forgotten once nothing holds them
         self.fallen: weakref.WeakValueDictionary[int, Context] | None = None
         self.handled: str | None = None  # a tool's error LangChain made its result (``tool_handled``)
+        self.prompt: Any = None  # a Langfuse prompt left to the next generation inside it (``link_prompt``)

@@ -141,6 +141,10 @@ def _variable(environ: Mapping[str, str], name: str) -> str | None:
     return (environ.get(name) or "").strip() or None
 
 
+#: The variables of a tenant's two keys (``EnvCredentials.configured_tenants``).
+_KEY_VARIABLES = ("_PUBLIC_KEY", "_SECRET_KEY")
+
+
 class EnvCredentials(_Counted):
     """``<PREFIX><NAME>_PUBLIC_KEY`` / ``_SECRET_KEY`` / ``_HOST``, read on every call (rotation-safe).
 
@@ -178,15 +182,24 @@ class EnvCredentials(_Counted):
     def known_tenants(self) -> list[str]:
         """The tenants whose keys the environment holds: each ``<PREFIX><NAME>_PUBLIC_KEY`` with its
         secret set, as the id its name belongs to."""
-        found = []
+        return self._listed(complete=True)
+
+    def configured_tenants(self) -> list[str]:
+        """Those and the tenants given half their keys (a ``_SECRET_KEY`` misspelt, say): ``get``
+        fails them, and ``autotrace check`` reports them."""
+        return self._listed(complete=False)
+
+    def _listed(self, complete: bool) -> list[str]:
+        found: dict[str, None] = {}
         for variable, value in self._environ.items():
-            if not (variable.startswith(self.prefix) and variable.endswith("_PUBLIC_KEY") and value.strip()):
+            if not (variable.startswith(self.prefix) and variable.endswith(_KEY_VARIABLES) and value.strip()):
                 continue
-            key = variable[:-len("_PUBLIC_KEY")]
+            key = variable[:-len("_PUBLIC_KEY")]  # (as long as "_SECRET_KEY")
             name = key[len(self.prefix):]
-            if name and self._get(key + "_SECRET_KEY"):
-                found.append(self._get(key + "_ID") or name.lower())
-        return found
+            if not name or (complete and not (self._get(key + "_PUBLIC_KEY") and self._get(key + "_SECRET_KEY"))):
+                continue
+            found[self._get(key + "_ID") or name.lower()] = None
+        return list(found)
 
 
 class FileCredentials(_Counted):
@@ -263,9 +276,17 @@ class FileCredentials(_Counted):
 
     def known_tenants(self) -> list[str]:
         """The tenants the file gives keys for (one whose secret's variable is unset is left out)."""
+        return [tenant for tenant, credentials in self._loaded() if credentials is not None]
+
+    def configured_tenants(self) -> list[str]:
+        """Every tenant the file names, also one whose secret's variable is unset (``autotrace check``
+        reports it)."""
+        return [tenant for tenant, _ in self._loaded()]
+
+    def _loaded(self) -> list[tuple[str, Credentials | None]]:
         with self._lock:
             self._load()
-            return [tenant for tenant, credentials in self._mapping.items() if credentials is not None]
+            return list(self._mapping.items())
 
     def resolve(self, tenant: str) -> Credentials | None:
         """The tenant's keys in the file's last good mapping; ``LookupFailed`` while the file has
@@ -443,6 +464,10 @@ class ChainCredentials(_Counted):
         """The tenants any resolver that can list them knows, each once."""
         return list(dict.fromkeys(tenant for resolver in self.resolvers for tenant in known_tenants(resolver)))
 
+    def configured_tenants(self) -> list[str]:
+        """The tenants any resolver that can list them names, with usable keys or not, each once."""
+        return list(dict.fromkeys(tenant for resolver in self.resolvers for tenant in configured_tenants(resolver)))
+
     def invalidate(self, tenant: str | None = None) -> None:
         """Forget cached keys in every resolver that caches (the ones refused by an endpoint)."""
         for resolver in self.resolvers:
@@ -456,6 +481,15 @@ def known_tenants(resolver: object) -> list[str]:
     cannot, and is asked only about tenants named to it."""
     listing = getattr(resolver, "known_tenants", None)
     return [tenant for tenant in listing() if isinstance(tenant, str)] if callable(listing) else []
+
+
+def configured_tenants(resolver: object) -> list[str]:
+    """The tenants ``resolver`` names, also those whose keys are unusable (``configured_tenants()``),
+    else ``known_tenants``: what ``autotrace check`` checks."""
+    listing = getattr(resolver, "configured_tenants", None)
+    if not callable(listing):
+        return known_tenants(resolver)
+    return [tenant for tenant in listing() if isinstance(tenant, str)]
 
 
 def reset_after_fork(resolver: object) -> None:

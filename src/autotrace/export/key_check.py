@@ -24,7 +24,7 @@ from .credentials import (
     CredentialsError,
     CredentialsResolver,
     LookupFailed,
-    known_tenants,
+    configured_tenants,
     to_credentials,
 )
 from .langfuse import OTLP_PATH, LangfuseSink
@@ -201,5 +201,5 @@ def tenants_to_check(resolver: CredentialsResolver | None, named: Sequence[str],
     and how many listed ones were left out."""
     if named:
         return list(dict.fromkeys(named)), 0
-    listed = sorted(set(known_tenants(resolver))) if resolver is not None else []
+    listed = sorted(set(configured_tenants(resolver))) if resolver is not None else []
     return listed[:limit], max(0, len(listed) - limit)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import render
 from .config import ConfigError, load_settings
@@ -57,6 +57,14 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise _UsageError(self, message)
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        """argparse's (help, usage), whose failed write is as any output's (``_written``), not ignored:
+        written at once (``PYTHONUNBUFFERED``), to a reader gone or a full disk, it was lost with exit 0."""
+        stream = file or sys.stderr
+        if message and stream is not None:
+            with _written():
+                stream.write(message)
 
 
 def open_store(db: str | None) -> LocalStore:

@@ -108,7 +108,11 @@ def _enter(incoming: Context, answer: Any) -> tuple[Any, Any, Any]:
     started) owns no caller's span: only its attributes go. A function that failed (raised, or
     answered no tenant id) leaves the request with no tenant, not one in scope before (the one a
     server was started under, one left on a pool's thread): only its None leaves that one."""
-    tenant = tenant_of(answer, incoming)
+    try:
+        tenant = tenant_of(answer, incoming)
+    except Exception as exc:  # as a function that failed: no tenant (fail closed)
+        guarded_failure("middleware.enter", exc)
+        tenant, answer = None, FAILED
     context_token = tenant_token = left = None
     try:  # never into the request: a failure here leaves it as it would run untraced (no tenant: fail closed)
         outer = trace.get_current_span().get_span_context().is_valid  # else the caller's span is made current here

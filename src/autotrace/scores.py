@@ -257,8 +257,11 @@ def start_evaluation(obs_type: ObservationType, name: str, target: Observation) 
             obs = recorder.start(obs_type, name, parent=None if own else Context())
         finally:
             release_scope(held)
-    obs.update(metadata={"evaluates": target.id, "evaluates_trace": target.trace_id})
-    _EVALUATED[obs] = (owner, _sampled_out(target))
+    try:  # the observation started is given back whatever fails here: ended with the call, never left open
+        obs.update(metadata={"evaluates": target.id, "evaluates_trace": target.trace_id})
+        _EVALUATED[obs] = (owner, _sampled_out(target))
+    except Exception as exc:
+        guarded_failure("observe.begin", exc)
     return obs
 
 

@@ -235,9 +235,13 @@ class ThreadsIntegration(Integration):
 
     def _in_started_process(self) -> None:
         """In a process ``multiprocessing`` forked, before its target: the forking thread's tenant,
-        trace attributes and current span (one request's) are not the process's, while installed."""
-        if self._pools_wanted:
-            carried.forget("threads")
+        trace attributes and current span (one request's) are not the process's, while installed.
+        Never raises: ``multiprocessing`` would swallow it unsaid (counted and logged here instead)."""
+        try:
+            if self._pools_wanted:
+                carried.forget("threads")
+        except Exception as exc:
+            guarded_failure("threads", exc)
 
     def _uninstrument(self) -> None:
         with self._lock:

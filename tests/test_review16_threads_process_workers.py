@@ -1,7 +1,8 @@
 """A process ``multiprocessing`` forks kept the forking thread's context: a ``ProcessPoolExecutor``
 (or process ``Pool``) whose workers were forked inside one tenant's request ran every later task,
 whoever submitted it, under that tenant and in that request's trace, so another tenant's work went
-to its project. Such a process now starts with none of autotrace's state, as a spawned one does."""
+to its project. A pool's worker now starts with none of autotrace's state, as a spawned one does; a
+plain ``Process``, whose one target is the request's work, keeps it."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _started(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     queue.put(_job(0)[:2])
 
 
-def test_a_forked_process_and_pool_start_in_no_ones_state_and_the_parent_keeps_its_own(traced: Traced) -> None:
+def test_a_forked_pool_starts_in_no_ones_state_a_plain_process_in_its_requests(traced: Traced) -> None:
     fork = multiprocessing.get_context("fork")
     with autotrace.tenant("acme"), autotrace.start_span("request") as request:
         queue = fork.Queue()
@@ -57,7 +58,7 @@ def test_a_forked_process_and_pool_start_in_no_ones_state_and_the_parent_keeps_i
             pooled = pool.apply(_job, (1,))[:2]
         assert autotrace.current_tenant() == "acme"  # this process's state is its own
         assert trace.get_current_span() is request.span
-    assert seen == pooled == (None, False)
+    assert seen == ("acme", True) and pooled == (None, False)
 
 
 def test_uninstalled_a_forked_process_is_left_as_python_leaves_it(tmp_path: Path) -> None:

@@ -22,9 +22,10 @@ run in their submitter's state too, as they continue its work (a score or a call
 tenant's), and that thread keeps nothing of it. A process ``Pool`` is left alone: its tasks are
 pickled to other processes.
 ``threading.Thread`` is left alone: a thread started during one request may outlive it, and would
-record later work under its tenant. For the same reason a process ``multiprocessing`` forks (a
-``ProcessPoolExecutor``'s or a ``Pool``'s worker, which serves every later submitter) starts with
-none of the forking thread's tracing state, as a spawned one does (``_in_started_process``).
+record later work under its tenant. For the same reason a process pool's worker ``multiprocessing``
+forks (a ``ProcessPoolExecutor``'s or a ``Pool``'s, which serves every later submitter) starts with
+none of the forking thread's tracing state, as a spawned one does (``_in_started_process``); a plain
+``Process`` keeps it, its target being the forking request's work.
 """
 
 from __future__ import annotations
@@ -180,6 +181,17 @@ def _callbacks_wrapper(thread_pool: type) -> Any:
     return result
 
 
+#: The functions a process pool's workers run (``ProcessPoolExecutor``'s, a process ``Pool``'s).
+_POOL_WORKERS = frozenset({("concurrent.futures.process", "_process_worker"), ("multiprocessing.pool", "worker")})
+
+
+def _serves_a_pool(process: Any) -> bool:
+    """Whether ``process`` (``multiprocessing``'s) is a process pool's worker."""
+    target = getattr(process, "_target", None)
+    target = getattr(target, "func", target)  # a ``functools.partial``
+    return (getattr(target, "__module__", None), getattr(target, "__name__", None)) in _POOL_WORKERS
+
+
 class ThreadsIntegration(Integration):
     """Patches ``ThreadPoolExecutor.submit`` and, once imported, ``ThreadPool``'s task queue and
     ``ApplyResult.__init__`` (for its callbacks)."""
@@ -234,11 +246,15 @@ class ThreadsIntegration(Integration):
             guarded_failure("threads", exc)
 
     def _in_started_process(self) -> None:
-        """In a process ``multiprocessing`` forked, before its target: the forking thread's tenant,
-        trace attributes and current span (one request's) are not the process's, while installed.
-        Never raises: ``multiprocessing`` would swallow it unsaid (counted and logged here instead)."""
+        """In a process ``multiprocessing`` forked, before its target: a pool's worker (which serves
+        every later submitter) drops the forking thread's tenant, trace attributes and current span
+        (one request's), while installed; a plain ``Process`` keeps them, its one target being that
+        request's work. Never raises: ``multiprocessing`` would swallow it unsaid (counted and
+        logged here instead)."""
         try:
-            if self._pools_wanted:
+            import multiprocessing  # (imported already: this runs in a process it started)
+
+            if self._pools_wanted and _serves_a_pool(multiprocessing.current_process()):
                 carried.forget("threads")
         except Exception as exc:
             guarded_failure("threads", exc)

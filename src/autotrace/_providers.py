@@ -23,6 +23,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
+from . import _langfuse_sdk
 from ._internal import count, guarded_failure, log_once, logger
 from .export.workers import on_own_thread
 
@@ -132,13 +133,27 @@ class _ToApplication(SpanProcessor):
     application keeps adding to and shuts down itself. Not the spans started on autotrace's export
     threads (a redaction hook's): without autotrace they would not exist. A processor that raises
     on one of autotrace's spans leaves that span and the call it traces as they are (counted as
-    ``provider_app_errors``); on any other span it raises as it would on a global provider."""
+    ``provider_app_errors``); on any other span it raises as it would on a global provider. A
+    Langfuse SDK client's processor among them, also one added later, is judged as on autotrace's
+    provider (``_langfuse_sdk``): it would export autotrace's spans, unredacted."""
 
     def __init__(self, processors: Any) -> None:
         self._processors = processors
+        #: The processors last looked over for a Langfuse SDK client's, and the judgements then.
+        self._judged: tuple[Any, int] = (None, -1)
+
+    def _judge(self) -> None:
+        processors = getattr(self._processors, "_span_processors", None)
+        if processors is not self._judged[0] or _langfuse_sdk.releases != self._judged[1]:
+            self._judged = (processors, _langfuse_sdk.releases)
+            try:
+                _langfuse_sdk.take_over(processors or (), joined=True)
+            except Exception as exc:
+                guarded_failure("provider_langfuse_sdk", exc)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if not on_own_thread():
+            self._judge()
             self._forward(span, self._processors.on_start, span, parent_context=parent_context)
 
     def _on_ending(self, span: Span) -> None:
@@ -148,6 +163,7 @@ class _ToApplication(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         if not on_own_thread():
+            self._judge()
             self._forward(span, self._processors.on_end, span)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -159,7 +175,7 @@ class _ToApplication(SpanProcessor):
     @staticmethod
     def _forward(span: ReadableSpan, call: Any, *args: Any, **kwargs: Any) -> None:
         try:
-            call(*args, **kwargs)
+            _langfuse_sdk.joined_call(call, *args, **kwargs)
         except Exception as exc:
             if getattr(span.instrumentation_scope, "name", None) != _OWN_SCOPE:
                 raise

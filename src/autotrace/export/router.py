@@ -19,6 +19,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
+from .. import _langfuse_sdk
 from .._internal import count, guarded_failure, log_once
 from ..config import Settings
 from ..scores import ScoreItem
@@ -26,7 +27,7 @@ from ._lookups import Lookups
 from .connections import DEFAULT_MAX_IDLE, ConnectionPool
 from .credentials import Credentials, CredentialsResolver, reset_after_fork
 from .destination import Destination
-from .langfuse import LangfuseSink
+from .langfuse import OTLP_PATH, LangfuseSink
 from .sink import Sink
 from .workers import WorkerPool
 
@@ -203,8 +204,22 @@ class Router:
         """A span of an admitted tenant: the local store (when it keeps every span) and ``destination``."""
         if self._copy_local:
             self._add(self._local, span)  # type: ignore[arg-type]
-        if destination is not None:
+        if destination is not None and not (_langfuse_sdk.claimed and self._sent_by_sdk(destination, span)):
             self._add(destination, span)
+
+    @staticmethod
+    def _sent_by_sdk(destination: Destination, span: Any) -> bool:
+        """Whether a Langfuse SDK client sends ``span`` itself to the project of ``destination`` (its
+        public key, at its endpoint): then autotrace does not, as well (``spans_dropped.sdk_exported``)."""
+        sink = destination.sink
+        if not isinstance(sink, LangfuseSink) or not _langfuse_sdk.exports_itself(
+                span, sink._headers.get("x-langfuse-public-key"), sink.host + OTLP_PATH):
+            return False
+        count("spans_dropped.sdk_exported")
+        log_once("sdk_exported", "autotrace: a Langfuse SDK client with a tenant's keys exports its own spans "
+                 "to that tenant's project itself; autotrace does not send them there too (counted as "
+                 "spans_dropped.sdk_exported)")
+        return True
 
     def _unknown(self, span: Any, reason: str) -> None:
         """The ``unknown_tenant`` policy (fail closed: with ``drop`` the span is kept nowhere)."""
@@ -475,6 +490,8 @@ class Router:
 
 def _dropped(reason: str, item: Any) -> None:
     """Count ``item`` dropped for ``reason`` (``spans_dropped.<why>``): a score as ``scores_dropped.<why>``."""
+    if _langfuse_sdk.claimed:
+        _langfuse_sdk.forget(item)
     count(_of_scores(reason) if type(item) is ScoreItem else reason)
 
 

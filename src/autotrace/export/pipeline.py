@@ -32,7 +32,7 @@ from .router import Router
 from .score_redaction import redact_score
 from .span_copy import SpanCopy, dropped_counts
 from .tenant_tracker import MAX_LIVE_SPANS, TenantTracker
-from .workers import on_own_thread, own_thread
+from .workers import on_own_thread, own_thread, run_stranded
 
 #: Once this many spans wait, the pipeline thread is woken and the caller pauses briefly (or a
 #: destination's buffer is past a quarter full: then it only pauses). A loop that calls an SDK
@@ -99,7 +99,11 @@ class SpanPipeline(SpanProcessor):
         self._last_origins: tuple[Any, Any, Any, Any] = (None, None, None, None)  # (resource, scope) -> redacted
         self._last_state: tuple[Any, Any] = (None, None)  # a trace state and its redacted form (pipeline thread)
         self._quarter_limit = settings.max_value_bytes // 4  # a text of no more characters is within the limit
-        self._thread = self._start_thread()
+        #: None until the first span or score (``_start``): a process that records none (a pre-fork
+        #: server's master) forks with no thread of ours (a threaded process's fork may deadlock).
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+        self._refused = False  # the interpreter refused to start it (counted once)
         follow_fork(self)
 
     def _start_thread(self) -> threading.Thread:
@@ -107,8 +111,27 @@ class SpanPipeline(SpanProcessor):
         thread.start()
         return thread
 
+    def _start(self, drain_here: bool = False) -> None:
+        """Start the pipeline thread, once (others that find it starting return: it drains what they
+        queued). Refused (at interpreter exit on Python 3.12), the next span tries again, and a flush
+        (``drain_here``) drains on its own thread meanwhile."""
+        if not self._starting.acquire(blocking=False):
+            return
+        try:
+            if self._thread is None and not self._stopped:
+                self._thread = self._start_thread()
+        except RuntimeError as exc:  # "can't create new thread at interpreter shutdown"
+            if not self._refused:
+                self._refused = True
+                count("pipeline_thread_refused")
+                log_once("pipeline_thread", "autotrace: no pipeline thread (%s); spans are exported when flushed", exc)
+            if drain_here:
+                self._drain()
+        finally:
+            self._starting.release()
+
     def _after_fork_in_child(self) -> None:
-        """In a forked child the worker thread is gone: start a fresh one, drop the parent's spans."""
+        """In a forked child the thread is gone (a new one starts at its first span): drop the parent's spans."""
         if self._stopped:
             return
         self._queue.clear()
@@ -116,8 +139,9 @@ class SpanPipeline(SpanProcessor):
         self._wake = threading.Event()
         self._busy = False
         self._processed = 0
+        self._thread = None
+        self._starting = threading.Lock()  # a parent's thread may have held it at the fork
         self.router.reset_after_fork()
-        self._thread = self._start_thread()
 
     # -- caller's thread ----------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -180,6 +204,8 @@ class SpanPipeline(SpanProcessor):
                 log_once("queue_full", "autotrace: span queue full (%d); dropping spans (counted)", self._max_queue)
                 return
             queue.append(span)
+            if self._thread is None:  # the first span
+                self._start()
             behind = len(queue) >= self._drain_at
             if behind and not self._wake.is_set():
                 self._wake.set()
@@ -199,6 +225,8 @@ class SpanPipeline(SpanProcessor):
                 count("scores_dropped.queue_full")
             return
         self._queue.append(item)
+        if self._thread is None:
+            self._start()
         self._wake.set()
 
     def _hand_on(self, item: ReadableSpan | ScoreItem) -> None:
@@ -245,6 +273,7 @@ class SpanPipeline(SpanProcessor):
             self.router.dispatch(force=self._held is not None)
             if self._held is not None:
                 self._release_held()
+            run_stranded()  # export jobs no worker thread could be started for (at exit on Python 3.12)
         except Exception as exc:
             guarded_failure("pipeline.drain", exc)
         finally:
@@ -460,6 +489,8 @@ class SpanPipeline(SpanProcessor):
         barrier = _Barrier(deadline)
         self._queue.append(barrier)  # past the queue's bound too: one per flush that waits
         while True:
+            if self._thread is None:  # refused (or starting on another thread)
+                self._start(drain_here=True)
             self._wake.set()  # the pipeline thread looks again each time (exports end on other threads)
             left = deadline - time.monotonic()
             if barrier.done.wait(max(0.0, min(0.005, left))):
@@ -481,8 +512,9 @@ class SpanPipeline(SpanProcessor):
         self.flush(timeout)
         self._stopped = True
         self._wake.set()
-        if threading.current_thread() is not self._thread:  # (not from a redaction hook)
-            self._thread.join(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():  # (not from a redaction hook)
+            thread.join(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
         left = [item[1] if type(item) is tuple else item for item in (*self._queue, *(self._held or ()))
                 if type(item) is not _Barrier]  # held: (tenant, item)
         self._queue.clear()

@@ -1,14 +1,17 @@
 """A small pool of daemon threads for export I/O (daemon, so a hung endpoint never blocks exit).
 
-``size`` threads always run. A thread whose job has run for ``_STUCK_AFTER`` seconds (an endpoint
-that hangs until the export timeout) is stuck: while jobs wait, each stuck thread is replaced by
-an extra one, up to ``max_size`` threads, so other destinations keep flowing. Threads that are
-merely busy are not replaced: a burst of healthy exports waits its turn instead of opening ever
-more connections. An extra thread ends after ``_EXTRA_IDLE`` seconds without work.
+``size`` threads run from the first job on: a process given no export work (a pre-fork server's
+master) has none when it forks; where none can start (at exit on Python 3.12), the span pipeline
+runs the jobs (``run_stranded``). A thread whose job has run for ``_STUCK_AFTER`` seconds (an
+endpoint that hangs until the export timeout) is stuck: while jobs wait, each stuck thread is
+replaced by an extra one, up to ``max_size`` threads, so other destinations keep flowing. Threads
+that are merely busy are not replaced: a burst of healthy exports waits its turn instead of opening
+ever more connections. An extra thread ends after ``_EXTRA_IDLE`` seconds without work.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -27,6 +30,10 @@ _BURST = 8
 #: Marks autotrace's own export threads (``own_thread``), and their context.
 _own = threading.local()
 _OWN_CONTEXT = create_key("autotrace-export-thread")
+#: Pools holding jobs that no thread of theirs can run: the interpreter refused to start one.
+_stranded: set[WorkerPool] = set()
+if hasattr(os, "register_at_fork"):  # a parent's jobs are never the child's to run
+    os.register_at_fork(after_in_child=_stranded.clear)
 
 
 def own_thread() -> None:
@@ -64,9 +71,7 @@ class WorkerPool:
         self._recheck: threading.Timer | None = None
         self._started = 0
         self._stopped = False
-        with self._lock:
-            for _ in range(size):
-                self._spawn(core=True)
+        self._core = False  # the ``size`` core threads have been started (by the first job)
 
     def _spawn(self, core: bool) -> bool:
         """Start one thread (lock held); False when the interpreter refuses (at exit)."""
@@ -82,9 +87,33 @@ class WorkerPool:
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
+            if not self._core and not self._stopped:
+                self._core = True
+                for _ in range(self.size):
+                    self._spawn(core=True)
             self._free -= 1
             self._jobs.put(job)
             self._grow()
+            if not self._threads and not self._stopped:  # none could start (at exit on Python 3.12)
+                _stranded.add(self)
+
+    def _run_stranded(self) -> None:
+        """Run on the calling thread the jobs waiting while this pool has no thread."""
+        while True:
+            with self._lock:
+                if self._threads or self._stopped:
+                    return
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    return
+                self._free += 1
+            if job is None:
+                continue
+            try:
+                job()
+            except Exception as exc:
+                guarded_failure("worker", exc)
 
     def _grow(self) -> None:
         """While jobs wait (lock held): replace stuck threads, else look again once the busy ones
@@ -102,7 +131,7 @@ class WorkerPool:
             count("export_workers_busy")
             log_once("workers_busy", "autotrace: all %d export threads are stuck on slow endpoints; "
                      "exports wait for a free one", self.max_size)
-        elif self._recheck is None:
+        elif self._recheck is None and self._threads:  # (none: the next job tries to start one)
             self._recheck = threading.Timer(_STUCK_AFTER, self._look_again)
             self._recheck.daemon = True
             try:
@@ -147,6 +176,7 @@ class WorkerPool:
         most ``timeout`` overall (a thread stuck on a hung endpoint exits when its job returns)."""
         with self._lock:
             self._stopped = True
+            _stranded.discard(self)
             if self._recheck is not None:
                 self._recheck.cancel()
                 self._recheck = None
@@ -166,3 +196,15 @@ class WorkerPool:
     def respawn(self) -> WorkerPool:
         """A new pool of the same shape (after ``fork`` the old threads do not exist in the child)."""
         return WorkerPool(self.size, self.name, self.max_size)
+
+
+def run_stranded() -> None:
+    """Run, on the calling thread (the span pipeline's), the export jobs of pools that could start no
+    thread: the interpreter refuses new threads at exit on Python 3.12, when a pool's first job may
+    be the export at exit. A pool's jobs wait otherwise for its threads."""
+    while _stranded:
+        try:
+            pool = _stranded.pop()
+        except KeyError:  # another thread took the last one
+            return
+        pool._run_stranded()

@@ -15,10 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, TraceState
+from opentelemetry.trace import Link
 
 from .. import bounds, schema
 from .._internal import count, follow_fork, guarded_failure, log_once
@@ -27,10 +25,11 @@ from ..context import current_trace_attributes
 from ..runtime import state
 from ..scores import ScoreItem
 from ..spans import ObservationSpan
-from .redaction import EVENT_NAME, SPAN_NAME, STATUS_MESSAGE, Redactor, redacting_for, redaction_tenant
+from .redaction import SPAN_NAME, STATUS_MESSAGE, Redactor, redacting_for
 from .router import Router
 from .score_redaction import redact_score
 from .span_copy import SpanCopy, dropped_counts
+from .span_parts import SpanParts
 from .tenant_tracker import MAX_LIVE_SPANS, TenantTracker
 from .workers import on_own_thread, own_thread, run_stranded
 
@@ -47,8 +46,6 @@ BACKPRESSURE_PAUSE = 0.0005
 _TENANT = schema.TENANT
 #: Spans started on autotrace's own threads (a redaction hook's) remembered until they end, at most.
 MAX_INSIDE = 4096
-#: Resources and instrumentation scopes remembered with their redacted forms (few per process).
-_MAX_ORIGINS = 256
 #: The tenant tracker of the last pipeline shut down: an ``install()`` after ``uninstall()`` takes it
 #: over, so a span open across both ends with the tenant it started with (one tracker, bounded).
 _last_tenants: TenantTracker | None = None
@@ -95,9 +92,7 @@ class SpanPipeline(SpanProcessor):
         #: Spans started on autotrace's own threads and not ended yet (``on_start``), by span id: the SDK
         #: hands ``on_end`` a copy of its span, which carries no mark of ours.
         self._inside: set[int] = set()
-        self._origins: dict[int, tuple[Any, Any]] = {}  # pipeline thread only
-        self._last_origins: tuple[Any, Any, Any, Any] = (None, None, None, None)  # (resource, scope) -> redacted
-        self._last_state: tuple[Any, Any] = (None, None)  # a trace state and its redacted form (pipeline thread)
+        self._parts = SpanParts(redactor)  # events, links, resource, scope, trace state (pipeline thread)
         self._quarter_limit = settings.max_value_bytes // 4  # a text of no more characters is within the limit
         #: None until the first span or score (``_start``): a process that records none (a pre-fork
         #: server's master) forks with no thread of ours (a threaded process's fork may deadlock).
@@ -357,12 +352,12 @@ class SpanPipeline(SpanProcessor):
                     status = type(status)(status.status_code,
                                           redactor.redact_text(status.description, STATUS_MESSAGE, span_type))
                 if events:
-                    events = tuple(self._redact_event(event, span_type) for event in events)
+                    events = tuple(self._parts.event(event, span_type) for event in events)
                 if links:
-                    links = tuple(self._redact_link(link, span_type) for link in links)
-                resource, scope = self._redacted_origin(resource, scope)
+                    links = tuple(self._parts.link(link, span_type) for link in links)
+                resource, scope = self._parts.origin(resource, scope)
                 if context.trace_state:  # type: ignore[union-attr]  # from an incoming request: anyone's text
-                    context = self._redacted_trace_state(context)  # type: ignore[arg-type]
+                    context = self._parts.trace_state(context)  # type: ignore[arg-type]
             if not plain:
                 name, status, events, links = self._bound_texts(bounds.cut_value, name, status, events, links)
         except Exception as exc:  # fail closed: an unredacted span is never exported
@@ -410,63 +405,6 @@ class SpanPipeline(SpanProcessor):
         if links and any(bounds.has_long_string((link.attributes or {}).values(), limit) for link in links):
             links = tuple(Link(link.context, bounded(link.attributes)) for link in links)
         return name, status, events, links
-
-    def _redacted_origin(self, resource: Any, scope: Any) -> tuple[Any, Any]:
-        """A span's resource and instrumentation scope with their attributes redacted (another
-        provider's resource may carry command lines or owners). Shared by many spans, each is
-        redacted once and remembered, bounded; hooks see ``span_type`` ``resource`` or ``scope``."""
-        last = self._last_origins  # nearly every span shares the previous one's
-        if resource is last[0] and scope is last[1]:
-            return last[2], last[3]
-        tenant = redaction_tenant()
-        redacting_for(None)  # shared by every tenant's spans, and redacted once for all: no tenant's policy
-        try:
-            redacted = self._origin(resource, "resource"), self._origin(scope, "scope")
-        finally:
-            redacting_for(tenant)
-        self._last_origins = (resource, scope, *redacted)
-        return redacted
-
-    def _origin(self, origin: Any, kind: str) -> Any:
-        if origin is None or not origin.attributes:
-            return origin
-        known = self._origins.get(id(origin))
-        if known is not None and known[0] is origin:  # the original is kept alive: its id is not reused
-            return known[1]
-        attrs, _ = self.redactor.redact_attributes(origin.attributes, kind)
-        if attrs == dict(origin.attributes):
-            redacted = origin
-        elif kind == "resource":
-            redacted = Resource(attrs, origin.schema_url)
-        else:
-            redacted = InstrumentationScope(origin.name, origin.version, origin.schema_url, attrs)
-        if len(self._origins) >= _MAX_ORIGINS:
-            self._origins.clear()
-        self._origins[id(origin)] = (origin, redacted)
-        return redacted
-
-    def _redacted_trace_state(self, context: SpanContext) -> SpanContext:
-        """``context`` with its W3C trace state's values redacted (exported with the span; a caller
-        can put any text there); an entry whose key redaction changes is left out. Hooks see its
-        entries with ``span_type`` ``tracestate``. The spans of a request share one: remembered."""
-        state = context.trace_state
-        last = self._last_state
-        if state is not last[0]:
-            entries, _ = self.redactor.redact_attributes(state, "tracestate")
-            kept = [(key, value) for key, value in entries.items() if key in state and type(value) is str]
-            last = self._last_state = (state, state if kept == list(state.items()) else TraceState(kept))
-        if last[1] is state:
-            return context
-        return SpanContext(context.trace_id, context.span_id, context.is_remote, context.trace_flags, last[1])
-
-    def _redact_event(self, event: Any, span_type: str) -> Any:
-        redacted, _ = self.redactor.redact_attributes(event.attributes or {}, span_type)
-        return type(event)(self.redactor.redact_text(event.name, EVENT_NAME, span_type), redacted, event.timestamp)
-
-    def _redact_link(self, link: Link, span_type: str) -> Link:
-        if not link.attributes:
-            return link
-        return Link(link.context, self.redactor.redact_attributes(link.attributes, span_type)[0])
 
     # -- control ------------------------------------------------------------------------------------
     def pending(self) -> int:

@@ -286,11 +286,12 @@ def test_multiprocessing_children_are_the_programs_own_and_are_traced(
     records = LocalStore(tmp_path / "traces.db", read_only=True).observations()
     assert sorted(r["name"] for r in records) == [
         "child-pool-a", "child-pool-b", "child-pool-closed", "child-process", "parent"]
-    # a spawned child starts a trace of its own; a forked Process continues the parent's, a forked
-    # pool's worker (which serves every later submitter) starts from nothing too
+    # a spawned Process starts a trace of its own, a forked one continues the parent's; a pool's task
+    # carries its submitter's span to the worker (which starts with none: it serves every submitter)
     parent = next(r for r in records if r["name"] == "parent")
     same_trace = {r["name"] for r in records if r["trace_id"] == parent["trace_id"]}
-    assert same_trace == ({"parent", "child-process"} if method == "fork" else {"parent"})
+    pooled = {"parent", "child-pool-a", "child-pool-b", "child-pool-closed"}
+    assert same_trace == (pooled | {"child-process"} if method == "fork" else pooled)
 
 
 SIGTERM_AT_EXIT = """

@@ -82,16 +82,20 @@ def test_each_installed_integration_is_patched_on_its_real_library_then_undone()
 
 
 def test_the_patches_tried_are_undone_in_the_process_that_tried_them() -> None:
-    import multiprocessing.pool  # imported: its ThreadPool is patched too (else at the application's import)
+    import concurrent.futures.process  # imported: their pools are patched too (else at the application's import)
+    import multiprocessing.pool
 
     original = ThreadPoolExecutor.__dict__["submit"]
+    original_process = concurrent.futures.process.ProcessPoolExecutor.__dict__["submit"]
     original_result = multiprocessing.pool.ApplyResult.__dict__["__init__"]
     (threads,) = [s for s in integration_statuses(load_settings(env={"AUTOTRACE_INTEGRATIONS": "threads"}))
                   if s.status != "off"]
-    assert (threads.name, threads.status, threads.patched, threads.detail) == ("threads", "ready", 2, "2 patch points")
+    assert (threads.name, threads.status, threads.patched, threads.detail) == ("threads", "ready", 3, "3 patch points")
     assert ThreadPoolExecutor.__dict__["submit"] is original
+    assert concurrent.futures.process.ProcessPoolExecutor.__dict__["submit"] is original_process
     assert multiprocessing.pool.ApplyResult.__dict__["__init__"] is original_result
     assert "_taskqueue" not in multiprocessing.pool.ThreadPool.__dict__
+    assert "_taskqueue" not in multiprocessing.pool.Pool.__dict__
 
 
 def test_under_a_live_install_nothing_is_patched_again() -> None:

@@ -1,8 +1,9 @@
 """A process ``multiprocessing`` forks kept the forking thread's context: a ``ProcessPoolExecutor``
 (or process ``Pool``) whose workers were forked inside one tenant's request ran every later task,
 whoever submitted it, under that tenant and in that request's trace, so another tenant's work went
-to its project. A pool's worker now starts with none of autotrace's state, as a spawned one does; a
-plain ``Process``, whose one target is the request's work, keeps it."""
+to its project. A pool's worker now starts with none of autotrace's state, as a spawned one does
+(each task brings its own submitter's: ``test_review16_processpools_carried``); a plain ``Process``,
+whose one target is the request's work, keeps it."""
 
 from __future__ import annotations
 
@@ -33,13 +34,15 @@ def test_a_process_pool_forked_in_one_tenants_request_runs_no_task_in_its_state(
             first = pool.submit(_job, 1).result(timeout=60)  # the worker starts here, in acme's request
         with autotrace.tenant("globex"), autotrace.start_span("request globex") as globex:
             second = pool.submit(_job, 2).result(timeout=60)
-    assert first[:2] == second[:2] == (None, False)
-    assert acme.trace_id not in (first[2], second[2]) and globex.trace_id not in (first[2], second[2])
-    if method == "fork":  # the child exports at its exit (a spawned one has no install)
-        assert shape(traced.trace(acme.trace_id)) == [("span", "request acme", [])]
-        jobs = [traced.trace(first[2]), traced.trace(second[2])]
-        assert [[(r["name"], r["tenant"], r["parent_id"]) for r in records] for records in jobs] == [
-            [("job-1", None, None)], [("job-2", None, None)]]
+        later = pool.submit(_job, 3).result(timeout=60)  # submitted outside any request
+    if method == "spawn":  # a spawned worker without install() runs its tasks as they are
+        assert first[:2] == second[:2] == later[:2] == (None, False)
+        return
+    assert (first[:2], second[:2], later[:2]) == (("acme", True), ("globex", True), (None, False))
+    assert (first[2], second[2]) == (acme.trace_id, globex.trace_id)  # the child exports at its exit
+    assert shape(traced.trace(acme.trace_id)) == [("span", "request acme", [("span", "job-1", [])])]
+    assert shape(traced.trace(globex.trace_id)) == [("span", "request globex", [("span", "job-2", [])])]
+    assert [(r["name"], r["tenant"], r["parent_id"]) for r in traced.trace(later[2])] == [("job-3", None, None)]
 
 
 def _started(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -54,11 +57,13 @@ def test_a_forked_pool_starts_in_no_ones_state_a_plain_process_in_its_requests(t
         process.start()
         seen = queue.get(timeout=60)
         process.join(60)
-        with fork.Pool(1) as pool:
-            pooled = pool.apply(_job, (1,))[:2]
+        pool = fork.Pool(1)  # its worker forked in acme's request
+        pooled = pool.apply(_job, (1,))[:2]  # a task runs in its own submitter's state
         assert autotrace.current_tenant() == "acme"  # this process's state is its own
         assert trace.get_current_span() is request.span
-    assert seen == ("acme", True) and pooled == (None, False)
+    with pool:
+        unowned = pool.apply(_job, (2,))[:2]  # submitted by no one: the worker kept nothing of acme's
+    assert seen == pooled == ("acme", True) and unowned == (None, False)
 
 
 def test_uninstalled_a_forked_process_is_left_as_python_leaves_it(tmp_path: Path) -> None:

@@ -19,19 +19,20 @@ caller's thread: that ``put`` is the one place patched, for pools made before ``
 ``map`` task is a chunk of items: the state is set once per chunk). Its ``callback`` and
 ``error_callback`` run on the pool's one result-handler thread, which serves every submitter: they
 run in their submitter's state too, as they continue its work (a score or a call they record is its
-tenant's), and that thread keeps nothing of it. A process ``Pool`` is left alone: its tasks are
-pickled to other processes.
+tenant's), and that thread keeps nothing of it. A process pool's tasks (``ProcessPoolExecutor.submit``,
+a process ``Pool``'s queue, patched alike; its callbacks as a ``ThreadPool``'s) are pickled to another
+process: they carry what ``processes`` says.
 ``threading.Thread`` is left alone: a thread started during one request may outlive it, and would
 record later work under its tenant. For the same reason a process pool's worker ``multiprocessing``
 forks (a ``ProcessPoolExecutor``'s or a ``Pool``'s, which serves every later submitter) starts with
-none of the forking thread's tracing state, as a spawned one does (``_in_started_process``); a plain
-``Process`` keeps it, its target being the forking request's work.
+none of the forking thread's tracing state, as a spawned one does (``_in_started_process``): each
+task brings its submitter's. A plain ``Process`` keeps it, its target being the forking request's work.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import wrapt
@@ -41,10 +42,12 @@ from opentelemetry import trace
 from .. import carried
 from .._internal import count, guarded_failure
 from ..carried import Values, current_values
+from . import processes
 from .base import Integration
 
-#: Patched when the application imports it: never imported here.
+#: Patched when the application imports them: never imported here.
 _POOLS = "multiprocessing.pool"
+_PROCESS_POOL_EXECUTOR = "concurrent.futures.process"
 #: Where ``multiprocessing`` keeps what runs in a process it forked, before the target.
 _UTIL = "multiprocessing.util"
 
@@ -102,22 +105,31 @@ def _submit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str
     return wrapped(task, *args[1:], **kwargs)
 
 
+#: What makes a pool's tasks carry their submitter's state (None: they are handed over as they are).
+Carrier = Callable[[], Callable[[Any], Any] | None]
+
+
+def _in_thread() -> Callable[[Any], Any]:
+    """A ``ThreadPool``'s ``Carrier``: the submitter's state, or the worker's (undone after the task)."""
+    state = _submitters_state()
+    return lambda fn: _InSubmittersState(fn, *state)
+
+
 class _Submitting:
-    """A ``ThreadPool``'s task queue as its submitting methods see it: each ``(tasks, set_length)``
-    they put runs its tasks in their state. Anything else is the queue's own."""
+    """A pool's task queue as its submitting methods see it: each ``(tasks, set_length)`` they put
+    carries their state (``carry``). Anything else is the queue's own."""
 
-    __slots__ = ("queue",)
+    __slots__ = ("carry", "queue")
 
-    def __init__(self, queue: Any) -> None:
-        self.queue = queue
+    def __init__(self, queue: Any, carry: Carrier) -> None:
+        self.queue, self.carry = queue, carry
 
     def put(self, item: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            if type(item) is tuple and len(item) == 2:
+            if type(item) is tuple and len(item) == 2 and (wrap := self.carry()) is not None:
                 tasks, set_length = item
-                state = _submitters_state()
-                item = ([_task(task, state) for task in tasks] if type(tasks) is list
-                        else _tasks(tasks, state), set_length)
+                item = ([_task(task, wrap) for task in tasks] if type(tasks) is list
+                        else _tasks(tasks, wrap), set_length)
         except Exception as exc:  # handed over as it is
             guarded_failure("threads", exc)
         return self.queue.put(item, *args, **kwargs)
@@ -126,50 +138,55 @@ class _Submitting:
         return getattr(self.queue, name)
 
 
-def _task(task: Any, state: tuple[Any, Values | None]) -> Any:
-    """A pool task, ``(job, index, fn, args, kwargs)``, with ``fn`` run in ``state``."""
+def _task(task: Any, wrap: Callable[[Any], Any]) -> Any:
+    """A pool task, ``(job, index, fn, args, kwargs)``, with ``fn`` wrapped by ``wrap``."""
     if type(task) is tuple and len(task) == 5:
-        return (task[0], task[1], _InSubmittersState(task[2], *state), task[3], task[4])
+        return (task[0], task[1], wrap(task[2]), task[3], task[4])
     return task
 
 
-def _tasks(tasks: Iterable[Any], state: tuple[Any, Values | None]) -> Iterator[Any]:
+def _tasks(tasks: Iterable[Any], wrap: Callable[[Any], Any]) -> Iterator[Any]:
     """The tasks of a ``map`` or ``imap``, made lazily on the pool's task-handler thread."""
     for task in tasks:
         try:
-            task = _task(task, state)
+            task = _task(task, wrap)
         except Exception as exc:  # handed over as it is: the pool's task-handler thread must not die
             guarded_failure("threads", exc)
         yield task
 
 
-def _get_queue(pool: Any) -> Any:
-    """``ThreadPool._taskqueue`` while installed: the pool's queue, seen through ``_Submitting``
+def _task_queue(carry: Carrier) -> property:
+    """``_taskqueue`` of a pool class while installed: the pool's queue, seen through ``_Submitting``
     once the pool is built (its handler threads, given the queue while it is built, get it bare)."""
-    try:
-        queue = pool.__dict__["_taskqueue"]
-    except KeyError:
-        raise AttributeError("_taskqueue") from None
-    return queue if pool.__dict__.get("_state") == "INIT" else _Submitting(queue)  # multiprocessing.pool.INIT
+
+    def get(pool: Any) -> Any:
+        try:
+            queue = pool.__dict__["_taskqueue"]
+        except KeyError:
+            raise AttributeError("_taskqueue") from None
+        return queue if pool.__dict__.get("_state") == "INIT" else _Submitting(queue, carry)  # multiprocessing.pool.INIT
+
+    def set_(pool: Any, queue: Any) -> None:
+        pool.__dict__["_taskqueue"] = queue
+
+    return property(get, set_)
 
 
-def _set_queue(pool: Any, queue: Any) -> None:
-    pool.__dict__["_taskqueue"] = queue
+#: Set on ``ThreadPool`` and on ``Pool`` (process pools) while installed; a pool made before keeps
+#: its queue where they find it.
+_TASK_QUEUES = {"ThreadPool": _task_queue(_in_thread), "Pool": _task_queue(processes.carrier)}
 
 
-#: Set on ``ThreadPool`` while installed; a pool made before keeps its queue where this finds it.
-_TASK_QUEUE = property(_get_queue, _set_queue)
-
-
-def _callbacks_wrapper(thread_pool: type) -> Any:
+def _callbacks_wrapper(pool_class: type) -> Any:
     """``ApplyResult.__init__`` (``MapResult``'s too), on the submitter's thread: the callbacks of a
-    ``thread_pool`` submission run in the submitter's state."""
+    ``pool_class`` submission (a thread or process pool's: they run on its result-handler thread, in
+    this process) run in the submitter's state."""
 
     def result(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         wrapped(*args, **kwargs)
         try:
             callback, error_callback = instance._callback, instance._error_callback
-            if (callback or error_callback) and isinstance(instance._pool, thread_pool):
+            if (callback or error_callback) and isinstance(instance._pool, pool_class):
                 state = _submitters_state()
                 if callback:
                     instance._callback = _InSubmittersState(callback, *state)
@@ -193,8 +210,8 @@ def _serves_a_pool(process: Any) -> bool:
 
 
 class ThreadsIntegration(Integration):
-    """Patches ``ThreadPoolExecutor.submit`` and, once imported, ``ThreadPool``'s task queue and
-    ``ApplyResult.__init__`` (for its callbacks)."""
+    """Patches ``ThreadPoolExecutor.submit`` and, once imported, ``ProcessPoolExecutor.submit``, the
+    task queue of ``ThreadPool`` and ``Pool`` and ``ApplyResult.__init__`` (for their callbacks)."""
 
     name = "threads"
     module = "concurrent.futures.thread"
@@ -203,8 +220,9 @@ class ThreadsIntegration(Integration):
         super().__init__()
         self._lock = threading.Lock()
         self._pools_wanted = False
-        self._hook_pending = False
-        self._pool_class: type | None = None  # the ThreadPool given ``_TASK_QUEUE``
+        self._pending: set[str] = set()  # the modules whose import hook is registered, not run yet
+        self._pool_classes: list[type] = []  # those given ``_TASK_QUEUES``' property
+        self._executor_patched = False
         self._fork_hooked = False  # ``_in_started_process`` registered (once per process; forks inherit it)
 
     def check(self) -> str | None:
@@ -212,29 +230,45 @@ class ThreadsIntegration(Integration):
 
     def _instrument(self) -> None:
         self.patcher.wrap("concurrent.futures.thread", "ThreadPoolExecutor.submit", _submit, expects=("fn",))
+        hooks = {_POOLS: self._patch_pools, _PROCESS_POOL_EXECUTOR: self._patch_executor}
         with self._lock:  # at once if imported already; a pending one (an earlier install's) patches at the import
             self._pools_wanted = True
             hook_forks, self._fork_hooked = not self._fork_hooked, True
-            hook_pools, self._hook_pending = not self._hook_pending, True
+            wanted = [name for name in hooks if name not in self._pending]
+            self._pending.update(hooks)
         if hook_forks:
             wrapt.register_post_import_hook(self._hook_forks, _UTIL)
-        if hook_pools:
-            wrapt.register_post_import_hook(self._patch_pools, _POOLS)
+        for name in wanted:
+            wrapt.register_post_import_hook(hooks[name], name)
+
+    def _patch_executor(self, module: Any) -> None:
+        """Run in the application's import of ``concurrent.futures.process``: never raises into it."""
+        with self._lock:
+            self._pending.discard(_PROCESS_POOL_EXECUTOR)
+            if not self._pools_wanted or self._executor_patched:
+                return
+            try:
+                self._executor_patched = self.patcher.wrap(_PROCESS_POOL_EXECUTOR, "ProcessPoolExecutor.submit",
+                                                           processes.submit, expects=("fn",))
+            except Exception as exc:
+                guarded_failure("threads", exc)
 
     def _patch_pools(self, module: Any) -> None:
         """Run in the application's import of ``multiprocessing.pool``: never raises into it."""
         with self._lock:
-            self._hook_pending = False
-            if not self._pools_wanted or self._pool_class is not None:
+            self._pending.discard(_POOLS)
+            if not self._pools_wanted or self._pool_classes:
                 return
             try:
-                pool_class = module.ThreadPool
-                if "_taskqueue" in pool_class.__dict__:  # not the queue this knows: left alone
-                    self.patcher._skipped(_POOLS, "ThreadPool._taskqueue", "already replaced")
-                    return
-                self.patcher.wrap_object(module.ApplyResult, "__init__", _callbacks_wrapper(pool_class))
-                pool_class._taskqueue = _TASK_QUEUE
-                self._pool_class = pool_class
+                classes = [getattr(module, name) for name in _TASK_QUEUES]
+                for name, pool_class in zip(_TASK_QUEUES, classes, strict=True):
+                    if "_taskqueue" in pool_class.__dict__:  # not the queue this knows: left alone
+                        self.patcher._skipped(_POOLS, f"{name}._taskqueue", "already replaced")
+                        return
+                self.patcher.wrap_object(module.ApplyResult, "__init__", _callbacks_wrapper(module.Pool))
+                for name, pool_class in zip(_TASK_QUEUES, classes, strict=True):
+                    pool_class._taskqueue = _TASK_QUEUES[name]
+                    self._pool_classes.append(pool_class)
             except Exception as exc:
                 guarded_failure("threads", exc)
 
@@ -261,14 +295,13 @@ class ThreadsIntegration(Integration):
 
     def _uninstrument(self) -> None:
         with self._lock:
-            self._pools_wanted = False
-            pool_class, self._pool_class = self._pool_class, None
-            if pool_class is None:
-                return
-            if pool_class.__dict__.get("_taskqueue") is _TASK_QUEUE:
-                del pool_class._taskqueue
-            else:  # replaced since by someone else: theirs stays
-                count("integration_patch_kept.threads")
+            self._pools_wanted = self._executor_patched = False
+            pool_classes, self._pool_classes = self._pool_classes, []
+            for name, pool_class in zip(_TASK_QUEUES, pool_classes, strict=False):
+                if pool_class.__dict__.get("_taskqueue") is _TASK_QUEUES[name]:
+                    del pool_class._taskqueue
+                else:  # replaced since by someone else: theirs stays
+                    count("integration_patch_kept.threads")
 
 
 INTEGRATION = ThreadsIntegration()

@@ -1,0 +1,90 @@
+"""Tasks handed to a process pool (``ProcessPoolExecutor.submit``, a process ``multiprocessing``
+``Pool``'s submitting methods) run in their submitter's tenant, content-capture setting and trace:
+the task is pickled to a worker that serves every submitter, and starts with none of their state
+(``threads._in_started_process``), so its spans were new, tenantless traces, which the default
+``unknown_tenant="drop"`` kept out of every project.
+
+What travels, with the callable, is what a call to another of the application's services carries
+and no more: the tenant (a validated id of at most 128 characters), the current span as a W3C
+``traceparent`` (55 characters; the worker's spans are its children, in its trace) and the
+content-capture switch (privacy: a request that turned capture off keeps it off in the worker).
+Trace attributes stay in the submitter's process: the worker's spans join a trace whose spans carry
+them. A submitter with none of the three hands its callable over as it is. In the worker the task
+runs with them, then the worker's own state is back, whatever the task changed; a worker where
+autotrace is not installed runs the callable as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.context import Context
+
+from .. import carried, propagation
+from .._internal import guarded_failure
+from ..context import _capture, _tenant, valid_tenant
+from ..runtime import state
+
+#: The length of a version-00 ``traceparent``.
+_TRACEPARENT_LENGTH = 55
+
+
+class InSubmittersTrace:
+    """A callable for a process pool's worker, run with its submitter's tenant, capture setting and
+    current span (``traceparent``) set there. Picklable as ``fn`` is (pickling it pickles ``fn``:
+    an unpicklable callable fails as it would alone)."""
+
+    __slots__ = ("capture", "fn", "tenant", "traceparent")
+
+    def __init__(self, fn: Any, tenant: str | None, capture: bool | None, traceparent: str | None) -> None:
+        self.fn, self.tenant, self.capture, self.traceparent = fn, tenant, capture, traceparent
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        entered = self._enter() if state.settings is not None else None
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            if entered is not None:
+                try:
+                    carried.leave(entered)
+                except Exception as exc:  # the task's result or error stays its own
+                    guarded_failure("threads", exc)
+
+    def _enter(self) -> carried.Entered | None:
+        """Set the submitter's state; None if that failed (the task runs in the worker's as it is)."""
+        try:
+            tenant = self.tenant if valid_tenant(self.tenant) else None
+            capture = self.capture if type(self.capture) is bool else None
+            parent = self.traceparent
+            otel = (propagation.extract({"traceparent": parent})
+                    if type(parent) is str and len(parent) == _TRACEPARENT_LENGTH else Context())
+            return carried.enter((tenant, capture, None, None), otel, "threads")
+        except Exception as exc:
+            guarded_failure("threads", exc)
+            return None
+
+
+def carrier() -> Callable[[Any], Any] | None:
+    """What makes a task carry the caller's state to a worker process; None when there is none to
+    carry (no tenant, no capture setting, no current span): its tasks are handed over as they are."""
+    tenant, capture = _tenant.get(), _capture.get()
+    parent = propagation.traceparent(full_flags=True)
+    if tenant is None and capture is None and parent is None:
+        return None
+    return lambda fn: InSubmittersTrace(fn, tenant, capture, parent)
+
+
+def submit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``ProcessPoolExecutor.submit`` (``map`` goes through it): the task carries the submitter's
+    state, if it has any."""
+    task = None
+    if args:
+        try:
+            carry = carrier()
+            task = carry(args[0]) if carry is not None else None
+        except Exception as exc:  # the task is handed over as it is
+            guarded_failure("threads", exc)
+    if task is None:
+        return wrapped(*args, **kwargs)
+    return wrapped(task, *args[1:], **kwargs)

@@ -26,6 +26,7 @@ import re
 import sys
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,14 +44,16 @@ releases = 0
 #: Whether this thread hands a span of autotrace's provider to a joined provider's processors.
 _joined = threading.local()
 #: A span of the SDK that a client with other keys exports itself, as its filter said at the span's
-#: start, by span id: that processor, its own filter, autotrace's, where it sends and its public key.
-#: Taken when the span is routed (``exports_itself``); bounded, the oldest forgotten first. Empty,
-#: as it nearly always is, it costs the router nothing.
-claimed: dict[int, tuple[weakref.ref[Any], Callable[[Any], bool], Callable[[Any], bool], Any, Any]] = {}
+#: start, by span id: that processor, its own filter, where it sends and its public key.
+#: Taken when the span is routed (``exports_itself``), also after a ``release`` (the spans an
+#: uninstall or re-install still routes); bounded, the oldest forgotten first (in constant time:
+#: spans dropped before routing leave theirs). Empty, as it nearly always is, it costs the router nothing.
+claimed: OrderedDict[int, tuple[weakref.ref[Any], Callable[[Any], bool], Any, Any]] = OrderedDict()
 _MAX_CLAIMED = 16_384
 
 
-def _is_langfuse_processor(processor: Any) -> bool:
+def is_langfuse_processor(processor: Any) -> bool:
+    """Whether ``processor`` is a Langfuse SDK client's."""
     return any(cls.__name__ == "LangfuseSpanProcessor" and cls.__module__.startswith("langfuse.")
                for cls in type(processor).__mro__)
 
@@ -103,14 +106,16 @@ def _narrow(processor: Any, own: Callable[[Any], bool], keep: Callable[[Any], bo
         if verdict and claims and span.end_time is None:
             if len(claimed) >= _MAX_CLAIMED:
                 try:
-                    del claimed[next(iter(claimed))]
-                except (KeyError, RuntimeError, StopIteration):  # another thread took it meanwhile
+                    claimed.popitem(last=False)
+                except KeyError:  # another thread took it meanwhile
                     pass
             claimed[span.context.span_id] = exporter
         return verdict
 
-    exporter = (weakref.ref(processor), own, should_export_span, _endpoint(processor) if claims else None,
+    exporter = (weakref.ref(processor), own, _endpoint(processor) if claims else None,
                 getattr(processor, "public_key", None))
+    if claims:
+        should_export_span.claims_for = own  # type: ignore[attr-defined]
     processor._should_export_span = should_export_span
     _taken.append((processor, own, should_export_span))
 
@@ -156,20 +161,28 @@ def exports_itself(span: Any, public_key: str | None, url: str) -> bool:
     """Whether a Langfuse SDK client exporting on its own (other keys than autotrace's default
     project) sends ``span`` itself to the project of ``public_key`` at ``url``: the span is its own
     (claimed at its start), the client has that key and sends to that endpoint, still exports, with
-    the filter autotrace gave it, and its own filter lets the span through. Pipeline thread, once
-    per span; anything unsure says False (autotrace then sends its redacted copy)."""
+    a filter that claims as that one did or its own (``_claiming``), and its own filter lets the span
+    through. Pipeline thread, once per span; anything unsure says False (autotrace then sends its
+    redacted copy)."""
     exporter = claimed.pop(getattr(getattr(span, "context", None), "span_id", None), None)
     if exporter is None or public_key is None:
         return False
-    ref, own, ours, endpoint, key = exporter
+    ref, own, endpoint, key = exporter
     processor = ref()
     if (processor is None or key != public_key or endpoint is None or endpoint != endpoint_key(url)
-            or getattr(processor, "_should_export_span", None) is not ours or not _exports(processor)):
+            or not _claiming(getattr(processor, "_should_export_span", None), own) or not _exports(processor)):
         return False
     try:
         return bool(own(span))
     except Exception:  # the SDK drops a span its filter fails on: autotrace's copy is then the only one
         return False
+
+
+def _claiming(current: Any, own: Callable[[Any], bool]) -> bool:
+    """Whether a processor whose filter is ``current`` exports the spans it claimed with its own
+    filter ``own``: still the filter that claimed them, or another one as it (a re-install's), or
+    its own given back (``release``: the spans an uninstall still routes)."""
+    return current is own or getattr(current, "claims_for", None) is own
 
 
 def forget(span: Any) -> None:
@@ -188,7 +201,7 @@ def take_over(processors: Iterable[Any], *, again: bool = False, joined: bool = 
         if state.pipeline is None or settings is None:  # uninstalled meanwhile: nothing to take over
             return
         for processor in processors:
-            if not _is_langfuse_processor(processor) or processor in _judged:
+            if not is_langfuse_processor(processor) or processor in _judged:
                 continue
             _judged.add(processor)
             own = getattr(processor, "_should_export_span", None)
@@ -217,7 +230,6 @@ def release() -> None:
 
 def _release() -> None:
     global releases
-    claimed.clear()
     releases += 1
     for processor, own, ours in _taken:
         if getattr(processor, "_should_export_span", None) is ours:

@@ -139,32 +139,37 @@ class _ToApplication(SpanProcessor):
 
     def __init__(self, processors: Any) -> None:
         self._processors = processors
-        #: The processors last looked over for a Langfuse SDK client's, and the judgements then.
-        self._judged: tuple[Any, int] = (None, -1)
+        #: The processors last looked over, the judgements then, and whether a Langfuse SDK client's
+        #: is among them (the others' calls are made as they are: no cost per span beyond this check).
+        self._judged: tuple[Any, int, bool] = (None, -1, False)
 
-    def _judge(self) -> None:
+    def _judge(self) -> bool:
+        """Whether a Langfuse SDK client's processor is among the joined provider's (judged then)."""
         processors = getattr(self._processors, "_span_processors", None)
-        if processors is not self._judged[0] or _langfuse_sdk.releases != self._judged[1]:
-            self._judged = (processors, _langfuse_sdk.releases)
+        judged = self._judged
+        if processors is judged[0] and _langfuse_sdk.releases == judged[1]:
+            return judged[2]
+        langfuse = any(_langfuse_sdk.is_langfuse_processor(processor) for processor in processors or ())
+        self._judged = (processors, _langfuse_sdk.releases, langfuse)
+        if langfuse:
             try:
-                _langfuse_sdk.take_over(processors or (), joined=True)
+                _langfuse_sdk.take_over(processors, joined=True)
             except Exception as exc:
                 guarded_failure("provider_langfuse_sdk", exc)
+        return langfuse
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if not on_own_thread():
-            self._judge()
-            self._forward(span, self._processors.on_start, span, parent_context=parent_context)
+            self._forward(span, self._processors.on_start, self._judge(), span, parent_context=parent_context)
 
     def _on_ending(self, span: Span) -> None:
         ending = getattr(self._processors, "_on_ending", None)  # OpenTelemetry 1.39 and later
         if ending is not None and not on_own_thread():
-            self._forward(span, ending, span)
+            self._forward(span, ending, False, span)  # no span filter is asked here
 
     def on_end(self, span: ReadableSpan) -> None:
         if not on_own_thread():
-            self._judge()
-            self._forward(span, self._processors.on_end, span)
+            self._forward(span, self._processors.on_end, self._judge(), span)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return bool(self._processors.force_flush(timeout_millis))
@@ -173,9 +178,12 @@ class _ToApplication(SpanProcessor):
         """Nothing: the application's provider shuts its processors down (at its exit, or when told)."""
 
     @staticmethod
-    def _forward(span: ReadableSpan, call: Any, *args: Any, **kwargs: Any) -> None:
+    def _forward(span: ReadableSpan, call: Any, langfuse: bool, *args: Any, **kwargs: Any) -> None:
         try:
-            _langfuse_sdk.joined_call(call, *args, **kwargs)
+            if langfuse:
+                _langfuse_sdk.joined_call(call, *args, **kwargs)
+            else:
+                call(*args, **kwargs)
         except Exception as exc:
             if getattr(span.instrumentation_scope, "name", None) != _OWN_SCOPE:
                 raise

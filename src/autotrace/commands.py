@@ -187,7 +187,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .config import load_settings
     from .export.connections import ConnectionPool
     from .export.credentials import Credentials, LookupFailed
-    from .export.key_check import OUTCOMES, check_all, sharing_a_project, tenants_to_check
+    from .export.key_check import OUTCOMES, check_all, files_to_report, sharing_a_project, tenants_to_check
     from .export.tls import export_context
     from .install import credentials_resolver
 
@@ -202,6 +202,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         named.append(("default", Credentials(settings.public_key, settings.secret_key)))
     tenants, left_out = tenants_to_check(resolver, args.tenant or [], MAX_LISTED_TENANTS)
     named.extend((tenant, _looked_up(resolver, tenant)) for tenant in tenants)
+    named.extend(files_to_report(resolver) if not args.tenant else ())
     if not named:
         raise CliError("no_data", "nothing to check: no default keys (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY) "
                                   "and no tenant keys found; name tenants with --tenant")

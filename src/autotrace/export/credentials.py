@@ -223,6 +223,8 @@ class FileCredentials(_Counted):
         self._mapping: dict[str, Credentials | None] = {}
         self._signature: tuple[int, ...] | None = None
         self._checked = float("-inf")
+        #: Why the last read failed (None once one succeeded): ``not_read`` says it while none has.
+        self._failure: str | None = None
 
     def _load(self) -> None:
         now = self._clock()
@@ -232,6 +234,7 @@ class FileCredentials(_Counted):
         try:
             stat = self.path.stat()
         except OSError as exc:
+            self._failure = f"cannot be read: {type(exc).__name__}"
             log_once(f"credentials_file:{self.path}:{type(exc).__name__}", "autotrace: cannot read credentials "
                      "file %s (%s); keeping the last good credentials", self.path, type(exc).__name__)
             return
@@ -240,8 +243,9 @@ class FileCredentials(_Counted):
             return
         try:
             self._mapping = self._parse(self.path.read_bytes())
-            self._signature = signature
+            self._signature, self._failure = signature, None
         except Exception as exc:
+            self._failure = f"is invalid: {_safe_reason(exc)}"
             self._stats["errors"] += 1
             log_once(f"credentials_file:{self.path}:{type(exc).__name__}:{str(exc)[:80]}", "autotrace: credentials "
                      "file %s is invalid (%s); keeping the last good credentials", self.path, _safe_reason(exc))
@@ -282,6 +286,13 @@ class FileCredentials(_Counted):
         """Every tenant the file names, also one whose secret's variable is unset (``autotrace check``
         reports it)."""
         return [tenant for tenant, _ in self._loaded()]
+
+    def not_read(self) -> str | None:
+        """Why the file has never been read (missing, unreadable or invalid since start-up): no
+        tenant of it can be looked up, nor listed; None once it has been."""
+        with self._lock:
+            self._load()
+            return None if self._signature is not None else f"credentials file {self.path} {self._failure or 'cannot be read'}"
 
     def _loaded(self) -> list[tuple[str, Credentials | None]]:
         with self._lock:
@@ -490,6 +501,15 @@ def configured_tenants(resolver: object) -> list[str]:
     if not callable(listing):
         return known_tenants(resolver)
     return [tenant for tenant in listing() if isinstance(tenant, str)]
+
+
+def files_not_read(resolver: object) -> list[str]:
+    """Why each credentials file of ``resolver`` (itself, or one in its chain) has never been read:
+    its tenants are not listed, so ``autotrace check`` reports the file instead."""
+    if isinstance(resolver, ChainCredentials):
+        return [why for inner in resolver.resolvers for why in files_not_read(inner)]
+    why = resolver.not_read() if isinstance(resolver, FileCredentials) else None
+    return [why] if why is not None else []
 
 
 def reset_after_fork(resolver: object) -> None:

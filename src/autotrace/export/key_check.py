@@ -25,6 +25,7 @@ from .credentials import (
     CredentialsResolver,
     LookupFailed,
     configured_tenants,
+    files_not_read,
     to_credentials,
 )
 from .langfuse import OTLP_PATH, LangfuseSink
@@ -203,3 +204,9 @@ def tenants_to_check(resolver: CredentialsResolver | None, named: Sequence[str],
         return list(dict.fromkeys(named)), 0
     listed = sorted(set(configured_tenants(resolver))) if resolver is not None else []
     return listed[:limit], max(0, len(listed) - limit)
+
+
+def files_to_report(resolver: CredentialsResolver | None) -> list[tuple[str, LookupFailed]]:
+    """A failed check for each credentials file never read (missing, unreadable, invalid): none of
+    its tenants could be listed, and a run that checked only the others would pass."""
+    return [("credentials file", LookupFailed(why)) for why in files_not_read(resolver)]

@@ -221,13 +221,19 @@ class Router:
                  "spans_dropped.sdk_exported)")
         return True
 
+    def _to_local(self, span: Any) -> None:
+        """A span kept in the local store only: a Langfuse SDK client's claim on it is not needed."""
+        if _langfuse_sdk.claimed:
+            _langfuse_sdk.forget(span)
+        self._add(self._local, span)  # type: ignore[arg-type]
+
     def _unknown(self, span: Any, reason: str) -> None:
         """The ``unknown_tenant`` policy (fail closed: with ``drop`` the span is kept nowhere)."""
         policy = self.settings.unknown_tenant
         if policy == "default" and self._default is not None:
             self._deliver(self._default, span)
         elif policy == "local" and self._local is not None:
-            self._add(self._local, span)
+            self._to_local(span)
         else:
             _dropped(reason, span)
             log_once(reason, "autotrace: dropping spans %s (unknown_tenant=%r): 'default' sends them to the "
@@ -242,7 +248,7 @@ class Router:
         if not failed:
             self._unknown(span, "spans_dropped.unknown_tenant")
         elif self.settings.unknown_tenant == "local" and self._local is not None:
-            self._add(self._local, span)
+            self._to_local(span)
         else:
             _dropped("spans_dropped.credentials_failed", span)
             log_once("credentials_failed", "autotrace: dropping spans of tenants whose credentials could not be "

@@ -301,6 +301,7 @@ def uninstall(timeout: float = 5.0) -> None:
             if pipeline is not None:
                 _never_raising(pipeline.shutdown, "shutdown", timeout)
         finally:
+            _langfuse_sdk.claimed.clear()  # kept while the pipeline routed what it held: none is routed now
             state.settings = None
             _local_store = None
             recorder.use_tracer(None)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from autotrace import cli
-from autotrace.export.credentials import ChainCredentials, EnvCredentials, FileCredentials, StaticCredentials
+from autotrace.export.credentials import ChainCredentials, EnvCredentials, StaticCredentials
+from autotrace.export.credentials_file import FileCredentials
 from autotrace.export.key_check import KeyCheck, sharing_a_project
 from autotrace.export.otlp_http import exchange
 from autotrace.testing.otlp_receiver import OtlpReceiver

@@ -19,7 +19,8 @@ import pytest
 
 import autotrace
 from autotrace.export.connections import ConnectionPool
-from autotrace.export.credentials import Credentials, FileCredentials, LookupFailed
+from autotrace.export.credentials import Credentials, LookupFailed
+from autotrace.export.credentials_file import FileCredentials
 from autotrace.export.key_check import KeyCheck, check_all, sharing_a_project
 from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import ended_span

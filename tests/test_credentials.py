@@ -20,11 +20,11 @@ from autotrace.export.credentials import (
     Credentials,
     CredentialsError,
     EnvCredentials,
-    FileCredentials,
     LookupFailed,
     StaticCredentials,
     coerce_resolver,
 )
+from autotrace.export.credentials_file import FileCredentials
 
 SECRET = "sk-lf-TOPSECRET-123"
 

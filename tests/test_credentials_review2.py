@@ -13,7 +13,8 @@ import pytest
 
 import autotrace
 import autotrace.export.router as router_module
-from autotrace.export.credentials import Credentials, FileCredentials
+from autotrace.export.credentials import Credentials
+from autotrace.export.credentials_file import FileCredentials
 from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import ended_span
 

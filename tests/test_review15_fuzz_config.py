@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from autotrace import _config_parse as p
 from autotrace.config import _ENV, ConfigError, load_settings, read_prices
-from autotrace.export.credentials import Credentials, FileCredentials, LookupFailed
+from autotrace.export.credentials import Credentials, LookupFailed
+from autotrace.export.credentials_file import FileCredentials
 from autotrace.integrations.openai.pricing import set_prices
 
 _FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from autotrace import cli
-from autotrace.export.credentials import ChainCredentials, EnvCredentials, FileCredentials
+from autotrace.export.credentials import ChainCredentials, EnvCredentials
+from autotrace.export.credentials_file import FileCredentials
 from autotrace.testing.otlp_receiver import OtlpReceiver
 
 

@@ -31,7 +31,7 @@ from .score_redaction import redact_score
 from .span_copy import SpanCopy, dropped_counts
 from .span_parts import SpanParts
 from .tenant_tracker import MAX_LIVE_SPANS, TenantTracker
-from .workers import on_own_thread, own_thread, run_stranded
+from .workers import as_own_thread, on_own_thread, own_thread, run_stranded
 
 #: Once this many spans wait, the pipeline thread is woken and the caller pauses briefly (or a
 #: destination's buffer is past a quarter full: then it only pauses). A loop that calls an SDK
@@ -109,7 +109,7 @@ class SpanPipeline(SpanProcessor):
     def _start(self, drain_here: bool = False) -> None:
         """Start the pipeline thread, once (others that find it starting return: it drains what they
         queued). Refused (at interpreter exit on Python 3.12), the next span tries again, and a flush
-        (``drain_here``) drains on its own thread meanwhile."""
+        (``drain_here``) drains on its own thread meanwhile, as autotrace's own (``as_own_thread``)."""
         if not self._starting.acquire(blocking=False):
             return
         try:
@@ -120,8 +120,9 @@ class SpanPipeline(SpanProcessor):
                 self._refused = True
                 count("pipeline_thread_refused")
                 log_once("pipeline_thread", "autotrace: no pipeline thread (%s); spans are exported when flushed", exc)
-            if drain_here:
-                self._drain()
+            if drain_here:  # its hooks' and exports' own calls are not traced, as on the pipeline thread
+                with as_own_thread():
+                    self._drain()
         finally:
             self._starting.release()
 

@@ -23,7 +23,8 @@ class SpanParts:
         self.redactor = redactor
         self._origins: dict[int, tuple[Any, Any]] = {}
         self._last_origins: tuple[Any, Any, Any, Any] = (None, None, None, None)  # (resource, scope) -> redacted
-        self._last_state: tuple[Any, Any] = (None, None)  # a trace state and its redacted form
+        #: A trace state, the tenant it was redacted for (a hook may apply that tenant's policy) and its redacted form.
+        self._last_state: tuple[Any, str | None, Any] = (None, None, None)
 
     def origin(self, resource: Any, scope: Any) -> tuple[Any, Any]:
         """A span's resource and instrumentation scope with their attributes redacted (another
@@ -62,16 +63,17 @@ class SpanParts:
     def trace_state(self, context: SpanContext) -> SpanContext:
         """``context`` with its W3C trace state's values redacted (exported with the span; a caller
         can put any text there); an entry whose key redaction changes is left out. Hooks see its
-        entries with ``span_type`` ``tracestate``. The spans of a request share one: remembered."""
-        state = context.trace_state
+        entries with ``span_type`` ``tracestate``. The spans of a request share one: remembered, for
+        the tenant whose hooks redacted it (one request's spans may be several tenants')."""
+        state, tenant = context.trace_state, redaction_tenant() if self.redactor.hooks else None
         last = self._last_state
-        if state is not last[0]:
+        if state is not last[0] or tenant != last[1]:
             entries, _ = self.redactor.redact_attributes(state, "tracestate")
             kept = [(key, value) for key, value in entries.items() if key in state and type(value) is str]
-            last = self._last_state = (state, state if kept == list(state.items()) else TraceState(kept))
-        if last[1] is state:
+            last = self._last_state = (state, tenant, state if kept == list(state.items()) else TraceState(kept))
+        if last[2] is state:
             return context
-        return SpanContext(context.trace_id, context.span_id, context.is_remote, context.trace_flags, last[1])
+        return SpanContext(context.trace_id, context.span_id, context.is_remote, context.trace_flags, last[2])
 
     def event(self, event: Any, span_type: str) -> Any:
         redacted, _ = self.redactor.redact_attributes(event.attributes or {}, span_type)

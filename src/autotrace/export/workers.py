@@ -15,9 +15,18 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, create_key, get_value, set_value
+from opentelemetry.context import (
+    _SUPPRESS_INSTRUMENTATION_KEY,
+    Context,
+    attach,
+    create_key,
+    detach,
+    get_value,
+    set_value,
+)
 
 from .._internal import count, guarded_failure, log_once
 
@@ -36,6 +45,11 @@ if hasattr(os, "register_at_fork"):  # a parent's jobs are never the child's to 
     os.register_at_fork(after_in_child=_stranded.clear)
 
 
+def _marked() -> Context:
+    """The calling context, marked as autotrace's own and with instrumentation suppressed."""
+    return set_value(_OWN_CONTEXT, True, set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+
+
 def own_thread() -> None:
     """Mark the calling thread, for its lifetime, as one of autotrace's export threads (the
     pipeline's, an export worker): the user code run there (a redaction hook, a credentials
@@ -44,7 +58,23 @@ def own_thread() -> None:
     in the thread's context too: work the hook hands to another thread with its context
     (``asyncio.to_thread``, an executor running ``copy_context().run``) is the hook's as well."""
     _own.marked = True
-    attach(set_value(_OWN_CONTEXT, True, set_value(_SUPPRESS_INSTRUMENTATION_KEY, True)))
+    attach(_marked())
+
+
+@contextmanager
+def as_own_thread() -> Iterator[None]:
+    """Run a block on the calling thread as on one of autotrace's export threads (``own_thread``):
+    a flush's drain where no pipeline thread could start runs redaction hooks and exports there."""
+    if on_own_thread():
+        yield
+        return
+    _own.marked = True
+    token = attach(_marked())
+    try:
+        yield
+    finally:
+        detach(token)
+        _own.marked = False
 
 
 def on_own_thread() -> bool:

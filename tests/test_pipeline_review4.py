@@ -101,9 +101,11 @@ def test_a_credentials_resolver_that_calls_openai_and_flushes(fake: FakeOpenAI, 
     assert autotrace.stats()["spans_dropped.inside_export"] == 1
 
 
-def _export_threads() -> list[str]:
+def _export_threads(before: frozenset[threading.Thread] = frozenset()) -> list[str]:
+    """The export threads alive now, but those of ``before`` (an earlier test's, still stuck on a slow
+    endpoint) and the calling one."""
     return sorted(t.name for t in threading.enumerate() if t.name.startswith("autotrace-export") and t.is_alive()
-                  and t is not threading.current_thread())
+                  and t is not threading.current_thread() and t not in before)
 
 
 def test_uninstall_from_a_redaction_hook_stops_every_export_thread(tmp_path: Path) -> None:
@@ -111,11 +113,12 @@ def test_uninstall_from_a_redaction_hook_stops_every_export_thread(tmp_path: Pat
     threads end (before: it tried to join the pipeline thread it ran on, raised, counted an internal
     error and left the export threads and the store running)."""
     left: list[list[str]] = []
+    before = frozenset(threading.enumerate())
 
     def off_switch(key: str, value: Any, span_type: str) -> Any:
         if key == "span.name" and not left:
             autotrace.uninstall(2.0)
-            left.append(_export_threads())
+            left.append(_export_threads(before))
         return value
 
     autotrace.install(local_store="on", local_store_path=tmp_path / "t.db", integrations=(),
@@ -130,10 +133,11 @@ def test_uninstall_from_a_redaction_hook_stops_every_export_thread(tmp_path: Pat
 
 def test_uninstall_from_a_credentials_resolver_stops_the_other_export_threads() -> None:
     left: list[list[str]] = []
+    before = frozenset(threading.enumerate())
 
     def secret_store(tenant: str) -> None:
         autotrace.uninstall(2.0)
-        left.append(_export_threads())
+        left.append(_export_threads(before))
         return None
 
     autotrace.install(langfuse_host="http://127.0.0.1:9", credentials=secret_store, integrations=(),

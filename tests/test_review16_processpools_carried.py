@@ -151,5 +151,5 @@ def test_a_task_leaves_the_worker_as_it_was_and_one_without_state_goes_unwrapped
         autotrace.uninstall()
         with autotrace.tenant("acme"):
             uninstalled = pool.submit(_caller).result(timeout=60), processes.apply(_caller)
-    assert carried == ("processes.py", "processes.py")
+    assert carried == ("carried.py", "carried.py")  # run by the wrapper (carried.Carrying)
     assert bare == uninstalled == ("process.py", "pool.py")

@@ -60,3 +60,29 @@ def forget(where: str) -> None:
     """Run from here on in no unit of work's state: autotrace's variables unset and an empty OTel
     context current, for the rest of the running context (never raises)."""
     enter((None, None, None, None), Context(), where)
+
+
+class Carrying:
+    """A callable ``fn`` run where it is handed (a pool's worker thread or process) in the state
+    ``_enter`` sets (a subclass's: the state it carries), then the runner's own put back, whatever
+    ``fn`` changed of it. Its result or exception is ``fn``'s own."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        entered = self._enter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            if entered is not None:
+                try:
+                    leave(entered)
+                except Exception as exc:  # the task's result or error stays its own
+                    guarded_failure("threads", exc)
+
+    def _enter(self) -> Entered | None:
+        """Set the carried state; None (nothing set) if that failed or there is none to set."""
+        raise NotImplementedError

@@ -30,29 +30,22 @@ from ..runtime import state
 _TRACEPARENT_LENGTH = 55
 
 
-class InSubmittersTrace:
+class InSubmittersTrace(carried.Carrying):
     """A callable for a process pool's worker, run with its submitter's tenant, capture setting and
     current span (``traceparent``) set there. Picklable as ``fn`` is (pickling it pickles ``fn``:
     an unpicklable callable fails as it would alone)."""
 
-    __slots__ = ("capture", "fn", "tenant", "traceparent")
+    __slots__ = ("capture", "tenant", "traceparent")
 
     def __init__(self, fn: Any, tenant: str | None, capture: bool | None, traceparent: str | None) -> None:
-        self.fn, self.tenant, self.capture, self.traceparent = fn, tenant, capture, traceparent
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        entered = self._enter() if state.settings is not None else None
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            if entered is not None:
-                try:
-                    carried.leave(entered)
-                except Exception as exc:  # the task's result or error stays its own
-                    guarded_failure("threads", exc)
+        super().__init__(fn)
+        self.tenant, self.capture, self.traceparent = tenant, capture, traceparent
 
     def _enter(self) -> carried.Entered | None:
-        """Set the submitter's state; None if that failed (the task runs in the worker's as it is)."""
+        """Set the submitter's state; None if that failed, or in a worker where autotrace is not
+        installed (the task runs in the worker's as it is)."""
+        if state.settings is None:
+            return None
         try:
             tenant = self.tenant if valid_tenant(self.tenant) else None
             capture = self.capture if type(self.capture) is bool else None

@@ -52,25 +52,15 @@ _PROCESS_POOL_EXECUTOR = "concurrent.futures.process"
 _UTIL = "multiprocessing.util"
 
 
-class _InSubmittersState:
+class _InSubmittersState(carried.Carrying):
     """A submitted callable, run with the submitter's tracing state set (``values`` None: with the
     worker's own), then the worker's put back, whatever the task changed of it (``carried.enter``)."""
 
-    __slots__ = ("fn", "otel", "values")
+    __slots__ = ("otel", "values")
 
     def __init__(self, fn: Any, otel: Any, values: Values | None) -> None:
-        self.fn, self.otel, self.values = fn, otel, values
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        entered = self._enter()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            if entered is not None:
-                try:
-                    carried.leave(entered)
-                except Exception as exc:  # the task's result or error stays its own
-                    guarded_failure("threads", exc)
+        super().__init__(fn)
+        self.otel, self.values = otel, values
 
     def _enter(self) -> carried.Entered | None:
         """Set the state the task runs in; None if that failed (it runs in the worker's as it is)."""

@@ -40,6 +40,7 @@ class LangfuseSink(OtlpHttpSink):
         #: Where this sink sends; fixed for its lifetime (a new host needs a new sink).
         self.host = host.rstrip("/")
         self.fingerprint = credentials.fingerprint
+        self.public_key = credentials.public_key  # the project it writes to (the keys' public half)
         self._scores = HttpTarget(host.rstrip("/") + SCORES_PATH, timeout, pool)
         self._auth = credentials.authorization_header()
 
@@ -94,3 +95,4 @@ class LangfuseSink(OtlpHttpSink):
             self.set_headers(langfuse_headers(credentials))
             self._auth = credentials.authorization_header()
             self.fingerprint = credentials.fingerprint
+            self.public_key = credentials.public_key

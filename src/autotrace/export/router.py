@@ -213,7 +213,7 @@ class Router:
         public key, at its endpoint): then autotrace does not, as well (``spans_dropped.sdk_exported``)."""
         sink = destination.sink
         if not isinstance(sink, LangfuseSink) or not _langfuse_sdk.exports_itself(
-                span, sink._headers.get("x-langfuse-public-key"), sink.host + OTLP_PATH):
+                span, sink.public_key, sink.host + OTLP_PATH):
             return False
         count("spans_dropped.sdk_exported")
         log_once("sdk_exported", "autotrace: a Langfuse SDK client with a tenant's keys exports its own spans "
@@ -426,8 +426,8 @@ class Router:
         pressured: set[str] = set()
         held = sum(len(spans) for spans in self._waiting.values())
         for destination in self.destinations():
-            if not destination.in_flight and not destination.pending:  # idle: holds nothing, nothing due
-                continue  # (most of a thousand tenants' while a flush waits: one test, not three)
+            if destination.idle():  # holds nothing, nothing due (most of a thousand tenants' while a flush waits)
+                continue
             held += destination.held
             if destination.filling:
                 pressured.add(destination.key)

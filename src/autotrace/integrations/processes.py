@@ -66,18 +66,3 @@ def carrier() -> Callable[[Any], Any] | None:
     if tenant is None and capture is None and parent is None:
         return None
     return lambda fn: InSubmittersTrace(fn, tenant, capture, parent)
-
-
-def submit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``ProcessPoolExecutor.submit`` (``map`` goes through it): the task carries the submitter's
-    state, if it has any."""
-    task = None
-    if args:
-        try:
-            carry = carrier()
-            task = carry(args[0]) if carry is not None else None
-        except Exception as exc:  # the task is handed over as it is
-            guarded_failure("threads", exc)
-    if task is None:
-        return wrapped(*args, **kwargs)
-    return wrapped(task, *args[1:], **kwargs)

@@ -82,27 +82,37 @@ def _submitters_state() -> tuple[Any, Values | None]:
     return None, None
 
 
-def _submit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``ThreadPoolExecutor.submit``: the task carries the submitter's tracing state, if there is
-    any, else runs in the worker's; either way the worker keeps nothing of the task's."""
-    try:
-        task = _InSubmittersState(args[0], *_submitters_state()) if args else None
-    except Exception as exc:  # the task is handed over as it is
-        guarded_failure("threads", exc)
-        task = None
-    if task is None:
-        return wrapped(*args, **kwargs)  # no task (submit's own error) or a failure: handed over as it is
-    return wrapped(task, *args[1:], **kwargs)
-
-
 #: What makes a pool's tasks carry their submitter's state (None: they are handed over as they are).
 Carrier = Callable[[], Callable[[Any], Any] | None]
 
 
 def _in_thread() -> Callable[[Any], Any]:
-    """A ``ThreadPool``'s ``Carrier``: the submitter's state, or the worker's (undone after the task)."""
+    """A thread pool's ``Carrier``: the submitter's state, or the worker's (undone after the task)."""
     state = _submitters_state()
     return lambda fn: _InSubmittersState(fn, *state)
+
+
+def carrying_submit(carry: Carrier) -> Callable[..., Any]:
+    """An executor's ``submit`` wrapper whose task (``fn``) carries what ``carry`` gives:
+    ``ThreadPoolExecutor``'s (the submitter's state, else the worker's, which keeps nothing of the
+    task's) and ``ProcessPoolExecutor``'s (``processes.carrier``)."""
+
+    def submit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        task = None
+        if args:
+            try:
+                wrap = carry()
+                task = wrap(args[0]) if wrap is not None else None
+            except Exception as exc:  # the task is handed over as it is
+                guarded_failure("threads", exc)
+        if task is None:
+            return wrapped(*args, **kwargs)  # no task (submit's own error), none to carry, or a failure
+        return wrapped(task, *args[1:], **kwargs)
+
+    return submit
+
+
+_submit = carrying_submit(_in_thread)
 
 
 class _Submitting:
@@ -239,7 +249,7 @@ class ThreadsIntegration(Integration):
                 return
             try:
                 self._executor_patched = self.patcher.wrap(_PROCESS_POOL_EXECUTOR, "ProcessPoolExecutor.submit",
-                                                           processes.submit, expects=("fn",))
+                                                           carrying_submit(processes.carrier), expects=("fn",))
             except Exception as exc:
                 guarded_failure("threads", exc)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -26,6 +27,19 @@ def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_")) and not k.lower().endswith("_proxy")}
     return {**env, "AUTOTRACE_HOME": str(tmp_path / "home"), **extra}
+
+
+def basic_auth(public: str, secret: str) -> str:
+    """The ``Authorization`` header a Langfuse key pair makes (HTTP Basic)."""
+    return "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
+
+
+def wait_for_stat(name: str, at_least: int = 1, timeout: float = 10.0) -> int:
+    """The counter ``name`` once it reaches ``at_least`` (or ``timeout`` has passed): its value."""
+    deadline = time.monotonic() + timeout
+    while autotrace.stats().get(name, 0) < at_least and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return autotrace.stats().get(name, 0)
 
 
 def server_tls(cert: str = "server", client_ca: Path | None = None) -> ssl.SSLContext:

@@ -4,7 +4,6 @@ resolve at run time, and metadata that cannot be read never raises into the appl
 
 from __future__ import annotations
 
-import base64
 import inspect
 import typing
 from collections.abc import Iterator, Mapping
@@ -13,11 +12,7 @@ from typing import Any
 import autotrace
 from autotrace.export.credentials import Credentials
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import Traced
-
-
-def _auth(public: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
+from tests.helpers import Traced, basic_auth
 
 
 def test_a_score_on_an_ended_observation_goes_to_the_tenant_it_started_with(rx: OtlpReceiver) -> None:
@@ -34,7 +29,7 @@ def test_a_score_on_an_ended_observation_goes_to_the_tenant_it_started_with(rx: 
     assert autotrace.flush(5)
     sent = sorted((body["name"], body["traceId"], body["observationId"], headers["authorization"])
                   for headers, body in rx.scores)
-    acme = _auth("pk-acme", "sk-acme")
+    acme = basic_auth("pk-acme", "sk-acme")
     assert sent == [("helpful", gen.trace_id, gen.id, acme), ("thumbs", gen.trace_id, gen.id, acme)]
     assert autotrace.stats()["tenant_mismatch"] == 1  # the one given under globex
     assert "scores_dropped.no_tenant" not in autotrace.stats()
@@ -59,7 +54,7 @@ def test_an_evaluators_score_of_an_ended_observation_goes_to_the_tenant_it_start
         assert _relevance(gen) == 0.5
     assert autotrace.flush(5)
     sent = [(body["name"], body["observationId"], headers["authorization"]) for headers, body in rx.scores]
-    assert sent == [("relevance", gen.id, _auth("pk-acme", "sk-acme"))]
+    assert sent == [("relevance", gen.id, basic_auth("pk-acme", "sk-acme"))]
 
 
 def _public_callables() -> list[tuple[str, typing.Any]]:

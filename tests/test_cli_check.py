@@ -19,21 +19,18 @@ from autotrace.export.credentials_file import FileCredentials
 from autotrace.export.key_check import KeyCheck, sharing_a_project
 from autotrace.export.otlp_http import exchange
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import CERTS, server_tls
+from tests.helpers import CERTS, basic_auth, server_tls
 from tests.proxy_server import ProxyServer
 
 GOOD = ("pk-lf-acme", "sk-lf-acme-s3cret")
 SECRETS = ("s3cret", base64.b64encode(b"pk-lf-acme:sk-lf-acme-s3cret").decode())
 
 
-def _basic(public: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
-
 
 @pytest.fixture
 def langfuse(rx: OtlpReceiver) -> OtlpReceiver:
     """A stand-in Langfuse that takes only the ``GOOD`` keys and names their project."""
-    rx.require_auth(_basic(*GOOD))
+    rx.require_auth(basic_auth(*GOOD))
     rx.projects[GOOD[0]] = {"name": "Acme production", "id": "cl-acme-1"}
     return rx
 
@@ -69,11 +66,11 @@ def test_each_tenant_is_tried_as_exports_would_and_named_by_its_project(
     traces = [r for r in langfuse.requests if r.path == "/api/public/otel/v1/traces"]  # the accepted one
     assert [(r.span_count, r.body) for r in traces] == [(0, b"")]  # nothing to store
     sent = traces[0].headers
-    assert (sent["authorization"], sent["x-langfuse-public-key"]) == (_basic(*GOOD), GOOD[0])
+    assert (sent["authorization"], sent["x-langfuse-public-key"]) == (basic_auth(*GOOD), GOOD[0])
     assert sent["x-langfuse-ingestion-version"] == "4"
     assert (sent["content-type"], sent["content-encoding"]) == ("application/x-protobuf", "gzip")
     projects = [r for r in langfuse.requests if r.path == "/api/public/projects"]
-    assert [r.headers["authorization"] for r in projects] == [_basic(*GOOD)]  # refused keys are not asked again
+    assert [r.headers["authorization"] for r in projects] == [basic_auth(*GOOD)]  # refused keys are not asked again
 
 
 def test_json_output_names_every_outcome(
@@ -216,7 +213,7 @@ def test_get_sends_no_body_and_the_exchange_reads_the_answer(rx: OtlpReceiver) -
 
     conn = http.client.HTTPConnection("127.0.0.1", rx.port, timeout=5)
     rx.projects["pk"] = {"name": "P"}
-    status, _, body = exchange(conn, "/api/public/projects", b"", {"Authorization": _basic("pk", "sk")},
+    status, _, body = exchange(conn, "/api/public/projects", b"", {"Authorization": basic_auth("pk", "sk")},
                                time.monotonic() + 5, method="GET")
     conn.close()
     assert status == 200 and json.loads(body)["data"][0]["name"] == "P"

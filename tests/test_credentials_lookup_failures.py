@@ -7,7 +7,6 @@ lookup works again."""
 
 from __future__ import annotations
 
-import base64
 import time
 from pathlib import Path
 
@@ -18,11 +17,7 @@ from autotrace import cli
 from autotrace.export import router
 from autotrace.export.credentials import Credentials
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import ended_span
-
-
-def _auth(public: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
+from tests.helpers import basic_auth, ended_span
 
 
 class SecretStore:
@@ -55,7 +50,7 @@ def test_an_outage_never_sends_a_tenants_spans_to_the_default_project_and_tracin
         ended_span("a stranger", "globex")  # the store answers it has no keys: the default policy's
         assert autotrace.flush(10)
         assert [s.name for s in acme_rx.wait_for_spans(1)] == ["after the outage"]
-        assert {r.headers["authorization"] for r in acme_rx.requests} == {_auth("pk-acme", "sk-acme")}
+        assert {r.headers["authorization"] for r in acme_rx.requests} == {basic_auth("pk-acme", "sk-acme")}
         assert sorted(s.name for s in rx.wait_for_spans(2)) == ["a stranger", "no tenant"]
         assert autotrace.stats()["spans_dropped.credentials_failed"] == 1
 

@@ -18,6 +18,7 @@ import autotrace
 from autotrace.export.otlp_http import OtlpHttpSink
 from autotrace.runtime import state
 from autotrace.testing.otlp_receiver import OtlpReceiver
+from tests.helpers import wait_for_stat
 
 PK, SK = "pk-lf-export", "sk-lf-export"
 AUTH = "Basic " + base64.b64encode(f"{PK}:{SK}".encode()).decode()
@@ -142,19 +143,13 @@ def test_an_outage_never_slows_callers_down() -> None:
     assert autotrace.stats()["spans_dropped.destination_full"] > 0  # drops are counted instead
 
 
-def _wait_for_stat(name: str, at_least: int = 1, timeout: float = 10.0) -> int:
-    deadline = time.monotonic() + timeout
-    while autotrace.stats().get(name, 0) < at_least and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return autotrace.stats().get(name, 0)
-
 
 def test_spans_of_a_short_outage_arrive_when_the_endpoint_comes_back(caplog: pytest.LogCaptureFixture) -> None:
     port = _free_port()
     with caplog.at_level(logging.WARNING, logger="autotrace"):
         _install(f"http://127.0.0.1:{port}", export_timeout=0.5)  # default retries
         during = _work(3)
-        assert _wait_for_stat("export_failures.langfuse:default") >= 1  # nothing listens there yet
+        assert wait_for_stat("export_failures.langfuse:default") >= 1  # nothing listens there yet
         with OtlpReceiver().start(port=port) as rx:
             after = _work(1)
             spans = rx.wait_for_spans(8, timeout=40)  # the held batch once its backoff ends, then the rest
@@ -168,7 +163,7 @@ def test_tracing_resumes_after_a_slow_endpoint(receiver: OtlpReceiver) -> None:
     receiver.delay(10.0)
     _install(receiver.endpoint, export_timeout=0.3, max_retries=0)
     _work(2)
-    assert _wait_for_stat("spans_dropped.export_failed", at_least=4) == 4  # timed out, dropped and counted
+    assert wait_for_stat("spans_dropped.export_failed", at_least=4) == 4  # timed out, dropped and counted
     receiver.delay(0)
     (trace_id,) = _work(1)
     assert autotrace.flush(5)

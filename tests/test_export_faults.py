@@ -4,7 +4,6 @@ threads left behind by uninstall, and the drop policy against the local store.""
 
 from __future__ import annotations
 
-import base64
 import os
 import threading
 import time
@@ -20,20 +19,11 @@ from autotrace.export.local_store import LocalStore
 from autotrace.export.router import Router
 from autotrace.export.workers import WorkerPool
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import ended_span
+from tests.helpers import basic_auth, ended_span, wait_for_stat
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 
-def _auth(public: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
-
-
-def _wait_for_stat(name: str, timeout: float = 10.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not autotrace.stats().get(name):
-        time.sleep(0.01)
-    return autotrace.stats().get(name, 0)
 
 
 def _exit_code_of_child(pid: int) -> int:
@@ -70,15 +60,15 @@ def test_a_tenant_moved_to_another_host_never_sends_its_new_keys_to_the_old_one(
                           credentials=Moving())
         old.fail_with(503)  # the first span waits at the old destination to be retried
         ended_span("before move", "a")
-        assert _wait_for_stat("export_failures") >= 1
+        assert wait_for_stat("export_failures") >= 1
         current["a"] = Credentials("pk-a2", "sk-a2-NEW", host=new.endpoint)
         old.fail_with(None)  # from now on the old host records whatever reaches it
         ended_span("after move", "a")
         assert autotrace.flush(10)
-        assert {r.headers["authorization"] for r in old.requests} <= {_auth("pk-a", "sk-a")}
+        assert {r.headers["authorization"] for r in old.requests} <= {basic_auth("pk-a", "sk-a")}
         assert "after move" not in [s.name for s in old.spans]
         assert "after move" in [s.name for s in new.spans]
-        assert {r.headers["authorization"] for r in new.requests} == {_auth("pk-a2", "sk-a2-NEW")}
+        assert {r.headers["authorization"] for r in new.requests} == {basic_auth("pk-a2", "sk-a2-NEW")}
         # the waiting span moved with its tenant (or, had it been in flight, was counted)
         before = [s.name for s in old.spans + new.spans].count("before move")
         assert before + autotrace.stats().get("spans_dropped.credentials_revoked", 0) >= 1
@@ -200,7 +190,7 @@ def test_a_slow_credentials_lookup_never_holds_up_other_tenants() -> None:
             for i in range(router_module._MAX_WAITING + 200):
                 ended_span(f"slow {i}", "slow")
             ended_span("fast 0", "fast")  # its lookup must finish (on another worker) while slow's hangs,
-            assert _wait_for_stat("tenant_destinations_created") == 1  # before a burst past what may park
+            assert wait_for_stat("tenant_destinations_created") == 1  # before a burst past what may park
             for i in range(1, 1500):
                 ended_span(f"fast {i}", "fast")
             spans = rx.wait_for_spans(1500, timeout=20)

@@ -4,8 +4,6 @@ batch) had that batch dropped after the wait although its new keys were in the s
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 import autotrace
@@ -13,11 +11,7 @@ import autotrace.export.destination as destination_module
 import autotrace.export.router as router_module
 from autotrace.export.credentials import Credentials
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import ended_span
-
-
-def _auth(public: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
+from tests.helpers import basic_auth, ended_span
 
 
 def test_a_tenants_last_batch_refused_goes_with_keys_looked_up_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,11 +30,11 @@ def test_a_tenants_last_batch_refused_goes_with_keys_looked_up_at_once(monkeypat
         ended_span("before", "acme")
         assert [s.name for s in rx.wait_for_spans(1)] == ["before"]
         keys["current"] = ("pk-new", "sk-new")  # rotated in the secret store, the old key revoked
-        rx.require_auth(_auth("pk-new", "sk-new"))
+        rx.require_auth(basic_auth("pk-new", "sk-new"))
         ended_span("last", "acme")  # the tenant's last span: refused with the old keys
         assert sorted(s.name for s in rx.wait_for_spans(2)) == ["before", "last"]
         last = next(s for s in rx.spans if s.name == "last")
-        assert last.headers["authorization"] == _auth("pk-new", "sk-new")
+        assert last.headers["authorization"] == basic_auth("pk-new", "sk-new")
         assert asked == ["acme", "acme"]
     stats = autotrace.stats()
     assert "spans_dropped.export_failed" not in stats

@@ -5,7 +5,6 @@ a tenant's spans at each routine rotation). Now a batch refused with keys not re
 
 from __future__ import annotations
 
-import base64
 import time
 
 import pytest
@@ -18,18 +17,7 @@ from autotrace.export.credentials import Credentials
 from autotrace.export.destination import Destination
 from autotrace.export.langfuse import LangfuseSink
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import ended_span
-
-
-def _auth(public: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
-
-
-def _wait_for_stat(name: str, timeout: float = 10.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not autotrace.stats().get(name):
-        time.sleep(0.01)
-    return autotrace.stats().get(name, 0)
+from tests.helpers import basic_auth, ended_span, wait_for_stat
 
 
 def test_a_batch_refused_with_revoked_keys_goes_with_the_rotated_ones(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,15 +29,15 @@ def test_a_batch_refused_with_revoked_keys_goes_with_the_rotated_ones(monkeypatc
         ended_span("before", "acme")
         assert [s.name for s in rx.wait_for_spans(1)] == ["before"]
         keys["current"] = ("pk-new", "sk-new")  # rotated in the secret store, the old key revoked
-        rx.require_auth(_auth("pk-new", "sk-new"))
+        rx.require_auth(basic_auth("pk-new", "sk-new"))
         ended_span("during", "acme")  # sent with the cached old keys: refused
-        assert _wait_for_stat("export_failures.langfuse:acme") == 1
+        assert wait_for_stat("export_failures.langfuse:acme") == 1
         time.sleep(0.3)  # past the re-check interval: the next span makes the router look again
         ended_span("after", "acme")
         assert sorted(s.name for s in rx.wait_for_spans(3)) == ["after", "before", "during"]
         assert autotrace.flush(5)
         during = next(s for s in rx.spans if s.name == "during")
-        assert during.headers["authorization"] == _auth("pk-new", "sk-new")
+        assert during.headers["authorization"] == basic_auth("pk-new", "sk-new")
     stats = autotrace.stats()
     assert "spans_dropped.export_failed" not in stats
     assert stats["spans_exported.langfuse:acme"] == 3
@@ -64,7 +52,7 @@ def _span(name: str) -> object:
 def test_a_refused_batch_waits_for_new_keys_and_wrong_keys_drop_at_once() -> None:
     now = [100.0]
     with OtlpReceiver() as rx:
-        rx.require_auth(_auth("pk-new", "sk-new"))
+        rx.require_auth(basic_auth("pk-new", "sk-new"))
         sink = LangfuseSink(rx.endpoint, Credentials("pk-old", "sk-old"))
         dest = Destination("tenant:a", sink, max_queue=10, max_batch=10, max_retries=3, clock=lambda: now[0])
         try:
@@ -75,9 +63,9 @@ def test_a_refused_batch_waits_for_new_keys_and_wrong_keys_drop_at_once() -> Non
             assert dest.due(now[0], 1.0, False)  # at once, with the new keys
             dest.export(dest.take())
             assert [s.name for s in rx.spans] == ["one"]
-            assert rx.spans[0].headers["authorization"] == _auth("pk-new", "sk-new")
+            assert rx.spans[0].headers["authorization"] == basic_auth("pk-new", "sk-new")
 
-            rx.require_auth(_auth("pk-other", "sk-other"))  # the new keys are refused too: held once
+            rx.require_auth(basic_auth("pk-other", "sk-other"))  # the new keys are refused too: held once
             dest.add(_span("two"))
             dest.export(dest.take())
             assert (dest.pending, dest.due(now[0], 1.0, False)) == (1, False)

@@ -4,7 +4,6 @@ every span), while a known tenant's spans go to its own project alone."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,7 @@ import autotrace
 from autotrace.config import ConfigError
 from autotrace.export.credentials import Credentials
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import ended_span
-
-
-def _auth(public: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
+from tests.helpers import basic_auth, ended_span
 
 
 def _stored_names() -> list[str]:
@@ -35,7 +30,7 @@ def _three_spans(rx: OtlpReceiver, tmp_path: Path, **options: object) -> None:
     ended_span("of t", "t")
     assert autotrace.flush(10)
     assert [s.name for s in rx.wait_for_spans(1)] == ["of t"]
-    assert {r.headers["authorization"] for r in rx.requests} == {_auth("pk-t", "sk-t")}
+    assert {r.headers["authorization"] for r in rx.requests} == {basic_auth("pk-t", "sk-t")}
 
 
 def test_unknown_tenant_local_keeps_only_the_unknown_spans_in_the_local_store(rx: OtlpReceiver,

@@ -6,7 +6,6 @@ tenant sends them with those, as it does for a tenant in place."""
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable, Iterator
 
@@ -17,11 +16,7 @@ from autotrace.export import router as router_module
 from autotrace.export.credentials import Credentials
 from autotrace.runtime import state
 from autotrace.testing.otlp_receiver import OtlpReceiver
-from tests.helpers import ended_span
-
-
-def _auth(public: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
+from tests.helpers import basic_auth, ended_span
 
 
 class Store:
@@ -91,7 +86,7 @@ def test_a_failed_lookup_of_a_retired_tenant_keeps_its_spans_and_its_known_keys(
     assert autotrace.flush(20)
     spans = rxs["t0"].wait_for_spans(4)
     assert sorted(s.name for s in spans) == ["t0-0", "t0-1", "t0-2", "t0-3"]
-    assert {r.headers["authorization"] for r in rxs["t0"].requests} == {_auth("pk-t0", "sk-t0")}
+    assert {r.headers["authorization"] for r in rxs["t0"].requests} == {basic_auth("pk-t0", "sk-t0")}
     assert [s.name for s in rxs["t1"].spans] == ["t1-0"]
     assert _dropped() == {}
     assert _stat("spans_exported") == 5
@@ -106,7 +101,7 @@ def test_a_retired_tenant_found_with_rotated_keys_sends_what_it_held_with_the_ne
     store = Store({"t0": rxs["t0"].endpoint, "t1": rxs["t1"].endpoint})
     _retire_t0(rxs, store)
     store.keys["t0"] = ("pk-t0", "sk-t0-rotated")
-    rxs["t0"].require_auth(_auth("pk-t0", "sk-t0-rotated"))  # the old secret is revoked
+    rxs["t0"].require_auth(basic_auth("pk-t0", "sk-t0-rotated"))  # the old secret is revoked
     ended_span("t0-3", "t0")
     _wait(lambda: _stat("tenant_destinations_created") == 2)
     rxs["t0"].fail_with(None)
@@ -126,7 +121,7 @@ def test_a_retired_tenant_found_on_a_new_host_takes_what_it_held_there(rxs: dict
     rxs["t0"].fail_with(None)
     assert autotrace.flush(20)
     assert sorted(s.name for s in rxs["t0-new"].wait_for_spans(4)) == ["t0-0", "t0-1", "t0-2", "t0-3"]
-    assert {r.headers["authorization"] for r in rxs["t0-new"].requests} == {_auth("pk-t0b", "sk-t0b")}
+    assert {r.headers["authorization"] for r in rxs["t0-new"].requests} == {basic_auth("pk-t0b", "sk-t0b")}
     assert rxs["t0"].spans == [] and _dropped() == {} and _stat("spans_exported") == 5
 
 
@@ -145,7 +140,7 @@ def test_a_host_move_lets_the_batch_under_way_to_the_old_host_finish(
     _wait(lambda: _stat("tenant_destinations_moved") == 1)
     assert autotrace.flush(20)
     assert [s.name for s in rxs["t0"].wait_for_spans(1)] == ["t0-0"]
-    assert {r.headers["authorization"] for r in rxs["t0"].requests} == {_auth("pk-t0", "sk-t0")}
+    assert {r.headers["authorization"] for r in rxs["t0"].requests} == {basic_auth("pk-t0", "sk-t0")}
     assert [s.name for s in rxs["t0-new"].wait_for_spans(1)] == ["t0-1"]
-    assert {r.headers["authorization"] for r in rxs["t0-new"].requests} == {_auth("pk-t0b", "sk-t0b")}
+    assert {r.headers["authorization"] for r in rxs["t0-new"].requests} == {basic_auth("pk-t0b", "sk-t0b")}
     assert _dropped() == {} and _stat("spans_exported") == 2

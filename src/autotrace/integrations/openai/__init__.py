@@ -30,7 +30,7 @@ is then hidden from the caller: cut from the response bytes before the SDK decod
 holds all of it, else dropped from the chunks (``stream_usage=False`` turns this off: the server
 then sends no usage). A server that rejects ``stream_options`` (Azure OpenAI before API version
 2024-09-01, some compatible servers) gets the caller's own request again at once, and no
-``stream_options`` from then on (``_Refusals``). A raw response whose body the caller reads (a raw stream,
+``stream_options`` from then on (``_endpoints``). A raw response whose body the caller reads (a raw stream,
 ``with_streaming_response``) is recorded when the caller parses it (``_raw``). Content capture
 follows ``autotrace.content_capture(...)`` (per block/call) and the ``capture_content`` setting.
 
@@ -48,15 +48,17 @@ import copy
 import inspect
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from ... import recorder
-from ..._internal import count, guarded_failure, log_once
+from ..._internal import count, guarded_failure
 from ...observation import Observation
 from ...runtime import state
 from .. import ownership
 from ..base import Integration
 from . import _background, _extract, _raw, _replayed, _replayed_http, _stream
+from ._endpoints import NO_DICT as _NO_DICT
+from ._endpoints import REFUSALS as _REFUSALS
+from ._endpoints import provider as _provider
 from ._media_stream import stream_state as _state_for
 from .pricing import set_prices
 
@@ -65,64 +67,8 @@ __all__ = ["INTEGRATION", "OpenAIIntegration", "set_prices"]
 _RAW_HEADER = "X-Stainless-Raw-Response"
 #: The operations a replay freezes (served from the recording, ``_Call.frozen``).
 _FREEZABLE = frozenset({"chat", "responses"})
-_NO_DICT: dict[str, Any] = {}
-#: The hosts of Azure OpenAI resources (Azure OpenAI, Azure AI Services and AI Foundry endpoints).
-_AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
-
-
-class _Refusals:
-    """The endpoints (base URL, Azure API version) that rejected the ``stream_options`` autotrace
-    added: their streams are sent as the caller made them. Bounded: endpoints come from the
-    application's configuration, a few per process; past the bound, a refusing endpoint's streams
-    are each sent twice (counted)."""
-
-    MAX = 256
-
-    def __init__(self) -> None:
-        self.endpoints: set[tuple[str, Any]] = set()
-
-    def refused(self, error: BaseException, endpoint: tuple[str, Any]) -> bool:
-        """Whether ``error`` is a server's rejection of ``stream_options`` (remembered); never raises."""
-        try:
-            if getattr(error, "status_code", None) not in (400, 422) or "stream_options" not in str(error):
-                return False
-        except Exception:  # an error whose str() raises is no rejection autotrace can read
-            return False
-        count("openai.stream_options_rejected")
-        log_once(f"openai:stream_options:{endpoint[0]}", "autotrace: %s rejected stream_options; its streams "
-                 "are sent as the caller makes them, without usage", endpoint[0])
-        if len(self.endpoints) < self.MAX:
-            self.endpoints.add(endpoint)
-        return True
-
-
-_REFUSALS = _Refusals()
 #: What a request gives when its ``stream_options`` were rejected (it is then sent again).
 _REFUSED = object()
-
-
-def _provider(client: Any) -> tuple[str, str]:
-    """(provider, base URL) of a client, cached on the client until its base URL changes.
-
-    The URL is read from where the client's ``base_url`` property keeps it when it is there: in
-    recent SDKs the property runs an import statement on every read (about 15,000 instructions)."""
-    url_object = getattr(client, "__dict__", _NO_DICT).get("_base_url")
-    if url_object is None:
-        url_object = getattr(client, "base_url", None)
-    cached = getattr(client, "_autotrace_provider", None)
-    if cached is not None and cached[0] is url_object:
-        return cached[1], cached[2]
-    base_url = str(url_object or "")
-    host = urlsplit(base_url).hostname or ""
-    if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI") or host.endswith(_AZURE_HOSTS):
-        provider = "azure"  # an Azure client, or the plain client on Azure's v1 API (``.../openai/v1/``)
-    else:
-        provider = "openai" if host == "api.openai.com" else host or "openai-compatible"
-    try:
-        client._autotrace_provider = (url_object, provider, base_url)
-    except AttributeError:
-        pass
-    return provider, base_url
 
 
 class _Call:

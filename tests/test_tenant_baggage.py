@@ -60,11 +60,12 @@ def test_the_tenant_travels_only_to_the_targets_the_setting_names(tmp_path: Any,
 
 
 def test_the_variable_names_the_targets(tmp_path: Any, recorder: svc.MetadataRecorder, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUTOTRACE_TENANT_BAGGAGE", "localhost:*,127.0.0.1:*")
+    monkeypatch.setenv("AUTOTRACE_TENANT_BAGGAGE", "rag-service:*,127.0.0.1:*")
     svc.install(tmp_path)
     _call(f"127.0.0.1:{recorder.port}")
-    _call(f"ipv4:127.0.0.1:{recorder.port}")  # the same server, named otherwise: not listed
-    assert _baggage(recorder) == ["autotrace.tenant=acme", None]
+    _call(f"ipv4:127.0.0.1:{recorder.port}")  # the same address under a resolver scheme: listed
+    _call(f"localhost:{recorder.port}")  # the same server by another name: not listed
+    assert _baggage(recorder) == ["autotrace.tenant=acme", "autotrace.tenant=acme", None]
 
 
 def test_other_baggage_still_travels_where_the_tenant_does_not(tmp_path: Any, recorder: svc.MetadataRecorder) -> None:

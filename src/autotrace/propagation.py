@@ -93,13 +93,36 @@ def traceparent(context: Context | None = None, full_flags: bool | None = None) 
 _EVERY_TARGET = ("*",)
 
 
+#: gRPC's name-resolver schemes: a target ``dns:///rag-service:50051`` names ``rag-service:50051``.
+_RESOLVER_SCHEMES = frozenset({"dns", "ipv4", "ipv6", "unix", "unix-abstract", "vsock", "xds", "passthrough"})
+
+
+def _addresses(target: str) -> list[str]:
+    """The addresses a channel target names, without the resolver's scheme or authority
+    (``dns://8.8.8.8/host:port`` is ``host:port``); ``ipv4:`` and ``ipv6:`` list several."""
+    scheme, colon, rest = target.partition(":")
+    if not colon or scheme.lower() not in _RESOLVER_SCHEMES:
+        return [target]
+    if rest.startswith("//"):
+        rest = rest[2:].partition("/")[2]  # the authority (a DNS server) is not the destination
+    return rest.split(",") if scheme.lower() in ("ipv4", "ipv6") else [rest]
+
+
 def tenant_travels_to(target: str | None) -> bool:
     """Whether an outgoing call to ``target`` (a gRPC channel's target, None when not known) may
-    carry the tenant, by the ``tenant_baggage`` setting: every target by default."""
+    carry the tenant, by the ``tenant_baggage`` setting: every target by default. A pattern
+    matches the target as written or the address it names under a resolver scheme
+    (``rag-service:*`` matches ``dns:///rag-service:50051``); every address of a list must match."""
     patterns = state.settings.tenant_baggage if state.settings is not None else _EVERY_TARGET
     if patterns == _EVERY_TARGET:
         return True
-    return target is not None and any(fnmatchcase(target, pattern) for pattern in patterns)
+    if target is None:
+        return False
+    if any(fnmatchcase(target, pattern) for pattern in patterns):
+        return True
+    addresses = _addresses(target)
+    return addresses != [target] and all(
+        address and any(fnmatchcase(address, pattern) for pattern in patterns) for address in addresses)
 
 
 def inject(carrier: MutableMapping[str, str], context: Context | None = None,

@@ -52,6 +52,9 @@ Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
 #: The batches of a response, or None when the call returned before its results were known.
 Results = Callable[[Any, dict[str, Any]], list[Batch] | None]
 Count = Callable[[Any, tuple[Any, ...], dict[str, Any]], int | None]
+#: What a write's response says failed though the call returned (a batched write's failed
+#: batches), as the write's error message; None when nothing did.
+Failed = Callable[[Any], str | None]
 
 
 def requested(fields: dict[str, Any], operation: str, ids: Any) -> dict[str, Any]:
@@ -295,20 +298,36 @@ def _start_write(store: str, operation: str, describe: Describe, counter: Count,
 
 
 def write_wrapper(store: str, operation: str, describe: Describe, counter: Count,
-                  asynchronous: bool = False) -> Callable[..., Any]:
-    """A wrapt wrapper recording a write (add/upsert/delete) as a span with its count."""
+                  asynchronous: bool = False, failed: Failed | None = None) -> Callable[..., Any]:
+    """A wrapt wrapper recording a write (add/upsert/delete) as a span with its count; with
+    ``failed``, a response reporting failures it did not raise (``_report_failed``) marks it failed."""
     if asynchronous:
         async def traced_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            with _start_write(store, operation, describe, counter, instance, args, kwargs):
-                return await wrapped(*args, **kwargs)
+            with _start_write(store, operation, describe, counter, instance, args, kwargs) as obs:
+                response = await wrapped(*args, **kwargs)
+                if failed is not None and obs is not None:
+                    _report_failed(store, obs, failed, response)
+                return response
 
         return traced_async
 
     def traced(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        with _start_write(store, operation, describe, counter, instance, args, kwargs):
-            return wrapped(*args, **kwargs)
+        with _start_write(store, operation, describe, counter, instance, args, kwargs) as obs:
+            response = wrapped(*args, **kwargs)
+            if failed is not None and obs is not None:
+                _report_failed(store, obs, failed, response)
+            return response
 
     return traced
+
+
+def _report_failed(store: str, obs: Observation, failed: Failed, response: Any) -> None:
+    """Mark the write ``obs`` failed (level ERROR) if its ``response`` says some of it failed."""
+    try:
+        if (message := failed(response)) is not None:
+            obs.record_error(message)
+    except Exception as exc:
+        guarded_failure(f"{store}.write", exc)
 
 
 def argument(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, position: int | None,

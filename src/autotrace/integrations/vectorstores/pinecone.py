@@ -1,7 +1,15 @@
 """Pinecone (pinecone data plane): ``Index.query``, ``query_namespaces``, ``search`` (the
 records search) and its alias ``search_records``, ``fetch`` and ``fetch_by_metadata``, and their
 ``AsyncIndex`` (asyncio) and ``GrpcIndex`` (gRPC) twins become retrievals, ``upsert``,
-``upsert_records``, ``update`` and ``delete`` spans with counts.
+``upsert_records``, ``update`` and ``delete`` spans with counts. A batched ``upsert``
+(``batch_size=``) returns the batches the server refused instead of raising: its span is then
+failed (level ERROR), its message saying how many batches and items failed and the first error.
+
+The Documents API of schema-based indexes (``index.documents``, sync and asyncio): ``search`` and
+``fetch`` become retrievals (``pinecone.documents.search``: the query text of its ``score_by``
+clauses, their types as ``metadata.score_by``, a dense vector's dimensions; ``fetch`` by ids or a
+page by filter, unranked), ``upsert``, ``batch_upsert`` (failed as a batched ``upsert`` is),
+``update`` and ``delete`` spans with counts.
 
 The gRPC client's transport is compiled into the SDK (not ``grpcio``): its calls have no gRPC
 client span to nest under the retrieval, and carry no trace context to the server. Its
@@ -40,7 +48,7 @@ import wrapt
 
 from ..._internal import guarded_failure
 from ..base import Integration
-from ..documents import document
+from ..documents import CONTENT_CHARS, document
 from ._common import Batch, Page, requested, search_wrapper, write_wrapper
 
 _TEXT_KEYS = ("text", "content", "page_content", "document")
@@ -165,11 +173,15 @@ def _submit_in_callers_context(wrapped: Any, instance: Any, args: Any, kwargs: A
     return wrapped(functools.partial(contextvars.copy_context().run, args[0]), *args[1:], **kwargs)
 
 
-def _documents(items: Iterable[Any], data: str = "metadata") -> Iterator[dict[str, Any]]:
-    """Matches (their ``metadata``) or hits (their ``fields``) as documents."""
+def _documents(items: Iterable[Any], data: str | None = "metadata") -> Iterator[dict[str, Any]]:
+    """Matches (their ``metadata``), hits (their ``fields``) or, with ``data`` None, the Documents
+    API's documents (their own fields, read with ``get``) as documents."""
     for item in items:
-        values = getattr(item, data, None) or {}
-        content = next((values[k] for k in _TEXT_KEYS if k in values), None)
+        if data is None:
+            content = next((value for value in map(item.get, _TEXT_KEYS) if value is not None), None)
+        else:
+            values = getattr(item, data, None) or {}
+            content = next((values[k] for k in _TEXT_KEYS if k in values), None)
         yield document(getattr(item, "id", None), getattr(item, "score", None), content)
 
 
@@ -209,6 +221,60 @@ def _page_results(response: Any, request: dict[str, Any]) -> Page:
     return Page([_fetched(response)], getattr(getattr(response, "pagination", None), "next", None))
 
 
+def _clause(clause: Any) -> tuple[Any, Any, Any]:
+    """A Documents search clause (a typed ``TextQuery``... or a mapping): its type, query text, vector."""
+    if isinstance(clause, Mapping):
+        return clause.get("type"), clause.get("query"), clause.get("values")
+    kind = getattr(getattr(type(clause), "__struct_config__", None), "tag", None)  # msgspec's tag: "text", ...
+    return kind, getattr(clause, "query", None), getattr(clause, "values", None)
+
+
+def _describe_documents_search(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``documents.search(namespace=, score_by=[...], top_k=, filter=, ...)``: the query text of its
+    first ``_CLAUSES`` clauses (text, query string, embed), a dense vector's dimensions, and each
+    clause's type (``metadata.score_by``)."""
+    fields: dict[str, Any] = {"collection": kwargs.get("namespace") or None, "top_k": kwargs.get("top_k"),
+                              "filter": kwargs.get("filter")}
+    clauses = kwargs.get("score_by")
+    metadata: dict[str, Any] = {}
+    texts, kinds = [], []
+    for kind, query, values in map(_clause, clauses[:_CLAUSES] if isinstance(clauses, list | tuple) else ()):
+        kinds.append(kind)
+        if isinstance(query, str):
+            texts.append(query)
+        if values is not None and hasattr(values, "__len__"):
+            metadata["vector_dimensions"] = len(values)
+    if texts:
+        fields["query"] = texts[0] if len(texts) == 1 else texts
+    if kinds:
+        metadata["score_by"] = kinds
+    fields["metadata"] = metadata
+    return fields
+
+
+def _documents_results(response: Any, request: dict[str, Any]) -> list[Batch]:
+    matches = getattr(response, "matches", None) or []
+    return [Batch(len(matches), _documents(matches, None))]
+
+
+def _describe_documents_fetch(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``documents.fetch(namespace=, ids=, filter=, limit=, pagination_token=, ...)``."""
+    return requested({"collection": kwargs.get("namespace") or None, "filter": kwargs.get("filter"),
+                      "top_k": kwargs.get("limit")}, "fetch", kwargs.get("ids"))
+
+
+def _documents_page(response: Any, request: dict[str, Any]) -> Page:
+    """A fetch's documents (a dict by id, without scores), and by filter where the next page starts."""
+    documents = getattr(response, "documents", None) or {}
+    return Page([Batch(len(documents), _documents(documents.values(), None))],
+                getattr(getattr(response, "pagination", None), "next", None))
+
+
+def _count_documents(instance: Any, args: Any, kwargs: Any) -> int | None:
+    items = kwargs.get("documents", kwargs.get("ids"))
+    return len(items) if isinstance(items, list | tuple) else None
+
+
 def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     return {"collection": kwargs.get("namespace") or None}
 
@@ -216,6 +282,18 @@ def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
 def _count(instance: Any, args: Any, kwargs: Any) -> int | None:
     items = kwargs.get("vectors", kwargs.get("records", kwargs.get("ids", args[0] if args else None)))
     return len(items) if isinstance(items, list | tuple) else None
+
+
+def _failed_batches(response: Any) -> str | None:
+    """A batched ``upsert`` (``batch_size=``) returns, not raises, its failed batches
+    (``UpsertResponse.errors``): how many failed, of their items how many, and the first error."""
+    errors = getattr(response, "errors", None)
+    if not errors or not isinstance(errors, list):
+        return None
+    first = str(getattr(errors[0], "error_message", None) or getattr(errors[0], "error", ""))[:CONTENT_CHARS]
+    return (f"{len(errors)} of {getattr(response, 'total_batch_count', '?')} batches failed "
+            f"({getattr(response, 'failed_item_count', '?')} of {getattr(response, 'total_item_count', '?')} items): "
+            f"{first}")
 
 
 def _count_update(instance: Any, args: Any, kwargs: Any) -> int | None:
@@ -265,6 +343,12 @@ _WRITES = {"upsert": _count, "upsert_records": _count, "update": _count_update, 
 #: The data-plane clients: module, class, whether its methods are coroutines.
 _CLASSES = (("pinecone.index", "Index", False), ("pinecone.grpc", "GrpcIndex", False),
             ("pinecone.async_client.async_index", "AsyncIndex", True))
+#: The Documents API of schema-based indexes (``index.documents``): module, class, whether its
+#: methods are coroutines.
+_DOCUMENTS = (("pinecone.client.documents", "Documents", False),
+              ("pinecone.async_client.documents", "AsyncDocuments", True))
+#: Score-by clauses described per Documents search.
+_CLAUSES = 20
 #: The gRPC client's calls that run a traced method on its thread pool and return a future.
 _GRPC_FUTURES = ("query_async", "query_namespaces_async", "fetch_async", "upsert_async", "update_async",
                  "delete_async")
@@ -285,6 +369,8 @@ class PineconeIntegration(Integration):
             self._wrap_data_plane(module, cls, asynchronous)
         self.patcher.wrap("pinecone._legacy.async_req", "_LegacyAsyncPool.submit", _submit_in_callers_context,
                           optional=True)
+        for module, cls, asynchronous in _DOCUMENTS:
+            self._wrap_documents(module, cls, asynchronous)
         self._rebind_per_index()
         for name in _GRPC_FUTURES:
             self.patcher.wrap("pinecone.grpc", f"GrpcIndex.{name}", _in_callers_context, optional=True)
@@ -309,8 +395,23 @@ class PineconeIntegration(Integration):
         for operation, (describe, results) in _FETCHES.items():
             wrap(operation, search(operation, describe, results))
         for operation, counter in _WRITES.items():
-            wrap(operation, write_wrapper("pinecone", operation, _describe_write, counter, asynchronous=asynchronous),
+            failed = _failed_batches if operation == "upsert" else None
+            wrap(operation, write_wrapper("pinecone", operation, _describe_write, counter, asynchronous, failed),
                  required=operation in ("upsert", "delete"))
+
+    def _wrap_documents(self, module: str, cls: str, asynchronous: bool) -> None:
+        """The Documents API's ``search`` and ``fetch`` as retrievals named ``pinecone.documents.*``,
+        its writes as spans (a ``batch_upsert``'s failed batches, returned, mark it failed)."""
+        def wrap(operation: str, wrapper: Callable[..., Any]) -> None:
+            self.patcher.wrap(module, f"{cls}.{operation}", wrapper, optional=True)
+
+        wrap("search", search_wrapper("pinecone", "documents.search", _describe_documents_search, _documents_results,
+                                      asynchronous))
+        wrap("fetch", search_wrapper("pinecone", "documents.fetch", _describe_documents_fetch, _documents_page,
+                                     asynchronous))
+        for operation in ("upsert", "batch_upsert", "update", "delete"):
+            wrap(operation, write_wrapper("pinecone", f"documents.{operation}", _describe_write, _count_documents,
+                                          asynchronous, _failed_batches if operation == "batch_upsert" else None))
 
     def _rebind_per_index(self) -> None:
         """``_PerIndex`` over the traced ``upsert`` and ``query``, where the SDK wraps them per index."""

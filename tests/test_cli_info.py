@@ -88,12 +88,14 @@ def test_the_patches_tried_are_undone_in_the_process_that_tried_them() -> None:
     original = ThreadPoolExecutor.__dict__["submit"]
     original_process = concurrent.futures.process.ProcessPoolExecutor.__dict__["submit"]
     original_result = multiprocessing.pool.ApplyResult.__dict__["__init__"]
+    original_callback = concurrent.futures.Future.__dict__["add_done_callback"]
     (threads,) = [s for s in integration_statuses(load_settings(env={"AUTOTRACE_INTEGRATIONS": "threads"}))
                   if s.status != "off"]
-    assert (threads.name, threads.status, threads.patched, threads.detail) == ("threads", "ready", 3, "3 patch points")
+    assert (threads.name, threads.status, threads.patched, threads.detail) == ("threads", "ready", 4, "4 patch points")
     assert ThreadPoolExecutor.__dict__["submit"] is original
     assert concurrent.futures.process.ProcessPoolExecutor.__dict__["submit"] is original_process
     assert multiprocessing.pool.ApplyResult.__dict__["__init__"] is original_result
+    assert concurrent.futures.Future.__dict__["add_done_callback"] is original_callback
     assert "_taskqueue" not in multiprocessing.pool.ThreadPool.__dict__
     assert "_taskqueue" not in multiprocessing.pool.Pool.__dict__
 

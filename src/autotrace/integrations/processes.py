@@ -9,9 +9,10 @@ and no more: the tenant (a validated id of at most 128 characters), the current 
 ``traceparent`` (55 characters; the worker's spans are its children, in its trace) and the
 content-capture switch (privacy: a request that turned capture off keeps it off in the worker).
 Trace attributes stay in the submitter's process: the worker's spans join a trace whose spans carry
-them. A submitter with none of the three hands its callable over as it is. In the worker the task
-runs with them, then the worker's own state is back, whatever the task changed; a worker where
-autotrace is not installed runs the callable as it is.
+them. A task submitted with none of the three runs in the worker's own state. Either way the worker's
+own state is back after the task, whatever the task changed: a job that sets its tenant (one its
+payload names) would otherwise leave it to every later task of that worker, whoever submitted it.
+A worker where autotrace is not installed runs the callable as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from .. import carried, propagation
@@ -32,8 +34,9 @@ _TRACEPARENT_LENGTH = 55
 
 class InSubmittersTrace(carried.Carrying):
     """A callable for a process pool's worker, run with its submitter's tenant, capture setting and
-    current span (``traceparent``) set there. Picklable as ``fn`` is (pickling it pickles ``fn``:
-    an unpicklable callable fails as it would alone)."""
+    current span (``traceparent``) set there (none of them: in the worker's own state), then the
+    worker's own put back. Picklable as ``fn`` is (pickling it pickles ``fn``: an unpicklable
+    callable fails as it would alone)."""
 
     __slots__ = ("capture", "tenant", "traceparent")
 
@@ -47,6 +50,8 @@ class InSubmittersTrace(carried.Carrying):
         if state.settings is None:
             return None
         try:
+            if self.tenant is None and self.capture is None and self.traceparent is None:  # outside traced work
+                return carried.enter(carried.current_values(), otel_context.get_current(), "threads")
             tenant = self.tenant if valid_tenant(self.tenant) else None
             capture = self.capture if type(self.capture) is bool else None
             parent = self.traceparent
@@ -58,11 +63,9 @@ class InSubmittersTrace(carried.Carrying):
             return None
 
 
-def carrier() -> Callable[[Any], Any] | None:
-    """What makes a task carry the caller's state to a worker process; None when there is none to
-    carry (no tenant, no capture setting, no current span): its tasks are handed over as they are."""
+def carrier() -> Callable[[Any], Any]:
+    """What makes a task carry the caller's state (its tenant, capture setting and current span, if
+    any) to a worker process, which keeps nothing of the task's."""
     tenant, capture = _tenant.get(), _capture.get()
     parent = propagation.traceparent(full_flags=True)
-    if tenant is None and capture is None and parent is None:
-        return None
     return lambda fn: InSubmittersTrace(fn, tenant, capture, parent)

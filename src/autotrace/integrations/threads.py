@@ -22,6 +22,11 @@ run in their submitter's state too, as they continue its work (a score or a call
 tenant's), and that thread keeps nothing of it. A process pool's tasks (``ProcessPoolExecutor.submit``,
 a process ``Pool``'s queue, patched alike; its callbacks as a ``ThreadPool``'s) are pickled to another
 process: they carry what ``processes`` says.
+A ``concurrent.futures.Future``'s done callbacks (``add_done_callback``; ``asyncio.wrap_future``'s
+too) run where the future is completed: a pool's worker, a process pool's manager thread, or any
+thread that sets its result, maybe in another tenant's request (a batch one request leads for all).
+Each runs in the state of the code that added it, whose work it continues (none: in no tenant's),
+and the completing thread keeps nothing of it.
 ``threading.Thread`` is left alone: a thread started during one request may outlive it, and would
 record later work under its tenant. For the same reason a process pool's worker ``multiprocessing``
 forks (a ``ProcessPoolExecutor``'s or a ``Pool``'s, which serves every later submitter) starts with
@@ -82,8 +87,8 @@ def _submitters_state() -> tuple[Any, Values | None]:
     return None, None
 
 
-#: What makes a pool's tasks carry their submitter's state (None: they are handed over as they are).
-Carrier = Callable[[], Callable[[Any], Any] | None]
+#: What makes a pool's tasks carry their submitter's state, made on the submitter's thread.
+Carrier = Callable[[], Callable[[Any], Any]]
 
 
 def _in_thread() -> Callable[[Any], Any]:
@@ -101,18 +106,31 @@ def carrying_submit(carry: Carrier) -> Callable[..., Any]:
         task = None
         if args:
             try:
-                wrap = carry()
-                task = wrap(args[0]) if wrap is not None else None
+                task = carry()(args[0])
             except Exception as exc:  # the task is handed over as it is
                 guarded_failure("threads", exc)
         if task is None:
-            return wrapped(*args, **kwargs)  # no task (submit's own error), none to carry, or a failure
+            return wrapped(*args, **kwargs)  # no task (submit's own error) or a failure
         return wrapped(task, *args[1:], **kwargs)
 
     return submit
 
 
 _submit = carrying_submit(_in_thread)
+
+
+def _add_done_callback(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``Future.add_done_callback``: its callback (``fn``) runs in the adder's state, as it is."""
+    if not args and len(kwargs) == 1 and "fn" in kwargs:  # given by name
+        args, kwargs = (kwargs["fn"],), {}
+    if args:
+        try:
+            callback = _InSubmittersState(args[0], otel_context.get_current(), current_values())
+        except Exception as exc:  # handed over as it is
+            guarded_failure("threads", exc)
+        else:
+            return wrapped(callback, *args[1:], **kwargs)
+    return wrapped(*args, **kwargs)
 
 
 class _Submitting:
@@ -126,8 +144,8 @@ class _Submitting:
 
     def put(self, item: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            if type(item) is tuple and len(item) == 2 and (wrap := self.carry()) is not None:
-                tasks, set_length = item
+            if type(item) is tuple and len(item) == 2:
+                tasks, set_length, wrap = *item, self.carry()
                 item = ([_task(task, wrap) for task in tasks] if type(tasks) is list
                         else _tasks(tasks, wrap), set_length)
         except Exception as exc:  # handed over as it is
@@ -210,8 +228,9 @@ def _serves_a_pool(process: Any) -> bool:
 
 
 class ThreadsIntegration(Integration):
-    """Patches ``ThreadPoolExecutor.submit`` and, once imported, ``ProcessPoolExecutor.submit``, the
-    task queue of ``ThreadPool`` and ``Pool`` and ``ApplyResult.__init__`` (for their callbacks)."""
+    """Patches ``ThreadPoolExecutor.submit``, ``Future.add_done_callback`` and, once imported,
+    ``ProcessPoolExecutor.submit``, the task queue of ``ThreadPool`` and ``Pool`` and
+    ``ApplyResult.__init__`` (for their callbacks)."""
 
     name = "threads"
     module = "concurrent.futures.thread"
@@ -230,6 +249,7 @@ class ThreadsIntegration(Integration):
 
     def _instrument(self) -> None:
         self.patcher.wrap("concurrent.futures.thread", "ThreadPoolExecutor.submit", _submit, expects=("fn",))
+        self.patcher.wrap("concurrent.futures._base", "Future.add_done_callback", _add_done_callback, expects=("fn",))
         hooks = {_POOLS: self._patch_pools, _PROCESS_POOL_EXECUTOR: self._patch_executor}
         with self._lock:  # at once if imported already; a pending one (an earlier install's) patches at the import
             self._pools_wanted = True

@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
@@ -136,8 +139,26 @@ def _nonempty(text: str) -> str:
     return text
 
 
+_AGO = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _when(text: str) -> int:
+    """A time (ns since the epoch): ISO 8601 (``2026-12-05T14:05+01:00``, ``...Z``; without an offset, this
+    machine's local time, as ``date`` shows it) or a span before now (``90s``, ``15m``, ``2h``, ``7d``)."""
+    ago = _AGO.fullmatch(text.strip())
+    if ago:
+        return time.time_ns() - int(float(ago[1]) * _UNIT_SECONDS[ago[2]] * 1e9)
+    try:
+        return int(datetime.fromisoformat(text.strip()).timestamp() * 1e6) * 1000  # a naive one: local time
+    except (ValueError, OverflowError, OSError):
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time (2026-12-05T14:05, ...Z, ...+01:00) or a "
+                                         f"span before now (90s, 15m, 2h, 7d), got {text!r}") from None
+
+
 def cmd_traces(args: argparse.Namespace) -> int:
-    summaries = open_store(args.db).traces(limit=args.limit, tenant=args.tenant)
+    summaries = open_store(args.db).traces(limit=args.limit, tenant=args.tenant, since_ns=args.since,
+                                           until_ns=args.until)
     _emit(args, summaries, lambda: render.render_traces(summaries))
     return 0
 
@@ -165,7 +186,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     store = open_store(args.db)
     seen: set[str] = set()  # the top-level fields of the observations read: a mistyped field is named
     # streamed (memory), and only the observations of the type or level the query needs (time)
-    records = (_keys_into(seen, r) for r in store.iter_observations(needs=query.needs))
+    records = (_keys_into(seen, r) for r in store.iter_observations(args.since, needs=query.needs,
+                                                                     until_ns=args.until))
     matches = list(islice((r for r in records if query.matches(r)), args.limit + 1))  # bounded by --limit
     more = len(matches) > args.limit  # one more than --limit read: is there more?
     del matches[args.limit:]
@@ -201,6 +223,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(db=args.db)
 
 
+def _window(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--since`` and ``--until`` (``_when``) on ``parser``."""
+    parser.add_argument("--since", type=_when, metavar="TIME", help=f"only {what}: from TIME (ISO 8601, local time "
+                        "without an offset; or 15m, 2h, 7d ago)")
+    parser.add_argument("--until", type=_when, metavar="TIME", help="and before TIME")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="autotrace", description="Typed tracing for LLM agent pipelines.")
     parser.add_argument("--db", type=_nonempty, help="local store path (default: AUTOTRACE_LOCAL_STORE_PATH, else "
@@ -210,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("traces", help="list recent traces")
     p.add_argument("--limit", type=_positive, default=20, help="how many, newest first (default 20)")
     p.add_argument("--tenant", type=_nonempty, help="only the traces with an observation of this tenant")
+    _window(p, "the traces that ran then (an observation started since, the first before until)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_traces)
 
@@ -226,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "\\u200b); see README.md.")
     p.add_argument("expression", help="e.g. 'type=generation and usage.total>2000', 'level=error'")
     p.add_argument("--limit", type=_positive, default=100, help="how many matches, newest first (default 100)")
+    _window(p, "the observations started then")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_query)
 

@@ -138,6 +138,11 @@ def _number(value: Any, spec: str) -> str:
     return short(value, 24)
 
 
+def _known(value: Any, spec: str) -> str:
+    """``_number``, with ``-`` right-aligned to the column for None (not recorded: unknown, never 0)."""
+    return format("-", spec.split(".")[0]) if value is None else _number(value, spec)
+
+
 def _one_line(value: Any) -> str:
     if value is None:
         return ""
@@ -220,6 +225,9 @@ def node_label(record: dict[str, Any]) -> str:
         parts.append(short(record["model"], 60))
     if record.get("doc_count") is not None:
         parts.append(f"{short(record['doc_count'], 24)} docs")
+    metadata = record.get("metadata")
+    if isinstance(metadata, dict) and metadata.get("replay") == "frozen":  # its usage and cost the recording's
+        parts.append("frozen")
     if record.get("level") == "ERROR" or record.get("error"):
         parts.append(f"ERROR {short(record.get('status_message'), 50)}")
     elif record.get("level") == "WARNING":  # interrupted (a stream closed early, a cancellation): not failed
@@ -370,7 +378,7 @@ def render_traces(summaries: Sequence[dict[str, Any]]) -> str:
         name = ("replay: " if s.get("replay_of") else "") + _text(s.get("name") or "-")  # ``show`` says of which
         rows.append(
             f"{_text(s['trace_id']):32}  {fit(name, 24)}  {fit(s.get('tenant') or '-', 12)}  "
-            f"{_number(s['duration_ms'], '>8.1f')}ms  {_number(s['tokens'], '>7')}  {_number(s['cost'], '>10.6f')}  "
+            f"{_number(s['duration_ms'], '>8.1f')}ms  {_known(s['tokens'], '>7')}  {_known(s['cost'], '>10.6f')}  "
             f"{s['errors']}"
         )
     return "\n".join(clean(row) for row in rows)

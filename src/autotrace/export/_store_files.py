@@ -1,4 +1,5 @@
-"""The local store's file: its errors, its layout version, and opening it for reading.
+"""The local store's file: its errors, its layout version, opening it for reading, and the SQL
+that sums a trace.
 
 A reader never writes: it opens the file read-only and, when it cannot create the WAL's index beside
 a store closed cleanly (a read-only medium, a directory it may not write), reads the file alone.
@@ -15,6 +16,14 @@ from pathlib import Path
 #: The store's layout, kept in ``PRAGMA user_version`` (0: a store from before it was kept, the same
 #: layout). A store of a newer layout is neither written nor read: this code could misread or damage it.
 SCHEMA_VERSION = 1
+#: An observation is in error when its level or its span status is ERROR (the ``error`` field, as
+#: ``show`` renders it); a record with NaN (not strict JSON) is searched for the field's text.
+ERROR_SQL = ("CASE WHEN level = 'ERROR' THEN 1 WHEN json_valid(record) THEN json_extract(record, '$.error') = 1 "
+             "ELSE instr(record, '\"error\": true') > 0 END")
+#: An observation a replay did not run (``metadata.replay`` is ``frozen``): it holds the recorded call's
+#: usage and cost, which the replay did not spend. Read only for rows with a usage or cost.
+_FROZEN_SQL = ("instr(record, '\"replay\": \"frozen\"') > 0 AND json_valid(record) "
+               "AND json_extract(record, '$.metadata.replay') = 'frozen'")
 #: How long a reader waits for a lock (WAL readers never wait for writers; other journal modes may).
 _READ_WAIT = 2.0
 #: The size of a SQLite file's header, which keeps ``PRAGMA user_version`` at bytes 60 to 63 (big-endian).
@@ -31,6 +40,12 @@ class TraceIdError(StoreError, ValueError):
 
 class ReadOnlyStoreError(StoreError):
     """A store (or its WAL) this process may open but not write: every write would fail."""
+
+
+def spent(column: str) -> str:
+    """The SQL sum of ``column`` over a trace's observations that ran (a replay's frozen ones left out):
+    NULL when none recorded it (unknown, never a false 0: an unpriced model's cost, a stream's usage)."""
+    return f"SUM(CASE WHEN {column} IS NULL THEN NULL WHEN {_FROZEN_SQL} THEN NULL ELSE {column} END)"
 
 
 def check_writable(path: Path) -> None:

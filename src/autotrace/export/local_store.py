@@ -22,6 +22,7 @@ from .. import schema
 from .._internal import count, follow_fork, guarded_failure
 from . import store_retention
 from ._store_files import (
+    ERROR_SQL,
     SCHEMA_VERSION,
     StoreError,
     TraceIdError,
@@ -30,6 +31,7 @@ from ._store_files import (
     identity,
     open_reader,
     reading,
+    spent,
 )
 from .store_pruning import ROW_OVERHEAD, SizeCap, used_bytes
 
@@ -70,10 +72,6 @@ _FOLDED = ("type", "level")
 _INT64 = (-(2**63), 2**63 - 1)
 _TRACE_PREFIX = re.compile(r"[0-9a-f]{1,32}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-#: An observation is in error when its level or its span status is ERROR (the ``error`` field, as
-#: ``show`` renders it); a record with NaN (not strict JSON) is searched for the field's text.
-ERROR_SQL = ("CASE WHEN level = 'ERROR' THEN 1 WHEN json_valid(record) THEN json_extract(record, '$.error') = 1 "
-             "ELSE instr(record, '\"error\": true') > 0 END")
 
 
 def _total(value: Any, key: str = "total") -> float | None:
@@ -380,20 +378,25 @@ class LocalStore:
                              f"the file away to start a new store, or pass --db")
         return records
 
-    def traces(self, limit: int = 20, tenant: str | None = None) -> list[dict[str, Any]]:
-        """Summaries of recent traces: name, tenant, duration, tokens, cost, errors. ``tenant`` picks
-        the traces with an observation of that tenant, each summed whole (a root started before the
-        tenant was known has none, and a row filter left it out of the duration and counts)."""
+    def traces(self, limit: int = 20, tenant: str | None = None, since_ns: int | None = None,
+               until_ns: int | None = None) -> list[dict[str, Any]]:
+        """Summaries of recent traces: name, tenant, duration, tokens and cost (None when no observation that
+        ran recorded them: unknown, not 0; a replay's frozen calls did not run), errors. ``tenant``, ``since_ns``
+        and ``until_ns`` pick the traces with an observation of that tenant, started then, each summed whole
+        (a root started before the tenant was known has none; a row filter left it out of the sums)."""
         # a tenant typed as bytes that are not UTF-8 (decoded to lone surrogates) is compared as the
         # store keeps such text (U+FFFD): SQLite cannot take it, and it names no stored tenant
-        where, args = ("WHERE trace_id IN (SELECT trace_id FROM observations WHERE tenant = ?)", [_utf8(tenant)]) \
-            if tenant else ("", [])
+        picks = [(f"trace_id IN (SELECT trace_id FROM observations WHERE {condition})", value) for condition, value in
+                 (("tenant = ?", _utf8(tenant) if tenant else None), ("start_ns >= ?", since_ns),
+                  ("start_ns < ?", until_ns)) if value is not None]  # a trace that ran then, summed whole
+        where = ("WHERE " + " AND ".join(c for c, _ in picks)) if picks else ""
+        args = [value for _, value in picks]
         newest = self._newest(where, args, limit)
         if newest is not None:  # summed: only the traces that can be among the newest, not the whole store
             where, args = "WHERE trace_id IN (SELECT value FROM json_each(?))", [json.dumps(newest)]
         rows = self._rows(
-            f"""SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), SUM(COALESCE(usage_total, 0)),
-                       SUM(COALESCE(cost_total, 0)), SUM({ERROR_SQL}), MAX(tenant)
+            f"""SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), {spent('usage_total')},
+                       {spent('cost_total')}, SUM({ERROR_SQL}), MAX(tenant)
                 FROM observations {_BY_KEY} {where} GROUP BY trace_id ORDER BY MIN(start_ns) DESC LIMIT ?""",
             [*args, limit],
         )
@@ -410,7 +413,8 @@ class LocalStore:
             summaries.append({
                 "trace_id": trace_id, "name": record.get("trace_name") or (root[0][0] if root else None),
                 "tenant": tenant_id, "start_ns": start, "duration_ms": (end - start) / 1e6, "observations": n,
-                "tokens": int(tokens or 0), "cost": float(cost or 0.0), "errors": int(errors or 0),
+                "tokens": None if tokens is None else int(tokens), "cost": None if cost is None else float(cost),
+                "errors": int(errors or 0),
                 "replay_of": record.get("replay_of"),
             })
         return summaries
@@ -440,10 +444,11 @@ class LocalStore:
 
     def iter_observations(self, since_ns: int | None = None, limit: int | None = None,
                           kind: str | None = None, needs: Mapping[str, Collection[str]] | None = None,
-                          ) -> Iterator[dict[str, Any]]:
-        """Observations (of type ``kind`` if given), newest first, decoded one at a time as they are
-        consumed; with ``needs`` (``type`` or ``level``: lower-cased ASCII values), only those whose value
-        lower-cases to one of them, or is not ASCII (which SQLite does not lower-case as Python does)."""
+                          until_ns: int | None = None) -> Iterator[dict[str, Any]]:
+        """Observations (of type ``kind``, started from ``since_ns`` and before ``until_ns``, if given),
+        newest first, decoded one at a time as they are consumed; with ``needs`` (``type`` or
+        ``level``: lower-cased ASCII values), only those whose value lower-cases to one of them, or
+        is not ASCII (which SQLite does not lower-case as Python does)."""
         sql = "SELECT record FROM observations"
         conditions: list[str] = []
         args: list[Any] = []
@@ -453,9 +458,10 @@ class LocalStore:
             conditions.append(f"(lower({column}) IN ({', '.join('?' * len(values))}) OR "
                               f"length(CAST({column} AS BLOB)) != length({column}))")
             args.extend(sorted(values))
-        if since_ns is not None:
-            conditions.append("start_ns >= ?")
-            args.append(since_ns)
+        for condition, value in (("start_ns >= ?", since_ns), ("start_ns < ?", until_ns)):
+            if value is not None:
+                conditions.append(condition)
+                args.append(value)
         if kind is not None:
             conditions.append("type = ?")
             args.append(kind)

@@ -151,6 +151,7 @@ class Destination:
     # -- worker side --------------------------------------------------------------------------------
     def export(self, batch: list[Any]) -> None:
         """Send one batch; on a retryable failure keep it for later with exponential backoff."""
+        keys = self._keys()  # those the batch goes with: the router may rotate them while it is sent
         try:
             try:
                 result = self.sink.export(batch)
@@ -160,7 +161,7 @@ class Destination:
             with self._lock:  # against ``discard``: each span of the batch is counted once, here or there
                 if self._in_flight_counted:
                     return
-                warnings = self._settle(batch, result)
+                warnings = self._settle(batch, result, keys)
                 self._in_flight_counted = True  # settled: ``discard`` counts only what is left here
                 self._in_flight_batch = None
             # said while the batch is still in flight: a ``flush`` that waited for it finds them said
@@ -171,8 +172,9 @@ class Destination:
         finally:
             self.in_flight = False
 
-    def _settle(self, batch: list[Any], result: SinkResult) -> list[tuple[Any, ...]]:
-        """Count the outcome and plan a retry (lock held); returns the warnings to log."""
+    def _settle(self, batch: list[Any], result: SinkResult, keys: str | None) -> list[tuple[Any, ...]]:
+        """Count the outcome and plan a retry (lock held); ``keys``: those the batch was sent with.
+        Returns the warnings to log."""
         if not result.ok and result.settled:  # the endpoint took part of it before failing
             warnings = self._partly_taken(list(result.settled), result)
             done = {id(item) for item in result.settled}
@@ -180,7 +182,7 @@ class Destination:
             if not batch:
                 return warnings
             return warnings + self._settle(batch, dataclasses.replace(result, settled=(), rejected=(),
-                                                                      rejected_spans=0, message=""))
+                                                                      rejected_spans=0, message=""), keys)
         if result.ok:
             self._attempts = 0
             self._next_attempt = 0.0
@@ -193,35 +195,33 @@ class Destination:
         if result.status == _TOO_LARGE:
             return [self._too_large(batch, result)]
         count_keyed("export_failures", self.sink.name)
-        if result.status in _AUTH_REFUSED and self._waits_for_keys(batch):
+        if result.status in _AUTH_REFUSED and self._waits_for_keys(batch, keys):
             return [(f"keys:{result.reason}", self.key, "autotrace: %s refused the keys (%s); the batch waits up to "
                      "%d s for new ones (a rotation), then is dropped (counted)", self.key, result.reason, _KEYS_WAIT)]
         self._attempts += 1
         if result.retryable and self._attempts <= self.max_retries:
             delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** min(self._attempts - 1, 32))  # no float overflow
-            delay = delay * (0.5 + random.random() / 2)
-            if result.retry_after is not None:
-                delay = max(delay, min(result.retry_after, _BACKOFF_MAX))
-            self._next_attempt = self._clock() + delay
+            self._next_attempt = self._clock() + _at_least_asked(delay * (0.5 + random.random() / 2), result)
             self._retry_batch = batch
             return [(f"retry:{result.reason}", self.key, "autotrace: export to %s failed (%s); retrying with backoff",
                      self.key, result.described)]
         _count_each(batch, "spans_dropped.export_failed", "scores_dropped.export_failed")
         self._attempts = 0
-        self._next_attempt = self._clock() + (_BACKOFF_BASE if result.retryable else 0.0)
+        # throttled: the next batch waits as long as the endpoint asked too
+        self._next_attempt = self._clock() + _at_least_asked(_BACKOFF_BASE if result.retryable else 0.0, result)
         return [(f"drop:{result.reason}", self.key, "autotrace: export to %s failed (%s); batch dropped (counted)",
                  self.key, result.described)]
 
     def _keys(self) -> str | None:
         return getattr(self.sink, "fingerprint", None)
 
-    def _waits_for_keys(self, batch: list[Any]) -> bool:
-        """A batch refused for its keys (lock held): kept, to go at once when the sink gets other
-        keys (a rotation that revoked these: the refusal makes the router look them up again), or
-        after ``_KEYS_WAIT`` with these. False, to drop it, when these keys were refused already
-        (wrong ones: later batches are not held up) or retries are off."""
-        keys = self._keys()
-        if keys is None or keys == self._refused_keys or self.max_retries <= 0:
+    def _waits_for_keys(self, batch: list[Any], keys: str | None) -> bool:
+        """A batch refused for its ``keys`` (lock held): kept, to go at once when the sink has other
+        keys (a rotation that revoked these, maybe while it was sent: the refusal makes the router
+        look them up again), or after ``_KEYS_WAIT`` with these. False, to drop it, when these keys,
+        still the sink's, were refused already (wrong ones: later batches are not held up) or
+        retries are off."""
+        if keys is None or (keys == self._refused_keys and keys == self._keys()) or self.max_retries <= 0:
             return False
         self._refused_keys = keys
         self._retry_batch = batch
@@ -345,6 +345,11 @@ class Destination:
             self.sink.close()
         except Exception as exc:
             guarded_failure("sink.close", exc)
+
+
+def _at_least_asked(delay: float, result: SinkResult) -> float:
+    """``delay``, or the endpoint's ``Retry-After`` if longer (at most ``_BACKOFF_MAX``)."""
+    return delay if result.retry_after is None else max(delay, min(result.retry_after, _BACKOFF_MAX))
 
 
 def _count_each(batch: list[Any], span_counter: str, score_counter: str, key: str | None = None) -> None:

@@ -107,7 +107,7 @@ def exchange(
     _bound(sock, deadline)  # sending: one timeout bounds a whole sendall
     try:
         conn.request(method, path, body=body, headers=dict(headers))
-    except (BrokenPipeError, ConnectionResetError) as exc:
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError) as exc:  # (over TLS: an EOF, not a broken pipe)
         response = _early_answer(conn, exc)
     else:
         response = conn.getresponse()

@@ -3,9 +3,11 @@ entry that carries the tenant across internal services."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
 from typing import Any
 from urllib.parse import unquote, unquote_plus
@@ -16,6 +18,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, get_current_span, set_span_in_context
 
 from . import schema
+from ._callables import Bindable, Unbound, call_target, iterable_coroutine
 from ._internal import count, guarded_failure, log_once
 from .config import ENVIRONMENT_NAME  # the one rule for environment names (install() checks it too)
 from .runtime import state
@@ -60,24 +63,133 @@ def release_tenant(token: Token[str | None] | None) -> None:
             pass
 
 
-@contextmanager
-def tenant(tenant_id: str) -> Iterator[str]:
-    """Run the block on behalf of ``tenant_id``: every span started inside belongs to that tenant.
+class Scope(AbstractContextManager[Any]):
+    """A ``with`` block of request context (``tenant``, ``trace_attributes``, ``content_capture``)
+    that also decorates a function of any kind, with a fresh block per call: around the whole body
+    of a coroutine function, and around each step of a generator or async generator (each
+    ``next``/``send``/``throw``/``close``), so the body runs in scope whenever it is resumed and
+    the code iterating it, between steps, does not. The function stays of its kind for
+    ``inspect`` (``iscoroutinefunction``, ``isgeneratorfunction``...). Subclasses keep
+    what they set in ``value`` (computed once): ``enter`` sets it, returning what ``leave`` undoes.
+    A block is entered once at a time (as a ``contextmanager``'s: else the undoing of one entry
+    would be lost); a decorated function's calls and steps each have their own."""
+
+    __slots__ = ("undo", "value")
+    gives_value = False  # ``with ... as x``: x is ``value``, else None
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.undo: Any = None
+
+    def enter(self) -> Any:
+        raise NotImplementedError
+
+    def leave(self, undo: Any) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        if self.undo is not None:
+            raise RuntimeError("this autotrace block is already entered: make another for a nested block")
+        self.undo = self.enter()
+        return self.value if self.gives_value else None
+
+    def __exit__(self, *exc_info: object) -> None:
+        undo, self.undo = self.undo, None
+        self.leave(undo)
+
+    def __call__(self, fn: Callable[..., Any]) -> Any:
+        return scoped(fn, lambda: type(self)(self.value))
+
+
+def scoped(fn: Callable[..., Any], open_block: Callable[[], AbstractContextManager[Any]]) -> Any:
+    """``fn`` run in a block of ``open_block`` at each call (see ``Scope``)."""
+    kind = call_target(fn)
+    driver: Any = None
+    if inspect.iscoroutinefunction(kind) or iterable_coroutine(kind):
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with open_block():
+                return await fn(*args, **kwargs)
+    elif inspect.isasyncgenfunction(kind) or inspect.isgeneratorfunction(kind):
+        driver = _drive_async if inspect.isasyncgenfunction(kind) else _drive
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:  # called at once: wrong arguments raise here
+            return driver(fn(*args, **kwargs), open_block)
+    else:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with open_block():
+                return fn(*args, **kwargs)
+    wrapped = functools.wraps(fn)(wrapper)
+    if not hasattr(type(fn), "__get__"):  # a partial or callable instance: not bound by a class holding it
+        return Unbound(wrapped, driver)
+    return wrapped if driver is None else Bindable(wrapped, driver)
+
+
+def _drive(inner: Any, open_block: Callable[[], AbstractContextManager[Any]]) -> Any:
+    """Step the generator ``inner`` as ``yield from`` would, each step in a block of ``open_block``."""
+    step, value = inner.send, None
+    while True:
+        try:
+            with open_block():
+                item = step(value)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            value = yield item
+            step = inner.send
+        except GeneratorExit:
+            with open_block():
+                inner.close()
+            raise
+        except BaseException as thrown:
+            step, value = inner.throw, thrown
+
+
+async def _drive_async(inner: Any, open_block: Callable[[], AbstractContextManager[Any]]) -> Any:
+    """The async twin of ``_drive`` (``asend``/``athrow``/``aclose``)."""
+    step, value = inner.asend, None
+    while True:
+        try:
+            with open_block():
+                item = await step(value)
+        except StopAsyncIteration:
+            return
+        try:
+            value = yield item
+            step = inner.asend
+        except GeneratorExit:
+            with open_block():
+                await inner.aclose()
+            raise
+        except BaseException as thrown:
+            step, value = inner.athrow, thrown
+
+
+class _Tenant(Scope):
+    __slots__ = ()
+    gives_value = True
+
+    def enter(self) -> Any:
+        previous = _tenant.get()
+        token = set_tenant(self.value)
+        return token, leave_other_tenants_trace(self.value, previous)
+
+    def leave(self, undo: Any) -> None:
+        token, left = undo
+        if left is not None:
+            back_in_trace(left)
+        reset_block(token)
+
+
+def tenant(tenant_id: str) -> Scope:
+    """Run the block (or decorated function: see ``Scope``) on behalf of ``tenant_id``: every span
+    started inside belongs to that tenant.
 
     Entered where a span of another tenant's trace is current (a worker task that one request
     started, serving every tenant's jobs), the block starts a trace of its own, without that
     trace's attributes: a span under the other tenant's would go to that tenant's project. So
     too under another tenant's scope with no span of autotrace's current (a worker task started
     before the request's first span, an incoming caller's span, one the sampler left out)."""
-    previous = _tenant.get()
-    token = set_tenant(tenant_id)
-    left = leave_other_tenants_trace(tenant_id, previous)
-    try:
-        yield tenant_id
-    finally:
-        if left is not None:
-            back_in_trace(left)
-        reset_block(token)
+    return _Tenant(tenant_id)
 
 
 Left = tuple[object, Token[dict[str, Any] | None]]
@@ -146,7 +258,19 @@ def reset_block(token: Token[Any]) -> None:
         count("context_not_restored")
 
 
-@contextmanager
+class _TraceAttributes(Scope):
+    __slots__ = ()
+
+    def enter(self) -> Any:
+        span = get_current_span()
+        if span.is_recording():
+            span.set_attributes(self.value)
+        return _trace_attrs.set({**(_trace_attrs.get() or {}), **self.value})
+
+    def leave(self, undo: Any) -> None:
+        reset_block(undo)
+
+
 def trace_attributes(
     *,
     name: str | None = None,
@@ -156,27 +280,19 @@ def trace_attributes(
     metadata: Mapping[str, Any] | None = None,
     release: str | None = None,
     environment: str | None = None,
-) -> Iterator[None]:
+) -> Scope:
     """Attach trace-level fields (name, user, session, tags, metadata) to the current span and to
-    every span started inside (Langfuse aggregates only over spans that carry them).
+    every span started inside the block (or decorated function: see ``Scope``); Langfuse
+    aggregates only over spans that carry them.
 
     ``tags`` given as one string is one tag. An ``environment`` Langfuse would reject is left out,
     counted as ``trace_attributes_invalid`` (never raised: the block runs as it would untraced)."""
     if isinstance(tags, str):  # not its characters, one tag each
         tags = [tags]
-    added = schema.trace_attributes(
+    return _TraceAttributes(schema.trace_attributes(
         name=name, user_id=user_id, session_id=session_id, tags=tags, metadata=metadata,
         release=release, environment=_environment(environment),
-    )
-    current = {**(_trace_attrs.get() or {}), **added}
-    span = get_current_span()
-    if span.is_recording():
-        span.set_attributes(added)
-    token = _trace_attrs.set(current)
-    try:
-        yield
-    finally:
-        reset_block(token)
+    ))
 
 
 def _environment(value: object) -> str | None:
@@ -282,11 +398,17 @@ def capture_enabled() -> bool:
     return state.capture_content
 
 
-@contextmanager
-def content_capture(enabled: bool) -> Iterator[None]:
-    """Switch content capture on or off for the calls made inside the block."""
-    token = _capture.set(bool(enabled))
-    try:
-        yield
-    finally:
-        reset_block(token)
+class _ContentCapture(Scope):
+    __slots__ = ()
+
+    def enter(self) -> Any:
+        return _capture.set(self.value)
+
+    def leave(self, undo: Any) -> None:
+        reset_block(undo)
+
+
+def content_capture(enabled: bool) -> Scope:
+    """Switch content capture on or off for the calls made inside the block (or decorated
+    function: see ``Scope``)."""
+    return _ContentCapture(bool(enabled))

@@ -1,9 +1,8 @@
 """A loopback server speaking enough of the OpenAI REST API for the real ``openai`` SDK.
 
 Chat completions (streamed or not, with tool calls and ``stream_options.include_usage``), the
-Responses API (a ``background`` request is answered ``queued``, with no output yet, under an id
-of its own: ``GET /responses/{id}`` answers ``in_progress`` for ``background_polls`` polls, then
-the reply in its scripted final ``status``; ``POST /responses/{id}/cancel`` cancels it), legacy
+Responses API (a ``background`` request is answered ``queued``, or streamed, under an id of its
+own, then fetched, cancelled or streamed again by that id: ``_fake_openai_background``), legacy
 completions, embeddings, moderations, vector store searches and decisions (``_fake_openai_tasks``),
 plus the Azure path shape. Replies are deterministic and
 can be scripted per request: reply text, a refusal, tool calls, chunk count, usage, model, the
@@ -24,6 +23,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from ._fake_openai_background import BackgroundResponses
 from ._fake_openai_tasks import (  # noqa: F401  (tests import them here)
     MODERATION_CATEGORIES,
     MODERATION_TRIGGERS,
@@ -129,8 +129,7 @@ class FakeOpenAI(LoopbackServer):
         self.reject_stream_options = False
         #: Polls of a background response answered ``in_progress`` before its final status.
         self.background_polls = 1
-        #: Background responses by id: [the response once finished, polls left before it is].
-        self._background: dict[str, list[Any]] = {}
+        self._background = BackgroundResponses()
         #: What every vector store holds (``vector_stores.search``): (file id, file name, text).
         self.vector_store_files: list[tuple[str, str, str]] = list(VECTOR_STORE_FILES)
 
@@ -204,30 +203,22 @@ class FakeOpenAI(LoopbackServer):
             self._send_stream(handler, result)
 
     def _fetched(self, handler: BaseHTTPRequestHandler, path: str, method: str) -> bool:
-        """Answer a retrieve (``GET .../responses/{id}``) or a cancel (``POST .../cancel``) of a
-        background response; False for any other request."""
+        """Answer a retrieve (``GET .../responses/{id}``, streamed or not) or a cancel (``POST
+        .../cancel``) of a background response; False for any other request."""
         parts = path.split("/")
         cancel = method == "POST" and parts[-1] == "cancel"
         if cancel:
             parts.pop()
         if len(parts) < 2 or parts[-2] != "responses" or not (cancel or method == "GET"):
             return False
-        with self._lock:
-            found = self._background.get(parts[-1])
-            if found is None:
-                payload: Any = None
-            elif cancel or found[1] <= 0:
-                payload = ({**found[0], "status": "cancelled", "output": [], "usage": None} if cancel and found[1] > 0
-                           else found[0])
-                found[0], found[1] = payload, 0
-            else:
-                found[1] -= 1
-                payload = {**found[0], "status": "in_progress", "output": [], "usage": None}
+        payload = self._background.fetch(parts[-1], handler.path.partition("?")[2], cancel)
         if payload is None:
             self._send_json(handler, 404, {"error": {"message": f"No response with id '{parts[-1]}'.",
                                                      "type": "invalid_request_error"}})
-        else:
+        elif isinstance(payload, dict):
             self._send_json(handler, 200, payload)
+        else:
+            self._send_stream(handler, payload)
         return True
 
     @staticmethod
@@ -418,15 +409,9 @@ class FakeOpenAI(LoopbackServer):
                       "output_tokens_details": {"reasoning_tokens": script.reasoning_tokens}},
             **_tier(body, script),
         }
-        if body.get("background") and not body.get("stream"):  # accepted: run later, fetched by its id
-            with self._lock:
-                response["id"] = f"resp_bg_{len(self._background) + 1}"
-                final = {**response, "status": script.status}
-                if script.status == "failed":
-                    final.update(output=[], error={"code": "server_error", "message": "The model failed."})
-                self._background[response["id"]] = [final, self.background_polls]
-            return {**response, "status": "queued", "output": [], "usage": None}
-        if not body.get("stream"):
+        if body.get("background"):
+            response["background"] = True
+        elif not body.get("stream"):
             return response
 
         def events() -> Iterator[Any]:
@@ -476,4 +461,7 @@ class FakeOpenAI(LoopbackServer):
                 yield event("response.output_item.done", output_index=index, item=item)
             yield event("response.completed", response=response)
 
+        if body.get("background"):  # accepted: run later, fetched (or streamed again) by its id
+            return self._background.accept(response, script.status, self.background_polls, events(),
+                                           bool(body.get("stream")))
         return events()

@@ -359,7 +359,7 @@ def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     cast_to, options, stream = _arguments(args, kwargs)
     call = _Call(instance, options, stream)
     if call.obs is None and call.owner is None:
-        if (response_id := _background.watched(options, stream)) is not None:
+        if (response_id := _background.watched(options)) is not None:
             result = wrapped(*args, **kwargs)
             _background.fetched(response_id, result)
             return result
@@ -390,7 +390,7 @@ async def _async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
     cast_to, options, stream = _arguments(args, kwargs)
     call = _Call(instance, options, stream)
     if call.obs is None and call.owner is None:
-        if (response_id := _background.watched(options, stream)) is not None:
+        if (response_id := _background.watched(options)) is not None:
             result = await wrapped(*args, **kwargs)
             _background.fetched(response_id, result)
             return result

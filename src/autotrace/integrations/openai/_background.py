@@ -9,15 +9,20 @@ The first retrieve or cancel that returns one of them finished (completed, faile
 incomplete) records ONE generation, ``openai.responses.background``, with its output, usage, cost
 and status, and forgets the id (``fetched``); a raw fetch (``with_raw_response``,
 ``with_streaming_response``) does when the caller parses it. Polls that find it queued or in
-progress, ids created elsewhere, streamed retrievals (``stream=True``) and raw fetches never
-parsed record nothing.
+progress, ids created elsewhere and raw fetches never parsed record nothing.
+
+A streamed background request (``stream=True``) is a stream like any other; when it stops before
+its final event (its reader left, its connection dropped) the response runs on, and its id is
+remembered then (``CreatingState``): the stream resumed by ``responses.retrieve(id, stream=True,
+starting_after=N)`` (or ``responses.stream(response_id=...)``), or a poll, records that generation
+when it finds the reply finished (``_Resumed``), as a streamed retrieval of any remembered id does.
 
 That generation is a child of the generation that created the response, in its trace: the usage
 and cost count where the request was made (Langfuse sums them per trace and shows no OpenTelemetry
 links). It is started in a copy of the creating call's context, so it has that call's tenant
 (a trace never changes tenant), trace attributes and content capture, wherever the poll runs.
-It spans from the creating call's return to the poll that found the reply finished.
-"""
+It spans from the creating call's return (or its stream's stop) to the poll that found the reply
+finished."""
 
 from __future__ import annotations
 
@@ -33,8 +38,10 @@ from ... import recorder
 from ..._internal import count, guarded_failure
 from ...observation import Observation, ObservationType
 from . import _extract
+from ._stream import StreamTracking, track
+from ._stream_state import StreamState
 
-__all__ = ["MAX_PENDING", "created", "fetched", "forget_all", "watched"]
+__all__ = ["MAX_PENDING", "CreatingState", "asked", "created", "fetched", "forget_all", "watched"]
 
 #: Background responses remembered at once (a process has a few in flight; each holds a context copy).
 MAX_PENDING = 1024
@@ -61,7 +68,7 @@ class _Pending:
 
 
 _PENDING: dict[str, _Pending] = {}  # insertion order: the oldest first
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # reentrant: a stream freed by the collector while it is held remembers its response
 
 
 def created(obs: Observation, response: Any) -> None:
@@ -70,22 +77,91 @@ def created(obs: Observation, response: Any) -> None:
         if getattr(response, "status", None) not in _WAITING:
             return
         response_id = getattr(response, "id", None)
-        if not isinstance(response_id, str) or not response_id:
-            return
-        pending = _Pending(obs)
-        with _LOCK:
-            _PENDING[response_id] = pending
-            while len(_PENDING) > MAX_PENDING:
-                del _PENDING[next(iter(_PENDING))]
-                count("openai.background_forgotten")
+        if isinstance(response_id, str) and response_id:
+            _remember(response_id, _Pending(obs))
     except Exception as exc:
         guarded_failure("openai.background", exc)
 
 
-def watched(options: Any, stream: bool) -> str | None:
-    """The id of a remembered background response that this request retrieves or cancels, else
-    None (at once when none is remembered); never raises."""
-    if not _PENDING or stream:
+def _remember(response_id: str, pending: _Pending) -> None:
+    with _LOCK:
+        _PENDING[response_id] = pending
+        while len(_PENDING) > MAX_PENDING:
+            del _PENDING[next(iter(_PENDING))]
+            count("openai.background_forgotten")
+
+
+def asked(options: Any) -> bool:
+    """Whether a Responses request (its ``options``) asks to run in the background."""
+    body, extra = getattr(options, "json_data", None), getattr(options, "extra_json", None)
+    return bool((type(extra) is dict and extra.get("background"))
+                or (type(body) is dict and body.get("background")))
+
+
+class _Creating(StreamTracking):
+    """A background stream's tracking: the stream stopped before its final event, its response
+    (still running) is remembered, with the creating call's context, taken when the stream began."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self, obs: Observation | None, state: StreamState) -> None:
+        super().__init__(obs, state)
+        self.pending = _Pending(obs) if obs is not None else None
+
+    def finish(self, error: BaseException | None = None, interrupted: bool = False) -> None:
+        if self.done:
+            return
+        state, pending = self.state, self.pending
+        try:
+            state.fold()  # here, not on the pipeline thread: the id is needed now
+            response_id = getattr(state, "response_id", None)
+            if pending is not None and response_id and state.response is None and state.error is None:
+                pending.started_ns = time.time_ns()
+                _remember(response_id, pending)
+        except Exception as exc:
+            guarded_failure("openai.background", exc)
+        super().finish(error, interrupted)
+
+
+class _Resumed(StreamTracking):
+    """A streamed retrieval of a remembered response: records no observation of its own; its final
+    event's response, if finished, is the response fetched (``_fetched``)."""
+
+    __slots__ = ()
+
+    def finish(self, error: BaseException | None = None, interrupted: bool = False) -> None:
+        if self.done:
+            return
+        self.done = True
+        state = self.state
+        state.fold()
+        response_id = getattr(state, "response_id", None)
+        if state.response is not None and response_id:
+            _fetched(response_id, state.response)
+
+
+class CreatingState(StreamState):
+    """The state of a background Responses stream, or of a streamed retrieval of one: the
+    response's id too (its ``response.created`` event gives it to a stream that creates it)."""
+
+    __slots__ = ("response_id",)
+    tracking = _Creating
+
+    def __init__(self, options: Any, response_id: str | None = None) -> None:
+        super().__init__("responses", False, 1, options)
+        self.response_id = response_id
+
+    def _record_event(self, event: Any) -> None:
+        super()._record_event(event)
+        if self.response_id is None and getattr(event, "type", None) == "response.created":
+            response_id = getattr(getattr(event, "response", None), "id", None)
+            self.response_id = response_id if isinstance(response_id, str) and response_id else None
+
+
+def watched(options: Any) -> str | None:
+    """The id of a remembered background response that this request retrieves (streamed or not)
+    or cancels, else None (at once when none is remembered); never raises."""
+    if not _PENDING:
         return None
     try:
         found = _FETCH.search(options.url)
@@ -121,9 +197,13 @@ def _ignored(error: BaseException) -> None:
 
 
 def _fetched(response_id: str, result: Any) -> Any:
-    """``fetched`` for a parsed ``result``, handed back."""
+    """``fetched`` for a parsed ``result`` (a stream: when its final event arrives), handed back."""
     try:
-        if getattr(result, "status", None) not in _FINISHED or getattr(result, "id", None) != response_id:
+        status = getattr(result, "status", None)
+        if status is None and not hasattr(result, "id"):  # a stream (``retrieve(id, stream=True)``)
+            track(result, None, CreatingState(None, response_id), _Resumed)
+            return result
+        if status not in _FINISHED or getattr(result, "id", None) != response_id:
             return result
         with _LOCK:
             pending = _PENDING.pop(response_id, None)

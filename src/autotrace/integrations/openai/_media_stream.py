@@ -10,7 +10,7 @@ from typing import Any
 
 from ... import bounds
 from ...runtime import state as runtime
-from . import _media, pricing
+from . import _background, _media, pricing
 from ._stream_state import StreamState
 
 
@@ -68,8 +68,11 @@ STATES = {_media.TRANSCRIPTION: MediaStreamState, _media.IMAGE_GENERATION: Media
 
 
 def stream_state(operation: str, options: Any, hide_usage_chunk: bool, choices: int) -> StreamState:
-    """The state of a new stream: this module's for an audio or image stream, else the chat's."""
+    """The state of a new stream: this module's for an audio or image stream, a background
+    Responses stream's (``_background``), else the chat's."""
     found = STATES.get(operation)
     if found is None:
+        if operation == "responses" and _background.asked(options):
+            return _background.CreatingState(options)
         return StreamState(operation, hide_usage_chunk, choices, options)
     return found(operation, options)

@@ -36,8 +36,8 @@ class StreamTracking:
 
     __slots__ = ("done", "helped", "obs", "state")
 
-    def __init__(self, obs: Observation, state: StreamState) -> None:
-        self.obs = obs
+    def __init__(self, obs: Observation | None, state: StreamState) -> None:
+        self.obs = obs  # None only for a subclass recording into no observation (``_background``)
         self.state = state
         self.done = False
         #: Whether a stream helper reads the stream (``_helper_events``): its reading ends the observation.
@@ -109,14 +109,15 @@ class OwnedStreamTracking(StreamTracking):
             guarded_failure("openai.stream_finish", exc)
 
 
-def track(stream: Any, obs: Observation, state: StreamState, kind: type[StreamTracking] = StreamTracking) -> bool:
+def track(stream: Any, obs: Observation | None, state: StreamState,
+          kind: type[StreamTracking] | None = None) -> bool:
     """Have ``stream`` (an SDK ``Stream``/``AsyncStream``, handed back to the caller as it is)
-    record into ``obs`` (``kind``: ``OwnedStreamTracking`` for an owner's); False, with nothing
-    changed, if it cannot be tracked."""
+    record into ``obs`` (``kind``: ``OwnedStreamTracking`` for an owner's; by default the state's
+    ``tracking``, or ``StreamTracking``); False, with nothing changed, if it cannot be tracked."""
     fields = getattr(stream, "__dict__", None)
     if type(fields) is not dict or not isinstance(stream, _TRACKABLE):
         return False
-    fields[_KEY] = kind(obs, state)
+    fields[_KEY] = (kind or state.tracking or StreamTracking)(obs, state)
     return True
 
 

@@ -34,6 +34,8 @@ class StreamState:
 
     __slots__ = ("choices", "chunks", "cutter", "error", "first", "first_token_ns", "hide_usage_chunk", "items",
                  "model", "operation", "options", "response", "tier", "usage")
+    #: The class of the tracking of a stream with this state, when not ``_stream.StreamTracking``.
+    tracking: Any = None
 
     def __init__(self, operation: str, hide_usage_chunk: bool, choices: int = 1, options: Any = None) -> None:
         self.operation = operation

@@ -142,7 +142,8 @@ _PLAIN_SEQUENCES = frozenset({tuple, list})
 _SCALAR_TYPES = frozenset({int, float, bool, type(None)})
 _STRINGS = {str}
 _STRUCTURED = (Mapping, Sequence)
-#: Past this depth a structured value is left as it is: the redactor replaces it whole.
+#: Past this depth a structured value is left as it is until redacted (the redactor replaces it
+#: whole), then cut there (``cut_value``: not redacted, it could nest without end, or refer to itself).
 MAX_VALUE_DEPTH = 8
 #: What each item of a structured value counts for in its size, besides a string's or bytes' length.
 _ITEM_SIZE = 8
@@ -151,14 +152,18 @@ _ITEM_SIZE = 8
 def has_long_string(values: Iterable[Any], max_value_bytes: int) -> bool:
     """Whether a value among ``values`` may exceed the value size limit: a string longer than a
     quarter of it (below that many characters no string can exceed it), or bytes or a structured
-    value (a sequence or mapping) whose size (``hold_value``) is."""
+    value (a sequence or mapping) whose size (``hold_value``) is, or whose own code raises. Never raises."""
     limit = max_value_bytes // 4
     for value in values:
         if isinstance(value, str):
             if len(value) > limit:
                 return True
-        elif not isinstance(value, SCALARS) and _size(value, limit, 0) > limit:
-            return True
+        elif not isinstance(value, SCALARS):
+            try:
+                if _size(value, limit, 0) > limit:
+                    return True
+            except Exception:  # (a mapping that cannot be read): ``hold_value`` and ``cut_value`` replace it
+                return True
     return False
 
 
@@ -217,7 +222,10 @@ def hold_value(value: Any, max_bytes: int) -> Any:
     if isinstance(value, str):
         return hold(value, max_bytes)
     budget = [max_bytes, 0]  # size left, items dropped
-    bounded = _bound(value, max_bytes, True, budget, 0)
+    try:
+        bounded = _bound(value, max_bytes, True, budget, 0)
+    except Exception:
+        return _unreadable()
     if budget[1]:
         count("attribute_items_dropped", budget[1])
     return bounded
@@ -225,10 +233,21 @@ def hold_value(value: Any, max_bytes: int) -> Any:
 
 def cut_value(value: Any, max_bytes: int) -> Any:
     """Any attribute value, redacted by now, cut at the value size limit: each string (``truncate``)
-    and bytes, also inside a structured value."""
+    and bytes, also inside a structured value, which is cut past ``MAX_VALUE_DEPTH`` (each
+    structure there replaced by ``TRUNCATION_MARK``, counted as ``attribute_items_dropped``)."""
     if isinstance(value, str):
         return truncate(value, max_bytes)
-    return _bound(value, max_bytes, False, None, 0)
+    try:
+        return _bound(value, max_bytes, False, None, 0)
+    except Exception:
+        return _unreadable()
+
+
+def _unreadable() -> str:
+    """In place of a structured value whose own code raised as it was read (or that cannot be
+    rebuilt: a key that is an unhashable sequence), never exported as it is."""
+    count("attribute_items_dropped")
+    return TRUNCATION_MARK
 
 
 def _bound(value: Any, max_bytes: int, holding: bool, budget: list[int] | None, depth: int) -> Any:
@@ -240,7 +259,11 @@ def _bound(value: Any, max_bytes: int, holding: bool, budget: list[int] | None, 
     elif isinstance(value, _BINARY):
         value = _hold_binary(value, max_bytes) if holding else _truncate_binary(value, max_bytes)
         size += memoryview(value).nbytes
-    elif depth <= MAX_VALUE_DEPTH and not isinstance(value, SCALARS) and isinstance(value, _STRUCTURED):
+    elif (depth <= MAX_VALUE_DEPTH or not holding) and not isinstance(value, SCALARS) and isinstance(
+            value, _STRUCTURED):
+        if depth > MAX_VALUE_DEPTH:  # redacted by now (or not at all): cut here, whatever it holds
+            count("attribute_items_dropped")
+            return TRUNCATION_MARK
         if budget is not None:
             budget[0] -= size
         if type(value) in _PLAIN_SEQUENCES and set(map(type, value)) <= _SCALAR_TYPES:  # a vector: sliced

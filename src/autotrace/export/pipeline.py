@@ -8,6 +8,7 @@ routing cannot be bypassed. The caller's thread only appends to a bounded queue.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from collections import deque
@@ -18,7 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Link
 
-from .. import bounds, schema
+from .. import _langfuse_sdk, bounds, schema
 from .._internal import count, follow_fork, guarded_failure, log_once
 from ..config import Settings
 from ..context import current_trace_attributes
@@ -26,7 +27,7 @@ from ..runtime import state
 from ..scores import ScoreItem
 from ..spans import ObservationSpan
 from .redaction import SPAN_NAME, STATUS_MESSAGE, Redactor, redacting_for
-from .router import Router
+from .router import Router, _dropped
 from .score_redaction import redact_score
 from .span_copy import SpanCopy, dropped_counts
 from .span_parts import SpanParts
@@ -46,6 +47,10 @@ BACKPRESSURE_PAUSE = 0.0005
 _TENANT = schema.TENANT
 #: Spans started on autotrace's own threads (a redaction hook's) remembered until they end, at most.
 MAX_INSIDE = 4096
+#: Modules the pipeline's and export threads import when first needed: the IDNA codec (the first
+#: connection by name), ``urllib.request`` (a destination's proxy, at a tenant's first span) and the
+#: TLS set-up (the first https destination).
+_LAZY_IMPORTS = ("encodings.idna", "urllib.request", "autotrace.export.tls")
 #: The tenant tracker of the last pipeline shut down: an ``install()`` after ``uninstall()`` takes it
 #: over, so a span open across both ends with the tenant it started with (one tracker, bounded).
 _last_tenants: TenantTracker | None = None
@@ -126,10 +131,23 @@ class SpanPipeline(SpanProcessor):
         finally:
             self._starting.release()
 
+    def _before_fork(self) -> None:
+        """Once the threads run: what they import when first needed, imported now (waiting for one of
+        them that is importing it). A module that a thread the child does not have was importing
+        at the fork stays locked in the child for good, and its pipeline or export threads with it."""
+        if self._thread is None:
+            return
+        for name in _LAZY_IMPORTS:
+            try:
+                importlib.import_module(name)
+            except Exception:  # (nothing is counted or logged here: see ``follow_fork``)
+                pass
+
     def _after_fork_in_child(self) -> None:
         """In a forked child the thread is gone (a new one starts at its first span): drop the parent's spans."""
         if self._stopped:
             return
+        self._forget_claims((*self._queue, *(self._held or ())))  # the parent's to export
         self._queue.clear()
         self._held = None
         self._wake = threading.Event()
@@ -138,6 +156,13 @@ class SpanPipeline(SpanProcessor):
         self._thread = None
         self._starting = threading.Lock()  # a parent's thread may have held it at the fork
         self.router.reset_after_fork()
+
+    @staticmethod
+    def _forget_claims(items: Any) -> None:
+        """Items never routed: a Langfuse SDK client's claims on them are not needed (``_langfuse_sdk``)."""
+        if _langfuse_sdk.claimed:
+            for item in list(items):
+                _langfuse_sdk.forget(item[1] if type(item) is tuple else item)  # held: (tenant, item)
 
     # -- caller's thread ----------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -186,7 +211,7 @@ class SpanPipeline(SpanProcessor):
                 return  # a trace left out by the sampler (an autotrace span is only made when sampled)
             if self._inside and span.context.span_id in self._inside:  # type: ignore[union-attr]
                 self._inside.discard(span.context.span_id)  # type: ignore[union-attr]
-                count("spans_dropped.inside_export")
+                _dropped("spans_dropped.inside_export", span)
                 return
             if span.parent is None or span.parent.is_remote:
                 self.tenants.trace_ended(span.context.trace_id, span.context.span_id)  # type: ignore[union-attr]
@@ -196,7 +221,7 @@ class SpanPipeline(SpanProcessor):
                     self._hand_on(span)
                     return
                 self.tenants.span_finished(span.context.span_id)  # type: ignore[union-attr]
-                count("spans_dropped.queue_full")
+                _dropped("spans_dropped.queue_full", span)
                 log_once("queue_full", "autotrace: span queue full (%d); dropping spans (counted)", self._max_queue)
                 return
             queue.append(span)
@@ -235,7 +260,7 @@ class SpanPipeline(SpanProcessor):
             else:
                 successor.on_end(item)
         else:
-            count("scores_dropped.shutdown" if type(item) is ScoreItem else "spans_dropped.shutdown")
+            _dropped("spans_dropped.shutdown", item)
 
     # -- pipeline thread ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -261,7 +286,7 @@ class SpanPipeline(SpanProcessor):
                 try:
                     self._finalize(item)
                 except Exception as exc:
-                    count("spans_dropped.pipeline_error")
+                    _dropped("spans_dropped.pipeline_error", item)
                     guarded_failure("pipeline.finalize", exc)
                 self._processed += 1
                 if self._processed % self.settings.max_export_batch == 0:
@@ -310,7 +335,7 @@ class SpanPipeline(SpanProcessor):
         if tenant is None:  # not in the tracker: evicted (too many live spans), or started under an
             tenant = getattr(span, "_autotrace_tenant", None)  # install since uninstalled: as it started
             if tenant is None and lost:  # never exported elsewhere
-                count("spans_dropped.tenant_evicted")
+                _dropped("spans_dropped.tenant_evicted", span)
                 return
         max_bytes = self.settings.max_value_bytes
         if type(span) is ObservationSpan:
@@ -362,7 +387,7 @@ class SpanPipeline(SpanProcessor):
             if not plain:
                 name, status, events, links = self._bound_texts(bounds.cut_value, name, status, events, links)
         except Exception as exc:  # fail closed: an unredacted span is never exported
-            count("spans_dropped.redaction_failed")
+            _dropped("spans_dropped.redaction_failed", span)
             guarded_failure("redaction", exc)
             return
         # at the limit, now that what it held is redacted; a root span's name is the trace's in Langfuse
@@ -458,6 +483,7 @@ class SpanPipeline(SpanProcessor):
                 if type(item) is not _Barrier]  # held: (tenant, item)
         self._queue.clear()
         self._held = None
+        self._forget_claims(left)
         scores = sum(1 for item in left if type(item) is ScoreItem)
         more_spans, more_scores = self.router.discard_all()
         spans, scores = more_spans + len(left) - scores, more_scores + scores

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autotrace.export._digit_shape import COLON_GROUP as _COLON_GROUP
+from autotrace.export._digit_shape import DIGIT_SHAPE as _DIGIT_SHAPE
 from autotrace.export.detectors import (
-    _COLON_GROUP,
     _DIGIT_PASS,
-    _DIGIT_SHAPE,
     _TEXT_PASSES,
     _TRIGGER_HINTS,
     _VALIDATORS,

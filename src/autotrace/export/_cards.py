@@ -95,6 +95,10 @@ _A_LIST = 7  # groups of four, each after the same separator: each card among th
 #: What a run's last group is part of when one of these follows it (a word, a hyphenated or decimal
 #: number; a comma and a digit are a list's next value: ``4111111111111111,12/27`` in CSV)
 _GLUED = re.compile(rf"[^\W_]|[{HYPHENS}]|\.\d")
+#: What a hyphen may join to a card's end all the same, to the run's end: an SSN's or a North American
+#: phone number's groups in hyphens (``4111111111111111-123-45-6789``), or a card's digits, each a value
+#: of its own (a hyphen and a shorter number, ``4111111111111111-5``, join one value)
+_JOINED = re.compile(rf"([{HYPHENS}])(?:\d{{3}}\1\d{{2,3}}\1\d{{4}}|\d{{13,19}})")
 
 
 def cards_in(text: str, start: int, end: int, in_an_id: Callable[[str, int, int], bool]) -> list[tuple[int, int]]:
@@ -134,7 +138,8 @@ def cards_in(text: str, start: int, end: int, in_an_id: Callable[[str, int, int]
             apart = _SPACES if count == 1 else _SPACES | {text[spans[first][1]]}
             after_an_id = first > 0 and sizes[first - 1] >= _AN_ID
             if ((first == 0 or text[begin - 1] in apart or (after_an_id and text[begin - 1] in _SEPARATORS))
-                    and (last == len(spans) or text[stop] in apart) and not in_an_id(text, begin, stop)):
+                    and (last == len(spans) or text[stop] in apart or _JOINED.fullmatch(text, stop, end))
+                    and not in_an_id(text, begin, stop)):
                 valid.setdefault(first, count)
                 if not _listed(text, start, end, begin, stop):
                     found.append((begin, stop))

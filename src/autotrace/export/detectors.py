@@ -1,38 +1,38 @@
-"""The built-in PII detectors: patterns for each kind of value, the cheap triggers that decide
-which of them run on a text, and the validators that check their matches (IBAN mod-97, SSN rules,
-IP octets, Basic credentials decoded; a card's issuer, layout and Luhn check, and where a card is
-in a run of numbers, are ``_cards``'s); addresses spelled out are ``detectors_spelled``'s,
-secrets' assignments (``password=...``) ``detectors_assigned``'s, secrets found by what names them
-(service token prefixes, webhook URLs, ``Authorization`` headers, XML elements) ``_secret_patterns``'s,
-what a digit match can be part of ``_digit_context``'s, and what is read through before
-the search (escapes, references, full-width forms) ``detectors_decode``'s. ``redact_text``
-replaces what they find with a placeholder naming the kind (``<EMAIL>``); placeholders contain
-no quotes or backslashes, so JSON text stays valid. ``redaction.Redactor``
-applies them, and user hooks, to every span.
+"""The built-in PII detectors: patterns for each kind of value and the cheap triggers that decide
+which of them run on a text (a digit shape is ``_digit_shape``'s); their matches are checked by
+``_validators`` (IBAN mod-97, SSN rules, IP addresses, Basic credentials decoded; a card's issuer,
+layout and Luhn check, and where a card is in a run of numbers, are ``_cards``'s); addresses spelled
+out are ``detectors_spelled``'s, secrets' assignments (``password=...``) ``detectors_assigned``'s,
+secrets found by what names them (service token prefixes, webhook URLs, ``Authorization`` headers,
+XML elements) ``_secret_patterns``'s, what a digit match can be part of ``_digit_context``'s, and
+what is read through before the search (escapes, references, full-width forms) ``detectors_decode``'s.
+``redact_text`` replaces what they find with a placeholder naming the kind (``<EMAIL>``); placeholders
+contain no quotes or backslashes, so JSON text stays valid. ``redaction.Redactor`` applies them, and
+user hooks, to every span.
 """
 
 from __future__ import annotations
 
-import base64
-import ipaddress
 import re
-from collections.abc import Callable
 
 from . import _digit_runs as _runs
 from . import _secret_patterns as _secrets
-from ._cards import card_ok as _card_ok
 from ._cards import cards_in as _cards_in
 from ._digit_context import KINDS as _IN_CONTEXT
 from ._digit_context import in_a_hex_id as _in_a_hex_id
 from ._digit_context import part_of_more as _part_of_more
-from ._iban_registry import IBAN_LENGTHS as _IBAN_LENGTHS
-from ._iban_registry import IBAN_LIKE as _IBAN_LIKE
+from ._digit_shape import COLON as _COLON
+from ._digit_shape import HEX as _HEX
+from ._digit_shape import has_digit_shape as _has_digit_shape
+from ._validators import HYPHEN_CHARS as _HYPHEN_CHARS
+from ._validators import VALIDATORS as _VALIDATORS
+from ._validators import iban_in as _iban_in
 from .detectors_assigned import KEY_WORDS as _KEY_WORDS
+from .detectors_assigned import occurrences as _occurrences
 from .detectors_assigned import redact_assignments as _redact_assignments
 from .detectors_assigned import redact_url_passwords as _redact_url_passwords
 from .detectors_decode import HYPHENS as _HYPHENS
 from .detectors_decode import WIDE_SPACES as _WIDE_SPACES
-from .detectors_decode import as_ascii as _as_ascii
 from .detectors_decode import decoded as _decoded
 from .detectors_phones import redact_named_phones as _redact_named_phones
 from .detectors_spelled import redact_spelled_emails as _redact_spelled_emails
@@ -45,8 +45,7 @@ _PSEP = f"[ .{_WIDE_SPACES}{_DASHES}]"  # of an international phone number's gro
 #: Full-width letters and digits (typed with an IME) too, read as ASCII by the validators
 _LETTER = "[A-Za-z\uff21-\uff3a\uff41-\uff5a]"
 _ALNUM = "[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
-_HEX = "[0-9A-Fa-f\uff10-\uff19\uff21-\uff26\uff41-\uff46]"
-_DOT_CHAR, _COLON = "[.\uff0e]", "[:\uff1a]"
+_DOT_CHAR = "[.\uff0e]"
 #: A letter in JSON text written with ensure_ascii (jos\u00e9@...); in a domain never an "@" or a
 #: dot so escaped: a label reading through an "@" took from each one to the end of a run of escapes
 #: (a 16 kB run of ``\u0040`` took 0.4 s, a megabyte half an hour), and a dot read either way
@@ -63,6 +62,15 @@ _AT = r"(?:@|%40|%2540|\\u0040|&#0*64;|&#[xX]0*40;|&commat;|\uff20|\\uff20)"
 _DOT = (r"(?:\.|[\uff0e\u3002\uff61](?=[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a])|&period;|&#0*46;"
         r"|&#[xX]0*2[eE];|\\u(?:3002|[fF]{2}0[eE]|[fF]{2}61)(?=[A-Za-z0-9]|\\u[fF]{2}[1-5]))")
 _LOCAL_DOT = "&period;|&#46;"
+_DOMAIN = (rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}(?!(?i:png|jpe?g|gif|webp|svg|ico|json|html?|css|js|ts|txt|csv|xml|ya?ml"
+           r"|toml|pdf|log)\b)[^\W\d_]{2,}\b")
+#: An address whose local part is quoted (``"john doe"@example.com``; its quotes escaped in JSON text,
+#: ``\"``, ``\\\"`` a level down, or ``\u0022``): found before the "EMAIL" pass, which would take its
+#: last word only. Its first and last characters no space, JSON's punctuation nor an operator: a JSON
+#: string starting with an "@" (``"k": "@x.io"``) stays, as code joining strings does (``"a"+"@x.io"``)
+_QUOTED_EDGE = r"[^\s\"\\,:;=+()\[\]{}]"
+_QUOTED_EMAIL = (rf'(?P<quote>\\u0022|\\{{0,7}}"){_QUOTED_EDGE}(?:[^"\\\r\n]{{0,62}}{_QUOTED_EDGE})?(?P=quote)'
+                 rf"{_AT}{_DOMAIN}")
 #: The zeros of the scripts whose digits JSON escapes are read in (``detectors_decode``): ASCII, full-width,
 #: Arabic-Indic, Persian and Devanagari
 _ZEROS = (0x30, 0xFF10, 0x660, 0x6F0, 0x966)
@@ -113,8 +121,7 @@ _PATTERNS: dict[str, str] = {
     # after a dot written as an HTML reference (which a run of its characters holds)
     # never a git remote's user (git@github.com:org/repo.git), nor ending in a file type (an image's scale: icon@2x.png)
     "EMAIL": (rf"(?<![\w.\uff0e%+\\-])(?<!&period;)(?<!&#46;)(?!git@[\w.-]{{1,253}}:[\w~/])[\w.\uff0e%+\\-]+(?:(?:{_LOCAL_DOT})[\w.\uff0e%+\\-]+)*{_AT}"
-              rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}(?!(?i:png|jpe?g|gif|webp|svg|ico|json|html?|css|js|ts|txt|csv|xml|ya?ml"
-              rf"|toml|pdf|log)\b)[^\W\d_]{{2,}}\b"),
+              rf"{_DOMAIN}"),
     # any case, full-width too; its groups separated by spaces, or all by dots, all by en dashes or all
     # by hyphens (or one of the characters read as one)
     "IBAN": _iban(f".{_DASHES}"),
@@ -137,12 +144,13 @@ _PATTERNS: dict[str, str] = {
                rf"(?!\d|[{_HYPHENS}]\d)"),
     # international (+...); North American in its shapes (spaced: area code and exchange not
     # starting with 0 or 1); national after a trunk 0 (UK, Germany...: 10 to 12 digits, checked)
-    # and French pairs: a group of digits next to them would make them part of a longer number, a
-    # time's or decimal's digits before them a time or decimal ("12:09-8941-1533")
+    # and French pairs: a group of digits next to them would make them part of a longer number (not
+    # a time's or date's last two after a space: "at 10:30 020 7946 0958"), a time's or decimal's
+    # digits right before them a time or decimal ("12:09-8941-1533")
     "PHONE": (
         rf"(?<![\w+])(?:\+\d{{1,3}}{_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}(?:{_PSEP}?\d{{2,4}}){{2,4}}"
         rf"|\(\d{{3}}\){_SPACE}?\d{{3}}{_PSEP}\d{{4}}|\d{{3}}[.{_DASHES}]\d{{3}}[.{_DASHES}]\d{{4}}"
-        rf"|(?<!\d{_SEP})(?:{_D2}\d\d{_SPACE}{_D2}\d\d{_SPACE}\d{{4}}"
+        rf"|(?:(?<!\d{_SEP})|(?<=[:/{_HYPHENS}]\d\d{_SPACE}))(?:{_D2}\d\d{_SPACE}{_D2}\d\d{_SPACE}\d{{4}}"
         rf"|(?<!\d[:.])\(?{_D0}{_D1}\d{{0,4}}\)?(?:{_SEP}|/)\d{{3,8}}(?:{_SEP}\d{{3,4}})?"
         rf"|{_D0}{_D1}(?P<pair>[ .{_WIDE_SPACES}{_DASHES}])\d\d(?:(?P=pair)\d\d){{3}})(?!{_SEP}\d))(?![\w])"
     ),
@@ -162,38 +170,8 @@ _ESCAPES = ("\\n", "\\t", "\\r", "\\b", "\\f")
 _MARK = "\x00"
 BUILT_IN_KINDS = frozenset(_PATTERNS)
 #: Each detector runs only when a cheap trigger is present: a substring test or, for the
-#: digit-based kinds, a digit shape. Passes run in order; placeholders contain no digits or
-#: trigger text, so a later pass never matches an earlier replacement.
-#: Every match of a digit-based kind contains one of these shapes: six digits at most two
-#: separators apart (cards, SSNs, phones, an IBAN in lower case: checked), a dotted quad's middle,
-#: an IBAN's country (in capitals) and check digits, or an IPv6 colon group (found from its
-#: colons). Plain numbers ("order 12", "0.2") have none of them, so the costly digit pass runs only
-#: on text that can hold such a value.
-#: On other than ASCII text (digits of any script) the shapes are one pattern:
-_DIGIT_SHAPE = re.compile(r"\d(?:" + f"[ .()/+\uff0e{_WIDE_SPACES}{_DASHES}]{{0,2}}\\d" * 5
-                          + r"|[.\uff0e]\d{1,3}[.\uff0e]\d|(?<=[A-Z\uff21-\uff3a]{2}\d)\d)")
-
-
-def _shape_classes() -> bytes:
-    """A ``bytes.translate`` table giving each ASCII character its class in the digit shapes: a
-    digit ``0``, a dot ``.``, another separator of digit groups ``,``, a capital ``A``, else ``x``."""
-    table = bytearray(b"x" * 256)
-    for char in b"0123456789":
-        table[char] = ord("0")
-    for char in b" ()/+-":
-        table[char] = ord(",")
-    table[ord(".")] = ord(".")
-    for char in range(ord("A"), ord("Z") + 1):
-        table[char] = ord("A")
-    return bytes(table)
-
-
-#: On ASCII text the same shapes are found in the text's classes with a few passes in C instead:
-#: a regular-expression search costs hundreds of instructions at every character.
-_SHAPE_CLASSES = _shape_classes()
-_DOTTED_MIDDLE = re.compile(rb"0\.0{1,3}\.0")
-_COLON_GROUP = re.compile(r":[0-9A-Fa-f]{0,4}:")  # (a literal first: searched for as fast as a substring)
-_WIDE_COLON_GROUP = re.compile(f"{_COLON}{_HEX}{{0,4}}{_COLON}")  # full-width too
+#: digit-based kinds, a digit shape (``_digit_shape``). Passes run in order; placeholders contain
+#: no digits or trigger text, so a later pass never matches an earlier replacement.
 _DIGIT_KINDS = ("IBAN", "CREDIT_CARD", "US_SSN", "PHONE", "IP_ADDRESS")
 
 
@@ -235,6 +213,8 @@ _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], _ByText], ...] = (
 _PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY",
                 *_secrets.GITLAB_PREFIXES, *_secrets.DASH_PREFIXES, *_secrets.WEBHOOK_HINTS)
 _TRIGGER_HINTS = (*_PLAIN_HINTS, "%2540", "\\uff20", "&#", "&commat;", "\uff20", "%40", "\\u0040")
+_QUOTED_EMAIL_PASS = _ByText(_QUOTED_EMAIL)
+_QUOTES_BEFORE_AT = (('"@', '"'), ('"\\u0040', '"'), ("\\u0022@", "\\u0022"), ("\\u0022\\u0040", "\\u0022"))
 _DIGIT_PASS = _ByText("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
 #: Cards, phones and SSNs use hyphens too: where a candidate IBAN in groups of hyphens is none (or
 #: only its start is one), what it took from them ("GB19-7503-6188-541-324-0647": a phone) is found
@@ -250,81 +230,6 @@ _RUN_CONTEXT = 64
 #: Each of those holds a group of two or three digits, or one starting with 0 (a trunk prefix)
 _MORE_IN_A_RUN = re.compile(rf"(?<!\d)(?:{_D0}|\d\d\d?(?!\d))")
 
-def _iban_ok(text: str) -> bool:
-    text = _as_ascii(text)
-    compact = text.translate(_NO_SEPARATORS)
-    if not 15 <= len(compact) <= 34:
-        return False
-    of_its_length = _IBAN_LENGTHS.get(compact[:2].upper()) == len(compact)
-    if not compact[:2].isupper() and not (of_its_length and _has_digit_shape(text)):
-        return False  # in lower case: found by its digits alone, and of its country's length
-    if compact == text and not (of_its_length or compact[:2] in _IBAN_LIKE):
-        # in one word, a code in capitals (a ULID) passes mod-97 one time in 97; an IBAN typed with a
-        # character too many or too few almost never does, so its country's length loses nothing
-        return False
-    if not of_its_length and _contains_any(text, _DOTS_AND_DASHES):
-        return False  # in groups separated by dots, en dashes or hyphens (an id, a serial, a version): as its country's
-    rearranged = compact[4:] + compact[:4]
-    try:
-        return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
-    except ValueError:
-        return False
-
-
-def _iban_in(text: str) -> tuple[str, str]:
-    """The longest start of ``text``, cut between its groups, that is a valid IBAN (else ``text``
-    itself), and what follows it."""
-    spaced = text.translate(_AS_SPACE)  # the same length: cut where it is cut
-    end = len(text)
-    while " " in spaced[:end] and not _iban_ok(text[:end]):
-        end = spaced.rindex(" ", 0, end)
-    return (text[:end], text[end:]) if _iban_ok(text[:end]) else (text, "")
-
-
-#: Separators of digit groups taken out, or made ASCII spaces.
-_NO_SEPARATORS = dict.fromkeys(map(ord, f" .{_WIDE_SPACES}{_DASHES}"))
-_AS_SPACE = dict.fromkeys(map(ord, f".{_WIDE_SPACES}{_DASHES}"), " ")
-_DOTS_AND_DASHES, _HYPHEN_CHARS = tuple(f".{_DASHES}"), tuple(_HYPHENS)
-
-
-def _ssn_ok(text: str) -> bool:
-    text = _as_ascii(text)
-    area, group, serial = text[:3], text[4:6], text[7:]
-    return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
-
-
-def _ip_ok(text: str) -> bool:
-    """An IP address; a dotted quad's octets zero-padded to three digits too (``010.001.002.003``)."""
-    text = _as_ascii(text)
-    if (text[0] == "0" or ".0" in text) and (octets := text.split(".")) and len(octets) == 4 and {
-            len(octet) for octet in octets if octet[0] == "0" and len(octet) > 1} == {3}:
-        text = ".".join(str(int(octet)) for octet in octets)
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _basic_ok(text: str) -> bool:
-    """Base64 of printable ``user:password`` text, as HTTP Basic credentials are."""
-    try:
-        decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True).decode("utf-8")
-    except ValueError:  # binascii.Error and UnicodeDecodeError both are
-        return False
-    return ":" in decoded and decoded.isprintable()
-
-
-def _phone_ok(text: str) -> bool:
-    """An international number (its ``+``), else one of a national number's lengths."""
-    return text[0] == "+" or 10 <= len(_NOT_DIGITS.sub("", text)) <= 12
-
-
-_NOT_DIGITS = re.compile(r"\D")
-_VALIDATORS: dict[str, Callable[[str], bool]] = {
-    "IBAN": _iban_ok, "US_SSN": _ssn_ok, "IP_ADDRESS": _ip_ok, "CREDIT_CARD": _card_ok, "BASIC_AUTH": _basic_ok,
-    "PHONE": _phone_ok,
-}
 
 def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, int]:
     """Replace every detected value in ``text``; returns the new text and the number of replacements.
@@ -436,6 +341,10 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
             # a URL's password first: its host would read as the domain of an address ending in it
             text, n = _redact_url_passwords(text)
             judge.replaced += n
+        if (kinds is None or "EMAIL" in kinds) and (("@" in text and '"@' in text) or (
+                "\\" in text and ("\\u0022" in text or '"\\u0040' in text))):
+            text, n = _redact_quoted_emails(text, _QUOTED_EMAIL_PASS[ascii_text])
+            judge.replaced += n
         for kind, triggers, patterns in _TEXT_PASSES:
             if (kinds is None or kind in kinds) and any(trigger in text for trigger in triggers):
                 pattern = patterns[ascii_text]
@@ -466,6 +375,24 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     return (text.replace(_MARK, "") if marked else text), judge.replaced
 
 
+def _redact_quoted_emails(text: str, pattern: re.Pattern[str]) -> tuple[str, int]:
+    """``text`` with the addresses ``pattern`` (``_QUOTED_EMAIL``) finds replaced, each tried only from
+    the quote opening what a quote before an "@" closes (a local part holds no quote: the one before it;
+    both found as substrings: a search of the whole text cost 30 ns a character)."""
+    pieces: list[str] = []
+    done = 0
+    found = [(at, quote) for needle, quote in _QUOTES_BEFORE_AT if needle in text for at in _occurrences(text, needle)]
+    for at, quote in sorted(found) if len(found) > 1 else found:
+        opening = text.rfind(quote, max(done, at - 80), at)
+        if quote == '"':  # escaped by as many backslashes as the closing one
+            before = text[max(0, at - 7):at]
+            opening -= len(before) - len(before.rstrip("\\"))
+        if opening >= done and (match := pattern.match(text, opening)) is not None:
+            pieces += (text[done:match.start()], "<EMAIL>")
+            done = match.end()
+    return ("".join(pieces) + text[done:], len(pieces) // 2) if pieces else (text, 0)
+
+
 def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
     """Whether ``text`` contains one of ``needles``: a plain loop, as ``any()`` over a generator
     costs half as much again, and this runs on every content value."""
@@ -493,18 +420,3 @@ def _encoded_at(text: str) -> bool:
             or ("\\" in text and ("\\u0040" in text or "\\uff20" in text))
             or ("&" in text and ("&#" in text or "&commat;" in text)) or "\uff20" in text)
 
-
-def _has_digit_shape(text: str) -> bool:
-    if text.isascii():
-        classes = text.encode().translate(_SHAPE_CLASSES)
-        digits = classes.count(b"0")  # every shape holds two digits at least
-        found = digits > 1 and (
-            b"AA00" in classes
-            or (digits > 2 and b"0." in classes and _DOTTED_MIDDLE.search(classes) is not None)
-            # three separators in a row end a group (one becomes a non-separator); once the
-            # separators are gone, six digits at most two separators apart are six in a row
-            or (digits > 5 and b"000000" in classes.replace(b".", b",").replace(b",,,", b"x").replace(b",", b"")))
-    else:
-        found = _DIGIT_SHAPE.search(text) is not None
-    return found or (":" in text and _COLON_GROUP.search(text) is not None) or (
-        "\uff1a" in text and _WIDE_COLON_GROUP.search(text) is not None)

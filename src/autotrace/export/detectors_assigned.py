@@ -35,13 +35,14 @@ _ASSIGNED = (r"(?:\\?[\"'])?\s?[:=]\s?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?)
              r"|(?(q)(?![\s,;}\]])[^\n\r\"'\\]{6,512}(?=[\n\r]|\Z)|(?!))"
              r"|(?!<)(?:[^\s\"',;}\\]|\\[^\s\"'\\]|\\\\(?!\\[\"'])){6,})")
 _KEY_VALUE = (r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key"
-              r"|(?:secret|private)[_-]?key)" + _ASSIGNED)
+              r"|(?:secret|private|subscription)[_-]?key)" + _ASSIGNED)
 #: The same, from where its key's word is (``KEY_WORDS``, found in lower case: a regular
 #: expression starting with a quote that may be there or not is tried at every character, and was
 #: most of the cost of redacting a chat request's JSON); what is before that word is kept anyway.
 _KEY_VALUE_AT = (r"(?P<prefix>(?:key(?:(?<=apikey)|(?<=api_key)|(?<=api-key)|(?<=accesskey)|(?<=access_key)"
                  r"|(?<=access-key)|(?<=secretkey)|(?<=secret_key)|(?<=secret-key)|(?<=privatekey)|(?<=private_key)"
-                 r"|(?<=private-key))|secret|token|passw(?:or)?d)" + _ASSIGNED)
+                 r"|(?<=private-key)|(?<=subscriptionkey)|(?<=subscription_key)|(?<=subscription-key))"
+                 r"|secret|token|passw(?:or)?d)" + _ASSIGNED)
 
 
 @cache

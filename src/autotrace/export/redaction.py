@@ -64,11 +64,13 @@ _KEY_PREFIXES = (f"{OBS_METADATA}.", f"{TRACE_METADATA}.")
 
 
 #: What the key of a secret ends with (``password``, ``http.request.header.authorization``, a metadata
-#: key ``api_key``, ``clientSecret``, ``access_token``; not ``max_tokens``): a text under it in which
-#: the detectors find nothing (``Token 9944b0...``, ``hunter22``) is replaced whole (``API_KEY``), if it
-#: is as long as an assignment's value must be (6 characters: not ``eos_token``'s ``</s>``).
+#: key ``api_key``, ``clientSecret``, ``access_token``, Azure API Management's ``Ocp-Apim-Subscription-Key``;
+#: not ``max_tokens``): a text under it in which the detectors find nothing (``Token 9944b0...``,
+#: ``hunter22``) is replaced whole (``API_KEY``), if it is as long as an assignment's value must be (6
+#: characters: not ``eos_token``'s ``</s>``).
 _SECRET_KEY_ENDS = ("authorization", "password", "passwd", "secret", "apikey", "api_key", "api-key", "access_key",
-                    "accesskey", "private_key", "privatekey", "secret_key", "token", "cookie")
+                    "accesskey", "private_key", "privatekey", "secret_key", "token", "cookie", "subscription-key",
+                    "subscription_key", "subscriptionkey")
 _SECRET = "<API_KEY>"
 _NO_KEYS: frozenset[str] = frozenset()
 

@@ -10,6 +10,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from opentelemetry.trace import Span, get_current_span
+
 from . import bounds, observation, recorder
 from ._callables import Bindable as _Bindable
 from ._callables import Method as _Method
@@ -239,7 +241,7 @@ class _Traced:
                 self.fail(obs, error)
                 raise
             _leave(token, held)
-            if type(result) in _LAZY_RESULTS:  # the work runs later: the observation follows it
+            if type(result) in _LAZY_RESULTS and _unstarted(result):  # its work runs later: followed
                 return self.follow(obs, result)
             self.succeed(obs, result)
             return result
@@ -390,6 +392,16 @@ def _leave(token: object | None, held: Held | None) -> None:
         release_scope(held)
 
 
+def _unstarted(result: Any) -> bool:
+    """Whether a coroutine or (async) generator has not run yet, the call's work to follow; one started
+    (primed, or resumed elsewhere) is given back as it is: a follower could not take its ``send(x)``."""
+    if result.__class__ is types.CoroutineType:
+        return result.cr_frame is not None and not result.cr_running and not result.cr_suspended
+    if result.__class__ is types.GeneratorType:
+        return result.gi_frame is not None and not result.gi_running and not result.gi_suspended
+    return result.ag_frame is not None and not result.ag_running and not getattr(result, "ag_suspended", False)
+
+
 def _end_unrun(result: Any, obs: Observation) -> None:
     """A follower freed: end ``obs`` (once: a follower that ran ended it), and close the user's
     coroutine if it never started, as closing or cancelling it unawaited would have (else Python
@@ -402,13 +414,14 @@ def _end_unrun(result: Any, obs: Observation) -> None:
 class _Stream(CurrentDuring):
     """The bookkeeping of one traced (async) generator, shared by both wrappers.
 
-    Each step of the user's generator runs inside ``with stream:``: the observation is current
-    during the step only, and the step's outcome ends it exactly once (finished or closed:
-    success with the items; closed early by its reader or cancelled: interrupted, with the items
-    (WARNING); any other exception: error). Nothing here raises into the generator.
+    Each step of the user's generator runs inside ``with stream:``: the observation (or a block of
+    the generator's left open at its last ``yield``) is current during the step only, and the
+    step's outcome ends it exactly once (finished or closed: success with the items; closed early
+    by its reader or cancelled: interrupted, with the items (WARNING); any other exception: error).
+    Nothing here raises into the generator.
     """
 
-    __slots__ = ("dropped", "ended", "held", "items", "room", "traced")
+    __slots__ = ("dropped", "ended", "held", "inside", "items", "room", "traced")
 
     def __init__(self, traced: _Traced, obs: Observation | None) -> None:
         super().__init__(obs)
@@ -422,13 +435,23 @@ class _Stream(CurrentDuring):
         self.room = state.max_value_bytes + bounds.REDACTION_MARGIN
         self.dropped = 0  # items not held for lack of room
         self.ended = obs is None
+        #: The span the generator left current at its last ``yield`` when not its observation's: a
+        #: block of its own left open across it (``with start_span(...): yield``), current again
+        #: when it resumes, as it is undecorated, so what it starts in that block nests there.
+        self.inside: Span | None = None
 
     def __enter__(self) -> None:
         if self.obs is not None and self.traced.evaluator:
             self.held = self.traced.evaluator_scope(self.obs)
-        super().__enter__()
+        if self.inside is None:
+            super().__enter__()
+        else:
+            self.token = make_current(self.inside)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        if self.obs is not None:
+            current = get_current_span()
+            self.inside = None if current is self.obs.span else current
         held, self.held = self.held, None
         if held is not None:
             release_scope(held)

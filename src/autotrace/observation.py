@@ -21,6 +21,7 @@ from ._ended import (
     settled_attributes,
     with_doc_count,
 )
+from ._heads import content_cut_short
 from ._internal import count, guarded_failure, log_once
 from .context import capture_enabled, reset_block
 from .runtime import state
@@ -290,6 +291,7 @@ class Observation:
                 if self.type is ObservationType.RETRIEVER and "doc_count" not in fields:
                     fields = with_doc_count(fields)
                 max_bytes = state.max_value_bytes
+                fields = content_cut_short(fields, max_bytes)
                 obs_type = self.type._value_  # ``value`` without its property's two calls
                 if type(span) is ObservationSpan:
                     span.hand_over(settled_attributes, obs_type, plain_fields(fields, max_bytes), max_bytes)
@@ -393,10 +395,10 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def make_current(obs: Observation) -> object | None:
-    """Make ``obs``'s span the current OTel span; returns the token for ``restore_context``."""
+def make_current(obs: Observation | Span) -> object | None:
+    """Make ``obs``'s span (or a span) the current OTel span; returns the token for ``restore_context``."""
     try:
-        return otel_context.attach(set_span_in_context(obs.span))
+        return otel_context.attach(set_span_in_context(obs.span if isinstance(obs, Observation) else obs))
     except Exception as exc:
         guarded_failure("attach", exc)
         return None

@@ -20,6 +20,7 @@ from opentelemetry.trace import INVALID_SPAN, get_current_span, set_span_in_cont
 from . import schema
 from ._callables import Bindable, Unbound, call_target, iterable_coroutine
 from ._internal import count, guarded_failure, log_once
+from ._stepping import step_through, step_through_async
 from .config import ENVIRONMENT_NAME  # the one rule for environment names (install() checks it too)
 from .runtime import state
 
@@ -110,10 +111,10 @@ def scoped(fn: Callable[..., Any], open_block: Callable[[], AbstractContextManag
             with open_block():
                 return await fn(*args, **kwargs)
     elif inspect.isasyncgenfunction(kind) or inspect.isgeneratorfunction(kind):
-        driver = _drive_async if inspect.isasyncgenfunction(kind) else _drive
+        driver = step_through_async if inspect.isasyncgenfunction(kind) else step_through
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:  # called at once: wrong arguments raise here
-            return driver(fn(*args, **kwargs), open_block)
+            return driver(fn(*args, **kwargs), lambda: (open_block(), None))  # one block, each step in it
     else:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with open_block():
@@ -122,46 +123,6 @@ def scoped(fn: Callable[..., Any], open_block: Callable[[], AbstractContextManag
     if not hasattr(type(fn), "__get__"):  # a partial or callable instance: not bound by a class holding it
         return Unbound(wrapped, driver)
     return wrapped if driver is None else Bindable(wrapped, driver)
-
-
-def _drive(inner: Any, open_block: Callable[[], AbstractContextManager[Any]]) -> Any:
-    """Step the generator ``inner`` as ``yield from`` would, each step in a block of ``open_block``."""
-    step, value = inner.send, None
-    while True:
-        try:
-            with open_block():
-                item = step(value)
-        except StopIteration as stop:
-            return stop.value
-        try:
-            value = yield item
-            step = inner.send
-        except GeneratorExit:
-            with open_block():
-                inner.close()
-            raise
-        except BaseException as thrown:
-            step, value = inner.throw, thrown
-
-
-async def _drive_async(inner: Any, open_block: Callable[[], AbstractContextManager[Any]]) -> Any:
-    """The async twin of ``_drive`` (``asend``/``athrow``/``aclose``)."""
-    step, value = inner.asend, None
-    while True:
-        try:
-            with open_block():
-                item = await step(value)
-        except StopAsyncIteration:
-            return
-        try:
-            value = yield item
-            step = inner.asend
-        except GeneratorExit:
-            with open_block():
-                await inner.aclose()
-            raise
-        except BaseException as thrown:
-            step, value = inner.athrow, thrown
 
 
 class _Tenant(Scope):

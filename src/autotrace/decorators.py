@@ -22,6 +22,7 @@ from ._callables import iterable_coroutine as _iterable_coroutine
 from ._callables import method_descriptor as _method_descriptor
 from ._callables import receiver as _receiver
 from ._internal import count, guarded_failure
+from ._stepping import Steps, step_through, step_through_async
 from .context import Held, capture_enabled, release_scope
 from .interception import ReplayStop
 from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
@@ -209,9 +210,9 @@ class _Traced:
         if inspect.iscoroutinefunction(kind) or _iterable_coroutine(kind):  # ``@types.coroutine``'s too
             wrapped = self.coroutine_wrapper()
         elif inspect.isasyncgenfunction(kind):
-            wrapped, driver = self.starter(self.drive_async), _Traced.drive_async
+            wrapped, driver = self.starter(self.drive_async), step_through_async
         elif inspect.isgeneratorfunction(kind):
-            wrapped, driver = self.starter(self.drive), _Traced.drive
+            wrapped, driver = self.starter(self.drive), step_through
         else:
             wrapped = self.function_wrapper()
         wrapped = functools.wraps(fn)(wrapped)
@@ -327,62 +328,25 @@ class _Traced:
 
     def drive(self, inner: Any, call: tuple[tuple[Any, ...], dict[str, Any]] | None,
               obs: Observation | None = None) -> Any:
-        """Drive the user's generator ``inner`` step by step, as ``yield from`` would: values sent and
-        exceptions thrown in (``close()`` too) reach it at its ``yield``. ``call``: the arguments
-        it was called with, its observation begun at the first step; else ``obs``, already begun
-        (see ``follow``)."""
-        if call is not None:
-            obs = self.begin(*call)
-            if obs is not None and obs.intercept is not None and obs.intercept.frozen:
-                for item in self.replayed_items(obs):  # not ``yield from``: a list has no send()
-                    yield item
-                return None
-        stream = _Stream(self, obs)
-        step, value = inner.send, None
-        while True:
-            try:
-                with stream:
-                    item = step(value)
-            except StopIteration as stop:
-                return stop.value
-            stream.add(item)
-            try:
-                value = yield item
-                step = inner.send
-            except GeneratorExit:  # closed: close the user's generator, as ``yield from`` does
-                with stream:
-                    inner.close()
-                    raise
-            except BaseException as thrown:
-                step, value = inner.throw, thrown
+        """Drive the user's generator ``inner`` step by step (``_stepping``), each step in its
+        ``_Stream``. ``call``: the arguments it was called with, its observation begun at the first
+        step; else ``obs``, already begun (see ``follow``)."""
+        return step_through(inner, functools.partial(self.steps, call, obs))
 
-    async def drive_async(self, inner: Any, call: tuple[tuple[Any, ...], dict[str, Any]] | None,
-                          obs: Observation | None = None) -> Any:
-        """The async twin of ``drive`` (``asend``/``athrow``/``aclose``)."""
+    def drive_async(self, inner: Any, call: tuple[tuple[Any, ...], dict[str, Any]] | None,
+                    obs: Observation | None = None) -> Any:
+        """The async twin of ``drive``."""
+        return step_through_async(inner, functools.partial(self.steps, call, obs))
+
+    def steps(self, call: tuple[tuple[Any, ...], dict[str, Any]] | None, obs: Observation | None) -> Steps:
+        """At a generator's first step: its observation begun (``call``) or given, and the stream its
+        steps run in; a frozen one's recorded items instead."""
         if call is not None:
             obs = self.begin(*call)
             if obs is not None and obs.intercept is not None and obs.intercept.frozen:
-                for item in self.replayed_items(obs):
-                    yield item
-                return
+                return self.replayed_items(obs)
         stream = _Stream(self, obs)
-        step, value = inner.asend, None
-        while True:
-            try:
-                with stream:
-                    item = await step(value)
-            except StopAsyncIteration:
-                return
-            stream.add(item)
-            try:
-                value = yield item
-                step = inner.asend
-            except GeneratorExit:  # as the sync driver: closing a closed generator (the loop's
-                with stream:  # shutdown closes async generators in any order) is nothing
-                    await inner.aclose()
-                    raise
-            except BaseException as thrown:
-                step, value = inner.athrow, thrown
+        return stream, stream.add
 
 
 def _leave(token: object | None, held: Held | None) -> None:

@@ -18,7 +18,6 @@ from opentelemetry.trace import SpanKind
 
 from ... import recorder
 from ..._internal import guarded_failure
-from ...config import Settings
 from ...observation import Observation, ObservationType, restore_context
 from ...runtime import state
 
@@ -34,9 +33,14 @@ def _method_parts(method: str | bytes) -> tuple[str, str]:
 
 
 def untraced(method: str | bytes) -> bool:
-    """Whether calls of ``method`` get no span (the ``grpc_untraced_methods`` setting)."""
+    """Whether calls of ``method`` get no span (the ``grpc_untraced_methods`` setting): every call
+    while autotrace is not installed. The interceptors put on channels and servers stay there after
+    ``uninstall()``: they then pass calls on as given, adding no span (it went to the global tracer
+    provider) and no baggage (the tenant went to every host, whatever ``tenant_baggage`` said)."""
     settings = state.settings
-    patterns = settings.grpc_untraced_methods if settings is not None else Settings.grpc_untraced_methods
+    if settings is None:
+        return True
+    patterns = settings.grpc_untraced_methods
     if not patterns:
         return False
     try:
@@ -129,6 +133,8 @@ def finish_call(obs: Observation, code: Any, details: str | None = None, error: 
             obs.set_level("WARNING", message)
         elif error is not None:
             obs.record_error(error)
+            if details and message is not None:  # the status the client reads, the error recorded with it
+                obs.set_level("ERROR", message)
         elif status is not None and status is not grpc.StatusCode.OK:
             obs.record_error(message or "")
     except Exception as exc:

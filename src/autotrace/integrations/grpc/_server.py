@@ -72,9 +72,8 @@ class _ServerCall:
             code = _context_code(servicer_context)
             if self.unsent is not None and self.unsent[0] is None:  # grpc failed, sending no status
                 finish_call(self.obs, None, None, self.unsent[2])
-            elif code is not None:  # set by the handler (abort, set_code)
-                finish_call(self.obs, code, _context_details(servicer_context),
-                        error if code is grpc.StatusCode.UNKNOWN else None)
+            elif code is not None:  # set by the handler (abort, set_code), with the error it raised after
+                finish_call(self.obs, code, _context_details(servicer_context), _raised(error))
             elif (gone := _ended_by_client(servicer_context, error, unwatched)) is not None:
                 finish_call(self.obs, gone[0], gone[1], interrupted=True)
             elif error is not None:
@@ -85,6 +84,15 @@ class _ServerCall:
                 finish_call(self.obs, grpc.StatusCode.OK)
         release_tenant(self.tenant_token)
         self.tenant_token = None
+
+
+def _raised(error: BaseException | None) -> Exception | None:
+    """The error a handler raised after setting the call's status (``set_code``), or None for the
+    signal grpc's ``abort`` raises, which is no failure of its own (the sync server's is a bare
+    ``Exception()``, grpc.aio's an ``AbortError``), and for an interruption."""
+    if not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):
+        return None
+    return None if type(error) is Exception and not error.args else error
 
 
 def _incoming_baggage(ctx: Any) -> Mapping[str, object] | None:
@@ -452,7 +460,7 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):
         self.tenant_from_call = _resolver(tenant_from_call)
 
     async def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
-        if self.isolate:
+        if self.isolate and state.settings is not None:  # after ``uninstall()``, calls run as given (``untraced``)
             _forget_inherited()
         if untraced(handler_call_details.method):
             return await continuation(handler_call_details)

@@ -46,10 +46,11 @@ from . import langchain_convert as lcv
 from . import langchain_fields as lf
 from . import langchain_graph as lg
 from . import langchain_graph_writes as lgw
+from . import langchain_interrupts as lci
 from .base import Integration
 from .langchain_convert import message_fields, model_reply, run_name, streamed_start
 from .langchain_embeddings import embedding_patches
-from .langchain_interrupts import CancellablePatches, InterruptedRuns, note_started, raising_event
+from .langchain_interrupts import CancellablePatches, InterruptedRuns, note_started
 from .langchain_runs import Run, inside_steps, show_in_place
 from .langchain_stores import store_patches
 from .media import without_media
@@ -81,9 +82,12 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
     # -- bookkeeping --------------------------------------------------------------------------------
     def _start(self, obs_type: ObservationType, name: str, run_id: UUID, parent_run_id: UUID | None,
                metadata: dict[str, Any] | None, streamed: bool = False, tags: list[str] | None = None,
-               node: bool = False, **fields: Any) -> Observation | None:
+               node: bool = False, serialized: Any = None, **fields: Any) -> Observation | None:
         if parent_run_id is not None and self.steps_config is not None:
-            parent_run_id = inside_steps(self.runs, self.steps_config.get(), parent_run_id)
+            told, parent_run_id = parent_run_id, inside_steps(self.runs, self.steps_config.get(), parent_run_id, name)
+            steps = self.runs.get(parent_run_id) if parent_run_id != told else None
+            if steps is not None and steps.obs.name == name:  # told the renamed fallbacks run's name: its own
+                name = run_name(serialized, {}, name)
         if self.hidden and parent_run_id in self.hidden:  # what a hidden run starts nests above it
             parent_run_id = self.hidden[parent_run_id]
         parent = self.runs.get(parent_run_id) if parent_run_id is not None else None
@@ -229,8 +233,10 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                 agent = root or self._named_agent(name, tags, parent_run_id)  # by its own name, not its node's
                 name = lg.inner_name(name, metadata or {}) if graph else name
                 obs_type = ObservationType.AGENT if agent else ObservationType.CHAIN
-            self._start(obs_type, name, run_id, parent_run_id, metadata, streamed_start(inputs, kwargs, self.marks_streams),
-                        tags, node, input=lcv.chain_value(inputs))
+            streamed = streamed_start(inputs, kwargs, self.marks_streams)
+            # LangChain's placeholder is no input: the input read is told at the end, if it is read
+            self._start(obs_type, name, run_id, parent_run_id, metadata, streamed, tags, node, serialized,
+                        input=None if streamed and self.marks_streams else lcv.chain_value(inputs))
             if root:
                 self._graph_started(run_id, metadata)
 
@@ -292,7 +298,8 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         def start() -> None:
             batch = [without_media([message_fields(m) for m in group]) for group in messages]  # inline images noted
             self._start(ObservationType.GENERATION, run_name(serialized, kwargs, "chat_model"), run_id, parent_run_id,
-                        metadata, tags=kwargs.get("tags"), input=batch[0] if len(batch) == 1 else batch,
+                        metadata, tags=kwargs.get("tags"), serialized=serialized,
+                        input=batch[0] if len(batch) == 1 else batch,
                         **self._model_fields(serialized, kwargs, metadata))
             note_started(run_id)
 
@@ -302,7 +309,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                      metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         def start() -> None:
             self._start(ObservationType.GENERATION, run_name(serialized, kwargs, "llm"), run_id, parent_run_id, metadata,
-                        tags=kwargs.get("tags"), input=prompts[0] if len(prompts) == 1 else prompts,
+                        tags=kwargs.get("tags"), serialized=serialized, input=prompts[0] if len(prompts) == 1 else prompts,
                         operation="text_completion",
                         **self._model_fields(serialized, kwargs, metadata))
 
@@ -337,7 +344,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         def start() -> None:
             self._start(ObservationType.RETRIEVER, run_name(serialized, kwargs, "retriever"), run_id, parent_run_id,
-                        metadata, tags=kwargs.get("tags"), query=query,
+                        metadata, tags=kwargs.get("tags"), serialized=serialized, query=query,
                         store=(metadata or {}).get("ls_vector_store_provider"))
             note_started(run_id)
 
@@ -359,7 +366,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             name = run_name(serialized, kwargs, "tool")
             tool_name = serialized.get("name") if isinstance(serialized, dict) else None  # not a run_name
             self._start(ObservationType.TOOL, name, run_id, parent_run_id, lg.with_tool_call(metadata, kwargs),
-                        tags=kwargs.get("tags"), tool_name=tool_name or name,
+                        tags=kwargs.get("tags"), serialized=serialized, tool_name=tool_name or name,
                         arguments=inputs if inputs is not None else input_str)
 
         self._guard("tool_start", start)
@@ -443,8 +450,9 @@ class LangChainIntegration(Integration):
             self.patcher.wrap("langchain_core.callbacks.manager", f"AsyncCallbackManager.on_{kind}_start",
                               self._async_start)
         # a handler that raises (``raise_error``) keeps the others from a run's start or end
-        self.patcher.wrap("langchain_core.callbacks.manager", "handle_event", functools.partial(raising_event, self),
-                          expects=("handlers", "event_name"))
+        for target, wrapper in (("handle_event", lci.raising_event), ("ahandle_event", lci.raising_aevent)):
+            self.patcher.wrap("langchain_core.callbacks.manager", target, functools.partial(wrapper, self),
+                              expects=("handlers", "event_name"))
         self._cancellable.apply()  # async calls that report no end when cancelled
         try:  # vector stores searched directly, which send no callbacks
             self._stores.apply()

@@ -47,6 +47,7 @@ _CANCELLABLE = (("langchain_core.language_models.chat_models", "BaseChatModel.ag
 
 #: a run's events after which LangChain reports nothing more of it if one raises (``event_raised``)
 _RUN_EVENTS = ("_start", "_end", "_error")
+_RUN_ENDS = _RUN_EVENTS[1:]
 
 #: traces a task that goes on after interruptions keeps to sweep at its end, the oldest forgotten first
 _MAX_SWEPT_TRACES = 1_000
@@ -63,16 +64,63 @@ def plain_cancellation(error: BaseException) -> BaseException:
     return error
 
 
-def raising_event(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    """LangChain's sync ``handle_event`` as it is; if a handler raised from it, the run whose event it
-    was is ended (``InterruptedRuns.event_raised``). ``integration.handler`` is read then."""
+def _others_first(handler: Any, args: Any, in_order: bool) -> list[Any] | None:
+    """The handlers of the event ``args`` (``handle_event``'s arguments) without ``handler``, if it is
+    a run's end (or failure) told to ``handler`` and to another handler that may raise (``raise_error``)
+    after it: ``handler`` is then told last, so that the run ends failed whatever the handlers' order
+    (a step's own handlers come after the ones it inherits). ``in_order``: handlers are told in their
+    list's order (sync); async ones are told after every inline one, as autotrace's is."""
+    handlers = args[0] if len(args) > 1 else None
+    if (handler is None or type(handlers) is not list or len(handlers) < 2 or (in_order and handlers[-1] is handler)
+            or not isinstance(args[1], str) or not args[1].endswith(_RUN_ENDS)):
+        return None
     try:
-        return wrapped(*args, **kwargs)
+        if not any(other is handler for other in handlers):
+            return None
+        others = [other for other in handlers if other is not handler]
+        return others if any(getattr(other, "raise_error", False) for other in others) else None
+    except Exception as exc:  # a handler whose attribute raises: told in its order
+        guarded_failure("langchain.handler_order", exc)
+        return None
+
+
+def raising_event(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """LangChain's sync ``handle_event`` as it is, autotrace's handler told a run's end last
+    (``_others_first``); if a handler raised from it, the run whose event it was is ended
+    (``InterruptedRuns.event_raised``). ``integration.handler`` is read then."""
+    handler = integration.handler
+    others = _others_first(handler, args, True)
+    try:
+        return wrapped(*([*others, handler], *args[1:]) if others is not None else args, **kwargs)
     except BaseException as error:  # raised as it would be without autotrace
         handler = integration.handler
         if handler is not None and len(args) > 1:
             handler._guard("event_raised", handler.event_raised, args, kwargs, error)
         raise
+
+
+def raising_aevent(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """LangChain's ``ahandle_event`` as it is, autotrace's handler told a run's end after the others
+    (``_others_first``), and only if none raised: else the run ends as ``raising_event`` ends it."""
+    handler = integration.handler
+    others = _others_first(handler, args, False)
+    if others is None:
+        return wrapped(*args, **kwargs)
+    return _others_then(integration, wrapped(others, *args[1:], **kwargs), args, kwargs)
+
+
+async def _others_then(integration: Any, others: Awaitable[Any], args: Any, kwargs: dict[str, Any]) -> None:
+    """Await the other handlers' event (``others``), then tell autotrace's handler ``args``."""
+    try:
+        await others
+    except BaseException as error:  # raised as it would be without autotrace
+        handler = integration.handler
+        if handler is not None:
+            handler._guard("event_raised", handler.event_raised, args, kwargs, error)
+        raise
+    handler = integration.handler
+    if handler is not None:
+        handler._guard("event_told", getattr(handler, args[1]), *args[3:], **kwargs)
 
 
 def note_started(run_id: UUID) -> None:

@@ -28,16 +28,17 @@ def show_in_place(context: Context, outer: Context) -> None:
 FALLBACKS = "RunnableWithFallbacks"
 
 
-def inside_steps(runs: Mapping[UUID, Run], config: Any, parent_run_id: UUID) -> UUID:
-    """The parent of a run told ``parent_run_id`` that starts in the context LangChain made for the
-    steps of a ``FALLBACKS`` run (``config``: LangChain's config of that context): that run, if it is
-    inside ``parent_run_id``. langchain-core 1.x's ``RunnableWithFallbacks.invoke``/``ainvoke`` run
+def inside_steps(runs: Mapping[UUID, Run], config: Any, parent_run_id: UUID, name: str) -> UUID:
+    """The parent of a run ``name`` told ``parent_run_id`` that starts in the context LangChain made
+    for the steps of a ``FALLBACKS`` run (``config``: LangChain's config of that context): that run, if
+    it is inside ``parent_run_id``. langchain-core 1.x's ``RunnableWithFallbacks.invoke``/``ainvoke`` run
     each runnable in that context with the config they were given, which tells their own parent (the
-    outer fallbacks' parent, when fallbacks nest). A LangGraph node's function gets its node's config
-    so too: what it runs is told the node, and kept there."""
+    outer fallbacks' parent, when fallbacks nest) and their own ``run_name`` (a renamed fallbacks run's
+    runnables are told its name, by which it is known then). A LangGraph node's function gets its
+    node's config so too: what it runs is told the node, and kept there."""
     steps_id = getattr(config.get("callbacks"), "parent_run_id", None) if config else None
     run = runs.get(steps_id) if steps_id is not None and steps_id != parent_run_id else None
-    while run is not None and run.obs.name == FALLBACKS:
+    while run is not None and run.obs.name in (FALLBACKS, name):
         if run.parent_run_id == parent_run_id:
             return steps_id  # type: ignore[return-value]
         run = runs.get(run.parent_run_id) if run.parent_run_id is not None else None

@@ -141,10 +141,10 @@ def _toml_string(text: str) -> str:
     return f'"{body}"'
 
 
-_KEY = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1,
-               max_size=10).filter(lambda k: not any(c.isspace() for c in k))
+_KEY = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=10)  # printable ASCII
+_PUBLIC_KEY = _KEY.filter(lambda k: ":" not in k and not k.startswith("sk-lf-"))
 _TENANTS = st.dictionaries(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=10),
-                           st.tuples(_KEY, _KEY, st.none() | st.sampled_from(["https://lf.example.com/x",
+                           st.tuples(_PUBLIC_KEY, _KEY, st.none() | st.sampled_from(["https://lf.example.com/x",
                                                                               "http://[::1]:3000"]),
                                      st.booleans()), max_size=4)
 

@@ -4,6 +4,7 @@ pipeline thread; finished lookups wait in ``done`` until the router applies them
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 
 from .._internal import guarded_failure
@@ -13,12 +14,16 @@ from .workers import WorkerPool
 #: A lookup's outcome: the credentials, or None with whether the resolver raised (rather than
 #: answering that the tenant has none).
 Lookup = tuple[str, Credentials | None, bool]
+#: Seconds after which a lookup no longer holds its place: the next tenant may be looked up meanwhile.
+_STUCK_AFTER = 5.0
 
 
 class Lookups:
     """Tenants to look up and finished lookups. At most ``limit`` workers resolve at once (the
     pool's core threads, which it replaces when stuck), so a hung secret store holds up known
-    tenants' exports for a second at most, however many tenants it is asked about."""
+    tenants' exports for a second at most, however many tenants it is asked about. A lookup running
+    past ``_STUCK_AFTER`` leaves its place to the next tenant's, up to ``2 * limit`` at once: some
+    tenants' hung lookups never keep the others from being looked up (``kick``)."""
 
     def __init__(self, resolver: CredentialsResolver | None, limit: int) -> None:
         self.resolver = resolver
@@ -27,23 +32,36 @@ class Lookups:
         self._running = 0  # workers resolving queued tenants one after another
         self._limit = max(1, limit)
         self._lock = threading.Lock()
+        self._since: dict[int, float] = {}  # when each worker's current lookup started
 
     def request(self, tenant: str, pool: WorkerPool) -> None:
         """Resolve ``tenant`` on a worker of ``pool`` (queued while ``limit`` run)."""
         with self._lock:
             self._queued.append(tenant)
-            while self._queued and self._running < self._limit:
+        self.kick(pool)
+
+    def kick(self, pool: WorkerPool) -> None:
+        """Start workers for the queued tenants, in place of those stuck on a lookup too."""
+        if not self._queued:
+            return
+        with self._lock:
+            now = time.monotonic()
+            stuck = sum(1 for since in self._since.values() if now - since >= _STUCK_AFTER)
+            while self._queued and self._running - stuck < self._limit and self._running < 2 * self._limit:
                 self._running += 1
                 pool.submit(self._run)
 
     def _run(self) -> None:
         """Worker: resolve queued tenants one after another until none is left."""
+        me = threading.get_ident()
         while True:
             with self._lock:
                 if not self._queued:
+                    self._since.pop(me, None)
                     self._running -= 1
                     return
                 tenant = self._queued.popleft()
+                self._since[me] = time.monotonic()
             credentials: Credentials | None = None
             failed = False
             try:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .._config_parse import http_url_problem, shown_url
-from .._internal import log_once
+from .._internal import count, log_once
 
 Clock = Callable[[], float]
 
@@ -33,11 +33,25 @@ class CredentialsError(ValueError):
 
 
 def _check_key(name: str, value: object) -> str:
+    """Refuse what no Langfuse key holds and HTTP cannot carry as is: whitespace, control
+    characters, anything but printable ASCII (a zero-width space pasted along, say)."""
     if not isinstance(value, str) or not value:
         raise CredentialsError(f"{name} must be a non-empty string")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise CredentialsError(f"{name} must not contain whitespace or control characters")
+    if not value.isascii():
+        raise CredentialsError(f"{name} must hold only printable ASCII characters")
     return value
+
+
+def _check_public_key(value: object) -> None:
+    """A public key is sent in the clear (``x-langfuse-public-key``, reprs): never a secret key;
+    and before the ``:`` of Basic authentication, which it cannot hold."""
+    key = _check_key("public_key", value)
+    if ":" in key:
+        raise CredentialsError("public_key must not contain ':' (Basic authentication would split it)")
+    if key.startswith("sk-lf-"):
+        raise CredentialsError("public_key holds a secret key (sk-lf-...): are the two keys swapped?")
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,7 @@ class Credentials:
     host: str | None = None
 
     def __post_init__(self) -> None:
-        _check_key("public_key", self.public_key)
+        _check_public_key(self.public_key)
         _check_key("secret_key", self.secret_key)
         if self.host is not None:
             problem = http_url_problem(self.host)
@@ -269,6 +283,7 @@ class CallableCredentials(_Counted):
                 while len(self._cache) > self.max_entries:
                     self._cache.popitem(last=False)
                     self._stats["evictions"] += 1
+                    count("credentials_cache_evicted")  # more tenants than entries: the store is asked more
             return value
 
     def after_fork(self) -> None:

@@ -7,7 +7,9 @@ retired: it takes no more spans and sends those it holds, with its own tenant's 
 At most ``max_tenants`` destinations are retiring at once; past that, the oldest one's unsent spans
 are dropped (``spans_dropped.tenant_retired``). A span whose tenant is missing or unknown follows the
 ``unknown_tenant`` policy: ``drop`` (default: kept nowhere, not even in the local store),
-``default`` (the project of ``LANGFUSE_PUBLIC_KEY``) or ``local`` (the embedded store only).
+``default`` (the project of ``LANGFUSE_PUBLIC_KEY``) or ``local`` (the embedded store only). A tenant
+whose lookup failed, or found with keys before and without them now, is no unknown one: its spans
+never go to the default project (``local`` keeps them in the store; else dropped, counted).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from .._internal import count, guarded_failure, log_once
 from ..config import Settings
 from ..scores import ScoreItem
 from ._lookups import Lookups
+from ._router_drops import DESCRIBED, KeylessTenants
+from ._router_drops import dropped as _dropped
+from ._router_drops import of_scores as _of_scores
 from .connections import DEFAULT_MAX_IDLE, ConnectionPool
 from .credentials import Credentials, CredentialsResolver, reset_after_fork
 from .destination import Destination
@@ -35,9 +40,6 @@ from .workers import WorkerPool
 _RECHECK_CREDENTIALS = 5.0
 #: Spans of one tenant kept while its credentials are being looked up.
 _MAX_WAITING = 1_000
-#: What the ``unknown_tenant`` policy's drops are, as its one warning says them.
-_DROPPED_SPANS = {"spans_dropped.no_tenant": "with no tenant",
-                  "spans_dropped.unknown_tenant": "of a tenant with no Langfuse keys"}
 
 
 class Router:
@@ -72,9 +74,8 @@ class Router:
         self._resolving = Lookups(resolver, pool.size)
         self._lookups = self._resolving.done
         self._max_waiting = min(settings.max_destination_queue, _MAX_WAITING)
-        #: Tenants found without keys, or whose lookup failed (True), and since when (re-asked after
-        #: ``_RECHECK_CREDENTIALS``; bounded, oldest forgotten first).
-        self._unknown_tenants: OrderedDict[str, tuple[float, bool]] = OrderedDict()
+        #: Tenants found without keys, why, and since when (re-asked after ``_RECHECK_CREDENTIALS``).
+        self._keyless = KeylessTenants(settings.max_tenants)
         #: True while some destination's buffer is past a quarter full; ``pressured_for`` tells
         #: whose callers then slow down (never those of another tenant).
         self.pressured = False
@@ -161,9 +162,9 @@ class Router:
             self._tenants.move_to_end(tenant)
             self._deliver(entry[0], span)
             return
-        unknown = self._unknown_tenants.get(tenant)
+        unknown = self._keyless.get(tenant)
         if unknown is not None and now - unknown[0] < _RECHECK_CREDENTIALS:
-            self._without_keys(span, failed=unknown[1])
+            self._without_keys(span, unknown[1])
         elif self._lookups_running() < self.settings.max_tenants:
             self._waiting[tenant] = waiting = deque()
             self._look_up(tenant)
@@ -238,22 +239,21 @@ class Router:
             _dropped(reason, span)
             log_once(reason, "autotrace: dropping spans %s (unknown_tenant=%r): 'default' sends them to the "
                      "default project's keys, 'local' to the local store (counted as %s)",
-                     _DROPPED_SPANS.get(reason, reason), policy, reason)
+                     DESCRIBED.get(reason, reason), policy, reason)
 
-    def _without_keys(self, span: Any, failed: bool) -> None:
-        """A span of a tenant with no keys: the ``unknown_tenant`` policy's. Unless its keys could not
-        be looked up (``failed``): that tenant is not unknown, it may well have a project of its own,
-        so its spans never go to the default project; with ``unknown_tenant="local"`` they are kept
-        in the local store, else dropped (counted)."""
-        if not failed:
+    def _without_keys(self, span: Any, why: str | None) -> None:
+        """A span of a tenant with no keys: the ``unknown_tenant`` policy's. Unless ``why`` says the
+        tenant is not unknown (``FAILED``: its keys could not be looked up; ``REVOKED``: it had keys):
+        it may well have a project of its own, so its spans never go to the default project; with
+        ``unknown_tenant="local"`` they are kept in the local store, else dropped (counted)."""
+        if why is None:
             self._unknown(span, "spans_dropped.unknown_tenant")
         elif self.settings.unknown_tenant == "local" and self._local is not None:
             self._to_local(span)
         else:
-            _dropped("spans_dropped.credentials_failed", span)
-            log_once("credentials_failed", "autotrace: dropping spans of tenants whose credentials could not be "
-                     "looked up (the resolver failed); never sent to the default project (counted as "
-                     "spans_dropped.credentials_failed)")
+            _dropped(why, span)
+            log_once(why, "autotrace: dropping spans %s; never sent to the default project (counted as %s)",
+                     DESCRIBED[why], why)
 
     def _cap_reached(self, span: Any) -> None:
         _dropped("spans_dropped.tenant_cap", span)
@@ -288,11 +288,11 @@ class Router:
                     self._deliver(known, span)
                 continue
             if credentials is None:
-                self._forget(tenant, failed)
+                why = self._forget(tenant, failed)
                 for span in spans:
-                    self._without_keys(span, failed)
+                    self._without_keys(span, why)
                 continue
-            self._unknown_tenants.pop(tenant, None)
+            self._keyless.keys_found(tenant)
             handed = self._follow_keys(tenant, credentials)
             if entry is None and not spans and not handed:  # checked again after it left: nothing to send it
                 continue
@@ -331,18 +331,16 @@ class Router:
             sink.rotate(credentials)
         return True
 
-    def _forget(self, tenant: str, failed: bool = False) -> None:
+    def _forget(self, tenant: str, failed: bool = False) -> str | None:
         """No credentials: stop sending this tenant anywhere it used to go; remember for a while
-        (``failed``: none could be looked up, for a tenant with no destination holding its keys)."""
+        (``failed``: none could be looked up, for a tenant with no destination holding its keys).
+        Returns why its spans go nowhere (``KeylessTenants``)."""
         if tenant in self._tenants:
             self._remove(tenant)
         for retired in [entry for entry in self._retired if entry[0] == tenant]:
             self._retired.remove(retired)
             self._close(retired[1], "spans_dropped.credentials_revoked")
-        self._unknown_tenants[tenant] = (self._clock(), failed)
-        self._unknown_tenants.move_to_end(tenant)
-        while len(self._unknown_tenants) > self.settings.max_tenants:
-            self._unknown_tenants.popitem(last=False)
+        return self._keyless.none_found(tenant, self._clock(), failed)
 
     def _settle(self, tenant: str, credentials: Credentials) -> Destination:
         """The tenant's destination for ``credentials``: rotated keys on the same host in place; a
@@ -422,6 +420,7 @@ class Router:
         """Route finished lookups, hand every due batch to the export workers, close destinations
         idle for too long."""
         self.apply_lookups()
+        self._resolving.kick(self._pool)  # tenants queued behind hung lookups
         now = self._clock()
         pressured: set[str] = set()
         held = sum(len(spans) for spans in self._waiting.values())
@@ -493,14 +492,3 @@ class Router:
         self._checking.clear()
         self._resolving.clear()
 
-
-def _dropped(reason: str, item: Any) -> None:
-    """Count ``item`` dropped for ``reason`` (``spans_dropped.<why>``): a score as ``scores_dropped.<why>``."""
-    if _langfuse_sdk.claimed:
-        _langfuse_sdk.forget(item)
-    count(_of_scores(reason) if type(item) is ScoreItem else reason)
-
-
-def _of_scores(reason: str) -> str:
-    """The counter of scores dropped for ``reason`` (``spans_dropped.<why>``): ``scores_dropped.<why>``."""
-    return reason.replace("spans_", "scores_", 1)

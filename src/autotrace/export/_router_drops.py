@@ -1,0 +1,70 @@
+"""What the router sends nowhere: the counters of dropped spans and scores, and the tenants found
+without keys, each with why (``KeylessTenants``)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from .. import _langfuse_sdk
+from .._internal import count
+from ..scores import ScoreItem
+
+#: A tenant whose keys could not be looked up: it may well have a project of its own.
+FAILED = "spans_dropped.credentials_failed"
+#: A tenant that had keys and has none now (removed from the file, deleted from the secret store).
+REVOKED = "spans_dropped.credentials_revoked"
+#: The drops of spans without keys, as their one warning says them.
+DESCRIBED = {"spans_dropped.no_tenant": "with no tenant",
+             "spans_dropped.unknown_tenant": "of a tenant with no Langfuse keys",
+             FAILED: "of tenants whose credentials could not be looked up (the resolver failed)",
+             REVOKED: "of tenants whose credentials were removed (revoked)"}
+#: Tenants remembered as having had keys (``KeylessTenants``), least recently found forgotten first.
+_MAX_HAD_KEYS = 10_000
+
+
+class KeylessTenants:
+    """Tenants found without keys, and since when (bounded: ``limit``, the oldest forgotten first),
+    each with why: None when it has none (the ``unknown_tenant`` policy's), ``FAILED`` or
+    ``REVOKED`` (its spans never go to the default project). Revoked is any tenant found with keys
+    before (the last ``_MAX_HAD_KEYS`` of them): a file rewritten without one customer, even for a
+    moment, must not send that customer's traces into the default project. Tenants asked about
+    without ever having keys (a junk tenant id per request, say) never push those out."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._found: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._had_keys: OrderedDict[str, None] = OrderedDict()
+
+    def get(self, tenant: str) -> tuple[float, str | None] | None:
+        """When ``tenant`` was found without keys and why, if it is remembered."""
+        return self._found.get(tenant)
+
+    def keys_found(self, tenant: str) -> None:
+        """``tenant`` has keys (a lookup found them)."""
+        self._found.pop(tenant, None)
+        self._had_keys[tenant] = None
+        self._had_keys.move_to_end(tenant)
+        if len(self._had_keys) > _MAX_HAD_KEYS:
+            self._had_keys.popitem(last=False)
+
+    def none_found(self, tenant: str, now: float, failed: bool) -> str | None:
+        """A lookup found no keys for ``tenant`` (``failed``: it could not tell); returns why."""
+        why = FAILED if failed else REVOKED if tenant in self._had_keys else None
+        self._found[tenant] = (now, why)
+        self._found.move_to_end(tenant)
+        while len(self._found) > self._limit:
+            self._found.popitem(last=False)
+        return why
+
+
+def dropped(reason: str, item: Any) -> None:
+    """Count ``item`` dropped for ``reason`` (``spans_dropped.<why>``): a score as ``scores_dropped.<why>``."""
+    if _langfuse_sdk.claimed:
+        _langfuse_sdk.forget(item)
+    count(of_scores(reason) if type(item) is ScoreItem else reason)
+
+
+def of_scores(reason: str) -> str:
+    """The counter of scores dropped for ``reason`` (``spans_dropped.<why>``): ``scores_dropped.<why>``."""
+    return reason.replace("spans_", "scores_", 1)

@@ -68,6 +68,7 @@ def _captured(records: list[str]) -> Iterator[None]:
 def report(env: Mapping[str, str] | None = None, try_patching: bool = True) -> dict[str, Any]:
     """The whole report as plain data (``autotrace info --json``); ``problems`` lists what would
     leave something untraced or unsent. Raises ``ConfigError`` for settings ``install()`` refuses."""
+    from .install import unknown_integrations
     from .recorder import __version__
 
     problems: list[str] = []  # what autotrace warns of while reading the settings and the keys, first
@@ -78,6 +79,9 @@ def report(env: Mapping[str, str] | None = None, try_patching: bool = True) -> d
     with _captured([]):  # a patch point that is gone is in the table: not said twice
         integrations = integration_statuses(settings, try_patching) if settings.enabled else []
     problems += [f"integration {i.name} is {i.status}: {i.detail}" for i in integrations if i.status in PROBLEMS]
+    known = [i.name for i in integrations]
+    if unknown := unknown_integrations(settings, set(known)) if settings.enabled else []:  # a typo: said as install() says it
+        problems.append(f"no integration named {', '.join(unknown)} (known: {', '.join(known)})")
     return {
         "version": __version__, "python": platform.python_version(), "enabled": settings.enabled,
         "export": export, "redaction": _redaction(settings.redact), "capture_content": settings.capture_content,

@@ -346,9 +346,8 @@ def _at_exit() -> None:
 def _instrument_integrations(settings: Settings) -> None:
     """Register every wanted, installed integration; each patches its library when the application
     first imports it (or now, if it already has), so start-up never imports unused libraries."""
-    named = {*(settings.integrations or ()), *settings.disabled_integrations}
     entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    unknown = sorted(named - {entry_point.name for entry_point in entry_points})
+    unknown = unknown_integrations(settings, {entry_point.name for entry_point in entry_points})
     if unknown:  # a typo would otherwise leave a library silently untraced (or traced)
         count("integrations_unknown", len(unknown))
         log_once(f"integrations_unknown:{','.join(unknown)}", "autotrace: no integration named %s (known: %s)",
@@ -375,6 +374,11 @@ def _instrument_integrations(settings: Settings) -> None:
                 _registering.active = False
         except Exception as exc:
             _failed(name, exc)
+
+
+def unknown_integrations(settings: Settings, known: set[str]) -> list[str]:
+    """The names ``settings`` turn on or off that no integration has (a typo): sorted."""
+    return sorted({*(settings.integrations or ()), *settings.disabled_integrations} - known)
 
 
 def turned_off(name: str, settings: Settings) -> str | None:

@@ -8,6 +8,8 @@ status and everything else the sender sees stay what they were.
 
 A handler the application (or its server) sets later replaces this one. One that calls this one as
 "the previous handler" keeps control: the process is only ended here while this is the handler.
+SIGTERM set back to its default later (gunicorn's ``UvicornWorker`` does so in each worker it forks,
+asyncio's ``remove_signal_handler`` too) gets this handler instead: it is that default, after the export.
 
 During the export at interpreter exit (``exiting()``) a SIGTERM waits for it, then does what it
 would have done: a server stopping its workers (a ``multiprocessing`` pool's ``terminate()``) often
@@ -17,6 +19,7 @@ under the application's own handler: its ``sys.exit`` raised in the middle of th
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -35,6 +38,8 @@ _flush: Callable[[float], Any] | None = None
 _wanted = False
 #: A SIGTERM came during the export at interpreter exit.
 _deferred = False
+#: ``signal.signal`` before ``watch()`` wrapped it (``_keeping_the_flush``): autotrace's own calls use it.
+_set_handler = signal.signal
 
 
 def watch(flush: Callable[[float], Any]) -> bool:
@@ -44,17 +49,18 @@ def watch(flush: Callable[[float], Any]) -> bool:
     _wanted = True
     if not hasattr(signal, "SIGTERM") or os.name != "posix":
         return False
+    _flush = flush
+    if signal.signal is _set_handler:
+        signal.signal = _keeping_the_flush
     if threading.current_thread() is not threading.main_thread():
         return False
     try:
         current = signal.getsignal(signal.SIGTERM)
         if current is _on_sigterm:
-            _flush = flush
             return True
         if current is not signal.SIG_DFL:  # the application's (or its server's) own: it decides
             return False
-        _flush = flush
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        _set_handler(signal.SIGTERM, _on_sigterm)
         return True
     except (ValueError, OSError) as exc:  # e.g. an embedded interpreter that refuses handlers
         guarded_failure("sigterm.watch", exc)
@@ -67,13 +73,23 @@ def unwatch() -> None:
     global _flush, _wanted
     _flush = None
     _wanted = False
+    if signal.signal is _keeping_the_flush:  # unless another wrapper has replaced it since: it calls ours
+        signal.signal = _set_handler
     if threading.current_thread() is not threading.main_thread():
         return
     try:
         if signal.getsignal(signal.SIGTERM) is _on_sigterm:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _set_handler(signal.SIGTERM, signal.SIG_DFL)
     except (ValueError, OSError, AttributeError):
         pass
+
+
+@functools.wraps(_set_handler)
+def _keeping_the_flush(signalnum: Any, handler: Any) -> Any:
+    """``signal.signal`` while ``flush_on_sigterm`` is on: SIGTERM's default gets ``_on_sigterm``."""
+    if handler is signal.SIG_DFL and signalnum == signal.SIGTERM and _wanted and _flush is not None:
+        handler = _on_sigterm
+    return _set_handler(signalnum, handler)
 
 
 @contextmanager
@@ -88,7 +104,7 @@ def exiting() -> Iterator[None]:
              and os.name == "posix" and threading.current_thread() is threading.main_thread())
     try:
         if waits:
-            signal.signal(signal.SIGTERM, _wait_for_export)
+            _set_handler(signal.SIGTERM, _wait_for_export)
     except (ValueError, OSError) as exc:
         waits = False
         guarded_failure("sigterm.exiting", exc)
@@ -97,7 +113,7 @@ def exiting() -> Iterator[None]:
     finally:
         deferred, _deferred = _deferred, False
         if waits and _current() is _wait_for_export:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if handler is _on_sigterm else handler)
+            _set_handler(signal.SIGTERM, signal.SIG_DFL if handler is _on_sigterm else handler)
             if deferred:
                 _deliver()
 
@@ -138,7 +154,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
             guarded_failure("sigterm.flush", exc)
     if signal.getsignal(signum) is not _on_sigterm:
         return  # a later handler called this one as its predecessor: ending the process is its call
-    signal.signal(signum, signal.SIG_DFL)
+    _set_handler(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 

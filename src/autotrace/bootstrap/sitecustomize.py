@@ -12,6 +12,7 @@ Nothing here may stop the application from starting: any failure is reported on 
 application runs untraced.
 """
 
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -30,14 +31,14 @@ _MAX_PROGRAM = 4096
 
 def _run_user_sitecustomize() -> None:
     """Run the ``sitecustomize`` this one shadows: the first after this folder on ``sys.path`` (one
-    before it has run already: it chained to this one). The folder is off ``sys.path`` meanwhile, so
+    before it has run already: it chained to this one), found as Python's import finds it (also a
+    compiled one without its source, or one in a zip file). The folder is off ``sys.path`` meanwhile, so
     another tool's bootstrap that chains the same way (skipping only its own folder) goes on to the
     next one instead of back to this one, which ran each of them again until the recursion limit."""
     folders = [os.path.abspath(entry or os.getcwd()) for entry in sys.path]
     ours = [index for index, folder in enumerate(folders) if folder == _HERE]
-    path = _first_sitecustomize(folders[ours[0] + 1 if ours else 0:])
-    spec = importlib.util.spec_from_file_location("sitecustomize", path) if path else None
-    if spec is None or spec.loader is None:
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", folders[ours[0] + 1 if ours else 0:])
+    if spec is None or spec.loader is None:  # none, or a folder of that name without ``__init__``
         return
     module = importlib.util.module_from_spec(spec)
     sys.modules["sitecustomize"] = module
@@ -49,14 +50,6 @@ def _run_user_sitecustomize() -> None:
     finally:
         for index, entry in taken:
             sys.path.insert(index, entry)
-
-
-def _first_sitecustomize(folders: "list[str]") -> "str | None":  # quoted: an older Python may run this too
-    for folder in folders:
-        for candidate in (os.path.join(folder, "sitecustomize.py"), os.path.join(folder, "sitecustomize", "__init__.py")):
-            if os.path.isfile(candidate):
-                return candidate
-    return None
 
 
 def _wanted() -> bool:

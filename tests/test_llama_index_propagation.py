@@ -63,8 +63,8 @@ def test_a_workflow_run_in_another_process_joins_the_starting_trace(traced: Trac
     assert carried == {"autotrace": {"traceparent": f"00-{request.trace_id}-{request.id}-01",
                                      "baggage": "autotrace.tenant=acme"}}
     records = _run_child(tmp_path / "child.db", trust, json.loads(json.dumps(carried)))
-    assert shape(records) == [("chain", "Answer.run", [("generation", "MockLLM.acomplete", [])])]
-    run, generation = records
+    assert shape(records) == [("chain", "Answer.run", [("chain", "Answer.answer", [("generation", "MockLLM.acomplete", [])])])]
+    run, _, generation = records
     assert {r["trace_id"] for r in records} == {request.trace_id} and run["parent_id"] == request.id
     # the caller's tenant is taken as any caller's: only where the service trusts its callers
     assert {r["tenant"] for r in records} == {"acme" if trust else None}

@@ -7,12 +7,13 @@ recorded (all others are skipped, and their children attach to the nearest recor
 - ``BaseRetriever.retrieve/aretrieve`` -> retriever (query, top_k, documents with scores, doc_count)
 - node postprocessors ``postprocess_nodes`` (rerankers) -> retriever with ``operation="rerank"``; their
   async ``apostprocess_nodes`` too, which is no span of LlamaIndex's (``_rerank``)
-- ``BaseLLM.chat/complete`` and their stream and async forms -> generation
+- ``BaseLLM.chat/complete`` and their stream and async forms -> generation (with the LLM's model parameters)
 - ``BaseEmbedding.get_*embedding*`` public methods -> embedding
 - ``BaseTool.__call__/call/acall`` -> tool, named after the tool (``tool_name``; its class and method:
   ``metadata.method``), with the arguments the model gave by name (``_fields._tool_arguments``)
 - agents (classes named ``*Agent*``, ``run``/``chat``) -> agent (an agent's name: ``agent_name``)
-- other workflows' ``run`` -> chain, so the LLM calls of a workflow's steps share its trace; in an
+- other workflows' ``run`` -> chain (input: its start event's fields), so the LLM calls of a workflow's
+  steps share its trace; each step of those a chain under it, with the events it took and gave; in an
   agent workflow, each generation and tool carries the name of the agent that ran it (``agent_name``),
   and each tool the id of the call it answers; a tool call no tool ran is recorded too; in an
   ``AgentWorkflow``, each agent's turn is an agent observation named after it (``_agents``)
@@ -50,7 +51,7 @@ from .. import ownership
 from ..base import Integration
 from . import _propagation
 from ._agents import AgentSteps, ToolStep, multi_agent
-from ._fields import end_fields, llm_input, method_of, start_fields, tool_name
+from ._fields import end_fields, llm_input, method_of, start_fields, step_fields, tool_name
 from ._rerank import RerankPatches
 from ._responses import Response, ResponseRelay
 from ._streams import Stream, StreamFollower
@@ -113,6 +114,7 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         self.agents: OrderedDict[str, str] = OrderedDict()  # ``_agents``
         self.tool_steps: OrderedDict[str, ToolStep] = OrderedDict()
         self.turns: OrderedDict[str, str | None] = OrderedDict()
+        self.workflow_runs: OrderedDict[str, int] = OrderedDict()  # a workflow's run -> id of the workflow
 
     def recorded_ancestor(self, parent_id: str | None) -> str | None:
         while parent_id is not None and parent_id not in self.open:
@@ -137,6 +139,9 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             outer = self._running_stream()
             if outer is not None:
                 found, ancestor = None, outer
+        step = found is None and bool(self.workflow_runs) and self._is_step(parent_id, instance)
+        if step:
+            found = ObservationType.CHAIN, {}
         if found is None:
             if ancestor is not None and method in _AGENT_STEPS:
                 self._agent_step(id_, method, ancestor, arguments)
@@ -155,8 +160,9 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             self.skipped[id_] = ancestor  # e.g. acomplete delegating to complete: one generation
             self._bound(self.skipped)
             return
-        fields = start_fields(obs_type, instance, method, arguments)
+        fields = step_fields(arguments) if step else start_fields(obs_type, instance, method, arguments)
         name = (fields["tool_name"] if obs_type is ObservationType.TOOL  # a tool is named after itself
+                else ".".join(id_.split("-", 1)[0].rsplit(".", 2)[-2:]) if step  # its workflow's class, and its own
                 else f"{type(instance).__name__}.{method.lstrip('_')}")
         parent_context = trace.set_span_in_context(parent[0].span) if parent is not None else None
         obs = recorder.start_with(obs_type, name, "llama_index.new_span", parent=parent_context, **fields, **extra)
@@ -166,8 +172,17 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             self._tool_started(parent_id, obs)
         if obs_type is ObservationType.AGENT and multi_agent(instance):
             self._turns_start(id_)
+        elif obs_type is ObservationType.CHAIN and "start_event" in arguments:  # its steps are recorded under it
+            self.workflow_runs[id_] = id(instance)
+            self._bound(self.workflow_runs)
         if self.agents and obs_type in _BY_AGENT and run in self.agents:
             obs.update(metadata={"agent_name": self.agents[run]})
+
+    def _is_step(self, parent_id: str | None, instance: Any) -> bool:
+        """Whether a span LlamaIndex started right under a workflow's run is one of its steps (run
+        as a function, or a method of that workflow's: llama-index-core 0.12's)."""
+        run = self.workflow_runs.get(parent_id) if parent_id is not None else None
+        return run is not None and (instance is None or id(instance) == run)
 
     def event(self, event: Any) -> None:
         if self.drained is not None:
@@ -210,6 +225,8 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             return
         if self.agents:
             self.agents.pop(id_, None)
+        if self.workflow_runs:
+            self.workflow_runs.pop(id_, None)
         obs, token = entry
         try:
             if self.tool_steps:  # a run cancelled while a tool step runs ends before that step
@@ -274,6 +291,7 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             self._response_ended(tracked, None)
         self.agents.clear()
         self.tool_steps.clear()
+        self.workflow_runs.clear()
         for obs, _ in list(self.open.values()):
             obs.end()
         for key in self.turns.values():  # no span exits for an agent's turn: given back here

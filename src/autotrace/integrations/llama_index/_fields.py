@@ -106,15 +106,45 @@ def _run_input(event: Any) -> Any:
     history = getattr(event, "chat_history", None)
     if isinstance(history, list) and history:
         return [message(m) for m in history]
-    fields = getattr(event, "to_dict", None)
-    return fields() if callable(fields) else None
+    return event_fields(event) if _event_kind(type(event)) else None
 
 
 def _run_output(result: Any) -> Any:
-    """A workflow run's output: its stop event's result (an agent's reply text)."""
-    value = getattr(result, "result", result) if type(result).__name__.endswith("StopEvent") else result
+    """A workflow run's (or step's) output: its stop event's result (an agent's reply text), or the
+    fields of a typed stop event (which has no ``result``) or of another event a step returned."""
+    kind = _event_kind(type(result))
+    value = getattr(result, "result", None) if kind == "stop" else None
+    if kind and value is None:
+        return event_fields(result)
+    value = result if value is None else value
     reply = getattr(value, "response", None)  # an agent's AgentOutput
     return getattr(reply, "content", reply) if reply is not None else value
+
+
+@functools.lru_cache(maxsize=256)
+def _event_kind(cls: type) -> str | None:
+    """``stop`` for a workflow's ``StopEvent`` (and its subclasses), ``event`` for other workflow
+    events, else None; read once per class."""
+    names = {base.__name__ for base in cls.__mro__}
+    return ("stop" if "StopEvent" in names else "event") if "Event" in names and "DictLikeModel" in names else None
+
+
+def event_fields(event: Any) -> dict[str, Any]:
+    """A workflow event's fields: those its class declares (a typed ``StartEvent``'s) and those it
+    was given as keywords (``StartEvent(topic=...)``, which an event holds apart: ``to_dict``)."""
+    fields = {name: getattr(event, name, None) for name in getattr(type(event), "model_fields", None) or ()}
+    given = getattr(event, "to_dict", None)
+    if callable(given):
+        fields.update(given())
+    return fields
+
+
+def step_fields(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A workflow step's input: the event it was given (its fields, and its type as metadata)."""
+    event = next((value for value in arguments.values() if _event_kind(type(value))), None)
+    if event is None:
+        return {}
+    return {"input": event_fields(event), "metadata": {"input_event": type(event).__name__}}
 
 
 #: (a usage's details field, its count, the Langfuse usage key): OpenAI chat's, then Responses'
@@ -167,6 +197,32 @@ def _model(instance: Any) -> str | None:
     metadata = getattr(instance, "metadata", None)
     name = getattr(metadata, "model_name", None)
     return name if isinstance(name, str) else type(instance).__name__
+
+
+#: An LLM's settings recorded as its generation's model parameters, when set
+_PARAMETERS = frozenset({"temperature", "max_tokens", "max_new_tokens", "top_p", "top_k", "frequency_penalty",
+                         "presence_penalty", "seed", "stop", "reasoning_effort", "tool_choice"})
+
+
+def _parameters(instance: Any, arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """An LLM call's model parameters: the LLM's settings, then the ``additional_kwargs`` it sends
+    with every request, then those the call was given (``llm.chat(messages, temperature=0)``); each
+    a number, text or flag (a list of stop words too)."""
+    try:
+        found = {name: getattr(instance, name, None) for name in _PARAMETERS}
+        for given in (getattr(instance, "additional_kwargs", None), arguments.get("kwargs")):
+            if isinstance(given, dict):
+                found.update((name, value) for name, value in given.items() if name in _PARAMETERS)
+        params = {name: value for name, value in found.items() if _setting(value)}
+    except Exception:  # an LLM whose settings cannot be read: its call is still recorded
+        return None
+    return dict(sorted(params.items())) or None
+
+
+def _setting(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return bool(value) and all(isinstance(item, str) for item in value)
+    return isinstance(value, bool | int | float | str)
 
 
 def tool_name(instance: Any) -> str:
@@ -249,7 +305,7 @@ def start_fields(obs_type: ObservationType, instance: Any, method: str, argument
     if obs_type is ObservationType.GENERATION:
         value = llm_input(method, arguments)
         chat = "chat" in method
-        return {"model": _model(instance), "provider": "llama_index",
+        return {"model": _model(instance), "provider": "llama_index", "model_parameters": _parameters(instance, arguments),
                 "input": [message(m) for m in value] if chat and value is not None else value,
                 "operation": "chat" if chat else "text_completion"}
     if obs_type is ObservationType.EMBEDDING:
@@ -298,8 +354,10 @@ def end_fields(obs_type: ObservationType, result: Any, instance: Any = None) -> 
         return {"result": content}
     if instance is not None and _ingestion(instance):  # the nodes themselves are the vector store's
         return {"output": {"nodes": _size(result)}}
-    if obs_type is ObservationType.AGENT or type(result).__name__.endswith("StopEvent"):
+    if obs_type is ObservationType.AGENT or _event_kind(type(result)) == "stop":
         return {"output": _run_output(result)}
+    if _event_kind(type(result)):  # the event a workflow step returned: what runs next
+        return {"output": event_fields(result), "metadata": {"output_event": type(result).__name__}}
     return {"output": getattr(result, "response", result)}
 
 

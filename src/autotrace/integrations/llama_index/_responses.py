@@ -2,7 +2,8 @@
 the response's ``response_gen`` calls it. That generator is relayed: each step makes the innermost
 chain (the synthesis) current, so the LLM span the step starts nests under it, even in a thread the
 caller copied its context to; the chains stay open until the stream ends, fails, is closed or is
-freed unread, and then record the streamed text as their output.
+freed unread, and then record the streamed text as their output (interrupted, WARNING, when it was
+closed or freed before its end).
 
 A chat engine's streaming reply (``StreamingAgentChatResponse``) is written by a thread or task the
 engine starts (``write_response_to_history``, a span under the engine's): the engine's chain stays
@@ -23,7 +24,7 @@ from typing import Any
 
 from ... import bounds
 from ..._internal import guarded_failure
-from ...observation import Observation, make_current, restore_context
+from ...observation import STREAM_CLOSED, Observation, make_current, restore_context
 from ...runtime import state
 
 #: guards ``chats`` between a chat engine returning its reply and the reply's writer ending (re-entered by
@@ -76,7 +77,7 @@ class ResponseRelay:
         except Exception:  # a response type that cannot take it: the chain ends now
             return False
         self.responses[relay] = tracked
-        weakref.finalize(relay, self._response_ended, tracked, None)  # never read: its body never runs
+        weakref.finalize(relay, self._response_ended, tracked, None, True)  # never read: its body never runs
         return True
 
     def _step_context(self, tracked: Response) -> tuple[object | None, Any] | None:
@@ -148,8 +149,11 @@ class ResponseRelay:
             finally:
                 self._response_ended(tracked, error)
 
-    def _response_ended(self, tracked: Response, error: BaseException | None) -> None:
-        """End the chains of a response stream (once; never raises into the reader)."""
+    def _response_ended(self, tracked: Response, error: BaseException | None, unread: bool = False) -> None:
+        """End the chains of a response stream (once; never raises into the reader). A stream its reader
+        closed before its end (GeneratorExit: ``break``, ``close()``, dropped while read) or dropped
+        ``unread`` cut the answer short: interrupted (WARNING), with the text read, as a stream of
+        LangChain's or of ``observe`` is."""
         if tracked.done:
             return
         tracked.done = True
@@ -161,7 +165,9 @@ class ResponseRelay:
             obs = entry[0]
             try:
                 obs.update(output=text)
-                if error is not None and not isinstance(error, GeneratorExit):
+                if unread or isinstance(error, GeneratorExit):
+                    obs.set_level("WARNING", STREAM_CLOSED)
+                elif error is not None:
                     obs.record_error(error)
             except Exception as exc:  # it still ends, with what it has
                 guarded_failure("llama_index.response_ended", exc)

@@ -153,16 +153,20 @@ def test_https_to_a_plain_http_port_is_logged_with_what_tls_said(caplog: pytest.
 
 
 def test_a_413_a_proxy_answers_before_taking_the_body_splits_the_batch_instead_of_failing_it() -> None:
-    # some 5 MB in one request once compressed: more than the sockets buffer, so sending it fails
-    sizes = {f"step-{i}": 60_000 for i in range(140)}
     with OtlpReceiver() as rx:
-        rx.limit_body(400_000, at_headers=True)  # answers 413 at the headers and closes, the body unread
-        _install(rx.endpoint, max_retries=1, max_export_bytes=16 << 20)
-        _spans(sizes)
-        assert autotrace.flush(20)
-        received = Counter(span.name for span in rx.spans)
-        assert rx.refused_sizes
-    assert received == Counter(list(sizes))
+        split_when_refused_at_the_headers(rx)
+
+
+def split_when_refused_at_the_headers(rx: OtlpReceiver, **options: object) -> None:
+    """Spans some 5 MB in one request once compressed (more than the socket buffers, so sending it
+    fails) to ``rx``, which answers 413 at the headers and closes, the body unread: split, all sent."""
+    sizes = {f"step-{i}": 60_000 for i in range(140)}
+    rx.limit_body(400_000, at_headers=True)
+    _install(rx.endpoint, max_retries=1, max_export_bytes=16 << 20, **options)
+    _spans(sizes)
+    assert autotrace.flush(20)
+    assert rx.refused_sizes
+    assert Counter(span.name for span in rx.spans) == Counter(list(sizes))
     stats = autotrace.stats()
     assert stats["spans_exported"] == 140 and stats["export_batches_split.langfuse:default"] >= 1
     assert "export_failures.langfuse:default" not in stats

@@ -9,13 +9,14 @@ import asyncio
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
+from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.runnables import RunnableLambda
 from langchain_openai import ChatOpenAI
 
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced, shape
 from tests.test_langgraph_subagents_and_interrupts import _nothing_open
+from tests.test_review16_langchain_fallbacks_and_raising_handlers import _EndRaises
 
 pytestmark = pytest.mark.integrations("langchain", "openai")
 
@@ -62,18 +63,6 @@ def test_renamed_fallbacks_of_fallbacks_nest_each_model_under_the_one_that_tried
     assert [(r["model"], r["level"]) for r in records if r["type"] == "generation"] == [
         ("gpt-4o-mini", "ERROR"), ("gpt-4o", "ERROR"), ("gpt-4.1", "DEFAULT")]
     _nothing_open()
-
-
-class _EndRaises(BaseCallbackHandler):
-    """A budget guard: stops the application when a run ends."""
-
-    raise_error = True
-
-    def on_chain_end(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("budget exceeded")
-
-    def on_llm_end(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("budget exceeded")
 
 
 class _AsyncEndRaises(AsyncCallbackHandler):

@@ -288,8 +288,9 @@ def _start_write(store: str, operation: str, describe: Describe, counter: Count,
     """The write's span, to use with ``with``: current during the call, ended (with any error)
     after it; if it cannot be started, a context that does nothing."""
     try:
-        metadata = {"count": counter(instance, args, kwargs),
-                    "collection": describe(instance, args, kwargs).get("collection")}
+        described = describe(instance, args, kwargs)  # its ``metadata``: what else the write names
+        metadata = {**described.get("metadata", {}), "count": counter(instance, args, kwargs),
+                    "collection": described.get("collection")}
         return recorder.start_with(ObservationType.SPAN, f"{store}.{operation}", f"{store}.write", store=store,
                                    operation=operation, metadata=metadata)
     except Exception as exc:

@@ -1,7 +1,8 @@
 """Chroma (chromadb): ``query`` and ``get`` of ``Collection`` and of ``AsyncCollection`` (the
 ``AsyncHttpClient``'s) become retrievals, with ``where`` as the filter and ``where_document`` in
 metadata, as are the ``ids`` a query is restricted to (``metadata.ids``);
-``add``/``upsert``/``update``/``delete`` become spans with counts.
+``add``/``upsert``/``update``/``delete`` become spans with counts, a ``delete`` with its ``where``
+(``metadata.filter``) and ``where_document``.
 
 A query's scores are Chroma's distances, lower being closer, whatever the collection's space,
 recorded as ``metadata.metric``: ``l2`` (squared), ``cosine`` (1 - cosine similarity) or
@@ -111,6 +112,17 @@ def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     return {"collection": getattr(instance, "name", None)}
 
 
+def _describe_delete(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``delete(ids, where, where_document, ...)``: what selects the documents it deletes besides
+    their ids, ``where`` as ``metadata.filter`` (a tenant's delete is told from a global one)."""
+    fields = _describe_write(instance, args, kwargs)
+    metadata = {"filter": argument(args, kwargs, "where", 1),
+                "where_document": argument(args, kwargs, "where_document", 2)}
+    if metadata := {k: v for k, v in metadata.items() if v}:
+        fields["metadata"] = metadata
+    return fields
+
+
 def _count(instance: Any, args: Any, kwargs: Any) -> int | None:
     ids = argument(args, kwargs, "ids", 0)
     if isinstance(ids, str):
@@ -144,8 +156,8 @@ class ChromaIntegration(Integration):
         wrap(module, f"{name}.peek", search_wrapper("chroma", "peek", _describe_peek, _get_results, asynchronous),
              optional=True)
         for operation in ("add", "upsert", "update", "delete"):
-            wrap(module, f"{name}.{operation}",
-                 write_wrapper("chroma", operation, _describe_write, _count, asynchronous))
+            describe = _describe_delete if operation == "delete" else _describe_write
+            wrap(module, f"{name}.{operation}", write_wrapper("chroma", operation, describe, _count, asynchronous))
 
 
 INTEGRATION = ChromaIntegration()

@@ -1,10 +1,19 @@
 """Qdrant (qdrant-client, sync and async): ``query_points``, ``query_points_groups`` and
 ``query_batch_points`` become retrievals, ``search``/``search_batch`` too where the installed
-client still has them; ``upsert``, ``upload_points``, ``upload_collection`` and ``delete`` become
-spans with counts. A query that is not a vector, text or point id (``RecommendQuery``,
-``FusionQuery``, a sparse vector, a multivector, ...) records its kind as ``metadata.query_type``;
-the named vector searched as ``metadata.using``, and each prefetch (the stages whose results the
-query re-ranks or fuses: their ``using``, ``limit`` and query) in ``metadata.prefetch``.
+client still has them; ``upsert``, ``upload_points``, ``upload_collection``, ``delete``, the payload
+and vector updates (``set_payload``, ``overwrite_payload``, ``delete_payload``, ``clear_payload``,
+``update_vectors``, ``delete_vectors``) and ``batch_update_points`` (its operations by kind in
+``metadata.operations``) become spans with counts, and the filter selecting their points (or an
+``update_filter``) as ``metadata.filter``. A query that is not a vector, text or point id
+(``RecommendQuery``, ``FusionQuery``, a sparse vector, a multivector, ...) records its kind as
+``metadata.query_type``, a fusion's kind as ``metadata.fusion`` (``rrf``, ``dbsf``; an
+``RrfQuery``'s ``k`` as ``metadata.rrf_k``); the named vector searched as ``metadata.using``, and
+each prefetch (the stages whose results the query re-ranks or fuses: their ``using``, ``limit``,
+filter and query) in ``metadata.prefetch``; a ``score_threshold`` and a page's ``offset`` in
+metadata too. A batch describes each of its first 100 requests the
+same way in ``metadata.requests`` (their counts are its ``doc_counts``); the limit, filter, texts
+or vector size all its requests share are the retrieval's ``top_k``, filter, query and
+``metadata.vector_dimensions``.
 Scores are Qdrant's, best first: similarities (higher is closer) for ``Cosine`` and ``Dot``
 collections, distances (lower is closer) for ``Euclid`` and ``Manhattan`` ones; a fusion's are
 its own ranks' scores. A nearest-neighbour query records the searched vector's distance as
@@ -28,20 +37,26 @@ that point's id and payload (its first keys, values cut short), recorded as cont
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from collections.abc import Iterator
 from itertools import islice
 from numbers import Real
 from typing import Any
 from uuid import UUID
 
+from ..._internal import count
 from ..base import Integration
-from ..documents import CONTENT_CHARS, document, record_id
-from ._common import Batch, Groups, Page, argument, requested, search_wrapper, write_wrapper
+from ..documents import CONTENT_CHARS, MAX_DOCUMENTS, document, record_id
+from ._common import Batch, Count, Describe, Groups, Page, argument, requested, search_wrapper, write_wrapper
 
 _TEXT_KEYS = ("text", "content", "page_content", "document")
 _PAYLOAD_KEYS = 20
 #: Prefetches described per query.
 _PREFETCHES = 10
+#: Requests of a batch described one by one (as many as its ``doc_counts`` counts).
+_REQUESTS = MAX_DOCUMENTS
+#: Qdrant's ``limit`` when a request gives none.
+_LIMIT = 10
 #: Qdrant's distances by the names the other stores' metrics have.
 _METRICS = {"Cosine": "cosine", "Dot": "inner_product", "Euclid": "l2", "Manhattan": "l1"}
 _LOCAL = ("QdrantLocal", "AsyncQdrantLocal")
@@ -67,10 +82,24 @@ def _query_fields(query: Any) -> dict[str, Any]:
             return _vector(len(first), True)
     kind = type(query).__name__
     if kind.endswith("Query"):  # RecommendQuery(recommend=...), FusionQuery(fusion=...): named by their field
-        return {"metadata": {"query_type": next(iter(getattr(type(query), "model_fields", None) or ()), kind)}}
+        query_type = next(iter(getattr(type(query), "model_fields", None) or ()), kind)
+        return {"metadata": {"query_type": query_type, **_fusion(query)}}
     if kind == "SparseVector":
         return {"metadata": {"query_type": "sparse"}}
     return {}
+
+
+def _fusion(query: Any) -> dict[str, Any]:
+    """How a fusion query merges its prefetches' results: ``fusion`` (``rrf``, ``dbsf``), and the
+    ``k`` of a parameterised ``RrfQuery`` as ``rrf_k``."""
+    fusion = getattr(query, "fusion", None)  # FusionQuery(fusion=Fusion.RRF)
+    if fusion is not None:
+        return {"fusion": getattr(fusion, "value", fusion)}
+    rrf = getattr(query, "rrf", None)  # RrfQuery(rrf=Rrf(k=60))
+    if rrf is None:
+        return {}
+    k = getattr(rrf, "k", None)
+    return {"fusion": "rrf"} if k is None else {"fusion": "rrf", "rrf_k": k}
 
 
 def _vector(dimensions: int, multivector: bool) -> dict[str, Any]:
@@ -82,17 +111,22 @@ def _vector(dimensions: int, multivector: bool) -> dict[str, Any]:
 
 def _prefetches(prefetch: Any) -> list[dict[str, Any]]:
     """What each of the first ``_PREFETCHES`` prefetches asks (a query's first stages, whose
-    results its own query re-ranks or fuses): its vector (``using``), ``limit``, query and how
-    many prefetches of its own it has."""
-    recorded = []
-    for stage in islice(prefetch if isinstance(prefetch, list | tuple) else [prefetch], _PREFETCHES):
-        fields = _query_fields(getattr(stage, "query", None))
-        nested = getattr(stage, "prefetch", None)
-        entry = {"using": getattr(stage, "using", None), "limit": getattr(stage, "limit", None),
-                 "query": fields.get("query"), **fields.get("metadata", {}),
-                 "prefetch": len(nested) if isinstance(nested, list | tuple) else 1 if nested is not None else None}
-        recorded.append({k: v for k, v in entry.items() if v is not None})
-    return recorded
+    results its own query re-ranks or fuses), as ``_stage`` describes it."""
+    return [_stage(stage, _query_fields(getattr(stage, "query", None)))
+            for stage in islice(prefetch if isinstance(prefetch, list | tuple) else [prefetch], _PREFETCHES)]
+
+
+def _stage(stage: Any, fields: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
+    """What a prefetch or a batch's request asks (``fields``: its query's): its vector (``using``),
+    ``limit`` (``limit`` when it gives none), filter, score threshold, offset, query, and how many
+    prefetches of its own it has."""
+    nested = getattr(stage, "prefetch", None)
+    given = getattr(stage, "limit", None)
+    entry = {"using": getattr(stage, "using", None), "limit": limit if given is None else given,
+             "filter": _filter(getattr(stage, "filter", None)), "score_threshold": getattr(stage, "score_threshold", None),
+             "offset": getattr(stage, "offset", None) or None, "query": fields.get("query"), **fields.get("metadata", {}),
+             "prefetch": len(nested) if isinstance(nested, list | tuple) else 1 if nested is not None else None}
+    return {k: v for k, v in entry.items() if v is not None}
 
 
 def _metric(instance: Any, collection: Any, using: Any) -> str | None:
@@ -125,7 +159,8 @@ def _filter(value: Any) -> Any:
 
 def _described(instance: Any, args: Any, kwargs: Any, query_at: int, filter_at: int,
                limit_at: int) -> dict[str, Any]:
-    """A universal query's fields: ``query``, then ``using`` and ``prefetch`` right after it."""
+    """A universal query's fields: ``query``, then ``using`` and ``prefetch`` right after it;
+    ``score_threshold`` (fewer results than ``top_k`` may pass it) four after ``limit``."""
     fields = {"collection": argument(args, kwargs, "collection_name", 0),
               "top_k": argument(args, kwargs, "limit", limit_at, 10),
               "filter": _filter(argument(args, kwargs, "query_filter", filter_at))}
@@ -138,12 +173,18 @@ def _described(instance: Any, args: Any, kwargs: Any, query_at: int, filter_at: 
         fields.setdefault("metadata", {})["prefetch"] = _prefetches(prefetch)
     if (metric := _searched_metric(instance, fields["collection"], query, using, fields)) is not None:
         fields.setdefault("metadata", {})["metric"] = metric
+    if (threshold := argument(args, kwargs, "score_threshold", limit_at + 4)) is not None:
+        fields.setdefault("metadata", {})["score_threshold"] = threshold
     return fields
 
 
 def _describe_query(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    """``query_points(collection_name, query, using, prefetch, query_filter, search_params, limit, ...)``."""
-    return _described(instance, args, kwargs, 1, 4, 6)
+    """``query_points(collection_name, query, using, prefetch, query_filter, search_params, limit,
+    offset, ...)``: a page after the first records its ``offset``."""
+    fields = _described(instance, args, kwargs, 1, 4, 6)
+    if offset := argument(args, kwargs, "offset", 7):
+        fields.setdefault("metadata", {})["offset"] = offset
+    return fields
 
 
 def _describe_groups(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
@@ -164,17 +205,39 @@ def _describe_search(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
 
 
 def _describe_batch(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    """``query_batch_points(collection_name, requests)``: the requests are counted if they are a
-    list or tuple (an iterator is the client's to consume; ``doc_counts`` still has one per query)."""
+    """``query_batch_points(collection_name, requests)``: if they are a list or tuple (an iterator
+    is the client's to consume; ``doc_counts`` still has one per query), the requests are counted
+    (``queries``) and the first ``_REQUESTS`` described (``metadata.requests``, as ``_stage``);
+    what all of them share is the retrieval's: their ``limit`` as ``top_k``, their filter, their
+    texts as the query, their vectors' dimensions, their metric."""
     requests = argument(args, kwargs, "requests", 1)
-    fields: dict[str, Any] = {"collection": argument(args, kwargs, "collection_name", 0)}
-    if isinstance(requests, list | tuple):
-        fields["metadata"] = {"queries": len(requests)}
-        metrics = {_searched_metric(instance, fields["collection"], getattr(r, "query", None),
-                                    getattr(r, "using", None), _query_fields(getattr(r, "query", None)))
-                   for r in requests}
-        if len(metrics) == 1 and None not in metrics:  # the requests' scores all are of one metric
-            fields["metadata"]["metric"] = metrics.pop()
+    collection = argument(args, kwargs, "collection_name", 0)
+    fields: dict[str, Any] = {"collection": collection}
+    if not isinstance(requests, list | tuple):
+        return fields
+    entries, metrics = [], set()
+    for index, request in enumerate(requests):
+        query, using = getattr(request, "query", None), getattr(request, "using", None)
+        described = _query_fields(query)
+        metrics.add(_searched_metric(instance, collection, query, using, described))
+        if index < _REQUESTS:
+            entries.append(_stage(request, described, _LIMIT))
+    metadata = fields["metadata"] = {"queries": len(requests), "requests": entries}
+    if len(requests) > _REQUESTS:
+        count("retrieval_requests_truncated", len(requests) - _REQUESTS)
+    if requests and all(getattr(r, "limit", None) == getattr(requests[0], "limit", None) for r in requests):
+        fields["top_k"] = entries[0]["limit"]
+    if requests and all(getattr(r, "filter", None) == getattr(requests[0], "filter", None) for r in requests):
+        fields["filter"] = entries[0].get("filter")
+    if len(requests) == len(entries):  # all described
+        texts = [e.get("query") for e in entries]
+        if texts and all(isinstance(t, str) for t in texts):
+            fields["query"] = texts
+        dimensions = {e.get("vector_dimensions") for e in entries}
+        if len(dimensions) == 1 and None not in dimensions:
+            metadata["vector_dimensions"] = dimensions.pop()
+    if len(metrics) == 1 and None not in metrics:  # the requests' scores all are of one metric
+        metadata["metric"] = metrics.pop()
     return fields
 
 
@@ -248,14 +311,61 @@ def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
 
 
 def _count_points(instance: Any, args: Any, kwargs: Any) -> int | None:
-    points = argument(args, kwargs, "points", 1)
-    if points is None:
-        points = argument(args, kwargs, "points_selector", 1)
+    return _counted(argument(args, kwargs, "points", 1))
+
+
+def _counted(points: Any) -> int | None:
+    """How many points ``points`` names: a list of points or ids, a ``Batch``'s ids, a
+    ``PointIdsList``'s; None for a filter (or an iterator, which counting would consume)."""
     ids = getattr(points, "ids", None)
     if isinstance(ids, list):
         return len(ids)
     points_list = getattr(points, "points", points)
     return len(points_list) if isinstance(points_list, list | tuple) else None
+
+
+#: The writes on points, by the name and position of the argument naming their points: the
+#: points themselves (``upsert``, ``update_vectors``) or a selector (ids, a ``PointIdsList``, a
+#: ``Filter`` or ``FilterSelector``).
+_WRITES = {"upsert": ("points", 1), "delete": ("points_selector", 1), "update_vectors": ("points", 1),
+           "set_payload": ("points", 2), "overwrite_payload": ("points", 2), "delete_payload": ("points", 2),
+           "clear_payload": ("points_selector", 1), "delete_vectors": ("points", 2)}
+
+
+def _point_write(name: str, at: int) -> tuple[Describe, Count]:
+    """How a write whose points are the argument ``name`` (at ``at``) is described and counted: a
+    write selecting its points by a filter (or, ``update_filter``, only those matching it) records
+    that filter as ``metadata.filter`` (a tenant's delete is told from a global one)."""
+    def describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+        fields: dict[str, Any] = {"collection": argument(args, kwargs, "collection_name", 0)}
+        selector = argument(args, kwargs, name, at)
+        kind = type(selector).__name__
+        selected = kwargs.get("update_filter") if kind not in ("Filter", "FilterSelector") else (
+            getattr(selector, "filter", None) if kind == "FilterSelector" else selector)
+        if selected is not None:
+            fields["metadata"] = {"filter": _filter(selected)}
+        return fields
+
+    def counter(instance: Any, args: Any, kwargs: Any) -> int | None:
+        return _counted(argument(args, kwargs, name, at))
+
+    return describe, counter
+
+
+def _describe_operations(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``batch_update_points(collection_name, update_operations)``: how many operations of each
+    kind (``metadata.operations``: ``{"upsert": 2, "delete": 1}``), if they are a list or tuple."""
+    fields: dict[str, Any] = {"collection": argument(args, kwargs, "collection_name", 0)}
+    operations = argument(args, kwargs, "update_operations", 1)
+    if isinstance(operations, list | tuple):  # UpsertOperation(upsert=...): named by its field
+        fields["metadata"] = {"operations": dict(Counter(
+            next(iter(getattr(type(o), "model_fields", None) or ()), type(o).__name__) for o in operations))}
+    return fields
+
+
+def _count_operations(instance: Any, args: Any, kwargs: Any) -> int | None:
+    operations = argument(args, kwargs, "update_operations", 1)
+    return len(operations) if isinstance(operations, list | tuple) else None
 
 
 def _count_vectors(instance: Any, args: Any, kwargs: Any) -> int | None:
@@ -301,8 +411,11 @@ class QdrantIntegration(Integration):
             wrap(module, f"{cls}.search_batch",
                  search_wrapper("qdrant", "search_batch", _describe_batch, _batch_results, asynchronous),
                  optional=True)
-            wrap(module, f"{cls}.upsert", write_wrapper("qdrant", "upsert", _describe_write, _count_points,
-                                                        asynchronous))
+            for write, (name, at) in _WRITES.items():
+                wrap(module, f"{cls}.{write}", write_wrapper("qdrant", write, *_point_write(name, at), asynchronous),
+                     optional=write not in ("upsert", "delete"))
+            wrap(module, f"{cls}.batch_update_points", write_wrapper(
+                "qdrant", "batch_update_points", _describe_operations, _count_operations, asynchronous), optional=True)
             for upload, counter in (("upload_points", _count_points), ("upload_collection", _count_vectors)):
                 # uploads send their own batches (upsert is not called); the async client's are synchronous
                 coroutine = inspect.iscoroutinefunction(getattr(getattr(qdrant_client, cls), upload, None))
@@ -312,8 +425,6 @@ class QdrantIntegration(Integration):
                  search_wrapper("qdrant", "retrieve", _describe_retrieve, _query_results, asynchronous))
             wrap(module, f"{cls}.scroll",
                  search_wrapper("qdrant", "scroll", _describe_scroll, _scroll_results, asynchronous))
-            wrap(module, f"{cls}.delete", write_wrapper("qdrant", "delete", _describe_write, _count_points,
-                                                        asynchronous))
 
 
 INTEGRATION = QdrantIntegration()

@@ -29,7 +29,8 @@ Server: every ``tools/call``, ``resources/read`` and ``prompts/get`` a server ha
 the handler given out runs in a SERVER observation of the client's type, named after the tool or
 prompt (the method, for a name the MCP specification does not allow, and for every resource), under
 the SDK's server span when there is one, else joined to the caller's trace from ``_meta``; an
-``ErrorData`` a lowlevel handler returns is an error there, as the ``MCPError`` the SDK answers. The
+``ErrorData`` a lowlevel handler returns is an error there, as the ``MCPError`` the SDK answers, and
+so is a result the SDK cannot send (it is ended with the answer, ``_answer``). The
 caller's tenant is taken only with ``trust_incoming_tenant`` (the SDK's server span, started
 before, takes it too), for every request with a handler (``tools/list`` too: the SDK's span for it then
 has a tenant; ``initialize``, answered by the SDK itself, has none). An in-process server (the SDK's in-memory transports) runs in its client's
@@ -41,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -363,10 +365,19 @@ class _ServerCall:
             guarded_failure("mcp.server_start", exc)
 
     def close(self, result: Any = None, error: BaseException | None = None) -> None:
-        if self.obs is not None and self.method is not None:
-            _finish(self.method, self.obs, result, error)
+        """The handler has ended: its tenant is let go; its observation ends now, or (a result, in a
+        request ``_answer`` runs) with the answer the client gets."""
         release_tenant(self.tenant_token)
         self.tenant_token = None
+        answering = _ANSWERING.get() if error is None else None
+        if answering is not None and self.obs is not None:
+            answering.append((self, result))
+        else:
+            self.finish(result, error)
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        if self.obs is not None and self.method is not None:
+            _finish(self.method, self.obs, result, error)
 
 
 def _server_parent(incoming: Context) -> Context | None:
@@ -409,6 +420,30 @@ def _traced_handler(method: _Method | None, handler: Callable[..., Awaitable[Any
     return traced
 
 
+#: The handlers' calls (and results) of the request ``_answer`` runs here, ended with its answer.
+_ANSWERING: ContextVar[list[tuple[_ServerCall, Any]] | None] = ContextVar("autotrace_mcp_answering", default=None)
+
+
+async def _answer(wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Any:
+    """``ServerRunner._on_request``: a handler's observation ends with what the client gets, which
+    the SDK makes of its result only after it returns: a result it cannot send (a malformed one, or
+    of a type it does not take) is answered as an error, which fails the observation too."""
+    answering: list[tuple[_ServerCall, Any]] = []
+    token = _ANSWERING.set(answering)
+    try:
+        answer = await wrapped(*args, **kwargs)
+    except BaseException as error:
+        _ANSWERING.reset(token)
+        for call, _ in answering:
+            call.finish(error=error)
+        raise
+    _ANSWERING.reset(token)
+    for call, result in answering:
+        call.finish(result)
+    return answer
+
+
 def _get_request_handler(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                          kwargs: dict[str, Any]) -> Any:
     entry = wrapped(*args, **kwargs)
@@ -424,7 +459,8 @@ def _get_request_handler(wrapped: Callable[..., Any], instance: Any, args: tuple
 class McpIntegration(Integration):
     """Patches ``ClientSession.call_tool`` / ``read_resource`` / ``get_prompt`` (and
     ``dispatch_input_request``, ``_on_request`` and ``_on_notify``: what the server sends them) and
-    ``Server.get_request_handler`` (the same three requests, and the tenant of every other)."""
+    ``Server.get_request_handler`` (the same three requests, and the tenant of every other) and
+    ``ServerRunner._on_request`` (their observations end with the answer)."""
 
     name = "mcp"
     distribution = "mcp"
@@ -443,6 +479,8 @@ class McpIntegration(Integration):
         wrap("mcp.client.session", "ClientSession._deliver_bound_notifications", from_peer, optional=True)
         wrap("mcp.client.session", "ClientSession._deliver_stream_exception", from_peer, optional=True)
         wrap("mcp.server.lowlevel.server", "Server.get_request_handler", _get_request_handler, expects=("method",))
+        wrap("mcp.server.runner", "ServerRunner._on_request", _answer, optional=True,
+             expects=("dctx", "method", "params"))
         wrap("mcp.shared.jsonrpc_dispatcher", "inject_trace_context", _inject_trace_context, optional=True,
              expects=("meta",))
 

@@ -12,7 +12,9 @@ W3C level-2 random-id bit that OTel Python sets) and silently start a new trace.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -101,11 +103,23 @@ def _addresses(target: str) -> list[str]:
     """The addresses a channel target names, without the resolver's scheme or authority
     (``dns://8.8.8.8/host:port`` is ``host:port``); ``ipv4:`` and ``ipv6:`` list several."""
     scheme, colon, rest = target.partition(":")
-    if not colon or scheme.lower() not in _RESOLVER_SCHEMES:
+    scheme = scheme.lower()
+    if not colon or scheme not in _RESOLVER_SCHEMES:
         return [target]
-    if rest.startswith("//"):
-        rest = rest[2:].partition("/")[2]  # the authority (a DNS server) is not the destination
-    return rest.split(",") if scheme.lower() in ("ipv4", "ipv6") else [rest]
+    if rest.startswith("//"):  # the authority (a DNS server) is not the destination; ``unix://`` has
+        rest = rest[2:] if scheme == "unix" else rest[2:].partition("/")[2]  # none: an absolute path
+    return rest.split(",") if scheme in ("ipv4", "ipv6") else [rest]
+
+
+#: An IPv6 literal in a pattern (``[::1]:50051``, ``[fd00:*]:*``): its brackets are the address's
+#: own, not a character class (which would match one ``:`` or ``1``).
+_IPV6_LITERAL = re.compile(r"\[([0-9A-Fa-f.*?]*:[0-9A-Za-z:.*?%_-]*)\]")
+
+
+@functools.lru_cache(maxsize=16)
+def _patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """``tenant_baggage``'s patterns for ``fnmatchcase``, with IPv6 literals' brackets taken as written."""
+    return tuple(_IPV6_LITERAL.sub(r"[[]\1]", pattern) for pattern in patterns)
 
 
 def tenant_travels_to(target: str | None) -> bool:
@@ -118,6 +132,7 @@ def tenant_travels_to(target: str | None) -> bool:
         return True
     if target is None:
         return False
+    patterns = _patterns(tuple(patterns))
     if any(fnmatchcase(target, pattern) for pattern in patterns):
         return True
     addresses = _addresses(target)

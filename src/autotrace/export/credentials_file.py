@@ -23,7 +23,8 @@ class FileCredentials(_Counted):
     modification time, inode or change time (which no tool can set back, so a rotation deployed with
     the old timestamp, or within one tick of a coarse clock, is seen too). An invalid file keeps the
     last good mapping; invalid too: a key given twice (JSON as TOML), a tenant's field other than
-    ``public_key``, ``secret_key`` or ``secret_key_env`` (one of the two), ``host``.
+    ``public_key``, ``secret_key`` or ``secret_key_env`` (one of the two), ``host``. A tenant's
+    malformed keys (``Credentials``) fail only that tenant's lookups (``LookupFailed``).
     """
 
     def __init__(self, path: str | Path, reload_interval: float = 5.0, clock: Clock = time.monotonic,
@@ -65,7 +66,8 @@ class FileCredentials(_Counted):
                      "file %s is invalid (%s); keeping the last good credentials", self.path, _safe_reason(exc))
 
     def _parse(self, raw: bytes) -> dict[str, Credentials | None]:
-        """Each tenant's keys; None for one whose secret's variable is unset (not an unknown tenant)."""
+        """Each tenant's keys; None for one whose keys are invalid or whose secret's variable is unset
+        (not an unknown tenant)."""
         text = raw.decode("utf-8-sig")  # a byte order mark (Notepad, PowerShell) is no TOML or JSON
         json_file = self.path.suffix.lower() == ".json"
         data = json.loads(text, object_pairs_hook=_unique_keys) if json_file else tomllib.loads(text)
@@ -86,7 +88,12 @@ class FileCredentials(_Counted):
                              "%r) is not set; that tenant is not exported", env_name, tenant)
                     mapping[str(tenant)] = None
                     continue
-            mapping[str(tenant)] = Credentials(entry.get("public_key"), secret, entry.get("host"))  # type: ignore[arg-type]
+            try:  # one tenant's malformed keys fail its lookups only, not every tenant's (the file's)
+                mapping[str(tenant)] = Credentials(entry.get("public_key"), secret, entry.get("host"))  # type: ignore[arg-type]
+            except CredentialsError as exc:
+                log_once(f"credentials_keys:{tenant}", "autotrace: keys of tenant %r in %s are invalid (%s); that "
+                         "tenant is not exported", tenant, self.path, exc)
+                mapping[str(tenant)] = None
         return mapping
 
     def after_fork(self) -> None:
@@ -129,7 +136,7 @@ class FileCredentials(_Counted):
         if not read or (listed and found is None):
             self._stats["errors"] += 1
             raise LookupFailed(f"credentials file {self.path} not read yet" if not read
-                               else f"the variable of tenant {tenant!r}'s secret is not set")
+                               else f"tenant {tenant!r} has no usable keys (invalid, or its secret's variable unset)")
         return self._note(found)
 
 

@@ -55,7 +55,7 @@ from ...observation import Observation
 from ...runtime import state
 from .. import ownership
 from ..base import Integration
-from . import _background, _extract, _raw, _replayed, _replayed_http, _stream
+from . import _background, _extract, _raw, _replayed, _replayed_http, _stream, _websocket
 from ._endpoints import NO_DICT as _NO_DICT
 from ._endpoints import REFUSALS as _REFUSALS
 from ._endpoints import provider as _provider
@@ -441,9 +441,11 @@ class OpenAIIntegration(Integration):
         self.patcher.wrap("openai._base_client", "AsyncAPIClient.request", _async_request, expects=expects)
         _stream.patch(self.patcher)
         _raw.patch(self.patcher)
+        _websocket.patch(self.patcher)  # the Responses API's WebSocket mode
 
     def _uninstrument(self) -> None:
         _background.forget_all()
+        _websocket.unpatch()
 
 
 INTEGRATION = OpenAIIntegration()

@@ -1,0 +1,264 @@
+"""The Responses API's WebSocket mode (``client.responses.connect()``): every ``response.create``
+sent on a connection is one ``openai.responses`` generation, from the send to that response's
+final event (``response.completed``, ``failed``, ``incomplete``) or ``error`` event, with the
+request's input, model and parameters, and the reply's output, usage, cost and finish reason,
+folded from the events as a streamed Responses call's are (``StreamState``).
+
+The generation starts in the sender's context: under the span current at the send, with the
+sender's tenant; it is finished in a copy of that context, wherever the events are read.
+Server events are matched to requests by lane (``stream_id``; none is the default lane): a lane
+runs its requests in order, so each ``response.created`` is the next request sent on its lane,
+unless it is the automatic successor of a steered response (``response.incomplete`` with reason
+``steered``, or a ``response.created`` with no request waiting), recorded as one more generation
+beside the one it continues (metadata ``successor_of``), its input the ``response.steer`` input sent.
+
+What is patched (the SDK's own objects reach the caller unchanged): ``send_raw`` (the JSON that
+``send`` and the caller's raw sends put on the socket: what was sent, read back), the connection
+manager's ``send`` (a request queued before the connection opens: sent first when it does),
+``parse_event`` (every event ``recv``, iteration and ``dispatch_events`` hand out),
+``recv_bytes`` (a dropped socket: ``ConnectionClosed``) and ``close``. A socket that closes, drops
+or reconnects with responses in flight ends them WARNING. At most ``MAX_IN_FLIGHT`` generations
+are in flight per connection: later requests are matched but not recorded
+(``openai.websocket_untraced``). Not traced: events read only as bytes (``recv_bytes`` without
+``parse_event``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any
+
+import wrapt
+
+from ..._internal import guarded_failure
+from ._websocket_lanes import CLOSED, LOST, MAX_IN_FLIGHT, Connection, Flight, Queued
+
+__all__ = ["CLOSED", "LOST", "MAX_IN_FLIGHT", "patch", "unpatch"]
+
+#: Where a traced connection keeps its ``Connection`` (in the SDK connection's ``__dict__``).
+_KEY = "_autotrace_ws"
+_SENT = frozenset({"response.create", "response.steer"})
+#: Where a connection manager's send queue keeps the ``Queued`` requests (in its ``__dict__``): the
+#: connection the manager opens is given the same queue.
+_QUEUED = "_autotrace_ws_queued"
+
+
+def _body(data: Any) -> dict[str, Any] | None:
+    """The ``response.create`` or ``response.steer`` event ``data`` (sent text or bytes) holds,
+    else None (cheap for other events: they are not parsed)."""
+    if isinstance(data, bytes):
+        if b'"response.' not in data:
+            return None
+    elif not isinstance(data, str) or '"response.' not in data:
+        return None
+    body = json.loads(data)
+    return body if type(body) is dict and body.get("type") in _SENT else None
+
+
+def _traced(instance: Any, data: Any) -> tuple[Connection, Flight] | None:
+    """Before a send on a Responses connection: the flight of the ``response.create`` it sends."""
+    try:
+        if type(instance) not in _CLASSES:
+            return None
+        body = _body(data)
+        if body is None:
+            return None
+        fields = instance.__dict__
+        traced = fields.get(_KEY)
+        if body.pop("type") == "response.steer":
+            if traced is not None:
+                traced.steers.append(body.get("input"))
+            return None
+        if traced is None:
+            traced = fields[_KEY] = Connection(instance)
+        if traced.given_up:
+            return None
+        return traced, traced.sent(body)
+    except Exception as exc:
+        guarded_failure("openai.websocket", exc)
+        return None
+
+
+def _manager_send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``ConnectionManager.send``: the event is queued, to be sent first when the connection opens."""
+    queue = _queue_of(instance)
+    before = len(getattr(queue, "_queue", ()))
+    result = wrapped(*args, **kwargs)
+    if queue is not None:
+        try:
+            items = queue._queue
+            body = _body(items[before][0]) if len(items) > before else None  # what was queued, read back
+            if body is not None and body.pop("type") == "response.create":
+                fields = queue.__dict__
+                queued = fields.get(_QUEUED)
+                if queued is None:
+                    queued = fields[_QUEUED] = Queued()
+                queued.add(body)
+        except Exception as exc:
+            guarded_failure("openai.websocket", exc)
+    return result
+
+
+def _queue_of(manager: Any) -> Any:
+    """A connection manager's send queue (its private ``__send_queue``), None if not found."""
+    for value in getattr(manager, "__dict__", {}).values():
+        if type(value).__name__ == "SendQueue":
+            return value
+    return None
+
+
+def _connection_init(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> None:
+    wrapped(*args, **kwargs)
+    queued = getattr(kwargs.get("send_queue"), "__dict__", {}).pop(_QUEUED, None)
+    if queued is not None and queued.flights:
+        try:
+            traced = instance.__dict__[_KEY] = Connection(instance)
+            traced.adopt(queued)
+        except Exception as exc:
+            guarded_failure("openai.websocket", exc)
+
+
+def _failed(sending: tuple[Connection, Flight] | None, error: BaseException) -> None:
+    if sending is not None:
+        try:
+            sending[0].unsent(sending[1], error)
+        except Exception as exc:
+            guarded_failure("openai.websocket", exc)
+
+
+def _sync_send_raw(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    sending = _traced(instance, args[0] if args else kwargs.get("data"))
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:
+        _failed(sending, error)
+        raise
+
+
+async def _async_send_raw(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    sending = _traced(instance, args[0] if args else kwargs.get("data"))
+    try:
+        return await wrapped(*args, **kwargs)
+    except BaseException as error:
+        _failed(sending, error)
+        raise
+
+
+def _parse_event(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    event = wrapped(*args, **kwargs)
+    traced = getattr(instance, "__dict__", {}).get(_KEY)
+    if traced is not None:
+        try:
+            traced.received(event)
+        except Exception as exc:
+            guarded_failure("openai.websocket", exc)
+    return event
+
+
+def _interrupted(instance: Any, message: str) -> None:
+    traced = getattr(instance, "__dict__", {}).get(_KEY)
+    if traced is not None:
+        try:
+            traced.interrupted(message)
+        except Exception as exc:
+            guarded_failure("openai.websocket", exc)
+
+
+def _lost(instance: Any, error: BaseException) -> None:
+    if _CLOSED_ERRORS and isinstance(error, _CLOSED_ERRORS):
+        _interrupted(instance, LOST)
+
+
+def _sync_recv_bytes(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:
+        _lost(instance, error)
+        raise
+
+
+async def _async_recv_bytes(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    try:
+        return await wrapped(*args, **kwargs)
+    except BaseException as error:
+        _lost(instance, error)
+        raise
+
+
+def _sync_close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    if type(instance) in _CLASSES:
+        _interrupted(instance, CLOSED)
+    return wrapped(*args, **kwargs)
+
+
+async def _async_close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    if type(instance) in _CLASSES:
+        _interrupted(instance, CLOSED)
+    return await wrapped(*args, **kwargs)
+
+
+#: The SDK's Responses connection classes (``_apply`` finds them), and websockets' closed-socket error.
+_CLASSES: tuple[type, ...] = ()
+_CLOSED_ERRORS: tuple[type, ...] = ()
+#: The module of the connection classes: the SDK imports it at a client's first ``.responses``
+#: (about 120 ms), so it is patched when it is imported, not imported here.
+_MODULE = "openai.resources.responses.responses"
+_LOCK = threading.Lock()
+#: The integration's patcher while it is instrumented (``patch`` to ``unpatch``), and whether the
+#: connections are patched (``_apply``), and the import hook registered (once per process).
+_patching: dict[str, Any] = {"patcher": None, "applied": False, "hooked": False}
+
+
+def patch(patcher: Any) -> None:
+    """Wrap the Responses WebSocket connections (openai 3.x) now if their module is imported, else
+    when it is."""
+    with _LOCK:
+        _patching["patcher"] = patcher
+        hook, _patching["hooked"] = not _patching["hooked"], True
+    if hook:
+        wrapt.register_post_import_hook(_apply, _MODULE)  # at once if imported already
+    elif _MODULE in sys.modules:
+        _apply(sys.modules[_MODULE])
+
+
+def unpatch() -> None:
+    """The integration is uninstrumented (its patcher undoes the wrappers): patch no more."""
+    with _LOCK:
+        _patching["patcher"], _patching["applied"] = None, False
+
+
+def _apply(module: Any) -> None:
+    """Run in the application's import of the SDK's responses module: never raises into it."""
+    global _CLASSES, _CLOSED_ERRORS
+    with _LOCK:
+        patcher = _patching["patcher"]
+        if patcher is None or _patching["applied"]:
+            return
+        _patching["applied"] = True
+        try:
+            from websockets.exceptions import ConnectionClosed
+        except ImportError:  # no WebSocket mode without it
+            return
+        try:
+            sync, asynchronous = module.ResponsesConnection, module.AsyncResponsesConnection
+        except AttributeError:  # an SDK without the WebSocket mode
+            return
+        _CLASSES, _CLOSED_ERRORS = (sync, asynchronous), (ConnectionClosed,)
+        try:
+            for target, wrapper in (("ResponsesConnection.parse_event", _parse_event),
+                                    ("AsyncResponsesConnection.parse_event", _parse_event),
+                                    ("ResponsesConnection.recv_bytes", _sync_recv_bytes),
+                                    ("AsyncResponsesConnection.recv_bytes", _async_recv_bytes),
+                                    ("ResponsesConnection.__init__", _connection_init),
+                                    ("AsyncResponsesConnection.__init__", _connection_init),
+                                    ("ResponsesConnectionManager.send", _manager_send),
+                                    ("AsyncResponsesConnectionManager.send", _manager_send)):
+                patcher.wrap(_MODULE, target, wrapper, optional=True)
+            for target, wrapper in (("WebSocketConnectionBase.send_raw", _sync_send_raw),
+                                    ("AsyncWebSocketConnectionBase.send_raw", _async_send_raw),
+                                    ("WebSocketConnectionBase.close", _sync_close),
+                                    ("AsyncWebSocketConnectionBase.close", _async_close)):
+                patcher.wrap("openai._websocket_connection", target, wrapper, optional=True)
+        except Exception as exc:
+            guarded_failure("openai.websocket", exc)

@@ -185,9 +185,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise CliError("query", str(exc), 2, column=exc.position + 1) from None
     store = open_store(args.db)
     seen: set[str] = set()  # the top-level fields of the observations read: a mistyped field is named
-    # streamed (memory), and only the observations of the type or level the query needs (time)
-    records = (_keys_into(seen, r) for r in store.iter_observations(args.since, needs=query.needs,
-                                                                     until_ns=args.until))
+    # streamed (memory), and only the observations that may match, as far as the store's columns tell (time)
+    records = (_keys_into(seen, r) for r in store.iter_observations(args.since, until_ns=args.until,
+                                                                     where=query.where))
     matches = list(islice((r for r in records if query.matches(r)), args.limit + 1))  # bounded by --limit
     more = len(matches) > args.limit  # one more than --limit read: is there more?
     del matches[args.limit:]
@@ -195,10 +195,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     if more:  # on stderr: stdout stays the matches (JSON with --json)
         out(f"autotrace: the newest {args.limit} matches shown; more match (--limit to see more)", sys.stderr)
     unknown = [] if matches else _unknown(query, seen)
-    if not matches and query.needs and (unknown or not seen):  # those of the observations left unread count too
-        seen = set()
-        for record in store.iter_observations():
-            seen.update(record)
+    if not matches and query.where is not None and (unknown or not seen):  # those left unread count too
+        seen = _fields_seen(store, query)
         unknown = _unknown(query, seen)
     if unknown:  # nothing matched (the whole store was read) and no observation has such a field: a typo?
         out(f"autotrace: no observation has a field {', '.join(map(repr, unknown))}; "
@@ -209,6 +207,18 @@ def cmd_query(args: argparse.Namespace) -> int:
 def _unknown(query: Query, seen: set[str]) -> list[str]:
     """The fields ``query`` reads that no observation read has (none when none was read)."""
     return sorted({f for f in query.fields if f.split(".")[0] not in seen}) if seen else []
+
+
+def _fields_seen(store: LocalStore, query: Query) -> set[str]:
+    """The top-level fields of the store's observations, read until every field ``query`` reads is among
+    them (all of them, the whole store read, when one is not: a mistyped field, whose message lists them)."""
+    wanted = {f.split(".")[0] for f in query.fields}
+    seen: set[str] = set()
+    for record in store.iter_observations():
+        seen.update(record)
+        if wanted <= seen:
+            break
+    return seen
 
 
 def _keys_into(seen: set[str], record: dict[str, Any]) -> dict[str, Any]:

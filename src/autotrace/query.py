@@ -33,6 +33,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import _query_sql
+from ._query_sql import Narrowing
+
 MAX_LENGTH = 4000
 MAX_DEPTH = 64
 _CASE_INSENSITIVE = frozenset({"type", "level"})
@@ -60,7 +63,7 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 #: What an observation needs to match, for the store to skip the others unread: per case-insensitive
 #: field (``type``, ``level``), the lower-cased ASCII values one of which it must have.
 Needs = dict[str, frozenset[str]]
-_Parsed = tuple[Predicate, Needs]
+_Parsed = tuple[Predicate, Needs, Narrowing]
 
 
 class QueryError(ValueError):
@@ -232,10 +235,10 @@ class _Parser:
             parsed.append(self.parse_and(depth))
         if len(parsed) == 1:
             return parsed[0]
-        parts = [p for p, _ in parsed]
-        shared = set.intersection(*(set(needs) for _, needs in parsed))  # a field every alternative needs
-        return (lambda obs: any(p(obs) for p in parts)), {f: frozenset().union(*(n[f] for _, n in parsed))
-                                                          for f in shared}
+        parts = [p for p, _, _ in parsed]
+        shared = set.intersection(*(set(needs) for _, needs, _ in parsed))  # a field every alternative needs
+        return (lambda obs: any(p(obs) for p in parts)), {f: frozenset().union(*(n[f] for _, n, _ in parsed))
+                                                          for f in shared}, _query_sql.either([n for *_, n in parsed])
 
     def parse_and(self, depth: int) -> _Parsed:
         parsed = [self.parse_not(depth)]
@@ -244,20 +247,20 @@ class _Parser:
             parsed.append(self.parse_not(depth))
         if len(parsed) == 1:
             return parsed[0]
-        parts = [p for p, _ in parsed]
+        parts = [p for p, _, _ in parsed]
         needs: Needs = {}
-        for _, more in parsed:
+        for _, more, _ in parsed:
             for field, values in more.items():
                 needs[field] = needs[field] & values if field in needs else values
-        return (lambda obs: all(p(obs) for p in parts)), needs
+        return (lambda obs: all(p(obs) for p in parts)), needs, _query_sql.both([n for *_, n in parsed])
 
     def parse_not(self, depth: int) -> _Parsed:
         if self.keyword("not") and not self.before_operator():
             self.take()
             if depth + 1 > MAX_DEPTH:
                 raise QueryError(f"nesting deeper than {MAX_DEPTH}", self.peek().position if self.peek() else 0)
-            inner, _ = self.parse_not(depth + 1)
-            return (lambda obs: not inner(obs)), {}
+            inner, _, narrowing = self.parse_not(depth + 1)
+            return (lambda obs: not inner(obs)), {}, _query_sql.negated(narrowing)
         return self.parse_atom(depth)
 
     def parse_atom(self, depth: int) -> _Parsed:
@@ -276,7 +279,7 @@ class _Parser:
                 raise QueryError("'has' needs a field name", field.position)
             self.fields.append(field.text)
             path = tuple(field.text.split("."))
-            return (lambda obs: _lookup(obs, path) is not _MISSING), {}
+            return (lambda obs: _lookup(obs, path) is not _MISSING), {}, _query_sql.ANY
         if token.kind != "word" or (token.text.lower() in ("and", "or", "not") and not named):
             raise QueryError(f"expected a field name, found {token.text!r}", token.position)
         op = self.take()
@@ -284,7 +287,8 @@ class _Parser:
             raise QueryError(f"expected an operator after {token.text!r}, found {op.text!r}", op.position)
         self.fields.append(token.text)
         expected = self.value()
-        return _compare(token.text, op.text, expected), _needs(token.text, op.text, expected)
+        return _compare(token.text, op.text, expected), _needs(token.text, op.text, expected), _query_sql.comparison(
+            token.text, op.text, expected.value, expected.text, expected.number, expected.typed_number)
 
     def value(self) -> _Literal:
         token = self.take()
@@ -313,14 +317,17 @@ def _unescape(match: re.Match[str], offset: int) -> str:
 
 class Query:
     """A compiled filter; ``matches`` never raises. ``fields``: the field names it reads; ``needs``:
-    the values of ``type`` or ``level`` (lower-cased) one of which a match must have, so that the
-    store reads only such observations."""
+    the values of ``type`` or ``level`` (lower-cased) one of which a match must have; ``where``: SQL on the
+    store's columns true for every observation that matches (``_query_sql``; None: no narrowing), so that
+    the store reads only those."""
 
-    def __init__(self, text: str, predicate: Predicate, fields: tuple[str, ...] = (), needs: Needs | None = None) -> None:
+    def __init__(self, text: str, predicate: Predicate, fields: tuple[str, ...] = (), needs: Needs | None = None,
+                 where: _query_sql.Sql | None = None) -> None:
         self.text = text
         self._predicate = predicate
         self.fields = fields
         self.needs: Needs = needs or {}
+        self.where = where
 
     def matches(self, obs: Mapping[str, Any]) -> bool:
         try:
@@ -340,8 +347,8 @@ def compile_query(text: str) -> Query:
     if not tokens:
         raise QueryError("empty query", 0)
     parser = _Parser(tokens, len(text))
-    predicate, needs = parser.parse_or(0)
+    predicate, needs, narrowing = parser.parse_or(0)
     trailing = parser.peek()
     if trailing is not None:
         raise QueryError(f"unexpected {trailing.text!r}", trailing.position)
-    return Query(text, predicate, tuple(parser.fields), needs)
+    return Query(text, predicate, tuple(parser.fields), needs, narrowing.may)

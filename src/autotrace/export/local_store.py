@@ -444,14 +444,15 @@ class LocalStore:
 
     def iter_observations(self, since_ns: int | None = None, limit: int | None = None,
                           kind: str | None = None, needs: Mapping[str, Collection[str]] | None = None,
-                          until_ns: int | None = None) -> Iterator[dict[str, Any]]:
-        """Observations (of type ``kind``, started from ``since_ns`` and before ``until_ns``, if given),
-        newest first, decoded one at a time as they are consumed; with ``needs`` (``type`` or
-        ``level``: lower-cased ASCII values), only those whose value lower-cases to one of them, or
-        is not ASCII (which SQLite does not lower-case as Python does)."""
+                          until_ns: int | None = None, where: tuple[str, Sequence[Any]] | None = None,
+                          ) -> Iterator[dict[str, Any]]:
+        """Observations (of type ``kind``, started from ``since_ns`` and before ``until_ns``, if given), newest
+        first, decoded one at a time as they are consumed; with ``needs`` (``type`` or ``level``: lower-cased
+        ASCII values), only those whose value lower-cases to one of them, or is not ASCII (which SQLite does
+        not lower-case as Python does); with ``where`` (SQL and its parameters: ``Query.where``), those it holds for."""
         sql = "SELECT record FROM observations"
-        conditions: list[str] = []
-        args: list[Any] = []
+        conditions: list[str] = [] if where is None else [f"({where[0]})"]
+        args: list[Any] = [] if where is None else list(where[1])
         for column, values in (needs or {}).items():
             if column not in _FOLDED:
                 raise ValueError(f"no column {column!r} to filter on")

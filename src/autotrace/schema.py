@@ -81,13 +81,27 @@ _METADATA_FIELDS = (
 _iso_second: tuple[int, str] = (-1, "")
 
 
-def _iso(ns: int | float | _dt.datetime) -> str:
+#: Below these, a time given as a number counts seconds (``time.time()``), milliseconds or
+#: microseconds since 1970, not nanoseconds: as nanoseconds, it would be a time in 1970.
+_NUMBER_UNITS = ((1e11, 10**9), (1e14, 10**6), (1e17, 10**3))
+
+
+def iso_time(ns: int | float | str | _dt.datetime) -> str:
     """UTC ISO 8601 with microseconds; the date and time of day are formatted once per second. A
-    datetime always gets its offset (a naive one is local time, as the Langfuse SDK takes it):
-    Langfuse refuses a generation whose completion start time has none."""
+    datetime (or ISO 8601 text) always gets its offset (a naive one is local time, as the Langfuse
+    SDK takes it): Langfuse refuses a generation whose completion start time has none. A number
+    counts nanoseconds since 1970, or seconds, milliseconds or microseconds when too small for any
+    time since 1973 in nanoseconds (``_NUMBER_UNITS``)."""
     global _iso_second
+    if isinstance(ns, str):
+        ns = _dt.datetime.fromisoformat(ns)
     if isinstance(ns, _dt.datetime):
-        return ns.astimezone(_dt.UTC).isoformat()
+        return ns.astimezone(_dt.UTC).isoformat(timespec="microseconds")
+    for below, scale in _NUMBER_UNITS:
+        if abs(ns) < below:  # whole units and their fraction apart: a float's product is inexact
+            whole = int(ns)
+            ns = whole * scale + round((ns - whole) * scale)
+            break
     seconds, fraction = divmod(int(ns), 1_000_000_000)
     cached = _iso_second
     if cached[0] != seconds:
@@ -249,7 +263,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
         attrs[OBS_COST] = dumps(_cost_dict(cost))
     if (first_token := get("completion_start_time")) is not None:
         try:
-            attrs[OBS_COMPLETION_START] = f'"{_iso(first_token)}"'  # an ISO timestamp needs no escaping
+            attrs[OBS_COMPLETION_START] = f'"{iso_time(first_token)}"'  # an ISO timestamp needs no escaping
         except (TypeError, ValueError, OverflowError, OSError):  # not a time: left out, the rest kept
             count("completion_start_time_invalid")
     if (prompt := get("prompt")) is not None:

@@ -13,6 +13,7 @@ import dataclasses
 import math
 import numbers
 import re
+import time
 import uuid
 import weakref
 from typing import Any
@@ -22,10 +23,12 @@ from opentelemetry.trace import get_current_span
 
 from . import recorder
 from ._internal import count, guarded_failure, log_once
+from .config import ENVIRONMENT_NAME
 from .context import Held, current_tenant, hold_scope, release_scope, valid_tenant
 from .observation import Observation, ObservationType, ScoreValue
 from .recorder import current_observation
 from .runtime import state
+from .schema import ENVIRONMENT, iso_time
 
 _DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL")
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
@@ -138,7 +141,8 @@ def score_observation(obs: Observation, name: str, value: ScoreValue, data_type:
     it (and its trace) has ended and the current scope is another tenant's or none."""
     if unsampled(obs):
         return None
-    return _guarded(name, value, obs.trace_id, obs.id, data_type, comment, None, started_tenant(obs))
+    return _guarded(name, value, obs.trace_id, obs.id, data_type, comment, None, started_tenant(obs),
+                    trace_environment(obs))
 
 
 def started_tenant(obs: Observation) -> str | None:
@@ -147,11 +151,21 @@ def started_tenant(obs: Observation) -> str | None:
     return getattr(obs.span, "_autotrace_tenant", None)
 
 
+def trace_environment(obs: Observation | None) -> str | None:
+    """The environment the observation's span carries (``trace_attributes(environment=...)``), one
+    Langfuse takes; None for none: its scores then go to the installed environment."""
+    try:
+        environment = obs.span.attributes.get(ENVIRONMENT)  # type: ignore[union-attr]
+    except Exception:  # no observation, or a span that records nothing
+        return None
+    return environment if type(environment) is str and ENVIRONMENT_NAME.match(environment) else None
+
+
 def _guarded(name: object, value: object, trace_id: object, observation_id: object, data_type: object,
-             comment: object, tenant: object, started_with: str | None) -> str | None:
+             comment: object, tenant: object, started_with: str | None, environment: str | None = None) -> str | None:
     """``_score``, never raising: an invalid argument or an internal failure drops the score, counted."""
     try:
-        return _score(name, value, trace_id, observation_id, data_type, comment, tenant, started_with)
+        return _score(name, value, trace_id, observation_id, data_type, comment, tenant, started_with, environment)
     except _Invalid as exc:
         count("scores_dropped.invalid")
         log_once(f"score_invalid:{exc}", "autotrace: score dropped: %s", exc)
@@ -162,13 +176,15 @@ def _guarded(name: object, value: object, trace_id: object, observation_id: obje
 
 
 def _score(name: object, value: object, trace_id: object, observation_id: object, data_type: object,
-           comment: object, tenant: object, started_with: str | None) -> str | None:
+           comment: object, tenant: object, started_with: str | None, environment: str | None) -> str | None:
+    """A score's body, queued for its tenant and sent in the environment of the trace it scores (of
+    the observation scored, else the current one's when it is of that trace), else the installed one."""
     pipeline = state.pipeline
     if pipeline is None:
         count("scores_dropped.not_installed")
         return None
+    obs = current_observation() if environment is None else None
     if trace_id is None:
-        obs = current_observation()
         if obs is None:
             count("scores_dropped.no_target")
             log_once("score_no_target", "autotrace: score() outside an observation needs trace_id=")
@@ -179,6 +195,8 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
         if observation_id is None or observation_id == obs.id:
             started_with = started_tenant(obs)
         observation_id = observation_id or obs.id
+    elif obs is not None and isinstance(trace_id, str) and obs.trace_id != trace_id.lower():
+        obs = None  # the current observation is of another trace: says nothing of the scored one's
     if not isinstance(trace_id, str) or _TRACE_ID.fullmatch(trace_id) is None or int(trace_id, 16) == 0:
         raise _Invalid("trace_id must be a trace id of 32 hex digits")
     if observation_id is not None and (not isinstance(observation_id, str) or _SPAN_ID.fullmatch(observation_id)
@@ -196,15 +214,21 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
         "name": name,
         "value": _value(value, kind),
         "dataType": kind,
+        # when it was given, not when sent: a score sent again (a retry) replaces the first only
+        # with the same id and timestamp; without one, Langfuse takes the time it receives it
+        "timestamp": iso_time(time.time_ns()),
     }
     if observation_id:
         body["observationId"] = observation_id.lower()
     text = _comment(comment)
     if text is not None:
         body["comment"] = text
+    environment = environment or trace_environment(obs)
     settings = state.settings
-    if settings is not None and settings.environment:
-        body["environment"] = settings.environment
+    if environment is None and settings is not None:
+        environment = settings.environment
+    if environment:
+        body["environment"] = environment
     owner = tenant or _trace_owner(pipeline.tenants, trace_id, observation_id, started_with) or current_tenant()
     pipeline.submit(ScoreItem(body, owner))  # type: ignore[arg-type]
     return body["id"]
@@ -232,9 +256,9 @@ def evaluation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observat
     return current_observation()
 
 
-#: Evaluator observations running, each with the tenant the observation it evaluates started with
-#: and whether the sampler left that observation's trace out.
-_EVALUATED: weakref.WeakKeyDictionary[Observation, tuple[str | None, bool]] = weakref.WeakKeyDictionary()
+#: Evaluator observations running, each with the tenant the observation it evaluates started with,
+#: whether the sampler left that observation's trace out, and that observation's environment.
+_EVALUATED: weakref.WeakKeyDictionary[Observation, tuple[str | None, bool, str | None]] = weakref.WeakKeyDictionary()
 
 
 def start_evaluation(obs_type: ObservationType, name: str, target: Observation) -> Observation:
@@ -259,7 +283,7 @@ def start_evaluation(obs_type: ObservationType, name: str, target: Observation) 
             release_scope(held)
     try:  # the observation started is given back whatever fails here: ended with the call, never left open
         obs.update(metadata={"evaluates": target.id, "evaluates_trace": target.trace_id})
-        _EVALUATED[obs] = (owner, _sampled_out(target))
+        _EVALUATED[obs] = (owner, _sampled_out(target), trace_environment(target))
     except Exception as exc:
         guarded_failure("observe.begin", exc)
     return obs
@@ -286,7 +310,7 @@ def score_evaluation(name: str, obs: Observation, output: Any) -> None:
     """
     metadata = obs.fields.get("metadata") or {}
     target = metadata.get("evaluates")
-    started_with, sampled_out = _EVALUATED.pop(obs, (None, _sampled_out(obs)))
+    started_with, sampled_out, environment = _EVALUATED.pop(obs, (None, _sampled_out(obs), None))
     if target is None:
         return
     if sampled_out:
@@ -298,4 +322,5 @@ def score_evaluation(name: str, obs: Observation, output: Any) -> None:
     output = _plain(output)  # numpy's numbers too
     if isinstance(output, bool | int | float | str):
         # sent to the evaluated tenant by name: an evaluator running under another tenant is no mismatch
-        _guarded(name, output, metadata["evaluates_trace"], target, data_type, comment, started_with, None)
+        _guarded(name, output, metadata["evaluates_trace"], target, data_type, comment, started_with, None,
+                 environment)

@@ -5,8 +5,10 @@ The export threads share the GIL with the application, so the cost of encoding i
 application too; building message objects field by field costs several times what writing the
 wire format does. The message is the one OpenTelemetry's own encoder builds, field for field
 (spans grouped by resource, then by instrumentation scope, in order of appearance); a test
-decodes both and requires them equal. One difference: text that is not valid Unicode (a lone
-surrogate) is sent with that character replaced, where OpenTelemetry's encoder fails.
+decodes both and requires them equal. Two differences, where OpenTelemetry's encoder fails (and
+with it the whole batch): text that is not valid Unicode (a lone surrogate) is sent with that
+character replaced, and a time that is not an integer of nanoseconds (``span.end(end_time=...)``
+given a float) is sent as one, or left out when it is no time at all.
 """
 
 from __future__ import annotations
@@ -149,6 +151,24 @@ def _text(tag: bytes, value: str | None) -> bytes:
     return _field(tag, _utf8(value)) if value else b""
 
 
+def _time(tag: bytes, value: Any) -> bytes:
+    """A ``fixed64`` time in nanoseconds; one given as another kind of number (a float) as its
+    integer, and one that is no time from 1970 on (negative, beyond 64 bits, not a number) left
+    out, as an unset one is (counted as ``timestamps_invalid``)."""
+    if type(value) is not int:
+        if not value:
+            return b""
+        try:
+            value = int(value)
+        except (TypeError, ValueError, OverflowError):
+            value = -1
+    if 0 < value < 2**64:
+        return tag + _FIXED64(value)
+    if value:
+        count("timestamps_invalid")
+    return b""
+
+
 def _remote_flags(context: Any) -> bytes:
     """OTLP's span flags as OpenTelemetry sets them: whether the parent (or linked) context is remote."""
     return _FIXED32(_HAS_IS_REMOTE | (_IS_REMOTE if context is not None and context.is_remote else 0))
@@ -166,14 +186,14 @@ def _span(span: Any) -> bytes:
         _field(_T4_LEN, parent.span_id.to_bytes(8, "big")) if parent else b"",
         _text(_T5_LEN, span.name),
         b"\x30" + _varint(_KIND[span.kind]),
-        b"\x39" + _FIXED64(span.start_time) if span.start_time else b"",
-        b"\x41" + _FIXED64(span.end_time) if span.end_time else b"",
+        _time(b"\x39", span.start_time),
+        _time(b"\x41", span.end_time),
         _attributes(b"\x4a", span.attributes),
         _uint(b"\x50", span.dropped_attributes),
     ]
     for event in span.events:
         parts.append(_field(b"\x5a", b"".join((
-            _T1_FIXED64 + _FIXED64(event.timestamp) if event.timestamp else b"",
+            _time(_T1_FIXED64, event.timestamp),
             _text(_T2_LEN, event.name),
             _attributes(_T3_LEN, event.attributes),
             _uint(_T4_VARINT, getattr(event, "dropped_attributes", 0)),

@@ -2,8 +2,7 @@
 command's stdout and stderr over a small store are those of the code before the speed-up (their
 digests, and two of them in full). And the speed-ups themselves: listing sums only the newest traces,
 over the primary key's order (a float total is the same sum); a write adds the trace/start index to an
-older store; a query reads only the observations of the type or level it needs; read commands run
-without the cyclic garbage collector; ``--json`` text is ``json``'s own."""
+older store; read commands run without the cyclic garbage collector; ``--json`` text is ``json``'s own."""
 
 from __future__ import annotations
 
@@ -21,7 +20,6 @@ from autotrace import cli, render, schema
 from autotrace.compare import _doubled_ranks
 from autotrace.export import local_store
 from autotrace.export.local_store import LocalStore
-from autotrace.query import compile_query
 
 NOW = 1_800_000_000_000_000_000
 A = "a" * 31 + "1"
@@ -219,31 +217,6 @@ def test_a_write_adds_the_trace_start_index_to_an_older_store(tmp_path: Path) ->
     read_only = LocalStore(path, read_only=True)
     assert [r["trace_id"] for r in read_only.traces()] == []
     read_only.close()
-
-
-@pytest.mark.parametrize(("text", "needs"), [
-    ("type=tool and usage.total>5", {"type": {"tool"}}),
-    ("TYPE=tool", {}),  # another field: ``type`` only is folded
-    ("type=Tool or type=GENERATION", {"type": {"tool", "generation"}}),
-    ("type=tool or name=x", {}),
-    ("not type=tool", {}),
-    ("type!=tool", {}),
-    ("type=1", {}),  # a number compares with a numeric field too
-    ("type=null", {}),
-    ("type=gén", {}),  # SQLite lower-cases ASCII only
-    ("(level=error or level=warning) and type=span and type=SPAN", {"level": {"error", "warning"}, "type": {"span"}}),
-    ("type=tool and type=span", {"type": set()}),
-])
-def test_a_query_says_which_types_and_levels_a_match_needs(text: str, needs: dict[str, set[str]]) -> None:
-    assert compile_query(text).needs == needs
-
-
-def test_the_store_reads_only_the_observations_a_query_needs(db: str) -> None:
-    store = LocalStore(db, read_only=True)
-    assert [r["name"] for r in store.iter_observations(needs={"type": ["embedding", "event"]})] == ["embed", "note"]
-    assert [r["name"] for r in store.iter_observations(needs={"type": ["span"], "level": ["warning"]})] == []
-    assert sum(1 for _ in store.iter_observations(needs={"type": []})) == 0
-    store.close()
 
 
 def test_read_commands_run_without_the_cyclic_collector(db: str, capsys: pytest.CaptureFixture[str],

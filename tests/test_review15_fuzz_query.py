@@ -93,8 +93,6 @@ def test_a_rendered_query_parses_as_the_same_query(tree: Any, data: st.DataObjec
     assert query.fields == tuple(f for leaf in _leaves(tree) for f in compile_query(leaf).fields)
     for obs in observations:
         assert query.matches(obs) == _evaluate(tree, obs)
-        if query.matches(obs):  # what the store skips unread never holds a match
-            assert all(str(obs.get(field, "")).lower() in values for field, values in query.needs.items())
 
 
 def _quoted(value: str) -> str:

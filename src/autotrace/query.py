@@ -60,10 +60,8 @@ _MISSING = object()
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
                                                  ">=": operator.ge}
 Predicate = Callable[[Mapping[str, Any]], bool]
-#: What an observation needs to match, for the store to skip the others unread: per case-insensitive
-#: field (``type``, ``level``), the lower-cased ASCII values one of which it must have.
-Needs = dict[str, frozenset[str]]
-_Parsed = tuple[Predicate, Needs, Narrowing]
+#: A parsed part: its predicate, and what the store can decide of it in SQL (``_query_sql``).
+_Parsed = tuple[Predicate, Narrowing]
 
 
 class QueryError(ValueError):
@@ -191,14 +189,6 @@ def _compare(field: str, op: str, expected: _Literal) -> Predicate:
     return predicate
 
 
-def _needs(field: str, op: str, expected: _Literal) -> Needs:
-    """``type=X`` and ``level=X`` (X text, ASCII): what a match needs; nothing for any other comparison."""
-    if field in _CASE_INSENSITIVE and op in ("=", "==") and isinstance(expected.value, str) \
-            and not expected.typed_number and expected.text.isascii():
-        return {field: frozenset({expected.text.lower()})}
-    return {}
-
-
 class _Parser:
     def __init__(self, tokens: list[_Token], length: int) -> None:
         self.tokens = tokens
@@ -235,10 +225,8 @@ class _Parser:
             parsed.append(self.parse_and(depth))
         if len(parsed) == 1:
             return parsed[0]
-        parts = [p for p, _, _ in parsed]
-        shared = set.intersection(*(set(needs) for _, needs, _ in parsed))  # a field every alternative needs
-        return (lambda obs: any(p(obs) for p in parts)), {f: frozenset().union(*(n[f] for _, n, _ in parsed))
-                                                          for f in shared}, _query_sql.either([n for *_, n in parsed])
+        parts = [p for p, _ in parsed]
+        return (lambda obs: any(p(obs) for p in parts)), _query_sql.either([n for _, n in parsed])
 
     def parse_and(self, depth: int) -> _Parsed:
         parsed = [self.parse_not(depth)]
@@ -247,20 +235,16 @@ class _Parser:
             parsed.append(self.parse_not(depth))
         if len(parsed) == 1:
             return parsed[0]
-        parts = [p for p, _, _ in parsed]
-        needs: Needs = {}
-        for _, more, _ in parsed:
-            for field, values in more.items():
-                needs[field] = needs[field] & values if field in needs else values
-        return (lambda obs: all(p(obs) for p in parts)), needs, _query_sql.both([n for *_, n in parsed])
+        parts = [p for p, _ in parsed]
+        return (lambda obs: all(p(obs) for p in parts)), _query_sql.both([n for _, n in parsed])
 
     def parse_not(self, depth: int) -> _Parsed:
         if self.keyword("not") and not self.before_operator():
             self.take()
             if depth + 1 > MAX_DEPTH:
                 raise QueryError(f"nesting deeper than {MAX_DEPTH}", self.peek().position if self.peek() else 0)
-            inner, _, narrowing = self.parse_not(depth + 1)
-            return (lambda obs: not inner(obs)), {}, _query_sql.negated(narrowing)
+            inner, narrowing = self.parse_not(depth + 1)
+            return (lambda obs: not inner(obs)), _query_sql.negated(narrowing)
         return self.parse_atom(depth)
 
     def parse_atom(self, depth: int) -> _Parsed:
@@ -279,7 +263,7 @@ class _Parser:
                 raise QueryError("'has' needs a field name", field.position)
             self.fields.append(field.text)
             path = tuple(field.text.split("."))
-            return (lambda obs: _lookup(obs, path) is not _MISSING), {}, _query_sql.ANY
+            return (lambda obs: _lookup(obs, path) is not _MISSING), _query_sql.ANY
         if token.kind != "word" or (token.text.lower() in ("and", "or", "not") and not named):
             raise QueryError(f"expected a field name, found {token.text!r}", token.position)
         op = self.take()
@@ -287,7 +271,7 @@ class _Parser:
             raise QueryError(f"expected an operator after {token.text!r}, found {op.text!r}", op.position)
         self.fields.append(token.text)
         expected = self.value()
-        return _compare(token.text, op.text, expected), _needs(token.text, op.text, expected), _query_sql.comparison(
+        return _compare(token.text, op.text, expected), _query_sql.comparison(
             token.text, op.text, expected.value, expected.text, expected.number, expected.typed_number)
 
     def value(self) -> _Literal:
@@ -316,17 +300,15 @@ def _unescape(match: re.Match[str], offset: int) -> str:
 
 
 class Query:
-    """A compiled filter; ``matches`` never raises. ``fields``: the field names it reads; ``needs``:
-    the values of ``type`` or ``level`` (lower-cased) one of which a match must have; ``where``: SQL on the
+    """A compiled filter; ``matches`` never raises. ``fields``: the field names it reads; ``where``: SQL on the
     store's columns true for every observation that matches (``_query_sql``; None: no narrowing), so that
     the store reads only those."""
 
-    def __init__(self, text: str, predicate: Predicate, fields: tuple[str, ...] = (), needs: Needs | None = None,
+    def __init__(self, text: str, predicate: Predicate, fields: tuple[str, ...] = (),
                  where: _query_sql.Sql | None = None) -> None:
         self.text = text
         self._predicate = predicate
         self.fields = fields
-        self.needs: Needs = needs or {}
         self.where = where
 
     def matches(self, obs: Mapping[str, Any]) -> bool:
@@ -347,8 +329,8 @@ def compile_query(text: str) -> Query:
     if not tokens:
         raise QueryError("empty query", 0)
     parser = _Parser(tokens, len(text))
-    predicate, needs, narrowing = parser.parse_or(0)
+    predicate, narrowing = parser.parse_or(0)
     trailing = parser.peek()
     if trailing is not None:
         raise QueryError(f"unexpected {trailing.text!r}", trailing.position)
-    return Query(text, predicate, tuple(parser.fields), needs, narrowing.may)
+    return Query(text, predicate, tuple(parser.fields), narrowing.may)

@@ -13,7 +13,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -67,8 +67,6 @@ _BUSY_TIMEOUT = 10.0
 #: How long opening the store may wait for another writer (it runs in ``install()``; when the store
 #: is busy the export thread opens it on first use instead).
 _OPEN_WAIT = 0.2
-#: The columns ``iter_observations`` filters on case-insensitively (``needs``).
-_FOLDED = ("type", "level")
 _INT64 = (-(2**63), 2**63 - 1)
 _TRACE_PREFIX = re.compile(r"[0-9a-f]{1,32}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -443,22 +441,14 @@ class LocalStore:
         return list(self.iter_observations(since_ns, limit))
 
     def iter_observations(self, since_ns: int | None = None, limit: int | None = None,
-                          kind: str | None = None, needs: Mapping[str, Collection[str]] | None = None,
-                          until_ns: int | None = None, where: tuple[str, Sequence[Any]] | None = None,
-                          ) -> Iterator[dict[str, Any]]:
+                          kind: str | None = None, until_ns: int | None = None,
+                          where: tuple[str, Sequence[Any]] | None = None) -> Iterator[dict[str, Any]]:
         """Observations (of type ``kind``, started from ``since_ns`` and before ``until_ns``, if given), newest
-        first, decoded one at a time as they are consumed; with ``needs`` (``type`` or ``level``: lower-cased
-        ASCII values), only those whose value lower-cases to one of them, or is not ASCII (which SQLite does
-        not lower-case as Python does); with ``where`` (SQL and its parameters: ``Query.where``), those it holds for."""
+        first, decoded one at a time as they are consumed; with ``where`` (SQL and its parameters:
+        ``Query.where``), those it holds for."""
         sql = "SELECT record FROM observations"
         conditions: list[str] = [] if where is None else [f"({where[0]})"]
         args: list[Any] = [] if where is None else list(where[1])
-        for column, values in (needs or {}).items():
-            if column not in _FOLDED:
-                raise ValueError(f"no column {column!r} to filter on")
-            conditions.append(f"(lower({column}) IN ({', '.join('?' * len(values))}) OR "
-                              f"length(CAST({column} AS BLOB)) != length({column}))")
-            args.extend(sorted(values))
         for condition, value in (("start_ns >= ?", since_ns), ("start_ns < ?", until_ns)):
             if value is not None:
                 conditions.append(condition)

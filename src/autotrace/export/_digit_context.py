@@ -1,6 +1,7 @@
 """What a match of a digit-based kind can be part of, and is then none: a UUID or a traceparent
 (a phone's or card's shape in its groups), a list of numbers (an SSN's shape in spaces, a card's in
-fours). Checked by ``detectors`` for a match only."""
+fours); and what a phone's match after a year can follow (a month's name). Checked by ``detectors``
+for a match only."""
 
 from __future__ import annotations
 
@@ -42,3 +43,18 @@ def part_of_more(kind: str, value: str, text: str, start: int, end: int) -> bool
             _NUMBER_BEFORE.search(text, max(0, start - 2), start) or _NUMBER_AFTER.match(text, end))
     return kind in _IN_HEX_IDS and (
         in_a_hex_id(text, start, end) or (kind == "CREDIT_CARD" and in_a_list(value, text, start, end)))
+
+
+#: A date with a month's name (English), its year and a space ending the text: "5 Dec 2026 ",
+#: "December 5th, 2026 ", "Sept. 2026 "
+_MONTH_DATE = re.compile(
+    r"(?i:\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+    rf"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?(?:[ {_WIDE_SPACES}]\d\d?(?:st|nd|rd|th)?)?,?[ {_WIDE_SPACES}]"
+    rf"(?:19|20)\d\d)[ {_WIDE_SPACES}]\Z")
+_LONGEST_MONTH_DATE = 24  # "September 30th, 2026 " and a character before it
+
+
+def after_a_month(text: str, start: int) -> bool:
+    """Whether ``text[:start]`` ends in a date with a month's name, its year and a space (a phone's
+    groups after a year are part of a longer number otherwise: "ref 2026 020 7946 0958")."""
+    return _MONTH_DATE.search(text[max(0, start - _LONGEST_MONTH_DATE):start]) is not None

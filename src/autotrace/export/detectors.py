@@ -19,6 +19,7 @@ from . import _digit_runs as _runs
 from . import _secret_patterns as _secrets
 from ._cards import cards_in as _cards_in
 from ._digit_context import KINDS as _IN_CONTEXT
+from ._digit_context import after_a_month as _after_a_month
 from ._digit_context import in_a_hex_id as _in_a_hex_id
 from ._digit_context import part_of_more as _part_of_more
 from ._digit_shape import COLON as _COLON
@@ -85,6 +86,21 @@ def _digits(low: int, high: int = 9) -> str:
 _D0, _D1, _D2 = _digits(0, 0), _digits(1), _digits(2)
 
 
+#: Where a time or a date and a space end, a phone's groups may follow: a time's or date's last two
+#: digits after a colon, slash or hyphen ("10:30 ", "2024-05-01 ", "5/12/26 ") or dotted day and month
+#: ("5.12.26 ": a decimal, "1.26 ", has one dot); a year after a day and month (or month and day:
+#: "05/12/2026 ", "12.5.2026 ", "05-12-2026 "), or after a space or comma: a phone then only after a
+#: month's name (``after_year``: "5 Dec 2026 ", "December 5, 2026 ", ``_digit_context.after_a_month``).
+#: Lookbehinds of fixed width (as Python's are), each set after a cheap one that most groups of a
+#: number fail (the phone pattern is tried at each of them)
+_DATE_SEP = f"[/.{_HYPHENS}]"
+_AFTER_A_DATE = (
+    rf"|(?<=[:/.{_HYPHENS}]\d\d{_SPACE})(?:(?<=[:/{_HYPHENS}]\d\d{_SPACE})|(?<=\d\.\d\.\d\d{_SPACE})"
+    rf"|(?<=\d\.[0-3]\d\.\d\d{_SPACE}))|(?<=(?:19|20)\d\d{_SPACE})(?:(?<={_DATE_SEP}\d{{4}}{_SPACE})"
+    rf"(?:(?<=\d{_DATE_SEP}\d{_DATE_SEP}\d{{4}}{_SPACE})|(?<=\d{_DATE_SEP}[0-3]\d{_DATE_SEP}\d{{4}}{_SPACE}))"
+    rf"|(?<=[ ,{_WIDE_SPACES}]\d{{4}}{_SPACE})(?P<after_year>))")
+
+
 def _iban(separators: str) -> str:
     """An IBAN's pattern, its groups separated by spaces or all by one of ``separators``."""
     return (rf"\b{_LETTER}{{2}}\d{{2}}(?:(?:{_SPACE}?{_ALNUM}{{4}}){{2,7}}(?:{_SPACE}?{_ALNUM}{{1,4}})?"
@@ -145,12 +161,12 @@ _PATTERNS: dict[str, str] = {
     # international (+...); North American in its shapes (spaced: area code and exchange not
     # starting with 0 or 1); national after a trunk 0 (UK, Germany...: 10 to 12 digits, checked)
     # and French pairs: a group of digits next to them would make them part of a longer number (not
-    # a time's or date's last two after a space: "at 10:30 020 7946 0958"), a time's or decimal's
-    # digits right before them a time or decimal ("12:09-8941-1533")
+    # a time's or date's end and a space: ``_AFTER_A_DATE``), a time's or decimal's digits right
+    # before them a time or decimal ("12:09-8941-1533")
     "PHONE": (
         rf"(?<![\w+])(?:\+\d{{1,3}}{_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}(?:{_PSEP}?\d{{2,4}}){{2,4}}"
         rf"|\(\d{{3}}\){_SPACE}?\d{{3}}{_PSEP}\d{{4}}|\d{{3}}[.{_DASHES}]\d{{3}}[.{_DASHES}]\d{{4}}"
-        rf"|(?:(?<!\d{_SEP})|(?<=[:/{_HYPHENS}]\d\d{_SPACE}))(?:{_D2}\d\d{_SPACE}{_D2}\d\d{_SPACE}\d{{4}}"
+        rf"|(?>(?<!\d{_SEP}){_AFTER_A_DATE})(?:{_D2}\d\d{_SPACE}{_D2}\d\d{_SPACE}\d{{4}}"
         rf"|(?<!\d[:.])\(?{_D0}{_D1}\d{{0,4}}\)?(?:{_SEP}|/)\d{{3,8}}(?:{_SEP}\d{{3,4}})?"
         rf"|{_D0}{_D1}(?P<pair>[ .{_WIDE_SPACES}{_DASHES}])\d\d(?:(?P=pair)\d\d){{3}})(?!{_SEP}\d))(?![\w])"
     ),
@@ -279,7 +295,8 @@ class _Judge:
         if kinds is not None and kind not in kinds:
             return value, start + len(value)
         valid = _VALIDATORS.get(kind, bool)(value) and not (
-            kind in _IN_CONTEXT and _part_of_more(kind, value, text, start, start + len(value)))
+            kind in _IN_CONTEXT and _part_of_more(kind, value, text, start, start + len(value))) and (
+            kind != "PHONE" or match["after_year"] is None or _after_a_month(text, start))
         if kind == "IBAN" and (len(value) < end - start or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
             self.rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
         if not valid:

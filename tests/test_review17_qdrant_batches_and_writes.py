@@ -63,7 +63,7 @@ def test_what_all_requests_share_is_the_retrievals(traced: Traced) -> None:
     client.query_batch_points("kb", requests=[models.QueryRequest(query=[1.0, 0.5], using="dense")] * 2)
     by_id, by_vector = _retrievals(traced)
     assert (by_id["input"], by_id["top_k"], by_id["metadata"]["filter"]) == (["id:1", "id:3"], 2, _ACME_DUMP)
-    assert by_id["metadata"]["requests"] == [{"using": "dense", "limit": 2, "filter": _ACME_DUMP, "query": q}
+    assert by_id["metadata"]["requests"] == [{"using": "dense", "limit": 2, "query": q}  # the filter: once
                                              for q in ("id:1", "id:3")]
     assert (by_vector["input"], by_vector["top_k"], by_vector["metadata"]["vector_dimensions"]) == (None, 10, 2)
     assert by_vector["metadata"]["metric"] == "cosine" and "filter" not in by_vector["metadata"]

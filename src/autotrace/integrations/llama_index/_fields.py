@@ -6,7 +6,10 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from ... import bounds
+from ..._heads import _json_head
 from ...observation import ObservationType
+from ...runtime import state
 from ..documents import recorded
 from ..media import media_note
 
@@ -131,12 +134,32 @@ def _event_kind(cls: type) -> str | None:
 
 def event_fields(event: Any) -> dict[str, Any]:
     """A workflow event's fields: those its class declares (a typed ``StartEvent``'s) and those it
-    was given as keywords (``StartEvent(topic=...)``, which an event holds apart: ``to_dict``)."""
+    was given as keywords (``StartEvent(topic=...)``, which an event holds apart: ``to_dict``), a
+    list of models among them as ``_models_head`` has it."""
     fields = {name: getattr(event, name, None) for name in getattr(type(event), "model_fields", None) or ()}
     given = getattr(event, "to_dict", None)
     if callable(given):
         fields.update(given())
-    return fields
+    return {name: _models_head(value) for name, value in fields.items()}
+
+
+def _models_head(value: Any) -> Any:
+    """A list or tuple of models (an event's nodes, messages ...) as the dumps of its first items,
+    as many as the value size limit may show: dumping them all (a node's embedding with it) on the
+    step's thread would cost far more than the text cut at that limit keeps. Any other value as it is."""
+    if type(value) not in (list, tuple) or not value or not callable(getattr(value[0], "model_dump", None)):
+        return value
+    room, kept = state.max_value_bytes + bounds.REDACTION_MARGIN + 1, []
+    for item in value:
+        if room < 0:  # the text is cut within the items kept: the same text as all of them give
+            break
+        try:  # as ``schema.serialize_io`` dumps a model
+            item = item.model_dump(mode="json", exclude_none=True, warnings=False)
+        except Exception:  # serialised as it is
+            pass
+        kept.append(item)
+        room = _json_head(item, room - 2, 1)[1]  # its shortest text, and a separator
+    return kept
 
 
 def step_fields(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -204,18 +227,29 @@ _PARAMETERS = frozenset({"temperature", "max_tokens", "max_new_tokens", "top_p",
                          "presence_penalty", "seed", "stop", "reasoning_effort", "tool_choice"})
 
 
+@functools.lru_cache(maxsize=256)
+def _settings_of(cls: type) -> tuple[str, ...]:
+    """The settings an LLM class declares as fields (``_PARAMETERS``, and ``additional_kwargs``),
+    read once per class: only those are read from its LLMs (a pydantic model takes microseconds to
+    refuse a name it lacks, and a property is the LLM's own code, which may be slow or raise)."""
+    fields = getattr(cls, "model_fields", None)
+    return tuple(sorted(name for name in (*_PARAMETERS, "additional_kwargs") if name in (fields or ())))
+
+
 def _parameters(instance: Any, arguments: dict[str, Any]) -> dict[str, Any] | None:
     """An LLM call's model parameters: the LLM's settings, then the ``additional_kwargs`` it sends
     with every request, then those the call was given (``llm.chat(messages, temperature=0)``); each
     a number, text or flag (a list of stop words too)."""
-    try:
-        found = {name: getattr(instance, name, None) for name in _PARAMETERS}
-        for given in (getattr(instance, "additional_kwargs", None), arguments.get("kwargs")):
-            if isinstance(given, dict):
-                found.update((name, value) for name, value in given.items() if name in _PARAMETERS)
-        params = {name: value for name, value in found.items() if _setting(value)}
-    except Exception:  # an LLM whose settings cannot be read: its call is still recorded
-        return None
+    found: dict[str, Any] = {}
+    for name in _settings_of(type(instance)):
+        try:
+            found[name] = getattr(instance, name)
+        except Exception:  # a setting that cannot be read: the others still are
+            continue
+    for given in (found.pop("additional_kwargs", None), arguments.get("kwargs")):
+        if isinstance(given, dict):
+            found.update((name, value) for name, value in given.items() if name in _PARAMETERS)
+    params = {name: value for name, value in found.items() if _setting(value)}
     return dict(sorted(params.items())) or None
 
 

@@ -47,6 +47,7 @@ from typing import Any
 import wrapt
 
 from ..._internal import guarded_failure
+from ..._serialize import as_text
 from ..base import Integration
 from ..documents import CONTENT_CHARS, document
 from ._common import Batch, Page, requested, search_wrapper, write_wrapper
@@ -286,12 +287,15 @@ def _count(instance: Any, args: Any, kwargs: Any) -> int | None:
 
 def _failed_batches(response: Any) -> str | None:
     """A batched ``upsert`` (``batch_size=``) returns, not raises, its failed batches
-    (``UpsertResponse.errors``): how many failed, of their items how many, and the first error."""
+    (``UpsertResponse.errors``: one per failed piece of a batch): how many failed, of their items
+    how many, and the first error."""
     errors = getattr(response, "errors", None)
     if not errors or not isinstance(errors, list):
         return None
-    first = str(getattr(errors[0], "error_message", None) or getattr(errors[0], "error", ""))[:CONTENT_CHARS]
-    return (f"{len(errors)} of {getattr(response, 'total_batch_count', '?')} batches failed "
+    first = as_text(getattr(errors[0], "error_message", None) or getattr(errors[0], "error", ""))[:CONTENT_CHARS]
+    failed = getattr(response, "failed_batch_count", None)  # a batch split (too large) may fail in several pieces
+    return (f"{failed if isinstance(failed, int) and failed else len(errors)} of "
+            f"{getattr(response, 'total_batch_count', '?')} batches failed "
             f"({getattr(response, 'failed_item_count', '?')} of {getattr(response, 'total_item_count', '?')} items): "
             f"{first}")
 

@@ -116,14 +116,14 @@ def _prefetches(prefetch: Any) -> list[dict[str, Any]]:
             for stage in islice(prefetch if isinstance(prefetch, list | tuple) else [prefetch], _PREFETCHES)]
 
 
-def _stage(stage: Any, fields: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
+def _stage(stage: Any, fields: dict[str, Any], limit: int | None = None, filtered: bool = True) -> dict[str, Any]:
     """What a prefetch or a batch's request asks (``fields``: its query's): its vector (``using``),
-    ``limit`` (``limit`` when it gives none), filter, score threshold, offset, query, and how many
-    prefetches of its own it has."""
+    ``limit`` (``limit`` when it gives none), filter (unless not ``filtered``), score threshold,
+    offset, query, and how many prefetches of its own it has."""
     nested = getattr(stage, "prefetch", None)
     given = getattr(stage, "limit", None)
     entry = {"using": getattr(stage, "using", None), "limit": limit if given is None else given,
-             "filter": _filter(getattr(stage, "filter", None)), "score_threshold": getattr(stage, "score_threshold", None),
+             "filter": _filter(getattr(stage, "filter", None)) if filtered else None, "score_threshold": getattr(stage, "score_threshold", None),
              "offset": getattr(stage, "offset", None) or None, "query": fields.get("query"), **fields.get("metadata", {}),
              "prefetch": len(nested) if isinstance(nested, list | tuple) else 1 if nested is not None else None}
     return {k: v for k, v in entry.items() if v is not None}
@@ -208,27 +208,30 @@ def _describe_batch(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     """``query_batch_points(collection_name, requests)``: if they are a list or tuple (an iterator
     is the client's to consume; ``doc_counts`` still has one per query), the requests are counted
     (``queries``) and the first ``_REQUESTS`` described (``metadata.requests``, as ``_stage``);
-    what all of them share is the retrieval's: their ``limit`` as ``top_k``, their filter, their
-    texts as the query, their vectors' dimensions, their metric."""
+    what all of them share is the retrieval's: their ``limit`` as ``top_k``, their filter (then not
+    repeated in each request: a tenant's filter of many ids would crowd them out of the value size
+    limit), their texts as the query, their vectors' dimensions, their metric."""
     requests = argument(args, kwargs, "requests", 1)
     collection = argument(args, kwargs, "collection_name", 0)
     fields: dict[str, Any] = {"collection": collection}
     if not isinstance(requests, list | tuple):
         return fields
     entries, metrics = [], set()
+    first = getattr(requests[0], "filter", None) if requests else None
+    shared = all(getattr(r, "filter", None) == first for r in requests)
     for index, request in enumerate(requests):
         query, using = getattr(request, "query", None), getattr(request, "using", None)
         described = _query_fields(query)
         metrics.add(_searched_metric(instance, collection, query, using, described))
         if index < _REQUESTS:
-            entries.append(_stage(request, described, _LIMIT))
+            entries.append(_stage(request, described, _LIMIT, not shared))
     metadata = fields["metadata"] = {"queries": len(requests), "requests": entries}
     if len(requests) > _REQUESTS:
         count("retrieval_requests_truncated", len(requests) - _REQUESTS)
     if requests and all(getattr(r, "limit", None) == getattr(requests[0], "limit", None) for r in requests):
         fields["top_k"] = entries[0]["limit"]
-    if requests and all(getattr(r, "filter", None) == getattr(requests[0], "filter", None) for r in requests):
-        fields["filter"] = entries[0].get("filter")
+    if shared:
+        fields["filter"] = _filter(first)
     if len(requests) == len(entries):  # all described
         texts = [e.get("query") for e in entries]
         if texts and all(isinstance(t, str) for t in texts):

@@ -1,4 +1,5 @@
-"""The Responses API's WebSocket mode (``client.responses.connect()``): every ``response.create``
+"""The Responses API's WebSocket mode (``client.responses.connect()``, ``client.beta.responses``'
+too): every ``response.create``
 sent on a connection is one ``openai.responses`` generation, from the send to that response's
 final event (``response.completed``, ``failed``, ``incomplete``) or ``error`` event, with the
 request's input, model and parameters, and the reply's output, usage, cost and finish reason,
@@ -56,8 +57,10 @@ def _body(data: Any) -> dict[str, Any] | None:
     return body if type(body) is dict and body.get("type") in _SENT else None
 
 
-def _traced(instance: Any, data: Any) -> tuple[Connection, Flight] | None:
-    """Before a send on a Responses connection: the flight of the ``response.create`` it sends."""
+def _traced(instance: Any, data: Any, hold: bool = False) -> tuple[Connection, Flight] | None:
+    """Before a send on a Responses connection: the flight of the ``response.create`` it sends;
+    with ``hold``, the connection's ``sending`` lock is held (the caller releases it after the
+    send), so that threads' requests wait on their lanes in the order they reach the socket."""
     try:
         if type(instance) not in _CLASSES:
             return None
@@ -70,11 +73,18 @@ def _traced(instance: Any, data: Any) -> tuple[Connection, Flight] | None:
             if traced is not None:
                 traced.steers.append(body.get("input"))
             return None
-        if traced is None:
-            traced = fields[_KEY] = Connection(instance)
+        if traced is None:  # two threads' first sends: one Connection kept
+            traced = fields.setdefault(_KEY, Connection(instance))
         if traced.given_up:
             return None
-        return traced, traced.sent(body)
+        if not hold:
+            return traced, traced.sent(body)
+        traced.sending.acquire()
+        try:
+            return traced, traced.sent(body)
+        except BaseException:
+            traced.sending.release()
+            raise
     except Exception as exc:
         guarded_failure("openai.websocket", exc)
         return None
@@ -128,12 +138,16 @@ def _failed(sending: tuple[Connection, Flight] | None, error: BaseException) -> 
 
 
 def _sync_send_raw(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    sending = _traced(instance, args[0] if args else kwargs.get("data"))
+    sending = _traced(instance, args[0] if args else kwargs.get("data"), hold=True)
+    if sending is None:
+        return wrapped(*args, **kwargs)
     try:
         return wrapped(*args, **kwargs)
     except BaseException as error:
         _failed(sending, error)
         raise
+    finally:
+        sending[0].sending.release()
 
 
 async def _async_send_raw(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -201,41 +215,45 @@ async def _async_close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> A
 #: The SDK's Responses connection classes (``_apply`` finds them), and websockets' closed-socket error.
 _CLASSES: tuple[type, ...] = ()
 _CLOSED_ERRORS: tuple[type, ...] = ()
-#: The module of the connection classes: the SDK imports it at a client's first ``.responses``
-#: (about 120 ms), so it is patched when it is imported, not imported here.
-_MODULE = "openai.resources.responses.responses"
+#: The modules of the connection classes (``client.responses``' and ``client.beta.responses``'): the
+#: SDK imports one at a client's first ``.responses`` (about 120 ms), so each is patched when it is
+#: imported, not imported here.
+_MODULES = ("openai.resources.responses.responses", "openai.resources.beta.responses.responses")
+_BASE = "openai._websocket_connection"
 _LOCK = threading.Lock()
-#: The integration's patcher while it is instrumented (``patch`` to ``unpatch``), and whether the
-#: connections are patched (``_apply``), and the import hook registered (once per process).
-_patching: dict[str, Any] = {"patcher": None, "applied": False, "hooked": False}
+#: The integration's patcher while it is instrumented (``patch`` to ``unpatch``), the modules
+#: patched (``_apply``; ``_BASE`` for the classes they share), and whether the import hooks are
+#: registered (once per process).
+_patching: dict[str, Any] = {"patcher": None, "applied": set(), "hooked": False}
 
 
 def patch(patcher: Any) -> None:
-    """Wrap the Responses WebSocket connections (openai 3.x) now if their module is imported, else
-    when it is."""
+    """Wrap the Responses WebSocket connections (openai 3.x) now if their modules are imported,
+    else when they are."""
     with _LOCK:
         _patching["patcher"] = patcher
         hook, _patching["hooked"] = not _patching["hooked"], True
-    if hook:
-        wrapt.register_post_import_hook(_apply, _MODULE)  # at once if imported already
-    elif _MODULE in sys.modules:
-        _apply(sys.modules[_MODULE])
+    for name in _MODULES:
+        if hook:
+            wrapt.register_post_import_hook(_apply, name)  # at once if imported already
+        elif name in sys.modules:
+            _apply(sys.modules[name])
 
 
 def unpatch() -> None:
     """The integration is uninstrumented (its patcher undoes the wrappers): patch no more."""
     with _LOCK:
-        _patching["patcher"], _patching["applied"] = None, False
+        _patching["patcher"], _patching["applied"] = None, set()
 
 
 def _apply(module: Any) -> None:
-    """Run in the application's import of the SDK's responses module: never raises into it."""
+    """Run in the application's import of one of the SDK's responses modules: never raises into it."""
     global _CLASSES, _CLOSED_ERRORS
     with _LOCK:
-        patcher = _patching["patcher"]
-        if patcher is None or _patching["applied"]:
+        patcher, applied, name = _patching["patcher"], _patching["applied"], module.__name__
+        if patcher is None or name in applied:
             return
-        _patching["applied"] = True
+        applied.add(name)
         try:
             from websockets.exceptions import ConnectionClosed
         except ImportError:  # no WebSocket mode without it
@@ -244,7 +262,7 @@ def _apply(module: Any) -> None:
             sync, asynchronous = module.ResponsesConnection, module.AsyncResponsesConnection
         except AttributeError:  # an SDK without the WebSocket mode
             return
-        _CLASSES, _CLOSED_ERRORS = (sync, asynchronous), (ConnectionClosed,)
+        _CLASSES, _CLOSED_ERRORS = (*{*_CLASSES, sync, asynchronous},), (ConnectionClosed,)
         try:
             for target, wrapper in (("ResponsesConnection.parse_event", _parse_event),
                                     ("AsyncResponsesConnection.parse_event", _parse_event),
@@ -254,11 +272,14 @@ def _apply(module: Any) -> None:
                                     ("AsyncResponsesConnection.__init__", _connection_init),
                                     ("ResponsesConnectionManager.send", _manager_send),
                                     ("AsyncResponsesConnectionManager.send", _manager_send)):
-                patcher.wrap(_MODULE, target, wrapper, optional=True)
+                patcher.wrap(name, target, wrapper, optional=True)
+            if _BASE in applied:
+                return
+            applied.add(_BASE)
             for target, wrapper in (("WebSocketConnectionBase.send_raw", _sync_send_raw),
                                     ("AsyncWebSocketConnectionBase.send_raw", _async_send_raw),
                                     ("WebSocketConnectionBase.close", _sync_close),
                                     ("AsyncWebSocketConnectionBase.close", _async_close)):
-                patcher.wrap("openai._websocket_connection", target, wrapper, optional=True)
+                patcher.wrap(_BASE, target, wrapper, optional=True)
         except Exception as exc:
             guarded_failure("openai.websocket", exc)

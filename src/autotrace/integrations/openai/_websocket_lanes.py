@@ -93,10 +93,13 @@ class _Lane:
 class Connection:
     """One traced connection's lanes; ends what is in flight when the SDK connection is freed."""
 
-    __slots__ = ("base_url", "given_up", "lanes", "lock", "provider", "recorded", "steers", "waiting")
+    __slots__ = ("base_url", "given_up", "lanes", "lock", "provider", "recorded", "sending", "steers", "waiting")
 
     def __init__(self, connection: Any) -> None:
         self.lock = threading.Lock()
+        #: Held by a sync thread from its request's matching to its send (``_websocket``): a
+        #: thread that sends later on the wire is matched later (the reader never takes it).
+        self.sending = threading.RLock()
         self.lanes: dict[Any, _Lane] = {}
         self.recorded = 0  # generations in flight
         self.waiting = 0  # requests waiting, recorded or not

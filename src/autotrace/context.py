@@ -30,6 +30,8 @@ _TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")  # whole va
 _tenant: ContextVar[str | None] = ContextVar("autotrace_tenant", default=None)
 _capture: ContextVar[bool | None] = ContextVar("autotrace_capture_content", default=None)
 _trace_attrs: ContextVar[dict[str, Any] | None] = ContextVar("autotrace_trace_attrs", default=None)
+#: The key of the innermost open ``Scope`` block here (``Scope.open``).
+_BLOCK: ContextVar[object] = ContextVar("autotrace_scope_block", default=None)
 
 
 def valid_tenant(value: object) -> bool:
@@ -72,15 +74,17 @@ class Scope(AbstractContextManager[Any]):
     the code iterating it, between steps, does not. The function stays of its kind for
     ``inspect`` (``iscoroutinefunction``, ``isgeneratorfunction``...). Subclasses keep
     what they set in ``value`` (computed once): ``enter`` sets it, returning what ``leave`` undoes.
-    A block is entered once at a time (as a ``contextmanager``'s: else the undoing of one entry
-    would be lost); a decorated function's calls and steps each have their own."""
+    One object may be entered in several blocks at once (kept as ``SYSTEM = tenant("system")``,
+    entered by concurrent tasks or threads, or within its own block): each block's exit undoes
+    its own entry, the one made in its context (``_BLOCK``)."""
 
-    __slots__ = ("undo", "value")
+    __slots__ = ("open", "value")
     gives_value = False  # ``with ... as x``: x is ``value``, else None
 
     def __init__(self, value: Any) -> None:
         self.value = value
-        self.undo: Any = None
+        #: The open blocks' undoing and ``_BLOCK`` token, by the key ``_BLOCK`` holds in each.
+        self.open: dict[object, tuple[Any, Token[object]]] = {}
 
     def enter(self) -> Any:
         raise NotImplementedError
@@ -89,14 +93,30 @@ class Scope(AbstractContextManager[Any]):
         raise NotImplementedError
 
     def __enter__(self) -> Any:
-        if self.undo is not None:
-            raise RuntimeError("this autotrace block is already entered: make another for a nested block")
-        self.undo = self.enter()
+        undo = self.enter()
+        key = object()
+        self.open[key] = undo, _BLOCK.set(key)
         return self.value if self.gives_value else None
 
     def __exit__(self, *exc_info: object) -> None:
-        undo, self.undo = self.undo, None
-        self.leave(undo)
+        blocks, key = self.open, _BLOCK.get()
+        entry = blocks.get(key)
+        if entry is not None:
+            try:
+                _BLOCK.reset(entry[1])
+            except ValueError:  # the key of a block entered in the context this one's is a copy of
+                entry = None
+            else:
+                del blocks[key]
+        if entry is None:  # left in another context than it was entered in (a generator resumed
+            try:  # elsewhere): the one block open, else it cannot be told from the others, whose
+                entry = blocks.popitem()[1] if len(blocks) == 1 else None  # undoing stays theirs
+            except KeyError:  # (another thread's block has just ended)
+                entry = None
+            if entry is None:
+                count("context_not_restored")
+                return
+        self.leave(entry[0])  # (in another context: counted there, as not restored)
 
     def __call__(self, fn: Callable[..., Any]) -> Any:
         return scoped(fn, lambda: type(self)(self.value))

@@ -363,7 +363,11 @@ def _unstarted(result: Any) -> bool:
         return result.cr_frame is not None and not result.cr_running and not result.cr_suspended
     if result.__class__ is types.GeneratorType:
         return result.gi_frame is not None and not result.gi_running and not result.gi_suspended
-    return result.ag_frame is not None and not result.ag_running and not getattr(result, "ag_suspended", False)
+    frame = result.ag_frame
+    if frame is None or result.ag_running:
+        return False
+    suspended = getattr(result, "ag_suspended", None)  # Python 3.12+; on 3.11 a started one's
+    return not suspended if suspended is not None else frame.f_lasti <= 0  # frame is past its start
 
 
 def _end_unrun(result: Any, obs: Observation) -> None:

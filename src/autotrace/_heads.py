@@ -11,12 +11,12 @@ from . import bounds
 from ._ended import CONTENT_FIELDS
 from ._internal import guarded_failure
 
-__all__ = ["content_cut_short"]
+__all__ = ["content_cut_short", "json_head"]
 
 
 def content_cut_short(fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]:
     """``fields`` with each structured content value whose JSON text is longer than ``bounds.hold``
-    keeps of it cut short (``_json_head``), in a new dict if any is."""
+    keeps of it cut short (``json_head``), in a new dict if any is."""
     room = max_value_bytes + bounds.REDACTION_MARGIN + 1  # past what ``hold`` keeps: cut there too
     cut = None
     for key in CONTENT_FIELDS:
@@ -24,7 +24,7 @@ def content_cut_short(fields: dict[str, Any], max_value_bytes: int) -> dict[str,
         if value is None or type(value) is str or not _may_be_long(value):  # a text is cut without
             continue  # being serialised; a few items are serialised at once (cheaper than walking them)
         try:
-            head, _ = _json_head(value, room, 0)
+            head, _ = json_head(value, room, 0)
         except Exception as exc:  # (a recursion limit reached) serialised whole, as it is
             guarded_failure("finish", exc)
             continue
@@ -34,7 +34,7 @@ def content_cut_short(fields: dict[str, Any], max_value_bytes: int) -> dict[str,
     return fields if cut is None else cut
 
 
-#: A container of more items than this, or holding one, is walked (``_json_head``): fewer, and their
+#: A container of more items than this, or holding one, is walked (``json_head``): fewer, and their
 #: text is made at once in C (a chat's messages); a long one (embeddings, a table) is cut first.
 _FEW = 64
 _CONTAINERS = frozenset({list, tuple, dict})
@@ -61,11 +61,11 @@ def _may_be_long(value: Any) -> bool:
 #: The shortest JSON text of each plain scalar (``0``, ``0.0``, ``true``, ``null``; a float that is
 #: not finite is written ``null``).
 _LEAVES = {int: 1, float: 3, bool: 4, type(None): 4}
-#: Modules of the arrays serialised as their ``tolist()`` that ``_json_head`` cuts short as such.
+#: Modules of the arrays serialised as their ``tolist()`` that ``json_head`` cuts short as such.
 _ARRAY_MODULES = frozenset({"numpy", "torch"})
 
 
-def _json_head(value: Any, room: int, depth: int) -> tuple[Any, int]:
+def json_head(value: Any, room: int, depth: int) -> tuple[Any, int]:
     """``value``, or, when its JSON text (``schema.serialize_io``) is longer than ``room`` bytes, a
     copy cut short whose text starts with the same ``room`` bytes and more (so ``bounds.hold`` cuts
     both at the same byte), with the room left (negative once cut). Every piece is counted as no
@@ -78,7 +78,7 @@ def _json_head(value: Any, room: int, depth: int) -> tuple[Any, int]:
             try:  # of the rows its text could need only (each item at least a byte and a separator)
                 size = value.size if type(value.size) is int else value.numel()  # numpy's, torch's
                 rows = room // (3 * max(1, size // max(1, len(value)))) + 1
-                return _json_head(value[:rows].tolist(), room, depth)
+                return json_head(value[:rows].tolist(), room, depth)
             except Exception:  # not sliced as an array is: serialised whole
                 pass
         return value, room - 1  # any other value's text is at least one byte
@@ -96,7 +96,7 @@ def _json_head(value: Any, room: int, depth: int) -> tuple[Any, int]:
         elif item_kind in _LEAVES:
             head, room = item, room - _LEAVES[item_kind]
         else:
-            head, room = _json_head(item, room, depth + 1)
+            head, room = json_head(item, room, depth + 1)
         if room < 0:  # cut here: the items before it, and its head
             if pairs:
                 kept = dict(itertools.islice(value.items(), index))

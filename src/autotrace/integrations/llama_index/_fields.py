@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ... import bounds
-from ..._heads import _json_head
+from ..._heads import json_head
 from ...observation import ObservationType
 from ...runtime import state
 from ..documents import recorded
@@ -158,7 +158,7 @@ def _models_head(value: Any) -> Any:
         except Exception:  # serialised as it is
             pass
         kept.append(item)
-        room = _json_head(item, room - 2, 1)[1]  # its shortest text, and a separator
+        room = json_head(item, room - 2, 1)[1]  # its shortest text, and a separator
     return kept
 
 

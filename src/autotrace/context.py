@@ -30,6 +30,8 @@ _TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")  # whole va
 _tenant: ContextVar[str | None] = ContextVar("autotrace_tenant", default=None)
 _capture: ContextVar[bool | None] = ContextVar("autotrace_capture_content", default=None)
 _trace_attrs: ContextVar[dict[str, Any] | None] = ContextVar("autotrace_trace_attrs", default=None)
+#: Set for a request whose service could not name its tenant (``refuse_incoming_tenant``).
+_refused: ContextVar[bool] = ContextVar("autotrace_incoming_tenant_refused", default=False)
 #: The key of the innermost open ``Scope`` block here (``Scope.open``).
 _BLOCK: ContextVar[object] = ContextVar("autotrace_scope_block", default=None)
 
@@ -56,14 +58,23 @@ def reset_tenant(token: Token[str | None]) -> None:
     _tenant.reset(token)
 
 
-def release_tenant(token: Token[str | None] | None) -> None:
-    """``reset_tenant`` for a call that may end in another context than it started in (a stream
-    finished by another task or thread): there, the other context's tenant is left as it is."""
+def release_tenant(token: Token[Any] | None) -> None:
+    """``reset_tenant`` (or the undoing of ``refuse_incoming_tenant``) for a call that may end in
+    another context than it started in (a stream finished by another task or thread): there, the
+    other context's tenant is left as it is."""
     if token is not None:
         try:
-            _tenant.reset(token)
+            token.var.reset(token)
         except ValueError:  # made in another context
             pass
+
+
+def refuse_incoming_tenant() -> Token[bool]:
+    """For the request in scope, whose service's own tenant function failed (raised, or answered
+    no tenant id): no caller's tenant stands in for the one it could not name, wherever a caller's
+    baggage is read later (an MCP server's ``_meta``: ``trusted_incoming_tenant``). Undone with
+    ``release_tenant``."""
+    return _refused.set(True)
 
 
 class Scope(AbstractContextManager[Any]):
@@ -333,9 +344,10 @@ def tenant_from_baggage(ctx: Context | None = None) -> str | None:
 def trusted_incoming_tenant(ctx: Context) -> str | None:
     """The tenant a caller's baggage in ``ctx`` names, if the service trusts its callers
     (``trust_incoming_tenant``) and its own code has put no tenant in scope: a service's auth (an
-    outer layer, a gRPC interceptor) wins over what a caller says. None otherwise."""
+    outer layer, a gRPC interceptor) wins over what a caller says, also when it failed
+    (``refuse_incoming_tenant``). None otherwise."""
     settings = state.settings
-    if settings is None or not settings.trust_incoming_tenant or _tenant.get() is not None:
+    if settings is None or not settings.trust_incoming_tenant or _tenant.get() is not None or _refused.get():
         return None
     return tenant_from_baggage(ctx)
 

@@ -27,6 +27,8 @@ from .context import (
     back_in_trace,
     current_tenant,
     leave_other_tenants_trace,
+    refuse_incoming_tenant,
+    release_tenant,
     reset_tenant,
     set_tenant,
     trusted_incoming_tenant,
@@ -99,7 +101,7 @@ def _request_context(incoming: Context) -> Context:
     return without_tenant_baggage(current)
 
 
-def _enter(incoming: Context, answer: Any) -> tuple[Any, Any, Any]:
+def _enter(incoming: Context, answer: Any) -> tuple[Any, Any, Any, Any]:
     """Put the request's context and its tenant (``tenant_of`` the function's ``answer``) in scope.
     Under a span or scope of another tenant's (an outer layer's, a sub-application wrapped again
     resolving another tenant) the request starts a trace of its own, without that scope's trace
@@ -107,14 +109,17 @@ def _enter(incoming: Context, answer: Any) -> tuple[Any, Any, Any]:
     carrying the other's user and session ids. A scope with no span current (where the server
     started) owns no caller's span: only its attributes go. A function that failed (raised, or
     answered no tenant id) leaves the request with no tenant, not one in scope before (the one a
-    server was started under, one left on a pool's thread): only its None leaves that one."""
+    server was started under, one left on a pool's thread): only its None leaves that one; nor one a
+    caller's baggage names later (an MCP server's request: ``refuse_incoming_tenant``)."""
     try:
         tenant = tenant_of(answer, incoming)
     except Exception as exc:  # as a function that failed: no tenant (fail closed)
         guarded_failure("middleware.enter", exc)
         tenant, answer = None, FAILED
-    context_token = tenant_token = left = None
+    context_token = tenant_token = left = refused = None
     try:  # never into the request: a failure here leaves it as it would run untraced (no tenant: fail closed)
+        if tenant is None and answer is not None:  # it failed: no caller names the tenant instead
+            refused = refuse_incoming_tenant()
         outer = trace.get_current_span().get_span_context().is_valid  # else the caller's span is made current here
         context_token = otel_context.attach(_request_context(incoming))
         previous = current_tenant()
@@ -125,7 +130,7 @@ def _enter(incoming: Context, answer: Any) -> tuple[Any, Any, Any]:
             adopt_current_span(tenant)
     except Exception as exc:
         guarded_failure("middleware.enter", exc)
-    return context_token, tenant_token, left
+    return context_token, tenant_token, left, refused
 
 
 def adopt_current_span(tenant: str) -> None:
@@ -139,11 +144,12 @@ def adopt_current_span(tenant: str) -> None:
             pipeline.adopt(span, tenant)
 
 
-def _exit(tokens: tuple[Any, Any, Any]) -> None:
+def _exit(tokens: tuple[Any, Any, Any, Any]) -> None:
     """Undo ``_enter``, each step whatever the others do; never raises (an application's error
     leaving the request is never replaced by one of autotrace's)."""
-    context_token, tenant_token, left = tokens
-    for step, token in ((back_in_trace, left), (reset_tenant, tenant_token), (otel_context.detach, context_token)):
+    context_token, tenant_token, left, refused = tokens
+    for step, token in ((back_in_trace, left), (reset_tenant, tenant_token), (release_tenant, refused),
+                        (otel_context.detach, context_token)):
         if token is not None:
             try:
                 step(token)

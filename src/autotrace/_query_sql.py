@@ -121,8 +121,9 @@ def _leaf(exact: str, args: tuple[Any, ...], certain: str) -> Narrowing:
 
 def _certain_number(column: str) -> str:
     """Rows whose ``column`` is the record's total as the matcher reads it (NULL: none, or none it reads as a number)."""
-    return (f"CASE WHEN {column} IS NULL THEN NOT ({_TEXT_TOTAL} OR {_HUGE_TOTAL}) "
-            f"WHEN abs({column}) >= {_EXACT!r} THEN 0 WHEN {column} IN (0, 1) THEN NOT {_BOOL_TOTAL} ELSE 1 END")
+    return (f"CASE WHEN {column} IS NULL THEN NOT ({_TEXT_TOTAL} OR {_HUGE_TOTAL}) "  # not abs(): -2**63 overflows
+            f"WHEN {column} <= {-_EXACT!r} OR {column} >= {_EXACT!r} THEN 0 "
+            f"WHEN {column} IN (0, 1) THEN NOT {_BOOL_TOTAL} ELSE 1 END")
 
 
 def _certain_text(column: str, ascii_only: bool) -> str:

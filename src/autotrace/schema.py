@@ -91,12 +91,14 @@ def iso_time(ns: int | float | str | _dt.datetime) -> str:
     datetime (or ISO 8601 text) always gets its offset (a naive one is local time, as the Langfuse
     SDK takes it): Langfuse refuses a generation whose completion start time has none. A number
     counts nanoseconds since 1970, or seconds, milliseconds or microseconds when too small for any
-    time since 1973 in nanoseconds (``_NUMBER_UNITS``)."""
+    time since 1973 in nanoseconds (``_NUMBER_UNITS``); ValueError for a bool or a number not above 0."""
     global _iso_second
     if isinstance(ns, str):
         ns = _dt.datetime.fromisoformat(ns)
     if isinstance(ns, _dt.datetime):
         return ns.astimezone(_dt.UTC).isoformat(timespec="microseconds")
+    if isinstance(ns, bool) or not ns > 0:  # a flag, an unset 0, a negative or NaN: no time (as ``otlp_encode._time``)
+        raise ValueError(f"not a time since 1970: {ns!r}")
     for below, scale in _NUMBER_UNITS:
         if abs(ns) < below:  # whole units and their fraction apart: a float's product is inexact
             whole = int(ns)

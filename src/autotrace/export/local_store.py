@@ -86,6 +86,16 @@ def _total(value: Any, key: str = "total") -> float | None:
     return None
 
 
+def _ns(value: Any, fallback: int) -> int:
+    """A time for its ``INTEGER NOT NULL`` column: a float one (``span.end(end_time=...)``) as its integer, one
+    that is none (NaN, which SQLite takes as NULL: the whole batch failed) ``fallback``."""
+    try:
+        value = value if type(value) is int else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return fallback
+    return value if _INT64[0] <= value <= _INT64[1] else fallback
+
+
 def _utf8(value: Any) -> Any:
     """``value`` storable as UTF-8: a lone surrogate in a text becomes U+FFFD, as undecodable bytes show
     (an escape would not do: ``\\udcff`` in the record's JSON reads back as the surrogate)."""
@@ -229,8 +239,8 @@ class LocalStore:
             self._add_indexes()
         rows = [
             (r["trace_id"], r["id"], r["parent_id"], r["name"], r["type"], r["tenant"], r.get("service"),
-             r["start_ns"], r["end_ns"], r["level"], r["model"], _total(r["usage"]), _total(r["cost"]),
-             schema.strict_json(r))
+             start := _ns(r["start_ns"], 0), _ns(r["end_ns"], start), r["level"], r["model"], _total(r["usage"]),
+             _total(r["cost"]), schema.strict_json(r))
             for r in records
         ]
         purged = time.monotonic() - self._last_purge > _PURGE_EVERY

@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 
 
 #: The environment names Langfuse accepts (``install(environment=...)``, ``trace_attributes``).
-ENVIRONMENT_NAME = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
+ENVIRONMENT_NAME = re.compile(r"(?!langfuse)[a-z0-9_-]{1,40}\Z")
 DEFAULT_SERVICE_NAME = "autotrace-app"
 _POLICIES = ("drop", "default", "local")
 _LOCAL_MODES = ("auto", "on", "off")

@@ -21,6 +21,7 @@ from typing import Any
 from .. import schema
 from .._internal import count, follow_fork, guarded_failure
 from . import store_retention
+from ._store_columns import INT64, ns, total, utf8
 from ._store_files import (
     ERROR_SQL,
     SCHEMA_VERSION,
@@ -67,39 +68,7 @@ _BUSY_TIMEOUT = 10.0
 #: How long opening the store may wait for another writer (it runs in ``install()``; when the store
 #: is busy the export thread opens it on first use instead).
 _OPEN_WAIT = 0.2
-_INT64 = (-(2**63), 2**63 - 1)
 _TRACE_PREFIX = re.compile(r"[0-9a-f]{1,32}")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _total(value: Any, key: str = "total") -> float | None:
-    """The numeric total for its column; integers beyond SQLite's 64 bits are stored as REAL (counted)."""
-    if isinstance(value, dict):
-        total = value.get(key)
-        if isinstance(total, int) and not _INT64[0] <= total <= _INT64[1]:
-            count("local_store.int_out_of_range")
-            try:
-                return float(total)
-            except OverflowError:  # beyond a float too: no total, rather than losing the batch it came in
-                return None
-        return total if isinstance(total, int | float) else None
-    return None
-
-
-def _ns(value: Any, fallback: int) -> int:
-    """A time for its ``INTEGER NOT NULL`` column: a float one (``span.end(end_time=...)``) as its integer, one
-    that is none (NaN, which SQLite takes as NULL: the whole batch failed) ``fallback``."""
-    try:
-        value = value if type(value) is int else int(value)
-    except (TypeError, ValueError, OverflowError):
-        return fallback
-    return value if _INT64[0] <= value <= _INT64[1] else fallback
-
-
-def _utf8(value: Any) -> Any:
-    """``value`` storable as UTF-8: a lone surrogate in a text becomes U+FFFD, as undecodable bytes show
-    (an escape would not do: ``\\udcff`` in the record's JSON reads back as the surrogate)."""
-    return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 #: Connections inherited across ``fork``: never closed in the child (closing one there would act
@@ -239,8 +208,8 @@ class LocalStore:
             self._add_indexes()
         rows = [
             (r["trace_id"], r["id"], r["parent_id"], r["name"], r["type"], r["tenant"], r.get("service"),
-             start := _ns(r["start_ns"], 0), _ns(r["end_ns"], start), r["level"], r["model"], _total(r["usage"]),
-             _total(r["cost"]), schema.strict_json(r))
+             start := ns(r["start_ns"], 0), ns(r["end_ns"], start), r["level"], r["model"], total(r["usage"]),
+             total(r["cost"]), schema.strict_json(r))
             for r in records
         ]
         purged = time.monotonic() - self._last_purge > _PURGE_EVERY
@@ -253,7 +222,7 @@ class LocalStore:
             self._insert(rows)
         except UnicodeEncodeError:  # a lone surrogate (text decoded with surrogateescape): not UTF-8
             count("local_store.invalid_text")
-            self._insert([tuple(map(_utf8, row)) for row in rows])  # only such a batch pays for the walk
+            self._insert([tuple(map(utf8, row)) for row in rows])  # only such a batch pays for the walk
         self._keep_cap(sum(len(row[-1]) + ROW_OVERHEAD for row in rows), purged)
         return len(rows)
 
@@ -313,7 +282,7 @@ class LocalStore:
             self._insert_score(row)
         except UnicodeEncodeError:  # as ``write``: a lone surrogate must not fail the score (and its batch)
             count("local_store.invalid_text")
-            self._insert_score(tuple(map(_utf8, row)))
+            self._insert_score(tuple(map(utf8, row)))
         self._keep_cap(sum(len(v) for v in row if isinstance(v, str)) + ROW_OVERHEAD)
 
     def _insert_score(self, row: tuple[Any, ...]) -> None:
@@ -345,7 +314,7 @@ class LocalStore:
         cutoff = min(cutoff, first + int((monotonic - at) * 1e9))
         with self._lock:
             newest = self._conn().execute("SELECT MAX(end_ns) FROM observations").fetchone()[0]
-        return cutoff if newest is None else max(_INT64[0], min(cutoff, newest - self.retention_ns))
+        return cutoff if newest is None else max(INT64[0], min(cutoff, newest - self.retention_ns))
 
     # -- reading ------------------------------------------------------------------------------------
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -395,7 +364,7 @@ class LocalStore:
         # a tenant typed as bytes that are not UTF-8 (decoded to lone surrogates) is compared as the
         # store keeps such text (U+FFFD): SQLite cannot take it, and it names no stored tenant
         picks = [(f"trace_id IN (SELECT trace_id FROM observations WHERE {condition})", value) for condition, value in
-                 (("tenant = ?", _utf8(tenant) if tenant else None), ("start_ns >= ?", since_ns),
+                 (("tenant = ?", utf8(tenant) if tenant else None), ("start_ns >= ?", since_ns),
                   ("start_ns < ?", until_ns)) if value is not None]  # a trace that ran then, summed whole
         where = ("WHERE " + " AND ".join(c for c, _ in picks)) if picks else ""
         args = [value for _, value in picks]

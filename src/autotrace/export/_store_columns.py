@@ -1,0 +1,42 @@
+"""Values as the local store's columns take them: totals and times as 64-bit integers (or REAL),
+text as UTF-8."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .._internal import count
+
+INT64 = (-(2**63), 2**63 - 1)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def total(value: Any, key: str = "total") -> float | None:
+    """The numeric total for its column; integers beyond SQLite's 64 bits are stored as REAL (counted)."""
+    if isinstance(value, dict):
+        total = value.get(key)
+        if isinstance(total, int) and not INT64[0] <= total <= INT64[1]:
+            count("local_store.int_out_of_range")
+            try:
+                return float(total)
+            except OverflowError:  # beyond a float too: no total, rather than losing the batch it came in
+                return None
+        return total if isinstance(total, int | float) else None
+    return None
+
+
+def ns(value: Any, fallback: int) -> int:
+    """A time for its ``INTEGER NOT NULL`` column: a float one (``span.end(end_time=...)``) as its integer, one
+    that is none (NaN, which SQLite takes as NULL: the whole batch failed) ``fallback``."""
+    try:
+        value = value if type(value) is int else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return fallback
+    return value if INT64[0] <= value <= INT64[1] else fallback
+
+
+def utf8(value: Any) -> Any:
+    """``value`` storable as UTF-8: a lone surrogate in a text becomes U+FFFD, as undecodable bytes show
+    (an escape would not do: ``\\udcff`` in the record's JSON reads back as the surrogate)."""
+    return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value

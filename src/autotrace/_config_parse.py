@@ -31,7 +31,7 @@ def http_url_problem(url: str) -> str | None:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises for a port that is not a number in range
     except ValueError as exc:
-        return str(exc)
+        return url_error(exc)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "not http(s)://host[:port][/path]"
     if parts.username is not None or parts.password is not None:  # the exporter would send neither
@@ -39,6 +39,14 @@ def http_url_problem(url: str) -> str | None:
     if parts.query or parts.fragment:
         return "API paths are appended to it, so it cannot have a query or fragment"
     return None
+
+
+def url_error(exc: ValueError) -> str:
+    """What ``urlsplit`` refused, never in its words: they quote the "port" or the netloc, which a
+    password holding ``/``, ``?`` or ``#`` (not percent-encoded) cuts short and so puts there."""
+    if "port" in str(exc).lower():
+        return "its port is not a number from 0 to 65535; a / ? or # in a password must be percent-encoded"
+    return "not a valid URL"
 
 
 def shown_url(url: str) -> str:

@@ -49,8 +49,20 @@ def current_tenant() -> str | None:
 def set_tenant(tenant_id: str | None) -> Token[str | None]:
     """Set the tenant for the rest of the current context; returns a token for ``reset_tenant``."""
     if tenant_id is not None and not valid_tenant(tenant_id):
-        raise ValueError(f"invalid tenant id {tenant_id!r}: use 1-128 characters of [A-Za-z0-9._:@/-]")
+        raise ValueError(f"invalid tenant id ({_why_invalid(tenant_id)}): use 1-128 characters of [A-Za-z0-9._:@/-], "
+                         "the first a letter or digit")
     return _tenant.set(tenant_id)
+
+
+def _why_invalid(value: object) -> str:
+    """What is wrong with a tenant id, never quoting it: a value given by mistake (an e-mail
+    address, a header) may be personal or a secret, and of any length."""
+    if not isinstance(value, str):
+        return f"not a str but {type(value).__name__}"
+    if not 0 < len(value) <= 128:
+        return f"{len(value)} characters"
+    at = next((i for i, ch in enumerate(value) if not _TENANT_PATTERN.fullmatch(value[0] + ch if i else ch)), 0)
+    return f"character {at + 1} of {len(value)}, {value[at]!r}, is not allowed there"
 
 
 def reset_tenant(token: Token[str | None]) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from .._config_parse import url_error
 from .bounded_connect import connect_within
 from .connections import ConnectionPool
 from .otlp_encode import encode_parts
@@ -210,7 +211,7 @@ class HttpTarget:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            parts, port, self.problem = urlsplit(""), None, f"invalid URL ({exc})"
+            parts, port, self.problem = urlsplit(""), None, f"invalid URL ({url_error(exc)})"
         if self.problem is None and (parts.scheme not in ("http", "https") or not parts.hostname):
             self.problem = "not an http(s) URL"
         self.secure = parts.scheme == "https"

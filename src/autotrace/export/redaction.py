@@ -92,6 +92,13 @@ def redacting_for(tenant: str | None) -> None:
     _redacting.tenant = tenant
 
 
+def _hook_name(hook: Any) -> str:
+    """A hook as a log line names it: its qualified name, or its type's (a ``partial`` or a callable
+    object), never its repr, which shows what it holds (the names or secrets it removes)."""
+    name = getattr(hook, "__qualname__", None)
+    return name if isinstance(name, str) else type(hook).__qualname__
+
+
 @dataclasses.dataclass
 class RedactionReport:
     replacements: int = 0
@@ -225,7 +232,7 @@ class Redactor:
                 report.failed_keys.append(key)
                 count("redaction_hook_failures")
                 log_once(f"redact_hook:{id(hook)}", "autotrace: redaction hook %r raised %s; the affected values "
-                         "are replaced, never exported raw", getattr(hook, "__name__", hook), type(exc).__name__)
+                         "are replaced, never exported raw", _hook_name(hook), type(exc).__name__)
                 return FAILED
             if value is None:
                 return None

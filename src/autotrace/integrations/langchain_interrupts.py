@@ -74,14 +74,19 @@ def _others_first(handler: Any, args: Any, in_order: bool) -> list[Any] | None:
     if (handler is None or type(handlers) is not list or len(handlers) < 2 or (in_order and handlers[-1] is handler)
             or not isinstance(args[1], str) or not args[1].endswith(_RUN_ENDS)):
         return None
-    try:
-        if not any(other is handler for other in handlers):
-            return None
-        others = [other for other in handlers if other is not handler]
-        return others if any(getattr(other, "raise_error", False) for other in others) else None
-    except Exception as exc:  # a handler whose attribute raises: told in its order
-        guarded_failure("langchain.handler_order", exc)
+    if not any(other is handler for other in handlers):
         return None
+    others = [other for other in handlers if other is not handler]
+    return others if any(_may_raise(other) for other in others) else None
+
+
+def _may_raise(handler: Any) -> bool:
+    """Whether LangChain raises what ``handler`` raises from an event: its ``raise_error``, read only
+    then; one that raises when read (a property) makes that event raise too."""
+    try:
+        return bool(getattr(handler, "raise_error", False))
+    except Exception:
+        return True
 
 
 def raising_event(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -106,18 +111,32 @@ def raising_aevent(integration: Any, wrapped: Any, instance: Any, args: Any, kwa
     others = _others_first(handler, args, False)
     if others is None:
         return wrapped(*args, **kwargs)
+    run = handler.runs.get(kwargs.get("run_id"))
+    if run is not None:  # LangChain shields a run's end from a cancelled caller: it may be interrupted first
+        run.told = (args[1], args[3:], kwargs)
     return _others_then(integration, wrapped(others, *args[1:], **kwargs), args, kwargs)
 
 
 async def _others_then(integration: Any, others: Awaitable[Any], args: Any, kwargs: dict[str, Any]) -> None:
-    """Await the other handlers' event (``others``), then tell autotrace's handler ``args``."""
+    """Await the other handlers' event (``others``), then tell autotrace's handler ``args``. If the
+    caller is cancelled while they are told (a timeout during a slow handler), the run has ended all
+    the same: it is told as it was (a model's reply and usage kept), as it would be told first
+    (``InterruptedRuns.ended_as_told``, if the interruption reaches the run before)."""
     try:
         await others
-    except BaseException as error:  # raised as it would be without autotrace
+    except Exception as error:  # raised as it would be without autotrace
         handler = integration.handler
         if handler is not None:
             handler._guard("event_raised", handler.event_raised, args, kwargs, error)
         raise
+    except BaseException:
+        _told(integration, args, kwargs)
+        raise
+    _told(integration, args, kwargs)
+
+
+def _told(integration: Any, args: Any, kwargs: dict[str, Any]) -> None:
+    """Tell autotrace's handler, if any, the event ``args`` (``ahandle_event``'s arguments)."""
     handler = integration.handler
     if handler is not None:
         handler._guard("event_told", getattr(handler, args[1]), *args[3:], **kwargs)
@@ -264,8 +283,19 @@ class InterruptedRuns:
             interrupted = traces.get(run.obs.span.get_span_context().trace_id)
             # a model that has streamed waits at a yield: closing its stream ends it, with its reply
             if (interrupted is not None and parent_run_id is not None and parent_run_id not in self.runs
-                    and "completion_start_time" not in run.obs.fields):
+                    and "completion_start_time" not in run.obs.fields and not self.ended_as_told(run_id)):
                 self._end(run_id, level="WARNING", status_message=interrupted)
+
+    def ended_as_told(self, run_id: UUID) -> bool:
+        """Whether the run, whose end was told while other handlers are told it first (``raising_aevent``),
+        is ended as told: an interruption of its caller then comes after its end."""
+        run = self.runs.get(run_id)
+        told = run.told if run is not None else None
+        if told is None:
+            return False
+        run.told = None
+        getattr(self, told[0])(*told[1], **told[2])
+        return True
 
     def event_raised(self, args: Any, kwargs: dict[str, Any], error: BaseException) -> None:
         """A handler raised ``error`` from the sync event ``args[1]`` (``handle_event``'s arguments) of
@@ -289,7 +319,7 @@ class InterruptedRuns:
         """End the runs of a cancelled async model call or retrieval that are still open."""
         error = plain_cancellation(error)
         for run_id in started:
-            if run_id in self.runs:
+            if run_id in self.runs and not self.ended_as_told(run_id):
                 self._end(run_id, error)
 
     def start_interrupted(self, error: BaseException, parent_run_id: UUID | None, since_ns: int) -> None:

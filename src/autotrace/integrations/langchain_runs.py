@@ -52,7 +52,7 @@ class Run:
     ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
 
     __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "obs", "outer", "parent_run_id",
-                 "prompt", "session", "tags", "token", "trace_tags", "writes")
+                 "prompt", "session", "tags", "token", "told", "trace_tags", "writes")
 
     def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
                  tags: list[str] | None = None, inside: bool = False) -> None:
@@ -72,3 +72,5 @@ class Run:
         self.fallen: weakref.WeakValueDictionary[int, Context] | None = None
         self.handled: str | None = None  # a tool's error LangChain made its result (``tool_handled``)
         self.prompt: Any = None  # a Langfuse prompt left to the next generation inside it (``link_prompt``)
+        #: its end (event name, arguments, keyword arguments), while it waits for other handlers (``raising_aevent``)
+        self.told: tuple[str, Any, dict[str, Any]] | None = None

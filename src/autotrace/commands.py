@@ -108,7 +108,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     original = records[0]["trace_id"]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
-        json.dump({"records": records, "at": target["id"], "overrides": overrides}, spec, default=str)
+        reached = f"{spec.name}.reached"  # the program creates it when the chosen observation starts
+        json.dump({"records": records, "at": target["id"], "overrides": overrides, "reached_file": reached}, spec,
+                  default=str)
     env = activation_env()
     # absolute, as for ``run``: the program may change directory before it opens the store
     env.update({REPLAY_FILE_ENV: spec.name, "AUTOTRACE_LOCAL_STORE": "on",
@@ -121,6 +123,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 127 if isinstance(exc, FileNotFoundError) else 126
     finally:
         os.unlink(spec.name)
+        was_reached = os.path.exists(reached)
+        if was_reached:
+            os.unlink(reached)
     # only a replay started by this run counts, never an earlier replay of the same trace
     replay_id = store.first_replay(original, started)
     if replay_id is None:
@@ -131,6 +136,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     difference = first_difference(records, replayed)
     out(f"{side_by_side(records, replayed)}\n\nreplay {replay_id} of {original}\n"
         + (f"first difference: {clean(difference)}" if difference else "no difference"))
+    if not was_reached:  # its overrides never applied: the replay tried nothing, never a silent pass
+        print(f"autotrace replay: the program never reached the chosen observation {target['id']} "
+              f"({target.get('type')} {clean(repr(target.get('name')))}): nothing ran with the overrides",
+              file=sys.stderr)
+        return code or 1
     return code
 
 

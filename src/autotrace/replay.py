@@ -56,7 +56,8 @@ _FREEZABLE = frozenset({"generation", "embedding", "retriever", "tool", "guardra
 class ReplayController:
     """Maps live observations to recorded ones by tree position and decides frozen / live."""
 
-    def __init__(self, recorded: list[dict[str, Any]], at: str, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(self, recorded: list[dict[str, Any]], at: str, overrides: dict[str, Any] | None = None,
+                 reached_file: str | None = None) -> None:
         self.records = {r["id"]: r for r in recorded}
         if at not in self.records:
             raise ValueError(f"observation {at} is not part of trace {recorded[0]['trace_id'] if recorded else '?'}")
@@ -78,6 +79,8 @@ class ReplayController:
         self.unmapped: set[str] = set()
         self.trace_id: str | None = None
         self.tenants = {r.get("tenant") for r in recorded}
+        #: Created when the chosen observation starts: how ``autotrace replay`` learns its program reached it.
+        self.reached_file = reached_file
         self._lock = threading.Lock()
 
     def intercept(self, obs: Observation) -> Intercept | None:
@@ -108,11 +111,19 @@ class ReplayController:
             raise ReplayStop(_OTHER_TENANT)
         self.live_to_recorded[obs.id] = record["id"]
         if record["id"] == self.at:
-            self.reached = True
+            self._reach()
             return Intercept(frozen=False, record=record, overrides=self.overrides)
         if self.reached or record["id"] in self.ancestors or record["type"] not in _FREEZABLE:
             return None
         return _frozen(record, obs)
+
+    def _reach(self) -> None:
+        if not self.reached and self.reached_file:
+            try:
+                open(self.reached_file, "x").close()
+            except OSError:  # the command then says the program never reached it: never silently
+                pass
+        self.reached = True
 
     def _match(self, parent: str | None, kind: str, name: str) -> dict[str, Any] | None:
         """The next recorded call under ``parent`` if it is of this type and name, passing over
@@ -154,35 +165,53 @@ class ReplayController:
 
 
 def _frozen(record: dict[str, Any], obs: Observation) -> Intercept | None:
-    """A frozen call's intercept, unless its recorded output holds what redaction put in place of
-    a value (``<EMAIL>``, ``<API_KEY>``, ``<REDACTION_FAILED>`` ...), which handed back to the
-    program would be taken as the value and sent on as real: a generation then runs live (its
-    model call is made again; an OpenAI call's counted ``openai.replay_live``), any other call
-    stops the replay where its output would be handed back (``_Withheld``)."""
-    found = _placeholders().search(json.dumps(record.get("output"), ensure_ascii=False, default=str))
-    if found is None:
+    """A frozen call's intercept, unless its recording cannot be handed back as the call's outcome
+    (``_unservable``): a generation then runs live (its model call is made again; an OpenAI call's
+    counted ``openai.replay_live``), any other call stops the replay where its output would be
+    handed back (``_Withheld``)."""
+    why = _unservable(record)
+    if why is None:
         return Intercept(frozen=True, record=record)
     if record["type"] == "generation":
         if record["name"].startswith("openai."):
             count("openai.replay_live")
         return None
-    return _Withheld(frozen=True, record=record, obs=obs, placeholder=found.group())
+    return _Withheld(frozen=True, record=record, obs=obs, why=why)
+
+
+#: What a call's recording names when it was interrupted, not failed (``Observation.record_error``).
+_INTERRUPTIONS = frozenset({"CancelledError", "KeyboardInterrupt", "SystemExit", "GeneratorExit"})
+
+
+def _unservable(record: dict[str, Any]) -> str | None:
+    """Why ``record``'s output is no outcome to hand the program, or None: the call was interrupted
+    (cancelled by a timeout, say) before it returned, so its output is no value it gave back; or the
+    output holds what redaction put in place of a value (``<EMAIL>``, ``<REDACTION_FAILED>`` ...),
+    which handed back would be taken as the value and sent on as real."""
+    output, what = record.get("output"), f"{record.get('type')} {record.get('name')!r}"
+    status = str(record.get("status_message") or "")
+    if output is None and record.get("level") == "WARNING" and status.partition(":")[0] in _INTERRUPTIONS:
+        return (f"replay stopped: the recording of {what} was interrupted ({status[:80]}) before it returned: "
+                f"it has no outcome to give the program")
+    found = _placeholders().search(json.dumps(output, ensure_ascii=False, default=str))
+    if found is None:
+        return None
+    return (f"replay stopped: the recorded output of {what} holds a value redaction replaced ({found.group()}); "
+            f"frozen, it would be handed to the program as real")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Withheld(Intercept):
-    """A frozen call whose recorded output holds a redaction placeholder: a call that hands its
-    output back (a decorated function's) ends failed and stops the replay when it reads it; a block
-    that runs anyway (the program's own ``start_tool``) never does, and keeps its position."""
+    """A frozen call whose recording is no outcome to hand back (``_unservable``): a call that hands
+    its output back (a decorated function's) ends failed and stops the replay when it reads it; a
+    block that runs anyway (the program's own ``start_tool``) never does, and keeps its position."""
 
     obs: Observation | None = None
-    placeholder: str = ""
+    why: str = ""
 
     @property
     def output(self) -> Any:
-        record = self.record or {}
-        message = (f"replay stopped: the recorded output of {record.get('type')} {record.get('name')!r} holds a "
-                   f"value redaction replaced ({self.placeholder}); frozen, it would be handed to the program as real")
+        message = self.why
         if self.obs is not None:
             self.obs.record_error(message)
             self.obs.end()
@@ -278,7 +307,7 @@ def activate_from_environment(environ: dict[str, str]) -> bool:
         return False
     with open(path, encoding="utf-8") as handle:
         spec = json.load(handle)
-    activate_process(ReplayController(spec["records"], spec["at"], spec.get("overrides")))
+    activate_process(ReplayController(spec["records"], spec["at"], spec.get("overrides"), spec.get("reached_file")))
     return True
 
 
@@ -366,17 +395,38 @@ def _sendable(value: Any, what: str) -> Any:
     return value
 
 
+def _describe(record: dict[str, Any]) -> str:
+    return f"{record['type']} {record['name']!r}"
+
+
+def _failed(record: dict[str, Any]) -> str | None:
+    """What a recorded call failed with (its status message, cut), or None when it did not fail."""
+    return str(record.get("status_message") or "an error")[:80] if record.get("level") == "ERROR" else None
+
+
+def _changed_outcome(a: dict[str, Any], b: dict[str, Any], where: str) -> str | None:
+    """How the outcome of ``a`` (the original's) and ``b`` (the replay's) differ: the output, else
+    whether the call failed (a call run for its effect records no output either way); None if alike."""
+    what = _describe(a)
+    if a.get("output") != b.get("output"):
+        return (f"{where}: {what} output {json.dumps(a.get('output'), default=str)[:80]} became "
+                f"{json.dumps(b.get('output'), default=str)[:80]}")
+    failed_a, failed_b = _failed(a), _failed(b)
+    if (failed_a is None) == (failed_b is None):
+        return None
+    return (f"{where}: {what} failed in the replay ({failed_b}), not in the original" if failed_b is not None else
+            f"{where}: {what} failed in the original ({failed_a}), not in the replay")
+
+
 def first_difference(original: list[dict[str, Any]], replayed: list[dict[str, Any]]) -> str | None:
-    """The first observation, in execution order, whose type, name or output differs.
+    """The first observation, in execution order, whose type, name or output differs, or that failed
+    in one run only.
 
     Children are compared before their parent's output (a step's output differs because of what
     ran inside it); the children of a frozen call are not compared, as it did not run. The trees
     are walked without recursion, however deep.
     """
     from .render import build_tree
-
-    def describe(record: dict[str, Any]) -> str:
-        return f"{record['type']} {record['name']!r}"
 
     def tree(records: list[dict[str, Any]]) -> list[Any]:
         return build_tree(sorted(records, key=lambda r: r["start_ns"]))
@@ -393,19 +443,17 @@ def first_difference(original: list[dict[str, Any]], replayed: list[dict[str, An
         index = next(indices, None)
         if index is None:
             stack.pop()
-            if owner is not None and owner[0].get("output") != owner[1].get("output"):
-                a, b, where = owner
-                return (f"{where}: {describe(a)} output {json.dumps(a.get('output'), default=str)[:80]} became "
-                        f"{json.dumps(b.get('output'), default=str)[:80]}")
+            if owner is not None and (changed := _changed_outcome(*owner)) is not None:
+                return changed
             continue
         where = f"{path}{index + 1}"
         if index >= len(left):
-            return f"{where}: {describe(right[index][0])} exists only in the replay"
+            return f"{where}: {_describe(right[index][0])} exists only in the replay"
         if index >= len(right):
-            return f"{where}: {describe(left[index][0])} exists only in the original"
+            return f"{where}: {_describe(left[index][0])} exists only in the original"
         (a, a_children), (b, b_children) = left[index], right[index]
         if (a["type"], a["name"]) != (b["type"], b["name"]):
-            return f"{where}: {describe(a)} became {describe(b)}"
+            return f"{where}: {_describe(a)} became {_describe(b)}"
         frozen = (b.get("metadata") or {}).get("replay") == "frozen"
         enter([] if frozen else a_children, [] if frozen else b_children, f"{where}.", (a, b, where))
     return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import openai
 import pytest
@@ -16,6 +17,9 @@ from autotrace.integrations.openai import pricing
 from autotrace.testing.fake_openai import FakeOpenAI
 from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import CERTS, Traced, server_tls
+
+if TYPE_CHECKING:
+    from autotrace.testing._fake_openai_websocket import FakeResponsesWebSocket
 
 _CLEARED_PREFIXES = ("AUTOTRACE_", "LANGFUSE_", "OTEL_")
 #: ``http_proxy``, ``HTTPS_PROXY``, ``no_proxy``...: loopback exports would go through the developer's proxy.
@@ -76,6 +80,15 @@ def client(fake: FakeOpenAI) -> Iterator[openai.OpenAI]:
 @pytest.fixture
 def aclient(fake: FakeOpenAI) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
+
+
+@pytest.fixture
+def ws() -> Iterator[FakeResponsesWebSocket]:
+    """A loopback server of the Responses API's WebSocket mode (``FakeResponsesWebSocket``)."""
+    from autotrace.testing._fake_openai_websocket import FakeResponsesWebSocket  # websockets: only where used
+
+    with FakeResponsesWebSocket() as server:
+        yield server
 
 
 

@@ -5,7 +5,6 @@ API's HTTP calls are. Real SDK over a real WebSocket to the loopback fake."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -18,12 +17,6 @@ from tests.helpers import Traced, shape
 pytestmark = pytest.mark.integrations("openai")
 
 MODEL = "gpt-4.1-2025-04-14"
-
-
-@pytest.fixture
-def ws() -> Iterator[FakeResponsesWebSocket]:
-    with FakeResponsesWebSocket() as server:
-        yield server
 
 
 @pytest.mark.parametrize("how", ["sync", "async"])

@@ -4,7 +4,6 @@ connection, another thread reading; real SDK over a real WebSocket to the loopba
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -17,12 +16,6 @@ from tests.helpers import Traced
 pytestmark = pytest.mark.integrations("openai")
 
 MODEL = "gpt-4.1-2025-04-14"
-
-
-@pytest.fixture
-def ws() -> Iterator[FakeResponsesWebSocket]:
-    with FakeResponsesWebSocket() as server:
-        yield server
 
 
 def test_a_sender_overtaken_on_the_wire_keeps_its_own_reply(traced: Traced, ws: FakeResponsesWebSocket) -> None:

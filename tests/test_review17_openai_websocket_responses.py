@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -24,12 +23,6 @@ pytestmark = pytest.mark.integrations("openai")
 MODEL = "gpt-4.1-2025-04-14"
 USAGE = {"input": 1000, "output": 100, "total": 1100, "input_cached_tokens": 0, "output_reasoning_tokens": 0}
 COST = {"input": 0.002, "output": 0.0008, "total": 0.0028}
-
-
-@pytest.fixture
-def ws() -> Iterator[FakeResponsesWebSocket]:
-    with FakeResponsesWebSocket() as server:
-        yield server
 
 
 def _texts(events: list[Any]) -> dict[str, str]:

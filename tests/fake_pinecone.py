@@ -30,8 +30,13 @@ class FakePinecone(LoopbackServer):
         if handler.command == "GET":  # the query string as the body: each key's values, one alone as itself
             body = {k: v if k == "ids" else v[0] for k, v in parse_qs(query).items()}
         self.requests.append((path, body))
-        data = json.dumps(self.handle(path, body)).encode()
-        handler.send_response(200)
+        self.answer(handler, self.handle(path, body))
+
+    @staticmethod
+    def answer(handler: BaseHTTPRequestHandler, payload: Any, status: int = 200) -> None:
+        """Answer the request ``handler`` holds with ``payload`` as JSON."""
+        data = json.dumps(payload).encode()
+        handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()

@@ -30,12 +30,7 @@ class _TooLarge(FakePinecone):
             status, answer = 413, {"error": {"code": "PAYLOAD_TOO_LARGE", "message": TOO_LARGE.format(len(documents))}}
         else:
             status, answer = 200, {"upserted_count": len(documents)}
-        data = json.dumps(answer).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        self.answer(handler, answer, status)
 
 
 @pytest.fixture

@@ -35,12 +35,7 @@ class _RefusingPinecone(FakePinecone):
         status, answer = 200, None
         if handler.path.endswith("/vectors/upsert") and any(len(v["values"]) != 2 for v in body["vectors"]):
             status, answer = 400, {"code": 3, "message": REFUSED.removeprefix("[400] ")}
-        data = json.dumps(answer if answer is not None else self.handle(handler.path, body)).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        self.answer(handler, answer if answer is not None else self.handle(handler.path, body), status)
 
 
 @pytest.fixture
@@ -137,12 +132,7 @@ class _DocumentsPinecone(FakePinecone):
         status, answer = 200, getattr(self, f"_{action}")(namespace, stored, body)
         if answer is None:
             status, answer = 400, {"error": {"code": "INVALID_ARGUMENT", "message": "text is required"}}
-        data = json.dumps(answer).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        self.answer(handler, answer, status)
 
     @staticmethod
     def _upsert(namespace: str, stored: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | None:

@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import os
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +29,14 @@ def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AUTOTRACE_", "LANGFUSE_", "OTEL_")) and not k.lower().endswith("_proxy")}
     return {**env, "AUTOTRACE_HOME": str(tmp_path / "home"), **extra}
+
+
+def autotrace_cli(env: dict[str, str], cwd: Path | None, *argv: str,
+                  timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m autotrace *argv`` in a child interpreter with ``env``, in ``cwd``: its exit code
+    and output."""
+    return subprocess.run([sys.executable, "-m", "autotrace", *argv], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False, cwd=cwd)
 
 
 def basic_auth(public: str, secret: str) -> str:

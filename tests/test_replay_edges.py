@@ -4,7 +4,6 @@ handling of stale replays and missing stores (the local store, the real CLI in a
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import textwrap
 from collections import Counter
@@ -17,7 +16,7 @@ import pytest
 import autotrace
 from autotrace.replay import RecordedError, ReplayStop, replay
 from autotrace.testing.fake_openai import FakeOpenAI
-from tests.helpers import Traced, isolated_env, shape
+from tests.helpers import Traced, autotrace_cli, isolated_env, shape
 
 CALLS: Counter[str] = Counter()
 SECRET = {"customer": "acme-c1", "note": "acme-internal"}
@@ -282,11 +281,6 @@ APP = textwrap.dedent("""
 """)
 
 
-def _cli(env: dict[str, str], cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "autotrace", *argv], env=env, capture_output=True, text=True,
-                          timeout=120, check=False, cwd=cwd)
-
-
 def _env(db: Path) -> dict[str, str]:
     return isolated_env(db.parent, AUTOTRACE_LOCAL_STORE_PATH=str(db), AUTOTRACE_EXPORT_INTERVAL="0.05")
 
@@ -295,14 +289,14 @@ def test_replay_cli_never_reports_an_earlier_replay_as_this_runs(tmp_path: Path)
     db, app = tmp_path / "cli.db", tmp_path / "app.py"
     app.write_text(APP)
     env = _env(db)
-    assert _cli(env, tmp_path, "run", "--", sys.executable, str(app)).returncode == 0
+    assert autotrace_cli(env, tmp_path, "run", "--", sys.executable, str(app)).returncode == 0
     from autotrace.export.local_store import LocalStore
 
     (trace,) = LocalStore(db).traces()
     at = next(r["id"] for r in LocalStore(db).trace(trace["trace_id"]) if r["name"] == "answer")
-    first = _cli(env, tmp_path, "replay", trace["trace_id"], "--at", at, "--", sys.executable, str(app))
+    first = autotrace_cli(env, tmp_path, "replay", trace["trace_id"], "--at", at, "--", sys.executable, str(app))
     assert first.returncode == 0 and f"of {trace['trace_id']}" in first.stdout, first.stderr
-    second = _cli(env, tmp_path, "replay", trace["trace_id"], "--at", at, "--", sys.executable, "-c",
+    second = autotrace_cli(env, tmp_path, "replay", trace["trace_id"], "--at", at, "--", sys.executable, "-c",
                   "import sys; sys.exit(3)")
     assert (second.returncode, second.stdout) == (3, "")
     assert second.stderr == (f"autotrace replay: the program (exit code 3) recorded no replay trace of "
@@ -312,7 +306,7 @@ def test_replay_cli_never_reports_an_earlier_replay_as_this_runs(tmp_path: Path)
 @pytest.mark.parametrize("argv", [["compare", "--prompt", "p", "1", "2"], ["replay", "abc", "--at", "1", "--", "true"]])
 def test_compare_and_replay_report_a_missing_store_without_creating_it(tmp_path: Path, argv: list[str]) -> None:
     db = tmp_path / "no" / "such" / "traces.db"
-    result = _cli(_env(db), tmp_path, *argv)
+    result = autotrace_cli(_env(db), tmp_path, *argv)
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == f"autotrace: no local store at {db} (run something traced first, or pass --db)\n"
     assert not (tmp_path / "no").exists()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import isolated_env
+from tests.helpers import autotrace_cli, isolated_env
 
 pytestmark = pytest.mark.integrations("openai")
 
@@ -42,8 +42,7 @@ PROGRAM = textwrap.dedent("""
 
 
 def _autotrace(env: dict[str, str], *argv: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "autotrace", *argv], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = autotrace_cli(env, None, *argv)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

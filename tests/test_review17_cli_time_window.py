@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import isolated_env
+from tests.helpers import autotrace_cli, isolated_env
 
 PROGRAM = textwrap.dedent("""
     import time
@@ -30,8 +30,7 @@ PROGRAM = textwrap.dedent("""
 
 
 def _autotrace(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "autotrace", *argv], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return autotrace_cli(env, None, *argv, timeout=60)
 
 
 def _listed(env: dict[str, str], *argv: str) -> list[Any]:

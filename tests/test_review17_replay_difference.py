@@ -4,13 +4,12 @@ whose step failed (the real CLI, a real traced program)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 from autotrace.export.local_store import LocalStore
-from tests.helpers import isolated_env
+from tests.helpers import autotrace_cli, isolated_env
 
 APP = textwrap.dedent("""
     import os, autotrace
@@ -30,23 +29,18 @@ APP = textwrap.dedent("""
 """)
 
 
-def _cli(env: dict[str, str], cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "autotrace", *argv], env=env, capture_output=True, text=True,
-                          timeout=120, check=False, cwd=cwd)
-
-
 def test_a_step_that_failed_only_in_the_replay_is_the_first_difference(tmp_path: Path) -> None:
     db, app = tmp_path / "traces.db", tmp_path / "app.py"
     app.write_text(APP)
     env = isolated_env(tmp_path, AUTOTRACE_LOCAL_STORE_PATH=str(db), AUTOTRACE_EXPORT_INTERVAL="0.05")
-    assert _cli(env, tmp_path, "run", "--", sys.executable, str(app)).returncode == 0
+    assert autotrace_cli(env, tmp_path, "run", "--", sys.executable, str(app)).returncode == 0
     (trace,) = LocalStore(db).traces()
     at = next(r["id"] for r in LocalStore(db).trace(trace["trace_id"]) if r["name"] == "answer")
 
-    same = _cli(env, tmp_path, "replay", trace["trace_id"], "--at", at, "--", sys.executable, str(app))
+    same = autotrace_cli(env, tmp_path, "replay", trace["trace_id"], "--at", at, "--", sys.executable, str(app))
     assert (same.returncode, same.stderr) == (0, "") and same.stdout.endswith("\nno difference\n")
 
-    failing = _cli({**env, "SMTP_DOWN": "1"}, tmp_path, "replay", trace["trace_id"], "--at", at, "--",
+    failing = autotrace_cli({**env, "SMTP_DOWN": "1"}, tmp_path, "replay", trace["trace_id"], "--at", at, "--",
                    sys.executable, str(app))
     assert (failing.returncode, failing.stderr) == (0, "")
     assert failing.stdout.startswith("not notified\n")

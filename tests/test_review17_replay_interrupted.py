@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import autotrace
 from autotrace.export.local_store import LocalStore
 from autotrace.replay import areplay
-from tests.helpers import Traced, isolated_env, shape
+from tests.helpers import Traced, autotrace_cli, isolated_env, shape
 
 pytestmark = pytest.mark.integrations("openai")
 
@@ -47,16 +46,11 @@ APP = textwrap.dedent("""
 """)
 
 
-def _cli(env: dict[str, str], cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "autotrace", *argv], env=env, capture_output=True, text=True,
-                          timeout=120, check=False, cwd=cwd)
-
-
 def test_a_frozen_call_whose_recording_was_cancelled_stops_the_replay(tmp_path: Path) -> None:
     db, app = tmp_path / "traces.db", tmp_path / "app.py"
     app.write_text(APP)
     env = isolated_env(tmp_path, AUTOTRACE_LOCAL_STORE_PATH=str(db), AUTOTRACE_EXPORT_INTERVAL="0.05")
-    recorded = _cli(env, tmp_path, "run", "--", sys.executable, str(app))
+    recorded = autotrace_cli(env, tmp_path, "run", "--", sys.executable, str(app))
     assert json.loads(recorded.stdout) == ["fallback", []], recorded.stderr
     (trace,) = LocalStore(db).traces()
     original = LocalStore(db).trace(trace["trace_id"])
@@ -64,7 +58,7 @@ def test_a_frozen_call_whose_recording_was_cancelled_stops_the_replay(tmp_path: 
         ("search", "WARNING", "CancelledError", None)]
     at = next(r["id"] for r in original if r["name"] == "answer")
 
-    result = _cli(env, tmp_path, "replay", trace["trace_id"], "--at", at, "--set", "model=gpt-4o", "--",
+    result = autotrace_cli(env, tmp_path, "replay", trace["trace_id"], "--at", at, "--set", "model=gpt-4o", "--",
                   sys.executable, str(app))
     # before: the frozen search "returned" None, so the program took the path it never took when
     # recorded (["docs", null]) and the live generation was asked about None instead of []

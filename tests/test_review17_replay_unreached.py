@@ -3,13 +3,12 @@ overrides were never applied, so the replay tried nothing (the real CLI, a real 
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 from autotrace.export.local_store import LocalStore
-from tests.helpers import isolated_env
+from tests.helpers import autotrace_cli, isolated_env
 
 APP = textwrap.dedent("""
     import sys, autotrace
@@ -28,22 +27,17 @@ APP = textwrap.dedent("""
 """)
 
 
-def _cli(env: dict[str, str], cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "autotrace", *argv], env=env, capture_output=True, text=True,
-                          timeout=120, check=False, cwd=cwd)
-
-
 def test_a_replay_that_never_reaches_the_chosen_generation_fails(tmp_path: Path) -> None:
     db, app = tmp_path / "traces.db", tmp_path / "app.py"
     app.write_text(APP)
     (tmp_path / "tmp").mkdir()
     env = isolated_env(tmp_path, AUTOTRACE_LOCAL_STORE_PATH=str(db), AUTOTRACE_EXPORT_INTERVAL="0.05",
                        TMPDIR=str(tmp_path / "tmp"))
-    assert _cli(env, tmp_path, "run", "--", sys.executable, str(app), "--judge").returncode == 0
+    assert autotrace_cli(env, tmp_path, "run", "--", sys.executable, str(app), "--judge").returncode == 0
     (trace,) = LocalStore(db).traces()
     at = next(r["id"] for r in LocalStore(db).trace(trace["trace_id"]) if r["name"] == "judge-call")
 
-    unreached = _cli(env, tmp_path, "replay", trace["trace_id"], "--at", at[:8], "--set", "model=m2", "--",
+    unreached = autotrace_cli(env, tmp_path, "replay", trace["trace_id"], "--at", at[:8], "--set", "model=m2", "--",
                      sys.executable, str(app))
     # before: exit 0, the replay reported as any other, the override silently never applied
     assert unreached.returncode == 1
@@ -51,7 +45,7 @@ def test_a_replay_that_never_reaches_the_chosen_generation_fails(tmp_path: Path)
     assert unreached.stderr == (f"autotrace replay: the program never reached the chosen observation {at} "
                                 f"(generation 'judge-call'): nothing ran with the overrides\n")
 
-    reached = _cli(env, tmp_path, "replay", trace["trace_id"], "--at", at[:8], "--set", "model=m2", "--",
+    reached = autotrace_cli(env, tmp_path, "replay", trace["trace_id"], "--at", at[:8], "--set", "model=m2", "--",
                    sys.executable, str(app), "--judge")
     assert (reached.returncode, reached.stderr) == (0, "")
     assert "first difference" not in reached.stdout and "\nno difference\n" in reached.stdout

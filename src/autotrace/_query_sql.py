@@ -24,7 +24,8 @@ Sql = tuple[str, tuple[Any, ...]]
 
 _NUMERIC = {"usage.total": "usage_total", "cost.total": "cost_total"}
 _TEXT = {"name": "name", "tenant": "tenant", "type": "type", "level": "level"}
-_FOLDED = frozenset({"type", "level"})
+#: The fields compared without case (the matcher's too: ``query``).
+FOLDED = frozenset({"type", "level"})
 _ORDERS = frozenset({"<", "<=", ">", ">=", "=", "==", "!="})
 #: Below this magnitude a float holds every integer exactly: a column value is the record's.
 _EXACT = 2.0**53
@@ -106,7 +107,7 @@ def comparison(field: str, op: str, value: str | bool | None, text: str, number:
         exact, args = f"IFNULL(instr(lower({column}), ?) > 0, 0)", (text.casefold(),)
         negate, ascii_only = op == "!~", True
     elif op in ("=", "==", "!="):
-        folded = column in _FOLDED
+        folded = column in FOLDED
         exact, args = ((f"{column} IS NULL", ()) if value is None else
                        (f"IFNULL({'lower(' + column + ')' if folded else column} = ?, 0)", (text.lower() if folded else text,)))
         negate, ascii_only = op == "!=", folded

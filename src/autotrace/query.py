@@ -38,7 +38,6 @@ from ._query_sql import Narrowing
 
 MAX_LENGTH = 4000
 MAX_DEPTH = 64
-_CASE_INSENSITIVE = frozenset({"type", "level"})
 # The one numeric grammar, for a typed value and a text field alike: ASCII digits, an optional sign,
 # fraction and exponent; no spaces, underscores, other scripts' digits, nan or inf (which float() takes).
 _NUMBER_PATTERN = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
@@ -158,7 +157,7 @@ def _text(value: Any) -> str:
 
 def _compare(field: str, op: str, expected: _Literal) -> Predicate:
     path = tuple(field.split("."))
-    fold = path[-1] in _CASE_INSENSITIVE and len(path) == 1
+    fold = path[-1] in _query_sql.FOLDED and len(path) == 1
     needle = expected.text.casefold()
 
     def predicate(obs: Mapping[str, Any]) -> bool:

@@ -26,8 +26,9 @@ from ..context import current_trace_attributes
 from ..runtime import state
 from ..scores import ScoreItem
 from ..spans import ObservationSpan
+from ._router_drops import dropped as _dropped
 from .redaction import SPAN_NAME, STATUS_MESSAGE, Redactor, redacting_for
-from .router import Router, _dropped
+from .router import Router
 from .score_redaction import redact_score
 from .span_copy import SpanCopy, dropped_counts
 from .span_parts import SpanParts

@@ -83,15 +83,16 @@ def method_descriptor(fn: Any) -> bool:
 
 def callable_name(fn: Any, attribute: str) -> str | None:
     """``fn``'s ``__qualname__`` or ``__name__``; a ``functools.partial``, a property or a method
-    descriptor has none: its function's (a property's getter). None past 64 wrappers (one that
-    wraps itself, say)."""
+    descriptor has none: its function's (a property's getter); a callable object has none: its
+    class's. None past 64 wrappers (one that wraps itself, say)."""
     for _ in range(64):
         if isinstance(fn, functools.partial | functools.cached_property | _METHOD_DESCRIPTORS):
             fn = fn.func  # type: ignore[union-attr]
         elif isinstance(fn, property) and fn.fget is not None:
             fn = fn.fget
         else:
-            return getattr(fn, attribute, None)
+            name = getattr(fn, attribute, None)
+            return name if name is not None or not callable(fn) else getattr(type(fn), attribute, None)
     return None
 
 

@@ -10,6 +10,7 @@ result (``observe(as_type="evaluator")``) becomes a score on the observation it 
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import math
 import numbers
 import re
@@ -21,7 +22,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import get_current_span
 
-from . import recorder
+from . import bounds, recorder
 from ._internal import count, guarded_failure, log_once
 from .config import ENVIRONMENT_NAME
 from .context import Held, current_tenant, hold_scope, release_scope, valid_tenant
@@ -58,15 +59,16 @@ def _data_type(value: object, declared: object) -> str:
 
 
 def _plain(value: object) -> object:
-    """A score computed with numpy (``np.mean``, ``np.sum``, a comparison) or ``fractions`` as the
-    plain bool, int or float it stands for: the pipeline and Langfuse take only those (a numpy
-    float, a float subclass, was sent on as is and failed redaction)."""
+    """A score computed with numpy (``np.mean``, ``np.sum``, a comparison), ``fractions`` or
+    ``decimal`` (a database's ``AVG()``) as the plain bool, int or float it stands for: the pipeline
+    and Langfuse take only those (a numpy float, a float subclass, was sent on as is and failed
+    redaction; a ``Decimal``, no ``numbers.Real``, was taken for a category's value)."""
     kind = type(value)
     if kind is bool or kind is int or kind is float or kind is str:
         return value
     if isinstance(value, numbers.Integral):
         return int(value)  # also an IntEnum
-    if isinstance(value, numbers.Real):
+    if isinstance(value, numbers.Real | decimal.Decimal):
         return float(value)
     if isinstance(value, str):
         return str.__str__(value)  # a StrEnum member: its text
@@ -208,11 +210,13 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
         raise _Invalid("tenant must be a valid tenant id")
     value = _plain(value)
     kind = _data_type(value, data_type)
+    limit = state.max_value_bytes  # its texts held as a span's are, cut once redacted (``redact_score``)
+    score_value = _value(value, kind)
     body: dict[str, Any] = {
         "id": uuid.uuid4().hex,
         "traceId": trace_id.lower(),
-        "name": name,
-        "value": _value(value, kind),
+        "name": bounds.hold(name, limit),
+        "value": bounds.hold(score_value, limit) if type(score_value) is str else score_value,
         "dataType": kind,
         # when it was given, not when sent: a score sent again (a retry) replaces the first only
         # with the same id and timestamp; without one, Langfuse takes the time it receives it
@@ -222,7 +226,7 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
         body["observationId"] = observation_id.lower()
     text = _comment(comment)
     if text is not None:
-        body["comment"] = text
+        body["comment"] = bounds.hold(text, limit)
     environment = environment or trace_environment(obs)
     settings = state.settings
     if environment is None and settings is not None:

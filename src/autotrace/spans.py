@@ -163,7 +163,7 @@ class ObservationSpan(trace.Span):
         qualname = type(exception).__qualname__
         event_attributes: dict[str, Any] = {
             "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
-            "exception.message": str(exception),
+            "exception.message": _text(exception),
             "exception.stacktrace": "".join(traceback.format_exception(exception)),
             "exception.escaped": str(escaped),
         }
@@ -230,6 +230,15 @@ class ObservationTracer:
             span.set_attributes(extra)
         self._relay.on_start(span, context)  # type: ignore[arg-type]
         return span
+
+
+def _text(exception: BaseException) -> str:
+    """``str(exception)``, or a note that it failed: an exception whose ``__str__`` raises is still
+    recorded (``traceback`` says the same of it in the stack trace)."""
+    try:
+        return str(exception)
+    except Exception:
+        return "<str() failed>"
 
 
 def _sample(sampler: sampling.Sampler, context: Context | None, parent: SpanContext | None, trace_id: int,

@@ -3,7 +3,11 @@ whatever their type, through the same detectors and hooks as spans, failing clos
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._internal import count, log_once
+from ..bounds import HELD_MARK, truncate
+from ..runtime import state
 from ..scores import ScoreItem
 from .redaction import FAILED, SCORE_COMMENT, SCORE_NAME, SCORE_VALUE, Redactor, redacting_for
 
@@ -15,7 +19,7 @@ def redact_score(item: ScoreItem, redactor: Redactor) -> bool:
     as other than text (or a number, for the value) is replaced; a score whose redaction raises, or
     whose name or value a hook drops, is dropped (counted): never exported raw."""
     if not redactor.enabled:
-        return True
+        return _cut(item.body)
     body = item.body
     if redactor.hooks:
         redacting_for(item.tenant)
@@ -43,4 +47,13 @@ def redact_score(item: ScoreItem, redactor: Redactor) -> bool:
         log_once("score_redaction_failed", "autotrace: a score was dropped: redaction failed (%s)",
                  type(exc).__name__)
         return False
+    return _cut(body)
+
+
+def _cut(body: dict[str, Any]) -> bool:
+    """The texts ``score()`` held past the size limit, cut at it now that they are redacted; True."""
+    for key, _hook_key in _FIELDS:
+        value = body.get(key)
+        if type(value) is str and value.endswith(HELD_MARK):
+            body[key] = truncate(value, state.max_value_bytes)
     return True

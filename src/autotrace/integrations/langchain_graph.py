@@ -25,9 +25,10 @@ known once its first node starts. How each run is recorded:
   keys (triggers, path, checkpoint namespace) of none; in a run outside any graph, such keys are
   the caller's own and kept;
 - an interrupt (``interrupt()``, ``GraphInterrupt``) ends the runs it passes through as WARNING
-  with its values; a handoff to a parent graph (``ParentCommand``) as DEFAULT: control flow, not
-  failures. A resumed run is a new trace; with a checkpointer, the graph's ``thread_id`` is the
-  session of both, which links them, on every run of the graph (as a session in its metadata is);
+  with its values (content: only while content is captured); a handoff to a parent graph
+  (``ParentCommand``) as DEFAULT: control flow, not failures. A resumed run is a new trace; with a
+  checkpointer, the graph's ``thread_id`` is the session of both, which links them, on every run
+  of the graph (as a session in its metadata is);
   a session the caller gives (in the metadata or ``autotrace.trace_attributes``) wins;
 - what a node writes to its custom stream is metadata of its run (``langchain_graph_writes``).
 """
@@ -116,13 +117,16 @@ def thread_session(metadata: dict[str, Any] | None) -> str | None:
 
 def control_flow(error: BaseException) -> tuple[str, str] | None:
     """``(level, message)`` for an exception LangGraph raises to pause or redirect a graph
-    (``GraphBubbleUp``: ``GraphInterrupt``, ``ParentCommand``); None for any other."""
+    (``GraphBubbleUp``: ``GraphInterrupt``, ``ParentCommand``); None for any other. An interrupt's
+    message has its values only while content is captured."""
     names = [cls.__name__ for cls in type(error).__mro__ if cls.__module__.startswith("langgraph")]
     if "GraphBubbleUp" not in names:
         return None
     kind = type(error).__name__
     if "GraphInterrupt" not in names:
         return "DEFAULT", kind
+    if not capture_enabled():  # its values are content (a draft for review), as a node's output is
+        return "WARNING", kind
     try:
         values = [getattr(item, "value", item) for item in (error.args[0] if error.args else ())]
         return "WARNING", f"{kind}: " + "; ".join(str(value) for value in values)

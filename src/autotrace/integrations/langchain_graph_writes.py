@@ -17,6 +17,7 @@ and its values stay unrecorded as well (fail closed).
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +32,9 @@ _MAX_WRITES = 1000
 #: (module, target) LangGraph starts a node's run with, sync and async
 START = ("langgraph._internal._runnable", "RunnableSeq._start")
 ASTART = ("langgraph._internal._runnable", "RunnableSeq._astart")
+#: set while a ``_Recording`` writes: one its writer calls (a subgraph's, made of its node's writer, which a
+#: node's ``timeout`` wraps in a guard ``_Recording`` cannot see through) writes without noting again
+_WRITING: ContextVar[bool] = ContextVar("autotrace_langgraph_writing", default=False)
 
 
 class Writes:
@@ -82,12 +86,18 @@ class _Recording:
         self.writer = writer
 
     def __call__(self, value: Any) -> Any:
+        if _WRITING.get():  # noted by the recording writer that calls this one
+            return self.writer(value)
         handler = self.integration.handler
         if handler is not None:
             run_id = _current_run_id()
             if run_id is not None:
                 handler._guard("stream_write", handler.stream_written, run_id, value)
-        return self.writer(value)
+        token = _WRITING.set(True)
+        try:
+            return self.writer(value)
+        finally:
+            _WRITING.reset(token)
 
 
 def _current_run_id() -> UUID | None:
@@ -103,7 +113,8 @@ def _current_run_id() -> UUID | None:
 
 
 def recording_merge(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    """``Runtime.merge``, its writer made a ``_Recording`` (once: a subgraph inherits its parent's)."""
+    """``Runtime.merge``, its writer made a ``_Recording`` (once: a subgraph inherits its parent's, or a
+    guard around it, ``_WRITING``)."""
     runtime = wrapped(*args, **kwargs)
     try:
         writer = runtime.stream_writer

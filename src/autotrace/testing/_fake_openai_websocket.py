@@ -7,7 +7,8 @@ the same scripts), under an id of its own (``resp_ws_1``, ...), each event carry
 ``together`` waits for that many requests and interleaves their events (their lanes' order kept).
 ``steer_after`` waits, after that many events of the next response, for the client's
 ``response.steer``: accepts it, ends the response ``incomplete`` (reason ``steered``, with the
-usage scripted for it) and answers the steering input as an automatic successor (the next script).
+usage scripted for it) and answers the steering input as an automatic successor (the next script),
+or, with ``successor_fails``, with ``response.steer.failed`` (``successor_creation_failed``) instead.
 
 ``with FakeResponsesWebSocket() as ws: OpenAI(base_url=ws.base_url, api_key="x").responses.connect()``
 """
@@ -41,6 +42,8 @@ class FakeResponsesWebSocket:
         self.together = 1
         #: Wait for a ``response.steer`` after this many events of the next response (then reset).
         self.steer_after: int | None = None
+        #: The steered response's successor cannot be created: ``response.steer.failed`` instead.
+        self.successor_fails = False
         self._finals: dict[str, dict[str, Any]] = {}  # each response's final form, by id
         #: Sockets accepted so far (a reconnection opens another).
         self.connections = 0
@@ -101,6 +104,11 @@ class FakeResponsesWebSocket:
         final = self._finals.pop(running["id"])  # its scripted usage; its output: what was streamed
         socket.send(json.dumps({"type": "response.incomplete", "sequence_number": 1, "response": {
             **final, "status": "incomplete", "incomplete_details": {"reason": "steered"}, "output": []}}))
+        if self.successor_fails:
+            socket.send(json.dumps({"type": "response.steer.failed", "sequence_number": 2, "steer": {
+                **accepted, "input": steer["input"]}, "error": {
+                "type": "invalid_request_error", "code": "successor_creation_failed", "message": "No successor."}}))
+            return
         for reply in self._answer({"input": steer["input"], "previous_response_id": running["id"]}):
             socket.send(json.dumps(reply))
 

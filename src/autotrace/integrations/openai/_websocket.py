@@ -11,11 +11,13 @@ Server events are matched to requests by lane (``stream_id``; none is the defaul
 runs its requests in order, so each ``response.created`` is the next request sent on its lane,
 unless it is the automatic successor of a steered response (``response.incomplete`` with reason
 ``steered``, or a ``response.created`` with no request waiting), recorded as one more generation
-beside the one it continues (metadata ``successor_of``), its input the ``response.steer`` input sent.
+beside the one it continues (metadata ``successor_of``), its input the ``response.steer`` input sent
+for that response (none follows an input the server could not commit: ``response.steer.failed``).
 
 What is patched (the SDK's own objects reach the caller unchanged): ``send_raw`` (the JSON that
 ``send`` and the caller's raw sends put on the socket: what was sent, read back), the connection
-manager's ``send`` (a request queued before the connection opens: sent first when it does),
+manager's ``send`` (a request queued before the connection opens: sent first when it does; once it is open,
+before the connection's next send),
 ``parse_event`` (every event ``recv``, iteration and ``dispatch_events`` hand out),
 ``recv_bytes`` (a dropped socket: ``ConnectionClosed``) and ``close``. A socket that closes, drops
 or reconnects with responses in flight ends them WARNING. At most ``MAX_IN_FLIGHT`` generations
@@ -65,40 +67,45 @@ def _traced(instance: Any, data: Any, hold: bool = False) -> tuple[Connection, F
         if type(instance) not in _CLASSES:
             return None
         body = _body(data)
-        if body is None:
-            return None
-        fields = instance.__dict__
-        traced = fields.get(_KEY)
-        if body.pop("type") == "response.steer":
-            if traced is not None:
-                traced.steers.append(body.get("input"))
-            return None
-        if traced is None:  # two threads' first sends: one Connection kept
-            traced = fields.setdefault(_KEY, Connection(instance))
-        if traced.given_up:
-            return None
-        if not hold:
-            return traced, traced.sent(body)
-        traced.sending.acquire()
-        try:
-            return traced, traced.sent(body)
-        except BaseException:
-            traced.sending.release()
-            raise
+        return None if body is None else _sent(instance, body, hold)
     except Exception as exc:
         guarded_failure("openai.websocket", exc)
         return None
 
 
+def _sent(instance: Any, body: dict[str, Any], hold: bool) -> tuple[Connection, Flight] | None:
+    """``_traced`` for the ``body`` of a ``response.create`` or ``response.steer``."""
+    fields = instance.__dict__
+    traced = fields.get(_KEY)
+    if body.pop("type") == "response.steer":
+        if traced is not None:
+            traced.steer(body.get("previous_response_id"), body.get("input"))
+        return None
+    if traced is None:  # two threads' first sends: one Connection kept
+        traced = fields.setdefault(_KEY, Connection(instance))
+    if traced.given_up:
+        return None
+    if not hold:
+        return traced, traced.sent(body)
+    traced.sending.acquire()
+    try:
+        return traced, traced.sent(body)
+    except BaseException:
+        traced.sending.release()
+        raise
+
+
 def _manager_send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    """``ConnectionManager.send``: the event is queued, to be sent first when the connection opens."""
-    queue = _queue_of(instance)
+    """``ConnectionManager.send``: the event is queued, to be sent first when the connection opens;
+    once it is open, before the connection's next send (as if sent on it now, ``_queued_on``)."""
+    queue, connection = _parts_of(instance)
+    if queue is not None and connection is not None and not getattr(connection, "_intentionally_closed", True):
+        return _queued_on(wrapped, queue, connection, args, kwargs)
     before = len(getattr(queue, "_queue", ()))
     result = wrapped(*args, **kwargs)
     if queue is not None:
         try:
-            items = queue._queue
-            body = _body(items[before][0]) if len(items) > before else None  # what was queued, read back
+            body = _read_back(queue, before)
             if body is not None and body.pop("type") == "response.create":
                 fields = queue.__dict__
                 queued = fields.get(_QUEUED)
@@ -110,12 +117,40 @@ def _manager_send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     return result
 
 
-def _queue_of(manager: Any) -> Any:
-    """A connection manager's send queue (its private ``__send_queue``), None if not found."""
+def _queued_on(wrapped: Any, queue: Any, connection: Any, args: Any, kwargs: Any) -> Any:
+    """``ConnectionManager.send`` with its connection open: the event joins the connection's send
+    queue, which the SDK flushes before that connection's next send (or on reconnecting), so its
+    request waits on its lane ahead of any sent after, as a send on the connection would."""
+    fields = connection.__dict__
+    traced = fields.get(_KEY) or fields.setdefault(_KEY, Connection(connection))
+    with traced.sending:  # no thread sends on the connection between the queueing and its record
+        before = len(getattr(queue, "_queue", ()))
+        result = wrapped(*args, **kwargs)
+        try:
+            body = _read_back(queue, before)
+            if body is not None:
+                _sent(connection, body, hold=False)
+        except Exception as exc:
+            guarded_failure("openai.websocket", exc)
+    return result
+
+
+def _read_back(queue: Any, before: int) -> dict[str, Any] | None:
+    """The ``response.create`` or ``response.steer`` just queued (after ``before`` items), if any."""
+    items = queue._queue
+    return _body(items[before][0]) if len(items) > before else None
+
+
+def _parts_of(manager: Any) -> tuple[Any, Any]:
+    """A connection manager's send queue (its private ``__send_queue``) and the connection it
+    opened (``__connection``), each None if not found."""
+    queue = connection = None
     for value in getattr(manager, "__dict__", {}).values():
         if type(value).__name__ == "SendQueue":
-            return value
-    return None
+            queue = value
+        elif type(value) in _CLASSES:
+            connection = value
+    return queue, connection
 
 
 def _connection_init(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> None:

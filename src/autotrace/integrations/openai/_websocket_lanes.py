@@ -104,8 +104,8 @@ class Connection:
         self.recorded = 0  # generations in flight
         self.waiting = 0  # requests waiting, recorded or not
         self.given_up = False
-        #: The inputs sent by ``response.steer`` that no successor has answered yet.
-        self.steers: deque[Any] = deque(maxlen=_MAX_STEERS)
+        #: (response steered, input) of each ``response.steer`` no successor has answered yet.
+        self.steers: deque[tuple[Any, Any]] = deque(maxlen=_MAX_STEERS)
         self.provider, self.base_url = _where(connection)
 
     def lane(self, key: Any) -> _Lane:
@@ -160,6 +160,24 @@ class Connection:
             flight.obs.record_error(error)
         flight.finish()
 
+    def steer(self, target: Any, steering: Any) -> None:
+        """A ``response.steer`` of the response ``target`` is sent: its input, for the successor."""
+        with self.lock:
+            self.steers.append((target, steering))
+
+    def _steer_failed(self, event: Any) -> None:
+        """``response.steer.failed``: no successor answers that input; if it steered its lane's last
+        response, no successor follows it (called with the lock held)."""
+        target = getattr(getattr(event, "steer", None), "previous_response_id", None)
+        for entry in self.steers:
+            if entry[0] == target:
+                self.steers.remove(entry)
+                break
+        lane = self.lanes.get(getattr(event, "stream_id", None))
+        if (lane is not None and lane.steered and lane.last is not None and lane.last.response_id == target
+                and all(aim != target for aim, _ in self.steers)):
+            lane.steered = False
+
     def _done(self, flight: Flight, waited: bool) -> None:
         self.waiting -= waited
         self.recorded -= flight.obs is not None
@@ -168,6 +186,9 @@ class Connection:
         kind = getattr(event, "type", None)
         ended: list[tuple[Flight, str | None, str | None]] = []
         with self.lock:
+            if kind == "response.steer.failed":
+                self._steer_failed(event)
+                return
             lane = self.lanes.get(getattr(event, "stream_id", None))
             if lane is None:
                 return
@@ -209,8 +230,10 @@ class Connection:
         if last is None or last.context is None or self.recorded >= MAX_IN_FLIGHT:
             count("openai.websocket_unmatched")
             return Flight(None, None)
-        steered = list(self.steers)
-        self.steers.clear()
+        steered = [steering for aim, steering in self.steers if aim == last.response_id]
+        if steered:
+            self.steers = deque(((aim, steering) for aim, steering in self.steers if aim != last.response_id),
+                                maxlen=_MAX_STEERS)
         body = {"input": steered[0] if len(steered) == 1 else steered} if steered else {}
         try:
             obs = last.context.run(_started, body, self.provider, self.base_url, last.response_id)

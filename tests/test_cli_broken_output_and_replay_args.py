@@ -237,7 +237,7 @@ def test_replay_with_a_relative_db_finds_the_run_of_a_program_that_changes_direc
     store = LocalStore(tmp_path / "t.db", read_only=True)
     (original,) = [t["trace_id"] for t in store.traces()]
     at = next(r["id"] for r in store.trace(original) if r["name"] == "answer")
-    result = cli_in_tmp("replay", original, "--at", at, "--set", "model=m2", "--", sys.executable, "app.py")
+    result = cli_in_tmp("replay", original, "--at", at, "--", sys.executable, "app.py")  # no model request to --set
     assert result.returncode == 0, result.stderr
     (replayed,) = [t["trace_id"] for t in store.traces() if t["replay_of"] == original]
     assert f"\nreplay {replayed} of {original}\n" in result.stdout

@@ -45,8 +45,8 @@ def test_a_replay_that_never_reaches_the_chosen_generation_fails(tmp_path: Path)
     assert unreached.stderr == (f"autotrace replay: the program never reached the chosen observation {at} "
                                 f"(generation 'judge-call'): nothing ran with the overrides\n")
 
-    reached = autotrace_cli(env, tmp_path, "replay", trace["trace_id"], "--at", at[:8], "--set", "model=m2", "--",
-                   sys.executable, str(app), "--judge")
+    reached = autotrace_cli(env, tmp_path, "replay", trace["trace_id"], "--at", at[:8], "--",  # no model request
+                   sys.executable, str(app), "--judge")  # to override: --set fails (test_review18_replay_overrides_unapplied)
     assert (reached.returncode, reached.stderr) == (0, "")
     assert "first difference" not in reached.stdout and "\nno difference\n" in reached.stdout
     assert list((tmp_path / "tmp").iterdir()) == []  # the replay's files removed

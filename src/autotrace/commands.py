@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from .cli import open_store, out  # as the other commands: a missing store is reported, never created
-    from .replay import REPLAY_FILE_ENV, first_difference, parse_overrides, side_by_side
+    from .replay import REPLAY_FILE_ENV, first_difference, parse_overrides, side_by_side, taken_note
 
     command = _program(args, "replay")
     store = open_store(args.db)
@@ -123,9 +123,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 127 if isinstance(exc, FileNotFoundError) else 126
     finally:
         os.unlink(spec.name)
-        was_reached = os.path.exists(reached)
-        if was_reached:
-            os.unlink(reached)
+        was_reached, unapplied = taken_note(reached)
     # only a replay started by this run counts, never an earlier replay of the same trace
     replay_id = store.first_replay(original, started)
     if replay_id is None:
@@ -140,6 +138,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"autotrace replay: the program never reached the chosen observation {target['id']} "
               f"({target.get('type')} {clean(repr(target.get('name')))}): nothing ran with the overrides",
               file=sys.stderr)
+        return code or 1
+    if unapplied:  # it ran as recorded: no model request of it took the overrides (only OpenAI's can)
+        print(f"autotrace replay: the chosen generation {target['id']} ({clean(repr(target.get('name')))}) made "
+              f"no OpenAI request to send the overrides with: it ran without them", file=sys.stderr)
         return code or 1
     return code
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .. import schema
 from .connections import ConnectionPool
 from .credentials import Credentials
 from .otlp_http import MAX_REQUEST_BYTES, HttpTarget, OtlpHttpSink
@@ -18,6 +19,11 @@ INGESTION_VERSION = "4"
 #: Statuses that refuse one score's content, not the endpoint or the keys: that score alone is
 #: dropped, and the batch's other scores still sent.
 _SCORE_REFUSED = frozenset({400, 409, 413, 422})
+#: Where a replay marks a call it did not run (``metadata.replay``, a JSON text as ``schema`` writes metadata).
+_REPLAY_MARK = f"{schema.OBS_METADATA}.replay"
+#: What a frozen call spent, as Langfuse is told: nothing, explicitly (no usage would be priced, or counted
+#: by tokenizing its text); the recorded usage and cost stay in the local store, marked ``frozen``.
+_UNSPENT = {schema.OBS_USAGE: '{"input": 0, "output": 0, "total": 0}', schema.OBS_COST: '{"total": 0.0}'}
 
 
 def langfuse_headers(credentials: Credentials) -> dict[str, str]:
@@ -58,7 +64,9 @@ class LangfuseSink(OtlpHttpSink):
         spans, scores = split(items)
         accepted = OK
         if spans:
-            accepted = super().export(spans)
+            accepted = super().export([_as_sent(span) for span in spans])
+            if accepted.settled:  # the batch's own spans: a destination settles them by identity
+                accepted = dataclasses.replace(accepted, settled=tuple(spans[:len(accepted.settled)]))
             if not accepted.ok:
                 return accepted
         headers = {"Authorization": self._auth, "Content-Type": "application/json"}
@@ -96,3 +104,27 @@ class LangfuseSink(OtlpHttpSink):
             self._auth = credentials.authorization_header()
             self.fingerprint = credentials.fingerprint
             self.public_key = credentials.public_key
+
+
+class _Unspent:
+    """A replay's frozen span as Langfuse gets it: the recorded call's usage and cost replaced by
+    none spent (``_UNSPENT``), or they would count in the project's usage and cost as a call made."""
+
+    __slots__ = ("_span", "attributes")
+
+    def __init__(self, span: Any) -> None:
+        self._span = span
+        tokens = {key: 0 for key in (schema.GEN_AI_INPUT_TOKENS, schema.GEN_AI_OUTPUT_TOKENS) if key in span.attributes}
+        self.attributes = {**span.attributes, **_UNSPENT, **tokens}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._span, name)
+
+
+def _as_sent(span: Any) -> Any:
+    """``span`` as exported: ``_Unspent`` for a frozen call that holds a recorded usage or cost."""
+    attributes = span.attributes
+    if attributes and schema.REPLAY_OF in attributes and attributes.get(_REPLAY_MARK) in ('"frozen"', "frozen") and (
+            schema.OBS_USAGE in attributes or schema.OBS_COST in attributes):
+        return _Unspent(span)
+    return span

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ...interception import RecordedError
+from ...interception import RecordedError, active
 from ...observation import Observation, describe_error
 from . import _extract
 
@@ -101,6 +101,9 @@ def overridden(options: Any, body: dict[str, Any], extra: Any, overrides: Mappin
     options.json_data = {**body, **{key: sent[key] for key in changed}}
     if extra:
         options.extra_json = {key: value for key, value in extra.items() if key not in changed}
+    applied = getattr(active(), "overrides_applied", None)  # the replay learns its overrides were sent
+    if settings and callable(applied):
+        applied()
     return options, sent
 
 

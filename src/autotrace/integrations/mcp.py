@@ -30,7 +30,8 @@ the handler given out runs in a SERVER observation of the client's type, named a
 prompt (the method, for a name the MCP specification does not allow, and for every resource), under
 the SDK's server span when there is one, else joined to the caller's trace from ``_meta``; an
 ``ErrorData`` a lowlevel handler returns is an error there, as the ``MCPError`` the SDK answers, and
-so is a result the SDK cannot send (it is ended with the answer, ``_answer``). The
+so is a result the SDK cannot send (it is ended with the answer, ``_answer``). No name a client
+sends names the SDK's own server span unbounded (``_mcp_names``). The
 caller's tenant is taken only with ``trust_incoming_tenant`` (the SDK's server span, started
 before, takes it too), for every request with a handler (``tools/list`` too: the SDK's span for it then
 has a tenant; ``initialize``, answered by the SDK itself, has none). An in-process server (the SDK's in-memory transports) runs in its client's
@@ -40,7 +41,6 @@ context and so has the client's tenant: the same program chose it.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -57,11 +57,10 @@ from ..middleware import adopt_current_span
 from ..observation import Observation, ObservationType, make_current, restore_context
 from ..propagation import extract, inject, merge_baggage, tenant_travels_to
 from ._mcp_callbacks import dispatch_input_request, enter, from_peer, leave, note_sent, on_request
+from ._mcp_names import allowed, get_notification_handler, handled, server_span
 from .base import Integration
 from .documents import document, recorded
 
-#: Tool (and prompt) names the MCP specification allows (2025-11-25: 1-128 of these characters).
-_TOOL_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _TRACE_KEYS = ("traceparent", "tracestate")
 Fields = dict[str, Any]
 
@@ -181,12 +180,6 @@ def _finish(method: _Method, obs: Observation, result: Any = None, error: BaseEx
 
 
 # -- the requests traced ----------------------------------------------------------------------------
-def _named(params: Mapping[str, Any]) -> str | None:
-    """The tool's or prompt's name as the MCP specification allows it, else None."""
-    name = params.get("name")
-    return name if isinstance(name, str) and _TOOL_NAME.fullmatch(name) else None
-
-
 @dataclasses.dataclass(frozen=True)
 class _Method:
     """How one MCP request is recorded, by the client and by the server."""
@@ -214,14 +207,14 @@ def _text(value: Any) -> str | None:
 
 _METHODS = {method.wire: method for method in (
     _Method("tools/call", "call_tool", ObservationType.TOOL, ("name", "arguments"),
-            lambda p: f"mcp.call_tool {p.get('name')}", _named,
+            lambda p: f"mcp.call_tool {p.get('name')}", allowed,
             lambda p: {"tool_name": _text(p.get("name")), "arguments": p.get("arguments")}, _tool_outcome,
             progress=True),
     _Method("resources/read", "read_resource", ObservationType.RETRIEVER, ("uri",),
             lambda p: "mcp.read_resource", lambda p: None,
             lambda p: {"input": {"uri": _text(p.get("uri"))}}, _read_outcome),
     _Method("prompts/get", "get_prompt", ObservationType.SPAN, ("name", "arguments"),
-            lambda p: f"mcp.get_prompt {p.get('name')}", _named,
+            lambda p: f"mcp.get_prompt {p.get('name')}", allowed,
             lambda p: {"input": p.get("arguments"), "metadata": {"mcp_prompt": _text(p.get("name"))}},
             _prompt_outcome),
 )}
@@ -449,8 +442,9 @@ def _get_request_handler(wrapped: Callable[..., Any], instance: Any, args: tuple
     entry = wrapped(*args, **kwargs)
     try:
         if entry is not None:  # every request: its tenant when trusted; the three traced: their observation
-            method = _METHODS.get(args[0] if args else kwargs.get("method"))
-            return dataclasses.replace(entry, handler=_traced_handler(method, entry.handler))
+            name = args[0] if args else kwargs.get("method")
+            handled(name)
+            return dataclasses.replace(entry, handler=_traced_handler(_METHODS.get(name), entry.handler))
     except Exception as exc:
         guarded_failure("mcp.server_handler", exc)
     return entry
@@ -459,8 +453,9 @@ def _get_request_handler(wrapped: Callable[..., Any], instance: Any, args: tuple
 class McpIntegration(Integration):
     """Patches ``ClientSession.call_tool`` / ``read_resource`` / ``get_prompt`` (and
     ``dispatch_input_request``, ``_on_request`` and ``_on_notify``: what the server sends them) and
-    ``Server.get_request_handler`` (the same three requests, and the tenant of every other) and
-    ``ServerRunner._on_request`` (their observations end with the answer)."""
+    ``Server.get_request_handler`` (the same three requests, and the tenant of every other),
+    ``ServerRunner._on_request`` (their observations end with the answer) and how the SDK names its
+    server spans (``otel_span``, ``get_notification_handler``)."""
 
     name = "mcp"
     distribution = "mcp"
@@ -479,6 +474,9 @@ class McpIntegration(Integration):
         wrap("mcp.client.session", "ClientSession._deliver_bound_notifications", from_peer, optional=True)
         wrap("mcp.client.session", "ClientSession._deliver_stream_exception", from_peer, optional=True)
         wrap("mcp.server.lowlevel.server", "Server.get_request_handler", _get_request_handler, expects=("method",))
+        wrap("mcp.server.lowlevel.server", "Server.get_notification_handler", get_notification_handler,
+             optional=True, expects=("method",))
+        wrap("mcp.server._otel", "otel_span", server_span, optional=True)
         wrap("mcp.server.runner", "ServerRunner._on_request", _answer, optional=True,
              expects=("dctx", "method", "params"))
         wrap("mcp.shared.jsonrpc_dispatcher", "inject_trace_context", _inject_trace_context, optional=True,

@@ -1,0 +1,84 @@
+"""What an MCP server's spans are named: a name a client sends (a tool's or prompt's, the method of
+a request) is no span name unless it is bounded.
+
+The SDK's own server span (``OpenTelemetryMiddleware``) takes ``{method} {params.name}`` as the
+client sent them, of any length and any characters; a client could give every request a span name
+of its own. As autotrace's own observations (and gRPC's ``_OTHER``) it keeps the name only when the
+MCP specification allows it (``allowed``), and the method only when the specification defines it;
+another method is ``_OTHER`` (``mcp.method.name`` keeps what was sent) until the server is found to
+have a handler for it (``handled``: an extension's method), which names it again.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from .._internal import guarded_failure
+
+#: Tool (and prompt) names the MCP specification allows (2025-11-25: 1-128 of these characters).
+_TOOL_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
+OTHER = "_OTHER"
+_METHOD = "mcp.method.name"
+
+
+def allowed(params: Mapping[str, Any]) -> str | None:
+    """The tool's or prompt's name as the MCP specification allows it, else None."""
+    name = params.get("name")
+    return name if isinstance(name, str) and _TOOL_NAME.fullmatch(name) else None
+
+
+@functools.cache
+def _spec() -> frozenset[str]:
+    """The methods (requests and notifications) the specification defines."""
+    from mcp_types import methods  # loaded: the SDK is naming a span
+
+    return frozenset(methods.SPEC_CLIENT_METHODS) | frozenset(methods.SPEC_CLIENT_NOTIFICATION_METHODS)
+
+
+def _bounded(method: str, name: str) -> str:
+    """The span name the SDK gave (``{method}`` or ``{method} {name}``), bounded."""
+    if method not in _spec():
+        return OTHER
+    given = name[len(method) + 1:] if name.startswith(method + " ") else None
+    return f"{method} {given}" if given is not None and _TOOL_NAME.fullmatch(given) else method
+
+
+def server_span(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``mcp.server._otel.otel_span``, as the server's middleware calls it: the name bounded."""
+    try:
+        method, name = (kwargs.get("attributes") or {}).get(_METHOD), kwargs.get("name")
+        if kwargs.get("kind") == SpanKind.SERVER and isinstance(method, str) and isinstance(name, str):
+            bounded = _bounded(method, name)
+            if bounded != name:
+                kwargs = {**kwargs, "name": bounded}
+    except Exception as exc:
+        guarded_failure("mcp.server_span", exc)
+    return wrapped(*args, **kwargs)
+
+
+def handled(method: Any) -> None:
+    """The server has a handler for ``method``: the SDK's span for it, when current and named
+    ``_OTHER`` (no method of the specification's), is named after it (never raises)."""
+    try:
+        if not isinstance(method, str) or method in _spec():
+            return
+        span = trace.get_current_span()
+        if getattr(span, "name", None) == OTHER and (getattr(span, "attributes", None) or {}).get(_METHOD) == method:
+            span.update_name(method)
+    except Exception as exc:
+        guarded_failure("mcp.server_span", exc)
+
+
+def get_notification_handler(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                             kwargs: dict[str, Any]) -> Any:
+    """``Server.get_notification_handler``: a notification it has a handler for names its span."""
+    entry = wrapped(*args, **kwargs)
+    if entry is not None:
+        handled(args[0] if args else kwargs.get("method"))
+    return entry

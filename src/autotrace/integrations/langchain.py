@@ -279,19 +279,6 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         return None
 
     # -- models -------------------------------------------------------------------------------------
-    def _model_fields(self, serialized: Any, kwargs: dict[str, Any], metadata: dict[str, Any] | None) -> dict[str, Any]:
-        params = dict(kwargs.get("invocation_params") or {})
-        # both popped: ChatOpenAI gives the same name under each, and neither is a parameter
-        model, model_name = params.pop("model", None), params.pop("model_name", None)
-        model = model or model_name or (metadata or {}).get("ls_model_name")
-        for noise in ("_type", "stop", "stream"):
-            params.pop(noise, None)
-        for key in ("tools", "functions"):  # bound tools by name: their schemas fill the parameters
-            if isinstance(params.get(key), list):
-                params[key] = [lcv.bound_tool_name(tool) for tool in params[key]]
-        provider = (metadata or {}).get("ls_provider")
-        return {"model": model, "model_parameters": params or None, "provider": provider}
-
     def on_chat_model_start(self, serialized: Any, messages: list[list[Any]], *, run_id: UUID,
                             parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
                             **kwargs: Any) -> None:
@@ -300,7 +287,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             self._start(ObservationType.GENERATION, run_name(serialized, kwargs, "chat_model"), run_id, parent_run_id,
                         metadata, tags=kwargs.get("tags"), serialized=serialized,
                         input=batch[0] if len(batch) == 1 else batch,
-                        **self._model_fields(serialized, kwargs, metadata))
+                        **lcv.model_fields(kwargs, metadata))
             note_started(run_id)
 
         self._guard("chat_model_start", start)
@@ -311,7 +298,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
             self._start(ObservationType.GENERATION, run_name(serialized, kwargs, "llm"), run_id, parent_run_id, metadata,
                         tags=kwargs.get("tags"), serialized=serialized, input=prompts[0] if len(prompts) == 1 else prompts,
                         operation="text_completion",
-                        **self._model_fields(serialized, kwargs, metadata))
+                        **lcv.model_fields(kwargs, metadata))
 
         self._guard("llm_start", start)
 

@@ -1,6 +1,7 @@
 """LangChain objects as recorded fields: messages (with their chat role), token usage, a model
-run's reply, bound tools by name, retrieved documents, a run's name, an error's text, whether a
-chain run started on LangChain's streaming path, and what a stream its caller closed had yielded."""
+run's model and parameters and its reply, bound tools by name, retrieved documents, a run's name,
+an error's text, whether a chain run started on LangChain's streaming path, and what a stream its
+caller closed had yielded."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ _INPUT_DETAILS = {"cache_read": "input_cached_tokens", "cache_creation": "input_
                   "audio": "input_audio_tokens"}
 _OUTPUT_DETAILS = {"reasoning": "output_reasoning_tokens", "audio": "output_audio_tokens"}
 _TIERS = ("", "flex_", "priority_")
+
+#: Where a reply's ``response_metadata`` gives its finish reason: OpenAI's and Gemini's key,
+#: Anthropic's (ChatAnthropic keeps the API's name), Bedrock Converse's and Ollama's.
+_FINISH_KEYS = ("finish_reason", "stop_reason", "stopReason", "done_reason")
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
 
@@ -121,9 +126,9 @@ def token_usage(response: Any, message: Any) -> dict[str, int] | None:
 
 
 def model_reply(response: Any, streamed_only: bool = False) -> dict[str, Any]:
-    """Output, usage, finish reason and model of a model run's first generation. ``streamed_only``:
-    only a streamed reply (LangChain gives a failed or closed stream's merged chunks to
-    ``on_llm_error``; any other generation there holds the error's HTTP response, no reply)."""
+    """Output, usage, cost, finish reason and model of a model run's first generation.
+    ``streamed_only``: only a streamed reply (LangChain gives a failed or closed stream's merged
+    chunks to ``on_llm_error``; any other generation there holds the error's HTTP response, no reply)."""
     generations = getattr(response, "generations", None) or [[]]
     choices = generations[0] if generations and generations[0] else []
     first = choices[0] if choices else None
@@ -134,9 +139,18 @@ def model_reply(response: Any, streamed_only: bool = False) -> dict[str, Any]:
     output = [_choice_output(choice) for choice in choices] if len(choices) > 1 else _choice_output(first)
     info = getattr(first, "generation_info", None) or {}
     response_metadata = getattr(message, "response_metadata", None) or {}
-    return {"output": output, "usage": token_usage(response, message),
-            "finish_reason": info.get("finish_reason") or _finish_reason(response_metadata),
+    return {"output": output, "usage": token_usage(response, message), "cost": _given_cost(message),
+            "finish_reason": _finish_reason(info) or _finish_reason(response_metadata),
             "response_model": response_metadata.get("model_name")}
+
+
+def _given_cost(message: Any) -> dict[str, float] | None:
+    """The cost a reply's ``usage_metadata`` states (``total_cost``), if any: 0 for a reply LangChain
+    took from its cache (``set_llm_cache``), whose tokens, still told, cost nothing this time;
+    without it, Langfuse would price them again from the model and usage."""
+    metadata = getattr(message, "usage_metadata", None)
+    cost = metadata.get("total_cost") if isinstance(metadata, dict) else None
+    return {"total": float(cost)} if isinstance(cost, Real) and not isinstance(cost, bool) and cost >= 0 else None
 
 
 def _details(details: Any, names: dict[str, str], usage: dict[str, Any]) -> None:
@@ -158,11 +172,32 @@ def _choice_output(generation: Any) -> Any:
 
 
 def _finish_reason(response_metadata: dict[str, Any]) -> Any:
-    """A reply's finish reason; for a Responses API reply (``object`` "response"), its status."""
-    reason = response_metadata.get("finish_reason")
-    if reason is None and response_metadata.get("object") == "response":
-        return response_metadata.get("status")
-    return reason
+    """A reply's finish reason, under whichever provider's key it has (``_FINISH_KEYS``); for a
+    Responses API reply (``object`` "response"), its status."""
+    for key in _FINISH_KEYS:
+        if (reason := response_metadata.get(key)) is not None:
+            return reason
+    return response_metadata.get("status") if response_metadata.get("object") == "response" else None
+
+
+def model_fields(kwargs: dict[str, Any], metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """A model run's model, parameters and provider from its start's ``invocation_params`` and
+    ``metadata``. Stop sequences are a parameter when given: ChatOpenAI's invocation parameters
+    lose those given to the call, which LangChain's ``ls_stop`` metadata keeps."""
+    params = dict(kwargs.get("invocation_params") or {})
+    given = metadata or {}
+    # both popped: ChatOpenAI gives the same name under each, and neither is a parameter
+    model, model_name = params.pop("model", None), params.pop("model_name", None)
+    model = model or model_name or given.get("ls_model_name")
+    for noise in ("_type", "stream"):
+        params.pop(noise, None)
+    stop = params.pop("stop", None) or given.get("ls_stop")
+    if stop:
+        params["stop"] = stop
+    for key in ("tools", "functions"):  # bound tools by name: their schemas fill the parameters
+        if isinstance(params.get(key), list):
+            params[key] = [bound_tool_name(tool) for tool in params[key]]
+    return {"model": model, "model_parameters": params or None, "provider": given.get("ls_provider")}
 
 
 def bound_tool_name(tool: Any) -> Any:

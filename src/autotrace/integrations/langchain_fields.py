@@ -11,8 +11,8 @@
   the tags of a root run, as Langfuse's own LangChain handler takes them, the trace's tags. Trace
   tags reach every span of the run's tree, merged with ``langfuse_tags`` and the tags of
   ``autotrace.trace_attributes``, which they would otherwise replace.
-- a tool's ``ToolMessage``: its content, with its artifact (``response_format="content_and_artifact"``)
-  beside it when it has one.
+- a tool's ``ToolMessage``: its content (an image's base64 noted by kind and size), with its artifact
+  (``response_format="content_and_artifact"``) beside it when it has one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ..observation import Observation, ObservationType
 from . import langchain_graph as lg
 from .documents import MAX_DOCUMENTS
 from .langchain_convert import document_fields
+from .media import without_media
 
 _TRACE_KEYS = {"user_id": schema.TRACE_USER, "langfuse_user_id": schema.TRACE_USER,
                "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION,
@@ -122,11 +123,14 @@ def trace_tags(obs: Observation, inherited: tuple[str, ...], *added: list[str]) 
 
 
 def tool_result(output: Any) -> Any:
-    """A tool run's result: a ``ToolMessage``'s content, and its artifact when it has one (its first
-    ``MAX_DOCUMENTS`` items if a list: documents as a retrieval records them; the others counted as
+    """A tool run's result: a ``ToolMessage``'s content (the inline payloads of its media parts noted,
+    as a message's, ``without_media``), and its artifact when it has one (its first ``MAX_DOCUMENTS``
+    items if a list: documents as a retrieval records them; the others counted as
     ``tool_artifact_items_truncated``); any other output as it is."""
     content = getattr(output, "content", output)
     artifact = getattr(output, "artifact", None) if content is not output else None
+    if type(content) is list:  # content blocks (a screenshot): inline payloads noted, as a message's are
+        content = without_media([{"content": content}])[0]["content"]
     if artifact is None:
         return content
     result: dict[str, Any] = {"content": content}

@@ -106,10 +106,11 @@ def test_a_result_with_is_error_is_an_error_and_reaches_the_caller_unchanged(tmp
     trace_id, result = asyncio.run(turn())
     assert result.is_error and result.content == [types.TextContent(text="Error executing tool broken")]
     records = traced.trace(trace_id)
-    for name in ("mcp.call_tool broken", "broken"):
+    for name, message in (("mcp.call_tool broken", "Error executing tool broken"),
+                          ("broken", "ValueError: no station in Oslo")):  # the server's: what the tool raised
         record = _by_name(records, name)
         assert (record["level"], record["status_message"], record["output"]) == (
-            "ERROR", "Error executing tool broken", "Error executing tool broken")
+            "ERROR", message, "Error executing tool broken")
 
 
 # -- a lowlevel server: the _meta it receives, errors, waiting ---------------------------------------

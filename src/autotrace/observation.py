@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
@@ -389,10 +391,25 @@ def describe_error(error: BaseException) -> str:
     cancellation); never raises, even for an exception whose ``__str__`` does (the application's
     exception must reach its caller unchanged, not be replaced by that one)."""
     try:
-        text = str(error)
+        text = _stable_cancellation(error, str(error))
     except Exception:
         text = "<str() failed>"
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+#: anyio's message for a task one of its cancel scopes cancels (``by`` in older anyio).
+_CANCEL_SCOPE = re.compile(r"Cancelled (?:via|by) cancel scope [0-9a-f]+\b")
+_REASON = "; reason: "
+
+
+def _stable_cancellation(error: BaseException, text: str) -> str:
+    """``text``, or for anyio's cancellation what it says without the scope's address and the
+    cancelling task (its coroutine's file and line), which differ from one run to the next: the
+    reason given to ``CancelScope.cancel`` (such as ``deadline exceeded``) is kept."""
+    if not isinstance(error, asyncio.CancelledError) or not _CANCEL_SCOPE.match(text):
+        return text
+    _, given, reason = text.partition(_REASON)
+    return f"Cancelled via cancel scope{_REASON}{reason}" if given else "Cancelled via cancel scope"
 
 
 def make_current(obs: Observation | Span) -> object | None:

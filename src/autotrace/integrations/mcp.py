@@ -30,7 +30,8 @@ the handler given out runs in a SERVER observation of the client's type, named a
 prompt (the method, for a name the MCP specification does not allow, and for every resource), under
 the SDK's server span when there is one, else joined to the caller's trace from ``_meta``; an
 ``ErrorData`` a lowlevel handler returns is an error there, as the ``MCPError`` the SDK answers, and
-so is a result the SDK cannot send (it is ended with the answer, ``_answer``). No name a client
+so is a result the SDK cannot send (it is ended with the answer, ``_answer``); an ``MCPServer`` tool's
+``isError`` result records the exception the tool raised (``_mcp_tool_errors``). No name a client
 sends names the SDK's own server span unbounded (``_mcp_names``). The
 caller's tenant is taken only with ``trust_incoming_tenant`` (the SDK's server span, started
 before, takes it too), for every request with a handler (``tools/list`` too: the SDK's span for it then
@@ -58,6 +59,7 @@ from ..observation import Observation, ObservationType, make_current, restore_co
 from ..propagation import extract, inject, merge_baggage, tenant_travels_to
 from ._mcp_callbacks import dispatch_input_request, enter, from_peer, leave, note_sent, on_request
 from ._mcp_names import allowed, get_notification_handler, handled, server_span
+from ._mcp_tool_errors import call_tool, original, unwatch, watch
 from .base import Integration
 from .documents import document, recorded
 
@@ -164,8 +166,10 @@ def _outcome(method: _Method, result: Any) -> tuple[Fields, BaseException | str 
     return method.outcome(result)
 
 
-def _finish(method: _Method, obs: Observation, result: Any = None, error: BaseException | None = None) -> None:
-    """End ``obs`` with a request's result or error (never raises)."""
+def _finish(method: _Method, obs: Observation, result: Any = None, error: BaseException | None = None,
+            behind: BaseException | None = None) -> None:
+    """End ``obs`` with a request's result or error (never raises); ``behind``: the exception an
+    error result was made of, recorded in place of its text."""
     try:
         if error is not None:
             obs.record_error(error)
@@ -173,7 +177,7 @@ def _finish(method: _Method, obs: Observation, result: Any = None, error: BaseEx
             fields, failed = _outcome(method, result)
             obs.update(**fields)
             if failed is not None:
-                obs.record_error(failed)
+                obs.record_error(behind if behind is not None and isinstance(failed, str) else failed)
     except Exception as exc:
         guarded_failure("mcp.finish", exc)
     obs.end()
@@ -332,13 +336,14 @@ class _ServerCall:
     """One request a server handles: its tenant when trusted and, for a traced ``method`` (None:
     another request, ``tools/list`` ...), its observation in the caller's trace."""
 
-    __slots__ = ("context", "method", "obs", "tenant_token")
+    __slots__ = ("caught", "context", "method", "obs", "tenant_token")
 
     def __init__(self, method: _Method | None, params: Any) -> None:
         self.method = method
         self.obs: Observation | None = None
         self.tenant_token: Any = None
         self.context: Context | None = None
+        self.caught: list[BaseException] = []  # what ``MCPServer.call_tool`` raised in the handler
         try:
             meta = getattr(params, "meta", None)
             incoming = extract(meta if isinstance(meta, Mapping) else None)
@@ -370,7 +375,7 @@ class _ServerCall:
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
         if self.obs is not None and self.method is not None:
-            _finish(self.method, self.obs, result, error)
+            _finish(self.method, self.obs, result, error, original(self.caught))
 
 
 def _server_parent(incoming: Context) -> Context | None:
@@ -399,12 +404,15 @@ def _traced_handler(method: _Method | None, handler: Callable[..., Awaitable[Any
     async def traced(ctx: Any, params: Any) -> Any:
         call = _ServerCall(method, params)
         token = _attach(call.context)
+        watching = watch(call.caught) if call.obs is not None and method is _METHODS["tools/call"] else None
         try:
             result = await handler(ctx, params)
         except BaseException as error:
+            unwatch(watching)
             restore_context(token)
             call.close(error=error)
             raise
+        unwatch(watching)
         restore_context(token)
         call.close(result)
         return result
@@ -477,6 +485,7 @@ class McpIntegration(Integration):
         wrap("mcp.server.lowlevel.server", "Server.get_notification_handler", get_notification_handler,
              optional=True, expects=("method",))
         wrap("mcp.server._otel", "otel_span", server_span, optional=True)
+        wrap("mcp.server.mcpserver.server", "MCPServer.call_tool", call_tool, optional=True)
         wrap("mcp.server.runner", "ServerRunner._on_request", _answer, optional=True,
              expects=("dctx", "method", "params"))
         wrap("mcp.shared.jsonrpc_dispatcher", "inject_trace_context", _inject_trace_context, optional=True,

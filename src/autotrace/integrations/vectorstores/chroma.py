@@ -8,18 +8,23 @@ A query's scores are Chroma's distances, lower being closer, whatever the collec
 recorded as ``metadata.metric``: ``l2`` (squared), ``cosine`` (1 - cosine similarity) or
 ``inner_product`` (1 - inner product).
 
+A query of many texts records its first ``MAX_DOCUMENTS`` as the query and how many there are
+(``metadata.queries``), and the counts of its first ``MAX_DOCUMENTS`` queries (``doc_counts``).
+
 ``get`` and ``peek`` return stored documents unranked: their retrievals record
 ``metadata.operation`` (the method's name), the ids asked for (``metadata.ids``), ``limit`` as
-``top_k``, and the documents without scores. ``count`` is not recorded: it returns a number, no
-documents to look at."""
+``top_k``, a page's ``metadata.offset``, and the documents without scores. ``count`` is not
+recorded: it returns a number, no documents to look at."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import chain, islice, repeat, starmap
 from typing import Any
 
+from ..._internal import count
 from ..base import Integration
-from ..documents import document
+from ..documents import MAX_DOCUMENTS, document
 from ._common import Batch, Describe, argument, positions, requested, search_wrapper, with_ids, write_wrapper
 
 
@@ -40,7 +45,7 @@ def _query_describer(at: dict[str, int]) -> Describe:
         if isinstance(texts, str):  # chroma takes one text as one query
             fields["query"] = texts
         elif texts:
-            fields["query"] = texts[0] if len(texts) == 1 else texts
+            fields["query"] = texts[0] if len(texts) == 1 else _first_texts(fields, texts)
         elif embeddings is not None and len(embeddings):
             if hasattr(embeddings[0], "__len__"):
                 fields.setdefault("metadata", {}).update(queries=len(embeddings),
@@ -50,6 +55,15 @@ def _query_describer(at: dict[str, int]) -> Describe:
         return fields
 
     return describe
+
+
+def _first_texts(fields: dict[str, Any], texts: list[str]) -> list[str]:
+    """The first ``MAX_DOCUMENTS`` texts of a batch of queries (``metadata.queries``: how many), the
+    others counted as ``retrieval_requests_truncated``."""
+    fields.setdefault("metadata", {})["queries"] = len(texts)
+    if len(texts) > MAX_DOCUMENTS:
+        count("retrieval_requests_truncated", len(texts) - MAX_DOCUMENTS)
+    return list(islice(texts, MAX_DOCUMENTS))
 
 
 #: Chroma's spaces by the names the other stores' metrics have.
@@ -77,10 +91,13 @@ def _where_document(fields: dict[str, Any], where_document: Any) -> None:
 
 
 def _describe_get(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    """``get(ids, where, limit, offset, where_document, ...)``."""
+    """``get(ids, where, limit, offset, where_document, ...)``: a page after the first records its
+    ``offset`` (as a Qdrant query does)."""
     fields = {"collection": getattr(instance, "name", None), "top_k": argument(args, kwargs, "limit", 2),
               "filter": argument(args, kwargs, "where", 1)}
     _where_document(fields, argument(args, kwargs, "where_document", 4))
+    if offset := argument(args, kwargs, "offset", 3):
+        fields.setdefault("metadata", {})["offset"] = offset
     return requested(fields, "get", argument(args, kwargs, "ids", 0))
 
 
@@ -96,11 +113,17 @@ def _row(ids: list[Any], distances: list[Any] | None, contents: list[Any] | None
 
 
 def _query_results(response: Any, request: dict[str, Any]) -> list[Batch]:
+    """A batch per query for the first ``MAX_DOCUMENTS`` queries, one for all the others (as
+    FAISS's): no Python work per query, but counting, for a query of thousands of texts."""
     ids = response.get("ids") or []
-    distances = response.get("distances") or [None] * len(ids)  # None where ``include`` left them out
-    contents = response.get("documents") or [None] * len(ids)
-    return [Batch(len(row_i), _row(row_i, row_d, row_c))
-            for row_i, row_d, row_c in zip(ids, distances, contents, strict=True)]
+    distances = response.get("distances") or repeat(None)  # None where ``include`` left them out
+    contents = response.get("documents") or repeat(None)
+    rows = zip(ids, distances, contents, strict=False)  # the absent ones repeat None
+    batches = [Batch(len(row_i), _row(row_i, row_d, row_c)) for row_i, row_d, row_c in islice(rows, MAX_DOCUMENTS)]
+    if len(ids) > MAX_DOCUMENTS:
+        batches.append(Batch(sum(map(len, islice(ids, MAX_DOCUMENTS, None))),
+                             chain.from_iterable(starmap(_row, rows)), len(ids) - MAX_DOCUMENTS))
+    return batches
 
 
 def _get_results(response: Any, request: dict[str, Any]) -> list[Batch]:

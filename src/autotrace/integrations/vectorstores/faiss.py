@@ -77,12 +77,25 @@ def _describe_range(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
 
 
 def _range_row(distances: Any, ids: Any, similarity: bool) -> Iterator[dict[str, Any]]:
-    """One query's neighbours best first (sorted only if read): faiss returns them in no order,
-    and a retrieval records its documents best first (its ``top_score`` is the first)."""
-    order = distances.argsort(kind="stable")
+    """One query's first ``MAX_DOCUMENTS`` neighbours best first (sorted only if read): faiss
+    returns them in no order, and a retrieval records its documents best first (its
+    ``top_score`` is the first). Ties come as a stable sort, reversed for a similarity, puts them."""
     if similarity:
-        order = order[::-1]
-    yield from _row(distances[order], ids[order])
+        distances, ids = distances[::-1], ids[::-1]
+    for order in _best(-distances if similarity else distances):
+        yield from _row(distances[order], ids[order])
+
+
+def _best(keys: Any) -> Iterator[Any]:
+    """The positions of the ``MAX_DOCUMENTS`` smallest ``keys`` in the order a stable sort gives,
+    in parts, without sorting a whole long row (a range search may find millions of neighbours)."""
+    bound = keys[keys.argpartition(MAX_DOCUMENTS - 1)[MAX_DOCUMENTS - 1]] if len(keys) > MAX_DOCUMENTS else None
+    if bound is None or bound != bound:  # a short row, or too few numbers (NaN) to bound it
+        yield keys.argsort(kind="stable")[:MAX_DOCUMENTS]
+        return
+    below = (keys < bound).nonzero()[0]
+    yield below[keys[below].argsort(kind="stable")]
+    yield (keys == bound).nonzero()[0][:MAX_DOCUMENTS - len(below)]  # those tied with the last, as fit
 
 
 def _range_rest(limits: Any, distances: Any, ids: Any, similarity: bool) -> Iterator[dict[str, Any]]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..._internal import guarded_failure
 from ..base import Integration
-from ..documents import document
+from ..documents import MAX_DOCUMENTS, document
 from ._common import Batch, Pending, argument, pending_search, search_wrapper
 from ._pgvector_sql import is_vector_search, request, sql_text
 
@@ -144,7 +144,11 @@ class _Rows:
         self.freed: weakref.finalize[Any, Any] | None = None
 
     def delivered(self, cursor: Any, count: int) -> None:
-        """The cursor just handed out ``count`` rows (never raises)."""
+        """The cursor just handed out ``count`` rows (never raises); once the retrieval holds all
+        the documents it records, they are only counted."""
+        if len(self.pending.documents) >= MAX_DOCUMENTS:
+            self.pending.count += count
+            return
         try:
             result = cursor.pgresult
             if result is not self.result:
@@ -243,8 +247,11 @@ async def _astreamed(rows: AsyncGenerator[Any, None], cursor: Any, args: Any, kw
 
 # -- named (server-side) cursors: execute declares, fetches bring the rows ----------------------
 
-#: Server-side cursors whose vector search's rows are being fetched -> those rows.
-_fetching: weakref.WeakKeyDictionary[Any, _Rows] = weakref.WeakKeyDictionary()
+#: Server-side cursors (by ``id``) whose vector search's rows are being fetched -> those rows: a
+#: plain dict, as every fetch of every server-side cursor looks here (a ``WeakKeyDictionary`` cost
+#: more than psycopg's own ``__next__``); an entry leaves when its cursor is freed, before its id
+#: can be another's.
+_fetching: dict[int, _Rows] = {}
 
 
 def _declared(cursor: Any, args: Any, kwargs: Any) -> Pending | None:
@@ -266,16 +273,21 @@ def _track(cursor: Any, pending: Pending | None, error: BaseException | None) ->
         return
     try:
         rows = _Rows(pending)
-        rows.freed = weakref.finalize(cursor, pending.finish)
+        rows.freed = weakref.finalize(cursor, _freed, id(cursor), pending)
         rows.freed.atexit = False  # when the cursor is freed, not at interpreter exit
-        _fetching[cursor] = rows
+        _fetching[id(cursor)] = rows
     except Exception as exc:  # a cursor that cannot be tracked: its search ends now, without rows
         guarded_failure("pgvector.declare", exc)
         pending.finish()
 
 
+def _freed(key: int, pending: Pending) -> None:
+    _fetching.pop(key, None)
+    pending.finish()
+
+
 def _stop(cursor: Any, error: BaseException | None = None) -> None:
-    rows = _fetching.pop(cursor, None) if _fetching else None
+    rows = _fetching.pop(id(cursor), None) if _fetching else None
     if rows is not None:
         if rows.freed is not None:
             rows.freed.detach()
@@ -316,7 +328,7 @@ def _fetch_wrapper(delivered: Delivered, asynchronous: bool) -> Callable[..., An
     """A server-side cursor's fetch method: records the rows it hands out while a search is fetched."""
     if asynchronous:
         async def traced_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            rows = _fetching.get(instance) if _fetching else None
+            rows = _fetching.get(id(instance)) if _fetching else None
             if rows is None:
                 return await wrapped(*args, **kwargs)
             try:
@@ -330,7 +342,7 @@ def _fetch_wrapper(delivered: Delivered, asynchronous: bool) -> Callable[..., An
         return traced_async
 
     def traced(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        rows = _fetching.get(instance) if _fetching else None
+        rows = _fetching.get(id(instance)) if _fetching else None
         if rows is None:
             return wrapped(*args, **kwargs)
         try:

@@ -1,9 +1,11 @@
 """Values as the local store's columns take them: totals and times as 64-bit integers (or REAL),
-text as UTF-8."""
+text as UTF-8, a sequence as its JSON text."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from .._internal import count
@@ -40,3 +42,15 @@ def utf8(value: Any) -> Any:
     """``value`` storable as UTF-8: a lone surrogate in a text becomes U+FFFD, as undecodable bytes show
     (an escape would not do: ``\\udcff`` in the record's JSON reads back as the surrogate)."""
     return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+
+
+def storable(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``rows`` with each value a column can take (for a batch SQLite refused): a sequence (a column's
+    attribute that another library's span set to a list: no column type) as its JSON text, text as
+    ``utf8`` makes it (counted once as ``local_store.invalid_text`` when one held a lone surrogate)."""
+    fixed = [tuple(json.dumps(v, default=str, ensure_ascii=False) if isinstance(v, list | tuple) else v for v in row)
+             for row in rows]
+    if any(isinstance(v, str) and _SURROGATE.search(v) for row in fixed for v in row):
+        count("local_store.invalid_text")
+        fixed = [tuple(map(utf8, row)) for row in fixed]
+    return fixed

@@ -56,16 +56,20 @@ class LocalStoreSink:
         self.store = store
 
     def export(self, items: Sequence[Any]) -> SinkResult:
-        """Write a batch; one the store cannot take because it is read-only for this process (found on
-        opening it after a fork, say in a worker that dropped privileges) fails for good, not retried."""
+        """Write a batch; one the store cannot take for a reason no retry changes fails for good: a store
+        read-only for this process (found on opening it after a fork, say in a worker that dropped
+        privileges), or a damaged one (its pages no SQLite database: a disk fault, another program)."""
         try:
             return self._write(items)
         except ReadOnlyStoreError as exc:
-            return _read_only(str(exc))
-        except sqlite3.OperationalError as exc:
-            if not str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_READONLY"):
-                raise
-            return _read_only(str(exc))
+            return _lasting("read-only store", str(exc))
+        except sqlite3.DatabaseError as exc:
+            name = str(getattr(exc, "sqlite_errorname", ""))
+            if name.startswith("SQLITE_READONLY"):
+                return _lasting("read-only store", str(exc))
+            if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+                return _lasting("damaged store", f"{exc}; move {self.store.path} away to start a new store")
+            raise
 
     def _write(self, items: Sequence[Any]) -> SinkResult:
         spans, scores = split(items)
@@ -87,9 +91,9 @@ class LocalStoreSink:
         self.store.close()
 
 
-def _read_only(detail: str) -> SinkResult:
+def _lasting(reason: str, detail: str) -> SinkResult:
     """A store this process cannot write: no retry helps (the batch is dropped, counted, logged once)."""
-    return SinkResult(ok=False, retryable=False, reason="read-only store", detail=detail)
+    return SinkResult(ok=False, retryable=False, reason=reason, detail=detail)
 
 
 def _record_or_none(span: Any) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from typing import Any
 from .. import schema
 from .._internal import count, follow_fork, guarded_failure
 from . import store_retention
-from ._store_columns import INT64, ns, total, utf8
+from ._store_columns import INT64, ns, storable, total, utf8
 from ._store_files import (
     ERROR_SQL,
     SCHEMA_VERSION,
@@ -112,8 +112,6 @@ class LocalStore:
         if read_only:
             self._db = open_reader(self.path)
         else:
-            if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._db = self._connect(_OPEN_WAIT)
             except sqlite3.OperationalError as exc:
@@ -128,6 +126,8 @@ class LocalStore:
         if self.read_only:
             return open_reader(self.path)
         if str(self.path) != ":memory:":
+            # (again after ``rm -rf ~/.autotrace`` to start afresh while the application runs: ``_follow_file``)
+            self._target.parent.mkdir(parents=True, exist_ok=True)
             check_writable(self._target)  # ``ReadOnlyStoreError``: install() goes on without the store
         db = sqlite3.connect(str(self._target), check_same_thread=False, isolation_level=None, timeout=wait)
         try:
@@ -220,9 +220,9 @@ class LocalStore:
                 guarded_failure("local_store.purge", exc)
         try:
             self._insert(rows)
-        except UnicodeEncodeError:  # a lone surrogate (text decoded with surrogateescape): not UTF-8
-            count("local_store.invalid_text")
-            self._insert([tuple(map(utf8, row)) for row in rows])  # only such a batch pays for the walk
+        except (UnicodeEncodeError, sqlite3.ProgrammingError):  # a lone surrogate (text decoded with
+            # surrogateescape: not UTF-8), a value no column type takes: only such a batch pays for the walk
+            self._insert(storable(rows))
         self._keep_cap(sum(len(row[-1]) + ROW_OVERHEAD for row in rows), purged)
         return len(rows)
 

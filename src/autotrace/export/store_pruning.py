@@ -103,22 +103,26 @@ class SizeCap:
             if used > self.max_bytes:
                 log_once("local_store_cap", "autotrace: local store %s over its size cap (%.1f MiB); oldest traces "
                          "removed (counted as local_store_pruned_traces)", where, self.max_bytes / 2**20)
-                self._last_used = self._prune(used, measure, transaction)
+                self._last_used = self._prune(used, transaction)
         finally:
             self._busy.release()
 
-    def _prune(self, used: int, measure: Callable[[], int], transaction: Transaction) -> int:
+    def _prune(self, used: int, transaction: Transaction) -> int:
+        """Rounds until under ``TARGET``; each measures the store under the write lock it deletes with, before
+        and after: other processes prune (and write) the same store, and a size measured before waiting for
+        that lock could be long gone (its budget took every finished trace, then those still written)."""
         target = int(self.max_bytes * TARGET)
         for _ in range(MAX_ROUNDS):
-            if used <= target:
-                break
-            budget = (used - target) / self._scale if self._scale else (used - target) / 2
             with transaction() as db:
+                before = used_bytes(db)
+                if before <= target:
+                    return before
+                budget = (before - target) / (self._scale or 2)
                 pruned = prune_round(db, int(min(budget, ROUND_BYTES)) + 1)
+                used = used_bytes(db)  # what this round freed, not what others did meanwhile
             _count(pruned)  # once committed
             if not pruned.traces and not pruned.scores:
                 break
-            used, before = measure(), used
             if pruned.estimate and before > used:
                 self._scale = min(max((before - used) / pruned.estimate, 0.25), 4.0)
         return used

@@ -333,21 +333,28 @@ class FakeOpenAI(LoopbackServer):
         return events()
 
     def _completions(self, body: dict[str, Any], script: Script, chunks: int) -> dict[str, Any] | Iterator[Any]:
+        """A legacy completion: one choice per prompt of a list of texts (streamed interleaved, as
+        the API streams them), each the scripted reply or an echo of its prompt."""
         model = script.model or body.get("model", "gpt-3.5-turbo-instruct")
-        text = script.reply if script.reply is not None else f"echo: {_last_user_text(body)}"
-        prompt_tokens, completion_tokens = self._usage(body, script, text)
+        prompt = body.get("prompt")
+        prompts = prompt if isinstance(prompt, list) and prompt and isinstance(prompt[0], str) else [None]
+        texts = [script.reply if script.reply is not None else
+                 f"echo: {_last_user_text(body) if one is None else one}" for one in prompts]
+        prompt_tokens, completion_tokens = self._usage(body, script, "".join(texts))
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens}
         base = {"id": "cmpl-fake", "object": "text_completion", "created": int(time.time()), "model": model}
         if not body.get("stream"):
-            return {**base, "usage": usage,
-                    "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}]}
+            return {**base, "usage": usage, "choices": [
+                {"index": i, "text": text, "finish_reason": "stop", "logprobs": None} for i, text in enumerate(texts)]}
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def events() -> Iterator[Any]:
-            for piece in _split(text, chunks):
-                yield {**base, "choices": [{"index": 0, "text": piece, "finish_reason": None, "logprobs": None}]}
-            yield {**base, "choices": [{"index": 0, "text": "", "finish_reason": "stop", "logprobs": None}]}
+            for pieces in zip(*(_split(text, chunks) for text in texts), strict=True):
+                for i, piece in enumerate(pieces):
+                    yield {**base, "choices": [{"index": i, "text": piece, "finish_reason": None, "logprobs": None}]}
+            for i in range(len(texts)):
+                yield {**base, "choices": [{"index": i, "text": "", "finish_reason": "stop", "logprobs": None}]}
             if include_usage:
                 yield {**base, "choices": [], "usage": usage}
 

@@ -28,8 +28,9 @@ Streams: the caller gets the SDK's own stream object, its class patched (``_stre
 (in the body or in ``extra_body``) and the stream can be traced, and the extra usage-only event
 is then hidden from the caller: cut from the response bytes before the SDK decodes it when a read
 holds all of it, else dropped from the chunks (``stream_usage=False`` turns this off: the server
-then sends no usage). A server that rejects ``stream_options`` (Azure OpenAI before API version
-2024-09-01, some compatible servers) gets the caller's own request again at once, and no
+then sends no usage); it follows the finish reason, and is read before a stream left there (by
+a ``break`` or a stream helper's error) closes (``_trailing``). A server that rejects
+``stream_options`` (Azure OpenAI before API version 2024-09-01, some compatible servers) gets the caller's own request again at once, and no
 ``stream_options`` from then on (``_endpoints``). A raw response whose body the caller reads (a raw stream,
 ``with_streaming_response``) is recorded when the caller parses it (``_raw``). Content capture
 follows ``autotrace.content_capture(...)`` (per block/call) and the ``capture_content`` setting.
@@ -147,8 +148,10 @@ class _Call:
             _replayed.show_overridden(self.obs or self.owner, self.operation, sent, intercept.overrides)
         # a raw stream stays as the caller made it (no chunk of it is hidden); an owner's is traced for the owner
         streamed_here = self.stream and not self.raw
-        if self.stream and type(choices := sent.get("n")) is int:
-            self.choices = choices
+        if self.stream:  # the choices it streams: ``n`` of them, for each prompt of a legacy completion
+            choices = sent.get("n")
+            self.choices = (choices if type(choices) is int else 1) * (
+                _extract.input_count(sent.get("prompt")) if self.operation == "text_completion" else 1)
         if (streamed_here and state.stream_usage and self.operation in ("chat", "text_completion")
                 and _stream.trackable() and self.endpoint not in _REFUSALS.endpoints):
             stream_options = _with_usage(sent.get("stream_options"))

@@ -91,8 +91,7 @@ def request_fields(operation: str, body: dict[str, Any], options: Any = None) ->
     elif operation == "embeddings":
         value = body.get("input")
         fields["input"] = value
-        # a list of token ids is one input; a list of texts (or of token lists) is several
-        fields["input_count"] = len(value) if isinstance(value, list) and not (value and type(value[0]) is int) else 1
+        fields["input_count"] = input_count(value)
     elif operation == "responses":
         value = without_media(body.get("input"))
         context = {key: body[key] for key in _CONTEXT if body.get(key)}
@@ -110,6 +109,12 @@ def request_fields(operation: str, body: dict[str, Any], options: Any = None) ->
     else:
         return _media.request_fields(operation, body, options)
     return fields
+
+
+def input_count(value: Any) -> int:
+    """How many inputs an embeddings ``input`` or a legacy completion's ``prompt`` holds: a list of
+    token ids is one input; a list of texts (or of token lists) is several."""
+    return len(value) if isinstance(value, list) and not (value and type(value[0]) is int) else 1
 
 
 def _prompt_without_media(prompt: Any) -> Any:

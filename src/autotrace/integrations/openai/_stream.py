@@ -7,7 +7,9 @@ usage-only chunk when autotrace asked for it and the caller did not), and ends t
 exactly once on every exit path: exhausted, ``break`` (at once: the iteration handed out is in no
 reference cycle), ``close()``, ``with``/``async with``, an exception (a stream helper's own
 too: a parsed reply it rejects), or abandonment (when the collector frees the SDK's stream,
-which is in a reference cycle with its own generator).
+which is in a reference cycle with its own generator). A reader that leaves once the reply has
+finished (at its finish reason, or a stream helper raising on it) has the usage autotrace asked for
+read first (``_trailing``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..._internal import guarded_failure
 from ...observation import Observation
 from .. import ownership
 from ._stream_state import _FOLD_EVERY, StreamState, _is_usage_chunk
+from ._trailing import aread_trailing, read_trailing
 from ._usage_event import usage_event_fields
 
 __all__ = ["OwnedStreamTracking", "StreamState", "StreamTracking", "patch", "track", "trackable", "tracking"]
@@ -189,49 +192,57 @@ def _iter_wrapper(iterate: Any, direct: bool) -> Any:
         if found is None:
             return wrapped(*args, **kwargs)
         source = instance.__dict__.get("_iterator") if direct else None  # tracked: it has a __dict__
-        return iterate(wrapped(*args, **kwargs) if source is None else source, found)
+        return iterate(wrapped(*args, **kwargs) if source is None else source, found, instance)
 
     return wrapper
 
 
-def _iterate(chunks: Iterator[Any], tracking: StreamTracking) -> Iterator[Any]:
+def _iterate(chunks: Iterator[Any], tracking: StreamTracking, stream: Any) -> Iterator[Any]:
     state = tracking.state
     with tracking:
-        for chunk in chunks:  # until the first token, ``take`` looks at every chunk
-            if state.take(chunk):
-                yield chunk
-            if state.first_token_ns is not None:
-                break
-        kept, hide = state.chunks, state.hide_usage_chunk
-        room = _FOLD_EVERY - len(kept)  # chunks kept before the next fold (``fold`` empties ``kept``)
-        for chunk in chunks:  # then only keeps it: no call per chunk (``take`` without the token check)
-            kept.append(chunk)
-            room -= 1
-            if room <= 0:
-                state.fold()
-                room = _FOLD_EVERY
-            if not (hide and getattr(chunk, "usage", None) is not None and _is_usage_chunk(chunk)):
-                yield chunk
+        try:
+            for chunk in chunks:  # until the first token, ``take`` looks at every chunk
+                if state.take(chunk):
+                    yield chunk
+                if state.first_token_ns is not None:
+                    break
+            kept, hide = state.chunks, state.hide_usage_chunk
+            room = _FOLD_EVERY - len(kept)  # chunks kept before the next fold (``fold`` empties ``kept``)
+            for chunk in chunks:  # then only keeps it: no call per chunk (``take`` without the token check)
+                kept.append(chunk)
+                room -= 1
+                if room <= 0:
+                    state.fold()
+                    room = _FOLD_EVERY
+                if not (hide and getattr(chunk, "usage", None) is not None and _is_usage_chunk(chunk)):
+                    yield chunk
+        except GeneratorExit:  # the reader left (``break``, a stream helper's error): the usage may follow
+            read_trailing(chunks, tracking, stream)
+            raise
 
 
-async def _aiterate(chunks: AsyncIterator[Any], tracking: StreamTracking) -> AsyncIterator[Any]:
+async def _aiterate(chunks: AsyncIterator[Any], tracking: StreamTracking, stream: Any) -> AsyncIterator[Any]:
     state = tracking.state
     with tracking:  # as ``_iterate``
-        async for chunk in chunks:
-            if state.take(chunk):
-                yield chunk
-            if state.first_token_ns is not None:
-                break
-        kept, hide = state.chunks, state.hide_usage_chunk
-        room = _FOLD_EVERY - len(kept)
-        async for chunk in chunks:
-            kept.append(chunk)
-            room -= 1
-            if room <= 0:
-                state.fold()
-                room = _FOLD_EVERY
-            if not (hide and getattr(chunk, "usage", None) is not None and _is_usage_chunk(chunk)):
-                yield chunk
+        try:
+            async for chunk in chunks:
+                if state.take(chunk):
+                    yield chunk
+                if state.first_token_ns is not None:
+                    break
+            kept, hide = state.chunks, state.hide_usage_chunk
+            room = _FOLD_EVERY - len(kept)
+            async for chunk in chunks:
+                kept.append(chunk)
+                room -= 1
+                if room <= 0:
+                    state.fold()
+                    room = _FOLD_EVERY
+                if not (hide and getattr(chunk, "usage", None) is not None and _is_usage_chunk(chunk)):
+                    yield chunk
+        except GeneratorExit:  # closed (``aclose``) once its reader left
+            await aread_trailing(chunks, tracking)
+            raise
 
 
 def _next(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -274,15 +285,16 @@ def _close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     found = tracking(instance)
     if found is None:
         return wrapped(*args, **kwargs)
-    return _closed(wrapped, args, kwargs, found)
+    return _closed(wrapped, args, kwargs, found, instance)
 
 
 def _helper_close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     """``close`` of a stream helper, which closes the response of the stream it reads: as ``_close``."""
-    found = tracking(getattr(instance, "_raw_stream", None))
+    raw_stream = getattr(instance, "_raw_stream", None)
+    found = tracking(raw_stream)
     if found is None:
         return wrapped(*args, **kwargs)
-    return _closed(wrapped, args, kwargs, found)
+    return _closed(wrapped, args, kwargs, found, raw_stream)
 
 
 def _helper_stream(events: Any) -> Any:
@@ -292,15 +304,18 @@ def _helper_stream(events: Any) -> Any:
     the stream it reads never sees (an error of that stream has ended the observation already)."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        found = tracking(getattr(instance, "_raw_stream", None))
-        return wrapped(*args, **kwargs) if found is None else events(wrapped(*args, **kwargs), found)
+        raw_stream = getattr(instance, "_raw_stream", None)
+        found = tracking(raw_stream)
+        return wrapped(*args, **kwargs) if found is None else events(wrapped(*args, **kwargs), found, raw_stream)
 
     return wrapper
 
 
-def _helper_events(events: Iterator[Any], found: StreamTracking) -> Iterator[Any]:
+def _helper_events(events: Iterator[Any], found: StreamTracking, raw_stream: Any) -> Iterator[Any]:
     """A helper's events: the observation ends with the helper's error (its loop over the stream
-    it reads is left as the error passes: ``helped``), or interrupted if the helper stops early."""
+    it reads is left as the error passes: ``helped``), or interrupted if the helper stops early.
+    (``raw_stream``, the stream it reads, is for the async helper's: a sync loop's trailing events
+    are read as it is left, ``_iterate``.)"""
     found.helped = True
     try:
         yield from events
@@ -311,13 +326,16 @@ def _helper_events(events: Iterator[Any], found: StreamTracking) -> Iterator[Any
         found.finish(interrupted=True)  # nothing if the stream ended
 
 
-async def _ahelper_events(events: AsyncIterator[Any], found: StreamTracking) -> AsyncIterator[Any]:
+async def _ahelper_events(events: AsyncIterator[Any], found: StreamTracking, raw_stream: Any) -> AsyncIterator[Any]:
     found.helped = True
     try:
         async for event in events:
             yield event
     except Exception as error:
-        found.finish(error)
+        try:  # its loop over the stream it reads is left as it raises: the usage may follow
+            await aread_trailing(_source(raw_stream), found)
+        finally:
+            found.finish(error)
         raise
     except GeneratorExit:  # closed by its reader: the helper's own events closed now, as ``yield from`` does
         aclose = getattr(events, "aclose", None)
@@ -328,20 +346,35 @@ async def _ahelper_events(events: AsyncIterator[Any], found: StreamTracking) -> 
         found.finish(interrupted=True)
 
 
-def _closed(wrapped: Any, args: Any, kwargs: Any, found: StreamTracking) -> Any:
+def _closed(wrapped: Any, args: Any, kwargs: Any, found: StreamTracking, stream: Any) -> Any:
+    source = None if found.done else _source(stream)
+    if isinstance(source, Iterator):  # a sync stream: the usage may follow the reply the reader left
+        read_trailing(source, found, stream)
     try:
         result = wrapped(*args, **kwargs)
     except BaseException:
         found.finish(interrupted=True)
         raise
     if inspect.isawaitable(result):  # AsyncStream.close is a coroutine
-        return _after(result, found)
+        return _after(result, found, source)
     found.finish(interrupted=True)  # a stream read to its end has finished already
     return result
 
 
-async def _after(awaitable: Any, found: StreamTracking) -> Any:
+async def _after(awaitable: Any, found: StreamTracking, source: Any) -> Any:
     try:
-        return await awaitable
+        try:  # the usage may follow the reply the reader left (``_trailing``)
+            await aread_trailing(source, found)
+        finally:
+            result = await awaitable  # the SDK's close, whatever happened
+        return result
     finally:
         found.finish(interrupted=True)
+
+
+def _source(stream: Any) -> Any:
+    """The SDK stream's own chunks (its ``_iterator``), None if it has none."""
+    return getattr(stream, "__dict__", _NO_FIELDS).get("_iterator")
+
+
+_NO_FIELDS: dict[str, Any] = {}

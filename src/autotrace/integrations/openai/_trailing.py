@@ -1,0 +1,128 @@
+"""The usage event of a stream its reader leaves once the reply has finished.
+
+The usage event autotrace asks for (``stream_options.include_usage``) comes after the chunk with
+the finish reason. A reader that stops at the finish reason (``if chunk.choices[0].finish_reason:
+break``), or a stream helper that raises on it (``chat.completions.stream(response_format=...)``
+cut short: ``LengthFinishReasonError``), would leave the usage of a reply the API billed unread.
+So, when such a stream is left or closed, its trailing events are read first: a few at most, and
+only while the reply has finished, the usage was autotrace's to ask for and has not arrived. The
+API sends them with the finish reason, so they are read from what the connection holds already;
+a stream waits for them no longer than the SDK's own drain after ``[DONE]`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..._internal import count
+
+if TYPE_CHECKING:
+    from ._stream import StreamTracking
+
+#: Events read past the finish reason for the usage event (Azure's content-filter annotations
+#: may come between them).
+_MAX_TRAILING = 8
+#: How long a stream waits for them (seconds), as the SDK drains an HTTP/1.1 response.
+_WAIT = 0.1
+
+
+def _wanted(found: StreamTracking) -> bool:
+    """Whether the stream's usage is still to come after a reply that has finished."""
+    state = found.state
+    if found.done or not state.hide_usage_chunk:
+        return False
+    state.fold()
+    return state.usage is None and state.cut_usage_event() is None and not state._unfinished()
+
+
+def _taken(chunk: Any, found: StreamTracking) -> bool:
+    """Keep a trailing chunk; whether the usage has arrived (in it, or cut from the bytes)."""
+    found.state.take(chunk)
+    return getattr(chunk, "usage", None) is not None or found.state.cut_usage_event() is not None
+
+
+def read_trailing(chunks: Iterator[Any] | None, found: StreamTracking, stream: Any) -> None:
+    """Read the events that follow a finished reply from the SDK's ``chunks``, until the usage
+    event or the end of the stream, for at most ``_WAIT`` (then the connection, which the reader
+    left, is shut: ``_Deadline``); never raises (an error there is the stream's end). Nothing is
+    read from a response whose socket is not to be found (HTTP/2): the wait could not be bounded."""
+    if chunks is None or not _wanted(found):
+        return
+    deadline = _Deadline.of(stream)
+    if deadline is None:
+        count("openai.stream_trailing_unread")
+        return
+    try:
+        for _ in range(_MAX_TRAILING):
+            if _taken(next(chunks), found):
+                return
+    except StopIteration:
+        return
+    except Exception:  # the connection failed or was shut, the generator runs already: the usage stays unknown
+        count("openai.stream_trailing_unread")
+    finally:
+        deadline.cancel()
+
+
+class _Deadline:
+    """Shuts a connection down once ``_WAIT`` has passed, unless cancelled first: a blocking read
+    of a socket another thread shuts returns at once (a close would not wake it)."""
+
+    __slots__ = ("_lock", "_over", "_socket", "_timer")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._socket = sock
+        self._lock = threading.Lock()
+        self._over = False
+        self._timer = threading.Timer(_WAIT, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    @classmethod
+    def of(cls, stream: Any) -> _Deadline | None:
+        """A deadline for the connection of the SDK's ``stream`` (its httpx response's socket)."""
+        try:
+            network = stream.response.extensions.get("network_stream")
+            sock = network.get_extra_info("socket") if network is not None else None
+            return cls(sock) if isinstance(sock, socket.socket) else None
+        except Exception:  # another transport, a changed SDK
+            return None
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._over:
+                return
+            self._over = True
+            try:  # on a duplicate of its descriptor: a TLS socket's own ``shutdown`` drops its TLS state
+                with socket.socket(fileno=os.dup(self._socket.fileno())) as duplicate:
+                    duplicate.shutdown(socket.SHUT_RDWR)
+            except OSError:  # closed meanwhile
+                pass
+        count("openai.stream_trailing_timeout")
+
+    def cancel(self) -> None:
+        """The read is over: the connection is left as it is (it may go back to the pool)."""
+        with self._lock:
+            self._over = True
+        self._timer.cancel()
+
+
+async def aread_trailing(chunks: AsyncIterator[Any] | None, found: StreamTracking) -> None:
+    """``read_trailing`` for an async stream, waiting no longer than ``_WAIT``."""
+    if chunks is None or not _wanted(found):
+        return
+    import anyio  # the SDK's own dependency: works under asyncio and trio alike
+
+    try:
+        with anyio.move_on_after(_WAIT):
+            for _ in range(_MAX_TRAILING):
+                if _taken(await chunks.__anext__(), found):
+                    return
+    except StopAsyncIteration:
+        return
+    except Exception:
+        count("openai.stream_trailing_unread")

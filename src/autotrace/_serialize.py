@@ -15,7 +15,10 @@ from typing import Any
 from ._internal import count
 
 
-def _default(value: Any) -> Any:
+def json_form(value: Any) -> Any:
+    """What the JSON encoder writes in place of ``value``, which it cannot write itself (anything but
+    a text, number, bool, None, list, tuple or dict): a model's dump, a dataclass's fields, a time's
+    ISO text ... else its text; what ``value``'s own code raises (a model's dump) is not caught."""
     if isinstance(value, type):  # a class (a pydantic schema given as ``response_format``): its name
         return value.__qualname__
     dump = getattr(value, "model_dump", None)
@@ -58,7 +61,7 @@ _encode_str = json.encoder.encode_basestring  # what json.dumps does for a str, 
 
 
 def _encoder(item_separator: str, key_separator: str,
-             default: Callable[[Any], Any] = _default) -> Callable[[Any, int], Iterable[str]]:
+             default: Callable[[Any], Any] = json_form) -> Callable[[Any, int], Iterable[str]]:
     """A JSON encoder built once (``json.dumps`` with options builds one per call), called as
     ``encoder(value, 0)`` for the pieces of the text. The C encoder is reused without a
     circular-reference table, so a cycle ends as RecursionError (caught). A float that is not
@@ -111,7 +114,7 @@ def strict_json(value: Any, indent: int | None = None) -> str:
 
 
 def _plain_default(value: Any) -> Any:
-    return plain(_default(value))
+    return plain(json_form(value))
 
 
 _encode = _encoder(", ", ": ")

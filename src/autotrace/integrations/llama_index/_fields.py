@@ -144,22 +144,16 @@ def event_fields(event: Any) -> dict[str, Any]:
 
 
 def _models_head(value: Any) -> Any:
-    """A list or tuple of models (an event's nodes, messages ...) as the dumps of its first items,
-    as many as the value size limit may show: dumping them all (a node's embedding with it) on the
-    step's thread would cost far more than the text cut at that limit keeps. Any other value as it is."""
+    """A list or tuple of models (an event's nodes, messages ...) as it is now (a step may change
+    them in place), as the dumps of its first items, as many as the value size limit may show
+    (``json_head``: dumping them all, a node's embedding with it, would cost far more than the text
+    cut at that limit keeps). Any other value as it is, and this one too if it cannot be walked."""
     if type(value) not in (list, tuple) or not value or not callable(getattr(value[0], "model_dump", None)):
         return value
-    room, kept = state.max_value_bytes + bounds.REDACTION_MARGIN + 1, []
-    for item in value:
-        if room < 0:  # the text is cut within the items kept: the same text as all of them give
-            break
-        try:  # as ``schema.serialize_io`` dumps a model
-            item = item.model_dump(mode="json", exclude_none=True, warnings=False)
-        except Exception:  # serialised as it is
-            pass
-        kept.append(item)
-        room = json_head(item, room - 2, 1)[1]  # its shortest text, and a separator
-    return kept
+    try:
+        return json_head(value, state.max_value_bytes + bounds.REDACTION_MARGIN + 1)[0]
+    except Exception:  # (a recursion limit reached) serialised whole when the step ends
+        return value
 
 
 def step_fields(arguments: dict[str, Any]) -> dict[str, Any]:

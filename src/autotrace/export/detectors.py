@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from ..bounds import HELD_MARK
 from . import _digit_runs as _runs
 from . import _secret_patterns as _secrets
 from ._cards import cards_in as _cards_in
@@ -101,6 +102,14 @@ _AFTER_A_DATE = (
     rf"|(?<=[ ,{_WIDE_SPACES}]\d{{4}}{_SPACE})(?P<after_year>))")
 
 
+#: A token's part after its header, from the dot ending it. Its header's characters end where their run
+#: does, so the "JWT" pass reads each run once (``_JWT_RUNS``): a header too short, or with no token's
+#: rest after it, is kept with the rest of its run, where a later "eyJ" (after a hyphen) would find the
+#: same end (tried from each "eyJ" of a 64 kB run of ``eyJab-``, the run was read to its end each time: 1.2 s)
+_JWT_REST = r"\.(?:eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*|[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,})"
+_JWT_RUNS = rf"\beyJ(?:[A-Za-z0-9_-]{{5,}}+(?P<jwt_rest>{_JWT_REST})?|[A-Za-z0-9_-]*+)"
+
+
 def _iban(separators: str) -> str:
     """An IBAN's pattern, its groups separated by spaces or all by one of ``separators``."""
     return (rf"\b{_LETTER}{{2}}\d{{2}}(?:(?:{_SPACE}?{_ALNUM}{{4}}){{2,7}}(?:{_SPACE}?{_ALNUM}{{1,4}})?"
@@ -119,7 +128,7 @@ _PATTERNS: dict[str, str] = {
     # its claims (a payload that is JSON too: "eyJ") also with an empty or short signature, as an
     # unsecured token (``alg: none``) has (never a payload alone: a value held cut inside it is
     # dropped anyway, ``bounds``)
-    "JWT": r"\beyJ[A-Za-z0-9_-]{5,}\.(?:eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*|[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,})",
+    "JWT": rf"\beyJ[A-Za-z0-9_-]{{5,}}{_JWT_REST}",
     # never a word in lower case after one in prose ("the bearer instrument"; "bearer xyz..." in a header is)
     "BEARER_TOKEN": r"(?<=[Bb]earer )(?!(?<=[A-Za-z] bearer )[a-z]{1,19}(?![\w.~+/=-]))[A-Za-z0-9._~+/-]{8,}=*",
     # HTTP Basic credentials: base64 of ``user:password`` (checked by decoding, so "basic idea" stays)
@@ -214,7 +223,7 @@ class _ByText:
 
 _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], _ByText], ...] = (
     ("PRIVATE_KEY", ("PRIVATE KEY",), _ByText(_PATTERNS["PRIVATE_KEY"])),
-    ("JWT", ("eyJ",), _ByText(_PATTERNS["JWT"])),
+    ("JWT", ("eyJ",), _ByText(_JWT_RUNS)),  # (``_PATTERNS["JWT"]``'s matches)
     ("BEARER_TOKEN", ("earer ",), _ByText(_PATTERNS["BEARER_TOKEN"])),
     ("BASIC_AUTH", ("asic ",), _ByText(_PATTERNS["BASIC_AUTH"])),
     ("API_KEY", ("sk-", "k-lf-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox",
@@ -231,12 +240,23 @@ _PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA",
 _TRIGGER_HINTS = (*_PLAIN_HINTS, "%2540", "\\uff20", "&#", "&commat;", "\uff20", "%40", "\\u0040")
 _QUOTED_EMAIL_PASS = _ByText(_QUOTED_EMAIL)
 _QUOTES_BEFORE_AT = (('"@', '"'), ('"\\u0040', '"'), ("\\u0022@", "\\u0022"), ("\\u0022\\u0040", "\\u0022"))
-_DIGIT_PASS = _ByText("|".join(f"(?P<{kind}>{_PATTERNS[kind]})" for kind in _DIGIT_KINDS))
+#: Where a match of the digit kinds can start, tested once before their alternatives (each of which starts
+#: with a lookbehind, tried at every character: a 64 kB hex or base64 value took 20 ms): a letter, digit,
+#: "+" or "(" after no letter or digit (an IBAN's ``\b``, a card's, phone's and IP address's lookbehinds),
+#: or an SSN's first group and separator (after a letter too: ``(?<!\d)``)
+_DIGIT_START = rf"(?:(?<![^\W_])(?=[^\W_]|[+(])|(?=\d{{3}}[ {_WIDE_SPACES}{_HYPHENS}]))"
+
+
+def _digit_pass(patterns: tuple[tuple[str, str], ...]) -> _ByText:
+    """The digit kinds' ``patterns`` (kind, pattern) as one, each a named group, after ``_DIGIT_START``."""
+    return _ByText(_DIGIT_START + "(?:" + "|".join(f"(?P<{kind}>{pattern})" for kind, pattern in patterns) + ")")
+
+
+_DIGIT_PASS = _digit_pass(tuple((kind, _PATTERNS[kind]) for kind in _DIGIT_KINDS))
 #: Cards, phones and SSNs use hyphens too: where a candidate IBAN in groups of hyphens is none (or
 #: only its start is one), what it took from them ("GB19-7503-6188-541-324-0647": a phone) is found
 #: by a second pass, the IBAN's hyphen groups left out (the digit pass as it was before them).
-_DIGIT_RESCAN = _ByText("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in (
-    ("IBAN", _iban(".\u2013")), *((kind, _PATTERNS[kind]) for kind in _DIGIT_KINDS[1:]))))
+_DIGIT_RESCAN = _digit_pass((("IBAN", _iban(".\u2013")), *((kind, _PATTERNS[kind]) for kind in _DIGIT_KINDS[1:])))
 #: What a run of digit groups holds besides cards (a run has no dots, colons, letters or plus signs);
 #: searched for with ``_RUN_CONTEXT`` characters of what is around the run (``_digit_context.in_a_hex_id``
 #: reads one id's length), to two characters after it (its patterns' lookaheads read two at most), the
@@ -351,7 +371,7 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         for escape in _ESCAPES:
             if escape in text:
                 text = text.replace(escape, escape + _MARK)
-    judge = _Judge(kinds, text.isascii())
+    judge = _Judge(kinds, _ascii_classes(text))
     ascii_text = judge.ascii_text
     if triggered:
         if "@" in text and "/" in text and (kinds is None or "API_KEY" in kinds):
@@ -368,7 +388,7 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
                 if kind in _VALIDATORS:  # a shape that ordinary text can have too: replaced once checked
                     text = pattern.sub(lambda match, kind=kind: judge.substitute(match, kind), text)
                 else:
-                    text, n = pattern.subn(f"<{kind}>", text)
+                    text, n = _redact_jwts(text, pattern) if kind == "JWT" else pattern.subn(f"<{kind}>", text)
                     judge.replaced += n
         if (kinds is None or "API_KEY" in kinds) and _secrets.hint(text):
             text, n = _secrets.redact_service_secrets(text)
@@ -408,6 +428,35 @@ def _redact_quoted_emails(text: str, pattern: re.Pattern[str]) -> tuple[str, int
             pieces += (text[done:match.start()], "<EMAIL>")
             done = match.end()
     return ("".join(pieces) + text[done:], len(pieces) // 2) if pieces else (text, 0)
+
+
+def _redact_jwts(text: str, pattern: re.Pattern[str]) -> tuple[str, int]:
+    """``text`` with the tokens ``_JWT_RUNS`` finds (``pattern``) replaced, and how many."""
+    replaced = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal replaced
+        if match["jwt_rest"] is None:
+            return match[0]
+        replaced += 1
+        return "<JWT>"
+
+    return pattern.sub(replace, text), replaced
+
+
+def _ascii_classes(text: str) -> bool:
+    """Whether the patterns compiled with ASCII classes (``_ByText``) find in ``text`` what the Unicode
+    ones do: on ASCII text, and on a value held past the size limit (``bounds.hold``): ASCII but for
+    its ``HELD_MARK``, whose ellipsis no class of either kind takes (no letter, digit nor space), unless
+    it holds one of the separators ``\\s`` takes in Unicode only (a held value of 64 kB searched with
+    the Unicode classes took twice as long)."""
+    if text.isascii():
+        return True
+    return (text.endswith(HELD_MARK) and text[:-len(HELD_MARK)].isascii()
+            and not _contains_any(text, _UNICODE_SPACES))
+
+
+_UNICODE_SPACES = ("\x1c", "\x1d", "\x1e", "\x1f")
 
 
 def _contains_any(text: str, needles: tuple[str, ...]) -> bool:

@@ -19,6 +19,10 @@ _EXPORTED = ("ClientInterceptor", "ServerInterceptor", "AioServerInterceptor", "
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTED:
+        # grpc first: when install() waits for the application to import it, its patching runs on
+        # that import and imports ``_interceptors`` itself; reached while ours was half done, it failed
+        import grpc  # noqa: F401
+
         from . import _interceptors
 
         return getattr(_interceptors, name)

@@ -28,8 +28,8 @@ def _outgoing_metadata(metadata: Any, obs: Observation, target: str | None) -> l
     are replaced: this call's span is the parent the server must see, and an incoming tenant
     entry must not travel on. Their other baggage entries are kept.
     """
-    pairs = list(metadata or ())
-    given = [(k, v) for k, v in pairs if _replaced(k, v)]
+    pairs = list(metadata) if metadata else []
+    given = [(k, v) for k, v in pairs if _replaced(k, v)] if pairs else None
     carrier: dict[str, str] = {}
     inject(carrier, set_span_in_context(obs.span, merge_baggage(given) if given else None), tenant_travels_to(target))
     if given:
@@ -51,7 +51,7 @@ def _client_parent(metadata: Any) -> Any:
     """The trace context the caller put in the metadata, used only when no span is current: a
     call made outside any trace then joins the trace the caller named."""
     try:
-        if get_current_span().get_span_context().is_valid or not metadata:
+        if not metadata or get_current_span().get_span_context().is_valid:
             return None
         given = [(k, v) for k, v in metadata if isinstance(k, str) and k.lower() in ("traceparent", "tracestate")]
         return extract(given) if given else None

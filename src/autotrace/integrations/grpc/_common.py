@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -64,8 +64,7 @@ def other_instrumentations(interceptor: object) -> bool:
     return type(interceptor).__module__.startswith(_OTHER_GRPC_INSTRUMENTATION + ".")
 
 
-@contextmanager
-def others_aside(needed: bool = True) -> Iterator[None]:
+def others_aside(needed: bool = True) -> AbstractContextManager[None]:
     """OpenTelemetry's "suppress instrumentation" flag set for the block in which a call we trace
     goes on to the interceptors inside ours: another gRPC instrumentation there
     (opentelemetry-instrumentation-grpc, which checks the flag) then stands aside. Otherwise a
@@ -79,8 +78,15 @@ def others_aside(needed: bool = True) -> Iterator[None]:
     a service through an instrumented HTTP client; the request stream grpc reads in a thread or
     task it starts there)."""
     if not needed or _OTHER_GRPC_INSTRUMENTATION not in sys.modules:
-        yield
-        return
+        return _NOT_ASIDE  # nearly always: one shared block that does nothing
+    return _set_aside()
+
+
+_NOT_ASIDE = nullcontext()
+
+
+@contextmanager
+def _set_aside() -> Iterator[None]:
     try:
         aside = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True)
         token = otel_context.attach(aside)
@@ -105,17 +111,23 @@ def start_call(method: str | bytes, kind: Any, parent: Any = None, known: bool =
     and a span name must not take any value a client sends. The path is kept in
     ``rpc.method_original``."""
     try:
-        service, name = _method_parts(method)
         if not known:
+            service, name = _method_parts(method)
             return recorder.start(ObservationType.SPAN, OTHER, kind=kind, parent=parent, attributes={
                 "rpc.system": "grpc", "rpc.method": OTHER, "rpc.method_original": f"{service}/{name}",
             })
-        return recorder.start(ObservationType.SPAN, f"{service}/{name}", kind=kind, parent=parent, attributes={
-            "rpc.system": "grpc", "rpc.service": service, "rpc.method": name,
-        })
+        span_name, attributes = _known_method(method)
+        return recorder.start(ObservationType.SPAN, span_name, kind=kind, parent=parent, attributes=dict(attributes))
     except Exception as exc:
         guarded_failure("grpc.start", exc)
         return None
+
+
+@functools.lru_cache(maxsize=1024)  # bounded: a client may call any method
+def _known_method(method: str | bytes) -> tuple[str, dict[str, str]]:
+    """A method's span name and attributes, worked out once (each span is given a copy)."""
+    service, name = _method_parts(method)
+    return f"{service}/{name}", {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
 
 
 def finish_call(obs: Observation, code: Any, details: str | None = None, error: BaseException | None = None,
@@ -127,16 +139,22 @@ def finish_call(obs: Observation, code: Any, details: str | None = None, error: 
     try:
         status = code if isinstance(code, grpc.StatusCode) else None
         if status is not None:
-            obs.span.set_attribute("rpc.grpc.status_code", status.value[0])
-        message = (f"{status.name}: {details}" if details else status.name) if status is not None else None
+            obs.span.set_attribute("rpc.grpc.status_code", status._value_[0])  # ``value``, read directly
         if interrupted:
-            obs.set_level("WARNING", message)
+            obs.set_level("WARNING", _message(status, details))
         elif error is not None:
             obs.record_error(error)
-            if details and message is not None:  # the status the client reads, the error recorded with it
-                obs.set_level("ERROR", message)
+            if details and status is not None:  # the status the client reads, the error recorded with it
+                obs.set_level("ERROR", _message(status, details))
         elif status is not None and status is not grpc.StatusCode.OK:
-            obs.record_error(message or "")
+            obs.record_error(_message(status, details) or "")
     except Exception as exc:
         guarded_failure("grpc.finish", exc)
     obs.end()  # never raises: ended even if recording the status did not work
+
+
+def _message(status: grpc.StatusCode | None, details: str | None) -> str | None:
+    """A status as recorded: its name, and its details if any."""
+    if status is None:
+        return None
+    return f"{status.name}: {details}" if details else status.name

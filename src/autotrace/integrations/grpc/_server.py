@@ -10,33 +10,31 @@ from __future__ import annotations
 
 import gc
 import inspect
-from collections import namedtuple
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import GeneratorType
 from typing import Any
 
 import grpc
 import grpc.aio
-from opentelemetry import baggage
 from opentelemetry import context as otel_context
 
 from ..._internal import guarded_failure
 from ...context import (
-    TENANT_BAGGAGE_KEY,
     current_tenant,
     forget_inherited_scope,
+    refuse_incoming_tenant,
     release_tenant,
     reset_tenant,
     set_tenant,
 )
 from ...middleware import awaited_answer, resolver_answer, tenant_of
 from ...observation import Observation
-from ...propagation import extract
 from ...runtime import state
 from ._common import KIND_SERVER, finish_call, others_aside, start_call, untraced
-from ._scope import call_parent
+from ._handlers import ASYNC_GENERATOR, COROUTINE, MethodHandler, plan_of
+from ._scope import call_parent, caller_context, incoming_baggage
 from ._scope import current as _current
-from ._serializer import Serializer, as_is
+from ._serializer import Serializer
 
 #: ``tenant_from_call(handler_call_details, servicer_context)``: the call's tenant id, or None.
 TenantFromCall = Callable[[Any, Any], "str | Awaitable[str | None] | None"]
@@ -45,23 +43,27 @@ TenantFromCall = Callable[[Any, Any], "str | Awaitable[str | None] | None"]
 class _ServerCall:
     """The span and tenant scope of one incoming call."""
 
-    __slots__ = ("baggage", "obs", "ran_out", "tenant", "tenant_token", "unsent")
+    __slots__ = ("baggage", "obs", "ran_out", "refused", "tenant", "tenant_token", "unsent")
 
     def __init__(self, handler_call_details: Any, known: bool = True, own: Any = None) -> None:
         self.obs: Observation | None = None
         self.ran_out = False  # a sync stream's responses ran out (see _close_when_done)
         self.tenant: str | None = None  # tenant_from_call's answer (own) if a tenant id, else the trusted caller's
         self.tenant_token: Any = None
-        self.baggage: Mapping[str, object] | None = None  # the caller's, but its tenant (see _incoming_baggage)
+        #: ``tenant_from_call`` failed: no caller names the tenant later either (``refuse_incoming_tenant``)
+        self.refused: Any = None
+        self.baggage: Mapping[str, object] | None = None  # the caller's, but its tenant (see incoming_baggage)
         self.unsent: tuple[Any, str | None, BaseException | None] | None = None  # see Serializer
         try:
-            ctx = extract(tuple(handler_call_details.invocation_metadata or ()))
+            ctx = caller_context(handler_call_details.invocation_metadata)
             tenant = tenant_of(own, ctx)  # ``tenant_from_call``'s answer (own), else the caller's when trusted
+            if tenant is None and own is not None:  # it failed (as the middleware's tenant function)
+                self.refused = refuse_incoming_tenant()
             # answered but no tenant id (it failed): none, not even an outer interceptor's scope
             if tenant is not None or (own is not None and current_tenant() is not None):
                 self.tenant, self.tenant_token = tenant, set_tenant(tenant)
             self.obs = start_call(handler_call_details.method, KIND_SERVER, parent=call_parent(ctx, tenant), known=known)
-            self.baggage = _incoming_baggage(ctx)
+            self.baggage = incoming_baggage(ctx)
         except Exception as exc:
             guarded_failure("grpc.server_start", exc)
 
@@ -82,8 +84,13 @@ class _ServerCall:
                 finish_call(self.obs, *self.unsent)
             else:
                 finish_call(self.obs, grpc.StatusCode.OK)
+        self.release()
+
+    def release(self) -> None:
+        """Undo this context's tenant scope (the tenant, and the refusal of a caller's)."""
         release_tenant(self.tenant_token)
-        self.tenant_token = None
+        release_tenant(self.refused)
+        self.tenant_token = self.refused = None
 
 
 def _raised(error: BaseException | None) -> Exception | None:
@@ -93,16 +100,6 @@ def _raised(error: BaseException | None) -> Exception | None:
     if not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):
         return None
     return None if type(error) is Exception and not error.args else error
-
-
-def _incoming_baggage(ctx: Any) -> Mapping[str, object] | None:
-    """The caller's baggage entries but its tenant, or None: current while the handler runs, so
-    that its own calls carry them on, as an otel-go (otelgrpc) server does and the HTTP middleware
-    does. The tenant never travels on as sent (see ``propagation.inject``)."""
-    entries = baggage.get_all(ctx)
-    if not entries or (len(entries) == 1 and TENANT_BAGGAGE_KEY in entries):
-        return None
-    return {key: value for key, value in entries.items() if key != TENANT_BAGGAGE_KEY}
 
 
 def _ended_by_client(servicer_context: Any, error: BaseException | None,
@@ -176,9 +173,10 @@ async def _asked(resolve: TenantFromCall, handler_call_details: Any, servicer_co
     return _ServerCall(handler_call_details, own=answer)
 
 
-def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, streaming: bool,
+def _wrap_behavior(behavior: Callable[..., Any], kind: str, handler_call_details: Any, streaming: bool,
                    aio: bool, serializer: Serializer | None, resolve: TenantFromCall | None) -> Callable[..., Any]:
-    if inspect.isasyncgenfunction(behavior):
+    """``behavior`` (of ``kind``, see ``_handlers``) run with the call's span and tenant current."""
+    if kind == ASYNC_GENERATOR:
         async def agen(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
             call = (_ServerCall(handler_call_details) if resolve is None
                     else await _asked(resolve, handler_call_details, servicer_context))
@@ -198,7 +196,7 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
                         yield item
                     except GeneratorExit:  # grpc dropped the stream (its call ended): the cleanup is the call's
                         if inspect.isasyncgen(responses):  # closed now, as it would be once dropped
-                            with _current(call.obs, call.tenant, call.baggage):
+                            with _current(call.obs, call.tenant, call.baggage, call.refused is not None):
                                 await responses.aclose()
                         raise
             except BaseException as error:
@@ -207,7 +205,7 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
             call.close(servicer_context)
 
         return agen
-    if inspect.iscoroutinefunction(behavior):
+    if kind == COROUTINE:
         async def coroutine(request: Any, servicer_context: Any) -> Any:
             call = (_ServerCall(handler_call_details) if resolve is None
                     else await _asked(resolve, handler_call_details, servicer_context))
@@ -240,8 +238,7 @@ def _wrap_behavior(behavior: Callable[..., Any], handler_call_details: Any, stre
             call.close(servicer_context, error)
             raise
         if send:  # still running; the tenant scope is this thread's only
-            release_tenant(call.tenant_token)
-            call.tenant_token = None
+            call.release()
             return result
         if not streaming:
             _finish_unary(call, servicer_context, result, serializer, aio)
@@ -312,7 +309,7 @@ def _stream(responses: Any, call: _ServerCall, servicer_context: Any, ends_at_no
     try:
         while True:
             # the span and tenant again per item: grpc.aio reads sync streams on its thread pool
-            with _current(call.obs, call.tenant, call.baggage):
+            with _current(call.obs, call.tenant, call.baggage, call.refused is not None):
                 try:
                     item = next(responses)
                 except StopIteration:
@@ -323,7 +320,7 @@ def _stream(responses: Any, call: _ServerCall, servicer_context: Any, ends_at_no
                 yield item
             except GeneratorExit:  # grpc dropped the stream (its call ended): the cleanup is the call's
                 if isinstance(responses, GeneratorType):  # closed now, as it would be once dropped
-                    with _current(call.obs, call.tenant, call.baggage):
+                    with _current(call.obs, call.tenant, call.baggage, call.refused is not None):
                         responses.close()
                 raise
     except BaseException as error:
@@ -359,33 +356,21 @@ def _close_when_done(call: _ServerCall, servicer_context: Any) -> bool:
     return True
 
 
-_BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
-_OPTIONS = ("experimental_non_blocking", "experimental_thread_pool")
-
-
-class _MethodHandler(namedtuple("_MethodHandler", ("request_streaming", "response_streaming", "request_deserializer",
-                                                    "response_serializer", *_BEHAVIORS)), grpc.RpcMethodHandler):
-    """A handler given as another type than grpc's named tuple (``grpc.RpcMethodHandler`` is an
-    interface), copied so that its behaviour can be wrapped."""
-
-
 def _wrap_handler(handler: Any, handler_call_details: Any, aio: bool, resolve: TenantFromCall | None) -> Any:
     if handler is None:
         return None
     try:
-        serializer = Serializer(getattr(handler, "response_serializer", None) or as_is, aio)
+        plan = plan_of(handler)
+        serializer = Serializer(plan.serialize, aio)
         changes: dict[str, Any] = {"response_serializer": serializer}
-        for field in _BEHAVIORS:
-            behavior = getattr(handler, field, None)
-            if behavior is not None:
-                changes[field] = _wrap_behavior(behavior, handler_call_details, field.endswith("stream"), aio,
-                                                serializer, resolve)
-                for option in _OPTIONS:  # read by grpc's sync server on the behavior it is given
-                    if hasattr(behavior, option):
-                        setattr(changes[field], option, getattr(behavior, option))
+        for field, behavior, streaming, kind, options in plan.behaviors:
+            changes[field] = wrapped = _wrap_behavior(behavior, kind, handler_call_details, streaming, aio,
+                                                      serializer, resolve)
+            for option, value in options:
+                setattr(wrapped, option, value)
         if not hasattr(handler, "_replace"):
-            handler = _MethodHandler(*(getattr(handler, field, None) for field in _MethodHandler._fields))
-        return handler._replace(**changes)
+            handler = MethodHandler(*(getattr(handler, field, None) for field in MethodHandler._fields))
+        return plan.rebuilt(handler, changes)
     except Exception as exc:
         guarded_failure("grpc.wrap_handler", exc)
         return handler

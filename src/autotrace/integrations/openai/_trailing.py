@@ -12,9 +12,12 @@ a stream waits for them no longer than the SDK's own drain after ``[DONE]`` does
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,10 @@ if TYPE_CHECKING:
 _MAX_TRAILING = 8
 #: How long a stream waits for them (seconds), as the SDK drains an HTTP/1.1 response.
 _WAIT = 0.1
+#: The HTTP versions whose connection serves one response at a time: the only ones shut.
+_OWN_CONNECTION = frozenset({b"HTTP/1.1", b"HTTP/1.0"})
+#: How long the deadlines' thread waits for another before it ends (seconds).
+_IDLE = 1.0
 
 
 def _wanted(found: StreamTracking) -> bool:
@@ -49,7 +56,8 @@ def read_trailing(chunks: Iterator[Any] | None, found: StreamTracking, stream: A
     """Read the events that follow a finished reply from the SDK's ``chunks``, until the usage
     event or the end of the stream, for at most ``_WAIT`` (then the connection, which the reader
     left, is shut: ``_Deadline``); never raises (an error there is the stream's end). Nothing is
-    read from a response whose socket is not to be found (HTTP/2): the wait could not be bounded."""
+    read from a response of a shared connection (HTTP/2) or whose socket is not to be found: the wait
+    could not be bounded."""
     if chunks is None or not _wanted(found):
         return
     deadline = _Deadline.of(stream)
@@ -69,30 +77,34 @@ def read_trailing(chunks: Iterator[Any] | None, found: StreamTracking, stream: A
 
 
 class _Deadline:
-    """Shuts a connection down once ``_WAIT`` has passed, unless cancelled first: a blocking read
-    of a socket another thread shuts returns at once (a close would not wake it)."""
+    """Shuts a connection down once ``_WAIT`` has passed (``_Watchdog``), unless cancelled first: a
+    blocking read of a socket another thread shuts returns at once (a close would not wake it)."""
 
-    __slots__ = ("_lock", "_over", "_socket", "_timer")
+    __slots__ = ("_lock", "_over", "_socket", "at")
 
     def __init__(self, sock: socket.socket) -> None:
         self._socket = sock
         self._lock = threading.Lock()
         self._over = False
-        self._timer = threading.Timer(_WAIT, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        self.at = time.monotonic() + _WAIT
+        _WATCHDOG.watch(self)
 
     @classmethod
     def of(cls, stream: Any) -> _Deadline | None:
-        """A deadline for the connection of the SDK's ``stream`` (its httpx response's socket)."""
+        """A deadline for the connection of the SDK's ``stream`` (its httpx response's socket);
+        None for an HTTP/2 response: its connection carries the client's other requests too."""
         try:
-            network = stream.response.extensions.get("network_stream")
+            extensions = stream.response.extensions
+            if extensions.get("http_version") not in _OWN_CONNECTION:
+                return None
+            network = extensions.get("network_stream")
             sock = network.get_extra_info("socket") if network is not None else None
             return cls(sock) if isinstance(sock, socket.socket) else None
-        except Exception:  # another transport, a changed SDK
+        except Exception:  # another transport, a changed SDK, no thread to be had
             return None
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
+        """The wait is over: the connection is shut, unless the read ended first."""
         with self._lock:
             if self._over:
                 return
@@ -108,7 +120,47 @@ class _Deadline:
         """The read is over: the connection is left as it is (it may go back to the pool)."""
         with self._lock:
             self._over = True
-        self._timer.cancel()
+
+
+class _Watchdog:
+    """One daemon thread for every deadline, started at the first (again once it ended, idle for
+    ``_IDLE``, and in a forked child, which has none): a thread per stream left would cost more than
+    the whole call's tracing."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._ready = threading.Condition(threading.Lock())
+        self._due: list[tuple[float, int, _Deadline]] = []
+        self._order = itertools.count()
+        self._started = False
+
+    def watch(self, deadline: _Deadline) -> None:
+        with self._ready:
+            if not self._started:
+                threading.Thread(target=self._run, name="autotrace-openai-trailing", daemon=True).start()
+                self._started = True
+            heapq.heappush(self._due, (deadline.at, next(self._order), deadline))
+            self._ready.notify()
+
+    def _run(self) -> None:
+        ready, due = self._ready, self._due
+        while True:
+            with ready:
+                while not due or due[0][0] > time.monotonic():
+                    if due:
+                        ready.wait(due[0][0] - time.monotonic())
+                    elif not ready.wait(_IDLE) and not due:  # none for a while: the thread ends
+                        self._started = False
+                        return
+                deadline = heapq.heappop(due)[2]
+            deadline.fire()  # nothing if cancelled
+
+
+_WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):  # a parent's thread and lock are not the child's
+    os.register_at_fork(after_in_child=_WATCHDOG._reset)
 
 
 async def aread_trailing(chunks: AsyncIterator[Any] | None, found: StreamTracking) -> None:

@@ -68,6 +68,8 @@ def _plain(value: object) -> object:
         return value
     if isinstance(value, numbers.Integral):
         return int(value)  # also an IntEnum
+    if isinstance(value, decimal.Decimal) and value.is_snan():  # ``float()`` raises: a NaN, invalid
+        return math.nan
     if isinstance(value, numbers.Real | decimal.Decimal):
         return float(value)
     if isinstance(value, str):

@@ -46,11 +46,20 @@ def utf8(value: Any) -> Any:
 
 def storable(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """``rows`` with each value a column can take (for a batch SQLite refused): a sequence (a column's
-    attribute that another library's span set to a list: no column type) as its JSON text, text as
-    ``utf8`` makes it (counted once as ``local_store.invalid_text`` when one held a lone surrogate)."""
-    fixed = [tuple(json.dumps(v, default=str, ensure_ascii=False) if isinstance(v, list | tuple) else v for v in row)
-             for row in rows]
+    attribute that another library's span set to a list: no column type) as its JSON text, an integer
+    past 64 bits (there: the totals and times are bounded already) as its digits, text as ``utf8``
+    makes it (counted once as ``local_store.invalid_text`` when one held a lone surrogate)."""
+    fixed = [tuple(map(_column, row)) for row in rows]
     if any(isinstance(v, str) and _SURROGATE.search(v) for row in fixed for v in row):
         count("local_store.invalid_text")
         fixed = [tuple(map(utf8, row)) for row in fixed]
     return fixed
+
+
+def _column(value: Any) -> Any:
+    """One value as ``storable`` makes it (its text left to ``utf8``)."""
+    if isinstance(value, list | tuple):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    if type(value) is int and not INT64[0] <= value <= INT64[1]:
+        return str(value)
+    return value

@@ -220,8 +220,8 @@ class LocalStore:
                 guarded_failure("local_store.purge", exc)
         try:
             self._insert(rows)
-        except (UnicodeEncodeError, sqlite3.ProgrammingError):  # a lone surrogate (text decoded with
-            # surrogateescape: not UTF-8), a value no column type takes: only such a batch pays for the walk
+        except (UnicodeEncodeError, sqlite3.ProgrammingError, OverflowError):  # a lone surrogate (text decoded
+            # with surrogateescape: not UTF-8), a value no column type takes: only such a batch pays for the walk
             self._insert(storable(rows))
         self._keep_cap(sum(len(row[-1]) + ROW_OVERHEAD for row in rows), purged)
         return len(rows)

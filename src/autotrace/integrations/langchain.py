@@ -441,6 +441,11 @@ class LangChainIntegration(Integration):
             self.patcher.wrap("langchain_core.callbacks.manager", target, functools.partial(wrapper, self),
                               expects=("handlers", "event_name"))
         self._cancellable.apply()  # async calls that report no end when cancelled
+        chat = "langchain_core.language_models.chat_models"  # a run its cache answers costs nothing
+        if self.patcher.wrap(chat, "BaseChatModel._convert_cached_generations", lcv.from_cache, optional=True):
+            for target, wrapper in (("_generate_with_cache", lcv.cached_call), ("_agenerate_with_cache", lcv.acached_call)):
+                self.patcher.wrap(chat, f"BaseChatModel.{target}", functools.partial(wrapper, self), optional=True,
+                                  expects=("messages", "stop", "run_manager"))
         try:  # vector stores searched directly, which send no callbacks
             self._stores.apply()
         except Exception as exc:  # a changed langchain-core: the rest stays traced

@@ -1,12 +1,13 @@
 """LangChain objects as recorded fields: messages (with their chat role), token usage, a model
 run's model and parameters and its reply, bound tools by name, retrieved documents, a run's name,
 an error's text, whether a chain run started on LangChain's streaming path, and what a stream its
-caller closed had yielded."""
+caller closed had yielded; a chat model run its cache answered costs nothing (``cached_call``)."""
 
 from __future__ import annotations
 
 import inspect
 import sys
+from contextvars import ContextVar
 from numbers import Real
 from typing import Any
 
@@ -126,7 +127,7 @@ def token_usage(response: Any, message: Any) -> dict[str, int] | None:
 
 
 def model_reply(response: Any, streamed_only: bool = False) -> dict[str, Any]:
-    """Output, usage, cost, finish reason and model of a model run's first generation.
+    """Output, usage, finish reason and model of a model run's first generation.
     ``streamed_only``: only a streamed reply (LangChain gives a failed or closed stream's merged
     chunks to ``on_llm_error``; any other generation there holds the error's HTTP response, no reply)."""
     generations = getattr(response, "generations", None) or [[]]
@@ -139,18 +140,62 @@ def model_reply(response: Any, streamed_only: bool = False) -> dict[str, Any]:
     output = [_choice_output(choice) for choice in choices] if len(choices) > 1 else _choice_output(first)
     info = getattr(first, "generation_info", None) or {}
     response_metadata = getattr(message, "response_metadata", None) or {}
-    return {"output": output, "usage": token_usage(response, message), "cost": _given_cost(message),
+    return {"output": output, "usage": token_usage(response, message),
             "finish_reason": _finish_reason(info) or _finish_reason(response_metadata),
             "response_model": response_metadata.get("model_name")}
 
 
-def _given_cost(message: Any) -> dict[str, float] | None:
-    """The cost a reply's ``usage_metadata`` states (``total_cost``), if any: 0 for a reply LangChain
-    took from its cache (``set_llm_cache``), whose tokens, still told, cost nothing this time;
-    without it, Langfuse would price them again from the model and usage."""
-    metadata = getattr(message, "usage_metadata", None)
-    cost = metadata.get("total_cost") if isinstance(metadata, dict) else None
-    return {"total": float(cost)} if isinstance(cost, Real) and not isinstance(cost, bool) and cost >= 0 else None
+#: Set while a chat model's ``_generate_with_cache`` runs here: noted when LangChain's cache answers.
+_ANSWERED: ContextVar[list[bool] | None] = ContextVar("autotrace_langchain_cache_answered", default=None)
+
+
+def from_cache(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``BaseChatModel._convert_cached_generations``: LangChain's cache answered (``cached_call``)."""
+    answered = _ANSWERED.get()
+    if answered is not None:
+        answered.append(True)
+    return wrapped(*args, **kwargs)
+
+
+def cached_call(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``BaseChatModel._generate_with_cache``: a run its cache answers costs nothing (its tokens,
+    still told, are not priced again), set as the cache answers. Its reply's ``total_cost``, which
+    LangChain zeroes for that, is not read at the run's end: LangChain zeroes it on the cached
+    generation itself, still held by the run that paid for it (a ``generate`` of one prompt twice)."""
+    answered: list[bool] = []
+    token = _ANSWERED.set(answered)
+    try:
+        result = wrapped(*args, **kwargs)
+    finally:
+        _ANSWERED.reset(token)
+    if answered:
+        _free(integration, args, kwargs)
+    return result
+
+
+async def acached_call(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``BaseChatModel._agenerate_with_cache``, as ``cached_call``."""
+    answered: list[bool] = []
+    token = _ANSWERED.set(answered)
+    try:
+        result = await wrapped(*args, **kwargs)
+    finally:
+        _ANSWERED.reset(token)
+    if answered:
+        _free(integration, args, kwargs)
+    return result
+
+
+def _free(integration: Any, args: Any, kwargs: Any) -> None:
+    """The run of a ``_generate_with_cache`` its cache answered costs nothing (never raises)."""
+    try:
+        handler = integration.handler
+        run_manager = kwargs.get("run_manager", args[2] if len(args) > 2 else None)
+        run = handler.runs.get(getattr(run_manager, "run_id", None)) if handler is not None else None
+        if run is not None:
+            run.obs.update(cost={"total": 0.0})
+    except Exception as exc:
+        guarded_failure("langchain.cache_hit", exc)
 
 
 def _details(details: Any, names: dict[str, str], usage: dict[str, Any]) -> None:

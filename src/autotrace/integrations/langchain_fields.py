@@ -122,15 +122,25 @@ def trace_tags(obs: Observation, inherited: tuple[str, ...], *added: list[str]) 
     return merged
 
 
+#: Content block types of a tool's media: only their payloads are noted (a list of records a tool
+#: returns, a ``json`` block, is its result as it is, long texts and ``data`` fields too).
+_MEDIA_PARTS = frozenset({"image", "image_url", "file", "audio", "input_audio", "video", "document"})
+
+
+def _media_part(part: Any) -> bool:
+    return type(part) is dict and part.get("type") in _MEDIA_PARTS
+
+
 def tool_result(output: Any) -> Any:
-    """A tool run's result: a ``ToolMessage``'s content (the inline payloads of its media parts noted,
-    as a message's, ``without_media``), and its artifact when it has one (its first ``MAX_DOCUMENTS``
-    items if a list: documents as a retrieval records them; the others counted as
-    ``tool_artifact_items_truncated``); any other output as it is."""
+    """A tool run's result: a ``ToolMessage``'s content (the inline payloads of its media parts,
+    ``_MEDIA_PARTS``, noted as a message's, ``without_media``), and its artifact when it has one
+    (its first ``MAX_DOCUMENTS`` items if a list: documents as a retrieval records them; the others
+    counted as ``tool_artifact_items_truncated``); any other output as it is."""
     content = getattr(output, "content", output)
     artifact = getattr(output, "artifact", None) if content is not output else None
-    if type(content) is list:  # content blocks (a screenshot): inline payloads noted, as a message's are
-        content = without_media([{"content": content}])[0]["content"]
+    if type(content) is list and any(map(_media_part, content)):  # a screenshot: noted, as a message's
+        content = [without_media([{"content": [part]}])[0]["content"][0] if _media_part(part) else part
+                   for part in content]
     if artifact is None:
         return content
     result: dict[str, Any] = {"content": content}

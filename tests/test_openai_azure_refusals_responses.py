@@ -106,7 +106,7 @@ def test_each_structured_output_helper_is_one_generation(traced: Traced, client:
         ("openai.responses", "DEFAULT", 60), ("openai.responses", "DEFAULT", 60)]
     assert records[0]["output"] == {"role": "assistant", "content": reply, "parsed": {"city": "Paris", "items": 3}}
     assert records[1]["output"] == {"role": "assistant", "content": reply}
-    assert records[2]["output"] == records[3]["output"] == {"city": "Paris", "items": 3}  # the JSON text, read back
+    assert records[2]["output"] == records[3]["output"] == '{"city": "Paris", "items": 3}'  # the JSON text, kept
     assert all(r["cost"] == pytest.approx({"input": 0.000125, "output": 0.0001, "total": 0.000225}) for r in records)
 
 

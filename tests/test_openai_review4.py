@@ -69,7 +69,7 @@ def test_a_responses_reply_the_parse_helper_rejects_is_recorded_with_its_usage(
         client.responses.parse(model="gpt-4o-mini", input="weather?", text_format=Weather)
     record = traced.one()
     assert record["level"] == "ERROR" and record["status_message"].startswith("ValidationError")
-    assert record["output"] == {"city": "Lyon"}  # the reply's text, a JSON object (read back parsed)
+    assert record["output"] == '{"city": "Lyon"}'  # the reply's text, kept as that text
     assert record["usage"]["input"] == 12 and record["usage"]["output"] == 5
     assert record["cost"] == _cost("gpt-4o-mini", 12, 5)
     assert record["metadata"]["response_id"] == "resp_fake"
@@ -172,7 +172,7 @@ def test_a_responses_stream_helper_that_rejects_its_parsed_reply_records_the_err
             pass
     record = traced.one()
     assert record["level"] == "ERROR" and record["status_message"].startswith("ValidationError")
-    assert record["output"] == {"city": "Lyon"}  # the text streamed: the helper raises at its end,
+    assert record["output"] == '{"city": "Lyon"}'  # the text streamed: the helper raises at its end,
     assert record["usage"] is None  # before the final response
 
 

@@ -158,7 +158,7 @@ def test_frozen_responses_calls_are_served_by_the_sdk_from_the_recording(traced:
          "gpt-4o-mini", "completed"),
         ("Streamed answer.", {"input": 3, "output": 3, "total": 6, "input_cached_tokens": 0,
                               "output_reasoning_tokens": 0}, "gpt-4o-mini", "completed")]
-    assert frozen[5][0] == {"order_id": "o-7", "status": "packed"}  # a JSON text, stored decoded
+    assert frozen[5][0] == '{"order_id":"o-7","status":"packed"}'  # the JSON text replied, kept as that text
 
 
 def _recorded(traced: Traced) -> list[dict[str, Any]]:

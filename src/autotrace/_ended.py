@@ -34,10 +34,17 @@ def plain_fields(fields: dict[str, Any], max_value_bytes: int) -> dict[str, Any]
     garbage collector never visits, so a span waiting in the queue adds about one dict to its
     collections (a callable holding the stream's state added ten, and frequent full collections)."""
     plain = {}
+    texts = ""  # the content given as a ``str`` that may read as JSON, told from JSON text (``schema.TEXT_IO``)
     for key, value in fields.items():
         if key in CONTENT_FIELDS and value is not None:
-            value = bounds.hold(value if isinstance(value, str) else schema.serialize_io(value), max_value_bytes)
+            if not isinstance(value, str):
+                value = schema.serialize_io(value)
+            elif value[:1] in schema.JSON_FIRST:
+                texts += f" {key}"
+            value = bounds.hold(value, max_value_bytes)
         plain[key] = value
+    if texts:
+        plain[schema.TEXT_FIELDS] = texts
     return plain
 
 

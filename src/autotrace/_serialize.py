@@ -9,10 +9,12 @@ import datetime as _dt
 import enum
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ._internal import count
+from .bounds import REDACTION_MARGIN
+from .runtime import state
 
 
 def json_form(value: Any) -> Any:
@@ -49,12 +51,86 @@ def json_form(value: Any) -> Any:
     return as_text(value)
 
 
-def as_text(value: Any) -> str:
-    """``str(value)``, or the default repr when the object's own ``__str__`` raises."""
+def as_text(value: Any, limit: int | None = None) -> str:
+    """``str(value)``, or the default repr when the object's own ``__str__`` raises (or an item's
+    ``__repr__``). A list, tuple, dict, set or frozenset is written as its repr is, only until more than
+    ``limit`` characters are (default: what ``bounds.hold`` keeps of a value, which then cuts it): the
+    same text, or its head when longer, never the whole repr of a large value (a cycle's, one whose
+    model dump fails) made on the caller's thread only to be cut."""
+    if type(value) is str:
+        return value
     try:
+        if type(value) in _REPRS:
+            return _repr_head(value, state.max_value_bytes + REDACTION_MARGIN if limit is None else limit)
         return str(value)
     except Exception:
         return object.__repr__(value)
+
+
+class _Raw(str):
+    """Text of a container's repr itself (a bracket, a separator), not an item to write the repr of."""
+
+
+_COMMA, _COLON, _TRAILING = _Raw(", "), _Raw(": "), _Raw(",")
+#: The containers ``as_text`` writes piece by piece (their exact types: a subclass's repr is its own):
+#: (opening, closing, the text of an empty one, of one within itself).
+_REPRS: dict[type, tuple[str, str, str, str]] = {
+    list: ("[", "]", "[]", "[...]"), tuple: ("(", ")", "()", "(...)"), dict: ("{", "}", "{}", "{...}"),
+    set: ("{", "}", "set()", "set(...)"), frozenset: ("frozenset({", "})", "frozenset()", "frozenset(...)")}
+
+
+def _items(container: Any) -> Iterator[Any]:
+    """What a container's repr writes between its brackets: its items (their reprs) and separators."""
+    pairs = type(container) is dict
+    for index, item in enumerate(container.items() if pairs else container):
+        if index:
+            yield _COMMA
+        if pairs:
+            yield item[0]
+            yield _COLON
+            yield item[1]
+        else:
+            yield item
+    if type(container) is tuple and len(container) == 1:
+        yield _TRAILING
+
+
+def _repr_head(value: Any, limit: int) -> str:
+    """``repr(value)`` of a container of ``_REPRS``, written as CPython writes it (a container already
+    being written, within itself, as ``[...]``), until more than ``limit`` characters are."""
+    pieces: list[str] = []
+    size = 0
+    writing: set[int] = set()  # the containers open on the way down (repr's own recursion guard)
+    open_items: list[tuple[Iterator[Any], str, int]] = []
+    item: Any = value
+    while size <= limit:
+        kind = type(item)
+        shape = _REPRS.get(kind)
+        if kind is _Raw:
+            text = item
+        elif shape is None:
+            text = repr(item)
+        elif not item:
+            text = shape[2]
+        elif id(item) in writing:
+            text = shape[3]
+        else:
+            writing.add(id(item))
+            open_items.append((_items(item), shape[1], id(item)))
+            text = shape[0]
+        pieces.append(text)
+        size += len(text)
+        while open_items:
+            item = next(open_items[-1][0], _items)  # (``_items`` itself: none left)
+            if item is not _items:
+                break
+            _, closing, ident = open_items.pop()
+            writing.discard(ident)
+            pieces.append(closing)
+            size += len(closing)
+        else:
+            break
+    return "".join(pieces)
 
 
 _encode_str = json.encoder.encode_basestring  # what json.dumps does for a str, ensure_ascii off

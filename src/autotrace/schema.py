@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import numbers
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +46,16 @@ RELEASE = "langfuse.release"
 VERSION = "langfuse.version"
 TENANT = "autotrace.tenant"
 REPLAY_OF = "autotrace.replay_of"
+#: Which of the input and output (``"input"``, ``"output"``, ``"input output"``) was a ``str`` whose text may
+#: read as JSON: the local store keeps it as that text, never decoded (a tool that returned ``"48213"`` replays
+#: it so). Set only then, on the pipeline thread (``TEXT_FIELDS``); for the local store alone (the Langfuse sink
+#: leaves it out). A span of an observation made without ``install()`` (no local store) is never marked.
+TEXT_IO = "autotrace.text_io"
+#: Field key under which the fields handed to the pipeline thread (all content as text, ``_ended.plain_fields``)
+#: name the content fields given as a ``str`` whose first character is in ``JSON_FIRST``, space-separated.
+TEXT_FIELDS = "__text_fields__"
+#: The characters JSON text may start with (``json.loads`` skips the spaces first).
+JSON_FIRST = frozenset('-0123456789[{"tfnNI \t\n\r')
 
 GEN_AI_OPERATION = "gen_ai.operation.name"
 GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
@@ -218,6 +229,11 @@ def _cost_dict(cost: Any) -> dict[str, Any]:
 
 
 # -- fields -> attributes -------------------------------------------------------------------------
+#: The fields an observation type's input and output come from when ``input`` / ``output`` are not set.
+_IO_KEYS = {"retriever": ("query", "documents"), "tool": ("arguments", "result")}
+#: A text that may read as JSON (``json.loads`` skips these spaces): a number, array, object, string or
+#: literal; only such a ``str`` input or output is marked ``TEXT_IO`` (a false match only marks needlessly).
+_JSONISH = re.compile(r'[ \t\n\r]*(?:[-0-9\[{"]|(?:true|false|null|NaN|Infinity)[ \t\n\r]*\Z)')
 _METADATA_KEYS = {key: f"{OBS_METADATA}.{key}" for key in _METADATA_FIELDS}
 
 
@@ -226,18 +242,22 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
     each value bounded by ``hold`` (cut at ``max_value_bytes`` once redacted)."""
     attrs: dict[str, Any] = {OBS_TYPE: obs_type}
     get = fields.get
-    input_value = get("input")
-    output_value = get("output")
-    if obs_type == "retriever":
-        input_value = input_value if input_value is not None else get("query")
-        output_value = output_value if output_value is not None else get("documents")
-    elif obs_type == "tool":
-        input_value = input_value if input_value is not None else get("arguments")
-        output_value = output_value if output_value is not None else get("result")
+    input_key, output_key = _IO_KEYS.get(obs_type, ("input", "output"))
+    if (input_value := get("input")) is not None:
+        input_key = "input"
+    else:
+        input_value = get(input_key)
+    if (output_value := get("output")) is not None:
+        output_key = "output"
+    else:
+        output_value = get(output_key)
     if input_value is not None:
         attrs[OBS_INPUT] = serialize_io(input_value)
     if output_value is not None:
         attrs[OBS_OUTPUT] = serialize_io(output_value)
+    if (texts := get(TEXT_FIELDS)) is not None and (marked := _text_io(texts.split(), (input_key, input_value),
+                                                                     (output_key, output_value))):
+        attrs[TEXT_IO] = marked
     if (level := get("level")) is not None:
         attrs[OBS_LEVEL] = str(level)
     if (status := get("status_message")) is not None:
@@ -306,6 +326,14 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
             room -= 1
     # every value bounded, whichever field it came from: the span takes them as they are
     return cap_attributes(attrs, max_value_bytes)
+
+
+def _text_io(texts: list[str], given: tuple[str, Any], made: tuple[str, Any]) -> str | None:
+    """``TEXT_IO``'s value: which of the input (``given``) and output (``made``), each (its field, its text), is
+    one of the ``texts`` (given as a ``str``) that may read as JSON; None for neither."""
+    marked = [side for side, (key, value) in (("input", given), ("output", made))
+              if key in texts and isinstance(value, str) and _JSONISH.match(value)]
+    return " ".join(marked) or None
 
 
 def metadata_value(value: Any) -> str:
@@ -400,6 +428,13 @@ def _loads(value: Any) -> Any:
         return value
 
 
+def _content(attrs: Mapping[str, Any], key: str, side: str) -> Any:
+    """The input or output of a span: decoded from its JSON text, unless ``TEXT_IO`` says it was that text."""
+    value = attrs.get(key)
+    marked = attrs.get(TEXT_IO)
+    return value if type(marked) is str and side in marked.split() else _loads(value)
+
+
 def infer_type(attrs: Mapping[str, Any]) -> str:
     """The observation type of any span, third-party ones included."""
     explicit = attrs.get(OBS_TYPE)
@@ -446,8 +481,8 @@ def observation_record(attrs: Mapping[str, Any]) -> dict[str, Any]:
         "level": attrs.get(OBS_LEVEL, "DEFAULT"),
         "status_message": attrs.get(OBS_STATUS),
         "model": attrs.get(OBS_MODEL) or attrs.get(GEN_AI_RESPONSE_MODEL) or attrs.get(GEN_AI_REQUEST_MODEL),
-        "input": _loads(attrs.get(OBS_INPUT)),
-        "output": _loads(attrs.get(OBS_OUTPUT)),
+        "input": _content(attrs, OBS_INPUT, "input"),
+        "output": _content(attrs, OBS_OUTPUT, "output"),
         "usage": usage,
         "cost": _loads(attrs.get(OBS_COST)),
         "model_parameters": _loads(attrs.get(OBS_MODEL_PARAMS)),

@@ -107,13 +107,17 @@ class LangfuseSink(OtlpHttpSink):
 
 
 class _Unspent:
-    """A replay's frozen span as Langfuse gets it: the recorded call's usage and cost replaced by
-    none spent (``_UNSPENT``), or they would count in the project's usage and cost as a call made."""
+    """A span as Langfuse gets it, with ``attributes`` given, or else a replay's frozen span: the recorded
+    call's usage and cost replaced by none spent (``_UNSPENT``), or they would count in the project's usage
+    and cost as a call made."""
 
     __slots__ = ("_span", "attributes")
 
-    def __init__(self, span: Any) -> None:
+    def __init__(self, span: Any, attributes: dict[str, Any] | None = None) -> None:
         self._span = span
+        if attributes is not None:  # those given instead (``_as_sent``)
+            self.attributes = attributes
+            return
         tokens = {key: 0 for key in (schema.GEN_AI_INPUT_TOKENS, schema.GEN_AI_OUTPUT_TOKENS) if key in span.attributes}
         self.attributes = {**span.attributes, **_UNSPENT, **tokens}
 
@@ -122,8 +126,12 @@ class _Unspent:
 
 
 def _as_sent(span: Any) -> Any:
-    """``span`` as exported: ``_Unspent`` for a frozen call that holds a recorded usage or cost."""
+    """``span`` as exported: ``_Unspent`` for a frozen call that holds a recorded usage or cost; without
+    ``schema.TEXT_IO`` (the local store's mark)."""
     attributes = span.attributes
+    if attributes and schema.TEXT_IO in attributes:
+        span = _Unspent(span, {key: value for key, value in attributes.items() if key != schema.TEXT_IO})
+        attributes = span.attributes
     if attributes and schema.REPLAY_OF in attributes and attributes.get(_REPLAY_MARK) in ('"frozen"', "frozen") and (
             schema.OBS_USAGE in attributes or schema.OBS_COST in attributes):
         return _Unspent(span)

@@ -8,6 +8,11 @@ recorded (all others are skipped, and their children attach to the nearest recor
 - node postprocessors ``postprocess_nodes`` (rerankers) -> retriever with ``operation="rerank"``; their
   async ``apostprocess_nodes`` too, which is no span of LlamaIndex's (``_rerank``)
 - ``BaseLLM.chat/complete`` and their stream and async forms -> generation (with the LLM's model parameters)
+- ``LLM.structured_predict``, ``predict_and_call`` and their async forms -> chain (input: the prompt's
+  variables, or the user's message; output: the object, or the reply), so the model call and the
+  tool calls it answers with share a trace; a function-calling LLM's ``predict_and_call`` too, which
+  is no span of LlamaIndex's (``_predict``); inside an LLM's call (a ``StructuredLLM``'s) or another
+  such chain (a structured prediction's program) it is that call, not recorded again
 - ``BaseEmbedding.get_*embedding*`` public methods -> embedding
 - ``BaseTool.__call__/call/acall`` -> tool, named after the tool (``tool_name``; its class and method:
   ``metadata.method``), with the arguments the model gave by name (``_fields._tool_arguments``)
@@ -51,7 +56,8 @@ from .. import ownership
 from ..base import Integration
 from . import _propagation
 from ._agents import AgentSteps, ToolStep, multi_agent
-from ._fields import end_fields, llm_input, method_of, start_fields, step_fields, tool_name
+from ._fields import PREDICTIONS, end_fields, llm_input, method_of, start_fields, step_fields, tool_name
+from ._predict import PredictPatches
 from ._rerank import RerankPatches
 from ._responses import Response, ResponseRelay
 from ._streams import Stream, StreamFollower
@@ -78,7 +84,9 @@ def _classify(instance: Any, method: str) -> tuple[ObservationType, dict[str, An
     if method.startswith("_"):
         return None
     if "BaseLLM" in kinds:
-        return (ObservationType.GENERATION, {}) if method in _LLM_METHODS else None
+        if method in _LLM_METHODS:
+            return ObservationType.GENERATION, {}
+        return (ObservationType.CHAIN, {}) if method in PREDICTIONS else None
     if "BaseEmbedding" in kinds:
         return (ObservationType.EMBEDDING, {}) if "embedding" in method else None
     if "BaseRetriever" in kinds:
@@ -155,8 +163,7 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         parent = self.open.get(ancestor) if ancestor is not None else None
         if parent is not None and left_trace_of(parent[0].span):  # in a tenant() block: b's own trace
             parent = None
-        if parent is not None and parent[0].type is obs_type and (
-                obs_type in _ONE_PER_CALL or _same_call(parent[0], obs_type, instance)):
+        if parent is not None and _same_call(parent[0], obs_type, instance, method):
             self.skipped[id_] = ancestor  # e.g. acomplete delegating to complete: one generation
             self._bound(self.skipped)
             return
@@ -310,10 +317,19 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             drained()
 
 
-def _same_call(parent: Observation, obs_type: ObservationType, instance: Any) -> bool:
-    """Whether a tool call or rerank starting under one of its type, ``parent``, is the same call: a
-    tool's ``acall`` delegating to its ``call`` (or an async adapter to the tool it wraps), which has
-    its name; a postprocessor's ``apostprocess_nodes`` running its ``_postprocess_nodes`` (``_rerank``)."""
+def _same_call(parent: Observation, obs_type: ObservationType, instance: Any, method: str) -> bool:
+    """Whether a call starting under ``parent`` is the same call: a generation or embedding under
+    one; a prediction (``PREDICTIONS``) under a generation (a ``StructuredLLM``'s) or under another
+    (its program's ``predict_and_call``, or an LLM's delegating to another's); a tool's ``acall``
+    delegating to its ``call`` (or an async adapter to the tool it wraps), which has its name; a
+    postprocessor's ``apostprocess_nodes`` running its ``_postprocess_nodes`` (``_rerank``)."""
+    if obs_type is ObservationType.CHAIN and method in PREDICTIONS:
+        return parent.type is ObservationType.GENERATION or (
+            parent.type is ObservationType.CHAIN and parent.name.rsplit(".", 1)[-1] in PREDICTIONS)
+    if parent.type is not obs_type:
+        return False
+    if obs_type in _ONE_PER_CALL:
+        return True
     if obs_type is ObservationType.TOOL:
         return parent.fields.get("tool_name") == tool_name(instance)
     return parent.fields.get("operation") == "rerank" and parent.fields.get("store") == type(instance).__name__
@@ -401,6 +417,7 @@ class LlamaIndexIntegration(Integration):
         self.tracker: _Tracker | None = None
         self._handlers: tuple[Any, Any] | None = None
         self._reranks = RerankPatches(self.patcher, lambda: self.tracker)
+        self._predictions = PredictPatches(self.patcher, lambda: self.tracker)
 
     def _instrument(self) -> None:
         from llama_index.core.instrumentation import get_dispatcher
@@ -412,9 +429,11 @@ class LlamaIndexIntegration(Integration):
         root.add_event_handler(event_handler)
         self._handlers = (span_handler, event_handler)
         self._reranks.apply()
+        self._predictions.apply()
 
     def _uninstrument(self) -> None:
         self._reranks.remove()
+        self._predictions.remove()
         tracker, handlers = self.tracker, self._handlers
         self._handlers = None
         self.tracker = None

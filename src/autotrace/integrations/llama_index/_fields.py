@@ -14,6 +14,9 @@ from ..documents import recorded
 from ..media import media_note
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"}
+#: An LLM's calls that ask its model, then run the tool calls it answers with (a structured
+#: prediction's tool parses the reply into its object): chains over that model call and those tools
+PREDICTIONS = frozenset({"structured_predict", "astructured_predict", "predict_and_call", "apredict_and_call"})
 
 
 def method_of(id_: str) -> str:
@@ -328,6 +331,22 @@ def _ingestion_start(instance: Any, arguments: dict[str, Any]) -> dict[str, Any]
             "metadata": {"transformations": [type(step).__name__ for step in steps]}}
 
 
+def _prediction_start(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A prediction's input: a structured prediction's prompt variables (and the class it fills), or
+    the message (else the conversation) a ``predict_and_call`` answers (and the tools it may call)."""
+    if "output_cls" in arguments:
+        name = getattr(arguments["output_cls"], "__name__", None)
+        return {"input": arguments.get("prompt_args") or None,
+                "metadata": {"output_cls": name} if isinstance(name, str) else None}
+    value, history = arguments.get("user_msg"), arguments.get("chat_history")
+    if value is None and isinstance(history, list) and history:
+        value = [message(m) for m in history]
+    elif hasattr(value, "content"):
+        value = content(value)
+    tools = [tool_name(tool) for tool in arguments.get("tools") or ()]
+    return {"input": value, "metadata": {"tools": tools} if tools else None}
+
+
 def start_fields(obs_type: ObservationType, instance: Any, method: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """The fields of a call's observation known when it starts."""
     if obs_type is ObservationType.GENERATION:
@@ -351,6 +370,8 @@ def start_fields(obs_type: ObservationType, instance: Any, method: str, argument
                 "metadata": {"method": f"{type(instance).__name__}.{method}"}}
     if _ingestion(instance):
         return _ingestion_start(instance, arguments)
+    if method in PREDICTIONS:
+        return _prediction_start(arguments)
     if "start_event" in arguments:  # a workflow's (or agent's) run
         name = getattr(instance, "name", None) if obs_type is ObservationType.AGENT else None
         return {"input": _run_input(arguments["start_event"]),
@@ -386,6 +407,8 @@ def end_fields(obs_type: ObservationType, result: Any, instance: Any = None) -> 
         return {"output": _run_output(result)}
     if _event_kind(type(result)):  # the event a workflow step returned: what runs next
         return {"output": event_fields(result), "metadata": {"output_event": type(result).__name__}}
+    if callable(getattr(result, "model_dump", None)):  # a structured prediction's object, whole
+        return {"output": result}
     return {"output": getattr(result, "response", result)}
 
 

@@ -67,36 +67,38 @@ def _arguments(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> d
 
 
 async def _reranking(tracker: Any, instance: Any, call: Any, arguments: dict[str, Any]) -> Any:
-    started = _start(tracker, instance, arguments)
+    started = start(tracker, instance, _METHOD, arguments)
     try:
         result = await call
     except BaseException as exc:
-        _exit(tracker, started, instance, error=exc)
+        finish(tracker, started, instance, error=exc)
         raise
-    _exit(tracker, started, instance, result=result)
+    finish(tracker, started, instance, result=result)
     return result
 
 
-def _start(tracker: Any, instance: Any, arguments: dict[str, Any]) -> tuple[str, Any] | None:
-    """Start the rerank as a span of the tracker's (under the LlamaIndex span running), and have the
-    spans started under that one while it runs belong to it (as a relayed stream's steps do)."""
+def start(tracker: Any, instance: Any, method: str, arguments: dict[str, Any]) -> tuple[str, Any] | None:
+    """Start a call LlamaIndex makes no span of (a rerank's ``method``) as a span of the tracker's
+    (under the LlamaIndex span running), and have the spans started under that one while it runs
+    belong to it (as a relayed stream's steps do)."""
     try:
         from llama_index.core.instrumentation.span import active_span_id
 
         parent = active_span_id.get()
-        id_ = f"{type(instance).__name__}.apostprocess_nodes-{uuid.uuid4()}"
+        id_ = f"{type(instance).__name__}.{method}-{uuid.uuid4()}"
         tracker.start(id_, instance, parent, arguments)
         if id_ in tracker.open:
             return id_, _READING.set((id_, parent))
-        tracker.skipped.pop(id_, None)  # the rerank it delegates from, or is called by: no exit to wait for
+        tracker.skipped.pop(id_, None)  # the call it delegates from, or is called by: no exit to wait for
         return None
     except Exception as exc:  # the call goes on untraced
         guarded_failure("llama_index.rerank", exc)
         return None
 
 
-def _exit(tracker: Any, started: tuple[str, Any] | None, instance: Any, result: Any = None,
-          error: BaseException | None = None) -> None:
+def finish(tracker: Any, started: tuple[str, Any] | None, instance: Any, result: Any = None,
+           error: BaseException | None = None) -> None:
+    """End a call ``start`` started (its ``result`` or ``error``)."""
     if started is None:
         return
     try:

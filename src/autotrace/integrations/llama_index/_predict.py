@@ -1,0 +1,76 @@
+"""A function-calling LLM's ``predict_and_call``/``apredict_and_call``: LlamaIndex makes a span of
+``LLM.predict_and_call`` (a ReAct step, for LLMs that cannot call functions), not of the
+``FunctionCallingLLM`` override that asks the model for tool calls and runs them. Its model call and
+tool calls were unrelated traces; it is recorded as that span is (a chain), with them under it, as
+``_rerank`` records an async rerank. Under a structured prediction (its program calls it) it is
+that call, not recorded again.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ..._internal import guarded_failure
+from ..base import Patcher
+from ..class_family import ClassFamilyPatches, FamilyCall
+from ._rerank import _arguments, finish, start
+
+_METHODS = {"predict_and_call": False, "apredict_and_call": True}
+
+
+class PredictPatches(ClassFamilyPatches):
+    """``predict_and_call``/``apredict_and_call`` of ``FunctionCallingLLM`` and of every subclass
+    defining its own, recording into ``tracker()``."""
+
+    def __init__(self, patcher: Patcher, tracker: Callable[[], Any]) -> None:
+        super().__init__(patcher, "llama_index.core.llms.function_calling", "FunctionCallingLLM", (), (),
+                         FamilyCall, "llama_index.predict_and_call")
+        self.tracker = tracker
+
+    def wrap(self, cls: type) -> None:
+        for name, asynchronous in _METHODS.items():
+            method = cls.__dict__.get(name)
+            if not inspect.isfunction(method) or inspect.iscoroutinefunction(method) != asynchronous:
+                continue
+            try:
+                self.patcher.wrap_object(cls, name, _wrapper(self.tracker, name, asynchronous))
+            except Exception as exc:  # a class that refuses it: left untraced
+                guarded_failure(self.failure, exc)
+
+
+def _wrapper(tracker: Callable[[], Any], method: str, asynchronous: bool) -> Callable[..., Any]:
+    """The wrapt wrapper of ``method``, recording into ``tracker()``."""
+
+    def begin(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        try:
+            current = tracker()
+            if current is None:
+                return None, None
+            return current, start(current, instance, method, _arguments(wrapped, args, kwargs))
+        except Exception as exc:  # the call goes on untraced
+            guarded_failure("llama_index.predict_and_call", exc)
+            return None, None
+
+    def call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        current, started = begin(wrapped, instance, args, kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            finish(current, started, instance, error=exc)
+            raise
+        finish(current, started, instance, result=result)
+        return result
+
+    async def acall(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        current, started = begin(wrapped, instance, args, kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            finish(current, started, instance, error=exc)
+            raise
+        finish(current, started, instance, result=result)
+        return result
+
+    return acall if asynchronous else call

@@ -18,7 +18,11 @@ _DASHES = f"\u2013{HYPHENS}"
 
 
 def _iban_ok(text: str) -> bool:
-    text = as_ascii(text)
+    return _ascii_iban_ok(as_ascii(text))
+
+
+def _ascii_iban_ok(text: str) -> bool:
+    """``_iban_ok`` of a text read ``as_ascii``."""
     compact = text.translate(_NO_SEPARATORS)
     if not 15 <= len(compact) <= 34:
         return False
@@ -41,11 +45,11 @@ def _iban_ok(text: str) -> bool:
 def iban_in(text: str) -> tuple[str, str]:
     """The longest start of ``text``, cut between its groups, that is a valid IBAN (else ``text``
     itself), and what follows it."""
-    spaced = text.translate(_AS_SPACE)  # the same length: cut where it is cut
+    spaced, read = text.translate(_AS_SPACE), as_ascii(text)  # both as long: cut where it is cut (read once)
     end = len(text)
-    while " " in spaced[:end] and not _iban_ok(text[:end]):
+    while " " in spaced[:end] and not _ascii_iban_ok(read[:end]):
         end = spaced.rindex(" ", 0, end)
-    return (text[:end], text[end:]) if _iban_ok(text[:end]) else (text, "")
+    return (text[:end], text[end:]) if _ascii_iban_ok(read[:end]) else (text, "")
 
 
 #: Separators of digit groups taken out, or made ASCII spaces.

@@ -14,7 +14,7 @@ import autotrace
 from autotrace.integrations.openai import _trailing
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced
-from tests.test_review18_openai_stream_usage import _stalling_server
+from tests.test_review18_openai_stream_usage import read_to_the_finish_of_a_stalling_server
 
 pytestmark = pytest.mark.integrations("openai")
 
@@ -54,37 +54,13 @@ def test_the_deadlines_thread_ends_once_idle_and_a_later_stall_still_ends_in_a_m
     next stream left at its finish reason starts it again (its stalled connection still shut)."""
     monkeypatch.setattr(_trailing, "_IDLE", 0.05)
 
-    def stalled() -> list[Any]:
-        release = threading.Event()
-        listener, server = _stalling_server(release)
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}/v1", api_key="k",
-                               max_retries=0, timeout=120)
-        seen: list[Any] = []
-
-        def read() -> None:
-            for chunk in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
-                seen.append(chunk.choices[0].finish_reason)
-                if chunk.choices[0].finish_reason:
-                    break
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(30)  # a liveness bound, far above the trailing wait: no timing is asserted
-        held = reader.is_alive()
-        release.set()
-        server.join(10)
-        listener.close()
-        client.close()
-        assert not held, "the reader was held by the trailing read"
-        return seen
-
     def ours() -> list[threading.Thread]:
         return [t for t in threading.enumerate() if t.name == "autotrace-openai-trailing"]
 
-    assert stalled() == [None, "stop"]
+    assert read_to_the_finish_of_a_stalling_server() == [None, "stop"]
     for thread in ours():
         thread.join(30)
     assert ours() == []
-    assert stalled() == [None, "stop"]
+    assert read_to_the_finish_of_a_stalling_server() == [None, "stop"]
     assert [(r["level"], r["usage"]) for r in traced.records()] == [("DEFAULT", None)] * 2
     assert autotrace.stats()["openai.stream_trailing_timeout"] == 2

@@ -149,10 +149,10 @@ def _stalling_server(release: threading.Event) -> tuple[socket.socket, threading
     return listener, thread
 
 
-def test_a_server_that_stalls_after_the_finish_reason_holds_the_reader_no_longer_than_a_moment(
-        traced: Traced) -> None:
-    """The trailing read is bounded: a reader that breaks at the finish reason is never held until
-    the read timeout by a server that sends no usage event (the connection it left is shut)."""
+def read_to_the_finish_of_a_stalling_server() -> list[Any]:
+    """The finish reasons a reader that breaks at the finish reason saw of ``_stalling_server``'s
+    stream; it fails if the reader was held (a liveness bound far above the trailing wait: no timing
+    is asserted)."""
     release = threading.Event()
     listener, server = _stalling_server(release)
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}/v1", api_key="k",
@@ -167,13 +167,21 @@ def test_a_server_that_stalls_after_the_finish_reason_holds_the_reader_no_longer
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    reader.join(30)  # a liveness bound, far above the trailing wait: no timing is asserted
+    reader.join(30)
     held = reader.is_alive()
     release.set()
     server.join(10)
     listener.close()
+    client.close()
     assert not held, "the reader was held by the trailing read"
-    assert seen == [None, "stop"]
+    return seen
+
+
+def test_a_server_that_stalls_after_the_finish_reason_holds_the_reader_no_longer_than_a_moment(
+        traced: Traced) -> None:
+    """The trailing read is bounded: a reader that breaks at the finish reason is never held until
+    the read timeout by a server that sends no usage event (the connection it left is shut)."""
+    assert read_to_the_finish_of_a_stalling_server() == [None, "stop"]
     (record,) = traced.records()
     assert (record["level"], record["usage"], record["output"]) == (
         "DEFAULT", None, {"role": "assistant", "content": "abc"})

@@ -107,11 +107,24 @@ def guarded_failure(where: str, exc: BaseException, key: str | None = None) -> N
         count_keyed(f"internal_errors.{where}", key)
     log_once(
         f"internal:{where}:{type(exc).__name__}",
-        "autotrace: internal error in %s (%s: %s); tracing continues",
+        "autotrace: internal error in %s (%s raised at %s); tracing continues",
         where if key is None else f"{where} ({key})",
         type(exc).__name__,
-        exc,
+        raised_at(exc),
     )
+
+
+def raised_at(exc: BaseException) -> str:
+    """Where ``exc`` was raised (``file.py:line in function``, its traceback's last frame): what an
+    internal error's log line tells in place of its message, which may quote the application's data
+    (a ``KeyError`` its key, a validation error the value it refused)."""
+    frame = exc.__traceback__
+    if frame is None:
+        return "an unknown place"
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    code = frame.tb_frame.f_code
+    return f"{os.path.basename(code.co_filename)}:{frame.tb_lineno} in {code.co_name}"
 
 
 #: Objects told about ``os.fork`` (held weakly: following a fork never keeps one alive).

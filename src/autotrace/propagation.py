@@ -26,6 +26,7 @@ from opentelemetry import baggage, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context, get_current
 from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ._internal import count, log_once
@@ -82,7 +83,11 @@ def reading_headers() -> Iterator[None]:
 
 def traceparent(context: Context | None = None, full_flags: bool | None = None) -> str | None:
     """The ``traceparent`` value for the current (or given) context; None without a valid span."""
-    span_context = trace.get_current_span(context).get_span_context()
+    return _traceparent(trace.get_current_span(context).get_span_context(), full_flags)
+
+
+def _traceparent(span_context: SpanContext, full_flags: bool | None) -> str | None:
+    """``traceparent`` for ``span_context``."""
     if not span_context.is_valid:
         return None
     if full_flags is None:
@@ -153,14 +158,16 @@ def inject(carrier: MutableMapping[str, str], context: Context | None = None,
     ``traceparent`` and ``tracestate`` when there is a span to name. Left in place, a caller's
     tenant travelled on, a stale ``tracestate`` went with this trace, and ``Traceparent`` next to
     ``traceparent`` was two (no valid one)."""
-    given = _taken(carrier, "baggage")
+    given = _taken(carrier, "baggage") if carrier else None
     if given:
         context = merge_baggage(given, context)
-    parent = traceparent(context)
+    span_context = trace.get_current_span(context).get_span_context()
+    parent = _traceparent(span_context, None)
     if parent is not None:
-        _taken(carrier, "traceparent", "tracestate")
+        if carrier:
+            _taken(carrier, "traceparent", "tracestate")
         carrier["traceparent"] = parent
-        trace_state = trace.get_current_span(context).get_span_context().trace_state
+        trace_state = span_context.trace_state
         if trace_state:
             carrier["tracestate"] = trace_state.to_header()
     if send_tenant is None:
@@ -190,6 +197,12 @@ def _member(key: object, value: object) -> str:
     return quote(str(key), safe="") + "=" + quote(str(value), safe="")
 
 
+@functools.lru_cache(maxsize=256)
+def _tenant_member(tenant: str) -> str:
+    """The tenant's baggage member (``_member``), for a ``str`` tenant: written once, not per call."""
+    return _member(TENANT_BAGGAGE_KEY, tenant)
+
+
 def _writable(key: object, value: object) -> str | None:
     """``_member`` of an entry, or None for one that has no UTF-8 text (a lone surrogate, a value
     whose ``str()`` raises): it is left out, as one that does not fit, rather than failing the
@@ -206,9 +219,14 @@ def _baggage_header(context: Context | None, tenant: str | None) -> str:
     be written (``_writable``), and entries with an empty key (``+=1`` from a caller reads so), are
     left out, counted as ``propagation_baggage_dropped``: otel-go ignores a whole header with one
     member it cannot read, the tenant's included. The tenant's member is written last."""
-    entries = [(key, value) for key, value in baggage.get_all(context).items() if key != TENANT_BAGGAGE_KEY]
-    members = [_member(TENANT_BAGGAGE_KEY, tenant)] if tenant is not None else []
-    members += [member for key, value in entries if key and (member := _writable(key, value))]
+    own = [] if tenant is None else [
+        _tenant_member(tenant) if type(tenant) is str else _member(TENANT_BAGGAGE_KEY, tenant)]
+    every = baggage.get_all(context)
+    alone = not every or (len(every) == 1 and TENANT_BAGGAGE_KEY in every)
+    if alone and (not own or len(own[0]) <= _MAX_MEMBER_LENGTH):
+        return own[0] if own else ""  # the common case: the tenant alone, or nothing
+    entries = [(key, value) for key, value in every.items() if key != TENANT_BAGGAGE_KEY]
+    members = own + [member for key, value in entries if key and (member := _writable(key, value))]
     kept: list[str] = []
     length = -1
     for member in members:
@@ -239,15 +257,81 @@ PAIRS_GETTER = _PairsGetter()
 
 def extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]] | None) -> Context:
     """A context with the remote parent and baggage from ``carrier``; malformed input is ignored."""
-    context = Context()
     if not carrier:
-        return context
+        return Context()
     try:
+        common = _common(carrier) if type(carrier) in (list, tuple, dict) else None
+        if common is not None:
+            return common
         with reading_headers():
-            return _extract(carrier, context)
+            return _extract(carrier, Context())
     except Exception:  # a hostile header must never break a request
         count("propagation_invalid_headers")
         return Context()
+
+
+#: ``_common``'s forms: a well-formed ``traceparent`` (W3C's, lower-case hex, nothing after the flags),
+#: and a short ``baggage`` of plain ``key=value`` members (no ``%``, ``+``, ``;``, blank or empty
+#: member), which OTel's reading and ``_as_w3c_reads`` leave as they are.
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_PLAIN_BAGGAGE = re.compile(r"[A-Za-z0-9._-]+=[A-Za-z0-9._:@/-]*(?:,[A-Za-z0-9._-]+=[A-Za-z0-9._:@/-]*)*")
+#: ``_common``'s longest ``tracestate`` (OTel's limit) and ``baggage`` (fewer than W3C's 180 members).
+_SHORT = 512
+
+
+def _common(carrier: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> Context | None:
+    """The context of a common request, read in one pass, as ``_extract`` reads it: ``str`` names
+    and values, at most one each of ``traceparent`` (``_TRACEPARENT``, a valid parent),
+    ``tracestate`` and ``baggage`` (``_PLAIN_BAGGAGE``, at most one tenant), under lower-case
+    names. None for anything else (nothing counted yet), for ``_extract`` to read."""
+    found: dict[str, str] = {}
+    for key, value in carrier.items() if type(carrier) is dict else carrier:
+        if type(key) is not str:
+            return None
+        if key not in PROPAGATION_KEYS:
+            if key.lower() in PROPAGATION_KEYS:
+                return None
+        elif key in found or type(value) is not str:
+            return None
+        else:
+            found[key] = value
+    header = found.get("baggage")  # first what may send it to ``_extract``: nothing is counted twice
+    members = _plain_members(header) if header else ()
+    if members is None:
+        return None
+    context = Context()
+    parent = found.get("traceparent")
+    if parent is not None:
+        match = _TRACEPARENT.fullmatch(parent)
+        if match is None:
+            return None
+        version, trace_hex, span_hex, flags = match.groups()
+        trace_id, span_id, header = int(trace_hex, 16), int(span_hex, 16), found.get("tracestate")
+        if version == "ff" or not (trace_id and span_id) or (header is not None and len(header) > _SHORT):
+            return None
+        state: TraceState | None = None
+        if header is not None:
+            token = _reading.set(True)  # a malformed member is counted (``_IncomingHeaderWarnings``)
+            try:
+                state = TraceState.from_header([header])
+            finally:
+                _reading.reset(token)
+        span = SpanContext(trace_id, span_id, True, TraceFlags(int(flags, 16)), state)
+        context = trace.set_span_in_context(NonRecordingSpan(span), context)
+    for key, _, value in members:
+        context = baggage.set_baggage(key, value, context)
+    return context
+
+
+def _plain_members(header: str) -> list[tuple[str, str, str]] | None:
+    """The members of a short, plain ``baggage`` header (``_PLAIN_BAGGAGE``) naming at most one
+    tenant, partitioned at their ``=``; None for any other header."""
+    if len(header) > _SHORT or _PLAIN_BAGGAGE.fullmatch(header) is None:
+        return None
+    members = [member.partition("=") for member in header.split(",")]
+    if TENANT_BAGGAGE_KEY in header and len({v for k, _, v in members if k == TENANT_BAGGAGE_KEY}) > 1:
+        return None  # conflicting tenants: ``_extract`` counts them
+    return members
 
 
 def _too_long(key: str) -> bool:

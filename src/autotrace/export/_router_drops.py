@@ -68,3 +68,14 @@ def dropped(reason: str, item: Any) -> None:
 def of_scores(reason: str) -> str:
     """The counter of scores dropped for ``reason`` (``spans_dropped.<why>``): ``scores_dropped.<why>``."""
     return reason.replace("spans_", "scores_", 1)
+
+
+def closed(destination: Any, reason: str) -> None:
+    """Close ``destination`` (a ``Destination``), counting what it had not delivered under ``reason``
+    (its scores as ``scores_dropped.<why>``)."""
+    spans, scores = destination.discard()
+    if spans:
+        count(reason, spans)
+    if scores:
+        count(of_scores(reason), scores)
+    destination.close()

@@ -297,6 +297,12 @@ class Destination:
                 self.batch_cap = min(self.max_batch, self.batch_cap * 2)
                 self._taken_at_cap = 0
 
+    def shed_newest(self) -> Any:
+        """Remove and return the newest span waiting (not one to be retried), None if none: given up
+        for another tenant's span past the router's budget."""
+        with self._lock:
+            return self._buffer.pop() if self._buffer else None
+
     def take_all(self) -> list[Any]:
         """Remove and return every span waiting here (the retry batch first), to re-target them."""
         with self._lock:

@@ -27,8 +27,8 @@ from ..config import Settings
 from ..scores import ScoreItem
 from ._lookups import Lookups
 from ._router_drops import DESCRIBED, KeylessTenants
+from ._router_drops import closed as _close
 from ._router_drops import dropped as _dropped
-from ._router_drops import of_scores as _of_scores
 from .connections import DEFAULT_MAX_IDLE, ConnectionPool
 from .credentials import Credentials, CredentialsResolver, reset_after_fork
 from .destination import Destination
@@ -65,6 +65,8 @@ class Router:
         #: raised by each span added since: past ``max_buffered_spans`` new spans are dropped, so an
         #: outage of the one Langfuse every tenant shares holds a bounded amount of memory.
         self._held = 0
+        #: The destination holding the most spans, as last seen (``_over_budget``).
+        self._largest: Destination | None = None
         #: Set at shutdown: a span routed after is dropped, counted (``route``).
         self._closed = False
         #: Tenants being looked up: new ones with their spans meanwhile (bounded), known ones being
@@ -175,20 +177,30 @@ class Router:
     def _lookups_running(self) -> int:
         return len(self._waiting) + len(self._checking)
 
-    def _over_budget(self, span: Any) -> bool:
+    def _over_budget(self, span: Any, holding: int) -> bool:
+        """Charge ``span`` (going where ``holding`` wait) to the budget; spent, the newest span of the
+        destination holding most gives way if it holds more, else ``span`` is dropped (True)."""
         if self._held < self.settings.max_buffered_spans:
             self._held += 1
             return False
-        _dropped("spans_dropped.buffer_limit", span)
+        largest = self._largest
+        shed = largest.shed_newest() if largest is not None and largest.pending > holding + 1 else None
+        _dropped("spans_dropped.buffer_limit", span if shed is None else shed)
         log_once("buffer_limit", "autotrace: %d spans wait for export in all (max_buffered_spans); dropping "
-                 "spans (counted)", self.settings.max_buffered_spans)
-        return True
+                 "the newest spans of the tenants holding most (counted)", self.settings.max_buffered_spans)
+        return shed is None
+
+    def _weigh(self, destination: Destination) -> None:
+        if self._largest is None or destination.pending > self._largest.pending:
+            self._largest = destination
 
     def _add(self, destination: Destination, span: Any) -> None:
-        if self._over_budget(span):
+        if self._over_budget(span, destination.pending):
             return
         if not destination.add(span):  # a full buffer counts its own drops; that span holds nothing
             self._held -= 1
+        else:
+            self._weigh(destination)
         if destination.filling:
             self._pressured_keys.add(destination.key)
             self.pressured = True
@@ -265,7 +277,7 @@ class Router:
             _dropped("spans_dropped.credentials_pending", span)
             log_once("credentials_pending", "autotrace: spans of a tenant whose credentials are being looked up "
                      "exceed %d; dropping spans (counted)", self._max_waiting)
-        elif not self._over_budget(span):
+        elif not self._over_budget(span, len(waiting)):
             waiting.append(span)
 
     def _look_up(self, tenant: str) -> None:
@@ -339,7 +351,7 @@ class Router:
             self._remove(tenant)
         for retired in [entry for entry in self._retired if entry[0] == tenant]:
             self._retired.remove(retired)
-            self._close(retired[1], "spans_dropped.credentials_revoked")
+            _close(retired[1], "spans_dropped.credentials_revoked")
         return self._keyless.none_found(tenant, self._clock(), failed)
 
     def _settle(self, tenant: str, credentials: Credentials) -> Destination:
@@ -388,24 +400,13 @@ class Router:
         """``tenant``'s destination leaves its place: it sends what it holds, then closes; past
         ``max_tenants`` retiring, the oldest retiring one is closed and its unsent spans dropped."""
         if len(self._retired) >= self.settings.max_tenants:
-            self._close(self._retired.popleft()[1], "spans_dropped.tenant_retired")
+            _close(self._retired.popleft()[1], "spans_dropped.tenant_retired")
         destination = self._tenants.pop(tenant)[0]
         destination.retired = True
         self._retired.append((tenant, destination))
 
     def _remove(self, tenant: str) -> None:
-        self._close(self._tenants.pop(tenant)[0], "spans_dropped.credentials_revoked")
-
-    @staticmethod
-    def _close(destination: Destination, reason: str) -> None:
-        """Close ``destination``, counting what it had not delivered under ``reason`` (its scores as
-        ``scores_dropped.<why>``)."""
-        spans, scores = destination.discard()
-        if spans:
-            count(reason, spans)
-        if scores:
-            count(_of_scores(reason), scores)
-        destination.close()
+        _close(self._tenants.pop(tenant)[0], "spans_dropped.credentials_revoked")
 
     # -- scheduling ---------------------------------------------------------------------------------
     def destinations(self) -> list[Destination]:
@@ -424,6 +425,7 @@ class Router:
         now = self._clock()
         pressured: set[str] = set()
         held = sum(len(spans) for spans in self._waiting.values())
+        self._largest = None
         for destination in self.destinations():
             if destination.idle():  # holds nothing, nothing due (most of a thousand tenants' while a flush waits)
                 continue
@@ -431,8 +433,9 @@ class Router:
             if destination.filling:
                 pressured.add(destination.key)
             if destination.due(now, self.settings.export_interval, force):
-                batch = destination.take()
-                self._pool.submit(lambda d=destination, b=batch: d.export(b))
+                batch = destination.take()  # one lane per host: one that hangs holds not every thread
+                self._pool.submit(lambda d=destination, b=batch: d.export(b), getattr(destination.sink, "host", None))
+            self._weigh(destination)
         self._pressured_keys, self.pressured = pressured, bool(pressured)
         self._held = held
         idle_for = self.settings.tenant_idle_seconds

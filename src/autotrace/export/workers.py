@@ -7,15 +7,22 @@ endpoint that hangs until the export timeout) is stuck: while jobs wait, each st
 replaced by an extra one, up to ``max_size`` threads, so other destinations keep flowing. Threads
 that are merely busy are not replaced: a burst of healthy exports waits its turn instead of opening
 ever more connections. An extra thread ends after ``_EXTRA_IDLE`` seconds without work.
+
+Jobs of one ``lane`` (the exports to one host: the Langfuse every tenant shares) run on at most
+``lane_limit`` threads, all but ``size`` of ``max_size``, the others of that lane waiting apart: a
+host that hangs never holds the threads the local store, credentials lookups and other hosts'
+exports go on with.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 
 from opentelemetry.context import (
@@ -83,6 +90,17 @@ def on_own_thread() -> bool:
     return getattr(_own, "marked", False) or get_value(_OWN_CONTEXT) is True
 
 
+class _Lane:
+    """The jobs of one lane: those waiting, whether one is queued for a thread, how many run."""
+
+    __slots__ = ("queued", "running", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting: deque[Callable[[], None]] = deque()
+        self.queued = False
+        self.running = 0
+
+
 class WorkerPool:
     """Runs submitted callables on ``size`` daemon threads, and on extra ones (up to ``max_size``)
     in place of threads stuck on one job while others wait."""
@@ -102,6 +120,9 @@ class WorkerPool:
         self._started = 0
         self._stopped = False
         self._core = False  # the ``size`` core threads have been started (by the first job)
+        #: Jobs of one lane running at most (``submit``), and the lanes with jobs.
+        self.lane_limit = max(size, self.max_size - size)
+        self._lanes: dict[Hashable, _Lane] = {}
 
     def _spawn(self, core: bool) -> bool:
         """Start one thread (lock held); False when the interpreter refuses (at exit)."""
@@ -115,17 +136,54 @@ class WorkerPool:
         self._free += 1
         return True
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, job: Callable[[], None], lane: Hashable | None = None) -> None:
+        """Run ``job`` on a thread. Jobs of one ``lane`` wait apart (in order), one at a time
+        queued for a thread, and at most ``lane_limit`` running."""
         with self._lock:
-            if not self._core and not self._stopped:
-                self._core = True
-                for _ in range(self.size):
-                    self._spawn(core=True)
-            self._free -= 1
-            self._jobs.put(job)
+            if lane is None:
+                self._put(job)
+                return
+            entry = self._lanes.get(lane)
+            if entry is None:
+                entry = self._lanes[lane] = _Lane()
+            entry.waiting.append(job)
+            self._next_of(lane, entry)
+
+    def _next_of(self, lane: Hashable, entry: _Lane, grow: bool = True) -> None:
+        """Queue the next job waiting in ``lane`` unless one is queued already or the lane runs its
+        most (lock held); forget the lane once it has nothing."""
+        if not entry.queued and entry.waiting and entry.running < self.lane_limit and not self._stopped:
+            entry.queued = True
+            self._put(functools.partial(self._in_lane, lane, entry, entry.waiting.popleft()), grow)
+        elif not (entry.queued or entry.waiting or entry.running):
+            self._lanes.pop(lane, None)
+
+    def _in_lane(self, lane: Hashable, entry: _Lane, job: Callable[[], None]) -> None:
+        """Run a job of ``lane``: the lane's next one is queued as it starts and as it ends."""
+        with self._lock:
+            entry.queued = False
+            entry.running += 1
+            self._next_of(lane, entry)
+        try:
+            job()
+        finally:
+            with self._lock:
+                entry.running -= 1
+                self._next_of(lane, entry, grow=False)  # (this thread is about to be free)
+
+    def _put(self, job: Callable[[], None], grow: bool = True) -> None:
+        """Queue ``job`` for a thread, starting threads as needed (lock held); not ``grow``: queued
+        by a thread about to be free for it."""
+        if not self._core and not self._stopped:
+            self._core = True
+            for _ in range(self.size):
+                self._spawn(core=True)
+        self._free -= 1
+        self._jobs.put(job)
+        if grow:
             self._grow()
-            if not self._threads and not self._stopped:  # none could start (at exit on Python 3.12)
-                _stranded.add(self)
+        if not self._threads and not self._stopped:  # none could start (at exit on Python 3.12)
+            _stranded.add(self)
 
     def _run_stranded(self) -> None:
         """Run on the calling thread the jobs waiting while this pool has no thread."""
@@ -211,6 +269,7 @@ class WorkerPool:
                 self._recheck.cancel()
                 self._recheck = None
             threads = list(self._threads)
+            self._lanes.clear()
             try:
                 while True:
                     self._jobs.get_nowait()

@@ -168,6 +168,8 @@ def plain(value: Any) -> Any:
         return value if math.isfinite(value) else None
     if isinstance(value, dict):  # OrderedDict, defaultdict, ...
         return plain(dict(value))
+    if isinstance(value, list | tuple):  # a named tuple, a list subclass: the encoder writes them as arrays
+        return [plain(item) for item in value]
     return value
 
 

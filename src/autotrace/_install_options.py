@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ._internal import count, guarded_failure, log_once
@@ -46,3 +47,18 @@ def open_store(settings: Settings) -> LocalStore | None:
         log_once("local_store", "autotrace: local store %s unavailable (%s: %s); spans that would go "
                  "there are dropped (counted)", settings.local_store_path, type(exc).__name__, exc)
         return None
+
+
+def warn_keys_without_host(settings: Settings, environ: Mapping[str, str]) -> None:
+    """Say once that Langfuse keys are given (the default project's, ``credentials``, or
+    ``AUTOTRACE_TENANT_*`` variables, even with their own ``_HOST``) while no Langfuse host is: then
+    nothing is sent, Langfuse's cloud never being assumed, which otherwise looked like an export
+    that silently did nothing."""
+    if settings.langfuse_enabled or not (
+            settings.public_key is not None or settings.credentials is not None
+            or any(name.startswith("AUTOTRACE_TENANT_") and name.endswith("_PUBLIC_KEY") and value.strip()
+                   for name, value in environ.items())):
+        return
+    log_once("config_keys_without_host", "autotrace: Langfuse keys are set but no Langfuse host (LANGFUSE_HOST, "
+             "LANGFUSE_BASE_URL or AUTOTRACE_LANGFUSE_HOST): nothing is sent to Langfuse (its cloud is never "
+             "assumed)")

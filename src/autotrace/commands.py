@@ -66,16 +66,29 @@ def with_db(env: dict[str, str], db: str | None) -> dict[str, str]:
 _IGNORED_BY_PYTHON = ("SIGPIPE", "SIGXFSZ")
 
 
+def _tell(message: str) -> None:
+    """One line on stderr for ``run``, whose stdout is the program's: never there (``print`` to a
+    closed stderr, which Python makes None, writes to stdout), and never failing the launch."""
+    if sys.stderr is not None:
+        try:
+            print(message, file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from .config import absolute_path_variables
+
     command = _program(args, "run")
-    env = with_db(activation_env(), args.db)
+    env = activation_env()
+    env = with_db({**env, **absolute_path_variables(env)}, args.db)
     if not command[0]:  # as a shell says it (``execve`` would raise a ValueError here)
-        print("autotrace run: cannot run '': No such file or directory", file=sys.stderr)
+        _tell("autotrace run: cannot run '': No such file or directory")
         return 127
     from .diagnostics import unactivated_by
 
     if (why := unactivated_by(command)) is not None:  # Python would not read the bootstrap: never silently
-        print(f"autotrace run: {why}", file=sys.stderr)
+        _tell(f"autotrace run: {why}")
     numbers = [getattr(signal, name) for name in _IGNORED_BY_PYTHON if hasattr(signal, name)]
     previous = [(number, signal.signal(number, signal.SIG_DFL)) for number in numbers]
     try:
@@ -83,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:  # as a shell says it: 127 not found, 126 found but not executable
         for number, handler in previous:  # this process goes on, as Python set it up
             signal.signal(number, handler)
-        print(f"autotrace run: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
+        _tell(f"autotrace run: cannot run {command[0]!r}: {exc.strerror}")
         return 127 if isinstance(exc, FileNotFoundError) else 126
     return 0  # not reached
 

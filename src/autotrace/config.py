@@ -312,6 +312,20 @@ _TLS_FILES = ("export_ca_file", "export_client_cert", "export_client_key")
 _PATHS = ("local_store_path", "credentials", *_TLS_FILES)
 
 
+def absolute_path_variables(env: Mapping[str, str]) -> dict[str, str]:
+    """``env``'s path variables that are set (``AUTOTRACE_HOME``, the store, credentials and TLS files,
+    a prices file) with ``~`` expanded and made absolute here, as ``install()`` reads them now. For
+    ``autotrace run``: the program's processes read them again, each in its own directory, so a
+    worker spawned after the program changed directory wrote to another store (or found no file)."""
+    names = ("AUTOTRACE_HOME", "AUTOTRACE_PRICES", *(variable for name in _PATHS for variable in _ENV[name][0]))
+    found = {}
+    for name in names:
+        raw = (env.get(name) or "").strip()
+        if raw and not (name == "AUTOTRACE_PRICES" and raw.startswith("{")):  # prices may be JSON text
+            found[name] = str(p.as_path(raw))
+    return found
+
+
 def _keyword(name: str, value: Any) -> Any:
     """A keyword setting read as its environment variable would be (e.g. from the application's own
     config): a string stripped, then parsed (a blank one is no value); a list's text items stripped,

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 
 from . import _langfuse_sdk, _process_exit, _providers, recorder, sigterm
 from ._built import built_redactor, credentials_resolver
-from ._install_options import open_store, report_stats_as_metrics, set_prices
+from ._install_options import open_store, report_stats_as_metrics, set_prices, warn_keys_without_host
 from ._internal import count, guarded_failure, log_once, logger
 from ._timeouts import never_raising as _never_raising
 from .config import DEFAULT_SERVICE_NAME, Settings, load_settings
@@ -230,6 +230,7 @@ def install(**options: Any) -> Settings:
             pool.stop(0.0)  # an install that fails leaves no export threads behind
             raise
         set_prices(settings.prices)  # once the install cannot fail: a failed one sets none
+        warn_keys_without_host(settings, os.environ)
         _uninstrument_integrations(settings)  # the others stay patched: no call in between goes untraced
         _switch(settings, provider, pipeline)
         _local_store = store

@@ -29,6 +29,15 @@ _PROGRAM = "AUTOTRACE_ACTIVATED_PROGRAM"
 _MAX_PROGRAM = 4096
 
 
+def _say(message: str) -> None:
+    """``message`` on stderr. Never raises: a process with no stderr (closed: ``sys.stderr`` is None)
+    or a broken one must still start (an error leaving ``site`` ended the interpreter at start-up)."""
+    try:
+        sys.stderr.write(message)
+    except Exception:
+        pass
+
+
 def _run_user_sitecustomize() -> None:
     """Run the ``sitecustomize`` this one shadows: the first after this folder on ``sys.path`` (one
     before it has run already: it chained to this one), found as Python's import finds it (also a
@@ -83,16 +92,33 @@ def _spawned_by_multiprocessing() -> bool:
 def _program() -> "str | None":
     """This interpreter's command line from the program on (script, ``-m`` module or ``-c`` code,
     and its arguments), without the interpreter and its options (a reloader passes on only some of
-    them), joined; None if there is none or it is too long."""
+    them), joined; None if there is none or it is too long. Options are read as the interpreter reads
+    them: grouped (``-um pkg``, ``-Bc code``) or with their value attached (``-mpkg``, ``-Wignore``),
+    the module or code then named as ``-m pkg`` (a reloader re-runs ``python -um pkg`` as ``-m pkg``)."""
     command = getattr(sys, "orig_argv", [])
     index = 1
     while index < len(command):
         argument = command[index]
-        if argument in ("-m", "-c") or argument == "-" or not argument.startswith("-"):
-            program = "\x1f".join(command[index:])
-            return program if 0 < len(program) <= _MAX_PROGRAM else None
-        index += 2 if argument in ("-W", "-X") else 1
+        index += 1
+        if argument == "-" or not argument.startswith("-"):
+            return _joined(command[index - 1:])
+        if argument.startswith("--"):  # ``--check-hash-based-pycs`` takes a value; ``--`` ends the options
+            index += argument == "--check-hash-based-pycs"
+            continue
+        for at, letter in enumerate(argument[1:], 2):
+            if letter in "mcWX":  # the rest of the group, else the next argument, is its value
+                value = argument[at:]
+                if not value:
+                    value, index = (command[index] if index < len(command) else ""), index + 1
+                if letter in "mc":
+                    return _joined([f"-{letter}", value, *command[index:]])
+                break
     return None
+
+
+def _joined(program: "list[str]") -> "str | None":
+    text = "\x1f".join(program)
+    return text if 0 < len(text) <= _MAX_PROGRAM else None
 
 
 def _mark_forked() -> None:
@@ -117,7 +143,7 @@ def _activate() -> None:
         why = f"{type(exc).__name__}: {exc}"
         if "autotrace" not in sys.modules:  # a ``python`` of another environment than the ``autotrace`` command's
             why = f"{sys.executable} cannot import autotrace ({why}); install autotrace in its environment"
-        sys.stderr.write(f"autotrace: tracing is off for this process: {why}\n")
+        _say(f"autotrace: tracing is off for this process: {why}\n")
         return
     if hasattr(os, "register_at_fork"):  # a forked process keeps the install; a program it execs is another
         os.register_at_fork(after_in_child=_mark_forked)
@@ -128,18 +154,18 @@ def _activate() -> None:
     except ImportError:  # an autotrace older than this bootstrap (another environment's): as it was
         pass
     except Exception as exc:
-        sys.stderr.write(f"autotrace: a program this one execs may run untraced: {type(exc).__name__}: {exc}\n")
+        _say(f"autotrace: a program this one execs may run untraced: {type(exc).__name__}: {exc}\n")
     try:
         from autotrace.replay import activate_from_environment
 
         activate_from_environment(dict(os.environ))
     except Exception as exc:
-        sys.stderr.write(f"autotrace: replay is off for this process (the program runs live, traced): "
-                         f"{type(exc).__name__}: {exc}\n")
+        _say(f"autotrace: replay is off for this process (the program runs live, traced): "
+             f"{type(exc).__name__}: {exc}\n")
 
 
 try:
     _run_user_sitecustomize()
 except Exception as error:  # the user's own sitecustomize failing is theirs to see, but not fatal here
-    sys.stderr.write(f"autotrace: the application's sitecustomize raised {type(error).__name__}: {error}\n")
+    _say(f"autotrace: the application's sitecustomize raised {type(error).__name__}: {error}\n")
 _activate()

@@ -5,7 +5,6 @@ holds everything. Old code dropped every other tenant's spans (and never even lo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +14,7 @@ from autotrace.config import load_settings
 from autotrace.export.credentials import Credentials, coerce_resolver
 from autotrace.export.router import Router
 from autotrace.export.workers import WorkerPool
+from tests.test_router_review3_budget import looked_up
 
 
 @pytest.fixture
@@ -27,26 +27,17 @@ def router() -> Iterator[Router]:
     made.close()
 
 
-def _looked_up(router: Router, tenant: str) -> None:
-    for _ in range(1000):
-        router.apply_lookups()
-        if tenant in router._tenants:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"{tenant} was not looked up")
-
-
 def _buffered(router: Router, tenant: str) -> list[str]:
     return list(router._tenants[tenant][0]._buffer)
 
 
 def test_a_tenant_holding_little_gets_spans_in_past_the_budget_a_noisy_one_spent(router: Router) -> None:
     router.route("noisy", "noisy 0")
-    _looked_up(router, "noisy")
+    looked_up(router, "noisy")
     for i in range(1, 10):
         router.route("noisy", f"noisy {i}")  # 5 more fit the budget of 6; the noisy tenant's own 4 newer are dropped
     router.route("quiet", "quiet 0")  # waits for its lookup in the place of the noisy tenant's newest
-    _looked_up(router, "quiet")
+    looked_up(router, "quiet")
     for i in range(1, 4):
         router.route("quiet", f"quiet {i}")  # 2 more take the noisy tenant's newest; then both hold 3
     assert _buffered(router, "noisy") == ["noisy 0", "noisy 1", "noisy 2"]

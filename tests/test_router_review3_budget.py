@@ -41,14 +41,19 @@ def router() -> Iterator[Router]:
     made.close()
 
 
-def _settled(router: Router, tenant: str) -> None:
-    router.route(tenant, f"{tenant} 0")
+def looked_up(router: Router, tenant: str) -> None:
+    """Wait until ``tenant``'s credentials lookup has given it a destination."""
     for _ in range(1000):
         router.apply_lookups()
         if tenant in router._tenants:
             return
         time.sleep(0.01)
     raise AssertionError(f"{tenant} was not looked up")
+
+
+def _settled(router: Router, tenant: str) -> None:
+    router.route(tenant, f"{tenant} 0")
+    looked_up(router, tenant)
 
 
 def _dropped() -> dict[str, int]:

@@ -106,33 +106,33 @@ class LangfuseSink(OtlpHttpSink):
             self.public_key = credentials.public_key
 
 
-class _Unspent:
-    """A span as Langfuse gets it, with ``attributes`` given, or else a replay's frozen span: the recorded
-    call's usage and cost replaced by none spent (``_UNSPENT``), or they would count in the project's usage
-    and cost as a call made."""
+class _AsSent:
+    """A span with the attributes Langfuse gets in place of its own (``_as_sent``)."""
 
     __slots__ = ("_span", "attributes")
 
-    def __init__(self, span: Any, attributes: dict[str, Any] | None = None) -> None:
+    def __init__(self, span: Any, attributes: dict[str, Any]) -> None:
         self._span = span
-        if attributes is not None:  # those given instead (``_as_sent``)
-            self.attributes = attributes
-            return
-        tokens = {key: 0 for key in (schema.GEN_AI_INPUT_TOKENS, schema.GEN_AI_OUTPUT_TOKENS) if key in span.attributes}
-        self.attributes = {**span.attributes, **_UNSPENT, **tokens}
+        self.attributes = attributes
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._span, name)
 
 
 def _as_sent(span: Any) -> Any:
-    """``span`` as exported: ``_Unspent`` for a frozen call that holds a recorded usage or cost; without
-    ``schema.TEXT_IO`` (the local store's mark)."""
+    """``span`` as exported: without ``schema.TEXT_IO`` (the local store's mark), and for a replay's
+    frozen call that holds a recorded usage or cost, with none spent (``_UNSPENT``), or they would
+    count in the project's usage and cost as a call made; ``span`` itself when neither applies."""
     attributes = span.attributes
-    if attributes and schema.TEXT_IO in attributes:
-        span = _Unspent(span, {key: value for key, value in attributes.items() if key != schema.TEXT_IO})
-        attributes = span.attributes
-    if attributes and schema.REPLAY_OF in attributes and attributes.get(_REPLAY_MARK) in ('"frozen"', "frozen") and (
-            schema.OBS_USAGE in attributes or schema.OBS_COST in attributes):
-        return _Unspent(span)
-    return span
+    if not attributes:
+        return span
+    marked = schema.TEXT_IO in attributes
+    frozen = schema.REPLAY_OF in attributes and attributes.get(_REPLAY_MARK) in ('"frozen"', "frozen") and (
+        schema.OBS_USAGE in attributes or schema.OBS_COST in attributes)
+    if not (marked or frozen):
+        return span
+    sent = {key: value for key, value in attributes.items() if key != schema.TEXT_IO}
+    if frozen:
+        sent.update(_UNSPENT)
+        sent.update({key: 0 for key in (schema.GEN_AI_INPUT_TOKENS, schema.GEN_AI_OUTPUT_TOKENS) if key in sent})
+    return _AsSent(span, sent)

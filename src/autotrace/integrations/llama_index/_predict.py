@@ -15,7 +15,7 @@ from typing import Any
 from ..._internal import guarded_failure
 from ..base import Patcher
 from ..class_family import ClassFamilyPatches, FamilyCall
-from ._rerank import _arguments, finish, start
+from ._rerank import _arguments, finish, rerank_wrapper, start
 
 _METHODS = {"predict_and_call": False, "apredict_and_call": True}
 
@@ -41,20 +41,18 @@ class PredictPatches(ClassFamilyPatches):
 
 
 def _wrapper(tracker: Callable[[], Any], method: str, asynchronous: bool) -> Callable[..., Any]:
-    """The wrapt wrapper of ``method``, recording into ``tracker()``."""
-
-    def begin(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-        try:
-            current = tracker()
-            if current is None:
-                return None, None
-            return current, start(current, instance, method, _arguments(wrapped, args, kwargs))
-        except Exception as exc:  # the call goes on untraced
-            guarded_failure("llama_index.predict_and_call", exc)
-            return None, None
+    """The wrapt wrapper of ``method``, recording into ``tracker()`` (an async one as an async
+    rerank is, ``rerank_wrapper``)."""
+    if asynchronous:
+        return rerank_wrapper(tracker, method, "llama_index.predict_and_call")
 
     def call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        current, started = begin(wrapped, instance, args, kwargs)
+        try:
+            current = tracker()
+            started = None if current is None else start(current, instance, method, _arguments(wrapped, args, kwargs))
+        except Exception as exc:  # the call goes on untraced
+            guarded_failure("llama_index.predict_and_call", exc)
+            current = started = None
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -63,14 +61,4 @@ def _wrapper(tracker: Callable[[], Any], method: str, asynchronous: bool) -> Cal
         finish(current, started, instance, result=result)
         return result
 
-    async def acall(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        current, started = begin(wrapped, instance, args, kwargs)
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            finish(current, started, instance, error=exc)
-            raise
-        finish(current, started, instance, result=result)
-        return result
-
-    return acall if asynchronous else call
+    return call

@@ -40,10 +40,12 @@ class RerankPatches(ClassFamilyPatches):
                 guarded_failure(self.failure, exc)
 
 
-def rerank_wrapper(tracker: Callable[[], Any]) -> Callable[..., Any]:
-    """The wrapt wrapper of an ``apostprocess_nodes``, recording into ``tracker()``."""
+def rerank_wrapper(tracker: Callable[[], Any], method: str = _METHOD,
+                   failure: str = "llama_index.rerank") -> Callable[..., Any]:
+    """The wrapt wrapper of an async ``method`` (``apostprocess_nodes``, or another call LlamaIndex
+    makes no span of), recording into ``tracker()``; a failure of its own counted as ``failure``."""
 
-    def apostprocess_nodes(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def awaited(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = wrapped(*args, **kwargs)
         try:
             current = tracker()
@@ -51,11 +53,11 @@ def rerank_wrapper(tracker: Callable[[], Any]) -> Callable[..., Any]:
                 return call
             arguments = _arguments(wrapped, args, kwargs)
         except Exception as exc:  # the call goes on untraced
-            guarded_failure("llama_index.rerank", exc)
+            guarded_failure(failure, exc)
             return call
-        return _reranking(current, instance, call, arguments)
+        return _awaiting(current, instance, method, call, arguments)
 
-    return apostprocess_nodes
+    return awaited
 
 
 def _arguments(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -66,8 +68,8 @@ def _arguments(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> d
         return dict(kwargs)
 
 
-async def _reranking(tracker: Any, instance: Any, call: Any, arguments: dict[str, Any]) -> Any:
-    started = start(tracker, instance, _METHOD, arguments)
+async def _awaiting(tracker: Any, instance: Any, method: str, call: Any, arguments: dict[str, Any]) -> Any:
+    started = start(tracker, instance, method, arguments)
     try:
         result = await call
     except BaseException as exc:

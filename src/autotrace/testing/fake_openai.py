@@ -74,6 +74,9 @@ class Script:
     #: A chat reply's finish reason (``length``, ``content_filter`` ...): by default ``tool_calls``
     #: for a reply with tool calls, else ``stop``.
     finish_reason: str | None = None
+    #: Seconds a chat stream waits, after the chunk with the finish reason, before its usage event
+    #: (as when the event reaches the client in a later network packet).
+    usage_delay: float = 0.0
 
     def input_details(self) -> dict[str, int]:
         """The usage's input details: cached tokens, and cache writes when there are any."""
@@ -328,6 +331,7 @@ class FakeOpenAI(LoopbackServer):
                                                  "finish_reason": None}]}
             yield {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
             if include_usage:
+                time.sleep(script.usage_delay)
                 yield {**chunk, "choices": [], "usage": usage}
 
         return events()

@@ -22,7 +22,7 @@ from ..._internal import guarded_failure
 from ...observation import Observation
 from .. import ownership
 from ._stream_state import _FOLD_EVERY, StreamState, _is_usage_chunk
-from ._trailing import aread_trailing, read_trailing
+from ._trailing import aread_trailing, read_trailing, wait_read
 from ._usage_event import usage_event_fields
 
 __all__ = ["OwnedStreamTracking", "StreamState", "StreamTracking", "patch", "track", "trackable", "tracking"]
@@ -37,7 +37,7 @@ class StreamTracking:
     """One traced stream: its observation, what it produced, and the ending, exactly once. Kept on
     the SDK's own stream object, so a stream that is dropped unfinished ends when it is freed."""
 
-    __slots__ = ("done", "helped", "obs", "state")
+    __slots__ = ("done", "helped", "obs", "reading", "state")
 
     def __init__(self, obs: Observation | None, state: StreamState) -> None:
         self.obs = obs  # None only for a subclass recording into no observation (``_background``)
@@ -45,12 +45,16 @@ class StreamTracking:
         self.done = False
         #: Whether a stream helper reads the stream (``_helper_events``): its reading ends the observation.
         self.helped = False
+        #: Whether its trailing events are being read (``_trailing``): True, or an async read's
+        #: ``anyio.Event``; the reader ends the observation after (an async stream's iteration, left,
+        #: is closed meanwhile by the event loop).
+        self.reading: Any = False
 
     def finish(self, error: BaseException | None = None, interrupted: bool = False) -> None:
         """End the observation, once: with ``error``, or ``interrupted`` when the reader stopped
         before the end (``break``, ``close()``, the stream dropped): WARNING, unless the reply had
         finished by then (its finish reason arrived: only trailing events were left unread)."""
-        if self.done:
+        if self.done or (self.reading and error is None):
             return
         self.done = True
         try:
@@ -97,7 +101,7 @@ class OwnedStreamTracking(StreamTracking):
     __slots__ = ()
 
     def finish(self, error: BaseException | None = None, interrupted: bool = False) -> None:
-        if self.done:
+        if self.done or self.reading:  # as ``StreamTracking.finish`` (the error is the owner's)
             return
         self.done = True
         try:
@@ -222,6 +226,8 @@ def _iterate(chunks: Iterator[Any], tracking: StreamTracking, stream: Any) -> It
 
 
 async def _aiterate(chunks: AsyncIterator[Any], tracking: StreamTracking, stream: Any) -> AsyncIterator[Any]:
+    if tracking.reading:  # an iteration its reader left reads the trailing events: after them
+        await wait_read(tracking)
     state = tracking.state
     with tracking:  # as ``_iterate``
         try:
@@ -269,6 +275,8 @@ def _anext(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 
 async def _anext_traced(wrapped: Any, args: Any, kwargs: Any, found: StreamTracking) -> Any:
+    if found.reading:  # as ``_aiterate``
+        await wait_read(found)
     while True:
         try:
             chunk = await wrapped(*args, **kwargs)

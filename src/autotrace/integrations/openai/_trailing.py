@@ -7,7 +7,10 @@ cut short: ``LengthFinishReasonError``), would leave the usage of a reply the AP
 So, when such a stream is left or closed, its trailing events are read first: a few at most, and
 only while the reply has finished, the usage was autotrace's to ask for and has not arrived. The
 API sends them with the finish reason, so they are read from what the connection holds already;
-a stream waits for them no longer than the SDK's own drain after ``[DONE]`` does.
+a stream waits for them no longer than the SDK's own drain after ``[DONE]`` does. One read at a
+time (``StreamTracking.reading``): an async stream's iteration its reader left is closed by the
+event loop later, maybe while ``close()`` reads or the reader reads on; the read in progress ends
+the observation, and the reader's next read waits for it (``wait_read``).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ _IDLE = 1.0
 def _wanted(found: StreamTracking) -> bool:
     """Whether the stream's usage is still to come after a reply that has finished."""
     state = found.state
-    if found.done or not state.hide_usage_chunk:
+    if found.done or found.reading or not state.hide_usage_chunk:  # ``reading``: another reads them
         return False
     state.fold()
     return state.usage is None and state.cut_usage_event() is None and not state._unfinished()
@@ -64,6 +67,7 @@ def read_trailing(chunks: Iterator[Any] | None, found: StreamTracking, stream: A
     if deadline is None:
         count("openai.stream_trailing_unread")
         return
+    found.reading = True
     try:
         for _ in range(_MAX_TRAILING):
             if _taken(next(chunks), found):
@@ -73,6 +77,7 @@ def read_trailing(chunks: Iterator[Any] | None, found: StreamTracking, stream: A
     except Exception:  # the connection failed or was shut, the generator runs already: the usage stays unknown
         count("openai.stream_trailing_unread")
     finally:
+        found.reading = False
         deadline.cancel()
 
 
@@ -109,9 +114,9 @@ class _Deadline:
             if self._over:
                 return
             self._over = True
-            try:  # on a duplicate of its descriptor: a TLS socket's own ``shutdown`` drops its TLS state
-                with socket.socket(fileno=os.dup(self._socket.fileno())) as duplicate:
-                    duplicate.shutdown(socket.SHUT_RDWR)
+            try:  # the plain socket's ``shutdown``: a TLS socket's own drops its TLS state (and a
+                # duplicate descriptor is none on Windows, whose sockets are no file descriptors)
+                socket.socket.shutdown(self._socket, socket.SHUT_RDWR)
             except OSError:  # closed meanwhile
                 pass
         count("openai.stream_trailing_timeout")
@@ -170,6 +175,13 @@ async def aread_trailing(chunks: AsyncIterator[Any] | None, found: StreamTrackin
     import anyio  # the SDK's own dependency: works under asyncio and trio alike
 
     try:
+        # the iteration its reader left is closed by the event loop, maybe while ``close()`` reads:
+        # the observation's end is this read's, a new iteration waits for it (``wait_read``)
+        reading = found.reading = anyio.Event()
+    except Exception:  # no event loop: an iteration closed by the collector
+        count("openai.stream_trailing_unread")
+        return
+    try:
         with anyio.move_on_after(_WAIT):
             for _ in range(_MAX_TRAILING):
                 if _taken(await chunks.__anext__(), found):
@@ -178,3 +190,14 @@ async def aread_trailing(chunks: AsyncIterator[Any] | None, found: StreamTrackin
         return
     except Exception:
         count("openai.stream_trailing_unread")
+    finally:
+        found.reading = False
+        reading.set()
+
+
+async def wait_read(found: StreamTracking) -> None:
+    """Wait until another task's ``aread_trailing`` of ``found`` is over: the SDK's chunks cannot
+    be read while it reads them (``anext(): asynchronous generator is already running``)."""
+    reading = found.reading
+    if reading and reading is not True:  # an async read's event (``True``: a sync read, another thread's)
+        await reading.wait()

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._internal import count, count_keyed, guarded_failure, log_once_per
 from ..scores import ScoreItem
+from ._host_health import HostHealth
 from .sink import Sink, SinkResult
 from .trim import TRIMMED_VALUE_BYTES, trimmed
 
@@ -51,6 +52,9 @@ class Destination:
         self.key = key
         self._on_auth_refused = on_auth_refused
         self.sink = sink
+        #: Whether the sink's host answers (shared with every destination sending there), if known.
+        health = getattr(sink, "health", None)
+        self._health = health if isinstance(health, HostHealth) else None
         self.max_queue = max_queue
         self.max_batch = max_batch
         #: The most spans a batch takes: ``max_batch``, halved for each batch refused as too large
@@ -108,8 +112,9 @@ class Destination:
     @property
     def filling(self) -> bool:
         """Healthy but falling behind: worth slowing callers down. A failing endpoint (retrying or
-        in backoff) never is: an outage must not slow the application."""
-        return self._attempts == 0 and self._next_attempt == 0.0 and self.pending > self.max_queue // 4
+        in backoff, or on a host that stopped answering) never is: an outage must not slow the application."""
+        return (self._attempts == 0 and self._next_attempt == 0.0 and self.pending > self.max_queue // 4
+                and not (self._health is not None and self._health.unresponsive))
 
     @property
     def waiting_for_keys(self) -> bool:
@@ -121,8 +126,9 @@ class Destination:
 
     def due(self, now: float, interval: float, force: bool) -> bool:
         """Whether a batch should be exported now. A batch waiting for new keys goes as soon as the
-        sink has them, or at a flush (with the keys it has: refused again, it is dropped)."""
-        if self.in_flight:
+        sink has them, or at a flush (with the keys it has: refused again, it is dropped). Never while
+        the host is paused (``_host_health``): it stopped answering."""
+        if self.in_flight or (self._health is not None and self._health.paused()):
             return False
         if now < self._next_attempt and not (self._waiting_for_keys and (force or self._keys() != self._refused_keys)):
             return False
@@ -153,6 +159,9 @@ class Destination:
         """Send one batch; on a retryable failure keep it for later with exponential backoff."""
         keys = self._keys()  # those the batch goes with: the router may rotate them while it is sent
         try:
+            if self._health is not None and not self._health.allow():  # paused while this batch waited
+                self._hold(batch)
+                return
             try:
                 result = self.sink.export(batch)
             except Exception as exc:  # a broken sink counts as a retryable failure
@@ -171,6 +180,15 @@ class Destination:
                 self._on_auth_refused()
         finally:
             self.in_flight = False
+
+    def _hold(self, batch: list[Any]) -> None:
+        """Keep a batch not sent (its host is paused) to go first once the host answers: no attempt,
+        no backoff."""
+        with self._lock:
+            if not self._in_flight_counted:  # (else ``discard`` counted it: shutdown)
+                self._retry_batch = batch
+                self._in_flight_counted = True
+                self._in_flight_batch = None
 
     def _settle(self, batch: list[Any], result: SinkResult, keys: str | None) -> list[tuple[Any, ...]]:
         """Count the outcome and plan a retry (lock held); ``keys``: those the batch was sent with.

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .._config_parse import url_error
+from ._host_health import host_health
 from .bounded_connect import connect_within
 from .connections import ConnectionPool
 from .otlp_encode import encode_parts
@@ -231,6 +232,8 @@ class HttpTarget:
         self.pool = ConnectionPool(max_idle=1) if pool is None else pool
         #: Which connections can serve this target: those to the same place, the same way.
         self.origin = (self.secure, self.host, self.port, self.proxy)
+        #: Whether the host answers, shared by every target of ``pool`` sending there (``_host_health``).
+        self.health = host_health(self.pool, self.origin, authority(self.host, self.port), timeout)
         #: The connection a request is on (``close`` cuts it short, at shutdown).
         self._in_flight: http.client.HTTPConnection | None = None
 
@@ -296,6 +299,8 @@ class HttpTarget:
                 return SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 self._drop(conn)
+                if isinstance(exc, TimeoutError):
+                    self.health.timed_out()
                 return SinkResult(ok=False, retryable=True, reason=_network_failure(exc), detail=_tls_failure(exc))
             except Exception as exc:
                 if self._in_flight is not conn:  # closed meanwhile by shutdown: http.client fails oddly then
@@ -306,6 +311,7 @@ class HttpTarget:
                 self._drop(conn)
                 raise
             break
+        self.health.answered()
         if self._in_flight is not conn or not 200 <= status < 400:
             self._drop(conn)  # servers often close after an error response (or switch protocols); start clean
         else:
@@ -356,6 +362,7 @@ class OtlpHttpSink:
         self.name = name
         self.max_request_bytes = max_request_bytes
         self._target = HttpTarget(url, timeout, pool)
+        self.health = self._target.health
         self._headers = {
             "Content-Type": "application/x-protobuf",
             "Content-Encoding": "gzip",

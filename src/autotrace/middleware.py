@@ -23,6 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from ._internal import count, guarded_failure, log_once
+from ._threadpool_bodies import close_unfinished, patch_starlette, serving
 from .context import (
     back_in_trace,
     current_tenant,
@@ -180,11 +181,17 @@ class TenantASGIMiddleware:
     """``app = TenantASGIMiddleware(app, tenant_from_scope=lambda scope: scope["state"]["tenant"])``.
 
     ``tenant_from_scope`` may be a plain or an ``async`` function of the ASGI scope. HTTP and
-    WebSocket connections are handled; other scopes (``lifespan``) pass through untouched."""
+    WebSocket connections are handled; other scopes (``lifespan``) pass through untouched. A sync
+    body Starlette iterates in its thread pool runs all its steps in one context, and is closed in
+    it if left unfinished (``_threadpool_bodies``)."""
 
     def __init__(self, app: Any, tenant_from_scope: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
         self.app = app
         self.tenant_from_scope = tenant_from_scope
+        try:
+            patch_starlette()
+        except Exception as exc:
+            guarded_failure("middleware.patch", exc)
 
     async def __call__(self, scope: Mapping[str, Any], receive: Any, send: Any) -> None:
         if scope.get("type") not in ("http", "websocket"):
@@ -195,9 +202,14 @@ class TenantASGIMiddleware:
         if inspect.isawaitable(value):
             value = await awaited_answer(value)
         tokens = _enter(incoming, value)
+        bodies: list[Any] = []
+        marked = serving.set(bodies)
         try:
             await self.app(scope, receive, send)
         finally:
+            serving.reset(marked)
+            if bodies:
+                close_unfinished(bodies)
             _exit(tokens)
 
 

@@ -103,6 +103,12 @@ def receiver(signature: inspect.Signature | None) -> str | None:
     return first if first in ("self", "cls") else None
 
 
+def packed(signature: inspect.Signature | None) -> tuple[str, ...]:
+    """The names of the ``*args`` and ``**kwargs`` parameters (those that hold other arguments)."""
+    kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return tuple(name for name, parameter in (signature.parameters.items() if signature else ()) if parameter.kind in kinds)
+
+
 def call_target(fn: Callable[..., Any]) -> Callable[..., Any]:
     """What decides the kind of call ``fn`` makes: ``fn`` itself, or for an object with ``__call__``
     (not a function, method or partial, which ``inspect`` reads directly) that method: an object

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, unquote_plus
 
 from opentelemetry import baggage
@@ -25,6 +25,7 @@ from .config import ENVIRONMENT_NAME  # the one rule for environment names (inst
 from .runtime import state
 
 TENANT_BAGGAGE_KEY = "autotrace.tenant"
+_F = TypeVar("_F", bound=Callable[..., Any])
 _TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")  # whole value (fullmatch)
 
 _tenant: ContextVar[str | None] = ContextVar("autotrace_tenant", default=None)
@@ -141,8 +142,8 @@ class Scope(AbstractContextManager[Any]):
                 return
         self.leave(entry[0])  # (in another context: counted there, as not restored)
 
-    def __call__(self, fn: Callable[..., Any]) -> Any:
-        return scoped(fn, lambda: type(self)(self.value))
+    def __call__(self, fn: _F) -> _F:  # the function's own signature, for type checkers
+        return scoped(fn, lambda: type(self)(self.value))  # type: ignore[no-any-return]
 
 
 def scoped(fn: Callable[..., Any], open_block: Callable[[], AbstractContextManager[Any]]) -> Any:
@@ -266,10 +267,15 @@ class _TraceAttributes(Scope):
     __slots__ = ()
 
     def enter(self) -> Any:
+        outer = _trace_attrs.get() or {}
+        attrs = self.value
+        tags, outer_tags = attrs.get(schema.TRACE_TAGS), outer.get(schema.TRACE_TAGS)
+        if tags and outer_tags:  # a block's tags join the enclosing blocks' (as Langfuse's own nesting does)
+            attrs = {**attrs, schema.TRACE_TAGS: list(dict.fromkeys([*outer_tags, *tags]))}
         span = get_current_span()
         if span.is_recording():
-            span.set_attributes(self.value)
-        return _trace_attrs.set({**(_trace_attrs.get() or {}), **self.value})
+            span.set_attributes(attrs)
+        return _trace_attrs.set({**outer, **attrs})
 
     def leave(self, undo: Any) -> None:
         reset_block(undo)
@@ -287,7 +293,8 @@ def trace_attributes(
 ) -> Scope:
     """Attach trace-level fields (name, user, session, tags, metadata) to the current span and to
     every span started inside the block (or decorated function: see ``Scope``); Langfuse
-    aggregates only over spans that carry them.
+    aggregates only over spans that carry them. Inside another such block, its tags join the
+    enclosing block's and its metadata keys join theirs; other fields replace theirs.
 
     ``tags`` given as one string is one tag. An ``environment`` Langfuse would reject is left out,
     counted as ``trace_attributes_invalid`` (never raised: the block runs as it would untraced)."""

@@ -20,12 +20,13 @@ from ._callables import call_target as _call_target
 from ._callables import callable_name as _callable_name
 from ._callables import iterable_coroutine as _iterable_coroutine
 from ._callables import method_descriptor as _method_descriptor
+from ._callables import packed as _packed
 from ._callables import receiver as _receiver
 from ._internal import count, guarded_failure
 from ._stepping import Steps, step_through, step_through_async
 from .context import Held, capture_enabled, release_scope
 from .interception import ReplayStop
-from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
+from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context, snapshot
 from .runtime import state
 from .scores import evaluated_tenant, evaluation_scope, evaluation_target, score_evaluation, start_evaluation
 
@@ -45,11 +46,11 @@ _CACHE_METHODS = ("cache_info", "cache_clear", "cache_parameters")
 def observe(func: F) -> F: ...
 @overload
 def observe(
-    func: None = None, *, name: str | None = None, as_type: ObservationType | str = ...,
+    func: str | ObservationType | None = None, *, name: str | None = None, as_type: ObservationType | str = ...,
     capture_input: bool = ..., capture_output: bool = ..., **fields: Any,
 ) -> Callable[[F], F]: ...
 def observe(
-    func: F | None = None,
+    func: F | str | ObservationType | None = None,
     *,
     name: str | None = None,
     as_type: ObservationType | str = ObservationType.SPAN,
@@ -61,8 +62,13 @@ def observe(
 
     Arguments become the input and the return value (or the yielded items) the output. Exceptions
     mark the observation ERROR and propagate unchanged. Extra keyword arguments are recorded as
-    typed fields (e.g. ``model=`` for a generation).
+    typed fields (e.g. ``model=`` for a generation). A string in place of the function is the
+    name (``@observe("retrieve")``), as ``name=`` is; an ``ObservationType`` there is ``as_type``.
     """
+    if isinstance(func, ObservationType):  # the type, given in place of the function
+        func, as_type = None, func
+    elif isinstance(func, str):  # a name, not a function to wrap (which failed at decoration, the string called)
+        func, name = None, func if name is None else name
     obs_type = ObservationType(as_type)
 
     def decorate(fn: F) -> F:
@@ -82,8 +88,16 @@ def observe(
     return decorate(func) if func is not None else decorate
 
 
-def traced_tool(func: F | None = None, *, name: str | None = None, **fields: Any) -> F | Callable[[F], F]:
-    """Trace a function as a tool call: its arguments and result become the tool's."""
+@overload
+def traced_tool(func: F) -> F: ...
+@overload
+def traced_tool(func: str | None = None, *, name: str | None = None, **fields: Any) -> Callable[[F], F]: ...
+def traced_tool(func: F | str | None = None, *, name: str | None = None, **fields: Any) -> F | Callable[[F], F]:
+    """Trace a function as a tool call: its arguments and result become the tool's. A string in
+    place of the function is the tool's name (``@traced_tool("search")``), as ``name=`` is."""
+    if isinstance(func, str):
+        func, name = None, func if name is None else name
+
     def decorate(fn: F) -> F:
         tool_name = name or _callable_name(fn, "__name__") or "tool"
         return observe(name=tool_name, as_type=ObservationType.TOOL, **{"tool_name": tool_name, **fields})(fn)
@@ -107,6 +121,7 @@ class _Traced:
         except (TypeError, ValueError):
             self.signature = None
         self.receiver = _receiver(self.signature)
+        self.packed = _packed(self.signature)
         self.evaluator = obs_type is ObservationType.EVALUATOR
 
     # -- shared steps, each of which never raises ---------------------------------------------------
@@ -141,16 +156,29 @@ class _Traced:
             return None
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if self.signature is None:
-            return {"args": list(args), "kwargs": kwargs}
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-        except TypeError:
-            return {"args": list(args), "kwargs": kwargs}
+        """The call's input: its arguments by name, each list or dict argument copied (serialised
+        only at the end, it would otherwise show what the call did to it: an agent's ``messages``
+        with the reply it appended)."""
+        bound = None
+        if self.signature is not None:
+            try:
+                bound = self.signature.bind(*args, **kwargs)
+                bound.apply_defaults()
+            except TypeError:  # wrong arguments: the call says so
+                bound = None
+        if bound is None:
+            return {"args": [snapshot(value) for value in args], "kwargs": {k: snapshot(v) for k, v in kwargs.items()}}
         values = dict(bound.arguments)
         if self.receiver is not None:
             values.pop(self.receiver, None)
+        for key, value in values.items():  # ``snapshot`` inlined: a call per argument costs more than it does
+            kind = type(value)
+            if kind is list or kind is dict:
+                values[key] = kind(value)
+        for key in self.packed:  # ``*args`` and ``**kwargs``: the arguments they hold
+            value = values[key]
+            values[key] = tuple([snapshot(v) for v in value]) if type(value) is tuple else {
+                k: snapshot(v) for k, v in value.items()}
         return values
 
     def succeed(self, obs: Observation, output: Any) -> None:

@@ -157,13 +157,13 @@ class Observation:
     def set_input(self, value: Any) -> Observation:
         """Record the observation's input (serialised once, when the observation ends)."""
         if not self._ended and capture_enabled():
-            self._fields["input"] = _snapshot(value)
+            self._fields["input"] = snapshot(value)
         return self
 
     def set_output(self, value: Any) -> Observation:
         """Record the observation's output."""
         if not self._ended and capture_enabled():
-            self._fields["output"] = _snapshot(value)
+            self._fields["output"] = snapshot(value)
         return self
 
     def update(self, **fields: Any) -> Observation:
@@ -186,7 +186,7 @@ class Observation:
                 if value is not False and not (isinstance(value, str) and not value):
                     self.record_error(value if isinstance(value, BaseException) else str(value))
             elif key in FIELDS:
-                self._fields[key] = _snapshot(value)
+                self._fields[key] = snapshot(value)
             else:  # nothing would export it: not held, and said (a misspelt ``usage``, say)
                 count("fields_unknown")
                 log_once(f"field_unknown:{key}", "autotrace: %r is not an observation field; left out "
@@ -470,7 +470,7 @@ def release_if_current(obs: Observation, token: object | None) -> bool:
     return True
 
 
-def _snapshot(value: Any) -> Any:
+def snapshot(value: Any) -> Any:
     """Copy top-level containers so later mutation by the caller does not change what was recorded.
 
     Content is serialised when the observation ends; a chat loop that appends to its ``messages``

@@ -82,11 +82,22 @@ EXIT_BROKEN_PIPE = 141
 EXIT_INTERRUPTED = 130
 
 
-def out(text: str, stream: TextIO | None = None, as_json: bool = False) -> None:
-    """Print ``text``; characters ``stream``'s encoding cannot hold (an ASCII or cp1252 console,
-    ``PYTHONIOENCODING``) are escaped rather than failing the command: ``\\uXXXX`` in JSON (still
-    valid JSON), a backslash escape in text."""
-    stream = sys.stdout if stream is None else stream
+#: ``out``'s default stream: stdout, as it is when written.
+_STDOUT: Any = object()
+
+
+def out(text: str, stream: TextIO | None = _STDOUT, as_json: bool = False) -> None:
+    """Print ``text`` (to stdout unless ``stream`` is given); characters ``stream``'s encoding cannot hold
+    (an ASCII or cp1252 console, ``PYTHONIOENCODING``) are escaped rather than failing the command:
+    ``\\uXXXX`` in JSON (still valid JSON), a backslash escape in text. A stream closed at start-up
+    (``>&-``), which Python makes None, is not written: a closed stdout is an output that cannot be
+    written, a closed stderr's line is lost, never printed to stdout (``print``'s None) among the JSON."""
+    if stream is _STDOUT:
+        stream = sys.stdout
+        if stream is None:
+            raise _Unwritable("stdout is closed")
+    if stream is None:
+        return
     with _written():
         try:
             print(text, file=stream)
@@ -147,13 +158,19 @@ def _when(text: str) -> int:
     """A time (ns since the epoch): ISO 8601 (``2026-12-05T14:05+01:00``, ``...Z``; without an offset, this
     machine's local time, as ``date`` shows it) or a span before now (``90s``, ``15m``, ``2h``, ``7d``)."""
     ago = _AGO.fullmatch(text.strip())
-    if ago:
-        return time.time_ns() - int(float(ago[1]) * _UNIT_SECONDS[ago[2]] * 1e9)
+    if ago:  # bounded before ``int``: a count of 400 digits is an infinity
+        return _stored_ns(time.time_ns() - int(min(float(ago[1]) * _UNIT_SECONDS[ago[2]] * 1e9, 2.0**64)))
     try:
-        return int(datetime.fromisoformat(text.strip()).timestamp() * 1e6) * 1000  # a naive one: local time
+        return _stored_ns(int(datetime.fromisoformat(text.strip()).timestamp() * 1e6) * 1000)  # naive: local time
     except (ValueError, OverflowError, OSError):
         raise argparse.ArgumentTypeError(f"expected an ISO 8601 time (2026-12-05T14:05, ...Z, ...+01:00) or a "
                                          f"span before now (90s, 15m, 2h, 7d), got {text!r}") from None
+
+
+def _stored_ns(ns: int) -> int:
+    """``ns`` within what the store's columns (SQLite's 64-bit integers) hold: a time before 1677 or after 2262
+    (``--until 2300-01-01``, ``--since 500000d``) is before or after every stored one, not a failed command."""
+    return max(-(2**63), min(ns, 2**63 - 1))
 
 
 def cmd_traces(args: argparse.Namespace) -> int:

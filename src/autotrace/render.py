@@ -166,16 +166,24 @@ def _width(char: str) -> int:
 def fit(value: Any, width: int) -> str:
     """``value`` on one line, as ``short`` gives it, cut to ``width`` terminal columns (with ``…``) and
     padded to them: a table's column stays in line whatever the script (``str`` padding counts characters)."""
-    text = _one_line(value)
-    columns = [_width(c) for c in text]
-    if sum(columns) > width:
-        text = _cut(text, columns, width - 1) + "…"
-    return pad(text, width)
+    return fitted(_one_line(value), width)
+
+
+def fitted(line: str, width: int) -> str:
+    """``line`` (one line, as printed) cut to ``width`` terminal columns (with ``…``) and padded to them."""
+    if columns(line) > width:
+        line = _cut(line, [_width(c) for c in line], width - 1) + "…"
+    return pad(line, width)
+
+
+def columns(text: str) -> int:
+    """Terminal columns of ``text`` (one line); only its non-ASCII characters are looked up."""
+    return len(text) + sum(_width(c) - 1 for c in _NON_ASCII.findall(text))
 
 
 def pad(text: str, width: int) -> str:
     """``text`` with spaces up to ``width`` terminal columns (none when it is as wide or wider)."""
-    return text + " " * (width - sum(map(_width, text)))
+    return text + " " * (width - columns(text))
 
 
 def _cut(text: str, columns: list[int], width: int) -> str:

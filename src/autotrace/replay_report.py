@@ -11,17 +11,17 @@ from typing import Any
 
 def side_by_side(original: list[dict[str, Any]], replayed: list[dict[str, Any]], width: int = 100) -> str:
     """The two trees next to each other: the original's column as wide as its longest line, up to
-    ``width``; a line cut to fit ends with ``…``."""
-    from .render import render_tree
+    ``width`` terminal columns (a wide character, CJK say, takes two); a line cut to fit ends with ``…``."""
+    from .render import columns, fitted, pad, render_tree
 
     left = render_tree(original, io=False).splitlines()
     right = render_tree(replayed, io=False).splitlines()
-    width = min(width, max(map(len, left), default=0))
-    rows = [f"{'ORIGINAL':<{width}}  REPLAY"]
+    width = min(width, max(map(columns, left), default=0))
+    rows = [f"{pad('ORIGINAL', width)}  REPLAY"]
     for index in range(max(len(left), len(right))):
         a = left[index] if index < len(left) else ""
         b = right[index] if index < len(right) else ""
-        rows.append(f"{a if len(a) <= width else a[:width - 1] + '…':<{width}}  {b}")
+        rows.append(f"{fitted(a, width)}  {b}")
     return "\n".join(rows)
 
 

@@ -45,7 +45,8 @@ class ReadOnlyStoreError(StoreError):
 def spent(column: str) -> str:
     """The SQL sum of ``column`` over a trace's observations that ran (a replay's frozen ones left out):
     NULL when none recorded it (unknown, never a false 0: an unpriced model's cost, a stream's usage)."""
-    return f"SUM(CASE WHEN {column} IS NULL THEN NULL WHEN {_FROZEN_SQL} THEN NULL ELSE {column} END)"
+    # summed as REAL: SQLite's integer SUM fails the whole query ("integer overflow") past 2**63
+    return f"SUM(CASE WHEN {column} IS NULL THEN NULL WHEN {_FROZEN_SQL} THEN NULL ELSE {column} * 1.0 END)"
 
 
 def check_writable(path: Path) -> None:

@@ -390,7 +390,8 @@ class LocalStore:
             summaries.append({
                 "trace_id": trace_id, "name": record.get("trace_name") or (root[0][0] if root else None),
                 "tenant": tenant_id, "start_ns": start, "duration_ms": (end - start) / 1e6, "observations": n,
-                "tokens": None if tokens is None else int(tokens), "cost": None if cost is None else float(cost),
+                "tokens": None if tokens is None or abs(tokens) == float("inf") else int(tokens),  # past a float: no number
+                "cost": None if cost is None else float(cost),
                 "errors": int(errors or 0),
                 "replay_of": record.get("replay_of"),
             })

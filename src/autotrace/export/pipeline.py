@@ -26,6 +26,7 @@ from ..context import current_trace_attributes
 from ..runtime import state
 from ..scores import ScoreItem
 from ..spans import ObservationSpan
+from ._intake import FairIntake
 from ._router_drops import dropped as _dropped
 from .redaction import SPAN_NAME, STATUS_MESSAGE, Redactor, redacting_for
 from .router import Router
@@ -83,6 +84,7 @@ class SpanPipeline(SpanProcessor):
             self.tenants.take_over(predecessor)
         self._queue: deque[ReadableSpan | ScoreItem | _Barrier] = deque()
         self._max_queue = settings.queue_size
+        self._intake = FairIntake(self.tenants)  # who gives way once the queue is full
         self._long_settings = bounds.has_long_string((settings.environment, settings.release), settings.max_value_bytes)
         self._drain_at = max(1, min(DRAIN_AT, settings.queue_size // 2))
         self._backpressure = settings.backpressure
@@ -151,6 +153,7 @@ class SpanPipeline(SpanProcessor):
         self._forget_claims((*self._queue, *(self._held or ())))  # the parent's to export
         self._queue.clear()
         self._held = None
+        self._intake = FairIntake(self.tenants)  # a parent's caller may have held its lock at the fork
         self._wake = threading.Event()
         self._busy = False
         self._processed = 0
@@ -217,15 +220,14 @@ class SpanPipeline(SpanProcessor):
             if span.parent is None or span.parent.is_remote:
                 self.tenants.trace_ended(span.context.trace_id, span.context.span_id)  # type: ignore[union-attr]
             queue = self._queue
-            if len(queue) >= self._max_queue:  # 0 once shut down
-                if self._closing:
-                    self._hand_on(span)
-                    return
-                self.tenants.span_finished(span.context.span_id)  # type: ignore[union-attr]
-                _dropped("spans_dropped.queue_full", span)
-                log_once("queue_full", "autotrace: span queue full (%d); dropping spans (counted)", self._max_queue)
+            if len(queue) < self._max_queue:  # 0 once shut down
+                queue.append(span)
+            elif self._closing:
+                self._hand_on(span)
                 return
-            queue.append(span)
+            elif not self._intake.admit(queue, self._max_queue, span, self.tenants.tenant_of(
+                    span.context.span_id), self._processed):  # type: ignore[union-attr]
+                return
             if self._thread is None:  # the first span
                 self._start()
             behind = len(queue) >= self._drain_at
@@ -240,13 +242,13 @@ class SpanPipeline(SpanProcessor):
 
     def submit(self, item: ScoreItem) -> None:
         """Queue a non-span item (a score) for the same redaction and routing as spans."""
-        if len(self._queue) >= self._max_queue:
-            if self._closing:
-                self._hand_on(item)
-            else:
-                count("scores_dropped.queue_full")
+        if len(self._queue) < self._max_queue:
+            self._queue.append(item)
+        elif self._closing:
+            self._hand_on(item)
             return
-        self._queue.append(item)
+        elif not self._intake.admit(self._queue, self._max_queue, item, item.tenant, self._processed):
+            return
         if self._thread is None:
             self._start()
         self._wake.set()

@@ -43,10 +43,12 @@ TenantFromCall = Callable[[Any, Any], "str | Awaitable[str | None] | None"]
 class _ServerCall:
     """The span and tenant scope of one incoming call."""
 
-    __slots__ = ("baggage", "obs", "ran_out", "refused", "tenant", "tenant_token", "unsent")
+    __slots__ = ("baggage", "obs", "ran_out", "refused", "requests", "tenant", "tenant_token", "unsent")
 
-    def __init__(self, handler_call_details: Any, known: bool = True, own: Any = None) -> None:
+    def __init__(self, handler_call_details: Any, known: bool = True, own: Any = None,
+                 requests: bool = False) -> None:
         self.obs: Observation | None = None
+        self.requests = requests  # it reads a request stream (see _ended_by_client)
         self.ran_out = False  # a sync stream's responses ran out (see _close_when_done)
         self.tenant: str | None = None  # tenant_from_call's answer (own) if a tenant id, else the trusted caller's
         self.tenant_token: Any = None
@@ -76,7 +78,7 @@ class _ServerCall:
                 finish_call(self.obs, None, None, self.unsent[2])
             elif code is not None:  # set by the handler (abort, set_code), with the error it raised after
                 finish_call(self.obs, code, _context_details(servicer_context), _raised(error))
-            elif (gone := _ended_by_client(servicer_context, error, unwatched)) is not None:
+            elif (gone := _ended_by_client(servicer_context, error, unwatched or self.requests)) is not None:
                 finish_call(self.obs, gone[0], gone[1], interrupted=True)
             elif error is not None:
                 finish_call(self.obs, grpc.StatusCode.UNKNOWN, None, error)
@@ -107,7 +109,9 @@ def _ended_by_client(servicer_context: Any, error: BaseException | None,
     """The status of a call its client cancelled or let expire before the handler finished (the
     handler then returns, or is interrupted, with no status of its own); None if still live.
     ``unwatched``: a sync handler on grpc.aio, which is neither interrupted nor told that its call
-    ended; only a passed deadline shows (a cancelled call then reads as live)."""
+    ended, or a handler that read a request stream, which grpc ends at the deadline as if the
+    client had finished it (the handler reads fewer requests, no error; grpc.aio's context says
+    the call is live): only a passed deadline shows (a cancelled call then reads as live)."""
     live = error is None or isinstance(error, Exception)  # not interrupted
     active = False
     try:
@@ -165,21 +169,24 @@ def _context_details(servicer_context: Any) -> str | None:
         return None
 
 
-async def _asked(resolve: TenantFromCall, handler_call_details: Any, servicer_context: Any) -> _ServerCall:
+async def _asked(resolve: TenantFromCall, handler_call_details: Any, servicer_context: Any,
+                 requests: bool) -> _ServerCall:
     """The call, its tenant named by ``resolve`` (``tenant_from_call``), awaited when it is ``async``."""
     answer = resolver_answer(resolve, handler_call_details, servicer_context)
     if inspect.isawaitable(answer):
         answer = await awaited_answer(answer)
-    return _ServerCall(handler_call_details, own=answer)
+    return _ServerCall(handler_call_details, own=answer, requests=requests)
 
 
 def _wrap_behavior(behavior: Callable[..., Any], kind: str, handler_call_details: Any, streaming: bool,
-                   aio: bool, serializer: Serializer | None, resolve: TenantFromCall | None) -> Callable[..., Any]:
-    """``behavior`` (of ``kind``, see ``_handlers``) run with the call's span and tenant current."""
+                   aio: bool, serializer: Serializer | None, resolve: TenantFromCall | None,
+                   requests: bool = False) -> Callable[..., Any]:
+    """``behavior`` (of ``kind``, see ``_handlers``) run with the call's span and tenant current;
+    ``requests``: it reads a request stream."""
     if kind == ASYNC_GENERATOR:
         async def agen(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
-            call = (_ServerCall(handler_call_details) if resolve is None
-                    else await _asked(resolve, handler_call_details, servicer_context))
+            call = (_ServerCall(handler_call_details, requests=requests) if resolve is None
+                    else await _asked(resolve, handler_call_details, servicer_context, requests))
             if serializer is not None:
                 serializer.watch(call, servicer_context)
             try:
@@ -207,8 +214,8 @@ def _wrap_behavior(behavior: Callable[..., Any], kind: str, handler_call_details
         return agen
     if kind == COROUTINE:
         async def coroutine(request: Any, servicer_context: Any) -> Any:
-            call = (_ServerCall(handler_call_details) if resolve is None
-                    else await _asked(resolve, handler_call_details, servicer_context))
+            call = (_ServerCall(handler_call_details, requests=requests) if resolve is None
+                    else await _asked(resolve, handler_call_details, servicer_context, requests))
             if streaming and serializer is not None:  # its responses go out by ``context.write``
                 serializer.watch(call, servicer_context)
             try:
@@ -226,7 +233,8 @@ def _wrap_behavior(behavior: Callable[..., Any], kind: str, handler_call_details
         return coroutine
 
     def function(request: Any, servicer_context: Any, *send: Any) -> Any:
-        call = _ServerCall(handler_call_details, own=resolver_answer(resolve, handler_call_details, servicer_context))
+        call = _ServerCall(handler_call_details, own=resolver_answer(resolve, handler_call_details, servicer_context),
+                           requests=requests)
         if streaming and serializer is not None:
             serializer.watch(call, servicer_context)
         if send:  # a non-blocking stream (sync server): it sends its responses through a callback
@@ -365,7 +373,7 @@ def _wrap_handler(handler: Any, handler_call_details: Any, aio: bool, resolve: T
         changes: dict[str, Any] = {"response_serializer": serializer}
         for field, behavior, streaming, kind, options in plan.behaviors:
             changes[field] = wrapped = _wrap_behavior(behavior, kind, handler_call_details, streaming, aio,
-                                                      serializer, resolve)
+                                                      serializer, resolve, field.startswith("stream_"))
             for option, value in options:
                 setattr(wrapped, option, value)
         if not hasattr(handler, "_replace"):

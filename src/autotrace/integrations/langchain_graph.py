@@ -30,19 +30,23 @@ known once its first node starts. How each run is recorded:
   checkpointer, the graph's ``thread_id`` is the session of both, which links them, on every run
   of the graph (as a session in its metadata is);
   a session the caller gives (in the metadata or ``autotrace.trace_attributes``) wins;
-- what a node writes to its custom stream is metadata of its run (``langchain_graph_writes``).
+- what a node writes to its custom stream is metadata of its run (``langchain_graph_writes``);
+- a node attempt its ``timeout`` ends (``add_node(..., timeout=...)``, ``@task(timeout=...)``) is
+  cancelled by LangGraph, which raises ``NodeTimeoutError`` to the graph: the node's run fails with
+  that error, not as a plain cancellation (``timed_attempt``); what ran inside it is interrupted.
 """
 
 from __future__ import annotations
 
+import asyncio
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from .. import schema
-from .._internal import count
+from .._internal import count, guarded_failure
 from ..context import capture_enabled, current_trace_attributes
 from ..observation import ObservationType
-from .langchain_interrupts import plain_cancellation
 
 NODE_KEY = "langgraph_node"
 _TRIGGERS_KEY = "langgraph_triggers"  # set with ``langgraph_node`` on every task: a caller's key alone is no graph
@@ -58,6 +62,64 @@ INTERNAL_KEYS = frozenset({"langgraph_triggers", "langgraph_path", "langgraph_ch
 GRAPH_KEYS = NODE_KEYS | INTERNAL_KEYS
 _MAX_HIDDEN = 10_000
 _SESSION_KEYS = ("session_id", "langfuse_session_id")
+#: (module, target) LangGraph runs a node attempt that has a ``timeout`` with (async only)
+TIMED = ("langgraph.pregel._retry", "_arun_with_timeout")
+
+
+class _Attempt:
+    """A node attempt run with a ``timeout``: the run its node's run starts under (the graph's, or
+    for a functional ``@task`` its caller's), and the ``NodeTimeoutError`` LangGraph raised when it
+    ended the attempt, if it did."""
+
+    __slots__ = ("error", "parent")
+
+    def __init__(self, parent: UUID | None) -> None:
+        self.parent = parent
+        self.error: BaseException | None = None
+
+
+#: the timed node attempt running here: the node's task copies it from the attempt's context
+_ATTEMPT: ContextVar[_Attempt | None] = ContextVar("autotrace_langgraph_attempt", default=None)
+
+
+async def timed_attempt(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``TIMED``, as it is: a ``NodeTimeoutError`` it raises is noted for the node's run, which is
+    cancelled after it (``GraphRuns._fail``)."""
+    try:
+        config = args[1] if len(args) > 1 else kwargs["config"]
+        attempt: _Attempt | None = _Attempt(getattr(config.get("callbacks"), "parent_run_id", None))
+    except Exception as exc:  # a changed langgraph: the node's run ends as cancelled
+        guarded_failure("langgraph.node_timeout", exc)
+        attempt = None
+    if attempt is None:
+        return await wrapped(*args, **kwargs)
+    token = _ATTEMPT.set(attempt)
+    try:
+        return await wrapped(*args, **kwargs)
+    except Exception as error:  # raised as it would be without autotrace
+        if type(error).__name__ == "NodeTimeoutError":
+            attempt.error = error
+        raise
+    finally:
+        _ATTEMPT.reset(token)
+
+
+def plain_cancellation(error: BaseException) -> BaseException:
+    """``error``, or a bare ``CancelledError`` for one whose message is no text (LangGraph's
+    sentinel object, whose repr would make every status message unique)."""
+    if isinstance(error, asyncio.CancelledError) and not all(isinstance(arg, str) for arg in error.args):
+        return asyncio.CancelledError()
+    return error
+
+
+def _timed_out(run: Any, error: BaseException) -> BaseException | None:
+    """The ``NodeTimeoutError`` that cancelled ``run`` with ``error``, if it is the node's run of the
+    timed attempt that raised it (the one run in it started under the attempt's parent)."""
+    attempt = _ATTEMPT.get()
+    if (attempt is None or attempt.parent is None or run is None or run.parent_run_id != attempt.parent
+            or not isinstance(error, asyncio.CancelledError)):
+        return None
+    return attempt.error
 
 
 def in_graph(metadata: dict[str, Any] | None) -> bool:
@@ -143,6 +205,8 @@ class GraphRuns:
     if TYPE_CHECKING:  # the handler's
         def _end(self, run_id: UUID, error: BaseException | str | None = None, **fields: Any) -> None: ...
 
+        def _sweep_at_task_end(self, trace_id: int, error: BaseException) -> None: ...
+
     def _graph_started(self, graph_run_id: UUID | None, metadata: dict[str, Any] | None) -> None:
         """The graph run ``graph_run_id`` is known as such (it starts, or a node of it starts): the
         outermost graph is the agent, and its checkpointer thread its session."""
@@ -176,7 +240,12 @@ class GraphRuns:
 
     def _fail(self, run_id: UUID, error: BaseException, **fields: Any) -> None:
         flow = control_flow(error)  # an interrupt or a handoff is no failure
-        if flow is None:
+        run = self.runs.get(run_id) if flow is None and isinstance(error, asyncio.CancelledError) else None
+        timeout = _timed_out(run, error)
+        if timeout is not None:  # a node its timeout cancelled: what it ran may be left open, as in any
+            self._sweep_at_task_end(run.obs.span.get_span_context().trace_id, error)
+            self._end(run_id, timeout, **fields)
+        elif flow is None:
             self._end(run_id, plain_cancellation(error), **fields)
         else:
             self._end(run_id, level=flow[0], status_message=flow[1], **fields)

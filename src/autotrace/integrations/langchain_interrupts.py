@@ -16,7 +16,7 @@ current where the caller goes on.
 
 LangGraph cancels a graph's running tasks with a private object as the message (an async graph
 ended by a ``step_timeout``, a cancelled caller, a failed branch): recorded as a plain
-``CancelledError``, not with that object's address (``plain_cancellation``).
+``CancelledError``, not with that object's address (``langchain_graph.plain_cancellation``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .._internal import guarded_failure
 from ..observation import STREAM_CLOSED, describe_error
 from . import langchain_graph_writes as lgw
 from .base import Patcher
+from .langchain_graph import TIMED, plain_cancellation, timed_attempt
 from .langchain_graph_policy import SPLIT, with_tracers
 
 #: calls that report no end for their run when interrupted, wrapped once the application imports them:
@@ -54,14 +55,6 @@ _MAX_SWEPT_TRACES = 1_000
 
 #: the runs started in the model call or retrieval running in this context (``_ended_if_interrupted``)
 _STARTED: ContextVar[list[UUID] | None] = ContextVar("autotrace_langchain_started", default=None)
-
-
-def plain_cancellation(error: BaseException) -> BaseException:
-    """``error``, or a bare ``CancelledError`` for one whose message is no text (LangGraph's
-    sentinel object, whose repr would make every status message unique)."""
-    if isinstance(error, asyncio.CancelledError) and not all(isinstance(arg, str) for arg in error.args):
-        return asyncio.CancelledError()
-    return error
 
 
 def _others_first(handler: Any, args: Any, in_order: bool) -> list[Any] | None:
@@ -181,7 +174,8 @@ class CancellablePatches:
     """``_ended_if_interrupted`` around each of ``_CANCELLABLE``, from when its module is imported
     (importing LangChain's retrievers at start-up would cost every application over 100 ms); so is
     LangGraph's split of a run's tracers from its other handlers, if it has one (``langchain_graph_policy``),
-    and its merge of a graph run's runtime, which makes its writer (``langchain_graph_writes``)."""
+    its merge of a graph run's runtime, which makes its writer (``langchain_graph_writes``), and its run
+    of a node attempt with a ``timeout`` (``langchain_graph.timed_attempt``)."""
 
     def __init__(self, patcher: Patcher, integration: Any) -> None:
         self.patcher = patcher
@@ -197,7 +191,7 @@ class CancellablePatches:
             wrapt.register_post_import_hook(functools.partial(self._imported, self.generation, target, wrapper,
                                                               False), module)
         langgraph = ((SPLIT, with_tracers), (lgw.MERGE, lgw.recording_merge), (lgw.START, lgw.withheld_at_start),
-                     (lgw.ASTART, lgw.withheld_at_astart))
+                     (lgw.ASTART, lgw.withheld_at_astart), (TIMED, timed_attempt))
         for (module, target), wrapper in langgraph:  # LangGraph's, if it has them
             wrapt.register_post_import_hook(functools.partial(
                 self._imported, self.generation, target, functools.partial(wrapper, self.integration), True), module)

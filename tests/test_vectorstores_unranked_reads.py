@@ -286,7 +286,7 @@ def _pinecone_expected() -> list[dict[str, Any]]:
             _retrieval("pinecone.fetch_by_metadata", [{"id": "b", "content": "beta"}], 1, collection="kb",
                        filter={"g": 1}),
             _write("pinecone.update", count=1, collection="kb"),
-            _write("pinecone.update", collection="kb")]
+            _write("pinecone.update", filter={"g": 1}, collection="kb")]
 
 
 def test_pinecone_fetch_and_update(install: Install, fake: FakePinecone) -> None:

@@ -1,7 +1,8 @@
 """Pinecone (pinecone data plane): ``Index.query``, ``query_namespaces``, ``search`` (the
 records search) and its alias ``search_records``, ``fetch`` and ``fetch_by_metadata``, and their
 ``AsyncIndex`` (asyncio) and ``GrpcIndex`` (gRPC) twins become retrievals, ``upsert``,
-``upsert_records``, ``update`` and ``delete`` spans with counts. A batched ``upsert``
+``upsert_records``, ``update`` and ``delete`` spans with counts (a write by ``filter`` records it
+as ``metadata.filter``, a ``delete_all`` or ``dry_run`` as given). A batched ``upsert``
 (``batch_size=``) returns the batches the server refused instead of raising: its span is then
 failed (level ERROR), its message saying how many batches and items failed and the first error.
 
@@ -276,8 +277,18 @@ def _count_documents(instance: Any, args: Any, kwargs: Any) -> int | None:
     return len(items) if isinstance(items, list | tuple) else None
 
 
+#: What a write may select its vectors by, or say of itself, other than their ids.
+_SELECTORS = ("filter", "delete_all", "dry_run")
+
+
 def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    return {"collection": kwargs.get("namespace") or None}
+    """The namespace written; for a write that selects by ``filter`` (its count unknown), the filter,
+    and a ``delete_all`` or ``dry_run`` (nothing changed) as given, so that each can be told from
+    a delete or update of the vectors it names."""
+    fields: dict[str, Any] = {"collection": kwargs.get("namespace") or None}
+    if "filter" in kwargs or "delete_all" in kwargs or "dry_run" in kwargs:  # an upsert names none
+        fields["metadata"] = {k: kwargs[k] for k in _SELECTORS if kwargs.get(k)}
+    return fields
 
 
 def _count(instance: Any, args: Any, kwargs: Any) -> int | None:

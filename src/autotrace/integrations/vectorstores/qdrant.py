@@ -7,16 +7,19 @@ and vector updates (``set_payload``, ``overwrite_payload``, ``delete_payload``, 
 ``update_filter``) as ``metadata.filter``. A query that is not a vector, text or point id
 (``RecommendQuery``, ``FusionQuery``, a sparse vector, a multivector, ...) records its kind as
 ``metadata.query_type``, a fusion's kind as ``metadata.fusion`` (``rrf``, ``dbsf``; an
-``RrfQuery``'s ``k`` as ``metadata.rrf_k``); the named vector searched as ``metadata.using``, and
+``RrfQuery``'s ``k`` as ``metadata.rrf_k``), a ``TextQuery`` (BM25 over the payload field ``using``)
+its text as the query and ``text`` as its kind; the named vector searched as ``metadata.using``, and
 each prefetch (the stages whose results the query re-ranks or fuses: their ``using``, ``limit``,
 filter and query) in ``metadata.prefetch``; a ``score_threshold`` and a page's ``offset`` in
-metadata too. A batch describes each of its first 100 requests the
-same way in ``metadata.requests`` (their counts are its ``doc_counts``); the limit, filter, texts
+metadata too. A read or write kept to shard keys (custom sharding, often one shard per tenant:
+``shard_key_selector``; a batch's request's ``shard_key``) records them as ``metadata.shard_key``.
+A batch describes each of its first 100 requests the same way in ``metadata.requests`` (their
+counts are its ``doc_counts``); the limit, filter, texts
 or vector size all its requests share are the retrieval's ``top_k``, filter, query and
 ``metadata.vector_dimensions``.
 Scores are Qdrant's, best first: similarities (higher is closer) for ``Cosine`` and ``Dot``
 collections, distances (lower is closer) for ``Euclid`` and ``Manhattan`` ones; a fusion's are
-its own ranks' scores. A nearest-neighbour query records the searched vector's distance as
+its own ranks' scores. A nearest-neighbour query of a dense vector records its distance as
 ``metadata.metric`` (``cosine``, ``inner_product``, ``l2``, ``l1``) where the client holds the
 collection itself (local mode, in memory or on disk); a server's is not looked up (it would cost
 a request).
@@ -66,7 +69,9 @@ def _query_fields(query: Any) -> dict[str, Any]:
     if isinstance(query, int | str | UUID):  # a point's id: the search is by that point's vector
         return {"query": f"id:{query}"}
     text = getattr(query, "text", None)
-    if isinstance(text, str):
+    if type(query).__name__ == "TextQuery":  # BM25 over the text index of the payload field ``using``
+        return {"query": getattr(text, "query", text), "metadata": {"query_type": "text"}}
+    if isinstance(text, str):  # a Document, embedded into the vector ``using``
         return {"query": text}
     nearest = getattr(query, "nearest", None)  # models.NearestQuery wraps the vector
     if nearest is not None:
@@ -119,12 +124,13 @@ def _prefetches(prefetch: Any) -> list[dict[str, Any]]:
 def _stage(stage: Any, fields: dict[str, Any], limit: int | None = None, filtered: bool = True) -> dict[str, Any]:
     """What a prefetch or a batch's request asks (``fields``: its query's): its vector (``using``),
     ``limit`` (``limit`` when it gives none), filter (unless not ``filtered``), score threshold,
-    offset, query, and how many prefetches of its own it has."""
+    offset, a request's ``shard_key``, query, and how many prefetches of its own it has."""
     nested = getattr(stage, "prefetch", None)
     given = getattr(stage, "limit", None)
     entry = {"using": getattr(stage, "using", None), "limit": limit if given is None else given,
              "filter": _filter(getattr(stage, "filter", None)) if filtered else None, "score_threshold": getattr(stage, "score_threshold", None),
-             "offset": getattr(stage, "offset", None) or None, "query": fields.get("query"), **fields.get("metadata", {}),
+             "offset": getattr(stage, "offset", None) or None, "shard_key": _filter(getattr(stage, "shard_key", None)),
+             "query": fields.get("query"), **fields.get("metadata", {}),
              "prefetch": len(nested) if isinstance(nested, list | tuple) else 1 if nested is not None else None}
     return {k: v for k, v in entry.items() if v is not None}
 
@@ -140,6 +146,8 @@ def _metric(instance: Any, collection: Any, using: Any) -> str | None:
     vectors = getattr(getattr(found, "config", None), "vectors", None)
     if isinstance(vectors, dict):  # named vectors
         vectors = vectors.get(using if isinstance(using, str) else "")
+    elif using:  # a sparse vector's name: the collection's one dense vector has none
+        return None
     distance = getattr(vectors, "distance", None)
     return _METRICS.get(getattr(distance, "value", distance)) if distance is not None else None
 
@@ -155,6 +163,14 @@ def _searched_metric(instance: Any, collection: Any, query: Any, using: Any, fie
 def _filter(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     return dump(exclude_none=True) if callable(dump) else value
+
+
+def _sharded(fields: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with the shard keys a call is kept to (its ``shard_key_selector``, looked at only
+    if given) as ``metadata.shard_key``: with custom sharding, often the tenant whose points they are."""
+    if "shard_key_selector" in kwargs and (shard_key := kwargs["shard_key_selector"]) is not None:
+        fields.setdefault("metadata", {})["shard_key"] = _filter(shard_key)
+    return fields
 
 
 def _described(instance: Any, args: Any, kwargs: Any, query_at: int, filter_at: int,
@@ -175,7 +191,7 @@ def _described(instance: Any, args: Any, kwargs: Any, query_at: int, filter_at: 
         fields.setdefault("metadata", {})["metric"] = metric
     if (threshold := argument(args, kwargs, "score_threshold", limit_at + 4)) is not None:
         fields.setdefault("metadata", {})["score_threshold"] = threshold
-    return fields
+    return _sharded(fields, kwargs)
 
 
 def _describe_query(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
@@ -246,15 +262,16 @@ def _describe_batch(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
 
 def _describe_retrieve(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     """``retrieve(collection_name, ids, ...)``."""
-    return requested({"collection": argument(args, kwargs, "collection_name", 0)}, "retrieve",
+    return requested(_sharded({"collection": argument(args, kwargs, "collection_name", 0)}, kwargs), "retrieve",
                      argument(args, kwargs, "ids", 1))
 
 
 def _describe_scroll(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     """``scroll(collection_name, scroll_filter, limit, order_by, offset, ...)``."""
-    return requested({"collection": argument(args, kwargs, "collection_name", 0),
-                      "top_k": argument(args, kwargs, "limit", 2, 10),
-                      "filter": _filter(argument(args, kwargs, "scroll_filter", 1))}, "scroll", None)
+    fields = {"collection": argument(args, kwargs, "collection_name", 0),
+              "top_k": argument(args, kwargs, "limit", 2, 10),
+              "filter": _filter(argument(args, kwargs, "scroll_filter", 1))}
+    return requested(_sharded(fields, kwargs), "scroll", None)
 
 
 def _documents(points: list[Any], metadata: dict[str, Any] | None = None,
@@ -310,7 +327,7 @@ def _batch_results(responses: Any, request: dict[str, Any]) -> list[Batch]:
 
 
 def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    return {"collection": argument(args, kwargs, "collection_name", 0)}
+    return _sharded({"collection": argument(args, kwargs, "collection_name", 0)}, kwargs)
 
 
 def _count_points(instance: Any, args: Any, kwargs: Any) -> int | None:
@@ -340,13 +357,13 @@ def _point_write(name: str, at: int) -> tuple[Describe, Count]:
     write selecting its points by a filter (or, ``update_filter``, only those matching it) records
     that filter as ``metadata.filter`` (a tenant's delete is told from a global one)."""
     def describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-        fields: dict[str, Any] = {"collection": argument(args, kwargs, "collection_name", 0)}
+        fields = _sharded({"collection": argument(args, kwargs, "collection_name", 0)}, kwargs)
         selector = argument(args, kwargs, name, at)
         kind = type(selector).__name__
         selected = kwargs.get("update_filter") if kind not in ("Filter", "FilterSelector") else (
             getattr(selector, "filter", None) if kind == "FilterSelector" else selector)
         if selected is not None:
-            fields["metadata"] = {"filter": _filter(selected)}
+            fields.setdefault("metadata", {})["filter"] = _filter(selected)
         return fields
 
     def counter(instance: Any, args: Any, kwargs: Any) -> int | None:

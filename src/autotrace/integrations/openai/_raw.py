@@ -7,8 +7,9 @@ is known, when it is freed.
 
 A response waiting to be parsed has its ``parse`` shadowed on the instance (``wait_for_parse``).
 When a ``with_streaming_response`` block is left (``patch``), the SDK closes the response: a stream
-parsed from it ends then too (interrupted if unread, as a stream closed early), and a response left
-unparsed by a cancellation or ``KeyboardInterrupt`` ends as interrupted (WARNING), not when it is freed.
+parsed from it ends then too (interrupted if unread, as a stream closed early); a response left
+unparsed by a cancellation or ``KeyboardInterrupt`` ends as interrupted (WARNING), and one that no
+parse could add to (speech) or read any more (its body streamed or unread) ends then, not when freed.
 A background response's raw fetch is recorded when parsed the same way (``on_parse``, ``_background``).
 """
 
@@ -157,10 +158,18 @@ def patch(patcher: Any) -> None:
     """Have the SDK's ``with_streaming_response`` context managers end, as their block is left,
     the observation of the stream parsed from the response they close (a cancellation or
     ``KeyboardInterrupt`` its status, else interrupted if unread, as a stream closed early), or of
-    a response left unparsed by a cancellation or ``KeyboardInterrupt`` (not by an ``Exception``,
-    the caller's own failure: the caller may still parse the body it read)."""
+    a response left unparsed: by a cancellation or ``KeyboardInterrupt`` (its status), or with a
+    body no later parse can give more of (speech's, as ``stream_to_file`` writes it) or read
+    (one the caller streamed or did not read). A body read whole waits for the caller's parse
+    (an ``Exception`` leaving the block is the caller's own failure, not the call's)."""
     for target in ("ResponseContextManager.__exit__", "AsyncResponseContextManager.__aexit__"):
         patcher.wrap("openai._response", target, _block_left, optional=True)
+
+
+def _body_kept(response: Any) -> bool:
+    """Whether the caller read ``response``'s whole body into memory (``read()``), so that it can
+    still be parsed after the SDK closes the response."""
+    return "_content" in getattr(getattr(response, "http_response", None), "__dict__", {})
 
 
 def _block_left(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -177,6 +186,8 @@ def _block_left(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
                 tracked.finish(interrupted, interrupted=interrupted is None)  # the SDK closes its response
             elif interrupted is not None:
                 found.unparsed(interrupted)
+            elif found.audio is not None or not _body_kept(response):
+                found.unparsed()  # speech (a parse adds nothing), or a body no parse can read once closed
     except Exception as exc:
         guarded_failure("openai.raw_response", exc)
     return wrapped(*args, **kwargs)

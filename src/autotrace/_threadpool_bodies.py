@@ -1,8 +1,8 @@
 """A sync response body that Starlette iterates in its thread pool (a ``StreamingResponse`` or an
 ``EventSourceResponse`` of a plain generator, FastAPI's sync server-sent events), within a request
 served by ``TenantASGIMiddleware``, runs every step in one context, and a generator left unfinished
-(the client went away) is closed in it when the request ends: as a WSGI server's body is
-(``middleware._ScopedBody``).
+(the client went away) and held by nothing else is closed in it when the request ends (or, in a
+long connection, when the next body starts): as a WSGI server's body is (``middleware._ScopedBody``).
 
 Starlette steps such a body with ``anyio.to_thread.run_sync``, which runs each step in a fresh copy
 of the request's context: what a step set was gone at the next one. An observation or a tenant
@@ -29,9 +29,10 @@ from typing import Any
 
 from ._internal import log_once
 
-#: The bodies a request served by ``TenantASGIMiddleware`` iterated so far, with the context each
-#: runs its steps in (None outside such a request).
-Bodies = list[tuple[Iterator[Any], Context]]
+#: The bodies a request served by ``TenantASGIMiddleware`` (a connection: a WebSocket's too) is
+#: stepping, by ``id``, each with the context it runs its steps in (None outside such a request).
+#: A body leaves it when it finishes, or when it is left: held by nothing else (``close_left``).
+Bodies = dict[int, tuple[Iterator[Any], Context]]
 serving: ContextVar[Bodies | None] = ContextVar("autotrace_asgi_bodies", default=None)
 #: Starlette's own step function, once replaced.
 _patched: list[Callable[[Iterator[Any]], Any]] = []
@@ -45,11 +46,15 @@ def _in_one_context(step: Callable[[Iterator[Any]], Any]) -> Callable[[Iterator[
         bodies = serving.get()
         if bodies is None:
             return step(iterator)
-        context = next((context for body, context in bodies if body is iterator), None)  # one body, as a rule
-        if context is None:
-            context = copy_context()
-            bodies.append((iterator, context))
-        return context.run(step, iterator)
+        held = bodies.get(id(iterator))  # the body is held there: its id stays its own
+        if held is None:
+            close_left(bodies)  # a long connection keeps none it no longer reads
+            held = bodies[id(iterator)] = (iterator, copy_context())
+        try:
+            return held[1].run(step, iterator)
+        except BaseException:  # finished (Starlette's ``_StopIteration``) or failed: its reader stops
+            bodies.pop(id(iterator), None)
+            raise
 
     return next_in_one_context
 
@@ -67,12 +72,34 @@ def patch_starlette() -> None:
             _patched.append(step)
 
 
+def patched() -> bool:
+    """Whether Starlette's step function is replaced (a request may then step bodies here)."""
+    return bool(_patched)
 
-def close_unfinished(bodies: Bodies) -> None:
-    """Close, each in its context, the generators among ``bodies`` left at a ``yield`` (as a garbage
-    collection would, later, anywhere). Their errors are the application's: said once, never raised
-    into the server (the response is over), as Python says one raised by a collected generator."""
-    for body, context in bodies:
+
+def _references(bodies: Bodies) -> list[tuple[int, int]]:
+    """Each body of ``bodies`` by key, with its reference count here."""
+    return [(key, sys.getrefcount(body)) for key, (body, _context) in list(bodies.items())]
+
+
+#: A body's reference count in ``_references`` when ``bodies`` is all that holds it (measured, as
+#: interpreters count references differently).
+_HELD_HERE = _references({0: (iter(()), copy_context())})[0][1]
+
+
+def close_left(bodies: Bodies, cut_off: bool = False) -> None:
+    """Drop from ``bodies`` those their reader left: nothing else holds them (a loop broke out), or,
+    when the response was ``cut_off`` (its client went away), any left unfinished. A generator
+    among them left at a ``yield`` is closed in its context (as a garbage collection would, later,
+    anywhere). One the application still holds after a response it finished (a job still reading
+    it, a stream a later request resumes) is its own, and stays open. A generator's error when
+    closed is the application's: said once, never raised (the response is over), as Python says
+    one raised by a collected generator."""
+    for key, references in _references(bodies):
+        left = bodies.pop(key, None) if cut_off or references <= _HELD_HERE else None
+        if left is None:
+            continue
+        body, context = left
         if isinstance(body, GeneratorType) and body.gi_frame is not None and not body.gi_running:
             try:
                 context.run(body.close)

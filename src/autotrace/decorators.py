@@ -26,7 +26,9 @@ from ._internal import count, guarded_failure
 from ._stepping import Steps, step_through, step_through_async
 from .context import Held, capture_enabled, release_scope
 from .interception import ReplayStop
-from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context, snapshot
+from .observation import FEW_ITEMS as _FEW_ITEMS
+from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
+from .observation import snapshot_argument as _argument
 from .runtime import state
 from .scores import evaluated_tenant, evaluation_scope, evaluation_target, score_evaluation, start_evaluation
 
@@ -167,18 +169,18 @@ class _Traced:
             except TypeError:  # wrong arguments: the call says so
                 bound = None
         if bound is None:
-            return {"args": [snapshot(value) for value in args], "kwargs": {k: snapshot(v) for k, v in kwargs.items()}}
+            return {"args": [_argument(value) for value in args], "kwargs": {k: _argument(v) for k, v in kwargs.items()}}
         values = dict(bound.arguments)
         if self.receiver is not None:
             values.pop(self.receiver, None)
-        for key, value in values.items():  # ``snapshot`` inlined: a call per argument costs more than it does
+        for key, value in values.items():  # ``_argument`` inlined: a call per argument costs more than it does
             kind = type(value)
             if kind is list or kind is dict:
-                values[key] = kind(value)
+                values[key] = kind(value) if len(value) <= _FEW_ITEMS else _argument(value)
         for key in self.packed:  # ``*args`` and ``**kwargs``: the arguments they hold
             value = values[key]
-            values[key] = tuple([snapshot(v) for v in value]) if type(value) is tuple else {
-                k: snapshot(v) for k, v in value.items()}
+            values[key] = tuple([_argument(v) for v in value]) if type(value) is tuple else {
+                k: _argument(v) for k, v in value.items()}
         return values
 
     def succeed(self, obs: Observation, output: Any) -> None:

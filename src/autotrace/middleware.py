@@ -23,7 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from ._internal import count, guarded_failure, log_once
-from ._threadpool_bodies import close_unfinished, patch_starlette, serving
+from ._threadpool_bodies import Bodies, close_left, patch_starlette, patched, serving
 from .context import (
     back_in_trace,
     current_tenant,
@@ -183,7 +183,7 @@ class TenantASGIMiddleware:
     ``tenant_from_scope`` may be a plain or an ``async`` function of the ASGI scope. HTTP and
     WebSocket connections are handled; other scopes (``lifespan``) pass through untouched. A sync
     body Starlette iterates in its thread pool runs all its steps in one context, and is closed in
-    it if left unfinished (``_threadpool_bodies``)."""
+    it if left unfinished by its reader (``_threadpool_bodies``)."""
 
     def __init__(self, app: Any, tenant_from_scope: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
         self.app = app
@@ -202,15 +202,32 @@ class TenantASGIMiddleware:
         if inspect.isawaitable(value):
             value = await awaited_answer(value)
         tokens = _enter(incoming, value)
-        bodies: list[Any] = []
+        bodies: Bodies = {}
         marked = serving.set(bodies)
+        response = _Response(send) if scope["type"] == "http" and patched() else None
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send if response is None else response.send)
         finally:
             serving.reset(marked)
             if bodies:
-                close_unfinished(bodies)
+                close_left(bodies, cut_off=response is not None and not response.finished)
             _exit(tokens)
+
+
+class _Response:
+    """An HTTP response's ``send``, noting whether the response was sent to its end (else its
+    client went away, or the application failed, before that)."""
+
+    __slots__ = ("_send", "finished")
+
+    def __init__(self, send: Any) -> None:
+        self._send = send
+        self.finished = False
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        await self._send(message)
+        if not message.get("more_body", False) and message.get("type") != "http.response.start":
+            self.finished = True  # its last body message (``http.response.body``, ``pathsend``, ...)
 
 
 async def awaited_answer(value: Any) -> Any:

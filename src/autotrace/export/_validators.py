@@ -93,8 +93,8 @@ def _basic_ok(text: str) -> bool:
 
 
 def _phone_ok(text: str) -> bool:
-    """An international number (its ``+``), else one of a national number's lengths."""
-    return text[0] == "+" or 10 <= len(_NOT_DIGITS.sub("", text)) <= 12
+    """An international number (its ``+``, also in brackets), else one of a national number's lengths."""
+    return text[0] == "+" or text[:2] == "(+" or 10 <= len(_NOT_DIGITS.sub("", text)) <= 12
 
 
 _NOT_DIGITS = re.compile(r"\D")

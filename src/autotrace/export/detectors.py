@@ -48,11 +48,12 @@ _PSEP = f"[ .{_WIDE_SPACES}{_DASHES}]"  # of an international phone number's gro
 _LETTER = "[A-Za-z\uff21-\uff3a\uff41-\uff5a]"
 _ALNUM = "[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
 _DOT_CHAR = "[.\uff0e]"
-#: A letter in JSON text written with ensure_ascii (jos\u00e9@...); in a domain never an "@" or a
-#: dot so escaped: a label reading through an "@" took from each one to the end of a run of escapes
+#: A letter in JSON text written with ensure_ascii (jos\u00e9@...), also a level down (``b\\u00fccher.de``:
+#: such JSON, a tool's result, in a JSON string: its backslashes taken whole); in a domain never an "@"
+#: or a dot so escaped: a label reading through an "@" took from each one to the end of a run of escapes
 #: (a 16 kB run of ``\u0040`` took 0.4 s, a megabyte half an hour), and a dot read either way
 #: would be tried both ways
-_ESCAPED = r"\\u(?!0040|[fF]{2}20|3002|[fF]{2}0[eE]|[fF]{2}61)[0-9A-Fa-f]{4}"
+_ESCAPED = r"\\++u(?!0040|[fF]{2}20|3002|[fF]{2}0[eE]|[fF]{2}61)[0-9A-Fa-f]{4}"
 _LABEL = rf"(?:[^\W_]|{_ESCAPED})(?:[\w-]|{_ESCAPED})*"  # of a domain name, letters of any script
 #: An "@" as written: plain, URL-encoded (once or twice: ``%2540``), escaped in JSON text, an HTML
 #: character reference (numeric or ``&commat;``), or full-width (typed with an IME; escaped as ``json.dumps`` does)
@@ -64,8 +65,12 @@ _AT = r"(?:@|%40|%2540|\\u0040|&#0*64;|&#[xX]0*40;|&commat;|\uff20|\\uff20)"
 _DOT = (r"(?:\.|[\uff0e\u3002\uff61](?=[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a])|&period;|&#0*46;"
         r"|&#[xX]0*2[eE];|\\u(?:3002|[fF]{2}0[eE]|[fF]{2}61)(?=[A-Za-z0-9]|\\u[fF]{2}[1-5]))")
 _LOCAL_DOT = "&period;|&#46;"
+#: A letter of a top-level domain in another script escaped in JSON text as ``_ESCAPED`` is
+#: (``.\u0440\u0444``: ``.рф``): none of Latin-1's first half, punctuation and symbols (U+2000 to
+#: U+2FFF, U+3000 to U+3003), surrogates (an emoji's), private use, compatibility and full-width forms
+_ESCAPED_LETTER = r"\\++u(?!00[0-9a-bA-B]|2|30[0-3]|[dD][89a-fA-F]|[eEfF])[0-9A-Fa-f]{4}"
 _DOMAIN = (rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}(?!(?i:png|jpe?g|gif|webp|svg|ico|json|html?|css|js|ts|txt|csv|xml|ya?ml"
-           r"|toml|pdf|log)\b)[^\W\d_]{2,}\b")
+           rf"|toml|pdf|log)\b)(?:[^\W\d_]|{_ESCAPED_LETTER}){{2,}}\b")
 #: An address whose local part is quoted (``"john doe"@example.com``; its quotes escaped in JSON text,
 #: ``\"``, ``\\\"`` a level down, or ``\u0022``): found before the "EMAIL" pass, which would take its
 #: last word only. Its first and last characters no space, JSON's punctuation nor an operator: a JSON
@@ -102,12 +107,17 @@ _AFTER_A_DATE = (
     rf"|(?<=[ ,{_WIDE_SPACES}]\d{{4}}{_SPACE})(?P<after_year>))")
 
 
+#: A token starts after no letter, digit or "_" of a script that spaces its words (``_IN_A_WORD``: ``\b``
+#: would need a space after Chinese, Japanese or Thai text too, which has none between words: "密钥是sk-..."),
+#: tested after its first character (a lookbehind tried at every character doubled the pass's cost)
+_GLUED_SCRIPTS = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+_IN_A_WORD = rf"[^\W{_GLUED_SCRIPTS}]"
 #: A token's part after its header, from the dot ending it. Its header's characters end where their run
 #: does, so the "JWT" pass reads each run once (``_JWT_RUNS``): a header too short, or with no token's
 #: rest after it, is kept with the rest of its run, where a later "eyJ" (after a hyphen) would find the
 #: same end (tried from each "eyJ" of a 64 kB run of ``eyJab-``, the run was read to its end each time: 1.2 s)
 _JWT_REST = r"\.(?:eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*|[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,})"
-_JWT_RUNS = rf"\beyJ(?:[A-Za-z0-9_-]{{5,}}+(?P<jwt_rest>{_JWT_REST})?|[A-Za-z0-9_-]*+)"
+_JWT_RUNS = rf"eyJ(?<!{_IN_A_WORD}eyJ)(?:[A-Za-z0-9_-]{{5,}}+(?P<jwt_rest>{_JWT_REST})?|[A-Za-z0-9_-]*+)"
 
 
 def _iban(separators: str) -> str:
@@ -119,23 +129,27 @@ def _iban(separators: str) -> str:
 
 _PATTERNS: dict[str, str] = {
     # order matters: more specific shapes first
-    # a PEM private key block, its body base64 with line breaks (raw, or escaped as in JSON text)
-    # and optional headers; to its END line, or where its characters end (a block cut short)
+    # a PEM private key block, its body base64 with line breaks (raw, or escaped as in JSON text, at
+    # any depth: ``\\n`` in JSON held in a JSON string, a tool call's arguments; its slashes too, as
+    # some encoders write them, ``\/``) and optional headers; to its END line, or where its characters
+    # end (a block cut short). A run of backslashes is taken whole: JSON text stays valid
     "PRIVATE_KEY": (
-        r"-----BEGIN[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,\s\x00-]|\\[nr])*?"
-        r"(?:-----END[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----|(?![A-Za-z0-9+/=:,\s\x00-]|\\[nr]))"
+        r"-----BEGIN[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,\s\x00-]|\\++[nr/])*?"
+        r"(?:-----END[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----|(?![A-Za-z0-9+/=:,\s\x00-]|\\++[nr/]))"
     ),
     # its claims (a payload that is JSON too: "eyJ") also with an empty or short signature, as an
     # unsecured token (``alg: none``) has (never a payload alone: a value held cut inside it is
     # dropped anyway, ``bounds``)
-    "JWT": rf"\beyJ[A-Za-z0-9_-]{{5,}}{_JWT_REST}",
+    "JWT": rf"eyJ(?<!{_IN_A_WORD}eyJ)[A-Za-z0-9_-]{{5,}}{_JWT_REST}",
     # never a word in lower case after one in prose ("the bearer instrument"; "bearer xyz..." in a header is)
     "BEARER_TOKEN": r"(?<=[Bb]earer )(?!(?<=[A-Za-z] bearer )[a-z]{1,19}(?![\w.~+/=-]))[A-Za-z0-9._~+/-]{8,}=*",
     # HTTP Basic credentials: base64 of ``user:password`` (checked by decoding, so "basic idea" stays)
     "BASIC_AUTH": r"(?<=[Bb]asic )[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])",
     "API_KEY": (
-        r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}|[ps]k-lf-[A-Za-z0-9-]{8,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
-        r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[bpaesr]-[A-Za-z0-9-]{10,}"
+        rf"(?=[Aghprsx])(?<!{_IN_A_WORD})"  # (the first characters of what follows)
+        r"(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}|[ps]k-lf-[A-Za-z0-9-]{8,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
+        r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[bpaesrc]-[A-Za-z0-9-]{10,}"
+        r"|xoxd-[A-Za-z0-9%+/=-]{10,}"  # a Slack client's session token and cookie (URL-encoded)
         r"|AIza[0-9A-Za-z_-]{35}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|hf_[A-Za-z0-9]{30,})"  # Stripe, HF
     ),
     # letters of any script (josé@example.com, user@bücher.de: \w is Unicode here); a backslash in
@@ -167,13 +181,14 @@ _PATTERNS: dict[str, str] = {
     # joined to another number by a hyphen, but after a word and one it is one ("ssn-123-45-6789")
     "US_SSN": (rf"(?<!\d)(?<!\d[{_HYPHENS}])\d{{3}}(?P<ssn_sep>[ {_WIDE_SPACES}{_HYPHENS}])\d{{2}}(?P=ssn_sep)\d{{4}}"
                rf"(?!\d|[{_HYPHENS}]\d)"),
-    # international (+...); North American in its shapes (spaced: area code and exchange not
-    # starting with 0 or 1); national after a trunk 0 (UK, Germany...: 10 to 12 digits, checked)
+    # international (+..., its code also in brackets: "(+44) 20 ..."); North American in its shapes
+    # (spaced: area code and exchange not starting with 0 or 1); national after a trunk 0 (UK,
+    # Germany...: 10 to 12 digits, checked)
     # and French pairs: a group of digits next to them would make them part of a longer number (not
     # a time's or date's end and a space: ``_AFTER_A_DATE``), a time's or decimal's digits right
     # before them a time or decimal ("12:09-8941-1533")
     "PHONE": (
-        rf"(?<![\w+])(?:\+\d{{1,3}}{_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}(?:{_PSEP}?\d{{2,4}}){{2,4}}"
+        rf"(?<![\w+])(?:(?:\+\d{{1,3}}|\(\+\d{{1,3}}\)){_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}(?:{_PSEP}?\d{{2,4}}){{2,4}}"
         rf"|\(\d{{3}}\){_SPACE}?\d{{3}}{_PSEP}\d{{4}}|\d{{3}}[.{_DASHES}]\d{{3}}[.{_DASHES}]\d{{4}}"
         rf"|(?>(?<!\d{_SEP}){_AFTER_A_DATE})(?:{_D2}\d\d{_SPACE}{_D2}\d\d{_SPACE}\d{{4}}"
         rf"|(?<!\d[:.])\(?{_D0}{_D1}\d{{0,4}}\)?(?:{_SEP}|/)\d{{3,8}}(?:{_SEP}\d{{3,4}})?"

@@ -11,7 +11,8 @@ from functools import cache
 
 KEY_WORDS = ("key", "secret", "token", "passw")
 # The key is kept, so assignments have their own expression. Quotes may be escaped
-# (``{\"password\": \"...\"}``: JSON inside a JSON string, such as a chat message holding JSON).
+# (``{\"password\": \"...\"}``: JSON inside a JSON string, such as a chat message holding JSON; the
+# key's closing quote by as many backslashes as its depth takes, ``\\\"`` two levels down).
 # A value may start with quotes (``"\"hunter22\""``, ``"""hunter22"""``); after the last of them
 # (``q``, escaped by the ``k`` backslashes ``bs``: 2**n - 1 for a string n levels down) it is
 # quoted: it runs to the quote that closes it, taking spaces, escapes whole and other quotes. A
@@ -24,16 +25,19 @@ KEY_WORDS = ("key", "secret", "token", "passw")
 # (free text: ``my password: "correct horse battery staple``) takes the rest of that line when that
 # is 6 to 512 characters with no quote or backslash. Any other value not quoted so (no quote before
 # it, or no closing one within 512 characters and its line) ends at a space, quote, comma,
-# semicolon or brace, and before an escaped quote one level down (``\\\"``).
+# semicolon or brace, and before an escaped quote one level down (``\\\"``); when 6 characters
+# come before it, also before a query string's next parameter (``?token=...&page=2``: ``&page=``).
 _BLOCK = r"(?P=bs)\\(?P=bs)\\"  # 2(k + 1) backslashes
 _QUOTED_UNIT = (rf"[^\"'\\\n]|\\++[^\"'\n]|(?:{_BLOCK})*+(?P=bs)\\(?P=bs)(?P=q)"
                 r"|\\*+(?!(?P=q))'|(?:\\\\)*+\\(?!(?P=q))\"")  # (the other quote: after an odd number if ")
 _CLOSING = rf"(?:{_BLOCK})*+(?=(?P=bs)(?P=q))"  # (escaped backslashes before it: the value's)
-_ASSIGNED = (r"(?:\\?[\"'])?\s?[:=]\s?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?)"
+_ESCAPE_UNIT = r"\\[^\s\"'\\]|\\\\(?!\\[\"'])"  # of a value not quoted
+_ASSIGNED = (r"(?:\\*+[\"'])?\s?[:=]\s?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?)"
              rf"(?P<value>(?(q)(?![\s,;}}\]]|(?:\\*[\"']){{0,3}}<[A-Z_]+>\\*[\"'])(?:{_QUOTED_UNIT}){{6,512}}{_CLOSING}|(?!))"
              # a quote opened and never closed on its line (free text): the value is the rest of the line
              r"|(?(q)(?![\s,;}\]])[^\n\r\"'\\]{6,512}(?=[\n\r]|\Z)|(?!))"
-             r"|(?!<)(?:[^\s\"',;}\\]|\\[^\s\"'\\]|\\\\(?!\\[\"'])){6,})")
+             rf"|(?!<)(?:(?:[^\s\"',;}}\\&]|&(?!(?:amp;)?[\w.-]{{1,64}}=)|{_ESCAPE_UNIT}){{6,}}"
+             rf"|(?:[^\s\"',;}}\\]|{_ESCAPE_UNIT}){{6,}}))")
 _KEY_VALUE = (r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key"
               r"|(?:secret|private|subscription)[_-]?key)" + _ASSIGNED)
 #: The same, from where its key's word is (``KEY_WORDS``, found in lower case: a regular

@@ -72,6 +72,7 @@ _SECRET_KEY_ENDS = ("authorization", "password", "passwd", "secret", "apikey", "
                     "accesskey", "private_key", "privatekey", "secret_key", "token", "cookie", "subscription-key",
                     "subscription_key", "subscriptionkey")
 _SECRET = "<API_KEY>"
+_SECRET_BYTES = _SECRET.encode()
 _NO_KEYS: frozenset[str] = frozenset()
 
 
@@ -245,11 +246,17 @@ class Redactor:
 
     def _keyed(self, raw: Any, value: Any, report: RedactionReport) -> Any:
         """``value`` (``raw`` redacted by the detectors) under a key that names a secret: each of its
-        texts in which they found nothing replaced whole (a header's list of values too)."""
+        texts in which they found nothing replaced whole (a header's list of values too; bytes, which
+        they read as text, by the placeholder's bytes)."""
         if type(value) is str:
             if value == raw and len(value) >= 6 and value != _SECRET:  # (as long as an assignment's)
                 report.replacements += 1
                 return _SECRET
+            return value
+        if type(value) is bytes:
+            if value == raw and len(value) >= 6 and value != _SECRET_BYTES:
+                report.replacements += 1
+                return _SECRET_BYTES
             return value
         if isinstance(value, list | tuple) and isinstance(raw, list | tuple) and len(raw) == len(value):
             items = [self._keyed(old, new, report) for old, new in zip(raw, value, strict=True)]

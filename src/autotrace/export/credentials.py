@@ -63,6 +63,10 @@ class Credentials:
     host: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("public_key", "secret_key", "host"):  # as environment variables are read: a secret
+            value = getattr(self, name)  # read from a file or a store ends with a newline; no key holds one
+            if isinstance(value, str) and value != value.strip():
+                object.__setattr__(self, name, value.strip())
         _check_public_key(self.public_key)
         _check_key("secret_key", self.secret_key)
         if self.host is not None:
@@ -267,8 +271,9 @@ class CallableCredentials(_Counted):
                 value = to_credentials(self._fn(tenant))
             except Exception as exc:
                 self._stats["errors"] += 1
-                log_once(f"credentials_fn:{type(exc).__name__}", "autotrace: credentials function raised %s; using "
-                         "the previous credentials if any", type(exc).__name__)
+                log_once(f"credentials_fn:{type(exc).__name__}", "autotrace: credentials function %s; using the "
+                         "previous credentials if any", f"answered keys that are invalid ({exc})"
+                         if isinstance(exc, CredentialsError) else f"raised {type(exc).__name__}")
                 with self._lock:
                     if tenant not in self._cache:  # never answered: nothing is known of its keys
                         raise LookupFailed(type(exc).__name__) from None

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import schema
+from .._internal import count, log_once
+from ..config import ENVIRONMENT_NAME
 from .connections import ConnectionPool
 from .credentials import Credentials
 from .otlp_http import MAX_REQUEST_BYTES, HttpTarget, OtlpHttpSink
@@ -24,6 +26,15 @@ _REPLAY_MARK = f"{schema.OBS_METADATA}.replay"
 #: What a frozen call spent, as Langfuse is told: nothing, explicitly (no usage would be priced, or counted
 #: by tokenizing its text); the recorded usage and cost stay in the local store, marked ``frozen``.
 _UNSPENT = {schema.OBS_USAGE: '{"input": 0, "output": 0, "total": 0}', schema.OBS_COST: '{"total": 0.0}'}
+#: Where Langfuse reads a span's environment, the first set wins: each key in the span's attributes,
+#: then in its resource's (``deployment.environment`` from ``OTEL_RESOURCE_ATTRIBUTES``, say).
+_ENVIRONMENT_KEYS = (schema.ENVIRONMENT, "deployment.environment.name", "deployment.environment")
+_DEPLOYMENT_KEYS = _ENVIRONMENT_KEYS[1:]
+#: Environment names seen to be ones Langfuse takes (most spans carry the installed one); bounded.
+_TAKEN: set[str] = set()
+_MAX_TAKEN = 64
+#: The last resource seen, its values of ``_ENVIRONMENT_KEYS`` and what to send for them (``_replacement``).
+_last_resource: tuple[Any, tuple[Any, ...], str | None] = (object(), (), None)
 
 
 def langfuse_headers(credentials: Credentials) -> dict[str, str]:
@@ -120,19 +131,57 @@ class _AsSent:
 
 
 def _as_sent(span: Any) -> Any:
-    """``span`` as exported: without ``schema.TEXT_IO`` (the local store's mark), and for a replay's
+    """``span`` as exported: without ``schema.TEXT_IO`` (the local store's mark); for a replay's
     frozen call that holds a recorded usage or cost, with none spent (``_UNSPENT``), or they would
-    count in the project's usage and cost as a call made; ``span`` itself when neither applies."""
-    attributes = span.attributes
-    if not attributes:
-        return span
+    count in the project's usage and cost as a call made; with an environment Langfuse takes in
+    place of one it refuses (``_environment``); ``span`` itself when none of these applies."""
+    attributes = span.attributes or {}
+    given = attributes.get(schema.ENVIRONMENT)  # the installed environment, on most spans: taken
+    environment = None if given.__class__ is str and given in _TAKEN else _environment(attributes, span.resource)
     marked = schema.TEXT_IO in attributes
     frozen = schema.REPLAY_OF in attributes and attributes.get(_REPLAY_MARK) in ('"frozen"', "frozen") and (
         schema.OBS_USAGE in attributes or schema.OBS_COST in attributes)
-    if not (marked or frozen):
+    if not (marked or frozen or environment):
         return span
     sent = {key: value for key, value in attributes.items() if key != schema.TEXT_IO}
     if frozen:
         sent.update(_UNSPENT)
         sent.update({key: 0 for key in (schema.GEN_AI_INPUT_TOKENS, schema.GEN_AI_OUTPUT_TOKENS) if key in sent})
+    if environment:
+        sent[schema.ENVIRONMENT] = environment
+        count("environments_replaced")
+        log_once("langfuse_environment_refused", "autotrace: Langfuse refuses an environment of some spans "
+                 "(deployment.environment of the resource, say: it must match ^(?!langfuse)[a-z0-9_-]+$, at most "
+                 "40 characters); sent as %r (counted as environments_replaced)", environment)
     return _AsSent(span, sent)
+
+
+def _environment(attributes: Any, resource: Any) -> str | None:
+    """The environment to send as ``langfuse.environment`` when the one Langfuse would read from the
+    span (``_ENVIRONMENT_KEYS``) is one it refuses: Langfuse drops the span's observation and trace
+    records over it (``deployment.environment=Production`` in ``OTEL_RESOURCE_ATTRIBUTES``, a
+    third-party span's ``deployment.environment.name``). None when nothing needs sending."""
+    global _last_resource
+    last = _last_resource
+    if last[0] is not resource:  # shared by many spans: read once (a key it lacks raises inside)
+        found = getattr(resource, "attributes", None) or {}
+        values = tuple(found.get(key) for key in _ENVIRONMENT_KEYS)
+        last = _last_resource = (resource, values, _replacement(next((value for value in values if value), None)))
+    if not (attributes.get(schema.ENVIRONMENT) or _DEPLOYMENT_KEYS[0] in attributes
+            or _DEPLOYMENT_KEYS[1] in attributes):
+        return last[2]  # the resource's decides (every span when no environment is installed)
+    chosen = (attributes.get(key) or of_resource for key, of_resource in zip(_ENVIRONMENT_KEYS, last[1], strict=True))
+    return _replacement(next((value for value in chosen if value), None))
+
+
+def _replacement(value: Any) -> str | None:
+    """What to send for the environment ``value`` Langfuse would read: None for none (Langfuse's
+    default) or one it takes; else that name lower-cased if Langfuse takes it so, or ``default``."""
+    if not value:
+        return None
+    if type(value) is str and ENVIRONMENT_NAME.match(value):
+        if len(_TAKEN) < _MAX_TAKEN:
+            _TAKEN.add(value)
+        return None
+    lowered = value.lower() if type(value) is str else ""
+    return lowered if ENVIRONMENT_NAME.match(lowered) else "default"

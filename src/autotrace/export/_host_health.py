@@ -3,9 +3,10 @@ sending there (every tenant on the Langfuse they share).
 
 After ``TRIP`` requests in a row got no answer within ``export_timeout`` the host is paused: for
 ``COOL_DOWN`` seconds no batch goes there (they stay buffered, bounded and counted as ever), then
-one batch goes as a probe while the others wait; any answer (an error status too) resumes them,
-another timeout pauses the host again. So a hung host costs one thread and one connection per
-``export_timeout`` plus ``COOL_DOWN``, not every tenant's retries, each the whole timeout.
+one batch goes as a probe while the others wait; any answer (an error status too, or a failure
+at once: a refused connection) resumes them, another timeout pauses the host again. So a hung host costs one thread and one connection per
+``export_timeout`` plus ``COOL_DOWN``, not every tenant's retries, each the whole timeout. A shutdown
+cuts a cool-down short (``hurry``): the host may be back, and the shutdown's timeout bounds the wait.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ COOL_DOWN = 5.0
 class HostHealth:
     """The answers of one host: requests in a row that timed out, and until when it is paused."""
 
-    __slots__ = ("_lock", "_timeouts", "_until", "name", "timeout")
+    __slots__ = ("_lock", "_probing", "_timeouts", "_until", "name", "timeout")
 
     def __init__(self, name: str, timeout: float) -> None:
         self.name = name
@@ -36,6 +37,7 @@ class HostHealth:
         self._timeouts = 0
         #: ``time.monotonic()`` before which no request goes (a probe's own end, while it runs).
         self._until = 0.0
+        self._probing = False  # ``_until`` is the end of a probe's time, not of a cool-down
 
     @property
     def unresponsive(self) -> bool:
@@ -57,7 +59,15 @@ class HostHealth:
                 return False
             if self._timeouts >= TRIP:
                 self._until = now + self.timeout + COOL_DOWN
+                self._probing = True
             return True
+
+    def hurry(self) -> None:
+        """A cool-down ends now (not a probe under way): the next batch asked probes the host at once."""
+        with self._lock:
+            now = time.monotonic()
+            if not self._probing and self._until > now:
+                self._until = now
 
     def timed_out(self) -> None:
         """A request got no answer within the timeout; the ``TRIP``-th in a row pauses the host."""
@@ -66,6 +76,7 @@ class HostHealth:
             if self._timeouts < TRIP:
                 return
             self._until = max(self._until, time.monotonic() + COOL_DOWN)
+            self._probing = False
             if self._timeouts > TRIP:
                 return
         count("export_host_paused")
@@ -73,11 +84,12 @@ class HostHealth:
                      "wait, one batch tried every %.0f s (spans stay buffered)", self.name, self.timeout + COOL_DOWN)
 
     def answered(self) -> None:
-        """The host answered a request (any status): its exports go on."""
+        """The host answered a request (any status), or failed it at once: its exports go on."""
         if self._timeouts or self._until:
             with self._lock:
                 self._timeouts = 0
                 self._until = 0.0
+                self._probing = False
 
 
 #: Each connection pool's hosts (one pool per install; a target with no shared pool has its own).
@@ -105,6 +117,7 @@ def _after_fork() -> None:
             health._lock = threading.Lock()
             health._timeouts = 0
             health._until = 0.0
+            health._probing = False
 
 
 if hasattr(os, "register_at_fork"):

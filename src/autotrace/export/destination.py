@@ -137,6 +137,12 @@ class Destination:
         size = len(self._buffer)
         return size > 0 and (force or self.retired or size >= self.batch_cap or now - self._oldest >= interval)
 
+    def hurry(self) -> None:
+        """At shutdown: a cool-down of a paused host ends now, so one batch probes it at once (it may
+        be back) rather than every span waiting out the cool-down to be dropped."""
+        if self._health is not None and self._health.paused():
+            self._health.hurry()
+
     def take(self) -> list[Any]:
         """Claim the next batch for export (the retry batch first)."""
         with self._lock:

@@ -296,11 +296,14 @@ class HttpTarget:
                 self._drop(conn)
                 if stale:
                     continue
+                self.health.answered()  # refused or cut at once (restarting, say): not hung
                 return SinkResult(ok=False, retryable=True, reason=type(exc).__name__)
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 self._drop(conn)
                 if isinstance(exc, TimeoutError):
                     self.health.timed_out()
+                else:  # failed at once (a name not found, TLS refused): not hung either
+                    self.health.answered()
                 return SinkResult(ok=False, retryable=True, reason=_network_failure(exc), detail=_tls_failure(exc))
             except Exception as exc:
                 if self._in_flight is not conn:  # closed meanwhile by shutdown: http.client fails oddly then

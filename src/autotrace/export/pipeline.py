@@ -476,6 +476,8 @@ class SpanPipeline(SpanProcessor):
         self._closing = True
         self._max_queue = 0  # ``on_end`` and ``submit`` hand on whatever comes now
         deadline = time.monotonic() + timeout
+        for destination in self.router.destinations():  # a host paused after a blip may be back: probed now
+            destination.hurry()
         self.flush(timeout)
         self._stopped = True
         self._wake.set()

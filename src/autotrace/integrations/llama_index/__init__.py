@@ -12,7 +12,9 @@ recorded (all others are skipped, and their children attach to the nearest recor
   variables, or the user's message; output: the object, or the reply), so the model call and the
   tool calls it answers with share a trace; a function-calling LLM's ``predict_and_call`` too, which
   is no span of LlamaIndex's (``_predict``); inside an LLM's call (a ``StructuredLLM``'s) or another
-  such chain (a structured prediction's program) it is that call, not recorded again
+  such chain (a structured prediction's program) it is that call, not recorded again; a streamed
+  structured prediction (``stream_structured_predict``) stays open until its stream of partial objects
+  ends, with the last as its output (``_predict``)
 - ``BaseEmbedding.get_*embedding*`` public methods -> embedding
 - ``BaseTool.__call__/call/acall`` -> tool, named after the tool (``tool_name``; its class and method:
   ``metadata.method``), with the arguments the model gave by name (``_fields._tool_arguments``)
@@ -56,7 +58,16 @@ from .. import ownership
 from ..base import Integration
 from . import _propagation
 from ._agents import AgentSteps, ToolStep, multi_agent
-from ._fields import PREDICTIONS, end_fields, llm_input, method_of, start_fields, step_fields, tool_name
+from ._fields import (
+    PREDICTIONS,
+    STREAMED_PREDICTIONS,
+    end_fields,
+    llm_input,
+    method_of,
+    start_fields,
+    step_fields,
+    tool_name,
+)
 from ._predict import PredictPatches
 from ._rerank import RerankPatches
 from ._responses import Response, ResponseRelay
@@ -143,8 +154,8 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             outer = self.delegates.pop((id(instance), method, id(llm_input(method, arguments))), None)
             if outer is not None:  # CustomLLM.astream_* iterating its stream_*: the same call
                 found, ancestor = None, outer
-        if found is not None and found[0] is ObservationType.GENERATION and self.streams:
-            outer = self._running_stream()
+        if found is not None and self.streams and (found[0] is ObservationType.GENERATION or method in PREDICTIONS):
+            outer = self._running_stream()  # a StructuredLLM's stream reading its LLM's
             if outer is not None:
                 found, ancestor = None, outer
         step = found is None and bool(self.workflow_runs) and self._is_step(parent_id, instance)
@@ -266,6 +277,8 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         if obs.type is ObservationType.GENERATION and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
             self._follow(id_, result, instance, arguments or {})
             return True
+        if obs.type is ObservationType.CHAIN and method_of(id_) in STREAMED_PREDICTIONS:
+            return self._relay_prediction(id_, result)
         return obs.type is ObservationType.CHAIN and (self._relay(id_, result) or self._follow_chat(id_, result))
 
     @staticmethod

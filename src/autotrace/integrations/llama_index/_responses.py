@@ -33,13 +33,18 @@ _CHATS_LOCK = threading.RLock()
 #: while a relayed response stream takes a step, or a reranker's async call runs (``_rerank``): (its
 #: innermost chain, or the rerank, and LlamaIndex's span id then, whose new children belong to it)
 _READING: ContextVar[tuple[str, str | None] | None] = ContextVar("autotrace_llama_index_reading", default=None)
+#: while a streamed structured prediction is called (``_predict``): where the relay of its stream is put
+_PREDICTING: ContextVar[list[Any] | None] = ContextVar("autotrace_llama_index_predicting", default=None)
 
 
 class Response:
-    """A streaming response whose chains (innermost first) stay open until its token stream ends."""
+    """A streaming response whose chains (innermost first) stay open until its token stream ends;
+    ``whole``: a stream of objects, each the answer so far (a structured prediction's), whose last
+    is the output."""
 
-    def __init__(self, id_: str) -> None:
+    def __init__(self, id_: str, whole: bool = False) -> None:
         self.ids, self.pieces, self.done = [id_], [], False  # pieces: the text so far, to the value limit
+        self.whole, self.last = whole, None
 
 
 class ResponseRelay:
@@ -76,8 +81,24 @@ class ResponseRelay:
             setattr(response, attribute, relay)
         except Exception:  # a response type that cannot take it: the chain ends now
             return False
+        self._track(relay, tracked)
+        return True
+
+    def _track(self, relay: Any, tracked: Response) -> None:
         self.responses[relay] = tracked
         weakref.finalize(relay, self._response_ended, tracked, None, True)  # never read: its body never runs
+
+    def _relay_prediction(self, id_: str, stream: Any) -> bool:
+        """Relay the stream of partial objects a streamed structured prediction (chain ``id_``) returned
+        to the wrapper of its call (``_predict``), which returns the relay instead; True if the chain
+        now ends with it, with its last object."""
+        holder = _PREDICTING.get()
+        if holder is None or holder or not (inspect.isgenerator(stream) or inspect.isasyncgen(stream)):
+            return False
+        tracked = Response(id_, whole=True)
+        relay = self._relay_async(stream, tracked) if inspect.isasyncgen(stream) else self._relay_sync(stream, tracked)
+        self._track(relay, tracked)
+        holder.append(relay)
         return True
 
     def _step_context(self, tracked: Response) -> tuple[object | None, Any] | None:
@@ -99,6 +120,9 @@ class ResponseRelay:
             if token is not None:
                 _READING.reset(token[1])
                 restore_context(token[0])
+            if tracked.whole:
+                tracked.last = item if item is not None else tracked.last
+                return
             piece = item if isinstance(item, str) else getattr(item, "delta", None)  # a ChatResponse's text
             if isinstance(piece, str):
                 bounds.keep_piece(tracked.pieces, piece, state.max_value_bytes)
@@ -164,7 +188,7 @@ class ResponseRelay:
                 continue  # evicted
             obs = entry[0]
             try:
-                obs.update(output=text)
+                obs.update(output=tracked.last if tracked.whole else text)
                 if unread or isinstance(error, GeneratorExit):
                     obs.set_level("WARNING", STREAM_CLOSED)
                 elif error is not None:

@@ -83,7 +83,8 @@ class StreamTracking:
         if error is None or isinstance(error, _ENDS):
             self.finish()
         elif isinstance(error, GeneratorExit):
-            if not self.helped:  # else the helper's loop left: ``_helper_events`` knows why
+            # else the helper's loop left (``_helper_events`` knows why), or the reader reads on (``_ReadOn``)
+            if not (self.helped or isinstance(error, _ReadOn)):
                 self.finish(interrupted=True)
         else:
             self.finish(error)
@@ -247,8 +248,17 @@ async def _aiterate(chunks: AsyncIterator[Any], tracking: StreamTracking, stream
                 if not (hide and getattr(chunk, "usage", None) is not None and _is_usage_chunk(chunk)):
                     yield chunk
         except GeneratorExit:  # closed (``aclose``) once its reader left
+            if getattr(_source(stream), "ag_running", False):  # read meanwhile: ``_ReadOn``
+                raise _ReadOn from None
             await aread_trailing(chunks, tracking)
             raise
+
+
+class _ReadOn(GeneratorExit):
+    """An async stream's iteration its reader left is closed by the event loop a turn later, in a
+    task of its own: by then the reader may read on (a new loop, ``anext``), inside the SDK's
+    chunks. That read ends the observation, with the usage it meets; the iteration left reads
+    nothing (the chunks cannot be read twice at once) and ends nothing."""
 
 
 def _next(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:

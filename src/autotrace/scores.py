@@ -182,7 +182,8 @@ def _guarded(name: object, value: object, trace_id: object, observation_id: obje
 def _score(name: object, value: object, trace_id: object, observation_id: object, data_type: object,
            comment: object, tenant: object, started_with: str | None, environment: str | None) -> str | None:
     """A score's body, queued for its tenant and sent in the environment of the trace it scores (of
-    the observation scored, else the current one's when it is of that trace), else the installed one."""
+    the observation scored, else the current one's when it is of that trace), else the installed one
+    (``_installed_environment``)."""
     pipeline = state.pipeline
     if pipeline is None:
         count("scores_dropped.not_installed")
@@ -199,8 +200,11 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
         if observation_id is None or observation_id == obs.id:
             started_with = started_tenant(obs)
         observation_id = observation_id or obs.id
-    elif obs is not None and isinstance(trace_id, str) and obs.trace_id != trace_id.lower():
-        obs = None  # the current observation is of another trace: says nothing of the scored one's
+    elif obs is not None and isinstance(trace_id, str):
+        if obs.trace_id != trace_id.lower():
+            obs = None  # the current observation is of another trace: says nothing of the scored one's
+        elif unsampled(obs):  # the current trace, named by its id: left out, its scores with it
+            return None
     if not isinstance(trace_id, str) or _TRACE_ID.fullmatch(trace_id) is None or int(trace_id, 16) == 0:
         raise _Invalid("trace_id must be a trace id of 32 hex digits")
     if observation_id is not None and (not isinstance(observation_id, str) or _SPAN_ID.fullmatch(observation_id)
@@ -229,15 +233,25 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
     text = _comment(comment)
     if text is not None:
         body["comment"] = bounds.hold(text, limit)
-    environment = environment or trace_environment(obs)
-    settings = state.settings
-    if environment is None and settings is not None:
-        environment = settings.environment
+    environment = environment or trace_environment(obs) or _installed_environment()
     if environment:
         body["environment"] = environment
-    owner = tenant or _trace_owner(pipeline.tenants, trace_id, observation_id, started_with) or current_tenant()
+    tenants = pipeline.tenants  # with no tenant of its trace or in scope, the resolver's, as a span's
+    owner = tenant or _trace_owner(tenants, trace_id, observation_id, started_with) or current_tenant() or (
+        tenants.resolve())
     pipeline.submit(ScoreItem(body, owner))  # type: ignore[arg-type]
     return body["id"]
+
+
+def _installed_environment() -> str | None:
+    """The environment a trace's spans that carry none of their own are filed under: the installed
+    one, else the one Langfuse reads from their resource (``deployment.environment``), as sent."""
+    settings = state.settings
+    if settings is not None and settings.environment:
+        return settings.environment
+    from .export.langfuse import resource_environment  # not at import: the export imports this module
+
+    return resource_environment(getattr(state.provider, "resource", None))
 
 
 def _trace_owner(tenants: Any, trace_id: str, observation_id: str | None, started_with: str | None) -> str | None:

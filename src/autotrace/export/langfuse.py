@@ -174,6 +174,15 @@ def _environment(attributes: Any, resource: Any) -> str | None:
     return _replacement(next((value for value in chosen if value), None))
 
 
+def resource_environment(resource: Any) -> str | None:
+    """The environment Langfuse files the spans of ``resource`` that carry none under, as they are
+    sent (``_replacement``): where a score on their trace must go when no environment is installed.
+    None when the resource names none (Langfuse's default)."""
+    found = getattr(resource, "attributes", None) or {}
+    value = next((value for value in (found.get(key) for key in _ENVIRONMENT_KEYS) if value), None)
+    return _replacement(value) or value or None
+
+
 def _replacement(value: Any) -> str | None:
     """What to send for the environment ``value`` Langfuse would read: None for none (Langfuse's
     default) or one it takes; else that name lower-cased if Langfuse takes it so, or ``default``."""

@@ -102,6 +102,11 @@ class TenantTracker:
                 if len(self._evicted) > self._max_live:
                     _evict_oldest(self._evicted, None)
 
+    def resolve(self) -> str | None:
+        """The ``tenant_resolver``'s tenant for work given with none in its context (a score), as a
+        span started there takes it; None without a resolver."""
+        return self._resolve() if self._resolver is not None else None
+
     def _resolve(self) -> str | None:
         try:
             tenant = self._resolver()  # type: ignore[misc]

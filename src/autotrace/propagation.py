@@ -179,10 +179,15 @@ def inject(carrier: MutableMapping[str, str], context: Context | None = None,
 
 
 def _taken(carrier: MutableMapping[str, Any], *names: str) -> list[tuple[str, Any]]:
-    """The headers of ``carrier`` named ``names`` (lower case), in any case, removed from it."""
-    found = [(key, carrier[key]) for key in list(carrier) if isinstance(key, str) and key.lower() in names]
-    for key, _ in found:
-        del carrier[key]
+    """The headers of ``carrier`` named ``names`` (lower case), in any case, removed from it: every
+    value of a header held several times (aiohttp's ``CIMultiDict``, ``http.server``'s
+    ``HTTPMessage``, whose ``[]`` gives the first only: a second ``baggage``'s entries were lost)."""
+    found: list[tuple[str, Any]] = []
+    for key in [key for key in carrier if isinstance(key, str) and key.lower() in names]:
+        if key in carrier:  # not a spelling of one a case-insensitive carrier gave already
+            every = getattr(carrier, "getall", None) or getattr(carrier, "get_all", None)
+            found += [(key, value) for value in (every(key) if callable(every) else [carrier[key]])]
+            del carrier[key]
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,8 +13,8 @@ from ._internal import guarded_failure, log_once
 def seconds(timeout: Any, where: str) -> float:
     """A flush or shutdown timeout in seconds: None, or anything that is not a number, is the
     default 5 s (else ``shutdown(None)`` raised and left the pipeline running, its spans unsent)."""
-    if isinstance(timeout, int | float):
-        return float(timeout)
+    if isinstance(timeout, int | float):  # past TIMEOUT_MAX (inf: "as long as it takes") a join raised
+        return float(min(timeout, threading.TIMEOUT_MAX))
     if timeout is not None:
         log_once(f"timeout:{where}", "autotrace: %s timeout given as a %s, not a number of seconds; using 5 s",
                  where, type(timeout).__name__)

@@ -209,18 +209,22 @@ MAX_LISTED_TENANTS = 100
 def cmd_check(args: argparse.Namespace) -> int:
     """Try the default keys and each tenant's against their Langfuse, as exports would."""
     from .cli import CliError, out
-    from .config import load_settings
+    from .config import load_settings, setting_source
     from .export.connections import ConnectionPool
     from .export.credentials import Credentials, LookupFailed
     from .export.key_check import OUTCOMES, check_all, files_to_report, sharing_a_project, tenants_to_check
     from .export.tls import export_context
     from .install import credentials_resolver
 
-    settings = load_settings(env=with_db(dict(os.environ), args.db))
-    if not (settings.enabled and settings.langfuse_enabled):
-        why = "autotrace is disabled (AUTOTRACE_ENABLED)" if not settings.enabled else "no Langfuse is configured"
-        raise CliError("no_data", f"nothing to check: {why}; set LANGFUSE_HOST and the keys "
-                                  f"(traces go to the local store at {settings.local_store_path} meanwhile)")
+    env = with_db(dict(os.environ), args.db)
+    settings = load_settings(env=env)
+    if not settings.enabled:  # named by the variable that turns it off: nothing is traced or kept
+        raise CliError("no_data", f"nothing to check: autotrace is disabled "
+                                  f"({setting_source('enabled', {}, env)}), so nothing is exported or stored")
+    if not settings.langfuse_enabled:
+        kept = f"to the local store at {settings.local_store_path}" if settings.local_store_enabled else "nowhere"
+        raise CliError("no_data", "nothing to check: no Langfuse is configured; set LANGFUSE_HOST and the keys "
+                                  f"(traces go {kept} meanwhile)")
     resolver = credentials_resolver(settings)
     named: list[tuple[str, Credentials | LookupFailed | None]] = []
     if settings.public_key and settings.secret_key and not args.tenant:

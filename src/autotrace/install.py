@@ -4,6 +4,7 @@ pipeline with its exporters, and integration discovery. All idempotent and threa
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import importlib.metadata
 import os
@@ -139,12 +140,12 @@ def _provider(settings: Settings) -> TracerProvider:
         if any(p is provider for p in _providers.created):
             _providers.rename(provider, _resource(settings))
             _resume(provider)
-    elif not settings.set_global_provider and _private:  # made by an earlier install: not one per install
-        provider = _private[0]
+    elif (private := not settings.set_global_provider or _foreign(current)) and _private:
+        provider = _private[0]  # made by an earlier install: not one per install
         _providers.rename(provider, _resource(settings))
     else:
         provider = TracerProvider(resource=_resource(settings))
-        if not settings.set_global_provider:
+        if private:
             _private.append(provider)
         else:
             trace.set_tracer_provider(provider)
@@ -157,6 +158,18 @@ def _provider(settings: Settings) -> TracerProvider:
         provider.add_span_processor(_RELAY)
         _relayed_providers.append(provider)
     return provider
+
+
+def _foreign(current: Any) -> bool:
+    """Whether the global provider, not the SDK's, is one the application set (a no-op one, another
+    vendor's): OpenTelemetry refuses to replace it, so autotrace records on a provider of its own,
+    one for every install (each made anew, warned of by OpenTelemetry and never released)."""
+    if isinstance(current, trace.ProxyTracerProvider):  # none set yet
+        return False
+    log_once("provider_foreign", "autotrace: the global tracer provider (%s) is not OpenTelemetry SDK's, so "
+             "autotrace records its spans on a provider of its own; spans other instrumentations start on the "
+             "global one are not seen by autotrace (neither redacted nor routed)", type(current).__name__)
+    return True
 
 
 def _pause(provider: TracerProvider) -> None:
@@ -202,17 +215,24 @@ def _resume(provider: TracerProvider) -> None:
 def install(**options: Any) -> Settings:
     """Start tracing. Options override ``AUTOTRACE_*``/``LANGFUSE_*``/``OTEL_*`` variables.
 
-    Calling it again without options does nothing; with options it re-installs with the new ones:
-    the new pipeline takes spans at once, while the previous one sends what it holds (within 5 s).
+    Calling it again without options, or with the settings in force, does nothing; with others it
+    re-installs with them: the new pipeline takes spans at once, while the previous one sends what it
+    holds (within 5 s).
     """
     global _local_store
     with _lock:
         if state.settings is not None and not options:
             return state.settings
         settings = load_settings(options)
+        current = state.settings
+        if current is not None and _same(settings, current):  # an app factory run again: no 5 s wait
+            set_prices(settings.prices)  # a prices file is read again, as by a re-install
+            return current
         # before anything starts or stops: a bad value leaves the current install as it is, and no threads
         redactor = built_redactor(settings.redact)
         resolver = credentials_resolver(settings)
+        if current is not None:  # the settings in force are replaced whole: say which change (never a value)
+            logger.info("autotrace: install() again, with other settings: %s", ", ".join(_changed(current, settings)))
         if not settings.enabled:
             if state.settings is not None:
                 uninstall()
@@ -249,6 +269,26 @@ def install(**options: Any) -> Settings:
         if settings.stats_as_metrics:
             report_stats_as_metrics()
         return settings
+
+
+def _same(settings: Settings, current: Settings) -> bool:
+    """Whether ``settings`` are those in force (a value whose ``==`` raises: not the same)."""
+    try:
+        return bool(settings == current)
+    except Exception:
+        return False
+
+
+def _changed(old: Settings, new: Settings) -> list[str]:
+    """The names of the settings ``new`` gives other values than ``old``."""
+    names = []
+    for field in dataclasses.fields(Settings):
+        try:
+            if getattr(old, field.name) != getattr(new, field.name):
+                names.append(field.name)
+        except Exception:  # a value whose ``!=`` raises: changed
+            names.append(field.name)
+    return names
 
 
 def _switch(settings: Settings, provider: TracerProvider, pipeline: SpanPipeline) -> None:

@@ -128,6 +128,7 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         self.skipped: OrderedDict[str, str | None] = OrderedDict()  # skipped span -> nearest recorded ancestor
         self.streams: OrderedDict[str, Stream] = OrderedDict()  # ``_streams``
         self.delegates: OrderedDict[tuple[int, str, int], str] = OrderedDict()
+        self.bases: OrderedDict[str, str] = OrderedDict()  # ``_responses.relay_overridden``
         self.responses: weakref.WeakKeyDictionary[Any, Response] = weakref.WeakKeyDictionary()  # ``_responses``
         self.chats: OrderedDict[int, Response] = OrderedDict()
         self.agents: OrderedDict[str, str] = OrderedDict()  # ``_agents``
@@ -177,6 +178,9 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         if parent is not None and _same_call(parent[0], obs_type, instance, method):
             self.skipped[id_] = ancestor  # e.g. acomplete delegating to complete: one generation
             self._bound(self.skipped)
+            if method in STREAMED_PREDICTIONS and ancestor is not None:  # an LLM's override calling its base's
+                self.bases[id_] = ancestor
+                self._bound(self.bases)
             return
         fields = step_fields(arguments) if step else start_fields(obs_type, instance, method, arguments)
         name = (fields["tool_name"] if obs_type is ObservationType.TOOL  # a tool is named after itself
@@ -236,6 +240,8 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         self.skipped.pop(id_, None)
         entry = self.open.get(id_)
         if entry is None:
+            if self.bases:
+                self.relay_overridden(id_, result, error)
             if self.tool_steps:
                 self._tool_step_done(id_, result, error)
             if self.chats and method_of(id_).endswith("write_response_to_history"):
@@ -326,6 +332,7 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
         self.drained = drained
         self.close(_UNINSTALLED)
         self.skipped.clear()
+        self.bases.clear()
         if not self.open:
             drained()
 

@@ -176,12 +176,14 @@ _DETAILS = (("prompt_tokens_details", "cached_tokens", "input_cached_tokens"),
             ("output_tokens_details", "reasoning_tokens", "output_reasoning_tokens"))
 #: Anthropic's cache reads and writes (not counted in its ``input_tokens``) as Langfuse usage keys
 _CACHE = (("cache_read_input_tokens", "input_cached_tokens"), ("cache_creation_input_tokens", "input_cache_write_tokens"))
-#: a usage's names: (input, output, total, its details, its cache counts added to the input): OpenAI
-#: chat's, Anthropic's and OpenAI Responses', Bedrock Converse's
-_NAMINGS = (("prompt_tokens", "completion_tokens", "total_tokens", _DETAILS[:2], _CACHE),
-            ("input_tokens", "output_tokens", "total_tokens", _DETAILS[2:], _CACHE),
+#: a usage's names: (input, output, total, its details, its cache counts, whether its input leaves them
+#: out): OpenAI chat's (whose ``prompt_tokens`` count them: LiteLLM's also name Anthropic's, the same
+#: tokens), Anthropic's and OpenAI Responses', Bedrock Converse's
+_NAMINGS = (("prompt_tokens", "completion_tokens", "total_tokens", _DETAILS[:2], _CACHE, False),
+            ("input_tokens", "output_tokens", "total_tokens", _DETAILS[2:], _CACHE, True),
             ("inputTokens", "outputTokens", "totalTokens", (),
-             (("cacheReadInputTokens", "input_cached_tokens"), ("cacheWriteInputTokens", "input_cache_write_tokens"))))
+             (("cacheReadInputTokens", "input_cached_tokens"), ("cacheWriteInputTokens", "input_cache_write_tokens")),
+             True))
 
 
 def _reader(value: Any) -> Callable[[str], Any]:
@@ -222,7 +224,7 @@ def _usage_of(found: Any) -> dict[str, int] | None:
     naming = next((n for n in _NAMINGS if type(read(n[0])) is int and type(read(n[1])) is int), None)
     if naming is None:
         return None
-    _, _, total_name, details, cache = naming
+    _, _, total_name, details, cache, apart = naming
     counts = read(naming[0]), read(naming[1])
     if counts == (0, 0) and not read(total_name):  # a reply that reported none (LlamaIndex's default counts)
         return None
@@ -230,10 +232,10 @@ def _usage_of(found: Any) -> dict[str, int] | None:
     for field, key, name in details:
         if (inner := read(field)) is not None and type(value := _reader(inner)(key)) is int:
             recorded[name] = value
-    for field, name in cache:  # Anthropic's and Bedrock's: added to the input, which counts every token here
+    for field, name in cache:  # Anthropic's and Bedrock's added to the input, which counts every token here
         if type(value := read(field)) is int:
             recorded[name] = value
-            recorded["input"] += value
+            recorded["input"] += value if apart else 0
     total = read(total_name)
     recorded["total"] = total if type(total) is int else recorded["input"] + recorded["output"]
     return recorded
@@ -382,6 +384,8 @@ def _ingestion_start(instance: Any, arguments: dict[str, Any]) -> dict[str, Any]
 def _prediction_start(arguments: dict[str, Any]) -> dict[str, Any]:
     """A prediction's input: a structured prediction's prompt variables (and the class it fills), or
     the message (else the conversation) a ``predict_and_call`` answers (and the tools it may call)."""
+    if "output_cls" not in arguments and "kwargs" in arguments:  # an override's ``*args, **kwargs``
+        arguments = _by_name(arguments)
     if "output_cls" in arguments:
         name = getattr(arguments["output_cls"], "__name__", None)
         return {"input": arguments.get("prompt_args") or None,
@@ -393,6 +397,17 @@ def _prediction_start(arguments: dict[str, Any]) -> dict[str, Any]:
         value = content(value)
     tools = [tool_name(tool) for tool in arguments.get("tools") or ()]
     return {"input": value, "metadata": {"tools": tools} if tools else None}
+
+
+def _by_name(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a structured prediction an LLM's override takes as ``*args, **kwargs`` (LlamaIndex's
+    OpenAI LLM's), named as its base's are; else ``arguments``."""
+    given, positional = arguments.get("kwargs"), arguments.get("args")
+    named = dict(given) if isinstance(given, dict) else {}
+    named.update(zip(("output_cls", "prompt"), positional if isinstance(positional, tuple) else (), strict=False))
+    if not isinstance(named.get("output_cls"), type):
+        return arguments
+    return {"output_cls": named.pop("output_cls"), "prompt_args": {k: v for k, v in named.items() if k != "prompt"}}
 
 
 def start_fields(obs_type: ObservationType, instance: Any, method: str, arguments: dict[str, Any]) -> dict[str, Any]:

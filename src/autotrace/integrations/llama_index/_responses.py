@@ -54,6 +54,7 @@ class ResponseRelay:
     open: OrderedDict[str, tuple[Observation, Any]]
     responses: weakref.WeakKeyDictionary[Any, Response]
     chats: OrderedDict[int, Response]  # id of a chat reply still being written -> the chains it ends
+    bases: OrderedDict[str, str]  # a streamed prediction's base call an override makes -> the override's chain
     _bound: Callable[[OrderedDict[Any, Any]], None]
 
     def relayed_parent(self, parent_id: str | None) -> str | None:
@@ -91,15 +92,30 @@ class ResponseRelay:
     def _relay_prediction(self, id_: str, stream: Any) -> bool:
         """Relay the stream of partial objects a streamed structured prediction (chain ``id_``) returned
         to the wrapper of its call (``_predict``), which returns the relay instead; True if the chain
-        now ends with it, with its last object."""
+        now ends with it, with its last object. An LLM's override of the call (LlamaIndex's OpenAI's,
+        Anthropic's ...: a span of its own around its base's) returns the relay its base's made for it
+        (``relay_overridden``)."""
+        if not (inspect.isgenerator(stream) or inspect.isasyncgen(stream)):
+            return False
+        joined = self.responses.get(stream)
+        if joined is not None:
+            return joined.whole and joined.ids[0] == id_ and not joined.done
         holder = _PREDICTING.get()
-        if holder is None or holder or not (inspect.isgenerator(stream) or inspect.isasyncgen(stream)):
+        if holder is None or holder or id_ not in self.open:
             return False
         tracked = Response(id_, whole=True)
         relay = self._relay_async(stream, tracked) if inspect.isasyncgen(stream) else self._relay_sync(stream, tracked)
         self._track(relay, tracked)
         holder.append(relay)
         return True
+
+    def relay_overridden(self, id_: str, result: Any, error: BaseException | None) -> None:
+        """The base's streamed structured prediction ``id_`` an LLM's override calls (LlamaIndex's
+        OpenAI's, Anthropic's ...), not recorded apart from the override's chain (``bases``): its
+        stream is relayed for that chain, as the override returns it."""
+        outer = self.bases.pop(id_, None)
+        if outer is not None and error is None and _PREDICTING.get() == []:
+            self._relay_prediction(outer, result)
 
     def _step_context(self, tracked: Response) -> tuple[object | None, Any] | None:
         """Make the innermost chain current for one step of its stream (the LLM call starts there)."""

@@ -153,13 +153,14 @@ def test_a_failing_read_or_prompt_is_an_error_and_raises_unchanged(tmp_path: Pat
                                                                             "Unknown resource: docs://missing")
     assert unknown_prompt.error.message == "Unknown prompt: nope"
     failed = [(r["type"], r["name"], r["level"], r["status_message"], r["output"]) for r in traced.trace(trace_id)
-              if r["name"] in ("mcp.read_resource", "resources/read", "mcp.get_prompt nope", "nope")]
+              if r["name"] in ("mcp.read_resource", "resources/read", "mcp.get_prompt nope", "prompts/get")]
     assert failed == [
         ("retriever", "mcp.read_resource", "ERROR", "MCPError: Unknown resource: docs://missing", None),
         ("span", "resources/read", "ERROR", "Unknown resource: docs://missing", None),  # the SDK's server span
         ("retriever", "resources/read", "ERROR", "MCPError: Unknown resource: docs://missing", None),
         ("span", "mcp.get_prompt nope", "ERROR", "MCPError: Unknown prompt: nope", None),
-        ("span", "nope", "ERROR", "ValueError: Unknown prompt: nope", None),  # the SDK answers it as MCPError
+        ("span", "prompts/get", "ERROR", "Unknown prompt: nope", None),  # no prompt of the server's: no name
+        ("span", "prompts/get", "ERROR", "ValueError: Unknown prompt: nope", None),  # the SDK answers it as MCPError
     ]
 
 

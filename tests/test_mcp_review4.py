@@ -1,7 +1,8 @@
 """MCP review: what a server sends that names no request of the client's (its notifications: log
-messages, resource updates; a request while no traced call is in flight) never runs in the state of
-the tenant that connected the session, and the input requests the client's own driver dispatches
-between the rounds of a call keep their caller's tenant while another tenant's call is in flight."""
+messages, resource updates; a request while no traced call is in flight, naming no trace of one)
+never runs in the state of the tenant that connected the session, and the input requests the
+client's own driver dispatches between the rounds of a call keep their caller's tenant while another
+tenant's call is in flight."""
 
 from __future__ import annotations
 
@@ -103,10 +104,11 @@ def test_over_stdio_notifications_and_an_unclaimed_request_run_in_no_tenants_sta
             await client.__aexit__(None, None, None)
 
     trace_id = asyncio.run(main())
-    assert sorted(handlers.seen) == [("on log", None), ("on sampling", None), ("on update", None)]
+    # the request names the turn's trace, where a call of ``second`` has ended: its state (review 19)
+    assert sorted(handlers.seen) == [("on log", None), ("on sampling", "second"), ("on update", None)]
     spans = [r for r in traced.records() if r["name"].startswith("on ")]
-    assert sorted((r["name"], r["tenant"], r["parent_id"]) for r in spans) == [
-        ("on log", None, None), ("on sampling", None, None), ("on update", None, None)]
+    assert sorted((r["name"], r["tenant"], r["trace_id"] == trace_id, r["parent_id"] is None) for r in spans) == [
+        ("on log", None, False, True), ("on sampling", "second", True, False), ("on update", None, False, True)]
     assert {r["tenant"] for r in traced.trace(trace_id)} == {"second"}
 
 

@@ -8,17 +8,19 @@ standalone stream) that is the task started when the session connected, so a ses
 several requests ran every callback (an LLM call in a sampling callback) under the tenant that had
 connected, in a trace of its own. A progress callback is the call's own. A server's request names
 its call's trace in ``_meta`` (the SDK's servers send their ``traceparent``): one of the session's
-requests in flight in that trace lends its state, the server's span the parent: the one whose
-request's span it names (a server that passes the client's context on), else what all of them
-share (``_sender``): calls in flight at once in one trace may each leave content out, or carry
-their own trace attributes. A request naming no such trace (a server that sends none) takes the
-state of the one request in flight, what several of one tenant share, and never a tenant's when
-several tenants' requests are, or none is (``_unnamed``). A notification names no
-request: it runs in no tenant's state (``_anonymous``), unless it already runs in one of the
-session's requests' own (a streamable HTTP request's stream). The input requests the client's own
-driver dispatches between the rounds of a call (``InputRequiredResult``) run in that caller's task
-and keep its state. A session connected before ``install()`` took the SDK's own handlers then: its
-server's requests and notifications run as the SDK runs them.
+requests in flight in that trace lends its state (else one of the last that ended in it: a request
+may come late, from a tool's background task or a call the client gave up on, and is never then
+another call's), the server's span the parent: the one whose request's span it names (a server that
+passes the client's context on), else what all of them share (``_sender``): calls in flight at
+once in one trace may each leave content out, or carry their own trace attributes. A request naming
+no such trace (a server that sends none) takes the state of the one request in flight, what several
+of one tenant share, and never a tenant's when several tenants' requests are, or none is
+(``_unnamed``). A notification names no request: it runs in no tenant's state (``_anonymous``),
+unless it already runs in one of the session's requests' own (a streamable HTTP request's stream).
+The input requests the client's own driver dispatches between the rounds of a call
+(``InputRequiredResult``) run in that caller's task and keep its state. A session connected before
+``install()`` took the SDK's own handlers then: its server's requests and notifications run as the
+SDK runs them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from ..propagation import extract
 
 _TRACE_KEYS = ("traceparent", "tracestate")
 _MAX_SENT = 16  # the spans a call's requests were sent in that are kept (a call of many rounds)
+_MAX_ENDED = 32  # the traces of a session's calls that ended whose states are kept, the last ones
+_MAX_ENDED_CALLS = 8  # in each, the last calls' states
 
 
 class Caller:
@@ -69,10 +73,24 @@ class Caller:
                     waiting.remove(self)
                 if not waiting:
                     calls.pop(self.trace_id, None)
+                if self.trace_id:
+                    self._keep_ended()
             if self.token is not None:
                 _CALLING.reset(self.token)
         except Exception as exc:  # ``_CALLING`` set in another context: left as it is
             guarded_failure("mcp.callback", exc)
+
+    def _keep_ended(self) -> None:
+        """Keep this request's state, by trace id, among its session's last that ended (``_LOCK``
+        held), no longer holding the session, which it would keep alive."""
+        ended = _ENDED.get(self.session)
+        if ended is None:
+            ended = _ENDED[self.session] = {}
+        kept = ended.pop(self.trace_id, None)
+        self.session = None
+        ended[self.trace_id] = [*kept[1 - _MAX_ENDED_CALLS:], self] if kept else [self]  # the last ended, last
+        if len(ended) > _MAX_ENDED:
+            del ended[next(iter(ended))]
 
     def progress(self, callback: Any) -> Callable[..., Awaitable[Any]]:
         """``callback`` (the call's ``progress_callback``), run in this request's state."""
@@ -94,6 +112,7 @@ class Caller:
 
 _LOCK = threading.Lock()
 _IN_FLIGHT: weakref.WeakKeyDictionary[Any, dict[int, list[Caller]]] = weakref.WeakKeyDictionary()
+_ENDED: weakref.WeakKeyDictionary[Any, dict[int, list[Caller]]] = weakref.WeakKeyDictionary()
 
 
 #: The request running here (set by ``enter``), whose sending ``note_sent`` notes.
@@ -113,16 +132,17 @@ def _calls(session: Any) -> tuple[bool, dict[int, list[Caller]]]:
 
 
 def _owner(session: Any, meta: Any) -> Found:
-    """The session's request in flight in the trace ``meta`` names, and the context that makes the
-    server's span (named there) the parent; else None when it already runs in one of the session's
-    requests' own state, and ``_unnamed``'s when not."""
+    """The session's request in flight (else ended) in the trace ``meta`` names, and the context
+    that makes the server's span (named there) the parent; else None when it already runs in one of
+    the session's requests' own state, and ``_unnamed``'s when not."""
     given = {key: meta[key] for key in _TRACE_KEYS if isinstance(meta.get(key), str)} \
         if isinstance(meta, Mapping) else {}
     span = trace.get_current_span(extract(given)) if "traceparent" in given else None
     named = span.get_span_context() if span is not None else None
     with _LOCK:
         own, calls = _calls(session)
-        waiting = calls.get(named.trace_id) if named is not None and named.is_valid else None
+        waiting = calls.get(named.trace_id) or _ENDED.get(session, {}).get(named.trace_id) \
+            if named is not None and named.is_valid else None
         if not waiting:
             return None if own else _unnamed(session, [caller for callers in calls.values() for caller in callers])
         caller = _sender(session, waiting, named.span_id)  # type: ignore[union-attr]

@@ -6,13 +6,16 @@ client sent them, of any length and any characters; a client could give every re
 of its own. As autotrace's own observations (and gRPC's ``_OTHER``) it keeps the name only when the
 MCP specification allows it (``allowed``), and the method only when the specification defines it;
 another method is ``_OTHER`` (``mcp.method.name`` keeps what was sent) until the server is found to
-have a handler for it (``handled``: an extension's method), which names it again.
+have a handler for it (``handled``: an extension's method), which names it again. A name the
+specification allows is still the client's: an ``MCPServer``, which knows its tools and prompts
+(``registry``), names no span after one it does not have (``served``).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +28,8 @@ from .._internal import guarded_failure
 _TOOL_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 OTHER = "_OTHER"
 _METHOD = "mcp.method.name"
+#: Where an ``MCPServer`` keeps what a request names: its manager attribute and lookup by name.
+_REGISTRIES = {"tools/call": ("_tool_manager", "get_tool"), "prompts/get": ("_prompt_manager", "get_prompt")}
 
 
 def allowed(params: Mapping[str, Any]) -> str | None:
@@ -73,6 +78,34 @@ def handled(method: Any) -> None:
             span.update_name(method)
     except Exception as exc:
         guarded_failure("mcp.server_span", exc)
+
+
+def registry(method: str, handler: Any) -> Callable[[str], Any] | None:
+    """The lookup by name (None: unknown) of the tools or prompts an ``MCPServer``'s ``handler`` of
+    ``method`` serves; None for another handler (a lowlevel server's: its names are not known)."""
+    where = _REGISTRIES.get(method)
+    module = sys.modules.get("mcp.server.mcpserver.server")
+    owner = getattr(handler, "__self__", None)
+    if where is None or module is None or not isinstance(owner, getattr(module, "MCPServer", ())):
+        return None
+    lookup = getattr(getattr(owner, where[0], None), where[1], None)
+    return lookup if callable(lookup) else None
+
+
+def served(method: str, name: str | None, known: Callable[[str], Any] | None) -> str:
+    """The name of the server's observation of a request naming ``name`` (None: no name it
+    allows): ``name`` unless ``known`` (``registry``) finds no such tool or prompt, else the method,
+    which then names the SDK's span for the request too, when current and named after ``name``."""
+    if name is None or known is None or known(name) is not None:
+        return name or method
+    try:
+        span = trace.get_current_span()
+        if getattr(span, "name", None) == f"{method} {name}" and \
+                (getattr(span, "attributes", None) or {}).get(_METHOD) == method:
+            span.update_name(method)
+    except Exception as exc:
+        guarded_failure("mcp.server_span", exc)
+    return method
 
 
 def get_notification_handler(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],

@@ -27,16 +27,17 @@ resource updates), naming no request, in no tenant's (``_mcp_callbacks``).
 Server: every ``tools/call``, ``resources/read`` and ``prompts/get`` a server handles (lowlevel
 ``Server`` or ``MCPServer``, any transport) takes its handler from ``Server.get_request_handler``;
 the handler given out runs in a SERVER observation of the client's type, named after the tool or
-prompt (the method, for a name the MCP specification does not allow, and for every resource), under
-the SDK's server span when there is one, else joined to the caller's trace from ``_meta``; an
-``ErrorData`` a lowlevel handler returns is an error there, as the ``MCPError`` the SDK answers, and
-so is a result the SDK cannot send (it is ended with the answer, ``_answer``); an ``MCPServer`` tool's
-``isError`` result records the exception the tool raised (``_mcp_tool_errors``). No name a client
-sends names the SDK's own server span unbounded (``_mcp_names``). The
-caller's tenant is taken only with ``trust_incoming_tenant`` (the SDK's server span, started
-before, takes it too), for every request with a handler (``tools/list`` too: the SDK's span for it then
-has a tenant; ``initialize``, answered by the SDK itself, has none). An in-process server (the SDK's in-memory transports) runs in its client's
-context and so has the client's tenant: the same program chose it.
+prompt (the method, for a name the MCP specification does not allow or an ``MCPServer`` does not
+have, and for every resource), under the SDK's server span when there is one, else joined to the
+caller's trace from ``_meta``; an ``ErrorData`` a lowlevel handler returns is an error there, as
+the ``MCPError`` the SDK answers, and so is a result the SDK cannot send (it is ended with the
+answer, ``_answer``); an ``MCPServer`` tool's ``isError`` result records the exception the tool
+raised (``_mcp_tool_errors``). No name a client sends names the SDK's own server span unbounded
+(``_mcp_names``). The caller's tenant is taken only with ``trust_incoming_tenant`` (the SDK's
+server span, started before, takes it too), for every request with a handler (``tools/list`` too:
+the SDK's span for it then has a tenant; ``initialize``, answered by the SDK itself, has none). An
+in-process server (the SDK's in-memory transports) runs in its client's context and so has the
+client's tenant: the same program chose it.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from ..middleware import adopt_current_span
 from ..observation import Observation, ObservationType, make_current, restore_context
 from ..propagation import extract, inject, merge_baggage, tenant_travels_to
 from ._mcp_callbacks import dispatch_input_request, enter, from_peer, leave, note_sent, on_request
-from ._mcp_names import allowed, get_notification_handler, handled, server_span
+from ._mcp_names import allowed, get_notification_handler, handled, registry, served, server_span
 from ._mcp_tool_errors import call_tool, original, unwatch, watch
 from .base import Integration
 from .documents import document, recorded
@@ -338,7 +339,7 @@ class _ServerCall:
 
     __slots__ = ("caught", "context", "method", "obs", "tenant_token")
 
-    def __init__(self, method: _Method | None, params: Any) -> None:
+    def __init__(self, method: _Method | None, params: Any, known: Callable[[str], Any] | None = None) -> None:
         self.method = method
         self.obs: Observation | None = None
         self.tenant_token: Any = None
@@ -354,7 +355,7 @@ class _ServerCall:
             if method is None:
                 return
             given = {key: getattr(params, key, None) for key in method.params}
-            name, fields = method.server_name(given) or method.wire, method.start(given)
+            name, fields = served(method.wire, method.server_name(given), known), method.start(given)
             parent = _server_parent(incoming)
             self.obs = recorder.start(method.type, name, kind=SpanKind.SERVER, parent=parent)
             self.obs.update(**fields)
@@ -400,9 +401,10 @@ def _attach(context: Context | None) -> object | None:
         return None
 
 
-def _traced_handler(method: _Method | None, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _traced_handler(method: _Method | None, handler: Callable[..., Awaitable[Any]],
+                    known: Callable[[str], Any] | None) -> Callable[..., Awaitable[Any]]:
     async def traced(ctx: Any, params: Any) -> Any:
-        call = _ServerCall(method, params)
+        call = _ServerCall(method, params, known)
         token = _attach(call.context)
         watching = watch(call.caught) if call.obs is not None and method is _METHODS["tools/call"] else None
         try:
@@ -452,7 +454,9 @@ def _get_request_handler(wrapped: Callable[..., Any], instance: Any, args: tuple
         if entry is not None:  # every request: its tenant when trusted; the three traced: their observation
             name = args[0] if args else kwargs.get("method")
             handled(name)
-            return dataclasses.replace(entry, handler=_traced_handler(_METHODS.get(name), entry.handler))
+            method = _METHODS.get(name)
+            known = registry(name, entry.handler) if method is not None else None
+            return dataclasses.replace(entry, handler=_traced_handler(method, entry.handler, known))
     except Exception as exc:
         guarded_failure("mcp.server_handler", exc)
     return entry

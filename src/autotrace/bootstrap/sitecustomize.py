@@ -5,9 +5,10 @@ It runs the application's own ``sitecustomize`` (if there is one further down th
 calls ``autotrace.install()`` configured by environment variables only. Other programs the
 application starts (they inherit the environment) are not traced unless
 ``AUTOTRACE_TRACE_SUBPROCESSES`` is true; its own processes are: a forked one keeps the install,
-and one that ``multiprocessing`` spawns (``uvicorn --workers``, a spawn ``Pool``) installs here, as
-its fork server does (the workers of a ``forkserver`` pool are forked from it), and so does one it
-starts to run the same program again (a reloader's: Flask's debug server, Django's ``runserver``).
+and one that ``multiprocessing`` spawns (``uvicorn --workers``, a spawn ``Pool``) or joblib's
+``loky`` pool starts installs here, as its fork server does (the workers of a ``forkserver`` pool
+are forked from it), and so does one it starts to run the same program again (a reloader's:
+Flask's debug server, Django's ``runserver``).
 Nothing here may stop the application from starting: any failure is reported on stderr and the
 application runs untraced.
 """
@@ -70,23 +71,51 @@ def _wanted() -> bool:
     program = _program()
     if parent == owner and program is not None and program == os.environ.get(_PROGRAM):
         return True
-    return os.environ.get("AUTOTRACE_TRACE_SUBPROCESSES", "").strip().lower() in ("1", "true", "yes", "on")
+    return _trace_subprocesses() is True
+
+
+_SUBPROCESSES = "AUTOTRACE_TRACE_SUBPROCESSES"
+
+
+def _trace_subprocesses() -> "bool | None":
+    """``AUTOTRACE_TRACE_SUBPROCESSES`` read as every boolean setting is (unset: false); None for a
+    value that is neither (``y``, ``enabled``): the launched program says so (``_check_variables``)."""
+    word = os.environ.get(_SUBPROCESSES, "").strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    return False if word in ("", "0", "false", "no", "off") else None
+
+
+def _check_variables() -> None:
+    """In the launched program only (not in each process it starts): say once that a mistyped
+    ``AUTOTRACE_TRACE_SUBPROCESSES`` traces no other program, rather than leave it unsaid."""
+    if _trace_subprocesses() is None:
+        _say(f"autotrace: {_SUBPROCESSES}={os.environ[_SUBPROCESSES].strip()[:40]} is not true or false: "
+             "the programs this one starts run untraced\n")
 
 
 #: How ``multiprocessing`` starts its fork server: ``python [flags] -c "from multiprocessing.forkserver import main; ..."``.
 _FORKSERVER_COMMAND = "from multiprocessing.forkserver import main;"
+#: The module a ``loky`` pool's worker runs (``python -m joblib.externals.loky.backend.popen_loky_posix``):
+#: joblib's default process pool, not ``multiprocessing``'s. Its resource tracker is not a worker.
+_LOKY_WORKER = "loky.backend.popen_loky_posix"
 
 
 def _spawned_by_multiprocessing() -> bool:
     """A process ``multiprocessing`` spawned (here: for the traced process itself, its parent) runs
     the application's own code (uvicorn's workers do their whole serving there), as a forked one
-    does: not another program. Its marker argument is what ``multiprocessing.spawn`` itself checks.
+    does: not another program. Its marker argument is what ``multiprocessing.spawn`` itself checks;
+    a worker of joblib's ``loky`` pool is one too.
     The fork server counts too: the workers it forks keep its install, as any forked process does.
     Its other helper (the resource tracker) is neither."""
     if sys.argv[1:2] == ["--multiprocessing-fork"]:
         return True
     command = getattr(sys, "orig_argv", [])
-    return "-c" in command[:-1] and command[command.index("-c") + 1].startswith(_FORKSERVER_COMMAND)
+    if "-c" in command[:-1] and command[command.index("-c") + 1].startswith(_FORKSERVER_COMMAND):
+        return True
+    module = (_program() or "").split("\x1f")[:2]  # joblib's default pool (loky), vendored or not
+    return len(module) == 2 and module[0] == "-m" and (module[1] == _LOKY_WORKER or module[1].endswith(
+        "." + _LOKY_WORKER))
 
 
 def _program() -> "str | None":
@@ -128,6 +157,8 @@ def _mark_forked() -> None:
 def _activate() -> None:
     if not _wanted():
         return
+    if os.environ.get(_MARKER) is None:
+        _check_variables()
     os.environ[_MARKER] = str(os.getpid())
     os.environ.pop(_FORKED, None)
     program = _program()

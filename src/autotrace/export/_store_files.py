@@ -30,6 +30,19 @@ _READ_WAIT = 2.0
 _HEADER = 100
 
 
+#: SQLite's errors (by ``sqlite_errorname``, its extended codes included) that a later try may not
+#: meet, as a log names them: another process holding the store past the busy timeout, a full disk,
+#: an I/O error. A batch they fail is retried (not an internal error of autotrace's).
+_PASSING = {"SQLITE_BUSY": "store locked", "SQLITE_LOCKED": "store locked", "SQLITE_FULL": "disk full",
+            "SQLITE_IOERR": "store I/O error"}
+
+
+def passing(exc: sqlite3.Error) -> str | None:
+    """What ``exc`` is, when a later try may not meet it (``_PASSING``); None else."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    return next((said for code, said in _PASSING.items() if name == code or name.startswith(f"{code}_")), None)
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or read (missing, not a database, locked, not an autotrace store)."""
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import schema
 from .._internal import count, guarded_failure
-from ._store_files import ReadOnlyStoreError
+from ._store_files import ReadOnlyStoreError, passing
 from .local_store import LocalStore
 from .sink import OK, SinkResult, split
 
@@ -58,7 +58,9 @@ class LocalStoreSink:
     def export(self, items: Sequence[Any]) -> SinkResult:
         """Write a batch; one the store cannot take for a reason no retry changes fails for good: a store
         read-only for this process (found on opening it after a fork, say in a worker that dropped
-        privileges), or a damaged one (its pages no SQLite database: a disk fault, another program)."""
+        privileges), or a damaged one (its pages no SQLite database: a disk fault, another program). One
+        a later try may not meet (a full disk, a store another process held too long) is retried, said as
+        such: not an internal error."""
         try:
             return self._write(items)
         except ReadOnlyStoreError as exc:
@@ -69,7 +71,10 @@ class LocalStoreSink:
                 return _lasting("read-only store", str(exc))
             if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
                 return _lasting("damaged store", f"{exc}; move {self.store.path} away to start a new store")
-            raise
+            said = passing(exc)
+            if said is None:
+                raise
+            return SinkResult(ok=False, retryable=True, reason=said, detail=f"{exc}: {self.store.path}")
 
     def _write(self, items: Sequence[Any]) -> SinkResult:
         spans, scores = split(items)

@@ -31,6 +31,7 @@ from ._store_files import (
     check_writable,
     identity,
     open_reader,
+    passing,
     reading,
     spent,
 )
@@ -89,8 +90,9 @@ class LocalStore:
     def __init__(self, path: str | Path, retention_days: float = 28.0, *, read_only: bool = False,
                  max_mb: float | None = 1024.0) -> None:
         """Open (creating if needed) the store for writing; never waits long for another writer: a busy
-        store is opened on first use. Expired rows are purged by the first write, on the export
-        thread: opening runs in ``install()``, whose caller must not wait for a large delete.
+        store, or one a full disk cannot create yet, is opened on first use. Expired rows are purged by
+        the first write, on the export thread: opening runs in ``install()``, whose caller must not wait
+        for a large delete.
         ``max_mb``: the size cap (MiB of used pages; None: none), kept by writes (``store_pruning``).
         ``read_only``: open an existing store for reading only (raises ``StoreError``); it never
         writes, purges, prunes or waits for a writer."""
@@ -114,8 +116,8 @@ class LocalStore:
         else:
             try:
                 self._db = self._connect(_OPEN_WAIT)
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+            except sqlite3.OperationalError as exc:  # busy, or a full disk: opened on first use
+                if passing(exc) not in ("store locked", "disk full"):
                     raise
             finally:
                 if self._db is not None:

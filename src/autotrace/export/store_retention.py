@@ -19,8 +19,11 @@ from .store_pruning import Transaction
 #: Observations (oldest ends first) one round reads; it deletes those of their traces that expired.
 ROUND_ROWS = 512
 #: The traces of a round (a JSON list) that expired: none of their observations ends at the cutoff or later.
-_EXPIRED = ("trace_id IN (SELECT value FROM json_each(?)) AND NOT EXISTS (SELECT 1 FROM observations AS kept "
-            "WHERE kept.trace_id = {table}.trace_id AND kept.end_ns >= ?)")
+#: Found once per trace (each trace's rows read once): a condition on each row deleted that looked for a row
+#: kept read the whole trace again for every row of it (a trace of 8,000 observations took minutes).
+_EXPIRED = ("SELECT json_group_array(trace_id) FROM (SELECT trace_id FROM observations WHERE trace_id IN "
+            "(SELECT value FROM json_each(?)) GROUP BY trace_id HAVING MAX(end_ns) < ?)")
+_OF_EXPIRED = "trace_id IN (SELECT value FROM json_each(?))"
 
 
 def purge(transaction: Transaction, cutoff: int) -> int:
@@ -34,12 +37,10 @@ def purge(transaction: Transaction, cutoff: int) -> int:
                 "SELECT end_ns, rowid, trace_id FROM observations WHERE end_ns < ? AND (end_ns, rowid) > (?, ?) "
                 "ORDER BY end_ns, rowid LIMIT ?", (cutoff, *after, ROUND_ROWS),
             ).fetchall()
-            traces = json.dumps(sorted({trace_id for _, _, trace_id in rows}))
-            # scores first: the expired traces are known while their observations are stored
-            deleted += db.execute(f"DELETE FROM scores WHERE {_EXPIRED.format(table='scores')}",
-                                  (traces, cutoff)).rowcount
-            deleted += db.execute(f"DELETE FROM observations WHERE {_EXPIRED.format(table='observations')}",
-                                  (traces, cutoff)).rowcount
+            expired = db.execute(_EXPIRED, (json.dumps(sorted({trace_id for _, _, trace_id in rows})), cutoff)
+                                 ).fetchone()[0]
+            deleted += db.execute(f"DELETE FROM scores WHERE {_OF_EXPIRED}", (expired,)).rowcount
+            deleted += db.execute(f"DELETE FROM observations WHERE {_OF_EXPIRED}", (expired,)).rowcount
         if len(rows) < ROUND_ROWS:
             break
         after = rows[-1][:2]

@@ -23,12 +23,12 @@ from ._callables import method_descriptor as _method_descriptor
 from ._callables import packed as _packed
 from ._callables import receiver as _receiver
 from ._internal import count, guarded_failure
+from ._snapshots import FEW_ITEMS as _FEW_ITEMS
+from ._snapshots import snapshot_argument as _argument
 from ._stepping import Steps, step_through, step_through_async
 from .context import Held, capture_enabled, release_scope
 from .interception import ReplayStop
-from .observation import FEW_ITEMS as _FEW_ITEMS
 from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
-from .observation import snapshot_argument as _argument
 from .runtime import state
 from .scores import evaluated_tenant, evaluation_scope, evaluation_target, score_evaluation, start_evaluation
 

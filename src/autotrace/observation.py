@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -26,7 +25,7 @@ from ._ended import (
 )
 from ._heads import content_cut_short
 from ._internal import count, guarded_failure, log_once
-from .bounds import REDACTION_MARGIN
+from ._snapshots import snapshot
 from .context import capture_enabled, reset_block
 from .runtime import state
 from .spans import ObservationSpan
@@ -470,38 +469,3 @@ def release_if_current(obs: Observation, token: object | None) -> bool:
         return True
     restore_context(token)
     return True
-
-
-def snapshot(value: Any) -> Any:
-    """Copy top-level containers so later mutation by the caller does not change what was recorded.
-
-    Content is serialised when the observation ends; a chat loop that appends to its ``messages``
-    list before then (a stream's caller, say) must not rewrite the recorded input.
-    """
-    if type(value) is list:
-        return list(value)
-    if type(value) is dict:
-        return dict(value)
-    return value
-
-
-#: A list or dict argument of at most this many items (nearly every one) is copied whole at once.
-FEW_ITEMS = 1024
-
-
-def snapshot_argument(value: Any) -> Any:
-    """An observed function's argument as its input holds it: a list or dict copied (``snapshot``),
-    a long one only as far as its recorded text reaches. That text is cut at the size limit (plus
-    the redaction margin), and every item writes at least two bytes of it with its separator: the
-    items past those are never recorded (the text is the same). Copying them all on every call
-    cost twenty times the call's whole record (a million items: 20 ms), and kept them alive for as
-    long as the call ran, after the function let go of them."""
-    kind = type(value)
-    if kind is not list and kind is not dict:
-        return value
-    recorded = len(value)
-    if recorded > FEW_ITEMS:
-        recorded = min(recorded, (state.max_value_bytes + REDACTION_MARGIN) // 2 + 2)
-        if recorded < len(value):
-            return value[:recorded] if kind is list else dict(itertools.islice(value.items(), recorded))
-    return kind(value)

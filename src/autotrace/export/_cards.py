@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from itertools import accumulate, repeat
 
+from ._digit_shape import GLUED_SCRIPTS
 from .detectors_decode import HYPHENS, WIDE_SPACES, as_ascii
 
 _GROUP = re.compile(r"\d++")
@@ -93,8 +94,9 @@ _SEPARATORS = frozenset(f" {WIDE_SPACES}\u2013{HYPHENS}")
 _AN_ID = 4
 _A_LIST = 7  # groups of four, each after the same separator: each card among them has three more beside it
 #: What a run's last group is part of when one of these follows it (a word, a hyphenated or decimal
-#: number; a comma and a digit are a list's next value: ``4111111111111111,12/27`` in CSV)
-_GLUED = re.compile(rf"[^\W_]|[{HYPHENS}]|\.\d")
+#: number; a comma and a digit are a list's next value: ``4111111111111111,12/27`` in CSV), never a letter
+#: of a script with no spaces between words (``卡号4111111111111111号``)
+_GLUED = re.compile(rf"[^\W_{GLUED_SCRIPTS}]|[{HYPHENS}]|\.\d")
 #: What a hyphen may join to a card's end all the same, to the run's end: an SSN's or a North American
 #: phone number's groups in hyphens (``4111111111111111-123-45-6789``), or a card's digits, each a value
 #: of its own (a hyphen and a shorter number, ``4111111111111111-5``, join one value)

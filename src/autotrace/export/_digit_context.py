@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from ._cards import in_a_list
+from ._digit_shape import IN_A_WORD
 from .detectors_decode import HYPHENS as _HYPHENS
 from .detectors_decode import WIDE_SPACES as _WIDE_SPACES
 
@@ -32,9 +33,10 @@ def in_a_hex_id(text: str, start: int, end: int) -> bool:
 
 _IN_HEX_IDS = ("PHONE", "CREDIT_CARD")  # the kinds such an id's groups can take the shape of
 KINDS = (*_IN_HEX_IDS, "US_SSN")  # the kinds ``part_of_more`` checks
-#: A number or word right next to a match, or a number one separator away (a list of numbers)
-_NUMBER_BEFORE = re.compile(rf"(?:\d[ .,:/{_WIDE_SPACES}{_HYPHENS}]|[\w.,+{_HYPHENS}])\Z")
-_NUMBER_AFTER = re.compile(rf"\w|[ .,:/{_WIDE_SPACES}{_HYPHENS}]\d")
+#: A number or word right next to a match (not one of a script with no spaces between words: ``番号078 05 1120``),
+#: or a number one separator away (a list of numbers)
+_NUMBER_BEFORE = re.compile(rf"(?:\d[ .,:/{_WIDE_SPACES}{_HYPHENS}]|{IN_A_WORD}|[.,+{_HYPHENS}])\Z")
+_NUMBER_AFTER = re.compile(rf"{IN_A_WORD}|[ .,:/{_WIDE_SPACES}{_HYPHENS}]\d")
 
 
 def part_of_more(kind: str, value: str, text: str, start: int, end: int) -> bool:

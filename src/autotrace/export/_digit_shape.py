@@ -13,6 +13,11 @@ import re
 from .detectors_decode import HYPHENS, WIDE_SPACES
 
 _DASHES = f"\u2013{HYPHENS}"
+#: Scripts written with no space between words (Thai but its digits, kana, CJK ideographs, Hangul, half-width katakana):
+#: a value glued to their letters ("卡号4111...", "密钥是sk-...") starts and ends a word all the same, so
+#: the detectors' boundaries (``detectors._IN_A_WORD``, ``_cards``, ``_digit_context``) leave them out of ``\w``
+GLUED_SCRIPTS = "\u0e00-\u0e4f\u0e5a-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+IN_A_WORD = rf"[^\W{GLUED_SCRIPTS}]"  # a letter, digit or "_" of a script that spaces its words
 #: An IPv6 address's hex digit and colon, full-width too (typed with an IME)
 HEX = "[0-9A-Fa-f\uff10-\uff19\uff21-\uff26\uff41-\uff46]"
 COLON = "[:\uff1a]"

@@ -24,7 +24,9 @@ from ._digit_context import after_a_month as _after_a_month
 from ._digit_context import in_a_hex_id as _in_a_hex_id
 from ._digit_context import part_of_more as _part_of_more
 from ._digit_shape import COLON as _COLON
+from ._digit_shape import GLUED_SCRIPTS as _GLUED_SCRIPTS
 from ._digit_shape import HEX as _HEX
+from ._digit_shape import IN_A_WORD as _IN_A_WORD
 from ._digit_shape import has_digit_shape as _has_digit_shape
 from ._validators import HYPHEN_CHARS as _HYPHEN_CHARS
 from ._validators import VALIDATORS as _VALIDATORS
@@ -54,7 +56,7 @@ _DOT_CHAR = "[.\uff0e]"
 #: (a 16 kB run of ``\u0040`` took 0.4 s, a megabyte half an hour), and a dot read either way
 #: would be tried both ways
 _ESCAPED = r"\\++u(?!0040|[fF]{2}20|3002|[fF]{2}0[eE]|[fF]{2}61)[0-9A-Fa-f]{4}"
-_LABEL = rf"(?:[^\W_]|{_ESCAPED})(?:[\w-]|{_ESCAPED})*"  # of a domain name, letters of any script
+_LABEL = rf"(?:[^\W_]|{_ESCAPED}\x01?)(?:[\w-]|{_ESCAPED}\x01?)*"  # of a domain name, letters of any script
 #: An "@" as written: plain, URL-encoded (once or twice: ``%2540``), escaped in JSON text, an HTML
 #: character reference (numeric or ``&commat;``), or full-width (typed with an IME; escaped as ``json.dumps`` does)
 _AT = r"(?:@|%40|%2540|\\u0040|&#0*64;|&#[xX]0*40;|&commat;|\uff20|\\uff20)"
@@ -107,11 +109,11 @@ _AFTER_A_DATE = (
     rf"|(?<=[ ,{_WIDE_SPACES}]\d{{4}}{_SPACE})(?P<after_year>))")
 
 
-#: A token starts after no letter, digit or "_" of a script that spaces its words (``_IN_A_WORD``: ``\b``
-#: would need a space after Chinese, Japanese or Thai text too, which has none between words: "密钥是sk-..."),
-#: tested after its first character (a lookbehind tried at every character doubled the pass's cost)
-_GLUED_SCRIPTS = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
-_IN_A_WORD = rf"[^\W{_GLUED_SCRIPTS}]"
+#: A token or number starts and ends at no letter, digit or "_" of a script that spaces its words (``_IN_A_WORD``,
+#: ``_digit_shape``'s: ``\b`` would need a space after Chinese, Japanese or Thai text too, which has none between
+#: words: "密钥是sk-...", "卡号4111..."); a token's tested after its first character (a lookbehind tried at every
+#: character doubled the pass's cost), a number's after ``_DIGIT_START``'s
+_ALNUM_IN_A_WORD = rf"[^\W_{_GLUED_SCRIPTS}]"  # (a letter or digit of such a script)
 #: A token's part after its header, from the dot ending it. Its header's characters end where their run
 #: does, so the "JWT" pass reads each run once (``_JWT_RUNS``): a header too short, or with no token's
 #: rest after it, is kept with the rest of its run, where a later "eyJ" (after a hyphen) would find the
@@ -122,9 +124,9 @@ _JWT_RUNS = rf"eyJ(?<!{_IN_A_WORD}eyJ)(?:[A-Za-z0-9_-]{{5,}}+(?P<jwt_rest>{_JWT_
 
 def _iban(separators: str) -> str:
     """An IBAN's pattern, its groups separated by spaces or all by one of ``separators``."""
-    return (rf"\b{_LETTER}{{2}}\d{{2}}(?:(?:{_SPACE}?{_ALNUM}{{4}}){{2,7}}(?:{_SPACE}?{_ALNUM}{{1,4}})?"
+    return (rf"(?<!{_IN_A_WORD}){_LETTER}{{2}}\d{{2}}(?:(?:{_SPACE}?{_ALNUM}{{4}}){{2,7}}(?:{_SPACE}?{_ALNUM}{{1,4}})?"
             rf"|(?P<iban_sep>[{separators}]){_ALNUM}{{4}}(?:(?P=iban_sep){_ALNUM}{{4}}){{1,6}}"
-            rf"(?:(?P=iban_sep){_ALNUM}{{1,4}})?)\b")
+            rf"(?:(?P=iban_sep){_ALNUM}{{1,4}})?)(?!{_IN_A_WORD})")
 
 
 _PATTERNS: dict[str, str] = {
@@ -159,7 +161,7 @@ _PATTERNS: dict[str, str] = {
     # the "@" also URL-encoded (a query string: ?to=a%40b.com) or escaped as in JSON text; nor
     # after a dot written as an HTML reference (which a run of its characters holds)
     # never a git remote's user (git@github.com:org/repo.git), nor ending in a file type (an image's scale: icon@2x.png)
-    "EMAIL": (rf"(?<![\w.\uff0e%+\\-])(?<!&period;)(?<!&#46;)(?!git@[\w.-]{{1,253}}:[\w~/])[\w.\uff0e%+\\-]+(?:(?:{_LOCAL_DOT})[\w.\uff0e%+\\-]+)*{_AT}"
+    "EMAIL": (rf"(?<![\w.\uff0e%+\\\x01-])(?<!&period;)(?<!&#46;)(?!git@[\w.-]{{1,253}}:[\w~/])[\w.\uff0e%+\\\x01-]+(?:(?:{_LOCAL_DOT})[\w.\uff0e%+\\\x01-]+)*{_AT}"
               rf"{_DOMAIN}"),
     # any case, full-width too; its groups separated by spaces, or all by dots, all by en dashes or all
     # by hyphens (or one of the characters read as one)
@@ -173,9 +175,9 @@ _PATTERNS: dict[str, str] = {
     # A comma between digits separates values (CSV, compact JSON: "jane,4111111111111111,12/27"):
     # no number of 13 digits or more has thousands or a decimal part that way
     "CREDIT_CARD": (
-        rf"(?<![^\W_])(?<!(?<![^\W\d_])[.{_HYPHENS}])(?:(?=\d(?:{_SEP}?\d){{12}})"
-        rf"(?:\d++{_SEP}(?!\d++(?!{_SEP}\d)(?:[^\W\d_]|[{_HYPHENS}]|\.\d))(?=\d))*+\d++"
-        rf"|\d{{4}}(?:\.\d{{4}}){{3}}(?:\.\d{{3}})?(?![^\W_]|[{_HYPHENS}]|\.\d))"
+        rf"(?<!{_ALNUM_IN_A_WORD})(?<!(?<![^\W\d_])[.{_HYPHENS}])(?:(?=\d(?:{_SEP}?\d){{12}})"
+        rf"(?:\d++{_SEP}(?!\d++(?!{_SEP}\d)(?:[^\W\d_{_GLUED_SCRIPTS}]|[{_HYPHENS}]|\.\d))(?=\d))*+\d++"
+        rf"|\d{{4}}(?:\.\d{{4}}){{3}}(?:\.\d{{3}})?(?!{_ALNUM_IN_A_WORD}|[{_HYPHENS}]|\.\d))"
     ),
     # or in spaces, as the card prints it, where no number is next to it (``_part_of_more``); never
     # joined to another number by a hyphen, but after a word and one it is one ("ssn-123-45-6789")
@@ -188,18 +190,18 @@ _PATTERNS: dict[str, str] = {
     # a time's or date's end and a space: ``_AFTER_A_DATE``), a time's or decimal's digits right
     # before them a time or decimal ("12:09-8941-1533")
     "PHONE": (
-        rf"(?<![\w+])(?:(?:\+\d{{1,3}}|\(\+\d{{1,3}}\)){_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}(?:{_PSEP}?\d{{2,4}}){{2,4}}"
+        rf"(?<!{_IN_A_WORD})(?<!\+)(?:(?:\+\d{{1,3}}|\(\+\d{{1,3}}\)){_PSEP}?(?:\(\d{{1,4}}\){_PSEP}?)?\d{{1,4}}(?:{_PSEP}?\d{{2,4}}){{2,4}}"
         rf"|\(\d{{3}}\){_SPACE}?\d{{3}}{_PSEP}\d{{4}}|\d{{3}}[.{_DASHES}]\d{{3}}[.{_DASHES}]\d{{4}}"
         rf"|(?>(?<!\d{_SEP}){_AFTER_A_DATE})(?:{_D2}\d\d{_SPACE}{_D2}\d\d{_SPACE}\d{{4}}"
         rf"|(?<!\d[:.])\(?{_D0}{_D1}\d{{0,4}}\)?(?:{_SEP}|/)\d{{3,8}}(?:{_SEP}\d{{3,4}})?"
-        rf"|{_D0}{_D1}(?P<pair>[ .{_WIDE_SPACES}{_DASHES}])\d\d(?:(?P=pair)\d\d){{3}})(?!{_SEP}\d))(?![\w])"
+        rf"|{_D0}{_D1}(?P<pair>[ .{_WIDE_SPACES}{_DASHES}])\d\d(?:(?P=pair)\d\d){{3}})(?!{_SEP}\d))(?!{_IN_A_WORD})"
     ),
     # full-width too (digits, dots, colons)
     "IP_ADDRESS": (
-        rf"(?<![\w.\uff0e])(?:\d{{1,3}}{_DOT_CHAR}){{3}}\d{{1,3}}(?![\w.\uff0e])"
-        rf"|(?<![\w:\uff1a])(?:{_HEX}{{1,4}}{_COLON}){{7}}{_HEX}{{1,4}}(?![\w:\uff1a])"
-        rf"|(?<![\w:\uff1a])(?:{_HEX}{{1,4}}{_COLON}){{1,6}}{_COLON}(?:{_HEX}{{1,4}}(?:{_COLON}{_HEX}{{1,4}}){{0,5}})?"
-        r"(?![\w:\uff1a])"
+        rf"(?<!{_IN_A_WORD})(?<![.\uff0e])(?:\d{{1,3}}{_DOT_CHAR}){{3}}\d{{1,3}}(?!{_IN_A_WORD}|[.\uff0e])"
+        rf"|(?<!{_IN_A_WORD})(?<![:\uff1a])(?:(?:{_HEX}{{1,4}}{_COLON}){{7}}{_HEX}{{1,4}}"
+        rf"|(?:{_HEX}{{1,4}}{_COLON}){{1,6}}{_COLON}(?:{_HEX}{{1,4}}(?:{_COLON}{_HEX}{{1,4}}){{0,5}})?)"
+        rf"(?!{_IN_A_WORD}|[:\uff1a])"
     ),
 }
 #: In JSON text a value often follows an escape ("...key:\nsk-proj-..." in a serialised chat
@@ -208,6 +210,14 @@ _PATTERNS: dict[str, str] = {
 #: (one after an escaped backslash and a letter only adds a boundary: harmless).
 _ESCAPES = ("\\n", "\\t", "\\r", "\\b", "\\f")
 _MARK = "\x00"
+#: So too a letter of ``_GLUED_SCRIPTS`` escaped as ``json.dumps`` writes it ("\u662fsk-proj-...", "\u53f7"
+#: and a card's digits: its hex digits read as the number's), where a letter, digit, "+" or a phone's "("
+#: follows: a "\x01" after it (which an address's local part and domain, also spelled out, read through)
+_GLUE_MARK = "\x01"
+_GLUED_ESCAPE = re.compile(
+    r"\\u(?i:0e(?:[0-46-7][0-9a-f]|5[a-f])|30[4-9a-f][0-9a-f]|3[4-9a-f][0-9a-f]{2}|4[0-9a-c][0-9a-f]{2}|4d[0-9ab][0-9a-f]"
+    r"|4[ef][0-9a-f]{2}|[5-9][0-9a-f]{3}|a[c-f][0-9a-f]{2}|[bc][0-9a-f]{3}|d[0-6][0-9a-f]{2}|d7[0-9a][0-9a-f]"
+    r"|f[9a][0-9a-f]{2}|ff(?:6[6-9a-f]|[7-9][0-9a-f]))(?=[^\W_]|\+|\((?=[\d+]))")
 BUILT_IN_KINDS = frozenset(_PATTERNS)
 #: Each detector runs only when a cheap trigger is present: a substring test or, for the
 #: digit-based kinds, a digit shape (``_digit_shape``). Passes run in order; placeholders contain
@@ -219,9 +229,11 @@ class _ByText:
     """``pattern`` compiled twice, indexed by ``text.isascii()``: on ASCII text the ASCII-only
     classes (``\\d`` as ``[0-9]``, ``\\w``, ``\\b``) match exactly what the Unicode ones do, and
     cost the matcher less per character; other text keeps the Unicode classes (digits of other
-    scripts stay detected). Each is compiled when first used (on the export thread): compiling
-    them all took about 17 ms of ``import autotrace``, and a process that sees no such text never
-    needs them (two threads compiling one at once is harmless)."""
+    scripts stay detected); in the ASCII ones a class leaves out no ``_GLUED_SCRIPTS`` (none is in
+    such a text: a class holding their ranges cost more at each character). Each is compiled
+    when first used (on the export thread): compiling them all took about 17 ms of ``import
+    autotrace``, and a process that sees no such text never needs them (two threads compiling one at
+    once is harmless)."""
 
     __slots__ = ("_compiled", "_pattern")
 
@@ -232,7 +244,8 @@ class _ByText:
     def __getitem__(self, ascii_text: bool) -> re.Pattern[str]:
         compiled = self._compiled[ascii_text]
         if compiled is None:
-            compiled = self._compiled[ascii_text] = re.compile(self._pattern, re.ASCII if ascii_text else 0)
+            pattern = self._pattern.replace(_GLUED_SCRIPTS, "") if ascii_text else self._pattern
+            compiled = self._compiled[ascii_text] = re.compile(pattern, re.ASCII if ascii_text else 0)
         return compiled
 
 
@@ -257,9 +270,10 @@ _QUOTED_EMAIL_PASS = _ByText(_QUOTED_EMAIL)
 _QUOTES_BEFORE_AT = (('"@', '"'), ('"\\u0040', '"'), ("\\u0022@", "\\u0022"), ("\\u0022\\u0040", "\\u0022"))
 #: Where a match of the digit kinds can start, tested once before their alternatives (each of which starts
 #: with a lookbehind, tried at every character: a 64 kB hex or base64 value took 20 ms): a letter, digit,
-#: "+" or "(" after no letter or digit (an IBAN's ``\b``, a card's, phone's and IP address's lookbehinds),
+#: "+" or "(" after no letter or digit (an IBAN's ``\b``, a card's, phone's and IP address's lookbehinds; of
+#: scripts that space their words: neither starts a match, ``_IN_A_WORD``),
 #: or an SSN's first group and separator (after a letter too: ``(?<!\d)``)
-_DIGIT_START = rf"(?:(?<![^\W_])(?=[^\W_]|[+(])|(?=\d{{3}}[ {_WIDE_SPACES}{_HYPHENS}]))"
+_DIGIT_START = rf"(?:(?<!{_ALNUM_IN_A_WORD})(?={_ALNUM_IN_A_WORD}|[+(])|(?=\d{{3}}[ {_WIDE_SPACES}{_HYPHENS}]))"
 
 
 def _digit_pass(patterns: tuple[tuple[str, str], ...]) -> _ByText:
@@ -386,6 +400,9 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         for escape in _ESCAPES:
             if escape in text:
                 text = text.replace(escape, escape + _MARK)
+    glued = "\\u" in text and _GLUE_MARK not in text
+    if glued:
+        text = _GLUED_ESCAPE.sub(f"\\g<0>{_GLUE_MARK}", text)
     judge = _Judge(kinds, _ascii_classes(text))
     ascii_text = judge.ascii_text
     if triggered:
@@ -424,6 +441,8 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     if keyed and (kinds is None or "API_KEY" in kinds):
         text, n = _redact_assignments(text)
         judge.replaced += n
+    if glued:
+        text = text.replace(_GLUE_MARK, "")
     return (text.replace(_MARK, "") if marked else text), judge.replaced
 
 

@@ -22,8 +22,9 @@ from functools import cache
 #: ``>``: those are brackets here, and a name or label taking them too could be cut at each in
 #: many ways (a failing match would try them all).
 _ESCAPED_LETTER = r"\\u(?!003[cCeE])[0-9A-Fa-f]{4}"
-_LABEL = rf"(?:[^\W_]|{_ESCAPED_LETTER})(?:[\w-]|{_ESCAPED_LETTER})*"  # of a domain name, any script
-_NAME_CHAR = r"(?:[\w.+-]|\\(?!u003[cCeE]))"  # of a local part; a backslash: a JSON escape, as in "EMAIL"
+#: (each read through the "\x01" ``detectors`` marks an escaped letter of Chinese, Japanese... with)
+_LABEL = rf"(?:[^\W_]|{_ESCAPED_LETTER}\x01?)(?:[\w-]|{_ESCAPED_LETTER}\x01?)*"  # of a domain name, any script
+_NAME_CHAR = r"(?:[\w.+\x01-]|\\(?!u003[cCeE]))"  # of a local part; a backslash: a JSON escape, as in "EMAIL"
 
 
 def _bracketed(word: str) -> str:
@@ -40,7 +41,7 @@ _SPELLED_DOT = rf"(?:{_bracketed('dot')}| (?:dot|DOT|Dot) )"
 _NOT_AFTER_A_DOT = (r"(?<!(?i:dot)[\])}>])(?<!(?i:dot)[\])}>] )(?<!(?i:dot)\\u003[eE])(?<!(?i:dot)\\u003[eE] )"
                     r"(?<!(?i:dot)&gt;)(?<!(?i:dot)&gt; )(?<! (?i:dot) )")
 _PATTERN = (
-    rf"(?<![\w.+\\-]){_NOT_AFTER_A_DOT}"
+    rf"(?<![\w.+\\\x01-]){_NOT_AFTER_A_DOT}"
     rf"(?P<local>{_NAME_CHAR}+(?:{_SPELLED_DOT}{_NAME_CHAR}+)*)"
     rf"(?:(?P<bracketed>{_bracketed('at')}){_LABEL}(?:(?:\.|{_SPELLED_DOT}){_LABEL})*"
     rf"(?:\.|{_SPELLED_DOT})[^\W\d_]{{2,}}"

@@ -30,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import render
 from .config import ConfigError, load_settings
+from .export._store_columns import INT64
 from .export.local_store import LocalStore, StoreError, TraceIdError
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def _when(text: str) -> int:
 def _stored_ns(ns: int) -> int:
     """``ns`` within what the store's columns (SQLite's 64-bit integers) hold: a time before 1677 or after 2262
     (``--until 2300-01-01``, ``--since 500000d``) is before or after every stored one, not a failed command."""
-    return max(-(2**63), min(ns, 2**63 - 1))
+    return max(INT64[0], min(ns, INT64[1]))
 
 
 def cmd_traces(args: argparse.Namespace) -> int:

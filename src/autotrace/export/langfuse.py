@@ -161,16 +161,11 @@ def _environment(attributes: Any, resource: Any) -> str | None:
     span (``_ENVIRONMENT_KEYS``) is one it refuses: Langfuse drops the span's observation and trace
     records over it (``deployment.environment=Production`` in ``OTEL_RESOURCE_ATTRIBUTES``, a
     third-party span's ``deployment.environment.name``). None when nothing needs sending."""
-    global _last_resource
-    last = _last_resource
-    if last[0] is not resource:  # shared by many spans: read once (a key it lacks raises inside)
-        found = getattr(resource, "attributes", None) or {}
-        values = tuple(found.get(key) for key in _ENVIRONMENT_KEYS)
-        last = _last_resource = (resource, values, _replacement(next((value for value in values if value), None)))
+    _, values, replaced = _read(resource)
     if not (attributes.get(schema.ENVIRONMENT) or _DEPLOYMENT_KEYS[0] in attributes
             or _DEPLOYMENT_KEYS[1] in attributes):
-        return last[2]  # the resource's decides (every span when no environment is installed)
-    chosen = (attributes.get(key) or of_resource for key, of_resource in zip(_ENVIRONMENT_KEYS, last[1], strict=True))
+        return replaced  # the resource's decides (every span when no environment is installed)
+    chosen = (attributes.get(key) or of_resource for key, of_resource in zip(_ENVIRONMENT_KEYS, values, strict=True))
     return _replacement(next((value for value in chosen if value), None))
 
 
@@ -178,9 +173,20 @@ def resource_environment(resource: Any) -> str | None:
     """The environment Langfuse files the spans of ``resource`` that carry none under, as they are
     sent (``_replacement``): where a score on their trace must go when no environment is installed.
     None when the resource names none (Langfuse's default)."""
-    found = getattr(resource, "attributes", None) or {}
-    value = next((value for value in (found.get(key) for key in _ENVIRONMENT_KEYS) if value), None)
-    return _replacement(value) or value or None
+    _, values, replaced = _read(resource)
+    return replaced or next((value for value in values if value), None)
+
+
+def _read(resource: Any) -> tuple[Any, tuple[Any, ...], str | None]:
+    """``resource``, its values of ``_ENVIRONMENT_KEYS`` and what to send for the first set
+    (``_replacement``): read once for the many spans that share it (``_last_resource``)."""
+    global _last_resource
+    last = _last_resource
+    if last[0] is not resource:  # (a key it lacks raises inside)
+        found = getattr(resource, "attributes", None) or {}
+        values = tuple(found.get(key) for key in _ENVIRONMENT_KEYS)
+        last = _last_resource = (resource, values, _replacement(next((value for value in values if value), None)))
+    return last
 
 
 def _replacement(value: Any) -> str | None:

@@ -30,17 +30,20 @@ _READ_WAIT = 2.0
 _HEADER = 100
 
 
-#: SQLite's errors (by ``sqlite_errorname``, its extended codes included) that a later try may not
-#: meet, as a log names them: another process holding the store past the busy timeout, a full disk,
-#: an I/O error. A batch they fail is retried (not an internal error of autotrace's).
-_PASSING = {"SQLITE_BUSY": "store locked", "SQLITE_LOCKED": "store locked", "SQLITE_FULL": "disk full",
-            "SQLITE_IOERR": "store I/O error"}
+#: SQLite's errors (by ``sqlite_errorname``, its extended codes included) that fail a batch for a
+#: reason of the store's, as a log names them, and whether a later try may not meet them (another
+#: process holding the store past the busy timeout, a full disk, an I/O error: retried, not an internal
+#: error of autotrace's) or no retry changes them (a store read-only for this process, a damaged one).
+_FAILURES = {"SQLITE_BUSY": ("store locked", True), "SQLITE_LOCKED": ("store locked", True),
+             "SQLITE_FULL": ("disk full", True), "SQLITE_IOERR": ("store I/O error", True),
+             "SQLITE_READONLY": ("read-only store", False), "SQLITE_CORRUPT": ("damaged store", False),
+             "SQLITE_NOTADB": ("damaged store", False)}
 
 
-def passing(exc: sqlite3.Error) -> str | None:
-    """What ``exc`` is, when a later try may not meet it (``_PASSING``); None else."""
+def failure(exc: sqlite3.Error) -> tuple[str, bool] | None:
+    """What ``exc`` is (``_FAILURES``) and whether a later try may not meet it; None for any other error."""
     name = str(getattr(exc, "sqlite_errorname", ""))
-    return next((said for code, said in _PASSING.items() if name == code or name.startswith(f"{code}_")), None)
+    return next((kind for code, kind in _FAILURES.items() if name == code or name.startswith(f"{code}_")), None)
 
 
 class StoreError(RuntimeError):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import schema
 from .._internal import count, guarded_failure
-from ._store_files import ReadOnlyStoreError, passing
+from ._store_files import ReadOnlyStoreError, failure
 from .local_store import LocalStore
 from .sink import OK, SinkResult, split
 
@@ -66,15 +66,15 @@ class LocalStoreSink:
         except ReadOnlyStoreError as exc:
             return _lasting("read-only store", str(exc))
         except sqlite3.DatabaseError as exc:
-            name = str(getattr(exc, "sqlite_errorname", ""))
-            if name.startswith("SQLITE_READONLY"):
-                return _lasting("read-only store", str(exc))
-            if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-                return _lasting("damaged store", f"{exc}; move {self.store.path} away to start a new store")
-            said = passing(exc)
-            if said is None:
+            kind = failure(exc)
+            if kind is None:
                 raise
-            return SinkResult(ok=False, retryable=True, reason=said, detail=f"{exc}: {self.store.path}")
+            said, passing = kind
+            if passing:
+                return SinkResult(ok=False, retryable=True, reason=said, detail=f"{exc}: {self.store.path}")
+            if said == "damaged store":
+                return _lasting(said, f"{exc}; move {self.store.path} away to start a new store")
+            return _lasting(said, str(exc))
 
     def _write(self, items: Sequence[Any]) -> SinkResult:
         spans, scores = split(items)

@@ -29,9 +29,9 @@ from ._store_files import (
     TraceIdError,
     check_version,
     check_writable,
+    failure,
     identity,
     open_reader,
-    passing,
     reading,
     spent,
 )
@@ -117,7 +117,7 @@ class LocalStore:
             try:
                 self._db = self._connect(_OPEN_WAIT)
             except sqlite3.OperationalError as exc:  # busy, or a full disk: opened on first use
-                if passing(exc) not in ("store locked", "disk full"):
+                if failure(exc) not in (("store locked", True), ("disk full", True)):
                     raise
             finally:
                 if self._db is not None:

@@ -7,7 +7,6 @@ local store; a redaction hook holds the pipeline thread (as in test_review19_int
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,32 +14,16 @@ from opentelemetry import trace
 
 import autotrace
 from autotrace.runtime import state
+from tests.test_review19_intake_fair_queue import held  # noqa: F401 (the fixture)
 
 _QUEUE = 16
-_HOLD = "hold the pipeline"
 _TRACE = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
-def gate(tmp_path: Path) -> Iterator[threading.Event]:
+def gate(held: tuple[threading.Event, Path]) -> threading.Event:  # noqa: F811
     """autotrace installed with a queue of 16; the pipeline thread held until the event is set."""
-    release, holding = threading.Event(), threading.Event()
-
-    def hold(key: str, value: object, span_type: str) -> object:
-        if value == _HOLD:
-            holding.set()
-            release.wait(30)
-        return value
-
-    autotrace.install(local_store="on", local_store_path=tmp_path / "traces.db", integrations=(),
-                      queue_size=_QUEUE, export_interval=0.05, redact=[hold], backpressure=False)
-    with autotrace.start_span("holder", input=_HOLD):
-        pass
-    assert holding.wait(10)
-    try:
-        yield release
-    finally:
-        release.set()
+    return held[0]
 
 
 def _scores(tenant: str, n: int) -> None:

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from ._internal import count, guarded_failure
+from ._internal import count, guarded_failure, log_once
 
 #: How long a SIGTERM waits for buffered spans to be exported.
 FLUSH_SECONDS = 2.0
@@ -53,6 +53,10 @@ def watch(flush: Callable[[float], Any]) -> bool:
     if signal.signal is _set_handler:
         signal.signal = _keeping_the_flush
     if threading.current_thread() is not threading.main_thread():
+        if _current() is signal.SIG_DFL:  # Python sets handlers only from the main thread
+            log_once("sigterm_off_main_thread", "autotrace: install() ran outside the main thread, so an "
+                     "unhandled SIGTERM ends the process without exporting buffered spans; call install() "
+                     "from the main thread, or autotrace.flush() in your own shutdown")
         return False
     try:
         current = signal.getsignal(signal.SIGTERM)

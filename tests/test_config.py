@@ -176,7 +176,7 @@ def test_an_autotrace_variable_no_setting_reads_is_said_once_with_the_likely_one
         "autotrace: AUTOTRACE_CAPTURE_CONTNET is not a setting autotrace reads (did you mean "
         "AUTOTRACE_CAPTURE_CONTENT?)",
         "autotrace: AUTOTRACE_ZZZ is not a setting autotrace reads"]
-    assert autotrace.stats()["config_unknown_variables"] == 4
+    assert autotrace.stats()["config_unknown_variables"] == 2  # each variable once, however often read
 
 
 def test_option_names_are_read_whatever_their_case() -> None:

@@ -67,19 +67,21 @@ def reset_stats() -> None:
         _keyed_names = 0
 
 
-def log_once(key: str, message: str, *args: object, level: int = logging.WARNING, exc_info: bool = False) -> None:
-    """Log ``message`` the first time ``key`` is seen; later calls are silent (the caller counts)."""
+def log_once(key: str, message: str, *args: object, level: int = logging.WARNING, exc_info: bool = False) -> bool:
+    """Log ``message`` the first time ``key`` is seen; later calls are silent (the caller counts).
+    True when ``key`` was new (past the log budget, a new key is only counted: always True)."""
     with _lock:
         if key in _logged:
-            return
+            return False
         if len(_logged) >= _MAX_LOG_KEYS:  # said once, then only counted
             if _SILENCED in _logged:
-                return
+                return True
             _logged.add(_SILENCED)
             message, args, level, exc_info = _SILENCED_MESSAGE, (_MAX_LOG_KEYS,), logging.WARNING, False
         else:
             _logged.add(key)
     logger.log(level, message, *args, exc_info=exc_info)
+    return True
 
 
 def log_once_per(kind: str, key: str, message: str, *args: object) -> None:

@@ -297,13 +297,11 @@ def _warn_unknown_variables(env: Mapping[str, str]) -> None:
     known = {variable for variables, _ in _ENV.values() for variable in variables} | _OTHER_VARIABLES
     unknown = sorted(name for name in env if name.startswith("AUTOTRACE_") and name not in known
                      and not _TENANT_VARIABLE.fullmatch(name))
-    if not unknown:
-        return
-    count("config_unknown_variables", len(unknown))
-    for name in unknown[:20]:
+    for name in unknown[:20]:  # each counted once, however often settings are read
         close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85)
-        log_once(f"config_unknown:{name}", "autotrace: %s is not a setting autotrace reads%s", name,
-                 f" (did you mean {close[0]}?)" if close else "")
+        if log_once(f"config_unknown:{name}", "autotrace: %s is not a setting autotrace reads%s", name,
+                    f" (did you mean {close[0]}?)" if close else ""):
+            count("config_unknown_variables")
 
 
 _DEFAULT_BATCH = Settings.max_export_batch

@@ -156,7 +156,7 @@ _held_for_fork = False
 
 
 def _before_fork() -> None:
-    """The followers first (they may count), then the counters' lock, so that the child's counters
+    """The followers first (they may count), then the counters' lock, so that the parent's counters
     are whole. Waited for briefly: a fork from a signal handler that interrupted this very thread
     inside ``count`` would otherwise wait for good; the child gets a fresh lock either way."""
     global _held_for_fork
@@ -173,9 +173,13 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    """A lock of its own: the parent's may have been held by a thread the child does not have."""
-    global _lock, _held_for_fork
+    """A lock of its own: the parent's may have been held by a thread the child does not have.
+    Counters of its own too: a forked worker's ``stats()`` (and its metrics, which a metrics backend
+    adds up across workers) would count again what the parent had counted before the fork."""
+    global _lock, _held_for_fork, _keyed_names
     _lock, _held_for_fork = threading.Lock(), False
+    _counters.clear()
+    _keyed_names = 0
     _tell_followers("_after_fork_in_child")
 
 

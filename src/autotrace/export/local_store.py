@@ -319,6 +319,12 @@ class LocalStore:
         return cutoff if newest is None else max(INT64[0], min(cutoff, newest - self.retention_ns))
 
     # -- reading ------------------------------------------------------------------------------------
+    def _shown(self) -> str:
+        """The SQL condition that leaves out the traces being deleted (``store_retention.HIDDEN``), never
+        shown half gone; "1" for a store that has had none (a reader cannot create the table)."""
+        hiding = self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dropping_traces'")
+        return store_retention.HIDDEN if hiding else "1"
+
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with reading(self.path), self._lock:
             return self._conn().execute(sql, args).fetchall()
@@ -341,16 +347,18 @@ class LocalStore:
         prefix = trace_id.strip().lower()
         if not _TRACE_PREFIX.fullmatch(prefix):
             raise TraceIdError(f"{trace_id!r} is not a trace id (1 to 32 hex digits)")
+        shown = self._shown()
         ids = [r[0] for r in self._rows(
-            "SELECT DISTINCT trace_id FROM observations WHERE trace_id >= ? AND trace_id < ? ORDER BY trace_id LIMIT 6",
-            (prefix, prefix + "g"),
+            f"SELECT DISTINCT trace_id FROM observations WHERE trace_id >= ? AND trace_id < ? AND {shown} "
+            "ORDER BY trace_id LIMIT 6", (prefix, prefix + "g"),
         )]
         if len(ids) > 1:
             more = ", ..." if len(ids) > 5 else ""
             raise TraceIdError(f"trace id prefix {prefix!r} is ambiguous: {', '.join(ids[:5])}{more}")
         if not ids:
             return []
-        rows = self._rows("SELECT record FROM observations WHERE trace_id = ? ORDER BY start_ns, rowid", (ids[0],))
+        rows = self._rows(f"SELECT record FROM observations WHERE trace_id = ? AND {shown} ORDER BY start_ns, rowid",
+                          (ids[0],))
         records = [self._decode(r[0]) for r in rows]
         if any("id" not in r or "trace_id" not in r for r in records):  # a tree needs both
             raise StoreError(f"local store {self.path} holds a damaged observation (no id or trace_id); move "
@@ -368,11 +376,12 @@ class LocalStore:
         picks = [(f"trace_id IN (SELECT trace_id FROM observations WHERE {condition})", value) for condition, value in
                  (("tenant = ?", utf8(tenant) if tenant else None), ("start_ns >= ?", since_ns),
                   ("start_ns < ?", until_ns)) if value is not None]  # a trace that ran then, summed whole
-        where = ("WHERE " + " AND ".join(c for c, _ in picks)) if picks else ""
+        shown = self._shown()
+        where = "WHERE " + " AND ".join([shown, *(c for c, _ in picks)])
         args = [value for _, value in picks]
         newest = self._newest(where, args, limit)
         if newest is not None:  # summed: only the traces that can be among the newest, not the whole store
-            where, args = "WHERE trace_id IN (SELECT value FROM json_each(?))", [json.dumps(newest)]
+            where, args = f"WHERE trace_id IN (SELECT value FROM json_each(?)) AND {shown}", [json.dumps(newest)]
         rows = self._rows(
             f"""SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), {spent('usage_total')},
                        {spent('cost_total')}, SUM({ERROR_SQL}), MAX(tenant)
@@ -412,7 +421,7 @@ class LocalStore:
         """The first trace started since ``since_ns`` that replays ``original``: the run ``autotrace replay``
         started (every later trace of that run, whatever it is, replays the original too)."""
         rows = self._rows(
-            "SELECT trace_id FROM observations WHERE start_ns >= ? AND instr(record, ?) > 0 AND CASE WHEN "
+            f"SELECT trace_id FROM observations WHERE start_ns >= ? AND {self._shown()} AND instr(record, ?) > 0 AND CASE WHEN "
             "json_valid(record) THEN json_extract(record, '$.replay_of') END = ? ORDER BY start_ns, rowid LIMIT 1",
             (since_ns, original, original),
         )
@@ -429,7 +438,7 @@ class LocalStore:
         first, decoded one at a time as they are consumed; with ``where`` (SQL and its parameters:
         ``Query.where``), those it holds for."""
         sql = "SELECT record FROM observations"
-        conditions: list[str] = [] if where is None else [f"({where[0]})"]
+        conditions: list[str] = [self._shown()] + ([] if where is None else [f"({where[0]})"])
         args: list[Any] = [] if where is None else list(where[1])
         for condition, value in (("start_ns >= ?", since_ns), ("start_ns < ?", until_ns)):
             if value is not None:
@@ -438,9 +447,7 @@ class LocalStore:
         if kind is not None:
             conditions.append("type = ?")
             args.append(kind)
-        if conditions:
-            sql += " WHERE " + " AND ".join(conditions)
-        sql += " ORDER BY start_ns DESC"
+        sql += " WHERE " + " AND ".join(conditions) + " ORDER BY start_ns DESC"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)

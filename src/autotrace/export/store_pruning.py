@@ -13,11 +13,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from .._internal import count, log_once
+from .store_retention import Transaction, drain, drop
 
 #: Pruning stops once used size is under this share of the cap, so it does not run on every write.
 TARGET = 0.9
@@ -38,16 +38,15 @@ MAX_ROUNDS = 10_000
 #: Scores whose trace is not stored, deleted (oldest first) per round once no trace is left.
 ORPHAN_SCORES = 1000
 
-Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
-
-
 class Pruned(NamedTuple):
-    """What one round deleted: traces, their observations and scores, and the traces' estimated bytes."""
+    """What one round deleted: traces, their observations and scores, the traces' estimated bytes (0 when
+    observations of theirs are left for ``drain``) and whether some are."""
 
     traces: int
     rows: int
     scores: int
     estimate: int = 0
+    left: bool = False
 
 
 @dataclass
@@ -121,6 +120,8 @@ class SizeCap:
                 pruned = prune_round(db, int(min(budget, ROUND_BYTES)) + 1)
                 used = used_bytes(db)  # what this round freed, not what others did meanwhile
             _count(pruned)  # once committed
+            if pruned.left:  # the rest of a large trace, in transactions of their own
+                _count(Pruned(0, drain(transaction), 0))
             if not pruned.traces and not pruned.scores:
                 break
             if pruned.estimate and before > used:
@@ -138,11 +139,9 @@ def prune_round(db: sqlite3.Connection, budget: int, now_ns: int | None = None) 
     chosen = _choose(_settled(db), budget, now_ns)
     if not chosen:
         return Pruned(0, 0, _prune_orphan_scores(db))
-    ids = json.dumps([c.trace_id for c in chosen])
-    scores = db.execute("DELETE FROM scores WHERE trace_id IN (SELECT value FROM json_each(?))", (ids,)).rowcount
-    rows = db.execute("DELETE FROM observations WHERE trace_id IN (SELECT value FROM json_each(?))", (ids,)).rowcount
+    scores, rows, left = drop(db, json.dumps([c.trace_id for c in chosen]))
     scores += _prune_orphan_scores(db, before_ns=min(max(c.last_end for c in chosen), now_ns - OPEN_GRACE_NS))
-    return Pruned(len(chosen), rows, scores, sum(c.size for c in chosen))
+    return Pruned(len(chosen), rows, scores, 0 if left else sum(c.size for c in chosen), left)
 
 
 def _count(pruned: Pruned) -> None:

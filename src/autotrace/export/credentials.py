@@ -98,7 +98,7 @@ class LookupFailed(Exception):
 
 
 def to_credentials(value: Any) -> Credentials | None:
-    """Accept ``Credentials``, a mapping with public_key/secret_key[/host], or a (public, secret) pair.
+    """Accept ``Credentials``, a mapping with public_key/secret_key[/host or base_url], or a (public, secret) pair.
     A coroutine (an ``async`` lookup) is closed, never awaited: lookups run on export threads."""
     if value is None or isinstance(value, Credentials):
         return value
@@ -107,10 +107,20 @@ def to_credentials(value: Any) -> Credentials | None:
             value.close()  # else "never awaited" warnings, one per lookup
         raise CredentialsError("the credentials lookup returned an awaitable: give a function that is not async")
     if isinstance(value, Mapping):
-        return Credentials(value.get("public_key"), value.get("secret_key"), value.get("host"))  # type: ignore[arg-type]
+        return Credentials(value.get("public_key"), value.get("secret_key"), host_of(value))  # type: ignore[arg-type]
     if isinstance(value, tuple | list) and len(value) in (2, 3):
         return Credentials(*value)
     raise CredentialsError(f"cannot build credentials from a {type(value).__name__}")
+
+
+def host_of(entry: Mapping[str, Any]) -> Any:
+    """A mapping's host: ``host``, or ``base_url`` (the Langfuse SDK's name for it, as in
+    ``Langfuse(**keys)``), never ignored: the keys would go to the default host. Both, differing,
+    raise ``CredentialsError``."""
+    host, base_url = entry.get("host"), entry.get("base_url")
+    if host is not None and base_url is not None and host != base_url:
+        raise CredentialsError("host and base_url name different hosts: give one")
+    return host if host is not None else base_url
 
 
 @runtime_checkable
@@ -162,7 +172,8 @@ _KEY_VARIABLES = ("_PUBLIC_KEY", "_SECRET_KEY")
 
 
 class EnvCredentials(_Counted):
-    """``<PREFIX><NAME>_PUBLIC_KEY`` / ``_SECRET_KEY`` / ``_HOST``, read on every call (rotation-safe).
+    """``<PREFIX><NAME>_PUBLIC_KEY`` / ``_SECRET_KEY`` / ``_HOST`` (or ``_BASE_URL``, as ``LANGFUSE_BASE_URL``
+    names the host), read on every call (rotation-safe).
 
     ``NAME`` is the tenant id upper-cased with every character other than ``A-Z a-z 0-9`` turned
     into ``_``. Several ids share a name (``acme-corp``, ``acme.corp``, ``acme_corp``), so a name
@@ -189,7 +200,8 @@ class EnvCredentials(_Counted):
         if not public and not secret:
             return self._note(None)
         try:  # keys of its own, unusable: not an unknown tenant (never the default project's)
-            return self._note(Credentials(public, secret, self._get(key + "_HOST")))  # type: ignore[arg-type]
+            host = host_of({"host": self._get(key + "_HOST"), "base_url": self._get(key + "_BASE_URL")})
+            return self._note(Credentials(public, secret, host))  # type: ignore[arg-type]
         except CredentialsError as exc:
             self._stats["errors"] += 1
             log_once(f"env_credentials:{key}", "autotrace: credentials in %s_* are invalid: %s", key, exc)

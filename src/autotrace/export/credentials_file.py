@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._internal import log_once
-from .credentials import Clock, Credentials, CredentialsError, LookupFailed, _Counted, _variable
+from .credentials import Clock, Credentials, CredentialsError, LookupFailed, _Counted, _variable, host_of
 
 
 class FileCredentials(_Counted):
@@ -23,7 +23,7 @@ class FileCredentials(_Counted):
     modification time, inode or change time (which no tool can set back, so a rotation deployed with
     the old timestamp, or within one tick of a coarse clock, is seen too). An invalid file keeps the
     last good mapping; invalid too: a key given twice (JSON as TOML), a tenant's field other than
-    ``public_key``, ``secret_key`` or ``secret_key_env`` (one of the two), ``host``. A tenant's
+    ``public_key``, ``secret_key`` or ``secret_key_env`` (one of the two), ``host`` (or ``base_url``). A tenant's
     malformed keys (``Credentials``) fail only that tenant's lookups (``LookupFailed``).
     """
 
@@ -89,7 +89,7 @@ class FileCredentials(_Counted):
                     mapping[str(tenant)] = None
                     continue
             try:  # one tenant's malformed keys fail its lookups only, not every tenant's (the file's)
-                mapping[str(tenant)] = Credentials(entry.get("public_key"), secret, entry.get("host"))  # type: ignore[arg-type]
+                mapping[str(tenant)] = Credentials(entry.get("public_key"), secret, host_of(entry))  # type: ignore[arg-type]
             except CredentialsError as exc:
                 log_once(f"credentials_keys:{tenant}", "autotrace: keys of tenant %r in %s are invalid (%s); that "
                          "tenant is not exported", tenant, self.path, exc)
@@ -141,7 +141,7 @@ class FileCredentials(_Counted):
 
 
 #: What a tenant's table in a credentials file may hold.
-_ENTRY_FIELDS = ("public_key", "secret_key", "secret_key_env", "host")
+_ENTRY_FIELDS = ("public_key", "secret_key", "secret_key_env", "host", "base_url")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ with a different ``host``, the lookup fails (never the default project). So does
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,11 @@ def test_a_tenants_base_url_variable_is_its_host() -> None:
     assert EnvCredentials(environ=environ).resolve("acme").host == "https://eu.example.com"  # type: ignore[union-attr]
     with pytest.raises(LookupFailed):  # two different hosts: neither is guessed
         EnvCredentials(environ={**environ, "AUTOTRACE_TENANT_ACME_HOST": "https://us.example.com"}).resolve("acme")
+
+
+def test_a_tenants_base_url_variable_is_no_typo(caplog: pytest.LogCaptureFixture) -> None:
+    from autotrace.config import load_settings
+
+    with caplog.at_level(logging.WARNING, logger="autotrace"):
+        load_settings(env={"AUTOTRACE_TENANT_ACME_BASE_URL": "https://lf.acme.example"})
+    assert [r.getMessage() for r in caplog.records if "is not a setting" in r.getMessage()] == []

@@ -274,7 +274,7 @@ def _resource_service_name(env: Mapping[str, str]) -> str | None:
 _OTHER_VARIABLES = frozenset({"AUTOTRACE_HOME", "AUTOTRACE_TRACE_SUBPROCESSES", "AUTOTRACE_ACTIVATED_PID",
                               "AUTOTRACE_FORKED_PID", "AUTOTRACE_ACTIVATED_PROGRAM", "AUTOTRACE_REPLAY_FILE"})
 #: A tenant's keys (``EnvCredentials``): ``AUTOTRACE_TENANT_<NAME>_PUBLIC_KEY`` and the like.
-_TENANT_VARIABLE = re.compile(r"AUTOTRACE_TENANT_\w+_(?:PUBLIC_KEY|SECRET_KEY|HOST|ID)")
+_TENANT_VARIABLE = re.compile(r"AUTOTRACE_TENANT_\w+_(?:PUBLIC_KEY|SECRET_KEY|HOST|BASE_URL|ID)")
 
 
 def _warn_sample_rate(env: Mapping[str, str]) -> None:

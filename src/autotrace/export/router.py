@@ -104,7 +104,7 @@ class Router:
         """Export thread: the tenant's Langfuse refused its keys (revoked by a rotation, say). The
         resolver's cache forgets them, so the next check, within ``_RECHECK_CREDENTIALS``, asks the
         secret store again rather than reusing them for the rest of the cache's TTL; a batch waiting for
-        new keys has them looked up at once."""
+        new keys has them looked up at once, also one of a retired destination (``_follow_keys``)."""
         invalidate = getattr(self._resolver, "invalidate", None)
         if callable(invalidate):
             try:
@@ -112,8 +112,10 @@ class Router:
             except Exception as exc:
                 guarded_failure("credentials_invalidate", exc)
         entry = self._tenants.get(tenant)
-        if entry is not None and entry[0].waiting_for_keys:  # its batch waits for new keys: asked for now,
-            self._resolving.request(tenant, self._pool)  # not at the tenant's next span (it may send none)
+        mine = [entry[0]] if entry is not None else []
+        mine += [d for name, d in list(self._retired) if name == tenant]  # a retired one's batch too
+        if any(d.waiting_for_keys for d in mine):  # a batch waits for new keys: asked for now, not at
+            self._resolving.request(tenant, self._pool)  # the tenant's next span (it may send none)
 
     def _export_context(self) -> ssl.SSLContext:
         """The TLS context of export connections (made by the pool at the first HTTPS export)."""

@@ -119,12 +119,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"autotrace replay: {exc}", file=sys.stderr)
         return 2
+    env = _replay_env()
+    if (off := _tracing_off(env)) is not None:  # the program would run every call live, untraced
+        print(f"autotrace replay: autotrace is disabled ({off}): a replay needs tracing on to freeze the calls "
+              f"before --at; nothing was run", file=sys.stderr)
+        return 2
     original = records[0]["trace_id"]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
         reached = f"{spec.name}.reached"  # the program creates it when the chosen observation starts
         json.dump({"records": records, "at": target["id"], "overrides": overrides, "reached_file": reached}, spec,
                   default=str)
-    env = activation_env()
     # absolute, as for ``run``: the program may change directory before it opens the store
     env.update({REPLAY_FILE_ENV: spec.name, "AUTOTRACE_LOCAL_STORE": "on",
                 "AUTOTRACE_LOCAL_STORE_PATH": str(path.resolve())})
@@ -157,6 +161,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
               f"no OpenAI request to send the overrides with: it ran without them", file=sys.stderr)
         return code or 1
     return code
+
+
+def _replay_env() -> dict[str, str]:
+    """The replayed program's environment: activated, with every trace recorded. A sampler configured for
+    production (``OTEL_TRACES_SAMPLER=traceidratio``) would leave the replay's trace out, and a replay
+    whose calls are not recorded cannot match them to the recording (``ReplayStop``)."""
+    env = activation_env()
+    env["OTEL_TRACES_SAMPLER"] = "always_on"
+    env.pop("OTEL_TRACES_SAMPLER_ARG", None)
+    return env
+
+
+def _tracing_off(env: dict[str, str]) -> str | None:
+    """The variable that turns autotrace off in ``env`` (None: it is on)."""
+    from .config import load_settings, setting_source
+
+    if load_settings(env=env).enabled:
+        return None
+    return setting_source("enabled", {}, env) or "AUTOTRACE_ENABLED"
 
 
 def _target(records: list[dict[str, Any]], at: str) -> dict[str, Any]:

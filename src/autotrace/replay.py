@@ -5,7 +5,8 @@ ancestors) returns its recorded output without running; the chosen generation ru
 overrides (model, parameters, messages); everything after it runs live. Calls are matched by
 their position in the tree: the same parent, type and name, in the same order. A call that has no
 counterpart in the recording stops the replay with ``ReplayStop``, and so does a call made for
-another tenant than the recording's: a replay never hands one tenant's recorded data to another.
+another tenant than the recording's: a replay never hands one tenant's recorded data to another;
+and one whose trace is not recorded (left out by the sampler): it could not be matched, only run live.
 Spans of other OpenTelemetry instrumentations (a web framework's, the application's own tracer's)
 are never seen starting: a call under one is matched under its recorded counterpart (found by
 name when the call starts), and recorded spans before a call's counterpart are passed over.
@@ -100,6 +101,8 @@ class ReplayController:
         tenant = _tenant_of(obs)
         if tenant not in self.tenants:  # checked first: nothing recorded reaches another tenant's run
             raise ReplayStop(_OTHER_TENANT)
+        if not obs.span.is_recording():  # no position to match it by: it would run live, side effects and all
+            raise ReplayStop(_NOT_RECORDED)
         if self.trace_id is None:
             self.trace_id = obs.trace_id
         obs.span.set_attribute(schema.REPLAY_OF, self.original)
@@ -255,6 +258,8 @@ def _placeholders() -> re.Pattern[str]:
 
 _OTHER_TENANT = ("replay stopped: this run is for another tenant than the recording (a replay never hands "
                  "one tenant's recorded data to another)")
+_NOT_RECORDED = ("replay stopped: this run is not recorded (the sampler left its trace out: OTEL_TRACES_SAMPLER, "
+                 "or tracing is off), so its calls cannot be matched to the recording; none is run live in its place")
 
 
 def _tenant_of(obs: Observation) -> str | None:

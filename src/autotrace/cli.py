@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from itertools import islice
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import render
+from ._config_parse import as_path
 from .config import ConfigError, load_settings
 from .export._store_columns import INT64
 from .export.local_store import LocalStore, StoreError, TraceIdError
@@ -74,7 +74,7 @@ class _Parser(argparse.ArgumentParser):
 def open_store(db: str | None) -> LocalStore:
     """The local store (``--db`` or the configured path), opened read-only; ``StoreError`` when it is
     missing or unreadable."""
-    return LocalStore(Path(db) if db else load_settings().local_store_path, read_only=True)
+    return LocalStore(as_path(db) if db else load_settings().local_store_path, read_only=True)
 
 
 #: The exit code when stdout's reader went away (``| head``): 128 + SIGPIPE, as a shell says it.

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._internal import guarded_failure
 from .documents import CONTENT_CHARS, recorded
-from .media import without_media
+from .media import media_note, without_media
 
 #: Frames from a handler's method up to LangChain's streaming generator that reported the run
 #: (the callback manager's, a wrapper another library may add): a bound on the walk.
@@ -71,31 +71,72 @@ def message_fields(message: Any) -> dict[str, Any]:
 
 
 def chain_value(value: Any) -> Any:
-    """A chain's inputs or outputs as recorded: the messages among them (a graph state's
-    ``messages``, a prompt's value) with the inline payloads of their media parts (a base64 image)
-    noted by kind and size, as a generation's input's are; ``value`` itself when none has media
-    parts (the common case: a look at each item, no copy)."""
+    """A chain's inputs or outputs as recorded: the messages in them (a graph state's ``messages``, a
+    prompt's value, ``(role, parts)`` pairs, the state a ``Send`` or a tool call's context carries,
+    down to ``_NESTED_DEPTH`` dicts) with the inline payloads of their media parts (a base64 image)
+    noted by kind and size, as a generation's input's are; ``value`` itself when none has media parts
+    (the common case: a look at each item, no copy); a base64 data URL anywhere in it (a prompt
+    template's variable) too."""
     try:
-        if type(value) is dict:
-            found: dict[str, Any] | None = None
-            for key, item in value.items():
-                kept = _noted_messages(item)
-                if kept is not item:
-                    found = found if found is not None else dict(value)
-                    found[key] = kept
-            return value if found is None else found
-        return _noted_messages(value)
+        return _noted(value, _NESTED_DEPTH)
     except Exception as exc:  # recorded as it is (cut at the size limit)
         guarded_failure("langchain.chain_value", exc)
         return value
 
 
-def _noted_messages(item: Any) -> Any:
-    if type(item) is list:
-        if not any(map(_has_parts, item)):
+#: Dicts looked into below a chain's value (a ``ToolNode``'s input: ``{"state": {"messages": [...]}}``),
+#: each of at most ``_NESTED_KEYS`` keys.
+_NESTED_DEPTH = 3
+_NESTED_KEYS = 64
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _noted(item: Any, depth: int) -> Any:
+    """``item`` as ``chain_value`` records it, dicts looked into ``depth`` levels down."""
+    kind = type(item)
+    if kind is str:  # a data URL (a prompt template's variable) is a payload wherever it is
+        return (media_note(item) or item) if item.startswith("data:") and ";base64," in item[:256] else item
+    if kind in _PLAIN:
+        return item
+    if kind is list:
+        found: Any = None
+        for index, entry in enumerate(item):
+            if _may_hold_media(entry) and (kept := _noted(entry, depth)) is not entry:
+                found = found if found is not None else list(item)
+                found[index] = kept
+        return item if found is None else found
+    if _has_parts(item):
+        return _noted_message(item)
+    if kind is dict:
+        if depth <= 0 or (depth < _NESTED_DEPTH and len(item) > _NESTED_KEYS):
             return item
-        return [_noted_message(message) if _has_parts(message) else message for message in item]
-    return _noted_message(item) if _has_parts(item) else item
+        found = None
+        for key, entry in item.items():
+            if (kept := _noted(entry, depth - 1)) is not entry:
+                found = found if found is not None else dict(item)
+                found[key] = kept
+        return item if found is None else found
+    if kind is tuple and len(item) == 2 and type(item[1]) is list:  # a ``(role, parts)`` message
+        parts = without_media([{"content": item[1]}])[0]["content"]
+        return item if parts is item[1] else [item[0], parts]
+    if kind.__name__ == "Send" and depth > 0 and hasattr(item, "arg"):  # LangGraph's: a node's input a router sends
+        arg = _noted(item.arg, depth - 1)
+        return item if arg is item.arg else {"node": item.node, "arg": arg}
+    messages = getattr(item, "messages", None) if hasattr(kind, "to_messages") else None
+    if type(messages) is list:  # a ChatPromptValue: its messages are all it holds
+        kept = _noted(messages, depth)
+        return item if kept is messages else {"messages": kept}
+    return item
+
+
+def _may_hold_media(entry: Any) -> bool:
+    """Whether an item of a list may hold a message's media: a message, a ``(role, parts)`` pair, a
+    ``Send``, a prompt's value, a data URL (records as dicts are not looked into)."""
+    kind = type(entry)
+    if kind is str:
+        return entry.startswith("data:")
+    return kind not in _PLAIN and (kind is tuple or _has_parts(entry) or kind.__name__ == "Send"
+                                   or hasattr(kind, "to_messages"))
 
 
 def _has_parts(message: Any) -> bool:

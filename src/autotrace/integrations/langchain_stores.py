@@ -9,7 +9,9 @@ filter and the documents found (with their scores for the ``*_with_score`` and
 ``*_with_relevance_scores`` methods). The store client's own search inside only enriches it
 (``ownership``). Inside a LangChain retriever, which has its observation from the callbacks, or
 inside another wrapped search (``similarity_search`` calling ``similarity_search_with_score``),
-nothing more is recorded. Classes defined after ``install()`` are wrapped as they are defined.
+nothing more is recorded: the first search gives that observation its ``top_k`` and filter (a
+``VectorStoreRetriever``'s ``search_kwargs``), which the callbacks do not tell. Classes defined
+after ``install()`` are wrapped as they are defined.
 """
 
 from __future__ import annotations
@@ -36,15 +38,18 @@ class _Call(FamilyCall):
     failure = "langchain.vectorstore"
 
     def start(self, instance: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
-        if ownership.owner(ObservationType.RETRIEVER) is not None:  # a retriever, or an outer search, records it
+        found = ownership.owner(ObservationType.RETRIEVER)
+        k = args[1] if len(args) > 1 else kwargs.get("k")
+        top_k = k if isinstance(k, int) and not isinstance(k, bool) else None
+        if found is not None:  # a retriever, or an outer search, records it: with the ``k`` and filter
+            if isinstance(found, Observation) and "top_k" not in found.fields:  # ``as_retriever``'s ``search_kwargs``
+                found.update(top_k=top_k, filter=kwargs.get("filter"))
             return None
         query = args[0] if args else kwargs.get("query")
-        k = args[1] if len(args) > 1 else kwargs.get("k")
         store = type(instance).__name__
         return recorder.start_with(ObservationType.RETRIEVER, f"{store}.{method.removeprefix('a')}", self.failure,
                                    store=store, query=query if isinstance(query, str) else None,
-                                   top_k=k if isinstance(k, int) and not isinstance(k, bool) else None,
-                                   filter=kwargs.get("filter"), metadata={"operation": method})
+                                   top_k=top_k, filter=kwargs.get("filter"), metadata={"operation": method})
 
     def result_fields(self, result: Any) -> dict[str, Any]:
         return retrieval_fields(list(result) if isinstance(result, list | tuple) else [])

@@ -21,7 +21,8 @@ def test_a_chroma_delete_by_filter_records_it(traced: Traced) -> None:
     assert collection.count() == 0
     assert [(r["name"], r["metadata"]) for r in traced.records()[1:]] == [
         ("chroma.delete", {"store": "chroma", "operation": "delete", "filter": {"tenant": "acme"},
-                           "collection": "tenants17"}),
+                           "deleted": 2, "collection": "tenants17"}),
         ("chroma.delete", {"store": "chroma", "operation": "delete", "where_document": {"$contains": "y"},
-                           "collection": "tenants17"}),
-        ("chroma.delete", {"store": "chroma", "operation": "delete", "count": 1, "collection": "tenants17"})]
+                           "deleted": 1, "collection": "tenants17"}),
+        ("chroma.delete", {"store": "chroma", "operation": "delete", "count": 1, "deleted": 1,
+                           "collection": "tenants17"})]  # chromadb counts the ids named

@@ -55,6 +55,9 @@ Count = Callable[[Any, tuple[Any, ...], dict[str, Any]], int | None]
 #: What a write's response says failed though the call returned (a batched write's failed
 #: batches), as the write's error message; None when nothing did.
 Failed = Callable[[Any], str | None]
+#: What a write's response says it did (a delete's count of the documents it deleted), as the
+#: write's metadata; None when it says nothing.
+Reported = Callable[[Any], dict[str, Any] | None]
 
 
 def requested(fields: dict[str, Any], operation: str, ids: Any) -> dict[str, Any]:
@@ -298,16 +301,18 @@ def _start_write(store: str, operation: str, describe: Describe, counter: Count,
         return nullcontext()
 
 
-def write_wrapper(store: str, operation: str, describe: Describe, counter: Count,
-                  asynchronous: bool = False, failed: Failed | None = None) -> Callable[..., Any]:
+def write_wrapper(store: str, operation: str, describe: Describe, counter: Count, asynchronous: bool = False,
+                  failed: Failed | None = None, reported: Reported | None = None) -> Callable[..., Any]:
     """A wrapt wrapper recording a write (add/upsert/delete) as a span with its count; with
-    ``failed``, a response reporting failures it did not raise (``_report_failed``) marks it failed."""
+    ``failed``, a response reporting failures it did not raise marks it failed; with ``reported``,
+    what the response says the write did is added to its metadata (``_report``)."""
+    report = failed is not None or reported is not None
     if asynchronous:
         async def traced_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             with _start_write(store, operation, describe, counter, instance, args, kwargs) as obs:
                 response = await wrapped(*args, **kwargs)
-                if failed is not None and obs is not None:
-                    _report_failed(store, obs, failed, response)
+                if report and obs is not None:
+                    _report(store, obs, failed, reported, response)
                 return response
 
         return traced_async
@@ -315,18 +320,21 @@ def write_wrapper(store: str, operation: str, describe: Describe, counter: Count
     def traced(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         with _start_write(store, operation, describe, counter, instance, args, kwargs) as obs:
             response = wrapped(*args, **kwargs)
-            if failed is not None and obs is not None:
-                _report_failed(store, obs, failed, response)
+            if report and obs is not None:
+                _report(store, obs, failed, reported, response)
             return response
 
     return traced
 
 
-def _report_failed(store: str, obs: Observation, failed: Failed, response: Any) -> None:
-    """Mark the write ``obs`` failed (level ERROR) if its ``response`` says some of it failed."""
+def _report(store: str, obs: Observation, failed: Failed | None, reported: Reported | None, response: Any) -> None:
+    """Mark the write ``obs`` failed (level ERROR) if its ``response`` says some of it failed, and
+    record what the response says it did."""
     try:
-        if (message := failed(response)) is not None:
+        if failed is not None and (message := failed(response)) is not None:
             obs.record_error(message)
+        if reported is not None and (metadata := reported(response)):
+            obs.update(metadata=metadata)
     except Exception as exc:
         guarded_failure(f"{store}.write", exc)
 

@@ -2,7 +2,8 @@
 ``AsyncHttpClient``'s) become retrievals, with ``where`` as the filter and ``where_document`` in
 metadata, as are the ``ids`` a query is restricted to (``metadata.ids``);
 ``add``/``upsert``/``update``/``delete`` become spans with counts, a ``delete`` with its ``where``
-(``metadata.filter``) and ``where_document``.
+(``metadata.filter``), ``where_document``, its ``limit`` and how many it deleted
+(``metadata.deleted``, where chromadb says).
 
 A query's scores are Chroma's distances, lower being closer, whatever the collection's space,
 recorded as ``metadata.metric``: ``l2`` (squared), ``cosine`` (1 - cosine similarity) or
@@ -136,14 +137,23 @@ def _describe_write(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
 
 
 def _describe_delete(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    """``delete(ids, where, where_document, ...)``: what selects the documents it deletes besides
-    their ids, ``where`` as ``metadata.filter`` (a tenant's delete is told from a global one)."""
+    """``delete(ids, where, where_document, limit)``: what selects the documents it deletes besides
+    their ids, ``where`` as ``metadata.filter`` (a tenant's delete is told from a global one), and
+    the most it deletes (``limit``, in recent chromadb)."""
     fields = _describe_write(instance, args, kwargs)
     metadata = {"filter": argument(args, kwargs, "where", 1),
-                "where_document": argument(args, kwargs, "where_document", 2)}
+                "where_document": argument(args, kwargs, "where_document", 2),
+                "limit": argument(args, kwargs, "limit", 3)}
     if metadata := {k: v for k, v in metadata.items() if v}:
         fields["metadata"] = metadata
     return fields
+
+
+def _deleted(response: Any) -> dict[str, Any] | None:
+    """How many documents a delete deleted, where chromadb says (``{"deleted": n}``): its
+    ``count`` is how many ids it named, and a filter names none."""
+    deleted = response.get("deleted") if isinstance(response, dict) else None
+    return {"deleted": deleted} if isinstance(deleted, int) else None
 
 
 def _count(instance: Any, args: Any, kwargs: Any) -> int | None:
@@ -178,9 +188,11 @@ class ChromaIntegration(Integration):
         wrap(module, f"{name}.get", search_wrapper("chroma", "get", _describe_get, _get_results, asynchronous))
         wrap(module, f"{name}.peek", search_wrapper("chroma", "peek", _describe_peek, _get_results, asynchronous),
              optional=True)
-        for operation in ("add", "upsert", "update", "delete"):
-            describe = _describe_delete if operation == "delete" else _describe_write
-            wrap(module, f"{name}.{operation}", write_wrapper("chroma", operation, describe, _count, asynchronous))
+        for operation in ("add", "upsert", "update"):
+            wrap(module, f"{name}.{operation}", write_wrapper("chroma", operation, _describe_write, _count,
+                                                              asynchronous))
+        wrap(module, f"{name}.delete", write_wrapper("chroma", "delete", _describe_delete, _count, asynchronous,
+                                                     reported=_deleted))
 
 
 INTEGRATION = ChromaIntegration()

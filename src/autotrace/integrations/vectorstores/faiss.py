@@ -1,10 +1,11 @@
 """FAISS (faiss-cpu): ``search`` and ``range_search`` of ``Index`` and ``IndexBinary`` on the
-Python wrapper become retrievals.
+Python wrapper become retrievals, as do an IVF index's ``search_preassigned`` and
+``range_search_preassigned`` (the inverted lists to visit given, as a sharded search does).
 
-faiss installs separate ``search``/``range_search`` replacements on each index class at import;
+faiss installs separate replacements of these methods on each index class at import;
 each of those present at install time is wrapped, binary (Hamming) indexes included. Distances are
-recorded as scores (inner products for an inner-product index: higher is closer), with the
-index's metric as ``metadata.metric``; ids of -1 (no result) are left out. A batch of queries
+recorded as scores (similarities for an inner-product or Jaccard index: higher is closer), with
+the index's metric as ``metadata.metric``; ids of -1 (no result) are left out. A batch of queries
 records one count per query (``doc_counts``, for its first ``MAX_DOCUMENTS`` queries: a search of
 thousands costs no Python work per query). A range search records its radius, and each query's
 neighbours best first.
@@ -13,6 +14,7 @@ neighbours best first.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from itertools import pairwise
 from typing import Any
 
@@ -20,18 +22,27 @@ from ..base import Integration
 from ..documents import MAX_DOCUMENTS, document
 from ._common import Batch, argument, search_wrapper
 
-#: faiss's metric numbers (``faiss.METRIC_*``) by name; the inner products rank higher first.
-_METRICS = {0: "inner_product", 1: "l2", 2: "l1", 3: "linf", 25: "abs_inner_product"}
-_SIMILARITIES = ("inner_product", "abs_inner_product")
+
+@cache
+def _metrics() -> tuple[dict[int, str], frozenset[str]]:
+    """The installed faiss's metrics by number, named as its ``METRIC_*`` (lower case), and those
+    that are similarities (higher is closer: the inner product, Jaccard), as it says: the numbers
+    after 24 mean different metrics in different releases."""
+    import faiss
+
+    names = {value: name.removeprefix("METRIC_").lower() for name, value in vars(faiss).items()
+             if name.startswith("METRIC_") and isinstance(value, int)}
+    similar = getattr(faiss, "is_similarity_metric", lambda metric: metric == 0)  # an older faiss: IP only
+    return names, frozenset(name for value, name in names.items() if similar(value))
 
 
 def _metric(instance: Any) -> str | None:
-    """The index's metric by name: its scores are distances (lower is closer) but for the inner
-    products (higher is closer)."""
+    """The index's metric by name: its scores are distances (lower is closer) but for the
+    similarities (``_metrics``)."""
     if type(instance).__name__.startswith("IndexBinary"):  # its metric_type says L2; it measures Hamming
         return "hamming"
     metric = getattr(instance, "metric_type", None)
-    return _METRICS.get(metric, metric if isinstance(metric, str | None) else f"metric_{metric}")
+    return _metrics()[0].get(metric, metric if isinstance(metric, str | None) else f"metric_{metric}")
 
 
 def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
@@ -108,7 +119,7 @@ def _range_rest(limits: Any, distances: Any, ids: Any, similarity: bool) -> Iter
 def _range_results(response: Any, request: dict[str, Any]) -> list[Batch]:
     """As ``_results``: a batch per query for the first ``MAX_DOCUMENTS``, one for the others."""
     limits, distances, ids = response  # query q's neighbours are at limits[q]:limits[q + 1]
-    similarity = request.get("metadata", {}).get("metric") in _SIMILARITIES
+    similarity = request.get("metadata", {}).get("metric") in _metrics()[1]
     bounds = limits[:MAX_DOCUMENTS + 1].tolist()
     batches = [Batch(end - start, _range_row(distances[start:end], ids[start:end], similarity))
                for start, end in pairwise(bounds)]
@@ -127,8 +138,11 @@ class FaissIntegration(Integration):
     def _instrument(self) -> None:
         import faiss
 
-        wrappers = {"search": search_wrapper("faiss", "search", _describe, _results),
-                    "range_search": search_wrapper("faiss", "range_search", _describe_range, _range_results)}
+        wrappers = {method: search_wrapper("faiss", method, describe, results)
+                    for method, describe, results in (("search", _describe, _results),
+                                                      ("range_search", _describe_range, _range_results),
+                                                      ("search_preassigned", _describe, _results),
+                                                      ("range_search_preassigned", _describe_range, _range_results))}
         bases = (faiss.Index, faiss.IndexBinary)
         for value in list(vars(faiss).values()):
             if isinstance(value, type) and issubclass(value, bases):

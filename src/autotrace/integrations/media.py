@@ -2,12 +2,14 @@
 files become a short note of their kind and size (``<image/png base64, 800022 chars>``), so one
 image neither fills the recorded input to its size limit nor cuts off the conversation after it.
 Text parts and web addresses are kept. A data URL, or the string of a field that only holds a
-payload (``data``, ``file_data``), is noted however short. Shared by the integrations that record
-chat messages.
+payload (``data``, ``file_data``), is noted however short; any other long string only if it
+starts as base64 does (the text of a part of another type, a reasoning item's ``reasoning_text``,
+a ``thinking`` block, is kept). Shared by the integrations that record chat messages.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 #: Content part types that hold only text: their strings are the conversation, never a payload.
@@ -17,6 +19,11 @@ _CALL_PARTS = frozenset({"tool_use", "server_tool_use", "tool_call"})
 #: The shortest string of a media part taken for an inline payload when neither its form (a data
 #: URL) nor its field (``_PAYLOAD_KEYS``) says it is one.
 _MEDIA_MIN_CHARS = 1024
+#: How a payload neither a data URL nor a payload field says is one starts: base64 (standard or
+#: URL-safe, with MIME's line breaks), over its first ``_BASE64_CHECKED`` characters. Text has a
+#: space, punctuation or a letter outside ASCII in far fewer.
+_BASE64 = re.compile(r"[A-Za-z0-9+/=_\-\r\n]+")
+_BASE64_CHECKED = 256
 #: The fields of a media part that hold nothing but a payload.
 _PAYLOAD_KEYS = frozenset({"data", "file_data"})
 #: A Responses output item holding a generated image (its base64 ``result``), given back as input.
@@ -117,12 +124,14 @@ def _part_without_media(part: dict[str, Any]) -> dict[str, Any]:
 
 def media_note(value: Any, payload: bool = False) -> str | None:
     """A note in place of an inline payload (``<image/png base64, 123456 chars>``), None for
-    anything else: web addresses (the image is fetched from there), and strings shorter than
-    ``_MEDIA_MIN_CHARS`` unless they are data URLs or ``payload`` (a field that holds nothing else)."""
+    anything else: web addresses (the image is fetched from there), and, unless they are data URLs
+    or ``payload`` (a field that holds nothing else), strings shorter than ``_MEDIA_MIN_CHARS`` or
+    that do not start as base64 does (text)."""
     if type(value) is not str or not value or value.startswith(("http://", "https://")):
         return None
     data_url = value.startswith("data:")
-    if len(value) < _MEDIA_MIN_CHARS and not data_url and not payload:
+    if not data_url and not payload and (len(value) < _MEDIA_MIN_CHARS
+                                         or _BASE64.fullmatch(value, 0, _BASE64_CHECKED) is None):
         return None
     kind = "base64"
     if data_url:

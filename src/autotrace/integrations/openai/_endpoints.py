@@ -11,6 +11,8 @@ from ..._internal import count, log_once
 NO_DICT: dict[str, Any] = {}
 #: The hosts of Azure OpenAI resources (Azure OpenAI, Azure AI Services and AI Foundry endpoints).
 _AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+#: OpenAI's regional hosts (the client's ``data_residency``: ``eu.api.openai.com`` ...): OpenAI's API.
+_OPENAI_REGIONS = ".api.openai.com"
 
 
 class Refusals:
@@ -43,7 +45,9 @@ REFUSALS = Refusals()
 
 
 def provider(client: Any) -> tuple[str, str]:
-    """(provider, base URL) of a client, cached on the client until its base URL changes.
+    """(provider, base URL) of a client, cached on the client until its base URL changes: the
+    name of the SDK provider the client was made with, else ``azure``, ``openai`` (its regional
+    hosts too) or the host of a compatible server.
 
     The URL is read from where the client's ``base_url`` property keeps it when it is there: in
     recent SDKs the property runs an import statement on every read (about 15,000 instructions)."""
@@ -55,10 +59,15 @@ def provider(client: Any) -> tuple[str, str]:
         return cached[1], cached[2]
     base_url = str(url_object or "")
     host = urlsplit(base_url).hostname or ""
-    if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI") or host.endswith(_AZURE_HOSTS):
+    runtime = getattr(getattr(client, "__dict__", NO_DICT).get("_provider_runtime"), "name", None)
+    if isinstance(runtime, str) and runtime:
+        provider = runtime  # the SDK's own provider (``provider=openai.providers.bedrock(...)``, ``vertex``)
+    elif type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI") or host.endswith(_AZURE_HOSTS):
         provider = "azure"  # an Azure client, or the plain client on Azure's v1 API (``.../openai/v1/``)
+    elif host == "api.openai.com" or host.endswith(_OPENAI_REGIONS):
+        provider = "openai"
     else:
-        provider = "openai" if host == "api.openai.com" else host or "openai-compatible"
+        provider = host or "openai-compatible"
     try:
         client._autotrace_provider = (url_object, provider, base_url)
     except AttributeError:

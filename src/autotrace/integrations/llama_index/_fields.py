@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from ... import bounds
 from ..._heads import json_head
 from ...observation import ObservationType
 from ...runtime import state
-from ..documents import recorded
+from ..documents import CONTENT_CHARS, document, recorded
 from ..media import media_note
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"}
@@ -30,10 +31,21 @@ def _query(value: Any) -> Any:
     return getattr(value, "query_str", value)
 
 
+#: Keys of a node's metadata recorded per document
+_METADATA_KEYS = 20
+
+
 def _document(item: Any) -> dict[str, Any]:
+    """A retrieved node as a document: its id, score, text and metadata (where it came from: a file's
+    name, a page), bounded as its text is: the first keys, each value cut short (a sentence window's
+    ``window`` holds kilobytes)."""
     node = getattr(item, "node", item)
     text = getattr(node, "text", None) or (node.get_content() if hasattr(node, "get_content") else "")
-    return {"id": getattr(node, "node_id", None), "score": getattr(item, "score", None), "content": str(text)[:200]}
+    found = getattr(node, "metadata", None)
+    metadata = {str(key): value if isinstance(value, int | float | bool) or value is None
+                else str(value)[:CONTENT_CHARS] for key, value in islice(found.items(), _METADATA_KEYS)
+                } if isinstance(found, dict) else None
+    return document(getattr(node, "node_id", None), getattr(item, "score", None), text, metadata)
 
 
 #: media blocks' types -> (the field holding their inline bytes, the field naming their MIME type)
@@ -457,7 +469,7 @@ def end_fields(obs_type: ObservationType, result: Any, instance: Any = None) -> 
     if obs_type is ObservationType.RETRIEVER:
         nodes = list(result or ())
         documents, metadata = recorded((_document(item) for item in nodes), len(nodes))
-        scores = [d["score"] for d in documents if d["score"] is not None]
+        scores = [d["score"] for d in documents if "score" in d]
         return {"documents": documents, "doc_count": len(nodes), "scores": scores or None, "metadata": metadata or None}
     if obs_type is ObservationType.TOOL:
         content = getattr(result, "content", result)

@@ -20,7 +20,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
 import autotrace
-from autotrace.integrations import mcp as mcp_integration
+from autotrace.integrations import _mcp_results as mcp_integration
 from autotrace.integrations.documents import CONTENT_CHARS, MAX_DOCUMENTS
 from tests.helpers import shape, unordered
 from tests.test_mcp import _by_name, _install

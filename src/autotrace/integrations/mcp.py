@@ -2,11 +2,11 @@
 from client to server.
 
 Client: ``ClientSession.call_tool`` (``Client.call_tool``, each of its rounds, and every transport
-pass through it) is a CLIENT ``tool`` observation named ``mcp.call_tool <tool>``: the arguments,
-the result (the text content joined, or the structured content when there is one; images, audio
-and binary resources as a note of their kind and size), ``metadata.mcp_server`` /
-``mcp_server_version`` when the session knows the server. A result with ``isError`` is ERROR, its
-text the status message (the caller gets the result unchanged); an exception marks the call (a
+pass through it) is a CLIENT ``tool`` observation named ``mcp.call_tool <tool>``: the arguments, the
+result (the text content joined, or the structured content when there is one; images, audio and
+binary resources as a note of their kind and size), ``metadata.mcp_server`` / ``mcp_server_version``
+when the session knows the server. A result with ``isError`` is ERROR, its text (content: while
+captured) the status message (the caller gets the result unchanged); an exception marks the call (a
 cancellation WARNING) and propagates. ``ClientSession.read_resource`` is a ``retriever`` named
 ``mcp.read_resource`` (a URI is no name: it is the input, ``{"uri": ...}``), its contents the
 documents (id the content's URI, the start of a text, a blob as its MIME type and size) and
@@ -31,12 +31,12 @@ prompt (the method, for a name the MCP specification does not allow or an ``MCPS
 have, and for every resource), under the SDK's server span when there is one, else joined to the
 caller's trace from ``_meta``; an ``ErrorData`` a lowlevel handler returns is an error there, as
 the ``MCPError`` the SDK answers, and so is a result the SDK cannot send (it is ended with the
-answer, ``_answer``); an ``MCPServer`` tool's ``isError`` result records the exception the tool
-raised (``_mcp_tool_errors``). No name a client sends names the SDK's own server span unbounded
-(``_mcp_names``). The caller's tenant is taken only with ``trust_incoming_tenant`` (the SDK's
-server span, started before, takes it too), for every request with a handler (``tools/list`` too:
-the SDK's span for it then has a tenant; ``initialize``, answered by the SDK itself, has none). An
-in-process server (the SDK's in-memory transports) runs in its client's context and so has the
+answer, ``_answer``); an ``MCPServer`` tool's, resource's or prompt's failure records what its
+function raised (``_mcp_tool_errors``). No name a client sends names the SDK's own server span
+unbounded (``_mcp_names``). The caller's tenant is taken only with ``trust_incoming_tenant`` (the
+SDK's server span, started before, takes it too), for every request with a handler (``tools/list``
+too: the SDK's span for it then has a tenant; ``initialize``, answered by the SDK itself, has none).
+An in-process server (the SDK's in-memory transports) runs in its client's context and so has the
 client's tenant: the same program chose it.
 """
 
@@ -60,91 +60,14 @@ from ..observation import Observation, ObservationType, make_current, restore_co
 from ..propagation import extract, inject, merge_baggage, tenant_travels_to
 from ._mcp_callbacks import dispatch_input_request, enter, from_peer, leave, note_sent, on_request
 from ._mcp_names import allowed, get_notification_handler, handled, registry, served, server_span
-from ._mcp_tool_errors import call_tool, original, unwatch, watch
+from ._mcp_results import Fields, get, prompt_outcome, read_outcome, tool_outcome
+from ._mcp_tool_errors import RAISERS, behind, kept, original, unwatch, watch
 from .base import Integration
-from .documents import document, recorded
 
 _TRACE_KEYS = ("traceparent", "tracestate")
-Fields = dict[str, Any]
 
 
-# -- results ----------------------------------------------------------------------------------------
-def _get(item: Any, attribute: str, key: str) -> Any:
-    """``item``'s field, whether the SDK's model or the raw dict a server handler may return."""
-    return item.get(key) if isinstance(item, Mapping) else getattr(item, attribute, None)
-
-
-def _part_text(part: Any) -> str:
-    """A content block as text: its text, or a note of the kind and size of a payload."""
-    kind = _get(part, "type", "type")
-    if kind == "text":
-        return str(_get(part, "text", "text"))
-    if kind in ("image", "audio"):
-        data = _get(part, "data", "data")
-        return f"<{_get(part, 'mime_type', 'mimeType') or kind} base64, {len(data) if isinstance(data, str) else 0} chars>"
-    if kind == "resource_link":
-        return f"<resource_link {_get(part, 'uri', 'uri')}>"
-    if kind == "resource":
-        resource = _get(part, "resource", "resource")
-        text = _get(resource, "text", "text")
-        if isinstance(text, str):
-            return text
-        blob = _get(resource, "blob", "blob")
-        mime = _get(resource, "mime_type", "mimeType") or "resource"
-        return f"<{mime} base64, {len(blob) if isinstance(blob, str) else 0} chars: {_get(resource, 'uri', 'uri')}>"
-    return f"<{kind}>"
-
-
-def _tool_outcome(result: Any) -> tuple[Fields, str | None]:
-    """A tool result's output (its structured content, else its text) and, when it reports an
-    error (``isError``), its message."""
-    content = _get(result, "content", "content")
-    text = "\n".join(_part_text(part) for part in content) if isinstance(content, list) else None
-    structured = _get(result, "structured_content", "structuredContent")
-    output = structured if structured is not None else text
-    if _get(result, "is_error", "isError") is True:
-        return {"result": output}, text or "the tool reported an error"
-    return {"result": output}, None
-
-
-def _blob_bytes(blob: Any) -> int:
-    """The size in bytes of base64 text, without decoding it."""
-    return len(blob.rstrip("=")) * 3 // 4 if isinstance(blob, str) else 0
-
-
-def _resource_document(contents: Any) -> Fields:
-    """One resource content as a retrieved document: its URI, the start of its text, or its
-    blob's MIME type and size (never the blob)."""
-    uri, mime = _get(contents, "uri", "uri"), _get(contents, "mime_type", "mimeType")
-    text = _get(contents, "text", "text")
-    if isinstance(text, str):
-        return document(uri, content=text, metadata={"mime_type": mime} if mime else None)
-    return document(uri, metadata={"mime_type": mime, "bytes": _blob_bytes(_get(contents, "blob", "blob"))})
-
-
-def _read_outcome(result: Any) -> tuple[Fields, str | None]:
-    """A read's contents as documents (the first ``MAX_DOCUMENTS``) and their count."""
-    contents = _get(result, "contents", "contents")
-    if not isinstance(contents, list):
-        return {}, None
-    kept, noted = recorded(contents, len(contents))
-    return {"documents": [_resource_document(item) for item in kept], "doc_count": len(contents),
-            "metadata": noted or None}, None
-
-
-def _prompt_outcome(result: Any) -> tuple[Fields, str | None]:
-    """A prompt's messages: role and text (other content noted by kind and size)."""
-    messages = _get(result, "messages", "messages")
-    if not isinstance(messages, list):
-        return {}, None
-    output = []
-    for message in messages:
-        content = _get(message, "content", "content")
-        parts = content if isinstance(content, list) else [content]
-        output.append({"role": _get(message, "role", "role"), "content": "\n".join(_part_text(p) for p in parts)})
-    return {"output": output}, None
-
-
+# -- results (what each records: ``_mcp_results``) --------------------------------------------------
 def _returned_error(result: Any) -> BaseException | None:
     """The ``MCPError`` the SDK answers for an ``ErrorData`` a lowlevel handler returned, else None."""
     from mcp.shared.exceptions import MCPError  # loaded: the SDK gave this result
@@ -160,9 +83,9 @@ def _outcome(method: _Method, result: Any) -> tuple[Fields, BaseException | str 
     returned = _returned_error(result)
     if returned is not None:
         return {}, returned
-    if _get(result, "result_type", "resultType") == "input_required":
-        requests = _get(result, "input_requests", "inputRequests") or {}
-        return {"output": {"input_required": {key: _get(request, "method", "method")
+    if get(result, "result_type", "resultType") == "input_required":
+        requests = get(result, "input_requests", "inputRequests") or {}
+        return {"output": {"input_required": {key: get(request, "method", "method")
                                               for key, request in requests.items()}}}, None
     return method.outcome(result)
 
@@ -213,15 +136,15 @@ def _text(value: Any) -> str | None:
 _METHODS = {method.wire: method for method in (
     _Method("tools/call", "call_tool", ObservationType.TOOL, ("name", "arguments"),
             lambda p: f"mcp.call_tool {p.get('name')}", allowed,
-            lambda p: {"tool_name": _text(p.get("name")), "arguments": p.get("arguments")}, _tool_outcome,
+            lambda p: {"tool_name": _text(p.get("name")), "arguments": p.get("arguments")}, tool_outcome,
             progress=True),
     _Method("resources/read", "read_resource", ObservationType.RETRIEVER, ("uri",),
             lambda p: "mcp.read_resource", lambda p: None,
-            lambda p: {"input": {"uri": _text(p.get("uri"))}}, _read_outcome),
+            lambda p: {"input": {"uri": _text(p.get("uri"))}}, read_outcome),
     _Method("prompts/get", "get_prompt", ObservationType.SPAN, ("name", "arguments"),
             lambda p: f"mcp.get_prompt {p.get('name')}", allowed,
             lambda p: {"input": p.get("arguments"), "metadata": {"mcp_prompt": _text(p.get("name"))}},
-            _prompt_outcome),
+            prompt_outcome),
 )}
 
 
@@ -344,7 +267,7 @@ class _ServerCall:
         self.obs: Observation | None = None
         self.tenant_token: Any = None
         self.context: Context | None = None
-        self.caught: list[BaseException] = []  # what ``MCPServer.call_tool`` raised in the handler
+        self.caught: list[BaseException] = []  # what the ``MCPServer`` raised in the handler (``kept``)
         try:
             meta = getattr(params, "meta", None)
             incoming = extract(meta if isinstance(meta, Mapping) else None)
@@ -368,6 +291,7 @@ class _ServerCall:
         request ``_answer`` runs) with the answer the client gets."""
         release_tenant(self.tenant_token)
         self.tenant_token = None
+        error = behind(error, self.caught)  # what an ``MCPServer``'s resource or prompt raised
         answering = _ANSWERING.get() if error is None else None
         if answering is not None and self.obs is not None:
             answering.append((self, result))
@@ -406,7 +330,7 @@ def _traced_handler(method: _Method | None, handler: Callable[..., Awaitable[Any
     async def traced(ctx: Any, params: Any) -> Any:
         call = _ServerCall(method, params, known)
         token = _attach(call.context)
-        watching = watch(call.caught) if call.obs is not None and method is _METHODS["tools/call"] else None
+        watching = watch(call.caught) if call.obs is not None else None
         try:
             result = await handler(ctx, params)
         except BaseException as error:
@@ -489,7 +413,8 @@ class McpIntegration(Integration):
         wrap("mcp.server.lowlevel.server", "Server.get_notification_handler", get_notification_handler,
              optional=True, expects=("method",))
         wrap("mcp.server._otel", "otel_span", server_span, optional=True)
-        wrap("mcp.server.mcpserver.server", "MCPServer.call_tool", call_tool, optional=True)
+        for module, target in RAISERS:  # what they raise, for the server's observations
+            wrap(module, target, kept, optional=True)
         wrap("mcp.server.runner", "ServerRunner._on_request", _answer, optional=True,
              expects=("dctx", "method", "params"))
         wrap("mcp.shared.jsonrpc_dispatcher", "inject_trace_context", _inject_trace_context, optional=True,

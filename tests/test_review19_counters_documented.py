@@ -33,7 +33,7 @@ FORWARDERS = {("_router_drops", "dropped"), ("_router_drops", "closed"),
               ("carried", "forget"), ("recorder", "start_with"), ("class_family", "__init__"),
               ("class_family", "finished"), ("class_family", "imported"), ("class_family", "wrap"),
               ("langchain_embeddings", "start"), ("langchain_stores", "start"), ("_predict", "wrap"),
-              ("_rerank", "wrap"), ("_rerank", "awaited")}
+              ("_rerank", "wrap"), ("_rerank", "awaited"), ("workers", "survive")}
 #: Class attributes and parameter defaults whose string value is a ``where`` (``failure =
 #: "langchain.embeddings"``); attributes whose value is a counter name (``self.counter =
 #: f"propagation_invalid_{header}"``).

@@ -7,9 +7,8 @@ import threading
 import time
 from collections import deque
 
-from .._internal import guarded_failure
 from .credentials import Credentials, CredentialsResolver, to_credentials
-from .workers import WorkerPool
+from .workers import WorkerPool, survive
 
 #: A lookup's outcome: the credentials, or None with whether the resolver raised (rather than
 #: answering that the tenant has none).
@@ -63,15 +62,16 @@ class Lookups:
                 tenant = self._queued.popleft()
                 self._since[me] = time.monotonic()
             credentials: Credentials | None = None
-            failed = False
+            failed = True
             try:
                 # a user's resolver may answer as a callable may (a mapping, a pair) or with anything
                 # else, which is a failed lookup, never a crash of the pipeline thread applying it
                 credentials = to_credentials(self.resolver.resolve(tenant)) if self.resolver is not None else None
-            except Exception as exc:
-                failed = True
-                guarded_failure("credentials", exc)
-            self.done.append((tenant, credentials, failed))
+                failed = False
+            except BaseException as exc:  # its CancelledError too: this worker goes on (``survive``)
+                survive("credentials", exc)
+            finally:  # (the tenant's lookup is over, whatever ended it: else it would wait for good)
+                self.done.append((tenant, credentials, failed))
 
     def clear(self) -> None:
         """Forget the tenants not looked up yet (shutdown)."""

@@ -34,7 +34,7 @@ from .score_redaction import redact_score
 from .span_copy import SpanCopy, dropped_counts
 from .span_parts import SpanParts
 from .tenant_tracker import MAX_LIVE_SPANS, TenantTracker
-from .workers import as_own_thread, on_own_thread, own_thread, run_stranded
+from .workers import as_own_thread, on_own_thread, own_thread, run_stranded, survive
 
 #: Once this many spans wait, the pipeline thread is woken and the caller pauses briefly (or a
 #: destination's buffer is past a quarter full: then it only pauses). A loop that calls an SDK
@@ -288,9 +288,9 @@ class SpanPipeline(SpanProcessor):
                     continue
                 try:
                     self._finalize(item)
-                except Exception as exc:
+                except BaseException as exc:  # a score's redaction hook's CancelledError too (``survive``)
                     _dropped("spans_dropped.pipeline_error", item)
-                    guarded_failure("pipeline.finalize", exc)
+                    survive("pipeline.finalize", exc)
                 self._processed += 1
                 if self._processed % self.settings.max_export_batch == 0:
                     self.router.dispatch()
@@ -298,8 +298,8 @@ class SpanPipeline(SpanProcessor):
             if self._held is not None:
                 self._release_held()
             run_stranded()  # export jobs no worker thread could be started for (at exit on Python 3.12)
-        except Exception as exc:
-            guarded_failure("pipeline.drain", exc)
+        except BaseException as exc:
+            survive("pipeline.drain", exc)
         finally:
             self._busy = False
 
@@ -389,9 +389,9 @@ class SpanPipeline(SpanProcessor):
                     context = self._parts.trace_state(context)  # type: ignore[arg-type]
             if not plain:
                 name, status, events, links = self._bound_texts(bounds.cut_value, name, status, events, links)
-        except Exception as exc:  # fail closed: an unredacted span is never exported
+        except BaseException as exc:  # fail closed: an unredacted span is never exported (``survive``)
             _dropped("spans_dropped.redaction_failed", span)
-            guarded_failure("redaction", exc)
+            survive("redaction", exc)
             return
         # at the limit, now that what it held is redacted; a root span's name is the trace's in Langfuse
         schema.cut_values(attrs, max_bytes, name if span.parent is None else None)

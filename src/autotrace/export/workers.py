@@ -84,6 +84,17 @@ def as_own_thread() -> Iterator[None]:
         _own.marked = False
 
 
+def survive(where: str, exc: BaseException) -> None:
+    """Count and log an exception raised on an export thread (by autotrace, or by the user code run
+    there: a redaction hook, a credentials resolver), which goes on. Not only an ``Exception``:
+    asyncio's ``CancelledError``, gevent's ``Timeout`` and ``SystemExit`` are not one, and let through
+    they end the thread for good, and every tenant's export with it. A ``KeyboardInterrupt`` (the
+    main thread's, doing the export work at interpreter exit) is raised again."""
+    guarded_failure(where, exc)
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
+
+
 def on_own_thread() -> bool:
     """Whether the calling thread is one of autotrace's export threads (``own_thread``), or runs
     in a context handed on from one."""
@@ -200,8 +211,8 @@ class WorkerPool:
                 continue
             try:
                 job()
-            except Exception as exc:
-                guarded_failure("worker", exc)
+            except BaseException as exc:  # (not only Exception: see ``survive``)
+                survive("worker", exc)
 
     def _grow(self) -> None:
         """While jobs wait (lock held): replace stuck threads, else look again once the busy ones
@@ -252,8 +263,8 @@ class WorkerPool:
                 self._running[me] = time.monotonic()
             try:
                 job()
-            except Exception as exc:
-                guarded_failure("worker", exc)
+            except BaseException as exc:  # (not only Exception: see ``survive``)
+                survive("worker", exc)
             finally:
                 with self._lock:
                     self._running.pop(me, None)

@@ -23,7 +23,8 @@ COUNTING = {("_internal", "count"): (0,), ("_internal", "count_keyed"): (0,), ("
 SCORE_AWARE = {("_router_drops", "dropped"), ("_router_drops", "closed"), ("router", "_unknown")}
 #: (module, function) -> the position of its ``where`` (counted as ``internal_errors.<where>``).
 WHERE = {("_internal", "guarded_failure"): 0, ("recorder", "start_with"): 2, ("_timeouts", "never_raising"): 1,
-         ("carried", "enter"): 2, ("class_family", "ClassFamilyPatches"): 6}
+         ("carried", "enter"): 2, ("class_family", "ClassFamilyPatches"): 6,
+         ("workers", "survive"): 0}
 #: Functions that pass on a name or ``where`` they were given (reviewed by hand: their callers'
 #: literals are collected above).
 FORWARDERS = {("_router_drops", "dropped"), ("_router_drops", "closed"),

@@ -62,3 +62,17 @@ def warn_keys_without_host(settings: Settings, environ: Mapping[str, str]) -> No
     log_once("config_keys_without_host", "autotrace: Langfuse keys are set but no Langfuse host (LANGFUSE_HOST, "
              "LANGFUSE_BASE_URL or AUTOTRACE_LANGFUSE_HOST): nothing is sent to Langfuse (its cloud is never "
              "assumed)")
+
+
+def unknown_integrations(settings: Settings, known: set[str]) -> list[str]:
+    """The names ``settings`` turn on or off that no integration has (a typo): sorted."""
+    return sorted({*(settings.integrations or ()), *settings.disabled_integrations} - known)
+
+
+def turned_off(name: str, settings: Settings) -> str | None:
+    """Why ``settings`` leave the integration ``name`` out, or None if they want it."""
+    if name in settings.disabled_integrations:
+        return "turned off by disabled_integrations"
+    if settings.integrations is not None and name not in settings.integrations:
+        return "not among the integrations setting's"
+    return None

@@ -156,16 +156,16 @@ def integration_statuses(settings: Settings, try_patching: bool = True) -> list[
     statuses = []
     for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         name = entry_point.name
-        try:
+        try:  # another package's integration may be no ``Integration`` at all: that one fails, not the report
             loaded = entry_point.load()
             integration = loaded() if isinstance(loaded, type) else type(loaded)()
+            library = integration.distribution  # none: the standard library's
+            found = IntegrationStatus(name, READY, library or "python", integration.installed_version() if library
+                                      else platform.python_version(), integration.supported)
+            reason = integration.check()
         except Exception as exc:
             statuses.append(IntegrationStatus(name, FAILED, detail=f"cannot be loaded ({type(exc).__name__}: {exc})"))
             continue
-        library = integration.distribution  # none: the standard library's
-        found = IntegrationStatus(name, READY, library or "python", integration.installed_version() if library
-                                  else platform.python_version(), integration.supported)
-        reason = integration.check()
         if (off := turned_off(name, settings)) is not None:
             found.status, found.detail = OFF, off
         elif reason == "not installed":

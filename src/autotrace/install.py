@@ -23,7 +23,14 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 
 from . import _langfuse_sdk, _process_exit, _providers, recorder, sigterm
 from ._built import built_redactor, credentials_resolver
-from ._install_options import open_store, report_stats_as_metrics, set_prices, warn_keys_without_host
+from ._install_options import (
+    open_store,
+    report_stats_as_metrics,
+    set_prices,
+    turned_off,
+    unknown_integrations,
+    warn_keys_without_host,
+)
 from ._internal import count, guarded_failure, log_once, logger
 from ._timeouts import never_raising as _never_raising
 from .config import DEFAULT_SERVICE_NAME, Settings, load_settings
@@ -40,6 +47,9 @@ ENTRY_POINT_GROUP = "autotrace.integrations"
 _lock = threading.RLock()
 #: Set while ``install()`` registers an integration's import hook (``_on_import``).
 _registering = threading.local()
+#: The ``(integration, module)`` hooks waiting in wrapt's registry for the module's first import:
+#: one each, however many installs and uninstalls come before it (wrapt keeps each until then).
+_waiting: set[tuple[str, str]] = set()
 #: Seconds a patch waits for another thread's import of its library to end (``_when_imported``).
 _IMPORT_WAIT = 300.0
 _integrations: dict[str, Integration] = {}
@@ -397,6 +407,7 @@ def _instrument_integrations(settings: Settings) -> None:
         name = entry_point.name
         if turned_off(name, settings) is not None or name in _integrations:
             continue
+        integration = None
         try:
             integration = entry_point.load()
             if isinstance(integration, type):
@@ -408,33 +419,31 @@ def _instrument_integrations(settings: Settings) -> None:
                     log_once(f"integration:{name}", "autotrace: not instrumenting %s: %s", name, reason)
                 continue
             _integrations[name] = integration
-            _registering.active = True  # wrapt calls the hook at once for a module already imported
-            try:
-                wrapt.register_post_import_hook(_on_import(name, integration), integration.module or name)
-            finally:
-                _registering.active = False
-        except Exception as exc:
+            _hook(name, integration.module or name)
+        except Exception as exc:  # one that cannot register its hook (no ``module``) is not kept as installed
+            if _integrations.get(name) is integration:
+                del _integrations[name]
             _failed(name, exc)
 
 
-def unknown_integrations(settings: Settings, known: set[str]) -> list[str]:
-    """The names ``settings`` turn on or off that no integration has (a typo): sorted."""
-    return sorted({*(settings.integrations or ()), *settings.disabled_integrations} - known)
+def _hook(name: str, module: str) -> None:
+    """Have the integration ``name`` patch ``module`` when imported (at once, if it is): one hook waits."""
+    if (name, module) in _waiting and module not in sys.modules:
+        return
+    _waiting.add((name, module))
+    _registering.active = True  # wrapt calls the hook at once for a module already imported
+    try:
+        wrapt.register_post_import_hook(_on_import(name, module), module)
+    finally:
+        _registering.active = False
 
 
-def turned_off(name: str, settings: Settings) -> str | None:
-    """Why ``settings`` leave the integration ``name`` out, or None if they want it."""
-    if name in settings.disabled_integrations:
-        return "turned off by disabled_integrations"
-    if settings.integrations is not None and name not in settings.integrations:
-        return "not among the integrations setting's"
-    return None
-
-
-def _on_import(name: str, integration: Integration) -> Callable[[Any], None]:
+def _on_import(name: str, module_name: str) -> Callable[[Any], None]:
+    """The import hook of the integration ``name``: it patches with the one installed then, if any."""
     def instrument_now() -> None:
         with _lock:
-            if _integrations.get(name) is not integration or integration.instrumented:
+            integration = _integrations.get(name)
+            if integration is None or integration.instrumented:
                 return  # uninstalled meanwhile, or already done
             try:
                 integration.instrument()
@@ -443,6 +452,7 @@ def _on_import(name: str, integration: Integration) -> Callable[[Any], None]:
                 _failed(name, exc)
 
     def instrument(module: Any) -> None:
+        _waiting.discard((name, module_name))
         if getattr(_registering, "active", False) and _being_imported(module):
             # another thread is running the module's code: patching it now would import its
             # submodules in the middle of that import (the application's import then failed)

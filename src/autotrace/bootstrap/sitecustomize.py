@@ -157,6 +157,13 @@ def _mark_forked() -> None:
 def _activate() -> None:
     if not _wanted():
         return
+    try:
+        import autotrace
+    except Exception as exc:  # a ``python`` of another environment than the ``autotrace`` command's (a tool's
+        # own: ``hatch run``, ``tox``): the program it starts, maybe in autotrace's environment, is still the one to trace
+        _say(f"autotrace: tracing is off for this process: {sys.executable} cannot import autotrace "
+             f"({type(exc).__name__}: {exc}); install autotrace in its environment\n")
+        return
     if os.environ.get(_MARKER) is None:
         _check_variables()
     os.environ[_MARKER] = str(os.getpid())
@@ -167,14 +174,9 @@ def _activate() -> None:
     else:
         os.environ[_PROGRAM] = program
     try:
-        import autotrace
-
         autotrace.install()
     except Exception as exc:
-        why = f"{type(exc).__name__}: {exc}"
-        if "autotrace" not in sys.modules:  # a ``python`` of another environment than the ``autotrace`` command's
-            why = f"{sys.executable} cannot import autotrace ({why}); install autotrace in its environment"
-        _say(f"autotrace: tracing is off for this process: {why}\n")
+        _say(f"autotrace: tracing is off for this process: {type(exc).__name__}: {exc}\n")
         return
     if hasattr(os, "register_at_fork"):  # a forked process keeps the install; a program it execs is another
         os.register_at_fork(after_in_child=_mark_forked)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from typing import Any
 
 import wrapt
@@ -91,22 +92,27 @@ class ClassFamilyPatches:
         self.kinds = {**dict.fromkeys(methods, False), **dict.fromkeys(async_methods, True)}
         self.call = call
         self.base: Any = None
-        #: Moves on at each ``apply`` and ``remove``: an import hook of an earlier one does nothing.
-        self.generation = 0
+        #: Between ``apply`` and ``remove``: the import hook wraps the family only then.
+        self.applied = False
+        #: Whether a hook waits in wrapt's registry for the module's first import (one, however many
+        #: times the family is applied and removed before it: wrapt keeps each until then).
+        self.waiting = False
 
     def apply(self) -> None:
         """Wrap the family when its module is imported (at once, if it already is)."""
-        self.generation += 1
-        generation = self.generation
+        self.applied = True
+        if self.waiting and self.module not in sys.modules:
+            return
+        self.waiting = True
+        wrapt.register_post_import_hook(self.imported, self.module)
 
-        def imported(module: Any) -> None:
-            if self.generation == generation and self.base is None:
-                try:
-                    self._wrap_family(getattr(module, self.base_name))
-                except Exception as exc:  # a changed library: the rest stays traced
-                    guarded_failure(self.failure, exc)
-
-        wrapt.register_post_import_hook(imported, self.module)
+    def imported(self, module: Any) -> None:
+        self.waiting = False
+        if self.applied and self.base is None:
+            try:
+                self._wrap_family(getattr(module, self.base_name))
+            except Exception as exc:  # a changed library: the rest stays traced
+                guarded_failure(self.failure, exc)
 
     def _wrap_family(self, base: Any) -> None:
         self.base = base
@@ -141,7 +147,7 @@ class ClassFamilyPatches:
     def remove(self) -> None:
         """Stop wrapping classes as they are defined, or when the module is imported (the patcher
         restores the methods)."""
-        self.generation += 1
+        self.applied = False
         if self.base is not None and "__init_subclass__" in self.base.__dict__:
             del self.base.__init_subclass__
         self.base = None

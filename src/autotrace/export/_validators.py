@@ -35,11 +35,8 @@ def _ascii_iban_ok(text: str) -> bool:
         return False
     if not of_its_length and any(map(text.__contains__, _DOTS_AND_DASHES)):
         return False  # in groups separated by dots, en dashes or hyphens (an id, a serial, a version): as its country's
-    rearranged = compact[4:] + compact[:4]
-    try:
-        return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
-    except ValueError:
-        return False
+    number = (compact[4:] + compact[:4]).translate(_BASE36)  # (in C: a character at a time in Python cost 5 µs)
+    return number.isascii() and number.isdigit() and int(number) % 97 == 1
 
 
 def iban_in(text: str) -> tuple[str, str]:
@@ -52,10 +49,32 @@ def iban_in(text: str) -> tuple[str, str]:
     return (text[:end], text[end:]) if _ascii_iban_ok(read[:end]) else (text, "")
 
 
+def hidden_at(text: str) -> int:
+    """Where an IBAN candidate in which ``iban_in`` found none is searched again: at its first group
+    after the first of digits followed by more (``_GROUP_OF_DIGITS``), as a card's, phone's or SSN's are
+    ("x DE89 4111 1111 1111 1111"); 0 if there is none, or if it is of its country's length and they
+    are no card of a usual length (15, 16 or 19 digits: "AT61 4111 1111 1111 1111" is one): a mistyped
+    IBAN, kept."""
+    found = _GROUP_OF_DIGITS.search(text, 4)
+    if found is None:
+        return 0
+    at, compact = found.end(), as_ascii(text).translate(_NO_SEPARATORS)
+    if IBAN_LENGTHS.get(compact[:2].upper()) == len(compact) and not (
+            len(compact) - len(text[:at].translate(_NO_SEPARATORS)) in (15, 16, 19) and card_ok(text[at:])):
+        return 0
+    return at
+
+
 #: Separators of digit groups taken out, or made ASCII spaces.
 _NO_SEPARATORS = dict.fromkeys(map(ord, f" .{WIDE_SPACES}{_DASHES}"))
 _AS_SPACE = dict.fromkeys(map(ord, f".{WIDE_SPACES}{_DASHES}"), " ")
+#: A group of digits followed by another or ending the candidate (a card's, phone's or SSN's has two at
+#: least): a single one among letters ("AB12 3456 AB12 3456 ...") would have each group searched again
+_GROUP_OF_DIGITS = re.compile(rf"[ .{WIDE_SPACES}{_DASHES}](?=\d++(?:[ .{WIDE_SPACES}{_DASHES}]\d|\Z))")
 _DOTS_AND_DASHES, HYPHEN_CHARS = tuple(f".{_DASHES}"), tuple(HYPHENS)
+#: Each letter as its value in base 36 (mod-97 reads "A" as 10)
+_BASE36 = {ord(letter): str(value) for value, letter in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 10)} | {
+    ord(letter): str(value) for value, letter in enumerate("abcdefghijklmnopqrstuvwxyz", 10)}
 
 
 def _ssn_ok(text: str) -> bool:

@@ -7,7 +7,8 @@ secrets found by what names them (service token prefixes, webhook URLs, ``Author
 XML elements) ``_secret_patterns``'s, what a digit match can be part of ``_digit_context``'s, and
 what is read through before the search (escapes, references, full-width forms) ``detectors_decode``'s.
 ``redact_text`` replaces what they find with a placeholder naming the kind (``<EMAIL>``); placeholders
-contain no quotes or backslashes, so JSON text stays valid. ``redaction.Redactor`` applies them, and
+contain no quotes or backslashes, so JSON text stays valid (one that replaced a number is quoted,
+``_json_values``). ``redaction.Redactor`` applies them, and
 user hooks, to every span.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import re
 
-from ..bounds import HELD_MARK
 from . import _digit_runs as _runs
 from . import _secret_patterns as _secrets
 from ._cards import cards_in as _cards_in
@@ -28,10 +28,17 @@ from ._digit_shape import GLUED_SCRIPTS as _GLUED_SCRIPTS
 from ._digit_shape import HEX as _HEX
 from ._digit_shape import IN_A_WORD as _IN_A_WORD
 from ._digit_shape import has_digit_shape as _has_digit_shape
+from ._json_values import quote_bare_placeholders as _quote_bare_placeholders
+from ._text_hints import ascii_classes as _ascii_classes
+from ._text_hints import contains_any as _contains_any
+from ._text_hints import encoded_at as _encoded_at
+from ._text_hints import plain_hint as _plain_hint
 from ._validators import HYPHEN_CHARS as _HYPHEN_CHARS
 from ._validators import VALIDATORS as _VALIDATORS
+from ._validators import hidden_at as _hidden_at
 from ._validators import iban_in as _iban_in
 from .detectors_assigned import KEY_WORDS as _KEY_WORDS
+from .detectors_assigned import has_key_word as _has_key_word
 from .detectors_assigned import occurrences as _occurrences
 from .detectors_assigned import redact_assignments as _redact_assignments
 from .detectors_assigned import redact_url_passwords as _redact_url_passwords
@@ -264,7 +271,7 @@ _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], _ByText], ...] = (
 #: expression whose alternatives start with common letters. Those after the plain ones, an "@"
 #: written otherwise, are tested as ``_encoded_at`` does: after a one-character test.
 _PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY",
-                *_secrets.GITLAB_PREFIXES, *_secrets.DASH_PREFIXES, *_secrets.WEBHOOK_HINTS)
+                *_secrets.GITLAB_PREFIXES, *_secrets.DASH_PREFIXES, *_secrets.WEBHOOK_HINTS, *_secrets.DOT_PREFIXES)
 _TRIGGER_HINTS = (*_PLAIN_HINTS, "%2540", "\\uff20", "&#", "&commat;", "\uff20", "%40", "\\u0040")
 _QUOTED_EMAIL_PASS = _ByText(_QUOTED_EMAIL)
 _QUOTES_BEFORE_AT = (('"@', '"'), ('"\\u0040', '"'), ("\\u0022@", "\\u0022"), ("\\u0022\\u0040", "\\u0022"))
@@ -305,8 +312,13 @@ def redact_text(text: str, kinds: frozenset[str] | None = None) -> tuple[str, in
             or "\uff0b" in text):  # (free on ASCII text)
         decoded = _decoded(text)
         if decoded is not None and (found := _redact(decoded, kinds))[1]:
-            return found
-    return _redact(text, kinds)
+            return _as_json(found, text)
+    return _as_json(_redact(text, kinds), text)
+
+
+def _as_json(found: tuple[str, int], text: str) -> tuple[str, int]:
+    """What ``redact_text`` found in ``text``, JSON if ``text`` is (``_json_values``)."""
+    return (_quote_bare_placeholders(found[0], text), found[1]) if found[1] and text[:1] in "{[" else found
 
 
 class _Judge:
@@ -348,8 +360,9 @@ class _Judge:
             kind != "PHONE" or match["after_year"] is None or _after_a_month(text, start))
         if kind == "IBAN" and (len(value) < end - start or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
             self.rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
-        if not valid:
-            return match.group(), end
+        if not valid:  # no IBAN, perhaps a card in its groups: searched again from them (``hidden_at``)
+            at = _hidden_at(value) if kind == "IBAN" else 0
+            return (value[:at], start + at) if at else (match.group(), end)
         self.replaced += 1
         return f"<{kind}>", start + len(value)
 
@@ -386,14 +399,15 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     digits = _has_digit_shape(text)
     lowered = text.lower()  # for two of them (C, half a nanosecond a character)
     assigned = "=" in text or ":" in text
-    keyed = assigned and _contains_any(lowered, _KEY_WORDS)
+    keyed = assigned and _has_key_word(text, lowered)
     # an XML element (a closing tag) or a command's argument (``aws_secret_access_key ...``) names a
     # secret too (``_secrets.redact_named``); text with "=" or ":" and no key word has none
     named = ((keyed or not assigned) and (("<" in text and "</" in text) or ("_" in text and "access_key" in lowered))
              and (keyed or _contains_any(lowered, _KEY_WORDS)))
     authorized = assigned and "z" in lowered and "authorization" in lowered  # (a "z": rare in prose)
+    cookie = assigned and "ookie" in lowered
     spelled = _spelled_out(text, lowered)
-    if not (triggered or digits or keyed or named or authorized or spelled):
+    if not (triggered or digits or keyed or named or authorized or cookie or spelled):
         return text, 0
     marked = "\\" in text and _MARK not in text
     if marked:
@@ -425,8 +439,8 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
         if (kinds is None or "API_KEY" in kinds) and _secrets.hint(text):
             text, n = _secrets.redact_service_secrets(text)
             judge.replaced += n
-    if (authorized or named) and (kinds is None or "API_KEY" in kinds):
-        text, n = _secrets.redact_named(text, text.lower() if judge.replaced else lowered, authorized, named)
+    if (authorized or named or cookie) and (kinds is None or "API_KEY" in kinds):
+        text, n = _secrets.redact_named(text, text.lower() if judge.replaced else lowered, authorized, named, cookie)
         judge.replaced += n
     if spelled and (kinds is None or "EMAIL" in kinds):
         text, n = _redact_spelled_emails(text)
@@ -476,47 +490,3 @@ def _redact_jwts(text: str, pattern: re.Pattern[str]) -> tuple[str, int]:
         return "<JWT>"
 
     return pattern.sub(replace, text), replaced
-
-
-def _ascii_classes(text: str) -> bool:
-    """Whether the patterns compiled with ASCII classes (``_ByText``) find in ``text`` what the Unicode
-    ones do: on ASCII text, and on a value held past the size limit (``bounds.hold``): ASCII but for
-    its ``HELD_MARK``, whose ellipsis no class of either kind takes (no letter, digit nor space), unless
-    it holds one of the separators ``\\s`` takes in Unicode only (a held value of 64 kB searched with
-    the Unicode classes took twice as long)."""
-    if text.isascii():
-        return True
-    return (text.endswith(HELD_MARK) and text[:-len(HELD_MARK)].isascii()
-            and not _contains_any(text, _UNICODE_SPACES))
-
-
-_UNICODE_SPACES = ("\x1c", "\x1d", "\x1e", "\x1f")
-
-
-def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
-    """Whether ``text`` contains one of ``needles``: a plain loop, as ``any()`` over a generator
-    costs half as much again, and this runs on every content value."""
-    for needle in needles:  # noqa: SIM110
-        if needle in text:
-            return True
-    return False
-
-
-def _plain_hint(text: str) -> bool:
-    """``_contains_any(text, _PLAIN_HINTS)``, each longer hint after a one-character test of a letter
-    it holds that prose seldom does: a substring test of several characters costs ten times as much."""
-    return ("@" in text or "_" in text or ("-" in text and ("k-" in text or _secrets.dash_hint(text))) or "earer " in text
-            or "asic " in text or ("/" in text and "hooks" in text and _contains_any(text, _secrets.WEBHOOK_HINTS))
-            or ("J" in text and "eyJ" in text) or ("x" in text and "xox" in text)
-            or ("A" in text and ("AKIA" in text or "ASIA" in text or "AIza" in text))
-            or ("Y" in text and "PRIVATE KEY" in text))
-
-
-def _encoded_at(text: str) -> bool:
-    """Whether ``text`` holds an "@" written otherwise (URL-encoded, escaped, an HTML reference,
-    full-width): one character first, ten times faster than a longer one (and the full-width one
-    costs nothing on ASCII text)."""
-    return (("%" in text and ("%40" in text or "%2540" in text))
-            or ("\\" in text and ("\\u0040" in text or "\\uff20" in text))
-            or ("&" in text and ("&#" in text or "&commat;" in text)) or "\uff20" in text)
-

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from functools import cache
 
 KEY_WORDS = ("key", "secret", "token", "passw")
+#: The words of ``_PWD`` and ``_SIGNATURE`` too (``has_key_word``; ``sig`` with an "=" only)
+_WORDS, _WORDS_WITH_EQUALS = (*KEY_WORDS, "pwd"), (*KEY_WORDS, "pwd", "sig")
 # The key is kept, so assignments have their own expression. Quotes may be escaped
 # (``{\"password\": \"...\"}``: JSON inside a JSON string, such as a chat message holding JSON; the
 # key's closing quote by as many backslashes as its depth takes, ``\\\"`` two levels down).
@@ -38,15 +40,32 @@ _ASSIGNED = (r"(?:\\*+[\"'])?\s?[:=]\s?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?
              r"|(?(q)(?![\s,;}\]])[^\n\r\"'\\]{6,512}(?=[\n\r]|\Z)|(?!))"
              rf"|(?!<)(?:(?:[^\s\"',;}}\\&]|&(?!(?:amp;)?[\w.-]{{1,64}}=)|{_ESCAPE_UNIT}){{6,}}"
              rf"|(?:[^\s\"',;}}\\]|{_ESCAPE_UNIT}){{6,}}))")
+#: An ODBC or MySQL connection string's password (``Pwd=...;``), never a working directory's path
+#: (``PWD=/home/app``, ``OLDPWD=~``, ``PWD=C:\\app``); a signed URL's signature, after its query's ``?``,
+#: ``&`` or ``;`` and with ``=`` (an Azure SAS ``sig=``, S3's ``X-Amz-Signature=``, GCS's
+#: ``X-Goog-Signature=``: each grants access to what it signs until it expires), never code's ``sig = ...``
+_PWD = r"pwd(?!(?:\\*+[\"'])?\s?[:=]\s?(?:\\*[\"'])*(?:[/~]|[A-Za-z]:[\\/]))"
+_SIGNATURE = (r"(?:(?<=[?&;])|(?<=\\u0026)|(?<=[?&;]x-amz-)|(?<=[?&;]x-goog-)|(?<=\\u0026x-amz-)|(?<=\\u0026x-goog-))"
+              r"sig(?:nature)?(?==)")
 _KEY_VALUE = (r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key"
-              r"|(?:secret|private|subscription)[_-]?key)" + _ASSIGNED)
+              r"|(?:secret|private|subscription)[_-]?key|accountkey|" + _PWD + "|" + _SIGNATURE + ")" + _ASSIGNED)
 #: The same, from where its key's word is (``KEY_WORDS``, found in lower case: a regular
 #: expression starting with a quote that may be there or not is tried at every character, and was
 #: most of the cost of redacting a chat request's JSON); what is before that word is kept anyway.
 _KEY_VALUE_AT = (r"(?P<prefix>(?:key(?:(?<=apikey)|(?<=api_key)|(?<=api-key)|(?<=accesskey)|(?<=access_key)"
                  r"|(?<=access-key)|(?<=secretkey)|(?<=secret_key)|(?<=secret-key)|(?<=privatekey)|(?<=private_key)"
-                 r"|(?<=private-key)|(?<=subscriptionkey)|(?<=subscription_key)|(?<=subscription-key))"
-                 r"|secret|token|passw(?:or)?d)" + _ASSIGNED)
+                 r"|(?<=private-key)|(?<=subscriptionkey)|(?<=subscription_key)|(?<=subscription-key)|(?<=accountkey))"
+                 r"|secret|token|passw(?:or)?d|" + _PWD + "|" + _SIGNATURE + ")" + _ASSIGNED)
+
+
+def has_key_word(text: str, lowered: str) -> bool:
+    """Whether ``text`` (with an "=" or ":"; ``lowered``: in lower case) holds a word an assignment's key
+    does: one of ``KEY_WORDS``, ``pwd``, or with an "=" ``sig`` (each substring test of a longer text
+    costs about half a microsecond a kilobyte: an "=" is tested first)."""
+    for word in KEY_WORDS:
+        if word in lowered:
+            return True
+    return "pwd" in lowered or ("=" in text and "sig" in lowered)
 
 
 @cache
@@ -64,7 +83,8 @@ def redact_assignments(text: str) -> tuple[str, int]:
     lowered, pattern = text.lower(), assignment(True)
     pieces: list[str] = []
     done = 0
-    for start in sorted({at for word in KEY_WORDS for at in occurrences(lowered, word)}):
+    words = _WORDS_WITH_EQUALS if "=" in text else _WORDS
+    for start in sorted({at for word in words for at in occurrences(lowered, word)}):
         if start >= done and (match := pattern.match(text, start)) is not None:
             pieces += (text[done:match.start("value")], "<API_KEY>")
             done = match.end()

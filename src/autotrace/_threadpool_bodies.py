@@ -72,11 +72,6 @@ def patch_starlette() -> None:
             _patched.append(step)
 
 
-def patched() -> bool:
-    """Whether Starlette's step function is replaced (a request may then step bodies here)."""
-    return bool(_patched)
-
-
 def _references(bodies: Bodies) -> list[tuple[int, int]]:
     """Each body of ``bodies`` by key, with its reference count here."""
     return [(key, sys.getrefcount(body)) for key, (body, _context) in list(bodies.items())]

@@ -23,7 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from ._internal import count, guarded_failure, log_once
-from ._threadpool_bodies import Bodies, close_left, patch_starlette, patched, serving
+from ._threadpool_bodies import Bodies, close_left, patch_starlette, serving
 from .context import (
     back_in_trace,
     current_tenant,
@@ -197,6 +197,7 @@ class TenantASGIMiddleware:
         if scope.get("type") not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        server = _Server(receive, send) if scope["type"] == "http" else None  # before ``_enter``: the server's state
         incoming = extract(_combined(scope.get("headers", ())))
         value = resolver_answer(self.tenant_from_scope, scope)
         if inspect.isawaitable(value):
@@ -204,30 +205,82 @@ class TenantASGIMiddleware:
         tokens = _enter(incoming, value)
         bodies: Bodies = {}
         marked = serving.set(bodies)
-        response = _Response(send) if scope["type"] == "http" and patched() else None
         try:
-            await self.app(scope, receive, send if response is None else response.send)
+            if server is None:
+                await self.app(scope, receive, send)
+            else:
+                await self.app(scope, server.receive, server.send)
         finally:
             serving.reset(marked)
             if bodies:
-                close_left(bodies, cut_off=response is not None and not response.finished)
+                close_left(bodies, cut_off=server is not None and not server.finished)
             _exit(tokens)
 
 
-class _Response:
-    """An HTTP response's ``send``, noting whether the response was sent to its end (else its
-    client went away, or the application failed, before that)."""
+class _Server:
+    """The server's side of an HTTP request: its ``receive``, and its ``send`` of the response's last
+    message, called and stepped in the context the server called the middleware in (``context``,
+    copied then); and whether the response was sent to its end (else its client went away, or the
+    application failed, before that).
 
-    __slots__ = ("_send", "finished")
+    A server registers callbacks and starts tasks there, which copy that context: uvicorn's
+    ``receive`` resumes reading (paused by a body over 64 KiB) in a reader callback that every later
+    request of the connection is started from, and its last ``send`` starts a request pipelined
+    behind this one (CPython #140947). Run in the request's context, those began in its trace and
+    tenant, or (under ``trust_incoming_tenant``) refused their caller's, as one was in scope."""
 
-    def __init__(self, send: Any) -> None:
-        self._send = send
+    __slots__ = ("_receive", "_send", "context", "finished")
+
+    def __init__(self, receive: Any, send: Any) -> None:
+        self._receive, self._send = receive, send
         self.finished = False
+        self.context = copy_context()
 
-    async def send(self, message: Mapping[str, Any]) -> None:
-        await self._send(message)
-        if not message.get("more_body", False) and message.get("type") != "http.response.start":
-            self.finished = True  # its last body message (``http.response.body``, ``pathsend``, ...)
+    def receive(self) -> Any:
+        """The server's ``receive()``, to await."""
+        return self._in_context(False, self._receive)
+
+    def send(self, message: Mapping[str, Any]) -> Any:
+        """The server's ``send`` of ``message``, to await (its own awaitable but for the last)."""
+        if message.get("more_body", False) or message.get("type") == "http.response.start":
+            return self._send(message)
+        return self._in_context(True, self._send, message)  # ``http.response.body``, ``pathsend``, ...
+
+    def _in_context(self, last: bool, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` (an awaitable) made and stepped in a copy of ``context``, of its own: a step
+        never enters one that another step has entered."""
+        context = self.context.copy()
+        awaitable = context.run(call, *args)
+        return _Stepped(context, awaitable.__await__(), self if last else None) \
+            if hasattr(awaitable, "__await__") else awaitable
+
+
+class _Stepped:
+    """Awaiting the iterator ``steps`` (an awaitable's ``__await__``) with each step run in
+    ``context``, as a task runs its own, in the awaiting task; ``response``'s end noted after it."""
+
+    __slots__ = ("context", "response", "steps")
+
+    def __init__(self, context: ContextVars, steps: Any, response: _Server | None) -> None:
+        self.context, self.steps, self.response = context, steps, response
+
+    def __await__(self) -> Any:
+        run, steps = self.context.run, self.steps
+        step, value = steps.send, None
+        while True:
+            try:
+                awaited = run(step, value)
+            except StopIteration as stop:
+                if self.response is not None:
+                    self.response.finished = True
+                return stop.value
+            try:
+                value, step = (yield awaited), steps.send
+            except GeneratorExit:
+                run(steps.close)
+                raise
+            except BaseException as thrown:  # a cancellation: thrown into it, as a task does
+                value, step = thrown, steps.throw
 
 
 async def awaited_answer(value: Any) -> Any:

@@ -133,7 +133,7 @@ def tenant_travels_to(target: str | None) -> bool:
     matches the target as written or the address it names under a resolver scheme
     (``rag-service:*`` matches ``dns:///rag-service:50051``); every address of a list must match."""
     patterns = state.settings.tenant_baggage if state.settings is not None else _EVERY_TARGET
-    if patterns == _EVERY_TARGET:
+    if "*" in patterns:  # every target, also among other patterns (``rag-service:*,*``)
         return True
     if target is None:
         return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import math
 import os
 import re
@@ -297,10 +298,11 @@ def _warn_unknown_variables(env: Mapping[str, str]) -> None:
     known = {variable for variables, _ in _ENV.values() for variable in variables} | _OTHER_VARIABLES
     unknown = sorted(name for name in env if name.startswith("AUTOTRACE_") and name not in known
                      and not _TENANT_VARIABLE.fullmatch(name))
-    for name in unknown[:20]:  # each counted once, however often settings are read
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85)
+    for i, name in enumerate(unknown):  # each counted once, however often settings are read; 20 said
+        said = i < 20
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85) if said else None
         if log_once(f"config_unknown:{name}", "autotrace: %s is not a setting autotrace reads%s", name,
-                    f" (did you mean {close[0]}?)" if close else ""):
+                    f" (did you mean {close[0]}?)" if close else "", level=logging.WARNING if said else logging.DEBUG):
             count("config_unknown_variables")
 
 

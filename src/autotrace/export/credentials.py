@@ -115,12 +115,17 @@ def to_credentials(value: Any) -> Credentials | None:
 
 def host_of(entry: Mapping[str, Any]) -> Any:
     """A mapping's host: ``host``, or ``base_url`` (the Langfuse SDK's name for it, as in
-    ``Langfuse(**keys)``), never ignored: the keys would go to the default host. Both, differing,
-    raise ``CredentialsError``."""
+    ``Langfuse(**keys)``), never ignored: the keys would go to the default host. Both, naming
+    different hosts, raise ``CredentialsError`` (a blank or a trailing ``/`` is no difference: the
+    export drops both)."""
     host, base_url = entry.get("host"), entry.get("base_url")
-    if host is not None and base_url is not None and host != base_url:
+    if host is not None and base_url is not None and _same_url(host) != _same_url(base_url):
         raise CredentialsError("host and base_url name different hosts: give one")
     return host if host is not None else base_url
+
+
+def _same_url(value: Any) -> Any:
+    return value.strip().rstrip("/") if isinstance(value, str) else value
 
 
 @runtime_checkable

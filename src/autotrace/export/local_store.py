@@ -321,7 +321,8 @@ class LocalStore:
     # -- reading ------------------------------------------------------------------------------------
     def _shown(self) -> str:
         """The SQL condition that leaves out the traces being deleted (``store_retention.HIDDEN``), never
-        shown half gone; "1" for a store that has had none (a reader cannot create the table)."""
+        shown half gone; "1" for a store without that table yet (a reader cannot create it; a writer does
+        before its first drop, so the table never comes with one: ``store_retention.drain``)."""
         hiding = self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dropping_traces'")
         return store_retention.HIDDEN if hiding else "1"
 

@@ -289,8 +289,8 @@ class SpanPipeline(SpanProcessor):
                 try:
                     self._finalize(item)
                 except BaseException as exc:  # a score's redaction hook's CancelledError too (``survive``)
+                    survive("pipeline.finalize", exc)  # (first: a Ctrl-C goes on up, the span not counted twice)
                     _dropped("spans_dropped.pipeline_error", item)
-                    survive("pipeline.finalize", exc)
                 self._processed += 1
                 if self._processed % self.settings.max_export_batch == 0:
                     self.router.dispatch()

@@ -111,6 +111,7 @@ class SizeCap:
         and after: other processes prune (and write) the same store, and a size measured before waiting for
         that lock could be long gone (its budget took every finished trace, then those still written)."""
         target = int(self.max_bytes * TARGET)
+        _count(Pruned(0, drain(transaction), 0))  # a drop a crash cut short; and ``DROPPING`` made before any
         for _ in range(MAX_ROUNDS):
             with transaction() as db:
                 before = used_bytes(db)

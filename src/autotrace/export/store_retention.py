@@ -81,12 +81,13 @@ def drop(db: sqlite3.Connection, trace_ids: str) -> tuple[int, int, bool]:
 
 def drain(transaction: Transaction) -> int:
     """Delete the observations of the traces noted in ``dropping_traces``, ``CHUNK_ROWS`` a transaction,
-    and each note once its trace is gone; returns the rows deleted."""
+    and each note once its trace is gone; returns the rows deleted. Creates the table first (purge and
+    prune drain before they drop): a reader that found none (``LocalStore._shown``) reads unfiltered, so
+    it must exist before the first drop, not come with that drop's first chunk."""
     deleted = 0
     while True:
         with transaction() as db:
-            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'dropping_traces'").fetchone() is None:
-                return deleted
+            db.execute(DROPPING)
             gone = db.execute(
                 "DELETE FROM observations WHERE rowid IN (SELECT o.rowid FROM dropping_traces AS d JOIN "
                 "observations AS o ON o.trace_id = d.trace_id LIMIT ?)", (CHUNK_ROWS,)).rowcount

@@ -88,11 +88,12 @@ def survive(where: str, exc: BaseException) -> None:
     """Count and log an exception raised on an export thread (by autotrace, or by the user code run
     there: a redaction hook, a credentials resolver), which goes on. Not only an ``Exception``:
     asyncio's ``CancelledError``, gevent's ``Timeout`` and ``SystemExit`` are not one, and let through
-    they end the thread for good, and every tenant's export with it. A ``KeyboardInterrupt`` (the
-    main thread's, doing the export work at interpreter exit) is raised again."""
-    guarded_failure(where, exc)
-    if isinstance(exc, KeyboardInterrupt):
+    they end the thread for good, and every tenant's export with it. The main thread's
+    ``KeyboardInterrupt`` (Ctrl-C while it does the export work at interpreter exit) is raised again,
+    uncounted: no internal error, and said once by the exit handler (``exit_export_interrupted``)."""
+    if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
         raise exc
+    guarded_failure(where, exc)
 
 
 def on_own_thread() -> bool:

@@ -17,7 +17,15 @@ from opentelemetry.trace import get_current_span, set_span_in_context
 from ..._internal import guarded_failure
 from ...observation import Observation
 from ...propagation import PROPAGATION_KEYS, extract, inject, merge_baggage, tenant_travels_to
-from ._common import KIND_CLIENT, finish_call, other_instrumentations, others_aside, start_call, untraced
+from ._common import (
+    KIND_CLIENT,
+    finish_call,
+    other_instrumentations,
+    others_aside,
+    start_call,
+    suppressed,
+    untraced,
+)
 
 
 def _outgoing_metadata(metadata: Any, obs: Observation, target: str | None) -> list[tuple[str, Any]]:
@@ -299,7 +307,7 @@ class ClientInterceptor(
         self.target = target
 
     def _intercept(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        if untraced(details.method):
+        if untraced(details.method) or suppressed():
             return continuation(details, request)
         if details.metadata is not None and not isinstance(details.metadata, list | tuple):
             # any iterable of pairs: read a one-shot one (a generator) once, for the parent and the call
@@ -336,7 +344,7 @@ class ClientInterceptor(
 
 # -- client, asyncio ------------------------------------------------------------------------------
 async def _aio_intercept(continuation: Callable[..., Any], details: Any, request: Any, client: _AioClient) -> Any:
-    if untraced(details.method):
+    if untraced(details.method) or suppressed():
         return await continuation(details, request)
     obs = start_call(details.method, KIND_CLIENT, _client_parent(details.metadata))
     if obs is None:

@@ -24,6 +24,7 @@ from ...runtime import state
 KIND_CLIENT = SpanKind.CLIENT
 KIND_SERVER = SpanKind.SERVER
 OTHER = "_OTHER"
+_current_context = otel_context.get_current
 
 
 def _method_parts(method: str | bytes) -> tuple[str, str]:
@@ -48,6 +49,15 @@ def untraced(method: str | bytes) -> bool:
     except Exception as exc:  # a method name no pattern can read (not text): traced
         guarded_failure("grpc.untraced", exc)
         return False
+
+
+def suppressed() -> bool:
+    """Whether OpenTelemetry's "suppress instrumentation" flag is set where a client call starts:
+    its SDK sets it while a span processor exports, and ``suppress_instrumentation()`` for a block.
+    Such a call gets no span and no headers, as under OpenTelemetry's own gRPC instrumentation:
+    traced, each export of the application's OTLP/gRPC exporter was a span the exporter exported
+    in turn, a new trace every few seconds, forever."""
+    return bool(_current_context().get(_SUPPRESS_INSTRUMENTATION_KEY))  # ``get_value``, one call fewer
 
 
 @functools.lru_cache(maxsize=1024)  # bounded: a server's callers may name any method

@@ -456,7 +456,7 @@ def _on_import(name: str, module_name: str) -> Callable[[Any], None]:
         if getattr(_registering, "active", False) and _being_imported(module):
             # another thread is running the module's code: patching it now would import its
             # submodules in the middle of that import (the application's import then failed)
-            _on_helper_thread(_when_imported, module, instrument)
+            _on_helper_thread(_when_imported, module, instrument, name)
             return
         if not _lock.acquire(blocking=False):
             # another thread installs or uninstalls: this hook runs inside the application's import,
@@ -482,16 +482,20 @@ def _being_imported(module: Any) -> bool:
     return getattr(getattr(module, "__spec__", None), "_initializing", False) is True
 
 
-def _when_imported(module: Any, instrument: Callable[[Any], None]) -> None:
-    """Wait for another thread's import of ``module`` to end, then patch it (not if it failed: a
-    failed import leaves ``sys.modules`` without it)."""
+def _when_imported(module: Any, instrument: Callable[[Any], None], name: str) -> None:
+    """Wait for another thread's import of ``module`` to end, then patch it. A failed import leaves
+    ``sys.modules`` without it, and wrapt no hook (it called this one at once): the integration
+    ``name``'s hook waits again, for the application's next import."""
     deadline = time.monotonic() + _IMPORT_WAIT
     while _being_imported(module) and time.monotonic() < deadline:
         time.sleep(0.01)
     if not _being_imported(module) and sys.modules.get(module.__name__) is module:
         instrument(module)
-    else:
-        count("integration_import_waits_abandoned")
+        return
+    count("integration_import_waits_abandoned")
+    with _lock:
+        if not _being_imported(module) and name in _integrations:
+            _hook(name, module.__name__)
 
 
 def _failed(name: str, exc: Exception) -> None:

@@ -5,15 +5,17 @@ caller closed had yielded; a chat model run its cache answered costs nothing (``
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import sys
 from contextvars import ContextVar
+from functools import lru_cache
 from numbers import Real
 from typing import Any
 
 from .._internal import guarded_failure
 from .documents import CONTENT_CHARS, recorded
-from .media import media_note, without_media
+from .media import without_data_urls, without_media
 
 #: Frames from a handler's method up to LangChain's streaming generator that reported the run
 #: (the callback manager's, a wrapper another library may add): a bound on the walk.
@@ -72,11 +74,11 @@ def message_fields(message: Any) -> dict[str, Any]:
 
 def chain_value(value: Any) -> Any:
     """A chain's inputs or outputs as recorded: the messages in them (a graph state's ``messages``, a
-    prompt's value, ``(role, parts)`` pairs, the state a ``Send`` or a tool call's context carries,
-    down to ``_NESTED_DEPTH`` dicts) with the inline payloads of their media parts (a base64 image)
-    noted by kind and size, as a generation's input's are; ``value`` itself when none has media parts
-    (the common case: a look at each item, no copy); a base64 data URL anywhere in it (a prompt
-    template's variable) too."""
+    prompt's value, ``(role, parts)`` pairs, the state a ``Send`` or a tool call's context carries, a
+    graph's Pydantic or dataclass state, down to ``_NESTED_DEPTH`` levels) with the inline payloads of
+    their media parts (a base64 image) noted by kind and size, as a generation's input's are; ``value``
+    itself when none has media parts (the common case: a look at each item, no copy); a base64 data
+    URL anywhere in it (a prompt template's variable, a markdown image in a text) too."""
     try:
         return _noted(value, _NESTED_DEPTH)
     except Exception as exc:  # recorded as it is (cut at the size limit)
@@ -84,8 +86,8 @@ def chain_value(value: Any) -> Any:
         return value
 
 
-#: Dicts looked into below a chain's value (a ``ToolNode``'s input: ``{"state": {"messages": [...]}}``),
-#: each of at most ``_NESTED_KEYS`` keys.
+#: Dicts and states looked into below a chain's value (a ``ToolNode``'s input:
+#: ``{"state": {"messages": [...]}}``), each of at most ``_NESTED_KEYS`` keys.
 _NESTED_DEPTH = 3
 _NESTED_KEYS = 64
 _PLAIN = frozenset({str, int, float, bool, type(None)})
@@ -95,7 +97,7 @@ def _noted(item: Any, depth: int) -> Any:
     """``item`` as ``chain_value`` records it, dicts looked into ``depth`` levels down."""
     kind = type(item)
     if kind is str:  # a data URL (a prompt template's variable) is a payload wherever it is
-        return (media_note(item) or item) if item.startswith("data:") and ";base64," in item[:256] else item
+        return without_data_urls(item)
     if kind in _PLAIN:
         return item
     if kind is list:
@@ -108,14 +110,7 @@ def _noted(item: Any, depth: int) -> Any:
     if _has_parts(item):
         return _noted_message(item)
     if kind is dict:
-        if depth <= 0 or (depth < _NESTED_DEPTH and len(item) > _NESTED_KEYS):
-            return item
-        found = None
-        for key, entry in item.items():
-            if (kept := _noted(entry, depth - 1)) is not entry:
-                found = found if found is not None else dict(item)
-                found[key] = kept
-        return item if found is None else found
+        return _noted_fields(item, depth)
     if kind is tuple and len(item) == 2 and type(item[1]) is list:  # a ``(role, parts)`` message
         parts = without_media([{"content": item[1]}])[0]["content"]
         return item if parts is item[1] else [item[0], parts]
@@ -126,17 +121,59 @@ def _noted(item: Any, depth: int) -> Any:
     if type(messages) is list:  # a ChatPromptValue: its messages are all it holds
         kept = _noted(messages, depth)
         return item if kept is messages else {"messages": kept}
+    fields = _state_fields(item) if depth > 0 else None
+    if fields is not None:  # a graph's Pydantic or dataclass state: recorded as its fields
+        kept = _noted_fields(fields, depth)
+        return item if kept is fields else kept
     return item
 
 
+def _noted_fields(fields: dict[Any, Any], depth: int) -> dict[Any, Any]:
+    """A dict (or a state's fields) with what its values hold noted, looked into while ``depth`` lasts
+    and, below the chain's value itself, if it has at most ``_NESTED_KEYS`` keys; ``fields`` if none."""
+    if depth <= 0 or (depth < _NESTED_DEPTH and len(fields) > _NESTED_KEYS):
+        return fields
+    found = None
+    for key, entry in fields.items():
+        if (kept := _noted(entry, depth - 1)) is not entry:
+            found = found if found is not None else dict(fields)
+            found[key] = kept
+    return fields if found is None else found
+
+
+def _state_fields(item: Any) -> dict[str, Any] | None:
+    """The fields of a Pydantic model (its ``None`` ones left out, as its record's dump does) or a
+    dataclass that is no message, None for anything else."""
+    if getattr(item, "content", None) is not None:  # a message (its parts were looked at) or a document
+        return None
+    kind = type(item)
+    names = getattr(kind, "__pydantic_fields__", None)
+    if isinstance(names, dict) and callable(getattr(item, "model_dump", None)):
+        return {name: value for name in names if (value := getattr(item, name, None)) is not None}
+    if dataclasses.is_dataclass(kind):
+        return {field.name: getattr(item, field.name, None) for field in dataclasses.fields(kind)}
+    return None
+
+
 def _may_hold_media(entry: Any) -> bool:
-    """Whether an item of a list may hold a message's media: a message, a ``(role, parts)`` pair, a
-    ``Send``, a prompt's value, a data URL (records as dicts are not looked into)."""
+    """Whether an item of a list may hold a message's media: a message with parts, a ``(role, parts)``
+    pair, a ``Send``, a prompt's value, a data URL (records as dicts, states, are not looked into)."""
     kind = type(entry)
     if kind is str:
-        return entry.startswith("data:")
-    return kind not in _PLAIN and (kind is tuple or _has_parts(entry) or kind.__name__ == "Send"
-                                   or hasattr(kind, "to_messages"))
+        return ";base64," in entry
+    if kind in _PLAIN or kind is tuple:
+        return kind is tuple
+    content = entry.get("content") if kind is dict else getattr(entry, "content", None)
+    if content is not None:  # a message: no ``Send`` or prompt value
+        return _has_parts(entry)
+    return _routed(kind)
+
+
+@lru_cache(maxsize=256)
+def _routed(kind: type) -> bool:
+    """Whether a list's items of this type may be a ``Send`` or a prompt's value (asked once a type: a
+    Pydantic class answers a missing attribute by raising, a microsecond an item of a long list)."""
+    return kind.__name__ == "Send" or hasattr(kind, "to_messages")
 
 
 def _has_parts(message: Any) -> bool:
@@ -147,8 +184,14 @@ def _has_parts(message: Any) -> bool:
 
 
 def _noted_message(message: Any) -> Any:
-    entry = message if type(message) is dict else message.model_dump(mode="json", exclude_none=True, warnings=False)
-    return without_media([entry])[0]
+    """A message with parts as recorded: dumped, its media noted, only if it has media (a look at its
+    parts: the dump of each message of a long graph state costs more than the rest of the walk)."""
+    if type(message) is dict:
+        return without_media([message])[0]
+    parts = without_media([{"content": message.content}])[0]["content"]
+    if parts is message.content:
+        return message
+    return {**message.model_dump(mode="json", exclude_none=True, warnings=False), "content": parts}
 
 
 def token_usage(response: Any, message: Any) -> dict[str, int] | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -180,25 +181,44 @@ class CancellablePatches:
     def __init__(self, patcher: Patcher, integration: Any) -> None:
         self.patcher = patcher
         self.integration = integration
-        self.generation = 0  # moves on at each ``apply`` and ``remove``: an earlier hook does nothing
+        self.generation = 0  # moves on at each ``apply`` and ``remove``: an earlier retry does nothing
+        self.applied = False  # between ``apply`` and ``remove``: an import hook patches only then
+        #: Modules whose hook waits in wrapt's registry for their first import: one each, however many
+        #: times the patches are applied and removed before it (wrapt keeps each until then).
+        self.hooked: set[str] = set()
         self.waiting: list[Any] = []  # patches of a module not done importing when it was patched
 
-    def apply(self) -> None:
-        self.generation += 1
-        self.waiting.clear()
+    def _patches(self) -> Iterator[tuple[str, str, Any, bool]]:
+        """(module, target, wrapper, whether the target may be missing) of each patch."""
         for module, target, awaited in _CANCELLABLE:
-            wrapper = self._wrapper if awaited else self._sync_wrapper
-            wrapt.register_post_import_hook(functools.partial(self._imported, self.generation, target, wrapper,
-                                                              False), module)
+            yield module, target, self._wrapper if awaited else self._sync_wrapper, False
         langgraph = ((SPLIT, with_tracers), (lgw.MERGE, lgw.recording_merge), (lgw.START, lgw.withheld_at_start),
                      (lgw.ASTART, lgw.withheld_at_astart), (TIMED, timed_attempt))
         for (module, target), wrapper in langgraph:  # LangGraph's, if it has them
-            wrapt.register_post_import_hook(functools.partial(
-                self._imported, self.generation, target, functools.partial(wrapper, self.integration), True), module)
+            yield module, target, functools.partial(wrapper, self.integration), True
+
+    def apply(self) -> None:
+        self.generation += 1
+        self.applied = True
+        self.waiting.clear()
+        for module in dict.fromkeys(module for module, *_ in self._patches()):
+            if module in self.hooked and module not in sys.modules:
+                continue  # its hook, still waiting, patches it
+            self.hooked.add(module)
+            wrapt.register_post_import_hook(functools.partial(self._module_imported, module), module)
 
     def remove(self) -> None:
         self.generation += 1
+        self.applied = False
         self.waiting.clear()
+
+    def _module_imported(self, name: str, module: Any) -> None:
+        """The import hook of the module ``name``: its patches, if applied then."""
+        self.hooked.discard(name)
+        if self.applied:
+            for patched, target, wrapper, optional in self._patches():
+                if patched == name:
+                    self._imported(self.generation, target, wrapper, optional, module)
 
     def _imported(self, generation: int, target: str, wrapper: Any, optional: bool, module: Any) -> None:
         if generation != self.generation:

@@ -26,6 +26,9 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/=_\-\r\n]+")
 _BASE64_CHECKED = 256
 #: The fields of a media part that hold nothing but a payload.
 _PAYLOAD_KEYS = frozenset({"data", "file_data"})
+#: A base64 data URL inside a text (a markdown image, an HTML ``src``): its payload runs to the first
+#: character that is not base64's.
+_DATA_URL = re.compile(r"data:[^\s,;\"'<>()]{0,200}(?:;[^\s,;\"'<>()]{0,200}){0,8}?;base64,[A-Za-z0-9+/=_\-]*")
 #: A Responses output item holding a generated image (its base64 ``result``), given back as input.
 _IMAGE_CALL = "image_generation_call"
 
@@ -138,3 +141,13 @@ def media_note(value: Any, payload: bool = False) -> str | None:
         comma = value.find(",", 5, 256)
         kind = value[5:comma].replace(";", " ") if comma > 5 else "data"
     return f"<{kind}, {len(value)} chars>"
+
+
+def without_data_urls(text: str) -> str:
+    """``text`` with each base64 data URL in it noted (a whole data URL, its payload broken into lines
+    too, by one note); ``text`` itself if it has none."""
+    if ";base64," not in text:
+        return text
+    if text.startswith("data:"):
+        return media_note(text) or text
+    return _DATA_URL.sub(lambda found: media_note(found.group()) or found.group(), text)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ... import bounds
 from ..._heads import json_head
+from ..._serialize import as_text
 from ...observation import ObservationType
 from ...runtime import state
 from ..documents import CONTENT_CHARS, document, recorded
@@ -42,8 +43,8 @@ def _document(item: Any) -> dict[str, Any]:
     node = getattr(item, "node", item)
     text = getattr(node, "text", None) or (node.get_content() if hasattr(node, "get_content") else "")
     found = getattr(node, "metadata", None)
-    metadata = {str(key): value if isinstance(value, int | float | bool) or value is None
-                else str(value)[:CONTENT_CHARS] for key, value in islice(found.items(), _METADATA_KEYS)
+    metadata = {str(key): value if isinstance(value, int | float | bool) or value is None  # a list: its head's text
+                else as_text(value, CONTENT_CHARS)[:CONTENT_CHARS] for key, value in islice(found.items(), _METADATA_KEYS)
                 } if isinstance(found, dict) else None
     return document(getattr(node, "node_id", None), getattr(item, "score", None), text, metadata)
 

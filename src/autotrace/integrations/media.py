@@ -45,8 +45,9 @@ def without_media(items: Any) -> Any:
     if type(items) is not list:
         return items
     for item in items:  # the common case, a text conversation, in one plain loop
-        if type(item) is dict and (type(item.get("content")) is list or type(item.get("output")) in _PARTS
-                                   or "audio" in item or item.get("type") == _IMAGE_CALL):
+        if type(item) is dict and (type(content := item.get("content")) is list or type(item.get("output")) in _PARTS
+                                   or "audio" in item or item.get("type") == _IMAGE_CALL
+                                   or (type(content) is str and ";base64," in content)):
             break
     else:
         return items
@@ -73,6 +74,8 @@ def _item_without_media(item: dict[str, Any]) -> dict[str, Any]:
     content = item.get("content")
     if type(content) is list and (parts := _parts_without_media(content)) is not content:
         kept = {**kept, "content": parts}
+    elif type(content) is str and (text := without_data_urls(content)) is not content:
+        kept = {**kept, "content": text}  # a data URL pasted in the text (a scraped page's inline image)
     audio = item.get("audio")
     if type(audio) is dict and (note := media_note(audio.get("data"), payload=True)) is not None:
         kept = {**kept, "audio": {**audio, "data": note}}
@@ -91,9 +94,15 @@ def _item_without_media(item: dict[str, Any]) -> dict[str, Any]:
 def _parts_without_media(parts: list[Any]) -> list[Any]:
     found: list[Any] | None = None
     for index, part in enumerate(parts):
-        if type(part) is not dict or part.get("type") in _TEXT_PARTS or part.get("type") in _CALL_PARTS:
+        if type(part) is not dict or part.get("type") in _CALL_PARTS:
             continue
-        kept = _part_without_media(part)
+        if part.get("type") in _TEXT_PARTS:
+            text = part.get("text")
+            if type(text) is not str or ";base64," not in text or (noted := without_data_urls(text)) is text:
+                continue
+            kept = {**part, "text": noted}
+        else:
+            kept = _part_without_media(part)
         if kept is not part:
             if found is None:
                 found = list(parts)

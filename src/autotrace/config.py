@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import json
 import logging
 import math
@@ -407,6 +408,10 @@ def _validate(settings: Settings, overrides: Mapping[str, Any], env: Mapping[str
         fail("unknown_tenant", "'default' needs LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY for the default project")
     if settings.tenant_resolver is not None and not callable(settings.tenant_resolver):
         fail("tenant_resolver", "must be a callable returning a tenant id or None")
+    elif inspect.iscoroutinefunction(settings.tenant_resolver) or inspect.iscoroutinefunction(
+            type(settings.tenant_resolver).__call__):  # (an object whose ``__call__`` is async)
+        fail("tenant_resolver", "must be a plain function, not async: it is called where a span starts, "
+             "where nothing awaits it")
     if settings.grpc_tenant_from_call is not None and not callable(settings.grpc_tenant_from_call):
         fail("grpc_tenant_from_call", "must be a callable of (handler_call_details, servicer_context) "
              "returning a tenant id or None")

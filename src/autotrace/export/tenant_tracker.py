@@ -3,6 +3,7 @@ which third-party code may read or change) until it is routed."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -118,6 +119,12 @@ class TenantTracker:
         if tenant is None or valid_tenant(tenant):
             return tenant
         count("tenant_resolver_errors")
+        if inspect.iscoroutine(tenant):  # an ``async def``: nothing awaits it where a span starts
+            tenant.close()  # else the application's output gets a "never awaited" RuntimeWarning each time
+            log_once("tenant_resolver:async", "autotrace: tenant_resolver is an async function, which is never "
+                     "awaited where a span starts; give a plain function returning a tenant id or None (counted "
+                     "as tenant_resolver_errors)")
+            return None
         log_once("tenant_resolver:invalid", "autotrace: tenant_resolver returned an invalid tenant id")
         return None
 

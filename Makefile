@@ -4,9 +4,12 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
 .PHONY: demo test lint bench clean
+.DEFAULT_GOAL := demo
+NEEDS  = autotrace needs Python 3.11 or later; name one with PYTHON=, e.g. make $(or $(MAKECMDGOALS),demo) PYTHON=python3.12
 
 $(VENV)/.created:
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 ($(PYTHON)) not found" >&2; exit 1; }
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: $(NEEDS)" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "$(PYTHON) is $$($(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null || echo 'no usable Python'): $(NEEDS)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	@touch $@
 

@@ -236,11 +236,26 @@ def node_label(record: dict[str, Any]) -> str:
     metadata = record.get("metadata")
     if isinstance(metadata, dict) and metadata.get("replay") == "frozen":  # its usage and cost the recording's
         parts.append("frozen")
+    if record.get("type") == "guardrail" and isinstance(metadata, dict):
+        parts.extend(_verdict(metadata))
     if record.get("level") == "ERROR" or record.get("error"):
         parts.append(f"ERROR {short(record.get('status_message'), 50)}")
     elif record.get("level") == "WARNING":  # interrupted (a stream closed early, a cancellation): not failed
         parts.append(f"WARNING {short(record.get('status_message'), 50)}")
     return "  ".join(parts)
+
+
+def _verdict(metadata: dict[str, Any]) -> list[str]:
+    """A guardrail's ``passed``/``modified``/``reason`` as ``show`` prints them (its input and output
+    previews often look alike: the change is past their first characters)."""
+    passed, modified, reason = metadata.get("passed"), metadata.get("modified"), metadata.get("reason")
+    words = [] if not isinstance(passed, bool) else ["passed" if passed else "not passed"]
+    if modified is True:
+        words.append("modified")
+    text = ", ".join(words)
+    if reason:
+        text = f"{text}: {short(reason, 50)}" if text else short(reason, 50)
+    return [text] if text else []
 
 
 def score_value(score: dict[str, Any]) -> Any:
@@ -317,6 +332,16 @@ def _trace_attributes(root: dict[str, Any], records: Sequence[dict[str, Any]]) -
     return "".join(parts)
 
 
+def _service_changes(records: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """For a trace across several services: the service of each observation that runs in another
+    one than its parent (a root, the server side of a call), by id; for one service, nothing."""
+    service = {r["id"]: r.get("service") for r in records}
+    if len(set(service.values()) - {None, ""}) < 2:
+        return {}
+    return {r["id"]: service[r["id"]] for r in records
+            if service[r["id"]] and service.get(r.get("parent_id") or "") != service[r["id"]]}
+
+
 def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: int = MAX_DEPTH,
                 max_lines: int = MAX_LINES, scores: Sequence[dict[str, Any]] = ()) -> str:
     """The typed tree of one trace with latency, tokens, cost, short input/output and the ``scores``
@@ -339,6 +364,7 @@ def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: i
             break
         lines.append(_score_line(score, elsewhere=score.get("observation_id") is not None))
         scores_shown += 1
+    services = _service_changes(records)
     prefixes = [""]  # prefixes[d]: what precedes the branch of a node at depth d
     shown = deep = 0
     capped = len(lines) >= max_lines
@@ -351,7 +377,9 @@ def render_tree(records: Sequence[dict[str, Any]], io: bool = True, max_depth: i
             break
         shown += 1
         prefix = prefixes[depth]
-        lines.append(f"{prefix}{'└─ ' if last else '├─ '}{node_label(record)}  #{_text(record.get('id'))[:ID_DIGITS]}")
+        service = f"  service={short(services[record['id']], 40)}" if record["id"] in services else ""
+        lines.append(f"{prefix}{'└─ ' if last else '├─ '}{node_label(record)}{service}"
+                     f"  #{_text(record.get('id'))[:ID_DIGITS]}")
         inner = prefix + ("   " if last else "│  ")
         del prefixes[depth + 1:]
         prefixes.append(inner)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -32,6 +33,17 @@ def _free_port() -> int:
 
 def _launcher() -> list[str]:
     return [sys.executable, "-m", "autotrace", "run", "--", sys.executable, "-m"]
+
+
+def _path_note() -> str | None:
+    """What to do first when the shell would not run this environment's ``autotrace`` (a virtualenv
+    not activated, as after ``make demo``): the commands the demo suggests would fail or use another."""
+    script = Path(sys.executable).parent / "autotrace"
+    found = shutil.which("autotrace")
+    if not script.is_file() or (found is not None and Path(found).resolve() == script.resolve()):
+        return None
+    return (f"(autotrace here is {script}: run `source {shlex.quote(str(script.parent / 'activate'))}` "
+            f"first, or type that path)")
 
 
 def run_demo(db: str | Path | None = None, quiet: bool = False) -> int:
@@ -77,6 +89,9 @@ def run_demo(db: str | Path | None = None, quiet: bool = False) -> int:
             print(f"answer: {turn['answer']}")
     if not quiet:
         cli = "autotrace" if db is None else f"autotrace --db {shlex.quote(str(store_path))}"
+        note = _path_note()
+        if note:
+            print(f"\n{note}", end="")
         print(f"\nstored in {store_path}. Try: {cli} traces   |   {cli} show <trace id>   |   "
               f"{cli} query 'type=generation and usage.total>150'")
     return 0

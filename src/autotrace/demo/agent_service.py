@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import zlib
 from typing import Any
 
 import grpc
@@ -30,7 +31,8 @@ REFUND_TOOL = {"type": "function", "function": {
 @autotrace.traced_tool
 def issue_refund(order_id: str, amount: float) -> dict[str, Any]:
     """The refund tool the model may call."""
-    return {"refund_id": f"R-{abs(hash(order_id)) % 10_000:04d}", "order_id": order_id, "amount": amount}
+    # crc32, not hash(): str hashes differ per process, and the demo prints the same every run
+    return {"refund_id": f"R-{zlib.crc32(order_id.encode()) % 10_000:04d}", "order_id": order_id, "amount": amount}
 
 
 def guardrail(answer: str) -> str:

@@ -24,8 +24,8 @@ def respond(body: dict[str, Any]) -> Script | None:
         return Script(reply=intent, usage=(len(user.split()) + 20, 2), model="gpt-4o-mini-2024-07-18")
     if any(m.get("role") == "tool" for m in messages):
         result = json.loads(next(m["content"] for m in messages if m.get("role") == "tool"))
-        return Script(reply=f"Done: refund {result['refund_id']} for {result['amount']} EUR is on its way. "
-                            "Contact me at support@example.com if anything else comes up.", usage=(180, 24),
+        return Script(reply=f"Refund {result['refund_id']} ({result['amount']} EUR) is on its way. "
+                            "Questions: support@example.com", usage=(180, 24),
                       model="gpt-4o-2024-08-06")
     if body.get("tools") and "refund" in user.lower():
         order = next((w.strip(",.") for w in user.split() if "-" in w and w[0].isalpha()), "unknown")
@@ -33,5 +33,5 @@ def respond(body: dict[str, Any]) -> Script | None:
         return Script(tool_calls=[{"name": "issue_refund", "arguments": arguments}], usage=(160, 18),
                       model="gpt-4o-2024-08-06")
     context = system.split("Context:", 1)[-1].strip()
-    return Script(reply=f"{context.split('.')[0]}. Your card 4111 1111 1111 1111 was not charged again.",
+    return Script(reply=f"Your card 4111 1111 1111 1111 was not charged again. {context.split('.')[0]}.",
                   usage=(150, 30), model="gpt-4o-2024-08-06")

@@ -7,7 +7,8 @@ from typing import Any
 
 RETRIEVE = "/rag.Knowledge/Retrieve"
 TENANTS = {
-    "acme": "I was charged twice for order A-1001, please refund me. My card is 4111 1111 1111 1111.",
+    # the card comes first, so the redaction placeholder shows in the tree's short previews
+    "acme": "My card 4111 1111 1111 1111 was charged twice for order A-1001, please refund me.",
     "globex": "Where is my order G-77? It should have arrived yesterday.",
 }
 

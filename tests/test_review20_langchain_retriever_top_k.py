@@ -39,7 +39,7 @@ def test_a_retrievers_search_kwargs_are_its_top_k_and_filter(traced: Traced) -> 
     records = [r for r in traced.records() if r["type"] == "retriever"]
     assert shape(records) == [("retriever", "VectorStoreRetriever", [])] * 4
     assert [(r["input"], r["top_k"], r["doc_count"], (r["metadata"] or {}).get("filter")) for r in records] == [
-        ("doc 4", 3, 3, {"n": {"$gte": 2}}), ("doc 5", 3, 3, {"n": {"$gte": 2}}), ("doc 1", 2, 2, None),
+        ("doc 4", 3, 3, {"n": {"$gte": 2}}), ("doc 5", 3, 3, {"n": {"$gte": 2}}), ("doc 1", 5, 2, None),  # MMR: fetch_k, what the store was asked
         ("doc 0", 4, 4, None)]
     assert {r["metadata"]["store"] for r in records} == {"Chroma"}
 

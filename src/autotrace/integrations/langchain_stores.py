@@ -43,6 +43,9 @@ class _Call(FamilyCall):
         top_k = k if isinstance(k, int) and not isinstance(k, bool) else None
         if found is not None:  # a retriever, or an outer search, records it: with the ``k`` and filter
             if isinstance(found, Observation) and "top_k" not in found.fields:  # ``as_retriever``'s ``search_kwargs``
+                if "marginal" in method:  # MMR's ``k`` is what it keeps; ``fetch_k``, what the store is asked
+                    fetch_k = kwargs.get("fetch_k")
+                    top_k = fetch_k if isinstance(fetch_k, int) and not isinstance(fetch_k, bool) else None
                 found.update(top_k=top_k, filter=kwargs.get("filter"))
             return None
         query = args[0] if args else kwargs.get("query")

@@ -181,11 +181,14 @@ def inject(carrier: MutableMapping[str, str], context: Context | None = None,
 def _taken(carrier: MutableMapping[str, Any], *names: str) -> list[tuple[str, Any]]:
     """The headers of ``carrier`` named ``names`` (lower case), in any case, removed from it: every
     value of a header held several times (aiohttp's ``CIMultiDict``, ``http.server``'s
-    ``HTTPMessage``, whose ``[]`` gives the first only: a second ``baggage``'s entries were lost)."""
+    ``HTTPMessage``, werkzeug's ``Headers``, whose ``[]`` gives the first only: a second
+    ``baggage``'s entries were lost). Names are read from ``keys()``: iterating werkzeug's
+    ``Headers`` gives (name, value) pairs, so none was found (a caller's tenant travelled on)."""
     found: list[tuple[str, Any]] = []
-    for key in [key for key in carrier if isinstance(key, str) and key.lower() in names]:
+    every = getattr(carrier, "getall", None) or getattr(carrier, "get_all", None) or getattr(carrier, "getlist", None)
+    keys = carrier.keys()
+    for key in [key for key in keys if isinstance(key, str) and key.lower() in names]:
         if key in carrier:  # not a spelling of one a case-insensitive carrier gave already
-            every = getattr(carrier, "getall", None) or getattr(carrier, "get_all", None)
             found += [(key, value) for value in (every(key) if callable(every) else [carrier[key]])]
             del carrier[key]
     return found
@@ -339,6 +342,14 @@ def _plain_members(header: str) -> list[tuple[str, str, str]] | None:
     return members
 
 
+def _fits(value: str | bytes) -> bool:
+    """Whether a header is within the W3C limit of 8,192 bytes (text as UTF-8: a header of fewer
+    characters may be over it, and is ignored whole, not read as malformed)."""
+    return len(value) <= MAX_HEADER_LENGTH and (
+        isinstance(value, bytes) or value.isascii()
+        or len(value.encode("utf-8", "surrogatepass")) <= MAX_HEADER_LENGTH)
+
+
 def _too_long(key: str) -> bool:
     """A header over the W3C limit (8,192 bytes) is ignored (False); an ignored ``baggage`` one drops
     the caller's tenant with it, so it is counted (``propagation_baggage_too_long``) and said once,
@@ -355,7 +366,7 @@ def _extract(carrier: Mapping[str, str] | Iterable[tuple[str, Any]], context: Co
     mapping holding ``Traceparent`` and ``traceparent`` has two, as W3C counts headers."""
     items = carrier.items() if isinstance(carrier, Mapping) else carrier
     entries = [(str(k).lower(), v) for k, v in items if isinstance(v, str | bytes)]
-    pairs = [(k, v) for k, v in entries if len(v) <= MAX_HEADER_LENGTH or _too_long(k)]
+    pairs = [(k, v) for k, v in entries if _fits(v) or _too_long(k)]
     given = [v for k, v in entries if k == "traceparent"]
     # W3C trace context: a request with several traceparent headers has no valid one (a new trace
     # starts); over HTTP, repeated headers arrive joined by commas
@@ -412,7 +423,7 @@ def _with_baggage(pairs: Iterable[tuple[Any, Any]], context: Context) -> Context
     Each header is held to the W3C limits; a malformed or oversized one is ignored."""
     for key, value in pairs:
         if not (isinstance(key, str) and key.lower() == "baggage" and isinstance(value, str | bytes)
-                and (len(value) <= MAX_HEADER_LENGTH or _too_long("baggage"))):
+                and (_fits(value) or _too_long("baggage"))):
             continue
         try:
             text = value.decode("latin-1") if isinstance(value, bytes) else value

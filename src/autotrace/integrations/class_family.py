@@ -11,13 +11,19 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import threading
+import time
 from typing import Any
 
 import wrapt
 
-from .._internal import guarded_failure
+from .._internal import count, guarded_failure
+from ..install import _IMPORT_WAIT, _being_imported, _lock, _on_helper_thread
 from ..observation import CurrentDuring, Observation
 from .base import Patcher
+
+#: Set while ``apply`` registers a family's import hook (wrapt calls it at once if the module is imported).
+_registering = threading.local()
 
 
 class FamilyCall(CurrentDuring):
@@ -101,18 +107,44 @@ class ClassFamilyPatches:
     def apply(self) -> None:
         """Wrap the family when its module is imported (at once, if it already is)."""
         self.applied = True
+        self._hook()
+
+    def _hook(self) -> None:
+        """Have ``imported`` called when the module is imported (at once, if it is): one hook waits."""
         if self.waiting and self.module not in sys.modules:
             return
         self.waiting = True
-        wrapt.register_post_import_hook(self.imported, self.module)
+        _registering.active = True
+        try:
+            wrapt.register_post_import_hook(self.imported, self.module)
+        finally:
+            _registering.active = False
 
     def imported(self, module: Any) -> None:
         self.waiting = False
+        if getattr(_registering, "active", False) and _being_imported(module):
+            # another thread runs the module's code: the base class may not be defined yet
+            _on_helper_thread(self._when_imported, module)
+            return
         if self.applied and self.base is None:
             try:
                 self._wrap_family(getattr(module, self.base_name))
             except Exception as exc:  # a changed library: the rest stays traced
                 guarded_failure(self.failure, exc)
+
+    def _when_imported(self, module: Any) -> None:
+        """Wait for another thread's import of ``module`` to end, then wrap the family. A failed
+        import leaves wrapt no hook (it called ``imported`` at once): one waits again, for the next."""
+        deadline = time.monotonic() + _IMPORT_WAIT
+        while _being_imported(module) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with _lock:  # not while an install or uninstall applies or removes the family
+            if not _being_imported(module) and sys.modules.get(self.module) is module:
+                self.imported(module)
+                return
+            count("integration_import_waits_abandoned")
+            if self.applied and not _being_imported(module):
+                self._hook()
 
     def _wrap_family(self, base: Any) -> None:
         self.base = base

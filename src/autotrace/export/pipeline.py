@@ -31,7 +31,7 @@ from ._router_drops import dropped as _dropped
 from .redaction import SPAN_NAME, STATUS_MESSAGE, Redactor, redacting_for
 from .router import Router
 from .score_redaction import redact_score
-from .span_copy import SpanCopy, dropped_counts
+from .span_copy import SpanCopy, dropped_counts, keeping_dropped
 from .span_parts import SpanParts
 from .tenant_tracker import MAX_LIVE_SPANS, TenantTracker
 from .workers import as_own_thread, on_own_thread, own_thread, run_stranded, survive
@@ -430,9 +430,10 @@ class SpanPipeline(SpanProcessor):
 
         if events and any(len(e.name) > quarter or bounds.has_long_string((e.attributes or {}).values(), limit)
                           for e in events):
-            events = tuple(type(e)(bound(e.name, limit), bounded(e.attributes), e.timestamp) for e in events)
+            events = tuple(type(e)(bound(e.name, limit), keeping_dropped(e, bounded(e.attributes)), e.timestamp)
+                           for e in events)
         if links and any(bounds.has_long_string((link.attributes or {}).values(), limit) for link in links):
-            links = tuple(Link(link.context, bounded(link.attributes)) for link in links)
+            links = tuple(Link(link.context, keeping_dropped(link, bounded(link.attributes))) for link in links)
         return name, status, events, links
 
     # -- control ------------------------------------------------------------------------------------

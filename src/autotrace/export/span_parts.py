@@ -11,6 +11,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, TraceState
 
 from .redaction import EVENT_NAME, Redactor, redacting_for, redaction_tenant
+from .span_copy import keeping_dropped
 
 #: Resources and instrumentation scopes remembered with their redacted forms (few per process).
 MAX_ORIGINS = 256
@@ -77,9 +78,10 @@ class SpanParts:
 
     def event(self, event: Any, span_type: str) -> Any:
         redacted, _ = self.redactor.redact_attributes(event.attributes or {}, span_type)
-        return type(event)(self.redactor.redact_text(event.name, EVENT_NAME, span_type), redacted, event.timestamp)
+        return type(event)(self.redactor.redact_text(event.name, EVENT_NAME, span_type), keeping_dropped(event, redacted),
+                           event.timestamp)
 
     def link(self, link: Link, span_type: str) -> Link:
         if not link.attributes:
             return link
-        return Link(link.context, self.redactor.redact_attributes(link.attributes, span_type)[0])
+        return Link(link.context, keeping_dropped(link, self.redactor.redact_attributes(link.attributes, span_type)[0]))

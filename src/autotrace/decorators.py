@@ -22,10 +22,13 @@ from ._callables import iterable_coroutine as _iterable_coroutine
 from ._callables import method_descriptor as _method_descriptor
 from ._callables import packed as _packed
 from ._callables import receiver as _receiver
-from ._internal import count, guarded_failure
+from ._internal import guarded_failure
 from ._snapshots import FEW_ITEMS as _FEW_ITEMS
 from ._snapshots import snapshot_argument as _argument
 from ._stepping import Steps, step_through, step_through_async
+from ._stream_items import PLAIN_ITEMS as _PLAIN_ITEMS
+from ._stream_items import held as _held
+from ._stream_items import stream_output as _stream_output
 from .context import Held, capture_enabled, release_scope
 from .interception import ReplayStop
 from .observation import CurrentDuring, Observation, ObservationType, make_current, restore_context
@@ -473,16 +476,24 @@ class _Stream(CurrentDuring):
             self.obs.end()
 
     def add(self, item: Any) -> None:
-        """Hold ``item`` for the output: the first ``_MAX_STREAM_ITEMS``, while there is ``room``
-        (a stream of large chunks is not held whole, only what its output can keep)."""
+        """Hold ``item`` for the output (``_held``): the first ``_MAX_STREAM_ITEMS``, while there is
+        ``room`` (a stream of large chunks is not held whole, only what its output can keep)."""
         items = self.items
         if items is None or self.ended or len(items) >= _MAX_STREAM_ITEMS:
             return
         if self.room <= 0:
             self.dropped += 1
             return
+        kind = type(item)
+        if kind is str:  # streamed text, the most common
+            self.room -= len(item)
+        elif kind in _PLAIN_ITEMS:  # (no call but ``size``'s)
+            self.room -= bounds.size(item, 4 * self.room) // 4
+            if kind is list or kind is dict:  # copied, as arguments are: the generator may change it later
+                item = kind(item) if len(item) <= _FEW_ITEMS else _argument(item)  # (a status dict, say)
+        else:
+            item, self.room = _held(item, self.room)
         items.append(item)
-        self.room -= len(item) if type(item) is str else bounds.size(item, 4 * self.room) // 4
 
 
 def span_name(name: object, default: str) -> str:
@@ -491,17 +502,3 @@ def span_name(name: object, default: str) -> str:
     if isinstance(name, str):
         return name
     return default if name is None else str(name)
-
-
-def _stream_output(items: list[Any] | None, dropped: int = 0) -> Any:
-    """Streamed text is joined (longer than the size limit when items were ``dropped``: cut and
-    marked at it); other yielded items are kept as a list, ended by ``bounds.TRUNCATION_MARK`` when
-    items were dropped (counted as ``attribute_items_dropped``). None: not kept."""
-    if items is None:
-        return None
-    if items and all(isinstance(item, str) for item in items):
-        return "".join(items)
-    if dropped:
-        count("attribute_items_dropped", dropped)
-        return [*items, bounds.TRUNCATION_MARK]
-    return items

@@ -69,6 +69,8 @@ TYPE_FIELDS: dict[ObservationType, frozenset[str]] = {
 COMMON_FIELDS = frozenset({"input", "output", "metadata", "level", "status_message", "version", "prompt"})
 #: Every field ``update`` records (``schema.observation_attributes`` exports each of them).
 FIELDS = COMMON_FIELDS.union(*TYPE_FIELDS.values())
+#: Fields the Langfuse SDK's ``update`` names otherwise (as they are on the wire), taken as ours.
+LANGFUSE_NAMES = {"usage_details": "usage", "cost_details": "cost"}
 #: The levels Langfuse accepts.
 LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
 
@@ -170,8 +172,9 @@ class Observation:
     def update(self, **fields: Any) -> Observation:
         """Record typed fields: ``model``, ``usage``, ``cost``, ``prompt``, ``metadata``, ``documents`` ...
 
-        ``metadata`` merges into earlier metadata; ``None`` values are ignored. A name that is no
-        field (``FIELDS``) is left out, counted as ``fields_unknown``.
+        ``metadata`` merges into earlier metadata; ``None`` values are ignored. The Langfuse SDK's
+        ``usage_details`` and ``cost_details`` are ``usage`` and ``cost``. A name that is no field
+        (``FIELDS``) is left out, counted as ``fields_unknown``.
         """
         if self._ended:
             return self
@@ -188,6 +191,8 @@ class Observation:
                     self.record_error(value if isinstance(value, BaseException) else str(value))
             elif key in FIELDS:
                 self._fields[key] = snapshot(value)
+            elif key in LANGFUSE_NAMES:  # the Langfuse SDK's name of a field (code ported from it)
+                self._fields[LANGFUSE_NAMES[key]] = snapshot(value)
             else:  # nothing would export it: not held, and said (a misspelt ``usage``, say)
                 count("fields_unknown")
                 log_once(f"field_unknown:{key}", "autotrace: %r is not an observation field; left out "

@@ -6,36 +6,36 @@ from __future__ import annotations
 import json
 import re
 
-#: A placeholder where JSON text has a value (after an opening bracket, a colon or a comma)
-_BARE = re.compile(r"([\[:,][ \t\r\n]*)(<[A-Z_]+>)")
+#: A placeholder (searched for by its "<": a pattern starting with a class was tried at each character)
 _PLACEHOLDER = re.compile(r"<[A-Z_]+>")
-#: Placeholders quoted one at a time at most (each costs a parse of the text)
-_MAX_QUOTED = 16
+#: A quote after backslashes: escaped if they are odd in number (the match's length even)
+_AFTER_BACKSLASHES = re.compile(r"\\++\"")
 
 
 def quote_bare_placeholders(text: str, original: str) -> str:
     """``text`` (``original`` with values replaced) with each placeholder where JSON's parser expects a
-    value quoted, if ``original`` is JSON and that makes ``text`` JSON; else ``text``. All are quoted at
-    once first (where one is in a string, a quote put around it ends the string: never JSON), then, if
-    that is no JSON, one at a time where the parser stops."""
-    if _BARE.search(text) is None:
+    value quoted, if ``original`` is JSON and that makes ``text`` JSON; else ``text``. A placeholder is
+    in a string ("a: <EMAIL>") after an odd number of unescaped quotes: counted from one to the next (in
+    C), so where none is outside a string (the usual case: an address in a message) nothing is parsed."""
+    pieces: list[str] = []
+    done = copied = 0
+    inside, backslashes = False, "\\" in text
+    for match in _PLACEHOLDER.finditer(text):
+        if text[max(0, match.start() - 256):match.start()].rstrip(" \t\r\n")[-1:] not in ("[", ":", ","):
+            continue  # (where JSON text has no value: after no opening bracket, colon or comma)
+        quotes = text.count('"', done, match.start())
+        if backslashes:
+            quotes -= sum(len(run) % 2 == 0 for run in _AFTER_BACKSLASHES.findall(text, done, match.start()))
+        inside, done = inside ^ (quotes % 2 == 1), match.end()
+        if not inside:
+            pieces += (text[copied:match.start()], f'"{match.group()}"')
+            copied = done
+    if not pieces:
         return text
+    quoted = "".join(pieces) + text[copied:]
     try:
         json.loads(original)
-        quoted = _BARE.sub(r'\1"\2"', text)
-        try:
-            json.loads(quoted)
-            return quoted
-        except json.JSONDecodeError:
-            quoted = text
-        for _ in range(_MAX_QUOTED):
-            try:
-                json.loads(quoted)
-                return quoted
-            except json.JSONDecodeError as error:
-                if (found := _PLACEHOLDER.match(quoted, error.pos)) is None:
-                    return text
-                quoted = f'{quoted[:error.pos]}"{found.group()}"{quoted[found.end():]}'
+        json.loads(quoted)
     except (ValueError, RecursionError):  # no JSON (a JSONDecodeError is a ValueError), or nested too deep
-        pass
-    return text
+        return text
+    return quoted

@@ -1,10 +1,12 @@
 """Secrets ``detectors.redact_text`` finds by what names them, each replaced by ``<API_KEY>`` with
 that kept: service tokens by their prefixes (GitLab, npm, Stripe and Svix webhook secrets, Slack
-app tokens, Groq, Replicate, xAI, Perplexity, PyPI, Google OAuth client secrets and access tokens),
+app tokens, Groq, Replicate, xAI, Perplexity, PyPI, Google OAuth client secrets and access tokens,
+SendGrid),
 the secret path of a Slack or Discord webhook URL, an ``Authorization`` header's credentials in any
-scheme (Bearer and Basic are ``detectors``'s), a ``Cookie`` header's values, an XML element named as a secret (``<SecretAccessKey>``, ``<password>``) and an AWS secret access
-key after its name and a space (``aws configure set aws_secret_access_key ...``; after ``=`` or ``:``
-it is an assignment, ``detectors_assigned``'s).
+scheme (Bearer and Basic are ``detectors``'s), a ``Cookie`` header's values, an XML element named as
+a secret (``<SecretAccessKey>``, ``<password>``), and after its name and a space an AWS secret access
+key (``aws configure set aws_secret_access_key ...``) or a command's password (``--password ...``,
+MySQL's ``-p...``; after ``=`` or ``:`` it is an assignment, ``detectors_assigned``'s).
 
 Linear in the text's length: every repeat without a bound is possessive (what follows it is a
 character its class excludes, so what it gave back could never match), and attempts start only at
@@ -23,7 +25,7 @@ from .detectors_assigned import occurrences
 #: faster than a longer substring, and prose seldom holds a slash)
 GITLAB_PREFIXES = ("glpat-", "gldt-", "glrt-", "glptt-", "gloas-", "glsoat-")
 DASH_PREFIXES = ("xapp-", "xai-", "pplx-", "pypi-", "GOCSPX-")
-DOT_PREFIXES = ("ya29.",)  # (tested as ``hint`` does: after a "9", found ten times faster)
+DOT_PREFIXES = ("ya29.", "SG.")  # (tested as ``hint`` does: after a "9" or a "G", found ten times faster)
 UNDERSCORE_PREFIXES = ("npm_", "whsec_", "gsk_", "r8_")
 WEBHOOK_HINTS = ("hooks.slack.com/", "hooks.slack.com\\/", "/webhooks")
 TRIGGERS = (*GITLAB_PREFIXES, *DASH_PREFIXES, *UNDERSCORE_PREFIXES, *WEBHOOK_HINTS, *DOT_PREFIXES)
@@ -44,7 +46,7 @@ _TOKEN = re.compile(
     r"|npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])|whsec_[A-Za-z0-9+/]{24,}+={0,2}|xapp-\d-[A-Za-z0-9-]{20,}+"
     r"|gsk_[A-Za-z0-9]{40,}+|r8_[A-Za-z0-9]{30,}+|xai-[A-Za-z0-9]{40,}+|pplx-[A-Za-z0-9]{40,}+"
     r"|pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{40,}+"  # (a PyPI token's macaroon names pypi.org)
-    r"|GOCSPX-[A-Za-z0-9_-]{24,}+|ya29\.(?=[A-Za-z0-9_.-]{20})[A-Za-z0-9_-]++(?:\.[A-Za-z0-9_-]++)*+)")
+    r"|GOCSPX-[A-Za-z0-9_-]{24,}+|SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])|ya29\.(?=[A-Za-z0-9_.-]{20})[A-Za-z0-9_-]++(?:\.[A-Za-z0-9_-]++)*+)")
 #: The path after a webhook's kind (``/services/T.../B.../secret``, ``/api/webhooks/id/token``); its
 #: slashes escaped too, as JSON text may write them
 _WEBHOOK = re.compile(r"(?P<prefix>hooks\.slack\.com\\?/(?:services|workflows|triggers)\\?/"
@@ -57,7 +59,7 @@ _WEBHOOK = re.compile(r"(?P<prefix>hooks\.slack\.com\\?/(?:services|workflows|tr
 #: that prose (``authorization: required``) stays.
 _AUTHORIZATION = re.compile(  # (its classes in both cases: cheaper than ignoring case)
     r"(?i:authorization)(?:\\*+[\"'])?[ \t]*+[:=][ \t]*+(?:\\*+[\"'])?"
-    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9-]{0,30}+ ++)(?![A-Za-z0-9_-]++=(?:\\?[\"'])?[^\s\"'\\,]*+(?:\\?[\"'])?,))?"
+    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9-]{0,30}+(?: ++|\u3000|%20|\+))(?![A-Za-z0-9_-]++=(?:\\?[\"'])?[^\s\"'\\,]*+(?:\\?[\"'])?,))?"
     r"(?P<value>(?=[A-Za-z._~+/-]*+\d|[A-Za-z0-9._~+/-]{20})[A-Za-z0-9._~+/-]{8,}+=*+)"
     r"(?(scheme)|(?=[ \t]*+(?:[\r\n\"'\\,;)}\]<]|\Z)))")
 #: An XML element named as a secret (its name ends so: ``SessionToken``, ``client_secret``; not
@@ -69,30 +71,46 @@ _AWS_SECRET = re.compile(r"(?i:secret_access_key)(?:\\?[\"'])?[ \t]++(?:\\?[\"']
                          r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")
 
 
-#: A ``Cookie`` header's pairs (a header line, a JSON or Python mapping's item): each value of 20
-#: characters, or of 6 with letters and digits, is a secret (a session's id; not ``theme=dark``, nor a
-#: time, ``d-s=1700000000``); of a ``Set-Cookie`` header the first only (the others are attributes: ``Path=/``)
-_COOKIE = re.compile(r"(?i:(?:(?<=set-)(?P<set>))?cookie)(?:\\*+[\"'])?[ \t]*+:[ \t]*+(?:\\*+[\"'])?"
-                     r"(?P<value>[^\s=;,\"'\\]{1,128}+=[^\s;\"'\\]*+(?:;[ \t]*+[^\s=;,\"'\\]{1,128}+=[^\s;\"'\\]*+)*+)")
-
-
+#: A ``Cookie`` or ``Set-Cookie`` header's value (a header line, a JSON or Python mapping's item), to its
+#: line's end: its pairs (``_PAIR``) after ";" or "," (a client joins repeated ``Set-Cookie`` headers with
+#: ", ": ``requests``, ``httpx``), each value of 20 characters, or of 6 with letters and digits, a secret (a
+#: session's id; not ``theme=dark``, nor a time, ``d-s=1700000000``), but a ``Set-Cookie``'s attributes
+#: (``Domain=api2.example.com``)
+_COOKIE = re.compile(r"(?i:cookie)(?:\\*+[\"'])?[ \t]*+:[ \t]*+(?:\\*+[\"'])?"
+                     r"(?P<value>[^\s=;,\"'\\]{1,128}+=[^\r\n\"'\\]{0,4096}+)")
+_PAIR = re.compile(r"(?:\A|[;,])[ \t]*+(?P<name>[^\s=;,\"'\\]{1,128}+)=(?P<value>[^\s;,\"'\\]{6,}+)")
+_ATTRIBUTES = frozenset(("path", "domain", "expires", "max-age", "samesite", "priority", "version", "comment"))
 _LETTER, _DIGIT = re.compile("[A-Za-z]"), re.compile("[0-9]")
+#: A command's password after ``--password`` (``--passwd``, ``--pass``) and a space, quoted or not: with
+#: a character other than a letter, or of 16 letters (not prose's "the --password option"), and never a
+#: variable, a placeholder or the next option (``$DB_PASSWORD``, ``<password>``, ``-h``)
+_DASHED_PASSWORD = re.compile(r"(?<![\w-])(?i:--pass(?:wd|word)?)[ \t]++(?:\\?[\"'])?(?![-<$%{\[(*])"
+                              r"(?P<value>(?=[^\s\"'\\`]{0,127}?[^A-Za-z\s\"'\\`]|[A-Za-z]{16})[^\s\"'\\`]{4,128}+)")
+#: A password glued to ``-p`` (``-P`` is a port), MySQL's and MariaDB's where their command is (``_glued_passwords``)
+_GLUED_PASSWORD = re.compile(r"-p(?<=[ \t]-p)(?P<value>[^\s\"'\\-][^\s\"'\\]{2,127}+)")
+_MYSQL_COMMANDS, _COMMAND_ENDS = ("mysql", "mariadb"), ("\n", "|", ";", "&")
 
 
 def _cookie_values(match: re.Match[str]) -> tuple[str, int]:
-    """A ``_COOKIE`` match's pairs with their values (the first only, of ``Set-Cookie``) replaced, and how many."""
-    pairs, replaced = match["value"].split(";"), 0
-    for at, pair in enumerate(pairs[:1] if match["set"] is not None else pairs):
-        name, _, value = pair.partition("=")
-        if len(value) >= 20 or (len(value) >= 6 and _LETTER.search(value) and _DIGIT.search(value)):
-            pairs[at], replaced = f"{name}=<API_KEY>", replaced + 1
-    return ";".join(pairs), replaced
+    """A ``_COOKIE`` match's value with its pairs' values replaced, and how many."""
+    replaced = 0
+
+    def pair(found: re.Match[str]) -> str:
+        nonlocal replaced
+        value = found["value"]
+        if found["name"].lower() in _ATTRIBUTES or not (
+                len(value) >= 20 or (_LETTER.search(value) and _DIGIT.search(value))):
+            return found.group()
+        replaced += 1
+        return f"{found.group()[:found.start('value') - found.start()]}<API_KEY>"
+
+    return _PAIR.sub(pair, match["value"]), replaced
 
 
 def redact_service_secrets(text: str) -> tuple[str, int]:
     """``text`` with prefixed service tokens and webhook URLs' secret paths replaced, and how many."""
     replaced = 0
-    if "_" in text or "-" in text or "ya29." in text:
+    if "_" in text or "-" in text or "ya29." in text or "SG." in text:
         text, replaced = _TOKEN.subn("<API_KEY>", text)
     if "/" in text and "hooks" in text:
         text, n = _WEBHOOK.subn(r"\g<prefix><API_KEY>", text)
@@ -104,7 +122,7 @@ def hint(text: str) -> bool:
     """Whether ``text`` holds one of ``TRIGGERS``."""
     return (("_" in text and _UNDERSCORE_END.search(text) is not None) or ("-" in text and dash_hint(text))
             or ("/" in text and "hooks" in text and any(map(text.__contains__, WEBHOOK_HINTS)))
-            or ("9" in text and "ya29." in text))
+            or ("9" in text and "ya29." in text) or ("G" in text and "SG." in text))
 
 
 def dash_hint(text: str) -> bool:
@@ -129,8 +147,9 @@ def redact_named(text: str, lowered: str, authorization: bool, named: bool, cook
             text = "".join(pieces) + text[done:]
             lowered = text.lower()
     if authorization:
-        text, replaced = _replaced(text, _found_at(_AUTHORIZATION, text, lowered, "authorization"))
-        lowered = text.lower() if replaced else lowered
+        text, n = _replaced(text, _found_at(_AUTHORIZATION, text, lowered, "authorization"))
+        replaced += n
+        lowered = text.lower() if n else lowered
     if named and "</" in text:
         text, n = _replaced(text, _ELEMENT.finditer(text))
         replaced += n
@@ -138,7 +157,33 @@ def redact_named(text: str, lowered: str, authorization: bool, named: bool, cook
     if named and "access_key" in lowered:
         text, n = _replaced(text, _found_at(_AWS_SECRET, text, lowered, "secret"))
         replaced += n
+        lowered = text.lower() if n else lowered
+    if named and command_hint(lowered):
+        if "--pass" in lowered:
+            text, n = _replaced(text, _found_at(_DASHED_PASSWORD, text, lowered, "--pass"))
+            replaced += n
+            lowered = text.lower() if n else lowered
+        if "mysql" in lowered or "mariadb" in lowered:
+            text, n = _replaced(text, _glued_passwords(text))
+            replaced += n
     return text, replaced
+
+
+def _glued_passwords(text: str) -> Iterator[re.Match[str]]:
+    """The matches of ``_GLUED_PASSWORD`` in ``text`` after the name of MySQL's or MariaDB's command in
+    the same command, 256 characters before at most (never ``tar -pxf``)."""
+    for match in _GLUED_PASSWORD.finditer(text):
+        before = text[max(0, match.start() - 256):match.start()].lower()
+        named = max(before.rfind(command) for command in _MYSQL_COMMANDS)
+        if named >= 0 and not any(end in before[named:] for end in _COMMAND_ENDS):
+            yield match
+
+
+def command_hint(lowered: str) -> bool:
+    """Whether ``lowered`` (a text in lower case) may hold a command's password (``_DASHED_PASSWORD``,
+    ``_GLUED_PASSWORD``): a "-" and a "q" found first (a character is found ten times faster than a
+    longer substring; "-p" cost a microsecond a kilobyte)."""
+    return "-" in lowered and ("--pass" in lowered or ("q" in lowered and "mysql" in lowered) or "mariadb" in lowered)
 
 
 def _found_at(pattern: re.Pattern[str], text: str, lowered: str, word: str) -> Iterator[re.Match[str]]:

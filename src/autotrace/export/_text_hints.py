@@ -35,11 +35,14 @@ def contains_any(text: str, needles: tuple[str, ...]) -> bool:
 def plain_hint(text: str) -> bool:
     """``contains_any(text, detectors._PLAIN_HINTS)``, each longer hint after a one-character test of a letter
     it holds that prose seldom does: a substring test of several characters costs ten times as much."""
-    return ("@" in text or "_" in text or ("-" in text and ("k-" in text or _secrets.dash_hint(text))) or "earer " in text
+    return ("@" in text or "_" in text or ("-" in text and ("k-" in text or _secrets.dash_hint(text)))
+            or ("earer" in text and ("earer " in text or "earer\u3000" in text or "earer%20" in text))
+            or ("R" in text and "EARER " in text)
             or "asic " in text or ("/" in text and "hooks" in text and contains_any(text, _secrets.WEBHOOK_HINTS))
             or ("J" in text and "eyJ" in text) or ("x" in text and "xox" in text)
             or ("A" in text and ("AKIA" in text or "ASIA" in text or "AIza" in text))
-            or ("Y" in text and "PRIVATE KEY" in text) or ("9" in text and "ya29." in text))
+            or ("Y" in text and "PRIVATE KEY" in text) or ("9" in text and "ya29." in text)
+            or ("G" in text and "SG." in text))
 
 
 def encoded_at(text: str) -> bool:

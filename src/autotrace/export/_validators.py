@@ -49,16 +49,21 @@ def iban_in(text: str) -> tuple[str, str]:
     return (text[:end], text[end:]) if _ascii_iban_ok(read[:end]) else (text, "")
 
 
-def hidden_at(text: str) -> int:
-    """Where an IBAN candidate in which ``iban_in`` found none is searched again: at its first group
-    after the first of digits followed by more (``_GROUP_OF_DIGITS``), as a card's, phone's or SSN's are
-    ("x DE89 4111 1111 1111 1111"); 0 if there is none, or if it is of its country's length and they
-    are no card of a usual length (15, 16 or 19 digits: "AT61 4111 1111 1111 1111" is one): a mistyped
-    IBAN, kept."""
-    found = _GROUP_OF_DIGITS.search(text, 4)
-    if found is None:
+def hidden_at(text: str, after: str) -> int:
+    """Where an IBAN candidate ``text`` in which ``iban_in`` found none is searched again: at its first run of
+    digit groups that holds a card's 13 digits at least, or ends it and goes on in ``after`` (what follows
+    it), as a card's does ("x DE89 4111 1111 1111 1111"); 0 if there is none (a code of letters and short
+    numbers, "AB12 3456 7890 ...", is skipped whole: searched again from each run, a 64 kB one took twice
+    as long), or if it is of its country's length and they are no card of a usual length (15, 16 or 19
+    digits: "AT61 4111 1111 1111 1111" is one): a mistyped IBAN, kept."""
+    continued = _CONTINUED.match(after) is not None
+    for run in _DIGIT_RUN.finditer(text, 4):
+        if (continued and run.end() == len(text)) or len(run.group().translate(_NO_SEPARATORS)) >= 13:
+            at = run.start()
+            break
+    else:
         return 0
-    at, compact = found.end(), as_ascii(text).translate(_NO_SEPARATORS)
+    compact = as_ascii(text).translate(_NO_SEPARATORS)
     if IBAN_LENGTHS.get(compact[:2].upper()) == len(compact) and not (
             len(compact) - len(text[:at].translate(_NO_SEPARATORS)) in (15, 16, 19) and card_ok(text[at:])):
         return 0
@@ -68,9 +73,9 @@ def hidden_at(text: str) -> int:
 #: Separators of digit groups taken out, or made ASCII spaces.
 _NO_SEPARATORS = dict.fromkeys(map(ord, f" .{WIDE_SPACES}{_DASHES}"))
 _AS_SPACE = dict.fromkeys(map(ord, f".{WIDE_SPACES}{_DASHES}"), " ")
-#: A group of digits followed by another or ending the candidate (a card's, phone's or SSN's has two at
-#: least): a single one among letters ("AB12 3456 AB12 3456 ...") would have each group searched again
-_GROUP_OF_DIGITS = re.compile(rf"[ .{WIDE_SPACES}{_DASHES}](?=\d++(?:[ .{WIDE_SPACES}{_DASHES}]\d|\Z))")
+#: A run of digit groups (a card's, after an IBAN-like prefix), and a group going on after a candidate
+_DIGIT_RUN = re.compile(rf"(?<=[ .{WIDE_SPACES}{_DASHES}])\d++(?:[ .{WIDE_SPACES}{_DASHES}]\d++)*+")
+_CONTINUED = re.compile(rf"[ .{WIDE_SPACES}{_DASHES}]\d")
 _DOTS_AND_DASHES, HYPHEN_CHARS = tuple(f".{_DASHES}"), tuple(HYPHENS)
 #: Each letter as its value in base 36 (mod-97 reads "A" as 10)
 _BASE36 = {ord(letter): str(value) for value, letter in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 10)} | {

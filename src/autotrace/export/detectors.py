@@ -150,8 +150,10 @@ _PATTERNS: dict[str, str] = {
     # unsecured token (``alg: none``) has (never a payload alone: a value held cut inside it is
     # dropped anyway, ``bounds``)
     "JWT": rf"eyJ(?<!{_IN_A_WORD}eyJ)[A-Za-z0-9_-]{{5,}}{_JWT_REST}",
-    # never a word in lower case after one in prose ("the bearer instrument"; "bearer xyz..." in a header is)
-    "BEARER_TOKEN": r"(?<=[Bb]earer )(?!(?<=[A-Za-z] bearer )[a-z]{1,19}(?![\w.~+/=-]))[A-Za-z0-9._~+/-]{8,}=*",
+    # never a word in lower case after one in prose ("the bearer instrument"; "bearer xyz..." in a header is);
+    # after an ideographic space or a URL's "%20" too, and in capitals with a digit or of 20 characters
+    "BEARER_TOKEN": (r"(?:(?<=[Bb]earer[ \u3000])|(?<=[Bb]earer%20)|(?<=BEARER )(?=[A-Za-z._~+/-]*+\d|[A-Za-z0-9._~+/-]{20}))"
+                     r"(?!(?<=[A-Za-z] bearer )[a-z]{1,19}(?![\w.~+/=-]))[A-Za-z0-9._~+/-]{8,}=*"),
     # HTTP Basic credentials: base64 of ``user:password`` (checked by decoding, so "basic idea" stays)
     "BASIC_AUTH": r"(?<=[Bb]asic )[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])",
     "API_KEY": (
@@ -259,7 +261,7 @@ class _ByText:
 _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], _ByText], ...] = (
     ("PRIVATE_KEY", ("PRIVATE KEY",), _ByText(_PATTERNS["PRIVATE_KEY"])),
     ("JWT", ("eyJ",), _ByText(_JWT_RUNS)),  # (``_PATTERNS["JWT"]``'s matches)
-    ("BEARER_TOKEN", ("earer ",), _ByText(_PATTERNS["BEARER_TOKEN"])),
+    ("BEARER_TOKEN", ("earer ", "earer\u3000", "earer%20", "EARER "), _ByText(_PATTERNS["BEARER_TOKEN"])),
     ("BASIC_AUTH", ("asic ",), _ByText(_PATTERNS["BASIC_AUTH"])),
     ("API_KEY", ("sk-", "k-lf-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox",
                  "AIza", "k_live_", "k_test_", "hf_"), _ByText(_PATTERNS["API_KEY"])),
@@ -270,7 +272,8 @@ _TEXT_PASSES: tuple[tuple[str, tuple[str, ...], _ByText], ...] = (
 #: them needs no text pass. A few substring tests cost far less than one scan with a regular
 #: expression whose alternatives start with common letters. Those after the plain ones, an "@"
 #: written otherwise, are tested as ``_encoded_at`` does: after a one-character test.
-_PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "asic ", "xox", "AKIA", "ASIA", "AIza", "PRIVATE KEY",
+_PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "earer\u3000", "earer%20", "EARER ", "asic ", "xox", "AKIA", "ASIA",
+                "AIza", "PRIVATE KEY",
                 *_secrets.GITLAB_PREFIXES, *_secrets.DASH_PREFIXES, *_secrets.WEBHOOK_HINTS, *_secrets.DOT_PREFIXES)
 _TRIGGER_HINTS = (*_PLAIN_HINTS, "%2540", "\\uff20", "&#", "&commat;", "\uff20", "%40", "\\u0040")
 _QUOTED_EMAIL_PASS = _ByText(_QUOTED_EMAIL)
@@ -361,7 +364,7 @@ class _Judge:
         if kind == "IBAN" and (len(value) < end - start or not valid) and _contains_any(match.group(), _HYPHEN_CHARS):
             self.rescan = True  # hyphen groups not all of an IBAN: see _DIGIT_RESCAN
         if not valid:  # no IBAN, perhaps a card in its groups: searched again from them (``hidden_at``)
-            at = _hidden_at(value) if kind == "IBAN" else 0
+            at = _hidden_at(value, text[start + len(value):start + len(value) + 2]) if kind == "IBAN" else 0
             return (value[:at], start + at) if at else (match.group(), end)
         self.replaced += 1
         return f"<{kind}>", start + len(value)
@@ -400,10 +403,10 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
     lowered = text.lower()  # for two of them (C, half a nanosecond a character)
     assigned = "=" in text or ":" in text
     keyed = assigned and _has_key_word(text, lowered)
-    # an XML element (a closing tag) or a command's argument (``aws_secret_access_key ...``) names a
+    # an XML element (a closing tag) or a command's argument (``aws_secret_access_key ...``, ``--password ...``) names a
     # secret too (``_secrets.redact_named``); text with "=" or ":" and no key word has none
     named = ((keyed or not assigned) and (("<" in text and "</" in text) or ("_" in text and "access_key" in lowered))
-             and (keyed or _contains_any(lowered, _KEY_WORDS)))
+             and (keyed or _contains_any(lowered, _KEY_WORDS))) or _secrets.command_hint(lowered)
     authorized = assigned and "z" in lowered and "authorization" in lowered  # (a "z": rare in prose)
     cookie = assigned and "ookie" in lowered
     spelled = _spelled_out(text, lowered)

@@ -41,10 +41,11 @@ _ASSIGNED = (r"(?:\\*+[\"'])?\s?[:=]\s?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?
              rf"|(?!<)(?:(?:[^\s\"',;}}\\&]|&(?!(?:amp;)?[\w.-]{{1,64}}=)|{_ESCAPE_UNIT}){{6,}}"
              rf"|(?:[^\s\"',;}}\\]|{_ESCAPE_UNIT}){{6,}}))")
 #: An ODBC or MySQL connection string's password (``Pwd=...;``), never a working directory's path
-#: (``PWD=/home/app``, ``OLDPWD=~``, ``PWD=C:\\app``); a signed URL's signature, after its query's ``?``,
+#: (``PWD=/home/app``, ``OLDPWD=~``, ``PWD=C:\\app``, ``pwd: ./build``, code's ``pwd = os.getcwd()``,
+#: ``PWD=$(pwd)``); a signed URL's signature, after its query's ``?``,
 #: ``&`` or ``;`` and with ``=`` (an Azure SAS ``sig=``, S3's ``X-Amz-Signature=``, GCS's
 #: ``X-Goog-Signature=``: each grants access to what it signs until it expires), never code's ``sig = ...``
-_PWD = r"pwd(?!(?:\\*+[\"'])?\s?[:=]\s?(?:\\*[\"'])*(?:[/~]|[A-Za-z]:[\\/]))"
+_PWD = r"pwd(?!(?:\\*+[\"'])?\s?[:=]\s?(?:\\*[\"'])*(?:[/~]|[A-Za-z]:[\\/]|\.\.?[\\/]|\$\(|[\w.]{0,40}cwd\())"
 _SIGNATURE = (r"(?:(?<=[?&;])|(?<=\\u0026)|(?<=[?&;]x-amz-)|(?<=[?&;]x-goog-)|(?<=\\u0026x-amz-)|(?<=\\u0026x-goog-))"
               r"sig(?:nature)?(?==)")
 _KEY_VALUE = (r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key"

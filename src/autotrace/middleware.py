@@ -12,6 +12,7 @@ with the same limits and counters).
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import Context as ContextVars
 from contextvars import copy_context
@@ -236,51 +237,57 @@ class _Server:
         self.finished = False
         self.context = copy_context()
 
-    def receive(self) -> Any:
-        """The server's ``receive()``, to await."""
-        return self._in_context(False, self._receive)
+    async def receive(self) -> Any:
+        """The server's ``receive()``: a coroutine, as a server's is (``asyncio.create_task`` takes it)."""
+        return await self._in_context(self._receive)
 
     def send(self, message: Mapping[str, Any]) -> Any:
         """The server's ``send`` of ``message``, to await (its own awaitable but for the last)."""
         if message.get("more_body", False) or message.get("type") == "http.response.start":
             return self._send(message)
-        return self._in_context(True, self._send, message)  # ``http.response.body``, ``pathsend``, ...
+        return self._last(message)  # ``http.response.body``, ``pathsend``, ...
 
-    def _in_context(self, last: bool, call: Callable[..., Any], *args: Any) -> Any:
+    async def _last(self, message: Mapping[str, Any]) -> Any:
+        """The server's ``send`` of the response's last ``message``, in ``context``."""
+        sent = await self._in_context(self._send, message)
+        self.finished = True
+        return sent
+
+    def _in_context(self, call: Callable[..., Any], *args: Any) -> Any:
         """``call(*args)`` (an awaitable) made and stepped in a copy of ``context``, of its own: a step
         never enters one that another step has entered."""
         context = self.context.copy()
         awaitable = context.run(call, *args)
-        return _Stepped(context, awaitable.__await__(), self if last else None) \
-            if hasattr(awaitable, "__await__") else awaitable
+        return _stepped(context, awaitable.__await__()) if hasattr(awaitable, "__await__") else awaitable
 
 
-class _Stepped:
-    """Awaiting the iterator ``steps`` (an awaitable's ``__await__``) with each step run in
-    ``context``, as a task runs its own, in the awaiting task; ``response``'s end noted after it."""
-
-    __slots__ = ("context", "response", "steps")
-
-    def __init__(self, context: ContextVars, steps: Any, response: _Server | None) -> None:
-        self.context, self.steps, self.response = context, steps, response
-
-    def __await__(self) -> Any:
-        run, steps = self.context.run, self.steps
-        step, value = steps.send, None
-        while True:
-            try:
-                awaited = run(step, value)
-            except StopIteration as stop:
-                if self.response is not None:
-                    self.response.finished = True
-                return stop.value
-            try:
-                value, step = (yield awaited), steps.send
-            except GeneratorExit:
-                run(steps.close)
+@types.coroutine
+def _stepped(context: ContextVars, steps: Any) -> Any:
+    """Awaiting the iterator ``steps`` (an awaitable's ``__await__``) with each step run in ``context``,
+    as a task runs its own, in the awaiting task; as ``yield from`` does, also with an iterator that
+    has only ``__next__`` (Granian's awaitables): a cancellation thrown into one without ``throw``
+    is raised here."""
+    run, value, throw = context.run, None, None
+    while True:
+        try:
+            if throw is not None:
+                awaited = run(throw, value)
+            else:
+                awaited = run(next, steps) if value is None else run(steps.send, value)
+        except StopIteration as stop:
+            return stop.value
+        throw = None
+        try:
+            value = yield awaited
+        except GeneratorExit:
+            close = getattr(steps, "close", None)
+            if close is not None:
+                run(close)
+            raise
+        except BaseException as exc:  # a cancellation: thrown into it, as a task does
+            throw, value = getattr(steps, "throw", None), exc
+            if throw is None:
                 raise
-            except BaseException as thrown:  # a cancellation: thrown into it, as a task does
-                value, step = thrown, steps.throw
 
 
 async def awaited_answer(value: Any) -> Any:

@@ -224,8 +224,8 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
         "name": bounds.hold(name, limit),
         "value": bounds.hold(score_value, limit) if type(score_value) is str else score_value,
         "dataType": kind,
-        # when it was given, not when sent: a score sent again (a retry) replaces the first only
-        # with the same id and timestamp; without one, Langfuse takes the time it receives it
+        # when it was given (the local store keeps it; Langfuse's scores API takes the time it
+        # receives a score, and replaces one sent again with the same id the same UTC day)
         "timestamp": iso_time(time.time_ns()),
     }
     if observation_id:
@@ -237,7 +237,7 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
     if environment:
         body["environment"] = environment
     tenants = pipeline.tenants  # with no tenant of its trace or in scope, the resolver's, as a span's
-    owner = tenant or _trace_owner(tenants, trace_id, observation_id, started_with) or current_tenant() or (
+    owner = _trace_owner(tenants, trace_id, observation_id, started_with, tenant) or current_tenant() or (
         tenants.resolve())
     pipeline.submit(ScoreItem(body, owner))  # type: ignore[arg-type]
     return body["id"]
@@ -254,14 +254,18 @@ def _installed_environment() -> str | None:
     return resource_environment(getattr(state.provider, "resource", None))
 
 
-def _trace_owner(tenants: Any, trace_id: str, observation_id: str | None, started_with: str | None) -> str | None:
+def _trace_owner(tenants: Any, trace_id: str, observation_id: str | None, started_with: str | None,
+                 given: object) -> str | None:
     """The tenant of the scored observation, else of its trace, while they are live, else the one
-    the scored observation's handle started with: a score goes where its trace goes, as a span
-    does (another tenant in scope is a ``tenant_mismatch``)."""
+    the scored observation's handle started with, else ``given`` (``tenant=``): a score goes where
+    its trace goes, as a span does (another tenant given, or in scope, is a ``tenant_mismatch``):
+    one tenant's trace id, and a score on it, never reach another tenant's project."""
     owner = (tenants.tenant_of(int(observation_id, 16)) if observation_id else None) or tenants.known(
         int(trace_id, 16)) or started_with
-    scope = current_tenant()
-    if owner is not None and scope is not None and scope != owner:
+    if owner is None:
+        return given or None  # type: ignore[return-value]  # (checked by ``_score``)
+    scope = given or current_tenant()
+    if scope is not None and scope != owner:
         count("tenant_mismatch")
         log_once("score_tenant_mismatch", "autotrace: a score on a trace owned by one tenant was given under "
                  "another; it goes to the trace's tenant (counted as tenant_mismatch)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._internal import count, log_once
-from ..bounds import HELD_MARK, truncate
+from ..bounds import truncate
 from ..runtime import state
 from ..scores import ScoreItem
 from .redaction import FAILED, SCORE_COMMENT, SCORE_NAME, SCORE_VALUE, Redactor, redacting_for
@@ -51,9 +51,10 @@ def redact_score(item: ScoreItem, redactor: Redactor) -> bool:
 
 
 def _cut(body: dict[str, Any]) -> bool:
-    """The texts ``score()`` held past the size limit, cut at it now that they are redacted; True."""
+    """The texts cut at the size limit now that they are redacted (also one ``score()`` held whole,
+    within the redaction margin past it, or one redaction made longer); True."""
     for key, _hook_key in _FIELDS:
         value = body.get(key)
-        if type(value) is str and value.endswith(HELD_MARK):
+        if type(value) is str:
             body[key] = truncate(value, state.max_value_bytes)
     return True

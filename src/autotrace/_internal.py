@@ -24,6 +24,7 @@ _SILENCED_MESSAGE = ("autotrace: %d different warnings logged; later new ones ar
 #: many, a new key's counts go to ``<name>.other``. Other counter names are a fixed set.
 _MAX_KEYED_COUNTERS = 4096
 _keyed_names = 0
+_resets = 0  #: times ``reset_stats()`` zeroed the counters (``stats_metrics`` counts on from there)
 #: ``log_once_per``: keys logged per kind of warning (one per failing destination, say); past this
 #: many, one line says later ones are only counted. Kinds are a fixed set in the code.
 _MAX_KEYS_PER_KIND = 16
@@ -57,10 +58,17 @@ def stats() -> dict[str, int]:
         return dict(_counters)
 
 
+def stats_and_resets() -> tuple[dict[str, int], int]:
+    """``stats()`` and how many times ``reset_stats()`` has zeroed them, read together."""
+    with _lock:
+        return dict(_counters), _resets
+
+
 def reset_stats() -> None:
     """Zero every counter (tests and benchmarks)."""
-    global _keyed_names
+    global _keyed_names, _resets
     with _lock:
+        _resets += 1
         _counters.clear()
         _logged.clear()
         _logged_per_kind.clear()

@@ -173,8 +173,8 @@ class Observation:
         """Record typed fields: ``model``, ``usage``, ``cost``, ``prompt``, ``metadata``, ``documents`` ...
 
         ``metadata`` merges into earlier metadata; ``None`` values are ignored. The Langfuse SDK's
-        ``usage_details`` and ``cost_details`` are ``usage`` and ``cost``. A name that is no field
-        (``FIELDS``) is left out, counted as ``fields_unknown``.
+        ``usage_details`` and ``cost_details`` are ``usage`` (``_gross_usage``) and ``cost``. A name
+        that is no field (``FIELDS``) is left out, counted as ``fields_unknown``.
         """
         if self._ended:
             return self
@@ -191,7 +191,9 @@ class Observation:
                     self.record_error(value if isinstance(value, BaseException) else str(value))
             elif key in FIELDS:
                 self._fields[key] = snapshot(value)
-            elif key in LANGFUSE_NAMES:  # the Langfuse SDK's name of a field (code ported from it)
+            elif key == "usage_details":  # the Langfuse SDK's name (code ported from it)
+                self._fields["usage"] = _gross_usage(snapshot(value))
+            elif key in LANGFUSE_NAMES:
                 self._fields[LANGFUSE_NAMES[key]] = snapshot(value)
             else:  # nothing would export it: not held, and said (a misspelt ``usage``, say)
                 count("fields_unknown")
@@ -375,6 +377,23 @@ class CurrentDuring:
 
     def exited(self, error: BaseException | None) -> None:
         """What the block's end means (``error``: what it raised, if anything)."""
+
+
+def _gross_usage(usage: Any) -> Any:
+    """Langfuse's ``usage_details`` as ``usage``: Langfuse's ``input`` and ``output`` are net of their
+    details (``input_cached_tokens``...), ``usage``'s count every token (``schema._net_of_details``
+    takes the details off again for the wire); anything but a dict of integer counts as it is."""
+    if type(usage) is not dict:
+        return usage
+    gross = None
+    for side in ("input", "output"):
+        given = usage.get(side)
+        if type(given) is int:
+            details = sum(v for k, v in usage.items() if k.startswith(side + "_") and type(v) is int and v > 0)
+            if details:
+                gross = dict(usage) if gross is None else gross
+                gross[side] = given + details
+    return usage if gross is None else gross
 
 
 def _level(value: object) -> str:

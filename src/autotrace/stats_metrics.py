@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from ._internal import count, follow_fork, stats
+from ._internal import count, follow_fork, stats_and_resets
 
 #: The one instrument: each counter of ``stats()`` is a series of it, told apart by ``name``.
 INSTRUMENT = "autotrace.counter"
@@ -37,20 +37,25 @@ class _Series:
     def __init__(self) -> None:
         self.reported: dict[str, int] = {}
         self.seen: dict[str, int] = {}
+        self.resets = 0  # ``reset_stats()`` calls when ``seen`` was read: past them, ``seen`` is void
         self.lock = threading.Lock()
         _all.add(self)
 
     def __call__(self, _options: Any) -> Iterable[Any]:
         from opentelemetry.metrics import Observation
 
-        counters, reported, seen = stats(), self.reported, self.seen
-        with self.lock:
+        reported, seen = self.reported, self.seen
+        with self.lock:  # read in it: an older read applied after a newer one would seem a reset
+            counters, resets = stats_and_resets()
+            if resets != self.resets:  # zeroed since: all counted after it is new, even past ``seen``
+                seen.clear()
+                self.resets = resets
             for name in sorted(counters.keys() | reported.keys()):
                 if name not in reported and len(reported) >= MAX_SERIES:
                     count("stats_metrics_series_capped")
                     continue
                 value, before = counters.get(name, 0), seen.get(name, 0)
-                # below what it was reported at: zeroed since (``reset_stats``), all of it is new
+                # below what it was reported at (zeroed by a fork since): all of it is new
                 reported[name] = reported.get(name, 0) + (value - before if value >= before else value)
                 seen[name] = value
             return [Observation(value, {"name": name}) for name, value in sorted(reported.items())]

@@ -9,6 +9,7 @@ LangChain's vector stores and embedding models send no callbacks; each integrati
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import sys
 import threading
@@ -18,10 +19,13 @@ from typing import Any
 import wrapt
 
 from .._internal import count, guarded_failure
-from ..install import _IMPORT_WAIT, _being_imported, _lock, _on_helper_thread
+from ..install import _IMPORT_WAIT, _being_imported, _on_helper_thread
 from ..observation import CurrentDuring, Observation
 from .base import Patcher
 
+#: The module ``install`` (``autotrace.install`` is the function), for its lock as it is when taken:
+#: a forked child has a new one, its copy of the old one held by the thread that forked.
+_install = importlib.import_module("..install", __package__)
 #: Set while ``apply`` registers a family's import hook (wrapt calls it at once if the module is imported).
 _registering = threading.local()
 
@@ -138,7 +142,7 @@ class ClassFamilyPatches:
         deadline = time.monotonic() + _IMPORT_WAIT
         while _being_imported(module) and time.monotonic() < deadline:
             time.sleep(0.01)
-        with _lock:  # not while an install or uninstall applies or removes the family
+        with _install._lock:  # not while an install or uninstall applies or removes the family
             if not _being_imported(module) and sys.modules.get(self.module) is module:
                 self.imported(module)
                 return

@@ -27,8 +27,17 @@ _BASE64_CHECKED = 256
 #: The fields of a media part that hold nothing but a payload.
 _PAYLOAD_KEYS = frozenset({"data", "file_data"})
 #: A base64 data URL inside a text (a markdown image, an HTML ``src``): its payload runs to the first
-#: character that is not base64's.
-_DATA_URL = re.compile(r"data:[^\s,;\"'<>()]{0,200}(?:;[^\s,;\"'<>()]{0,200}){0,8}?;base64,[A-Za-z0-9+/=_\-]*")
+#: character that is not base64's or a JSON-escaped ``\/``, and on over line breaks (also as JSON's
+#: ``\n``) to lines of at least 60 such characters (MIME's and PEM's; no text's words are as long)
+#: and a last line after them that ends a line or a quote.
+_PAYLOAD = r"[A-Za-z0-9+/=_\-]*(?:\\/[A-Za-z0-9+/=_\-]*)*"
+_BREAK = r"(?:\r?\n|(?:\\r)?\\n)"
+_DATA_URL = re.compile(r"data:[^\s,;\"'<>()]{0,200}(?:;[^\s,;\"'<>()]{0,200}){0,8}?;base64," + _PAYLOAD
+                       + rf"(?:(?:{_BREAK}(?=[A-Za-z0-9+/=_\-\\]{{60}}){_PAYLOAD})+"  # its full lines, then
+                       + rf"(?:{_BREAK}{_PAYLOAD}(?=\r?\n|(?:\\r)?\\n|$|[\"')>\]]))?)?")  # a last one ending a line
+#: A data URL in a text this short is kept as written: a note would be hardly shorter, and a text about
+#: data URLs (``data:image/png;base64,`` as an example in a question) would lose its subject.
+_DATA_URL_KEPT = 128
 #: A Responses output item holding a generated image (its base64 ``result``), given back as input.
 _IMAGE_CALL = "image_generation_call"
 
@@ -153,10 +162,14 @@ def media_note(value: Any, payload: bool = False) -> str | None:
 
 
 def without_data_urls(text: str) -> str:
-    """``text`` with each base64 data URL in it noted (a whole data URL, its payload broken into lines
-    too, by one note); ``text`` itself if it has none."""
+    """``text`` with each base64 data URL in it noted (its payload broken into lines too, by one note;
+    the text around it kept: a question after the image); ``text`` itself if it has none."""
     if ";base64," not in text:
         return text
-    if text.startswith("data:"):
-        return media_note(text) or text
-    return _DATA_URL.sub(lambda found: media_note(found.group()) or found.group(), text)
+    return _DATA_URL.sub(_noted, text)
+
+
+def _noted(found: re.Match[str]) -> str:
+    """A data URL found in a text, noted; one shorter than ``_DATA_URL_KEPT`` as it is written."""
+    url = found.group()
+    return url if len(url) < _DATA_URL_KEPT else media_note(url) or url

@@ -70,12 +70,25 @@ def of_scores(reason: str) -> str:
     return reason.replace("spans_", "scores_", 1)
 
 
-def closed(destination: Any, reason: str) -> None:
+def closed(destination: Any, reason: str, leaving: list[Any] | None = None) -> None:
     """Close ``destination`` (a ``Destination``), counting what it had not delivered under ``reason``
-    (its scores as ``scores_dropped.<why>``)."""
-    spans, scores = destination.discard()
+    (its scores as ``scores_dropped.<why>``). With ``leaving`` (a retiring one given up): a batch
+    under way settles by its outcome (``Destination.abandon``), the destination in ``leaving`` until
+    then (``close_idle``)."""
+    spans, scores = destination.discard() if leaving is None else destination.abandon()
     if spans:
         count(reason, spans)
     if scores:
         count(of_scores(reason), scores)
+    if leaving is not None and not destination.idle():
+        leaving.append(("", destination))
+        return
     destination.close()
+
+
+def close_idle(*entries: Any) -> None:
+    """Close the idle destinations of these deques or lists of ``(tenant, destination)``, removed from them."""
+    for group in entries:
+        for entry in [entry for entry in group if entry[1].idle()]:
+            group.remove(entry)
+            entry[1].close()

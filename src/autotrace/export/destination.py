@@ -82,6 +82,8 @@ class Destination:
         self._in_flight_counted = False
         #: Gave its place to another tenant (see the router): sends what it holds without waiting.
         self.retired = False
+        #: Given up while retiring, maybe with a batch under way (``abandon``).
+        self._abandoned = False
         self.last_used = clock()
 
     # -- producer side (pipeline thread) ------------------------------------------------------------
@@ -179,6 +181,8 @@ class Destination:
                 warnings = self._settle(batch, result, keys)
                 self._in_flight_counted = True  # settled: ``discard`` counts only what is left here
                 self._in_flight_batch = None
+                if self._abandoned:  # given up meanwhile: a retry (or split) never goes
+                    _given_up(self._clear())
             # said while the batch is still in flight: a ``flush`` that waited for it finds them said
             for warning in warnings:
                 log_once_per(*warning)
@@ -192,9 +196,12 @@ class Destination:
         no backoff."""
         with self._lock:
             if not self._in_flight_counted:  # (else ``discard`` counted it: shutdown)
-                self._retry_batch = batch
                 self._in_flight_counted = True
                 self._in_flight_batch = None
+                if self._abandoned:
+                    _given_up(batch)
+                else:
+                    self._retry_batch = batch
 
     def _settle(self, batch: list[Any], result: SinkResult, keys: str | None) -> list[tuple[Any, ...]]:
         """Count the outcome and plan a retry (lock held); ``keys``: those the batch was sent with.
@@ -330,26 +337,34 @@ class Destination:
     def take_all(self) -> list[Any]:
         """Remove and return every span waiting here (the retry batch first), to re-target them."""
         with self._lock:
-            spans = [*(self._retry_batch or ()), *self._buffer]
-            self._buffer.clear()
-            self._retry_batch = None
-            self._waiting_for_keys = False
+            return self._clear()
+
+    def _clear(self) -> list[Any]:
+        """Remove and return what waits here, the retry batch first (lock held)."""
+        spans = [*(self._retry_batch or ()), *self._buffer]
+        self._buffer.clear()
+        self._retry_batch = None
+        self._waiting_for_keys = False
         return spans
 
     def discard(self) -> tuple[int, int]:
         """Drop everything still buffered (shutdown past its deadline); returns how many spans and
         how many scores were not confirmed delivered, counting a batch still in flight."""
         with self._lock:
-            lost = [*self._buffer, *(self._retry_batch or ())]
+            lost = self._clear()
             if self.in_flight and not self._in_flight_counted:
                 lost += self._in_flight_batch or ()
                 self._in_flight_counted = True
                 self._in_flight_batch = None
-            self._buffer.clear()
-            self._retry_batch = None
-            self._waiting_for_keys = False
-        scores = sum(1 for item in lost if type(item) is ScoreItem)
-        return len(lost) - scores, scores
+        return _kinds(lost)
+
+    def abandon(self) -> tuple[int, int]:
+        """Give this retiring destination up (the router closes it once idle): drop what waits here,
+        returning how many spans and scores; a batch under way is neither cut short nor retried: it
+        counts as exported if delivered, else as ``spans_dropped.tenant_retired``."""
+        with self._lock:
+            self._abandoned = True
+            return _kinds(self._clear())
 
     def after_fork(self) -> None:
         """Forget the parent's spans, lock and connection state in a forked child."""
@@ -380,6 +395,17 @@ class Destination:
 def _at_least_asked(delay: float, result: SinkResult) -> float:
     """``delay``, or the endpoint's ``Retry-After`` if longer (at most ``_BACKOFF_MAX``)."""
     return delay if result.retry_after is None else max(delay, min(result.retry_after, _BACKOFF_MAX))
+
+
+def _given_up(items: list[Any]) -> None:
+    """Count what a batch under way left at a destination given up (``abandon``) as lost."""
+    _count_each(items, "spans_dropped.tenant_retired", "scores_dropped.tenant_retired")
+
+
+def _kinds(items: list[Any]) -> tuple[int, int]:
+    """How many of ``items`` are spans, and how many scores."""
+    scores = sum(1 for item in items if type(item) is ScoreItem)
+    return len(items) - scores, scores
 
 
 def _count_each(batch: list[Any], span_counter: str, score_counter: str, key: str | None = None) -> None:

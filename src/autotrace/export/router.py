@@ -26,7 +26,7 @@ from .._internal import count, guarded_failure, log_once
 from ..config import Settings
 from ..scores import ScoreItem
 from ._lookups import Lookups
-from ._router_drops import DESCRIBED, KeylessTenants
+from ._router_drops import DESCRIBED, KeylessTenants, close_idle
 from ._router_drops import closed as _close
 from ._router_drops import dropped as _dropped
 from .connections import DEFAULT_MAX_IDLE, ConnectionPool
@@ -61,6 +61,8 @@ class Router:
         #: Destinations that gave their place to a new tenant, oldest first: they send what they
         #: hold and are closed once idle (bounded: ``_make_room``).
         self._retired: deque[tuple[str, Destination]] = deque()
+        #: Retired ones given up past that bound with a batch under way: closed once it settles.
+        self._leaving: list[tuple[str, Destination]] = []
         #: Spans held by every destination and parked lookup, counted again at each ``dispatch`` and
         #: raised by each span added since: past ``max_buffered_spans`` new spans are dropped, so an
         #: outage of the one Langfuse every tenant shares holds a bounded amount of memory.
@@ -402,7 +404,7 @@ class Router:
         """``tenant``'s destination leaves its place: it sends what it holds, then closes; past
         ``max_tenants`` retiring, the oldest retiring one is closed and its unsent spans dropped."""
         if len(self._retired) >= self.settings.max_tenants:
-            _close(self._retired.popleft()[1], "spans_dropped.tenant_retired")
+            _close(self._retired.popleft()[1], "spans_dropped.tenant_retired", self._leaving)
         destination = self._tenants.pop(tenant)[0]
         destination.retired = True
         self._retired.append((tenant, destination))
@@ -415,7 +417,7 @@ class Router:
         """Every destination (a snapshot: flush and shutdown read it while the pipeline thread
         adds and removes tenants; copying a dict's values is one step for the interpreter)."""
         found = [d for d, _ in list(self._tenants.values())]
-        found.extend(d for _, d in list(self._retired))
+        found.extend(d for _, d in [*self._retired, *self._leaving])
         found.extend(d for d in (self._local, self._default) if d is not None)
         return found
 
@@ -446,10 +448,7 @@ class Router:
         for tenant in stale:
             self._remove(tenant)
             count("tenant_destinations_evicted")
-        if self._retired:
-            for entry in [entry for entry in self._retired if entry[1].idle()]:
-                self._retired.remove(entry)
-                entry[1].close()
+        close_idle(self._retired, self._leaving)
 
     def pending(self) -> int:
         waiting = sum(len(spans) for spans in list(self._waiting.values()))
@@ -493,6 +492,7 @@ class Router:
         self.connections.close()
         self._tenants.clear()
         self._retired.clear()
+        self._leaving.clear()
         self._waiting.clear()
         self._checking.clear()
         self._resolving.clear()

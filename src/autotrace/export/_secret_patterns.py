@@ -6,7 +6,8 @@ the secret path of a Slack or Discord webhook URL, an ``Authorization`` header's
 scheme (Bearer and Basic are ``detectors``'s), a ``Cookie`` header's values, an XML element named as
 a secret (``<SecretAccessKey>``, ``<password>``), and after its name and a space an AWS secret access
 key (``aws configure set aws_secret_access_key ...``) or a command's password (``--password ...``,
-MySQL's ``-p...``; after ``=`` or ``:`` it is an assignment, ``detectors_assigned``'s).
+MySQL's ``-p...``, curl's ``-u user:...``; after ``=`` or ``:`` it is an assignment,
+``detectors_assigned``'s).
 
 Linear in the text's length: every repeat without a bound is possessive (what follows it is a
 character its class excludes, so what it gave back could never match), and attempts start only at
@@ -71,12 +72,14 @@ _AWS_SECRET = re.compile(r"(?i:secret_access_key)(?:\\?[\"'])?[ \t]++(?:\\?[\"']
                          r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")
 
 
-#: A ``Cookie`` or ``Set-Cookie`` header's value (a header line, a JSON or Python mapping's item), to its
+#: A ``Cookie`` or ``Set-Cookie`` header's value (a header line, a JSON or Python mapping's item, a HAR
+#: file's ``"name": "Cookie", "value": ...``, curl's ``--cookie``), to its
 #: line's end: its pairs (``_PAIR``) after ";" or "," (a client joins repeated ``Set-Cookie`` headers with
 #: ", ": ``requests``, ``httpx``), each value of 20 characters, or of 6 with letters and digits, a secret (a
 #: session's id; not ``theme=dark``, nor a time, ``d-s=1700000000``), but a ``Set-Cookie``'s attributes
 #: (``Domain=api2.example.com``)
-_COOKIE = re.compile(r"(?i:cookie)(?:\\*+[\"'])?[ \t]*+:[ \t]*+(?:\\*+[\"'])?"
+_COOKIE = re.compile(r"(?i:cookie)(?:(?:\\*+[\"'])?[ \t]*+:|(?<=--(?i:cookie))(?:[ \t]++|=)"
+                     r"|\\*+[\"']\s*+,\s*+\\*+[\"'](?i:value)\\*+[\"']\s*+:)[ \t]*+(?:\\*+[\"'])?"
                      r"(?P<value>[^\s=;,\"'\\]{1,128}+=[^\r\n\"'\\]{0,4096}+)")
 _PAIR = re.compile(r"(?:\A|[;,])[ \t]*+(?P<name>[^\s=;,\"'\\]{1,128}+)=(?P<value>[^\s;,\"'\\]{6,}+)")
 _ATTRIBUTES = frozenset(("path", "domain", "expires", "max-age", "samesite", "priority", "version", "comment"))
@@ -86,9 +89,15 @@ _LETTER, _DIGIT = re.compile("[A-Za-z]"), re.compile("[0-9]")
 #: variable, a placeholder or the next option (``$DB_PASSWORD``, ``<password>``, ``-h``)
 _DASHED_PASSWORD = re.compile(r"(?<![\w-])(?i:--pass(?:wd|word)?)[ \t]++(?:\\?[\"'])?(?![-<$%{\[(*])"
                               r"(?P<value>(?=[^\s\"'\\`]{0,127}?[^A-Za-z\s\"'\\`]|[A-Za-z]{16})[^\s\"'\\`]{4,128}+)")
-#: A password glued to ``-p`` (``-P`` is a port), MySQL's and MariaDB's where their command is (``_glued_passwords``)
-_GLUED_PASSWORD = re.compile(r"-p(?<=[ \t]-p)(?P<value>[^\s\"'\\-][^\s\"'\\]{2,127}+)")
-_MYSQL_COMMANDS, _COMMAND_ENDS = ("mysql", "mariadb"), ("\n", "|", ";", "&")
+#: A password glued to ``-p`` (``-P`` is a port), MySQL's and MariaDB's where their command is (``_in_command``),
+#: never a port mapping (``docker run --name mysql -p3306:3306 ...``)
+_GLUED_PASSWORD = re.compile(r"-p(?<=[ \t]-p)(?![\d.]++:[\d.:-]*+(?:/[a-z]++)?(?![^\s\"'\\]))"
+                             r"(?P<value>[^\s\"'\\<-][^\s\"'\\]{2,127}+)")
+#: curl's credentials (``-u user:password``, ``--user``), the password after the user's ":" (never a
+#: variable or a placeholder: ``-u "$USER:$TOKEN"``), where curl's command is (``docker run -u 1000:1000`` is a uid)
+_CURL_USER = re.compile(r"-(?<=[ \t]-)(?:u[ \t]*+|-user(?:[ \t]++|=))"
+                        r"(?:\\?[\"'])?[^\s:\"'\\$]{1,64}+:(?![$<{%])(?P<value>[^\s\"'\\]{3,128}+)")
+_MYSQL_COMMANDS, _CURL_COMMANDS, _COMMAND_ENDS = ("mysql", "mariadb"), ("curl",), ("\n", "|", ";", "&")
 
 
 def _cookie_values(match: re.Match[str]) -> tuple[str, int]:
@@ -164,26 +173,30 @@ def redact_named(text: str, lowered: str, authorization: bool, named: bool, cook
             replaced += n
             lowered = text.lower() if n else lowered
         if "mysql" in lowered or "mariadb" in lowered:
-            text, n = _replaced(text, _glued_passwords(text))
+            text, n = _replaced(text, _in_command(_GLUED_PASSWORD, text, _MYSQL_COMMANDS))
+            replaced += n
+        if "curl" in lowered:
+            text, n = _replaced(text, _in_command(_CURL_USER, text, _CURL_COMMANDS))
             replaced += n
     return text, replaced
 
 
-def _glued_passwords(text: str) -> Iterator[re.Match[str]]:
-    """The matches of ``_GLUED_PASSWORD`` in ``text`` after the name of MySQL's or MariaDB's command in
-    the same command, 256 characters before at most (never ``tar -pxf``)."""
-    for match in _GLUED_PASSWORD.finditer(text):
+def _in_command(pattern: re.Pattern[str], text: str, commands: tuple[str, ...]) -> Iterator[re.Match[str]]:
+    """The matches of ``pattern`` in ``text`` after the name of one of ``commands`` in the same command, 256
+    characters before at most (never ``tar -pxf``)."""
+    for match in pattern.finditer(text):
         before = text[max(0, match.start() - 256):match.start()].lower()
-        named = max(before.rfind(command) for command in _MYSQL_COMMANDS)
+        named = max(before.rfind(command) for command in commands)
         if named >= 0 and not any(end in before[named:] for end in _COMMAND_ENDS):
             yield match
 
 
 def command_hint(lowered: str) -> bool:
     """Whether ``lowered`` (a text in lower case) may hold a command's password (``_DASHED_PASSWORD``,
-    ``_GLUED_PASSWORD``): a "-" and a "q" found first (a character is found ten times faster than a
+    ``_GLUED_PASSWORD``, ``_CURL_USER``): a "-" and a "q" (a "u") found first (a character is found ten times faster than a
     longer substring; "-p" cost a microsecond a kilobyte)."""
-    return "-" in lowered and ("--pass" in lowered or ("q" in lowered and "mysql" in lowered) or "mariadb" in lowered)
+    return "-" in lowered and ("--pass" in lowered or ("q" in lowered and "mysql" in lowered) or "mariadb" in lowered
+                               or ("u" in lowered and "curl" in lowered))
 
 
 def _found_at(pattern: re.Pattern[str], text: str, lowered: str, word: str) -> Iterator[re.Match[str]]:

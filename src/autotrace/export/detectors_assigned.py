@@ -23,8 +23,10 @@ _WORDS, _WORDS_WITH_EQUALS = (*KEY_WORDS, "pwd"), (*KEY_WORDS, "pwd", "sig")
 # once more: a string further down), and else is the end of a string further up, which the value
 # never takes (nor a ``"`` after an even number, a JSON string's end): JSON, and JSON in a JSON
 # string, stays valid. It starts with no space, comma, semicolon or closing bracket (an empty
-# string's closing quote opens nothing: ``password="" user="bob"``). A quote never closed on its line
-# (free text: ``my password: "correct horse battery staple``) takes the rest of that line when that
+# string's closing quote opens nothing: ``password="" user="bob"``), and after a quote never with a
+# separator and a JSON value (the quote closed a key ending in its separator: ``{"Enter password:": [1]}``).
+# A quote never closed on its line (free text: ``my password: "correct horse battery staple``) takes
+# the rest of that line when that
 # is 6 to 512 characters with no quote or backslash. Any other value not quoted so (no quote before
 # it, or no closing one within 512 characters and its line) ends at a space, quote, comma,
 # semicolon or brace, and before an escaped quote one level down (``\\\"``); when 6 characters
@@ -35,19 +37,22 @@ _QUOTED_UNIT = (rf"[^\"'\\\n]|\\++[^\"'\n]|(?:{_BLOCK})*+(?P=bs)\\(?P=bs)(?P=q)"
 _CLOSING = rf"(?:{_BLOCK})*+(?=(?P=bs)(?P=q))"  # (escaped backslashes before it: the value's)
 _ESCAPE_UNIT = r"\\[^\s\"'\\]|\\\\(?!\\[\"'])"  # of a value not quoted
 _ASSIGNED = (r"(?:\\*+[\"'])?\s?[:=]\s?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?)"
-             rf"(?P<value>(?(q)(?![\s,;}}\]]|(?:\\*[\"']){{0,3}}<[A-Z_]+>\\*[\"'])(?:{_QUOTED_UNIT}){{6,512}}{_CLOSING}|(?!))"
+             rf"(?P<value>(?(q)(?![:=]\s*+(?:[\[{{\\\"\d<-]|true|false|null)))(?:(?(q)(?![\s,;}}\]]|(?:\\*[\"']){{0,3}}<[A-Z_]+>\\*[\"'])(?:{_QUOTED_UNIT}){{6,512}}{_CLOSING}|(?!))"
              # a quote opened and never closed on its line (free text): the value is the rest of the line
              r"|(?(q)(?![\s,;}\]])[^\n\r\"'\\]{6,512}(?=[\n\r]|\Z)|(?!))"
              rf"|(?!<)(?:(?:[^\s\"',;}}\\&]|&(?!(?:amp;)?[\w.-]{{1,64}}=)|{_ESCAPE_UNIT}){{6,}}"
-             rf"|(?:[^\s\"',;}}\\]|{_ESCAPE_UNIT}){{6,}}))")
+             rf"|(?:[^\s\"',;}}\\]|{_ESCAPE_UNIT}){{6,}})))")
 #: An ODBC or MySQL connection string's password (``Pwd=...;``), never a working directory's path
 #: (``PWD=/home/app``, ``OLDPWD=~``, ``PWD=C:\\app``, ``pwd: ./build``, code's ``pwd = os.getcwd()``,
-#: ``PWD=$(pwd)``); a signed URL's signature, after its query's ``?``,
-#: ``&`` or ``;`` and with ``=`` (an Azure SAS ``sig=``, S3's ``X-Amz-Signature=``, GCS's
-#: ``X-Goog-Signature=``: each grants access to what it signs until it expires), never code's ``sig = ...``
-_PWD = r"pwd(?!(?:\\*+[\"'])?\s?[:=]\s?(?:\\*[\"'])*(?:[/~]|[A-Za-z]:[\\/]|\.\.?[\\/]|\$\(|[\w.]{0,40}cwd\())"
+#: ``PWD=$(pwd)``), nor a word after a spaced separator unless quoted (``pwd: current directory``,
+#: ``old_pwd = cwd_path``: ``Pwd=x;``, ``"pwd": ...`` and ``pwd = "x"`` are passwords); a signed URL's
+#: signature, after its query's ``?``, ``&`` or ``;`` and with ``=`` (an Azure SAS ``sig=``, S3's
+#: ``X-Amz-Signature=``, GCS's ``X-Goog-Signature=``: each grants access to what it signs until it
+#: expires; an HMAC's or RSA signature: 16 characters at least), never code's ``sig = ...`` nor a word (``&sig=thumbnail``)
+_PWD = (r"pwd(?!(?:\\*+[\"'])?\s?[:=]\s?(?:\\*[\"'])*(?:[/~]|[A-Za-z]:[\\/]|\.\.?[\\/]|\$\(|[\w.]{0,40}cwd\())"
+        r"(?=\\*+[\"']|[:=]\S|\s?[:=]\s?\\*[\"'])")
 _SIGNATURE = (r"(?:(?<=[?&;])|(?<=\\u0026)|(?<=[?&;]x-amz-)|(?<=[?&;]x-goog-)|(?<=\\u0026x-amz-)|(?<=\\u0026x-goog-))"
-              r"sig(?:nature)?(?==)")
+              r"sig(?:nature)?(?==[A-Za-z0-9%+/=_.~-]{16})")
 _KEY_VALUE = (r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key"
               r"|(?:secret|private|subscription)[_-]?key|accountkey|" + _PWD + "|" + _SIGNATURE + ")" + _ASSIGNED)
 #: The same, from where its key's word is (``KEY_WORDS``, found in lower case: a regular

@@ -28,6 +28,7 @@ from ._internal import count, guarded_failure, log_once
 from ._snapshots import snapshot
 from .context import capture_enabled, reset_block
 from .runtime import state
+from .schema import _usage_dict
 from .spans import ObservationSpan
 
 if TYPE_CHECKING:
@@ -382,18 +383,15 @@ class CurrentDuring:
 def _gross_usage(usage: Any) -> Any:
     """Langfuse's ``usage_details`` as ``usage``: Langfuse's ``input`` and ``output`` are net of their
     details (``input_cached_tokens``...), ``usage``'s count every token (``schema._net_of_details``
-    takes the details off again for the wire); anything but a dict of integer counts as it is."""
-    if type(usage) is not dict:
+    takes the details off again for the wire); counts read as the wire reads them (``20.0``, ``"20"``
+    and numpy's integers are counts, a negative one is none), anything but a mapping as it is."""
+    if not isinstance(usage, Mapping):
         return usage
-    gross = None
+    counts = dict(_usage_dict(usage))
     for side in ("input", "output"):
-        given = usage.get(side)
-        if type(given) is int:
-            details = sum(v for k, v in usage.items() if k.startswith(side + "_") and type(v) is int and v > 0)
-            if details:
-                gross = dict(usage) if gross is None else gross
-                gross[side] = given + details
-    return usage if gross is None else gross
+        if (given := counts.get(side)) is not None:
+            counts[side] = given + sum(v for k, v in counts.items() if k.startswith(side + "_"))
+    return counts
 
 
 def _level(value: object) -> str:

@@ -28,12 +28,14 @@ _BASE64_CHECKED = 256
 _PAYLOAD_KEYS = frozenset({"data", "file_data"})
 #: A base64 data URL inside a text (a markdown image, an HTML ``src``): its payload runs to the first
 #: character that is not base64's or a JSON-escaped ``\/``, and on over line breaks (also as JSON's
-#: ``\n``) to lines of at least 60 such characters (MIME's and PEM's; no text's words are as long)
-#: and a last line after them that ends a line or a quote.
+#: ``\n``) to lines of at least 60 such characters (MIME's and PEM's; no text's words are as long;
+#: a rule of ``-``, ``=`` or ``_`` is no payload) and a last line after them that ends a line or a
+#: quote. Its media type and parameters (no ``:`` in them) are read possessively: a text of many
+#: ``data:`` costs a step each, not a scan back over 200 characters from each.
 _PAYLOAD = r"[A-Za-z0-9+/=_\-]*(?:\\/[A-Za-z0-9+/=_\-]*)*"
 _BREAK = r"(?:\r?\n|(?:\\r)?\\n)"
-_DATA_URL = re.compile(r"data:[^\s,;\"'<>()]{0,200}(?:;[^\s,;\"'<>()]{0,200}){0,8}?;base64," + _PAYLOAD
-                       + rf"(?:(?:{_BREAK}(?=[A-Za-z0-9+/=_\-\\]{{60}}){_PAYLOAD})+"  # its full lines, then
+_DATA_URL = re.compile(r"data:[^\s,;:\"'<>()]{0,200}+(?:;[^\s,;:\"'<>()]{0,200}+){0,8}?;base64," + _PAYLOAD
+                       + rf"(?:(?:{_BREAK}(?=[A-Za-z0-9+/=_\-\\]{{60}})(?![=_\-]{{60}}){_PAYLOAD})+"  # full lines
                        + rf"(?:{_BREAK}{_PAYLOAD}(?=\r?\n|(?:\\r)?\\n|$|[\"')>\]]))?)?")  # a last one ending a line
 #: A data URL in a text this short is kept as written: a note would be hardly shorter, and a text about
 #: data URLs (``data:image/png;base64,`` as an example in a question) would lose its subject.

@@ -103,7 +103,7 @@ def _request_context(incoming: Context) -> Context:
     return without_tenant_baggage(current)
 
 
-def _enter(incoming: Context, answer: Any) -> tuple[Any, Any, Any, Any]:
+def _enter(incoming: Context, answer: Any, trusting: bool = True) -> tuple[Any, Any, Any, Any]:
     """Put the request's context and its tenant (``tenant_of`` the function's ``answer``) in scope.
     Under a span or scope of another tenant's (an outer layer's, a sub-application wrapped again
     resolving another tenant) the request starts a trace of its own, without that scope's trace
@@ -112,15 +112,16 @@ def _enter(incoming: Context, answer: Any) -> tuple[Any, Any, Any, Any]:
     started) owns no caller's span: only its attributes go. A function that failed (raised, or
     answered no tenant id) leaves the request with no tenant, not one in scope before (the one a
     server was started under, one left on a pool's thread): only its None leaves that one; nor one a
-    caller's baggage names later (an MCP server's request: ``refuse_incoming_tenant``)."""
+    caller's baggage names later (an MCP server's request: ``refuse_incoming_tenant``). Not
+    ``trusting`` (a public endpoint's middleware), its None leaves no caller the choice either."""
     try:
-        tenant = tenant_of(answer, incoming)
+        tenant = tenant_of(answer, incoming) if trusting or answer is not None else None
     except Exception as exc:  # as a function that failed: no tenant (fail closed)
         guarded_failure("middleware.enter", exc)
         tenant, answer = None, FAILED
     context_token = tenant_token = left = refused = None
     try:  # never into the request: a failure here leaves it as it would run untraced (no tenant: fail closed)
-        if tenant is None and answer is not None:  # it failed: no caller names the tenant instead
+        if tenant is None and (answer is not None or not trusting):  # failed, or untrusted: no caller names it
             refused = refuse_incoming_tenant()
         outer = trace.get_current_span().get_span_context().is_valid  # else the caller's span is made current here
         context_token = otel_context.attach(_request_context(incoming))
@@ -184,11 +185,15 @@ class TenantASGIMiddleware:
     ``tenant_from_scope`` may be a plain or an ``async`` function of the ASGI scope. HTTP and
     WebSocket connections are handled; other scopes (``lifespan``) pass through untouched. A sync
     body Starlette iterates in its thread pool runs all its steps in one context, and is closed in
-    it if left unfinished by its reader (``_threadpool_bodies``)."""
+    it if left unfinished by its reader (``_threadpool_bodies``). ``trust_incoming_tenant=False``: a
+    caller's baggage never names the tenant of this middleware's requests, whatever the setting (on
+    for internal services of the same process): a public endpoint."""
 
-    def __init__(self, app: Any, tenant_from_scope: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
+    def __init__(self, app: Any, tenant_from_scope: Callable[[Mapping[str, Any]], Any] | None = None, *,
+                 trust_incoming_tenant: bool = True) -> None:
         self.app = app
         self.tenant_from_scope = tenant_from_scope
+        self.trusting = trust_incoming_tenant is not False
         try:
             patch_starlette()
         except Exception as exc:
@@ -203,7 +208,7 @@ class TenantASGIMiddleware:
         value = resolver_answer(self.tenant_from_scope, scope)
         if inspect.isawaitable(value):
             value = await awaited_answer(value)
-        tokens = _enter(incoming, value)
+        tokens = _enter(incoming, value, self.trusting)
         bodies: Bodies = {}
         marked = serving.set(bodies)
         try:
@@ -306,11 +311,14 @@ class TenantWSGIMiddleware:
     server iterates (and closes) a streamed response body, e.g. Flask's ``stream_with_context``. A
     file for the server to send (``wsgi.file_wrapper``) is returned as it is, for sendfile; a
     ``close`` the application gave it (Django's response's) runs in scope too.
+    ``trust_incoming_tenant=False``: as ``TenantASGIMiddleware``'s.
     """
 
-    def __init__(self, app: Any, tenant_from_environ: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
+    def __init__(self, app: Any, tenant_from_environ: Callable[[Mapping[str, Any]], str | None] | None = None, *,
+                 trust_incoming_tenant: bool = True) -> None:
         self.app = app
         self.tenant_from_environ = tenant_from_environ
+        self.trusting = trust_incoming_tenant is not False
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         # a copy of the server thread's context holds the request's, for the call and for the body:
@@ -326,7 +334,7 @@ class TenantWSGIMiddleware:
     def _call(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         headers = {name: environ[key] for key, name in _WSGI_KEYS if isinstance(environ.get(key), str)}
         incoming = extract(headers)
-        _enter(incoming, resolver_answer(self.tenant_from_environ, environ))
+        _enter(incoming, resolver_answer(self.tenant_from_environ, environ), self.trusting)
         return self.app(environ, start_response)
 
 

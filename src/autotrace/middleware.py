@@ -15,7 +15,7 @@ import inspect
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import Context as ContextVars
-from contextvars import copy_context
+from contextvars import ContextVar, copy_context
 from functools import partial
 from typing import Any
 
@@ -41,6 +41,17 @@ from .propagation import PROPAGATION_KEYS, extract
 from .runtime import state
 
 _WSGI_KEYS = tuple((f"HTTP_{name.upper()}", name) for name in PROPAGATION_KEYS)
+#: The tenant a (trusting) middleware of this request took from its caller's baggage: a public
+#: endpoint's middleware inside it (``trust_incoming_tenant=False``) does not keep that one.
+_caller_named: ContextVar[str | None] = ContextVar("autotrace_caller_named_tenant", default=None)
+
+
+def _trusting(value: object) -> bool:
+    """``trust_incoming_tenant`` as given: only True trusts (``0``, ``None``, ``"false"`` never do)."""
+    if not isinstance(value, bool):
+        log_once("middleware_trust", "autotrace: trust_incoming_tenant is a %s, not True or False: taken as "
+                 "False (no caller names a tenant)", type(value).__name__)
+    return value is True
 
 
 def _resolver_failed(exc: Exception) -> None:
@@ -103,7 +114,7 @@ def _request_context(incoming: Context) -> Context:
     return without_tenant_baggage(current)
 
 
-def _enter(incoming: Context, answer: Any, trusting: bool = True) -> tuple[Any, Any, Any, Any]:
+def _enter(incoming: Context, answer: Any, trusting: bool = True) -> tuple[Any, Any, Any, Any, Any]:
     """Put the request's context and its tenant (``tenant_of`` the function's ``answer``) in scope.
     Under a span or scope of another tenant's (an outer layer's, a sub-application wrapped again
     resolving another tenant) the request starts a trace of its own, without that scope's trace
@@ -113,27 +124,31 @@ def _enter(incoming: Context, answer: Any, trusting: bool = True) -> tuple[Any, 
     answered no tenant id) leaves the request with no tenant, not one in scope before (the one a
     server was started under, one left on a pool's thread): only its None leaves that one; nor one a
     caller's baggage names later (an MCP server's request: ``refuse_incoming_tenant``). Not
-    ``trusting`` (a public endpoint's middleware), its None leaves no caller the choice either."""
+    ``trusting`` (a public endpoint's middleware), its None leaves no caller the choice either, nor
+    the tenant an outer trusting middleware took from the caller (``_caller_named``)."""
     try:
         tenant = tenant_of(answer, incoming) if trusting or answer is not None else None
     except Exception as exc:  # as a function that failed: no tenant (fail closed)
         guarded_failure("middleware.enter", exc)
         tenant, answer = None, FAILED
-    context_token = tenant_token = left = refused = None
+    context_token = tenant_token = left = refused = named = None
     try:  # never into the request: a failure here leaves it as it would run untraced (no tenant: fail closed)
         if tenant is None and (answer is not None or not trusting):  # failed, or untrusted: no caller names it
             refused = refuse_incoming_tenant()
         outer = trace.get_current_span().get_span_context().is_valid  # else the caller's span is made current here
         context_token = otel_context.attach(_request_context(incoming))
         previous = current_tenant()
-        if tenant is not None or (answer is not None and previous is not None):
+        callers = not trusting and previous is not None and previous == _caller_named.get()
+        if tenant is not None or (answer is not None and previous is not None) or callers:
             tenant_token = set_tenant(tenant)
             left = leave_other_tenants_trace(tenant, previous, outer)
+        if trusting and answer is None and tenant is not None:  # the caller's baggage named it
+            named = _caller_named.set(tenant)
         if tenant is not None:
             adopt_current_span(tenant)
     except Exception as exc:
         guarded_failure("middleware.enter", exc)
-    return context_token, tenant_token, left, refused
+    return context_token, tenant_token, left, refused, named
 
 
 def adopt_current_span(tenant: str) -> None:
@@ -147,12 +162,12 @@ def adopt_current_span(tenant: str) -> None:
             pipeline.adopt(span, tenant)
 
 
-def _exit(tokens: tuple[Any, Any, Any, Any]) -> None:
+def _exit(tokens: tuple[Any, Any, Any, Any, Any]) -> None:
     """Undo ``_enter``, each step whatever the others do; never raises (an application's error
     leaving the request is never replaced by one of autotrace's)."""
-    context_token, tenant_token, left, refused = tokens
+    context_token, tenant_token, left, refused, named = tokens
     for step, token in ((back_in_trace, left), (reset_tenant, tenant_token), (release_tenant, refused),
-                        (otel_context.detach, context_token)):
+                        (release_tenant, named), (otel_context.detach, context_token)):
         if token is not None:
             try:
                 step(token)
@@ -193,7 +208,7 @@ class TenantASGIMiddleware:
                  trust_incoming_tenant: bool = True) -> None:
         self.app = app
         self.tenant_from_scope = tenant_from_scope
-        self.trusting = trust_incoming_tenant is not False
+        self.trusting = _trusting(trust_incoming_tenant)
         try:
             patch_starlette()
         except Exception as exc:
@@ -318,7 +333,7 @@ class TenantWSGIMiddleware:
                  trust_incoming_tenant: bool = True) -> None:
         self.app = app
         self.tenant_from_environ = tenant_from_environ
-        self.trusting = trust_incoming_tenant is not False
+        self.trusting = _trusting(trust_incoming_tenant)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         # a copy of the server thread's context holds the request's, for the call and for the body:

@@ -16,6 +16,8 @@ after ``install()`` are wrapped as they are defined.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 from .. import recorder
@@ -44,7 +46,7 @@ class _Call(FamilyCall):
         if found is not None:  # a retriever, or an outer search, records it: with the ``k`` and filter
             if isinstance(found, Observation) and "top_k" not in found.fields:  # ``as_retriever``'s ``search_kwargs``
                 if "marginal" in method:  # MMR's ``k`` is what it keeps; ``fetch_k``, what the store is asked
-                    fetch_k = kwargs.get("fetch_k")
+                    fetch_k = args[2] if len(args) > 2 else kwargs.get("fetch_k", _fetch_k_default(type(instance), method))
                     top_k = fetch_k if isinstance(fetch_k, int) and not isinstance(fetch_k, bool) else None
                 found.update(top_k=top_k, filter=kwargs.get("filter"))
             return None
@@ -56,6 +58,15 @@ class _Call(FamilyCall):
 
     def result_fields(self, result: Any) -> dict[str, Any]:
         return retrieval_fields(list(result) if isinstance(result, list | tuple) else [])
+
+
+@functools.lru_cache(maxsize=64)
+def _fetch_k_default(store: type, method: str) -> Any:
+    """The ``fetch_k`` an MMR search of ``store`` asks when its caller gives none (LangChain's 20)."""
+    try:
+        return inspect.signature(getattr(store, method)).parameters["fetch_k"].default
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
 
 
 def store_patches(patcher: Patcher) -> ClassFamilyPatches:

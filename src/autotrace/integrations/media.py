@@ -52,7 +52,10 @@ def without_media(items: Any) -> Any:
     ``function_call_output``'s ``output`` list, a ``computer_call_output``'s screenshot), and in a
     reply given back as input (a chat message's spoken ``audio``, a Responses
     ``image_generation_call``'s ``result``). The caller's own list when there are none: for a text
-    conversation, a few checks per item."""
+    conversation, a few checks per item. A string (a Responses ``input`` or ``instructions``) is
+    one message's text: its data URLs noted."""
+    if type(items) is str:
+        return without_data_urls(items)
     if type(items) is not list:
         return items
     for item in items:  # the common case, a text conversation, in one plain loop

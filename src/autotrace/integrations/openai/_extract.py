@@ -97,6 +97,8 @@ def request_fields(operation: str, body: dict[str, Any], options: Any = None) ->
         context = {key: body[key] for key in _CONTEXT if body.get(key)}
         if "prompt" in context:
             context["prompt"] = _prompt_without_media(context["prompt"])
+        if "instructions" in context:  # a text, or a list of input items
+            context["instructions"] = without_media(context["instructions"])
         fields["input"] = {**context, "input": value} if context else value
     elif operation == "text_completion":
         fields["input"] = body.get("prompt")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -276,9 +277,16 @@ def test_callers_leaving_streams_background_work_and_failures_end_every_span_onc
 
     with e2e.running(fake.base_url) as services:
         sent = asyncio.run(send(services.url))
+        fails = Counter(t for t, p, _ in sent if p == "/fail")
+        # a failed request's root span (FastAPI's) ends as the error leaves the app, after the 500
+        # reached its caller: waited for (bounded) before the server stops, as a deployment would
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+                sum(s.name == "POST /fail" for s in rx.spans) < fails[tenant] for tenant, rx in receivers.items()):
+            autotrace.flush(5)
+            time.sleep(0.05)
     assert autotrace.flush(20)
     expected: dict[str, dict[str, int]] = defaultdict(dict)
-    fails = Counter(t for t, p, _ in sent if p == "/fail")
     for tenant, path, trace_id in sent:
         if path != "/fail":
             expected[tenant][trace_id] = EDGE_SPANS[path]

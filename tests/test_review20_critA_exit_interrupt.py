@@ -3,8 +3,8 @@ no thread there, so the flush drains on the main thread and runs the redaction h
 export: the interrupted span is counted once, and no "internal error ...; tracing continues" is
 counted or logged for it. Before, the span was counted dropped twice (redaction_failed and
 pipeline_error) and three internal errors were counted and logged, one per layer it went through.
-A ``KeyboardInterrupt`` raised on an export worker (no Ctrl-C reaches one: user code raised it)
-is that code's failure, as any other: the worker goes on; before, it ended the thread."""
+A ``KeyboardInterrupt`` raised on an export worker (user code's) is that code's failure, as any
+other: ``test_review20_export_base_exceptions``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 import autotrace
-from autotrace.export.workers import WorkerPool
 
 
 def test_ctrl_c_in_a_redaction_hook_at_exit_counts_its_span_once_and_no_internal_error(
@@ -44,19 +43,3 @@ def test_ctrl_c_in_a_redaction_hook_at_exit_counts_its_span_once_and_no_internal
     assert {k: v for k, v in stats.items() if k.startswith(("internal_errors", "spans_dropped", "exit_"))} == {
         "spans_dropped.redaction_failed": 1, "exit_export_interrupted": 1}
     assert [r.getMessage() for r in caplog.records if "internal error" in r.getMessage()] == []
-
-
-def test_a_keyboard_interrupt_raised_on_an_export_worker_leaves_it_running_the_next_job() -> None:
-    pool = WorkerPool(1, max_size=1)
-    ran = threading.Event()
-
-    def interrupted() -> None:
-        raise KeyboardInterrupt
-
-    pool.submit(interrupted)
-    pool.submit(ran.set)
-    try:
-        assert ran.wait(5)
-    finally:
-        pool.stop(1.0)
-    assert autotrace.stats()["internal_errors.worker"] == 1

@@ -5,26 +5,15 @@ position, and the same through ``ainvoke`` as through ``invoke``."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-import chromadb
 import pytest
-from langchain_chroma import Chroma
 from langchain_core.documents import Document
-from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.retrievers import BaseRetriever
 
 from tests.helpers import Traced
+from tests.test_review20_langchain_retriever_top_k import _chroma
 
 pytestmark = pytest.mark.integrations("langchain")
-
-
-def _chroma() -> Chroma:
-    store = Chroma(collection_name=f"kb-{uuid.uuid4().hex[:8]}", embedding_function=DeterministicFakeEmbedding(size=8),
-                   client=chromadb.EphemeralClient())
-    store.add_documents([Document(page_content=f"doc {i}", metadata={"n": i}) for i in range(6)],
-                        ids=[f"d{i}" for i in range(6)])
-    return store
 
 
 def _retrievals(traced: Traced) -> list[tuple[str, int | None, int]]:

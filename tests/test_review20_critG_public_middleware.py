@@ -4,27 +4,13 @@ caller's baggage tenant before it, and a value that is not True (``0``, ``None``
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import autotrace
 from autotrace.middleware import TenantASGIMiddleware, TenantWSGIMiddleware
 from tests.helpers import Traced
-
-FORGED = [(b"baggage", b"autotrace.tenant=victim")]
-
-
-def _app(seen: list[Any]) -> Any:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        with autotrace.start_chain("handler"):
-            seen.append(autotrace.current_tenant())
-    return app
-
-
-def _call(app: Any, kind: str = "http") -> None:
-    async def noop(*args: Any) -> None:
-        return None
-    asyncio.run(app({"type": kind, "headers": FORGED, "path": "/"}, noop, noop))
+from tests.test_review20_propagation_public_middleware import _asgi as _app
+from tests.test_review20_propagation_public_middleware import _call
 
 
 def test_a_public_sub_app_under_a_trusting_app_middleware_takes_no_callers_tenant(traced: Traced) -> None:

@@ -11,6 +11,8 @@ import asyncio
 import threading
 from typing import Any
 
+import pytest
+
 import autotrace
 from autotrace.export.credentials import Credentials
 from autotrace.export.workers import WorkerPool
@@ -57,12 +59,13 @@ def test_a_credentials_resolver_cancelled_fails_that_lookup_and_other_tenants_st
     assert (stats["internal_errors.credentials"], stats["spans_dropped.credentials_failed"]) == (3, 3)
 
 
-def test_a_job_raising_a_base_exception_leaves_its_worker_running_the_next_job() -> None:
+@pytest.mark.parametrize("error", [asyncio.CancelledError, KeyboardInterrupt])  # (no Ctrl-C reaches a worker)
+def test_a_job_raising_a_base_exception_leaves_its_worker_running_the_next_job(error: type[BaseException]) -> None:
     pool = WorkerPool(1, max_size=1)
     ran = threading.Event()
 
     def cancelled() -> None:
-        raise asyncio.CancelledError
+        raise error
 
     pool.submit(cancelled)
     pool.submit(ran.set)

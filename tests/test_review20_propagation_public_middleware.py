@@ -23,10 +23,10 @@ def _asgi(seen: list[Any]) -> Any:
     return app
 
 
-def _call(app: Any) -> None:
+def _call(app: Any, kind: str = "http") -> None:
     async def noop(*args: Any) -> None:
         return None
-    asyncio.run(app({"type": "http", "headers": FORGED, "path": "/"}, noop, noop))
+    asyncio.run(app({"type": kind, "headers": FORGED, "path": "/"}, noop, noop))
 
 
 def _wsgi_tenant(**options: Any) -> Any:

@@ -95,6 +95,8 @@ _iso_second: tuple[int, str] = (-1, "")
 #: Below these, a time given as a number counts seconds (``time.time()``), milliseconds or
 #: microseconds since 1970, not nanoseconds: as nanoseconds, it would be a time in 1970.
 _NUMBER_UNITS = ((1e11, 10**9), (1e14, 10**6), (1e17, 10**3))
+_NANOSECONDS_FROM = 10**17  # an integer from here on counts nanoseconds
+_PLAIN_USAGE = frozenset({"input", "output", "total"})  # usage keys that are no details (``_net_of_details``)
 
 
 def iso_time(ns: int | float | str | _dt.datetime) -> str:
@@ -104,17 +106,18 @@ def iso_time(ns: int | float | str | _dt.datetime) -> str:
     counts nanoseconds since 1970, or seconds, milliseconds or microseconds when too small for any
     time since 1973 in nanoseconds (``_NUMBER_UNITS``); ValueError for a bool or a number not above 0."""
     global _iso_second
-    if isinstance(ns, str):
-        ns = _dt.datetime.fromisoformat(ns)
-    if isinstance(ns, _dt.datetime):
-        return ns.astimezone(_dt.UTC).isoformat(timespec="microseconds")
-    if isinstance(ns, bool) or not ns > 0:  # a flag, an unset 0, a negative or NaN: no time (as ``otlp_encode._time``)
-        raise ValueError(f"not a time since 1970: {ns!r}")
-    for below, scale in _NUMBER_UNITS:
-        if abs(ns) < below:  # whole units and their fraction apart: a float's product is inexact
-            whole = int(ns)
-            ns = whole * scale + round((ns - whole) * scale)
-            break
+    if type(ns) is not int or ns < _NANOSECONDS_FROM:  # else the usual ``time.time_ns()``: no test below
+        if isinstance(ns, str):
+            ns = _dt.datetime.fromisoformat(ns)
+        if isinstance(ns, _dt.datetime):
+            return ns.astimezone(_dt.UTC).isoformat(timespec="microseconds")
+        if isinstance(ns, bool) or not ns > 0:  # a flag, an unset 0, a negative or NaN: no time (as ``otlp_encode._time``)
+            raise ValueError(f"not a time since 1970: {ns!r}")
+        for below, scale in _NUMBER_UNITS:
+            if abs(ns) < below:  # whole units and their fraction apart: a float's product is inexact
+                whole = int(ns)
+                ns = whole * scale + round((ns - whole) * scale)
+                break
     seconds, fraction = divmod(int(ns), 1_000_000_000)
     cached = _iso_second
     if cached[0] != seconds:
@@ -186,6 +189,8 @@ def _net_of_details(usage: dict[str, Any]) -> dict[str, Any]:
     OpenAI's usage does, their details (``input_cached_tokens``, ``output_reasoning_tokens``...)
     among them; Langfuse adds every ``input*`` type up for a generation's input (and prices each
     one), so ``input`` and ``output`` go without their details (never below 0). ``total`` stays."""
+    if _PLAIN_USAGE.issuperset(usage):  # no details (one test in C)
+        return usage
     wire = usage
     for side in ("input", "output"):
         given = usage.get(side)
@@ -314,7 +319,7 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
         if value is not None and key in _METADATA_KEYS:
             attrs[_METADATA_KEYS[key]] = metadata_value(value)
     metadata = get("metadata")
-    if isinstance(metadata, Mapping):
+    if type(metadata) is dict or isinstance(metadata, Mapping):
         room = MAX_ATTRIBUTES - 16 - len(attrs)  # leave room for trace-level and third-party keys
         for key, value in metadata.items():
             if value is None:

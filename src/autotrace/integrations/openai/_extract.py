@@ -4,6 +4,7 @@ happens later, on the export thread)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from ...observation import ObservationType
@@ -246,17 +247,18 @@ def usage_fields(usage: Any) -> dict[str, int] | None:
     a value that is no count (``pricing.is_count``) is left out."""
     if usage is None:
         return None
-    get, is_count = _reader(usage), pricing.is_count
+    # ``get(name, None)``: no call of Python code per read (``_reader``'s lambda)
+    get, is_count = usage.get if type(usage) is dict else partial(getattr, usage), pricing.is_count
     # one family of names per object: asking a pydantic model for a missing field is slow
-    prompt = get("prompt_tokens")
+    prompt = get("prompt_tokens", None)
     if prompt is not None:  # chat, legacy completions, embeddings
-        completion = get("completion_tokens")
-        input_details, output_details = get("prompt_tokens_details"), get("completion_tokens_details")
+        completion = get("completion_tokens", None)
+        input_details, output_details = get("prompt_tokens_details", None), get("completion_tokens_details", None)
     else:  # the Responses API
-        prompt = get("input_tokens")
-        completion = get("output_tokens")
-        input_details, output_details = get("input_tokens_details"), get("output_tokens_details")
-    total = get("total_tokens")
+        prompt = get("input_tokens", None)
+        completion = get("output_tokens", None)
+        input_details, output_details = get("input_tokens_details", None), get("output_tokens_details", None)
+    total = get("total_tokens", None)
     result: dict[str, int] = {}
     if is_count(prompt):
         result["input"] = prompt

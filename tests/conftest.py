@@ -4,6 +4,8 @@ store, and helpers to read finished observations back as exact trees."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,6 +100,9 @@ def rx() -> Iterator[OtlpReceiver]:
     """A loopback OTLP receiver (a tenant's Langfuse, as far as autotrace can tell)."""
     with OtlpReceiver() as receiver:
         yield receiver
+        # uninstalled while the receiver still answers: spans a test left unflushed go out at once
+        # instead of retrying a closed port until ``_isolated``'s uninstall times out (2 s)
+        autotrace.uninstall(timeout=2.0)
 
 
 @pytest.fixture
@@ -107,3 +112,19 @@ def tls_rx(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
     monkeypatch.setenv("SSL_CERT_FILE", str(CERTS / "ca.pem"))
     with OtlpReceiver(tls=server_tls()) as receiver:
         yield receiver
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real Postgres 16 with pgvector (the pgserver wheel), started once for the session (seconds to
+    start and stop): its URI. Each module sets up its own tables (``tests.test_vs_pgvector.postgres``)."""
+    pgserver = pytest.importorskip("pgserver")
+    # a directory of its own, not under pytest's numbered temporary directories: another pytest
+    # process on the machine prunes those it counts as old, and the server runs as another user
+    data = Path(tempfile.mkdtemp(prefix="autotrace-pg-"))
+    try:
+        server = pgserver.get_server(data, cleanup_mode="stop")
+        yield server.get_uri()
+        server.cleanup()
+    finally:
+        shutil.rmtree(data, ignore_errors=True)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +12,20 @@ import autotrace
 from autotrace.integrations.documents import MAX_DOCUMENTS
 from tests.helpers import Traced, shape
 
-pgserver = pytest.importorskip("pgserver")
+pytest.importorskip("pgserver")
 psycopg = pytest.importorskip("psycopg")
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    # a directory of its own, not under pytest's numbered temporary directories: another pytest
-    # process on the machine prunes those it counts as old, and the server runs as another user
-    data = Path(tempfile.mkdtemp(prefix="autotrace-pg-"))
-    try:
-        server = pgserver.get_server(data, cleanup_mode="stop")
-        uri = server.get_uri()
-        with psycopg.connect(uri) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            conn.execute("DROP TABLE IF EXISTS items")
-            conn.execute("CREATE TABLE items (id int primary key, content text, embedding vector(3))")
-            conn.execute("INSERT INTO items VALUES (1, 'alpha', '[1,0,0]'), (2, 'beta', '[0,1,0]'), "
-                         "(3, 'gamma', '[0,0,1]')")
-        yield uri
-        server.cleanup()
-    finally:
-        shutil.rmtree(data, ignore_errors=True)
+def postgres(postgres_server: str) -> str:
+    """The session's Postgres with this module's ``items`` made afresh (three rows)."""
+    with psycopg.connect(postgres_server) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("DROP TABLE IF EXISTS items")
+        conn.execute("CREATE TABLE items (id int primary key, content text, embedding vector(3))")
+        conn.execute("INSERT INTO items VALUES (1, 'alpha', '[1,0,0]'), (2, 'beta', '[0,1,0]'), "
+                     "(3, 'gamma', '[0,0,1]')")
+    return postgres_server
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ _registering = threading.local()
 #: The ``(integration, module)`` hooks waiting in wrapt's registry for the module's first import:
 #: one each, however many installs and uninstalls come before it (wrapt keeps each until then).
 _waiting: set[tuple[str, str]] = set()
-#: Seconds a patch waits for another thread's import of its library to end (``_when_imported``).
+#: Seconds a patch waits for another thread's import of its library to end (``after_import``).
 _IMPORT_WAIT = 300.0
 _integrations: dict[str, Integration] = {}
 _local_store: LocalStore | None = None
@@ -456,7 +456,7 @@ def _on_import(name: str, module_name: str) -> Callable[[Any], None]:
         if getattr(_registering, "active", False) and _being_imported(module):
             # another thread is running the module's code: patching it now would import its
             # submodules in the middle of that import (the application's import then failed)
-            _on_helper_thread(_when_imported, module, instrument, name)
+            _on_helper_thread(after_import, module, instrument, functools.partial(_rehook, name, module_name))
             return
         if not _lock.acquire(blocking=False):
             # another thread installs or uninstalls: this hook runs inside the application's import,
@@ -482,20 +482,27 @@ def _being_imported(module: Any) -> bool:
     return getattr(getattr(module, "__spec__", None), "_initializing", False) is True
 
 
-def _when_imported(module: Any, instrument: Callable[[Any], None], name: str) -> None:
-    """Wait for another thread's import of ``module`` to end, then patch it. A failed import leaves
-    ``sys.modules`` without it, and wrapt no hook (it called this one at once): the integration
-    ``name``'s hook waits again, for the application's next import."""
+def after_import(module: Any, done: Callable[[Any], None], again: Callable[[], None]) -> None:
+    """On a helper thread: wait for another thread's import of ``module`` to end, then ``done(module)``.
+    A failed import leaves ``sys.modules`` without it, and wrapt no hook (it called the one that
+    deferred here at once): counted, and ``again()`` hooks anew (install's lock held), for the
+    application's next import."""
     deadline = time.monotonic() + _IMPORT_WAIT
     while _being_imported(module) and time.monotonic() < deadline:
         time.sleep(0.01)
     if not _being_imported(module) and sys.modules.get(module.__name__) is module:
-        instrument(module)
+        done(module)
         return
     count("integration_import_waits_abandoned")
     with _lock:
-        if not _being_imported(module) and name in _integrations:
-            _hook(name, module.__name__)
+        if not _being_imported(module):
+            again()
+
+
+def _rehook(name: str, module: str) -> None:
+    """The integration ``name``'s hook on ``module`` again, if it is still installed (lock held)."""
+    if name in _integrations:
+        _hook(name, module)
 
 
 def _failed(name: str, exc: Exception) -> None:

@@ -13,13 +13,12 @@ import importlib
 import inspect
 import sys
 import threading
-import time
 from typing import Any
 
 import wrapt
 
-from .._internal import count, guarded_failure
-from ..install import _IMPORT_WAIT, _being_imported, _on_helper_thread
+from .._internal import guarded_failure
+from ..install import _being_imported, _on_helper_thread, after_import
 from ..observation import CurrentDuring, Observation
 from .base import Patcher
 
@@ -128,7 +127,7 @@ class ClassFamilyPatches:
         self.waiting = False
         if getattr(_registering, "active", False) and _being_imported(module):
             # another thread runs the module's code: the base class may not be defined yet
-            _on_helper_thread(self._when_imported, module)
+            _on_helper_thread(after_import, module, self._wrap_now, self._hook_again)
             return
         if self.applied and self.base is None:
             try:
@@ -136,19 +135,16 @@ class ClassFamilyPatches:
             except Exception as exc:  # a changed library: the rest stays traced
                 guarded_failure(self.failure, exc)
 
-    def _when_imported(self, module: Any) -> None:
-        """Wait for another thread's import of ``module`` to end, then wrap the family. A failed
-        import leaves wrapt no hook (it called ``imported`` at once): one waits again, for the next."""
-        deadline = time.monotonic() + _IMPORT_WAIT
-        while _being_imported(module) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        with _install._lock:  # not while an install or uninstall applies or removes the family
-            if not _being_imported(module) and sys.modules.get(self.module) is module:
-                self.imported(module)
-                return
-            count("integration_import_waits_abandoned")
-            if self.applied and not _being_imported(module):
-                self._hook()
+    def _wrap_now(self, module: Any) -> None:
+        """``imported`` once another thread's import of ``module`` has ended (``install.after_import``),
+        not while an install or uninstall applies or removes the family."""
+        with _install._lock:
+            self.imported(module)
+
+    def _hook_again(self) -> None:
+        """After a failed import (``install.after_import``, its lock held): a hook for the next, if applied."""
+        if self.applied:
+            self._hook()
 
     def _wrap_family(self, base: Any) -> None:
         self.base = base

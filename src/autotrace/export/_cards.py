@@ -93,6 +93,9 @@ _SPACES = frozenset(f" {WIDE_SPACES}")
 _SEPARATORS = frozenset(f" {WIDE_SPACES}\u2013{HYPHENS}")
 _AN_ID = 4
 _A_LIST = 7  # groups of four, each after the same separator: each card among them has three more beside it
+#: The groups a list's cards may leave at its start and end: two cards among random ids of four digits fill
+#: a run of nine so one time in 200, of ten one in 400 (a list of a hundred never)
+_LIST_EDGES = ((0, 0), (1, 0), (0, 1), (1, 1))
 #: What a run's last group is part of when one of these follows it (a word, a hyphenated or decimal
 #: number; a comma and a digit are a list's next value: ``4111111111111111,12/27`` in CSV), never a letter
 #: of a script with no spaces between words (``卡号4111111111111111号``)
@@ -109,17 +112,21 @@ def cards_in(text: str, start: int, end: int, in_an_id: Callable[[str, int, int]
     say, never with a last group glued to what follows the run, nor in a hex id (``in_an_id``), nor in a
     list of fours (``in_a_list``) unless cards fill the whole run (``4111 1111 1111 1111 5500 0000 0000
     0004``: two of them, not ids; random ids of four digits fill a run of eight one time in 300, of
-    twelve one in 6,000). Cards that overlap are one (``6789 4111 1111 1111 1111``: no digit of either
+    twelve one in 6,000), or all of it but one number of four on either side (``_LIST_EDGES``). Cards that overlap are one (``6789 4111 1111 1111 1111``: no digit of either
     left). Each group starts five candidates at most, each checked in constant time (Luhn summed in C)."""
     spans = [found.span() for found in _GROUP.finditer(text, start, end)]
     if spans and _GLUED.match(text, end):
         spans.pop()
     sizes = [stop - at for at, stop in spans]
     if len(spans) >= _A_LIST and sizes.count(4) == len(sizes) and len({text[stop] for _, stop in spans[:-1]}) == 1:
-        # a list of fours (``in_a_list`` of each card in it): cards only if they fill it, one from every fourth group
-        cards = [(spans[first][0], spans[first + 3][1]) for first in range(0, len(spans) - 3, 4)]
-        return cards if len(spans) % 4 == 0 and all(
-            card_ok(text[begin:stop]) and not in_an_id(text, begin, stop) for begin, stop in cards) else []
+        # a list of fours (``in_a_list`` of each card in it): cards only if they fill it, one from every fourth group,
+        # but for one number on either side (an order's: ``1234 4111 1111 1111 1111 5555 5555 5555 4444``)
+        for lead, trail in _LIST_EDGES:
+            cards = [(spans[first][0], spans[first + 3][1]) for first in range(lead, len(spans) - trail - 3, 4)]
+            if (len(spans) - lead - trail) % 4 == 0 and len(cards) >= 2 - (lead + trail == 0) and all(
+                    card_ok(text[begin:stop]) and not in_an_id(text, begin, stop) for begin, stop in cards):
+                return cards
+        return []
     shape = _shape(sizes)
     if shape in _LAYOUTS and card_ok(text[spans[0][0]:spans[-1][1]]):  # the whole run (the common case)
         begin, stop = spans[0][0], spans[-1][1]

@@ -6,7 +6,7 @@ the secret path of a Slack or Discord webhook URL, an ``Authorization`` header's
 scheme (Bearer and Basic are ``detectors``'s), a ``Cookie`` header's values, an XML element named as
 a secret (``<SecretAccessKey>``, ``<password>``), and after its name and a space an AWS secret access
 key (``aws configure set aws_secret_access_key ...``) or a command's password (``--password ...``,
-MySQL's ``-p...``, curl's ``-u user:...``; after ``=`` or ``:`` it is an assignment,
+MySQL's ``-p...``, curl's ``-u user:...`` and ``-b name=...``, sshpass's ``-p ...``, redis-cli's ``-a ...``; after ``=`` or ``:`` it is an assignment,
 ``detectors_assigned``'s).
 
 Linear in the text's length: every repeat without a bound is possessive (what follows it is a
@@ -97,7 +97,17 @@ _GLUED_PASSWORD = re.compile(r"-p(?<=[ \t]-p)(?![\d.]++:[\d.:-]*+(?:/[a-z]++)?(?
 #: variable or a placeholder: ``-u "$USER:$TOKEN"``), where curl's command is (``docker run -u 1000:1000`` is a uid)
 _CURL_USER = re.compile(r"-(?<=[ \t]-)(?:u[ \t]*+|-user(?:[ \t]++|=))"
                         r"(?:\\?[\"'])?[^\s:\"'\\$]{1,64}+:(?![$<{%])(?P<value>[^\s\"'\\]{3,128}+)")
+#: A password after an option that takes nothing else (``sshpass -p secret``, ``redis-cli -a secret``: its ``-p``
+#: is a port), spaced or glued, quoted (to its closing quote) or not, where its command is (``_in_command``);
+#: never a variable, a placeholder or the next option
+_OPTION_VALUE = (r"(?:[ \t]++)?(?:\\?[\"'])?(?![-<$%{\[(*])"
+                 r"(?P<value>(?<=[\"'])[^\"'\r\n\\]{1,128}+(?=[\"'])|[^\s\"'\\`]{1,128}+)")
+_SSHPASS_PASSWORD = re.compile(r"-(?<=[ \t]-)p" + _OPTION_VALUE)
+_REDIS_PASSWORD = re.compile(r"-(?<=[ \t]-)a" + _OPTION_VALUE)
+#: curl's cookies after ``-b`` (``--cookie`` is ``_COOKIE``'s): pairs (``_PAIR``), not a file's name
+_CURL_COOKIE = re.compile(r"-(?<=[ \t]-)b[ \t]++(?:\\?[\"'])?(?P<value>[^\s=;,\"'\\]{1,128}+=[^\r\n\"'\\]{0,4096}+)")
 _MYSQL_COMMANDS, _CURL_COMMANDS, _COMMAND_ENDS = ("mysql", "mariadb"), ("curl",), ("\n", "|", ";", "&")
+_SSHPASS_COMMANDS, _REDIS_COMMANDS = ("sshpass",), ("redis-cli",)
 
 
 def _cookie_values(match: re.Match[str]) -> tuple[str, int]:
@@ -178,25 +188,50 @@ def redact_named(text: str, lowered: str, authorization: bool, named: bool, cook
         if "curl" in lowered:
             text, n = _replaced(text, _in_command(_CURL_USER, text, _CURL_COMMANDS))
             replaced += n
+            if "-b" in text:
+                text, n = _curl_cookies(text)
+                replaced += n
+        if "sshpass" in lowered:  # (its first ``-p`` only: ``sshpass -p pw ssh -p 2222 host``'s second is ssh's port)
+            text, n = _replaced(text, _in_command(_SSHPASS_PASSWORD, text, _SSHPASS_COMMANDS, first=True))
+            replaced += n
+        if "redis-cli" in lowered:
+            text, n = _replaced(text, _in_command(_REDIS_PASSWORD, text, _REDIS_COMMANDS))
+            replaced += n
     return text, replaced
 
 
-def _in_command(pattern: re.Pattern[str], text: str, commands: tuple[str, ...]) -> Iterator[re.Match[str]]:
+def _curl_cookies(text: str) -> tuple[str, int]:
+    """``text`` with the values of the cookies given to curl with ``-b`` replaced (as ``_cookie_values``), and how many."""
+    pieces: list[str] = []
+    done = replaced = 0
+    for match in _in_command(_CURL_COOKIE, text, _CURL_COMMANDS):
+        value, n = _cookie_values(match)
+        if n:
+            pieces += (text[done:match.start("value")], value)
+            done, replaced = match.end("value"), replaced + n
+    return ("".join(pieces) + text[done:], replaced) if pieces else (text, 0)
+
+
+def _in_command(pattern: re.Pattern[str], text: str, commands: tuple[str, ...], first: bool = False,
+                ) -> Iterator[re.Match[str]]:
     """The matches of ``pattern`` in ``text`` after the name of one of ``commands`` in the same command, 256
-    characters before at most (never ``tar -pxf``)."""
+    characters before at most (never ``tar -pxf``); if ``first``, the first of each command only."""
+    taken = -1
     for match in pattern.finditer(text):
-        before = text[max(0, match.start() - 256):match.start()].lower()
+        at = max(0, match.start() - 256)
+        before = text[at:match.start()].lower()
         named = max(before.rfind(command) for command in commands)
-        if named >= 0 and not any(end in before[named:] for end in _COMMAND_ENDS):
+        if named >= 0 and not any(end in before[named:] for end in _COMMAND_ENDS) and not (first and at + named == taken):
+            taken = at + named
             yield match
 
 
 def command_hint(lowered: str) -> bool:
     """Whether ``lowered`` (a text in lower case) may hold a command's password (``_DASHED_PASSWORD``,
-    ``_GLUED_PASSWORD``, ``_CURL_USER``): a "-" and a "q" (a "u") found first (a character is found ten times faster than a
+    ``_GLUED_PASSWORD``, ``_CURL_USER``, ``_SSHPASS_PASSWORD``, ``_REDIS_PASSWORD``; curl's cookies, ``_CURL_COOKIE``): a "-" and a "q" (a "u") found first (a character is found ten times faster than a
     longer substring; "-p" cost a microsecond a kilobyte)."""
     return "-" in lowered and ("--pass" in lowered or ("q" in lowered and "mysql" in lowered) or "mariadb" in lowered
-                               or ("u" in lowered and "curl" in lowered))
+                               or ("u" in lowered and "curl" in lowered) or "sshpass" in lowered or "redis-cli" in lowered)
 
 
 def _found_at(pattern: re.Pattern[str], text: str, lowered: str, word: str) -> Iterator[re.Match[str]]:

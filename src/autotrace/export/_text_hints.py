@@ -4,6 +4,8 @@ compiled with ASCII classes read it as the Unicode ones do."""
 
 from __future__ import annotations
 
+import re
+
 from ..bounds import HELD_MARK
 from . import _secret_patterns as _secrets
 
@@ -36,13 +38,22 @@ def plain_hint(text: str) -> bool:
     """``contains_any(text, detectors._PLAIN_HINTS)``, each longer hint after a one-character test of a letter
     it holds that prose seldom does: a substring test of several characters costs ten times as much."""
     return ("@" in text or "_" in text or ("-" in text and ("k-" in text or _secrets.dash_hint(text)))
-            or ("earer" in text and ("earer " in text or "earer\u3000" in text or "earer%20" in text))
+            or ("earer" in text and ("earer " in text or "earer\u3000" in text or "earer%20" in text or glued_bearer(text)))
             or ("R" in text and "EARER " in text)
             or "asic " in text or ("/" in text and "hooks" in text and contains_any(text, _secrets.WEBHOOK_HINTS))
             or ("J" in text and "eyJ" in text) or ("x" in text and "xox" in text)
             or ("A" in text and ("AKIA" in text or "ASIA" in text or "AIza" in text))
             or ("Y" in text and "PRIVATE KEY" in text) or ("9" in text and "ya29." in text)
             or ("G" in text and "SG." in text))
+
+
+#: "Bearer" and a letter of another script glued to it ("Bearer令牌abc123...": ``detectors``' BEARER_TOKEN)
+_GLUED_BEARER = re.compile("[Bb]earer[^\x00-\x7f\\s]")
+
+
+def glued_bearer(text: str) -> bool:
+    """Whether ``text`` holds "Bearer" with a character of another script glued to it (never in ASCII text)."""
+    return not text.isascii() and _GLUED_BEARER.search(text) is not None
 
 
 def encoded_at(text: str) -> bool:

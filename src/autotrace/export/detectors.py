@@ -32,6 +32,7 @@ from ._json_values import quote_bare_placeholders as _quote_bare_placeholders
 from ._text_hints import ascii_classes as _ascii_classes
 from ._text_hints import contains_any as _contains_any
 from ._text_hints import encoded_at as _encoded_at
+from ._text_hints import glued_bearer as _glued_bearer
 from ._text_hints import plain_hint as _plain_hint
 from ._validators import HYPHEN_CHARS as _HYPHEN_CHARS
 from ._validators import VALIDATORS as _VALIDATORS
@@ -151,8 +152,11 @@ _PATTERNS: dict[str, str] = {
     # dropped anyway, ``bounds``)
     "JWT": rf"eyJ(?<!{_IN_A_WORD}eyJ)[A-Za-z0-9_-]{{5,}}{_JWT_REST}",
     # never a word in lower case after one in prose ("the bearer instrument"; "bearer xyz..." in a header is);
-    # after an ideographic space or a URL's "%20" too, and in capitals with a digit or of 20 characters
-    "BEARER_TOKEN": (r"(?:(?<=[Bb]earer[ \u3000])|(?<=[Bb]earer%20)|(?<=BEARER )(?=[A-Za-z._~+/-]*+\d|[A-Za-z0-9._~+/-]{20}))"
+    # after an ideographic space or a URL's "%20" too, and in capitals with a digit or of 20 characters; so
+    # too after the word "token" or one of another script (glued to it: "Bearer令牌abc123..."; kept, ``bearer_lead``)
+    "BEARER_TOKEN": (r"(?:(?<=[Bb]earer[ \u3000])|(?<=[Bb]earer%20)|(?<=BEARER )(?=[A-Za-z._~+/-]*+\d|[A-Za-z0-9._~+/-]{20})"
+                     r"|(?<=[Bb]earer)(?P<bearer_lead>[ \u3000]?(?:[^\x00-\x7f\s]{1,8}+|(?i:token))[ \u3000]?[:\uff1a=]?[ \u3000]?)"
+                     r"(?=[A-Za-z._~+/-]*+\d|[A-Za-z0-9._~+/-]{20}))"
                      r"(?!(?<=[A-Za-z] bearer )[a-z]{1,19}(?![\w.~+/=-]))[A-Za-z0-9._~+/-]{8,}=*"),
     # HTTP Basic credentials: base64 of ``user:password`` (checked by decoding, so "basic idea" stays)
     "BASIC_AUTH": r"(?<=[Bb]asic )[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])",
@@ -276,6 +280,8 @@ _PLAIN_HINTS = ("@", "k-", "_", "eyJ", "earer ", "earer\u3000", "earer%20", "EAR
                 "AIza", "PRIVATE KEY",
                 *_secrets.GITLAB_PREFIXES, *_secrets.DASH_PREFIXES, *_secrets.WEBHOOK_HINTS, *_secrets.DOT_PREFIXES)
 _TRIGGER_HINTS = (*_PLAIN_HINTS, "%2540", "\\uff20", "&#", "&commat;", "\uff20", "%40", "\\u0040")
+#: A pass's replacement where it keeps part of its match (what it read a token after)
+_REPLACEMENTS = {"BEARER_TOKEN": r"\g<bearer_lead><BEARER_TOKEN>"}
 _QUOTED_EMAIL_PASS = _ByText(_QUOTED_EMAIL)
 _QUOTES_BEFORE_AT = (('"@', '"'), ('"\\u0040', '"'), ("\\u0022@", "\\u0022"), ("\\u0022\\u0040", "\\u0022"))
 #: Where a match of the digit kinds can start, tested once before their alternatives (each of which starts
@@ -432,12 +438,13 @@ def _redact(text: str, kinds: frozenset[str] | None) -> tuple[str, int]:
             text, n = _redact_quoted_emails(text, _QUOTED_EMAIL_PASS[ascii_text])
             judge.replaced += n
         for kind, triggers, patterns in _TEXT_PASSES:
-            if (kinds is None or kind in kinds) and any(trigger in text for trigger in triggers):
+            if (kinds is None or kind in kinds) and (any(trigger in text for trigger in triggers) or (
+                    kind == "BEARER_TOKEN" and not ascii_text and _glued_bearer(text))):
                 pattern = patterns[ascii_text]
                 if kind in _VALIDATORS:  # a shape that ordinary text can have too: replaced once checked
                     text = pattern.sub(lambda match, kind=kind: judge.substitute(match, kind), text)
                 else:
-                    text, n = _redact_jwts(text, pattern) if kind == "JWT" else pattern.subn(f"<{kind}>", text)
+                    text, n = _redact_jwts(text, pattern) if kind == "JWT" else pattern.subn(_REPLACEMENTS.get(kind, f"<{kind}>"), text)
                     judge.replaced += n
         if (kinds is None or "API_KEY" in kinds) and _secrets.hint(text):
             text, n = _secrets.redact_service_secrets(text)

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from functools import cache
 
 KEY_WORDS = ("key", "secret", "token", "passw")
-#: The words of ``_PWD`` and ``_SIGNATURE`` too (``has_key_word``; ``sig`` with an "=" only)
-_WORDS, _WORDS_WITH_EQUALS = (*KEY_WORDS, "pwd"), (*KEY_WORDS, "pwd", "sig")
+#: The words of ``_PWD``, ``_PASS`` and ``_SIGNATURE`` too (``has_key_word``; ``sig`` with an "=" only)
+_WORDS, _WORDS_WITH_EQUALS = (*KEY_WORDS, "pwd", "pass"), (*KEY_WORDS, "pwd", "pass", "sig")
 # The key is kept, so assignments have their own expression. Quotes may be escaped
 # (``{\"password\": \"...\"}``: JSON inside a JSON string, such as a chat message holding JSON; the
 # key's closing quote by as many backslashes as its depth takes, ``\\\"`` two levels down).
@@ -31,12 +31,14 @@ _WORDS, _WORDS_WITH_EQUALS = (*KEY_WORDS, "pwd"), (*KEY_WORDS, "pwd", "sig")
 # it, or no closing one within 512 characters and its line) ends at a space, quote, comma,
 # semicolon or brace, and before an escaped quote one level down (``\\\"``); when 6 characters
 # come before it, also before a query string's next parameter (``?token=...&page=2``: ``&page=``).
+# After its separator a line break only before a value that is no assignment of its own (an empty
+# ``DATABASE_PASSWORD=`` line keeps the next line, ``DEBUG=true``).
 _BLOCK = r"(?P=bs)\\(?P=bs)\\"  # 2(k + 1) backslashes
 _QUOTED_UNIT = (rf"[^\"'\\\n]|\\++[^\"'\n]|(?:{_BLOCK})*+(?P=bs)\\(?P=bs)(?P=q)"
                 r"|\\*+(?!(?P=q))'|(?:\\\\)*+\\(?!(?P=q))\"")  # (the other quote: after an odd number if ")
 _CLOSING = rf"(?:{_BLOCK})*+(?=(?P=bs)(?P=q))"  # (escaped backslashes before it: the value's)
 _ESCAPE_UNIT = r"\\[^\s\"'\\]|\\\\(?!\\[\"'])"  # of a value not quoted
-_ASSIGNED = (r"(?:\\*+[\"'])?\s?[:=]\s?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?)"
+_ASSIGNED = (r"(?:\\*+[\"'])?\s?[:=](?:[^\S\r\n]|[\r\n](?![\w.-]{1,64}+\s?[:=]))?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?)"
              rf"(?P<value>(?(q)(?![:=]\s*+(?:[\[{{\\\"\d<-]|true|false|null)))(?:(?(q)(?![\s,;}}\]]|(?:\\*[\"']){{0,3}}<[A-Z_]+>\\*[\"'])(?:{_QUOTED_UNIT}){{6,512}}{_CLOSING}|(?!))"
              # a quote opened and never closed on its line (free text): the value is the rest of the line
              r"|(?(q)(?![\s,;}\]])[^\n\r\"'\\]{6,512}(?=[\n\r]|\Z)|(?!))"
@@ -51,27 +53,30 @@ _ASSIGNED = (r"(?:\\*+[\"'])?\s?[:=]\s?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?
 #: expires; an HMAC's or RSA signature: 16 characters at least), never code's ``sig = ...`` nor a word (``&sig=thumbnail``)
 _PWD = (r"pwd(?!(?:\\*+[\"'])?\s?[:=]\s?(?:\\*[\"'])*(?:[/~]|[A-Za-z]:[\\/]|\.\.?[\\/]|\$\(|[\w.]{0,40}cwd\())"
         r"(?=\\*+[\"']|[:=]\S|\s?[:=]\s?\\*[\"'])")
+#: A password's key shortened (an environment's ``DB_PASS=...``, a query's ``&pass=...``, ``"pass": ...``), never
+#: within a word (``bypass=``) nor a word after a spaced separator unless quoted, as ``_PWD`` (``First pass: tokenize``)
+_PASS = r"(?<![A-Za-z])pass(?=\\*+[\"']|[:=]\S|\s?[:=]\s?\\*[\"'])"
 _SIGNATURE = (r"(?:(?<=[?&;])|(?<=\\u0026)|(?<=[?&;]x-amz-)|(?<=[?&;]x-goog-)|(?<=\\u0026x-amz-)|(?<=\\u0026x-goog-))"
               r"sig(?:nature)?(?==[A-Za-z0-9%+/=_.~-]{16})")
 _KEY_VALUE = (r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key"
-              r"|(?:secret|private|subscription)[_-]?key|accountkey|" + _PWD + "|" + _SIGNATURE + ")" + _ASSIGNED)
+              r"|(?:secret|private|subscription)[_-]?key|accountkey|passphrase|" + _PWD + "|" + _PASS + "|" + _SIGNATURE + ")" + _ASSIGNED)
 #: The same, from where its key's word is (``KEY_WORDS``, found in lower case: a regular
 #: expression starting with a quote that may be there or not is tried at every character, and was
 #: most of the cost of redacting a chat request's JSON); what is before that word is kept anyway.
 _KEY_VALUE_AT = (r"(?P<prefix>(?:key(?:(?<=apikey)|(?<=api_key)|(?<=api-key)|(?<=accesskey)|(?<=access_key)"
                  r"|(?<=access-key)|(?<=secretkey)|(?<=secret_key)|(?<=secret-key)|(?<=privatekey)|(?<=private_key)"
                  r"|(?<=private-key)|(?<=subscriptionkey)|(?<=subscription_key)|(?<=subscription-key)|(?<=accountkey))"
-                 r"|secret|token|passw(?:or)?d|" + _PWD + "|" + _SIGNATURE + ")" + _ASSIGNED)
+                 r"|secret|token|passw(?:or)?d|passphrase|" + _PWD + "|" + _PASS + "|" + _SIGNATURE + ")" + _ASSIGNED)
 
 
 def has_key_word(text: str, lowered: str) -> bool:
     """Whether ``text`` (with an "=" or ":"; ``lowered``: in lower case) holds a word an assignment's key
-    does: one of ``KEY_WORDS``, ``pwd``, or with an "=" ``sig`` (each substring test of a longer text
+    does: one of ``KEY_WORDS``, ``pwd``, ``pass``, or with an "=" ``sig`` (each substring test of a longer text
     costs about half a microsecond a kilobyte: an "=" is tested first)."""
     for word in KEY_WORDS:
         if word in lowered:
             return True
-    return "pwd" in lowered or ("=" in text and "sig" in lowered)
+    return "pwd" in lowered or "pass" in lowered or ("=" in text and "sig" in lowered)
 
 
 @cache

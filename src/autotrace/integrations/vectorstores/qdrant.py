@@ -7,8 +7,10 @@ and vector updates (``set_payload``, ``overwrite_payload``, ``delete_payload``, 
 ``update_filter``) as ``metadata.filter``. A query that is not a vector, text or point id
 (``RecommendQuery``, ``FusionQuery``, a sparse vector, a multivector, ...) records its kind as
 ``metadata.query_type``, a fusion's kind as ``metadata.fusion`` (``rrf``, ``dbsf``; an
-``RrfQuery``'s ``k`` as ``metadata.rrf_k``), a ``TextQuery`` (BM25 over the payload field ``using``)
-its text as the query and ``text`` as its kind; the named vector searched as ``metadata.using``, and
+``RrfQuery``'s ``k`` as ``metadata.rrf_k``), a nearest query's MMR (``NearestQuery(mmr=...)``:
+its hits in MMR's order, not best first) as ``metadata.mmr``, a ``TextQuery`` (BM25 over the
+payload field ``using``) its text as the query and ``text`` as its kind; the named vector searched
+as ``metadata.using``, and
 each prefetch (the stages whose results the query re-ranks or fuses: their ``using``, ``limit``,
 filter and query) in ``metadata.prefetch``; a ``score_threshold`` and a page's ``offset`` in
 metadata too. A read or write kept to shard keys (custom sharding, often one shard per tenant:
@@ -17,9 +19,9 @@ A batch describes each of its first 100 requests the same way in ``metadata.requ
 counts are its ``doc_counts``); the limit, filter, texts
 or vector size all its requests share are the retrieval's ``top_k``, filter, query and
 ``metadata.vector_dimensions``.
-Scores are Qdrant's, best first: similarities (higher is closer) for ``Cosine`` and ``Dot``
-collections, distances (lower is closer) for ``Euclid`` and ``Manhattan`` ones; a fusion's are
-its own ranks' scores. A nearest-neighbour query of a dense vector records its distance as
+Scores are Qdrant's, best first (but an MMR query's): similarities (higher is closer) for
+``Cosine`` and ``Dot`` collections, distances (lower is closer) for ``Euclid`` and ``Manhattan``
+ones; a fusion's are its own ranks' scores. A nearest-neighbour query of a dense vector records its distance as
 ``metadata.metric`` (``cosine``, ``inner_product``, ``l2``, ``l1``) where the client holds the
 collection itself (local mode, in memory or on disk); a server's is not looked up (it would cost
 a request).
@@ -75,7 +77,7 @@ def _query_fields(query: Any) -> dict[str, Any]:
         return {"query": text}
     nearest = getattr(query, "nearest", None)  # models.NearestQuery wraps the vector
     if nearest is not None:
-        return _query_fields(nearest)
+        return _diversified(_query_fields(nearest), getattr(query, "mmr", None))
     shape = getattr(query, "shape", None)  # a numpy vector, or a multivector's rows
     if isinstance(shape, tuple) and len(shape) in (1, 2):
         return _vector(int(shape[-1]), len(shape) == 2)
@@ -92,6 +94,15 @@ def _query_fields(query: Any) -> dict[str, Any]:
     if kind == "SparseVector":
         return {"metadata": {"query_type": "sparse"}}
     return {}
+
+
+def _diversified(fields: dict[str, Any], mmr: Any) -> dict[str, Any]:
+    """``fields`` of a nearest-neighbour query, with its ``Mmr`` (maximal marginal relevance:
+    ``diversity``, ``candidates_limit``) as ``metadata.mmr``: its hits are then in the order MMR
+    picks them from the candidates, their scores (still the vectors') not best first."""
+    if mmr is not None:
+        fields.setdefault("metadata", {})["mmr"] = _filter(mmr)
+    return fields
 
 
 def _fusion(query: Any) -> dict[str, Any]:

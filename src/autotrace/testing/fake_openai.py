@@ -77,6 +77,9 @@ class Script:
     #: Seconds a chat stream waits, after the chunk with the finish reason, before its usage event
     #: (as when the event reaches the client in a later network packet).
     usage_delay: float = 0.0
+    #: False: a chat stream's tool calls carry no ``index``, as Gemini's OpenAI-compatible API
+    #: streams them: each call's first piece names its id, its later pieces name nothing.
+    tool_call_index: bool = True
 
     def input_details(self) -> dict[str, int]:
         """The usage's input details: cached tokens, and cache writes when there are any."""
@@ -321,12 +324,16 @@ class FakeOpenAI(LoopbackServer):
                 audio = {"id": "audio_fake", "data": data, "transcript": piece} if index == 0 else {
                     "data": data, "transcript": piece}
                 yield {**chunk, "choices": [{"index": 0, "delta": {"audio": audio}, "finish_reason": None}]}
+            numbered = script.tool_call_index
             for i, call in enumerate(tool_calls):  # as the API streams them: the name, then the arguments in pieces
                 name = {"index": i, "id": call["id"], "type": "function",
                         "function": {"name": call["function"]["name"], "arguments": ""}}
+                if not numbered:
+                    del name["index"]
                 yield {**chunk, "choices": [{"index": 0, "delta": {"tool_calls": [name]}, "finish_reason": None}]}
                 for piece in _split(call["function"]["arguments"], chunks):
-                    fragment = {"index": i, "function": {"arguments": piece}}
+                    fragment = {"index": i, "function": {"arguments": piece}} if numbered else {
+                        "function": {"arguments": piece}}
                     yield {**chunk, "choices": [{"index": 0, "delta": {"tool_calls": [fragment]},
                                                  "finish_reason": None}]}
             yield {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}

@@ -21,6 +21,7 @@ from typing import Any
 from ..._internal import guarded_failure
 from ...observation import Observation
 from .. import ownership
+from ._replayed import with_cause
 from ._stream_state import _FOLD_EVERY, StreamState, _is_usage_chunk
 from ._trailing import aread_trailing, read_trailing, wait_read
 from ._usage_event import usage_event_fields
@@ -65,6 +66,8 @@ class StreamTracking:
                 obs.defer(usage_event_fields, usage_event, state.requested_model(), late=True)
             if error is not None:
                 obs.record_error(error)
+                if error.__cause__ is not None and (status := with_cause(error)) is not None:
+                    obs.record_error(status)  # a connection lost mid-stream: the status says how, as a request's
             obs.end()
         except Exception as exc:
             guarded_failure("openai.stream_finish", exc)

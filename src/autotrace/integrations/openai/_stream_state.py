@@ -355,12 +355,15 @@ class _ChoiceParts:
 
     def add_tool_calls(self, calls: Any) -> None:
         for call in calls:
-            parts = self.tool_calls.get(call.index)
+            index = call.index
+            if type(index) is not int:  # a server that numbers no call (Gemini's): each new id is one
+                index = self._unnumbered(call.id)
+            parts = self.tool_calls.get(index)
             if parts is None:
                 if len(self.tool_calls) >= _MAX_TOOL_CALLS:
                     count("openai.stream_tool_call_pieces_dropped")
                     continue
-                parts = self.tool_calls[call.index] = _ToolCallParts()
+                parts = self.tool_calls[index] = _ToolCallParts()
             if call.id:
                 parts.id = call.id
             function = call.function
@@ -369,6 +372,15 @@ class _ChoiceParts:
                     bounds.keep_piece(parts.name, name, runtime.max_value_bytes)
                 if arguments := function.arguments:
                     bounds.keep_piece(parts.arguments, arguments, runtime.max_value_bytes)
+
+    def _unnumbered(self, call_id: Any) -> int:
+        """The index for a tool call's piece that has none: a new call's when it names another id than
+        the latest call's, else the latest call's (a piece of its arguments)."""
+        calls = self.tool_calls
+        if not calls:
+            return 0
+        latest = next(reversed(calls))
+        return max(calls) + 1 if call_id and call_id != calls[latest].id else latest
 
     def bound(self) -> None:
         """Keep a long text only to the value limit (a long stream's)."""

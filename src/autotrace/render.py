@@ -143,16 +143,25 @@ def _known(value: Any, spec: str) -> str:
     return format("-", spec.split(".")[0]) if value is None else _number(value, spec)
 
 
-def _one_line(value: Any) -> str:
+def _one_line(value: Any, width: int | None = None) -> str:
+    """``value`` on one line: whitespace runs as one space, control characters escaped. With ``width``, a
+    longer line may be only its start, past ``width`` characters: a preview of a large text reads a few
+    times ``width`` of it, not megabytes (that start is the whole line's: its runs and escapes are the same)."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    end = 4 * (width or 0) + 64
+    while width is not None and end < len(text):
+        line = clean(" ".join(text[:end].split()))
+        if len(line) > width:
+            return line
+        end *= 4
     return clean(" ".join(text.split()))
 
 
 def short(value: Any, width: int = 60) -> str:
     """A one-line preview of an input or output."""
-    text = _one_line(value)
+    text = _one_line(value, width)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -332,10 +341,16 @@ def _trace_attributes(root: dict[str, Any], records: Sequence[dict[str, Any]]) -
     return "".join(parts)
 
 
+def _service(record: dict[str, Any]) -> str | None:
+    """An observation's service as text: another library's resource can name it with a list (not hashable)."""
+    value = record.get("service")
+    return value if value is None or isinstance(value, str) else _one_line(value)
+
+
 def _service_changes(records: Sequence[dict[str, Any]]) -> dict[str, str]:
     """For a trace across several services: the service of each observation that runs in another
     one than its parent (a root, the server side of a call), by id; for one service, nothing."""
-    service = {r["id"]: r.get("service") for r in records}
+    service = {r["id"]: _service(r) for r in records}
     if len(set(service.values()) - {None, ""}) < 2:
         return {}
     return {r["id"]: service[r["id"]] for r in records

@@ -1,14 +1,14 @@
 """Values as the local store's columns take them: totals and times as 64-bit integers (or REAL),
-text as UTF-8, a sequence as its JSON text."""
+text as UTF-8, a sequence or a mapping as its JSON text."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from .._internal import count
+from .._serialize import strict_json
 
 INT64 = (-(2**63), 2**63 - 1)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -45,10 +45,10 @@ def utf8(value: Any) -> Any:
 
 
 def storable(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """``rows`` with each value a column can take (for a batch SQLite refused): a sequence (a column's
-    attribute that another library's span set to a list: no column type) as its JSON text, an integer
-    past 64 bits (there: the totals and times are bounded already) as its digits, text as ``utf8``
-    makes it (counted once as ``local_store.invalid_text`` when one held a lone surrogate)."""
+    """``rows`` with each value a column can take (for a batch SQLite refused): a sequence or a mapping (a
+    column's attribute that another library's span set to a list or a dict: no column type) as its JSON
+    text, an integer past 64 bits (there: the totals and times are bounded already) as its digits, text
+    as ``utf8`` makes it (counted once as ``local_store.invalid_text`` when one held a lone surrogate)."""
     fixed = [tuple(map(_column, row)) for row in rows]
     if any(isinstance(v, str) and _SURROGATE.search(v) for row in fixed for v in row):
         count("local_store.invalid_text")
@@ -57,9 +57,10 @@ def storable(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 def _column(value: Any) -> Any:
-    """One value as ``storable`` makes it (its text left to ``utf8``)."""
-    if isinstance(value, list | tuple):
-        return json.dumps(value, default=str, ensure_ascii=False)
+    """One value as ``storable`` makes it (its text left to ``utf8``): a sequence or a mapping (OpenTelemetry
+    takes both as an attribute's value, a resource's ``service.name`` too) as the record holds it, strict JSON."""
+    if isinstance(value, list | tuple | dict):
+        return strict_json(value)
     if type(value) is int and not INT64[0] <= value <= INT64[1]:
         return str(value)
     return value

@@ -1,8 +1,9 @@
 """A score's ``tenant=`` never sends one tenant's trace id (and the score on it) to another tenant's
-project: on a trace whose tenant is known (live, or the current observation's), the trace's tenant
-wins, counted as ``tenant_mismatch``, as for a score given under another tenant's scope. It sent
-tenant b's trace id and score to a's project. ``tenant=`` still names the project of a trace no
-longer live (user feedback by trace id). Real pipeline, loopback receivers."""
+project: on the current observation, its tenant wins, counted as ``tenant_mismatch``; by the id of
+another tenant's live trace, the score is dropped (``scores_dropped.tenant_mismatch``, session 21:
+it went to the trace's tenant, one tenant writing into another's project). It sent tenant b's trace
+id and score to a's project. ``tenant=`` still names the project of a trace no longer live (user
+feedback by trace id). Real pipeline, loopback receivers."""
 
 from __future__ import annotations
 
@@ -42,11 +43,11 @@ def test_a_tenant_given_never_takes_another_tenants_trace(receivers: dict[str, O
         assert autotrace.score("current", 1.0, tenant="a") is not None  # the current observation is b's
     with autotrace.tenant("a"):
         live = autotrace.start_span("a-live")
-    assert autotrace.score("by_id", 0.5, trace_id=live.trace_id, tenant="b") is not None  # a's live trace
+    assert autotrace.score("by_id", 0.5, trace_id=live.trace_id, tenant="b") is None  # a's live trace: refused
     live.end()
-    assert _sent(receivers, 2) == {"a": [("by_id", live.trace_id, None)],
-                                   "b": [("current", answer.trace_id, answer.id)]}
-    assert autotrace.stats()["tenant_mismatch"] == 2
+    assert _sent(receivers, 1) == {"a": [], "b": [("current", answer.trace_id, answer.id)]}
+    assert autotrace.stats()["tenant_mismatch"] == 1
+    assert autotrace.stats()["scores_dropped.tenant_mismatch"] == 1
 
 
 def test_a_tenant_given_still_names_the_project_of_a_trace_no_longer_live(

@@ -146,7 +146,7 @@ def score_observation(obs: Observation, name: str, value: ScoreValue, data_type:
     if unsampled(obs):
         return None
     return _guarded(name, value, obs.trace_id, obs.id, data_type, comment, None, started_tenant(obs),
-                    trace_environment(obs))
+                    trace_environment(obs), own=True)
 
 
 def started_tenant(obs: Observation) -> str | None:
@@ -166,10 +166,13 @@ def trace_environment(obs: Observation | None) -> str | None:
 
 
 def _guarded(name: object, value: object, trace_id: object, observation_id: object, data_type: object,
-             comment: object, tenant: object, started_with: str | None, environment: str | None = None) -> str | None:
-    """``_score``, never raising: an invalid argument or an internal failure drops the score, counted."""
+             comment: object, tenant: object, started_with: str | None, environment: str | None = None, *,
+             own: bool = False) -> str | None:
+    """``_score``, never raising: an invalid argument or an internal failure drops the score, counted.
+    ``own``: given through the scored observation's handle (or its evaluator), not by ids alone."""
     try:
-        return _score(name, value, trace_id, observation_id, data_type, comment, tenant, started_with, environment)
+        return _score(name, value, trace_id, observation_id, data_type, comment, tenant, started_with, environment,
+                      own)
     except _Invalid as exc:
         count("scores_dropped.invalid")
         log_once(f"score_invalid:{exc}", "autotrace: score dropped: %s", exc)
@@ -180,7 +183,8 @@ def _guarded(name: object, value: object, trace_id: object, observation_id: obje
 
 
 def _score(name: object, value: object, trace_id: object, observation_id: object, data_type: object,
-           comment: object, tenant: object, started_with: str | None, environment: str | None) -> str | None:
+           comment: object, tenant: object, started_with: str | None, environment: str | None,
+           own: bool) -> str | None:
     """A score's body, queued for its tenant and sent in the environment of the trace it scores (of
     the observation scored, else the current one's when it is of that trace), else the installed one
     (``_installed_environment``)."""
@@ -197,14 +201,17 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
         if unsampled(obs):
             return None
         trace_id = obs.trace_id
-        if observation_id is None or observation_id == obs.id:
+        if observation_id is None or (isinstance(observation_id, str) and observation_id.lower() == obs.id):
             started_with = started_tenant(obs)
+            own = True
         observation_id = observation_id or obs.id
     elif obs is not None and isinstance(trace_id, str):
         if obs.trace_id != trace_id.lower():
             obs = None  # the current observation is of another trace: says nothing of the scored one's
         elif unsampled(obs):  # the current trace, named by its id: left out, its scores with it
             return None
+        else:  # the current trace, or its current observation: the caller's own work
+            own = own or observation_id is None or (isinstance(observation_id, str) and observation_id.lower() == obs.id)
     if not isinstance(trace_id, str) or _TRACE_ID.fullmatch(trace_id) is None or int(trace_id, 16) == 0:
         raise _Invalid("trace_id must be a trace id of 32 hex digits")
     if observation_id is not None and (not isinstance(observation_id, str) or _SPAN_ID.fullmatch(observation_id)
@@ -237,9 +244,10 @@ def _score(name: object, value: object, trace_id: object, observation_id: object
     if environment:
         body["environment"] = environment
     tenants = pipeline.tenants  # with no tenant of its trace or in scope, the resolver's, as a span's
-    owner = _trace_owner(tenants, trace_id, observation_id, started_with, tenant) or current_tenant() or (
-        tenants.resolve())
-    pipeline.submit(ScoreItem(body, owner))  # type: ignore[arg-type]
+    owner = _trace_owner(tenants, trace_id, observation_id, started_with, tenant, own)
+    if owner == _REFUSED:
+        return None
+    pipeline.submit(ScoreItem(body, owner or current_tenant() or tenants.resolve()))
     return body["id"]
 
 
@@ -254,21 +262,37 @@ def _installed_environment() -> str | None:
     return resource_environment(getattr(state.provider, "resource", None))
 
 
+#: ``_trace_owner``'s answer for a score that must not be sent (never a valid tenant)
+_REFUSED = ""
+
+
 def _trace_owner(tenants: Any, trace_id: str, observation_id: str | None, started_with: str | None,
-                 given: object) -> str | None:
+                 given: object, own: bool) -> str | None:
     """The tenant of the scored observation, else of its trace, while they are live, else the one
     the scored observation's handle started with, else ``given`` (``tenant=``): a score goes where
-    its trace goes, as a span does (another tenant given, or in scope, is a ``tenant_mismatch``):
-    one tenant's trace id, and a score on it, never reach another tenant's project."""
-    owner = (tenants.tenant_of(int(observation_id, 16)) if observation_id else None) or tenants.known(
-        int(trace_id, 16)) or started_with
+    its trace goes, as a span does. Given another tenant (``tenant=``, in scope, else the resolver's)
+    than the one that owns the work it scores, a score of that work's own (its handle, its
+    evaluator, or ``score()`` in its current observation) still goes to the owner (counted as
+    ``tenant_mismatch``); one by ids alone is refused (``_REFUSED``, counted as
+    ``scores_dropped.tenant_mismatch``): one tenant never writes into another's project by knowing
+    its trace or observation ids."""
+    of_observation = tenants.tenant_of(int(observation_id, 16)) if observation_id else None
+    of_trace = tenants.known(int(trace_id, 16))
+    owner = of_observation or of_trace or started_with
     if owner is None:
         return given or None  # type: ignore[return-value]  # (checked by ``_score``)
-    scope = given or current_tenant()
-    if scope is not None and scope != owner:
-        count("tenant_mismatch")
-        log_once("score_tenant_mismatch", "autotrace: a score on a trace owned by one tenant was given under "
-                 "another; it goes to the trace's tenant (counted as tenant_mismatch)")
+    scope = given or current_tenant() or (None if own else tenants.resolve())
+    if own:
+        if scope is not None and scope != owner:
+            count("tenant_mismatch")
+            log_once("score_tenant_mismatch", "autotrace: a score on work owned by one tenant was given under "
+                     "another; it goes to the work's tenant (counted as tenant_mismatch)")
+        return owner
+    if (scope is not None and scope != owner) or (of_trace is not None and of_trace != owner):
+        count("scores_dropped.tenant_mismatch")
+        log_once("score_tenant_refused", "autotrace: a score by trace id on another tenant's live trace was dropped "
+                 "(counted as scores_dropped.tenant_mismatch)")
+        return _REFUSED
     return owner
 
 
@@ -347,4 +371,4 @@ def score_evaluation(name: str, obs: Observation, output: Any) -> None:
     if isinstance(output, bool | int | float | str):
         # sent to the evaluated tenant by name: an evaluator running under another tenant is no mismatch
         _guarded(name, output, metadata["evaluates_trace"], target, data_type, comment, started_with, None,
-                 environment)
+                 environment, own=True)

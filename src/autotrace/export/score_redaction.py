@@ -32,7 +32,8 @@ def redact_score(item: ScoreItem, redactor: Redactor) -> bool:
                    else redactor.redact_value(hook_key, value, "score"))
             if isinstance(new, bytes):
                 new = new.decode("utf-8", "replace")
-            if new is None or new == "":  # a hook dropped it (the redactor gives texts as "")
+            # a hook dropped it (the redactor gives texts as ""); an empty category was given so
+            if new is None or (new == "" and (value != "" or key == "comment")):
                 if key != "comment":  # a score with no name or value is not sent
                     count("scores_dropped.redacted")
                     return False

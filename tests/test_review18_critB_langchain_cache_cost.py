@@ -10,6 +10,7 @@ from langchain_core.caches import InMemoryCache
 from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
 
+from autotrace.integrations.openai import pricing
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced
 
@@ -24,4 +25,4 @@ def test_only_the_reply_the_cache_gave_costs_nothing(traced: Traced, fake: FakeO
     assert len(fake.requests) == 1 and len(result.generations) == 2  # the second is the cache's
     paid, cached = traced.records()
     assert paid["usage"] == cached["usage"] and paid["usage"]["total"] == 12
-    assert (paid.get("cost"), cached.get("cost")) == (None, {"total": 0.0})
+    assert (paid.get("cost"), cached.get("cost")) == (pricing.cost("gpt-4o-mini", paid["usage"]), {"total": 0.0})

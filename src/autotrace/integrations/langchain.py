@@ -51,7 +51,7 @@ from .base import Integration
 from .langchain_convert import message_fields, model_reply, run_name, streamed_start
 from .langchain_embeddings import embedding_patches
 from .langchain_interrupts import CancellablePatches, InterruptedRuns, note_started
-from .langchain_runs import Run, inside_steps, show_in_place
+from .langchain_runs import Run, agenerate_in_run, generate_in_run, inside_steps, show_in_place
 from .langchain_stores import store_patches
 from .media import without_media
 
@@ -98,7 +98,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         else:
             # A root run. If the current span is another root LangChain started in this context and
             # has not run its steps yet (``batch`` starts every input's root before running any),
-            # start beside it instead (``steps_started``).
+            # start beside it instead (``steps_started``; a chat model's: ``generating``).
             current = trace.get_current_span().get_span_context().span_id
             found = self._by_span.get(current)
             outer = found if found is not None else trace.set_span_in_context(trace.get_current_span())
@@ -122,7 +122,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         else:  # started in its consumer's context: made current in its steps' context (``steps_started``)
             self.streaming[run_id] = run
         self.runs[run_id] = run
-        if parent is None:
+        if parent is None and obs_type is not ObservationType.RETRIEVER:  # no batch starts retrievers in one context
             self._by_span[obs.span.get_span_context().span_id] = outer
         if len(self.runs) > _MAX_RUNS:
             stale_id, stale = self.runs.popitem(last=False)
@@ -441,7 +441,11 @@ class LangChainIntegration(Integration):
             self.patcher.wrap("langchain_core.callbacks.manager", target, functools.partial(wrapper, self),
                               expects=("handlers", "event_name"))
         self._cancellable.apply()  # async calls that report no end when cancelled
-        chat = "langchain_core.language_models.chat_models"  # a run its cache answers costs nothing
+        chat = "langchain_core.language_models.chat_models"
+        for target, wrapper in (("_generate_with_cache", generate_in_run), ("_agenerate_with_cache", agenerate_in_run)):
+            self.patcher.wrap(chat, f"BaseChatModel.{target}", functools.partial(wrapper, self), optional=True,
+                              expects=("messages", "stop", "run_manager"))  # its run current while it generates
+        # a run its cache answers costs nothing
         if self.patcher.wrap(chat, "BaseChatModel._convert_cached_generations", lcv.from_cache, optional=True):
             for target, wrapper in (("_generate_with_cache", lcv.cached_call), ("_agenerate_with_cache", lcv.acached_call)):
                 self.patcher.wrap(chat, f"BaseChatModel.{target}", functools.partial(wrapper, self), optional=True,

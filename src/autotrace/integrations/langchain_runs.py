@@ -1,6 +1,7 @@
-"""A LangChain run while it is live (``Run``), and how the context it made current is changed to
+"""A LangChain run while it is live (``Run``), how the context it made current is changed to
 show its parent once it ends (``show_in_place``): LangChain ends async runs in a copy of the
-context they started in, where an attach cannot be undone."""
+context they started in, where an attach cannot be undone; and a chat model's run current while
+it generates (``generating``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 
-from ..observation import Observation
+from .._internal import guarded_failure
+from ..observation import Observation, make_current, restore_context
 from .langchain_graph_writes import Writes
 
 
@@ -43,6 +46,47 @@ def inside_steps(runs: Mapping[UUID, Run], config: Any, parent_run_id: UUID, nam
             return steps_id  # type: ignore[return-value]
         run = runs.get(run.parent_run_id) if run.parent_run_id is not None else None
     return parent_run_id
+
+
+def generating(handler: Any, run_manager: Any) -> object | None:
+    """A chat model's run (``run_manager``'s) starts generating (``BaseChatModel._generate_with_cache``):
+    its span made current if it is not (the token for ``restore_context``, else None). LangChain
+    starts the run of every prompt of a ``generate`` before it generates any, in one context, where
+    the last one started is current: what the first one generates (its OpenAI request) was the
+    last one's. A root run generating has no batch sibling left to start (``_by_span``): a root run
+    started inside it (a model it wraps, called with no callbacks) nests in it. Never raises."""
+    try:
+        run_id = getattr(run_manager, "run_id", None)
+        run = handler.runs.get(run_id) if handler is not None and run_id is not None else None
+        if run is None:
+            return None
+        handler._by_span.pop(run.obs.span.get_span_context().span_id, None)
+        return make_current(run.obs) if trace.get_current_span() is not run.obs.span else None
+    except Exception as exc:
+        guarded_failure("langchain.generating", exc)
+        return None
+
+
+def _run_manager(args: Any, kwargs: dict[str, Any]) -> Any:
+    return kwargs.get("run_manager", args[2] if len(args) > 2 else None)
+
+
+def generate_in_run(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``BaseChatModel._generate_with_cache`` as it is, its run current (``generating``)."""
+    token = generating(integration.handler, _run_manager(args, kwargs))
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        restore_context(token)
+
+
+async def agenerate_in_run(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``BaseChatModel._agenerate_with_cache`` as it is, its run current (``generating``)."""
+    token = generating(integration.handler, _run_manager(args, kwargs))
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        restore_context(token)
 
 
 class Run:

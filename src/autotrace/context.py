@@ -52,7 +52,15 @@ def set_tenant(tenant_id: str | None) -> Token[str | None]:
     if tenant_id is not None and not valid_tenant(tenant_id):
         raise ValueError(f"invalid tenant id ({_why_invalid(tenant_id)}): use 1-128 characters of [A-Za-z0-9._:@/-], "
                          "the first a letter or digit")
-    return _tenant.set(tenant_id)
+    return _tenant.set(None if tenant_id is None else plain_tenant(tenant_id))
+
+
+def plain_tenant(tenant_id: str) -> str:
+    """A valid tenant id as a plain ``str`` of the characters validated: a ``str`` subclass (a
+    ``(str, Enum)`` member, a class of the application's) may have a ``__str__`` of its own, which
+    the baggage sent to other services and every other text made of it would carry instead
+    (``T.ACME`` for ``acme``: another tenant there)."""
+    return tenant_id if type(tenant_id) is str else str.__str__(tenant_id)
 
 
 def _why_invalid(value: object) -> str:

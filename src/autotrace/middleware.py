@@ -29,6 +29,7 @@ from .context import (
     back_in_trace,
     current_tenant,
     leave_other_tenants_trace,
+    plain_tenant,
     refuse_incoming_tenant,
     release_tenant,
     reset_tenant,
@@ -93,7 +94,7 @@ def tenant_of(value: Any, incoming: Context) -> str | None:
         if inspect.iscoroutine(value):  # an async function under WSGI (or a sync gRPC handler): never awaited
             value.close()
         return None
-    return value  # type: ignore[no-any-return]
+    return plain_tenant(value)
 
 
 def _request_context(incoming: Context) -> Context:

@@ -10,7 +10,7 @@ from typing import Any
 from opentelemetry.trace import SpanContext
 
 from .._internal import count, log_once
-from ..context import current_tenant, valid_tenant
+from ..context import current_tenant, plain_tenant, valid_tenant
 
 #: Bounds on the tenants remembered for live spans and for live traces' local roots.
 MAX_LIVE_SPANS = 100_000
@@ -117,7 +117,7 @@ class TenantTracker:
                      "no tenant", type(exc).__name__)
             return None
         if tenant is None or valid_tenant(tenant):
-            return tenant
+            return tenant if tenant is None else plain_tenant(tenant)  # (an enum member: its value's text)
         count("tenant_resolver_errors")
         if inspect.iscoroutine(tenant):  # an ``async def``: nothing awaits it where a span starts
             tenant.close()  # else the application's output gets a "never awaited" RuntimeWarning each time

@@ -37,7 +37,7 @@ def _outgoing_metadata(metadata: Any, obs: Observation, target: str | None) -> l
     entry must not travel on. Their other baggage entries are kept.
     """
     pairs = list(metadata) if metadata else []
-    given = [(k, v) for k, v in pairs if _replaced(k, v)] if pairs else None
+    given = [(_name(k), v) for k, v in pairs if _replaced(k, v)] if pairs else None
     carrier: dict[str, str] = {}
     inject(carrier, set_span_in_context(obs.span, merge_baggage(given) if given else None), tenant_travels_to(target))
     if given:
@@ -49,10 +49,18 @@ def _outgoing_metadata(metadata: Any, obs: Observation, target: str | None) -> l
 def _replaced(key: Any, value: Any) -> bool:
     """A trace header the caller passed that grpc would send (a lower-case name, a value of
     printable ASCII). One it rejects is left in place, so that the call fails as it would untraced."""
+    key = _name(key)
     if not (isinstance(key, str) and key in PROPAGATION_KEYS):
         return False
     text = value.decode("latin-1") if isinstance(value, bytes) else value
     return isinstance(text, str) and text.isascii() and text.isprintable()
+
+
+def _name(key: Any) -> Any:
+    """A metadata key as grpc sends it: it takes ``bytes`` keys too (``b"baggage"``), which, read as
+    no trace header, were sent beside ours: the caller's tenant travelled on, and the server read
+    two ``baggage`` headers naming different tenants."""
+    return key.decode("latin-1") if isinstance(key, bytes) else key
 
 
 def _client_parent(metadata: Any) -> Any:
@@ -61,7 +69,8 @@ def _client_parent(metadata: Any) -> Any:
     try:
         if not metadata or get_current_span().get_span_context().is_valid:
             return None
-        given = [(k, v) for k, v in metadata if isinstance(k, str) and k.lower() in ("traceparent", "tracestate")]
+        given = [(k, v) for k, v in ((_name(k), v) for k, v in metadata)
+                 if isinstance(k, str) and k.lower() in ("traceparent", "tracestate")]
         return extract(given) if given else None
     except Exception as exc:
         guarded_failure("grpc.client_parent", exc)

@@ -123,12 +123,22 @@ Found = tuple[Caller, Context] | None  # the state to run in and its OTel contex
 
 
 def _calls(session: Any) -> tuple[bool, dict[int, list[Caller]]]:
-    """Whether the running context is one of ``session``'s requests' own (in its trace, with its
-    tenant), and its requests in flight by trace id (call with ``_LOCK`` held)."""
+    """Whether the running context is one of ``session``'s requests' own, and its requests in flight
+    by trace id (call with ``_LOCK`` held). Its own: where one of them runs (``_CALLING``: its
+    stream, an in-process server's handler), with its tenant; or in the trace of one with its
+    tenant while no other tenant's is in flight. Only sharing a trace and tenant is not enough: a
+    session connected in one tenant's turn reads what its server sends there, also while another
+    tenant's call is in flight, whose notifications then ran in the first tenant's state."""
     calls = _IN_FLIGHT.get(session, {})
-    trace_id = trace.get_current_span().get_span_context().trace_id
     tenant = current_values()[0]
-    return trace_id != 0 and any(caller.values[0] == tenant for caller in calls.get(trace_id, ())), calls
+    calling = _CALLING.get()
+    if calling is not None and calling.values[0] == tenant and calling in calls.get(calling.trace_id, ()):
+        return True, calls
+    trace_id = trace.get_current_span().get_span_context().trace_id
+    callers = [caller for waiting in calls.values() for caller in waiting]
+    own = trace_id != 0 and any(caller.values[0] == tenant for caller in calls.get(trace_id, ())) and \
+        all(caller.values[0] == tenant for caller in callers)
+    return own, calls
 
 
 def _owner(session: Any, meta: Any) -> Found:

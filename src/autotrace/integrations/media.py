@@ -2,9 +2,11 @@
 files become a short note of their kind and size (``<image/png base64, 800022 chars>``), so one
 image neither fills the recorded input to its size limit nor cuts off the conversation after it.
 Text parts and web addresses are kept. A data URL, or the string of a field that only holds a
-payload (``data``, ``file_data``), is noted however short; any other long string only if it
-starts as base64 does (the text of a part of another type, a reasoning item's ``reasoning_text``,
-a ``thinking`` block, is kept). Shared by the integrations that record chat messages.
+payload (``data``, ``file_data``, LangChain's ``base64``), is noted however short; any other long
+string only if it starts as base64 does (the text of a part of another type, a reasoning item's
+``reasoning_text``, a ``thinking`` block, is kept, its data URLs noted). A field's data URL is read
+in any case, as browsers read it (``DATA:image/png;BASE64,``). Shared by the integrations that
+record chat messages.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ _MEDIA_MIN_CHARS = 1024
 #: space, punctuation or a letter outside ASCII in far fewer.
 _BASE64 = re.compile(r"[A-Za-z0-9+/=_\-\r\n]+")
 _BASE64_CHECKED = 256
-#: The fields of a media part that hold nothing but a payload.
-_PAYLOAD_KEYS = frozenset({"data", "file_data"})
+#: The fields of a media part that hold nothing but a payload (``base64``: LangChain's standard blocks').
+_PAYLOAD_KEYS = frozenset({"data", "file_data", "base64"})
 #: A base64 data URL inside a text (a markdown image, an HTML ``src``): its payload runs to the first
 #: character that is not base64's or a JSON-escaped ``\/``, and on over line breaks (also as JSON's
 #: ``\n``) to lines of at least 60 such characters (MIME's and PEM's; no text's words are as long;
@@ -61,7 +63,8 @@ def without_media(items: Any) -> Any:
     for item in items:  # the common case, a text conversation, in one plain loop
         if type(item) is dict and (type(content := item.get("content")) is list or type(item.get("output")) in _PARTS
                                    or "audio" in item or item.get("type") == _IMAGE_CALL
-                                   or (type(content) is str and ";base64," in content)):
+                                   or (type(content) is str and ";base64," in content)
+                                   or (type(output := item.get("output")) is str and ";base64," in output)):
             break
     else:
         return items
@@ -83,7 +86,7 @@ _PARTS = (list, dict)
 def _item_without_media(item: dict[str, Any]) -> dict[str, Any]:
     """``item`` with the payloads of its ``content`` parts, of its ``output`` parts, of its spoken
     ``audio`` (its transcript kept) and of a generated image's ``result`` noted; a string
-    ``output`` (a tool's text result, however long) is kept."""
+    ``output`` (a tool's text result, however long) is kept, its data URLs noted as a message's."""
     kept = item
     content = item.get("content")
     if type(content) is list and (parts := _parts_without_media(content)) is not content:
@@ -100,6 +103,8 @@ def _item_without_media(item: dict[str, Any]) -> dict[str, Any]:
         result: Any = _parts_without_media(output)
     elif type(output) is dict:
         result = _part_without_media(output)
+    elif type(output) is str:  # a tool's text result (a ``function_call_output``'s): a screenshot's data URL in it
+        result = without_data_urls(output)
     else:
         return kept
     return kept if result is output else {**kept, "output": result}
@@ -140,7 +145,11 @@ def _part_without_media(part: dict[str, Any]) -> dict[str, Any]:
             changed = inner is not value
         else:
             inner = media_note(value, payload=key in _PAYLOAD_KEYS)
-            changed = inner is not None
+            if inner is None and type(value) is str:  # a text (a ``tool_result``'s): its data URLs
+                inner = without_data_urls(value)
+                changed = inner is not value
+            else:
+                changed = inner is not None
         if changed:
             if kept is None:
                 kept = dict(part)
@@ -155,7 +164,7 @@ def media_note(value: Any, payload: bool = False) -> str | None:
     that do not start as base64 does (text)."""
     if type(value) is not str or not value or value.startswith(("http://", "https://")):
         return None
-    data_url = value.startswith("data:")
+    data_url = value[:5].lower() == "data:" and not value[5:6].isspace()  # ``Data: 42``, a tool's text, is none
     if not data_url and not payload and (len(value) < _MEDIA_MIN_CHARS
                                          or _BASE64.fullmatch(value, 0, _BASE64_CHECKED) is None):
         return None

@@ -105,11 +105,13 @@ def speech(body: dict[str, Any], script: Any, chunks: int) -> Reply:
 
 def images(body: dict[str, Any], script: Any, chunks: int) -> dict[str, Any] | Iterator[Any]:
     """Images: ``dall-e-*`` give web addresses (``dall-e-3`` a revised prompt), other models base64
-    PNG bytes and token usage; a stream gives ``partial_images`` partial images, then the last."""
+    bytes (named as in the asked ``output_format``, ``png`` by default) and token usage; a stream
+    gives ``partial_images`` partial images, then the last."""
     model = script.model or body.get("model", "dall-e-2")
     count_ = int(body.get("n") or 1)
     prompt = str(body.get("prompt", ""))
     legacy = model.startswith("dall-e")
+    output_format = str(body.get("output_format") or "png")  # as the API answers: the format asked
     base64_json = not legacy or body.get("response_format") == "b64_json"
     picture = base64.b64encode(b"\x89PNG\r\n" + hashlib.sha256(prompt.encode()).digest() * 40).decode()
     data = []
@@ -126,7 +128,7 @@ def images(body: dict[str, Any], script: Any, chunks: int) -> dict[str, Any] | I
              "input_tokens_details": {"text_tokens": input_tokens, "image_tokens": 65 * images_in}}
     if body.get("stream") in (True, "true"):
         kind = "image_edit" if "image" in body else "image_generation"
-        common = {"background": "opaque", "created_at": 1, "output_format": "png", "quality": "low",
+        common = {"background": "opaque", "created_at": 1, "output_format": output_format, "quality": "low",
                   "size": "1024x1024"}
 
         def events() -> Iterator[Any]:
@@ -138,6 +140,6 @@ def images(body: dict[str, Any], script: Any, chunks: int) -> dict[str, Any] | I
         return events()
     response: dict[str, Any] = {"created": int(time.time()), "data": data}
     if not legacy:
-        response.update(usage=usage, output_format="png", quality="low", size=body.get("size", "1024x1024"),
+        response.update(usage=usage, output_format=output_format, quality="low", size=body.get("size", "1024x1024"),
                         background="opaque")
     return response

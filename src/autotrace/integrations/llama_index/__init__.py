@@ -72,6 +72,7 @@ from ._predict import PredictPatches
 from ._rerank import RerankPatches
 from ._responses import Response, ResponseRelay
 from ._streams import Stream, StreamFollower
+from ._usage import usage
 
 _MAX_OPEN = 10_000
 _LLM_METHODS = frozenset({"chat", "complete", "stream_chat", "stream_complete", "achat", "acomplete",
@@ -237,9 +238,11 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
 
     def exit(self, id_: str, result: Any = None, error: BaseException | None = None, instance: Any = None,
              arguments: dict[str, Any] | None = None) -> None:
-        self.skipped.pop(id_, None)
+        ancestor = self.skipped.pop(id_, None)
         entry = self.open.get(id_)
         if entry is None:
+            if ancestor is not None and result is not None and method_of(id_) in _LLM_METHODS:
+                self._delegated_usage(ancestor, result)
             if self.bases:
                 self.relay_overridden(id_, result, error)
             if self.tool_steps:
@@ -273,6 +276,17 @@ class _Tracker(StreamFollower, ResponseRelay, AgentSteps):
             result = None
         self.open.pop(id_, None)
         self._ended(obs, result, error, instance)
+
+    def _delegated_usage(self, ancestor: str, result: Any) -> None:
+        """A model call not recorded apart from the generation it serves (a ``StructuredLLM``'s
+        call of its LLM, whose reply holds the object, not the usage): its usage is that
+        generation's, unless it has one (an OpenAI request it owns gave it)."""
+        entry = self.open.get(ancestor)
+        try:
+            if entry is not None and entry[0].type is ObservationType.GENERATION and not entry[0].ended:
+                ownership.enrich(entry[0], usage=usage(result))
+        except Exception as exc:  # a reply whose usage cannot be read: the exit goes on
+            guarded_failure("llama_index.exit_span", exc)
 
     def _ends_later(self, id_: str, obs: Observation, result: Any, error: BaseException | None, instance: Any,
                     arguments: dict[str, Any] | None) -> bool:

@@ -18,7 +18,8 @@ from ..._internal import guarded_failure
 from ...observation import STREAM_CLOSED, Observation, ObservationType
 from ...runtime import state
 from .. import ownership
-from ._fields import llm_input, method_of, streamed_output, usage
+from ._fields import llm_input, method_of, streamed_output
+from ._usage import usage
 
 
 class Stream:

@@ -9,6 +9,7 @@ import datetime as _dt
 import enum
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -23,8 +24,8 @@ def json_form(value: Any) -> Any:
     ISO text ... else its text; what ``value``'s own code raises (a model's dump) is not caught."""
     if isinstance(value, type):  # a class (a pydantic schema given as ``response_format``): its name
         return value.__qualname__
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):  # pydantic v2 (OpenAI, LlamaIndex, LangChain messages)
+    dump = _method(value, "model_dump")
+    if dump is not None:  # pydantic v2 (OpenAI, LlamaIndex, LangChain messages)
         try:  # no serializer warnings: they would reach the application's stderr (a parsed message's ``parsed``)
             return dump(mode="json", exclude_none=True, warnings=False)
         except TypeError:
@@ -39,16 +40,28 @@ def json_form(value: Any) -> Any:
         return list(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return f"<{len(value)} bytes>"
-    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
-    if callable(tolist):
+    tolist = _method(value, "tolist")  # numpy arrays and scalars
+    if tolist is not None:
         return tolist()
-    to_dict = getattr(value, "to_dict", None) or getattr(value, "dict", None)
-    if callable(to_dict):
+    to_dict = _method(value, "to_dict") or _method(value, "dict")
+    if to_dict is not None:
         try:
             return to_dict()
         except Exception:
             pass
     return as_text(value)
+
+
+def _method(value: Any, name: str) -> Callable[..., Any] | None:
+    """``value``'s method ``name`` (a model's ``model_dump``...), None if it has none. An object whose
+    class makes attributes up (``__getattr__``: a mock, a proxy) is asked only for those its class
+    has: a mock's made-up ``model_dump`` would be called (recorded in the application's mock) and
+    give another mock to serialise, and so on down to the recursion limit (seconds, a thousand mocks)."""
+    kind = type(value)
+    if getattr(kind, name, None) is None and hasattr(kind, "__getattr__"):
+        return None
+    method = getattr(value, name, None)
+    return method if callable(method) else None
 
 
 def as_text(value: Any, limit: int | None = None) -> str:
@@ -62,9 +75,17 @@ def as_text(value: Any, limit: int | None = None) -> str:
     try:
         if type(value) in _REPRS:
             return _repr_head(value, state.max_value_bytes + REDACTION_MARGIN if limit is None else limit)
+        if _is_mock(value):  # a mock records ``str()`` as a call of its own (the application's tests read them)
+            return repr(value)
         return str(value)
     except Exception:
         return object.__repr__(value)
+
+
+def _is_mock(value: Any) -> bool:
+    """Whether ``value`` is a ``unittest.mock`` mock (the module is not imported to know)."""
+    mock = sys.modules.get("unittest.mock")
+    return mock is not None and isinstance(value, mock.NonCallableMock)
 
 
 class _Raw(str):

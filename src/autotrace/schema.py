@@ -266,18 +266,18 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
     if (level := get("level")) is not None:
         attrs[OBS_LEVEL] = str(level)
     if (status := get("status_message")) is not None:
-        attrs[OBS_STATUS] = str(status)
+        attrs[OBS_STATUS] = as_text(status)
     if (version := get("version")) is not None:
-        attrs[VERSION] = str(version)
+        attrs[VERSION] = as_text(version)
 
     model = get("model")
     response_model = get("response_model")
     if model is not None:
-        attrs[GEN_AI_REQUEST_MODEL] = str(model)
+        attrs[GEN_AI_REQUEST_MODEL] = as_text(model)
     if response_model is not None:
-        attrs[GEN_AI_RESPONSE_MODEL] = str(response_model)
+        attrs[GEN_AI_RESPONSE_MODEL] = as_text(response_model)
     if model is not None or response_model is not None:
-        attrs[OBS_MODEL] = str(response_model or model)
+        attrs[OBS_MODEL] = as_text(response_model or model)
     if (params := get("model_parameters")) is not None:
         attrs[OBS_MODEL_PARAMS] = dumps(params)
     if (usage := get("usage")) is not None and (usage := _usage_dict(usage)):  # no counts: no usage
@@ -303,17 +303,17 @@ def observation_attributes(obs_type: str, fields: Mapping[str, Any], max_value_b
         if version is None and prompt_version is not None:
             count("prompt_versions_invalid")
         if prompt_name is not None and version is not None:
-            attrs[OBS_PROMPT_NAME] = str(prompt_name)
+            attrs[OBS_PROMPT_NAME] = as_text(prompt_name)
             attrs[OBS_PROMPT_VERSION] = version
         elif prompt_name is not None:  # Langfuse refuses a generation naming a prompt without its version
-            attrs[PROMPT_NAME_ONLY] = metadata_value(str(prompt_name))
+            attrs[PROMPT_NAME_ONLY] = metadata_value(as_text(prompt_name))
     operation = get("operation") if obs_type in ("generation", "embedding") else None
     if (op := operation or _OPERATION_BY_TYPE.get(obs_type)) is not None:
         attrs[GEN_AI_OPERATION] = op
     if (provider := get("provider")) is not None:
-        attrs[GEN_AI_PROVIDER] = str(provider)
+        attrs[GEN_AI_PROVIDER] = as_text(provider)
     if (tool_name := get("tool_name")) is not None:
-        attrs[GEN_AI_TOOL_NAME] = str(tool_name)
+        attrs[GEN_AI_TOOL_NAME] = as_text(tool_name)
 
     for key, value in fields.items():  # the typed metadata fields this observation has
         if value is not None and key in _METADATA_KEYS:

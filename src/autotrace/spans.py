@@ -164,7 +164,7 @@ class ObservationSpan(trace.Span):
         event_attributes: dict[str, Any] = {
             "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
             "exception.message": _text(exception),
-            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.stacktrace": _stack_trace(exception),
             "exception.escaped": str(escaped),
         }
         event_attributes.update(attributes or {})
@@ -239,6 +239,32 @@ def _text(exception: BaseException) -> str:
         return str(exception)
     except Exception:
         return "<str() failed>"
+
+
+#: How many frames of an exception's traceback its stack trace shows, those nearest the raise:
+#: an exception leaving N nested observations (a traced recursion) is recorded by each, and writing
+#: every frame each time cost O(N²) on the caller's thread (300 levels: 2 s to raise).
+MAX_TRACEBACK_FRAMES = 64
+_TRACEBACK_HEADER = "Traceback (most recent call last):\n"
+
+
+def _stack_trace(exception: BaseException) -> str:
+    """The exception's stack trace as ``traceback`` writes it, of its innermost ``MAX_TRACEBACK_FRAMES``
+    frames only (a line says how many outer ones are left out)."""
+    frames, tb = 0, exception.__traceback__
+    while tb is not None:  # following links only: no frame is read
+        frames, tb = frames + 1, tb.tb_next
+    if frames <= MAX_TRACEBACK_FRAMES:
+        return "".join(traceback.format_exception(exception))
+    tb = exception.__traceback__
+    for _ in range(frames - MAX_TRACEBACK_FRAMES):  # (a ``limit`` would still read every frame's position)
+        tb = tb.tb_next  # type: ignore[union-attr]
+    lines = traceback.format_exception(type(exception), exception, tb)
+    for index in range(len(lines) - 1, -1, -1):  # the exception's own traceback is the last one written
+        if lines[index] == _TRACEBACK_HEADER:
+            lines.insert(index + 1, f"  [{frames - MAX_TRACEBACK_FRAMES} outer frames left out]\n")
+            break
+    return "".join(lines)
 
 
 def _sample(sampler: sampling.Sampler, context: Context | None, parent: SpanContext | None, trace_id: int,

@@ -3,7 +3,9 @@
 Every instrumented call that started BEFORE the chosen generation (and is not one of its
 ancestors) returns its recorded output without running; the chosen generation runs live with
 overrides (model, parameters, messages); everything after it runs live. Calls are matched by
-their position in the tree: the same parent, type and name, in the same order. A call that has no
+their position in the tree: the same parent, type and name, in the same order (a frozen model
+call is given the reply of a call alike that sent its input, when its counterpart by position did
+not: concurrent calls start in another order once those before them are frozen). A call that has no
 counterpart in the recording stops the replay with ``ReplayStop``, and so does a call made for
 another tenant than the recording's: a replay never hands one tenant's recorded data to another;
 and one whose trace is not recorded (left out by the sampler): it could not be matched, only run live.
@@ -89,6 +91,8 @@ class ReplayController:
         #: it holds ``UNAPPLIED`` while overrides given were not sent with a model request (``overrides_applied``).
         self.reached_file = reached_file
         self.applied = False
+        #: Recorded calls whose reply a frozen model call was given (``rematched``).
+        self.taken: set[str] = set()
         self._lock = threading.Lock()
 
     def intercept(self, obs: Observation) -> Intercept | None:
@@ -126,6 +130,33 @@ class ReplayController:
         if self.reached or record["id"] in self.ancestors or record["type"] not in _FREEZABLE:
             return None
         return _frozen(record, obs)
+
+    def rematched(self, record: dict[str, Any], live_input: Any) -> dict[str, Any]:
+        """The recording whose reply a frozen model call sending ``live_input`` is given: ``record``,
+        its counterpart by position, unless another recorded call of the same type and name under
+        the same parent, started before the chosen observation and not yet given to a call, was sent
+        exactly this input while ``record`` was not. Concurrent calls (``asyncio.gather``) start in
+        another order when the frozen ones before them return at once: by position alone one call
+        was given another's reply."""
+        with self._lock:
+            wanted = _canonical(live_input)
+            chosen = record
+            if wanted is not None and _canonical(record.get("input")) != wanted:
+                chosen = next((other for other in self._candidates(record)
+                               if _canonical(other.get("input")) == wanted), record)
+            self.taken.add(chosen["id"])
+            return chosen
+
+    def _candidates(self, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Recorded calls that could stand in for ``record``: alike, frozen, whole, not yet given."""
+        parent = record["parent_id"] if record["parent_id"] in self.records else None
+        before = self.records[self.at]["start_ns"]
+        for other in self.children[parent]:
+            if ((other["type"], other["name"]) == (record["type"], record["name"]) and other["id"] not in self.taken
+                    and other["id"] != self.at and other["id"] not in self.ancestors and other["start_ns"] < before
+                    and other.get("tenant") == record.get("tenant") and other.get("level") != "ERROR"
+                    and _unservable(other) is None):
+                yield other
 
     def _reach(self) -> None:
         if not self.reached:
@@ -260,6 +291,16 @@ _OTHER_TENANT = ("replay stopped: this run is for another tenant than the record
                  "one tenant's recorded data to another)")
 _NOT_RECORDED = ("replay stopped: this run is not recorded (the sampler left its trace out: OTEL_TRACES_SAMPLER, "
                  "or tracing is off), so its calls cannot be matched to the recording; none is run live in its place")
+
+
+def _canonical(value: Any) -> str | None:
+    """A recorded (or live) input as comparable text; None for none (content not captured)."""
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def _tenant_of(obs: Observation) -> str | None:

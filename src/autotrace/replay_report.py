@@ -121,8 +121,9 @@ def first_difference(original: list[dict[str, Any]], replayed: list[dict[str, An
     in one run only.
 
     Children are compared before their parent's output (a step's output differs because of what
-    ran inside it); the children of a frozen call are not compared, as it did not run. The trees
-    are walked without recursion, however deep.
+    ran inside it); neither the children nor the output of a frozen call are compared, as it did
+    not run: its output is a recorded one (that of another call alike when concurrent calls
+    started in another order). The trees are walked without recursion, however deep.
     """
     from .render import build_tree
 
@@ -153,5 +154,6 @@ def first_difference(original: list[dict[str, Any]], replayed: list[dict[str, An
         if (a["type"], a["name"]) != (b["type"], b["name"]):
             return f"{where}: {_describe(a)} became {_describe(b)}"
         frozen = (b.get("metadata") or {}).get("replay") == "frozen"
-        enter([] if frozen else a_children, [] if frozen else b_children, f"{where}.", (a, b, where))
+        enter([] if frozen else a_children, [] if frozen else b_children, f"{where}.",
+              None if frozen else (a, b, where))
     return None

@@ -28,7 +28,8 @@ WHERE = {("_internal", "guarded_failure"): 0, ("recorder", "start_with"): 2, ("_
 #: Functions that pass on a name or ``where`` they were given (reviewed by hand: their callers'
 #: literals are collected above).
 FORWARDERS = {("_router_drops", "dropped"), ("_router_drops", "closed"),
-              ("destination", "_count_each"), ("destination", "_partly_taken"), ("router", "_unknown"),
+              ("destination", "_count_each"), ("destination", "_partly_taken"), ("destination", "_given_up"),
+              ("router", "_unknown"),
               ("router", "_without_keys"), ("tenant_tracker", "_evict_oldest"), ("tenant_tracker", "_remember"),
               ("propagation", "filter"), ("_timeouts", "never_raising"), ("carried", "enter"),
               ("carried", "forget"), ("recorder", "start_with"), ("class_family", "__init__"),

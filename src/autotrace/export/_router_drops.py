@@ -92,3 +92,23 @@ def close_idle(*entries: Any) -> None:
         for entry in [entry for entry in group if entry[1].idle()]:
             group.remove(entry)
             entry[1].close()
+
+
+def abandon_all(waiting: dict[str, Any], destinations: list[Any]) -> tuple[int, int]:
+    """Shutdown past its deadline: drop the spans parked for lookups (``waiting``, cleared) and what
+    every destination holds; a batch under way settles by its outcome (``Destination.abandon``).
+    Returns how many spans and how many scores were dropped."""
+    lost = [item for items in list(waiting.values()) for item in items]
+    waiting.clear()
+    scores = sum(1 for item in lost if type(item) is ScoreItem)
+    totals = [(len(lost) - scores, scores), *(d.abandon("spans_dropped.shutdown") for d in destinations)]
+    return sum(spans for spans, _ in totals), sum(scores for _, scores in totals)
+
+
+def unsettled(destinations: list[Any]) -> tuple[int, int]:
+    """Close every destination (``Destination``), dropping a batch whose export has not settled (not
+    confirmed delivered: its request may have reached the endpoint); returns how many spans and scores."""
+    totals = [d.discard() for d in destinations]
+    for destination in destinations:
+        destination.close()
+    return sum(spans for spans, _ in totals), sum(scores for _, scores in totals)

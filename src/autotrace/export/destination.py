@@ -82,8 +82,11 @@ class Destination:
         self._in_flight_counted = False
         #: Gave its place to another tenant (see the router): sends what it holds without waiting.
         self.retired = False
-        #: Given up while retiring, maybe with a batch under way (``abandon``).
-        self._abandoned = False
+        #: Given up (retiring, or at shutdown), maybe with a batch under way: what it leaves is
+        #: counted as this drop (``abandon``); None while not given up.
+        self._abandoned: str | None = None
+        #: Its sink closed (``close``): a request under way was cut short, a later one never sent.
+        self._closed = False
         self.last_used = clock()
 
     # -- producer side (pipeline thread) ------------------------------------------------------------
@@ -178,11 +181,14 @@ class Destination:
             with self._lock:  # against ``discard``: each span of the batch is counted once, here or there
                 if self._in_flight_counted:
                     return
-                warnings = self._settle(batch, result, keys)
+                if self._abandoned and self._closed and not result.ok:  # cut short by shutdown's close
+                    warnings = self._cut_short(batch, result)
+                else:
+                    warnings = self._settle(batch, result, keys)
                 self._in_flight_counted = True  # settled: ``discard`` counts only what is left here
                 self._in_flight_batch = None
                 if self._abandoned:  # given up meanwhile: a retry (or split) never goes
-                    _given_up(self._clear())
+                    _given_up(self._clear(), self._abandoned)
             # said while the batch is still in flight: a ``flush`` that waited for it finds them said
             for warning in warnings:
                 log_once_per(*warning)
@@ -199,7 +205,7 @@ class Destination:
                 self._in_flight_counted = True
                 self._in_flight_batch = None
                 if self._abandoned:
-                    _given_up(batch)
+                    _given_up(batch, self._abandoned)
                 else:
                     self._retry_batch = batch
 
@@ -242,6 +248,14 @@ class Destination:
         self._next_attempt = self._clock() + _at_least_asked(_BACKOFF_BASE if result.retryable else 0.0, result)
         return [(f"drop:{result.reason}", self.key, "autotrace: export to %s failed (%s); batch dropped (counted)",
                  self.key, result.described)]
+
+    def _cut_short(self, batch: list[Any], result: SinkResult) -> list[tuple[Any, ...]]:
+        """A batch of a destination given up whose sink was closed under it (lock held): what the
+        endpoint took before (``settled``) counts as taken, the rest as given up (not as failed)."""
+        done = {id(item) for item in result.settled}
+        warnings = self._partly_taken(list(result.settled), result) if result.settled else []
+        _given_up([item for item in batch if id(item) not in done], self._abandoned or "")
+        return warnings
 
     def _keys(self) -> str | None:
         return getattr(self.sink, "fingerprint", None)
@@ -358,12 +372,13 @@ class Destination:
                 self._in_flight_batch = None
         return _kinds(lost)
 
-    def abandon(self) -> tuple[int, int]:
-        """Give this retiring destination up (the router closes it once idle): drop what waits here,
-        returning how many spans and scores; a batch under way is neither cut short nor retried: it
-        counts as exported if delivered, else as ``spans_dropped.tenant_retired``."""
+    def abandon(self, reason: str = "spans_dropped.tenant_retired") -> tuple[int, int]:
+        """Give this destination up (retiring, closed by the router once idle; or at shutdown): drop
+        what waits here, returning how many spans and scores; a batch under way is not retried: it
+        counts as exported if delivered (the part delivered, if its sink is closed under it), else
+        as ``reason`` (a score as its ``scores_dropped`` twin)."""
         with self._lock:
-            self._abandoned = True
+            self._abandoned = reason
             return _kinds(self._clear())
 
     def after_fork(self) -> None:
@@ -386,6 +401,8 @@ class Destination:
                 guarded_failure("sink.after_fork", exc)
 
     def close(self) -> None:
+        """Close the sink, cutting a request under way short (at shutdown); idempotent."""
+        self._closed = True
         try:
             self.sink.close()
         except Exception as exc:
@@ -397,9 +414,10 @@ def _at_least_asked(delay: float, result: SinkResult) -> float:
     return delay if result.retry_after is None else max(delay, min(result.retry_after, _BACKOFF_MAX))
 
 
-def _given_up(items: list[Any]) -> None:
-    """Count what a batch under way left at a destination given up (``abandon``) as lost."""
-    _count_each(items, "spans_dropped.tenant_retired", "scores_dropped.tenant_retired")
+def _given_up(items: list[Any], reason: str) -> None:
+    """Count what a batch under way left at a destination given up (``abandon``) as lost for
+    ``reason`` (``spans_dropped.<why>``; a score as ``scores_dropped.<why>``)."""
+    _count_each(items, reason, reason.replace("spans_", "scores_", 1))
 
 
 def _kinds(items: list[Any]) -> tuple[int, int]:

@@ -236,6 +236,9 @@ class HttpTarget:
         self.health = host_health(self.pool, self.origin, authority(self.host, self.port), timeout)
         #: The connection a request is on (``close`` cuts it short, at shutdown).
         self._in_flight: http.client.HTTPConnection | None = None
+        #: Closed (``close``): nothing more is sent. A batch's later scores, or later requests of a
+        #: batch sent in several, went on after shutdown had counted them lost.
+        self._closed = False
 
     def _proxy(self, scheme: str) -> Proxy | None:
         """The proxy to go through, if any; an unusable one is this target's ``problem``."""
@@ -280,6 +283,8 @@ class HttpTarget:
         makes of it; after a complete exchange the connection goes back to the pool."""
         if self.problem is not None:
             return SinkResult(ok=False, retryable=False, reason=self.problem)
+        if self._closed:
+            return SinkResult(ok=False, retryable=False, reason="closed")
         deadline = time.monotonic() + self.timeout
         if self._proxy_headers:
             headers = {**headers, **self._proxy_headers}
@@ -289,6 +294,9 @@ class HttpTarget:
                 return SinkResult(ok=False, retryable=False, reason="export TLS settings unusable")
             reused = conn.sock is not None
             self._in_flight = conn
+            if self._closed:  # closed as it was taken: ``close`` may have missed it
+                self._drop(conn)
+                return SinkResult(ok=False, retryable=False, reason="closed")
             try:
                 status, response_headers, answer = exchange(conn, self._request_target, body, headers, deadline, method)
             except (ConnectionError, ssl.SSLEOFError) as exc:  # a TLS peer (a proxy's tunnel) may end without close_notify
@@ -338,11 +346,25 @@ class HttpTarget:
     def close(self) -> None:
         """Cut short a request under way (shutdown); a pool of its own is closed too (the install's
         is closed by its router)."""
+        self._closed = True
         conn, self._in_flight = self._in_flight, None  # taken first: shutdown may close while a worker sends
         if conn is not None:
-            conn.close()
+            _cut(conn)
         if self._own_pool:
             self.pool.close()
+
+
+def _cut(conn: http.client.HTTPConnection) -> None:
+    """Close ``conn`` under a worker waiting on it: shut down first, as closing the socket alone
+    leaves a read blocked on it (Linux) until the answer comes, the request taken meanwhile.
+    ``socket.shutdown`` itself on a TLS socket, whose own would drop its TLS state under the reader."""
+    sock = conn.sock
+    if sock is not None:
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:  # not connected (yet, or any more)
+            pass
+    conn.close()
 
 
 def _accepted(rejected: int, message: str) -> SinkResult:

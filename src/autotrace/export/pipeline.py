@@ -46,6 +46,7 @@ from .workers import as_own_thread, on_own_thread, own_thread, run_stranded, sur
 #: this long, and the thread also wakes on its timer.
 DRAIN_AT = 256
 BACKPRESSURE_PAUSE = 0.0005
+SETTLE_AT_SHUTDOWN = 0.05  # seconds of a shutdown's timeout (a tenth at most) kept for cut requests to settle
 _TENANT = schema.TENANT
 #: Spans started on autotrace's own threads (a redaction hook's) remembered until they end, at most.
 MAX_INSIDE = 4096
@@ -468,7 +469,8 @@ class SpanPipeline(SpanProcessor):
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush within ``timeout``, then stop, all within ``timeout`` (threads stuck on a hung
-        endpoint are daemons, left to end by themselves); what was not sent is counted as dropped.
+        endpoint are daemons, left to end by themselves); what was not sent is counted as dropped (a
+        request cut short too: its endpoint may have taken it, unconfirmed); what went, as exported.
         Spans and scores that reach it from then on go to the pipeline installed now (else counted)."""
         global _last_tenants
         if self._stopped:
@@ -479,7 +481,7 @@ class SpanPipeline(SpanProcessor):
         deadline = time.monotonic() + timeout
         for destination in self.router.destinations():  # a host paused after a blip may be back: probed now
             destination.hurry()
-        self.flush(timeout)
+        self.flush(timeout - min(SETTLE_AT_SHUTDOWN, timeout / 10))  # the rest: for ``router.close``
         self._stopped = True
         self._wake.set()
         thread = self._thread
@@ -490,12 +492,11 @@ class SpanPipeline(SpanProcessor):
         self._queue.clear()
         self._held = None
         self._forget_claims(left)
-        scores = sum(1 for item in left if type(item) is ScoreItem)
-        more_spans, more_scores = self.router.discard_all()
-        spans, scores = more_spans + len(left) - scores, more_scores + scores
+        scores = sum(1 for item in left if type(item) is ScoreItem)  # then what the router drops, and cuts short
+        lost = (len(left) - scores, scores, *self.router.discard_all(), *self.router.close(deadline - time.monotonic()))
+        spans, scores = sum(lost[::2]), sum(lost[1::2])
         if scores:
             count("scores_dropped.shutdown", scores)
         if spans:
             count("spans_dropped.shutdown", spans)
             log_once("shutdown_lost", "autotrace: %d spans not exported before shutdown timeout", spans)
-        self.router.close(max(0.0, deadline - time.monotonic()))

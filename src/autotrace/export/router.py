@@ -24,15 +24,15 @@ from typing import Any
 from .. import _langfuse_sdk
 from .._internal import count, guarded_failure, log_once
 from ..config import Settings
-from ..scores import ScoreItem
 from ._lookups import Lookups
-from ._router_drops import DESCRIBED, KeylessTenants, close_idle
+from ._router_drops import DESCRIBED, KeylessTenants, abandon_all, close_idle, unsettled
 from ._router_drops import closed as _close
 from ._router_drops import dropped as _dropped
 from .connections import DEFAULT_MAX_IDLE, ConnectionPool
 from .credentials import Credentials, CredentialsResolver, reset_after_fork
 from .destination import Destination
 from .langfuse import OTLP_PATH, LangfuseSink
+from .otlp_http import OtlpHttpSink
 from .sink import Sink
 from .workers import WorkerPool
 
@@ -459,16 +459,9 @@ class Router:
 
     def discard_all(self) -> tuple[int, int]:
         """Drop what waits (shutdown past its deadline); returns how many spans and how many scores.
-        Nothing is routed after."""
+        Nothing is routed after. A batch under way is settled by ``close``."""
         self._closed = True
-        lost = [item for items in list(self._waiting.values()) for item in items]
-        self._waiting.clear()
-        scores = sum(1 for item in lost if type(item) is ScoreItem)
-        spans = len(lost) - scores
-        for destination in self.destinations():
-            more_spans, more_scores = destination.discard()
-            spans, scores = spans + more_spans, scores + more_scores
-        return spans, scores
+        return abandon_all(self._waiting, self.destinations())
 
     def reset_after_fork(self) -> None:
         """In a forked child: fresh export threads, fresh connections and credentials locks, no
@@ -483,12 +476,18 @@ class Router:
         self.connections.forget()
         self._pool = self._pool.respawn()
 
-    def close(self, timeout: float = 1.0) -> None:
-        """Close every destination and stop the export threads (waiting at most ``timeout``)."""
+    def close(self, timeout: float = 1.0) -> tuple[int, int]:
+        """Close every destination and stop the export threads (waiting at most ``timeout``). Requests
+        under way are cut short first, so their batches settle meanwhile: what went counted as sent, the
+        rest as ``spans_dropped.shutdown``. Returns how many spans and scores of batches still unsettled
+        then (not confirmed delivered: a request may have reached the endpoint) it counts as dropped."""
         self._closed = True
+        destinations = self.destinations()
+        for destination in destinations:
+            if isinstance(destination.sink, OtlpHttpSink):  # (the local store's write is let finish)
+                destination.close()
         self._pool.stop(timeout)
-        for destination in self.destinations():
-            destination.close()
+        lost = unsettled(destinations)  # the batches that did not settle in time; every destination closed
         self.connections.close()
         self._tenants.clear()
         self._retired.clear()
@@ -496,4 +495,5 @@ class Router:
         self._waiting.clear()
         self._checking.clear()
         self._resolving.clear()
+        return lost
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,3 +77,23 @@ def turned_off(name: str, settings: Settings) -> str | None:
     if settings.integrations is not None and name not in settings.integrations:
         return "not among the integrations setting's"
     return None
+
+
+def same_settings(settings: Settings, current: Settings) -> bool:
+    """Whether ``settings`` are those in force (a value whose ``==`` raises: not the same)."""
+    try:
+        return bool(settings == current)
+    except Exception:
+        return False
+
+
+def changed_settings(old: Settings, new: Settings) -> list[str]:
+    """The names of the settings ``new`` gives other values than ``old``."""
+    names = []
+    for field in dataclasses.fields(Settings):
+        try:
+            if getattr(old, field.name) != getattr(new, field.name):
+                names.append(field.name)
+        except Exception:  # a value whose ``!=`` raises: changed
+            names.append(field.name)
+    return names

@@ -20,6 +20,9 @@ _MAX_LOG_KEYS = 1024
 _SILENCED = "\0silenced"
 _SILENCED_MESSAGE = ("autotrace: %d different warnings logged; later new ones are not logged, only counted "
                      "(autotrace.stats())")
+#: Keys remembered at most, those past ``_MAX_LOG_KEYS`` not logged but still seen once (a caller
+#: counting what is new, such as each mistyped variable, counts it once); past this, always new.
+_MAX_REMEMBERED_KEYS = 16_384
 #: Counter names made with a key (``count_keyed``: one per tenant's destination, say); past this
 #: many, a new key's counts go to ``<name>.other``. Other counter names are a fixed set.
 _MAX_KEYED_COUNTERS = 4096
@@ -77,11 +80,13 @@ def reset_stats() -> None:
 
 def log_once(key: str, message: str, *args: object, level: int = logging.WARNING, exc_info: bool = False) -> bool:
     """Log ``message`` the first time ``key`` is seen; later calls are silent (the caller counts).
-    True when ``key`` was new (past the log budget, a new key is only counted: always True)."""
+    True when ``key`` was new (past the log budget, a new key is not logged, only counted)."""
     with _lock:
         if key in _logged:
             return False
         if len(_logged) >= _MAX_LOG_KEYS:  # said once, then only counted
+            if len(_logged) < _MAX_REMEMBERED_KEYS:
+                _logged.add(key)
             if _SILENCED in _logged:
                 return True
             _logged.add(_SILENCED)

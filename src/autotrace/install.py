@@ -4,7 +4,6 @@ pipeline with its exporters, and integration discovery. All idempotent and threa
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import functools
 import importlib.metadata
 import os
@@ -24,8 +23,10 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from . import _langfuse_sdk, _process_exit, _providers, recorder, sigterm
 from ._built import built_redactor, credentials_resolver
 from ._install_options import (
+    changed_settings,
     open_store,
     report_stats_as_metrics,
+    same_settings,
     set_prices,
     turned_off,
     unknown_integrations,
@@ -45,11 +46,11 @@ from .spans import ObservationTracer
 
 ENTRY_POINT_GROUP = "autotrace.integrations"
 _lock = threading.RLock()
-#: Set while ``install()`` registers an integration's import hook (``_on_import``).
+#: Set while ``when_imported`` registers an import hook (wrapt calls it at once for a module imported).
 _registering = threading.local()
-#: The ``(integration, module)`` hooks waiting in wrapt's registry for the module's first import:
-#: one each, however many installs and uninstalls come before it (wrapt keeps each until then).
-_waiting: set[tuple[str, str]] = set()
+#: The keys of the hooks waiting in wrapt's registry for their module's first import: one each,
+#: however many installs and uninstalls come before it (wrapt keeps each until then).
+_waiting: set[object] = set()
 #: Seconds a patch waits for another thread's import of its library to end (``after_import``).
 _IMPORT_WAIT = 300.0
 _integrations: dict[str, Integration] = {}
@@ -235,14 +236,15 @@ def install(**options: Any) -> Settings:
             return state.settings
         settings = load_settings(options)
         current = state.settings
-        if current is not None and _same(settings, current):  # an app factory run again: no 5 s wait
+        if current is not None and same_settings(settings, current):  # an app factory run again: no 5 s wait
             set_prices(settings.prices)  # a prices file is read again, as by a re-install
             return current
         # before anything starts or stops: a bad value leaves the current install as it is, and no threads
         redactor = built_redactor(settings.redact)
         resolver = credentials_resolver(settings)
         if current is not None:  # the settings in force are replaced whole: say which change (never a value)
-            logger.info("autotrace: install() again, with other settings: %s", ", ".join(_changed(current, settings)))
+            changed = ", ".join(changed_settings(current, settings))
+            logger.info("autotrace: install() again, with other settings: %s", changed)
         if not settings.enabled:
             if state.settings is not None:
                 uninstall()
@@ -279,26 +281,6 @@ def install(**options: Any) -> Settings:
         if settings.stats_as_metrics:
             report_stats_as_metrics()
         return settings
-
-
-def _same(settings: Settings, current: Settings) -> bool:
-    """Whether ``settings`` are those in force (a value whose ``==`` raises: not the same)."""
-    try:
-        return bool(settings == current)
-    except Exception:
-        return False
-
-
-def _changed(old: Settings, new: Settings) -> list[str]:
-    """The names of the settings ``new`` gives other values than ``old``."""
-    names = []
-    for field in dataclasses.fields(Settings):
-        try:
-            if getattr(old, field.name) != getattr(new, field.name):
-                names.append(field.name)
-        except Exception:  # a value whose ``!=`` raises: changed
-            names.append(field.name)
-    return names
 
 
 def _switch(settings: Settings, provider: TracerProvider, pipeline: SpanPipeline) -> None:
@@ -427,50 +409,57 @@ def _instrument_integrations(settings: Settings) -> None:
 
 
 def _hook(name: str, module: str) -> None:
-    """Have the integration ``name`` patch ``module`` when imported (at once, if it is): one hook waits."""
-    if (name, module) in _waiting and module not in sys.modules:
+    """Have the integration ``name`` patch ``module`` when imported (at once, if it is)."""
+    when_imported((name, module), module, functools.partial(_on_import, name), lambda: name in _integrations)
+
+
+def when_imported(key: object, module: str, patch: Callable[[Any], None], wanted: Callable[[], bool]) -> None:
+    """Have ``patch(module)`` called when ``module`` is imported (at once, if it is): one hook waits per
+    ``key``. One found imported while another thread still runs its code is patched once that import
+    has ended (``after_import``); if it fails, hooked again for the next import while ``wanted()``."""
+    if key in _waiting and module not in sys.modules:
         return
-    _waiting.add((name, module))
-    _registering.active = True  # wrapt calls the hook at once for a module already imported
+    _waiting.add(key)
+
+    def again() -> None:
+        if wanted():
+            when_imported(key, module, patch, wanted)
+
+    def imported(loaded: Any) -> None:
+        _waiting.discard(key)
+        if getattr(_registering, "active", False) and _being_imported(loaded):
+            # another thread is running the module's code: patching it now would import its submodules
+            # in the middle of that import (the application's import then failed), or miss its classes
+            _on_helper_thread(after_import, loaded, patch, again)
+        else:
+            patch(loaded)
+
+    _registering.active = True
     try:
-        wrapt.register_post_import_hook(_on_import(name, module), module)
+        wrapt.register_post_import_hook(imported, module)
     finally:
         _registering.active = False
 
 
-def _on_import(name: str, module_name: str) -> Callable[[Any], None]:
+def _on_import(name: str, module: Any, wait: bool = False) -> None:
     """The import hook of the integration ``name``: it patches with the one installed then, if any."""
-    def instrument_now() -> None:
-        with _lock:
-            integration = _integrations.get(name)
-            if integration is None or integration.instrumented:
-                return  # uninstalled meanwhile, or already done
+    if not _lock.acquire(blocking=wait):
+        # another thread installs or uninstalls: this hook runs inside the application's import,
+        # holding the locks of the modules that import is running, which that thread may need
+        # to import next (both would wait for ever); patch once it is done
+        count("integration_patches_deferred")
+        _on_helper_thread(_on_import, name, module, True)
+        return
+    try:
+        integration = _integrations.get(name)
+        if integration is not None and not integration.instrumented:  # else uninstalled, or done
             try:
                 integration.instrument()
             except Exception as exc:
                 _integrations.pop(name, None)
                 _failed(name, exc)
-
-    def instrument(module: Any) -> None:
-        _waiting.discard((name, module_name))
-        if getattr(_registering, "active", False) and _being_imported(module):
-            # another thread is running the module's code: patching it now would import its
-            # submodules in the middle of that import (the application's import then failed)
-            _on_helper_thread(after_import, module, instrument, functools.partial(_rehook, name, module_name))
-            return
-        if not _lock.acquire(blocking=False):
-            # another thread installs or uninstalls: this hook runs inside the application's import,
-            # holding the locks of the modules that import is running, which that thread may need
-            # to import next (both would wait for ever); patch once it is done
-            count("integration_patches_deferred")
-            _on_helper_thread(instrument_now)
-            return
-        try:
-            instrument_now()
-        finally:
-            _lock.release()
-
-    return instrument
+    finally:
+        _lock.release()
 
 
 def _on_helper_thread(target: Callable[..., None], *args: Any) -> None:
@@ -483,26 +472,20 @@ def _being_imported(module: Any) -> bool:
 
 
 def after_import(module: Any, done: Callable[[Any], None], again: Callable[[], None]) -> None:
-    """On a helper thread: wait for another thread's import of ``module`` to end, then ``done(module)``.
-    A failed import leaves ``sys.modules`` without it, and wrapt no hook (it called the one that
-    deferred here at once): counted, and ``again()`` hooks anew (install's lock held), for the
+    """On a helper thread: wait for another thread's import of ``module`` to end, then ``done(module)``
+    (install's lock held). A failed import leaves ``sys.modules`` without it, and wrapt no hook (it
+    called the one that deferred here at once): counted, and ``again()`` hooks anew, for the
     application's next import."""
     deadline = time.monotonic() + _IMPORT_WAIT
     while _being_imported(module) and time.monotonic() < deadline:
         time.sleep(0.01)
-    if not _being_imported(module) and sys.modules.get(module.__name__) is module:
-        done(module)
-        return
-    count("integration_import_waits_abandoned")
     with _lock:
+        if not _being_imported(module) and sys.modules.get(module.__name__) is module:
+            done(module)
+            return
+        count("integration_import_waits_abandoned")
         if not _being_imported(module):
             again()
-
-
-def _rehook(name: str, module: str) -> None:
-    """The integration ``name``'s hook on ``module`` again, if it is still installed (lock held)."""
-    if name in _integrations:
-        _hook(name, module)
 
 
 def _failed(name: str, exc: Exception) -> None:

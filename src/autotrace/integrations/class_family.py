@@ -9,24 +9,13 @@ LangChain's vector stores and embedding models send no callbacks; each integrati
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
-import sys
-import threading
 from typing import Any
 
-import wrapt
-
 from .._internal import guarded_failure
-from ..install import _being_imported, _on_helper_thread, after_import
+from ..install import when_imported
 from ..observation import CurrentDuring, Observation
 from .base import Patcher
-
-#: The module ``install`` (``autotrace.install`` is the function), for its lock as it is when taken:
-#: a forked child has a new one, its copy of the old one held by the thread that forked.
-_install = importlib.import_module("..install", __package__)
-#: Set while ``apply`` registers a family's import hook (wrapt calls it at once if the module is imported).
-_registering = threading.local()
 
 
 class FamilyCall(CurrentDuring):
@@ -103,48 +92,18 @@ class ClassFamilyPatches:
         self.base: Any = None
         #: Between ``apply`` and ``remove``: the import hook wraps the family only then.
         self.applied = False
-        #: Whether a hook waits in wrapt's registry for the module's first import (one, however many
-        #: times the family is applied and removed before it: wrapt keeps each until then).
-        self.waiting = False
 
     def apply(self) -> None:
         """Wrap the family when its module is imported (at once, if it already is)."""
         self.applied = True
-        self._hook()
-
-    def _hook(self) -> None:
-        """Have ``imported`` called when the module is imported (at once, if it is): one hook waits."""
-        if self.waiting and self.module not in sys.modules:
-            return
-        self.waiting = True
-        _registering.active = True
-        try:
-            wrapt.register_post_import_hook(self.imported, self.module)
-        finally:
-            _registering.active = False
+        when_imported(self, self.module, self.imported, lambda: self.applied)
 
     def imported(self, module: Any) -> None:
-        self.waiting = False
-        if getattr(_registering, "active", False) and _being_imported(module):
-            # another thread runs the module's code: the base class may not be defined yet
-            _on_helper_thread(after_import, module, self._wrap_now, self._hook_again)
-            return
         if self.applied and self.base is None:
             try:
                 self._wrap_family(getattr(module, self.base_name))
             except Exception as exc:  # a changed library: the rest stays traced
                 guarded_failure(self.failure, exc)
-
-    def _wrap_now(self, module: Any) -> None:
-        """``imported`` once another thread's import of ``module`` has ended (``install.after_import``),
-        not while an install or uninstall applies or removes the family."""
-        with _install._lock:
-            self.imported(module)
-
-    def _hook_again(self) -> None:
-        """After a failed import (``install.after_import``, its lock held): a hook for the next, if applied."""
-        if self.applied:
-            self._hook()
 
     def _wrap_family(self, base: Any) -> None:
         self.base = base

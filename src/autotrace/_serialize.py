@@ -10,6 +10,7 @@ import enum
 import json
 import math
 import sys
+import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -24,7 +25,8 @@ def json_form(value: Any) -> Any:
     ISO text ... else its text; what ``value``'s own code raises (a model's dump) is not caught."""
     if isinstance(value, type):  # a class (a pydantic schema given as ``response_format``): its name
         return value.__qualname__
-    dump = _method(value, "model_dump")
+    made_up = hasattr(type(value), "__getattr__")  # (once: a name a class lacks costs an exception made)
+    dump = _method(value, "model_dump", made_up)
     if dump is not None:  # pydantic v2 (OpenAI, LlamaIndex, LangChain messages)
         try:  # no serializer warnings: they would reach the application's stderr (a parsed message's ``parsed``)
             return dump(mode="json", exclude_none=True, warnings=False)
@@ -40,10 +42,10 @@ def json_form(value: Any) -> Any:
         return list(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return f"<{len(value)} bytes>"
-    tolist = _method(value, "tolist")  # numpy arrays and scalars
+    tolist = _method(value, "tolist", made_up)  # numpy arrays and scalars
     if tolist is not None:
         return tolist()
-    to_dict = _method(value, "to_dict") or _method(value, "dict")
+    to_dict = _method(value, "to_dict", made_up) or _method(value, "dict", made_up)
     if to_dict is not None:
         try:
             return to_dict()
@@ -52,16 +54,24 @@ def json_form(value: Any) -> Any:
     return as_text(value)
 
 
-def _method(value: Any, name: str) -> Callable[..., Any] | None:
-    """``value``'s method ``name`` (a model's ``model_dump``...), None if it has none. An object whose
-    class makes attributes up (``__getattr__``: a mock, a proxy) is asked only for those its class
-    has: a mock's made-up ``model_dump`` would be called (recorded in the application's mock) and
-    give another mock to serialise, and so on down to the recursion limit (seconds, a thousand mocks)."""
-    kind = type(value)
-    if getattr(kind, name, None) is None and hasattr(kind, "__getattr__"):
-        return None
-    method = getattr(value, name, None)
+def _method(value: Any, name: str, made_up: bool) -> Callable[..., Any] | None:
+    """``value``'s method ``name`` (a model's ``model_dump``...), None if it has none. Of an object whose
+    class makes attributes up (``made_up``: it has ``__getattr__``), one its class lacks is taken only
+    when it is a bound method (a proxy's, such as ``wrapt.ObjectProxy``, of the model it wraps), and
+    never a mock's: a mock's made-up ``model_dump`` would be called (recorded in the application's
+    mock) and give another mock to serialise, and so on down to the recursion limit (seconds, a
+    thousand mocks); an RPC proxy's would be a remote call."""
+    if made_up and getattr(type(value), name, None) is None:
+        if _is_mock(value):
+            return None
+        method = getattr(value, name, None)
+        return method if isinstance(method, _BOUND_METHODS) else None
+    method = getattr(value, name, None)  # (of an instance: a name it lacks costs no exception made)
     return method if callable(method) else None
+
+
+#: A method bound to its object: of a Python class, of a C type (numpy's ``tolist``).
+_BOUND_METHODS = (types.MethodType, types.BuiltinMethodType)
 
 
 def as_text(value: Any, limit: int | None = None) -> str:

@@ -245,7 +245,10 @@ def _text(exception: BaseException) -> str:
 #: an exception leaving N nested observations (a traced recursion) is recorded by each, and writing
 #: every frame each time cost O(N²) on the caller's thread (300 levels: 2 s to raise).
 MAX_TRACEBACK_FRAMES = 64
-_TRACEBACK_HEADER = "Traceback (most recent call last):\n"
+#: The first line of an exception's own traceback as ``traceback`` writes it, and what follows it:
+#: a plain exception's, an exception group's (whose lines are drawn in a box).
+_TRACEBACK_HEADERS = {"Traceback (most recent call last):\n": "  ",
+                      "  + Exception Group Traceback (most recent call last):\n": "  |   "}
 
 
 def _stack_trace(exception: BaseException) -> str:
@@ -260,9 +263,9 @@ def _stack_trace(exception: BaseException) -> str:
     for _ in range(frames - MAX_TRACEBACK_FRAMES):  # (a ``limit`` would still read every frame's position)
         tb = tb.tb_next  # type: ignore[union-attr]
     lines = traceback.format_exception(type(exception), exception, tb)
-    for index in range(len(lines) - 1, -1, -1):  # the exception's own traceback is the last one written
-        if lines[index] == _TRACEBACK_HEADER:
-            lines.insert(index + 1, f"  [{frames - MAX_TRACEBACK_FRAMES} outer frames left out]\n")
+    for index in range(len(lines) - 1, -1, -1):  # its own traceback is the last one at the outer level written
+        if (margin := _TRACEBACK_HEADERS.get(lines[index])) is not None:  # (after the ones it was raised from)
+            lines.insert(index + 1, f"{margin}[{frames - MAX_TRACEBACK_FRAMES} outer frames left out]\n")
             break
     return "".join(lines)
 

@@ -318,11 +318,15 @@ class _ChoiceParts:
     """One choice of a stream as its pieces arrive: its text (or refusal, or spoken reply), tool
     calls (or the deprecated function call), reasoning and finish reason."""
 
-    __slots__ = ("audio", "finish_reason", "function_call", "reasoning", "refusal", "text", "tool_calls")
+    __slots__ = ("audio", "finish_reason", "function_call", "reasoning", "refusal", "text", "tool_calls",
+                 "unnumbered_dropped")
 
     def __init__(self) -> None:
         self.text: list[str] = []
         self.tool_calls: dict[int, _ToolCallParts] = {}
+        #: Whether an unnumbered tool call past ``_MAX_TOOL_CALLS`` was dropped: the pieces naming no
+        #: call that follow are its (or a later one's), not the latest kept call's.
+        self.unnumbered_dropped = False
         self.finish_reason: str | None = None
         #: A refusal's pieces (structured outputs), None until one arrives.
         self.refusal: list[str] | None = None
@@ -356,12 +360,14 @@ class _ChoiceParts:
     def add_tool_calls(self, calls: Any) -> None:
         for call in calls:
             index = call.index
-            if type(index) is not int:  # a server that numbers no call (Gemini's): each new id is one
+            numbered = type(index) is int
+            if not numbered:  # a server that numbers no call (Gemini's): each new id is one
                 index = self._unnumbered(call.id)
             parts = self.tool_calls.get(index)
             if parts is None:
                 if len(self.tool_calls) >= _MAX_TOOL_CALLS:
                     count("openai.stream_tool_call_pieces_dropped")
+                    self.unnumbered_dropped = self.unnumbered_dropped or not numbered
                     continue
                 parts = self.tool_calls[index] = _ToolCallParts()
             if call.id:
@@ -375,10 +381,13 @@ class _ChoiceParts:
 
     def _unnumbered(self, call_id: Any) -> int:
         """The index for a tool call's piece that has none: a new call's when it names another id than
-        the latest call's, else the latest call's (a piece of its arguments)."""
+        the latest call's, else the latest call's (a piece of its arguments), or, once such a new call
+        was dropped (too many), one no call has (dropped too, not added to the latest kept call)."""
         calls = self.tool_calls
         if not calls:
             return 0
+        if self.unnumbered_dropped:
+            return max(calls) + 1
         latest = next(reversed(calls))
         return max(calls) + 1 if call_id and call_id != calls[latest].id else latest
 

@@ -11,8 +11,8 @@
   the tags of a root run, as Langfuse's own LangChain handler takes them, the trace's tags. Trace
   tags reach every span of the run's tree, merged with ``langfuse_tags`` and the tags of
   ``autotrace.trace_attributes``, which they would otherwise replace.
-- a tool's ``ToolMessage``: its content (an image's base64 noted by kind and size), with its artifact
-  (``response_format="content_and_artifact"``) beside it when it has one.
+- a tool's ``ToolMessage``: its content (an image's base64, a data URL in its text, noted by kind and
+  size), with its artifact (``response_format="content_and_artifact"``) beside it when it has one.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..observation import Observation, ObservationType
 from . import langchain_graph as lg
 from .documents import MAX_DOCUMENTS
 from .langchain_convert import document_fields
-from .media import without_media
+from .media import without_data_urls, without_media
 
 _TRACE_KEYS = {"user_id": schema.TRACE_USER, "langfuse_user_id": schema.TRACE_USER,
                "session_id": schema.TRACE_SESSION, "langfuse_session_id": schema.TRACE_SESSION,
@@ -125,22 +125,34 @@ def trace_tags(obs: Observation, inherited: tuple[str, ...], *added: list[str]) 
 #: Content block types of a tool's media: only their payloads are noted (a list of records a tool
 #: returns, a ``json`` block, is its result as it is, long texts and ``data`` fields too).
 _MEDIA_PARTS = frozenset({"image", "image_url", "file", "audio", "input_audio", "video", "document"})
+#: ... and the parts whose text may hold a data URL (``Screenshot taken: data:image/png;base64,...``).
+_NOTED_PARTS = _MEDIA_PARTS | {"text"}
 
 
-def _media_part(part: Any) -> bool:
-    return type(part) is dict and part.get("type") in _MEDIA_PARTS
+def _noted_part(part: Any) -> Any:
+    """One part of a tool's content as recorded: a media part's payload, a data URL in a text (a
+    string part's, a text part's), noted as a message's are; ``part`` itself if it has none."""
+    if type(part) is str:
+        return without_data_urls(part)
+    if type(part) is dict and part.get("type") in _NOTED_PARTS:
+        return without_media([{"content": [part]}])[0]["content"][0]
+    return part
 
 
 def tool_result(output: Any) -> Any:
     """A tool run's result: a ``ToolMessage``'s content (the inline payloads of its media parts,
-    ``_MEDIA_PARTS``, noted as a message's, ``without_media``), and its artifact when it has one
-    (its first ``MAX_DOCUMENTS`` items if a list: documents as a retrieval records them; the others
-    counted as ``tool_artifact_items_truncated``); any other output as it is."""
+    ``_MEDIA_PARTS``, and the data URLs in its text noted as a message's, ``without_media``), and
+    its artifact when it has one (its first ``MAX_DOCUMENTS`` items if a list: documents as a
+    retrieval records them; the others counted as ``tool_artifact_items_truncated``); any other
+    output as it is."""
     content = getattr(output, "content", output)
     artifact = getattr(output, "artifact", None) if content is not output else None
-    if type(content) is list and any(map(_media_part, content)):  # a screenshot: noted, as a message's
-        content = [without_media([{"content": [part]}])[0]["content"][0] if _media_part(part) else part
-                   for part in content]
+    if type(content) is str:  # a tool's text: a screenshot's data URL in it noted
+        content = without_data_urls(content)
+    elif type(content) is list:  # a screenshot, a text that holds one: noted, as a message's
+        noted = [_noted_part(part) for part in content]
+        if any(kept is not part for kept, part in zip(noted, content, strict=True)):
+            content = noted
     if artifact is None:
         return content
     result: dict[str, Any] = {"content": content}

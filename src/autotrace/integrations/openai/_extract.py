@@ -9,7 +9,7 @@ from typing import Any
 
 from ...observation import ObservationType
 from ..documents import document, recorded
-from ..media import media_note, without_media
+from ..media import media_note, without_data_urls, without_media
 from . import _media, pricing
 
 #: Request keys recorded as model parameters.
@@ -215,14 +215,27 @@ def _moderation_input(value: Any) -> dict[str, Any]:
 
 def _message_output(message: Any) -> Any:
     """A reply message as recorded: spoken replies (``audio``) with their base64 ``data`` noted
-    like an input's media, their transcript kept."""
+    like an input's media, their transcript kept; a data URL in its text noted as it is when the
+    reply is sent back as input."""
     audio = getattr(message, "audio", None)
     note = media_note(getattr(audio, "data", None), payload=True) if audio is not None else None
-    if note is None:
+    content = getattr(message, "content", None)
+    text = noted_text(content) if type(content) is str else content
+    if note is None and text is content:
         return message
     dumped = message.model_dump(mode="json", exclude_none=True, warnings=False)
-    dumped["audio"]["data"] = note
+    if note is not None:
+        dumped["audio"]["data"] = note
+    if text is not content:
+        dumped["content"] = text
     return dumped
+
+
+def noted_text(text: str) -> str:
+    """A reply's ``text`` with its base64 data URLs noted (``without_data_urls``); ``text`` itself if
+    it has none. A text without ``;`` (most prose) is told in a ``memchr``: ``;base64,`` alone is
+    sought at about a nanosecond a character in prose (its characters are prose's)."""
+    return without_data_urls(text) if ";" in text and ";base64," in text else text
 
 
 def _tool_name(tool: Any) -> Any:
@@ -353,13 +366,14 @@ def _responses_output(response: Any) -> Any:
     work (a call for the program to act on: a function's, a custom tool's, an approval request ...;
     or what a hosted tool did: a file or web search, an MCP call, code run, an image made) or there
     is no text (a refusal, a reply cut short while reasoning); None when there is no output yet
-    (``background``). A generated image's base64 ``result`` is noted like an input's media."""
+    (``background``). A generated image's base64 ``result``, a data URL in a text, is noted like an
+    input's media."""
     output = getattr(response, "output", None) or []
     text = getattr(response, "output_text", _NO_TEXT)
     if text is _NO_TEXT:  # a reply without the property: ``client.beta.responses``' (a compaction's is its items)
         text = _plain_text(output) if getattr(response, "object", None) == "response" else None
     if text and not any(getattr(item, "type", None) in _TOOL_ITEMS for item in output):
-        return text
+        return noted_text(text) if type(text) is str else text
     if not output:
         return text or None
     return [_output_item(item) for item in output]
@@ -371,7 +385,7 @@ def partial_responses_output(items: list[Any], pending: dict[str, Any] | None) -
     (``pending``, a dict), or their text alone (``_plain_text``); None when nothing was streamed."""
     if pending is not None:
         items = [*items, pending]
-    return _plain_text(items) or [_output_item(item) for item in items] or None
+    return noted_text(_plain_text(items)) or [_output_item(item) for item in items] or None
 
 
 def _plain_text(items: list[Any]) -> str:
@@ -405,13 +419,37 @@ def _hosted_failure(items: list[Any]) -> str | None:
 
 
 def _output_item(item: Any) -> Any:
-    result = getattr(item, "result", None) if getattr(item, "type", None) == "image_generation_call" else None
+    """An output item as recorded: a generated image's base64 ``result`` noted, a message's text
+    with its data URLs noted (``_message_item``); ``item`` itself if it has neither."""
+    kind = _reader(item)("type")
+    if kind == "message":
+        return _message_item(item)
+    result = getattr(item, "result", None) if kind == "image_generation_call" else None
     note = media_note(result, payload=True) if result is not None else None
     if note is None:
         return item
     dumped = item.model_dump(mode="json", exclude_none=True, warnings=False)
     dumped["result"] = note
     return dumped
+
+
+def _message_item(item: Any) -> Any:
+    """A message output item (a parsed one, or a dict: a message still streaming) with the data URLs
+    in its parts' text noted; ``item`` itself if there are none."""
+    parts = _reader(item)("content")
+    if not isinstance(parts, list) or not any(
+            type(text := _reader(part)("text")) is str and ";base64," in text for part in parts):
+        return item
+    dumped = dict(item) if type(item) is dict else item.model_dump(mode="json", exclude_none=True, warnings=False)
+    dumped["content"] = [{**part, "text": without_data_urls(part["text"])} if type(part.get("text")) is str
+                         else part for part in (_dumped(part) for part in dumped["content"])]
+    return dumped
+
+
+def _dumped(part: Any) -> Any:
+    """A part of a message as a dict (a dict, or a parsed part dumped)."""
+    dump = getattr(part, "model_dump", None)
+    return part if type(part) is dict or not callable(dump) else dump(mode="json", exclude_none=True, warnings=False)
 
 
 def moderation_fields(results: Any) -> dict[str, Any]:

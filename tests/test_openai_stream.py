@@ -15,7 +15,7 @@ from openai import AsyncStream, Stream
 
 import autotrace
 from autotrace import bounds, schema
-from autotrace.integrations.openai import _stream_state
+from autotrace.integrations.openai import _stream_choices
 from autotrace.integrations.openai._stream import StreamState, tracking
 from autotrace.observation import STREAM_CLOSED as INTERRUPTED
 from autotrace.testing.fake_openai import FakeOpenAI
@@ -389,7 +389,7 @@ def test_long_tool_call_arguments_are_held_only_to_the_value_limit(tmp_path: Any
 
 def test_tool_calls_past_the_limit_are_dropped_and_counted(traced: Traced, client: openai.OpenAI,
                                                           fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_stream_state, "_MAX_TOOL_CALLS", 3)
+    monkeypatch.setattr(_stream_choices, "_MAX_TOOL_CALLS", 3)
     fake.script(tool_calls=[{"name": f"step{i}", "arguments": "{}"} for i in range(5)], chunks=2)
     chunks = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.tool_calls) == 5 * 3  # the caller sees all

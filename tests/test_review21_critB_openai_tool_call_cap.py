@@ -12,7 +12,7 @@ import openai
 import pytest
 
 import autotrace
-from autotrace.integrations.openai._stream_state import _MAX_TOOL_CALLS
+from autotrace.integrations.openai._stream_choices import _MAX_TOOL_CALLS
 from autotrace.testing.fake_openai import FakeOpenAI
 from tests.helpers import Traced
 

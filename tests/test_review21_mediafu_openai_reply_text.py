@@ -71,3 +71,19 @@ def test_a_data_url_in_a_responses_stream_closed_early_is_noted(traced: Traced, 
             if event.type == "response.output_text.done":
                 break  # the text streamed; the final response never read
     assert traced.one()["output"] == NOTED
+
+
+@pytest.mark.parametrize("completion", [False, True], ids=["chat", "legacy-completions"])
+def test_a_data_url_in_a_streamed_reply_is_noted(traced: Traced, client: openai.OpenAI, fake: FakeOpenAI,
+                                                 completion: bool) -> None:
+    """A streamed reply's joined text too (chat and legacy completions), as one not streamed."""
+    fake.script(reply=REPLY, chunks=5)
+    if completion:
+        stream = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="chart?", stream=True)
+        assert "".join(chunk.choices[0].text for chunk in stream if chunk.choices) == REPLY
+    else:
+        stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "chart?"}],
+                                                stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == REPLY
+    output = traced.one()["output"]
+    assert output == (NOTED if completion else {"role": "assistant", "content": NOTED})

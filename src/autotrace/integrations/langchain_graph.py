@@ -33,7 +33,13 @@ known once its first node starts. How each run is recorded:
 - what a node writes to its custom stream is metadata of its run (``langchain_graph_writes``);
 - a node attempt its ``timeout`` ends (``add_node(..., timeout=...)``, ``@task(timeout=...)``) is
   cancelled by LangGraph, which raises ``NodeTimeoutError`` to the graph: the node's run fails with
-  that error, not as a plain cancellation (``timed_attempt``); what ran inside it is interrupted.
+  that error, not as a plain cancellation (``timed_attempt``); what ran inside it is interrupted;
+- a functional API ``@task``'s run is recorded as a node is (``task_started``): a ``chain`` with
+  ``langgraph_node``/``langgraph_step`` that holds what it writes to its custom stream;
+- a node or ``@task`` its cache answers (``CachePolicy``) runs nothing and starts no run: recorded
+  as one that ran, a ``chain`` with metadata ``cache_hit`` and the cached writes as its output
+  (``cached_writes``); its ``TracePolicy``'s processors are applied, and one that raises keeps that
+  value out (fail closed).
 """
 
 from __future__ import annotations
@@ -41,12 +47,14 @@ from __future__ import annotations
 import asyncio
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from .. import schema
 from .._internal import count, guarded_failure
 from ..context import capture_enabled, current_trace_attributes
 from ..observation import ObservationType
+from .langchain_convert import chain_value
+from .langchain_graph_writes import Writes
 
 NODE_KEY = "langgraph_node"
 _TRIGGERS_KEY = "langgraph_triggers"  # set with ``langgraph_node`` on every task: a caller's key alone is no graph
@@ -64,6 +72,13 @@ _MAX_HIDDEN = 10_000
 _SESSION_KEYS = ("session_id", "langfuse_session_id")
 #: (module, target) LangGraph runs a node attempt that has a ``timeout`` with (async only)
 TIMED = ("langgraph.pregel._retry", "_arun_with_timeout")
+#: (module, target) LangGraph hands the writes its cache answered a task with to (``cached=True``)
+CACHED = ("langgraph.pregel._loop", "PregelLoop.put_writes")
+_CALL_MARK = True  # last item of a functional ``@task``'s ``langgraph_path`` (a call in progress)
+#: LangGraph's channels a node's output becomes (``__root__``: a state of one value; ``__return__``: a task's)
+_ONE_VALUE = ("__root__", "__return__")
+_NOT_OUTPUT = ("__", "branch:")  # its bookkeeping channels (the ``goto`` of a ``Command``)
+_UNRECORDED: Any = object()  # a value a trace policy's processor failed on
 
 
 class _Attempt:
@@ -102,6 +117,35 @@ async def timed_attempt(integration: Any, wrapped: Any, instance: Any, args: Any
         raise
     finally:
         _ATTEMPT.reset(token)
+
+
+def cached_writes(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``CACHED``, as it is; writes its cache answered a task with are recorded (``cached_node``)."""
+    handler = integration.handler
+    if handler is not None and kwargs.get("cached") is True and args:
+        handler._guard("langgraph_cache_hit", handler.cached_node, getattr(instance, "tasks", {}).get(args[0]),
+                       args[1] if len(args) > 1 else kwargs.get("writes"))
+    return wrapped(*args, **kwargs)
+
+
+def _processed(value: Any, processor: Any) -> Any:
+    """``value`` as a ``TracePolicy`` processor records it; ``_UNRECORDED`` if it raises (fail closed)."""
+    if processor is None:
+        return value
+    try:
+        return processor(value)
+    except Exception as exc:
+        guarded_failure("langgraph.cached_trace_policy", exc)
+        return _UNRECORDED
+
+
+def _cached_output(writes: Any) -> Any:
+    """A node's output from its writes: a task's value, or the channels it updated."""
+    writes = list(writes or ())
+    if len(writes) == 1 and writes[0][0] in _ONE_VALUE:
+        return writes[0][1]
+    return {channel: value for channel, value in writes
+            if not (isinstance(channel, str) and channel.startswith(_NOT_OUTPUT))}
 
 
 def plain_cancellation(error: BaseException) -> BaseException:
@@ -203,6 +247,10 @@ class GraphRuns:
     hidden: dict[UUID, UUID | None]
 
     if TYPE_CHECKING:  # the handler's
+        def _start(self, obs_type: ObservationType, name: str, run_id: UUID, parent_run_id: UUID | None,
+                   metadata: dict[str, Any] | None, streamed: bool = False, tags: list[str] | None = None,
+                   node: bool = False, serialized: Any = None, **fields: Any) -> Any: ...
+
         def _end(self, run_id: UUID, error: BaseException | str | None = None, **fields: Any) -> None: ...
 
         def _sweep_at_task_end(self, trace_id: int, error: BaseException) -> None: ...
@@ -268,3 +316,36 @@ class GraphRuns:
         run = self.runs.get(run_id)
         if run is not None and run.writes is not None:
             run.writes.withhold()
+
+    def task_started(self, run_id: UUID, config: Any) -> None:
+        """The run ``run_id`` LangGraph started with ``config`` is a functional ``@task``'s own run (not
+        a run inside it, which inherits its metadata): recorded as a node's (see the module's docstring)."""
+        run = self.runs.get(run_id)
+        metadata = config.get("metadata") or {}
+        path = metadata.get("langgraph_path")
+        if (run is None or run.writes is not None or not in_graph(metadata) or type(path) is not tuple
+                or not path or path[-1] is not _CALL_MARK or config.get("run_name") != metadata[NODE_KEY]):
+            return
+        run.writes = Writes()
+        run.obs.type = ObservationType.CHAIN  # a step, whatever its name, as a node is
+        run.obs.update(metadata={key: metadata[key] for key in ("langgraph_node", "langgraph_step") if key in metadata})
+
+    def cached_node(self, task: Any, writes: Any) -> None:
+        """Record ``task`` (a ``PregelExecutableTask``), which its cache answered with ``writes``, as a
+        node run that starts and ends now under its run's parent, if autotrace traces that run."""
+        config = getattr(task, "config", None) or {}
+        callbacks = config.get("callbacks")
+        parent_run_id = getattr(callbacks, "parent_run_id", None)
+        tags = [*(getattr(callbacks, "tags", None) or ()), *(config.get("tags") or ())]
+        if (parent_run_id is None or self not in (getattr(callbacks, "handlers", None) or ()) or is_hidden(tags)
+                or (parent_run_id not in self.runs and parent_run_id not in self.hidden)):
+            return
+        proc = getattr(task, "proc", None)
+        policy = getattr(proc, "trace_policy", None)
+        value = _processed(task.input, getattr(proc, "trace_inputs", None))
+        value = _processed(value, getattr(policy, "process_inputs", None))
+        output = _processed(_cached_output(writes), getattr(policy, "process_outputs", None))
+        run_id = uuid4()
+        self._start(ObservationType.CHAIN, str(task.name), run_id, parent_run_id, config.get("metadata"), tags=tags,
+                    node=True, input=None if value is _UNRECORDED else chain_value(value))
+        self._end(run_id, output=None if output is _UNRECORDED else chain_value(output), metadata={"cache_hit": True})

@@ -125,22 +125,32 @@ def recording_merge(integration: Any, wrapped: Any, instance: Any, args: Any, kw
     return runtime
 
 
-def _withheld_if_processed(integration: Any, instance: Any, run_manager: Any) -> Any:
-    """``run_manager``'s run withholds its writes if its node's ``TracePolicy`` processes its output."""
+def _withheld_if_processed(integration: Any, instance: Any, run_manager: Any, config: Any) -> Any:
+    """``run_manager``'s run withholds its writes if its node's ``TracePolicy`` processes its output;
+    a functional ``@task``'s run (started with ``config``) is recorded as a node's (``task_started``)."""
     try:
         handler = integration.handler
-        if handler is not None and getattr(getattr(instance, "trace_policy", None), "process_outputs", None):
+        if handler is None:
+            return run_manager
+        if getattr(getattr(instance, "trace_policy", None), "process_outputs", None):
             handler.output_processed(run_manager.run_id)
     except Exception as exc:  # a changed langgraph: the writes are withheld as its output ends, if at all
         guarded_failure("langgraph.stream_writes_withheld", exc)
+        return run_manager
+    handler._guard("task_started", handler.task_started, getattr(run_manager, "run_id", None), config)
     return run_manager
+
+
+def _config(args: Any, kwargs: Any) -> Any:
+    """The config ``RunnableSeq._start(input, config)`` is given."""
+    return args[1] if len(args) > 1 else kwargs.get("config") or {}
 
 
 def withheld_at_start(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     """``RunnableSeq._start``: see ``_withheld_if_processed``."""
-    return _withheld_if_processed(integration, instance, wrapped(*args, **kwargs))
+    return _withheld_if_processed(integration, instance, wrapped(*args, **kwargs), _config(args, kwargs))
 
 
 async def withheld_at_astart(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     """``RunnableSeq._astart``: see ``_withheld_if_processed``."""
-    return _withheld_if_processed(integration, instance, await wrapped(*args, **kwargs))
+    return _withheld_if_processed(integration, instance, await wrapped(*args, **kwargs), _config(args, kwargs))

@@ -38,7 +38,7 @@ from .._internal import guarded_failure
 from ..observation import STREAM_CLOSED, describe_error
 from . import langchain_graph_writes as lgw
 from .base import Patcher
-from .langchain_graph import TIMED, plain_cancellation, timed_attempt
+from .langchain_graph import CACHED, TIMED, cached_writes, plain_cancellation, timed_attempt
 from .langchain_graph_policy import SPLIT, with_tracers
 
 #: calls that report no end for their run when interrupted, wrapped once the application imports them:
@@ -175,8 +175,9 @@ class CancellablePatches:
     """``_ended_if_interrupted`` around each of ``_CANCELLABLE``, from when its module is imported
     (importing LangChain's retrievers at start-up would cost every application over 100 ms); so is
     LangGraph's split of a run's tracers from its other handlers, if it has one (``langchain_graph_policy``),
-    its merge of a graph run's runtime, which makes its writer (``langchain_graph_writes``), and its run
-    of a node attempt with a ``timeout`` (``langchain_graph.timed_attempt``)."""
+    its merge of a graph run's runtime, which makes its writer (``langchain_graph_writes``), its run
+    of a node attempt with a ``timeout`` (``langchain_graph.timed_attempt``), and its writes of a task
+    its cache answered (``langchain_graph.cached_writes``)."""
 
     def __init__(self, patcher: Patcher, integration: Any) -> None:
         self.patcher = patcher
@@ -193,7 +194,7 @@ class CancellablePatches:
         for module, target, awaited in _CANCELLABLE:
             yield module, target, self._wrapper if awaited else self._sync_wrapper, False
         langgraph = ((SPLIT, with_tracers), (lgw.MERGE, lgw.recording_merge), (lgw.START, lgw.withheld_at_start),
-                     (lgw.ASTART, lgw.withheld_at_astart), (TIMED, timed_attempt))
+                     (lgw.ASTART, lgw.withheld_at_astart), (TIMED, timed_attempt), (CACHED, cached_writes))
         for (module, target), wrapper in langgraph:  # LangGraph's, if it has them
             yield module, target, functools.partial(wrapper, self.integration), True
 

@@ -12,8 +12,6 @@ from typing import Any
 _PLACEHOLDER = re.compile(r"<[A-Z_]+>")
 #: A quote after backslashes: escaped if they are odd in number (the match's length even)
 _AFTER_BACKSLASHES = re.compile(r"\\++\"")
-#: The spaces at a text's end, also escaped as in a JSON string (indented JSON held in one: ``[\n  <EMAIL>``)
-_SPACES_BEFORE = re.compile(r"(?:[ \t\r\n]|\\++[nrt])*+\Z")
 #: How many strings deep JSON held in strings is read (each level doubles a quote's backslashes)
 _MAX_DEPTH = 4
 
@@ -26,7 +24,7 @@ def _bare(text: str) -> tuple[list[int], bool]:
     bare: list[int] = []
     done, inside, nested, backslashes = 0, False, False, "\\" in text
     for ordinal, match in enumerate(_PLACEHOLDER.finditer(text)):
-        if _SPACES_BEFORE.sub("", text[max(0, match.start() - 256):match.start()])[-1:] not in ("[", ":", ","):
+        if _last_before(text, match.start()) not in ("[", ":", ","):
             continue  # (where JSON text has no value: after no opening bracket, colon or comma)
         quotes = text.count('"', done, match.start())
         if backslashes:
@@ -37,6 +35,18 @@ def _bare(text: str) -> tuple[list[int], bool]:
         else:
             bare.append(ordinal)
     return bare, nested
+
+
+def _last_before(text: str, at: int) -> str:
+    """The last character of the 256 before ``at`` that is no space, nor one escaped as in a JSON string
+    (indented JSON held in one: ``[\\n  <EMAIL>``); stripped from the end (in C, a regular expression
+    anchored at the end was tried at each of them)."""
+    window = text[max(0, at - 256):at]
+    while True:
+        window = window.rstrip(" \t\r\n")
+        if window[-1:] not in ("n", "r", "t") or window[-2:-1] != "\\":
+            return window[-1:]
+        window = window[:-1].rstrip("\\")
 
 
 class _Object(list):  # type: ignore[type-arg]

@@ -108,6 +108,9 @@ _REDIS_PASSWORD = re.compile(r"-(?<=[ \t]-)a" + _OPTION_VALUE)
 _CURL_COOKIE = re.compile(r"-(?<=[ \t]-)b[ \t]++(?:\\?[\"'])?(?P<value>[^\s=;,\"'\\]{1,128}+=[^\r\n\"'\\]{0,4096}+)")
 _MYSQL_COMMANDS, _CURL_COMMANDS, _COMMAND_ENDS = ("mysql", "mariadb"), ("curl",), ("\n", "|", ";", "&")
 _SSHPASS_COMMANDS, _REDIS_COMMANDS = ("sshpass",), ("redis-cli",)
+#: What may come between ``sshpass`` and its ``-p``: its options that take no password (``-v``, ``-P prompt``);
+#: after another (``-e``, ``-f file``) or the command it runs, a ``-p`` is that command's (``ssh -p 2222``: a port)
+_SSHPASS_BEFORE = re.compile(r"(?:[ \t]++-(?:v++|P[ \t]*+[^\s-]\S*+))*+[ \t]++")
 
 
 def _cookie_values(match: re.Match[str]) -> tuple[str, int]:
@@ -191,8 +194,8 @@ def redact_named(text: str, lowered: str, authorization: bool, named: bool, cook
             if "-b" in text:
                 text, n = _curl_cookies(text)
                 replaced += n
-        if "sshpass" in lowered:  # (its first ``-p`` only: ``sshpass -p pw ssh -p 2222 host``'s second is ssh's port)
-            text, n = _replaced(text, _in_command(_SSHPASS_PASSWORD, text, _SSHPASS_COMMANDS, first=True))
+        if "sshpass" in lowered:  # (its own ``-p`` only: ``sshpass -p pw ssh -p 2222 host``'s second is ssh's port)
+            text, n = _replaced(text, _in_command(_SSHPASS_PASSWORD, text, _SSHPASS_COMMANDS, _SSHPASS_BEFORE))
             replaced += n
         if "redis-cli" in lowered:
             text, n = _replaced(text, _in_command(_REDIS_PASSWORD, text, _REDIS_COMMANDS))
@@ -212,17 +215,17 @@ def _curl_cookies(text: str) -> tuple[str, int]:
     return ("".join(pieces) + text[done:], replaced) if pieces else (text, 0)
 
 
-def _in_command(pattern: re.Pattern[str], text: str, commands: tuple[str, ...], first: bool = False,
-                ) -> Iterator[re.Match[str]]:
+def _in_command(pattern: re.Pattern[str], text: str, commands: tuple[str, ...],
+                between: re.Pattern[str] | None = None) -> Iterator[re.Match[str]]:
     """The matches of ``pattern`` in ``text`` after the name of one of ``commands`` in the same command, 256
-    characters before at most (never ``tar -pxf``); if ``first``, the first of each command only."""
-    taken = -1
+    characters before at most (never ``tar -pxf``); if ``between`` is given, right after the name but for
+    what it matches whole (``commands`` of one name)."""
     for match in pattern.finditer(text):
         at = max(0, match.start() - 256)
         before = text[at:match.start()].lower()
         named = max(before.rfind(command) for command in commands)
-        if named >= 0 and not any(end in before[named:] for end in _COMMAND_ENDS) and not (first and at + named == taken):
-            taken = at + named
+        if named >= 0 and not any(end in before[named:] for end in _COMMAND_ENDS) and (
+                between is None or between.fullmatch(text, at + named + len(commands[0]), match.start()) is not None):
             yield match
 
 

@@ -32,13 +32,14 @@ _WORDS, _WORDS_WITH_EQUALS = (*KEY_WORDS, "pwd", "pass"), (*KEY_WORDS, "pwd", "p
 # semicolon or brace, and before an escaped quote one level down (``\\\"``); when 6 characters
 # come before it, also before a query string's next parameter (``?token=...&page=2``: ``&page=``).
 # After its separator a line break only before a value that is no assignment of its own (an empty
-# ``DATABASE_PASSWORD=`` line keeps the next line, ``DEBUG=true``).
+# ``DATABASE_PASSWORD=`` line keeps the next line, ``DEBUG=true``, ``debug: true``; a base64 value's
+# padding, ``token:`` then ``aGVsbG8gd29ybGQ=``, and ``user:secret`` are values).
 _BLOCK = r"(?P=bs)\\(?P=bs)\\"  # 2(k + 1) backslashes
 _QUOTED_UNIT = (rf"[^\"'\\\n]|\\++[^\"'\n]|(?:{_BLOCK})*+(?P=bs)\\(?P=bs)(?P=q)"
                 r"|\\*+(?!(?P=q))'|(?:\\\\)*+\\(?!(?P=q))\"")  # (the other quote: after an odd number if ")
 _CLOSING = rf"(?:{_BLOCK})*+(?=(?P=bs)(?P=q))"  # (escaped backslashes before it: the value's)
 _ESCAPE_UNIT = r"\\[^\s\"'\\]|\\\\(?!\\[\"'])"  # of a value not quoted
-_ASSIGNED = (r"(?:\\*+[\"'])?\s?[:=](?:[^\S\r\n]|[\r\n](?![\w.-]{1,64}+\s?[:=]))?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?)"
+_ASSIGNED = (r"(?:\\*+[\"'])?\s?[:=](?:[^\S\r\n]|[\r\n](?![\w.-]{1,64}+\s?(?:=[^=\s]|:(?!\S))))?(?:(?:\\*[\"'])*(?P<bs>\\*)(?P<q>[\"']))?)"
              rf"(?P<value>(?(q)(?![:=]\s*+(?:[\[{{\\\"\d<-]|true|false|null)))(?:(?(q)(?![\s,;}}\]]|(?:\\*[\"']){{0,3}}<[A-Z_]+>\\*[\"'])(?:{_QUOTED_UNIT}){{6,512}}{_CLOSING}|(?!))"
              # a quote opened and never closed on its line (free text): the value is the rest of the line
              r"|(?(q)(?![\s,;}\]])[^\n\r\"'\\]{6,512}(?=[\n\r]|\Z)|(?!))"
@@ -56,6 +57,9 @@ _PWD = (r"pwd(?!(?:\\*+[\"'])?\s?[:=]\s?(?:\\*[\"'])*(?:[/~]|[A-Za-z]:[\\/]|\.\.
 #: A password's key shortened (an environment's ``DB_PASS=...``, a query's ``&pass=...``, ``"pass": ...``), never
 #: within a word (``bypass=``) nor a word after a spaced separator unless quoted, as ``_PWD`` (``First pass: tokenize``)
 _PASS = r"(?<![A-Za-z])pass(?=\\*+[\"']|[:=]\S|\s?[:=]\s?\\*[\"'])"
+#: Where ``_PASS`` (or ``passphrase``) may be a key: "pass" alone is in much prose ("passed", "passage"), whose
+#: every text with a ":" would have been searched for assignments (a chat request's JSON: four times the time)
+_PASS_KEY = re.compile(r"pass(?:phrase|\\*+[\"']|\s?[:=])")
 _SIGNATURE = (r"(?:(?<=[?&;])|(?<=\\u0026)|(?<=[?&;]x-amz-)|(?<=[?&;]x-goog-)|(?<=\\u0026x-amz-)|(?<=\\u0026x-goog-))"
               r"sig(?:nature)?(?==[A-Za-z0-9%+/=_.~-]{16})")
 _KEY_VALUE = (r"(?P<prefix>(?:\\?[\"'])?(?:api[_-]?key|apikey|secret|token|password|passwd|access[_-]?key"
@@ -71,12 +75,13 @@ _KEY_VALUE_AT = (r"(?P<prefix>(?:key(?:(?<=apikey)|(?<=api_key)|(?<=api-key)|(?<
 
 def has_key_word(text: str, lowered: str) -> bool:
     """Whether ``text`` (with an "=" or ":"; ``lowered``: in lower case) holds a word an assignment's key
-    does: one of ``KEY_WORDS``, ``pwd``, ``pass``, or with an "=" ``sig`` (each substring test of a longer text
+    does: one of ``KEY_WORDS``, ``pwd``, ``pass`` as a key (``_PASS_KEY``), or with an "=" ``sig`` (each substring test of a longer text
     costs about half a microsecond a kilobyte: an "=" is tested first)."""
     for word in KEY_WORDS:
         if word in lowered:
             return True
-    return "pwd" in lowered or "pass" in lowered or ("=" in text and "sig" in lowered)
+    return "pwd" in lowered or any(_PASS_KEY.match(lowered, at) for at in occurrences(lowered, "pass")) or (
+        "=" in text and "sig" in lowered)
 
 
 @cache

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .._config_parse import http_url_problem, shown_url
-from .._internal import count, log_once
+from .._internal import count, guarded_failure, log_once
 
 Clock = Callable[[], float]
 
@@ -400,6 +400,17 @@ def reset_after_fork(resolver: object) -> None:
         except Exception as exc:
             log_once(f"credentials_after_fork:{type(exc).__name__}", "autotrace: credentials resolver "
                      "after_fork raised %s", type(exc).__name__)
+
+
+def invalidate(resolver: object, tenant: str) -> None:
+    """Have ``resolver``'s cache forget ``tenant``'s keys, if it has one (``invalidate``): its next
+    lookup asks the secret store. Never raises."""
+    forget = getattr(resolver, "invalidate", None)
+    if callable(forget):
+        try:
+            forget(tenant)
+        except Exception as exc:
+            guarded_failure("credentials_invalidate", exc)
 
 
 def coerce_resolver(value: Any) -> CredentialsResolver:

@@ -22,14 +22,14 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _langfuse_sdk
-from .._internal import count, guarded_failure, log_once
+from .._internal import count, log_once
 from ..config import Settings
 from ._lookups import Lookups
 from ._router_drops import DESCRIBED, KeylessTenants, abandon_all, close_idle, unsettled
 from ._router_drops import closed as _close
 from ._router_drops import dropped as _dropped
 from .connections import DEFAULT_MAX_IDLE, ConnectionPool
-from .credentials import Credentials, CredentialsResolver, reset_after_fork
+from .credentials import Credentials, CredentialsResolver, invalidate, reset_after_fork
 from .destination import Destination
 from .langfuse import OTLP_PATH, LangfuseSink
 from .otlp_http import OtlpHttpSink
@@ -104,20 +104,22 @@ class Router:
 
     def _keys_refused(self, tenant: str) -> None:
         """Export thread: the tenant's Langfuse refused its keys (revoked by a rotation, say). The
-        resolver's cache forgets them, so the next check, within ``_RECHECK_CREDENTIALS``, asks the
-        secret store again rather than reusing them for the rest of the cache's TTL; a batch waiting for
-        new keys has them looked up at once, also one of a retired destination (``_follow_keys``)."""
-        invalidate = getattr(self._resolver, "invalidate", None)
-        if callable(invalidate):
-            try:
-                invalidate(tenant)
-            except Exception as exc:
-                guarded_failure("credentials_invalidate", exc)
+        resolver's cache forgets them; a batch waiting for new keys has them looked up at once (also
+        one of a retired destination: ``_follow_keys``), and again at each check while it waits (``_recheck``)."""
+        invalidate(self._resolver, tenant)
         entry = self._tenants.get(tenant)
         mine = [entry[0]] if entry is not None else []
         mine += [d for name, d in list(self._retired) if name == tenant]  # a retired one's batch too
         if any(d.waiting_for_keys for d in mine):  # a batch waits for new keys: asked for now, not at
             self._resolving.request(tenant, self._pool)  # the tenant's next span (it may send none)
+
+    def _recheck(self, tenant: str, destination: Destination) -> None:
+        """Look a known tenant's keys up again; while a batch waits for new keys, from the secret store,
+        not the cache: that holds the refused ones again if the store was behind at the refusal."""
+        if destination.waiting_for_keys:
+            invalidate(self._resolver, tenant)
+        self._checking.add(tenant)
+        self._resolving.request(tenant, self._pool)
 
     def _export_context(self) -> ssl.SSLContext:
         """The TLS context of export connections (made by the pool at the first HTTPS export)."""
@@ -163,8 +165,7 @@ class Router:
         if entry is not None:  # a known tenant: its spans flow on while its credentials are checked again
             if (now - entry[1] >= _RECHECK_CREDENTIALS and tenant not in self._checking
                     and self._lookups_running() < self.settings.max_tenants):
-                self._checking.add(tenant)
-                self._look_up(tenant)
+                self._recheck(tenant, entry[0])
             self._tenants.move_to_end(tenant)
             self._deliver(entry[0], span)
             return
@@ -173,7 +174,7 @@ class Router:
             self._without_keys(span, unknown[1])
         elif self._lookups_running() < self.settings.max_tenants:
             self._waiting[tenant] = waiting = deque()
-            self._look_up(tenant)
+            self._resolving.request(tenant, self._pool)  # on a worker: ``apply_lookups`` routes its outcome
             self._park(waiting, span)  # charged to the budget as every parked span is
         else:
             self._cap_reached(span)
@@ -283,11 +284,6 @@ class Router:
                      "exceed %d; dropping spans (counted)", self._max_waiting)
         elif not self._over_budget(span, len(waiting)):
             waiting.append(span)
-
-    def _look_up(self, tenant: str) -> None:
-        """Resolve ``tenant`` on a worker; ``apply_lookups`` routes the result (and any spans parked
-        for it meanwhile)."""
-        self._resolving.request(tenant, self._pool)
 
     def apply_lookups(self) -> None:
         """Route the spans of every tenant whose lookup has finished (pipeline thread)."""
@@ -442,9 +438,13 @@ class Router:
             self._weigh(destination)
         self._pressured_keys, self.pressured = pressured, bool(pressured)
         self._held = held
-        idle_for = self.settings.tenant_idle_seconds
-        stale = [t for t, (d, _) in self._tenants.items()
-                 if now - d.last_used > idle_for and d.idle() and t not in self._waiting]
+        idle_for, stale = self.settings.tenant_idle_seconds, []
+        for tenant, (destination, checked) in list(self._tenants.items()):
+            if now - destination.last_used > idle_for and destination.idle() and tenant not in self._waiting:
+                stale.append(tenant)
+            elif (destination.waiting_for_keys and now - checked >= _RECHECK_CREDENTIALS  # (no span may come)
+                  and tenant not in self._checking):
+                self._recheck(tenant, destination)
         for tenant in stale:
             self._remove(tenant)
             count("tenant_destinations_evicted")

@@ -2,7 +2,7 @@
 observations that cannot match are neither read nor decoded.
 
 A query's comparison of a field the store keeps in a column (``usage.total``, ``cost.total``,
-``name``, ``tenant``, ``type``, ``level``) becomes two conditions on the row: ``may``, true for every
+``trace_id``, ``name``, ``tenant``, ``type``, ``level``) becomes two conditions on the row: ``may``, true for every
 observation the comparison matches, and ``sure``, true only for ones it matches; ``and``, ``or`` and
 ``not`` combine them (``not``: each is the other negated). Each is exact only where the column holds
 the record's value as the matcher reads it (``_certain_number``, ``_certain_text``), and leaves the other rows to the matcher,
@@ -13,17 +13,30 @@ Where a column can differ from the record: a number the store keeps as NULL (a t
 or an integer beyond a float) or rounded (beyond 2**53, an infinity), a bool stored as 1 or 0; text
 a number became (a name given as an int is stored as ``5``); text SQLite does not lower-case as Python
 does (not ASCII). The records are strict JSON written with ``json.dumps``'s separators.
+
+``may`` reads every row (a ``CASE`` no index serves); an equality on a column an index leads with
+(``trace_id``: the primary key's) also gives ``keys``, a condition the index finds rows by: the value's rows
+and those whose column is a blob (bytes, whose record holds their ``str``), the only other rows the value
+can match when it is no number's text (a number's column text may differ from its JSON: ``1.0e+20``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 Sql = tuple[str, tuple[Any, ...]]
 
 _NUMERIC = {"usage.total": "usage_total", "cost.total": "cost_total"}
-_TEXT = {"name": "name", "tenant": "tenant", "type": "type", "level": "level"}
+_TEXT = {"trace_id": "trace_id", "name": "name", "tenant": "tenant", "type": "type", "level": "level"}
+#: The columns an index leads with, in every layout of the store (the primary key's first column).
+_KEYED = frozenset({"trace_id"})
+#: The one numeric grammar (``query``'s): ASCII digits, an optional sign, fraction and exponent.
+NUMBER_PATTERN = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_NUMBER = re.compile(NUMBER_PATTERN)
+#: What ``json.dumps`` writes for a float that is not finite.
+_NOT_FINITE = frozenset({"Infinity", "-Infinity", "NaN"})
 #: The fields compared without case (the matcher's too: ``query``).
 FOLDED = frozenset({"type", "level"})
 _ORDERS = frozenset({"<", "<=", ">", ">=", "=", "==", "!="})
@@ -45,11 +58,13 @@ MAX_NESTING = 12
 @dataclass(frozen=True, slots=True)
 class Narrowing:
     """``may``: holds for every row the query matches (None: true); ``sure``: only for rows it
-    matches (None: false); ``nesting``: of ``and``/``or``/``not`` in them."""
+    matches (None: false); ``nesting``: of ``and``/``or``/``not`` in them; ``keys``: holds for every row
+    the query matches, found through an index (None: none; it may be NULL: never negated)."""
 
     may: Sql | None = None
     sure: Sql | None = None
     nesting: int = 0
+    keys: Sql | None = None
 
 
 ANY = Narrowing()
@@ -67,16 +82,18 @@ def both(parts: list[Narrowing]) -> Narrowing:
     """The narrowing of ``and``."""
     mays = [p.may for p in parts if p.may is not None]
     sures = [p.sure for p in parts if p.sure is not None]
+    keys = [p.keys for p in parts if p.keys is not None]
     return _nested(_join(mays, "AND") if mays else None, _join(sures, "AND") if len(sures) == len(parts) else None,
-                   parts)
+                   parts, _join(keys, "AND") if keys else None)
 
 
 def either(parts: list[Narrowing]) -> Narrowing:
     """The narrowing of ``or``."""
     mays = [p.may for p in parts if p.may is not None]
     sures = [p.sure for p in parts if p.sure is not None]
+    keys = [p.keys for p in parts if p.keys is not None]
     return _nested(_join(mays, "OR") if len(mays) == len(parts) else None, _join(sures, "OR") if sures else None,
-                   parts)
+                   parts, _join(keys, "OR") if len(keys) == len(parts) else None)
 
 
 def negated(part: Narrowing) -> Narrowing:
@@ -84,9 +101,15 @@ def negated(part: Narrowing) -> Narrowing:
     return _nested(_negated(part.sure), _negated(part.may), [part])
 
 
-def _nested(may: Sql | None, sure: Sql | None, parts: list[Narrowing]) -> Narrowing:
+def _nested(may: Sql | None, sure: Sql | None, parts: list[Narrowing], keys: Sql | None = None) -> Narrowing:
     nesting = 1 + max(p.nesting for p in parts)
-    return Narrowing(may, sure, nesting) if nesting <= MAX_NESTING and (may or sure) else ANY
+    return Narrowing(may, sure, nesting, keys) if nesting <= MAX_NESTING and (may or sure) else ANY
+
+
+def where(narrowing: Narrowing) -> Sql | None:
+    """The SQL a query narrows the rows read by: its ``keys`` (first, for the planner) and ``may``."""
+    parts = [part for part in (narrowing.keys, narrowing.may) if part is not None]
+    return _join(parts, "AND") if len(parts) > 1 else (parts[0] if parts else None)
 
 
 def comparison(field: str, op: str, value: str | bool | None, text: str, number: int | float | None,
@@ -113,7 +136,16 @@ def comparison(field: str, op: str, value: str | bool | None, text: str, number:
         negate, ascii_only = op == "!=", folded
     else:
         return ANY
-    return _leaf(f"NOT ({exact})" if negate else exact, args, _certain_text(column, ascii_only))
+    leaf = _leaf(f"NOT ({exact})" if negate else exact, args, _certain_text(column, ascii_only))
+    if column in _KEYED and op in ("=", "==") and value is not None and not typed_number and not _numeric(text):
+        return Narrowing(leaf.may, leaf.sure, leaf.nesting, (
+            f"{column} IN (SELECT ? UNION ALL SELECT {column} FROM observations WHERE {column} >= x'')", (text,)))
+    return leaf
+
+
+def _numeric(text: str) -> bool:
+    """Whether ``text`` may be a number's JSON text (which a number's column text need not be)."""
+    return text in _NOT_FINITE or _NUMBER.fullmatch(text) is not None
 
 
 def _leaf(exact: str, args: tuple[Any, ...], certain: str) -> Narrowing:

@@ -40,7 +40,7 @@ MAX_LENGTH = 4000
 MAX_DEPTH = 64
 # The one numeric grammar, for a typed value and a text field alike: ASCII digits, an optional sign,
 # fraction and exponent; no spaces, underscores, other scripts' digits, nan or inf (which float() takes).
-_NUMBER_PATTERN = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_NUMBER_PATTERN = _query_sql.NUMBER_PATTERN
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<lparen>\()
@@ -332,4 +332,4 @@ def compile_query(text: str) -> Query:
     trailing = parser.peek()
     if trailing is not None:
         raise QueryError(f"unexpected {trailing.text!r}", trailing.position)
-    return Query(text, predicate, tuple(parser.fields), narrowing.may)
+    return Query(text, predicate, tuple(parser.fields), _query_sql.where(narrowing))

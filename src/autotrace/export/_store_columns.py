@@ -64,3 +64,8 @@ def _column(value: Any) -> Any:
     if type(value) is int and not INT64[0] <= value <= INT64[1]:
         return str(value)
     return value
+
+
+def as_recorded(value: Any) -> Any:
+    """A column's value as the record holds it: bytes (a blob) as their ``str``, as ``strict_json`` writes them."""
+    return str(value) if isinstance(value, bytes) else value

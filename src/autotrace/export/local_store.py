@@ -21,7 +21,7 @@ from typing import Any
 from .. import schema
 from .._internal import count, follow_fork, guarded_failure
 from . import store_retention
-from ._store_columns import INT64, ns, storable, total, utf8
+from ._store_columns import INT64, as_recorded, ns, storable, total, utf8
 from ._store_files import (
     ERROR_SQL,
     SCHEMA_VERSION,
@@ -371,43 +371,60 @@ class LocalStore:
         """Summaries of recent traces: name, tenant, duration, tokens and cost (None when no observation that
         ran recorded them: unknown, not 0; a replay's frozen calls did not run), errors. ``tenant``, ``since_ns``
         and ``until_ns`` pick the traces with an observation of that tenant, started then, each summed whole
-        (a root started before the tenant was known has none; a row filter left it out of the sums)."""
+        (a root started before the tenant was known has none; a row filter left it out of the sums).
+
+        Requests of several tenants can carry one trace id (each a local root): with ``tenant``, a trace is its
+        observations of that tenant and of none; without, its tenants are listed (``acme,globex``: no tenant id
+        holds a comma). A tenant stored as bytes is shown as its record holds it (``b'acme'``)."""
         # a tenant typed as bytes that are not UTF-8 (decoded to lone surrogates) is compared as the
         # store keeps such text (U+FFFD): SQLite cannot take it, and it names no stored tenant
+        wanted = utf8(tenant) if tenant else None
         picks = [(f"trace_id IN (SELECT trace_id FROM observations WHERE {condition})", value) for condition, value in
-                 (("tenant = ?", utf8(tenant) if tenant else None), ("start_ns >= ?", since_ns),
+                 (("tenant = ?", wanted), ("start_ns >= ?", since_ns),
                   ("start_ns < ?", until_ns)) if value is not None]  # a trace that ran then, summed whole
         shown = self._shown()
-        where = "WHERE " + " AND ".join([shown, *(c for c, _ in picks)])
-        args = [value for _, value in picks]
+        # with a tenant, never another tenant's rows (of requests that shared the trace id)
+        owner, owner_args = ("1", []) if wanted is None else ("(tenant = ? OR tenant IS NULL)", [wanted])
+        where = "WHERE " + " AND ".join([shown, owner, *(c for c, _ in picks)])
+        args = [*owner_args, *(value for _, value in picks)]
         newest = self._newest(where, args, limit)
         if newest is not None:  # summed: only the traces that can be among the newest, not the whole store
-            where, args = f"WHERE trace_id IN (SELECT value FROM json_each(?)) AND {shown}", [json.dumps(newest)]
+            where = f"WHERE {shown} AND {owner} AND trace_id IN (SELECT value FROM json_each(?))"
+            args = [*owner_args, json.dumps(newest)]
         rows = self._rows(
             f"""SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), {spent('usage_total')},
-                       {spent('cost_total')}, SUM({ERROR_SQL}), MAX(tenant)
+                       {spent('cost_total')}, SUM({ERROR_SQL}), MIN(tenant), MAX(tenant)
                 FROM observations {_BY_KEY} {where} GROUP BY trace_id ORDER BY MIN(start_ns) DESC LIMIT ?""",
             [*args, limit],
         )
         summaries = []
-        for trace_id, start, end, n, tokens, cost, errors, tenant_id in rows:
+        for trace_id, start, end, n, tokens, cost, errors, first_tenant, last_tenant in rows:
             # the root: an observation whose parent is not in the trace, before any start order (a child
             # can start at the root's nanosecond, or earlier on a skewed clock of another service)
             root = self._rows(
-                "SELECT name, record FROM observations AS o WHERE trace_id = ? ORDER BY EXISTS (SELECT 1 FROM "
-                "observations AS p WHERE p.trace_id = o.trace_id AND p.id = o.parent_id), start_ns, rowid LIMIT 1",
-                (trace_id,),
+                f"SELECT name, record FROM observations AS o WHERE trace_id = ? AND {owner} ORDER BY EXISTS (SELECT 1 "
+                "FROM observations AS p WHERE p.trace_id = o.trace_id AND p.id = o.parent_id), start_ns, rowid LIMIT 1",
+                (trace_id, *owner_args),
             )
             record = self._decode(root[0][1]) if root else {}
             summaries.append({
-                "trace_id": trace_id, "name": record.get("trace_name") or (root[0][0] if root else None),
-                "tenant": tenant_id, "start_ns": start, "duration_ms": (end - start) / 1e6, "observations": n,
+                "trace_id": trace_id, "name": record.get("trace_name") or (root[0][0] if root else None), "tenant":
+                self._tenants(trace_id, first_tenant, last_tenant), "start_ns": start, "duration_ms": (end - start) / 1e6,
+                "observations": n,
                 "tokens": None if tokens is None or abs(tokens) == float("inf") else int(tokens),  # past a float: no number
                 "cost": None if cost is None else float(cost),
                 "errors": int(errors or 0),
                 "replay_of": record.get("replay_of"),
             })
         return summaries
+
+    def _tenants(self, trace_id: str, first: Any, last: Any) -> str | None:
+        """A trace's tenant (``first``, ``last``: its least and greatest), or its tenants joined by commas."""
+        if first == last:
+            return as_recorded(first)
+        found = self._rows("SELECT DISTINCT tenant FROM observations WHERE trace_id = ? AND tenant IS NOT NULL "
+                           "ORDER BY tenant", (trace_id,))
+        return ",".join(str(as_recorded(row[0])) for row in found)
 
     def _newest(self, where: str, args: list[Any], limit: int) -> list[str] | None:
         """The traces (of ``where``) that started no earlier than the ``limit``-th newest, ties kept (None

@@ -25,7 +25,7 @@ from ._callables import receiver as _receiver
 from ._internal import guarded_failure
 from ._snapshots import FEW_ITEMS as _FEW_ITEMS
 from ._snapshots import snapshot_argument as _argument
-from ._stepping import Steps, step_through, step_through_async
+from ._stepping import Steps, end_unrun, step_through, step_through_async, unstarted
 from ._stream_items import PLAIN_ITEMS as _PLAIN_ITEMS
 from ._stream_items import held as _held
 from ._stream_items import stream_output as _stream_output
@@ -43,6 +43,8 @@ _MAX_STREAM_ITEMS = 1000
 _LAZY_RESULTS = frozenset({types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType})
 #: Metadata of a plain function's observation that followed what it returned: the kind of object.
 _RETURNS = "autotrace.returns"
+#: The metadata of a call whose return value was not recorded: a replay then stops there (never returns None).
+_NOT_CAPTURED = {observation.OUTPUT_CAPTURED: False}
 #: Methods of a ``functools.lru_cache`` / ``cache`` wrapper, kept on ours when it traces one.
 _CACHE_METHODS = ("cache_info", "cache_clear", "cache_parameters")
 
@@ -186,10 +188,13 @@ class _Traced:
                 k: _argument(v) for k, v in value.items()}
         return values
 
-    def succeed(self, obs: Observation, output: Any) -> None:
+    def succeed(self, obs: Observation, output: Any, streamed: bool = False) -> None:
+        """End ``obs`` with ``output``; one not recorded is said to be (``OUTPUT_CAPTURED``), not a stream's."""
         try:
-            if self.capture_output:
+            if self.capture_output and capture_enabled():
                 obs.set_output(output)
+            elif not streamed:
+                obs.update(metadata=_NOT_CAPTURED)
         except Exception as exc:
             guarded_failure("observe.end", exc)
         obs.end()  # never raises: the span ends even if recording the output did not work
@@ -275,7 +280,7 @@ class _Traced:
                 self.fail(obs, error)
                 raise
             _leave(token, held)
-            if type(result) in _LAZY_RESULTS and _unstarted(result):  # its work runs later: followed
+            if type(result) in _LAZY_RESULTS and unstarted(result):  # its work runs later: followed
                 return self.follow(obs, result)
             self.succeed(obs, result)
             return result
@@ -297,7 +302,7 @@ class _Traced:
             obs.update(metadata={_RETURNS: kind})
         except Exception as exc:  # the follower is returned all the same
             guarded_failure("observe.begin", exc)
-        weakref.finalize(follower, _end_unrun, result, obs).atexit = False
+        weakref.finalize(follower, end_unrun, result, obs).atexit = False
         return follower
 
     def replayed_lazily(self, obs: Observation) -> Any:
@@ -389,29 +394,6 @@ def _leave(token: object | None, held: Held | None) -> None:
         release_scope(held)
 
 
-def _unstarted(result: Any) -> bool:
-    """Whether a coroutine or (async) generator has not run yet, the call's work to follow; one started
-    (primed, or resumed elsewhere) is given back as it is: a follower could not take its ``send(x)``."""
-    if result.__class__ is types.CoroutineType:
-        return result.cr_frame is not None and not result.cr_running and not result.cr_suspended
-    if result.__class__ is types.GeneratorType:
-        return result.gi_frame is not None and not result.gi_running and not result.gi_suspended
-    frame = result.ag_frame
-    if frame is None or result.ag_running:
-        return False
-    suspended = getattr(result, "ag_suspended", None)  # Python 3.12+; on 3.11 a started one's
-    return not suspended if suspended is not None else frame.f_lasti <= 0  # frame is past its start
-
-
-def _end_unrun(result: Any, obs: Observation) -> None:
-    """A follower freed: end ``obs`` (once: a follower that ran ended it), and close the user's
-    coroutine if it never started, as closing or cancelling it unawaited would have (else Python
-    warns it was never awaited, besides the follower's own warning when that was never awaited)."""
-    if isinstance(result, types.CoroutineType) and inspect.getcoroutinestate(result) == inspect.CORO_CREATED:
-        result.close()
-    obs.end()
-
-
 class _Stream(CurrentDuring):
     """The bookkeeping of one traced (async) generator, shared by both wrappers.
 
@@ -466,7 +448,7 @@ class _Stream(CurrentDuring):
             if isinstance(error, GeneratorExit):  # its reader stopped early: interrupted, with what it yielded
                 self.obs.set_level("WARNING", observation.STREAM_CLOSED)
             if isinstance(error, StopIteration | StopAsyncIteration | GeneratorExit):
-                self.traced.succeed(self.obs, _stream_output(self.items, self.dropped))
+                self.traced.succeed(self.obs, _stream_output(self.items, self.dropped), streamed=True)
                 return
             if not isinstance(error, Exception) and self.items is not None:  # interrupted (cancelled):
                 self.obs.set_output(_stream_output(self.items, self.dropped))  # what it yielded, as if closed

@@ -404,6 +404,10 @@ def _level(value: object) -> str:
     return "DEFAULT"
 
 
+#: Metadata of a decorated function's observation whose output was not recorded (``capture_output=False``,
+#: content capture off), set False: a replay cannot otherwise tell it from a function that returned None.
+OUTPUT_CAPTURED = "autotrace.output_captured"
+
 #: The status of a stream (a traced generator, an LLM's reply) its reader closed before its end:
 #: interrupted, so WARNING; what it had produced is kept.
 STREAM_CLOSED = "interrupted: closed by its reader before the end"

@@ -18,8 +18,9 @@ Calls that can be frozen: functions, coroutines and (async) generators decorated
 LangChain/LlamaIndex generation) and Responses API calls (streamed or not, raw, ``parse``). A frozen call whose recording
 raised raises ``RecordedError``; a frozen generator yields its recorded items. Other observations
 run live and still keep their positions. A recorded output holding a redaction placeholder
-(``<EMAIL>``) is never handed back as a value: a generation runs live, a decorated function stops
-the replay.
+(``<EMAIL>``), or a decorated function's output that was not recorded (``capture_output=False``,
+content capture off: None is no stand-in for what it returned), is never handed back as a value: a
+generation runs live, a decorated function stops the replay.
 The live generation's overrides (``parse_overrides``): ``model``, parameters (a dotted key sets one
 key of a nested object: ``reasoning.effort``) and messages.
 
@@ -51,7 +52,7 @@ from ._internal import count
 from .context import current_tenant
 from .interception import Intercept, ReplayStop, activate, activate_process, deactivate
 from .interception import RecordedError as RecordedError
-from .observation import Observation
+from .observation import OUTPUT_CAPTURED, Observation
 from .replay_report import first_difference as first_difference
 from .replay_report import parse_overrides as parse_overrides
 from .replay_report import side_by_side as side_by_side
@@ -247,12 +248,16 @@ def _unservable(record: dict[str, Any]) -> str | None:
     """Why ``record``'s output is no outcome to hand the program, or None: the call was interrupted
     (cancelled by a timeout, say) before it returned, so its output is no value it gave back; or the
     output holds what redaction put in place of a value (``<EMAIL>``, ``<REDACTION_FAILED>`` ...),
-    which handed back would be taken as the value and sent on as real."""
+    which handed back would be taken as the value and sent on as real; or it was not recorded
+    (``OUTPUT_CAPTURED``), and None would be handed back in place of what the call returned."""
     output, what = record.get("output"), f"{record.get('type')} {record.get('name')!r}"
     status = str(record.get("status_message") or "")
     if output is None and record.get("level") == "WARNING" and status.partition(":")[0] in _INTERRUPTIONS:
         return (f"replay stopped: the recording of {what} was interrupted ({status[:80]}) before it returned: "
                 f"it has no outcome to give the program")
+    if output is None and (record.get("metadata") or {}).get(OUTPUT_CAPTURED) is False:
+        return (f"replay stopped: the output of {what} was not recorded (capture_output=False, or content "
+                f"capture off): frozen, it would return None in place of what it returned")
     found = _placeholders().search(json.dumps(output, ensure_ascii=False, default=str))
     if found is None:
         return None

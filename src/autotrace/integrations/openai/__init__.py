@@ -38,7 +38,9 @@ follows ``autotrace.content_capture(...)`` (per block/call) and the ``capture_co
 Replay: a frozen chat completion (streamed or not, raw or parsed, made here or for a framework's
 generation) is served by the SDK from the recorded reply, rebuilt as the HTTP response the API
 would have sent, without a request; or it raises the SDK's error rebuilt from the recording when
-the recorded call raised (``_replayed``, ``_replayed_http``). A live one applies overrides
+the recorded call raised, with the error's body (``code``, ``type`` ...) recorded in ``error_body``
+metadata (``_replayed``, ``_replayed_http``). A reply a parse helper rejected is served and rejected
+again: the program gets the recorded call's error, never a request. A live one applies overrides
 (``model``, ``model_parameters``, ``messages``). A frozen Responses API call is served the same
 way (``_replayed_responses``: which replies it rebuilds). Frozen embeddings and moderations run live.
 """
@@ -52,6 +54,7 @@ from typing import Any
 
 from ... import recorder
 from ..._internal import count, guarded_failure
+from ...interception import RecordedError
 from ...observation import Observation
 from ...runtime import state
 from .. import ownership
@@ -218,18 +221,33 @@ class _Call:
             recorded_error = intercept.error
             record = intercept.record or {}
             if recorded_error is None:
-                return _replayed_http.reply(client, cast_to, self.options, self.stream, stream_cls, record,
-                                            self.operation)
-            error = _replayed.replayed_error(recorded_error, client, self.options)
-            if self.operation == "responses" and error is recorded_error:  # no SDK error: a failed reply
-                count("openai.replay_live")  # (``status`` failed) or an error event, which did not raise
-                return None
+                found = _replayed_http.reply(client, cast_to, self.options, self.stream, stream_cls, record,
+                                             self.operation)
+                if found is not None or not _replayed.rejected_reply(record):
+                    return found
+                # a reply the parse helper rejected, which cannot be rebuilt: its error, never a request
+                error = recorded_error = RecordedError.of(record.get("status_message"))
+            else:
+                error = _replayed.replayed_error(recorded_error, client, self.options, record)
+            if self.operation == "responses" and error is recorded_error and not _replayed.rejected_reply(record):
+                count("openai.replay_live")  # no SDK error: a failed reply (``status`` failed) or an error
+                return None  # event, which did not raise
         except Exception as exc:
             guarded_failure("openai.replay", exc)
             return None
         self._mark_frozen()
+        self._note_body(error)
         self.failed(recorded_error.status_message or error)  # the recorded message, whatever is raised
         return error
+
+    def rejected(self, error: Exception) -> bool:
+        """Whether a frozen reply failed in the parse helper's post-parser (it was given the reply):
+        the outcome the recorded call had, recorded as it was and raised, never sent live."""
+        if not self.kept:
+            return False
+        self._mark_frozen()
+        self.failed(error)
+        return True
 
     def served(self, result: Any) -> Any:
         """Record a frozen call's reply (``frozen``), as processed by the SDK, like a live one."""
@@ -309,12 +327,21 @@ class _Call:
         self.put_back()
         return True
 
+    def _note_body(self, error: BaseException) -> None:
+        """Record a chat or Responses call's API error's body (``_replayed.error_body``), on a
+        framework's generation too: a replay rebuilds the error with it (``code``, ``type`` ...)."""
+        target = self.obs or self.owner
+        if target is not None and self.operation in _FREEZABLE and (body := _replayed.error_body(error)) is not None:
+            target.update(metadata=body)
+
     def failed(self, error: BaseException | str) -> None:
         try:
             if self.swapped is not None:
                 self.put_back()
         except Exception as exc:
             guarded_failure("openai.response", exc)
+        if isinstance(error, BaseException):
+            self._note_body(error)
         if self.obs is None:
             return
         try:  # the caller's error is re-raised after this: never replaced by one of autotrace's
@@ -371,7 +398,7 @@ def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         replayed = call.frozen(instance, cast_to, kwargs.get("stream_cls"))
         if isinstance(replayed, Exception):
             raise replayed
-        if replayed is not None and (served := _replayed_http.serve(replayed, instance)) is not None:
+        if replayed is not None and (served := _replayed_http.serve(replayed, instance, call.rejected)) is not None:
             return call.served(served)
     try:
         result = wrapped(cast_to, call.options, **_rest(kwargs))
@@ -402,7 +429,7 @@ async def _async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
         replayed = call.frozen(instance, cast_to, kwargs.get("stream_cls"))
         if isinstance(replayed, Exception):
             raise replayed
-        if replayed is not None and (served := await _replayed_http.aserve(replayed, instance)) is not None:
+        if replayed is not None and (served := await _replayed_http.aserve(replayed, instance, call.rejected)) is not None:
             return call.served(served)
     try:
         result = await wrapped(cast_to, call.options, **_rest(kwargs))

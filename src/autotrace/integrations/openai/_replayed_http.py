@@ -15,7 +15,8 @@ the recorded usage. A recording that cannot give the reply faithfully (several c
 audio kept as a note, content parts, an unknown field or a field of another type than the API's, a
 stream's annotations, a reply cut at the value size limit, a stream that failed part way) gives no
 reply, and so does a request asking for log probabilities or a spoken reply (neither recorded: a
-framework's recording keeps the reply's text alone): the call runs live.
+framework's recording keeps the reply's text alone): the call runs live. A whole reply a parse
+helper rejected (``_replayed.rejected_reply``) is given, and the SDK raises the recorded error again.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import inspect
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..._internal import count, guarded_failure
 from ...bounds import was_cut
 from ...interception import active
-from . import _extract, _replayed_responses
+from . import _extract, _replayed, _replayed_responses
 
 _ID = "chatcmpl-replayed"
 #: Message keys a reply can be rebuilt from (``parsed``: ``parse()``'s, rebuilt by the SDK's post-parser).
@@ -89,21 +90,27 @@ def _rematched(record: Mapping[str, Any], options: Any, operation: str) -> Mappi
     return rematched(record, _extract.request_fields(operation, dict(_sent(options))).get("input"))
 
 
-def serve(found: Reply, client: Any) -> Any | None:
-    """What the SDK makes of the reply (None if it fails: the call then runs live)."""
+def serve(found: Reply, client: Any, rejected: Callable[[Exception], bool]) -> Any | None:
+    """What the SDK makes of the reply (None if it fails: the call then runs live), or what it
+    raises when the call's parse helper rejects the reply (``rejected`` says so, having recorded it):
+    the program's outcome, as the recorded call's, never a reason to send the request."""
     try:
         return client._process_response(**found.arguments())
     except Exception as exc:
+        if rejected(exc):
+            raise
         guarded_failure("openai.replay", exc)
         return None
 
 
-async def aserve(found: Reply, client: Any) -> Any | None:
+async def aserve(found: Reply, client: Any, rejected: Callable[[Exception], bool]) -> Any | None:
     """``serve`` for an async client (whose ``_process_response`` is a coroutine function)."""
     try:
         result = client._process_response(**found.arguments())
         return await result if inspect.isawaitable(result) else result
     except Exception as exc:
+        if rejected(exc):
+            raise
         guarded_failure("openai.replay", exc)
         return None
 
@@ -138,7 +145,8 @@ def _sent(options: Any) -> Mapping[str, Any]:
 def completion_body(record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The recorded reply as the API's ``chat.completion`` JSON, None if it cannot be given."""
     output = record.get("output")
-    failed = record.get("level") == "ERROR"  # what a stream gave before it failed: no whole reply
+    # what a stream gave before it failed is no whole reply; one a parse helper rejected is (it rejects it again)
+    failed = record.get("level") == "ERROR" and not _replayed.rejected_reply(record)
     message = None if failed or was_cut(output) else _message(output)
     if message is None:
         return None

@@ -11,7 +11,8 @@ echoed as the API echoes them.
 
 Given no reply (the call runs live): a call recorded by a framework's generation, a background
 call or one in a ``conversation`` (its turn would be missing from the conversation the replay
-runs in), a recording that is no completed reply (failed, incomplete, no output), one cut at the
+runs in), a recording that is no completed reply (failed, but for one ``parse`` rejected, which it
+rejects again; incomplete, no output), one cut at the
 value size limit, a message item whose content is not the API's parts, a generated image (kept
 as a note), and a recorded text when the request asks for what a text does not keep:
 ``include``, ``top_logprobs``, a reasoning summary, hosted tools (their call items and citations).
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...bounds import was_cut
+from . import _replayed
 
 _ID = "resp_replayed"
 _MESSAGE_ID = "msg_replayed"
@@ -57,7 +59,8 @@ def payload(record: Mapping[str, Any], request: Mapping[str, Any], stream: bool)
 def response_body(record: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any] | None:
     """The recorded reply as the API's ``response`` JSON, None if it cannot be given."""
     metadata = record.get("metadata") or {}
-    if (record.get("name") != _NAME or record.get("level") == "ERROR" or request.get("background")
+    failed = record.get("level") == "ERROR" and not _replayed.rejected_reply(record)  # (rejected again when served)
+    if (record.get("name") != _NAME or failed or request.get("background")
             or request.get("conversation") or metadata.get("finish_reason") not in (None, "completed")):
         return None
     output = _output(record.get("output"), request)

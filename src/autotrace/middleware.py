@@ -219,7 +219,7 @@ class TenantASGIMiddleware:
         if scope.get("type") not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        server = _Server(receive, send) if scope["type"] == "http" else None  # before ``_enter``: the server's state
+        server = _Server(receive, send, scope) if scope["type"] == "http" else None  # before ``_enter``: the server's state
         incoming = extract(_combined(scope.get("headers", ())))
         value = resolver_answer(self.tenant_from_scope, scope)
         if inspect.isawaitable(value):
@@ -251,27 +251,34 @@ class _Server:
     behind this one (CPython #140947). Run in the request's context, those began in its trace and
     tenant, or (under ``trust_incoming_tenant``) refused their caller's, as one was in scope."""
 
-    __slots__ = ("_receive", "_send", "context", "finished")
+    __slots__ = ("_receive", "_send", "context", "finished", "trailers")
 
-    def __init__(self, receive: Any, send: Any) -> None:
+    def __init__(self, receive: Any, send: Any, scope: Mapping[str, Any]) -> None:
         self._receive, self._send = receive, send
         self.finished = False
         self.context = copy_context()
+        extensions = scope.get("extensions")  # trailers are awaited only where the server takes them
+        self.trailers = isinstance(extensions, Mapping) and "http.response.trailers" in extensions
 
     async def receive(self) -> Any:
         """The server's ``receive()``: a coroutine, as a server's is (``asyncio.create_task`` takes it)."""
         return await self._in_context(self._receive)
 
     def send(self, message: Mapping[str, Any]) -> Any:
-        """The server's ``send`` of ``message``, to await (its own awaitable but for the last)."""
-        if message.get("more_body", False) or message.get("type") == "http.response.start":
+        """The server's ``send`` of ``message``, to await (its own awaitable but for the last, and
+        but for one that may start a request: a server push)."""
+        if message.get("type") == "http.response.start":
+            self.trailers = self.trailers and bool(message.get("trailers", False))
             return self._send(message)
-        return self._last(message)  # ``http.response.body``, ``pathsend``, ...
+        if message.get("more_body", False):
+            return self._send(message)
+        return self._last(message)  # ``http.response.body``, ``pathsend``, ``trailers``, ``push``...
 
     async def _last(self, message: Mapping[str, Any]) -> Any:
-        """The server's ``send`` of the response's last ``message``, in ``context``."""
+        """The server's ``send`` of ``message`` in ``context``; finished when it ends the response."""
         sent = await self._in_context(self._send, message)
-        self.finished = True
+        if _ends(message, self.trailers):
+            self.finished = True
         return sent
 
     def _in_context(self, call: Callable[..., Any], *args: Any) -> Any:
@@ -280,6 +287,22 @@ class _Server:
         context = self.context.copy()
         awaitable = context.run(call, *args)
         return _stepped(context, awaitable.__await__()) if hasattr(awaitable, "__await__") else awaitable
+
+
+#: Messages of an HTTP response that never end it (ASGI extensions: early hints, server push, debug).
+_NEVER_LAST = frozenset({"http.response.start", "http.response.early_hint", "http.response.push",
+                         "http.response.debug"})
+
+
+def _ends(message: Mapping[str, Any], trailers: bool) -> bool:
+    """Whether ``message`` (none with ``more_body``) is a response's last: its body's end, unless
+    trailers were announced (and the server takes them); its last trailers; a message of an extension
+    other than those that never end one (``pathsend``, one unknown here: as its end, which leaves
+    a body the application still holds open)."""
+    kind = message.get("type")
+    if kind in _NEVER_LAST or message.get("more_trailers", False):
+        return False
+    return not (trailers and kind in ("http.response.body", "http.response.zerocopy"))
 
 
 @types.coroutine

@@ -51,7 +51,7 @@ from .base import Integration
 from .langchain_convert import message_fields, model_reply, run_name, streamed_start
 from .langchain_embeddings import embedding_patches
 from .langchain_interrupts import CancellablePatches, InterruptedRuns, note_started
-from .langchain_runs import Run, agenerate_in_run, generate_in_run, inside_steps, show_in_place
+from .langchain_runs import Run, inside_steps, patch_chat_runs, show_in_place
 from .langchain_stores import store_patches
 from .media import without_media
 
@@ -442,9 +442,7 @@ class LangChainIntegration(Integration):
                               expects=("handlers", "event_name"))
         self._cancellable.apply()  # async calls that report no end when cancelled
         chat = "langchain_core.language_models.chat_models"
-        for target, wrapper in (("_generate_with_cache", generate_in_run), ("_agenerate_with_cache", agenerate_in_run)):
-            self.patcher.wrap(chat, f"BaseChatModel.{target}", functools.partial(wrapper, self), optional=True,
-                              expects=("messages", "stop", "run_manager"))  # its run current while it generates
+        patch_chat_runs(self, chat)  # a chat model's run current while it generates; a raising batch's ended
         # a run its cache answers costs nothing
         if self.patcher.wrap(chat, "BaseChatModel._convert_cached_generations", lcv.from_cache, optional=True):
             for target, wrapper in (("_generate_with_cache", lcv.cached_call), ("_agenerate_with_cache", lcv.acached_call)):

@@ -1,21 +1,25 @@
 """A LangChain run while it is live (``Run``), how the context it made current is changed to
 show its parent once it ends (``show_in_place``): LangChain ends async runs in a copy of the
-context they started in, where an attach cannot be undone; and a chat model's run current while
-it generates (``generating``)."""
+context they started in, where an attach cannot be undone; a chat model's run current while
+it generates (``generating``); and the runs of a sync ``generate`` that raised which LangChain
+left open (``generate_ended``)."""
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from .._internal import guarded_failure
-from ..observation import Observation, make_current, restore_context
+from .._internal import count, guarded_failure
+from ..observation import Observation, describe_error, make_current, restore_context
 from .langchain_graph_writes import Writes
+from .langchain_interrupts import _STARTED
 
 
 def show_in_place(context: Context, outer: Context) -> None:
@@ -72,12 +76,84 @@ def _run_manager(args: Any, kwargs: dict[str, Any]) -> Any:
 
 
 def generate_in_run(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    """``BaseChatModel._generate_with_cache`` as it is, its run current (``generating``)."""
-    token = generating(integration.handler, _run_manager(args, kwargs))
+    """``BaseChatModel._generate_with_cache`` as it is, its run current (``generating``). In a sync
+    batch, its reply is kept on its run until LangChain ends it (``generate_ended``)."""
+    run_manager = _run_manager(args, kwargs)
+    token = generating(integration.handler, run_manager)
     try:
-        return wrapped(*args, **kwargs)
+        result = wrapped(*args, **kwargs)
     finally:
         restore_context(token)
+    started = _STARTED.get()
+    if started is not None and len(started) > 1:
+        handler = integration.handler
+        run = handler.runs.get(getattr(run_manager, "run_id", None)) if handler is not None else None
+        if run is not None:
+            run.reply = result
+    return result
+
+
+#: the status of a run of a sync batch LangChain left open: it stops at a prompt that raises
+BATCH_RAISED = "interrupted: another prompt of the batch raised {}"
+
+
+def generate_ended(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``BaseChatModel.generate`` as it is. If it raises, LangChain has ended the runs of the prompts
+    it generated up to the one that raised (or whose handler raised), not the others', one of which
+    is current in the caller's context: those end as interrupted (``BATCH_RAISED``), a reply generated
+    kept, and the caller's context is again the one it called in."""
+    started: list[UUID] = []
+    token = _STARTED.set(started)
+    before = otel_context.get_current()
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:  # raised as it would be without autotrace
+        handler = integration.handler
+        if started and handler is not None:
+            handler._guard("batch_raised", _batch_raised, handler, started, error)
+        if otel_context.get_current() is not before:
+            _current_again(before)
+        raise
+    finally:
+        try:
+            _STARTED.reset(token)
+        except ValueError as exc:  # another context than it was set in: left as it is
+            guarded_failure("langchain.started_reset", exc)
+
+
+def _batch_raised(handler: Any, started: list[UUID], error: BaseException) -> None:
+    """End the runs of ``started`` still open, the last started (the current one) first."""
+    note = BATCH_RAISED.format(describe_error(error))
+    for run_id in reversed(started):
+        run = handler.runs.get(run_id)
+        if run is None:
+            continue
+        run.obs.set_level("WARNING", note)
+        response = _told_reply(run.reply) if run.reply is not None else None
+        if response is None:
+            handler._end(run_id)
+        else:
+            handler._end_model(run_id, response)
+        count("langchain_batch_runs_interrupted")
+
+
+def _told_reply(reply: Any) -> Any:
+    """A prompt's reply (``ChatResult``) as LangChain tells it at a run's end, or None if it cannot be."""
+    try:
+        from langchain_core.outputs import LLMResult
+
+        return LLMResult(generations=[reply.generations], llm_output=reply.llm_output)
+    except Exception as exc:  # the run still ends, without its reply
+        guarded_failure("langchain.batch_reply", exc)
+        return None
+
+
+def _current_again(context: Context) -> None:
+    """Make ``context`` current again, for good: the caller's own, current before a call that raised."""
+    try:
+        otel_context.attach(context)
+    except Exception as exc:
+        guarded_failure("langchain.current_again", exc)
 
 
 async def agenerate_in_run(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -89,6 +165,16 @@ async def agenerate_in_run(integration: Any, wrapped: Any, instance: Any, args: 
         restore_context(token)
 
 
+def patch_chat_runs(integration: Any, chat: str) -> None:
+    """Patch ``BaseChatModel`` (of the module ``chat``): its run current while it generates
+    (``generate_in_run``), and the runs a sync ``generate`` that raised left open ended (``generate_ended``)."""
+    for target, wrapper in (("_generate_with_cache", generate_in_run), ("_agenerate_with_cache", agenerate_in_run)):
+        integration.patcher.wrap(chat, f"BaseChatModel.{target}", functools.partial(wrapper, integration),
+                                 optional=True, expects=("messages", "stop", "run_manager"))
+    integration.patcher.wrap(chat, "BaseChatModel.generate", functools.partial(generate_ended, integration),
+                             optional=True)
+
+
 class Run:
     """A live run. LangChain ends async runs in a copy of the context they started in (and a
     stream's consumer runs in its start context), where the attach cannot be undone; so the
@@ -96,7 +182,7 @@ class Run:
     ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
 
     __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "obs", "outer", "parent_run_id",
-                 "prompt", "session", "tags", "token", "told", "trace_tags", "writes")
+                 "prompt", "reply", "session", "tags", "token", "told", "trace_tags", "writes")
 
     def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
                  tags: list[str] | None = None, inside: bool = False) -> None:
@@ -116,5 +202,6 @@ class Run:
         self.fallen: weakref.WeakValueDictionary[int, Context] | None = None
         self.handled: str | None = None  # a tool's error LangChain made its result (``tool_handled``)
         self.prompt: Any = None  # a Langfuse prompt left to the next generation inside it (``link_prompt``)
+        self.reply: Any = None  # a sync batch's prompt's reply, until LangChain ends the run (``generate_ended``)
         #: its end (event name, arguments, keyword arguments), while it waits for other handlers (``raising_aevent``)
         self.told: tuple[str, Any, dict[str, Any]] | None = None

@@ -96,15 +96,18 @@ class _BoundedResponse(http.client.HTTPResponse):
 
 def exchange(
     conn: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str], deadline: float,
-    method: str = "POST",
+    method: str = "POST", opened: Callable[[], None] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """Send one request (a POST of ``body`` unless ``method`` says otherwise) and read the response
     (by ``deadline``; a body over ``_MAX_RESPONSE_BYTES`` is cut off with the connection); returns
-    the status, lower-cased headers and the response body's first ``_MAX_KEPT_BYTES``."""
+    the status, lower-cased headers and the response body's first ``_MAX_KEPT_BYTES``. ``opened``
+    is called once a new connection is open, before anything is sent (it raises to send nothing)."""
     # set first: a proxy's answer to CONNECT, read while connecting, is bounded by the deadline too
     conn.response_class = functools.partial(_BoundedResponse, deadline=deadline)  # type: ignore[assignment]
     if conn.sock is None:
         conn.connect()  # bounded by the connection's own timeout
+        if opened is not None:
+            opened()
     sock = conn.sock  # kept: the connection forgets it when the response says "close"
     _bound(sock, deadline)  # sending: one timeout bounds a whole sendall
     try:
@@ -298,7 +301,8 @@ class HttpTarget:
                 self._drop(conn)
                 return SinkResult(ok=False, retryable=False, reason="closed")
             try:
-                status, response_headers, answer = exchange(conn, self._request_target, body, headers, deadline, method)
+                status, response_headers, answer = exchange(conn, self._request_target, body, headers, deadline, method,
+                                                            self._still_open)
             except (ConnectionError, ssl.SSLEOFError) as exc:  # a TLS peer (a proxy's tunnel) may end without close_notify
                 stale = reused and attempt == 1 and self._in_flight is conn  # and not closed by shutdown
                 self._drop(conn)
@@ -332,6 +336,12 @@ class HttpTarget:
             return read_answer(answer, response_headers)
         return classify(status, response_headers)
 
+    def _still_open(self) -> None:
+        """A connection is open: closed meanwhile (``close`` finds no socket to cut while one is opened:
+        a TLS handshake, a proxy's CONNECT), the request is not sent."""
+        if self._closed:
+            raise ConnectionAbortedError("closed while connecting")
+
     def _drop(self, conn: http.client.HTTPConnection) -> None:
         if self._in_flight is conn:
             self._in_flight = None
@@ -357,9 +367,11 @@ class HttpTarget:
 def _cut(conn: http.client.HTTPConnection) -> None:
     """Close ``conn`` under a worker waiting on it: shut down first, as closing the socket alone
     leaves a read blocked on it (Linux) until the answer comes, the request taken meanwhile.
-    ``socket.shutdown`` itself on a TLS socket, whose own would drop its TLS state under the reader."""
+    ``socket.shutdown`` itself on a TLS socket, whose own would drop its TLS state under the reader;
+    TLS inside an ``https://`` proxy's (``LayeredTLS``, no socket) has its socket to the proxy shut down."""
     sock = conn.sock
-    if sock is not None:
+    sock = getattr(sock, "_outer", sock)  # (``LayeredTLS.close`` waits for the reader a request has open)
+    if isinstance(sock, socket.socket):
         try:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
         except OSError:  # not connected (yet, or any more)

@@ -75,8 +75,9 @@ TIMED = ("langgraph.pregel._retry", "_arun_with_timeout")
 #: (module, target) LangGraph hands the writes its cache answered a task with to (``cached=True``)
 CACHED = ("langgraph.pregel._loop", "PregelLoop.put_writes")
 _CALL_MARK = True  # last item of a functional ``@task``'s ``langgraph_path`` (a call in progress)
-#: LangGraph's channels a node's output becomes (``__root__``: a state of one value; ``__return__``: a task's)
-_ONE_VALUE = ("__root__", "__return__")
+#: LangGraph's channels a node's output becomes (``__root__``: a state of one value; ``__return__``: a
+#: task's; ``__end__``: an ``@entrypoint``'s, beside what it saves for its next run in ``__previous__``)
+_ONE_VALUE = ("__root__", "__return__", "__end__")
 _NOT_OUTPUT = ("__", "branch:")  # its bookkeeping channels (the ``goto`` of a ``Command``)
 _UNRECORDED: Any = object()  # a value a trace policy's processor failed on
 
@@ -140,10 +141,12 @@ def _processed(value: Any, processor: Any) -> Any:
 
 
 def _cached_output(writes: Any) -> Any:
-    """A node's output from its writes: a task's value, or the channels it updated."""
+    """A node's output from its writes: its value (a task's, an entrypoint's, a one-value state's, also
+    beside the ``goto`` of its ``Command``), or the channels it updated."""
     writes = list(writes or ())
-    if len(writes) == 1 and writes[0][0] in _ONE_VALUE:
-        return writes[0][1]
+    for channel, value in writes:
+        if channel in _ONE_VALUE:
+            return value
     return {channel: value for channel, value in writes
             if not (isinstance(channel, str) and channel.startswith(_NOT_OUTPUT))}
 

@@ -39,6 +39,12 @@ _BREAK = r"(?:\r?\n|(?:\\r)?\\n)"
 _DATA_URL = re.compile(r"data:[^\s,;:\"'<>()]{0,200}+(?:;[^\s,;:\"'<>()]{0,200}+){0,8}?;base64," + _PAYLOAD
                        + rf"(?:(?:{_BREAK}(?=[A-Za-z0-9+/=_\-\\]{{60}})(?![=_\-]{{60}}){_PAYLOAD})+"  # full lines
                        + rf"(?:{_BREAK}{_PAYLOAD}(?=\r?\n|(?:\\r)?\\n|$|[\"')>\]]))?)?")  # a last one ending a line
+#: How a field's data URL starts, in any case (``DATA:image/png;BASE64,``): a media type and its
+#: parameters, none with a space, quote, bracket or brace, up to the comma its data follows. A text
+#: that only starts with ``data:`` (``data: 42``, ``DATA:OK``, an event stream's ``data:{"id":1,...}``)
+#: is none.
+_DATA_URL_START = re.compile(r"data:[^\s,;:\"'<>(){}\[\]]*(?:;[^\s,;:\"'<>(){}\[\]]*)*,", re.IGNORECASE)
+_DATA_URL_START_CHARS = 256
 #: A data URL in a text this short is kept as written: a note would be hardly shorter, and a text about
 #: data URLs (``data:image/png;base64,`` as an example in a question) would lose its subject.
 _DATA_URL_KEPT = 128
@@ -113,9 +119,12 @@ def _item_without_media(item: dict[str, Any]) -> dict[str, Any]:
 def _parts_without_media(parts: list[Any]) -> list[Any]:
     found: list[Any] | None = None
     for index, part in enumerate(parts):
-        if type(part) is not dict or part.get("type") in _CALL_PARTS:
+        if type(part) is str:  # a LangChain message's content mixes plain texts with its blocks
+            if ";base64," not in part or (kept := without_data_urls(part)) is part:
+                continue
+        elif type(part) is not dict or part.get("type") in _CALL_PARTS:
             continue
-        if part.get("type") in _TEXT_PARTS:
+        elif part.get("type") in _TEXT_PARTS:
             text = part.get("text")
             if type(text) is not str or ";base64," not in text or (noted := without_data_urls(text)) is text:
                 continue
@@ -164,7 +173,7 @@ def media_note(value: Any, payload: bool = False) -> str | None:
     that do not start as base64 does (text)."""
     if type(value) is not str or not value or value.startswith(("http://", "https://")):
         return None
-    data_url = value[:5].lower() == "data:" and not value[5:6].isspace()  # ``Data: 42``, a tool's text, is none
+    data_url = value[:5].lower() == "data:" and _DATA_URL_START.match(value, 0, _DATA_URL_START_CHARS) is not None
     if not data_url and not payload and (len(value) < _MEDIA_MIN_CHARS
                                          or _BASE64.fullmatch(value, 0, _BASE64_CHECKED) is None):
         return None

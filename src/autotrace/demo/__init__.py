@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from .. import render
+from .._config_parse import as_path
 from ..config import default_store_path
 from ..export.local_store import LocalStore
 from ..testing.fake_openai import FakeOpenAI
@@ -46,13 +47,22 @@ def _path_note() -> str | None:
             f"first, or type that path)")
 
 
+def _store_path(db: str | Path | None) -> Path:
+    """The store the demo writes: the one its suggested commands read, ``--db`` as they take it (``~``
+    expanded), else the CLI's default (``AUTOTRACE_LOCAL_STORE_PATH``, else ``default_store_path``)."""
+    given = db if db is not None else (os.environ.get("AUTOTRACE_LOCAL_STORE_PATH") or "").strip()
+    return as_path(given) if given else default_store_path()
+
+
 def run_demo(db: str | Path | None = None, quiet: bool = False) -> int:
     """Run both services for two tenants and print each tenant's stitched trace tree."""
-    store_path = Path(db) if db is not None else default_store_path()
-    # offline: no Langfuse, and no proxy between the services and the loopback servers (the OpenAI
-    # SDK and gRPC would send even 127.0.0.1 to a proxy the machine's environment names)
+    store_path = _store_path(db)
+    # offline and as installed: none of the shell's settings (AUTOTRACE_LANGFUSE_HOST and a tenant's keys
+    # sent the demo's made-up traces to a real Langfuse project; AUTOTRACE_ENABLED=false left the trees
+    # empty), and no proxy between the services and the loopback servers (the OpenAI SDK and gRPC
+    # would send even 127.0.0.1 to a proxy the machine's environment names)
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LANGFUSE_", "OTEL_")) and k.lower() not in _PROXY_VARIABLES}
+           if not k.startswith(("LANGFUSE_", "OTEL_", "AUTOTRACE_")) and k.lower() not in _PROXY_VARIABLES}
     env.update({"AUTOTRACE_LOCAL_STORE": "on", "AUTOTRACE_LOCAL_STORE_PATH": str(store_path),
                 "AUTOTRACE_TRUST_INCOMING_TENANT": "true", "AUTOTRACE_EXPORT_INTERVAL": "0.1"})
     port = _free_port()

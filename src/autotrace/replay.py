@@ -94,6 +94,7 @@ class ReplayController:
         self.applied = False
         #: Recorded calls whose reply a frozen model call was given (``rematched``).
         self.taken: set[str] = set()
+        self._inputs: dict[str, str | None] = {}  # (``_input_of``)
         self._lock = threading.Lock()
 
     def intercept(self, obs: Observation) -> Intercept | None:
@@ -133,30 +134,36 @@ class ReplayController:
         return _frozen(record, obs)
 
     def rematched(self, record: dict[str, Any], live_input: Any) -> dict[str, Any]:
-        """The recording whose reply a frozen model call sending ``live_input`` is given: ``record``,
-        its counterpart by position, unless another recorded call of the same type and name under
-        the same parent, started before the chosen observation and not yet given to a call, was sent
-        exactly this input while ``record`` was not. Concurrent calls (``asyncio.gather``) start in
-        another order when the frozen ones before them return at once: by position alone one call
-        was given another's reply."""
+        """The recording whose outcome (reply or error) a frozen model call sending ``live_input`` is
+        given: the first in recorded order of the calls of the same type and name under the same parent
+        (``record``, its counterpart by position, among them), started before the chosen observation and
+        not yet given to a call, that was sent exactly this input; ``record`` when none was. Concurrent
+        calls (``asyncio.gather``) start in another order when the frozen ones before them return at
+        once: by position alone one call was given another's reply or error; calls sent one input
+        (samples of one prompt) are given its recorded replies in turn, never one of them twice."""
         with self._lock:
             wanted = _canonical(live_input)
             chosen = record
-            if wanted is not None and _canonical(record.get("input")) != wanted:
-                chosen = next((other for other in self._candidates(record)
-                               if _canonical(other.get("input")) == wanted), record)
+            if wanted is not None:
+                chosen = next((other for other in self._candidates(record) if self._input_of(other) == wanted),
+                              record)
             self.taken.add(chosen["id"])
             return chosen
 
+    def _input_of(self, record: dict[str, Any]) -> str | None:
+        """``_canonical`` of ``record``'s input, computed once per record."""
+        if record["id"] not in self._inputs:
+            self._inputs[record["id"]] = _canonical(record.get("input"))
+        return self._inputs[record["id"]]
+
     def _candidates(self, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Recorded calls that could stand in for ``record``: alike, frozen, whole, not yet given."""
+        """Recorded calls that could stand in for ``record``: alike, frozen, not yet given, with an outcome."""
         parent = record["parent_id"] if record["parent_id"] in self.records else None
         before = self.records[self.at]["start_ns"]
         for other in self.children[parent]:
             if ((other["type"], other["name"]) == (record["type"], record["name"]) and other["id"] not in self.taken
                     and other["id"] != self.at and other["id"] not in self.ancestors and other["start_ns"] < before
-                    and other.get("tenant") == record.get("tenant") and other.get("level") != "ERROR"
-                    and _unservable(other) is None):
+                    and other.get("tenant") == record.get("tenant") and _unservable(other) is None):
                 yield other
 
     def _reach(self) -> None:
@@ -248,16 +255,18 @@ def _unservable(record: dict[str, Any]) -> str | None:
     """Why ``record``'s output is no outcome to hand the program, or None: the call was interrupted
     (cancelled by a timeout, say) before it returned, so its output is no value it gave back; or the
     output holds what redaction put in place of a value (``<EMAIL>``, ``<REDACTION_FAILED>`` ...),
-    which handed back would be taken as the value and sent on as real; or it was not recorded
-    (``OUTPUT_CAPTURED``), and None would be handed back in place of what the call returned."""
+    which handed back would be taken as the value and sent on as real; or the value returned was not
+    recorded (``OUTPUT_CAPTURED``), and None, or an output the program set itself (a summary beside
+    ``capture_output=False``), would be handed back in place of what the call returned."""
     output, what = record.get("output"), f"{record.get('type')} {record.get('name')!r}"
     status = str(record.get("status_message") or "")
     if output is None and record.get("level") == "WARNING" and status.partition(":")[0] in _INTERRUPTIONS:
         return (f"replay stopped: the recording of {what} was interrupted ({status[:80]}) before it returned: "
                 f"it has no outcome to give the program")
-    if output is None and (record.get("metadata") or {}).get(OUTPUT_CAPTURED) is False:
-        return (f"replay stopped: the output of {what} was not recorded (capture_output=False, or content "
-                f"capture off): frozen, it would return None in place of what it returned")
+    if (record.get("metadata") or {}).get(OUTPUT_CAPTURED) is False:  # (an output the program set is no return value)
+        return (f"replay stopped: the output of {what} was not recorded (capture_output=False, or content capture "
+                f"off): frozen, it would return {'None' if output is None else 'the output set'} in place of what it "
+                f"returned")
     found = _placeholders().search(json.dumps(output, ensure_ascii=False, default=str))
     if found is None:
         return None

@@ -54,7 +54,7 @@ from typing import Any
 
 from ... import recorder
 from ..._internal import count, guarded_failure
-from ...interception import RecordedError
+from ...interception import Intercept, RecordedError
 from ...observation import Observation
 from ...runtime import state
 from .. import ownership
@@ -217,9 +217,9 @@ class _Call:
         if self.owner is not None and ownership.recorded_requests(intercept.record) > 1:
             count("openai.replay_live")  # its owner's one output answered several requests
             return None
-        try:
-            recorded_error = intercept.error
-            record = intercept.record or {}
+        try:  # the recording of a call alike sent this input, when concurrent calls started in another order
+            record = _replayed_http.rematched(intercept.record or {}, self.options, self.operation)
+            recorded_error = Intercept(frozen=True, record=dict(record)).error
             if recorded_error is None:
                 found = _replayed_http.reply(client, cast_to, self.options, self.stream, stream_cls, record,
                                              self.operation)

@@ -61,7 +61,6 @@ def reply(client: Any, cast_to: Any, options: Any, stream: bool, stream_cls: Any
     response for ``options`` (prepared as the SDK's ``request`` does: its own copy, the
     ``with_raw_response`` type override taken out); None when the recording cannot give it
     (counted ``openai.replay_live``). Raises on an SDK it cannot use."""
-    record = _rematched(record, options, operation)
     if operation == "responses":
         found = _replayed_responses.payload(record, _sent(options), stream)
     else:
@@ -81,9 +80,10 @@ def reply(client: Any, cast_to: Any, options: Any, stream: bool, stream_cls: Any
     return Reply(cast_to, options, response, stream, stream_cls)
 
 
-def _rematched(record: Mapping[str, Any], options: Any, operation: str) -> Mapping[str, Any]:
-    """The recording to reply from: the replay's pick among the recorded calls alike for the input
-    this request sends (``ReplayController.rematched``), ``record`` when it picks none."""
+def rematched(record: Mapping[str, Any], options: Any, operation: str) -> Mapping[str, Any]:
+    """The recording to reply (or raise) from, once per call: the replay's pick among the recorded
+    calls alike for the input this request sends (``ReplayController.rematched``), ``record`` when it
+    picks none."""
     rematched = getattr(active(), "rematched", None)
     if not callable(rematched) or not str(record.get("name", "")).startswith("openai."):
         return record  # a framework's recording holds its own form of the input

@@ -1,6 +1,7 @@
-"""A loopback stand-in for Pinecone's data-plane gRPC service (``VectorService``): upsert, query,
-fetch, fetch by metadata (equality filters, paged), update and delete, on grpcio, for the
-SDK's own gRPC client (``pinecone.grpc``).
+"""A loopback stand-in for Pinecone's data-plane gRPC service (``VectorService``): upsert, query
+(dense, sparse or both, or by a stored vector's id), fetch, fetch by metadata (equality filters,
+paged), update (by id or filter, a ``dry_run`` changing nothing) and delete (by ids, filter or all),
+on grpcio, for the SDK's own gRPC client (``pinecone.grpc``).
 
 pinecone 10 ships no generated Python modules for its protocol (its gRPC client is compiled):
 the messages the fake needs are declared here from the published field numbers of the data
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import math
 from concurrent import futures
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory, struct_pb2
@@ -83,12 +84,24 @@ def _classes() -> dict[str, Any]:
 
 
 MESSAGES = _classes()
-Namespace = dict[str, tuple[list[float], dict[str, Any]]]
+
+
+class Stored(NamedTuple):
+    """A vector as the fake keeps it: dense values, metadata, sparse values by index."""
+
+    values: list[float]
+    metadata: dict[str, Any]
+    sparse: dict[int, float]
+
+
+Namespace = dict[str, Stored]
 
 
 class FakePineconeGrpc:
     """``with FakePineconeGrpc() as server: server.host`` — Pinecone's ``VectorService`` on
-    127.0.0.1 (plaintext), keeping vectors per namespace and answering cosine-similarity queries.
+    127.0.0.1 (plaintext), keeping vectors per namespace and answering queries: a dense vector's
+    by cosine similarity, a sparse vector's by dot product (as a sparse index does: only the
+    vectors sharing one of its indices match), both's by their sum.
     ``requests`` holds each call's method and request (as a dict), ``metadata`` its metadata."""
 
     def __init__(self) -> None:
@@ -141,13 +154,23 @@ class FakePineconeGrpc:
     @staticmethod
     def upsert(namespace: Namespace, body: dict[str, Any]) -> dict[str, Any]:
         for vector in body["vectors"]:
-            namespace[vector["id"]] = (vector.get("values", []), vector.get("metadata") or {})
+            namespace[vector["id"]] = Stored(vector.get("values", []), vector.get("metadata") or {},
+                                             _sparse(vector.get("sparse_values")))
         return {"upserted_count": len(body["vectors"])}
 
     def query(self, namespace: Namespace, body: dict[str, Any]) -> dict[str, Any]:
-        query = body["vector"] if "vector" in body else namespace[body["id"]][0]
-        scored = sorted(((_cosine(query, values), vid, meta) for vid, (values, meta) in namespace.items()),
-                        key=lambda hit: (-hit[0], hit[1]))[: body.get("top_k", 10)]
+        """The ``top_k`` best of the vectors a dense query, a sparse one (scored by dot product,
+        only vectors sharing one of its indices), both (the sum) or a stored vector's id ask for."""
+        dense = body.get("vector") if "vector" in body or "sparse_vector" in body else namespace[body["id"]].values
+        sparse = _sparse(body.get("sparse_vector"))
+        hits = []
+        for vid, stored in namespace.items():
+            shared = sparse.keys() & stored.sparse.keys()
+            if dense is None and not shared:
+                continue
+            score = _cosine(dense, stored.values) if dense is not None else 0.0
+            hits.append((score + sum(sparse[i] * stored.sparse[i] for i in shared), vid, stored.metadata))
+        scored = sorted(hits, key=lambda hit: (-hit[0], hit[1]))[: body.get("top_k", 10)]
         matches = [{"id": vid, "score": score, **({"metadata": meta} if body.get("include_metadata") else {})}
                    for score, vid, meta in scored]
         return {"matches": matches, "namespace": body.get("namespace", ""), "usage": {"read_units": 1}}
@@ -155,7 +178,8 @@ class FakePineconeGrpc:
     @staticmethod
     def fetched(namespace: Namespace, body: dict[str, Any], ids: list[str], **extra: Any) -> dict[str, Any]:
         """The vectors ``ids`` of ``namespace`` as a fetch returns them."""
-        vectors = {vid: {"id": vid, "values": namespace[vid][0], "metadata": namespace[vid][1]} for vid in ids}
+        vectors = {vid: {"id": vid, "values": namespace[vid].values, "metadata": namespace[vid].metadata,
+                         **_sparse_values(namespace[vid].sparse)} for vid in ids}
         return {"vectors": vectors, "namespace": body.get("namespace", ""), "usage": {"read_units": 1}, **extra}
 
     def fetch(self, namespace: Namespace, body: dict[str, Any]) -> dict[str, Any]:
@@ -164,7 +188,7 @@ class FakePineconeGrpc:
     def fetchbymetadata(self, namespace: Namespace, body: dict[str, Any]) -> dict[str, Any]:
         """The vectors whose metadata equals every ``filter`` value, ``limit`` a page;
         ``pagination_token`` is the index where the page starts."""
-        matched = sorted(vid for vid, (_, meta) in namespace.items() if _matches(meta, body.get("filter")))
+        matched = sorted(vid for vid, stored in namespace.items() if _matches(stored.metadata, body.get("filter")))
         start = int(body.get("pagination_token") or 0)
         end = start + body.get("limit", 100)
         pagination = {"pagination": {"next": str(end)}} if end < len(matched) else {}
@@ -172,17 +196,26 @@ class FakePineconeGrpc:
 
     @staticmethod
     def update(namespace: Namespace, body: dict[str, Any]) -> dict[str, Any]:
-        """Set the values and merge ``set_metadata`` of ``id``, or of each vector ``filter`` matches."""
-        ids = [body["id"]] if body.get("id") else [vid for vid, (_, meta) in namespace.items()
-                                                   if _matches(meta, body.get("filter"))]
-        for vid in ids:
-            values, meta = namespace[vid]
-            namespace[vid] = (body.get("values", values), {**meta, **body.get("set_metadata", {})})
+        """Set the values (dense, sparse) and merge ``set_metadata`` of ``id``, or of each vector
+        ``filter`` matches (how many: ``matched_records``); a ``dry_run`` only counts them."""
+        ids = [body["id"]] if body.get("id") else [vid for vid, stored in namespace.items()
+                                                   if _matches(stored.metadata, body.get("filter"))]
+        for vid in [] if body.get("dry_run") else ids:
+            values, meta, sparse = namespace[vid]
+            namespace[vid] = Stored(body.get("values", values), {**meta, **body.get("set_metadata", {})},
+                                    _sparse(body["sparse_values"]) if "sparse_values" in body else sparse)
         return {"matched_records": len(ids)} if "filter" in body else {}
 
     @staticmethod
     def delete(namespace: Namespace, body: dict[str, Any]) -> dict[str, Any]:
-        for vector_id in list(namespace) if body.get("delete_all") else body.get("ids", []):
+        """Delete all the namespace's vectors, those ``filter`` matches, or those ``ids`` names."""
+        if body.get("delete_all"):
+            ids: Any = list(namespace)
+        elif "filter" in body:
+            ids = [vid for vid, stored in namespace.items() if _matches(stored.metadata, body["filter"])]
+        else:
+            ids = body.get("ids", [])
+        for vector_id in ids:
             namespace.pop(vector_id, None)
         return {}
 
@@ -190,6 +223,16 @@ class FakePineconeGrpc:
 def _matches(meta: dict[str, Any], filter_: dict[str, Any] | None) -> bool:
     """Equality filters only: ``{"k": v}`` or ``{"k": {"$eq": v}}``."""
     return all(meta.get(k) == (v.get("$eq") if isinstance(v, dict) else v) for k, v in (filter_ or {}).items())
+
+
+def _sparse(values: dict[str, Any] | None) -> dict[int, float]:
+    """Sparse values (``{"indices": [...], "values": [...]}``) by index."""
+    return dict(zip((values or {}).get("indices", []), (values or {}).get("values", []), strict=True))
+
+
+def _sparse_values(sparse: dict[int, float]) -> dict[str, Any]:
+    """A stored vector's sparse values as a response carries them (none: no field)."""
+    return {"sparse_values": {"indices": list(sparse), "values": list(sparse.values())}} if sparse else {}
 
 
 def _cosine(a: list[float], b: list[float]) -> float:

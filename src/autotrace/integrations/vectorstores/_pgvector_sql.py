@@ -37,6 +37,7 @@ _TOKENS = re.compile(
     r"|\b(?:LIMIT|FETCH\s+(?:FIRST|NEXT))\s+(?P<limit>ALL\b|\d+|%\((?P<name>\w+)\)[sbt]|%[sbt]|\$(?P<number>\d+))"
     rf"|(?P<order>\bORDER\s+BY\b)|(?P<operator>{_OPERATOR_PATTERN})", re.IGNORECASE)
 _POSITIONAL = re.compile(r"%%|%[sbt]")
+_PARENTHESES = re.compile(r"[()]")
 
 
 def sql_text(query: Any, cursor: Any) -> str | None:
@@ -74,6 +75,25 @@ def _statement(code: str) -> tuple[int, int] | None:
     return None
 
 
+def _wrapping(code: str, start: int, end: int) -> int:
+    """How many pairs of parentheses enclose the whole statement ``code[start:end]``
+    (``(SELECT ... LIMIT 2)``: one), its own ``LIMIT`` and ``ORDER BY`` being inside them."""
+    wrapped = 0
+    while True:
+        while start < end and code[start].isspace():
+            start += 1
+        while end > start and code[end - 1].isspace():
+            end -= 1
+        if start >= end or code[start] != "(" or code[end - 1] != ")":
+            return wrapped
+        depth = 0
+        for parenthesis in _PARENTHESES.finditer(code, start, end - 1):  # does the first close at the last?
+            depth += 1 if parenthesis.group() == "(" else -1
+            if depth == 0:
+                return wrapped
+        wrapped, start, end = wrapped + 1, start + 1, end - 1
+
+
 def _results_before(code: str, start: int) -> int:
     """How many results the statements before ``start`` return: one each, empty ones none."""
     return sum(1 for part in code[:start].split(";") if part.strip())
@@ -109,6 +129,7 @@ def request(text: str, params: Any) -> Request:
     code = _code(text)
     start, end = _statement(code) or (0, len(code))
     scopes: list[tuple[_Scope, bool]] = [(_Scope(), True)]  # innermost last; False: an expression's parentheses
+    own = 1 + _wrapping(code, start, end)
     searched: _Scope | None = None
     first_table: str | None = None
     limit: re.Match[str] | None = None
@@ -128,7 +149,7 @@ def request(text: str, params: Any) -> Request:
         elif token["operator"] is not None:
             if operator is None:
                 operator, searched = _SPELLED.get(token["operator"], token["operator"]), scopes[-1][0]
-        elif len(scopes) == 1:  # the statement's own LIMIT and ORDER BY, not a subquery's
+        elif len(scopes) == own:  # the statement's own LIMIT and ORDER BY, not a subquery's
             if token["order"] is not None:
                 ordered = True
             else:

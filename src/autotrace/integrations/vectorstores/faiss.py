@@ -9,6 +9,13 @@ the index's metric as ``metadata.metric``; ids of -1 (no result) are left out. A
 records one count per query (``doc_counts``, for its first ``MAX_DOCUMENTS`` queries: a search of
 thousands costs no Python work per query). A range search records its radius, and each query's
 neighbours best first.
+
+A search kept to some ids (``params=SearchParameters(sel=IDSelector...)``, an IVF's or HNSW's
+parameters too) records its selector as ``metadata.id_filter``: its ``kind`` (``batch``,
+``array``, ``range``, ``bitmap``, ``not``, ``and``, ...), how many ids it admits (``size``) where
+that is cheap to know (a bitmap's up to ``_BITMAP_BYTES``; a batch's if made while installed: faiss
+keeps no count of it), and the selectors a ``not``, ``and``, ``or``, ``xor`` combines (``of``),
+never the ids themselves.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from functools import cache
 from itertools import pairwise
 from typing import Any
 
+from ..._internal import guarded_failure
 from ..base import Integration
 from ..documents import MAX_DOCUMENTS, document
 from ._common import Batch, argument, search_wrapper
@@ -45,15 +53,83 @@ def _metric(instance: Any) -> str | None:
     return _metrics()[0].get(metric, metric if isinstance(metric, str | None) else f"metric_{metric}")
 
 
+#: The attribute of an ``IDSelectorBatch`` made while installed holding how many ids it was given.
+_SIZE = "_autotrace_size"
+#: Selectors combined inside one another described this deep.
+_SELECTOR_DEPTH = 3
+#: A bitmap's members are counted up to this many bytes (a microsecond or two a kilobyte).
+_BITMAP_BYTES = 16384
+
+
+def _remember_size(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``IDSelectorBatch(ids)`` or ``(n, pointer)``: made, then told how many ids it holds."""
+    made = wrapped(*args, **kwargs)
+    try:
+        size = args[0] if len(args) == 2 else len(args[0])
+        setattr(instance, _SIZE, int(size))
+    except Exception as exc:  # the selector as faiss made it, its size unknown
+        guarded_failure("faiss", exc)
+    return made
+
+
+def _typed(owner: Any, proxy: Any) -> Any:
+    """The selector ``proxy`` points to as the caller made it (SWIG hands a field back as a bare
+    ``IDSelector``): the one among those ``owner`` keeps alive with the same pointer."""
+    this = int(proxy.this)
+    refs = getattr(owner, "_sp_field_refs", None)  # faiss 1.9+: SearchParameters' fields by name
+    kept = [*(refs.values() if isinstance(refs, dict) else ())]
+    for ref in getattr(owner, "referenced_objects", None) or ():  # a combination's: its arguments, a tuple
+        kept.extend(ref if isinstance(ref, tuple | list) else (ref,))
+    return next((ref for ref in kept if getattr(ref, "this", None) is not None and int(ref.this) == this), proxy)
+
+
+def _selector(selector: Any, depth: int = 0) -> dict[str, Any]:
+    """A selector's kind, its size where cheap to know, and those it combines (``of``)."""
+    kind = type(selector).__name__.removeprefix("IDSelector").lower() or "unknown"
+    found: dict[str, Any] = {"kind": kind}
+    size = None
+    if kind == "range":
+        size = max(0, int(selector.imax) - int(selector.imin))
+    elif kind == "array":
+        size = int(selector.n)
+    elif kind == "batch":
+        size = getattr(selector, _SIZE, None)
+    elif kind == "bitmap" and 0 <= selector.n <= _BITMAP_BYTES:
+        import faiss
+        import numpy as np
+
+        size = int(np.unpackbits(faiss.rev_swig_ptr(selector.bitmap, selector.n)).sum())
+    elif kind in ("not", "and", "or", "xor") and depth < _SELECTOR_DEPTH:
+        parts = (selector.sel,) if kind == "not" else (selector.lhs, selector.rhs)
+        found["of"] = [_selector(_typed(selector, part), depth + 1) for part in parts if part is not None]
+    if size is not None:
+        found["size"] = size
+    return found
+
+
+def _id_filter(params: Any) -> dict[str, Any] | None:
+    """The selector of a search's ``params`` (``SearchParameters(sel=...)``), as ``_selector``."""
+    selector = getattr(params, "sel", None) if params is not None else None
+    if selector is None:
+        return None
+    try:
+        return _selector(_typed(params, selector))
+    except Exception as exc:  # a selector this faiss makes otherwise: its kind only
+        guarded_failure("faiss", exc)
+        return {"kind": "unknown"}
+
+
 def _describe(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     queries = argument(args, kwargs, "x", 0)
     shape = getattr(queries, "shape", None)
     dimensions = getattr(instance, "d", None)  # in bits for a binary index, whose rows are bytes
     if not isinstance(dimensions, int):
         dimensions = int(shape[1]) if shape is not None and len(shape) > 1 else None
-    return {"collection": type(instance).__name__, "top_k": argument(args, kwargs, "k", 1),
-            "metadata": {"queries": int(shape[0]) if shape else None, "vector_dimensions": dimensions,
-                         "metric": _metric(instance)}}
+    metadata = {"queries": int(shape[0]) if shape else None, "vector_dimensions": dimensions,
+                "metric": _metric(instance)}
+    if "params" in kwargs and (id_filter := _id_filter(kwargs["params"])) is not None:
+        metadata["id_filter"] = id_filter
+    return {"collection": type(instance).__name__, "top_k": argument(args, kwargs, "k", 1), "metadata": metadata}
 
 
 def _row(distances: Any, ids: Any) -> Iterator[dict[str, Any]]:
@@ -143,6 +219,8 @@ class FaissIntegration(Integration):
                                                       ("range_search", _describe_range, _range_results),
                                                       ("search_preassigned", _describe, _results),
                                                       ("range_search_preassigned", _describe_range, _range_results))}
+        if isinstance(getattr(faiss, "IDSelectorBatch", None), type):
+            self.patcher.wrap_object(faiss.IDSelectorBatch, "__init__", _remember_size)
         bases = (faiss.Index, faiss.IndexBinary)
         for value in list(vars(faiss).values()):
             if isinstance(value, type) and issubclass(value, bases):

@@ -5,7 +5,7 @@
 ``Cursor.execute`` and ``AsyncCursor.execute`` are wrapped (``Connection.execute`` goes through
 them). Other SQL costs one substring test. The table is the one the searching query reads
 (``FROM``), ``top_k`` the ``LIMIT`` of a statement with ``ORDER BY`` (a number or a parameter's
-value); the result is read from the cursor's buffered result without consuming it: the row count,
+value; inside the parentheses around a whole statement too); the result is read from the cursor's buffered result without consuming it: the row count,
 ids (an ``id`` column), content (``content``/``text``/``document``) and scores (a column named
 ``distance``, ``score`` or ``similarity``, or the unnamed distance expression).
 

@@ -24,6 +24,10 @@ the filter and ``limit`` (``top_k``), and the vectors without scores; a ``fetch_
 records the next page's token as ``metadata.next_page_offset``. ``list`` and ``list_paginated``
 are not recorded: they return ids only, no documents to look at.
 
+A ``query`` (or ``query_namespaces``) with a ``sparse_vector`` records its size (its non-zero
+entries) as ``metadata.sparse_size``; without a dense vector, it is ``metadata.query_type``
+``sparse`` (its scores the sparse dot products).
+
 A records search records its query text (``inputs``), vector or record id, ``top_k``, filter,
 namespace and reranking model, given flat or as ``query=`` (a ``SearchQuery`` or mapping), and
 its hits (``result.hits``) as documents. The SDK's ``search_records`` calls ``search``: one
@@ -57,13 +61,25 @@ _TEXT_KEYS = ("text", "content", "page_content", "document")
 
 
 def _describe_query(instance: Any, args: Any, kwargs: Any) -> dict[str, Any]:
-    vector = kwargs.get("vector")
+    """``query(top_k=, vector=, id=, sparse_vector=, ...)``: a dense vector's dimensions, a sparse
+    one's size (its non-zero entries, ``metadata.sparse_size``; alone, ``query_type`` ``sparse``:
+    its scores are the sparse dot products), or the stored vector's id."""
+    vector, sparse = kwargs.get("vector"), kwargs.get("sparse_vector")
     fields: dict[str, Any] = {"collection": kwargs.get("namespace") or None, "top_k": kwargs.get("top_k"),
                               "filter": kwargs.get("filter")}
+    metadata: dict[str, Any] = {}
     if vector is not None:
-        fields["metadata"] = {"vector_dimensions": len(vector)}
+        metadata["vector_dimensions"] = len(vector)
     elif kwargs.get("id") is not None:
         fields["query"] = f"id:{kwargs['id']}"
+    if sparse is not None:
+        indices = sparse.get("indices") if isinstance(sparse, Mapping) else getattr(sparse, "indices", None)
+        if hasattr(indices, "__len__"):
+            metadata["sparse_size"] = len(indices)
+        if vector is None:
+            metadata["query_type"] = "sparse"
+    if metadata:
+        fields["metadata"] = metadata
     return fields
 
 

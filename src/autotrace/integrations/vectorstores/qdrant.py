@@ -7,7 +7,8 @@ and vector updates (``set_payload``, ``overwrite_payload``, ``delete_payload``, 
 ``update_filter``) as ``metadata.filter``. A query that is not a vector, text or point id
 (``RecommendQuery``, ``FusionQuery``, a sparse vector, a multivector, ...) records its kind as
 ``metadata.query_type``, a fusion's kind as ``metadata.fusion`` (``rrf``, ``dbsf``; an
-``RrfQuery``'s ``k`` as ``metadata.rrf_k``), a nearest query's MMR (``NearestQuery(mmr=...)``:
+``RrfQuery``'s ``k`` as ``metadata.rrf_k``, its prefetches' ``weights`` as
+``metadata.rrf_weights``), a nearest query's MMR (``NearestQuery(mmr=...)``:
 its hits in MMR's order, not best first) as ``metadata.mmr``, a ``TextQuery`` (BM25 over the
 payload field ``using``) its text as the query and ``text`` as its kind; the named vector searched
 as ``metadata.using``, and
@@ -107,15 +108,20 @@ def _diversified(fields: dict[str, Any], mmr: Any) -> dict[str, Any]:
 
 def _fusion(query: Any) -> dict[str, Any]:
     """How a fusion query merges its prefetches' results: ``fusion`` (``rrf``, ``dbsf``), and the
-    ``k`` of a parameterised ``RrfQuery`` as ``rrf_k``."""
+    ``k`` of a parameterised ``RrfQuery`` as ``rrf_k``, its prefetches' weights (the first
+    ``_PREFETCHES``, as many as are described) as ``rrf_weights``."""
     fusion = getattr(query, "fusion", None)  # FusionQuery(fusion=Fusion.RRF)
     if fusion is not None:
         return {"fusion": getattr(fusion, "value", fusion)}
     rrf = getattr(query, "rrf", None)  # RrfQuery(rrf=Rrf(k=60))
     if rrf is None:
         return {}
-    k = getattr(rrf, "k", None)
-    return {"fusion": "rrf"} if k is None else {"fusion": "rrf", "rrf_k": k}
+    fields: dict[str, Any] = {"fusion": "rrf"}
+    if (k := getattr(rrf, "k", None)) is not None:
+        fields["rrf_k"] = k
+    if isinstance(weights := getattr(rrf, "weights", None), list | tuple):  # one per prefetch, as described
+        fields["rrf_weights"] = list(islice(weights, _PREFETCHES))
+    return fields
 
 
 def _vector(dimensions: int, multivector: bool) -> dict[str, Any]:

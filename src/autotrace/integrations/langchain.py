@@ -51,7 +51,7 @@ from .base import Integration
 from .langchain_convert import message_fields, model_reply, run_name, streamed_start
 from .langchain_embeddings import embedding_patches
 from .langchain_interrupts import CancellablePatches, InterruptedRuns, note_started
-from .langchain_runs import Run, inside_steps, patch_chat_runs, show_in_place
+from .langchain_runs import LLM_GENERATE, Run, inside_steps, patch_chat_runs, show_in_place
 from .langchain_stores import store_patches
 from .media import without_media
 
@@ -110,7 +110,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
         obs.update(metadata=extra or None, **fields)
         run = Run(obs, parent_run_id if parent is not None else None, outer, tags, lg.in_graph(metadata))
         if node:  # what it writes to its custom stream is noted on it (``langchain_graph_writes``)
-            run.writes = lgw.Writes()
+            run.writes, run.task = lgw.Writes(), lg.task_namespace(metadata)
         if obs_type is ObservationType.GENERATION or (metadata and lf.PROMPT_OBJECT in metadata):
             lf.link_prompt(self.runs, run, parent, metadata)
         run.session = self._inherit_session(obs, parent, metadata)
@@ -299,6 +299,7 @@ class AutotraceCallbackHandler(lg.GraphRuns, InterruptedRuns):
                         tags=kwargs.get("tags"), serialized=serialized, input=prompts[0] if len(prompts) == 1 else prompts,
                         operation="text_completion",
                         **lcv.model_fields(kwargs, metadata))
+            note_started(run_id)
 
         self._guard("llm_start", start)
 
@@ -416,7 +417,7 @@ class LangChainIntegration(Integration):
         self._hook: tuple[Any, ...] | None = None
         self._stores = store_patches(self.patcher)
         self._embeddings = embedding_patches(self.patcher)
-        self._cancellable = CancellablePatches(self.patcher, self)
+        self._cancellable = CancellablePatches(self.patcher, self, LLM_GENERATE)  # llms: ~15 ms to import
 
     def _instrument(self) -> None:
         from langchain_core.runnables import config as runnable_config
@@ -433,9 +434,9 @@ class LangChainIntegration(Integration):
         # runs in the context LangChain makes for a run's steps (``set_config_context``)
         self.patcher.wrap("langchain_core.runnables.config", "_set_config_context", self._steps_context,
                           expects=("config",))
-        for kind in ("chain", "chat_model", "llm", "tool", "retriever"):
+        for kind in ("chain", "chat_model", "llm", "tool", "retriever"):  # an LLM's told every handler (``all_told``)
             self.patcher.wrap("langchain_core.callbacks.manager", f"AsyncCallbackManager.on_{kind}_start",
-                              self._async_start)
+                              functools.partial(self._async_start, llm=kind == "llm"))
         # a handler that raises (``raise_error``) keeps the others from a run's start or end
         for target, wrapper in (("handle_event", lci.raising_event), ("ahandle_event", lci.raising_aevent)):
             self.patcher.wrap("langchain_core.callbacks.manager", target, functools.partial(wrapper, self),
@@ -464,10 +465,10 @@ class LangChainIntegration(Integration):
             handler._guard("tool_handled", handler.tool_handled, args[0] if args else kwargs.get("e"))
         return content
 
-    async def _async_start(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    async def _async_start(self, wrapped: Any, instance: Any, args: Any, kwargs: Any, llm: bool = False) -> Any:
         since_ns = time.time_ns()
         try:
-            return await wrapped(*args, **kwargs)
+            return await (lci.all_told(self, wrapped, instance, args, kwargs) if llm else wrapped(*args, **kwargs))
         except BaseException as error:  # raised as it would be without autotrace
             handler = self.handler
             if handler is not None:

@@ -72,6 +72,8 @@ _MAX_HIDDEN = 10_000
 _SESSION_KEYS = ("session_id", "langfuse_session_id")
 #: (module, target) LangGraph runs a node attempt that has a ``timeout`` with (async only)
 TIMED = ("langgraph.pregel._retry", "_arun_with_timeout")
+_TASK_NS = "langgraph_checkpoint_ns"
+
 #: (module, target) LangGraph hands the writes its cache answered a task with to (``cached=True``)
 CACHED = ("langgraph.pregel._loop", "PregelLoop.put_writes")
 _CALL_MARK = True  # last item of a functional ``@task``'s ``langgraph_path`` (a call in progress)
@@ -118,6 +120,12 @@ async def timed_attempt(integration: Any, wrapped: Any, instance: Any, args: Any
         raise
     finally:
         _ATTEMPT.reset(token)
+
+
+def task_namespace(metadata: Any) -> str | None:
+    """A node task's checkpoint namespace (its task id last), from its run's metadata, if it has one."""
+    ns = metadata.get(_TASK_NS) if isinstance(metadata, dict) else None
+    return ns if isinstance(ns, str) and ns else None
 
 
 def cached_writes(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -329,7 +337,7 @@ class GraphRuns:
         if (run is None or run.writes is not None or not in_graph(metadata) or type(path) is not tuple
                 or not path or path[-1] is not _CALL_MARK or config.get("run_name") != metadata[NODE_KEY]):
             return
-        run.writes = Writes()
+        run.writes, run.task = Writes(), task_namespace(metadata)
         run.obs.type = ObservationType.CHAIN  # a step, whatever its name, as a node is
         run.obs.update(metadata={key: metadata[key] for key in ("langgraph_node", "langgraph_step") if key in metadata})
 
@@ -342,6 +350,12 @@ class GraphRuns:
         tags = [*(getattr(callbacks, "tags", None) or ()), *(config.get("tags") or ())]
         if (parent_run_id is None or self not in (getattr(callbacks, "handlers", None) or ()) or is_hidden(tags)
                 or (parent_run_id not in self.runs and parent_run_id not in self.hidden)):
+            return
+        task_ns = task_namespace(config.get("metadata"))
+        if task_ns is not None and any(run.task == task_ns for run in list(self.runs.values())):
+            # its own run is live: LangGraph gave a task still running the writes of another call with
+            # its key, which ended first (``match_cached_writes``); it ran, and is recorded so, once
+            count("langgraph_cache_hits_of_running_tasks")
             return
         proc = getattr(task, "proc", None)
         policy = getattr(proc, "trace_policy", None)

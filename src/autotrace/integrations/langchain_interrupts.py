@@ -54,8 +54,12 @@ _RUN_ENDS = _RUN_EVENTS[1:]
 #: traces a task that goes on after interruptions keeps to sweep at its end, the oldest forgotten first
 _MAX_SWEPT_TRACES = 1_000
 
-#: the runs started in the model call or retrieval running in this context (``_ended_if_interrupted``)
-_STARTED: ContextVar[list[UUID] | None] = ContextVar("autotrace_langchain_started", default=None)
+#: the handlers LangChain told an LLM's start, in the ``all_told`` running here
+_TOLD: ContextVar[list[Any] | None] = ContextVar("autotrace_langchain_told", default=None)
+
+#: the runs started in the model call or retrieval running in this context (``_ended_if_interrupted``,
+#: ``langchain_runs.generate_ended``)
+STARTED: ContextVar[list[UUID] | None] = ContextVar("autotrace_langchain_started", default=None)
 
 
 def _others_first(handler: Any, args: Any, in_order: bool) -> list[Any] | None:
@@ -101,6 +105,9 @@ def raising_event(integration: Any, wrapped: Any, instance: Any, args: Any, kwar
 def raising_aevent(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     """LangChain's ``ahandle_event`` as it is, autotrace's handler told a run's end after the others
     (``_others_first``), and only if none raised: else the run ends as ``raising_event`` ends it."""
+    told = _TOLD.get()
+    if told is not None and args:  # an LLM's start (``all_told``)
+        told.extend(args[0])
     handler = integration.handler
     others = _others_first(handler, args, False)
     if others is None:
@@ -136,9 +143,33 @@ def _told(integration: Any, args: Any, kwargs: dict[str, Any]) -> None:
         handler._guard("event_told", getattr(handler, args[1]), *args[3:], **kwargs)
 
 
+async def all_told(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``AsyncCallbackManager.on_llm_start`` as it is; then, if it told autotrace's handler (inline)
+    and no handler LangChain runs off the event loop (``run_inline`` False), those are told the
+    prompts' starts, as LangChain tells them without autotrace's (its own skips them if any handler
+    is inline): else an application's handler would see an LLM's ends and errors, not its starts."""
+    told: list[Any] = []
+    token = _TOLD.set(told)
+    try:
+        managers = await wrapped(*args, **kwargs)
+    finally:
+        _TOLD.reset(token)
+    skipped = [h for h in instance.handlers if not h.run_inline and not any(h is seen for seen in told)]
+    if skipped and any(h is integration.handler for h in told):
+        from langchain_core.callbacks import manager as lcm
+
+        named = dict(zip(("serialized", "prompts", "run_id"), args, strict=False)) | kwargs
+        rest = {key: value for key, value in named.items() if key not in ("serialized", "prompts", "run_id")}
+        await asyncio.gather(*(lcm.ahandle_event(skipped, "on_llm_start", "ignore_llm", named.get("serialized"), [prompt],
+                                                 run_id=run.run_id, parent_run_id=instance.parent_run_id,
+                                                 tags=instance.tags, metadata=instance.metadata, **rest)
+                               for prompt, run in zip(named.get("prompts") or (), managers, strict=False)))
+    return managers
+
+
 def note_started(run_id: UUID) -> None:
     """Note a model's or retriever's run as started in the call (``_CANCELLABLE``) running here, if any."""
-    started = _STARTED.get()
+    started = STARTED.get()
     if started is not None:
         started.append(run_id)
 
@@ -149,7 +180,7 @@ def _ended_if_interrupted(integration: Any) -> Iterator[None]:
     ``Exception``), the runs it started that LangChain left open end, as interrupted.
     ``integration.handler`` is read then: it may be gone."""
     started: list[UUID] = []
-    token = _STARTED.set(started)
+    token = STARTED.set(started)
     try:
         yield
     except BaseException as error:  # raised as it would be without autotrace
@@ -159,7 +190,7 @@ def _ended_if_interrupted(integration: Any) -> Iterator[None]:
         raise
     finally:
         try:
-            _STARTED.reset(token)
+            STARTED.reset(token)
         except ValueError as exc:  # another context than it was set in: left as it is
             guarded_failure("langchain.started_reset", exc)
 
@@ -177,11 +208,13 @@ class CancellablePatches:
     LangGraph's split of a run's tracers from its other handlers, if it has one (``langchain_graph_policy``),
     its merge of a graph run's runtime, which makes its writer (``langchain_graph_writes``), its run
     of a node attempt with a ``timeout`` (``langchain_graph.timed_attempt``), and its writes of a task
-    its cache answered (``langchain_graph.cached_writes``)."""
+    its cache answered (``langchain_graph.cached_writes``). ``more``: other such patches, (module,
+    target, wrapper called with ``integration`` first), e.g. ``langchain_runs.LLM_GENERATE``."""
 
-    def __init__(self, patcher: Patcher, integration: Any) -> None:
+    def __init__(self, patcher: Patcher, integration: Any, more: tuple[tuple[str, str, Any], ...] = ()) -> None:
         self.patcher = patcher
         self.integration = integration
+        self.more = more
         self.generation = 0  # moves on at each ``apply`` and ``remove``: an earlier retry does nothing
         self.applied = False  # between ``apply`` and ``remove``: an import hook patches only then
         #: Modules whose hook waits in wrapt's registry for their first import: one each, however many
@@ -195,7 +228,8 @@ class CancellablePatches:
             yield module, target, self._wrapper if awaited else self._sync_wrapper, False
         langgraph = ((SPLIT, with_tracers), (lgw.MERGE, lgw.recording_merge), (lgw.START, lgw.withheld_at_start),
                      (lgw.ASTART, lgw.withheld_at_astart), (TIMED, timed_attempt), (CACHED, cached_writes))
-        for (module, target), wrapper in langgraph:  # LangGraph's, if it has them
+        more = (((module, target), wrapper) for module, target, wrapper in self.more)
+        for (module, target), wrapper in (*langgraph, *more):  # LangGraph's, if it has them
             yield module, target, functools.partial(wrapper, self.integration), True
 
     def apply(self) -> None:

@@ -1,8 +1,8 @@
 """A LangChain run while it is live (``Run``), how the context it made current is changed to
 show its parent once it ends (``show_in_place``): LangChain ends async runs in a copy of the
 context they started in, where an attach cannot be undone; a chat model's run current while
-it generates (``generating``); and the runs of a sync ``generate`` that raised which LangChain
-left open (``generate_ended``)."""
+it generates (``generating``); and the runs of a ``generate`` that raised which LangChain left open
+(``generate_ended``, an LLM's ``agenerate_ended``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 from .._internal import count, guarded_failure
 from ..observation import Observation, describe_error, make_current, restore_context
 from .langchain_graph_writes import Writes
-from .langchain_interrupts import _STARTED
+from .langchain_interrupts import STARTED
 
 
 def show_in_place(context: Context, outer: Context) -> None:
@@ -84,7 +84,7 @@ def generate_in_run(integration: Any, wrapped: Any, instance: Any, args: Any, kw
         result = wrapped(*args, **kwargs)
     finally:
         restore_context(token)
-    started = _STARTED.get()
+    started = STARTED.get()
     if started is not None and len(started) > 1:
         handler = integration.handler
         run = handler.runs.get(getattr(run_manager, "run_id", None)) if handler is not None else None
@@ -98,12 +98,12 @@ BATCH_RAISED = "interrupted: another prompt of the batch raised {}"
 
 
 def generate_ended(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    """``BaseChatModel.generate`` as it is. If it raises, LangChain has ended the runs of the prompts
-    it generated up to the one that raised (or whose handler raised), not the others', one of which
-    is current in the caller's context: those end as interrupted (``BATCH_RAISED``), a reply generated
-    kept, and the caller's context is again the one it called in."""
+    """``BaseChatModel.generate`` (or ``BaseLLM.generate``) as it is. If it raises, LangChain has ended
+    the runs of the prompts it generated up to the one that raised (or whose handler raised), not the
+    others', one of which is current in the caller's context: those end as interrupted (``BATCH_RAISED``),
+    a chat model's reply generated kept, and the caller's context is again the one it called in."""
     started: list[UUID] = []
-    token = _STARTED.set(started)
+    token = STARTED.set(started)
     before = otel_context.get_current()
     try:
         return wrapped(*args, **kwargs)
@@ -116,7 +116,31 @@ def generate_ended(integration: Any, wrapped: Any, instance: Any, args: Any, kwa
         raise
     finally:
         try:
-            _STARTED.reset(token)
+            STARTED.reset(token)
+        except ValueError as exc:  # another context than it was set in: left as it is
+            guarded_failure("langchain.started_reset", exc)
+
+
+async def agenerate_ended(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``BaseLLM.agenerate`` as it is. If it raises, the runs it started that LangChain left open end:
+    it starts the prompts' runs concurrently, and if one start raises (a handler's, ``raise_error``)
+    it gets no run managers for the others (``BATCH_RAISED``); if it is cancelled, as a chat model's
+    (``langchain_interrupts.call_interrupted``)."""
+    started: list[UUID] = []
+    token = STARTED.set(started)
+    try:
+        return await wrapped(*args, **kwargs)
+    except BaseException as error:  # raised as it would be without autotrace
+        handler = integration.handler
+        if started and handler is not None:
+            if isinstance(error, Exception):
+                handler._guard("batch_raised", _batch_raised, handler, started, error)
+            else:
+                handler._guard("call_interrupted", handler.call_interrupted, started, error)
+        raise
+    finally:
+        try:
+            STARTED.reset(token)
         except ValueError as exc:  # another context than it was set in: left as it is
             guarded_failure("langchain.started_reset", exc)
 
@@ -165,6 +189,12 @@ async def agenerate_in_run(integration: Any, wrapped: Any, instance: Any, args: 
         restore_context(token)
 
 
+#: a completion model's (legacy LLM's) ``generate`` and ``agenerate``, patched once the application imports
+#: them (``langchain_interrupts.CancellablePatches``): they start every prompt's run first, as a chat model does
+LLM_GENERATE = (("langchain_core.language_models.llms", "BaseLLM.generate", generate_ended),
+                ("langchain_core.language_models.llms", "BaseLLM.agenerate", agenerate_ended))
+
+
 def patch_chat_runs(integration: Any, chat: str) -> None:
     """Patch ``BaseChatModel`` (of the module ``chat``): its run current while it generates
     (``generate_in_run``), and the runs a sync ``generate`` that raised left open ended (``generate_ended``)."""
@@ -182,7 +212,7 @@ class Run:
     ``outer`` (the run's parent span current), then handed to the parent run to do the same."""
 
     __slots__ = ("attached", "fallen", "graph", "handled", "in_graph", "obs", "outer", "parent_run_id",
-                 "prompt", "reply", "session", "tags", "token", "told", "trace_tags", "writes")
+                 "prompt", "reply", "session", "tags", "task", "token", "told", "trace_tags", "writes")
 
     def __init__(self, obs: Observation, parent_run_id: UUID | None, outer: Context,
                  tags: list[str] | None = None, inside: bool = False) -> None:
@@ -191,6 +221,7 @@ class Run:
         self.graph = False  # is a graph whose nodes have started
         #: a graph's node task: what it writes to its custom stream (``langchain_graph_writes``); None for others
         self.writes: Writes | None = None
+        self.task: str | None = None  # a node task's checkpoint namespace, its task id last (``cached_node``)
         self.session: str | None = None  # its graph's thread, as its session (``langchain_graph``)
         self.tags = tags  # all its tags, its children inherit them
         self.trace_tags: tuple[str, ...] = ()  # the trace's tags its span carries, its children's too

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
@@ -33,7 +34,7 @@ _capture: ContextVar[bool | None] = ContextVar("autotrace_capture_content", defa
 _trace_attrs: ContextVar[dict[str, Any] | None] = ContextVar("autotrace_trace_attrs", default=None)
 #: Set for a request whose service could not name its tenant (``refuse_incoming_tenant``).
 _refused: ContextVar[bool] = ContextVar("autotrace_incoming_tenant_refused", default=False)
-#: The key of the innermost open ``Scope`` block here (``Scope.open``).
+#: The innermost open ``Scope`` block here (a ``_Block``: see ``Scope.open``).
 _BLOCK: ContextVar[object] = ContextVar("autotrace_scope_block", default=None)
 
 
@@ -115,8 +116,10 @@ class Scope(AbstractContextManager[Any]):
 
     def __init__(self, value: Any) -> None:
         self.value = value
-        #: The open blocks' undoing and ``_BLOCK`` token, by the key ``_BLOCK`` holds in each.
-        self.open: dict[object, tuple[Any, Token[object]]] = {}
+        #: The open blocks (by ``id``), held weakly: the context each was entered in holds it
+        #: (``_BLOCK``), so a block left in another context (it cannot be told which) is forgotten
+        #: with that context, never kept for good by a long-lived scope (``SYSTEM``) such blocks enter.
+        self.open: dict[int, weakref.ref[_Block]] = {}
 
     def enter(self) -> Any:
         raise NotImplementedError
@@ -125,33 +128,45 @@ class Scope(AbstractContextManager[Any]):
         raise NotImplementedError
 
     def __enter__(self) -> Any:
-        undo = self.enter()
-        key = object()
-        self.open[key] = undo, _BLOCK.set(key)
+        block = _Block(self, self.enter())
+        block.token = _BLOCK.set(block)
+        blocks, key = self.open, id(block)
+        blocks[key] = weakref.ref(block, lambda _: blocks.pop(key, None))  # (an id is not reused before)
         return self.value if self.gives_value else None
 
     def __exit__(self, *exc_info: object) -> None:
-        blocks, key = self.open, _BLOCK.get()
-        entry = blocks.get(key)
-        if entry is not None:
+        blocks, block = self.open, _BLOCK.get()
+        if type(block) is _Block and block.scope is self and id(block) in blocks:
             try:
-                _BLOCK.reset(entry[1])
-            except ValueError:  # the key of a block entered in the context this one's is a copy of
-                entry = None
+                _BLOCK.reset(block.token)
+            except ValueError:  # a block entered in the context this one's is a copy of
+                block = None
             else:
-                del blocks[key]
-        if entry is None:  # left in another context than it was entered in (a generator resumed
+                blocks.pop(id(block), None)
+        else:
+            block = None
+        if block is None:  # left in another context than it was entered in (a generator resumed
             try:  # elsewhere): the one block open, else it cannot be told from the others, whose
-                entry = blocks.popitem()[1] if len(blocks) == 1 else None  # undoing stays theirs
+                block = blocks.popitem()[1]() if len(blocks) == 1 else None  # undoing stays theirs
             except KeyError:  # (another thread's block has just ended)
-                entry = None
-            if entry is None:
+                block = None
+            if block is None:
                 count("context_not_restored")
                 return
-        self.leave(entry[0])  # (in another context: counted there, as not restored)
+        self.leave(block.undo)  # (in another context: counted there, as not restored)
 
     def __call__(self, fn: _F) -> _F:  # the function's own signature, for type checkers
         return scoped(fn, lambda: type(self)(self.value))  # type: ignore[no-any-return]
+
+
+class _Block:
+    """One open block of a ``Scope``: its scope, what undoes it, and the ``_BLOCK`` token it set."""
+
+    __slots__ = ("__weakref__", "scope", "token", "undo")
+
+    def __init__(self, scope: Scope, undo: Any) -> None:
+        self.scope, self.undo = scope, undo
+        self.token: Token[object] | None = None
 
 
 def scoped(fn: Callable[..., Any], open_block: Callable[[], AbstractContextManager[Any]]) -> Any:

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from opentelemetry import trace
 
+from .._internal import count
 from ..observation import Observation, ObservationType
 
 #: Returned by ``owner`` when a span from another OTel instrumentation owns the call.
@@ -30,7 +31,8 @@ _GEN_AI_OPERATIONS = {
 
 
 #: Frames of framework streams whose generation owns the calls made while they run -> that
-#: generation (``own_while_running``); bounded, the oldest forgotten first.
+#: generation (``own_while_running``); bounded, the oldest forgotten first (counted as
+#: ``ownership_streams_evicted``: a call such a stream makes later gets an observation of its own).
 _running: OrderedDict[FrameType, Observation] = OrderedDict()
 _MAX_RUNNING = 1_000
 #: How far up the stack a call looks for such a frame.
@@ -76,6 +78,7 @@ def own_while_running(stream: Any, obs: Observation) -> FrameType | None:
     try:
         while len(_running) > _MAX_RUNNING:
             _running.popitem(last=False)
+            count("ownership_streams_evicted")
     except KeyError:  # emptied by another thread meanwhile
         pass
     return frame

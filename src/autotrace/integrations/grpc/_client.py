@@ -280,6 +280,20 @@ class _LoopCalls:
 _loop_calls: dict[asyncio.AbstractEventLoop, _LoopCalls] = {}
 
 
+def _forget_closed_loops() -> None:
+    """End the calls still running on loops closed without closing their async generators
+    (``loop.close()`` after ``run_until_complete``, not ``asyncio.run``), as their closing would
+    have: each such loop, a new one per request, was held for good, with its calls' spans, open."""
+    for loop, running in list(_loop_calls.items()):
+        if loop.is_closed():
+            try:
+                running.sentinel.aclose().send(None)  # runs its ``finally``: as at the loop's shutdown
+            except StopIteration:
+                pass
+            except Exception as exc:
+                guarded_failure("grpc.aio_loop_watch", exc)
+
+
 def _running_on_loop(obs: Observation, call: Any) -> _LoopCalls | None:
     """Note ``call`` as running on the current loop (see ``_LoopCalls``)."""
     loop = asyncio.get_running_loop()
@@ -287,6 +301,7 @@ def _running_on_loop(obs: Observation, call: Any) -> _LoopCalls | None:
     if running is None:
         if getattr(loop, "_asyncgens_shutdown_called", False):  # a new async generator would be warned about
             return None
+        _forget_closed_loops()
         running = _loop_calls[loop] = _LoopCalls(loop)
     running.calls[obs] = weakref.ref(call)
     return running

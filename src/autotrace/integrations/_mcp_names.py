@@ -1,14 +1,17 @@
-"""What an MCP server's spans are named: a name a client sends (a tool's or prompt's, the method of
-a request) is no span name unless it is bounded.
+"""What MCP spans are named: a name a request carries (a tool's or prompt's, the method of a
+request) is no span name unless it is bounded.
 
 The SDK's own server span (``OpenTelemetryMiddleware``) takes ``{method} {params.name}`` as the
-client sent them, of any length and any characters; a client could give every request a span name
-of its own. As autotrace's own observations (and gRPC's ``_OTHER``) it keeps the name only when the
-MCP specification allows it (``allowed``), and the method only when the specification defines it;
-another method is ``_OTHER`` (``mcp.method.name`` keeps what was sent) until the server is found to
-have a handler for it (``handled``: an extension's method), which names it again. A name the
-specification allows is still the client's: an ``MCPServer``, which knows its tools and prompts
-(``registry``), names no span after one it does not have (``served``).
+client sent them, of any length and any characters, for every method (``ping <anything>``); a client
+could give every request a span name of its own. As autotrace's own observations (and gRPC's
+``_OTHER``) it keeps the name only for a request that names a tool or prompt (``tools/call``,
+``prompts/get``) and only when the MCP specification allows it (``allowed``), and the method only
+when the specification defines it; another method is ``_OTHER`` (``mcp.method.name`` keeps what was
+sent) until the server is found to have a handler for it (``handled``: an extension's method), which
+names it again. A name the specification allows is still the client's: an ``MCPServer``, which knows
+its tools and prompts (``registry``), names no span after one it does not have (``served``). The
+SDK's client span (``MCP send {method} {params.name}``) and autotrace's client observations
+(``named``) keep a name by the same rule: a client's tool name may be its LLM's output.
 """
 
 from __future__ import annotations
@@ -32,10 +35,22 @@ _METHOD = "mcp.method.name"
 _REGISTRIES = {"tools/call": ("_tool_manager", "get_tool"), "prompts/get": ("_prompt_manager", "get_prompt")}
 
 
+#: The requests whose ``name`` names a tool or prompt (others' is no name of theirs).
+_NAMING = frozenset(_REGISTRIES)
+_SENT = "MCP send "  # the start of the SDK's client span's name
+
+
 def allowed(params: Mapping[str, Any]) -> str | None:
     """The tool's or prompt's name as the MCP specification allows it, else None."""
     name = params.get("name")
     return name if isinstance(name, str) and _TOOL_NAME.fullmatch(name) else None
+
+
+def named(prefix: str, params: Mapping[str, Any]) -> str:
+    """A client observation's name: ``{prefix} {name}`` for a name the specification allows, else
+    ``prefix`` (the name stays in the observation's fields, bounded as any value)."""
+    name = allowed(params)
+    return prefix if name is None else f"{prefix} {name}"
 
 
 @functools.cache
@@ -46,22 +61,34 @@ def _spec() -> frozenset[str]:
     return frozenset(methods.SPEC_CLIENT_METHODS) | frozenset(methods.SPEC_CLIENT_NOTIFICATION_METHODS)
 
 
-def _bounded(method: str, name: str) -> str:
-    """The span name the SDK gave (``{method}`` or ``{method} {name}``), bounded."""
-    if method not in _spec():
-        return OTHER
-    given = name[len(method) + 1:] if name.startswith(method + " ") else None
-    return f"{method} {given}" if given is not None and _TOOL_NAME.fullmatch(given) else method
+def _with_name(method: str, name: str, start: str) -> str:
+    """``{start}{method}``, with `` {params.name}`` as the SDK's span ``name`` (``{start}{method}
+    {params.name}``) has it when the request names a tool or prompt the specification allows."""
+    given = name[len(start) + len(method) + 1:] if name.startswith(f"{start}{method} ") else None
+    keep = given is not None and method in _NAMING and _TOOL_NAME.fullmatch(given) is not None
+    return f"{start}{method} {given}" if keep else f"{start}{method}"
 
 
-def server_span(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``mcp.server._otel.otel_span``, as the server's middleware calls it: the name bounded."""
+def _bounded(method: str, name: str, kind: Any) -> str | None:
+    """The span name the SDK gave, bounded: a server's (``{method}`` or ``{method} {name}``), its
+    method ``_OTHER`` when the specification does not define it; a client's (``MCP send ...``), whose
+    method is the sender's own. None: a span of another kind or name, as it is."""
+    if kind == SpanKind.SERVER:
+        return _with_name(method, name, "") if method in _spec() else OTHER
+    if kind == SpanKind.CLIENT and name.startswith(_SENT):
+        return _with_name(method, name, _SENT)
+    return None
+
+
+def sdk_span(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``otel_span``, as the server's middleware (``name=``) and the JSON-RPC dispatcher (the name
+    first) call it: the name bounded."""
     try:
-        method, name = (kwargs.get("attributes") or {}).get(_METHOD), kwargs.get("name")
-        if kwargs.get("kind") == SpanKind.SERVER and isinstance(method, str) and isinstance(name, str):
-            bounded = _bounded(method, name)
-            if bounded != name:
-                kwargs = {**kwargs, "name": bounded}
+        method, name = (kwargs.get("attributes") or {}).get(_METHOD), args[0] if args else kwargs.get("name")
+        if isinstance(method, str) and isinstance(name, str):
+            bounded = _bounded(method, name, kwargs.get("kind"))
+            if bounded is not None and bounded != name:
+                args, kwargs = ((bounded, *args[1:]), kwargs) if args else (args, {**kwargs, "name": bounded})
     except Exception as exc:
         guarded_failure("mcp.server_span", exc)
     return wrapped(*args, **kwargs)

@@ -2,7 +2,9 @@
 from client to server.
 
 Client: ``ClientSession.call_tool`` (``Client.call_tool``, each of its rounds, and every transport
-pass through it) is a CLIENT ``tool`` observation named ``mcp.call_tool <tool>``: the arguments, the
+pass through it) is a CLIENT ``tool`` observation named ``mcp.call_tool <tool>`` (``mcp.call_tool``
+for a name the MCP specification does not allow: it is the caller's, or its LLM's, of any length and
+characters, and stays in ``tool_name``, bounded as any value; ``_mcp_names``): the arguments, the
 result (the text content joined, or the structured content when there is one; images, audio and
 binary resources as a note of their kind and size), ``metadata.mcp_server`` / ``mcp_server_version``
 when the session knows the server. A result with ``isError`` is ERROR, its text (content: while
@@ -10,8 +12,9 @@ captured) the status message (the caller gets the result unchanged); an exceptio
 cancellation WARNING) and propagates. ``ClientSession.read_resource`` is a ``retriever`` named
 ``mcp.read_resource`` (a URI is no name: it is the input, ``{"uri": ...}``), its contents the
 documents (id the content's URI, the start of a text, a blob as its MIME type and size) and
-``doc_count``; ``ClientSession.get_prompt`` a ``span`` named ``mcp.get_prompt <prompt>``, the
-arguments in, the messages out (role and text; other content as a note of its kind and size).
+``doc_count``; ``ClientSession.get_prompt`` a ``span`` named ``mcp.get_prompt <prompt>`` (by the
+same rule, the name in ``metadata.mcp_prompt``), the arguments in, the messages out (role and text;
+other content as a note of its kind and size).
 
 The request's ``_meta`` carries ``traceparent``/``tracestate`` and baggage (SEP-414) as gRPC
 metadata does: the caller's other ``_meta`` keys are kept, and its baggage entries; trace headers it
@@ -32,10 +35,11 @@ have, and for every resource), under the SDK's server span when there is one, el
 caller's trace from ``_meta``; an ``ErrorData`` a lowlevel handler returns is an error there, as
 the ``MCPError`` the SDK answers, and so is a result the SDK cannot send (it is ended with the
 answer, ``_answer``); an ``MCPServer`` tool's, resource's or prompt's failure records what its
-function raised (``_mcp_tool_errors``). No name a client sends names the SDK's own server span
-unbounded (``_mcp_names``). The caller's tenant is taken only with ``trust_incoming_tenant`` (the
-SDK's server span, started before, takes it too), for every request with a handler (``tools/list``
-too: the SDK's span for it then has a tenant; ``initialize``, answered by the SDK itself, has none).
+function raised (``_mcp_tool_errors``). No name a request carries names the SDK's own server or
+client span unbounded (``_mcp_names``). The caller's tenant is taken only with
+``trust_incoming_tenant`` (the SDK's server span, started before, takes it too), for every request
+with a handler (``tools/list`` too: the SDK's span for it then has a tenant; ``initialize``,
+answered by the SDK itself, has none).
 An in-process server (the SDK's in-memory transports) runs in its client's context and so has the
 client's tenant: the same program chose it.
 """
@@ -59,7 +63,7 @@ from ..middleware import adopt_current_span
 from ..observation import Observation, ObservationType, make_current, restore_context
 from ..propagation import extract, inject, merge_baggage, tenant_travels_to
 from ._mcp_callbacks import dispatch_input_request, enter, from_peer, leave, note_sent, on_request
-from ._mcp_names import allowed, get_notification_handler, handled, registry, served, server_span
+from ._mcp_names import allowed, get_notification_handler, handled, named, registry, sdk_span, served
 from ._mcp_results import Fields, get, prompt_outcome, read_outcome, tool_outcome
 from ._mcp_tool_errors import RAISERS, behind, kept, original, unwatch, watch
 from .base import Integration
@@ -135,14 +139,14 @@ def _text(value: Any) -> str | None:
 
 _METHODS = {method.wire: method for method in (
     _Method("tools/call", "call_tool", ObservationType.TOOL, ("name", "arguments"),
-            lambda p: f"mcp.call_tool {p.get('name')}", allowed,
+            lambda p: named("mcp.call_tool", p), allowed,
             lambda p: {"tool_name": _text(p.get("name")), "arguments": p.get("arguments")}, tool_outcome,
             progress=True),
     _Method("resources/read", "read_resource", ObservationType.RETRIEVER, ("uri",),
             lambda p: "mcp.read_resource", lambda p: None,
             lambda p: {"input": {"uri": _text(p.get("uri"))}}, read_outcome),
     _Method("prompts/get", "get_prompt", ObservationType.SPAN, ("name", "arguments"),
-            lambda p: f"mcp.get_prompt {p.get('name')}", allowed,
+            lambda p: named("mcp.get_prompt", p), allowed,
             lambda p: {"input": p.get("arguments"), "metadata": {"mcp_prompt": _text(p.get("name"))}},
             prompt_outcome),
 )}
@@ -391,7 +395,7 @@ class McpIntegration(Integration):
     ``dispatch_input_request``, ``_on_request`` and ``_on_notify``: what the server sends them) and
     ``Server.get_request_handler`` (the same three requests, and the tenant of every other),
     ``ServerRunner._on_request`` (their observations end with the answer) and how the SDK names its
-    server spans (``otel_span``, ``get_notification_handler``)."""
+    server and client spans (``otel_span``, ``get_notification_handler``)."""
 
     name = "mcp"
     distribution = "mcp"
@@ -412,7 +416,8 @@ class McpIntegration(Integration):
         wrap("mcp.server.lowlevel.server", "Server.get_request_handler", _get_request_handler, expects=("method",))
         wrap("mcp.server.lowlevel.server", "Server.get_notification_handler", get_notification_handler,
              optional=True, expects=("method",))
-        wrap("mcp.server._otel", "otel_span", server_span, optional=True)
+        wrap("mcp.server._otel", "otel_span", sdk_span, optional=True)
+        wrap("mcp.shared.jsonrpc_dispatcher", "otel_span", sdk_span, optional=True)
         for module, target in RAISERS:  # what they raise, for the server's observations
             wrap(module, target, kept, optional=True)
         wrap("mcp.server.runner", "ServerRunner._on_request", _answer, optional=True,

@@ -83,9 +83,17 @@ def _typed(owner: Any, proxy: Any) -> Any:
     return next((ref for ref in kept if getattr(ref, "this", None) is not None and int(ref.this) == this), proxy)
 
 
+def _kind(selector: Any) -> str:
+    """A selector's kind, from its faiss class (a subclass the application made: its faiss base's)."""
+    for kind in type(selector).__mro__:
+        if kind.__module__.partition(".")[0] == "faiss" and kind.__name__.startswith("IDSelector"):
+            return kind.__name__.removeprefix("IDSelector").lower() or "unknown"
+    return "unknown"
+
+
 def _selector(selector: Any, depth: int = 0) -> dict[str, Any]:
     """A selector's kind, its size where cheap to know, and those it combines (``of``)."""
-    kind = type(selector).__name__.removeprefix("IDSelector").lower() or "unknown"
+    kind = _kind(selector)
     found: dict[str, Any] = {"kind": kind}
     size = None
     if kind == "range":

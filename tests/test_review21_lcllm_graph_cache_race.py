@@ -19,12 +19,16 @@ from tests.test_langgraph_subagents_and_interrupts import _nothing_open
 pytestmark = pytest.mark.integrations("langchain")
 
 _release = threading.Event()
+_second_running = threading.Event()
 
 
 @task(cache_policy=CachePolicy(key_func=lambda n: "one key"))
 def _slow(n: int) -> int:
     if n == 2:  # still running when the first call ends, until another task is called
+        _second_running.set()
         assert _release.wait(10)
+    elif n == 1:  # ends only once the second runs (else LangGraph may answer that one from the cache)
+        assert _second_running.wait(10)
     return n * 10
 
 
@@ -44,6 +48,7 @@ def _main(x: int) -> list[int]:
 
 def test_a_running_task_given_cached_writes_is_recorded_once(traced: Traced) -> None:
     _release.clear()
+    _second_running.clear()
     assert _main.invoke(0) == [10, 20, 3]
     records = traced.records()
     assert shape(records) == [("agent", "LangGraph", [("chain", "_main", [
@@ -62,6 +67,7 @@ def _in_turn(x: int) -> list[int]:
 
 
 def test_a_task_its_cache_answers_is_still_a_cache_hit(traced: Traced) -> None:
+    _second_running.set()  # (the first call does not wait here: no second runs beside it)
     assert _in_turn.invoke(0) == [10, 10]  # the second call answered by the cache: its key is the first's
     records = traced.records()
     assert [(r["name"], r["input"], r["output"], r["metadata"].get("cache_hit")) for r in records[2:]] == [

@@ -4,6 +4,7 @@ without keys, each with why (``KeylessTenants``)."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from .. import _langfuse_sdk
@@ -19,6 +20,9 @@ DESCRIBED = {"spans_dropped.no_tenant": "with no tenant",
              "spans_dropped.unknown_tenant": "of a tenant with no Langfuse keys",
              FAILED: "of tenants whose credentials could not be looked up (the resolver failed)",
              REVOKED: "of tenants whose credentials were removed (revoked)"}
+#: Seconds shutdown waits, once the local store is closed, for the batch it was writing to settle
+#: (its write is over: the rest of the batch is refused at once).
+_STORE_SETTLE = 1.0
 #: Tenants remembered as having had keys (``KeylessTenants``), least recently found forgotten first.
 _MAX_HAD_KEYS = 10_000
 
@@ -105,10 +109,16 @@ def abandon_all(waiting: dict[str, Any], destinations: list[Any]) -> tuple[int, 
     return sum(spans for spans, _ in totals), sum(scores for _, scores in totals)
 
 
-def unsettled(destinations: list[Any]) -> tuple[int, int]:
-    """Close every destination (``Destination``), dropping a batch whose export has not settled (not
-    confirmed delivered: its request may have reached the endpoint); returns how many spans and scores."""
-    totals = [d.discard() for d in destinations]
+def shut(destinations: list[Any], local: Any, stop: Callable[[float], None], timeout: float) -> tuple[int, int]:
+    """Close every destination (``Destination``): requests under way are cut short, a write to the
+    local store (``local``) under way finishes (closing the store waits for it) and nothing after it
+    is written; then ``stop`` the export threads (waiting at most ``timeout``) and let the store's
+    batch settle (what it wrote counts as exported). Drops a batch still unsettled then (not confirmed
+    delivered: its request may have reached the endpoint); returns how many spans and scores."""
     for destination in destinations:
         destination.close()
+    stop(timeout)
+    if local is not None:
+        local.wait_sent(_STORE_SETTLE)
+    totals = [d.discard() for d in destinations]
     return sum(spans for spans, _ in totals), sum(scores for _, scores in totals)

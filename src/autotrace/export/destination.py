@@ -87,6 +87,11 @@ class Destination:
         self._abandoned: str | None = None
         #: Its sink closed (``close``): a request under way was cut short, a later one never sent.
         self._closed = False
+        #: Set while no ``sink.export`` call runs (``wait_sent``).
+        self._sent = threading.Event()
+        self._sent.set()
+        #: When its keys were last asked for while a batch waits for new ones (set by the router too).
+        self.keys_asked = 0.0
         self.last_used = clock()
 
     # -- producer side (pipeline thread) ------------------------------------------------------------
@@ -169,6 +174,7 @@ class Destination:
     def export(self, batch: list[Any]) -> None:
         """Send one batch; on a retryable failure keep it for later with exponential backoff."""
         keys = self._keys()  # those the batch goes with: the router may rotate them while it is sent
+        self._sent.clear()
         try:
             if self._health is not None and not self._health.allow():  # paused while this batch waited
                 self._hold(batch)
@@ -196,6 +202,7 @@ class Destination:
                 self._on_auth_refused()
         finally:
             self.in_flight = False
+            self._sent.set()
 
     def _hold(self, batch: list[Any]) -> None:
         """Keep a batch not sent (its host is paused) to go first once the host answers: no attempt,
@@ -270,6 +277,7 @@ class Destination:
             return False
         self._refused_keys = keys
         self._retry_batch = batch
+        self.keys_asked = self._clock()  # (the refusal has them asked for: ``on_auth_refused``)
         self._waiting_for_keys = True
         self._attempts += 1
         self._next_attempt = self._clock() + _KEYS_WAIT
@@ -393,12 +401,19 @@ class Destination:
         self.in_flight = False
         self._in_flight_counted = False
         self._in_flight_batch = None
+        self._sent = threading.Event()
+        self._sent.set()
         reset = getattr(self.sink, "after_fork", None)
         if reset is not None:
             try:
                 reset()
             except Exception as exc:
                 guarded_failure("sink.after_fork", exc)
+
+    def wait_sent(self, timeout: float) -> None:
+        """Wait at most ``timeout`` for a ``sink.export`` call under way to return (and its batch to
+        settle): at shutdown, a store write its ``close`` let finish."""
+        self._sent.wait(timeout)
 
     def close(self) -> None:
         """Close the sink, cutting a request under way short (at shutdown); idempotent."""

@@ -54,18 +54,25 @@ class LocalStoreSink:
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
+        self._closed = False  # (``close``)
 
     def export(self, items: Sequence[Any]) -> SinkResult:
         """Write a batch; one the store cannot take for a reason no retry changes fails for good: a store
         read-only for this process (found on opening it after a fork, say in a worker that dropped
         privileges), or a damaged one (its pages no SQLite database: a disk fault, another program). One
         a later try may not meet (a full disk, a store another process held too long) is retried, said as
-        such: not an internal error."""
+        such: not an internal error. Closed (shutdown), it writes nothing more: what it wrote of the
+        batch before is ``settled``, the rest not written (no internal error)."""
+        written: list[Any] = []
+        if self._closed:
+            return _cut(written)
         try:
-            return self._write(items)
+            return self._write(items, written)
         except ReadOnlyStoreError as exc:
             return _lasting("read-only store", str(exc))
         except sqlite3.DatabaseError as exc:
+            if self._closed:  # "Cannot operate on a closed database": closed while it wrote
+                return _cut(written)
             kind = failure(exc)
             if kind is None:
                 raise
@@ -76,10 +83,13 @@ class LocalStoreSink:
                 return _lasting(said, f"{exc}; move {self.store.path} away to start a new store")
             return _lasting(said, str(exc))
 
-    def _write(self, items: Sequence[Any]) -> SinkResult:
+    def _write(self, items: Sequence[Any], written: list[Any]) -> SinkResult:
+        """Write ``items``, adding to ``written`` what is written (the spans in one transaction, then
+        each score in its own)."""
         spans, scores = split(items)
         if spans:
             self.store.write(record for record in map(_record_or_none, spans) if record is not None)
+            written += spans
         for item in scores:
             body = item.body
             self.store.add_score({
@@ -87,13 +97,21 @@ class LocalStoreSink:
                 "name": body["name"], "value": body.get("value"), "data_type": body.get("dataType"),
                 "comment": body.get("comment"), "tenant": item.tenant,
             })
+            written.append(item)
         return OK
 
     def after_fork(self) -> None:
         self.store.reopen()
 
     def close(self) -> None:
+        """Close the store: a write under way finishes first (its transaction), nothing is written after."""
+        self._closed = True
         self.store.close()
+
+
+def _cut(written: list[Any]) -> SinkResult:
+    """A batch the store was closed under (shutdown): ``written`` is what it took."""
+    return SinkResult(ok=False, retryable=False, reason="closed", settled=tuple(written))
 
 
 def _lasting(reason: str, detail: str) -> SinkResult:

@@ -25,14 +25,13 @@ from .. import _langfuse_sdk
 from .._internal import count, log_once
 from ..config import Settings
 from ._lookups import Lookups
-from ._router_drops import DESCRIBED, KeylessTenants, abandon_all, close_idle, unsettled
+from ._router_drops import DESCRIBED, KeylessTenants, abandon_all, close_idle, shut
 from ._router_drops import closed as _close
 from ._router_drops import dropped as _dropped
 from .connections import DEFAULT_MAX_IDLE, ConnectionPool
 from .credentials import Credentials, CredentialsResolver, invalidate, reset_after_fork
 from .destination import Destination
 from .langfuse import OTLP_PATH, LangfuseSink
-from .otlp_http import OtlpHttpSink
 from .sink import Sink
 from .workers import WorkerPool
 
@@ -111,13 +110,15 @@ class Router:
         mine = [entry[0]] if entry is not None else []
         mine += [d for name, d in list(self._retired) if name == tenant]  # a retired one's batch too
         if any(d.waiting_for_keys for d in mine):  # a batch waits for new keys: asked for now, not at
-            self._resolving.request(tenant, self._pool)  # the tenant's next span (it may send none)
+            self._checking.add(tenant)  # the tenant's next span (it may send none), which asks no more
+            self._resolving.request(tenant, self._pool)
 
     def _recheck(self, tenant: str, destination: Destination) -> None:
         """Look a known tenant's keys up again; while a batch waits for new keys, from the secret store,
         not the cache: that holds the refused ones again if the store was behind at the refusal."""
         if destination.waiting_for_keys:
             invalidate(self._resolver, tenant)
+            destination.keys_asked = self._clock()
         self._checking.add(tenant)
         self._resolving.request(tenant, self._pool)
 
@@ -445,6 +446,10 @@ class Router:
             elif (destination.waiting_for_keys and now - checked >= _RECHECK_CREDENTIALS  # (no span may come)
                   and tenant not in self._checking):
                 self._recheck(tenant, destination)
+        for tenant, destination in list(self._retired):  # so do retired ones' (unless being looked up)
+            if (destination.waiting_for_keys and now - destination.keys_asked >= _RECHECK_CREDENTIALS
+                    and tenant not in self._checking and tenant not in self._waiting):
+                self._recheck(tenant, destination)
         for tenant in stale:
             self._remove(tenant)
             count("tenant_destinations_evicted")
@@ -478,16 +483,11 @@ class Router:
 
     def close(self, timeout: float = 1.0) -> tuple[int, int]:
         """Close every destination and stop the export threads (waiting at most ``timeout``). Requests
-        under way are cut short first, so their batches settle meanwhile: what went counted as sent, the
-        rest as ``spans_dropped.shutdown``. Returns how many spans and scores of batches still unsettled
-        then (not confirmed delivered: a request may have reached the endpoint) it counts as dropped."""
+        under way are cut short first (a local store write finishes), so their batches settle meanwhile:
+        what went counted as sent, the rest as ``spans_dropped.shutdown``. Returns how many spans and
+        scores of batches still unsettled then (not confirmed delivered) it counts as dropped."""
         self._closed = True
-        destinations = self.destinations()
-        for destination in destinations:
-            if isinstance(destination.sink, OtlpHttpSink):  # (the local store's write is let finish)
-                destination.close()
-        self._pool.stop(timeout)
-        lost = unsettled(destinations)  # the batches that did not settle in time; every destination closed
+        lost = shut(self.destinations(), self._local, self._pool.stop, timeout)  # every destination closed
         self.connections.close()
         self._tenants.clear()
         self._retired.clear()

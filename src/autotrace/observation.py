@@ -70,6 +70,8 @@ TYPE_FIELDS: dict[ObservationType, frozenset[str]] = {
 COMMON_FIELDS = frozenset({"input", "output", "metadata", "level", "status_message", "version", "prompt"})
 #: Every field ``update`` records (``schema.observation_attributes`` exports each of them).
 FIELDS = COMMON_FIELDS.union(*TYPE_FIELDS.values())
+#: The fields ``update`` records as they are (a snapshot): all but those it reads first.
+_SNAPSHOT_FIELDS = FIELDS - {"metadata", "level", "error"}
 #: Fields the Langfuse SDK's ``update`` names otherwise (as they are on the wire), taken as ours.
 LANGFUSE_NAMES = {"usage_details": "usage", "cost_details": "cost"}
 #: The levels Langfuse accepts.
@@ -180,18 +182,19 @@ class Observation:
         if self._ended:
             return self
         capture = capture_enabled()
+        recorded = self._fields
         for key, value in fields.items():
             if value is None or (not capture and key in CONTENT_FIELDS):
                 continue
-            if key == "metadata":
+            if key in _SNAPSHOT_FIELDS:  # the most common: first
+                recorded[key] = snapshot(value)
+            elif key == "metadata":
                 self._merge_metadata(value)
             elif key == "level":
-                self._fields[key] = _level(value)
+                recorded[key] = _level(value)
             elif key == "error":  # a tool's error (DESIGN: tool fields): the observation failed
                 if value is not False and not (isinstance(value, str) and not value):
                     self.record_error(value if isinstance(value, BaseException) else str(value))
-            elif key in FIELDS:
-                self._fields[key] = snapshot(value)
             elif key == "usage_details":  # the Langfuse SDK's name (code ported from it)
                 self._fields["usage"] = _gross_usage(snapshot(value))
             elif key in LANGFUSE_NAMES:

@@ -119,7 +119,7 @@ class Scope(AbstractContextManager[Any]):
         #: The open blocks (by ``id``), held weakly: the context each was entered in holds it
         #: (``_BLOCK``), so a block left in another context (it cannot be told which) is forgotten
         #: with that context, never kept for good by a long-lived scope (``SYSTEM``) such blocks enter.
-        self.open: dict[int, weakref.ref[_Block]] = {}
+        self.open = _Open()
 
     def enter(self) -> Any:
         raise NotImplementedError
@@ -131,7 +131,7 @@ class Scope(AbstractContextManager[Any]):
         block = _Block(self, self.enter())
         block.token = _BLOCK.set(block)
         blocks, key = self.open, id(block)
-        blocks[key] = weakref.ref(block, lambda _: blocks.pop(key, None))  # (an id is not reused before)
+        blocks[key] = weakref.ref(block, lambda _: blocks.forget(key))  # (an id is not reused before)
         return self.value if self.gives_value else None
 
     def __exit__(self, *exc_info: object) -> None:
@@ -147,9 +147,12 @@ class Scope(AbstractContextManager[Any]):
             block = None
         if block is None:  # left in another context than it was entered in (a generator resumed
             try:  # elsewhere): the one block open, else it cannot be told from the others, whose
-                block = blocks.popitem()[1]() if len(blocks) == 1 else None  # undoing stays theirs
+                # undoing stays theirs; nor from a block forgotten with its context (``lost``)
+                block = blocks.popitem()[1]() if len(blocks) == 1 and not blocks.lost else None
             except KeyError:  # (another thread's block has just ended)
                 block = None
+            if block is None and blocks.lost:  # taken as the exit of one such block
+                blocks.lost -= 1
             if block is None:
                 count("context_not_restored")
                 return
@@ -157,6 +160,20 @@ class Scope(AbstractContextManager[Any]):
 
     def __call__(self, fn: _F) -> _F:  # the function's own signature, for type checkers
         return scoped(fn, lambda: type(self)(self.value))  # type: ignore[no-any-return]
+
+
+class _Open(dict[int, "weakref.ref[_Block]"]):
+    """A scope's open blocks (``Scope.open``), and how many were forgotten with the context they
+    were entered in while open (``lost``): the exit of such a block may yet come, in another context
+    (a generator's first step run in a copy of the context, its next in another), where it must not
+    be taken for the exit of the one block still open, another context's, whose tenant it left."""
+
+    lost = 0  # (set on the instance at the first: no ``__init__`` for the many scopes that lose none)
+
+    def forget(self, key: int) -> None:
+        """The weakref callback of the block ``key``: its context is gone."""
+        if self.pop(key, None) is not None:
+            self.lost += 1
 
 
 class _Block:

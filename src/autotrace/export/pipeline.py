@@ -12,12 +12,10 @@ import importlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import Link
 
 from .. import _langfuse_sdk, bounds, schema
 from .._internal import count, follow_fork, guarded_failure, log_once
@@ -28,10 +26,11 @@ from ..scores import ScoreItem
 from ..spans import ObservationSpan
 from ._intake import FairIntake
 from ._router_drops import dropped as _dropped
+from ._span_texts import bound_texts
 from .redaction import SPAN_NAME, STATUS_MESSAGE, Redactor, redacting_for
 from .router import Router
 from .score_redaction import redact_score
-from .span_copy import SpanCopy, dropped_counts, keeping_dropped
+from .span_copy import SpanCopy, dropped_counts
 from .span_parts import SpanParts
 from .tenant_tracker import MAX_LIVE_SPANS, TenantTracker
 from .workers import as_own_thread, on_own_thread, own_thread, run_stranded, survive
@@ -372,7 +371,7 @@ class SpanPipeline(SpanProcessor):
         plain = not (events or links or status.description) and len(name) <= self._quarter_limit
         try:
             if not plain:
-                name, status, events, links = self._bound_texts(bounds.hold_value, name, status, events, links)
+                name, status, events, links = bound_texts(bounds.hold_value, max_bytes, name, status, events, links)
             if redactor.enabled:
                 if redactor.hooks:
                     redacting_for(tenant)
@@ -389,7 +388,7 @@ class SpanPipeline(SpanProcessor):
                 if context.trace_state:  # type: ignore[union-attr]  # from an incoming request: anyone's text
                     context = self._parts.trace_state(context)  # type: ignore[arg-type]
             if not plain:
-                name, status, events, links = self._bound_texts(bounds.cut_value, name, status, events, links)
+                name, status, events, links = bound_texts(bounds.cut_value, max_bytes, name, status, events, links)
         except BaseException as exc:  # fail closed: an unredacted span is never exported (``survive``)
             _dropped("spans_dropped.redaction_failed", span)
             survive("redaction", exc)
@@ -411,31 +410,6 @@ class SpanPipeline(SpanProcessor):
                 dropped=(dropped_attributes + capped_away, dropped_events, dropped_links),
             )
         self._route(tenant, finished)
-
-    def _bound_texts(self, bound: Callable[[Any, int], Any], name: str, status: Any, events: Any,
-                     links: Any) -> tuple[str, Any, Any, Any]:
-        """The span's name, status message, event names and attributes, and link attributes, each
-        bounded by ``bound``: held for redaction (``bounds.hold_value``), or once redacted cut at the
-        value size limit (``bounds.cut_value``)."""
-        limit = self.settings.max_value_bytes
-        quarter = limit // 4  # a text of fewer characters is within the limit: most spans stop here
-        if len(name) > quarter:
-            name = bound(name, limit)
-        if status.description and len(status.description) > quarter:
-            status = type(status)(status.status_code, bound(status.description, limit))
-
-        def bounded(attributes: Any) -> Any:
-            if not attributes or not bounds.has_long_string(attributes.values(), limit):
-                return attributes
-            return {key: bound(value, limit) for key, value in attributes.items()}
-
-        if events and any(len(e.name) > quarter or bounds.has_long_string((e.attributes or {}).values(), limit)
-                          for e in events):
-            events = tuple(type(e)(bound(e.name, limit), keeping_dropped(e, bounded(e.attributes)), e.timestamp)
-                           for e in events)
-        if links and any(bounds.has_long_string((link.attributes or {}).values(), limit) for link in links):
-            links = tuple(Link(link.context, keeping_dropped(link, bounded(link.attributes))) for link in links)
-        return name, status, events, links
 
     # -- control ------------------------------------------------------------------------------------
     def pending(self) -> int:

@@ -174,25 +174,37 @@ def note_started(run_id: UUID) -> None:
         started.append(run_id)
 
 
+class Collecting:
+    """A block whose model and retriever runs started are collected (``note_started``): ``with
+    Collecting() as started:``; the collecting list set before is back after it."""
+
+    __slots__ = ("started", "token")
+
+    def __enter__(self) -> list[UUID]:
+        self.started: list[UUID] = []
+        self.token = STARTED.set(self.started)
+        return self.started
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            STARTED.reset(self.token)
+        except ValueError as exc:  # another context than it was set in: left as it is
+            guarded_failure("langchain.started_reset", exc)
+
+
 @contextmanager
 def _ended_if_interrupted(integration: Any) -> Iterator[None]:
     """Run a call (``_CANCELLABLE``) as it is; if it is cancelled or otherwise interrupted (not an
     ``Exception``), the runs it started that LangChain left open end, as interrupted.
     ``integration.handler`` is read then: it may be gone."""
-    started: list[UUID] = []
-    token = STARTED.set(started)
-    try:
-        yield
-    except BaseException as error:  # raised as it would be without autotrace
-        handler = integration.handler
-        if started and handler is not None and not isinstance(error, Exception):
-            handler._guard("call_interrupted", handler.call_interrupted, started, error)
-        raise
-    finally:
+    with Collecting() as started:
         try:
-            STARTED.reset(token)
-        except ValueError as exc:  # another context than it was set in: left as it is
-            guarded_failure("langchain.started_reset", exc)
+            yield
+        except BaseException as error:  # raised as it would be without autotrace
+            handler = integration.handler
+            if started and handler is not None and not isinstance(error, Exception):
+                handler._guard("call_interrupted", handler.call_interrupted, started, error)
+            raise
 
 
 async def ended_if_cancelled(integration: Any, call: Awaitable[Any]) -> Any:

@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 from .._internal import count, guarded_failure
 from ..observation import Observation, describe_error, make_current, restore_context
 from .langchain_graph_writes import Writes
-from .langchain_interrupts import STARTED
+from .langchain_interrupts import STARTED, Collecting
 
 
 def show_in_place(context: Context, outer: Context) -> None:
@@ -102,23 +102,17 @@ def generate_ended(integration: Any, wrapped: Any, instance: Any, args: Any, kwa
     the runs of the prompts it generated up to the one that raised (or whose handler raised), not the
     others', one of which is current in the caller's context: those end as interrupted (``BATCH_RAISED``),
     a chat model's reply generated kept, and the caller's context is again the one it called in."""
-    started: list[UUID] = []
-    token = STARTED.set(started)
     before = otel_context.get_current()
-    try:
-        return wrapped(*args, **kwargs)
-    except BaseException as error:  # raised as it would be without autotrace
-        handler = integration.handler
-        if started and handler is not None:
-            handler._guard("batch_raised", _batch_raised, handler, started, error)
-        if otel_context.get_current() is not before:
-            _current_again(before)
-        raise
-    finally:
+    with Collecting() as started:
         try:
-            STARTED.reset(token)
-        except ValueError as exc:  # another context than it was set in: left as it is
-            guarded_failure("langchain.started_reset", exc)
+            return wrapped(*args, **kwargs)
+        except BaseException as error:  # raised as it would be without autotrace
+            handler = integration.handler
+            if started and handler is not None:
+                handler._guard("batch_raised", _batch_raised, handler, started, error)
+            if otel_context.get_current() is not before:
+                _current_again(before)
+            raise
 
 
 async def agenerate_ended(integration: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -126,23 +120,17 @@ async def agenerate_ended(integration: Any, wrapped: Any, instance: Any, args: A
     it starts the prompts' runs concurrently, and if one start raises (a handler's, ``raise_error``)
     it gets no run managers for the others (``BATCH_RAISED``); if it is cancelled, as a chat model's
     (``langchain_interrupts.call_interrupted``)."""
-    started: list[UUID] = []
-    token = STARTED.set(started)
-    try:
-        return await wrapped(*args, **kwargs)
-    except BaseException as error:  # raised as it would be without autotrace
-        handler = integration.handler
-        if started and handler is not None:
-            if isinstance(error, Exception):
-                handler._guard("batch_raised", _batch_raised, handler, started, error)
-            else:
-                handler._guard("call_interrupted", handler.call_interrupted, started, error)
-        raise
-    finally:
+    with Collecting() as started:
         try:
-            STARTED.reset(token)
-        except ValueError as exc:  # another context than it was set in: left as it is
-            guarded_failure("langchain.started_reset", exc)
+            return await wrapped(*args, **kwargs)
+        except BaseException as error:  # raised as it would be without autotrace
+            handler = integration.handler
+            if started and handler is not None:
+                if isinstance(error, Exception):
+                    handler._guard("batch_raised", _batch_raised, handler, started, error)
+                else:
+                    handler._guard("call_interrupted", handler.call_interrupted, started, error)
+            raise
 
 
 def _batch_raised(handler: Any, started: list[UUID], error: BaseException) -> None:

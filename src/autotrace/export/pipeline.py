@@ -428,6 +428,8 @@ class SpanPipeline(SpanProcessor):
             return True
         if on_own_thread():
             return False
+        for destination in self.router.destinations():  # a host paused after a blip may be back: probed now
+            destination.hurry()  # (one probe at a time; else the flush waits out the cool-down in vain)
         deadline = time.monotonic() + timeout
         barrier = _Barrier(deadline)
         self._queue.append(barrier)  # past the queue's bound too: one per flush that waits
@@ -453,8 +455,6 @@ class SpanPipeline(SpanProcessor):
         self._closing = True
         self._max_queue = 0  # ``on_end`` and ``submit`` hand on whatever comes now
         deadline = time.monotonic() + timeout
-        for destination in self.router.destinations():  # a host paused after a blip may be back: probed now
-            destination.hurry()
         self.flush(timeout - min(SETTLE_AT_SHUTDOWN, timeout / 10))  # the rest: for ``router.close``
         self._stopped = True
         self._wake.set()

@@ -148,10 +148,10 @@ class Scope(AbstractContextManager[Any]):
         if block is None:  # left in another context than it was entered in (a generator resumed
             try:  # elsewhere): the one block open, else it cannot be told from the others, whose
                 # undoing stays theirs; nor from a block forgotten with its context (``lost``)
-                block = blocks.popitem()[1]() if len(blocks) == 1 and not blocks.lost else None
+                block = blocks.popitem()[1]() if len(blocks) == 1 and blocks.lost <= 0 else None
             except KeyError:  # (another thread's block has just ended)
                 block = None
-            if block is None and blocks.lost:  # taken as the exit of one such block
+            if block is None and blocks.lost > 0:  # taken as the exit of one such block
                 blocks.lost -= 1
             if block is None:
                 count("context_not_restored")

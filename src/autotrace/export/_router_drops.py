@@ -3,12 +3,14 @@ without keys, each with why (``KeylessTenants``)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from .. import _langfuse_sdk
-from .._internal import count
+from .._internal import count, guarded_failure
 from ..scores import ScoreItem
 
 #: A tenant whose keys could not be looked up: it may well have a project of its own.
@@ -111,14 +113,28 @@ def abandon_all(waiting: dict[str, Any], destinations: list[Any]) -> tuple[int, 
 
 def shut(destinations: list[Any], local: Any, stop: Callable[[float], None], timeout: float) -> tuple[int, int]:
     """Close every destination (``Destination``): requests under way are cut short, a write to the
-    local store (``local``) under way finishes (closing the store waits for it) and nothing after it
-    is written; then ``stop`` the export threads (waiting at most ``timeout``) and let the store's
-    batch settle (what it wrote counts as exported). Drops a batch still unsettled then (not confirmed
-    delivered: its request may have reached the endpoint); returns how many spans and scores."""
+    local store (``local``) under way finishes (closing the store waits for it, up to ``_STORE_SETTLE``
+    past ``timeout``: else it is rolled back) and nothing after it is written; then ``stop`` the export
+    threads and let the store's batch settle (what it wrote counts as exported), all within ``timeout``
+    plus ``_STORE_SETTLE``. Drops a batch still unsettled then (not confirmed delivered: its request
+    may have reached the endpoint); returns how many spans and scores."""
+    deadline = time.monotonic() + max(0.0, timeout)
     for destination in destinations:
-        destination.close()
-    stop(timeout)
+        if destination is not local:
+            destination.close()
     if local is not None:
-        local.wait_sent(_STORE_SETTLE)
+        try:  # (``LocalStoreSink``: ``Destination.close`` below finds it closed)
+            local.sink.close(_left(deadline + _STORE_SETTLE))
+        except Exception as exc:
+            guarded_failure("sink.close", exc)
+        local.close()
+    stop(_left(deadline))
+    if local is not None:
+        local.wait_sent(_left(deadline + _STORE_SETTLE))
     totals = [d.discard() for d in destinations]
     return sum(spans for spans, _ in totals), sum(scores for _, scores in totals)
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline`` (``time.monotonic``), as a wait takes them (no more than ``TIMEOUT_MAX``)."""
+    return min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)

@@ -1,4 +1,4 @@
-"""The local store's file: its errors, its layout version, opening it for reading, and the SQL
+"""The local store's file: its schema, its errors, its layout version, opening it for reading, and the SQL
 that sums a trace.
 
 A reader never writes: it opens the file read-only and, when it cannot create the WAL's index beside
@@ -7,15 +7,36 @@ a store closed cleanly (a read-only medium, a directory it may not write), reads
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 #: The store's layout, kept in ``PRAGMA user_version`` (0: a store from before it was kept, the same
 #: layout). A store of a newer layout is neither written nor read: this code could misread or damage it.
 SCHEMA_VERSION = 1
+#: One transaction: a reader sees no table, or all of them.
+SCHEMA = f"""
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS observations (
+    trace_id TEXT NOT NULL, id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL, type TEXT NOT NULL,
+    tenant TEXT, service TEXT, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, level TEXT,
+    model TEXT, usage_total INTEGER, cost_total REAL, record TEXT NOT NULL,
+    PRIMARY KEY (trace_id, id)
+);
+CREATE INDEX IF NOT EXISTS observations_end ON observations (end_ns);
+CREATE INDEX IF NOT EXISTS observations_start ON observations (start_ns);
+CREATE TABLE IF NOT EXISTS scores (
+    id TEXT PRIMARY KEY, trace_id TEXT, observation_id TEXT, name TEXT NOT NULL, value REAL,
+    string_value TEXT, data_type TEXT, comment TEXT, tenant TEXT, created_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scores_trace ON scores (trace_id);
+PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;
+"""
 #: An observation is in error when its level or its span status is ERROR (the ``error`` field, as
 #: ``show`` renders it); a record with NaN (not strict JSON) is searched for the field's text.
 ERROR_SQL = ("CASE WHEN level = 'ERROR' THEN 1 WHEN json_valid(record) THEN json_extract(record, '$.error') = 1 "
@@ -56,6 +77,21 @@ class TraceIdError(StoreError, ValueError):
 
 class ReadOnlyStoreError(StoreError):
     """A store (or its WAL) this process may open but not write: every write would fail."""
+
+
+def decoded(path: Path, text: str) -> dict[str, Any]:
+    """A record stored in ``path``; ``StoreError`` (one line, never a traceback) for one that is not JSON:
+    a damaged store, or one another program wrote into."""
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        record, problem = None, str(exc)
+    else:
+        problem = "not a JSON object"
+    if not isinstance(record, dict):
+        raise StoreError(f"local store {path} holds a damaged observation ({problem}); move the file "
+                         f"away to start a new store, or pass --db")
+    return record
 
 
 def spent(column: str) -> str:

@@ -103,10 +103,13 @@ class LocalStoreSink:
     def after_fork(self) -> None:
         self.store.reopen()
 
-    def close(self) -> None:
-        """Close the store: a write under way finishes first (its transaction), nothing is written after."""
+    def close(self, wait: float | None = None) -> None:
+        """Close the store: a write under way finishes first (its transaction; waited for at most ``wait``
+        seconds, else rolled back: ``LocalStore.close``), nothing is written after. Idempotent."""
+        if self._closed:
+            return
         self._closed = True
-        self.store.close()
+        self.store.close(wait)
 
 
 def _cut(written: list[Any]) -> SinkResult:

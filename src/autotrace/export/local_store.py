@@ -24,38 +24,20 @@ from . import store_retention
 from ._store_columns import INT64, as_recorded, ns, storable, total, utf8
 from ._store_files import (
     ERROR_SQL,
-    SCHEMA_VERSION,
     StoreError,
     TraceIdError,
     check_version,
     check_writable,
+    decoded,
     failure,
     identity,
     open_reader,
     reading,
     spent,
 )
+from ._store_files import SCHEMA as _SCHEMA
 from .store_pruning import ROW_OVERHEAD, SizeCap, used_bytes
 
-#: One transaction: a reader sees no table, or all of them.
-_SCHEMA = f"""
-BEGIN IMMEDIATE;
-CREATE TABLE IF NOT EXISTS observations (
-    trace_id TEXT NOT NULL, id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL, type TEXT NOT NULL,
-    tenant TEXT, service TEXT, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, level TEXT,
-    model TEXT, usage_total INTEGER, cost_total REAL, record TEXT NOT NULL,
-    PRIMARY KEY (trace_id, id)
-);
-CREATE INDEX IF NOT EXISTS observations_end ON observations (end_ns);
-CREATE INDEX IF NOT EXISTS observations_start ON observations (start_ns);
-CREATE TABLE IF NOT EXISTS scores (
-    id TEXT PRIMARY KEY, trace_id TEXT, observation_id TEXT, name TEXT NOT NULL, value REAL,
-    string_value TEXT, data_type TEXT, comment TEXT, tenant TEXT, created_ns INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS scores_trace ON scores (trace_id);
-PRAGMA user_version = {SCHEMA_VERSION};
-COMMIT;
-"""
 #: Indexes newer than the first stores, built by a store's first write (the export thread), never by opening
 #: in ``install()``: over a large store a build takes a while. Reads do without.
 _LATER_INDEXES = "CREATE INDEX IF NOT EXISTS observations_trace_start ON observations (trace_id, start_ns)"
@@ -152,7 +134,7 @@ class LocalStore:
         file no longer there, and no reader saw them. One ``stat`` a batch."""
         if self._file is None or identity(self._target) == self._file:
             return
-        with self._lock:  # (a reconnect on another thread notes its file under it too)
+        with self._held():  # (a reconnect on another thread notes its file under it too)
             if self._db is not None:
                 self._db.close()  # its WAL, if still beside the new file, folded into the old one and gone
                 self._db = None
@@ -161,9 +143,9 @@ class LocalStore:
 
     def _conn(self) -> sqlite3.Connection:
         """The connection, opened on first use after ``fork`` (call with ``_lock`` held)."""
+        if self._closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         if self._db is None:
-            if self._closed:
-                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
             self._db = self._connect()
         return self._db
 
@@ -198,6 +180,8 @@ class LocalStore:
         held, self._held_for_fork = self._held_for_fork, None
         if held is not None:
             held.release()
+            if self._closed:
+                self._close_if_free()
 
     def _after_fork_in_child(self) -> None:
         self._held_for_fork = None
@@ -241,14 +225,14 @@ class LocalStore:
 
     def used_bytes(self) -> int:
         """Bytes of the store's pages holding rows (``store_pruning.used_bytes``; the WAL not counted)."""
-        with self._lock:
+        with self._held():
             return used_bytes(self._conn())
 
     def _add_indexes(self) -> None:
         """Build ``_LATER_INDEXES`` if the store lacks them; once (a failure is counted: reads do without)."""
         self._indexed = True
         try:
-            with self._lock:
+            with self._held():
                 self._conn().execute(_LATER_INDEXES)
         except sqlite3.Error as exc:
             guarded_failure("local_store.index", exc)
@@ -263,11 +247,13 @@ class LocalStore:
         error. It takes the write lock at once (another process writing the same store is waited
         for): a transaction that reads first could not write after that process's commit. SQLite rolls
         some failures back itself (a full disk, an I/O error): the error raised is still theirs."""
-        with self._lock:
+        with self._held():
             db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")  # (may wait: ``close`` gives up on it past its wait)
             try:
                 yield db
+                if self._closed:  # given up by ``close`` meanwhile: not written (counted dropped)
+                    raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -288,8 +274,8 @@ class LocalStore:
         self._keep_cap(sum(len(v) for v in row if isinstance(v, str)) + ROW_OVERHEAD)
 
     def _insert_score(self, row: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._conn().execute("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+        with self._transaction() as db:  # (as a batch: not written once ``close`` gave up on it)
+            db.execute("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)", row)
 
     def purge(self, now_ns: int | None = None) -> int:
         """Delete the traces (whole) and scores older than the retention period (``store_retention``);
@@ -314,7 +300,7 @@ class LocalStore:
             self._first_cutoff = (cutoff, monotonic)
         first, at = self._first_cutoff
         cutoff = min(cutoff, first + int((monotonic - at) * 1e9))
-        with self._lock:
+        with self._held():
             newest = self._conn().execute("SELECT MAX(end_ns) FROM observations").fetchone()[0]
         return cutoff if newest is None else max(INT64[0], min(cutoff, newest - self.retention_ns))
 
@@ -327,16 +313,16 @@ class LocalStore:
         return store_retention.HIDDEN if hiding else "1"
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with reading(self.path), self._lock:
+        with reading(self.path), self._held():
             return self._conn().execute(sql, args).fetchall()
 
     def _stream(self, sql: str, args: Sequence[Any] = (), chunk: int = 256) -> Iterator[tuple[Any, ...]]:
         """Rows of a query, fetched ``chunk`` at a time (memory bounded by the chunk, not the store)."""
         with reading(self.path):
-            with self._lock:
+            with self._held():
                 cursor = self._conn().execute(sql, args)
             while True:
-                with self._lock:
+                with self._held():
                     rows = cursor.fetchmany(chunk)
                 if not rows:
                     return
@@ -472,18 +458,7 @@ class LocalStore:
         return (self._decode(row[0]) for row in self._stream(sql, args))
 
     def _decode(self, text: str) -> dict[str, Any]:
-        """A stored record; ``StoreError`` (one line, never a traceback) for one that is not JSON: a
-        damaged store, or one another program wrote into."""
-        try:
-            record = json.loads(text)
-        except ValueError as exc:
-            record, problem = None, str(exc)
-        else:
-            problem = "not a JSON object"
-        if not isinstance(record, dict):
-            raise StoreError(f"local store {self.path} holds a damaged observation ({problem}); move the file "
-                             f"away to start a new store, or pass --db")
-        return record
+        return decoded(self.path, text)  # (``StoreError`` for a damaged record)
 
     def scores(self, trace_id: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT id, trace_id, observation_id, name, value, string_value, data_type, comment, tenant FROM scores"
@@ -494,9 +469,30 @@ class LocalStore:
         keys = ("id", "trace_id", "observation_id", "name", "value", "string_value", "data_type", "comment", "tenant")
         return [dict(zip(keys, row, strict=True)) for row in self._rows(sql + " ORDER BY created_ns", args)]
 
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._db is not None:
-                self._db.close()
+    @contextmanager
+    def _held(self) -> Iterator[None]:
+        """``_lock`` held: every use of the connection (one ``close`` gave up on closes it as it ends)."""
+        try:
+            with self._lock:
+                yield
+        finally:
+            if self._closed:
+                self._close_if_free()
 
+    def close(self, wait: float | None = None) -> None:
+        """Close the store; a use under way (a write: its transaction) finishes first, waited for at most
+        ``wait`` seconds (None: as long as it takes; a write waits out SQLite's busy timeout while another
+        process holds the store). One given up is rolled back, not committed, and closes the connection."""
+        if self._lock.acquire(timeout=-1 if wait is None else min(max(0.0, wait), threading.TIMEOUT_MAX)):
+            self._lock.release()
+        self._closed = True  # then tried: a use ending from now on finds it closed and tries too (``_held``)
+        self._close_if_free()
+
+    def _close_if_free(self) -> None:
+        if self._lock.acquire(blocking=False):
+            try:
+                db, self._db = self._db, None
+                if db is not None:
+                    db.close()
+            finally:
+                self._lock.release()

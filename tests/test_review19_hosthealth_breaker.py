@@ -5,6 +5,7 @@ whole ``export_timeout``; and its tenants' callers are never slowed down for it 
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 import autotrace
 from autotrace.export import _host_health, workers
@@ -25,13 +27,15 @@ TENANTS = [f"t{i}" for i in range(10)]
 
 class Host:
     """A loopback host that accepts connections and never answers, until ``answer`` is set: then
-    it answers each request (on connections accepted from then on) 200 with an empty body."""
+    it answers each request (on connections accepted from then on) 200 with an empty body, noting
+    the names of the spans it carried (``names``)."""
 
     def __init__(self) -> None:
         self._server = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
         self.accepted: list[socket.socket] = []
         self.answer = threading.Event()
+        self.names: list[str] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -44,8 +48,7 @@ class Host:
             if self.answer.is_set():
                 threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
-    @staticmethod
-    def _serve(conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket) -> None:
         data = b""
         try:
             while True:
@@ -55,11 +58,15 @@ class Host:
                         return
                     data += chunk
                 head, data = data.split(b"\r\n\r\n", 1)
-                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
+                lines = head.lower().split(b"\r\n")
+                length = next(int(line.split(b":", 1)[1]) for line in lines if line.startswith(b"content-length:"))
                 while len(data) < length:
                     data += conn.recv(65536)
-                data = data[length:]
+                body, data = data[:length], data[length:]
+                if b"content-encoding: gzip" in lines:
+                    body = gzip.decompress(body)
+                request = ExportTraceServiceRequest.FromString(body)
+                self.names += [span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n")
         except OSError:
             return

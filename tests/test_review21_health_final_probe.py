@@ -5,19 +5,16 @@ losing every buffered span with the process)."""
 
 from __future__ import annotations
 
-import gzip
 import signal
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.helpers import isolated_env
+from tests.test_review19_hosthealth_breaker import Host
 
 TENANTS = ("t0", "t1", "t2")
 
@@ -49,57 +46,6 @@ if how == "flush":  # ``autotrace.flush()`` alone, then no exit export (``os._ex
 for _ in range(600):  # short sleeps: the handler runs soon whichever thread the signal reached
     time.sleep(0.1)
 """
-
-
-class Host:
-    """Accepts connections and never answers, until ``answer`` is set: then answers each request on
-    connections accepted from then on 200, noting the names of the spans it carried."""
-
-    def __init__(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
-        self.accepted: list[socket.socket] = []
-        self.answer = threading.Event()
-        self.names: list[str] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn = self._server.accept()[0]
-            except OSError:
-                return
-            self.accepted.append(conn)
-            if self.answer.is_set():
-                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        data = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, data = data.split(b"\r\n\r\n", 1)
-                lines = head.lower().split(b"\r\n")
-                length = next(int(line.split(b":", 1)[1]) for line in lines if line.startswith(b"content-length:"))
-                while len(data) < length:
-                    data += conn.recv(65536)
-                body, data = data[:length], data[length:]
-                if b"content-encoding: gzip" in lines:
-                    body = gzip.decompress(body)
-                request = ExportTraceServiceRequest.FromString(body)
-                self.names += [span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n")
-        except OSError:
-            return
-
-    def close(self) -> None:
-        self._server.close()
-        for conn in self.accepted:
-            conn.close()
 
 
 @pytest.fixture

@@ -220,7 +220,7 @@ def _message_output(message: Any) -> Any:
     audio = getattr(message, "audio", None)
     note = media_note(getattr(audio, "data", None), payload=True) if audio is not None else None
     content = getattr(message, "content", None)
-    text = noted_text(content) if type(content) is str else content
+    text = without_data_urls(content) if type(content) is str else content
     if note is None and text is content:
         return message
     dumped = message.model_dump(mode="json", exclude_none=True, warnings=False)
@@ -229,13 +229,6 @@ def _message_output(message: Any) -> Any:
     if text is not content:
         dumped["content"] = text
     return dumped
-
-
-def noted_text(text: str) -> str:
-    """A reply's ``text`` with its base64 data URLs noted (``without_data_urls``); ``text`` itself if
-    it has none. A text without ``;`` (most prose) is told in a ``memchr``: ``;base64,`` alone is
-    sought at about a nanosecond a character in prose (its characters are prose's)."""
-    return without_data_urls(text) if ";" in text and ";base64," in text else text
 
 
 def _tool_name(tool: Any) -> Any:
@@ -373,7 +366,7 @@ def _responses_output(response: Any) -> Any:
     if text is _NO_TEXT:  # a reply without the property: ``client.beta.responses``' (a compaction's is its items)
         text = _plain_text(output) if getattr(response, "object", None) == "response" else None
     if text and not any(getattr(item, "type", None) in _TOOL_ITEMS for item in output):
-        return noted_text(text) if type(text) is str else text
+        return without_data_urls(text) if type(text) is str else text
     if not output:
         return text or None
     return [_output_item(item) for item in output]
@@ -385,7 +378,7 @@ def partial_responses_output(items: list[Any], pending: dict[str, Any] | None) -
     (``pending``, a dict), or their text alone (``_plain_text``); None when nothing was streamed."""
     if pending is not None:
         items = [*items, pending]
-    return noted_text(_plain_text(items)) or [_output_item(item) for item in items] or None
+    return without_data_urls(_plain_text(items)) or [_output_item(item) for item in items] or None
 
 
 def _plain_text(items: list[Any]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from ... import bounds
 from ..._internal import count
 from ...runtime import state as runtime
-from ._extract import noted_text
+from ..media import without_data_urls
 
 #: Tool calls recorded per choice (a reply holds a few); the pieces of later ones are dropped, counted.
 _MAX_TOOL_CALLS = 128
@@ -134,7 +134,7 @@ class _ChoiceParts:
     def output(self, completion: bool) -> Any:
         """The recorded output: the text of a legacy completion, else the assistant's message (a data
         URL in its text noted, as in a reply not streamed)."""
-        text = noted_text("".join(self.text))
+        text = without_data_urls("".join(self.text))
         if completion:
             return text
         message: dict[str, Any] = {"role": "assistant", "content": text or None}

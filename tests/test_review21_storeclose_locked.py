@@ -19,18 +19,14 @@ from autotrace.export.local_sink import LocalStoreSink
 from autotrace.export.local_store import LocalStore
 from autotrace.scores import ScoreItem
 from tests.helpers import ended_span
-from tests.test_review21_storeshut_local import _in_store, _rows, _wait
+from tests.test_review21_storeshut_local import _in_store, _installed_and_held, _rows, _wait
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
 def test_shutdown_returns_while_another_connection_holds_the_store(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
-    autotrace.install(local_store="on", local_store_path=path, integrations=(), export_interval=60.0)
-    ended_span("warm")  # the first write purges and indexes: done before the store is held
-    assert autotrace.flush(5.0)
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # another writer holds the store (SQLite's busy wait: 10 s)
+    holder = _installed_and_held(path)
     shutting = threading.Thread(target=autotrace.shutdown, args=(0.1,), daemon=True)
     try:
         for _ in range(5):

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-
-import pytest
 
 import autotrace
-from autotrace.export import destination as destination_module
-from autotrace.export import router as router_module
 from autotrace.export.credentials import Credentials
 from autotrace.runtime import state
 from autotrace.testing.otlp_receiver import OtlpReceiver
 from tests.helpers import basic_auth
+
+# (the same receivers, shortened waits and helpers as the tests of a store behind at a refusal)
+from tests.test_review21_export2_keys_store_behind import _short_waits, _spans, _wait, receivers  # noqa: F401
 
 
 class _Store:
@@ -45,41 +43,13 @@ class _Store:
         return Credentials(f"pk-{tenant}", secret, host=self.hosts[tenant])
 
 
-@pytest.fixture
-def receivers() -> Iterator[tuple[OtlpReceiver, OtlpReceiver]]:
-    with OtlpReceiver() as a, OtlpReceiver() as b:
-        b.require_auth(basic_auth("pk-b", "sk-new"))  # the revoked key is refused
-        yield a, b
-
-
-@pytest.fixture(autouse=True)
-def _short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same sequence, faster: checks every 0.3 s, a refused batch waiting 4 s for new keys."""
-    monkeypatch.setattr(router_module, "_RECHECK_CREDENTIALS", 0.3)
-    monkeypatch.setattr(destination_module, "_KEYS_WAIT", 4.0)
-
-
-def _spans(tenant: str, n: int) -> None:
-    with autotrace.tenant(tenant):
-        for i in range(n):
-            with autotrace.start_span(f"{tenant}-{i}"):
-                pass
-
-
-def _wait(condition, timeout: float = 8.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return bool(condition())
-
-
 def _install(store: _Store, **settings: object) -> None:
     autotrace.install(local_store="off", integrations=(), langfuse_host="http://127.0.0.1:9",
                       credentials=store, export_interval=0.05, **settings)
 
 
 def test_a_retired_destination_waiting_for_keys_gets_them_from_the_store(
-        receivers: tuple[OtlpReceiver, OtlpReceiver]) -> None:
+        receivers: tuple[OtlpReceiver, OtlpReceiver]) -> None:  # noqa: F811
     a, b = receivers
     store = _Store({"b": b.endpoint, "c": a.endpoint}, behind="b", stale=2)
     _install(store, max_tenants=1)
@@ -104,7 +74,8 @@ def test_a_retired_destination_waiting_for_keys_gets_them_from_the_store(
     assert stats.get("tenant_destinations_retired") == 1
 
 
-def test_the_lookup_at_a_refusal_is_the_only_one_while_it_runs(receivers: tuple[OtlpReceiver, OtlpReceiver]) -> None:
+def test_the_lookup_at_a_refusal_is_the_only_one_while_it_runs(
+        receivers: tuple[OtlpReceiver, OtlpReceiver]) -> None:  # noqa: F811
     _, b = receivers
     store = _Store({"b": b.endpoint}, behind="b", stale=1, slow=2, pause=0.8)  # the lookup at the refusal is slow
     _install(store)

@@ -55,13 +55,20 @@ def _rows(path: Path, table: str) -> int:
         db.close()
 
 
-def test_a_store_write_under_way_at_shutdown_counts_as_what_it_stored(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
+def _installed_and_held(path: Path) -> sqlite3.Connection:
+    """Install with the local store at ``path``, written once, then held by another writer (the next
+    write waits for it: SQLite's busy wait, 10 s): that writer's connection."""
     autotrace.install(local_store="on", local_store_path=path, integrations=(), export_interval=60.0)
     ended_span("warm")  # the first write purges and indexes: done before the store is held
     assert autotrace.flush(5.0)
     holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # another writer holds the store: the next write waits for it
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_a_store_write_under_way_at_shutdown_counts_as_what_it_stored(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    holder = _installed_and_held(path)
     try:
         for _ in range(5):
             ended_span()

@@ -154,17 +154,34 @@ async def all_told(integration: Any, wrapped: Any, instance: Any, args: Any, kwa
         managers = await wrapped(*args, **kwargs)
     finally:
         _TOLD.reset(token)
-    skipped = [h for h in instance.handlers if not h.run_inline and not any(h is seen for seen in told)]
-    if skipped and any(h is integration.handler for h in told):
+    told_later = _skipped_starts(integration, instance, args, kwargs, told, managers)
+    if told_later:  # (a handler of the application's raising here raises as LangChain's telling it would)
         from langchain_core.callbacks import manager as lcm
 
+        skipped, serialized, rest, starts = told_later
+        await asyncio.gather(*(lcm.ahandle_event(skipped, "on_llm_start", "ignore_llm", serialized, [prompt],
+                                                 run_id=run_id, parent_run_id=instance.parent_run_id,
+                                                 tags=instance.tags, metadata=instance.metadata, **rest)
+                               for prompt, run_id in starts))
+    return managers
+
+
+def _skipped_starts(integration: Any, instance: Any, args: Any, kwargs: dict[str, Any], told: list[Any],
+                    managers: Any) -> tuple[list[Any], Any, dict[str, Any], list[tuple[Any, Any]]] | None:
+    """For ``all_told``: the non-inline handlers LangChain skipped, the event's ``serialized`` and other
+    arguments, and each prompt with its run id; None if none was skipped or autotrace's handler was not
+    told (then LangChain skips no one). Never raises."""
+    try:
+        skipped = [h for h in instance.handlers if not h.run_inline and not any(h is seen for seen in told)]
+        if not skipped or not any(h is integration.handler for h in told):
+            return None
         named = dict(zip(("serialized", "prompts", "run_id"), args, strict=False)) | kwargs
         rest = {key: value for key, value in named.items() if key not in ("serialized", "prompts", "run_id")}
-        await asyncio.gather(*(lcm.ahandle_event(skipped, "on_llm_start", "ignore_llm", named.get("serialized"), [prompt],
-                                                 run_id=run.run_id, parent_run_id=instance.parent_run_id,
-                                                 tags=instance.tags, metadata=instance.metadata, **rest)
-                               for prompt, run in zip(named.get("prompts") or (), managers, strict=False)))
-    return managers
+        starts = [(prompt, run.run_id) for prompt, run in zip(named.get("prompts") or (), managers, strict=False)]
+        return skipped, named.get("serialized"), rest, starts
+    except Exception as exc:
+        guarded_failure("langchain.llm_start_told", exc)
+        return None
 
 
 def note_started(run_id: UUID) -> None:
